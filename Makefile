@@ -1,0 +1,39 @@
+# botwarden: two commands do all set-up on a fresh machine.
+#   make run   venv, install, render supervisord.conf, start supervisord with the stack
+#   make test  same bootstrap, then the whole test suite
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test stop status bench venv clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/agent stack up
+
+stop: $(STAMP)
+	$(BIN)/agent stack down
+
+status: $(STAMP)
+	$(BIN)/supervisorctl -c var/supervisord.conf status
+
+test: $(STAMP)
+	$(BIN)/agent validate playbooks
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks
+
+clean:
+	-$(BIN)/agent stack down
+	rm -rf var

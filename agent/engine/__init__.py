@@ -1,0 +1,1 @@
+"""The engine: evaluation of results into states, scheduling, remediation."""

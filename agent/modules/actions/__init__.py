@@ -1,0 +1,6 @@
+"""Action modules. ``ALL`` lists them for the registry."""
+from __future__ import annotations
+
+from agent.modules.base import ActionModule
+
+ALL: list[type[ActionModule]] = []

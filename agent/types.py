@@ -1,0 +1,58 @@
+"""Value types shared by the playbook language and the modules."""
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, PlainSerializer
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
+_COMPOUND_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+
+
+def parse_duration(value: Any) -> float:
+    """Parse ``15s``, ``5m``, ``2h``, ``1d``, ``1h30m``, ``250ms`` or a number of seconds.
+
+    Returns seconds as a float. Raises ``ValueError`` with an example of the accepted
+    forms, so a playbook error can say what to write instead.
+    """
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 15s, 5m, 2h or 1d, not a boolean")
+    if isinstance(value, (int, float)):
+        if value < 0:
+            raise ValueError("a duration cannot be negative")
+        return float(value)
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, str):
+        text = value.strip().replace(" ", "")
+        m = _DURATION_RE.match(text)
+        if m:
+            return float(m.group(1)) * _UNITS[m.group(2)]
+        parts = _COMPOUND_RE.findall(text)
+        if parts and "".join(n + u for n, u in parts) == text:
+            return sum(float(n) * _UNITS[u] for n, u in parts)
+    raise ValueError(f"{value!r} is not a duration; write it like 15s, 5m, 2h, 1d or 1h30m")
+
+
+def format_duration(seconds: float) -> str:
+    """Render seconds the way an operator writes them: ``2h5m``, ``45s``, ``250ms``."""
+    if seconds < 1:
+        return f"{round(seconds * 1000)}ms"
+    total = int(round(seconds))
+    out = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if total >= size:
+            n, total = divmod(total, size)
+            out.append(f"{n}{unit}")
+    return "".join(out) or "0s"
+
+
+Duration = Annotated[
+    float,
+    BeforeValidator(parse_duration),
+    PlainSerializer(format_duration, return_type=str),
+]
+"""A duration in seconds, written in YAML as ``15s``, ``5m``, ``2h``."""

@@ -1,0 +1,168 @@
+"""Stack settings: the one place ports, URLs, paths and program names are written.
+
+The bot, the paper exchange, the supervisord template and the agent's inventory all read
+these (the inventory exposes them to playbooks as ``bot.*``, ``exchange.*``,
+``supervisor.*``). Defaults are embedded so ``make run`` works with no file at all; an
+optional YAML file (``settings.yaml`` or ``$BOTWARDEN_SETTINGS``) overrides any of them.
+Secrets never live here: they are read from the environment variables named below.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+# A well-known development key (Hardhat account #0). It only ever signs for the local paper
+# exchange; testnet and mainnet keys come from the environment.
+PAPER_DEV_PRIVATE_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+
+Network = Literal["paper", "testnet", "mainnet"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SupervisorSettings(_Model):
+    socket: str = Field("var/supervisor.sock", description="unix socket of supervisord (mode 0700)")
+    config: str = Field("var/supervisord.conf", description="rendered supervisord configuration")
+    logdir: str = Field("var/log", description="where supervisord and programs log")
+
+
+class ExchangeSettings(_Model):
+    program: str = Field("exchange", description="supervisord program name of the paper exchange")
+    host: str = Field("127.0.0.1", description="bind address (loopback only)")
+    port: int = Field(3001, description="HTTP port")
+    seed: int = Field(42, description="seed of the simulated market")
+    state: str = Field("var/exchange.db", description="SQLite file of accounts, orders, fills")
+    admin_token_env: str = Field(
+        "BOTWARDEN_EXCHANGE_ADMIN_TOKEN", description="env var holding the fault-injection token"
+    )
+    coins: list[str] = Field(default_factory=lambda: ["BTC", "ETH", "SOL"], description="perp markets")
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+class RiskSettings(_Model):
+    max_position_pct: float = Field(10.0, description="max position notional, % of equity")
+    max_leverage: float = Field(3.0, description="max leverage")
+    daily_loss_limit_pct: float = Field(5.0, description="daily loss (% of start equity) that halts entries")
+    stop_loss_pct: float = Field(2.0, description="stop-loss distance from entry, %")
+
+
+class BotSettings(_Model):
+    program: str = Field("bot", description="supervisord program name of the bot")
+    host: str = Field("127.0.0.1", description="bind address of /health, /metrics, /control")
+    port: int = Field(8081, description="HTTP port")
+    network: Network = Field("paper", description="paper (default), testnet or mainnet")
+    db: str = Field("var/bot.db", description="SQLite file of orders, fills, trades, positions")
+    coins: list[str] = Field(default_factory=lambda: ["BTC", "ETH"], description="coins traded")
+    candle_interval: str = Field("1m", description="candle interval the strategy reads")
+    loop_seconds: float = Field(5.0, description="seconds between strategy iterations")
+    control_token_env: str = Field("BOTWARDEN_BOT_TOKEN", description="env var of the control bearer token")
+    private_key_env: str = Field("BOTWARDEN_PRIVATE_KEY", description="env var of the signing key")
+    reconcile_policy: Literal["adopt", "cancel", "halt"] = Field(
+        "adopt", description="what to do with exchange state unknown to the database at start-up"
+    )
+    risk: RiskSettings = Field(default_factory=RiskSettings)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def health_url(self) -> str:
+        return f"{self.url}/health"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"{self.url}/metrics"
+
+
+class AgentSettings(_Model):
+    program: str = Field("agent", description="supervisord program name of the agent")
+    db: str = Field("var/agent.db", description="SQLite file of results, incidents, outbox, audit")
+
+
+class InboxSettings(_Model):
+    program: str = Field("inbox", description="local alert receiver program (json:// target)")
+    host: str = Field("127.0.0.1", description="bind address")
+    port: int = Field(8025, description="HTTP port of the json:// receiver")
+    file: str = Field("var/inbox.jsonl", description="where received alerts are appended")
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+class StackSettings(_Model):
+    root: str = Field(".", description="directory that relative paths are resolved against")
+    var_dir: str = Field("var", description="runtime state: sockets, logs, SQLite files, backups")
+    supervisor: SupervisorSettings = Field(default_factory=SupervisorSettings)
+    exchange: ExchangeSettings = Field(default_factory=ExchangeSettings)
+    bot: BotSettings = Field(default_factory=BotSettings)
+    agent: AgentSettings = Field(default_factory=AgentSettings)
+    inbox: InboxSettings = Field(default_factory=InboxSettings)
+
+    def path(self, relative: str) -> Path:
+        """Resolve a settings path against ``root`` (absolute paths pass through)."""
+        p = Path(relative)
+        return p if p.is_absolute() else (Path(self.root) / p).resolve()
+
+    @property
+    def exchange_url(self) -> str:
+        """Base URL the bot and the agent's exchange modules use for ``network``."""
+        if self.bot.network == "paper":
+            return self.exchange.url
+        from hyperliquid.utils import constants
+
+        return constants.TESTNET_API_URL if self.bot.network == "testnet" else constants.MAINNET_API_URL
+
+    def private_key(self) -> str:
+        """The signing key: the fixed development key on paper, the environment otherwise."""
+        key = os.environ.get(self.bot.private_key_env)
+        if key:
+            return key
+        if self.bot.network == "paper":
+            return PAPER_DEV_PRIVATE_KEY
+        raise RuntimeError(
+            f"network is {self.bot.network} but ${self.bot.private_key_env} is not set; "
+            "export the key in the environment (never in a file under git)"
+        )
+
+    def template_vars(self) -> dict:
+        """The view playbooks get: ``bot.health_url``, ``exchange.url``, ``supervisor.url``..."""
+        sock = self.path(self.supervisor.socket)
+        return {
+            "bot": {**self.bot.model_dump(), "url": self.bot.url, "health_url": self.bot.health_url,
+                    "metrics_url": self.bot.metrics_url, "db_path": str(self.path(self.bot.db))},
+            "exchange": {**self.exchange.model_dump(), "url": self.exchange_url,
+                         "state_path": str(self.path(self.exchange.state))},
+            "supervisor": {**self.supervisor.model_dump(), "url": f"unix://{sock}",
+                           "socket_path": str(sock)},
+            "agent": {**self.agent.model_dump(), "db_path": str(self.path(self.agent.db))},
+            "inbox": {**self.inbox.model_dump(), "url": self.inbox.url},
+            "var_dir": str(self.path(self.var_dir)),
+        }
+
+
+def load_settings(path: str | os.PathLike[str] | None = None, *, root: str | None = None) -> StackSettings:
+    """Load settings from ``path`` (or ``$BOTWARDEN_SETTINGS``), falling back to defaults.
+
+    ``root`` defaults to the settings file's directory, else the current directory.
+    """
+    path = path or os.environ.get("BOTWARDEN_SETTINGS")
+    data: dict = {}
+    if path and Path(path).exists():
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh) or {}
+        data.setdefault("root", str(Path(path).resolve().parent))
+    if root is not None:
+        data["root"] = root
+    data.setdefault("root", os.environ.get("BOTWARDEN_ROOT", os.getcwd()))
+    return StackSettings.model_validate(data)
