@@ -55,6 +55,22 @@ class RiskSettings(_Model):
     stop_loss_pct: float = Field(2.0, description="stop-loss distance from entry, %")
 
 
+class StrategySettings(_Model):
+    """MACD on closed candles. The defaults are deliberately fast (1m candles, 3/8/3) so the
+    bot trades on the paper market within a minute of starting; tune them for real money."""
+
+    name: str = Field("macd", description="strategy name; part of every client order id")
+    fast: int = Field(3, ge=1, description="fast EMA period (candles)")
+    slow: int = Field(8, ge=2, description="slow EMA period (candles)")
+    signal: int = Field(3, ge=1, description="signal-line EMA period (candles)")
+    entry: Literal["trend", "cross"] = Field(
+        "trend",
+        description="trend: enter the current MACD regime once (also right after start-up); "
+        "cross: enter only on the candle where MACD crosses its signal line",
+    )
+    lookback_candles: int = Field(200, ge=20, description="closed candles fetched per iteration")
+
+
 class BotSettings(_Model):
     program: str = Field("bot", description="supervisord program name of the bot")
     host: str = Field("127.0.0.1", description="bind address of /health, /metrics, /control")
@@ -70,6 +86,13 @@ class BotSettings(_Model):
         "adopt", description="what to do with exchange state unknown to the database at start-up"
     )
     risk: RiskSettings = Field(default_factory=RiskSettings)
+    strategy: StrategySettings = Field(default_factory=StrategySettings)
+    heartbeat_file: str = Field(
+        "var/bot.heartbeat", description="touched with a timestamp after every loop iteration (watchdog)"
+    )
+    api_timeout_s: float = Field(5.0, gt=0, description="timeout of each exchange API call, seconds")
+    slippage_pct: float = Field(1.0, ge=0, description="limit distance of market (IOC) orders from mid, %")
+    min_order_usd: float = Field(10.0, ge=0, description="smallest order notional the exchange accepts")
 
     @property
     def url(self) -> str:
