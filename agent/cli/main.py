@@ -1,0 +1,90 @@
+"""Entry point of the ``agent`` command.
+
+Exit codes (also in the README):
+  0 ok · 1 validation errors or a failed task · 2 usage · 3 configuration cannot be loaded ·
+  4 operational problem (supervisord, store, exchange unreachable) · 5 confirmation declined ·
+  250 internal error (a bug: run again with -v for the traceback and report it).
+Expected errors never print a traceback; ``-v`` shows one for unexpected errors.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Annotated
+
+import typer
+
+from agent.cli import inbox_cmd, modules_cmd, stack_cmd, validate
+from agent.cli.common import Verbosity, err_console
+from agent.errors import BotwardenError, ExitCode
+
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="botwarden: the ops agent that keeps a Hyperliquid trading bot safe.",
+)
+
+
+@app.callback()
+def _root(
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="more output; -v shows tracebacks")] = 0,
+) -> None:
+    Verbosity.level = verbose
+    logging.basicConfig(
+        level=logging.DEBUG if verbose >= 2 else logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+app.command("validate")(validate.validate)
+app.command("modules")(modules_cmd.modules)
+app.command("inbox")(inbox_cmd.inbox)
+app.add_typer(stack_cmd.app, name="stack")
+
+
+def _register_optional() -> None:
+    """Commands whose modules import the engine; registered here so `validate` stays light."""
+    from agent.cli import run_cmd, run_playbook, status_cmd
+
+    app.command("run")(run_cmd.run)
+    app.command("run-playbook")(run_playbook.run_playbook)
+    app.command("status")(status_cmd.status)
+
+
+def main(argv: list[str] | None = None) -> int:
+    _register_optional()
+    try:
+        rc = app(args=argv, standalone_mode=False)
+        return int(rc) if isinstance(rc, int) else 0
+    except SystemExit as exc:  # typer.Exit inside standalone_mode=False arrives as its code
+        return int(exc.code or 0)
+    except BotwardenError as exc:
+        err_console.print(f"error: {exc}", markup=False)
+        if Verbosity.level:
+            err_console.print_exception()
+        return exc.exit_code
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the last line of defence
+        import click
+
+        if isinstance(exc, click.exceptions.Exit):
+            return exc.exit_code
+        if isinstance(exc, click.exceptions.Abort):
+            err_console.print("aborted")
+            return ExitCode.DECLINED
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            return ExitCode.USAGE
+        err_console.print(f"internal error (a bug, please report it): {type(exc).__name__}: {exc}", markup=False)
+        if Verbosity.level:
+            err_console.print_exception()
+        else:
+            err_console.print("run again with -v to see the traceback")
+        return ExitCode.BUG
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,20 @@
+"""Command-line options shared by several commands, defined once."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+Inventory = Annotated[
+    Path, typer.Option("--inventory", "-i", help="inventory file (hosts, groups, notification targets)")
+]
+PlaybookPaths = Annotated[
+    Optional[list[Path]], typer.Argument(help="playbook files or directories (default: playbooks/)")
+]
+CheckMode = Annotated[bool, typer.Option("--check", "-C", help="preview every side effect without doing it")]
+Limit = Annotated[Optional[str], typer.Option("--limit", "-l", help="only these hosts (comma-separated)")]
+Store = Annotated[Optional[str], typer.Option("--store", help="SQLAlchemy URL of the agent store")]
+
+DEFAULT_INVENTORY = Path("inventory.yaml")
+DEFAULT_PLAYBOOKS = [Path("playbooks")]

@@ -1,0 +1,33 @@
+"""``agent run``: the resident agent (supervised by supervisord in the stack)."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from agent.cli import options
+
+
+def run(
+    paths: options.PlaybookPaths = None,
+    inventory: options.Inventory = options.DEFAULT_INVENTORY,
+    check: options.CheckMode = False,
+    store: options.Store = None,
+) -> None:
+    """Run checks on their schedules, alert and remediate until SIGTERM. SIGHUP reloads."""
+    from agent.engine.resident import ConfigSource, ResidentAgent
+    from agent.notify.redact import install_redaction
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+    install_redaction()
+    targets = list(paths) if paths else [inventory.resolve().parent / "playbooks"]
+    agent = ResidentAgent(ConfigSource(inventory, targets), store_url=store, check_mode=check)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await agent.run(stop)
+
+    asyncio.run(main())

@@ -1,0 +1,61 @@
+"""``agent stack up|down|status``: the supervised stack (what ``make run`` calls)."""
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from agent.cli import options
+from agent.cli.common import console
+from agent.errors import ExitCode
+
+app = typer.Typer(no_args_is_help=True, help="Bring the supervised stack up or down.")
+
+
+def _table(infos: list[dict]) -> Table:
+    t = Table("program", "state", "pid", "description")
+    for i in infos:
+        style = "green" if i["statename"] == "RUNNING" else "red"
+        t.add_row(i["name"], f"[{style}]{i['statename']}[/]", str(i.get("pid") or ""), i.get("description", ""))
+    return t
+
+
+@app.command("up")
+def up(inventory: options.Inventory = options.DEFAULT_INVENTORY) -> None:
+    """Render supervisord.conf from the settings and start (or update) supervisord."""
+    from agent import stack
+
+    st = stack.locate(inventory=inventory.resolve())
+    infos = stack.up(st)
+    console.print(_table(infos))
+    console.print(f"supervisord config: {st.conf_path}  (control: supervisorctl -c {st.conf_path} status)")
+    if any(i["statename"] != "RUNNING" for i in infos):
+        raise typer.Exit(ExitCode.OPERATIONAL)
+
+
+@app.command("down")
+def down(inventory: options.Inventory = options.DEFAULT_INVENTORY) -> None:
+    """Stop every program and supervisord."""
+    from agent import stack
+
+    st = stack.locate(inventory=inventory.resolve())
+    console.print("stopped" if stack.down(st) else "not running")
+
+
+@app.command("status")
+def status(inventory: options.Inventory = options.DEFAULT_INVENTORY) -> None:
+    """Show the supervised programs."""
+    from agent import stack
+
+    st = stack.locate(inventory=inventory.resolve())
+    if not stack.is_up(st):
+        console.print("supervisord is not running (start it with `make run`)")
+        raise typer.Exit(ExitCode.OPERATIONAL)
+    console.print(_table(stack.proxy(st).supervisor.getAllProcessInfo()))
+
+
+@app.command("render")
+def render(inventory: options.Inventory = options.DEFAULT_INVENTORY) -> None:
+    """Print the supervisord.conf that `up` would write."""
+    from agent import stack
+
+    console.print(stack.render_conf(stack.locate(inventory=inventory.resolve())), markup=False)

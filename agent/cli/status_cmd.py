@@ -1,0 +1,55 @@
+"""``agent status``: a table of every check: host, state, since, last value, last error."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from agent.cli import options
+from agent.cli.common import console, load, store_url
+from agent.types import format_duration
+
+_STYLE = {"OK": "green", "WARNING": "yellow", "CRITICAL": "red", "UNKNOWN": "magenta"}
+
+
+def status(
+    inventory: options.Inventory = options.DEFAULT_INVENTORY,
+    paths: Annotated[Optional[list[str]], typer.Option("--playbooks", help="playbook files/dirs")] = None,
+    store: options.Store = None,
+    problems: Annotated[bool, typer.Option("--problems", help="only checks that are not OK")] = False,
+) -> None:
+    """Show the current state of every check, as the resident agent last recorded it."""
+    from pathlib import Path
+
+    from agent.notify.redact import redactor_for_env
+    from agent.store import Store
+
+    config = load(inventory, [Path(p) for p in paths] if paths else None)
+    st = Store(store_url(config, store))
+    try:
+        st.migrate()
+        records = st.load_check_states()
+    finally:
+        st.close()
+    redact = redactor_for_env()
+    now = datetime.now(timezone.utc)
+    table = Table("play", "host", "check", "state", "since", "last value", "last error", "incident")
+    shown = 0
+    for bc in sorted(config.bound_checks, key=lambda b: b.key):
+        rec = records.get(bc.key)
+        state = rec.hard_state.name if rec else "PENDING"
+        if rec and rec.soft_state != rec.hard_state:
+            state += f" (soft {rec.soft_state.name} x{rec.consecutive})"
+        if problems and (rec is None or rec.hard_state.name == "OK"):
+            continue
+        since = format_duration((now - rec.since).total_seconds()) + " ago" if rec and rec.since else ""
+        style = _STYLE.get(state.split(" ")[0], "white")
+        table.add_row(bc.play.name, bc.host.name, bc.check.name, f"[{style}]{state}[/]", since,
+                      redact(rec.last_value or "") if rec else "", redact(rec.last_error or "") if rec else "",
+                      f"#{rec.incident_id}" if rec and rec.incident_id else "")
+        shown += 1
+    console.print(table)
+    if not shown:
+        console.print("no checks" + (" with problems" if problems else ""))

@@ -1,0 +1,169 @@
+"""From a check's result to a state, and from a stream of states to hard transitions.
+
+Two pure steps, kept apart so each is easy to test:
+
+* :func:`classify` turns one :class:`~agent.modules.base.CheckResult` into a raw state using the
+  check's ``expect`` or ``warning``/``critical`` thresholds, with ``clear`` hysteresis;
+* :class:`CheckStatus.advance` applies ``after`` (consecutive results) and ``for`` (duration)
+  and reports a :class:`Transition` only when the *hard* state changes. Only hard transitions
+  alert or remediate.
+
+Rules (Nagios/Icinga semantics, stated so an operator can predict them):
+* a problem becomes hard after ``after`` consecutive problem results AND once the first of
+  them is at least ``for`` old (each condition only if given);
+* once hard, a change between problem states (WARNING -> CRITICAL) is hard at once;
+* one OK result recovers at once (use ``clear`` for hysteresis instead of delaying recovery);
+* a check that errors or times out is UNKNOWN with the reason; UNKNOWN counts as a problem.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from agent.engine.state import Severity, State
+from agent.modules.base import CheckResult
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One classified result."""
+
+    state: State
+    value: Any
+    error: str | None
+    summary: str
+    at: datetime
+    duration_ms: float = 0.0
+
+
+@dataclass(frozen=True)
+class Transition:
+    """A change of hard state."""
+
+    key: str
+    old: State
+    new: State
+    at: datetime
+    observation: Observation
+
+    @property
+    def is_recovery(self) -> bool:
+        return self.new is State.OK
+
+    @property
+    def is_problem_start(self) -> bool:
+        return self.old is State.OK and self.new.is_problem
+
+
+def _expression_namespace(vars_: Mapping[str, Any], result: CheckResult, value: Any) -> dict[str, Any]:
+    ns = dict(vars_)
+    ns.update(result.facts)
+    ns["facts"] = dict(result.facts)
+    ns["value"] = value
+    return ns
+
+
+def classify(
+    bound: Any,
+    result: CheckResult,
+    templating: Any,
+    previous: State,
+    at: datetime,
+    duration_ms: float = 0.0,
+) -> Observation:
+    """Decide the raw state of ``result`` for the bound check ``bound``.
+
+    ``bound`` is an :class:`agent.playbook.BoundCheck`; ``templating`` evaluates its expressions in
+    the sandbox. ``previous`` is the last raw (soft) state, used by ``clear`` hysteresis.
+    Never raises: an expression that fails makes the observation UNKNOWN with the reason.
+    """
+    check = bound.check
+    if result.error:
+        return Observation(State.UNKNOWN, result.value, result.error, result.summary, at, duration_ms)
+    try:
+        value_expr = check.value or bound.module.default_value
+        base_ns = _expression_namespace(bound.vars, result, result.value)
+        value = templating.evaluate(value_expr, base_ns) if value_expr else result.value
+        ns = _expression_namespace(bound.vars, result, value)
+        if check.expect:
+            ok = bool(templating.evaluate(check.expect, ns))
+            state = State.OK if ok else Severity(check.severity).to_state()
+        else:
+            state = _threshold_state(check, value, ns, templating)
+        if previous.is_problem and previous is not State.UNKNOWN and check.clear and state < previous:
+            # Hysteresis: leave (or soften) a bad state only once `clear` holds.
+            if not _clear_holds(check.clear, value, ns, templating):
+                state = previous
+    except Exception as exc:  # noqa: BLE001 - a broken expression must not kill the check loop
+        return Observation(State.UNKNOWN, result.value, f"evaluation failed: {exc}", result.summary, at,
+                           duration_ms)
+    return Observation(state, value, None, result.summary, at, duration_ms)
+
+
+def _threshold_state(check: Any, value: Any, ns: Mapping[str, Any], templating: Any) -> State:
+    from agent.playbook.templating import Threshold
+
+    if value is None:
+        raise ValueError("the check produced no value to compare with its thresholds")
+    if check.critical and Threshold.parse(check.critical).breached(value, ns, templating):
+        return State.CRITICAL
+    if check.warning and Threshold.parse(check.warning).breached(value, ns, templating):
+        return State.WARNING
+    return State.OK
+
+
+def _clear_holds(clear: str, value: Any, ns: Mapping[str, Any], templating: Any) -> bool:
+    from agent.playbook.templating import Threshold
+
+    text = clear.strip()
+    if text[:2] in (">=", "<=", "==", "!=") or text[:1] in (">", "<"):
+        return Threshold.parse(text).breached(value, ns, templating)
+    return bool(templating.evaluate(text, ns))
+
+
+@dataclass
+class CheckStatus:
+    """The evolving state of one (play, host, check). Persisted in ``check_states``."""
+
+    key: str
+    hard: State = State.OK
+    soft: State = State.OK
+    hard_since: datetime | None = None
+    bad_since: datetime | None = None
+    consecutive: int = 0
+    last_value: Any = None
+    last_error: str | None = None
+    last_summary: str = ""
+    last_at: datetime | None = None
+    incident_id: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def advance(self, obs: Observation, *, after: int = 1, for_seconds: float | None = None) -> Transition | None:
+        """Fold one observation in; return the hard transition it causes, if any."""
+        self.last_value, self.last_error, self.last_summary, self.last_at = (
+            obs.value, obs.error, obs.summary, obs.at)
+        old_hard = self.hard
+        if obs.state is State.OK:
+            self.soft, self.consecutive, self.bad_since = State.OK, 0, None
+            if old_hard is not State.OK:
+                return self._become(State.OK, obs)
+            return None
+        if self.soft is State.OK:
+            self.bad_since, self.consecutive = obs.at, 1
+        else:
+            self.consecutive += 1
+        self.soft = obs.state
+        if old_hard.is_problem:
+            return self._become(obs.state, obs) if obs.state is not old_hard else None
+        old_enough = for_seconds is None or (
+            self.bad_since is not None and (obs.at - self.bad_since).total_seconds() >= for_seconds)
+        if self.consecutive >= max(1, after) and old_enough:
+            return self._become(obs.state, obs)
+        return None
+
+    def _become(self, new: State, obs: Observation) -> Transition:
+        t = Transition(self.key, self.hard, new, obs.at, obs)
+        self.hard, self.hard_since = new, obs.at
+        return t

@@ -1,0 +1,69 @@
+"""An operator's run of a playbook (``agent run-playbook``), with audit and delivery.
+
+Every task lands in the audit trail with the operator as actor. Notifications the play queues
+(``notify`` tasks) go through the same outbox as the resident agent's; this process delivers
+them before it exits (bounded), and anything it could not deliver is left for the resident
+agent to retry: nothing is lost.
+"""
+from __future__ import annotations
+
+import asyncio
+import getpass
+import logging
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import Any
+
+from agent.engine.play_runner import OutcomeCallback, PlayRecap, PlayRunner, TaskOutcome
+from agent.modules.base import HostContext
+
+log = logging.getLogger("agent.play")
+DELIVERY_GRACE_SECONDS = 10.0
+
+
+async def run_play_once(
+    config: Any,
+    play: Any,
+    hosts: Sequence[HostContext],
+    *,
+    check_mode: bool = False,
+    extra_vars: Mapping[str, Any] | None = None,
+    on_outcome: OutcomeCallback | None = None,
+    store_url: str | None = None,
+) -> PlayRecap:
+    from agent.notify import Notifications, Outbox
+    from agent.store import Store
+
+    url = store_url or f"sqlite:///{config.settings.path(config.settings.agent.db)}"
+    config.settings.path(config.settings.var_dir).mkdir(parents=True, exist_ok=True)
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+    loop = asyncio.get_running_loop()
+
+    async def db(fn: Any, *args: Any) -> Any:
+        return await loop.run_in_executor(writer, fn, *args)
+
+    store = Store(url)
+    await db(store.migrate)
+    notifications = Notifications.from_config(config, store)
+    outbox = Outbox(store, notifications.targets)
+    actor = f"{getpass.getuser()} via run-playbook"
+    reason = f"operator ran playbook {play.name}" + (" in check mode" if check_mode else "")
+
+    async def audit(o: TaskOutcome, started: datetime, finished: datetime, params: Mapping[str, Any]) -> None:
+        await db(store.record_action_run, dict(
+            incident_id=None, play=play.name, host=o.host, task=o.task, module=o.module or "",
+            params=params, reason=reason, actor=actor, check_mode=o.check_mode,
+            changed=o.status == "changed", failed=o.status == "failed", msg=o.msg,
+            started_at=started, finished_at=finished))
+
+    runner = PlayRunner(config.registry, config.templating, check_mode=check_mode, notifier=notifications,
+                        on_outcome=on_outcome, audit=audit, reason=reason)
+    try:
+        recap = await runner.run(play, hosts, extra_vars=extra_vars)
+        if not check_mode:
+            await outbox.drain(timeout=DELIVERY_GRACE_SECONDS)
+        return recap
+    finally:
+        await db(store.close)
+        writer.shutdown(wait=True)

@@ -1,0 +1,269 @@
+"""Run a play's task list once, Ansible-style, through the action modules.
+
+Used by ``agent run-playbook`` and by remediations. Per task: ``when`` -> bind params (templates
+rendered now, so registered results are visible) -> run with a timeout, ``retries``/``until``/
+``delay`` -> ``changed_when``/``failed_when`` -> ``register`` -> ``notify`` handlers on change.
+``block``/``rescue``/``always`` behave as in Ansible: a failure in ``block`` runs ``rescue``
+(success there recovers the host), ``always`` runs regardless. An unrescued failure stops that
+host's remaining tasks (handlers do not run for it). Check mode is passed to every module, which
+computes what would change and guards only the side effect.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from agent.errors import BotwardenError
+from agent.modules.base import ActionResult, HostContext, Notifier, RunContext
+from agent.modules.registry import Registry
+
+log = logging.getLogger("agent.play")
+
+DEFAULT_TASK_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class TaskOutcome:
+    """One task on one host, as the recap and the audit trail see it."""
+
+    host: str
+    task: str
+    module: str | None
+    status: str  # ok | changed | failed | skipped | ignored (failed, ignore_errors)
+    msg: str = ""
+    attempts: int = 1
+    data: Mapping[str, Any] = field(default_factory=dict)
+    check_mode: bool = False
+
+
+@dataclass
+class HostRecap:
+    ok: int = 0
+    changed: int = 0
+    failed: int = 0
+    skipped: int = 0
+    ignored: int = 0
+    rescued: int = 0
+
+    def count(self, status: str) -> None:
+        setattr(self, status, getattr(self, status) + 1)
+        if status == "changed":
+            self.ok += 1  # Ansible counts a changed task as ok too
+
+
+@dataclass
+class PlayRecap:
+    hosts: dict[str, HostRecap] = field(default_factory=dict)
+    outcomes: list[TaskOutcome] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return any(r.failed for r in self.hosts.values())
+
+
+OutcomeCallback = Callable[[TaskOutcome], None]
+AuditHook = Callable[[TaskOutcome, datetime, datetime, Mapping[str, Any]], Awaitable[None] | None]
+
+
+class _HostFailed(Exception):
+    """Internal: a task failed and was not ignored; unwind to the nearest rescue."""
+
+
+class PlayRunner:
+    """Runs tasks for hosts. One instance per play run."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        templating: Any,
+        *,
+        check_mode: bool = False,
+        notifier: Notifier | None = None,
+        on_outcome: OutcomeCallback | None = None,
+        audit: AuditHook | None = None,
+        reason: str = "",
+        task_timeout: float = DEFAULT_TASK_TIMEOUT,
+    ) -> None:
+        self.registry = registry
+        self.templating = templating
+        self.check_mode = check_mode
+        self.notifier = notifier
+        self.on_outcome = on_outcome
+        self.audit = audit
+        self.reason = reason
+        self.task_timeout = task_timeout
+
+    async def run(self, play: Any, hosts: Sequence[HostContext], extra_vars: Mapping[str, Any] | None = None,
+                  tasks: Sequence[Any] | None = None) -> PlayRecap:
+        """Run ``tasks`` (default: the play's tasks) on every host concurrently."""
+        recap = PlayRecap()
+        task_list = list(play.tasks if tasks is None else tasks)
+
+        async def one(host: HostContext) -> None:
+            vars_ = {**host.vars, **(play.vars or {}), **(extra_vars or {}), "host": host.name,
+                     "check_mode": self.check_mode}
+            hr = recap.hosts.setdefault(host.name, HostRecap())
+            notified: list[str] = []
+            try:
+                await self._run_list(task_list, host, vars_, hr, recap, notified)
+            except _HostFailed:
+                return
+            for handler in getattr(play, "handlers", None) or []:
+                if handler.name in notified:
+                    try:
+                        await self._run_task(handler, host, vars_, hr, recap, notified)
+                    except _HostFailed:
+                        return
+
+        await asyncio.gather(*(one(h) for h in hosts))
+        return recap
+
+    async def _run_list(self, tasks: Sequence[Any], host: HostContext, vars_: dict[str, Any],
+                        hr: HostRecap, recap: PlayRecap, notified: list[str]) -> None:
+        for task in tasks:
+            if getattr(task, "block", None):
+                await self._run_block(task, host, vars_, hr, recap, notified)
+            else:
+                await self._run_task(task, host, vars_, hr, recap, notified)
+
+    async def _run_block(self, task: Any, host: HostContext, vars_: dict[str, Any], hr: HostRecap,
+                         recap: PlayRecap, notified: list[str]) -> None:
+        if task.when and not self._truthy(task.when, vars_):
+            self._emit(TaskOutcome(host.name, task.name or "block", None, "skipped", "when was false",
+                                   check_mode=self.check_mode), hr, recap)
+            return
+        failure: _HostFailed | None = None
+        try:
+            await self._run_list(task.block, host, vars_, hr, recap, notified)
+        except _HostFailed as exc:
+            failure = exc
+            if task.rescue:
+                try:
+                    await self._run_list(task.rescue, host, vars_, hr, recap, notified)
+                    failure = None
+                    hr.rescued += 1
+                    hr.failed = max(0, hr.failed - 1)  # the block's failure was handled
+                except _HostFailed as exc2:
+                    failure = exc2
+        finally:
+            if task.always:
+                await self._run_list(task.always, host, vars_, hr, recap, notified)
+        if failure is not None:
+            raise failure
+
+    def _truthy(self, expr: str, vars_: Mapping[str, Any]) -> bool:
+        return bool(self.templating.evaluate(expr, vars_))
+
+    async def _run_task(self, task: Any, host: HostContext, vars_: dict[str, Any], hr: HostRecap,
+                        recap: PlayRecap, notified: list[str]) -> None:
+        from agent.playbook import bind_task_params
+
+        name = task.name or task.module or "task"
+        started = datetime.now(timezone.utc)
+        try:
+            if task.when and not self._truthy(task.when, vars_):
+                self._emit(TaskOutcome(host.name, name, task.module, "skipped", "when was false",
+                                       check_mode=self.check_mode), hr, recap)
+                return
+            module_cls = self.registry.action(task.module)
+            params = bind_task_params(task, self.registry, self.templating, vars_)
+        except BotwardenError as exc:
+            outcome = TaskOutcome(host.name, name, task.module, "failed", exc.message, check_mode=self.check_mode)
+            await self._finish(task, outcome, host, vars_, hr, recap, started, {})
+            return
+        except Exception as exc:  # noqa: BLE001 - a template error etc. fails the task, not the run
+            outcome = TaskOutcome(host.name, name, task.module, "failed", str(exc), check_mode=self.check_mode)
+            await self._finish(task, outcome, host, vars_, hr, recap, started, {})
+            return
+
+        if self.check_mode and not module_cls.supports_check_mode:
+            outcome = TaskOutcome(host.name, name, task.module, "skipped",
+                                  f"{task.module} does not support check mode", check_mode=True)
+            await self._finish(task, outcome, host, vars_, hr, recap, started, params.model_dump())
+            return
+
+        retries = task.retries if task.retries is not None else (3 if task.until else 0)
+        delay = task.delay if task.delay is not None else 1.0
+        module = module_cls()
+        result = ActionResult(failed=True, msg="not run")
+        attempts = 0
+        for attempt in range(retries + 1):
+            attempts = attempt + 1
+            result = await self._call(module, params, host, vars_)
+            if not task.until:
+                if not result.failed:
+                    break
+                if task.retries is None:
+                    break  # without until, only an explicit `retries` retries a failure
+            else:
+                reg = {**vars_, "result": result.as_dict()}
+                try:
+                    if not result.failed and self._truthy(task.until, reg):
+                        break
+                except Exception as exc:  # noqa: BLE001
+                    result = ActionResult(failed=True, msg=f"until: {exc}", data=result.data)
+                    break
+                if attempt == retries:
+                    result = ActionResult(changed=result.changed, failed=True, data=result.data,
+                                          msg=f"until not met after {attempts} attempts: {result.msg}".strip())
+                    break
+            if attempt < retries:
+                await asyncio.sleep(delay)
+        rdict = result.as_dict()
+        changed, failed = result.changed, result.failed
+        try:
+            scope = {**vars_, "result": rdict}
+            if task.changed_when is not None:
+                changed = self._truthy(str(task.changed_when), scope)
+            if task.failed_when is not None:
+                failed = self._truthy(str(task.failed_when), scope)
+        except Exception as exc:  # noqa: BLE001
+            failed, rdict["msg"] = True, f"changed_when/failed_when: {exc}"
+        rdict.update(changed=changed, failed=failed)
+        if task.register:
+            vars_[task.register] = rdict
+        status = "failed" if failed else ("skipped" if result.skipped else ("changed" if changed else "ok"))
+        if changed and not failed and task.notify:
+            notified.extend(n for n in task.notify if n not in notified)
+        outcome = TaskOutcome(host.name, name, task.module, status, rdict.get("msg", ""), attempts,
+                              rdict, self.check_mode)
+        await self._finish(task, outcome, host, vars_, hr, recap, started, params.model_dump())
+
+    async def _call(self, module: Any, params: Any, host: HostContext, vars_: Mapping[str, Any]) -> ActionResult:
+        ctx = RunContext(host=host, timeout=self.task_timeout, check_mode=self.check_mode,
+                         notifier=self.notifier, template_vars=vars_, reason=self.reason)
+        t0 = time.monotonic()
+        try:
+            return await asyncio.wait_for(module.run(params, ctx), timeout=self.task_timeout)
+        except asyncio.TimeoutError:
+            return ActionResult(failed=True, msg=f"timed out after {self.task_timeout:g}s")
+        except BotwardenError as exc:
+            return ActionResult(failed=True, msg=exc.message)
+        except Exception as exc:  # noqa: BLE001 - a module bug fails the task, not the agent
+            log.exception("module %s raised after %.0f ms", getattr(module, "name", "?"),
+                          (time.monotonic() - t0) * 1000)
+            return ActionResult(failed=True, msg=f"module error: {type(exc).__name__}: {exc}")
+
+    async def _finish(self, task: Any, outcome: TaskOutcome, host: HostContext, vars_: dict[str, Any],
+                      hr: HostRecap, recap: PlayRecap, started: datetime, params: Mapping[str, Any]) -> None:
+        if outcome.status == "failed" and task.ignore_errors:
+            outcome = TaskOutcome(outcome.host, outcome.task, outcome.module, "ignored", outcome.msg,
+                                  outcome.attempts, outcome.data, outcome.check_mode)
+        self._emit(outcome, hr, recap)
+        if self.audit is not None:
+            maybe = self.audit(outcome, started, datetime.now(timezone.utc), params)
+            if asyncio.iscoroutine(maybe):
+                await maybe
+        if outcome.status == "failed":
+            raise _HostFailed(outcome.msg)
+
+    def _emit(self, outcome: TaskOutcome, hr: HostRecap, recap: PlayRecap) -> None:
+        hr.count(outcome.status)
+        recap.outcomes.append(outcome)
+        if self.on_outcome is not None:
+            self.on_outcome(outcome)

@@ -1,0 +1,322 @@
+"""The resident agent: schedule checks, decide, persist, alert, remediate, reload.
+
+Data flow of one result (see DESIGN.md):
+  scheduler -> :func:`classify` -> :meth:`CheckStatus.advance` -> one store transaction
+  (result, state, incident, outbox rows, audit event) -> outbox wakes -> remediation task.
+
+Everything that touches SQLite runs on one dedicated writer thread, so the event loop never
+blocks on the database and writes never race each other.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import signal
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+from agent.engine.evaluator import CheckStatus, Transition, classify
+from agent.engine.play_runner import PlayRunner, TaskOutcome
+from agent.engine.remediation import RemediationGuard
+from agent.engine.scheduler import CheckScheduler
+from agent.engine.state import State
+from agent.errors import ConfigError
+from agent.modules.base import CheckResult
+from agent.modules.registry import Registry, default_registry
+
+log = logging.getLogger("agent")
+T = TypeVar("T")
+
+RESULT_RETENTION = timedelta(days=7)
+REPEAT_SCAN_SECONDS = 15.0
+RELOAD_POLL_SECONDS = 1.0
+
+
+class ConfigSource:
+    """Where the configuration comes from, and a cheap fingerprint to notice changes."""
+
+    def __init__(self, inventory: Path, playbook_paths: Sequence[Path], *, env: Mapping[str, str] | None = None,
+                 registry: Registry | None = None, templates_dir: Path | None = None) -> None:
+        self.inventory = inventory
+        self.playbook_paths = list(playbook_paths)
+        self.env = dict(env if env is not None else os.environ)
+        self.registry = registry or default_registry()
+        self.templates_dir = templates_dir or inventory.resolve().parent / "templates"
+
+    def load(self) -> Any:
+        from agent.playbook import load_config
+
+        return load_config(self.inventory, self.playbook_paths, self.registry, env=self.env,
+                           templates_dir=self.templates_dir)
+
+    def fingerprint(self) -> tuple[tuple[str, float, int], ...]:
+        files: list[Path] = [self.inventory]
+        for p in self.playbook_paths:
+            if p.is_dir():
+                files.extend(sorted(q for q in p.iterdir() if q.suffix in (".yaml", ".yml")))
+            else:
+                files.append(p)
+        if self.templates_dir.is_dir():
+            files.extend(sorted(self.templates_dir.iterdir()))
+        out = []
+        for f in files:
+            try:
+                st = f.stat()
+                out.append((str(f), st.st_mtime, st.st_size))
+            except FileNotFoundError:
+                out.append((str(f), 0.0, -1))
+        return tuple(out)
+
+
+class ResidentAgent:
+    """``agent run``. Construct, then ``await run(stop_event)``."""
+
+    def __init__(self, source: ConfigSource, *, store_url: str | None = None, check_mode: bool = False) -> None:
+        self.source = source
+        self.store_url = store_url
+        self.check_mode = check_mode
+        self.config: Any = None
+        self.store: Any = None
+        self.notifications: Any = None
+        self.outbox: Any = None
+        self.scheduler: CheckScheduler | None = None
+        self.statuses: dict[str, CheckStatus] = {}
+        self.guard: RemediationGuard | None = None
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+        self._reload_requested = asyncio.Event()
+        self._background: set[asyncio.Task[Any]] = set()
+        self._fingerprint: Any = None
+        self._last_reload_error: str | None = None
+
+    # -- database on its own thread ------------------------------------------------------------
+    async def db(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._writer, fn, *args)
+
+    # -- start-up ------------------------------------------------------------------------------
+    def _load_or_raise(self) -> Any:
+        result = self.source.load()
+        if result.diagnostics:
+            for d in result.diagnostics:
+                log.error("%s", d)
+            raise ConfigError(f"{len(result.diagnostics)} error(s) in the configuration; the agent did not start",
+                              hint="run `agent validate` and fix the lines it names")
+        return result.config
+
+    async def start(self) -> None:
+        from agent.notify import Notifications, Outbox
+        from agent.store import Store
+
+        self._fingerprint = self.source.fingerprint()
+        self.config = self._load_or_raise()
+        url = self.store_url or f"sqlite:///{self.config.settings.path(self.config.settings.agent.db)}"
+        Path(self.config.settings.path(self.config.settings.var_dir)).mkdir(parents=True, exist_ok=True)
+        self.store = Store(url)
+        await self.db(self.store.migrate)
+        self.notifications = Notifications.from_config(self.config, self.store)
+        self.outbox = Outbox(self.store, self.notifications.targets)
+        records = await self.db(self.store.load_check_states)
+        self.statuses = {k: status_from_record(r) for k, r in records.items()}
+        self.guard = RemediationGuard(self.store, self.db)
+        await self.guard.load()
+        self.scheduler = CheckScheduler(self._on_result, notifier=self.notifications)
+        self.scheduler.start(self.config.bound_checks)
+        await self.db(self.store.add_event, "start", None, None,
+                      f"agent started with {len(self.config.bound_checks)} checks", {})
+        log.info("agent started: %d playbooks, %d checks, store %s", len(self.config.playbooks),
+                 len(self.config.bound_checks), self.store.url_redacted if hasattr(self.store, "url_redacted") else "")
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.start()
+        loop = asyncio.get_running_loop()
+        try:
+            loop.add_signal_handler(signal.SIGHUP, self._reload_requested.set)
+        except (NotImplementedError, RuntimeError):  # not the main thread (tests): reload by file change
+            pass
+        self._spawn(self.outbox.run(stop), "outbox")
+        self._spawn(self._watch_config(stop), "reload")
+        self._spawn(self._housekeeping(stop), "housekeeping")
+        try:
+            await stop.wait()
+        finally:
+            await self.shutdown()
+
+    async def shutdown(self) -> None:
+        if self.scheduler is not None:
+            await self.scheduler.shutdown()
+        for t in list(self._background):
+            t.cancel()
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+        if self.store is not None:
+            await self.db(self.store.add_event, "stop", None, None, "agent stopped", {})
+            await self.db(self.store.close)
+        self._writer.shutdown(wait=True)
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # -- one result ----------------------------------------------------------------------------
+    async def _on_result(self, bc: Any, result: CheckResult, started: datetime, duration_ms: float) -> None:
+        status = self.statuses.get(bc.key)
+        if status is None:
+            status = self.statuses[bc.key] = CheckStatus(bc.key)
+        at = datetime.now(timezone.utc)
+        obs = classify(bc, result, self.config.templating, status.soft, at, duration_ms)
+        transition = status.advance(obs, after=bc.check.after, for_seconds=bc.check.for_)
+        await self.db(self._persist, bc, status, obs, transition)
+        if transition is None:
+            return
+        log.warning("%s: %s -> %s%s", bc.key, transition.old.name, transition.new.name,
+                    f" ({obs.error})" if obs.error else "")
+        self.outbox.wake()
+        if transition.new.is_problem and bc.check.remediate:
+            self._spawn(self._remediate(bc, transition), f"remediate:{bc.key}")
+
+    def _persist(self, bc: Any, status: CheckStatus, obs: Any, tr: Transition | None) -> None:
+        """One transaction: the result, the state, and on a transition the incident, outbox, audit."""
+        with self.store.transaction() as tx:
+            tx.record_result(play=bc.play.name, host=bc.host.name, check=bc.check.name, state=obs.state,
+                             value=_short(obs.value), error=obs.error, duration_ms=obs.duration_ms,
+                             observed_at=obs.at)
+            if tr is not None:
+                self.notifications.on_transition(tx, bc, status, tr)
+            tx.save_check_state(record_from_status(bc, status))
+
+    # -- remediation ---------------------------------------------------------------------------
+    async def _remediate(self, bc: Any, tr: Transition) -> None:
+        assert self.guard is not None
+        for name in bc.check.remediate:
+            remediation = bc.play.remediations[name]
+            reason = f"{bc.key} went {tr.new.name}" + (f": {tr.observation.error}" if tr.observation.error else "")
+            decision = await self.guard.admit(bc, name, remediation, tr.at)
+            if not decision.allowed:
+                log.warning("remediation %s for %s not run: %s", name, bc.key, decision.reason)
+                await self.db(self.store.add_event, "remediation-skipped", bc.key, self.statuses[bc.key].incident_id,
+                              f"{name}: {decision.reason}", {})
+                if decision.handover:
+                    await self._handover(bc, name, decision)
+                continue
+            async with decision.lock:
+                await self._run_steps(bc, name, remediation.steps, reason)
+
+    async def _run_steps(self, bc: Any, name: str, steps: Sequence[Any], reason: str,
+                         play: Any = None) -> Any:
+        incident_id = self.statuses[bc.key].incident_id if bc.key in self.statuses else None
+
+        async def audit(o: TaskOutcome, started: datetime, finished: datetime, params: Mapping[str, Any]) -> None:
+            await self.db(self.store.record_action_run, dict(
+                incident_id=incident_id, play=bc.play.name, host=o.host, task=f"{name}: {o.task}",
+                module=o.module or "", params=params, reason=reason, actor="agent",
+                check_mode=o.check_mode, changed=o.status == "changed", failed=o.status == "failed",
+                msg=o.msg, started_at=started, finished_at=finished))
+            self.outbox.wake()
+
+        runner = PlayRunner(self.config.registry if hasattr(self.config, "registry") else self.source.registry,
+                            self.config.templating, check_mode=self.check_mode, notifier=self.notifications,
+                            audit=audit, reason=reason)
+        return await runner.run(play or bc.play, [bc.host], tasks=steps)
+
+    async def _handover(self, bc: Any, name: str, decision: Any) -> None:
+        """Past the budget: run the named playbook (e.g. emergency) once and page a human."""
+        then = decision.handover
+        play = self.config.playbooks.get(then)
+        reason = f"restart budget of {name} for {bc.key} exhausted: {decision.reason}"
+        if play is not None:
+            await self._run_steps(bc, f"handover:{then}", play.tasks, reason, play=play)
+        await self.db(self.notifications.page, bc, reason)
+        self.outbox.wake()
+
+    # -- reload --------------------------------------------------------------------------------
+    async def _watch_config(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(self._reload_requested.wait(), timeout=RELOAD_POLL_SECONDS)
+                forced = True
+            except asyncio.TimeoutError:
+                forced = False
+            self._reload_requested.clear()
+            fp = await asyncio.to_thread(self.source.fingerprint)
+            if forced or fp != self._fingerprint:
+                self._fingerprint = fp
+                await self.reload()
+
+    async def reload(self) -> bool:
+        """Load the configuration again. An invalid version is rejected; the last good one runs on."""
+        result = await asyncio.to_thread(self.source.load)
+        if result.diagnostics:
+            text = "\n".join(str(d) for d in result.diagnostics)
+            for d in result.diagnostics:
+                log.error("reload rejected: %s", d)
+            if text != self._last_reload_error:  # alert once per distinct broken version
+                self._last_reload_error = text
+                digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+                await self.db(self.notifications.config_rejected, text, digest)
+                self.outbox.wake()
+            return False
+        self._last_reload_error = None
+        self.config = result.config
+        self.notifications.update_config(self.config)
+        self.outbox.update_targets(self.notifications.targets)
+        assert self.scheduler is not None
+        self.scheduler.replace(self.config.bound_checks)
+        keys = {bc.key for bc in self.config.bound_checks}
+        for gone in [k for k in self.statuses if k not in keys]:
+            self.statuses.pop(gone)
+        await self.db(self.store.add_event, "reload", None, None,
+                      f"configuration reloaded: {len(keys)} checks", {})
+        log.info("configuration reloaded: %d checks", len(keys))
+        return True
+
+    # -- housekeeping --------------------------------------------------------------------------
+    async def _housekeeping(self, stop: asyncio.Event) -> None:
+        last_prune = datetime.min.replace(tzinfo=timezone.utc)
+        while not stop.is_set():
+            now = datetime.now(timezone.utc)
+            try:
+                if await self.db(self.notifications.enqueue_due_repeats, now):
+                    self.outbox.wake()
+                if now - last_prune > timedelta(hours=1):
+                    await self.db(self.store.prune_results, now - RESULT_RETENTION)
+                    last_prune = now
+            except Exception:  # noqa: BLE001 - housekeeping must never take the agent down
+                log.exception("housekeeping failed")
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=REPEAT_SCAN_SECONDS)
+            except asyncio.TimeoutError:
+                pass
+
+
+def _short(value: Any, limit: int = 500) -> str | None:
+    if value is None:
+        return None
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def status_from_record(rec: Any) -> CheckStatus:
+    return CheckStatus(
+        key=rec.key, hard=rec.hard_state, soft=rec.soft_state, hard_since=rec.since,
+        bad_since=rec.soft_since if rec.soft_state.is_problem else None, consecutive=rec.consecutive,
+        last_value=rec.last_value, last_error=rec.last_error, last_at=rec.last_observed_at,
+        incident_id=rec.incident_id, extra=dict(rec.extras or {}),
+    )
+
+
+def record_from_status(bc: Any, st: CheckStatus) -> Any:
+    from agent.store.records import CheckStateRecord
+
+    return CheckStateRecord(
+        play=bc.play.name, host=bc.host.name, check=bc.check.name, hard_state=st.hard, soft_state=st.soft,
+        since=st.hard_since or st.last_at or datetime.now(timezone.utc), soft_since=st.bad_since,
+        consecutive=st.consecutive, last_value=_short(st.last_value), last_error=st.last_error,
+        last_observed_at=st.last_at, incident_id=st.incident_id, extras=st.extra,
+    )
+
+

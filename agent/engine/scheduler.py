@@ -1,0 +1,179 @@
+"""Schedule bound checks with APScheduler (asyncio) and run each in isolation.
+
+One APScheduler job per (play, host, schedule). A job does not await its checks: it starts
+each one as its own task, unless that check is still in flight (no overlapping runs of the same
+check). So a slow, hung or crashing check never delays or kills the others; its own timeout
+ends it and it reports UNKNOWN. Lateness (actual start minus scheduled start) is measured for
+every job run and exported as a metric.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from apscheduler.events import EVENT_JOB_SUBMITTED, JobSubmissionEvent
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from agent.errors import BotwardenError
+from agent.modules.base import CheckModule, CheckResult, RunContext
+
+log = logging.getLogger("agent.scheduler")
+
+ResultHandler = Callable[[Any, CheckResult, datetime, float], Awaitable[None]]
+
+
+@dataclass
+class LatenessStats:
+    """Scheduler lateness in seconds, kept small: a bounded reservoir plus counters."""
+
+    count: int = 0
+    total: float = 0.0
+    max: float = 0.0
+    recent: list[float] = field(default_factory=list)
+    skipped_in_flight: int = 0
+
+    def add(self, seconds: float) -> None:
+        self.count += 1
+        self.total += seconds
+        self.max = max(self.max, seconds)
+        self.recent.append(seconds)
+        if len(self.recent) > 2048:
+            del self.recent[:1024]
+
+    def quantile(self, q: float) -> float:
+        if not self.recent:
+            return 0.0
+        data = sorted(self.recent)
+        return data[min(len(data) - 1, int(q * len(data)))]
+
+
+class CheckScheduler:
+    """Owns the APScheduler instance and the in-flight set."""
+
+    def __init__(self, on_result: ResultHandler, *, notifier: Any = None) -> None:
+        self._on_result = on_result
+        self._notifier = notifier
+        self._scheduler = AsyncIOScheduler(timezone=timezone.utc)
+        self._scheduler.add_listener(self._submitted, EVENT_JOB_SUBMITTED)
+        self._in_flight: dict[str, asyncio.Task[None]] = {}
+        self._modules: dict[type[CheckModule], CheckModule] = {}
+        self._groups: dict[str, list[Any]] = {}
+        self.lateness = LatenessStats()
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def start(self, bound_checks: Sequence[Any]) -> None:
+        self._install(bound_checks)
+        self._scheduler.start()
+
+    def replace(self, bound_checks: Sequence[Any]) -> None:
+        """Swap in a new set of checks (after a reload). Checks in flight finish normally."""
+        for job in self._scheduler.get_jobs():
+            job.remove()
+        self._groups.clear()
+        self._install(bound_checks)
+
+    async def shutdown(self, grace: float = 5.0) -> None:
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
+        tasks = list(self._in_flight.values())
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=grace)
+            for t in pending:
+                t.cancel()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
+    # -- scheduling ----------------------------------------------------------------------------
+    def _install(self, bound_checks: Iterable[Any]) -> None:
+        groups: dict[tuple[str, str, str], list[Any]] = defaultdict(list)
+        triggers: dict[tuple[str, str, str], Any] = {}
+        for bc in bound_checks:
+            trigger, label = self._trigger_for(bc)
+            if trigger is None:
+                continue  # on-demand play: nothing to schedule
+            gk = (bc.play.name, bc.host.name, label)
+            groups[gk].append(bc)
+            triggers[gk] = trigger
+        now = datetime.now(timezone.utc)
+        for gk, checks in groups.items():
+            job_id = "/".join(gk)
+            self._groups[job_id] = checks
+            first = now if isinstance(triggers[gk], IntervalTrigger) else None
+            self._scheduler.add_job(
+                self._run_group, trigger=triggers[gk], args=[job_id], id=job_id, name=job_id,
+                max_instances=1, coalesce=True, misfire_grace_time=None, next_run_time=first,
+                replace_existing=True,
+            )
+        log.info("scheduled %d checks in %d jobs", sum(map(len, groups.values())), len(groups))
+
+    @staticmethod
+    def _trigger_for(bc: Any) -> tuple[Any, str]:
+        if bc.interval:
+            return IntervalTrigger(seconds=bc.interval, timezone=timezone.utc), f"every {bc.interval:g}s"
+        sched = getattr(bc.play, "schedule", None)
+        if sched is not None and getattr(sched, "cron", None):
+            tz = getattr(sched, "timezone", None) or "UTC"
+            return CronTrigger.from_crontab(sched.cron, timezone=tz), f"cron {sched.cron} {tz}"
+        return None, ""
+
+    def _submitted(self, event: JobSubmissionEvent) -> None:
+        if event.scheduled_run_times:
+            late = (datetime.now(timezone.utc) - event.scheduled_run_times[-1]).total_seconds()
+            self.lateness.add(max(0.0, late))
+
+    async def _run_group(self, job_id: str) -> None:
+        for bc in self._groups.get(job_id, ()):
+            self.run_now(bc)
+
+    def run_now(self, bc: Any) -> bool:
+        """Start one check unless it is already running. Returns whether it was started."""
+        if bc.key in self._in_flight:
+            self.lateness.skipped_in_flight += 1
+            return False
+        task = asyncio.get_running_loop().create_task(self._run_one(bc), name=f"check:{bc.key}")
+        self._in_flight[bc.key] = task
+        task.add_done_callback(lambda _t, k=bc.key: self._in_flight.pop(k, None))
+        return True
+
+    def _module(self, cls: type[CheckModule]) -> CheckModule:
+        inst = self._modules.get(cls)
+        if inst is None:
+            inst = self._modules[cls] = cls()  # one instance per type: shared clients, pools
+        return inst
+
+    async def _run_one(self, bc: Any) -> None:
+        started = datetime.now(timezone.utc)
+        t0 = time.monotonic()
+        result = await run_check(self._module(bc.module), bc, notifier=self._notifier)
+        duration_ms = (time.monotonic() - t0) * 1000
+        try:
+            await self._on_result(bc, result, started, duration_ms)
+        except Exception:  # noqa: BLE001 - recording must never kill the scheduler
+            log.exception("handling the result of %s failed", bc.key)
+
+
+async def run_check(module: CheckModule, bc: Any, *, notifier: Any = None) -> CheckResult:
+    """Run one bound check with its timeout; every failure becomes a result with ``error``."""
+    ctx = RunContext(host=bc.host, timeout=bc.timeout, notifier=notifier, template_vars=bc.vars,
+                     reason=f"scheduled check {bc.key}")
+    try:
+        return await asyncio.wait_for(module.run(bc.params, ctx), timeout=bc.timeout)
+    except asyncio.TimeoutError:
+        return CheckResult.failed(f"timed out after {bc.timeout:g}s")
+    except BotwardenError as exc:
+        return CheckResult.failed(exc.message)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a module bug is UNKNOWN with the reason, not a crash
+        log.exception("check module %s raised", module.name)
+        return CheckResult.failed(f"module error: {type(exc).__name__}: {exc}")
