@@ -1,0 +1,164 @@
+"""Store operations on a real SQLite file: results, states, incidents, outbox, audit."""
+from __future__ import annotations
+
+import dataclasses
+import threading
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from agent.engine.state import State
+from agent.store import CheckStateRecord, Store, check_key
+
+T0 = datetime(2025, 1, 6, 12, 0, tzinfo=timezone.utc)
+
+
+def enqueue(store: Store, dedup: str, target: str = "ops", at: datetime = T0, **kw: object) -> int | None:
+    return store.enqueue_notification(kind=kw.pop("kind", "alert"), target=target, title="t",  # type: ignore[arg-type]
+                                      body="b", dedup_key=dedup, now=at, **kw)  # type: ignore[arg-type]
+
+
+def test_results_are_recorded_listed_newest_first_and_pruned(store: Store) -> None:
+    for i in range(5):
+        store.record_result(play="p", host="h", check="c", state=State.OK, value={"n": i},
+                            observed_at=T0 + timedelta(minutes=i), duration_ms=1.5)
+    store.record_result(play="p", host="h", check="other", state=State.CRITICAL, error="refused",
+                        observed_at=T0)
+    recent = store.recent_results(play="p", host="h", check="c", limit=2)
+    assert [r.value for r in recent] == ['{"n": 4}', '{"n": 3}']
+    assert recent[0].observed_at == T0 + timedelta(minutes=4)
+    assert recent[0].observed_at.tzinfo is not None
+    assert store.prune_results(T0 + timedelta(minutes=2)) == 3  # minutes 0, 1 and the other check
+    assert len(store.recent_results()) == 3
+
+
+def test_naive_datetimes_are_refused(store: Store) -> None:
+    with pytest.raises(ValueError, match="naive"):
+        store.record_result(play="p", host="h", check="c", state=State.OK, observed_at=datetime(2025, 1, 1))
+
+
+def test_check_state_round_trip_and_update(store: Store) -> None:
+    rec = CheckStateRecord(play="p", host="h", check="c", hard_state=State.OK, soft_state=State.WARNING,
+                           since=T0, soft_since=T0, consecutive=1, last_value="81",
+                           last_observed_at=T0, extras={"history": ["OK", "WARNING"]})
+    store.save_check_state(rec)
+    store.save_check_state(dataclasses.replace(rec, hard_state=State.WARNING, consecutive=2))
+    loaded = store.load_check_states()
+    assert list(loaded) == [check_key("p", "h", "c")]
+    assert loaded["p/h/c"] == dataclasses.replace(rec, hard_state=State.WARNING, consecutive=2)
+
+
+def test_incident_lifecycle(store: Store) -> None:
+    iid = store.open_incident(play="p", host="h", check="c", state=State.CRITICAL, severity="critical",
+                              opened_at=T0, summary="down")
+    # A replayed transition does not open a second incident.
+    assert store.open_incident(play="p", host="h", check="c", state=State.CRITICAL, severity="critical",
+                               opened_at=T0) == iid
+    assert [i.id for i in store.open_incidents()] == [iid]
+    assert store.acknowledge_incident(iid, by="ana", at=T0, comment="on it")
+    assert store.resolve_incident(iid, T0 + timedelta(minutes=5))
+    assert not store.resolve_incident(iid, T0 + timedelta(minutes=6))
+    inc = store.get_incident(iid)
+    assert inc is not None and not inc.is_open
+    assert (inc.acknowledged_by, inc.resolved_at) == ("ana", T0 + timedelta(minutes=5))
+    assert store.open_incidents() == [] and store.open_incident_for("p/h/c") is None
+    assert store.get_incident(9999) is None
+
+
+def test_enqueue_is_deduplicated_and_counts_alerts_on_the_incident(store: Store) -> None:
+    iid = store.open_incident(play="p", host="h", check="c", state=State.CRITICAL, severity="critical",
+                              opened_at=T0)
+    first = enqueue(store, "alert:1:ops", incident_id=iid)
+    assert first is not None
+    assert enqueue(store, "alert:1:ops", incident_id=iid) is None
+    assert len(store.list_notifications()) == 1
+    inc = store.get_incident(iid)
+    assert inc is not None and (inc.notify_count, inc.last_notified_at) == (1, T0)
+
+
+def test_claim_marks_sending_and_keeps_each_target_in_order(store: Store) -> None:
+    a1, b1, a2 = enqueue(store, "a1", "a"), enqueue(store, "b1", "b"), enqueue(store, "a2", "a")
+    claimed = store.claim_due_notifications(T0)
+    assert [n.id for n in claimed] == [a1, b1, a2] and {n.status for n in claimed} == {"sending"}
+    assert store.claim_due_notifications(T0) == []  # nothing is claimed twice
+    store.mark_sent(b1, T0)  # type: ignore[arg-type]
+    # a1 failed: target "a" waits out the backoff, and a newer message for "a" waits with it.
+    store.mark_failed(a1, "HTTP 500", T0 + timedelta(seconds=30))  # type: ignore[arg-type]
+    store.defer_notifications([a2], T0 + timedelta(seconds=30))  # type: ignore[list-item]
+    a3 = enqueue(store, "a3", "a", at=T0 + timedelta(seconds=1))
+    b2 = enqueue(store, "b2", "b", at=T0 + timedelta(seconds=1))
+    assert [n.id for n in store.claim_due_notifications(T0 + timedelta(seconds=1))] == [b2]
+    store.mark_sent(b2, T0)  # type: ignore[arg-type]
+    assert store.next_notification_due_at() == T0 + timedelta(seconds=30)
+    assert [n.id for n in store.claim_due_notifications(T0 + timedelta(seconds=30))] == [a1, a2, a3]
+    rows = {n.id: n for n in store.list_notifications()}
+    assert rows[a1].attempts == 1 and rows[a1].last_error == "HTTP 500"  # type: ignore[index]
+    assert rows[a2].attempts == 0  # type: ignore[index]
+
+
+def test_expedite_and_dead_and_requeue(store: Store) -> None:
+    n1, n2 = enqueue(store, "n1"), enqueue(store, "n2", "mail")
+    store.claim_due_notifications(T0)
+    store.mark_failed(n1, "refused", T0 + timedelta(minutes=5))  # type: ignore[arg-type]
+    assert store.expedite_target("ops", T0) == 1
+    assert store.next_notification_due_at() == T0  # n1 expedited; n2 ("mail") is still sending
+    assert store.requeue_interrupted(T0) == 1  # n2 was left in sending, e.g. by a crash
+    assert store.next_notification_due_at() == T0
+    claimed = store.claim_due_notifications(T0)
+    assert [n.id for n in claimed] == [n1, n2]
+    store.mark_failed(n1, "target no longer configured", T0, dead=True)  # type: ignore[arg-type]
+    store.mark_sent(n2, T0)  # type: ignore[arg-type]
+    assert store.claim_due_notifications(T0 + timedelta(days=1)) == []
+    assert {n.status for n in store.list_notifications()} == {"dead", "sent"}
+
+
+def test_transaction_commits_together_or_not_at_all(store: Store) -> None:
+    woke: list[str] = []
+    with pytest.raises(RuntimeError, match="boom"):
+        with store.transaction() as tx:
+            tx.open_incident(play="p", host="h", check="c", state=State.CRITICAL, severity="critical",
+                             opened_at=T0)
+            tx.enqueue_notification(kind="alert", target="ops", title="t", body="b", dedup_key="k", now=T0)
+            tx.after_commit(lambda: woke.append("rolled back: must not run"))
+            raise RuntimeError("boom")
+    assert store.open_incidents() == [] and store.list_notifications() == [] and woke == []
+    with store.transaction() as tx:
+        iid = tx.open_incident(play="p", host="h", check="c", state=State.CRITICAL, severity="critical",
+                               opened_at=T0)
+        tx.enqueue_notification(kind="alert", target="ops", title="t", body="b", dedup_key="k", now=T0,
+                                incident_id=iid)
+        tx.after_commit(lambda: woke.append("committed"))
+        with pytest.raises(RuntimeError, match="already open"):
+            store.open_incidents()  # a nested transaction on this thread would deadlock
+    assert woke == ["committed"] and len(store.list_notifications(incident_id=iid)) == 1
+
+
+def test_a_second_store_on_the_same_file_waits_for_the_writer(store: Store, db_url: str) -> None:
+    other = Store(db_url)
+    done = threading.Event()
+
+    def write_from_other() -> None:
+        other.add_event("reload", message="from another process", at=T0)
+        done.set()
+
+    with store.transaction() as tx:
+        tx.add_event("transition", "p/h/c", None, "first", {"old": "OK"}, at=T0)
+        thread = threading.Thread(target=write_from_other)
+        thread.start()
+        assert not done.wait(0.2)  # blocked on SQLite's write lock, not failed
+    thread.join(10)
+    other.close()
+    assert [e.message for e in store.events_since(T0)] == ["first", "from another process"]
+    assert store.recent_events(kind="transition")[0].data == {"old": "OK"}
+
+
+def test_action_runs_are_audited(store: Store) -> None:
+    store.record_action_run(dict(play="emergency", host="bot1", task="stop the bot", module="supervisor",
+                                 params={"action": "stop"}, reason="operator via run-playbook",
+                                 actor="ana", check_mode=True, changed=True, started_at=T0))
+    store.record_action_run(play="bot-health", host="bot1", task="restart", module="supervisor",
+                            actor="agent", started_at=T0, failed=True, msg="spawn error")
+    runs = store.action_runs()
+    assert [(r.task, r.check_mode, r.failed) for r in runs] == [("restart", False, True),
+                                                                ("stop the bot", True, False)]
+    assert runs[1].params == {"action": "stop"} and runs[1].actor == "ana"
