@@ -181,7 +181,7 @@ class Supervisord:
         if self.process.poll() is None:
             try:
                 self._request_shutdown()
-                self.process.wait(timeout=timeout)
+                self._wait_exit(timeout)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=timeout)
@@ -202,6 +202,22 @@ class Supervisord:
             self.proxy().supervisor.shutdown()
         except (OSError, xmlrpc.client.Error):
             self.process.send_signal(signal.SIGTERM)
+
+    def _wait_exit(self, timeout: float) -> None:
+        # supervisord reaps its stopping children only when its select loop wakes, which a
+        # SIGCHLD does not do; each XML-RPC request does, so knock until it has exited.
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.process.wait(timeout=0.05)
+                return
+            except subprocess.TimeoutExpired:
+                if time.monotonic() > deadline:
+                    raise
+            try:
+                self.proxy().supervisor.getState()
+            except (OSError, xmlrpc.client.Error):
+                pass  # SHUTDOWN_STATE fault, or the socket is already gone
 
     def _program_processes(self) -> list[psutil.Process]:
         """Processes started by this supervisord, even if it died and they were re-parented.

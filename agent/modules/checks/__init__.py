@@ -2,5 +2,8 @@
 from __future__ import annotations
 
 from agent.modules.base import CheckModule
+from agent.modules.checks.supervisor import SupervisorCheck
 
-ALL: list[type[CheckModule]] = []
+ALL: list[type[CheckModule]] = [
+    SupervisorCheck,
+]

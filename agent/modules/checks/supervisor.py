@@ -1,0 +1,55 @@
+"""Check: a supervisord program's state, pid, uptime, exit status and spawn error."""
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import Field
+
+from agent.errors import ModuleError
+from agent.modules.base import CheckModule, CheckResult, Params, RunContext
+from agent.modules.checks._supervisor_rpc import RUNNING_STATES, SupervisorUrl, process_info, resolve_url, uptime_s
+
+
+class SupervisorCheckParams(Params):
+    program: str = Field(description="supervisord program name (or group:name), e.g. bot")
+    url: SupervisorUrl | None = Field(
+        None, description="supervisord URL (unix:///abs/path.sock); default: the host's supervisor.url"
+    )
+
+
+class SupervisorCheck(CheckModule):
+    """Asks supervisord over XML-RPC how a program is doing."""
+
+    name: ClassVar[str] = "supervisor"
+    Params: ClassVar[type[SupervisorCheckParams]] = SupervisorCheckParams
+    description: ClassVar[str] = "State of a supervisord program (RUNNING, EXITED, FATAL...) via XML-RPC"
+    default_value: ClassVar[str | None] = "state"
+    facts: ClassVar[dict[str, str]] = {
+        "state": "supervisord state name: RUNNING, STARTING, BACKOFF, STOPPING, STOPPED, EXITED, FATAL, UNKNOWN",
+        "running": "true when the state is RUNNING",
+        "pid": "process id, or None when not running",
+        "uptime_s": "seconds since the program started, or None when not running",
+        "exitstatus": "exit status of the last exit (0 if it never exited)",
+        "spawnerr": "supervisord's spawn error text ('' if none)",
+        "description": "supervisorctl's status description, e.g. 'pid 123, uptime 0:01:02'",
+    }
+
+    async def run(self, params: SupervisorCheckParams, ctx: RunContext) -> CheckResult:
+        try:
+            url = resolve_url(params.url, ctx)
+            info = await process_info(url, params.program, timeout=ctx.timeout)
+        except ModuleError as exc:
+            return CheckResult.failed(exc.message)
+        state: str = info["statename"]
+        # supervisord reports the last pid of a stopped program as 0; expose None instead.
+        pid = info["pid"] if state in RUNNING_STATES and info["pid"] else None
+        facts: dict[str, Any] = {
+            "state": state,
+            "running": state == "RUNNING",
+            "pid": pid,
+            "uptime_s": uptime_s(info),
+            "exitstatus": info["exitstatus"],
+            "spawnerr": info["spawnerr"],
+            "description": info["description"],
+        }
+        return CheckResult(facts=facts, value=state, summary=f"{params.program} {state}: {info['description']}")
