@@ -1,0 +1,81 @@
+"""Fault injection for drills and tests (set through ``POST /admin/faults``).
+
+Faults apply to ``/info`` and ``/exchange`` only; ``/admin`` always answers so a drill can be
+ended. They live in memory (a restart clears them). Probabilities use a generator seeded from
+the market seed, so a drill replays the same way.
+
+Fields (all optional in a POST, which merges into the current set):
+
+``latency_ms``           added delay before every answer
+``error_rate``           probability of a 500 ("Internal Server Error")
+``rate_limit_rate``      probability of a 429 (body ``null``, as the SDK expects)
+``weight_per_minute``    IP weight budget per rolling minute; past it every request gets 429
+``auth_failure``         every signed request is rejected as an unknown signer
+``outage``               ``"503"``: 503 on everything; ``"refuse"``: the connection is closed at once
+``drop_responses``       the next N ``/exchange`` requests are applied, then the connection is
+                         closed without an answer (the client cannot know the outcome)
+"""
+from __future__ import annotations
+
+import random
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+Outage = Literal["off", "503", "refuse"]
+
+
+@dataclass
+class Faults:
+    latency_ms: float = 0.0
+    error_rate: float = 0.0
+    rate_limit_rate: float = 0.0
+    weight_per_minute: int | None = None
+    auth_failure: bool = False
+    outage: Outage = "off"
+    drop_responses: int = 0
+
+    def update(self, values: dict[str, Any]) -> None:
+        """Merge ``values``; raises ValueError naming an unknown field or a bad value."""
+        for key, value in values.items():
+            if key not in self.__dataclass_fields__:
+                raise ValueError(f"unknown fault {key!r}; known: {', '.join(self.__dataclass_fields__)}")
+            if key == "outage" and value not in ("off", "503", "refuse"):
+                raise ValueError("outage must be 'off', '503' or 'refuse'")
+            if key in ("error_rate", "rate_limit_rate") and not 0.0 <= float(value) <= 1.0:
+                raise ValueError(f"{key} must be within [0, 1]")
+            setattr(self, key, value)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class WeightMeter:
+    """Rolling one-minute IP weight accounting (Hyperliquid: 1200 per minute per IP)."""
+
+    window_s: float = 60.0
+    _events: deque[tuple[float, int]] = field(default_factory=deque)
+    _total: int = 0
+
+    def add(self, weight: int, now: float | None = None) -> int:
+        """Record ``weight`` and return the weight used in the current window, this included."""
+        now = time.monotonic() if now is None else now
+        self._events.append((now, weight))
+        self._total += weight
+        while self._events and self._events[0][0] <= now - self.window_s:
+            self._total -= self._events.popleft()[1]
+        return self._total
+
+    @property
+    def used(self) -> int:
+        return self._total
+
+    def reset(self) -> None:
+        self._events.clear()
+        self._total = 0
+
+
+def seeded_random(seed: int) -> random.Random:
+    return random.Random(seed ^ 0x5EED)

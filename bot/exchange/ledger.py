@@ -1,0 +1,288 @@
+"""Accounts, positions, fills and margin: the clearinghouse of the paper exchange.
+
+All state lives in ORM objects held by one long-lived session (see :mod:`bot.exchange.models`);
+every mutating method leaves its changes in the session and the caller commits once per request
+or tick. Not thread-safe: it is driven from the server's single event loop.
+"""
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from bot.exchange.market import Book, Market
+from bot.exchange.models import Account, Fill, Leverage, MetaRow, NonceRow, Order, Position, ShockRow
+from bot.exchange.rules import MAKER_FEE, NONCE_SET_SIZE, TAKER_FEE
+
+DEFAULT_LEVERAGE = 20
+
+
+def wall_clock_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass
+class ExchangeConfig:
+    """Tunable exchange rules (admin ``/admin/config``); not persisted, defaults on start."""
+
+    default_funding: float = 100_000.0  # USDC given to an auto-created account
+    schedule_cancel_min_volume: float = 0.0  # Hyperliquid requires $1,000,000 traded; paper: 0
+    schedule_cancel_daily_limit: int = 10
+    address_request_cap: int | None = None  # None: Hyperliquid's 10000 + 1 per USDC traded
+
+    def update(self, values: dict) -> None:
+        for key, value in values.items():
+            if not hasattr(self, key):
+                raise KeyError(key)
+            setattr(self, key, value)
+
+
+@dataclass
+class FillResult:
+    sz: float = 0.0
+    notional: float = 0.0
+    fills: list[Fill] = field(default_factory=list)
+
+    @property
+    def avg_px(self) -> float:
+        return self.notional / self.sz if self.sz else 0.0
+
+
+class Ledger:
+    """The exchange's state and its accounting rules."""
+
+    def __init__(self, engine: Engine, market: Market, *, clock: Callable[[], int] = wall_clock_ms,
+                 config: ExchangeConfig | None = None) -> None:
+        self.engine = engine
+        self.market = market
+        self.clock = clock
+        self.config = config or ExchangeConfig()
+        self.coins = list(market.coins)
+        self.asset_of = {c: i for i, c in enumerate(self.coins)}
+        self.session = Session(engine, expire_on_commit=False, autoflush=False)
+        self._load()
+
+    def _load(self) -> None:
+        s = self.session
+        self.accounts: dict[str, Account] = {a.address: a for a in s.scalars(select(Account))}
+        self.positions: dict[tuple[str, str], Position] = {(p.address, p.coin): p for p in s.scalars(select(Position))}
+        self.leverage: dict[tuple[str, str], Leverage] = {(x.address, x.coin): x for x in s.scalars(select(Leverage))}
+        self.open_orders: dict[int, Order] = {o.oid: o for o in s.scalars(select(Order).where(Order.status == "open"))}
+        self.nonces: dict[str, list[int]] = {}
+        for row in s.scalars(select(NonceRow).order_by(NonceRow.nonce)):
+            self.nonces.setdefault(row.signer, []).append(row.nonce)
+        self.market.shocks.clear()
+        for sh in s.scalars(select(ShockRow).order_by(ShockRow.at_ms)):
+            self.market.add_shock(sh.coin, sh.pct, sh.at_ms)
+        meta = s.get(MetaRow, "next_oid")
+        self._next_oid_row = meta or MetaRow(key="next_oid", value="1000")
+        if meta is None:
+            s.add(self._next_oid_row)
+        s.commit()
+
+    def commit(self) -> None:
+        self.session.commit()
+
+    def close(self) -> None:
+        self.session.close()
+        self.engine.dispose()
+
+    def next_oid(self) -> int:
+        oid = int(self._next_oid_row.value)
+        self._next_oid_row.value = str(oid + 1)
+        return oid
+
+    # ----- accounts -------------------------------------------------------------------------
+    def fund(self, address: str, usdc: float) -> Account:
+        """Create ``address`` if needed and add ``usdc`` to its balance."""
+        address = address.lower()
+        acct = self.accounts.get(address)
+        if acct is None:
+            acct = Account(address=address, balance=0.0, cum_volume=0.0, n_requests=0,
+                           schedule_cancel_day=0, schedule_cancel_count=0)
+            self.session.add(acct)
+            self.accounts[address] = acct
+        acct.balance += usdc
+        return acct
+
+    def leverage_of(self, address: str, coin: str) -> Leverage:
+        lev = self.leverage.get((address, coin))
+        if lev is None:
+            value = min(DEFAULT_LEVERAGE, self.market.specs[coin].max_leverage)
+            lev = Leverage(address=address, coin=coin, value=value, is_cross=True)
+            self.session.add(lev)
+            self.leverage[(address, coin)] = lev
+        return lev
+
+    def position(self, address: str, coin: str) -> float:
+        p = self.positions.get((address, coin))
+        return p.szi if p else 0.0
+
+    def marks(self, now: int | None = None) -> dict[str, float]:
+        now = self.clock() if now is None else now
+        return {c: self.market.mark(c, now) for c in self.coins}
+
+    def margin_summary(self, address: str, marks: dict[str, float]) -> dict[str, float]:
+        """Account value, notional, margin used (positions and resting orders) for ``address``."""
+        acct = self.accounts[address]
+        upnl = ntl = used = maint = 0.0
+        for (addr, coin), p in self.positions.items():
+            if addr != address or p.szi == 0:
+                continue
+            mark = marks[coin]
+            upnl += p.szi * (mark - p.entry_px)
+            ntl += abs(p.szi) * mark
+            used += abs(p.szi) * mark / self.leverage_of(address, coin).value
+            maint += abs(p.szi) * mark / (2 * self.market.specs[coin].max_leverage)
+        held = 0.0
+        for o in self.open_orders.values():
+            if o.address == address and not o.reduce_only and not o.is_trigger:
+                held += o.sz * o.limit_px / self.leverage_of(address, o.coin).value
+        value = acct.balance + upnl
+        return {"account_value": value, "ntl": ntl, "margin_used": used, "maintenance": maint,
+                "order_margin": held, "raw_usd": value - sum(
+                    p.szi * marks[c] for (a, c), p in self.positions.items() if a == address)}
+
+    # ----- nonces ---------------------------------------------------------------------------
+    def record_nonce(self, signer: str, nonce: int) -> None:
+        seen = self.nonces.setdefault(signer, [])
+        seen.append(nonce)
+        seen.sort()
+        self.session.add(NonceRow(signer=signer, nonce=nonce))
+        while len(seen) > NONCE_SET_SIZE:
+            dropped = seen.pop(0)
+            row = self.session.get(NonceRow, (signer, dropped))
+            if row is not None:
+                self.session.delete(row)
+
+    # ----- execution ------------------------------------------------------------------------
+    def take(self, book: Book, is_buy: bool, limit_px: float, sz: float) -> list[tuple[float, float]]:
+        """Walk the synthetic book up to ``limit_px``: the (px, sz) slices a taker gets."""
+        out: list[tuple[float, float]] = []
+        remaining = sz
+        decimals = self.market.specs[book.coin].sz_decimals
+        for lvl in book.asks if is_buy else book.bids:
+            if remaining <= 0 or (lvl.px > limit_px if is_buy else lvl.px < limit_px):
+                break
+            q = round(min(remaining, lvl.sz), decimals)
+            if q > 0:
+                out.append((lvl.px, q))
+                remaining = round(remaining - q, decimals)
+        return out
+
+    def execute(self, order: Order, slices: list[tuple[float, float]], *, taker: bool, now: int) -> FillResult:
+        """Book fills of ``order`` at ``slices``: position, balance, fees, volume, fill rows."""
+        result = FillResult()
+        for px, sz in slices:
+            fill = self._apply_fill(order, px, sz, taker=taker, now=now)
+            result.fills.append(fill)
+            result.sz += sz
+            result.notional += px * sz
+        decimals = self.market.specs[order.coin].sz_decimals
+        order.sz = round(order.sz - result.sz, decimals)
+        if order.sz <= 0:
+            order.sz = 0.0
+            self.set_status(order, "filled", now)
+        return result
+
+    def _apply_fill(self, order: Order, px: float, sz: float, *, taker: bool, now: int) -> Fill:
+        address, coin = order.address, order.coin
+        acct = self.accounts[address]
+        pos = self.positions.get((address, coin))
+        if pos is None:
+            pos = Position(address=address, coin=coin, szi=0.0, entry_px=0.0, realized_pnl=0.0)
+            self.session.add(pos)
+            self.positions[(address, coin)] = pos
+        start = pos.szi
+        delta = sz if order.is_buy else -sz
+        closed_pnl = 0.0
+        if start == 0 or (start > 0) == (delta > 0):
+            pos.entry_px = (abs(start) * pos.entry_px + sz * px) / (abs(start) + sz)
+            direction = "Open Long" if delta > 0 else "Open Short"
+        else:
+            closing = min(sz, abs(start))
+            closed_pnl = closing * (px - pos.entry_px) * (1 if start > 0 else -1)
+            if sz > abs(start) + 1e-12:
+                pos.entry_px = px
+                direction = "Long > Short" if start > 0 else "Short > Long"
+            else:
+                direction = "Close Long" if start > 0 else "Close Short"
+        decimals = self.market.specs[coin].sz_decimals
+        pos.szi = round(start + delta, decimals)
+        pos.realized_pnl += closed_pnl
+        fee = px * sz * (TAKER_FEE if taker else MAKER_FEE)
+        acct.balance += closed_pnl - fee
+        acct.cum_volume += px * sz
+        digest = hashlib.sha256(f"{address}:{order.oid}:{now}:{px}:{sz}".encode()).hexdigest()
+        fill = Fill(address=address, oid=order.oid, coin=coin, px=px, sz=sz, side="B" if order.is_buy else "A",
+                    time=now, start_position=start, dir=direction, closed_pnl=closed_pnl, fee=fee,
+                    crossed=taker, hash="0x" + digest, cloid=order.cloid)
+        self.session.add(fill)
+        if pos.szi == 0:
+            pos.entry_px = 0.0
+            pos.realized_pnl = 0.0
+            self.session.delete(pos)
+            del self.positions[(address, coin)]
+            self._on_flat(address, coin, now)
+        return fill
+
+    def _on_flat(self, address: str, coin: str, now: int) -> None:
+        """A position closed: its position TP/SL and resting reduce-only orders go with it."""
+        for o in list(self.open_orders.values()):
+            if o.address == address and o.coin == coin and o.reduce_only and o.parent_oid is None:
+                self.set_status(o, "reduceOnlyCanceled" if not o.is_trigger else "canceled", now)
+
+    def set_status(self, order: Order, status: str, now: int) -> None:
+        order.status = status
+        order.status_ts = now
+        if status == "open":
+            self.open_orders[order.oid] = order
+        else:
+            self.open_orders.pop(order.oid, None)
+
+    def clamp_reduce_only(self, order: Order) -> float:
+        """The size a reduce-only order may still trade (0 when it would only increase)."""
+        szi = self.position(order.address, order.coin)
+        if szi == 0 or (szi > 0) == order.is_buy:
+            return 0.0
+        return min(order.sz, abs(szi))
+
+    def find_order(self, address: str, oid_or_cloid: int | str) -> Order | None:
+        """Any order of ``address`` (open or not) by oid or cloid."""
+        if isinstance(oid_or_cloid, str):
+            return self.session.scalars(select(Order).where(Order.address == address, Order.cloid == oid_or_cloid)
+                                        .order_by(Order.oid.desc()).limit(1)).first()
+        order = self.open_orders.get(oid_or_cloid)
+        if order is not None:
+            return order if order.address == address else None
+        found = self.session.get(Order, oid_or_cloid)
+        return found if found is not None and found.address == address else None
+
+    def fills(self, address: str, start: int | None = None, end: int | None = None, limit: int = 2000) -> list[Fill]:
+        q = select(Fill).where(Fill.address == address)
+        if start is not None:
+            q = q.where(Fill.time >= start)
+        if end is not None:
+            q = q.where(Fill.time <= end)
+        return list(self.session.scalars(q.order_by(Fill.time.desc(), Fill.tid.desc()).limit(limit)))
+
+    def add_shock(self, coin: str, pct: float, now: int) -> None:
+        self.market.add_shock(coin, pct, now)
+        self.session.add(ShockRow(coin=coin, at_ms=now, pct=pct))
+
+    def wipe(self) -> None:
+        """Delete every account, order, fill, nonce and shock (admin reset)."""
+        from bot.exchange.models import Base
+
+        self.session.close()
+        with self.engine.begin() as conn:
+            for table in reversed(Base.metadata.sorted_tables):
+                if table.name != "exchange_meta":
+                    conn.execute(table.delete())
+        self.session = Session(self.engine, expire_on_commit=False, autoflush=False)
+        self._load()

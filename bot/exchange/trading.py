@@ -1,0 +1,307 @@
+"""L1 actions of ``/exchange`` and the once-a-second market tick.
+
+``Trading.apply(address, action, now)`` returns Hyperliquid's response body for an already
+authenticated action: ``{"status": "ok", "response": ...}`` with per-order statuses, or
+``{"status": "err", "response": "..."}`` for a whole-request error. ``Trading.tick(now)`` fills
+resting orders the price crossed, fires triggers and runs due scheduled cancels.
+The caller commits the ledger afterwards.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from bot.exchange import rules
+from bot.exchange.ledger import Ledger
+from bot.exchange.models import Order
+from bot.exchange.rules import parse_decimal
+
+Json = dict[str, Any]
+DAY_MS = 86_400_000
+
+
+class Trading:
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self.market = ledger.market
+
+    # ----- dispatch -------------------------------------------------------------------------
+    def apply(self, address: str, action: Json, now: int) -> Json:
+        kind = action.get("type")
+        handler = {
+            "order": self._order_action,
+            "cancel": self._cancel_action,
+            "cancelByCloid": self._cancel_by_cloid_action,
+            "batchModify": self._batch_modify_action,
+            "modify": self._modify_action,
+            "updateLeverage": self._update_leverage_action,
+            "scheduleCancel": self._schedule_cancel_action,
+        }.get(kind)  # type: ignore[arg-type]
+        if handler is None:
+            return {"status": "err", "response": f"Unsupported action type: {kind}"}
+        return handler(address, action, now)
+
+    @staticmethod
+    def requests_weight(action: Json) -> int:
+        """Address-based rate-limit weight: a batch of n orders or cancels counts n."""
+        for key in ("orders", "cancels", "modifies"):
+            if isinstance(action.get(key), list):
+                return max(1, len(action[key]))
+        return 1
+
+    # ----- orders ---------------------------------------------------------------------------
+    def _order_action(self, address: str, action: Json, now: int) -> Json:
+        wires = action.get("orders")
+        if not isinstance(wires, list):
+            return {"status": "err", "response": "Failed to deserialize the JSON body into the target type"}
+        grouping = action.get("grouping", "na")
+        grouping = grouping if isinstance(grouping, str) else "na"
+        statuses: list[Any] = []
+        parent: Order | None = None
+        parent_failed = False
+        for i, wire in enumerate(wires):
+            is_child = grouping == "normalTpsl" and i > 0
+            if is_child and parent_failed:
+                statuses.append({"error": rules.err_invalid_tpsl(wire.get("a", -1))})
+                continue
+            status, order = self.place(address, wire, now, grouping=grouping,
+                                       parent_oid=parent.oid if is_child and parent else None)
+            if grouping == "normalTpsl" and i == 0:
+                parent, parent_failed = order, order is None
+            statuses.append(status)
+        return {"status": "ok", "response": {"type": "order", "data": {"statuses": statuses}}}
+
+    def place(self, address: str, wire: Json, now: int, *, grouping: str = "na",
+              parent_oid: int | None = None, oid: int | None = None) -> tuple[Json, Order | None]:
+        """Validate and place one order wire; returns (status, the accepted order or None)."""
+        led = self.ledger
+        asset = wire.get("a")
+        if not isinstance(asset, int) or not 0 <= asset < len(led.coins):
+            return {"error": f"Invalid asset {asset}."}, None  # paper wording
+        coin = led.coins[asset]
+        spec = self.market.specs[coin]
+        px, sz = parse_decimal(wire.get("p")), parse_decimal(wire.get("s"))
+        if px is None or not rules.valid_perp_price(px, spec.sz_decimals):
+            return {"error": rules.err_invalid_price(asset)}, None
+        if sz is None or not rules.valid_size(sz, spec.sz_decimals):
+            return {"error": rules.err_invalid_size(asset)}, None
+        is_buy, reduce_only = bool(wire.get("b")), bool(wire.get("r"))
+        order_type = wire.get("t") or {}
+        trigger = order_type.get("trigger") if isinstance(order_type, dict) else None
+        tif = None if trigger else (order_type.get("limit") or {}).get("tif", "Gtc")
+        if tif not in (None, "Gtc", "Ioc", "Alo"):
+            return {"error": f"Invalid TIF {tif}. asset={asset}"}, None  # paper wording
+        limit_px, size = float(px), float(sz)
+        if limit_px * size < rules.MIN_NOTIONAL and not reduce_only:
+            return {"error": rules.err_min_notional(asset)}, None
+        trigger_px = 0.0
+        if trigger:
+            tpx = parse_decimal(trigger.get("triggerPx"))
+            if tpx is None or not rules.valid_perp_price(tpx, spec.sz_decimals) or trigger.get("tpsl") not in ("tp", "sl"):
+                return {"error": rules.err_invalid_tpsl(asset)}, None
+            trigger_px = float(tpx)
+        elif reduce_only:
+            szi = led.position(address, coin)
+            if szi == 0 or (szi > 0) == is_buy:
+                return {"error": rules.err_reduce_only(asset)}, None
+        book = self.market.book(coin, now)
+        crossing = (is_buy and limit_px >= book.best_ask) or (not is_buy and limit_px <= book.best_bid)
+        if not trigger:
+            if tif == "Alo" and crossing:
+                d = spec.sz_decimals
+                return {"error": rules.err_post_only(rules.wire(book.best_bid, 6 - d), rules.wire(book.best_ask, 6 - d),
+                                                     asset)}, None
+            if tif == "Ioc" and not crossing:
+                return {"error": rules.err_ioc_no_match(asset)}, None
+            if not reduce_only and not self._has_margin(address, coin, is_buy, size, limit_px, now):
+                return {"error": rules.err_insufficient_margin(asset)}, None
+        cloid = wire.get("c")
+        order = Order(oid=oid if oid is not None else led.next_oid(), address=address, coin=coin, is_buy=is_buy,
+                      limit_px=limit_px, sz=size, orig_sz=size, tif=tif, reduce_only=reduce_only,
+                      cloid=cloid.lower() if isinstance(cloid, str) else None, is_trigger=bool(trigger),
+                      trigger_px=trigger_px, is_market=bool(trigger and trigger.get("isMarket")),
+                      tpsl=trigger.get("tpsl") if trigger else None, grouping=grouping, parent_oid=parent_oid,
+                      status="open", timestamp=now, status_ts=now)
+        led.session.add(order)
+        led.set_status(order, "open", now)
+        if trigger:
+            return self._resting(order), order
+        filled = self._cross(order, book, now) if crossing else None
+        if order.status == "open" and tif == "Ioc":
+            led.set_status(order, "canceled", now)
+        if filled is not None and filled.sz > 0:
+            out: Json = {"totalSz": rules.wire(filled.sz, spec.sz_decimals),
+                         "avgPx": rules.wire(filled.avg_px, 6), "oid": order.oid}
+            if order.cloid:
+                out["cloid"] = order.cloid
+            return {"filled": out}, order
+        if order.status != "open":  # reduce-only with nothing left to reduce
+            return {"error": rules.err_reduce_only(asset)}, order
+        return self._resting(order), order
+
+    @staticmethod
+    def _resting(order: Order) -> Json:
+        out: Json = {"oid": order.oid}
+        if order.cloid:
+            out["cloid"] = order.cloid
+        return {"resting": out}
+
+    def _cross(self, order: Order, book: Any, now: int) -> Any:
+        led = self.ledger
+        size = led.clamp_reduce_only(order) if order.reduce_only else order.sz
+        if size <= 0:
+            led.set_status(order, "reduceOnlyCanceled", now)
+            return None
+        if order.reduce_only and size < order.sz:
+            order.sz = size
+        return led.execute(order, led.take(book, order.is_buy, order.limit_px, size), taker=True, now=now)
+
+    def _has_margin(self, address: str, coin: str, is_buy: bool, sz: float, px: float, now: int) -> bool:
+        led = self.ledger
+        szi = led.position(address, coin)
+        signed = sz if is_buy else -sz
+        increase = max(0.0, abs(szi + signed) - abs(szi))
+        if increase <= 0:
+            return True
+        summary = led.margin_summary(address, led.marks(now))
+        free = summary["account_value"] - summary["margin_used"] - summary["order_margin"]
+        return increase * px / led.leverage_of(address, coin).value <= free + 1e-9
+
+    # ----- cancels and modifies -------------------------------------------------------------
+    def _cancel_action(self, address: str, action: Json, now: int) -> Json:
+        statuses = [self._cancel_one(address, c.get("a"), c.get("o"), now) for c in action.get("cancels") or []]
+        return {"status": "ok", "response": {"type": "cancel", "data": {"statuses": statuses}}}
+
+    def _cancel_by_cloid_action(self, address: str, action: Json, now: int) -> Json:
+        statuses = []
+        for c in action.get("cancels") or []:
+            cloid = c.get("cloid")
+            order = self.ledger.find_order(address, cloid.lower()) if isinstance(cloid, str) else None
+            statuses.append(self._cancel_one(address, c.get("asset"), order.oid if order else None, now))
+        return {"status": "ok", "response": {"type": "cancel", "data": {"statuses": statuses}}}
+
+    def _cancel_one(self, address: str, asset: Any, oid: Any, now: int) -> Any:
+        led = self.ledger
+        order = led.open_orders.get(oid) if isinstance(oid, int) else None
+        if order is None or order.address != address or led.asset_of.get(order.coin) != asset:
+            return {"error": rules.err_cancel_missing(asset)}
+        led.set_status(order, "canceled", now)
+        for child in [o for o in led.open_orders.values() if o.parent_oid == order.oid and order.sz == order.orig_sz]:
+            led.set_status(child, "canceled", now)  # an unfilled parent takes its TP/SL with it
+        return "success"
+
+    def _modify_action(self, address: str, action: Json, now: int) -> Json:
+        return self._batch_modify_action(address, {"modifies": [{"oid": action.get("oid"), "order": action.get("order")}]},
+                                         now)
+
+    def _batch_modify_action(self, address: str, action: Json, now: int) -> Json:
+        led = self.ledger
+        statuses: list[Any] = []
+        for m in action.get("modifies") or []:
+            ref, wire = m.get("oid"), m.get("order") or {}
+            old = led.find_order(address, ref.lower() if isinstance(ref, str) else ref)
+            if old is None or old.status != "open":
+                statuses.append({"error": "Cannot modify canceled or filled order"})
+                continue
+            led.set_status(old, "canceled", now)
+            status, _ = self.place(address, wire, now, grouping=old.grouping, parent_oid=old.parent_oid)
+            statuses.append(status)
+        return {"status": "ok", "response": {"type": "order", "data": {"statuses": statuses}}}
+
+    # ----- account settings -----------------------------------------------------------------
+    def _update_leverage_action(self, address: str, action: Json, now: int) -> Json:
+        led = self.ledger
+        asset, value = action.get("asset"), action.get("leverage")
+        if not isinstance(asset, int) or not 0 <= asset < len(led.coins):
+            return {"status": "err", "response": f"Invalid asset {asset}."}
+        coin = led.coins[asset]
+        if not isinstance(value, int) or not 1 <= value <= self.market.specs[coin].max_leverage:
+            return {"status": "err", "response": "Invalid leverage value"}
+        lev = led.leverage_of(address, coin)
+        lev.value, lev.is_cross = value, bool(action.get("isCross", True))
+        return {"status": "ok", "response": {"type": "default"}}
+
+    def _schedule_cancel_action(self, address: str, action: Json, now: int) -> Json:
+        led = self.ledger
+        acct = led.accounts[address]
+        at = action.get("time")
+        if at is None:
+            acct.schedule_cancel_ms = None
+            return {"status": "ok", "response": {"type": "default"}}
+        cfg = led.config
+        if acct.cum_volume < cfg.schedule_cancel_min_volume:
+            return {"status": "err",
+                    "response": rules.err_schedule_cancel_volume(cfg.schedule_cancel_min_volume, acct.cum_volume)}
+        if not isinstance(at, int) or at < now + rules.SCHEDULE_CANCEL_MIN_DELAY_MS:
+            return {"status": "err", "response": rules.err_schedule_cancel_too_soon()}
+        if acct.schedule_cancel_day == now // DAY_MS and acct.schedule_cancel_count >= cfg.schedule_cancel_daily_limit:
+            return {"status": "err", "response": rules.err_schedule_cancel_daily_limit(cfg.schedule_cancel_daily_limit)}
+        acct.schedule_cancel_ms = at
+        return {"status": "ok", "response": {"type": "default"}}
+
+    # ----- the tick -------------------------------------------------------------------------
+    def tick(self, now: int) -> int:
+        """Advance the market to ``now``; returns how many orders changed state."""
+        led = self.ledger
+        changed = 0
+        books = {c: self.market.book(c, now) for c in {o.coin for o in led.open_orders.values()}}
+        for order in sorted(led.open_orders.values(), key=lambda o: o.oid):
+            if order.status != "open":
+                continue  # closed earlier in this tick (a position went flat)
+            book = books[order.coin]
+            if order.is_trigger:
+                changed += self._maybe_trigger(order, book, now)
+            elif order.is_buy and book.best_ask <= order.limit_px or not order.is_buy and book.best_bid >= order.limit_px:
+                size = led.clamp_reduce_only(order) if order.reduce_only else order.sz
+                if size <= 0:
+                    led.set_status(order, "reduceOnlyCanceled", now)
+                else:
+                    order.sz = size
+                    led.execute(order, [(order.limit_px, size)], taker=False, now=now)
+                changed += 1
+        for acct in led.accounts.values():
+            if acct.schedule_cancel_ms is not None and now >= acct.schedule_cancel_ms:
+                for o in [o for o in led.open_orders.values() if o.address == acct.address]:
+                    led.set_status(o, "scheduledCancel", now)
+                    changed += 1
+                day = now // DAY_MS
+                if acct.schedule_cancel_day != day:
+                    acct.schedule_cancel_day, acct.schedule_cancel_count = day, 0
+                acct.schedule_cancel_count += 1
+                acct.schedule_cancel_ms = None
+                changed += 1
+        return changed
+
+    def _maybe_trigger(self, order: Order, book: Any, now: int) -> int:
+        led = self.ledger
+        if order.parent_oid is not None:
+            parent = led.find_order(order.address, order.parent_oid)
+            if parent is None or parent.sz == parent.orig_sz:
+                if parent is None or parent.status != "open":
+                    led.set_status(order, "canceled", now)
+                    return 1
+                return 0  # waiting for its parent to fill
+        mark = book.mid
+        fires_above = (order.tpsl == "tp") != order.is_buy
+        if not (mark >= order.trigger_px if fires_above else mark <= order.trigger_px):
+            return 0
+        if order.reduce_only:
+            size = led.clamp_reduce_only(order)
+            if size <= 0:
+                led.set_status(order, "canceled", now)
+                return 1
+            order.sz = size
+        led.set_status(order, "triggered", now)
+        order.is_trigger = False
+        if order.is_market:
+            slip = rules.MARKET_TRIGGER_SLIPPAGE
+            order.limit_px = mark * (1 + slip) if order.is_buy else mark * (1 - slip)
+            order.tif = "Ioc"
+        else:
+            order.tif = "Gtc"
+        led.set_status(order, "open", now)
+        crossing = (order.is_buy and order.limit_px >= book.best_ask) or (not order.is_buy and order.limit_px <= book.best_bid)
+        if crossing:
+            led.execute(order, led.take(book, order.is_buy, order.limit_px, order.sz), taker=True, now=now)
+        if order.status == "open" and order.tif == "Ioc":
+            led.set_status(order, "canceled", now)
+        return 1
