@@ -1,0 +1,411 @@
+"""The trading loop: market data -> MACD signal -> risk -> idempotent orders -> state.
+
+One :class:`TradingEngine` per process. :meth:`iterate` runs in the main thread; the HTTP
+thread calls :meth:`halt`, :meth:`resume`, :meth:`cancel_all`, :meth:`close_all`. Every order
+goes through :meth:`_send`, which records it *before* sending (status pending) so a crash
+mid-call leaves a cloid that start-up reconciliation resolves.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from bot.settings import StackSettings
+from bot.trading import cloid as intents
+from bot.trading.cloid import make_cloid
+from bot.trading.gateway import (
+    AccountState,
+    ExchangeOrder,
+    ExchangePosition,
+    Gateway,
+    GatewayError,
+    OrderOutcome,
+)
+from bot.trading.metrics import BotMetrics
+from bot.trading.reconcile import KnownOrder, KnownTrade, plan
+from bot.trading.risk import RiskManager, aggressive_price
+from bot.trading.status import RuntimeStatus
+from bot.trading.store import Store, utc_day
+from bot.trading.strategy import MacdParams, Signal, candles_to_frame, closed_only, evaluate
+from agent.errors import TransientError
+
+log = logging.getLogger("bot.trading.engine")
+
+INTERVAL_SECONDS = {"1m": 60, "3m": 180, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600, "2h": 7200,
+                    "4h": 14400, "8h": 28800, "12h": 43200, "1d": 86400}
+EQUITY_SNAPSHOT_EVERY_S = 60.0
+MAX_GENERATIONS = 5
+
+
+def _status_of(outcome: OrderOutcome) -> str:
+    return {"resting": "open"}.get(outcome.status, outcome.status)
+
+
+class TradingEngine:
+    """Trades ``settings.bot.coins`` on one account. See the module docstring."""
+
+    def __init__(self, settings: StackSettings, gateway: Gateway, store: Store, metrics: BotMetrics,
+                 status: RuntimeStatus) -> None:
+        self.settings = settings
+        self.bot = settings.bot
+        self.gw = gateway
+        self.store = store
+        self.metrics = metrics
+        self.status = status
+        self.risk = RiskManager(self.bot.risk, min_order_usd=self.bot.min_order_usd)
+        s = self.bot.strategy
+        self.params = MacdParams(fast=s.fast, slow=s.slow, signal=s.signal)
+        self.interval_ms = INTERVAL_SECONDS[self.bot.candle_interval] * 1000
+        # Held while orders are being decided and sent, so a control action never interleaves
+        # with the loop's own orders. Halting does not take it: it must answer at once.
+        self.lock = threading.RLock()
+        self._last_equity_snapshot = 0.0
+        self._close_reasons: dict[str, str] = {}
+        self._refresh_halt()
+
+    # --- halts --------------------------------------------------------------------------
+    def _refresh_halt(self) -> None:
+        halt = self.store.active_halt()
+        self.status.halted_reason = None if halt is None else f"{halt.kind}: {halt.reason}"
+        self.metrics.halted.set(1 if halt else 0)
+
+    def halt(self, kind: str, reason: str) -> None:
+        """Stop new entries (stop-losses and exits still run). Persisted: survives restarts."""
+        if self.store.active_halt() is None or kind != "daily_loss":
+            self.store.add_halt(kind, reason)
+        self._refresh_halt()
+        log.warning("trading halted", extra={"event": "halt", "kind": kind, "reason": reason})
+
+    def resume(self, by: str) -> int:
+        """Clear every halt. A daily loss still beyond the limit halts again next iteration."""
+        n = self.store.clear_halts(by)
+        self._refresh_halt()
+        log.warning("trading resumed", extra={"event": "resume", "by": by, "cleared": n})
+        return n
+
+    def entries_allowed(self) -> bool:
+        return self.status.halted_reason is None and not self.status.stopping
+
+    # --- orders -------------------------------------------------------------------------
+    def _next_cloid(self, coin: str, key: int, intent: str) -> tuple[str, int] | None:
+        """First generation of (coin, key, intent) the database has not used, or None."""
+        for gen in range(MAX_GENERATIONS):
+            c = make_cloid(self.bot.strategy.name, coin, key, intent, gen).to_raw()
+            if self.store.order_by_cloid(c) is None:
+                return c, gen
+        return None
+
+    def _send(self, *, intent: str, coin: str, is_buy: bool, size: float, limit_px: float,
+              order_type: dict[str, Any], reduce_only: bool, cloid: str) -> OrderOutcome | None:
+        """Record, send (idempotently) and record the outcome of one order. None when the
+        outcome is unknown (left pending) or the exchange refused the request."""
+        trigger = order_type.get("trigger", {}).get("triggerPx")
+        rec = self.store.order_by_cloid(cloid) or self.store.add_order(
+            cloid=cloid, coin=coin, is_buy=is_buy, size=size, limit_px=limit_px, trigger_px=trigger,
+            reduce_only=reduce_only, intent=intent, status="pending",
+        )
+        fields = {"event": "order_submit", "cloid": cloid, "coin": coin, "intent": intent, "is_buy": is_buy,
+                  "size": size, "limit_px": limit_px, "trigger_px": trigger, "reduce_only": reduce_only}
+        log.info("order submitted", extra=fields)
+        try:
+            outcome = self.gw.place(coin=coin, is_buy=is_buy, size=size, limit_px=limit_px, order_type=order_type,
+                                    reduce_only=reduce_only, cloid=cloid)
+        except TransientError as err:
+            self.metrics.orders_total.labels(intent=intent, outcome="in_doubt").inc()
+            log.error("order outcome unknown; left pending for lookup by cloid",
+                      extra={"event": "order_in_doubt", "cloid": cloid, "coin": coin, "error": str(err)})
+            return None
+        except GatewayError as err:
+            self.store.update_order(rec.id, status="rejected", error=str(err))
+            self.metrics.orders_total.labels(intent=intent, outcome="rejected").inc()
+            log.error("order refused", extra={"event": "order_rejected", "cloid": cloid, "coin": coin,
+                                              "error": str(err)})
+            return None
+        self.store.update_order(rec.id, status=_status_of(outcome), oid=outcome.oid, filled_size=outcome.filled_size,
+                                avg_px=outcome.avg_px, error=outcome.error)
+        self.metrics.orders_total.labels(intent=intent, outcome=outcome.status).inc()
+        if outcome.already_known:
+            self.metrics.duplicates_avoided.inc()
+        log.info("order result", extra={"event": "order_result", "cloid": cloid, "coin": coin, "intent": intent,
+                                        "status": outcome.status, "oid": outcome.oid, "filled": outcome.filled_size,
+                                        "avg_px": outcome.avg_px, "error": outcome.error,
+                                        "already_known": outcome.already_known})
+        return outcome
+
+    def _resolve(self, rec_id: int, cloid: str | None, oid: int | None) -> None:
+        """Ask the exchange what became of a live database order and record it."""
+        outcome = self.gw.order_status(cloid) if cloid else None
+        status = "unknown" if outcome is None else _status_of(outcome)
+        self.store.update_order(rec_id, status=status, **({"oid": outcome.oid} if outcome and outcome.oid else {}))
+        log.info("order resolved", extra={"event": "order_resolved", "cloid": cloid, "oid": oid, "status": status})
+
+    # --- start-up -----------------------------------------------------------------------
+    def reconcile(self) -> list[dict[str, Any]]:
+        """Compare exchange and database, apply ``reconcile_policy``, log every decision."""
+        with self.lock:
+            acct, orders = self.gw.account(), self.gw.open_orders()
+            db_orders = [KnownOrder(o.id, o.cloid, o.oid, o.coin, o.status) for o in self.store.live_orders()]
+            db_trades = [KnownTrade(t.id, t.coin, t.side, t.size) for t in self.store.open_trades()]
+            decisions = plan(policy=self.bot.reconcile_policy, exchange_orders=orders,
+                             exchange_positions=acct.positions, db_orders=db_orders, db_trades=db_trades)
+            self._sync_fills()
+            report = []
+            for d in decisions:
+                self._apply(d)
+                entry = {"kind": d.kind, "action": d.action, "coin": d.coin, "detail": d.detail}
+                report.append(entry)
+                log.info("reconciliation decision", extra={"event": "reconcile", **entry})
+            self._sync_positions(self.gw.account(), self.gw.open_orders())
+            return report
+
+    def _apply(self, d: Any) -> None:
+        eo: ExchangeOrder | None = d.order
+        if d.kind == "order":
+            if d.action == "keep" and eo is not None and d.known_order is not None:
+                self.store.update_order(d.known_order.id, status="open", oid=eo.oid)
+            elif d.action == "adopt" and eo is not None:
+                self.store.add_order(cloid=eo.cloid, oid=eo.oid, coin=eo.coin, is_buy=eo.is_buy, size=eo.size,
+                                     limit_px=eo.limit_px, trigger_px=eo.trigger_px, reduce_only=eo.reduce_only,
+                                     intent=intents.STOP if eo.is_trigger and eo.reduce_only else "adopted",
+                                     status="open", origin="adopted")
+            elif d.action == "cancel" and eo is not None:
+                self.gw.cancel(eo.coin, eo.oid)
+            elif d.action == "resolve" and d.known_order is not None:
+                self._resolve(d.known_order.id, d.known_order.cloid, d.known_order.oid)
+        else:
+            pos: ExchangePosition | None = d.position
+            if d.action == "adopt" and pos is not None:
+                if d.trade is not None:
+                    self.store.close_trade(d.trade.id, exit_px=None, pnl=0.0, reason="reconciled")
+                self._record_trade(pos, key=int(time.time() * 1000), origin="adopted")
+            elif d.action == "close" and pos is not None:
+                self._close_position(pos, key=int(time.time() * 1000), reason="reconcile")
+            elif d.action == "mark_closed" and d.trade is not None:
+                self._close_reasons.setdefault(d.coin, "while_down")
+        if d.action == "halt":
+            self.halt("reconcile", d.detail + "; fix it or set bot.reconcile_policy: adopt and restart")
+
+    # --- one iteration ------------------------------------------------------------------
+    def iterate(self) -> None:
+        """One pass over every coin. A failing coin is logged and skipped, never fatal."""
+        started = time.monotonic()
+        errors: list[str] = []
+        with self.lock:
+            self._refresh_halt()
+            acct, orders = self.gw.account(), self.gw.open_orders()
+            self._sync_fills()
+            self._sync_positions(acct, orders)
+            self._check_equity(acct)
+            mids = self.gw.mids()
+            traded = False
+            for coin in self.bot.coins:
+                if self.status.stopping:
+                    break  # SIGTERM: no new work; state is already persisted
+                try:
+                    traded |= self._trade_coin(coin, acct, [o for o in orders if o.coin == coin], mids)
+                except (TransientError, GatewayError) as err:
+                    errors.append(f"{coin}: {err.message}")
+                    log.warning("coin skipped this iteration", extra={"event": "coin_error", "coin": coin,
+                                                                      "error": err.message})
+            if traded:
+                acct, orders = self.gw.account(), self.gw.open_orders()
+                self._sync_fills()
+                self._sync_positions(acct, orders)
+        self.status.last_error = "; ".join(errors) or None
+        self.metrics.loop_duration.observe(time.monotonic() - started)
+
+    def _trade_coin(self, coin: str, acct: AccountState, orders: list[ExchangeOrder], mids: dict[str, float]) -> bool:
+        signal = self._signal(coin)
+        pos = acct.positions.get(coin)
+        if pos is not None:
+            wants_long = signal.direction == "long"
+            if signal.direction != "flat" and signal.regime_start_ms is not None and wants_long != (pos.size > 0):
+                return self._close_position(pos, key=signal.regime_start_ms, reason="signal", mid=mids.get(coin))
+            return self._ensure_stop(pos, orders)
+        for o in orders:  # reduce-only triggers without a position protect nothing
+            if o.is_trigger and o.reduce_only:
+                self.gw.cancel(coin, o.oid)
+                log.info("stray stop cancelled", extra={"event": "order_cancel", "coin": coin, "oid": o.oid})
+        if not self.entries_allowed() or signal.regime_start_ms is None or signal.direction == "flat":
+            return False
+        if self.bot.strategy.entry == "cross" and not signal.fresh:
+            return False
+        intent = intents.OPEN_LONG if signal.direction == "long" else intents.OPEN_SHORT
+        cloid = make_cloid(self.bot.strategy.name, coin, signal.regime_start_ms, intent).to_raw()
+        if self.store.order_by_cloid(cloid) is not None:
+            return False  # this regime was entered already: one entry per regime
+        mid = mids.get(coin)
+        if not mid:
+            return False
+        decision = self.risk.size_entry(equity=acct.equity, price=mid, sz_decimals=self.gw.sz_decimals(coin),
+                                        exposure=acct.exposure)
+        if decision.size <= 0:
+            log.info("entry skipped", extra={"event": "entry_skipped", "coin": coin, "reason": decision.reason})
+            return False
+        is_buy = intent == intents.OPEN_LONG
+        px = aggressive_price(mid, is_buy=is_buy, slippage_pct=self.bot.slippage_pct,
+                              sz_decimals=self.gw.sz_decimals(coin))
+        outcome = self._send(intent=intent, coin=coin, is_buy=is_buy, size=decision.size, limit_px=px,
+                             order_type={"limit": {"tif": "Ioc"}}, reduce_only=False, cloid=cloid)
+        if outcome is not None and outcome.filled_size > 0:
+            fill_px = outcome.avg_px or mid
+            size = outcome.filled_size if is_buy else -outcome.filled_size
+            pos = ExchangePosition(coin, size, fill_px, 0.0, abs(size) * fill_px)
+            self._record_trade(pos, key=signal.regime_start_ms, origin="bot")
+            self._ensure_stop(pos, [])
+        return True
+
+    def _signal(self, coin: str) -> Signal:
+        now_ms = int(time.time() * 1000)
+        start = now_ms - (self.bot.strategy.lookback_candles + 2) * self.interval_ms
+        raw = self.gw.candles(coin, self.bot.candle_interval, start, now_ms)
+        frame = candles_to_frame(raw)
+        if len(frame) and int(frame.index[-1]) >= now_ms - 2 * self.interval_ms:
+            self.status.market_data_wall = time.time()  # the feed is current
+        return evaluate(closed_only(frame, now_ms), self.params)
+
+    def _ensure_stop(self, pos: ExchangePosition, orders: list[ExchangeOrder]) -> bool:
+        """Make sure a reduce-only stop-loss trigger rests on the exchange for ``pos``."""
+        is_long = pos.size > 0
+        if any(o.is_trigger and o.reduce_only and o.is_buy != is_long for o in orders):
+            return False
+        trade = self.store.open_trade(pos.coin)
+        key = trade.entry_key if trade is not None else 0
+        dec = self.gw.sz_decimals(pos.coin)
+        trigger = self.risk.stop_price(entry_px=pos.entry_px, is_long=is_long, sz_decimals=dec)
+        # The triggered order is a market order; its limit bounds the slippage at the trigger.
+        limit = aggressive_price(trigger, is_buy=not is_long, slippage_pct=max(self.bot.slippage_pct, 5.0),
+                                 sz_decimals=dec)
+        for _ in range(MAX_GENERATIONS):
+            nxt = self._next_cloid(pos.coin, key, intents.STOP)
+            if nxt is None:
+                self.halt("error", f"{pos.coin}: could not place a stop-loss after {MAX_GENERATIONS} attempts")
+                return False
+            outcome = self._send(intent=intents.STOP, coin=pos.coin, is_buy=not is_long, size=abs(pos.size),
+                                 limit_px=limit, order_type={"trigger": {"triggerPx": trigger, "isMarket": True,
+                                                                         "tpsl": "sl"}},
+                                 reduce_only=True, cloid=nxt[0])
+            # An id a previous life used and that is no longer resting: take the next one.
+            if outcome is None or not outcome.already_known or outcome.status in ("open", "resting"):
+                return True
+        return True
+
+    def _close_position(self, pos: ExchangePosition, *, key: int, reason: str, mid: float | None = None) -> bool:
+        """Close ``pos`` with a reduce-only IOC; its stop-loss is cancelled once it is flat."""
+        nxt = self._next_cloid(pos.coin, key, intents.CLOSE)
+        if nxt is None:
+            self.halt("error", f"{pos.coin}: position did not close after {MAX_GENERATIONS} attempts")
+            return False
+        if mid is None:
+            mid = self.gw.mids().get(pos.coin, pos.entry_px)
+        is_buy = pos.size < 0
+        px = aggressive_price(mid, is_buy=is_buy, slippage_pct=self.bot.slippage_pct,
+                              sz_decimals=self.gw.sz_decimals(pos.coin))
+        self._close_reasons[pos.coin] = reason
+        self._send(intent=intents.CLOSE, coin=pos.coin, is_buy=is_buy, size=abs(pos.size), limit_px=px,
+                   order_type={"limit": {"tif": "Ioc"}}, reduce_only=True, cloid=nxt[0])
+        return True
+
+    # --- bookkeeping --------------------------------------------------------------------
+    def _record_trade(self, pos: ExchangePosition, *, key: int, origin: str) -> None:
+        if self.store.open_trade(pos.coin) is not None:
+            return
+        self.store.add_trade(coin=pos.coin, side="long" if pos.size > 0 else "short", size=abs(pos.size),
+                             entry_px=pos.entry_px, entry_key=key, origin=origin)
+        log.info("trade opened", extra={"event": "trade_open", "coin": pos.coin, "size": pos.size,
+                                        "entry_px": pos.entry_px, "origin": origin})
+
+    def _sync_fills(self) -> None:
+        rows = []
+        for f in self.gw.fills():
+            rows.append({"tid": int(f["tid"]), "oid": int(f["oid"]) if f.get("oid") is not None else None,
+                         "cloid": f.get("cloid"), "coin": f["coin"], "is_buy": f.get("side") == "B",
+                         "px": float(f["px"]), "size": float(f["sz"]), "fee": float(f.get("fee", 0) or 0),
+                         "closed_pnl": float(f.get("closedPnl", 0) or 0), "time_ms": int(f["time"])})
+        for new in self.store.add_fills(rows):
+            log.info("fill", extra={"event": "fill", "coin": new.coin, "tid": new.tid, "oid": new.oid,
+                                    "is_buy": new.is_buy, "px": new.px, "size": new.size, "fee": new.fee,
+                                    "closed_pnl": new.closed_pnl})
+
+    def _sync_positions(self, acct: AccountState, orders: list[ExchangeOrder]) -> None:
+        """Close trades whose position is gone, record positions that appeared, mirror both."""
+        resting = {o.oid for o in orders}
+        for rec in self.store.live_orders():
+            # pending = an earlier send whose outcome was never learned; open = no longer resting
+            if rec.status == "pending" or (rec.oid is not None and rec.oid not in resting):
+                self._resolve(rec.id, rec.cloid, rec.oid)
+        for trade in self.store.open_trades():
+            if trade.coin in acct.positions:
+                continue
+            opened_ms = int(trade.opened_at.timestamp() * 1000) - 1000
+            fills = self.store.fills_since(trade.coin, opened_ms)
+            closing = [f for f in fills if f.is_buy == (trade.side == "short")]
+            pnl = sum(f.closed_pnl for f in closing) - sum(f.fee for f in fills)
+            qty = sum(f.size for f in closing)
+            exit_px = sum(f.px * f.size for f in closing) / qty if qty else None
+            reason = self._close_reasons.pop(trade.coin, "stop_or_external")
+            self.store.close_trade(trade.id, exit_px=exit_px, pnl=pnl, reason=reason)
+            log.info("trade closed", extra={"event": "trade_close", "coin": trade.coin, "side": trade.side,
+                                            "pnl": pnl, "exit_px": exit_px, "reason": reason})
+        for pos in acct.positions.values():
+            self._record_trade(pos, key=int(time.time() * 1000), origin="observed")
+        trades = {t.coin: t.id for t in self.store.open_trades()}
+        self.store.set_positions({c: {"size": p.size, "entry_px": p.entry_px, "unrealized_pnl": p.unrealized_pnl,
+                                      "trade_id": trades.get(c)} for c, p in acct.positions.items()})
+        self.status.positions = [{"coin": p.coin, "size": p.size, "entry_px": p.entry_px,
+                                  "unrealized_pnl": p.unrealized_pnl} for p in acct.positions.values()]
+        self.status.open_orders = len(orders)
+        self.status.last_trade_at = self.store.last_trade_at()
+        self.metrics.positions_active.set(len(acct.positions))
+        self.metrics.open_orders.set(len(orders))
+
+    def _check_equity(self, acct: AccountState) -> None:
+        """Snapshot equity, update P&L metrics, enforce the daily loss limit."""
+        now = time.monotonic()
+        day = utc_day()
+        day_start = self.store.day_start_equity(day)
+        if day_start is None or now - self._last_equity_snapshot >= EQUITY_SNAPSHOT_EVERY_S:
+            self.store.snapshot_equity(acct.equity)
+            self._last_equity_snapshot = now
+            day_start = day_start if day_start is not None else acct.equity
+        unrealized = sum(p.unrealized_pnl for p in acct.positions.values())
+        self.metrics.equity.set(acct.equity)
+        self.metrics.pnl_total.set(self.store.realized_pnl() + unrealized)
+        self.metrics.pnl_daily_percent.set(-self.risk.daily_loss_pct(day_start_equity=day_start, equity=acct.equity))
+        self.metrics.exposure_percent.set(acct.exposure / acct.equity * 100 if acct.equity > 0 else 0.0)
+        last = self.store.closed_trades(20)
+        self.metrics.win_rate.set(sum(1 for t in last if (t.pnl or 0) > 0) / len(last) if last else 0.0)
+        if self.risk.daily_loss_breached(day_start_equity=day_start, equity=acct.equity):
+            halt = self.store.active_halt()
+            if halt is None or halt.kind != "daily_loss":
+                loss = self.risk.daily_loss_pct(day_start_equity=day_start, equity=acct.equity)
+                self.halt("daily_loss", f"daily loss {loss:.2f}% reached the limit of "
+                                        f"{self.bot.risk.daily_loss_limit_pct}%")
+
+    # --- control ------------------------------------------------------------------------
+    def cancel_all(self) -> dict[str, Any]:
+        """Cancel every resting order of the account. Stop-losses of open positions are
+        re-placed by the next iteration (protection outlives a cancel-all)."""
+        with self.lock:
+            cancelled, failed = [], []
+            for o in self.gw.open_orders():
+                (cancelled if self.gw.cancel(o.coin, o.oid) else failed).append(o.oid)
+            log.warning("cancel-all", extra={"event": "cancel_all", "cancelled": cancelled, "failed": failed})
+            return {"cancelled": cancelled, "failed": failed}
+
+    def close_all(self) -> dict[str, Any]:
+        """Halt entries, close every position with reduce-only IOCs, then cancel resting orders."""
+        self.halt("control", "close-all requested")
+        with self.lock:
+            key = int(time.time() * 1000)
+            acct = self.gw.account()
+            for pos in acct.positions.values():
+                self._close_position(pos, key=key, reason="close_all")
+            after = self.gw.account()
+            result = {"closed": sorted(set(acct.positions) - set(after.positions)),
+                      "still_open": sorted(after.positions), **self.cancel_all()}
+            self._sync_fills()
+            self._sync_positions(after, self.gw.open_orders())
+            return result

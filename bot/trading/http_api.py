@@ -1,0 +1,162 @@
+"""The bot's HTTP surface, served from its own threads so it answers while the loop is busy.
+
+* ``GET /health``: JSON (see :meth:`RuntimeStatus.health`), always 200 while the process answers.
+* ``GET /metrics``: Prometheus text from the bot's own registry.
+* ``POST /control/{halt,resume,cancel-all,close-all}``: bearer token from the environment,
+  compared with :func:`hmac.compare_digest`. No token configured: 503 and why. Wrong or
+  missing token: 401.
+
+Built on the standard library's :class:`ThreadingHTTPServer` (one thread per request), with
+Nagle disabled on the listening socket and on every accepted connection.
+"""
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import socket
+import threading
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable, Protocol
+
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from agent.errors import BotwardenError
+from bot.trading.metrics import BotMetrics
+from bot.trading.status import RuntimeStatus
+
+log = logging.getLogger("bot.trading.http")
+
+
+class Controls(Protocol):
+    """What the control endpoints drive (the :class:`TradingEngine`)."""
+
+    def halt(self, kind: str, reason: str) -> None: ...
+    def resume(self, by: str) -> int: ...
+    def cancel_all(self) -> dict[str, Any]: ...
+    def close_all(self) -> dict[str, Any]: ...
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def server_bind(self) -> None:
+        self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        super().server_bind()
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        conn, addr = super().get_request()
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return conn, addr
+
+
+class BotHttpServer:
+    """Serve /health, /metrics and /control on ``host:port`` (port 0 = ephemeral).
+
+    ``controls`` may be None until the engine exists; control requests then get 503.
+    ``token`` None disables the control endpoints (503 with the env var to set).
+    """
+
+    def __init__(self, host: str, port: int, *, status: RuntimeStatus, metrics: BotMetrics,
+                 token: str | None, token_env: str, controls: Callable[[], Controls | None]) -> None:
+        self.status = status
+        self.metrics = metrics
+        self._token = token.encode() if token else None
+        self.token_env = token_env
+        self.controls = controls
+        self.httpd = _Server((host, port), self._handler_class())
+        self.port: int = self.httpd.server_address[1]
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.httpd.serve_forever, name="bot-http", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def authorize(self, header: str | None) -> tuple[HTTPStatus, str | None]:
+        """(200, None) when ``header`` carries the token, else the refusal."""
+        if self._token is None:
+            return (HTTPStatus.SERVICE_UNAVAILABLE,
+                    f"control endpoints are disabled: ${self.token_env} is not set in the bot's environment")
+        scheme, _, given = (header or "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), self._token):
+            return HTTPStatus.UNAUTHORIZED, "missing or wrong bearer token"
+        return HTTPStatus.OK, None
+
+    def _control(self, action: str) -> tuple[HTTPStatus, dict[str, Any]]:
+        controls = self.controls()
+        if controls is None:
+            return HTTPStatus.SERVICE_UNAVAILABLE, {"error": "the bot is still starting (exchange not connected)"}
+        try:
+            if action == "halt":
+                controls.halt("control", "halted by operator")
+                return HTTPStatus.OK, {"ok": True, "halted": True}
+            if action == "resume":
+                return HTTPStatus.OK, {"ok": True, "cleared": controls.resume("control")}
+            if action == "cancel-all":
+                return HTTPStatus.OK, {"ok": True, **controls.cancel_all()}
+            if action == "close-all":
+                return HTTPStatus.OK, {"ok": True, **controls.close_all()}
+        except BotwardenError as err:
+            log.error("control action failed", extra={"event": "control_failed", "action": action,
+                                                      "error": err.message})
+            return HTTPStatus.BAD_GATEWAY, {"ok": False, "error": err.message}
+        return HTTPStatus.NOT_FOUND, {"error": f"unknown control action {action!r}"}
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            server_version = "botwarden-bot"
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+                pass  # access logs would repeat every scrape; errors are logged as events
+
+            def _send(self, code: int, body: bytes, ctype: str, headers: dict[str, str] | None = None) -> None:
+                self.send_response(code)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def _json(self, code: int, doc: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+                self._send(code, json.dumps(doc).encode(), "application/json", headers)
+
+            def do_GET(self) -> None:  # noqa: N802
+                path = self.path.split("?", 1)[0]
+                if path == "/health":
+                    self._json(200, server.status.health())
+                elif path == "/metrics":
+                    self._send(200, server.metrics.render(), CONTENT_TYPE_LATEST)
+                else:
+                    self._json(404, {"error": "not found"})
+
+            def do_POST(self) -> None:  # noqa: N802
+                length = int(self.headers.get("Content-Length") or 0)
+                if length:
+                    self.rfile.read(min(length, 65536))  # bodies are ignored
+                path = self.path.split("?", 1)[0]
+                if not path.startswith("/control/"):
+                    self._json(404, {"error": "not found"})
+                    return
+                action = path[len("/control/"):]
+                code, why = server.authorize(self.headers.get("Authorization"))
+                if why is not None:
+                    log.warning("control refused", extra={"event": "control_refused", "action": action,
+                                                          "code": int(code), "peer": self.client_address[0]})
+                    extra = {"WWW-Authenticate": "Bearer"} if code == HTTPStatus.UNAUTHORIZED else None
+                    self._json(code, {"error": why}, extra)
+                    return
+                log.warning("control action", extra={"event": "control", "action": action})
+                status, doc = server._control(action)
+                self._json(status, doc)
+
+        return Handler

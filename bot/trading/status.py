@@ -1,0 +1,69 @@
+"""What /health reports: a snapshot the trading loop writes and the HTTP thread reads.
+
+Writers replace whole attributes (atomic under the GIL); readers never block the loop.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from bot import __version__ as BOT_VERSION  # noqa: N812
+
+
+@dataclass
+class RuntimeStatus:
+    loop_seconds: float
+    candle_seconds: float
+    started_monotonic: float = field(default_factory=time.monotonic)
+    started_wall: float = field(default_factory=time.time)
+    last_loop_wall: float | None = None
+    last_loop_monotonic: float | None = None
+    market_data_wall: float | None = None
+    last_trade_at: datetime | None = None
+    positions: list[dict[str, Any]] = field(default_factory=list)
+    open_orders: int = 0
+    halted_reason: str | None = None
+    last_error: str | None = None
+    connected: bool = False
+    stopping: bool = False
+
+    def health(self) -> dict[str, Any]:
+        """The /health document.
+
+        ``status`` is ``halted`` while entries are halted, ``degraded`` when the loop has not
+        completed an iteration within 3 loop periods (or 30 s), market data is older than two
+        candles, the exchange is unreachable, or the last iteration hit an error; else
+        ``healthy``.
+        """
+        now_m, now_w = time.monotonic(), time.time()
+        loop_age = now_m - (self.last_loop_monotonic or self.started_monotonic)
+        data_age = None if self.market_data_wall is None else max(0.0, now_w - self.market_data_wall)
+        reasons: list[str] = []
+        if not self.connected:
+            reasons.append("exchange not connected")
+        if loop_age > max(3 * self.loop_seconds, 30.0):
+            reasons.append(f"loop stalled for {loop_age:.0f}s")
+        if data_age is None or data_age > 2 * self.candle_seconds + self.loop_seconds:
+            reasons.append("market data stale")
+        if self.last_error:
+            reasons.append(self.last_error)
+        status = "halted" if self.halted_reason else ("degraded" if reasons else "healthy")
+        return {
+            "status": status,
+            "loop_age_s": round(loop_age, 3),
+            "last_loop_at": _iso(self.last_loop_wall),
+            "market_data_age_s": None if data_age is None else round(data_age, 3),
+            "last_trade_at": self.last_trade_at.isoformat() if self.last_trade_at else None,
+            "positions": self.positions,
+            "open_orders": self.open_orders,
+            "halted_reason": self.halted_reason,
+            "degraded_reasons": reasons,
+            "version": BOT_VERSION,
+            "uptime_s": round(now_m - self.started_monotonic, 3),
+        }
+
+
+def _iso(wall: float | None) -> str | None:
+    return None if wall is None else datetime.fromtimestamp(wall, timezone.utc).isoformat()
