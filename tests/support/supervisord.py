@@ -11,7 +11,8 @@ and then in a test::
     def test_restart(supervisord_factory):
         sup = supervisord_factory({"bot": {"command": python_command("import time\\nwhile True: time.sleep(1)")}})
         sup.wait_for_state("bot", "RUNNING")
-        sup.proxy().supervisor.stopProcess("bot")
+        with sup.proxy() as proxy:
+            proxy.supervisor.stopProcess("bot")
         ...
 
 Outside pytest, :func:`start_supervisord` returns the same :class:`Supervisord` object; it is
@@ -139,13 +140,17 @@ class Supervisord:
         return self.process.pid
 
     def proxy(self) -> xmlrpc.client.ServerProxy:
-        """An XML-RPC proxy (``proxy.supervisor.getProcessInfo('bot')``) over the socket."""
+        """An XML-RPC proxy (``proxy.supervisor.getProcessInfo('bot')``) over the socket.
+
+        Use it as a context manager (``with sup.proxy() as p:``) so its socket is closed.
+        """
         transport = SupervisorTransport(None, None, self.url)
         return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
 
     def info(self, program: str) -> dict[str, Any]:
         """``supervisor.getProcessInfo(program)``."""
-        return self.proxy().supervisor.getProcessInfo(program)  # type: ignore[no-any-return]
+        with self.proxy() as proxy:
+            return proxy.supervisor.getProcessInfo(program)  # type: ignore[no-any-return]
 
     def wait_for_state(self, program: str, *states: str, timeout: float = 10.0) -> dict[str, Any]:
         """Poll until ``program`` is in one of ``states`` (e.g. ``"RUNNING"``); return its info.
@@ -199,7 +204,8 @@ class Supervisord:
         # The XML-RPC shutdown wakes supervisord's select loop at once; SIGTERM is only seen
         # on its next 1 s tick, which would make every test teardown a second slower.
         try:
-            self.proxy().supervisor.shutdown()
+            with self.proxy() as proxy:
+                proxy.supervisor.shutdown()
         except (OSError, xmlrpc.client.Error):
             self.process.send_signal(signal.SIGTERM)
 
@@ -215,7 +221,8 @@ class Supervisord:
                 if time.monotonic() > deadline:
                     raise
             try:
-                self.proxy().supervisor.getState()
+                with self.proxy() as proxy:
+                    proxy.supervisor.getState()
             except (OSError, xmlrpc.client.Error):
                 pass  # SHUTDOWN_STATE fault, or the socket is already gone
 
@@ -276,8 +283,9 @@ def start_supervisord(
             out_text = (directory / "supervisord.out").read_text(errors="replace")
             raise RuntimeError(f"supervisord exited with {process.returncode}:\n{out_text}\n{sup.log_tail()}")
         try:
-            if sup.proxy().supervisor.getState()["statename"] == "RUNNING":
-                return sup
+            with sup.proxy() as proxy:
+                if proxy.supervisor.getState()["statename"] == "RUNNING":
+                    return sup
         except (OSError, xmlrpc.client.Error):
             pass  # socket not there yet, or supervisord still starting
         if time.monotonic() > deadline:

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 from agent.modules.base import CheckModule
+from agent.modules.checks.http import HttpCheck
 from agent.modules.checks.supervisor import SupervisorCheck
 
 ALL: list[type[CheckModule]] = [
     SupervisorCheck,
+    HttpCheck,
 ]

@@ -2,16 +2,20 @@
 
 * ``supervisord_factory``: a real supervisord (see tests/support/supervisord.py);
 * ``stack``: one supervisord with a program in each interesting state;
-* ``make_ctx``: a :class:`RunContext` factory for a host whose supervisor.url is given.
+* ``make_ctx``: a :class:`RunContext` factory for a host whose supervisor.url is given;
+* ``http_server``: a real HTTP server on 127.0.0.1; ``shared_clients`` closes the http
+  checks' pooled clients at the end of the test.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
 
 from agent.modules.base import HostContext, RunContext
+from agent.modules.checks._http_clients import close_shared_clients
+from tests.agent.modules._http_fixture_server import FixtureServer
 from tests.support.supervisord import Supervisord, python_command, supervisord_factory  # noqa: F401
 
 PROGRAMS: dict[str, dict[str, Any]] = {
@@ -42,3 +46,20 @@ def make_ctx() -> Callable[..., RunContext]:
         return RunContext(host=HostContext(name="box1", vars=host_vars), **kwargs)
 
     return factory
+
+
+@pytest.fixture
+def http_server() -> Iterator[FixtureServer]:
+    """A real HTTP server on 127.0.0.1 with fixed routes (see _http_fixture_server.py)."""
+    server = FixtureServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+async def shared_clients() -> AsyncIterator[None]:
+    """Close the http checks' per-loop clients when the test's loop ends."""
+    yield
+    await close_shared_clients()

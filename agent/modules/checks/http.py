@@ -1,0 +1,128 @@
+"""Check: an HTTP(S) endpoint's status, latency, headers and (JSON) body."""
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any, ClassVar, Literal
+
+import httpx
+from pydantic import ConfigDict, Field, field_validator, model_validator
+
+from agent.modules.base import CheckModule, CheckResult, Params, RunContext
+from agent.modules.checks._http_clients import http_error_message, safe_url, shared_client
+from agent.types import Duration
+
+HttpMethod = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+class HttpCheckParams(Params):
+    model_config = ConfigDict(populate_by_name=True)
+
+    url: str = Field(description="http:// or https:// URL to request, e.g. {{ bot.health_url }}")
+    method: HttpMethod = Field("GET", description="HTTP method")
+    # repr=False: headers carry bearer tokens; a logged params object must not show them.
+    headers: dict[str, str] = Field(
+        default_factory=dict, repr=False, description="request headers (values may be secrets; never logged)"
+    )
+    json_body: Any = Field(None, alias="json", repr=False, description="JSON request body (sets Content-Type)")
+    body: str | None = Field(None, repr=False, description="raw request body text (exclusive with json)")
+    timeout: Duration | None = Field(
+        None, description="whole-request timeout; default and upper bound: the check's timeout"
+    )
+    verify_tls: bool = Field(True, description="verify the server's TLS certificate")
+    follow_redirects: bool = Field(False, description="follow 3xx redirects (off: the 3xx status is the result)")
+    max_body_bytes: int = Field(
+        1_048_576, gt=0, description="read at most this many body bytes; a longer body is truncated, json None"
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"{safe_url(url) or url[:20]!r} is not an http:// or https:// URL")
+        return url
+
+    @model_validator(mode="after")
+    def _one_body(self) -> HttpCheckParams:
+        if self.json_body is not None and self.body is not None:
+            raise ValueError("give either json or body, not both")
+        return self
+
+
+class HttpCheck(CheckModule):
+    """Requests a URL through the shared per-loop client and reports what came back."""
+
+    name: ClassVar[str] = "http"
+    Params: ClassVar[type[HttpCheckParams]] = HttpCheckParams
+    description: ClassVar[str] = "HTTP(S) request: status code, latency, headers, JSON or text body"
+    default_value: ClassVar[str | None] = "status_code"
+    facts: ClassVar[dict[str, str]] = {
+        "status_code": "HTTP status code, e.g. 200",
+        "latency_ms": "milliseconds from sending the request to the end of the (possibly truncated) body",
+        "json": "the body parsed as JSON, or None if it is not JSON (or was truncated)",
+        "text": "the body as text, at most max_body_bytes",
+        "truncated": "true when the body was longer than max_body_bytes",
+        "headers": "response headers, names lower-case",
+        "url": "the final URL (after redirects), without query or credentials",
+    }
+
+    async def run(self, params: HttpCheckParams, ctx: RunContext) -> CheckResult:
+        timeout = min(params.timeout or ctx.timeout, ctx.timeout)
+        client = shared_client(params.verify_tls)
+        started = time.perf_counter()
+        try:
+            # httpx timeouts bound each phase; asyncio.timeout bounds the whole request.
+            async with asyncio.timeout(timeout):
+                async with client.stream(
+                    params.method,
+                    params.url,
+                    headers=params.headers,
+                    json=params.json_body,
+                    content=params.body,
+                    timeout=timeout,
+                    follow_redirects=params.follow_redirects,
+                ) as response:
+                    body, truncated = await _read_capped(response, params.max_body_bytes)
+        except TimeoutError:
+            return CheckResult.failed(f"{params.method} {safe_url(params.url)} timed out after {timeout:g}s")
+        except httpx.HTTPError as exc:
+            return CheckResult.failed(http_error_message(exc, params.method, params.url, timeout))
+        latency_ms = (time.perf_counter() - started) * 1000.0
+        content_type = response.headers.get("content-type", "")
+        facts: dict[str, Any] = {
+            "status_code": response.status_code,
+            "latency_ms": round(latency_ms, 3),
+            "json": None if truncated else _json_or_none(body, content_type),
+            "text": body.decode(response.encoding or "utf-8", errors="replace"),
+            "truncated": truncated,
+            "headers": {name.lower(): value for name, value in response.headers.items()},
+            "url": safe_url(response.url),
+        }
+        return CheckResult(
+            facts=facts,
+            value=response.status_code,
+            summary=f"{params.method} {safe_url(params.url)} -> {response.status_code} in {latency_ms:.0f}ms",
+        )
+
+
+async def _read_capped(response: httpx.Response, limit: int) -> tuple[bytes, bool]:
+    """At most ``limit`` body bytes, and whether there was more (the rest is not read)."""
+    body = bytearray()
+    async for chunk in response.aiter_bytes():
+        room = limit - len(body)
+        if len(chunk) > room:
+            body += chunk[:room]
+            return bytes(body), True
+        body += chunk
+    return bytes(body), False
+
+
+def _json_or_none(body: bytes, content_type: str) -> Any:
+    # Only bodies that claim or look like JSON: a plain-text "200" must stay text.
+    if "json" not in content_type and body.lstrip()[:1] not in (b"{", b"["):
+        return None
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None

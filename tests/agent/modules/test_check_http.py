@@ -1,0 +1,126 @@
+"""The http check against a real HTTP server on 127.0.0.1."""
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import pytest
+
+from agent.modules.checks._http_clients import shared_client
+from agent.modules.checks.http import HttpCheck
+
+pytestmark = pytest.mark.usefixtures("shared_clients")
+
+
+def params(**kw):
+    return HttpCheck.Params.model_validate(kw)
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "json_fact", "text_fact"),
+    [
+        ("/health", 200, {"status": "healthy", "loop_age_s": 1.5}, None),
+        ("/text", 200, None, "héllo"),
+        ("/badjson", 200, None, '{"status": '),
+        ("/status/503", 503, None, "status"),
+        ("/missing", 404, None, "not found"),
+        ("/redirect", 302, None, ""),
+    ],
+)
+async def test_status_json_and_text(http_server, make_ctx, path, status, json_fact, text_fact) -> None:
+    result = await HttpCheck().run(params(url=http_server.url + path), make_ctx())
+    assert result.error is None
+    assert result.value == status == result.facts["status_code"]
+    assert result.facts["json"] == json_fact
+    if text_fact is not None:
+        assert result.facts["text"] == text_fact
+    assert result.facts["latency_ms"] >= 0
+    assert set(result.facts) == set(HttpCheck.facts)
+
+
+async def test_follow_redirects(http_server, make_ctx) -> None:
+    result = await HttpCheck().run(params(url=http_server.url + "/redirect", follow_redirects=True), make_ctx())
+    assert result.value == 200
+    assert result.facts["json"]["status"] == "healthy"
+    assert result.facts["url"].endswith("/health")
+
+
+async def test_headers_both_ways(http_server, make_ctx) -> None:
+    result = await HttpCheck().run(
+        params(url=http_server.url + "/echo", headers={"Authorization": "Bearer s3cret"}), make_ctx()
+    )
+    assert result.facts["json"]["headers"]["Authorization"] == "Bearer s3cret"
+    health = await HttpCheck().run(params(url=http_server.url + "/health"), make_ctx())
+    assert health.facts["headers"]["x-bot"] == "1"
+
+
+@pytest.mark.parametrize(
+    ("kw", "method", "body"),
+    [
+        ({"method": "POST", "json": {"a": 1}}, "POST", '{"a":1}'),
+        ({"method": "PUT", "body": "plain"}, "PUT", "plain"),
+        ({}, "GET", ""),
+    ],
+)
+async def test_method_and_body(http_server, make_ctx, kw, method, body) -> None:
+    result = await HttpCheck().run(params(url=http_server.url + "/echo", **kw), make_ctx())
+    assert result.facts["json"]["method"] == method
+    assert result.facts["json"]["body"].replace(" ", "") == body
+
+
+async def test_body_is_capped(http_server, make_ctx) -> None:
+    result = await HttpCheck().run(params(url=http_server.url + "/big", max_body_bytes=100), make_ctx())
+    assert result.facts["truncated"] is True
+    assert result.facts["text"] == "x" * 100
+    assert result.facts["json"] is None
+
+
+@pytest.mark.parametrize("timeout_source", ["param", "context"])
+async def test_timeout_is_an_error_result(http_server, make_ctx, timeout_source) -> None:
+    if timeout_source == "param":
+        p, ctx = params(url=http_server.url + "/slow?token=abc", timeout="200ms"), make_ctx()
+    else:
+        p, ctx = params(url=http_server.url + "/slow?token=abc", timeout="30s"), make_ctx(timeout=0.2)
+    result = await HttpCheck().run(p, ctx)
+    assert result.error == f"GET {http_server.url}/slow timed out after 0.2s"
+    assert "abc" not in result.error  # query strings may carry tokens
+
+
+async def test_connection_refused(make_ctx) -> None:
+    with socket.socket() as s:  # a port that was free a moment ago and has no listener
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    result = await HttpCheck().run(params(url=f"http://user:pw@127.0.0.1:{port}/health"), make_ctx())
+    assert result.error is not None and result.error.startswith(f"GET http://127.0.0.1:{port}/health failed")
+    assert "pw" not in result.error
+
+
+async def test_one_client_per_loop_is_reused(http_server, make_ctx) -> None:
+    before = shared_client()
+    results = await asyncio.gather(
+        *(HttpCheck().run(params(url=http_server.url + "/health"), make_ctx()) for _ in range(50))
+    )
+    assert {r.value for r in results} == {200}
+    assert shared_client() is before
+    assert shared_client(verify_tls=False) is not before
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"url": "ftp://x/"}, "not an http"),
+        ({"url": "http://x/", "json": {}, "body": "x"}, "either json or body"),
+        ({"url": "http://x/", "method": "FETCH"}, "method"),
+        ({"url": "http://x/", "timeout": "soon"}, "not a duration"),
+        ({"url": "http://x/", "max_body_bytes": 0}, "greater than 0"),
+        ({"url": "http://x/", "verify": False}, "Extra inputs"),
+    ],
+)
+def test_bad_params(kw, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        params(**kw)
+
+
+def test_secrets_hidden_from_repr() -> None:
+    p = params(url="http://x/", headers={"Authorization": "Bearer s3cret"}, json={"key": "s3cret"})
+    assert "s3cret" not in repr(p)
