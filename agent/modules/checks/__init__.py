@@ -3,9 +3,11 @@ from __future__ import annotations
 
 from agent.modules.base import CheckModule
 from agent.modules.checks.http import HttpCheck
+from agent.modules.checks.prometheus import PrometheusCheck
 from agent.modules.checks.supervisor import SupervisorCheck
 
 ALL: list[type[CheckModule]] = [
     SupervisorCheck,
     HttpCheck,
+    PrometheusCheck,
 ]

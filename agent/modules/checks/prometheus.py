@@ -1,0 +1,105 @@
+"""Check: one metric from a Prometheus exposition endpoint, selected by name and labels."""
+from __future__ import annotations
+
+import asyncio
+import math
+import statistics
+import time
+from typing import Any, ClassVar, Literal
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+from pydantic import Field
+
+from agent.modules.base import CheckModule, CheckResult, Params, RunContext
+from agent.modules.checks._http_clients import http_error_message, safe_url, shared_client
+from agent.types import Duration
+
+Aggregate = Literal["sum", "max", "min", "avg", "count"]
+
+_AGGREGATES = {
+    "sum": math.fsum,
+    "max": max,
+    "min": min,
+    "avg": statistics.fmean,
+    "count": len,
+}
+
+
+class PrometheusCheckParams(Params):
+    url: str = Field(description="exposition endpoint, e.g. {{ bot.metrics_url }}")
+    metric: str = Field(
+        description="sample name as exposed, e.g. bot_equity_usd or bot_orders_total (counters: with _total)"
+    )
+    labels: dict[str, str] = Field(
+        default_factory=dict, description="label values a series must have (others are ignored)"
+    )
+    aggregate: Aggregate | None = Field(
+        None, description="how to combine several matching series; unset: more than one match is an error"
+    )
+    timeout: Duration | None = Field(None, description="scrape timeout; default and upper bound: the check's timeout")
+    verify_tls: bool = Field(True, description="verify the server's TLS certificate")
+
+
+class PrometheusCheck(CheckModule):
+    """Scrapes the endpoint with the shared client and parses it with prometheus_client."""
+
+    name: ClassVar[str] = "prometheus"
+    Params: ClassVar[type[PrometheusCheckParams]] = PrometheusCheckParams
+    description: ClassVar[str] = "Value of a Prometheus metric (by name and labels) scraped over HTTP"
+    default_value: ClassVar[str | None] = "value"
+    facts: ClassVar[dict[str, str]] = {
+        "value": "the selected sample's value, or the aggregate of the matching series",
+        "series": "every matching series as {labels, value}",
+        "latency_ms": "milliseconds the scrape took",
+    }
+
+    async def run(self, params: PrometheusCheckParams, ctx: RunContext) -> CheckResult:
+        timeout = min(params.timeout or ctx.timeout, ctx.timeout)
+        where = safe_url(params.url)
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(timeout):
+                response = await shared_client(params.verify_tls).get(params.url, timeout=timeout)
+        except TimeoutError:
+            return CheckResult.failed(f"GET {where} timed out after {timeout:g}s")
+        except httpx.HTTPError as exc:
+            return CheckResult.failed(http_error_message(exc, "GET", params.url, timeout))
+        latency_ms = round((time.perf_counter() - started) * 1000.0, 3)
+        if response.status_code != 200:
+            return CheckResult.failed(f"GET {where} returned HTTP {response.status_code}", latency_ms=latency_ms)
+        try:
+            series, seen_metric = _select(response.text, params.metric, params.labels)
+        except (ValueError, IndexError, KeyError) as exc:  # what the parser raises on malformed text
+            return CheckResult.failed(f"{where} is not Prometheus exposition text: {exc}", latency_ms=latency_ms)
+
+        facts: dict[str, Any] = {"value": None, "series": series, "latency_ms": latency_ms}
+        if not seen_metric:
+            return CheckResult(facts=facts, error=f"metric {params.metric!r} not found at {where}")
+        if not series:
+            return CheckResult(
+                facts=facts, error=f"no series of {params.metric!r} has labels {params.labels} at {where}"
+            )
+        if len(series) > 1 and params.aggregate is None:
+            return CheckResult(
+                facts=facts,
+                error=f"{len(series)} series of {params.metric!r} match; narrow labels or set aggregate",
+            )
+        values = [s["value"] for s in series]
+        value = _AGGREGATES[params.aggregate or "sum"](values)
+        facts["value"] = value
+        return CheckResult(facts=facts, value=value, summary=f"{params.metric} = {value:g}")
+
+
+def _select(text: str, metric: str, labels: dict[str, str]) -> tuple[list[dict[str, Any]], bool]:
+    """Series of ``metric`` whose labels include ``labels``, and whether the metric exists."""
+    series: list[dict[str, Any]] = []
+    seen = False
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name != metric:
+                continue
+            seen = True
+            if all(sample.labels.get(k) == v for k, v in labels.items()):
+                series.append({"labels": dict(sample.labels), "value": float(sample.value)})
+    return series, seen
