@@ -1,0 +1,147 @@
+"""Binding: a check of a play on one host, with its module and rendered, validated params.
+
+Checks are bound at load, so a template or parameter that does not fit a host is reported
+before anything runs. Tasks may use run-time vars (registered results), so they are bound
+when run, by :func:`bind_task_params`.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from agent.errors import ConfigError
+from agent.modules.base import CheckModule, HostContext, Params
+from agent.modules.registry import Registry
+from agent.playbook.diagnostics import Diagnostic
+from agent.playbook.models import Check, Playbook, Task
+from agent.playbook.templating import Templating, TemplateError
+from agent.playbook.thresholds import Threshold, is_number
+from agent.playbook.validation import diagnostics_from_validation
+from agent.playbook.yaml_source import Path_, SourceDocument
+
+
+@dataclass(frozen=True, eq=False)
+class BoundCheck:
+    """One check of one play on one host, ready to schedule.
+
+    ``vars`` is what expressions see besides the facts: the host's vars with the play's
+    (rendered) vars on top. ``interval`` is seconds between runs (the check's ``every``, else
+    the play's ``schedule.every``), ``None`` for cron or on-demand plays.
+    """
+
+    play: Playbook
+    check: Check
+    host: HostContext
+    module: type[CheckModule]
+    params: Params
+    key: str
+    interval: float | None
+    timeout: float
+    vars: Mapping[str, Any]
+
+    @property
+    def value_expr(self) -> str | None:
+        """The expression thresholds compare: the check's ``value``, else the module's default."""
+        return self.check.value or self.module.default_value
+
+
+def play_vars(play: Playbook, host: HostContext, templating: Templating) -> dict[str, Any]:
+    """Host vars with the play's vars rendered against them on top (play vars win)."""
+    rendered = templating.render_value(play.vars, host.vars)
+    return {**host.vars, **rendered}
+
+
+def bind_checks(doc: SourceDocument, play: Playbook, hosts: list[HostContext], registry: Registry,
+                templating: Templating) -> tuple[list[BoundCheck], list[Diagnostic]]:
+    """Bind every check of ``play`` to every host; problems become diagnostics."""
+    bound: list[BoundCheck] = []
+    out: list[Diagnostic] = []
+    for host in hosts:
+        try:
+            vars = play_vars(play, host, templating)
+        except TemplateError as exc:
+            out.append(doc.diagnostic(("vars",), f"on host {host.name!r}: {exc.message}"))
+            continue
+        for i, check in enumerate(play.checks):
+            module = registry.checks.get(check.module)
+            if module is None:
+                continue  # already reported by the pre-processor
+            path: Path_ = ("checks", i, check.module)
+            try:
+                rendered = templating.render_value(check.params, vars)
+            except TemplateError as exc:
+                out.append(doc.diagnostic(path, f"check {check.name!r} on host {host.name!r}: {exc.message}"))
+                continue
+            try:
+                params = module.Params.model_validate(rendered)
+            except ValidationError as exc:
+                out.extend(diagnostics_from_validation(exc, doc, rendered, model=module.Params, prefix=path,
+                                                       redact=templating.redact))
+                continue
+            out.extend(threshold_order(doc, ("checks", i), check, vars, templating))
+            every = check.every or (play.schedule.every if play.schedule else None)
+            bound.append(BoundCheck(play=play, check=check, host=host, module=module, params=params,
+                                    key=f"{play.name}/{host.name}/{check.name}", interval=every,
+                                    timeout=check.timeout, vars=vars))
+    return bound, out
+
+
+def threshold_order(doc: SourceDocument, path: Path_, check: Check, vars: Mapping[str, Any],
+                    templating: Templating) -> list[Diagnostic]:
+    """Warning must trip before critical, and ``clear`` must sit on the good side."""
+    out: list[Diagnostic] = []
+    bounds: dict[str, Any] = {}
+    for key in ("warning", "critical", "clear"):
+        threshold: Threshold | None = getattr(check, f"{key}_threshold")
+        if threshold is None:
+            continue
+        try:
+            bounds[key] = (threshold, threshold.bound(vars, templating))
+        except TemplateError as exc:
+            out.append(doc.diagnostic((*path, key), f"{key}: {exc.message}"))
+    warning, critical, clear = bounds.get("warning"), bounds.get("critical"), bounds.get("clear")
+    if warning and critical and is_number(warning[1]) and is_number(critical[1]):
+        direction = critical[0].direction
+        if direction == 1 and not warning[1] < critical[1]:
+            out.append(doc.diagnostic((*path, "critical"), f"thresholds out of order: critical ({critical[1]:g}) "
+                                      f"must be above warning ({warning[1]:g}) for '{critical[0].op}'",
+                                      "swap them, or fix the numbers"))
+        elif direction == -1 and not warning[1] > critical[1]:
+            out.append(doc.diagnostic((*path, "critical"), f"thresholds out of order: critical ({critical[1]:g}) "
+                                      f"must be below warning ({warning[1]:g}) for '{critical[0].op}'",
+                                      "swap them, or fix the numbers"))
+    first_bad = warning or critical
+    if clear and first_bad and is_number(clear[1]) and is_number(first_bad[1]):
+        direction = first_bad[0].direction
+        if (direction == 1 and clear[1] > first_bad[1]) or (direction == -1 and clear[1] < first_bad[1]):
+            out.append(doc.diagnostic((*path, "clear"), f"'clear' ({clear[1]:g}) is on the bad side of the "
+                                      f"threshold ({first_bad[1]:g})", "hysteresis clears on the good side"))
+    return out
+
+
+def bind_task_params(task: Task, registry: Registry, templating: Templating, vars: Mapping[str, Any]) -> Params:
+    """Render ``task.params`` with ``vars`` and validate them with the action's ``Params``.
+
+    Raises :class:`ConfigError` whose message starts with the task's ``file:line``; the
+    message never carries a rendered value (those may come from ``env``).
+    """
+    where = f"{task.source}: " if task.source else ""
+    if task.module is None:
+        raise ConfigError(f"{where}task {task.name!r} is a block, it has no module parameters")
+    module = registry.action(task.module)
+    try:
+        rendered = templating.render_value(task.params, vars)
+    except TemplateError as exc:
+        raise ConfigError(f"{where}task {task.name!r}: {exc.message}") from None
+    try:
+        return module.Params.model_validate(rendered)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or task.module}: {err['msg'].removeprefix('Value error, ')}"
+            for err in exc.errors(include_input=False, include_url=False)
+        )
+        raise ConfigError(templating.redact(f"{where}task {task.name!r}: invalid {task.module!r} "
+                                            f"parameters: {problems}")) from None

@@ -1,0 +1,181 @@
+"""Typed models of ``inventory.yaml``: hosts, groups, vars, notification targets and routes.
+
+Host vars are merged, later wins, dicts merged deeply: the stack settings' template vars
+(``bot.*``, ``exchange.*``, ``supervisor.*``, ``inbox.*``, ``agent.*``), then the global
+``vars``, then each group's vars (groups in name order), then the host's own vars, then
+``host`` (the host's name). Target URLs are templates rendered once at load with the
+settings' vars and ``env``; the rendered URL is kept out of ``repr`` and of every message.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr
+
+from agent.errors import ConfigError
+from agent.playbook.models import PositiveDuration
+
+
+def _none_to_empty(value: Any) -> Any:
+    # `local:` with nothing under it is a host with no vars, not an error.
+    return {} if value is None else value
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Host(_Model):
+    """A machine the agent watches (today: the box it runs on)."""
+
+    vars: dict[str, Any] = Field(default_factory=dict, description="host vars; override group and global vars")
+
+
+class Group(_Model):
+    """A named set of hosts playbooks can target."""
+
+    hosts: list[str] = Field(default_factory=list, description="member host names")
+    vars: dict[str, Any] = Field(default_factory=dict, description="vars for every member")
+
+
+class Target(_Model):
+    """An apprise destination. ``url`` is a template: write secrets as ``{{ env.NAME }}``."""
+
+    url: str = Field(description="apprise URL template, rendered at load (json://, mailto://, slack://)")
+    optional: bool = Field(False, description="skip the target when its URL renders empty")
+    _rendered_url: str | None = PrivateAttr(None)
+
+    @property
+    def rendered_url(self) -> str:
+        """The URL to hand to apprise. Never log it: it may hold a token."""
+        return self._rendered_url or ""
+
+    @property
+    def enabled(self) -> bool:
+        """False for an optional target whose URL rendered empty."""
+        return bool(self._rendered_url)
+
+
+class RouteMatch(_Model):
+    """Which alerts a route takes. An empty or absent list matches anything."""
+
+    severity: list[Literal["info", "warning", "critical", "unknown"]] = Field(
+        default_factory=list, description="alert severities (info, warning, critical, unknown)")
+    tags: list[str] = Field(default_factory=list, description="matches when the check has any of these tags")
+    host: list[str] = Field(default_factory=list, description="host names")
+    play: list[str] = Field(default_factory=list, description="playbook names")
+    check: list[str] = Field(default_factory=list, description="check names")
+
+    def matches(self, *, severity: str, host: str, play: str, check: str, tags: Sequence[str] = ()) -> bool:
+        """True when every non-empty criterion holds for this alert."""
+        return (
+            (not self.severity or severity in self.severity)
+            and (not self.tags or bool(set(self.tags) & set(tags)))
+            and (not self.host or host in self.host)
+            and (not self.play or play in self.play)
+            and (not self.check or check in self.check)
+        )
+
+
+class Route(_Model):
+    """Where matching alerts go. Routes are tried in order; the first match wins unless
+    ``continue`` is true."""
+
+    name: str = Field(description="route name (the notify action may name it)")
+    match: RouteMatch = Field(default_factory=RouteMatch, description="which alerts; absent = all")
+    targets: list[str] = Field(min_length=1, description="names of notify targets")
+    repeat: PositiveDuration | None = Field(None, description="re-send while unresolved; absent = never")
+    send_resolved: bool = Field(True, description="also send when the problem is resolved")
+    continue_: bool = Field(False, alias="continue", description="keep matching later routes")
+
+
+class AlertTemplates(_Model):
+    """Message templates (files in the templates directory)."""
+
+    alert: str = Field("alert.md.j2", description="a problem turned hard")
+    resolve: str = Field("resolve.md.j2", description="a problem resolved")
+    repeat: str = Field("alert.md.j2", description="a reminder while unresolved")
+
+
+class NotifySettings(_Model):
+    """Notification targets, routes and templates."""
+
+    targets: dict[str, Target] = Field(default_factory=dict, description="apprise targets by name")
+    routes: list[Route] = Field(default_factory=list, description="ordered routing rules")
+    templates: AlertTemplates = Field(default_factory=AlertTemplates, description="message templates")
+
+    def routes_for(self, *, severity: str, host: str, play: str, check: str,
+                   tags: Sequence[str] = ()) -> list[Route]:
+        """The routes an alert takes: matches in order, stopping after one without ``continue``."""
+        out: list[Route] = []
+        for route in self.routes:
+            if route.match.matches(severity=severity, host=host, play=play, check=check, tags=tags):
+                out.append(route)
+                if not route.continue_:
+                    break
+        return out
+
+
+class Inventory(_Model):
+    """``inventory.yaml``: hosts, groups, vars and notifications."""
+
+    version: Literal[1] = Field(description="inventory format version; only 1 exists")
+    settings: str | None = Field(None, description="stack settings YAML (relative to this file); null = defaults")
+    vars: dict[str, Any] = Field(default_factory=dict, description="vars for every host")
+    hosts: dict[str, Annotated[Host, BeforeValidator(_none_to_empty)]] = Field(
+        default_factory=dict, description="hosts by name")
+    groups: dict[str, Annotated[Group, BeforeValidator(_none_to_empty)]] = Field(
+        default_factory=dict, description="groups by name; 'all' is implicit")
+    notify: NotifySettings = Field(default_factory=NotifySettings, description="targets and routes")
+
+
+def default_inventory_data() -> dict[str, Any]:
+    """The inventory used when ``inventory.yaml`` does not exist: the local box, the inbox."""
+    return {
+        "version": 1,
+        "hosts": {"local": {}},
+        "groups": {"bots": {"hosts": ["local"]}},
+        "notify": {
+            "targets": {"inbox": {"url": "json://{{ inbox.host }}:{{ inbox.port }}/"}},
+            "routes": [{"name": "default", "targets": ["inbox"]}],
+        },
+    }
+
+
+def resolve_hosts(inventory: Inventory, pattern: str) -> list[str]:
+    """Host names for ``pattern``: ``all``, a group name or a host name.
+
+    Raises ConfigError for an unknown name.
+    """
+    if pattern == "all":
+        return list(inventory.hosts)
+    if pattern in inventory.groups:
+        return list(dict.fromkeys(inventory.groups[pattern].hosts))
+    if pattern in inventory.hosts:
+        return [pattern]
+    known = sorted({"all", *inventory.groups, *inventory.hosts})
+    raise ConfigError(f"no host or group named {pattern!r}", hint=f"known: {', '.join(known)}")
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """``override`` on top of ``base``; nested mappings merge, everything else replaces."""
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def host_vars(inventory: Inventory, host: str, settings_vars: Mapping[str, Any]) -> dict[str, Any]:
+    """The merged vars of ``host`` (see the module docstring for the order)."""
+    merged = deep_merge(settings_vars, inventory.vars)
+    for name in sorted(inventory.groups):
+        group = inventory.groups[name]
+        if host in group.hosts:
+            merged = deep_merge(merged, group.vars)
+    merged = deep_merge(merged, inventory.hosts[host].vars)
+    merged["host"] = host
+    return merged

@@ -1,0 +1,152 @@
+"""Load and check ``inventory.yaml`` and the stack settings it points at.
+
+Rules: at least one host; ``all`` is reserved; a name is a host or a group, not both; group
+members exist; route names are unique and their targets exist; target URLs render (with the
+settings' vars and ``env``) to an apprise URL, or to nothing for an ``optional`` target; named
+alert templates that are set explicitly exist and parse.
+"""
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from bot.settings import StackSettings, load_settings
+from agent.playbook.diagnostics import Diagnostic, suggest
+from agent.playbook.inventory import Inventory, default_inventory_data
+from agent.playbook.templating import Templating, TemplateError
+from agent.playbook.validation import diagnostics_from_validation
+from agent.playbook.yaml_source import Marks, SourceDocument, load_yaml
+
+
+@functools.cache
+def _apprise_schemes() -> frozenset[str]:
+    from apprise.manager_plugins import NotificationManager
+
+    return frozenset(s.lower() for s in NotificationManager().schemas())
+
+
+def read_inventory(path: Path) -> tuple[SourceDocument, Inventory | None, list[Diagnostic]]:
+    """Parse and validate the inventory file (or the default one when it does not exist)."""
+    if path.exists():
+        doc = load_yaml(path)
+    else:
+        doc = SourceDocument(f"{path} (built-in default)", data=default_inventory_data())
+        doc.marks[()] = Marks((0, 0))
+    diagnostics = list(doc.diagnostics)
+    if doc.diagnostics and doc.data is None:
+        return doc, None, diagnostics
+    try:
+        return doc, Inventory.model_validate(doc.data if doc.data is not None else {}), diagnostics
+    except ValidationError as exc:
+        diagnostics.extend(diagnostics_from_validation(exc, doc, doc.data, model=Inventory))
+        return doc, None, diagnostics
+
+
+def inventory_rules(doc: SourceDocument, inv: Inventory) -> list[Diagnostic]:
+    out: list[Diagnostic] = []
+    if not inv.hosts:
+        out.append(doc.diagnostic(("hosts",), "the inventory has no hosts", "add e.g. hosts: {local: {}}"))
+    for kind, names in (("host", inv.hosts), ("group", inv.groups)):
+        if "all" in names:
+            out.append(doc.diagnostic((f"{kind}s", "all"), f"'all' is reserved (every host); rename this {kind}",
+                                      at_key=True))
+    for name in inv.groups:
+        if name in inv.hosts:
+            out.append(doc.diagnostic(("groups", name), f"{name!r} is both a host and a group",
+                                      "rename one so playbooks' `hosts:` is unambiguous", at_key=True))
+        for j, member in enumerate(inv.groups[name].hosts):
+            if member not in inv.hosts:
+                out.append(doc.diagnostic(("groups", name, "hosts", j), f"group {name!r} lists unknown host "
+                                          f"{member!r}", suggest(member, inv.hosts) or _known(inv.hosts)))
+    seen: set[str] = set()
+    for i, route in enumerate(inv.notify.routes):
+        if route.name in seen:
+            out.append(doc.diagnostic(("notify", "routes", i, "name"), f"duplicate route name {route.name!r}"))
+        seen.add(route.name)
+        for j, target in enumerate(route.targets):
+            if target not in inv.notify.targets:
+                out.append(doc.diagnostic(("notify", "routes", i, "targets", j), f"route {route.name!r} sends to "
+                                          f"unknown target {target!r}",
+                                          suggest(target, inv.notify.targets) or _known(inv.notify.targets)))
+    return out
+
+
+def read_settings(doc: SourceDocument, inv: Inventory | None, inventory_path: Path
+                  ) -> tuple[StackSettings, list[Diagnostic]]:
+    """The stack settings the inventory names (defaults when it names none)."""
+    if inv is None or inv.settings is None:
+        return load_settings(None), []
+    path = Path(inv.settings)
+    if not path.is_absolute():
+        path = inventory_path.parent / path
+    if not path.is_file():
+        return load_settings(None), [doc.diagnostic(("settings",), f"settings file {inv.settings!r} not found "
+                                                    f"(looked at {path})")]
+    try:
+        return load_settings(path), []
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+                             for e in exc.errors(include_input=False, include_url=False))
+        return load_settings(None), [doc.diagnostic(("settings",), f"settings file {inv.settings!r} is invalid: "
+                                                    f"{problems}")]
+    except Exception as exc:  # yaml errors and the like: say which file, not a traceback
+        return load_settings(None), [doc.diagnostic(("settings",), f"settings file {inv.settings!r} cannot "
+                                                    f"be read: {type(exc).__name__}")]
+
+
+def render_targets(doc: SourceDocument, inv: Inventory, settings_vars: dict[str, Any],
+                   templating: Templating) -> list[Diagnostic]:
+    """Render every target URL into ``Target.rendered_url``. Messages never show the URL."""
+    out: list[Diagnostic] = []
+    for name, target in inv.notify.targets.items():
+        path = ("notify", "targets", name, "url")
+        problem = templating.check_syntax(target.url)
+        if problem:
+            out.append(doc.diagnostic(path, f"target {name!r}: {problem}"))
+            continue
+        try:
+            url = templating.render_str(target.url, settings_vars).strip()
+        except TemplateError as exc:
+            out.append(doc.diagnostic(path, f"target {name!r}: {exc.message}"))
+            continue
+        if not url:
+            if not target.optional:
+                out.append(doc.diagnostic(path, f"target {name!r}: the URL renders empty",
+                                          "set the environment variable it reads, or add optional: true"))
+        elif "://" not in url:
+            out.append(doc.diagnostic(path, f"target {name!r}: the rendered URL is not an apprise URL "
+                                      "(scheme://...)"))
+        elif url.split("://", 1)[0].lower() not in _apprise_schemes():
+            out.append(doc.diagnostic(path, f"target {name!r}: apprise does not know the URL's scheme",
+                                      "see https://github.com/caronc/apprise/wiki for supported services"))
+        target._rendered_url = url or None
+    return out
+
+
+def template_files(doc: SourceDocument, inv: Inventory, templating: Templating) -> list[Diagnostic]:
+    """Alert templates named explicitly in the inventory must exist and parse.
+
+    Defaults are not required here: the notify layer falls back to a built-in message.
+    """
+    out: list[Diagnostic] = []
+    raw = doc.data.get("notify", {}).get("templates", {}) if isinstance(doc.data, dict) else {}
+    if not isinstance(raw, dict):
+        return out
+    for kind in raw:
+        name = getattr(inv.notify.templates, kind)
+        path = ("notify", "templates", kind)
+        if templating.templates_dir is None or not (templating.templates_dir / name).is_file():
+            out.append(doc.diagnostic(path, f"template {name!r} not found in "
+                                      f"{templating.templates_dir or '(no templates directory)'}"))
+            continue
+        problem = templating.check_template_file(name)
+        if problem:
+            out.append(doc.diagnostic(path, f"template {name!r}: {problem}"))
+    return out
+
+
+def _known(names: Any) -> str:
+    return f"known: {', '.join(sorted(names))}" if names else "none defined"

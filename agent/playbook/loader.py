@@ -1,0 +1,210 @@
+"""``load_config``: inventory + playbooks -> a validated :class:`Config`, or diagnostics.
+
+Order of work (every step collects problems and carries on, so one run reports them all):
+
+1. inventory (or the built-in default), its rules, the stack settings, target URLs;
+2. each playbook: YAML, module keys, structure (pydantic), templates, in-play rules;
+3. across files: unique play names, ``hosts`` patterns, ``budget.then`` references;
+4. binding: every check on every host of its play, params rendered and validated.
+
+``config`` is set only when there is no diagnostic at all: a configuration with an error
+never starts.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from agent.modules.base import HostContext
+from agent.modules.registry import Registry
+from agent.playbook.binding import BoundCheck, bind_checks
+from agent.playbook.diagnostics import Diagnostic, suggest
+from agent.playbook.inventory import Inventory, host_vars, resolve_hosts
+from agent.playbook.inventory_loading import (
+    inventory_rules, read_inventory, read_settings, render_targets, template_files,
+)
+from agent.playbook.models import Playbook
+from agent.playbook.preprocess import Preprocessor
+from agent.playbook.rules import playbook_rules, template_problems
+from agent.playbook.templating import Templating
+from agent.playbook.validation import diagnostics_from_validation
+from agent.playbook.yaml_source import SourceDocument, load_yaml
+from bot.settings import StackSettings
+
+PLAYBOOK_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass(frozen=True, eq=False)
+class Config:
+    """A fully validated configuration: what the engine schedules and runs."""
+
+    inventory: Inventory
+    playbooks: dict[str, Playbook]
+    settings: StackSettings
+    hosts: dict[str, HostContext]
+    bound_checks: list[BoundCheck]
+    templating: Templating
+
+    def hosts_of(self, play: Playbook) -> list[HostContext]:
+        """The hosts ``play`` runs on, in inventory order."""
+        return [self.hosts[name] for name in resolve_hosts(self.inventory, play.hosts)]
+
+
+@dataclass
+class LoadResult:
+    """``config`` when everything is valid; otherwise ``None`` and the ``diagnostics``."""
+
+    config: Config | None
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.config is not None and not self.diagnostics
+
+
+@dataclass
+class _LoadedPlay:
+    doc: SourceDocument
+    raw: Any
+    play: Playbook | None
+
+
+def playbook_files(paths: Sequence[Path]) -> tuple[list[Path], list[Diagnostic]]:
+    """Expand directories to their ``*.yaml``/``*.yml`` files (sorted); report missing paths."""
+    files: list[Path] = []
+    problems: list[Diagnostic] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(sorted(p for p in path.iterdir() if p.suffix in PLAYBOOK_SUFFIXES and p.is_file()))
+        elif path.is_file():
+            files.append(path)
+        else:
+            problems.append(Diagnostic(str(path), 0, 0, "no such file or directory"))
+    return files, problems
+
+
+def load_config(
+    inventory_path: Path,
+    playbook_paths: Sequence[Path],
+    registry: Registry,
+    env: Mapping[str, str] | None = None,
+    templates_dir: Path | None = None,
+) -> LoadResult:
+    """Load and validate everything; never raises for bad input (see the module docstring).
+
+    ``env`` is what templates see as ``env`` (default: ``os.environ``). ``templates_dir``
+    defaults to ``templates/`` beside the inventory when that directory exists.
+    """
+    inventory_path = Path(inventory_path)
+    if templates_dir is None and (inventory_path.parent / "templates").is_dir():
+        templates_dir = inventory_path.parent / "templates"
+    templating = Templating(templates_dir, env=os.environ if env is None else env)
+    diagnostics: list[Diagnostic] = []
+
+    inv_doc, inventory, problems = read_inventory(inventory_path)
+    diagnostics += problems
+    settings, problems = read_settings(inv_doc, inventory, inventory_path)
+    diagnostics += problems
+    settings_vars = settings.template_vars()
+    hosts: dict[str, HostContext] = {}
+    if inventory is not None:
+        diagnostics += inventory_rules(inv_doc, inventory)
+        diagnostics += render_targets(inv_doc, inventory, settings_vars, templating)
+        diagnostics += template_files(inv_doc, inventory, templating)
+        hosts = {name: HostContext(name, host_vars(inventory, name, settings_vars)) for name in inventory.hosts}
+
+    files, problems = playbook_files(playbook_paths)
+    diagnostics += problems
+    loaded = [_load_playbook(path, registry, templating, diagnostics) for path in files]
+    playbooks = _cross_file_rules(loaded, inventory, diagnostics)
+
+    bound: list[BoundCheck] = []
+    if inventory is not None:
+        for item in loaded:
+            if item.play is None or playbooks.get(item.play.name) is not item.play:
+                continue
+            try:
+                targets = [hosts[name] for name in resolve_hosts(inventory, item.play.hosts)]
+            except Exception:
+                continue  # reported by the cross-file rules
+            new, problems = bind_checks(item.doc, item.play, targets, registry, templating)
+            bound += new
+            diagnostics += problems
+
+    diagnostics = _unique(diagnostics)
+    if diagnostics or inventory is None:
+        return LoadResult(None, diagnostics)
+    config = Config(inventory=inventory, playbooks=playbooks, settings=settings, hosts=hosts,
+                    bound_checks=bound, templating=templating)
+    return LoadResult(config, [])
+
+
+def _load_playbook(path: Path, registry: Registry, templating: Templating,
+                   diagnostics: list[Diagnostic]) -> _LoadedPlay:
+    doc = load_yaml(path)
+    diagnostics += doc.diagnostics
+    if doc.data is None:
+        if not doc.diagnostics:
+            diagnostics.append(doc.at(0, 0, "the playbook is empty"))
+        return _LoadedPlay(doc, None, None)
+    pre = Preprocessor(doc, registry)
+    raw = pre.playbook(doc.data)
+    diagnostics += pre.diagnostics
+    diagnostics += template_problems(doc, raw, templating)
+    try:
+        play = Playbook.model_validate({**raw, "source": path} if isinstance(raw, dict) else raw)
+    except ValidationError as exc:
+        diagnostics += diagnostics_from_validation(exc, doc, raw, model=Playbook)
+        return _LoadedPlay(doc, raw, None)
+    diagnostics += playbook_rules(doc, raw, play, registry, templating)
+    return _LoadedPlay(doc, raw, play)
+
+
+def _cross_file_rules(loaded: list[_LoadedPlay], inventory: Inventory | None,
+                      diagnostics: list[Diagnostic]) -> dict[str, Playbook]:
+    """Unique names, ``hosts`` patterns and ``budget.then`` references across playbooks."""
+    playbooks: dict[str, Playbook] = {}
+    first_file: dict[str, str] = {}
+    names = {item.raw["name"] for item in loaded if isinstance(item.raw, dict) and isinstance(item.raw.get("name"), str)}
+    for item in loaded:
+        play, doc = item.play, item.doc
+        if play is None:
+            continue
+        if play.name in playbooks:
+            diagnostics.append(doc.diagnostic(("name",), f"duplicate playbook name {play.name!r} "
+                                              f"(also in {first_file[play.name]})", "playbook names are unique"))
+            continue
+        playbooks[play.name] = play
+        first_file[play.name] = doc.file
+        if inventory is not None:
+            try:
+                resolve_hosts(inventory, play.hosts)
+            except Exception:
+                known = {"all", *inventory.groups, *inventory.hosts}
+                diagnostics.append(doc.diagnostic(("hosts",), f"no host or group named {play.hosts!r} in the "
+                                                  "inventory", suggest(play.hosts, known)
+                                                  or f"known: {', '.join(sorted(known))}"))
+        for rem_name, rem in play.remediations.items():
+            if rem.budget and rem.budget.then and rem.budget.then not in names:
+                diagnostics.append(doc.diagnostic(("remediations", rem_name, "budget", "then"),
+                                                  f"no playbook named {rem.budget.then!r}",
+                                                  suggest(rem.budget.then, names)
+                                                  or f"known playbooks: {', '.join(sorted(names))}"))
+    return playbooks
+
+
+def _unique(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+    """Drop exact repeats (the same problem found for several hosts)."""
+    seen: set[tuple[str, int, int, str]] = set()
+    out: list[Diagnostic] = []
+    for diag in diagnostics:
+        ident = (diag.file, diag.line, diag.column, diag.message)
+        if ident not in seen:
+            seen.add(ident)
+            out.append(diag)
+    return out

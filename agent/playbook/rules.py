@@ -1,0 +1,190 @@
+"""Named cross-field rules, run after the structure of a file is valid.
+
+Each rule reports at the node the operator has to change and says what to write instead.
+:func:`template_problems` works on the raw (pre-processed) data so Jinja2 mistakes are
+reported even when other parts of the file fail validation.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from keyword import iskeyword
+from typing import Any
+
+from pydantic import ValidationError
+
+from agent.modules.registry import Registry
+from agent.playbook.diagnostics import Diagnostic, suggest
+from agent.playbook.models import Playbook, Task
+from agent.playbook.templating import Templating, has_template
+from agent.playbook.thresholds import Threshold
+from agent.playbook.validation import diagnostics_from_validation
+from agent.playbook.yaml_source import Path_, SourceDocument
+
+_EXPRESSION_KEYS = ("expect", "value", "when", "until", "changed_when", "failed_when")
+_THRESHOLD_KEYS = ("warning", "critical", "clear")
+_RESERVED_VARS = frozenset({"result", "host", "env", "item", "facts"})
+
+
+def template_problems(doc: SourceDocument, data: Any, templating: Templating) -> list[Diagnostic]:
+    """Syntax and sandbox problems in every template and expression of a playbook."""
+    out: list[Diagnostic] = []
+
+    def template(path: Path_, value: Any) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                template((*path, key), item)
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                template((*path, index), item)
+        elif has_template(value):
+            problem = templating.check_syntax(value)
+            if problem:
+                out.append(doc.diagnostic(path, problem))
+
+    def expression(path: Path_, value: Any) -> None:
+        if isinstance(value, str):
+            problem = templating.check_expression(value)
+            if problem:
+                out.append(doc.diagnostic(path, f"{path[-1]}: {problem}"))
+
+    def item(path: Path_, raw: Any) -> None:
+        if not isinstance(raw, dict):
+            return
+        if raw.get("module"):
+            template((*path, raw["module"]), raw.get("params"))
+        template((*path, "name"), raw.get("name"))
+        for key in _EXPRESSION_KEYS:
+            expression((*path, key), raw.get(key))
+        for key in _THRESHOLD_KEYS:
+            try:
+                threshold = Threshold.parse(raw.get(key)) if isinstance(raw.get(key), str) else None
+            except ValueError:
+                continue  # the model reports the malformed threshold
+            if threshold is not None:
+                check = templating.check_syntax if has_template(threshold.expr_src) else templating.check_expression
+                problem = check(threshold.expr_src)
+                if problem:
+                    out.append(doc.diagnostic((*path, key), f"{key}: {problem}"))
+        for key in ("block", "rescue", "always"):
+            items((*path, key), raw.get(key))
+
+    def items(path: Path_, raw: Any) -> None:
+        if isinstance(raw, list):
+            for index, entry in enumerate(raw):
+                item((*path, index), entry)
+
+    if not isinstance(data, dict):
+        return out
+    template(("vars",), data.get("vars"))
+    template(("confirm",), data.get("confirm"))
+    for section in ("checks", "tasks", "handlers"):
+        items((section,), data.get(section))
+    remediations = data.get("remediations")
+    if isinstance(remediations, dict):
+        for name, rem in remediations.items():
+            if isinstance(rem, dict):
+                items(("remediations", name, "steps"), rem.get("steps"))
+    return out
+
+
+def iter_tasks(tasks: list[Task] | None, path: Path_) -> Iterator[tuple[Path_, Task]]:
+    """Every task with its YAML path, blocks included, depth first."""
+    for index, task in enumerate(tasks or []):
+        here = (*path, index)
+        yield here, task
+        for key in ("block", "rescue", "always"):
+            yield from iter_tasks(getattr(task, key), (*here, key))
+
+
+def all_tasks(play: Playbook) -> Iterator[tuple[Path_, Task]]:
+    yield from iter_tasks(play.tasks, ("tasks",))
+    yield from iter_tasks(play.handlers, ("handlers",))
+    for name, rem in play.remediations.items():
+        yield from iter_tasks(rem.steps, ("remediations", name, "steps"))
+
+
+def playbook_rules(doc: SourceDocument, raw: Mapping[str, Any], play: Playbook,
+                   registry: Registry, templating: Templating) -> list[Diagnostic]:
+    """Rules inside one playbook: names, references, thresholds, registers, task params."""
+    out: list[Diagnostic] = []
+    seen: dict[str, int] = {}
+    for i, check in enumerate(play.checks):
+        path = ("checks", i)
+        if check.name in seen:
+            out.append(doc.diagnostic((*path, "name"), f"duplicate check name {check.name!r} (also check "
+                                      f"#{seen[check.name] + 1})", "check names are unique within a play"))
+        seen.setdefault(check.name, i)
+        for j, name in enumerate(check.remediate):
+            if name not in play.remediations:
+                out.append(doc.diagnostic((*path, "remediate", j), f"no remediation named {name!r} in this play",
+                                          suggest(name, play.remediations) or _known("remediations", play.remediations)))
+        thresholds = [k for k in ("warning", "critical") if getattr(check, k) is not None]
+        if check.expect is not None and thresholds:
+            out.append(doc.diagnostic((*path, thresholds[0]), f"a check has either 'expect' or thresholds "
+                                      f"('warning'/'critical'), not both", "keep one of them", at_key=True))
+        if check.clear is not None and not thresholds:
+            out.append(doc.diagnostic((*path, "clear"), "'clear' needs a 'warning' or 'critical' threshold",
+                                      at_key=True))
+        module = registry.checks.get(check.module)
+        if thresholds and check.value is None and module is not None and module.default_value is None:
+            out.append(doc.diagnostic(path, f"check {check.name!r} has thresholds but no 'value', and module "
+                                      f"{check.module!r} has no default value", "add value: <fact name>"))
+        out.extend(_threshold_directions(doc, path, check.warning_threshold, check.critical_threshold,
+                                         check.clear_threshold))
+
+    handlers = {t.name for t in play.handlers}
+    for i, raw_handler in enumerate(raw.get("handlers") or []):
+        if isinstance(raw_handler, dict) and not raw_handler.get("name"):
+            out.append(doc.diagnostic(("handlers", i), "a handler needs a 'name' (tasks notify it by name)"))
+    for path, task in all_tasks(play):
+        if task.register is not None and (not task.register.isidentifier() or iskeyword(task.register)
+                                          or task.register in _RESERVED_VARS):
+            out.append(doc.diagnostic((*path, "register"), f"register name {task.register!r} is not usable as a "
+                                      "variable", "use letters, digits and _ (not starting with a digit); "
+                                      f"not one of {', '.join(sorted(_RESERVED_VARS))}"))
+        for j, name in enumerate(task.notify):
+            if name not in handlers:
+                out.append(doc.diagnostic((*path, "notify", j), f"no handler named {name!r}",
+                                          suggest(name, handlers) or _known("handlers", handlers)))
+        out.extend(_static_task_params(doc, path, task, registry, templating))
+    return out
+
+
+def _threshold_directions(doc: SourceDocument, path: Path_, warning: Threshold | None,
+                          critical: Threshold | None, clear: Threshold | None) -> list[Diagnostic]:
+    out: list[Diagnostic] = []
+    if warning and critical and warning.direction and critical.direction and warning.direction != critical.direction:
+        out.append(doc.diagnostic((*path, "critical"), f"'warning' ({warning.op}) and 'critical' ({critical.op}) "
+                                  "compare in opposite directions", "use > / >= for both, or < / <= for both"))
+    bad = warning or critical
+    if clear and bad and clear.direction and bad.direction == clear.direction:
+        out.append(doc.diagnostic((*path, "clear"), f"'clear' ({clear.op}) must compare the other way than the "
+                                  f"threshold ({bad.op})", f"e.g. clear: '{bad.negated().op} ...'"))
+    return out
+
+
+def _static_task_params(doc: SourceDocument, path: Path_, task: Task, registry: Registry,
+                        templating: Templating) -> list[Diagnostic]:
+    """Validate a task's params now when they hold no template (templates wait for run time)."""
+    module = registry.actions.get(task.module or "")
+    if module is None or _contains_template(task.params):
+        return []
+    try:
+        module.Params.model_validate(task.params)
+    except ValidationError as exc:
+        return diagnostics_from_validation(exc, doc, task.params, model=module.Params,
+                                           prefix=(*path, task.module), redact=templating.redact)
+    return []
+
+
+def _contains_template(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(_contains_template(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_contains_template(v) for v in value)
+    return has_template(value)
+
+
+def _known(kind: str, names: Any) -> str:
+    names = sorted(names)
+    return f"known {kind}: {', '.join(names)}" if names else f"this play has no {kind}"

@@ -1,0 +1,217 @@
+"""Jinja2 for playbooks: one sandboxed, strict environment for templates and expressions.
+
+Everything an operator writes between ``{{ }}`` and every expression (``expect``, ``when``,
+``until``...) runs in :class:`jinja2.sandbox.ImmutableSandboxedEnvironment` with
+:class:`jinja2.StrictUndefined`: a typo in a variable name is an error, not an empty string,
+and reaching Python internals (``''.__class__``, ``cycler.__init__.__globals__``) is refused.
+Unsafe attribute access written literally is also refused at load time by
+:meth:`Templating.check_syntax`, so such a playbook never starts.
+
+``env`` is the process environment as a read-only mapping. Values read from it are
+remembered so :meth:`Templating.redact` can scrub them from any message shown to a person.
+"""
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from jinja2 import FileSystemLoader, StrictUndefined, TemplateError as JinjaTemplateError, nodes
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+
+from agent.errors import ConfigError
+
+_WHOLE_EXPR = re.compile(r"^\s*\{\{(?P<expr>.*?)\}\}\s*$", re.DOTALL)
+_MAX_REPEAT = 100_000  # longest string/list a `*` may build; guards "a" * 10**10
+_MAX_EXPONENT = 1_000
+
+
+class TemplateError(ConfigError):
+    """A template or expression failed to parse, render or evaluate."""
+
+
+def has_template(text: Any) -> bool:
+    """True when ``text`` is a string containing Jinja2 markup."""
+    return isinstance(text, str) and ("{{" in text or "{%" in text or "{#" in text)
+
+
+class _EnvView(Mapping[str, str]):
+    """Read-only view of the environment that remembers which values were read."""
+
+    def __init__(self, values: Mapping[str, str], on_read: Callable[[str], None]) -> None:
+        self._values = dict(values)
+        self._on_read = on_read
+
+    def __getitem__(self, key: str) -> str:
+        value = self._values[key]
+        self._on_read(value)
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:  # never print the environment
+        return f"<env: {len(self._values)} variables>"
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        # The stock sandbox lets `"x" * 10**10` exhaust memory; bound what one operator may build.
+        if operator == "*":
+            for seq, n in ((left, right), (right, left)):
+                if isinstance(seq, (str, list, tuple)) and isinstance(n, int) and len(seq) * n > _MAX_REPEAT:
+                    raise SecurityError(f"repetition would build more than {_MAX_REPEAT} items")
+        if operator == "**" and isinstance(right, (int, float)) and abs(right) > _MAX_EXPONENT:
+            raise SecurityError(f"exponent larger than {_MAX_EXPONENT}")
+        return super().call_binop(context, operator, left, right)
+
+
+def _unsafe_access(tree: nodes.Node) -> str | None:
+    """Name the first literal access to a private/dunder attribute in a parsed template."""
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem, nodes.Filter)):
+        name: Any = None
+        if isinstance(node, nodes.Getattr):
+            name = node.attr
+        elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
+            name = node.arg.value
+        elif isinstance(node, nodes.Filter) and node.name == "attr" and node.args:
+            arg = node.args[0]
+            name = arg.value if isinstance(arg, nodes.Const) else None
+        if isinstance(name, str) and name.startswith("_"):
+            return name
+    return None
+
+
+class Templating:
+    """The one sandboxed Jinja2 environment of a configuration.
+
+    ``templates_dir`` holds named templates (alert messages); ``env`` defaults to a snapshot of
+    ``os.environ``. All failures raise :class:`TemplateError` with a message that quotes the
+    template source (as written by the operator) but never a rendered value.
+    """
+
+    def __init__(self, templates_dir: Path | None = None, *, env: Mapping[str, str] | None = None) -> None:
+        self.templates_dir = templates_dir
+        self._secrets: set[str] = set()
+        self._env = _Sandbox(
+            undefined=StrictUndefined,
+            loader=FileSystemLoader(str(templates_dir)) if templates_dir else None,
+            autoescape=False,
+            keep_trailing_newline=True,
+        )
+        self._env.globals["env"] = _EnvView(os.environ if env is None else env, self._remember)
+        self._expressions: dict[str, Any] = {}
+
+    def _remember(self, value: str) -> None:
+        if len(value) >= 4:  # redacting "1" or "" would mangle every message
+            self._secrets.add(value)
+
+    def redact(self, text: str) -> str:
+        """Replace every environment value a template has read with ``***``."""
+        for secret in sorted(self._secrets, key=len, reverse=True):
+            text = text.replace(secret, "***")
+        return text
+
+    # -- load-time checks -------------------------------------------------------------------
+    def check_syntax(self, src: str) -> str | None:
+        """Problem with template ``src`` (syntax or a sandbox escape), or ``None`` when fine."""
+        return self._check(src, expression=False)
+
+    def check_expression(self, src: str) -> str | None:
+        """Problem with expression ``src`` (``status_code == 200``), or ``None`` when fine."""
+        return self._check(src, expression=True)
+
+    def check_template_file(self, name: str) -> str | None:
+        """Problem with the named file of ``templates_dir`` (missing, syntax, sandbox), or None."""
+        if self.templates_dir is None:
+            return "no templates directory is configured"
+        try:
+            source, _, _ = self._env.loader.get_source(self._env, name)  # type: ignore[union-attr]
+        except JinjaTemplateError as exc:
+            return f"cannot load it: {exc.message or type(exc).__name__}"
+        problem = self.check_syntax(source)
+        return problem
+
+    def _check(self, src: str, *, expression: bool) -> str | None:
+        if expression and not src.strip():
+            return "empty expression"
+        try:
+            tree = self._env.parse("{{ (" + src + "\n) }}" if expression else src)
+        except JinjaTemplateError as exc:
+            line = f" (line {exc.lineno})" if not expression and getattr(exc, "lineno", 1) > 1 else ""
+            return f"Jinja2 syntax error{line}: {exc.message or exc}"
+        unsafe = _unsafe_access(tree)
+        if unsafe:
+            return f"access to {unsafe!r} is not allowed: templates run in a sandbox without Python internals"
+        return None
+
+    # -- rendering --------------------------------------------------------------------------
+    def render_str(self, src: str, vars: Mapping[str, Any]) -> str:
+        """Render template ``src`` with ``vars``; a string without markup is returned as is."""
+        if not has_template(src):
+            return src
+        try:
+            return self._env.from_string(src).render(dict(vars))
+        except Exception as exc:  # jinja2 raises many types from user code; all are config errors
+            raise self._error("template", src, exc) from None
+
+    def render_value(self, obj: Any, vars: Mapping[str, Any]) -> Any:
+        """Render every string inside ``obj`` (dicts and lists recursively).
+
+        A string that is exactly ``{{ expr }}`` keeps the native type of ``expr`` (a number
+        stays a number, a list stays a list); other strings render to strings.
+        """
+        if isinstance(obj, str):
+            match = _WHOLE_EXPR.match(obj)
+            if match and "{{" not in match["expr"] and "}}" not in match["expr"]:
+                return self.evaluate(match["expr"], vars)
+            return self.render_str(obj, vars)
+        if isinstance(obj, Mapping):
+            return {key: self.render_value(value, vars) for key, value in obj.items()}
+        if isinstance(obj, (list, tuple)):
+            return [self.render_value(item, vars) for item in obj]
+        return obj
+
+    def evaluate(self, expr_src: str, vars: Mapping[str, Any]) -> Any:
+        """Evaluate expression ``expr_src`` (compiled once, cached) and return its value."""
+        compiled = self._expressions.get(expr_src)
+        try:
+            if compiled is None:
+                problem = self.check_expression(expr_src)
+                if problem:
+                    raise TemplateError(f"expression {expr_src.strip()!r}: {problem}")
+                compiled = self._env.compile_expression(expr_src, undefined_to_none=False)
+                self._expressions[expr_src] = compiled
+            result = compiled(**dict(vars))
+            if isinstance(result, StrictUndefined):
+                str(result)  # raises the UndefinedError that names the missing variable
+            return result
+        except TemplateError:
+            raise
+        except Exception as exc:
+            raise self._error("expression", expr_src, exc) from None
+
+    def render_template(self, name: str, vars: Mapping[str, Any]) -> str:
+        """Render the named file from ``templates_dir``."""
+        if self.templates_dir is None:
+            raise TemplateError(f"template {name!r}: no templates directory is configured")
+        try:
+            return self._env.get_template(name).render(dict(vars))
+        except Exception as exc:
+            raise self._error("template file", name, exc) from None
+
+    def _error(self, kind: str, src: str, exc: Exception) -> TemplateError:
+        if isinstance(exc, SecurityError):
+            reason = f"refused by the sandbox: {exc}"
+        elif isinstance(exc, JinjaTemplateError):
+            reason = exc.message or type(exc).__name__
+        else:
+            reason = f"{type(exc).__name__}: {exc}"
+        return TemplateError(self.redact(f"{kind} {src.strip()!r}: {reason}"))

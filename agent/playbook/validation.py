@@ -1,0 +1,126 @@
+"""Turn pydantic validation errors into positioned :class:`Diagnostic` objects.
+
+A pydantic error's ``loc`` is a path through the validated data. The loader moved a check's
+or task's module key (``http: {...}``) to ``params``; :func:`data_path` maps ``params`` back
+to the module key so the position is the one the operator wrote. Only pydantic's ``msg`` and
+``loc`` are used, never ``input``: a rendered parameter may hold a secret from ``env``.
+"""
+from __future__ import annotations
+
+import types
+import typing
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from agent.playbook.diagnostics import Diagnostic, valid_keys_hint
+from agent.playbook.yaml_source import Path_, SourceDocument
+
+
+def data_path(data: Any, loc: Iterable[Any]) -> Path_:
+    """The YAML path for pydantic ``loc`` through (pre-processed) ``data``."""
+    out: list[Any] = []
+    cur = data
+    in_params = False  # below a module key every name is the module's own
+    for part in loc:
+        if not in_params and part == "params" and isinstance(cur, dict) and cur.get("module"):
+            in_params = True
+            out.append(cur["module"])
+            cur = cur.get("params")
+            continue
+        out.append(part)
+        if isinstance(cur, dict):
+            cur = cur.get(part)
+        elif isinstance(cur, list) and isinstance(part, int) and 0 <= part < len(cur):
+            cur = cur[part]
+        else:
+            cur = None
+    return tuple(out)
+
+
+def model_keys_at(model: type[BaseModel], loc: Iterable[Any]) -> list[str] | None:
+    """Valid YAML keys of the model found at ``loc`` below ``model`` (None if not a model)."""
+    annotation: Any = model
+    for part in loc:
+        annotation = _unwrap(annotation)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            field = _field_by_key(annotation, part)
+            if field is None:
+                return None
+            annotation = field
+            continue
+        origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+        if origin in (list, tuple) and args:
+            annotation = args[0]
+        elif origin is dict and len(args) == 2:
+            annotation = args[1]
+        else:
+            return None
+    annotation = _unwrap(annotation)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [f.alias or name for name, f in annotation.model_fields.items()]
+    return None
+
+
+def _field_by_key(model: type[BaseModel], key: Any) -> Any:
+    for name, field in model.model_fields.items():
+        if key in (name, field.alias):
+            return field.annotation
+    return None
+
+
+def _unwrap(annotation: Any) -> Any:
+    """Strip Annotated[...] and Optional[...] down to the interesting type."""
+    while True:
+        origin = typing.get_origin(annotation)
+        if origin is typing.Annotated:
+            annotation = typing.get_args(annotation)[0]
+        elif origin in (typing.Union, types.UnionType):
+            args = [a for a in typing.get_args(annotation) if a is not type(None)]
+            if len(args) != 1:
+                return annotation
+            annotation = args[0]
+        else:
+            return annotation
+
+
+def diagnostics_from_validation(
+    error: ValidationError,
+    doc: SourceDocument,
+    data: Any,
+    *,
+    model: type[BaseModel] | None = None,
+    prefix: Path_ = (),
+    redact: Callable[[str], str] = lambda text: text,
+) -> list[Diagnostic]:
+    """One diagnostic per pydantic error, placed at the YAML node it concerns.
+
+    ``prefix`` is prepended to every path (when ``data`` sits inside the document); ``model``
+    (the model validated at ``prefix``) supplies the valid keys for "did you mean".
+    """
+    out: list[Diagnostic] = []
+    for err in error.errors(include_input=False, include_url=False):
+        loc = tuple(err["loc"])
+        path = (*prefix, *data_path(data, loc))
+        key = path[-1] if path else ""
+        if err["type"] == "extra_forbidden":
+            keys = (model_keys_at(model, loc[:-1]) if model else None) or []
+            keys = [k for k in keys if k not in ("module", "params", "source")]
+            hint = valid_keys_hint(str(key), keys) if keys else None
+            out.append(doc.diagnostic(path, f"unknown key {key!r}", hint, at_key=True))
+        elif err["type"] == "missing":
+            out.append(doc.diagnostic(path[:-1], f"missing required key {key!r}"))
+        else:
+            msg = err["msg"].removeprefix("Value error, ")
+            label = _label(path)
+            out.append(doc.diagnostic(path, redact(f"{label}: {msg}" if label else msg)))
+    return out
+
+
+def _label(path: Path_) -> str:
+    """``checks[0].after`` for a message."""
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text

@@ -1,0 +1,214 @@
+"""Safe YAML loading that remembers where every value came from.
+
+:func:`load_yaml` returns a :class:`SourceDocument`: the plain data (dicts, lists, scalars)
+plus, for every data path (a tuple of keys and list indexes), the line and column of the key
+and of the value. Validation errors found later map a path back to ``file:line:column``.
+
+Refused cleanly, as diagnostics, never as exceptions:
+
+* files over :data:`MAX_BYTES` (checked before reading the whole file);
+* YAML syntax errors (the scanner/parser mark gives the position);
+* duplicate keys in one mapping (the position of the second one). Keys brought in by a merge
+  key (``<<: *base``) may be overridden; that is the point of merge keys;
+* documents that expand past :data:`MAX_NODES` nodes through aliases ("billion laughs"),
+  recursive aliases, and nesting too deep for the parser.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from agent.playbook.diagnostics import Diagnostic
+
+MAX_BYTES = 1024 * 1024
+"""Largest configuration file accepted (1 MiB): playbooks are a few kilobytes."""
+MAX_NODES = 50_000
+"""Largest number of YAML nodes a document may expand to, aliases counted at every use."""
+
+Path_ = tuple[Any, ...]
+Pos = tuple[int, int]
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+@dataclass(frozen=True)
+class Marks:
+    """1-based positions of a value and, for mapping entries, of its key."""
+
+    value: Pos
+    key: Pos | None = None
+
+
+@dataclass
+class SourceDocument:
+    """A loaded YAML file: data, positions and the raw lines for diagnostics."""
+
+    file: str
+    data: Any = None
+    lines: list[str] = field(default_factory=list)
+    marks: dict[Path_, Marks] = field(default_factory=dict)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    def position(self, path: Path_, *, at_key: bool = False) -> Pos:
+        """Line/column of the deepest known prefix of ``path`` (the key's when ``at_key``)."""
+        for n in range(len(path), -1, -1):
+            marks = self.marks.get(tuple(path[:n]))
+            if marks is not None:
+                if at_key and n == len(path) and marks.key is not None:
+                    return marks.key
+                return marks.value
+        return (1, 1)
+
+    def diagnostic(self, path: Path_, message: str, hint: str | None = None, *, at_key: bool = False) -> Diagnostic:
+        line, column = self.position(path, at_key=at_key)
+        return self.at(line, column, message, hint)
+
+    def at(self, line: int, column: int, message: str, hint: str | None = None) -> Diagnostic:
+        source = self.lines[line - 1] if 0 < line <= len(self.lines) else None
+        return Diagnostic(self.file, line, column, message, hint, source)
+
+
+class _PositionLoader(yaml.SafeLoader):
+    """SafeLoader that reports duplicate keys instead of silently keeping the last one."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.duplicates: list[tuple[str, yaml.Mark]] = []
+        self._dup_checked: set[int] = set()
+
+    def flatten_mapping(self, node: MappingNode) -> None:
+        # Checked before flattening: afterwards merged keys and their overrides look alike.
+        if id(node) not in self._dup_checked:
+            self._dup_checked.add(id(node))
+            seen: set[tuple[str, str]] = set()
+            for key_node, _ in node.value:
+                if not isinstance(key_node, ScalarNode) or key_node.tag == _MERGE_TAG:
+                    continue
+                ident = (key_node.tag, key_node.value)
+                if ident in seen:
+                    self.duplicates.append((key_node.value, key_node.start_mark))
+                seen.add(ident)
+        super().flatten_mapping(node)
+
+
+class _TooBig(Exception):
+    def __init__(self, node: Node, reason: str) -> None:
+        self.node, self.reason = node, reason
+
+
+def _expanded_size(root: Node) -> None:
+    """Raise :class:`_TooBig` if ``root`` expands past MAX_NODES or contains a cycle.
+
+    Sizes are memoised per node, so this is linear in the composed graph even for a bomb.
+    """
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+
+    def size(node: Node) -> int:
+        if id(node) in sizes:
+            return sizes[id(node)]
+        if id(node) in active:
+            raise _TooBig(node, "an alias refers to its own ancestor (recursive alias)")
+        active.add(id(node))
+        total = 1
+        if isinstance(node, SequenceNode):
+            for child in node.value:
+                total += size(child)
+        elif isinstance(node, MappingNode):
+            for key, value in node.value:
+                total += size(key) + size(value)
+        if total > MAX_NODES:
+            raise _TooBig(node, f"the document expands to more than {MAX_NODES} nodes through "
+                                "aliases (a YAML bomb?)")
+        active.discard(id(node))
+        sizes[id(node)] = total
+        return total
+
+    size(root)
+
+
+def _record(loader: _PositionLoader, node: Node, path: Path_, marks: dict[Path_, Marks]) -> None:
+    if isinstance(node, MappingNode):
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, ScalarNode):
+                continue
+            key = loader.construct_object(key_node)
+            child = (*path, key)
+            marks[child] = Marks(_pos(value_node.start_mark), _pos(key_node.start_mark))
+            _record(loader, value_node, child, marks)
+    elif isinstance(node, SequenceNode):
+        for index, item in enumerate(node.value):
+            child = (*path, index)
+            marks[child] = Marks(_pos(item.start_mark))
+            _record(loader, item, child, marks)
+
+
+def _pos(mark: yaml.Mark) -> Pos:
+    return (mark.line + 1, mark.column + 1)
+
+
+def load_yaml(path: Path, *, display_name: str | None = None) -> SourceDocument:
+    """Load one YAML file safely. Problems land in ``.diagnostics``; ``.data`` is then None."""
+    doc = SourceDocument(display_name or str(path))
+    try:
+        size = path.stat().st_size
+        if size > MAX_BYTES:
+            doc.diagnostics.append(doc.at(0, 0, f"file is {size} bytes; the limit is {MAX_BYTES} "
+                                                "bytes (1 MiB)", "split it, or check that this is a playbook"))
+            return doc
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_BYTES + 1)
+    except OSError as exc:
+        doc.diagnostics.append(doc.at(0, 0, f"cannot read file: {exc.strerror or exc}"))
+        return doc
+    if len(raw) > MAX_BYTES:  # grew while we looked, or a special file
+        doc.diagnostics.append(doc.at(0, 0, f"file is larger than the limit of {MAX_BYTES} bytes"))
+        return doc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        doc.diagnostics.append(doc.at(0, 0, f"file is not UTF-8 text (byte {exc.start})"))
+        return doc
+    return load_yaml_text(text, doc)
+
+
+def load_yaml_text(text: str, doc: SourceDocument) -> SourceDocument:
+    """Parse ``text`` into ``doc`` (which names the file). See :func:`load_yaml`."""
+    doc.lines = text.splitlines()
+    loader = _PositionLoader(text)
+    try:
+        root = loader.get_single_node()
+        if root is None:
+            doc.data = None
+            return doc
+        _expanded_size(root)
+        data = loader.construct_document(root)
+        _record(loader, root, (), doc.marks)
+        doc.marks[()] = Marks(_pos(root.start_mark))
+    except _TooBig as exc:
+        doc.diagnostics.append(doc.at(*_pos(exc.node.start_mark), exc.reason))
+        return doc
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, column = _pos(mark) if mark else (0, 0)
+        message = exc.problem or "invalid YAML"
+        if exc.context:
+            message = f"{message} ({exc.context})"
+        doc.diagnostics.append(doc.at(line, column, f"YAML syntax error: {message}"))
+        return doc
+    except RecursionError:
+        doc.diagnostics.append(doc.at(0, 0, "YAML is nested too deeply"))
+        return doc
+    except yaml.YAMLError as exc:
+        doc.diagnostics.append(doc.at(0, 0, f"YAML error: {exc}"))
+        return doc
+    finally:
+        loader.dispose()
+    for key, mark in loader.duplicates:
+        doc.diagnostics.append(doc.at(*_pos(mark), f"duplicate key {key!r}",
+                                      "each key may appear once in a mapping; remove or rename one"))
+    doc.data = data
+    return doc
