@@ -1,0 +1,294 @@
+"""The engine's side of notifications: render, route, and enqueue in the caller's transaction.
+
+Nothing here sends anything: rows go into the outbox (inside the engine's store
+transaction, so a transition and its messages commit together) and :class:`Outbox` delivers
+them. Every title and body is redacted before it is stored. Dedup keys make each message
+idempotent: replaying a transition never queues a second alert.
+"""
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from agent.engine.state import State
+from agent.notify.redact import Redactor, url_secrets
+from agent.notify.rendering import SandboxedTemplates, TemplateRenderer, render_or_fallback
+from agent.notify.routing import RoutedMessage, Router, RouteSpec, TargetSpec, specs_from_inventory
+from agent.store import IncidentRecord, Store, StoreTransaction
+from agent.store._operations import Operations
+from agent.types import format_duration
+
+DEFAULT_TEMPLATES = {"alert": "alert.md.j2", "resolve": "resolve.md.j2", "repeat": "alert.md.j2",
+                     "notice": "notify.md.j2"}
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class AlertInfo:
+    """What the engine knows when a check turns hard-bad."""
+
+    play: str
+    host: str
+    check: str
+    state: State
+    severity: str
+    """Routing severity: info | warning | critical | unknown."""
+    since: datetime
+    value: str | None = None
+    error: str | None = None
+    summary: str = ""
+    tags: tuple[str, ...] = ()
+    incident_id: int | None = None
+
+
+class Notifications:
+    """Renders and enqueues alerts, resolves, repeats and notices; the ``Notifier`` of actions."""
+
+    def __init__(
+        self, store: Store, router: Router, *, templating: TemplateRenderer | None = None,
+        redactor: Redactor | None = None, templates: Mapping[str, str] | None = None,
+        clock: Callable[[], datetime] = utc_now, on_enqueued: Callable[[], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.router = router
+        self.templating: TemplateRenderer = templating or SandboxedTemplates()
+        self.redactor = redactor or Redactor.for_targets(t.url for t in router.targets.values())
+        self.templates = {**DEFAULT_TEMPLATES, **(templates or {})}
+        self.clock = clock
+        self.on_enqueued = on_enqueued
+        """Called after a commit that queued messages (e.g. ``outbox.wake``)."""
+
+    @classmethod
+    def from_config(cls, config: Any, store: Store, **kwargs: Any) -> Notifications:
+        """From a loaded configuration (``config.inventory.notify`` with rendered target URLs)."""
+        router, templates = _router_from_config(config)
+        templating = getattr(config, "templating", None)
+        return cls(store, router, templating=templating if hasattr(templating, "render_template") else None,
+                   templates=templates, **kwargs)
+
+    def update_config(self, config: Any) -> None:
+        """After a reload: new routes and targets; secrets of new URLs are redacted from now on."""
+        self.router, templates = _router_from_config(config)
+        self.templates = {**DEFAULT_TEMPLATES, **templates}
+        self.redactor.add(set().union(*(_url_secrets(t.url) for t in self.router.targets.values())))
+
+    @property
+    def targets(self) -> dict[str, TargetSpec]:
+        return self.router.targets
+
+    # -- alerts, resolves, repeats (inside the engine's transaction) -----------------------
+
+    def alert(self, tx: Operations, alert: AlertInfo) -> list[int]:
+        """Queue the alert of ``alert.incident_id`` for every routed target."""
+        now = self.clock()
+        vars = self._alert_vars(alert, now, repeat=False, count=0)
+        title = f"[{alert.state.name}] {alert.check} on {alert.host}"
+        body = render_or_fallback(self.templating, self.templates["alert"], vars)
+        msg = RoutedMessage(alert.severity, alert.host, alert.play, alert.check, alert.tags)
+        # A WARNING that escalates to CRITICAL is a new alert of the same incident.
+        prefix = f"alert:{alert.incident_id}:{alert.state.name}" if alert.incident_id else f"alert:{uuid.uuid4()}"
+        return self._enqueue(tx, "alert", self.router.route(msg), title, body, alert.severity, prefix,
+                             alert.incident_id, now)
+
+    def resolve(self, tx: Operations, incident: IncidentRecord, resolved_at: datetime,
+                value: str | None = None) -> list[int]:
+        """Queue the resolve to every (route, target) the incident's alerts went to."""
+        now = self.clock()
+        duration = format_duration((resolved_at - incident.opened_at).total_seconds())
+        vars = dict(play=incident.play, check=incident.check, host=incident.host, was=incident.state.name,
+                    since=_when(incident.opened_at), resolved_at=_when(resolved_at), duration=duration,
+                    value=value, summary=incident.summary, incident_id=incident.id)
+        title = f"[RESOLVED] {incident.check} on {incident.host} after {duration}"
+        body = render_or_fallback(self.templating, self.templates["resolve"], vars)
+        pairs = [(r, t) for r, t in self._alerted(tx, incident.id) if r is None or r.send_resolved]
+        return self._enqueue(tx, "resolve", pairs, title, body, "resolved", f"resolve:{incident.id}",
+                             incident.id, now, route_names=True)
+
+    def enqueue_due_repeats(self, now: datetime) -> int:
+        """Re-send open, unacknowledged incidents whose route ``repeat`` interval has passed.
+
+        Called periodically by the engine (in its store thread); returns how many were queued.
+        """
+        queued: list[int] = []
+        with self.store.transaction() as tx:
+            for incident in tx.open_incidents():
+                if incident.acknowledged_at is not None:
+                    continue
+                rows = tx.list_notifications(incident_id=incident.id)
+                for route_name, target in {(n.route, n.target) for n in rows if n.kind == "alert"}:
+                    route = self.router.get(route_name)
+                    if route is None or not route.repeat:
+                        continue
+                    sent = [n for n in rows if n.route == route_name and n.target == target
+                            and n.kind in ("alert", "repeat")]
+                    if (now - max(n.created_at for n in sent)).total_seconds() < route.repeat:
+                        continue
+                    count = sum(n.kind == "repeat" for n in sent) + 1
+                    queued += self._repeat(tx, incident, route, target, count, now)
+            if queued and self.on_enqueued:
+                tx.after_commit(self.on_enqueued)
+        return len(queued)
+
+    def _repeat(self, tx: StoreTransaction, incident: IncidentRecord, route: RouteSpec, target: str,
+                count: int, now: datetime) -> list[int]:
+        alert = AlertInfo(play=incident.play, host=incident.host, check=incident.check, state=incident.state,
+                          severity=incident.severity, since=incident.opened_at, summary=incident.summary,
+                          incident_id=incident.id)
+        body = render_or_fallback(self.templating, self.templates["repeat"],
+                                  self._alert_vars(alert, now, repeat=True, count=count))
+        title = f"[STILL {incident.state.name}] {incident.check} on {incident.host}"
+        return self._enqueue(tx, "repeat", [(route, target)], title, body, incident.severity,
+                             f"repeat:{incident.id}:{count}", incident.id, now)
+
+    # -- notices (the notify action, the agent's own messages) -----------------------------
+
+    def notice(self, tx: Operations | None, *, title: str, body: str, severity: str, route: str | None = None,
+               host: str = "", play: str = "", tags: Sequence[str] = (), dedup: str | None = None,
+               kind: str = "notice") -> list[int]:
+        """Queue a free-form message to a named route, or wherever its severity routes it."""
+        pairs = self._notice_routes(route, severity, host, play, tags)
+        rendered = render_or_fallback(self.templating, self.templates["notice"],
+                                      dict(title=title, body=body, severity=severity, host=host, tags=list(tags)))
+        prefix = f"{kind}:{dedup or uuid.uuid4()}"
+        if tx is None:
+            with self.store.transaction() as own:
+                return self._enqueue(own, kind, pairs, title, rendered, severity, prefix, None, self.clock())
+        return self._enqueue(tx, kind, pairs, title, rendered, severity, prefix, None, self.clock())
+
+    async def notify(
+        self, *, route: str | None, title: str, body: str, severity: str, host: str,
+        tags: tuple[str, ...] = (), check_mode: bool = False,
+    ) -> Mapping[str, Any]:
+        """The ``Notifier`` protocol: queue (or, in check mode, preview) a message."""
+        try:
+            pairs = self._notice_routes(route, severity, host, "", tags)
+        except KeyError as exc:
+            return {"queued": [], "targets": [], "error": str(exc.args[0])}
+        targets = [t for _, t in pairs]
+        if check_mode:
+            return {"queued": [], "targets": targets, "would_send": targets,
+                    "title": self.redactor.redact(title), "body": self.redactor.redact(body)}
+        ids = await asyncio.to_thread(self.notice, None, title=title, body=body, severity=severity,
+                                      route=route, host=host, tags=tags, kind="task")
+        return {"queued": ids, "targets": targets}
+
+    # -- adapters for the resident engine (duck-typed on its bound check and transition) ---
+
+    def on_transition(self, tx: StoreTransaction, bc: Any, status: Any, tr: Any) -> list[int]:
+        """A hard transition: open/escalate/resolve the incident and queue its messages.
+
+        Sets ``status.incident_id`` (the engine persists it with the check state).
+        """
+        play, host, check = bc.play.name, bc.host.name, bc.check.name
+        obs = tr.observation
+        severity = _severity(tr.new, getattr(bc.check, "severity", None))
+        tx.add_event("transition", tr.key, status.incident_id, f"{tr.old.name} -> {tr.new.name}",
+                     {"value": _text(obs.value), "error": obs.error}, at=tr.at)
+        if tr.new is State.OK:
+            if status.incident_id is None:
+                return []
+            incident = tx.get_incident(status.incident_id)
+            tx.resolve_incident(status.incident_id, tr.at)
+            status.incident_id = None
+            return self.resolve(tx, incident, tr.at, value=_text(obs.value)) if incident else []
+        if status.incident_id is None:
+            status.incident_id = tx.open_incident(play=play, host=host, check=check, state=tr.new,
+                                                  severity=severity, opened_at=tr.at, summary=obs.summary)
+        else:
+            tx.update_incident(status.incident_id, state=tr.new, severity=severity, summary=obs.summary)
+        return self.alert(tx, AlertInfo(
+            play=play, host=host, check=check, state=tr.new, severity=severity, since=tr.at,
+            value=_text(obs.value), error=obs.error, summary=obs.summary,
+            tags=tuple(getattr(bc.check, "tags", None) or ()), incident_id=status.incident_id))
+
+    def page(self, bc: Any, reason: str) -> list[int]:
+        """Tell a human now (e.g. a remediation budget is exhausted)."""
+        return self.notice(None, title=f"[PAGE] {bc.play.name} on {bc.host.name}: a human is needed",
+                           body=reason, severity="critical", host=bc.host.name, play=bc.play.name)
+
+    def config_rejected(self, text: str, digest: str) -> list[int]:
+        """A reload was rejected; sent once per distinct broken version (``digest``)."""
+        return self.notice(None, title="[CONFIG] reload rejected: the last good configuration keeps running",
+                           body=text, severity="warning", dedup=f"config-rejected:{digest}")
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _notice_routes(self, route: str | None, severity: str, host: str, play: str,
+                       tags: Sequence[str]) -> list[tuple[RouteSpec, str]]:
+        if route:
+            return self.router.named(route)
+        return self.router.route(RoutedMessage(severity, host, play, "", tuple(tags)))
+
+    def _enqueue(self, tx: Operations, kind: str, pairs: Sequence[tuple[RouteSpec | None, str]], title: str,
+                 body: str, severity: str, dedup_prefix: str, incident_id: int | None, now: datetime,
+                 route_names: bool = False) -> list[int]:
+        title, body = self.redactor.redact(title), self.redactor.redact(body)
+        ids: list[int] = []
+        for route, target in pairs:
+            route_name = route.name if route is not None else None
+            nid = tx.enqueue_notification(
+                kind=kind, target=target, title=title, body=body, severity=severity, now=now,
+                route=route_name, incident_id=incident_id,
+                dedup_key=f"{dedup_prefix}:{route_name or '-'}:{target}",
+            )
+            if nid is not None:
+                ids.append(nid)
+        if ids and self.on_enqueued and isinstance(tx, StoreTransaction):
+            tx.after_commit(self.on_enqueued)
+        return ids
+
+    def _alerted(self, tx: Operations, incident_id: int) -> list[tuple[RouteSpec | None, str]]:
+        """The (route, target) pairs the incident's alerts were queued for, in order."""
+        seen: dict[tuple[str | None, str], tuple[RouteSpec | None, str]] = {}
+        for n in tx.list_notifications(incident_id=incident_id, kind="alert"):
+            route = self.router.get(n.route) or (RouteSpec(n.route, (n.target,)) if n.route else None)
+            seen.setdefault((n.route, n.target), (route, n.target))
+        return list(seen.values())
+
+    def _alert_vars(self, alert: AlertInfo, now: datetime, *, repeat: bool, count: int) -> dict[str, Any]:
+        return {
+            "state": alert.state.name, "severity": alert.severity, "play": alert.play, "check": alert.check,
+            "host": alert.host, "since": _when(alert.since),
+            "for": format_duration(max(0.0, (now - alert.since).total_seconds())),
+            "value": alert.value, "error": alert.error, "summary": alert.summary,
+            "incident_id": alert.incident_id, "repeat": repeat, "count": count, "tags": list(alert.tags),
+        }
+
+
+def _severity(state: State, check_severity: Any) -> str:
+    if state is State.WARNING:
+        return "warning"
+    # UNKNOWN of a critical check (its endpoint refuses connections) pages like CRITICAL.
+    configured = str(getattr(check_severity, "value", check_severity) or "critical").lower()
+    return "critical" if state is State.CRITICAL or configured == "critical" else configured
+
+
+def _text(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return repr(value)[:500]
+
+
+def _when(at: datetime) -> str:
+    return at.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _url_secrets(url: str) -> set[str]:
+    return url_secrets(url) if url else set()
+
+
+def _router_from_config(config: Any) -> tuple[Router, dict[str, str]]:
+    inventory = getattr(config, "inventory", config)
+    notify = getattr(inventory, "notify", None)
+    urls = {name: getattr(t, "rendered_url", "") or "" for name, t in (getattr(notify, "targets", None) or {}).items()}
+    targets, routes = specs_from_inventory(notify, urls)
+    tmpl = getattr(notify, "templates", None)
+    templates = {k: getattr(tmpl, k) for k in ("alert", "resolve", "repeat") if getattr(tmpl, k, None)}
+    return Router(routes, targets), templates

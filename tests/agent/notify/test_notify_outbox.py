@@ -1,0 +1,106 @@
+"""The outbox against real receivers: delivered, retried until delivered, exactly once."""
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timezone
+
+from agent.notify import Outbox, TargetSpec
+from agent.store import Store
+from tests.agent.notify.conftest import running_outbox, wait_until
+from tests.support.receivers import JsonReceiver, SmtpReceiver
+
+
+def enqueue(store: Store, key: str, target: str = "ops", title: str = "t") -> int:
+    nid = store.enqueue_notification(kind="alert", target=target, title=title, body=f"body of {key}",
+                                     dedup_key=key, now=datetime.now(timezone.utc), severity="critical")
+    assert nid is not None
+    return nid
+
+
+def statuses(store: Store) -> list[str]:
+    return [n.status for n in store.list_notifications()]
+
+
+async def test_delivers_to_a_json_receiver_on_wake(store: Store, inbox: JsonReceiver) -> None:
+    # A long poll interval: only wake() can explain a prompt delivery.
+    async with running_outbox(store, {"ops": TargetSpec("ops", inbox.url)}, poll_interval=3600) as outbox:
+        await asyncio.sleep(0.1)  # the first pass has found nothing
+        enqueue(store, "a1", title="[CRITICAL] bot loop is alive on bot1")
+        outbox.wake()
+        await asyncio.to_thread(inbox.wait_for, 1)
+        await wait_until(lambda: statuses(store) == ["sent"])
+    assert [(m["title"], m["message"], m["type"]) for m in inbox.messages] == [
+        ("[CRITICAL] bot loop is alive on bot1", "body of a1", "failure")]
+
+
+async def test_receiver_down_then_back_is_delivered_exactly_once(store: Store, inbox: JsonReceiver) -> None:
+    inbox.stop()  # connection refused
+    enqueue(store, "a1")
+    enqueue(store, "a2")
+    async with running_outbox(store, {"ops": TargetSpec("ops", inbox.url)}):
+        await wait_until(lambda: store.list_notifications()[0].attempts >= 2)
+        assert inbox.messages == []
+        inbox.start()  # same port
+        await wait_until(lambda: statuses(store) == ["sent", "sent"])
+    assert [m["message"] for m in inbox.messages] == ["body of a1", "body of a2"]  # in order, once each
+    first = store.list_notifications()[0]
+    assert first.last_error and "Connection" in first.last_error
+
+
+async def test_receiver_answering_500_then_ok_is_delivered_exactly_once(store: Store, inbox: JsonReceiver) -> None:
+    inbox.failing = True
+    enqueue(store, "a1")
+    async with running_outbox(store, {"ops": TargetSpec("ops", inbox.url)}):
+        await wait_until(lambda: inbox.rejected >= 2)
+        inbox.failing = False
+        await wait_until(lambda: statuses(store) == ["sent"])
+        await asyncio.sleep(0.3)  # more than the backoff cap: nothing else goes out
+    assert len(inbox.messages) == 1
+    assert "500" in (store.list_notifications()[0].last_error or "")
+
+
+async def test_a_dead_target_does_not_hold_up_another(store: Store, inbox: JsonReceiver) -> None:
+    down = JsonReceiver().start()
+    down.stop()
+    targets = {"ops": TargetSpec("ops", inbox.url), "down": TargetSpec("down", down.url)}
+    enqueue(store, "d1", "down")
+    enqueue(store, "o1", "ops")
+    async with running_outbox(store, targets):
+        await asyncio.to_thread(inbox.wait_for, 1)
+        await wait_until(lambda: store.list_notifications(status="sent") != [])
+    by_target = {n.target: n.status for n in store.list_notifications()}
+    assert by_target["ops"] == "sent" and by_target["down"] in ("pending", "failed", "sending")
+
+
+async def test_restart_delivers_pending_and_interrupted_rows_exactly_once(db_url: str, inbox: JsonReceiver) -> None:
+    first = Store(db_url)
+    first.migrate()
+    enqueue(first, "pending-1")
+    enqueue(first, "interrupted-1", target="ops2")
+    first.claim_due_notifications(datetime.now(timezone.utc))  # both "sending": then the agent died
+    first.close()
+
+    second = Store(db_url)  # a new process: new Store and Outbox on the same file
+    targets = {"ops": TargetSpec("ops", inbox.url), "ops2": TargetSpec("ops2", inbox.url)}
+    async with running_outbox(second, targets):
+        await wait_until(lambda: statuses(second) == ["sent", "sent"])
+        await asyncio.sleep(0.3)
+    second.close()
+    assert sorted(m["message"] for m in inbox.messages) == ["body of interrupted-1", "body of pending-1"]
+
+
+async def test_unknown_target_is_given_up_loudly(store: Store, caplog: object) -> None:
+    enqueue(store, "x", target="removed-in-reload")
+    outbox = Outbox(store, {})
+    await outbox.drain(timeout=10)
+    [row] = store.list_notifications()
+    assert row.status == "dead" and "not configured" in (row.last_error or "")
+
+
+async def test_email_through_a_real_smtp_server(store: Store, mailbox: SmtpReceiver) -> None:
+    enqueue(store, "m1", target="mail", title="[CRITICAL] equity drawdown on bot1")
+    async with running_outbox(store, {"mail": TargetSpec("mail", mailbox.url)}):
+        [mail] = await asyncio.to_thread(mailbox.wait_for, 1)
+        await wait_until(lambda: statuses(store) == ["sent"])
+    assert mail.subject == "[CRITICAL] equity drawdown on bot1"
+    assert mail.rcpt_tos == ("ops@example.com",) and "body of m1" in mail.text()
