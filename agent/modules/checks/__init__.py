@@ -3,11 +3,15 @@ from __future__ import annotations
 
 from agent.modules.base import CheckModule
 from agent.modules.checks.http import HttpCheck
+from agent.modules.checks.process import ProcessCheck
 from agent.modules.checks.prometheus import PrometheusCheck
 from agent.modules.checks.supervisor import SupervisorCheck
+from agent.modules.checks.system import SystemCheck
 
 ALL: list[type[CheckModule]] = [
     SupervisorCheck,
     HttpCheck,
     PrometheusCheck,
+    ProcessCheck,
+    SystemCheck,
 ]
