@@ -233,7 +233,8 @@ class Trading:
                     "response": rules.err_schedule_cancel_volume(cfg.schedule_cancel_min_volume, acct.cum_volume)}
         if not isinstance(at, int) or at < now + rules.SCHEDULE_CANCEL_MIN_DELAY_MS:
             return {"status": "err", "response": rules.err_schedule_cancel_too_soon()}
-        if acct.schedule_cancel_day == now // DAY_MS and acct.schedule_cancel_count >= cfg.schedule_cancel_daily_limit:
+        triggered_today = acct.schedule_cancel_count if acct.schedule_cancel_day == now // DAY_MS else 0
+        if triggered_today >= cfg.schedule_cancel_daily_limit:
             return {"status": "err", "response": rules.err_schedule_cancel_daily_limit(cfg.schedule_cancel_daily_limit)}
         acct.schedule_cancel_ms = at
         return {"status": "ok", "response": {"type": "default"}}
