@@ -17,7 +17,7 @@ from agent.modules.base import CheckModule, HostContext, Params
 from agent.modules.registry import Registry
 from agent.playbook.diagnostics import Diagnostic
 from agent.playbook.models import Check, Playbook, Task
-from agent.playbook.templating import Templating, TemplateError
+from agent.playbook.templating import Templating, TemplateError, has_template
 from agent.playbook.thresholds import Threshold, is_number
 from agent.playbook.validation import diagnostics_from_validation
 from agent.playbook.yaml_source import Path_, SourceDocument
@@ -70,10 +70,11 @@ def bind_checks(doc: SourceDocument, play: Playbook, hosts: list[HostContext], r
             if module is None:
                 continue  # already reported by the pre-processor
             path: Path_ = ("checks", i, check.module)
-            try:
-                rendered = templating.render_value(check.params, vars)
-            except TemplateError as exc:
-                out.append(doc.diagnostic(path, f"check {check.name!r} on host {host.name!r}: {exc.message}"))
+            if _has_template_problem(check.params, templating):
+                continue  # reported once by the syntax pass; rendering would only repeat it
+            rendered, problems = _render_params(doc, path, check, host, vars, templating)
+            if problems:
+                out.extend(problems)
                 continue
             try:
                 params = module.Params.model_validate(rendered)
@@ -87,6 +88,28 @@ def bind_checks(doc: SourceDocument, play: Playbook, hosts: list[HostContext], r
                                     key=f"{play.name}/{host.name}/{check.name}", interval=every,
                                     timeout=check.timeout, vars=vars))
     return bound, out
+
+
+def _render_params(doc: SourceDocument, path: Path_, check: Check, host: HostContext, vars: Mapping[str, Any],
+                   templating: Templating) -> tuple[dict[str, Any], list[Diagnostic]]:
+    """Render each parameter separately so an error points at the parameter that failed."""
+    rendered: dict[str, Any] = {}
+    problems: list[Diagnostic] = []
+    for key, value in check.params.items():
+        try:
+            rendered[key] = templating.render_value(value, vars)
+        except TemplateError as exc:
+            problems.append(doc.diagnostic((*path, key), f"check {check.name!r} on host {host.name!r}: "
+                                           f"{exc.message}"))
+    return rendered, problems
+
+
+def _has_template_problem(value: Any, templating: Templating) -> bool:
+    if isinstance(value, dict):
+        return any(_has_template_problem(v, templating) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_template_problem(v, templating) for v in value)
+    return has_template(value) and templating.check_syntax(value) is not None
 
 
 def threshold_order(doc: SourceDocument, path: Path_, check: Check, vars: Mapping[str, Any],

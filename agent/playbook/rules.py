@@ -39,7 +39,7 @@ def template_problems(doc: SourceDocument, data: Any, templating: Templating) ->
         elif has_template(value):
             problem = templating.check_syntax(value)
             if problem:
-                out.append(doc.diagnostic(path, problem))
+                out.append(doc.diagnostic(path, f"{path[-1]}: {problem}"))
 
     def expression(path: Path_, value: Any) -> None:
         if isinstance(value, str):

@@ -18,7 +18,8 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from jinja2 import FileSystemLoader, StrictUndefined, TemplateError as JinjaTemplateError, nodes
+from jinja2 import FileSystemLoader, StrictUndefined, TemplateError as JinjaTemplateError, TemplateSyntaxError, nodes
+from jinja2.parser import Parser
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 from agent.errors import ConfigError
@@ -143,7 +144,7 @@ class Templating:
         if expression and not src.strip():
             return "empty expression"
         try:
-            tree = self._env.parse("{{ (" + src + "\n) }}" if expression else src)
+            tree = self._parse_expression(src) if expression else self._env.parse(src)
         except JinjaTemplateError as exc:
             line = f" (line {exc.lineno})" if not expression and getattr(exc, "lineno", 1) > 1 else ""
             return f"Jinja2 syntax error{line}: {exc.message or exc}"
@@ -151,6 +152,15 @@ class Templating:
         if unsafe:
             return f"access to {unsafe!r} is not allowed: templates run in a sandbox without Python internals"
         return None
+
+    def _parse_expression(self, src: str) -> nodes.Node:
+        # The same parse compile_expression does, without compiling: we only want the tree.
+        parser = Parser(self._env, src, state="variable")
+        expr = parser.parse_expression()
+        if not parser.stream.eos:
+            raise TemplateSyntaxError(f"unexpected {parser.stream.current.value!r} after the expression",
+                                      parser.stream.current.lineno)
+        return expr
 
     # -- rendering --------------------------------------------------------------------------
     def render_str(self, src: str, vars: Mapping[str, Any]) -> str:

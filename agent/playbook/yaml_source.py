@@ -121,8 +121,8 @@ def _expanded_size(root: Node) -> None:
             for key, value in node.value:
                 total += size(key) + size(value)
         if total > MAX_NODES:
-            raise _TooBig(node, f"the document expands to more than {MAX_NODES} nodes through "
-                                "aliases (a YAML bomb?)")
+            raise _TooBig(node, f"the document expands to more than {MAX_NODES} nodes, counting "
+                                "every use of an alias (a YAML bomb?)")
         active.discard(id(node))
         sizes[id(node)] = total
         return total
