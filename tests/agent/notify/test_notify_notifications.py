@@ -132,3 +132,30 @@ def test_a_broken_template_still_sends_the_alert(store: Store) -> None:
                                   since=T0, error="refused"))
     [row] = store.list_notifications()
     assert "host: bot1" in row.body and "error: refused" in row.body
+
+
+def test_engine_transition_adapter_opens_escalates_and_resolves(store: Store) -> None:
+    from types import SimpleNamespace as NS
+
+    now = [T0]
+    notes = make(store, "json://127.0.0.1:1/", now)
+    bc = NS(play=NS(name="bot-health"), host=NS(name="bot1"), check=NS(name="alive", severity="critical", tags=()))
+    status = NS(incident_id=None)
+
+    def transition(old: State, new: State, at: datetime, error: str | None = None) -> None:
+        obs = NS(value=None, error=error, summary="health", at=at)
+        with store.transaction() as tx:
+            notes.on_transition(tx, bc, status, NS(key="bot-health/bot1/alive", old=old, new=new, at=at,
+                                                   observation=obs))
+
+    transition(State.OK, State.UNKNOWN, T0, "connection refused")  # a dead critical check pages
+    iid = status.incident_id
+    transition(State.UNKNOWN, State.CRITICAL, T0 + timedelta(seconds=30))
+    transition(State.CRITICAL, State.OK, T0 + timedelta(minutes=2))
+    assert status.incident_id is None
+    rows = store.list_notifications(incident_id=iid)
+    assert [(n.kind, n.title) for n in rows] == [
+        ("alert", "[UNKNOWN] alive on bot1"), ("alert", "[CRITICAL] alive on bot1"),
+        ("resolve", "[RESOLVED] alive on bot1 after 2m")]
+    assert [e.message for e in store.recent_events(kind="transition")] == [
+        "CRITICAL -> OK", "UNKNOWN -> CRITICAL", "OK -> UNKNOWN"]
