@@ -88,6 +88,14 @@ class Ledger:
     def commit(self) -> None:
         self.session.commit()
 
+    def reload(self) -> None:
+        """Drop uncommitted changes and rebuild the in-memory view from the last commit
+        (after a failed action or tick, so nothing half-applied survives)."""
+        self.session.rollback()
+        self.session.close()
+        self.session = Session(self.engine, expire_on_commit=False, autoflush=False)
+        self._load()
+
     def close(self) -> None:
         self.session.close()
         self.engine.dispose()

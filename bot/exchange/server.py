@@ -109,7 +109,7 @@ class PaperExchange:
                 self.tick()
             except Exception:  # one bad tick must not stop the market
                 log.exception("market tick failed")
-                self.ledger.session.rollback()
+                self.ledger.reload()
 
     def tick(self) -> int:
         changed = self.trading.tick(wall_clock_ms())
@@ -190,9 +190,7 @@ class PaperExchange:
             answer = self.trading.apply(signer, action, now)
             led.commit()
         except Exception:
-            led.session.rollback()
-            led.session.close()
-            led._load()  # back to the last committed state, never a half-applied action
+            led.reload()  # back to the last committed state, never a half-applied action
             log.exception("action %s failed", action.get("type"))
             return {"status": "err", "response": "Internal error while applying the action"}
         return answer
