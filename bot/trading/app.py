@@ -120,11 +120,11 @@ def _connect(settings: StackSettings, key: str, store: Store, metrics: BotMetric
                         log.warning("leverage not set", extra={"event": "leverage", "coin": coin,
                                                                "error": err.message})
             engine.reconcile()
-            status.connected = True
+            status.connected, status.last_error = True, None
             return engine
         except (BotwardenError, OSError) as err:
             status.connected = False
-            status.last_error = f"start-up: {err}"
+            status.last_error = f"start-up: {getattr(err, 'message', err)}"
             log.error("exchange not reachable at start-up; retrying",
                       extra={"event": "connect_failed", "error": str(err), "retry_in_s": backoff})
             stop.wait(backoff)

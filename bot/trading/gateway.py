@@ -168,9 +168,9 @@ class Gateway:
         wallet = eth_account.Account.from_key(private_key)
         self.address: str = wallet.address
         self.info: Info = self._call("meta", lambda: Info(base_url, skip_ws=True, timeout=timeout_s))
-        self.exchange = Exchange(
-            wallet, base_url, meta=self.info.meta(), spot_meta=self.info.spot_meta(), timeout=timeout_s
-        )
+        meta = self._call("meta", lambda: self.info.meta())
+        spot_meta = self._call("meta", lambda: self.info.spot_meta())
+        self.exchange = Exchange(wallet, base_url, meta=meta, spot_meta=spot_meta, timeout=timeout_s)
 
     # --- plumbing -----------------------------------------------------------------------
     def _call(self, method: str, fn: Callable[[], T]) -> T:
