@@ -1,6 +1,9 @@
 """Action modules. ``ALL`` lists them for the registry."""
 from __future__ import annotations
 
+from agent.modules.actions.command import CommandAction
 from agent.modules.base import ActionModule
 
-ALL: list[type[ActionModule]] = []
+ALL: list[type[ActionModule]] = [
+    CommandAction,
+]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from agent.modules.base import CheckModule
+from agent.modules.checks.command import CommandCheck
 from agent.modules.checks.http import HttpCheck
 from agent.modules.checks.process import ProcessCheck
 from agent.modules.checks.prometheus import PrometheusCheck
@@ -14,4 +15,5 @@ ALL: list[type[CheckModule]] = [
     PrometheusCheck,
     ProcessCheck,
     SystemCheck,
+    CommandCheck,
 ]
