@@ -53,12 +53,13 @@ def test_nonce_outside_the_window_is_rejected(paper_exchange: RunningExchange) -
 
 def test_nonce_must_exceed_the_smallest_of_the_last_100(paper_exchange: RunningExchange) -> None:
     base = get_timestamp_ms()
-    for i in range(100):
-        assert httpx.post(paper_exchange.url + "/exchange", json=signed_cancel(base + i)).json()["status"] == "ok"
-    older = httpx.post(paper_exchange.url + "/exchange", json=signed_cancel(base - 1)).json()
-    assert older == {"status": "err", "response": f"Invalid nonce: nonce too low {base - 1} < {base}"}
-    newer = httpx.post(paper_exchange.url + "/exchange", json=signed_cancel(base + 1000)).json()
-    assert newer["status"] == "ok"
+    with httpx.Client(base_url=paper_exchange.url) as client:
+        for i in range(100):
+            assert client.post("/exchange", json=signed_cancel(base + i)).json()["status"] == "ok"
+        older = client.post("/exchange", json=signed_cancel(base - 1)).json()
+        assert older == {"status": "err", "response": f"Invalid nonce: nonce too low {base - 1} < {base}"}
+        newer = client.post("/exchange", json=signed_cancel(base + 1000)).json()
+        assert newer["status"] == "ok"
 
 
 def test_tampered_action_recovers_a_different_signer(paper_exchange: RunningExchange) -> None:

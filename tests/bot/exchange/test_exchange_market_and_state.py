@@ -14,6 +14,8 @@ from hyperliquid.utils.signing import get_timestamp_ms, sign_l1_action
 
 from bot.exchange import RunningExchange, serve_in_thread
 from bot.exchange.market import Market
+from bot.exchange.server import main
+from bot.settings import load_settings
 from bot.settings import PAPER_DEV_PRIVATE_KEY
 
 DEV = Account.from_key(PAPER_DEV_PRIVATE_KEY)
@@ -141,3 +143,9 @@ def test_bot_paper_exchange_command_serves_the_sdk_and_stops_on_sigterm(
     assert Info(url, skip_ws=True).user_state(DEV.address)["assetPositions"][0]["position"]["coin"] == "SOL"
     assert spawned.stop() == 0  # type: ignore[attr-defined]
     assert (tmp_path / "cmd.db").exists()
+
+
+def test_main_refuses_a_non_loopback_address(tmp_path: Path) -> None:
+    settings = load_settings(root=str(tmp_path))
+    assert main(settings, host="0.0.0.0", port=0, seed=1, state=str(tmp_path / "x.db")) == 2
+    assert not (tmp_path / "x.db").exists()
