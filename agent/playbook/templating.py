@@ -76,7 +76,9 @@ class _Sandbox(ImmutableSandboxedEnvironment):
 
 def _unsafe_access(tree: nodes.Node) -> str | None:
     """Name the first literal access to a private/dunder attribute in a parsed template."""
-    for node in tree.find_all((nodes.Getattr, nodes.Getitem, nodes.Filter)):
+    kinds = (nodes.Getattr, nodes.Getitem, nodes.Filter)
+    found = [tree] if isinstance(tree, kinds) else []  # find_all skips the root itself
+    for node in [*found, *tree.find_all(kinds)]:
         name: Any = None
         if isinstance(node, nodes.Getattr):
             name = node.attr

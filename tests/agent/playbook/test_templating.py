@@ -1,0 +1,140 @@
+"""The sandboxed Jinja2 environment: rendering, expressions, escapes, thresholds."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agent.errors import ConfigError
+from agent.playbook import TemplateError, Templating, Threshold
+
+
+@pytest.fixture
+def tpl() -> Templating:
+    return Templating(None, env={"TOKEN": "s3cr3t-token", "EMPTY": ""})
+
+
+def test_render_value_keeps_native_types_for_whole_expressions(tpl: Templating) -> None:
+    vars = {"n": 80, "items": [1, 2], "bot": {"port": 8081}}
+    rendered = tpl.render_value({"a": "{{ n }}", "b": ["{{ items }}", "port {{ bot.port }}"], "c": 3,
+                                 "d": "{{ n + 1 }}", "e": "plain"}, vars)
+    assert rendered == {"a": 80, "b": [[1, 2], "port 8081"], "c": 3, "d": 81, "e": "plain"}
+
+
+def test_two_expressions_in_one_string_render_as_text(tpl: Templating) -> None:
+    assert tpl.render_value("{{ a }}{{ b }}", {"a": 1, "b": 2}) == "12"
+
+
+def test_undefined_variables_are_errors(tpl: Templating) -> None:
+    with pytest.raises(TemplateError, match="'missing' is undefined"):
+        tpl.render_str("x {{ missing }}", {})
+    with pytest.raises(TemplateError, match="has no attribute 'nope'"):
+        tpl.evaluate("bot.nope", {"bot": {}})
+    assert issubclass(TemplateError, ConfigError)
+
+
+def test_evaluate_expressions(tpl: Templating) -> None:
+    facts = {"status_code": 200, "json": {"status": "healthy"}}
+    assert tpl.evaluate("status_code == 200 and json.status == 'healthy'", facts) is True
+    assert tpl.evaluate("status_code == 200 and json.status == 'healthy'", {**facts, "status_code": 500}) is False
+    assert tpl.evaluate("false", {}) is False
+
+
+@pytest.mark.parametrize("src", [
+    "''.__class__.__mro__",
+    "cycler.__init__.__globals__",
+    "joiner.__init__.__globals__['os']",
+    "x['__class__']",
+    "x | attr('__class__')",
+])
+def test_sandbox_escapes_fail_at_syntax_check(tpl: Templating, src: str) -> None:
+    problem = tpl.check_expression(src)
+    assert problem is not None and "not allowed" in problem
+    assert tpl.check_syntax("{{ " + src + " }}") is not None
+    with pytest.raises(TemplateError, match="not allowed"):
+        tpl.evaluate(src, {"x": ""})
+
+
+def test_sandbox_escape_built_at_run_time_is_refused(tpl: Templating) -> None:
+    # The attribute name is computed, so the static check cannot see it: the sandbox must.
+    src = "'' | attr('_' ~ '_class_' ~ '_')"
+    assert tpl.check_expression(src) is None
+    with pytest.raises(TemplateError, match="refused by the sandbox|unsafe|not safely"):
+        str(tpl.evaluate(src, {}))
+
+
+def test_sandbox_is_immutable(tpl: Templating) -> None:
+    items: list[int] = []
+    with pytest.raises(TemplateError, match="refused by the sandbox"):
+        tpl.evaluate("items.append(1)", {"items": items})
+    assert items == []
+
+
+def test_huge_repetition_is_refused(tpl: Templating) -> None:
+    with pytest.raises(TemplateError, match="repetition"):
+        tpl.evaluate("'x' * 10000000000", {})
+    with pytest.raises(TemplateError, match="exponent"):
+        tpl.evaluate("2 ** 100000000", {})
+    assert tpl.evaluate("'ab' * 3", {}) == "ababab"
+
+
+def test_syntax_check_reports_problems(tpl: Templating) -> None:
+    assert tpl.check_syntax("{{ a }") is not None
+    assert tpl.check_syntax("{% if a %}x") is not None
+    assert tpl.check_syntax("hello {{ a }}") is None
+    assert tpl.check_expression("a ==") is not None
+    assert tpl.check_expression("a b") is not None
+    assert tpl.check_expression("") == "empty expression"
+    assert tpl.check_expression("a == 1") is None
+
+
+def test_env_is_a_read_only_mapping_and_read_values_are_redacted(tpl: Templating) -> None:
+    assert tpl.render_str("{{ env.TOKEN }}", {}) == "s3cr3t-token"
+    assert tpl.render_str("[{{ env.NOPE | default('') }}]", {}) == "[]"
+    with pytest.raises(TemplateError):
+        tpl.evaluate("env.update({'TOKEN': 'x'})", {})
+    assert tpl.redact("token is s3cr3t-token") == "token is ***"
+    with pytest.raises(TemplateError) as info:
+        tpl.render_str("{{ {}[env.TOKEN] }}", {})  # jinja's message quotes the missing key
+    assert "s3cr3t-token" not in str(info.value)
+
+
+def test_render_template_from_directory(tmp_path: Path) -> None:
+    (tmp_path / "alert.md.j2").write_text("{{ check }} on {{ host }} is {{ state }}\n")
+    (tmp_path / "bad.j2").write_text("{{ x.__class__ }}")
+    tpl = Templating(tmp_path, env={})
+    assert tpl.render_template("alert.md.j2", {"check": "memory", "host": "local", "state": "CRITICAL"}) \
+        == "memory on local is CRITICAL\n"
+    assert tpl.check_template_file("alert.md.j2") is None
+    assert "not allowed" in (tpl.check_template_file("bad.j2") or "")
+    assert "cannot load" in (tpl.check_template_file("nope.j2") or "")
+    with pytest.raises(TemplateError, match="nope.j2"):
+        tpl.render_template("nope.j2", {})
+
+
+@pytest.mark.parametrize("text, op, expr", [("> 80", ">", "80"), (">=80", ">=", "80"), ("< {{ x }}", "<", "{{ x }}"),
+                                            ("!= 'ok'", "!=", "'ok'"), ("  <= 1.5 ", "<=", "1.5")])
+def test_threshold_parse(text: str, op: str, expr: str) -> None:
+    assert Threshold.parse(text) == Threshold(op, expr)
+
+
+@pytest.mark.parametrize("text", ["80", "=> 80", ">", "", 80, None, "about 80"])
+def test_threshold_parse_rejects(text: object) -> None:
+    with pytest.raises(ValueError):
+        Threshold.parse(text)
+
+
+def test_threshold_breached(tpl: Templating) -> None:
+    vars = {"mem_warning": 80}
+    warning = Threshold.parse("> {{ mem_warning }}")
+    assert warning.breached(81, vars, tpl) is True
+    assert warning.breached(80, vars, tpl) is False
+    assert warning.breached("85.5", vars, tpl) is True  # numeric strings compare as numbers
+    assert Threshold.parse("> mem_warning * 1.1").breached(87, vars, tpl) is False
+    assert Threshold.parse("!= 'healthy'").breached("degraded", vars, tpl) is True
+    assert warning.negated() == Threshold("<=", "{{ mem_warning }}")
+    assert warning.negated().breached(80, vars, tpl) is True
+    with pytest.raises(TemplateError, match="cannot compare"):
+        warning.breached("lots", vars, tpl)
+    with pytest.raises(TemplateError, match="missing"):
+        warning.breached(None, vars, tpl)
