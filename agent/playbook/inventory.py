@@ -9,6 +9,7 @@ settings' vars and ``env``; the rendered URL is kept out of ``repr`` and of ever
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from fnmatch import fnmatchcase
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr
@@ -58,24 +59,34 @@ class Target(_Model):
 
 
 class RouteMatch(_Model):
-    """Which alerts a route takes. An empty or absent list matches anything."""
+    """Which alerts a route takes. An empty or absent list matches anything; host, play and
+    check entries may be shell-style globs (``bot-*``)."""
 
     severity: list[Literal["info", "warning", "critical", "unknown"]] = Field(
         default_factory=list, description="alert severities (info, warning, critical, unknown)")
     tags: list[str] = Field(default_factory=list, description="matches when the check has any of these tags")
-    host: list[str] = Field(default_factory=list, description="host names")
-    play: list[str] = Field(default_factory=list, description="playbook names")
-    check: list[str] = Field(default_factory=list, description="check names")
+    host: list[str] = Field(default_factory=list, description="host names or globs")
+    play: list[str] = Field(default_factory=list, description="playbook names or globs")
+    check: list[str] = Field(default_factory=list, description="check names or globs")
 
     def matches(self, *, severity: str, host: str, play: str, check: str, tags: Sequence[str] = ()) -> bool:
         """True when every non-empty criterion holds for this alert."""
         return (
             (not self.severity or severity in self.severity)
             and (not self.tags or bool(set(self.tags) & set(tags)))
-            and (not self.host or host in self.host)
-            and (not self.play or play in self.play)
-            and (not self.check or check in self.check)
+            and _glob_match(self.host, host)
+            and _glob_match(self.play, play)
+            and _glob_match(self.check, check)
         )
+
+    @property
+    def is_catch_all(self) -> bool:
+        return not (self.severity or self.tags or self.host or self.play or self.check)
+
+
+def _glob_match(patterns: list[str], value: str) -> bool:
+    """Empty matches anything; entries may be shell-style globs (``bot-*``), as in agent.notify."""
+    return not patterns or any(fnmatchcase(value, pattern) for pattern in patterns)
 
 
 class Route(_Model):

@@ -1,7 +1,8 @@
 """Load and check ``inventory.yaml`` and the stack settings it points at.
 
 Rules: at least one host; ``all`` is reserved; a name is a host or a group, not both; group
-members exist; route names are unique and their targets exist; target URLs render (with the
+members exist; there is a catch-all route (an alert is never lost); route names are unique
+and their targets exist; target URLs render (with the
 settings' vars and ``env``) to an apprise URL, or to nothing for an ``optional`` target; named
 alert templates that are set explicitly exist and parse.
 """
@@ -61,8 +62,16 @@ def inventory_rules(doc: SourceDocument, inv: Inventory) -> list[Diagnostic]:
             if member not in inv.hosts:
                 out.append(doc.diagnostic(("groups", name, "hosts", j), f"group {name!r} lists unknown host "
                                           f"{member!r}", suggest(member, inv.hosts) or _known(inv.hosts)))
+    routes = inv.notify.routes
+    if not routes:
+        out.append(doc.diagnostic(("notify",), "no notification routes: every alert would be lost",
+                                  "add notify.routes with a last route without `match`, e.g. "
+                                  "{name: default, targets: [inbox]}"))
+    elif not any(route.match.is_catch_all for route in routes):
+        out.append(doc.diagnostic(("notify", "routes", len(routes) - 1), "no catch-all route: an alert that "
+                                  "matches no route would be lost", "add a last route without `match`"))
     seen: set[str] = set()
-    for i, route in enumerate(inv.notify.routes):
+    for i, route in enumerate(routes):
         if route.name in seen:
             out.append(doc.diagnostic(("notify", "routes", i, "name"), f"duplicate route name {route.name!r}"))
         seen.add(route.name)

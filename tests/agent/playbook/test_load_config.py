@@ -14,6 +14,7 @@ from .conftest import GOOD
 from .modules_for_tests import HttpCheck
 
 SLACK = "slack://T0KENA/T0KENB/S3CR3TT0KEN"
+MINIMAL_NOTIFY = "notify: {targets: {inbox: {url: 'json://localhost/'}}, routes: [{name: all, targets: [inbox]}]}\n"
 
 
 def _good(registry: Registry, **kwargs):
@@ -207,7 +208,7 @@ def test_load_config_never_raises_on_garbage(tmp_path: Path, registry: Registry)
 
 def test_invalid_settings_reference_is_reported(tmp_path: Path, registry: Registry) -> None:
     inventory = tmp_path / "inventory.yaml"
-    inventory.write_text("version: 1\nsettings: missing.yaml\nhosts: {local: {}}\n")
+    inventory.write_text("version: 1\nsettings: missing.yaml\nhosts: {local: {}}\n" + MINIMAL_NOTIFY)
     result = load_config(inventory, [], registry, env={})
     [diag] = result.diagnostics
     assert (diag.line, diag.column) == (2, 11) and "settings file 'missing.yaml' not found" in diag.message
@@ -216,7 +217,8 @@ def test_invalid_settings_reference_is_reported(tmp_path: Path, registry: Regist
 def test_settings_file_feeds_template_vars(tmp_path: Path, registry: Registry) -> None:
     (tmp_path / "settings.yaml").write_text("bot: {program: trader, port: 9999}\n")
     inventory = tmp_path / "inventory.yaml"
-    inventory.write_text("version: 1\nsettings: settings.yaml\nhosts: {local: {}}\ngroups: {bots: {hosts: [local]}}\n")
+    inventory.write_text("version: 1\nsettings: settings.yaml\nhosts: {local: {}}\ngroups: {bots: {hosts: [local]}}\n"
+                         + MINIMAL_NOTIFY)
     result = load_config(inventory, [GOOD / "playbooks"], registry, env={})
 
     assert result.diagnostics == []
@@ -224,3 +226,11 @@ def test_settings_file_feeds_template_vars(tmp_path: Path, registry: Registry) -
     by_key = {b.key: b for b in result.config.bound_checks}
     assert by_key["bot-health/local/bot memory"].params.program == "trader"
     assert by_key["bot-health/local/bot loop is alive"].params.url == "http://127.0.0.1:9999/health"
+
+
+def test_repository_inventory_is_valid(registry: Registry) -> None:
+    root = Path(__file__).resolve().parents[3]
+    result = load_config(root / "inventory.yaml", [], registry, env={})
+    assert result.diagnostics == []
+    assert result.config is not None
+    assert result.config.inventory.notify.targets["inbox"].enabled
