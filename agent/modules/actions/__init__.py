@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 from agent.modules.actions.command import CommandAction
+from agent.modules.actions.supervisor import SupervisorAction
 from agent.modules.base import ActionModule
 
 ALL: list[type[ActionModule]] = [
+    SupervisorAction,
     CommandAction,
 ]
