@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 from agent.modules.actions.command import CommandAction
+from agent.modules.actions.notify import NotifyAction
 from agent.modules.actions.supervisor import SupervisorAction
 from agent.modules.base import ActionModule
 
 ALL: list[type[ActionModule]] = [
     SupervisorAction,
+    NotifyAction,
     CommandAction,
 ]
