@@ -27,7 +27,9 @@ def bot_settings(tmp_path: Path, paper_exchange: Any) -> StackSettings:
     return StackSettings.model_validate({
         "root": str(tmp_path),
         "exchange": {"port": paper_exchange.port},
-        "bot": {"port": 0, "db": "bot.db", "heartbeat_file": "bot.heartbeat", "loop_seconds": 0.5},
+        # Hourly candles keep MACD flips (legitimate exits and re-entries) out of a test's seconds.
+        "bot": {"port": 0, "db": "bot.db", "heartbeat_file": "bot.heartbeat", "loop_seconds": 0.5,
+                "candle_interval": "1h"},
     })
 
 
@@ -48,7 +50,7 @@ def make_engine(bot_settings: StackSettings) -> Iterator[Callable[..., Any]]:
         data["bot"].update(bot_overrides, db=db)
         settings = StackSettings.model_validate(data)
         metrics = BotMetrics()
-        status = RuntimeStatus(loop_seconds=settings.bot.loop_seconds, candle_seconds=60)
+        status = RuntimeStatus(loop_seconds=settings.bot.loop_seconds, candle_seconds=3600)
         gw = Gateway(settings.exchange_url, PAPER_DEV_PRIVATE_KEY, timeout_s=5, metrics=metrics,
                      lookup_backoff_s=0.05)
         store = Store(settings.path(db))

@@ -48,8 +48,10 @@ class Stack:
         self.settings = tmp / "settings.yaml"
         self.settings.write_text(yaml.safe_dump({
             "exchange": {"port": self.ex_port},
+            # Hourly candles: a MACD flip (an exit plus a new entry) inside a test's few seconds
+            # would be legitimate trading but would muddy the "nothing new was sent" assertions.
             "bot": {"port": self.bot_port, "db": "bot.db", "heartbeat_file": "bot.heartbeat", "loop_seconds": 0.5,
-                    "coins": ["BTC", "ETH"]},
+                    "coins": ["BTC", "ETH"], "candle_interval": "1h"},
         }))
         self.env = {**os.environ, "BOTWARDEN_EXCHANGE_ADMIN_TOKEN": ADMIN, "BOTWARDEN_BOT_TOKEN": CONTROL}
         self.env.pop("BOTWARDEN_PRIVATE_KEY", None)
