@@ -16,10 +16,8 @@ def run(
 ) -> None:
     """Run checks on their schedules, alert and remediate until SIGTERM. SIGHUP reloads."""
     from agent.engine.resident import ConfigSource, ResidentAgent
-    from agent.notify.redact import install_redaction
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
-    install_redaction()
     targets = list(paths) if paths else [inventory.resolve().parent / "playbooks"]
     agent = ResidentAgent(ConfigSource(inventory, targets), store_url=store, check_mode=check)
 

@@ -11,6 +11,12 @@ from agent.cli import options
 from agent.cli.common import console, load, store_url
 from agent.types import format_duration
 
+def _targets(config: object) -> list:
+    from agent.notify.notifications import _router_from_config
+
+    return list(_router_from_config(config)[0].targets.values())
+
+
 _STYLE = {"OK": "green", "WARNING": "yellow", "CRITICAL": "red", "UNKNOWN": "magenta"}
 
 
@@ -23,7 +29,7 @@ def status(
     """Show the current state of every check, as the resident agent last recorded it."""
     from pathlib import Path
 
-    from agent.notify.redact import redactor_for_env
+    from agent.notify.redact import Redactor
     from agent.store import Store
 
     config = load(inventory, [Path(p) for p in paths] if paths else None)
@@ -33,7 +39,7 @@ def status(
         records = st.load_check_states()
     finally:
         st.close()
-    redact = redactor_for_env()
+    redact = Redactor.for_targets([t.url for t in _targets(config)])
     now = datetime.now(timezone.utc)
     table = Table("play", "host", "check", "state", "since", "last value", "last error", "incident")
     shown = 0

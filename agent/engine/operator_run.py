@@ -57,7 +57,9 @@ async def run_play_once(
             changed=o.status == "changed", failed=o.status == "failed", msg=o.msg,
             started_at=started, finished_at=finished))
 
-    runner = PlayRunner(config.registry, config.templating, check_mode=check_mode, notifier=notifications,
+    from agent.modules.registry import default_registry
+
+    runner = PlayRunner(default_registry(), config.templating, check_mode=check_mode, notifier=notifications,
                         on_outcome=on_outcome, audit=audit, reason=reason)
     try:
         recap = await runner.run(play, hosts, extra_vars=extra_vars)

@@ -187,14 +187,15 @@ class PlayRunner:
             await self._finish(task, outcome, host, vars_, hr, recap, started, params.model_dump())
             return
 
-        retries = task.retries if task.retries is not None else (3 if task.until else 0)
-        delay = task.delay if task.delay is not None else 1.0
+        retries = task.effective_retries
+        delay = task.delay
+        timeout = task.timeout or self.task_timeout
         module = module_cls()
         result = ActionResult(failed=True, msg="not run")
         attempts = 0
         for attempt in range(retries + 1):
             attempts = attempt + 1
-            result = await self._call(module, params, host, vars_)
+            result = await self._call(module, params, host, vars_, timeout)
             if not task.until:
                 if not result.failed:
                     break
@@ -234,14 +235,15 @@ class PlayRunner:
                               rdict, self.check_mode)
         await self._finish(task, outcome, host, vars_, hr, recap, started, params.model_dump())
 
-    async def _call(self, module: Any, params: Any, host: HostContext, vars_: Mapping[str, Any]) -> ActionResult:
-        ctx = RunContext(host=host, timeout=self.task_timeout, check_mode=self.check_mode,
+    async def _call(self, module: Any, params: Any, host: HostContext, vars_: Mapping[str, Any],
+                    timeout: float) -> ActionResult:
+        ctx = RunContext(host=host, timeout=timeout, check_mode=self.check_mode,
                          notifier=self.notifier, template_vars=vars_, reason=self.reason)
         t0 = time.monotonic()
         try:
-            return await asyncio.wait_for(module.run(params, ctx), timeout=self.task_timeout)
+            return await asyncio.wait_for(module.run(params, ctx), timeout=timeout)
         except asyncio.TimeoutError:
-            return ActionResult(failed=True, msg=f"timed out after {self.task_timeout:g}s")
+            return ActionResult(failed=True, msg=f"timed out after {timeout:g}s")
         except BotwardenError as exc:
             return ActionResult(failed=True, msg=exc.message)
         except Exception as exc:  # noqa: BLE001 - a module bug fails the task, not the agent

@@ -109,6 +109,7 @@ class ResidentAgent:
 
     async def start(self) -> None:
         from agent.notify import Notifications, Outbox
+        from agent.notify import install as install_redaction
         from agent.store import Store
 
         self._fingerprint = self.source.fingerprint()
@@ -118,6 +119,7 @@ class ResidentAgent:
         self.store = Store(url)
         await self.db(self.store.migrate)
         self.notifications = Notifications.from_config(self.config, self.store)
+        install_redaction(logging.getLogger(), self.notifications.redactor)  # before anything logs a URL
         self.outbox = Outbox(self.store, self.notifications.targets)
         records = await self.db(self.store.load_check_states)
         self.statuses = {k: status_from_record(r) for k, r in records.items()}
@@ -148,6 +150,9 @@ class ResidentAgent:
     async def shutdown(self) -> None:
         if self.scheduler is not None:
             await self.scheduler.shutdown()
+        from agent.modules.checks._http_clients import close_shared_clients
+
+        await close_shared_clients()
         for t in list(self._background):
             t.cancel()
         if self._background:
@@ -218,7 +223,7 @@ class ResidentAgent:
                 msg=o.msg, started_at=started, finished_at=finished))
             self.outbox.wake()
 
-        runner = PlayRunner(self.config.registry if hasattr(self.config, "registry") else self.source.registry,
+        runner = PlayRunner(self.source.registry,
                             self.config.templating, check_mode=self.check_mode, notifier=self.notifications,
                             audit=audit, reason=reason)
         return await runner.run(play or bc.play, [bc.host], tasks=steps)

@@ -19,7 +19,6 @@ from typing import Any
 
 from apscheduler.events import EVENT_JOB_SUBMITTED, JobSubmissionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from agent.errors import BotwardenError
@@ -122,8 +121,9 @@ class CheckScheduler:
             return IntervalTrigger(seconds=bc.interval, timezone=timezone.utc), f"every {bc.interval:g}s"
         sched = getattr(bc.play, "schedule", None)
         if sched is not None and getattr(sched, "cron", None):
-            tz = getattr(sched, "timezone", None) or "UTC"
-            return CronTrigger.from_crontab(sched.cron, timezone=tz), f"cron {sched.cron} {tz}"
+            # Schedule.trigger() maps crontab weekdays (0=Sunday) to names: APScheduler 3 counts
+            # 0=Monday, so a raw from_crontab("0 8 * * 1-5") would fire Tuesday to Saturday.
+            return sched.trigger(), f"cron {sched.cron} {sched.timezone}"
         return None, ""
 
     def _submitted(self, event: JobSubmissionEvent) -> None:
