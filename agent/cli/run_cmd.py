@@ -18,6 +18,7 @@ def run(
     from agent.engine.resident import ConfigSource, ResidentAgent
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # one line per job run drowns the log
     targets = list(paths) if paths else [inventory.resolve().parent / "playbooks"]
     agent = ResidentAgent(ConfigSource(inventory, targets), store_url=store, check_mode=check)
 

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 import yaml
+from rich.markup import escape
 
 from agent.cli import options
 from agent.cli.common import console, err_console, load
@@ -34,11 +35,11 @@ def _parse_extra(pairs: list[str] | None) -> dict[str, Any]:
 
 def _print_outcome(o: TaskOutcome) -> None:
     style = _STYLE.get(o.status, "white")
-    line = f"[{style}]{_WORD.get(o.status, o.status)}: [{o.host}][/] {o.task}"
+    line = f"[{style}]{_WORD.get(o.status, o.status)}: {escape(f'[{o.host}]')}[/] {escape(o.task)}"
     if o.attempts > 1:
         line += f" (attempts: {o.attempts})"
     if o.msg:
-        line += f" => {o.msg}"
+        line += f" => {escape(o.msg)}"
     console.print(line, highlight=False)
 
 
@@ -47,7 +48,7 @@ def print_recap(recap: PlayRecap) -> None:
     for host, r in sorted(recap.hosts.items()):
         style = "red" if r.failed else ("yellow" if r.changed else "green")
         console.print(
-            f"[{style}]{host:<20}[/] : ok={r.ok} changed={r.changed} failed={r.failed} "
+            f"[{style}]{escape(host):<20}[/] : ok={r.ok} changed={r.changed} failed={r.failed} "
             f"skipped={r.skipped} ignored={r.ignored} rescued={r.rescued}"
         )
 
@@ -93,7 +94,7 @@ def run_playbook(
             raise typer.Exit(ExitCode.DECLINED)
 
     mode = " (check mode: nothing will be changed)" if check else ""
-    console.print(f"PLAY [{play.name}] on {', '.join(host_names)}{mode} " + "*" * 30)
+    console.print(escape(f"PLAY [{play.name}] on {', '.join(host_names)}{mode} ") + "*" * 30)
     recap = asyncio.run(run_play_once(config, play, hosts, check_mode=check, extra_vars=extra_vars,
                                       on_outcome=_print_outcome, store_url=store))
     print_recap(recap)

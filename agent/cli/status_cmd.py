@@ -5,6 +5,7 @@ from datetime import datetime, timezone
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from agent.cli import options
@@ -41,7 +42,14 @@ def status(
         st.close()
     redact = Redactor.for_targets([t.url for t in _targets(config)])
     now = datetime.now(timezone.utc)
-    table = Table("play", "host", "check", "state", "since", "last value", "last error", "incident")
+    table = Table(show_lines=False)
+    table.add_column("check (play / name)", no_wrap=True)
+    table.add_column("host", no_wrap=True)
+    table.add_column("state", no_wrap=True)
+    table.add_column("since", no_wrap=True)
+    table.add_column("last value", max_width=24, overflow="ellipsis", no_wrap=True)
+    table.add_column("last error", max_width=60, overflow="fold")
+    table.add_column("incident", no_wrap=True)
     shown = 0
     for bc in sorted(config.bound_checks, key=lambda b: b.key):
         rec = records.get(bc.key)
@@ -52,10 +60,12 @@ def status(
             continue
         since = format_duration((now - rec.since).total_seconds()) + " ago" if rec and rec.since else ""
         style = _STYLE.get(state.split(" ")[0], "white")
-        table.add_row(bc.play.name, bc.host.name, bc.check.name, f"[{style}]{state}[/]", since,
-                      redact(rec.last_value or "") if rec else "", redact(rec.last_error or "") if rec else "",
+        table.add_row(escape(f"{bc.play.name} / {bc.check.name}"), bc.host.name, f"[{style}]{state}[/]", since,
+                      escape(redact(rec.last_value or "")) if rec else "",
+                      escape(redact(rec.last_error or "")) if rec else "",
                       f"#{rec.incident_id}" if rec and rec.incident_id else "")
         shown += 1
-    console.print(table)
-    if not shown:
+    if shown:
+        console.print(table)
+    else:
         console.print("no checks" + (" with problems" if problems else ""))

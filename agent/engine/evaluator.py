@@ -36,6 +36,7 @@ class Observation:
     summary: str
     at: datetime
     duration_ms: float = 0.0
+    facts: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,8 @@ def classify(
     """
     check = bound.check
     if result.error:
-        return Observation(State.UNKNOWN, result.value, result.error, result.summary, at, duration_ms)
+        return Observation(State.UNKNOWN, result.value, result.error, result.summary, at, duration_ms,
+                           result.facts)
     try:
         value_expr = check.value or bound.module.default_value
         base_ns = _expression_namespace(bound.vars, result, result.value)
@@ -98,12 +100,12 @@ def classify(
                 state = previous
     except Exception as exc:  # noqa: BLE001 - a broken expression must not kill the check loop
         return Observation(State.UNKNOWN, result.value, f"evaluation failed: {exc}", result.summary, at,
-                           duration_ms)
-    return Observation(state, value, None, result.summary, at, duration_ms)
+                           duration_ms, result.facts)
+    return Observation(state, value, None, result.summary, at, duration_ms, result.facts)
 
 
 def _threshold_state(check: Any, value: Any, ns: Mapping[str, Any], templating: Any) -> State:
-    from agent.playbook.templating import Threshold
+    from agent.playbook.thresholds import Threshold
 
     if value is None:
         raise ValueError("the check produced no value to compare with its thresholds")
@@ -115,7 +117,7 @@ def _threshold_state(check: Any, value: Any, ns: Mapping[str, Any], templating: 
 
 
 def _clear_holds(clear: str, value: Any, ns: Mapping[str, Any], templating: Any) -> bool:
-    from agent.playbook.templating import Threshold
+    from agent.playbook.thresholds import Threshold
 
     text = clear.strip()
     if text[:2] in (">=", "<=", "==", "!=") or text[:1] in (">", "<"):
@@ -144,6 +146,8 @@ class CheckStatus:
         """Fold one observation in; return the hard transition it causes, if any."""
         self.last_value, self.last_error, self.last_summary, self.last_at = (
             obs.value, obs.error, obs.summary, obs.at)
+        if self.hard_since is None:
+            self.hard_since = obs.at  # the hard state (OK to begin with) holds since the first result
         old_hard = self.hard
         if obs.state is State.OK:
             self.soft, self.consecutive, self.bad_since = State.OK, 0, None

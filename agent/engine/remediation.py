@@ -3,7 +3,9 @@
 Budget counting, exactly (the README repeats this):
 * the budget of a remediation is kept per (playbook, host, remediation name), shared by every
   check of that playbook that names it;
-* each *run* of the remediation (not each step) counts once, at the moment it starts;
+* each *run* of the remediation (not each step) counts once, at the moment it starts; a run
+  whose every step was skipped (``when`` false, e.g. a deliberate stop) did nothing and does
+  not count;
 * the window slides: a run stops counting ``within`` after it started. There is no other reset:
   an agent restart, a reload or a recovery of the check does not reset it (runs are persisted);
 * when a run would be the ``max + 1``-th inside the window it is not run; instead the ``then``
@@ -82,10 +84,14 @@ class RemediationGuard:
         cooldown = getattr(remediation, "cooldown", None)
         if cooldown and ledger.runs and (now - ledger.runs[-1]).total_seconds() < cooldown:
             return Decision(False, f"cooling down ({cooldown:g}s between runs)", None, lock)
-        ledger.runs.append(now)
-        await self._db(self._store.add_event, BUDGET_EVENT, bc.key, None, f"{name} runs",
-                       {"play": key[0], "host": key[1], "remediation": name})
         return Decision(True, "", None, lock)
+
+    async def record(self, bc: Any, name: str, started: datetime) -> None:
+        """Count a run that did something (at least one step not skipped)."""
+        key = (bc.play.name, bc.host.name, name)
+        self._ledgers[key].runs.append(started)
+        data = {"play": key[0], "host": key[1], "remediation": name}
+        await self._db(lambda: self._store.add_event(BUDGET_EVENT, bc.key, None, f"{name} ran", data, at=started))
 
 
 def _target(remediation: Any, name: str) -> str:

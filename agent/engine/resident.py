@@ -165,7 +165,12 @@ class ResidentAgent:
     def _spawn(self, coro: Any, name: str) -> None:
         task = asyncio.get_running_loop().create_task(coro, name=name)
         self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task %s failed", task.get_name(), exc_info=task.exception())
 
     # -- one result ----------------------------------------------------------------------------
     async def _on_result(self, bc: Any, result: CheckResult, started: datetime, duration_ms: float) -> None:
@@ -209,10 +214,13 @@ class ResidentAgent:
                     await self._handover(bc, name, decision)
                 continue
             async with decision.lock:
-                await self._run_steps(bc, name, remediation.steps, reason)
+                started = datetime.now(timezone.utc)
+                recap = await self._run_steps(bc, name, remediation.steps, reason, extra_vars=check_vars(bc, tr))
+                if any(o.status != "skipped" for o in recap.outcomes):
+                    await self.guard.record(bc, name, started)
 
     async def _run_steps(self, bc: Any, name: str, steps: Sequence[Any], reason: str,
-                         play: Any = None) -> Any:
+                         play: Any = None, extra_vars: Mapping[str, Any] | None = None) -> Any:
         incident_id = self.statuses[bc.key].incident_id if bc.key in self.statuses else None
 
         async def audit(o: TaskOutcome, started: datetime, finished: datetime, params: Mapping[str, Any]) -> None:
@@ -226,7 +234,7 @@ class ResidentAgent:
         runner = PlayRunner(self.source.registry,
                             self.config.templating, check_mode=self.check_mode, notifier=self.notifications,
                             audit=audit, reason=reason)
-        return await runner.run(play or bc.play, [bc.host], tasks=steps)
+        return await runner.run(play or bc.play, [bc.host], extra_vars=extra_vars, tasks=steps)
 
     async def _handover(self, bc: Any, name: str, decision: Any) -> None:
         """Past the budget: run the named playbook (e.g. emergency) once and page a human."""
@@ -234,7 +242,8 @@ class ResidentAgent:
         play = self.config.playbooks.get(then)
         reason = f"restart budget of {name} for {bc.key} exhausted: {decision.reason}"
         if play is not None:
-            await self._run_steps(bc, f"handover:{then}", play.tasks, reason, play=play)
+            await self._run_steps(bc, f"handover:{then}", play.tasks, reason, play=play,
+                                  extra_vars={"reason": reason})
         await self.db(self.notifications.page, bc, reason)
         self.outbox.wake()
 
@@ -296,6 +305,14 @@ class ResidentAgent:
                 await asyncio.wait_for(stop.wait(), timeout=REPEAT_SCAN_SECONDS)
             except asyncio.TimeoutError:
                 pass
+
+
+def check_vars(bc: Any, tr: Transition) -> dict[str, Any]:
+    """What remediation steps see as ``check``: the check that fired and what it observed."""
+    obs = tr.observation
+    return {"check": {"name": bc.check.name, "key": bc.key, "play": bc.play.name, "state": tr.new.name,
+                      "previous_state": tr.old.name, "value": obs.value, "error": obs.error,
+                      "facts": dict(obs.facts)}}
 
 
 def _short(value: Any, limit: int = 500) -> str | None:

@@ -32,6 +32,7 @@ class Stack:
 
     root: Path
     settings: StackSettings
+    settings_path: Path | None
     inventory: Path
     playbooks: Path
     templates: Path
@@ -60,9 +61,12 @@ def locate(root: Path | None = None, inventory: Path | None = None) -> Stack:
         except yaml.YAMLError as exc:
             raise ConfigError(f"{inventory}: not valid YAML", hint="run `agent validate` for details") from exc
         if isinstance(data, Mapping) and data.get("settings"):
-            settings_path = str(root / str(data["settings"]))
+            settings_path = str(inventory.resolve().parent / str(data["settings"]))
+    if settings_path is None and os.environ.get("BOTWARDEN_SETTINGS"):
+        settings_path = os.environ["BOTWARDEN_SETTINGS"]
     settings = load_settings(settings_path, root=str(root))
-    return Stack(root, settings, inventory, root / "playbooks", root / "templates")
+    return Stack(root, settings, Path(settings_path) if settings_path else None, inventory, root / "playbooks",
+                 root / "templates")
 
 
 def bin_dir() -> Path:
@@ -74,11 +78,14 @@ def programs(stack: Stack) -> list[dict[str, Any]]:
     """The supervised programs, in start order."""
     b = bin_dir()
     s = stack.settings
-    settings_arg = f" --settings {os.environ['BOTWARDEN_SETTINGS']}" if os.environ.get("BOTWARDEN_SETTINGS") else ""
+    settings_arg = f" --settings {stack.settings_path}" if stack.settings_path else ""
     return [
-        {"name": s.inbox.program, "command": f"{b}/agent inbox", "priority": 10},
+        {"name": s.inbox.program, "command": f"{b}/agent inbox --inventory {stack.inventory}", "priority": 10},
         {"name": s.exchange.program, "command": f"{b}/bot paper-exchange{settings_arg}", "priority": 20},
-        {"name": s.bot.program, "command": f"{b}/bot run{settings_arg}", "priority": 30, "stopwaitsecs": 10},
+        # No autorestart for the bot: the agent restarts it under a budget (a crash loop must end
+        # in a hand-over, not in supervisord restarting it forever).
+        {"name": s.bot.program, "command": f"{b}/bot run{settings_arg}", "priority": 30, "stopwaitsecs": 10,
+         "autorestart": "false"},
         {
             "name": s.agent.program,
             "command": f"{b}/agent run --inventory {stack.inventory} {stack.playbooks}",

@@ -1,0 +1,55 @@
+"""The supervised stack as `make run` brings it up, and the README walkthrough on it."""
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+from hyperliquid.info import Info
+
+from tests.support.stack import running_stack, wait_until  # noqa: F401 (fixture)
+
+pytestmark = pytest.mark.slow
+DEV = "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266"
+
+
+def test_stack_trades_and_restart_reconciles(running_stack):  # noqa: F811
+    stack = running_stack()
+    stack.wait_running()
+    info = Info(stack.exchange_url, skip_ws=True)
+    wait_until(lambda: info.user_fills(DEV), 60, what="the bot's first fill on the paper exchange")
+    wait_until(lambda: stack.health()["positions"], 30, what="a position in /health")
+    orders_before = {o["oid"] for o in info.open_orders(DEV)}
+
+    stack.ctl("restart", "bot")
+    stack.wait_state("bot", "RUNNING")
+    wait_until(lambda: stack.health()["status"] in ("healthy", "degraded"), 30, what="the bot healthy again")
+    log = stack.log("bot", tail=200_000)
+    assert log.count('"event":"reconcile') >= 1 or log.count('"event": "reconcile') >= 1, log[-2000:]
+    # Reconciliation adopted the resting orders: none of them was replaced by a new one.
+    assert orders_before <= {o["oid"] for o in info.open_orders(DEV)}
+
+
+def test_walkthrough_stop_alert_start_resolve_and_crash_restart(running_stack):  # noqa: F811
+    stack = running_stack(shipped_playbooks=True)
+    stack.wait_running()
+    wait_until(lambda: stack.agent("status").stdout.count("OK") >= 5, 60, what="checks reporting OK")
+
+    stack.ctl("stop", "bot")  # deliberate: alerted, never undone by the agent
+    alert = wait_until(lambda: [m for m in stack.inbox() if "bot process" in m["title"]], 30,
+                       what="the bot-process alert")[0]
+    assert "CRITICAL" in alert["title"]
+    time.sleep(5)
+    assert stack.info("bot")["statename"] == "STOPPED"
+
+    stack.ctl("start", "bot")
+    wait_until(lambda: [m for m in stack.inbox() if "RESOLVED" in m["title"] and "bot process" in m["title"]], 30,
+               what="the bot-process resolve")
+
+    pid = stack.info("bot")["pid"]
+    os.kill(pid, signal.SIGKILL)  # a crash: the agent restarts it within its budget
+    wait_until(lambda: (i := stack.info("bot"))["statename"] == "RUNNING" and i["pid"] != pid, 30,
+               what="the agent restarting the crashed bot")
+    status = stack.agent("status")
+    assert status.returncode == 0, status.stderr

@@ -1,0 +1,205 @@
+"""The whole stack for end-to-end tests: supervisord with inbox, exchange, bot and agent.
+
+It is the same code path as ``make run`` (:func:`agent.stack.up`), in a private short
+directory (``/tmp/bwXXXX``: unix socket paths are limited to ~107 bytes) with free loopback
+ports, so tests never touch a developer's running stack. Usage::
+
+    from tests.support.stack import running_stack  # noqa: F401  (pytest fixture)
+
+    def test_something(running_stack):
+        stack = running_stack(playbooks={"mine": "version: 1 ..."}, shipped_playbooks=False)
+        stack.wait_running()
+        stack.ctl("stop", "bot")
+        stack.inbox(), stack.health(), stack.info(), stack.exchange(), stack.store()
+
+``playbooks``: extra playbooks written as YAML text; ``shipped_playbooks=True`` also copies
+every file of the repository's ``playbooks/`` (so ``emergency`` etc. are there).
+``settings`` overrides stack settings (merged into the generated settings.yaml).
+Secrets: the bot control token and exchange admin token are set in the environment of
+supervisord (and returned as ``stack.tokens``).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = _merge(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), dict) else v
+    return out
+
+
+class StackUnderTest:
+    def __init__(self, root: Path, *, playbooks: Mapping[str, str] | None = None, shipped_playbooks: bool = False,
+                 settings: Mapping[str, Any] | None = None, inventory: Mapping[str, Any] | None = None) -> None:
+        self.root = root
+        self.var = root / "var"
+        self.tokens = {"BOTWARDEN_BOT_TOKEN": "test-bot-token-" + os.urandom(6).hex(),
+                       "BOTWARDEN_EXCHANGE_ADMIN_TOKEN": "test-admin-token-" + os.urandom(6).hex()}
+        base_settings: dict[str, Any] = {
+            "var_dir": "var",
+            "supervisor": {"socket": "var/s.sock", "config": "var/supervisord.conf", "logdir": "var/log"},
+            "exchange": {"port": free_port()},
+            "bot": {"port": free_port()},
+            "inbox": {"port": free_port()},
+        }
+        self.settings_data = _merge(base_settings, settings or {})
+        (root / "settings.yaml").write_text(yaml.safe_dump(self.settings_data))
+        inv: dict[str, Any] = {
+            "version": 1, "settings": "settings.yaml", "hosts": {"local": {"vars": {}}},
+            "groups": {"bots": {"hosts": ["local"]}},
+            "notify": {"targets": {"inbox": {"url": "json://{{ inbox.host }}:{{ inbox.port }}/"}},
+                       "routes": [{"name": "critical", "match": {"severity": ["critical"]}, "targets": ["inbox"]},
+                                  {"name": "default", "targets": ["inbox"]}]},
+        }
+        (root / "inventory.yaml").write_text(yaml.safe_dump(_merge(inv, inventory or {}), sort_keys=False))
+        (root / "templates").symlink_to(REPO / "templates")
+        pb = root / "playbooks"
+        pb.mkdir()
+        if shipped_playbooks:
+            for f in (REPO / "playbooks").glob("*.yaml"):
+                shutil.copy(f, pb / f.name)
+        for name, text in (playbooks or {}).items():
+            (pb / f"{name}.yaml").write_text(text)
+        from agent import stack as stack_mod
+
+        self._mod = stack_mod
+        self.stack = stack_mod.locate(root=root, inventory=root / "inventory.yaml")
+        self.settings = self.stack.settings
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def up(self) -> list[dict[str, Any]]:
+        old = {k: os.environ.get(k) for k in self.tokens}
+        os.environ.update(self.tokens)
+        try:
+            return self._mod.up(self.stack, wait=30)
+        finally:
+            for k, v in old.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+    def down(self) -> None:
+        self._mod.down(self.stack)
+
+    # -- control and observation ---------------------------------------------------------------
+    def ctl(self, *args: str, check: bool = True) -> str:
+        res = subprocess.run([str(BIN / "supervisorctl"), "-c", str(self.stack.conf_path), *args],
+                             capture_output=True, text=True, timeout=60)
+        if check and res.returncode not in (0,):
+            raise RuntimeError(f"supervisorctl {' '.join(args)}: {res.stdout}{res.stderr}")
+        return res.stdout
+
+    def agent(self, *args: str, input: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        """Run the ``agent`` CLI against this stack (as an operator would, from its root)."""
+        env = {**os.environ, **self.tokens}
+        return subprocess.run([str(BIN / "agent"), *args], cwd=self.root, capture_output=True, text=True,
+                              timeout=timeout, input=input, env=env)
+
+    def info(self, program: str) -> dict[str, Any]:
+        return self._mod.proxy(self.stack).supervisor.getProcessInfo(program)
+
+    def wait_state(self, program: str, *states: str, timeout: float = 30) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            info = self.info(program)
+            if info["statename"] in states:
+                return info
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{program} is {info['statename']}, expected {states}\n{self.log(program)}")
+            time.sleep(0.1)
+
+    def wait_running(self, timeout: float = 30) -> None:
+        for p in ("inbox", "exchange", "bot", "agent"):
+            self.wait_state(p, "RUNNING", timeout=timeout)
+
+    def log(self, program: str, tail: int = 4000) -> str:
+        path = self.var / "log" / f"{program}.log"
+        return path.read_text(errors="replace")[-tail:] if path.exists() else ""
+
+    def inbox(self) -> list[dict[str, Any]]:
+        path = self.settings.path(self.settings.inbox.file)
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    def health(self) -> dict[str, Any]:
+        return httpx.get(self.settings.bot.health_url, timeout=5).json()
+
+    @property
+    def exchange_url(self) -> str:
+        return self.settings.exchange.url
+
+    def exchange_admin(self, method: str, path: str, body: Any = None) -> Any:
+        r = httpx.request(method, f"{self.exchange_url}{path}", json=body, timeout=10,
+                          headers={"Authorization": f"Bearer {self.tokens['BOTWARDEN_EXCHANGE_ADMIN_TOKEN']}"})
+        r.raise_for_status()
+        return r.json() if r.content else None
+
+    def store_url(self) -> str:
+        return f"sqlite:///{self.settings.path(self.settings.agent.db)}"
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.2, what: str = "") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout}s waiting for {what or predicate}")
+        time.sleep(interval)
+
+
+@pytest.fixture
+def running_stack() -> Iterator[Callable[..., StackUnderTest]]:
+    """Factory: ``running_stack(playbooks=..., shipped_playbooks=..., settings=..., inventory=...)``.
+
+    Brings the stack up (``agent stack up``'s code) and always brings it down at teardown.
+    """
+    made: list[StackUnderTest] = []
+    dirs: list[str] = []
+
+    def factory(**kw: Any) -> StackUnderTest:
+        d = tempfile.mkdtemp(prefix="bw")
+        dirs.append(d)
+        st = StackUnderTest(Path(d), **kw)
+        made.append(st)
+        st.up()
+        return st
+
+    try:
+        yield factory
+    finally:
+        for st in made:
+            try:
+                st.down()
+            except Exception:  # noqa: BLE001 - teardown must go on
+                pass
+        for d in dirs:
+            shutil.rmtree(d, ignore_errors=True)
