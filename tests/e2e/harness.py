@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,21 +19,10 @@ from typing import Any, TypeVar
 import yaml
 
 from agent.store import Store
+from tests.support.stack import wait_until  # noqa: F401 (re-exported for the e2e suites)
 
 T = TypeVar("T")
 BIN = Path(sys.executable).parent
-
-
-def wait_until(predicate: Callable[[], T], timeout: float = 15.0, interval: float = 0.1, what: str = "") -> T:
-    """Poll ``predicate`` until it returns something truthy; raise TimeoutError naming ``what``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout}s waiting for {what or predicate}")
-        time.sleep(interval)
 
 
 class AgentWorld:
