@@ -45,5 +45,58 @@ def paper_exchange(
     )
 
 
+drill = typer.Typer(no_args_is_help=True, help="Fault injection on the paper exchange (drills).")
+app.add_typer(drill, name="drill")
+
+
+def _drill(method: str, path: str, body: object = None, settings: str | None = None) -> None:
+    from bot.drill import DrillError, call, render
+
+    try:
+        typer.echo(render(call(load_settings(settings), method, path, body)))
+    except DrillError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(4) from exc
+
+
+@drill.command("faults")
+def drill_faults(
+    assignments: Annotated[list[str], typer.Argument(help="e.g. latency_ms=1500 error_rate=0.2 outage=503 "
+                                                         "auth_failure=true drop_responses=1")],
+    settings: SettingsOpt = None,
+) -> None:
+    """Add faults (merged into the current set)."""
+    from bot.drill import DrillError, parse_assignments
+
+    try:
+        body = parse_assignments(assignments)
+    except DrillError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    _drill("POST", "/admin/faults", body, settings)
+
+
+@drill.command("clear")
+def drill_clear(settings: SettingsOpt = None) -> None:
+    """Remove every fault."""
+    _drill("DELETE", "/admin/faults", None, settings)
+
+
+@drill.command("shock", context_settings={"ignore_unknown_options": True})  # `BTC -10`
+def drill_shock(
+    coin: Annotated[str, typer.Argument(help="e.g. BTC")],
+    pct: Annotated[float, typer.Argument(help="move of the mark in percent, e.g. -10")],
+    settings: SettingsOpt = None,
+) -> None:
+    """Move a coin's mark by PCT percent now (stops trigger at once)."""
+    _drill("POST", "/admin/shock", {"coin": coin, "pct": pct}, settings)
+
+
+@drill.command("state")
+def drill_state(settings: SettingsOpt = None) -> None:
+    """Show faults, marks and every account."""
+    _drill("GET", "/admin/state", None, settings)
+
+
 def main() -> None:
     app()

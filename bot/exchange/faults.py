@@ -41,6 +41,8 @@ class Faults:
         for key, value in values.items():
             if key not in self.__dataclass_fields__:
                 raise ValueError(f"unknown fault {key!r}; known: {', '.join(self.__dataclass_fields__)}")
+            if key == "outage":
+                value = str(value)  # `outage=503` arrives as a number from YAML/JSON callers
             if key == "outage" and value not in ("off", "503", "refuse"):
                 raise ValueError("outage must be 'off', '503' or 'refuse'")
             if key in ("error_rate", "rate_limit_rate") and not 0.0 <= float(value) <= 1.0:

@@ -1,0 +1,69 @@
+"""`bot drill` against a real paper exchange on loopback."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from bot.cli import app
+from bot.exchange.server import serve_in_thread
+
+
+@pytest.fixture
+def exchange(tmp_path):
+    ex = serve_in_thread(state=tmp_path / "ex.db", admin_token="drill-token", tick_seconds=0.2)
+    yield ex
+    ex.stop()
+
+
+@pytest.fixture
+def settings_file(tmp_path, exchange):
+    p = tmp_path / "settings.yaml"
+    p.write_text(f"exchange: {{port: {exchange.port}}}\nvar_dir: {tmp_path / 'var'}\n")
+    return p
+
+
+def run(args, monkeypatch, token="drill-token"):
+    monkeypatch.setenv("BOTWARDEN_EXCHANGE_ADMIN_TOKEN", token)
+    return CliRunner().invoke(app, args)
+
+
+def test_faults_set_show_and_clear(monkeypatch, settings_file, exchange):
+    r = run(["drill", "faults", "latency_ms=250", "outage=503", "--settings", str(settings_file)], monkeypatch)
+    assert r.exit_code == 0, r.output
+    faults = exchange.admin("GET", "/admin/state")["faults"]
+    assert faults["latency_ms"] == 250 and faults["outage"] == "503"
+    r = run(["drill", "clear", "--settings", str(settings_file)], monkeypatch)
+    assert r.exit_code == 0
+    assert exchange.admin("GET", "/admin/state")["faults"]["outage"] == "off"
+
+
+def test_shock_moves_the_mark(monkeypatch, settings_file, exchange):
+    before = float(exchange.admin("GET", "/admin/state")["marks"]["BTC"])
+    r = run(["drill", "shock", "BTC", "-10", "--settings", str(settings_file)], monkeypatch)
+    assert r.exit_code == 0, r.output
+    after = float(json.loads(r.stdout)["mark"]) if "mark" in json.loads(r.stdout) else \
+        float(exchange.admin("GET", "/admin/state")["marks"]["BTC"])
+    assert after == pytest.approx(before * 0.9, rel=0.01)
+
+
+@pytest.mark.parametrize("args,code,text", [
+    (["drill", "faults", "latency_ms"], 2, "expected name=value"),
+    (["drill", "faults", "no_such_fault=1"], 4, "unknown fault"),
+])
+def test_errors_are_clear(monkeypatch, settings_file, args, code, text):
+    r = run([*args, "--settings", str(settings_file)], monkeypatch)
+    assert r.exit_code == code and text in r.output
+
+
+def test_wrong_token_is_refused(monkeypatch, settings_file):
+    r = run(["drill", "state", "--settings", str(settings_file)], monkeypatch, token="wrong")
+    assert r.exit_code == 4 and "401" in r.output
+
+
+def test_refused_off_paper(monkeypatch, tmp_path):
+    p = tmp_path / "s.yaml"
+    p.write_text("bot: {network: testnet}\n")
+    r = run(["drill", "state", "--settings", str(p)], monkeypatch)
+    assert r.exit_code == 4 and "only run against the paper exchange" in r.output
