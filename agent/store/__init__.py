@@ -21,6 +21,7 @@ from agent.store.records import (
     NotificationKind,
     NotificationRecord,
     NotificationStatus,
+    SilenceRecord,
     check_key,
 )
 from agent.store.store import Store, StoreTransaction
@@ -37,6 +38,7 @@ __all__ = [
     "NotificationKind",
     "NotificationRecord",
     "NotificationStatus",
+    "SilenceRecord",
     "Store",
     "StoreTransaction",
     "check_key",

@@ -21,7 +21,9 @@ from agent.store.models import (
     CheckStateRow,
     EventRow,
     IncidentRow,
+    NotificationIncidentRow,
     NotificationRow,
+    SilenceRow,
 )
 from agent.store.records import (
     CHECK_STATE_VERSION,
@@ -32,6 +34,7 @@ from agent.store.records import (
     EventRecord,
     IncidentRecord,
     NotificationRecord,
+    SilenceRecord,
     check_key,
 )
 
@@ -61,7 +64,15 @@ def _incident(row: IncidentRow) -> IncidentRecord:
         resolved_at=row.resolved_at, summary=row.summary, acknowledged_at=row.acknowledged_at,
         acknowledged_by=row.acknowledged_by, ack_comment=row.ack_comment,
         last_notified_at=row.last_notified_at, notify_count=row.notify_count,
+        announced_state=row.announced_state, announced_at=row.announced_at, eligible_since=row.eligible_since,
+        suppressed=row.suppressed, escalation_level=row.escalation_level or 0,
     )
+
+
+def _silence(row: SilenceRow) -> SilenceRecord:
+    return SilenceRecord(id=row.id, matchers=dict(row.matchers or {}), reason=row.reason, created_by=row.created_by,
+                         created_at=row.created_at, starts_at=row.starts_at, ends_at=row.ends_at,
+                         expired_at=row.expired_at)
 
 
 def _notification(row: NotificationRow) -> NotificationRecord:
@@ -233,6 +244,85 @@ class Operations:
             )
             return bool(res.rowcount)  # type: ignore[attr-defined]
 
+    _LIFECYCLE_FIELDS = frozenset({"announced_state", "announced_at", "eligible_since", "suppressed",
+                                   "escalation_level", "acknowledged_at", "acknowledged_by", "ack_comment"})
+
+    def set_incident_lifecycle(self, incident_id: int, **values: Any) -> None:
+        """Update the alert-lifecycle columns of an incident (see :class:`IncidentRecord`).
+
+        Accepted: announced_state, announced_at, eligible_since, suppressed, escalation_level,
+        and acknowledged_at/acknowledged_by/ack_comment (``None`` clears an acknowledgement).
+        """
+        unknown = set(values) - self._LIFECYCLE_FIELDS
+        if unknown:
+            raise ValueError(f"not lifecycle fields: {', '.join(sorted(unknown))}")
+        for k, v in list(values.items()):
+            if isinstance(v, datetime):
+                values[k] = _aware(v)
+        if values:
+            with self._session() as s:
+                s.execute(update(IncidentRow).where(IncidentRow.id == incident_id).values(**values))
+
+    def incidents_to_close(self) -> list[IncidentRecord]:
+        """Resolved incidents whose problem was announced but whose resolve was not yet sent."""
+        with self._session() as s:
+            q = (select(IncidentRow).where(IncidentRow.resolved_at.is_not(None), IncidentRow.announced_state.is_not(None),
+                                           IncidentRow.announced_state != "OK").order_by(IncidentRow.id))
+            return [_incident(r) for r in s.scalars(q)]
+
+    def find_incidents(self, *, since: datetime | None = None, host: str | None = None, check: str | None = None,
+                       play: str | None = None, limit: int = 200) -> list[IncidentRecord]:
+        """Incidents open at or after ``since`` (or still open), newest first, optionally narrowed."""
+        q = select(IncidentRow)
+        if since is not None:
+            q = q.where((IncidentRow.resolved_at.is_(None)) | (IncidentRow.resolved_at >= _aware(since))
+                        | (IncidentRow.opened_at >= _aware(since)))
+        for column, wanted in ((IncidentRow.host, host), (IncidentRow.check, check), (IncidentRow.play, play)):
+            if wanted is not None:
+                q = q.where(column == wanted)
+        with self._session() as s:
+            return [_incident(r) for r in s.scalars(q.order_by(IncidentRow.id.desc()).limit(limit))]
+
+    def link_notifications(self, notification_ids: Sequence[int], incident_ids: Sequence[int]) -> None:
+        """Record that each message told about each of the incidents (grouped messages)."""
+        with self._session() as s:
+            for nid in notification_ids:
+                for iid in dict.fromkeys(incident_ids):
+                    s.merge(NotificationIncidentRow(notification_id=nid, incident_id=iid))
+
+    # -- silences --------------------------------------------------------------------------
+
+    def add_silence(self, *, matchers: Mapping[str, str], starts_at: datetime, ends_at: datetime, reason: str,
+                    created_by: str, created_at: datetime | None = None) -> int:
+        """Store a silence; returns its id."""
+        with self._session() as s:
+            row = SilenceRow(matchers=dict(matchers), starts_at=_aware(starts_at), ends_at=_aware(ends_at),
+                             reason=reason, created_by=created_by,
+                             created_at=_aware(created_at) if created_at else datetime.now(timezone.utc))
+            s.add(row)
+            s.flush()
+            return row.id
+
+    def silences(self, *, active_at: datetime | None = None, include_ended: bool = False) -> list[SilenceRecord]:
+        """Silences, oldest first: those active at ``active_at``; else all not yet ended
+        (unless ``include_ended``)."""
+        q = select(SilenceRow)
+        if active_at is not None:
+            at = _aware(active_at)
+            q = q.where(SilenceRow.expired_at.is_(None), SilenceRow.starts_at <= at, SilenceRow.ends_at > at)
+        elif not include_ended:
+            q = q.where(SilenceRow.expired_at.is_(None), SilenceRow.ends_at > datetime.now(timezone.utc))
+        with self._session() as s:
+            return [_silence(r) for r in s.scalars(q.order_by(SilenceRow.id))]
+
+    def expire_silence(self, silence_id: int, at: datetime) -> bool:
+        """End a silence now; False if unknown or already ended."""
+        with self._session() as s:
+            res = s.execute(update(SilenceRow).where(SilenceRow.id == silence_id, SilenceRow.expired_at.is_(None),
+                                                     SilenceRow.ends_at > _aware(at))
+                            .values(expired_at=_aware(at)))
+            return bool(res.rowcount)  # type: ignore[attr-defined]
+
     def get_incident(self, incident_id: int) -> IncidentRecord | None:
         with self._session() as s:
             row = s.get(IncidentRow, incident_id)
@@ -391,7 +481,9 @@ class Operations:
         """Outbox rows, oldest first (for status views, repeats and tests)."""
         q = select(NotificationRow)
         if incident_id is not None:
-            q = q.where(NotificationRow.incident_id == incident_id)
+            linked = select(NotificationIncidentRow.notification_id).where(
+                NotificationIncidentRow.incident_id == incident_id)
+            q = q.where((NotificationRow.incident_id == incident_id) | NotificationRow.id.in_(linked))
         if status is not None:
             q = q.where(NotificationRow.status == status)
         if kind is not None:
@@ -469,9 +561,14 @@ class Operations:
         with self._session() as s:
             return [_event(r) for r in s.scalars(q.order_by(EventRow.id))]
 
-    def recent_events(self, *, kind: str | None = None, key: str | None = None, limit: int = 100) -> list[EventRecord]:
+    def recent_events(self, *, kind: str | None = None, key: str | None = None, limit: int = 100,
+                      incident_id: int | None = None, since: datetime | None = None) -> list[EventRecord]:
         """Newest first."""
         q = select(EventRow)
+        if incident_id is not None:
+            q = q.where(EventRow.incident_id == incident_id)
+        if since is not None:
+            q = q.where(EventRow.at >= _aware(since))
         if kind is not None:
             q = q.where(EventRow.kind == kind)
         if key is not None:

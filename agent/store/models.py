@@ -123,6 +123,12 @@ class IncidentRow(Base):
     ack_comment: Mapped[str | None] = mapped_column(Text)
     last_notified_at: Mapped[datetime | None]
     notify_count: Mapped[int] = mapped_column(Integer, default=0)
+    # Alert lifecycle (migration 0002): what the operator was last told, and why not if not.
+    announced_state: Mapped[str | None] = mapped_column(String(16))
+    announced_at: Mapped[datetime | None]
+    eligible_since: Mapped[datetime | None]
+    suppressed: Mapped[str | None] = mapped_column(Text)
+    escalation_level: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class NotificationRow(Base):
@@ -181,3 +187,27 @@ class EventRow(Base):
     incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"), index=True)
     message: Mapped[str] = mapped_column(Text)
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class NotificationIncidentRow(Base):
+    """Which incidents one (grouped) message told about: one message may cover several."""
+
+    __tablename__ = "notification_incidents"
+
+    notification_id: Mapped[int] = mapped_column(ForeignKey("notifications.id"), primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), primary_key=True, index=True)
+
+
+class SilenceRow(Base):
+    """An operator's silence: matching alerts are recorded, not sent, until ``ends_at``."""
+
+    __tablename__ = "silences"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    matchers: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime] = mapped_column(index=True)
+    expired_at: Mapped[datetime | None]

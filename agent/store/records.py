@@ -97,10 +97,38 @@ class IncidentRecord:
     ack_comment: str | None
     last_notified_at: datetime | None
     notify_count: int
+    announced_state: str | None = None
+    """The state the operator was last told about (``OK`` once the resolve went out);
+    ``None`` while nothing was sent (in group wait, silenced, inhibited, flapping, digest)."""
+    announced_at: datetime | None = None
+    eligible_since: datetime | None = None
+    """Since when the incident could be sent (not suppressed): group_wait counts from here."""
+    suppressed: str | None = None
+    """Why it is held back right now (``silence #3: ...``, ``inhibited by ...``), else ``None``."""
+    escalation_level: int = 0
+    """How many escalation steps were sent."""
 
     @property
     def is_open(self) -> bool:
         return self.resolved_at is None
+
+
+@dataclass(frozen=True)
+class SilenceRecord:
+    """An operator's silence (a row of ``silences``). ``matchers`` maps a field (host, play,
+    check, severity, tag) to a shell-style glob; every matcher must hold."""
+
+    id: int
+    matchers: Mapping[str, str]
+    reason: str
+    created_by: str
+    created_at: datetime
+    starts_at: datetime
+    ends_at: datetime
+    expired_at: datetime | None = None
+
+    def active(self, at: datetime) -> bool:
+        return self.expired_at is None and self.starts_at <= at < self.ends_at
 
 
 @dataclass(frozen=True)
