@@ -8,14 +8,19 @@ settings' vars and ``env``; the rendered URL is kept out of ``repr`` and of ever
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
+from datetime import datetime, time, timedelta
 from fnmatch import fnmatchcase
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from agent.errors import ConfigError
-from agent.playbook.models import PositiveDuration
+from agent.playbook.cron import crontab_trigger
+from agent.playbook.models import PositiveDuration, Schedule
+from agent.types import Duration
 
 
 def _none_to_empty(value: Any) -> Any:
@@ -89,6 +94,14 @@ def _glob_match(patterns: list[str], value: str) -> bool:
     return not patterns or any(fnmatchcase(value, pattern) for pattern in patterns)
 
 
+class Escalation(_Model):
+    """One escalation step: if an incident is still unresolved and unacknowledged ``after``
+    this long (counted from when it opened), notify the route ``to`` as well."""
+
+    after: PositiveDuration = Field(description="how long the incident is open and unacknowledged first")
+    to: str = Field(description="the route (by name) whose targets are told next")
+
+
 class Route(_Model):
     """Where matching alerts go. Routes are tried in order; the first match wins unless
     ``continue`` is true."""
@@ -99,6 +112,8 @@ class Route(_Model):
     repeat: PositiveDuration | None = Field(None, description="re-send while unresolved; absent = never")
     send_resolved: bool = Field(True, description="also send when the problem is resolved")
     continue_: bool = Field(False, alias="continue", description="keep matching later routes")
+    escalate: list[Escalation] = Field(default_factory=list, description="further routes told when an incident "
+                                       "stays unresolved and unacknowledged (`agent ack` stops it)")
 
 
 class AlertTemplates(_Model):
@@ -107,6 +122,9 @@ class AlertTemplates(_Model):
     alert: str = Field("alert.md.j2", description="a problem turned hard")
     resolve: str = Field("resolve.md.j2", description="a problem resolved")
     repeat: str = Field("alert.md.j2", description="a reminder while unresolved")
+    grouped: str = Field("grouped.md.j2", description="several problems (or resolves) of one host in one message")
+    flapping: str = Field("flapping.md.j2", description="a check started or stopped flapping")
+    digest: str = Field("digest.md.j2", description="the scheduled digest of info-severity findings")
 
 
 class NotifySettings(_Model):
@@ -115,6 +133,12 @@ class NotifySettings(_Model):
     targets: dict[str, Target] = Field(default_factory=dict, description="apprise targets by name")
     routes: list[Route] = Field(default_factory=list, description="ordered routing rules")
     templates: AlertTemplates = Field(default_factory=AlertTemplates, description="message templates")
+    group_wait: Duration = Field(5.0, ge=0, description="problems of one host that turn hard within this long "
+                                 "of the first are sent as one message (0 = at once)")
+    group_interval: PositiveDuration = Field(60.0, description="after a host's message, wait this long before "
+                                             "sending an update about new problems of that host")
+    digest: Schedule = Field(default_factory=lambda: Schedule(every=86400.0),
+                             description="when the digest of info-severity findings is sent (default every 1d)")
 
     def routes_for(self, *, severity: str, host: str, play: str, check: str,
                    tags: Sequence[str] = ()) -> list[Route]:
@@ -128,6 +152,99 @@ class NotifySettings(_Model):
         return out
 
 
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_HHMM = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+
+
+class MaintenanceWindow(_Model):
+    """A recurring time when matching alerts are recorded but not sent (planned work).
+
+    Either ``cron`` + ``duration`` (starts at each cron time, lasts ``duration``), or
+    ``weekdays`` + ``start`` + ``end`` (local times; an ``end`` before ``start`` runs past
+    midnight). Both are read in ``timezone``. An alert still failing when the window ends
+    is sent then.
+    """
+
+    name: str = Field(description="shown in `agent history` and in the audit trail")
+    match: RouteMatch = Field(default_factory=RouteMatch, description="which alerts; absent = all")
+    cron: str | None = Field(None, description="5-field crontab expression of each start ('0 2 * * sun')")
+    duration: PositiveDuration | None = Field(None, description="how long each cron-started window lasts")
+    weekdays: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = Field(
+        default_factory=list, description="days the window starts on (empty with start/end = every day)")
+    start: str | None = Field(None, description="local start time HH:MM (with end)")
+    end: str | None = Field(None, description="local end time HH:MM (with start)")
+    timezone: str = Field("UTC", description="IANA timezone the times are read in")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {value!r}; use an IANA name such as UTC or Europe/Paris") from None
+        return value
+
+    @field_validator("cron")
+    @classmethod
+    def _valid_cron(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                crontab_trigger(value)
+            except ValueError as exc:
+                raise ValueError(f"invalid cron expression {value!r}: {exc}") from None
+        return value
+
+    @field_validator("start", "end")
+    @classmethod
+    def _hhmm(cls, value: str | None) -> str | None:
+        if value is not None and not _HHMM.match(value):
+            raise ValueError(f"{value!r} is not a time; write HH:MM such as 22:30")
+        return value
+
+    @model_validator(mode="after")
+    def _one_form(self) -> MaintenanceWindow:
+        cron_form = self.cron is not None or self.duration is not None
+        range_form = self.start is not None or self.end is not None or bool(self.weekdays)
+        if cron_form == range_form:
+            raise ValueError("a maintenance window has either cron + duration, or weekdays/start/end")
+        if cron_form and (self.cron is None or self.duration is None):
+            raise ValueError("'cron' and 'duration' go together")
+        if range_form and (self.start is None or self.end is None):
+            raise ValueError("'start' and 'end' go together (HH:MM)")
+        return self
+
+    def active(self, now: datetime) -> bool:
+        """Whether the window is open at ``now`` (an aware datetime)."""
+        tz = ZoneInfo(self.timezone)
+        if self.cron is not None and self.duration is not None:
+            trigger = crontab_trigger(self.cron, tz)
+            first = trigger.get_next_fire_time(None, (now - timedelta(seconds=self.duration)).astimezone(tz))
+            return first is not None and first <= now < first + timedelta(seconds=self.duration)
+        local = now.astimezone(tz)
+        start, end = _parse_hhmm(self.start or "00:00"), _parse_hhmm(self.end or "00:00")
+        days = set(self.weekdays) or set(_WEEKDAYS)
+        today = _WEEKDAYS[local.weekday()]
+        yesterday = _WEEKDAYS[(local.weekday() - 1) % 7]
+        t = local.time()
+        if start <= end:
+            return today in days and start <= t < end
+        return (today in days and t >= start) or (yesterday in days and t < end)
+
+
+def _parse_hhmm(text: str) -> time:
+    hours, minutes = text.split(":")
+    return time(int(hours), int(minutes))
+
+
+class Heartbeat(_Model):
+    """A dead-man's switch: the agent POSTs to ``url`` every ``every`` while it is alive
+    (healthchecks.io, a Gatus external endpoint...). When the pings stop, that service alerts."""
+
+    url: str = Field(description="URL template; write secrets as {{ env.NAME }}; empty = disabled")
+    every: PositiveDuration = Field(60.0, description="time between two pings")
+    timeout: PositiveDuration = Field(10.0, description="timeout of one ping")
+
+
 class Inventory(_Model):
     """``inventory.yaml``: hosts, groups, vars and notifications."""
 
@@ -139,6 +256,9 @@ class Inventory(_Model):
     groups: dict[str, Annotated[Group, BeforeValidator(_none_to_empty)]] = Field(
         default_factory=dict, description="groups by name; 'all' is implicit")
     notify: NotifySettings = Field(default_factory=NotifySettings, description="targets and routes")
+    maintenance: list[MaintenanceWindow] = Field(default_factory=list, description="recurring windows when "
+                                                 "matching alerts are recorded, not sent")
+    heartbeat: Heartbeat | None = Field(None, description="ping an external dead-man's switch while alive")
 
 
 def default_inventory_data() -> dict[str, Any]:

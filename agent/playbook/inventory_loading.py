@@ -80,6 +80,11 @@ def inventory_rules(doc: SourceDocument, inv: Inventory) -> list[Diagnostic]:
                 out.append(doc.diagnostic(("notify", "routes", i, "targets", j), f"route {route.name!r} sends to "
                                           f"unknown target {target!r}",
                                           suggest(target, inv.notify.targets) or _known(inv.notify.targets)))
+        for j, step in enumerate(route.escalate):  # lifecycle: escalation (issue 4)
+            if step.to not in {r.name for r in routes}:
+                out.append(doc.diagnostic(("notify", "routes", i, "escalate", j, "to"), f"route {route.name!r} "
+                                          f"escalates to unknown route {step.to!r}",
+                                          suggest(step.to, [r.name for r in routes]) or _known([r.name for r in routes])))
     return out
 
 

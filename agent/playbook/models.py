@@ -94,6 +94,23 @@ class Schedule(_Model):
         return crontab_trigger(self.cron or "", ZoneInfo(self.timezone))
 
 
+class Flapping(_Model):
+    """Flap detection (Icinga's): the weighted share of state changes over the last ``window``
+    results, recent changes weighing more (0.8 for the oldest to 1.2 for the newest). At or
+    above ``start`` percent the check is FLAPPING: one notice, its alerts and remediation are
+    paused; below ``stop`` percent it has settled: one notice, normal alerting resumes."""
+
+    window: int = Field(20, ge=3, le=100, description="how many recent results are looked at")
+    start: float = Field(50.0, gt=0, le=100, description="percent of weighted changes that starts flapping")
+    stop: float = Field(25.0, ge=0, lt=100, description="percent below which flapping stops (< start)")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Flapping:
+        if self.stop >= self.start:
+            raise ValueError(f"flapping 'stop' ({self.stop:g}) must be below 'start' ({self.start:g})")
+        return self
+
+
 class Check(_Model):
     """One probe: a check module, and how its result maps to OK / WARNING / CRITICAL."""
 
@@ -116,6 +133,10 @@ class Check(_Model):
     timeout: PositiveDuration = Field(10.0, description="per-check timeout")
     every: PositiveDuration | None = Field(None, description="interval overriding the play's schedule")
     tags: NameList = Field(default_factory=list, description="labels for routing and silencing")
+    depends_on: NameList = Field(default_factory=list, description="checks of this play this one depends on: "
+                                 "while one of them has a problem on the host, this check's alerts are "
+                                 "suppressed and listed in that parent's alert instead")
+    flapping: Flapping | None = Field(None, description="detect flapping (absent = off); see Flapping")
     source: Source | None = Field(None, description="where the check is written (set by the loader)")
 
     @model_validator(mode="before")

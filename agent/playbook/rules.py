@@ -118,6 +118,11 @@ def playbook_rules(doc: SourceDocument, raw: Mapping[str, Any], play: Playbook,
             if name not in play.remediations:
                 out.append(doc.diagnostic((*path, "remediate", j), f"no remediation named {name!r} in this play",
                                           suggest(name, play.remediations) or _known("remediations", play.remediations)))
+        for j, parent in enumerate(check.depends_on):  # lifecycle: inhibition (issue 4)
+            if parent == check.name or parent not in {c.name for c in play.checks}:
+                out.append(doc.diagnostic((*path, "depends_on", j), f"depends_on: no other check named {parent!r} "
+                                          "in this play", suggest(parent, [c.name for c in play.checks
+                                                                           if c.name != check.name])))
         thresholds = [k for k in ("warning", "critical") if getattr(check, k) is not None]
         if check.expect is not None and thresholds:
             out.append(doc.diagnostic((*path, thresholds[0]), f"a check has either 'expect' or thresholds "
