@@ -110,6 +110,14 @@ class BotSettings(_Model):
 class AgentSettings(_Model):
     program: str = Field("agent", description="supervisord program name of the agent")
     db: str = Field("var/agent.db", description="SQLite file of results, incidents, outbox, audit")
+    metrics_port: int = Field(
+        9464, ge=0, le=65535,
+        description="port of the agent's Prometheus /metrics endpoint on 127.0.0.1 (lateness, results, RSS); 0 = off",
+    )
+    events_socket: str = Field(
+        "var/agent-events.sock",
+        description="unix datagram socket where `agent events-listener` forwards supervisord PROCESS_STATE events",
+    )
 
 
 class InboxSettings(_Model):
@@ -163,12 +171,14 @@ class StackSettings(_Model):
         sock = self.path(self.supervisor.socket)
         return {
             "bot": {**self.bot.model_dump(), "url": self.bot.url, "health_url": self.bot.health_url,
-                    "metrics_url": self.bot.metrics_url, "db_path": str(self.path(self.bot.db))},
+                    "metrics_url": self.bot.metrics_url, "db_path": str(self.path(self.bot.db)),
+                    "heartbeat_path": str(self.path(self.bot.heartbeat_file))},
             "exchange": {**self.exchange.model_dump(), "url": self.exchange_url,
                          "state_path": str(self.path(self.exchange.state))},
             "supervisor": {**self.supervisor.model_dump(), "url": f"unix://{sock}",
                            "socket_path": str(sock)},
-            "agent": {**self.agent.model_dump(), "db_path": str(self.path(self.agent.db))},
+            "agent": {**self.agent.model_dump(), "db_path": str(self.path(self.agent.db)),
+                      "events_socket_path": str(self.path(self.agent.events_socket))},
             "inbox": {**self.inbox.model_dump(), "url": self.inbox.url},
             "var_dir": str(self.path(self.var_dir)),
         }

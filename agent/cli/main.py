@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from agent.cli import inbox_cmd, modules_cmd, stack_cmd, validate
+from agent.cli import events_cmd, inbox_cmd, modules_cmd, stack_cmd, validate
 from agent.cli.common import Verbosity, err_console
 from agent.errors import BotwardenError, ExitCode
 
@@ -40,6 +40,7 @@ def _root(
 app.command("validate")(validate.validate)
 app.command("modules")(modules_cmd.modules)
 app.command("inbox")(inbox_cmd.inbox)
+app.command("events-listener")(events_cmd.events_listener)
 app.add_typer(stack_cmd.app, name="stack")
 
 

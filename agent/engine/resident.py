@@ -142,6 +142,10 @@ class ResidentAgent:
         self._spawn(self.outbox.run(stop), "outbox")
         self._spawn(self._watch_config(stop), "reload")
         self._spawn(self._housekeeping(stop), "housekeeping")
+        # issue 6 (detection): pidfd + supervisord events + heartbeat deadlines, and /metrics.
+        from agent.engine.watchers import run_detection
+
+        self._spawn(run_detection(self, stop), "detection")
         try:
             await stop.wait()
         finally:

@@ -27,6 +27,8 @@ from agent.modules.base import CheckModule, CheckResult, RunContext
 log = logging.getLogger("agent.scheduler")
 
 ResultHandler = Callable[[Any, CheckResult, datetime, float], Awaitable[None]]
+ResultListener = Callable[[Any, CheckResult, float], None]
+"""Called after a result was handled: (bound check, result, duration_ms). Must not block."""
 
 
 @dataclass
@@ -38,8 +40,12 @@ class LatenessStats:
     max: float = 0.0
     recent: list[float] = field(default_factory=list)
     skipped_in_flight: int = 0
+    observers: list[Callable[[float], None]] = field(default_factory=list)
+    """Called with every sample (the Prometheus histogram of agent.engine.metrics)."""
 
     def add(self, seconds: float) -> None:
+        for observe in self.observers:
+            observe(seconds)
         self.count += 1
         self.total += seconds
         self.max = max(self.max, seconds)
@@ -63,6 +69,10 @@ class CheckScheduler:
         self._scheduler = AsyncIOScheduler(timezone=timezone.utc)
         self._scheduler.add_listener(self._submitted, EVENT_JOB_SUBMITTED)
         self._in_flight: dict[str, asyncio.Task[None]] = {}
+        # Checks an event asked to run while they were already in flight: the running probe may
+        # have looked before the event (a RUNNING pid that has just died), so run them once more.
+        self._rerun: dict[str, Any] = {}
+        self.result_listeners: list[ResultListener] = []
         self._modules: dict[type[CheckModule], CheckModule] = {}
         self._groups: dict[str, list[Any]] = {}
         self.lateness = LatenessStats()
@@ -91,6 +101,11 @@ class CheckScheduler:
     @property
     def in_flight(self) -> int:
         return len(self._in_flight)
+
+    @property
+    def running(self) -> bool:
+        """True between :meth:`start` and :meth:`shutdown`."""
+        return bool(self._scheduler.running)
 
     # -- scheduling ----------------------------------------------------------------------------
     def _install(self, bound_checks: Iterable[Any]) -> None:
@@ -135,15 +150,28 @@ class CheckScheduler:
         for bc in self._groups.get(job_id, ()):
             self.run_now(bc)
 
-    def run_now(self, bc: Any) -> bool:
-        """Start one check unless it is already running. Returns whether it was started."""
+    def run_now(self, bc: Any, *, rerun_if_busy: bool = False) -> bool:
+        """Start one check unless it is already running. Returns whether it was started.
+
+        ``rerun_if_busy`` (event-driven triggers): if the check is in flight, run it once more
+        as soon as that run ends, because the running probe may predate the event.
+        """
         if bc.key in self._in_flight:
-            self.lateness.skipped_in_flight += 1
+            if rerun_if_busy:
+                self._rerun[bc.key] = bc
+            else:
+                self.lateness.skipped_in_flight += 1
             return False
         task = asyncio.get_running_loop().create_task(self._run_one(bc), name=f"check:{bc.key}")
         self._in_flight[bc.key] = task
-        task.add_done_callback(lambda _t, k=bc.key: self._in_flight.pop(k, None))
+        task.add_done_callback(lambda _t, k=bc.key: self._finished(k))
         return True
+
+    def _finished(self, key: str) -> None:
+        self._in_flight.pop(key, None)
+        again = self._rerun.pop(key, None)
+        if again is not None and self._scheduler.running:
+            self.run_now(again)
 
     def _module(self, cls: type[CheckModule]) -> CheckModule:
         inst = self._modules.get(cls)
@@ -160,6 +188,11 @@ class CheckScheduler:
             await self._on_result(bc, result, started, duration_ms)
         except Exception:  # noqa: BLE001 - recording must never kill the scheduler
             log.exception("handling the result of %s failed", bc.key)
+        for listener in self.result_listeners:
+            try:
+                listener(bc, result, duration_ms)
+            except Exception:  # noqa: BLE001 - a metrics bug must not stop checks
+                log.exception("result listener failed for %s", bc.key)
 
 
 async def run_check(module: CheckModule, bc: Any, *, notifier: Any = None) -> CheckResult:

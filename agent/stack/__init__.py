@@ -95,6 +95,13 @@ def programs(stack: Stack) -> list[dict[str, Any]]:
     ]
 
 
+def eventlisteners(stack: Stack) -> list[dict[str, Any]]:
+    """supervisord event listeners: PROCESS_STATE forwarded to the agent (issue 6, detection)."""
+    sock = stack.settings.path(stack.settings.agent.events_socket)
+    return [{"name": "agent-events", "command": f"{bin_dir()}/agent events-listener --socket {sock}",
+             "events": "PROCESS_STATE", "priority": 5}]
+
+
 def render_conf(stack: Stack, *, nodaemon: bool = False) -> str:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(stack.templates)),
@@ -108,6 +115,7 @@ def render_conf(stack: Stack, *, nodaemon: bool = False) -> str:
         logdir=str(stack.settings.path(stack.settings.supervisor.logdir)),
         nodaemon=nodaemon,
         programs=programs(stack),
+        eventlisteners=eventlisteners(stack),
     )
 
 

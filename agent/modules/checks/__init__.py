@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from agent.modules.base import CheckModule
 from agent.modules.checks.command import CommandCheck
+from agent.modules.checks.exchange import ExchangeCheck
+from agent.modules.checks.heartbeat import HeartbeatCheck
 from agent.modules.checks.http import HttpCheck
 from agent.modules.checks.process import ProcessCheck
 from agent.modules.checks.prometheus import PrometheusCheck
@@ -16,4 +18,6 @@ ALL: list[type[CheckModule]] = [
     ProcessCheck,
     SystemCheck,
     CommandCheck,
+    HeartbeatCheck,
+    ExchangeCheck,
 ]

@@ -15,6 +15,11 @@ class SupervisorCheckParams(Params):
     url: SupervisorUrl | None = Field(
         None, description="supervisord URL (unix:///abs/path.sock); default: the host's supervisor.url"
     )
+    watch: bool = Field(
+        True,
+        description="the resident agent also watches the process itself (a Linux pidfd) and supervisord's "
+        "PROCESS_STATE events, and runs this check the moment the program exits instead of at the next interval",
+    )
 
 
 class SupervisorCheck(CheckModule):

@@ -1,0 +1,73 @@
+"""Check: a liveness heartbeat the watched program writes itself, against a deadline.
+
+The bot proves it is not hung by rewriting its heartbeat file after every loop iteration (the
+file holds the Unix time of that iteration; the file's mtime is the fallback), as freqtrade's
+sd_notify WATCHDOG does. A beat older than ``deadline`` is a hang.
+
+Polling alone would see a missed deadline up to one interval late. The resident agent
+therefore also schedules this check at the deadline of the last beat it saw
+(agent/engine/watchers/heartbeat.py), so a hang is reported within milliseconds of the
+deadline, whatever the check's ``every``.
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import Field
+
+from agent.modules.base import CheckModule, CheckResult, Params, RunContext
+from agent.types import Duration
+
+
+class HeartbeatCheckParams(Params):
+    file: str = Field(description="heartbeat file the program rewrites each loop, e.g. {{ bot.heartbeat_path }}")
+    deadline: Duration = Field(
+        gt=0, description="a beat older than this is a hang; the agent runs the check the moment it passes"
+    )
+
+
+def read_beat(path: str | os.PathLike[str]) -> float | None:
+    """Unix time of the last beat: the file's number, else its mtime; None if there is no file."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read(64).strip()
+        try:
+            return float(text)
+        except ValueError:
+            return Path(path).stat().st_mtime
+    except OSError:
+        return None
+
+
+class HeartbeatCheck(CheckModule):
+    """Reads the heartbeat file and reports how old the last beat is."""
+
+    name: ClassVar[str] = "heartbeat"
+    Params: ClassVar[type[HeartbeatCheckParams]] = HeartbeatCheckParams
+    description: ClassVar[str] = "Liveness heartbeat file against a deadline (hang detection, event-scheduled)"
+    default_value: ClassVar[str | None] = "age_s"
+    facts: ClassVar[dict[str, str]] = {
+        "alive": "true when the last beat is younger than the deadline",
+        "overdue": "true when the deadline passed without a beat (or there is no heartbeat file)",
+        "age_s": "seconds since the last beat, or None when there is no heartbeat file",
+        "last_beat": "Unix time of the last beat, or None",
+        "deadline_s": "the deadline in seconds",
+    }
+
+    async def run(self, params: HeartbeatCheckParams, ctx: RunContext) -> CheckResult:
+        # A small local file: reading it inline costs microseconds, less than a thread hop.
+        beat = read_beat(params.file)
+        if beat is None:
+            facts: dict[str, Any] = {"alive": False, "overdue": True, "age_s": None, "last_beat": None,
+                                     "deadline_s": params.deadline}
+            return CheckResult(facts=facts, value=None, summary=f"no heartbeat file {params.file}")
+        age = max(0.0, time.time() - beat)
+        overdue = age > params.deadline
+        facts = {"alive": not overdue, "overdue": overdue, "age_s": round(age, 3), "last_beat": beat,
+                 "deadline_s": params.deadline}
+        verdict = "overdue" if overdue else "alive"
+        return CheckResult(facts=facts, value=round(age, 3),
+                           summary=f"last beat {age:.1f}s ago ({verdict}, deadline {params.deadline:g}s)")
