@@ -1,8 +1,11 @@
 """Action modules. ``ALL`` lists them for the registry."""
 from __future__ import annotations
 
+from agent.modules.actions.bot import BotAction
 from agent.modules.actions.command import CommandAction
+from agent.modules.actions.exchange import ExchangeAction
 from agent.modules.actions.notify import NotifyAction
+from agent.modules.actions.report import ReportAction
 from agent.modules.actions.supervisor import SupervisorAction
 from agent.modules.base import ActionModule
 
@@ -10,4 +13,7 @@ ALL: list[type[ActionModule]] = [
     SupervisorAction,
     NotifyAction,
     CommandAction,
+    ReportAction,
+    ExchangeAction,
+    BotAction,
 ]

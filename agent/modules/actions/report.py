@@ -1,0 +1,179 @@
+"""Action: compute the trading report of a period and send it through the notifications.
+
+Reads the bot's SQLite file (read-only) and the agent's store, computes the figures with
+:func:`agent.reports.compute_report` (definitions there), renders them with a template from
+``templates/`` (``daily-report.md.j2``) and hands the text to ``ctx.notifier`` like the
+``notify`` action, so it goes through routes, the outbox and apprise. In check mode the
+report is computed and rendered (the preview shows the figures) but nothing is queued.
+"""
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from datetime import date, datetime, timezone
+from typing import Any, ClassVar, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, field_validator, model_validator
+
+from agent.errors import ModuleError
+from agent.modules.base import ActionModule, ActionResult, Params, RunContext
+from agent.notify.rendering import SandboxedTemplates, TemplateRenderer, render_or_fallback
+from agent.reports import (
+    DEFAULT_UPTIME_GRACE_S,
+    Report,
+    compute_report,
+    load_agent_records,
+    load_bot_frames,
+    resolve_period,
+)
+from agent.types import Duration, parse_duration
+
+Instant = datetime | date | str
+
+
+class ReportActionParams(Params):
+    period: Literal["day", "week"] = Field(
+        "day", description="calendar period ending at `until` in `timezone` (day: from midnight; week: from "
+                           "Monday 00:00); ignored when `since` is given"
+    )
+    since: Instant | None = Field(
+        None, description="start of the window: a duration back from `until` (16h, 7d) or an ISO date/time"
+    )
+    until: Instant | None = Field(None, description="end of the window: 'now' (default) or an ISO date/time")
+    timezone: str = Field("UTC", description="IANA timezone of calendar periods and of times in the message")
+    route: str | None = Field(None, description="named route from the inventory; default: routed by severity")
+    title: str | None = Field(None, description="message title; default 'Trading report <period> on <host>'")
+    template: str = Field("daily-report.md.j2", description="template file name in templates/ for the body")
+    severity: Literal["info", "warning", "critical"] = Field("info", description="info, warning or critical")
+    tags: list[str] = Field(default_factory=lambda: ["report"], description="tags routes can match on")
+    bot_db: str | None = Field(None, description="the bot's SQLite file; default: host var bot.db_path")
+    agent_db: str | None = Field(None, description="the agent's SQLite store; default: host var agent.db_path")
+    uptime_grace: Duration = Field(
+        DEFAULT_UPTIME_GRACE_S, description="how long one equity snapshot counts the bot's loop as up"
+    )
+    list_trades: int = Field(20, ge=0, description="at most this many closed trades are listed in the message")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {value!r}; use an IANA name such as UTC or Europe/Paris") from None
+        return value
+
+    @field_validator("template")
+    @classmethod
+    def _bare_name(cls, name: str) -> str:
+        if "/" in name or "\\" in name or name.startswith("."):
+            raise ValueError(f"template {name!r} must be a file name in templates/, not a path")
+        return name
+
+    @model_validator(mode="after")
+    def _window_parses(self) -> ReportActionParams:
+        # A bad date or duration, or an absolute window that is empty, fails at load time.
+        for value in (self.since, self.until):
+            if isinstance(value, str) and value != "now":
+                _check_instant_or_duration(value)
+        absolute = [v for v in (self.since, self.until) if v is not None and not isinstance(v, str)]
+        if len(absolute) == 2:
+            resolve_period(period=self.period, since=self.since, until=self.until, tz_name=self.timezone,
+                           now=datetime.now(timezone.utc))
+        return self
+
+
+def _check_instant_or_duration(text: str) -> None:
+    try:
+        parse_duration(text)
+        return
+    except ValueError:
+        pass
+    try:
+        datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{text!r} is neither a duration (16h, 7d) nor an ISO date/time (2024-03-15T16:00)") from None
+
+
+class ReportAction(ActionModule):
+    """Computes the report in a worker thread (pandas and SQLite block), then notifies."""
+
+    name: ClassVar[str] = "report"
+    Params: ClassVar[type[ReportActionParams]] = ReportActionParams
+    description: ClassVar[str] = (
+        "Trading report of a period (trades, win rate, P&L, best/worst, drawdown, fees, positions, incidents, "
+        "remediations, uptime) from the bot's and the agent's stores, sent through a route"
+    )
+    supports_check_mode: ClassVar[bool] = True
+
+    async def run(self, params: ReportActionParams, ctx: RunContext) -> ActionResult:
+        if ctx.notifier is None:
+            return ActionResult(failed=True, msg="notifications are not configured")
+        bot_db = params.bot_db or _host_path(ctx, "bot")
+        agent_db = params.agent_db or _host_path(ctx, "agent")
+        if not bot_db:
+            return ActionResult(failed=True, msg="no bot database: set bot_db or the host var bot.db_path")
+        try:
+            report, note = await asyncio.to_thread(_build, params, bot_db, agent_db)
+        except (ModuleError, ValueError) as exc:
+            return ActionResult(failed=True, msg=f"cannot compute the report: {exc}")
+        title = params.title or f"Trading report {report.period.label} on {ctx.host.name}"
+        body = self._render(params, ctx, report, note, title)
+        outcome = dict(await ctx.notifier.notify(
+            route=params.route, title=title, body=body, severity=params.severity, host=ctx.host.name,
+            tags=tuple(params.tags), check_mode=ctx.check_mode,
+        ))
+        figures = report.as_dict()
+        data = {**outcome, "report": figures, "body": body}
+        if outcome.get("error"):
+            return ActionResult(failed=True, msg=f"cannot notify: {outcome['error']}", data=data)
+        verb = "would send" if ctx.check_mode else "sent"
+        targets = outcome.get("targets") or []
+        return ActionResult(changed=True, data=data, msg=(
+            f"{verb} {report.period.label} report to {len(targets)} target(s): {report.trades} trade(s), "
+            f"realized P&L {report.realized_pnl:+.2f}, {report.incident_count} incident(s)"
+        ))
+
+    @staticmethod
+    def _render(params: ReportActionParams, ctx: RunContext, report: Report, note: str, title: str) -> str:
+        renderer: TemplateRenderer = getattr(ctx.notifier, "templating", None) or SandboxedTemplates()
+        tz = ZoneInfo(params.timezone)
+        figures = report.as_dict()
+        template_vars: dict[str, Any] = {
+            **ctx.template_vars,
+            "title": title,
+            "host": ctx.host.name,
+            "report": figures,
+            "trades_listed": figures["closed_trades"][-params.list_trades:] if params.list_trades else [],
+            "local": {k: _local(v, tz) for k, v in (("since", report.period.since), ("until", report.period.until))},
+            "note": note,
+        }
+        return render_or_fallback(renderer, params.template, template_vars)
+
+
+def _build(params: ReportActionParams, bot_db: str, agent_db: str | None) -> tuple[Report, str]:
+    now = datetime.now(timezone.utc)
+    period = resolve_period(period=params.period, since=params.since, until=params.until,
+                            tz_name=params.timezone, now=now)
+    if period.until > now:
+        # The future has no records: a window ending later is cut at now (so uptime is honest).
+        period = type(period)(since=period.since, until=now, label=period.label, timezone=period.timezone)
+    frames = load_bot_frames(bot_db)
+    records = load_agent_records(agent_db, period.since) if agent_db else None
+    report = compute_report(
+        period, trades=frames.trades, fills=frames.fills, equity=frames.equity, positions=frames.positions,
+        halts=frames.halts, incidents=records.incidents if records else (),
+        action_runs=records.action_runs if records else (), uptime_grace_s=params.uptime_grace,
+    )
+    note = records.note if records else "no agent store configured: incidents and remediations not included"
+    return report, note
+
+
+def _host_path(ctx: RunContext, section: str) -> str | None:
+    value = ctx.host.vars.get(section)
+    path = value.get("db_path") if isinstance(value, Mapping) else None
+    return str(path) if path else None
+
+
+def _local(at: datetime, tz: ZoneInfo) -> str:
+    return at.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
