@@ -1,0 +1,132 @@
+"""Action: drive the bot's control endpoints (halt, resume, cancel-all, close-all).
+
+``POST {bot.url}/control/<action>`` with the bearer token read from the environment variable
+named by ``bot.control_token_env`` (the token is never logged, never in a message or result).
+Check mode (and every run, first) reads ``GET /health`` to say what would change, e.g.
+``would halt (currently healthy, 2 positions, 3 orders)``. A bot that does not answer is a
+failed task with a clear message; the emergency playbook marks the step ``ignore_errors``
+because its exchange steps do not need the bot.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, ClassVar, Literal
+
+import httpx
+from pydantic import Field
+
+from agent.errors import ModuleError
+from agent.modules.base import ActionModule, ActionResult, Params, RunContext
+from agent.modules.checks._http_clients import http_error_message, safe_url, shared_client
+from agent.types import Duration
+
+BotVerb = Literal["halt", "resume", "cancel-all", "close-all"]
+
+
+class BotActionParams(Params):
+    action: BotVerb = Field(
+        description="halt: stop new entries (persisted); resume: clear every halt; cancel-all: the bot "
+                    "cancels its resting orders; close-all: the bot halts, closes every position, cancels orders")
+    url: str | None = Field(None, description="the bot's base URL; default: the host's bot.url")
+    token_env: str | None = Field(
+        None, description="environment variable holding the control bearer token; default: the host's "
+                          "bot.control_token_env")
+    timeout: Duration | None = Field(None, description="per-request timeout; default and upper bound: the task's")
+
+
+class BotAction(ActionModule):
+    """See the module docstring."""
+
+    name: ClassVar[str] = "bot"
+    Params: ClassVar[type[BotActionParams]] = BotActionParams
+    description: ClassVar[str] = "Halt, resume, cancel-all or close-all through the bot's control endpoints"
+    supports_check_mode: ClassVar[bool] = True
+    destructive: ClassVar[bool] = True
+
+    async def run(self, params: BotActionParams, ctx: RunContext) -> ActionResult:
+        bot_vars = ctx.host.vars.get("bot") or {}
+        base = (params.url or (bot_vars.get("url") if isinstance(bot_vars, dict) else None) or "").rstrip("/")
+        if not base:
+            return ActionResult(failed=True, msg="no bot URL: give url or define bot.url for the host")
+        timeout = min(params.timeout or ctx.timeout, ctx.timeout)
+        data: dict[str, Any] = {"action": params.action}
+        try:
+            before = await _health(base, timeout)
+        except ModuleError as exc:
+            return ActionResult(failed=True, msg=f"the bot does not answer: {exc.message}", data=data)
+        halted_before = before.get("status") == "halted"
+        data.update(status_before=before.get("status"), halted_before=halted_before,
+                    positions_before=len(before.get("positions") or []), open_orders_before=before.get("open_orders"))
+        state = _describe(before)
+
+        if params.action == "halt" and halted_before:
+            data["halted"] = True
+            return ActionResult(changed=False, msg=f"already halted ({before.get('halted_reason')})", data=data)
+        if params.action == "resume" and not halted_before:
+            data["halted"] = False
+            return ActionResult(changed=False, msg=f"not halted ({state})", data=data)
+        if params.action == "cancel-all" and not before.get("open_orders"):
+            return ActionResult(changed=False, msg=f"no open orders ({state})", data=data)
+        if ctx.check_mode:
+            return ActionResult(changed=True, msg=f"would {params.action} ({state})", data=data)
+
+        token_env = params.token_env or (bot_vars.get("control_token_env") if isinstance(bot_vars, dict) else None) \
+            or "BOTWARDEN_BOT_TOKEN"
+        token = os.environ.get(token_env)
+        if not token:
+            return ActionResult(failed=True, data=data,
+                                msg=f"${token_env} is not set in the agent's environment: cannot authenticate "
+                                    "to the bot's control endpoint")
+        url = f"{base}/control/{params.action}"
+        try:
+            response = await shared_client().post(url, headers={"Authorization": f"Bearer {token}"}, timeout=timeout)
+        except httpx.HTTPError as exc:
+            return ActionResult(failed=True, data=data,
+                                msg=f"the bot does not answer: {http_error_message(exc, 'POST', url, timeout)}")
+        body = _json(response)
+        if response.status_code == 401:
+            return ActionResult(failed=True, data=data,
+                                msg=f"the bot refused the control token (401): ${token_env} differs from the "
+                                    "bot's token")
+        if response.status_code != 200:
+            why = body.get("error") if isinstance(body, dict) else response.text[:200]
+            return ActionResult(failed=True, data=data,
+                                msg=f"POST {safe_url(url)} -> HTTP {response.status_code}: {why}")
+        data["response"] = body
+        try:
+            after = await _health(base, timeout)
+            data.update(status_after=after.get("status"), halted=after.get("status") == "halted",
+                        positions_after=len(after.get("positions") or []), open_orders_after=after.get("open_orders"))
+        except ModuleError:
+            pass  # the control call succeeded; a failed re-read does not undo it
+        return ActionResult(changed=True, msg=f"{_DONE[params.action]} (was {state})", data=data)
+
+
+_DONE = {"halt": "halted new entries", "resume": "resumed trading", "cancel-all": "cancelled the bot's orders",
+         "close-all": "closed the bot's positions"}
+
+
+async def _health(base: str, timeout: float) -> dict[str, Any]:
+    url = f"{base}/health"
+    try:
+        response = await shared_client().get(url, timeout=timeout)
+    except httpx.HTTPError as exc:
+        raise ModuleError(http_error_message(exc, "GET", url, timeout)) from None
+    body = _json(response)
+    if response.status_code != 200 or not isinstance(body, dict):
+        raise ModuleError(f"GET {safe_url(url)} -> HTTP {response.status_code}")
+    return body
+
+
+def _json(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _describe(health: dict[str, Any]) -> str:
+    status = health.get("status", "unknown")
+    n_pos = len(health.get("positions") or [])
+    n_ord = health.get("open_orders") or 0
+    return f"currently {status}, {n_pos} position(s), {n_ord} open order(s)"

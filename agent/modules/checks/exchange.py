@@ -1,0 +1,317 @@
+"""Check: the trading account, read directly from the exchange through the SDK.
+
+Independent of the bot: it works when the bot is dead, hung or wrong, which is the point (the
+bot's own /metrics say what the bot *believes*; this says what the exchange *holds*). One
+``metric`` per check; every metric's facts are listed in :attr:`ExchangeCheck.facts`.
+"""
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from datetime import datetime, timezone
+from typing import Any, ClassVar, Literal
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+from pydantic import Field
+
+from agent.errors import ModuleError
+from agent.modules import _hyperliquid as hl
+from agent.modules.base import CheckModule, CheckResult, Params, RunContext
+from agent.modules.checks._http_clients import http_error_message, safe_url, shared_client
+from agent.types import Duration
+
+ExchangeMetric = Literal["equity", "pnl", "positions", "orders", "margin_usage", "api_latency", "auth",
+                         "rate_limit", "equity_drift", "last_fill_age"]
+
+DEFAULT_VALUE = {
+    "equity": "account_value", "pnl": "pnl_daily_percent", "positions": "count", "orders": "count",
+    "margin_usage": "margin_usage_percent", "api_latency": "latency_ms", "auth": "auth_ok",
+    "rate_limit": "headroom_percent", "equity_drift": "drift_percent", "last_fill_age": "last_fill_age_s",
+}
+
+
+class ExchangeCheckParams(Params):
+    metric: ExchangeMetric = Field(
+        description="what to measure: equity, pnl, positions, orders, margin_usage, api_latency, auth, "
+                    "rate_limit, equity_drift or last_fill_age (facts of each: see the facts list)")
+    url: str | None = Field(None, description="exchange API base URL; default: the host's exchange.url")
+    account_address: str | None = Field(
+        None, description="account to read when the key is an API wallet acting for another address; "
+                          "default: the signing key's own address")
+    window: Duration = Field(3600.0, description="pnl: how far back realized losses are looked at (1h, 24h)")
+    bot_url: str | None = Field(
+        None, description="the bot's base URL for equity_drift (/metrics) and last_fill_age (/health); "
+                          "default: the host's bot.url")
+
+
+class ExchangeCheck(CheckModule):
+    """Reads the account through the cached SDK client (see :mod:`agent.modules._hyperliquid`)."""
+
+    name: ClassVar[str] = "exchange"
+    Params: ClassVar[type[ExchangeCheckParams]] = ExchangeCheckParams
+    description: ClassVar[str] = ("The trading account read directly from the exchange (SDK): equity, P&L, "
+                                  "positions, orders, margin, latency, credentials, rate limit, drift, fills")
+    default_value: ClassVar[str | None] = "value"
+    facts: ClassVar[dict[str, str]] = {
+        "value": "the metric's main fact (account_value, pnl_daily_percent, count, margin_usage_percent, "
+                 "latency_ms, auth_ok, headroom_percent, drift_percent or last_fill_age_s)",
+        "address": "the account read (never the key)",
+        "account_value": "equity, pnl, positions, margin_usage, equity_drift: account value in USD",
+        "withdrawable": "equity: USD free to withdraw",
+        "margin_used": "equity, margin_usage: margin in use, USD",
+        "total_notional": "equity: sum of position notionals, USD",
+        "unrealized_pnl": "pnl: unrealized P&L of the open positions, USD",
+        "realized_pnl_today": "pnl: closed P&L minus fees of today's fills (UTC day), USD",
+        "pnl_today": "pnl: realized_pnl_today + unrealized_pnl, USD",
+        "pnl_daily_percent": "pnl: pnl_today as % of (account_value - pnl_today); positions held overnight "
+                             "count their whole unrealized P&L",
+        "largest_realized_loss": "pnl: the largest loss (positive USD) realized by one order within window",
+        "largest_realized_loss_percent": "pnl: largest_realized_loss as % of account_value",
+        "count": "positions: open positions; orders: resting orders",
+        "positions": "positions: [{coin, side, size, entry_px, notional, unrealized_pnl, percent_of_balance, "
+                     "age_s}]",
+        "largest_percent": "positions: largest position notional as % of account value (0 when flat)",
+        "oldest_age_s": "positions: seconds since the oldest position was opened (from fills; 0 when flat)",
+        "orders": "orders: [{coin, side, size, price, oid, reduce_only, trigger_px, order_type}]",
+        "margin_usage_percent": "margin_usage: margin used as % of account value",
+        "maintenance_margin": "margin_usage: maintenance margin, USD",
+        "latency_ms": "api_latency, auth: milliseconds of the request",
+        "auth_ok": "auth: true when a signed no-op (cancel of order id 0) was accepted, false when the "
+                   "exchange refused the signer",
+        "auth_error": "auth: the exchange's refusal text, else None",
+        "requests_used": "rate_limit: address-based requests used (userRateLimit)",
+        "requests_cap": "rate_limit: address-based request cap",
+        "headroom": "rate_limit: requests_cap - requests_used",
+        "headroom_percent": "rate_limit: headroom as % of requests_cap",
+        "cum_volume": "rate_limit: cumulative traded volume, USD",
+        "exchange_equity": "equity_drift: account value on the exchange, USD",
+        "bot_equity": "equity_drift: trading_equity_usd from the bot's /metrics",
+        "drift_usd": "equity_drift: |exchange_equity - bot_equity|",
+        "drift_percent": "equity_drift: drift_usd as % of exchange_equity",
+        "last_fill_age_s": "last_fill_age: seconds since the account's last fill, None when it never traded",
+        "has_fills": "last_fill_age: whether the account has any fill",
+        "bot_status": "last_fill_age: the bot's /health status (healthy, degraded, halted) or 'unreachable'",
+    }
+
+    async def run(self, params: ExchangeCheckParams, ctx: RunContext) -> CheckResult:
+        target = hl.resolve_target(ctx, params.url, params.account_address)
+        timeout = ctx.timeout
+        facts: dict[str, Any] = {"address": target.address}
+        if params.metric == "api_latency":
+            facts.update(await _api_latency(target, timeout))
+        else:
+            client = await hl.call(lambda: hl.client_for(target, timeout), what="connect", url=target.url,
+                                   timeout=timeout)
+            reader = _READERS[params.metric]
+            facts.update(await reader(client, target, params, ctx, timeout))
+        value = facts.get(DEFAULT_VALUE[params.metric])
+        facts["value"] = value
+        return CheckResult(facts=facts, value=value, summary=_summary(params.metric, facts))
+
+
+# --- one reader per metric ---------------------------------------------------------------------
+async def _api_latency(target: hl.Target, timeout: float) -> dict[str, Any]:
+    api = hl.plain_api(target.url, timeout)
+    started = time.perf_counter()
+    # exchangeStatus: one of the cheapest /info requests (weight 2), no account data.
+    await hl.call(lambda: api.post("/info", {"type": "exchangeStatus"}), what="api_latency", url=target.url,
+                  timeout=timeout)
+    return {"latency_ms": round((time.perf_counter() - started) * 1000.0, 3)}
+
+
+async def _equity(client: hl.ExchangeClient, target: hl.Target, params: ExchangeCheckParams, ctx: RunContext,
+                  timeout: float) -> dict[str, Any]:
+    acct = await hl.call(lambda: hl.read_account(client, target.address), what="equity", url=target.url,
+                         timeout=timeout)
+    return {"account_value": acct.account_value, "withdrawable": acct.withdrawable,
+            "margin_used": acct.margin_used, "total_notional": acct.total_notional}
+
+
+async def _margin(client: hl.ExchangeClient, target: hl.Target, params: ExchangeCheckParams, ctx: RunContext,
+                  timeout: float) -> dict[str, Any]:
+    acct = await hl.call(lambda: hl.read_account(client, target.address), what="margin_usage", url=target.url,
+                         timeout=timeout)
+    pct = acct.margin_used / acct.account_value * 100.0 if acct.account_value > 0 else 0.0
+    return {"account_value": acct.account_value, "margin_used": acct.margin_used,
+            "maintenance_margin": acct.maintenance_margin, "margin_usage_percent": round(pct, 4)}
+
+
+async def _pnl(client: hl.ExchangeClient, target: hl.Target, params: ExchangeCheckParams, ctx: RunContext,
+               timeout: float) -> dict[str, Any]:
+    now_ms = int(time.time() * 1000)
+    day_start = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    since_ms = min(int(day_start.timestamp() * 1000), now_ms - int(params.window * 1000))
+
+    def read() -> tuple[hl.AccountSnapshot, list[dict[str, Any]]]:
+        return (hl.read_account(client, target.address),
+                client.info.user_fills_by_time(target.address, since_ms))
+
+    acct, fills = await hl.call(read, what="pnl", url=target.url, timeout=timeout)
+    day_ms = int(day_start.timestamp() * 1000)
+    window_ms = now_ms - int(params.window * 1000)
+    realized_today = sum(_f(f.get("closedPnl")) - _f(f.get("fee")) for f in fills if int(f["time"]) >= day_ms)
+    per_order: dict[Any, float] = defaultdict(float)
+    for f in fills:
+        if int(f["time"]) >= window_ms:
+            per_order[f.get("oid")] += _f(f.get("closedPnl")) - _f(f.get("fee"))
+    largest_loss = max([0.0, *(-v for v in per_order.values())])
+    unrealized = sum(p.unrealized_pnl for p in acct.positions)
+    pnl_today = realized_today + unrealized
+    start_equity = acct.account_value - pnl_today
+    return {
+        "account_value": acct.account_value, "unrealized_pnl": round(unrealized, 6),
+        "realized_pnl_today": round(realized_today, 6), "pnl_today": round(pnl_today, 6),
+        "pnl_daily_percent": round(pnl_today / start_equity * 100.0, 6) if start_equity > 0 else 0.0,
+        "largest_realized_loss": round(largest_loss, 6),
+        "largest_realized_loss_percent": round(largest_loss / acct.account_value * 100.0, 4)
+        if acct.account_value > 0 else 0.0,
+    }
+
+
+async def _positions(client: hl.ExchangeClient, target: hl.Target, params: ExchangeCheckParams, ctx: RunContext,
+                     timeout: float) -> dict[str, Any]:
+    def read() -> tuple[hl.AccountSnapshot, list[dict[str, Any]]]:
+        acct = hl.read_account(client, target.address)
+        return acct, (client.info.user_fills(target.address) if acct.positions else [])
+
+    acct, fills = await hl.call(read, what="positions", url=target.url, timeout=timeout)
+    now_ms = int(time.time() * 1000)
+    rows = []
+    for p in acct.positions:
+        opened = position_opened_ms(p, fills)
+        pct = abs(p.notional) / acct.account_value * 100.0 if acct.account_value > 0 else 0.0
+        rows.append({**p.as_fact(), "percent_of_balance": round(pct, 4),
+                     "age_s": round((now_ms - opened) / 1000.0, 3) if opened is not None else None})
+    return {"account_value": acct.account_value, "count": len(rows), "positions": rows,
+            "largest_percent": max([0.0, *(r["percent_of_balance"] for r in rows)]),
+            "oldest_age_s": max([0.0, *(r["age_s"] or 0.0 for r in rows)])}
+
+
+def position_opened_ms(position: hl.Position, fills: list[dict[str, Any]]) -> int | None:
+    """When ``position`` was opened: the time of the latest fill of its coin that started from
+    flat (or from the other side). None when no fill says (older than the fills the exchange
+    returns): then the oldest fill of the coin is the best lower bound."""
+    own = sorted((f for f in fills if f.get("coin") == position.coin), key=lambda f: int(f["time"]), reverse=True)
+    for f in own:
+        start = _f(f.get("startPosition"))
+        if abs(start) < 1e-12 or (start > 0) != (position.size > 0):
+            return int(f["time"])
+    return int(own[-1]["time"]) if own else None
+
+
+async def _orders(client: hl.ExchangeClient, target: hl.Target, params: ExchangeCheckParams, ctx: RunContext,
+                  timeout: float) -> dict[str, Any]:
+    orders = await hl.call(lambda: hl.read_orders(client, target.address), what="orders", url=target.url,
+                           timeout=timeout)
+    return {"count": len(orders), "orders": [o.as_fact() for o in orders]}
+
+
+async def _auth(client: hl.ExchangeClient, target: hl.Target, params: ExchangeCheckParams, ctx: RunContext,
+                timeout: float) -> dict[str, Any]:
+    # Any listed perp: the cancel names no real order.
+    coin = min(((a, c) for c, a in client.info.coin_to_asset.items() if a < 10_000), default=(0, "BTC"))[1]
+    started = time.perf_counter()
+    # A signed request that cannot change anything: cancelling order id 0, which no exchange
+    # ever assigns. Accepted signer -> "ok" with a per-order "never placed" error; refused
+    # signer -> a whole-request error. It costs one address-based request.
+    resp = await hl.call(lambda: client.exchange.bulk_cancel([{"coin": coin, "oid": 0}]), what="auth",
+                         url=target.url, timeout=timeout)
+    latency = round((time.perf_counter() - started) * 1000.0, 3)
+    error = hl.response_error(resp)
+    if error is not None and not hl.looks_like_auth_error(error):
+        # Refused for another reason (nonce, request cap): not a verdict on the credentials.
+        raise ModuleError(f"auth probe refused by exchange {target.url} for a reason other than the "
+                          f"credentials: {error}")
+    return {"auth_ok": error is None, "auth_error": error, "latency_ms": latency}
+
+
+async def _rate_limit(client: hl.ExchangeClient, target: hl.Target, params: ExchangeCheckParams, ctx: RunContext,
+                      timeout: float) -> dict[str, Any]:
+    raw = await hl.call(lambda: client.info.user_rate_limit(target.address), what="rate_limit", url=target.url,
+                        timeout=timeout)
+    used, cap = int(raw.get("nRequestsUsed", 0)), int(raw.get("nRequestsCap", 0))
+    headroom = cap - used
+    return {"requests_used": used, "requests_cap": cap, "headroom": headroom,
+            "headroom_percent": round(headroom / cap * 100.0, 4) if cap > 0 else 0.0,
+            "cum_volume": _f(raw.get("cumVlm"))}
+
+
+async def _equity_drift(client: hl.ExchangeClient, target: hl.Target, params: ExchangeCheckParams, ctx: RunContext,
+                        timeout: float) -> dict[str, Any]:
+    acct = await hl.call(lambda: hl.read_account(client, target.address), what="equity_drift", url=target.url,
+                         timeout=timeout)
+    url = f"{_bot_url(params, ctx)}/metrics"
+    text = await _bot_get(url, timeout)
+    bot_equity = None
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "trading_equity_usd":
+                bot_equity = float(sample.value)
+    if bot_equity is None:
+        raise ModuleError(f"trading_equity_usd not found at {safe_url(url)}")
+    drift = abs(acct.account_value - bot_equity)
+    pct = drift / acct.account_value * 100.0 if acct.account_value > 0 else 0.0
+    return {"account_value": acct.account_value, "exchange_equity": acct.account_value, "bot_equity": bot_equity,
+            "drift_usd": round(drift, 6), "drift_percent": round(pct, 4)}
+
+
+async def _last_fill_age(client: hl.ExchangeClient, target: hl.Target, params: ExchangeCheckParams,
+                         ctx: RunContext, timeout: float) -> dict[str, Any]:
+    fills = await hl.call(lambda: client.info.user_fills(target.address), what="last_fill_age", url=target.url,
+                          timeout=timeout)
+    last = max((int(f["time"]) for f in fills), default=None)
+    age = None if last is None else round(max(0.0, time.time() - last / 1000.0), 3)
+    bot_status = "unreachable"
+    try:
+        bot_status = str(json.loads(await _bot_get(f"{_bot_url(params, ctx)}/health", timeout)).get("status"))
+    except (ModuleError, ValueError, AttributeError):
+        pass  # "unreachable": the bot-health play alerts on that; here it only qualifies the age
+    return {"last_fill_age_s": age, "has_fills": last is not None, "bot_status": bot_status}
+
+
+def _bot_url(params: ExchangeCheckParams, ctx: RunContext) -> str:
+    bot = ctx.host.vars.get("bot") or {}
+    url = params.bot_url or (bot.get("url") if isinstance(bot, dict) else None)
+    if not url:
+        raise ModuleError("no bot URL: give bot_url or define bot.url for the host")
+    return str(url).rstrip("/")
+
+
+async def _bot_get(url: str, timeout: float) -> str:
+    try:
+        response = await shared_client().get(url, timeout=timeout)
+    except httpx.HTTPError as exc:
+        raise ModuleError(http_error_message(exc, "GET", url, timeout)) from None
+    if response.status_code != 200:
+        raise ModuleError(f"GET {safe_url(url)} returned HTTP {response.status_code}")
+    return response.text
+
+
+_READERS = {"equity": _equity, "pnl": _pnl, "positions": _positions, "orders": _orders, "margin_usage": _margin,
+            "auth": _auth, "rate_limit": _rate_limit, "equity_drift": _equity_drift,
+            "last_fill_age": _last_fill_age}
+
+
+def _f(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def _summary(metric: str, facts: dict[str, Any]) -> str:
+    v = facts.get("value")
+    if metric == "auth":
+        return "credentials accepted" if facts["auth_ok"] else f"credentials REFUSED: {facts['auth_error']}"
+    if metric == "positions":
+        return f"{facts['count']} position(s), largest {facts['largest_percent']:.1f}% of balance, " \
+               f"oldest {facts['oldest_age_s']:.0f}s"
+    if metric == "orders":
+        return f"{facts['count']} resting order(s)"
+    if metric == "last_fill_age":
+        return "no fill yet" if v is None else f"last fill {v:.0f}s ago (bot {facts['bot_status']})"
+    if metric == "equity_drift":
+        return f"exchange {facts['exchange_equity']:.2f} vs bot {facts['bot_equity']:.2f} USD ({v:.3f}%)"
+    return f"{metric} = {v}"
