@@ -116,7 +116,8 @@ def render_config(
         merged = {**PROGRAM_DEFAULTS, **options}
         if "command" not in merged:
             raise ValueError(f"program {name!r} needs a command")
-        lines += ["", f"[program:{name}]"]
+        # "eventlistener:name" (or any "kind:name") is written as that section, e.g. a listener.
+        lines += ["", f"[{name}]" if ":" in name else f"[program:{name}]"]
         lines += [f"{key}={_option(value)}" for key, value in merged.items()]
     return "\n".join(lines) + "\n"
 
