@@ -76,11 +76,23 @@ class ReportActionParams(Params):
         for value in (self.since, self.until):
             if isinstance(value, str) and value != "now":
                 _check_instant_or_duration(value)
-        absolute = [v for v in (self.since, self.until) if v is not None and not isinstance(v, str)]
-        if len(absolute) == 2:
+        if _is_absolute(self.since) and _is_absolute(self.until):
             resolve_period(period=self.period, since=self.since, until=self.until, tz_name=self.timezone,
                            now=datetime.now(timezone.utc))
         return self
+
+
+def _is_absolute(value: Instant | None) -> bool:
+    """A date or time (not unset, ``now`` or a duration back from ``until``)."""
+    if value is None or value == "now":
+        return False
+    if isinstance(value, str):
+        try:
+            parse_duration(value)
+            return False
+        except ValueError:
+            return True
+    return True
 
 
 def _check_instant_or_duration(text: str) -> None:

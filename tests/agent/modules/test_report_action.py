@@ -1,0 +1,127 @@
+"""The report action end to end in-process: real SQLite stores, the real Notifications and
+outbox, apprise delivering to a JsonReceiver on loopback. Check mode renders and sends nothing."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agent.modules.actions.report import ReportAction
+from agent.modules.base import HostContext, RunContext
+from agent.modules.registry import default_registry
+from agent.notify import Notifications, Outbox
+from agent.notify.routing import RouteSpec, Router, TargetSpec
+from agent.store import Store
+from tests.agent.reports.history import EXPECTED, build_agent_db, build_bot_db
+from tests.support.receivers import JsonReceiver
+
+WINDOW = {"period": "day", "until": "2024-03-15T16:00:00+00:00", "timezone": "UTC"}
+
+
+@pytest.fixture
+def world(tmp_path: Path):
+    bot_db = build_bot_db(tmp_path / "bot.db")
+    agent_db = build_agent_db(tmp_path / "agent.db")
+    store = Store(f"sqlite:///{agent_db}")
+    with JsonReceiver() as receiver:
+        targets = {"inbox": TargetSpec("inbox", receiver.url)}
+        notes = Notifications(store, Router([RouteSpec("reports", ("inbox",))], targets))
+        host = HostContext("local", {"bot": {"db_path": str(bot_db)}, "agent": {"db_path": str(agent_db)}})
+        yield store, notes, Outbox(store, targets), receiver, host
+    store.close()
+
+
+def ctx(host: HostContext, notes: Notifications, check_mode: bool = False) -> RunContext:
+    return RunContext(host=host, notifier=notes, check_mode=check_mode, template_vars={})
+
+
+async def test_sends_the_report_with_the_exact_figures(world) -> None:
+    store, notes, outbox, receiver, host = world
+    params = ReportAction.Params.model_validate({**WINDOW, "route": "reports"})
+    result = await ReportAction().run(params, ctx(host, notes))
+    assert (result.failed, result.changed) == (False, True), result.msg
+    assert result.msg == ("sent day 2024-03-15 report to 1 target(s): 4 trade(s), realized P&L -2.00, "
+                          "3 incident(s)")
+    report = result.data["report"]
+    for key in ("trades", "wins", "losses", "win_rate", "realized_pnl", "total_pnl", "fees", "fills",
+                "max_drawdown_usd", "max_drawdown_pct", "incident_count", "incident_seconds",
+                "remediation_runs", "halts", "downtime_seconds"):
+        assert report[key] == EXPECTED[key], key
+    assert (report["best_trade"]["pnl"], report["worst_trade"]["pnl"]) == (4.75, -10.25)
+
+    await outbox.drain(timeout=10)
+    [message] = receiver.wait_for(1)
+    assert message["title"] == "Trading report day 2024-03-15 on local"
+    body = message["message"]
+    for line in (
+        "2024-03-15 00:00 UTC to 2024-03-15 16:00 UTC",
+        "- trades closed: 4 (opened: 6; wins 2, losses 1)",
+        "- win rate: 50.0 %",
+        "- realized P&L: -2.00 USD (net of fees)",
+        "- total P&L (equity change): +18.00 USD (1000.00 -> 1018.00)",
+        "- best trade: +4.75 USD (BTC long, #1)",
+        "- worst trade: -10.25 USD (ETH short, #2)",
+        "- max drawdown: 2.50 % (25.50 USD)",
+        "- fees: 4.06 USD over 11 fill(s)",
+        "Open positions: 2 (unrealized +1.25 USD)",
+        "- BTC -0.01 @ 61000.00 (unrealized -0.25 USD)",
+        "- uptime of the trading loop: 75.16 % (down 14310 s)",
+        "- incidents: 3 (19800 s in total)",
+        "#3 warning bot-health/bot memory on local: 3600 s (still open)",
+        "- remediations run: 3",
+        "- restart-bot: 2 run(s), 1 failed",
+        "- #2 ETH short 0.5: -10.25 USD (stop_loss)",
+    ):
+        assert line in body, f"{line!r} not in:\n{body}"
+    [row] = [n for n in store.list_notifications() if n.kind == "task"]
+    assert row.status == "sent"
+
+
+async def test_check_mode_renders_and_sends_nothing(world) -> None:
+    store, notes, outbox, receiver, host = world
+    params = ReportAction.Params.model_validate({**WINDOW, "route": "reports"})
+    result = await ReportAction().run(params, ctx(host, notes, check_mode=True))
+    assert (result.failed, result.changed) == (False, True)
+    assert result.msg.startswith("would send day 2024-03-15 report to 1 target(s): 4 trade(s)")
+    assert "- win rate: 50.0 %" in result.data["body"]
+    assert result.data["queued"] == []
+    await outbox.drain(timeout=2)
+    assert store.list_notifications() == []
+    assert receiver.messages == []
+
+
+async def test_missing_bot_database_fails_with_the_reason(world, tmp_path: Path) -> None:
+    _, notes, _, receiver, _ = world
+    host = HostContext("local", {"bot": {"db_path": str(tmp_path / "missing.db")}})
+    result = await ReportAction().run(ReportAction.Params.model_validate(WINDOW), ctx(host, notes))
+    assert result.failed and "missing.db does not exist" in result.msg
+    assert receiver.messages == []
+
+
+async def test_unknown_route_fails(world) -> None:
+    _, notes, _, _, host = world
+    params = ReportAction.Params.model_validate({**WINDOW, "route": "nowhere"})
+    result = await ReportAction().run(params, ctx(host, notes))
+    assert result.failed and result.msg.startswith("cannot notify")
+
+
+@pytest.mark.parametrize(
+    ("params", "error"),
+    [
+        ({"since": "yesterday"}, "neither a duration"),
+        ({"timezone": "Mars/Olympus"}, "unknown timezone"),
+        ({"template": "../secrets"}, "must be a file name"),
+        ({"period": "month"}, "day"),
+        ({"since": "2024-03-16T00:00:00Z", "until": "2024-03-15T00:00:00Z"}, None),
+        ({"colour": "red"}, "Extra inputs"),
+    ],
+)
+def test_bad_parameters_are_refused_at_load(params, error) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=error):
+        ReportAction.Params.model_validate(params)
+
+
+def test_registered() -> None:
+    assert default_registry().actions["report"] is ReportAction
