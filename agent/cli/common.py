@@ -11,7 +11,7 @@ from rich.console import Console
 from agent.errors import ConfigError
 
 console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)  # never break file:line:col
 
 
 class Verbosity:
