@@ -14,16 +14,25 @@ Budget counting, exactly (the README repeats this):
 Cooldown: a run is refused if the previous run of the same remediation on that host started
 less than ``cooldown`` ago (no hand-over; the next hard transition may try again).
 Single flight: at most one remediation per (host, remediation target) runs at a time; a second
-one waits for the first (a restart racing a restart would be worse than either).
+one waits for the first (a restart racing a restart would be worse than either). Across
+processes too: the run holds an ``fcntl`` lock per target under ``var/locks``
+(:mod:`agent.engine.locks`), the same locks ``agent run-playbook`` takes, so an operator's play
+and the resident agent never act on the same program or account at once.
 """
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
+
+from agent.engine.locks import target_locks, targets_of_tasks
+
+LOCK_TIMEOUT_SECONDS = 300.0
 
 BUDGET_EVENT = "remediation-run"
 HANDOVER_EVENT = "remediation-handover"
@@ -46,9 +55,12 @@ class _Ledger:
 class RemediationGuard:
     """Decides whether a remediation may run now, and remembers that it did."""
 
-    def __init__(self, store: Any, db: Callable[..., Awaitable[Any]]) -> None:
+    def __init__(self, store: Any, db: Callable[..., Awaitable[Any]], *, lock_dir: Path | None = None,
+                 render: Callable[[str, Any], str] | None = None) -> None:
         self._store = store
         self._db = db
+        self._lock_dir = lock_dir
+        self._render = render
         self._ledgers: dict[tuple[str, str, str], _Ledger] = defaultdict(_Ledger)
         self._locks: dict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
 
@@ -92,6 +104,32 @@ class RemediationGuard:
         self._ledgers[key].runs.append(started)
         data = {"play": key[0], "host": key[1], "remediation": name}
         await self._db(lambda: self._store.add_event(BUDGET_EVENT, bc.key, None, f"{name} ran", data, at=started))
+
+
+    def targets(self, bc: Any, tasks: Iterable[Any]) -> list[str]:
+        """The lock targets of ``tasks`` on ``bc``'s host, templates rendered with its vars."""
+        out = []
+        for t in targets_of_tasks(tasks):
+            if self._render is not None and "{{" in t:
+                try:
+                    t = self._render(t, bc.vars)
+                except Exception:  # noqa: BLE001 - lock by the text then: still serialises equal plays
+                    pass
+            out.append(f"{bc.host.name}/{t}")
+        return out
+
+    @contextlib.asynccontextmanager
+    async def tasks_lock(self, bc: Any, tasks: Iterable[Any], *, owner: str) -> AsyncIterator[None]:
+        """Hold the cross-process locks of every target ``tasks`` act on (no-op without lock_dir)."""
+        if self._lock_dir is None:
+            yield
+            return
+        async with target_locks(self._lock_dir, self.targets(bc, tasks), owner=owner, timeout=LOCK_TIMEOUT_SECONDS):
+            yield
+
+    def target_lock(self, bc: Any, name: str, remediation: Any, *, owner: str) -> Any:
+        """The cross-process locks of one remediation's steps."""
+        return self.tasks_lock(bc, getattr(remediation, "steps", []) or [], owner=owner)
 
 
 def _target(remediation: Any, name: str) -> str:

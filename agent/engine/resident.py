@@ -20,6 +20,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
+from agent.engine import flapping
 from agent.engine.evaluator import CheckStatus, Transition, classify
 from agent.engine.play_runner import PlayRunner, TaskOutcome
 from agent.engine.remediation import RemediationGuard
@@ -35,6 +36,7 @@ T = TypeVar("T")
 RESULT_RETENTION = timedelta(days=7)
 REPEAT_SCAN_SECONDS = 15.0
 RELOAD_POLL_SECONDS = 1.0
+LIFECYCLE_TICK_SECONDS = 1.0
 
 
 class ConfigSource:
@@ -87,6 +89,7 @@ class ResidentAgent:
         self.scheduler: CheckScheduler | None = None
         self.statuses: dict[str, CheckStatus] = {}
         self.guard: RemediationGuard | None = None
+        self.lifecycle: Any = None
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
         self._reload_requested = asyncio.Event()
         self._background: set[asyncio.Task[Any]] = set()
@@ -123,8 +126,10 @@ class ResidentAgent:
         self.outbox = Outbox(self.store, self.notifications.targets)
         records = await self.db(self.store.load_check_states)
         self.statuses = {k: status_from_record(r) for k, r in records.items()}
-        self.guard = RemediationGuard(self.store, self.db)
+        self.guard = RemediationGuard(self.store, self.db, lock_dir=self.lock_dir,
+                                      render=lambda text, vars: self.config.templating.render_str(text, vars))
         await self.guard.load()
+        self.lifecycle = self._make_lifecycle()
         self.scheduler = CheckScheduler(self._on_result, notifier=self.notifications)
         self.scheduler.start(self.config.bound_checks)
         await self.db(self.store.add_event, "start", None, None,
@@ -142,6 +147,8 @@ class ResidentAgent:
         self._spawn(self.outbox.run(stop), "outbox")
         self._spawn(self._watch_config(stop), "reload")
         self._spawn(self._housekeeping(stop), "housekeeping")
+        self._spawn(self._lifecycle_loop(stop), "lifecycle")
+        self._spawn(self._heartbeat(stop), "heartbeat")
         # issue 6 (detection): pidfd + supervisord events + heartbeat deadlines, and /metrics.
         from agent.engine.watchers import run_detection
 
@@ -184,23 +191,40 @@ class ResidentAgent:
         at = datetime.now(timezone.utc)
         obs = classify(bc, result, self.config.templating, status.soft, at, duration_ms)
         transition = status.advance(obs, after=bc.check.after, for_seconds=bc.check.for_)
-        await self.db(self._persist, bc, status, obs, transition)
+        flap = None
+        if bc.check.flapping is not None:
+            f = bc.check.flapping
+            flap = flapping.fold(status.extra, obs.state.name, window=f.window, start=f.start, stop=f.stop)
+        await self.db(self._persist, bc, status, obs, transition, flap)
+        if flap is not None:
+            log.warning("%s: %s flapping (%.0f%% state changes)", bc.key, "started" if flap.started else "stopped",
+                        flap.percent)
+            self.outbox.wake()
         if transition is None:
             return
         log.warning("%s: %s -> %s%s", bc.key, transition.old.name, transition.new.name,
                     f" ({obs.error})" if obs.error else "")
         self.outbox.wake()
         if transition.new.is_problem and bc.check.remediate:
+            if flapping.is_flapping(status.extra):
+                await self.db(self.store.add_event, "remediation-paused", bc.key, status.incident_id,
+                              "remediation paused: the check is flapping", {})
+                return
             self._spawn(self._remediate(bc, transition), f"remediate:{bc.key}")
 
-    def _persist(self, bc: Any, status: CheckStatus, obs: Any, tr: Transition | None) -> None:
-        """One transaction: the result, the state, and on a transition the incident, outbox, audit."""
+    def _persist(self, bc: Any, status: CheckStatus, obs: Any, tr: Transition | None,
+                 flap: flapping.FlapChange | None = None) -> None:
+        """One transaction: the result, the state (flapping window included), and on a
+        transition the incident and audit; a flapping notice when flapping starts or stops."""
         with self.store.transaction() as tx:
             tx.record_result(play=bc.play.name, host=bc.host.name, check=bc.check.name, state=obs.state,
                              value=_short(obs.value), error=obs.error, duration_ms=obs.duration_ms,
                              observed_at=obs.at)
             if tr is not None:
                 self.notifications.on_transition(tx, bc, status, tr)
+            if flap is not None:
+                self.notifications.flapping(tx, bc, status.incident_id, started=flap.started, percent=flap.percent,
+                                            state=status.hard.name, at=obs.at)
             tx.save_check_state(record_from_status(bc, status))
 
     # -- remediation ---------------------------------------------------------------------------
@@ -217,7 +241,8 @@ class ResidentAgent:
                 if decision.handover:
                     await self._handover(bc, name, decision)
                 continue
-            async with decision.lock:
+            async with decision.lock, self.guard.target_lock(bc, name, remediation, owner=f"agent: {name} for "
+                                                              f"{bc.key}"):
                 started = datetime.now(timezone.utc)
                 recap = await self._run_steps(bc, name, remediation.steps, reason, extra_vars=check_vars(bc, tr))
                 if any(o.status != "skipped" for o in recap.outcomes):
@@ -246,8 +271,10 @@ class ResidentAgent:
         play = self.config.playbooks.get(then)
         reason = f"restart budget of {name} for {bc.key} exhausted: {decision.reason}"
         if play is not None:
-            await self._run_steps(bc, f"handover:{then}", play.tasks, reason, play=play,
-                                  extra_vars={"reason": reason})
+            assert self.guard is not None
+            async with self.guard.tasks_lock(bc, play.tasks, owner=f"agent: handover {then} for {bc.key}"):
+                await self._run_steps(bc, f"handover:{then}", play.tasks, reason, play=play,
+                                      extra_vars={"reason": reason})
         await self.db(self.notifications.page, bc, reason)
         self.outbox.wake()
 
@@ -291,6 +318,63 @@ class ResidentAgent:
                       f"configuration reloaded: {len(keys)} checks", {})
         log.info("configuration reloaded: %d checks", len(keys))
         return True
+
+    # -- alert lifecycle (grouping, silences, inhibition, escalation, digest), heartbeat --------
+    @property
+    def lock_dir(self) -> Path:
+        """Cross-process single-flight locks (shared with `agent run-playbook`)."""
+        return Path(self.config.settings.path(self.config.settings.var_dir)) / "locks"
+
+    def _make_lifecycle(self) -> Any:
+        from agent.notify.lifecycle import AlertLifecycle, LifecycleSettings
+
+        def settings() -> LifecycleSettings:
+            n = self.config.inventory.notify
+            return LifecycleSettings(group_wait=float(n.group_wait), group_interval=float(n.group_interval))
+
+        return AlertLifecycle(
+            self.notifications, checks=lambda: {bc.key: bc for bc in self.config.bound_checks},
+            maintenance=lambda: self.config.inventory.maintenance,
+            is_flapping=lambda key: key in self.statuses and flapping.is_flapping(self.statuses[key].extra),
+            settings=settings)
+
+    async def _lifecycle_loop(self, stop: asyncio.Event) -> None:
+        """Decide and queue alerts about once a second; send the info digest on its schedule."""
+        from agent.notify.lifecycle import DIGEST_EVENT
+
+        last = await self.db(self.store.recent_events, kind=DIGEST_EVENT, limit=1)
+        last_digest = last[0].at if last else datetime.now(timezone.utc)
+        while not stop.is_set():
+            now = datetime.now(timezone.utc)
+            try:
+                if await self.db(self.lifecycle.tick, now):
+                    self.outbox.wake()
+                trigger = self.config.inventory.notify.digest.trigger()
+                due = trigger.get_next_fire_time(None, last_digest + timedelta(microseconds=1))
+                if due is not None and due <= now:
+                    if await self.db(self.lifecycle.send_digest, last_digest, now):
+                        self.outbox.wake()
+                    last_digest = now
+            except Exception:  # noqa: BLE001 - one bad pass must not silence every later alert
+                log.exception("alert lifecycle pass failed")
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=LIFECYCLE_TICK_SECONDS)
+            except asyncio.TimeoutError:
+                pass
+
+    async def _heartbeat(self, stop: asyncio.Event) -> None:
+        from agent.engine.heartbeat import run_heartbeat
+
+        async def on_result(ok: bool, detail: str) -> None:
+            await self.db(self.store.add_event, "heartbeat", None, None,
+                          f"heartbeat {'delivered' if ok else 'failed'}: {detail}", {"ok": ok})
+
+        from agent.engine.heartbeat import heartbeat_url
+        from agent.notify.redact import url_secrets
+
+        self.notifications.redactor.add(url_secrets(heartbeat_url(self.config)) if heartbeat_url(self.config) else set())
+        await run_heartbeat(lambda: self.config, stop, redact=self.notifications.redactor.redact,
+                            on_result=on_result)
 
     # -- housekeeping --------------------------------------------------------------------------
     async def _housekeeping(self, stop: asyncio.Event) -> None:

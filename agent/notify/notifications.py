@@ -23,7 +23,8 @@ from agent.store._operations import Operations
 from agent.types import format_duration
 
 DEFAULT_TEMPLATES = {"alert": "alert.md.j2", "resolve": "resolve.md.j2", "repeat": "alert.md.j2",
-                     "notice": "notify.md.j2"}
+                     "notice": "notify.md.j2", "grouped": "grouped.md.j2", "flapping": "flapping.md.j2",
+                     "digest": "digest.md.j2"}
 
 
 def utc_now() -> datetime:
@@ -119,7 +120,7 @@ class Notifications:
         queued: list[int] = []
         with self.store.transaction() as tx:
             for incident in tx.open_incidents():
-                if incident.acknowledged_at is not None:
+                if incident.acknowledged_at is not None or incident.suppressed:
                     continue
                 rows = tx.list_notifications(incident_id=incident.id)
                 for route_name, target in {(n.route, n.target) for n in rows if n.kind == "alert"}:
@@ -182,9 +183,12 @@ class Notifications:
     # -- adapters for the resident engine (duck-typed on its bound check and transition) ---
 
     def on_transition(self, tx: StoreTransaction, bc: Any, status: Any, tr: Any) -> list[int]:
-        """A hard transition: open/escalate/resolve the incident and queue its messages.
+        """A hard transition: open, change or resolve the incident (sets ``status.incident_id``).
 
-        Sets ``status.incident_id`` (the engine persists it with the check state).
+        Nothing is queued here: :class:`agent.notify.lifecycle.AlertLifecycle` decides when and
+        how the operator is told (group wait, silences, inhibition, flapping, digest). A change
+        of state of an open incident clears its acknowledgement (a new hard transition re-arms
+        repeats and escalation). Returns ``[]`` (kept for callers that count queued rows).
         """
         play, host, check = bc.play.name, bc.host.name, bc.check.name
         obs = tr.observation
@@ -192,21 +196,43 @@ class Notifications:
         tx.add_event("transition", tr.key, status.incident_id, f"{tr.old.name} -> {tr.new.name}",
                      {"value": _text(obs.value), "error": obs.error}, at=tr.at)
         if tr.new is State.OK:
-            if status.incident_id is None:
-                return []
-            incident = tx.get_incident(status.incident_id)
-            tx.resolve_incident(status.incident_id, tr.at)
-            status.incident_id = None
-            return self.resolve(tx, incident, tr.at, value=_text(obs.value)) if incident else []
+            if status.incident_id is not None:
+                tx.resolve_incident(status.incident_id, tr.at)
+                status.incident_id = None
+            return []
         if status.incident_id is None:
             status.incident_id = tx.open_incident(play=play, host=host, check=check, state=tr.new,
                                                   severity=severity, opened_at=tr.at, summary=obs.summary)
+            tx.add_event("incident-opened", tr.key, status.incident_id, f"incident #{status.incident_id} opened: "
+                         f"{tr.new.name} ({severity})", {"error": obs.error}, at=tr.at)
         else:
             tx.update_incident(status.incident_id, state=tr.new, severity=severity, summary=obs.summary)
-        return self.alert(tx, AlertInfo(
-            play=play, host=host, check=check, state=tr.new, severity=severity, since=tr.at,
-            value=_text(obs.value), error=obs.error, summary=obs.summary,
-            tags=tuple(getattr(bc.check, "tags", None) or ()), incident_id=status.incident_id))
+            incident = tx.get_incident(status.incident_id)
+            if incident is not None and incident.acknowledged_at is not None:
+                tx.set_incident_lifecycle(status.incident_id, acknowledged_at=None, acknowledged_by=None,
+                                          ack_comment=None)
+                tx.add_event("ack-cleared", tr.key, status.incident_id,
+                             f"acknowledgement cleared: the state changed to {tr.new.name}", {}, at=tr.at)
+        return []
+
+    def flapping(self, tx: StoreTransaction, bc: Any, incident_id: int | None, *, started: bool, percent: float,
+                 state: str, at: datetime) -> list[int]:
+        """One notice when a check starts flapping, one when it settles."""
+        play, host, check = bc.play.name, bc.host.name, bc.check.name
+        tags = tuple(getattr(bc.check, "tags", None) or ())
+        severity = _severity(State[state] if state in State.__members__ and state != "OK" else State.WARNING,
+                             getattr(bc.check, "severity", None))
+        kind = "FLAPPING" if started else "SETTLED"
+        title = (f"[FLAPPING] {check} on {host}: alerts and remediation paused" if started
+                 else f"[SETTLED] {check} on {host} stopped flapping, now {state}")
+        vars = dict(started=started, check=check, host=host, play=play, percent=round(percent, 1), state=state,
+                    incident_id=incident_id, at=_when(at))
+        body = render_or_fallback(self.templating, self.templates["flapping"], vars)
+        pairs = self.router.route(RoutedMessage(severity, host, play, check, tags))
+        tx.add_event("flapping-start" if started else "flapping-stop", f"{play}/{host}/{check}", incident_id,
+                     f"{kind.lower()}: {percent:.0f}% weighted state changes", {"percent": round(percent, 1)}, at=at)
+        return self._enqueue(tx, "notice", pairs, title, body, severity,
+                             f"flap:{play}/{host}/{check}:{kind}:{at.isoformat()}", incident_id, self.clock())
 
     def page(self, bc: Any, reason: str) -> list[int]:
         """Tell a human now (e.g. a remediation budget is exhausted)."""
@@ -263,6 +289,9 @@ class Notifications:
 
 
 def _severity(state: State, check_severity: Any) -> str:
+    configured_text = str(getattr(check_severity, "value", check_severity) or "").lower()
+    if configured_text == "info" and state is not State.CRITICAL:
+        return "info"  # an info finding goes to the digest, whatever state it maps to
     if state is State.WARNING:
         return "warning"
     # UNKNOWN of a critical check (its endpoint refuses connections) pages like CRITICAL.
@@ -290,5 +319,6 @@ def _router_from_config(config: Any) -> tuple[Router, dict[str, str]]:
     urls = {name: getattr(t, "rendered_url", "") or "" for name, t in (getattr(notify, "targets", None) or {}).items()}
     targets, routes = specs_from_inventory(notify, urls)
     tmpl = getattr(notify, "templates", None)
-    templates = {k: getattr(tmpl, k) for k in ("alert", "resolve", "repeat") if getattr(tmpl, k, None)}
+    templates = {k: getattr(tmpl, k) for k in ("alert", "resolve", "repeat", "grouped", "flapping", "digest")
+                 if getattr(tmpl, k, None)}
     return Router(routes, targets), templates

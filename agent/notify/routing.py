@@ -54,6 +54,8 @@ class RouteSpec:
     """Seconds between reminders while an incident stays open and unacknowledged."""
     send_resolved: bool = True
     continue_: bool = False
+    escalate: tuple[tuple[float, str], ...] = ()
+    """(seconds open and unacknowledged, route name to tell next), in the inventory's order."""
 
 
 @dataclass(frozen=True)
@@ -140,5 +142,6 @@ def specs_from_inventory(
             repeat=float(repeat) if repeat else None,
             send_resolved=bool(getattr(r, "send_resolved", True)),
             continue_=bool(cont if cont is not None else getattr(r, "continue", False)),
+            escalate=tuple((float(e.after), str(e.to)) for e in (getattr(r, "escalate", None) or ())),
         ))
     return targets, routes

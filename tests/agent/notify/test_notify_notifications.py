@@ -135,18 +135,27 @@ def test_a_broken_template_still_sends_the_alert(store: Store) -> None:
 
 
 def test_engine_transition_adapter_opens_escalates_and_resolves(store: Store) -> None:
+    """The adapter only keeps the incident; the lifecycle sends (here with group_wait 0)."""
     from types import SimpleNamespace as NS
+
+    from agent.notify.lifecycle import AlertLifecycle, LifecycleSettings
 
     now = [T0]
     notes = make(store, "json://127.0.0.1:1/", now)
-    bc = NS(play=NS(name="bot-health"), host=NS(name="bot1"), check=NS(name="alive", severity="critical", tags=()))
+    bc = NS(play=NS(name="bot-health", checks=[]), host=NS(name="bot1"),
+            check=NS(name="alive", severity="critical", tags=(), depends_on=()))
+    lifecycle = AlertLifecycle(notes, checks=lambda: {"bot-health/bot1/alive": bc}, maintenance=lambda: [],
+                               is_flapping=lambda key: False,
+                               settings=lambda: LifecycleSettings(group_wait=0, group_interval=0.001))
     status = NS(incident_id=None)
 
     def transition(old: State, new: State, at: datetime, error: str | None = None) -> None:
         obs = NS(value=None, error=error, summary="health", at=at)
         with store.transaction() as tx:
-            notes.on_transition(tx, bc, status, NS(key="bot-health/bot1/alive", old=old, new=new, at=at,
-                                                   observation=obs))
+            assert notes.on_transition(tx, bc, status, NS(key="bot-health/bot1/alive", old=old, new=new, at=at,
+                                                          observation=obs)) == []
+        now[0] = at
+        lifecycle.tick(at)
 
     transition(State.OK, State.UNKNOWN, T0, "connection refused")  # a dead critical check pages
     iid = status.incident_id

@@ -1,0 +1,58 @@
+"""Who watches the agent: a dead-man's switch pinged while the agent is alive.
+
+Every ``heartbeat.every`` the agent POSTs a short text to the configured URL (healthchecks.io,
+a Gatus external endpoint, any HTTP receiver); when the pings stop (the agent hung, its box
+died, supervisord gave up) that service alerts through its own channels. A failed ping is
+logged (the URL redacted) and retried at the next beat; it never stops the agent. The URL is a
+template rendered with the settings' vars and ``env``, like notification targets; an empty
+rendering disables the heartbeat.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+log = logging.getLogger(__name__)
+
+
+def heartbeat_url(config: Any) -> str:
+    """The rendered heartbeat URL of a loaded configuration, or ``""`` (disabled)."""
+    hb = getattr(config.inventory, "heartbeat", None)
+    if hb is None or not hb.url:
+        return ""
+    try:
+        return config.templating.render_str(hb.url, config.settings.template_vars()).strip()
+    except Exception as exc:  # noqa: BLE001 - a broken template disables the heartbeat, loudly
+        log.error("heartbeat URL cannot be rendered (%s); no heartbeat is sent", type(exc).__name__)
+        return ""
+
+
+async def run_heartbeat(config: Callable[[], Any], stop: asyncio.Event, *, redact: Callable[[str], str],
+                        on_result: Callable[[bool, str], Any] | None = None) -> None:
+    """Ping until ``stop``; reads the configuration each beat so a reload takes effect."""
+    last_ok: bool | None = None
+    async with httpx.AsyncClient() as client:
+        while not stop.is_set():
+            cfg = config()
+            hb = getattr(cfg.inventory, "heartbeat", None)
+            url = heartbeat_url(cfg)
+            every = float(hb.every) if hb is not None else 60.0
+            if url:
+                try:
+                    resp = await client.post(url, content=b"botwarden agent alive", timeout=float(hb.timeout))
+                    ok, detail = resp.status_code < 400, f"HTTP {resp.status_code}"
+                except httpx.HTTPError as exc:
+                    ok, detail = False, type(exc).__name__
+                if not ok:
+                    log.warning("heartbeat to %s failed: %s", redact(url), detail)
+                if ok != last_ok and on_result is not None:
+                    await on_result(ok, detail)
+                last_ok = ok
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=every)
+            except asyncio.TimeoutError:
+                pass

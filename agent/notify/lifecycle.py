@@ -1,0 +1,360 @@
+"""The alert lifecycle: when, how and whether an open incident is told to a human.
+
+The engine only opens, changes and resolves incidents (in the transaction of the transition);
+:meth:`AlertLifecycle.tick`, called about once a second, decides everything else from what is
+in the store, so every decision survives a restart of the agent:
+
+* **suppression**, in this order (the first that applies is recorded in
+  ``incidents.suppressed`` and as an audit event; nothing is sent while it holds):
+  ``flapping`` (the check is FLAPPING: its notices stand for it), ``maintenance NAME`` (a
+  window of the inventory is open), ``silence #ID`` (``agent silence``), ``inhibited by
+  PARENT`` (a check it ``depends_on`` has an open incident on the same host; the parent's
+  alert lists it), ``digest`` (info severity: the scheduled digest reports it). When the
+  suppression ends and the problem is still there, it is sent like a new one;
+* **grouping** (Alertmanager's ``group_wait``/``group_interval``, per host): an incident that
+  may be sent waits until the oldest unsent one of its host is ``group_wait`` old; then all
+  unsent incidents of that host go out as one message per target. While the host has
+  announced, unresolved incidents, the next message for it waits ``group_interval`` after the
+  last one. A state change of an announced incident (WARNING -> CRITICAL) is sent the same
+  way. Resolves of announced incidents are grouped per host too (after ``group_wait``);
+  an incident resolved before it was ever sent is never mentioned (no alert, no resolve);
+* **escalation**: an announced incident, unresolved, unacknowledged and not suppressed, whose
+  routes declare ``escalate: [{after, to}]``, is sent to route ``to`` once it has been open
+  ``after``; each step once (``incidents.escalation_level``). ``agent ack`` stops it; a new
+  hard transition clears the acknowledgement and escalation continues where it was;
+* **digest**: :meth:`send_digest` sends one message listing the info-severity incidents open
+  or resolved since the previous digest.
+
+Every message is linked to every incident it covers (``notification_incidents``), so
+``agent explain`` and repeats see grouped messages too.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from fnmatch import fnmatchcase
+from typing import Any
+
+from agent.engine.state import State
+from agent.notify.rendering import render_or_fallback
+from agent.notify.routing import RoutedMessage, RouteSpec
+from agent.store import IncidentRecord, SilenceRecord, StoreTransaction
+from agent.types import format_duration
+
+log = logging.getLogger(__name__)
+DIGEST_EVENT = "digest"
+SILENCE_FIELDS = ("host", "play", "check", "severity", "tag")
+
+
+@dataclass(frozen=True)
+class LifecycleSettings:
+    """The inventory's ``notify.group_wait`` and ``notify.group_interval``, in seconds."""
+
+    group_wait: float = 5.0
+    group_interval: float = 60.0
+
+
+def silence_matches(matchers: Mapping[str, str], *, host: str, play: str, check: str, severity: str,
+                    tags: Sequence[str] = ()) -> bool:
+    """Every matcher holds (shell-style globs; ``tag`` holds when any tag matches)."""
+    fields = {"host": host, "play": play, "check": check, "severity": severity}
+    for name, pattern in matchers.items():
+        if name == "tag":
+            if not any(fnmatchcase(t, pattern) for t in tags):
+                return False
+        elif not fnmatchcase(fields.get(name, ""), pattern):
+            return False
+    return True
+
+
+class AlertLifecycle:
+    """Decides and queues alert, grouped, resolve and escalation messages. Store thread only.
+
+    ``checks()`` returns the current bound checks by key (for tags, ``depends_on``, flapping),
+    ``maintenance()`` the inventory's windows, ``is_flapping(key)`` whether a check is FLAPPING.
+    """
+
+    def __init__(self, notifications: Any, *, checks: Callable[[], Mapping[str, Any]],
+                 maintenance: Callable[[], Sequence[Any]], is_flapping: Callable[[str], bool],
+                 settings: Callable[[], LifecycleSettings]) -> None:
+        self.notifications = notifications
+        self.checks = checks
+        self.maintenance = maintenance
+        self.is_flapping = is_flapping
+        self.settings = settings
+
+    # -- one pass ------------------------------------------------------------------------------
+    def tick(self, now: datetime) -> int:
+        """Re-decide every open incident and queue what is due; returns how many rows were queued."""
+        queued = 0
+        with self.notifications.store.transaction() as tx:
+            silences = tx.silences(active_at=now)
+            incidents = tx.open_incidents()
+            open_by_key = {i.key: i for i in incidents}
+            fresh: list[IncidentRecord] = []
+            for inc in incidents:
+                inc = self._decide_suppression(tx, inc, silences, open_by_key, now)
+                fresh.append(inc)
+            queued += self._send_groups(tx, fresh, now)
+            queued += self._send_resolves(tx, now)
+            queued += self._escalate(tx, [i for i in fresh], now)
+            if queued and self.notifications.on_enqueued:
+                tx.after_commit(self.notifications.on_enqueued)
+        return queued
+
+    # -- suppression ---------------------------------------------------------------------------
+    def suppression(self, inc: IncidentRecord, silences: Sequence[SilenceRecord],
+                    open_by_key: Mapping[str, IncidentRecord], now: datetime) -> str | None:
+        """Why ``inc`` must not be sent now, or ``None``."""
+        bc = self.checks().get(inc.key)
+        tags = tuple(getattr(bc.check, "tags", ()) or ()) if bc is not None else ()
+        if self.is_flapping(inc.key):
+            return "flapping"
+        for window in self.maintenance():
+            m = window.match
+            if window.active(now) and m.matches(severity=inc.severity, host=inc.host, play=inc.play,
+                                                check=inc.check, tags=tags):
+                return f"maintenance {window.name}"
+        for s in silences:
+            if silence_matches(s.matchers, host=inc.host, play=inc.play, check=inc.check, severity=inc.severity,
+                               tags=tags):
+                return f"silence #{s.id}" + (f": {s.reason}" if s.reason else "")
+        for parent in (getattr(bc.check, "depends_on", ()) or ()) if bc is not None else ():
+            pinc = open_by_key.get(f"{inc.play}/{inc.host}/{parent}")
+            if pinc is not None:
+                return f"inhibited by {parent} (#{pinc.id})"
+        if inc.severity == "info":
+            return "digest"
+        return None
+
+    def _decide_suppression(self, tx: StoreTransaction, inc: IncidentRecord, silences: Sequence[SilenceRecord],
+                            open_by_key: Mapping[str, IncidentRecord], now: datetime) -> IncidentRecord:
+        reason = self.suppression(inc, silences, open_by_key, now)
+        if reason == inc.suppressed and (reason is not None or inc.eligible_since is not None):
+            return inc
+        eligible = None if reason else now
+        tx.set_incident_lifecycle(inc.id, suppressed=reason, eligible_since=eligible)
+        if reason != inc.suppressed:
+            if reason:
+                tx.add_event("suppressed", inc.key, inc.id, f"not sent: {reason}", {"reason": reason}, at=now)
+            elif inc.suppressed:
+                tx.add_event("unsuppressed", inc.key, inc.id, f"{inc.suppressed} ended; still {inc.state.name}: "
+                             "it will be sent", {"was": inc.suppressed}, at=now)
+        return replace(inc, suppressed=reason, eligible_since=eligible)
+
+    # -- grouped alerts ------------------------------------------------------------------------
+    def _send_groups(self, tx: StoreTransaction, incidents: Sequence[IncidentRecord], now: datetime) -> int:
+        cfg = self.settings()
+        by_host: dict[str, list[IncidentRecord]] = defaultdict(list)
+        for inc in incidents:
+            by_host[inc.host].append(inc)
+        queued = 0
+        for host, incs in by_host.items():
+            unsent = [i for i in incs if i.suppressed is None and i.eligible_since is not None
+                      and i.announced_state != i.state.name]
+            if not unsent:
+                continue
+            first = min(i.eligible_since for i in unsent if i.eligible_since is not None)
+            if (now - first).total_seconds() < cfg.group_wait:
+                continue
+            announced = [i.announced_at for i in incs
+                         if i.announced_state not in (None, "OK") and i.announced_at is not None]
+            if announced and (now - max(announced)).total_seconds() < cfg.group_interval:
+                continue
+            still = [i for i in incs if i.announced_state not in (None, "OK") and i not in unsent
+                     and i.suppressed is None]
+            queued += self._send_group(tx, host, unsent, still, incidents, now)
+        return queued
+
+    def _send_group(self, tx: StoreTransaction, host: str, new: Sequence[IncidentRecord],
+                    still: Sequence[IncidentRecord], all_open: Sequence[IncidentRecord], now: datetime) -> int:
+        notes = self.notifications
+        per_pair: dict[tuple[str, str], tuple[RouteSpec, list[IncidentRecord]]] = {}
+        for inc in new:
+            for route, target in notes.router.route(self._routed(inc)):
+                per_pair.setdefault((route.name, target), (route, []))[1].append(inc)
+        ids_by_incident: dict[int, list[int]] = defaultdict(list)
+        queued = 0
+        for (route_name, target), (route, incs) in per_pair.items():
+            title, body = self._group_text(host, incs, still, all_open, now)
+            signature = "+".join(f"{i.id}{i.state.name[0]}" for i in incs)
+            if len(signature) > 120:
+                signature = hashlib.sha256(signature.encode()).hexdigest()[:24]
+            worst = max(incs, key=lambda i: (i.state is not State.UNKNOWN, i.state))
+            ids = notes._enqueue(tx, "alert", [(route, target)], title, body, worst.severity,
+                                 f"alert:{host}:{signature}", incs[0].id, now)
+            if ids:
+                tx.link_notifications(ids, [i.id for i in incs])
+                queued += len(ids)
+                for i in incs:
+                    ids_by_incident[i.id] += ids
+        for inc in new:
+            tx.set_incident_lifecycle(inc.id, announced_state=inc.state.name, announced_at=now)
+            targets = [t for (r, t), (_, incs) in per_pair.items() if inc in incs]
+            tx.add_event("notified", inc.key, inc.id,
+                         f"{inc.state.name} sent to {', '.join(targets) or 'nobody (no route)'}"
+                         + (f" in a message about {len(new)} problems on {host}" if len(new) > 1 else ""),
+                         {"notifications": ids_by_incident.get(inc.id, []), "targets": targets,
+                          "group": [i.id for i in new]}, at=now)
+        return queued
+
+    def _group_text(self, host: str, incs: Sequence[IncidentRecord], still: Sequence[IncidentRecord],
+                    all_open: Sequence[IncidentRecord], now: datetime) -> tuple[str, str]:
+        notes = self.notifications
+        items = [self._item(i, all_open, now) for i in incs]
+        if len(incs) == 1:
+            inc, item = incs[0], items[0]
+            title = f"[{inc.state.name}] {inc.check} on {host}"
+            vars = {**notes._alert_vars(_alert_info(inc), now, repeat=False, count=0),
+                    "dependents": item["dependents"]}
+            return title, render_or_fallback(notes.templating, notes.templates["alert"], vars)
+        worst = max(incs, key=lambda i: (i.state is not State.UNKNOWN, i.state))
+        names = ", ".join(i.check for i in incs)
+        title = f"[{worst.state.name}] {len(incs)} problems on {host}: {names}"
+        if len(title) > 200:
+            title = title[:199] + "…"
+        vars = {"host": host, "resolved": False, "items": items, "count": len(incs),
+                "still": [self._item(i, all_open, now) for i in still]}
+        return title, render_or_fallback(notes.templating, notes.templates["grouped"], vars)
+
+    def _item(self, inc: IncidentRecord, all_open: Sequence[IncidentRecord], now: datetime) -> dict[str, Any]:
+        dependents = []
+        bc = self.checks().get(inc.key)
+        if bc is not None:
+            open_keys = {i.key: i for i in all_open}
+            for other in getattr(bc.play, "checks", ()) or ():
+                if inc.check in (getattr(other, "depends_on", ()) or ()):
+                    child = open_keys.get(f"{inc.play}/{inc.host}/{other.name}")
+                    dependents.append({"check": other.name, "failing": child is not None,
+                                       "state": child.state.name if child else "OK"})
+        return {"check": inc.check, "play": inc.play, "state": inc.state.name, "severity": inc.severity,
+                "since": inc.opened_at.strftime("%Y-%m-%d %H:%M:%S UTC"),
+                "for": format_duration(max(0.0, (now - inc.opened_at).total_seconds())),
+                "summary": inc.summary, "incident_id": inc.id, "dependents": dependents}
+
+    # -- grouped resolves ----------------------------------------------------------------------
+    def _send_resolves(self, tx: StoreTransaction, now: datetime) -> int:
+        notes = self.notifications
+        by_host: dict[str, list[IncidentRecord]] = defaultdict(list)
+        for inc in tx.incidents_to_close():
+            by_host[inc.host].append(inc)
+        queued = 0
+        for host, incs in by_host.items():
+            oldest = min(i.resolved_at for i in incs if i.resolved_at is not None)
+            if (now - oldest).total_seconds() < self.settings().group_wait:
+                continue
+            if len(incs) == 1:
+                inc = incs[0]
+                ids = notes.resolve(tx, inc, inc.resolved_at or now)
+            else:
+                ids = self._grouped_resolve(tx, host, incs, now)
+            queued += len(ids)
+            for inc in incs:
+                tx.set_incident_lifecycle(inc.id, announced_state="OK", announced_at=now)
+                tx.add_event("notified", inc.key, inc.id, f"RESOLVED sent ({len(ids)} message(s))",
+                             {"notifications": ids, "group": [i.id for i in incs]}, at=now)
+        return queued
+
+    def _grouped_resolve(self, tx: StoreTransaction, host: str, incs: Sequence[IncidentRecord],
+                         now: datetime) -> list[int]:
+        notes = self.notifications
+        per_pair: dict[tuple[str | None, str], tuple[RouteSpec | None, list[IncidentRecord]]] = {}
+        for inc in incs:
+            for route, target in notes._alerted(tx, inc.id):
+                if route is None or route.send_resolved:
+                    per_pair.setdefault((route.name if route else None, target), (route, []))[1].append(inc)
+        out: list[int] = []
+        for (_, target), (route, group) in per_pair.items():
+            items = [{"check": i.check, "play": i.play, "state": i.state.name, "incident_id": i.id,
+                      "for": format_duration(((i.resolved_at or now) - i.opened_at).total_seconds()),
+                      "since": i.opened_at.strftime("%Y-%m-%d %H:%M:%S UTC"), "summary": i.summary,
+                      "severity": i.severity, "dependents": []} for i in group]
+            if len(group) == 1:
+                i = group[0]
+                title = f"[RESOLVED] {i.check} on {host} after {items[0]['for']}"
+            else:
+                title = f"[RESOLVED] {len(group)} problems on {host}: {', '.join(i.check for i in group)}"
+            body = render_or_fallback(notes.templating, notes.templates["grouped"],
+                                      {"host": host, "resolved": True, "items": items, "count": len(group),
+                                       "still": []})
+            signature = hashlib.sha256("+".join(str(i.id) for i in group).encode()).hexdigest()[:24]
+            ids = notes._enqueue(tx, "resolve", [(route, target)], title, body, "resolved",
+                                 f"resolve:{host}:{signature}", group[0].id, now)
+            if ids:
+                tx.link_notifications(ids, [i.id for i in group])
+            out += ids
+        return out
+
+    # -- escalation ----------------------------------------------------------------------------
+    def _escalate(self, tx: StoreTransaction, incidents: Sequence[IncidentRecord], now: datetime) -> int:
+        notes = self.notifications
+        queued = 0
+        for inc in incidents:
+            if (inc.announced_state in (None, "OK") or inc.acknowledged_at is not None or inc.suppressed):
+                continue
+            routes = {r.name: r for r, _ in notes.router.route(self._routed(inc))}
+            steps = sorted((s for r in routes.values() for s in r.escalate), key=lambda s: s[0])
+            level = inc.escalation_level
+            age = (now - inc.opened_at).total_seconds()
+            while level < len(steps) and age >= steps[level][0]:
+                after, to = steps[level]
+                try:
+                    pairs = notes.router.named(to)
+                except KeyError:
+                    pairs = []
+                title = f"[ESCALATED] [{inc.state.name}] {inc.check} on {inc.host}: open {format_duration(age)}, " \
+                        "not acknowledged"
+                vars = {**notes._alert_vars(_alert_info(inc), now, repeat=False, count=0), "dependents": []}
+                body = render_or_fallback(notes.templating, notes.templates["alert"], vars)
+                ids = notes._enqueue(tx, "alert", pairs, title, body, inc.severity,
+                                     f"escalate:{inc.id}:{level}", inc.id, now)
+                tx.add_event("escalated", inc.key, inc.id, f"escalated to route {to} after {format_duration(after)} "
+                             f"unacknowledged: {', '.join(t for _, t in pairs) or 'no deliverable target'}",
+                             {"route": to, "notifications": ids, "level": level + 1}, at=now)
+                queued += len(ids)
+                level += 1
+            if level != inc.escalation_level:
+                tx.set_incident_lifecycle(inc.id, escalation_level=level)
+        return queued
+
+    # -- digest --------------------------------------------------------------------------------
+    def send_digest(self, since: datetime, now: datetime) -> int:
+        """One message listing info findings open or resolved since ``since``; records the digest."""
+        notes = self.notifications
+        with notes.store.transaction() as tx:
+            found = [i for i in tx.find_incidents(since=since, limit=500) if i.severity == "info"]
+            ids: list[int] = []
+            if found:
+                items = [{"check": i.check, "play": i.play, "host": i.host, "state": i.state.name,
+                          "incident_id": i.id, "open": i.resolved_at is None,
+                          "since": i.opened_at.strftime("%Y-%m-%d %H:%M:%S UTC"), "summary": i.summary}
+                         for i in reversed(found)]
+                title = f"[DIGEST] {len(found)} info finding(s) since {since.strftime('%Y-%m-%d %H:%M UTC')}"
+                body = render_or_fallback(notes.templating, notes.templates["digest"],
+                                          {"items": items, "since": since.strftime("%Y-%m-%d %H:%M:%S UTC")})
+                pairs = notes.router.route(RoutedMessage("info"))
+                ids = notes._enqueue(tx, "notice", pairs, title, body, "info", f"digest:{now.isoformat()}",
+                                     found[0].id, now)
+                if ids:
+                    tx.link_notifications(ids, [i.id for i in found])
+            tx.add_event(DIGEST_EVENT, None, None, f"digest: {len(found)} info finding(s)",
+                         {"notifications": ids, "incidents": [i.id for i in found]}, at=now)
+            if ids and notes.on_enqueued:
+                tx.after_commit(notes.on_enqueued)
+        return len(ids)
+
+    def _routed(self, inc: IncidentRecord) -> RoutedMessage:
+        bc = self.checks().get(inc.key)
+        tags = tuple(getattr(bc.check, "tags", ()) or ()) if bc is not None else ()
+        return RoutedMessage(inc.severity, inc.host, inc.play, inc.check, tags)
+
+
+def _alert_info(inc: IncidentRecord) -> Any:
+    from agent.notify.notifications import AlertInfo
+
+    return AlertInfo(play=inc.play, host=inc.host, check=inc.check, state=inc.state, severity=inc.severity,
+                     since=inc.opened_at, summary=inc.summary, incident_id=inc.id)
