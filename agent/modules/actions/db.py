@@ -27,8 +27,8 @@ Operation = Literal["integrity_check", "wal_checkpoint", "analyze", "vacuum"]
 class DbActionParams(Params):
     path: str = Field(description="the SQLite file, e.g. {{ bot.db_path }}")
     operations: list[Operation] = Field(
-        default_factory=lambda: ["integrity_check", "wal_checkpoint", "analyze", "vacuum"], min_length=1,
-        description="what to run, in order: integrity_check, wal_checkpoint, analyze, vacuum",
+        default_factory=lambda: ["integrity_check", "analyze", "vacuum", "wal_checkpoint"], min_length=1,
+        description="what to run, in order (a WAL database shrinks on disk only at a checkpoint after vacuum)",
     )
     checkpoint_mode: Literal["PASSIVE", "FULL", "RESTART", "TRUNCATE"] = Field(
         "TRUNCATE", description="wal_checkpoint mode (TRUNCATE also shrinks the -wal file to zero)"
@@ -54,7 +54,7 @@ class DbAction(ActionModule):
             before = _sizes(path, ctx.timeout)
         except sqlite3.DatabaseError as exc:
             return ActionResult(failed=True, msg=f"cannot open {path}: {exc}", data={"path": str(path)})
-        plan = {op: _would_change(op, before) for op in params.operations}
+        plan = _plan(params.operations, before)
         data: dict[str, Any] = {"path": str(path), "before": before, "plan": plan}
         integrity = None
         if "integrity_check" in params.operations:
@@ -89,12 +89,21 @@ class DbAction(ActionModule):
 _SQL = {"wal_checkpoint": "PRAGMA wal_checkpoint({mode})", "analyze": "ANALYZE", "vacuum": "VACUUM"}
 
 
-def _would_change(op: str, before: dict[str, Any]) -> bool:
-    if op == "vacuum":
-        return before["freelist_pages"] > 0
-    if op == "wal_checkpoint":
-        return before["wal_size"] > 0
-    return op == "analyze"
+def _plan(operations: list[str], before: dict[str, Any]) -> dict[str, bool]:
+    """Which operations would change something, in order: a checkpoint after a write in WAL
+    mode has frames to copy even when the WAL was empty before."""
+    plan: dict[str, bool] = {}
+    wal_dirty = before["wal_size"] > 0
+    for op in operations:
+        if op == "vacuum":
+            plan[op] = before["freelist_pages"] > 0
+        elif op == "wal_checkpoint":
+            plan[op] = wal_dirty and before["journal_mode"] == "wal"
+        else:
+            plan[op] = op == "analyze"
+        if plan[op] and op in ("vacuum", "analyze"):
+            wal_dirty = True
+    return plan
 
 
 def _sizes(path: Path, timeout: float) -> dict[str, Any]:
