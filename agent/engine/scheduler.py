@@ -4,7 +4,8 @@ One APScheduler job per (play, host, schedule). A job does not await its checks:
 each one as its own task, unless that check is still in flight (no overlapping runs of the same
 check). So a slow, hung or crashing check never delays or kills the others; its own timeout
 ends it and it reports UNKNOWN. Lateness (actual start minus scheduled start) is measured for
-every job run and exported as a metric.
+every check a job starts (when its task actually begins, so a burst of checks in one job is
+measured check by check) and exported as a metric (agent/engine/metrics.py).
 """
 from __future__ import annotations
 
@@ -73,6 +74,7 @@ class CheckScheduler:
         # have looked before the event (a RUNNING pid that has just died), so run them once more.
         self._rerun: dict[str, Any] = {}
         self.result_listeners: list[ResultListener] = []
+        self._due: dict[str, float] = {}  # job id -> scheduled time (epoch s) of its current run
         self._modules: dict[type[CheckModule], CheckModule] = {}
         self._groups: dict[str, list[Any]] = {}
         self.lateness = LatenessStats()
@@ -143,18 +145,20 @@ class CheckScheduler:
 
     def _submitted(self, event: JobSubmissionEvent) -> None:
         if event.scheduled_run_times:
-            late = (datetime.now(timezone.utc) - event.scheduled_run_times[-1]).total_seconds()
-            self.lateness.add(max(0.0, late))
+            self._due[event.job_id] = event.scheduled_run_times[-1].timestamp()
 
     async def _run_group(self, job_id: str) -> None:
+        due = self._due.pop(job_id, None)
         for bc in self._groups.get(job_id, ()):
-            self.run_now(bc)
+            self.run_now(bc, due=due)
 
-    def run_now(self, bc: Any, *, rerun_if_busy: bool = False) -> bool:
+    def run_now(self, bc: Any, *, rerun_if_busy: bool = False, due: float | None = None) -> bool:
         """Start one check unless it is already running. Returns whether it was started.
 
         ``rerun_if_busy`` (event-driven triggers): if the check is in flight, run it once more
         as soon as that run ends, because the running probe may predate the event.
+        ``due`` (scheduled runs): the epoch time the run was scheduled for; lateness is measured
+        when the check's task starts.
         """
         if bc.key in self._in_flight:
             if rerun_if_busy:
@@ -162,7 +166,7 @@ class CheckScheduler:
             else:
                 self.lateness.skipped_in_flight += 1
             return False
-        task = asyncio.get_running_loop().create_task(self._run_one(bc), name=f"check:{bc.key}")
+        task = asyncio.get_running_loop().create_task(self._run_one(bc, due), name=f"check:{bc.key}")
         self._in_flight[bc.key] = task
         task.add_done_callback(lambda _t, k=bc.key: self._finished(k))
         return True
@@ -179,8 +183,10 @@ class CheckScheduler:
             inst = self._modules[cls] = cls()  # one instance per type: shared clients, pools
         return inst
 
-    async def _run_one(self, bc: Any) -> None:
+    async def _run_one(self, bc: Any, due: float | None = None) -> None:
         started = datetime.now(timezone.utc)
+        if due is not None:
+            self.lateness.add(max(0.0, started.timestamp() - due))
         t0 = time.monotonic()
         result = await run_check(self._module(bc.module), bc, notifier=self._notifier)
         duration_ms = (time.monotonic() - t0) * 1000

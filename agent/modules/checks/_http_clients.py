@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
+from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -38,6 +39,17 @@ async def close_shared_clients() -> None:
     per_loop = _clients.pop(asyncio.get_running_loop(), {})
     for client in per_loop.values():
         await client.aclose()
+    for closer in _closers:  # other transports' pools (the http check's aiohttp sessions)
+        await closer()
+
+
+_closers: list[Callable[[], Awaitable[None]]] = []
+
+
+def register_closer(closer: Callable[[], Awaitable[None]]) -> None:
+    """Have :func:`close_shared_clients` also close another module's per-loop pool."""
+    if closer not in _closers:
+        _closers.append(closer)
 
 
 def safe_url(url: str | httpx.URL) -> str:
