@@ -10,6 +10,8 @@ because its exchange steps do not need the bot.
 from __future__ import annotations
 
 import os
+import time
+from datetime import datetime
 from typing import Any, ClassVar, Literal
 
 import httpx
@@ -20,13 +22,14 @@ from agent.modules.base import ActionModule, ActionResult, Params, RunContext
 from agent.modules.checks._http_clients import http_error_message, safe_url, shared_client
 from agent.types import Duration
 
-BotVerb = Literal["halt", "resume", "cancel-all", "close-all"]
+BotVerb = Literal["halt", "resume", "cancel-all", "close-all", "status"]
 
 
 class BotActionParams(Params):
     action: BotVerb = Field(
         description="halt: stop new entries (persisted); resume: clear every halt; cancel-all: the bot "
-                    "cancels its resting orders; close-all: the bot halts, closes every position, cancels orders")
+                    "cancels its resting orders; close-all: the bot halts, closes every position, cancels orders; "
+                    "status: read /health only (never changes anything; for until: conditions)")
     url: str | None = Field(None, description="the bot's base URL; default: the host's bot.url")
     token_env: str | None = Field(
         None, description="environment variable holding the control bearer token; default: the host's "
@@ -58,6 +61,11 @@ class BotAction(ActionModule):
         data.update(status_before=before.get("status"), halted_before=halted_before,
                     positions_before=len(before.get("positions") or []), open_orders_before=before.get("open_orders"))
         state = _describe(before)
+        data["health"] = before
+        data["last_loop_epoch"] = _epoch(before.get("last_loop_at"))
+        data["at_epoch"] = time.time()  # when this ran; a later status's last_loop_epoch is compared with it
+        if params.action == "status":
+            return ActionResult(changed=False, msg=state, data=data)
 
         if params.action == "halt" and halted_before:
             data["halted"] = True
@@ -93,6 +101,7 @@ class BotAction(ActionModule):
             return ActionResult(failed=True, data=data,
                                 msg=f"POST {safe_url(url)} -> HTTP {response.status_code}: {why}")
         data["response"] = body
+        data["at_epoch"] = time.time()
         try:
             after = await _health(base, timeout)
             data.update(status_after=after.get("status"), halted=after.get("status") == "halted",
@@ -121,6 +130,13 @@ async def _health(base: str, timeout: float) -> dict[str, Any]:
 def _json(response: httpx.Response) -> Any:
     try:
         return response.json()
+    except ValueError:
+        return None
+
+
+def _epoch(iso: Any) -> float | None:
+    try:
+        return datetime.fromisoformat(str(iso)).timestamp() if iso else None
     except ValueError:
         return None
 
