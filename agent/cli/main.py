@@ -51,6 +51,13 @@ def _register_optional() -> None:
     app.command("run")(run_cmd.run)
     app.command("run-playbook")(run_playbook.run_playbook)
     app.command("status")(status_cmd.status)
+    # alert lifecycle (issue 4): acknowledgements, silences, history and explanations
+    from agent.cli import ack_cmd, explain_cmd, history_cmd, silence_cmd
+
+    app.command("ack")(ack_cmd.ack)
+    app.command("silence")(silence_cmd.silence)
+    app.command("history")(history_cmd.history)
+    app.command("explain")(explain_cmd.explain)
 
 
 def main(argv: list[str] | None = None) -> int:

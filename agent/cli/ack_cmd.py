@@ -1,0 +1,48 @@
+"""``agent ack INCIDENT [--comment]``: stop repeats and escalation of an open incident.
+
+The acknowledgement holds until the incident's state changes (a new hard transition re-arms
+repeats and escalation) or it resolves. It is written to the store the resident agent reads,
+and to the audit trail with who acknowledged it.
+"""
+from __future__ import annotations
+
+import getpass
+from datetime import datetime, timezone
+from typing import Annotated, Optional
+
+import typer
+
+from agent.cli import options
+from agent.cli.common import console, load, store_url
+from agent.errors import BotwardenError, ExitCode
+
+
+class NotAcknowledged(BotwardenError):
+    exit_code = ExitCode.FAILED
+
+
+def ack(
+    incident: Annotated[int, typer.Argument(help="incident number (agent status --problems shows it)")],
+    comment: Annotated[Optional[str], typer.Option("--comment", "-m", help="why; shown in agent explain")] = None,
+    inventory: options.Inventory = options.DEFAULT_INVENTORY,
+    store: options.Store = None,
+) -> None:
+    """Acknowledge an open incident: no more reminders or escalation until its state changes."""
+    from agent.store import Store
+
+    config = load(inventory, None)
+    st = Store(store_url(config, store))
+    try:
+        st.migrate()
+        now = datetime.now(timezone.utc)
+        who = getpass.getuser()
+        with st.transaction() as tx:
+            inc = tx.get_incident(incident)
+            if inc is None or not tx.acknowledge_incident(incident, by=who, at=now, comment=comment):
+                raise NotAcknowledged(f"incident #{incident} is not open" if inc else f"no incident #{incident}")
+            tx.add_event("ack", inc.key, incident, f"acknowledged by {who}" + (f": {comment}" if comment else ""),
+                         {"by": who, "comment": comment}, at=now)
+    finally:
+        st.close()
+    console.print(f"incident #{incident} ({inc.check} on {inc.host}) acknowledged: no reminders or escalation "
+                  "until its state changes", markup=False)

@@ -1,0 +1,56 @@
+"""``agent explain INCIDENT``: the timeline of one incident (observed, decided, done, told)."""
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from agent.cli import options
+from agent.cli.common import console, load, store_url
+from agent.cli.history_cmd import _redactor, timeline
+from agent.errors import BotwardenError, ExitCode
+from agent.types import format_duration
+
+_KIND_STYLE = {"observed": "cyan", "decided": "yellow", "done": "magenta", "told": "green"}
+
+
+class UnknownIncident(BotwardenError):
+    exit_code = ExitCode.FAILED
+
+
+def explain(
+    incident: Annotated[int, typer.Argument(help="incident number")],
+    inventory: options.Inventory = options.DEFAULT_INVENTORY,
+    store: options.Store = None,
+) -> None:
+    """Print what the agent observed, decided and did about one incident, and who was told when."""
+    from agent.store import Store
+
+    config = load(inventory, None)
+    redact = _redactor(config)
+    st = Store(store_url(config, store))
+    try:
+        st.migrate()
+        inc = st.get_incident(incident)
+        if inc is None:
+            raise UnknownIncident(f"no incident #{incident}")
+        rows = timeline(st, incident, redact)
+    finally:
+        st.close()
+    status = "open" if inc.resolved_at is None else \
+        f"resolved after {format_duration((inc.resolved_at - inc.opened_at).total_seconds())}"
+    console.print(f"incident #{inc.id}: {escape(inc.check)} on {escape(inc.host)} (playbook {escape(inc.play)}), "
+                  f"{inc.state.name}, {inc.severity}, {status}")
+    if inc.acknowledged_at:
+        console.print(f"acknowledged by {escape(inc.acknowledged_by or '?')} at {inc.acknowledged_at:%Y-%m-%d %H:%M:%S}"
+                      + (f": {escape(inc.ack_comment)}" if inc.ack_comment else ""))
+    if inc.suppressed:
+        console.print(f"held back now: {escape(redact(inc.suppressed))}")
+    table = Table()
+    for col in ("when (UTC)", "", "what"):
+        table.add_column(col)
+    for at, kind, text in rows:
+        table.add_row(f"{at:%Y-%m-%d %H:%M:%S}", f"[{_KIND_STYLE.get(kind, 'white')}]{kind}[/]", escape(text))
+    console.print(table)
