@@ -101,3 +101,20 @@ def targets_of_tasks(tasks: Iterable[object]) -> list[str]:
         for key in ("block", "rescue", "always"):
             out += targets_of_tasks(getattr(task, key, None) or [])
     return sorted(set(out))
+
+
+def operator_lock_targets(config: object, play: object, hosts: Iterable[object]) -> list[str]:
+    """The lock targets of an operator's play on ``hosts`` (``host/program:NAME``...), rendered
+    with each host's vars the way the resident agent renders its remediations'."""
+    templating = getattr(config, "templating")
+    out: list[str] = []
+    tasks = [*getattr(play, "tasks", []), *getattr(play, "handlers", [])]
+    for host in hosts:
+        for target in targets_of_tasks(tasks):
+            if "{{" in target:
+                try:
+                    target = templating.render_str(target, {**getattr(host, "vars", {}), **getattr(play, "vars", {})})
+                except Exception:  # noqa: BLE001 - run-time vars: lock by the text
+                    pass
+            out.append(f"{getattr(host, 'name', host)}/{target}")
+    return out

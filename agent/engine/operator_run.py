@@ -62,7 +62,13 @@ async def run_play_once(
     runner = PlayRunner(default_registry(), config.templating, check_mode=check_mode, notifier=notifications,
                         on_outcome=on_outcome, audit=audit, reason=reason)
     try:
-        recap = await runner.run(play, hosts, extra_vars=extra_vars)
+        # Single flight with the resident agent's remediations (issue 4): lock the targets.
+        from agent.engine.locks import operator_lock_targets, target_locks
+
+        targets = [] if check_mode else operator_lock_targets(config, play, hosts)
+        async with target_locks(config.settings.path(config.settings.var_dir) / "locks", targets,
+                                owner=f"{actor}: {play.name}"):
+            recap = await runner.run(play, hosts, extra_vars=extra_vars)
         if not check_mode:
             await outbox.drain(timeout=DELIVERY_GRACE_SECONDS)
         return recap
