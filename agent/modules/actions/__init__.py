@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from agent.modules.actions.backup import BackupAction
+from agent.modules.actions.backup_verify import BackupVerifyAction
 from agent.modules.actions.bot import BotAction
 from agent.modules.actions.command import CommandAction
 from agent.modules.actions.db import DbAction
@@ -21,6 +22,7 @@ ALL: list[type[ActionModule]] = [
     ExchangeAction,
     BotAction,
     BackupAction,
+    BackupVerifyAction,
     RestoreAction,
     DbAction,
     DriftAction,
