@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 from agent.reports.trading import Period
 from agent.types import parse_duration
 
-CalendarPeriod = Literal["day", "week"]
+CalendarPeriod = Literal["day", "week", "month"]
 
 
 def parse_instant(value: datetime | date | str, tz: ZoneInfo) -> datetime:
@@ -47,9 +47,10 @@ def resolve_period(
     * ``until``: ``None`` or ``"now"`` means ``now``; else an ISO date/datetime.
     * ``since``: a duration (``16h``, ``7d``) back from ``until``, or an ISO date/datetime.
     * ``period`` (when ``since`` is not given): ``day`` is the calendar day of ``until`` in the
-      timezone from its midnight, ``week`` the ISO week (from Monday 00:00). When ``until`` is
-      exactly that midnight the previous whole day (week) is meant, so ``until: 2024-03-16``
-      with ``period: day`` is all of the 15th.
+      timezone from its midnight, ``week`` the ISO week (from Monday 00:00), ``month`` the
+      calendar month (from the 1st). When ``until`` is exactly that midnight the previous whole
+      day (week, month) is meant, so ``until: 2024-03-16`` with ``period: day`` is all of the
+      15th and ``until: 2024-04-01`` with ``period: month`` all of March.
     """
     tz = ZoneInfo(tz_name)
     end = now.astimezone(timezone.utc) if until is None or until == "now" else parse_instant(until, tz)
@@ -67,6 +68,12 @@ def resolve_period(
         if kind == "day":
             start_local = midnight if midnight < local_end else midnight - timedelta(days=1)
             label = f"day {start_local.date().isoformat()}"
+        elif kind == "month":
+            first = midnight.replace(day=1)
+            if first >= local_end:
+                first = (first - timedelta(days=1)).replace(day=1)
+            start_local = first
+            label = f"month {start_local:%Y-%m}"
         else:
             monday = midnight - timedelta(days=local_end.weekday())
             start_local = monday if monday < local_end else monday - timedelta(days=7)

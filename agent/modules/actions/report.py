@@ -33,9 +33,9 @@ Instant = datetime | date | str
 
 
 class ReportActionParams(Params):
-    period: Literal["day", "week"] = Field(
+    period: Literal["day", "week", "month"] = Field(
         "day", description="calendar period ending at `until` in `timezone` (day: from midnight; week: from "
-                           "Monday 00:00); ignored when `since` is given"
+                           "Monday 00:00; month: from the 1st); ignored when `since` is given"
     )
     since: Instant | None = Field(
         None, description="start of the window: a duration back from `until` (16h, 7d) or an ISO date/time"
