@@ -45,7 +45,9 @@ class DriftAction(ActionModule):
                                 "files": len(current["files"]), **diff}
         if not params.record:
             if baseline is None:
-                return ActionResult(failed=True, data=data, msg=f"no baseline {path}; record one with record: true")
+                # Nothing to compare with is not drift; a gate (fail_on_drift) still refuses it.
+                return ActionResult(failed=params.fail_on_drift, data=data,
+                                    msg=f"no baseline {path} yet; record one with record: true")
             text = f"{diff['count']} difference(s) since {baseline.get('recorded_at')}"
             return ActionResult(failed=params.fail_on_drift and diff["count"] > 0, data=data, msg=text)
         if baseline is not None and (params.only_if_missing or diff["count"] == 0):
