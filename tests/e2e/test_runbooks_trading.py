@@ -1,0 +1,255 @@
+"""The trading runbooks end to end: the whole stack (supervisord, inbox, paper exchange, bot,
+agent), faults injected through the exchange's admin API and process control, outcomes read
+where an operator reads them (the inbox, supervisord, the exchange through the SDK).
+
+Two stacks, each shared by the tests of its part (they run in file order):
+
+* the emergency stack runs no scheduled playbook (nothing restarts the bot behind the test's
+  back); ``agent run-playbook`` is pointed at the repository's playbooks;
+* the alert stack runs bot-health, exchange and trading-risk as shipped, with test-sized
+  thresholds and intervals written into its copies (``_patched``).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from eth_account import Account
+from hyperliquid.exchange import Exchange
+from hyperliquid.info import Info
+
+from bot.settings import PAPER_DEV_PRIVATE_KEY
+from tests.support.stack import REPO, StackUnderTest, wait_until
+
+pytestmark = pytest.mark.slow
+DEV = Account.from_key(PAPER_DEV_PRIVATE_KEY).address
+MY_PLAYBOOKS = ["emergency", "graceful-restart", "exchange", "trading-risk", "bot-health"]
+
+
+def _stack(**kw: Any) -> Iterator[StackUnderTest]:
+    root = Path(tempfile.mkdtemp(prefix="bw"))
+    stack = StackUnderTest(root, **kw)
+    try:
+        stack.up()
+        stack.wait_running()
+        wait_until(lambda: _answers(f"{stack.exchange_url}/info", json={"type": "meta"}), 30, what="the exchange")
+        wait_until(lambda: _answers(stack.settings.bot.health_url), 30, what="the bot's /health")
+        yield stack
+    finally:
+        try:
+            stack.down()
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def _answers(url: str, json: Any = None) -> bool:
+    """True once ``url`` answers 200 (RUNNING in supervisord is not yet listening)."""
+    try:
+        r = httpx.post(url, json=json, timeout=2) if json is not None else httpx.get(url, timeout=2)
+    except httpx.HTTPError:
+        return False
+    return r.status_code == 200
+
+
+def _sdk(stack: StackUnderTest) -> tuple[Info, Exchange]:
+    return (Info(stack.exchange_url, skip_ws=True, timeout=10),
+            Exchange(Account.from_key(PAPER_DEV_PRIVATE_KEY), stack.exchange_url, timeout=10))
+
+
+def _account(info: Info) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(positions, open orders) of the dev account, as the exchange holds them."""
+    return [p["position"] for p in info.user_state(DEV)["assetPositions"]], info.frontend_open_orders(DEV)
+
+
+def _alerts(stack: StackUnderTest, check: str, *states: str) -> list[dict[str, Any]]:
+    return [m for m in stack.inbox() if check in m["title"] and "RESOLVED" not in m["title"]
+            and (not states or any(s in m["title"] for s in states))]
+
+
+# --- emergency and check mode -------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def quiet_stack() -> Iterator[StackUnderTest]:
+    yield from _stack(playbooks={"emergency": (REPO / "playbooks" / "emergency.yaml").read_text()})
+
+
+def test_playbooks_validate_and_run_in_check_mode_without_side_effects(quiet_stack: StackUnderTest) -> None:
+    stack = quiet_stack
+    info, _ = _sdk(stack)
+    wait_until(lambda: stack.health()["positions"], 60, what="the bot holding positions")
+    validated = stack.agent("validate", str(REPO / "playbooks"))
+    assert validated.returncode == 0, validated.stdout + validated.stderr
+    pid = stack.info("bot")["pid"]
+    before = {o["oid"] for o in _account(info)[1]}
+    for name in MY_PLAYBOOKS:
+        run = stack.agent("run-playbook", name, "--check", "--playbooks", str(REPO / "playbooks"))
+        assert run.returncode == 0, f"{name}:\n{run.stdout}\n{run.stderr}"
+        assert "failed=0" in run.stdout, run.stdout
+    health = stack.health()
+    assert health["status"] != "halted" and stack.info("bot")["pid"] == pid
+    assert before <= {o["oid"] for o in _account(info)[1]}  # nothing cancelled (the bot may add)
+    assert not [m for m in stack.inbox() if "EMERGENCY" in m["title"]]
+
+
+def test_emergency_check_lists_the_exact_orders_and_positions_then_yes_flattens(
+        quiet_stack: StackUnderTest) -> None:
+    stack = quiet_stack
+    info, ex = _sdk(stack)
+    px = round(float(info.all_mids()["ETH"]) * 0.7, 1)
+    resting = ex.order("ETH", True, 0.05, px, {"limit": {"tif": "Gtc"}})["response"]["data"]["statuses"][0]
+    wait_until(lambda: _account(info)[0] and len(_account(info)[1]) >= 2, 30, what="positions and orders")
+    positions, orders = _account(info)
+
+    preview = stack.agent("run-playbook", "emergency", "--check")
+    assert preview.returncode == 0, preview.stdout + preview.stderr
+    out = " ".join(preview.stdout.split())  # rich may wrap long lines
+    for o in orders:
+        assert f"(oid {o['oid']})" in out, (o, out)
+    assert f"(oid {resting['resting']['oid']})" in out
+    for p in positions:
+        side = "long" if float(p["szi"]) > 0 else "short"
+        assert f"{p['coin']} {side} {abs(float(p['szi'])):g}" in out, (p, out)
+    assert stack.health()["status"] != "halted"
+    assert {o["oid"] for o in orders} <= {o["oid"] for o in _account(info)[1]}
+    assert len(_account(info)[0]) == len(positions)
+
+    done = stack.agent("run-playbook", "emergency", "--yes")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert _account(info) == ([], [])
+    assert stack.info("bot")["statename"] == "STOPPED"
+    wait_until(lambda: [m for m in stack.inbox() if "EMERGENCY" in m["title"]], 20, what="the emergency page")
+    assert list((stack.var / "snapshots").glob("emergency-*.tar.gz"))
+
+
+def test_emergency_flattens_the_account_of_a_killed_bot(quiet_stack: StackUnderTest) -> None:
+    stack = quiet_stack
+    info, ex = _sdk(stack)
+    stack.ctl("start", "bot")
+    stack.wait_state("bot", "RUNNING")
+    wait_until(lambda: stack.health()["status"] == "halted", 30, what="the bot back, still halted")
+    os.kill(stack.info("bot")["pid"], signal.SIGKILL)
+    stack.wait_state("bot", "EXITED", "BACKOFF", "FATAL")
+    # What a dead bot leaves behind: positions and resting orders nobody manages.
+    assert ex.market_open("BTC", True, 0.02)["status"] == "ok"
+    assert ex.market_open("SOL", False, 5)["status"] == "ok"
+    px = round(float(info.all_mids()["BTC"]) * 0.8)
+    ex.order("BTC", True, 0.001, px, {"limit": {"tif": "Gtc"}})
+    ex.order("BTC", True, 0.001, px - 1, {"limit": {"tif": "Gtc"}})
+    positions, orders = _account(info)
+    assert len(positions) == 2 and len(orders) == 2
+
+    done = stack.agent("run-playbook", "emergency", "--yes")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "trip the circuit breaker" in done.stdout and "failed (ignored)" in done.stdout
+    assert _account(info) == ([], [])
+
+
+# --- alerting runbooks ------------------------------------------------------------------------------
+def _patched(name: str, play_vars: dict[str, Any], every: str = "2s") -> str:
+    """The shipped playbook ``name`` with test-sized vars, intervals and no `for:` delays."""
+    doc = yaml.safe_load((REPO / "playbooks" / f"{name}.yaml").read_text())
+    doc["vars"] = {**(doc.get("vars") or {}), **play_vars}
+    doc["schedule"] = {"every": every}
+    for check in doc.get("checks", []):
+        check["every"] = every
+        check.pop("for", None)
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+@pytest.fixture(scope="module")
+def alert_stack() -> Iterator[StackUnderTest]:
+    playbooks = {
+        "bot-health": _patched("bot-health", {"market_data_warning_s": 4, "market_data_critical_s": 8}),
+        "exchange": _patched("exchange", {}),
+        "trading-risk": _patched("trading-risk", {"position_max_age_s": 5, "no_trade_warning_s": 8}),
+        "emergency": (REPO / "playbooks" / "emergency.yaml").read_text(),
+    }
+    # The bot's own daily-loss halt is set out of reach, so the halt seen is the agent's.
+    yield from _stack(playbooks=playbooks, settings={"bot": {"risk": {"daily_loss_limit_pct": 90}}})
+
+
+def test_stuck_position_and_no_trades_alert(alert_stack: StackUnderTest) -> None:
+    stack = alert_stack
+    wait_until(lambda: _alerts(stack, "position open too long", "CRITICAL"), 90, what="the stuck-position alert")
+    wait_until(lambda: _alerts(stack, "no trade for too long", "WARNING"), 60, what="the no-trade alert")
+
+
+def test_api_latency_alerts(alert_stack: StackUnderTest) -> None:
+    stack = alert_stack
+    stack.exchange_admin("POST", "/admin/faults", {"latency_ms": 1500})
+    try:
+        wait_until(lambda: _alerts(stack, "exchange API latency", "WARNING"), 40, what="the latency alert")
+    finally:
+        stack.exchange_admin("DELETE", "/admin/faults")
+
+
+def test_stale_market_data_alerts(alert_stack: StackUnderTest) -> None:
+    stack = alert_stack
+    stack.exchange_admin("POST", "/admin/faults", {"outage": "503"})
+    try:
+        wait_until(lambda: _alerts(stack, "market data age", "CRITICAL"), 60, what="the stale market data alert")
+    finally:
+        stack.exchange_admin("DELETE", "/admin/faults")
+    wait_until(lambda: stack.health()["market_data_age_s"] is not None and stack.health()["market_data_age_s"] < 4,
+               40, what="fresh market data again")
+
+
+def test_crash_alerts_and_the_agent_restarts_the_bot(alert_stack: StackUnderTest) -> None:
+    stack = alert_stack
+    pid = stack.info("bot")["pid"]
+    os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: _alerts(stack, "bot process", "CRITICAL"), 30, what="the crash alert")
+    wait_until(lambda: (i := stack.info("bot"))["statename"] == "RUNNING" and i["pid"] != pid, 40,
+               what="the agent restarting the bot")
+
+
+def test_hang_alerts(alert_stack: StackUnderTest) -> None:
+    stack = alert_stack
+    wait_until(lambda: stack.health()["status"] in ("healthy", "degraded"), 30, what="the bot answering")
+    pid = stack.info("bot")["pid"]
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        wait_until(lambda: _alerts(stack, "bot health endpoint") or _alerts(stack, "bot loop age"), 40,
+                   what="the hang alert")
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    wait_until(lambda: stack.health()["loop_age_s"] < 10, 30, what="the bot looping again")
+
+
+def test_daily_loss_limit_alerts_critical_and_the_agent_halts_the_bot(alert_stack: StackUnderTest) -> None:
+    stack = alert_stack
+    info, ex = _sdk(stack)
+    equity = float(info.user_state(DEV)["marginSummary"]["accountValue"])
+    positions = _account(info)[0]
+    exposure = sum(abs(float(p["positionValue"])) for p in positions)
+    if exposure < 0.15 * equity:  # the bot may be between regimes: hold enough to lose 5 %
+        size = round(0.2 * equity / float(info.all_mids()["BTC"]), 4)
+        assert ex.market_open("BTC", True, size)["status"] == "ok"
+        positions = _account(info)[0]
+    for p in positions:  # a 40 % move against every position: its stop-loss realizes the loss
+        stack.exchange_admin("POST", "/admin/shock", {"coin": p["coin"], "pct": -40 if float(p["szi"]) > 0 else 40})
+    wait_until(lambda: _alerts(stack, "daily P&L", "CRITICAL"), 60, what="the daily-loss alert")
+    health = wait_until(lambda: (h := stack.health())["status"] == "halted" and h, 30, what="the bot halted")
+    assert "halted by operator" in health["halted_reason"]  # the agent's halt, not the bot's own limit
+
+
+def test_auth_failure_runs_the_emergency_response(alert_stack: StackUnderTest) -> None:
+    stack = alert_stack
+    stack.exchange_admin("POST", "/admin/faults", {"auth_failure": True})
+    try:
+        wait_until(lambda: _alerts(stack, "exchange credentials valid", "CRITICAL"), 40, what="the auth alert")
+        stack.wait_state("bot", "STOPPED", timeout=40)
+        time.sleep(5)  # and it stays stopped: nothing restarts a bot the emergency stopped
+        assert stack.info("bot")["statename"] == "STOPPED", stack.log("agent", 20_000)
+        wait_until(lambda: [m for m in stack.inbox() if "refused the credentials" in m["title"]], 30,
+                   what="the emergency page")
+    finally:
+        stack.exchange_admin("DELETE", "/admin/faults")
