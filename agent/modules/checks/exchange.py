@@ -88,7 +88,7 @@ class ExchangeCheck(CheckModule):
         "cum_volume": "rate_limit: cumulative traded volume, USD",
         "exchange_equity": "equity_drift: account value on the exchange, USD",
         "bot_equity": "equity_drift: trading_equity_usd from the bot's /metrics",
-        "drift_usd": "equity_drift: |exchange_equity - bot_equity|",
+        "drift_usd": "equity_drift: absolute difference of exchange_equity and bot_equity, USD",
         "drift_percent": "equity_drift: drift_usd as % of exchange_equity",
         "last_fill_age_s": "last_fill_age: seconds since the account's last fill, None when it never traded",
         "has_fills": "last_fill_age: whether the account has any fill",
