@@ -31,7 +31,10 @@ test: $(STAMP)
 	$(BIN)/agent validate playbooks
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
+# Peers for the side-by-side figures: Monit (Debian package) and superlance (PyPI).
 bench: $(STAMP)
+	command -v monit >/dev/null || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q monit)
+	$(BIN)/pip install --quiet superlance
 	$(BIN)/python -m benchmarks
 
 clean:

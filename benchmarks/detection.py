@@ -1,0 +1,369 @@
+"""Scenarios 1, 2 and 5: crash -> alert / running again, hang -> alert, notification latency.
+
+Systems, each with the real bot and paper exchange on private ports and the same bot settings
+(loop every 0.5 s, so heartbeats come every ~0.5 s; supervisord ``startsecs=2`` as shipped):
+
+* ``botwarden``: supervisord (bot ``autorestart=false``: the agent restarts it), the agent with
+  a bench playbook (supervisor check every 2 s, heartbeat deadline 2 s, restart remediation),
+  ``agent events-listener``; alerts to a json:// receiver through apprise;
+* ``supervisord+superlance``: bot ``autorestart=true``, crashmail (crash alert) and httpok
+  (hang: checks /health on TICK_5, 1 s timeout, restarts and mails), mail "sent" by a
+  program that POSTs to the same kind of receiver;
+* ``monit``: Monit 5 (Debian package), ``set daemon 1``, the bot started by a daemonising
+  start program that reaps it; alerts by Monit's own SMTP client to a loopback SMTP server.
+
+Observers never talk to supervisord (any XML-RPC request would wake its loop and flatter it):
+"running again" is a new bot process in the process table, "healthy" is /health answering 200.
+"""
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import psutil
+import yaml
+
+from benchmarks._common import BIN, REPO, Series, free_port, log, rss_mb, short_tmp, wait_for
+from benchmarks._receivers import TimedJsonReceiver, TimedSmtp, become_subreaper, own
+
+PEERS = REPO / "benchmarks" / "peers"
+HEARTBEAT_DEADLINE_S = 2.0
+
+
+def _settings(d: Path) -> dict[str, Any]:
+    return {
+        "var_dir": str(d / "var"),
+        "supervisor": {"socket": str(d / "s.sock"), "config": str(d / "supervisord.conf"), "logdir": str(d / "var")},
+        "exchange": {"port": free_port(), "state": str(d / "var" / "exchange.db")},
+        "bot": {"port": free_port(), "loop_seconds": 0.5, "db": str(d / "var" / "bot.db"),
+                "heartbeat_file": str(d / "var" / "bot.heartbeat")},
+        "agent": {"db": str(d / "var" / "agent.db"), "metrics_port": free_port(),
+                  "events_socket": str(d / "ev.sock")},
+    }
+
+
+class World:
+    """One system under test, started in a short /tmp directory."""
+
+    name = ""
+
+    def __init__(self) -> None:
+        self.dir = short_tmp()
+        (self.dir / "var").mkdir()
+        self.settings = _settings(self.dir)
+        self.settings_path = self.dir / "settings.yaml"
+        self.settings_path.write_text(yaml.safe_dump(self.settings))
+        self.json = TimedJsonReceiver()
+        self.sup: Any = None
+        self.bot_cmd = f"{BIN}/bot run --settings {self.settings_path}"
+        self.exchange_cmd = f"{BIN}/bot paper-exchange --settings {self.settings_path}"
+
+    @property
+    def health_url(self) -> str:
+        return f"http://127.0.0.1:{self.settings['bot']['port']}/health"
+
+    def healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(self.health_url, timeout=0.2) as r:
+                return r.status == 200
+        except Exception:  # noqa: BLE001 - not up (yet)
+            return False
+
+    def bot_pid(self) -> int | None:
+        raise NotImplementedError
+
+    def alert_after(self, t0: float, kind: str) -> float | None:
+        return self.json.after(t0)
+
+    def settle(self, t0: float) -> None:
+        """Wait until the system is back to normal before the next repetition."""
+        wait_for(self.healthy, 60, 0.05)
+        time.sleep(2.5)  # past startsecs: supervisord calls it RUNNING again
+
+    def stop(self) -> None:
+        if self.sup is not None:
+            self.sup.stop()
+        self.json.close()
+
+    def _supervisord(self, programs: dict[str, dict[str, Any]]) -> None:
+        from tests.support.supervisord import start_supervisord
+
+        self.sup = start_supervisord(self.dir / "sup", programs)
+        own(self.sup.pid)
+
+    def _sup_bot_pid(self) -> int | None:
+        try:
+            for child in psutil.Process(self.sup.pid).children():
+                if "run" in child.cmdline() and any(c.endswith("/bot") for c in child.cmdline()):
+                    return child.pid
+        except psutil.Error:
+            pass
+        return None
+
+
+class Botwarden(World):
+    name = "botwarden"
+
+    def start(self) -> None:
+        d = self.dir
+        inv = {"version": 1, "settings": "settings.yaml", "hosts": {"local": {"vars": {}}},
+               "groups": {"bots": {"hosts": ["local"]}},
+               "notify": {"targets": {"hook": {"url": self.json.url}}, "routes": [{"name": "default", "targets": ["hook"]}]}}
+        (d / "inventory.yaml").write_text(yaml.safe_dump(inv))
+        (d / "templates").symlink_to(REPO / "templates")
+        (d / "playbooks").mkdir()
+        (d / "playbooks" / "bench.yaml").write_text(textwrap.dedent(f"""\
+            version: 1
+            name: bench
+            hosts: bots
+            schedule: {{every: 10s}}
+            checks:
+              - name: bot process
+                supervisor: {{program: bot}}
+                expect: "running"
+                severity: critical
+                every: 2s
+                remediate: [restart-bot]
+              - name: bot heartbeat
+                heartbeat: {{file: "{{{{ bot.heartbeat_path }}}}", deadline: {HEARTBEAT_DEADLINE_S}s}}
+                expect: "alive"
+                severity: critical
+                every: 30s
+            remediations:
+              restart-bot:
+                steps:
+                  - supervisor: {{action: start, program: bot}}
+                    when: "check.facts.state is defined and check.facts.state != 'STOPPED'"
+                budget: {{max: 100000, within: 1h}}
+                cooldown: 100ms
+            """))
+        sock = self.dir / "ev.sock"
+        self._supervisord({
+            "exchange": {"command": self.exchange_cmd, "priority": 10},
+            "bot": {"command": self.bot_cmd, "startsecs": 2, "priority": 20, "stopwaitsecs": 10},
+            "agent": {"command": f"{BIN}/agent run --inventory {d / 'inventory.yaml'} {d / 'playbooks'}",
+                      "priority": 30, "directory": str(d)},
+            "eventlistener:agent-events": {"command": f"{BIN}/agent events-listener --socket {sock}",
+                                           "events": "PROCESS_STATE", "buffer_size": 100,
+                                           "stderr_logfile": str(d / "events.log")},
+        })
+        # The supervisord socket the agent uses is the fixture's; point the settings at it.
+        self.settings["supervisor"]["socket"] = str(self.sup.socket_path)
+        self.settings_path.write_text(yaml.safe_dump(self.settings))
+        with self.sup.proxy() as p:
+            p.supervisor.stopProcess("agent")
+            p.supervisor.startProcess("agent")
+        wait_for(self.healthy, 90, 0.1)
+        time.sleep(4)
+
+    def bot_pid(self) -> int | None:
+        return self._sup_bot_pid()
+
+    def alert_after(self, t0: float, kind: str) -> float | None:
+        return self.json.after(t0, "bot process" if kind == "crash" else "heartbeat")
+
+    def settle(self, t0: float) -> None:
+        wait_for(lambda: self.json.after(t0, "resolved") or None, 30, 0.05)
+        wait_for(self.healthy, 60, 0.05)
+        time.sleep(0.5)
+
+    def agent_pid(self) -> int | None:
+        for child in psutil.Process(self.sup.pid).children():
+            if "run" in child.cmdline() and any(c.endswith("/agent") for c in child.cmdline()):
+                return child.pid
+        return None
+
+
+class SupervisordSuperlance(World):
+    name = "supervisord+superlance"
+
+    def start(self) -> None:
+        post = f"{sys.executable} -I -S {PEERS / 'post_alert.py'} {self.json.http_url}"
+        self._supervisord({
+            "exchange": {"command": self.exchange_cmd, "priority": 10},
+            "bot": {"command": self.bot_cmd, "startsecs": 2, "autorestart": True, "startretries": 100,
+                    "priority": 20, "stopwaitsecs": 2},
+            "eventlistener:crashmail": {
+                "command": f"{BIN}/crashmail -p bot -m ops@example.com -s {shlex.quote(post)}",
+                "events": "PROCESS_STATE", "stderr_logfile": str(self.dir / "crashmail.log")},
+            "eventlistener:httpok": {
+                "command": f"{BIN}/httpok -p bot -t 1 -m ops@example.com -s {shlex.quote(post)} {self.health_url}",
+                "events": "TICK_5", "stderr_logfile": str(self.dir / "httpok.log")},
+        })
+        wait_for(self.healthy, 90, 0.1)
+        time.sleep(3)
+
+    def bot_pid(self) -> int | None:
+        return self._sup_bot_pid()
+
+
+class Monit(World):
+    name = "monit"
+
+    def start(self) -> None:
+        d = self.dir
+        self.smtp = TimedSmtp()
+        self.exchange = subprocess.Popen(shlex.split(self.exchange_cmd), stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.DEVNULL)
+        own(self.exchange.pid)
+        self.pidfile = d / "bot.pid"
+        start = f"{sys.executable} {PEERS / 'daemonize.py'} {self.pidfile} {d / 'bot.log'} -- {self.bot_cmd}"
+        conf = textwrap.dedent(f"""\
+            set daemon 1
+            set logfile {d}/monit.log
+            set pidfile {d}/monit.pid
+            set idfile {d}/monit.id
+            set statefile {d}/monit.state
+            set mailserver 127.0.0.1 port {self.smtp.port}
+            set alert ops@example.com not on {{ instance }}
+            set httpd port {free_port()} and use address 127.0.0.1 allow 127.0.0.1
+            check process bot with pidfile {self.pidfile}
+              start program = "{start}" with timeout 30 seconds
+              stop program = "/bin/sh -c 'kill -KILL `cat {self.pidfile}`'"
+              if failed host 127.0.0.1 port {self.settings['bot']['port']} protocol http
+                 request "/health" with timeout 1 seconds then restart
+            """)
+        self.conf = d / "monitrc"
+        fd = os.open(self.conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # monit refuses others
+        with os.fdopen(fd, "w") as fh:
+            fh.write(conf)
+        self.monit = subprocess.Popen(["monit", "-I", "-c", str(self.conf)], stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL)
+        own(self.monit.pid)
+        wait_for(self.healthy, 90, 0.1)
+        time.sleep(3)
+
+    def bot_pid(self) -> int | None:
+        try:
+            pid = int(self.pidfile.read_text().strip())
+            return pid if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE else None
+        except (OSError, ValueError, psutil.Error):
+            return None
+
+    def alert_after(self, t0: float, kind: str) -> float | None:
+        return self.smtp.after(t0)
+
+    def stop(self) -> None:
+        self.monit.terminate()
+        self.monit.wait(10)
+        pid = self.bot_pid()
+        if pid:
+            os.kill(pid, signal.SIGKILL)
+        self.exchange.terminate()
+        self.exchange.wait(10)
+        self.smtp.close()
+        self.json.close()
+
+
+def crash_rounds(world: World, reps: int) -> dict[str, Series]:
+    alert = Series("crash -> alert delivered")
+    spawned = Series("crash -> bot process running again")
+    healthy = Series("crash -> bot /health 200 again")
+    for i in range(reps):
+        pid = wait_for(world.bot_pid, 30)
+        t0 = time.time()
+        os.kill(pid, signal.SIGKILL)
+        got_alert = got_spawn = got_health = None
+        deadline = time.monotonic() + 30
+        last_health_poll = 0.0
+        while time.monotonic() < deadline and not (got_alert and got_spawn and got_health):
+            now = time.time()
+            if got_alert is None:
+                got_alert = world.alert_after(t0, "crash")
+            if got_spawn is None:
+                new = world.bot_pid()
+                if new and new != pid:
+                    got_spawn = now
+            if got_spawn and got_health is None and now - last_health_poll > 0.01:
+                last_health_poll = now
+                if world.healthy():
+                    got_health = time.time()
+            if isinstance(world, SupervisordSuperlance) or not got_alert:
+                pass
+            time.sleep(0.001)
+        alert.add((got_alert - t0) * 1000 if got_alert else None)
+        spawned.add((got_spawn - t0) * 1000 if got_spawn else None)
+        healthy.add((got_health - t0) * 1000 if got_health else None)
+        log(f"  {world.name} crash {i + 1}/{reps}: alert {_ms(got_alert, t0)}, running {_ms(got_spawn, t0)}, "
+            f"healthy {_ms(got_health, t0)}")
+        world.settle(t0)
+    return {"alert": alert, "spawned": spawned, "healthy": healthy}
+
+
+def hang_rounds(world: World, reps: int) -> Series:
+    alert = Series("hang (SIGSTOP) -> alert delivered")
+    for i in range(reps):
+        pid = wait_for(world.bot_pid, 30)
+        wait_for(world.healthy, 30, 0.05)
+        t0 = time.time()
+        os.kill(pid, signal.SIGSTOP)
+        got = wait_for(lambda: world.alert_after(t0, "hang"), 30, 0.001)
+        try:
+            os.kill(pid, signal.SIGCONT)
+        except ProcessLookupError:
+            pass
+        alert.add((got - t0) * 1000 if got else None)
+        log(f"  {world.name} hang {i + 1}/{reps}: alert {_ms(got, t0)}")
+        world.settle(t0)
+    return alert
+
+
+def _ms(at: float | None, t0: float) -> str:
+    return f"{(at - t0) * 1000:.0f} ms" if at else "never"
+
+
+def run(reps: int) -> dict[str, Any]:
+    """Every system through crash and hang; returns series per system plus notification latency."""
+    out: dict[str, Any] = {}
+    become_subreaper({os.getpid()})
+    for cls in (Botwarden, SupervisordSuperlance, Monit):
+        if cls is Monit and not _which("monit"):
+            log("monit not installed: skipped")
+            continue
+        world = cls()
+        log(f"starting {world.name} in {world.dir}")
+        try:
+            world.start()
+            res = crash_rounds(world, reps)
+            res["hang"] = hang_rounds(world, reps)
+            if isinstance(world, Botwarden):
+                res["notify"] = notification_latency(world)
+                apid = world.agent_pid()
+                res["agent_rss_mb"] = rss_mb(apid) if apid else None
+            out[world.name] = res
+        finally:
+            world.stop()
+    return out
+
+
+def notification_latency(world: Botwarden) -> Series:
+    """Outbox -> receiver: the store's notification created_at (the transition) to arrival."""
+    from agent.store import Store
+
+    series = Series("transition committed -> alert received (apprise json://)")
+    st = Store(f"sqlite:///{world.settings['agent']['db']}")
+    try:
+        rows = st.list_notifications(limit=100000)
+    finally:
+        st.close()
+    arrivals = sorted(at for at, _ in world.json.arrivals)
+    for row in rows:
+        created = row.created_at.timestamp()
+        later = [a for a in arrivals if a >= created]
+        if later and row.status == "sent":
+            series.add((later[0] - created) * 1000)
+    return series
+
+
+def _which(name: str) -> bool:
+    import shutil
+
+    return shutil.which(name) is not None
