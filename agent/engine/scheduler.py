@@ -101,6 +101,11 @@ class CheckScheduler:
                 t.cancel()
 
     @property
+    def apscheduler(self) -> AsyncIOScheduler:
+        """The underlying scheduler, shared with :mod:`agent.engine.scheduled_plays`."""
+        return self._scheduler
+
+    @property
     def in_flight(self) -> int:
         return len(self._in_flight)
 
