@@ -90,6 +90,7 @@ class ResidentAgent:
         self.statuses: dict[str, CheckStatus] = {}
         self.guard: RemediationGuard | None = None
         self.lifecycle: Any = None
+        self._resumed_problems: set[str] = set()
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
         self._reload_requested = asyncio.Event()
         self._background: set[asyncio.Task[Any]] = set()
@@ -126,6 +127,9 @@ class ResidentAgent:
         self.outbox = Outbox(self.store, self.notifications.targets)
         records = await self.db(self.store.load_check_states)
         self.statuses = {k: status_from_record(r) for k, r in records.items()}
+        # Problems that were hard when the agent stopped: the first result after start decides
+        # again whether to remediate (the fix may not have held while nobody watched).
+        self._resumed_problems = {k for k, st in self.statuses.items() if st.hard.is_problem}
         self.guard = RemediationGuard(self.store, self.db, lock_dir=self.lock_dir,
                                       render=lambda text, vars: self.config.templating.render_str(text, vars))
         await self.guard.load()
@@ -200,8 +204,17 @@ class ResidentAgent:
             log.warning("%s: %s flapping (%.0f%% state changes)", bc.key, "started" if flap.started else "stopped",
                         flap.percent)
             self.outbox.wake()
+        if transition is None and bc.key in self._resumed_problems:
+            self._resumed_problems.discard(bc.key)
+            if obs.state.is_problem and status.hard.is_problem and bc.check.remediate:
+                log.warning("%s: still %s after an agent restart; remediation decides again", bc.key, status.hard.name)
+                transition = Transition(bc.key, status.hard, status.hard, obs.at, obs)
+                if not flapping.is_flapping(status.extra):
+                    self._spawn(self._remediate(bc, transition), f"remediate:{bc.key}")
+            return
         if transition is None:
             return
+        self._resumed_problems.discard(bc.key)
         log.warning("%s: %s -> %s%s", bc.key, transition.old.name, transition.new.name,
                     f" ({obs.error})" if obs.error else "")
         self.outbox.wake()
@@ -342,7 +355,7 @@ class ResidentAgent:
         """Decide and queue alerts about once a second; send the info digest on its schedule."""
         from agent.notify.lifecycle import DIGEST_EVENT
 
-        last = await self.db(self.store.recent_events, kind=DIGEST_EVENT, limit=1)
+        last = await self.db(lambda: self.store.recent_events(kind=DIGEST_EVENT, limit=1))
         last_digest = last[0].at if last else datetime.now(timezone.utc)
         while not stop.is_set():
             now = datetime.now(timezone.utc)
