@@ -71,8 +71,18 @@ def _account(info: Info) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
 
 
 def _alerts(stack: StackUnderTest, check: str, *states: str) -> list[dict[str, Any]]:
-    return [m for m in stack.inbox() if check in m["title"] and "RESOLVED" not in m["title"]
-            and (not states or any(s in m["title"] for s in states))]
+    """Alert messages about ``check`` in one of ``states``: alone (``[CRITICAL] check on host``)
+    or within a message grouping several problems of the host (``- **CRITICAL** check``)."""
+    found = []
+    for m in stack.inbox():
+        title, body = m.get("title", ""), m.get("message") or m.get("body") or ""
+        if "RESOLVED" in title:
+            continue
+        for state in states or ("CRITICAL", "WARNING", "UNKNOWN"):
+            if f"[{state}] {check} on" in title or f"**{state}** {check} (" in body:
+                found.append(m)
+                break
+    return found
 
 
 # --- emergency and check mode -------------------------------------------------------------------
@@ -173,7 +183,9 @@ def alert_stack() -> Iterator[StackUnderTest]:
         "emergency": (REPO / "playbooks" / "emergency.yaml").read_text(),
     }
     # The bot's own daily-loss halt is set out of reach, so the halt seen is the agent's.
-    yield from _stack(playbooks=playbooks, settings={"bot": {"risk": {"daily_loss_limit_pct": 90}}})
+    # Grouping stays on, with test-sized waits, so each problem is announced within seconds.
+    yield from _stack(playbooks=playbooks, settings={"bot": {"risk": {"daily_loss_limit_pct": 90}}},
+                      inventory={"notify": {"group_wait": 0.5, "group_interval": 1}})
 
 
 def test_stuck_position_and_no_trades_alert(alert_stack: StackUnderTest) -> None:
