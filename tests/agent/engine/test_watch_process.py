@@ -6,6 +6,7 @@ watchers (behaviour, not speed: the waits are generous).
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import shutil
 import signal
@@ -133,6 +134,22 @@ def _write_world(root: Path, sup: Supervisord, events_socket: Path, *, watch: bo
     return ConfigSource(root / "inventory.yaml", [root / "playbooks"], env={}, templates_dir=templates)
 
 
+@pytest.fixture
+def root_logger_filters() -> Iterator[None]:
+    """The in-process agent installs its redaction filter on the root logger: take it off again."""
+    root = logging.getLogger()
+    before = {id(h): list(h.filters) for h in root.handlers}
+    root_before = list(root.filters)
+    yield
+    root.filters[:] = root_before
+    for h in root.handlers:
+        if id(h) in before:
+            h.filters[:] = before[id(h)]
+        else:
+            h.filters.clear()
+
+
+@pytest.mark.usefixtures("root_logger_filters")
 @pytest.mark.parametrize("watch", [True, False])
 async def test_agent_runs_the_program_checks_on_exit_only_when_watched(
     supervisord_factory, tmp_path: Path, short_dir: Path, watch: bool
