@@ -123,7 +123,7 @@ class ResidentAgent:
         self.store = Store(url)
         await self.db(self.store.migrate)
         self.notifications = Notifications.from_config(self.config, self.store)
-        install_redaction(logging.getLogger(), self.notifications.redactor)  # before anything logs a URL
+        self._redaction_filter = install_redaction(logging.getLogger(), self.notifications.redactor)  # before anything logs a URL
         self.outbox = Outbox(self.store, self.notifications.targets)
         records = await self.db(self.store.load_check_states)
         self.statuses = {k: status_from_record(r) for k, r in records.items()}
@@ -176,6 +176,11 @@ class ResidentAgent:
             await self.db(self.store.add_event, "stop", None, None, "agent stopped", {})
             await self.db(self.store.close)
         self._writer.shutdown(wait=True)
+        if getattr(self, "_redaction_filter", None) is not None:  # several agents in one process (tests)
+            from agent.notify import uninstall
+
+            uninstall(logging.getLogger(), self._redaction_filter)
+            self._redaction_filter = None
 
     def _spawn(self, coro: Any, name: str) -> None:
         task = asyncio.get_running_loop().create_task(coro, name=name)
