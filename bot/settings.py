@@ -49,7 +49,9 @@ class ExchangeSettings(_Model):
 
 
 class RiskSettings(_Model):
-    max_position_pct: float = Field(10.0, description="max position notional, % of equity")
+    max_position_pct: float = Field(
+        8.0, description="max position notional, % of equity (below the 10 % warning of trading-risk)"
+    )
     max_leverage: float = Field(3.0, description="max leverage")
     daily_loss_limit_pct: float = Field(5.0, description="daily loss (% of start equity) that halts entries")
     stop_loss_pct: float = Field(2.0, description="stop-loss distance from entry, %")

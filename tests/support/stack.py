@@ -135,8 +135,18 @@ class StackUnderTest:
             time.sleep(0.1)
 
     def wait_running(self, timeout: float = 30) -> None:
+        """Every program RUNNING, and the exchange and the bot answering (RUNNING comes first)."""
         for p in ("inbox", "exchange", "bot", "agent"):
             self.wait_state(p, "RUNNING", timeout=timeout)
+
+        def answering() -> bool:
+            try:
+                httpx.post(f"{self.exchange_url}/info", json={"type": "meta"}, timeout=2).raise_for_status()
+                return bool(self.health().get("status"))
+            except (httpx.HTTPError, ValueError):
+                return False
+
+        wait_until(answering, timeout, what="the exchange and the bot answering")
 
     def log(self, program: str, tail: int = 4000) -> str:
         path = self.var / "log" / f"{program}.log"

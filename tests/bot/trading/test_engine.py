@@ -29,8 +29,9 @@ def test_enters_with_a_resting_reduce_only_stop_and_never_repeats(make_engine: C
         pos = positions[s.coin]
         assert s.is_trigger and s.reduce_only and s.is_buy == (pos.size < 0) and s.size == abs(pos.size)
     equity = engine.gw.account().equity
-    for pos in positions.values():  # max_position_pct = 10 % of equity
-        assert abs(pos.size) * pos.entry_px <= 0.10 * equity * 1.01
+    cap = engine.bot.risk.max_position_pct / 100
+    for pos in positions.values():  # at most max_position_pct of equity (1 % for price rounding)
+        assert abs(pos.size) * pos.entry_px <= cap * equity * 1.01
     sent = len(engine.store.all_orders())
     for _ in range(3):
         engine.iterate()
