@@ -24,6 +24,7 @@ from agent.engine import flapping
 from agent.engine.evaluator import CheckStatus, Transition, classify
 from agent.engine.play_runner import PlayRunner, TaskOutcome
 from agent.engine.remediation import RemediationGuard
+from agent.engine.scheduled_plays import ScheduledPlays
 from agent.engine.scheduler import CheckScheduler
 from agent.engine.state import State
 from agent.errors import ConfigError
@@ -87,6 +88,7 @@ class ResidentAgent:
         self.notifications: Any = None
         self.outbox: Any = None
         self.scheduler: CheckScheduler | None = None
+        self.scheduled_plays: ScheduledPlays | None = None
         self.statuses: dict[str, CheckStatus] = {}
         self.guard: RemediationGuard | None = None
         self.lifecycle: Any = None
@@ -136,6 +138,8 @@ class ResidentAgent:
         self.lifecycle = self._make_lifecycle()
         self.scheduler = CheckScheduler(self._on_result, notifier=self.notifications)
         self.scheduler.start(self.config.bound_checks)
+        self.scheduled_plays = ScheduledPlays(self.scheduler.apscheduler, self._run_scheduled_play)
+        self.scheduled_plays.install(self.config.playbooks)
         await self.db(self.store.add_event, "start", None, None,
                       f"agent started with {len(self.config.bound_checks)} checks", {})
         log.info("agent started: %d playbooks, %d checks, store %s", len(self.config.playbooks),
@@ -269,11 +273,18 @@ class ResidentAgent:
     async def _run_steps(self, bc: Any, name: str, steps: Sequence[Any], reason: str,
                          play: Any = None, extra_vars: Mapping[str, Any] | None = None) -> Any:
         incident_id = self.statuses[bc.key].incident_id if bc.key in self.statuses else None
+        return await self._run_tasks(play or bc.play, [bc.host], steps, reason, label=f"{name}: ",
+                                     incident_id=incident_id, extra_vars=extra_vars)
+
+    async def _run_tasks(self, play: Any, hosts: Sequence[Any], tasks: Sequence[Any], reason: str, *,
+                         label: str = "", incident_id: int | None = None, actor: str = "agent",
+                         extra_vars: Mapping[str, Any] | None = None) -> Any:
+        """Run tasks through the play runner; every task lands in the audit trail."""
 
         async def audit(o: TaskOutcome, started: datetime, finished: datetime, params: Mapping[str, Any]) -> None:
             await self.db(self.store.record_action_run, dict(
-                incident_id=incident_id, play=bc.play.name, host=o.host, task=f"{name}: {o.task}",
-                module=o.module or "", params=params, reason=reason, actor="agent",
+                incident_id=incident_id, play=play.name, host=o.host, task=f"{label}{o.task}",
+                module=o.module or "", params=params, reason=reason, actor=actor,
                 check_mode=o.check_mode, changed=o.status == "changed", failed=o.status == "failed",
                 msg=o.msg, started_at=started, finished_at=finished))
             self.outbox.wake()
@@ -281,7 +292,26 @@ class ResidentAgent:
         runner = PlayRunner(self.source.registry,
                             self.config.templating, check_mode=self.check_mode, notifier=self.notifications,
                             audit=audit, reason=reason)
-        return await runner.run(play or bc.play, [bc.host], extra_vars=extra_vars, tasks=steps)
+        return await runner.run(play, hosts, extra_vars=extra_vars, tasks=tasks)
+
+    async def _run_scheduled_play(self, play: Any) -> None:
+        """A playbook's schedule fired: run its tasks like an operator would (audited, locked)."""
+        from agent.engine.locks import operator_lock_targets, target_locks
+
+        hosts = self.config.hosts_of(play)
+        reason = f"schedule of playbook {play.name}"
+        targets = [] if self.check_mode else operator_lock_targets(self.config, play, hosts)
+        async with target_locks(self.lock_dir, targets, owner=f"agent: scheduled {play.name}"):
+            recap = await self._run_tasks(play, hosts, play.tasks, reason, actor="agent (schedule)")
+        failed = [o for o in recap.outcomes if o.status == "failed"]
+        await self.db(self.store.add_event, "scheduled-play", None, None,
+                      f"{play.name}: {'failed' if failed else 'ok'}", {"play": play.name, "failed": len(failed)})
+        if failed:
+            body = "\n".join(f"- {o.host}: {o.task}: {o.msg}" for o in failed)
+            await self.db(lambda: self.notifications.notice(
+                None, title=f"[FAILED] scheduled playbook {play.name}", body=body, severity="warning",
+                play=play.name, host=", ".join(h.name for h in hosts)))
+            self.outbox.wake()
 
     async def _handover(self, bc: Any, name: str, decision: Any) -> None:
         """Past the budget: run the named playbook (e.g. emergency) once and page a human."""
@@ -329,6 +359,8 @@ class ResidentAgent:
         self.outbox.update_targets(self.notifications.targets)
         assert self.scheduler is not None
         self.scheduler.replace(self.config.bound_checks)
+        assert self.scheduled_plays is not None
+        self.scheduled_plays.install(self.config.playbooks)
         keys = {bc.key for bc in self.config.bound_checks}
         for gone in [k for k in self.statuses if k not in keys]:
             self.statuses.pop(gone)

@@ -181,3 +181,37 @@ def test_hung_check_does_not_delay_the_others(world, supervisor, receiver):
     assert max(gaps) < 2.5, gaps
     hung = wait_until(lambda: world.results("hangs"), 20, what="the hung check's UNKNOWN")
     assert hung[0].state.name == "UNKNOWN" and "timed out" in (hung[0].error or "")
+
+
+SCHEDULED = """
+version: 1
+name: report
+hosts: local
+schedule: {every: 2s}
+tasks:
+  - name: say hello
+    notify: {title: "scheduled hello from {{ host }}", body: "tasks run on the play's schedule"}
+"""
+
+SCHEDULED_FAILING = """
+version: 1
+name: nightly
+hosts: local
+schedule: {every: 2s}
+tasks:
+  - name: a step that fails
+    command: {argv: ["sh", "-c", "echo disk full >&2; exit 1"]}
+"""
+
+
+def test_scheduled_tasks_run_on_schedule_and_failures_are_told(world, supervisor, receiver):
+    world.write_playbook("report", SCHEDULED)
+    world.write_playbook("nightly", SCHEDULED_FAILING)
+    world.start()
+    msgs = receiver.wait_for(3, 30)
+    titles = [m["title"] for m in msgs]
+    assert "scheduled hello from local" in titles
+    assert any("[FAILED] scheduled playbook nightly" in t for t in titles)
+    runs = world.action_runs()
+    assert {r.actor for r in runs} == {"agent (schedule)"}
+    assert any(r.task == "a step that fails" and r.failed for r in runs)
