@@ -400,7 +400,9 @@ class ResidentAgent:
                 if await self.db(self.lifecycle.tick, now):
                     self.outbox.wake()
                 trigger = self.config.inventory.notify.digest.trigger()
-                due = trigger.get_next_fire_time(None, last_digest + timedelta(microseconds=1))
+                # The previous fire time is the last digest: an IntervalTrigger asked with None
+                # answers "one interval from its creation", which never comes as it is rebuilt here.
+                due = trigger.get_next_fire_time(last_digest, now)
                 if due is not None and due <= now:
                     if await self.db(self.lifecycle.send_digest, last_digest, now):
                         self.outbox.wake()
