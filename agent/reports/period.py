@@ -41,6 +41,7 @@ def resolve_period(
     until: datetime | date | str | None,
     tz_name: str,
     now: datetime,
+    complete: bool = False,
 ) -> Period:
     """The window a report covers.
 
@@ -51,6 +52,9 @@ def resolve_period(
       calendar month (from the 1st). When ``until`` is exactly that midnight the previous whole
       day (week, month) is meant, so ``until: 2024-03-16`` with ``period: day`` is all of the
       15th and ``until: 2024-04-01`` with ``period: month`` all of March.
+    * ``complete`` (with ``period``, not ``since``): the last *whole* period ending at or before
+      ``until``: ``until`` is first moved back to the start of the period it falls in, so a
+      monthly review on the 1st at 04:00 covers all of the previous month, not four hours.
     """
     tz = ZoneInfo(tz_name)
     end = now.astimezone(timezone.utc) if until is None or until == "now" else parse_instant(until, tz)
@@ -65,6 +69,12 @@ def resolve_period(
         kind = period or "day"
         local_end = end.astimezone(tz)
         midnight = datetime.combine(local_end.date(), time.min, tzinfo=tz)
+        if complete:
+            boundary = {"day": midnight, "week": midnight - timedelta(days=local_end.weekday()),
+                        "month": midnight.replace(day=1)}[kind]
+            end = boundary.astimezone(timezone.utc)
+            local_end = boundary
+            midnight = boundary if kind == "day" else datetime.combine(boundary.date(), time.min, tzinfo=tz)
         if kind == "day":
             start_local = midnight if midnight < local_end else midnight - timedelta(days=1)
             label = f"day {start_local.date().isoformat()}"

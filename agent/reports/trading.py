@@ -40,6 +40,31 @@ Definitions (every window is half-open, ``since <= t < until``, in UTC):
   of ``[since, until)`` over its length, times 100; ``downtime_seconds`` the uncovered part.
   A bot that is running but cannot reach the exchange writes no snapshot: that is downtime,
   deliberately (it is not trading).
+* **gross profit / gross loss**: sum of ``pnl`` of the winning trades / of ``-pnl`` of the
+  losing trades closed in the window (both >= 0; break-even trades add to neither).
+* **profit factor**: ``gross_profit / gross_loss``. ``None`` when there is no losing trade
+  (no trade at all, or only wins and break-evens: the ratio is undefined or infinite; the
+  template says which). 0.0 when there are losses and no wins.
+* **Sharpe ratio** (``sharpe_ratio``): from daily returns of the equity snapshots, days being
+  UTC calendar days (the bot's trading day). A day's close is its last snapshot inside the
+  window; the first return runs from ``start_equity`` to the first day's close, each next one
+  from the previous close (days without a snapshot are skipped, so a return may span them).
+  ``r = close / previous - 1``; Sharpe = ``mean(r) / stdev(r)`` with the sample standard
+  deviation (n - 1), a risk-free rate of 0, **not annualised** (multiply by sqrt(365) for a
+  yearly figure: crypto trades every day). ``None`` with fewer than 2 daily returns, when the
+  returns do not vary, or when an equity is not positive. ``sharpe_days`` is how many
+  returns it used.
+* **daily loss used** (the bot's daily loss limit, ``bot.risk.daily_loss_limit_pct``): for the
+  UTC day of the last snapshot in the window (``daily_loss_day``), with the bot's own
+  definition: ``day_start`` is that day's first snapshot (even before ``since``), the loss is
+  ``(day_start - equity) / day_start * 100`` (negative: a gain). ``daily_loss_pct`` uses the
+  last snapshot of the window, ``daily_loss_worst_pct`` the lowest snapshot of that day before
+  ``until`` (snapshots are a minute apart: a dip between two is not seen).
+  ``daily_loss_used_pct`` / ``daily_loss_worst_used_pct`` are those losses (0 for a gain) as a
+  percent of the limit: 100 means the bot halts new entries. ``None`` without snapshots (or
+  without a limit, for the ``used`` figures).
+* **log summary** and **API call volume**: given as inputs, see :mod:`agent.reports.logs` and
+  :mod:`agent.reports.api_calls` for their definitions (``None`` when not available).
 """
 from __future__ import annotations
 
@@ -49,6 +74,9 @@ from datetime import datetime, timezone
 from typing import Any, Protocol
 
 import pandas as pd
+
+from agent.reports.api_calls import ApiCallVolume
+from agent.reports.logs import LogSummary
 
 DEFAULT_UPTIME_GRACE_S = 150.0
 """Seconds one equity snapshot vouches for the trading loop (2.5 x the 60 s snapshot period)."""
@@ -179,6 +207,19 @@ class Report:
     uptime_pct: float | None
     downtime_seconds: float | None
     closed_trades: tuple[TradeLine, ...] = field(default=())
+    gross_profit: float = 0.0
+    gross_loss: float = 0.0
+    profit_factor: float | None = None
+    sharpe_ratio: float | None = None
+    sharpe_days: int = 0
+    daily_loss_day: str | None = None
+    daily_loss_pct: float | None = None
+    daily_loss_worst_pct: float | None = None
+    daily_loss_limit_pct: float | None = None
+    daily_loss_used_pct: float | None = None
+    daily_loss_worst_used_pct: float | None = None
+    log: LogSummary | None = None
+    api_calls: ApiCallVolume | None = None
 
     @property
     def incident_count(self) -> int:
@@ -188,6 +229,10 @@ class Report:
         """A plain, JSON-friendly view (datetimes as ISO text) for templates and results."""
         out = asdict(self)
         out["incident_count"] = self.incident_count
+        if self.log is not None:
+            out["log"]["errors"] = self.log.errors
+        if self.api_calls is not None:
+            out["api_calls"]["failed_pct"] = self.api_calls.failed_pct
         return _jsonable(out)
 
 
@@ -202,12 +247,17 @@ def compute_report(
     incidents: Iterable[IncidentLike] = (),
     action_runs: Iterable[ActionRunLike] = (),
     uptime_grace_s: float = DEFAULT_UPTIME_GRACE_S,
+    daily_loss_limit_pct: float | None = None,
+    log: LogSummary | None = None,
+    api_calls: ApiCallVolume | None = None,
 ) -> Report:
     """Compute the report of ``period`` from the given records (pure: no I/O, no clock).
 
     Frames need at least the columns named in ``TRADE_COLUMNS``, ``FILL_COLUMNS``,
     ``EQUITY_COLUMNS`` (and ``POSITION_COLUMNS``, ``HALT_COLUMNS``); datetimes may be naive
-    (read as UTC, which is how both stores write them) or aware.
+    (read as UTC, which is how both stores write them) or aware. ``daily_loss_limit_pct`` is
+    the bot's limit (for the daily-loss-used figures); ``log`` and ``api_calls`` are passed
+    through into the report.
     """
     since, until = period.since, period.until
     trades = _with_utc(trades, ("opened_at", "closed_at"))
@@ -229,7 +279,10 @@ def compute_report(
         halts_in = int(((h["created_at"] >= since) & (h["created_at"] < until)).sum())
 
     wins, losses = int((pnl > 0).sum()), int((pnl < 0).sum())
+    gross_profit, gross_loss = float(pnl[pnl > 0].sum()), float(-pnl[pnl < 0].sum())
     uptime, downtime = _uptime(equity, since, until, uptime_grace_s)
+    sharpe, sharpe_days = _sharpe(equity, since, until, start_equity)
+    loss = _daily_loss(equity, since, until, daily_loss_limit_pct)
     return Report(
         period=period,
         trades=len(lines),
@@ -258,6 +311,14 @@ def compute_report(
         uptime_pct=uptime,
         downtime_seconds=downtime,
         closed_trades=lines,
+        gross_profit=gross_profit,
+        gross_loss=gross_loss,
+        profit_factor=gross_profit / gross_loss if gross_loss > 0 else None,
+        sharpe_ratio=sharpe,
+        sharpe_days=sharpe_days,
+        **loss,
+        log=log,
+        api_calls=api_calls,
     )
 
 
@@ -329,6 +390,50 @@ def _equity_figures(
     pct = (fall / peak.where(peak > 0)).fillna(0.0) * 100.0
     end = float(inside["equity"].astype(float).iloc[-1]) if not inside.empty else float(series.iloc[-1])
     return float(series.iloc[0]), end, float(fall.max()), float(pct.max())
+
+
+def _sharpe(equity: pd.DataFrame, since: datetime, until: datetime,
+            start_equity: float | None) -> tuple[float | None, int]:
+    """(Sharpe ratio, number of daily returns); see the module docstring."""
+    eq = _equity_series(equity)
+    inside = eq[(eq["at"] >= since) & (eq["at"] < until)]
+    if start_equity is None or inside.empty:
+        return None, 0
+    days = inside["at"].dt.strftime("%Y-%m-%d")
+    closes = inside["equity"].astype(float).groupby(days.values, sort=True).last()
+    levels = [start_equity, *closes.tolist()]
+    if any(v <= 0 for v in levels):
+        return None, len(closes)
+    returns = pd.Series(levels[1:]) / pd.Series(levels[:-1]) - 1.0
+    if len(returns) < 2:
+        return None, len(returns)
+    spread = float(returns.std(ddof=1))
+    return (float(returns.mean()) / spread if spread > 0 else None), len(returns)
+
+
+def _daily_loss(equity: pd.DataFrame, since: datetime, until: datetime,
+                limit_pct: float | None) -> dict[str, Any]:
+    """The daily-loss figures of the Report; see the module docstring."""
+    out: dict[str, Any] = {"daily_loss_day": None, "daily_loss_pct": None, "daily_loss_worst_pct": None,
+                           "daily_loss_limit_pct": limit_pct, "daily_loss_used_pct": None,
+                           "daily_loss_worst_used_pct": None}
+    eq = _equity_series(equity)
+    inside = eq[(eq["at"] >= since) & (eq["at"] < until)]
+    if inside.empty:
+        return out
+    last_at = as_utc(inside["at"].iloc[-1])
+    day = last_at.strftime("%Y-%m-%d")
+    of_day = eq[(eq["at"].dt.strftime("%Y-%m-%d") == day) & (eq["at"] < until)]["equity"].astype(float)
+    day_start = float(of_day.iloc[0])
+    if day_start <= 0:
+        return {**out, "daily_loss_day": day}
+    end_loss = (day_start - float(inside["equity"].astype(float).iloc[-1])) / day_start * 100.0
+    worst_loss = (day_start - float(of_day.min())) / day_start * 100.0
+    out.update(daily_loss_day=day, daily_loss_pct=end_loss, daily_loss_worst_pct=worst_loss)
+    if limit_pct is not None and limit_pct > 0:
+        out.update(daily_loss_used_pct=max(0.0, end_loss) / limit_pct * 100.0,
+                   daily_loss_worst_used_pct=max(0.0, worst_loss) / limit_pct * 100.0)
+    return out
 
 
 def _uptime(equity: pd.DataFrame, since: datetime, until: datetime, grace_s: float) -> tuple[float | None, float | None]:

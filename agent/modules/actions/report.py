@@ -5,11 +5,17 @@ Reads the bot's SQLite file (read-only) and the agent's store, computes the figu
 ``templates/`` (``daily-report.md.j2``) and hands the text to ``ctx.notifier`` like the
 ``notify`` action, so it goes through routes, the outbox and apprise. In check mode the
 report is computed and rendered (the preview shows the figures) but nothing is queued.
+
+Besides the two stores it reads (read-only): the bot's log file and its rotations for the log
+summary (:mod:`agent.reports.logs`), and, for a window that ends now, the bot's ``/metrics``
+for the API call volume (:mod:`agent.reports.api_calls`). Either missing is a note in the
+report, never a failure: the trading figures matter more than the extras.
 """
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Any, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -23,13 +29,18 @@ from agent.reports import (
     DEFAULT_UPTIME_GRACE_S,
     Report,
     compute_report,
+    fetch_api_calls,
     load_agent_records,
     load_bot_frames,
+    read_log_summary,
     resolve_period,
 )
 from agent.types import Duration, parse_duration
 
 Instant = datetime | date | str
+
+API_CALLS_FRESH_S = 300.0
+"""The API call volume (a counter read now) is shown only for windows ending this close to now."""
 
 
 class ReportActionParams(Params):
@@ -53,6 +64,23 @@ class ReportActionParams(Params):
         DEFAULT_UPTIME_GRACE_S, description="how long one equity snapshot counts the bot's loop as up"
     )
     list_trades: int = Field(20, ge=0, description="at most this many closed trades are listed in the message")
+    complete: bool = Field(
+        False, description="report the last whole `period` ending at or before `until` (a monthly review on the "
+                           "1st covers the previous month); ignored when `since` is given"
+    )
+    bot_log: str | None = Field(
+        None, description="the bot's JSON log for the log summary (its rotations .1, .2... are read too); "
+                          "default: host vars supervisor.logdir/bot.program.log; '' = no log summary"
+    )
+    log_top: int = Field(5, ge=0, le=50, description="how many of the most common error messages are listed")
+    metrics_url: str | None = Field(
+        None, description="the bot's Prometheus endpoint for the API call volume (read only when the window "
+                          "ends now); default: host var bot.metrics_url; '' = none"
+    )
+    daily_loss_limit_pct: float | None = Field(
+        None, gt=0, description="the bot's daily loss limit, % (for 'daily loss used'); default: host var "
+                                "bot.risk.daily_loss_limit_pct"
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -78,7 +106,7 @@ class ReportActionParams(Params):
                 _check_instant_or_duration(value)
         if _is_absolute(self.since) and _is_absolute(self.until):
             resolve_period(period=self.period, since=self.since, until=self.until, tz_name=self.timezone,
-                           now=datetime.now(timezone.utc))
+                           now=datetime.now(timezone.utc), complete=self.complete)
         return self
 
 
@@ -113,8 +141,9 @@ class ReportAction(ActionModule):
     name: ClassVar[str] = "report"
     Params: ClassVar[type[ReportActionParams]] = ReportActionParams
     description: ClassVar[str] = (
-        "Trading report of a period (trades, win rate, P&L, best/worst, drawdown, fees, positions, incidents, "
-        "remediations, uptime) from the bot's and the agent's stores, sent through a route"
+        "Trading report of a period (trades, win rate, P&L, profit factor, Sharpe, best/worst, drawdown, daily loss "
+        "used, fees, positions, incidents, remediations, uptime, log summary, API calls) from the bot's and the "
+        "agent's stores, sent through a route"
     )
     supports_check_mode: ClassVar[bool] = True
 
@@ -125,8 +154,14 @@ class ReportAction(ActionModule):
         agent_db = params.agent_db or _host_path(ctx, "agent")
         if not bot_db:
             return ActionResult(failed=True, msg="no bot database: set bot_db or the host var bot.db_path")
+        extras = _Extras(
+            bot_log=params.bot_log if params.bot_log is not None else _host_bot_log(ctx),
+            metrics_url=params.metrics_url if params.metrics_url is not None else _host_bot_var(ctx, "metrics_url"),
+            daily_loss_limit_pct=params.daily_loss_limit_pct if params.daily_loss_limit_pct is not None
+            else _host_loss_limit(ctx),
+        )
         try:
-            report, note = await asyncio.to_thread(_build, params, bot_db, agent_db)
+            report, note = await asyncio.to_thread(_build, params, bot_db, agent_db, extras)
         except (ModuleError, ValueError) as exc:
             return ActionResult(failed=True, msg=f"cannot compute the report: {exc}")
         title = params.title or f"Trading report {report.period.label} on {ctx.host.name}"
@@ -163,22 +198,69 @@ class ReportAction(ActionModule):
         return render_or_fallback(renderer, params.template, template_vars)
 
 
-def _build(params: ReportActionParams, bot_db: str, agent_db: str | None) -> tuple[Report, str]:
+@dataclass(frozen=True)
+class _Extras:
+    """Where the optional figures come from (resolved from params and host vars)."""
+
+    bot_log: str | None
+    metrics_url: str | None
+    daily_loss_limit_pct: float | None
+
+
+def _build(params: ReportActionParams, bot_db: str, agent_db: str | None, extras: _Extras) -> tuple[Report, str]:
     now = datetime.now(timezone.utc)
     period = resolve_period(period=params.period, since=params.since, until=params.until,
-                            tz_name=params.timezone, now=now)
+                            tz_name=params.timezone, now=now, complete=params.complete)
     if period.until > now:
         # The future has no records: a window ending later is cut at now (so uptime is honest).
         period = type(period)(since=period.since, until=now, label=period.label, timezone=period.timezone)
     frames = load_bot_frames(bot_db)
     records = load_agent_records(agent_db, period.since) if agent_db else None
+    notes = [records.note if records else "no agent store configured: incidents and remediations not included"]
+    log = None
+    if extras.bot_log:
+        try:
+            log = read_log_summary(extras.bot_log, period.since, period.until, top=params.log_top)
+        except OSError as exc:
+            notes.append(f"log summary: cannot read {extras.bot_log}: {exc.strerror or exc}")
+        else:
+            if log is None:
+                notes.append(f"log summary: {extras.bot_log} does not exist")
+    api_calls = None
+    if extras.metrics_url and (now - period.until).total_seconds() <= API_CALLS_FRESH_S:
+        try:
+            api_calls = fetch_api_calls(extras.metrics_url)
+        except ValueError as exc:
+            notes.append(f"API call volume: {exc}")
     report = compute_report(
         period, trades=frames.trades, fills=frames.fills, equity=frames.equity, positions=frames.positions,
         halts=frames.halts, incidents=records.incidents if records else (),
         action_runs=records.action_runs if records else (), uptime_grace_s=params.uptime_grace,
+        daily_loss_limit_pct=extras.daily_loss_limit_pct, log=log, api_calls=api_calls,
     )
-    note = records.note if records else "no agent store configured: incidents and remediations not included"
-    return report, note
+    return report, "; ".join(n for n in notes if n)
+
+
+def _host_bot_var(ctx: RunContext, key: str) -> str | None:
+    bot = ctx.host.vars.get("bot")
+    value = bot.get(key) if isinstance(bot, Mapping) else None
+    return str(value) if value else None
+
+
+def _host_bot_log(ctx: RunContext) -> str | None:
+    """``<supervisor.logdir>/<bot.program>.log``, where supervisord writes the bot's output
+    (the same path the bot-health log checks read; relative to the agent's directory)."""
+    supervisor = ctx.host.vars.get("supervisor")
+    logdir = supervisor.get("logdir") if isinstance(supervisor, Mapping) else None
+    program = _host_bot_var(ctx, "program")
+    return f"{logdir}/{program}.log" if logdir and program else None
+
+
+def _host_loss_limit(ctx: RunContext) -> float | None:
+    bot = ctx.host.vars.get("bot")
+    risk = bot.get("risk") if isinstance(bot, Mapping) else None
+    value = risk.get("daily_loss_limit_pct") if isinstance(risk, Mapping) else None
+    return float(value) if isinstance(value, (int, float)) and value > 0 else None
 
 
 def _host_path(ctx: RunContext, section: str) -> str | None:

@@ -12,7 +12,7 @@ from agent.modules.registry import default_registry
 from agent.notify import Notifications, Outbox
 from agent.notify.routing import RouteSpec, Router, TargetSpec
 from agent.store import Store
-from tests.agent.reports.history import EXPECTED, build_agent_db, build_bot_db
+from tests.agent.reports.history import EXPECTED, build_agent_db, build_bot_db, build_bot_log
 from tests.support.receivers import JsonReceiver
 
 WINDOW = {"period": "day", "until": "2024-03-15T16:00:00+00:00", "timezone": "UTC"}
@@ -22,11 +22,15 @@ WINDOW = {"period": "day", "until": "2024-03-15T16:00:00+00:00", "timezone": "UT
 def world(tmp_path: Path):
     bot_db = build_bot_db(tmp_path / "bot.db")
     agent_db = build_agent_db(tmp_path / "agent.db")
+    build_bot_log(tmp_path / "log")
     store = Store(f"sqlite:///{agent_db}")
     with JsonReceiver() as receiver:
         targets = {"inbox": TargetSpec("inbox", receiver.url)}
         notes = Notifications(store, Router([RouteSpec("reports", ("inbox",))], targets))
-        host = HostContext("local", {"bot": {"db_path": str(bot_db)}, "agent": {"db_path": str(agent_db)}})
+        # The host vars as bot/settings.py gives them (risk, program, logdir).
+        host = HostContext("local", {
+            "bot": {"db_path": str(bot_db), "program": "bot", "risk": {"daily_loss_limit_pct": 5.0}},
+            "agent": {"db_path": str(agent_db)}, "supervisor": {"logdir": str(tmp_path / "log")}})
         yield store, notes, Outbox(store, targets), receiver, host
     store.close()
 
@@ -62,6 +66,13 @@ async def test_sends_the_report_with_the_exact_figures(world) -> None:
         "- best trade: +4.75 USD (BTC long, #1)",
         "- worst trade: -10.25 USD (ETH short, #2)",
         "- max drawdown: 2.50 % (25.50 USD)",
+        "- profit factor: 0.80 (gross profit 8.25 / gross loss 10.25 USD)",
+        "- Sharpe ratio (daily returns, not annualised): n/a (1 daily return(s); needs 2 or more that vary)",
+        "- daily loss used on 2024-03-15 (UTC): 0.0 % of the 5 % limit (day P&L +1.80 %; worst -0.55 %, "
+        "11.0 % of the limit)",
+        "- bot log: 9 line(s) (critical 1, error 5, info 2, warning 1), 2 unstructured",
+        "  - 3 x error loop_error: exchange refused a request",
+        "  - 1 x error order_error: order rejected for key ***",
         "- fees: 4.06 USD over 11 fill(s)",
         "Open positions: 2 (unrealized +1.25 USD)",
         "- BTC -0.01 @ 61000.00 (unrealized -0.25 USD)",
@@ -73,6 +84,8 @@ async def test_sends_the_report_with_the_exact_figures(world) -> None:
         "- #2 ETH short 0.5: -10.25 USD (stop_loss)",
     ):
         assert line in body, f"{line!r} not in:\n{body}"
+    assert "ab" * 32 not in body  # the key in the log line is redacted
+    assert "API calls" not in body  # a past day: the counters read now would not be its figures
     [row] = [n for n in store.list_notifications() if n.kind == "task"]
     assert row.status == "sent"
 
@@ -88,6 +101,62 @@ async def test_check_mode_renders_and_sends_nothing(world) -> None:
     await outbox.drain(timeout=2)
     assert store.list_notifications() == []
     assert receiver.messages == []
+
+
+@pytest.fixture
+def bot_metrics_server():
+    """The bot's own metrics (BotMetrics, some API calls observed) served on loopback."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from bot.trading.metrics import BotMetrics
+
+    metrics = BotMetrics()
+    for method, error in (("info", None), ("info", None), ("order", "rejected")):
+        metrics.observe_api(method, 0.01, error)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            body = metrics.render()
+            self.send_response(200 if self.path == "/metrics" else 404)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/metrics"
+    server.shutdown()
+    server.server_close()
+
+
+async def test_a_window_ending_now_shows_the_api_call_volume(world, bot_metrics_server) -> None:
+    _, notes, _, _, host = world
+    host = HostContext("local", {**host.vars, "bot": {**host.vars["bot"], "metrics_url": bot_metrics_server}})
+    params = ReportAction.Params.model_validate({"since": "1h", "route": "reports"})
+    result = await ReportAction().run(params, ctx(host, notes, check_mode=True))
+    assert not result.failed, result.msg
+    calls = result.data["report"]["api_calls"]
+    assert (calls["calls"], calls["failed"]) == (3, 1)
+    body = result.data["body"]
+    assert "- exchange API calls by the bot since it started (" in body and "): 3, failed 1 (33.3 %)" in body
+    assert "  - info: 2" in body and "  - order: 1 (1 failed)" in body
+
+
+async def test_an_unreachable_metrics_endpoint_is_a_note_not_a_failure(world) -> None:
+    from tests.support.stack import free_port
+
+    _, notes, _, _, host = world
+    url = f"http://127.0.0.1:{free_port()}/metrics"
+    host = HostContext("local", {**host.vars, "bot": {**host.vars["bot"], "metrics_url": url}})
+    result = await ReportAction().run(ReportAction.Params.model_validate({"since": "1h", "route": "reports"}),
+                                      ctx(host, notes, check_mode=True))
+    assert not result.failed and result.data["report"]["api_calls"] is None
+    assert f"API call volume: {url} did not answer" in result.data["body"]
 
 
 async def test_missing_bot_database_fails_with_the_reason(world, tmp_path: Path) -> None:

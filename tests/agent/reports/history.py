@@ -101,6 +101,31 @@ ACTION_RUNS = [
     ("restart-bot: restart the crashed bot", "agent", False, False, at(12, day=14)),  # day before
 ]
 
+DAILY_LOSS_LIMIT_PCT = 5.0
+SECRET_KEY = "0x" + "ab" * 32
+
+# The bot's log as supervisord writes it (JSON lines by the bot's own formatter, plus a raw
+# traceback); the first two lines are in the rotated file bot.log.1. (when, level, event, msg)
+LOG_ROTATED = [
+    (at(23, 30, day=14), "error", "connect_failed", "exchange not reachable at start-up; retrying"),  # before
+    (at(1), "info", "start", "bot started"),
+]
+LOG_CURRENT = [
+    (at(2), "warning", "loop_error", "iteration failed"),
+    (at(8, 1), "error", "loop_error", "exchange refused a request"),
+    (at(8, 2), "error", "loop_bug", "bug in the trading loop"),
+    "Traceback (most recent call last):",       # unstructured, after an in-window line: counted
+    '  File "bot/trading/engine.py", line 1, in iterate',
+    (at(9), "error", "loop_error", "exchange refused a request"),
+    (at(10), "error", "loop_error", "exchange refused a request"),
+    (at(11), "critical", "store_error", "database is locked"),
+    (at(12), "error", "order_error", f"order rejected for key {SECRET_KEY}"),  # redacted in the summary
+    (at(15, 59, 59), "info", "loop", "iteration done"),
+    (at(16), "error", "loop_error", "exchange refused a request"),   # exactly at until: outside
+    "a raw line after an out-of-window line: not counted",
+    (at(17), "critical", "store_error", "database is locked"),       # after
+]
+
 EXPECTED = {
     "trades": 4, "trades_opened": 6, "wins": 2, "losses": 1, "win_rate": 0.5,
     "realized_pnl": -2.0,                 # 4.75 - 10.25 + 3.5 + 0.0
@@ -113,7 +138,52 @@ EXPECTED = {
     "incident_count": 3, "incident_seconds": 19800.0,   # 1800 + 14400 + 3600
     "remediation_runs": 3, "halts": 1,
     "uptime_pct": 43290 / 57600 * 100, "downtime_seconds": 14310.0,
+    # wins 4.75 + 3.5, losses 10.25
+    "gross_profit": 8.25, "gross_loss": 10.25, "profit_factor": 8.25 / 10.25,
+    # one UTC day in the window: one daily return (1000 -> 1018), not enough for a Sharpe ratio
+    "sharpe_ratio": None, "sharpe_days": 1,
+    # day start 1000 (00:00, the first snapshot of the 15th), end 1018 (a gain), worst 994.5 (03:01)
+    "daily_loss_day": "2024-03-15", "daily_loss_pct": (1000.0 - 1018.0) / 1000.0 * 100.0,
+    "daily_loss_worst_pct": (1000.0 - 994.5) / 1000.0 * 100.0,
+    "daily_loss_used_pct": 0.0, "daily_loss_worst_used_pct": (1000.0 - 994.5) / 1000.0 * 100.0 / 5.0 * 100.0,
+    # 9 JSON lines from 01:00 to 15:59:59 (the 23:30 line, 16:00 and 17:00 are outside)
+    "log_lines": 9, "log_levels": {"critical": 1, "error": 5, "info": 2, "warning": 1}, "log_errors": 6,
+    "log_unstructured": 2,
+    "log_top_errors": [
+        (3, "error", "loop_error", "exchange refused a request"),
+        (1, "critical", "store_error", "database is locked"),   # ties: the more severe level first,
+        (1, "error", "loop_bug", "bug in the trading loop"),    # then by message
+        (1, "error", "order_error", "order rejected for key ***"),
+    ],
 }
+
+
+def build_bot_log(logdir: Path, program: str = "bot") -> Path:
+    """Write ``<logdir>/<program>.log`` and its rotation ``.log.1`` with the bot's JSON formatter."""
+    import logging
+    import os
+
+    from bot.trading.jsonlog import JsonFormatter
+
+    formatter = JsonFormatter()
+    logdir.mkdir(parents=True, exist_ok=True)
+
+    def render(entry: object) -> str:
+        if isinstance(entry, str):
+            return entry
+        when, level, event, msg = entry  # type: ignore[misc]
+        record = logging.makeLogRecord({"name": "bot", "levelname": level.upper(), "msg": msg, "event": event,
+                                        "created": when.timestamp()})
+        return formatter.format(record)
+
+    current = logdir / f"{program}.log"
+    rotated = logdir / f"{program}.log.1"
+    for path, entries in ((rotated, LOG_ROTATED), (current, LOG_CURRENT)):
+        path.write_text("".join(render(e) + "\n" for e in entries))
+    # Each file was last written when its last line was (read_log_summary skips older files).
+    os.utime(rotated, (at(1).timestamp(), at(1).timestamp()))
+    os.utime(current, (at(17).timestamp(), at(17).timestamp()))
+    return current
 
 
 def build_bot_db(path: Path) -> Path:

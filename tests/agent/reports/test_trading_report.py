@@ -13,14 +13,24 @@ import pandas as pd
 import pytest
 
 from agent.errors import ModuleError
-from agent.reports import Period, Report, compute_report, load_agent_records, load_bot_frames, resolve_period
+from agent.reports import (
+    Period,
+    Report,
+    compute_report,
+    load_agent_records,
+    load_bot_frames,
+    read_log_summary,
+    resolve_period,
+)
 from tests.agent.reports.history import (
+    DAILY_LOSS_LIMIT_PCT,
     EXPECTED,
     SINCE,
     UNTIL,
     at,
     build_agent_db,
     build_bot_db,
+    build_bot_log,
 )
 
 UTC = timezone.utc
@@ -28,15 +38,18 @@ UTC = timezone.utc
 
 @pytest.fixture
 def dbs(tmp_path: Path) -> tuple[Path, Path]:
+    build_bot_log(tmp_path / "log")
     return build_bot_db(tmp_path / "bot.db"), build_agent_db(tmp_path / "agent.db")
 
 
 def report_of(bot_db: Path, agent_db: Path, since: datetime = SINCE, until: datetime = UNTIL) -> Report:
     frames = load_bot_frames(bot_db)
     records = load_agent_records(agent_db, since)
+    log = read_log_summary(bot_db.parent / "log" / "bot.log", since, until)
     return compute_report(Period(since, until, "day 2024-03-15"), trades=frames.trades, fills=frames.fills,
                           equity=frames.equity, positions=frames.positions, halts=frames.halts,
-                          incidents=records.incidents, action_runs=records.action_runs)
+                          incidents=records.incidents, action_runs=records.action_runs,
+                          daily_loss_limit_pct=DAILY_LOSS_LIMIT_PCT, log=log)
 
 
 def figures(report: Report) -> dict[str, object]:
@@ -53,6 +66,17 @@ def figures(report: Report) -> dict[str, object]:
         "unrealized_pnl": report.unrealized_pnl, "incident_count": report.incident_count,
         "incident_seconds": report.incident_seconds, "remediation_runs": report.remediation_runs,
         "halts": report.halts, "uptime_pct": report.uptime_pct, "downtime_seconds": report.downtime_seconds,
+        "gross_profit": report.gross_profit, "gross_loss": report.gross_loss, "profit_factor": report.profit_factor,
+        "sharpe_ratio": report.sharpe_ratio, "sharpe_days": report.sharpe_days,
+        "daily_loss_day": report.daily_loss_day, "daily_loss_pct": report.daily_loss_pct,
+        "daily_loss_worst_pct": report.daily_loss_worst_pct, "daily_loss_used_pct": report.daily_loss_used_pct,
+        "daily_loss_worst_used_pct": report.daily_loss_worst_used_pct,
+        "log_lines": report.log.lines if report.log else None,
+        "log_levels": report.log.levels if report.log else None,
+        "log_errors": report.log.errors if report.log else None,
+        "log_unstructured": report.log.unstructured_lines if report.log else None,
+        "log_top_errors": [(e.count, e.level, e.event, e.message) for e in report.log.top_errors]
+        if report.log else None,
     }
 
 
