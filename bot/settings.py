@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 # A well-known development key (Hardhat account #0). It only ever signs for the local paper
 # exchange; testnet and mainnet keys come from the environment.
@@ -48,6 +48,17 @@ class ExchangeSettings(_Model):
         return f"http://{self.host}:{self.port}"
 
 
+def _broken_rules(rules: list[tuple[str, bool, str]]) -> None:
+    """Raise one ``ValueError`` naming every broken rule: ``(name, holds, what to change)``.
+
+    Step two of validation (after the field types): cross-field business rules, each with a
+    name an operator can search for and a message that says what to change.
+    """
+    broken = [f"rule {name}: {message}" for name, holds, message in rules if not holds]
+    if broken:
+        raise ValueError("; ".join(broken))
+
+
 class RiskSettings(_Model):
     max_position_pct: float = Field(
         8.0, description="max position notional, % of equity (below the 10 % warning of trading-risk)"
@@ -55,6 +66,31 @@ class RiskSettings(_Model):
     max_leverage: float = Field(3.0, description="max leverage")
     daily_loss_limit_pct: float = Field(5.0, description="daily loss (% of start equity) that halts entries")
     stop_loss_pct: float = Field(2.0, description="stop-loss distance from entry, %")
+
+    @model_validator(mode="after")
+    def _risk_rules(self) -> RiskSettings:
+        """Named rules of one risk block (see ``BotSettings._bot_rules`` for those across coins)."""
+        _broken_rules([
+            ("positive-limits",
+             min(self.max_position_pct, self.max_leverage, self.daily_loss_limit_pct, self.stop_loss_pct) > 0,
+             "max_position_pct, max_leverage, daily_loss_limit_pct and stop_loss_pct must all be above 0 "
+             f"(got {self.max_position_pct:g}, {self.max_leverage:g}, {self.daily_loss_limit_pct:g}, "
+             f"{self.stop_loss_pct:g})"),
+            ("daily-loss-limit-below-100",
+             self.daily_loss_limit_pct < 100,
+             f"daily_loss_limit_pct {self.daily_loss_limit_pct:g} would never halt before the account is gone: "
+             "set it below 100 (the seeds use 5)"),
+            ("stop-loss-below-100",
+             self.stop_loss_pct < 100,
+             f"stop_loss_pct {self.stop_loss_pct:g} puts a long's stop at or below price 0: set it below 100 "
+             "(the seeds use 1 to 2)"),
+            ("position-within-leverage",
+             self.max_position_pct <= self.max_leverage * 100,
+             f"max_position_pct {self.max_position_pct:g} % of equity needs leverage "
+             f"{self.max_position_pct / 100:g}x, above max_leverage {self.max_leverage:g}: lower "
+             f"max_position_pct to at most {self.max_leverage * 100:g} or raise max_leverage"),
+        ])
+        return self
 
 
 class StrategySettings(_Model):
@@ -71,6 +107,19 @@ class StrategySettings(_Model):
         "cross: enter only on the candle where MACD crosses its signal line",
     )
     lookback_candles: int = Field(200, ge=20, description="closed candles fetched per iteration")
+
+    @model_validator(mode="after")
+    def _macd_rules(self) -> StrategySettings:
+        _broken_rules([
+            ("macd-fast-below-slow",
+             self.fast < self.slow,
+             f"strategy.fast ({self.fast}) must be below strategy.slow ({self.slow}): swap them or lower fast"),
+            ("lookback-covers-macd",
+             self.lookback_candles >= self.slow + self.signal,
+             f"lookback_candles {self.lookback_candles} is too short for MACD {self.fast}/{self.slow}/{self.signal}: "
+             f"raise it to at least slow + signal = {self.slow + self.signal}"),
+        ])
+        return self
 
 
 class BotSettings(_Model):
@@ -95,6 +144,32 @@ class BotSettings(_Model):
     api_timeout_s: float = Field(5.0, gt=0, description="timeout of each exchange API call, seconds")
     slippage_pct: float = Field(1.0, ge=0, description="limit distance of market (IOC) orders from mid, %")
     min_order_usd: float = Field(10.0, ge=0, description="smallest order notional the exchange accepts")
+
+    @model_validator(mode="after")
+    def _bot_rules(self) -> BotSettings:
+        """Rules across the risk block and the coins traded.
+
+        The signing key of testnet/mainnet is not a settings rule: it lives in the environment
+        (``private_key_env``), which the agent reading these settings does not have; the bot
+        refuses to start without it (``StackSettings.private_key``, exit code CONFIG).
+        """
+        risk = self.risk
+        worst_stop_out = len(self.coins) * risk.max_position_pct * risk.stop_loss_pct / 100
+        _broken_rules([
+            ("loop-seconds-positive",
+             self.loop_seconds > 0,
+             f"loop_seconds {self.loop_seconds:g} must be above 0 (the seeds poll every 5 to 60 s)"),
+            ("coins-not-empty",
+             bool(self.coins),
+             "coins is empty: the bot would trade nothing; list at least one market, e.g. [BTC]"),
+            ("stop-outs-within-daily-limit",
+             worst_stop_out < risk.daily_loss_limit_pct,
+             f"every coin ({len(self.coins)}) stopped out at once at full size loses {worst_stop_out:g} % of "
+             f"equity (coins x max_position_pct x stop_loss_pct / 100), not below daily_loss_limit_pct "
+             f"{risk.daily_loss_limit_pct:g}: the limit could never act before it is blown; lower "
+             "stop_loss_pct or max_position_pct, trade fewer coins, or raise daily_loss_limit_pct"),
+        ])
+        return self
 
     @property
     def url(self) -> str:

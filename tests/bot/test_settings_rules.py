@@ -1,0 +1,83 @@
+"""The named cross-field rules of the bot's settings (step two of validation, after the types).
+
+Each broken rule is refused with its name and a message that says what to change; the
+defaults and the seeds' values pass; several broken rules are reported together; a bad
+settings file keeps the bot from starting and shows up in ``agent validate``."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from bot.settings import BotSettings, RiskSettings, StackSettings, StrategySettings, load_settings
+
+BIN = Path(sys.executable).parent
+
+
+def test_defaults_and_the_seeds_values_pass() -> None:
+    StackSettings()
+    RiskSettings(max_position_pct=10, max_leverage=3, daily_loss_limit_pct=5, stop_loss_pct=2)
+    BotSettings(coins=["BTC", "ETH", "SOL"], risk={"max_position_pct": 10, "stop_loss_pct": 2})
+
+
+@pytest.mark.parametrize(("model", "data", "rule", "advice"), [
+    (RiskSettings, {"max_leverage": 0}, "positive-limits", "must all be above 0"),
+    (RiskSettings, {"stop_loss_pct": -1}, "positive-limits", "must all be above 0"),
+    (RiskSettings, {"daily_loss_limit_pct": 100}, "daily-loss-limit-below-100", "set it below 100"),
+    (RiskSettings, {"stop_loss_pct": 100, "daily_loss_limit_pct": 99}, "stop-loss-below-100", "set it below 100"),
+    (RiskSettings, {"max_position_pct": 400}, "position-within-leverage",
+     "needs leverage 4x, above max_leverage 3: lower max_position_pct to at most 300 or raise max_leverage"),
+    (StrategySettings, {"fast": 8, "slow": 8}, "macd-fast-below-slow", "must be below strategy.slow (8)"),
+    (StrategySettings, {"slow": 30, "signal": 9, "lookback_candles": 30}, "lookback-covers-macd",
+     "raise it to at least slow + signal = 39"),
+    (BotSettings, {"loop_seconds": 0}, "loop-seconds-positive", "must be above 0"),
+    (BotSettings, {"coins": []}, "coins-not-empty", "list at least one market"),
+    # 3 coins x 20 % x 10 % = 6 % of equity if every stop fires at once, above the 5 % limit
+    (BotSettings, {"coins": ["BTC", "ETH", "SOL"], "risk": {"max_position_pct": 20, "stop_loss_pct": 10}},
+     "stop-outs-within-daily-limit", "loses 6 % of equity"),
+])
+def test_each_rule_names_itself_and_says_what_to_change(model: Any, data: dict[str, Any], rule: str,
+                                                        advice: str) -> None:
+    with pytest.raises(ValidationError) as err:
+        model.model_validate(data)
+    text = str(err.value)
+    assert f"rule {rule}:" in text and advice in text, text
+
+
+def test_every_broken_rule_is_reported_at_once() -> None:
+    with pytest.raises(ValidationError) as err:
+        StrategySettings.model_validate({"fast": 9, "slow": 8, "signal": 20, "lookback_candles": 20})
+    text = str(err.value)
+    assert "rule macd-fast-below-slow" in text and "rule lookback-covers-macd" in text
+
+
+def test_a_stop_out_at_the_edge_of_the_limit_is_refused() -> None:
+    # 1 coin x 50 % x 10 % = exactly the 5 % limit: the limit would only act once blown
+    with pytest.raises(ValidationError, match="stop-outs-within-daily-limit"):
+        BotSettings(coins=["BTC"], risk={"max_position_pct": 50, "stop_loss_pct": 10})
+    BotSettings(coins=["BTC"], risk={"max_position_pct": 49, "stop_loss_pct": 10})
+
+
+def test_a_settings_file_breaking_a_rule_does_not_load(tmp_path: Path) -> None:
+    path = tmp_path / "settings.yaml"
+    path.write_text(yaml.safe_dump({"bot": {"risk": {"max_position_pct": 500}}}))
+    with pytest.raises(ValidationError, match="position-within-leverage"):
+        load_settings(path)
+
+
+def test_agent_validate_names_the_broken_rule(tmp_path: Path) -> None:
+    (tmp_path / "settings.yaml").write_text(yaml.safe_dump({"bot": {"strategy": {"fast": 12, "slow": 8}}}))
+    (tmp_path / "inventory.yaml").write_text(yaml.safe_dump({
+        "version": 1, "settings": "settings.yaml", "hosts": {"local": {"vars": {}}}}))
+    (tmp_path / "playbooks").mkdir()
+    res = subprocess.run([str(BIN / "agent"), "validate", "--inventory", "inventory.yaml", "playbooks"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin",
+                                                                                        "COLUMNS": "300"})
+    out = " ".join((res.stdout + res.stderr).split())
+    assert res.returncode != 0, out
+    assert "rule macd-fast-below-slow" in out and "swap them or lower fast" in out, out
