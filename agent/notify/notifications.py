@@ -237,7 +237,8 @@ class Notifications:
     def page(self, bc: Any, reason: str) -> list[int]:
         """Tell a human now (e.g. a remediation budget is exhausted)."""
         return self.notice(None, title=f"[PAGE] {bc.play.name} on {bc.host.name}: a human is needed",
-                           body=reason, severity="critical", host=bc.host.name, play=bc.play.name)
+                           body=reason, severity="critical", host=bc.host.name, play=bc.play.name,
+                           tags=("p0",))  # a remediation budget exhausted is P0 (docs/runbooks.md)
 
     def config_rejected(self, text: str, digest: str) -> list[int]:
         """A reload was rejected; sent once per distinct broken version (``digest``)."""
