@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test stop status bench venv clean
+.PHONY: run test stop status bench docs venv clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,9 @@ bench: $(STAMP)
 	command -v monit >/dev/null || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q monit)
 	$(BIN)/pip install --quiet superlance
 	$(BIN)/python -m benchmarks
+
+docs: $(STAMP)
+	$(BIN)/python -m agent.modules > docs/modules.md
 
 clean:
 	-$(BIN)/agent stack down
