@@ -22,17 +22,18 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
-
-import requests
-from eth_account import Account as EthAccount
-from hyperliquid.api import API
-from hyperliquid.exchange import Exchange
-from hyperliquid.info import Info
-from hyperliquid.utils.error import ClientError, ServerError
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from agent.errors import ModuleError
 from agent.modules.base import RunContext
+
+# The SDK (with eth_account, pycryptodome, requests) costs tens of MB of RSS; the registry imports
+# this module at every start-up, so the SDK is imported inside the functions that use it, i.e.
+# only once an exchange check or action actually runs.
+if TYPE_CHECKING:
+    from hyperliquid.api import API
+    from hyperliquid.exchange import Exchange
+    from hyperliquid.info import Info
 
 T = TypeVar("T")
 META_TTL_SECONDS = 3600.0
@@ -73,6 +74,8 @@ def resolve_target(ctx: RunContext, url: str | None, account_address: str | None
         key = settings.private_key()
     except (RuntimeError, ValueError) as exc:
         raise ModuleError(f"no signing key: {exc}") from None
+    from eth_account import Account as EthAccount  # heavy: see the imports at the top
+
     try:
         signer = EthAccount.from_key(key).address
     except Exception:  # noqa: BLE001 - the library's message may quote the key; say only where it came from
@@ -117,6 +120,10 @@ def client_for(target: Target, timeout: float) -> ExchangeClient:
     if client is not None and time.monotonic() - client.built_at < META_TTL_SECONDS:
         client.set_timeout(timeout)
         return client
+    from eth_account import Account as EthAccount  # heavy: see the imports at the top
+    from hyperliquid.exchange import Exchange
+    from hyperliquid.info import Info
+
     info = Info(target.url, skip_ws=True, timeout=timeout)  # fetches spotMeta and meta
     meta = info.meta()
     spot_meta = info.spot_meta()
@@ -130,6 +137,8 @@ def client_for(target: Target, timeout: float) -> ExchangeClient:
 
 def plain_api(url: str, timeout: float) -> API:
     """A bare ``API`` (no metadata fetched) for probes such as the latency check."""
+    from hyperliquid.api import API  # heavy: see the imports at the top
+
     with _lock:
         api = _plain_apis.get(url)
         if api is None:
@@ -152,6 +161,9 @@ async def call(fn: Callable[[], T], *, what: str, url: str, timeout: float) -> T
     Messages name the exchange and what failed (``timed out``, ``unreachable``, ``HTTP 503``,
     ``rate limited``) and never carry request bodies (they hold signatures).
     """
+    import requests  # heavy: see the imports at the top; ``fn`` uses the SDK, so it is loaded anyway
+    from hyperliquid.utils.error import ClientError, ServerError
+
     try:
         async with asyncio.timeout(timeout):
             return await asyncio.to_thread(fn)

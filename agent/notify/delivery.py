@@ -1,7 +1,9 @@
 """Deliver one message to one target through apprise, bounded in time, never raising.
 
-One :class:`apprise.Apprise` object per target URL, built once (and rebuilt only when the
-URL changes on a reload). Delivery uses apprise's own ``async_notify`` (blocking plugins
+One :class:`apprise.Apprise` object per target URL, built when the target is first used (and
+rebuilt only when the URL changes on a reload): apprise loads every plugin it ships (~17 MB of
+RSS), which an idle agent that has sent nothing yet need not carry; the first delivery of a
+process pays the import (a few hundred milliseconds, off the event loop). Delivery uses apprise's own ``async_notify`` (blocking plugins
 run in apprise's worker pool, so the event loop never blocks), with socket connect/read
 timeouts (``cto``/``rto`` URL parameters) and an overall ``asyncio.wait_for``.
 """
@@ -11,20 +13,21 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
-
-import apprise
 
 from agent.notify.routing import TargetSpec
 
+# apprise is imported where an Apprise object is built or used (see the module docstring).
+if TYPE_CHECKING:
+    import apprise
+
 log = logging.getLogger(__name__)
 
-_NOTIFY_TYPES = {
-    "critical": apprise.NotifyType.FAILURE,
-    "warning": apprise.NotifyType.WARNING,
-    "resolved": apprise.NotifyType.SUCCESS,
-    "ok": apprise.NotifyType.SUCCESS,
-}
+_NOTIFY_TYPES = {"critical": "FAILURE", "warning": "WARNING", "resolved": "SUCCESS", "ok": "SUCCESS"}
+"""Severity -> name of the ``apprise.NotifyType`` member (looked up once apprise is loaded)."""
+_UNBUILT = object()
+"""Placeholder of a target whose Apprise object is built on its first delivery."""
 
 
 @dataclass(frozen=True)
@@ -59,23 +62,26 @@ class AppriseDelivery:
         self.read_timeout = read_timeout
         self.redact = redact
         self._targets: dict[str, TargetSpec] = {}
-        self._apprise: dict[str, apprise.Apprise | None] = {}
+        self._apprise: dict[str, apprise.Apprise | None | object] = {}
+        """Per target: its Apprise object, None when apprise rejects its URL, or ``_UNBUILT``."""
         self.update_targets(targets)
 
     def update_targets(self, targets: Mapping[str, TargetSpec]) -> None:
         """Adopt a new target set; apprise objects of unchanged URLs are kept."""
-        fresh: dict[str, apprise.Apprise | None] = {}
+        fresh: dict[str, apprise.Apprise | None | object] = {}
         for name, spec in targets.items():
             old = self._targets.get(name)
             if old is not None and old.url == spec.url and name in self._apprise:
                 fresh[name] = self._apprise[name]
                 continue
-            fresh[name] = self._build(spec)
+            fresh[name] = _UNBUILT if spec.url else None
         self._targets, self._apprise = dict(targets), fresh
 
     def _build(self, spec: TargetSpec) -> apprise.Apprise | None:
         if not spec.url:
             return None
+        import apprise  # heavy: see the module docstring
+
         ap = apprise.Apprise()
         if not ap.add(with_socket_timeouts(spec.url, self.connect_timeout, self.read_timeout)):
             log.error("notification target %s: apprise does not accept its URL; check the inventory",
@@ -88,13 +94,21 @@ class AppriseDelivery:
         if spec is None:
             return DeliveryResult(False, f"target {target!r} is not configured (any more)", permanent=True)
         ap = self._apprise.get(target)
+        if ap is _UNBUILT:
+            # In a worker thread: the first build imports apprise and all its plugins.
+            ap = await asyncio.to_thread(self._build, spec)
+            if self._targets.get(target) is spec:  # not replaced by a reload meanwhile
+                self._apprise[target] = ap
         if ap is None:
             why = "its URL is empty (environment variable unset?)" if not spec.url else "apprise rejects its URL"
             return DeliveryResult(False, f"target {target!r}: {why}", permanent=True)
+        import apprise  # already loaded by _build; a dictionary lookup here
+
         try:
             result = await asyncio.wait_for(
                 ap.async_notify(
-                    body=body, title=title, notify_type=_NOTIFY_TYPES.get(severity, apprise.NotifyType.INFO),
+                    body=body, title=title,
+                    notify_type=apprise.NotifyType[_NOTIFY_TYPES.get(severity, "INFO")],
                     body_format=apprise.NotifyFormat.MARKDOWN, timeout=self.timeout,
                 ),
                 # apprise enforces ``timeout`` itself; this is the backstop if it does not.

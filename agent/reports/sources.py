@@ -10,14 +10,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from sqlalchemy import create_engine, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from agent.errors import ModuleError
 from bot.trading.models import EquitySnapshot, FillRecord, HaltRecord, PositionRecord, TradeRecord
+
+# pandas (with numpy) adds ~100 MB to a process; the resident agent imports this module through
+# the module registry, so pandas is imported inside the functions that compute a report.
+if TYPE_CHECKING:
+    import pandas as pd
 
 ACTION_RUNS_SCANNED = 10_000
 """How many of the newest audited action runs are scanned for remediations in the window."""
@@ -48,6 +52,8 @@ def load_bot_frames(db_path: str | Path) -> BotFrames:
 
     Raises :class:`ModuleError` when the file is missing or is not a bot database.
     """
+    import pandas as pd  # heavy (~100 MB RSS): only when a report is computed
+
     path = Path(db_path)
     if not path.is_file():
         raise ModuleError(f"bot database {path} does not exist (has the bot ever run with this setting?)")

@@ -71,12 +71,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Protocol
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Protocol
 
 from agent.reports.api_calls import ApiCallVolume
 from agent.reports.logs import LogSummary
+
+# pandas (with numpy) adds ~100 MB to a process; the resident agent imports this module through
+# the module registry, so pandas is imported inside the functions that compute a report.
+if TYPE_CHECKING:
+    import pandas as pd
 
 DEFAULT_UPTIME_GRACE_S = 150.0
 """Seconds one equity snapshot vouches for the trading loop (2.5 x the 60 s snapshot period)."""
@@ -326,6 +329,8 @@ def compute_report(
 
 def as_utc(value: Any) -> datetime:
     """A datetime (or pandas Timestamp) as an aware UTC ``datetime``; naive means UTC."""
+    import pandas as pd  # heavy (~100 MB RSS): only when a report is computed
+
     if isinstance(value, pd.Timestamp):
         value = value.to_pydatetime()
     if not isinstance(value, datetime):
@@ -334,6 +339,8 @@ def as_utc(value: Any) -> datetime:
 
 
 def _with_utc(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    import pandas as pd  # heavy (~100 MB RSS): only when a report is computed
+
     out = frame.copy()
     for col in columns:
         out[col] = pd.to_datetime(out[col], utc=True) if len(out) else pd.Series([], dtype="datetime64[ns, UTC]")
@@ -341,6 +348,8 @@ def _with_utc(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
 
 
 def _trade_line(row: Mapping[str, Any]) -> TradeLine:
+    import pandas as pd  # heavy (~100 MB RSS): only when a report is computed
+
     exit_px = row.get("exit_px")
     return TradeLine(
         id=int(row["id"]), coin=str(row["coin"]), side=str(row["side"]), size=float(row["size"]),
@@ -366,6 +375,8 @@ def _ms(at: datetime) -> int:
 
 
 def _equity_series(equity: pd.DataFrame) -> pd.DataFrame:
+    import pandas as pd  # heavy (~100 MB RSS): only when a report is computed
+
     if equity.empty:
         return pd.DataFrame({"at": pd.Series([], dtype="datetime64[ns, UTC]"), "equity": pd.Series([], dtype=float)})
     eq = _with_utc(equity, ("at",))
@@ -376,6 +387,8 @@ def _equity_series(equity: pd.DataFrame) -> pd.DataFrame:
 def _equity_figures(
     equity: pd.DataFrame, since: datetime, until: datetime
 ) -> tuple[float | None, float | None, float, float]:
+    import pandas as pd  # heavy (~100 MB RSS): only when a report is computed
+
     eq = _equity_series(equity)
     before = eq[eq["at"] <= since]
     inside = eq[(eq["at"] >= since) & (eq["at"] < until)]
@@ -395,6 +408,8 @@ def _equity_figures(
 def _sharpe(equity: pd.DataFrame, since: datetime, until: datetime,
             start_equity: float | None) -> tuple[float | None, int]:
     """(Sharpe ratio, number of daily returns); see the module docstring."""
+    import pandas as pd  # heavy (~100 MB RSS): only when a report is computed
+
     eq = _equity_series(equity)
     inside = eq[(eq["at"] >= since) & (eq["at"] < until)]
     if start_equity is None or inside.empty:
@@ -437,6 +452,8 @@ def _daily_loss(equity: pd.DataFrame, since: datetime, until: datetime,
 
 
 def _uptime(equity: pd.DataFrame, since: datetime, until: datetime, grace_s: float) -> tuple[float | None, float | None]:
+    import pandas as pd  # heavy (~100 MB RSS): only when a report is computed
+
     total = (until - since).total_seconds()
     if total <= 0:
         return None, None
@@ -460,6 +477,8 @@ def _uptime(equity: pd.DataFrame, since: datetime, until: datetime, grace_s: flo
 
 
 def _positions(positions: pd.DataFrame | None) -> tuple[PositionLine, ...]:
+    import pandas as pd  # heavy (~100 MB RSS): only when a report is computed
+
     if positions is None or positions.empty:
         return ()
     rows = positions.sort_values("coin").to_dict("records")

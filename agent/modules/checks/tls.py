@@ -12,15 +12,17 @@ import socket
 import ssl
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509.oid import NameOID
 from pydantic import Field, model_validator
 
 from agent.modules.base import CheckModule, CheckResult, Params, RunContext
 from agent.types import Duration
+
+# cryptography costs ~15 MB of RSS and the registry imports this module at every start-up: it is
+# imported inside the functions that parse a certificate, i.e. only when a tls check runs.
+if TYPE_CHECKING:
+    from cryptography import x509
 
 
 class TlsCheckParams(Params):
@@ -72,6 +74,8 @@ class TlsCheck(CheckModule):
         except (OSError, ValueError) as exc:
             where = params.pem_file or f"{params.host}:{params.port}"
             return CheckResult.failed(f"cannot read the certificate of {where}: {exc}")
+        from cryptography import x509  # heavy: see the imports at the top
+
         facts = describe(x509.load_der_x509_certificate(der))
         facts.update(verified=verified, verify_error=verify_error)
         return CheckResult(facts=facts, value=facts["days_left"],
@@ -80,6 +84,8 @@ class TlsCheck(CheckModule):
 
 def describe(cert: x509.Certificate, now: datetime | None = None) -> dict[str, Any]:
     """The facts of ``cert`` (no verification facts)."""
+    from cryptography import x509  # heavy: see the imports at the top
+
     now = now or datetime.now(timezone.utc)
     not_after = cert.not_valid_after_utc
     try:
@@ -98,11 +104,16 @@ def describe(cert: x509.Certificate, now: datetime | None = None) -> dict[str, A
 
 
 def _common_name(name: x509.Name) -> str:
+    from cryptography.x509.oid import NameOID  # heavy: see the imports at the top
+
     cns = name.get_attributes_for_oid(NameOID.COMMON_NAME)
     return str(cns[0].value) if cns else name.rfc4514_string()
 
 
 def _pem_to_der(path: str) -> bytes:
+    from cryptography import x509  # heavy: see the imports at the top
+    from cryptography.hazmat.primitives.serialization import Encoding
+
     data = Path(path).read_bytes()
     try:
         return x509.load_pem_x509_certificate(data).public_bytes(Encoding.DER)
