@@ -1,8 +1,10 @@
 """The resident agent: schedule checks, decide, persist, alert, remediate, reload.
 
 Data flow of one result (see DESIGN.md):
-  scheduler -> :func:`classify` -> :meth:`CheckStatus.advance` -> one store transaction
-  (result, state, incident, outbox rows, audit event) -> outbox wakes -> remediation task.
+  scheduler -> :func:`classify` -> :meth:`CheckStatus.advance` -> a result without a transition
+  is buffered and group-committed (:mod:`agent.engine.store_writer`, at most 50 ms later); a
+  transition is one store transaction at once (the buffered batch first, then result, state,
+  incident, audit event) -> the alert lifecycle pass wakes -> outbox wakes -> remediation task.
 
 Everything that touches SQLite runs on one dedicated writer thread, so the event loop never
 blocks on the database and writes never race each other.
@@ -27,6 +29,7 @@ from agent.engine.remediation import RemediationGuard
 from agent.engine.scheduled_plays import ScheduledPlays
 from agent.engine.scheduler import CheckScheduler
 from agent.engine.state import State
+from agent.engine.store_writer import Batch, ResultBatcher
 from agent.errors import ConfigError
 from agent.modules.base import CheckResult
 from agent.modules.registry import Registry, default_registry
@@ -37,7 +40,11 @@ T = TypeVar("T")
 RESULT_RETENTION = timedelta(days=7)
 REPEAT_SCAN_SECONDS = 15.0
 RELOAD_POLL_SECONDS = 1.0
-LIFECYCLE_TICK_SECONDS = 1.0
+LIFECYCLE_TICK_SECONDS = 5.0
+"""Safety net of the alert lifecycle pass: it is woken by every transition and at its next
+deadline; this periodic pass catches what it cannot foresee (a maintenance window ending, a
+silence expired or an incident acknowledged from another process)."""
+LIFECYCLE_MIN_SLEEP_SECONDS = 0.005
 
 
 class ConfigSource:
@@ -92,6 +99,8 @@ class ResidentAgent:
         self.statuses: dict[str, CheckStatus] = {}
         self.guard: RemediationGuard | None = None
         self.lifecycle: Any = None
+        self.batcher: ResultBatcher | None = None
+        self._lifecycle_wake = asyncio.Event()
         self._resumed_problems: set[str] = set()
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
         self._reload_requested = asyncio.Event()
@@ -136,6 +145,7 @@ class ResidentAgent:
                                       render=lambda text, vars: self.config.templating.render_str(text, vars))
         await self.guard.load()
         self.lifecycle = self._make_lifecycle()
+        self.batcher = ResultBatcher(self.store, self.db, record_from_status)
         self.scheduler = CheckScheduler(self._on_result, notifier=self.notifications)
         self.scheduler.start(self.config.bound_checks)
         self.scheduled_plays = ScheduledPlays(self.scheduler.apscheduler, self._run_scheduled_play)
@@ -169,6 +179,8 @@ class ResidentAgent:
     async def shutdown(self) -> None:
         if self.scheduler is not None:
             await self.scheduler.shutdown()
+        if self.batcher is not None:  # nothing buffered is lost on a clean stop
+            await self.batcher.flush()
         from agent.modules.checks._http_clients import close_shared_clients
 
         await close_shared_clients()
@@ -208,7 +220,13 @@ class ResidentAgent:
         if bc.check.flapping is not None:
             f = bc.check.flapping
             flap = flapping.fold(status.extra, obs.state.name, window=f.window, start=f.start, stop=f.stop)
-        await self.db(self._persist, bc, status, obs, transition, flap)
+        if transition is None and flap is None:
+            assert self.batcher is not None
+            self.batcher.add(bc, status, _result_row(bc, obs))
+        else:
+            batch = self.batcher.take() if self.batcher is not None else Batch()
+            await self.db(self._persist, bc, status, obs, transition, flap, batch)
+            self.wake_lifecycle()  # committed: decide the alert now, not at the next tick
         if flap is not None:
             log.warning("%s: %s flapping (%.0f%% state changes)", bc.key, "started" if flap.started else "stopped",
                         flap.percent)
@@ -235,13 +253,15 @@ class ResidentAgent:
             self._spawn(self._remediate(bc, transition), f"remediate:{bc.key}")
 
     def _persist(self, bc: Any, status: CheckStatus, obs: Any, tr: Transition | None,
-                 flap: flapping.FlapChange | None = None) -> None:
-        """One transaction: the result, the state (flapping window included), and on a
-        transition the incident and audit; a flapping notice when flapping starts or stops."""
+                 flap: flapping.FlapChange | None = None, batch: Batch | None = None) -> None:
+        """One transaction: the buffered plain results before it (observation order), the
+        result, the state (flapping window included), and on a transition the incident and
+        audit; a flapping notice when flapping starts or stops."""
         with self.store.transaction() as tx:
-            tx.record_result(play=bc.play.name, host=bc.host.name, check=bc.check.name, state=obs.state,
-                             value=_short(obs.value), error=obs.error, duration_ms=obs.duration_ms,
-                             observed_at=obs.at)
+            if batch:
+                assert self.batcher is not None
+                self.batcher.write(batch, tx)
+            tx.record_result(**_result_row(bc, obs))
             if tr is not None:
                 self.notifications.on_transition(tx, bc, status, tr)
             if flap is not None:
@@ -364,6 +384,9 @@ class ResidentAgent:
         keys = {bc.key for bc in self.config.bound_checks}
         for gone in [k for k in self.statuses if k not in keys]:
             self.statuses.pop(gone)
+            if self.batcher is not None:
+                self.batcher.forget(gone)
+        self.wake_lifecycle()  # routes, group waits or depends_on may have changed
         await self.db(self.store.add_event, "reload", None, None,
                       f"configuration reloaded: {len(keys)} checks", {})
         log.info("configuration reloaded: %d checks", len(keys))
@@ -388,14 +411,22 @@ class ResidentAgent:
             is_flapping=lambda key: key in self.statuses and flapping.is_flapping(self.statuses[key].extra),
             settings=settings)
 
+    def wake_lifecycle(self) -> None:
+        """Run the alert lifecycle pass now (after a transition has committed)."""
+        self._lifecycle_wake.set()
+
     async def _lifecycle_loop(self, stop: asyncio.Event) -> None:
-        """Decide and queue alerts about once a second; send the info digest on its schedule."""
+        """Decide and queue alerts: at once after a transition, at the pass's next deadline
+        (group_wait end, group_interval, resolve grouping, silence end, escalation), and every
+        :data:`LIFECYCLE_TICK_SECONDS` as a safety net; send the info digest on its schedule."""
         from agent.notify.lifecycle import DIGEST_EVENT
 
         last = await self.db(lambda: self.store.recent_events(kind=DIGEST_EVENT, limit=1))
         last_digest = last[0].at if last else datetime.now(timezone.utc)
         while not stop.is_set():
+            self._lifecycle_wake.clear()  # a transition committed from here on gets a pass of its own
             now = datetime.now(timezone.utc)
+            timeout = LIFECYCLE_TICK_SECONDS
             try:
                 if await self.db(self.lifecycle.tick, now):
                     self.outbox.wake()
@@ -407,12 +438,13 @@ class ResidentAgent:
                     if await self.db(self.lifecycle.send_digest, last_digest, now):
                         self.outbox.wake()
                     last_digest = now
+                    due = trigger.get_next_fire_time(last_digest, now)
+                for deadline in (self.lifecycle.next_due, due):
+                    if deadline is not None:
+                        timeout = min(timeout, (deadline - datetime.now(timezone.utc)).total_seconds())
             except Exception:  # noqa: BLE001 - one bad pass must not silence every later alert
                 log.exception("alert lifecycle pass failed")
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=LIFECYCLE_TICK_SECONDS)
-            except asyncio.TimeoutError:
-                pass
+            await _first_of(stop, self._lifecycle_wake, max(LIFECYCLE_MIN_SLEEP_SECONDS, timeout))
 
     async def _heartbeat(self, stop: asyncio.Event) -> None:
         from agent.engine.heartbeat import run_heartbeat
@@ -447,12 +479,30 @@ class ResidentAgent:
                 pass
 
 
+async def _first_of(a: asyncio.Event, b: asyncio.Event, timeout: float) -> None:
+    """Return when ``a`` or ``b`` is set, or after ``timeout`` seconds."""
+    if a.is_set() or b.is_set():
+        return
+    waiters = [asyncio.ensure_future(a.wait()), asyncio.ensure_future(b.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()
+
+
 def check_vars(bc: Any, tr: Transition) -> dict[str, Any]:
     """What remediation steps see as ``check``: the check that fired and what it observed."""
     obs = tr.observation
     return {"check": {"name": bc.check.name, "key": bc.key, "play": bc.play.name, "state": tr.new.name,
                       "previous_state": tr.old.name, "value": obs.value, "error": obs.error,
                       "facts": dict(obs.facts)}}
+
+
+def _result_row(bc: Any, obs: Any) -> dict[str, Any]:
+    """The ``check_results`` row of one observation (keyword arguments of ``record_result``)."""
+    return dict(play=bc.play.name, host=bc.host.name, check=bc.check.name, state=obs.state,
+                value=_short(obs.value), error=obs.error, duration_ms=obs.duration_ms, observed_at=obs.at)
 
 
 def _short(value: Any, limit: int = 500) -> str | None:

@@ -1,8 +1,10 @@
 """The alert lifecycle: when, how and whether an open incident is told to a human.
 
 The engine only opens, changes and resolves incidents (in the transaction of the transition);
-:meth:`AlertLifecycle.tick`, called about once a second, decides everything else from what is
-in the store, so every decision survives a restart of the agent:
+:meth:`AlertLifecycle.tick` decides everything else from what is in the store, so every
+decision survives a restart of the agent. The engine calls it at once after a hard transition
+commits, at :attr:`AlertLifecycle.next_due` (the earliest deadline the pass knows of) and
+periodically as a safety net:
 
 * **suppression**, in this order (the first that applies is recorded in
   ``incidents.suppressed`` and as an audit event; nothing is sent while it holds):
@@ -13,7 +15,9 @@ in the store, so every decision survives a restart of the agent:
   suppression ends and the problem is still there, it is sent like a new one;
 * **grouping** (Alertmanager's ``group_wait``/``group_interval``, per host): an incident that
   may be sent waits until the oldest unsent one of its host is ``group_wait`` old; then all
-  unsent incidents of that host go out as one message per target. While the host has
+  unsent incidents of that host go out as one message per target. A route may set its own
+  ``group_wait`` (e.g. 0 for pages): an incident waits the shortest ``group_wait`` of the routes
+  it takes, and the host's message is due as soon as one of its unsent incidents is due. While the host has
   announced, unresolved incidents, the next message for it waits ``group_interval`` after the
   last one. A state change of an announced incident (WARNING -> CRITICAL) is sent the same
   way. Resolves of announced incidents are grouped per host too (after ``group_wait``);
@@ -35,7 +39,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
 from typing import Any
 
@@ -86,13 +90,24 @@ class AlertLifecycle:
         self.maintenance = maintenance
         self.is_flapping = is_flapping
         self.settings = settings
+        self.next_due: datetime | None = None
+        """After :meth:`tick`: the earliest moment a later pass would queue something that is
+        waiting now (``None``: nothing is waiting on a known deadline)."""
+        self._deadlines: list[datetime] = []
+
+    def _due_at(self, when: datetime, now: datetime) -> None:
+        if when > now:
+            self._deadlines.append(when)
 
     # -- one pass ------------------------------------------------------------------------------
     def tick(self, now: datetime) -> int:
         """Re-decide every open incident and queue what is due; returns how many rows were queued."""
         queued = 0
+        self._deadlines = []
         with self.notifications.store.transaction() as tx:
             silences = tx.silences(active_at=now)
+            for s in silences:
+                self._due_at(s.ends_at, now)
             incidents = tx.open_incidents()
             open_by_key = {i.key: i for i in incidents}
             fresh: list[IncidentRecord] = []
@@ -104,6 +119,7 @@ class AlertLifecycle:
             queued += self._escalate(tx, [i for i in fresh], now)
             if queued and self.notifications.on_enqueued:
                 tx.after_commit(self.notifications.on_enqueued)
+        self.next_due = min(self._deadlines, default=None)
         return queued
 
     # -- suppression ---------------------------------------------------------------------------
@@ -158,17 +174,27 @@ class AlertLifecycle:
                       and i.announced_state != i.state.name]
             if not unsent:
                 continue
-            first = min(i.eligible_since for i in unsent if i.eligible_since is not None)
-            if (now - first).total_seconds() < cfg.group_wait:
+            due = min(i.eligible_since + timedelta(seconds=self._group_wait(i, cfg)) for i in unsent
+                      if i.eligible_since is not None)
+            if due > now:
+                self._due_at(due, now)
                 continue
             announced = [i.announced_at for i in incs
                          if i.announced_state not in (None, "OK") and i.announced_at is not None]
             if announced and (now - max(announced)).total_seconds() < cfg.group_interval:
+                self._due_at(max(announced) + timedelta(seconds=cfg.group_interval), now)
                 continue
             still = [i for i in incs if i.announced_state not in (None, "OK") and i not in unsent
                      and i.suppressed is None]
             queued += self._send_group(tx, host, unsent, still, incidents, now)
         return queued
+
+    def _group_wait(self, inc: IncidentRecord, cfg: LifecycleSettings) -> float:
+        """The shortest ``group_wait`` of the routes ``inc`` takes (the inventory's when a route
+        sets none)."""
+        waits = [cfg.group_wait if getattr(r, "group_wait", None) is None else float(r.group_wait)
+                 for r, _ in self.notifications.router.route(self._routed(inc))]
+        return min(waits, default=cfg.group_wait)
 
     def _send_group(self, tx: StoreTransaction, host: str, new: Sequence[IncidentRecord],
                     still: Sequence[IncidentRecord], all_open: Sequence[IncidentRecord], now: datetime) -> int:
@@ -246,6 +272,7 @@ class AlertLifecycle:
         for host, incs in by_host.items():
             oldest = min(i.resolved_at for i in incs if i.resolved_at is not None)
             if (now - oldest).total_seconds() < self.settings().group_wait:
+                self._due_at(oldest + timedelta(seconds=self.settings().group_wait), now)
                 continue
             if len(incs) == 1:
                 inc = incs[0]
@@ -317,6 +344,8 @@ class AlertLifecycle:
                              {"route": to, "notifications": ids, "level": level + 1}, at=now)
                 queued += len(ids)
                 level += 1
+            if level < len(steps):
+                self._due_at(inc.opened_at + timedelta(seconds=steps[level][0]), now)
             if level != inc.escalation_level:
                 tx.set_incident_lifecycle(inc.id, escalation_level=level)
         return queued

@@ -56,6 +56,9 @@ class RouteSpec:
     continue_: bool = False
     escalate: tuple[tuple[float, str], ...] = ()
     """(seconds open and unacknowledged, route name to tell next), in the inventory's order."""
+    group_wait: float | None = None
+    """Seconds a new problem taking this route waits for others of its host (``None``: the
+    inventory's ``notify.group_wait``)."""
 
 
 @dataclass(frozen=True)
@@ -143,5 +146,6 @@ def specs_from_inventory(
             send_resolved=bool(getattr(r, "send_resolved", True)),
             continue_=bool(cont if cont is not None else getattr(r, "continue", False)),
             escalate=tuple((float(e.after), str(e.to)) for e in (getattr(r, "escalate", None) or ())),
+            group_wait=None if getattr(r, "group_wait", None) is None else float(r.group_wait),
         ))
     return targets, routes

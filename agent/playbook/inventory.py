@@ -114,6 +114,9 @@ class Route(_Model):
     continue_: bool = Field(False, alias="continue", description="keep matching later routes")
     escalate: list[Escalation] = Field(default_factory=list, description="further routes told when an incident "
                                        "stays unresolved and unacknowledged (`agent ack` stops it)")
+    group_wait: Duration | None = Field(None, ge=0, description="how long a new problem taking this route waits "
+                                        "for others of its host before the message goes (0 = at once); absent = "
+                                        "notify.group_wait")
 
 
 class AlertTemplates(_Model):

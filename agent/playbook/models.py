@@ -234,7 +234,7 @@ class Remediation(_Model):
 
     steps: list[Task] = Field(min_length=1, description="tasks, same syntax as `tasks`")
     budget: Budget | None = Field(None, description="limit on runs; past it, escalate")
-    cooldown: PositiveDuration | None = Field(None, description="minimum time between two runs")
+    cooldown: Duration | None = Field(None, ge=0, description="minimum time between two runs (0 = none)")
 
 
 class Playbook(_Model):

@@ -11,7 +11,7 @@ from contextlib import AbstractContextManager
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from agent.engine.state import State
@@ -106,6 +106,20 @@ def _result(row: CheckResultRow) -> CheckResultRecord:
     )
 
 
+def _fill_check_state(row: CheckStateRow, rec: CheckStateRecord, now: datetime) -> None:
+    row.play, row.host, row.check = rec.play, rec.host, rec.check
+    row.hard_state, row.soft_state = State(rec.hard_state).name, State(rec.soft_state).name
+    row.since = _aware(rec.since)
+    row.soft_since = _aware(rec.soft_since) if rec.soft_since else None
+    row.consecutive = rec.consecutive
+    row.last_value, row.last_error = rec.last_value, rec.last_error
+    row.last_observed_at = _aware(rec.last_observed_at) if rec.last_observed_at else None
+    row.incident_id = rec.incident_id
+    row.extras = dict(rec.extras)
+    row.version = rec.version or CHECK_STATE_VERSION
+    row.updated_at = now
+
+
 class Operations:
     """Every store operation. Subclasses provide ``_session()``."""
 
@@ -127,6 +141,20 @@ class Operations:
             s.add(row)
             s.flush()
             return row.id
+
+    def record_results(self, rows: Sequence[Mapping[str, Any]]) -> int:
+        """Store many observations in one statement (the engine's group commit); returns how many.
+
+        Each row has the keyword arguments of :meth:`record_result`; the ids are not returned.
+        """
+        if not rows:
+            return 0
+        values = [dict(play=r["play"], host=r["host"], check=r["check"], state=State(r["state"]).name,
+                       value=value_text(r.get("value")), error=r.get("error"), duration_ms=r.get("duration_ms"),
+                       observed_at=_aware(r["observed_at"])) for r in rows]
+        with self._session() as s:
+            s.execute(insert(CheckResultRow), values)
+        return len(values)
 
     def recent_results(
         self, *, play: str | None = None, host: str | None = None, check: str | None = None,
@@ -164,17 +192,23 @@ class Operations:
             if row is None:
                 row = CheckStateRow(key=rec.key)
                 s.add(row)
-            row.play, row.host, row.check = rec.play, rec.host, rec.check
-            row.hard_state, row.soft_state = State(rec.hard_state).name, State(rec.soft_state).name
-            row.since = _aware(rec.since)
-            row.soft_since = _aware(rec.soft_since) if rec.soft_since else None
-            row.consecutive = rec.consecutive
-            row.last_value, row.last_error = rec.last_value, rec.last_error
-            row.last_observed_at = _aware(rec.last_observed_at) if rec.last_observed_at else None
-            row.incident_id = rec.incident_id
-            row.extras = dict(rec.extras)
-            row.version = rec.version or CHECK_STATE_VERSION
-            row.updated_at = datetime.now(timezone.utc)
+            _fill_check_state(row, rec, datetime.now(timezone.utc))
+
+    def save_check_states(self, recs: Sequence[CheckStateRecord]) -> None:
+        """Insert or replace several check states at once (one query for the existing rows);
+        when a key repeats, the last record wins."""
+        if not recs:
+            return
+        latest = {r.key: r for r in recs}
+        with self._session() as s:
+            rows = {r.key: r for r in s.scalars(select(CheckStateRow).where(CheckStateRow.key.in_(list(latest))))}
+            now = datetime.now(timezone.utc)
+            for key, rec in latest.items():
+                row = rows.get(key)
+                if row is None:
+                    row = CheckStateRow(key=key)
+                    s.add(row)
+                _fill_check_state(row, rec, now)
 
     def delete_check_state(self, key: str) -> bool:
         """Forget a check (it left the playbooks); returns whether it existed."""
