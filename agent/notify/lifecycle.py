@@ -321,11 +321,15 @@ class AlertLifecycle:
         notes = self.notifications
         queued = 0
         for inc in incidents:
-            if (inc.announced_state in (None, "OK") or inc.acknowledged_at is not None or inc.suppressed):
+            if inc.acknowledged_at is not None or inc.suppressed:
                 continue
             routes = {r.name: r for r, _ in notes.router.route(self._routed(inc))}
             steps = sorted((s for r in routes.values() for s in r.escalate), key=lambda s: s[0])
             level = inc.escalation_level
+            if inc.announced_state in (None, "OK"):  # maybe announced in this very pass: look again then
+                if level < len(steps):
+                    self._due_at(inc.opened_at + timedelta(seconds=steps[level][0]), now)
+                continue
             age = (now - inc.opened_at).total_seconds()
             while level < len(steps) and age >= steps[level][0]:
                 after, to = steps[level]
