@@ -2,7 +2,7 @@
 
 Data flow of one result (see DESIGN.md):
   scheduler -> :func:`classify` -> :meth:`CheckStatus.advance` -> a result without a transition
-  is buffered and group-committed (:mod:`agent.engine.store_writer`, at most 50 ms later); a
+  is buffered and group-committed (:mod:`agent.engine.store_writer`, about 10 ms later); a
   transition is one store transaction at once (the buffered batch first, then result, state,
   incident, audit event) -> the alert lifecycle pass wakes -> outbox wakes -> remediation task.
 

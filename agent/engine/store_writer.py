@@ -31,7 +31,11 @@ from typing import Any
 
 log = logging.getLogger("agent")
 
-DEFAULT_MAX_DELAY = 0.05
+DEFAULT_MAX_DELAY = 0.01
+"""Short on purpose: checks start in bursts (every check of a playbook at the same second), and
+a larger batch written by the store thread during a burst holds the GIL long enough to make the
+next checks start late (measured: 50 ms gave lateness p99 <= 100-250 ms at 100 checks/s, 10 ms
+<= 10 ms); 10 ms still folds a burst of results into a few transactions."""
 DEFAULT_MAX_ROWS = 500
 
 
