@@ -5,7 +5,9 @@ import re
 from datetime import timedelta
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, PlainSerializer
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AfterValidator, BeforeValidator, PlainSerializer
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
@@ -56,3 +58,16 @@ Duration = Annotated[
     PlainSerializer(format_duration, return_type=str),
 ]
 """A duration in seconds, written in YAML as ``15s``, ``5m``, ``2h``."""
+
+
+def check_timezone(value: str) -> str:
+    """An IANA timezone name, or ValueError saying what to write instead."""
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown timezone {value!r}; use an IANA name such as UTC or Europe/Paris") from None
+    return value
+
+
+Timezone = Annotated[str, AfterValidator(check_timezone)]
+"""An IANA timezone name (``UTC``, ``Europe/Paris``), validated."""

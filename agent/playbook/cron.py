@@ -10,7 +10,10 @@ from __future__ import annotations
 import re
 from datetime import tzinfo
 
+from typing import Annotated
+
 from apscheduler.triggers.cron import CronTrigger
+from pydantic import AfterValidator
 
 _DAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 _PART_RE = re.compile(r"^(?:(\*)|(\d+)(?:-(\d+))?)(?:/(\d+))?$")
@@ -46,3 +49,16 @@ def crontab_trigger(expr: str, timezone: tzinfo | str | None = None) -> CronTrig
     minute, hour, day, month, weekday = fields
     return CronTrigger(minute=minute, hour=hour, day=day, month=month,
                        day_of_week=_weekday_field(weekday), timezone=timezone)
+
+
+def check_crontab(value: str) -> str:
+    """A 5-field crontab expression, or ValueError naming what is wrong."""
+    try:
+        crontab_trigger(value)
+    except ValueError as exc:
+        raise ValueError(f"invalid cron expression {value!r}: {exc}") from None
+    return value
+
+
+Crontab = Annotated[str, AfterValidator(check_crontab)]
+"""A 5-field crontab expression (``0 8 * * 1-5``, 0 = Sunday), validated."""

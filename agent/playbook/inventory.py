@@ -13,14 +13,14 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, time, timedelta
 from fnmatch import fnmatchcase
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from agent.errors import ConfigError
-from agent.playbook.cron import crontab_trigger
+from agent.playbook.cron import Crontab, crontab_trigger
 from agent.playbook.models import PositiveDuration, Schedule
-from agent.types import Duration
+from agent.types import Duration, Timezone
 
 
 def _none_to_empty(value: Any) -> Any:
@@ -170,32 +170,13 @@ class MaintenanceWindow(_Model):
 
     name: str = Field(description="shown in `agent history` and in the audit trail")
     match: RouteMatch = Field(default_factory=RouteMatch, description="which alerts; absent = all")
-    cron: str | None = Field(None, description="5-field crontab expression of each start ('0 2 * * sun')")
+    cron: Crontab | None = Field(None, description="5-field crontab expression of each start ('0 2 * * sun')")
     duration: PositiveDuration | None = Field(None, description="how long each cron-started window lasts")
     weekdays: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = Field(
         default_factory=list, description="days the window starts on (empty with start/end = every day)")
     start: str | None = Field(None, description="local start time HH:MM (with end)")
     end: str | None = Field(None, description="local end time HH:MM (with start)")
-    timezone: str = Field("UTC", description="IANA timezone the times are read in")
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_timezone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown timezone {value!r}; use an IANA name such as UTC or Europe/Paris") from None
-        return value
-
-    @field_validator("cron")
-    @classmethod
-    def _valid_cron(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                crontab_trigger(value)
-            except ValueError as exc:
-                raise ValueError(f"invalid cron expression {value!r}: {exc}") from None
-        return value
+    timezone: Timezone = Field("UTC", description="IANA timezone the times are read in")
 
     @field_validator("start", "end")
     @classmethod

@@ -10,16 +10,16 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PositiveInt, field_validator, model_validator
 
 from agent.engine.state import Severity
-from agent.playbook.cron import crontab_trigger
+from agent.playbook.cron import Crontab, crontab_trigger
 from agent.playbook.thresholds import Threshold
-from agent.types import Duration
+from agent.types import Duration, Timezone
 
 PositiveDuration = Annotated[Duration, Field(gt=0)]
 """A duration that must be longer than zero (``15s``, ``5m``)."""
@@ -59,27 +59,8 @@ class Schedule(_Model):
     """When a play's checks run: a fixed interval, or a cron expression in a timezone."""
 
     every: PositiveDuration | None = Field(None, description="run every this long (15s, 5m)")
-    cron: str | None = Field(None, description="5-field crontab expression ('0 8 * * 1-5')")
-    timezone: str = Field("UTC", description="IANA timezone the cron expression is read in")
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_timezone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown timezone {value!r}; use an IANA name such as UTC or Europe/Paris") from None
-        return value
-
-    @field_validator("cron")
-    @classmethod
-    def _valid_cron(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                crontab_trigger(value)
-            except ValueError as exc:
-                raise ValueError(f"invalid cron expression {value!r}: {exc}") from None
-        return value
+    cron: Crontab | None = Field(None, description="5-field crontab expression ('0 8 * * 1-5')")
+    timezone: Timezone = Field("UTC", description="IANA timezone the cron expression is read in")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Schedule:
