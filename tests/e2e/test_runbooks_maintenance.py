@@ -74,7 +74,7 @@ def test_maintenance_playbooks_check_backup_damage_restore(running_stack):  # no
     assert list(bot_db.parent.glob("bot.db.replaced-*"))  # the damaged copy was kept aside
 
     stack.wait_state("bot", "RUNNING")
-    wait_until(lambda: stack.health().get("status") == "healthy", 60, what="the restored bot healthy")
+    wait_until(lambda: stack.try_health().get("status") == "healthy", 60, what="the restored bot healthy")
     log = stack.log("bot", tail=400_000)
     assert log.count('"event":"reconcile') >= 1 or log.count('"event": "reconcile') >= 1, log[-2000:]
 

@@ -161,6 +161,14 @@ class StackUnderTest:
     def health(self) -> dict[str, Any]:
         return httpx.get(self.settings.bot.health_url, timeout=5).json()
 
+    def try_health(self) -> dict[str, Any]:
+        """/health, or {} while the bot does not answer (e.g. the agent is restarting it):
+        for polling predicates, which must not fail on a restart the agent is entitled to."""
+        try:
+            return self.health()
+        except (httpx.HTTPError, ValueError):
+            return {}
+
     @property
     def exchange_url(self) -> str:
         return self.settings.exchange.url
