@@ -140,7 +140,7 @@ class AlertLifecycle:
                                tags=tags):
                 return f"silence #{s.id}" + (f": {s.reason}" if s.reason else "")
         for parent in (getattr(bc.check, "depends_on", ()) or ()) if bc is not None else ():
-            pinc = open_by_key.get(f"{inc.play}/{inc.host}/{parent}")
+            pinc = open_by_key.get(parent_key(bc, parent, inc.host))
             if pinc is not None:
                 return f"inhibited by {parent} (#{pinc.id})"
         if inc.severity == "info":
@@ -252,10 +252,15 @@ class AlertLifecycle:
         bc = self.checks().get(inc.key)
         if bc is not None:
             open_keys = {i.key: i for i in all_open}
-            for other in getattr(bc.play, "checks", ()) or ():
-                if inc.check in (getattr(other, "depends_on", ()) or ()):
-                    child = open_keys.get(f"{inc.play}/{inc.host}/{other.name}")
-                    dependents.append({"check": other.name, "failing": child is not None,
+            for key, child_bc in self.checks().items():  # dependents in this play and in others
+                if key == inc.key or not key.startswith(f"{child_bc.play.name}/{inc.host}/"):
+                    continue
+                if any(parent_key(child_bc, p, inc.host) == inc.key
+                       for p in (getattr(child_bc.check, "depends_on", ()) or ())):
+                    child = open_keys.get(key)
+                    name = child_bc.check.name if child_bc.play.name == inc.play else \
+                        f"{child_bc.play.name}/{child_bc.check.name}"
+                    dependents.append({"check": name, "failing": child is not None,
                                        "state": child.state.name if child else "OK"})
         return {"check": inc.check, "play": inc.play, "state": inc.state.name, "severity": inc.severity,
                 "since": inc.opened_at.strftime("%Y-%m-%d %H:%M:%S UTC"),
@@ -391,3 +396,12 @@ def _alert_info(inc: IncidentRecord) -> Any:
 
     return AlertInfo(play=inc.play, host=inc.host, check=inc.check, state=inc.state, severity=inc.severity,
                      since=inc.opened_at, summary=inc.summary, incident_id=inc.id)
+
+
+def parent_key(bc: Any, parent: str, host: str) -> str:
+    """The incident key of a ``depends_on`` entry: a check of ``bc``'s play, or PLAYBOOK/CHECK."""
+    local = {c.name for c in getattr(bc.play, "checks", ()) or ()}
+    if parent in local or "/" not in parent:
+        return f"{bc.play.name}/{host}/{parent}"
+    play, _, check = parent.partition("/")
+    return f"{play}/{host}/{check}"

@@ -189,6 +189,17 @@ def _cross_file_rules(loaded: list[_LoadedPlay], inventory: Inventory | None,
                 diagnostics.append(doc.diagnostic(("hosts",), f"no host or group named {play.hosts!r} in the "
                                                   "inventory", suggest(play.hosts, known)
                                                   or f"known: {', '.join(sorted(known))}"))
+        for i, check in enumerate(play.checks):
+            for j, parent in enumerate(check.depends_on):
+                if parent in {c.name for c in play.checks} or "/" not in parent:
+                    continue  # a check of this play (checked with the play)
+                other_name, _, other_check = parent.partition("/")
+                other = next((x.play for x in loaded if x.play is not None and x.play.name == other_name), None)
+                if other is None or other_check not in {c.name for c in other.checks}:
+                    known = [f"{x.play.name}/{c.name}" for x in loaded if x.play is not None for c in x.play.checks]
+                    diagnostics.append(doc.diagnostic(("checks", i, "depends_on", j),
+                                                      f"depends_on: no check named {parent!r}",
+                                                      suggest(parent, known) or "write PLAYBOOK/CHECK"))
         for rem_name, rem in play.remediations.items():
             if rem.budget and rem.budget.then and rem.budget.then not in names:
                 diagnostics.append(doc.diagnostic(("remediations", rem_name, "budget", "then"),

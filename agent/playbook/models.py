@@ -114,9 +114,9 @@ class Check(_Model):
     timeout: PositiveDuration = Field(10.0, description="per-check timeout")
     every: PositiveDuration | None = Field(None, description="interval overriding the play's schedule")
     tags: NameList = Field(default_factory=list, description="labels for routing and silencing")
-    depends_on: NameList = Field(default_factory=list, description="checks of this play this one depends on: "
-                                 "while one of them has a problem on the host, this check's alerts are "
-                                 "suppressed and listed in that parent's alert instead")
+    depends_on: NameList = Field(default_factory=list, description="checks this one depends on (a name of this play, or "
+                                 "PLAYBOOK/CHECK of another): while one of them has a problem on the host, "
+                                 "this check's alerts are suppressed and listed in that parent's alert instead")
     flapping: Flapping | None = Field(None, description="detect flapping (absent = off); see Flapping")
     source: Source | None = Field(None, description="where the check is written (set by the loader)")
 

@@ -119,7 +119,10 @@ def playbook_rules(doc: SourceDocument, raw: Mapping[str, Any], play: Playbook,
                 out.append(doc.diagnostic((*path, "remediate", j), f"no remediation named {name!r} in this play",
                                           suggest(name, play.remediations) or _known("remediations", play.remediations)))
         for j, parent in enumerate(check.depends_on):  # lifecycle: inhibition (issue 4)
-            if parent == check.name or parent not in {c.name for c in play.checks}:
+            local = {c.name for c in play.checks}
+            if parent not in local and "/" in parent:
+                continue  # PLAYBOOK/CHECK of another play: checked across files (loader)
+            if parent == check.name or parent not in local:
                 out.append(doc.diagnostic((*path, "depends_on", j), f"depends_on: no other check named {parent!r} "
                                           "in this play", suggest(parent, [c.name for c in play.checks
                                                                            if c.name != check.name])))
