@@ -403,7 +403,8 @@ class ResidentAgent:
 
         def settings() -> LifecycleSettings:
             n = self.config.inventory.notify
-            return LifecycleSettings(group_wait=float(n.group_wait), group_interval=float(n.group_interval))
+            return LifecycleSettings(group_wait=float(n.group_wait), group_interval=float(n.group_interval),
+                                     inhibit_grace=float(n.inhibit_grace))
 
         return AlertLifecycle(
             self.notifications, checks=lambda: {bc.key: bc for bc in self.config.bound_checks},

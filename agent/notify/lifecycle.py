@@ -60,6 +60,9 @@ class LifecycleSettings:
 
     group_wait: float = 5.0
     group_interval: float = 60.0
+    inhibit_grace: float = 60.0
+    """After a parent recovers, its dependents stay held back this long (a restarted bot needs a
+    few seconds before its endpoints answer: that warm-up must not page)."""
 
 
 def silence_matches(matchers: Mapping[str, str], *, host: str, play: str, check: str, severity: str,
@@ -109,10 +112,18 @@ class AlertLifecycle:
             for s in silences:
                 self._due_at(s.ends_at, now)
             incidents = tx.open_incidents()
-            open_by_key = {i.key: i for i in incidents}
+            # Parents that inhibit: open incidents, and those resolved less than inhibit_grace ago.
+            grace = timedelta(seconds=self.settings().inhibit_grace)
+            parents: dict[str, IncidentRecord] = {}
+            if grace:
+                for old in tx.find_incidents(since=now - grace, limit=500):
+                    if old.resolved_at is not None and now - old.resolved_at < grace:
+                        parents.setdefault(old.key, old)
+                        self._due_at(old.resolved_at + grace, now)  # re-decide when the grace ends
+            parents.update({i.key: i for i in incidents})
             fresh: list[IncidentRecord] = []
             for inc in incidents:
-                inc = self._decide_suppression(tx, inc, silences, open_by_key, now)
+                inc = self._decide_suppression(tx, inc, silences, parents, now)
                 fresh.append(inc)
             queued += self._send_groups(tx, fresh, now)
             queued += self._send_resolves(tx, now)
@@ -142,7 +153,8 @@ class AlertLifecycle:
         for parent in (getattr(bc.check, "depends_on", ()) or ()) if bc is not None else ():
             pinc = open_by_key.get(parent_key(bc, parent, inc.host))
             if pinc is not None:
-                return f"inhibited by {parent} (#{pinc.id})"
+                recovering = " (recovering)" if pinc.resolved_at is not None else ""
+                return f"inhibited by {parent} (#{pinc.id}){recovering}"
         if inc.severity == "info":
             return "digest"
         return None

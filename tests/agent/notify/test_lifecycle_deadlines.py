@@ -87,3 +87,21 @@ def test_escalation_and_silence_ends_are_deadlines(store: Store) -> None:
     assert lifecycle.next_due == T0 + timedelta(seconds=120)
     assert lifecycle.tick(T0 + timedelta(seconds=300)) == 1  # the escalation
     assert lifecycle.next_due is None
+
+
+def test_a_dependent_stays_held_during_its_parents_warm_up_then_is_sent_if_still_failing(store: Store) -> None:
+    """A restarted bot takes seconds to answer again: its dependents must not page in that window."""
+    lifecycle, checks = world(store, [RouteSpec("all", ("ops",))], group_wait=0)
+    lifecycle.settings = lambda: LifecycleSettings(group_wait=0, group_interval=1, inhibit_grace=60)
+    parent = fail(store, checks, "bot process", "critical", T0)
+    fail(store, checks, "health endpoint", "critical", T0)
+    checks["p/h/health endpoint"].check.depends_on = ("bot process",)
+    assert lifecycle.tick(T0) == 1 and alerts(store) == ["[CRITICAL] bot process on h"]
+    store.resolve_incident(parent, T0 + timedelta(seconds=5))  # the bot is back; its HTTP is still warming up
+    lifecycle.tick(T0 + timedelta(seconds=10))  # queues the parent's resolve, not the dependent
+    assert lifecycle.next_due == T0 + timedelta(seconds=65)  # the end of the grace
+    assert alerts(store) == ["[CRITICAL] bot process on h"]
+    lifecycle.tick(T0 + timedelta(seconds=64))
+    assert alerts(store) == ["[CRITICAL] bot process on h"]
+    assert lifecycle.tick(T0 + timedelta(seconds=65)) == 1  # still failing after the grace: sent
+    assert alerts(store)[-1] == "[CRITICAL] health endpoint on h"
