@@ -60,7 +60,7 @@ class LifecycleSettings:
 
     group_wait: float = 5.0
     group_interval: float = 60.0
-    inhibit_grace: float = 60.0
+    inhibit_grace: float = 30.0
     """After a parent recovers, its dependents stay held back this long (a restarted bot needs a
     few seconds before its endpoints answer: that warm-up must not page)."""
 

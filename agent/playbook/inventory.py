@@ -140,7 +140,7 @@ class NotifySettings(_Model):
                                  "of the first are sent as one message (0 = at once)")
     group_interval: PositiveDuration = Field(60.0, description="after a host's message, wait this long before "
                                              "sending an update about new problems of that host")
-    inhibit_grace: Duration = Field(60.0, ge=0, description="after a check recovers, the checks that depend_on it "
+    inhibit_grace: Duration = Field(30.0, ge=0, description="after a check recovers, the checks that depend_on it "
                                     "stay held back this long (a restarted bot's warm-up must not page); "
                                     "a dependent still failing after that is sent")
     digest: Schedule = Field(default_factory=lambda: Schedule(every=86400.0),
