@@ -4,14 +4,25 @@ One APScheduler job per (play, host, schedule). A job does not await its checks:
 each one as its own task, unless that check is still in flight (no overlapping runs of the same
 check). So a slow, hung or crashing check never delays or kills the others; its own timeout
 ends it and it reports UNKNOWN. Lateness (actual start minus scheduled start) is measured for
-every check a job starts (when its task actually begins, so a burst of checks in one job is
-measured check by check) and exported as a metric (agent/engine/metrics.py).
+every check a job starts (when its task actually begins) and exported as a metric
+(agent/engine/metrics.py).
+
+Spreading (as Prometheus staggers scrapes and Nagios interleaves service checks): the checks of
+an interval job all run at once when the job is installed (agent start, reload), so every state
+is fresh immediately; after that each check runs at its own fixed phase within the interval,
+evenly spaced within its job, the job's phases rotated by a stable hash of its id. A thousand
+checks every second then start one per millisecond instead of a thousand in the same instant:
+a burst makes the last check of it late by the whole burst's work (measured: lateness p99 in
+the 250 ms bucket at 1000 checks/s, 10 ms spread). Each check still runs every ``interval``;
+only the gap between its first and second run is longer, by its phase (less than one interval).
+Cron jobs run their checks at the times they name, all at once.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
+import zlib
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -77,6 +88,9 @@ class CheckScheduler:
         self._due: dict[str, float] = {}  # job id -> scheduled time (epoch s) of its current run
         self._modules: dict[type[CheckModule], CheckModule] = {}
         self._groups: dict[str, list[Any]] = {}
+        self._phases: dict[str, list[float]] = {}  # interval job id -> each check's phase (s)
+        self._first_run: set[str] = set()  # jobs whose next run is their first: all checks at once
+        self._spread: dict[str, list[asyncio.TimerHandle]] = {}  # job id -> its pending phased starts
         self.lateness = LatenessStats()
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -88,12 +102,16 @@ class CheckScheduler:
         """Swap in a new set of checks (after a reload). Checks in flight finish normally."""
         for job in self._scheduler.get_jobs():
             job.remove()
+        self._cancel_spread()
         self._groups.clear()
+        self._phases.clear()
+        self._first_run.clear()
         self._install(bound_checks)
 
     async def shutdown(self, grace: float = 5.0) -> None:
         if self._scheduler.running:
             self._scheduler.shutdown(wait=False)
+        self._cancel_spread()
         tasks = list(self._in_flight.values())
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=grace)
@@ -129,7 +147,11 @@ class CheckScheduler:
         for gk, checks in groups.items():
             job_id = "/".join(gk)
             self._groups[job_id] = checks
-            first = now if isinstance(triggers[gk], IntervalTrigger) else None
+            first = None
+            if isinstance(triggers[gk], IntervalTrigger):
+                first = now
+                self._first_run.add(job_id)
+                self._phases[job_id] = spread_phases(job_id, len(checks), checks[0].interval)
             self._scheduler.add_job(
                 self._run_group, trigger=triggers[gk], args=[job_id], id=job_id, name=job_id,
                 max_instances=1, coalesce=True, misfire_grace_time=None, next_run_time=first,
@@ -154,8 +176,33 @@ class CheckScheduler:
 
     async def _run_group(self, job_id: str) -> None:
         due = self._due.pop(job_id, None)
-        for bc in self._groups.get(job_id, ()):
+        checks = self._groups.get(job_id, ())
+        phases = self._phases.get(job_id)
+        if phases is None or due is None or job_id in self._first_run:
+            self._first_run.discard(job_id)
+            for bc in checks:
+                self.run_now(bc, due=due)
+            return
+        # Phased starts, timed from the scheduled time (not from this late-or-not job run).
+        loop = asyncio.get_running_loop()
+        now, loop_now = time.time(), loop.time()
+        handles = self._spread[job_id] = []
+        for bc, phase in zip(checks, phases):
+            at = due + phase
+            if at <= now:
+                self.run_now(bc, due=at)
+            else:
+                handles.append(loop.call_at(loop_now + (at - now), self._phased_start, bc, at))
+
+    def _phased_start(self, bc: Any, due: float) -> None:
+        if self._scheduler.running:
             self.run_now(bc, due=due)
+
+    def _cancel_spread(self) -> None:
+        for handles in self._spread.values():
+            for handle in handles:
+                handle.cancel()
+        self._spread.clear()
 
     def run_now(self, bc: Any, *, rerun_if_busy: bool = False, due: float | None = None) -> bool:
         """Start one check unless it is already running. Returns whether it was started.
@@ -204,6 +251,13 @@ class CheckScheduler:
                 listener(bc, result, duration_ms)
             except Exception:  # noqa: BLE001 - a metrics bug must not stop checks
                 log.exception("result listener failed for %s", bc.key)
+
+
+def spread_phases(job_id: str, n: int, interval: float) -> list[float]:
+    """Each of ``n`` checks' phase (seconds into the interval): evenly spaced, rotated by a
+    stable hash of the job id so that jobs of the same interval do not start together."""
+    rotation = zlib.crc32(job_id.encode()) / 2**32
+    return [((rotation + i / n) % 1.0) * interval for i in range(n)]
 
 
 async def run_check(module: CheckModule, bc: Any, *, notifier: Any = None) -> CheckResult:
