@@ -1,0 +1,138 @@
+"""Store operations: check results and check states."""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import delete, insert, select
+
+from agent.engine.state import State
+from agent.store._ops_common import OperationsBase, aware, value_text
+from agent.store.models import CheckResultRow, CheckStateRow
+from agent.store.records import CHECK_STATE_VERSION, CheckResultRecord, CheckStateRecord
+
+
+def _check_state(row: CheckStateRow) -> CheckStateRecord:
+    return CheckStateRecord(
+        play=row.play, host=row.host, check=row.check, hard_state=State[row.hard_state],
+        soft_state=State[row.soft_state], since=row.since, soft_since=row.soft_since,
+        consecutive=row.consecutive, last_value=row.last_value, last_error=row.last_error,
+        last_observed_at=row.last_observed_at, incident_id=row.incident_id,
+        extras=dict(row.extras or {}), version=row.version,
+    )
+
+
+def _result(row: CheckResultRow) -> CheckResultRecord:
+    return CheckResultRecord(
+        id=row.id, play=row.play, host=row.host, check=row.check, state=State[row.state],
+        value=row.value, error=row.error, duration_ms=row.duration_ms, observed_at=row.observed_at,
+    )
+
+
+def _fill_check_state(row: CheckStateRow, rec: CheckStateRecord, now: datetime) -> None:
+    row.play, row.host, row.check = rec.play, rec.host, rec.check
+    row.hard_state, row.soft_state = State(rec.hard_state).name, State(rec.soft_state).name
+    row.since = aware(rec.since)
+    row.soft_since = aware(rec.soft_since) if rec.soft_since else None
+    row.consecutive = rec.consecutive
+    row.last_value, row.last_error = rec.last_value, rec.last_error
+    row.last_observed_at = aware(rec.last_observed_at) if rec.last_observed_at else None
+    row.incident_id = rec.incident_id
+    row.extras = dict(rec.extras)
+    row.version = rec.version or CHECK_STATE_VERSION
+    row.updated_at = now
+
+
+class CheckOperations(OperationsBase):
+    """Check results (the raw observations) and check states (what the engine resumes from)."""
+
+    # -- check results ---------------------------------------------------------------------
+
+    def record_result(
+        self, *, play: str, host: str, check: str, state: State, observed_at: datetime,
+        value: Any = None, error: str | None = None, duration_ms: float | None = None,
+    ) -> int:
+        """Store one observation; ``value`` is kept as text (see :func:`value_text`)."""
+        with self._session() as s:
+            row = CheckResultRow(
+                play=play, host=host, check=check, state=State(state).name, value=value_text(value),
+                error=error, duration_ms=duration_ms, observed_at=aware(observed_at),
+            )
+            s.add(row)
+            s.flush()
+            return row.id
+
+    def record_results(self, rows: Sequence[Mapping[str, Any]]) -> int:
+        """Store many observations in one statement (the engine's group commit); returns how many.
+
+        Each row has the keyword arguments of :meth:`record_result`; the ids are not returned.
+        """
+        if not rows:
+            return 0
+        values = [dict(play=r["play"], host=r["host"], check=r["check"], state=State(r["state"]).name,
+                       value=value_text(r.get("value")), error=r.get("error"), duration_ms=r.get("duration_ms"),
+                       observed_at=aware(r["observed_at"])) for r in rows]
+        with self._session() as s:
+            s.execute(insert(CheckResultRow), values)
+        return len(values)
+
+    def recent_results(
+        self, *, play: str | None = None, host: str | None = None, check: str | None = None,
+        since: datetime | None = None, limit: int = 100,
+    ) -> list[CheckResultRecord]:
+        """Newest first, optionally narrowed to a play, host and/or check."""
+        q = select(CheckResultRow)
+        for column, wanted in ((CheckResultRow.play, play), (CheckResultRow.host, host),
+                               (CheckResultRow.check, check)):
+            if wanted is not None:
+                q = q.where(column == wanted)
+        if since is not None:
+            q = q.where(CheckResultRow.observed_at >= aware(since))
+        q = q.order_by(CheckResultRow.observed_at.desc(), CheckResultRow.id.desc()).limit(limit)
+        with self._session() as s:
+            return [_result(r) for r in s.scalars(q)]
+
+    def prune_results(self, older_than: datetime) -> int:
+        """Delete results observed before ``older_than``; returns how many were deleted."""
+        with self._session() as s:
+            res = s.execute(delete(CheckResultRow).where(CheckResultRow.observed_at < aware(older_than)))
+            return int(res.rowcount or 0)  # type: ignore[attr-defined]
+
+    # -- check states ----------------------------------------------------------------------
+
+    def load_check_states(self) -> dict[str, CheckStateRecord]:
+        """Every saved check state, by ``play/host/check`` key (what the engine resumes from)."""
+        with self._session() as s:
+            return {r.key: _check_state(r) for r in s.scalars(select(CheckStateRow))}
+
+    def save_check_state(self, rec: CheckStateRecord) -> None:
+        """Insert or replace the state of ``rec.key``."""
+        with self._session() as s:
+            row = s.scalars(select(CheckStateRow).where(CheckStateRow.key == rec.key)).one_or_none()
+            if row is None:
+                row = CheckStateRow(key=rec.key)
+                s.add(row)
+            _fill_check_state(row, rec, datetime.now(timezone.utc))
+
+    def save_check_states(self, recs: Sequence[CheckStateRecord]) -> None:
+        """Insert or replace several check states at once (one query for the existing rows);
+        when a key repeats, the last record wins."""
+        if not recs:
+            return
+        latest = {r.key: r for r in recs}
+        with self._session() as s:
+            rows = {r.key: r for r in s.scalars(select(CheckStateRow).where(CheckStateRow.key.in_(list(latest))))}
+            now = datetime.now(timezone.utc)
+            for key, rec in latest.items():
+                row = rows.get(key)
+                if row is None:
+                    row = CheckStateRow(key=key)
+                    s.add(row)
+                _fill_check_state(row, rec, now)
+
+    def delete_check_state(self, key: str) -> bool:
+        """Forget a check (it left the playbooks); returns whether it existed."""
+        with self._session() as s:
+            res = s.execute(delete(CheckStateRow).where(CheckStateRow.key == key))
+            return bool(res.rowcount)  # type: ignore[attr-defined]

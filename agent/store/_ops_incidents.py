@@ -1,0 +1,193 @@
+"""Store operations: incidents and silences."""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import select, update
+
+from agent.engine.state import State
+from agent.store._ops_common import OperationsBase, aware
+from agent.store.models import IncidentRow, NotificationIncidentRow, SilenceRow
+from agent.store.records import IncidentRecord, SilenceRecord, check_key
+
+
+def _incident(row: IncidentRow) -> IncidentRecord:
+    return IncidentRecord(
+        id=row.id, key=row.key, play=row.play, host=row.host, check=row.check,
+        state=State[row.state], severity=row.severity, opened_at=row.opened_at,
+        resolved_at=row.resolved_at, summary=row.summary, acknowledged_at=row.acknowledged_at,
+        acknowledged_by=row.acknowledged_by, ack_comment=row.ack_comment,
+        last_notified_at=row.last_notified_at, notify_count=row.notify_count,
+        announced_state=row.announced_state, announced_at=row.announced_at, eligible_since=row.eligible_since,
+        suppressed=row.suppressed, escalation_level=row.escalation_level or 0,
+    )
+
+
+def _silence(row: SilenceRow) -> SilenceRecord:
+    return SilenceRecord(id=row.id, matchers=dict(row.matchers or {}), reason=row.reason, created_by=row.created_by,
+                         created_at=row.created_at, starts_at=row.starts_at, ends_at=row.ends_at,
+                         expired_at=row.expired_at)
+
+
+class IncidentOperations(OperationsBase):
+    """Incidents (one open per check at most) and silences."""
+
+    # -- incidents ---------------------------------------------------------------------------
+
+    def open_incident(
+        self, *, play: str, host: str, check: str, state: State, severity: str,
+        opened_at: datetime, summary: str = "",
+    ) -> int:
+        """Open an incident for the check and return its id.
+
+        Idempotent per check: if one is already open for ``play/host/check`` its id is
+        returned unchanged, so a replayed transition never opens a second incident.
+        """
+        key = check_key(play, host, check)
+        with self._session() as s:
+            existing = s.scalars(
+                select(IncidentRow.id).where(IncidentRow.key == key, IncidentRow.resolved_at.is_(None))
+            ).first()
+            if existing is not None:
+                return existing
+            row = IncidentRow(
+                key=key, play=play, host=host, check=check, state=State(state).name, severity=severity,
+                opened_at=aware(opened_at), summary=summary, notify_count=0,
+            )
+            s.add(row)
+            s.flush()
+            return row.id
+
+    def update_incident(
+        self, incident_id: int, *, state: State | None = None, severity: str | None = None,
+        summary: str | None = None,
+    ) -> None:
+        """Record an escalation (WARNING -> CRITICAL) or a new summary of an open incident."""
+        values: dict[str, Any] = {}
+        if state is not None:
+            values["state"] = State(state).name
+        if severity is not None:
+            values["severity"] = severity
+        if summary is not None:
+            values["summary"] = summary
+        if values:
+            with self._session() as s:
+                s.execute(update(IncidentRow).where(IncidentRow.id == incident_id).values(**values))
+
+    def resolve_incident(self, incident_id: int, at: datetime) -> bool:
+        """Mark the incident resolved at ``at``; False if it was unknown or already resolved."""
+        with self._session() as s:
+            res = s.execute(
+                update(IncidentRow)
+                .where(IncidentRow.id == incident_id, IncidentRow.resolved_at.is_(None))
+                .values(resolved_at=aware(at))
+            )
+            return bool(res.rowcount)  # type: ignore[attr-defined]
+
+    def acknowledge_incident(self, incident_id: int, *, by: str, at: datetime, comment: str | None = None) -> bool:
+        """Record an operator's acknowledgement (it stops repeats); False if not open."""
+        with self._session() as s:
+            res = s.execute(
+                update(IncidentRow)
+                .where(IncidentRow.id == incident_id, IncidentRow.resolved_at.is_(None))
+                .values(acknowledged_at=aware(at), acknowledged_by=by, ack_comment=comment)
+            )
+            return bool(res.rowcount)  # type: ignore[attr-defined]
+
+    _LIFECYCLE_FIELDS = frozenset({"announced_state", "announced_at", "eligible_since", "suppressed",
+                                   "escalation_level", "acknowledged_at", "acknowledged_by", "ack_comment"})
+
+    def set_incident_lifecycle(self, incident_id: int, **values: Any) -> None:
+        """Update the alert-lifecycle columns of an incident (see :class:`IncidentRecord`).
+
+        Accepted: announced_state, announced_at, eligible_since, suppressed, escalation_level,
+        and acknowledged_at/acknowledged_by/ack_comment (``None`` clears an acknowledgement).
+        """
+        unknown = set(values) - self._LIFECYCLE_FIELDS
+        if unknown:
+            raise ValueError(f"not lifecycle fields: {', '.join(sorted(unknown))}")
+        for k, v in list(values.items()):
+            if isinstance(v, datetime):
+                values[k] = aware(v)
+        if values:
+            with self._session() as s:
+                s.execute(update(IncidentRow).where(IncidentRow.id == incident_id).values(**values))
+
+    def incidents_to_close(self) -> list[IncidentRecord]:
+        """Resolved incidents whose problem was announced but whose resolve was not yet sent."""
+        with self._session() as s:
+            q = (select(IncidentRow).where(IncidentRow.resolved_at.is_not(None), IncidentRow.announced_state.is_not(None),
+                                           IncidentRow.announced_state != "OK").order_by(IncidentRow.id))
+            return [_incident(r) for r in s.scalars(q)]
+
+    def find_incidents(self, *, since: datetime | None = None, host: str | None = None, check: str | None = None,
+                       play: str | None = None, limit: int = 200) -> list[IncidentRecord]:
+        """Incidents open at or after ``since`` (or still open), newest first, optionally narrowed."""
+        q = select(IncidentRow)
+        if since is not None:
+            q = q.where((IncidentRow.resolved_at.is_(None)) | (IncidentRow.resolved_at >= aware(since))
+                        | (IncidentRow.opened_at >= aware(since)))
+        for column, wanted in ((IncidentRow.host, host), (IncidentRow.check, check), (IncidentRow.play, play)):
+            if wanted is not None:
+                q = q.where(column == wanted)
+        with self._session() as s:
+            return [_incident(r) for r in s.scalars(q.order_by(IncidentRow.id.desc()).limit(limit))]
+
+    def link_notifications(self, notification_ids: Sequence[int], incident_ids: Sequence[int]) -> None:
+        """Record that each message told about each of the incidents (grouped messages)."""
+        with self._session() as s:
+            for nid in notification_ids:
+                for iid in dict.fromkeys(incident_ids):
+                    s.merge(NotificationIncidentRow(notification_id=nid, incident_id=iid))
+
+    # -- silences --------------------------------------------------------------------------
+
+    def add_silence(self, *, matchers: Mapping[str, str], starts_at: datetime, ends_at: datetime, reason: str,
+                    created_by: str, created_at: datetime | None = None) -> int:
+        """Store a silence; returns its id."""
+        with self._session() as s:
+            row = SilenceRow(matchers=dict(matchers), starts_at=aware(starts_at), ends_at=aware(ends_at),
+                             reason=reason, created_by=created_by,
+                             created_at=aware(created_at) if created_at else datetime.now(timezone.utc))
+            s.add(row)
+            s.flush()
+            return row.id
+
+    def silences(self, *, active_at: datetime | None = None, include_ended: bool = False) -> list[SilenceRecord]:
+        """Silences, oldest first: those active at ``active_at``; else all not yet ended
+        (unless ``include_ended``)."""
+        q = select(SilenceRow)
+        if active_at is not None:
+            at = aware(active_at)
+            q = q.where(SilenceRow.expired_at.is_(None), SilenceRow.starts_at <= at, SilenceRow.ends_at > at)
+        elif not include_ended:
+            q = q.where(SilenceRow.expired_at.is_(None), SilenceRow.ends_at > datetime.now(timezone.utc))
+        with self._session() as s:
+            return [_silence(r) for r in s.scalars(q.order_by(SilenceRow.id))]
+
+    def expire_silence(self, silence_id: int, at: datetime) -> bool:
+        """End a silence now; False if unknown or already ended."""
+        with self._session() as s:
+            res = s.execute(update(SilenceRow).where(SilenceRow.id == silence_id, SilenceRow.expired_at.is_(None),
+                                                     SilenceRow.ends_at > aware(at))
+                            .values(expired_at=aware(at)))
+            return bool(res.rowcount)  # type: ignore[attr-defined]
+
+    def get_incident(self, incident_id: int) -> IncidentRecord | None:
+        with self._session() as s:
+            row = s.get(IncidentRow, incident_id)
+            return _incident(row) if row else None
+
+    def open_incidents(self) -> list[IncidentRecord]:
+        """Unresolved incidents, oldest first."""
+        with self._session() as s:
+            q = select(IncidentRow).where(IncidentRow.resolved_at.is_(None)).order_by(IncidentRow.id)
+            return [_incident(r) for r in s.scalars(q)]
+
+    def open_incident_for(self, key: str) -> IncidentRecord | None:
+        with self._session() as s:
+            q = select(IncidentRow).where(IncidentRow.key == key, IncidentRow.resolved_at.is_(None))
+            row = s.scalars(q).first()
+            return _incident(row) if row else None

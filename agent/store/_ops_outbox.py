@@ -1,0 +1,175 @@
+"""Store operations: the notification outbox."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+
+from agent.store._ops_common import OperationsBase, as_utc, aware
+from agent.store.models import IncidentRow, NotificationIncidentRow, NotificationRow
+from agent.store.records import NOTIFICATION_KINDS, NotificationRecord
+
+_RETRYABLE = ("pending", "failed")
+
+def _notification(row: NotificationRow) -> NotificationRecord:
+    return NotificationRecord(
+        id=row.id, incident_id=row.incident_id, kind=row.kind, route=row.route, target=row.target,
+        title=row.title, body=row.body, severity=row.severity, dedup_key=row.dedup_key,
+        status=row.status, attempts=row.attempts, next_attempt_at=row.next_attempt_at,
+        last_error=row.last_error, created_at=row.created_at, sent_at=row.sent_at,
+    )
+
+
+class OutboxOperations(OperationsBase):
+    """The outbox: notifications enqueued in the transaction that decided them, claimed, sent, retried."""
+
+    # -- notifications (the outbox) ------------------------------------------------------------
+
+    def enqueue_notification(
+        self, *, kind: str, target: str, title: str, body: str, dedup_key: str, now: datetime,
+        route: str | None = None, incident_id: int | None = None, severity: str = "info",
+    ) -> int | None:
+        """Add a message for one target; ``None`` if ``dedup_key`` was ever enqueued before.
+
+        Enqueuing an ``alert`` or ``repeat`` of an incident also counts it in the incident's
+        ``notify_count`` and ``last_notified_at``.
+        """
+        if kind not in NOTIFICATION_KINDS:
+            raise ValueError(f"unknown notification kind {kind!r}; one of {', '.join(NOTIFICATION_KINDS)}")
+        now = aware(now)
+        with self._session() as s:
+            # Safe without ON CONFLICT: the write lock is held from BEGIN, nobody can race us.
+            if s.scalars(select(NotificationRow.id).where(NotificationRow.dedup_key == dedup_key)).first():
+                return None
+            row = NotificationRow(
+                incident_id=incident_id, kind=kind, route=route, target=target, title=title, body=body,
+                severity=severity, dedup_key=dedup_key, status="pending", attempts=0,
+                next_attempt_at=now, created_at=now,
+            )
+            s.add(row)
+            if incident_id is not None and kind in ("alert", "repeat"):
+                s.execute(
+                    update(IncidentRow).where(IncidentRow.id == incident_id)
+                    .values(last_notified_at=now, notify_count=IncidentRow.notify_count + 1)
+                )
+            s.flush()
+            return row.id
+
+    def claim_due_notifications(self, now: datetime, limit: int = 50) -> list[NotificationRecord]:
+        """Move due messages to ``sending`` and return them, oldest first.
+
+        A target is skipped while one of its messages is ``sending`` or waits out a retry
+        backoff: messages to one target go out in order, and a target that is down is not
+        hammered by each of its messages on its own schedule.
+        """
+        now = aware(now)
+        held = select(NotificationRow.target).where(
+            (NotificationRow.status == "sending")
+            | ((NotificationRow.status == "failed") & (NotificationRow.next_attempt_at > now))
+        )
+        q = (
+            select(NotificationRow)
+            .where(NotificationRow.status.in_(_RETRYABLE), NotificationRow.next_attempt_at <= now,
+                   NotificationRow.target.not_in(held))
+            .order_by(NotificationRow.id)
+            .limit(limit)
+        )
+        with self._session() as s:
+            rows = list(s.scalars(q))
+            for row in rows:
+                row.status = "sending"
+            return [_notification(r) for r in rows]
+
+    def next_notification_due_at(self) -> datetime | None:
+        """When :meth:`claim_due_notifications` will next return something (None: nothing queued).
+
+        Targets with a message in ``sending`` are left out: their delivery finishing is
+        what makes them claimable again.
+        """
+        q = (
+            select(NotificationRow.target, NotificationRow.status,
+                   func.min(NotificationRow.next_attempt_at), func.max(NotificationRow.next_attempt_at))
+            .where(NotificationRow.status.in_(("pending", "failed", "sending")))
+            .group_by(NotificationRow.target, NotificationRow.status)
+        )
+        per_target: dict[str, dict[str, tuple[datetime, datetime]]] = {}
+        with self._session() as s:
+            for target, status, earliest, latest in s.execute(q):
+                per_target.setdefault(target, {})[status] = (as_utc(earliest), as_utc(latest))
+        due: list[datetime] = []
+        for groups in per_target.values():
+            if "sending" in groups:
+                continue
+            if "failed" in groups:  # held until its last backoff ends (see claim)
+                due.append(groups["failed"][1])
+            else:
+                due.append(groups["pending"][0])
+        return min(due) if due else None
+
+    def mark_sent(self, notification_id: int, at: datetime) -> None:
+        with self._session() as s:
+            s.execute(
+                update(NotificationRow).where(NotificationRow.id == notification_id)
+                .values(status="sent", sent_at=aware(at), attempts=NotificationRow.attempts + 1)
+            )
+
+    def mark_failed(
+        self, notification_id: int, error: str, next_attempt_at: datetime, dead: bool = False,
+    ) -> None:
+        """Count a failed attempt; retried at ``next_attempt_at`` unless ``dead`` (never retried)."""
+        with self._session() as s:
+            s.execute(
+                update(NotificationRow).where(NotificationRow.id == notification_id)
+                .values(status="dead" if dead else "failed", last_error=error,
+                        next_attempt_at=aware(next_attempt_at), attempts=NotificationRow.attempts + 1)
+            )
+
+    def defer_notifications(self, ids: list[int], until: datetime) -> None:
+        """Give claimed messages back without counting an attempt (their target just failed)."""
+        if not ids:
+            return
+        with self._session() as s:
+            for row in s.scalars(select(NotificationRow).where(NotificationRow.id.in_(ids))):
+                row.status = "failed" if row.attempts else "pending"
+                row.next_attempt_at = aware(until)
+
+    def expedite_target(self, target: str, now: datetime) -> int:
+        """Make every waiting message of ``target`` due now (it just accepted a message)."""
+        with self._session() as s:
+            res = s.execute(
+                update(NotificationRow)
+                .where(NotificationRow.target == target, NotificationRow.status == "failed",
+                       NotificationRow.next_attempt_at > aware(now))
+                .values(next_attempt_at=aware(now))
+            )
+            return int(res.rowcount or 0)  # type: ignore[attr-defined]
+
+    def requeue_interrupted(self, now: datetime) -> int:
+        """Put rows left in ``sending`` by a crash back in the queue; returns how many.
+
+        At-least-once in exactly this window: a message that was delivered but not yet
+        marked sent when the agent died is sent again.
+        """
+        with self._session() as s:
+            res = s.execute(
+                update(NotificationRow).where(NotificationRow.status == "sending")
+                .values(status="pending", next_attempt_at=aware(now))
+            )
+            return int(res.rowcount or 0)  # type: ignore[attr-defined]
+
+    def list_notifications(
+        self, *, incident_id: int | None = None, status: str | None = None, kind: str | None = None,
+        limit: int = 1000,
+    ) -> list[NotificationRecord]:
+        """Outbox rows, oldest first (for status views, repeats and tests)."""
+        q = select(NotificationRow)
+        if incident_id is not None:
+            linked = select(NotificationIncidentRow.notification_id).where(
+                NotificationIncidentRow.incident_id == incident_id)
+            q = q.where((NotificationRow.incident_id == incident_id) | NotificationRow.id.in_(linked))
+        if status is not None:
+            q = q.where(NotificationRow.status == status)
+        if kind is not None:
+            q = q.where(NotificationRow.kind == kind)
+        with self._session() as s:
+            return [_notification(r) for r in s.scalars(q.order_by(NotificationRow.id).limit(limit))]
