@@ -121,12 +121,16 @@ def client_for(target: Target, timeout: float) -> ExchangeClient:
         client.set_timeout(timeout)
         return client
     from eth_account import Account as EthAccount  # heavy: see the imports at the top
+    from hyperliquid.api import API
     from hyperliquid.exchange import Exchange
     from hyperliquid.info import Info
 
-    info = Info(target.url, skip_ws=True, timeout=timeout)  # fetches spotMeta and meta
-    meta = info.meta()
-    spot_meta = info.spot_meta()
+    # The metadata once, for both: Info and Exchange each fetch meta and spotMeta when not given
+    # them (the same requests Info.meta() and Info.spot_meta() send).
+    api = API(target.url, timeout)
+    meta = api.post("/info", {"type": "meta", "dex": ""})
+    spot_meta = api.post("/info", {"type": "spotMeta"})
+    info = Info(target.url, skip_ws=True, meta=meta, spot_meta=spot_meta, timeout=timeout)
     exchange = Exchange(EthAccount.from_key(target.key), target.url, meta=meta, spot_meta=spot_meta,
                         account_address=target.account_address, timeout=timeout)
     client = ExchangeClient(info=info, exchange=exchange, built_at=time.monotonic())
