@@ -1,11 +1,13 @@
 """Deliver one message to one target through apprise, bounded in time, never raising.
 
 One :class:`apprise.Apprise` object per target URL, built when the target is first used (and
-rebuilt only when the URL changes on a reload): apprise loads every plugin it ships (~17 MB of
-RSS), which an idle agent that has sent nothing yet need not carry; the first delivery of a
-process pays the import (a few hundred milliseconds, off the event loop). Delivery uses apprise's own ``async_notify`` (blocking plugins
-run in apprise's worker pool, so the event loop never blocks), with socket connect/read
-timeouts (``cto``/``rto`` URL parameters) and an overall ``asyncio.wait_for``.
+rebuilt only when the URL changes on a reload), holding the plugin object of that URL built by
+:mod:`agent.notify.apprise_plugins`: only the plugin modules of the schemes in use are imported,
+not every plugin apprise ships (``Apprise.add(url)`` would load them all, ~20 MB of RSS). An
+idle agent that has sent nothing yet does not import apprise at all; the first delivery of a
+process pays the import, off the event loop. Delivery uses apprise's own ``async_notify``
+(blocking plugins run in apprise's worker pool, so the event loop never blocks), with socket
+connect/read timeouts (``cto``/``rto`` URL parameters) and an overall ``asyncio.wait_for``.
 """
 from __future__ import annotations
 
@@ -82,11 +84,17 @@ class AppriseDelivery:
             return None
         import apprise  # heavy: see the module docstring
 
+        from agent.notify.apprise_plugins import instantiate, parse_urls
+
         ap = apprise.Apprise()
-        if not ap.add(with_socket_timeouts(spec.url, self.connect_timeout, self.read_timeout)):
+        # What ``ap.add(url)`` does (a string may hold several URLs), one plugin module at a time.
+        urls = parse_urls(with_socket_timeouts(spec.url, self.connect_timeout, self.read_timeout))
+        plugins = [instantiate(url, ap.asset) for url in urls]
+        if not plugins or any(p is None for p in plugins):
             log.error("notification target %s: apprise does not accept its URL; check the inventory",
                       spec.name)
             return None
+        ap.add(plugins)
         return ap
 
     async def deliver(self, target: str, *, title: str, body: str, severity: str = "info") -> DeliveryResult:
@@ -95,7 +103,7 @@ class AppriseDelivery:
             return DeliveryResult(False, f"target {target!r} is not configured (any more)", permanent=True)
         ap = self._apprise.get(target)
         if ap is _UNBUILT:
-            # In a worker thread: the first build imports apprise and all its plugins.
+            # In a worker thread: the first build imports apprise and the URL's plugin.
             ap = await asyncio.to_thread(self._build, spec)
             if self._targets.get(target) is spec:  # not replaced by a reload meanwhile
                 self._apprise[target] = ap

@@ -8,7 +8,6 @@ alert templates that are set explicitly exist and parse.
 """
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +19,6 @@ from agent.playbook.inventory import Inventory, default_inventory_data
 from agent.playbook.templating import Templating, TemplateError
 from agent.playbook.validation import diagnostics_from_validation
 from agent.playbook.yaml_source import Marks, SourceDocument, load_yaml
-
-
-@functools.cache
-def _apprise_schemes() -> frozenset[str]:
-    from apprise.manager_plugins import NotificationManager
-
-    return frozenset(s.lower() for s in NotificationManager().schemas())
 
 
 def read_inventory(path: Path) -> tuple[SourceDocument, Inventory | None, list[Diagnostic]]:
@@ -133,7 +125,7 @@ def render_targets(doc: SourceDocument, inv: Inventory, settings_vars: dict[str,
         elif "://" not in url:
             out.append(doc.diagnostic(path, f"target {name!r}: the rendered URL is not an apprise URL "
                                       "(scheme://...)"))
-        elif url.split("://", 1)[0].lower() not in _apprise_schemes():
+        elif not _is_apprise_scheme(url.split("://", 1)[0]):
             out.append(doc.diagnostic(path, f"target {name!r}: apprise does not know the URL's scheme",
                                       "see https://github.com/caronc/apprise/wiki for supported services"))
         target._rendered_url = url or None
@@ -164,3 +156,11 @@ def template_files(doc: SourceDocument, inv: Inventory, templating: Templating) 
 
 def _known(names: Any) -> str:
     return f"known: {', '.join(sorted(names))}" if names else "none defined"
+
+
+def _is_apprise_scheme(scheme: str) -> bool:
+    # Imported here: agent.notify's package pulls in the store; loading a playbook need not.
+    # The check reads apprise's plugin sources instead of loading every plugin (see there).
+    from agent.notify.apprise_plugins import is_known_scheme
+
+    return is_known_scheme(scheme)

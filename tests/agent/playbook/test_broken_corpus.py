@@ -58,6 +58,8 @@ CASES = [
     Case("inventory_target_empty.yaml", 9, 18, "target 'slack': the URL renders empty", "optional: true"),
     Case("inventory_no_catch_all.yaml", 10, 7, "no catch-all route: an alert that matches no route would be lost"),
     Case("inventory_unknown_key.yaml", 12, 7, "unknown key 'send_resovled'", "did you mean 'send_resolved'?"),
+    Case("inventory_unknown_scheme.yaml", 9, 18, "target 'pager': apprise does not know the URL's scheme",
+         "supported services"),
 ]
 
 

@@ -1,0 +1,93 @@
+"""The one-plugin-at-a-time lookup agrees with apprise's own plugin manager, and stays light.
+
+apprise's ``NotificationManager`` imports every plugin it ships; the comparisons below may use
+it (this process can afford it). What the lookup must not do is load them itself: that runs in
+a fresh interpreter, where nothing else has imported them first.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import apprise
+import pytest
+from apprise.manager_plugins import NotificationManager
+
+from agent.notify import apprise_plugins
+
+URLS = [
+    "json://127.0.0.1:8025/?cto=5&rto=10",
+    "jsons://user:secret@example.com/path",
+    "slack://TokenA/TokenB/TokenC/#alerts",  # '#' starts a channel, not a fragment
+    "mailtos://user:password@smtp.example.com?to=ops@example.com",
+    "mailto://user:pw@gmail.com",
+    "discord://1234/abcdefg",
+    "ntfy://topic",
+    "tgram://123456789:abcdefg_hijklmnop/-123/",
+    "kodi://localhost",  # its scheme is computed at run time: found through apprise's full load
+    "json://",  # a known scheme, an unusable URL
+    "nosuchservice://x",
+    "https://hooks.slack.com/services/T000/B000/XXXX",  # a "native" URL: no plugin has https://
+]
+
+
+def test_the_source_index_maps_each_scheme_to_apprises_own_plugin() -> None:
+    manager = NotificationManager()
+    apprise_map = {s.lower(): manager[s] for s in manager.schemas()}
+    index = apprise_plugins.scheme_index()
+
+    assert len(index) > 0.9 * len(apprise_map), "the sources no longer declare most schemes literally"
+    assert set(index) <= set(apprise_map), "the index accepts a scheme apprise does not know"
+    for scheme, plugin in apprise_map.items():
+        assert apprise_plugins.is_known_scheme(scheme), scheme
+        assert apprise_plugins.plugin_class(scheme) is plugin, scheme
+
+
+def test_the_filters_are_apprises() -> None:
+    assert apprise_plugins.PLUGIN_CLASS_RE.pattern == NotificationManager.module_filter_re.pattern
+    assert apprise_plugins.PLUGIN_PACKAGE == NotificationManager.module_name_prefix
+
+
+@pytest.mark.parametrize("scheme", ["nosuchservice", "https", "", "json-x"])
+def test_unknown_schemes_are_refused(scheme: str) -> None:
+    assert not apprise_plugins.is_known_scheme(scheme)
+
+
+@pytest.mark.parametrize("url", URLS)
+def test_instantiate_builds_what_apprise_builds(url: str) -> None:
+    asset = apprise.AppriseAsset()
+    ours = apprise_plugins.instantiate(url, asset)
+    theirs = apprise.Apprise.instantiate(url, asset=asset)
+
+    assert (ours is None) == (theirs is None)
+    if ours is not None:
+        assert type(ours) is type(theirs)
+        assert ours.url(privacy=False) == theirs.url(privacy=False)
+
+
+def test_several_urls_in_one_target_are_split_as_apprise_splits_them() -> None:
+    assert apprise_plugins.parse_urls("json://a/ json://b/?x=1, slack://T/B/C/#alerts") == [
+        "json://a/", "json://b/?x=1", "slack://T/B/C/#alerts"]
+
+
+def test_checking_and_building_load_only_the_plugins_in_use() -> None:
+    probe = """
+import json, sys
+from agent.notify import apprise_plugins as p
+known = [p.is_known_scheme(s) for s in ("json", "mailtos", "slack", "JSON")]
+unloaded = "apprise" not in sys.modules
+import apprise
+plugin = p.instantiate("json://127.0.0.1:9/", apprise.AppriseAsset())
+print(json.dumps({"known": known, "apprise_unloaded_by_checks": unloaded, "built": type(plugin).__name__,
+                  "plugins": sorted(m for m in sys.modules if m.startswith("apprise.plugins.")),
+                  "heavy": [m for m in ("cryptography", "oauthlib", "smtplib") if m in sys.modules]}))
+"""
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+
+    assert seen["known"] == [True, True, True, True]
+    assert seen["apprise_unloaded_by_checks"], "checking schemes imported apprise"
+    assert seen["built"] == "NotifyJSON"
+    assert seen["plugins"] == ["apprise.plugins.base", "apprise.plugins.custom_json"]
+    assert seen["heavy"] == []
