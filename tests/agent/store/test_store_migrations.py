@@ -1,15 +1,20 @@
 """The schema comes from the shipped migrations, and the models agree with them."""
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from agent.store import Store
-from agent.store._database import alembic_config
+from agent.store._database import alembic_config, shipped_head
 from agent.store.models import Base
 
 TABLES = {"check_results", "check_states", "incidents", "notifications", "action_runs", "events"}
@@ -50,3 +55,43 @@ def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(store: Store) -> None:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 1000
         assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+
+
+def test_the_head_read_from_the_files_is_alembics_head() -> None:
+    assert shipped_head() == ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+MIGRATE_IN_A_FRESH_PROCESS = """
+import json, sys
+from agent.store import Store
+store = Store(sys.argv[1])
+store.migrate()
+with store.engine.connect() as conn:
+    version = [r[0] for r in conn.exec_driver_sql("SELECT version_num FROM alembic_version")]
+    columns = [r[1] for r in conn.exec_driver_sql("PRAGMA table_info(incidents)")]
+print(json.dumps({"alembic_imported": "alembic" in sys.modules, "version": version, "columns": columns}))
+"""
+
+
+def _migrate_in_a_fresh_process(url: str) -> dict[str, object]:
+    """``Store.migrate()`` in a new interpreter: whether it imported Alembic, and what it left."""
+    out = subprocess.run([sys.executable, "-c", MIGRATE_IN_A_FRESH_PROCESS, url], capture_output=True, text=True,
+                         timeout=120, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("start_at", ["head", "0001", "new"])
+def test_alembic_is_imported_only_when_a_migration_is_due(tmp_path: Path, start_at: str) -> None:
+    url = f"sqlite:///{tmp_path / 'agent.db'}"
+    if start_at != "new":
+        setup = Store(url)
+        with setup.engine.connect() as conn:
+            command.upgrade(alembic_config(conn), start_at)
+            conn.commit()
+        setup.close()
+
+    seen = _migrate_in_a_fresh_process(url)
+
+    assert seen["alembic_imported"] == (start_at != "head")
+    assert seen["version"] == [shipped_head()]
+    assert "escalation_level" in seen["columns"]  # added by 0002: a database at 0001 was upgraded
