@@ -133,7 +133,8 @@ class ResidentAgent:
         url = self.store_url or f"sqlite:///{self.config.settings.path(self.config.settings.agent.db)}"
         Path(self.config.settings.path(self.config.settings.var_dir)).mkdir(parents=True, exist_ok=True)
         self.store = Store(url)
-        await self.db(self.store.migrate)
+        # A due migration runs in a child interpreter: the resident process never holds Alembic.
+        await self.db(lambda: self.store.migrate(in_child_process=True))
         self.notifications = Notifications.from_config(self.config, self.store)
         self._redaction_filter = install_redaction(logging.getLogger(), self.notifications.redactor)  # before anything logs a URL
         self.outbox = Outbox(self.store, self.notifications.targets)

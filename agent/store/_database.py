@@ -3,20 +3,27 @@
 Alembic (with Mako and Pygments, about 11 MB of RSS in the resident agent) is imported only when
 a migration is due: :func:`upgrade_to_head` first compares the revision stamped in the database
 with the head of the shipped migrations, read from their files with one plain query and no
-Alembic, and returns when they agree.
+Alembic, and returns when they agree. A caller that stays resident can have a due migration run
+in a short-lived child interpreter instead, so it never holds Alembic at all.
 """
 from __future__ import annotations
 
+import logging
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.engine import Connection, make_url
 
+from agent.errors import OperationalError
+
 if TYPE_CHECKING:
     from alembic.config import Config
 
+log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 VERSIONS_DIR = MIGRATIONS_DIR / "versions"
 VERSION_TABLE = "alembic_version"
@@ -74,21 +81,60 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return cfg
 
 
-def upgrade_to_head(engine: Engine) -> None:
+def upgrade_to_head(engine: Engine, *, in_child_process: bool = False) -> None:
     """Apply every migration not yet applied; a no-op on an up-to-date database.
 
     The no-op costs one query: Alembic is imported only when the database is new, behind, or
-    in a state this check cannot vouch for (then Alembic decides, as it always did).
+    in a state this check cannot vouch for (then Alembic decides, as it always did). With
+    ``in_child_process`` that import happens in a child interpreter that migrates and exits
+    (its log lines are passed on); a failure there raises :class:`OperationalError`.
     """
     with engine.connect() as connection:
         head = shipped_head()
         if head is not None and stamped_revisions(connection) == {head}:
             connection.rollback()
             return
-        from alembic import command
+        if not in_child_process:
+            from alembic import command
 
-        command.upgrade(alembic_config(connection), "head")
-        connection.commit()
+            command.upgrade(alembic_config(connection), "head")
+            connection.commit()
+            return
+    _upgrade_in_child(engine)
+
+
+_CHILD = """
+import logging, sys, traceback
+logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+logging.getLogger("alembic.runtime.migration").setLevel(logging.INFO)  # "Running upgrade 0001 -> 0002"
+from agent.store._database import create_store_engine, upgrade_to_head
+engine = create_store_engine(sys.stdin.read().strip())
+try:
+    upgrade_to_head(engine)
+except Exception as exc:
+    traceback.print_exc()
+    print(f"{type(exc).__name__}: " + (str(exc).splitlines() or [""])[0], file=sys.stderr)
+    sys.exit(1)
+finally:
+    engine.dispose()
+"""
+
+
+def _upgrade_in_child(engine: Engine) -> None:
+    # The URL goes through stdin, not argv, where any user could read a password in it. No
+    # timeout, like the in-process migration: batch mode may copy a large results table.
+    url = engine.url.render_as_string(hide_password=False)
+    proc = subprocess.run([sys.executable, "-c", _CHILD], input=url, capture_output=True, text=True, check=False)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    if proc.returncode == 0:
+        for line in lines:
+            log.info("migration: %s", line)
+        return
+    log.error("the migration of the store failed in a child process:\n%s", proc.stderr.rstrip())
+    why = lines[-1] if lines else f"exit code {proc.returncode}"
+    raise OperationalError(f"migrating the store {engine.url!r} failed: {why}",
+                           hint="the log above has the migration's traceback; `agent status` runs the same "
+                                "migration in the foreground")
 
 
 def stamped_revisions(connection: Connection) -> set[str]:

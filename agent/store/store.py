@@ -59,10 +59,15 @@ class Store(Operations):
         self._lock = threading.RLock()
         self._local = threading.local()
 
-    def migrate(self) -> None:
-        """Upgrade the schema to the newest migration shipped with the package."""
+    def migrate(self, *, in_child_process: bool = False) -> None:
+        """Upgrade the schema to the newest migration shipped with the package.
+
+        Alembic is imported only when a migration is due; with ``in_child_process`` (the
+        resident agent) a due migration runs in a child interpreter, so this process never
+        carries Alembic (see :func:`agent.store._database.upgrade_to_head`).
+        """
         with self._lock:
-            upgrade_to_head(self._engine)
+            upgrade_to_head(self._engine, in_child_process=in_child_process)
 
     def close(self) -> None:
         """Release every connection. The store must not be used afterwards."""

@@ -13,6 +13,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
+from agent.errors import OperationalError
 from agent.store import Store
 from agent.store._database import alembic_config, shipped_head
 from agent.store.models import Base
@@ -65,7 +66,7 @@ MIGRATE_IN_A_FRESH_PROCESS = """
 import json, sys
 from agent.store import Store
 store = Store(sys.argv[1])
-store.migrate()
+store.migrate(in_child_process=sys.argv[2] == "child")
 with store.engine.connect() as conn:
     version = [r[0] for r in conn.exec_driver_sql("SELECT version_num FROM alembic_version")]
     columns = [r[1] for r in conn.exec_driver_sql("PRAGMA table_info(incidents)")]
@@ -73,25 +74,52 @@ print(json.dumps({"alembic_imported": "alembic" in sys.modules, "version": versi
 """
 
 
-def _migrate_in_a_fresh_process(url: str) -> dict[str, object]:
+def _migrate_in_a_fresh_process(url: str, where: str = "here") -> dict[str, object]:
     """``Store.migrate()`` in a new interpreter: whether it imported Alembic, and what it left."""
-    out = subprocess.run([sys.executable, "-c", MIGRATE_IN_A_FRESH_PROCESS, url], capture_output=True, text=True,
-                         timeout=120, check=True)
+    out = subprocess.run([sys.executable, "-c", MIGRATE_IN_A_FRESH_PROCESS, url, where], capture_output=True,
+                         text=True, timeout=120, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _database_at(tmp_path: Path, revision: str) -> str:
+    url = f"sqlite:///{tmp_path / 'agent.db'}"
+    if revision != "new":
+        setup = Store(url)
+        with setup.engine.connect() as conn:
+            command.upgrade(alembic_config(conn), revision)
+            conn.commit()
+        setup.close()
+    return url
 
 
 @pytest.mark.parametrize("start_at", ["head", "0001", "new"])
 def test_alembic_is_imported_only_when_a_migration_is_due(tmp_path: Path, start_at: str) -> None:
-    url = f"sqlite:///{tmp_path / 'agent.db'}"
-    if start_at != "new":
-        setup = Store(url)
-        with setup.engine.connect() as conn:
-            command.upgrade(alembic_config(conn), start_at)
-            conn.commit()
-        setup.close()
-
-    seen = _migrate_in_a_fresh_process(url)
+    seen = _migrate_in_a_fresh_process(_database_at(tmp_path, start_at))
 
     assert seen["alembic_imported"] == (start_at != "head")
     assert seen["version"] == [shipped_head()]
     assert "escalation_level" in seen["columns"]  # added by 0002: a database at 0001 was upgraded
+
+
+@pytest.mark.parametrize("start_at", ["0001", "new"])
+def test_a_due_migration_can_run_in_a_child_process(tmp_path: Path, start_at: str) -> None:
+    """The resident agent's way: the database is migrated, the calling process never imports Alembic."""
+    seen = _migrate_in_a_fresh_process(_database_at(tmp_path, start_at), "child")
+
+    assert seen["alembic_imported"] is False
+    assert seen["version"] == [shipped_head()]
+    assert "escalation_level" in seen["columns"]
+
+
+def test_a_failed_migration_in_a_child_process_is_an_operational_error(tmp_path: Path) -> None:
+    db = tmp_path / "agent.db"
+    with sa.create_engine(f"sqlite:///{db}").begin() as conn:  # a table in the way of migration 0001
+        conn.exec_driver_sql("CREATE TABLE incidents (id INTEGER PRIMARY KEY)")
+    store = Store(f"sqlite:///{db}")
+
+    with pytest.raises(OperationalError) as err:
+        store.migrate(in_child_process=True)
+    store.close()
+
+    assert "migrating the store" in err.value.message
+    assert "already exists" in err.value.message  # the child's own error is shown
