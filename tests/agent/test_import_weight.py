@@ -1,4 +1,4 @@
-"""The resident agent stays light: building the module registry must not import heavy libraries.
+"""The resident agent stays light: building its objects must not import heavy libraries.
 
 ``agent run`` builds the registry at start-up, which imports every shipped module. Libraries
 that cost tens of MB of RSS (pandas/numpy for reports, the Hyperliquid SDK with eth_account,
@@ -9,10 +9,15 @@ Each probe runs in a fresh interpreter so that other tests' imports do not mask 
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
+from pathlib import Path
+
+import yaml
 
 HEAVY = ("pandas", "numpy", "hyperliquid", "eth_account", "apprise", "cryptography")
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _loaded_after(code: str) -> list[str]:
@@ -36,3 +41,54 @@ def test_a_function_that_uses_pandas_still_imports_it() -> None:
     loaded = _loaded_after("from agent.reports.trading import as_utc\nfrom datetime import datetime\n"
                            "as_utc(datetime(2026, 1, 1))")
     assert "pandas" in loaded
+
+
+RESIDENT_OBJECTS = """
+import asyncio, json, sys
+from pathlib import Path
+from agent.engine.resident import ConfigSource
+from agent.notify import Notifications, Outbox
+from agent.store import Store
+
+world = Path(sys.argv[1])
+result = ConfigSource(world / "inventory.yaml", [world / "playbooks"]).load()
+assert not result.diagnostics, [str(d) for d in result.diagnostics]
+store = Store(f"sqlite:///{world / 'agent.db'}")
+store.migrate(in_child_process=True)  # as ResidentAgent.start does
+notifications = Notifications.from_config(result.config, store)
+outbox = Outbox(store, notifications.targets)
+# One delivery to the inbox target (json://, nobody listening): builds its apprise object.
+delivered = asyncio.run(outbox.delivery.deliver("inbox", title="t", body="b", severity="critical"))
+print(json.dumps({"delivered": delivered.ok, "error": delivered.error,
+                  "loaded": sorted(m for m in sys.modules if m.split(".")[0] in
+                                   ("alembic", "hyperliquid", "eth_account", "pandas", "numpy", "cryptography")),
+                  "apprise_plugins": sorted(m for m in sys.modules if m.startswith("apprise.plugins."))}))
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_the_resident_agents_objects_import_no_heavy_library(tmp_path: Path) -> None:
+    """The repository's inventory and every shipped playbook loaded, the store migrated (a new
+    database), the outbox built and one message attempted: what ``agent run`` holds before any
+    exchange check runs. Only the json:// plugin of apprise may be loaded."""
+    for name in ("playbooks", "templates"):
+        (tmp_path / name).symlink_to(REPO / name)
+    inventory = yaml.safe_load((REPO / "inventory.yaml").read_text())
+    inventory["settings"] = "settings.yaml"
+    (tmp_path / "inventory.yaml").write_text(yaml.safe_dump(inventory))
+    (tmp_path / "settings.yaml").write_text(yaml.safe_dump({
+        "var_dir": str(tmp_path / "var"), "supervisor": {"socket": str(tmp_path / "none.sock")},
+        "inbox": {"port": _free_port()},  # nobody listens: the delivery fails, after building the target
+    }))
+    out = subprocess.run([sys.executable, "-c", RESIDENT_OBJECTS, str(tmp_path)], capture_output=True, text=True,
+                         timeout=120, check=True, cwd=tmp_path)
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+
+    assert seen["delivered"] is False and "apprise rejects" not in (seen["error"] or ""), seen["error"]
+    assert seen["loaded"] == [], f"the resident agent's objects imported {seen['loaded']}"
+    assert seen["apprise_plugins"] == ["apprise.plugins.base", "apprise.plugins.custom_json"]
