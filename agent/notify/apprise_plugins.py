@@ -33,15 +33,15 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PLUGIN_PACKAGE = "apprise.plugins"
-MODULE_FILE_RE = re.compile(r"^(?P<name>(?!base|_)[a-z0-9_]+)(\.py)?$", re.I)
+MODULE_FILE_RE = re.compile(r"^(?P<name>(?!base|_)[a-z0-9_]+)(\.py)?$", re.IGNORECASE)
 """Which entries of the plugin folder apprise imports (``PluginManager.load_modules``)."""
 PLUGIN_CLASS_RE = re.compile(r"^(?P<name>Notify(?!Base|Format|ImageSize|Type)[A-Za-z0-9]+)$")
 """Which names of a plugin module apprise considers (``NotificationManager.module_filter_re``)."""
-SCHEME_RE = re.compile(r"^\s*(?P<schema>[a-z0-9]{1,32})://", re.I)
+SCHEME_RE = re.compile(r"^\s*(?P<schema>[a-z0-9]{1,32})://", re.IGNORECASE)
 """apprise's ``GET_SCHEMA_RE``: a scheme is 1 to 32 letters or digits."""
-_PROTOCOL_ASSIGNMENT = re.compile(r"^    (?:secure_)?protocol[ \t]*(?::[^=\n]*)?=[ \t]*", re.M)
+_PROTOCOL_ASSIGNMENT = re.compile(r"^    (?:secure_)?protocol[ \t]*(?::[^=\n]*)?=[ \t]*", re.MULTILINE)
 """A class-level ``protocol = ...`` or ``secure_protocol = ...`` (plugin classes are top-level)."""
-_CLASS_LINE = re.compile(r"^class[ \t]+(?P<name>\w+)", re.M)
+_CLASS_LINE = re.compile(r"^class[ \t]+(?P<name>\w+)", re.MULTILINE)
 _CLOSING = {"(": ")", "[": "]", "{": "}"}
 
 

@@ -89,8 +89,8 @@ class AppriseDelivery:
         ap = apprise.Apprise()
         # What ``ap.add(url)`` does (a string may hold several URLs), one plugin module at a time.
         urls = parse_urls(with_socket_timeouts(spec.url, self.connect_timeout, self.read_timeout))
-        plugins = [instantiate(url, ap.asset) for url in urls]
-        if not plugins or any(p is None for p in plugins):
+        plugins = [plugin for url in urls if (plugin := instantiate(url, ap.asset)) is not None]
+        if not plugins or len(plugins) != len(urls):
             log.error("notification target %s: apprise does not accept its URL; check the inventory",
                       spec.name)
             return None

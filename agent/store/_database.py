@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 VERSIONS_DIR = MIGRATIONS_DIR / "versions"
 VERSION_TABLE = "alembic_version"
-_REVISION_LINE = re.compile(r"^(?P<key>revision|down_revision)\s*(?::[^=\n]*)?=\s*(?P<value>.+)$", re.M)
+_REVISION_LINE = re.compile(r"^(?P<key>revision|down_revision)\s*(?::[^=\n]*)?=\s*(?P<value>.+)$", re.MULTILINE)
 
 BUSY_TIMEOUT_MS = 5000
 """How long a writer waits for another process (e.g. ``agent ack``) holding the write lock."""
