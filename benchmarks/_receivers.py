@@ -2,13 +2,15 @@
 
 * :class:`TimedJsonReceiver`: apprise ``json://`` target (and the peers' post_alert.py);
   Nagle is disabled so a response is not held ~40 ms.
-* :class:`TimedSmtp`: Monit's native alert path (``set mailserver``), aiosmtpd.
+* :class:`TimedSmtp`: Monit's native alert path (``set mailserver``), aiosmtpd; mails are
+  matched by subject so an alert is attributed to the event it reports.
 * :func:`become_subreaper`: orphans of daemonising start programs (Monit's) re-parent to this
   process instead of a PID 1 that may not reap them; a thread reaps those orphans only.
 """
 from __future__ import annotations
 
 import ctypes
+import email.parser
 import json
 import os
 import threading
@@ -34,7 +36,7 @@ class TimedJsonReceiver:
             disable_nagle_algorithm = True
             protocol_version = "HTTP/1.1"
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 at = time.time()
                 try:
@@ -77,15 +79,22 @@ class TimedJsonReceiver:
 
 
 class TimedSmtp:
+    """Loopback SMTP server; each mail is kept with its arrival time and its (whitespace-folded) subject."""
+
     def __init__(self) -> None:
         from aiosmtpd.controller import Controller
 
         self.arrivals: list[tuple[float, str]] = []
+        self.subjects: list[tuple[float, str]] = []
         outer = self
 
         class Handler:
-            async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
-                outer.arrivals.append((time.time(), envelope.content.decode("utf-8", "replace")))
+            async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+                at = time.time()
+                text = envelope.content.decode("utf-8", "replace")
+                subject = str(email.parser.HeaderParser().parsestr(text, headersonly=True).get("Subject", ""))
+                outer.arrivals.append((at, text))
+                outer.subjects.append((at, " ".join(subject.split())))
                 return "250 OK"
 
         self.port = free_port()
@@ -93,8 +102,17 @@ class TimedSmtp:
         self._controller.start()
 
     def after(self, t0: float, contains: str = "") -> float | None:
+        """Arrival time of the first mail after ``t0`` whose text contains ``contains``."""
         for at, text in list(self.arrivals):
             if at >= t0 and contains.lower() in text.lower():
+                return at
+        return None
+
+    def subject_after(self, t0: float, subject: str) -> float | None:
+        """Arrival time of the first mail after ``t0`` whose subject is ``subject`` (whitespace folded)."""
+        want = " ".join(subject.split()).lower()
+        for at, got in list(self.subjects):
+            if at >= t0 and got.lower() == want:
                 return at
         return None
 

@@ -9,15 +9,20 @@ Systems, each with the real bot and paper exchange on private ports and the same
 * ``supervisord+superlance``: bot ``autorestart=true``, crashmail (crash alert) and httpok
   (hang: checks /health on TICK_5, 1 s timeout, restarts and mails), mail "sent" by a
   program that POSTs to the same kind of receiver;
-* ``monit``: Monit 5 (Debian package), ``set daemon 1``, the bot started by a daemonising
-  start program that reaps it; alerts by Monit's own SMTP client to a loopback SMTP server.
+* ``monit``: Monit 5 (Debian package), ``set daemon 1``, HTTP test with a 1 s timeout that
+  restarts, start timeout 5 s (also Monit's grace before port tests after a start), the bot
+  started by a daemonising start program that reaps it; alerts by Monit's own SMTP client to a
+  loopback SMTP server, attributed by subject ("Does not exist" for a crash, "Connection failed"
+  for a hang; recoveries and restarts never count).
 
 Observers never talk to supervisord (any XML-RPC request would wake its loop and flatter it):
 "running again" is a new bot process in the process table, "healthy" is /health answering 200.
 """
 from __future__ import annotations
 
+import functools
 import os
+import random
 import shlex
 import signal
 import subprocess
@@ -26,7 +31,7 @@ import textwrap
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import psutil
 import yaml
@@ -209,16 +214,35 @@ class SupervisordSuperlance(World):
 
 
 class Monit(World):
+    """Monit 5 as an operator would set it up for this bot.
+
+    ``set daemon 1``; the HTTP test has a 1 s timeout and restarts; every event is mailed
+    (``set alert``) by Monit's own SMTP client. Monit does not run a port test while the process
+    is younger than its start timeout (``-v`` logs "connection test paused for N s while the
+    process is starting"), so the start timeout is also a grace after each (re)start: 5 s covers
+    the bot's start to /health 200 (~1 s here) with margin; the 30 s default would leave every
+    hang within 30 s of a restart unseen. Monit mails an event only when its state changes
+    ("Connection failed" once, then "Connection succeeded" on recovery), so a repetition is over
+    when the recovery mail of its event has arrived and the new process is past the grace: the
+    next repetition then starts from the same steady state as the first (as for the other systems).
+    """
+
     name = "monit"
+    START_TIMEOUT_S = 5
+    # Monit's event names (its manual's event table); the default subject is "monit alert --  $EVENT $SERVICE".
+    EVENTS: ClassVar[dict[str, tuple[str, str]]] = {
+        "crash": ("Does not exist", "Exists"), "hang": ("Connection failed", "Connection succeeded")}
+    hang_note = "steady state: the previous restart's start grace (5 s) over"
 
     def start(self) -> None:
         d = self.dir
         self.smtp = TimedSmtp()
+        self.kind = "crash"
         self.exchange = subprocess.Popen(shlex.split(self.exchange_cmd), stdout=subprocess.DEVNULL,
                                          stderr=subprocess.DEVNULL)
         own(self.exchange.pid)
         self.pidfile = d / "bot.pid"
-        start = f"{sys.executable} {PEERS / 'daemonize.py'} {self.pidfile} {d / 'bot.log'} -- {self.bot_cmd}"
+        start = f"{sys.executable} -I -S {PEERS / 'daemonize.py'} {self.pidfile} {d / 'bot.log'} -- {self.bot_cmd}"
         conf = textwrap.dedent(f"""\
             set daemon 1
             set logfile {d}/monit.log
@@ -229,7 +253,7 @@ class Monit(World):
             set alert ops@example.com not on {{ instance }}
             set httpd port {free_port()} and use address 127.0.0.1 allow 127.0.0.1
             check process bot with pidfile {self.pidfile}
-              start program = "{start}" with timeout 30 seconds
+              start program = "{start}" with timeout {self.START_TIMEOUT_S} seconds
               stop program = "/bin/sh -c 'kill -KILL `cat {self.pidfile}`'"
               if failed host 127.0.0.1 port {self.settings['bot']['port']} protocol http
                  request "/health" with timeout 1 seconds then restart
@@ -242,7 +266,7 @@ class Monit(World):
                                       stderr=subprocess.DEVNULL)
         own(self.monit.pid)
         wait_for(self.healthy, 90, 0.1)
-        time.sleep(3)
+        self._wait_steady()
 
     def bot_pid(self) -> int | None:
         try:
@@ -251,8 +275,33 @@ class Monit(World):
         except (OSError, ValueError, psutil.Error):
             return None
 
+    def _event(self, t0: float, event: str) -> float | None:
+        return self.smtp.subject_after(t0, f"monit alert -- {event} bot")
+
     def alert_after(self, t0: float, kind: str) -> float | None:
-        return self.smtp.after(t0)
+        """The mail that reports this failure: "Does not exist" (crash), "Connection failed" (hang)."""
+        self.kind = kind
+        return self._event(t0, self.EVENTS[kind][0])
+
+    def _past_grace(self) -> bool:
+        pid = self.bot_pid()
+        try:
+            return bool(pid) and time.time() - psutil.Process(pid).create_time() > self.START_TIMEOUT_S + 1.5
+        except psutil.Error:
+            return False
+
+    def _wait_steady(self) -> None:
+        wait_for(self._past_grace, 60, 0.05)
+        wait_for(self.healthy, 60, 0.05)
+
+    def settle(self, t0: float) -> None:
+        if not wait_for(lambda: self._event(t0, self.EVENTS[self.kind][1]), 60, 0.05):
+            log(f"  monit: no '{self.EVENTS[self.kind][1]}' mail within 60 s")
+        self._wait_steady()
+        # Waiting on Monit's own mails and on the restart time locks the next kill to the phase of
+        # Monit's 1 s poll cycle (every sample at the same point of it); a random part of a cycle
+        # spreads the kills over the cycle as a real failure would be.
+        time.sleep(random.uniform(0, 1.0))
 
     def stop(self) -> None:
         self.monit.terminate()
@@ -302,13 +351,13 @@ def crash_rounds(world: World, reps: int) -> dict[str, Series]:
 
 
 def hang_rounds(world: World, reps: int) -> Series:
-    alert = Series("hang (SIGSTOP) -> alert delivered")
+    alert = Series("hang (SIGSTOP) -> alert delivered", note=getattr(world, "hang_note", ""))
     for i in range(reps):
         pid = wait_for(world.bot_pid, 30)
         wait_for(world.healthy, 30, 0.05)
         t0 = time.time()
         os.kill(pid, signal.SIGSTOP)
-        got = wait_for(lambda: world.alert_after(t0, "hang"), 30, 0.001)
+        got = wait_for(functools.partial(world.alert_after, t0, "hang"), 30, 0.001)
         try:
             os.kill(pid, signal.SIGCONT)
         except ProcessLookupError:
@@ -323,11 +372,13 @@ def _ms(at: float | None, t0: float) -> str:
     return f"{(at - t0) * 1000:.0f} ms" if at else "never"
 
 
-def run(reps: int) -> dict[str, Any]:
-    """Every system through crash and hang; returns series per system plus notification latency."""
+def run(reps: int, systems: list[str] | None = None) -> dict[str, Any]:
+    """Every system (or those named) through crash and hang; series per system plus notification latency."""
     out: dict[str, Any] = {}
     become_subreaper({os.getpid()})
     for cls in (Botwarden, SupervisordSuperlance, Monit):
+        if systems and cls.name not in systems:
+            continue
         if cls is Monit and not _which("monit"):
             log("monit not installed: skipped")
             continue
@@ -335,7 +386,7 @@ def run(reps: int) -> dict[str, Any]:
         log(f"starting {world.name} in {world.dir}")
         try:
             world.start()
-            res = crash_rounds(world, reps)
+            res: dict[str, Any] = dict(crash_rounds(world, reps))
             res["hang"] = hang_rounds(world, reps)
             if isinstance(world, Botwarden):
                 res["notify"] = notification_latency(world)
@@ -370,3 +421,19 @@ def _which(name: str) -> bool:
     import shutil
 
     return shutil.which(name) is not None
+
+
+def main() -> None:
+    """``python -m benchmarks.detection [system ...]``: scenarios 1 and 2 only, for the systems named
+    (botwarden, supervisord+superlance, monit; default all), ``BENCH_REPS`` repetitions (default 5)."""
+    from benchmarks._common import SERIES_HEADER, table
+
+    reps = int(os.environ.get("BENCH_REPS", "5"))
+    res = run(reps, sys.argv[1:] or None)
+    for name, r in res.items():
+        rows = [r[k].row() for k in ("alert", "spawned", "healthy", "hang")]
+        log(f"\n### {name}\n\n" + table(SERIES_HEADER, rows))
+
+
+if __name__ == "__main__":
+    main()
