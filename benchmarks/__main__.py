@@ -72,7 +72,9 @@ def render(mach: dict[str, str], reps: int, idle: dict[str, Any], cap: list[dict
             f"botwarden: `heartbeat` check, deadline {detection.HEARTBEAT_DEADLINE_S:g} s, bot loop every 0.5 s "
             "(so a SIGSTOP comes 0-0.5 s after the last beat: the alert is due at deadline minus that). "
             "superlance httpok: /health every TICK_5 with a 1 s timeout. Monit: /health every cycle "
-            "(`set daemon 1`) with a 1 s timeout. supervisord alone does not notice a hang.", ""]
+            "(`set daemon 1`) with a 1 s timeout and a 5 s start timeout (Monit pauses port tests for the "
+            "start timeout after every start; each repetition begins past it), alerts matched by subject "
+            "(*Connection failed*). supervisord alone does not notice a hang.", ""]
     out += [table(SERIES_HEADER, [[f"{name}: {r['hang'].name}", *r["hang"].row()[1:]] for name, r in det.items()]), ""]
     out += ["Ratios ours/theirs (median): " + ", ".join(
         f"vs {n}: {ratio(ours['hang'].median, r['hang'].median)}" for n, r in det.items() if n != "botwarden"
@@ -98,7 +100,7 @@ def render(mach: dict[str, str], reps: int, idle: dict[str, Any], cap: list[dict
     idle_med = statistics.median(idle["samples"])
     out += ["## 6. Agent idle RSS", "",
             f"`agent run` with the repository's inventory and every shipped playbook: median {idle_med:.0f} MB over "
-            f"{len(idle['samples'])} samples after 10 s (max {max(idle['samples']):.0f} MB). Heavy libraries mapped: "
+            f"{len(idle['samples'])} samples after 10 s (max {max(idle['samples']):.0f} MB). Heavy libraries loaded: "
             f"{', '.join(idle['heavy_loaded']) or 'none'}.", ""]
     out += ["## Targets", "", _targets(det, cap, idle_med, emerg), ""]
     analysis = REPO / "benchmarks" / "analysis.md"

@@ -178,19 +178,26 @@ def idle_rss(samples: int = 20) -> dict[str, Any]:
             values.append(rss_mb(proc.pid))
             time.sleep(0.25)
         alive = proc.poll() is None
-        import importlib
-
-        heavy = [m for m in ("pandas", "hyperliquid", "eth_account", "numpy") if _loaded(proc.pid, m)]
-        del importlib
+        heavy = [name for name, marker in HEAVY_MARKERS.items() if _loaded(proc.pid, marker)]
         return {"samples": values, "alive": alive, "heavy_loaded": heavy, "log": (d / "agent.log").read_text()[-2000:]}
     finally:
         proc.terminate()
         proc.wait(20)
 
 
-def _loaded(pid: int, module: str) -> bool:
-    """Whether a library's shared objects or files are mapped by the process (a cheap import probe)."""
+HEAVY_MARKERS = {
+    "pandas": "/pandas/",
+    "numpy": "/numpy/",
+    "the Hyperliquid SDK (eth_account, pycryptodome)": "/Crypto/",
+    "cryptography": "/cryptography/",
+}
+"""Heavy libraries, each known by a compiled extension of its own that the process maps once it is
+imported (pure-Python packages such as hyperliquid itself map no file, so their helpers are probed)."""
+
+
+def _loaded(pid: int, marker: str) -> bool:
+    """Whether a file whose path contains ``marker`` is mapped by the process (a cheap import probe)."""
     try:
-        return any(f"/{module}/" in (m.path or "") for m in psutil.Process(pid).memory_maps())
+        return any(marker in (m.path or "") for m in psutil.Process(pid).memory_maps())
     except psutil.Error:
         return False
