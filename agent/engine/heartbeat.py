@@ -6,6 +6,12 @@ died, supervisord gave up) that service alerts through its own channels. A faile
 logged (the URL redacted) and retried at the next beat; it never stops the agent. The URL is a
 template rendered with the settings' vars and ``env``, like notification targets; an empty
 rendering disables the heartbeat.
+
+Transport: the agent's aiohttp machinery (:mod:`agent.modules.checks._http_clients`), with a
+session of the heartbeat's own, closed when the heartbeat stops. Unlike the checks' shared
+sessions it honours proxy variables (``trust_env=True``): the heartbeat's receiver is an outside
+service, which some hosts reach only through a proxy. The timeout bounds the whole ping;
+redirects are not followed (a 3xx counts as delivered, as any status below 400).
 """
 from __future__ import annotations
 
@@ -14,9 +20,12 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-import httpx
+from agent.modules.checks._http_clients import RequestFailed, new_session, request
 
 log = logging.getLogger(__name__)
+
+_MAX_BODY = 4096
+"""Bytes of a ping's answer read (and discarded): only the status matters."""
 
 
 def heartbeat_url(config: Any) -> str:
@@ -35,7 +44,7 @@ async def run_heartbeat(config: Callable[[], Any], stop: asyncio.Event, *, redac
                         on_result: Callable[[bool, str], Any] | None = None) -> None:
     """Ping until ``stop``; reads the configuration each beat so a reload takes effect."""
     last_ok: bool | None = None
-    async with httpx.AsyncClient() as client:
+    async with new_session(trust_env=True) as session:
         while not stop.is_set():
             cfg = config()
             hb = getattr(cfg.inventory, "heartbeat", None)
@@ -43,10 +52,11 @@ async def run_heartbeat(config: Callable[[], Any], stop: asyncio.Event, *, redac
             every = float(hb.every) if hb is not None else 60.0
             if url:
                 try:
-                    resp = await client.post(url, content=b"botwarden agent alive", timeout=float(hb.timeout))
-                    ok, detail = resp.status_code < 400, f"HTTP {resp.status_code}"
-                except httpx.HTTPError as exc:
-                    ok, detail = False, type(exc).__name__
+                    resp = await request("POST", url, data=b"botwarden agent alive", timeout=float(hb.timeout),
+                                         max_body_bytes=_MAX_BODY, session=session)
+                    ok, detail = resp.status < 400, f"HTTP {resp.status}"
+                except RequestFailed as exc:  # its reason only: the URL itself may be the secret
+                    ok, detail = False, redact(exc.reason)
                 if not ok:
                     log.warning("heartbeat to %s failed: %s", redact(url), detail)
                 if ok != last_ok and on_result is not None:

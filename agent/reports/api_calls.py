@@ -7,15 +7,17 @@ bot process started** (``process_start_time_seconds``), read when the report is 
 calls of the report's window (a restart inside the window resets them). The report says so,
 and shows the volume only for windows that end now (a report of a past day gets none).
 
-:func:`parse_api_calls` is pure; :func:`fetch_api_calls` reads the endpoint.
+:func:`parse_api_calls` is pure; :func:`fetch_api_calls` reads the endpoint (a coroutine: it goes
+through the agent's shared aiohttp session, the one HTTP client of the agent).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-import httpx
 from prometheus_client.parser import text_string_to_metric_families
+
+from agent.modules.checks._http_clients import RequestFailed, request, safe_url
 
 REQUESTS_SAMPLE = "api_requests_total"
 START_SAMPLE = "process_start_time_seconds"
@@ -71,12 +73,12 @@ def parse_api_calls(metrics_text: str, as_of: datetime) -> ApiCallVolume:
                          by_method=methods, as_of=as_of, process_started_at=started)
 
 
-def fetch_api_calls(metrics_url: str, *, timeout: float = 5.0) -> ApiCallVolume:
+async def fetch_api_calls(metrics_url: str, *, timeout: float = 5.0) -> ApiCallVolume:
     """GET ``metrics_url`` and parse it. Raises ``ValueError`` with the reason on any failure."""
     try:
-        response = httpx.get(metrics_url, timeout=timeout)
-    except httpx.HTTPError as exc:
-        raise ValueError(f"{metrics_url} did not answer: {exc.__class__.__name__}") from None
-    if response.status_code != 200:
-        raise ValueError(f"{metrics_url} answered {response.status_code}")
+        response = await request("GET", metrics_url, timeout=timeout)
+    except RequestFailed as exc:
+        raise ValueError(f"{safe_url(metrics_url)} did not answer: {exc.reason}") from None
+    if response.status != 200:
+        raise ValueError(f"{safe_url(metrics_url)} answered {response.status}")
     return parse_api_calls(response.text, datetime.now(timezone.utc))

@@ -4,6 +4,8 @@
 that cost tens of MB of RSS (pandas/numpy for reports, the Hyperliquid SDK with eth_account,
 apprise and its plugins, cryptography for the tls check) are imported inside the functions
 that use them; this test fails when a module imports one of them at module level again.
+httpx is not used by the agent at all: aiohttp is its one HTTP client (httpx costs ~4 MB and,
+with click installed, imports its own command-line tool and pygments).
 Each probe runs in a fresh interpreter so that other tests' imports do not mask a regression.
 """
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-HEAVY = ("pandas", "numpy", "hyperliquid", "eth_account", "apprise", "cryptography")
+HEAVY = ("pandas", "numpy", "hyperliquid", "eth_account", "apprise", "cryptography", "httpx")
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -47,6 +49,7 @@ RESIDENT_OBJECTS = """
 import asyncio, json, sys
 from pathlib import Path
 from agent.engine.resident import ConfigSource
+import agent.engine.heartbeat  # what the heartbeat loop imports when ``agent run`` starts it
 from agent.notify import Notifications, Outbox
 from agent.store import Store
 
@@ -61,7 +64,8 @@ outbox = Outbox(store, notifications.targets)
 delivered = asyncio.run(outbox.delivery.deliver("inbox", title="t", body="b", severity="critical"))
 print(json.dumps({"delivered": delivered.ok, "error": delivered.error,
                   "loaded": sorted(m for m in sys.modules if m.split(".")[0] in
-                                   ("alembic", "hyperliquid", "eth_account", "pandas", "numpy", "cryptography")),
+                                   ("alembic", "hyperliquid", "eth_account", "pandas", "numpy", "cryptography",
+                                    "httpx")),
                   "apprise_plugins": sorted(m for m in sys.modules if m.startswith("apprise.plugins."))}))
 """
 

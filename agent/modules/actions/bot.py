@@ -14,12 +14,11 @@ import time
 from datetime import datetime
 from typing import Any, ClassVar, Literal
 
-import httpx
 from pydantic import Field
 
 from agent.errors import ModuleError
 from agent.modules.base import ActionModule, ActionResult, Params, RunContext
-from agent.modules.checks._http_clients import http_error_message, safe_url, shared_client
+from agent.modules.checks._http_clients import RequestFailed, Response, request, safe_url
 from agent.types import Duration
 
 BotVerb = Literal["halt", "resume", "cancel-all", "close-all", "status"]
@@ -34,7 +33,8 @@ class BotActionParams(Params):
     token_env: str | None = Field(
         None, description="environment variable holding the control bearer token; default: the host's "
                           "bot.control_token_env")
-    timeout: Duration | None = Field(None, description="per-request timeout; default and upper bound: the task's")
+    timeout: Duration | None = Field(
+        None, description="timeout of each request (the whole request); default and upper bound: the task's")
 
 
 class BotAction(ActionModule):
@@ -87,19 +87,18 @@ class BotAction(ActionModule):
                                     "to the bot's control endpoint")
         url = f"{base}/control/{params.action}"
         try:
-            response = await shared_client().post(url, headers={"Authorization": f"Bearer {token}"}, timeout=timeout)
-        except httpx.HTTPError as exc:
-            return ActionResult(failed=True, data=data,
-                                msg=f"the bot does not answer: {http_error_message(exc, 'POST', url, timeout)}")
+            response = await request("POST", url, headers={"Authorization": f"Bearer {token}"}, timeout=timeout)
+        except RequestFailed as exc:
+            return ActionResult(failed=True, data=data, msg=f"the bot does not answer: {exc}")
         body = _json(response)
-        if response.status_code == 401:
+        if response.status == 401:
             return ActionResult(failed=True, data=data,
                                 msg=f"the bot refused the control token (401): ${token_env} differs from the "
                                     "bot's token")
-        if response.status_code != 200:
+        if response.status != 200:
             why = body.get("error") if isinstance(body, dict) else response.text[:200]
             return ActionResult(failed=True, data=data,
-                                msg=f"POST {safe_url(url)} -> HTTP {response.status_code}: {why}")
+                                msg=f"POST {safe_url(url)} -> HTTP {response.status}: {why}")
         data["response"] = body
         data["at_epoch"] = time.time()
         try:
@@ -118,16 +117,16 @@ _DONE = {"halt": "halted new entries", "resume": "resumed trading", "cancel-all"
 async def _health(base: str, timeout: float) -> dict[str, Any]:
     url = f"{base}/health"
     try:
-        response = await shared_client().get(url, timeout=timeout)
-    except httpx.HTTPError as exc:
-        raise ModuleError(http_error_message(exc, "GET", url, timeout)) from None
+        response = await request("GET", url, timeout=timeout)
+    except RequestFailed as exc:
+        raise ModuleError(str(exc)) from None
     body = _json(response)
-    if response.status_code != 200 or not isinstance(body, dict):
-        raise ModuleError(f"GET {safe_url(url)} -> HTTP {response.status_code}")
+    if response.status != 200 or not isinstance(body, dict):
+        raise ModuleError(f"GET {safe_url(url)} -> HTTP {response.status}")
     return body
 
 
-def _json(response: httpx.Response) -> Any:
+def _json(response: Response) -> Any:
     try:
         return response.json()
     except ValueError:

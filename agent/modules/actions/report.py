@@ -27,6 +27,8 @@ from agent.modules.base import ActionModule, ActionResult, Params, RunContext
 from agent.notify.rendering import SandboxedTemplates, TemplateRenderer, render_or_fallback
 from agent.reports import (
     DEFAULT_UPTIME_GRACE_S,
+    ApiCallVolume,
+    Period,
     Report,
     compute_report,
     fetch_api_calls,
@@ -151,8 +153,12 @@ class ReportAction(ActionModule):
             daily_loss_limit_pct=params.daily_loss_limit_pct if params.daily_loss_limit_pct is not None
             else _host_loss_limit(ctx),
         )
+        now = datetime.now(timezone.utc)
         try:
-            report, note = await asyncio.to_thread(_build, params, bot_db, agent_db, extras)
+            period = _period(params, now)
+            api_calls, api_note = await _api_calls(extras.metrics_url, period, now)
+            report, note = await asyncio.to_thread(_build, params, period, bot_db, agent_db, extras,
+                                                   api_calls, api_note)
         except (ModuleError, ValueError) as exc:
             return ActionResult(failed=True, msg=f"cannot compute the report: {exc}")
         title = params.title or f"Trading report {report.period.label} on {ctx.host.name}"
@@ -198,13 +204,29 @@ class _Extras:
     daily_loss_limit_pct: float | None
 
 
-def _build(params: ReportActionParams, bot_db: str, agent_db: str | None, extras: _Extras) -> tuple[Report, str]:
-    now = datetime.now(timezone.utc)
+def _period(params: ReportActionParams, now: datetime) -> Period:
     period = resolve_period(period=params.period, since=params.since, until=params.until,
                             tz_name=params.timezone, now=now, complete=params.complete)
     if period.until > now:
         # The future has no records: a window ending later is cut at now (so uptime is honest).
         period = type(period)(since=period.since, until=now, label=period.label, timezone=period.timezone)
+    return period
+
+
+async def _api_calls(metrics_url: str | None, period: Period, now: datetime) -> tuple[ApiCallVolume | None, str]:
+    """The bot's API call volume for a window that ends now, or a note saying why there is none.
+
+    Read here, on the agent's loop (through its shared HTTP session), not in the worker thread."""
+    if not metrics_url or (now - period.until).total_seconds() > API_CALLS_FRESH_S:
+        return None, ""
+    try:
+        return await fetch_api_calls(metrics_url), ""
+    except ValueError as exc:
+        return None, f"API call volume: {exc}"
+
+
+def _build(params: ReportActionParams, period: Period, bot_db: str, agent_db: str | None, extras: _Extras,
+           api_calls: ApiCallVolume | None, api_note: str) -> tuple[Report, str]:
     frames = load_bot_frames(bot_db)
     records = load_agent_records(agent_db, period.since) if agent_db else None
     notes = [records.note if records else "no agent store configured: incidents and remediations not included"]
@@ -217,12 +239,7 @@ def _build(params: ReportActionParams, bot_db: str, agent_db: str | None, extras
         else:
             if log is None:
                 notes.append(f"log summary: {extras.bot_log} does not exist")
-    api_calls = None
-    if extras.metrics_url and (now - period.until).total_seconds() <= API_CALLS_FRESH_S:
-        try:
-            api_calls = fetch_api_calls(extras.metrics_url)
-        except ValueError as exc:
-            notes.append(f"API call volume: {exc}")
+    notes.append(api_note)
     report = compute_report(
         period, trades=frames.trades, fills=frames.fills, equity=frames.equity, positions=frames.positions,
         halts=frames.halts, incidents=records.incidents if records else (),

@@ -1,58 +1,179 @@
-"""One shared ``httpx.AsyncClient`` per event loop, for the http and prometheus checks.
+"""The agent's HTTP transport: one pooled ``aiohttp.ClientSession`` per event loop and TLS setting.
 
-A client per request would cost a TLS context and a new connection every time; the agent
-must sustain on the order of a thousand checks per second, so checks reuse pooled
-keep-alive connections. Clients are bound to the loop that created them (their connections
-are), hence one per running loop, forgotten with the loop (weak keys).
+Every HTTP user of the agent goes through :func:`request`: the http, prometheus and exchange
+checks, the bot action, the report's read of the bot's ``/metrics``, and the heartbeat (with a
+session of its own, see :func:`new_session`). aiohttp is the agent's one HTTP client library:
+httpx managed about 250-550 requests/s on two cores where aiohttp did several thousand (see
+docs/performance.md), and importing httpx as well would cost the resident agent ~4 MB (and,
+with click installed, httpx's own command-line tool and pygments).
 
-``trust_env=False``: proxy variables from the environment are ignored, because checks
-probe the bot's own endpoints directly and must never be routed elsewhere.
+A session per request would cost a TLS context and a new connection every time; the agent must
+sustain on the order of a thousand checks per second, so requests reuse pooled keep-alive
+connections. Sessions are bound to the loop that created them (their connections are), hence
+one per running loop, forgotten with the loop (weak keys); the engine closes them at shutdown
+with :func:`close_shared_clients`.
+
+``trust_env=False``: proxy variables from the environment are ignored, because checks probe
+the bot's own endpoints directly and must never be routed elsewhere. Redirects are never
+followed unless asked (a 3xx is the answer), and every timeout bounds the whole request.
 """
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import ssl
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import httpx
+import aiohttp
 
-_LIMITS = httpx.Limits(max_connections=512, max_keepalive_connections=128, keepalive_expiry=30.0)
-
-_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[bool, httpx.AsyncClient]] = (
+_sessions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[bool, aiohttp.ClientSession]] = (
     weakref.WeakKeyDictionary()
 )
 
 
-def shared_client(verify_tls: bool = True) -> httpx.AsyncClient:
-    """The running loop's client for this TLS-verification setting (created on first use)."""
-    per_loop = _clients.setdefault(asyncio.get_running_loop(), {})
-    client = per_loop.get(verify_tls)
-    if client is None or client.is_closed:
-        client = httpx.AsyncClient(verify=verify_tls, limits=_LIMITS, trust_env=False)
-        per_loop[verify_tls] = client
-    return client
+def new_session(verify_tls: bool = True, *, trust_env: bool = False) -> aiohttp.ClientSession:
+    """A pooled session (keep-alive connections); the caller closes it. Call inside the loop."""
+    tls: ssl.SSLContext | bool = ssl.create_default_context() if verify_tls else False
+    connector = aiohttp.TCPConnector(limit=512, limit_per_host=0, keepalive_timeout=30.0, ssl=tls)
+    return aiohttp.ClientSession(connector=connector, trust_env=trust_env, auto_decompress=True)
+
+
+def shared_session(verify_tls: bool = True) -> aiohttp.ClientSession:
+    """The running loop's session for this TLS-verification setting (created on first use)."""
+    per_loop = _sessions.setdefault(asyncio.get_running_loop(), {})
+    session = per_loop.get(verify_tls)
+    if session is None or session.closed:
+        session = per_loop[verify_tls] = new_session(verify_tls)
+    return session
 
 
 async def close_shared_clients() -> None:
-    """Close the running loop's clients (the engine calls this at shutdown; tests too)."""
-    per_loop = _clients.pop(asyncio.get_running_loop(), {})
-    for client in per_loop.values():
-        await client.aclose()
-    for closer in _closers:  # other transports' pools (the http check's aiohttp sessions)
-        await closer()
+    """Close the running loop's sessions (the engine calls this at shutdown; tests too)."""
+    per_loop = _sessions.pop(asyncio.get_running_loop(), {})
+    for session in per_loop.values():
+        await session.close()
 
 
-_closers: list[Callable[[], Awaitable[None]]] = []
+@dataclass(frozen=True, slots=True)
+class Response:
+    """What came back: status, headers, the body (at most ``max_body_bytes``) and the final URL."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    truncated: bool
+    url: str
+    charset: str | None
+
+    @property
+    def text(self) -> str:
+        return self.body.decode(self.charset or "utf-8", errors="replace")
+
+    def json(self) -> Any:
+        """The body parsed as JSON; ``ValueError`` when it is not JSON."""
+        return json.loads(self.body)
 
 
-def register_closer(closer: Callable[[], Awaitable[None]]) -> None:
-    """Have :func:`close_shared_clients` also close another module's per-loop pool."""
-    if closer not in _closers:
-        _closers.append(closer)
+class RequestFailed(Exception):
+    """No response: a timeout, a refused connection, a TLS or protocol error.
+
+    ``str()`` is the operator's message (``GET http://host/path failed: Connection refused``,
+    ``... timed out after 5s``); ``reason`` is the part after the URL. Neither ever carries
+    credentials, a query string, headers or a body.
+    """
+
+    def __init__(self, method: str, url: str, reason: str, *, timed_out: bool) -> None:
+        self.reason = reason
+        self.timed_out = timed_out
+        sep = " " if timed_out else " failed: "
+        super().__init__(f"{method} {safe_url(url)}{sep}{reason}")
 
 
-def safe_url(url: str | httpx.URL) -> str:
+async def request(
+    method: str,
+    url: str,
+    *,
+    timeout: float,
+    verify_tls: bool = True,
+    headers: Mapping[str, str] | None = None,
+    json_body: Any = None,
+    data: str | bytes | None = None,
+    follow_redirects: bool = False,
+    max_body_bytes: int | None = None,
+    session: aiohttp.ClientSession | None = None,
+) -> Response:
+    """One request through the shared session (or ``session``), ``timeout`` bounding all of it.
+
+    Reads at most ``max_body_bytes`` of the body (``None``: all of it). Raises
+    :class:`RequestFailed` when no response arrives; any HTTP status is a :class:`Response`.
+    """
+    if session is None:
+        session = shared_session(verify_tls)
+    try:
+        # aiohttp's own total timeout and asyncio.timeout both bound the whole request.
+        async with asyncio.timeout(timeout):
+            async with session.request(
+                method,
+                url,
+                headers=headers,
+                json=json_body,
+                data=data,
+                timeout=aiohttp.ClientTimeout(total=timeout),
+                allow_redirects=follow_redirects,
+            ) as response:
+                body, truncated = await _read_capped(response, max_body_bytes)
+    except TimeoutError:
+        raise RequestFailed(method, url, f"timed out after {timeout:g}s", timed_out=True) from None
+    except (aiohttp.ClientError, ValueError, OSError) as exc:
+        raise RequestFailed(method, url, _reason(exc, url), timed_out=False) from None
+    return Response(status=response.status, headers=response.headers, body=body, truncated=truncated,
+                    url=str(response.url), charset=response.charset)
+
+
+async def _read_capped(response: aiohttp.ClientResponse, limit: int | None) -> tuple[bytes, bool]:
+    """At most ``limit`` body bytes, and whether there was more (the rest is not read)."""
+    if limit is None:
+        return await response.read(), False
+    body = bytearray()
+    while True:
+        chunk = await response.content.read(limit + 1 - len(body))
+        if not chunk:
+            return bytes(body), False
+        body += chunk
+        if len(body) > limit:
+            return bytes(body[:limit]), True
+
+
+_NON_HTTP_URL: Any = getattr(aiohttp, "NonHttpUrlClientError", ())  # aiohttp >= 3.10
+
+
+def _reason(exc: BaseException, url: str) -> str:
+    """A one-line reason that never echoes credentials, query or body."""
+    # aiohttp spells the URL its own way (quoted, normalised) in these: never echo them.
+    if isinstance(exc, _NON_HTTP_URL):
+        return "not an http:// or https:// URL"
+    if isinstance(exc, aiohttp.InvalidURL):
+        return "invalid URL"
+    if isinstance(exc, aiohttp.TooManyRedirects):
+        return f"too many redirects (last: HTTP {exc.status})"
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return f"HTTP {exc.status} {exc.message}".rstrip()
+    os_error = exc.os_error if isinstance(exc, aiohttp.ClientConnectorError) else None
+    if os_error is None:
+        reason = str(exc) or type(exc).__name__
+    elif not isinstance(os_error, ssl.SSLError) and isinstance(os_error.errno, int) and os_error.errno > 0:
+        reason = os.strerror(os_error.errno)  # "Connection refused", not asyncio's "Connect call failed (...)"
+    else:  # TLS ("certificate verify failed: ..."), name resolution ("Name or service not known")
+        reason = os_error.strerror or str(os_error)
+    return reason.replace(url, safe_url(url))
+
+
+def safe_url(url: str) -> str:
     """``url`` without credentials, query or fragment, fit for messages and logs."""
     parts = urlsplit(str(url))
     host = parts.hostname or ""
@@ -60,11 +181,3 @@ def safe_url(url: str | httpx.URL) -> str:
     if parts.port:
         netloc += f":{parts.port}"
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-
-
-def http_error_message(exc: httpx.HTTPError, method: str, url: str, timeout: float) -> str:
-    """A one-line reason for a failed request that never echoes headers, query or body."""
-    if isinstance(exc, httpx.TimeoutException):
-        return f"{method} {safe_url(url)} timed out after {timeout:g}s"
-    reason = str(exc) or type(exc).__name__
-    return f"{method} {safe_url(url)} failed: {reason}"

@@ -12,14 +12,13 @@ from collections import defaultdict
 from datetime import datetime, timezone
 from typing import Any, ClassVar, Literal
 
-import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import Field
 
 from agent.errors import ModuleError
 from agent.modules import _hyperliquid as hl
 from agent.modules.base import CheckModule, CheckResult, Params, RunContext
-from agent.modules.checks._http_clients import http_error_message, safe_url, shared_client
+from agent.modules.checks._http_clients import RequestFailed, request, safe_url
 from agent.types import Duration
 
 ExchangeMetric = Literal["equity", "pnl", "positions", "orders", "margin_usage", "api_latency", "auth",
@@ -281,11 +280,11 @@ def _bot_url(params: ExchangeCheckParams, ctx: RunContext) -> str:
 
 async def _bot_get(url: str, timeout: float) -> str:
     try:
-        response = await shared_client().get(url, timeout=timeout)
-    except httpx.HTTPError as exc:
-        raise ModuleError(http_error_message(exc, "GET", url, timeout)) from None
-    if response.status_code != 200:
-        raise ModuleError(f"GET {safe_url(url)} returned HTTP {response.status_code}")
+        response = await request("GET", url, timeout=timeout)
+    except RequestFailed as exc:
+        raise ModuleError(str(exc)) from None
+    if response.status != 200:
+        raise ModuleError(f"GET {safe_url(url)} returned HTTP {response.status}")
     return response.text
 
 

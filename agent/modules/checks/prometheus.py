@@ -1,18 +1,16 @@
 """Check: one metric from a Prometheus exposition endpoint, selected by name and labels."""
 from __future__ import annotations
 
-import asyncio
 import math
 import statistics
 import time
 from typing import Any, ClassVar, Literal
 
-import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import Field
 
 from agent.modules.base import CheckModule, CheckResult, Params, RunContext
-from agent.modules.checks._http_clients import http_error_message, safe_url, shared_client
+from agent.modules.checks._http_clients import RequestFailed, request, safe_url
 from agent.types import Duration
 
 Aggregate = Literal["sum", "max", "min", "avg", "count"]
@@ -42,7 +40,7 @@ class PrometheusCheckParams(Params):
 
 
 class PrometheusCheck(CheckModule):
-    """Scrapes the endpoint with the shared client and parses it with prometheus_client."""
+    """Scrapes the endpoint through the shared session and parses it with prometheus_client."""
 
     name: ClassVar[str] = "prometheus"
     Params: ClassVar[type[PrometheusCheckParams]] = PrometheusCheckParams
@@ -59,15 +57,12 @@ class PrometheusCheck(CheckModule):
         where = safe_url(params.url)
         started = time.perf_counter()
         try:
-            async with asyncio.timeout(timeout):
-                response = await shared_client(params.verify_tls).get(params.url, timeout=timeout)
-        except TimeoutError:
-            return CheckResult.failed(f"GET {where} timed out after {timeout:g}s")
-        except httpx.HTTPError as exc:
-            return CheckResult.failed(http_error_message(exc, "GET", params.url, timeout))
+            response = await request("GET", params.url, timeout=timeout, verify_tls=params.verify_tls)
+        except RequestFailed as exc:
+            return CheckResult.failed(str(exc))
         latency_ms = round((time.perf_counter() - started) * 1000.0, 3)
-        if response.status_code != 200:
-            return CheckResult.failed(f"GET {where} returned HTTP {response.status_code}", latency_ms=latency_ms)
+        if response.status != 200:
+            return CheckResult.failed(f"GET {where} returned HTTP {response.status}", latency_ms=latency_ms)
         try:
             series, seen_metric = _select(response.text, params.metric, params.labels)
         except (ValueError, IndexError, KeyError) as exc:  # what the parser raises on malformed text

@@ -119,4 +119,5 @@ async def test_a_wrong_token_is_a_clear_failure_without_the_token(
 
 async def test_a_dead_bot_is_a_failed_task(ctx: Callable[..., RunContext]) -> None:
     result = await run("halt", ctx("http://127.0.0.1:9"))
-    assert result.failed and result.msg.startswith("the bot does not answer")
+    assert result.failed and result.msg == "the bot does not answer: GET http://127.0.0.1:9/health failed: " \
+                                           "Connection refused"
