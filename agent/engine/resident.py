@@ -143,13 +143,14 @@ class ResidentAgent(TaskRunning, BackgroundLoops):
             await self.scheduler.shutdown()
         if self.batcher is not None:  # nothing buffered is lost on a clean stop
             await self.batcher.flush()
-        from agent.modules.checks._http_clients import close_shared_clients
-
-        await close_shared_clients()
         for t in list(self._background):
             t.cancel()
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
+        # After the watchers are gone: a check they start can no longer open a new session.
+        from agent.modules.checks._http_clients import close_shared_clients
+
+        await close_shared_clients()
         if self.store is not None:
             await self.db(self.store.add_event, "stop", None, None, "agent stopped", {})
             await self.db(self.store.close)

@@ -4,7 +4,7 @@ A :class:`Redactor` knows the secret values in play (rendered target URLs and th
 credential/token parts, environment variables whose names look secret) and replaces each
 occurrence with ``***``. :func:`install` puts it on a logger *and its handlers* as a
 :class:`logging.Filter`: a filter on a logger alone does not see records propagated from
-child loggers (``apprise``, ``httpx``), a filter on the root handlers does.
+child loggers (``apprise``, ``aiohttp``), a filter on the root handlers does.
 """
 from __future__ import annotations
 
