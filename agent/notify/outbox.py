@@ -87,6 +87,7 @@ class Outbox:
         if requeued:
             log.warning("outbox: %d message(s) were being sent when the agent stopped; sending them "
                         "again (at-least-once for those)", requeued)
+        await self.delivery.prepare()
         try:
             while not stop.is_set():
                 self._wake.clear()

@@ -104,3 +104,12 @@ async def test_email_through_a_real_smtp_server(store: Store, mailbox: SmtpRecei
         await wait_until(lambda: statuses(store) == ["sent"])
     assert mail.subject == "[CRITICAL] equity drawdown on bot1"
     assert mail.rcpt_tos == ("ops@example.com",) and "body of m1" in mail.text()
+
+
+async def test_targets_are_built_when_the_outbox_starts_not_at_the_first_alert(store: Store,
+                                                                                inbox: JsonReceiver) -> None:
+    """The first alert must not wait for apprise and its plugin to be imported and built."""
+    targets = {"ops": TargetSpec("ops", inbox.url), "unset": TargetSpec("unset", "")}
+    async with running_outbox(store, targets, poll_interval=3600) as outbox:
+        await wait_until(lambda: outbox.delivery.unbuilt == [])
+        assert statuses(store) == []  # nothing was sent: the build came from the start alone
