@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from benchmarks import capacity, detection, emergency
-from benchmarks._common import REPO, SERIES_HEADER, Series, fmt, log, machine, ratio, table
+from benchmarks._common import REPO, SERIES_HEADER, fmt, log, machine, ratio, table
 
 TARGETS = {
     "crash_alert_ms": 50, "crash_running_ms": 250, "hang_slack_ms": 100, "checks_per_s": 1000,

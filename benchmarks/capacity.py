@@ -22,6 +22,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from benchmarks._common import BIN, REPO, free_port, log, rss_mb, short_tmp, wait_for
+from tests.support.stack import repository_world
 
 SERVER = """
 import sys
@@ -158,17 +159,12 @@ def run_capacity(points: list[int]) -> list[dict[str, Any]]:
 def idle_rss(samples: int = 20) -> dict[str, Any]:
     """The agent with the repository's inventory and every shipped playbook, nothing to talk to."""
     d = short_tmp("bwi")
-    for name in ("playbooks", "templates"):
-        (d / name).symlink_to(REPO / name)
-    inv = yaml.safe_load((REPO / "inventory.yaml").read_text())
-    inv["settings"] = "settings.yaml"
-    (d / "inventory.yaml").write_text(yaml.safe_dump(inv))
-    (d / "settings.yaml").write_text(yaml.safe_dump({
+    inventory = repository_world(d, {
         "var_dir": str(d / "var"), "supervisor": {"socket": str(d / "none.sock")},
         "exchange": {"port": free_port()}, "bot": {"port": free_port()}, "inbox": {"port": free_port()},
         "agent": {"metrics_port": free_port(), "events_socket": str(d / "ev.sock")},
-    }))
-    proc = subprocess.Popen([str(BIN / "agent"), "run", "--inventory", str(d / "inventory.yaml"), str(d / "playbooks")],
+    })
+    proc = subprocess.Popen([str(BIN / "agent"), "run", "--inventory", str(inventory), str(d / "playbooks")],
                             cwd=d, stdout=subprocess.DEVNULL, stderr=open(d / "agent.log", "wb"),
                             env={**{k: v for k, v in os.environ.items() if not k.startswith("BOTWARDEN_")}})
     try:

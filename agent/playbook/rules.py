@@ -128,8 +128,8 @@ def playbook_rules(doc: SourceDocument, raw: Mapping[str, Any], play: Playbook,
                                                                            if c.name != check.name])))
         thresholds = [k for k in ("warning", "critical") if getattr(check, k) is not None]
         if check.expect is not None and thresholds:
-            out.append(doc.diagnostic((*path, thresholds[0]), f"a check has either 'expect' or thresholds "
-                                      f"('warning'/'critical'), not both", "keep one of them", at_key=True))
+            out.append(doc.diagnostic((*path, thresholds[0]), "a check has either 'expect' or thresholds "
+                                      "('warning'/'critical'), not both", "keep one of them", at_key=True))
         if check.clear is not None and not thresholds:
             out.append(doc.diagnostic((*path, "clear"), "'clear' needs a 'warning' or 'critical' threshold",
                                       at_key=True))

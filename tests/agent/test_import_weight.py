@@ -11,15 +11,13 @@ Each probe runs in a fresh interpreter so that other tests' imports do not mask 
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
-import yaml
+from tests.support.stack import free_port, repository_world
 
 HEAVY = ("pandas", "numpy", "hyperliquid", "eth_account", "apprise", "cryptography", "httpx")
-REPO = Path(__file__).resolve().parents[2]
 
 
 def _loaded_after(code: str) -> list[str]:
@@ -70,25 +68,14 @@ print(json.dumps({"delivered": delivered.ok, "error": delivered.error,
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_the_resident_agents_objects_import_no_heavy_library(tmp_path: Path) -> None:
     """The repository's inventory and every shipped playbook loaded, the store migrated (a new
     database), the outbox built and one message attempted: what ``agent run`` holds before any
     exchange check runs. Only the json:// plugin of apprise may be loaded."""
-    for name in ("playbooks", "templates"):
-        (tmp_path / name).symlink_to(REPO / name)
-    inventory = yaml.safe_load((REPO / "inventory.yaml").read_text())
-    inventory["settings"] = "settings.yaml"
-    (tmp_path / "inventory.yaml").write_text(yaml.safe_dump(inventory))
-    (tmp_path / "settings.yaml").write_text(yaml.safe_dump({
+    repository_world(tmp_path, {
         "var_dir": str(tmp_path / "var"), "supervisor": {"socket": str(tmp_path / "none.sock")},
-        "inbox": {"port": _free_port()},  # nobody listens: the delivery fails, after building the target
-    }))
+        "inbox": {"port": free_port()},  # nobody listens: the delivery fails, after building the target
+    })
     out = subprocess.run([sys.executable, "-c", RESIDENT_OBJECTS, str(tmp_path)], capture_output=True, text=True,
                          timeout=120, check=True, cwd=tmp_path)
     seen = json.loads(out.stdout.strip().splitlines()[-1])
