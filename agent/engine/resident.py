@@ -194,6 +194,13 @@ class ResidentAgent(TaskRunning, BackgroundLoops):
             log.warning("%s: %s flapping (%.0f%% state changes)", bc.key, "started" if flap.started else "stopped",
                         flap.percent)
             self.outbox.wake()
+            if (not flap.started and transition is None and bc.check.remediate and obs.state.is_problem
+                    and status.hard.is_problem):
+                # Remediation was paused while it flapped; it has settled into a failure, which no
+                # transition will announce again: remediation decides now, under its budget.
+                log.warning("%s: settled while %s; remediation decides again", bc.key, status.hard.name)
+                self._spawn(self._remediate(bc, Transition(bc.key, status.hard, status.hard, obs.at, obs)),
+                            f"remediate:{bc.key}")
         if transition is None and bc.key in self._resumed_problems:
             self._resumed_problems.discard(bc.key)
             if obs.state.is_problem and status.hard.is_problem and bc.check.remediate:

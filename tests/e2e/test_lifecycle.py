@@ -145,6 +145,44 @@ def test_a_flapping_check_gives_one_flapping_and_one_settled_notice(make_world, 
     assert [t.split("]")[0] + "]" for t in titles] == ["[FLAPPING]", "[SETTLED]"], titles
 
 
+FLAPPY_MENDED = """
+version: 1
+name: flappy
+hosts: local
+schedule: {every: 1s}
+checks:
+  - name: flappy
+    command: {argv: [sh, -c, "[ -f {d}/broken ] && exit 1; if [ -f {d}/f ]; then rm {d}/f; exit 1; else touch {d}/f; exit 0; fi"]}
+    expect: "rc == 0"
+    flapping: {window: 6, start: 40, stop: 20}
+    remediate: [mend]
+remediations:
+  mend:
+    steps:
+      - name: leave a mark
+        command: {argv: [sh, -c, "echo ran >> {d}/mended"]}
+    budget: {max: 20, within: 2m}
+"""
+
+
+def test_a_check_that_settles_from_flapping_into_a_failure_is_remediated_once(make_world, receiver):
+    """Remediation is paused while a check flaps; when it settles into a steady failure no new
+    transition announces it, yet the failure is real: remediation runs again, once."""
+    world = make_world()
+    world.write_playbook("flappy", FLAPPY_MENDED.replace("{d}", str(world.root)))
+    mended = world.root / "mended"
+    world.start()
+    wait_until(lambda: [t for t in _titles(receiver) if t.startswith("[FLAPPING]")], 30, what="the flapping notice")
+    wait_until(lambda: world.events("remediation-paused"), 20, what="remediation paused while flapping")
+    (world.root / "broken").touch()
+    ran_before = mended.read_text().count("ran") if mended.exists() else 0
+    wait_until(lambda: [t for t in _titles(receiver) if t.startswith("[SETTLED]")], 30, what="the settled notice")
+    wait_until(lambda: mended.exists() and mended.read_text().count("ran") == ran_before + 1, 10,
+               what="remediation after settling")
+    time.sleep(4)  # still failing, no new transition: no further run
+    assert mended.read_text().count("ran") == ran_before + 1
+    assert world.state("flappy/local/flappy").hard_state.name == "CRITICAL"
+
 FIVE = """
 version: 1
 name: five
