@@ -51,6 +51,7 @@ async def run_heartbeat(config: Callable[[], Any], stop: asyncio.Event, *, redac
             url = heartbeat_url(cfg)
             every = float(hb.every) if hb is not None else 60.0
             if url:
+                assert hb is not None  # heartbeat_url is "" without a heartbeat section
                 try:
                     resp = await request("POST", url, data=b"botwarden agent alive", timeout=float(hb.timeout),
                                          max_body_bytes=_MAX_BODY, session=session)

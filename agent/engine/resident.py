@@ -21,7 +21,7 @@ import signal
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from agent.engine import flapping
 from agent.engine.config_source import ConfigSource
@@ -36,6 +36,9 @@ from agent.engine.store_writer import Batch, ResultBatcher
 from agent.errors import ConfigError
 from agent.modules.base import CheckResult
 
+if TYPE_CHECKING:
+    from agent.notify.redact import RedactingFilter
+
 __all__ = ["ConfigSource", "ResidentAgent", "record_from_status", "settle_heap"]
 
 log = logging.getLogger("agent")
@@ -45,6 +48,8 @@ RELOAD_POLL_SECONDS = 1.0
 
 class ResidentAgent(TaskRunning, BackgroundLoops):
     """``agent run``. Construct, then ``await run(stop_event)``."""
+
+    _redaction_filter: RedactingFilter | None  # set by start()
 
     def __init__(self, source: ConfigSource, *, store_url: str | None = None, check_mode: bool = False) -> None:
         self.source = source
@@ -155,10 +160,11 @@ class ResidentAgent(TaskRunning, BackgroundLoops):
             await self.db(self.store.add_event, "stop", None, None, "agent stopped", {})
             await self.db(self.store.close)
         self._writer.shutdown(wait=True)
-        if getattr(self, "_redaction_filter", None) is not None:  # several agents in one process (tests)
+        redaction_filter = getattr(self, "_redaction_filter", None)
+        if redaction_filter is not None:  # several agents in one process (tests)
             from agent.notify import uninstall
 
-            uninstall(logging.getLogger(), self._redaction_filter)
+            uninstall(logging.getLogger(), redaction_filter)
             self._redaction_filter = None
 
     def _spawn(self, coro: Any, name: str) -> None:

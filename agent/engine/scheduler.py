@@ -220,7 +220,8 @@ class CheckScheduler:
             return False
         task = asyncio.get_running_loop().create_task(self._run_one(bc, due), name=f"check:{bc.key}")
         self._in_flight[bc.key] = task
-        task.add_done_callback(lambda _t, k=bc.key: self._finished(k))
+        key: str = bc.key
+        task.add_done_callback(lambda _t: self._finished(key))
         return True
 
     def _finished(self, key: str) -> None:

@@ -115,7 +115,11 @@ class Outbox:
             task = asyncio.get_running_loop().create_task(self._deliver_group(target, group),
                                                           name=f"outbox:{target}")
             self._inflight[target] = task
-            task.add_done_callback(lambda _t, target=target: self._done(target))
+
+            def done(_t: asyncio.Task[None], target: str = target) -> None:  # binds this loop's target
+                self._done(target)
+
+            task.add_done_callback(done)
 
     def _done(self, target: str) -> None:
         self._inflight.pop(target, None)

@@ -158,7 +158,8 @@ class NotifySettings(_Model):
         return out
 
 
-_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+_WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _HHMM = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 
 
@@ -175,7 +176,7 @@ class MaintenanceWindow(_Model):
     match: RouteMatch = Field(default_factory=RouteMatch, description="which alerts; absent = all")
     cron: Crontab | None = Field(None, description="5-field crontab expression of each start ('0 2 * * sun')")
     duration: PositiveDuration | None = Field(None, description="how long each cron-started window lasts")
-    weekdays: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = Field(
+    weekdays: list[Weekday] = Field(
         default_factory=list, description="days the window starts on (empty with start/end = every day)")
     start: str | None = Field(None, description="local start time HH:MM (with end)")
     end: str | None = Field(None, description="local end time HH:MM (with start)")

@@ -196,10 +196,11 @@ def _cross_file_rules(loaded: list[_LoadedPlay], inventory: Inventory | None,
                 other_name, _, other_check = parent.partition("/")
                 other = next((x.play for x in loaded if x.play is not None and x.play.name == other_name), None)
                 if other is None or other_check not in {c.name for c in other.checks}:
-                    known = [f"{x.play.name}/{c.name}" for x in loaded if x.play is not None for c in x.play.checks]
+                    known_refs = [f"{x.play.name}/{c.name}"
+                                  for x in loaded if x.play is not None for c in x.play.checks]
                     diagnostics.append(doc.diagnostic(("checks", i, "depends_on", j),
                                                       f"depends_on: no check named {parent!r}",
-                                                      suggest(parent, known) or "write PLAYBOOK/CHECK"))
+                                                      suggest(parent, known_refs) or "write PLAYBOOK/CHECK"))
         for rem_name, rem in play.remediations.items():
             if rem.budget and rem.budget.then and rem.budget.then not in names:
                 diagnostics.append(doc.diagnostic(("remediations", rem_name, "budget", "then"),

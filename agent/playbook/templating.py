@@ -148,7 +148,8 @@ class Templating:
         try:
             tree = self._parse_expression(src) if expression else self._env.parse(src)
         except JinjaTemplateError as exc:
-            line = f" (line {exc.lineno})" if not expression and getattr(exc, "lineno", 1) > 1 else ""
+            lineno = getattr(exc, "lineno", 1)  # a TemplateSyntaxError's; other TemplateErrors have none
+            line = f" (line {lineno})" if not expression and lineno > 1 else ""
             return f"Jinja2 syntax error{line}: {exc.message or exc}"
         unsafe = _unsafe_access(tree)
         if unsafe:

@@ -353,7 +353,8 @@ def _trade_line(row: Mapping[str, Any]) -> TradeLine:
     exit_px = row.get("exit_px")
     return TradeLine(
         id=int(row["id"]), coin=str(row["coin"]), side=str(row["side"]), size=float(row["size"]),
-        entry_px=float(row["entry_px"]), exit_px=None if pd.isna(exit_px) else float(exit_px),
+        entry_px=float(row["entry_px"]),
+        exit_px=None if exit_px is None or pd.isna(exit_px) else float(exit_px),
         pnl=0.0 if pd.isna(row["pnl"]) else float(row["pnl"]),
         opened_at=as_utc(row["opened_at"]), closed_at=as_utc(row["closed_at"]),
         close_reason=None if pd.isna(row.get("close_reason")) else str(row["close_reason"]),

@@ -389,7 +389,8 @@ class TradingEngine:
         """Cancel every resting order of the account. Stop-losses of open positions are
         re-placed by the next iteration (protection outlives a cancel-all)."""
         with self.lock:
-            cancelled, failed = [], []
+            cancelled: list[int] = []
+            failed: list[int] = []
             for o in self.gw.open_orders():
                 (cancelled if self.gw.cancel(o.coin, o.oid) else failed).append(o.oid)
             log.warning("cancel-all", extra={"event": "cancel_all", "cancelled": cancelled, "failed": failed})

@@ -26,6 +26,9 @@ from bot.trading.gateway import ExchangeOrder, ExchangePosition
 
 Policy = Literal["adopt", "cancel", "halt"]
 Action = Literal["keep", "adopt", "cancel", "resolve", "close", "mark_closed", "halt"]
+# The fate, under each policy, of an order unknown to the database and of a mismatched position.
+_ORDER_ACTION: dict[Policy, Action] = {"adopt": "adopt", "cancel": "cancel", "halt": "halt"}
+_POSITION_ACTION: dict[Policy, Action] = {"adopt": "adopt", "cancel": "close", "halt": "halt"}
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,7 @@ def plan(
             decisions.append(Decision("order", "keep", eo.coin, f"order {eo.oid} is ours", order=eo,
                                       known_order=known))
             continue
-        action: Action = {"adopt": "adopt", "cancel": "cancel", "halt": "halt"}[policy]
+        action = _ORDER_ACTION[policy]
         decisions.append(Decision("order", action, eo.coin, f"order {eo.oid} on the exchange is unknown to the "
                                   f"database (policy {policy})", order=eo))
     for ko in db_orders:
@@ -113,7 +116,7 @@ def plan(
                 trade=trade,
             ))
             continue
-        pos_action: Action = {"adopt": "adopt", "cancel": "close", "halt": "halt"}[policy]
+        pos_action = _POSITION_ACTION[policy]
         decisions.append(Decision("position", pos_action, coin, f"{detail} (policy {policy})", position=pos,
                                   trade=trade))
     return decisions

@@ -176,12 +176,12 @@ class Store:
                 if row.coin not in positions:
                     s.delete(row)
             for coin, values in positions.items():
-                row = s.get(PositionRecord, coin)
-                if row is None:
+                existing = s.get(PositionRecord, coin)
+                if existing is None:
                     s.add(PositionRecord(coin=coin, **values))
                 else:
                     for k, v in values.items():
-                        setattr(row, k, v)
+                        setattr(existing, k, v)
 
     # --- equity -------------------------------------------------------------------------
     def snapshot_equity(self, equity: float, at: datetime | None = None) -> None:
@@ -223,7 +223,8 @@ class Store:
             result = s.execute(
                 update(HaltRecord).where(HaltRecord.cleared_at.is_(None)).values(cleared_at=utcnow(), cleared_by=by)
             )
-            return int(result.rowcount or 0)
+            # Session.execute is typed as returning Result; for an UPDATE it is a CursorResult (rowcount)
+            return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 def _aware(t: datetime) -> datetime:

@@ -103,11 +103,11 @@ class Detection:
             if key not in self.programs:
                 watcher = self.programs[key] = ProgramWatcher(key[0], key[1], self._on_exit)
                 self._start(("program", key), watcher.run())
-        for key in list(self.heartbeats):  # params may have changed: restart every heartbeat watcher
-            self._stop(("heartbeat", key))
+        for hb_key in list(self.heartbeats):  # params may have changed: restart every heartbeat watcher
+            self._stop(("heartbeat", hb_key))
         self.heartbeats = {key: HeartbeatWatcher(bc, self._trigger_heartbeat) for key, bc in heartbeats.items()}
-        for key, hb in self.heartbeats.items():
-            self._start(("heartbeat", key), hb.run())
+        for hb_key, hb in self.heartbeats.items():
+            self._start(("heartbeat", hb_key), hb.run())
         log.info("watching %d program(s) and %d heartbeat(s)", len(self.programs), len(self.heartbeats))
 
     def _start(self, key: Any, coro: Any) -> None:

@@ -30,6 +30,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from agent.errors import ModuleError
 from agent.modules.checks._supervisor_rpc import RUNNING_STATES, process_info
@@ -140,10 +141,16 @@ class ProgramWatcher:
         """True when the process behind ``fd`` exited; False when nudged (re-check the pid)."""
         loop = asyncio.get_running_loop()
         readable: asyncio.Future[None] = loop.create_future()
-        loop.add_reader(fd, lambda: readable.done() or readable.set_result(None))
+
+        def on_readable() -> None:
+            if not readable.done():
+                readable.set_result(None)
+
+        loop.add_reader(fd, on_readable)
         nudged = asyncio.ensure_future(self._nudged.wait())
+        waiting: set[asyncio.Future[Any]] = {readable, nudged}
         try:
-            done, _ = await asyncio.wait({readable, nudged}, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
         finally:
             loop.remove_reader(fd)
             nudged.cancel()

@@ -70,11 +70,11 @@ def decode_event(data: bytes) -> SupervisorEvent | None:
     name = str(obj.get("event", ""))
     if not name.startswith("PROCESS_STATE_"):
         return None
-    pid = obj.get("pid")
+    pid = str(obj.get("pid") or "")
     expected = obj.get("expected")
     return SupervisorEvent(
         state=name.removeprefix("PROCESS_STATE_"), program=str(obj.get("processname", "")),
-        group=str(obj.get("groupname", "")), pid=int(pid) if str(pid or "").isdigit() else None,
+        group=str(obj.get("groupname", "")), pid=int(pid) if pid.isdigit() else None,
         from_state=str(obj.get("from_state", "")),
         expected=None if expected is None else str(expected) == "1",
         received_at=float(obj.get("received_at") or 0.0),

@@ -80,8 +80,10 @@ class BackupAction(ActionModule):
         missing += [p for p in params.files if not bk.expand_files([p], root)]
         if missing and not params.skip_missing:
             return ActionResult(failed=True, msg=f"missing: {', '.join(missing)}", data={"missing": missing})
-        sources = [{"kind": "database", "name": n, "path": str(p), "size": p.stat().st_size}
-                   for n, p in databases.items()]
+        sources: list[dict[str, Any]] = [
+            {"kind": "database", "name": n, "path": str(p), "size": p.stat().st_size}
+            for n, p in databases.items()
+        ]
         sources += [{"kind": "file", "path": str(p), "arcname": a, "size": p.stat().st_size} for p, a in files]
         data: dict[str, Any] = {"dest": str(dest), "sources": sources, "missing": missing}
         if not sources:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 from urllib.parse import quote
@@ -24,10 +25,14 @@ from agent.modules.base import ActionModule, ActionResult, Params, RunContext
 Operation = Literal["integrity_check", "wal_checkpoint", "analyze", "vacuum"]
 
 
+def _default_operations() -> list[Operation]:
+    return ["integrity_check", "analyze", "vacuum", "wal_checkpoint"]
+
+
 class DbActionParams(Params):
     path: str = Field(description="the SQLite file, e.g. {{ bot.db_path }}")
     operations: list[Operation] = Field(
-        default_factory=lambda: ["integrity_check", "analyze", "vacuum", "wal_checkpoint"], min_length=1,
+        default_factory=_default_operations, min_length=1,
         description="what to run, in order (a WAL database shrinks on disk only at a checkpoint after vacuum)",
     )
     checkpoint_mode: Literal["PASSIVE", "FULL", "RESTART", "TRUNCATE"] = Field(
@@ -89,7 +94,7 @@ class DbAction(ActionModule):
 _SQL = {"wal_checkpoint": "PRAGMA wal_checkpoint({mode})", "analyze": "ANALYZE", "vacuum": "VACUUM"}
 
 
-def _plan(operations: list[str], before: dict[str, Any]) -> dict[str, bool]:
+def _plan(operations: Sequence[str], before: dict[str, Any]) -> dict[str, bool]:
     """Which operations would change something, in order: a checkpoint after a write in WAL
     mode has frames to copy even when the WAL was empty before."""
     plan: dict[str, bool] = {}

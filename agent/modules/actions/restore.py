@@ -141,8 +141,8 @@ class RestoreAction(ActionModule):
                 tmp = target_path.with_name(f".{target_path.name}.restoring")
                 staged.append((tmp, target_path, (), None))
                 archived_mode = _extract_file(info.path, entry, tmp)
-                mode = target_path.stat().st_mode & 0o7777 if target_path.is_file() else archived_mode
-                staged[-1] = (tmp, target_path, (), mode)
+                file_mode = target_path.stat().st_mode & 0o7777 if target_path.is_file() else archived_mode
+                staged[-1] = (tmp, target_path, (), file_mode)
         except (bk.BackupError, OSError) as exc:
             for tmp, *_ in staged:
                 tmp.unlink(missing_ok=True)

@@ -130,7 +130,8 @@ def scan_log(params: LogCheckParams, now: float) -> dict[str, Any]:
     ts_regex = re.compile(params.timestamp_regex)
     start = now - params.window
     counts = {k: 0 for k in named}
-    total, scanned, samples = 0, 0, []
+    total, scanned = 0, 0
+    samples: list[str] = []
     last_match: float | None = None
     pending: list[str] = []  # untimestamped lines seen (newest first) since the last timestamped one
     truncated = False

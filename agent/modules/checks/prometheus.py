@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 import statistics
 import time
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Literal
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -15,7 +16,7 @@ from agent.types import Duration
 
 Aggregate = Literal["sum", "max", "min", "avg", "count"]
 
-_AGGREGATES = {
+_AGGREGATES: dict[str, Callable[[Sequence[float]], float]] = {
     "sum": math.fsum,
     "max": max,
     "min": min,
