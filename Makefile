@@ -1,6 +1,6 @@
 # botwarden: two commands do all set-up on a fresh machine.
 #   make run   venv, install, render supervisord.conf, start supervisord with the stack
-#   make test  same bootstrap, then the whole test suite
+#   make test  same bootstrap, then playbook validation, mypy and the whole test suite
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -29,6 +29,7 @@ status: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/agent validate playbooks
+	$(BIN)/mypy agent bot
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 # Peers for the side-by-side figures: Monit (Debian package) and superlance (PyPI).
