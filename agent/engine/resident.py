@@ -102,6 +102,7 @@ class ResidentAgent(TaskRunning, BackgroundLoops):
         self.notifications = Notifications.from_config(self.config, self.store)
         self._redaction_filter = install_redaction(logging.getLogger(), self.notifications.redactor)  # before anything logs a URL
         self.outbox = Outbox(self.store, self.notifications.targets)
+        self.notifications.on_enqueued = self.outbox.wake  # whatever queues a message wakes the outbox
         records = await self.db(self.store.load_check_states)
         self.statuses = {k: status_from_record(r) for k, r in records.items()}
         # Problems that were hard when the agent stopped: the first result after start decides
@@ -220,7 +221,8 @@ class ResidentAgent(TaskRunning, BackgroundLoops):
         self._resumed_problems.discard(bc.key)
         log.warning("%s: %s -> %s%s", bc.key, transition.old.name, transition.new.name,
                     f" ({obs.error})" if obs.error else "")
-        self.outbox.wake()
+        # No outbox.wake() here: a transition queues nothing (the lifecycle pass decides and wakes
+        # the outbox); a needless claim would queue on the store thread ahead of that pass.
         if transition.new.is_problem and bc.check.remediate:
             if flapping.is_flapping(status.extra):
                 await self.db(self.store.add_event, "remediation-paused", bc.key, status.incident_id,

@@ -68,7 +68,7 @@ class TaskRunning:
                 module=o.module or "", params=params, reason=reason, actor=actor,
                 check_mode=o.check_mode, changed=o.status == "changed", failed=o.status == "failed",
                 msg=o.msg, started_at=started, finished_at=finished))
-            self.outbox.wake()
+            # A task that queued a message (notify, report) woke the outbox through on_enqueued.
 
         runner = PlayRunner(self.source.registry,
                             self.config.templating, check_mode=self.check_mode, notifier=self.notifications,
