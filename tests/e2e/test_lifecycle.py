@@ -118,18 +118,24 @@ def test_crash_loop_restarts_exactly_the_budget_then_hands_over_and_pages_once(m
     assert supervisor.info("worker")["statename"] != "RUNNING"
 
 
-FLAPPY = """
+def _flappy(settled: str, remediate: str = "") -> str:
+    """A check that alternates fail/pass each run until ``{d}/<file>`` exists, then ``settled``
+    (``"steady": exit 0`` passes from then on, ``"broken": exit 1`` fails)."""
+    name, rc = settled.split(": exit ")
+    return f"""
 version: 1
 name: flappy
 hosts: local
-schedule: {every: 1s}
+schedule: {{every: 1s}}
 checks:
   - name: flappy
-    command: {argv: [sh, -c, "[ -f {d}/steady ] && exit 0; if [ -f {d}/f ]; then rm {d}/f; exit 1; else touch {d}/f; exit 0; fi"]}
+    command: {{argv: [sh, -c, "[ -f {{d}}/{name} ] && exit {rc}; if [ -f {{d}}/f ]; then rm {{d}}/f; exit 1; else touch {{d}}/f; exit 0; fi"]}}
     expect: "rc == 0"
-    flapping: {window: 6, start: 40, stop: 20}
-"""
+    flapping: {{window: 6, start: 40, stop: 20}}
+""" + remediate
 
+
+FLAPPY = _flappy("steady: exit 0")
 
 def test_a_flapping_check_gives_one_flapping_and_one_settled_notice(make_world, receiver):
     world = make_world()
@@ -145,25 +151,14 @@ def test_a_flapping_check_gives_one_flapping_and_one_settled_notice(make_world, 
     assert [t.split("]")[0] + "]" for t in titles] == ["[FLAPPING]", "[SETTLED]"], titles
 
 
-FLAPPY_MENDED = """
-version: 1
-name: flappy
-hosts: local
-schedule: {every: 1s}
-checks:
-  - name: flappy
-    command: {argv: [sh, -c, "[ -f {d}/broken ] && exit 1; if [ -f {d}/f ]; then rm {d}/f; exit 1; else touch {d}/f; exit 0; fi"]}
-    expect: "rc == 0"
-    flapping: {window: 6, start: 40, stop: 20}
-    remediate: [mend]
+FLAPPY_MENDED = _flappy("broken: exit 1", """    remediate: [mend]
 remediations:
   mend:
     steps:
       - name: leave a mark
         command: {argv: [sh, -c, "echo ran >> {d}/mended"]}
     budget: {max: 20, within: 2m}
-"""
-
+""")
 
 def test_a_check_that_settles_from_flapping_into_a_failure_is_remediated_once(make_world, receiver):
     """Remediation is paused while a check flaps; when it settles into a steady failure no new
