@@ -102,7 +102,7 @@ class ResidentAgent(TaskRunning, BackgroundLoops):
         self.notifications = Notifications.from_config(self.config, self.store)
         self._redaction_filter = install_redaction(logging.getLogger(), self.notifications.redactor)  # before anything logs a URL
         self.outbox = Outbox(self.store, self.notifications.targets)
-        self.notifications.on_enqueued = self.outbox.wake  # whatever queues a message wakes the outbox
+        self.notifications.on_enqueued = self.outbox.wake  # every queued message wakes the outbox
         records = await self.db(self.store.load_check_states)
         self.statuses = {k: status_from_record(r) for k, r in records.items()}
         # Problems that were hard when the agent stopped: the first result after start decides
@@ -200,35 +200,36 @@ class ResidentAgent(TaskRunning, BackgroundLoops):
         if flap is not None:
             log.warning("%s: %s flapping (%.0f%% state changes)", bc.key, "started" if flap.started else "stopped",
                         flap.percent)
-            self.outbox.wake()
-            if (not flap.started and transition is None and bc.check.remediate and obs.state.is_problem
-                    and status.hard.is_problem):
-                # Remediation was paused while it flapped; it has settled into a failure, which no
-                # transition will announce again: remediation decides now, under its budget.
-                log.warning("%s: settled while %s; remediation decides again", bc.key, status.hard.name)
-                self._spawn(self._remediate(bc, Transition(bc.key, status.hard, status.hard, obs.at, obs)),
-                            f"remediate:{bc.key}")
-        if transition is None and bc.key in self._resumed_problems:
-            self._resumed_problems.discard(bc.key)
-            if obs.state.is_problem and status.hard.is_problem and bc.check.remediate:
-                log.warning("%s: still %s after an agent restart; remediation decides again", bc.key, status.hard.name)
-                transition = Transition(bc.key, status.hard, status.hard, obs.at, obs)
-                if not flapping.is_flapping(status.extra):
-                    self._spawn(self._remediate(bc, transition), f"remediate:{bc.key}")
-            return
         if transition is None:
+            again = "settled from flapping" if flap is not None and not flap.started else None
+            if bc.key in self._resumed_problems:
+                self._resumed_problems.discard(bc.key)
+                if not flapping.is_flapping(status.extra):
+                    again = again or "after an agent restart"
+            if again:
+                self._remediate_again(bc, status, obs, again)
             return
         self._resumed_problems.discard(bc.key)
         log.warning("%s: %s -> %s%s", bc.key, transition.old.name, transition.new.name,
                     f" ({obs.error})" if obs.error else "")
-        # No outbox.wake() here: a transition queues nothing (the lifecycle pass decides and wakes
-        # the outbox); a needless claim would queue on the store thread ahead of that pass.
+        # A transition queues nothing (the lifecycle pass decides, and what it queues wakes the
+        # outbox): waking it here would put a needless claim on the store thread ahead of the pass.
         if transition.new.is_problem and bc.check.remediate:
             if flapping.is_flapping(status.extra):
                 await self.db(self.store.add_event, "remediation-paused", bc.key, status.incident_id,
                               "remediation paused: the check is flapping", {})
                 return
             self._spawn(self._remediate(bc, transition), f"remediate:{bc.key}")
+
+    def _remediate_again(self, bc: Any, status: CheckStatus, obs: Any, why: str) -> None:
+        """A hard problem that no new transition announces (the agent restarted while it was
+        hard, or the check settled from flapping into it): remediation decides again, under its
+        budget, if this result still fails."""
+        if not (bc.check.remediate and obs.state.is_problem and status.hard.is_problem):
+            return
+        log.warning("%s: still %s %s; remediation decides again", bc.key, status.hard.name, why)
+        self._spawn(self._remediate(bc, Transition(bc.key, status.hard, status.hard, obs.at, obs)),
+                    f"remediate:{bc.key}")
 
     def _persist(self, bc: Any, status: CheckStatus, obs: Any, tr: Transition | None,
                  flap: flapping.FlapChange | None = None, batch: Batch | None = None) -> None:
@@ -272,7 +273,6 @@ class ResidentAgent(TaskRunning, BackgroundLoops):
                 self._last_reload_error = text
                 digest = hashlib.sha256(text.encode()).hexdigest()[:16]
                 await self.db(self.notifications.config_rejected, text, digest)
-                self.outbox.wake()
             return False
         self._last_reload_error = None
         self.config = result.config

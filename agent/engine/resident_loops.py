@@ -69,15 +69,13 @@ class BackgroundLoops:
             now = datetime.now(timezone.utc)
             timeout = LIFECYCLE_TICK_SECONDS
             try:
-                if await self.db(self.lifecycle.tick, now):
-                    self.outbox.wake()
+                await self.db(self.lifecycle.tick, now)
                 trigger = self.config.inventory.notify.digest.trigger()
                 # The previous fire time is the last digest: an IntervalTrigger asked with None
                 # answers "one interval from its creation", which never comes as it is rebuilt here.
                 due = trigger.get_next_fire_time(last_digest, now)
                 if due is not None and due <= now:
-                    if await self.db(self.lifecycle.send_digest, last_digest, now):
-                        self.outbox.wake()
+                    await self.db(self.lifecycle.send_digest, last_digest, now)
                     last_digest = now
                     due = trigger.get_next_fire_time(last_digest, now)
                 for deadline in (self.lifecycle.next_due, due):
@@ -107,8 +105,7 @@ class BackgroundLoops:
         while not stop.is_set():
             now = datetime.now(timezone.utc)
             try:
-                if await self.db(self.notifications.enqueue_due_repeats, now):
-                    self.outbox.wake()
+                await self.db(self.notifications.enqueue_due_repeats, now)
                 if now - last_prune > timedelta(hours=1):
                     await self.db(self.store.prune_results, now - RESULT_RETENTION)
                     last_prune = now

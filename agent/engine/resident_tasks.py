@@ -68,7 +68,6 @@ class TaskRunning:
                 module=o.module or "", params=params, reason=reason, actor=actor,
                 check_mode=o.check_mode, changed=o.status == "changed", failed=o.status == "failed",
                 msg=o.msg, started_at=started, finished_at=finished))
-            # A task that queued a message (notify, report) woke the outbox through on_enqueued.
 
         runner = PlayRunner(self.source.registry,
                             self.config.templating, check_mode=self.check_mode, notifier=self.notifications,
@@ -92,7 +91,6 @@ class TaskRunning:
             await self.db(lambda: self.notifications.notice(
                 None, title=f"[FAILED] scheduled playbook {play.name}", body=body, severity="warning",
                 play=play.name, host=", ".join(h.name for h in hosts)))
-            self.outbox.wake()
 
     async def _handover(self, bc: Any, name: str, decision: Any) -> None:
         """Past the budget: run the named playbook (e.g. emergency) once and page a human."""
@@ -105,4 +103,3 @@ class TaskRunning:
                 await self._run_steps(bc, f"handover:{then}", play.tasks, reason, play=play,
                                       extra_vars={"reason": reason})
         await self.db(self.notifications.page, bc, reason)
-        self.outbox.wake()

@@ -13,8 +13,9 @@ is fresh immediately; after that each check runs at its own fixed phase within t
 evenly spaced within its job, the job's phases rotated by a stable hash of its id. A thousand
 checks every second then start one per millisecond instead of a thousand in the same instant:
 a burst makes the last check of it late by the whole burst's work (measured at 1000 checks/s:
-lateness p99 in the <= 250 ms bucket started together, <= 10 ms spread). Each check still runs every ``interval``;
-only the gap between its first and second run is longer, by its phase (less than one interval).
+lateness p99 in the <= 250 ms bucket started together, <= 10 ms spread). Each check still runs
+every ``interval``; only the gap between its first and second run is longer, by its phase (less
+than one interval).
 Cron jobs run their checks at the times they name, all at once.
 """
 from __future__ import annotations

@@ -128,8 +128,6 @@ class AlertLifecycle:
             queued += self._send_groups(tx, fresh, now)
             queued += self._send_resolves(tx, now)
             queued += self._escalate(tx, [i for i in fresh], now)
-            if queued and self.notifications.on_enqueued:
-                tx.after_commit(self.notifications.on_enqueued)
         self.next_due = min(self._deadlines, default=None)
         return queued
 
@@ -393,8 +391,6 @@ class AlertLifecycle:
                     tx.link_notifications(ids, [i.id for i in found])
             tx.add_event(DIGEST_EVENT, None, None, f"digest: {len(found)} info finding(s)",
                          {"notifications": ids, "incidents": [i.id for i in found]}, at=now)
-            if ids and notes.on_enqueued:
-                tx.after_commit(notes.on_enqueued)
         return len(ids)
 
     def _routed(self, inc: IncidentRecord) -> RoutedMessage:

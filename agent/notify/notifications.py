@@ -64,7 +64,7 @@ class Notifications:
         self.templates = {**DEFAULT_TEMPLATES, **(templates or {})}
         self.clock = clock
         self.on_enqueued = on_enqueued
-        """Called after a commit that queued messages (e.g. ``outbox.wake``)."""
+        """Called after every commit that queued messages (the resident agent: ``outbox.wake``)."""
 
     @classmethod
     def from_config(cls, config: Any, store: Store, **kwargs: Any) -> Notifications:
@@ -133,8 +133,6 @@ class Notifications:
                         continue
                     count = sum(n.kind == "repeat" for n in sent) + 1
                     queued += self._repeat(tx, incident, route, target, count, now)
-            if queued and self.on_enqueued:
-                tx.after_commit(self.on_enqueued)
         return len(queued)
 
     def _repeat(self, tx: StoreTransaction, incident: IncidentRecord, route: RouteSpec, target: str,
@@ -267,8 +265,11 @@ class Notifications:
             )
             if nid is not None:
                 ids.append(nid)
-        if ids and self.on_enqueued and isinstance(tx, StoreTransaction):
-            tx.after_commit(self.on_enqueued)
+        if ids and self.on_enqueued:  # the one place messages are queued: the outbox is told here
+            if isinstance(tx, StoreTransaction):
+                tx.after_commit(self.on_enqueued)
+            else:
+                self.on_enqueued()  # a Store call commits by itself
         return ids
 
     def _alerted(self, tx: Operations, incident_id: int) -> list[tuple[RouteSpec | None, str]]:
