@@ -88,7 +88,7 @@ def resolve_target(ctx: RunContext, url: str | None, account_address: str | None
 # --- cached SDK clients ------------------------------------------------------------------------
 @dataclass
 class ExchangeClient:
-    """The SDK's ``Info`` and ``Exchange`` for one target, built once."""
+    """The SDK's ``Exchange`` for one target and its ``Info`` (``exchange.info``), built once."""
 
     info: Info
     exchange: Exchange
@@ -96,9 +96,8 @@ class ExchangeClient:
 
     def set_timeout(self, seconds: float) -> None:
         # The SDK passes API.timeout to requests on every call; the callers' timeouts differ.
-        self.info.timeout = seconds
+        self.info.timeout = seconds  # the exchange's own Info
         self.exchange.timeout = seconds
-        self.exchange.info.timeout = seconds
 
     def asset(self, coin: str) -> int:
         return int(self.info.name_to_asset(coin))
@@ -121,19 +120,13 @@ def client_for(target: Target, timeout: float) -> ExchangeClient:
         client.set_timeout(timeout)
         return client
     from eth_account import Account as EthAccount  # heavy: see the imports at the top
-    from hyperliquid.api import API
     from hyperliquid.exchange import Exchange
-    from hyperliquid.info import Info
 
-    # The metadata once, for both: Info and Exchange each fetch meta and spotMeta when not given
-    # them (the same requests Info.meta() and Info.spot_meta() send).
-    api = API(target.url, timeout)
-    meta = api.post("/info", {"type": "meta", "dex": ""})
-    spot_meta = api.post("/info", {"type": "spotMeta"})
-    info = Info(target.url, skip_ws=True, meta=meta, spot_meta=spot_meta, timeout=timeout)
-    exchange = Exchange(EthAccount.from_key(target.key), target.url, meta=meta, spot_meta=spot_meta,
-                        account_address=target.account_address, timeout=timeout)
-    client = ExchangeClient(info=info, exchange=exchange, built_at=time.monotonic())
+    # The Exchange builds its own Info (no websocket), which fetches meta and spotMeta once;
+    # reads go through that same Info.
+    exchange = Exchange(EthAccount.from_key(target.key), target.url, account_address=target.account_address,
+                        timeout=timeout)
+    client = ExchangeClient(info=exchange.info, exchange=exchange, built_at=time.monotonic())
     with _lock:
         _clients[cache_key] = client
     return client
