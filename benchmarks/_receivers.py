@@ -65,7 +65,7 @@ class TimedJsonReceiver:
     def http_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/"
 
-    def after(self, t0: float, contains: str = "") -> float | None:
+    def after(self, t0: float, contains: str) -> float | None:
         """Arrival time of the first message after ``t0`` whose text contains ``contains``."""
         with self._lock:
             for at, payload in self.arrivals:
@@ -84,7 +84,6 @@ class TimedSmtp:
     def __init__(self) -> None:
         from aiosmtpd.controller import Controller
 
-        self.arrivals: list[tuple[float, str]] = []
         self.subjects: list[tuple[float, str]] = []
         outer = self
 
@@ -93,20 +92,12 @@ class TimedSmtp:
                 at = time.time()
                 text = envelope.content.decode("utf-8", "replace")
                 subject = str(email.parser.HeaderParser().parsestr(text, headersonly=True).get("Subject", ""))
-                outer.arrivals.append((at, text))
                 outer.subjects.append((at, " ".join(subject.split())))
                 return "250 OK"
 
         self.port = free_port()
         self._controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
         self._controller.start()
-
-    def after(self, t0: float, contains: str = "") -> float | None:
-        """Arrival time of the first mail after ``t0`` whose text contains ``contains``."""
-        for at, text in list(self.arrivals):
-            if at >= t0 and contains.lower() in text.lower():
-                return at
-        return None
 
     def subject_after(self, t0: float, subject: str) -> float | None:
         """Arrival time of the first mail after ``t0`` whose subject is ``subject`` (whitespace folded)."""

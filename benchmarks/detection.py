@@ -59,6 +59,9 @@ class World:
     """One system under test, started in a short /tmp directory."""
 
     name = ""
+    ALERTS: ClassVar[dict[str, str]] = {}
+    """Per failure kind ("crash", "hang"): text that only the alert reporting it contains."""
+    hang_note = ""
 
     def __init__(self) -> None:
         self.dir = short_tmp()
@@ -83,13 +86,10 @@ class World:
         except Exception:  # noqa: BLE001 - not up (yet)
             return False
 
-    def bot_pid(self) -> int | None:
-        raise NotImplementedError
-
     def alert_after(self, t0: float, kind: str) -> float | None:
-        return self.json.after(t0)
+        return self.json.after(t0, self.ALERTS[kind])
 
-    def settle(self, t0: float) -> None:
+    def settle(self, t0: float, kind: str) -> None:
         """Wait until the system is back to normal before the next repetition."""
         wait_for(self.healthy, 60, 0.05)
         time.sleep(2.5)  # past startsecs: supervisord calls it RUNNING again
@@ -105,13 +105,15 @@ class World:
         self.sup = start_supervisord(self.dir / "sup", programs)
         own(self.sup.pid)
 
-    def _sup_bot_pid(self) -> int | None:
-        """The bot among supervisord's children. The observer polls this every millisecond while
-        it waits for the respawn, on the same two cores as the system under test: it reads the
-        kernel's children list and looks at the command line of a pid only once (walking every
-        child's command line through psutil cost ~1.4 ms of CPU per poll, about half a core
-        taken from the system measured). A child still between fork and exec (supervisord's
-        own command line, or none in the middle of exec) is looked at again on the next poll."""
+    def bot_pid(self) -> int | None:
+        """The bot among supervisord's children (Monit's world reads its pidfile instead).
+
+        The observer polls this every millisecond while it waits for the respawn, on the same
+        two cores as the system under test: it reads the kernel's children list and looks at
+        the command line of a pid only once (walking every child's command line through psutil
+        cost ~1.4 ms of CPU per poll, about half a core taken from the system measured). A child
+        still between fork and exec (supervisord's own command line, or none in the middle of
+        exec) is looked at again on the next poll."""
         try:
             with open(f"/proc/{self.sup.pid}/task/{self.sup.pid}/children") as f:
                 pids = [int(x) for x in f.read().split()]
@@ -135,6 +137,7 @@ class World:
 
 class Botwarden(World):
     name = "botwarden"
+    ALERTS: ClassVar[dict[str, str]] = {"crash": "[CRITICAL] bot process on", "hang": "[CRITICAL] bot heartbeat on"}
 
     def start(self) -> None:
         d = self.dir
@@ -191,26 +194,19 @@ class Botwarden(World):
         wait_for(self.healthy, 90, 0.1)
         time.sleep(4)
 
-    def bot_pid(self) -> int | None:
-        return self._sup_bot_pid()
-
-    def alert_after(self, t0: float, kind: str) -> float | None:
-        return self.json.after(t0, "bot process" if kind == "crash" else "heartbeat")
-
-    def settle(self, t0: float) -> None:
+    def settle(self, t0: float, kind: str) -> None:
         wait_for(lambda: self.json.after(t0, "resolved") or None, 30, 0.05)
         wait_for(self.healthy, 60, 0.05)
         time.sleep(0.5)
 
     def agent_pid(self) -> int | None:
-        for child in psutil.Process(self.sup.pid).children():
-            if "run" in child.cmdline() and any(c.endswith("/agent") for c in child.cmdline()):
-                return child.pid
-        return None
+        return self.sup.info("agent").get("pid") or None  # after the timed rounds: XML-RPC is fine
 
 
 class SupervisordSuperlance(World):
     name = "supervisord+superlance"
+    # crashmail's subject is " bot crashed at ...", httpok's "httpok: ..." (the mail post_alert.py posts).
+    ALERTS: ClassVar[dict[str, str]] = {"crash": "crashed at", "hang": "Subject: httpok"}
 
     def start(self) -> None:
         post = f"{sys.executable} -I -S {PEERS / 'post_alert.py'} {self.json.http_url}"
@@ -227,9 +223,6 @@ class SupervisordSuperlance(World):
         })
         wait_for(self.healthy, 90, 0.1)
         time.sleep(3)
-
-    def bot_pid(self) -> int | None:
-        return self._sup_bot_pid()
 
 
 class Monit(World):
@@ -256,7 +249,6 @@ class Monit(World):
     def start(self) -> None:
         d = self.dir
         self.smtp = TimedSmtp()
-        self.kind = "crash"
         self.exchange = subprocess.Popen(shlex.split(self.exchange_cmd), stdout=subprocess.DEVNULL,
                                          stderr=subprocess.DEVNULL)
         own(self.exchange.pid)
@@ -284,7 +276,6 @@ class Monit(World):
         self.monit = subprocess.Popen(["monit", "-I", "-c", str(self.conf)], stdout=subprocess.DEVNULL,
                                       stderr=subprocess.DEVNULL)
         own(self.monit.pid)
-        wait_for(self.healthy, 90, 0.1)
         self._wait_steady()
 
     def bot_pid(self) -> int | None:
@@ -299,7 +290,6 @@ class Monit(World):
 
     def alert_after(self, t0: float, kind: str) -> float | None:
         """The mail that reports this failure: "Does not exist" (crash), "Connection failed" (hang)."""
-        self.kind = kind
         return self._event(t0, self.EVENTS[kind][0])
 
     def _past_grace(self) -> bool:
@@ -310,12 +300,12 @@ class Monit(World):
             return False
 
     def _wait_steady(self) -> None:
-        wait_for(self._past_grace, 60, 0.05)
+        wait_for(self._past_grace, 90, 0.05)
         wait_for(self.healthy, 60, 0.05)
 
-    def settle(self, t0: float) -> None:
-        if not wait_for(lambda: self._event(t0, self.EVENTS[self.kind][1]), 60, 0.05):
-            log(f"  monit: no '{self.EVENTS[self.kind][1]}' mail within 60 s")
+    def settle(self, t0: float, kind: str) -> None:
+        if not wait_for(lambda: self._event(t0, self.EVENTS[kind][1]), 60, 0.05):
+            log(f"  monit: no '{self.EVENTS[kind][1]}' mail within 60 s")
         self._wait_steady()
         # Waiting on Monit's own mails and on the restart time locks the next kill to the phase of
         # Monit's 1 s poll cycle (every sample at the same point of it); a random part of a cycle
@@ -357,23 +347,20 @@ def crash_rounds(world: World, reps: int) -> dict[str, Series]:
                 last_health_poll = now
                 if world.healthy():
                     got_health = time.time()
-            if isinstance(world, SupervisordSuperlance) or not got_alert:
-                pass
             time.sleep(0.001)
         alert.add((got_alert - t0) * 1000 if got_alert else None)
         spawned.add((got_spawn - t0) * 1000 if got_spawn else None)
         healthy.add((got_health - t0) * 1000 if got_health else None)
         log(f"  {world.name} crash {i + 1}/{reps}: alert {_ms(got_alert, t0)}, running {_ms(got_spawn, t0)}, "
             f"healthy {_ms(got_health, t0)}")
-        world.settle(t0)
+        world.settle(t0, "crash")
     return {"alert": alert, "spawned": spawned, "healthy": healthy}
 
 
 def hang_rounds(world: World, reps: int) -> Series:
-    alert = Series("hang (SIGSTOP) -> alert delivered", note=getattr(world, "hang_note", ""))
+    alert = Series("hang (SIGSTOP) -> alert delivered", note=world.hang_note)
     for i in range(reps):
-        pid = wait_for(world.bot_pid, 30)
-        wait_for(world.healthy, 30, 0.05)
+        pid = wait_for(world.bot_pid, 30)  # start() and the last settle() waited for /health
         t0 = time.time()
         os.kill(pid, signal.SIGSTOP)
         got = wait_for(functools.partial(world.alert_after, t0, "hang"), 30, 0.001)
@@ -383,7 +370,7 @@ def hang_rounds(world: World, reps: int) -> Series:
             pass
         alert.add((got - t0) * 1000 if got else None)
         log(f"  {world.name} hang {i + 1}/{reps}: alert {_ms(got, t0)}")
-        world.settle(t0)
+        world.settle(t0, "hang")
     return alert
 
 

@@ -53,7 +53,6 @@ def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-
 def repository_world(root: Path, settings: Mapping[str, Any]) -> Path:
     """The repository's own inventory and every shipped playbook (symlinked, with the templates)
     in ``root``, its settings replaced by ``settings``: what ``agent run`` loads on an operator's
@@ -65,6 +64,7 @@ def repository_world(root: Path, settings: Mapping[str, Any]) -> Path:
     (root / "inventory.yaml").write_text(yaml.safe_dump(inventory))
     (root / "settings.yaml").write_text(yaml.safe_dump(dict(settings)))
     return root / "inventory.yaml"
+
 
 class StackUnderTest:
     def __init__(self, root: Path, *, playbooks: Mapping[str, str] | None = None, shipped_playbooks: bool = False,
