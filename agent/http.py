@@ -2,10 +2,13 @@
 
 Every HTTP user of the agent goes through :func:`request`: the http, prometheus and exchange
 checks, the bot action, the report's read of the bot's ``/metrics``, and the heartbeat (with a
-session of its own, see :func:`new_session`). aiohttp is the agent's one HTTP client library:
-httpx managed about 250-550 requests/s on two cores where aiohttp did several thousand (see
-docs/performance.md), and importing httpx as well would cost the resident agent ~4 MB (and,
-with click installed, httpx's own command-line tool and pygments).
+session of its own, see :func:`new_session`); :func:`get_ok` is the GET that must answer
+HTTP 200 (the prometheus and exchange checks, the bot action's ``/health``, the report).
+
+aiohttp is the agent's one HTTP client library: httpx managed about 250-550 requests/s on two
+cores where aiohttp did several thousand (see docs/performance.md), and importing httpx as well
+would cost the resident agent ~4 MB (and, with click installed, httpx's own command-line tool
+and pygments).
 
 A session per request would cost a TLS context and a new connection every time; the agent must
 sustain on the order of a thousand checks per second, so requests reuse pooled keep-alive
@@ -15,7 +18,8 @@ with :func:`close_shared_clients`.
 
 ``trust_env=False``: proxy variables from the environment are ignored, because checks probe
 the bot's own endpoints directly and must never be routed elsewhere. Redirects are never
-followed unless asked (a 3xx is the answer), and every timeout bounds the whole request.
+followed unless asked (a 3xx is the answer), and every timeout bounds the whole request: one
+``asyncio.timeout`` around it, aiohttp's own timers off (:data:`_NO_AIOHTTP_TIMEOUT`).
 """
 from __future__ import annotations
 
@@ -30,6 +34,10 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
+
+_NO_AIOHTTP_TIMEOUT = aiohttp.ClientTimeout(total=None)
+"""No aiohttp timer at all (no total, connect or read limit; a session's default would be
+``total=300``): :func:`request` bounds the whole request with ``asyncio.timeout`` alone."""
 
 _sessions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[bool, aiohttp.ClientSession]] = (
     weakref.WeakKeyDictionary()
@@ -80,16 +88,19 @@ class Response:
 
 
 class RequestFailed(Exception):
-    """No response: a timeout, a refused connection, a TLS or protocol error.
+    """No response (a timeout, a refused connection, a TLS or protocol error), or, from
+    :func:`get_ok`, a status other than 200.
 
     ``str()`` is the operator's message (``GET http://host/path failed: Connection refused``,
-    ``... timed out after 5s``); ``reason`` is the part after the URL. Neither ever carries
-    credentials, a query string, headers or a body.
+    ``... failed: HTTP 503``, ``... timed out after 5s``); ``reason`` is the part after the URL;
+    ``status`` is the HTTP status when a response came back (``None``: no response). Neither
+    message ever carries credentials, a query string, headers or a body.
     """
 
-    def __init__(self, method: str, url: str, reason: str, *, timed_out: bool) -> None:
+    def __init__(self, method: str, url: str, reason: str, *, timed_out: bool = False,
+                 status: int | None = None) -> None:
         self.reason = reason
-        self.timed_out = timed_out
+        self.status = status
         sep = " " if timed_out else " failed: "
         super().__init__(f"{method} {safe_url(url)}{sep}{reason}")
 
@@ -115,24 +126,35 @@ async def request(
     if session is None:
         session = shared_session(verify_tls)
     try:
-        # aiohttp's own total timeout and asyncio.timeout both bound the whole request.
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(timeout):  # the one timer: aiohttp's are off
             async with session.request(
                 method,
                 url,
                 headers=headers,
                 json=json_body,
                 data=data,
-                timeout=aiohttp.ClientTimeout(total=timeout),
+                timeout=_NO_AIOHTTP_TIMEOUT,
                 allow_redirects=follow_redirects,
             ) as response:
                 body, truncated = await _read_capped(response, max_body_bytes)
     except TimeoutError:
         raise RequestFailed(method, url, f"timed out after {timeout:g}s", timed_out=True) from None
     except (aiohttp.ClientError, ValueError, OSError) as exc:
-        raise RequestFailed(method, url, _reason(exc, url), timed_out=False) from None
+        raise RequestFailed(method, url, _reason(exc, url)) from None
     return Response(status=response.status, headers=response.headers, body=body, truncated=truncated,
                     url=str(response.url), charset=response.charset)
+
+
+async def get_ok(url: str, *, timeout: float, verify_tls: bool = True) -> Response:
+    """GET ``url`` through the shared session: the response when it is HTTP 200.
+
+    Raises :class:`RequestFailed` when no response arrives, as :func:`request` does, and when
+    the status is not 200 (``GET http://host/path failed: HTTP 503``, ``status`` set).
+    """
+    response = await request("GET", url, timeout=timeout, verify_tls=verify_tls)
+    if response.status != 200:
+        raise RequestFailed("GET", url, f"HTTP {response.status}", status=response.status)
+    return response
 
 
 async def _read_capped(response: aiohttp.ClientResponse, limit: int | None) -> tuple[bytes, bool]:
@@ -149,13 +171,10 @@ async def _read_capped(response: aiohttp.ClientResponse, limit: int | None) -> t
             return bytes(body[:limit]), True
 
 
-_NON_HTTP_URL: Any = getattr(aiohttp, "NonHttpUrlClientError", ())  # aiohttp >= 3.10
-
-
 def _reason(exc: BaseException, url: str) -> str:
     """A one-line reason that never echoes credentials, query or body."""
     # aiohttp spells the URL its own way (quoted, normalised) in these: never echo them.
-    if isinstance(exc, _NON_HTTP_URL):
+    if isinstance(exc, aiohttp.NonHttpUrlClientError):
         return "not an http:// or https:// URL"
     if isinstance(exc, aiohttp.InvalidURL):
         return "invalid URL"

@@ -7,11 +7,11 @@ logged (the URL redacted) and retried at the next beat; it never stops the agent
 template rendered with the settings' vars and ``env``, like notification targets; an empty
 rendering disables the heartbeat.
 
-Transport: the agent's aiohttp machinery (:mod:`agent.modules.checks._http_clients`), with a
-session of the heartbeat's own, closed when the heartbeat stops. Unlike the checks' shared
-sessions it honours proxy variables (``trust_env=True``): the heartbeat's receiver is an outside
-service, which some hosts reach only through a proxy. The timeout bounds the whole ping;
-redirects are not followed (a 3xx counts as delivered, as any status below 400).
+Transport: the agent's HTTP transport (:mod:`agent.http`), with a session of the heartbeat's
+own, closed when the heartbeat stops. Unlike the checks' shared sessions it honours proxy
+variables (``trust_env=True``): the heartbeat's receiver is an outside service, which some
+hosts reach only through a proxy. The timeout bounds the whole ping; redirects are not
+followed (a 3xx counts as delivered, as any status below 400).
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from agent.modules.checks._http_clients import RequestFailed, new_session, request
+from agent.http import RequestFailed, new_session, request
 
 log = logging.getLogger(__name__)
 
@@ -28,16 +28,25 @@ _MAX_BODY = 4096
 """Bytes of a ping's answer read (and discarded): only the status matters."""
 
 
-def heartbeat_url(config: Any) -> str:
-    """The rendered heartbeat URL of a loaded configuration, or ``""`` (disabled)."""
+def heartbeat_settings(config: Any) -> tuple[Any, str]:
+    """A loaded configuration's heartbeat section (``None`` without one) and its rendered URL.
+
+    The URL is ``""`` when the heartbeat is disabled: always without a section, and when the
+    section's URL is empty, renders empty or cannot be rendered.
+    """
     hb = getattr(config.inventory, "heartbeat", None)
     if hb is None or not hb.url:
-        return ""
+        return hb, ""
     try:
-        return config.templating.render_str(hb.url, config.settings.template_vars()).strip()
+        return hb, config.templating.render_str(hb.url, config.settings.template_vars()).strip()
     except Exception as exc:  # noqa: BLE001 - a broken template disables the heartbeat, loudly
         log.error("heartbeat URL cannot be rendered (%s); no heartbeat is sent", type(exc).__name__)
-        return ""
+        return hb, ""
+
+
+def heartbeat_url(config: Any) -> str:
+    """The rendered heartbeat URL of a loaded configuration, or ``""`` (disabled)."""
+    return heartbeat_settings(config)[1]
 
 
 async def run_heartbeat(config: Callable[[], Any], stop: asyncio.Event, *, redact: Callable[[str], str],
@@ -46,12 +55,9 @@ async def run_heartbeat(config: Callable[[], Any], stop: asyncio.Event, *, redac
     last_ok: bool | None = None
     async with new_session(trust_env=True) as session:
         while not stop.is_set():
-            cfg = config()
-            hb = getattr(cfg.inventory, "heartbeat", None)
-            url = heartbeat_url(cfg)
+            hb, url = heartbeat_settings(config())
             every = float(hb.every) if hb is not None else 60.0
-            if url:
-                assert hb is not None  # heartbeat_url is "" without a heartbeat section
+            if url:  # so hb is not None
                 try:
                     resp = await request("POST", url, data=b"botwarden agent alive", timeout=float(hb.timeout),
                                          max_body_bytes=_MAX_BODY, session=session)

@@ -154,7 +154,7 @@ class ResidentAgent(TaskRunning, BackgroundLoops):
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
         # After the watchers are gone: a check they start can no longer open a new session.
-        from agent.modules.checks._http_clients import close_shared_clients
+        from agent.http import close_shared_clients
 
         await close_shared_clients()
         if self.store is not None:

@@ -95,7 +95,8 @@ class BackgroundLoops:
         from agent.engine.heartbeat import heartbeat_url
         from agent.notify.redact import url_secrets
 
-        self.notifications.redactor.add(url_secrets(heartbeat_url(self.config)) if heartbeat_url(self.config) else set())
+        url = heartbeat_url(self.config)
+        self.notifications.redactor.add(url_secrets(url) if url else set())
         await run_heartbeat(lambda: self.config, stop, redact=self.notifications.redactor.redact,
                             on_result=on_result)
 

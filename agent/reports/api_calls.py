@@ -8,7 +8,7 @@ calls of the report's window (a restart inside the window resets them). The repo
 and shows the volume only for windows that end now (a report of a past day gets none).
 
 :func:`parse_api_calls` is pure; :func:`fetch_api_calls` reads the endpoint (a coroutine: it goes
-through the agent's shared aiohttp session, the one HTTP client of the agent).
+through the agent's shared HTTP session, :mod:`agent.http`).
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from agent.modules.checks._http_clients import RequestFailed, request, safe_url
+from agent.http import RequestFailed, get_ok
 
 REQUESTS_SAMPLE = "api_requests_total"
 START_SAMPLE = "process_start_time_seconds"
@@ -76,9 +76,7 @@ def parse_api_calls(metrics_text: str, as_of: datetime) -> ApiCallVolume:
 async def fetch_api_calls(metrics_url: str, *, timeout: float = 5.0) -> ApiCallVolume:
     """GET ``metrics_url`` and parse it. Raises ``ValueError`` with the reason on any failure."""
     try:
-        response = await request("GET", metrics_url, timeout=timeout)
+        response = await get_ok(metrics_url, timeout=timeout)
     except RequestFailed as exc:
-        raise ValueError(f"{safe_url(metrics_url)} did not answer: {exc.reason}") from None
-    if response.status != 200:
-        raise ValueError(f"{safe_url(metrics_url)} answered {response.status}")
+        raise ValueError(str(exc)) from None
     return parse_api_calls(response.text, datetime.now(timezone.utc))

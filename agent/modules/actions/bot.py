@@ -17,8 +17,8 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from agent.errors import ModuleError
+from agent.http import RequestFailed, Response, get_ok, request, safe_url
 from agent.modules.base import ActionModule, ActionResult, Params, RunContext
-from agent.modules.checks._http_clients import RequestFailed, Response, request, safe_url
 from agent.types import Duration
 
 BotVerb = Literal["halt", "resume", "cancel-all", "close-all", "status"]
@@ -117,12 +117,11 @@ _DONE = {"halt": "halted new entries", "resume": "resumed trading", "cancel-all"
 async def _health(base: str, timeout: float) -> dict[str, Any]:
     url = f"{base}/health"
     try:
-        response = await request("GET", url, timeout=timeout)
+        body = _json(await get_ok(url, timeout=timeout))
     except RequestFailed as exc:
         raise ModuleError(str(exc)) from None
-    body = _json(response)
-    if response.status != 200 or not isinstance(body, dict):
-        raise ModuleError(f"GET {safe_url(url)} -> HTTP {response.status}")
+    if not isinstance(body, dict):
+        raise ModuleError(f"GET {safe_url(url)} failed: not a JSON object")
     return body
 
 

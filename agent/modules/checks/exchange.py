@@ -16,9 +16,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import Field
 
 from agent.errors import ModuleError
+from agent.http import RequestFailed, get_ok, safe_url
 from agent.modules import _hyperliquid as hl
 from agent.modules.base import CheckModule, CheckResult, Params, RunContext
-from agent.modules.checks._http_clients import RequestFailed, request, safe_url
 from agent.types import Duration
 
 ExchangeMetric = Literal["equity", "pnl", "positions", "orders", "margin_usage", "api_latency", "auth",
@@ -280,12 +280,9 @@ def _bot_url(params: ExchangeCheckParams, ctx: RunContext) -> str:
 
 async def _bot_get(url: str, timeout: float) -> str:
     try:
-        response = await request("GET", url, timeout=timeout)
+        return (await get_ok(url, timeout=timeout)).text
     except RequestFailed as exc:
         raise ModuleError(str(exc)) from None
-    if response.status != 200:
-        raise ModuleError(f"GET {safe_url(url)} returned HTTP {response.status}")
-    return response.text
 
 
 _READERS = {"equity": _equity, "pnl": _pnl, "positions": _positions, "orders": _orders, "margin_usage": _margin,

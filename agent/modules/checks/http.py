@@ -1,11 +1,6 @@
 """Check: an HTTP(S) endpoint's status, latency, headers and (JSON) body.
 
-Transport: the agent's pooled ``aiohttp.ClientSession`` of the running event loop and TLS
-setting (keep-alive connections to the bot's endpoints; :mod:`._http_clients`). The agent must
-sustain on the order of a thousand HTTP checks per second on two cores; httpx managed about
-250-550 requests/s there, aiohttp several thousand (see docs/performance.md). Proxy variables
-are ignored (``trust_env=False``): checks probe endpoints directly and must never be routed
-elsewhere.
+Transport: the agent's shared, pooled session (:mod:`agent.http`, which explains why).
 """
 from __future__ import annotations
 
@@ -15,8 +10,8 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
+from agent.http import RequestFailed, request, safe_url
 from agent.modules.base import CheckModule, CheckResult, Params, RunContext
-from agent.modules.checks._http_clients import RequestFailed, request, safe_url
 from agent.types import Duration
 
 HttpMethod = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]

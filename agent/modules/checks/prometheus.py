@@ -10,8 +10,8 @@ from typing import Any, ClassVar, Literal
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import Field
 
+from agent.http import RequestFailed, get_ok, safe_url
 from agent.modules.base import CheckModule, CheckResult, Params, RunContext
-from agent.modules.checks._http_clients import RequestFailed, request, safe_url
 from agent.types import Duration
 
 Aggregate = Literal["sum", "max", "min", "avg", "count"]
@@ -58,12 +58,12 @@ class PrometheusCheck(CheckModule):
         where = safe_url(params.url)
         started = time.perf_counter()
         try:
-            response = await request("GET", params.url, timeout=timeout, verify_tls=params.verify_tls)
+            response = await get_ok(params.url, timeout=timeout, verify_tls=params.verify_tls)
         except RequestFailed as exc:
-            return CheckResult.failed(str(exc))
-        latency_ms = round((time.perf_counter() - started) * 1000.0, 3)
-        if response.status != 200:
-            return CheckResult.failed(f"GET {where} returned HTTP {response.status}", latency_ms=latency_ms)
+            if exc.status is None:  # no response, no latency
+                return CheckResult.failed(str(exc))
+            return CheckResult.failed(str(exc), latency_ms=_ms_since(started))
+        latency_ms = _ms_since(started)
         try:
             series, seen_metric = _select(response.text, params.metric, params.labels)
         except (ValueError, IndexError, KeyError) as exc:  # what the parser raises on malformed text
@@ -85,6 +85,10 @@ class PrometheusCheck(CheckModule):
         value = _AGGREGATES[params.aggregate or "sum"](values)
         facts["value"] = value
         return CheckResult(facts=facts, value=value, summary=f"{params.metric} = {value:g}")
+
+
+def _ms_since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000.0, 3)
 
 
 def _select(text: str, metric: str, labels: dict[str, str]) -> tuple[list[dict[str, Any]], bool]:

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
+from agent.http import close_shared_clients
 from agent.modules.base import HostContext, RunContext
-from agent.modules.checks._http_clients import close_shared_clients
 from tests.agent.modules._http_fixture_server import FixtureServer
 from tests.support.supervisord import Supervisord, python_command, supervisord_factory  # noqa: F401
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from agent.http import close_shared_clients
 from agent.modules.actions.bot import BotAction, BotActionParams
 from agent.modules.base import HostContext, RunContext
-from agent.modules.checks._http_clients import close_shared_clients
 from bot.exchange import RunningExchange, serve_in_thread
 from bot.settings import PAPER_DEV_PRIVATE_KEY, StackSettings
 

@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from agent.modules.checks._http_clients import shared_session
+from agent.http import shared_session
 from agent.modules.checks.http import HttpCheck
 
 pytestmark = pytest.mark.usefixtures("shared_clients")

@@ -76,7 +76,7 @@ async def test_selection_errors(metrics, make_ctx, kw, error) -> None:
 @pytest.mark.parametrize(
     ("path", "text", "error"),
     [
-        ("/status/500", "", "returned HTTP 500"),
+        ("/status/500", "", "failed: HTTP 500"),
         ("/metrics", "this is { not exposition\n", "not Prometheus exposition text"),
     ],
 )

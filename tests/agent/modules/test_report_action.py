@@ -156,7 +156,7 @@ async def test_an_unreachable_metrics_endpoint_is_a_note_not_a_failure(world) ->
     result = await ReportAction().run(ReportAction.Params.model_validate({"since": "1h", "route": "reports"}),
                                       ctx(host, notes, check_mode=True))
     assert not result.failed and result.data["report"]["api_calls"] is None
-    assert f"API call volume: {url} did not answer" in result.data["body"]
+    assert f"API call volume: GET {url} failed: Connection refused" in result.data["body"]
 
 
 async def test_missing_bot_database_fails_with_the_reason(world, tmp_path: Path) -> None:
