@@ -36,6 +36,15 @@ def test_notifications_and_reports_packages_import_no_heavy_library() -> None:
     assert loaded == [], f"importing the packages imported {loaded}"
 
 
+def test_the_http_transport_imports_no_check_module() -> None:
+    """agent.http serves the heartbeat, the bot action and the report as well as the checks:
+    importing it must not run the checks package (which imports every check module)."""
+    probe = "import json, sys\nimport agent.http\nprint(json.dumps([m for m in sys.modules if m.startswith('agent.')]))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
+    loaded = json.loads(out.stdout.strip().splitlines()[-1])
+    assert loaded == ["agent.http"], f"importing agent.http imported {loaded}"
+
+
 def test_a_function_that_uses_pandas_still_imports_it() -> None:
     """The probe can fail: calling a report helper does load pandas (the lazy import works)."""
     loaded = _loaded_after("from agent.reports.trading import as_utc\nfrom datetime import datetime\n"

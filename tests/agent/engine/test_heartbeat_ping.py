@@ -86,6 +86,30 @@ async def test_a_refused_ping_says_so_without_the_url() -> None:
     assert await _beat(f"http://127.0.0.1:{port}/ping/{SECRET}", lambda r: r) == [(False, "Connection refused")]
 
 
+async def test_a_failure_detail_that_echoes_the_secret_is_redacted(caplog: pytest.LogCaptureFixture) -> None:
+    """The failure detail can carry what the receiver sent back: a receiver that answers with a
+    malformed status line quoting the request target puts the URL's secret into the transport's
+    reason. The detail reported (and the warning logged) must show it redacted."""
+
+    async def echo_target(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        target = (await reader.readline()).split()[1]  # b"POST /ping/<secret> HTTP/1.1"
+        writer.write(b"NOPE " + target + b"\r\n\r\n")  # not an HTTP status line
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(echo_target, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        with caplog.at_level("WARNING", logger="agent.engine.heartbeat"):
+            [(ok, detail)] = await _beat(f"http://127.0.0.1:{port}/ping/{SECRET}", lambda r: r)
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert not ok and "Bad status line" in detail and "/ping/***" in detail
+    assert SECRET not in detail
+    assert caplog.messages and not any(SECRET in m for m in caplog.messages)
+
+
 async def test_pings_go_through_the_proxy_of_the_environment(receiver, monkeypatch: pytest.MonkeyPatch) -> None:
     """Unlike the checks (trust_env=False), the heartbeat reaches an outside service: a host
     that only gets out through a proxy must still ping."""

@@ -4,9 +4,9 @@ from __future__ import annotations
 import asyncio
 import socket
 
+import aiohttp
 import pytest
 
-from agent.http import shared_session
 from agent.modules.checks.http import HttpCheck
 
 pytestmark = pytest.mark.usefixtures("shared_clients")
@@ -94,14 +94,26 @@ async def test_connection_refused(make_ctx) -> None:
     assert result.error == f"GET http://127.0.0.1:{port}/health failed: Connection refused"
 
 
-async def test_one_client_per_loop_is_reused(http_server, make_ctx) -> None:
-    before = shared_session()
-    results = await asyncio.gather(
-        *(HttpCheck().run(params(url=http_server.url + "/health"), make_ctx()) for _ in range(50))
-    )
-    assert {r.value for r in results} == {200}
-    assert shared_session() is before
-    assert shared_session(verify_tls=False) is not before
+async def test_one_session_per_loop_and_tls_setting_serves_every_check(
+    http_server, make_ctx, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Requests share the loop's pooled session: however many checks run, the transport opens
+    one aiohttp session per TLS-verification setting, never one per request."""
+    opened: list[aiohttp.ClientSession] = []
+    session_class = aiohttp.ClientSession
+
+    def counting_session(*args, **kwargs) -> aiohttp.ClientSession:
+        opened.append(session_class(*args, **kwargs))
+        return opened[-1]
+
+    monkeypatch.setattr(aiohttp, "ClientSession", counting_session)
+    url = http_server.url + "/health"
+    for _ in range(2):
+        results = await asyncio.gather(
+            *(HttpCheck().run(params(url=url, verify_tls=i % 2 == 0), make_ctx()) for i in range(50))
+        )
+        assert {r.value for r in results} == {200}
+    assert len(opened) == 2
 
 
 @pytest.mark.parametrize(
