@@ -2,7 +2,7 @@
 
 One :class:`apprise.Apprise` object per target URL, built when the target is first used (and
 rebuilt only when the URL changes on a reload), holding the plugin object of that URL built by
-:mod:`agent.notify.apprise_plugins`: only the plugin modules of the schemes in use are imported,
+:mod:`agent.apprise_plugins`: only the plugin modules of the schemes in use are imported,
 not every plugin apprise ships (``Apprise.add(url)`` would load them all, ~20 MB of RSS). An
 idle agent that has sent nothing yet does not import apprise at all; the first delivery of a
 process pays the import, off the event loop. Delivery uses apprise's own ``async_notify``
@@ -84,7 +84,7 @@ class AppriseDelivery:
             return None
         import apprise  # heavy: see the module docstring
 
-        from agent.notify.apprise_plugins import instantiate, parse_urls
+        from agent.apprise_plugins import instantiate, parse_urls
 
         ap = apprise.Apprise()
         # What ``ap.add(url)`` does (a string may hold several URLs), one plugin module at a time.

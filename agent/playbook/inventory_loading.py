@@ -3,7 +3,8 @@
 Rules: at least one host; ``all`` is reserved; a name is a host or a group, not both; group
 members exist; there is a catch-all route (an alert is never lost); route names are unique
 and their targets exist; target URLs render (with the
-settings' vars and ``env``) to an apprise URL, or to nothing for an ``optional`` target; named
+settings' vars and ``env``) to apprise URLs whose schemes apprise knows (every URL of a target
+that holds several), or to nothing for an ``optional`` target; named
 alert templates that are set explicitly exist and parse.
 """
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from agent.apprise_plugins import is_known_scheme, parse_urls, url_scheme
 from bot.settings import StackSettings, load_settings
 from agent.playbook.diagnostics import Diagnostic, suggest
 from agent.playbook.inventory import Inventory, default_inventory_data
@@ -125,8 +127,8 @@ def render_targets(doc: SourceDocument, inv: Inventory, settings_vars: dict[str,
         elif "://" not in url:
             out.append(doc.diagnostic(path, f"target {name!r}: the rendered URL is not an apprise URL "
                                       "(scheme://...)"))
-        elif not _is_apprise_scheme(url.split("://", 1)[0]):
-            out.append(doc.diagnostic(path, f"target {name!r}: apprise does not know the URL's scheme",
+        elif (problem := _unknown_scheme(url)) is not None:
+            out.append(doc.diagnostic(path, f"target {name!r}: apprise does not know the URL's scheme{problem}",
                                       "see https://github.com/caronc/apprise/wiki for supported services"))
         target._rendered_url = url or None
     return out
@@ -158,9 +160,16 @@ def _known(names: Any) -> str:
     return f"known: {', '.join(sorted(names))}" if names else "none defined"
 
 
-def _is_apprise_scheme(scheme: str) -> bool:
-    # Imported here: agent.notify's package pulls in the store; loading a playbook need not.
-    # The check reads apprise's plugin sources instead of loading every plugin (see there).
-    from agent.notify.apprise_plugins import is_known_scheme
+def _unknown_scheme(url: str) -> str | None:
+    """None when apprise knows the scheme of every URL of the target, else which URL it does not.
 
-    return is_known_scheme(scheme)
+    The URLs are split as the delivery splits them (a target may hold several, and the delivery
+    refuses the whole target when apprise refuses any one of them); schemes are read by
+    apprise's rule and looked up in its plugin sources, without loading every plugin.
+    """
+    urls = parse_urls(url)
+    for i, one in enumerate(urls, 1):
+        scheme = url_scheme(one)
+        if scheme is None or not is_known_scheme(scheme):
+            return f" (URL {i} of {len(urls)})" if len(urls) > 1 else ""
+    return None

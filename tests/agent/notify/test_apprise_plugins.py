@@ -14,7 +14,7 @@ import apprise
 import pytest
 from apprise.manager_plugins import NotificationManager
 
-from agent.notify import apprise_plugins
+from agent import apprise_plugins
 
 URLS = [
     "json://127.0.0.1:8025/?cto=5&rto=10",
@@ -74,7 +74,7 @@ def test_several_urls_in_one_target_are_split_as_apprise_splits_them() -> None:
 def test_checking_and_building_load_only_the_plugins_in_use() -> None:
     probe = """
 import json, sys
-from agent.notify import apprise_plugins as p
+from agent import apprise_plugins as p
 known = [p.is_known_scheme(s) for s in ("json", "mailtos", "slack", "JSON")]
 unloaded = "apprise" not in sys.modules
 import apprise

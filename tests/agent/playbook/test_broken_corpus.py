@@ -1,6 +1,9 @@
 """One broken file per mistake; each must give exactly one diagnostic, at the right place."""
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import NamedTuple
 
@@ -10,6 +13,8 @@ from agent.modules.registry import Registry
 from agent.playbook import load_config
 
 from .conftest import BROKEN, GOOD
+
+REPOSITORY = Path(__file__).resolve().parents[3]
 
 
 class Case(NamedTuple):
@@ -60,6 +65,9 @@ CASES = [
     Case("inventory_unknown_key.yaml", 12, 7, "unknown key 'send_resovled'", "did you mean 'send_resolved'?"),
     Case("inventory_unknown_scheme.yaml", 9, 18, "target 'pager': apprise does not know the URL's scheme",
          "supported services"),
+    # a target may hold several URLs; delivery refuses the whole target when any one is refused
+    Case("inventory_second_url_unknown_scheme.yaml", 9, 17,
+         "target 'both': apprise does not know the URL's scheme (URL 2 of 2)", "supported services"),
 ]
 
 
@@ -111,3 +119,24 @@ def test_a_file_just_over_the_cap_is_refused(tmp_path: Path, registry: Registry)
     result = load_config(GOOD / "inventory.yaml", [big], registry, env={})
     [diag] = result.diagnostics
     assert "the limit is 1048576 bytes" in diag.message
+
+
+SCHEME_CHECK_IN_A_FRESH_PROCESS = """
+import json, sys
+from agent.playbook import load_config
+from tests.agent.playbook.conftest import BROKEN, GOOD
+from tests.agent.playbook.modules_for_tests import make_registry
+result = load_config(BROKEN / "inventory_unknown_scheme.yaml", [GOOD / "playbooks"], make_registry(), env={})
+print(json.dumps({"messages": [d.message for d in result.diagnostics], "sqlalchemy": "sqlalchemy" in sys.modules}))
+"""
+
+
+def test_the_target_scheme_check_does_not_import_the_store() -> None:
+    """``agent validate`` checks target schemes through the apprise plugin index alone: no store,
+    no SQLAlchemy (a fresh interpreter, so that other tests' imports do not hide one)."""
+    out = subprocess.run([sys.executable, "-c", SCHEME_CHECK_IN_A_FRESH_PROCESS], capture_output=True, text=True,
+                         timeout=120, check=True, cwd=REPOSITORY)
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+
+    assert any("apprise does not know the URL's scheme" in m for m in seen["messages"]), seen["messages"]
+    assert seen["sqlalchemy"] is False, "checking target schemes imported SQLAlchemy (the store)"
