@@ -1,11 +1,14 @@
 """Deliver one message to one target through apprise, bounded in time, never raising.
 
-One :class:`apprise.Apprise` object per target URL, built when the target is first used (and
-rebuilt only when the URL changes on a reload), holding the plugin object of that URL built by
-:mod:`agent.apprise_plugins`: only the plugin modules of the schemes in use are imported,
-not every plugin apprise ships (``Apprise.add(url)`` would load them all, ~20 MB of RSS). An
-idle agent that has sent nothing yet does not import apprise at all; the first delivery of a
-process pays the import, off the event loop. Delivery uses apprise's own ``async_notify``
+One :class:`apprise.Apprise` object per target URL, holding the plugin objects of that URL built
+by :mod:`agent.apprise_plugins`: only the plugin modules of the schemes in use are imported,
+not every plugin apprise ships (``Apprise.add(url)`` would load them all, ~20 MB of RSS).
+Creating an :class:`AppriseDelivery` imports nothing of apprise; :meth:`~AppriseDelivery.prepare`
+builds the targets not built yet, importing apprise and those plugin modules, in a worker thread.
+The outbox prepares when it starts and again after a reload that adds or changes targets (only
+those are rebuilt), so no alert waits for a build; a target not prepared (an outbox that is only
+drained, a build that failed) is built at its first delivery, off the event loop too.
+Delivery uses apprise's own ``async_notify``
 (blocking plugins run in apprise's worker pool, so the event loop never blocks), with socket
 connect/read timeouts (``cto``/``rto`` URL parameters) and an overall ``asyncio.wait_for``.
 """
@@ -69,7 +72,8 @@ class AppriseDelivery:
         self.update_targets(targets)
 
     def update_targets(self, targets: Mapping[str, TargetSpec]) -> None:
-        """Adopt a new target set; apprise objects of unchanged URLs are kept."""
+        """Adopt a new target set; apprise objects of unchanged URLs are kept, the others are
+        built by the next :meth:`prepare` (or at their first delivery)."""
         fresh: dict[str, apprise.Apprise | None | object] = {}
         for name, spec in targets.items():
             old = self._targets.get(name)
@@ -98,10 +102,11 @@ class AppriseDelivery:
         return ap
 
     async def prepare(self) -> None:
-        """Build every target's apprise object now (the outbox calls this when it starts).
+        """Build the apprise object of every target not built yet (when the outbox starts, and
+        after a reload for the targets it added or changed).
 
         The first build imports apprise and the URL's plugin module, about 100 ms (measured: the
-        first crash alert of a run took 181 ms where the others took 33-60 ms); done at start, no
+        first crash alert of a run took 181 ms where the others took 33-60 ms); done beforehand, no
         alert waits for it. A target whose build fails is left to be built (and fail) at delivery.
         """
         for name, spec in list(self._targets.items()):

@@ -56,10 +56,32 @@ class Outbox:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._inflight: dict[str, asyncio.Task[None]] = {}
+        self._preparing: set[asyncio.Task[None]] = set()
 
     def update_targets(self, targets: Mapping[str, TargetSpec]) -> None:
-        """After a reload: new URLs take effect for the next delivery."""
+        """After a reload: new URLs take effect for the next delivery.
+
+        Targets added or changed are built now, in the background, as :meth:`run` builds every
+        target when it starts: the first alert after the reload does not wait for the build.
+        Safe to call from any thread; before :meth:`run` there is nothing to do (it prepares).
+        """
         self.delivery.update_targets(targets)
+        loop = self._loop
+        if loop is None or loop.is_closed() or not self.delivery.unbuilt:
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._prepare_in_background()
+        else:
+            loop.call_soon_threadsafe(self._prepare_in_background)
+
+    def _prepare_in_background(self) -> None:
+        task = asyncio.get_running_loop().create_task(self.delivery.prepare(), name="outbox:prepare")
+        self._preparing.add(task)
+        task.add_done_callback(self._preparing.discard)
 
     def backoff(self, attempts: int) -> float:
         """Seconds before the next try after ``attempts`` failed ones (jittered, capped)."""
@@ -94,6 +116,7 @@ class Outbox:
                 await self._dispatch()
                 await self._sleep(stop, await self._next_delay())
         finally:
+            await self._cancel_preparing()
             await self._finish_inflight()
 
     async def drain(self, timeout: float) -> None:
@@ -172,6 +195,14 @@ class Outbox:
         finally:
             for w in waiters:
                 w.cancel()
+
+    async def _cancel_preparing(self) -> None:
+        """Stop waiting for builds started by a reload: no delivery will need them now."""
+        tasks = list(self._preparing)
+        for t in tasks:
+            t.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _finish_inflight(self) -> None:
         tasks = list(self._inflight.values())

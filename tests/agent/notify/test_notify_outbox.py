@@ -4,6 +4,8 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime, timezone
 
+import pytest
+
 from agent.notify import Outbox, TargetSpec
 from agent.store import Store
 from tests.agent.notify.conftest import running_outbox, wait_until
@@ -106,10 +108,55 @@ async def test_email_through_a_real_smtp_server(store: Store, mailbox: SmtpRecei
     assert mail.rcpt_tos == ("ops@example.com",) and "body of m1" in mail.text()
 
 
-async def test_targets_are_built_when_the_outbox_starts_not_at_the_first_alert(store: Store,
-                                                                                inbox: JsonReceiver) -> None:
+def forbid_builds(outbox: Outbox, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """From now on, a delivery that has to build its target records it (and fails)."""
+    built: list[str] = []
+
+    def build(spec: TargetSpec) -> None:
+        built.append(spec.name)
+        raise AssertionError(f"target {spec.name} built at delivery")
+
+    monkeypatch.setattr(outbox.delivery, "_build", build)
+    return built
+
+
+async def test_targets_are_built_when_the_outbox_starts_not_at_the_first_alert(
+        store: Store, inbox: JsonReceiver, monkeypatch: pytest.MonkeyPatch) -> None:
     """The first alert must not wait for apprise and its plugin to be imported and built."""
     targets = {"ops": TargetSpec("ops", inbox.url), "unset": TargetSpec("unset", "")}
     async with running_outbox(store, targets, poll_interval=3600) as outbox:
+        await wait_until(lambda: outbox.delivery.unbuilt == [])  # nothing queued: the start built them
+        built = forbid_builds(outbox, monkeypatch)
+        enqueue(store, "a1")
+        outbox.wake()
+        await wait_until(lambda: statuses(store) == ["sent"])
+    assert built == [] and [m["message"] for m in inbox.messages] == ["body of a1"]
+
+
+async def test_targets_added_or_changed_by_a_reload_are_built_before_their_first_alert(
+        store: Store, inbox: JsonReceiver, monkeypatch: pytest.MonkeyPatch) -> None:
+    with JsonReceiver() as other:
+        async with running_outbox(store, {"ops": TargetSpec("ops", inbox.url)}, poll_interval=3600) as outbox:
+            await wait_until(lambda: outbox.delivery.unbuilt == [])
+            before = outbox.delivery._apprise["ops"]
+            # "ops" now points elsewhere and "new" is added: both are built (again), in the background.
+            outbox.update_targets({"ops": TargetSpec("ops", other.url), "new": TargetSpec("new", inbox.url)})
+            assert sorted(outbox.delivery.unbuilt) == ["new", "ops"]
+            await wait_until(lambda: outbox.delivery.unbuilt == [])  # nothing queued: the reload built them
+            assert outbox.delivery._apprise["ops"] is not before
+            built = forbid_builds(outbox, monkeypatch)
+            enqueue(store, "o1", "ops")
+            enqueue(store, "n1", "new")
+            outbox.wake()
+            await wait_until(lambda: statuses(store) == ["sent", "sent"])
+    assert built == []
+    assert [m["message"] for m in other.messages] == ["body of o1"]
+    assert [m["message"] for m in inbox.messages] == ["body of n1"]
+
+
+async def test_a_reload_from_another_thread_builds_in_the_outboxs_loop(store: Store, inbox: JsonReceiver) -> None:
+    async with running_outbox(store, {}, poll_interval=3600) as outbox:
+        await asyncio.sleep(0.1)  # started: the empty target set is prepared
+        await asyncio.to_thread(outbox.update_targets, {"ops": TargetSpec("ops", inbox.url)})
         await wait_until(lambda: outbox.delivery.unbuilt == [])
-        assert statuses(store) == []  # nothing was sent: the build came from the start alone
+    assert outbox.delivery._apprise["ops"] is not None
