@@ -15,6 +15,8 @@ import pytest
 from apprise.manager_plugins import NotificationManager
 
 from agent import apprise_plugins
+from agent.notify import AppriseDelivery, TargetSpec
+from tests.support.receivers import JsonReceiver
 
 URLS = [
     "json://127.0.0.1:8025/?cto=5&rto=10",
@@ -27,8 +29,6 @@ URLS = [
     "tgram://123456789:abcdefg_hijklmnop/-123/",
     "kodi://localhost",  # its scheme is computed at run time: found through apprise's full load
     "json://",  # a known scheme, an unusable URL
-    "nosuchservice://x",
-    "https://hooks.slack.com/services/T000/B000/XXXX",  # a "native" URL: no plugin has https://
 ]
 
 
@@ -66,9 +66,50 @@ def test_instantiate_builds_what_apprise_builds(url: str) -> None:
         assert ours.url(privacy=False) == theirs.url(privacy=False)
 
 
-def test_several_urls_in_one_target_are_split_as_apprise_splits_them() -> None:
-    assert apprise_plugins.parse_urls("json://a/ json://b/?x=1, slack://T/B/C/#alerts") == [
-        "json://a/", "json://b/?x=1", "slack://T/B/C/#alerts"]
+@pytest.mark.parametrize(("url", "built"), [
+    ("nosuchservice://x", None),  # apprise refuses it too
+    ("https://hooks.slack.com/services/T000/B000/XXXX", "NotifySlack"),  # a "native" URL: no plugin has https://
+])
+def test_a_url_whose_scheme_is_no_plugins_falls_back_to_apprises_instantiate(
+        url: str, built: str | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    fell_back: list[str] = []
+    original = apprise.Apprise.instantiate
+
+    def instantiate(url: str, *args: object, **kwargs: object) -> object:
+        fell_back.append(url)
+        return original(url, *args, **kwargs)
+
+    monkeypatch.setattr(apprise.Apprise, "instantiate", staticmethod(instantiate))
+    scheme = apprise_plugins.url_scheme(url)
+
+    assert scheme is not None and apprise_plugins.plugin_class(scheme) is None
+    plugin = apprise_plugins.instantiate(url, apprise.AppriseAsset())
+    assert fell_back == [url]
+    assert (type(plugin).__name__ if plugin is not None else None) == built
+
+
+async def test_a_target_holding_two_urls_is_built_with_both_and_delivers_to_both() -> None:
+    """A target's URL string may hold several URLs (apprise splits on spaces and commas)."""
+    with JsonReceiver() as first, JsonReceiver() as second:
+        delivery = AppriseDelivery({"both": TargetSpec("both", f"{first.url}, {second.url}")})
+        await delivery.prepare()
+        ap = delivery._apprise["both"]
+
+        assert isinstance(ap, apprise.Apprise) and [type(plugin).__name__ for plugin in ap] == ["NotifyJSON"] * 2
+        result = await delivery.deliver("both", title="t", body="b", severity="critical")
+        assert result.ok, result.error
+        assert [m["message"] for m in first.messages] == ["b"]
+        assert [m["message"] for m in second.messages] == ["b"]
+
+
+async def test_a_target_is_refused_whole_when_one_of_its_urls_is_refused() -> None:
+    """What the inventory check mirrors (tests/agent/playbook: inventory_second_url_unknown_scheme.yaml)."""
+    with JsonReceiver() as inbox:
+        delivery = AppriseDelivery({"both": TargetSpec("both", f"{inbox.url} pagrduty://key@routing")})
+        result = await delivery.deliver("both", title="t", body="b", severity="critical")
+
+    assert not result.ok and result.permanent and "apprise rejects its URL" in (result.error or "")
+    assert inbox.messages == []
 
 
 def test_checking_and_building_load_only_the_plugins_in_use() -> None:
