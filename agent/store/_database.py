@@ -8,8 +8,9 @@ in a short-lived child interpreter instead, so it never holds Alembic at all.
 """
 from __future__ import annotations
 
+import ast
+import functools
 import logging
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -27,7 +28,6 @@ log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 VERSIONS_DIR = MIGRATIONS_DIR / "versions"
 VERSION_TABLE = "alembic_version"
-_REVISION_LINE = re.compile(r"^(?P<key>revision|down_revision)\s*(?::[^=\n]*)?=\s*(?P<value>.+)$", re.MULTILINE)
 
 BUSY_TIMEOUT_MS = 5000
 """How long a writer waits for another process (e.g. ``agent ack``) holding the write lock."""
@@ -144,30 +144,54 @@ def stamped_revisions(connection: Connection) -> set[str]:
     return {str(row[0]) for row in connection.exec_driver_sql(f"SELECT version_num FROM {VERSION_TABLE}")}
 
 
+@functools.cache
 def shipped_head() -> str | None:
     """The single head revision of the shipped migrations, read from their files without Alembic.
 
     None when the files do not say plainly (a revision not written as a string literal, a
-    merge, two heads): the caller then leaves the decision to Alembic.
+    merge, two heads): the caller then leaves the decision to Alembic. Read once per process:
+    the shipped files do not change under a running agent.
     """
     revisions: set[str] = set()
     parents: set[str] = set()
     for path in VERSIONS_DIR.glob("*.py"):
-        found = {m.group("key"): m.group("value").strip() for m in _REVISION_LINE.finditer(path.read_text("utf-8"))}
-        revision = _string_literal(found.get("revision", ""))
-        if revision is None:
+        try:
+            found = _module_literals(path.read_text("utf-8"), ("revision", "down_revision"))
+        except (SyntaxError, ValueError):  # Alembic will say what is wrong with the file
+            return None
+        revision = found.get("revision")
+        if not isinstance(revision, str) or not revision:
             return None
         revisions.add(revision)
-        parent = found.get("down_revision", "None")
-        if parent != "None":
-            parent_id = _string_literal(parent)
-            if parent_id is None:
-                return None
-            parents.add(parent_id)
+        parent = found.get("down_revision")
+        if parent is not None:
+            if not isinstance(parent, str) or not parent:
+                return None  # a merge (a tuple of parents) or not a literal
+            parents.add(parent)
     heads = revisions - parents
     return heads.pop() if len(heads) == 1 else None
 
 
-def _string_literal(text: str) -> str | None:
-    match = re.fullmatch(r"""(["'])([^"'\\]+)\1""", text)
-    return match.group(2) if match else None
+_NOT_LITERAL = object()
+
+
+def _module_literals(source: str, names: tuple[str, ...]) -> dict[str, object]:
+    """The values of the module-level assignments to ``names`` (``x = ...`` or ``x: T = ...``).
+
+    A name assigned something other than a literal maps to a placeholder that is no str or None;
+    a name not assigned at all is missing.
+    """
+    found: dict[str, object] = {}
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target, value = node.targets[0], node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            target, value = node.target, node.value
+        else:
+            continue
+        if isinstance(target, ast.Name) and target.id in names:
+            try:
+                found[target.id] = ast.literal_eval(value)
+            except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+                found[target.id] = _NOT_LITERAL
+    return found

@@ -15,6 +15,7 @@ from alembic.script import ScriptDirectory
 
 from agent.errors import OperationalError
 from agent.store import Store
+from agent.store import _database
 from agent.store._database import alembic_config, shipped_head
 from agent.store.models import Base
 
@@ -60,6 +61,29 @@ def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(store: Store) -> None:
 
 def test_the_head_read_from_the_files_is_alembics_head() -> None:
     assert shipped_head() == ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+@pytest.mark.parametrize(("files", "head"), [
+    ({"a.py": "revision: str = '0001'\ndown_revision: str | None = None\n",
+      "b.py": 'revision = "0002"\ndown_revision = "0001"  # the parent\n'}, "0002"),
+    ({"a.py": "revision = '0001'\n", "b.py": "revision = '0002'\ndown_revision = '0001'\n",
+      "c.py": "revision = '0003'\ndown_revision = '0001'\n"}, None),  # two heads
+    ({"a.py": "revision = '0001'\n", "b.py": "revision = '0002'\n",
+      "m.py": "revision = '0003'\ndown_revision = ('0001', '0002')\n"}, None),  # a merge: Alembic decides
+    ({"a.py": "revision = make_id()\n"}, None),  # not a literal
+    ({"a.py": "down_revision = None\n"}, None),  # no revision
+    ({"a.py": "revision = '0001'\ndef broken(:\n"}, None),  # not Python: Alembic will say so
+])
+def test_the_head_is_read_from_literal_assignments_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        files: dict[str, str], head: str | None) -> None:
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    monkeypatch.setattr(_database, "VERSIONS_DIR", tmp_path)
+    shipped_head.cache_clear()  # cached per process: these are not the shipped files
+    try:
+        assert shipped_head() == head
+    finally:
+        shipped_head.cache_clear()
 
 
 MIGRATE_IN_A_FRESH_PROCESS = """
