@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from agent.store._ops_audit import AuditOperations
 from agent.store._ops_checks import CheckOperations
-from agent.store._ops_common import value_text
 from agent.store._ops_incidents import IncidentOperations
 from agent.store._ops_outbox import OutboxOperations
 
-__all__ = ["Operations", "value_text"]
+__all__ = ["Operations"]
 
 
 class Operations(CheckOperations, IncidentOperations, OutboxOperations, AuditOperations):

@@ -1,6 +1,7 @@
 """Store operations: check results and check states."""
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
@@ -8,9 +9,19 @@ from typing import Any
 from sqlalchemy import delete, insert, select
 
 from agent.engine.state import State
-from agent.store._ops_common import OperationsBase, aware, value_text
+from agent.store._ops_common import OperationsBase, aware
 from agent.store.models import CheckResultRow, CheckStateRow
 from agent.store.records import CHECK_STATE_VERSION, CheckResultRecord, CheckStateRecord
+
+
+def value_text(value: Any) -> str | None:
+    """The text stored for a check value: strings as they are, the rest as JSON (or repr)."""
+    if value is None or isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value, default=str, sort_keys=True)
+    except (TypeError, ValueError):
+        return repr(value)
 
 
 def _check_state(row: CheckStateRow) -> CheckStateRecord:

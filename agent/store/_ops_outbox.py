@@ -1,15 +1,23 @@
 """Store operations: the notification outbox."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 
 from sqlalchemy import func, select, update
 
-from agent.store._ops_common import OperationsBase, as_utc, aware
+from agent.store._ops_common import OperationsBase, aware
 from agent.store.models import IncidentRow, NotificationIncidentRow, NotificationRow
 from agent.store.records import NOTIFICATION_KINDS, NotificationRecord
 
 _RETRYABLE = ("pending", "failed")
+
+
+def as_utc(value: datetime) -> datetime:
+    # Aggregates (min/max) bypass the column type, so SQLite hands back a naive value or text.
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
 
 def _notification(row: NotificationRow) -> NotificationRecord:
     return NotificationRecord(
