@@ -34,7 +34,8 @@ class StoreTransaction(Operations):
     Obtained from :meth:`Store.transaction`; do not keep it after the ``with`` block.
     ``after_commit(callback)`` runs ``callback()`` once the transaction has committed (and
     never if it rolls back): the place to wake the outbox, so it cannot look for rows that
-    are not visible yet.
+    are not visible yet. A callback registered again (the same function, or an equal bound
+    method: each queued batch registers the outbox's wake) still runs once.
     """
 
     def __init__(self, session: Session) -> None:
@@ -46,7 +47,8 @@ class StoreTransaction(Operations):
         yield self._session_obj
 
     def after_commit(self, callback: Callable[[], None]) -> None:
-        self._after_commit.append(callback)
+        if callback not in self._after_commit:  # equality: a bound method is a new object each time
+            self._after_commit.append(callback)
 
 
 class Store(Operations):

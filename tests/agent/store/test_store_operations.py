@@ -133,6 +133,27 @@ def test_transaction_commits_together_or_not_at_all(store: Store) -> None:
     assert woke == ["committed"] and len(store.list_notifications(incident_id=iid)) == 1
 
 
+def test_an_after_commit_callback_registered_several_times_runs_once(store: Store) -> None:
+    """Each batch of queued messages registers the outbox's wake; one commit wakes it once."""
+    class Outbox:
+        def __init__(self) -> None:
+            self.woken = 0
+
+        def wake(self) -> None:
+            self.woken += 1
+
+    outbox, other = Outbox(), Outbox()
+    order: list[str] = []
+    with store.transaction() as tx:
+        for _ in range(3):  # a new bound method object each time, equal to the others
+            tx.after_commit(outbox.wake)
+        tx.after_commit(other.wake)  # the same method of another object is another callback
+        tx.after_commit(lambda: order.append("first"))
+        tx.after_commit(lambda: order.append("second"))  # equal code, another function: kept
+        tx.after_commit(outbox.wake)
+    assert (outbox.woken, other.woken, order) == (1, 1, ["first", "second"])
+
+
 def test_a_second_store_on_the_same_file_waits_for_the_writer(store: Store, db_url: str) -> None:
     other = Store(db_url)
     done = threading.Event()
