@@ -128,7 +128,8 @@ def render_targets(doc: SourceDocument, inv: Inventory, settings_vars: dict[str,
             out.append(doc.diagnostic(path, f"target {name!r}: the rendered URL is not an apprise URL "
                                       "(scheme://...)"))
         elif (problem := _unknown_scheme(url)) is not None:
-            out.append(doc.diagnostic(path, f"target {name!r}: apprise does not know the URL's scheme{problem}",
+            out.append(doc.diagnostic(path, f"target {name!r}: apprise does not know the URL's scheme"
+                                      f"{problem}",
                                       "see https://github.com/caronc/apprise/wiki for supported services"))
         target._rendered_url = url or None
     return out

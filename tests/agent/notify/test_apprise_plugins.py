@@ -95,7 +95,8 @@ async def test_a_target_holding_two_urls_is_built_with_both_and_delivers_to_both
         await delivery.prepare()
         ap = delivery._apprise["both"]
 
-        assert isinstance(ap, apprise.Apprise) and [type(plugin).__name__ for plugin in ap] == ["NotifyJSON"] * 2
+        assert isinstance(ap, apprise.Apprise)
+        assert [type(plugin).__name__ for plugin in ap] == ["NotifyJSON", "NotifyJSON"]
         result = await delivery.deliver("both", title="t", body="b", severity="critical")
         assert result.ok, result.error
         assert [m["message"] for m in first.messages] == ["b"]

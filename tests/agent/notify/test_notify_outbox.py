@@ -154,7 +154,8 @@ async def test_targets_added_or_changed_by_a_reload_are_built_before_their_first
     assert [m["message"] for m in inbox.messages] == ["body of n1"]
 
 
-async def test_a_reload_from_another_thread_builds_in_the_outboxs_loop(store: Store, inbox: JsonReceiver) -> None:
+async def test_a_reload_from_another_thread_builds_in_the_outboxs_loop(store: Store,
+                                                                       inbox: JsonReceiver) -> None:
     async with running_outbox(store, {}, poll_interval=3600) as outbox:
         await asyncio.sleep(0.1)  # started: the empty target set is prepared
         await asyncio.to_thread(outbox.update_targets, {"ops": TargetSpec("ops", inbox.url)})

@@ -127,15 +127,16 @@ from agent.playbook import load_config
 from tests.agent.playbook.conftest import BROKEN, GOOD
 from tests.agent.playbook.modules_for_tests import make_registry
 result = load_config(BROKEN / "inventory_unknown_scheme.yaml", [GOOD / "playbooks"], make_registry(), env={})
-print(json.dumps({"messages": [d.message for d in result.diagnostics], "sqlalchemy": "sqlalchemy" in sys.modules}))
+print(json.dumps({"messages": [d.message for d in result.diagnostics],
+                  "sqlalchemy": "sqlalchemy" in sys.modules}))
 """
 
 
 def test_the_target_scheme_check_does_not_import_the_store() -> None:
     """``agent validate`` checks target schemes through the apprise plugin index alone: no store,
     no SQLAlchemy (a fresh interpreter, so that other tests' imports do not hide one)."""
-    out = subprocess.run([sys.executable, "-c", SCHEME_CHECK_IN_A_FRESH_PROCESS], capture_output=True, text=True,
-                         timeout=120, check=True, cwd=REPOSITORY)
+    out = subprocess.run([sys.executable, "-c", SCHEME_CHECK_IN_A_FRESH_PROCESS], capture_output=True,
+                         text=True, timeout=120, check=True, cwd=REPOSITORY)
     seen = json.loads(out.stdout.strip().splitlines()[-1])
 
     assert any("apprise does not know the URL's scheme" in m for m in seen["messages"]), seen["messages"]

@@ -14,8 +14,7 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from agent.errors import OperationalError
-from agent.store import Store
-from agent.store import _database
+from agent.store import Store, _database
 from agent.store._database import alembic_config, shipped_head
 from agent.store.models import Base
 
