@@ -92,7 +92,9 @@ class AppriseDelivery:
 
         ap = apprise.Apprise()
         # What ``ap.add(url)`` does (a string may hold several URLs), one plugin module at a time.
-        urls = parse_urls(with_socket_timeouts(spec.url, self.connect_timeout, self.read_timeout))
+        # Split first: the socket timeouts go on each URL (added to the whole string they landed
+        # in the last URL's query only, and broke a first URL that had a query of its own).
+        urls = [with_socket_timeouts(u, self.connect_timeout, self.read_timeout) for u in parse_urls(spec.url)]
         plugins = [plugin for url in urls if (plugin := instantiate(url, ap.asset)) is not None]
         if not plugins or len(plugins) != len(urls):
             log.error("notification target %s: apprise does not accept its URL; check the inventory",

@@ -103,6 +103,20 @@ async def test_a_target_holding_two_urls_is_built_with_both_and_delivers_to_both
         assert [m["message"] for m in second.messages] == ["b"]
 
 
+
+async def test_each_url_of_a_target_gets_the_socket_timeouts_unless_it_sets_its_own() -> None:
+    """The connect/read timeouts are added to every URL of a target, each with its own query."""
+    with JsonReceiver() as first, JsonReceiver() as second:
+        delivery = AppriseDelivery({"both": TargetSpec("both", f"{first.url}?cto=3, {second.url}")},
+                                   connect_timeout=5, read_timeout=10)
+        await delivery.prepare()
+        ap = delivery._apprise["both"]
+        assert isinstance(ap, apprise.Apprise)
+        assert [(p.socket_connect_timeout, p.socket_read_timeout) for p in ap] == [(3.0, 10.0), (5.0, 10.0)]
+        result = await delivery.deliver("both", title="t", body="b", severity="critical")
+        assert result.ok, result.error
+        assert len(first.messages) == len(second.messages) == 1
+
 async def test_a_target_is_refused_whole_when_one_of_its_urls_is_refused() -> None:
     """What the inventory check mirrors (tests/agent/playbook: inventory_second_url_unknown_scheme.yaml)."""
     with JsonReceiver() as inbox:
