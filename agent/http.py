@@ -172,7 +172,9 @@ async def _read_capped(response: aiohttp.ClientResponse, limit: int | None) -> t
 
 
 def _reason(exc: BaseException, url: str) -> str:
-    """A one-line reason that never echoes credentials, query or body."""
+    """The failure's reason, with the request URL reduced to :func:`safe_url`. A protocol error
+    (e.g. a bad status line) may quote bytes the server sent, on several lines: callers that
+    log or alert on it pass it through their redaction, as the heartbeat does."""
     # aiohttp spells the URL its own way (quoted, normalised) in these: never echo them.
     if isinstance(exc, aiohttp.NonHttpUrlClientError):
         return "not an http:// or https:// URL"
