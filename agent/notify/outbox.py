@@ -66,17 +66,8 @@ class Outbox:
         Safe to call from any thread; before :meth:`run` there is nothing to do (it prepares).
         """
         self.delivery.update_targets(targets)
-        loop = self._loop
-        if loop is None or loop.is_closed() or not self.delivery.unbuilt:
-            return
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
-            self._prepare_in_background()
-        else:
-            loop.call_soon_threadsafe(self._prepare_in_background)
+        if self.delivery.unbuilt:
+            self._on_loop(self._prepare_in_background)
 
     def _prepare_in_background(self) -> None:
         task = asyncio.get_running_loop().create_task(self.delivery.prepare(), name="outbox:prepare")
@@ -90,17 +81,22 @@ class Outbox:
 
     def wake(self) -> None:
         """Look for due messages now. Safe to call from any thread, before or during run()."""
-        loop, event = self._loop, self._wake
-        if loop is None or event is None or loop.is_closed():
-            return  # run() starts with a full pass anyway
+        if self._wake is not None:
+            self._on_loop(self._wake.set)  # before run() there is nothing to do: it starts with a pass
+
+    def _on_loop(self, fn: Callable[[], None]) -> None:
+        """Call ``fn`` on the outbox's loop, now if this is that loop; nothing before run()."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:
             running = None
         if running is loop:
-            event.set()
+            fn()
         else:
-            loop.call_soon_threadsafe(event.set)
+            loop.call_soon_threadsafe(fn)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until ``stop`` is set (or the task is cancelled)."""
