@@ -188,7 +188,7 @@ def instantiate(url: str, asset: AppriseAsset) -> NotifyBase | None:
     results["asset"] = asset
     try:
         plugin = cls(**results)
-    except Exception:  # noqa: BLE001 - apprise's instantiate suppresses them the same way
+    except Exception:  # apprise's instantiate suppresses them the same way
         log.debug("apprise could not build a %s plugin from the URL", cls.__name__, exc_info=True)
         return None
     return plugin if plugin.enabled else None

@@ -4,7 +4,6 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from typing import Annotated, Any
-
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BeforeValidator, PlainSerializer

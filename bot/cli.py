@@ -1,7 +1,7 @@
 """The ``bot`` command: ``bot run`` (the trading bot) and ``bot paper-exchange``."""
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -10,7 +10,7 @@ from bot.settings import load_settings
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 
 SettingsOpt = Annotated[
-    Optional[str], typer.Option("--settings", help="stack settings YAML (default: embedded defaults)")
+    str | None, typer.Option("--settings", help="stack settings YAML (default: embedded defaults)")
 ]
 
 
@@ -25,10 +25,10 @@ def run(settings: SettingsOpt = None) -> None:
 @app.command("paper-exchange")
 def paper_exchange(
     settings: SettingsOpt = None,
-    host: Annotated[Optional[str], typer.Option(help="bind address (loopback only)")] = None,
-    port: Annotated[Optional[int], typer.Option(help="HTTP port")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="market seed: same seed, same market")] = None,
-    state: Annotated[Optional[str], typer.Option(help="SQLite state file")] = None,
+    host: Annotated[str | None, typer.Option(help="bind address (loopback only)")] = None,
+    port: Annotated[int | None, typer.Option(help="HTTP port")] = None,
+    seed: Annotated[int | None, typer.Option(help="market seed: same seed, same market")] = None,
+    state: Annotated[str | None, typer.Option(help="SQLite state file")] = None,
 ) -> None:
     """Serve a local exchange speaking Hyperliquid's /info and /exchange API."""
     from bot.exchange.server import main as serve

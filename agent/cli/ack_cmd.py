@@ -7,8 +7,8 @@ and to the audit trail with who acknowledged it.
 from __future__ import annotations
 
 import getpass
-from datetime import datetime, timezone
-from typing import Annotated, Optional
+from datetime import UTC, datetime
+from typing import Annotated
 
 import typer
 
@@ -23,7 +23,7 @@ class NotAcknowledged(BotwardenError):
 
 def ack(
     incident: Annotated[int, typer.Argument(help="incident number (agent status --problems shows it)")],
-    comment: Annotated[Optional[str], typer.Option("--comment", "-m", help="why; shown in agent explain")] = None,
+    comment: Annotated[str | None, typer.Option("--comment", "-m", help="why; shown in agent explain")] = None,
     inventory: options.Inventory = options.DEFAULT_INVENTORY,
     store: options.Store = None,
 ) -> None:
@@ -34,7 +34,7 @@ def ack(
     st = Store(store_url(config, store))
     try:
         st.migrate()
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         who = getpass.getuser()
         with st.transaction() as tx:
             inc = tx.get_incident(incident)

@@ -14,7 +14,7 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -25,7 +25,7 @@ log = logging.getLogger("agent.events")
 
 def events_listener(
     socket_path: Annotated[
-        Optional[Path], typer.Option("--socket", help="the agent's event socket (default: settings agent.events_socket)")
+        Path | None, typer.Option("--socket", help="the agent's event socket (default: settings agent.events_socket)")
     ] = None,
     inventory: options.Inventory = options.DEFAULT_INVENTORY,
 ) -> None:

@@ -2,8 +2,8 @@
 decided, did, and who was told when. Everything shown is redacted."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
-from typing import Annotated, Any, Optional
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -25,8 +25,8 @@ def _redactor(config: Any) -> Any:
 
 def history(
     since: Annotated[str, typer.Option("--since", help="how far back (1h, 2d)")] = "24h",
-    host: Annotated[Optional[str], typer.Option("--host", help="only this host")] = None,
-    check: Annotated[Optional[str], typer.Option("--check", help="only this check name")] = None,
+    host: Annotated[str | None, typer.Option("--host", help="only this host")] = None,
+    check: Annotated[str | None, typer.Option("--check", help="only this check name")] = None,
     inventory: options.Inventory = options.DEFAULT_INVENTORY,
     store: options.Store = None,
 ) -> None:
@@ -35,7 +35,7 @@ def history(
 
     config = load(inventory, None)
     redact = _redactor(config)
-    start = datetime.now(timezone.utc) - timedelta(seconds=parse_duration(since))
+    start = datetime.now(UTC) - timedelta(seconds=parse_duration(since))
     st = Store(store_url(config, store))
     try:
         st.migrate()
@@ -46,7 +46,7 @@ def history(
     if not rows:
         console.print(f"no incidents since {start:%Y-%m-%d %H:%M} UTC")
         return
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     table = Table(title=f"incidents since {start:%Y-%m-%d %H:%M} UTC")
     for col in ("#", "check (play)", "host", "state", "opened", "lasted", "told", "held back", "ack"):
         table.add_column(col)
@@ -70,7 +70,7 @@ def timeline(st: Any, incident_id: int, redact: Any) -> list[tuple[datetime, str
     out: list[tuple[datetime, str, str]] = []
     for r in reversed(st.recent_results(play=inc.play, host=inc.host, check=inc.check, limit=20,
                                         since=inc.opened_at - timedelta(minutes=5))):
-        if r.observed_at <= (inc.resolved_at or datetime.max.replace(tzinfo=timezone.utc)):
+        if r.observed_at <= (inc.resolved_at or datetime.max.replace(tzinfo=UTC)):
             text = f"{r.state.name}" + (f" value={r.value}" if r.value else "") + (f" error={r.error}" if r.error else "")
             out.append((r.observed_at, "observed", text))
     for e in st.recent_events(incident_id=incident_id, limit=500):

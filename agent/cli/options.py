@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -10,11 +10,11 @@ Inventory = Annotated[
     Path, typer.Option("--inventory", "-i", help="inventory file (hosts, groups, notification targets)")
 ]
 PlaybookPaths = Annotated[
-    Optional[list[Path]], typer.Argument(help="playbook files or directories (default: playbooks/)")
+    list[Path] | None, typer.Argument(help="playbook files or directories (default: playbooks/)")
 ]
 CheckMode = Annotated[bool, typer.Option("--check", "-C", help="preview every side effect without doing it")]
-Limit = Annotated[Optional[str], typer.Option("--limit", "-l", help="only these hosts (comma-separated)")]
-Store = Annotated[Optional[str], typer.Option("--store", help="SQLAlchemy URL of the agent store")]
+Limit = Annotated[str | None, typer.Option("--limit", "-l", help="only these hosts (comma-separated)")]
+Store = Annotated[str | None, typer.Option("--store", help="SQLAlchemy URL of the agent store")]
 
 DEFAULT_INVENTORY = Path("inventory.yaml")
 DEFAULT_PLAYBOOKS = [Path("playbooks")]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import difflib
 import sys
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 import yaml
@@ -58,9 +58,9 @@ def run_playbook(
     limit: options.Limit = None,
     check: options.CheckMode = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask before destructive plays")] = False,
-    extra: Annotated[Optional[list[str]], typer.Option("-e", "--extra-vars", help="key=value, repeatable")] = None,
+    extra: Annotated[list[str] | None, typer.Option("-e", "--extra-vars", help="key=value, repeatable")] = None,
     inventory: options.Inventory = options.DEFAULT_INVENTORY,
-    paths: Annotated[Optional[list[str]], typer.Option("--playbooks", help="playbook files/dirs")] = None,
+    paths: Annotated[list[str] | None, typer.Option("--playbooks", help="playbook files/dirs")] = None,
     store: options.Store = None,
 ) -> None:
     """Run a playbook's tasks once and print a per-task line and a recap."""

@@ -8,8 +8,8 @@ the store (``agent history``); if it is still failing when the silence ends, it 
 from __future__ import annotations
 
 import getpass
-from datetime import datetime, timedelta, timezone
-from typing import Annotated, Optional
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
 
 import typer
 from rich.markup import escape
@@ -41,11 +41,11 @@ def parse_matchers(items: list[str]) -> dict[str, str]:
 
 
 def silence(
-    matchers: Annotated[Optional[list[str]], typer.Argument(help="FIELD=GLOB ... (host, play, check, severity, tag)")] = None,
+    matchers: Annotated[list[str] | None, typer.Argument(help="FIELD=GLOB ... (host, play, check, severity, tag)")] = None,
     for_: Annotated[str, typer.Option("--for", help="how long (30m, 2h, 1d)")] = "1h",
     reason: Annotated[str, typer.Option("--reason", "-r", help="why (shown in history)")] = "",
     list_: Annotated[bool, typer.Option("--list", help="show active silences")] = False,
-    expire: Annotated[Optional[int], typer.Option("--expire", help="end the silence with this id now")] = None,
+    expire: Annotated[int | None, typer.Option("--expire", help="end the silence with this id now")] = None,
     inventory: options.Inventory = options.DEFAULT_INVENTORY,
     store: options.Store = None,
 ) -> None:
@@ -54,7 +54,7 @@ def silence(
 
     config = load(inventory, None)
     st = Store(store_url(config, store))
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     try:
         st.migrate()
         if expire is not None:

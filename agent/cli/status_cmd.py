@@ -1,8 +1,8 @@
 """``agent status``: a table of every check: host, state, since, last value, last error."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Annotated, Optional
+from datetime import UTC, datetime
+from typing import Annotated
 
 import typer
 from rich.markup import escape
@@ -11,6 +11,7 @@ from rich.table import Table
 from agent.cli import options
 from agent.cli.common import console, load, store_url
 from agent.types import format_duration
+
 
 def _targets(config: object) -> list:
     from agent.notify.notifications import _router_from_config
@@ -23,7 +24,7 @@ _STYLE = {"OK": "green", "WARNING": "yellow", "CRITICAL": "red", "UNKNOWN": "mag
 
 def status(
     inventory: options.Inventory = options.DEFAULT_INVENTORY,
-    paths: Annotated[Optional[list[str]], typer.Option("--playbooks", help="playbook files/dirs")] = None,
+    paths: Annotated[list[str] | None, typer.Option("--playbooks", help="playbook files/dirs")] = None,
     store: options.Store = None,
     problems: Annotated[bool, typer.Option("--problems", help="only checks that are not OK")] = False,
 ) -> None:
@@ -41,7 +42,7 @@ def status(
     finally:
         st.close()
     redact = Redactor.for_targets([t.url for t in _targets(config)])
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     table = Table(show_lines=False)
     table.add_column("check (play / name)", no_wrap=True)
     table.add_column("host", no_wrap=True)

@@ -71,5 +71,5 @@ async def run_heartbeat(config: Callable[[], Any], stop: asyncio.Event, *, redac
                 last_ok = ok
             try:
                 await asyncio.wait_for(stop.wait(), timeout=every)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass

@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from agent.errors import BotwardenError
@@ -164,7 +164,7 @@ class PlayRunner:
         from agent.playbook import bind_task_params
 
         name = task.name or task.module or "task"
-        started = datetime.now(timezone.utc)
+        started = datetime.now(UTC)
         try:
             if task.when and not self._truthy(task.when, vars_):
                 self._emit(TaskOutcome(host.name, name, task.module, "skipped", "when was false",
@@ -242,11 +242,11 @@ class PlayRunner:
         t0 = time.monotonic()
         try:
             return await asyncio.wait_for(module.run(params, ctx), timeout=timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return ActionResult(failed=True, msg=f"timed out after {timeout:g}s")
         except BotwardenError as exc:
             return ActionResult(failed=True, msg=exc.message)
-        except Exception as exc:  # noqa: BLE001 - a module bug fails the task, not the agent
+        except Exception as exc:  # a module bug fails the task, not the agent
             log.exception("module %s raised after %.0f ms", getattr(module, "name", "?"),
                           (time.monotonic() - t0) * 1000)
             return ActionResult(failed=True, msg=f"module error: {type(exc).__name__}: {exc}")
@@ -258,7 +258,7 @@ class PlayRunner:
                                   outcome.attempts, outcome.data, outcome.check_mode)
         self._emit(outcome, hr, recap)
         if self.audit is not None:
-            maybe = self.audit(outcome, started, datetime.now(timezone.utc), params)
+            maybe = self.audit(outcome, started, datetime.now(UTC), params)
             if asyncio.iscoroutine(maybe):
                 await maybe
         if outcome.status == "failed":

@@ -18,10 +18,11 @@ import gc
 import hashlib
 import logging
 import signal
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from agent.engine import flapping
 from agent.engine.config_source import ConfigSource
@@ -183,7 +184,7 @@ class ResidentAgent(TaskRunning, BackgroundLoops):
         status = self.statuses.get(bc.key)
         if status is None:
             status = self.statuses[bc.key] = CheckStatus(bc.key)
-        at = datetime.now(timezone.utc)
+        at = datetime.now(UTC)
         obs = classify(bc, result, self.config.templating, status.soft, at, duration_ms)
         transition = status.advance(obs, after=bc.check.after, for_seconds=bc.check.for_)
         flap = None
@@ -254,7 +255,7 @@ class ResidentAgent(TaskRunning, BackgroundLoops):
             try:
                 await asyncio.wait_for(self._reload_requested.wait(), timeout=RELOAD_POLL_SECONDS)
                 forced = True
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 forced = False
             self._reload_requested.clear()
             fp = await asyncio.to_thread(self.source.fingerprint)

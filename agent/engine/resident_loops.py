@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -63,10 +63,10 @@ class BackgroundLoops:
         from agent.notify.lifecycle import DIGEST_EVENT
 
         last = await self.db(lambda: self.store.recent_events(kind=DIGEST_EVENT, limit=1))
-        last_digest = last[0].at if last else datetime.now(timezone.utc)
+        last_digest = last[0].at if last else datetime.now(UTC)
         while not stop.is_set():
             self._lifecycle_wake.clear()  # a transition committed from here on gets a pass of its own
-            now = datetime.now(timezone.utc)
+            now = datetime.now(UTC)
             timeout = LIFECYCLE_TICK_SECONDS
             try:
                 await self.db(self.lifecycle.tick, now)
@@ -80,8 +80,8 @@ class BackgroundLoops:
                     due = trigger.get_next_fire_time(last_digest, now)
                 for deadline in (self.lifecycle.next_due, due):
                     if deadline is not None:
-                        timeout = min(timeout, (deadline - datetime.now(timezone.utc)).total_seconds())
-            except Exception:  # noqa: BLE001 - one bad pass must not silence every later alert
+                        timeout = min(timeout, (deadline - datetime.now(UTC)).total_seconds())
+            except Exception:  # one bad pass must not silence every later alert
                 log.exception("alert lifecycle pass failed")
             await _first_of(stop, self._lifecycle_wake, max(LIFECYCLE_MIN_SLEEP_SECONDS, timeout))
 
@@ -102,19 +102,19 @@ class BackgroundLoops:
 
     # -- housekeeping --------------------------------------------------------------------------
     async def _housekeeping(self, stop: asyncio.Event) -> None:
-        last_prune = datetime.min.replace(tzinfo=timezone.utc)
+        last_prune = datetime.min.replace(tzinfo=UTC)
         while not stop.is_set():
-            now = datetime.now(timezone.utc)
+            now = datetime.now(UTC)
             try:
                 await self.db(self.notifications.enqueue_due_repeats, now)
                 if now - last_prune > timedelta(hours=1):
                     await self.db(self.store.prune_results, now - RESULT_RETENTION)
                     last_prune = now
-            except Exception:  # noqa: BLE001 - housekeeping must never take the agent down
+            except Exception:  # housekeeping must never take the agent down
                 log.exception("housekeeping failed")
             try:
                 await asyncio.wait_for(stop.wait(), timeout=REPEAT_SCAN_SECONDS)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
 

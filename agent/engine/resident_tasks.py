@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from agent.engine.evaluator import Transition
@@ -46,7 +46,7 @@ class TaskRunning:
                 continue
             async with decision.lock, self.guard.target_lock(bc, name, remediation, owner=f"agent: {name} for "
                                                               f"{bc.key}"):
-                started = datetime.now(timezone.utc)
+                started = datetime.now(UTC)
                 recap = await self._run_steps(bc, name, remediation.steps, reason, extra_vars=check_vars(bc, tr))
                 if any(o.status != "skipped" for o in recap.outcomes):
                     await self.guard.record(bc, name, started)

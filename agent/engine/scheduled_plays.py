@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from apscheduler.triggers.interval import IntervalTrigger
@@ -53,8 +53,8 @@ class ScheduledPlays:
             if sched.cron:
                 trigger = sched.trigger()  # weekday numbering handled there (0 = Sunday)
             else:
-                trigger = IntervalTrigger(seconds=sched.every, timezone=timezone.utc,
-                                          start_date=datetime.now(timezone.utc) + timedelta(seconds=sched.every))
+                trigger = IntervalTrigger(seconds=sched.every, timezone=UTC,
+                                          start_date=datetime.now(UTC) + timedelta(seconds=sched.every))
             self._apscheduler.add_job(self._run, trigger=trigger, args=[name], id=JOB_PREFIX + name,
                                       name=f"tasks of {name}", max_instances=1, coalesce=True,
                                       misfire_grace_time=MISFIRE_GRACE_SECONDS, replace_existing=True)
@@ -72,5 +72,5 @@ class ScheduledPlays:
             return
         try:
             await self._run_play(play)
-        except Exception:  # noqa: BLE001 - a broken run must not unschedule the playbook
+        except Exception:  # a broken run must not unschedule the playbook
             log.exception("scheduled run of %s failed", name)

@@ -27,7 +27,7 @@ import zlib
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from apscheduler.events import EVENT_JOB_SUBMITTED, JobSubmissionEvent
@@ -79,7 +79,7 @@ class CheckScheduler:
     def __init__(self, on_result: ResultHandler, *, notifier: Any = None) -> None:
         self._on_result = on_result
         self._notifier = notifier
-        self._scheduler = AsyncIOScheduler(timezone=timezone.utc)
+        self._scheduler = AsyncIOScheduler(timezone=UTC)
         self._scheduler.add_listener(self._submitted, EVENT_JOB_SUBMITTED)
         self._in_flight: dict[str, asyncio.Task[None]] = {}
         # Checks an event asked to run while they were already in flight: the running probe may
@@ -144,7 +144,7 @@ class CheckScheduler:
             gk = (bc.play.name, bc.host.name, label)
             groups[gk].append(bc)
             triggers[gk] = trigger
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         for gk, checks in groups.items():
             job_id = "/".join(gk)
             self._groups[job_id] = checks
@@ -163,7 +163,7 @@ class CheckScheduler:
     @staticmethod
     def _trigger_for(bc: Any) -> tuple[Any, str]:
         if bc.interval:
-            return IntervalTrigger(seconds=bc.interval, timezone=timezone.utc), f"every {bc.interval:g}s"
+            return IntervalTrigger(seconds=bc.interval, timezone=UTC), f"every {bc.interval:g}s"
         sched = getattr(bc.play, "schedule", None)
         if sched is not None and getattr(sched, "cron", None):
             # Schedule.trigger() maps crontab weekdays (0=Sunday) to names: APScheduler 3 counts
@@ -238,7 +238,7 @@ class CheckScheduler:
         return inst
 
     async def _run_one(self, bc: Any, due: float | None = None) -> None:
-        started = datetime.now(timezone.utc)
+        started = datetime.now(UTC)
         if due is not None:
             self.lateness.add(max(0.0, started.timestamp() - due))
         t0 = time.monotonic()
@@ -246,12 +246,12 @@ class CheckScheduler:
         duration_ms = (time.monotonic() - t0) * 1000
         try:
             await self._on_result(bc, result, started, duration_ms)
-        except Exception:  # noqa: BLE001 - recording must never kill the scheduler
+        except Exception:  # recording must never kill the scheduler
             log.exception("handling the result of %s failed", bc.key)
         for listener in self.result_listeners:
             try:
                 listener(bc, result, duration_ms)
-            except Exception:  # noqa: BLE001 - a metrics bug must not stop checks
+            except Exception:  # a metrics bug must not stop checks
                 log.exception("result listener failed for %s", bc.key)
 
 
@@ -268,12 +268,12 @@ async def run_check(module: CheckModule, bc: Any, *, notifier: Any = None) -> Ch
                      reason=f"scheduled check {bc.key}")
     try:
         return await asyncio.wait_for(module.run(bc.params, ctx), timeout=bc.timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return CheckResult.failed(f"timed out after {bc.timeout:g}s")
     except BotwardenError as exc:
         return CheckResult.failed(exc.message)
     except asyncio.CancelledError:
         raise
-    except Exception as exc:  # noqa: BLE001 - a module bug is UNKNOWN with the reason, not a crash
+    except Exception as exc:  # a module bug is UNKNOWN with the reason, not a crash
         log.exception("check module %s raised", module.name)
         return CheckResult.failed(f"module error: {type(exc).__name__}: {exc}")

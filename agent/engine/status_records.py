@@ -1,7 +1,7 @@
 """Conversions between the engine's in-memory check status and the store's rows and records."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from agent.engine.evaluator import CheckStatus, Transition
@@ -42,7 +42,7 @@ def record_from_status(bc: Any, st: CheckStatus) -> Any:
 
     return CheckStateRecord(
         play=bc.play.name, host=bc.host.name, check=bc.check.name, hard_state=st.hard, soft_state=st.soft,
-        since=st.hard_since or st.last_at or datetime.now(timezone.utc), soft_since=st.bad_since,
+        since=st.hard_since or st.last_at or datetime.now(UTC), soft_since=st.bad_since,
         consecutive=st.consecutive, last_value=short_text(st.last_value), last_error=st.last_error,
         last_observed_at=st.last_at, incident_id=st.incident_id, extras=st.extra,
     )

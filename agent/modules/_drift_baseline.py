@@ -11,7 +11,7 @@ import hashlib
 import json
 import os
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +67,7 @@ def load(path: Path) -> dict[str, Any] | None:
 
 def save(path: Path, snap: Mapping[str, Any]) -> dict[str, Any]:
     path.parent.mkdir(parents=True, exist_ok=True)
-    doc = {"format": FORMAT, "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), **snap}
+    doc = {"format": FORMAT, "recorded_at": datetime.now(UTC).isoformat(timespec="seconds"), **snap}
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(doc, indent=2, sort_keys=True))
     os.replace(tmp, path)

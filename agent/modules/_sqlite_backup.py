@@ -27,7 +27,7 @@ import time
 import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -72,7 +72,7 @@ def list_backups(directory: Path, prefix: str | None = None) -> list[BackupInfo]
         m = _NAME.match(p.name)
         if not m or not p.is_file() or (prefix is not None and m.group("prefix") != prefix):
             continue
-        taken = datetime.strptime(m.group("stamp"), _STAMP).replace(tzinfo=timezone.utc)
+        taken = datetime.strptime(m.group("stamp"), _STAMP).replace(tzinfo=UTC)
         out.append(BackupInfo(p.name[: -len(SUFFIX)], p, taken, p.stat().st_size))
     return sorted(out, key=lambda b: (b.taken_at, int(_NAME.match(b.path.name).group("seq") or 0)))  # type: ignore[union-attr]
 
@@ -92,7 +92,7 @@ def find_backup(directory: Path, name: str | None, prefix: str | None = None) ->
 
 
 def new_name(directory: Path, prefix: str, now: datetime) -> str:
-    base = f"{prefix}-{now.astimezone(timezone.utc).strftime(_STAMP)}"
+    base = f"{prefix}-{now.astimezone(UTC).strftime(_STAMP)}"
     name, seq = base, 0
     while (directory / f"{name}{SUFFIX}").exists():
         seq += 1

@@ -67,14 +67,14 @@ class AppriseDelivery:
         self.read_timeout = read_timeout
         self.redact = redact
         self._targets: dict[str, TargetSpec] = {}
-        self._apprise: dict[str, apprise.Apprise | None | object] = {}
+        self._apprise: dict[str, apprise.Apprise | object | None] = {}
         """Per target: its Apprise object, None when apprise rejects its URL, or ``_UNBUILT``."""
         self.update_targets(targets)
 
     def update_targets(self, targets: Mapping[str, TargetSpec]) -> None:
         """Adopt a new target set; apprise objects of unchanged URLs are kept, the others are
         built by the next :meth:`prepare` (or at their first delivery)."""
-        fresh: dict[str, apprise.Apprise | None | object] = {}
+        fresh: dict[str, apprise.Apprise | object | None] = {}
         for name, spec in targets.items():
             old = self._targets.get(name)
             if old is not None and old.url == spec.url and name in self._apprise:
@@ -114,7 +114,7 @@ class AppriseDelivery:
         for name, spec in list(self._targets.items()):
             try:
                 await self._built(name, spec)
-            except Exception:  # noqa: BLE001 - the delivery reports it; starting must not fail here
+            except Exception:  # the delivery reports it; starting must not fail here
                 log.warning("notification target %s could not be prepared", name, exc_info=True)
 
     @property
@@ -151,9 +151,9 @@ class AppriseDelivery:
                 # apprise enforces ``timeout`` itself; this is the backstop if it does not.
                 timeout=self.timeout + 2.0,
             )
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return DeliveryResult(False, f"no answer within {self.timeout:g}s")
-        except Exception as exc:  # noqa: BLE001 - a notifier returns a result, it never raises
+        except Exception as exc:  # a notifier returns a result, it never raises
             log.debug("apprise raised delivering to %s", target, exc_info=True)
             return DeliveryResult(False, self.redact(f"{type(exc).__name__}: {exc}"))
         try:

@@ -21,7 +21,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from agent.notify.delivery import AppriseDelivery, DeliveryResult
@@ -33,7 +33,7 @@ T = TypeVar("T")
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Outbox:
@@ -217,7 +217,7 @@ class Outbox:
         for attempt in range(3):
             try:
                 return await asyncio.to_thread(fn, *args)
-            except Exception:  # noqa: BLE001 - the worker must survive a locked or busy database
+            except Exception:  # the worker must survive a locked or busy database
                 if attempt == 2:
                     log.exception("outbox: store call %s failed", getattr(fn, "__name__", fn))
                     return None

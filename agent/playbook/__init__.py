@@ -9,7 +9,15 @@ from __future__ import annotations
 from agent.playbook.binding import BoundCheck, bind_task_params
 from agent.playbook.diagnostics import Diagnostic
 from agent.playbook.inventory import (
-    AlertTemplates, Group, Host, Inventory, NotifySettings, Route, RouteMatch, Target, resolve_hosts,
+    AlertTemplates,
+    Group,
+    Host,
+    Inventory,
+    NotifySettings,
+    Route,
+    RouteMatch,
+    Target,
+    resolve_hosts,
 )
 from agent.playbook.loader import Config, LoadResult, load_config
 from agent.playbook.models import Budget, Check, Playbook, Remediation, Schedule, Source, Task

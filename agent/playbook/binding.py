@@ -17,7 +17,7 @@ from agent.modules.base import CheckModule, HostContext, Params
 from agent.modules.registry import Registry
 from agent.playbook.diagnostics import Diagnostic
 from agent.playbook.models import Check, Playbook, Task
-from agent.playbook.templating import Templating, TemplateError, has_template
+from agent.playbook.templating import TemplateError, Templating, has_template
 from agent.playbook.thresholds import Threshold, is_number
 from agent.playbook.validation import diagnostics_from_validation
 from agent.playbook.yaml_source import Path_, SourceDocument

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from datetime import tzinfo
-
 from typing import Annotated
 
 from apscheduler.triggers.cron import CronTrigger

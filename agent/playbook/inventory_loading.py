@@ -15,12 +15,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from agent.apprise_plugins import is_known_scheme, parse_urls, url_scheme
-from bot.settings import StackSettings, load_settings
 from agent.playbook.diagnostics import Diagnostic, suggest
 from agent.playbook.inventory import Inventory, default_inventory_data
-from agent.playbook.templating import Templating, TemplateError
+from agent.playbook.templating import TemplateError, Templating
 from agent.playbook.validation import diagnostics_from_validation
 from agent.playbook.yaml_source import Marks, SourceDocument, load_yaml
+from bot.settings import StackSettings, load_settings
 
 
 def read_inventory(path: Path) -> tuple[SourceDocument, Inventory | None, list[Diagnostic]]:

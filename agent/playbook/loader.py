@@ -26,7 +26,11 @@ from agent.playbook.binding import BoundCheck, bind_checks
 from agent.playbook.diagnostics import Diagnostic, suggest
 from agent.playbook.inventory import Inventory, host_vars, resolve_hosts
 from agent.playbook.inventory_loading import (
-    inventory_rules, read_inventory, read_settings, render_targets, template_files,
+    inventory_rules,
+    read_inventory,
+    read_settings,
+    render_targets,
+    template_files,
 )
 from agent.playbook.models import Playbook
 from agent.playbook.preprocess import Preprocessor

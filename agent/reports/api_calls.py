@@ -13,7 +13,7 @@ through the agent's shared HTTP session, :mod:`agent.http`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -64,7 +64,7 @@ def parse_api_calls(metrics_text: str, as_of: datetime) -> ApiCallVolume:
                 if sample.labels.get("status") == "error":
                     entry[1] += int(sample.value)
             elif sample.name == START_SAMPLE:
-                started = datetime.fromtimestamp(sample.value, timezone.utc)
+                started = datetime.fromtimestamp(sample.value, UTC)
     if not seen_family:
         raise ValueError(f"no {REQUESTS_SAMPLE} in the metrics (is this the bot's /metrics?)")
     methods = tuple(MethodCalls(method=m, calls=c[0], failed=c[1])
@@ -79,4 +79,4 @@ async def fetch_api_calls(metrics_url: str, *, timeout: float = 5.0) -> ApiCallV
         response = await get_ok(metrics_url, timeout=timeout)
     except RequestFailed as exc:
         raise ValueError(str(exc)) from None
-    return parse_api_calls(response.text, datetime.now(timezone.utc))
+    return parse_api_calls(response.text, datetime.now(UTC))

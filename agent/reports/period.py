@@ -5,7 +5,7 @@ New York's day, and every stored time stays UTC.
 """
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
@@ -31,7 +31,7 @@ def parse_instant(value: datetime | date | str, tz: ZoneInfo) -> datetime:
         value = datetime.combine(value, time.min)
     if value.tzinfo is None:
         value = value.replace(tzinfo=tz)
-    return value.astimezone(timezone.utc)
+    return value.astimezone(UTC)
 
 
 def resolve_period(
@@ -57,7 +57,7 @@ def resolve_period(
       monthly review on the 1st at 04:00 covers all of the previous month, not four hours.
     """
     tz = ZoneInfo(tz_name)
-    end = now.astimezone(timezone.utc) if until is None or until == "now" else parse_instant(until, tz)
+    end = now.astimezone(UTC) if until is None or until == "now" else parse_instant(until, tz)
     if since is not None:
         if isinstance(since, str) and _is_duration(since):
             start = end - timedelta(seconds=parse_duration(since))
@@ -72,7 +72,7 @@ def resolve_period(
         if complete:
             boundary = {"day": midnight, "week": midnight - timedelta(days=local_end.weekday()),
                         "month": midnight.replace(day=1)}[kind]
-            end = boundary.astimezone(timezone.utc)
+            end = boundary.astimezone(UTC)
             local_end = boundary
             midnight = boundary if kind == "day" else datetime.combine(boundary.date(), time.min, tzinfo=tz)
         if kind == "day":
@@ -89,7 +89,7 @@ def resolve_period(
             start_local = monday if monday < local_end else monday - timedelta(days=7)
             iso = start_local.isocalendar()
             label = f"week {iso.year}-W{iso.week:02d}"
-        start = start_local.astimezone(timezone.utc)
+        start = start_local.astimezone(UTC)
     if not label:
         label = f"{start.astimezone(tz):%Y-%m-%d %H:%M} to {end.astimezone(tz):%Y-%m-%d %H:%M} {tz_name}"
     return Period(since=start, until=end, label=label, timezone=tz_name)

@@ -70,7 +70,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from agent.reports.api_calls import ApiCallVolume
@@ -335,7 +335,7 @@ def as_utc(value: Any) -> datetime:
         value = value.to_pydatetime()
     if not isinstance(value, datetime):
         raise TypeError(f"expected a datetime, got {value!r}")
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _with_utc(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
@@ -371,7 +371,7 @@ def _fills_in(fills: pd.DataFrame, since: datetime, until: datetime) -> pd.DataF
 
 def _ms(at: datetime) -> int:
     # Exact integer milliseconds (a float timestamp would round 1 ms off some instants).
-    delta = as_utc(at) - datetime(1970, 1, 1, tzinfo=timezone.utc)
+    delta = as_utc(at) - datetime(1970, 1, 1, tzinfo=UTC)
     return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -28,7 +28,7 @@ def make_server(host: str, port: int, path: Path) -> ThreadingHTTPServer:
         disable_nagle_algorithm = True  # else ~40 ms per request from delayed ACKs
         protocol_version = "HTTP/1.1"
 
-        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             if length > MAX_BODY:
                 self.send_error(413)
@@ -38,7 +38,7 @@ def make_server(host: str, port: int, path: Path) -> ThreadingHTTPServer:
                 payload = json.loads(raw or b"{}")
             except ValueError:
                 payload = {"raw": raw.decode("utf-8", "replace")}
-            record = {"received_at": datetime.now(timezone.utc).isoformat(), "path": self.path, **payload}
+            record = {"received_at": datetime.now(UTC).isoformat(), "path": self.path, **payload}
             with lock, path.open("a", encoding="utf-8") as fh:
                 fh.write(json.dumps(record) + "\n")
             log.info("received %s: %s", payload.get("type", "?"), payload.get("title", ""))
@@ -46,7 +46,7 @@ def make_server(host: str, port: int, path: Path) -> ThreadingHTTPServer:
             self.send_header("Content-Length", "0")
             self.end_headers()
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             body = b'{"status":"ok"}'
             self.send_response(200)
             self.send_header("Content-Type", "application/json")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -75,7 +75,7 @@ class AuditOperations(OperationsBase):
         """
         with self._session() as s:
             row = EventRow(
-                at=aware(at) if at else datetime.now(timezone.utc), kind=kind, key=key,
+                at=aware(at) if at else datetime.now(UTC), kind=kind, key=key,
                 incident_id=incident_id, message=message,
                 data=json.loads(json.dumps(dict(data or {}), default=str)),
             )

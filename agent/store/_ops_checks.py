@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import delete, insert, select
@@ -124,7 +124,7 @@ class CheckOperations(OperationsBase):
             if row is None:
                 row = CheckStateRow(key=rec.key)
                 s.add(row)
-            _fill_check_state(row, rec, datetime.now(timezone.utc))
+            _fill_check_state(row, rec, datetime.now(UTC))
 
     def save_check_states(self, recs: Sequence[CheckStateRecord]) -> None:
         """Insert or replace several check states at once (one query for the existing rows);
@@ -134,7 +134,7 @@ class CheckOperations(OperationsBase):
         latest = {r.key: r for r in recs}
         with self._session() as s:
             rows = {r.key: r for r in s.scalars(select(CheckStateRow).where(CheckStateRow.key.in_(list(latest))))}
-            now = datetime.now(timezone.utc)
+            now = datetime.now(UTC)
             for key, rec in latest.items():
                 row = rows.get(key)
                 if row is None:

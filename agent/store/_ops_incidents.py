@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select, update
@@ -150,7 +150,7 @@ class IncidentOperations(OperationsBase):
         with self._session() as s:
             row = SilenceRow(matchers=dict(matchers), starts_at=aware(starts_at), ends_at=aware(ends_at),
                              reason=reason, created_by=created_by,
-                             created_at=aware(created_at) if created_at else datetime.now(timezone.utc))
+                             created_at=aware(created_at) if created_at else datetime.now(UTC))
             s.add(row)
             s.flush()
             return row.id
@@ -163,7 +163,7 @@ class IncidentOperations(OperationsBase):
             at = aware(active_at)
             q = q.where(SilenceRow.expired_at.is_(None), SilenceRow.starts_at <= at, SilenceRow.ends_at > at)
         elif not include_ended:
-            q = q.where(SilenceRow.expired_at.is_(None), SilenceRow.ends_at > datetime.now(timezone.utc))
+            q = q.where(SilenceRow.expired_at.is_(None), SilenceRow.ends_at > datetime.now(UTC))
         with self._session() as s:
             return [_silence(r) for r in s.scalars(q.order_by(SilenceRow.id))]
 

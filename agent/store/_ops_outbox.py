@@ -1,7 +1,7 @@
 """Store operations: the notification outbox."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import func, select, update
 
@@ -16,7 +16,7 @@ def as_utc(value: datetime) -> datetime:
     # Aggregates (min/max) bypass the column type, so SQLite hands back a naive value or text.
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _notification(row: NotificationRow) -> NotificationRecord:

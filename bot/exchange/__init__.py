@@ -4,6 +4,13 @@ admin API. See :mod:`bot.exchange.server` for the entry points and the admin end
 """
 from __future__ import annotations
 
-from bot.exchange.server import DEFAULT_ADMIN_TOKEN, DEV_ADDRESS, PaperExchange, RunningExchange, main, serve_in_thread
+from bot.exchange.server import (
+    DEFAULT_ADMIN_TOKEN,
+    DEV_ADDRESS,
+    PaperExchange,
+    RunningExchange,
+    main,
+    serve_in_thread,
+)
 
 __all__ = ["DEFAULT_ADMIN_TOKEN", "DEV_ADDRESS", "PaperExchange", "RunningExchange", "main", "serve_in_thread"]

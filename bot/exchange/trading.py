@@ -251,7 +251,7 @@ class Trading:
             book = books[order.coin]
             if order.is_trigger:
                 changed += self._maybe_trigger(order, book, now)
-            elif order.is_buy and book.best_ask <= order.limit_px or not order.is_buy and book.best_bid >= order.limit_px:
+            elif (order.is_buy and book.best_ask <= order.limit_px) or (not order.is_buy and book.best_bid >= order.limit_px):
                 size = led.clamp_reduce_only(order) if order.reduce_only else order.sz
                 if size <= 0:
                     led.set_status(order, "reduceOnlyCanceled", now)

@@ -12,6 +12,7 @@ import threading
 import time
 from typing import Any
 
+from agent.errors import TransientError
 from bot.settings import StackSettings
 from bot.trading import cloid as intents
 from bot.trading.cloid import make_cloid
@@ -29,7 +30,6 @@ from bot.trading.risk import RiskManager, aggressive_price
 from bot.trading.status import RuntimeStatus
 from bot.trading.store import Store, utc_day
 from bot.trading.strategy import MacdParams, Signal, candles_to_frame, closed_only, evaluate
-from agent.errors import TransientError
 
 log = logging.getLogger("bot.trading.engine")
 

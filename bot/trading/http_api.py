@@ -16,9 +16,10 @@ import json
 import logging
 import socket
 import threading
+from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
@@ -130,7 +131,7 @@ class BotHttpServer:
             def _json(self, code: int, doc: dict[str, Any], headers: dict[str, str] | None = None) -> None:
                 self._send(code, json.dumps(doc).encode(), "application/json", headers)
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
                 if path == "/health":
                     self._json(200, server.status.health())
@@ -139,7 +140,7 @@ class BotHttpServer:
                 else:
                     self._json(404, {"error": "not found"})
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 if length:
                     self.rfile.read(min(length, 65536))  # bodies are ignored

@@ -19,8 +19,9 @@ Rules (``policy`` is adopt | cancel | halt):
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Literal
 
 from bot.trading.gateway import ExchangeOrder, ExchangePosition
 

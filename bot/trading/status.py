@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from bot import __version__ as BOT_VERSION  # noqa: N812
@@ -66,4 +66,4 @@ class RuntimeStatus:
 
 
 def _iso(wall: float | None) -> str | None:
-    return None if wall is None else datetime.fromtimestamp(wall, timezone.utc).isoformat()
+    return None if wall is None else datetime.fromtimestamp(wall, UTC).isoformat()

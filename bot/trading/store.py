@@ -5,9 +5,10 @@ both use one :class:`Store`. Returned rows are detached snapshots (``expire_on_c
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from sqlalchemy import create_engine, event, func, select, update
 from sqlalchemy.engine import Engine
@@ -31,7 +32,7 @@ LIVE_ORDER_STATUSES = ("pending", "open")
 
 
 def utc_day(at: datetime | None = None) -> str:
-    return (at or utcnow()).astimezone(timezone.utc).strftime("%Y-%m-%d")
+    return (at or utcnow()).astimezone(UTC).strftime("%Y-%m-%d")
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -229,4 +230,4 @@ class Store:
 
 def _aware(t: datetime) -> datetime:
     # SQLite drops tzinfo; every stored time is UTC.
-    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+    return t if t.tzinfo else t.replace(tzinfo=UTC)

@@ -7,8 +7,9 @@ idempotency key of the entry: one entry per regime, however often the loop runs.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 import pandas as pd
 

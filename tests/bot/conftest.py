@@ -1,8 +1,9 @@
 """Fixtures for the bot's tests: a real paper exchange on loopback and a real engine on it."""
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 

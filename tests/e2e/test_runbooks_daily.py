@@ -12,7 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -123,8 +123,8 @@ def test_the_review_on_the_running_stack_matches_the_bot_database(running_stack)
     wait_until(lambda: bot_db.exists() and not load_bot_frames(bot_db).equity.empty, 60,
                what="the bot's first equity snapshot")
     # A window that has ended: its trades and snapshots can no longer change.
-    until = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=1)
-    wait_until(lambda: datetime.now(timezone.utc) > until + timedelta(seconds=1), 5)
+    until = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)
+    wait_until(lambda: datetime.now(UTC) > until + timedelta(seconds=1), 5)
 
     preview = stack.agent("run-playbook", "daily-review", "--check", "-e", f"report_until={until.isoformat()}")
     assert preview.returncode == 0, preview.stdout + preview.stderr

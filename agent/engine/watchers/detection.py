@@ -25,7 +25,12 @@ from typing import Any
 from agent.engine.metrics import AgentMetrics, notification_counts
 from agent.engine.watchers.heartbeat import HeartbeatWatcher
 from agent.engine.watchers.process_exit import ProgramWatcher
-from agent.engine.watchers.supervisor_events import EXIT_STATES, START_STATES, SupervisorEvent, open_event_socket
+from agent.engine.watchers.supervisor_events import (
+    EXIT_STATES,
+    START_STATES,
+    SupervisorEvent,
+    open_event_socket,
+)
 from agent.modules.checks.heartbeat import HeartbeatCheck
 from agent.modules.checks.supervisor import SupervisorCheck
 
@@ -66,7 +71,7 @@ class Detection:
                     await self._refresh_notification_counts()
                 try:
                     await asyncio.wait_for(stop.wait(), CONFIG_POLL_S)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
         finally:
             for task in self._tasks.values():
@@ -153,7 +158,7 @@ class Detection:
     async def _refresh_notification_counts(self) -> None:
         try:
             counts = await self.agent.db(notification_counts, self.agent.store)
-        except Exception:  # noqa: BLE001 - a metric must never take the agent down
+        except Exception:  # a metric must never take the agent down
             log.debug("notification counts not refreshed", exc_info=True)
             return
         self.metrics.set_notification_counts(counts)

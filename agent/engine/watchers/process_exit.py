@@ -106,7 +106,7 @@ class ProgramWatcher:
                  (time.monotonic() - detected) * 1000)
         try:
             await self._on_exit(self, pid, source)
-        except Exception:  # noqa: BLE001 - a handler bug must not end the watch
+        except Exception:  # a handler bug must not end the watch
             log.exception("exit handler for %s failed", self.program)
 
     async def _settle(self, pid: int) -> None:
@@ -133,7 +133,7 @@ class ProgramWatcher:
     async def _wait_nudge(self, timeout: float) -> None:
         try:
             await asyncio.wait_for(self._nudged.wait(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         self._nudged.clear()
 

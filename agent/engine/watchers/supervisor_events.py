@@ -102,7 +102,7 @@ class _EventProtocol(asyncio.DatagramProtocol):
             return
         try:
             self._callback(event)
-        except Exception:  # noqa: BLE001 - a handler bug must not close the socket
+        except Exception:  # a handler bug must not close the socket
             log.exception("supervisor event handler failed")
 
 

@@ -12,7 +12,7 @@ delete, and writes nothing.
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -91,7 +91,7 @@ class BackupAction(ActionModule):
 
         existing = bk.list_backups(dest, params.prefix)
         if ctx.check_mode:
-            planned = bk.BackupInfo("(new)", dest / "(new)", datetime.now(timezone.utc), 0)
+            planned = bk.BackupInfo("(new)", dest / "(new)", datetime.now(UTC), 0)
             _, doomed = self._plan([*existing, planned], params)
             data["would_delete"] = [b.name for b in doomed]
             total = sum(s["size"] for s in sources)
@@ -101,7 +101,7 @@ class BackupAction(ActionModule):
 
         try:
             info, manifest = bk.create_archive(dest, params.prefix, databases, files,
-                                               now=datetime.now(timezone.utc), timeout=ctx.timeout)
+                                               now=datetime.now(UTC), timeout=ctx.timeout)
         except (bk.BackupError, OSError) as exc:
             return ActionResult(failed=True, msg=f"backup failed: {exc}", data=data)
         data.update(backup=info.as_dict(), name=info.name, path=str(info.path), manifest=manifest)

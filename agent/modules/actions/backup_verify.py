@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import sqlite3
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -51,7 +51,7 @@ class BackupVerifyAction(ActionModule):
         databases = [e["name"] for e in check.manifest.get("entries", []) if e.get("kind") == "database"]
         data: dict[str, Any] = {"backup": info.as_dict(), "name": info.name, "verified": check.ok,
                                 "problems": check.problems, "databases": databases,
-                                "age_s": round((datetime.now(timezone.utc) - info.taken_at).total_seconds())}
+                                "age_s": round((datetime.now(UTC) - info.taken_at).total_seconds())}
         if not check.ok:
             return ActionResult(failed=True, data=data, msg=f"backup {info.name} does not verify: "
                                                             f"{'; '.join(check.problems)}")

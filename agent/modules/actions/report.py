@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any, ClassVar, Literal
 from zoneinfo import ZoneInfo
 
@@ -99,7 +99,7 @@ class ReportActionParams(Params):
                 _check_instant_or_duration(value)
         if _is_absolute(self.since) and _is_absolute(self.until):
             resolve_period(period=self.period, since=self.since, until=self.until, tz_name=self.timezone,
-                           now=datetime.now(timezone.utc), complete=self.complete)
+                           now=datetime.now(UTC), complete=self.complete)
         return self
 
 
@@ -153,7 +153,7 @@ class ReportAction(ActionModule):
             daily_loss_limit_pct=params.daily_loss_limit_pct if params.daily_loss_limit_pct is not None
             else _host_loss_limit(ctx),
         )
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         try:
             period = _period(params, now)
             api_calls, api_note = await _api_calls(extras.metrics_url, period, now)

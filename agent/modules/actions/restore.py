@@ -27,7 +27,7 @@ import hashlib
 import os
 import tarfile
 import zlib
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar
 
@@ -124,7 +124,7 @@ class RestoreAction(ActionModule):
                                 msg=f"would restore {what} from {info.name} "
                                     f"(taken {info.taken_at:%Y-%m-%d %H:%M:%S} UTC, verified)")
 
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         staged: list[tuple[Path, Path, tuple[str, ...], int | None]] = []  # tmp, target, sidecars, mode
         try:
             for name, target in params.databases.items():

@@ -9,7 +9,13 @@ from supervisor.xmlrpc import Faults
 
 from agent.errors import ModuleError
 from agent.modules.base import ActionModule, ActionResult, Params, RunContext
-from agent.modules.checks._supervisor_rpc import RUNNING_STATES, SupervisorUrl, call, process_info, resolve_url
+from agent.modules.checks._supervisor_rpc import (
+    RUNNING_STATES,
+    SupervisorUrl,
+    call,
+    process_info,
+    resolve_url,
+)
 
 SupervisorVerb = Literal["start", "stop", "restart", "signal"]
 

@@ -98,7 +98,7 @@ async def call(url: str, method: str, *args: Any, timeout: float) -> Any:
         )
     except xmlrpc.client.Fault:
         raise
-    except (TimeoutError, socket.timeout):
+    except TimeoutError:
         raise ModuleError(f"supervisord at {url} did not answer within {timeout:g}s") from None
     except (OSError, xmlrpc.client.ProtocolError, http.client.HTTPException) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -140,7 +140,7 @@ async def _margin(client: hl.ExchangeClient, target: hl.Target, params: Exchange
 async def _pnl(client: hl.ExchangeClient, target: hl.Target, params: ExchangeCheckParams, ctx: RunContext,
                timeout: float) -> dict[str, Any]:
     now_ms = int(time.time() * 1000)
-    day_start = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    day_start = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     since_ms = min(int(day_start.timestamp() * 1000), now_ms - int(params.window * 1000))
 
     def read() -> tuple[hl.AccountSnapshot, list[dict[str, Any]]]:

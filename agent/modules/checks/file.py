@@ -14,7 +14,7 @@ import os
 import pwd
 import stat
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -110,7 +110,7 @@ def _stat_facts(path: str, matches: int, follow_symlinks: bool) -> dict[str, Any
         "path": str(Path(path)),
         "matches": matches,
         "age_s": round(max(0.0, time.time() - st.st_mtime), 3),
-        "mtime": datetime.fromtimestamp(st.st_mtime, timezone.utc).isoformat(timespec="seconds"),
+        "mtime": datetime.fromtimestamp(st.st_mtime, UTC).isoformat(timespec="seconds"),
         "size": st.st_size,
         "is_dir": stat.S_ISDIR(st.st_mode),
         "mode": f"{perm:04o}",

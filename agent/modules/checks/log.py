@@ -21,7 +21,7 @@ import json
 import os
 import re
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -129,7 +129,7 @@ def scan_log(params: LogCheckParams, now: float) -> dict[str, Any]:
     named = {k: re.compile(v, flags) for k, v in (params.patterns or {"pattern": params.pattern or ""}).items()}
     ts_regex = re.compile(params.timestamp_regex)
     start = now - params.window
-    counts = {k: 0 for k in named}
+    counts = dict.fromkeys(named, 0)
     total, scanned = 0, 0
     samples: list[str] = []
     last_match: float | None = None
@@ -180,12 +180,12 @@ def scan_log(params: LogCheckParams, now: float) -> dict[str, Any]:
 def _facts(params: LogCheckParams, counts: dict[str, int], total: int, samples: list[str],
            last_match: float | None, scanned: int, truncated: bool, now: float, *, exists: bool) -> dict[str, Any]:
     if not counts:
-        counts = {k: 0 for k in (params.patterns or {"pattern": ""})}
+        counts = dict.fromkeys(params.patterns or {"pattern": ""}, 0)
     return {
         "count": total,
         "counts": counts,
         "rate_per_min": round(total / (params.window / 60.0), 6),
-        "last_match": datetime.fromtimestamp(last_match, timezone.utc).isoformat(timespec="seconds")
+        "last_match": datetime.fromtimestamp(last_match, UTC).isoformat(timespec="seconds")
         if last_match is not None else None,
         "last_match_age_s": round(now - last_match, 3) if last_match is not None else None,
         "sample": samples,
@@ -263,5 +263,5 @@ def _parse_time(value: Any, fmt: str | None) -> float | None:
     except ValueError:
         return None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
     return parsed.timestamp()

@@ -17,7 +17,8 @@ import asyncio
 import base64
 import sqlite3
 import time
-from datetime import date, datetime, time as dtime
+from datetime import date, datetime
+from datetime import time as dtime
 from decimal import Decimal
 from typing import Any, ClassVar
 from urllib.parse import quote

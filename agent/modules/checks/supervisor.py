@@ -7,7 +7,13 @@ from pydantic import Field
 
 from agent.errors import ModuleError
 from agent.modules.base import CheckModule, CheckResult, Params, RunContext
-from agent.modules.checks._supervisor_rpc import RUNNING_STATES, SupervisorUrl, process_info, resolve_url, uptime_s
+from agent.modules.checks._supervisor_rpc import (
+    RUNNING_STATES,
+    SupervisorUrl,
+    process_info,
+    resolve_url,
+    uptime_s,
+)
 
 
 class SupervisorCheckParams(Params):

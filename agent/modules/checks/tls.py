@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -86,7 +86,7 @@ def describe(cert: x509.Certificate, now: datetime | None = None) -> dict[str, A
     """The facts of ``cert`` (no verification facts)."""
     from cryptography import x509  # heavy: see the imports at the top
 
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     not_after = cert.not_valid_after_utc
     try:
         sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(

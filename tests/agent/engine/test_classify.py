@@ -1,7 +1,7 @@
 """classify(): expect, thresholds, value expressions and clear hysteresis on loaded playbooks."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -11,7 +11,7 @@ from agent.modules.base import CheckResult
 from agent.modules.registry import default_registry
 from agent.playbook import load_config
 
-NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 PLAY = """
 version: 1

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import pytest
@@ -10,7 +10,7 @@ import pytest
 from agent.engine.remediation import RemediationGuard
 from agent.store import Store
 
-T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def bc():
@@ -62,7 +62,7 @@ async def test_cooldown(store):
 
 
 async def test_budget_survives_a_restart(store):
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     g = RemediationGuard(store, _db)
     for i in range(3):
         await g.record(bc(), "restart", now - timedelta(minutes=10 - i))

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timezone
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -31,7 +31,7 @@ def play(name: str, schedule: str, checks: bool = False) -> str:
 
 @pytest.fixture
 async def scheduler():
-    s = AsyncIOScheduler(timezone=timezone.utc)
+    s = AsyncIOScheduler(timezone=UTC)
     s.start()
     yield s
     s.shutdown(wait=False)

@@ -1,14 +1,14 @@
 """The soft/hard state machine: after, for, recovery, severity changes (table-driven)."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from agent.engine.evaluator import CheckStatus, Observation
 from agent.engine.state import State
 
-T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
 O, W, C, U = State.OK, State.WARNING, State.CRITICAL, State.UNKNOWN
 
 

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace as NS
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -16,7 +17,7 @@ from agent.engine.state import State
 from agent.engine.store_writer import ResultBatcher
 from agent.store import Store
 
-T0 = datetime(2025, 1, 6, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2025, 1, 6, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture

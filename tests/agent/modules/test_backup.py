@@ -5,7 +5,7 @@ import io
 import json
 import sqlite3
 import tarfile
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -87,7 +87,7 @@ async def test_a_corrupt_source_is_reported(world, make_ctx):
 
 def test_verify_finds_tampering(world, tmp_path):
     info, _ = bk.create_archive(world / "var" / "backups", "botwarden", {"bot": world / "var" / "bot.db"},
-                                bk.expand_files(["settings.yaml"], world), now=datetime.now(timezone.utc), timeout=10)
+                                bk.expand_files(["settings.yaml"], world), now=datetime.now(UTC), timeout=10)
     assert bk.verify_archive(info.path).ok
     # Rewrite the archive with a changed settings file but the old manifest.
     forged = tmp_path / "forged.tar.gz"
@@ -121,7 +121,7 @@ def _infos(stamps: list[datetime]) -> list[bk.BackupInfo]:
     ({"keep_last": 1, "keep_daily": 0, "keep_weekly": 0, "keep_monthly": 2}, 1),
 ])
 def test_retention_plan(keep, expected_kept):
-    start = datetime(2025, 1, 1, 2, tzinfo=timezone.utc)
+    start = datetime(2025, 1, 1, 2, tzinfo=UTC)
     stamps = [start + timedelta(days=i) for i in range(30)]
     stamps += [stamps[-1] + timedelta(hours=1), stamps[-1] + timedelta(hours=2)]
     backups = _infos(stamps)
@@ -133,7 +133,7 @@ def test_retention_plan(keep, expected_kept):
 async def test_retention_runs_after_a_good_backup_and_is_previewed(world, make_ctx):
     dest = world / "var" / "backups"
     dest.mkdir(mode=0o700)
-    old = [datetime(2024, 1, d, 2, tzinfo=timezone.utc) for d in (1, 2, 3, 4)]
+    old = [datetime(2024, 1, d, 2, tzinfo=UTC) for d in (1, 2, 3, 4)]
     for s in old:
         (dest / f"botwarden-{s:%Y%m%dT%H%M%SZ}.tar.gz").write_bytes(b"old")
     (dest / "other-20240101T020000Z.tar.gz").write_bytes(b"other prefix: never touched")
@@ -149,7 +149,7 @@ async def test_retention_runs_after_a_good_backup_and_is_previewed(world, make_c
 
 
 def test_names_are_unique_within_a_second(world):
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     dest = world / "var" / "backups"
     a, _ = bk.create_archive(dest, "botwarden", {"bot": world / "var" / "bot.db"}, [], now=now, timeout=10)
     b, _ = bk.create_archive(dest, "botwarden", {"bot": world / "var" / "bot.db"}, [], now=now, timeout=10)

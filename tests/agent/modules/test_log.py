@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from agent.modules.checks.log import LogCheck, LogCheckParams, redact_line
 
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 KEY = "0x" + "ab" * 32
 
 
@@ -55,7 +55,7 @@ async def test_facts_rate_last_match_and_sample_newest_first(bot_log, make_ctx):
     result = await run(make_ctx, path=str(bot_log), pattern="error|rejected|timeout", window="1h", levels=["error"])
     f = result.facts
     assert f["count"] == 2 and f["rate_per_min"] == pytest.approx(2 / 60, rel=1e-3)
-    since_import = (datetime.now(timezone.utc) - NOW).total_seconds()  # the lines are dated from NOW
+    since_import = (datetime.now(UTC) - NOW).total_seconds()  # the lines are dated from NOW
     assert 540 < f["last_match_age_s"] - since_import < 700
     assert "api timeout" in f["sample"][0] and "order rejected" in f["sample"][1]
     assert f["lines_scanned"] == 5 and f["truncated"] is False

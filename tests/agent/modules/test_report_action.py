@@ -10,7 +10,7 @@ from agent.modules.actions.report import ReportAction
 from agent.modules.base import HostContext, RunContext
 from agent.modules.registry import default_registry
 from agent.notify import Notifications, Outbox
-from agent.notify.routing import RouteSpec, Router, TargetSpec
+from agent.notify.routing import Router, RouteSpec, TargetSpec
 from agent.store import Store
 from tests.agent.reports.history import EXPECTED, build_agent_db, build_bot_db, build_bot_log
 from tests.support.receivers import JsonReceiver
@@ -116,7 +116,7 @@ def bot_metrics_server():
         metrics.observe_api(method, 0.01, error)
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        def do_GET(self) -> None:
             body = metrics.render()
             self.send_response(200 if self.path == "/metrics" else 404)
             self.send_header("Content-Type", "text/plain; version=0.0.4")

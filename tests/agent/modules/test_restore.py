@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import sqlite3
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -18,10 +18,10 @@ def world(tmp_path: Path) -> dict[str, Path]:
     var.mkdir()
     bot = make_db(var / "bot.db", rows=2000)
     backups = var / "backups"
-    first, _ = bk.create_archive(backups, "botwarden", {"bot": bot}, [], now=datetime(2025, 1, 1, 2, tzinfo=timezone.utc),
+    first, _ = bk.create_archive(backups, "botwarden", {"bot": bot}, [], now=datetime(2025, 1, 1, 2, tzinfo=UTC),
                                  timeout=10)
     make_db(bot, rows=10)  # more trades after the first backup
-    latest, _ = bk.create_archive(backups, "botwarden", {"bot": bot}, [], now=datetime.now(timezone.utc), timeout=10)
+    latest, _ = bk.create_archive(backups, "botwarden", {"bot": bot}, [], now=datetime.now(UTC), timeout=10)
     return {"var": var, "bot": bot, "backups": backups, "first": first.path, "latest": latest.path}
 
 

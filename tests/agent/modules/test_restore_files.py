@@ -5,7 +5,7 @@ private file kept, check mode touches nothing, unknown names fail before anythin
 from __future__ import annotations
 
 import stat
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -37,7 +37,7 @@ def world(tmp_path: Path) -> dict[str, Path]:
     bot = make_db(var / "bot.db", rows=30)
     files = bk.expand_files(["settings.yaml", "inventory.yaml", "playbooks", "secrets.env"], root)
     info, _ = bk.create_archive(var / "backups", "botwarden", {"bot": bot}, files,
-                                now=datetime(2025, 1, 1, 2, tzinfo=timezone.utc), timeout=10)
+                                now=datetime(2025, 1, 1, 2, tzinfo=UTC), timeout=10)
     return {"root": root, "var": var, "bot": bot, "backups": var / "backups", "archive": info.path}
 
 

@@ -21,7 +21,7 @@ from agent.modules.checks.tls import TlsCheck, TlsCheckParams
 def make_cert(tmp: Path, days: float) -> tuple[Path, Path]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "botwarden.test")])
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
             .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=10))
             .not_valid_after(now + dt.timedelta(days=days))

@@ -1,7 +1,7 @@
 """The alert lifecycle's deadlines (what the engine sleeps until) and per-route group_wait."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace as NS
 from typing import Any
 
@@ -11,7 +11,7 @@ from agent.notify.lifecycle import AlertLifecycle, LifecycleSettings
 from agent.notify.routing import MatchSpec
 from agent.store import Store
 
-T0 = datetime(2025, 1, 6, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2025, 1, 6, 12, 0, tzinfo=UTC)
 
 
 def world(store: Store, routes: list[RouteSpec], *, group_wait: float = 10.0,
@@ -19,7 +19,7 @@ def world(store: Store, routes: list[RouteSpec], *, group_wait: float = 10.0,
     targets = {"ops": TargetSpec("ops", "json://127.0.0.1:1/")}
     notes = Notifications(store, Router(routes, targets), clock=lambda: T0)
     checks: dict[str, Any] = {}
-    lifecycle = AlertLifecycle(notes, checks=lambda: checks, maintenance=lambda: [], is_flapping=lambda key: False,
+    lifecycle = AlertLifecycle(notes, checks=lambda: checks, maintenance=list, is_flapping=lambda key: False,
                                settings=lambda: LifecycleSettings(group_wait=group_wait,
                                                                   group_interval=group_interval))
     return lifecycle, checks

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -14,7 +14,7 @@ from agent.store import Store
 from tests.agent.notify.conftest import running_outbox, wait_until
 from tests.support.receivers import JsonReceiver
 
-T0 = datetime(2025, 1, 6, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2025, 1, 6, 12, 0, tzinfo=UTC)
 WEBHOOK = "json://127.0.0.1:9/services/T0AAAAAAA/B0BBBBBBB/XyZsecretTokenValue123"
 
 
@@ -144,7 +144,7 @@ def test_engine_transition_adapter_opens_escalates_and_resolves(store: Store) ->
     notes = make(store, "json://127.0.0.1:1/", now)
     bc = NS(play=NS(name="bot-health", checks=[]), host=NS(name="bot1"),
             check=NS(name="alive", severity="critical", tags=(), depends_on=()))
-    lifecycle = AlertLifecycle(notes, checks=lambda: {"bot-health/bot1/alive": bc}, maintenance=lambda: [],
+    lifecycle = AlertLifecycle(notes, checks=lambda: {"bot-health/bot1/alive": bc}, maintenance=list,
                                is_flapping=lambda key: False,
                                settings=lambda: LifecycleSettings(group_wait=0, group_interval=0.001))
     status = NS(incident_id=None)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -14,7 +14,7 @@ from tests.support.receivers import JsonReceiver, SmtpReceiver
 
 def enqueue(store: Store, key: str, target: str = "ops", title: str = "t") -> int:
     nid = store.enqueue_notification(kind="alert", target=target, title=title, body=f"body of {key}",
-                                     dedup_key=key, now=datetime.now(timezone.utc), severity="critical")
+                                     dedup_key=key, now=datetime.now(UTC), severity="critical")
     assert nid is not None
     return nid
 
@@ -79,7 +79,7 @@ async def test_restart_delivers_pending_and_interrupted_rows_exactly_once(db_url
     first.migrate()
     enqueue(first, "pending-1")
     enqueue(first, "interrupted-1", target="ops2")
-    first.claim_due_notifications(datetime.now(timezone.utc))  # both "sending": then the agent died
+    first.claim_due_notifications(datetime.now(UTC))  # both "sending": then the agent died
     first.close()
 
     second = Store(db_url)  # a new process: new Store and Outbox on the same file

@@ -4,7 +4,7 @@ Broken files live in ``broken_lifecycle/`` (one mistake each, one positioned dia
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import NamedTuple
 
@@ -58,7 +58,7 @@ def test_every_lifecycle_broken_file_is_covered() -> None:
     assert {p.name for p in BROKEN.iterdir() if p.suffix == ".yaml"} == {c.file for c in CASES}
 
 
-UTC = timezone.utc
+UTC = UTC
 
 
 @pytest.mark.parametrize(("window", "at", "active"), [

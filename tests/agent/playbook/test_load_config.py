@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 
 from agent.engine.state import Severity
+from agent.errors import ConfigError
 from agent.modules.registry import Registry
 from agent.playbook import Diagnostic, load_config, resolve_hosts
-from agent.errors import ConfigError
 
 from .conftest import GOOD
 from .modules_for_tests import HttpCheck

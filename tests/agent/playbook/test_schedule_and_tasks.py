@@ -1,7 +1,7 @@
 """Schedules (crontab weekday semantics) and run-time task binding."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -16,7 +16,7 @@ from agent.playbook.rules import all_tasks
 from .conftest import GOOD
 from .modules_for_tests import CommandAction, SupervisorAction
 
-MONDAY = datetime(2024, 1, 1, 0, 0, tzinfo=timezone.utc)  # 2024-01-01 was a Monday
+MONDAY = datetime(2024, 1, 1, 0, 0, tzinfo=UTC)  # 2024-01-01 was a Monday
 
 
 def _weekdays(expr: str, count: int = 7) -> list[str]:

@@ -8,7 +8,7 @@ in the comments next to the data.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy.orm import Session
@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from bot.trading.models import EquitySnapshot, FillRecord, HaltRecord, PositionRecord, TradeRecord
 from bot.trading.store import Store as BotStore
 
-UTC = timezone.utc
+UTC = UTC
 SINCE = datetime(2024, 3, 15, 0, 0, tzinfo=UTC)
 UNTIL = datetime(2024, 3, 15, 16, 0, tzinfo=UTC)
 

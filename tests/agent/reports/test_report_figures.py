@@ -3,17 +3,24 @@ the log summary and the API call volume, each on hand-worked inputs and at its e
 from __future__ import annotations
 
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from agent.reports import Period, compute_report, parse_api_calls, read_log_summary, resolve_period, summarize_log
+from agent.reports import (
+    Period,
+    compute_report,
+    parse_api_calls,
+    read_log_summary,
+    resolve_period,
+    summarize_log,
+)
 from bot.trading.metrics import BotMetrics
 from tests.agent.reports.history import at
 
-UTC = timezone.utc
+UTC = UTC
 NO_FILLS = pd.DataFrame({"time_ms": [], "coin": [], "fee": []})
 NO_TRADES = pd.DataFrame({c: [] for c in ("id", "coin", "side", "size", "entry_px", "exit_px", "pnl", "opened_at",
                                           "closed_at", "close_reason")})

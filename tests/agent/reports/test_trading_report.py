@@ -5,7 +5,7 @@ own models and the agent's Store API, then read back by the same loaders the act
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace as NS
 
@@ -33,7 +33,7 @@ from tests.agent.reports.history import (
     build_bot_log,
 )
 
-UTC = timezone.utc
+UTC = UTC
 
 
 @pytest.fixture

@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from agent.engine.state import State
 from agent.store import CheckStateRecord, Store
 
-T0 = datetime(2025, 1, 6, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2025, 1, 6, 12, 0, tzinfo=UTC)
 
 
 def test_record_results_stores_every_row_like_record_result(store: Store) -> None:

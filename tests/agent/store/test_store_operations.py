@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from agent.engine.state import State
 from agent.store import CheckStateRecord, Store, check_key
 
-T0 = datetime(2025, 1, 6, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2025, 1, 6, 12, 0, tzinfo=UTC)
 
 
 def enqueue(store: Store, dedup: str, target: str = "ops", at: datetime = T0, **kw: object) -> int | None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 import io
 import json
 import logging
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx
 import pytest

@@ -1,7 +1,7 @@
 """The SQLite store: idempotency lookups, halts that survive restarts, daily equity base."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -33,13 +33,13 @@ def test_daily_loss_halt_expires_on_the_next_utc_day(tmp_path: Path) -> None:
     s = Store(tmp_path / "bot.db")
     s.add_halt("daily_loss", "loss")
     assert s.active_halt() is not None
-    tomorrow = utc_day(datetime.now(timezone.utc) + timedelta(days=1))
+    tomorrow = utc_day(datetime.now(UTC) + timedelta(days=1))
     assert s.active_halt(today=tomorrow) is None
 
 
 def test_day_start_equity_is_the_first_snapshot_of_the_day(tmp_path: Path) -> None:
     s = Store(tmp_path / "bot.db")
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     s.snapshot_equity(1000.0, now - timedelta(days=1))
     s.snapshot_equity(900.0, now)
     s.snapshot_equity(800.0, now + timedelta(seconds=1))
