@@ -96,7 +96,7 @@ class LogCheck(CheckModule):
 
     async def run(self, params: LogCheckParams, ctx: RunContext) -> CheckResult:
         try:
-            facts = await asyncio.wait_for(asyncio.to_thread(scan_log, params, time.time()), timeout=ctx.timeout)
+            facts = await asyncio.wait_for(ctx.run_blocking(scan_log, params, time.time()), timeout=ctx.timeout)
         except TimeoutError:
             return CheckResult.failed(f"scanning {params.path} timed out after {ctx.timeout:g}s")
         except FileNotFoundError:

@@ -13,7 +13,7 @@ import pytest
 
 from agent.core.states import State
 from agent.engine.evaluator import CheckStatus
-from agent.engine.resident import record_from_status
+from agent.engine.status_records import record_from_status
 from agent.engine.store_writer import ResultBatcher
 from agent.store import Store
 
