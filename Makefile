@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test stop status bench docs venv clean
+.PHONY: run test stop status bench docs venv clean browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,10 +27,15 @@ stop: $(STAMP)
 status: $(STAMP)
 	$(BIN)/supervisorctl -c var/supervisord.conf status
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/agent validate playbooks
 	$(BIN)/mypy agent bot
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+# Debian's headless browser and its driver, for the web page's browser test (tests/web).
+browser:
+	command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium chromium-driver)
 
 # Peers for the side-by-side figures: Monit (Debian package) and superlance (PyPI).
 bench: $(STAMP)

@@ -33,24 +33,54 @@ def _parse_extra(pairs: list[str] | None) -> dict[str, Any]:
     return out
 
 
-def _print_outcome(o: TaskOutcome) -> None:
-    style = _STYLE.get(o.status, "white")
-    line = f"[{style}]{_WORD.get(o.status, o.status)}: {escape(f'[{o.host}]')}[/] {escape(o.task)}"
+def outcome_line(o: TaskOutcome) -> tuple[str, str]:
+    """(status word, plain text) of one task's line: ``ok: [local] name => msg``."""
+    line = f"{_WORD.get(o.status, o.status)}: [{o.host}] {o.task}"
     if o.attempts > 1:
         line += f" (attempts: {o.attempts})"
     if o.msg:
-        line += f" => {escape(o.msg)}"
-    console.print(line, highlight=False)
+        line += f" => {o.msg}"
+    return o.status, line
+
+
+def recap_lines(recap: PlayRecap) -> list[tuple[str, str]]:
+    """(worst status, plain text) per host of the recap."""
+    out = []
+    for host, r in sorted(recap.hosts.items()):
+        worst = "failed" if r.failed else ("changed" if r.changed else "ok")
+        out.append((worst, f"{host:<20} : ok={r.ok} changed={r.changed} failed={r.failed} "
+                           f"skipped={r.skipped} ignored={r.ignored} rescued={r.rescued}"))
+    return out
+
+
+def _print_outcome(o: TaskOutcome) -> None:
+    status, line = outcome_line(o)
+    console.print(f"[{_STYLE.get(status, 'white')}]{escape(line)}[/]", highlight=False)
 
 
 def print_recap(recap: PlayRecap) -> None:
     console.print("\nPLAY RECAP " + "*" * 60)
-    for host, r in sorted(recap.hosts.items()):
-        style = "red" if r.failed else ("yellow" if r.changed else "green")
-        console.print(
-            f"[{style}]{escape(host):<20}[/] : ok={r.ok} changed={r.changed} failed={r.failed} "
-            f"skipped={r.skipped} ignored={r.ignored} rescued={r.rescued}"
-        )
+    for worst, line in recap_lines(recap):
+        console.print(f"[{_STYLE.get(worst, 'white')}]{escape(line)}[/]", highlight=False)
+
+
+def find_play(config: Any, name: str, limit: str | None = None) -> tuple[Any, list[Any]]:
+    """The play named ``name`` and the hosts it runs on (within ``limit``, comma-separated names).
+    Raises :class:`ConfigError` naming the closest play or saying no host matches."""
+    from agent.playbook import resolve_hosts
+
+    play = config.playbooks.get(name)
+    if play is None:
+        close = difflib.get_close_matches(name, list(config.playbooks), n=1)
+        raise ConfigError(f"no playbook named {name!r}",
+                          hint=f"did you mean {close[0]!r}?" if close else f"known: {', '.join(sorted(config.playbooks))}")
+    host_names = resolve_hosts(config.inventory, play.hosts)
+    if limit:
+        wanted = {h.strip() for h in limit.split(",")}
+        host_names = [h for h in host_names if h in wanted]
+    if not host_names:
+        raise ConfigError(f"playbook {name!r} matches no host" + (f" within --limit {limit}" if limit else ""))
+    return play, [config.hosts[h] for h in host_names]
 
 
 def run_playbook(
@@ -67,25 +97,14 @@ def run_playbook(
     from pathlib import Path
 
     from agent.engine.operator_run import run_play_once
-    from agent.playbook import resolve_hosts
 
     config = load(inventory, [Path(p) for p in paths] if paths else None)
-    play = config.playbooks.get(name)
-    if play is None:
-        close = difflib.get_close_matches(name, list(config.playbooks), n=1)
-        raise ConfigError(f"no playbook named {name!r}",
-                          hint=f"did you mean {close[0]!r}?" if close else f"known: {', '.join(sorted(config.playbooks))}")
-    host_names = resolve_hosts(config.inventory, play.hosts)
-    if limit:
-        wanted = {h.strip() for h in limit.split(",")}
-        host_names = [h for h in host_names if h in wanted]
-    if not host_names:
-        raise ConfigError(f"playbook {name!r} matches no host" + (f" within --limit {limit}" if limit else ""))
-    hosts = [config.hosts[h] for h in host_names]
+    play, hosts = find_play(config, name, limit)
+    host_names = [h.name for h in hosts]
     extra_vars = _parse_extra(extra)
 
-    if not check and not yes and _needs_confirmation(play, config):
-        question = _confirmation_text(play, config, host_names)
+    if not check and not yes and needs_confirmation(play, config):
+        question = confirmation_text(play, config, host_names)
         if not sys.stdin.isatty():
             err_console.print(f"{question}\nrefusing without a terminal: pass --yes to confirm", markup=False)
             raise typer.Exit(ExitCode.DECLINED)
@@ -102,7 +121,9 @@ def run_playbook(
         raise typer.Exit(ExitCode.FAILED)
 
 
-def _needs_confirmation(play: Any, config: Any) -> bool:
+def needs_confirmation(play: Any, config: Any) -> bool:
+    """Whether running ``play`` (not in check mode) must be confirmed: it has a ``confirm:`` text
+    or a task (in a block, rescue or always too) uses a destructive module."""
     if play.confirm:
         return True
     from agent.modules.registry import default_registry
@@ -121,7 +142,9 @@ def _needs_confirmation(play: Any, config: Any) -> bool:
     return destructive(play.tasks)
 
 
-def _confirmation_text(play: Any, config: Any, hosts: list[str]) -> str:
+def confirmation_text(play: Any, config: Any, hosts: list[str]) -> str:
+    """The question to ask: the play's ``confirm:`` rendered with ``host``, else a generic one
+    naming the play and the hosts."""
     if play.confirm:
         try:
             return config.templating.render_str(play.confirm, {"host": ", ".join(hosts), **play.vars})

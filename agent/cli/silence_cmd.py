@@ -8,8 +8,9 @@ the store (``agent history``); if it is still failing when the silence ends, it 
 from __future__ import annotations
 
 import getpass
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -21,9 +22,44 @@ from agent.errors import BotwardenError, ExitCode
 from agent.notify.lifecycle import SILENCE_FIELDS
 from agent.types import format_duration, parse_duration
 
+if TYPE_CHECKING:
+    from agent.store import Store
+
 
 class SilenceUsage(BotwardenError):
     exit_code = ExitCode.USAGE
+
+
+def parse_for(text: str) -> float:
+    """``--for``: a duration longer than zero, in seconds; :class:`SilenceUsage` otherwise."""
+    try:
+        seconds = parse_duration(text)
+    except ValueError as exc:
+        raise SilenceUsage(str(exc)) from None
+    if seconds <= 0:
+        raise SilenceUsage("--for must be longer than zero")
+    return seconds
+
+
+def create_silence(st: Store, matchers: Mapping[str, str], *, seconds: float, reason: str, by: str,
+                   now: datetime) -> int:
+    """Store a silence of ``matchers`` (parsed, see :func:`parse_matchers`) for ``seconds`` and
+    audit it as ``by``; returns its id. The code path of ``agent silence`` and the web page."""
+    sid = st.add_silence(matchers=matchers, starts_at=now, ends_at=now + timedelta(seconds=seconds),
+                         reason=reason, created_by=by, created_at=now)
+    st.add_event("silence", None, None, f"silence #{sid} by {by} for {format_duration(seconds)}: "
+                 + " ".join(f"{k}={v}" for k, v in matchers.items()) + (f" ({reason})" if reason else ""),
+                 {"silence": sid, "matchers": dict(matchers), "reason": reason}, at=now)
+    return sid
+
+
+def end_silence(st: Store, silence_id: int, *, by: str, now: datetime) -> None:
+    """End active silence ``silence_id`` now and audit it as ``by``; :class:`SilenceUsage` when
+    there is no such active silence."""
+    if not st.expire_silence(silence_id, now):
+        raise SilenceUsage(f"no active silence #{silence_id}")
+    st.add_event("silence-expired", None, None, f"silence #{silence_id} expired by {by}",
+                 {"silence": silence_id}, at=now)
 
 
 def parse_matchers(items: list[str]) -> dict[str, str]:
@@ -58,28 +94,15 @@ def silence(
     try:
         st.migrate()
         if expire is not None:
-            if not st.expire_silence(expire, now):
-                raise SilenceUsage(f"no active silence #{expire}")
-            st.add_event("silence-expired", None, None, f"silence #{expire} expired by {getpass.getuser()}",
-                         {"silence": expire})
+            end_silence(st, expire, by=getpass.getuser(), now=now)
             console.print(f"silence #{expire} expired; alerts it held that are still failing will be sent")
             return
         if list_ or not matchers:
             _print(st.silences(), now)
             return
         parsed = parse_matchers(matchers)
-        try:
-            seconds = parse_duration(for_)
-        except ValueError as exc:
-            raise SilenceUsage(str(exc)) from None
-        if seconds <= 0:
-            raise SilenceUsage("--for must be longer than zero")
-        who = getpass.getuser()
-        sid = st.add_silence(matchers=parsed, starts_at=now, ends_at=now + timedelta(seconds=seconds),
-                             reason=reason, created_by=who, created_at=now)
-        st.add_event("silence", None, None, f"silence #{sid} by {who} for {format_duration(seconds)}: "
-                     + " ".join(f"{k}={v}" for k, v in parsed.items()) + (f" ({reason})" if reason else ""),
-                     {"silence": sid, "matchers": parsed, "reason": reason})
+        seconds = parse_for(for_)
+        sid = create_silence(st, parsed, seconds=seconds, reason=reason, by=getpass.getuser(), now=now)
     finally:
         st.close()
     console.print(f"silence #{sid} active for {format_duration(seconds)}", markup=False)
