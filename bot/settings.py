@@ -215,14 +215,12 @@ class WebSettings(_Model):
     host: str = Field("127.0.0.1", description="bind address (loopback; put a TLS reverse proxy in front)")
     port: int = Field(8090, ge=0, le=65535, description="HTTP port of the web page")
     operator_password_env: str = Field(
-        "BOTWARDEN_WEB_OPERATOR_PASSWORD", description="env var of the password of user `operator` (may act)"
+        "BOTWARDEN_WEB_OPERATOR_PASSWORD",
+        description="env var of the password of user `operator` (may act); `<this>_<NAME>` adds operator <name>",
     )
     viewer_password_env: str = Field(
-        "BOTWARDEN_WEB_VIEWER_PASSWORD", description="env var of the password of user `viewer` (read-only)"
-    )
-    users_env: str = Field(
-        "BOTWARDEN_WEB_USERS", description="env var of more named users: 'name:role:password' separated by "
-                                           "spaces, role operator or viewer"
+        "BOTWARDEN_WEB_VIEWER_PASSWORD",
+        description="env var of the password of user `viewer` (read-only); `<this>_<NAME>` adds viewer <name>",
     )
     session_hours: float = Field(12.0, gt=0, description="a session ends this long after sign-in")
     secure_cookie: bool = Field(
