@@ -16,7 +16,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from agent.web.auth import tokens_match
-from agent.web.context import COOKIE, CTX, WebContext, ctx_of
+from agent.web.context import COOKIE, CTX, SESSION, WebContext, ctx_of
 
 log = logging.getLogger("agent.web")
 POLLER = web.AppKey("poller", asyncio.Task)
@@ -46,7 +46,7 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.method == "GET" and not path.startswith("/events/"):
             raise web.HTTPFound(f"/login?next={quote(request.path_qs, safe='/?=&')}")
         raise web.HTTPUnauthorized(text="sign in first\n")
-    request["session"] = session
+    request[SESSION] = session
     if request.method == "POST":
         form = await request.post()
         if not tokens_match(session.csrf, str(form.get("csrf") or "")):

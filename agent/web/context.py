@@ -37,6 +37,8 @@ class WebContext:
 
 
 CTX = web.AppKey("ctx", WebContext)
+# A typed request key where aiohttp has them (3.13+); the plain name before.
+SESSION: Any = web.RequestKey("session", Session) if hasattr(web, "RequestKey") else "session"
 
 
 def ctx_of(request: web.Request) -> WebContext:
@@ -44,5 +46,5 @@ def ctx_of(request: web.Request) -> WebContext:
 
 
 def session_of(request: web.Request) -> Session:
-    session: Session = request["session"]
+    session: Session = request[SESSION]
     return session
