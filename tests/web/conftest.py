@@ -18,7 +18,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from agent.engine.state import State
 from agent.store import Store
-from tests.support.stack import REPO, free_port
+from tests.support.stack import REPO, free_port, running_stack  # noqa: F401 (the browser test's fixture)
 
 OPERATOR_PW = "op-" + "x" * 29
 VIEWER_PW = "view-" + "y" * 27

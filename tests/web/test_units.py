@@ -165,7 +165,7 @@ def test_read_only_store_cannot_write_and_never_blocks_the_writer(tmp_path: Path
     writer.migrate()
     reader = ReadOnlyStore(url)
     try:
-        with pytest.raises(Exception, match="readonly|read-only"):
+        with pytest.raises(Exception, match=r"readonly|read-only"):
             reader.add_event("x", None, None, "must not land", {})
         now = datetime.now(UTC)
         # A reader in the middle of reading (its statement open) does not stop a commit.
