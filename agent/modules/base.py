@@ -17,7 +17,7 @@ Contract for ``run``:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
@@ -80,6 +80,7 @@ class Notifier(Protocol):
         host: str,
         tags: tuple[str, ...] = (),
         check_mode: bool = False,
+        attachments: Sequence[str] = (),
     ) -> Mapping[str, Any]: ...
 
 

@@ -53,6 +53,34 @@ class ChartData:
                    trades=[(str(label), float(p)) for label, p in doc.get("trades", [])][-MAX_TRADES:])
 
 
+def chart_data_from_frames(title: str, since: datetime, until: datetime, equity: Any, trades: Any,
+                           limit_pct: float | None) -> ChartData:
+    """The report window's figure from the bot's frames (:class:`agent.reports.BotFrames`): the
+    equity snapshots in ``[since, until)`` (starting from the last one known at ``since``, as the
+    report's own figures do) and the trades closed in the window, in close order."""
+    import pandas as pd  # the report has loaded it already (this runs in its worker thread)
+
+    points: list[tuple[str, float]] = []
+    if len(equity):
+        eq = equity.copy()
+        eq["at"] = pd.to_datetime(eq["at"], utc=True)
+        eq = eq.sort_values([c for c in ("at", "id") if c in eq.columns], kind="stable")
+        before = eq[eq["at"] <= since].tail(1)
+        inside = eq[(eq["at"] >= since) & (eq["at"] < until)]
+        if not before.empty and (inside.empty or inside["at"].iloc[0] > since):
+            inside = pd.concat([before.assign(at=pd.Timestamp(since)), inside])
+        points = [(t.isoformat(), float(v)) for t, v in zip(inside["at"], inside["equity"], strict=True)]
+    closed: list[tuple[str, float]] = []
+    if len(trades):
+        tr = trades.copy()
+        tr["closed_at"] = pd.to_datetime(tr["closed_at"], utc=True)
+        tr = tr[tr["closed_at"].notna() & (tr["closed_at"] >= since) & (tr["closed_at"] < until)]
+        tr = tr.sort_values(["closed_at", "id"], kind="stable")
+        closed = [(f"#{int(r.id)} {r.coin}", float(r.pnl or 0.0)) for r in tr.itertuples()]
+    return ChartData(title=title, equity=points, day_start=points[0][1] if points else None,
+                     limit_pct=limit_pct, trades=closed[-MAX_TRADES:])
+
+
 def drawdown_pct(values: Sequence[float]) -> list[float]:
     """Fall from the running peak of each value, in % of that peak (0 at a new peak)."""
     out, peak = [], float("-inf")
