@@ -146,6 +146,8 @@ async def events(request: web.Request) -> web.StreamResponse:
                     await stream.send(html, event="update")
                     last = html
             return stream
+    except ConnectionResetError:  # the browser went away (another page, a closed tab)
+        return web.Response(status=204)
     finally:
         ctx.live.streams -= 1
 
@@ -155,18 +157,21 @@ async def _run_events(request: web.Request, run_id: int) -> web.StreamResponse:
     run = ctx.runs.get(run_id)
     if run is None:
         raise web.HTTPNotFound(text="no such run\n")
-    async with sse_response(request, ping_interval=STREAM_HEARTBEAT_S) as stream:
-        last = None
-        while stream.is_connected():
-            html = ctx.render("_run.html.j2", run=run)
-            if html != last:
-                await stream.send(html, event="update")
-                last = html
-            if run.done:
-                await stream.send("done", event="done")
-                break
-            await ctx.runs.wait_changed(STREAM_HEARTBEAT_S)
-        return stream
+    try:
+        async with sse_response(request, ping_interval=STREAM_HEARTBEAT_S) as stream:
+            last = None
+            while stream.is_connected():
+                html = ctx.render("_run.html.j2", run=run)
+                if html != last:
+                    await stream.send(html, event="update")
+                    last = html
+                if run.done:
+                    await stream.send("done", event="done")
+                    break
+                await ctx.runs.wait_changed(STREAM_HEARTBEAT_S)
+            return stream
+    except ConnectionResetError:  # the browser went away
+        return web.Response(status=204)
 
 
 async def chart(request: web.Request) -> web.Response:

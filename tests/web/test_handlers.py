@@ -302,3 +302,12 @@ async def test_live_stream_sends_a_new_incident_without_a_reload(client: TestCli
         pass
     assert "Open incidents (2)" in update
     resp.close()
+
+
+async def test_a_second_sign_in_page_does_not_void_the_first_form(client: TestClient) -> None:
+    """A browser fetches the form, then (another tab, a redirected favicon) the page again."""
+    first = csrf_of(await (await client.get("/login")).text())
+    await client.get("/login?next=/favicon.ico")
+    r = await client.post("/login", data={"csrf": first, "username": "operator", "password": OPERATOR_PW},
+                          allow_redirects=False)
+    assert r.status == 303
