@@ -8,7 +8,7 @@ from typing import Any
 
 from rich.console import Console
 
-from agent.errors import ConfigError
+from botwarden.errors import ConfigError
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)  # never break file:line:col

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from agent.engine.state import Severity, State
+from agent.core.states import Severity, State
 from agent.modules.base import CheckResult
 
 

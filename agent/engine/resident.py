@@ -34,8 +34,8 @@ from agent.engine.scheduled_plays import ScheduledPlays
 from agent.engine.scheduler import CheckScheduler
 from agent.engine.status_records import record_from_status, result_row, status_from_record
 from agent.engine.store_writer import Batch, ResultBatcher
-from agent.errors import ConfigError
 from agent.modules.base import CheckResult
+from botwarden.errors import ConfigError
 
 if TYPE_CHECKING:
     from agent.notify.redact import RedactingFilter

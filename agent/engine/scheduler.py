@@ -34,8 +34,8 @@ from apscheduler.events import EVENT_JOB_SUBMITTED, JobSubmissionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from agent.errors import BotwardenError
 from agent.modules.base import CheckModule, CheckResult, RunContext
+from botwarden.errors import BotwardenError
 
 log = logging.getLogger("agent.scheduler")
 

@@ -9,7 +9,7 @@ Contract for ``run``:
 * it is a coroutine; blocking libraries (XML-RPC, psutil on slow paths, the SDK) are called
   through ``asyncio.to_thread`` so the event loop never blocks;
 * it honours ``ctx.timeout`` for its own I/O (the engine also enforces it from outside);
-* expected failures raise :class:`agent.errors.ModuleError` (or return a result with
+* expected failures raise :class:`botwarden.errors.ModuleError` (or return a result with
   ``error`` set); the engine turns them into UNKNOWN / failed, never a traceback;
 * an action computes what would change first and guards only the side effect with
   ``if not ctx.check_mode:`` (the Ansible way), so ``--check`` previews exactly.

@@ -25,7 +25,6 @@ from sqlalchemy import Engine, create_engine, event, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from agent.errors import OperationalError
 from agent.store._operations import Operations
 from agent.store._ops_audit import _event
 from agent.store._ops_checks import _result
@@ -33,6 +32,7 @@ from agent.store._ops_common import aware
 from agent.store._ops_outbox import _notification
 from agent.store.models import CheckResultRow, EventRow, NotificationRow
 from agent.store.records import CheckResultRecord, EventRecord, NotificationRecord
+from botwarden.errors import OperationalError
 
 READ_BUSY_TIMEOUT_MS = 1000
 """A read waits at most this long for SQLite (a checkpoint in progress); never the writer's 5 s."""

@@ -20,8 +20,8 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from agent.errors import BotwardenError
 from agent.web.context import ctx_of, session_of
+from botwarden.errors import BotwardenError
 
 log = logging.getLogger("agent.web")
 T = TypeVar("T")

@@ -186,7 +186,7 @@ async def chart(request: web.Request) -> web.Response:
 
 def ago(at: datetime | None, now: datetime | None = None) -> str:
     """``3m20s ago`` (the template filter)."""
-    from agent.types import format_duration
+    from agent.core.values import format_duration
 
     if at is None:
         return ""
@@ -195,7 +195,7 @@ def ago(at: datetime | None, now: datetime | None = None) -> str:
 
 
 def lasted(start: datetime, end: datetime | None) -> str:
-    from agent.types import format_duration
+    from agent.core.values import format_duration
 
     return format_duration(max(((end or datetime.now(UTC)) - start).total_seconds(), 0.0))
 

@@ -16,7 +16,7 @@ import pytest
 import yaml
 from aiohttp.test_utils import TestClient, TestServer
 
-from agent.engine.state import State
+from agent.core.states import State
 from agent.store import Store
 from tests.support.stack import REPO, free_port, running_stack  # noqa: F401 (the browser test's fixture)
 

@@ -270,7 +270,7 @@ async def test_sign_out_ends_the_session(client: TestClient) -> None:
 
 
 async def test_live_stream_sends_a_new_incident_without_a_reload(client: TestClient, web_world: WebWorld) -> None:
-    from agent.engine.state import State
+    from agent.core.states import State
 
     await sign_in(client, "viewer", VIEWER_PW)
     resp = await client.get("/events/overview")

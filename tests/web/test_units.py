@@ -153,7 +153,7 @@ def test_lateness_quantiles_come_from_the_interval_since_the_last_read() -> None
 
 
 def test_read_only_store_cannot_write_and_never_blocks_the_writer(tmp_path: Path) -> None:
-    from agent.engine.state import State
+    from agent.core.states import State
     from agent.store import Store
     from agent.store.read_only import ReadOnlyStore, StoreMissingError
 

@@ -29,9 +29,9 @@ from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator, model_validator
 
-from agent.errors import ModuleError
+from agent.core.values import Duration, Timezone, parse_duration
 from agent.modules.base import ActionModule, ActionResult, Params, RunContext
-from agent.notify.rendering import SandboxedTemplates, TemplateRenderer, render_or_fallback
+from agent.rendering import SandboxedTemplates, TemplateRenderer, render_or_fallback
 from agent.reports import (
     DEFAULT_UPTIME_GRACE_S,
     ApiCallVolume,
@@ -45,7 +45,7 @@ from agent.reports import (
     resolve_period,
 )
 from agent.reports.charts import ChartData, ChartError, chart_data_from_frames, render_in_child_async
-from agent.types import Duration, Timezone, parse_duration
+from botwarden.errors import ModuleError
 
 Instant = datetime | date | str
 

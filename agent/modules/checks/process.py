@@ -9,10 +9,10 @@ from typing import Any, ClassVar
 import psutil
 from pydantic import Field, model_validator
 
-from agent.errors import ModuleError
+from agent.core.values import Duration
 from agent.modules.base import CheckModule, CheckResult, Params, RunContext
 from agent.modules.checks._supervisor_rpc import SupervisorUrl, process_info, resolve_url
-from agent.types import Duration
+from botwarden.errors import ModuleError
 
 _MIB = 1024.0 * 1024.0
 

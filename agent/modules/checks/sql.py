@@ -29,8 +29,8 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
+from agent.core.values import Duration
 from agent.modules.base import CheckModule, CheckResult, Params, RunContext
-from agent.types import Duration
 
 
 class SqlCheckParams(Params):

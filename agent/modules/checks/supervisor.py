@@ -5,7 +5,6 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from agent.errors import ModuleError
 from agent.modules.base import CheckModule, CheckResult, Params, RunContext
 from agent.modules.checks._supervisor_rpc import (
     RUNNING_STATES,
@@ -14,6 +13,7 @@ from agent.modules.checks._supervisor_rpc import (
     resolve_url,
     uptime_s,
 )
+from botwarden.errors import ModuleError
 
 
 class SupervisorCheckParams(Params):

@@ -8,8 +8,8 @@ from typing import Any, ClassVar
 import psutil
 from pydantic import Field
 
+from agent.core.values import Duration
 from agent.modules.base import CheckModule, CheckResult, Params, RunContext
-from agent.types import Duration
 
 
 class SystemCheckParams(Params):

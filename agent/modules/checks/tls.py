@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field, model_validator
 
+from agent.core.values import Duration
 from agent.modules.base import CheckModule, CheckResult, Params, RunContext
-from agent.types import Duration
 
 # cryptography costs ~15 MB of RSS and the registry imports this module at every start-up: it is
 # imported inside the functions that parse a certificate, i.e. only when a tls check runs.

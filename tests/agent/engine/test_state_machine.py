@@ -5,8 +5,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from agent.core.states import State
 from agent.engine.evaluator import CheckStatus, Observation
-from agent.engine.state import State
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 O, W, C, U = State.OK, State.WARNING, State.CRITICAL, State.UNKNOWN
