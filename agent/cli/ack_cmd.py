@@ -8,33 +8,15 @@ from __future__ import annotations
 
 import getpass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
 from agent.cli import options
 from agent.cli.common import console, load, store_url
-from botwarden.errors import BotwardenError, ExitCode
+from agent.engine.operator_actions import NotAcknowledged, acknowledge
 
-if TYPE_CHECKING:
-    from agent.store import IncidentRecord, Store
-
-
-class NotAcknowledged(BotwardenError):
-    exit_code = ExitCode.FAILED
-
-
-def acknowledge(st: Store, incident: int, *, by: str, comment: str | None, now: datetime) -> IncidentRecord:
-    """Acknowledge open incident ``incident`` as ``by`` and audit it (one transaction); returns
-    the incident. Raises :class:`NotAcknowledged` when there is no such open incident.
-    The one code path of ``agent ack`` and the web page's acknowledge."""
-    with st.transaction() as tx:
-        inc = tx.get_incident(incident)
-        if inc is None or not tx.acknowledge_incident(incident, by=by, at=now, comment=comment):
-            raise NotAcknowledged(f"incident #{incident} is not open" if inc else f"no incident #{incident}")
-        tx.add_event("ack", inc.key, incident, f"acknowledged by {by}" + (f": {comment}" if comment else ""),
-                     {"by": by, "comment": comment}, at=now)
-    return inc
+__all__ = ["NotAcknowledged", "ack", "acknowledge"]
 
 
 def ack(

@@ -6,7 +6,6 @@ Destructive plays (a ``confirm:`` text, or a destructive module) ask first unles
 from __future__ import annotations
 
 import asyncio
-import difflib
 import sys
 from typing import Annotated, Any
 
@@ -16,11 +15,20 @@ from rich.markup import escape
 
 from agent.cli import options
 from agent.cli.common import console, err_console, load
+from agent.engine.operator_actions import (
+    confirmation_text,
+    find_play,
+    needs_confirmation,
+    outcome_line,
+    recap_lines,
+)
 from agent.engine.play_runner import PlayRecap, TaskOutcome
 from botwarden.errors import ConfigError, ExitCode
 
+__all__ = ["confirmation_text", "find_play", "needs_confirmation", "outcome_line", "print_recap", "recap_lines",
+           "run_playbook"]
+
 _STYLE = {"ok": "green", "changed": "yellow", "failed": "red", "skipped": "cyan", "ignored": "magenta"}
-_WORD = {"ok": "ok", "changed": "changed", "failed": "failed", "skipped": "skipping", "ignored": "failed (ignored)"}
 
 
 def _parse_extra(pairs: list[str] | None) -> dict[str, Any]:
@@ -33,26 +41,6 @@ def _parse_extra(pairs: list[str] | None) -> dict[str, Any]:
     return out
 
 
-def outcome_line(o: TaskOutcome) -> tuple[str, str]:
-    """(status word, plain text) of one task's line: ``ok: [local] name => msg``."""
-    line = f"{_WORD.get(o.status, o.status)}: [{o.host}] {o.task}"
-    if o.attempts > 1:
-        line += f" (attempts: {o.attempts})"
-    if o.msg:
-        line += f" => {o.msg}"
-    return o.status, line
-
-
-def recap_lines(recap: PlayRecap) -> list[tuple[str, str]]:
-    """(worst status, plain text) per host of the recap."""
-    out = []
-    for host, r in sorted(recap.hosts.items()):
-        worst = "failed" if r.failed else ("changed" if r.changed else "ok")
-        out.append((worst, f"{host:<20} : ok={r.ok} changed={r.changed} failed={r.failed} "
-                           f"skipped={r.skipped} ignored={r.ignored} rescued={r.rescued}"))
-    return out
-
-
 def _print_outcome(o: TaskOutcome) -> None:
     status, line = outcome_line(o)
     console.print(f"[{_STYLE.get(status, 'white')}]{escape(line)}[/]", highlight=False)
@@ -62,25 +50,6 @@ def print_recap(recap: PlayRecap) -> None:
     console.print("\nPLAY RECAP " + "*" * 60)
     for worst, line in recap_lines(recap):
         console.print(f"[{_STYLE.get(worst, 'white')}]{escape(line)}[/]", highlight=False)
-
-
-def find_play(config: Any, name: str, limit: str | None = None) -> tuple[Any, list[Any]]:
-    """The play named ``name`` and the hosts it runs on (within ``limit``, comma-separated names).
-    Raises :class:`ConfigError` naming the closest play or saying no host matches."""
-    from agent.playbook import resolve_hosts
-
-    play = config.playbooks.get(name)
-    if play is None:
-        close = difflib.get_close_matches(name, list(config.playbooks), n=1)
-        raise ConfigError(f"no playbook named {name!r}",
-                          hint=f"did you mean {close[0]!r}?" if close else f"known: {', '.join(sorted(config.playbooks))}")
-    host_names = resolve_hosts(config.inventory, play.hosts)
-    if limit:
-        wanted = {h.strip() for h in limit.split(",")}
-        host_names = [h for h in host_names if h in wanted]
-    if not host_names:
-        raise ConfigError(f"playbook {name!r} matches no host" + (f" within --limit {limit}" if limit else ""))
-    return play, [config.hosts[h] for h in host_names]
 
 
 def run_playbook(
@@ -119,35 +88,3 @@ def run_playbook(
     print_recap(recap)
     if recap.failed:
         raise typer.Exit(ExitCode.FAILED)
-
-
-def needs_confirmation(play: Any, config: Any) -> bool:
-    """Whether running ``play`` (not in check mode) must be confirmed: it has a ``confirm:`` text
-    or a task (in a block, rescue or always too) uses a destructive module."""
-    if play.confirm:
-        return True
-    from agent.modules.registry import default_registry
-
-    reg = default_registry()
-
-    def destructive(tasks: list[Any]) -> bool:
-        for t in tasks or []:
-            if t.module and t.module in reg.actions and reg.actions[t.module].destructive:
-                return True
-            if destructive(getattr(t, "block", None) or []) or destructive(getattr(t, "rescue", None) or []) \
-                    or destructive(getattr(t, "always", None) or []):
-                return True
-        return False
-
-    return destructive(play.tasks)
-
-
-def confirmation_text(play: Any, config: Any, hosts: list[str]) -> str:
-    """The question to ask: the play's ``confirm:`` rendered with ``host``, else a generic one
-    naming the play and the hosts."""
-    if play.confirm:
-        try:
-            return config.templating.render_str(play.confirm, {"host": ", ".join(hosts), **play.vars})
-        except Exception:  # noqa: BLE001 - the raw text is still a fine question
-            return play.confirm
-    return f"Run destructive playbook {play.name!r} on {', '.join(hosts)}?"

@@ -8,9 +8,8 @@ the store (``agent history``); if it is still failing when the silence ends, it 
 from __future__ import annotations
 
 import getpass
-from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Annotated
+from datetime import UTC, datetime
+from typing import Annotated
 
 import typer
 from rich.markup import escape
@@ -18,62 +17,16 @@ from rich.table import Table
 
 from agent.cli import options
 from agent.cli.common import console, load, store_url
-from agent.core.values import format_duration, parse_duration
-from agent.notify.lifecycle import SILENCE_FIELDS
-from botwarden.errors import BotwardenError, ExitCode
+from agent.core.values import format_duration
+from agent.engine.operator_actions import (
+    SilenceUsage,
+    create_silence,
+    end_silence,
+    parse_for,
+    parse_matchers,
+)
 
-if TYPE_CHECKING:
-    from agent.store import Store
-
-
-class SilenceUsage(BotwardenError):
-    exit_code = ExitCode.USAGE
-
-
-def parse_for(text: str) -> float:
-    """``--for``: a duration longer than zero, in seconds; :class:`SilenceUsage` otherwise."""
-    try:
-        seconds = parse_duration(text)
-    except ValueError as exc:
-        raise SilenceUsage(str(exc)) from None
-    if seconds <= 0:
-        raise SilenceUsage("--for must be longer than zero")
-    return seconds
-
-
-def create_silence(st: Store, matchers: Mapping[str, str], *, seconds: float, reason: str, by: str,
-                   now: datetime) -> int:
-    """Store a silence of ``matchers`` (parsed, see :func:`parse_matchers`) for ``seconds`` and
-    audit it as ``by``; returns its id. The code path of ``agent silence`` and the web page."""
-    sid = st.add_silence(matchers=matchers, starts_at=now, ends_at=now + timedelta(seconds=seconds),
-                         reason=reason, created_by=by, created_at=now)
-    st.add_event("silence", None, None, f"silence #{sid} by {by} for {format_duration(seconds)}: "
-                 + " ".join(f"{k}={v}" for k, v in matchers.items()) + (f" ({reason})" if reason else ""),
-                 {"silence": sid, "matchers": dict(matchers), "reason": reason}, at=now)
-    return sid
-
-
-def end_silence(st: Store, silence_id: int, *, by: str, now: datetime) -> None:
-    """End active silence ``silence_id`` now and audit it as ``by``; :class:`SilenceUsage` when
-    there is no such active silence."""
-    if not st.expire_silence(silence_id, now):
-        raise SilenceUsage(f"no active silence #{silence_id}")
-    st.add_event("silence-expired", None, None, f"silence #{silence_id} expired by {by}",
-                 {"silence": silence_id}, at=now)
-
-
-def parse_matchers(items: list[str]) -> dict[str, str]:
-    """``["host=local", "check=bot*"]`` -> ``{"host": "local", "check": "bot*"}``."""
-    out: dict[str, str] = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        name = name.strip().lower()
-        if name == "tags":
-            name = "tag"
-        if not sep or not value or name not in SILENCE_FIELDS:
-            raise SilenceUsage(f"bad matcher {item!r}: write FIELD=GLOB with FIELD one of {', '.join(SILENCE_FIELDS)}")
-        out[name] = value.strip().strip('"').strip("'")
-    return out
+__all__ = ["SilenceUsage", "create_silence", "end_silence", "parse_for", "parse_matchers", "silence"]
 
 
 def silence(

@@ -31,7 +31,7 @@ def web(
     config = load(inventory, None)
     ctx = make_context(config, store_url=store_url(config, store), env=os.environ,
                        templates_dir=templates_dir(inventory))
-    from agent.cli.history_cmd import _redactor
+    from agent.engine.operator_actions import redactor as _redactor
 
     redactor: Redactor = _redactor(config)
     install_redaction(logging.getLogger(), redactor)

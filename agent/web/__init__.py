@@ -68,7 +68,7 @@ def template_env(templates_dir: Path, config: Any, redact: Any) -> jinja2.Enviro
 def make_context(config: Any, *, store_url: str, env: Mapping[str, str], templates_dir: Path,
                  charts: bool = True) -> WebContext:
     """Everything the application needs, from the loaded configuration and the environment."""
-    from agent.cli.history_cmd import _redactor
+    from agent.engine.operator_actions import redactor as _redactor
     from agent.web.day_chart import DayChart
 
     web = config.settings.web

@@ -95,6 +95,9 @@ def build_app(ctx: WebContext) -> web.Application:
         await ctx.runs.close()
         if ctx.charts is not None:
             await ctx.charts.close()
+        from agent.http import close_shared_clients  # the modules' HTTP sessions of plays run here
+
+        await close_shared_clients()
         await ctx.live.close()
 
     app.on_startup.append(on_startup)

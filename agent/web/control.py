@@ -1,8 +1,8 @@
 """Control actions, for the operator role only (the guard in :mod:`agent.web.app` enforces it).
 
-Each one calls the function its CLI command calls (:func:`agent.cli.ack_cmd.acknowledge`,
-:func:`agent.cli.silence_cmd.create_silence` / ``end_silence``, and ``agent run-playbook``'s
-:func:`~agent.cli.run_playbook.find_play` and :func:`~agent.engine.operator_run.run_play_once`),
+Each one calls the function its CLI command calls (:mod:`agent.engine.operator_actions`:
+``acknowledge`` for ``agent ack``, ``create_silence`` / ``end_silence`` for ``agent silence``,
+``find_play`` and :func:`~agent.engine.operator_run.run_play_once` for ``agent run-playbook``),
 with the actor ``web:<user>``, so it lands in the audit trail and in ``agent history`` like the
 CLI's. The store is opened for the action and closed after it (one short write transaction).
 
@@ -53,7 +53,7 @@ async def _with_store(request: web.Request, fn: Callable[[Any], T]) -> T:
 
 
 async def ack(request: web.Request) -> web.StreamResponse:
-    from agent.cli.ack_cmd import acknowledge
+    from agent.engine.operator_actions import acknowledge
 
     session = session_of(request)
     incident = int(request.match_info["id"])
@@ -72,7 +72,7 @@ async def ack(request: web.Request) -> web.StreamResponse:
 
 
 async def silence(request: web.Request) -> web.StreamResponse:
-    from agent.cli.silence_cmd import create_silence, parse_for, parse_matchers
+    from agent.engine.operator_actions import create_silence, parse_for, parse_matchers
 
     session = session_of(request)
     form = await request.post()
@@ -92,7 +92,7 @@ async def silence(request: web.Request) -> web.StreamResponse:
 
 
 async def expire(request: web.Request) -> web.StreamResponse:
-    from agent.cli.silence_cmd import end_silence
+    from agent.engine.operator_actions import end_silence
 
     session = session_of(request)
     sid = int(request.match_info["id"])
@@ -106,7 +106,7 @@ async def expire(request: web.Request) -> web.StreamResponse:
 
 
 async def play(request: web.Request) -> web.StreamResponse:
-    from agent.cli.run_playbook import confirmation_text, find_play, needs_confirmation
+    from agent.engine.operator_actions import confirmation_text, find_play, needs_confirmation
 
     ctx = ctx_of(request)
     session = session_of(request)

@@ -62,7 +62,7 @@ class PlayRuns:
             self.changed.notify_all()
 
     async def _run(self, run: PlayRun, config: Any, play: Any, hosts: list[Any]) -> None:
-        from agent.cli.run_playbook import outcome_line, recap_lines
+        from agent.engine.operator_actions import outcome_line, recap_lines
         from agent.engine.operator_run import run_play_once
 
         loop = asyncio.get_running_loop()

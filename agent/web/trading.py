@@ -3,7 +3,8 @@
 * :func:`read_account`: the bot's account as the exchange sees it (public ``/info`` reads, no
   signature): equity, positions with their mark, and every resting order; a position's stop is
   its resting reduce-only trigger order on the closing side, the nearest to the mark;
-* :func:`read_bot_db`: from the bot's SQLite file, opened ``mode=ro``: the UTC day's equity
+* :func:`read_bot_db`: from the bot's SQLite file, opened ``mode=ro`` (tables reflected, the
+  bot's code is not imported): the UTC day's equity
   snapshots (the bot's own daily-loss definition: loss from the day's first snapshot), closed
   trades and the last fills;
 * :func:`parse_agent_metrics`: scheduler lateness quantiles from the agent's histogram (per
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from sqlalchemy import create_engine, select
+from sqlalchemy import MetaData, create_engine, select
 
 EXCHANGE_TIMEOUT_S = 3.0
 TRADES_SHOWN = 50
@@ -187,26 +188,28 @@ def day_from_points(day: str, points: list[tuple[datetime, float]], limit_pct: f
 
 
 def read_bot_db(path: Path, now: datetime, limit_pct: float) -> dict[str, Any]:
-    """``{"day": Day | None, "trades": [Trade], "fills": [Fill]}`` from the bot's file (read-only);
-    ``{"error": ...}`` when the file does not exist."""
-    from bot.trading.models import EquitySnapshot, FillRecord, TradeRecord
-
+    """``{"day": Day | None, "trades": [Trade], "fills": [Fill]}`` from the bot's file (read-only,
+    its tables reflected from the file as :mod:`agent.reports.sources` does); ``{"error": ...}``
+    when the file does not exist."""
     if not path.is_file():
         return {"error": f"the bot's database {path} does not exist yet"}
     engine = create_engine(f"sqlite:///file:{path.resolve()}?mode=ro&uri=true", connect_args={"timeout": 1.0})
     day = now.astimezone(UTC).strftime("%Y-%m-%d")
     try:
         with engine.connect() as conn:
-            points = [(_utc(at), float(eq)) for at, eq in conn.execute(
-                select(EquitySnapshot.at, EquitySnapshot.equity).where(EquitySnapshot.day == day)
-                .order_by(EquitySnapshot.at, EquitySnapshot.id))]
+            meta = MetaData()
+            meta.reflect(conn, only=("equity_snapshots", "trades", "fills"))
+            eq, tr, fl = (meta.tables[n].c for n in ("equity_snapshots", "trades", "fills"))
+            points = [(_utc(at), float(value)) for at, value in conn.execute(
+                select(eq.at, eq.equity).where(eq.day == day).order_by(eq.at, eq.id))]
             trades = [Trade(id=t.id, coin=t.coin, side=t.side, size=t.size, entry_px=t.entry_px, exit_px=t.exit_px,
                             pnl=float(t.pnl or 0.0), closed_at=_utc(t.closed_at)) for t in conn.execute(
-                select(TradeRecord).where(TradeRecord.closed_at.is_not(None))
-                .order_by(TradeRecord.closed_at.desc()).limit(TRADES_SHOWN))]
+                select(tr.id, tr.coin, tr.side, tr.size, tr.entry_px, tr.exit_px, tr.pnl, tr.closed_at)
+                .where(tr.closed_at.is_not(None)).order_by(tr.closed_at.desc()).limit(TRADES_SHOWN))]
             fills = [Fill(coin=f.coin, side="buy" if f.is_buy else "sell", px=f.px, size=f.size, fee=f.fee,
                           closed_pnl=f.closed_pnl, at=datetime.fromtimestamp(f.time_ms / 1000, UTC))
-                     for f in conn.execute(select(FillRecord).order_by(FillRecord.time_ms.desc()).limit(FILLS_SHOWN))]
+                     for f in conn.execute(select(fl.coin, fl.is_buy, fl.px, fl.size, fl.fee, fl.closed_pnl, fl.time_ms)
+                                           .order_by(fl.time_ms.desc()).limit(FILLS_SHOWN))]
     finally:
         engine.dispose()
     return {"day": day_from_points(day, points, limit_pct), "trades": list(reversed(trades)), "fills": fills}

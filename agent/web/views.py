@@ -61,7 +61,8 @@ async def _live_values(request: web.Request, page: str, snap: Any, **extra: Any)
 
 
 def _incident_view(ctx: Any, incident_id: int) -> dict[str, Any]:
-    from agent.cli.history_cmd import _redactor, timeline
+    from agent.engine.operator_actions import redactor as _redactor
+    from agent.engine.operator_actions import timeline
 
     st = ctx.live.gatherer.store()
     inc = st.get_incident(incident_id)
@@ -96,7 +97,7 @@ async def agent_page(request: web.Request) -> web.Response:
 
 
 async def plays(request: web.Request) -> web.Response:
-    from agent.cli.run_playbook import needs_confirmation
+    from agent.engine.operator_actions import needs_confirmation
 
     ctx = ctx_of(request)
     listed = [(p, needs_confirmation(p, ctx.config), [h.name for h in ctx.config.hosts_of(p)])
