@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from benchmarks import capacity, detection, emergency
+from benchmarks import web as web_page
 from benchmarks._common import REPO, SERIES_HEADER, fmt, log, machine, ratio, table
 
 TARGETS = {
@@ -37,14 +38,17 @@ def main() -> None:
     cap = capacity.run_capacity(points)
     log("scenarios 1, 2, 5: crash, hang, notification latency")
     det = detection.run(reps)
-    doc = render(mach, reps, idle, cap, det, time.time() - started, emerg)
+    log("scenario 7: the web page beside the agent")
+    page = web_page.run()
+    doc = render(mach, reps, idle, cap, det, time.time() - started, emerg, page)
     (REPO / "docs").mkdir(exist_ok=True)
     (REPO / "docs" / "performance.md").write_text(doc)
     log(doc)
 
 
 def render(mach: dict[str, str], reps: int, idle: dict[str, Any], cap: list[dict[str, Any]],
-           det: dict[str, Any], took: float, emerg: dict[str, Any] | None = None) -> str:
+           det: dict[str, Any], took: float, emerg: dict[str, Any] | None = None,
+           page: dict[str, Any] | None = None) -> str:
     ours = det.get("botwarden", {})
     out = [
         "# Performance",
@@ -102,6 +106,8 @@ def render(mach: dict[str, str], reps: int, idle: dict[str, Any], cap: list[dict
             f"`agent run` with the repository's inventory and every shipped playbook: median {idle_med:.0f} MB over "
             f"{len(idle['samples'])} samples after 10 s (max {max(idle['samples']):.0f} MB). Heavy libraries loaded: "
             f"{', '.join(idle['heavy_loaded']) or 'none'}.", ""]
+    if page is not None:
+        out += web_page.render(page)
     out += ["## Targets", "", _targets(det, cap, idle_med, emerg), ""]
     analysis = REPO / "benchmarks" / "analysis.md"
     if analysis.exists():  # what bounds each missed target (hand-written, checked against the figures)

@@ -213,6 +213,31 @@ class InboxSettings(_Model):
         return f"http://{self.host}:{self.port}"
 
 
+class WebSettings(_Model):
+    """The operator's web page (``agent web``, supervisord program ``web``)."""
+
+    program: str = Field("web", description="supervisord program name of the web page")
+    host: str = Field("127.0.0.1", description="bind address (loopback; put a TLS reverse proxy in front)")
+    port: int = Field(8090, ge=0, le=65535, description="HTTP port of the web page")
+    operator_password_env: str = Field(
+        "BOTWARDEN_WEB_OPERATOR_PASSWORD",
+        description="env var of the password of user `operator` (may act); `<this>_<NAME>` adds operator <name>",
+    )
+    viewer_password_env: str = Field(
+        "BOTWARDEN_WEB_VIEWER_PASSWORD",
+        description="env var of the password of user `viewer` (read-only); `<this>_<NAME>` adds viewer <name>",
+    )
+    session_hours: float = Field(12.0, gt=0, description="a session ends this long after sign-in")
+    secure_cookie: bool = Field(
+        False, description="mark the session cookie Secure (set it when a TLS reverse proxy serves the page)"
+    )
+    refresh_seconds: float = Field(2.0, gt=0, description="how often the live pages re-read the store")
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
 class StackSettings(_Model):
     root: str = Field(".", description="directory that relative paths are resolved against")
     var_dir: str = Field("var", description="runtime state: sockets, logs, SQLite files, backups")
@@ -221,6 +246,7 @@ class StackSettings(_Model):
     bot: BotSettings = Field(default_factory=BotSettings)
     agent: AgentSettings = Field(default_factory=AgentSettings)
     inbox: InboxSettings = Field(default_factory=InboxSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
 
     def path(self, relative: str) -> Path:
         """Resolve a settings path against ``root`` (absolute paths pass through)."""

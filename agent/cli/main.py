@@ -58,6 +58,9 @@ def _register_optional() -> None:
     app.command("silence")(silence_cmd.silence)
     app.command("history")(history_cmd.history)
     app.command("explain")(explain_cmd.explain)
+    from agent.cli import web_cmd
+
+    app.command("web")(web_cmd.web)
 
 
 def main(argv: list[str] | None = None) -> int:

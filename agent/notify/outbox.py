@@ -147,7 +147,8 @@ class Outbox:
 
     async def _deliver_group(self, target: str, rows: list[NotificationRecord]) -> None:
         for i, row in enumerate(rows):
-            result = await self.delivery.deliver(target, title=row.title, body=row.body, severity=row.severity)
+            result = await self.delivery.deliver(target, title=row.title, body=row.body, severity=row.severity,
+                                                 attachments=row.attachments)
             now = self.clock()
             if result.ok:
                 await self._db(self.store.mark_sent, row.id, now)

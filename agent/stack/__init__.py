@@ -92,6 +92,9 @@ def programs(stack: Stack) -> list[dict[str, Any]]:
             "priority": 40,
             "stopwaitsecs": 15,
         },
+        # The operator's web page (agent/web): read-only on the store; the agent never needs it.
+        {"name": s.web.program, "command": f"{b}/agent web --inventory {stack.inventory}", "priority": 50,
+         "stopwaitsecs": 40},
     ]
 
 
@@ -125,7 +128,8 @@ def ensure_secrets(stack: Stack) -> dict[str, str]:
     A generated token is only for this machine's paper stack; an operator running for real sets
     them in the environment (they then win over the file).
     """
-    names = [stack.settings.bot.control_token_env, stack.settings.exchange.admin_token_env]
+    names = [stack.settings.bot.control_token_env, stack.settings.exchange.admin_token_env,
+             stack.settings.web.operator_password_env, stack.settings.web.viewer_password_env]
     stored: dict[str, str] = {}
     if stack.secrets_file.exists():
         for line in stack.secrets_file.read_text(encoding="utf-8").splitlines():

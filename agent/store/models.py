@@ -166,6 +166,8 @@ class NotificationRow(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
+    # Migration 0003: files attached where the target can carry them (email), e.g. a report chart.
+    attachments: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
 
 
 class ActionRunRow(Base):

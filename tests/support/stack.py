@@ -79,6 +79,7 @@ class StackUnderTest:
             "exchange": {"port": free_port()},
             "bot": {"port": free_port()},
             "inbox": {"port": free_port()},
+            "web": {"port": free_port()},
         }
         self.settings_data = _merge(base_settings, settings or {})
         (root / "settings.yaml").write_text(yaml.safe_dump(self.settings_data))
