@@ -55,8 +55,8 @@ system-test-deps:
 		{ apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends prometheus >/dev/null; }; }
 
 lint: $(STAMP)
-	$(BIN)/ruff check agent bot tests benchmarks
-	$(BIN)/mypy agent bot
+	$(BIN)/ruff check agent bot botwarden tests benchmarks
+	$(BIN)/mypy agent bot botwarden
 
 test: $(STAMP) system-test-deps browser lint
 	$(BIN)/agent validate playbooks
