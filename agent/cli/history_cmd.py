@@ -33,7 +33,7 @@ def history(
     config = load(inventory, None)
     redact = _redactor(config)
     start = datetime.now(UTC) - timedelta(seconds=parse_duration(since))
-    st = Store(store_url(config, store))
+    st = Store(store_url(config, store), create=False)
     try:
         st.migrate()
         incidents = st.find_incidents(since=start, host=host, check=check)

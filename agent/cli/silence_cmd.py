@@ -42,7 +42,7 @@ def silence(
     from agent.store import Store
 
     config = load(inventory, None)
-    st = Store(store_url(config, store))
+    st = Store(store_url(config, store), create=False)
     now = datetime.now(UTC)
     try:
         st.migrate()

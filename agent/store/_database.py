@@ -33,20 +33,33 @@ BUSY_TIMEOUT_MS = 5000
 """How long a writer waits for another process (e.g. ``agent ack``) holding the write lock."""
 
 
-def create_store_engine(url: str) -> Engine:
+def create_store_engine(url: str, *, create: bool = True) -> Engine:
     """An engine for ``url``; for SQLite, a WAL database whose transactions begin IMMEDIATE.
 
     Why IMMEDIATE: with SQLite's default deferred BEGIN, two connections that both read then
     write can deadlock, and SQLite then fails one at once with "database is locked" instead
     of waiting ``busy_timeout``. Taking the write lock at BEGIN makes writers queue instead.
-    The parent folder of a SQLite file is created (``var/`` on a fresh checkout).
+    With ``create`` the parent folder of a SQLite file is created (``var/`` on a fresh checkout)
+    and so is the file; without it, a missing file is refused (:class:`OperationalError`) and
+    SQLite opens the file ``mode=rw``, so no race can create it either: the CLI's commands
+    never make a database the resident agent does not read.
     """
     parsed = make_url(url)
     if not parsed.drivername.startswith("sqlite"):
         return create_engine(url, pool_pre_ping=True)
-    if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
+    connect_args: dict[str, Any] = {"timeout": BUSY_TIMEOUT_MS / 1000}
+    if parsed.database and parsed.database != ":memory:" and not parsed.database.startswith("file:"):
+        path = Path(parsed.database)
+        if create:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        else:
+            if not path.is_file():
+                raise OperationalError(
+                    f"the agent's database {path} does not exist",
+                    hint="is the agent running with this inventory? (`agent run` creates it; check the inventory's "
+                         "settings or --store)")
+            url = f"sqlite:///file:{path.resolve()}?mode=rw&uri=true"
+    engine = create_engine(url, connect_args=connect_args)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -42,7 +42,7 @@ async def _with_store(request: web.Request, fn: Callable[[Any], T]) -> T:
     url = ctx_of(request).store_url
 
     def run() -> T:
-        st = Store(url)
+        st = Store(url, create=False)  # the page never makes a database the agent does not read
         try:
             st.migrate()
             return fn(st)
