@@ -18,6 +18,7 @@ from bot import __version__
 from bot.settings import StackSettings
 from bot.trading.engine import INTERVAL_SECONDS, TradingEngine
 from bot.trading.gateway import Gateway, GatewayError
+from bot.trading.halts import HaltFile
 from bot.trading.http_api import BotHttpServer
 from bot.trading.jsonlog import configure_logging
 from bot.trading.metrics import BotMetrics
@@ -64,7 +65,8 @@ def main(settings: StackSettings) -> int:
 
     engine_box: list[TradingEngine] = []
     http = BotHttpServer(bot.host, bot.port, status=status, metrics=metrics, token=token,
-                         token_env=bot.control_token_env, controls=lambda: engine_box[0] if engine_box else None)
+                         token_env=bot.control_token_env, controls=lambda: engine_box[0] if engine_box else None,
+                         halts=HaltFile(settings.path(bot.halt_file)))
     http.start()
     stop = threading.Event()
     forced = threading.Event()
