@@ -47,9 +47,10 @@ async def halt(*, base: str, token_env: str, timeout: float, path: str | None, r
     already = [h for h in in_force if h.get("kind") == "control"]
     if ctx.check_mode:
         where = f"record a halt in {path}" if path else "ask the bot to halt"
+        data.update(recorded=False, confirmed=False, durable=bool(already and path), halts=in_force,
+                    halt_id=already[0].get("id") if already else None, halted=bool(already))
         if already:
-            return ActionResult(changed=False, data={**data, "halted": True},
-                                msg=f"already halted ({describe_halts(already)})")
+            return ActionResult(changed=False, data=data, msg=f"already halted ({describe_halts(already)})")
         return ActionResult(changed=True, data=data, msg=f"would {where} and have the bot confirm "
                                                        f"({_state(health, health_error)})")
     recorded: Halt | None = None
@@ -107,6 +108,7 @@ async def resume(*, base: str, token_env: str, timeout: float, path: str | None,
         what = f"none of {', '.join(ids)} is in force" if ids else "not halted"
         return ActionResult(changed=False, data=data, msg=f"{what} ({_state(health, health_error)})")
     if ctx.check_mode:
+        data.update(halted=bool(in_force), halts=in_force, ended=[])
         return ActionResult(changed=True, data=data,
                             msg=f"would end {len(to_end)} halt(s): {describe_halts(to_end)}")
     ended: list[dict[str, Any]] = []
