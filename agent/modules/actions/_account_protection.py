@@ -243,6 +243,10 @@ async def _place_stops(run: Flattening, bare: list[hl.Position], stop_pct: float
 async def flatten(run: Flattening, *, attempts: int, delay: float, slippage_pct: float, stop_pct: float,
                   reserve: float, wanted: Callable[[str], bool]) -> None:
     """See the module docstring. ``reserve``: seconds kept for :func:`ensure_stops`."""
+    def done(acct: Account) -> bool:
+        return not any(wanted(c) for c in acct.positions) and \
+            not to_cancel([o for o in acct.orders if wanted(o.coin)], acct.positions)
+
     for attempt in range(attempts):
         if attempt:
             if time.monotonic() + delay >= run.deadline - reserve:
@@ -251,16 +255,16 @@ async def flatten(run: Flattening, *, attempts: int, delay: float, slippage_pct:
         acct = run.last if run.verified and run.last is not None else await run.read("flatten (read)")
         if acct is None:
             continue
-        positions = [p for p in acct.positions.values() if wanted(p.coin)]
-        orders = [o for o in acct.orders if wanted(o.coin)]
-        if not positions and not to_cancel(orders, acct.positions):
+        if done(acct):
             return
-        await close_positions(run, positions, slippage_pct)
+        await close_positions(run, [p for p in acct.positions.values() if wanted(p.coin)], slippage_pct)
         after = await run.read("flatten (after close)")
         if after is None:
             continue
         await cancel_orders(run, to_cancel([o for o in after.orders if wanted(o.coin)], after.positions))
-        await run.read("flatten (verify)")
+        verified = await run.read("flatten (verify)")
+        if verified is not None and done(verified):
+            return
     acct = run.last if run.verified else await run.read("flatten (verify)")
     if acct is None or any(wanted(c) for c in acct.positions):
         await ensure_stops(run, stop_pct, slippage_pct, wanted)
