@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import yaml
 
-from bot.settings import StackSettings, read_secrets_file
+from botwarden.settings import StackSettings, read_secrets_file
 
 
 class DrillError(Exception):

@@ -8,7 +8,7 @@ from typing import Any
 
 from rich.console import Console
 
-from agent.errors import ConfigError
+from botwarden.errors import ConfigError
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)  # never break file:line:col
@@ -31,7 +31,7 @@ def use_stack_secrets(inventory: Path) -> None:
     agent does. The values are secrets: only names ever reach a message.
     """
     from agent.stack import locate
-    from bot.settings import read_secrets_file
+    from botwarden.settings import read_secrets_file
 
     try:
         path = locate(root=inventory.resolve().parent, inventory=inventory).settings.secrets_path

@@ -27,8 +27,8 @@ from rich.markup import escape
 
 from agent.cli import options
 from agent.cli.common import console, err_console, load, store_url
-from agent.errors import BotwardenError, ConfigError, ExitCode
 from agent.modules.base import ActionResult, HostContext, RunContext
+from botwarden.errors import BotwardenError, ConfigError, ExitCode
 
 REQUEST_TIMEOUT_S = 10.0
 LOCK_WAIT_S = 120.0
@@ -156,7 +156,7 @@ async def _locked_run(config: Any, action: str, host: HostContext, params: Mappi
 
 
 def _print_status(host: HostContext, result: ActionResult) -> None:
-    from bot.trading.halts import HaltFile
+    from botwarden.halts import HaltFile
 
     path = (host.vars.get("bot") or {}).get("halt_path")
     halts = [h.as_dict() for h in HaltFile(path).active()] if path else list(result.data.get("health", {})

@@ -20,8 +20,8 @@ from typing import Any
 import jinja2
 import yaml
 
-from agent.errors import ConfigError, OperationalError
-from bot.settings import StackSettings, load_settings, read_secrets_file
+from botwarden.errors import ConfigError, OperationalError
+from botwarden.settings import StackSettings, load_settings, read_secrets_file
 
 TEMPLATE = "supervisord.conf.j2"
 

@@ -5,7 +5,7 @@ thread calls :meth:`halt`, :meth:`resume`, :meth:`cancel_all`, :meth:`close_all`
 goes through :meth:`_send`, which records it *before* sending (status pending) so a crash
 mid-call leaves a cloid that start-up reconciliation resolves.
 
-Halts live in the halt file (:mod:`bot.trading.halts`), not in the database: the engine reads
+Halts live in the halt file (:mod:`botwarden.halts`), not in the database: the engine reads
 it when it is built, at every iteration and again right before each entry order, under the
 entry gate. :meth:`halt` returns only once no entry can still be sent: it takes the same gate,
 so an entry already being sent finishes first and every later one sees the halt.
@@ -17,8 +17,6 @@ import threading
 import time
 from typing import Any
 
-from agent.errors import TransientError
-from bot.settings import StackSettings
 from bot.trading import cloid as intents
 from bot.trading.cloid import make_cloid
 from bot.trading.gateway import (
@@ -29,7 +27,6 @@ from bot.trading.gateway import (
     GatewayError,
     OrderOutcome,
 )
-from bot.trading.halts import Halt, HaltFile, HaltFileError
 from bot.trading.metrics import BotMetrics
 from bot.trading.models import utcnow
 from bot.trading.reconcile import KnownOrder, KnownTrade, plan
@@ -37,6 +34,9 @@ from bot.trading.risk import RiskManager, aggressive_price
 from bot.trading.status import RuntimeStatus
 from bot.trading.store import Store, utc_day
 from bot.trading.strategy import MacdParams, Signal, candles_to_frame, closed_only, evaluate
+from botwarden.errors import TransientError
+from botwarden.halts import Halt, HaltFile, HaltFileError
+from botwarden.settings import StackSettings
 
 log = logging.getLogger("bot.trading.engine")
 
@@ -426,7 +426,7 @@ class TradingEngine:
             day_start = day_start if day_start is not None else acct.equity
         unrealized = sum(p.unrealized_pnl for p in acct.positions.values())
         self.metrics.equity.set(acct.equity)
-        self.metrics.pnl_total.set(self.store.realized_pnl() + unrealized)
+        self.metrics.pnl.set(self.store.realized_pnl() + unrealized)
         self.metrics.pnl_daily_percent.set(-self.risk.daily_loss_pct(day_start_equity=day_start, equity=acct.equity))
         self.metrics.exposure_percent.set(acct.exposure / acct.equity * 100 if acct.equity > 0 else 0.0)
         last = self.store.closed_trades(20)

@@ -6,7 +6,7 @@
   compared with :func:`hmac.compare_digest`. No token configured: 503 and why. Wrong or
   missing token: 401.
 
-Halt and resume act on the halt file (:mod:`bot.trading.halts`), also while the trading loop
+Halt and resume act on the halt file (:mod:`botwarden.halts`), also while the trading loop
 has not started (the exchange unreachable at start-up): the loop reads the file when it starts.
 
 * ``POST /control/halt[?reason=TEXT&by=WHO]``: 200 ``{"ok": true, "halted": true, "durable":
@@ -35,10 +35,10 @@ from urllib.parse import parse_qs
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from agent.errors import BotwardenError
-from bot.trading.halts import Halt, HaltFile, HaltFileError
 from bot.trading.metrics import BotMetrics
 from bot.trading.status import RuntimeStatus
+from botwarden.errors import BotwardenError
+from botwarden.halts import Halt, HaltFile, HaltFileError
 
 log = logging.getLogger("bot.trading.http")
 

@@ -113,7 +113,7 @@ class EquitySnapshot(Base):
 
 class HaltRecord(Base):
     """History of halts of new entries: taken at ``created_at``, ended at ``cleared_at``. The
-    halts *in force* are in the halt file (:mod:`bot.trading.halts`), which a restore of this
+    halts *in force* are in the halt file (:mod:`botwarden.halts`), which a restore of this
     database cannot drop; these rows are what the reports count."""
 
     __tablename__ = "halts"

@@ -14,7 +14,6 @@ from sqlalchemy import create_engine, event, func, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from agent.errors import ConfigError
 from bot.trading.models import (
     SCHEMA_VERSION,
     Base,
@@ -27,6 +26,7 @@ from bot.trading.models import (
     TradeRecord,
     utcnow,
 )
+from botwarden.errors import ConfigError
 
 LIVE_ORDER_STATUSES = ("pending", "open")
 
@@ -201,7 +201,7 @@ class Store:
             return s.scalar(select(EquitySnapshot.equity).order_by(EquitySnapshot.id).limit(1))
 
     # --- halt history -------------------------------------------------------------------
-    # The halts in force live in the halt file (bot.trading.halts), never here: a restored or
+    # The halts in force live in the halt file (botwarden.halts), never here: a restored or
     # lost database must not end a halt. These rows are the history the reports count.
     def add_halt(self, kind: str, reason: str) -> HaltRecord:
         """Record that a halt was taken (history only)."""

@@ -28,7 +28,7 @@ from eth_account import Account
 from hyperliquid.exchange import Exchange
 from hyperliquid.info import Info
 
-from bot.settings import PAPER_DEV_PRIVATE_KEY
+from botwarden.settings import PAPER_DEV_PRIVATE_KEY
 from tests.support.stack import BIN, REPO, StackUnderTest, wait_until
 
 pytestmark = pytest.mark.slow
@@ -210,7 +210,7 @@ def test_emergency_then_restore_keeps_the_bot_halted_until_an_explicit_resume(
 
 
 def test_the_agent_cli_reads_var_secrets_env(running_stack: Callable[..., StackUnderTest]) -> None:
-    from bot.trading.halts import HaltFile
+    from botwarden.halts import HaltFile
 
     stack = running_stack(playbooks=shipped("emergency"), settings=HOURLY)
     stack.wait_running()

@@ -27,8 +27,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.errors import ModuleError
 from agent.modules import _hyperliquid as hl
+from botwarden.errors import ModuleError
 
 PER_CALL_TIMEOUT_S = 10.0
 """Upper bound of one exchange request inside a flatten (the task's timeout bounds the whole)."""

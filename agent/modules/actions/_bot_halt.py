@@ -1,7 +1,7 @@
 """Halt and resume for the ``bot`` action: the halt file first, then the bot's confirmation.
 
 A halt must hold whether the bot is alive or not, so the agent writes it to the bot's halt file
-itself (:mod:`bot.trading.halts`, the host's ``bot.halt_path``): the bot reads that file when it
+itself (:mod:`botwarden.halts`, the host's ``bot.halt_path``): the bot reads that file when it
 starts and again before every entry order. Then it asks the running bot to confirm
 (``POST /control/halt``), which answers only once no entry order is being sent and none can
 be. The result says exactly which of the two happened:
@@ -26,7 +26,7 @@ from urllib.parse import urlencode
 
 from agent.http import RequestFailed, Response, request
 from agent.modules.base import ActionResult, RunContext
-from bot.trading.halts import Halt, HaltFile, HaltFileError
+from botwarden.halts import Halt, HaltFile, HaltFileError
 
 MAX_BODY_BYTES = 256 * 1024
 FILE_TIMEOUT_S = 10.0

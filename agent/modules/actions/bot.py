@@ -21,11 +21,11 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from agent.errors import ModuleError
+from agent.core.values import Duration
 from agent.http import RequestFailed, Response, get_ok, request, safe_url
 from agent.modules.actions import _bot_halt
 from agent.modules.base import ActionModule, ActionResult, Params, RunContext
-from agent.types import Duration
+from botwarden.errors import ModuleError
 
 BotVerb = Literal["halt", "resume", "cancel-all", "close-all", "status"]
 

@@ -40,7 +40,7 @@ from pydantic import Field, model_validator
 
 from agent.modules import _sqlite_backup as bk
 from agent.modules.base import ActionModule, ActionResult, Params, RunContext
-from bot.trading.halts import HaltFile
+from botwarden.halts import HaltFile
 
 _SIDECARS = ("-wal", "-shm", "-journal")
 _FILES_PREFIX = "files/"

@@ -23,7 +23,7 @@ from agent.modules.actions import _account_protection as guard
 from agent.modules.actions.exchange import ExchangeAction, ExchangeActionParams
 from agent.modules.base import HostContext, RunContext
 from bot.exchange import RunningExchange, serve_in_thread
-from bot.settings import PAPER_DEV_PRIVATE_KEY
+from botwarden.settings import PAPER_DEV_PRIVATE_KEY
 
 DEV = Account.from_key(PAPER_DEV_PRIVATE_KEY).address
 UNSET_KEY_ENV = "BOTWARDEN_TEST_KEY_THAT_IS_NOT_SET"

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bot.trading.halts import HaltFile
+from botwarden.halts import HaltFile
 
 
 def entries(engine: Any) -> list[Any]:

@@ -14,7 +14,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.trading.halts import UNREADABLE, HaltFile, utc_day
+from botwarden.halts import UNREADABLE, HaltFile, utc_day
 
 
 def test_halts_hold_across_instances_and_end_only_when_cleared(tmp_path: Path) -> None:
@@ -52,7 +52,7 @@ def test_an_unreadable_halt_file_halts(tmp_path: Path) -> None:
 
 _WRITER = """
 import sys
-from bot.trading.halts import HaltFile
+from botwarden.halts import HaltFile
 path, who = sys.argv[1], sys.argv[2]
 for i in range(5):
     HaltFile(path).add("error", f"{who}-{i}", by=who, same="reason")
