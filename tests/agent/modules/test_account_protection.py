@@ -146,15 +146,28 @@ async def test_a_refused_close_keeps_the_stop_and_puts_one_on_the_bare_position(
     assert done.msg.count("protected by a reduce-only stop") == 2 and "could not immediately match" in done.msg
 
 
+def refuse_signed_requests(paper: RunningExchange, how: str) -> str:
+    """Make every further signed request fail; returns the exchange's words for it."""
+    if how == "the signer refused":
+        paper.admin("POST", "/admin/faults", {"auth_failure": True})
+        return "does not exist"
+    used = paper.admin("GET", "/admin/state")["accounts"][DEV.lower()]["n_requests"]
+    paper.admin("POST", "/admin/config", {"address_request_cap": used})  # the request cap reached
+    return "Too many cumulative requests"
+
+
+@pytest.mark.parametrize("how", ["the signer refused", "the request cap reached"])
 async def test_a_position_that_cannot_get_a_stop_is_reported_without_one(
-        ctx: Callable[..., RunContext], paper: RunningExchange, sdk: Any) -> None:
+        ctx: Callable[..., RunContext], paper: RunningExchange, sdk: Any, how: str) -> None:
     info, ex = sdk
     assert ex.market_open("ETH", False, 0.2)["status"] == "ok"
-    paper.admin("POST", "/admin/faults", {"auth_failure": True})  # every signed request refused
+    words = refuse_signed_requests(paper, how)
     done = await act("flatten", ctx(), attempts=2, delay=0.1)
     assert done.failed and done.data["unprotected"] == ["ETH"] and stops_covering(info) == {}
     assert done.msg.startswith("POSITION STILL OPEN: ETH short 0.2") and "WITHOUT A STOP" in done.msg
+    assert words in done.msg
     paper.admin("DELETE", "/admin/faults")
+    paper.admin("POST", "/admin/config", {"address_request_cap": None})
     protected = await act("protect", ctx())
     assert protected.changed and not protected.failed, protected.msg
     assert stops_covering(info) == {"ETH": 0.2} and "protected by a reduce-only stop" in protected.msg
