@@ -83,7 +83,7 @@ def render(mach: dict[str, str], reps: int, idle: dict[str, Any], cap: list[dict
     out += ["Ratios ours/theirs (median): " + ", ".join(
         f"vs {n}: {ratio(ours['hang'].median, r['hang'].median)}" for n, r in det.items() if n != "botwarden"
     ) if ours else "", ""]
-    out += ["## 3. Emergency (100 resting orders, 10 positions)", ""] + _emergency_section(emerg)
+    out += ["## 3. Emergency (100 resting orders, 10 positions)", "", *_emergency_section(emerg)]
     out += ["## 4. Scheduler capacity", "",
             "The real `agent run` (store, evaluator, outbox) with N http checks every 1 s against a local "
             "aiohttp server (its own process, same two cores). 15 s window after a 5 s warm-up, read from "
@@ -139,12 +139,13 @@ def _emergency_section(emerg: dict[str, Any] | None) -> list[str]:
     return [
         f"Paper exchange in its own process with {len(emergency.COINS)} perp markets; per repetition the state is "
         f"wiped, then {emergency.RESTING_ORDERS} resting bids and one position per market are placed through the SDK "
-        "with the paper development key. Timed: the exchange steps of `playbooks/emergency.yaml` (the real "
-        "`exchange` action, `cancel_all` then `close_all`, with a fresh SDK client as a new `agent run-playbook` "
+        "with the paper development key. Timed: the exchange step of `playbooks/emergency.yaml` (the real "
+        "`exchange` action's `flatten`: every position closed reduce-only in one bulk order, then what can add "
+        "exposure cancelled in one bulk cancel, with a fresh SDK client as a new `agent run-playbook` "
         "process builds one) until the account is flat, verified through the SDK (no orders, no positions). "
         "The bot and supervisor steps, and the process start of `agent run-playbook`, are not included. "
         "Requests counted on the wire (the SDK's `requests` session).", "",
-        table(SERIES_HEADER, [emerg[k].row() for k in ("flat", "cancel", "close")]), "",
+        table(SERIES_HEADER, [emerg[k].row() for k in ("flat", "flatten")]), "",
         f"Requests per repetition: signed `/exchange` requests {', '.join(map(str, signed)) or 'n/a'} "
         f"(cancel requests: {', '.join(map(str, cancel_requests)) or 'n/a'}, orders per bulk cancel: "
         f"{', '.join(map(str, bulk)) or 'n/a'}); `/info` requests {', '.join(map(str, info)) or 'n/a'} ({kinds}).",

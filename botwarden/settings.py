@@ -141,6 +141,11 @@ class BotSettings(_Model):
     heartbeat_file: str = Field(
         "var/bot.heartbeat", description="touched with a timestamp after every loop iteration (watchdog)"
     )
+    halt_file: str = Field(
+        "var/bot.halt.json",
+        description="the halts in force (outside the database: they hold while the bot is dead and across a "
+                    "restore); the bot reads it before every entry, the agent writes it directly",
+    )
     api_timeout_s: float = Field(5.0, gt=0, description="timeout of each exchange API call, seconds")
     slippage_pct: float = Field(1.0, ge=0, description="limit distance of market (IOC) orders from mid, %")
     min_order_usd: float = Field(10.0, ge=0, description="smallest order notional the exchange accepts")
@@ -254,6 +259,11 @@ class StackSettings(_Model):
         return p if p.is_absolute() else (Path(self.root) / p).resolve()
 
     @property
+    def secrets_path(self) -> Path:
+        """``var/secrets.env``: the tokens ``agent stack up`` generated for this machine's stack."""
+        return self.path(self.var_dir) / "secrets.env"
+
+    @property
     def exchange_url(self) -> str:
         """Base URL the bot and the agent's exchange modules use for ``network``."""
         if self.bot.network == "paper":
@@ -280,7 +290,8 @@ class StackSettings(_Model):
         return {
             "bot": {**self.bot.model_dump(), "url": self.bot.url, "health_url": self.bot.health_url,
                     "metrics_url": self.bot.metrics_url, "db_path": str(self.path(self.bot.db)),
-                    "heartbeat_path": str(self.path(self.bot.heartbeat_file))},
+                    "heartbeat_path": str(self.path(self.bot.heartbeat_file)),
+                    "halt_path": str(self.path(self.bot.halt_file))},
             "exchange": {**self.exchange.model_dump(), "url": self.exchange_url,
                          "state_path": str(self.path(self.exchange.state))},
             "supervisor": {**self.supervisor.model_dump(), "url": f"unix://{sock}",
@@ -290,6 +301,22 @@ class StackSettings(_Model):
             "inbox": {**self.inbox.model_dump(), "url": self.inbox.url},
             "var_dir": str(self.path(self.var_dir)),
         }
+
+
+def read_secrets_file(path: str | os.PathLike[str]) -> dict[str, str]:
+    """The ``NAME=value`` lines of a secrets file (``var/secrets.env``, written by ``agent stack
+    up``); blank lines and ``#`` comments are skipped, a missing file is empty. Raises
+    :class:`OSError` when the file exists but cannot be read."""
+    out: dict[str, str] = {}
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return out
+    for line in text.splitlines():
+        name, sep, value = line.partition("=")
+        if sep and name.strip() and not name.lstrip().startswith("#"):
+            out[name.strip()] = value.strip()
+    return out
 
 
 def load_settings(path: str | os.PathLike[str] | None = None, *, root: str | None = None) -> StackSettings:

@@ -21,7 +21,7 @@ import jinja2
 import yaml
 
 from botwarden.errors import ConfigError, OperationalError
-from botwarden.settings import StackSettings, load_settings
+from botwarden.settings import StackSettings, load_settings, read_secrets_file
 
 TEMPLATE = "supervisord.conf.j2"
 
@@ -47,7 +47,7 @@ class Stack:
 
     @property
     def secrets_file(self) -> Path:
-        return self.settings.path(self.settings.var_dir) / "secrets.env"
+        return self.settings.secrets_path
 
 
 def locate(root: Path | None = None, inventory: Path | None = None) -> Stack:
@@ -130,12 +130,7 @@ def ensure_secrets(stack: Stack) -> dict[str, str]:
     """
     names = [stack.settings.bot.control_token_env, stack.settings.exchange.admin_token_env,
              stack.settings.web.operator_password_env, stack.settings.web.viewer_password_env]
-    stored: dict[str, str] = {}
-    if stack.secrets_file.exists():
-        for line in stack.secrets_file.read_text(encoding="utf-8").splitlines():
-            if "=" in line and not line.startswith("#"):
-                k, v = line.split("=", 1)
-                stored[k.strip()] = v.strip()
+    stored = read_secrets_file(stack.secrets_file)
     changed = False
     for name in names:
         if name not in stored:

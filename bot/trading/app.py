@@ -22,6 +22,7 @@ from bot.trading.metrics import BotMetrics
 from bot.trading.status import RuntimeStatus
 from bot.trading.store import Store
 from botwarden.errors import BotwardenError, ConfigError, ExitCode, TransientError
+from botwarden.halts import HaltFile
 from botwarden.settings import StackSettings
 
 log = logging.getLogger("bot.trading.app")
@@ -64,7 +65,8 @@ def main(settings: StackSettings) -> int:
 
     engine_box: list[TradingEngine] = []
     http = BotHttpServer(bot.host, bot.port, status=status, metrics=metrics, token=token,
-                         token_env=bot.control_token_env, controls=lambda: engine_box[0] if engine_box else None)
+                         token_env=bot.control_token_env, controls=lambda: engine_box[0] if engine_box else None,
+                         halts=HaltFile(settings.path(bot.halt_file)))
     http.start()
     stop = threading.Event()
     forced = threading.Event()
