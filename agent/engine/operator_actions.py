@@ -160,9 +160,9 @@ def confirmation_text(play: Any, config: Any, hosts: list[str]) -> str:
     naming the play and the hosts."""
     if play.confirm:
         try:
-            return config.templating.render_str(play.confirm, {"host": ", ".join(hosts), **play.vars})
-        except Exception:  # noqa: BLE001 - the raw text is still a fine question
-            return play.confirm
+            return str(config.templating.render_str(play.confirm, {"host": ", ".join(hosts), **play.vars}))
+        except Exception:  # the raw text is still a fine question
+            return str(play.confirm)
     return f"Run destructive playbook {play.name!r} on {', '.join(hosts)}?"
 
 
