@@ -88,7 +88,10 @@ def _world(tmp_path: Path, sup: Any, receiver: Any, *, cooldown: str = "0s", set
         import yaml
 
         path = world.root / "settings.yaml"
-        path.write_text(yaml.safe_dump({**yaml.safe_load(path.read_text()), **settings}))
+        current = yaml.safe_load(path.read_text())
+        for section, values in settings.items():
+            current[section] = {**current.get(section, {}), **values}
+        path.write_text(yaml.safe_dump(current))
     mark = world.root / "handover-ran"
     world.write_playbook("watch", PLAY.replace("{cooldown}", cooldown))
     world.write_playbook("handover", HANDOVER.replace("{mark}", str(mark)))
@@ -157,8 +160,7 @@ def _hold_write_lock(db: Path, seconds: float, holding: threading.Event) -> None
 
 def test_a_transition_that_cannot_be_stored_is_acted_on_told_directly_and_stored_later(crashy, tmp_path, receiver):
     sup, _flag = crashy
-    world = _world(tmp_path, sup, receiver, settings={"agent": {"db": str(tmp_path / "world" / "var" / "agent.db"),
-                                                                "store_grace": 3}})
+    world = _world(tmp_path, sup, receiver, settings={"agent": {"store_grace": 3}})
     try:
         world.start()
         wait_until(lambda: (s := world.state("watch/local/worker running")) and s.hard_state.name == "OK", 20,

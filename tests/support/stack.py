@@ -80,6 +80,9 @@ class StackUnderTest:
             "bot": {"port": free_port()},
             "inbox": {"port": free_port()},
             "web": {"port": free_port()},
+            # The agent's /metrics on a port of its own: stacks of tests running in parallel
+            # (pytest-xdist, other checkouts) never read each other's agent.
+            "agent": {"metrics_port": free_port()},
         }
         self.settings_data = _merge(base_settings, settings or {})
         (root / "settings.yaml").write_text(yaml.safe_dump(self.settings_data))
