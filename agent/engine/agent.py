@@ -146,7 +146,7 @@ class Agent:
                            notifier=notifications, check_mode=self.check_mode)
         remediator = Remediator(config=live, guard=guard, tasks=tasks, store=store, store_thread=thread,
                                 notifications=notifications, status=pipeline.status,
-                                last_observation=pipeline.last_observation)
+                                last_observation=pipeline.last_observation, direct=direct)
         alerts = AlertLoop(config=live, notifications=notifications, store=store, store_thread=thread,
                            is_flapping=pipeline.is_flapping)
         pipeline.listeners += [alerts, remediator]

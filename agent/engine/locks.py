@@ -58,7 +58,7 @@ async def target_locks(lock_dir: Path, targets: Iterable[str], *, owner: str,
 
     Raises :class:`LockTimeout` naming the holder when a lock cannot be had in time.
     """
-    lock_dir.mkdir(parents=True, exist_ok=True)
+    await asyncio.to_thread(lock_dir.mkdir, parents=True, exist_ok=True)
     held: list[int] = []
     deadline = time.monotonic() + timeout
     try:

@@ -161,7 +161,7 @@ def confirmation_text(play: Any, config: Any, hosts: list[str]) -> str:
     if play.confirm:
         try:
             return str(config.templating.render_str(play.confirm, {"host": ", ".join(hosts), **play.vars}))
-        except Exception:  # the raw text is still a fine question
+        except Exception:  # noqa: BLE001 - the raw text is still a fine question
             return str(play.confirm)
     return f"Run destructive playbook {play.name!r} on {', '.join(hosts)}?"
 

@@ -223,7 +223,7 @@ class ResultPipeline:
                 try:
                     stored = await self._thread.call(self._persist, item.decision, self._stored_incident.get(key),
                                                      batch, item.told)
-                except Exception as exc:  # locked, full, gone: the decision waits, nothing is dropped
+                except Exception as exc:  # noqa: BLE001 - locked, full, gone: the decision waits, nothing is dropped
                     self._batcher.put_back(batch)
                     self._store_failed(exc)
                     return

@@ -19,7 +19,7 @@ def main() -> int:
     engine = create_store_engine(sys.stdin.read().strip())
     try:
         upgrade_to_head(engine)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure: its traceback and reason for the parent
         traceback.print_exc()
         print(f"{type(exc).__name__}: " + (str(exc).splitlines() or [""])[0], file=sys.stderr)
         return 1

@@ -18,7 +18,7 @@ def receiver() -> Iterator[JsonReceiver]:
 
 
 @pytest.fixture
-def supervisor(supervisord_factory):  # noqa: F811
+def supervisor(supervisord_factory):
     """A real supervisord running one long-lived program, ``worker``."""
     sup = supervisord_factory({"worker": {"command": python_command()}})
     sup.wait_for_state("worker", "RUNNING")

@@ -132,7 +132,8 @@ class StackUnderTest:
             raise RuntimeError(f"supervisorctl {' '.join(args)}: {res.stdout}{res.stderr}")
         return res.stdout
 
-    def agent(self, *args: str, input: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    def agent(self, *args: str, input: str | None = None,  # noqa: A002 - as subprocess.run
+              timeout: float = 120) -> subprocess.CompletedProcess[str]:
         """Run the ``agent`` CLI against this stack (as an operator would, from its root)."""
         env = {**os.environ, **self.tokens}
         return subprocess.run([str(BIN / "agent"), *args], cwd=self.root, capture_output=True, text=True,

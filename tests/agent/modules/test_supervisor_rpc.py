@@ -57,5 +57,5 @@ def test_the_blocking_call_itself_ends_at_its_timeout(wedged: str) -> None:
 
 
 async def test_process_info_on_a_wedged_supervisord_is_a_module_error(wedged: str) -> None:
-    with pytest.raises(ModuleError, match="did not answer|cannot reach"):
+    with pytest.raises(ModuleError, match=r"did not answer|cannot reach"):
         await process_info(wedged, "bot", timeout=0.3)

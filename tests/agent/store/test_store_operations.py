@@ -34,7 +34,8 @@ def test_results_are_recorded_listed_newest_first_and_pruned(store: Store) -> No
 
 def test_naive_datetimes_are_refused(store: Store) -> None:
     with pytest.raises(ValueError, match="naive"):
-        store.record_result(play="p", host="h", check="c", state=State.OK, observed_at=datetime(2025, 1, 1))
+        naive = datetime(2025, 1, 1)  # noqa: DTZ001 - the point of the test
+        store.record_result(play="p", host="h", check="c", state=State.OK, observed_at=naive)
 
 
 def test_check_state_round_trip_and_update(store: Store) -> None:
