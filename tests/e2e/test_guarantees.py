@@ -191,3 +191,26 @@ def test_a_transition_that_cannot_be_stored_is_acted_on_told_directly_and_stored
         world.assert_alive()
     finally:
         world.stop()
+
+
+def test_the_agent_database_deleted_under_the_agent_is_said_and_the_agent_exits_to_be_restarted(
+        crashy, tmp_path, receiver):
+    """SQLite keeps writing to an unlinked file: acks and silences would go to a file the agent
+    never reads. The agent notices, tells everyone directly, and exits non-zero (supervisord
+    restarts it on the file that is there) (issue 14, item 6)."""
+    sup, _flag = crashy
+    world = _world(tmp_path, sup, receiver)
+    try:
+        world.start()
+        wait_until(lambda: (s := world.state("watch/local/worker running")) and s.hard_state.name == "OK", 20,
+                   what="the first OK")
+        for path in world.db_path.parent.glob("agent.db*"):
+            path.unlink()
+        assert world.proc is not None
+        code = world.proc.wait(20)
+        assert code == 4, world.log()[-2000:]
+        [msg] = receiver.wait_for(1, 10)
+        assert msg["title"].startswith("[AGENT] the agent database") and "deleted" in msg["title"], msg
+        assert not world.db_path.exists()  # it did not recreate the file it was writing to
+    finally:
+        world.stop()
