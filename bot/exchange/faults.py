@@ -1,7 +1,7 @@
 """Fault injection for drills and tests (set through ``POST /admin/faults``).
 
-Faults apply to ``/info`` and ``/exchange`` only; ``/admin`` always answers so a drill can be
-ended. They live in memory (a restart clears them). Probabilities use a generator seeded from
+Faults apply to ``/info``, ``/exchange`` and ``/ws`` only; ``/admin`` always answers so a drill
+can be ended. They live in memory (a restart clears them). Probabilities use a generator seeded from
 the market seed, so a drill replays the same way.
 
 Fields (all optional in a POST, which merges into the current set):
@@ -14,6 +14,13 @@ Fields (all optional in a POST, which merges into the current set):
 ``outage``               ``"503"``: 503 on everything; ``"refuse"``: the connection is closed at once
 ``drop_responses``       the next N ``/exchange`` requests are applied, then the connection is
                          closed without an answer (the client cannot know the outcome)
+``ws_outage``            every websocket connection is dropped and new ones are refused (503)
+                         until cleared
+``ws_stall``             websocket channels (as named on the wire: ``allMids``, ``l2Book``,
+                         ``user``, ``post``...) that stop sending; connections stay up
+``ws_delay_ms``          added delay before every websocket message (order is kept)
+
+``POST /admin/ws/drop`` (``bot drill ws-drop``) drops every connection once; clients reconnect.
 """
 from __future__ import annotations
 
@@ -24,6 +31,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 Outage = Literal["off", "503", "refuse"]
+WS_WIRE_CHANNELS = ("allMids", "l2Book", "trades", "candle", "bbo", "orderUpdates", "userFills", "user",
+                    "webData2", "userNonFundingLedgerUpdates", "activeAssetCtx", "post", "pong",
+                    "subscriptionResponse")
 
 
 @dataclass
@@ -35,6 +45,9 @@ class Faults:
     auth_failure: bool = False
     outage: Outage = "off"
     drop_responses: int = 0
+    ws_outage: bool = False
+    ws_stall: list[str] = field(default_factory=list)
+    ws_delay_ms: float = 0.0
 
     def update(self, values: dict[str, Any]) -> None:
         """Merge ``values``; raises ValueError naming an unknown field or a bad value."""
@@ -47,6 +60,12 @@ class Faults:
                 raise ValueError("outage must be 'off', '503' or 'refuse'")
             if key in ("error_rate", "rate_limit_rate") and not 0.0 <= float(value) <= 1.0:
                 raise ValueError(f"{key} must be within [0, 1]")
+            if key == "ws_stall":
+                value = [value] if isinstance(value, str) else value
+                if not isinstance(value, list) or any(c not in WS_WIRE_CHANNELS for c in value):
+                    raise ValueError(f"ws_stall takes channel names among {', '.join(WS_WIRE_CHANNELS)}")
+            if key in ("latency_ms", "ws_delay_ms") and float(value) < 0:
+                raise ValueError(f"{key} must be >= 0")
             setattr(self, key, value)
 
     def as_dict(self) -> dict[str, Any]:
