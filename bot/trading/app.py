@@ -13,13 +13,16 @@ import time
 from pathlib import Path
 from types import FrameType
 
+import eth_account
+
 from agent.errors import BotwardenError, ConfigError, ExitCode, TransientError
 from bot import __version__
-from bot.settings import StackSettings
+from bot.settings import SigningKey, StackSettings
 from bot.trading.engine import INTERVAL_SECONDS, TradingEngine
 from bot.trading.gateway import Gateway, GatewayError
 from bot.trading.http_api import BotHttpServer
 from bot.trading.jsonlog import configure_logging
+from bot.trading.market_feed import MarketFeed
 from bot.trading.metrics import BotMetrics
 from bot.trading.status import RuntimeStatus
 from bot.trading.store import Store
@@ -42,12 +45,12 @@ def main(settings: StackSettings) -> int:
     bot = settings.bot
     token = os.environ.get(bot.control_token_env) or None
     try:
-        key = settings.private_key()
-    except RuntimeError as err:
+        signer = settings.signing_key("bot")
+    except (RuntimeError, ValueError) as err:
         configure_logging([token] if token else [])
         log.error("cannot start", extra={"event": "config_error", "error": str(err)})
         return ExitCode.CONFIG
-    configure_logging([s for s in (token, key) if s])
+    configure_logging([s for s in (token, signer.key) if s])
     if bot.candle_interval not in INTERVAL_SECONDS:
         log.error("cannot start", extra={"event": "config_error",
                                          "error": f"unknown candle_interval {bot.candle_interval!r}"})
@@ -89,29 +92,56 @@ def main(settings: StackSettings) -> int:
     signal.signal(signal.SIGINT, on_signal)
     log.info("bot starting", extra={"event": "start", "version": __version__, "network": bot.network,
                                     "exchange": settings.exchange_url, "coins": bot.coins,
-                                    "http": f"{bot.host}:{http.port}", "control_enabled": token is not None})
+                                    "http": f"{bot.host}:{http.port}", "control_enabled": token is not None,
+                                    "api_wallet": signer.name if signer.api_wallet else None,
+                                    "account": signer.account})
+    feed = _start_feed(settings, signer, metrics, status)
     try:
-        engine = _connect(settings, key, store, metrics, status, stop)
+        engine = _connect(settings, signer, store, metrics, status, stop, feed)
         if engine is not None:
             engine_box.append(engine)
             _run_loop(engine, status, metrics, heartbeat, stop, bot.loop_seconds)
     finally:
         forced.set()
         log.info("bot stopped", extra={"event": "stop"})
+        if feed is not None:
+            feed.stop()
         http.stop()
         store.close()
     return ExitCode.OK
 
 
-def _connect(settings: StackSettings, key: str, store: Store, metrics: BotMetrics, status: RuntimeStatus,
-             stop: threading.Event) -> TradingEngine | None:
-    """Connect and reconcile, retrying with backoff while /health says degraded."""
+def _start_feed(settings: StackSettings, signer: SigningKey, metrics: BotMetrics,
+                status: RuntimeStatus) -> MarketFeed | None:
+    """The websocket feed of mids, candles and the account's fills, connecting in the background
+    while the bot connects over REST (it falls back to REST whenever the feed has nothing fresh)."""
+    account = signer.account or _address(signer.key)
+    feed = MarketFeed(settings.exchange_url, account, settings.bot.coins, settings.bot.candle_interval,
+                      stale_s=settings.bot.ws_stale_s)
+    status.websocket = feed.status
+    metrics.watch_websocket(feed.status)
+    feed.start()
+    return feed
+
+
+def _address(key: str) -> str:
+    return str(eth_account.Account.from_key(key).address).lower()
+
+
+def _connect(settings: StackSettings, signer: SigningKey, store: Store, metrics: BotMetrics, status: RuntimeStatus,
+             stop: threading.Event, feed: MarketFeed | None) -> TradingEngine | None:
+    """Connect, check that the API wallet is approved, reconcile; retry with backoff while
+    /health says degraded (an unapproved or revoked API wallet is retried too: the operator
+    approves it and the bot carries on)."""
     backoff = 1.0
     engine: TradingEngine | None = None
     while not stop.is_set():
         try:
             if engine is None:
-                gw = Gateway(settings.exchange_url, key, timeout_s=settings.bot.api_timeout_s, metrics=metrics)
+                gw = Gateway(settings.exchange_url, signer.key, timeout_s=settings.bot.api_timeout_s, metrics=metrics,
+                             account_address=signer.account, feed=feed)
+                if signer.api_wallet:
+                    _check_approved(gw, signer)
                 engine = TradingEngine(settings, gw, store, metrics, status)
                 for coin in settings.bot.coins:
                     try:
@@ -130,6 +160,15 @@ def _connect(settings: StackSettings, key: str, store: Store, metrics: BotMetric
             stop.wait(backoff)
             backoff = min(backoff * 2, 30.0)
     return None
+
+
+def _check_approved(gw: Gateway, signer: SigningKey) -> None:
+    role = gw.signer_role()
+    master = (role.get("data") or {}).get("user") if role.get("role") == "agent" else None
+    if str(master).lower() != gw.address.lower():
+        raise GatewayError(f"API wallet {gw.signer} ({signer.name}) is not approved for account {gw.address} "
+                           f"(userRole: {role.get('role', 'unknown')})", kind="auth",
+                           hint="approve it with the account's key (paper: `bot drill approve bot`)")
 
 
 def _run_loop(engine: TradingEngine, status: RuntimeStatus, metrics: BotMetrics, heartbeat: Path,
