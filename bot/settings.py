@@ -149,6 +149,12 @@ class BotSettings(_Model):
         None, description="the account traded, master of the API wallets; default: the address of the key in "
                           "private_key_env (on paper: the development key)",
     )
+    lock_file: str = Field("var/bot.lock", description="flock held by the active bot (its pid inside)")
+    warm_spare: bool = Field(
+        True, description="keep a forked, already-imported spare that takes over within milliseconds when "
+                          "the bot dies (crash, SIGKILL); the next supervised bot relieves it",
+    )
+    spare_tenure_s: float = Field(30.0, gt=0, description="an interim spare nobody relieves stops after this")
     ws_stale_s: float = Field(
         10.0, gt=0, description="websocket silent this long (no message, pongs included) counts as down: "
                                 "the bot reconnects and reads REST meanwhile",

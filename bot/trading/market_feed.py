@@ -9,6 +9,8 @@ whenever the answer is None:
 * :meth:`MarketFeed.candles`: a window of candles built from a REST snapshot (:meth:`seed`)
   kept current by ``candle`` pushes; None when unseeded, stale, or not contiguous up to the
   current candle. Every reconnect drops the seeds: candles missed while down come from REST;
+* ``on_candle``: called for every current candle pushed (the bot counts it as fresh market
+  data on /health, as it counts a current candle it fetched);
 * :meth:`MarketFeed.take_fills`: fills pushed since the last call, once the connection's
   ``isSnapshot`` message arrived; None when not live, or when the periodic REST check of fills
   is due (a safety net against a stream that stalls silently; fills are deduplicated by tid).
@@ -31,7 +33,8 @@ INTERVAL_MS = {"1m": 60_000, "3m": 180_000, "5m": 300_000, "15m": 900_000, "30m"
 class MarketFeed:
     def __init__(self, base_url: str, account: str, coins: list[str], interval: str, *, stale_s: float,
                  clock: Callable[[], float] = time.monotonic,
-                 socket_factory: Callable[..., HyperliquidSocket] = HyperliquidSocket) -> None:
+                 socket_factory: Callable[..., HyperliquidSocket] = HyperliquidSocket,
+                 on_candle: Callable[[], None] | None = None) -> None:
         self.coins = list(coins)
         self.interval = interval
         self.step_ms = INTERVAL_MS[interval]
@@ -46,6 +49,7 @@ class MarketFeed:
         self._fills_live = False
         self._rest_fills_due = 0.0
         self._keep = 0  # candles kept per coin: the largest window asked for, plus slack
+        self.on_candle = on_candle
         subs: list[dict[str, Any]] = [{"type": "allMids"}]
         subs += [{"type": "candle", "coin": c, "interval": interval} for c in coins]
         subs.append({"type": "userFills", "user": account})
@@ -75,6 +79,8 @@ class MarketFeed:
                 self._mids = {k: float(v) for k, v in (data.get("mids") or {}).items()}
                 self._mids_at = now
             elif channel == "candle" and isinstance(data, dict) and data.get("i") == self.interval:
+                if self.on_candle is not None and int(data.get("t", 0)) >= time.time() * 1000 - 2 * self.step_ms:
+                    self.on_candle()  # the strategy's market data is arriving, current
                 coin = data.get("s")
                 cache = self._candles.get(coin) if isinstance(coin, str) else None
                 if cache is not None:

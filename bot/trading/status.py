@@ -4,6 +4,7 @@ Writers replace whole attributes (atomic under the GIL); readers never block the
 """
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,6 +43,8 @@ class RuntimeStatus:
     stopping: bool = False
     websocket: Callable[[], SocketStatus] | None = None
     """The market feed's socket status, once the feed exists (None: no websocket)."""
+    role: str = "active"
+    """``active``, or ``interim``: the warm spare standing in for a bot that died."""
 
     def health(self) -> dict[str, Any]:
         """The /health document.
@@ -79,6 +82,8 @@ class RuntimeStatus:
             "version": BOT_VERSION,
             "uptime_s": round(now_m - self.started_monotonic, 3),
             "websocket": self._websocket(),
+            "pid": os.getpid(),
+            "role": self.role,
         }
 
     def _websocket(self) -> dict[str, Any] | None:

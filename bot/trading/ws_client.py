@@ -17,9 +17,11 @@ connection's thread and must not block. Times are monotonic seconds.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import random
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -79,10 +81,21 @@ class HyperliquidSocket:
         self._stop.set()
         app = self._app
         if app is not None:
-            app.close()
+            self._hang_up(app)
         for t in self._threads:
             t.join(timeout)
         self._set_state("stopped")
+
+    @staticmethod
+    def _hang_up(app: websocket.WebSocketApp) -> None:
+        """Close ``app`` now: websocket-client's close alone leaves its reader in select() for
+        up to 10 s; shutting the TCP socket down wakes it at once."""
+        app.keep_running = False
+        sock = getattr(app.sock, "sock", None) if app.sock is not None else None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        app.close()
 
     def status(self) -> WsStatus:
         now = time.monotonic()
@@ -163,7 +176,7 @@ class HyperliquidSocket:
             if silent > self.stale_s:
                 log.warning("websocket silent; dropping it", extra={"event": "ws_stale", "silent_s": round(silent, 3)})
                 self._set_state("down")
-                app.close()
+                self._hang_up(app)
                 continue
             try:
                 app.send(json.dumps({"method": "ping"}))
