@@ -89,7 +89,7 @@ class AdminApi:
 
     async def _faults(self, request: web.Request, body: dict[str, Any]) -> Any:
         self.ex.faults.update(body)
-        if self.ex.faults.ws_outage:
+        if self.ex.faults.ws_outage or self.ex.faults.outage != "off":  # an exchange that is down streams nothing
             await self.ex.hub.drop_all()
         return {"faults": self.ex.faults.as_dict()}
 

@@ -11,7 +11,8 @@ Fields (all optional in a POST, which merges into the current set):
 ``rate_limit_rate``      probability of a 429 (body ``null``, as the SDK expects)
 ``weight_per_minute``    IP weight budget per rolling minute; past it every request gets 429
 ``auth_failure``         every signed request is rejected as an unknown signer
-``outage``               ``"503"``: 503 on everything; ``"refuse"``: the connection is closed at once
+``outage``               ``"503"``: 503 on everything; ``"refuse"``: the connection is closed at once;
+                         either way every websocket connection is dropped and new ones refused
 ``drop_responses``       the next N ``/exchange`` requests are applied, then the connection is
                          closed without an answer (the client cannot know the outcome)
 ``ws_outage``            every websocket connection is dropped and new ones are refused (503)

@@ -108,7 +108,7 @@ class WsHub:
 
     # ----- connections ----------------------------------------------------------------------
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        if self.faults().ws_outage:
+        if self.faults().ws_outage:  # (an ``outage`` is answered by the fault middleware before this)
             return web.Response(status=503, text="Service Unavailable")
         ws = web.WebSocketResponse(autoping=True, heartbeat=None, max_msg_size=4 * 1024 * 1024)
         await ws.prepare(request)
