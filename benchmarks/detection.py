@@ -107,7 +107,8 @@ class World:
     def supervised_active(self) -> bool:
         """The supervised bot (not a stand-in) serves /health, healthy."""
         h, pid = self.health(), self.bot_pid()
-        return h.get("status") == "healthy" and h.get("role") == "active" and pid is not None and h.get("pid") == pid
+        return (h.get("status") == "healthy" and h.get("role") == "active" and pid is not None
+                and h.get("pid") == pid)
 
     def kill_stand_ins(self) -> None:
         """Whatever still holds the bot's lock (an interim the stop left behind) is killed."""

@@ -181,7 +181,8 @@ class BotSettings(_Model):
         """
         risk = self.risk
         if self.account_address is not None and not _ADDRESS.match(self.account_address):
-            raise ValueError(f"rule account-address: {self.account_address!r} is not 0x followed by 40 hex digits")
+            raise ValueError(f"rule account-address: {self.account_address!r} is not 0x followed by 40 hex "
+                             "digits")
         worst_stop_out = len(self.coins) * risk.max_position_pct * risk.stop_loss_pct / 100
         _broken_rules([
             ("loop-seconds-positive",
@@ -225,10 +226,12 @@ class AgentSettings(_Model):
     )
     api_wallet_key_env: str = Field(
         "BOTWARDEN_AGENT_API_WALLET_KEY",
-        description="env var of the agent's own API wallet key (its exchange actions: emergency, cancel-all, "
-                    "close-all); when set it signs with it, so the guard acts even if the bot's key is revoked",
+        description="env var of the agent's own API wallet key (its exchange actions: emergency, "
+                    "cancel-all, close-all); when set it signs with it, so the guard acts even if the bot's "
+                    "key is revoked",
     )
-    api_wallet_name: str = Field("botwarden-agent", description="name the agent's API wallet is approved under")
+    api_wallet_name: str = Field("botwarden-agent",
+                                 description="name the agent's API wallet is approved under")
 
 
 class InboxSettings(_Model):
@@ -286,8 +289,8 @@ class StackSettings(_Model):
             key = self.private_key(environ)
         except RuntimeError:
             raise RuntimeError(
-                f"network is {self.bot.network}: set bot.account_address (the account the API wallets trade for) "
-                f"or ${self.bot.private_key_env}") from None
+                f"network is {self.bot.network}: set bot.account_address (the account the API wallets "
+                f"trade for) or ${self.bot.private_key_env}") from None
         from eth_account import Account  # heavy: only when a key must be turned into an address
 
         return str(Account.from_key(key).address).lower()

@@ -68,7 +68,8 @@ def resolve_target(ctx: RunContext, url: str | None, account_address: str | None
     bot_vars = host_vars.get("bot") if isinstance(host_vars.get("bot"), Mapping) else {}
     agent_vars = host_vars.get("agent") if isinstance(host_vars.get("agent"), Mapping) else {}
     assert isinstance(bot_vars, Mapping) and isinstance(agent_vars, Mapping)
-    bot_section = {k: bot_vars[k] for k in ("network", "private_key_env", "account_address") if bot_vars.get(k)}
+    bot_keys = ("network", "private_key_env", "account_address")
+    bot_section = {k: bot_vars[k] for k in bot_keys if bot_vars.get(k)}
     agent_section = {k: agent_vars[k] for k in ("api_wallet_key_env", "api_wallet_name") if agent_vars.get(k)}
     from bot.settings import StackSettings
 

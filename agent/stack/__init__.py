@@ -221,9 +221,11 @@ def approve_api_wallets(stack: Stack, environ: Mapping[str, str], wait: float) -
             return
         except ApiWalletError as exc:
             if time.monotonic() > deadline:
-                raise OperationalError(f"API wallets not approved: {exc}",
-                                       hint="check the exchange program, then run `bot drill approve bot` and "
-                                            "`bot drill approve agent`") from exc
+                raise OperationalError(
+                    f"API wallets not approved: {exc}",
+                    hint="check the exchange program, then `bot drill approve bot` and "
+                         "`bot drill approve agent`",
+                ) from exc
             time.sleep(0.3)
 
 

@@ -26,7 +26,8 @@ class AccountViews:
         led = self.ledger
         if user not in led.accounts:
             return {"marginSummary": ZERO_SUMMARY, "crossMarginSummary": ZERO_SUMMARY,
-                    "crossMaintenanceMarginUsed": "0.0", "withdrawable": "0.0", "assetPositions": [], "time": now}
+                    "crossMaintenanceMarginUsed": "0.0", "withdrawable": "0.0", "assetPositions": [],
+                    "time": now}
         marks = led.marks(now)
         s = led.margin_summary(user, marks)
         positions = [self._position(p, marks[p.coin], s) for (addr, _), p in sorted(led.positions.items())
@@ -37,7 +38,8 @@ class AccountViews:
                  "totalRawUsd": wire(s["raw_usd"], 6), "totalMarginUsed": wire(s["cross_margin_used"], 6)}
         return {"marginSummary": summary, "crossMarginSummary": cross,
                 "crossMaintenanceMarginUsed": wire(s["maintenance"], 6),
-                "withdrawable": wire(led.withdrawable(user, marks), 6), "assetPositions": positions, "time": now}
+                "withdrawable": wire(led.withdrawable(user, marks), 6), "assetPositions": positions,
+                "time": now}
 
     def _position(self, p: Position, mark: float, s: dict[str, float]) -> Json:
         led, coin = self.ledger, p.coin
@@ -50,7 +52,8 @@ class AccountViews:
         liquidation = self._liquidation_px(p.szi, mark, s, coin) if lev.is_cross else \
             self._isolated_liquidation_px(p, margin)
         return {"type": "oneWay", "position": {
-            "coin": coin, "szi": self.mv.sz(coin, p.szi), "leverage": leverage, "entryPx": wire(p.entry_px, 6),
+            "coin": coin, "szi": self.mv.sz(coin, p.szi), "leverage": leverage,
+            "entryPx": wire(p.entry_px, 6),
             "positionValue": wire(abs(p.szi) * mark, 6), "unrealizedPnl": wire(upnl, 6),
             "returnOnEquity": wire(upnl / (abs(p.szi) * p.entry_px / lev.value), 6) if p.entry_px else "0.0",
             "liquidationPx": liquidation, "marginUsed": wire(margin, 6),
@@ -87,10 +90,12 @@ class AccountViews:
             if o.is_trigger:
                 above = (o.tpsl == "tp") != o.is_buy
                 cond = f"Price {'above' if above else 'below'} {wire(o.trigger_px, 6)}"
-                kind = ("Take Profit" if o.tpsl == "tp" else "Stop") + (" Market" if o.is_market else " Limit")
+                kind = ("Take Profit" if o.tpsl == "tp" else "Stop") + \
+                    (" Market" if o.is_market else " Limit")
             else:
                 cond, kind = "N/A", "Limit"
-            view.update({"triggerCondition": cond, "isTrigger": o.is_trigger, "triggerPx": wire(o.trigger_px, 6),
+            view.update({"triggerCondition": cond, "isTrigger": o.is_trigger,
+                         "triggerPx": wire(o.trigger_px, 6),
                          "children": [], "isPositionTpsl": o.grouping == "positionTpsl",
                          "reduceOnly": o.reduce_only, "orderType": kind, "tif": o.tif, "cloid": o.cloid})
         return view
@@ -105,7 +110,8 @@ class AccountViews:
         return {"order": basic, "status": o.status, "statusTimestamp": o.status_ts}
 
     def open_orders(self, user: str, frontend: bool) -> list[Json]:
-        orders = sorted((o for o in self.ledger.open_orders.values() if o.address == user), key=lambda o: -o.oid)
+        mine = (o for o in self.ledger.open_orders.values() if o.address == user)
+        orders = sorted(mine, key=lambda o: -o.oid)
         return [self.order_view(o, frontend) for o in orders if frontend or not o.is_trigger]
 
     def order_status(self, user: str, ref: int | str) -> Json:

@@ -80,7 +80,8 @@ class AdminApi:
             accounts[addr] = {
                 "balance": acct.balance, "account_value": s["account_value"], "cum_volume": acct.cum_volume,
                 "n_requests": acct.n_requests, "schedule_cancel_ms": acct.schedule_cancel_ms,
-                "positions": {c: {"szi": p.szi, "entry_px": p.entry_px} for (a, c), p in led.positions.items() if a == addr},
+                "positions": {c: {"szi": p.szi, "entry_px": p.entry_px}
+                              for (a, c), p in led.positions.items() if a == addr},
                 "open_orders": sorted(o.oid for o in led.open_orders.values() if o.address == addr),
                 "api_wallets": [{"name": w.name, "address": w.address, "valid_until": w.valid_until}
                                 for w in led.api_wallets.values() if w.master == addr]}
@@ -89,7 +90,7 @@ class AdminApi:
 
     async def _faults(self, request: web.Request, body: dict[str, Any]) -> Any:
         self.ex.faults.update(body)
-        if self.ex.faults.ws_outage or self.ex.faults.outage != "off":  # an exchange that is down streams nothing
+        if self.ex.faults.ws_outage or self.ex.faults.outage != "off":  # a dead exchange streams nothing
             await self.ex.hub.drop_all()
         return {"faults": self.ex.faults.as_dict()}
 

@@ -69,8 +69,8 @@ USER_SIGNED: dict[str, UserSignedKind] = {
     "usdSend": UserSignedKind(USD_SEND_SIGN_TYPES, "HyperliquidTransaction:UsdSend", "time"),
     "spotSend": UserSignedKind(SPOT_TRANSFER_SIGN_TYPES, "HyperliquidTransaction:SpotSend", "time"),
     "withdraw3": UserSignedKind(WITHDRAW_SIGN_TYPES, "HyperliquidTransaction:Withdraw", "time"),
-    "usdClassTransfer": UserSignedKind(USD_CLASS_TRANSFER_SIGN_TYPES, "HyperliquidTransaction:UsdClassTransfer",
-                                       "nonce"),
+    "usdClassTransfer": UserSignedKind(USD_CLASS_TRANSFER_SIGN_TYPES,
+                                       "HyperliquidTransaction:UsdClassTransfer", "nonce"),
     "sendAsset": UserSignedKind(SEND_ASSET_SIGN_TYPES, "HyperliquidTransaction:SendAsset", "nonce"),
     "tokenDelegate": UserSignedKind(TOKEN_DELEGATE_TYPES, "HyperliquidTransaction:TokenDelegate", "nonce"),
     "convertToMultiSigUser": UserSignedKind(CONVERT_TO_MULTI_SIG_USER_SIGN_TYPES,
@@ -80,8 +80,8 @@ USER_SIGNED: dict[str, UserSignedKind] = {
     "userSetAbstraction": UserSignedKind(USER_SET_ABSTRACTION_SIGN_TYPES,
                                          "HyperliquidTransaction:UserSetAbstraction", "nonce"),
     "approveAgent": UserSignedKind(APPROVE_AGENT_SIGN_TYPES, "HyperliquidTransaction:ApproveAgent", "nonce"),
-    "approveBuilderFee": UserSignedKind(APPROVE_BUILDER_FEE_SIGN_TYPES, "HyperliquidTransaction:ApproveBuilderFee",
-                                        "nonce"),
+    "approveBuilderFee": UserSignedKind(APPROVE_BUILDER_FEE_SIGN_TYPES,
+                                        "HyperliquidTransaction:ApproveBuilderFee", "nonce"),
 }
 
 
@@ -117,8 +117,8 @@ def recover_user_signer(payload: dict[str, Any], kind: UserSignedKind) -> str | 
     if action.get("type") == "approveAgent" and action.get("agentName") is None:
         action["agentName"] = ""  # the SDK signs "" and then drops the key for an unnamed agent
     try:
-        address = recover_user_from_user_signed_action(action, _signature(payload), kind.types, kind.primary_type,
-                                                       False)
+        address = recover_user_from_user_signed_action(action, _signature(payload), kind.types,
+                                                       kind.primary_type, False)
     except Exception:  # noqa: BLE001 - a missing field or malformed signature: cannot recover, never a 500
         return None
     return str(address).lower()

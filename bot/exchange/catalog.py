@@ -39,8 +39,8 @@ ACTIONS: dict[str, Entry] = {
     "cancelByCloid": _yes(),
     "modify": _yes(),
     "batchModify": _yes(),
-    "scheduleCancel": _yes("fires at its time (not on the market tick); at least 5 s ahead; 10 triggers a day; "
-                           "the $1M volume requirement is a setting (paper default 0)"),
+    "scheduleCancel": _yes("fires at its time (not on the market tick); at least 5 s ahead; 10 triggers a "
+                           "day; the $1M volume requirement is a setting (paper default 0)"),
     "updateLeverage": _yes("cross or isolated; switching the type with an open position is refused"),
     "updateIsolatedMargin": _yes("adds or removes margin of an isolated position"),
     "noop": _yes("marks the nonce used"),

@@ -126,12 +126,14 @@ class InfoViews:
 
     def _user_fills_by_time(self, body: Json, now: int) -> Json:
         end = body.get("endTime")
-        fills = self.ledger.fills(user_of(body), int(body["startTime"]), int(end) if end is not None else None)
+        end_ms = int(end) if end is not None else None
+        fills = self.ledger.fills(user_of(body), int(body["startTime"]), end_ms)
         return self.account.fills(fills, bool(body.get("aggregateByTime")))
 
     def _ledger_updates(self, body: Json, now: int) -> Json:
         end = body.get("endTime")
-        rows = self.ledger.ledger_updates(user_of(body), int(body["startTime"]), int(end) if end is not None else None)
+        end_ms = int(end) if end is not None else None
+        rows = self.ledger.ledger_updates(user_of(body), int(body["startTime"]), end_ms)
         return [self.account.ledger_update(u) for u in rows]
 
     def _user_rate_limit(self, body: Json, now: int) -> Json:

@@ -325,7 +325,8 @@ class Ledger:
         acct = self.accounts[address]
         pos = self.positions.get((address, coin))
         if pos is None:
-            pos = Position(address=address, coin=coin, szi=0.0, entry_px=0.0, realized_pnl=0.0, margin_extra=0.0)
+            pos = Position(address=address, coin=coin, szi=0.0, entry_px=0.0, realized_pnl=0.0,
+                           margin_extra=0.0)
             self.session.add(pos)
             self.positions[(address, coin)] = pos
         start = pos.szi
@@ -380,9 +381,9 @@ class Ledger:
         else:
             self.open_orders.pop(order.oid, None)
         self.events.append(LedgerEvent("order", order.address, order=OrderSnapshot(
-            address=order.address, oid=order.oid, coin=order.coin, is_buy=order.is_buy, limit_px=order.limit_px,
-            sz=order.sz, orig_sz=order.orig_sz, timestamp=order.timestamp, cloid=order.cloid, status=status,
-            status_ts=now)))
+            address=order.address, oid=order.oid, coin=order.coin, is_buy=order.is_buy,
+            limit_px=order.limit_px, sz=order.sz, orig_sz=order.orig_sz, timestamp=order.timestamp,
+            cloid=order.cloid, status=status, status_ts=now)))
 
     def clamp_reduce_only(self, order: Order) -> float:
         """The size a reduce-only order may still trade (0 when it would only increase)."""

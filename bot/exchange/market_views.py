@@ -27,9 +27,10 @@ class MarketViews:
 
     @staticmethod
     def spot_meta() -> Json:
-        return {"universe": [], "tokens": [{"name": "USDC", "szDecimals": 8, "weiDecimals": 8, "index": 0,
-                                            "tokenId": "0x6d1e7cde53ba9467b783cb7c530ce054", "isCanonical": True,
-                                            "evmContract": None, "fullName": None}]}
+        usdc = {"name": "USDC", "szDecimals": 8, "weiDecimals": 8, "index": 0,
+                "tokenId": "0x6d1e7cde53ba9467b783cb7c530ce054", "isCanonical": True, "evmContract": None,
+                "fullName": None}
+        return {"universe": [], "tokens": [usdc]}
 
     def all_mids(self, now: int) -> dict[str, str]:
         return {c: wire(self.market.book(c, now).mid, 6) for c in self.coins}
@@ -56,8 +57,9 @@ class MarketViews:
         return {"coin": coin, "time": now, "bbo": [level(book.bids[0]), level(book.asks[0])]}
 
     def candle(self, coin: str, interval: str, k: Candle) -> Json:
-        return {"t": k.t, "T": k.T, "s": coin, "i": interval, "o": self.px(coin, k.o), "c": self.px(coin, k.c),
-                "h": self.px(coin, k.h), "l": self.px(coin, k.l), "v": self.sz(coin, k.v), "n": k.n}
+        return {"t": k.t, "T": k.T, "s": coin, "i": interval, "o": self.px(coin, k.o),
+                "c": self.px(coin, k.c), "h": self.px(coin, k.h), "l": self.px(coin, k.l),
+                "v": self.sz(coin, k.v), "n": k.n}
 
     def candles(self, coin: str, interval: str, start: int, end: int, now: int) -> list[Json]:
         return [self.candle(coin, interval, k) for k in self.market.candles(coin, interval, start, end, now)]

@@ -75,7 +75,7 @@ class Position(Base):
     szi: Mapped[float] = mapped_column(Float, default=0.0)
     entry_px: Mapped[float] = mapped_column(Float, default=0.0)
     realized_pnl: Mapped[float] = mapped_column(Float, default=0.0)  # since the position opened
-    margin_extra: Mapped[float] = mapped_column(Float, default=0.0)  # isolated margin added (updateIsolatedMargin)
+    margin_extra: Mapped[float] = mapped_column(Float, default=0.0)  # updateIsolatedMargin's additions
 
 
 class Order(Base):
@@ -127,7 +127,7 @@ class Fill(Base):
     crossed: Mapped[bool] = mapped_column(Boolean)  # True = taker
     hash: Mapped[str] = mapped_column(String(66))
     cloid: Mapped[str | None] = mapped_column(String(34), nullable=True)
-    builder_fee: Mapped[float] = mapped_column(Float, default=0.0)  # USDC paid to the builder, part of ``fee``
+    builder_fee: Mapped[float] = mapped_column(Float, default=0.0)  # USDC to the builder, part of ``fee``
 
 
 class NonceRow(Base):

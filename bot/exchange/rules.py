@@ -96,7 +96,7 @@ def err_action_expired(expires_after: int, now: int) -> str:
 
 
 def err_expires_after_user_signed(kind: str) -> str:
-    return f"expiresAfter is not supported for user-signed action {kind}."  # paper (documented rule, own words)
+    return f"expiresAfter is not supported for user-signed action {kind}."  # paper: documented rule
 
 
 def err_action_nonce_mismatch(field: str, value: object, nonce: int) -> str:

@@ -53,7 +53,8 @@ class PaperExchange:
     """One exchange: ledger + market + faults, and the aiohttp application serving them."""
 
     def __init__(self, *, state: str | Path, seed: int, coins: list[str], admin_token: str,
-                 tick_seconds: float = 1.0, fund_dev_account: bool = True, ws_interval_s: float = 0.5) -> None:
+                 tick_seconds: float = 1.0, fund_dev_account: bool = True,
+                 ws_interval_s: float = 0.5) -> None:
         self.seed = seed
         self.admin_token = admin_token
         self.tick_seconds = tick_seconds
@@ -87,7 +88,8 @@ class PaperExchange:
 
     # ----- the clock ------------------------------------------------------------------------
     async def _start(self, app: web.Application) -> None:
-        self._tasks = [asyncio.create_task(self._tick_forever()), asyncio.create_task(self.hub.run_publisher())]
+        self._tasks = [asyncio.create_task(self._tick_forever()),
+                       asyncio.create_task(self.hub.run_publisher())]
         self.arm_scheduled_cancels()
 
     async def _shutdown(self, app: web.Application) -> None:
@@ -224,7 +226,8 @@ class PaperExchange:
                 return {"type": "info", "payload": {"type": payload.get("type"), "data": answer}}
             return {"type": "action", "payload": answer}
         reason = {422: "Unprocessable Entity", 429: "Too Many Requests"}.get(status, "Error")
-        return {"type": "error", "payload": f"{status} {reason}: {answer}" if answer else f"{status} {reason}"}
+        text = f"{status} {reason}: {answer}" if answer else f"{status} {reason}"
+        return {"type": "error", "payload": text}
 
 
 def _json(payload: Any) -> web.Response:

@@ -40,7 +40,8 @@ class Trading:
             "noop": lambda address, action, now: {"status": "ok", "response": {"type": "default"}},
         }.get(kind)  # type: ignore[arg-type]
         if handler is None:
-            return {"status": "err", "response": rules.err_unsupported(f"action {kind}", "not an L1 trading action")}
+            why = rules.err_unsupported(f"action {kind}", "not an L1 trading action")
+            return {"status": "err", "response": why}
         return handler(address, action, now)
 
     @staticmethod
@@ -58,7 +59,8 @@ class Trading:
             return {"status": "err", "response": "Failed to deserialize the JSON body into the target type"}
         grouping = action.get("grouping", "na")
         if not isinstance(grouping, str):  # {"p": n}: order priority of the frontend
-            return {"status": "err", "response": rules.err_unsupported("priority grouping", "orders keep arrival order")}
+            why = rules.err_unsupported("priority grouping", "orders keep arrival order")
+            return {"status": "err", "response": why}
         if grouping not in ("na", "normalTpsl", "positionTpsl"):
             return {"status": "err", "response": "Failed to deserialize the JSON body into the target type"}
         builder = action.get("builder")
@@ -78,7 +80,8 @@ class Trading:
                 continue
             status, order = self.place(address, wire, now, grouping=grouping,
                                        parent_oid=parent.oid if is_child and parent else None,
-                                       builder=builder["b"].lower() if builder else None, builder_fee=builder_fee)
+                                       builder=builder["b"].lower() if builder else None,
+                                       builder_fee=builder_fee)
             if grouping == "normalTpsl" and i == 0:
                 parent, parent_failed = order, order is None
             statuses.append(status)
@@ -269,7 +272,8 @@ class Trading:
         amount = ntli / 1e6
         marks = led.marks(now)
         if amount > 0 and amount > led.withdrawable(address, marks) + 1e-9:
-            return {"status": "err", "response": rules.err_insufficient_balance(amount, led.withdrawable(address, marks))}
+            why = rules.err_insufficient_balance(amount, led.withdrawable(address, marks))
+            return {"status": "err", "response": why}
         after = led.position_margin(pos, marks[coin]) + amount
         least = abs(pos.szi) * marks[coin] / self.market.specs[coin].max_leverage
         if amount < 0 and after < least - 1e-9:

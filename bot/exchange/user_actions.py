@@ -73,7 +73,8 @@ class UserActions:
             return err(rules.err_agent_of_other(agent))
         if valid_until is not None and valid_until <= now:
             return err(rules.err_agent_valid_until(valid_until, now))
-        named = {w.name for w in led.api_wallets.values() if w.master == user and w.name and w.address != agent}
+        named = {w.name for w in led.api_wallets.values()
+                 if w.master == user and w.name and w.address != agent}
         if name and name not in named and len(named) >= MAX_NAMED_AGENTS:
             return err(rules.err_too_many_agents(MAX_NAMED_AGENTS))
         if current is not None:

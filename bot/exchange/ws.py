@@ -141,9 +141,10 @@ class WsHub:
             self._subscribe(conn, msg.get("subscription"))  # type: ignore[union-attr]
         elif method == "unsubscribe":
             self._unsubscribe(conn, msg.get("subscription"))  # type: ignore[union-attr]
-        elif method == "post" and isinstance(msg.get("id"), int) and isinstance(msg.get("request"), dict):  # type: ignore[union-attr]
-            response = await self.post(msg["request"])  # type: ignore[index]
-            conn.send("post", {"id": msg["id"], "response": response})  # type: ignore[index]
+        elif method == "post" and isinstance(msg, dict) and isinstance(msg.get("id"), int) \
+                and isinstance(msg.get("request"), dict):
+            response = await self.post(msg["request"])
+            conn.send("post", {"id": msg["id"], "response": response})
         else:
             conn.send("error", f"Error parsing JSON into valid websocket request: {text[:500]}")  # paper
 

@@ -59,17 +59,20 @@ def parse_subscription(raw: Any, coins: set[str]) -> Subscription | str:
     if refused:
         return refused
     if raw.get("dex") not in (None, ""):
-        return f"Unsupported by the paper exchange: subscription {kind} on perp dex {raw['dex']!r} (one perp dex only)."
+        return (f"Unsupported by the paper exchange: subscription {kind} on perp dex {raw['dex']!r} "
+                "(one perp dex only).")
     coin = raw.get("coin")
     user = _address(raw.get("user"))
     needs_coin = kind in ("l2Book", "trades", "candle", "bbo", "activeAssetCtx")
-    needs_user = kind in ("orderUpdates", "userFills", "userEvents", "webData2", "userNonFundingLedgerUpdates")
+    needs_user = kind in ("orderUpdates", "userFills", "userEvents", "webData2",
+                          "userNonFundingLedgerUpdates")
     if needs_coin and coin not in coins:
         return f"Invalid subscription {json.dumps(raw)}: unknown coin {coin!r}"  # paper
     if needs_user and user is None:
         return f"Invalid subscription {json.dumps(raw)}: user must be a 42-character address"  # paper
     if kind == "l2Book" and (raw.get("nSigFigs") is not None or raw.get("mantissa") is not None):
-        return "Unsupported by the paper exchange: l2Book nSigFigs/mantissa (books are served at full precision)."
+        return ("Unsupported by the paper exchange: l2Book nSigFigs/mantissa (books are served at full "
+                "precision).")
     interval = raw.get("interval")
     if kind == "candle" and interval not in INTERVAL_SECONDS:
         return f"Invalid subscription {json.dumps(raw)}: interval {interval!r} is not served"  # paper
@@ -107,7 +110,8 @@ class ChannelFeed:
         if isinstance(data, dict):
             data = {k: v for k, v in data.items() if k not in ("time", "serverTime")}
             if "clearinghouseState" in data:
-                data["clearinghouseState"] = {k: v for k, v in data["clearinghouseState"].items() if k != "time"}
+                state = data["clearinghouseState"]
+                data["clearinghouseState"] = {k: v for k, v in state.items() if k != "time"}
         return json.dumps(data, sort_keys=True)
 
     def web_data2(self, user: str, now: int) -> Json:
@@ -121,7 +125,8 @@ class ChannelFeed:
                 "agentAddress": agent.address if agent else None,
                 "agentValidUntil": agent.valid_until if agent else None,
                 "cumLedger": f"{acct.balance:.6f}" if acct else "0.0", "meta": meta, "assetCtxs": ctxs,
-                "serverTime": now, "isVault": False, "user": user, "twapStates": [], "spotState": {"balances": []}}
+                "serverTime": now, "isVault": False, "user": user, "twapStates": [],
+                "spotState": {"balances": []}}
 
     def snapshot(self, sub: Subscription, now: int) -> Json | None:
         """The first message after subscribing, or None when the channel starts empty."""

@@ -75,9 +75,8 @@ def main(settings: StackSettings) -> int:
         return ExitCode.CONFIG
     lock = ActiveLock(settings.path(bot.lock_file))
     if not take_active(lock, HANDOVER_WAIT_S):
-        log.error("cannot start: another bot stays active", extra={
-            "event": "config_error", "error": f"{lock.path} is held by pid {lock.holder_pid()}, which is not an "
-                                              "interim bot (stop it first)"})
+        why = f"{lock.path} is held by pid {lock.holder_pid()}, which is not an interim bot (stop it first)"
+        log.error("cannot start: another bot stays active", extra={"event": "config_error", "error": why})
         return ExitCode.OPERATIONAL
     try:
         Store(settings.path(bot.db)).close()  # create the schema once, before two processes open it
@@ -110,8 +109,8 @@ class Prepared:
 def _prepare(settings: StackSettings, signer: SigningKey, role: str) -> Prepared:
     bot = settings.bot
     metrics = BotMetrics()
-    status = RuntimeStatus(loop_seconds=bot.loop_seconds, candle_seconds=INTERVAL_SECONDS[bot.candle_interval],
-                           role=role)
+    status = RuntimeStatus(loop_seconds=bot.loop_seconds,
+                           candle_seconds=INTERVAL_SECONDS[bot.candle_interval], role=role)
     store = Store(settings.path(bot.db))
     gateway: Gateway | None = None
     if role == "interim":  # the spare has time: the exchange's metadata now, not after a crash
@@ -138,8 +137,8 @@ def _rehearse(settings: StackSettings, ready: Prepared) -> None:
     store = ready.store
     store.live_orders(), store.open_trades(), store.active_halt(), store.order_by_cloid("0x" + "0" * 32)
     s = settings.bot.strategy
-    rows = [{"t": i * 60_000, "T": i * 60_000 + 59_999, "o": "1", "h": "1", "l": "1", "c": str(1 + (i % 7) / 100),
-             "v": "1", "n": 1} for i in range(s.slow + s.signal + 20)]
+    rows = [{"t": i * 60_000, "T": i * 60_000 + 59_999, "o": "1", "h": "1", "l": "1",
+             "c": str(1 + (i % 7) / 100), "v": "1", "n": 1} for i in range(s.slow + s.signal + 20)]
     evaluate(closed_only(candles_to_frame(rows), len(rows) * 60_000), MacdParams(s.fast, s.slow, s.signal))
     if ready.gateway is not None:
         sign_l1_action(ready.gateway.exchange.wallet, {"type": "noop"}, None, 1, None, False)
@@ -243,9 +242,9 @@ def _address(key: str) -> str:
     return str(eth_account.Account.from_key(key).address).lower()
 
 
-def _connect(settings: StackSettings, signer: SigningKey, store: Store, metrics: BotMetrics, status: RuntimeStatus,
-             stop: threading.Event, feed: MarketFeed | None, gateway: Gateway | None = None, *,
-             set_leverage: bool = True) -> TradingEngine | None:
+def _connect(settings: StackSettings, signer: SigningKey, store: Store, metrics: BotMetrics,
+             status: RuntimeStatus, stop: threading.Event, feed: MarketFeed | None,
+             gateway: Gateway | None = None, *, set_leverage: bool = True) -> TradingEngine | None:
     """Connect, check that the API wallet is approved, reconcile; retry with backoff while
     /health says degraded (an unapproved or revoked API wallet is retried too: the operator
     approves it and the bot carries on). An interim skips the leverage settings: the bot it

@@ -53,7 +53,8 @@ class MarketFeed:
         subs: list[dict[str, Any]] = [{"type": "allMids"}]
         subs += [{"type": "candle", "coin": c, "interval": interval} for c in coins]
         subs.append({"type": "userFills", "user": account})
-        self.socket = socket_factory(base_url, subs, self._on_message, stale_s=stale_s, on_state=self._on_state)
+        self.socket = socket_factory(base_url, subs, self._on_message, stale_s=stale_s,
+                                     on_state=self._on_state)
 
     def start(self) -> None:
         self.socket.start()
@@ -79,7 +80,8 @@ class MarketFeed:
                 self._mids = {k: float(v) for k, v in (data.get("mids") or {}).items()}
                 self._mids_at = now
             elif channel == "candle" and isinstance(data, dict) and data.get("i") == self.interval:
-                if self.on_candle is not None and int(data.get("t", 0)) >= time.time() * 1000 - 2 * self.step_ms:
+                current = int(data.get("t", 0)) >= time.time() * 1000 - 2 * self.step_ms
+                if self.on_candle is not None and current:
                     self.on_candle()  # the strategy's market data is arriving, current
                 coin = data.get("s")
                 cache = self._candles.get(coin) if isinstance(coin, str) else None
@@ -123,7 +125,8 @@ class MarketFeed:
         """Candles opening in [start_ms, end_ms] from the pushes, or None (ask REST)."""
         with self._lock:
             cache = self._candles.get(coin)
-            if not cache or not self.connected() or self.clock() - self._candle_at.get(coin, 0.0) > self.stale_s:
+            stale = self.clock() - self._candle_at.get(coin, 0.0) > self.stale_s
+            if not cache or not self.connected() or stale:
                 return None
             first = -(-start_ms // self.step_ms) * self.step_ms
             last = (end_ms // self.step_ms) * self.step_ms

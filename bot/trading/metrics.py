@@ -60,7 +60,8 @@ class BotMetrics:
         r = self.registry
         Gauge("trading_ws_connected", "1 while the market-data websocket is connected", registry=r) \
             .set_function(lambda: 1.0 if status().state == "connected" else 0.0)
-        Gauge("trading_ws_last_message_age_seconds", "Seconds since the websocket's last message (-1: none yet)",
+        Gauge("trading_ws_last_message_age_seconds",
+              "Seconds since the websocket's last message (-1: none yet)",
               registry=r).set_function(lambda: -1.0 if (a := status().last_message_age_s) is None else a)
         Gauge("trading_ws_down_seconds", "Seconds the websocket has been down (0 while connected)",
               registry=r).set_function(lambda: status().down_for_s)

@@ -127,7 +127,8 @@ class HyperliquidSocket:
             if self._up_since is not None and time.monotonic() - started >= STABLE_S:
                 backoff = BACKOFF_MIN_S
             wait = backoff * (0.5 + random.random() / 2)  # jitter: many bots must not reconnect in step
-            log.warning("websocket down; reconnecting", extra={"event": "ws_down", "retry_in_s": round(wait, 3)})
+            log.warning("websocket down; reconnecting",
+                        extra={"event": "ws_down", "retry_in_s": round(wait, 3)})
             self._stop.wait(wait)
             backoff = min(backoff * 2, BACKOFF_MAX_S)
             with self._lock:
@@ -155,12 +156,14 @@ class HyperliquidSocket:
         if channel in ("pong", "subscriptionResponse"):
             return
         if channel == "error":
-            log.warning("websocket error message", extra={"event": "ws_error_message", "error": str(msg.get("data"))})
+            log.warning("websocket error message",
+                        extra={"event": "ws_error_message", "error": str(msg.get("data"))})
             return
         try:
             self.on_message(str(channel), msg.get("data"))
         except Exception:  # a bad message must not kill the connection
-            log.exception("websocket message handler failed", extra={"event": "ws_handler_bug", "channel": channel})
+            log.exception("websocket message handler failed",
+                          extra={"event": "ws_handler_bug", "channel": channel})
 
     def _on_error(self, app: websocket.WebSocketApp, error: Exception) -> None:
         log.info("websocket error", extra={"event": "ws_error", "error": type(error).__name__})
@@ -174,7 +177,8 @@ class HyperliquidSocket:
                 continue
             silent = time.monotonic() - (self._last_message or 0.0)
             if silent > self.stale_s:
-                log.warning("websocket silent; dropping it", extra={"event": "ws_stale", "silent_s": round(silent, 3)})
+                log.warning("websocket silent; dropping it",
+                            extra={"event": "ws_stale", "silent_s": round(silent, 3)})
                 self._set_state("down")
                 self._hang_up(app)
                 continue

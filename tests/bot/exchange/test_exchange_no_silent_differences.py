@@ -54,10 +54,11 @@ def test_builder_needs_an_approved_fee_and_is_paid(paper_exchange: RunningExchan
     assert "filled" in filled["response"]["data"]["statuses"][0]
     [fill] = hl_info.user_fills(dev_wallet.address)
     notional = float(fill["px"]) * float(fill["sz"])
-    assert float(fill["builderFee"]) == pytest.approx(notional * 10e-5, rel=1e-6)  # 10 tenths of a bp = 1 bp
-    assert float(fill["fee"]) == pytest.approx(notional * 0.00045 + float(fill["builderFee"]), rel=1e-6)
+    # amounts are wire strings with 6 decimals: compare to within their rounding
+    assert float(fill["builderFee"]) == pytest.approx(notional * 10e-5, abs=1e-6)  # 10 tenths of a bp = 1 bp
+    assert float(fill["fee"]) == pytest.approx(notional * 0.00045 + notional * 10e-5, abs=1e-6)
     builder_value = float(hl_info.user_state(BUILDER)["marginSummary"]["accountValue"])
-    assert builder_value == pytest.approx(float(fill["builderFee"]), rel=1e-6)
+    assert builder_value == pytest.approx(notional * 10e-5, abs=1e-6)
     assert hl_exchange.approve_builder_fee(BUILDER, "0.2%")["response"].startswith("Builder fee rate 0.2%")
 
 
