@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from bot.settings import Signer, StackSettings
+from botwarden.settings import Signer, StackSettings
 
 
 class ApiWalletError(Exception):

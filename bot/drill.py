@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import yaml
 
-from bot.settings import StackSettings
+from botwarden.settings import StackSettings, read_secrets_file
 
 
 class DrillError(Exception):
@@ -28,13 +28,7 @@ def secret(settings: StackSettings, name: str) -> str | None:
     """``$name`` from the environment, else from the stack's ``var/secrets.env``."""
     if os.environ.get(name):
         return os.environ[name]
-    secrets = settings.path(settings.var_dir) / "secrets.env"
-    if secrets.exists():
-        for line in secrets.read_text(encoding="utf-8").splitlines():
-            key, _, value = line.partition("=")
-            if key.strip() == name and value.strip():
-                return value.strip()
-    return None
+    return read_secrets_file(settings.secrets_path).get(name) or None
 
 
 def admin_token(settings: StackSettings) -> str:

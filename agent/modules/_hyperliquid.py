@@ -7,7 +7,7 @@ emergency steps work when the bot is dead or hung. This module owns:
   ``$<agent.api_wallet_key_env>`` is set (``make run`` generates and approves one on paper), so
   the guard can cancel and flatten even when the bot's key is revoked or its nonces are in a bad
   state; else the account's own key, chosen exactly as the bot chooses it
-  (:meth:`bot.settings.StackSettings.signing_key`). The account is ``bot.account_address`` or
+  (:meth:`botwarden.settings.StackSettings.signing_key`). The account is ``bot.account_address`` or
   the address of the account's key. The key is held by the SDK's wallet object only; it is
   never logged, never put in a fact, a message or an exception;
 * one cached :class:`ExchangeClient` per (url, signer, account): the SDK's ``Info``
@@ -26,8 +26,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from agent.errors import ModuleError
 from agent.modules.base import RunContext
+from botwarden.errors import ModuleError
 
 # The SDK (with eth_account, pycryptodome, requests) costs tens of MB of RSS; the registry imports
 # this module at every start-up, so the SDK is imported inside the functions that use it, i.e.
@@ -71,7 +71,7 @@ def resolve_target(ctx: RunContext, url: str | None, account_address: str | None
     bot_keys = ("network", "private_key_env", "account_address")
     bot_section = {k: bot_vars[k] for k in bot_keys if bot_vars.get(k)}
     agent_section = {k: agent_vars[k] for k in ("api_wallet_key_env", "api_wallet_name") if agent_vars.get(k)}
-    from bot.settings import StackSettings
+    from botwarden.settings import StackSettings
 
     try:
         settings = StackSettings.model_validate({"bot": bot_section, "agent": agent_section})

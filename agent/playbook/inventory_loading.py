@@ -20,7 +20,7 @@ from agent.playbook.inventory import Inventory, default_inventory_data
 from agent.playbook.templating import TemplateError, Templating
 from agent.playbook.validation import diagnostics_from_validation
 from agent.playbook.yaml_source import Marks, SourceDocument, load_yaml
-from bot.settings import StackSettings, load_settings
+from botwarden.settings import StackSettings, load_settings
 
 
 def read_inventory(path: Path) -> tuple[SourceDocument, Inventory | None, list[Diagnostic]]:

@@ -38,7 +38,7 @@ from agent.playbook.rules import playbook_rules, template_problems
 from agent.playbook.templating import Templating
 from agent.playbook.validation import diagnostics_from_validation
 from agent.playbook.yaml_source import SourceDocument, load_yaml
-from bot.settings import StackSettings
+from botwarden.settings import StackSettings
 
 PLAYBOOK_SUFFIXES = (".yaml", ".yml")
 

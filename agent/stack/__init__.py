@@ -20,8 +20,8 @@ from typing import Any
 import jinja2
 import yaml
 
-from agent.errors import ConfigError, OperationalError
-from bot.settings import StackSettings, load_settings
+from botwarden.errors import ConfigError, OperationalError
+from botwarden.settings import StackSettings, load_settings, read_secrets_file
 
 TEMPLATE = "supervisord.conf.j2"
 
@@ -47,7 +47,7 @@ class Stack:
 
     @property
     def secrets_file(self) -> Path:
-        return self.settings.path(self.settings.var_dir) / "secrets.env"
+        return self.settings.secrets_path
 
 
 def locate(root: Path | None = None, inventory: Path | None = None) -> Stack:
@@ -98,6 +98,10 @@ def programs(stack: Stack) -> list[dict[str, Any]]:
             "priority": 40,
             "stopwaitsecs": 15,
         },
+        # The operator's web page (agent/web): read-only on the store; the agent never needs it. It
+        # runs plays in-process, so it signs exchange actions with the agent's wallet, never the bot's.
+        {"name": s.web.program, "command": f"{without(bot_key)}{b}/agent web --inventory {stack.inventory}",
+         "priority": 50, "stopwaitsecs": 40},
     ]
 
 
@@ -135,15 +139,10 @@ def ensure_secrets(stack: Stack) -> dict[str, str]:
     s = stack.settings
     token = lambda: secrets.token_urlsafe(24)  # noqa: E731
     key = lambda: "0x" + secrets.token_hex(32)  # noqa: E731
-    generators = {s.bot.control_token_env: token, s.exchange.admin_token_env: token}
+    generators = dict.fromkeys((s.bot.control_token_env, s.exchange.admin_token_env, s.web.operator_password_env, s.web.viewer_password_env), token)
     if s.bot.network == "paper":
         generators.update({s.bot.api_wallet_key_env: key, s.agent.api_wallet_key_env: key})
-    stored: dict[str, str] = {}
-    if stack.secrets_file.exists():
-        for line in stack.secrets_file.read_text(encoding="utf-8").splitlines():
-            if "=" in line and not line.startswith("#"):
-                k, v = line.split("=", 1)
-                stored[k.strip()] = v.strip()
+    stored = read_secrets_file(stack.secrets_file)
     changed = False
     for name, generate in generators.items():
         if name not in stored:

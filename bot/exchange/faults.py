@@ -15,6 +15,9 @@ Fields (all optional in a POST, which merges into the current set):
                          either way every websocket connection is dropped and new ones refused
 ``drop_responses``       the next N ``/exchange`` requests are applied, then the connection is
                          closed without an answer (the client cannot know the outcome)
+``ioc_no_fill``          every new IOC order finds nothing to match inside its limit (a thin or
+                         gapped book) and is refused with the exchange's "could not immediately
+                         match" error; resting orders and triggers behave as usual
 ``ws_outage``            every websocket connection is dropped and new ones are refused (503)
                          until cleared
 ``ws_stall``             websocket channels (as named on the wire: ``allMids``, ``l2Book``,
@@ -49,6 +52,7 @@ class Faults:
     ws_outage: bool = False
     ws_stall: list[str] = field(default_factory=list)
     ws_delay_ms: float = 0.0
+    ioc_no_fill: bool = False
 
     def update(self, values: dict[str, Any]) -> None:
         """Merge ``values``; raises ValueError naming an unknown field or a bad value."""

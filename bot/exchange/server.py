@@ -41,7 +41,7 @@ from bot.exchange.models import open_database
 from bot.exchange.trading import Trading
 from bot.exchange.ws import WsHub
 from bot.exchange.ws_channels import ChannelFeed
-from bot.settings import PAPER_DEV_PRIVATE_KEY, StackSettings
+from botwarden.settings import PAPER_DEV_PRIVATE_KEY, StackSettings
 
 log = logging.getLogger("bot.exchange")
 DEFAULT_ADMIN_TOKEN = "paper-exchange-dev-token"
@@ -187,6 +187,7 @@ class PaperExchange:
         weight = self.trading.requests_weight(action) if isinstance(action, dict) else 1
         if self._over_weight(1 + weight // 40):
             return 429, None
+        self.trading.ioc_no_fill = self.faults.ioc_no_fill
         status, answer = self.endpoint.apply(payload, wall_clock_ms(), auth_failure=self.faults.auth_failure)
         self.hub.publish(self.ledger.take_events())
         self.arm_scheduled_cancels()

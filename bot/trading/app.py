@@ -5,7 +5,7 @@ Start-up: take the active lock (asking an interim bot to hand over), fork the wa
 connect, reconcile and trade. The spare runs the same path from the lock onwards when the bot
 dies.
 
-Exit codes (agent.errors.ExitCode): 0 after a clean stop, 3 when configuration (the key, the
+Exit codes (botwarden.errors.ExitCode): 0 after a clean stop, 3 when configuration (the key, the
 database) is unusable, 4 when another bot stays active, 1 when a forced exit was needed to
 honour supervisord's stop timeout.
 """
@@ -23,9 +23,7 @@ from types import FrameType
 
 import eth_account
 
-from agent.errors import BotwardenError, ConfigError, ExitCode, TransientError
 from bot import __version__
-from bot.settings import SigningKey, StackSettings
 from bot.trading.engine import INTERVAL_SECONDS, TradingEngine
 from bot.trading.gateway import Gateway, GatewayError
 from bot.trading.http_api import BotHttpServer
@@ -42,6 +40,9 @@ from bot.trading.standby import (
 )
 from bot.trading.status import RuntimeStatus
 from bot.trading.store import Store
+from botwarden.errors import BotwardenError, ConfigError, ExitCode, TransientError
+from botwarden.halts import HaltFile
+from botwarden.settings import SigningKey, StackSettings
 
 log = logging.getLogger("bot.trading.app")
 
@@ -135,7 +136,8 @@ def _rehearse(settings: StackSettings, ready: Prepared) -> None:
     from bot.trading.strategy import MacdParams, candles_to_frame, closed_only, evaluate
 
     store = ready.store
-    store.live_orders(), store.open_trades(), store.active_halt(), store.order_by_cloid("0x" + "0" * 32)
+    store.live_orders(), store.open_trades(), store.order_by_cloid("0x" + "0" * 32)
+    HaltFile(settings.path(settings.bot.halt_file)).active()
     s = settings.bot.strategy
     rows = [{"t": i * 60_000, "T": i * 60_000 + 59_999, "o": "1", "h": "1", "l": "1",
              "c": str(1 + (i % 7) / 100), "v": "1", "n": 1} for i in range(s.slow + s.signal + 20)]
@@ -155,7 +157,8 @@ def _serve(settings: StackSettings, signer: SigningKey, token: str | None, role:
 
     engine_box: list[TradingEngine] = []
     http = BotHttpServer(bot.host, bot.port, status=status, metrics=metrics, token=token,
-                         token_env=bot.control_token_env, controls=lambda: engine_box[0] if engine_box else None)
+                         token_env=bot.control_token_env, controls=lambda: engine_box[0] if engine_box else None,
+                         halts=HaltFile(settings.path(bot.halt_file)))
     http.start()
     stop = threading.Event()
     forced = threading.Event()

@@ -6,7 +6,7 @@ It signs with the account's own key or with an API (agent) wallet for ``account_
 candles and fills come from the websocket :class:`MarketFeed` when it has them fresh, from REST
 otherwise (each fallback is counted in ``api_requests_total{method=...}`` like any REST call).
 
-Errors are shaped by what the caller must do (agent.errors): a timeout, a refused connection,
+Errors are shaped by what the caller must do (botwarden.errors): a timeout, a refused connection,
 a 5xx or a 429 is a :class:`TransientError` (retry later); anything else the exchange refuses
 comes back as a ``rejected`` :class:`OrderOutcome` or a :class:`GatewayError`.
 """
@@ -25,9 +25,9 @@ from hyperliquid.info import Info
 from hyperliquid.utils.error import ClientError, ServerError
 from hyperliquid.utils.types import Cloid
 
-from agent.errors import BotwardenError, TransientError
 from bot.trading.market_feed import MarketFeed
 from bot.trading.metrics import BotMetrics
+from botwarden.errors import BotwardenError, TransientError
 
 log = logging.getLogger("bot.trading.gateway")
 T = TypeVar("T")

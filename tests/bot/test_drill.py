@@ -91,7 +91,7 @@ def test_revoke_and_approve_an_api_wallet(monkeypatch, settings_file, exchange):
     from eth_account import Account
     from hyperliquid.exchange import Exchange
 
-    from bot.settings import PAPER_DEV_PRIVATE_KEY
+    from botwarden.settings import PAPER_DEV_PRIVATE_KEY
 
     key = "0x" + secrets.token_hex(32)
     monkeypatch.setenv("BOTWARDEN_BOT_API_WALLET_KEY", key)

@@ -14,7 +14,7 @@ import yaml
 from eth_account import Account
 from hyperliquid.info import Info
 
-from bot.settings import PAPER_DEV_PRIVATE_KEY
+from botwarden.settings import PAPER_DEV_PRIVATE_KEY
 from tests.support.stack import REPO, running_stack, wait_until  # noqa: F401 - running_stack is a fixture
 
 pytestmark = pytest.mark.slow
@@ -45,7 +45,7 @@ def messages_about(stack: Any, check: str) -> tuple[list[dict[str, Any]], list[d
 
 
 @pytest.fixture
-def stack(running_stack: Any) -> Iterator[Any]:  # noqa: F811 - the fixture of the same name
+def stack(running_stack: Any) -> Iterator[Any]:
     # emergency: bot-health's restart budgets hand over to it
     st = running_stack(playbooks={"bot-health": bot_health(),
                                   "emergency": (REPO / "playbooks" / "emergency.yaml").read_text()},

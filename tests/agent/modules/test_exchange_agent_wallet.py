@@ -13,13 +13,13 @@ from eth_account import Account
 from hyperliquid.exchange import Exchange
 from hyperliquid.info import Info
 
-from agent.errors import ModuleError
 from agent.modules import _hyperliquid as hl
 from agent.modules.actions.exchange import ExchangeAction, ExchangeActionParams
 from agent.modules.base import HostContext, RunContext
 from bot import api_wallets
 from bot.exchange import RunningExchange, serve_in_thread
-from bot.settings import PAPER_DEV_PRIVATE_KEY
+from botwarden.errors import ModuleError
+from botwarden.settings import PAPER_DEV_PRIVATE_KEY
 
 DEV = Account.from_key(PAPER_DEV_PRIVATE_KEY)
 BOT_ENV, AGENT_ENV = "BOTWARDEN_TEST_BOT_WALLET", "BOTWARDEN_TEST_AGENT_WALLET"

@@ -11,11 +11,11 @@ import pytest
 from eth_account import Account
 from hyperliquid.exchange import Exchange
 
-from bot.settings import PAPER_DEV_PRIVATE_KEY
 from bot.trading.gateway import Gateway
 from bot.trading.market_feed import MarketFeed
 from bot.trading.metrics import BotMetrics
 from bot.trading.status import RuntimeStatus
+from botwarden.settings import PAPER_DEV_PRIVATE_KEY
 
 DEV = Account.from_key(PAPER_DEV_PRIVATE_KEY)
 
