@@ -22,7 +22,8 @@ exchange, market data fresh) from whichever process serves it: the bot's warm sp
 within milliseconds (``role: interim``), the supervised bot relieves it once it has started. A
 repetition ends when the supervised bot is the active one again (``role: active``, its pid).
 
-``python -m benchmarks.detection [system ...]`` runs these alone (``BENCH_REPS``, default 5).
+``python -m benchmarks.detection [system ...]`` runs these alone (``BENCH_REPS``, default 5;
+``BENCH_WARM_SPARE=0`` measures the cold start every crash would cost without the spare).
 """
 from __future__ import annotations
 
@@ -56,7 +57,9 @@ def _settings(d: Path) -> dict[str, Any]:
         "supervisor": {"socket": str(d / "s.sock"), "config": str(d / "supervisord.conf"), "logdir": str(d / "var")},
         "exchange": {"port": free_port(), "state": str(d / "var" / "exchange.db")},
         "bot": {"port": free_port(), "loop_seconds": 0.5, "db": str(d / "var" / "bot.db"),
-                "heartbeat_file": str(d / "var" / "bot.heartbeat"), "lock_file": str(d / "var" / "bot.lock")},
+                "heartbeat_file": str(d / "var" / "bot.heartbeat"), "lock_file": str(d / "var" / "bot.lock"),
+                # BENCH_WARM_SPARE=0: every crash is a cold start (a fresh interpreter), for comparison
+                "warm_spare": os.environ.get("BENCH_WARM_SPARE", "1") != "0"},
         "agent": {"db": str(d / "var" / "agent.db"), "metrics_port": free_port(),
                   "events_socket": str(d / "ev.sock")},
     }
