@@ -75,26 +75,33 @@ def bin_dir() -> Path:
 
 
 def programs(stack: Stack) -> list[dict[str, Any]]:
-    """The supervised programs, in start order."""
+    """The supervised programs, in start order. Each API wallet key reaches only its program:
+    supervisord hands every program the same environment, so the others start under
+    ``env -u`` without it."""
     b = bin_dir()
     s = stack.settings
     settings_arg = f" --settings {stack.settings_path}" if stack.settings_path else ""
+    bot_key, agent_key = s.bot.api_wallet_key_env, s.agent.api_wallet_key_env
+    without = lambda *names: "env " + " ".join(f"-u {n}" for n in names) + " "  # noqa: E731
     return [
-        {"name": s.inbox.program, "command": f"{b}/agent inbox --inventory {stack.inventory}", "priority": 10},
-        {"name": s.exchange.program, "command": f"{b}/bot paper-exchange{settings_arg}", "priority": 20},
+        {"name": s.inbox.program, "priority": 10,
+         "command": f"{without(bot_key, agent_key)}{b}/agent inbox --inventory {stack.inventory}"},
+        {"name": s.exchange.program, "priority": 20,
+         "command": f"{without(bot_key, agent_key)}{b}/bot paper-exchange{settings_arg}"},
         # No autorestart for the bot: the agent restarts it under a budget (a crash loop must end
         # in a hand-over, not in supervisord restarting it forever).
-        {"name": s.bot.program, "command": f"{b}/bot run{settings_arg}", "priority": 30, "stopwaitsecs": 10,
-         "autorestart": "false"},
+        {"name": s.bot.program, "command": f"{without(agent_key)}{b}/bot run{settings_arg}", "priority": 30,
+         "stopwaitsecs": 10, "autorestart": "false"},
         {
             "name": s.agent.program,
-            "command": f"{b}/agent run --inventory {stack.inventory} {stack.playbooks}",
+            "command": f"{without(bot_key)}{b}/agent run --inventory {stack.inventory} {stack.playbooks}",
             "priority": 40,
             "stopwaitsecs": 15,
         },
-        # The operator's web page (agent/web): read-only on the store; the agent never needs it.
-        {"name": s.web.program, "command": f"{b}/agent web --inventory {stack.inventory}", "priority": 50,
-         "stopwaitsecs": 40},
+        # The operator's web page (agent/web): read-only on the store; the agent never needs it. It
+        # runs plays in-process, so it signs exchange actions with the agent's wallet, never the bot's.
+        {"name": s.web.program, "command": f"{without(bot_key)}{b}/agent web --inventory {stack.inventory}",
+         "priority": 50, "stopwaitsecs": 40},
     ]
 
 
@@ -126,15 +133,20 @@ def ensure_secrets(stack: Stack) -> dict[str, str]:
     """Tokens the stack needs, from the environment or generated once into var/secrets.env (0600).
 
     A generated token is only for this machine's paper stack; an operator running for real sets
-    them in the environment (they then win over the file).
+    them in the environment (they then win over the file). On paper the bot's and the agent's API
+    wallet keys are generated the same way (off paper the operator approves and sets them).
     """
-    names = [stack.settings.bot.control_token_env, stack.settings.exchange.admin_token_env,
-             stack.settings.web.operator_password_env, stack.settings.web.viewer_password_env]
+    s = stack.settings
+    token = lambda: secrets.token_urlsafe(24)  # noqa: E731
+    key = lambda: "0x" + secrets.token_hex(32)  # noqa: E731
+    generators = dict.fromkeys((s.bot.control_token_env, s.exchange.admin_token_env, s.web.operator_password_env, s.web.viewer_password_env), token)
+    if s.bot.network == "paper":
+        generators.update({s.bot.api_wallet_key_env: key, s.agent.api_wallet_key_env: key})
     stored = read_secrets_file(stack.secrets_file)
     changed = False
-    for name in names:
+    for name, generate in generators.items():
         if name not in stored:
-            stored[name] = secrets.token_urlsafe(24)
+            stored[name] = generate()
             changed = True
     if changed:
         stack.secrets_file.parent.mkdir(parents=True, exist_ok=True)
@@ -190,7 +202,30 @@ def up(stack: Stack, *, wait: float = 30.0) -> list[dict[str, Any]]:
         if res.returncode != 0:
             raise OperationalError(f"supervisord did not start: {res.stderr.strip() or res.stdout.strip()}",
                                    hint=f"see {stack.settings.path(stack.settings.supervisor.logdir)}/supervisord.log")
-    return wait_running(stack, wait)
+    infos = wait_running(stack, wait)
+    approve_api_wallets(stack, env, wait)
+    return infos
+
+
+def approve_api_wallets(stack: Stack, environ: Mapping[str, str], wait: float) -> None:
+    """On paper, approve the bot's and the agent's API wallets with the account's key (what an
+    operator does once in Hyperliquid's app), retrying while the exchange starts. The bot waits
+    for its approval before trading."""
+    from bot.api_wallets import ApiWalletError, approve_stack_wallets
+
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            approve_stack_wallets(stack.settings, environ)
+            return
+        except ApiWalletError as exc:
+            if time.monotonic() > deadline:
+                raise OperationalError(
+                    f"API wallets not approved: {exc}",
+                    hint="check the exchange program, then `bot drill approve bot` and "
+                         "`bot drill approve agent`",
+                ) from exc
+            time.sleep(0.3)
 
 
 def wait_running(stack: Stack, wait: float) -> list[dict[str, Any]]:

@@ -24,13 +24,10 @@ def test_stack_trades_and_restart_reconciles(running_stack):
 
     stack.ctl("restart", "bot")
     stack.wait_state("bot", "RUNNING")
+    # /health answers (degraded) before the bot has reconciled, and supervisord writes the bot's
+    # output to its log file on its own schedule: wait for what is asserted.
+    wait_until(lambda: '"event":"reconcile' in stack.log("bot", tail=200_000), 30, what="the restarted bot reconciling")
     wait_until(lambda: stack.try_health().get("status") in ("healthy", "degraded"), 30, what="the bot healthy again")
-    # supervisord writes the bot's output to its log file on its own schedule: wait for the line.
-    def reconciled() -> bool:
-        log = stack.log("bot", tail=200_000)
-        return log.count('"event":"reconcile') >= 1 or log.count('"event": "reconcile') >= 1
-
-    wait_until(reconciled, 30, what="the reconciliation in the bot's log")
     # Reconciliation adopted the resting orders: none of them was replaced by a new one.
     assert orders_before <= {o["oid"] for o in info.open_orders(DEV)}
 
