@@ -15,11 +15,13 @@ Refused cleanly, as diagnostics, never as exceptions:
 """
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+from yaml.constructor import ConstructorError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from agent.playbook.diagnostics import Diagnostic
@@ -32,6 +34,7 @@ MAX_NODES = 50_000
 Path_ = tuple[Any, ...]
 Pos = tuple[int, int]
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_VALUE_TAG = "tag:yaml.org,2002:value"
 
 
 @dataclass(frozen=True)
@@ -72,26 +75,116 @@ class SourceDocument:
 
 
 class _PositionLoader(yaml.SafeLoader):
-    """SafeLoader that reports duplicate keys instead of silently keeping the last one."""
+    """SafeLoader with merge keys as the YAML spec defines them, and duplicate keys reported.
+
+    PyYAML's own ``flatten_mapping`` is never called: it rewrites nodes in place and its
+    behaviour changed between releases (6.0.4 lets a merged mapping's merged key beat its own
+    override, yaml/pyyaml#953). :meth:`effective_pairs` computes each mapping's pairs once,
+    without touching the composed nodes, by https://yaml.org/type/merge.html:
+
+    * keys written in the mapping override every merged key;
+    * with a list of sources (``<<: [*a, *b]``) the earlier source wins;
+    * a source's own merges are resolved first (nested merges keep the inner override).
+
+    Its cost is bounded by the expanded size of the document, which :func:`_expanded_size`
+    caps before anything is constructed (the merge-key bomb of yaml/pyyaml#897 included).
+    """
 
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
-        self.duplicates: list[tuple[str, yaml.Mark]] = []
-        self._dup_checked: set[int] = set()
+        self.problems: list[tuple[str, yaml.Mark, str | None]] = []
+        """Duplicate keys: reported, the document is still constructed (the last one wins)."""
+        self.merge_errors: list[tuple[str, yaml.Mark, str | None]] = []
+        """Merge values that are not mappings: reported, and the document is not used."""
+        self._effective: dict[int, list[tuple[Node, Node]]] = {}
 
     def flatten_mapping(self, node: MappingNode) -> None:
-        # Checked before flattening: afterwards merged keys and their overrides look alike.
-        if id(node) not in self._dup_checked:
-            self._dup_checked.add(id(node))
-            seen: set[tuple[str, str]] = set()
-            for key_node, _ in node.value:
-                if not isinstance(key_node, ScalarNode) or key_node.tag == _MERGE_TAG:
-                    continue
-                ident = (key_node.tag, key_node.value)
-                if ident in seen:
-                    self.duplicates.append((key_node.value, key_node.start_mark))
-                seen.add(ident)
-        super().flatten_mapping(node)
+        raise AssertionError("merge keys are resolved by effective_pairs")  # pragma: no cover
+
+    def construct_mapping(self, node: Node, deep: bool = False) -> dict[Any, Any]:  # type: ignore[override]
+        if not isinstance(node, MappingNode):
+            raise ConstructorError(None, None, f"expected a mapping node, but found {node.id}", node.start_mark)
+        mapping: dict[Any, Any] = {}
+        for key_node, value_node in self.effective_pairs(node):
+            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, Hashable):
+                raise ConstructorError("while constructing a mapping", node.start_mark,
+                                       "found unhashable key", key_node.start_mark)
+            mapping[key] = self.construct_object(value_node, deep=deep)
+        return mapping
+
+    def effective_pairs(self, node: MappingNode) -> list[tuple[Node, Node]]:
+        """The (key, value) nodes of ``node`` after merging: merged pairs first, then its own."""
+        memo = self._effective.get(id(node))
+        if memo is not None:
+            return memo
+        self._effective[id(node)] = []  # a cycle is refused earlier; this only ends recursion
+        own: list[tuple[Node, Node]] = []
+        sources: list[MappingNode] = []
+        own_keys: set[Any] = set()
+        merge_key: Node | None = None
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE_TAG:
+                if merge_key is not None:
+                    self.problems.append(("duplicate merge key '<<'", key_node.start_mark,
+                                          "merge several mappings with one key: <<: [*first, *second] "
+                                          "(the earlier one wins)"))
+                merge_key = key_node
+                sources.extend(self._merge_sources(key_node, value_node))
+                continue
+            if key_node.tag == _VALUE_TAG:  # `=` as a key is a plain string here, as in PyYAML
+                key_node.tag = "tag:yaml.org,2002:str"
+            ident = self._key_identity(key_node)
+            if ident in own_keys:
+                self.problems.append((f"duplicate key {_key_text(key_node)!r}", key_node.start_mark,
+                                      "each key may appear once in a mapping; remove or rename one"))
+            own_keys.add(ident)
+            own.append((key_node, value_node))
+        merged: list[tuple[Node, Node]] = []
+        taken = set(own_keys)
+        done: set[int] = set()
+        for source in sources:
+            if id(source) in done:  # `<<: [*a, *a]` merges *a once
+                continue
+            done.add(id(source))
+            for key_node, value_node in self.effective_pairs(source):
+                ident = self._key_identity(key_node)
+                if ident not in taken:
+                    taken.add(ident)
+                    merged.append((key_node, value_node))
+        pairs = merged + own
+        self._effective[id(node)] = pairs
+        return pairs
+
+    def _merge_sources(self, key_node: Node, value_node: Node) -> list[MappingNode]:
+        """The mappings a ``<<`` value names; anything else is reported at the ``<<`` key."""
+        if isinstance(value_node, MappingNode):
+            return [value_node]
+        if isinstance(value_node, SequenceNode) and all(isinstance(n, MappingNode) for n in value_node.value):
+            return [n for n in value_node.value if isinstance(n, MappingNode)]
+        found = value_node.id if not isinstance(value_node, SequenceNode) else "a list with a " + next(
+            n.id for n in value_node.value if not isinstance(n, MappingNode))
+        self.merge_errors.append((f"the value of the merge key '<<' must be a mapping or a list of mappings, "
+                              f"not {_article(found)}", key_node.start_mark,
+                              "write <<: *anchor, where the anchor is set on a mapping (&anchor {key: value})"))
+        return []
+
+    def _key_identity(self, key_node: Node) -> Any:
+        if isinstance(key_node, ScalarNode):
+            key = self.construct_object(key_node)
+            if isinstance(key, Hashable):
+                return key  # the same equality the constructed dict uses
+        return ("node", id(key_node))
+
+
+def _key_text(node: Node) -> str:
+    return str(node.value) if isinstance(node, ScalarNode) else node.id
+
+
+def _article(found: str) -> str:
+    if found.startswith("a list"):
+        return found
+    return {"scalar": "a single value", "sequence": "a list"}.get(found, found)
 
 
 class _TooBig(Exception):
@@ -132,7 +225,7 @@ def _expanded_size(root: Node) -> None:
 
 def _record(loader: _PositionLoader, node: Node, path: Path_, marks: dict[Path_, Marks]) -> None:
     if isinstance(node, MappingNode):
-        for key_node, value_node in node.value:
+        for key_node, value_node in loader.effective_pairs(node):
             if not isinstance(key_node, ScalarNode):
                 continue
             key = loader.construct_object(key_node)
@@ -207,8 +300,9 @@ def load_yaml_text(text: str, doc: SourceDocument) -> SourceDocument:
         return doc
     finally:
         loader.dispose()
-    for key, mark in loader.duplicates:
-        doc.diagnostics.append(doc.at(*_pos(mark), f"duplicate key {key!r}",
-                                      "each key may appear once in a mapping; remove or rename one"))
+    for message, mark, hint in [*loader.problems, *loader.merge_errors]:
+        doc.diagnostics.append(doc.at(*_pos(mark), message, hint))
+    if loader.merge_errors:
+        return doc  # what the merge should have brought is missing: other errors would mislead
     doc.data = data
     return doc
