@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.engine.locks import target_locks, targets_of_tasks
+from agent.playbook.models import BUDGET_HISTORY_S
 
 LOCK_TIMEOUT_SECONDS = 300.0
 
@@ -66,7 +67,7 @@ class RemediationGuard:
 
     async def load(self) -> None:
         """Rebuild the ledgers from the audit trail so budgets survive a restart."""
-        since = datetime.now().astimezone() - timedelta(days=2)
+        since = datetime.now().astimezone() - timedelta(seconds=BUDGET_HISTORY_S)
         for ev in await self._db(self._store.events_since, since, [BUDGET_EVENT, HANDOVER_EVENT]):
             data = ev.data or {}
             k = (data.get("play", ""), data.get("host", ""), data.get("remediation", ""))

@@ -19,9 +19,21 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
+
+
+@dataclass(frozen=True)
+class Refers:
+    """Parameter metadata: the value names a ``route`` of the inventory or a ``template`` file
+    of the templates directory. ``agent validate`` checks that it exists (and that a template
+    compiles), so a misspelt name fails at load, not when the step runs.
+
+    Use: ``route: Annotated[str | None, Refers("route")] = Field(None, description=...)``.
+    """
+
+    kind: Literal["route", "template"]
 
 
 class Params(BaseModel):
