@@ -138,7 +138,7 @@ class TaskChecker:
         if field is None:
             return
         try:
-            annotation = Annotated[field.annotation, *field.metadata] if field.metadata else field.annotation
+            annotation: Any = Annotated[field.annotation, *field.metadata] if field.metadata else field.annotation
             TypeAdapter(annotation).validate_python("text")
         except ValidationError as exc:
             kinds = {err["type"] for err in exc.errors(include_input=False, include_url=False)}

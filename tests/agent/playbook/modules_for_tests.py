@@ -5,7 +5,15 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from agent.modules.base import ActionModule, ActionResult, CheckModule, CheckResult, Params, Refers, RunContext
+from agent.modules.base import (
+    ActionModule,
+    ActionResult,
+    CheckModule,
+    CheckResult,
+    Params,
+    Refers,
+    RunContext,
+)
 from agent.modules.registry import Registry
 from agent.types import Duration
 
