@@ -160,7 +160,8 @@ def _load_playbook(path: Path, registry: Registry, templating: Templating,
     diagnostics += doc.diagnostics
     if doc.data is None:
         if not doc.diagnostics:
-            diagnostics.append(doc.at(0, 0, "the playbook is empty"))
+            diagnostics.append(doc.at(1, 1, "the playbook is empty", "a playbook starts with version: 1 and "
+                                      "name: ...; delete the file if it is not needed"))
         return _LoadedPlay(doc, None, None)
     pre = Preprocessor(doc, registry)
     raw = pre.playbook(doc.data)

@@ -180,7 +180,7 @@ def _unknown_names(templating: Templating, value: Any, scope: Mapping[str, Any],
     env = templating.environment
     for src in _sources(value, expression=expression):
         try:
-            tree = env.parse("{{ (" + src + ") }}" if expression else src)
+            tree = templating.tree(src, expression=expression)
         except Exception:  # noqa: BLE001 - syntax is reported by the template pass
             continue
         guarded = {node.node.name for node in tree.find_all((nodes.Test, nodes.Filter))
@@ -215,10 +215,9 @@ def _attribute_hint(templating: Templating, value: Any, message: str, scope: Map
     match = re.search(r"has no attribute '([^']+)'$", message)
     if not match:
         return None
-    env = templating.environment
     for src in _sources(value, expression=expression):
         try:
-            tree = env.parse("{{ (" + src + ") }}" if expression else src)
+            tree = templating.tree(src, expression=expression)
         except Exception:  # noqa: BLE001 - syntax is reported elsewhere
             continue
         for node in tree.find_all(nodes.Getattr):
@@ -273,10 +272,9 @@ def _nested_keys(value: Mapping[str, Any], prefix: str, depth: int) -> Iterator[
 
 
 def _uses_runtime(templating: Templating, value: Any, scope: Mapping[str, Any], *, expression: bool) -> bool:
-    env = templating.environment
     for src in _sources(value, expression=expression):
         try:
-            names = meta.find_undeclared_variables(env.parse("{{ (" + src + ") }}" if expression else src))
+            names = meta.find_undeclared_variables(templating.tree(src, expression=expression))
         except Exception:  # noqa: BLE001 - unparsable: reported elsewhere; count it as run-time
             return True
         if any(isinstance(scope.get(name), RunTime) for name in names):

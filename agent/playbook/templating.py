@@ -134,6 +134,9 @@ class Templating:
         )
         self._env.globals["env"] = _EnvView(os.environ if env is None else env, self._remember)
         self._expressions: dict[str, Any] = {}
+        self._templates: dict[str, Any] = {}
+        self._checked: dict[tuple[str, bool], str | None] = {}  # load-time checks, by source
+        self._trees: dict[tuple[str, bool], nodes.Template] = {}
 
     @property
     def environment(self) -> ImmutableSandboxedEnvironment:
@@ -171,6 +174,35 @@ class Templating:
         return problem
 
     def _check(self, src: str, *, expression: bool) -> str | None:
+        key = (src, expression)
+        if key not in self._checked:
+            self._checked[key] = self._check_uncached(src, expression=expression)
+        return self._checked[key]
+
+    def tree(self, src: str, *, expression: bool = False) -> nodes.Template:
+        """The parsed template (an expression is parsed as ``{{ (src) }}``); raises on bad syntax."""
+        key = (src, expression)
+        tree = self._trees.get(key)
+        if tree is None:
+            tree = self._env.parse("{{ (" + src + ") }}" if expression else src)
+            self._trees[key] = tree
+        return tree
+
+    def _compiled_expression(self, src: str) -> Any:
+        compiled = self._expressions.get(src)
+        if compiled is None:
+            compiled = self._env.compile_expression(src, undefined_to_none=False)
+            self._expressions[src] = compiled
+        return compiled
+
+    def _compiled_template(self, src: str) -> Any:
+        compiled = self._templates.get(src)
+        if compiled is None:
+            compiled = self._env.from_string(src)
+            self._templates[src] = compiled
+        return compiled
+
+    def _check_uncached(self, src: str, *, expression: bool) -> str | None:
         if expression and not src.strip():
             return "empty expression"
         try:
@@ -180,9 +212,9 @@ class Templating:
                 return f"access to {unsafe!r} is not allowed: templates run in a sandbox without Python internals"
             # Compiling finds filters and tests that do not exist (Ansible's, a typo).
             if expression:
-                self._env.compile_expression(src, undefined_to_none=False)
+                self._compiled_expression(src)
             else:
-                self._env.compile(src)
+                self._compiled_template(src)
         except TemplateAssertionError as exc:
             text = (exc.message or "").rstrip(".")
             return f"{text}{unknown_filter_hint(text, self._env)}"
@@ -200,7 +232,7 @@ class Templating:
         a value did not fit). For load-time checks; never raises."""
         try:
             if expression:
-                return self._env.compile_expression(obj, undefined_to_none=False)(**dict(vars)), None
+                return self._compiled_expression(obj)(**dict(vars)), None
             return self._render_raw(obj, vars), None
         except (RecursionError, MemoryError) as exc:
             return None, exc
@@ -213,11 +245,11 @@ class Templating:
                 return obj
             match = _WHOLE_EXPR.match(obj)
             if match and "{{" not in match["expr"] and "}}" not in match["expr"]:
-                result = self._env.compile_expression(match["expr"], undefined_to_none=False)(**dict(vars))
+                result = self._compiled_expression(match["expr"])(**dict(vars))
                 if isinstance(result, StrictUndefined):
                     str(result)
                 return result
-            return self._env.from_string(obj).render(dict(vars))
+            return self._compiled_template(obj).render(dict(vars))
         if isinstance(obj, Mapping):
             return {key: self._render_raw(value, vars) for key, value in obj.items()}
         if isinstance(obj, (list, tuple)):
@@ -239,7 +271,7 @@ class Templating:
         if not has_template(src):
             return src
         try:
-            return self._env.from_string(src).render(dict(vars))
+            return self._compiled_template(src).render(dict(vars))
         except Exception as exc:  # jinja2 raises many types from user code; all are config errors
             raise self._error("template", src, exc) from None
 
