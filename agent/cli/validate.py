@@ -24,16 +24,16 @@ def validate(
     """Validate playbooks and inventory. Exit 0 when valid, 1 with every error printed."""
     from agent.modules.registry import default_registry
     from agent.playbook import load_config
-    from agent.playbook.files import playbook_files, sibling_playbooks
+    from agent.playbook.files import is_dir, is_file, playbook_files, sibling_playbooks
 
     inventory_path = inventory if inventory is not None else options.DEFAULT_INVENTORY
     default_dir = inventory_path.resolve().parent / "playbooks"
     targets = list(paths) if paths else [default_dir]
     context: list[Path] = []
     for path in targets:
-        if path.is_file():
+        if is_file(path):
             siblings = sibling_playbooks(path)
-            context += siblings or (playbook_files([default_dir])[0] if default_dir.is_dir() else [])
+            context += siblings or (playbook_files([default_dir])[0] if is_dir(default_dir) else [])
     result = load_config(inventory_path, targets, default_registry(), env=dict(os.environ),
                          templates_dir=templates_dir(inventory_path), context_paths=context,
                          inventory_required=inventory is not None)

@@ -37,6 +37,23 @@ def playbook_files(paths: Sequence[Path]) -> tuple[list[Path], list[Diagnostic]]
     return files, problems
 
 
+def is_file(path: Path) -> bool:
+    """``path.is_file()``, False when the answer cannot be had (a directory that may not be
+    searched raises PermissionError there)."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
+
+
+def is_dir(path: Path) -> bool:
+    """``path.is_dir()``, False when the answer cannot be had."""
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
+
+
 def sibling_playbooks(path: Path) -> list[Path]:
     """The other playbook files in the directory of ``path`` (for cross-references)."""
     found, _ = _directory(path.parent)

@@ -10,6 +10,7 @@ alert templates that are set explicitly exist and parse.
 from __future__ import annotations
 
 import difflib
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from pydantic import ValidationError
 
 from agent.apprise_plugins import is_known_scheme, parse_urls, url_scheme
 from agent.playbook.diagnostics import Diagnostic, suggest
+from agent.playbook.files import is_file
 from agent.playbook.inventory import AlertTemplates, Inventory, default_inventory_data
 from agent.playbook.templating import TemplateError, Templating
 from agent.playbook.validation import diagnostics_from_validation
@@ -29,7 +31,7 @@ def read_inventory(path: Path, *, required: bool = False) -> tuple[SourceDocumen
                                                                    list[Diagnostic]]:
     """Parse and validate the inventory file, or use the default one when it does not exist
     and is not ``required`` (it was not named by the operator)."""
-    if path.exists() or path.is_symlink():
+    if os.path.lexists(path):
         doc = load_yaml(path)
     elif required:
         doc = SourceDocument(str(path))
@@ -114,7 +116,7 @@ def read_settings(doc: SourceDocument, inv: Inventory | None, inventory_path: Pa
     path = Path(inv.settings)
     if not path.is_absolute():
         path = inventory_path.parent / path
-    if not path.is_file():
+    if not is_file(path):
         return _default_settings(), [doc.diagnostic(("settings",), f"settings file {inv.settings!r} not found "
                                                     f"(looked at {path})")]
     settings_doc = load_yaml(path)
@@ -183,7 +185,7 @@ def template_files(doc: SourceDocument, inv: Inventory, templating: Templating) 
     for kind in AlertTemplates.model_fields:
         name = getattr(inv.notify.templates, kind)
         path = ("notify", "templates", kind) if kind in explicit else ("notify",)
-        exists = directory is not None and (directory / name).is_file()
+        exists = directory is not None and is_file(directory / name)
         if not exists:
             if kind in explicit:
                 out.append(doc.diagnostic(path, f"template {name!r} not found in "

@@ -25,7 +25,7 @@ from agent.modules.base import HostContext
 from agent.modules.registry import Registry
 from agent.playbook.binding import BoundCheck, bind_checks
 from agent.playbook.diagnostics import Diagnostic, suggest
-from agent.playbook.files import playbook_files
+from agent.playbook.files import is_dir, playbook_files
 from agent.playbook.inventory import Inventory, host_vars, resolve_hosts
 from agent.playbook.inventory_loading import (
     heartbeat_problems,
@@ -102,7 +102,7 @@ def load_config(
     default inventory is used.
     """
     inventory_path = Path(inventory_path)
-    if templates_dir is None and (inventory_path.parent / "templates").is_dir():
+    if templates_dir is None and is_dir(inventory_path.parent / "templates"):
         templates_dir = inventory_path.parent / "templates"
     templating = Templating(templates_dir, env=os.environ if env is None else env)
     diagnostics: list[Diagnostic] = []

@@ -170,6 +170,8 @@ class Templating:
             source, _, _ = self._env.loader.get_source(self._env, name)  # type: ignore[union-attr]
         except JinjaTemplateError as exc:
             return f"cannot load it: {exc.message or type(exc).__name__}"
+        except (OSError, UnicodeDecodeError) as exc:
+            return f"cannot read it: {getattr(exc, 'strerror', None) or exc}"
         problem = self.check_syntax(source)
         return problem
 

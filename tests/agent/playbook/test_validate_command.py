@@ -140,3 +140,15 @@ def test_unreadable_files_and_directories_are_reported_not_crashed_on(shared_dir
     found = {(Path(d.file).name, d.message) for d in diagnostics}
     assert ("secret.yaml", "cannot read file: Permission denied") in found, diagnostics
     assert ("locked", "cannot list the directory: Permission denied") in found, diagnostics
+
+
+def test_a_template_file_that_is_not_text_is_reported_at_the_step(tmp_path: Path) -> None:
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "latin1.md.j2").write_bytes(b"caf\xe9 {{ host }}\n")
+    play = tmp_path / "tell.yaml"
+    play.write_text("version: 1\nname: tell\nhosts: bots\ntasks:\n  - notify: {template: latin1.md.j2}\n")
+    result = load_config(GOOD / "inventory.yaml", [play], make_registry(), env={}, templates_dir=templates)
+    [diag] = result.diagnostics
+    assert (diag.line, diag.column) == (5, 24)
+    assert diag.message.startswith("template: template 'latin1.md.j2': cannot read it: 'utf-8' codec")

@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 
 from agent.cli.main import main
 from agent.errors import ExitCode
+from agent.playbook.yaml_text import split_lines
 
 REPO = Path(__file__).resolve().parents[3]
 SHIPPED = ["inventory.yaml", *sorted(f"playbooks/{p.name}" for p in (REPO / "playbooks").glob("*.yaml"))]
@@ -125,8 +126,8 @@ def check_outcome(world: Path, mutated: str, content: bytes) -> None:
     if not in_mutated:
         assert all(CROSS_REFERENCES.search(d["message"]) for d in found), \
             f"nothing reported in {mutated}, and not a name it defined:\n{output}"
-    for d in in_mutated:
-        assert int(d["line"]) <= text.count("\n") + 2, f"line past the end of {mutated}:\n{output}"
+    for d in in_mutated:  # lines as YAML counts them (U+2028 and U+0085 break lines too)
+        assert int(d["line"]) <= len(split_lines(text)) + 1, f"line past the end of {mutated}:\n{output}"
 
 
 RAW_BYTES = st.one_of(st.none(), st.tuples(st.integers(0, 100_000), st.binary(min_size=1, max_size=3)))
@@ -151,3 +152,25 @@ def test_a_mutated_configuration_is_accepted_or_reported_at_a_line(
 def test_the_shipped_configuration_is_accepted(world: Path) -> None:
     code, output = validate(world)
     assert code == ExitCode.OK, output
+
+
+# Examples the property found, kept as regular tests (each failed before its fix).
+FOUND = [
+    # truncated to nothing: "the playbook is empty" had no line
+    ("playbooks/backup.yaml", [Mutation("truncate", 0)], None),
+    # a BEL after a U+2028 line separator: YAML counts U+2028 as a line break (the property had not)
+    ("playbooks/emergency.yaml", [Mutation("truncate", 423), Mutation("insert", 4150, "\u2028''&"),
+                                  Mutation("insert", 3429, "\u2028\x07")], None),
+]
+
+
+@pytest.mark.parametrize(("target", "mutations", "raw"), FOUND)
+def test_examples_found_by_the_property(world: Path, target: str, mutations: list[Mutation],
+                                        raw: tuple[int, bytes] | None) -> None:
+    text = (REPO / target).read_text(encoding="utf-8")
+    for mutation in mutations:
+        text = mutation.apply(text)
+    content = text.encode("utf-8")
+    if raw is not None:
+        content = content[:raw[0]] + raw[1] + content[raw[0]:]
+    check_outcome(world, target, content)
