@@ -54,8 +54,8 @@ def value_hint(doc: SourceDocument, path: Path_, message: str, value: Any) -> st
         return (f"quote it: {key}: \"{match[1]}\" (unquoted, YAML reads {match[1]} as the number {value}, "
                 "minutes in base 60)")
     if written[:1] in (">", "|") and isinstance(value, str):
-        return (f"quote it: {key}: \"{_spaced(written)}\" (unquoted, YAML reads a leading {written[0]} as the "
-                "start of a block of text)")
+        return (f"quote it: {key}: \"{_spaced(written)}\" (unquoted, YAML reads a leading {written[0]} "
+                "as the start of a block of text)")
     if "unknown timezone" in message and isinstance(value, str):
         near = nearest_timezone(value)
         return f"did you mean {near!r}?" if near else None

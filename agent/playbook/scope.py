@@ -171,7 +171,8 @@ def template_problem(templating: Templating, value: Any, scope: Mapping[str, Any
     return None, templating.redact(f"{type(exc).__name__}: {exc}"), None
 
 
-def _unknown_names(templating: Templating, value: Any, scope: Mapping[str, Any], *, expression: bool) -> str | None:
+def _unknown_names(templating: Templating, value: Any, scope: Mapping[str, Any], *,
+                   expression: bool) -> str | None:
     """The first name a template reads that nothing defines, even on a branch not taken now.
 
     A name only tested (``x is defined``) or given a default (``x | default(1)``) anywhere in

@@ -56,7 +56,8 @@ class TaskChecker:
             except TemplateError:
                 continue  # reported by the binding of checks
             if self.play.confirm is not None:
-                self._template(("confirm",), self.play.confirm, task_scope(vars, host.name, (), remediation=False))
+                confirm_scope = task_scope(vars, host.name, (), remediation=False)
+                self._template(("confirm",), self.play.confirm, confirm_scope)
             registered: list[str] = []
             self._tasks(self.play.tasks, ("tasks",), vars, host, registered, remediation=False)
             self._tasks(self.play.handlers, ("handlers",), vars, host, list(registered), remediation=False)
@@ -83,7 +84,8 @@ class TaskChecker:
             where = scope if key == "when" else {**scope, "result": RUNTIME}
             _, problem, hint = template_problem(self.templating, expr, where, expression=True)
             if problem:
-                self._error((*path, key), f"{key}: {problem}", hint or _later_register_hint(problem, self.play))
+                self._error((*path, key), f"{key}: {problem}",
+                            hint or _later_register_hint(problem, self.play))
         module = self.registry.actions.get(task.module or "")
         if module is not None:
             self._params(path, task, module.Params, scope)
@@ -95,8 +97,9 @@ class TaskChecker:
         unsure: set[str] = set()
         for key, value in task.params.items():
             if key not in keys:
-                self._error((*base, key), f"unknown key {key!r}", misplaced_in_params("task", str(task.module))(str(key))
-                            or valid_keys_hint(str(key), keys), at_key=True)
+                hint = misplaced_in_params("task", str(task.module))(str(key))
+                self._error((*base, key), f"unknown key {key!r}", hint or valid_keys_hint(str(key), keys),
+                            at_key=True)
                 continue
             if not _contains_template(value):
                 known[key] = value
@@ -106,7 +109,8 @@ class TaskChecker:
                 continue
             rendered, problem, hint = template_problem(self.templating, value, scope)
             if problem:
-                self._error((*base, key), f"{key}: {problem}", hint or _later_register_hint(problem, self.play))
+                self._error((*base, key), f"{key}: {problem}",
+                            hint or _later_register_hint(problem, self.play))
                 unsure.add(key)
             elif is_runtime(rendered):
                 unsure.add(key)
@@ -139,7 +143,9 @@ class TaskChecker:
         if field is None:
             return
         try:
-            annotation: Any = Annotated[field.annotation, *field.metadata] if field.metadata else field.annotation
+            annotation: Any = field.annotation
+            if field.metadata:
+                annotation = Annotated[annotation, *field.metadata]
             TypeAdapter(annotation).validate_python("text")
         except ValidationError as exc:
             kinds = {err["type"] for err in exc.errors(include_input=False, include_url=False)}
@@ -161,7 +167,8 @@ class TaskChecker:
             explicit = key in known
             if refers.kind == "route" and value not in self.routes:
                 self._error((*base, key), f"{key}: no route named {value!r} in the inventory",
-                            suggest(value, self.routes) or f"routes: {', '.join(sorted(self.routes)) or 'none'}")
+                            suggest(value, self.routes)
+                            or f"routes: {', '.join(sorted(self.routes)) or 'none'}")
             elif refers.kind == "template":
                 problem = self._template_file_problem(value)
                 if problem and (explicit or "not found" not in problem):
@@ -200,7 +207,8 @@ def _later_register_hint(problem: str, play: Playbook) -> str | None:
 
 def _wanted(kinds: set[str]) -> str:
     for kind, text in (("int_parsing", "a whole number"), ("float_parsing", "a number"),
-                       ("bool_parsing", "true or false"), ("list_type", "a list"), ("dict_type", "a mapping")):
+                       ("bool_parsing", "true or false"), ("list_type", "a list"),
+                       ("dict_type", "a mapping")):
         if kind in kinds:
             return text
     return "another type"

@@ -123,7 +123,8 @@ class _PositionLoader(yaml.SafeLoader):
 
     def construct_mapping(self, node: Node, deep: bool = False) -> dict[Any, Any]:  # type: ignore[override]
         if not isinstance(node, MappingNode):
-            raise ConstructorError(None, None, f"expected a mapping node, but found {node.id}", node.start_mark)
+            raise ConstructorError(None, None, f"expected a mapping node, but found {node.id}",
+                                   node.start_mark)
         mapping: dict[Any, Any] = {}
         for key_node, value_node in self.effective_pairs(node):
             key = self.construct_object(key_node, deep=deep)
@@ -186,7 +187,8 @@ class _PositionLoader(yaml.SafeLoader):
             n.id for n in value_node.value if not isinstance(n, MappingNode))
         self.merge_errors.append((f"the value of the merge key '<<' must be a mapping or a list of mappings, "
                               f"not {_article(found)}", key_node.start_mark,
-                              "write <<: *anchor, where the anchor is set on a mapping (&anchor {key: value})"))
+                              "write <<: *anchor, where the anchor is set on a mapping "
+                              "(&anchor {key: value})"))
         return []
 
     def _key_identity(self, key_node: Node) -> Any:
@@ -283,8 +285,8 @@ def load_yaml(path: Path, *, display_name: str | None = None) -> SourceDocument:
         with path.open("rb") as fh:
             raw = fh.read(MAX_BYTES + 1)
     except OSError as exc:
-        doc.diagnostics.append(doc.at(0, 0, f"cannot read file: {exc.strerror or exc}",
-                                      "check the file's permissions" if isinstance(exc, PermissionError) else None))
+        hint = "check the file's permissions" if isinstance(exc, PermissionError) else None
+        doc.diagnostics.append(doc.at(0, 0, f"cannot read file: {exc.strerror or exc}", hint))
         return doc
     if len(raw) > MAX_BYTES:  # grew while we looked
         doc.diagnostics.append(doc.at(0, 0, f"file is larger than the limit of {MAX_BYTES} bytes"))
@@ -332,7 +334,8 @@ def load_yaml_text(text: str, doc: SourceDocument) -> SourceDocument:
         message = exc.problem or "invalid YAML"
         if exc.context:
             message = f"{message} ({exc.context})"
-        doc.diagnostics.append(doc.at(line, column, f"YAML syntax error: {message}", _syntax_hint(doc, line, message)))
+        doc.diagnostics.append(doc.at(line, column, f"YAML syntax error: {message}",
+                                      _syntax_hint(doc, line, message)))
         return doc
     except yaml.YAMLError as exc:  # a ReaderError the text check did not foresee, and the like
         doc.diagnostics.append(doc.at(0, 0, f"YAML error: {exc}"))

@@ -99,7 +99,8 @@ def lookalike_spaces(lines: list[str], *, up_to_line: int | None = None,
         column = match.end()  # the look-alike is the last character matched
         name = _char_name(text[column - 1])
         return TextProblem(number, column, f"{name} where YAML needs an ordinary space",
-                           "retype the spaces of this line (pasting from a chat or a web page brings these in)")
+                           "retype the spaces of this line (pasting from a chat or a web page brings "
+                           "these in)")
     return None
 
 
