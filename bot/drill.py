@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import yaml
 
-from bot.settings import StackSettings
+from botwarden.settings import StackSettings, read_secrets_file
 
 
 class DrillError(Exception):
@@ -24,12 +24,9 @@ def admin_token(settings: StackSettings) -> str:
     name = settings.exchange.admin_token_env
     if os.environ.get(name):
         return os.environ[name]
-    secrets = settings.path(settings.var_dir) / "secrets.env"
-    if secrets.exists():
-        for line in secrets.read_text(encoding="utf-8").splitlines():
-            key, _, value = line.partition("=")
-            if key.strip() == name and value.strip():
-                return value.strip()
+    stored = read_secrets_file(settings.secrets_path).get(name)
+    if stored:
+        return stored
     from bot.exchange import DEFAULT_ADMIN_TOKEN
 
     return DEFAULT_ADMIN_TOKEN

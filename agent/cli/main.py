@@ -16,7 +16,7 @@ import typer
 
 from agent.cli import events_cmd, inbox_cmd, modules_cmd, stack_cmd, validate
 from agent.cli.common import Verbosity, err_console
-from agent.errors import BotwardenError, ExitCode
+from botwarden.errors import BotwardenError, ExitCode
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -58,6 +58,14 @@ def _register_optional() -> None:
     app.command("silence")(silence_cmd.silence)
     app.command("history")(history_cmd.history)
     app.command("explain")(explain_cmd.explain)
+    from agent.cli import web_cmd
+
+    app.command("web")(web_cmd.web)
+    # the bot's circuit breaker (issue 13): why it is halted, halt, resume with confirmation
+    from agent.cli import halt_cmd
+
+    app.command("halt")(halt_cmd.halt)
+    app.command("resume")(halt_cmd.resume)
 
 
 def main(argv: list[str] | None = None) -> int:

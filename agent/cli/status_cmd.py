@@ -10,7 +10,7 @@ from rich.table import Table
 
 from agent.cli import options
 from agent.cli.common import console, load, store_url
-from agent.types import format_duration
+from agent.core.values import format_duration
 
 
 def _targets(config: object) -> list:
@@ -35,7 +35,7 @@ def status(
     from agent.store import Store
 
     config = load(inventory, [Path(p) for p in paths] if paths else None)
-    st = Store(store_url(config, store))
+    st = Store(store_url(config, store), create=False)
     try:
         st.migrate()
         records = st.load_check_states()

@@ -4,9 +4,12 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from agent.modules.registry import Registry, default_registry
+
+if TYPE_CHECKING:
+    from agent.playbook.loader import LoadResult
 
 
 class ConfigSource:
@@ -20,7 +23,7 @@ class ConfigSource:
         self.registry = registry or default_registry()
         self.templates_dir = templates_dir or inventory.resolve().parent / "templates"
 
-    def load(self) -> Any:
+    def load(self) -> LoadResult:
         from agent.playbook import load_config
 
         return load_config(self.inventory, self.playbook_paths, self.registry, env=self.env,

@@ -2,8 +2,8 @@
 
 The resident agent and an operator's ``agent run-playbook`` are different processes; an
 ``asyncio.Lock`` cannot keep them from restarting the same program at once. Each target
-(``program:bot``, ``account:default``...) has a file under ``var/locks``; holding an exclusive
-``flock`` on it means "I am acting on that target". The kernel drops the lock when the holder
+(``local/program:bot``, ``local/account:exchange``: the host, then what is acted on) has a file
+under ``var/locks``; holding an exclusive ``flock`` on it means "I am acting on that target". The kernel drops the lock when the holder
 exits, even on SIGKILL, so a crashed holder never leaves a stale lock behind.
 
 Targets are always locked in sorted order, so two holders of overlapping sets cannot deadlock.
@@ -18,6 +18,10 @@ import re
 import time
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from agent.playbook.loader import Config
 
 POLL_SECONDS = 0.1
 
@@ -54,7 +58,7 @@ async def target_locks(lock_dir: Path, targets: Iterable[str], *, owner: str,
 
     Raises :class:`LockTimeout` naming the holder when a lock cannot be had in time.
     """
-    lock_dir.mkdir(parents=True, exist_ok=True)
+    await asyncio.to_thread(lock_dir.mkdir, parents=True, exist_ok=True)
     held: list[int] = []
     deadline = time.monotonic() + timeout
     try:
@@ -103,10 +107,10 @@ def targets_of_tasks(tasks: Iterable[object]) -> list[str]:
     return sorted(set(out))
 
 
-def operator_lock_targets(config: object, play: object, hosts: Iterable[object]) -> list[str]:
+def operator_lock_targets(config: Config, play: object, hosts: Iterable[object]) -> list[str]:
     """The lock targets of an operator's play on ``hosts`` (``host/program:NAME``...), rendered
     with each host's vars the way the resident agent renders its remediations'."""
-    templating = getattr(config, "templating")
+    templating = config.templating
     out: list[str] = []
     tasks = [*getattr(play, "tasks", []), *getattr(play, "handlers", [])]
     for host in hosts:

@@ -24,7 +24,7 @@ from agent.playbook.inventory import AlertTemplates, Inventory, default_inventor
 from agent.playbook.templating import TemplateError, Templating
 from agent.playbook.validation import diagnostics_from_validation
 from agent.playbook.yaml_source import Marks, SourceDocument, load_yaml
-from bot.settings import StackSettings, load_settings
+from botwarden.settings import StackSettings, load_settings
 
 
 def read_inventory(path: Path, *, required: bool = False) -> tuple[SourceDocument, Inventory | None,

@@ -42,7 +42,7 @@ from agent.playbook.task_validation import TaskChecker
 from agent.playbook.templating import Templating
 from agent.playbook.validation import diagnostics_from_validation
 from agent.playbook.yaml_source import Path_, SourceDocument, load_yaml
-from bot.settings import StackSettings
+from botwarden.settings import StackSettings
 
 
 @dataclass(frozen=True, eq=False)

@@ -10,6 +10,7 @@ from collections.abc import Iterator, Mapping
 from keyword import iskeyword
 from typing import Any
 
+from agent.core.values import format_duration
 from agent.modules.registry import Registry
 from agent.playbook.diagnostics import Diagnostic, suggest
 from agent.playbook.hints import expression_hint
@@ -17,7 +18,6 @@ from agent.playbook.models import BUDGET_HISTORY_S, Playbook, Task
 from agent.playbook.templating import Templating, has_template
 from agent.playbook.thresholds import Threshold
 from agent.playbook.yaml_source import Path_, SourceDocument
-from agent.types import format_duration
 
 _EXPRESSION_KEYS = ("expect", "value", "when", "until", "changed_when", "failed_when")
 _THRESHOLD_KEYS = ("warning", "critical", "clear")

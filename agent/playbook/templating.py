@@ -24,7 +24,7 @@ from jinja2 import TemplateError as JinjaTemplateError
 from jinja2.parser import Parser
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
-from agent.errors import ConfigError
+from botwarden.errors import ConfigError
 
 _WHOLE_EXPR = re.compile(r"^\s*\{\{(?P<expr>.*?)\}\}\s*$", re.DOTALL)
 _MAX_REPEAT = 100_000  # longest string/list a `*` may build; guards "a" * 10**10

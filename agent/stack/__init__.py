@@ -20,8 +20,8 @@ from typing import Any
 import jinja2
 import yaml
 
-from agent.errors import ConfigError, OperationalError
-from bot.settings import StackSettings, load_settings
+from botwarden.errors import ConfigError, OperationalError
+from botwarden.settings import StackSettings, load_settings, read_secrets_file
 
 TEMPLATE = "supervisord.conf.j2"
 
@@ -47,7 +47,7 @@ class Stack:
 
     @property
     def secrets_file(self) -> Path:
-        return self.settings.path(self.settings.var_dir) / "secrets.env"
+        return self.settings.secrets_path
 
 
 def locate(root: Path | None = None, inventory: Path | None = None) -> Stack:
@@ -92,6 +92,9 @@ def programs(stack: Stack) -> list[dict[str, Any]]:
             "priority": 40,
             "stopwaitsecs": 15,
         },
+        # The operator's web page (agent/web): read-only on the store; the agent never needs it.
+        {"name": s.web.program, "command": f"{b}/agent web --inventory {stack.inventory}", "priority": 50,
+         "stopwaitsecs": 40},
     ]
 
 
@@ -125,13 +128,9 @@ def ensure_secrets(stack: Stack) -> dict[str, str]:
     A generated token is only for this machine's paper stack; an operator running for real sets
     them in the environment (they then win over the file).
     """
-    names = [stack.settings.bot.control_token_env, stack.settings.exchange.admin_token_env]
-    stored: dict[str, str] = {}
-    if stack.secrets_file.exists():
-        for line in stack.secrets_file.read_text(encoding="utf-8").splitlines():
-            if "=" in line and not line.startswith("#"):
-                k, v = line.split("=", 1)
-                stored[k.strip()] = v.strip()
+    names = [stack.settings.bot.control_token_env, stack.settings.exchange.admin_token_env,
+             stack.settings.web.operator_password_env, stack.settings.web.viewer_password_env]
+    stored = read_secrets_file(stack.secrets_file)
     changed = False
     for name in names:
         if name not in stored:

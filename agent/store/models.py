@@ -8,7 +8,7 @@ change here needs a new migration.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -60,10 +60,10 @@ class UtcDateTime(TypeDecorator[datetime]):
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {datetime: UtcDateTime(), dict[str, Any]: JSON()}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UtcDateTime(), dict[str, Any]: JSON()}
 
 
-Base.metadata.naming_convention = NAMING_CONVENTION  # type: ignore[assignment]
+Base.metadata.naming_convention = NAMING_CONVENTION
 
 _STATES = "'OK','WARNING','CRITICAL','UNKNOWN'"
 
@@ -166,6 +166,8 @@ class NotificationRow(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
+    # Migration 0003: files attached where the target can carry them (email), e.g. a report chart.
+    attachments: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
 
 
 class ActionRunRow(Base):

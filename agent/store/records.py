@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from agent.engine.state import State
+from agent.core.states import State
 
 NotificationKind = Literal["alert", "resolve", "repeat", "notice", "task"]
 NOTIFICATION_KINDS: tuple[str, ...] = ("alert", "resolve", "repeat", "notice", "task")
@@ -154,6 +154,8 @@ class NotificationRecord:
     last_error: str | None
     created_at: datetime
     sent_at: datetime | None
+    attachments: tuple[str, ...] = ()
+    """Paths of files to attach where the target can carry them (email targets)."""
 
 
 @dataclass(frozen=True)

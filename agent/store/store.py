@@ -54,9 +54,10 @@ class StoreTransaction(Operations):
 class Store(Operations):
     """The agent's database. ``Store("sqlite:////abs/var/agent.db")``, then :meth:`migrate`."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, create: bool = True) -> None:
+        """``create=False``: refuse a database file that does not exist (the CLI's commands)."""
         self.url = url
-        self._engine: Engine = create_store_engine(url)
+        self._engine: Engine = create_store_engine(url, create=create)
         self._sessions = sessionmaker(self._engine, expire_on_commit=False)
         self._lock = threading.RLock()
         self._local = threading.local()

@@ -47,7 +47,7 @@ from bot.exchange.market import Market
 from bot.exchange.models import open_database
 from bot.exchange.rules import err_too_many_requests, err_unknown_user
 from bot.exchange.trading import Trading
-from bot.settings import PAPER_DEV_PRIVATE_KEY, StackSettings
+from botwarden.settings import PAPER_DEV_PRIVATE_KEY, StackSettings
 
 log = logging.getLogger("bot.exchange")
 DEFAULT_ADMIN_TOKEN = "paper-exchange-dev-token"
@@ -187,6 +187,7 @@ class PaperExchange:
         try:
             led.record_nonce(signer, nonce)
             acct.n_requests += weight
+            self.trading.ioc_no_fill = self.faults.ioc_no_fill
             answer = self.trading.apply(signer, action, now)
             led.commit()
         except Exception:

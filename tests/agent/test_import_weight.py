@@ -55,7 +55,7 @@ def test_a_function_that_uses_pandas_still_imports_it() -> None:
 RESIDENT_OBJECTS = """
 import asyncio, json, sys
 from pathlib import Path
-from agent.engine.resident import ConfigSource
+from agent.engine.config_source import ConfigSource
 import agent.engine.heartbeat  # what the heartbeat loop imports when ``agent run`` starts it
 from agent.notify import Notifications, Outbox
 from agent.store import Store
@@ -64,7 +64,7 @@ world = Path(sys.argv[1])
 result = ConfigSource(world / "inventory.yaml", [world / "playbooks"]).load()
 assert not result.diagnostics, [str(d) for d in result.diagnostics]
 store = Store(f"sqlite:///{world / 'agent.db'}")
-store.migrate(in_child_process=True)  # as ResidentAgent.start does
+store.migrate(in_child_process=True)  # as Agent.start does
 notifications = Notifications.from_config(result.config, store)
 outbox = Outbox(store, notifications.targets)
 # One delivery to the inbox target (json://, nobody listening): builds its apprise object.

@@ -2,7 +2,7 @@
 output, and the whole process group killed on timeout or cancellation.
 
 Contract of :func:`run_command`: returns a :class:`CommandOutcome` (a non-zero exit is an
-outcome, not an error); raises :class:`agent.errors.ModuleError` only when the command
+outcome, not an error); raises :class:`botwarden.errors.ModuleError` only when the command
 cannot be started (not found, not executable, bad cwd).
 """
 from __future__ import annotations
@@ -17,9 +17,9 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from agent.errors import ModuleError
+from agent.core.values import Duration
 from agent.modules.base import Params
-from agent.types import Duration
+from botwarden.errors import ModuleError
 
 _CHUNK = 65536
 
@@ -98,7 +98,7 @@ async def run_command(params: CommandParams, timeout: float) -> CommandOutcome:
             proc = await asyncio.create_subprocess_exec(*argv, **common)
     except FileNotFoundError as exc:
         missing = exc.filename or (params.argv or [""])[0]
-        if params.cwd and not os.path.isdir(params.cwd):
+        if params.cwd and not await asyncio.to_thread(os.path.isdir, params.cwd):
             raise ModuleError(f"working directory {params.cwd} does not exist") from None
         raise ModuleError(f"command not found: {missing}") from None
     except PermissionError as exc:

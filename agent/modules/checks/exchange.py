@@ -15,11 +15,11 @@ from typing import Any, ClassVar, Literal
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import Field
 
-from agent.errors import ModuleError
+from agent.core.values import Duration
 from agent.http import RequestFailed, get_ok, safe_url
 from agent.modules import _hyperliquid as hl
 from agent.modules.base import CheckModule, CheckResult, Params, RunContext
-from agent.types import Duration
+from botwarden.errors import ModuleError
 
 ExchangeMetric = Literal["equity", "pnl", "positions", "orders", "margin_usage", "api_latency", "auth",
                          "rate_limit", "equity_drift", "last_fill_age"]

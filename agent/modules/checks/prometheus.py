@@ -10,9 +10,9 @@ from typing import Any, ClassVar, Literal
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import Field
 
+from agent.core.values import Duration
 from agent.http import RequestFailed, get_ok, safe_url
 from agent.modules.base import CheckModule, CheckResult, Params, RunContext
-from agent.types import Duration
 
 Aggregate = Literal["sum", "max", "min", "avg", "count"]
 

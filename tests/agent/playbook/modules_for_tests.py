@@ -5,6 +5,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
+from agent.core.values import Duration
 from agent.modules.base import (
     ActionModule,
     ActionResult,
@@ -15,7 +16,6 @@ from agent.modules.base import (
     RunContext,
 )
 from agent.modules.registry import Registry
-from agent.types import Duration
 
 
 class HttpCheck(CheckModule):

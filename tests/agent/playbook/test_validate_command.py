@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from agent.cli.main import main
-from agent.errors import ExitCode
 from agent.playbook import load_config
 from agent.playbook.diagnostics import Diagnostic
+from botwarden.errors import ExitCode
 from tests.agent.playbook.modules_for_tests import make_registry
 
 from .conftest import GOOD

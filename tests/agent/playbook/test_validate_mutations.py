@@ -27,8 +27,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from agent.cli.main import main
-from agent.errors import ExitCode
 from agent.playbook.yaml_text import split_lines
+from botwarden.errors import ExitCode
 
 REPO = Path(__file__).resolve().parents[3]
 SHIPPED = ["inventory.yaml", *sorted(f"playbooks/{p.name}" for p in (REPO / "playbooks").glob("*.yaml"))]

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from agent.engine.state import State
+from agent.core.states import State
 from agent.store import CheckStateRecord, Store
 
 T0 = datetime(2025, 1, 6, 12, 0, tzinfo=UTC)
@@ -29,7 +29,7 @@ def test_record_results_stores_every_row_like_record_result(store: Store) -> Non
 def test_record_results_refuses_naive_datetimes_and_writes_nothing(store: Store) -> None:
     good = dict(play="p", host="h", check="c", state=State.OK, observed_at=T0)
     with pytest.raises(ValueError, match="naive"):
-        store.record_results([good, dict(good, observed_at=datetime(2025, 1, 1))])
+        store.record_results([good, dict(good, observed_at=datetime(2025, 1, 1))])  # noqa: DTZ001 - naive on purpose
     assert store.recent_results() == []
 
 

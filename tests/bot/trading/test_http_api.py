@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bot.trading.http_api import BotHttpServer
 from bot.trading.jsonlog import configure_logging
+from tests.support.promtool import promtool_problems
 
 TOKEN = "s3cret-control-token-value"
 
@@ -40,11 +41,12 @@ def test_metrics_parse_and_carry_the_operator_names(served: Callable[..., tuple[
     engine.iterate()
     text = httpx.get(f"{url}/metrics").text
     families = {f.name: f for f in text_string_to_metric_families(text)}
-    for name in ["trading_equity_usd", "trading_pnl_total", "trading_pnl_daily_percent", "trading_win_rate",
+    for name in ["trading_equity_usd", "trading_pnl_usd", "trading_pnl_daily_percent", "trading_win_rate",
                  "trading_exposure_percent", "trading_positions_active", "trading_open_orders",
                  "api_request_duration_seconds", "api_errors", "api_requests", "trading_loop_duration_seconds",
                  "process_resident_memory_bytes"]:
         assert name in families, name
+    assert promtool_problems(text) == []
     equity = families["trading_equity_usd"].samples[0].value
     assert equity > 0
     assert families["trading_positions_active"].samples[0].value == 2  # BTC and ETH entered
@@ -55,14 +57,36 @@ def test_health_reflects_a_halt_and_a_resume(served: Callable[..., tuple[Any, st
     engine.reconcile()
     engine.iterate()
     auth = {"Authorization": f"Bearer {TOKEN}"}
-    assert httpx.post(f"{url}/control/halt", headers=auth).json() == {"ok": True, "halted": True}
+    answer = httpx.post(f"{url}/control/halt?reason=maintenance&by=alice", headers=auth).json()
+    assert answer["ok"] is True and answer["halted"] is True and answer["durable"] is True
+    assert answer["halt"]["reason"] == "maintenance" and answer["halt"]["by"] == "alice"
+    assert answer["halts"] == [answer["halt"]]
     health = httpx.get(f"{url}/health").json()
-    assert health["status"] == "halted"
-    assert "halted by operator" in health["halted_reason"]
+    assert health["status"] == "halted" and health["halts"] == [answer["halt"]]
+    assert health["halted_reason"] == "control: maintenance"
     assert {"loop_age_s", "market_data_age_s", "last_trade_at", "positions", "open_orders", "version",
             "uptime_s"} <= set(health)
-    assert httpx.post(f"{url}/control/resume", headers=auth).json()["cleared"] == 1
+    resumed = httpx.post(f"{url}/control/resume", headers=auth).json()
+    assert resumed["cleared"] == 1 and resumed["ended"] == [answer["halt"]] and resumed["halts"] == []
     assert httpx.get(f"{url}/health").json()["halted_reason"] is None
+
+
+def test_halt_and_resume_work_before_the_trading_loop_exists(make_engine: Callable[..., Any]) -> None:
+    """Exchange unreachable at start-up: no engine yet, but a halt must still be taken."""
+    engine = make_engine()
+    srv = BotHttpServer("127.0.0.1", 0, status=engine.status, metrics=engine.metrics, token=TOKEN,
+                        token_env="BOTWARDEN_BOT_TOKEN", controls=lambda: None, halts=engine.halts)
+    srv.start()
+    try:
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        url = f"http://127.0.0.1:{srv.port}"
+        answer = httpx.post(f"{url}/control/halt", headers=auth).json()
+        assert answer["halted"] and answer["durable"] and [h.id for h in engine.halts.active()] == [answer["halt"]["id"]]
+        assert httpx.post(f"{url}/control/cancel-all", headers=auth).status_code == 503
+        assert httpx.post(f"{url}/control/resume", headers=auth).json()["cleared"] == 1
+        assert engine.halts.active() == []
+    finally:
+        srv.stop()
 
 
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}])
@@ -94,12 +118,12 @@ def test_cancel_all_and_close_all_flatten_the_account(served: Callable[..., tupl
 
 
 def test_token_and_key_never_reach_the_logs(served: Callable[..., tuple[Any, str]]) -> None:
-    from bot.settings import PAPER_DEV_PRIVATE_KEY
+    from botwarden.settings import PAPER_DEV_PRIVATE_KEY
 
     buf = io.StringIO()
     configure_logging([TOKEN, PAPER_DEV_PRIVATE_KEY], stream=buf)
     try:
-        engine, url = served()
+        _, url = served()
         httpx.post(f"{url}/control/halt", headers={"Authorization": f"Bearer {TOKEN}x"})
         httpx.post(f"{url}/control/halt", headers={"Authorization": f"Bearer {TOKEN}"})
         log = logging.getLogger("bot.test")
