@@ -14,6 +14,7 @@ never starts.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -279,6 +280,8 @@ def _unique(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
 
 
 def _without_label(message: str) -> str:
-    # "checks[2].timeout: ..." and "checks[0].timeout: ..." at one place: one anchored value
+    # "checks[2].timeout: ..." and "checks[0].timeout: ..." at one place: one anchored value;
+    # "... on host 'a': ..." and "... on host 'b': ...": one line to change, said once
     head, sep, rest = message.partition(": ")
-    return rest if sep and "[" in head and " " not in head else message
+    message = rest if sep and "[" in head and " " not in head else message
+    return re.sub(r" on host '[^']*'", "", message)

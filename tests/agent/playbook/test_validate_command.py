@@ -152,3 +152,12 @@ def test_a_template_file_that_is_not_text_is_reported_at_the_step(tmp_path: Path
     [diag] = result.diagnostics
     assert (diag.line, diag.column) == (5, 24)
     assert diag.message.startswith("template: template 'latin1.md.j2': cannot read it: 'utf-8' codec")
+
+
+def test_a_problem_found_on_every_host_is_reported_once(tmp_path: Path) -> None:
+    play = tmp_path / "p.yaml"
+    play.write_text("version: 1\nname: p\nhosts: all\nschedule: {every: 1m}\nchecks:\n"
+                    "  - http: {url: '{{ bot.helth_url }}'}\n")
+    result = load_config(GOOD / "inventory.yaml", [play], make_registry(), env={})  # two hosts
+    [diag] = result.diagnostics
+    assert (diag.line, diag.column, diag.hint) == (6, 17, "did you mean 'bot.health_url'?")
