@@ -22,9 +22,21 @@ import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Any, ClassVar, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict
+
+
+@dataclass(frozen=True)
+class Refers:
+    """Parameter metadata: the value names a ``route`` of the inventory or a ``template`` file
+    of the templates directory. ``agent validate`` checks that it exists (and that a template
+    compiles), so a misspelt name fails at load, not when the step runs.
+
+    Use: ``route: Annotated[str | None, Refers("route")] = Field(None, description=...)``.
+    """
+
+    kind: Literal["route", "template"]
 
 
 class Params(BaseModel):
