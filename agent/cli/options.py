@@ -6,8 +6,18 @@ from typing import Annotated
 
 import typer
 
+def _named_inventory_exists(ctx: typer.Context, param: typer.CallbackParam, value: Path | None) -> Path | None:
+    """An inventory named on the command line must exist (only the default may be absent: the
+    built-in inventory stands in for it); a usage error (exit 2) otherwise."""
+    source = ctx.get_parameter_source(param.name or "inventory")
+    if value is not None and source is not None and source.name != "DEFAULT" and not value.is_file():
+        raise typer.BadParameter(f"{value} does not exist or is not a file")
+    return value
+
+
 Inventory = Annotated[
-    Path, typer.Option("--inventory", "-i", help="inventory file (hosts, groups, notification targets)")
+    Path, typer.Option("--inventory", "-i", help="inventory file (hosts, groups, notification targets)",
+                       callback=_named_inventory_exists)
 ]
 InventoryIfGiven = Annotated[
     Path | None, typer.Option("--inventory", "-i", help="inventory file (hosts, groups, notification targets); "

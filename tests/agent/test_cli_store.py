@@ -15,8 +15,20 @@ from tests.e2e.harness import AgentWorld
 def test_a_command_on_a_missing_database_exits_4_and_creates_nothing(tmp_path: Path, args: list[str],
                                                                      capsys: pytest.CaptureFixture[str]) -> None:
     world = AgentWorld(tmp_path / "world", "unix:///nonexistent.sock", "json://127.0.0.1:9/")
+    world.write_playbook("p", "version: 1\nname: p\nhosts: local\ntasks:\n  - name: nothing\n"
+                              "    command: {argv: [\"true\"]}\n")
     assert not world.db_path.exists()
     code = main([*args, "--inventory", str(world.inventory), "--store", world.store_url])
     assert code == 4
     assert "does not exist" in capsys.readouterr().err
     assert not world.db_path.exists()
+
+
+@pytest.mark.parametrize("args", [["status"], ["run-playbook", "emergency", "--check"], ["history"], ["halt", "--status"]])
+def test_an_inventory_named_on_the_command_line_must_exist(tmp_path: Path, args: list[str],
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """Only the default inventory may be absent (the built-in one stands in); a named one that
+    is not there is a usage error, never a silent switch to the built-in inventory."""
+    code = main([*args, "--inventory", str(tmp_path / "no-such-inventory.yaml")])
+    assert code == 2
+    assert "does not exist" in capsys.readouterr().err
