@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+
 def _named_inventory_exists(ctx: typer.Context, param: typer.CallbackParam, value: Path | None) -> Path | None:
     """An inventory named on the command line must exist (only the default may be absent: the
     built-in inventory stands in for it); a usage error (exit 2) otherwise."""

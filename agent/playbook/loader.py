@@ -138,8 +138,8 @@ def load_config(
                 continue
             try:
                 targets = [hosts[name] for name in resolve_hosts(inventory, item.play.hosts)]
-            except Exception:
-                continue  # reported by the cross-file rules
+            except Exception:  # noqa: BLE001 - reported by the cross-file rules
+                continue
             new, problems = bind_checks(item.doc, item.play, targets, registry, templating)
             bound += new
             diagnostics += problems
@@ -199,7 +199,7 @@ def _cross_file_rules(loaded: list[_LoadedPlay], context: list[_LoadedPlay], inv
         if inventory is not None:
             try:
                 resolve_hosts(inventory, play.hosts)
-            except Exception:
+            except Exception:  # noqa: BLE001 - any failure to resolve is the error reported here
                 known = {"all", *inventory.groups, *inventory.hosts}
                 diagnostics.append(doc.diagnostic(("hosts",), f"no host or group named {play.hosts!r} in the "
                                                   "inventory", suggest(play.hosts, known)

@@ -274,7 +274,7 @@ class Templating:
             return src
         try:
             return self._compiled_template(src).render(dict(vars))
-        except Exception as exc:  # jinja2 raises many types from user code; all are config errors
+        except Exception as exc:  # noqa: BLE001 - jinja2 raises many types from user code: config errors
             raise self._error("template", src, exc) from None
 
     def render_value(self, obj: Any, vars: Mapping[str, Any]) -> Any:
@@ -310,7 +310,7 @@ class Templating:
             return result
         except TemplateError:
             raise
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - as above: an expression's error is a config error
             raise self._error("expression", expr_src, exc) from None
 
     def render_template(self, name: str, vars: Mapping[str, Any]) -> str:
@@ -319,7 +319,7 @@ class Templating:
             raise TemplateError(f"template {name!r}: no templates directory is configured")
         try:
             return self._env.get_template(name).render(dict(vars))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - as above: a template file's error is a config error
             raise self._error("template file", name, exc) from None
 
     def _error(self, kind: str, src: str, exc: Exception) -> TemplateError:

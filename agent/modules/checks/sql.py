@@ -109,7 +109,7 @@ def run_query(params: SqlCheckParams, timeout: float) -> dict[str, Any]:
         engine.dispose()
     duration_ms = (time.perf_counter() - started) * 1000.0
     truncated = len(raw) > params.max_rows
-    rows = [{c: _plain(v) for c, v in zip(columns, row)} for row in raw[: params.max_rows]]
+    rows = [{c: _plain(v) for c, v in zip(columns, row, strict=True)} for row in raw[: params.max_rows]]
     value = _plain(raw[0][0]) if raw and columns else None
     return {"value": value, "rows": rows, "row_count": len(raw), "columns": columns, "truncated": truncated,
             "duration_ms": round(duration_ms, 3)}

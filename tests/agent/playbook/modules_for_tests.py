@@ -1,7 +1,7 @@
 """Small check and action modules for the playbook tests (not the shipped ones)."""
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -22,7 +22,7 @@ class HttpCheck(CheckModule):
     name = "http"
     description = "GET a URL"
     default_value = "latency_ms"
-    facts = {"status_code": "HTTP status", "json": "decoded body", "latency_ms": "round trip"}
+    facts: ClassVar[dict[str, str]] = {"status_code": "HTTP status", "json": "decoded body", "latency_ms": "round trip"}
 
     class Params(Params):
         url: str = Field(description="URL to GET")
