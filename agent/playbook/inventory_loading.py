@@ -229,7 +229,8 @@ def literal_secrets(url: str) -> list[str]:
     found: list[str] = []
     for one in parse_urls(text) if "://" in text else []:
         _, _, rest = one.partition("://")
-        userinfo = rest.split("/", 1)[0].rpartition("@")[0]
+        authority = re.split(r"[/?#]", rest, maxsplit=1)[0]  # before the path, query or fragment
+        userinfo = authority.rpartition("@")[0]
         if ":" in userinfo and userinfo.split(":", 1)[1]:
             found.append("the URL holds a password written literally")
         if _SECRET_QUERY.search(rest):
