@@ -31,7 +31,7 @@ def ack(
     from agent.store import Store
 
     config = load(inventory, None)
-    st = Store(store_url(config, store))
+    st = Store(store_url(config, store), redact=config.templating.redact)
     try:
         st.migrate()
         now = datetime.now(UTC)

@@ -17,10 +17,8 @@ _STYLE = {"OK": "green", "WARNING": "yellow", "CRITICAL": "red", "UNKNOWN": "mag
 
 
 def _redactor(config: Any) -> Any:
-    from agent.notify.notifications import _router_from_config
-    from agent.notify.redact import Redactor
-
-    return Redactor.for_targets([t.url for t in _router_from_config(config)[0].targets.values()])
+    """The configuration's redactor: target URLs, environment values read, secret parameters."""
+    return config.templating.redactor
 
 
 def history(

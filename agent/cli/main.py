@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from agent.cli import events_cmd, inbox_cmd, modules_cmd, stack_cmd, validate
-from agent.cli.common import Verbosity, err_console
+from agent.cli.common import Redaction, Verbosity, err_console, print_traceback
 from agent.errors import BotwardenError, ExitCode
 
 app = typer.Typer(
@@ -68,9 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # typer.Exit inside standalone_mode=False arrives as its code
         return int(exc.code or 0)
     except BotwardenError as exc:
-        err_console.print(f"error: {exc}", markup=False)
+        err_console.print(Redaction.redact(f"error: {exc}"), markup=False)
         if Verbosity.level:
-            err_console.print_exception()
+            print_traceback()
         return exc.exit_code
     except KeyboardInterrupt:
         err_console.print("interrupted")
@@ -86,9 +86,10 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(exc, click.ClickException):
             exc.show()
             return ExitCode.USAGE
-        err_console.print(f"internal error (a bug, please report it): {type(exc).__name__}: {exc}", markup=False)
+        err_console.print(Redaction.redact(f"internal error (a bug, please report it): {type(exc).__name__}: {exc}"),
+                          markup=False)
         if Verbosity.level:
-            err_console.print_exception()
+            print_traceback()
         else:
             err_console.print("run again with -v to see the traceback")
         return ExitCode.BUG

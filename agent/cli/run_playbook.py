@@ -124,7 +124,8 @@ def _needs_confirmation(play: Any, config: Any) -> bool:
 def _confirmation_text(play: Any, config: Any, hosts: list[str]) -> str:
     if play.confirm:
         try:
-            return config.templating.render_str(play.confirm, {"host": ", ".join(hosts), **play.vars})
+            return config.templating.redact(config.templating.render_str(play.confirm,
+                                                                         {"host": ", ".join(hosts), **play.vars}))
         except Exception:  # noqa: BLE001 - the raw text is still a fine question
             return play.confirm
     return f"Run destructive playbook {play.name!r} on {', '.join(hosts)}?"

@@ -53,7 +53,7 @@ def silence(
     from agent.store import Store
 
     config = load(inventory, None)
-    st = Store(store_url(config, store))
+    st = Store(store_url(config, store), redact=config.templating.redact)
     now = datetime.now(UTC)
     try:
         st.migrate()

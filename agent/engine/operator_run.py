@@ -43,7 +43,7 @@ async def run_play_once(
     async def db(fn: Any, *args: Any) -> Any:
         return await loop.run_in_executor(writer, fn, *args)
 
-    store = Store(url)
+    store = Store(url, redact=config.templating.redactor.redact)  # every row redacted
     await db(store.migrate)
     notifications = Notifications.from_config(config, store)
     outbox = Outbox(store, notifications.targets)

@@ -38,7 +38,7 @@ from agent.errors import ConfigError
 from agent.modules.base import CheckResult
 
 if TYPE_CHECKING:
-    from agent.notify.redact import RedactingFilter
+    from agent.redaction import RedactingFilter
 
 __all__ = ["ConfigSource", "ResidentAgent", "record_from_status", "settle_heap"]
 
@@ -91,13 +91,14 @@ class ResidentAgent(TaskRunning, BackgroundLoops):
     async def start(self) -> None:
         from agent.notify import Notifications, Outbox
         from agent.notify import install as install_redaction
+        from agent.playbook.loader import skipped_target_message
         from agent.store import Store
 
         self._fingerprint = self.source.fingerprint()
         self.config = self._load_or_raise()
         url = self.store_url or f"sqlite:///{self.config.settings.path(self.config.settings.agent.db)}"
         Path(self.config.settings.path(self.config.settings.var_dir)).mkdir(parents=True, exist_ok=True)
-        self.store = Store(url)
+        self.store = Store(url, redact=self.config.templating.redactor.redact)  # every row redacted
         # A due migration runs in a child interpreter: the resident process never holds Alembic.
         await self.db(lambda: self.store.migrate(in_child_process=True))
         self.notifications = Notifications.from_config(self.config, self.store)
@@ -118,8 +119,13 @@ class ResidentAgent(TaskRunning, BackgroundLoops):
         self.scheduler.start(self.config.bound_checks)
         self.scheduled_plays = ScheduledPlays(self.scheduler.apscheduler, self._run_scheduled_play)
         self.scheduled_plays.install(self.config.playbooks)
+        skipped = self.config.skipped_targets()  # optional targets rendered empty: said once, and stored
+        for name, variables in skipped.items():
+            log.warning("%s", skipped_target_message(name, variables))
         await self.db(self.store.add_event, "start", None, None,
-                      f"agent started with {len(self.config.bound_checks)} checks", {})
+                      f"agent started with {len(self.config.bound_checks)} checks"
+                      + "".join(f"; {skipped_target_message(n, v)}" for n, v in skipped.items()),
+                      {"skipped_targets": skipped})
         settle_heap()
         log.info("agent started: %d playbooks, %d checks, store %s", len(self.config.playbooks),
                  len(self.config.bound_checks), self.store.url_redacted if hasattr(self.store, "url_redacted") else "")

@@ -93,7 +93,7 @@ class BackgroundLoops:
                           f"heartbeat {'delivered' if ok else 'failed'}: {detail}", {"ok": ok})
 
         from agent.engine.heartbeat import heartbeat_url
-        from agent.notify.redact import url_secrets
+        from agent.redaction import url_secrets
 
         url = heartbeat_url(self.config)
         self.notifications.redactor.add(url_secrets(url) if url else set())

@@ -9,9 +9,9 @@ from __future__ import annotations
 from agent.notify.delivery import AppriseDelivery, DeliveryResult
 from agent.notify.notifications import AlertInfo, Notifications
 from agent.notify.outbox import Outbox
-from agent.notify.redact import Redactor, install, uninstall
 from agent.notify.rendering import SandboxedTemplates, TemplateRenderer
 from agent.notify.routing import MatchSpec, RoutedMessage, Router, RouteSpec, TargetSpec, specs_from_inventory
+from agent.redaction import Redactor, install, uninstall
 
 __all__ = [
     "AlertInfo", "AppriseDelivery", "DeliveryResult", "MatchSpec", "Notifications", "Outbox", "Redactor",

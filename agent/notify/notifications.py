@@ -15,9 +15,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from agent.engine.state import State
-from agent.notify.redact import Redactor, url_secrets
 from agent.notify.rendering import SandboxedTemplates, TemplateRenderer, render_or_fallback
 from agent.notify.routing import RoutedMessage, Router, RouteSpec, TargetSpec, specs_from_inventory
+from agent.redaction import Redactor, url_secrets
 from agent.store import IncidentRecord, Store, StoreTransaction
 from agent.store._operations import Operations
 from agent.types import format_duration
@@ -68,9 +68,11 @@ class Notifications:
 
     @classmethod
     def from_config(cls, config: Any, store: Store, **kwargs: Any) -> Notifications:
-        """From a loaded configuration (``config.inventory.notify`` with rendered target URLs)."""
+        """From a loaded configuration (``config.inventory.notify`` with rendered target URLs);
+        redacts with the configuration's redactor (``config.templating.redactor``)."""
         router, templates = _router_from_config(config)
         templating = getattr(config, "templating", None)
+        kwargs.setdefault("redactor", getattr(templating, "redactor", None))
         return cls(store, router, templating=templating if hasattr(templating, "render_template") else None,
                    templates=templates, **kwargs)
 

@@ -20,6 +20,7 @@ from agent.playbook.inventory import Inventory, default_inventory_data
 from agent.playbook.templating import TemplateError, Templating
 from agent.playbook.validation import diagnostics_from_validation
 from agent.playbook.yaml_source import Marks, SourceDocument, load_yaml
+from agent.redaction import url_secrets
 from bot.settings import StackSettings, load_settings
 
 
@@ -107,7 +108,8 @@ def read_settings(doc: SourceDocument, inv: Inventory | None, inventory_path: Pa
 
 def render_targets(doc: SourceDocument, inv: Inventory, settings_vars: dict[str, Any],
                    templating: Templating) -> list[Diagnostic]:
-    """Render every target URL into ``Target.rendered_url``. Messages never show the URL."""
+    """Render every target URL into ``Target.rendered_url`` and register its secrets with the
+    configuration's redactor (:func:`~agent.redaction.url_secrets`). Messages never show the URL."""
     out: list[Diagnostic] = []
     for name, target in inv.notify.targets.items():
         path = ("notify", "targets", name, "url")
@@ -132,6 +134,8 @@ def render_targets(doc: SourceDocument, inv: Inventory, settings_vars: dict[str,
                                       f"{problem}",
                                       "see https://github.com/caronc/apprise/wiki for supported services"))
         target._rendered_url = url or None
+        if url:  # redacted everywhere from now on: a webhook URL is a credential
+            templating.redactor.add(url_secrets(url))
     return out
 
 

@@ -38,6 +38,7 @@ from agent.playbook.rules import playbook_rules, template_problems
 from agent.playbook.templating import Templating
 from agent.playbook.validation import diagnostics_from_validation
 from agent.playbook.yaml_source import SourceDocument, load_yaml
+from agent.redaction import Redactor
 from bot.settings import StackSettings
 
 PLAYBOOK_SUFFIXES = (".yaml", ".yml")
@@ -57,6 +58,22 @@ class Config:
     def hosts_of(self, play: Playbook) -> list[HostContext]:
         """The hosts ``play`` runs on, in inventory order."""
         return [self.hosts[name] for name in resolve_hosts(self.inventory, play.hosts)]
+
+    def skipped_targets(self) -> dict[str, list[str]]:
+        """Optional notification targets whose URL rendered empty (nothing is sent to them):
+        name -> the environment variables their URL reads (the ones to set)."""
+        return {name: sorted(self.templating.env_names(target.url))
+                for name, target in self.inventory.notify.targets.items()
+                if target.optional and not target.rendered_url}
+
+
+def skipped_target_message(name: str, variables: Sequence[str]) -> str:
+    """Why optional target ``name`` sends nothing and what to do, for logs and ``agent status``."""
+    if not variables:
+        return f"notification target {name!r} is skipped: its URL renders empty"
+    names = ", ".join(f"${v}" for v in variables)
+    return (f"notification target {name!r} is skipped: its URL renders empty ({names} not set in the agent's "
+            "environment; export it and run `make run` again)")
 
 
 @dataclass
@@ -98,22 +115,28 @@ def load_config(
     registry: Registry,
     env: Mapping[str, str] | None = None,
     templates_dir: Path | None = None,
+    redactor: Redactor | None = None,
 ) -> LoadResult:
     """Load and validate everything; never raises for bad input (see the module docstring).
 
     ``env`` is what templates see as ``env`` (default: ``os.environ``). ``templates_dir``
-    defaults to ``templates/`` beside the inventory when that directory exists.
+    defaults to ``templates/`` beside the inventory when that directory exists. ``redactor``
+    (default: a new one) learns the configuration's secrets: target URLs, environment values
+    read by templates, parameters marked secret; it is ``config.templating.redactor``.
     """
     inventory_path = Path(inventory_path)
     if templates_dir is None and (inventory_path.parent / "templates").is_dir():
         templates_dir = inventory_path.parent / "templates"
-    templating = Templating(templates_dir, env=os.environ if env is None else env)
+    templating = Templating(templates_dir, env=os.environ if env is None else env, redactor=redactor)
     diagnostics: list[Diagnostic] = []
 
     inv_doc, inventory, problems = read_inventory(inventory_path)
     diagnostics += problems
     settings, problems = read_settings(inv_doc, inventory, inventory_path)
     diagnostics += problems
+    environ = os.environ if env is None else env
+    templating.redactor.add(environ.get(name, "") for name in (
+        settings.bot.control_token_env, settings.bot.private_key_env, settings.exchange.admin_token_env))
     settings_vars = settings.template_vars()
     hosts: dict[str, HostContext] = {}
     if inventory is not None:

@@ -12,13 +12,13 @@ from __future__ import annotations
 import os
 import time
 from datetime import datetime
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field
 
 from agent.errors import ModuleError
 from agent.http import RequestFailed, Response, get_ok, request, safe_url
-from agent.modules.base import ActionModule, ActionResult, Params, RunContext
+from agent.modules.base import ActionModule, ActionResult, Params, RunContext, Secret
 from agent.types import Duration
 
 BotVerb = Literal["halt", "resume", "cancel-all", "close-all", "status"]
@@ -30,9 +30,9 @@ class BotActionParams(Params):
                     "cancels its resting orders; close-all: the bot halts, closes every position, cancels orders; "
                     "status: read /health only (never changes anything; for until: conditions)")
     url: str | None = Field(None, description="the bot's base URL; default: the host's bot.url")
-    token_env: str | None = Field(
-        None, description="environment variable holding the control bearer token; default: the host's "
-                          "bot.control_token_env")
+    token_env: Annotated[str | None, Secret("env_name")] = Field(
+        None, description="environment variable holding the control bearer token (its value is secret); "
+                          "default: the host's bot.control_token_env")
     timeout: Duration | None = Field(
         None, description="timeout of each request (the whole request); default and upper bound: the task's")
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from agent.http import RequestFailed, request, safe_url
-from agent.modules.base import CheckModule, CheckResult, Params, RunContext
+from agent.modules.base import CheckModule, CheckResult, Params, RunContext, Secret
 from agent.types import Duration
 
 HttpMethod = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
@@ -22,12 +22,15 @@ class HttpCheckParams(Params):
 
     url: str = Field(description="http:// or https:// URL to request, e.g. {{ bot.health_url }}")
     method: HttpMethod = Field("GET", description="HTTP method")
-    # repr=False: headers carry bearer tokens; a logged params object must not show them.
-    headers: dict[str, str] = Field(
-        default_factory=dict, repr=False, description="request headers (values may be secrets; never logged)"
+    # Secret: headers and bodies carry bearer tokens and passwords.
+    headers: Annotated[dict[str, str], Secret()] = Field(
+        default_factory=dict, repr=False,
+        description="request headers (secret: values never stored, shown or logged)"
     )
-    json_body: Any = Field(None, alias="json", repr=False, description="JSON request body (sets Content-Type)")
-    body: str | None = Field(None, repr=False, description="raw request body text (exclusive with json)")
+    json_body: Annotated[Any, Secret()] = Field(
+        None, alias="json", repr=False, description="JSON request body, sets Content-Type (secret)")
+    body: Annotated[str | None, Secret()] = Field(
+        None, repr=False, description="raw request body text, exclusive with json (secret)")
     timeout: Duration | None = Field(
         None, description="whole-request timeout; default and upper bound: the check's timeout"
     )

@@ -20,7 +20,7 @@ import time
 from datetime import date, datetime
 from datetime import time as dtime
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 from urllib.parse import quote
 
 from pydantic import Field, field_validator
@@ -29,14 +29,15 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
-from agent.modules.base import CheckModule, CheckResult, Params, RunContext
+from agent.modules.base import CheckModule, CheckResult, Params, RunContext, Secret
 from agent.types import Duration
 
 
 class SqlCheckParams(Params):
-    url: str = Field(
+    url: Annotated[str, Secret("url")] = Field(
         repr=False,
-        description="SQLAlchemy URL, e.g. sqlite:///{{ bot.db_path }} (may hold a password: never logged)",
+        description="SQLAlchemy URL, e.g. sqlite:///{{ bot.db_path }} (its password is secret: never stored, "
+                    "shown or logged)",
     )
     query: str = Field(description="one SELECT statement; :name placeholders are bound from `params`")
     params: dict[str, Any] = Field(default_factory=dict, description="values bound to :name placeholders")
