@@ -56,7 +56,7 @@ _NO_AIOHTTP_TIMEOUT = aiohttp.ClientTimeout(total=None)
 """No aiohttp timer at all (no total, connect or read limit; a session's default would be
 ``total=300``): :func:`request` bounds the whole request with ``asyncio.timeout`` alone."""
 
-_sessions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[bool, aiohttp.ClientSession]] = (
+_sessions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[bool | str, aiohttp.ClientSession]] = (
     weakref.WeakKeyDictionary()
 )
 
@@ -69,12 +69,19 @@ def new_session(verify_tls: bool = True, *, trust_env: bool = False) -> aiohttp.
     return aiohttp.ClientSession(connector=connector, trust_env=trust_env, auto_decompress=False)
 
 
-def shared_session(verify_tls: bool = True) -> aiohttp.ClientSession:
-    """The running loop's session for this TLS-verification setting (created on first use)."""
+def shared_session(verify_tls: bool = True, *, unix_socket: str | None = None) -> aiohttp.ClientSession:
+    """The running loop's session for this TLS-verification setting, or for the unix socket
+    ``unix_socket`` (every request of that session goes to it, whatever the URL's host)."""
     per_loop = _sessions.setdefault(asyncio.get_running_loop(), {})
-    session = per_loop.get(verify_tls)
+    key: bool | str = f"unix:{unix_socket}" if unix_socket else verify_tls
+    session = per_loop.get(key)
     if session is None or session.closed:
-        session = per_loop[verify_tls] = new_session(verify_tls)
+        if unix_socket:
+            session = aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=unix_socket), trust_env=False,
+                                            auto_decompress=False)
+        else:
+            session = new_session(verify_tls)
+        per_loop[key] = session
     return session
 
 
@@ -145,15 +152,17 @@ async def request(
     follow_redirects: bool = False,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     session: aiohttp.ClientSession | None = None,
+    unix_socket: str | None = None,
 ) -> Response:
     """One request through the shared session (or ``session``), ``timeout`` bounding all of it.
 
     Reads at most ``max_body_bytes`` of the body, compressed and decoded alike (more: the
     response is ``truncated`` and the rest is not read). Raises :class:`RequestFailed` when no
     response arrives or its content coding cannot be decoded; any HTTP status is a :class:`Response`.
+    ``unix_socket``: send it to that socket (``url`` names the path and Host header only).
     """
     if session is None:
-        session = shared_session(verify_tls)
+        session = shared_session(verify_tls, unix_socket=unix_socket)
     if not any(k.lower() == "accept-encoding" for k in (headers or {})):
         headers = {**(headers or {}), "Accept-Encoding": ACCEPTED_ENCODINGS}
     try:

@@ -132,6 +132,9 @@ class BotSettings(_Model):
     candle_interval: str = Field("1m", description="candle interval the strategy reads")
     loop_seconds: float = Field(5.0, description="seconds between strategy iterations")
     control_token_env: str = Field("BOTWARDEN_BOT_TOKEN", description="env var of the control bearer token")
+    control_socket: str = Field(
+        "var/bot-control.sock",
+        description="unix socket (mode 0600) serving /control, which TCP then refuses; empty: /control over TCP")
     private_key_env: str = Field("BOTWARDEN_PRIVATE_KEY", description="env var of the signing key")
     reconcile_policy: Literal["adopt", "cancel", "halt"] = Field(
         "adopt", description="what to do with exchange state unknown to the database at start-up"
@@ -249,6 +252,7 @@ class StackSettings(_Model):
         return {
             "bot": {**self.bot.model_dump(), "url": self.bot.url, "health_url": self.bot.health_url,
                     "metrics_url": self.bot.metrics_url, "db_path": str(self.path(self.bot.db)),
+                    "control_socket_path": str(self.path(self.bot.control_socket)) if self.bot.control_socket else "",
                     "heartbeat_path": str(self.path(self.bot.heartbeat_file))},
             "exchange": {**self.exchange.model_dump(), "url": self.exchange_url,
                          "state_path": str(self.path(self.exchange.state))},

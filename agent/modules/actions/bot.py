@@ -1,7 +1,9 @@
 """Action: drive the bot's control endpoints (halt, resume, cancel-all, close-all).
 
 ``POST {bot.url}/control/<action>`` with the bearer token read from the environment variable
-named by ``bot.control_token_env`` (the token is never logged, never in a message or result).
+named by ``bot.control_token_env`` (the token is never logged, never in a message or result),
+sent over the bot's unix socket ``bot.control_socket_path`` when the host has one (the stack's
+default) rather than over TCP, unless ``url`` names another bot.
 Check mode (and every run, first) reads ``GET /health`` to say what would change, e.g.
 ``would halt (currently healthy, 2 positions, 3 orders)``. A bot that does not answer is a
 failed task with a clear message; the emergency playbook marks the step ``ignore_errors``
@@ -86,8 +88,11 @@ class BotAction(ActionModule):
                                 msg=f"${token_env} is not set in the agent's environment: cannot authenticate "
                                     "to the bot's control endpoint")
         url = f"{base}/control/{params.action}"
+        # The token goes to the bot's 0600 unix socket when it has one, never to whoever holds its TCP port.
+        sock = bot_vars.get("control_socket_path") if isinstance(bot_vars, dict) and not params.url else None
         try:
-            response = await request("POST", url, headers={"Authorization": f"Bearer {token}"}, timeout=timeout)
+            response = await request("POST", url, headers={"Authorization": f"Bearer {token}"}, timeout=timeout,
+                                     unix_socket=sock or None)
         except RequestFailed as exc:
             return ActionResult(failed=True, data=data, msg=f"the bot does not answer: {exc}")
         body = _json(response)
