@@ -1,7 +1,8 @@
 """``bot drill``: drive the paper exchange's fault injection from the command line.
 
 The admin token comes from the environment (``$BOTWARDEN_EXCHANGE_ADMIN_TOKEN`` or the name
-in settings) or, for the local stack, from ``var/secrets.env`` that ``make run`` wrote. The
+in settings) or, for the local stack, from ``var/secrets.env`` that ``make run`` wrote; there is
+no default token (the exchange has none either). The
 admin API only exists on the paper exchange: a drill against testnet or mainnet is refused.
 """
 from __future__ import annotations
@@ -30,9 +31,7 @@ def admin_token(settings: StackSettings) -> str:
             key, _, value = line.partition("=")
             if key.strip() == name and value.strip():
                 return value.strip()
-    from bot.exchange import DEFAULT_ADMIN_TOKEN
-
-    return DEFAULT_ADMIN_TOKEN
+    raise DrillError(f"no admin token: ${name} is not set and {secrets} has none (`make run` writes it)")
 
 
 def parse_assignments(pairs: list[str]) -> dict[str, Any]:

@@ -9,6 +9,7 @@ Expected errors never print a traceback; ``-v`` shows one for unexpected errors.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import Annotated
 
@@ -61,6 +62,7 @@ def _register_optional() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    os.umask(0o077)  # what the agent creates (database, backups, locks, logs) is private from the start
     _register_optional()
     try:
         rc = app(args=argv, standalone_mode=False)

@@ -21,7 +21,6 @@ import signal
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from agent.engine import flapping
@@ -97,7 +96,9 @@ class ResidentAgent(TaskRunning, BackgroundLoops):
         self._fingerprint = self.source.fingerprint()
         self.config = self._load_or_raise()
         url = self.store_url or f"sqlite:///{self.config.settings.path(self.config.settings.agent.db)}"
-        Path(self.config.settings.path(self.config.settings.var_dir)).mkdir(parents=True, exist_ok=True)
+        from agent.stack.files import secure_state
+
+        secure_state(self.config.settings)  # var/ 0700, agent.db & co 0600, or a clear error
         self.store = Store(url, redact=self.config.templating.redactor.redact)  # every row redacted
         # A due migration runs in a child interpreter: the resident process never holds Alembic.
         await self.db(lambda: self.store.migrate(in_child_process=True))

@@ -8,8 +8,8 @@ Entry points:
   :class:`RunningExchange` with ``.url``, ``.admin(...)`` and ``.stop()``.
 
 Admin API (bearer token from ``$<settings.exchange.admin_token_env>``; when that variable is
-unset the token is :data:`DEFAULT_ADMIN_TOKEN` - acceptable only because the server binds
-loopback and trades paper money):
+unset the admin API is disabled, every call answered 503: there is no public fallback token.
+:data:`DEFAULT_ADMIN_TOKEN` is only what tests pass explicitly):
 
 ``GET /admin/state``          faults, config, marks, IP weight used, every account's summary
 ``POST /admin/faults``        merge faults (see :mod:`bot.exchange.faults`); ``DELETE`` clears
@@ -58,7 +58,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 class PaperExchange:
     """One exchange: ledger + market + faults, and the aiohttp application serving them."""
 
-    def __init__(self, *, state: str | Path, seed: int, coins: list[str], admin_token: str,
+    def __init__(self, *, state: str | Path, seed: int, coins: list[str], admin_token: str | None,
                  tick_seconds: float = 1.0, fund_dev_account: bool = True) -> None:
         self.seed = seed
         self.admin_token = admin_token
@@ -199,6 +199,9 @@ class PaperExchange:
     def _admin(self, handler: Callable[[web.Request, Any], Awaitable[Any]]) -> Handler:
         async def guarded(request: web.Request) -> web.StreamResponse:
             given = request.headers.get("Authorization", "")
+            if not self.admin_token:
+                return web.json_response({"error": "the admin API is disabled: no admin token was set when the "
+                                                   "exchange started"}, status=503)
             if not hmac.compare_digest(given.encode(), f"Bearer {self.admin_token}".encode()):
                 return web.json_response({"error": "unauthorized"}, status=401)
             body = await _json_body(request) if request.method != "GET" and request.can_read_body else {}
@@ -303,8 +306,9 @@ def _loopback_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def admin_token_from_env(settings: StackSettings) -> str:
-    return os.environ.get(settings.exchange.admin_token_env) or DEFAULT_ADMIN_TOKEN
+def admin_token_from_env(settings: StackSettings) -> str | None:
+    """The admin token, or None (the admin API is then disabled)."""
+    return os.environ.get(settings.exchange.admin_token_env) or None
 
 
 async def _serve(exchange: PaperExchange, sock: socket.socket, ready: Callable[[], None],
@@ -327,9 +331,11 @@ def main(settings: StackSettings, *, host: str, port: int, seed: int, state: str
     except (ValueError, OSError) as exc:
         log.error("cannot listen on %s:%s: %s", host, port, exc)
         return 2
+    admin_token = admin_token_from_env(settings)
+    if admin_token is None:
+        log.warning("the admin API (fault injection) is disabled: $%s is not set", settings.exchange.admin_token_env)
     try:
-        exchange = PaperExchange(state=state, seed=seed, coins=settings.exchange.coins,
-                                 admin_token=admin_token_from_env(settings))
+        exchange = PaperExchange(state=state, seed=seed, coins=settings.exchange.coins, admin_token=admin_token)
     except Exception as exc:  # unusable state file: say so, no traceback
         log.error("cannot open exchange state %s: %s", state, exc)
         sock.close()
