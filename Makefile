@@ -1,22 +1,41 @@
 # botwarden: two commands do all set-up on a fresh machine.
-#   make run   venv, install, render supervisord.conf, start supervisord with the stack
-#   make test  same bootstrap, then playbook validation, mypy and the whole test suite
+#   make run   venv, pinned install, render supervisord.conf, start supervisord with the stack
+#   make test  same bootstrap, then lint, types, playbook validation and the whole test suite
+#
+# Installs are reproducible: every package, direct and transitive, comes at the exact version and
+# hash written in requirements.lock (made by `uv pip compile`, refreshed with `make lock`).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+LOCK   := requirements.lock
 STAMP  := $(VENV)/.installed
+UV     := $(BIN)/uv
+# uv installs the lock; its own version is the one the lock pins (written once, there).
+UV_VERSION = $(shell sed -n 's/^uv==\([^ ]*\).*/\1/p' $(LOCK))
+# Never let uv fetch a Python of its own: the venv's interpreter is the machine's.
+export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: run test stop status bench docs venv clean
+.PHONY: run test lint stop status bench docs venv lock system-test-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test]'
-	touch $(STAMP)
+# Exactly the lock (packages not in it are removed), then the project itself, editable, without
+# resolving anything (its build backend comes from the lock too).
+$(STAMP): $(LOCK) pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+	$(UV) pip sync --quiet --python $(BIN)/python --require-hashes $(LOCK)
+	$(UV) pip install --quiet --python $(BIN)/python --no-deps --no-build-isolation -e .
+	touch $@
 
 venv: $(STAMP)
+
+# Refresh the lock to the newest releases pyproject.toml allows (then run `make test`).
+# One lock for every platform and Python >= 3.11 (--universal), with hashes.
+lock: | $(BIN)/python
+	test -x $(UV) || $(BIN)/pip install --quiet uv
+	$(UV) pip compile pyproject.toml --extra test --extra dev --generate-hashes --universal \
+		--python-version 3.11 --upgrade --quiet -o $(LOCK)
 
 run: $(STAMP)
 	$(BIN)/agent stack up
@@ -27,9 +46,20 @@ stop: $(STAMP)
 status: $(STAMP)
 	$(BIN)/supervisorctl -c var/supervisord.conf status
 
-test: $(STAMP)
-	$(BIN)/agent validate playbooks
+# System packages the suite needs: promtool (Debian `prometheus`) checks both /metrics pages.
+system-test-deps:
+	@command -v promtool >/dev/null || { \
+		echo "installing promtool (Debian package prometheus)"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -q --no-install-recommends prometheus >/dev/null 2>&1 || \
+		{ apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends prometheus >/dev/null; }; }
+
+lint: $(STAMP)
+	$(BIN)/ruff check agent bot tests benchmarks
 	$(BIN)/mypy agent bot
+
+test: $(STAMP) system-test-deps lint
+	$(BIN)/agent validate playbooks
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 # Peers for the side-by-side figures: Monit (Debian package) and superlance (PyPI).

@@ -38,7 +38,7 @@ from agent.modules.base import HostContext, RunContext
 from benchmarks._common import BIN, Series, free_port, log, short_tmp, wait_for
 from bot.exchange.market import round_to_tick, tick_size
 from bot.exchange.server import DEFAULT_ADMIN_TOKEN
-from bot.settings import PAPER_DEV_PRIVATE_KEY
+from botwarden.settings import PAPER_DEV_PRIVATE_KEY
 
 COINS = ["BTC", "ETH", "SOL", "AVAX", "ARB", "DOGE", "LINK", "OP", "SUI", "APT"]
 RESTING_ORDERS = 100

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from bot.settings import load_settings
+from botwarden.settings import load_settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 

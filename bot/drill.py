@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import yaml
 
-from bot.settings import StackSettings
+from botwarden.settings import StackSettings
 
 
 class DrillError(Exception):

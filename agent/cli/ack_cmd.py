@@ -14,7 +14,7 @@ import typer
 
 from agent.cli import options
 from agent.cli.common import console, load, store_url
-from agent.errors import BotwardenError, ExitCode
+from botwarden.errors import BotwardenError, ExitCode
 
 
 class NotAcknowledged(BotwardenError):

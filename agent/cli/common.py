@@ -8,7 +8,7 @@ from typing import Any
 
 from rich.console import Console
 
-from agent.errors import ConfigError
+from botwarden.errors import ConfigError
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)  # never break file:line:col
@@ -57,7 +57,7 @@ def load(inventory: Path, paths: Sequence[Path] | None) -> Any:
 def _redact_output(redactor: Any) -> None:
     import logging
 
-    from agent.redaction import install
+    from agent.core.redaction import install
 
     Redaction.redact = redactor.redact
     install(logging.getLogger(), redactor)  # the process ends with the command: never uninstalled

@@ -10,8 +10,8 @@ from rich.table import Table
 from agent.cli import options
 from agent.cli.common import console, load, store_url
 from agent.cli.history_cmd import _redactor, timeline
-from agent.errors import BotwardenError, ExitCode
-from agent.types import format_duration
+from agent.core.values import format_duration
+from botwarden.errors import BotwardenError, ExitCode
 
 _KIND_STYLE = {"observed": "cyan", "decided": "yellow", "done": "magenta", "told": "green"}
 

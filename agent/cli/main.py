@@ -17,7 +17,7 @@ import typer
 
 from agent.cli import events_cmd, inbox_cmd, modules_cmd, stack_cmd, validate
 from agent.cli.common import Redaction, Verbosity, err_console, print_traceback
-from agent.errors import BotwardenError, ExitCode
+from botwarden.errors import BotwardenError, ExitCode
 
 app = typer.Typer(
     no_args_is_help=True,

@@ -15,18 +15,20 @@ def run(
     store: options.Store = None,
 ) -> None:
     """Run checks on their schedules, alert and remediate until SIGTERM. SIGHUP reloads."""
-    from agent.engine.resident import ConfigSource, ResidentAgent
+    from agent.engine.agent import Agent, ConfigSource
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)  # one line per job run drowns the log
     targets = list(paths) if paths else [inventory.resolve().parent / "playbooks"]
-    agent = ResidentAgent(ConfigSource(inventory, targets), store_url=store, check_mode=check)
+    agent = Agent(ConfigSource(inventory, targets), store_url=store, check_mode=check)
 
-    async def main() -> None:
+    async def main() -> int:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await agent.run(stop)
+        return await agent.run(stop)
 
-    asyncio.run(main())
+    code = asyncio.run(main())
+    if code:
+        raise SystemExit(code)

@@ -17,7 +17,7 @@ from rich.markup import escape
 from agent.cli import options
 from agent.cli.common import console, err_console, load
 from agent.engine.play_runner import PlayRecap, TaskOutcome
-from agent.errors import ConfigError, ExitCode
+from botwarden.errors import ConfigError, ExitCode
 
 _STYLE = {"ok": "green", "changed": "yellow", "failed": "red", "skipped": "cyan", "ignored": "magenta"}
 _WORD = {"ok": "ok", "changed": "changed", "failed": "failed", "skipped": "skipping", "ignored": "failed (ignored)"}

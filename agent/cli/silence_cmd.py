@@ -17,9 +17,9 @@ from rich.table import Table
 
 from agent.cli import options
 from agent.cli.common import console, load, store_url
-from agent.errors import BotwardenError, ExitCode
+from agent.core.values import format_duration, parse_duration
 from agent.notify.lifecycle import SILENCE_FIELDS
-from agent.types import format_duration, parse_duration
+from botwarden.errors import BotwardenError, ExitCode
 
 
 class SilenceUsage(BotwardenError):

@@ -6,7 +6,7 @@ from rich.table import Table
 
 from agent.cli import options
 from agent.cli.common import console
-from agent.errors import ExitCode
+from botwarden.errors import ExitCode
 
 app = typer.Typer(no_args_is_help=True, help="Bring the supervised stack up or down.")
 

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from agent.cli import options
 from agent.cli.common import console, load, store_url
-from agent.types import format_duration
+from agent.core.values import format_duration
 
 _STYLE = {"OK": "green", "WARNING": "yellow", "CRITICAL": "red", "UNKNOWN": "magenta"}
 

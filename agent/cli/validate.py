@@ -7,7 +7,7 @@ import typer
 
 from agent.cli import options
 from agent.cli.common import console, err_console, templates_dir
-from agent.errors import ExitCode
+from botwarden.errors import ExitCode
 
 
 def validate(

@@ -4,10 +4,13 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
+from agent.core.redaction import Redactor
 from agent.modules.registry import Registry, default_registry
-from agent.redaction import Redactor
+
+if TYPE_CHECKING:
+    from agent.playbook.loader import LoadResult
 
 
 class ConfigSource:
@@ -23,7 +26,7 @@ class ConfigSource:
         self.redactor = Redactor.for_environment(self.env)
         """Every configuration loaded from here shares it: a secret learnt stays redacted after a reload."""
 
-    def load(self) -> Any:
+    def load(self) -> LoadResult:
         from agent.playbook import load_config
 
         return load_config(self.inventory, self.playbook_paths, self.registry, env=self.env,

@@ -14,16 +14,26 @@ Rules (Nagios/Icinga semantics, stated so an operator can predict them):
 * once hard, a change between problem states (WARNING -> CRITICAL) is hard at once;
 * one OK result recovers at once (use ``clear`` for hysteresis instead of delaying recovery);
 * a check that errors or times out is UNKNOWN with the reason; UNKNOWN counts as a problem.
+
+Clocks: ``for`` is measured on the monotonic clock (``Observation.mono``), so a step of the
+wall clock neither delays nor hastens a hard transition; wall times (``at``) are what is stored
+and shown. A status read back after a restart maps its stored wall time onto the monotonic
+clock once (:func:`agent.engine.status_records.status_from_record`).
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from agent.engine.state import Severity, State
+from agent.core.states import Severity, State
 from agent.modules.base import CheckResult
+
+if TYPE_CHECKING:
+    from agent.playbook.binding import BoundCheck
+    from agent.playbook.templating import Templating
 
 
 @dataclass(frozen=True)
@@ -37,6 +47,8 @@ class Observation:
     at: datetime
     duration_ms: float = 0.0
     facts: Mapping[str, Any] = field(default_factory=dict)
+    mono: float = field(default_factory=time.monotonic)
+    """The monotonic clock when observed: what ``for`` durations are measured on."""
 
 
 @dataclass(frozen=True)
@@ -67,12 +79,13 @@ def _expression_namespace(vars_: Mapping[str, Any], result: CheckResult, value: 
 
 
 def classify(
-    bound: Any,
+    bound: BoundCheck,
     result: CheckResult,
-    templating: Any,
+    templating: Templating,
     previous: State,
     at: datetime,
     duration_ms: float = 0.0,
+    mono: float | None = None,
 ) -> Observation:
     """Decide the raw state of ``result`` for the bound check ``bound``.
 
@@ -81,9 +94,10 @@ def classify(
     Never raises: an expression that fails makes the observation UNKNOWN with the reason.
     """
     check = bound.check
+    now = time.monotonic() if mono is None else mono
     if result.error:
         return Observation(State.UNKNOWN, result.value, result.error, result.summary, at, duration_ms,
-                           result.facts)
+                           result.facts, now)
     try:
         value_expr = check.value or bound.module.default_value
         base_ns = _expression_namespace(bound.vars, result, result.value)
@@ -104,7 +118,7 @@ def classify(
     return Observation(state, value, None, result.summary, at, duration_ms, result.facts)
 
 
-def _threshold_state(check: Any, value: Any, ns: Mapping[str, Any], templating: Any) -> State:
+def _threshold_state(check: Any, value: Any, ns: Mapping[str, Any], templating: Templating) -> State:
     from agent.playbook.thresholds import Threshold
 
     if value is None:
@@ -116,7 +130,7 @@ def _threshold_state(check: Any, value: Any, ns: Mapping[str, Any], templating: 
     return State.OK
 
 
-def _clear_holds(clear: str, value: Any, ns: Mapping[str, Any], templating: Any) -> bool:
+def _clear_holds(clear: str, value: Any, ns: Mapping[str, Any], templating: Templating) -> bool:
     from agent.playbook.thresholds import Threshold
 
     text = clear.strip()
@@ -141,6 +155,12 @@ class CheckStatus:
     last_at: datetime | None = None
     incident_id: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    bad_since_mono: float | None = None
+    """``bad_since`` on the monotonic clock (what ``for`` is measured with)."""
+
+    def snapshot(self) -> CheckStatus:
+        """A copy that later results do not change (what a decision persists)."""
+        return replace(self, extra={k: (dict(v) if isinstance(v, dict) else v) for k, v in self.extra.items()})
 
     def advance(self, obs: Observation, *, after: int = 1, for_seconds: float | None = None) -> Transition | None:
         """Fold one observation in; return the hard transition it causes, if any."""
@@ -150,19 +170,21 @@ class CheckStatus:
             self.hard_since = obs.at  # the hard state (OK to begin with) holds since the first result
         old_hard = self.hard
         if obs.state is State.OK:
-            self.soft, self.consecutive, self.bad_since = State.OK, 0, None
+            self.soft, self.consecutive, self.bad_since, self.bad_since_mono = State.OK, 0, None, None
             if old_hard is not State.OK:
                 return self._become(State.OK, obs)
             return None
         if self.soft is State.OK:
-            self.bad_since, self.consecutive = obs.at, 1
+            self.bad_since, self.bad_since_mono, self.consecutive = obs.at, obs.mono, 1
         else:
             self.consecutive += 1
+            if self.bad_since_mono is None:
+                self.bad_since_mono = obs.mono
         self.soft = obs.state
         if old_hard.is_problem:
             return self._become(obs.state, obs) if obs.state is not old_hard else None
         old_enough = for_seconds is None or (
-            self.bad_since is not None and (obs.at - self.bad_since).total_seconds() >= for_seconds)
+            self.bad_since_mono is not None and obs.mono - self.bad_since_mono >= for_seconds)
         if self.consecutive >= max(1, after) and old_enough:
             return self._become(obs.state, obs)
         return None

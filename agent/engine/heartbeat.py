@@ -18,9 +18,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from agent.core.redaction import url_secrets
+from agent.engine.store_thread import StoreThread
 from agent.http import RequestFailed, new_session, request
+
+if TYPE_CHECKING:
+    from agent.engine.live_config import LiveConfig
+    from agent.notify import Notifications
+    from agent.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -73,3 +80,27 @@ async def run_heartbeat(config: Callable[[], Any], stop: asyncio.Event, *, redac
                 await asyncio.wait_for(stop.wait(), timeout=every)
             except TimeoutError:
                 pass
+
+
+class DeadMansSwitch:
+    """The agent's own heartbeat (see the module docstring), its result changes audited."""
+
+    def __init__(self, *, config: LiveConfig, notifications: Notifications, store: Store,
+                 store_thread: StoreThread) -> None:
+        self._config = config
+        self._notifications = notifications
+        self._store = store
+        self._thread = store_thread
+
+    async def run(self, stop: asyncio.Event) -> None:
+        async def on_result(ok: bool, detail: str) -> None:
+            try:
+                await self._thread.call(self._store.add_event, "heartbeat", None, None,
+                                        f"heartbeat {'delivered' if ok else 'failed'}: {detail}", {"ok": ok})
+            except Exception:  # the ping matters, not its audit row
+                log.warning("heartbeat result not stored", exc_info=True)
+
+        url = heartbeat_url(self._config.current)
+        self._notifications.redactor.add(url_secrets(url) if url else set())
+        await run_heartbeat(lambda: self._config.current, stop, redact=self._notifications.redactor.redact,
+                            on_result=on_result)

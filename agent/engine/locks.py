@@ -18,6 +18,10 @@ import re
 import time
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from agent.playbook.loader import Config
 
 POLL_SECONDS = 0.1
 
@@ -103,10 +107,10 @@ def targets_of_tasks(tasks: Iterable[object]) -> list[str]:
     return sorted(set(out))
 
 
-def operator_lock_targets(config: object, play: object, hosts: Iterable[object]) -> list[str]:
+def operator_lock_targets(config: Config, play: object, hosts: Iterable[object]) -> list[str]:
     """The lock targets of an operator's play on ``hosts`` (``host/program:NAME``...), rendered
     with each host's vars the way the resident agent renders its remediations'."""
-    templating = getattr(config, "templating")
+    templating = config.templating
     out: list[str] = []
     tasks = [*getattr(play, "tasks", []), *getattr(play, "handlers", [])]
     for host in hosts:

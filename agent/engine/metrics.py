@@ -21,7 +21,7 @@ loop, so /metrics answers even while the loop is busy, which is when it matters.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client import (
@@ -32,6 +32,8 @@ from prometheus_client import (
     ProcessCollector,
     start_http_server,
 )
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 log = logging.getLogger("agent.metrics")
 
@@ -48,8 +50,8 @@ class AgentMetrics:
         self.lateness = Histogram("botwarden_scheduler_lateness_seconds",
                                   "Scheduler lateness: actual start minus scheduled start of each job run",
                                   buckets=LATENCY_BUCKETS, registry=r)
-        self.skipped = Gauge("botwarden_scheduler_skipped_in_flight_total",
-                             "Check runs skipped because the previous run was still in flight", registry=r)
+        self._skipped_in_flight: Callable[[], float] = lambda: 0.0
+        r.register(_SkippedRuns(lambda: self._skipped_in_flight()))
         self.in_flight = Gauge("botwarden_checks_in_flight", "Checks running right now", registry=r)
         self.results = Counter("botwarden_check_results", "Check results by soft state", ["state"], registry=r)
         self.durations = Histogram("botwarden_check_duration_seconds", "Duration of each check run",
@@ -69,7 +71,7 @@ class AgentMetrics:
         """
         scheduler.lateness.observers.append(self.lateness.observe)
         self.in_flight.set_function(lambda: scheduler.in_flight)
-        self.skipped.set_function(lambda: scheduler.lateness.skipped_in_flight)
+        self._skipped_in_flight = lambda: float(scheduler.lateness.skipped_in_flight)
 
         def on_result(bc: Any, _result: Any, duration_ms: float) -> None:
             self.results.labels(state_of(bc) or "UNKNOWN").inc()
@@ -98,6 +100,19 @@ class AgentMetrics:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+
+class _SkippedRuns(Collector):
+    """``botwarden_scheduler_skipped_in_flight_total``, a counter read from the scheduler's own
+    count at scrape time (prometheus_client's Counter cannot be fed by a function)."""
+
+    def __init__(self, read: Callable[[], float]) -> None:
+        self._read = read
+
+    def collect(self) -> Iterator[Metric]:
+        yield CounterMetricFamily("botwarden_scheduler_skipped_in_flight",
+                                  "Check runs skipped because the previous run was still in flight",
+                                  value=self._read())
 
 
 def notification_counts(store: Any) -> dict[str, int]:

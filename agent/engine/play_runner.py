@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from agent.errors import BotwardenError
 from agent.modules.base import ActionResult, HostContext, Notifier, RunContext, audit_view
 from agent.modules.registry import Registry
+from botwarden.errors import BotwardenError
 
 log = logging.getLogger("agent.play")
 

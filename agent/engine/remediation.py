@@ -12,27 +12,41 @@ Budget counting, exactly (the README repeats this):
   playbook runs and a human is paged, once. That hand-over re-arms only after the count has
   dropped below ``max`` again (the window slid past enough runs).
 Cooldown: a run is refused if the previous run of the same remediation on that host started
-less than ``cooldown`` ago (no hand-over; the next hard transition may try again).
+less than ``cooldown`` ago; the refusal says when the cooldown ends (``retry_in``), and the
+remediator decides again then if the problem is still there (nothing is dropped).
 Single flight: at most one remediation per (host, remediation target) runs at a time; a second
 one waits for the first (a restart racing a restart would be worse than either). Across
 processes too: the run holds an ``fcntl`` lock per target under ``var/locks``
 (:mod:`agent.engine.locks`), the same locks ``agent run-playbook`` takes, so an operator's play
 and the resident agent never act on the same program or account at once.
+
+Clocks: windows and cooldowns are measured on the monotonic clock, so a step of the wall clock
+neither resets a budget nor lengthens a cooldown. Runs are stored with their wall time (the
+audit trail); when the agent starts, each is placed on the monotonic clock by its age then.
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.engine.locks import target_locks, targets_of_tasks
+from agent.engine.store_thread import StoreThread
+
+if TYPE_CHECKING:
+    from agent.playbook.binding import BoundCheck
+    from agent.playbook.models import Remediation
+    from agent.store import Store
 
 LOCK_TIMEOUT_SECONDS = 300.0
+LEDGER_HISTORY = timedelta(days=2)
+"""How far back runs are read at start-up: longer than any ``within`` validation accepts."""
 
 BUDGET_EVENT = "remediation-run"
 HANDOVER_EVENT = "remediation-handover"
@@ -40,86 +54,111 @@ HANDOVER_EVENT = "remediation-handover"
 
 @dataclass(frozen=True)
 class Decision:
+    """Whether a remediation may run now. Refused: ``reason``, and either ``handover`` (the
+    budget is spent: run that playbook instead, once) or ``retry_in`` (cooling down: seconds
+    until it may run)."""
+
     allowed: bool
     reason: str = ""
-    handover: str | None = None  # playbook to run instead (budget exhausted, first time)
+    handover: str | None = None
+    retry_in: float | None = None
+    runs: int = 0
+    """Runs inside the budget's window when decided (for what the operator is told)."""
+    budget_max: int | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 @dataclass
 class _Ledger:
-    runs: list[datetime] = field(default_factory=list)
+    runs: list[float] = field(default_factory=list)  # monotonic start times
     handed_over: bool = False
 
 
 class RemediationGuard:
     """Decides whether a remediation may run now, and remembers that it did."""
 
-    def __init__(self, store: Any, db: Callable[..., Awaitable[Any]], *, lock_dir: Path | None = None,
-                 render: Callable[[str, Any], str] | None = None) -> None:
+    def __init__(self, store: Store, store_thread: StoreThread, *, lock_dir: Path | None = None,
+                 render: Callable[[str, Mapping[str, Any]], str] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._store = store
-        self._db = db
+        self._thread = store_thread
         self._lock_dir = lock_dir
         self._render = render
+        self._clock = clock
         self._ledgers: dict[tuple[str, str, str], _Ledger] = defaultdict(_Ledger)
         self._locks: dict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
 
     async def load(self) -> None:
         """Rebuild the ledgers from the audit trail so budgets survive a restart."""
-        since = datetime.now().astimezone() - timedelta(days=2)
-        for ev in await self._db(self._store.events_since, since, [BUDGET_EVENT, HANDOVER_EVENT]):
+        now_wall, now_mono = datetime.now(UTC), self._clock()
+        events = await self._thread.call(self._store.events_since, now_wall - LEDGER_HISTORY,
+                                         [BUDGET_EVENT, HANDOVER_EVENT])
+        for ev in events:
             data = ev.data or {}
             k = (data.get("play", ""), data.get("host", ""), data.get("remediation", ""))
             if ev.kind == BUDGET_EVENT:
-                self._ledgers[k].runs.append(ev.at)
+                self._ledgers[k].runs.append(now_mono - max(0.0, (now_wall - ev.at).total_seconds()))
             else:
                 self._ledgers[k].handed_over = True
 
-    async def admit(self, bc: Any, name: str, remediation: Any, now: datetime) -> Decision:
+    async def admit(self, bc: BoundCheck, name: str, remediation: Remediation) -> Decision:
         key = (bc.play.name, bc.host.name, name)
         ledger = self._ledgers[key]
         lock = self._locks[(bc.host.name, _target(remediation, name))]
-        budget = getattr(remediation, "budget", None)
+        now = self._clock()
+        budget = remediation.budget
         if budget is not None:
-            ledger.runs = [t for t in ledger.runs if (now - t).total_seconds() < budget.within]
+            ledger.runs = [t for t in ledger.runs if now - t < budget.within]
             if len(ledger.runs) < budget.max:
                 ledger.handed_over = False  # the window slid: the hand-over re-arms
             else:
                 first = not ledger.handed_over
                 ledger.handed_over = True
                 if first:
-                    await self._db(self._store.add_event, HANDOVER_EVENT, bc.key, None,
-                                   f"budget of {name} exhausted ({budget.max} runs within {budget.within:g}s)",
-                                   {"play": key[0], "host": key[1], "remediation": name})
-                return Decision(False, f"budget exhausted: {len(ledger.runs)} runs within {budget.within:g}s "
-                                       f"(max {budget.max})", budget.then if first else None, lock)
-        cooldown = getattr(remediation, "cooldown", None)
-        if cooldown and ledger.runs and (now - ledger.runs[-1]).total_seconds() < cooldown:
-            return Decision(False, f"cooling down ({cooldown:g}s between runs)", None, lock)
-        return Decision(True, "", None, lock)
+                    await self._thread.call(
+                        self._store.add_event, HANDOVER_EVENT, bc.key, None,
+                        f"budget of {name} exhausted ({budget.max} runs within {budget.within:g}s)",
+                        {"play": key[0], "host": key[1], "remediation": name})
+                return Decision(False, f"budget spent: {len(ledger.runs)} of {budget.max} runs within "
+                                       f"{budget.within:g}s", budget.then if first else None,
+                                runs=len(ledger.runs), budget_max=budget.max, lock=lock)
+        cooldown = remediation.cooldown
+        if cooldown and ledger.runs and now - ledger.runs[-1] < cooldown:
+            left = cooldown - (now - ledger.runs[-1])
+            return Decision(False, f"cooling down ({cooldown:g}s between runs, {left:.1f}s left)", retry_in=left,
+                            runs=len(ledger.runs), budget_max=budget.max if budget else None, lock=lock)
+        return Decision(True, "", runs=len(ledger.runs), budget_max=budget.max if budget else None, lock=lock)
 
-    async def record(self, bc: Any, name: str, started: datetime) -> None:
-        """Count a run that did something (at least one step not skipped)."""
+    async def record(self, bc: BoundCheck, name: str, started_mono: float, started_at: datetime) -> int:
+        """Count a run that did something (at least one step not skipped); returns the runs
+        inside the window now. The audit row is best effort: the count in memory is what
+        decides, and a store that cannot be written must not stop a remediation."""
         key = (bc.play.name, bc.host.name, name)
-        self._ledgers[key].runs.append(started)
+        self._ledgers[key].runs.append(started_mono)
         data = {"play": key[0], "host": key[1], "remediation": name}
-        await self._db(lambda: self._store.add_event(BUDGET_EVENT, bc.key, None, f"{name} ran", data, at=started))
+        try:
+            await self._thread.call(self._store.add_event, BUDGET_EVENT, bc.key, None, f"{name} ran", data,
+                                    at=started_at)
+        except Exception as exc:  # the audit waits for the store; the budget does not
+            import logging
 
+            logging.getLogger("agent").error("remediation run of %s not recorded in the store: %s", name, exc)
+        return len(self._ledgers[key].runs)
 
-    def targets(self, bc: Any, tasks: Iterable[Any]) -> list[str]:
+    def targets(self, bc: BoundCheck, tasks: Iterable[Any]) -> list[str]:
         """The lock targets of ``tasks`` on ``bc``'s host, templates rendered with its vars."""
         out = []
         for t in targets_of_tasks(tasks):
             if self._render is not None and "{{" in t:
                 try:
                     t = self._render(t, bc.vars)
-                except Exception:  # noqa: BLE001 - lock by the text then: still serialises equal plays
+                except Exception:  # lock by the text then: still serialises equal plays
                     pass
             out.append(f"{bc.host.name}/{t}")
         return out
 
     @contextlib.asynccontextmanager
-    async def tasks_lock(self, bc: Any, tasks: Iterable[Any], *, owner: str) -> AsyncIterator[None]:
+    async def tasks_lock(self, bc: BoundCheck, tasks: Iterable[Any], *, owner: str) -> AsyncIterator[None]:
         """Hold the cross-process locks of every target ``tasks`` act on (no-op without lock_dir)."""
         if self._lock_dir is None:
             yield
@@ -127,15 +166,11 @@ class RemediationGuard:
         async with target_locks(self._lock_dir, self.targets(bc, tasks), owner=owner, timeout=LOCK_TIMEOUT_SECONDS):
             yield
 
-    def target_lock(self, bc: Any, name: str, remediation: Any, *, owner: str) -> Any:
-        """The cross-process locks of one remediation's steps."""
-        return self.tasks_lock(bc, getattr(remediation, "steps", []) or [], owner=owner)
 
-
-def _target(remediation: Any, name: str) -> str:
+def _target(remediation: Remediation, name: str) -> str:
     """What a remediation acts on, for single flight: the programs its steps name, else its name."""
     programs = []
-    for step in getattr(remediation, "steps", []) or []:
+    for step in remediation.steps:
         params = getattr(step, "params", None) or {}
         if isinstance(params, dict) and params.get("program"):
             programs.append(str(params["program"]))

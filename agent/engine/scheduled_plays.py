@@ -17,9 +17,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from apscheduler.triggers.interval import IntervalTrigger
+
+from agent.engine.locks import operator_lock_targets, target_locks
+from agent.engine.store_thread import StoreThread
+from agent.engine.task_runner import TaskRunner
+
+if TYPE_CHECKING:
+    from agent.engine.live_config import LiveConfig
+    from agent.notify import Notifications
+    from agent.playbook.models import Playbook
+    from agent.store import Store
 
 log = logging.getLogger("agent.scheduled_plays")
 
@@ -74,3 +84,33 @@ class ScheduledPlays:
             await self._run_play(play)
         except Exception:  # a broken run must not unschedule the playbook
             log.exception("scheduled run of %s failed", name)
+
+
+class ScheduledPlayRunner:
+    """What a playbook's schedule runs: its tasks like an operator would (audited, locked), and
+    a ``[FAILED] scheduled playbook`` notice when a task fails."""
+
+    def __init__(self, *, config: LiveConfig, tasks: TaskRunner, notifications: Notifications, store: Store,
+                 store_thread: StoreThread) -> None:
+        self._config = config
+        self._tasks = tasks
+        self._notifications = notifications
+        self._store = store
+        self._thread = store_thread
+
+    async def __call__(self, play: Playbook) -> None:
+        config = self._config.current
+        hosts = config.hosts_of(play)
+        reason = f"schedule of playbook {play.name}"
+        targets = [] if self._tasks.check_mode else operator_lock_targets(config, play, hosts)
+        async with target_locks(self._config.lock_dir, targets, owner=f"agent: scheduled {play.name}"):
+            recap = await self._tasks.run(play, hosts, play.tasks, reason, actor="agent (schedule)")
+        failed = [o for o in recap.outcomes if o.status == "failed"]
+        await self._thread.call(self._store.add_event, "scheduled-play", None, None,
+                                f"{play.name}: {'failed' if failed else 'ok'}",
+                                {"play": play.name, "failed": len(failed)})
+        if failed:
+            body = "\n".join(f"- {o.host}: {o.task}: {o.msg}" for o in failed)
+            await self._thread.call(lambda: self._notifications.notice(
+                None, title=f"[FAILED] scheduled playbook {play.name}", body=body, severity="warning",
+                play=play.name, host=", ".join(h.name for h in hosts)))

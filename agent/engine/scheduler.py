@@ -34,13 +34,15 @@ from apscheduler.events import EVENT_JOB_SUBMITTED, JobSubmissionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from agent.errors import BotwardenError
-from agent.modules.base import CheckModule, CheckResult, RunContext
+from agent.modules.base import BlockingRunner, CheckModule, CheckResult, Notifier, RunContext
+from agent.modules.probe_pools import ProbePools
+from agent.playbook.binding import BoundCheck
+from botwarden.errors import BotwardenError
 
 log = logging.getLogger("agent.scheduler")
 
-ResultHandler = Callable[[Any, CheckResult, datetime, float], Awaitable[None]]
-ResultListener = Callable[[Any, CheckResult, float], None]
+ResultHandler = Callable[[BoundCheck, CheckResult, datetime, float], Awaitable[None]]
+ResultListener = Callable[[BoundCheck, CheckResult, float], None]
 """Called after a result was handled: (bound check, result, duration_ms). Must not block."""
 
 
@@ -76,30 +78,34 @@ class LatenessStats:
 class CheckScheduler:
     """Owns the APScheduler instance and the in-flight set."""
 
-    def __init__(self, on_result: ResultHandler, *, notifier: Any = None) -> None:
+    def __init__(self, on_result: ResultHandler, *, notifier: Notifier | None = None,
+                 pools: ProbePools | None = None) -> None:
         self._on_result = on_result
         self._notifier = notifier
+        self._owns_pools = pools is None
+        self.pools = pools or ProbePools()
+        """The blocking calls of checks run on these, one bounded pool per module kind."""
         self._scheduler = AsyncIOScheduler(timezone=UTC)
         self._scheduler.add_listener(self._submitted, EVENT_JOB_SUBMITTED)
         self._in_flight: dict[str, asyncio.Task[None]] = {}
         # Checks an event asked to run while they were already in flight: the running probe may
         # have looked before the event (a RUNNING pid that has just died), so run them once more.
-        self._rerun: dict[str, Any] = {}
+        self._rerun: dict[str, BoundCheck] = {}
         self.result_listeners: list[ResultListener] = []
         self._due: dict[str, float] = {}  # job id -> scheduled time (epoch s) of its current run
         self._modules: dict[type[CheckModule], CheckModule] = {}
-        self._groups: dict[str, list[Any]] = {}
+        self._groups: dict[str, list[BoundCheck]] = {}
         self._phases: dict[str, list[float]] = {}  # interval job id -> each check's phase (s)
         self._first_run: set[str] = set()  # jobs whose next run is their first: all checks at once
         self._spread: dict[str, list[asyncio.TimerHandle]] = {}  # job id -> its pending phased starts
         self.lateness = LatenessStats()
 
     # -- lifecycle -----------------------------------------------------------------------------
-    def start(self, bound_checks: Sequence[Any]) -> None:
+    def start(self, bound_checks: Sequence[BoundCheck]) -> None:
         self._install(bound_checks)
         self._scheduler.start()
 
-    def replace(self, bound_checks: Sequence[Any]) -> None:
+    def replace(self, bound_checks: Sequence[BoundCheck]) -> None:
         """Swap in a new set of checks (after a reload). Checks in flight finish normally."""
         for job in self._scheduler.get_jobs():
             job.remove()
@@ -118,6 +124,8 @@ class CheckScheduler:
             _, pending = await asyncio.wait(tasks, timeout=grace)
             for t in pending:
                 t.cancel()
+        if self._owns_pools:
+            self.pools.close()
 
     @property
     def apscheduler(self) -> AsyncIOScheduler:
@@ -134,8 +142,8 @@ class CheckScheduler:
         return bool(self._scheduler.running)
 
     # -- scheduling ----------------------------------------------------------------------------
-    def _install(self, bound_checks: Iterable[Any]) -> None:
-        groups: dict[tuple[str, str, str], list[Any]] = defaultdict(list)
+    def _install(self, bound_checks: Iterable[BoundCheck]) -> None:
+        groups: dict[tuple[str, str, str], list[BoundCheck]] = defaultdict(list)
         triggers: dict[tuple[str, str, str], Any] = {}
         for bc in bound_checks:
             trigger, label = self._trigger_for(bc)
@@ -149,10 +157,11 @@ class CheckScheduler:
             job_id = "/".join(gk)
             self._groups[job_id] = checks
             first = None
-            if isinstance(triggers[gk], IntervalTrigger):
+            interval = checks[0].interval
+            if isinstance(triggers[gk], IntervalTrigger) and interval is not None:
                 first = now
                 self._first_run.add(job_id)
-                self._phases[job_id] = spread_phases(job_id, len(checks), checks[0].interval)
+                self._phases[job_id] = spread_phases(job_id, len(checks), interval)
             self._scheduler.add_job(
                 self._run_group, trigger=triggers[gk], args=[job_id], id=job_id, name=job_id,
                 max_instances=1, coalesce=True, misfire_grace_time=None, next_run_time=first,
@@ -161,7 +170,7 @@ class CheckScheduler:
         log.info("scheduled %d checks in %d jobs", sum(map(len, groups.values())), len(groups))
 
     @staticmethod
-    def _trigger_for(bc: Any) -> tuple[Any, str]:
+    def _trigger_for(bc: BoundCheck) -> tuple[Any, str]:
         if bc.interval:
             return IntervalTrigger(seconds=bc.interval, timezone=UTC), f"every {bc.interval:g}s"
         sched = getattr(bc.play, "schedule", None)
@@ -195,7 +204,7 @@ class CheckScheduler:
             else:
                 handles.append(loop.call_at(loop_now + (at - now), self._phased_start, bc, at))
 
-    def _phased_start(self, bc: Any, due: float) -> None:
+    def _phased_start(self, bc: BoundCheck, due: float) -> None:
         if self._scheduler.running:
             self.run_now(bc, due=due)
 
@@ -205,7 +214,7 @@ class CheckScheduler:
                 handle.cancel()
         self._spread.clear()
 
-    def run_now(self, bc: Any, *, rerun_if_busy: bool = False, due: float | None = None) -> bool:
+    def run_now(self, bc: BoundCheck, *, rerun_if_busy: bool = False, due: float | None = None) -> bool:
         """Start one check unless it is already running. Returns whether it was started.
 
         ``rerun_if_busy`` (event-driven triggers): if the check is in flight, run it once more
@@ -237,12 +246,13 @@ class CheckScheduler:
             inst = self._modules[cls] = cls()  # one instance per type: shared clients, pools
         return inst
 
-    async def _run_one(self, bc: Any, due: float | None = None) -> None:
+    async def _run_one(self, bc: BoundCheck, due: float | None = None) -> None:
         started = datetime.now(UTC)
         if due is not None:
             self.lateness.add(max(0.0, started.timestamp() - due))
         t0 = time.monotonic()
-        result = await run_check(self._module(bc.module), bc, notifier=self._notifier)
+        result = await run_check(self._module(bc.module), bc, notifier=self._notifier,
+                                 blocking=self.pools.for_kind(bc.module.name))
         duration_ms = (time.monotonic() - t0) * 1000
         try:
             await self._on_result(bc, result, started, duration_ms)
@@ -262,10 +272,11 @@ def spread_phases(job_id: str, n: int, interval: float) -> list[float]:
     return [((rotation + i / n) % 1.0) * interval for i in range(n)]
 
 
-async def run_check(module: CheckModule, bc: Any, *, notifier: Any = None) -> CheckResult:
+async def run_check(module: CheckModule, bc: BoundCheck, *, notifier: Notifier | None = None,
+                    blocking: BlockingRunner | None = None) -> CheckResult:
     """Run one bound check with its timeout; every failure becomes a result with ``error``."""
     ctx = RunContext(host=bc.host, timeout=bc.timeout, notifier=notifier, template_vars=bc.vars,
-                     reason=f"scheduled check {bc.key}")
+                     reason=f"scheduled check {bc.key}", blocking=blocking)
     try:
         return await asyncio.wait_for(module.run(bc.params, ctx), timeout=bc.timeout)
     except TimeoutError:

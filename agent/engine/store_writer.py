@@ -17,7 +17,11 @@ Contract:
 * :meth:`flush` (a clean shutdown) writes everything buffered and waits for it;
 * on a crash (SIGKILL, power loss) at most the last ``max_delay`` seconds of plain results and
   state rows are lost: the agent resumes from a slightly older ``check_states`` row, which is
-  what it would have read had it crashed that much earlier. Transitions are never buffered.
+  what it would have read had it crashed that much earlier. Transitions are never buffered;
+* a batch the store refuses (locked by another process, full) is put back and written with the
+  next one (:meth:`ResultBatcher.put_back`); while the store keeps refusing, at most
+  ``max_buffered`` result rows are kept (the oldest results go first; every check's latest state
+  row is always kept).
 
 Event loop only, except :meth:`write`, which runs on the store thread.
 """
@@ -38,6 +42,9 @@ shorter delay mostly adds transactions (measured at 1000 checks/s, spread: 10 ms
 the agent CPU of 50 ms, at the same lateness). It was 10 ms while checks started in bursts, when
 a large batch written during a burst held the GIL long enough to delay the next checks."""
 DEFAULT_MAX_ROWS = 500
+DEFAULT_MAX_BUFFERED = 100_000
+RETRY_DELAY = 1.0
+"""Seconds before a refused batch is tried again (when no new result arms the timer sooner)."""
 
 
 @dataclass
@@ -61,14 +68,16 @@ class ResultBatcher:
 
     def __init__(self, store: Any, submit: Callable[..., Awaitable[Any]],
                  record_state: Callable[[Any, Any], Any], *, max_delay: float = DEFAULT_MAX_DELAY,
-                 max_rows: int = DEFAULT_MAX_ROWS) -> None:
+                 max_rows: int = DEFAULT_MAX_ROWS, max_buffered: int = DEFAULT_MAX_BUFFERED) -> None:
         self.store = store
         self.submit = submit
         self.record_state = record_state
         self.max_delay = max_delay
         self.max_rows = max_rows
+        self.max_buffered = max_buffered
         self._results: list[Mapping[str, Any]] = []
         self._states: dict[str, tuple[Any, Any]] = {}
+        self._refused_states: list[Any] = []  # state records of refused batches (older than _states)
         self._timer: asyncio.TimerHandle | None = None
         self._writing: set[asyncio.Future[Any]] = set()
         self.batches_written = 0
@@ -76,6 +85,9 @@ class ResultBatcher:
 
     def __len__(self) -> int:
         return len(self._results)
+
+    def __repr__(self) -> str:
+        return f"ResultBatcher({len(self._results)} results buffered)"
 
     def add(self, bc: Any, status: Any, result_row: Mapping[str, Any]) -> None:
         """Buffer one plain result and remember that ``bc``'s state row is due."""
@@ -95,9 +107,22 @@ class ResultBatcher:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        batch = Batch(self._results, [self.record_state(bc, st) for bc, st in self._states.values()])
-        self._results, self._states = [], {}
+        fresh = [self.record_state(bc, st) for bc, st in self._states.values()]
+        keys = {(r.play, r.host, r.check) for r in fresh}
+        older = [r for r in self._refused_states if (r.play, r.host, r.check) not in keys]
+        batch = Batch(self._results, older + fresh)
+        self._results, self._states, self._refused_states = [], {}, []
         return batch
+
+    def put_back(self, batch: Batch) -> None:
+        """A batch the store refused: written with the next one (oldest results dropped past
+        ``max_buffered``; state rows newer than the batch's win)."""
+        if not batch:
+            return
+        self._results = [*batch.results, *self._results][-self.max_buffered:]
+        self._refused_states = [*batch.states, *self._refused_states]
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(RETRY_DELAY, self._start_write)
 
     def write(self, batch: Batch, tx: Any = None) -> None:
         """Store thread: write ``batch`` in ``tx``, or in a transaction of its own."""
@@ -119,12 +144,15 @@ class ResultBatcher:
             return
         fut = asyncio.ensure_future(self.submit(self.write, batch))
         self._writing.add(fut)
-        fut.add_done_callback(self._written)
+        fut.add_done_callback(lambda f: self._written(f, batch))
 
-    def _written(self, fut: asyncio.Future[Any]) -> None:
+    def _written(self, fut: asyncio.Future[Any], batch: Batch) -> None:
         self._writing.discard(fut)
         if not fut.cancelled() and fut.exception() is not None:
-            log.error("a batch of check results could not be stored", exc_info=fut.exception())
+            exc = fut.exception()
+            log.warning("a batch of %d check results could not be stored (%s); it is kept and retried",
+                        len(batch.results), str(getattr(exc, "orig", exc)).splitlines()[0] if exc else "")
+            self.put_back(batch)
 
     async def flush(self) -> None:
         """Write everything buffered now and wait until every batch started so far is stored."""

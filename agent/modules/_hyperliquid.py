@@ -4,7 +4,7 @@ The agent talks to the exchange through the unmodified ``hyperliquid-python-sdk`
 emergency steps work when the bot is dead or hung. This module owns:
 
 * which account: the host's ``exchange.url`` and the signing key chosen exactly as the bot
-  chooses it (:meth:`bot.settings.StackSettings.private_key`: on ``paper`` the fixed
+  chooses it (:meth:`botwarden.settings.StackSettings.private_key`: on ``paper`` the fixed
   development key unless the variable is set; on testnet/mainnet the key from the environment
   variable named by ``bot.private_key_env``). The key is held by the SDK's wallet object only;
   it is never logged, never put in a fact, a message or an exception;
@@ -24,8 +24,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from agent.errors import ModuleError
 from agent.modules.base import RunContext
+from botwarden.errors import ModuleError
 
 # The SDK (with eth_account, pycryptodome, requests) costs tens of MB of RSS; the registry imports
 # this module at every start-up, so the SDK is imported inside the functions that use it, i.e.
@@ -67,7 +67,7 @@ def resolve_target(ctx: RunContext, url: str | None, account_address: str | None
     network = str(bot_vars.get("network", "paper")) if isinstance(bot_vars, Mapping) else "paper"
     key_env = str(bot_vars.get("private_key_env", "BOTWARDEN_PRIVATE_KEY")) if isinstance(bot_vars, Mapping) \
         else "BOTWARDEN_PRIVATE_KEY"
-    from bot.settings import StackSettings
+    from botwarden.settings import StackSettings
 
     try:
         settings = StackSettings.model_validate({"bot": {"network": network, "private_key_env": key_env}})

@@ -6,26 +6,29 @@ for the generated reference (``agent modules``): every field needs a ``descripti
 
 Contract for ``run``:
 
-* it is a coroutine; blocking libraries (XML-RPC, psutil on slow paths, the SDK) are called
-  through ``asyncio.to_thread`` so the event loop never blocks;
+* it is a coroutine; blocking calls (XML-RPC, psutil, ``stat`` of a path that may be on a dead
+  mount, the SDK) go through :meth:`RunContext.run_blocking`, which runs them on the bounded
+  thread pool of the module's kind (:mod:`agent.modules.probe_pools`), so the event loop never
+  blocks and a probe stuck in the kernel never takes a thread the outbox or an action needs;
 * it honours ``ctx.timeout`` for its own I/O (the engine also enforces it from outside);
-* expected failures raise :class:`agent.errors.ModuleError` (or return a result with
+* expected failures raise :class:`botwarden.errors.ModuleError` (or return a result with
   ``error`` set); the engine turns them into UNKNOWN / failed, never a traceback;
 * an action computes what would change first and guards only the side effect with
   ``if not ctx.check_mode:`` (the Ansible way), so ``--check`` previews exactly.
 """
 from __future__ import annotations
 
+import asyncio
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 from pydantic.fields import FieldInfo
 
-from agent.redaction import MASK, string_leaves, url_credentials
+from agent.core.redaction import MASK, string_leaves, url_credentials
 
 
 class Params(BaseModel):
@@ -117,6 +120,11 @@ class CheckResult:
     value: Any = None
     error: str | None = None
     summary: str = ""
+    occurrence: str | None = None
+    """Which occurrence of the observed thing this is (a supervisord program: the start time of
+    its last process). When it changes while the check stays in a problem state, the problem
+    happened again although no state changed (a restarted program that died before any check
+    saw it running): the engine treats that as a new failure of the open incident."""
 
     @classmethod
     def failed(cls, error: str, **facts: Any) -> CheckResult:
@@ -138,6 +146,15 @@ class ActionResult:
         out = dict(self.data)
         out.update(changed=self.changed, failed=self.failed, skipped=self.skipped, msg=self.msg)
         return out
+
+
+T = TypeVar("T")
+
+
+class BlockingRunner(Protocol):
+    """Runs a blocking call off the event loop (:class:`agent.modules.probe_pools.ProbePool`)."""
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T: ...
 
 
 class Notifier(Protocol):
@@ -183,6 +200,14 @@ class RunContext:
     notifier: Notifier | None = None
     template_vars: Mapping[str, Any] = field(default_factory=dict)
     reason: str = ""  # why this runs (the check and transition, or the person and command)
+    blocking: BlockingRunner | None = None
+    """Where blocking calls run; None: asyncio's default executor (one-shot runs, tests)."""
+
+    async def run_blocking(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` on a worker thread of this run's pool (see ``blocking``)."""
+        if self.blocking is None:
+            return await asyncio.to_thread(fn, *args)
+        return await self.blocking.run(fn, *args)
 
 
 class _Module(ABC):

@@ -16,9 +16,9 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
+from agent.core.values import format_duration, parse_duration
 from agent.modules.base import ActionModule, CheckModule
 from agent.modules.registry import Registry
-from agent.types import format_duration, parse_duration
 
 
 @dataclass(frozen=True)

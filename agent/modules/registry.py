@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from agent.errors import ConfigError
 from agent.modules.base import ActionModule, CheckModule
+from botwarden.errors import ConfigError
 
 
 @dataclass

@@ -43,11 +43,11 @@ from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
 from typing import Any
 
-from agent.engine.state import State
-from agent.notify.rendering import render_or_fallback
+from agent.core.states import State
+from agent.core.values import format_duration
 from agent.notify.routing import RoutedMessage, RouteSpec
+from agent.rendering import render_or_fallback
 from agent.store import IncidentRecord, SilenceRecord, StoreTransaction
-from agent.types import format_duration
 
 log = logging.getLogger(__name__)
 DIGEST_EVENT = "digest"

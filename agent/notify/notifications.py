@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from agent.engine.state import State
-from agent.notify.rendering import SandboxedTemplates, TemplateRenderer, render_or_fallback
+from agent.core.redaction import Redactor, url_secrets
+from agent.core.states import State
+from agent.core.values import format_duration
 from agent.notify.routing import RoutedMessage, Router, RouteSpec, TargetSpec, specs_from_inventory
-from agent.redaction import Redactor, url_secrets
+from agent.rendering import SandboxedTemplates, TemplateRenderer, render_or_fallback
 from agent.store import IncidentRecord, Store, StoreTransaction
 from agent.store._operations import Operations
-from agent.types import format_duration
 
 DEFAULT_TEMPLATES = {"alert": "alert.md.j2", "resolve": "resolve.md.j2", "repeat": "alert.md.j2",
                      "notice": "notify.md.j2", "grouped": "grouped.md.j2", "flapping": "flapping.md.j2",

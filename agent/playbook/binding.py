@@ -13,7 +13,6 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from agent.errors import ConfigError
 from agent.modules.base import CheckModule, HostContext, Params, secret_values
 from agent.modules.registry import Registry
 from agent.playbook.diagnostics import Diagnostic
@@ -22,6 +21,7 @@ from agent.playbook.templating import TemplateError, Templating, has_template
 from agent.playbook.thresholds import Threshold, is_number
 from agent.playbook.validation import diagnostics_from_validation
 from agent.playbook.yaml_source import Path_, SourceDocument
+from botwarden.errors import ConfigError
 
 
 @dataclass(frozen=True, eq=False)

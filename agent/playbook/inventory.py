@@ -25,10 +25,10 @@ from pydantic import (
     model_validator,
 )
 
-from agent.errors import ConfigError
+from agent.core.values import Duration, Timezone
 from agent.playbook.cron import Crontab, crontab_trigger
 from agent.playbook.models import PositiveDuration, Schedule
-from agent.types import Duration, Timezone
+from botwarden.errors import ConfigError
 
 
 def _none_to_empty(value: Any) -> Any:

@@ -15,13 +15,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from agent.apprise_plugins import is_known_scheme, parse_urls, url_scheme
+from agent.core.redaction import url_secrets
 from agent.playbook.diagnostics import Diagnostic, suggest
 from agent.playbook.inventory import Inventory, default_inventory_data
 from agent.playbook.templating import TemplateError, Templating
 from agent.playbook.validation import diagnostics_from_validation
 from agent.playbook.yaml_source import Marks, SourceDocument, load_yaml
-from agent.redaction import url_secrets
-from bot.settings import StackSettings, load_settings
+from botwarden.settings import StackSettings, load_settings
 
 
 def read_inventory(path: Path) -> tuple[SourceDocument, Inventory | None, list[Diagnostic]]:
@@ -109,7 +109,7 @@ def read_settings(doc: SourceDocument, inv: Inventory | None, inventory_path: Pa
 def render_targets(doc: SourceDocument, inv: Inventory, settings_vars: dict[str, Any],
                    templating: Templating) -> list[Diagnostic]:
     """Render every target URL into ``Target.rendered_url`` and register its secrets with the
-    configuration's redactor (:func:`~agent.redaction.url_secrets`). Messages never show the URL."""
+    configuration's redactor (:func:`~agent.core.redaction.url_secrets`). Messages never show the URL."""
     out: list[Diagnostic] = []
     for name, target in inv.notify.targets.items():
         path = ("notify", "targets", name, "url")

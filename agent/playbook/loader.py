@@ -20,6 +20,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from agent.core.redaction import Redactor
 from agent.modules.base import HostContext
 from agent.modules.registry import Registry
 from agent.playbook.binding import BoundCheck, bind_checks
@@ -38,8 +39,7 @@ from agent.playbook.rules import playbook_rules, template_problems
 from agent.playbook.templating import Templating
 from agent.playbook.validation import diagnostics_from_validation
 from agent.playbook.yaml_source import SourceDocument, load_yaml
-from agent.redaction import Redactor
-from bot.settings import StackSettings
+from botwarden.settings import StackSettings
 
 PLAYBOOK_SUFFIXES = (".yaml", ".yml")
 

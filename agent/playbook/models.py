@@ -24,10 +24,10 @@ from pydantic import (
     model_validator,
 )
 
-from agent.engine.state import Severity
+from agent.core.states import Severity
+from agent.core.values import Duration, Timezone
 from agent.playbook.cron import Crontab, crontab_trigger
 from agent.playbook.thresholds import Threshold
-from agent.types import Duration, Timezone
 
 PositiveDuration = Annotated[Duration, Field(gt=0)]
 """A duration that must be longer than zero (``15s``, ``5m``)."""

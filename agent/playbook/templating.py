@@ -8,7 +8,7 @@ Unsafe attribute access written literally is also refused at load time by
 :meth:`Templating.check_syntax`, so such a playbook never starts.
 
 ``env`` is the process environment as a read-only mapping. Every value it hands out is
-registered with the configuration's :class:`~agent.redaction.Redactor` (``templating.redactor``)
+registered with the configuration's :class:`~agent.core.redaction.Redactor` (``templating.redactor``)
 before the template sees it, whatever the variable is called: everything the agent writes
 (logs, stored rows, console, alerts) is redacted through that redactor.
 """
@@ -25,8 +25,9 @@ from jinja2 import TemplateError as JinjaTemplateError
 from jinja2.parser import Parser
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
-from agent.errors import ConfigError
-from agent.redaction import Redactor
+from agent.core.redaction import Redactor
+from agent.rendering import env_references
+from botwarden.errors import ConfigError
 
 _WHOLE_EXPR = re.compile(r"^\s*\{\{(?P<expr>.*?)\}\}\s*$", re.DOTALL)
 _MAX_REPEAT = 100_000  # longest string/list a `*` may build; guards "a" * 10**10
@@ -94,25 +95,6 @@ def _unsafe_access(tree: nodes.Node) -> str | None:
         if isinstance(name, str) and name.startswith("_"):
             return name
     return None
-
-
-def env_references(tree: nodes.Node) -> set[str]:
-    """Names of ``env`` variables a parsed template reads literally."""
-    names: set[str] = set()
-    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
-        target = getattr(node, "node", None)
-        if not (isinstance(target, nodes.Name) and target.name == "env"):
-            continue
-        if isinstance(node, nodes.Getattr) and node.attr not in ("get", "items", "keys", "values"):
-            names.add(node.attr)
-        elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
-            names.add(node.arg.value)
-    for call in tree.find_all(nodes.Call):
-        fn = call.node
-        if (isinstance(fn, nodes.Getattr) and fn.attr == "get" and isinstance(fn.node, nodes.Name)
-                and fn.node.name == "env" and call.args and isinstance(call.args[0], nodes.Const)):
-            names.add(str(call.args[0].value))
-    return names
 
 
 class Templating:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from agent.modules.checks.log import redact_line
+from agent.core.secret_shapes import redact_line
 
 ERROR_LEVELS = ("critical", "error")
 MESSAGE_CHARS = 200

@@ -9,8 +9,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
+from agent.core.values import parse_duration
 from agent.reports.trading import Period
-from agent.types import parse_duration
 
 CalendarPeriod = Literal["day", "week", "month"]
 

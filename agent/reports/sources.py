@@ -1,9 +1,11 @@
 """Load the report's inputs, read-only, from the bot's SQLite file and the agent's store.
 
-The bot's file is opened with SQLite's ``mode=ro`` through the bot's own SQLAlchemy models
-(``bot.trading.models``), never through ``bot.trading.store.Store``, which would create the
-schema: a report must not write to the database of a running bot, nor create one that does
-not exist. The agent's store is read through its public :class:`agent.store.Store` methods.
+The bot's file is opened with SQLite's ``mode=ro`` and its tables are reflected from the file
+(SQLAlchemy's ``MetaData.reflect``): the agent reads the bot's database as any other program's,
+by table and column names, and never imports the bot (a report must not write to the database
+of a running bot, nor create one that does not exist). The names it reads are the contract:
+``trades``, ``fills`` (time_ms, coin, fee), ``equity_snapshots`` (id, at, equity),
+``positions``, ``halts``; tests/agent/reports reads a database the bot's own store wrote. The agent's store is read through its public :class:`agent.store.Store` methods.
 """
 from __future__ import annotations
 
@@ -12,17 +14,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import create_engine, select
+from sqlalchemy import MetaData, create_engine, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from agent.errors import ModuleError
-from bot.trading.models import EquitySnapshot, FillRecord, HaltRecord, PositionRecord, TradeRecord
+from botwarden.errors import ModuleError
 
 # pandas (with numpy) adds ~100 MB to a process; the resident agent imports this module through
 # the module registry, so pandas is imported inside the functions that compute a report.
 if TYPE_CHECKING:
     import pandas as pd
 
+BOT_TABLES = ("trades", "fills", "equity_snapshots", "positions", "halts")
 ACTION_RUNS_SCANNED = 10_000
 """How many of the newest audited action runs are scanned for remediations in the window."""
 
@@ -60,12 +62,16 @@ def load_bot_frames(db_path: str | Path) -> BotFrames:
     engine = create_engine(f"sqlite:///file:{path.resolve()}?mode=ro&uri=true")
     try:
         with engine.connect() as conn:
+            tables = MetaData()
+            tables.reflect(conn, only=BOT_TABLES)
+            t = tables.tables
+            fills, equity = t["fills"].c, t["equity_snapshots"].c
             return BotFrames(
-                trades=pd.read_sql(select(TradeRecord.__table__), conn),
-                fills=pd.read_sql(select(FillRecord.time_ms, FillRecord.coin, FillRecord.fee), conn),
-                equity=pd.read_sql(select(EquitySnapshot.id, EquitySnapshot.at, EquitySnapshot.equity), conn),
-                positions=pd.read_sql(select(PositionRecord.__table__), conn),
-                halts=pd.read_sql(select(HaltRecord.__table__), conn),
+                trades=pd.read_sql(select(t["trades"]), conn),
+                fills=pd.read_sql(select(fills.time_ms, fills.coin, fills.fee), conn),
+                equity=pd.read_sql(select(equity.id, equity.at, equity.equity), conn),
+                positions=pd.read_sql(select(t["positions"]), conn),
+                halts=pd.read_sql(select(t["halts"]), conn),
             )
     except SQLAlchemyError as exc:
         raise ModuleError(f"cannot read the bot database {path}: {exc.__class__.__name__}: "

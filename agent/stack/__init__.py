@@ -22,10 +22,10 @@ from typing import Any
 import jinja2
 import yaml
 
-from agent.errors import ConfigError, OperationalError
 from agent.stack.environment import base_environment, conf_environment, program_environments
 from agent.stack.files import secure_state, write_private
-from bot.settings import StackSettings, load_settings
+from botwarden.errors import ConfigError, OperationalError
+from botwarden.settings import StackSettings, load_settings
 
 TEMPLATE = "supervisord.conf.j2"
 

@@ -27,10 +27,10 @@ from typing import Any
 
 import jinja2
 import yaml
-from jinja2 import nodes
 
-from agent.errors import ConfigError
-from bot.settings import StackSettings
+from agent.rendering import env_references
+from botwarden.errors import ConfigError
+from botwarden.settings import StackSettings
 
 BASE_VARIABLES = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR")
 """Every program (and supervisord) gets these, plus ``LC_*`` and ``BOTWARDEN_ROOT``/``_SETTINGS``."""
@@ -67,7 +67,7 @@ def referenced_variables(inventory: Path, playbooks: Path, templates: Path) -> s
 
     def scan(source: str) -> None:
         try:
-            names.update(_env_references(env.parse(source)))
+            names.update(env_references(env.parse(source)))
         except jinja2.TemplateError:
             pass
 
@@ -99,14 +99,6 @@ def _strings(data: Any) -> Iterable[str]:
     elif isinstance(data, list):
         for v in data:
             yield from _strings(v)
-
-
-def _env_references(tree: nodes.Node) -> set[str]:
-    # The playbook sandbox's own rule (agent.playbook.templating.env_references), without
-    # importing the playbook package into `agent stack`.
-    from agent.playbook.templating import env_references
-
-    return env_references(tree)
 
 
 def program_environments(stack: Any, environ: Mapping[str, str], tokens: Mapping[str, str]) -> dict[str, dict[str, str]]:

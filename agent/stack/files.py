@@ -15,8 +15,8 @@ import os
 import stat
 from pathlib import Path
 
-from agent.errors import OperationalError
-from bot.settings import StackSettings
+from botwarden.errors import OperationalError
+from botwarden.settings import StackSettings
 
 PRIVATE_DIR = 0o700
 PRIVATE_FILE = 0o600

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.engine import Connection, make_url
 
-from agent.errors import OperationalError
+from botwarden.errors import OperationalError
 
 if TYPE_CHECKING:
     from alembic.config import Config

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import delete, insert, select
 
-from agent.engine.state import State
+from agent.core.states import State
 from agent.store._ops_common import OperationsBase, aware
 from agent.store.models import CheckResultRow, CheckStateRow
 from agent.store.records import CHECK_STATE_VERSION, CheckResultRecord, CheckStateRecord

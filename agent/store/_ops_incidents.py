@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from agent.engine.state import State
+from agent.core.states import State
 from agent.store._ops_common import OperationsBase, aware
 from agent.store.models import IncidentRow, NotificationIncidentRow, SilenceRow
 from agent.store.records import IncidentRecord, SilenceRecord, check_key

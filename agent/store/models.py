@@ -105,7 +105,7 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: UtcDateTime(), dict[str, Any]: JSON()}
 
 
-Base.metadata.naming_convention = NAMING_CONVENTION  # type: ignore[assignment]
+Base.metadata.naming_convention = NAMING_CONVENTION
 
 _STATES = "'OK','WARNING','CRITICAL','UNKNOWN'"
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from agent.engine.state import State
+from agent.core.states import State
 
 NotificationKind = Literal["alert", "resolve", "repeat", "notice", "task"]
 NOTIFICATION_KINDS: tuple[str, ...] = ("alert", "resolve", "repeat", "notice", "task")

@@ -65,7 +65,7 @@ class Store(Operations):
     def __init__(self, url: str, *, redact: Callable[[str], str] | None = None) -> None:
         self.url = url
         self.redact: Callable[[str], str] = redact or _unchanged
-        """Applied to every free-text and JSON column on the way in (``agent.redaction``)."""
+        """Applied to every free-text and JSON column on the way in (``agent.core.redaction``)."""
         self._engine: Engine = create_store_engine(url)
         self._sessions = sessionmaker(self._engine, expire_on_commit=False)
         self._lock = threading.RLock()

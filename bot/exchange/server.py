@@ -47,7 +47,7 @@ from bot.exchange.market import Market
 from bot.exchange.models import open_database
 from bot.exchange.rules import err_too_many_requests, err_unknown_user
 from bot.exchange.trading import Trading
-from bot.settings import PAPER_DEV_PRIVATE_KEY, StackSettings
+from botwarden.settings import PAPER_DEV_PRIVATE_KEY, StackSettings
 
 log = logging.getLogger("bot.exchange")
 DEFAULT_ADMIN_TOKEN = "paper-exchange-dev-token"

@@ -1,6 +1,6 @@
 """``bot run``: wire settings, logs, store, HTTP surface and the trading loop; handle SIGTERM.
 
-Exit codes (agent.errors.ExitCode): 0 after a clean stop, 3 when configuration (the key, the
+Exit codes (botwarden.errors.ExitCode): 0 after a clean stop, 3 when configuration (the key, the
 database) is unusable, 1 when a forced exit was needed to honour supervisord's stop timeout.
 """
 from __future__ import annotations
@@ -13,9 +13,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from agent.errors import BotwardenError, ConfigError, ExitCode, TransientError
 from bot import __version__
-from bot.settings import StackSettings
 from bot.trading.engine import INTERVAL_SECONDS, TradingEngine
 from bot.trading.gateway import Gateway, GatewayError
 from bot.trading.http_api import BotHttpServer
@@ -23,6 +21,8 @@ from bot.trading.jsonlog import configure_logging
 from bot.trading.metrics import BotMetrics
 from bot.trading.status import RuntimeStatus
 from bot.trading.store import Store
+from botwarden.errors import BotwardenError, ConfigError, ExitCode, TransientError
+from botwarden.settings import StackSettings
 
 log = logging.getLogger("bot.trading.app")
 

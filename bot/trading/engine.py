@@ -12,8 +12,6 @@ import threading
 import time
 from typing import Any
 
-from agent.errors import TransientError
-from bot.settings import StackSettings
 from bot.trading import cloid as intents
 from bot.trading.cloid import make_cloid
 from bot.trading.gateway import (
@@ -30,6 +28,8 @@ from bot.trading.risk import RiskManager, aggressive_price
 from bot.trading.status import RuntimeStatus
 from bot.trading.store import Store, utc_day
 from bot.trading.strategy import MacdParams, Signal, candles_to_frame, closed_only, evaluate
+from botwarden.errors import TransientError
+from botwarden.settings import StackSettings
 
 log = logging.getLogger("bot.trading.engine")
 
@@ -372,7 +372,7 @@ class TradingEngine:
             day_start = day_start if day_start is not None else acct.equity
         unrealized = sum(p.unrealized_pnl for p in acct.positions.values())
         self.metrics.equity.set(acct.equity)
-        self.metrics.pnl_total.set(self.store.realized_pnl() + unrealized)
+        self.metrics.pnl.set(self.store.realized_pnl() + unrealized)
         self.metrics.pnl_daily_percent.set(-self.risk.daily_loss_pct(day_start_equity=day_start, equity=acct.equity))
         self.metrics.exposure_percent.set(acct.exposure / acct.equity * 100 if acct.equity > 0 else 0.0)
         last = self.store.closed_trades(20)

@@ -1,7 +1,7 @@
 """The bot's only door to the exchange: hyperliquid-python-sdk wrapped with timeouts,
 latency/error metrics, error classification and idempotent order placement.
 
-Errors are shaped by what the caller must do (agent.errors): a timeout, a refused connection,
+Errors are shaped by what the caller must do (botwarden.errors): a timeout, a refused connection,
 a 5xx or a 429 is a :class:`TransientError` (retry later); anything else the exchange refuses
 comes back as a ``rejected`` :class:`OrderOutcome` or a :class:`GatewayError`.
 """
@@ -20,8 +20,8 @@ from hyperliquid.info import Info
 from hyperliquid.utils.error import ClientError, ServerError
 from hyperliquid.utils.types import Cloid
 
-from agent.errors import BotwardenError, TransientError
 from bot.trading.metrics import BotMetrics
+from botwarden.errors import BotwardenError, TransientError
 
 log = logging.getLogger("bot.trading.gateway")
 T = TypeVar("T")

@@ -38,9 +38,9 @@ from typing import Any, Protocol
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from agent.errors import BotwardenError
 from bot.trading.metrics import BotMetrics
 from bot.trading.status import RuntimeStatus
+from botwarden.errors import BotwardenError
 
 log = logging.getLogger("bot.trading.http")
 

@@ -1,8 +1,10 @@
 """Prometheus metrics of the bot, in a registry of its own (no import-time global state).
 
-Names follow the operations guide the operators already use (seed 000): ``trading_pnl_total``,
-``trading_win_rate``, ``trading_positions_active``, ``api_request_duration_seconds``,
-``api_requests_total{status}``, ``process_resident_memory_bytes``.
+Names follow the operations guide the operators already use (seed 000): ``trading_win_rate``,
+``trading_positions_active``, ``api_request_duration_seconds``, ``api_requests_total{status}``,
+``process_resident_memory_bytes``; and Prometheus' conventions, which ``promtool check metrics``
+enforces: ``_total`` only on counters, the unit as a suffix. So the guide's ``trading_pnl_total``
+(a gauge: P&L goes down too) is exported as ``trading_pnl_usd``.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ class BotMetrics:
         # Process memory and CPU (process_resident_memory_bytes, ...) from /proc.
         ProcessCollector(registry=r)
         self.equity = Gauge("trading_equity_usd", "Account value on the exchange, USD", registry=r)
-        self.pnl_total = Gauge("trading_pnl_total", "Realized plus unrealized P&L, USD", registry=r)
+        self.pnl = Gauge("trading_pnl_usd", "Realized plus unrealized P&L, USD", registry=r)
         self.pnl_daily_percent = Gauge(
             "trading_pnl_daily_percent", "P&L since the start of the UTC day, % of that day's start equity",
             registry=r,

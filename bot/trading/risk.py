@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from bot.settings import RiskSettings
+from botwarden.settings import RiskSettings
 
 
 def round_price(px: float, sz_decimals: int, *, is_spot: bool = False) -> float:
@@ -33,7 +33,7 @@ class EntryDecision:
 
 
 class RiskManager:
-    """Applies :class:`~bot.settings.RiskSettings` to one account."""
+    """Applies :class:`~botwarden.settings.RiskSettings` to one account."""
 
     def __init__(self, settings: RiskSettings, *, min_order_usd: float = 10.0) -> None:
         self.settings = settings

@@ -14,7 +14,6 @@ from sqlalchemy import create_engine, event, func, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from agent.errors import ConfigError
 from bot.trading.models import (
     SCHEMA_VERSION,
     Base,
@@ -27,6 +26,7 @@ from bot.trading.models import (
     TradeRecord,
     utcnow,
 )
+from botwarden.errors import ConfigError
 
 LIVE_ORDER_STATUSES = ("pending", "open")
 

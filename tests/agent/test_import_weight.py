@@ -55,7 +55,7 @@ def test_a_function_that_uses_pandas_still_imports_it() -> None:
 RESIDENT_OBJECTS = """
 import asyncio, json, sys
 from pathlib import Path
-from agent.engine.resident import ConfigSource
+from agent.engine.config_source import ConfigSource
 import agent.engine.heartbeat  # what the heartbeat loop imports when ``agent run`` starts it
 from agent.notify import Notifications, Outbox
 from agent.store import Store

@@ -14,12 +14,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import Field
 
-from agent.engine.state import State
+from agent.core.redaction import MASK, NOT_SECRETS, Redactor, install, uninstall, url_secrets
+from agent.core.states import State
 from agent.modules.base import Params, Secret, audit_view, secret_values
 from agent.modules.registry import default_registry
 from agent.playbook import Templating, bind_task_params
 from agent.playbook.models import Task
-from agent.redaction import MASK, Redactor, install, uninstall, url_secrets
 from agent.store import Store
 from agent.store.records import CheckStateRecord
 
@@ -81,7 +81,7 @@ def test_uninstall_of_one_agent_keeps_the_other_agents_redaction() -> None:
 
 # -- the redactor itself -----------------------------------------------------------------------
 @settings(max_examples=200, deadline=None)
-@given(secret=st.text(min_size=4, max_size=40).filter(lambda s: s.strip() and s.lower() not in ("true", "none")),
+@given(secret=st.text(min_size=4, max_size=40).filter(lambda s: s.strip() and s.lower() not in NOT_SECRETS),
        before=st.text(max_size=30), after=st.text(max_size=30))
 def test_a_known_secret_never_survives_redaction(secret: str, before: str, after: str) -> None:
     r = Redactor([secret])

@@ -11,9 +11,9 @@ import yaml
 from supervisor.options import ServerOptions
 
 from agent import stack as stack_mod
-from agent.errors import ConfigError, OperationalError
 from agent.stack.environment import conf_environment, program_environments
 from agent.stack.files import secure_state
+from botwarden.errors import ConfigError, OperationalError
 
 TOKENS = {"BOTWARDEN_BOT_TOKEN": "bot-token-1", "BOTWARDEN_EXCHANGE_ADMIN_TOKEN": "admin-token-2"}
 ENVIRON = {

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from bot.settings import PAPER_DEV_PRIVATE_KEY, StackSettings
+from botwarden.settings import PAPER_DEV_PRIVATE_KEY, StackSettings
 
 
 @pytest.fixture

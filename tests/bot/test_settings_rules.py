@@ -14,7 +14,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from bot.settings import BotSettings, RiskSettings, StackSettings, StrategySettings, load_settings
+from botwarden.settings import BotSettings, RiskSettings, StackSettings, StrategySettings, load_settings
 
 BIN = Path(sys.executable).parent
 

@@ -27,7 +27,7 @@ from eth_account import Account
 from hyperliquid.exchange import Exchange
 from hyperliquid.info import Info
 
-from bot.settings import PAPER_DEV_PRIVATE_KEY
+from botwarden.settings import PAPER_DEV_PRIVATE_KEY
 from tests.support.stack import REPO, StackUnderTest, wait_until
 
 pytestmark = pytest.mark.slow

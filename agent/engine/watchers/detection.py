@@ -1,6 +1,6 @@
 """Event-driven detection for the resident agent, and its /metrics endpoint.
 
-:func:`run_detection` is started by ``ResidentAgent.run`` as one background task. It derives
+:class:`Detection` is one of the agent's collaborators, run as one background task. It derives
 what to watch from the loaded configuration, declaratively, and re-derives it after a reload:
 
 * every ``supervisor`` check with ``watch: true`` (the default): a :class:`ProgramWatcher` per
@@ -11,18 +11,19 @@ what to watch from the loaded configuration, declaratively, and re-derives it af
 * every ``heartbeat`` check: a :class:`HeartbeatWatcher` runs it at the deadline of the last beat;
 * :class:`AgentMetrics` observes the scheduler and serves /metrics on 127.0.0.1.
 
-The agent object is used through its public attributes only: ``config``, ``scheduler``,
-``statuses``, ``store`` and ``db``.
+It is given what it uses (the live configuration, the scheduler, a way to read a check's state
+and the outbox's counts), never the agent itself.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections import defaultdict
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from agent.engine.metrics import AgentMetrics, notification_counts
+from agent.engine.metrics import AgentMetrics
 from agent.engine.watchers.heartbeat import HeartbeatWatcher
 from agent.engine.watchers.process_exit import ProgramWatcher
 from agent.engine.watchers.supervisor_events import (
@@ -33,6 +34,12 @@ from agent.engine.watchers.supervisor_events import (
 )
 from agent.modules.checks.heartbeat import HeartbeatCheck
 from agent.modules.checks.supervisor import SupervisorCheck
+from agent.playbook.binding import BoundCheck
+
+if TYPE_CHECKING:
+    from agent.engine.live_config import LiveConfig
+    from agent.engine.scheduler import CheckScheduler
+    from botwarden.settings import StackSettings
 
 log = logging.getLogger("agent.watch")
 
@@ -43,19 +50,23 @@ NOTIFICATION_REFRESH_S = 5.0
 class Detection:
     """Owns the watchers of one resident agent; see the module docstring."""
 
-    def __init__(self, agent: Any) -> None:
-        self.agent = agent
+    def __init__(self, *, config: LiveConfig, scheduler: CheckScheduler, state_of: Callable[[str], str | None],
+                 notification_counts: Callable[[], Awaitable[dict[str, int]]]) -> None:
+        self._live = config
+        self._scheduler = scheduler
+        self._state_of_key = state_of
+        self._notification_counts = notification_counts
         self.metrics = AgentMetrics()
         self.programs: dict[tuple[str, str], ProgramWatcher] = {}
         self.heartbeats: dict[str, HeartbeatWatcher] = {}
-        self._program_checks: dict[tuple[str, str], list[Any]] = {}
-        self._tasks: dict[Any, asyncio.Task[None]] = {}
-        self._config: Any = None
+        self._program_checks: dict[tuple[str, str], list[BoundCheck]] = {}
+        self._tasks: dict[tuple[str, Any], asyncio.Task[None]] = {}
+        self._generation = -1
         self.metrics_port: int | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
-        settings = self.agent.config.settings
-        self.metrics.bind_scheduler(self.agent.scheduler, self._state_of)
+        settings = self._live.current.settings
+        self.metrics.bind_scheduler(self._scheduler, self._state_of)
         if settings.agent.metrics_port:
             self.metrics_port = self.metrics.serve(settings.agent.metrics_port)
         transport = await open_event_socket(settings.path(settings.agent.events_socket), self.on_event)
@@ -63,9 +74,9 @@ class Detection:
             refreshed = 0.0
             loop = asyncio.get_running_loop()
             while not stop.is_set():
-                if self.agent.config is not self._config:
-                    self._config = self.agent.config
-                    self._sync(self._config.bound_checks)
+                if self._live.generation != self._generation:
+                    self._generation = self._live.generation
+                    self._sync(self._live.current.bound_checks)
                 if loop.time() - refreshed > NOTIFICATION_REFRESH_S:
                     refreshed = loop.time()
                     await self._refresh_notification_counts()
@@ -82,19 +93,19 @@ class Detection:
             self.metrics.close()
 
     # -- configuration -> watchers ---------------------------------------------------------------
-    def _sync(self, bound_checks: Any) -> None:
-        programs: dict[tuple[str, str], list[Any]] = defaultdict(list)
-        heartbeats: dict[str, Any] = {}
+    def _sync(self, bound_checks: Sequence[BoundCheck]) -> None:
+        programs: dict[tuple[str, str], list[BoundCheck]] = defaultdict(list)
+        heartbeats: dict[str, BoundCheck] = {}
         for bc in bound_checks:
             if bc.module is SupervisorCheck and getattr(bc.params, "watch", False):
-                url = bc.params.url or bc.host.supervisor_url
+                url = getattr(bc.params, "url", None) or bc.host.supervisor_url
                 if url:
-                    programs[(url, bc.params.program)].append(bc)
+                    programs[(url, str(getattr(bc.params, "program", "")))].append(bc)
             elif bc.module is HeartbeatCheck:
                 heartbeats[bc.key] = bc
         # Checks of a program: every check on the same host whose params name that program (the
         # process check too), so an exit refreshes all of them.
-        for (url, program), bcs in programs.items():
+        for (_url, program), bcs in programs.items():
             hosts = {bc.host.name for bc in bcs}
             keys = {bc.key for bc in bcs}
             for bc in bound_checks:
@@ -115,18 +126,18 @@ class Detection:
             self._start(("heartbeat", hb_key), hb.run())
         log.info("watching %d program(s) and %d heartbeat(s)", len(self.programs), len(self.heartbeats))
 
-    def _start(self, key: Any, coro: Any) -> None:
+    def _start(self, key: tuple[str, Any], coro: Coroutine[Any, Any, None]) -> None:
         self._tasks[key] = asyncio.get_running_loop().create_task(coro, name=f"watch:{key[0]}:{key[1]}")
 
-    def _stop(self, key: Any) -> None:
+    def _stop(self, key: tuple[str, Any]) -> None:
         task = self._tasks.pop(key, None)
         if task is not None:
             task.cancel()
 
     # -- triggers --------------------------------------------------------------------------------
-    def _run_checks(self, bcs: list[Any]) -> None:
-        scheduler = self.agent.scheduler
-        if scheduler is None or not scheduler.running:
+    def _run_checks(self, bcs: list[BoundCheck]) -> None:
+        scheduler = self._scheduler
+        if not scheduler.running:
             return
         for bc in bcs:
             scheduler.run_now(bc, rerun_if_busy=True)
@@ -135,7 +146,7 @@ class Detection:
         self.metrics.exit_detections.labels(source).inc()
         self._run_checks(self._program_checks.get((watcher.url, watcher.program), []))
 
-    def _trigger_heartbeat(self, bc: Any, why: str) -> None:
+    def _trigger_heartbeat(self, bc: BoundCheck, why: str) -> None:
         if why == "heartbeat deadline missed":
             self.metrics.heartbeat_missed.inc()
         self._run_checks([bc])
@@ -151,25 +162,18 @@ class Detection:
                 asyncio.get_running_loop().create_task(watcher.exited(event.pid, "event"))
 
     # -- helpers ---------------------------------------------------------------------------------
-    def _state_of(self, bc: Any) -> str | None:
-        status = self.agent.statuses.get(bc.key)
-        return status.soft.name if status is not None else None
+    def _state_of(self, bc: BoundCheck) -> str | None:
+        return self._state_of_key(bc.key)
 
     async def _refresh_notification_counts(self) -> None:
         try:
-            counts = await self.agent.db(notification_counts, self.agent.store)
+            counts = await self._notification_counts()
         except Exception:  # a metric must never take the agent down
             log.debug("notification counts not refreshed", exc_info=True)
             return
         self.metrics.set_notification_counts(counts)
 
 
-async def run_detection(agent: Any, stop: asyncio.Event) -> None:
-    """The background task ``ResidentAgent.run`` starts (see the module docstring)."""
-    agent.detection = Detection(agent)
-    await agent.detection.run(stop)
-
-
-def events_socket_path(settings: Any) -> Path:
+def events_socket_path(settings: StackSettings) -> Path:
     """Where the agent listens for supervisord events (settings ``agent.events_socket``)."""
     return Path(settings.path(settings.agent.events_socket))

@@ -32,8 +32,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from agent.errors import ModuleError
 from agent.modules.checks._supervisor_rpc import RUNNING_STATES, process_info
+from botwarden.errors import ModuleError
 
 log = logging.getLogger("agent.watch")
 

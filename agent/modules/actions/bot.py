@@ -18,10 +18,10 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field
 
-from agent.errors import ModuleError
+from agent.core.values import Duration
 from agent.http import RequestFailed, Response, get_ok, request, safe_url
 from agent.modules.base import ActionModule, ActionResult, Params, RunContext, Secret
-from agent.types import Duration
+from botwarden.errors import ModuleError
 
 BotVerb = Literal["halt", "resume", "cancel-all", "close-all", "status"]
 

@@ -6,9 +6,9 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from agent.errors import ModuleError
 from agent.modules.base import ActionModule, ActionResult, RunContext
 from agent.modules.checks._subprocess import CommandParams, run_command
+from botwarden.errors import ModuleError
 
 
 class CommandActionParams(CommandParams):

@@ -15,9 +15,9 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
+from agent.core.values import Duration
 from agent.modules import _hyperliquid as hl
 from agent.modules.base import ActionModule, ActionResult, Params, RunContext
-from agent.types import Duration
 
 ExchangeVerb = Literal["cancel_all", "close_all", "schedule_cancel"]
 MIN_SCHEDULE_CANCEL_S = 5.0  # Hyperliquid: the time must be at least 5 seconds in the future

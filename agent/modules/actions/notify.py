@@ -6,7 +6,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, field_validator, model_validator
 
 from agent.modules.base import ActionModule, ActionResult, Params, RunContext
-from agent.notify.rendering import SandboxedTemplates, TemplateRenderer, render_or_fallback
+from agent.rendering import SandboxedTemplates, TemplateRenderer, render_or_fallback
 
 
 class NotifyActionParams(Params):

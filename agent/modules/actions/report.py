@@ -22,9 +22,9 @@ from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator, model_validator
 
-from agent.errors import ModuleError
+from agent.core.values import Duration, Timezone, parse_duration
 from agent.modules.base import ActionModule, ActionResult, Params, RunContext
-from agent.notify.rendering import SandboxedTemplates, TemplateRenderer, render_or_fallback
+from agent.rendering import SandboxedTemplates, TemplateRenderer, render_or_fallback
 from agent.reports import (
     DEFAULT_UPTIME_GRACE_S,
     ApiCallVolume,
@@ -37,7 +37,7 @@ from agent.reports import (
     read_log_summary,
     resolve_period,
 )
-from agent.types import Duration, Timezone, parse_duration
+from botwarden.errors import ModuleError
 
 Instant = datetime | date | str
 

@@ -7,7 +7,6 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, model_validator
 from supervisor.xmlrpc import Faults
 
-from agent.errors import ModuleError
 from agent.modules.base import ActionModule, ActionResult, Params, RunContext
 from agent.modules.checks._supervisor_rpc import (
     RUNNING_STATES,
@@ -16,6 +15,7 @@ from agent.modules.checks._supervisor_rpc import (
     process_info,
     resolve_url,
 )
+from botwarden.errors import ModuleError
 
 SupervisorVerb = Literal["start", "stop", "restart", "signal"]
 

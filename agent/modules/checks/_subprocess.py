@@ -2,7 +2,7 @@
 output, and the whole process group killed on timeout or cancellation.
 
 Contract of :func:`run_command`: returns a :class:`CommandOutcome` (a non-zero exit is an
-outcome, not an error); raises :class:`agent.errors.ModuleError` only when the command
+outcome, not an error); raises :class:`botwarden.errors.ModuleError` only when the command
 cannot be started (not found, not executable, bad cwd).
 """
 from __future__ import annotations
@@ -17,9 +17,9 @@ from typing import Annotated, Any
 
 from pydantic import Field, model_validator
 
-from agent.errors import ModuleError
+from agent.core.values import Duration
 from agent.modules.base import Params, Secret
-from agent.types import Duration
+from botwarden.errors import ModuleError
 
 _CHUNK = 65536
 

@@ -6,7 +6,7 @@ blocking, so every call runs in a worker thread, and the socket itself carries t
 so the thread cannot outlive it by much.
 
 Contract: transport failures (no socket, refused, timeout, protocol error) raise
-:class:`agent.errors.ModuleError` naming the URL; supervisor ``Fault``\\ s are raised as
+:class:`botwarden.errors.ModuleError` naming the URL; supervisor ``Fault``\\ s are raised as
 :class:`xmlrpc.client.Fault` so callers can map them (``supervisor.xmlrpc.Faults``), except
 in :func:`process_info`, which turns ``BAD_NAME`` into "no such program 'x'".
 """
@@ -22,8 +22,8 @@ from urllib.parse import urlparse
 from pydantic import AfterValidator
 from supervisor.xmlrpc import Faults, SupervisorTransport, UnixStreamHTTPConnection
 
-from agent.errors import ModuleError
 from agent.modules.base import RunContext
+from botwarden.errors import ModuleError
 
 RUNNING_STATES = frozenset({"RUNNING", "STARTING", "BACKOFF"})
 """States in which supervisord considers a program started (start is a no-op, stop acts)."""

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from agent.errors import ModuleError
 from agent.modules.base import CheckModule, CheckResult, RunContext
 from agent.modules.checks._subprocess import CommandParams, run_command
+from botwarden.errors import ModuleError
 
 
 class CommandCheckParams(CommandParams):

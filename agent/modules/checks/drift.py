@@ -37,7 +37,7 @@ class DriftCheck(CheckModule):
     async def run(self, params: DriftCheckParams, ctx: RunContext) -> CheckResult:
         path, root = drift.locations(params, ctx)
         try:
-            baseline, current = await asyncio.wait_for(asyncio.to_thread(
+            baseline, current = await asyncio.wait_for(ctx.run_blocking(
                 lambda: (drift.load(path), drift.snapshot(params.files, params.settings, root))), timeout=ctx.timeout)
         except TimeoutError:
             return CheckResult.failed(f"drift snapshot timed out after {ctx.timeout:g}s")

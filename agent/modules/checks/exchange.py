@@ -13,12 +13,12 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from agent.errors import ModuleError
+from agent.core.values import Duration
 from agent.exposition import read_samples
 from agent.http import RequestFailed, get_ok, parse_json, safe_url
 from agent.modules import _hyperliquid as hl
 from agent.modules.base import CheckModule, CheckResult, Params, RunContext
-from agent.types import Duration
+from botwarden.errors import ModuleError
 
 ExchangeMetric = Literal["equity", "pnl", "positions", "orders", "margin_usage", "api_latency", "auth",
                          "rate_limit", "equity_drift", "last_fill_age"]

@@ -57,7 +57,7 @@ class FileCheck(CheckModule):
 
     async def run(self, params: FileCheckParams, ctx: RunContext) -> CheckResult:
         try:
-            facts = await asyncio.wait_for(asyncio.to_thread(inspect_path, params.path, params.follow_symlinks),
+            facts = await asyncio.wait_for(ctx.run_blocking(inspect_path, params.path, params.follow_symlinks),
                                            timeout=ctx.timeout)
         except TimeoutError:
             return CheckResult.failed(f"stat of {params.path} timed out after {ctx.timeout:g}s")

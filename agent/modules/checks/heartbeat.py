@@ -18,8 +18,8 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
+from agent.core.values import Duration
 from agent.modules.base import CheckModule, CheckResult, Params, RunContext
-from agent.types import Duration
 
 
 class HeartbeatCheckParams(Params):

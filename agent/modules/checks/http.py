@@ -10,9 +10,9 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
+from agent.core.values import Duration
 from agent.http import RequestFailed, parse_json, request, safe_url
 from agent.modules.base import CheckModule, CheckResult, Params, RunContext, Secret
-from agent.types import Duration
 
 HttpMethod = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 

@@ -26,24 +26,12 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from agent.core.secret_shapes import redact_line
+from agent.core.values import Duration
 from agent.modules.base import CheckModule, CheckResult, Params, RunContext
-from agent.types import Duration
 
 BLOCK_BYTES = 65536
 SAMPLE_CHARS = 300
-_SECRET_SHAPES = re.compile(
-    r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)"
-    r"|(?i:bearer)\s+[A-Za-z0-9._~+/=-]{8,}"
-    r"|\b(?:0x)?[0-9a-fA-F]{64}\b"
-    r"|(?<=://)[^/\s:@]+:[^/\s@]+(?=@)",
-    re.DOTALL,
-)
-MASK = "***"
-
-
-def redact_line(line: str) -> str:
-    """``line`` with key-shaped substrings replaced by ``***`` (see module docstring)."""
-    return _SECRET_SHAPES.sub(MASK, line)
 
 
 class LogCheckParams(Params):
@@ -108,7 +96,7 @@ class LogCheck(CheckModule):
 
     async def run(self, params: LogCheckParams, ctx: RunContext) -> CheckResult:
         try:
-            facts = await asyncio.wait_for(asyncio.to_thread(scan_log, params, time.time()), timeout=ctx.timeout)
+            facts = await asyncio.wait_for(ctx.run_blocking(scan_log, params, time.time()), timeout=ctx.timeout)
         except TimeoutError:
             return CheckResult.failed(f"scanning {params.path} timed out after {ctx.timeout:g}s")
         except FileNotFoundError:

@@ -9,10 +9,10 @@ from typing import Any, ClassVar
 import psutil
 from pydantic import Field, model_validator
 
-from agent.errors import ModuleError
+from agent.core.values import Duration
 from agent.modules.base import CheckModule, CheckResult, Params, RunContext
 from agent.modules.checks._supervisor_rpc import SupervisorUrl, process_info, resolve_url
-from agent.types import Duration
+from botwarden.errors import ModuleError
 
 _MIB = 1024.0 * 1024.0
 
@@ -61,9 +61,9 @@ class ProcessCheck(CheckModule):
             interval = min(params.sample_interval, ctx.timeout / 2)
             # Two cpu_percent(None) calls on one Process object measure the interval between
             # them; sleeping on the loop (not in a thread) keeps no worker busy meanwhile.
-            proc = await asyncio.to_thread(_prime_cpu, pid)
+            proc = await ctx.run_blocking(_prime_cpu, pid)
             await asyncio.sleep(interval)
-            facts = await asyncio.to_thread(_measure, proc)
+            facts = await ctx.run_blocking(_measure, proc)
         except ModuleError as exc:
             return CheckResult.failed(exc.message, running=False, pid=None)
         except psutil.NoSuchProcess:
@@ -81,7 +81,7 @@ async def _target_pid(params: ProcessCheckParams, ctx: RunContext) -> int:
     if params.pid is not None:
         return params.pid
     if params.pidfile is not None:
-        return await asyncio.to_thread(_read_pidfile, params.pidfile)
+        return await ctx.run_blocking(_read_pidfile, params.pidfile)
     assert params.program is not None  # the validator guarantees one target
     info = await process_info(resolve_url(params.url, ctx), params.program, timeout=ctx.timeout)
     if not info["pid"]:

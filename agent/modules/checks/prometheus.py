@@ -15,10 +15,10 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
+from agent.core.values import Duration
 from agent.exposition import read_samples
 from agent.http import RequestFailed, get_ok, safe_url
 from agent.modules.base import CheckModule, CheckResult, Params, RunContext
-from agent.types import Duration
 
 Aggregate = Literal["sum", "max", "min", "avg", "count"]
 

@@ -34,8 +34,8 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
+from agent.core.values import Duration
 from agent.modules.base import CheckModule, CheckResult, Params, RunContext, Secret
-from agent.types import Duration
 
 
 class SqlCheckParams(Params):
@@ -79,7 +79,7 @@ class SqlCheck(CheckModule):
     async def run(self, params: SqlCheckParams, ctx: RunContext) -> CheckResult:
         timeout = min(params.timeout or ctx.timeout, ctx.timeout)
         try:
-            facts = await asyncio.wait_for(asyncio.to_thread(run_query, params, timeout), timeout=timeout + 1.0)
+            facts = await asyncio.wait_for(ctx.run_blocking(run_query, params, timeout), timeout=timeout + 1.0)
         except TimeoutError:
             return CheckResult.failed(f"query timed out after {timeout:g}s")
         except QueryError as exc:

@@ -5,7 +5,6 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from agent.errors import ModuleError
 from agent.modules.base import CheckModule, CheckResult, Params, RunContext
 from agent.modules.checks._supervisor_rpc import (
     RUNNING_STATES,
@@ -14,6 +13,7 @@ from agent.modules.checks._supervisor_rpc import (
     resolve_url,
     uptime_s,
 )
+from botwarden.errors import ModuleError
 
 
 class SupervisorCheckParams(Params):
@@ -43,6 +43,8 @@ class SupervisorCheck(CheckModule):
         "exitstatus": "exit status of the last exit (0 if it never exited)",
         "spawnerr": "supervisord's spawn error text ('' if none)",
         "description": "supervisorctl's status description, e.g. 'pid 123, uptime 0:01:02'",
+        "started_at": "Unix time the program's last process was started (0 if never); a new value while "
+        "the program is down again means it was restarted and died again",
     }
 
     async def run(self, params: SupervisorCheckParams, ctx: RunContext) -> CheckResult:
@@ -62,5 +64,10 @@ class SupervisorCheck(CheckModule):
             "exitstatus": info["exitstatus"],
             "spawnerr": info["spawnerr"],
             "description": info["description"],
+            "started_at": info.get("start") or 0,
         }
-        return CheckResult(facts=facts, value=state, summary=f"{params.program} {state}: {info['description']}")
+        # The occurrence is the process: a program restarted and dead again before any check
+        # saw it running looks like the same EXITED, but its start time is new.
+        occurrence = str(info["start"]) if info.get("start") else None
+        return CheckResult(facts=facts, value=state, summary=f"{params.program} {state}: {info['description']}",
+                           occurrence=occurrence)

@@ -1,15 +1,14 @@
 """Check: host resources: CPU, memory, disk and load."""
 from __future__ import annotations
 
-import asyncio
 import os
 from typing import Any, ClassVar
 
 import psutil
 from pydantic import Field
 
+from agent.core.values import Duration
 from agent.modules.base import CheckModule, CheckResult, Params, RunContext
-from agent.types import Duration
 
 
 class SystemCheckParams(Params):
@@ -42,7 +41,7 @@ class SystemCheck(CheckModule):
     async def run(self, params: SystemCheckParams, ctx: RunContext) -> CheckResult:
         interval = min(params.sample_interval, ctx.timeout / 2)
         try:
-            facts = await asyncio.to_thread(_sample, params.path, interval)
+            facts = await ctx.run_blocking(_sample, params.path, interval)
         except FileNotFoundError:
             return CheckResult.failed(f"no such path {params.path!r} for disk usage")
         except OSError as exc:

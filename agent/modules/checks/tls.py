@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field, model_validator
 
+from agent.core.values import Duration
 from agent.modules.base import CheckModule, CheckResult, Params, RunContext
-from agent.types import Duration
 
 # cryptography costs ~15 MB of RSS and the registry imports this module at every start-up: it is
 # imported inside the functions that parse a certificate, i.e. only when a tls check runs.
@@ -62,12 +62,12 @@ class TlsCheck(CheckModule):
         timeout = min(params.timeout or ctx.timeout, ctx.timeout)
         try:
             if params.pem_file is not None:
-                der = await asyncio.to_thread(_pem_to_der, params.pem_file)
+                der = await ctx.run_blocking(_pem_to_der, params.pem_file)
                 verified, verify_error = None, None
             else:
                 assert params.host is not None
                 der, verified, verify_error = await asyncio.wait_for(
-                    asyncio.to_thread(_fetch, params.host, params.port, params.server_name or params.host,
+                    ctx.run_blocking(_fetch, params.host, params.port, params.server_name or params.host,
                                       params.ca_file, timeout), timeout=timeout * 2 + 1)
         except TimeoutError:
             return CheckResult.failed(f"TLS handshake with {params.host}:{params.port} timed out after {timeout:g}s")

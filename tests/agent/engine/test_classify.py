@@ -5,8 +5,8 @@ from datetime import UTC, datetime
 
 import pytest
 
+from agent.core.states import State
 from agent.engine.evaluator import classify
-from agent.engine.state import State
 from agent.modules.base import CheckResult
 from agent.modules.registry import default_registry
 from agent.playbook import load_config

@@ -11,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from agent.engine.metrics import AgentMetrics
 from agent.engine.scheduler import CheckScheduler
 from agent.modules.base import CheckModule, CheckResult, HostContext, Params, RunContext
+from tests.support.promtool import promtool_problems
 
 
 class _Instant(CheckModule):
@@ -48,6 +49,7 @@ async def test_metrics_endpoint_parses_and_has_lateness_and_results() -> None:
     finally:
         await scheduler.shutdown()
         metrics.close()
+    assert promtool_problems(text) == []
     families = {f.name: f for f in text_string_to_metric_families(text)}
     lateness = families["botwarden_scheduler_lateness_seconds"]
     assert lateness.type == "histogram"
@@ -59,4 +61,6 @@ async def test_metrics_endpoint_parses_and_has_lateness_and_results() -> None:
     notes = {s.labels["status"]: s.value for s in families["botwarden_notifications"].samples}
     assert notes["sent"] == 3 and notes["dead"] == 0
     assert "botwarden_checks_in_flight" in families
+    skipped = families["botwarden_scheduler_skipped_in_flight"]
+    assert skipped.type == "counter" and skipped.samples[0].name == "botwarden_scheduler_skipped_in_flight_total"
     assert next(iter(families["process_resident_memory_bytes"].samples)).value > 0

@@ -1,16 +1,30 @@
 """Budget, cooldown and hand-over counting of RemediationGuard, on a real SQLite store."""
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import pytest
 
 from agent.engine.remediation import RemediationGuard
+from agent.engine.store_thread import StoreThread
 from agent.store import Store
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+class Clock:
+    """The guard's monotonic clock, set by the test to ``T0 + offset`` as seconds."""
+
+    def __init__(self) -> None:
+        self.at = T0
+
+    def __call__(self) -> float:
+        return (self.at - T0).total_seconds() + 1000.0
+
+    def set(self, at: datetime) -> datetime:
+        self.at = at
+        return at
 
 
 def bc():
@@ -29,44 +43,87 @@ def store(tmp_path):
     s.close()
 
 
-async def _db(fn, *args):
-    return await asyncio.to_thread(fn, *args)
+@pytest.fixture
+async def thread():
+    t = StoreThread()
+    yield t
+    t.shutdown()
 
 
-async def test_budget_then_one_handover_then_rearm(store):
-    g, r = RemediationGuard(store, _db), remediation()
+def guard(store, thread, clock):
+    return RemediationGuard(store, thread, clock=clock)
+
+
+async def test_budget_then_one_handover_then_rearm(store, thread):
+    clock = Clock()
+    g, r = guard(store, thread, clock), remediation()
     for i in range(3):
-        d = await g.admit(bc(), "restart", r, T0 + timedelta(minutes=i))
+        at = clock.set(T0 + timedelta(minutes=i))
+        d = await g.admit(bc(), "restart", r)
         assert d.allowed
-        await g.record(bc(), "restart", T0 + timedelta(minutes=i))
-    d4 = await g.admit(bc(), "restart", r, T0 + timedelta(minutes=3))
-    d5 = await g.admit(bc(), "restart", r, T0 + timedelta(minutes=4))
+        await g.record(bc(), "restart", clock(), at)
+    clock.set(T0 + timedelta(minutes=3))
+    d4 = await g.admit(bc(), "restart", r)
+    clock.set(T0 + timedelta(minutes=4))
+    d5 = await g.admit(bc(), "restart", r)
     assert (d4.allowed, d4.handover) == (False, "emergency")
     assert (d5.allowed, d5.handover) == (False, None)  # paged once
     # 30 minutes after the first run it stops counting: the window slid, the budget re-arms.
-    d6 = await g.admit(bc(), "restart", r, T0 + timedelta(minutes=30, seconds=1))
+    clock.set(T0 + timedelta(minutes=30, seconds=1))
+    d6 = await g.admit(bc(), "restart", r)
     assert d6.allowed
 
 
-async def test_unrecorded_runs_do_not_count(store):
-    g, r = RemediationGuard(store, _db), remediation(max_=1)
+async def test_unrecorded_runs_do_not_count(store, thread):
+    clock = Clock()
+    g, r = guard(store, thread, clock), remediation(max_=1)
     for i in range(5):  # admitted but every step skipped: nothing recorded
-        assert (await g.admit(bc(), "restart", r, T0 + timedelta(seconds=i))).allowed
+        clock.set(T0 + timedelta(seconds=i))
+        assert (await g.admit(bc(), "restart", r)).allowed
 
 
-async def test_cooldown(store):
-    g, r = RemediationGuard(store, _db), remediation(cooldown=60.0)
-    await g.record(bc(), "restart", T0)
-    assert not (await g.admit(bc(), "restart", r, T0 + timedelta(seconds=30))).allowed
-    assert (await g.admit(bc(), "restart", r, T0 + timedelta(seconds=61))).allowed
+async def test_cooldown(store, thread):
+    clock = Clock()
+    g, r = guard(store, thread, clock), remediation(cooldown=60.0)
+    await g.record(bc(), "restart", clock(), T0)
+    clock.set(T0 + timedelta(seconds=30))
+    refused = await g.admit(bc(), "restart", r)
+    assert not refused.allowed
+    assert refused.retry_in == pytest.approx(30.0)  # when it may run: the remediator decides again then
+    clock.set(T0 + timedelta(seconds=61))
+    assert (await g.admit(bc(), "restart", r)).allowed
 
 
-async def test_budget_survives_a_restart(store):
+async def test_budget_survives_a_restart(store, thread):
     now = datetime.now(UTC)
-    g = RemediationGuard(store, _db)
+    g = RemediationGuard(store, thread)
     for i in range(3):
-        await g.record(bc(), "restart", now - timedelta(minutes=10 - i))
-    g2 = RemediationGuard(store, _db)  # a new agent process on the same store
+        at = now - timedelta(minutes=10 - i)
+        await g.record(bc(), "restart", 0.0, at)
+    g2 = RemediationGuard(store, thread)  # a new agent process on the same store
     await g2.load()
-    d = await g2.admit(bc(), "restart", remediation(), now)
+    d = await g2.admit(bc(), "restart", remediation())
     assert (d.allowed, d.handover) == (False, "emergency")
+
+
+async def test_a_step_of_the_wall_clock_neither_resets_a_budget_nor_lengthens_a_cooldown(store, thread, monkeypatch):
+    """Windows and cooldowns are monotonic: the wall clock jumping a day ahead (or back) in the
+    middle changes nothing the guard decides."""
+    import agent.engine.remediation as remediation_module
+
+    clock = Clock()
+    g, r = guard(store, thread, clock), remediation(max_=2, within=3600.0, cooldown=60.0)
+    for i in range(2):
+        clock.set(T0 + timedelta(minutes=2 * i))
+        assert (await g.admit(bc(), "restart", r)).allowed
+        await g.record(bc(), "restart", clock(), T0 + timedelta(minutes=2 * i))
+
+    class Shifted(datetime):
+        @classmethod
+        def now(cls, tz=None):  # a wall clock a day ahead
+            return datetime.now(tz) + timedelta(days=1)
+
+    monkeypatch.setattr(remediation_module, "datetime", Shifted)
+    clock.set(T0 + timedelta(minutes=5))
+    d = await g.admit(bc(), "restart", r)
+    assert (d.allowed, d.handover) == (False, "emergency")  # still 2 of 2 within the hour

@@ -5,8 +5,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from agent.core.states import State
 from agent.engine.evaluator import CheckStatus, Observation
-from agent.engine.state import State
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 O, W, C, U = State.OK, State.WARNING, State.CRITICAL, State.UNKNOWN
@@ -16,7 +16,9 @@ def run(states: list[State], *, after: int = 1, for_seconds: float | None = None
     st = CheckStatus("p/h/c")
     transitions = []
     for i, s in enumerate(states):
-        obs = Observation(s, None, "boom" if s is U else None, "", T0 + timedelta(seconds=i * step))
+        # `for` is measured on the monotonic clock: both clocks advance together here.
+        obs = Observation(s, None, "boom" if s is U else None, "", T0 + timedelta(seconds=i * step),
+                          mono=1000.0 + i * step)
         t = st.advance(obs, after=after, for_seconds=for_seconds)
         if t:
             transitions.append((i, t.old, t.new))
@@ -49,3 +51,16 @@ def test_status_remembers_last_observation():
     st, _ = run([O, U], after=2)
     assert st.hard is O and st.soft is U and st.consecutive == 1
     assert st.last_error == "boom"
+
+
+def test_for_is_measured_on_the_monotonic_clock_not_the_wall_clock() -> None:
+    """A wall clock stepping an hour back (or ahead) between two results neither delays nor
+    hastens the hard transition: ``for: 25s`` holds after 30 monotonic seconds."""
+    st = CheckStatus("p/h/c")
+    walls = [T0, T0 - timedelta(hours=1), T0 + timedelta(hours=5), T0 - timedelta(hours=2)]
+    transitions = []
+    for i, wall in enumerate(walls):
+        t = st.advance(Observation(C, None, None, "", wall, mono=1000.0 + i * 10.0), for_seconds=25.0)
+        if t:
+            transitions.append((i, t.new))
+    assert transitions == [(3, C)]

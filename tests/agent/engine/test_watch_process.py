@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from agent.engine.resident import ConfigSource, ResidentAgent
+from agent.engine.agent import Agent, ConfigSource
 from agent.engine.watchers.process_exit import ProgramWatcher
 from agent.engine.watchers.supervisor_events import SupervisorEvent, open_event_socket
 from agent.store import Store
@@ -156,7 +156,7 @@ async def test_agent_runs_the_program_checks_on_exit_only_when_watched(
 ) -> None:
     sup: Supervisord = supervisord_factory({"bot": {"command": python_command()}})
     pid = sup.wait_for_state("bot", "RUNNING")["pid"]
-    agent = ResidentAgent(_write_world(tmp_path, sup, short_dir / "ev.sock", watch=watch))
+    agent = Agent(_write_world(tmp_path, sup, short_dir / "ev.sock", watch=watch))
     stop = asyncio.Event()
     run = asyncio.create_task(agent.run(stop))
     key = "watch/local/bot process"
@@ -173,13 +173,13 @@ async def test_agent_runs_the_program_checks_on_exit_only_when_watched(
     try:
         await _eventually(lambda: "OK" in states(), timeout=20)  # the first scheduled run
         if watch:
-            await _eventually(lambda: agent.detection.programs and
-                              next(iter(agent.detection.programs.values())).pid == pid)
+            await _eventually(lambda: agent.parts is not None and bool(agent.parts.detection.programs) and
+                              next(iter(agent.parts.detection.programs.values())).pid == pid)
         os.kill(pid, signal.SIGKILL)
         if watch:
             await _eventually(lambda: "CRITICAL" in states())
-            assert agent.statuses[key].last_value == "EXITED"
-            sources = {s.labels["source"] for m in agent.detection.metrics.registry.collect()
+            assert agent.running.pipeline.statuses[key].last_value == "EXITED"
+            sources = {s.labels["source"] for m in agent.running.detection.metrics.registry.collect()
                        if m.name == "botwarden_exit_detections" for s in m.samples}
             assert "pidfd" in sources
         else:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from agent.modules.actions.notify import NotifyAction
-from agent.notify.rendering import SandboxedTemplates
+from agent.rendering import SandboxedTemplates
 
 
 class RecordingNotifier:

@@ -11,7 +11,7 @@ from agent.http import close_shared_clients
 from agent.modules.actions.bot import BotAction, BotActionParams
 from agent.modules.base import HostContext, RunContext
 from bot.exchange import RunningExchange, serve_in_thread
-from bot.settings import PAPER_DEV_PRIVATE_KEY, StackSettings
+from botwarden.settings import PAPER_DEV_PRIVATE_KEY, StackSettings
 
 TOKEN = "bot-action-test-token-value"
 TOKEN_ENV = "BOTWARDEN_TEST_BOT_TOKEN"

@@ -15,13 +15,13 @@ from eth_account import Account
 from hyperliquid.exchange import Exchange
 from hyperliquid.info import Info
 
-from agent.errors import ModuleError
 from agent.modules import _hyperliquid as hl
 from agent.modules.actions.exchange import ExchangeAction, ExchangeActionParams
 from agent.modules.base import HostContext, RunContext
 from agent.modules.checks.exchange import ExchangeCheck, ExchangeCheckParams, position_opened_ms
 from bot.exchange import RunningExchange, serve_in_thread
-from bot.settings import PAPER_DEV_PRIVATE_KEY
+from botwarden.errors import ModuleError
+from botwarden.settings import PAPER_DEV_PRIVATE_KEY
 
 DEV = Account.from_key(PAPER_DEV_PRIVATE_KEY).address
 UNSET_KEY_ENV = "BOTWARDEN_TEST_KEY_THAT_IS_NOT_SET"

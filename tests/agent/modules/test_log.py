@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.modules.checks.log import LogCheck, LogCheckParams, redact_line
+from agent.core.secret_shapes import redact_line
+from agent.modules.checks.log import LogCheck, LogCheckParams
 
 NOW = datetime.now(UTC)
 KEY = "0x" + "ab" * 32

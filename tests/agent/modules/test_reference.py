@@ -6,11 +6,11 @@ from typing import ClassVar
 import pytest
 from pydantic import Field
 
-from agent.errors import ConfigError
+from agent.core.values import Duration
 from agent.modules.base import ActionModule, ActionResult, CheckModule, CheckResult, Params
 from agent.modules.reference import parameters, render_reference, undocumented
 from agent.modules.registry import Registry, default_registry
-from agent.types import Duration
+from botwarden.errors import ConfigError
 
 REGISTRY = default_registry()
 MODULES = [("check", m) for m in REGISTRY.checks.values()] + [("action", m) for m in REGISTRY.actions.values()]

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace as NS
 from typing import Any
 
-from agent.engine.state import State
+from agent.core.states import State
 from agent.notify import Notifications, Router, RouteSpec, TargetSpec
 from agent.notify.lifecycle import AlertLifecycle, LifecycleSettings
 from agent.notify.routing import MatchSpec

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from agent.engine.state import State
+from agent.core.states import State
 from agent.notify import AlertInfo, Notifications, Redactor, Router, RouteSpec, TargetSpec, install, uninstall
 from agent.notify.routing import MatchSpec
 from agent.store import Store

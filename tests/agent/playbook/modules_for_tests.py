@@ -5,9 +5,9 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from agent.core.values import Duration
 from agent.modules.base import ActionModule, ActionResult, CheckModule, CheckResult, Params, RunContext
 from agent.modules.registry import Registry
-from agent.types import Duration
 
 
 class HttpCheck(CheckModule):

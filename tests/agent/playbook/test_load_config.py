@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from agent.engine.state import Severity
-from agent.errors import ConfigError
+from agent.core.states import Severity
 from agent.modules.registry import Registry
 from agent.playbook import Diagnostic, load_config, resolve_hosts
+from botwarden.errors import ConfigError
 
 from .conftest import GOOD
 from .modules_for_tests import HttpCheck

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from agent.errors import ConfigError
 from agent.modules.registry import Registry
 from agent.playbook import Schedule, Task, bind_task_params, load_config
 from agent.playbook.cron import crontab_trigger
 from agent.playbook.rules import all_tasks
+from botwarden.errors import ConfigError
 
 from .conftest import GOOD
 from .modules_for_tests import CommandAction, SupervisorAction

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.errors import ConfigError
 from agent.playbook import TemplateError, Templating, Threshold
+from botwarden.errors import ConfigError
 
 
 @pytest.fixture

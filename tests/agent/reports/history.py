@@ -211,7 +211,7 @@ def build_bot_db(path: Path) -> Path:
 
 def build_agent_db(path: Path) -> Path:
     """Write the incidents and action runs through the agent's Store, as the engine does."""
-    from agent.engine.state import State
+    from agent.core.states import State
     from agent.store import Store, check_key
 
     store = Store(f"sqlite:///{path}")

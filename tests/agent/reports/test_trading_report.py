@@ -12,7 +12,6 @@ from types import SimpleNamespace as NS
 import pandas as pd
 import pytest
 
-from agent.errors import ModuleError
 from agent.reports import (
     Period,
     Report,
@@ -22,6 +21,7 @@ from agent.reports import (
     read_log_summary,
     resolve_period,
 )
+from botwarden.errors import ModuleError
 from tests.agent.reports.history import (
     DAILY_LOSS_LIMIT_PCT,
     EXPECTED,

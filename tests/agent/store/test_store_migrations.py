@@ -13,10 +13,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from agent.errors import OperationalError
 from agent.store import Store, _database
 from agent.store._database import alembic_config, shipped_head
 from agent.store.models import Base
+from botwarden.errors import OperationalError
 
 TABLES = {"check_results", "check_states", "incidents", "notifications", "action_runs", "events"}
 

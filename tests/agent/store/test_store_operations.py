@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from agent.engine.state import State
+from agent.core.states import State
 from agent.store import CheckStateRecord, Store, check_key
 
 T0 = datetime(2025, 1, 6, 12, 0, tzinfo=UTC)

@@ -27,7 +27,7 @@ from hyperliquid.exchange import Exchange
 from hyperliquid.info import Info
 
 from bot.exchange import DEFAULT_ADMIN_TOKEN, RunningExchange, serve_in_thread
-from bot.settings import PAPER_DEV_PRIVATE_KEY
+from botwarden.settings import PAPER_DEV_PRIVATE_KEY
 
 REPO = Path(__file__).resolve().parents[3]
 

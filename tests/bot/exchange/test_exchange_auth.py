@@ -8,7 +8,7 @@ from hyperliquid.info import Info
 from hyperliquid.utils.signing import get_timestamp_ms, sign_l1_action
 
 from bot.exchange import RunningExchange
-from bot.settings import PAPER_DEV_PRIVATE_KEY
+from botwarden.settings import PAPER_DEV_PRIVATE_KEY
 
 DEV = Account.from_key(PAPER_DEV_PRIVATE_KEY)
 

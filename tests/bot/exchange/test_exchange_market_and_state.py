@@ -15,7 +15,7 @@ from hyperliquid.utils.signing import get_timestamp_ms, sign_l1_action
 from bot.exchange import RunningExchange, serve_in_thread
 from bot.exchange.market import Market
 from bot.exchange.server import main
-from bot.settings import PAPER_DEV_PRIVATE_KEY, load_settings
+from botwarden.settings import PAPER_DEV_PRIVATE_KEY, load_settings
 
 DEV = Account.from_key(PAPER_DEV_PRIVATE_KEY)
 

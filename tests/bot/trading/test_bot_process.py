@@ -128,7 +128,7 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
 def address() -> str:
     from eth_account import Account
 
-    from bot.settings import PAPER_DEV_PRIVATE_KEY
+    from botwarden.settings import PAPER_DEV_PRIVATE_KEY
 
     return Account.from_key(PAPER_DEV_PRIVATE_KEY).address
 

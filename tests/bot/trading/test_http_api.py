@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bot.trading.http_api import BotHttpServer
 from bot.trading.jsonlog import configure_logging
+from tests.support.promtool import promtool_problems
 
 TOKEN = "s3cret-control-token-value"
 
@@ -40,11 +41,12 @@ def test_metrics_parse_and_carry_the_operator_names(served: Callable[..., tuple[
     engine.iterate()
     text = httpx.get(f"{url}/metrics").text
     families = {f.name: f for f in text_string_to_metric_families(text)}
-    for name in ["trading_equity_usd", "trading_pnl_total", "trading_pnl_daily_percent", "trading_win_rate",
+    for name in ["trading_equity_usd", "trading_pnl_usd", "trading_pnl_daily_percent", "trading_win_rate",
                  "trading_exposure_percent", "trading_positions_active", "trading_open_orders",
                  "api_request_duration_seconds", "api_errors", "api_requests", "trading_loop_duration_seconds",
                  "process_resident_memory_bytes"]:
         assert name in families, name
+    assert promtool_problems(text) == []
     equity = families["trading_equity_usd"].samples[0].value
     assert equity > 0
     assert families["trading_positions_active"].samples[0].value == 2  # BTC and ETH entered
@@ -94,7 +96,7 @@ def test_cancel_all_and_close_all_flatten_the_account(served: Callable[..., tupl
 
 
 def test_token_and_key_never_reach_the_logs(served: Callable[..., tuple[Any, str]]) -> None:
-    from bot.settings import PAPER_DEV_PRIVATE_KEY
+    from botwarden.settings import PAPER_DEV_PRIVATE_KEY
 
     buf = io.StringIO()
     configure_logging([TOKEN, PAPER_DEV_PRIVATE_KEY], stream=buf)

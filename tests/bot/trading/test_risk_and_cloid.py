@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from bot.settings import RiskSettings
 from bot.trading.cloid import OPEN_LONG, STOP, make_cloid
 from bot.trading.risk import RiskManager, aggressive_price, floor_size, round_price
+from botwarden.settings import RiskSettings
 
 RISK = RiskManager(RiskSettings(max_position_pct=10, max_leverage=3, daily_loss_limit_pct=5, stop_loss_pct=2))
 

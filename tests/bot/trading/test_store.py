@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.errors import ConfigError
 from bot.trading.models import SchemaInfo
 from bot.trading.store import Store, utc_day
+from botwarden.errors import ConfigError
 
 
 def test_orders_are_found_by_cloid_and_live_status(tmp_path: Path) -> None:

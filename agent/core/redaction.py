@@ -185,7 +185,7 @@ class RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         try:
             message = record.getMessage()
-        except Exception:  # a broken format string is not ours to fix; the formatter redacts
+        except (TypeError, ValueError, KeyError):  # a broken format string: the formatter still redacts
             return True
         redacted = self.redactor.redact(message)
         if redacted != message:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -198,6 +198,11 @@ class AgentSettings(_Model):
         "var/agent-events.sock",
         description="unix datagram socket where `agent events-listener` forwards supervisord PROCESS_STATE events",
     )
+    store_grace: float = Field(
+        10.0, ge=0,
+        description="seconds a decision waits for a store that cannot be written (locked, full) before the agent "
+        "acts on it anyway and sends its alert straight through apprise, saying why",
+    )
 
 
 class InboxSettings(_Model):
@@ -232,7 +237,7 @@ class StackSettings(_Model):
             return self.exchange.url
         from hyperliquid.utils import constants
 
-        return constants.TESTNET_API_URL if self.bot.network == "testnet" else constants.MAINNET_API_URL
+        return str(constants.TESTNET_API_URL if self.bot.network == "testnet" else constants.MAINNET_API_URL)
 
     def private_key(self) -> str:
         """The signing key: the fixed development key on paper, the environment otherwise."""
@@ -246,7 +251,7 @@ class StackSettings(_Model):
             "export the key in the environment (never in a file under git)"
         )
 
-    def template_vars(self) -> dict:
+    def template_vars(self) -> dict[str, Any]:
         """The view playbooks get: ``bot.health_url``, ``exchange.url``, ``supervisor.url``..."""
         sock = self.path(self.supervisor.socket)
         return {
@@ -271,7 +276,7 @@ def load_settings(path: str | os.PathLike[str] | None = None, *, root: str | Non
     ``root`` defaults to the settings file's directory, else the current directory.
     """
     path = path or os.environ.get("BOTWARDEN_SETTINGS")
-    data: dict = {}
+    data: dict[str, Any] = {}
     if path and Path(path).exists():
         with open(path, encoding="utf-8") as fh:
             data = yaml.safe_load(fh) or {}

@@ -1,0 +1,338 @@
+"""The resident agent: start-up, reload and shutdown of its collaborators (docs/architecture.md).
+
+``Agent`` does no work of its own. :meth:`Agent.start` builds the collaborators and passes each
+one what it uses, explicitly (no back-references to the agent):
+
+* :class:`CheckScheduler` runs the checks (APScheduler; blocking probes on pools per module kind)
+  and hands every result to the :class:`ResultPipeline`, the one place a result becomes a
+  decision (classify -> persist -> apply -> hand on);
+* stored decisions go to the :class:`AlertLoop` (when and how the operator is told:
+  :mod:`agent.notify`) and to the :class:`Remediator` (guards, budget, hand-over, runs through
+  the :class:`TaskRunner`);
+* the :class:`Outbox` delivers queued messages through apprise; :class:`DirectAlerts` delivers
+  when the store cannot be written;
+* the watchers (:class:`Detection`: process exits, supervisord events, heartbeat deadlines,
+  /metrics), :class:`Housekeeping`, the :class:`DeadMansSwitch`, :class:`ScheduledPlays`, and the
+  guards of the agent itself: :class:`StoreFileWatch` (the database deleted under it) and
+  :class:`ClockWatch` (a step of the wall clock).
+"""
+from __future__ import annotations
+
+import asyncio
+import gc
+import hashlib
+import logging
+import signal
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agent.core.redaction import RedactingFilter
+from agent.engine.alert_loop import AlertLoop
+from agent.engine.clock import ClockWatch
+from agent.engine.config_source import ConfigSource
+from agent.engine.direct_alerts import DirectAlerts
+from agent.engine.heartbeat import DeadMansSwitch
+from agent.engine.housekeeping import Housekeeping
+from agent.engine.live_config import LiveConfig
+from agent.engine.pipeline import ResultPipeline
+from agent.engine.remediation import RemediationGuard
+from agent.engine.remediator import Remediator
+from agent.engine.scheduled_plays import ScheduledPlayRunner, ScheduledPlays
+from agent.engine.scheduler import CheckScheduler
+from agent.engine.status_records import record_from_status
+from agent.engine.store_file import EXIT_STORE_LOST, StoreFileWatch
+from agent.engine.store_thread import StoreThread
+from agent.engine.store_writer import ResultBatcher
+from agent.engine.task_runner import TaskRunner
+from agent.engine.watchers import Detection
+from agent.notify import Notifications, Outbox
+from agent.notify.routing import RoutedMessage
+from agent.playbook.loader import Config, skipped_target_message
+from agent.stack.files import secure_state
+from agent.store import Store
+from botwarden.errors import ConfigError
+
+__all__ = ["Agent", "Collaborators", "ConfigSource", "settle_heap"]
+
+log = logging.getLogger("agent")
+RELOAD_POLL_SECONDS = 1.0
+
+
+@dataclass
+class Collaborators:
+    """What a started agent is made of (see the module docstring)."""
+
+    config: LiveConfig
+    store: Store
+    store_thread: StoreThread
+    notifications: Notifications
+    outbox: Outbox
+    direct: DirectAlerts
+    batcher: ResultBatcher
+    pipeline: ResultPipeline
+    guard: RemediationGuard
+    tasks: TaskRunner
+    remediator: Remediator
+    alerts: AlertLoop
+    scheduler: CheckScheduler
+    scheduled_plays: ScheduledPlays
+    detection: Detection
+    housekeeping: Housekeeping
+    heartbeat: DeadMansSwitch
+    store_file: StoreFileWatch | None
+    clock: ClockWatch
+
+
+class Agent:
+    """``agent run``. Construct, then ``await run(stop)``; it returns the process's exit code."""
+
+    def __init__(self, source: ConfigSource, *, store_url: str | None = None, check_mode: bool = False) -> None:
+        self.source = source
+        self.store_url = store_url
+        self.check_mode = check_mode
+        self.parts: Collaborators | None = None
+        self.exit_code = 0
+        self._stop = asyncio.Event()
+        self._reload_requested = asyncio.Event()
+        self._background: set[asyncio.Task[None]] = set()
+        self._fingerprint: tuple[tuple[str, float, int], ...] = ()
+        self._last_reload_error: str | None = None
+        self._redaction: RedactingFilter | None = None
+
+    @property
+    def running(self) -> Collaborators:
+        """The collaborators (after :meth:`start`)."""
+        if self.parts is None:
+            raise RuntimeError("the agent is not started")
+        return self.parts
+
+    # -- start-up ------------------------------------------------------------------------------
+    def _load_or_raise(self) -> Config:
+        result = self.source.load()
+        if result.diagnostics or result.config is None:
+            for d in result.diagnostics:
+                log.error("%s", d)
+            raise ConfigError(f"{len(result.diagnostics)} error(s) in the configuration; the agent did not start",
+                              hint="run `agent validate` and fix the lines it names")
+        return result.config
+
+    async def start(self) -> None:
+        from agent.notify import install as install_redaction
+
+        self._fingerprint = self.source.fingerprint()
+        live = LiveConfig(self._load_or_raise())
+        settings = live.current.settings
+        db_path = Path(settings.path(settings.agent.db))
+        url = self.store_url or f"sqlite:///{db_path}"
+        await asyncio.to_thread(secure_state, settings)  # var/ 0700, agent.db & co 0600, or a clear error
+        store = Store(url, redact=live.current.templating.redactor.redact)  # every row redacted on the way in
+        thread = StoreThread()
+        # A due migration runs in a child interpreter: the resident process never holds Alembic.
+        await thread.call(store.migrate, in_child_process=True)
+        notifications = Notifications.from_config(live.current, store)
+        self._redaction = install_redaction(logging.getLogger(), notifications.redactor)  # before a URL is logged
+        outbox = Outbox(store, notifications.targets)
+        notifications.on_enqueued = outbox.wake  # every queued message wakes the outbox
+        direct = DirectAlerts(notifications, outbox)
+        batcher = ResultBatcher(store, thread.call, record_from_status)
+        pipeline = ResultPipeline(config=live, store=store, store_thread=thread, notifications=notifications,
+                                  batcher=batcher, direct=direct, grace=float(settings.agent.store_grace))
+        pipeline.load(await thread.call(store.load_check_states))
+        guard = RemediationGuard(store, thread, lock_dir=live.lock_dir,
+                                 render=lambda text, vars: live.current.templating.render_str(text, vars))
+        await guard.load()
+        tasks = TaskRunner(config=live, registry=self.source.registry, store=store, store_thread=thread,
+                           notifier=notifications, check_mode=self.check_mode)
+        remediator = Remediator(config=live, guard=guard, tasks=tasks, store=store, store_thread=thread,
+                                notifications=notifications, status=pipeline.status,
+                                last_observation=pipeline.last_observation)
+        alerts = AlertLoop(config=live, notifications=notifications, store=store, store_thread=thread,
+                           is_flapping=pipeline.is_flapping)
+        pipeline.listeners += [alerts, remediator]
+        scheduler = CheckScheduler(pipeline.handle, notifier=notifications)
+        scheduled_plays = ScheduledPlays(scheduler.apscheduler, ScheduledPlayRunner(
+            config=live, tasks=tasks, notifications=notifications, store=store, store_thread=thread))
+
+        def state_of(key: str) -> str | None:
+            status = pipeline.status(key)
+            return status.soft.name if status is not None else None
+
+        from agent.engine.metrics import notification_counts
+
+        detection = Detection(config=live, scheduler=scheduler, state_of=state_of,
+                              notification_counts=lambda: thread.call(notification_counts, store))
+        store_file = StoreFileWatch(db_path, self._store_lost) if self.store_url is None else None
+        self.parts = Collaborators(
+            config=live, store=store, store_thread=thread, notifications=notifications, outbox=outbox, direct=direct,
+            batcher=batcher, pipeline=pipeline, guard=guard, tasks=tasks, remediator=remediator, alerts=alerts,
+            scheduler=scheduler, scheduled_plays=scheduled_plays, detection=detection,
+            housekeeping=Housekeeping(notifications=notifications, store=store, store_thread=thread),
+            heartbeat=DeadMansSwitch(config=live, notifications=notifications, store=store, store_thread=thread),
+            store_file=store_file, clock=ClockWatch(self._clock_stepped))
+        if store_file is not None:
+            await store_file.start()
+        scheduler.start(live.current.bound_checks)
+        scheduled_plays.install(live.current.playbooks)
+        skipped = live.current.skipped_targets()  # optional targets rendered empty: said once, and stored
+        for name, variables in skipped.items():
+            log.warning("%s", skipped_target_message(name, variables))
+        await thread.call(store.add_event, "start", None, None,
+                          f"agent started with {len(live.current.bound_checks)} checks"
+                          + "".join(f"; {skipped_target_message(n, v)}" for n, v in skipped.items()),
+                          {"skipped_targets": skipped})
+        settle_heap()
+        log.info("agent started: %d playbooks, %d checks", len(live.current.playbooks), len(live.current.bound_checks))
+
+    async def run(self, stop: asyncio.Event) -> int:
+        """Run until ``stop`` is set (or the agent must stop itself); returns the exit code."""
+        await self.start()
+        parts = self.running
+        loop = asyncio.get_running_loop()
+        try:
+            loop.add_signal_handler(signal.SIGHUP, self._reload_requested.set)
+        except (NotImplementedError, RuntimeError):  # not the main thread (tests): reload by file change
+            pass
+        self._spawn(parts.outbox.run(self._stop), "outbox")
+        self._spawn(self._watch_config(self._stop), "reload")
+        self._spawn(parts.housekeeping.run(self._stop), "housekeeping")
+        self._spawn(parts.alerts.run(self._stop), "alerts")
+        self._spawn(parts.heartbeat.run(self._stop), "heartbeat")
+        self._spawn(parts.detection.run(self._stop), "detection")
+        self._spawn(parts.clock.run(self._stop), "clock")
+        if parts.store_file is not None:
+            self._spawn(parts.store_file.run(self._stop), "store-file")
+        waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._stop.wait())]
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waiters:
+                w.cancel()
+            self._stop.set()
+            await self.shutdown()
+        return self.exit_code
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._background.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task %s failed", task.get_name(), exc_info=task.exception())
+
+    # -- the agent's own guards ----------------------------------------------------------------
+    def _store_lost(self, reason: str) -> None:
+        """The database file is gone: tell everyone directly, then stop (supervisord restarts us)."""
+        parts = self.running
+        parts.direct.deliver(f"[AGENT] {reason}: the agent restarts",
+                             f"{reason} while the agent was running. The agent stops now so that supervisord "
+                             "starts it again on the database that is there; checks that still fail are "
+                             "alerted again after the restart. Acknowledgements and silences made since the "
+                             "file disappeared are lost.", "critical", RoutedMessage("critical", tags=("p0",)))
+        self.exit_code = EXIT_STORE_LOST
+        asyncio.get_running_loop().call_later(1.0, self._stop.set)  # a moment for the message to leave
+
+    def _clock_stepped(self, step: float) -> None:
+        parts = self.running
+        parts.scheduler.replace(parts.config.current.bound_checks)
+        parts.scheduled_plays.install(parts.config.current.playbooks)
+        self._spawn(self._record_clock_step(step), "clock-step")
+
+    async def _record_clock_step(self, step: float) -> None:
+        parts = self.running
+        try:
+            await parts.store_thread.call(parts.store.add_event, "clock-step", None, None,
+                                          f"the wall clock stepped {step:+.1f}s; checks scheduled again from now",
+                                          {"step_s": round(step, 3)})
+        except Exception:  # recorded when possible; the rescheduling is what matters
+            log.warning("clock step not recorded", exc_info=True)
+
+    # -- reload --------------------------------------------------------------------------------
+    async def _watch_config(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(self._reload_requested.wait(), timeout=RELOAD_POLL_SECONDS)
+                forced = True
+            except TimeoutError:
+                forced = False
+            self._reload_requested.clear()
+            fp = await asyncio.to_thread(self.source.fingerprint)
+            if forced or fp != self._fingerprint:
+                self._fingerprint = fp
+                await self.reload()
+
+    async def reload(self) -> bool:
+        """Load the configuration again. An invalid version is rejected; the last good one runs on."""
+        parts = self.running
+        result = await asyncio.to_thread(self.source.load)
+        if result.diagnostics or result.config is None:
+            text = "\n".join(str(d) for d in result.diagnostics)
+            for d in result.diagnostics:
+                log.error("reload rejected: %s", d)
+            if text != self._last_reload_error:  # alert once per distinct broken version
+                self._last_reload_error = text
+                digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+                await parts.store_thread.call(parts.notifications.config_rejected, text, digest)
+            return False
+        self._last_reload_error = None
+        config = result.config
+        parts.config.replace(config)
+        parts.notifications.update_config(config)
+        parts.outbox.update_targets(parts.notifications.targets)
+        parts.scheduler.replace(config.bound_checks)
+        parts.scheduled_plays.install(config.playbooks)
+        keys = {bc.key for bc in config.bound_checks}
+        parts.pipeline.forget([k for k in parts.pipeline.statuses if k not in keys])
+        parts.alerts.wake()  # routes, group waits or depends_on may have changed
+        await parts.store_thread.call(parts.store.add_event, "reload", None, None,
+                                      f"configuration reloaded: {len(keys)} checks", {})
+        log.info("configuration reloaded: %d checks", len(keys))
+        settle_heap()
+        return True
+
+    # -- shutdown ------------------------------------------------------------------------------
+    async def shutdown(self) -> None:
+        parts = self.parts
+        if parts is not None:
+            await parts.scheduler.shutdown()
+            await parts.pipeline.close()  # decisions still waiting for the store: one last attempt
+            await parts.batcher.flush()  # nothing buffered is lost on a clean stop
+            await parts.remediator.close()
+        for t in list(self._background):
+            t.cancel()
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+        # After the watchers are gone: a check they start can no longer open a new session.
+        from agent.http import close_shared_clients
+
+        await close_shared_clients()
+        if parts is not None:
+            await parts.direct.drain(timeout=5.0)
+            try:
+                await parts.store_thread.call(parts.store.add_event, "stop", None, None, "agent stopped", {})
+            except Exception:  # the store may be the reason we stop
+                log.warning("agent stop not recorded", exc_info=True)
+            await parts.store_thread.call(parts.store.close)
+            parts.store_thread.shutdown()
+        if self._redaction is not None:  # several agents in one process (tests)
+            from agent.notify import uninstall
+
+            uninstall(logging.getLogger(), self._redaction)
+            self._redaction = None
+
+
+def settle_heap() -> None:
+    """Take the loaded configuration's objects out of the cyclic collector's way (``gc.freeze``).
+
+    The agent holds a large, long-lived object graph (playbooks, models, libraries); every full
+    collection walked all of it and stopped the event loop for about 100 ms, once a second at
+    1000 checks/s (measured), which is what made checks start late. Frozen objects are still
+    freed by reference counting; on a reload the old configuration is unfrozen and collected
+    first, so it is not kept.
+    """
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()

@@ -1,0 +1,212 @@
+"""The remediator: what the agent does about a problem, under its guards.
+
+It listens to the result pipeline's stored decisions and remediates a check that names
+``remediate:`` when:
+
+* its hard state turns into a problem (or changes between problems);
+* the problem happened again without a state change (a *recurrence*: a restarted program that
+  died before any check saw it running): every exit of a new process is a new crash;
+* a standing problem must be looked at again: after an agent restart, or when the check settled
+  from flapping into it.
+
+Each remediation is admitted by the guard (:mod:`agent.engine.remediation`): the budget (past
+it: the ``then`` playbook runs once and a human is paged), the cooldown (refused now: decided
+again when it ends, if the problem is still there: nothing is dropped), single flight per
+target. A run waits for the target's lock and then looks again: a problem fixed meanwhile (by
+the run it waited for, or by an operator) is not remediated twice. A check that is FLAPPING has
+its remediation paused until it settles.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from agent.engine import flapping
+from agent.engine.evaluator import CheckStatus, Observation
+from agent.engine.remediation import Decision as Admission
+from agent.engine.remediation import RemediationGuard
+from agent.engine.store_thread import StoreThread, describe_store_error
+from agent.engine.task_runner import TaskRunner
+
+if TYPE_CHECKING:
+    from agent.engine.live_config import LiveConfig
+    from agent.engine.pipeline import Decision
+    from agent.notify import Notifications
+    from agent.playbook.binding import BoundCheck
+    from agent.store import Store
+
+log = logging.getLogger("agent")
+
+DEFER_SLACK_S = 0.05
+"""A deferred decision runs this long after the cooldown ends, so the guard sees it ended."""
+
+
+def check_vars(bc: BoundCheck, state: str, previous: str, obs: Observation | None) -> dict[str, Any]:
+    """What remediation steps see as ``check``: the check that fired and what it observed."""
+    return {"check": {"name": bc.check.name, "key": bc.key, "play": bc.play.name, "state": state,
+                      "previous_state": previous, "value": obs.value if obs else None,
+                      "error": obs.error if obs else None, "facts": dict(obs.facts) if obs else {}}}
+
+
+class Remediator:
+    """Decides and runs remediations (see the module docstring). Event loop only."""
+
+    def __init__(self, *, config: LiveConfig, guard: RemediationGuard, tasks: TaskRunner, store: Store,
+                 store_thread: StoreThread, notifications: Notifications,
+                 status: Callable[[str], CheckStatus | None],
+                 last_observation: Callable[[str], Observation | None]) -> None:
+        self._config = config
+        self._guard = guard
+        self._tasks = tasks
+        self._store = store
+        self._thread = store_thread
+        self._notifications = notifications
+        self._status = status
+        self._last_observation = last_observation
+        self._running: set[asyncio.Task[None]] = set()
+        self._deferred: dict[tuple[str, str], asyncio.TimerHandle] = {}
+        self.runs_started = 0
+        """Remediation runs started (for tests and the log)."""
+
+    # -- the pipeline's listener ---------------------------------------------------------------
+    def on_decision(self, decision: Decision) -> None:
+        bc = decision.bc
+        if not bc.check.remediate:
+            return
+        status, obs = decision.status, decision.obs
+        tr = decision.transition
+        if tr is not None:
+            if not tr.new.is_problem:
+                self._cancel_deferred(bc.key)
+                return
+            why = f"{bc.key} went {tr.new.name}" + (f": {obs.error}" if obs.error else "")
+            vars_ = check_vars(bc, tr.new.name, tr.old.name, obs)
+        elif decision.recurrence is not None:
+            why = f"{bc.key} {decision.recurrence}"
+            vars_ = check_vars(bc, status.hard.name, status.hard.name, obs)
+        elif decision.again is not None:
+            log.warning("%s: still %s %s; remediation decides again", bc.key, status.hard.name, decision.again)
+            why = f"{bc.key} still {status.hard.name} {decision.again}"
+            vars_ = check_vars(bc, status.hard.name, status.hard.name, obs)
+        else:
+            return
+        if flapping.is_flapping(status.extra):
+            self._spawn(self._event("remediation-paused", bc, status.incident_id,
+                                    "remediation paused: the check is flapping"), bc.key)
+            return
+        self._spawn(self._remediate(bc, why, vars_, list(bc.check.remediate)), bc.key)
+
+    # -- running -------------------------------------------------------------------------------
+    def _spawn(self, coro: Any, key: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=f"remediate:{key}")
+        self._running.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("remediation task %s failed", task.get_name(), exc_info=task.exception())
+
+    async def _remediate(self, bc: BoundCheck, why: str, vars_: Mapping[str, Any], names: Sequence[str]) -> None:
+        for name in names:
+            remediation = bc.play.remediations[name]
+            admission = await self._guard.admit(bc, name, remediation)
+            incident_id = self._incident(bc.key)
+            if not admission.allowed:
+                await self._refused(bc, name, admission, incident_id)
+                continue
+            async with admission.lock, self._guard.tasks_lock(bc, remediation.steps,
+                                                              owner=f"agent: {name} for {bc.key}"):
+                status = self._status(bc.key)
+                if status is None or not status.hard.is_problem:  # fixed while we waited for the target
+                    await self._event("remediation-not-needed", bc, incident_id,
+                                      f"{name}: not run, {bc.check.name} is {status.hard.name if status else 'gone'} "
+                                      "again")
+                    continue
+                started_mono, started_at = time.monotonic(), datetime.now(UTC)
+                self.runs_started += 1
+                recap = await self._tasks.run(bc.play, [bc.host], remediation.steps, why, label=f"{name}: ",
+                                              incident_id=incident_id, extra_vars=vars_)
+                if any(o.status != "skipped" for o in recap.outcomes):
+                    await self._guard.record(bc, name, started_mono, started_at)
+
+    async def _refused(self, bc: BoundCheck, name: str, admission: Admission, incident_id: int | None) -> None:
+        log.warning("remediation %s for %s not run: %s", name, bc.key, admission.reason)
+        detail = admission.reason
+        if admission.retry_in is not None:
+            detail += f"; decided again at {_clock_in(admission.retry_in)} if the problem lasts"
+            self._defer(bc.key, name, admission.retry_in)
+        elif admission.handover:
+            detail += f"; handing over to playbook {admission.handover}"
+        await self._event("remediation-skipped", bc, incident_id, f"{name}: {detail}")
+        if admission.handover:
+            await self._handover(bc, name, admission)
+
+    def _defer(self, key: str, name: str, delay: float) -> None:
+        """Decide ``name`` for ``key`` again when its cooldown ends (once per pair)."""
+        if (key, name) in self._deferred:
+            return
+        loop = asyncio.get_running_loop()
+        self._deferred[(key, name)] = loop.call_later(delay + DEFER_SLACK_S, self._deferred_due, key, name)
+
+    def _deferred_due(self, key: str, name: str) -> None:
+        self._deferred.pop((key, name), None)
+        bc = self._config.check(key)
+        status = self._status(key)
+        if bc is None or name not in bc.check.remediate or status is None or not status.hard.is_problem:
+            return  # reloaded away, or the problem is over
+        if flapping.is_flapping(status.extra):
+            return  # settling decides again
+        obs = self._last_observation(key)
+        why = f"{key} still {status.hard.name} when the cooldown of {name} ended"
+        self._spawn(self._remediate(bc, why, check_vars(bc, status.hard.name, status.hard.name, obs), [name]), key)
+
+    def _cancel_deferred(self, key: str) -> None:
+        for pair in [p for p in self._deferred if p[0] == key]:
+            self._deferred.pop(pair).cancel()
+
+    async def _handover(self, bc: BoundCheck, name: str, admission: Admission) -> None:
+        """Past the budget: run the named playbook (e.g. emergency) once and page a human."""
+        then = admission.handover
+        assert then is not None
+        play = self._config.current.playbooks.get(then)
+        reason = f"{name} for {bc.key}: {admission.reason}"
+        if play is not None:
+            async with self._guard.tasks_lock(bc, play.tasks, owner=f"agent: handover {then} for {bc.key}"):
+                await self._tasks.run(play, [bc.host], play.tasks, reason, label=f"handover:{then}: ",
+                                      incident_id=self._incident(bc.key), extra_vars={"reason": reason})
+        try:
+            await self._thread.call(self._notifications.page, bc, reason)
+        except Exception as exc:  # the store is down: the page goes out directly (the pipeline's path)
+            log.error("page for %s not queued (%s)", bc.key, describe_store_error(exc))
+
+    async def _event(self, kind: str, bc: BoundCheck, incident_id: int | None, text: str) -> None:
+        try:
+            await self._thread.call(self._store.add_event, kind, bc.key, incident_id, text, {})
+        except Exception as exc:  # audit is best effort while the store is in trouble
+            log.error("%s event for %s not stored: %s", kind, bc.key, describe_store_error(exc))
+
+    def _incident(self, key: str) -> int | None:
+        status = self._status(key)
+        return status.incident_id if status is not None else None
+
+    # -- shutdown ------------------------------------------------------------------------------
+    async def close(self, grace: float = 5.0) -> None:
+        """Cancel deferred decisions; give running remediations ``grace`` seconds, then cancel."""
+        for handle in self._deferred.values():
+            handle.cancel()
+        self._deferred.clear()
+        tasks = list(self._running)
+        if tasks:
+            _done, pending = await asyncio.wait(tasks, timeout=grace)
+            for t in pending:
+                t.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+
+def _clock_in(seconds: float) -> str:
+    return datetime.fromtimestamp(time.time() + seconds, UTC).strftime("%H:%M:%S UTC")
