@@ -23,6 +23,8 @@ class Redaction:
     (set by :func:`load`; before a configuration is loaded nothing is known to redact)."""
 
     redact: Callable[[str], str] = staticmethod(lambda text: text)
+    installed: Any = None
+    """The log filter :func:`load` installed on the root logger (its handlers redact as they format)."""
 
 
 def print_traceback() -> None:
@@ -57,10 +59,13 @@ def load(inventory: Path, paths: Sequence[Path] | None) -> Any:
 def _redact_output(redactor: Any) -> None:
     import logging
 
-    from agent.core.redaction import install
+    from agent.core.redaction import install, uninstall
 
+    root = logging.getLogger()
+    if Redaction.installed is not None:  # a second load in one process (tests): one filter, the latest
+        uninstall(root, Redaction.installed)
     Redaction.redact = redactor.redact
-    install(logging.getLogger(), redactor)  # the process ends with the command: never uninstalled
+    Redaction.installed = install(root, redactor)
 
 
 def store_url(config: Any, override: str | None) -> str:
