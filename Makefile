@@ -15,7 +15,7 @@ UV_VERSION = $(shell sed -n 's/^uv==\([^ ]*\).*/\1/p' $(LOCK))
 # Never let uv fetch a Python of its own: the venv's interpreter is the machine's.
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: run test lint stop status bench docs venv lock system-test-deps clean
+.PHONY: run test lint stop status bench docs venv lock system-test-deps browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,12 +55,20 @@ system-test-deps:
 		{ apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends prometheus >/dev/null; }; }
 
 lint: $(STAMP)
-	$(BIN)/ruff check agent bot tests benchmarks
-	$(BIN)/mypy agent bot
+	$(BIN)/ruff check agent bot botwarden tests benchmarks
+	$(BIN)/mypy agent bot botwarden
 
-test: $(STAMP) system-test-deps lint
+test: $(STAMP) system-test-deps browser lint
 	$(BIN)/agent validate playbooks
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+# Debian's headless browser and its driver, for the web page's browser test (tests/web).
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+		echo "installing chromium and chromium-driver (Debian packages)"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -q --no-install-recommends chromium chromium-driver >/dev/null 2>&1 || \
+		{ apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends chromium chromium-driver >/dev/null; }; }
 
 # Peers for the side-by-side figures: Monit (Debian package) and superlance (PyPI).
 bench: $(STAMP)

@@ -8,6 +8,10 @@ needs one or two of them. This module reads the scheme of each plugin from the p
 them from, see ``URLBase.schemas``) without importing anything, and imports only the plugin
 module of a scheme actually used.
 
+Why not apprise's public API: it offers no way to load one plugin, and ``Apprise().add()`` of a
+``json://`` and a ``mailto://`` URL takes a fresh interpreter to 53.2 MB of RSS against 37.0 MB
+through this module (measured on 2026-12-06, apprise 2.3.0): 16 MB kept by the resident agent.
+
 Contract: the schemes this module accepts and the plugin class it returns for each are exactly
 apprise's (tests/agent/notify/test_apprise_plugins.py compares them with apprise's own map for
 every scheme). A scheme the source index does not resolve (a plugin that builds its scheme

@@ -88,7 +88,7 @@ class TimedSmtp:
         outer = self
 
         class Handler:
-            async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd calls handle_DATA
                 at = time.time()
                 text = envelope.content.decode("utf-8", "replace")
                 subject = str(email.parser.HeaderParser().parsestr(text, headersonly=True).get("Subject", ""))

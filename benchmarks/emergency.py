@@ -4,8 +4,9 @@ The paper exchange runs as its own process (``bot paper-exchange``) with ten per
 (``exchange.coins``). Each repetition wipes the exchange state (admin ``reset``), opens one
 position per coin and places 100 resting bids far below the market (one bulk order) through
 the unmodified SDK with the paper development key, then times the exchange part of
-``playbooks/emergency.yaml``: the real ``exchange`` action module, ``cancel_all`` then
-``close_all``, run in this process with a fresh SDK client (as a new ``agent run-playbook``
+``playbooks/emergency.yaml``: the real ``exchange`` action module's ``flatten`` (close every
+position reduce-only in one bulk order, then cancel what can add exposure in one bulk cancel,
+verified), run in this process with a fresh SDK client (as a new ``agent run-playbook``
 process would build one), until the account is flat, verified through the SDK (no open
 orders, no positions). The bot and supervisor steps of the playbook are not part of it.
 
@@ -120,13 +121,10 @@ def _flat(info: Info, address: str) -> tuple[int, int]:
 
 
 async def _emergency(ctx: RunContext) -> list[tuple[Any, float]]:
-    """cancel_all then close_all, as the playbook runs them: (result, milliseconds) of each."""
-    action, out = ExchangeAction(), []
-    for verb in ("cancel_all", "close_all"):
-        t0 = time.perf_counter()
-        result = await action.run(ExchangeActionParams(action=verb), ctx)
-        out.append((result, (time.perf_counter() - t0) * 1000))
-    return out
+    """``flatten``, as the playbook runs it: [(result, milliseconds)]."""
+    t0 = time.perf_counter()
+    result = await ExchangeAction().run(ExchangeActionParams(action="flatten"), ctx)
+    return [(result, (time.perf_counter() - t0) * 1000)]
 
 
 def run(reps: int) -> dict[str, Any]:
@@ -141,9 +139,8 @@ def run(reps: int) -> dict[str, Any]:
     proc = subprocess.Popen([str(BIN / "bot"), "paper-exchange", "--settings", str(settings)], cwd=d, env=env,
                             stdout=subprocess.DEVNULL, stderr=open(d / "exchange.log", "wb"))
     url = f"http://127.0.0.1:{port}"
-    flat_ms = Series("100 orders + 10 positions -> flat (cancel_all + close_all, verified)")
-    cancel_ms = Series("cancel_all (100 orders) action")
-    close_ms = Series("close_all (10 positions) action")
+    flat_ms = Series("100 orders + 10 positions -> flat (flatten, verified through the SDK)")
+    flatten_ms = Series("flatten action (10 closes, then 100 cancels)")
     counts: list[dict[str, Any]] = []
     try:
         wait_for(lambda: _try(lambda: _admin(url, "state")), 30, 0.05)
@@ -170,11 +167,10 @@ def run(reps: int) -> dict[str, Any]:
                 log(f"  rep {rep}: NOT flat: {left}; {[r.msg for r, _ in results]}")
                 continue
             flat_ms.add((t_flat - t0) * 1000)
-            cancel_ms.add(results[0][1])
-            close_ms.add(results[1][1])
+            flatten_ms.add(results[0][1])
             counts.append({"exchange": list(wire.exchange), "info": dict(wire.info),
                            "actions_ms": (t_actions - t0) * 1000})
-        return {"flat": flat_ms, "cancel": cancel_ms, "close": close_ms, "counts": counts, "reps": reps}
+        return {"flat": flat_ms, "flatten": flatten_ms, "counts": counts, "reps": reps}
     finally:
         proc.terminate()
         proc.wait(20)
@@ -189,6 +185,6 @@ def _try(fn: Any) -> Any:
 
 if __name__ == "__main__":
     out = run(int(os.environ.get("BENCH_REPS", "20")))
-    for key in ("flat", "cancel", "close"):
+    for key in ("flat", "flatten"):
         log(f"{out[key].row()}")
     log(json.dumps(out["counts"][:1]))

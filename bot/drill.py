@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import yaml
 
-from botwarden.settings import StackSettings
+from botwarden.settings import StackSettings, read_secrets_file
 
 
 class DrillError(Exception):
@@ -25,13 +25,11 @@ def admin_token(settings: StackSettings) -> str:
     name = settings.exchange.admin_token_env
     if os.environ.get(name):
         return os.environ[name]
-    secrets = settings.path(settings.var_dir) / "secrets.env"
-    if secrets.exists():
-        for line in secrets.read_text(encoding="utf-8").splitlines():
-            key, _, value = line.partition("=")
-            if key.strip() == name and value.strip():
-                return value.strip()
-    raise DrillError(f"no admin token: ${name} is not set and {secrets} has none (`make run` writes it)")
+    stored = read_secrets_file(settings.secrets_path).get(name)
+    if stored:
+        return stored
+    raise DrillError(f"no admin token: ${name} is not set and {settings.secrets_path} has none "
+                     "(`make run` writes it)")
 
 
 def parse_assignments(pairs: list[str]) -> dict[str, Any]:

@@ -144,6 +144,11 @@ class BotSettings(_Model):
     heartbeat_file: str = Field(
         "var/bot.heartbeat", description="touched with a timestamp after every loop iteration (watchdog)"
     )
+    halt_file: str = Field(
+        "var/bot.halt.json",
+        description="the halts in force (outside the database: they hold while the bot is dead and across a "
+                    "restore); the bot reads it before every entry, the agent writes it directly",
+    )
     api_timeout_s: float = Field(5.0, gt=0, description="timeout of each exchange API call, seconds")
     slippage_pct: float = Field(1.0, ge=0, description="limit distance of market (IOC) orders from mid, %")
     min_order_usd: float = Field(10.0, ge=0, description="smallest order notional the exchange accepts")
@@ -216,6 +221,31 @@ class InboxSettings(_Model):
         return f"http://{self.host}:{self.port}"
 
 
+class WebSettings(_Model):
+    """The operator's web page (``agent web``, supervisord program ``web``)."""
+
+    program: str = Field("web", description="supervisord program name of the web page")
+    host: str = Field("127.0.0.1", description="bind address (loopback; put a TLS reverse proxy in front)")
+    port: int = Field(8090, ge=0, le=65535, description="HTTP port of the web page")
+    operator_password_env: str = Field(
+        "BOTWARDEN_WEB_OPERATOR_PASSWORD",
+        description="env var of the password of user `operator` (may act); `<this>_<NAME>` adds operator <name>",
+    )
+    viewer_password_env: str = Field(
+        "BOTWARDEN_WEB_VIEWER_PASSWORD",
+        description="env var of the password of user `viewer` (read-only); `<this>_<NAME>` adds viewer <name>",
+    )
+    session_hours: float = Field(12.0, gt=0, description="a session ends this long after sign-in")
+    secure_cookie: bool = Field(
+        False, description="mark the session cookie Secure (set it when a TLS reverse proxy serves the page)"
+    )
+    refresh_seconds: float = Field(2.0, gt=0, description="how often the live pages re-read the store")
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
 class StackSettings(_Model):
     root: str = Field(".", description="directory that relative paths are resolved against")
     var_dir: str = Field("var", description="runtime state: sockets, logs, SQLite files, backups")
@@ -224,11 +254,17 @@ class StackSettings(_Model):
     bot: BotSettings = Field(default_factory=BotSettings)
     agent: AgentSettings = Field(default_factory=AgentSettings)
     inbox: InboxSettings = Field(default_factory=InboxSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
 
     def path(self, relative: str) -> Path:
         """Resolve a settings path against ``root`` (absolute paths pass through)."""
         p = Path(relative)
         return p if p.is_absolute() else (Path(self.root) / p).resolve()
+
+    @property
+    def secrets_path(self) -> Path:
+        """``var/secrets.env``: the tokens ``agent stack up`` generated for this machine's stack."""
+        return self.path(self.var_dir) / "secrets.env"
 
     @property
     def exchange_url(self) -> str:
@@ -258,7 +294,8 @@ class StackSettings(_Model):
             "bot": {**self.bot.model_dump(), "url": self.bot.url, "health_url": self.bot.health_url,
                     "metrics_url": self.bot.metrics_url, "db_path": str(self.path(self.bot.db)),
                     "control_socket_path": str(self.path(self.bot.control_socket)) if self.bot.control_socket else "",
-                    "heartbeat_path": str(self.path(self.bot.heartbeat_file))},
+                    "heartbeat_path": str(self.path(self.bot.heartbeat_file)),
+                    "halt_path": str(self.path(self.bot.halt_file))},
             "exchange": {**self.exchange.model_dump(), "url": self.exchange_url,
                          "state_path": str(self.path(self.exchange.state))},
             "supervisor": {**self.supervisor.model_dump(), "url": f"unix://{sock}",
@@ -268,6 +305,22 @@ class StackSettings(_Model):
             "inbox": {**self.inbox.model_dump(), "url": self.inbox.url},
             "var_dir": str(self.path(self.var_dir)),
         }
+
+
+def read_secrets_file(path: str | os.PathLike[str]) -> dict[str, str]:
+    """The ``NAME=value`` lines of a secrets file (``var/secrets.env``, written by ``agent stack
+    up``); blank lines and ``#`` comments are skipped, a missing file is empty. Raises
+    :class:`OSError` when the file exists but cannot be read."""
+    out: dict[str, str] = {}
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return out
+    for line in text.splitlines():
+        name, sep, value = line.partition("=")
+        if sep and name.strip() and not name.lstrip().startswith("#"):
+            out[name.strip()] = value.strip()
+    return out
 
 
 def load_settings(path: str | os.PathLike[str] | None = None, *, root: str | None = None) -> StackSettings:

@@ -14,11 +14,9 @@ import typer
 
 from agent.cli import options
 from agent.cli.common import console, load, store_url
-from botwarden.errors import BotwardenError, ExitCode
+from agent.engine.operator_actions import NotAcknowledged, acknowledge
 
-
-class NotAcknowledged(BotwardenError):
-    exit_code = ExitCode.FAILED
+__all__ = ["NotAcknowledged", "ack", "acknowledge"]
 
 
 def ack(
@@ -31,17 +29,10 @@ def ack(
     from agent.store import Store
 
     config = load(inventory, None)
-    st = Store(store_url(config, store), redact=config.templating.redact)
+    st = Store(store_url(config, store), create=False, redact=config.templating.redact)
     try:
         st.migrate()
-        now = datetime.now(UTC)
-        who = getpass.getuser()
-        with st.transaction() as tx:
-            inc = tx.get_incident(incident)
-            if inc is None or not tx.acknowledge_incident(incident, by=who, at=now, comment=comment):
-                raise NotAcknowledged(f"incident #{incident} is not open" if inc else f"no incident #{incident}")
-            tx.add_event("ack", inc.key, incident, f"acknowledged by {who}" + (f": {comment}" if comment else ""),
-                         {"by": who, "comment": comment}, at=now)
+        inc = acknowledge(st, incident, by=getpass.getuser(), comment=comment, now=datetime.now(UTC))
     finally:
         st.close()
     console.print(f"incident #{incident} ({inc.check} on {inc.host}) acknowledged: no reminders or escalation "

@@ -38,10 +38,39 @@ def templates_dir(inventory: Path) -> Path:
     return inventory.resolve().parent / "templates"
 
 
+def use_stack_secrets(inventory: Path) -> None:
+    """Give this process the variables of the stack's ``var/secrets.env`` its environment lacks.
+
+    ``agent stack up`` (``make run``) gives supervisord, hence the resident agent and the bot,
+    the environment with these added, the environment winning; an operator's ``agent`` command
+    in another shell gets the same view here, so it authenticates to the bot as the resident
+    agent does. The values are secrets: only names ever reach a message.
+    """
+    from agent.stack import locate
+    from botwarden.settings import read_secrets_file
+
+    try:
+        path = locate(root=inventory.resolve().parent, inventory=inventory).settings.secrets_path
+    except (ConfigError, ValueError, OSError):
+        return  # load_config reports a broken inventory or settings file with file:line
+    try:
+        stored = read_secrets_file(path)
+    except OSError as exc:
+        err_console.print(f"warning: cannot read {path} ({exc.strerror or exc}): its tokens are not used",
+                          markup=False)
+        return
+    for name, value in stored.items():
+        if value and not os.environ.get(name):
+            os.environ[name] = value
+
+
 def load(inventory: Path, paths: Sequence[Path] | None) -> Any:
-    """Load and validate everything, or raise ConfigError after printing every diagnostic."""
+    """Load and validate everything, or raise ConfigError after printing every diagnostic.
+    The stack's ``var/secrets.env`` fills what the environment lacks (:func:`use_stack_secrets`)."""
     from agent.modules.registry import default_registry
     from agent.playbook import load_config
+
+    use_stack_secrets(inventory)
 
     paths = list(paths) if paths else [inventory.resolve().parent / "playbooks"]
     result = load_config(inventory, paths, default_registry(), env=dict(os.environ),

@@ -30,7 +30,7 @@ def explain(
 
     config = load(inventory, None)
     redact = _redactor(config)
-    st = Store(store_url(config, store))
+    st = Store(store_url(config, store), create=False)
     try:
         st.migrate()
         inc = st.get_incident(incident)

@@ -3,7 +3,7 @@ decided, did, and who was told when. Everything shown is redacted."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.markup import escape
@@ -12,13 +12,12 @@ from rich.table import Table
 from agent.cli import options
 from agent.cli.common import console, load, store_url
 from agent.core.values import format_duration, parse_duration
+from agent.engine.operator_actions import redactor as _redactor
+from agent.engine.operator_actions import timeline
+
+__all__ = ["_redactor", "history", "timeline"]
 
 _STYLE = {"OK": "green", "WARNING": "yellow", "CRITICAL": "red", "UNKNOWN": "magenta"}
-
-
-def _redactor(config: Any) -> Any:
-    """The configuration's redactor: target URLs, environment values read, secret parameters."""
-    return config.templating.redactor
 
 
 def history(
@@ -34,7 +33,7 @@ def history(
     config = load(inventory, None)
     redact = _redactor(config)
     start = datetime.now(UTC) - timedelta(seconds=parse_duration(since))
-    st = Store(store_url(config, store))
+    st = Store(store_url(config, store), create=False)
     try:
         st.migrate()
         incidents = st.find_incidents(since=start, host=host, check=check)
@@ -58,33 +57,3 @@ def history(
                       f"{inc.opened_at:%m-%d %H:%M:%S}", lasted + ("" if inc.resolved_at else " (open)"), told,
                       escape(redact(inc.suppressed or "")), escape(inc.acknowledged_by or ""))
     console.print(table)
-
-
-def timeline(st: Any, incident_id: int, redact: Any) -> list[tuple[datetime, str, str]]:
-    """(when, what kind, text) of everything about one incident, oldest first."""
-    inc = st.get_incident(incident_id)
-    if inc is None:
-        return []
-    out: list[tuple[datetime, str, str]] = []
-    for r in reversed(st.recent_results(play=inc.play, host=inc.host, check=inc.check, limit=20,
-                                        since=inc.opened_at - timedelta(minutes=5))):
-        if r.observed_at <= (inc.resolved_at or datetime.max.replace(tzinfo=UTC)):
-            text = f"{r.state.name}" + (f" value={r.value}" if r.value else "") + (f" error={r.error}" if r.error else "")
-            out.append((r.observed_at, "observed", text))
-    for e in st.recent_events(incident_id=incident_id, limit=500):
-        out.append((e.at, "decided", f"{e.kind}: {e.message}"))
-    for e in st.recent_events(key=inc.key, limit=500, since=inc.opened_at - timedelta(seconds=1)):
-        if e.incident_id is None and (inc.resolved_at is None or e.at <= inc.resolved_at + timedelta(minutes=1)):
-            out.append((e.at, "decided", f"{e.kind}: {e.message}"))
-    for a in st.action_runs(incident_id=incident_id, limit=500):
-        flag = "failed" if a.failed else "changed" if a.changed else "ok"
-        out.append((a.started_at, "done", f"{a.task} [{a.module}] by {a.actor}: {flag}"
-                    + (" (check mode)" if a.check_mode else "") + (f": {a.msg}" if a.msg else "")))
-    for n in st.list_notifications(incident_id=incident_id):
-        delivery = (f"delivered {n.sent_at:%H:%M:%S}" if n.status == "sent" else
-                    f"{n.status}" + (f" after {n.attempts} attempt(s): {n.last_error}" if n.attempts else ""))
-        out.append((n.created_at, "told", f"{n.kind} to {n.target} via {n.route or '-'}: {n.title} ({delivery})"))
-    if inc.resolved_at:
-        out.append((inc.resolved_at, "observed", "resolved: OK again"))
-    out.sort(key=lambda row: row[0])
-    return [(at, kind, redact(text)) for at, kind, text in out]

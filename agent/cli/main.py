@@ -59,6 +59,14 @@ def _register_optional() -> None:
     app.command("silence")(silence_cmd.silence)
     app.command("history")(history_cmd.history)
     app.command("explain")(explain_cmd.explain)
+    from agent.cli import web_cmd
+
+    app.command("web")(web_cmd.web)
+    # the bot's circuit breaker (issue 13): why it is halted, halt, resume with confirmation
+    from agent.cli import halt_cmd
+
+    app.command("halt")(halt_cmd.halt)
+    app.command("resume")(halt_cmd.resume)
 
 
 def main(argv: list[str] | None = None) -> int:

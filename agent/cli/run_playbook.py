@@ -6,7 +6,6 @@ Destructive plays (a ``confirm:`` text, or a destructive module) ask first unles
 from __future__ import annotations
 
 import asyncio
-import difflib
 import sys
 from typing import Annotated, Any
 
@@ -16,11 +15,20 @@ from rich.markup import escape
 
 from agent.cli import options
 from agent.cli.common import console, err_console, load
+from agent.engine.operator_actions import (
+    confirmation_text,
+    find_play,
+    needs_confirmation,
+    outcome_line,
+    recap_lines,
+)
 from agent.engine.play_runner import PlayRecap, TaskOutcome
 from botwarden.errors import ConfigError, ExitCode
 
+__all__ = ["confirmation_text", "find_play", "needs_confirmation", "outcome_line", "print_recap", "recap_lines",
+           "run_playbook"]
+
 _STYLE = {"ok": "green", "changed": "yellow", "failed": "red", "skipped": "cyan", "ignored": "magenta"}
-_WORD = {"ok": "ok", "changed": "changed", "failed": "failed", "skipped": "skipping", "ignored": "failed (ignored)"}
 
 
 def _parse_extra(pairs: list[str] | None) -> dict[str, Any]:
@@ -34,23 +42,14 @@ def _parse_extra(pairs: list[str] | None) -> dict[str, Any]:
 
 
 def _print_outcome(o: TaskOutcome) -> None:
-    style = _STYLE.get(o.status, "white")
-    line = f"[{style}]{_WORD.get(o.status, o.status)}: {escape(f'[{o.host}]')}[/] {escape(o.task)}"
-    if o.attempts > 1:
-        line += f" (attempts: {o.attempts})"
-    if o.msg:
-        line += f" => {escape(o.msg)}"
-    console.print(line, highlight=False)
+    status, line = outcome_line(o)
+    console.print(f"[{_STYLE.get(status, 'white')}]{escape(line)}[/]", highlight=False)
 
 
 def print_recap(recap: PlayRecap) -> None:
     console.print("\nPLAY RECAP " + "*" * 60)
-    for host, r in sorted(recap.hosts.items()):
-        style = "red" if r.failed else ("yellow" if r.changed else "green")
-        console.print(
-            f"[{style}]{escape(host):<20}[/] : ok={r.ok} changed={r.changed} failed={r.failed} "
-            f"skipped={r.skipped} ignored={r.ignored} rescued={r.rescued}"
-        )
+    for worst, line in recap_lines(recap):
+        console.print(f"[{_STYLE.get(worst, 'white')}]{escape(line)}[/]", highlight=False)
 
 
 def run_playbook(
@@ -67,25 +66,14 @@ def run_playbook(
     from pathlib import Path
 
     from agent.engine.operator_run import run_play_once
-    from agent.playbook import resolve_hosts
 
     config = load(inventory, [Path(p) for p in paths] if paths else None)
-    play = config.playbooks.get(name)
-    if play is None:
-        close = difflib.get_close_matches(name, list(config.playbooks), n=1)
-        raise ConfigError(f"no playbook named {name!r}",
-                          hint=f"did you mean {close[0]!r}?" if close else f"known: {', '.join(sorted(config.playbooks))}")
-    host_names = resolve_hosts(config.inventory, play.hosts)
-    if limit:
-        wanted = {h.strip() for h in limit.split(",")}
-        host_names = [h for h in host_names if h in wanted]
-    if not host_names:
-        raise ConfigError(f"playbook {name!r} matches no host" + (f" within --limit {limit}" if limit else ""))
-    hosts = [config.hosts[h] for h in host_names]
+    play, hosts = find_play(config, name, limit)
+    host_names = [h.name for h in hosts]
     extra_vars = _parse_extra(extra)
 
-    if not check and not yes and _needs_confirmation(play, config):
-        question = _confirmation_text(play, config, host_names)
+    if not check and not yes and needs_confirmation(play, config):
+        question = confirmation_text(play, config, host_names)
         if not sys.stdin.isatty():
             err_console.print(f"{question}\nrefusing without a terminal: pass --yes to confirm", markup=False)
             raise typer.Exit(ExitCode.DECLINED)
@@ -100,32 +88,3 @@ def run_playbook(
     print_recap(recap)
     if recap.failed:
         raise typer.Exit(ExitCode.FAILED)
-
-
-def _needs_confirmation(play: Any, config: Any) -> bool:
-    if play.confirm:
-        return True
-    from agent.modules.registry import default_registry
-
-    reg = default_registry()
-
-    def destructive(tasks: list[Any]) -> bool:
-        for t in tasks or []:
-            if t.module and t.module in reg.actions and reg.actions[t.module].destructive:
-                return True
-            if destructive(getattr(t, "block", None) or []) or destructive(getattr(t, "rescue", None) or []) \
-                    or destructive(getattr(t, "always", None) or []):
-                return True
-        return False
-
-    return destructive(play.tasks)
-
-
-def _confirmation_text(play: Any, config: Any, hosts: list[str]) -> str:
-    if play.confirm:
-        try:
-            return config.templating.redact(config.templating.render_str(play.confirm,
-                                                                         {"host": ", ".join(hosts), **play.vars}))
-        except Exception:  # noqa: BLE001 - the raw text is still a fine question
-            return play.confirm
-    return f"Run destructive playbook {play.name!r} on {', '.join(hosts)}?"

@@ -8,7 +8,7 @@ the store (``agent history``); if it is still failing when the silence ends, it 
 from __future__ import annotations
 
 import getpass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
@@ -17,27 +17,16 @@ from rich.table import Table
 
 from agent.cli import options
 from agent.cli.common import console, load, store_url
-from agent.core.values import format_duration, parse_duration
-from agent.notify.lifecycle import SILENCE_FIELDS
-from botwarden.errors import BotwardenError, ExitCode
+from agent.core.values import format_duration
+from agent.engine.operator_actions import (
+    SilenceUsage,
+    create_silence,
+    end_silence,
+    parse_for,
+    parse_matchers,
+)
 
-
-class SilenceUsage(BotwardenError):
-    exit_code = ExitCode.USAGE
-
-
-def parse_matchers(items: list[str]) -> dict[str, str]:
-    """``["host=local", "check=bot*"]`` -> ``{"host": "local", "check": "bot*"}``."""
-    out: dict[str, str] = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        name = name.strip().lower()
-        if name == "tags":
-            name = "tag"
-        if not sep or not value or name not in SILENCE_FIELDS:
-            raise SilenceUsage(f"bad matcher {item!r}: write FIELD=GLOB with FIELD one of {', '.join(SILENCE_FIELDS)}")
-        out[name] = value.strip().strip('"').strip("'")
-    return out
+__all__ = ["SilenceUsage", "create_silence", "end_silence", "parse_for", "parse_matchers", "silence"]
 
 
 def silence(
@@ -53,33 +42,20 @@ def silence(
     from agent.store import Store
 
     config = load(inventory, None)
-    st = Store(store_url(config, store), redact=config.templating.redact)
+    st = Store(store_url(config, store), create=False, redact=config.templating.redact)
     now = datetime.now(UTC)
     try:
         st.migrate()
         if expire is not None:
-            if not st.expire_silence(expire, now):
-                raise SilenceUsage(f"no active silence #{expire}")
-            st.add_event("silence-expired", None, None, f"silence #{expire} expired by {getpass.getuser()}",
-                         {"silence": expire})
+            end_silence(st, expire, by=getpass.getuser(), now=now)
             console.print(f"silence #{expire} expired; alerts it held that are still failing will be sent")
             return
         if list_ or not matchers:
             _print(st.silences(), now)
             return
         parsed = parse_matchers(matchers)
-        try:
-            seconds = parse_duration(for_)
-        except ValueError as exc:
-            raise SilenceUsage(str(exc)) from None
-        if seconds <= 0:
-            raise SilenceUsage("--for must be longer than zero")
-        who = getpass.getuser()
-        sid = st.add_silence(matchers=parsed, starts_at=now, ends_at=now + timedelta(seconds=seconds),
-                             reason=reason, created_by=who, created_at=now)
-        st.add_event("silence", None, None, f"silence #{sid} by {who} for {format_duration(seconds)}: "
-                     + " ".join(f"{k}={v}" for k, v in parsed.items()) + (f" ({reason})" if reason else ""),
-                     {"silence": sid, "matchers": parsed, "reason": reason})
+        seconds = parse_for(for_)
+        sid = create_silence(st, parsed, seconds=seconds, reason=reason, by=getpass.getuser(), now=now)
     finally:
         st.close()
     console.print(f"silence #{sid} active for {format_duration(seconds)}", markup=False)

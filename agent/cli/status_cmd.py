@@ -27,7 +27,7 @@ def status(
     from agent.store import Store
 
     config = load(inventory, [Path(p) for p in paths] if paths else None)
-    st = Store(store_url(config, store))
+    st = Store(store_url(config, store), create=False)
     try:
         st.migrate()
         records = st.load_check_states()

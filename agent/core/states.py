@@ -21,7 +21,7 @@ class State(enum.IntEnum):
         return cls[text.strip().upper()]
 
 
-class Severity(str, enum.Enum):
+class Severity(enum.StrEnum):
     """How bad a check is when its expectation fails (for ``expect:`` checks)."""
 
     INFO = "info"

@@ -42,7 +42,7 @@ def format_duration(seconds: float) -> str:
     """Render seconds the way an operator writes them: ``2h5m``, ``45s``, ``250ms``."""
     if seconds < 1:
         return f"{round(seconds * 1000)}ms"
-    total = int(round(seconds))
+    total = round(seconds)
     out = []
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
         if total >= size:

@@ -42,7 +42,7 @@ from agent.engine.remediator import Remediator
 from agent.engine.scheduled_plays import ScheduledPlayRunner, ScheduledPlays
 from agent.engine.scheduler import CheckScheduler
 from agent.engine.status_records import record_from_status
-from agent.engine.store_file import EXIT_STORE_LOST, StoreFileWatch
+from agent.engine.store_file import EXIT_STORE_LOST, StoreFileWatch, sqlite_file
 from agent.engine.store_thread import StoreThread
 from agent.engine.store_writer import ResultBatcher
 from agent.engine.task_runner import TaskRunner
@@ -147,7 +147,7 @@ class Agent:
                            notifier=notifications, check_mode=self.check_mode)
         remediator = Remediator(config=live, guard=guard, tasks=tasks, store=store, store_thread=thread,
                                 notifications=notifications, status=pipeline.status,
-                                last_observation=pipeline.last_observation)
+                                last_observation=pipeline.last_observation, direct=direct)
         alerts = AlertLoop(config=live, notifications=notifications, store=store, store_thread=thread,
                            is_flapping=pipeline.is_flapping)
         pipeline.listeners += [alerts, remediator]
@@ -163,7 +163,8 @@ class Agent:
 
         detection = Detection(config=live, scheduler=scheduler, state_of=state_of,
                               notification_counts=lambda: thread.call(notification_counts, store))
-        store_file = StoreFileWatch(db_path, self._store_lost) if self.store_url is None else None
+        store_path = sqlite_file(url)
+        store_file = StoreFileWatch(store_path, self._store_lost) if store_path is not None else None
         self.parts = Collaborators(
             config=live, store=store, store_thread=thread, notifications=notifications, outbox=outbox, direct=direct,
             batcher=batcher, pipeline=pipeline, guard=guard, tasks=tasks, remediator=remediator, alerts=alerts,

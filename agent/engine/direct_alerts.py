@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -26,6 +27,19 @@ if TYPE_CHECKING:
 log = logging.getLogger("agent")
 
 
+@dataclass(frozen=True)
+class DirectMessage:
+    """What was sent directly: stored later as already-sent outbox rows, so a resolve finds the
+    targets the alert went to and the outbox never sends it again."""
+
+    title: str
+    body: str
+    severity: str
+    routes: tuple[tuple[str, str], ...]
+    """(route name, target) pairs it was routed to."""
+    at: datetime
+
+
 class DirectAlerts:
     """Route and deliver one message now, bypassing the store (see the module docstring)."""
 
@@ -36,8 +50,8 @@ class DirectAlerts:
         self.sent = 0
         """Messages delivered this way (for tests and the log)."""
 
-    def send(self, decision: Decision, store_error: str, waited_s: float) -> None:
-        """Tell the transition of ``decision`` now (fire and forget, on the running loop)."""
+    def send(self, decision: Decision, store_error: str, waited_s: float) -> DirectMessage:
+        """Tell the transition of ``decision`` now (delivered in the background)."""
         tr = decision.transition
         assert tr is not None
         bc, obs = decision.bc, decision.obs
@@ -50,19 +64,21 @@ class DirectAlerts:
                 f"({store_error}), so this alert did not go through the outbox. The agent keeps checking and "
                 "remediating; the incident is recorded when the database can be written again.")
         msg = RoutedMessage(severity, bc.host.name, bc.play.name, bc.check.name, tuple(bc.check.tags or ()))
-        self.deliver(title, body, severity, msg)
+        return self.deliver(title, body, severity, msg)
 
-    def deliver(self, title: str, body: str, severity: str, msg: RoutedMessage) -> None:
+    def deliver(self, title: str, body: str, severity: str, msg: RoutedMessage) -> DirectMessage:
         """Deliver ``title``/``body`` to every target ``msg`` routes to (redacted), in the background."""
         pairs = self._notifications.router.route(msg)
         redact = self._notifications.redactor.redact
+        title, body = redact(title), redact(body)
         for _route, target in pairs:
-            task = asyncio.get_running_loop().create_task(
-                self._deliver(target, redact(title), redact(body), severity), name=f"direct:{target}")
+            task = asyncio.get_running_loop().create_task(self._deliver(target, title, body, severity),
+                                                          name=f"direct:{target}")
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         if not pairs:
             log.error("direct alert %r has no route to any target", title)
+        return DirectMessage(title, body, severity, tuple((r.name, t) for r, t in pairs), datetime.now(UTC))
 
     async def _deliver(self, target: str, title: str, body: str, severity: str) -> None:
         result = await self._outbox.delivery.deliver(target, title=title, body=body, severity=severity)

@@ -2,8 +2,8 @@
 
 The resident agent and an operator's ``agent run-playbook`` are different processes; an
 ``asyncio.Lock`` cannot keep them from restarting the same program at once. Each target
-(``program:bot``, ``account:default``...) has a file under ``var/locks``; holding an exclusive
-``flock`` on it means "I am acting on that target". The kernel drops the lock when the holder
+(``local/program:bot``, ``local/account:exchange``: the host, then what is acted on) has a file
+under ``var/locks``; holding an exclusive ``flock`` on it means "I am acting on that target". The kernel drops the lock when the holder
 exits, even on SIGKILL, so a crashed holder never leaves a stale lock behind.
 
 Targets are always locked in sorted order, so two holders of overlapping sets cannot deadlock.
@@ -58,7 +58,7 @@ async def target_locks(lock_dir: Path, targets: Iterable[str], *, owner: str,
 
     Raises :class:`LockTimeout` naming the holder when a lock cannot be had in time.
     """
-    lock_dir.mkdir(parents=True, exist_ok=True)
+    await asyncio.to_thread(lock_dir.mkdir, parents=True, exist_ok=True)
     held: list[int] = []
     deadline = time.monotonic() + timeout
     try:

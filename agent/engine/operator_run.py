@@ -31,7 +31,11 @@ async def run_play_once(
     extra_vars: Mapping[str, Any] | None = None,
     on_outcome: OutcomeCallback | None = None,
     store_url: str | None = None,
+    actor: str | None = None,
 ) -> PlayRecap:
+    """Run ``play`` once on ``hosts``, audit every task as ``actor`` (default: ``<os user> via
+    run-playbook``) and deliver what it queued (bounded). ``agent run-playbook`` and the web
+    page's plays both run through here."""
     from agent.notify import Notifications, Outbox
     from agent.store import Store
 
@@ -49,7 +53,7 @@ async def run_play_once(
     await db(store.migrate)
     notifications = Notifications.from_config(config, store)
     outbox = Outbox(store, notifications.targets)
-    actor = f"{getpass.getuser()} via run-playbook"
+    actor = actor or f"{getpass.getuser()} via run-playbook"
     reason = f"operator ran playbook {play.name}" + (" in check mode" if check_mode else "")
 
     async def audit(o: TaskOutcome, started: datetime, finished: datetime, params: Mapping[str, Any]) -> None:

@@ -41,7 +41,7 @@ from agent.modules.base import CheckResult
 from agent.playbook.binding import BoundCheck
 
 if TYPE_CHECKING:
-    from agent.engine.direct_alerts import DirectAlerts
+    from agent.engine.direct_alerts import DirectAlerts, DirectMessage
     from agent.engine.live_config import LiveConfig
     from agent.notify import Notifications
     from agent.store import Store, StoreTransaction
@@ -86,7 +86,7 @@ class _Waiting:
     decision: Decision
     queued_mono: float = field(default_factory=time.monotonic)
     handed_on: bool = False
-    told_directly: bool = False
+    told: DirectMessage | None = None
 
 
 class ResultPipeline:
@@ -222,8 +222,8 @@ class ResultPipeline:
                 batch = self._batcher.take()
                 try:
                     stored = await self._thread.call(self._persist, item.decision, self._stored_incident.get(key),
-                                                     batch, item.told_directly)
-                except Exception as exc:  # locked, full, gone: the decision waits, nothing is dropped
+                                                     batch, item.told)
+                except Exception as exc:  # noqa: BLE001 - locked, full, gone: the decision waits, nothing is dropped
                     self._batcher.put_back(batch)
                     self._store_failed(exc)
                     return
@@ -245,7 +245,7 @@ class ResultPipeline:
                     item.handed_on = True
                     self._hand_on(item.decision)
 
-    def _persist(self, d: Decision, incident_id: int | None, batch: Batch, told_directly: bool) -> int | None:
+    def _persist(self, d: Decision, incident_id: int | None, batch: Batch, told: DirectMessage | None) -> int | None:
         """Store thread: one transaction for the decision (see :class:`ResultPipeline`); returns
         the check's incident afterwards. ``incident_id`` is the check's incident as stored before
         it (a decision that waited in line was classified before the earlier ones were stored)."""
@@ -257,8 +257,8 @@ class ResultPipeline:
             tx.record_result(**result_row(d.bc, d.obs))
             if d.transition is not None:
                 self._notifications.on_transition(tx, d.bc, status, d.transition)
-                if told_directly and status.incident_id is not None and d.transition.new.is_problem:
-                    self._mark_told(tx, status, d)
+                if told is not None and status.incident_id is not None and d.transition.new.is_problem:
+                    self._mark_told(tx, status, d, told)
             if d.flap is not None:
                 self._notifications.flapping(tx, d.bc, status.incident_id, started=d.flap.started,
                                              percent=d.flap.percent, state=status.hard.name, at=d.obs.at)
@@ -268,9 +268,17 @@ class ResultPipeline:
             tx.save_check_state(record_from_status(d.bc, status))
         return status.incident_id
 
-    def _mark_told(self, tx: StoreTransaction, status: CheckStatus, d: Decision) -> None:
-        """An alert already sent directly: the lifecycle must not send it again."""
+    def _mark_told(self, tx: StoreTransaction, status: CheckStatus, d: Decision, told: DirectMessage) -> None:
+        """An alert already sent directly: recorded as sent (the resolve goes to the same targets)
+        and announced (the lifecycle must not send it again)."""
         assert status.incident_id is not None and d.transition is not None
+        for route, target in told.routes:
+            nid = tx.enqueue_notification(
+                kind="alert", target=target, title=told.title, body=told.body, severity=told.severity, now=told.at,
+                route=route, incident_id=status.incident_id,
+                dedup_key=f"direct:{status.incident_id}:{d.transition.new.name}:{route}:{target}")
+            if nid is not None:
+                tx.mark_sent(nid, told.at)
         tx.set_incident_lifecycle(status.incident_id, announced_state=d.transition.new.name,
                                   announced_at=d.obs.at, eligible_since=d.obs.at)
         tx.add_event("notified", d.bc.key, status.incident_id,
@@ -302,9 +310,8 @@ class ResultPipeline:
             item.handed_on = True
             tr = item.decision.transition
             if tr is not None and tr.new.is_problem and self._direct is not None:
-                item.told_directly = True
-                self._direct.send(item.decision, self.store_error or "the store does not answer",
-                                  now - item.queued_mono)
+                item.told = self._direct.send(item.decision, self.store_error or "a write is still waiting: busy or locked "
+                                  "by another process", now - item.queued_mono)
             self._hand_on(item.decision)
 
     def _hand_on(self, decision: Decision) -> None:

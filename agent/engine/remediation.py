@@ -139,7 +139,7 @@ class RemediationGuard:
         try:
             await self._thread.call(self._store.add_event, BUDGET_EVENT, bc.key, None, f"{name} ran", data,
                                     at=started_at)
-        except Exception as exc:  # the audit waits for the store; the budget does not
+        except Exception as exc:  # noqa: BLE001 - the audit waits for the store; the budget does not
             import logging
 
             logging.getLogger("agent").error("remediation run of %s not recorded in the store: %s", name, exc)
@@ -152,7 +152,7 @@ class RemediationGuard:
             if self._render is not None and "{{" in t:
                 try:
                     t = self._render(t, bc.vars)
-                except Exception:  # lock by the text then: still serialises equal plays
+                except Exception:  # noqa: BLE001 - lock by the text then: still serialises equal plays
                     pass
             out.append(f"{bc.host.name}/{t}")
         return out

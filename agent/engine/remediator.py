@@ -31,8 +31,10 @@ from agent.engine.remediation import Decision as Admission
 from agent.engine.remediation import RemediationGuard
 from agent.engine.store_thread import StoreThread, describe_store_error
 from agent.engine.task_runner import TaskRunner
+from agent.notify.routing import RoutedMessage
 
 if TYPE_CHECKING:
+    from agent.engine.direct_alerts import DirectAlerts
     from agent.engine.live_config import LiveConfig
     from agent.engine.pipeline import Decision
     from agent.notify import Notifications
@@ -58,7 +60,7 @@ class Remediator:
     def __init__(self, *, config: LiveConfig, guard: RemediationGuard, tasks: TaskRunner, store: Store,
                  store_thread: StoreThread, notifications: Notifications,
                  status: Callable[[str], CheckStatus | None],
-                 last_observation: Callable[[str], Observation | None]) -> None:
+                 last_observation: Callable[[str], Observation | None], direct: DirectAlerts | None = None) -> None:
         self._config = config
         self._guard = guard
         self._tasks = tasks
@@ -67,6 +69,7 @@ class Remediator:
         self._notifications = notifications
         self._status = status
         self._last_observation = last_observation
+        self._direct = direct
         self._running: set[asyncio.Task[None]] = set()
         self._deferred: dict[tuple[str, str], asyncio.TimerHandle] = {}
         self.runs_started = 0
@@ -181,13 +184,19 @@ class Remediator:
                                       incident_id=self._incident(bc.key), extra_vars={"reason": reason})
         try:
             await self._thread.call(self._notifications.page, bc, reason)
-        except Exception as exc:  # the store is down: the page goes out directly (the pipeline's path)
-            log.error("page for %s not queued (%s)", bc.key, describe_store_error(exc))
+        except Exception as exc:  # noqa: BLE001 - the store cannot take it: the page goes out directly
+            log.error("page for %s not queued (%s); sending it directly", bc.key, describe_store_error(exc))
+            if self._direct is not None:
+                self._direct.deliver(
+                    f"[PAGE] {bc.play.name} on {bc.host.name}: a human is needed",
+                    f"{reason}\n\nSent directly: the agent cannot write its own database "
+                    f"({describe_store_error(exc)}).", "critical",
+                    RoutedMessage("critical", bc.host.name, bc.play.name, tags=("p0",)))
 
     async def _event(self, kind: str, bc: BoundCheck, incident_id: int | None, text: str) -> None:
         try:
             await self._thread.call(self._store.add_event, kind, bc.key, incident_id, text, {})
-        except Exception as exc:  # audit is best effort while the store is in trouble
+        except Exception as exc:  # noqa: BLE001 - audit is best effort while the store is in trouble
             log.error("%s event for %s not stored: %s", kind, bc.key, describe_store_error(exc))
 
     def _incident(self, key: str) -> int | None:

@@ -197,7 +197,7 @@ class CheckScheduler:
         loop = asyncio.get_running_loop()
         now, loop_now = time.time(), loop.time()
         handles = self._spread[job_id] = []
-        for bc, phase in zip(checks, phases):
+        for bc, phase in zip(checks, phases, strict=True):
             at = due + phase
             if at <= now:
                 self.run_now(bc, due=at)

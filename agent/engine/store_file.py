@@ -24,6 +24,17 @@ POLL_SECONDS = 1.0
 EXIT_STORE_LOST = ExitCode.OPERATIONAL
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite store URL (None for another database or an in-memory one)."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if not parsed.drivername.startswith("sqlite") or not parsed.database or parsed.database == ":memory:":
+        return None
+    database = parsed.database.removeprefix("file:").split("?", 1)[0]
+    return Path(database)
+
+
 def file_identity(path: Path) -> tuple[int, int] | None:
     """``(st_dev, st_ino)`` of ``path``, or None when it does not exist."""
     try:

@@ -49,7 +49,7 @@ class TaskRunner:
                        msg=o.msg, started_at=started, finished_at=finished)
             try:
                 await self._thread.call(self._store.record_action_run, row)
-            except Exception as exc:  # the task ran; only its audit row is missing
+            except Exception as exc:  # noqa: BLE001 - the task ran; only its audit row is missing
                 log.error("audit of task %r (%s) not stored: %s", row["task"], o.status, describe_store_error(exc))
 
         runner = PlayRunner(self._registry, self._config.current.templating, check_mode=self.check_mode,

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Protocol, TypeVar
 
@@ -170,6 +170,7 @@ class Notifier(Protocol):
         host: str,
         tags: tuple[str, ...] = (),
         check_mode: bool = False,
+        attachments: Sequence[str] = (),
     ) -> Mapping[str, Any]: ...
 
 

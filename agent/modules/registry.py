@@ -26,13 +26,15 @@ class Registry:
         try:
             return self.checks[name]
         except KeyError:
-            raise ConfigError(f"unknown check module {name!r}", hint=f"known: {', '.join(sorted(self.checks))}")
+            raise ConfigError(f"unknown check module {name!r}",
+                              hint=f"known: {', '.join(sorted(self.checks))}") from None
 
     def action(self, name: str) -> type[ActionModule]:
         try:
             return self.actions[name]
         except KeyError:
-            raise ConfigError(f"unknown action module {name!r}", hint=f"known: {', '.join(sorted(self.actions))}")
+            raise ConfigError(f"unknown action module {name!r}",
+                              hint=f"known: {', '.join(sorted(self.actions))}") from None
 
 
 def _add(table: dict, module: type, kind: str) -> None:

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
@@ -131,7 +132,10 @@ class AppriseDelivery:
                 self._apprise[target] = ap
         return ap
 
-    async def deliver(self, target: str, *, title: str, body: str, severity: str = "info") -> DeliveryResult:
+    async def deliver(self, target: str, *, title: str, body: str, severity: str = "info",
+                      attachments: Sequence[str] = ()) -> DeliveryResult:
+        """Send one message; ``attachments`` (file paths) are attached for email targets only
+        (``mailto``/``mailtos``); a file that is gone is left out and said in a warning."""
         spec = self._targets.get(target)
         if spec is None:
             return DeliveryResult(False, f"target {target!r} is not configured (any more)", permanent=True)
@@ -141,12 +145,14 @@ class AppriseDelivery:
             return DeliveryResult(False, f"target {target!r}: {why}", permanent=True)
         import apprise  # already loaded by _build; a dictionary lookup here
 
+        attach = _email_attachments(spec.url, attachments, target)
         try:
             result = await asyncio.wait_for(
                 ap.async_notify(
                     body=body, title=title,
                     notify_type=apprise.NotifyType[_NOTIFY_TYPES.get(severity, "INFO")],
                     body_format=apprise.NotifyFormat.MARKDOWN, timeout=self.timeout,
+                    **({"attach": apprise.AppriseAttachment(attach)} if attach else {}),
                 ),
                 # apprise enforces ``timeout`` itself; this is the backstop if it does not.
                 timeout=self.timeout + 2.0,
@@ -163,3 +169,17 @@ class AppriseDelivery:
             return DeliveryResult(False, self.redact("; ".join(details)[-500:] or result.status.name))
         finally:
             result.close()
+
+
+EMAIL_SCHEMES = ("mailto", "mailtos")
+
+
+def _email_attachments(url: str, attachments: Sequence[str], target: str) -> list[str]:
+    """The files to attach for a target: only an email target's, only files still there."""
+    if not attachments or urlsplit(url).scheme.lower() not in EMAIL_SCHEMES:
+        return []
+    present = [a for a in attachments if Path(a).is_file()]
+    if len(present) < len(attachments):
+        log.warning("sending to %s without %d attachment(s) that no longer exist", target,
+                    len(attachments) - len(present))
+    return present

@@ -152,20 +152,23 @@ class Notifications:
 
     def notice(self, tx: Operations | None, *, title: str, body: str, severity: str, route: str | None = None,
                host: str = "", play: str = "", tags: Sequence[str] = (), dedup: str | None = None,
-               kind: str = "notice") -> list[int]:
-        """Queue a free-form message to a named route, or wherever its severity routes it."""
+               kind: str = "notice", attachments: Sequence[str] = ()) -> list[int]:
+        """Queue a free-form message to a named route, or wherever its severity routes it;
+        ``attachments`` (file paths) go to the targets that can carry files (email)."""
         pairs = self._notice_routes(route, severity, host, play, tags)
         rendered = render_or_fallback(self.templating, self.templates["notice"],
                                       dict(title=title, body=body, severity=severity, host=host, tags=list(tags)))
         prefix = f"{kind}:{dedup or uuid.uuid4()}"
         if tx is None:
             with self.store.transaction() as own:
-                return self._enqueue(own, kind, pairs, title, rendered, severity, prefix, None, self.clock())
-        return self._enqueue(tx, kind, pairs, title, rendered, severity, prefix, None, self.clock())
+                return self._enqueue(own, kind, pairs, title, rendered, severity, prefix, None, self.clock(),
+                                     attachments=attachments)
+        return self._enqueue(tx, kind, pairs, title, rendered, severity, prefix, None, self.clock(),
+                             attachments=attachments)
 
     async def notify(
         self, *, route: str | None, title: str, body: str, severity: str, host: str,
-        tags: tuple[str, ...] = (), check_mode: bool = False,
+        tags: tuple[str, ...] = (), check_mode: bool = False, attachments: Sequence[str] = (),
     ) -> Mapping[str, Any]:
         """The ``Notifier`` protocol: queue (or, in check mode, preview) a message."""
         try:
@@ -177,7 +180,7 @@ class Notifications:
             return {"queued": [], "targets": targets, "would_send": targets,
                     "title": self.redactor.redact(title), "body": self.redactor.redact(body)}
         ids = await asyncio.to_thread(self.notice, None, title=title, body=body, severity=severity,
-                                      route=route, host=host, tags=tags, kind="task")
+                                      route=route, host=host, tags=tags, kind="task", attachments=attachments)
         return {"queued": ids, "targets": targets}
 
     # -- adapters for the resident engine (duck-typed on its bound check and transition) ---
@@ -255,7 +258,7 @@ class Notifications:
 
     def _enqueue(self, tx: Operations, kind: str, pairs: Sequence[tuple[RouteSpec | None, str]], title: str,
                  body: str, severity: str, dedup_prefix: str, incident_id: int | None, now: datetime,
-                 route_names: bool = False) -> list[int]:
+                 route_names: bool = False, attachments: Sequence[str] = ()) -> list[int]:
         title, body = self.redactor.redact(title), self.redactor.redact(body)
         ids: list[int] = []
         for route, target in pairs:
@@ -263,7 +266,7 @@ class Notifications:
             nid = tx.enqueue_notification(
                 kind=kind, target=target, title=title, body=body, severity=severity, now=now,
                 route=route_name, incident_id=incident_id,
-                dedup_key=f"{dedup_prefix}:{route_name or '-'}:{target}",
+                dedup_key=f"{dedup_prefix}:{route_name or '-'}:{target}", attachments=attachments,
             )
             if nid is not None:
                 ids.append(nid)

@@ -77,7 +77,7 @@ class Outbox:
 
     def backoff(self, attempts: int) -> float:
         """Seconds before the next try after ``attempts`` failed ones (jittered, capped)."""
-        delay = min(self.backoff_cap, self.backoff_base * 2 ** max(0, attempts - 1))
+        delay = min(self.backoff_cap, self.backoff_base * 2.0 ** max(0, attempts - 1))
         return min(self.backoff_cap, delay + random.uniform(0, delay * 0.2))
 
     def wake(self) -> None:
@@ -148,7 +148,8 @@ class Outbox:
 
     async def _deliver_group(self, target: str, rows: list[NotificationRecord]) -> None:
         for i, row in enumerate(rows):
-            result = await self.delivery.deliver(target, title=row.title, body=row.body, severity=row.severity)
+            result = await self.delivery.deliver(target, title=row.title, body=row.body, severity=row.severity,
+                                                 attachments=row.attachments)
             now = self.clock()
             if result.ok:
                 await self._db(self.store.mark_sent, row.id, now)

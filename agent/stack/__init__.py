@@ -25,7 +25,7 @@ import yaml
 from agent.stack.environment import base_environment, conf_environment, program_environments
 from agent.stack.files import secure_state, write_private
 from botwarden.errors import ConfigError, OperationalError
-from botwarden.settings import StackSettings, load_settings
+from botwarden.settings import StackSettings, load_settings, read_secrets_file
 
 TEMPLATE = "supervisord.conf.j2"
 
@@ -51,7 +51,7 @@ class Stack:
 
     @property
     def secrets_file(self) -> Path:
-        return self.settings.path(self.settings.var_dir) / "secrets.env"
+        return self.settings.secrets_path
 
 
 def locate(root: Path | None = None, inventory: Path | None = None) -> Stack:
@@ -105,6 +105,9 @@ def _programs(stack: Stack) -> list[dict[str, Any]]:
             "priority": 40,
             "stopwaitsecs": 15,
         },
+        # The operator's web page (agent/web): read-only on the store; the agent never needs it.
+        {"name": s.web.program, "command": f"{b}/agent web --inventory {stack.inventory}", "priority": 50,
+         "stopwaitsecs": 40},
     ]
 
 
@@ -136,7 +139,9 @@ def render_conf(stack: Stack, *, nodaemon: bool = False, environments: Mapping[s
 
 def token_names(stack: Stack) -> list[str]:
     """The tokens the stack generates when they are not exported."""
-    return [stack.settings.bot.control_token_env, stack.settings.exchange.admin_token_env]
+    s = stack.settings
+    return [s.bot.control_token_env, s.exchange.admin_token_env, s.web.operator_password_env,
+            s.web.viewer_password_env]
 
 
 def ensure_secrets(stack: Stack) -> dict[str, str]:
@@ -146,12 +151,7 @@ def ensure_secrets(stack: Stack) -> dict[str, str]:
     them in the environment (they then win over the file).
     """
     names = token_names(stack)
-    stored: dict[str, str] = {}
-    if stack.secrets_file.exists():
-        for line in stack.secrets_file.read_text(encoding="utf-8").splitlines():
-            if "=" in line and not line.startswith("#"):
-                k, v = line.split("=", 1)
-                stored[k.strip()] = v.strip()
+    stored = read_secrets_file(stack.secrets_file)
     changed = False
     for name in names:
         if name not in stored:

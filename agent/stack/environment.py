@@ -10,7 +10,9 @@ its own ``environment=`` line in ``supervisord.conf`` (mode 0600, in the 0700 ``
 * the agent: the ``bot.*_env`` and ``agent.*_env`` settings, the network variables, and every
   variable its configuration reads by name (``env.X``, ``env['X']``, ``env.get('X')`` in the
   inventory, the playbooks and the templates: :func:`referenced_variables`). A name computed at
-  run time cannot be known; export such a variable under a name written literally.
+  run time cannot be known; export such a variable under a name written literally;
+* the web page: what the agent gets (it loads the same configuration and runs plays as the
+  operator) and the ``web.*_env`` settings (the sign-in passwords).
 
 Values come from the environment of ``agent stack up`` (``make run``), the stack's tokens from
 ``var/secrets.env`` unless exported. Because they are in the rendered file, ``supervisorctl
@@ -111,6 +113,8 @@ def program_environments(stack: Any, environ: Mapping[str, str], tokens: Mapping
         return {n: values[n] for n in sorted(set(names)) if n in values}
 
     bot_vars = settings_variables(s, "bot")
+    web_vars = settings_variables(s, "web")
+    web_prefixes = tuple(f"{n}_" for n in web_vars)  # `<password_env>_<NAME>` adds a user
     agent_vars = {*bot_vars, *settings_variables(s, "agent"), *NETWORK_VARIABLES,
                   *referenced_variables(stack.inventory, stack.playbooks, stack.templates)}
     return {
@@ -118,6 +122,7 @@ def program_environments(stack: Any, environ: Mapping[str, str], tokens: Mapping
         s.exchange.program: pick(settings_variables(s, "exchange")),
         s.bot.program: pick([*bot_vars, *NETWORK_VARIABLES]),
         s.agent.program: pick(agent_vars),
+        s.web.program: pick([*agent_vars, *web_vars, *(n for n in values if n.startswith(web_prefixes))]),
     }
 
 

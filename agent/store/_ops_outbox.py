@@ -1,6 +1,7 @@
 """Store operations: the notification outbox."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy import func, select, update
@@ -25,6 +26,7 @@ def _notification(row: NotificationRow) -> NotificationRecord:
         title=row.title, body=row.body, severity=row.severity, dedup_key=row.dedup_key,
         status=row.status, attempts=row.attempts, next_attempt_at=row.next_attempt_at,
         last_error=row.last_error, created_at=row.created_at, sent_at=row.sent_at,
+        attachments=tuple(row.attachments or ()),
     )
 
 
@@ -36,6 +38,7 @@ class OutboxOperations(OperationsBase):
     def enqueue_notification(
         self, *, kind: str, target: str, title: str, body: str, dedup_key: str, now: datetime,
         route: str | None = None, incident_id: int | None = None, severity: str = "info",
+        attachments: Sequence[str] = (),
     ) -> int | None:
         """Add a message for one target; ``None`` if ``dedup_key`` was ever enqueued before.
 
@@ -52,7 +55,7 @@ class OutboxOperations(OperationsBase):
             row = NotificationRow(
                 incident_id=incident_id, kind=kind, route=route, target=target, title=title, body=body,
                 severity=severity, dedup_key=dedup_key, status="pending", attempts=0,
-                next_attempt_at=now, created_at=now,
+                next_attempt_at=now, created_at=now, attachments=list(attachments) or None,
             )
             s.add(row)
             if incident_id is not None and kind in ("alert", "repeat"):

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -102,7 +102,7 @@ def _redact_json(value: Any, redact: Callable[[str], str]) -> Any:
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {datetime: UtcDateTime(), dict[str, Any]: JSON()}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UtcDateTime(), dict[str, Any]: JSON()}
 
 
 Base.metadata.naming_convention = NAMING_CONVENTION
@@ -208,6 +208,8 @@ class NotificationRow(Base):
     last_error: Mapped[str | None] = mapped_column(RedactedText)
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
+    # Migration 0003: files attached where the target can carry them (email), e.g. a report chart.
+    attachments: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
 
 
 class ActionRunRow(Base):

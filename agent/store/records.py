@@ -154,6 +154,8 @@ class NotificationRecord:
     last_error: str | None
     created_at: datetime
     sent_at: datetime | None
+    attachments: tuple[str, ...] = ()
+    """Paths of files to attach where the target can carry them (email targets)."""
 
 
 @dataclass(frozen=True)

@@ -62,11 +62,12 @@ class StoreTransaction(Operations):
 class Store(Operations):
     """The agent's database. ``Store("sqlite:////abs/var/agent.db")``, then :meth:`migrate`."""
 
-    def __init__(self, url: str, *, redact: Callable[[str], str] | None = None) -> None:
+    def __init__(self, url: str, *, create: bool = True, redact: Callable[[str], str] | None = None) -> None:
+        """``create=False``: refuse a database file that does not exist (the CLI's commands).
+        ``redact`` is applied to every free-text and JSON column on the way in (:mod:`agent.core.redaction`)."""
         self.url = url
         self.redact: Callable[[str], str] = redact or _unchanged
-        """Applied to every free-text and JSON column on the way in (``agent.core.redaction``)."""
-        self._engine: Engine = create_store_engine(url)
+        self._engine: Engine = create_store_engine(url, create=create)
         self._sessions = sessionmaker(self._engine, expire_on_commit=False)
         self._lock = threading.RLock()
         self._local = threading.local()

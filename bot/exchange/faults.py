@@ -14,6 +14,9 @@ Fields (all optional in a POST, which merges into the current set):
 ``outage``               ``"503"``: 503 on everything; ``"refuse"``: the connection is closed at once
 ``drop_responses``       the next N ``/exchange`` requests are applied, then the connection is
                          closed without an answer (the client cannot know the outcome)
+``ioc_no_fill``          every new IOC order finds nothing to match inside its limit (a thin or
+                         gapped book) and is refused with the exchange's "could not immediately
+                         match" error; resting orders and triggers behave as usual
 """
 from __future__ import annotations
 
@@ -35,6 +38,7 @@ class Faults:
     auth_failure: bool = False
     outage: Outage = "off"
     drop_responses: int = 0
+    ioc_no_fill: bool = False
 
     def update(self, values: dict[str, Any]) -> None:
         """Merge ``values``; raises ValueError naming an unknown field or a bad value."""

@@ -187,6 +187,7 @@ class PaperExchange:
         try:
             led.record_nonce(signer, nonce)
             acct.n_requests += weight
+            self.trading.ioc_no_fill = self.faults.ioc_no_fill
             answer = self.trading.apply(signer, action, now)
             led.commit()
         except Exception:

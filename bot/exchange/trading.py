@@ -23,6 +23,9 @@ class Trading:
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
         self.market = ledger.market
+        self.ioc_no_fill = False
+        """Fault injection (``Faults.ioc_no_fill``, set by the server per request): IOC orders
+        find nothing to match."""
 
     # ----- dispatch -------------------------------------------------------------------------
     def apply(self, address: str, action: Json, now: int) -> Json:
@@ -110,7 +113,7 @@ class Trading:
                 d = spec.sz_decimals
                 return {"error": rules.err_post_only(rules.wire(book.best_bid, 6 - d), rules.wire(book.best_ask, 6 - d),
                                                      asset)}, None
-            if tif == "Ioc" and not crossing:
+            if tif == "Ioc" and (not crossing or self.ioc_no_fill):
                 return {"error": rules.err_ioc_no_match(asset)}, None
             if not reduce_only and not self._has_margin(address, coin, is_buy, size, limit_px, now):
                 return {"error": rules.err_insufficient_margin(asset)}, None

@@ -22,6 +22,7 @@ from bot.trading.metrics import BotMetrics
 from bot.trading.status import RuntimeStatus
 from bot.trading.store import Store
 from botwarden.errors import BotwardenError, ConfigError, ExitCode, TransientError
+from botwarden.halts import HaltFile
 from botwarden.settings import StackSettings
 
 log = logging.getLogger("bot.trading.app")
@@ -69,7 +70,7 @@ def main(settings: StackSettings) -> int:
             control_socket.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         http = BotHttpServer(bot.host, bot.port, status=status, metrics=metrics, token=token,
                              token_env=bot.control_token_env, controls=lambda: engine_box[0] if engine_box else None,
-                             control_socket=control_socket)
+                             halts=HaltFile(settings.path(bot.halt_file)), control_socket=control_socket)
     except (ValueError, OSError) as err:  # not loopback, port taken, socket path too long
         log.error("cannot start", extra={"event": "config_error", "error": f"HTTP surface: {err}"})
         store.close()

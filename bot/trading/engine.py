@@ -4,6 +4,11 @@ One :class:`TradingEngine` per process. :meth:`iterate` runs in the main thread;
 thread calls :meth:`halt`, :meth:`resume`, :meth:`cancel_all`, :meth:`close_all`. Every order
 goes through :meth:`_send`, which records it *before* sending (status pending) so a crash
 mid-call leaves a cloid that start-up reconciliation resolves.
+
+Halts live in the halt file (:mod:`botwarden.halts`), not in the database: the engine reads
+it when it is built, at every iteration and again right before each entry order, under the
+entry gate. :meth:`halt` returns only once no entry can still be sent: it takes the same gate,
+so an entry already being sent finishes first and every later one sees the halt.
 """
 from __future__ import annotations
 
@@ -23,12 +28,14 @@ from bot.trading.gateway import (
     OrderOutcome,
 )
 from bot.trading.metrics import BotMetrics
+from bot.trading.models import utcnow
 from bot.trading.reconcile import KnownOrder, KnownTrade, plan
 from bot.trading.risk import RiskManager, aggressive_price
 from bot.trading.status import RuntimeStatus
 from bot.trading.store import Store, utc_day
 from bot.trading.strategy import MacdParams, Signal, candles_to_frame, closed_only, evaluate
 from botwarden.errors import TransientError
+from botwarden.halts import Halt, HaltFile, HaltFileError
 from botwarden.settings import StackSettings
 
 log = logging.getLogger("bot.trading.engine")
@@ -59,34 +66,76 @@ class TradingEngine:
         self.params = MacdParams(fast=s.fast, slow=s.slow, signal=s.signal)
         self.interval_ms = INTERVAL_SECONDS[self.bot.candle_interval] * 1000
         # Held while orders are being decided and sent, so a control action never interleaves
-        # with the loop's own orders. Halting does not take it: it must answer at once.
+        # with the loop's own orders. Halting does not take it (an iteration can be long).
         self.lock = threading.RLock()
+        # Held from the last halt check to the end of an entry's send; halting takes it once,
+        # so its answer means "no entry is in flight and none can start".
+        self._entry_gate = threading.RLock()
+        self.halts = HaltFile(settings.path(self.bot.halt_file))
+        # Halts the halt file could not take (e.g. a full disk): they hold in this process only.
+        self._volatile_halts: list[Halt] = []
         self._last_equity_snapshot = 0.0
         self._close_reasons: dict[str, str] = {}
         self._refresh_halt()
 
     # --- halts --------------------------------------------------------------------------
-    def _refresh_halt(self) -> None:
-        halt = self.store.active_halt()
-        self.status.halted_reason = None if halt is None else f"{halt.kind}: {halt.reason}"
-        self.metrics.halted.set(1 if halt else 0)
+    def active_halts(self) -> list[Halt]:
+        """The halts in force: the halt file's (re-read now), then any only this process holds."""
+        return [*self.halts.active(), *self._volatile_halts]
 
-    def halt(self, kind: str, reason: str) -> None:
-        """Stop new entries (stop-losses and exits still run). Persisted: survives restarts."""
-        if self.store.active_halt() is None or kind != "daily_loss":
-            self.store.add_halt(kind, reason)
-        self._refresh_halt()
-        log.warning("trading halted", extra={"event": "halt", "kind": kind, "reason": reason})
+    def _refresh_halt(self) -> list[Halt]:
+        halts = self.active_halts()
+        self.status.halts = [h.as_dict() for h in halts]
+        self.status.halted_reason = "; ".join(h.describe() for h in halts) or None
+        self.metrics.halted.set(1 if halts else 0)
+        return halts
 
-    def resume(self, by: str) -> int:
-        """Clear every halt. A daily loss still beyond the limit halts again next iteration."""
-        n = self.store.clear_halts(by)
+    def halt(self, kind: str, reason: str, *, by: str = "bot") -> tuple[Halt, bool]:
+        """Stop new entries (stop-losses and exits still run) and return once no entry can
+        still be sent. Returns (the halt, durable): durable is False when the halt file could
+        not be written; the halt then holds in this process only (lost on a restart)."""
+        try:
+            # One operator halt, one daily-loss halt; each distinct error or reconcile finding.
+            halt, new = self.halts.add(kind, reason, by=by,
+                                       same="kind" if kind in ("control", "daily_loss") else "reason")
+            durable = True
+        except HaltFileError as err:
+            log.error("halt not persisted; it holds until this process exits",
+                      extra={"event": "halt_not_persisted", "error": str(err)})
+            halt = Halt(id=f"volatile-{len(self._volatile_halts) + 1}", kind=kind, reason=reason, by=by,
+                        at=utcnow().isoformat(timespec="seconds"), day=utc_day())
+            self._volatile_halts.append(halt)
+            new, durable = True, False
+        if new:
+            self.store.add_halt(kind, reason)  # the history the reports count
         self._refresh_halt()
-        log.warning("trading resumed", extra={"event": "resume", "by": by, "cleared": n})
-        return n
+        with self._entry_gate:
+            pass  # an entry being sent has finished; every later one re-reads the halts first
+        if new:
+            log.warning("trading halted", extra={"event": "halt", "kind": kind, "reason": reason, "by": by,
+                                                 "durable": durable})
+        return halt, durable
+
+    def resume(self, by: str, ids: list[str] | None = None) -> list[Halt]:
+        """End the halts ``ids`` (default: every halt); return those ended. A daily loss still
+        beyond the limit halts again at the next iteration. Raises :class:`HaltFileError` when
+        the halt file cannot be rewritten (nothing is resumed then)."""
+        ended = self.halts.clear(ids)
+        volatile = [h for h in self._volatile_halts if ids is None or h.id in ids]
+        self._volatile_halts = [h for h in self._volatile_halts if h not in volatile]
+        ended += volatile
+        if not self._refresh_halt():
+            self.store.clear_halts(by)
+        log.warning("trading resumed", extra={"event": "resume", "by": by, "cleared": [h.id for h in ended]})
+        return ended
 
     def entries_allowed(self) -> bool:
+        """From the last reading of the halts (cheap); :meth:`_entry_allowed_now` decides."""
         return self.status.halted_reason is None and not self.status.stopping
+
+    def _entry_allowed_now(self) -> bool:
+        """Read the halt file again (the agent may have written it since): call under the gate."""
+        return not self._refresh_halt() and not self.status.stopping
 
     # --- orders -------------------------------------------------------------------------
     def _next_cloid(self, coin: str, key: int, intent: str) -> tuple[str, int] | None:
@@ -247,8 +296,13 @@ class TradingEngine:
         is_buy = intent == intents.OPEN_LONG
         px = aggressive_price(mid, is_buy=is_buy, slippage_pct=self.bot.slippage_pct,
                               sz_decimals=self.gw.sz_decimals(coin))
-        outcome = self._send(intent=intent, coin=coin, is_buy=is_buy, size=decision.size, limit_px=px,
-                             order_type={"limit": {"tif": "Ioc"}}, reduce_only=False, cloid=cloid)
+        with self._entry_gate:
+            if not self._entry_allowed_now():
+                log.info("entry skipped", extra={"event": "entry_skipped", "coin": coin,
+                                                 "reason": self.status.halted_reason or "stopping"})
+                return False
+            outcome = self._send(intent=intent, coin=coin, is_buy=is_buy, size=decision.size, limit_px=px,
+                                 order_type={"limit": {"tif": "Ioc"}}, reduce_only=False, cloid=cloid)
         if outcome is not None and outcome.filled_size > 0:
             fill_px = outcome.avg_px or mid
             size = outcome.filled_size if is_buy else -outcome.filled_size
@@ -378,27 +432,34 @@ class TradingEngine:
         last = self.store.closed_trades(20)
         self.metrics.win_rate.set(sum(1 for t in last if (t.pnl or 0) > 0) / len(last) if last else 0.0)
         if self.risk.daily_loss_breached(day_start_equity=day_start, equity=acct.equity):
-            halt = self.store.active_halt()
-            if halt is None or halt.kind != "daily_loss":
+            if not any(h.kind == "daily_loss" for h in self.active_halts()):
                 loss = self.risk.daily_loss_pct(day_start_equity=day_start, equity=acct.equity)
                 self.halt("daily_loss", f"daily loss {loss:.2f}% reached the limit of "
                                         f"{self.bot.risk.daily_loss_limit_pct}%")
 
     # --- control ------------------------------------------------------------------------
     def cancel_all(self) -> dict[str, Any]:
-        """Cancel every resting order of the account. Stop-losses of open positions are
-        re-placed by the next iteration (protection outlives a cancel-all)."""
+        """Cancel every resting order that can add exposure, and the reduce-only orders of
+        coins with no position. The reduce-only orders of an open position (its stop-loss) are
+        kept: cancelling them never reduces risk, and the position would be left unprotected."""
         with self.lock:
+            positions = self.gw.account().positions
             cancelled: list[int] = []
             failed: list[int] = []
+            kept: list[int] = []
             for o in self.gw.open_orders():
+                if protects_position(o, positions):
+                    kept.append(o.oid)
+                    continue
                 (cancelled if self.gw.cancel(o.coin, o.oid) else failed).append(o.oid)
-            log.warning("cancel-all", extra={"event": "cancel_all", "cancelled": cancelled, "failed": failed})
-            return {"cancelled": cancelled, "failed": failed}
+            log.warning("cancel-all", extra={"event": "cancel_all", "cancelled": cancelled, "failed": failed,
+                                             "kept": kept})
+            return {"cancelled": cancelled, "failed": failed, "kept": kept}
 
     def close_all(self) -> dict[str, Any]:
-        """Halt entries, close every position with reduce-only IOCs, then cancel resting orders."""
-        self.halt("control", "close-all requested")
+        """Halt entries, close every position with reduce-only IOCs, then cancel what can add
+        exposure (:meth:`cancel_all`): a position that did not close keeps its stop-loss."""
+        self.halt("control", "close-all requested", by="control")
         with self.lock:
             key = int(time.time() * 1000)
             acct = self.gw.account()
@@ -410,3 +471,9 @@ class TradingEngine:
             self._sync_fills()
             self._sync_positions(after, self.gw.open_orders())
             return result
+
+
+def protects_position(order: ExchangeOrder, positions: dict[str, ExchangePosition]) -> bool:
+    """A reduce-only order on the closing side of an open position: it can only reduce it."""
+    pos = positions.get(order.coin)
+    return order.reduce_only and pos is not None and order.is_buy == (pos.size < 0)

@@ -6,6 +6,17 @@
   compared with :func:`hmac.compare_digest`. No token configured: 503 and why. Wrong or
   missing token: 401.
 
+Halt and resume act on the halt file (:mod:`botwarden.halts`), also while the trading loop
+has not started (the exchange unreachable at start-up): the loop reads the file when it starts.
+
+* ``POST /control/halt[?reason=TEXT&by=WHO]``: 200 ``{"ok": true, "halted": true, "durable":
+  true, "halt": {...}, "halts": [...]}`` only once no entry order is being sent and none can be
+  (see :meth:`TradingEngine.halt`); an operator halt already in force is kept, not doubled.
+  500 with ``"durable": false`` when the halt file could not be written: the running bot is
+  halted, but a restart would lose it.
+* ``POST /control/resume[?id=ID&id=...]``: ends the given halts (default: every halt); 200
+  ``{"ok": true, "cleared": n, "ended": [...], "halts": [...still in force]}``.
+
 Who can reach it. The TCP listener binds loopback only (any other address is refused at start).
 With ``control_socket`` set (the bot's default, ``bot.control_socket``), ``/control`` is served
 only on that unix socket, created mode 0600 in the 0700 ``var/``: the agent sends its bearer
@@ -35,12 +46,14 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import parse_qs
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from bot.trading.metrics import BotMetrics
 from bot.trading.status import RuntimeStatus
 from botwarden.errors import BotwardenError
+from botwarden.halts import Halt, HaltFile, HaltFileError
 
 log = logging.getLogger("bot.trading.http")
 
@@ -57,8 +70,9 @@ _BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\
 class Controls(Protocol):
     """What the control endpoints drive (the :class:`TradingEngine`)."""
 
-    def halt(self, kind: str, reason: str) -> None: ...
-    def resume(self, by: str) -> int: ...
+    def halt(self, kind: str, reason: str, *, by: str = ...) -> tuple[Halt, bool]: ...
+    def resume(self, by: str, ids: list[str] | None = None) -> list[Halt]: ...
+    def active_halts(self) -> list[Halt]: ...
     def cancel_all(self) -> dict[str, Any]: ...
     def close_all(self) -> dict[str, Any]: ...
 
@@ -142,16 +156,18 @@ def require_loopback(host: str) -> None:
 class BotHttpServer:
     """Serve /health, /metrics and /control on ``host:port`` (port 0 = ephemeral).
 
-    ``controls`` may be None until the engine exists; control requests then get 503.
-    ``token`` None disables the control endpoints (503 with the env var to set).
+    ``controls`` may be None until the engine exists; halt and resume then act on ``halts``
+    (the halt file) directly, the other control requests get 503. ``token`` None disables the
+    control endpoints (503 with the env var to set).
     ``control_socket``: serve ``/control`` on this unix socket (0600) and not over TCP.
     Raises ``ValueError`` for a ``host`` that is not loopback.
     """
 
     def __init__(self, host: str, port: int, *, status: RuntimeStatus, metrics: BotMetrics,
                  token: str | None, token_env: str, controls: Callable[[], Controls | None],
-                 control_socket: Path | None = None) -> None:
+                 halts: HaltFile | None = None, control_socket: Path | None = None) -> None:
         require_loopback(host)
+        self.halts = halts
         self.status = status
         self.metrics = metrics
         self._token = token.encode() if token else None
@@ -188,16 +204,14 @@ class BotHttpServer:
             return HTTPStatus.UNAUTHORIZED, "missing or wrong bearer token"
         return HTTPStatus.OK, None
 
-    def _control(self, action: str) -> tuple[HTTPStatus, dict[str, Any]]:
+    def _control(self, action: str, query: dict[str, list[str]] | None = None) -> tuple[HTTPStatus, dict[str, Any]]:
+        query = query or {}
         controls = self.controls()
+        if action in ("halt", "resume"):
+            return self._halt_or_resume(action, controls, query)
         if controls is None:
             return HTTPStatus.SERVICE_UNAVAILABLE, {"error": "the bot is still starting (exchange not connected)"}
         try:
-            if action == "halt":
-                controls.halt("control", "halted by operator")
-                return HTTPStatus.OK, {"ok": True, "halted": True}
-            if action == "resume":
-                return HTTPStatus.OK, {"ok": True, "cleared": controls.resume("control")}
             if action == "cancel-all":
                 return HTTPStatus.OK, {"ok": True, **controls.cancel_all()}
             if action == "close-all":
@@ -207,6 +221,42 @@ class BotHttpServer:
                                                       "error": err.message})
             return HTTPStatus.BAD_GATEWAY, {"ok": False, "error": err.message}
         return HTTPStatus.NOT_FOUND, {"error": f"unknown control action {action!r}"}
+
+    def _halt_or_resume(self, action: str, controls: Controls | None,
+                        query: dict[str, list[str]]) -> tuple[HTTPStatus, dict[str, Any]]:
+        reason = (query.get("reason") or ["halted through the control endpoint"])[0][:500]
+        by = (query.get("by") or ["control"])[0][:100]
+        ids = query.get("id") or None
+        try:
+            if controls is not None:
+                if action == "halt":
+                    halt, durable = controls.halt("control", reason, by=by)
+                    halts = controls.active_halts()
+                else:
+                    ended = controls.resume(by, ids)
+                    halts = controls.active_halts()
+            elif self.halts is None:
+                return HTTPStatus.SERVICE_UNAVAILABLE, {"error": "the bot is still starting (exchange not connected)"}
+            elif action == "halt":  # no trading loop yet: it reads the file when it starts
+                halt, durable = self.halts.add("control", reason, by=by)[0], True
+                halts = self.halts.active()
+            else:
+                ended = self.halts.clear(ids)
+                halts = self.halts.active()
+        except HaltFileError as err:
+            log.error("control action failed", extra={"event": "control_failed", "action": action,
+                                                      "error": str(err)})
+            return HTTPStatus.INTERNAL_SERVER_ERROR, {"ok": False, "error": str(err)}
+        listed = [h.as_dict() for h in halts]
+        if action == "resume":
+            return HTTPStatus.OK, {"ok": True, "cleared": len(ended), "ended": [h.as_dict() for h in ended],
+                                   "halts": listed}
+        if not durable:
+            return HTTPStatus.INTERNAL_SERVER_ERROR, {
+                "ok": False, "halted": True, "durable": False, "halt": halt.as_dict(), "halts": listed,
+                "error": "halted in the running bot only: the halt file could not be written, a restart would "
+                         "lose the halt (see the bot's log)"}
+        return HTTPStatus.OK, {"ok": True, "halted": True, "durable": True, "halt": halt.as_dict(), "halts": listed}
 
     def _handler_class(self, *, control: bool) -> type[BaseHTTPRequestHandler]:
         server = self
@@ -271,7 +321,7 @@ class BotHttpServer:
                     self._json(code, {"error": why}, extra)
                     return
                 log.warning("control action", extra={"event": "control", "action": action})
-                status, doc = server._control(action)
+                status, doc = server._control(action, parse_qs(self.path.partition("?")[2]))
                 self._json(status, doc)
 
         return Handler

@@ -2,7 +2,8 @@
 
 The exchange is the source of truth for positions and resting orders; these tables are the
 bot's memory of what it intended and observed, used for idempotency (orders by cloid),
-accounting (fills, trades, equity) and safety (halts survive restarts).
+accounting (fills, trades, equity) and history (halts taken; the halts in force live in the
+halt file, outside this database).
 """
 from __future__ import annotations
 
@@ -111,8 +112,9 @@ class EquitySnapshot(Base):
 
 
 class HaltRecord(Base):
-    """A halt of new entries. Active while ``cleared_at`` is NULL; ``kind`` daily_loss halts
-    clear themselves on the next UTC day, every other kind waits for a resume."""
+    """History of halts of new entries: taken at ``created_at``, ended at ``cleared_at``. The
+    halts *in force* are in the halt file (:mod:`botwarden.halts`), which a restore of this
+    database cannot drop; these rows are what the reports count."""
 
     __tablename__ = "halts"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -25,6 +25,7 @@ class RuntimeStatus:
     positions: list[dict[str, Any]] = field(default_factory=list)
     open_orders: int = 0
     halted_reason: str | None = None
+    halts: list[dict[str, Any]] = field(default_factory=list)
     last_error: str | None = None
     connected: bool = False
     stopping: bool = False
@@ -32,7 +33,8 @@ class RuntimeStatus:
     def health(self) -> dict[str, Any]:
         """The /health document.
 
-        ``status`` is ``halted`` while entries are halted, ``degraded`` when the loop has not
+        ``status`` is ``halted`` while entries are halted (``halts`` lists each halt in force:
+        id, kind, reason, by, at), ``degraded`` when the loop has not
         completed an iteration within 3 loop periods (or 30 s), market data is older than two
         candles, the exchange is unreachable, or the last iteration hit an error; else
         ``healthy``.
@@ -59,6 +61,7 @@ class RuntimeStatus:
             "positions": self.positions,
             "open_orders": self.open_orders,
             "halted_reason": self.halted_reason,
+            "halts": self.halts,
             "degraded_reasons": reasons,
             "version": BOT_VERSION,
             "uptime_s": round(now_m - self.started_monotonic, 3),

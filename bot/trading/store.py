@@ -200,26 +200,18 @@ class Store:
         with self._session() as s:
             return s.scalar(select(EquitySnapshot.equity).order_by(EquitySnapshot.id).limit(1))
 
-    # --- halts --------------------------------------------------------------------------
-    def active_halt(self, today: str | None = None) -> HaltRecord | None:
-        """The oldest halt still in force. Daily-loss halts of earlier days are cleared here."""
-        today = today or utc_day()
-        with self._session.begin() as s:
-            s.execute(
-                update(HaltRecord)
-                .where(HaltRecord.cleared_at.is_(None), HaltRecord.kind == "daily_loss", HaltRecord.day < today)
-                .values(cleared_at=utcnow(), cleared_by="new_day")
-            )
-            return s.scalar(select(HaltRecord).where(HaltRecord.cleared_at.is_(None)).order_by(HaltRecord.id))
-
+    # --- halt history -------------------------------------------------------------------
+    # The halts in force live in the halt file (botwarden.halts), never here: a restored or
+    # lost database must not end a halt. These rows are the history the reports count.
     def add_halt(self, kind: str, reason: str) -> HaltRecord:
+        """Record that a halt was taken (history only)."""
         with self._session.begin() as s:
             row = HaltRecord(kind=kind, reason=reason, day=utc_day())
             s.add(row)
         return row
 
     def clear_halts(self, by: str) -> int:
-        """Clear every active halt; return how many were cleared."""
+        """Record that every halt ended (history only); return how many rows were open."""
         with self._session.begin() as s:
             result = s.execute(
                 update(HaltRecord).where(HaltRecord.cleared_at.is_(None)).values(cleared_at=utcnow(), cleared_by=by)

@@ -64,7 +64,7 @@ world = Path(sys.argv[1])
 result = ConfigSource(world / "inventory.yaml", [world / "playbooks"]).load()
 assert not result.diagnostics, [str(d) for d in result.diagnostics]
 store = Store(f"sqlite:///{world / 'agent.db'}")
-store.migrate(in_child_process=True)  # as ResidentAgent.start does
+store.migrate(in_child_process=True)  # as Agent.start does
 notifications = Notifications.from_config(result.config, store)
 outbox = Outbox(store, notifications.targets)
 # One delivery to the inbox target (json://, nobody listening): builds its apprise object.

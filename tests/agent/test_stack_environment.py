@@ -15,7 +15,8 @@ from agent.stack.environment import conf_environment, program_environments
 from agent.stack.files import secure_state
 from botwarden.errors import ConfigError, OperationalError
 
-TOKENS = {"BOTWARDEN_BOT_TOKEN": "bot-token-1", "BOTWARDEN_EXCHANGE_ADMIN_TOKEN": "admin-token-2"}
+TOKENS = {"BOTWARDEN_BOT_TOKEN": "bot-token-1", "BOTWARDEN_EXCHANGE_ADMIN_TOKEN": "admin-token-2",
+          "BOTWARDEN_WEB_OPERATOR_PASSWORD": "operator-pw"}
 ENVIRON = {
     "PATH": "/usr/bin:/bin", "HOME": "/home/ops", "LC_ALL": "C.UTF-8",
     "SLACK_WEBHOOK_URL": 'slack://T0/B0/x%40y,z "quoted" end',  # %, a comma and a double quote
@@ -23,6 +24,7 @@ ENVIRON = {
     "BOTWARDEN_PRIVATE_KEY": "0xsigning-key",
     "UNRELATED_SECRET": "nobody-needs-this",
     "HTTPS_PROXY": "http://proxy.example:3128",
+    "BOTWARDEN_WEB_VIEWER_PASSWORD_ANA": "ana-pw",
 }
 
 
@@ -64,6 +66,9 @@ def test_each_program_gets_only_what_it_needs_read_back_exactly(tmp_path: Path) 
                              "HTTPS_PROXY": "http://proxy.example:3128",
                              "SLACK_WEBHOOK_URL": ENVIRON["SLACK_WEBHOOK_URL"],
                              "RELAY_PASSWORD": ENVIRON["RELAY_PASSWORD"]}
+    # The web page loads the same configuration and runs plays: the agent's, and its sign-in passwords.
+    assert envs["web"] == {**envs["agent"], "BOTWARDEN_WEB_OPERATOR_PASSWORD": "operator-pw",
+                           "BOTWARDEN_WEB_VIEWER_PASSWORD_ANA": "ana-pw"}
     # Read by a task and by a template, but unset: nothing to pass; set, they are passed.
     more = program_environments(st, {**ENVIRON, "PLAYBOOK_VAR": "pv", "TEMPLATE_VAR": "tv"}, TOKENS)
     assert {"PLAYBOOK_VAR": "pv", "TEMPLATE_VAR": "tv"}.items() <= more["agent"].items()

@@ -7,6 +7,7 @@ import pytest
 
 from tests.e2e.harness import AgentWorld
 from tests.support.receivers import JsonReceiver
+from tests.support.stack import running_stack  # noqa: F401 (fixture: the whole stack, for every e2e suite)
 from tests.support.supervisord import python_command, supervisord_factory  # noqa: F401 (fixture)
 
 
@@ -17,7 +18,7 @@ def receiver() -> Iterator[JsonReceiver]:
 
 
 @pytest.fixture
-def supervisor(supervisord_factory):  # noqa: F811
+def supervisor(supervisord_factory):
     """A real supervisord running one long-lived program, ``worker``."""
     sup = supervisord_factory({"worker": {"command": python_command()}})
     sup.wait_for_state("worker", "RUNNING")

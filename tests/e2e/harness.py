@@ -42,7 +42,7 @@ class AgentWorld:
         (root / "settings.yaml").write_text(yaml.safe_dump({
             "var_dir": str(self.var),
             "supervisor": {"socket": socket_path, "config": str(root / "unused.conf"), "logdir": str(self.var)},
-            "agent": {"db": str(self.db_path)},
+            "agent": {"db": str(self.db_path), "metrics_port": 0},  # off: worlds run in parallel
         }))
         inventory: dict[str, Any] = {
             "version": 1,

@@ -1,6 +1,7 @@
 """Issue 2's acceptance, end to end: real supervisord, real agent process, real receiver."""
 from __future__ import annotations
 
+import itertools
 import time
 
 import pytest
@@ -176,7 +177,7 @@ def test_hung_check_does_not_delay_the_others(world, supervisor, receiver):
     world.start()
     wait_until(lambda: len(world.results("worker running")) >= 8, 30, what="8 results of the healthy check")
     times = sorted(r.observed_at for r in world.results("worker running"))
-    gaps = [(b - a).total_seconds() for a, b in zip(times, times[1:])]
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(times)]
     # Every 1s, whatever the hung check does (it times out after 6s, each time).
     assert max(gaps) < 2.5, gaps
     hung = wait_until(lambda: world.results("hangs"), 20, what="the hung check's UNKNOWN")

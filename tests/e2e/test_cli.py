@@ -54,14 +54,14 @@ tasks:
 """
 
 
-def agent(world, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+def agent(world, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:  # noqa: A002 - as subprocess.run
     return subprocess.run([str(BIN / "agent"), *args, "--inventory", str(world.inventory)]
                           if args and args[0] in ("status", "validate") else
                           [str(BIN / "agent"), *args], cwd=world.root, capture_output=True, text=True,
                           timeout=120, input=input)
 
 
-def run_playbook(world, name: str, *extra: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+def run_playbook(world, name: str, *extra: str, input: str | None = None) -> subprocess.CompletedProcess[str]:  # noqa: A002
     return subprocess.run(
         [str(BIN / "agent"), "run-playbook", name, "--inventory", str(world.inventory), "--playbooks",
          str(world.playbooks), "--store", world.store_url, *extra],

@@ -8,7 +8,7 @@ from tests.support.stack import running_stack  # noqa: F401 (fixture)
 pytestmark = pytest.mark.slow
 
 
-def test_restore_config_previews_then_restores_and_keeps_the_edited_copy(running_stack):  # noqa: F811
+def test_restore_config_previews_then_restores_and_keeps_the_edited_copy(running_stack):
     stack = running_stack(shipped_playbooks=True)
     stack.wait_running()
     r = stack.agent("run-playbook", "backup", "--yes")

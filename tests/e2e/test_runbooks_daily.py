@@ -114,7 +114,7 @@ def test_a_missing_bot_database_fails_the_run(operator_root) -> None:
     assert receiver.messages == []
 
 
-def test_the_review_on_the_running_stack_matches_the_bot_database(running_stack) -> None:  # noqa: F811
+def test_the_review_on_the_running_stack_matches_the_bot_database(running_stack) -> None:
     from agent.reports import Period, compute_report, load_bot_frames
 
     stack = running_stack(playbooks={n: (REPO / "playbooks" / f"{n}.yaml").read_text() for n in PLAYBOOKS})

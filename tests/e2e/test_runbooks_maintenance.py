@@ -30,7 +30,7 @@ def _trades_so_far(path) -> int:
         return 0
 
 
-def test_maintenance_playbooks_check_backup_damage_restore(running_stack):  # noqa: F811
+def test_maintenance_playbooks_check_backup_damage_restore(running_stack):
     stack = running_stack(shipped_playbooks=True)
     stack.wait_running()
     bot_db = stack.settings.path(stack.settings.bot.db)
@@ -79,7 +79,7 @@ def test_maintenance_playbooks_check_backup_damage_restore(running_stack):  # no
     assert log.count('"event":"reconcile') >= 1 or log.count('"event": "reconcile') >= 1, log[-2000:]
 
 
-def test_weekly_and_monthly_run_for_real(running_stack):  # noqa: F811
+def test_weekly_and_monthly_run_for_real(running_stack):
     stack = running_stack(shipped_playbooks=True)
     stack.wait_running()
     bot_db = stack.settings.path(stack.settings.bot.db)

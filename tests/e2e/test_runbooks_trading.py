@@ -255,7 +255,9 @@ def test_daily_loss_limit_alerts_critical_and_the_agent_halts_the_bot(alert_stac
         stack.exchange_admin("POST", "/admin/shock", {"coin": p["coin"], "pct": -40 if float(p["szi"]) > 0 else 40})
     wait_until(lambda: _alerts(stack, "daily P&L", "CRITICAL"), 60, what="the daily-loss alert")
     health = wait_until(lambda: (h := stack.try_health()).get("status") == "halted" and h, 30, what="the bot halted")
-    assert "halted by operator" in health["halted_reason"]  # the agent's halt, not the bot's own limit
+    # the agent's halt (why: the check that went CRITICAL), not the bot's own limit
+    assert any(h["kind"] == "control" and h["by"].startswith("agent") and "daily P&L went CRITICAL" in h["reason"]
+               for h in health["halts"]), health
 
 
 def test_auth_failure_runs_the_emergency_response(alert_stack: StackUnderTest) -> None:

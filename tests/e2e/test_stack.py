@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 DEV = "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266"
 
 
-def test_stack_trades_and_restart_reconciles(running_stack):  # noqa: F811
+def test_stack_trades_and_restart_reconciles(running_stack):
     stack = running_stack()
     stack.wait_running()
     info = Info(stack.exchange_url, skip_ws=True)
@@ -31,7 +31,7 @@ def test_stack_trades_and_restart_reconciles(running_stack):  # noqa: F811
     assert orders_before <= {o["oid"] for o in info.open_orders(DEV)}
 
 
-def test_walkthrough_stop_alert_start_resolve_and_crash_restart(running_stack):  # noqa: F811
+def test_walkthrough_stop_alert_start_resolve_and_crash_restart(running_stack):
     stack = running_stack(shipped_playbooks=True)
     stack.wait_running()
     wait_until(lambda: stack.agent("status").stdout.count("OK") >= 5, 60, what="checks reporting OK")

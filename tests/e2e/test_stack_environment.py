@@ -53,7 +53,7 @@ def _mode(path: Path) -> int:
 
 
 def test_programs_get_only_their_variables_and_a_new_target_reaches_the_running_agent(
-        running_stack, monkeypatch) -> None:  # noqa: F811
+        running_stack, monkeypatch) -> None:
     monkeypatch.delenv("EXTRA_TARGET_URL", raising=False)
     with JsonReceiver() as extra:
         stack = running_stack(playbooks={"failing": FAILING}, inventory={"notify": {

@@ -86,7 +86,7 @@ class JsonReceiver:
                 self.end_headers()
                 self.wfile.write(b"{}")
 
-            def log_message(self, format: str, *args: Any) -> None:  # quiet test output
+            def log_message(self, *args: Any) -> None:  # quiet test output
                 pass
 
         self._server = _Server(("127.0.0.1", self.port), Handler)

@@ -79,6 +79,10 @@ class StackUnderTest:
             "exchange": {"port": free_port()},
             "bot": {"port": free_port()},
             "inbox": {"port": free_port()},
+            "web": {"port": free_port()},
+            # The agent's /metrics on a port of its own: stacks of tests running in parallel
+            # (pytest-xdist, other checkouts) never read each other's agent.
+            "agent": {"metrics_port": free_port()},
         }
         self.settings_data = _merge(base_settings, settings or {})
         (root / "settings.yaml").write_text(yaml.safe_dump(self.settings_data))
@@ -128,7 +132,8 @@ class StackUnderTest:
             raise RuntimeError(f"supervisorctl {' '.join(args)}: {res.stdout}{res.stderr}")
         return res.stdout
 
-    def agent(self, *args: str, input: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    def agent(self, *args: str, input: str | None = None,  # noqa: A002 - as subprocess.run
+              timeout: float = 120) -> subprocess.CompletedProcess[str]:
         """Run the ``agent`` CLI against this stack (as an operator would, from its root)."""
         env = {**os.environ, **self.tokens}
         return subprocess.run([str(BIN / "agent"), *args], cwd=self.root, capture_output=True, text=True,

@@ -117,7 +117,8 @@ class Detection:
             del self.programs[key]
         for key in programs:
             if key not in self.programs:
-                watcher = self.programs[key] = ProgramWatcher(key[0], key[1], self._on_exit)
+                watcher = self.programs[key] = ProgramWatcher(key[0], key[1], self._on_exit,
+                                                              on_start=self._on_start)
                 self._start(("program", key), watcher.run())
         for hb_key in list(self.heartbeats):  # params may have changed: restart every heartbeat watcher
             self._stop(("heartbeat", hb_key))
@@ -144,6 +145,9 @@ class Detection:
 
     async def _on_exit(self, watcher: ProgramWatcher, pid: int, source: str) -> None:
         self.metrics.exit_detections.labels(source).inc()
+        self._run_checks(self._program_checks.get((watcher.url, watcher.program), []))
+
+    def _on_start(self, watcher: ProgramWatcher, pid: int) -> None:
         self._run_checks(self._program_checks.get((watcher.url, watcher.program), []))
 
     def _trigger_heartbeat(self, bc: BoundCheck, why: str) -> None:

@@ -12,12 +12,17 @@ Contract of :class:`ProgramWatcher`:
   it; when the pid changes (a restart) it re-arms on the new one. While the program is not
   running it waits for :meth:`ProgramWatcher.nudge` (a PROCESS_STATE_STARTING/RUNNING event) or
   polls supervisord every ``idle_poll`` seconds;
+* a process that started and died between two looks (a restart that crashed within
+  milliseconds, before a pidfd could be armed on it) is still reported: supervisord's start time
+  of the program's last process is compared at every look, and a new one on a program that is
+  not running is an exit (source ``poll``);
 * on an exit (pidfd readable, or :meth:`ProgramWatcher.exited` called by the event listener)
   it first settles supervisord: any XML-RPC request wakes its loop, which reaps the child, so
   it asks until supervisord no longer reports the dead pid as running (a few ms). The check
   that runs next therefore sees EXITED, and supervisord's own autorestart, if configured,
   happens now. Then it calls ``on_exit(watcher, pid, source)`` once per pid, whichever source
-  saw the exit first (``pidfd`` or ``event``);
+  saw the exit first (``pidfd`` or ``event``); when it finds the program running again after
+  it was not, it calls ``on_start(watcher, pid)`` (the checks then see the recovery at once);
 * it never raises out of :meth:`run`: an unreachable supervisord or a pidfd that cannot be
   opened (another user's process, a kernel without pidfd) degrades to polling, which the
   check's own interval already covers.
@@ -38,6 +43,7 @@ from botwarden.errors import ModuleError
 log = logging.getLogger("agent.watch")
 
 ExitHandler = Callable[["ProgramWatcher", int, str], Awaitable[None]]
+StartHandler = Callable[["ProgramWatcher", int], None]
 
 RPC_TIMEOUT_S = 2.0
 SETTLE_LIMIT_S = 1.0
@@ -47,15 +53,18 @@ SETTLE_LIMIT_S = 1.0
 class ProgramWatcher:
     """Watch one supervisord program's process; see the module docstring."""
 
-    def __init__(self, url: str, program: str, on_exit: ExitHandler, *, idle_poll: float = 1.0) -> None:
+    def __init__(self, url: str, program: str, on_exit: ExitHandler, *, idle_poll: float = 1.0,
+                 on_start: StartHandler | None = None) -> None:
         self.url = url
         self.program = program
         self.pid: int | None = None
         """The pid currently watched (None while the program is not running)."""
         self._on_exit = on_exit
+        self._on_start = on_start
         self._idle_poll = idle_poll
         self._nudged = asyncio.Event()
         self._handled: deque[int] = deque(maxlen=16)  # pids whose exit was already reported
+        self._last_start: float | None = None  # supervisord's start time of the last process seen
 
     def nudge(self) -> None:
         """Look at supervisord again now (the program was (re)started, or may have been)."""
@@ -74,6 +83,8 @@ class ProgramWatcher:
         pidfd_broken = False
         while True:
             pid = await self._running_pid()
+            if pid is not None and pid != self.pid and self.pid is None and self._on_start is not None:
+                self._on_start(self, pid)  # running again (a restart): its checks see it at once
             self.pid = pid
             if pid is None or pidfd_broken or pid in self._handled:
                 await self._wait_nudge(self._idle_poll)
@@ -128,7 +139,17 @@ class ProgramWatcher:
             log.debug("watch %s: %s", self.program, exc.message)
             return None
         pid = info.get("pid") or None
-        return pid if info.get("statename") in RUNNING_STATES else None
+        running = info.get("statename") in RUNNING_STATES
+        start = float(info.get("start") or 0) or None
+        previous, self._last_start = self._last_start, start
+        if not running and start is not None and previous is not None and start != previous:
+            # A process we never saw running has come and gone (see the module docstring).
+            log.info("%s: a process started at %.3f exited before it could be watched", self.program, start)
+            try:
+                await self._on_exit(self, 0, "poll")
+            except Exception:  # a handler bug must not end the watch
+                log.exception("exit handler for %s failed", self.program)
+        return pid if running else None
 
     async def _wait_nudge(self, timeout: float) -> None:
         try:

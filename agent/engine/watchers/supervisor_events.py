@@ -106,6 +106,23 @@ class _EventProtocol(asyncio.DatagramProtocol):
             log.exception("supervisor event handler failed")
 
 
+def _bind_datagram_socket(path: Path) -> socket.socket:
+    """A unix datagram socket bound at ``path`` (a stale socket there replaced), mode 0600."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_socket():
+        path.unlink()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    old = os.umask(0o177)  # created 0600: only this user may inject events
+    try:
+        sock.bind(str(path))
+    except OSError:
+        sock.close()
+        raise
+    finally:
+        os.umask(old)
+    return sock
+
+
 async def open_event_socket(path: Path, callback: Callable[[SupervisorEvent], None]) -> asyncio.BaseTransport | None:
     """Bind ``path`` (replacing a stale socket, mode 0600) and deliver events to ``callback``.
 
@@ -117,15 +134,7 @@ async def open_event_socket(path: Path, callback: Callable[[SupervisorEvent], No
                     path, MAX_SOCKET_PATH)
         return None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if path.is_socket():
-            path.unlink()
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        old = os.umask(0o177)  # created 0600: only this user may inject events
-        try:
-            sock.bind(str(path))
-        finally:
-            os.umask(old)
+        sock = await asyncio.to_thread(_bind_datagram_socket, path)
     except OSError as exc:
         log.warning("cannot bind the event socket %s: %s; supervisord events are not received", path, exc)
         return None

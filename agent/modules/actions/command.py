@@ -27,7 +27,8 @@ class CommandAction(ActionModule):
 
     async def run(self, params: CommandActionParams, ctx: RunContext) -> ActionResult:
         command = params.display()
-        if params.creates and Path(params.creates).exists():
+        exists = bool(params.creates) and bool(await ctx.run_blocking(Path(params.creates or ".").exists))
+        if exists:
             return ActionResult(changed=False, msg=f"skipped, since {params.creates} exists", data={"cmd": command})
         if ctx.check_mode:
             return ActionResult(changed=True, msg=f"would run {command}", data={"cmd": command})

@@ -6,6 +6,12 @@ Reads the bot's SQLite file (read-only) and the agent's store, computes the figu
 ``notify`` action, so it goes through routes, the outbox and apprise. In check mode the
 report is computed and rendered (the preview shows the figures) but nothing is queued.
 
+Unless ``chart: false``, the report also gets the trading chart (equity, drawdown against the
+daily loss limit, P&L per trade: :mod:`agent.reports.charts`, drawn in a child process so the
+resident agent never imports matplotlib), written as a PNG under ``<var_dir>/reports/`` and
+attached to the message for email targets. A chart that cannot be drawn leaves the report as it
+is and says so in the task's message.
+
 Besides the two stores it reads (read-only): the bot's log file and its rotations for the log
 summary (:mod:`agent.reports.logs`), and, for a window that ends now, the bot's ``/metrics``
 for the API call volume (:mod:`agent.reports.api_calls`). Either missing is a note in the
@@ -17,6 +23,7 @@ import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 from zoneinfo import ZoneInfo
 
@@ -37,6 +44,7 @@ from agent.reports import (
     read_log_summary,
     resolve_period,
 )
+from agent.reports.charts import ChartData, ChartError, chart_data_from_frames, render_in_child_async
 from botwarden.errors import ModuleError
 
 Instant = datetime | date | str
@@ -82,6 +90,10 @@ class ReportActionParams(Params):
     daily_loss_limit_pct: float | None = Field(
         None, gt=0, description="the bot's daily loss limit, % (for 'daily loss used'); default: host var "
                                 "bot.risk.daily_loss_limit_pct"
+    )
+    chart: bool = Field(
+        True, description="attach the chart (equity, drawdown, P&L per trade) as a PNG to email targets; "
+                          "written under <var_dir>/reports/"
     )
 
     @field_validator("template")
@@ -157,15 +169,16 @@ class ReportAction(ActionModule):
         try:
             period = _period(params, now)
             api_calls, api_note = await _api_calls(extras.metrics_url, period, now)
-            report, note = await asyncio.to_thread(_build, params, period, bot_db, agent_db, extras,
-                                                   api_calls, api_note)
+            report, note, chart_data = await asyncio.to_thread(_build, params, period, bot_db, agent_db, extras,
+                                                               api_calls, api_note)
         except (ModuleError, ValueError) as exc:
             return ActionResult(failed=True, msg=f"cannot compute the report: {exc}")
         title = params.title or f"Trading report {report.period.label} on {ctx.host.name}"
         body = self._render(params, ctx, report, note, title)
+        attachments, chart_note = await _chart_file(params, ctx, chart_data, title)
         outcome = dict(await ctx.notifier.notify(
             route=params.route, title=title, body=body, severity=params.severity, host=ctx.host.name,
-            tags=tuple(params.tags), check_mode=ctx.check_mode,
+            tags=tuple(params.tags), check_mode=ctx.check_mode, attachments=attachments,
         ))
         figures = report.as_dict()
         data = {**outcome, "report": figures, "body": body}
@@ -173,9 +186,10 @@ class ReportAction(ActionModule):
             return ActionResult(failed=True, msg=f"cannot notify: {outcome['error']}", data=data)
         verb = "would send" if ctx.check_mode else "sent"
         targets = outcome.get("targets") or []
+        data["chart"] = attachments[0] if attachments else None
         return ActionResult(changed=True, data=data, msg=(
             f"{verb} {report.period.label} report to {len(targets)} target(s): {report.trades} trade(s), "
-            f"realized P&L {report.realized_pnl:+.2f}, {report.incident_count} incident(s)"
+            f"realized P&L {report.realized_pnl:+.2f}, {report.incident_count} incident(s)" + chart_note
         ))
 
     @staticmethod
@@ -226,7 +240,7 @@ async def _api_calls(metrics_url: str | None, period: Period, now: datetime) -> 
 
 
 def _build(params: ReportActionParams, period: Period, bot_db: str, agent_db: str | None, extras: _Extras,
-           api_calls: ApiCallVolume | None, api_note: str) -> tuple[Report, str]:
+           api_calls: ApiCallVolume | None, api_note: str) -> tuple[Report, str, ChartData]:
     frames = load_bot_frames(bot_db)
     records = load_agent_records(agent_db, period.since) if agent_db else None
     notes = [records.note if records else "no agent store configured: incidents and remediations not included"]
@@ -246,7 +260,34 @@ def _build(params: ReportActionParams, period: Period, bot_db: str, agent_db: st
         action_runs=records.action_runs if records else (), uptime_grace_s=params.uptime_grace,
         daily_loss_limit_pct=extras.daily_loss_limit_pct, log=log, api_calls=api_calls,
     )
-    return report, "; ".join(n for n in notes if n)
+    chart = chart_data_from_frames(f"Trading report {period.label}", period.since, period.until,
+                                   frames.equity, frames.trades, extras.daily_loss_limit_pct)
+    return report, "; ".join(n for n in notes if n), chart
+
+
+async def _chart_file(params: ReportActionParams, ctx: RunContext, data: ChartData,
+                      title: str) -> tuple[list[str], str]:
+    """([the PNG's path], "") once drawn; ([], why not) when off, in check mode or on failure."""
+    if not params.chart:
+        return [], ""
+    if ctx.check_mode:
+        return [], "; would attach the chart"
+    var_dir = ctx.host.vars.get("var_dir")
+    if not var_dir:
+        return [], "; no chart: no var_dir for the host"
+    try:
+        png = await render_in_child_async(data, "png")
+    except ChartError as exc:
+        return [], f"; no chart: {exc}"
+    slug = "".join(c if c.isalnum() or c in "-_" else "-" for c in title.lower()).strip("-")[:80]
+    path = Path(str(var_dir)) / "reports" / f"{slug}.png"
+
+    def write() -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(png)
+
+    await asyncio.to_thread(write)
+    return [str(path)], "; chart attached for email"
 
 
 def _host_bot_var(ctx: RunContext, key: str) -> str | None:

@@ -6,9 +6,14 @@ to its target and check it again (integrity for databases, sha256 against the ma
 files); only then move the current file (and a database's ``-wal``/``-shm``) aside
 (``<path>.replaced-<stamp>``: a damaged or wrongly edited file is evidence, never deleted) and
 rename the copy into place. Contract: whatever writes a database target (the bot) is stopped
-first; the restore playbook stops it through supervisord, restores, starts it and checks its
-health. A program reads a restored configuration file when it (re)starts (the agent reloads
-its own playbooks and inventory by itself).
+first; the restore playbook stops it through supervisord, restores, starts it again only if it
+was running, and checks its health. A program reads a restored configuration file when it
+(re)starts (the agent reloads its own playbooks and inventory by itself).
+
+A restore never resumes trading: the bot's halts live in its halt file (the host's
+``bot.halt_path``), outside every database, so restoring an older database keeps them; the
+result lists them (``halts_in_force``). The halt file itself is never restored (a ``files``
+entry naming it is refused): a halt ends only by an explicit resume.
 
 Configuration files (seeds 000 "Configuration restore", 004 ``restore_backup --type config``):
 ``files`` names what to bring back as the backup stored it, relative to the backup's root
@@ -35,6 +40,7 @@ from pydantic import Field, model_validator
 
 from agent.modules import _sqlite_backup as bk
 from agent.modules.base import ActionModule, ActionResult, Params, RunContext
+from botwarden.halts import HaltFile
 
 _SIDECARS = ("-wal", "-shm", "-journal")
 _FILES_PREFIX = "files/"
@@ -108,13 +114,18 @@ class RestoreAction(ActionModule):
             chosen = _chosen_files(entries, params.files, root, info.name)
         except bk.BackupError as exc:
             return ActionResult(failed=True, data=data, msg=str(exc))
+        halt_path = _halt_path(ctx)
+        if halt_path is not None and any(target.resolve() == halt_path for _rel, target, _entry in chosen):
+            return ActionResult(failed=True, data=data,
+                                msg=f"refusing to restore the halt file {halt_path}: a restore never ends a halt "
+                                    "(`agent resume` does)")
         targets = [{"database": n, "path": p, "exists": Path(p).exists()} for n, p in params.databases.items()]
         file_plan = [{"file": rel, "path": str(target), "exists": target.exists(),
                       "unchanged": target.is_file() and bk.sha256_file(target) == entry["sha256"]}
                      for rel, target, entry in chosen]
         data["targets"] = targets
         data["files"] = file_plan
-        to_write = [c for c, plan in zip(chosen, file_plan) if not plan["unchanged"]]
+        to_write = [c for c, plan in zip(chosen, file_plan, strict=True) if not plan["unchanged"]]
         if not params.databases and not to_write:
             return ActionResult(changed=False, data=data,
                                 msg=f"{len(chosen)} file(s) already as in {info.name}; nothing to restore")
@@ -136,7 +147,7 @@ class RestoreAction(ActionModule):
                 result = bk.integrity(tmp, ctx.timeout)
                 if result != "ok":
                     raise bk.BackupError(f"{name} from {info.name}: integrity_check: {result}")
-            for rel, target_path, entry in to_write:
+            for _rel, target_path, entry in to_write:
                 target_path.parent.mkdir(parents=True, exist_ok=True)
                 tmp = target_path.with_name(f".{target_path.name}.restoring")
                 staged.append((tmp, target_path, (), None))
@@ -164,9 +175,13 @@ class RestoreAction(ActionModule):
                     current.unlink()
             os.replace(tmp, target_path)
         data["moved_aside"] = moved_aside
+        halts = [h.as_dict() for h in HaltFile(halt_path).active()] if halt_path is not None else []
+        data["halts_in_force"] = halts
         return ActionResult(changed=True, data=data,
                             msg=f"restored {what} from {info.name}"
-                                + (f"; previous files kept as *.replaced-{stamp}" if moved_aside else ""))
+                                + (f"; previous files kept as *.replaced-{stamp}" if moved_aside else "")
+                                + (f"; {len(halts)} halt(s) still in force (a restore never resumes trading)"
+                                   if halts else ""))
 
 
 def _chosen_files(entries: list[dict[str, Any]], wanted: list[str], root: Path,
@@ -227,6 +242,12 @@ def _describe(databases: list[str], files: list[str]) -> str:
     if files:
         parts.append(f"{len(files)} file(s) ({', '.join(files[:5])}{' ...' if len(files) > 5 else ''})")
     return ", ".join(parts)
+
+
+def _halt_path(ctx: RunContext) -> Path | None:
+    bot = ctx.host.vars.get("bot")
+    path = bot.get("halt_path") if isinstance(bot, dict) else None
+    return Path(path).resolve() if path else None
 
 
 def _default_root(ctx: RunContext) -> Path:

@@ -99,7 +99,7 @@ async def run_command(params: CommandParams, timeout: float) -> CommandOutcome:
             proc = await asyncio.create_subprocess_exec(*argv, **common)
     except FileNotFoundError as exc:
         missing = exc.filename or (params.argv or [""])[0]
-        if params.cwd and not os.path.isdir(params.cwd):
+        if params.cwd and not await asyncio.to_thread(os.path.isdir, params.cwd):
             raise ModuleError(f"working directory {params.cwd} does not exist") from None
         raise ModuleError(f"command not found: {missing}") from None
     except PermissionError as exc:

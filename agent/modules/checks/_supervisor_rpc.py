@@ -1,7 +1,8 @@
 """Async calls to supervisord's XML-RPC API, shared by the supervisor and process modules.
 
-Uses supervisor's own client (``supervisor.xmlrpc.SupervisorTransport``), which speaks HTTP
-over the ``unix://`` socket (or ``http://`` for an inet_http_server). The stdlib client is
+Uses the standard library's XML-RPC client with a transport of ours (:class:`_Transport`, through
+``Transport.make_connection``, the hook the standard library documents for this) that speaks
+HTTP over the ``unix://`` socket (or ``http://`` for an inet_http_server). The client is
 blocking, so every call runs in a worker thread, and the socket itself carries the timeout
 so the thread cannot outlive it by much.
 
@@ -20,7 +21,7 @@ from typing import Annotated, Any
 from urllib.parse import urlparse
 
 from pydantic import AfterValidator
-from supervisor.xmlrpc import Faults, SupervisorTransport, UnixStreamHTTPConnection
+from supervisor.xmlrpc import Faults
 
 from agent.modules.base import RunContext
 from botwarden.errors import ModuleError
@@ -30,7 +31,7 @@ RUNNING_STATES = frozenset({"RUNNING", "STARTING", "BACKOFF"})
 
 
 def _check_url(url: str) -> str:
-    if not (url.startswith("unix://") or url.startswith("http://")):
+    if not url.startswith(("unix://", "http://")):
         raise ValueError(f"{url!r} is not a supervisord URL; write unix:///abs/path.sock or http://host:port")
     return url
 
@@ -50,40 +51,42 @@ def resolve_url(url: str | None, ctx: RunContext) -> str:
     return _check_url(resolved)
 
 
-class _UnixConnection(UnixStreamHTTPConnection):
-    """supervisor's unix-socket connection, with the socket timeout it lacks."""
+class _UnixSocketConnection(http.client.HTTPConnection):
+    """HTTP over supervisord's unix socket, with a socket timeout."""
+
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self._path = path
 
     def connect(self) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(self.timeout)
-        self.sock.connect(self.socketfile)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        sock.connect(self._path)
+        self.sock = sock
 
 
-def _transport(url: str, timeout: float) -> SupervisorTransport:
-    transport = SupervisorTransport(None, None, url)
-    # SupervisorTransport builds connections without a timeout; replace its factory (the one
-    # hook it has) so a wedged supervisord cannot hang the worker thread forever.
-    if url.startswith("unix://"):
+class _Transport(xmlrpc.client.Transport):
+    """The standard library's XML-RPC transport, its documented hook ``make_connection``
+    overridden: every connection carries the call's timeout (supervisor's own transport has no
+    timeout, so a wedged supervisord would hang the worker thread forever) and ``unix://`` URLs
+    go to the socket."""
 
-        def connect_unix() -> http.client.HTTPConnection:
-            conn = _UnixConnection("localhost", timeout=timeout)
-            conn.socketfile = url[len("unix://"):]
-            return conn
+    def __init__(self, url: str, timeout: float) -> None:
+        super().__init__()
+        self._url = url
+        self._call_timeout = timeout
 
-        transport._get_connection = connect_unix
-    else:
-        parsed = urlparse(url)
-
-        def connect_http() -> http.client.HTTPConnection:
-            return http.client.HTTPConnection(parsed.hostname or "127.0.0.1", parsed.port or 80, timeout=timeout)
-
-        transport._get_connection = connect_http
-    return transport
+    def make_connection(self, host: Any) -> http.client.HTTPConnection:
+        if self._url.startswith("unix://"):
+            return _UnixSocketConnection(self._url[len("unix://"):], self._call_timeout)
+        parsed = urlparse(self._url)
+        return http.client.HTTPConnection(parsed.hostname or "127.0.0.1", parsed.port or 80,
+                                          timeout=self._call_timeout)
 
 
 def _call_blocking(url: str, timeout: float, method: str, args: tuple[Any, ...]) -> Any:
-    transport = _transport(url, timeout)
-    proxy = xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
+    transport = _Transport(url, timeout)
+    proxy = xmlrpc.client.ServerProxy("http://127.0.0.1/RPC2", transport=transport)
     try:
         return getattr(proxy.supervisor, method)(*args)
     finally:

@@ -245,7 +245,7 @@ def _parse_time(value: Any, fmt: str | None) -> float | None:
         return None
     try:
         if fmt:
-            parsed = datetime.strptime(value, fmt)
+            parsed = datetime.strptime(value, fmt)  # noqa: DTZ007 - a zone-less format is UTC (below)
         else:
             parsed = datetime.fromisoformat(value.replace(",", ".").replace("Z", "+00:00"))
     except ValueError:

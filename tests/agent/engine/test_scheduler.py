@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections import defaultdict
 from types import SimpleNamespace
@@ -37,7 +38,7 @@ def test_phases_are_evenly_spaced_within_the_interval_and_stable() -> None:
     assert phases == spread_phases("cap0/local/every 1s", 100, 1.0)
     assert all(0.0 <= p < 1.0 for p in phases)
     gaps = sorted(phases)
-    steps = [b - a for a, b in zip(gaps, gaps[1:])]
+    steps = [b - a for a, b in itertools.pairwise(gaps)]
     assert min(steps) > 0.0099 and max(steps) < 0.0101
     # Jobs of the same interval are rotated differently, so they do not start together.
     assert spread_phases("cap0/local/every 1s", 1, 1.0) != spread_phases("cap1/local/every 1s", 1, 1.0)

@@ -42,7 +42,7 @@ class _Handler(BaseHTTPRequestHandler):
     server: FixtureServer
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: object) -> None:  # quiet test output
+    def log_message(self, *args: object) -> None:  # quiet test output
         pass
 
     def _send(self, status: int, body: bytes, content_type: str, extra: dict[str, str] | None = None) -> None:
@@ -83,4 +83,4 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send(404, b"not found", "text/plain")
 
-    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _route
+    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _route  # noqa: N815 - http.server dispatches on these names

@@ -11,6 +11,7 @@ from agent.http import close_shared_clients
 from agent.modules.actions.bot import BotAction, BotActionParams
 from agent.modules.base import HostContext, RunContext
 from bot.exchange import RunningExchange, serve_in_thread
+from botwarden.halts import HaltFile
 from botwarden.settings import PAPER_DEV_PRIVATE_KEY, StackSettings
 
 TOKEN = "bot-action-test-token-value"
@@ -46,7 +47,7 @@ def bot(tmp_path: Path, paper: RunningExchange) -> Iterator[tuple[Any, str]]:
     engine = TradingEngine(settings, gateway, store, metrics, status)
     status.connected = True
     server = BotHttpServer("127.0.0.1", 0, status=status, metrics=metrics, token=TOKEN, token_env=TOKEN_ENV,
-                           controls=lambda: engine)
+                           controls=lambda: engine, halts=engine.halts)
     server.start()
     try:
         yield engine, f"http://127.0.0.1:{server.port}"
@@ -56,10 +57,17 @@ def bot(tmp_path: Path, paper: RunningExchange) -> Iterator[tuple[Any, str]]:
 
 
 @pytest.fixture
-def ctx() -> Callable[..., RunContext]:
-    def make(url: str, check_mode: bool = False) -> RunContext:
-        return RunContext(host=HostContext("box", {"bot": {"url": url, "control_token_env": TOKEN_ENV}}),
-                          timeout=10.0, check_mode=check_mode)
+def halt_path(tmp_path: Path) -> Path:
+    """Where the bot of the ``bot`` fixture keeps its halts (settings.bot.halt_file under root)."""
+    return StackSettings.model_validate({"root": str(tmp_path)}).path("var/bot.halt.json")
+
+
+@pytest.fixture
+def ctx(halt_path: Path) -> Callable[..., RunContext]:
+    def make(url: str, check_mode: bool = False, reason: str = "") -> RunContext:
+        bot_vars = {"url": url, "control_token_env": TOKEN_ENV, "halt_path": str(halt_path)}
+        return RunContext(host=HostContext("box", {"bot": bot_vars}), timeout=10.0, check_mode=check_mode,
+                          reason=reason)
 
     return make
 
@@ -70,25 +78,55 @@ async def _clients() -> Any:
     await close_shared_clients()
 
 
-async def run(action: str, ctx: RunContext) -> Any:
-    return await BotAction().run(BotActionParams(action=action), ctx)
+async def run(action: str, ctx: RunContext, **params: Any) -> Any:
+    return await BotAction().run(BotActionParams(action=action, **params), ctx)
 
 
 async def test_halt_previews_then_halts_then_is_idempotent_then_resumes(
-        bot: tuple[Any, str], ctx: Callable[..., RunContext], monkeypatch: pytest.MonkeyPatch) -> None:
+        bot: tuple[Any, str], ctx: Callable[..., RunContext], monkeypatch: pytest.MonkeyPatch,
+        halt_path: Path) -> None:
     engine, url = bot
     monkeypatch.setenv(TOKEN_ENV, TOKEN)
     preview = await run("halt", ctx(url, check_mode=True))
-    assert preview.changed and preview.msg.startswith("would halt (currently ")
-    assert engine.status.halted_reason is None
-    halted = await run("halt", ctx(url))
-    assert halted.changed and not halted.failed and halted.data["halted"] is True
-    assert "halted by operator" in (engine.status.halted_reason or "")
+    assert preview.changed and preview.msg.startswith(f"would record a halt in {halt_path} and have the bot confirm")
+    assert engine.status.halted_reason is None and engine.halts.active() == []
+    halted = await run("halt", ctx(url, reason="operator ran playbook x"))
+    assert halted.changed and not halted.failed and halted.data["halted"] is True, halted.msg
+    assert halted.data["recorded"] and halted.data["confirmed"] and halted.data["durable"]
+    assert "the bot confirmed no entry is in flight" in halted.msg and str(halt_path) in halted.msg
+    assert "control: operator ran playbook x" in (engine.status.halted_reason or "")
+    assert [h.id for h in engine.halts.active()] == [halted.data["halt_id"]]
     again = await run("halt", ctx(url))
-    assert not again.changed and again.msg.startswith("already halted")
+    assert not again.changed and not again.failed and "already recorded" in again.msg
+    assert len(engine.halts.active()) == 1
     resumed = await run("resume", ctx(url))
     assert resumed.changed and resumed.data["halted"] is False and engine.status.halted_reason is None
+    assert "the bot confirmed" in resumed.msg and engine.halts.active() == []
     assert TOKEN not in repr([preview, halted, again, resumed])
+
+
+async def test_an_operator_halt_is_recorded_beside_the_bots_own(
+        bot: tuple[Any, str], ctx: Callable[..., RunContext], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A daily-loss halt ends with its day: the emergency's halt must not be skipped because the
+    bot already reports itself halted."""
+    engine, url = bot
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)
+    engine.halt("daily_loss", "loss 6%")
+    halted = await run("halt", ctx(url))
+    assert halted.changed and halted.data["durable"]
+    assert sorted(h.kind for h in engine.halts.active()) == ["control", "daily_loss"]
+
+
+async def test_resume_by_id_ends_only_that_halt(bot: tuple[Any, str], ctx: Callable[..., RunContext],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    engine, url = bot
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)
+    mine = await run("halt", ctx(url))
+    engine.halt("reconcile", "unknown BTC position")  # taken meanwhile: not this play's to end
+    resumed = await run("resume", ctx(url), halt_ids=[mine.data["halt_id"]])
+    assert resumed.changed and [h["id"] for h in resumed.data["ended"]] == [mine.data["halt_id"]]
+    assert [h.kind for h in engine.halts.active()] == ["reconcile"] and resumed.data["halted"] is True
+    assert "still in force: reconcile: unknown BTC position" in resumed.msg
 
 
 async def test_close_all_flattens_the_bots_positions(bot: tuple[Any, str], ctx: Callable[..., RunContext],
@@ -118,6 +156,28 @@ async def test_a_wrong_token_is_a_clear_failure_without_the_token(
 
 
 async def test_a_dead_bot_is_a_failed_task(ctx: Callable[..., RunContext]) -> None:
-    result = await run("halt", ctx("http://127.0.0.1:9"))
+    result = await run("cancel-all", ctx("http://127.0.0.1:9"))
     assert result.failed and result.msg == "the bot does not answer: GET http://127.0.0.1:9/health failed: " \
                                            "Connection refused"
+
+
+async def test_a_dead_bot_is_halted_through_its_halt_file_and_the_message_says_so(
+        ctx: Callable[..., RunContext], halt_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)
+    result = await run("halt", ctx("http://127.0.0.1:9"))
+    assert result.failed and result.data["durable"] and not result.data["confirmed"]  # recorded, not confirmed
+    assert result.msg.startswith(f"halt recorded in {halt_path}: it holds while the bot is down")
+    assert "did not confirm (it does not answer: GET http://127.0.0.1:9/health failed: Connection refused)" \
+        in result.msg
+    (halt,) = HaltFile(halt_path).active()
+    assert halt.kind == "control" and halt.id == result.data["halt_id"]
+    resumed = await run("resume", ctx("http://127.0.0.1:9"))
+    assert resumed.changed and not resumed.failed and HaltFile(halt_path).active() == []
+    assert "it trades once it is running again" in resumed.msg
+
+
+async def test_no_halt_file_and_no_bot_is_not_halted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)
+    ctx = RunContext(host=HostContext("box", {"bot": {"url": "http://127.0.0.1:9", "control_token_env": TOKEN_ENV}}))
+    result = await run("halt", ctx)
+    assert result.failed and not result.data["halted"] and result.msg.startswith("NOT halted: ")

@@ -124,7 +124,7 @@ def test_position_opened_from_fills(fills: list[dict[str, Any]], size: float, ex
 
 
 async def test_pnl_counts_todays_realized_loss(ctx: Callable[..., RunContext], sdk: Any) -> None:
-    info, ex = sdk
+    _info, ex = sdk
     assert ex.market_open("BTC", True, 0.05)["status"] == "ok"
     assert ex.market_close("BTC")["status"] == "ok"  # spread and fees: a small realized loss
     result = await check("pnl", ctx())

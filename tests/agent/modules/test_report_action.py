@@ -30,7 +30,8 @@ def world(tmp_path: Path):
         # The host vars as bot/settings.py gives them (risk, program, logdir).
         host = HostContext("local", {
             "bot": {"db_path": str(bot_db), "program": "bot", "risk": {"daily_loss_limit_pct": 5.0}},
-            "agent": {"db_path": str(agent_db)}, "supervisor": {"logdir": str(tmp_path / "log")}})
+            "agent": {"db_path": str(agent_db)}, "supervisor": {"logdir": str(tmp_path / "log")},
+            "var_dir": str(tmp_path / "var")})
         yield store, notes, Outbox(store, targets), receiver, host
     store.close()
 
@@ -45,7 +46,8 @@ async def test_sends_the_report_with_the_exact_figures(world) -> None:
     result = await ReportAction().run(params, ctx(host, notes))
     assert (result.failed, result.changed) == (False, True), result.msg
     assert result.msg == ("sent day 2024-03-15 report to 1 target(s): 4 trade(s), realized P&L -2.00, "
-                          "3 incident(s)")
+                          "3 incident(s); chart attached for email")
+    assert Path(result.data["chart"]).read_bytes().startswith(b"\x89PNG")
     report = result.data["report"]
     for key in ("trades", "wins", "losses", "win_rate", "realized_pnl", "total_pnl", "fees", "fills",
                 "max_drawdown_usd", "max_drawdown_pct", "incident_count", "incident_seconds",

@@ -81,7 +81,7 @@ def tls_server(tmp_path) -> Iterator[tuple[TlsServer, Path]]:
 
 
 async def test_days_left_from_a_live_server(tls_server, make_ctx):
-    server, cert = tls_server
+    server, _cert = tls_server
     result = await TlsCheck().run(TlsCheckParams(host="127.0.0.1", port=server.port), make_ctx())
     assert result.error is None
     assert 19.9 < result.value < 20.1

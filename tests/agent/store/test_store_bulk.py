@@ -29,7 +29,7 @@ def test_record_results_stores_every_row_like_record_result(store: Store) -> Non
 def test_record_results_refuses_naive_datetimes_and_writes_nothing(store: Store) -> None:
     good = dict(play="p", host="h", check="c", state=State.OK, observed_at=T0)
     with pytest.raises(ValueError, match="naive"):
-        store.record_results([good, dict(good, observed_at=datetime(2025, 1, 1))])
+        store.record_results([good, dict(good, observed_at=datetime(2025, 1, 1))])  # noqa: DTZ001 - naive on purpose
     assert store.recent_results() == []
 
 

@@ -14,7 +14,7 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from agent.store import Store, _database
-from agent.store._database import alembic_config, shipped_head
+from agent.store._database import alembic_config, migrations_fingerprint
 from agent.store.models import Base
 from botwarden.errors import OperationalError
 
@@ -58,31 +58,31 @@ def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(store: Store) -> None:
         assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
 
 
-def test_the_head_read_from_the_files_is_alembics_head() -> None:
-    assert shipped_head() == ScriptDirectory.from_config(alembic_config()).get_current_head()
+def _head() -> str | None:
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
-@pytest.mark.parametrize(("files", "head"), [
-    ({"a.py": "revision: str = '0001'\ndown_revision: str | None = None\n",
-      "b.py": 'revision = "0002"\ndown_revision = "0001"  # the parent\n'}, "0002"),
-    ({"a.py": "revision = '0001'\n", "b.py": "revision = '0002'\ndown_revision = '0001'\n",
-      "c.py": "revision = '0003'\ndown_revision = '0001'\n"}, None),  # two heads
-    ({"a.py": "revision = '0001'\n", "b.py": "revision = '0002'\n",
-      "m.py": "revision = '0003'\ndown_revision = ('0001', '0002')\n"}, None),  # a merge: Alembic decides
-    ({"a.py": "revision = make_id()\n"}, None),  # not a literal
-    ({"a.py": "down_revision = None\n"}, None),  # no revision
-    ({"a.py": "revision = '0001'\ndef broken(:\n"}, None),  # not Python: Alembic will say so
-])
-def test_the_head_is_read_from_literal_assignments_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                        files: dict[str, str], head: str | None) -> None:
-    for name, text in files.items():
-        (tmp_path / name).write_text(text)
+def test_a_migrated_database_is_stamped_with_the_fingerprint_of_the_shipped_migrations(store: Store) -> None:
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA user_version").scalar() == migrations_fingerprint()
+
+
+def test_the_fingerprint_changes_with_any_migration_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("0001_a.py", "0002_b.py"):
+        (tmp_path / name).write_text(f"revision = {name[:4]!r}\n")
     monkeypatch.setattr(_database, "VERSIONS_DIR", tmp_path)
-    shipped_head.cache_clear()  # cached per process: these are not the shipped files
+    migrations_fingerprint.cache_clear()  # cached per process: these are not the shipped files
     try:
-        assert shipped_head() == head
+        before = migrations_fingerprint()
+        (tmp_path / "0002_b.py").write_text("revision = '0002'  # edited\n")
+        migrations_fingerprint.cache_clear()
+        edited = migrations_fingerprint()
+        (tmp_path / "0003_c.py").write_text("revision = '0003'\n")
+        migrations_fingerprint.cache_clear()
+        added = migrations_fingerprint()
     finally:
-        shipped_head.cache_clear()
+        migrations_fingerprint.cache_clear()
+    assert len({before, edited, added}) == 3 and min(before, edited, added) > 0
 
 
 MIGRATE_IN_A_FRESH_PROCESS = """
@@ -106,7 +106,11 @@ def _migrate_in_a_fresh_process(url: str, where: str = "here") -> dict[str, obje
 
 def _database_at(tmp_path: Path, revision: str) -> str:
     url = f"sqlite:///{tmp_path / 'agent.db'}"
-    if revision != "new":
+    if revision == "head":
+        setup = Store(url)
+        setup.migrate()  # the agent's way: migrated and stamped
+        setup.close()
+    elif revision != "new":
         setup = Store(url)
         with setup.engine.connect() as conn:
             command.upgrade(alembic_config(conn), revision)
@@ -120,7 +124,7 @@ def test_alembic_is_imported_only_when_a_migration_is_due(tmp_path: Path, start_
     seen = _migrate_in_a_fresh_process(_database_at(tmp_path, start_at))
 
     assert seen["alembic_imported"] == (start_at != "head")
-    assert seen["version"] == [shipped_head()]
+    assert seen["version"] == [_head()]
     assert "escalation_level" in seen["columns"]  # added by 0002: a database at 0001 was upgraded
 
 
@@ -130,7 +134,7 @@ def test_a_due_migration_can_run_in_a_child_process(tmp_path: Path, start_at: st
     seen = _migrate_in_a_fresh_process(_database_at(tmp_path, start_at), "child")
 
     assert seen["alembic_imported"] is False
-    assert seen["version"] == [shipped_head()]
+    assert seen["version"] == [_head()]
     assert "escalation_level" in seen["columns"]
 
 

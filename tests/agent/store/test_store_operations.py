@@ -34,7 +34,8 @@ def test_results_are_recorded_listed_newest_first_and_pruned(store: Store) -> No
 
 def test_naive_datetimes_are_refused(store: Store) -> None:
     with pytest.raises(ValueError, match="naive"):
-        store.record_result(play="p", host="h", check="c", state=State.OK, observed_at=datetime(2025, 1, 1))
+        naive = datetime(2025, 1, 1)  # noqa: DTZ001 - the point of the test
+        store.record_result(play="p", host="h", check="c", state=State.OK, observed_at=naive)
 
 
 def test_check_state_round_trip_and_update(store: Store) -> None:
@@ -183,3 +184,30 @@ def test_action_runs_are_audited(store: Store) -> None:
     assert [(r.task, r.check_mode, r.failed) for r in runs] == [("restart", False, True),
                                                                 ("stop the bot", True, False)]
     assert runs[1].params == {"action": "stop"} and runs[1].actor == "ana"
+
+
+def test_a_store_opened_without_create_refuses_a_missing_file_and_never_makes_one(tmp_path) -> None:
+    """The CLI's commands (status, ack, silence, history, explain) and the web page open the
+    agent's database this way: an `agent ack` after the file was deleted must fail loudly, not
+    write into a fresh file the agent never reads (issue 14, item 6)."""
+    from botwarden.errors import OperationalError
+
+    missing = tmp_path / "var" / "agent.db"
+    with pytest.raises(OperationalError, match="does not exist"):
+        Store(f"sqlite:///{missing}", create=False)
+    assert not missing.exists() and not missing.parent.exists()
+    made = Store(f"sqlite:///{missing}")  # the agent's way: creates it
+    made.migrate()
+    made.close()
+    existing = Store(f"sqlite:///{missing}", create=False)
+    try:
+        assert existing.open_incidents() == []
+        missing.unlink()  # deleted under an open store: a new connection does not recreate it
+        for wal in tmp_path.glob("var/agent.db-*"):
+            wal.unlink()
+        existing.close()
+        with pytest.raises(Exception):  # noqa: B017 - sqlite's "unable to open database file"
+            Store(f"sqlite:///{missing}", create=False).open_incidents()
+        assert not missing.exists()
+    finally:
+        existing.close()

@@ -49,7 +49,7 @@ def test_daily_loss_limit_halts_new_entries(make_engine: Callable[..., Any]) -> 
     assert engine.gw.account().positions == {}
     assert engine.store.all_orders() == []
     assert engine.metrics.registry.get_sample_value("trading_halted") == 1
-    assert engine.store.active_halt().day == utc_day()
+    assert [(h.kind, h.day) for h in engine.halts.active()] == [("daily_loss", utc_day())]
 
 
 def test_dropped_order_response_is_looked_up_not_resent(make_engine: Callable[..., Any], paper_exchange: Any) -> None:

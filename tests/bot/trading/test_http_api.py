@@ -57,14 +57,36 @@ def test_health_reflects_a_halt_and_a_resume(served: Callable[..., tuple[Any, st
     engine.reconcile()
     engine.iterate()
     auth = {"Authorization": f"Bearer {TOKEN}"}
-    assert httpx.post(f"{url}/control/halt", headers=auth).json() == {"ok": True, "halted": True}
+    answer = httpx.post(f"{url}/control/halt?reason=maintenance&by=alice", headers=auth).json()
+    assert answer["ok"] is True and answer["halted"] is True and answer["durable"] is True
+    assert answer["halt"]["reason"] == "maintenance" and answer["halt"]["by"] == "alice"
+    assert answer["halts"] == [answer["halt"]]
     health = httpx.get(f"{url}/health").json()
-    assert health["status"] == "halted"
-    assert "halted by operator" in health["halted_reason"]
+    assert health["status"] == "halted" and health["halts"] == [answer["halt"]]
+    assert health["halted_reason"] == "control: maintenance"
     assert {"loop_age_s", "market_data_age_s", "last_trade_at", "positions", "open_orders", "version",
             "uptime_s"} <= set(health)
-    assert httpx.post(f"{url}/control/resume", headers=auth).json()["cleared"] == 1
+    resumed = httpx.post(f"{url}/control/resume", headers=auth).json()
+    assert resumed["cleared"] == 1 and resumed["ended"] == [answer["halt"]] and resumed["halts"] == []
     assert httpx.get(f"{url}/health").json()["halted_reason"] is None
+
+
+def test_halt_and_resume_work_before_the_trading_loop_exists(make_engine: Callable[..., Any]) -> None:
+    """Exchange unreachable at start-up: no engine yet, but a halt must still be taken."""
+    engine = make_engine()
+    srv = BotHttpServer("127.0.0.1", 0, status=engine.status, metrics=engine.metrics, token=TOKEN,
+                        token_env="BOTWARDEN_BOT_TOKEN", controls=lambda: None, halts=engine.halts)
+    srv.start()
+    try:
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        url = f"http://127.0.0.1:{srv.port}"
+        answer = httpx.post(f"{url}/control/halt", headers=auth).json()
+        assert answer["halted"] and answer["durable"] and [h.id for h in engine.halts.active()] == [answer["halt"]["id"]]
+        assert httpx.post(f"{url}/control/cancel-all", headers=auth).status_code == 503
+        assert httpx.post(f"{url}/control/resume", headers=auth).json()["cleared"] == 1
+        assert engine.halts.active() == []
+    finally:
+        srv.stop()
 
 
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}])
@@ -101,7 +123,7 @@ def test_token_and_key_never_reach_the_logs(served: Callable[..., tuple[Any, str
     buf = io.StringIO()
     configure_logging([TOKEN, PAPER_DEV_PRIVATE_KEY], stream=buf)
     try:
-        engine, url = served()
+        _, url = served()
         httpx.post(f"{url}/control/halt", headers={"Authorization": f"Bearer {TOKEN}x"})
         httpx.post(f"{url}/control/halt", headers={"Authorization": f"Bearer {TOKEN}"})
         log = logging.getLogger("bot.test")

@@ -1,4 +1,5 @@
-"""The SQLite store: idempotency lookups, halts that survive restarts, daily equity base."""
+"""The SQLite store: idempotency lookups, halt history, daily equity base (the halts in force are
+in the halt file: tests/bot/trading/test_halts.py)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
@@ -20,21 +21,11 @@ def test_orders_are_found_by_cloid_and_live_status(tmp_path: Path) -> None:
     assert s.live_orders() == [] and s.order_by_oid(7).status == "filled"
 
 
-def test_halts_persist_across_reopen_and_clear_on_resume(tmp_path: Path) -> None:
+def test_halt_rows_are_history_taken_and_ended(tmp_path: Path) -> None:
     s = Store(tmp_path / "bot.db")
     s.add_halt("control", "operator")
-    s.close()
-    s2 = Store(tmp_path / "bot.db")
-    assert s2.active_halt().reason == "operator"
-    assert s2.clear_halts("test") == 1 and s2.active_halt() is None
-
-
-def test_daily_loss_halt_expires_on_the_next_utc_day(tmp_path: Path) -> None:
-    s = Store(tmp_path / "bot.db")
     s.add_halt("daily_loss", "loss")
-    assert s.active_halt() is not None
-    tomorrow = utc_day(datetime.now(UTC) + timedelta(days=1))
-    assert s.active_halt(today=tomorrow) is None
+    assert s.clear_halts("test") == 2 and s.clear_halts("test") == 0
 
 
 def test_day_start_equity_is_the_first_snapshot_of_the_day(tmp_path: Path) -> None:

@@ -25,11 +25,11 @@ def test_histogram_matches_hand_computed_emas() -> None:
     assert hist.abs().max() == pytest.approx(0.0)
     h2 = macd_histogram(close, MacdParams(fast=1, slow=3, signal=3))
     slow = [1.0, 1.5, 2.25, 3.125]  # alpha = 0.5
-    macd = [c - s for c, s in zip([1, 2, 3, 4], slow)]
+    macd = [c - s for c, s in zip([1, 2, 3, 4], slow, strict=True)]
     sig = [macd[0]]
     for m in macd[1:]:
         sig.append(0.5 * m + 0.5 * sig[-1])
-    assert list(h2) == pytest.approx([m - s for m, s in zip(macd, sig)])
+    assert list(h2) == pytest.approx([m - s for m, s in zip(macd, sig, strict=True)])
 
 
 def test_falling_then_rising_series_is_long_with_regime_start_at_the_cross() -> None:
@@ -54,7 +54,7 @@ def test_rising_then_falling_series_is_short_and_fresh_on_the_crossing_candle() 
 def test_regime_start_is_stable_as_candles_are_added() -> None:
     base = [100 - i for i in range(20)] + [80 + 2 * i for i in range(6)]
     a = evaluate(frame_of(base), P)
-    b = evaluate(frame_of(base + [93.0, 95.0]), P)
+    b = evaluate(frame_of([*base, 93.0, 95.0]), P)
     assert a.direction == b.direction == "long"
     assert a.regime_start_ms == b.regime_start_ms is not None
 

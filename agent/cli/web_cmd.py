@@ -1,0 +1,39 @@
+"""``agent web``: the operator's web page (supervisord runs it as program ``web``).
+
+Binds ``web.host:web.port`` of the stack settings (127.0.0.1:8090 by default); ``--host`` and
+``--port`` override them. Users come from the environment (see :mod:`agent.web.auth`); with
+none, the page serves ``/healthz`` and the sign-in form, and nobody can sign in.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Annotated
+
+import typer
+
+from agent.cli import options
+from agent.cli.common import load, store_url, templates_dir
+
+
+def web(
+    inventory: options.Inventory = options.DEFAULT_INVENTORY,
+    host: Annotated[str | None, typer.Option("--host", help="bind address (default: web.host, 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="port (default: web.port)")] = None,
+    store: options.Store = None,
+) -> None:
+    """Serve the status page and the operator's controls."""
+    from agent.core.redaction import Redactor
+    from agent.notify import install as install_redaction
+    from agent.web import make_context, serve
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = load(inventory, None)
+    ctx = make_context(config, store_url=store_url(config, store), env=os.environ,
+                       templates_dir=templates_dir(inventory))
+    from agent.engine.operator_actions import redactor as _redactor
+
+    redactor: Redactor = _redactor(config)
+    install_redaction(logging.getLogger(), redactor)
+    settings = config.settings.web
+    serve(ctx, host or settings.host, port if port is not None else settings.port)

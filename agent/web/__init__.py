@@ -1,0 +1,100 @@
+"""The operator's web page: status at a glance and safe control, from a phone.
+
+Its own supervised program (``agent web``, supervisord program ``web``), bound to 127.0.0.1 by
+default. It reads the agent's store read-only (:class:`agent.store.read_only.ReadOnlyStore`)
+and the bot's, the exchange's and the agent's endpoints, never slows the resident agent, and
+the agent does not need it. Control actions call the CLI's own functions, audited as
+``web:<user>``. Server-rendered (aiohttp + Jinja2), live through server-sent events.
+
+Public API::
+
+    ctx = make_context(config, store_url=..., env=os.environ)
+    web.run_app(build_app(ctx), host=..., port=...)      # or: serve(config, ...)
+"""
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from agent.web.app import build_app
+from agent.web.auth import Sessions, SignInThrottle, users_from_env
+from agent.web.context import WebContext
+from agent.web.gather import Gatherer
+from agent.web.live import Live
+from agent.web.runs import PlayRuns
+
+__all__ = ["WebContext", "build_app", "make_context", "serve"]
+log = logging.getLogger("agent.web")
+STATE_ORDER = {"CRITICAL": 0, "UNKNOWN": 1, "WARNING": 2, "OK": 3, "PENDING": 4}
+
+
+def account_address(settings: Any) -> str | None:
+    """The bot's account address, derived from the signing key the bot uses (None without one).
+    Only the address is kept."""
+    try:
+        key = settings.private_key()
+        from eth_account import Account
+
+        return str(Account.from_key(key).address)
+    except Exception:  # noqa: BLE001 - no key here: the page shows the account as unknown
+        return None
+
+
+def template_env(templates_dir: Path, config: Any, redact: Any) -> jinja2.Environment:
+    from agent.web import views
+    from agent.web.sparkline import sparkline
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates_dir)),
+                             autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
+                             undefined=jinja2.StrictUndefined if os.environ.get("BOTWARDEN_WEB_STRICT") else
+                             jinja2.Undefined, trim_blocks=False)
+    env.filters["ago"] = views.ago
+    env.filters["lasted"] = views.lasted
+    env.filters["ms"] = lambda v: "?" if v is None else ("∞" if v == float("inf") else f"{v:g} ms")
+    env.filters["redact"] = lambda text: redact(str(text)) if text is not None else ""
+    env.filters["sparkline"] = lambda c: sparkline(c.values, c.warning, c.critical,
+                                                   title=f"{c.check}: last {len(c.values)} values")
+    env.filters["worst_first"] = lambda rows: sorted(rows, key=lambda c: (STATE_ORDER.get(c.state, 5), c.key))
+    s = config.settings
+    env.globals["names"] = {"bot": s.bot.program, "agent": s.agent.program, "exchange": s.exchange.program}
+    return env
+
+
+def make_context(config: Any, *, store_url: str, env: Mapping[str, str], templates_dir: Path,
+                 charts: bool = True) -> WebContext:
+    """Everything the application needs, from the loaded configuration and the environment."""
+    from agent.engine.operator_actions import redactor as _redactor
+    from agent.web.day_chart import DayChart
+
+    web = config.settings.web
+    users = users_from_env(env, operator_env=web.operator_password_env, viewer_env=web.viewer_password_env)
+    if not len(users):
+        log.warning("no web users: set $%s (and $%s) or run `make run` to generate them",
+                    web.operator_password_env, web.viewer_password_env)
+    gatherer = Gatherer(config, store_url, account_address=account_address(config.settings))
+    live = Live(gatherer, web.refresh_seconds)
+    redact = _redactor(config)
+    first_host = next(iter(config.hosts), "local")
+    ctx = WebContext(
+        config=config, store_url=store_url, users=users, live=live, runs=PlayRuns(store_url),
+        templates=template_env(templates_dir / "web", config, redact.redact),
+        sessions=Sessions(lifetime=web.session_hours * 3600), throttle=SignInThrottle(),
+        secure_cookie=web.secure_cookie, static_dir=templates_dir / "web" / "static",
+        charts=DayChart(first_host, on_ready=live.bump) if charts else None,
+    )
+    return ctx
+
+
+def serve(ctx: WebContext, host: str, port: int) -> None:
+    """Serve until interrupted (SIGTERM from supervisord ends it cleanly)."""
+    from aiohttp import web
+
+    app = build_app(ctx)
+    log.info("web page on http://%s:%d/ (%d user(s))", host, port, len(ctx.users))
+    web.run_app(app, host=host, port=port, print=None, access_log=None, handle_signals=True,
+                shutdown_timeout=5.0)

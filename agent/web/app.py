@@ -1,0 +1,105 @@
+"""The aiohttp application: sign-in, the security middleware, and the routes of every page.
+
+Access rules, enforced in :func:`_guard` for every route but ``/healthz``, ``/login``,
+``/favicon.ico`` and ``/static``: signed out, a page (GET) redirects to ``/login`` and anything else gets 401; a
+POST without the session's CSRF token gets 403; a control action (``/act/...``) needs the
+operator role (403 for a viewer). Responses carry a strict Content-Security-Policy (scripts
+and styles from this origin only), ``X-Frame-Options: DENY`` and ``no-store`` caching.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from urllib.parse import quote
+
+from aiohttp import web
+
+from agent.web.auth import tokens_match
+from agent.web.context import COOKIE, CTX, SESSION, WebContext, ctx_of
+
+log = logging.getLogger("agent.web")
+POLLER = web.AppKey("poller", asyncio.Task)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+@web.middleware
+async def _headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    response = await handler(request)
+    response.headers.setdefault("Content-Security-Policy",
+                                "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+                                "frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+@web.middleware
+async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    path = request.path
+    if path in ("/healthz", "/login", "/favicon.ico") or path.startswith("/static/"):
+        return await handler(request)
+    ctx = ctx_of(request)
+    session = ctx.sessions.get(request.cookies.get(COOKIE))
+    if session is None:
+        if request.method == "GET" and not path.startswith("/events/"):
+            raise web.HTTPFound(f"/login?next={quote(request.path_qs, safe='/?=&')}")
+        raise web.HTTPUnauthorized(text="sign in first\n")
+    request[SESSION] = session
+    if request.method == "POST":
+        form = await request.post()
+        if not tokens_match(session.csrf, str(form.get("csrf") or "")):
+            raise web.HTTPForbidden(text="the form's CSRF token is missing or wrong: reload the page and retry\n")
+    if path.startswith("/act/") and not session.user.can_act:
+        raise web.HTTPForbidden(text=f"{session.user.name} may look but not act (read-only role)\n")
+    return await handler(request)
+
+
+def build_app(ctx: WebContext) -> web.Application:
+    app = web.Application(middlewares=[_headers, _guard], client_max_size=64 * 1024)
+    app[CTX] = ctx
+    from agent.web import control, signin, views
+
+    app.router.add_get("/healthz", views.healthz)
+    app.router.add_get("/favicon.ico", views.favicon)
+    app.router.add_get("/login", signin.login_page)
+    app.router.add_post("/login", signin.login)
+    app.router.add_post("/logout", signin.logout)
+    app.router.add_get("/", views.overview)
+    app.router.add_get("/incidents", views.incidents)
+    app.router.add_get("/incidents/{id:\\d+}", views.incident)
+    app.router.add_get("/checks", views.checks)
+    app.router.add_get("/trading", views.trading_page)
+    app.router.add_get("/agent", views.agent_page)
+    app.router.add_get("/plays", views.plays)
+    app.router.add_get("/runs/{id:\\d+}", views.run_page)
+    app.router.add_get("/events/{page}", views.events)
+    app.router.add_get("/charts/{name}.svg", views.chart)
+    app.router.add_post("/act/ack/{id:\\d+}", control.ack)
+    app.router.add_post("/act/silence", control.silence)
+    app.router.add_post("/act/silence/{id:\\d+}/expire", control.expire)
+    app.router.add_post("/act/play/{name}", control.play)
+    if ctx.static_dir is not None:
+        app.router.add_static("/static/", ctx.static_dir, follow_symlinks=False)
+
+    stop = asyncio.Event()
+
+    async def on_startup(app: web.Application) -> None:
+        await ctx.live.start()
+        app[POLLER] = asyncio.get_running_loop().create_task(ctx.live.run(stop), name="web-live")
+
+    async def on_cleanup(app: web.Application) -> None:
+        stop.set()
+        await app[POLLER]
+        await ctx.runs.close()
+        if ctx.charts is not None:
+            await ctx.charts.close()
+        from agent.http import close_shared_clients  # the modules' HTTP sessions of plays run here
+
+        await close_shared_clients()
+        await ctx.live.close()
+
+    app.on_startup.append(on_startup)
+    app.on_cleanup.append(on_cleanup)
+    return app

@@ -1,0 +1,190 @@
+"""Who may use the page: users from the environment, sessions, CSRF tokens, sign-in throttling.
+
+* **Users** come from the environment only (:func:`users_from_env`): ``operator`` and ``viewer``
+  with the passwords in the variables the stack settings name (``make run`` generates them into
+  ``var/secrets.env``), and one user per variable named ``<that variable>_<NAME>`` (user
+  ``name``, lower case, same role), so each person's actions are audited under their own name.
+  Every such variable is named ``*PASSWORD*``, so the redaction of logs and messages masks it.
+  A user without a password does not exist.
+* **Passwords** are compared in constant time over every user (:meth:`Users.authenticate`):
+  the time taken says neither which names exist nor how much of a password was right.
+* **Sessions** live in this process only (:class:`Sessions`): a random 256-bit id in an
+  HttpOnly, SameSite=Strict cookie; restarting the page signs everyone out. Each session has
+  its own CSRF token, required on every form (compared in constant time).
+* **Sign-in throttling** (:class:`SignInThrottle`): failures are counted per user name and per
+  client address in a sliding window; past the limit, sign-in is refused (429) until the oldest
+  failure leaves the window, for the right password too.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+Role = Literal["operator", "viewer"]
+ROLES: tuple[str, ...] = ("operator", "viewer")
+
+
+class UsersError(ValueError):
+    """The users' variables contradict each other (the message names a variable, never a password)."""
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    role: Role
+
+    @property
+    def can_act(self) -> bool:
+        return self.role == "operator"
+
+    @property
+    def actor(self) -> str:
+        """How the audit trail names this user's actions."""
+        return f"web:{self.name}"
+
+
+def _digest(password: str) -> bytes:
+    return hashlib.sha256(password.encode("utf-8")).digest()
+
+
+class Users:
+    """Name -> (role, password digest). Digests of equal length make the comparison constant-time."""
+
+    def __init__(self, entries: Mapping[str, tuple[Role, str]]) -> None:
+        self._entries = {name: (role, _digest(pw)) for name, (role, pw) in entries.items() if pw}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def authenticate(self, name: str, password: str) -> User | None:
+        """The user when ``name`` and ``password`` match one, else None; compares against every user."""
+        given_name, given_pw = _digest(name), _digest(password)
+        found: User | None = None
+        for user_name, (role, digest) in self._entries.items():
+            name_ok = hmac.compare_digest(_digest(user_name), given_name)
+            pw_ok = hmac.compare_digest(digest, given_pw)
+            if name_ok & pw_ok:
+                found = User(user_name, role)
+        return found
+
+
+def users_from_env(env: Mapping[str, str], *, operator_env: str, viewer_env: str) -> Users:
+    """The users the environment defines (see the module docstring). Raises :class:`UsersError`
+    when one name is given two roles."""
+    entries: dict[str, tuple[Role, str]] = {}
+    for role, base in (("operator", operator_env), ("viewer", viewer_env)):
+        for var, password in sorted(env.items()):
+            if not password:
+                continue
+            if var == base:
+                name = role
+            elif var.startswith(base + "_") and len(var) > len(base) + 1:
+                name = var[len(base) + 1:].lower()
+            else:
+                continue
+            if name in entries and entries[name][0] != role:
+                raise UsersError(f"user {name!r} is given two roles (${var} and another variable): keep one")
+            entries[name] = (role, password)  # type: ignore[assignment]
+    return Users(entries)
+
+
+@dataclass
+class Session:
+    id: str
+    user: User
+    csrf: str
+    expires_at: float
+    flash: list[tuple[str, str]] = field(default_factory=list)
+    """(kind, text) messages shown once on the next page: what an action did or why it did not."""
+
+    def say(self, kind: str, text: str) -> None:
+        self.flash.append((kind, text))
+
+    def take_flash(self) -> list[tuple[str, str]]:
+        out, self.flash = self.flash, []
+        return out
+
+
+@dataclass
+class Sessions:
+    """Signed-in sessions of this process, by random id; each expires ``lifetime`` after sign-in."""
+
+    lifetime: float
+    clock: object = field(default=time.monotonic, repr=False)
+    _by_id: dict[str, Session] = field(default_factory=dict)
+
+    def _now(self) -> float:
+        return float(self.clock())  # type: ignore[operator]
+
+    def create(self, user: User) -> Session:
+        self._sweep()
+        session = Session(secrets.token_urlsafe(32), user, secrets.token_urlsafe(32), self._now() + self.lifetime)
+        self._by_id[session.id] = session
+        return session
+
+    def get(self, session_id: str | None) -> Session | None:
+        if not session_id:
+            return None
+        session = self._by_id.get(session_id)
+        if session is None:
+            return None
+        if session.expires_at <= self._now():
+            self._by_id.pop(session_id, None)
+            return None
+        return session
+
+    def end(self, session_id: str | None) -> None:
+        if session_id:
+            self._by_id.pop(session_id, None)
+
+    def _sweep(self) -> None:
+        now = self._now()
+        for sid in [sid for sid, s in self._by_id.items() if s.expires_at <= now]:
+            del self._by_id[sid]
+
+
+def tokens_match(expected: str | None, given: str | None) -> bool:
+    """Constant-time equality of two CSRF tokens; False when either is missing."""
+    if not expected or not given:
+        return False
+    return hmac.compare_digest(expected.encode(), given.encode())
+
+
+@dataclass
+class SignInThrottle:
+    """At most ``limit`` failed sign-ins per key (user name, client address) within ``window`` s."""
+
+    limit: int = 5
+    window: float = 300.0
+    clock: object = field(default=time.monotonic, repr=False)
+    _failures: dict[str, deque[float]] = field(default_factory=dict)
+
+    def _now(self) -> float:
+        return float(self.clock())  # type: ignore[operator]
+
+    def retry_after(self, *keys: str) -> float:
+        """Seconds until a sign-in is allowed again for all ``keys`` (0: allowed now)."""
+        now, wait = self._now(), 0.0
+        for key in keys:
+            q = self._failures.get(key)
+            if not q:
+                continue
+            while q and q[0] <= now - self.window:
+                q.popleft()
+            if len(q) >= self.limit:
+                wait = max(wait, q[0] + self.window - now)
+        return wait
+
+    def failed(self, *keys: str) -> None:
+        now = self._now()
+        for key in keys:
+            self._failures.setdefault(key, deque()).append(now)
+        if len(self._failures) > 10_000:  # bounded memory under a spray of names
+            for key in [k for k, q in self._failures.items() if not q or q[-1] <= now - self.window]:
+                del self._failures[key]

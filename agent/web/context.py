@@ -1,0 +1,50 @@
+"""What the web handlers share: the application's context, and the cookie names."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from aiohttp import web
+
+from agent.web.auth import Session, Sessions, SignInThrottle, Users
+from agent.web.live import Live
+from agent.web.runs import PlayRuns
+
+COOKIE = "bw_session"
+LOGIN_COOKIE = "bw_login"
+
+
+@dataclass
+class WebContext:
+    """What the handlers share (one per application)."""
+
+    config: Any
+    store_url: str
+    users: Users
+    live: Live
+    runs: PlayRuns
+    templates: jinja2.Environment
+    sessions: Sessions
+    throttle: SignInThrottle = field(default_factory=SignInThrottle)
+    secure_cookie: bool = False
+    static_dir: Path | None = None
+    charts: Any = None
+
+    def render(self, name: str, **values: Any) -> str:
+        return self.templates.get_template(name).render(**values)
+
+
+CTX = web.AppKey("ctx", WebContext)
+# A typed request key where aiohttp has them (3.13+); the plain name before.
+SESSION: Any = web.RequestKey("session", Session) if hasattr(web, "RequestKey") else "session"
+
+
+def ctx_of(request: web.Request) -> WebContext:
+    return request.app[CTX]
+
+
+def session_of(request: web.Request) -> Session:
+    session: Session = request[SESSION]
+    return session

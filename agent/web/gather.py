@@ -1,0 +1,273 @@
+"""One read of everything the page shows: a :class:`Snapshot`, gathered by :class:`Gatherer`.
+
+Where each fact comes from, and the bound on it:
+
+* supervisord (program states): XML-RPC over its unix socket, 2 s timeout;
+* the bot: ``GET /health``, 2 s timeout;
+* the exchange: public ``/info`` reads (``allMids``, ``clearinghouseState``,
+  ``frontendOpenOrders``) for the bot's account, 3 s timeout, at most every
+  ``EXCHANGE_EVERY_S`` (they count against the account's API rate limit, shared with the bot);
+* the agent: its Prometheus ``/metrics`` (scheduler lateness, RSS), 2 s timeout;
+* the agent's store: :class:`agent.store.read_only.ReadOnlyStore` (``mode=ro``, no write lock,
+  one short statement per read): check states, recent results, incidents, outbox, events;
+* the bot's database (``mode=ro``): equity snapshots of the UTC day, closed trades, fills.
+
+Every source fails on its own: a dead bot or a missing store is a fact on the page, never an
+error page. Nothing here writes anywhere.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+
+from agent.store.read_only import ReadOnlyStore
+from agent.web import trading
+from agent.web.verdict import Facts, Verdict, decide
+
+log = logging.getLogger("agent.web")
+
+FRESH_RESULTS_S = 120.0
+"""The agent counts as watching while some check result is at most this old."""
+EXCHANGE_EVERY_S = 30.0
+"""The account is read from the exchange at most this often (rate-limit weight ~24 per read)."""
+SPARK_POINTS = 60
+SPARK_WINDOW = timedelta(hours=6)
+RECENT_INCIDENTS = timedelta(days=2)
+
+
+@dataclass(frozen=True)
+class CheckRow:
+    key: str
+    play: str
+    check: str
+    host: str
+    state: str
+    soft: str | None
+    since: datetime | None
+    last_value: str | None
+    last_error: str | None
+    incident_id: int | None
+    values: tuple[tuple[datetime, float, str], ...]
+    warning: float | None
+    critical: float | None
+
+
+@dataclass(frozen=True)
+class AgentHealth:
+    process: str
+    metrics_ok: bool
+    lateness_p50_ms: float | None = None
+    lateness_p99_ms: float | None = None
+    lateness_max_bucket_ms: float | None = None
+    lateness_samples: int = 0
+    rss_mb: float | None = None
+    checks_in_flight: int | None = None
+    last_result_at: datetime | None = None
+    outbox: Mapping[str, int] = field(default_factory=dict)
+    outbox_failures: tuple[Any, ...] = ()
+    last_start: Any = None
+    last_reload: Any = None
+    config_rejected: Any = None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    at: datetime
+    verdict: Verdict
+    programs: Mapping[str, str]
+    bot_health: Mapping[str, Any] | None
+    bot_error: str | None
+    exchange_ok: bool
+    exchange_detail: str
+    agent: AgentHealth
+    store_error: str | None
+    open_incidents: tuple[Any, ...]
+    recent_incidents: tuple[Any, ...]
+    checks: tuple[CheckRow, ...]
+    silences: tuple[Any, ...]
+    account: trading.Account | None
+    day: trading.Day | None
+    trades: tuple[Any, ...]
+    fills: tuple[Any, ...]
+    trading_error: str | None
+
+    def version_key(self) -> tuple[Any, ...]:
+        """What changes when something worth re-rendering changed (the time alone does not)."""
+        return (self.verdict, tuple(sorted(self.programs.items())), self.open_incidents, self.recent_incidents[:20],
+                tuple((c.key, c.state, c.soft, c.since, c.last_value, c.incident_id) for c in self.checks),
+                self.silences, self.account, self.day, self.trades[-5:], self.fills[:5], self.agent,
+                self.bot_health and {k: v for k, v in self.bot_health.items()
+                                     if k not in ("loop_age_s", "uptime_s", "market_data_age_s")},
+                self.exchange_ok, self.store_error)
+
+
+class Gatherer:
+    """Reads the sources for one :class:`Snapshot`; keeps connections between reads."""
+
+    def __init__(self, config: Any, store_url: str, *, account_address: str | None) -> None:
+        self.config = config
+        self.settings = config.settings
+        self.store_url = store_url
+        self.account_address = account_address
+        self._store: ReadOnlyStore | None = None
+        self._account_cache: tuple[float, trading.Account | None, str] | None = None
+        self._prev_buckets: dict[float, float] | None = None
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    def store(self) -> ReadOnlyStore:
+        if self._store is None:
+            self._store = ReadOnlyStore(self.store_url)
+        return self._store
+
+    async def snapshot(self, http: aiohttp.ClientSession) -> Snapshot:
+        now = datetime.now(UTC)
+        programs_t = self._programs()
+        health_t = self._bot_health(http)
+        metrics_t = self._agent_metrics(http)
+        account_t = self._account(http)
+        store_t = asyncio.to_thread(self._store_reads, now)
+        day_t = asyncio.to_thread(self._bot_db_reads, now)
+        programs, (health, bot_error), metrics, (account, exchange_ok, exchange_detail), store, bot_db = \
+            await asyncio.gather(programs_t, health_t, metrics_t, account_t, store_t, day_t)
+        store_error = store.get("error")
+        checks: tuple[CheckRow, ...] = store.get("checks", ())
+        last_result = max((c.values[-1][0] for c in checks if c.values), default=None)
+        state_times = [s for s in store.get("observed", ()) if s is not None]
+        last_result = max([*state_times, *([last_result] if last_result else [])], default=None)
+        agent = AgentHealth(
+            process=programs.get(self.settings.agent.program, "UNKNOWN"), metrics_ok=metrics is not None,
+            **(metrics or {}), last_result_at=last_result, outbox=store.get("outbox", {}),
+            outbox_failures=store.get("failures", ()), last_start=store.get("events", {}).get("start"),
+            last_reload=store.get("events", {}).get("reload"), config_rejected=store.get("config_rejected"),
+        )
+        open_incidents = tuple(store.get("open", ()))
+        agent_running = agent.process == "RUNNING"
+        verdict = decide(Facts(
+            agent_running=agent_running,
+            agent_fresh=last_result is not None and (now - last_result).total_seconds() <= FRESH_RESULTS_S,
+            store_readable=store_error is None,
+            bot_running=programs.get(self.settings.bot.program) == "RUNNING",
+            bot_status=health.get("status") if health else None,
+            halted_reason=health.get("halted_reason") if health else None,
+            exchange_ok=exchange_ok,
+            open_incidents=len(open_incidents),
+            positions_without_stop=account.positions_without_stop() if account else (),
+        ))
+        return Snapshot(
+            at=now, verdict=verdict, programs=programs, bot_health=health, bot_error=bot_error,
+            exchange_ok=exchange_ok, exchange_detail=exchange_detail, agent=agent, store_error=store_error,
+            open_incidents=open_incidents, recent_incidents=tuple(store.get("recent", ())), checks=checks,
+            silences=tuple(store.get("silences", ())), account=account, day=bot_db.get("day"),
+            trades=tuple(bot_db.get("trades", ())), fills=tuple(bot_db.get("fills", ())),
+            trading_error=bot_db.get("error"),
+        )
+
+    # -- sources -----------------------------------------------------------------------------
+
+    async def _programs(self) -> dict[str, str]:
+        from agent.modules.checks._supervisor_rpc import call
+
+        url = f"unix://{self.settings.path(self.settings.supervisor.socket)}"
+        try:
+            infos = await call(url, "getAllProcessInfo", timeout=2.0)
+        except Exception as exc:  # noqa: BLE001 - supervisord down is a fact for the page
+            log.debug("supervisord not reachable: %s", exc)
+            return {}
+        return {str(i["name"]): str(i["statename"]) for i in infos}
+
+    async def _bot_health(self, http: aiohttp.ClientSession) -> tuple[dict[str, Any] | None, str | None]:
+        try:
+            async with http.get(self.settings.bot.health_url, timeout=aiohttp.ClientTimeout(total=2)) as r:
+                return dict(await r.json(content_type=None)), None
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            return None, f"/health: {type(exc).__name__}: {exc}"[:200]
+
+    async def _agent_metrics(self, http: aiohttp.ClientSession) -> dict[str, Any] | None:
+        port = self.settings.agent.metrics_port
+        if not port:
+            return None
+        try:
+            async with http.get(f"http://127.0.0.1:{port}/metrics", timeout=aiohttp.ClientTimeout(total=2)) as r:
+                text = await r.text()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.debug("agent metrics: %s", exc)
+            return None
+        parsed, self._prev_buckets = trading.parse_agent_metrics(text, self._prev_buckets)
+        return parsed
+
+    async def _account(self, http: aiohttp.ClientSession) -> tuple[trading.Account | None, bool, str]:
+        now = time.monotonic()
+        if self._account_cache is not None and now - self._account_cache[0] < EXCHANGE_EVERY_S:
+            _, account, detail = self._account_cache
+            return account, account is not None or detail == "", detail
+        account, detail = await trading.read_account(http, self.settings.exchange_url, self.account_address)
+        self._account_cache = (now, account, detail)
+        return account, account is not None, detail
+
+    def _store_reads(self, now: datetime) -> dict[str, Any]:
+        try:
+            st = self.store()
+            states = st.load_check_states()
+            series = st.recent_results_per_check(since=now - SPARK_WINDOW, per_check=SPARK_POINTS)
+            out: dict[str, Any] = {
+                "open": st.open_incidents(),
+                "recent": st.find_incidents(since=now - RECENT_INCIDENTS, limit=50),
+                "silences": st.silences(),
+                "outbox": st.notification_counts(),
+                "failures": st.recent_notifications(statuses=("failed", "dead"), limit=10),
+                "events": st.last_events(("start", "reload", "stop")),
+                "observed": [s.last_observed_at for s in states.values()],
+            }
+            rejected = st.recent_notifications(title_prefix="[CONFIG]", limit=1)
+            out["config_rejected"] = rejected[0] if rejected else None
+        except Exception as exc:  # noqa: BLE001 - an unreadable store is shown, never raised into the page
+            self.close()
+            return {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"}
+        out["checks"] = tuple(self._check_rows(states, series))
+        return out
+
+    def _check_rows(self, states: Mapping[str, Any], series: Mapping[str, list[Any]]) -> list[CheckRow]:
+        rows = []
+        for bc in sorted(self.config.bound_checks, key=lambda b: b.key):
+            rec = states.get(bc.key)
+            values = tuple((r.observed_at, v, r.state.name) for r in series.get(bc.key, ())
+                           if (v := trading.as_float(r.value)) is not None)
+            rows.append(CheckRow(
+                key=bc.key, play=bc.play.name, check=bc.check.name, host=bc.host.name,
+                state=rec.hard_state.name if rec else "PENDING",
+                soft=rec.soft_state.name if rec and rec.soft_state != rec.hard_state else None,
+                since=rec.since if rec else None, last_value=rec.last_value if rec else None,
+                last_error=rec.last_error if rec else None, incident_id=rec.incident_id if rec else None,
+                values=values, warning=self._bound(bc, bc.check.warning),
+                critical=self._bound(bc, bc.check.critical),
+            ))
+        return rows
+
+    def _bound(self, bc: Any, text: str | None) -> float | None:
+        if not text:
+            return None
+        from agent.playbook.thresholds import Threshold
+
+        try:
+            return trading.as_float(Threshold.parse(text).bound(bc.vars, self.config.templating))
+        except Exception:  # noqa: BLE001 - a bound that needs the facts is simply not drawn
+            return None
+
+    def _bot_db_reads(self, now: datetime) -> dict[str, Any]:
+        path = self.settings.path(self.settings.bot.db)
+        try:
+            return trading.read_bot_db(path, now, self.settings.bot.risk.daily_loss_limit_pct)
+        except Exception as exc:  # noqa: BLE001 - shown on the trading page
+            return {"error": f"{type(exc).__name__}: {str(exc)[:200]}"}
+

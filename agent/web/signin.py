@@ -1,0 +1,83 @@
+"""Sign-in and sign-out.
+
+The sign-in form carries its own CSRF token (a random value in a short-lived HttpOnly cookie,
+repeated in the form), so a third-party page cannot sign a browser into an account of its
+choosing. A successful sign-in starts a new session (a fresh id: no fixation) and sends the
+browser back to the page it asked for (only a local path is followed).
+"""
+from __future__ import annotations
+
+import logging
+import secrets
+
+from aiohttp import web
+
+from agent.web.auth import tokens_match
+from agent.web.context import COOKIE, LOGIN_COOKIE, ctx_of, session_of
+
+log = logging.getLogger("agent.web")
+
+
+def _next_path(value: str | None) -> str:
+    """A local path to return to; anything else (``//evil``, ``https://...``) becomes ``/``."""
+    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return "/"
+    return value
+
+
+def _client(request: web.Request) -> str:
+    return request.remote or "?"
+
+
+async def login_page(request: web.Request, *, error: str | None = None, status: int = 200) -> web.Response:
+    ctx = ctx_of(request)
+    # One token per browser while it signs in: a second GET (another tab, a redirected favicon
+    # request) must not invalidate the form already shown.
+    existing = request.cookies.get(LOGIN_COOKIE, "")
+    token = existing if len(existing) >= 32 else secrets.token_urlsafe(24)
+    html = ctx.render("login.html.j2", csrf=token, error=error, next=_next_path(request.query.get("next")),
+                      title="Sign in")
+    response = web.Response(text=html, content_type="text/html", status=status)
+    response.set_cookie(LOGIN_COOKIE, token, max_age=600, httponly=True, samesite="Strict",
+                        secure=ctx.secure_cookie, path="/login")
+    return response
+
+
+async def login(request: web.Request) -> web.StreamResponse:
+    ctx = ctx_of(request)
+    form = await request.post()
+    if not tokens_match(request.cookies.get(LOGIN_COOKIE), str(form.get("csrf") or "")):
+        raise web.HTTPForbidden(text="the sign-in form expired or came from elsewhere: reload it and retry\n")
+    name = str(form.get("username") or "").strip()
+    password = str(form.get("password") or "")
+    keys = (f"user:{name.lower()}", f"addr:{_client(request)}")
+    wait = ctx.throttle.retry_after(*keys)
+    if wait > 0:
+        log.warning("sign-in refused (too many failures) for %r from %s", name, _client(request))
+        response = await login_page(request, error=f"Too many failed sign-ins: try again in {int(wait) + 1} s.",
+                                    status=429)
+        response.headers["Retry-After"] = str(int(wait) + 1)
+        return response
+    user = ctx.users.authenticate(name, password)
+    if user is None:
+        ctx.throttle.failed(*keys)
+        log.warning("failed sign-in for %r from %s", name, _client(request))
+        return await login_page(request, error="Wrong user name or password.", status=401)
+    ctx.sessions.end(request.cookies.get(COOKIE))
+    session = ctx.sessions.create(user)
+    log.info("%s signed in (%s) from %s", user.name, user.role, _client(request))
+    response = web.HTTPSeeOther(_next_path(str(form.get("next") or "/")))
+    response.set_cookie(COOKIE, session.id, httponly=True, samesite="Strict", secure=ctx.secure_cookie, path="/",
+                        max_age=int(ctx.sessions.lifetime))
+    response.del_cookie(LOGIN_COOKIE, path="/login")
+    raise response
+
+
+async def logout(request: web.Request) -> web.StreamResponse:
+    ctx = ctx_of(request)
+    session = session_of(request)
+    ctx.sessions.end(session.id)
+    log.info("%s signed out", session.user.name)
+    response = web.HTTPSeeOther("/login")
+    response.del_cookie(COOKIE, path="/")
+    raise response

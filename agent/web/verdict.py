@@ -1,0 +1,79 @@
+"""The overview's one-word verdict (SAFE / DEGRADED / HALTED / UNPROTECTED) and whether the bot
+may open new positions, from facts the page gathered. Pure: no I/O, no clock.
+
+Worst first:
+
+* **UNPROTECTED**: nothing would act if things went wrong, or money is at risk without a stop:
+  the agent is not running, its checks have stopped coming in (``agent_fresh`` false), or an
+  open position has no resting reduce-only stop on the exchange;
+* **HALTED**: the bot's circuit breaker is tripped (it takes no new entries until resumed);
+* **DEGRADED**: something is wrong but guarded: an open incident, the bot not running or not
+  healthy, the exchange not answering, or the store unreadable;
+* **SAFE**: none of the above.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+LEVELS: tuple[str, ...] = ("SAFE", "DEGRADED", "HALTED", "UNPROTECTED")
+
+
+@dataclass(frozen=True)
+class Facts:
+    agent_running: bool
+    agent_fresh: bool
+    store_readable: bool
+    bot_running: bool
+    bot_status: str | None
+    """The bot's /health ``status`` (healthy, degraded, halted), None when it did not answer."""
+    halted_reason: str | None
+    exchange_ok: bool
+    open_incidents: int
+    positions_without_stop: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Verdict:
+    level: str
+    reasons: tuple[str, ...] = field(default_factory=tuple)
+    entries_allowed: bool = False
+    entries_reason: str = ""
+
+
+def decide(f: Facts) -> Verdict:
+    unprotected: list[str] = []
+    if not f.agent_running:
+        unprotected.append("the agent is not running: nothing watches the bot")
+    elif not f.agent_fresh:
+        unprotected.append("the agent's checks have stopped coming in")
+    for coin in f.positions_without_stop:
+        unprotected.append(f"{coin} position has no resting stop")
+    degraded: list[str] = []
+    if not f.store_readable:
+        degraded.append("the agent's store cannot be read")
+    if f.open_incidents:
+        degraded.append(f"{f.open_incidents} open incident(s)")
+    if not f.bot_running:
+        degraded.append("the bot is not running")
+    elif f.bot_status is None:
+        degraded.append("the bot does not answer /health")
+    elif f.bot_status == "degraded":
+        degraded.append("the bot reports itself degraded")
+    if not f.exchange_ok:
+        degraded.append("the exchange does not answer")
+    halted = f.bot_status == "halted"
+    if halted:
+        entries, why = False, f"no: halted ({f.halted_reason or 'no reason given'})"
+    elif not f.bot_running or f.bot_status is None:
+        entries, why = False, "no: the bot is not running"
+    else:
+        entries, why = True, "yes"
+    if unprotected:
+        level, reasons = "UNPROTECTED", unprotected + degraded
+    elif halted:
+        level, reasons = "HALTED", [f"new entries halted: {f.halted_reason or 'no reason given'}", *degraded]
+    elif degraded:
+        level, reasons = "DEGRADED", degraded
+    else:
+        level, reasons = "SAFE", []
+    return Verdict(level, tuple(reasons), entries, why)

@@ -1,0 +1,204 @@
+"""The pages (GET) and their live updates.
+
+Every page is rendered in full on the server (it works without JavaScript). Its changing part
+is one template (``_<page>.html.j2``) that the page includes and that ``/events/<page>``
+re-renders and sends as a server-sent event whenever the snapshot changes; a few lines of the
+page's own script put it in place. Pages are rendered from the shared snapshot
+(:class:`agent.web.live.Live`), so a page view never waits on the agent's store.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiohttp import web
+from aiohttp_sse import sse_response
+
+from agent.web.context import ctx_of, session_of
+
+log = logging.getLogger("agent.web")
+PAGES = ("overview", "incidents", "checks", "trading", "agent")
+STREAM_HEARTBEAT_S = 15.0
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """Liveness of the page itself (no sign-in): 200 while it serves."""
+    live = ctx_of(request).live
+    snap = live.snapshot
+    return web.json_response({"status": "ok", "snapshot_at": snap.at.isoformat() if snap else None,
+                              "verdict": snap.verdict.level if snap else None})
+
+
+async def favicon(request: web.Request) -> web.Response:
+    return web.Response(status=204)
+
+
+def _common(request: web.Request, page: str, **values: Any) -> dict[str, Any]:
+    session = session_of(request)
+    return {"user": session.user, "csrf": session.csrf, "flash": session.take_flash(), "page": page,
+            "host_names": list(ctx_of(request).config.hosts), **values}
+
+
+async def _page(request: web.Request, page: str, title: str, **extra: Any) -> web.Response:
+    ctx = ctx_of(request)
+    snap = await ctx.live.current()
+    values = await _live_values(request, page, snap, **extra)
+    html = ctx.render(f"{page}.html.j2", title=title, **_common(request, page, snap=snap, **values))
+    return web.Response(text=html, content_type="text/html")
+
+
+async def _live_values(request: web.Request, page: str, snap: Any, **extra: Any) -> dict[str, Any]:
+    """What the live part of ``page`` needs besides the snapshot (read on demand)."""
+    ctx = ctx_of(request)
+    values: dict[str, Any] = dict(extra)
+    if page == "incident":
+        values.update(await asyncio.to_thread(_incident_view, ctx, int(extra["incident_id"])))
+    if page == "trading" and ctx.charts is not None:
+        values["chart_version"] = await ctx.charts.ensure(snap)
+    return values
+
+
+def _incident_view(ctx: Any, incident_id: int) -> dict[str, Any]:
+    from agent.engine.operator_actions import redactor as _redactor
+    from agent.engine.operator_actions import timeline
+
+    st = ctx.live.gatherer.store()
+    inc = st.get_incident(incident_id)
+    if inc is None:
+        return {"incident": None, "timeline": []}
+    return {"incident": inc, "timeline": timeline(st, incident_id, _redactor(ctx.config))}
+
+
+async def overview(request: web.Request) -> web.Response:
+    return await _page(request, "overview", "Overview")
+
+
+async def incidents(request: web.Request) -> web.Response:
+    return await _page(request, "incidents", "Incidents")
+
+
+async def incident(request: web.Request) -> web.Response:
+    incident_id = int(request.match_info["id"])
+    return await _page(request, "incident", f"Incident #{incident_id}", incident_id=incident_id)
+
+
+async def checks(request: web.Request) -> web.Response:
+    return await _page(request, "checks", "Checks")
+
+
+async def trading_page(request: web.Request) -> web.Response:
+    return await _page(request, "trading", "Trading")
+
+
+async def agent_page(request: web.Request) -> web.Response:
+    return await _page(request, "agent", "Agent")
+
+
+async def plays(request: web.Request) -> web.Response:
+    from agent.engine.operator_actions import needs_confirmation
+
+    ctx = ctx_of(request)
+    listed = [(p, needs_confirmation(p, ctx.config), [h.name for h in ctx.config.hosts_of(p)])
+              for name, p in sorted(ctx.config.playbooks.items()) if p.tasks]
+    snap = await ctx.live.current()
+    html = ctx.render("plays.html.j2", title="Plays", plays=listed, **_common(request, "plays", snap=snap))
+    return web.Response(text=html, content_type="text/html")
+
+
+async def run_page(request: web.Request) -> web.Response:
+    ctx = ctx_of(request)
+    run = ctx.runs.get(int(request.match_info["id"]))
+    if run is None:
+        raise web.HTTPNotFound(text="no such run (runs are kept in memory, the last 20; see `agent history`)\n")
+    snap = await ctx.live.current()
+    html = ctx.render("run.html.j2", title=f"Run of {run.play}", run=run, **_common(request, "run", snap=snap))
+    return web.Response(text=html, content_type="text/html")
+
+
+def _fragment(request: web.Request, page: str, snap: Any, values: dict[str, Any]) -> str:
+    ctx = ctx_of(request)
+    session = session_of(request)
+    return ctx.render(f"_{page}.html.j2", snap=snap, user=session.user, csrf=session.csrf,
+                      host_names=list(ctx.config.hosts), **values)
+
+
+async def events(request: web.Request) -> web.StreamResponse:
+    """``/events/<page>``: the page's live part as an ``update`` event whenever it changes."""
+    ctx = ctx_of(request)
+    page = request.match_info["page"]
+    extra: dict[str, Any] = {}
+    if page.startswith("incident-") and page[len("incident-"):].isdigit():
+        page, extra = "incident", {"incident_id": int(page[len("incident-"):])}
+    elif page.startswith("run-") and page[len("run-"):].isdigit():
+        return await _run_events(request, int(page[len("run-"):]))
+    elif page not in PAGES:
+        raise web.HTTPNotFound(text=f"no live page {page!r}\n")
+    ctx.live.streams += 1
+    try:
+        async with sse_response(request, ping_interval=STREAM_HEARTBEAT_S) as stream:
+            version, last = -1, None
+            while stream.is_connected():
+                version = await ctx.live.wait_newer(version, STREAM_HEARTBEAT_S)
+                snap = ctx.live.snapshot or await ctx.live.current()
+                html = _fragment(request, page, snap, await _live_values(request, page, snap, **extra))
+                if html != last:
+                    await stream.send(html, event="update")
+                    last = html
+            return stream
+    except ConnectionResetError:  # the browser went away (another page, a closed tab)
+        return web.Response(status=204)
+    finally:
+        ctx.live.streams -= 1
+
+
+async def _run_events(request: web.Request, run_id: int) -> web.StreamResponse:
+    ctx = ctx_of(request)
+    run = ctx.runs.get(run_id)
+    if run is None:
+        raise web.HTTPNotFound(text="no such run\n")
+    try:
+        async with sse_response(request, ping_interval=STREAM_HEARTBEAT_S) as stream:
+            last = None
+            while stream.is_connected():
+                html = ctx.render("_run.html.j2", run=run)
+                if html != last:
+                    await stream.send(html, event="update")
+                    last = html
+                if run.done:
+                    await stream.send("done", event="done")
+                    break
+                await ctx.runs.wait_changed(STREAM_HEARTBEAT_S)
+            return stream
+    except ConnectionResetError:  # the browser went away
+        return web.Response(status=204)
+
+
+async def chart(request: web.Request) -> web.Response:
+    ctx = ctx_of(request)
+    if ctx.charts is None:
+        raise web.HTTPNotFound(text="charts are off\n")
+    svg = ctx.charts.svg(request.match_info["name"])
+    if svg is None:
+        raise web.HTTPNotFound(text="no such chart yet\n")
+    return web.Response(body=svg, content_type="image/svg+xml")
+
+
+def ago(at: datetime | None, now: datetime | None = None) -> str:
+    """``3m20s ago`` (the template filter)."""
+    from agent.core.values import format_duration
+
+    if at is None:
+        return ""
+    seconds = ((now or datetime.now(UTC)) - at).total_seconds()
+    return "just now" if seconds < 1 else f"{format_duration(max(seconds, 0.0))} ago"
+
+
+def lasted(start: datetime, end: datetime | None) -> str:
+    from agent.core.values import format_duration
+
+    return format_duration(max(((end or datetime.now(UTC)) - start).total_seconds(), 0.0))
+
+
+__all__ = ["ago", "lasted", "timedelta"]

@@ -1,0 +1,216 @@
+"""The guard never goes silent (issue 13, items 1-3), on a real supervisord and a real agent.
+
+* a program restarted by the agent that dies again before any check saw it running is a new
+  crash (not "still CRITICAL"): remediated again under the budget, then handed over and paged;
+* a remediation refused by its cooldown runs when the cooldown ends;
+* a transition that cannot be stored (another process holds the database's write lock) is not
+  lost: past the store grace the agent remediates and alerts directly through apprise, and once
+  the lock is gone the incident is stored, without a second alert, and resolved once.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.harness import AgentWorld, wait_until
+from tests.support.supervisord import python_command
+
+pytestmark = pytest.mark.slow
+
+# A worker that runs until killed, unless the flag file exists: then it dies 50 ms after it started.
+CRASHY = """
+import os, sys, time
+flag = sys.argv[1]
+if os.path.exists(flag):
+    time.sleep(0.05)
+    os._exit(3)
+while True:
+    time.sleep(0.2)
+"""
+
+
+def _inventory(receiver_url: str) -> dict[str, Any]:
+    return {"notify": {
+        "targets": {"hook": {"url": receiver_url}},
+        "routes": [{"name": "default", "targets": ["hook"], "group_wait": "0s"}],
+        "group_wait": "0s", "group_interval": "1s",
+    }}
+
+
+PLAY = """
+version: 1
+name: watch
+hosts: local
+schedule: {every: 30s}
+checks:
+  - name: worker running
+    supervisor: {program: worker}
+    expect: "running"
+    remediate: [restart-worker]
+remediations:
+  restart-worker:
+    steps:
+      - name: start the crashed worker
+        supervisor: {action: start, program: worker}
+        when: "check.facts.state in ['EXITED', 'FATAL', 'BACKOFF']"
+    budget: {max: 3, within: 5m, then: handover}
+    cooldown: {cooldown}
+"""
+HANDOVER = """
+version: 1
+name: handover
+hosts: local
+tasks:
+  - name: leave a mark
+    command: {argv: [touch, "{mark}"]}
+"""
+
+
+@pytest.fixture
+def crashy(supervisord_factory, tmp_path: Path):
+    flag = tmp_path / "crash-at-start"
+    sup = supervisord_factory({"worker": {"command": python_command(CRASHY, str(flag)), "startsecs": 0,
+                                          "autorestart": False}})
+    sup.wait_for_state("worker", "RUNNING")
+    return sup, flag
+
+
+def _world(tmp_path: Path, sup: Any, receiver: Any, *, cooldown: str = "0s", settings: dict | None = None) -> AgentWorld:
+    world = AgentWorld(tmp_path / "world", sup.url, receiver.url, extra_inventory=_inventory(receiver.url))
+    if settings:
+        import yaml
+
+        path = world.root / "settings.yaml"
+        current = yaml.safe_load(path.read_text())
+        for section, values in settings.items():
+            current[section] = {**current.get(section, {}), **values}
+        path.write_text(yaml.safe_dump(current))
+    mark = world.root / "handover-ran"
+    world.write_playbook("watch", PLAY.replace("{cooldown}", cooldown))
+    world.write_playbook("handover", HANDOVER.replace("{mark}", str(mark)))
+    return world
+
+
+def test_a_program_that_dies_before_any_check_saw_it_running_is_a_new_crash(crashy, tmp_path, receiver):
+    sup, flag = crashy
+    world = _world(tmp_path, sup, receiver)
+    try:
+        world.start()
+        wait_until(lambda: (s := world.state("watch/local/worker running")) and s.hard_state.name == "OK", 20,
+                   what="the first OK")
+        flag.touch()  # from now on every start of the worker dies 50 ms later
+        os.kill(sup.info("worker")["pid"], signal.SIGKILL)
+        # The first crash is a transition; every later one happens while the check is already
+        # CRITICAL (no transition), each a new process: 3 restarts (the budget), then the hand-over.
+        wait_until(lambda: (world.root / "handover-ran").exists(), 60, what="the hand-over")
+        runs = world.events("remediation-run")
+        assert len(runs) == 3, [e.message for e in runs]
+        assert len(world.events("recurred")) >= 2
+        wait_until(lambda: any(m["title"].startswith("[PAGE]") for m in receiver.messages), 20, what="the page")
+        time.sleep(2)
+        titles = [m["title"] for m in receiver.messages]
+        assert sum(t.startswith("[PAGE]") for t in titles) == 1, titles
+        assert sum(t.startswith("[CRITICAL]") for t in titles) == 1, titles  # one fault, one alert
+        world.assert_alive()
+    finally:
+        world.stop()
+
+
+def test_a_remediation_refused_by_its_cooldown_runs_when_the_cooldown_ends(crashy, tmp_path, receiver):
+    sup, _flag = crashy
+    world = _world(tmp_path, sup, receiver, cooldown="6s")
+    try:
+        world.start()
+        wait_until(lambda: (s := world.state("watch/local/worker running")) and s.hard_state.name == "OK", 20,
+                   what="the first OK")
+        os.kill(sup.info("worker")["pid"], signal.SIGKILL)
+        wait_until(lambda: len(world.events("remediation-run")) == 1 and sup.info("worker")["statename"] == "RUNNING",
+                   20, what="the first restart")
+        wait_until(lambda: world.state("watch/local/worker running").hard_state.name == "OK", 20, what="recovered")
+        os.kill(sup.info("worker")["pid"], signal.SIGKILL)  # inside the 6 s cooldown
+        wait_until(lambda: any("cooling down" in e.message for e in world.events("remediation-skipped")), 10,
+                   what="the refusal")
+        assert sup.info("worker")["statename"] == "EXITED"
+        # Refused, not dropped: it runs when the cooldown ends (well within 15 s).
+        wait_until(lambda: sup.info("worker")["statename"] == "RUNNING", 15, what="the deferred restart")
+        assert len(world.events("remediation-run")) == 2
+        skipped = [e.message for e in world.events("remediation-skipped")]
+        assert any("decided again at" in t for t in skipped), skipped
+    finally:
+        world.stop()
+
+
+def _hold_write_lock(db: Path, seconds: float, holding: threading.Event) -> None:
+    conn = sqlite3.connect(db, timeout=30, isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")  # what `agent ack`, maintenance or a full disk can do for a while
+        holding.set()
+        time.sleep(seconds)
+        conn.execute("ROLLBACK")
+    finally:
+        conn.close()
+
+
+def test_a_transition_that_cannot_be_stored_is_acted_on_told_directly_and_stored_later(crashy, tmp_path, receiver):
+    sup, _flag = crashy
+    world = _world(tmp_path, sup, receiver, settings={"agent": {"store_grace": 3}})
+    try:
+        world.start()
+        wait_until(lambda: (s := world.state("watch/local/worker running")) and s.hard_state.name == "OK", 20,
+                   what="the first OK")
+        holding = threading.Event()
+        holder = threading.Thread(target=_hold_write_lock, args=(world.db_path, 20.0, holding))
+        holder.start()
+        try:
+            assert holding.wait(10)
+            os.kill(sup.info("worker")["pid"], signal.SIGKILL)
+            # The store refuses writes for 20 s; past the 3 s grace the agent acts without it.
+            msgs = receiver.wait_for(1, 15)
+            assert msgs[0]["title"] == "[CRITICAL] worker running on local", msgs[0]
+            assert "Sent directly" in msgs[0]["message"], msgs[0]["message"]
+            assert "not been able to write its own database" in msgs[0]["message"], msgs[0]["message"]
+            wait_until(lambda: sup.info("worker")["statename"] == "RUNNING", 15, what="the restart without the store")
+        finally:
+            holder.join(30)
+        # The lock is gone: the incident is stored (told already: no second alert) and resolved once.
+        wait_until(lambda: any(i.state.name == "CRITICAL" for i in world._read(lambda s: s.find_incidents(limit=10))
+                               or []), 30, what="the incident stored after the lock")
+        msgs = receiver.wait_for(2, 30)
+        assert msgs[1]["title"].startswith("[RESOLVED] worker running on local"), msgs[1]
+        time.sleep(3)
+        titles = [m["title"] for m in receiver.messages]
+        assert len(titles) == 2, titles
+        assert len(world.events("remediation-run")) == 1
+        world.assert_alive()
+    finally:
+        world.stop()
+
+
+def test_the_agent_database_deleted_under_the_agent_is_said_and_the_agent_exits_to_be_restarted(
+        crashy, tmp_path, receiver):
+    """SQLite keeps writing to an unlinked file: acks and silences would go to a file the agent
+    never reads. The agent notices, tells everyone directly, and exits non-zero (supervisord
+    restarts it on the file that is there) (issue 14, item 6)."""
+    sup, _flag = crashy
+    world = _world(tmp_path, sup, receiver)
+    try:
+        world.start()
+        wait_until(lambda: (s := world.state("watch/local/worker running")) and s.hard_state.name == "OK", 20,
+                   what="the first OK")
+        for path in world.db_path.parent.glob("agent.db*"):
+            path.unlink()
+        assert world.proc is not None
+        code = world.proc.wait(20)
+        assert code == 4, world.log()[-2000:]
+        [msg] = receiver.wait_for(1, 10)
+        assert msg["title"].startswith("[AGENT] the agent database") and "deleted" in msg["title"], msg
+        assert not world.db_path.exists()  # it did not recreate the file it was writing to
+    finally:
+        world.stop()

@@ -1,0 +1,233 @@
+"""The account is never left unprotected, on the whole stack (supervisord, inbox, paper exchange,
+bot, agent) driven as an operator drives it: ``agent run-playbook``, ``agent halt``, ``agent
+resume``, ``supervisorctl``, the exchange's fault injection; outcomes read where an operator reads
+them (the exchange through the SDK, the inbox, supervisord, /health).
+
+* an emergency whose close is refused leaves every position open with a reduce-only stop, and
+  its page says so, position by position;
+* a halt taken while the bot is dead holds when the bot is started again;
+* an emergency then a restore of an older bot database: the bot does not trade until an
+  explicit ``agent resume``;
+* the ``agent`` CLI reads ``var/secrets.env`` as the supervised agent does.
+
+Hourly candles: the bot enters its MACD regime at start-up and then holds still, so what the
+tests see is not raced by a signal flip on the paper market's wall-clock price path.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from eth_account import Account
+from hyperliquid.exchange import Exchange
+from hyperliquid.info import Info
+
+from botwarden.settings import PAPER_DEV_PRIVATE_KEY
+from tests.support.stack import BIN, REPO, StackUnderTest, wait_until
+
+pytestmark = pytest.mark.slow
+DEV = Account.from_key(PAPER_DEV_PRIVATE_KEY).address
+HOURLY = {"bot": {"candle_interval": "1h"}}
+
+
+def shipped(*names: str) -> dict[str, str]:
+    return {n: (REPO / "playbooks" / f"{n}.yaml").read_text() for n in names}
+
+
+def sdk(stack: StackUnderTest) -> tuple[Info, Exchange]:
+    return (Info(stack.exchange_url, skip_ws=True, timeout=10),
+            Exchange(Account.from_key(PAPER_DEV_PRIVATE_KEY), stack.exchange_url, timeout=10))
+
+
+def account(info: Info) -> tuple[dict[str, float], list[dict[str, Any]]]:
+    """({coin: signed size}, open orders) of the dev account, as the exchange holds them."""
+    pos = {p["position"]["coin"]: float(p["position"]["szi"]) for p in info.user_state(DEV)["assetPositions"]}
+    return pos, list(info.frontend_open_orders(DEV))
+
+
+def stop_cover(info: Info) -> dict[str, float]:
+    """coin -> size of the reduce-only stop triggers resting on the closing side of its position."""
+    pos, orders = account(info)
+    cover: dict[str, float] = {}
+    for o in orders:
+        size = pos.get(o["coin"])
+        if size and o["reduceOnly"] and o["isTrigger"] and o["orderType"].startswith("Stop") \
+                and o["side"] == ("B" if size < 0 else "A"):
+            cover[o["coin"]] = cover.get(o["coin"], 0.0) + float(o["sz"])
+    return cover
+
+
+def pages(stack: StackUnderTest) -> list[dict[str, Any]]:
+    return [m for m in stack.inbox() if "EMERGENCY" in m.get("title", "")]
+
+
+def body(message: dict[str, Any]) -> str:
+    return str(message.get("message") or message.get("body") or "")
+
+
+def without_tokens() -> dict[str, str]:
+    """An operator's shell: none of the stack's tokens exported."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("BOTWARDEN_")}
+
+
+def agent(stack: StackUnderTest, *args: str, env: dict[str, str] | None = None,
+          timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(BIN / "agent"), *args], cwd=stack.root, capture_output=True, text=True,
+                          timeout=timeout, env=env if env is not None else {**os.environ, **stack.tokens},
+                          stdin=subprocess.DEVNULL)
+
+
+def iterations_after(stack: StackUnderTest, n: int, timeout: float = 60) -> dict[str, Any]:
+    """/health once the bot has completed ``n`` more loop iterations (read from last_loop_at)."""
+    seen: set[str] = set()
+
+    def enough() -> dict[str, Any] | None:
+        health = stack.try_health()
+        if health.get("last_loop_at"):
+            seen.add(health["last_loop_at"])
+        return health if len(seen) > n else None
+
+    return wait_until(enough, timeout, interval=0.1, what=f"{n} bot loop iterations")  # type: ignore[no-any-return]
+
+
+def holding(stack: StackUnderTest, info: Info, coins: set[str]) -> None:
+    """Wait until the bot holds ``coins``, each with its reduce-only stop resting."""
+    wait_until(lambda: set(stop_cover(info)) >= coins and set(account(info)[0]) >= coins, 60,
+               what=f"the bot holding {sorted(coins)} with stops")
+
+
+def test_an_emergency_whose_close_is_refused_leaves_every_position_with_a_stop_and_says_so(
+        running_stack: Callable[..., StackUnderTest]) -> None:
+    stack = running_stack(playbooks=shipped("emergency"), settings=HOURLY)
+    stack.wait_running()
+    info, ex = sdk(stack)
+    holding(stack, info, {"BTC", "ETH"})
+    assert ex.market_open("SOL", False, 2)["status"] == "ok"  # opened by hand: nobody put a stop on it
+    bots_stops = {o["oid"] for o in account(info)[1]}
+    before = account(info)[0]
+    stack.exchange_admin("POST", "/admin/faults", {"ioc_no_fill": True})  # no fill inside the IOC band
+
+    run = agent(stack, "run-playbook", "emergency", "--yes")
+    assert run.returncode == 1, run.stdout + run.stderr  # the account is not flat: the play fails
+    positions, orders = account(info)
+    assert positions == before
+    assert bots_stops <= {o["oid"] for o in orders}  # the bot's stops were never cancelled
+    assert stop_cover(info) == {c: abs(s) for c, s in before.items()}  # and SOL got one
+    assert stack.info("bot")["statename"] == "STOPPED"
+    (page,) = wait_until(lambda: pages(stack), 30, what="the emergency page")
+    assert "STILL OPEN, each with a stop" in page["title"], page
+    text = body(page)
+    assert text.count("protected by a reduce-only stop") == 3 and "WITHOUT A STOP" not in text, text
+    assert "**3 position(s) STILL OPEN:**" in text and "could not immediately match" in text
+    assert "stays halted when it is started again" in text
+
+
+def test_a_halt_taken_while_the_bot_is_dead_holds_when_it_starts_again(
+        running_stack: Callable[..., StackUnderTest]) -> None:
+    stack = running_stack(playbooks=shipped("emergency"), settings={"bot": {"candle_interval": "1h", "coins": ["BTC"]}})
+    stack.wait_running()
+    info, _ = sdk(stack)
+    holding(stack, info, {"BTC"})
+    os.kill(stack.info("bot")["pid"], signal.SIGKILL)
+    stack.wait_state("bot", "EXITED", "BACKOFF", "FATAL")
+
+    run = agent(stack, "run-playbook", "emergency", "--yes")
+    assert run.returncode == 0, run.stdout + run.stderr
+    out = " ".join(run.stdout.split())
+    assert "failed (ignored): [local] trip the circuit breaker" in out and "halt recorded in" in out
+    assert account(info) == ({}, [])
+    text = body(wait_until(lambda: pages(stack), 30, what="the emergency page")[0])
+    assert "**Positions: flat.**" in text and "stays halted when it is started again" in text, text
+
+    # The operator adds ETH (never traded: the trend entry would be immediate) and starts the bot.
+    settings_file = stack.root / "settings.yaml"
+    data = yaml.safe_load(settings_file.read_text())
+    data["bot"]["coins"] = ["BTC", "ETH"]
+    settings_file.write_text(yaml.safe_dump(data))
+    stack.ctl("start", "bot")
+    health = iterations_after(stack, 3)
+    assert health["status"] == "halted" and "emergency playbook" in health["halted_reason"], health
+    assert account(info) == ({}, [])  # it did not trade
+
+    resumed = agent(stack, "resume", "--yes")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    wait_until(lambda: account(info)[0], 60, what="the bot trading after the explicit resume")
+
+
+def test_emergency_then_restore_keeps_the_bot_halted_until_an_explicit_resume(
+        running_stack: Callable[..., StackUnderTest], tmp_path: Path) -> None:
+    from bot.trading.store import Store
+
+    fresh = tmp_path / "bot-before-any-trade.db"  # what a backup taken before the first trade holds
+    Store(fresh).close()
+    backup_play = ("version: 1\nname: backup-fresh\nhosts: bots\ntasks:\n"
+                   f"  - backup: {{dest: \"{{{{ var_dir }}}}/backups\", databases: {{bot: \"{fresh}\"}}}}\n")
+    stack = running_stack(playbooks={**shipped("emergency", "restore"), "backup-fresh": backup_play},
+                          settings=HOURLY)
+    stack.wait_running()
+    info, _ = sdk(stack)
+    backed_up = agent(stack, "run-playbook", "backup-fresh")
+    assert backed_up.returncode == 0, backed_up.stdout + backed_up.stderr
+    holding(stack, info, {"BTC", "ETH"})
+    emergency = agent(stack, "run-playbook", "emergency", "--yes")
+    assert emergency.returncode == 0, emergency.stdout + emergency.stderr
+    assert account(info) == ({}, []) and stack.info("bot")["statename"] == "STOPPED"
+
+    restore = agent(stack, "run-playbook", "restore", "--yes")
+    assert restore.returncode == 0, restore.stdout + restore.stderr
+    assert "restored bot from" in restore.stdout and "1 halt(s) still in force" in " ".join(restore.stdout.split())
+    assert stack.info("bot")["statename"] == "STOPPED"  # it was stopped before: the restore never starts it
+    wait_until(lambda: [m for m in stack.inbox() if "restored" in m.get("title", "")], 30, what="the restore notice")
+
+    bot_db = Store(stack.settings.path(stack.settings.bot.db))
+
+    def entries_tried() -> list[Any]:  # with a database that knows no entry, the bot tries one at once
+        return [o for o in bot_db.all_orders() if o.intent.startswith("open_")]
+
+    stack.ctl("start", "bot")  # the operator starts it
+    health = iterations_after(stack, 3)
+    assert health["status"] == "halted" and account(info) == ({}, []), health
+    assert entries_tried() == []  # not even tried
+    status = agent(stack, "halt", "--status")
+    assert status.returncode == 0 and "HALTED: [local] 1 halt(s) in force" in status.stdout, status.stdout
+    assert "emergency playbook" in status.stdout and "bot: answering, halted" in status.stdout
+
+    unconfirmed = agent(stack, "resume")  # no terminal, no --yes: refused, nothing changes
+    assert unconfirmed.returncode == 5 and "refusing without a terminal" in unconfirmed.stderr
+    assert iterations_after(stack, 1)["status"] == "halted"
+    resumed = agent(stack, "resume", "--yes")
+    assert resumed.returncode == 0 and "resumed: [local] resumed: ended 1 halt(s)" in resumed.stdout, resumed.stdout
+    # It trades again: in this MACD regime the exchange already knows the entries' client ids, so
+    # the attempts are recognised as duplicates and no second position opens (one entry per regime).
+    wait_until(entries_tried, 60, what="the bot trading after the explicit resume")
+    bot_db.close()
+
+
+def test_the_agent_cli_reads_var_secrets_env(running_stack: Callable[..., StackUnderTest]) -> None:
+    from botwarden.halts import HaltFile
+
+    stack = running_stack(playbooks=shipped("emergency"), settings=HOURLY)
+    stack.wait_running()
+    # What `make run` leaves when nothing was exported: the tokens only in var/secrets.env.
+    secrets = stack.var / "secrets.env"
+    secrets.write_text("".join(f"{k}={v}\n" for k, v in stack.tokens.items()))
+    shell = without_tokens()
+
+    halted = agent(stack, "halt", "--reason", "maintenance", env=shell)
+    assert halted.returncode == 0, halted.stdout + halted.stderr
+    assert "the bot confirmed no entry is in flight" in " ".join(halted.stdout.split()), halted.stdout
+    assert "control: maintenance" in stack.health()["halted_reason"]
+    assert [h.reason for h in HaltFile(stack.settings.path(stack.settings.bot.halt_file)).active()] == ["maintenance"]
+    resumed = agent(stack, "resume", "--yes", env=shell)
+    assert resumed.returncode == 0 and "the bot confirmed" in " ".join(resumed.stdout.split()), resumed.stdout
+    assert stack.health()["halted_reason"] is None
+    # The environment wins over the file, as for the supervised agent.
+    wrong = agent(stack, "halt", env={**shell, "BOTWARDEN_BOT_TOKEN": "exported-by-hand"})
+    assert "refused the control token (401)" in " ".join(wrong.stdout.split()), wrong.stdout
+    assert "exported-by-hand" not in wrong.stdout + wrong.stderr
