@@ -58,9 +58,13 @@ lint: $(STAMP)
 	$(BIN)/ruff check agent bot botwarden tests benchmarks
 	$(BIN)/mypy agent bot botwarden
 
+# The end-to-end suites mostly wait on real processes (supervisord, the bot, the agent), so four
+# pytest-xdist workers keep two cores busy; every test owns its ports and directories.
+TEST_WORKERS ?= 4
+
 test: $(STAMP) system-test-deps browser lint
 	$(BIN)/agent validate playbooks
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS)
 
 # Debian's headless browser and its driver, for the web page's browser test (tests/web).
 browser:

@@ -16,11 +16,19 @@ Systems, each with the real bot and paper exchange on private ports and the same
   for a hang; recoveries and restarts never count).
 
 Observers never talk to supervisord (any XML-RPC request would wake its loop and flatter it):
-"running again" is a new bot process in the process table, "healthy" is /health answering 200.
+"running again" is a new bot process in the process table, "healthy" is /health answering 200,
+"healthy and reconciled" is /health saying ``status: healthy`` (connected, reconciled with the
+exchange, market data fresh) from whichever process serves it: the bot's warm spare stands in
+within milliseconds (``role: interim``), the supervised bot relieves it once it has started. A
+repetition ends when the supervised bot is the active one again (``role: active``, its pid).
+
+``python -m benchmarks.detection [system ...]`` runs these alone (``BENCH_REPS``, default 5;
+``BENCH_WARM_SPARE=0`` measures the cold start every crash would cost without the spare).
 """
 from __future__ import annotations
 
 import functools
+import json
 import os
 import random
 import shlex
@@ -49,7 +57,9 @@ def _settings(d: Path) -> dict[str, Any]:
         "supervisor": {"socket": str(d / "s.sock"), "config": str(d / "supervisord.conf"), "logdir": str(d / "var")},
         "exchange": {"port": free_port(), "state": str(d / "var" / "exchange.db")},
         "bot": {"port": free_port(), "loop_seconds": 0.5, "db": str(d / "var" / "bot.db"),
-                "heartbeat_file": str(d / "var" / "bot.heartbeat")},
+                "heartbeat_file": str(d / "var" / "bot.heartbeat"), "lock_file": str(d / "var" / "bot.lock"),
+                # BENCH_WARM_SPARE=0: every crash is a cold start (a fresh interpreter), for comparison
+                "warm_spare": os.environ.get("BENCH_WARM_SPARE", "1") != "0"},
         "agent": {"db": str(d / "var" / "agent.db"), "metrics_port": free_port(),
                   "events_socket": str(d / "ev.sock")},
     }
@@ -86,17 +96,44 @@ class World:
         except Exception:  # noqa: BLE001 - not up (yet)
             return False
 
+    def health(self) -> dict[str, Any]:
+        """/health's document, {} while nothing answers."""
+        try:
+            with urllib.request.urlopen(self.health_url, timeout=0.2) as r:
+                return dict(json.loads(r.read()))
+        except Exception:  # noqa: BLE001 - not up (yet)
+            return {}
+
+    def reconciled(self) -> bool:
+        return self.health().get("status") == "healthy"
+
+    def supervised_active(self) -> bool:
+        """The supervised bot (not a stand-in) serves /health, healthy."""
+        h, pid = self.health(), self.bot_pid()
+        return (h.get("status") == "healthy" and h.get("role") == "active" and pid is not None
+                and h.get("pid") == pid)
+
+    def kill_stand_ins(self) -> None:
+        """Whatever still holds the bot's lock (an interim the stop left behind) is killed."""
+        lock = Path(self.settings["bot"]["lock_file"])
+        try:
+            pid = int(lock.read_text().strip())
+            os.kill(pid, signal.SIGKILL)
+        except (OSError, ValueError):
+            pass
+
     def alert_after(self, t0: float, kind: str) -> float | None:
         return self.json.after(t0, self.ALERTS[kind])
 
     def settle(self, t0: float, kind: str) -> None:
         """Wait until the system is back to normal before the next repetition."""
-        wait_for(self.healthy, 60, 0.05)
+        wait_for(self.supervised_active, 60, 0.05)
         time.sleep(2.5)  # past startsecs: supervisord calls it RUNNING again
 
     def stop(self) -> None:
         if self.sup is not None:
             self.sup.stop()
+        self.kill_stand_ins()
         self.json.close()
 
     def _supervisord(self, programs: dict[str, dict[str, Any]]) -> None:
@@ -196,7 +233,7 @@ class Botwarden(World):
 
     def settle(self, t0: float, kind: str) -> None:
         wait_for(lambda: self.json.after(t0, "resolved") or None, 30, 0.05)
-        wait_for(self.healthy, 60, 0.05)
+        wait_for(self.supervised_active, 60, 0.05)
         time.sleep(0.5)
 
     def agent_pid(self) -> int | None:
@@ -301,7 +338,7 @@ class Monit(World):
 
     def _wait_steady(self) -> None:
         wait_for(self._past_grace, 90, 0.05)
-        wait_for(self.healthy, 60, 0.05)
+        wait_for(self.supervised_active, 60, 0.05)
 
     def settle(self, t0: float, kind: str) -> None:
         if not wait_for(lambda: self._event(t0, self.EVENTS[kind][1]), 60, 0.05):
@@ -318,6 +355,7 @@ class Monit(World):
         pid = self.bot_pid()
         if pid:
             os.kill(pid, signal.SIGKILL)
+        self.kill_stand_ins()
         self.exchange.terminate()
         self.exchange.wait(10)
         self.smtp.close()
@@ -328,14 +366,15 @@ def crash_rounds(world: World, reps: int) -> dict[str, Series]:
     alert = Series("crash -> alert delivered")
     spawned = Series("crash -> bot process running again")
     healthy = Series("crash -> bot /health 200 again")
+    reconciled = Series("crash -> bot healthy and reconciled", note="/health status healthy, any process")
     for i in range(reps):
         pid = wait_for(world.bot_pid, 30)
         t0 = time.time()
         os.kill(pid, signal.SIGKILL)
-        got_alert = got_spawn = got_health = None
+        got_alert = got_spawn = got_health = got_reconciled = None
         deadline = time.monotonic() + 30
         last_health_poll = 0.0
-        while time.monotonic() < deadline and not (got_alert and got_spawn and got_health):
+        while time.monotonic() < deadline and not (got_alert and got_spawn and got_health and got_reconciled):
             now = time.time()
             if got_alert is None:
                 got_alert = world.alert_after(t0, "crash")
@@ -343,18 +382,22 @@ def crash_rounds(world: World, reps: int) -> dict[str, Series]:
                 new = world.bot_pid()
                 if new and new != pid:
                     got_spawn = now
-            if got_spawn and got_health is None and now - last_health_poll > 0.01:
+            if now - last_health_poll > 0.01 and not (got_health and got_reconciled):
                 last_health_poll = now
-                if world.healthy():
+                status = world.health().get("status")
+                if status is not None and got_health is None:
                     got_health = time.time()
+                if status == "healthy" and got_reconciled is None:
+                    got_reconciled = time.time()
             time.sleep(0.001)
         alert.add((got_alert - t0) * 1000 if got_alert else None)
         spawned.add((got_spawn - t0) * 1000 if got_spawn else None)
         healthy.add((got_health - t0) * 1000 if got_health else None)
+        reconciled.add((got_reconciled - t0) * 1000 if got_reconciled else None)
         log(f"  {world.name} crash {i + 1}/{reps}: alert {_ms(got_alert, t0)}, running {_ms(got_spawn, t0)}, "
-            f"healthy {_ms(got_health, t0)}")
+            f"healthy {_ms(got_health, t0)}, healthy and reconciled {_ms(got_reconciled, t0)}")
         world.settle(t0, "crash")
-    return {"alert": alert, "spawned": spawned, "healthy": healthy}
+    return {"alert": alert, "spawned": spawned, "healthy": healthy, "reconciled": reconciled}
 
 
 def hang_rounds(world: World, reps: int) -> Series:
@@ -437,7 +480,7 @@ def main() -> None:
     reps = int(os.environ.get("BENCH_REPS", "5"))
     res = run(reps, sys.argv[1:] or None)
     for name, r in res.items():
-        rows = [r[k].row() for k in ("alert", "spawned", "healthy", "hang")]
+        rows = [r[k].row() for k in ("alert", "spawned", "healthy", "reconciled", "hang")]
         log(f"\n### {name}\n\n" + table(SERIES_HEADER, rows))
 
 

@@ -93,6 +93,41 @@ def drill_shock(
     _drill("POST", "/admin/shock", {"coin": coin, "pct": pct}, settings)
 
 
+@drill.command("ws-drop")
+def drill_ws_drop(settings: SettingsOpt = None) -> None:
+    """Cut every websocket connection once (clients reconnect). For a lasting outage:
+    `bot drill faults ws_outage=true`; a silent channel: `ws_stall=[allMids]`; lag: `ws_delay_ms=500`."""
+    _drill("POST", "/admin/ws/drop", None, settings)
+
+
+@drill.command("revoke")
+def drill_revoke(
+    who: Annotated[str, typer.Argument(help="bot or agent: whose API wallet to revoke")],
+    settings: SettingsOpt = None,
+) -> None:
+    """Revoke the bot's or the agent's API wallet (approve a fresh address under its name)."""
+    _api_wallet(who, "revoke", settings)
+
+
+@drill.command("approve")
+def drill_approve(
+    who: Annotated[str, typer.Argument(help="bot or agent: whose API wallet to approve again")],
+    settings: SettingsOpt = None,
+) -> None:
+    """Approve the bot's or the agent's API wallet again (its key from the environment or var/secrets.env)."""
+    _api_wallet(who, "approve", settings)
+
+
+def _api_wallet(who: str, action: str, settings: str | None) -> None:
+    from bot.drill import DrillError, api_wallet, render
+
+    try:
+        typer.echo(render(api_wallet(load_settings(settings), who, action)))
+    except DrillError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(4) from exc
+
+
 @drill.command("state")
 def drill_state(settings: SettingsOpt = None) -> None:
     """Show faults, marks and every account."""

@@ -4,6 +4,10 @@ The admin token comes from the environment (``$BOTWARDEN_EXCHANGE_ADMIN_TOKEN`` 
 in settings) or, for the local stack, from ``var/secrets.env`` that ``make run`` wrote; there is
 no default token (the exchange has none either). The
 admin API only exists on the paper exchange: a drill against testnet or mainnet is refused.
+
+``revoke bot|agent`` revokes that program's API wallet the way Hyperliquid allows (the account's
+own key approves a fresh address under the wallet's name); ``approve bot|agent`` approves the
+program's key again (from the environment or ``var/secrets.env``). Paper only, like every drill.
 """
 from __future__ import annotations
 
@@ -21,15 +25,50 @@ class DrillError(Exception):
     pass
 
 
-def admin_token(settings: StackSettings) -> str:
-    name = settings.exchange.admin_token_env
+def secret(settings: StackSettings, name: str) -> str | None:
+    """``$name`` from the environment, else from the stack's ``var/secrets.env``."""
     if os.environ.get(name):
         return os.environ[name]
-    stored = read_secrets_file(settings.secrets_path).get(name)
-    if stored:
-        return stored
-    raise DrillError(f"no admin token: ${name} is not set and {settings.secrets_path} has none "
-                     "(`make run` writes it)")
+    return read_secrets_file(settings.secrets_path).get(name) or None
+
+
+def admin_token(settings: StackSettings) -> str:
+    token = secret(settings, settings.exchange.admin_token_env)
+    if token:
+        return token
+    raise DrillError(f"no admin token: ${settings.exchange.admin_token_env} is not set and "
+                     f"{settings.secrets_path} has none (`make run` writes it)")
+
+
+def _paper_only(settings: StackSettings) -> None:
+    if settings.bot.network != "paper":
+        raise DrillError(f"network is {settings.bot.network}: drills only run against the paper exchange")
+
+
+def api_wallet(settings: StackSettings, who: str, action: str) -> dict[str, Any]:
+    """Revoke (``action == "revoke"``) or approve again the API wallet of ``who`` (bot | agent)."""
+    from bot import api_wallets
+
+    _paper_only(settings)
+    if who not in ("bot", "agent"):
+        raise DrillError(f"{who!r}: expected bot or agent")
+    section = settings.bot if who == "bot" else settings.agent
+    try:
+        master = settings.private_key()
+        if action == "revoke":
+            fresh = api_wallets.revoke(settings.exchange_url, master, section.api_wallet_name)
+            return {"revoked": section.api_wallet_name, "replaced_by": fresh}
+        key = secret(settings, section.api_wallet_key_env)
+        if not key:
+            raise DrillError(f"no key for the {who}'s API wallet: ${section.api_wallet_key_env} is not set "
+                             "(nor in var/secrets.env)")
+        from eth_account import Account
+
+        address = str(Account.from_key(key).address).lower()
+        api_wallets.approve(settings.exchange_url, master, address, section.api_wallet_name)
+        return {"approved": section.api_wallet_name, "address": address}
+    except api_wallets.ApiWalletError as exc:
+        raise DrillError(str(exc)) from exc
 
 
 def parse_assignments(pairs: list[str]) -> dict[str, Any]:
@@ -44,8 +83,7 @@ def parse_assignments(pairs: list[str]) -> dict[str, Any]:
 
 
 def call(settings: StackSettings, method: str, path: str, body: Any = None) -> Any:
-    if settings.bot.network != "paper":
-        raise DrillError(f"network is {settings.bot.network}: drills only run against the paper exchange")
+    _paper_only(settings)
     url = f"{settings.exchange.url}{path}"
     try:
         r = httpx.request(method, url, json=body, timeout=10,

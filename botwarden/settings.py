@@ -9,6 +9,9 @@ Secrets never live here: they are read from the environment variables named belo
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,6 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 PAPER_DEV_PRIVATE_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 
 Network = Literal["paper", "testnet", "mainnet"]
+Signer = Literal["bot", "agent"]
+_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 
 
 class _Model(BaseModel):
@@ -135,7 +140,28 @@ class BotSettings(_Model):
     control_socket: str = Field(
         "var/bot-control.sock",
         description="unix socket (mode 0600) serving /control, which TCP then refuses; empty: /control over TCP")
-    private_key_env: str = Field("BOTWARDEN_PRIVATE_KEY", description="env var of the signing key")
+    private_key_env: str = Field("BOTWARDEN_PRIVATE_KEY",
+                                 description="env var of the account's own key (the API wallets' master)")
+    api_wallet_key_env: str = Field(
+        "BOTWARDEN_BOT_API_WALLET_KEY",
+        description="env var of the bot's API (agent) wallet key; when set, the bot signs with it for "
+                    "account_address instead of with the account's own key (make run generates one on paper)",
+    )
+    api_wallet_name: str = Field("botwarden-bot", description="name the bot's API wallet is approved under")
+    account_address: str | None = Field(
+        None, description="the account traded, master of the API wallets; default: the address of the key in "
+                          "private_key_env (on paper: the development key)",
+    )
+    lock_file: str = Field("var/bot.lock", description="flock held by the active bot (its pid inside)")
+    warm_spare: bool = Field(
+        True, description="keep a forked, already-imported spare that takes over within milliseconds when "
+                          "the bot dies (crash, SIGKILL); the next supervised bot relieves it",
+    )
+    spare_tenure_s: float = Field(30.0, gt=0, description="an interim spare nobody relieves stops after this")
+    ws_stale_s: float = Field(
+        10.0, gt=0, description="websocket silent this long (no message, pongs included) counts as down: "
+                                "the bot reconnects and reads REST meanwhile",
+    )
     reconcile_policy: Literal["adopt", "cancel", "halt"] = Field(
         "adopt", description="what to do with exchange state unknown to the database at start-up"
     )
@@ -162,6 +188,9 @@ class BotSettings(_Model):
         refuses to start without it (``StackSettings.private_key``, exit code CONFIG).
         """
         risk = self.risk
+        if self.account_address is not None and not _ADDRESS.match(self.account_address):
+            raise ValueError(f"rule account-address: {self.account_address!r} is not 0x followed by 40 hex "
+                             "digits")
         worst_stop_out = len(self.coins) * risk.max_position_pct * risk.stop_loss_pct / 100
         _broken_rules([
             ("loop-seconds-positive",
@@ -203,6 +232,14 @@ class AgentSettings(_Model):
         "var/agent-events.sock",
         description="unix datagram socket where `agent events-listener` forwards supervisord PROCESS_STATE events",
     )
+    api_wallet_key_env: str = Field(
+        "BOTWARDEN_AGENT_API_WALLET_KEY",
+        description="env var of the agent's own API wallet key (its exchange actions: emergency, "
+                    "cancel-all, close-all); when set it signs with it, so the guard acts even if the bot's "
+                    "key is revoked",
+    )
+    api_wallet_name: str = Field("botwarden-agent",
+                                 description="name the agent's API wallet is approved under")
     store_grace: float = Field(
         10.0, ge=0,
         description="seconds a decision waits for a store that cannot be written (locked, full) before the agent "
@@ -275,9 +312,9 @@ class StackSettings(_Model):
 
         return str(constants.TESTNET_API_URL if self.bot.network == "testnet" else constants.MAINNET_API_URL)
 
-    def private_key(self) -> str:
-        """The signing key: the fixed development key on paper, the environment otherwise."""
-        key = os.environ.get(self.bot.private_key_env)
+    def private_key(self, environ: Mapping[str, str] | None = None) -> str:
+        """The account's own key: ``$private_key_env``; on paper the fixed development key when unset."""
+        key = (os.environ if environ is None else environ).get(self.bot.private_key_env)
         if key:
             return key
         if self.bot.network == "paper":
@@ -286,6 +323,33 @@ class StackSettings(_Model):
             f"network is {self.bot.network} but ${self.bot.private_key_env} is not set; "
             "export the key in the environment (never in a file under git)"
         )
+
+    def account_address(self, environ: Mapping[str, str] | None = None) -> str:
+        """The account traded: ``bot.account_address``, else the address of the account's own key
+        (raises RuntimeError naming the setting when neither is available)."""
+        if self.bot.account_address:
+            return self.bot.account_address.lower()
+        try:
+            key = self.private_key(environ)
+        except RuntimeError:
+            raise RuntimeError(
+                f"network is {self.bot.network}: set bot.account_address (the account the API wallets "
+                f"trade for) or ${self.bot.private_key_env}") from None
+        from eth_account import Account  # heavy: only when a key must be turned into an address
+
+        return str(Account.from_key(key).address).lower()
+
+    def signing_key(self, who: Signer, environ: Mapping[str, str] | None = None) -> SigningKey:
+        """The key ``who`` signs with: its API wallet when ``<who>.api_wallet_key_env`` is set (for
+        :meth:`account_address`), else the account's own key (:meth:`private_key`)."""
+        env = os.environ if environ is None else environ
+        section = self.bot if who == "bot" else self.agent
+        api_key = env.get(section.api_wallet_key_env)
+        if api_key:
+            return SigningKey(key=api_key, account=self.account_address(env), api_wallet=True,
+                              name=section.api_wallet_name, env=section.api_wallet_key_env)
+        return SigningKey(key=self.private_key(env), account=None, api_wallet=False, name="",
+                          env=self.bot.private_key_env)
 
     def template_vars(self) -> dict[str, Any]:
         """The view playbooks get: ``bot.health_url``, ``exchange.url``, ``supervisor.url``..."""
@@ -305,6 +369,18 @@ class StackSettings(_Model):
             "inbox": {**self.inbox.model_dump(), "url": self.inbox.url},
             "var_dir": str(self.path(self.var_dir)),
         }
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """Who signs: ``key`` (never in a repr), for ``account`` when it is an API wallet (None: the
+    key is the account's own), approved under ``name``, read from ``$env``."""
+
+    key: str = field(repr=False)
+    account: str | None
+    api_wallet: bool
+    name: str
+    env: str
 
 
 def read_secrets_file(path: str | os.PathLike[str]) -> dict[str, str]:

@@ -3,11 +3,13 @@
 The agent talks to the exchange through the unmodified ``hyperliquid-python-sdk`` so that the
 emergency steps work when the bot is dead or hung. This module owns:
 
-* which account: the host's ``exchange.url`` and the signing key chosen exactly as the bot
-  chooses it (:meth:`botwarden.settings.StackSettings.private_key`: on ``paper`` the fixed
-  development key unless the variable is set; on testnet/mainnet the key from the environment
-  variable named by ``bot.private_key_env``). The key is held by the SDK's wallet object only;
-  it is never logged, never put in a fact, a message or an exception;
+* which account and which key: the host's ``exchange.url``; the agent's own API wallet when
+  ``$<agent.api_wallet_key_env>`` is set (``make run`` generates and approves one on paper), so
+  the guard can cancel and flatten even when the bot's key is revoked or its nonces are in a bad
+  state; else the account's own key, chosen exactly as the bot chooses it
+  (:meth:`botwarden.settings.StackSettings.signing_key`). The account is ``bot.account_address`` or
+  the address of the account's key. The key is held by the SDK's wallet object only; it is
+  never logged, never put in a fact, a message or an exception;
 * one cached :class:`ExchangeClient` per (url, signer, account): the SDK's ``Info``
   constructor fetches ``meta`` and ``spotMeta``, so building one per check would double the
   traffic of every check; the cache is refreshed after :data:`META_TTL_SECONDS`;
@@ -55,34 +57,36 @@ class Target:
 
 
 def resolve_target(ctx: RunContext, url: str | None, account_address: str | None) -> Target:
-    """The exchange and account for this host: ``url`` or the host's ``exchange.url``; the key
-    as the bot picks it (see the module docstring). Raises :class:`ModuleError` when the key
-    is missing or malformed (the message names the variable, never the value)."""
+    """The exchange and account for this host: ``url`` or the host's ``exchange.url``; the agent's
+    API wallet or the account's key (see the module docstring). Raises :class:`ModuleError` when
+    the key is missing or malformed (the message names the variable, never the value)."""
     host_vars = ctx.host.vars
     exchange_vars = host_vars.get("exchange") or {}
     base_url = url or (exchange_vars.get("url") if isinstance(exchange_vars, Mapping) else None)
     if not base_url:
         raise ModuleError("no exchange URL: give url or define exchange.url for the host")
-    bot_vars = host_vars.get("bot") or {}
-    network = str(bot_vars.get("network", "paper")) if isinstance(bot_vars, Mapping) else "paper"
-    key_env = str(bot_vars.get("private_key_env", "BOTWARDEN_PRIVATE_KEY")) if isinstance(bot_vars, Mapping) \
-        else "BOTWARDEN_PRIVATE_KEY"
+    bot_vars = host_vars.get("bot") if isinstance(host_vars.get("bot"), Mapping) else {}
+    agent_vars = host_vars.get("agent") if isinstance(host_vars.get("agent"), Mapping) else {}
+    assert isinstance(bot_vars, Mapping) and isinstance(agent_vars, Mapping)
+    bot_keys = ("network", "private_key_env", "account_address")
+    bot_section = {k: bot_vars[k] for k in bot_keys if bot_vars.get(k)}
+    agent_section = {k: agent_vars[k] for k in ("api_wallet_key_env", "api_wallet_name") if agent_vars.get(k)}
     from botwarden.settings import StackSettings
 
     try:
-        settings = StackSettings.model_validate({"bot": {"network": network, "private_key_env": key_env}})
-        key = settings.private_key()
+        settings = StackSettings.model_validate({"bot": bot_section, "agent": agent_section})
+        signing = settings.signing_key("agent")
     except (RuntimeError, ValueError) as exc:
         raise ModuleError(f"no signing key: {exc}") from None
     from eth_account import Account as EthAccount  # heavy: see the imports at the top
 
     try:
-        signer = EthAccount.from_key(key).address
+        signer = EthAccount.from_key(signing.key).address
     except Exception:  # noqa: BLE001 - the library's message may quote the key; say only where it came from
-        raise ModuleError(f"the signing key in ${key_env} is not a valid private key") from None
-    address = account_address or signer
-    return Target(url=str(base_url).rstrip("/"), address=address, signer=signer, key=key,
-                  account_address=account_address)
+        raise ModuleError(f"the signing key in ${signing.env} is not a valid private key") from None
+    account = account_address or signing.account
+    return Target(url=str(base_url).rstrip("/"), address=account or signer, signer=signer, key=signing.key,
+                  account_address=account)
 
 
 # --- cached SDK clients ------------------------------------------------------------------------

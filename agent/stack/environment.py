@@ -5,9 +5,10 @@ its own ``environment=`` line in ``supervisord.conf`` (mode 0600, in the 0700 ``
 
 * the inbox and the events listener: nothing more;
 * the paper exchange: the variables named by the ``exchange.*_env`` settings (its admin token);
-* the bot: the ``bot.*_env`` settings (control token, signing key) and the network variables
-  (proxies, CA bundles);
-* the agent: the ``bot.*_env`` and ``agent.*_env`` settings, the network variables, and every
+* the bot: the ``bot.*_env`` settings (control token, signing key, its API wallet key) and the
+  network variables (proxies, CA bundles);
+* the agent: the ``bot.*_env`` settings but the bot's API wallet key, the ``agent.*_env``
+  settings (its own API wallet key), the network variables, and every
   variable its configuration reads by name (``env.X``, ``env['X']``, ``env.get('X')`` in the
   inventory, the playbooks and the templates: :func:`referenced_variables`). A name computed at
   run time cannot be known; export such a variable under a name written literally;
@@ -113,9 +114,10 @@ def program_environments(stack: Any, environ: Mapping[str, str], tokens: Mapping
         return {n: values[n] for n in sorted(set(names)) if n in values}
 
     bot_vars = settings_variables(s, "bot")
+    guard_vars = [n for n in bot_vars if n != s.bot.api_wallet_key_env]  # the bot's wallet is the bot's only
     web_vars = settings_variables(s, "web")
     web_prefixes = tuple(f"{n}_" for n in web_vars)  # `<password_env>_<NAME>` adds a user
-    agent_vars = {*bot_vars, *settings_variables(s, "agent"), *NETWORK_VARIABLES,
+    agent_vars = {*guard_vars, *settings_variables(s, "agent"), *NETWORK_VARIABLES,
                   *referenced_variables(stack.inventory, stack.playbooks, stack.templates)}
     return {
         s.inbox.program: {},

@@ -1,7 +1,7 @@
 """Fault injection for drills and tests (set through ``POST /admin/faults``).
 
-Faults apply to ``/info`` and ``/exchange`` only; ``/admin`` always answers so a drill can be
-ended. They live in memory (a restart clears them). Probabilities use a generator seeded from
+Faults apply to ``/info``, ``/exchange`` and ``/ws`` only; ``/admin`` always answers so a drill
+can be ended. They live in memory (a restart clears them). Probabilities use a generator seeded from
 the market seed, so a drill replays the same way.
 
 Fields (all optional in a POST, which merges into the current set):
@@ -11,12 +11,20 @@ Fields (all optional in a POST, which merges into the current set):
 ``rate_limit_rate``      probability of a 429 (body ``null``, as the SDK expects)
 ``weight_per_minute``    IP weight budget per rolling minute; past it every request gets 429
 ``auth_failure``         every signed request is rejected as an unknown signer
-``outage``               ``"503"``: 503 on everything; ``"refuse"``: the connection is closed at once
+``outage``               ``"503"``: 503 on everything; ``"refuse"``: the connection is closed at once;
+                         either way every websocket connection is dropped and new ones refused
 ``drop_responses``       the next N ``/exchange`` requests are applied, then the connection is
                          closed without an answer (the client cannot know the outcome)
 ``ioc_no_fill``          every new IOC order finds nothing to match inside its limit (a thin or
                          gapped book) and is refused with the exchange's "could not immediately
                          match" error; resting orders and triggers behave as usual
+``ws_outage``            every websocket connection is dropped and new ones are refused (503)
+                         until cleared
+``ws_stall``             websocket channels (as named on the wire: ``allMids``, ``l2Book``,
+                         ``user``, ``post``...) that stop sending; connections stay up
+``ws_delay_ms``          added delay before every websocket message (order is kept)
+
+``POST /admin/ws/drop`` (``bot drill ws-drop``) drops every connection once; clients reconnect.
 """
 from __future__ import annotations
 
@@ -27,6 +35,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 Outage = Literal["off", "503", "refuse"]
+WS_WIRE_CHANNELS = ("allMids", "l2Book", "trades", "candle", "bbo", "orderUpdates", "userFills", "user",
+                    "webData2", "userNonFundingLedgerUpdates", "activeAssetCtx", "post", "pong",
+                    "subscriptionResponse")
 
 
 @dataclass
@@ -38,6 +49,9 @@ class Faults:
     auth_failure: bool = False
     outage: Outage = "off"
     drop_responses: int = 0
+    ws_outage: bool = False
+    ws_stall: list[str] = field(default_factory=list)
+    ws_delay_ms: float = 0.0
     ioc_no_fill: bool = False
 
     def update(self, values: dict[str, Any]) -> None:
@@ -51,6 +65,12 @@ class Faults:
                 raise ValueError("outage must be 'off', '503' or 'refuse'")
             if key in ("error_rate", "rate_limit_rate") and not 0.0 <= float(value) <= 1.0:
                 raise ValueError(f"{key} must be within [0, 1]")
+            if key == "ws_stall":
+                value = [value] if isinstance(value, str) else value
+                if not isinstance(value, list) or any(c not in WS_WIRE_CHANNELS for c in value):
+                    raise ValueError(f"ws_stall takes channel names among {', '.join(WS_WIRE_CHANNELS)}")
+            if key in ("latency_ms", "ws_delay_ms") and float(value) < 0:
+                raise ValueError(f"{key} must be >= 0")
             setattr(self, key, value)
 
     def as_dict(self) -> dict[str, Any]:

@@ -3,20 +3,39 @@
 All state lives in ORM objects held by one long-lived session (see :mod:`bot.exchange.models`);
 every mutating method leaves its changes in the session and the caller commits once per request
 or tick. Not thread-safe: it is driven from the server's single event loop.
+
+Every order status change, fill and ledger update is also appended to :attr:`Ledger.events`;
+the caller takes them (:meth:`Ledger.take_events`) only after the commit that makes them true,
+and a :meth:`Ledger.reload` (rollback) drops them, so the websocket never reports what did not
+happen.
 """
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from bot.exchange.market import Book, Market
-from bot.exchange.models import Account, Fill, Leverage, MetaRow, NonceRow, Order, Position, ShockRow
+from bot.exchange.models import (
+    Account,
+    ApiWallet,
+    BuilderApproval,
+    Fill,
+    LedgerUpdate,
+    Leverage,
+    MetaRow,
+    NonceRow,
+    Order,
+    Position,
+    ShockRow,
+)
 from bot.exchange.rules import MAKER_FEE, NONCE_SET_SIZE, TAKER_FEE
 
 DEFAULT_LEVERAGE = 20
@@ -42,6 +61,34 @@ class ExchangeConfig:
             setattr(self, key, value)
 
 
+@dataclass(frozen=True)
+class OrderSnapshot:
+    """An order as it was at one status change (the websocket's ``WsOrder``)."""
+
+    address: str
+    oid: int
+    coin: str
+    is_buy: bool
+    limit_px: float
+    sz: float
+    orig_sz: float
+    timestamp: int
+    cloid: str | None
+    status: str
+    status_ts: int
+
+
+@dataclass(frozen=True)
+class LedgerEvent:
+    """Something the websocket streams: an order status, a fill, or a ledger update."""
+
+    kind: Literal["order", "fill", "ledger"]
+    address: str
+    order: OrderSnapshot | None = None
+    fill: Fill | None = None
+    update: LedgerUpdate | None = None
+
+
 @dataclass
 class FillResult:
     sz: float = 0.0
@@ -65,6 +112,7 @@ class Ledger:
         self.coins = list(market.coins)
         self.asset_of = {c: i for i, c in enumerate(self.coins)}
         self.session = Session(engine, expire_on_commit=False, autoflush=False)
+        self.events: list[LedgerEvent] = []
         self._load()
 
     def _load(self) -> None:
@@ -76,6 +124,9 @@ class Ledger:
         self.nonces: dict[str, list[int]] = {}
         for row in s.scalars(select(NonceRow).order_by(NonceRow.nonce)):
             self.nonces.setdefault(row.signer, []).append(row.nonce)
+        self.api_wallets: dict[str, ApiWallet] = {w.address: w for w in s.scalars(select(ApiWallet))}
+        self.builder_approvals: dict[tuple[str, str], BuilderApproval] = {
+            (b.user, b.builder): b for b in s.scalars(select(BuilderApproval))}
         self.market.shocks.clear()
         for sh in s.scalars(select(ShockRow).order_by(ShockRow.at_ms)):
             self.market.add_shock(sh.coin, sh.pct, sh.at_ms)
@@ -88,9 +139,15 @@ class Ledger:
     def commit(self) -> None:
         self.session.commit()
 
+    def take_events(self) -> list[LedgerEvent]:
+        """The events recorded since the last call (call it after :meth:`commit`)."""
+        events, self.events = self.events, []
+        return events
+
     def reload(self) -> None:
         """Drop uncommitted changes and rebuild the in-memory view from the last commit
         (after a failed action or tick, so nothing half-applied survives)."""
+        self.events = []
         self.session.rollback()
         self.session.close()
         self.session = Session(self.engine, expire_on_commit=False, autoflush=False)
@@ -135,26 +192,91 @@ class Ledger:
         now = self.clock() if now is None else now
         return {c: self.market.mark(c, now) for c in self.coins}
 
+    def position_margin(self, p: Position, mark: float) -> float:
+        """Margin a position holds: cross at the mark; isolated as allotted at entry plus what
+        ``updateIsolatedMargin`` added (it does not move with the mark)."""
+        lev = self.leverage_of(p.address, p.coin)
+        if lev.is_cross:
+            return abs(p.szi) * mark / lev.value
+        return abs(p.szi) * p.entry_px / lev.value + p.margin_extra
+
     def margin_summary(self, address: str, marks: dict[str, float]) -> dict[str, float]:
-        """Account value, notional, margin used (positions and resting orders) for ``address``."""
+        """Account value, notional, margin used (positions and resting orders) for ``address``,
+        and the same figures for its cross positions alone (``cross_*``)."""
         acct = self.accounts[address]
         upnl = ntl = used = maint = 0.0
+        iso_value = iso_ntl = iso_used = 0.0
         for (addr, coin), p in self.positions.items():
             if addr != address or p.szi == 0:
                 continue
             mark = marks[coin]
-            upnl += p.szi * (mark - p.entry_px)
+            pnl = p.szi * (mark - p.entry_px)
+            margin = self.position_margin(p, mark)
+            upnl += pnl
             ntl += abs(p.szi) * mark
-            used += abs(p.szi) * mark / self.leverage_of(address, coin).value
-            maint += abs(p.szi) * mark / (2 * self.market.specs[coin].max_leverage)
+            used += margin
+            if not self.leverage_of(address, coin).is_cross:
+                iso_value += margin + pnl
+                iso_ntl += abs(p.szi) * mark
+                iso_used += margin
+            else:
+                maint += abs(p.szi) * mark / (2 * self.market.specs[coin].max_leverage)
         held = 0.0
         for o in self.open_orders.values():
             if o.address == address and not o.reduce_only and not o.is_trigger:
                 held += o.sz * o.limit_px / self.leverage_of(address, o.coin).value
         value = acct.balance + upnl
+        raw = value - sum(p.szi * marks[c] for (a, c), p in self.positions.items() if a == address)
         return {"account_value": value, "ntl": ntl, "margin_used": used, "maintenance": maint,
-                "order_margin": held, "raw_usd": value - sum(
-                    p.szi * marks[c] for (a, c), p in self.positions.items() if a == address)}
+                "order_margin": held, "raw_usd": raw, "cross_account_value": value - iso_value,
+                "cross_ntl": ntl - iso_ntl, "cross_margin_used": used - iso_used}
+
+    def withdrawable(self, address: str, marks: dict[str, float]) -> float:
+        s = self.margin_summary(address, marks)
+        return max(0.0, s["account_value"] - s["margin_used"] - s["order_margin"])
+
+    # ----- API wallets, builders, transfers -------------------------------------------------
+    def agent(self, address: str, now: int) -> ApiWallet | None:
+        """The API wallet ``address`` if it is approved and not expired at ``now``."""
+        w = self.api_wallets.get(address)
+        if w is None or (w.valid_until is not None and w.valid_until <= now):
+            return None
+        return w
+
+    def approve_agent(self, master: str, agent: str, name: str, valid_until: int | None, now: int) -> None:
+        """Approve ``agent`` for ``master`` under ``name``; an agent already approved under that
+        name (or the unnamed one, for ``""``) is revoked: re-approval is how Hyperliquid revokes."""
+        for w in [w for w in self.api_wallets.values() if w.master == master and w.name == name]:
+            self.revoke_agent(w.address)
+        w = ApiWallet(address=agent, master=master, name=name, valid_until=valid_until, approved_at=now)
+        self.session.add(w)
+        self.api_wallets[agent] = w
+
+    def revoke_agent(self, agent: str) -> None:
+        w = self.api_wallets.pop(agent, None)
+        if w is not None:
+            self.session.delete(w)
+
+    def approve_builder(self, user: str, builder: str, max_fee: int) -> None:
+        row = self.builder_approvals.get((user, builder))
+        if row is None:
+            row = BuilderApproval(user=user, builder=builder, max_fee=max_fee)
+            self.session.add(row)
+            self.builder_approvals[(user, builder)] = row
+        row.max_fee = max_fee
+
+    def record_update(self, address: str, now: int, delta: dict[str, Any]) -> LedgerUpdate:
+        digest = hashlib.sha256(f"{address}:{now}:{json.dumps(delta, sort_keys=True)}".encode()).hexdigest()
+        row = LedgerUpdate(address=address, time=now, hash="0x" + digest, delta=json.dumps(delta))
+        self.session.add(row)
+        self.events.append(LedgerEvent("ledger", address, update=row))
+        return row
+
+    def ledger_updates(self, address: str, start: int, end: int | None) -> list[LedgerUpdate]:
+        q = select(LedgerUpdate).where(LedgerUpdate.address == address, LedgerUpdate.time >= start)
+        if end is not None:
+            q = q.where(LedgerUpdate.time <= end)
+        return list(self.session.scalars(q.order_by(LedgerUpdate.time, LedgerUpdate.id)))
 
     # ----- nonces ---------------------------------------------------------------------------
     def record_nonce(self, signer: str, nonce: int) -> None:
@@ -203,7 +325,8 @@ class Ledger:
         acct = self.accounts[address]
         pos = self.positions.get((address, coin))
         if pos is None:
-            pos = Position(address=address, coin=coin, szi=0.0, entry_px=0.0, realized_pnl=0.0)
+            pos = Position(address=address, coin=coin, szi=0.0, entry_px=0.0, realized_pnl=0.0,
+                           margin_extra=0.0)
             self.session.add(pos)
             self.positions[(address, coin)] = pos
         start = pos.szi
@@ -223,17 +346,22 @@ class Ledger:
         decimals = self.market.specs[coin].sz_decimals
         pos.szi = round(start + delta, decimals)
         pos.realized_pnl += closed_pnl
-        fee = px * sz * (TAKER_FEE if taker else MAKER_FEE)
+        builder_fee = px * sz * order.builder_fee * 1e-5 if order.builder else 0.0  # f: tenths of a bp
+        fee = px * sz * (TAKER_FEE if taker else MAKER_FEE) + builder_fee
         acct.balance += closed_pnl - fee
+        if order.builder and builder_fee > 0:
+            self.fund(order.builder, builder_fee)
         acct.cum_volume += px * sz
         digest = hashlib.sha256(f"{address}:{order.oid}:{now}:{px}:{sz}".encode()).hexdigest()
         fill = Fill(address=address, oid=order.oid, coin=coin, px=px, sz=sz, side="B" if order.is_buy else "A",
                     time=now, start_position=start, dir=direction, closed_pnl=closed_pnl, fee=fee,
-                    crossed=taker, hash="0x" + digest, cloid=order.cloid)
+                    crossed=taker, hash="0x" + digest, cloid=order.cloid, builder_fee=builder_fee)
         self.session.add(fill)
+        self.events.append(LedgerEvent("fill", address, fill=fill))
         if pos.szi == 0:
             pos.entry_px = 0.0
             pos.realized_pnl = 0.0
+            pos.margin_extra = 0.0
             self.session.delete(pos)
             del self.positions[(address, coin)]
             self._on_flat(address, coin, now)
@@ -252,6 +380,10 @@ class Ledger:
             self.open_orders[order.oid] = order
         else:
             self.open_orders.pop(order.oid, None)
+        self.events.append(LedgerEvent("order", order.address, order=OrderSnapshot(
+            address=order.address, oid=order.oid, coin=order.coin, is_buy=order.is_buy,
+            limit_px=order.limit_px, sz=order.sz, orig_sz=order.orig_sz, timestamp=order.timestamp,
+            cloid=order.cloid, status=status, status_ts=now)))
 
     def clamp_reduce_only(self, order: Order) -> float:
         """The size a reduce-only order may still trade (0 when it would only increase)."""
@@ -271,6 +403,11 @@ class Ledger:
         found = self.session.get(Order, oid_or_cloid)
         return found if found is not None and found.address == address else None
 
+    def orders_of(self, address: str, limit: int) -> list[Order]:
+        """The most recent ``limit`` orders of ``address``, any status, newest first."""
+        q = select(Order).where(Order.address == address).order_by(Order.status_ts.desc(), Order.oid.desc())
+        return list(self.session.scalars(q.limit(limit)))
+
     def fills(self, address: str, start: int | None = None, end: int | None = None, limit: int = 2000) -> list[Fill]:
         q = select(Fill).where(Fill.address == address)
         if start is not None:
@@ -278,6 +415,11 @@ class Ledger:
         if end is not None:
             q = q.where(Fill.time <= end)
         return list(self.session.scalars(q.order_by(Fill.time.desc(), Fill.tid.desc()).limit(limit)))
+
+    def recent_fills(self, coin: str, limit: int) -> list[Fill]:
+        """The latest ``limit`` fills of any account on ``coin``, newest first."""
+        q = select(Fill).where(Fill.coin == coin).order_by(Fill.time.desc(), Fill.tid.desc()).limit(limit)
+        return list(self.session.scalars(q))
 
     def add_shock(self, coin: str, pct: float, now: int) -> None:
         self.market.add_shock(coin, pct, now)

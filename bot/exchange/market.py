@@ -71,7 +71,7 @@ def tick_size(px: float, sz_decimals: int) -> float:
 def round_to_tick(px: float, tick: float, up: bool) -> float:
     steps = px / tick
     steps = math.ceil(steps - 1e-9) if up else math.floor(steps + 1e-9)
-    decimals = max(0, -int(math.floor(math.log10(tick)))) if tick < 1 else 0
+    decimals = max(0, -math.floor(math.log10(tick))) if tick < 1 else 0
     return round(steps * tick, decimals)
 
 

@@ -5,18 +5,30 @@ The exchange keeps its working state in these ORM objects, held by one long-live
 in-memory state, and each request ends with one ``commit`` that writes what it changed. So a
 restart reloads accounts, positions, open orders, fills, nonces and shocks as they were.
 
-``SCHEMA_VERSION`` is stored in ``exchange_meta``; an incompatible file is refused at start-up
-rather than misread (delete it or point ``--state`` elsewhere).
+``SCHEMA_VERSION`` is stored in ``exchange_meta``. A file of an older version this build knows how
+to upgrade (:data:`UPGRADES`: added tables and columns only) is upgraded in place at start-up; any
+other version is refused rather than misread (delete it or point ``--state`` elsewhere).
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, create_engine, event
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    create_engine,
+    event,
+    text,
+)
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class Base(DeclarativeBase):
@@ -63,6 +75,7 @@ class Position(Base):
     szi: Mapped[float] = mapped_column(Float, default=0.0)
     entry_px: Mapped[float] = mapped_column(Float, default=0.0)
     realized_pnl: Mapped[float] = mapped_column(Float, default=0.0)  # since the position opened
+    margin_extra: Mapped[float] = mapped_column(Float, default=0.0)  # updateIsolatedMargin's additions
 
 
 class Order(Base):
@@ -88,6 +101,8 @@ class Order(Base):
     status: Mapped[str] = mapped_column(String(32), default="open")
     timestamp: Mapped[int] = mapped_column(BigInteger)
     status_ts: Mapped[int] = mapped_column(BigInteger)
+    builder: Mapped[str | None] = mapped_column(String(42), nullable=True)  # order action's builder.b
+    builder_fee: Mapped[int] = mapped_column(Integer, default=0)  # builder.f, tenths of a basis point
 
     __table_args__ = (Index("ix_orders_open", "status", "address"), Index("ix_orders_cloid", "address", "cloid"))
 
@@ -112,6 +127,7 @@ class Fill(Base):
     crossed: Mapped[bool] = mapped_column(Boolean)  # True = taker
     hash: Mapped[str] = mapped_column(String(66))
     cloid: Mapped[str | None] = mapped_column(String(34), nullable=True)
+    builder_fee: Mapped[float] = mapped_column(Float, default=0.0)  # USDC to the builder, part of ``fee``
 
 
 class NonceRow(Base):
@@ -130,6 +146,46 @@ class ShockRow(Base):
     coin: Mapped[str] = mapped_column(String(32))
     at_ms: Mapped[int] = mapped_column(BigInteger)
     pct: Mapped[float] = mapped_column(Float)
+
+
+class ApiWallet(Base):
+    """An API (agent) wallet approved by ``master`` with ``approveAgent``; signs L1 actions for it."""
+
+    __tablename__ = "api_wallets"
+    address: Mapped[str] = mapped_column(String(42), primary_key=True)
+    master: Mapped[str] = mapped_column(String(42), index=True)
+    name: Mapped[str] = mapped_column(String(64), default="")  # "" = the account's unnamed agent
+    valid_until: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # ms; None = no expiry
+    approved_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class BuilderApproval(Base):
+    """``approveBuilderFee``: the highest fee ``user`` lets ``builder`` charge (tenths of a basis point)."""
+
+    __tablename__ = "builder_approvals"
+    user: Mapped[str] = mapped_column(String(42), primary_key=True)
+    builder: Mapped[str] = mapped_column(String(42), primary_key=True)
+    max_fee: Mapped[int] = mapped_column(Integer)
+
+
+class LedgerUpdate(Base):
+    """A non-funding ledger update (transfer, withdrawal): what ``userNonFundingLedgerUpdates`` lists."""
+
+    __tablename__ = "ledger_updates"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    address: Mapped[str] = mapped_column(String(42), index=True)
+    time: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(66))
+    delta: Mapped[str] = mapped_column(String(1024))  # JSON of Hyperliquid's delta object
+
+
+# Upgrades from an older schema version: each adds columns (new tables come from create_all).
+UPGRADES: dict[int, list[str]] = {
+    1: ["ALTER TABLE positions ADD COLUMN margin_extra FLOAT NOT NULL DEFAULT 0",
+        "ALTER TABLE orders ADD COLUMN builder VARCHAR(42)",
+        "ALTER TABLE orders ADD COLUMN builder_fee INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE fills ADD COLUMN builder_fee FLOAT NOT NULL DEFAULT 0"],
+}
 
 
 def open_database(path: str | Path) -> Engine:
@@ -153,6 +209,14 @@ def open_database(path: str | Path) -> Engine:
         row = s.get(MetaRow, "schema_version")
         if row is None:
             s.add(MetaRow(key="schema_version", value=str(SCHEMA_VERSION)))
+            s.commit()
+        elif int(row.value) in UPGRADES:
+            version = int(row.value)
+            while version < SCHEMA_VERSION:
+                for statement in UPGRADES[version]:
+                    s.execute(text(statement))
+                version += 1
+            row.value = str(version)
             s.commit()
         elif int(row.value) != SCHEMA_VERSION:
             raise RuntimeError(

@@ -34,6 +34,10 @@ def err_invalid_price(asset: int) -> str:
     return f"Order has invalid price. asset={asset}"
 
 
+def err_tick_size(asset: int) -> str:
+    return f"Price must be divisible by tick size. asset={asset}"
+
+
 def err_invalid_size(asset: int) -> str:
     return f"Order has invalid size. asset={asset}"
 
@@ -83,6 +87,62 @@ def err_schedule_cancel_daily_limit(limit: int) -> str:
     return f"Too many scheduled cancel triggers today (max {limit})."  # paper
 
 
+def err_builder_not_approved() -> str:
+    return "Builder fee has not been approved."  # Hyperliquid's words; the final period is paper
+
+
+def err_action_expired(expires_after: int, now: int) -> str:
+    return f"Action expired: expiresAfter {expires_after} is before now {now}."  # paper
+
+
+def err_expires_after_user_signed(kind: str) -> str:
+    return f"expiresAfter is not supported for user-signed action {kind}."  # paper: documented rule
+
+
+def err_action_nonce_mismatch(field: str, value: object, nonce: int) -> str:
+    return f"Action {field} {value} must match the request nonce {nonce}."  # paper
+
+
+def err_unsupported(what: str, why: str) -> str:
+    return f"Unsupported by the paper exchange: {what} ({why})."  # paper: Hyperliquid supports it
+
+
+def err_agent_is_user(agent: str) -> str:
+    return f"Cannot approve {agent} as an API wallet: it is a user."  # paper
+
+
+def err_agent_of_other(agent: str) -> str:
+    return f"API wallet {agent} is already approved for another account."  # paper
+
+
+def err_too_many_agents(limit: int) -> str:
+    return f"Too many named API wallets (max {limit}); re-approve an existing name to replace it."  # paper
+
+
+def err_agent_valid_until(valid_until: int, now: int) -> str:
+    return f"Invalid valid_until {valid_until}: must be after now {now}."  # paper
+
+
+def err_insufficient_balance(amount: float, available: float) -> str:
+    return f"Insufficient balance: {amount:.6f} requested, {available:.6f} withdrawable."  # paper
+
+
+def err_bad_amount(value: object) -> str:
+    return f"Invalid amount {value!r}."  # paper
+
+
+def err_isolated_margin(reason: str) -> str:
+    return f"Cannot update isolated margin: {reason}."  # paper
+
+
+def err_leverage_type_with_position() -> str:
+    return "Cannot switch leverage type with open position."  # paper
+
+
+def err_builder_fee_too_high(rate: str) -> str:
+    return f"Builder fee rate {rate} is above the maximum of 0.1%."  # paper
+
+
 def err_too_many_requests(used: int, cap: int, volume: float) -> str:
     return (f"Too many cumulative requests sent ({used} > {cap}) for cumulative volume traded "
             f"${volume:.2f}. Place taker orders to free up 1 request per USDC traded.")
@@ -105,8 +165,13 @@ def _decimals(d: Decimal) -> int:
 def valid_perp_price(px: Decimal, sz_decimals: int) -> bool:
     """Hyperliquid's tick rule: > 0, at most 5 significant figures (integers always allowed),
     and at most ``6 - szDecimals`` decimals."""
-    if px <= 0:
-        return False
+    return px > 0 and on_tick(px, sz_decimals)
+
+
+def on_tick(px: Decimal, sz_decimals: int) -> bool:
+    """Whether a positive ``px`` lies on the tick grid: at most 5 significant figures (integers
+    always allowed) and at most ``6 - szDecimals`` decimals. Off the grid, Hyperliquid answers
+    "Price must be divisible by tick size."; a price <= 0 is "Order has invalid price."."""
     if _decimals(px) > 6 - sz_decimals:
         return False
     if px == px.to_integral_value():

@@ -1,4 +1,4 @@
-"""The paper exchange's HTTP server (aiohttp on 127.0.0.1): ``/info``, ``/exchange``, ``/admin``.
+"""The paper exchange's server (aiohttp on 127.0.0.1): ``/info``, ``/exchange``, ``/ws``, ``/admin``.
 
 Entry points:
 
@@ -7,22 +7,14 @@ Entry points:
 * :func:`serve_in_thread` - start it in-process on an ephemeral port for tests; returns a
   :class:`RunningExchange` with ``.url``, ``.admin(...)`` and ``.stop()``.
 
-Admin API (bearer token from ``$<settings.exchange.admin_token_env>``; when that variable is
-unset the admin API is disabled, every call answered 503: there is no public fallback token.
-:data:`DEFAULT_ADMIN_TOKEN` is only what tests pass explicitly):
-
-``GET /admin/state``          faults, config, marks, IP weight used, every account's summary
-``POST /admin/faults``        merge faults (see :mod:`bot.exchange.faults`); ``DELETE`` clears
-``POST /admin/config``        exchange rules (see :class:`bot.exchange.ledger.ExchangeConfig`)
-``POST /admin/accounts``      ``{"address": "0x..", "usdc": 1000}`` create and/or fund
-``POST /admin/shock``         ``{"coin": "BTC", "pct": -10}`` move the mark now, then tick
-``POST /admin/tick``          run the market tick now (fills, triggers, scheduled cancels)
-``POST /admin/reset``         clear faults and config; ``{"state": true}`` also wipes all state
+The admin API is described in :mod:`bot.exchange.admin`; the websocket in :mod:`bot.exchange.ws`.
+Every request that changes state commits once; what it made true is then streamed on the
+websocket and the scheduled-cancel timers are re-armed (:meth:`PaperExchange.commit`).
 """
 from __future__ import annotations
 
 import asyncio
-import hmac
+import contextlib
 import ipaddress
 import json
 import logging
@@ -39,14 +31,16 @@ import httpx
 from aiohttp import web
 from eth_account import Account as EthAccount
 
-from bot.exchange.auth import nonce_error, recover_signer
+from bot.exchange.admin import AdminApi
+from bot.exchange.endpoint import ExchangeEndpoint
 from bot.exchange.faults import Faults, WeightMeter, seeded_random
 from bot.exchange.info_views import BAD_REQUEST, InfoViews, info_weight
-from bot.exchange.ledger import ExchangeConfig, Ledger, wall_clock_ms
+from bot.exchange.ledger import Ledger, wall_clock_ms
 from bot.exchange.market import Market
 from bot.exchange.models import open_database
-from bot.exchange.rules import err_too_many_requests, err_unknown_user
 from bot.exchange.trading import Trading
+from bot.exchange.ws import WsHub
+from bot.exchange.ws_channels import ChannelFeed
 from botwarden.settings import PAPER_DEV_PRIVATE_KEY, StackSettings
 
 log = logging.getLogger("bot.exchange")
@@ -59,7 +53,8 @@ class PaperExchange:
     """One exchange: ledger + market + faults, and the aiohttp application serving them."""
 
     def __init__(self, *, state: str | Path, seed: int, coins: list[str], admin_token: str | None,
-                 tick_seconds: float = 1.0, fund_dev_account: bool = True) -> None:
+                 tick_seconds: float = 1.0, fund_dev_account: bool = True,
+                 ws_interval_s: float = 0.5) -> None:
         self.seed = seed
         self.admin_token = admin_token
         self.tick_seconds = tick_seconds
@@ -67,39 +62,47 @@ class PaperExchange:
         self.ledger = Ledger(open_database(state), Market(seed=seed, coins=list(coins)))
         self.trading = Trading(self.ledger)
         self.views = InfoViews(self.ledger)
+        self.endpoint = ExchangeEndpoint(self.ledger, self.trading, self.views.ledger_cap)
         self.faults = Faults()
         self.weights = WeightMeter()
         self.rng = seeded_random(seed)
-        self._ensure_dev_account()
+        self.hub = WsHub(ChannelFeed(self.views), lambda: self.faults, self._ws_post, clock=wall_clock_ms,
+                         interval_s=ws_interval_s)
+        self._timers: dict[str, tuple[int, asyncio.TimerHandle]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self.ensure_dev_account()
         self.app = web.Application(middlewares=[self._fault_middleware], client_max_size=4 * 1024 * 1024)
         self.app.router.add_post("/info", self._info)
         self.app.router.add_post("/exchange", self._exchange)
-        self.app.router.add_get("/admin/state", self._admin(self._admin_state))
-        self.app.router.add_post("/admin/faults", self._admin(self._admin_faults))
-        self.app.router.add_delete("/admin/faults", self._admin(self._admin_clear_faults))
-        self.app.router.add_post("/admin/config", self._admin(self._admin_config))
-        self.app.router.add_post("/admin/accounts", self._admin(self._admin_accounts))
-        self.app.router.add_post("/admin/shock", self._admin(self._admin_shock))
-        self.app.router.add_post("/admin/tick", self._admin(self._admin_tick))
-        self.app.router.add_post("/admin/reset", self._admin(self._admin_reset))
-        self.app.on_startup.append(self._start_ticker)
-        self.app.on_cleanup.append(self._stop_ticker)
+        self.app.router.add_get("/ws", self.hub.handle)
+        AdminApi(self).register(self.app)
+        self.app.on_startup.append(self._start)
+        self.app.on_shutdown.append(self._shutdown)
+        self.app.on_cleanup.append(self._stop)
 
-    def _ensure_dev_account(self) -> None:
+    def ensure_dev_account(self) -> None:
+        """Fund the well-known development account (paper only) if it does not exist."""
         if self.fund_dev_account and DEV_ADDRESS not in self.ledger.accounts:
             self.ledger.fund(DEV_ADDRESS, self.ledger.config.default_funding)
             self.ledger.commit()
 
     # ----- the clock ------------------------------------------------------------------------
-    async def _start_ticker(self, app: web.Application) -> None:
-        self._ticker = asyncio.create_task(self._tick_forever())
+    async def _start(self, app: web.Application) -> None:
+        self._tasks = [asyncio.create_task(self._tick_forever()),
+                       asyncio.create_task(self.hub.run_publisher())]
+        self.arm_scheduled_cancels()
 
-    async def _stop_ticker(self, app: web.Application) -> None:
-        self._ticker.cancel()
-        try:
-            await self._ticker
-        except asyncio.CancelledError:
-            pass
+    async def _shutdown(self, app: web.Application) -> None:
+        await self.hub.close_all()
+
+    async def _stop(self, app: web.Application) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for _, handle in self._timers.values():
+            handle.cancel()
         self.ledger.close()
 
     async def _tick_forever(self) -> None:
@@ -113,8 +116,40 @@ class PaperExchange:
 
     def tick(self) -> int:
         changed = self.trading.tick(wall_clock_ms())
-        self.ledger.commit()
+        self.commit()
         return changed
+
+    def commit(self) -> None:
+        """Commit the ledger, then stream what the commit made true and re-arm the timers."""
+        self.ledger.commit()
+        self.hub.publish(self.ledger.take_events())
+        self.arm_scheduled_cancels()
+
+    def arm_scheduled_cancels(self) -> None:
+        """One timer per armed dead-man's switch, firing at its time (not on the market tick)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # not serving yet: _start arms them
+        due = self.trading.due_scheduled_cancels()
+        for address, (at, handle) in list(self._timers.items()):
+            if due.get(address) != at:
+                handle.cancel()
+                del self._timers[address]
+        for address, at in due.items():
+            if address not in self._timers:
+                delay = max(0.0, (at - wall_clock_ms()) / 1000.0)
+                self._timers[address] = (at, loop.call_later(delay, self._fire_scheduled_cancel, address, at))
+
+    def _fire_scheduled_cancel(self, address: str, at: int) -> None:
+        self._timers.pop(address, None)
+        now = max(wall_clock_ms(), at)  # the loop's clock may run a hair ahead of the wall clock
+        try:
+            self.trading.fire_scheduled_cancel(address, now)
+            self.commit()
+        except Exception:
+            log.exception("scheduled cancel of %s failed", address)
+            self.ledger.reload()
 
     # ----- faults ---------------------------------------------------------------------------
     @web.middleware
@@ -138,137 +173,62 @@ class PaperExchange:
         used = self.weights.add(weight)
         return self.faults.weight_per_minute is not None and used > self.faults.weight_per_minute
 
-    # ----- /info ----------------------------------------------------------------------------
-    async def _info(self, request: web.Request) -> web.StreamResponse:
-        body = await _json_body(request)
+    # ----- /info, /exchange and their websocket twin ----------------------------------------
+    def answer_info(self, body: Any) -> tuple[int, Any]:
         kind = body.get("type") if isinstance(body, dict) else None
         if self._over_weight(info_weight(kind)):
-            return _too_many()
+            return 429, None
         if body is None:
-            return web.Response(status=422, text=BAD_REQUEST)
-        status, payload = self.views.answer(body, wall_clock_ms())
-        if status != 200:
-            return web.Response(status=status, text=payload)
-        return _json(payload)
+            return 422, BAD_REQUEST
+        return self.views.answer(body, wall_clock_ms())
 
-    # ----- /exchange ------------------------------------------------------------------------
-    async def _exchange(self, request: web.Request) -> web.StreamResponse:
-        payload = await _json_body(request)
-        if not isinstance(payload, dict) or not isinstance(payload.get("action"), dict):
-            return web.Response(status=422, text=BAD_REQUEST)
-        action = payload["action"]
-        n = self.trading.requests_weight(action)
-        if self._over_weight(1 + n // 40):
+    def apply_action(self, payload: Any) -> tuple[int, Any]:
+        action = payload.get("action") if isinstance(payload, dict) else None
+        weight = self.trading.requests_weight(action) if isinstance(action, dict) else 1
+        if self._over_weight(1 + weight // 40):
+            return 429, None
+        self.trading.ioc_no_fill = self.faults.ioc_no_fill
+        status, answer = self.endpoint.apply(payload, wall_clock_ms(), auth_failure=self.faults.auth_failure)
+        self.hub.publish(self.ledger.take_events())
+        self.arm_scheduled_cancels()
+        return status, answer
+
+    async def _info(self, request: web.Request) -> web.StreamResponse:
+        status, payload = self.answer_info(await _json_body(request))
+        if status == 429:
             return _too_many()
-        answer = self._authenticated_apply(payload, action, n)
+        return _json(payload) if status == 200 else web.Response(status=status, text=payload)
+
+    async def _exchange(self, request: web.Request) -> web.StreamResponse:
+        status, answer = self.apply_action(await _json_body(request))
+        if status == 429:
+            return _too_many()
+        if status != 200:
+            return web.Response(status=status, text=answer)
         if self.faults.drop_responses > 0:
             self.faults.drop_responses -= 1
             return _drop(request)
         return _json(answer)
 
-    def _authenticated_apply(self, payload: dict[str, Any], action: dict[str, Any], weight: int) -> dict[str, Any]:
-        signer = recover_signer(payload)
-        if signer is None:
-            return {"status": "err", "response": "Unable to recover signer."}
-        led = self.ledger
-        if self.faults.auth_failure or signer not in led.accounts:
-            return {"status": "err", "response": err_unknown_user(signer)}
-        now = wall_clock_ms()
-        nonce = payload.get("nonce")
-        if not isinstance(nonce, int):
-            return {"status": "err", "response": BAD_REQUEST}
-        problem = nonce_error(nonce, led.nonces.get(signer, []), now)
-        if problem:
-            return {"status": "err", "response": problem}
-        acct = led.accounts[signer]
-        cap = self.views.ledger_cap(acct.cum_volume)
-        if acct.n_requests + weight > cap:
-            return {"status": "err", "response": err_too_many_requests(acct.n_requests + weight, cap, acct.cum_volume)}
-        try:
-            led.record_nonce(signer, nonce)
-            acct.n_requests += weight
-            self.trading.ioc_no_fill = self.faults.ioc_no_fill
-            answer = self.trading.apply(signer, action, now)
-            led.commit()
-        except Exception:
-            led.reload()  # back to the last committed state, never a half-applied action
-            log.exception("action %s failed", action.get("type"))
-            return {"status": "err", "response": "Internal error while applying the action"}
-        return answer
-
-    # ----- /admin ---------------------------------------------------------------------------
-    def _admin(self, handler: Callable[[web.Request, Any], Awaitable[Any]]) -> Handler:
-        async def guarded(request: web.Request) -> web.StreamResponse:
-            given = request.headers.get("Authorization", "")
-            if not self.admin_token:
-                return web.json_response({"error": "the admin API is disabled: no admin token was set when the "
-                                                   "exchange started"}, status=503)
-            if not hmac.compare_digest(given.encode(), f"Bearer {self.admin_token}".encode()):
-                return web.json_response({"error": "unauthorized"}, status=401)
-            body = await _json_body(request) if request.method != "GET" and request.can_read_body else {}
-            try:
-                return _json(await handler(request, body if isinstance(body, dict) else {}))
-            except (ValueError, KeyError, TypeError) as exc:
-                return web.json_response({"error": str(exc)}, status=400)
-        return guarded
-
-    async def _admin_state(self, request: web.Request, body: dict[str, Any]) -> Any:
-        led, now = self.ledger, wall_clock_ms()
-        marks = led.marks(now)
-        accounts = {}
-        for addr, acct in led.accounts.items():
-            s = led.margin_summary(addr, marks)
-            accounts[addr] = {
-                "balance": acct.balance, "account_value": s["account_value"], "cum_volume": acct.cum_volume,
-                "n_requests": acct.n_requests, "schedule_cancel_ms": acct.schedule_cancel_ms,
-                "positions": {c: {"szi": p.szi, "entry_px": p.entry_px} for (a, c), p in led.positions.items() if a == addr},
-                "open_orders": sorted(o.oid for o in led.open_orders.values() if o.address == addr)}
-        return {"time": now, "seed": self.seed, "faults": self.faults.as_dict(), "config": vars(led.config),
-                "weight_used": self.weights.used, "marks": marks, "accounts": accounts}
-
-    async def _admin_faults(self, request: web.Request, body: dict[str, Any]) -> Any:
-        self.faults.update(body)
-        return {"faults": self.faults.as_dict()}
-
-    async def _admin_clear_faults(self, request: web.Request, body: dict[str, Any]) -> Any:
-        self.faults = Faults()
-        self.weights.reset()
-        return {"faults": self.faults.as_dict()}
-
-    async def _admin_config(self, request: web.Request, body: dict[str, Any]) -> Any:
-        self.ledger.config.update(body)
-        return {"config": vars(self.ledger.config)}
-
-    async def _admin_accounts(self, request: web.Request, body: dict[str, Any]) -> Any:
-        address = str(body["address"])
-        if not address.startswith("0x") or len(address) != 42:
-            raise ValueError("address must be 0x followed by 40 hex digits")
-        acct = self.ledger.fund(address, float(body.get("usdc", self.ledger.config.default_funding)))
-        self.ledger.commit()
-        return {"address": acct.address, "balance": acct.balance}
-
-    async def _admin_shock(self, request: web.Request, body: dict[str, Any]) -> Any:
-        coin, pct = str(body["coin"]), float(body["pct"])
-        if coin not in self.ledger.market.specs or pct <= -100:
-            raise ValueError(f"unknown coin {coin!r} or pct <= -100")
-        now = wall_clock_ms()
-        before = self.ledger.market.mark(coin, now)
-        self.ledger.add_shock(coin, pct, now)
-        changed = self.tick()
-        return {"coin": coin, "before": before, "after": self.ledger.market.mark(coin, wall_clock_ms()),
-                "orders_changed": changed}
-
-    async def _admin_tick(self, request: web.Request, body: dict[str, Any]) -> Any:
-        return {"orders_changed": self.tick()}
-
-    async def _admin_reset(self, request: web.Request, body: dict[str, Any]) -> Any:
-        self.faults = Faults()
-        self.weights.reset()
-        self.ledger.config = ExchangeConfig()
-        if body.get("state"):
-            self.ledger.wipe()
-            self._ensure_dev_account()
-        return {"reset": True, "state": bool(body.get("state"))}
+    async def _ws_post(self, request: dict[str, Any]) -> dict[str, Any]:
+        """A websocket ``post``: the same answer as over HTTP; an HTTP error becomes an
+        ``error`` response mirroring its status line and text (# paper: the exact text)."""
+        kind, payload = request.get("type"), request.get("payload")
+        if not isinstance(payload, dict):
+            status, answer = 422, BAD_REQUEST
+        elif kind == "info":
+            status, answer = self.answer_info(payload)
+        elif kind == "action":
+            status, answer = self.apply_action(payload)
+        else:
+            status, answer = 422, BAD_REQUEST
+        if status == 200 and isinstance(payload, dict):
+            if kind == "info":
+                return {"type": "info", "payload": {"type": payload.get("type"), "data": answer}}
+            return {"type": "action", "payload": answer}
+        reason = {422: "Unprocessable Entity", 429: "Too Many Requests"}.get(status, "Error")
+        text = f"{status} {reason}: {answer}" if answer else f"{status} {reason}"
+        return {"type": "error", "payload": text}
 
 
 def _json(payload: Any) -> web.Response:
@@ -337,7 +297,7 @@ def main(settings: StackSettings, *, host: str, port: int, seed: int, state: str
         log.warning("the admin API (fault injection) is disabled: $%s is not set", settings.exchange.admin_token_env)
     try:
         exchange = PaperExchange(state=state, seed=seed, coins=settings.exchange.coins, admin_token=admin_token)
-    except Exception as exc:  # unusable state file: say so, no traceback
+    except Exception as exc:  # noqa: BLE001 - unusable state file: say so, no traceback
         log.error("cannot open exchange state %s: %s", state, exc)
         sock.close()
         return 3
@@ -406,7 +366,7 @@ def serve_in_thread(*, state: str | Path, seed: int = 42, coins: list[str] | Non
 
         try:
             loop.run_until_complete(go())
-        except BaseException as exc:  # surfaced to the caller below
+        except BaseException as exc:  # noqa: BLE001 - surfaced to the caller below
             errors.append(exc)
             started.set()
         finally:

@@ -1,10 +1,11 @@
 """L1 actions of ``/exchange`` and the once-a-second market tick.
 
 ``Trading.apply(address, action, now)`` returns Hyperliquid's response body for an already
-authenticated action: ``{"status": "ok", "response": ...}`` with per-order statuses, or
-``{"status": "err", "response": "..."}`` for a whole-request error. ``Trading.tick(now)`` fills
-resting orders the price crossed, fires triggers and runs due scheduled cancels.
-The caller commits the ledger afterwards.
+authenticated action on account ``address``: ``{"status": "ok", "response": ...}`` with
+per-order statuses, or ``{"status": "err", "response": "..."}`` for a whole-request error.
+``Trading.tick(now)`` fills resting orders the price crossed and fires triggers.
+:meth:`Trading.fire_scheduled_cancel` runs one account's dead-man's switch; the server calls it
+at the scheduled time (the tick runs any it missed). The caller commits the ledger afterwards.
 """
 from __future__ import annotations
 
@@ -37,10 +38,13 @@ class Trading:
             "batchModify": self._batch_modify_action,
             "modify": self._modify_action,
             "updateLeverage": self._update_leverage_action,
+            "updateIsolatedMargin": self._update_isolated_margin_action,
             "scheduleCancel": self._schedule_cancel_action,
+            "noop": lambda address, action, now: {"status": "ok", "response": {"type": "default"}},
         }.get(kind)  # type: ignore[arg-type]
         if handler is None:
-            return {"status": "err", "response": f"Unsupported action type: {kind}"}
+            why = rules.err_unsupported(f"action {kind}", "not an L1 trading action")
+            return {"status": "err", "response": why}
         return handler(address, action, now)
 
     @staticmethod
@@ -57,7 +61,18 @@ class Trading:
         if not isinstance(wires, list):
             return {"status": "err", "response": "Failed to deserialize the JSON body into the target type"}
         grouping = action.get("grouping", "na")
-        grouping = grouping if isinstance(grouping, str) else "na"
+        if not isinstance(grouping, str):  # {"p": n}: order priority of the frontend
+            why = rules.err_unsupported("priority grouping", "orders keep arrival order")
+            return {"status": "err", "response": why}
+        if grouping not in ("na", "normalTpsl", "positionTpsl"):
+            return {"status": "err", "response": "Failed to deserialize the JSON body into the target type"}
+        builder = action.get("builder")
+        builder_fee = 0
+        if builder is not None:
+            refused = self._builder_refusal(address, builder)
+            if refused:
+                return {"status": "err", "response": refused}
+            builder_fee = int(builder["f"])
         statuses: list[Any] = []
         parent: Order | None = None
         parent_failed = False
@@ -67,14 +82,27 @@ class Trading:
                 statuses.append({"error": rules.err_invalid_tpsl(wire.get("a", -1))})
                 continue
             status, order = self.place(address, wire, now, grouping=grouping,
-                                       parent_oid=parent.oid if is_child and parent else None)
+                                       parent_oid=parent.oid if is_child and parent else None,
+                                       builder=builder["b"].lower() if builder else None,
+                                       builder_fee=builder_fee)
             if grouping == "normalTpsl" and i == 0:
                 parent, parent_failed = order, order is None
             statuses.append(status)
         return {"status": "ok", "response": {"type": "order", "data": {"statuses": statuses}}}
 
+    def _builder_refusal(self, address: str, builder: Any) -> str | None:
+        """Why an order's ``builder`` ({"b": address, "f": tenths of a bp}) is refused, if it is."""
+        if not isinstance(builder, dict) or not isinstance(builder.get("b"), str) or \
+                not isinstance(builder.get("f"), int) or builder["f"] < 0:
+            return "Failed to deserialize the JSON body into the target type"
+        approval = self.ledger.builder_approvals.get((address, builder["b"].lower()))
+        if approval is None or builder["f"] > approval.max_fee:
+            return rules.err_builder_not_approved()
+        return None
+
     def place(self, address: str, wire: Json, now: int, *, grouping: str = "na",
-              parent_oid: int | None = None, oid: int | None = None) -> tuple[Json, Order | None]:
+              parent_oid: int | None = None, oid: int | None = None, builder: str | None = None,
+              builder_fee: int = 0) -> tuple[Json, Order | None]:
         """Validate and place one order wire; returns (status, the accepted order or None)."""
         led = self.ledger
         asset = wire.get("a")
@@ -83,8 +111,10 @@ class Trading:
         coin = led.coins[asset]
         spec = self.market.specs[coin]
         px, sz = parse_decimal(wire.get("p")), parse_decimal(wire.get("s"))
-        if px is None or not rules.valid_perp_price(px, spec.sz_decimals):
+        if px is None or px <= 0:
             return {"error": rules.err_invalid_price(asset)}, None
+        if not rules.on_tick(px, spec.sz_decimals):
+            return {"error": rules.err_tick_size(asset)}, None
         if sz is None or not rules.valid_size(sz, spec.sz_decimals):
             return {"error": rules.err_invalid_size(asset)}, None
         is_buy, reduce_only = bool(wire.get("b")), bool(wire.get("r"))
@@ -123,7 +153,7 @@ class Trading:
                       cloid=cloid.lower() if isinstance(cloid, str) else None, is_trigger=bool(trigger),
                       trigger_px=trigger_px, is_market=bool(trigger and trigger.get("isMarket")),
                       tpsl=trigger.get("tpsl") if trigger else None, grouping=grouping, parent_oid=parent_oid,
-                      status="open", timestamp=now, status_ts=now)
+                      status="open", timestamp=now, status_ts=now, builder=builder, builder_fee=builder_fee)
         led.session.add(order)
         led.set_status(order, "open", now)
         if trigger:
@@ -206,7 +236,8 @@ class Trading:
                 statuses.append({"error": "Cannot modify canceled or filled order"})
                 continue
             led.set_status(old, "canceled", now)
-            status, _ = self.place(address, wire, now, grouping=old.grouping, parent_oid=old.parent_oid)
+            status, _ = self.place(address, wire, now, grouping=old.grouping, parent_oid=old.parent_oid,
+                                   builder=old.builder, builder_fee=old.builder_fee)
             statuses.append(status)
         return {"status": "ok", "response": {"type": "order", "data": {"statuses": statuses}}}
 
@@ -220,7 +251,38 @@ class Trading:
         if not isinstance(value, int) or not 1 <= value <= self.market.specs[coin].max_leverage:
             return {"status": "err", "response": "Invalid leverage value"}
         lev = led.leverage_of(address, coin)
-        lev.value, lev.is_cross = value, bool(action.get("isCross", True))
+        is_cross = bool(action.get("isCross", True))
+        if is_cross != lev.is_cross and led.position(address, coin) != 0:
+            return {"status": "err", "response": rules.err_leverage_type_with_position()}
+        lev.value, lev.is_cross = value, is_cross
+        return {"status": "ok", "response": {"type": "default"}}
+
+    def _update_isolated_margin_action(self, address: str, action: Json, now: int) -> Json:
+        """Add (``ntli`` > 0) or remove (< 0) margin of an isolated position; ``ntli`` is USDC
+        with 6 decimals. Removing is allowed while the position stays within its coin's max
+        leverage at the mark (paper rule: Hyperliquid's exact bound is not published)."""
+        led = self.ledger
+        asset, ntli = action.get("asset"), action.get("ntli")
+        if not isinstance(asset, int) or not 0 <= asset < len(led.coins) or not isinstance(ntli, int) \
+                or isinstance(ntli, bool):
+            return {"status": "err", "response": "Failed to deserialize the JSON body into the target type"}
+        coin = led.coins[asset]
+        pos = led.positions.get((address, coin))
+        if pos is None or pos.szi == 0:
+            return {"status": "err", "response": rules.err_isolated_margin("no open position")}
+        if led.leverage_of(address, coin).is_cross:
+            return {"status": "err", "response": rules.err_isolated_margin("the position is cross margin")}
+        amount = ntli / 1e6
+        marks = led.marks(now)
+        if amount > 0 and amount > led.withdrawable(address, marks) + 1e-9:
+            why = rules.err_insufficient_balance(amount, led.withdrawable(address, marks))
+            return {"status": "err", "response": why}
+        after = led.position_margin(pos, marks[coin]) + amount
+        least = abs(pos.szi) * marks[coin] / self.market.specs[coin].max_leverage
+        if amount < 0 and after < least - 1e-9:
+            return {"status": "err", "response": rules.err_isolated_margin(
+                f"{-amount:.6f} would leave {after:.6f}, below the {least:.6f} of max leverage")}
+        pos.margin_extra += amount
         return {"status": "ok", "response": {"type": "default"}}
 
     def _schedule_cancel_action(self, address: str, action: Json, now: int) -> Json:
@@ -242,9 +304,33 @@ class Trading:
         acct.schedule_cancel_ms = at
         return {"status": "ok", "response": {"type": "default"}}
 
+    def due_scheduled_cancels(self) -> dict[str, int]:
+        """Every armed dead-man's switch: account -> time (ms)."""
+        return {a.address: a.schedule_cancel_ms for a in self.ledger.accounts.values()
+                if a.schedule_cancel_ms is not None}
+
+    def fire_scheduled_cancel(self, address: str, now: int) -> int:
+        """Cancel every open order of ``address`` if its scheduled cancel is due at ``now``
+        (status ``scheduledCancel``) and count the trigger; returns how many things changed."""
+        led = self.ledger
+        acct = led.accounts.get(address)
+        if acct is None or acct.schedule_cancel_ms is None or now < acct.schedule_cancel_ms:
+            return 0
+        changed = 0
+        for o in [o for o in led.open_orders.values() if o.address == address]:
+            led.set_status(o, "scheduledCancel", now)
+            changed += 1
+        day = now // DAY_MS
+        if acct.schedule_cancel_day != day:
+            acct.schedule_cancel_day, acct.schedule_cancel_count = day, 0
+        acct.schedule_cancel_count += 1
+        acct.schedule_cancel_ms = None
+        return changed + 1
+
     # ----- the tick -------------------------------------------------------------------------
     def tick(self, now: int) -> int:
-        """Advance the market to ``now``; returns how many orders changed state."""
+        """Advance the market to ``now``; returns how many orders changed state. Also runs any
+        scheduled cancel whose timer did not (the server's timers normally fire them on time)."""
         led = self.ledger
         changed = 0
         books = {c: self.market.book(c, now) for c in {o.coin for o in led.open_orders.values()}}
@@ -262,17 +348,8 @@ class Trading:
                     order.sz = size
                     led.execute(order, [(order.limit_px, size)], taker=False, now=now)
                 changed += 1
-        for acct in led.accounts.values():
-            if acct.schedule_cancel_ms is not None and now >= acct.schedule_cancel_ms:
-                for o in [o for o in led.open_orders.values() if o.address == acct.address]:
-                    led.set_status(o, "scheduledCancel", now)
-                    changed += 1
-                day = now // DAY_MS
-                if acct.schedule_cancel_day != day:
-                    acct.schedule_cancel_day, acct.schedule_cancel_count = day, 0
-                acct.schedule_cancel_count += 1
-                acct.schedule_cancel_ms = None
-                changed += 1
+        for address in list(self.due_scheduled_cancels()):
+            changed += self.fire_scheduled_cancel(address, now)
         return changed
 
     def _maybe_trigger(self, order: Order, book: Any, now: int) -> int:

@@ -1,6 +1,11 @@
 """The bot's only door to the exchange: hyperliquid-python-sdk wrapped with timeouts,
 latency/error metrics, error classification and idempotent order placement.
 
+It signs with the account's own key or with an API (agent) wallet for ``account_address``
+(``Exchange(api_wallet, url, account_address=...)``); every read is of the account. Mids,
+candles and fills come from the websocket :class:`MarketFeed` when it has them fresh, from REST
+otherwise (each fallback is counted in ``api_requests_total{method=...}`` like any REST call).
+
 Errors are shaped by what the caller must do (botwarden.errors): a timeout, a refused connection,
 a 5xx or a 429 is a :class:`TransientError` (retry later); anything else the exchange refuses
 comes back as a ``rejected`` :class:`OrderOutcome` or a :class:`GatewayError`.
@@ -20,6 +25,7 @@ from hyperliquid.info import Info
 from hyperliquid.utils.error import ClientError, ServerError
 from hyperliquid.utils.types import Cloid
 
+from bot.trading.market_feed import MarketFeed
 from bot.trading.metrics import BotMetrics
 from botwarden.errors import BotwardenError, TransientError
 
@@ -162,16 +168,21 @@ class Gateway:
         metrics: BotMetrics,
         lookup_attempts: int = 3,
         lookup_backoff_s: float = 0.5,
+        account_address: str | None = None,
+        feed: MarketFeed | None = None,
     ) -> None:
         self.metrics = metrics
         self.lookup_attempts = lookup_attempts
         self.lookup_backoff_s = lookup_backoff_s
+        self.feed = feed
         wallet = eth_account.Account.from_key(private_key)
-        self.address: str = wallet.address
-        self.info: Info = self._call("meta", lambda: Info(base_url, skip_ws=True, timeout=timeout_s))
-        meta = self._call("meta", lambda: self.info.meta())
-        spot_meta = self._call("meta", lambda: self.info.spot_meta())
-        self.exchange = Exchange(wallet, base_url, meta=meta, spot_meta=spot_meta, timeout=timeout_s)
+        self.signer: str = wallet.address
+        self.address: str = account_address or wallet.address
+        """The account read and traded (the signer's own unless it is an API wallet)."""
+        # The SDK's Exchange builds its Info, which fetches spotMeta and meta (two requests).
+        self.exchange = self._call("meta", lambda: Exchange(wallet, base_url, account_address=account_address,
+                                                            timeout=timeout_s))
+        self.info: Info = self.exchange.info
 
     # --- plumbing -----------------------------------------------------------------------
     def _call(self, method: str, fn: Callable[[], T]) -> T:
@@ -227,15 +238,38 @@ class Gateway:
         rows = self._call("open_orders", lambda: self.info.frontend_open_orders(self.address))
         return [parse_open_order(r) for r in rows]
 
+    def signer_role(self) -> dict[str, Any]:
+        """``userRole`` of the signing key: an API wallet must be ``agent`` of :attr:`address`."""
+        raw = self._call("user_role", lambda: self.info.user_role(self.signer))
+        return raw if isinstance(raw, dict) else {}
+
     def mids(self) -> dict[str, float]:
+        pushed = self.feed.mids() if self.feed is not None else None
+        if pushed is not None:
+            return pushed
         raw = self._call("all_mids", lambda: self.info.all_mids())
         return {k: _f(v) for k, v in raw.items()}
 
     def candles(self, coin: str, interval: str, start_ms: int, end_ms: int) -> list[dict[str, Any]]:
-        return self._call("candles", lambda: self.info.candles_snapshot(coin, interval, start_ms, end_ms))
+        feed = self.feed if self.feed is not None and self.feed.interval == interval else None
+        pushed = feed.candles(coin, start_ms, end_ms) if feed is not None else None
+        if pushed is not None:
+            return pushed
+        rows = self._call("candles", lambda: self.info.candles_snapshot(coin, interval, start_ms, end_ms))
+        if feed is not None:
+            feed.seed(coin, rows, start_ms, end_ms)
+        return rows
 
     def fills(self) -> list[dict[str, Any]]:
-        return self._call("user_fills", lambda: self.info.user_fills(self.address))
+        """Fills of the account: those pushed since the last call while the websocket is live,
+        else every recent fill from REST (callers deduplicate by ``tid``)."""
+        pushed = self.feed.take_fills() if self.feed is not None else None
+        if pushed is not None:
+            return pushed
+        rows = self._call("user_fills", lambda: self.info.user_fills(self.address))
+        if self.feed is not None:
+            self.feed.rest_fills_done()
+        return rows
 
     def order_status(self, cloid: str) -> OrderOutcome | None:
         raw = self._call("order_status", lambda: self.info.query_order_by_cloid(self.address, Cloid(cloid)))

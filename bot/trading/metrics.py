@@ -8,6 +8,9 @@ enforces: ``_total`` only on counters, the unit as a suffix. So the guide's ``tr
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
 
 API_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -51,6 +54,21 @@ class BotMetrics:
         self.api_requests = Counter("api_requests_total", "Exchange API calls by outcome",
                                     ["method", "status"], registry=r)
         self.api_errors = Counter("api_errors_total", "Exchange API errors by kind", ["kind"], registry=r)
+
+    def watch_websocket(self, status: Callable[[], Any]) -> None:
+        """Export the market feed's socket, read at scrape time: ``trading_ws_connected`` (1/0),
+        ``trading_ws_last_message_age_seconds`` (-1 before the first message),
+        ``trading_ws_down_seconds`` and ``trading_ws_reconnects``."""
+        r = self.registry
+        Gauge("trading_ws_connected", "1 while the market-data websocket is connected", registry=r) \
+            .set_function(lambda: 1.0 if status().state == "connected" else 0.0)
+        Gauge("trading_ws_last_message_age_seconds",
+              "Seconds since the websocket's last message (-1: none yet)",
+              registry=r).set_function(lambda: -1.0 if (a := status().last_message_age_s) is None else a)
+        Gauge("trading_ws_down_seconds", "Seconds the websocket has been down (0 while connected)",
+              registry=r).set_function(lambda: status().down_for_s)
+        Gauge("trading_ws_reconnects", "Websocket reconnections since start", registry=r) \
+            .set_function(lambda: float(status().reconnects))
 
     def observe_api(self, method: str, seconds: float, error_kind: str | None) -> None:
         self.api_latency.labels(method=method).observe(seconds)

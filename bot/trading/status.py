@@ -4,12 +4,25 @@ Writers replace whole attributes (atomic under the GIL); readers never block the
 """
 from __future__ import annotations
 
+import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from bot import __version__ as BOT_VERSION  # noqa: N812
+
+
+class SocketStatus(Protocol):
+    @property
+    def state(self) -> str: ...
+    @property
+    def last_message_age_s(self) -> float | None: ...
+    @property
+    def down_for_s(self) -> float: ...
+    @property
+    def reconnects(self) -> int: ...
 
 
 @dataclass
@@ -29,6 +42,10 @@ class RuntimeStatus:
     last_error: str | None = None
     connected: bool = False
     stopping: bool = False
+    websocket: Callable[[], SocketStatus] | None = None
+    """The market feed's socket status, once the feed exists (None: no websocket)."""
+    role: str = "active"
+    """``active``, or ``interim``: the warm spare standing in for a bot that died."""
 
     def health(self) -> dict[str, Any]:
         """The /health document.
@@ -37,7 +54,9 @@ class RuntimeStatus:
         id, kind, reason, by, at), ``degraded`` when the loop has not
         completed an iteration within 3 loop periods (or 30 s), market data is older than two
         candles, the exchange is unreachable, or the last iteration hit an error; else
-        ``healthy``.
+        ``healthy``. ``websocket`` reports the market feed's socket (state, age of its last
+        message, how long it has been down, reconnects); a socket that is down does not degrade
+        the bot by itself: it reads REST meanwhile, and market-data staleness still counts.
         """
         now_m, now_w = time.monotonic(), time.time()
         loop_age = now_m - (self.last_loop_monotonic or self.started_monotonic)
@@ -65,7 +84,18 @@ class RuntimeStatus:
             "degraded_reasons": reasons,
             "version": BOT_VERSION,
             "uptime_s": round(now_m - self.started_monotonic, 3),
+            "websocket": self._websocket(),
+            "pid": os.getpid(),
+            "role": self.role,
         }
+
+    def _websocket(self) -> dict[str, Any] | None:
+        if self.websocket is None:
+            return None
+        ws = self.websocket()
+        age = ws.last_message_age_s
+        return {"state": ws.state, "last_message_age_s": None if age is None else round(age, 3),
+                "down_for_s": round(ws.down_for_s, 3), "reconnects": ws.reconnects}
 
 
 def _iso(wall: float | None) -> str | None:

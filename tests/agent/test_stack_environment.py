@@ -16,7 +16,8 @@ from agent.stack.files import secure_state
 from botwarden.errors import ConfigError, OperationalError
 
 TOKENS = {"BOTWARDEN_BOT_TOKEN": "bot-token-1", "BOTWARDEN_EXCHANGE_ADMIN_TOKEN": "admin-token-2",
-          "BOTWARDEN_WEB_OPERATOR_PASSWORD": "operator-pw"}
+          "BOTWARDEN_WEB_OPERATOR_PASSWORD": "operator-pw", "BOTWARDEN_BOT_API_WALLET_KEY": "0xbot-wallet",
+          "BOTWARDEN_AGENT_API_WALLET_KEY": "0xagent-wallet"}
 ENVIRON = {
     "PATH": "/usr/bin:/bin", "HOME": "/home/ops", "LC_ALL": "C.UTF-8",
     "SLACK_WEBHOOK_URL": 'slack://T0/B0/x%40y,z "quoted" end',  # %, a comma and a double quote
@@ -61,8 +62,9 @@ def test_each_program_gets_only_what_it_needs_read_back_exactly(tmp_path: Path) 
     assert envs["inbox"] == {}
     assert envs["exchange"] == {"BOTWARDEN_EXCHANGE_ADMIN_TOKEN": "admin-token-2"}
     assert envs["bot"] == {"BOTWARDEN_BOT_TOKEN": "bot-token-1", "BOTWARDEN_PRIVATE_KEY": "0xsigning-key",
-                           "HTTPS_PROXY": "http://proxy.example:3128"}
+                           "BOTWARDEN_BOT_API_WALLET_KEY": "0xbot-wallet", "HTTPS_PROXY": "http://proxy.example:3128"}
     assert envs["agent"] == {"BOTWARDEN_BOT_TOKEN": "bot-token-1", "BOTWARDEN_PRIVATE_KEY": "0xsigning-key",
+                             "BOTWARDEN_AGENT_API_WALLET_KEY": "0xagent-wallet",
                              "HTTPS_PROXY": "http://proxy.example:3128",
                              "SLACK_WEBHOOK_URL": ENVIRON["SLACK_WEBHOOK_URL"],
                              "RELAY_PASSWORD": ENVIRON["RELAY_PASSWORD"]}

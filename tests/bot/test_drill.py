@@ -110,3 +110,45 @@ def test_an_exchange_started_without_a_token_has_no_admin_api(tmp_path):
         proc.terminate()
         proc.wait(15)
     assert b"admin API (fault injection) is disabled" in (proc.stderr.read() if proc.stderr else b"")
+
+
+def test_ws_drop_and_ws_faults(monkeypatch, settings_file, exchange):
+    import websocket
+
+    ws = websocket.create_connection(exchange.url.replace("http", "ws") + "/ws", timeout=10)
+    assert ws.recv() == "Websocket connection established."
+    r = run(["drill", "ws-drop", "--settings", str(settings_file)], monkeypatch)
+    assert r.exit_code == 0 and json.loads(r.stdout) == {"dropped": 1}
+    with pytest.raises((websocket.WebSocketException, OSError)):
+        ws.recv()
+    r = run(["drill", "faults", "ws_stall=[allMids, l2Book]", "ws_delay_ms=250", "--settings", str(settings_file)],
+            monkeypatch)
+    assert r.exit_code == 0, r.output
+    faults = exchange.admin("GET", "/admin/state")["faults"]
+    assert faults["ws_stall"] == ["allMids", "l2Book"] and faults["ws_delay_ms"] == 250
+
+
+def test_revoke_and_approve_an_api_wallet(monkeypatch, settings_file, exchange):
+    import secrets
+
+    from eth_account import Account
+    from hyperliquid.exchange import Exchange
+
+    from botwarden.settings import PAPER_DEV_PRIVATE_KEY
+
+    key = "0x" + secrets.token_hex(32)
+    monkeypatch.setenv("BOTWARDEN_BOT_API_WALLET_KEY", key)
+    monkeypatch.delenv("BOTWARDEN_PRIVATE_KEY", raising=False)
+    r = run(["drill", "approve", "bot", "--settings", str(settings_file)], monkeypatch)
+    assert r.exit_code == 0, r.output
+    address = Account.from_key(key).address.lower()
+    assert json.loads(r.stdout) == {"approved": "botwarden-bot", "address": address}
+    master = Account.from_key(PAPER_DEV_PRIVATE_KEY).address
+    bot = Exchange(Account.from_key(key), exchange.url, account_address=master)
+    assert bot.market_open("ETH", True, 0.05)["status"] == "ok"
+    r = run(["drill", "revoke", "bot", "--settings", str(settings_file)], monkeypatch)
+    assert r.exit_code == 0 and json.loads(r.stdout)["revoked"] == "botwarden-bot"
+    assert bot.market_close("ETH") == {"status": "err", "response": f"User or API Wallet {address} does not exist."}
+    assert key[2:] not in r.output
+    r = run(["drill", "revoke", "nobody", "--settings", str(settings_file)], monkeypatch)
+    assert r.exit_code == 4 and "expected bot or agent" in r.output

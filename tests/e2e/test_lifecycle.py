@@ -237,7 +237,9 @@ checks:
 
 
 def test_escalation_fires_when_unacknowledged_and_not_after_ack(make_world, receiver):
-    world = make_world(escalate=[{"after": "8s", "to": "pager"}])
+    # The ack and the restart below must land before the escalation: an `agent ack` and an agent
+    # restart take several seconds each on a loaded 2-core machine (pytest-xdist), hence 20 s.
+    world = make_world(escalate=[{"after": "20s", "to": "pager"}])
     for name in ("a", "b"):
         (world.root / name).touch()
     world.write_playbook("esc", TWO.replace("{ok}", str(world.root)))
@@ -251,7 +253,7 @@ def test_escalation_fires_when_unacknowledged_and_not_after_ack(make_world, rece
     out = _cli(world, "ack", str(acked), "--comment", "on it")
     assert out.returncode == 0, out.stderr
     _restart(world)  # the ack and the escalation level survive
-    wait_until(lambda: [t for t in _titles(receiver) if t.startswith("[ESCALATED]")], 30, what="the escalation")
+    wait_until(lambda: [t for t in _titles(receiver) if t.startswith("[ESCALATED]")], 45, what="the escalation")
     time.sleep(5)
     escalated = [t for t in _titles(receiver) if t.startswith("[ESCALATED]")]
     assert len(escalated) == 1 and "unacked" in escalated[0], _titles(receiver)

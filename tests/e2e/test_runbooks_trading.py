@@ -148,7 +148,7 @@ def test_emergency_flattens_the_account_of_a_killed_bot(quiet_stack: StackUnderT
     stack.ctl("start", "bot")
     stack.wait_state("bot", "RUNNING")
     wait_until(lambda: stack.try_health().get("status") == "halted", 30, what="the bot back, still halted")
-    os.kill(stack.info("bot")["pid"], signal.SIGKILL)
+    os.killpg(stack.info("bot")["pid"], signal.SIGKILL)  # the bot's group: the bot and its warm spare
     stack.wait_state("bot", "EXITED", "BACKOFF", "FATAL")
     # What a dead bot leaves behind: positions and resting orders nobody manages.
     assert ex.market_open("BTC", True, 0.02)["status"] == "ok"

@@ -134,7 +134,7 @@ def test_operator_on_a_phone(running_stack: Callable[..., StackUnderTest], brows
     wait.until(lambda d: "PLAY RECAP" in d.find_element(By.ID, "lines").text)
     lines = browser.find_element(By.ID, "lines").text
     assert "check mode" in browser.find_element(By.TAG_NAME, "main").text
-    assert "cancel all open orders" in lines and "close all positions" in lines
+    assert "flatten (close first" in lines and "every position still open has a reduce-only stop" in lines
     assert "would" in lines
     shot("05-emergency-check-mode")
     store = Store(stack.store_url())

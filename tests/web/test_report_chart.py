@@ -71,7 +71,7 @@ def test_the_chart_is_drawn_in_a_child_as_svg_and_png() -> None:
 
 def test_the_resident_agent_never_imports_matplotlib() -> None:
     """Importing everything the agent runs (engine, modules, the report action) loads no plotting."""
-    code = ("import sys; import agent.engine.resident, agent.modules.registry, agent.modules.actions.report; "
+    code = ("import sys; import agent.engine.agent, agent.modules.registry, agent.modules.actions.report; "
             "agent.modules.registry.default_registry(); "
             "print(sorted(m for m in sys.modules if m.startswith(('matplotlib', 'agent.web'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)

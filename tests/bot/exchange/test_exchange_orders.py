@@ -115,10 +115,17 @@ def test_order_rejections_use_hyperliquid_text(hl_info: Info, hl_exchange: Excha
     assert hl_info.open_orders(hl_exchange.wallet.address) == []
 
 
-@pytest.mark.parametrize("px", [60_000.5, 61_234.56, 0.0])
-def test_invalid_price_is_rejected(hl_exchange: Exchange, px: float) -> None:
-    [st] = statuses(hl_exchange.order("BTC", True, 0.01, px, {"limit": {"tif": "Gtc"}}))
-    assert st == {"error": "Order has invalid price. asset=0"}
+@pytest.mark.parametrize(("coin", "px", "expected"), [
+    # off the tick grid (6 significant figures; 3 decimals with szDecimals 4): Hyperliquid's tick error
+    ("BTC", 60_000.5, "Price must be divisible by tick size. asset=0"),
+    ("BTC", 61_234.56, "Price must be divisible by tick size. asset=0"),
+    ("ETH", 3_000.125, "Price must be divisible by tick size. asset=1"),
+    # not a price at all
+    ("BTC", 0.0, "Order has invalid price. asset=0"),
+])
+def test_invalid_price_is_rejected(hl_exchange: Exchange, coin: str, px: float, expected: str) -> None:
+    [st] = statuses(hl_exchange.order(coin, True, 0.01, px, {"limit": {"tif": "Gtc"}}))
+    assert st == {"error": expected}
 
 
 def test_post_only_that_would_cross_is_rejected(hl_info: Info, hl_exchange: Exchange) -> None:

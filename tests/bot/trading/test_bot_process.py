@@ -1,6 +1,7 @@
 """End-to-end: `bot run` and `bot paper-exchange` as real processes on loopback."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -47,12 +48,16 @@ class Stack:
         self.tmp = tmp
         self.ex_port, self.bot_port = free_port(), free_port()
         self.settings = tmp / "settings.yaml"
+        self.configure()
+
+    def configure(self, **bot: Any) -> None:
         self.settings.write_text(yaml.safe_dump({
             "exchange": {"port": self.ex_port},
+            "supervisor": {"logdir": str(self.tmp / "log")},
             # Hourly candles: a MACD flip (an exit plus a new entry) inside a test's few seconds
             # would be legitimate trading but would muddy the "nothing new was sent" assertions.
             "bot": {"port": self.bot_port, "db": "bot.db", "heartbeat_file": "bot.heartbeat", "loop_seconds": 0.5,
-                    "coins": ["BTC", "ETH"], "candle_interval": "1h"},
+                    "coins": ["BTC", "ETH"], "candle_interval": "1h", "lock_file": "bot.lock", **bot},
         }))
         self.env = {**os.environ, "BOTWARDEN_EXCHANGE_ADMIN_TOKEN": ADMIN, "BOTWARDEN_BOT_TOKEN": CONTROL}
         self.env.pop("BOTWARDEN_PRIVATE_KEY", None)
@@ -77,8 +82,9 @@ class Stack:
 
     def start_bot(self, log_name: str = "bot.log") -> subprocess.Popen[bytes]:
         log = open(self.tmp / log_name, "wb")
+        # A session of its own: the bot and its warm spare share a process group, killed together.
         self.bot = subprocess.Popen([str(BIN), "run", "--settings", str(self.settings)], env=self.env,
-                                    stdout=log, stderr=subprocess.STDOUT)
+                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.procs.append(self.bot)
         wait_for(lambda: self.http.get(f"{self.bot_url}/health").status_code == 200, what="bot /health")
         return self.bot
@@ -109,6 +115,9 @@ class Stack:
 
     def close(self) -> None:
         for p in reversed(self.procs):
+            if p.args[1] == "run":  # a bot: its own process group holds its spare (or an interim)
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(p.pid, signal.SIGKILL)
             if p.poll() is None:
                 p.kill()
                 p.wait(timeout=10)
@@ -156,6 +165,7 @@ def test_bot_opens_and_closes_a_trade_and_stops_on_sigterm(stack: Stack) -> None
 
 
 def test_kill_9_with_position_and_orders_then_restart_places_no_duplicate(stack: Stack) -> None:
+    stack.configure(warm_spare=False)  # cold restarts: each start reconciles from scratch
     bot = stack.start_bot()
     wait_for(lambda: (h := stack.health())["open_orders"] == 2 and len(h["positions"]) == 2, what="entries")
     bot.kill()
@@ -196,3 +206,68 @@ def test_dropped_order_response_is_not_duplicated(stack: Stack) -> None:
     assert len(oids) == len(set(oids)) == 2  # one fill per entry: nothing applied twice
     metrics = stack.http.get(f"{stack.bot_url}/metrics").text
     assert "trading_duplicate_orders_avoided_total 1.0" in metrics
+
+
+# --- the warm spare ----------------------------------------------------------------------------
+def _lock_free(stack: Stack) -> bool:
+    import fcntl
+
+    with open(stack.tmp / "bot.lock", "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        fcntl.flock(fh, fcntl.LOCK_UN)
+        return True
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return not open(f"/proc/{pid}/stat").read().split()[2] == "Z"
+
+
+def test_a_killed_bot_is_replaced_by_its_spare_then_relieved_by_the_next_bot(stack: Stack) -> None:
+    bot = stack.start_bot()
+    first = wait_for(lambda: (h := stack.health())["open_orders"] == 2 and len(h["positions"]) == 2 and h,
+                     what="entries")
+    assert (first["role"], first["pid"]) == ("active", bot.pid)
+    orders = sorted(o["oid"] for o in stack.info({"type": "frontendOpenOrders", "user": address()}))
+    fills = len(stack.info({"type": "userFills", "user": address()}))
+    os.kill(bot.pid, signal.SIGKILL)  # the bot alone: its spare survives it
+    interim = wait_for(lambda: (h := stack.health())["role"] == "interim" and h["status"] == "healthy" and h,
+                       what="the spare taking over")
+    assert interim["pid"] not in (bot.pid, None)
+    assert interim["positions"] == first["positions"] or len(interim["positions"]) == 2
+    assert any(e.get("event") == "spare_takeover" for e in stack.events())
+    nxt = stack.start_bot("bot2.log")
+    wait_for(lambda: (h := stack.health())["role"] == "active" and h["pid"] == nxt.pid and h["status"] == "healthy",
+             what="the next bot relieving the interim")
+    wait_for(lambda: not _alive(interim["pid"]), what="the interim gone")
+    assert any(e.get("event") == "handover_request" for e in stack.events("bot2.log"))
+    time.sleep(1)  # a few iterations of the new bot
+    assert sorted(o["oid"] for o in stack.info({"type": "frontendOpenOrders", "user": address()})) == orders
+    assert len(stack.info({"type": "userFills", "user": address()})) == fills  # nothing sent twice
+
+
+def test_a_stopped_bot_leaves_no_spare_behind(stack: Stack) -> None:
+    bot = stack.start_bot()
+    wait_for(lambda: stack.health()["status"] == "healthy", what="healthy")
+    bot.send_signal(signal.SIGTERM)  # the bot alone, as `kill <pid>` would: a stop, not a death
+    assert bot.wait(timeout=15) == 0
+    time.sleep(1)
+    assert _lock_free(stack)  # nobody took over
+    with pytest.raises(httpx.TransportError):
+        stack.http.get(f"{stack.bot_url}/health")
+
+
+def test_an_interim_nobody_relieves_stops_after_its_tenure(stack: Stack) -> None:
+    stack.configure(spare_tenure_s=2)
+    bot = stack.start_bot()
+    wait_for(lambda: stack.health()["status"] == "healthy", what="healthy")
+    os.kill(bot.pid, signal.SIGKILL)
+    interim = wait_for(lambda: (h := stack.health())["role"] == "interim" and h, what="the spare taking over")
+    wait_for(lambda: not _alive(interim["pid"]), timeout=40, what="the interim stopping at the end of its tenure")
+    assert _lock_free(stack)

@@ -1,0 +1,108 @@
+"""The ``/exchange`` endpoint's pipeline, shared by HTTP and the websocket's ``post`` requests.
+
+:meth:`ExchangeEndpoint.apply` takes a request body and returns ``(http_status, body)``:
+422 with Hyperliquid's deserialization text for a body that is not an action Hyperliquid knows,
+else 200 with ``{"status": "ok" | "err", "response": ...}``. In order:
+
+1. shape: ``action`` an object whose ``type`` is a Hyperliquid action, ``nonce`` an integer,
+   ``expiresAfter`` an integer or absent;
+2. who signed it and for which account (:func:`bot.exchange.auth.authenticate`);
+3. ``expiresAfter``: refused on user-signed actions (Hyperliquid does not support it there);
+   in the past, refused and charged 5x the address-based weight, as Hyperliquid documents;
+4. ``vaultAddress``: refused by name (no vaults or subaccounts here), never ignored;
+5. the signer's nonce rules; a user-signed action's own nonce/time must equal the nonce;
+6. an action Hyperliquid has but this exchange does not: refused by name (:mod:`catalog`);
+7. the account's address-based request cap; then the action runs and the ledger commits once
+   (any exception rolls the whole request back).
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from bot.exchange import catalog, rules
+from bot.exchange.auth import USER_SIGNED, Authenticated, authenticate, nonce_error
+from bot.exchange.info_views import BAD_REQUEST
+from bot.exchange.ledger import Ledger
+from bot.exchange.trading import Trading
+from bot.exchange.user_actions import UserActions
+
+log = logging.getLogger("bot.exchange")
+EXPIRED_WEIGHT_FACTOR = 5
+# User-signed actions of Hyperliquid whose EIP-712 types the SDK does not carry: they cannot be
+# verified here, and none is supported, so they are refused by name before any signature check.
+UNVERIFIABLE = {"sendToEvmWithData", "cDeposit", "cWithdraw"}
+
+
+def _int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+class ExchangeEndpoint:
+    def __init__(self, ledger: Ledger, trading: Trading, cap: Any) -> None:
+        self.ledger = ledger
+        self.trading = trading
+        self.user_actions = UserActions(ledger)
+        self.cap = cap  # volume -> address-based request cap (InfoViews.ledger_cap)
+
+    def apply(self, payload: Any, now: int, *, auth_failure: bool = False) -> tuple[int, Any]:
+        if not isinstance(payload, dict) or not isinstance(payload.get("action"), dict):
+            return 422, BAD_REQUEST
+        action = payload["action"]
+        kind = action.get("type")
+        nonce, expires = payload.get("nonce"), payload.get("expiresAfter")
+        if not isinstance(kind, str) or kind not in catalog.ACTIONS or not _int(nonce) or \
+                not (expires is None or _int(expires)) or not isinstance(payload.get("signature"), dict):
+            return 422, BAD_REQUEST
+        assert isinstance(nonce, int)
+        if kind in UNVERIFIABLE:
+            return 200, _err(catalog.refusal("action", kind) or BAD_REQUEST)
+        who = authenticate(payload, self.ledger, now, refuse_all=auth_failure)
+        if isinstance(who, str):
+            return 200, _err(who)
+        weight = self.trading.requests_weight(action)
+        user_kind = USER_SIGNED.get(kind)
+        if user_kind is not None and expires is not None:
+            return 200, _err(rules.err_expires_after_user_signed(kind))
+        if expires is not None and expires < now:
+            return 200, self._commit_charge(who, EXPIRED_WEIGHT_FACTOR * weight,
+                                            _err(rules.err_action_expired(expires, now)))
+        if payload.get("vaultAddress") is not None:
+            return 200, _err(rules.err_unsupported("vaultAddress", "no vaults or subaccounts: sign for the "
+                                                   "account itself or through its API wallet"))
+        problem = nonce_error(nonce, self.ledger.nonces.get(who.signer, []), now)
+        if problem:
+            return 200, _err(problem)
+        if user_kind is not None and action.get(user_kind.nonce_field) != nonce:
+            return 200, _err(rules.err_action_nonce_mismatch(user_kind.nonce_field,
+                                                             action.get(user_kind.nonce_field), nonce))
+        refused = catalog.refusal("action", kind)
+        if refused:
+            return 200, _err(refused)
+        acct = self.ledger.accounts[who.user]
+        cap = self.cap(acct.cum_volume)
+        if acct.n_requests + weight > cap:
+            return 200, _err(rules.err_too_many_requests(acct.n_requests + weight, cap, acct.cum_volume))
+        led = self.ledger
+        try:
+            led.record_nonce(who.signer, nonce)
+            acct.n_requests += weight
+            if user_kind is not None:
+                answer = self.user_actions.apply(who.user, action, nonce, now)
+            else:
+                answer = self.trading.apply(who.user, action, now)
+            led.commit()
+        except Exception:
+            led.reload()  # back to the last committed state, never a half-applied action
+            log.exception("action %s failed", kind)
+            return 200, _err("Internal error while applying the action")  # paper
+        return 200, answer
+
+    def _commit_charge(self, who: Authenticated, weight: int, answer: dict[str, Any]) -> dict[str, Any]:
+        self.ledger.accounts[who.user].n_requests += weight
+        self.ledger.commit()
+        return answer
+
+
+def _err(message: str) -> dict[str, Any]:
+    return {"status": "err", "response": message}

@@ -1,0 +1,198 @@
+"""A Hyperliquid websocket connection that stays up: subscribe, keep alive, notice silence,
+reconnect with backoff, and say how it is doing.
+
+Built on websocket-client (the SDK's own websocket library) rather than the SDK's
+``WebsocketManager``, which neither reconnects nor reports its state. One background thread
+runs the connection; a second keeps it honest:
+
+* every ``stale_s / 3`` it sends Hyperliquid's ``{"method": "ping"}`` (the server answers
+  ``pong``; it also closes a connection it has sent nothing to for 60 s);
+* a connection that has received nothing at all for ``stale_s`` (no data, no pong) is closed
+  and counts as down: a half-open TCP connection or a stalled server looks exactly like that;
+* after a failure it waits ``backoff`` (0.25 s, doubling to 30 s, with jitter) before trying
+  again; a connection that stayed up for a minute resets the backoff.
+
+Subscriptions are re-sent on every connect. ``on_message(channel, data)`` runs on the
+connection's thread and must not block. Times are monotonic seconds.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import random
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import websocket
+
+log = logging.getLogger("bot.trading.ws")
+State = Literal["connecting", "connected", "down", "stopped"]
+BACKOFF_MIN_S = 0.25
+BACKOFF_MAX_S = 30.0
+STABLE_S = 60.0
+CONNECT_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True)
+class WsStatus:
+    state: State
+    last_message_age_s: float | None
+    down_for_s: float
+    """How long the socket has not been up (0 while connected); from the start when never up."""
+    reconnects: int
+
+
+class HyperliquidSocket:
+    def __init__(self, base_url: str, subscriptions: list[dict[str, Any]],
+                 on_message: Callable[[str, Any], None], *, stale_s: float = 10.0,
+                 on_state: Callable[[State], None] | None = None) -> None:
+        self.url = "ws" + base_url[len("http"):].rstrip("/") + "/ws"
+        self.subscriptions = subscriptions
+        self.on_message = on_message
+        self.on_state = on_state
+        self.stale_s = stale_s
+        self._state: State = "connecting"
+        self._lock = threading.Lock()
+        self._app: websocket.WebSocketApp | None = None
+        self._stop = threading.Event()
+        self._created = time.monotonic()
+        self._last_message: float | None = None
+        self._up_since: float | None = None
+        self._down_since = self._created
+        self._reconnects = 0
+        self._threads: list[threading.Thread] = []
+
+    # ----- lifecycle ------------------------------------------------------------------------
+    def start(self) -> None:
+        # websocket-client applies its default timeout to every socket it opens: it bounds the
+        # TCP connect and the handshake (reads go through select, so quiet periods are fine).
+        websocket.setdefaulttimeout(CONNECT_TIMEOUT_S)
+        self._threads = [threading.Thread(target=self._run, name="ws-feed", daemon=True),
+                         threading.Thread(target=self._watch, name="ws-watchdog", daemon=True)]
+        for t in self._threads:
+            t.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        app = self._app
+        if app is not None:
+            self._hang_up(app)
+        for t in self._threads:
+            t.join(timeout)
+        self._set_state("stopped")
+
+    @staticmethod
+    def _hang_up(app: websocket.WebSocketApp) -> None:
+        """Close ``app`` now: websocket-client's close alone leaves its reader in select() for
+        up to 10 s; shutting the TCP socket down wakes it at once."""
+        app.keep_running = False
+        sock = getattr(app.sock, "sock", None) if app.sock is not None else None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        app.close()
+
+    def status(self) -> WsStatus:
+        now = time.monotonic()
+        with self._lock:
+            age = None if self._last_message is None else now - self._last_message
+            down = 0.0 if self._state == "connected" else now - self._down_since
+            return WsStatus(self._state, age, down, self._reconnects)
+
+    def last_message_at(self) -> float | None:
+        return self._last_message
+
+    # ----- the connection thread ------------------------------------------------------------
+    def _run(self) -> None:
+        backoff = BACKOFF_MIN_S
+        while not self._stop.is_set():
+            self._set_state("connecting")
+            app = websocket.WebSocketApp(self.url, on_open=self._on_open, on_message=self._on_raw,
+                                         on_error=self._on_error)
+            self._app = app
+            started = time.monotonic()
+            try:
+                app.run_forever(ping_interval=0)
+            except Exception:  # any failure of the library is a dropped connection
+                log.warning("websocket loop failed", extra={"event": "ws_error"}, exc_info=True)
+            self._app = None
+            if self._stop.is_set():
+                break
+            self._set_state("down")
+            if self._up_since is not None and time.monotonic() - started >= STABLE_S:
+                backoff = BACKOFF_MIN_S
+            wait = backoff * (0.5 + random.random() / 2)  # jitter: many bots must not reconnect in step
+            log.warning("websocket down; reconnecting",
+                        extra={"event": "ws_down", "retry_in_s": round(wait, 3)})
+            self._stop.wait(wait)
+            backoff = min(backoff * 2, BACKOFF_MAX_S)
+            with self._lock:
+                self._reconnects += 1
+
+    def _on_open(self, app: websocket.WebSocketApp) -> None:
+        with self._lock:
+            self._last_message = time.monotonic()
+        for sub in self.subscriptions:
+            app.send(json.dumps({"method": "subscribe", "subscription": sub}))
+        self._up_since = time.monotonic()
+        self._set_state("connected")
+        log.info("websocket connected", extra={"event": "ws_connected", "url": self.url})
+
+    def _on_raw(self, app: websocket.WebSocketApp, text: str) -> None:
+        with self._lock:
+            self._last_message = time.monotonic()
+        if not text.startswith("{"):
+            return  # "Websocket connection established."
+        try:
+            msg = json.loads(text)
+        except ValueError:
+            return
+        channel = msg.get("channel")
+        if channel in ("pong", "subscriptionResponse"):
+            return
+        if channel == "error":
+            log.warning("websocket error message",
+                        extra={"event": "ws_error_message", "error": str(msg.get("data"))})
+            return
+        try:
+            self.on_message(str(channel), msg.get("data"))
+        except Exception:  # a bad message must not kill the connection
+            log.exception("websocket message handler failed",
+                          extra={"event": "ws_handler_bug", "channel": channel})
+
+    def _on_error(self, app: websocket.WebSocketApp, error: Exception) -> None:
+        log.info("websocket error", extra={"event": "ws_error", "error": type(error).__name__})
+
+    # ----- the watchdog ---------------------------------------------------------------------
+    def _watch(self) -> None:
+        period = max(0.05, self.stale_s / 3)
+        while not self._stop.wait(period):
+            app, state = self._app, self._state
+            if app is None or state != "connected":
+                continue
+            silent = time.monotonic() - (self._last_message or 0.0)
+            if silent > self.stale_s:
+                log.warning("websocket silent; dropping it",
+                            extra={"event": "ws_stale", "silent_s": round(silent, 3)})
+                self._set_state("down")
+                self._hang_up(app)
+                continue
+            try:
+                app.send(json.dumps({"method": "ping"}))
+            except (websocket.WebSocketException, OSError):
+                pass  # the connection thread sees the failure
+
+    def _set_state(self, state: State) -> None:
+        with self._lock:
+            if state == self._state:
+                return
+            if self._state == "connected":
+                self._down_since = time.monotonic()  # down from the moment it stopped being up
+            self._state = state
+        if self.on_state is not None:
+            self.on_state(state)

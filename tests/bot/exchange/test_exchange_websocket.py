@@ -1,0 +1,293 @@
+"""The websocket at /ws, driven by the unmodified SDK's own subscriptions (``Info(skip_ws=False)``)
+and, for what the SDK does not do (``post``, raw errors, faults), by websocket-client directly."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+import websocket
+from eth_account.signers.local import LocalAccount
+from hyperliquid.exchange import Exchange
+from hyperliquid.info import Info
+from hyperliquid.utils.signing import (
+    get_timestamp_ms,
+    order_request_to_order_wire,
+    order_wires_to_order_action,
+    sign_l1_action,
+)
+
+from bot.exchange import RunningExchange
+
+
+class Recorder:
+    """Messages per channel, as the SDK's callbacks or a raw reader hand them over."""
+
+    def __init__(self) -> None:
+        self.messages: dict[str, list[dict[str, Any]]] = {}
+        self.cond = threading.Condition()
+
+    def callback(self, name: str) -> Callable[[dict[str, Any]], None]:
+        def record(msg: dict[str, Any]) -> None:
+            with self.cond:
+                self.messages.setdefault(name, []).append(msg)
+                self.cond.notify_all()
+        return record
+
+    def wait(self, pred: Callable[[], Any], timeout: float = 30.0, what: str = "messages") -> Any:
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                value = pred()
+                if value:
+                    return value
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"timed out waiting for {what}; got {list(self.messages)}")
+                self.cond.wait(min(left, 0.2))
+
+    def of(self, name: str) -> list[dict[str, Any]]:
+        return list(self.messages.get(name, []))
+
+
+@pytest.fixture
+def ws_info(paper_exchange: RunningExchange) -> Iterator[Info]:
+    info = Info(paper_exchange.url, skip_ws=False, timeout=10)
+    try:
+        yield info
+    finally:
+        info.disconnect_websocket()
+
+
+def ws_url(ex: RunningExchange) -> str:
+    return "ws" + ex.url[len("http"):] + "/ws"
+
+
+class RawClient:
+    """A websocket-client connection with a reader thread that keeps every frame."""
+
+    def __init__(self, ex: RunningExchange) -> None:
+        self.ws = websocket.create_connection(ws_url(ex), timeout=10)
+        self.rec = Recorder()
+        self.closed = threading.Event()
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        try:
+            while True:
+                text = self.ws.recv()
+                if not text:
+                    break
+                msg = {"channel": "greeting", "data": text} if not text.startswith("{") else json.loads(text)
+                self.rec.callback(msg.get("channel", "?"))({**msg, "_at": time.monotonic()})
+        except (websocket.WebSocketException, OSError):
+            pass
+        finally:
+            self.closed.set()
+
+    def send(self, msg: dict[str, Any]) -> None:
+        self.ws.send(json.dumps(msg))
+
+    def close(self) -> None:
+        try:
+            self.ws.close()
+        except (websocket.WebSocketException, OSError):
+            pass
+
+
+@pytest.fixture
+def raw(paper_exchange: RunningExchange) -> Iterator[RawClient]:
+    client = RawClient(paper_exchange)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def test_every_listed_channel_through_the_sdk(paper_exchange: RunningExchange, ws_info: Info,
+                                              hl_exchange: Exchange, dev_wallet: LocalAccount) -> None:
+    user = dev_wallet.address
+    earlier = hl_exchange.market_open("ETH", True, 0.01)  # a fill before subscribing: the snapshot
+    assert earlier["status"] == "ok"
+    rec = Recorder()
+    subs: list[dict[str, Any]] = [
+        {"type": "allMids"}, {"type": "l2Book", "coin": "BTC"}, {"type": "bbo", "coin": "BTC"},
+        {"type": "candle", "coin": "BTC", "interval": "1m"}, {"type": "trades", "coin": "BTC"},
+        {"type": "orderUpdates", "user": user}, {"type": "userFills", "user": user},
+        {"type": "userEvents", "user": user}, {"type": "webData2", "user": user}]
+    for sub in subs:
+        ws_info.subscribe(dict(sub), rec.callback(sub["type"]))
+    rec.wait(lambda: all(rec.of(k) for k in ("allMids", "l2Book", "bbo", "candle", "userFills", "webData2")),
+             what="snapshots")
+    [snapshot] = rec.of("userFills")
+    assert snapshot["data"]["isSnapshot"] is True and snapshot["data"]["user"] == user.lower()
+    assert [f["coin"] for f in snapshot["data"]["fills"]] == ["ETH"]
+
+    rest_px = round(float(ws_info.all_mids()["BTC"]) * 0.9)
+    resting = hl_exchange.order("BTC", True, 0.01, rest_px, {"limit": {"tif": "Gtc"}})
+    oid = resting["response"]["data"]["statuses"][0]["resting"]["oid"]
+    filled = hl_exchange.market_open("BTC", True, 0.01)
+    taker_oid = filled["response"]["data"]["statuses"][0]["filled"]["oid"]
+
+    def statuses() -> dict[int, list[str]]:
+        out: dict[int, list[str]] = {}
+        for m in rec.of("orderUpdates"):
+            for o in m["data"]:
+                out.setdefault(o["order"]["oid"], []).append(o["status"])
+        return out
+    rec.wait(lambda: statuses().get(taker_oid, [])[-1:] == ["filled"] and statuses().get(oid) == ["open"],
+             what="order updates")
+    streamed = rec.wait(lambda: [m for m in rec.of("userFills") if not m["data"]["isSnapshot"]], what="fill stream")
+    assert streamed[0]["data"]["fills"][0]["oid"] == taker_oid
+    event = rec.wait(lambda: rec.of("userEvents"), what="user event")[0]
+    assert event["channel"] == "user" and event["data"]["fills"][0]["oid"] == taker_oid
+    trade = rec.wait(lambda: rec.of("trades"), what="trade")[-1]["data"][0]
+    assert trade["coin"] == "BTC" and trade["side"] == "B" and trade["users"][0] == user.lower()
+    rec.wait(lambda: any(p["position"]["coin"] == "BTC" for m in rec.of("webData2")
+                         for p in m["data"]["clearinghouseState"]["assetPositions"]), what="webData2 position")
+
+    mids = rec.of("allMids")[-1]["data"]["mids"]
+    assert set(mids) == {"BTC", "ETH", "SOL"}
+    book = rec.of("l2Book")[-1]["data"]
+    assert book["coin"] == "BTC" and len(book["levels"]) == 2 and book["levels"][0][0].keys() == {"px", "sz", "n"}
+    bbo = rec.of("bbo")[-1]["data"]
+    assert bbo["coin"] == "BTC" and float(bbo["bbo"][0]["px"]) < float(bbo["bbo"][1]["px"])
+    candle = rec.of("candle")[-1]["data"]
+    assert candle["s"] == "BTC" and candle["i"] == "1m" and candle["T"] - candle["t"] == 59_999
+    # market channels keep streaming
+    n = len(rec.of("l2Book"))
+    rec.wait(lambda: len(rec.of("l2Book")) > n + 1, what="more books")
+
+
+def test_unsubscribe_stops_the_channel(paper_exchange: RunningExchange, ws_info: Info) -> None:
+    rec = Recorder()
+    sub_id = ws_info.subscribe({"type": "l2Book", "coin": "ETH"}, rec.callback("l2Book"))
+    rec.wait(lambda: len(rec.of("l2Book")) >= 2, what="books")
+    assert ws_info.unsubscribe({"type": "l2Book", "coin": "ETH"}, sub_id)
+    # the unsubscribe ack comes back first; afterwards nothing more for this channel
+    probe = Recorder()
+    ws_info.subscribe({"type": "l2Book", "coin": "SOL"}, probe.callback("l2Book"))
+    probe.wait(lambda: len(probe.of("l2Book")) >= 3, what="other books")
+    frozen = len(rec.of("l2Book"))
+    probe.wait(lambda: len(probe.of("l2Book")) >= 5, what="still other books")
+    assert len(rec.of("l2Book")) == frozen
+
+
+def test_greeting_ping_subscription_response_and_errors(raw: RawClient) -> None:
+    raw.rec.wait(lambda: raw.rec.of("greeting"), what="greeting")
+    assert raw.rec.of("greeting")[0]["data"] == "Websocket connection established."
+    raw.send({"method": "ping"})
+    raw.rec.wait(lambda: raw.rec.of("pong"), what="pong")
+    raw.send({"method": "subscribe", "subscription": {"type": "bbo", "coin": "ETH"}})
+    ack = raw.rec.wait(lambda: raw.rec.of("subscriptionResponse"), what="ack")[0]
+    assert ack["data"] == {"method": "subscribe", "subscription": {"type": "bbo", "coin": "ETH"}}
+    for bad in ({"type": "userFundings", "user": "0x" + "1" * 40}, {"type": "l2Book", "coin": "NOPE"},
+                {"type": "l2Book", "coin": "BTC", "nSigFigs": 3}, {"type": "noSuchChannel"}):
+        raw.send({"method": "subscribe", "subscription": bad})
+    raw.send({"method": "dance"})
+    errors = raw.rec.wait(lambda: len(raw.rec.of("error")) >= 5 and raw.rec.of("error"), what="errors")
+    texts = [e["data"] for e in errors]
+    assert texts[0].startswith("Unsupported by the paper exchange: subscription userFundings")
+    assert "unknown coin 'NOPE'" in texts[1]
+    assert "nSigFigs" in texts[2]
+    assert texts[3].startswith("Invalid subscription")
+    assert texts[4].startswith("Error parsing JSON into valid websocket request")
+
+
+def _signed_order(wallet: LocalAccount, asset: int, px: float, sz: float) -> dict[str, Any]:
+    wire = order_request_to_order_wire({"coin": "BTC", "is_buy": True, "sz": sz, "limit_px": px,
+                                        "order_type": {"limit": {"tif": "Gtc"}}, "reduce_only": False}, asset)
+    action = order_wires_to_order_action([wire])
+    nonce = get_timestamp_ms()
+    return {"action": action, "nonce": nonce, "signature": sign_l1_action(wallet, action, None, nonce, None, False),
+            "vaultAddress": None, "expiresAfter": None}
+
+
+def test_post_info_and_signed_action_over_the_socket(paper_exchange: RunningExchange, raw: RawClient,
+                                                     dev_wallet: LocalAccount, hl_info: Info) -> None:
+    raw.send({"method": "post", "id": 7, "request": {"type": "info", "payload": {"type": "l2Book", "coin": "ETH"}}})
+    raw.send({"method": "post", "id": 8, "request": {"type": "info", "payload": {"type": "portfolio",
+                                                                                  "user": dev_wallet.address}}})
+    px = round(float(hl_info.all_mids()["BTC"]) * 0.9)
+    raw.send({"method": "post", "id": 9, "request": {"type": "action",
+                                                      "payload": _signed_order(dev_wallet, 0, px, 0.01)}})
+    posts = raw.rec.wait(lambda: len(raw.rec.of("post")) >= 3 and raw.rec.of("post"), what="post answers")
+    by_id = {p["data"]["id"]: p["data"]["response"] for p in posts}
+    assert by_id[7]["type"] == "info" and by_id[7]["payload"]["type"] == "l2Book"
+    assert by_id[7]["payload"]["data"]["coin"] == "ETH"
+    assert by_id[8]["type"] == "error" and "422" in by_id[8]["payload"] and "portfolio" in by_id[8]["payload"]
+    assert by_id[9]["type"] == "action" and by_id[9]["payload"]["status"] == "ok"
+    oid = by_id[9]["payload"]["response"]["data"]["statuses"][0]["resting"]["oid"]
+    assert [o["oid"] for o in hl_info.open_orders(dev_wallet.address)] == [oid]  # the same book as HTTP
+
+
+def test_drop_cuts_every_connection_and_clients_can_reconnect(paper_exchange: RunningExchange) -> None:
+    a, b = RawClient(paper_exchange), RawClient(paper_exchange)
+    try:
+        for c in (a, b):
+            c.rec.wait(lambda c=c: c.rec.of("greeting"), what="greeting")
+        assert paper_exchange.admin("POST", "/admin/ws/drop")["dropped"] == 2
+        assert a.closed.wait(10) and b.closed.wait(10)
+        again = RawClient(paper_exchange)
+        again.send({"method": "ping"})
+        again.rec.wait(lambda: again.rec.of("pong"), what="pong after reconnect")
+        again.close()
+    finally:
+        a.close()
+        b.close()
+
+
+def test_outage_drops_connections_and_refuses_new_ones_until_cleared(paper_exchange: RunningExchange,
+                                                                     raw: RawClient) -> None:
+    raw.rec.wait(lambda: raw.rec.of("greeting"), what="greeting")
+    paper_exchange.admin("POST", "/admin/faults", {"ws_outage": True})
+    assert raw.closed.wait(10)
+    with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+        websocket.create_connection(ws_url(paper_exchange), timeout=10)
+    assert refused.value.status_code == 503
+    assert httpx.post(paper_exchange.url + "/info", json={"type": "meta"}).status_code == 200  # HTTP unaffected
+    paper_exchange.admin("DELETE", "/admin/faults")
+    back = RawClient(paper_exchange)
+    back.send({"method": "ping"})
+    back.rec.wait(lambda: back.rec.of("pong"), what="pong")
+    back.close()
+
+
+def test_stalled_channel_goes_silent_while_others_flow(paper_exchange: RunningExchange, raw: RawClient) -> None:
+    raw.send({"method": "subscribe", "subscription": {"type": "allMids"}})
+    raw.send({"method": "subscribe", "subscription": {"type": "l2Book", "coin": "BTC"}})
+    raw.rec.wait(lambda: raw.rec.of("allMids") and raw.rec.of("l2Book"), what="first data")
+    paper_exchange.admin("POST", "/admin/faults", {"ws_stall": ["allMids"]})
+    stalled_at = time.monotonic()
+    n_books = len(raw.rec.of("l2Book"))
+    raw.rec.wait(lambda: len(raw.rec.of("l2Book")) >= n_books + 3, what="books during the stall")
+    raw.send({"method": "ping"})
+    raw.rec.wait(lambda: raw.rec.of("pong"), what="pong during the stall")
+    # anything already queued went out within the first moment; nothing after
+    late = [m for m in raw.rec.of("allMids") if m["_at"] > stalled_at + 0.2]
+    assert late == []
+    paper_exchange.admin("DELETE", "/admin/faults")
+    cleared = time.monotonic()
+    raw.rec.wait(lambda: any(m["_at"] > cleared for m in raw.rec.of("allMids")), what="mids after the stall")
+
+
+def test_delay_holds_every_message_back_in_order(paper_exchange: RunningExchange, raw: RawClient) -> None:
+    raw.rec.wait(lambda: raw.rec.of("greeting"), what="greeting")
+    paper_exchange.admin("POST", "/admin/faults", {"ws_delay_ms": 400})
+    sent = time.monotonic()
+    raw.send({"method": "ping"})
+    raw.send({"method": "subscribe", "subscription": {"type": "bbo", "coin": "BTC"}})
+    raw.rec.wait(lambda: raw.rec.of("pong") and raw.rec.of("subscriptionResponse"), what="delayed answers")
+    pong, ack = raw.rec.of("pong")[0], raw.rec.of("subscriptionResponse")[0]
+    assert pong["_at"] - sent >= 0.4 and ack["_at"] >= pong["_at"]
+
+
+def test_bad_fault_values_are_refused(paper_exchange: RunningExchange) -> None:
+    with pytest.raises(httpx.HTTPStatusError) as bad:
+        paper_exchange.admin("POST", "/admin/faults", {"ws_stall": ["noSuchChannel"]})
+    assert "ws_stall takes channel names" in bad.value.response.text
