@@ -46,6 +46,21 @@ def paper_exchange(
     )
 
 
+@app.command("approve-wallets")
+def approve_wallets(settings: SettingsOpt = None) -> None:
+    """On paper, approve the bot's and the agent's API wallets for the account (what an operator
+    does once in Hyperliquid's app); nothing is sent on testnet or mainnet. Exit 4 when the
+    exchange refuses or cannot be reached (``make run`` retries while the exchange starts)."""
+    from bot.api_wallets import ApiWalletError, approve_stack_wallets
+
+    try:
+        for a in approve_stack_wallets(load_settings(settings)):
+            typer.echo(f"{a.who} API wallet {a.name!r} {a.address}: {'approved' if a.changed else 'already approved'}")
+    except ApiWalletError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(4) from exc
+
+
 drill = typer.Typer(no_args_is_help=True, help="Fault injection on the paper exchange (drills).")
 app.add_typer(drill, name="drill")
 

@@ -86,16 +86,9 @@ def main(argv: list[str] | None = None) -> int:
         err_console.print("interrupted")
         return 130
     except Exception as exc:  # noqa: BLE001 - the last line of defence
-        import click
-
-        if isinstance(exc, click.exceptions.Exit):
-            return exc.exit_code
-        if isinstance(exc, click.exceptions.Abort):
-            err_console.print("aborted")
-            return ExitCode.DECLINED
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            return ExitCode.USAGE
+        usage = _command_line_error(exc)
+        if usage is not None:
+            return usage
         err_console.print(Redaction.redact(f"internal error (a bug, please report it): {type(exc).__name__}: {exc}"),
                           markup=False)
         if Verbosity.level:
@@ -104,6 +97,28 @@ def main(argv: list[str] | None = None) -> int:
             err_console.print("run again with -v to see the traceback")
         return ExitCode.BUG
 
+
+def _command_line_error(exc: Exception) -> int | None:
+    """The exit code of a command-line parsing outcome (shown to the operator), else None.
+
+    Typer raises click's exceptions, from click itself or (typer >= 0.17) from the copy of click
+    it ships; both are recognised through their public base classes.
+    """
+    import click
+
+    bases: tuple[type[Exception], ...] = (click.ClickException, *(
+        [typer.TyperException] if hasattr(typer, "TyperException") else []))
+    aborts: tuple[type[Exception], ...] = (click.exceptions.Abort, typer.Abort)
+    if isinstance(exc, click.exceptions.Exit):
+        return exc.exit_code
+    if isinstance(exc, aborts) or type(exc).__name__ == "Abort":
+        err_console.print("aborted")
+        return ExitCode.DECLINED
+    if isinstance(exc, bases) and callable(getattr(exc, "show", None)):
+        exc.show()  # type: ignore[attr-defined]  # "Usage: ..." and the problem, as click prints them
+        code = getattr(exc, "exit_code", ExitCode.USAGE)
+        return code if isinstance(code, int) and code != ExitCode.BUG else ExitCode.USAGE
+    return None
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -9,6 +9,11 @@ import typer
 Inventory = Annotated[
     Path, typer.Option("--inventory", "-i", help="inventory file (hosts, groups, notification targets)")
 ]
+InventoryIfGiven = Annotated[
+    Path | None, typer.Option("--inventory", "-i", help="inventory file (hosts, groups, notification targets); "
+                              "default ./inventory.yaml, or a built-in one when there is none")
+]
+"""The inventory option where a named file that does not exist must be an error."""
 PlaybookPaths = Annotated[
     list[Path] | None, typer.Argument(help="playbook files or directories (default: playbooks/)")
 ]

@@ -1,7 +1,14 @@
-"""``agent validate [PATH...]``: check playbooks and the inventory; print every error."""
+"""``agent validate [PATH...]``: check playbooks and the inventory; print every problem.
+
+Exit 0 when everything is valid, 1 when a problem was found (each printed once, sorted by
+file and line), 2 for a command-line mistake. A playbook file given on its own is validated
+with the other playbooks of its directory (or, when it has none, the configured ``playbooks/``)
+loaded for cross-references, as ``agent run`` would see them; their own problems are not shown.
+"""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import typer
 
@@ -12,15 +19,24 @@ from botwarden.errors import ExitCode
 
 def validate(
     paths: options.PlaybookPaths = None,
-    inventory: options.Inventory = options.DEFAULT_INVENTORY,
+    inventory: options.InventoryIfGiven = None,
 ) -> None:
     """Validate playbooks and inventory. Exit 0 when valid, 1 with every error printed."""
     from agent.modules.registry import default_registry
     from agent.playbook import load_config
+    from agent.playbook.files import is_dir, is_file, playbook_files, sibling_playbooks
 
-    targets = list(paths) if paths else [inventory.resolve().parent / "playbooks"]
-    result = load_config(inventory, targets, default_registry(), env=dict(os.environ),
-                         templates_dir=templates_dir(inventory))
+    inventory_path = inventory if inventory is not None else options.DEFAULT_INVENTORY
+    default_dir = inventory_path.resolve().parent / "playbooks"
+    targets = list(paths) if paths else [default_dir]
+    context: list[Path] = []
+    for path in targets:
+        if is_file(path):
+            siblings = sibling_playbooks(path)
+            context += siblings or (playbook_files([default_dir])[0] if is_dir(default_dir) else [])
+    result = load_config(inventory_path, targets, default_registry(), env=dict(os.environ),
+                         templates_dir=templates_dir(inventory_path), context_paths=context,
+                         inventory_required=inventory is not None)
     for d in result.diagnostics:
         err_console.print(str(d), markup=False)
     if result.diagnostics:

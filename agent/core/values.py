@@ -1,6 +1,7 @@
 """Value types shared by the playbook language and the modules."""
 from __future__ import annotations
 
+import math
 import re
 from datetime import timedelta
 from typing import Annotated, Any
@@ -8,6 +9,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BeforeValidator, PlainSerializer
 
+MAX_DURATION = 3650 * 86400.0
+"""Longest duration accepted (ten years): longer ones are mistakes, and past a few thousand
+years they overflow the scheduler's date arithmetic."""
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
 _COMPOUND_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
@@ -19,11 +23,13 @@ def parse_duration(value: Any) -> float:
     Returns seconds as a float. Raises ``ValueError`` with an example of the accepted
     forms, so a playbook error can say what to write instead.
     """
+    return _bounded(_seconds(value))
+
+
+def _seconds(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError("expected a duration such as 15s, 5m, 2h or 1d, not a boolean")
     if isinstance(value, (int, float)):
-        if value < 0:
-            raise ValueError("a duration cannot be negative")
         return float(value)
     if isinstance(value, timedelta):
         return value.total_seconds()
@@ -36,6 +42,17 @@ def parse_duration(value: Any) -> float:
         if parts and "".join(n + u for n, u in parts) == text:
             return sum(float(n) * _UNITS[u] for n, u in parts)
     raise ValueError(f"{value!r} is not a duration; write it like 15s, 5m, 2h, 1d or 1h30m")
+
+
+def _bounded(seconds: float) -> float:
+    if math.isnan(seconds):
+        raise ValueError("a duration must be a number of seconds or like 15s, 5m, 2h")
+    if seconds < 0:
+        raise ValueError("a duration cannot be negative")
+    if seconds > MAX_DURATION:
+        raise ValueError(f"{format_duration(seconds) if math.isfinite(seconds) else 'infinity'} is longer than "
+                         f"the longest duration accepted ({format_duration(MAX_DURATION)})")
+    return seconds
 
 
 def format_duration(seconds: float) -> str:

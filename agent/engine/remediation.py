@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent.engine.locks import target_locks, targets_of_tasks
 from agent.engine.store_thread import StoreThread
+from agent.playbook.models import BUDGET_HISTORY_S
 
 if TYPE_CHECKING:
     from agent.playbook.binding import BoundCheck
@@ -45,8 +46,8 @@ if TYPE_CHECKING:
     from agent.store import Store
 
 LOCK_TIMEOUT_SECONDS = 300.0
-LEDGER_HISTORY = timedelta(days=2)
-"""How far back runs are read at start-up: longer than any ``within`` validation accepts."""
+LEDGER_HISTORY = timedelta(seconds=BUDGET_HISTORY_S)
+"""How far back runs are read at start-up; validation refuses a longer ``within``."""
 
 BUDGET_EVENT = "remediation-run"
 HANDOVER_EVENT = "remediation-handover"

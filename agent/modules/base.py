@@ -31,6 +31,18 @@ from pydantic.fields import FieldInfo
 from agent.core.redaction import MASK, string_leaves, url_credentials
 
 
+@dataclass(frozen=True)
+class Refers:
+    """Parameter metadata: the value names a ``route`` of the inventory or a ``template`` file
+    of the templates directory. ``agent validate`` checks that it exists (and that a template
+    compiles), so a misspelt name fails at load, not when the step runs.
+
+    Use: ``route: Annotated[str | None, Refers("route")] = Field(None, description=...)``.
+    """
+
+    kind: Literal["route", "template"]
+
+
 class Params(BaseModel):
     """Base for module parameter models: unknown keys are errors, values are immutable.
 

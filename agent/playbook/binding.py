@@ -7,7 +7,8 @@ when run, by :func:`bind_task_params`.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,8 +16,11 @@ from pydantic import ValidationError
 
 from agent.modules.base import CheckModule, HostContext, Params, secret_values
 from agent.modules.registry import Registry
-from agent.playbook.diagnostics import Diagnostic
+from agent.playbook.diagnostics import Diagnostic, suggest
+from agent.playbook.hints import bare_word_hint
 from agent.playbook.models import Check, Playbook, Task
+from agent.playbook.preprocess import CHECK_KEYS, TASK_KEYS
+from agent.playbook.scope import check_scope, template_problem
 from agent.playbook.templating import TemplateError, Templating, has_template
 from agent.playbook.thresholds import Threshold, is_number
 from agent.playbook.validation import diagnostics_from_validation
@@ -81,10 +85,12 @@ def bind_checks(doc: SourceDocument, play: Playbook, hosts: list[HostContext], r
                 params = module.Params.model_validate(rendered)
             except ValidationError as exc:
                 out.extend(diagnostics_from_validation(exc, doc, rendered, model=module.Params, prefix=path,
-                                                       redact=templating.redact))
+                                                       redact=templating.redact,
+                                                       misplaced=misplaced_in_params("check", check.module)))
                 continue
             templating.redactor.add(secret_values(params))
             out.extend(threshold_order(doc, ("checks", i), check, vars, templating))
+            out.extend(expression_names(doc, ("checks", i), check, module, vars, templating))
             every = check.every or (play.schedule.every if play.schedule else None)
             bound.append(BoundCheck(play=play, check=check, host=host, module=module, params=params,
                                     key=f"{play.name}/{host.name}/{check.name}", interval=every,
@@ -98,11 +104,12 @@ def _render_params(doc: SourceDocument, path: Path_, check: Check, host: HostCon
     rendered: dict[str, Any] = {}
     problems: list[Diagnostic] = []
     for key, value in check.params.items():
-        try:
-            rendered[key] = templating.render_value(value, vars)
-        except TemplateError as exc:
+        result, problem, hint = template_problem(templating, value, vars)
+        if problem is None:
+            rendered[key] = result
+        else:
             problems.append(doc.diagnostic((*path, key), f"check {check.name!r} on host {host.name!r}: "
-                                           f"{exc.message}"))
+                                           f"{key}: {problem}", hint))
     return rendered, problems
 
 
@@ -114,6 +121,45 @@ def _has_template_problem(value: Any, templating: Templating) -> bool:
     return has_template(value) and templating.check_syntax(value) is not None
 
 
+def misplaced_in_params(kind: str, module: str) -> Callable[[str], str | None]:
+    """Explain a check's or task's own key written inside its module's parameters."""
+    keys = CHECK_KEYS if kind == "check" else TASK_KEYS
+
+    def hint(key: str) -> str | None:
+        if key in keys:
+            return (f"{key!r} belongs to the {kind}, not to the parameters of {module!r}: indent it like "
+                    f"'{module}:'")
+        return None
+    return hint
+
+
+def expression_names(doc: SourceDocument, path: Path_, check: Check, module: type[CheckModule],
+                     vars: Mapping[str, Any], templating: Templating) -> list[Diagnostic]:
+    """``expect`` and ``value`` name only facts the module produces and vars that exist."""
+    out: list[Diagnostic] = []
+    if not module.facts:
+        return out  # a module that does not list its facts: any name may be one
+    scope = check_scope(vars, module.facts)
+    for key in ("expect", "value"):
+        expr = getattr(check, key)
+        if expr is None or templating.check_expression(expr) is not None:
+            continue  # absent, or reported by the template pass
+        _, problem, hint = template_problem(templating, expr, scope, expression=True)
+        if problem is None:
+            continue
+        if problem.endswith(" is undefined") and problem.startswith("'"):
+            name = problem[1:].split("'", 1)[0]
+            facts = sorted(module.facts)
+            compared = re.search(rf"(==|!=|\bin)\s*{re.escape(name)}\b|\b{re.escape(name)}\s*(==|!=)", expr)
+            out.append(doc.diagnostic((*path, key), f"{key}: {name!r} is neither a fact of the {module.name!r} "
+                                      "module nor a variable", suggest(name, facts) or hint
+                                      or (bare_word_hint(name) if compared else None)
+                                      or f"facts of {module.name!r}: {', '.join(facts)}"))
+        else:
+            out.append(doc.diagnostic((*path, key), f"{key}: {problem}", hint))
+    return out
+
+
 def threshold_order(doc: SourceDocument, path: Path_, check: Check, vars: Mapping[str, Any],
                     templating: Templating) -> list[Diagnostic]:
     """Warning must trip before critical, and ``clear`` must sit on the good side."""
@@ -123,6 +169,9 @@ def threshold_order(doc: SourceDocument, path: Path_, check: Check, vars: Mappin
         threshold: Threshold | None = getattr(check, f"{key}_threshold")
         if threshold is None:
             continue
+        syntax = templating.check_syntax if has_template(threshold.expr_src) else templating.check_expression
+        if syntax(threshold.expr_src) is not None:
+            continue  # reported by the template pass
         try:
             bounds[key] = (threshold, threshold.bound(vars, templating))
         except TemplateError as exc:

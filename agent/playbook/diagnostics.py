@@ -13,6 +13,7 @@ source line shown is the raw YAML line as written in the file.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -32,11 +33,20 @@ class Diagnostic:
         where = f"{self.file}:{self.line}:{self.column}" if self.line else self.file
         out = [f"{where}: error: {self.message}"]
         if self.source_line is not None and self.line:
-            out.append(f"  {self.source_line.rstrip()}")
+            out.append(f"  {printable(self.source_line).rstrip()}")
             out.append("  " + " " * max(self.column - 1, 0) + "^")
         if self.hint:
             out.append(f"  hint: {self.hint}")
         return "\n".join(out)
+
+
+_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters shown as U+FFFD, one for one (the caret stays aligned):
+    a pasted escape sequence must not drive the operator's terminal."""
+    return _UNPRINTABLE.sub("\ufffd", text)
 
 
 def suggest(word: str, candidates: Iterable[str]) -> str | None:

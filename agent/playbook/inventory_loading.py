@@ -9,6 +9,9 @@ alert templates that are set explicitly exist and parse.
 """
 from __future__ import annotations
 
+import difflib
+import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -17,17 +20,25 @@ from pydantic import ValidationError
 from agent.apprise_plugins import is_known_scheme, parse_urls, url_scheme
 from agent.core.redaction import url_secrets
 from agent.playbook.diagnostics import Diagnostic, suggest
-from agent.playbook.inventory import Inventory, default_inventory_data
+from agent.playbook.files import is_file
+from agent.playbook.inventory import AlertTemplates, Inventory, default_inventory_data
 from agent.playbook.templating import TemplateError, Templating
 from agent.playbook.validation import diagnostics_from_validation
 from agent.playbook.yaml_source import Marks, SourceDocument, load_yaml
 from botwarden.settings import StackSettings, load_settings
 
 
-def read_inventory(path: Path) -> tuple[SourceDocument, Inventory | None, list[Diagnostic]]:
-    """Parse and validate the inventory file (or the default one when it does not exist)."""
-    if path.exists():
+def read_inventory(path: Path, *, required: bool = False) -> tuple[SourceDocument, Inventory | None,
+                                                                   list[Diagnostic]]:
+    """Parse and validate the inventory file, or use the default one when it does not exist
+    and is not ``required`` (it was not named by the operator)."""
+    if os.path.lexists(path):
         doc = load_yaml(path)
+    elif required:
+        doc = SourceDocument(str(path))
+        return doc, None, [doc.at(0, 0, "inventory file not found",
+                                  "check the path given to --inventory (without it, ./inventory.yaml is read, "
+                                  "or a built-in default when there is none)")]
     else:
         doc = SourceDocument(f"{path} (built-in default)", data=default_inventory_data())
         doc.marks[()] = Marks((0, 0))
@@ -65,6 +76,17 @@ def inventory_rules(doc: SourceDocument, inv: Inventory) -> list[Diagnostic]:
     elif not any(route.match.is_catch_all for route in routes):
         out.append(doc.diagnostic(("notify", "routes", len(routes) - 1), "no catch-all route: an alert that "
                                   "matches no route would be lost", "add a last route without `match`"))
+    route_names = [route.name for route in routes]
+    # an escalation to a misspelt name is reported below; the route it meant counts as reached
+    escalation_targets = {(difflib.get_close_matches(step.to, route_names, n=1, cutoff=0.6) or [step.to])[0]
+                          for route in routes for step in route.escalate}
+    catch_all = next((i for i, route in enumerate(routes) if route.match.is_catch_all and not route.continue_), None)
+    if catch_all is not None:
+        for i in range(catch_all + 1, len(routes)):
+            if routes[i].name not in escalation_targets:
+                out.append(doc.diagnostic(("notify", "routes", i), f"route {routes[i].name!r} is never reached: "
+                                          f"route {routes[catch_all].name!r} before it matches every alert",
+                                          "move the catch-all route last, or give it continue: true"))
     seen: set[str] = set()
     for i, route in enumerate(routes):
         if route.name in seen:
@@ -85,25 +107,36 @@ def inventory_rules(doc: SourceDocument, inv: Inventory) -> list[Diagnostic]:
 
 def read_settings(doc: SourceDocument, inv: Inventory | None, inventory_path: Path
                   ) -> tuple[StackSettings, list[Diagnostic]]:
-    """The stack settings the inventory names (defaults when it names none)."""
+    """The stack settings the inventory names (defaults when it names none).
+
+    The file is read with the positioned loader, so a problem in it is reported at its line in
+    the settings file; the inventory's ``settings:`` line only when the file cannot be found.
+    """
     if inv is None or inv.settings is None:
-        return load_settings(None), []
+        return _default_settings(), []
     path = Path(inv.settings)
     if not path.is_absolute():
         path = inventory_path.parent / path
-    if not path.is_file():
-        return load_settings(None), [doc.diagnostic(("settings",), f"settings file {inv.settings!r} not found "
+    if not is_file(path):
+        return _default_settings(), [doc.diagnostic(("settings",), f"settings file {inv.settings!r} not found "
                                                     f"(looked at {path})")]
+    settings_doc = load_yaml(path)
+    if settings_doc.diagnostics:
+        return _default_settings(), settings_doc.diagnostics
+    data = settings_doc.data if settings_doc.data is not None else {}
+    if not isinstance(data, dict):
+        return _default_settings(), [settings_doc.at(1, 1, "the settings file must be a mapping (key: value)")]
     try:
-        return load_settings(path), []
+        return StackSettings.model_validate({"root": str(path.resolve().parent), **data}), []
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
-                             for e in exc.errors(include_input=False, include_url=False))
-        return load_settings(None), [doc.diagnostic(("settings",), f"settings file {inv.settings!r} is invalid: "
-                                                    f"{problems}")]
-    except Exception as exc:  # yaml errors and the like: say which file, not a traceback
-        return load_settings(None), [doc.diagnostic(("settings",), f"settings file {inv.settings!r} cannot "
-                                                    f"be read: {type(exc).__name__}")]
+        return _default_settings(), diagnostics_from_validation(exc, settings_doc, data, model=StackSettings)
+
+
+def _default_settings() -> StackSettings:
+    try:
+        return load_settings(None)
+    except (ValidationError, OSError, ValueError):  # $BOTWARDEN_SETTINGS names a broken file
+        return StackSettings.model_validate({"root": str(Path.cwd())})
 
 
 def render_targets(doc: SourceDocument, inv: Inventory, settings_vars: dict[str, Any],
@@ -117,6 +150,9 @@ def render_targets(doc: SourceDocument, inv: Inventory, settings_vars: dict[str,
         if problem:
             out.append(doc.diagnostic(path, f"target {name!r}: {problem}"))
             continue
+        secrets = literal_secrets(target.url)
+        if secrets:
+            out.append(doc.diagnostic(path, f"target {name!r}: {secrets[0]}", _SECRET_HINT))
         try:
             url = templating.render_str(target.url, settings_vars).strip()
         except TemplateError as exc:
@@ -140,25 +176,76 @@ def render_targets(doc: SourceDocument, inv: Inventory, settings_vars: dict[str,
 
 
 def template_files(doc: SourceDocument, inv: Inventory, templating: Templating) -> list[Diagnostic]:
-    """Alert templates named explicitly in the inventory must exist and parse.
+    """Every alert template the notifications will use must parse and stay in the sandbox.
 
-    Defaults are not required here: the notify layer falls back to a built-in message.
+    One named explicitly in the inventory must also exist; a default name that does not exist
+    is fine (the notify layer falls back to a built-in message), but one that exists is used,
+    so it is checked too.
     """
     out: list[Diagnostic] = []
     raw = doc.data.get("notify", {}).get("templates", {}) if isinstance(doc.data, dict) else {}
-    if not isinstance(raw, dict):
-        return out
-    for kind in raw:
+    explicit = set(raw) if isinstance(raw, dict) else set()
+    directory = templating.templates_dir
+    for kind in AlertTemplates.model_fields:
         name = getattr(inv.notify.templates, kind)
-        path = ("notify", "templates", kind)
-        if templating.templates_dir is None or not (templating.templates_dir / name).is_file():
-            out.append(doc.diagnostic(path, f"template {name!r} not found in "
-                                      f"{templating.templates_dir or '(no templates directory)'}"))
+        path = ("notify", "templates", kind) if kind in explicit else ("notify",)
+        exists = directory is not None and is_file(directory / name)
+        if not exists:
+            if kind in explicit:
+                out.append(doc.diagnostic(path, f"template {name!r} not found in "
+                                          f"{directory or '(no templates directory)'}"))
             continue
         problem = templating.check_template_file(name)
         if problem:
-            out.append(doc.diagnostic(path, f"template {name!r}: {problem}"))
+            where = "" if kind in explicit else f" (the default {kind} template)"
+            out.append(doc.diagnostic(path, f"template {name!r}{where}: {problem}"))
     return out
+
+
+def heartbeat_problems(doc: SourceDocument, inv: Inventory, settings_vars: dict[str, Any],
+                       templating: Templating) -> list[Diagnostic]:
+    """The heartbeat URL renders, as the agent renders it, to nothing or to an http(s) URL."""
+    if inv.heartbeat is None:
+        return []
+    path = ("heartbeat", "url")
+    problem = templating.check_syntax(inv.heartbeat.url)
+    if problem:
+        return [doc.diagnostic(path, f"heartbeat: {problem}")]
+    try:
+        url = templating.render_str(inv.heartbeat.url, settings_vars).strip()
+    except TemplateError as exc:
+        return [doc.diagnostic(path, f"heartbeat: {exc.message}")]
+    if url and not url.startswith(("http://", "https://")):
+        return [doc.diagnostic(path, "heartbeat: the rendered URL is not an http:// or https:// URL")]
+    out = [doc.diagnostic(path, f"heartbeat: {secret}", _SECRET_HINT) for secret in literal_secrets(inv.heartbeat.url)]
+    return out[:1]
+
+
+_SECRET_HINT = "keep secrets out of files under git: write {{ env.NAME }} and set NAME in the agent's environment"
+_TEMPLATE_PART = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.DOTALL)
+_TOKENISH = re.compile(r"[A-Za-z0-9_\-]{20,}")
+_SECRET_QUERY = re.compile(r"[?&](token|key|apikey|api_key|secret|password|pass|auth)=([^&{]+)", re.IGNORECASE)
+
+
+def literal_secrets(url: str) -> list[str]:
+    """What looks like a secret written literally in a URL template (not through ``env``)."""
+    text = _TEMPLATE_PART.sub("", url)
+    found: list[str] = []
+    for one in parse_urls(text) if "://" in text else []:
+        _, _, rest = one.partition("://")
+        userinfo = rest.split("/", 1)[0].rpartition("@")[0]
+        if ":" in userinfo and userinfo.split(":", 1)[1]:
+            found.append("the URL holds a password written literally")
+        if _SECRET_QUERY.search(rest):
+            found.append("the URL holds a token or key written literally in its query")
+        if any(_looks_random(word) for word in _TOKENISH.findall(rest.split("?", 1)[0])):
+            found.append("the URL holds what looks like a token written literally")
+    return found
+
+
+def _looks_random(word: str) -> bool:
+    # a webhook token mixes letters and digits; a long plain word or host name does not
+    return any(c.isdigit() for c in word) and any(c.isalpha() for c in word) and len(set(word)) >= 10
 
 
 def _known(names: Any) -> str:

@@ -5,7 +5,8 @@ Order of work (every step collects problems and carries on, so one run reports t
 1. inventory (or the built-in default), its rules, the stack settings, target URLs;
 2. each playbook: YAML, module keys, structure (pydantic), templates, in-play rules;
 3. across files: unique play names, ``hosts`` patterns, ``budget.then`` references;
-4. binding: every check on every host of its play, params rendered and validated.
+4. binding: every check on every host of its play, params rendered and validated; every task,
+   handler and remediation step checked in the scope it will run in (task_validation).
 
 ``config`` is set only when there is no diagnostic at all: a configuration with an error
 never starts.
@@ -13,6 +14,7 @@ never starts.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,8 +27,10 @@ from agent.modules.base import HostContext
 from agent.modules.registry import Registry
 from agent.playbook.binding import BoundCheck, bind_checks
 from agent.playbook.diagnostics import Diagnostic, suggest
+from agent.playbook.files import is_dir, playbook_files
 from agent.playbook.inventory import Inventory, host_vars, resolve_hosts
 from agent.playbook.inventory_loading import (
+    heartbeat_problems,
     inventory_rules,
     read_inventory,
     read_settings,
@@ -36,12 +40,11 @@ from agent.playbook.inventory_loading import (
 from agent.playbook.models import Playbook
 from agent.playbook.preprocess import Preprocessor
 from agent.playbook.rules import playbook_rules, template_problems
+from agent.playbook.task_validation import TaskChecker
 from agent.playbook.templating import Templating
 from agent.playbook.validation import diagnostics_from_validation
-from agent.playbook.yaml_source import SourceDocument, load_yaml
+from agent.playbook.yaml_source import Path_, SourceDocument, load_yaml
 from botwarden.settings import StackSettings
-
-PLAYBOOK_SUFFIXES = (".yaml", ".yml")
 
 
 @dataclass(frozen=True, eq=False)
@@ -93,20 +96,7 @@ class _LoadedPlay:
     doc: SourceDocument
     raw: Any
     play: Playbook | None
-
-
-def playbook_files(paths: Sequence[Path]) -> tuple[list[Path], list[Diagnostic]]:
-    """Expand directories to their ``*.yaml``/``*.yml`` files (sorted); report missing paths."""
-    files: list[Path] = []
-    problems: list[Diagnostic] = []
-    for path in paths:
-        if path.is_dir():
-            files.extend(sorted(p for p in path.iterdir() if p.suffix in PLAYBOOK_SUFFIXES and p.is_file()))
-        elif path.is_file():
-            files.append(path)
-        else:
-            problems.append(Diagnostic(str(path), 0, 0, "no such file or directory"))
-    return files, problems
+    registers_uncertain: bool = False
 
 
 def load_config(
@@ -116,21 +106,29 @@ def load_config(
     env: Mapping[str, str] | None = None,
     templates_dir: Path | None = None,
     redactor: Redactor | None = None,
+    *,
+    context_paths: Sequence[Path] = (),
+    inventory_required: bool = False,
 ) -> LoadResult:
     """Load and validate everything; never raises for bad input (see the module docstring).
 
     ``env`` is what templates see as ``env`` (default: ``os.environ``). ``templates_dir``
-    defaults to ``templates/`` beside the inventory when that directory exists. ``redactor``
+    defaults to ``templates/`` beside the inventory when that directory exists.
+    ``context_paths`` are playbooks loaded only so that references resolve (``depends_on:
+    [other-play/check]``, ``budget.then``) when one file is validated on its own: their own
+    problems are not reported, and a given playbook replaces a context one of the same name.
+    With ``inventory_required`` a missing inventory file is an error; otherwise the built-in
+    default inventory is used. ``redactor``
     (default: a new one) learns the configuration's secrets: target URLs, environment values
     read by templates, parameters marked secret; it is ``config.templating.redactor``.
     """
     inventory_path = Path(inventory_path)
-    if templates_dir is None and (inventory_path.parent / "templates").is_dir():
+    if templates_dir is None and is_dir(inventory_path.parent / "templates"):
         templates_dir = inventory_path.parent / "templates"
     templating = Templating(templates_dir, env=os.environ if env is None else env, redactor=redactor)
     diagnostics: list[Diagnostic] = []
 
-    inv_doc, inventory, problems = read_inventory(inventory_path)
+    inv_doc, inventory, problems = read_inventory(inventory_path, required=inventory_required)
     diagnostics += problems
     settings, problems = read_settings(inv_doc, inventory, inventory_path)
     diagnostics += problems
@@ -143,12 +141,18 @@ def load_config(
         diagnostics += inventory_rules(inv_doc, inventory)
         diagnostics += render_targets(inv_doc, inventory, settings_vars, templating)
         diagnostics += template_files(inv_doc, inventory, templating)
+        diagnostics += heartbeat_problems(inv_doc, inventory, settings_vars, templating)
         hosts = {name: HostContext(name, host_vars(inventory, name, settings_vars)) for name in inventory.hosts}
 
     files, problems = playbook_files(playbook_paths)
     diagnostics += problems
     loaded = [_load_playbook(path, registry, templating, diagnostics) for path in files]
-    playbooks = _cross_file_rules(loaded, inventory, diagnostics)
+    given = {item.play.name for item in loaded if item.play is not None}
+    ignored: list[Diagnostic] = []
+    context_files, _ = playbook_files([p for p in context_paths if p.resolve() not in {f.resolve() for f in files}])
+    context = [item for item in (_load_playbook(path, registry, templating, ignored) for path in context_files)
+               if item.play is not None and item.play.name not in given]
+    playbooks = _cross_file_rules(loaded, context, inventory, diagnostics)
 
     bound: list[BoundCheck] = []
     if inventory is not None:
@@ -162,6 +166,9 @@ def load_config(
             new, problems = bind_checks(item.doc, item.play, targets, registry, templating)
             bound += new
             diagnostics += problems
+            routes = [route.name for route in inventory.notify.routes]
+            diagnostics += TaskChecker(item.doc, item.play, registry, templating, routes,
+                                       registers_uncertain=item.registers_uncertain).run(targets)
 
     diagnostics = _unique(diagnostics)
     if diagnostics or inventory is None:
@@ -177,7 +184,8 @@ def _load_playbook(path: Path, registry: Registry, templating: Templating,
     diagnostics += doc.diagnostics
     if doc.data is None:
         if not doc.diagnostics:
-            diagnostics.append(doc.at(0, 0, "the playbook is empty"))
+            diagnostics.append(doc.at(1, 1, "the playbook is empty", "a playbook starts with version: 1 and "
+                                      "name: ...; delete the file if it is not needed"))
         return _LoadedPlay(doc, None, None)
     pre = Preprocessor(doc, registry)
     raw = pre.playbook(doc.data)
@@ -189,15 +197,18 @@ def _load_playbook(path: Path, registry: Registry, templating: Templating,
         diagnostics += diagnostics_from_validation(exc, doc, raw, model=Playbook)
         return _LoadedPlay(doc, raw, None)
     diagnostics += playbook_rules(doc, raw, play, registry, templating)
-    return _LoadedPlay(doc, raw, play)
+    return _LoadedPlay(doc, raw, play, registers_uncertain=pre.task_with_unknown_key)
 
 
-def _cross_file_rules(loaded: list[_LoadedPlay], inventory: Inventory | None,
+def _cross_file_rules(loaded: list[_LoadedPlay], context: list[_LoadedPlay], inventory: Inventory | None,
                       diagnostics: list[Diagnostic]) -> dict[str, Playbook]:
-    """Unique names, ``hosts`` patterns and ``budget.then`` references across playbooks."""
+    """Unique names, ``hosts`` patterns and ``budget.then`` references across playbooks
+    (``context`` plays are only looked up; the returned playbooks are the ``loaded`` ones)."""
     playbooks: dict[str, Playbook] = {}
     first_file: dict[str, str] = {}
-    names = {item.raw["name"] for item in loaded if isinstance(item.raw, dict) and isinstance(item.raw.get("name"), str)}
+    names = {item.raw["name"] for item in [*loaded, *context]
+             if isinstance(item.raw, dict) and isinstance(item.raw.get("name"), str)}
+    every = [*loaded, *context]
     for item in loaded:
         play, doc = item.play, item.doc
         if play is None:
@@ -221,10 +232,10 @@ def _cross_file_rules(loaded: list[_LoadedPlay], inventory: Inventory | None,
                 if parent in {c.name for c in play.checks} or "/" not in parent:
                     continue  # a check of this play (checked with the play)
                 other_name, _, other_check = parent.partition("/")
-                other = next((x.play for x in loaded if x.play is not None and x.play.name == other_name), None)
+                other = next((x.play for x in every if x.play is not None and x.play.name == other_name), None)
                 if other is None or other_check not in {c.name for c in other.checks}:
                     known_refs = [f"{x.play.name}/{c.name}"
-                                  for x in loaded if x.play is not None for c in x.play.checks]
+                                  for x in every if x.play is not None for c in x.play.checks]
                     diagnostics.append(doc.diagnostic(("checks", i, "depends_on", j),
                                                       f"depends_on: no check named {parent!r}",
                                                       suggest(parent, known_refs) or "write PLAYBOOK/CHECK"))
@@ -234,16 +245,66 @@ def _cross_file_rules(loaded: list[_LoadedPlay], inventory: Inventory | None,
                                                   f"no playbook named {rem.budget.then!r}",
                                                   suggest(rem.budget.then, names)
                                                   or f"known playbooks: {', '.join(sorted(names))}"))
+    diagnostics += _depends_on_circles(loaded, every)
     return playbooks
 
 
+def _depends_on_circles(loaded: list[_LoadedPlay], every: list[_LoadedPlay]) -> list[Diagnostic]:
+    """A circle of ``depends_on`` (each check would suppress the other's alerts, so a problem
+    of both is never sent): reported once, at the first link written in a validated file."""
+    edges: dict[str, list[tuple[str, _LoadedPlay, Path_]]] = {}
+    for item in every:
+        if item.play is None:
+            continue
+        local = {c.name for c in item.play.checks}
+        for i, check in enumerate(item.play.checks):
+            node = f"{item.play.name}/{check.name}"
+            for j, parent in enumerate(check.depends_on):
+                target = f"{item.play.name}/{parent}" if parent in local else parent
+                edges.setdefault(node, []).append((target, item, ("checks", i, "depends_on", j)))
+    out: list[Diagnostic] = []
+    reported: set[frozenset[str]] = set()
+    validated = {id(item) for item in loaded}
+    for start in edges:
+        stack: list[tuple[str, list[str]]] = [(start, [start])]
+        seen: set[str] = set()
+        while stack:
+            node, trail = stack.pop()
+            for target, item, path in edges.get(node, []):
+                if target == start:
+                    circle = frozenset(trail)
+                    first = edges[start][0]
+                    if circle in reported or id(first[1]) not in validated:
+                        continue
+                    reported.add(circle)
+                    link = next(e for e in edges[start] if e[0] == trail[1]) if len(trail) > 1 else (target, item, path)
+                    names = " -> ".join([*trail, start])
+                    out.append(link[1].doc.diagnostic(link[2], f"depends_on makes a circle: {names}; each check "
+                                                      "would suppress the other's alerts, so none is ever sent",
+                                                      "a check depends on what it needs to work (the process, "
+                                                      "the host); remove one link"))
+                elif target not in seen:
+                    seen.add(target)
+                    stack.append((target, [*trail, target]))
+    return out
+
+
 def _unique(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
-    """Drop exact repeats (the same problem found for several hosts)."""
+    """Each problem once (the same one is found for several hosts, or through an anchor merged
+    into several places), sorted by file, line and column."""
     seen: set[tuple[str, int, int, str]] = set()
     out: list[Diagnostic] = []
     for diag in diagnostics:
-        ident = (diag.file, diag.line, diag.column, diag.message)
+        ident = (diag.file, diag.line, diag.column, _without_label(diag.message))
         if ident not in seen:
             seen.add(ident)
             out.append(diag)
-    return out
+    return sorted(out, key=lambda d: (d.file, d.line, d.column))
+
+
+def _without_label(message: str) -> str:
+    # "checks[2].timeout: ..." and "checks[0].timeout: ..." at one place: one anchored value;
+    # "... on host 'a': ..." and "... on host 'b': ...": one line to change, said once
+    head, sep, rest = message.partition(": ")
+    message = rest if sep and "[" in head and " " not in head else message
+    return re.sub(r" on host '[^']*'", "", message)

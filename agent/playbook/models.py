@@ -42,10 +42,20 @@ def _one_to_list(value: Any) -> Any:
     return [value] if isinstance(value, str) else value
 
 
+def _tags(value: Any) -> Any:
+    if isinstance(value, str) and ("," in value or " " in value.strip()):
+        words = [w for w in value.replace(",", " ").split() if w]
+        raise ValueError(f"{value!r} is one tag with a comma or space in it; a list is written "
+                         f"[{', '.join(words)}]")
+    return _one_to_list(value)
+
+
 Expr = Annotated[str, BeforeValidator(_bool_to_expr)]
 """A Jinja2 expression without braces: ``status_code == 200``; ``true``/``false`` allowed."""
 NameList = Annotated[list[str], BeforeValidator(_one_to_list)]
 """A list of names; a single name may be written without brackets."""
+TagList = Annotated[list[str], BeforeValidator(_tags)]
+"""A list of tags; a single tag may be written without brackets (``tags: a, b`` is refused)."""
 PLAY_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
 
@@ -121,7 +131,7 @@ class Check(_Model):
                                                                    "when the state turns hard")
     timeout: PositiveDuration = Field(10.0, description="per-check timeout")
     every: PositiveDuration | None = Field(None, description="interval overriding the play's schedule")
-    tags: NameList = Field(default_factory=list, description="labels for routing and silencing")
+    tags: TagList = Field(default_factory=list, description="labels for routing and silencing")
     depends_on: NameList = Field(default_factory=list, description="checks this one depends on (a name of this play, or "
                                  "PLAYBOOK/CHECK of another): while one of them has a problem on the host, "
                                  "this check's alerts are suppressed and listed in that parent's alert instead")
@@ -208,6 +218,11 @@ with warnings.catch_warnings():
             if self.retries is not None:
                 return self.retries
             return 3 if self.until else 0
+
+
+BUDGET_HISTORY_S = 2 * 86400.0
+"""How far back the agent reads its remediation runs at start-up (2 days): a budget's window
+may not be longer, or a restart would forget runs that still count."""
 
 
 class Budget(_Model):

@@ -38,6 +38,8 @@ class Preprocessor:
         self.doc = doc
         self.registry = registry
         self.diagnostics: list[Diagnostic] = []
+        self.task_with_unknown_key = False
+        """A task had a key that is not a task keyword (it may have been meant as `register`)."""
 
     def playbook(self, data: Any) -> Any:
         if not isinstance(data, dict):
@@ -124,6 +126,7 @@ class Preprocessor:
                 found.append(key)
             else:
                 reported |= self._unknown(item, path, key, value, keys, modules, other_modules, kind)
+                self.task_with_unknown_key |= kind == "action"
         return own, found, reported
 
     def _unknown(self, item: dict[Any, Any], path: Path_, key: Any, value: Any, keys: Iterable[str],
@@ -138,6 +141,11 @@ class Preprocessor:
         key_text = str(key)
         near_field = difflib.get_close_matches(key_text, sorted(keys), n=1, cutoff=0.6)
         has_module = any(k in modules for k in item)
+        owner = next((k for k in item if k in modules and key_text in _param_keys(modules[k])), None)
+        if owner is not None:
+            self._error(where, f"unknown key {key_text!r}", f"{key_text!r} is a parameter of {owner!r}: indent it "
+                        f"under '{owner}:' (two more spaces than '{owner}:')", at_key=True)
+            return False
         if not near_field and not has_module and (isinstance(value, dict) or value is None):
             hint = suggest(key_text, modules) or f"{kind} modules: {_known(modules)}"
             self._error(where, f"unknown {kind} module {key_text!r}", hint, at_key=True)
@@ -156,6 +164,12 @@ class Preprocessor:
 
     def _error(self, path: Path_, message: str, hint: str | None = None, *, at_key: bool = False) -> None:
         self.diagnostics.append(self.doc.diagnostic(path, message, hint, at_key=at_key))
+
+
+def _param_keys(module: Any) -> set[str]:
+    params = getattr(module, "Params", None)
+    fields = getattr(params, "model_fields", {})
+    return {field.alias or name for name, field in fields.items()}
 
 
 def _known(modules: Mapping[str, Any]) -> str:

@@ -10,14 +10,13 @@ from collections.abc import Iterator, Mapping
 from keyword import iskeyword
 from typing import Any
 
-from pydantic import ValidationError
-
+from agent.core.values import format_duration
 from agent.modules.registry import Registry
 from agent.playbook.diagnostics import Diagnostic, suggest
-from agent.playbook.models import Playbook, Task
+from agent.playbook.hints import expression_hint
+from agent.playbook.models import BUDGET_HISTORY_S, Playbook, Task
 from agent.playbook.templating import Templating, has_template
 from agent.playbook.thresholds import Threshold
-from agent.playbook.validation import diagnostics_from_validation
 from agent.playbook.yaml_source import Path_, SourceDocument
 
 _EXPRESSION_KEYS = ("expect", "value", "when", "until", "changed_when", "failed_when")
@@ -39,13 +38,14 @@ def template_problems(doc: SourceDocument, data: Any, templating: Templating) ->
         elif has_template(value):
             problem = templating.check_syntax(value)
             if problem:
-                out.append(doc.diagnostic(path, f"{path[-1]}: {problem}"))
+                label = next((p for p in reversed(path) if isinstance(p, str)), "")
+                out.append(doc.diagnostic(path, f"{label}: {problem}"))
 
     def expression(path: Path_, value: Any) -> None:
         if isinstance(value, str):
             problem = templating.check_expression(value)
             if problem:
-                out.append(doc.diagnostic(path, f"{path[-1]}: {problem}"))
+                out.append(doc.diagnostic(path, f"{path[-1]}: {problem}", expression_hint(value)))
 
     def item(path: Path_, raw: Any) -> None:
         if not isinstance(raw, dict):
@@ -64,7 +64,7 @@ def template_problems(doc: SourceDocument, data: Any, templating: Templating) ->
                 check = templating.check_syntax if has_template(threshold.expr_src) else templating.check_expression
                 problem = check(threshold.expr_src)
                 if problem:
-                    out.append(doc.diagnostic((*path, key), f"{key}: {problem}"))
+                    out.append(doc.diagnostic((*path, key), f"{key}: {problem}", expression_hint(threshold.expr_src)))
         for key in ("block", "rescue", "always"):
             items((*path, key), raw.get(key))
 
@@ -140,6 +140,14 @@ def playbook_rules(doc: SourceDocument, raw: Mapping[str, Any], play: Playbook,
         out.extend(_threshold_directions(doc, path, check.warning_threshold, check.critical_threshold,
                                          check.clear_threshold))
 
+    for name, rem in play.remediations.items():
+        if rem.budget is not None and rem.budget.within > BUDGET_HISTORY_S:
+            out.append(doc.diagnostic(("remediations", name, "budget", "within"), f"budget window "
+                                      f"{format_duration(rem.budget.within)} is longer than the "
+                                      f"{format_duration(BUDGET_HISTORY_S)} of runs the agent reads back at "
+                                      "start-up: after a restart, older runs would no longer count",
+                                      f"use within: {format_duration(BUDGET_HISTORY_S)} or less"))
+
     handlers = {t.name for t in play.handlers}
     for i, raw_handler in enumerate(raw.get("handlers") or []):
         if isinstance(raw_handler, dict) and not raw_handler.get("name"):
@@ -154,7 +162,6 @@ def playbook_rules(doc: SourceDocument, raw: Mapping[str, Any], play: Playbook,
             if name not in handlers:
                 out.append(doc.diagnostic((*path, "notify", j), f"no handler named {name!r}",
                                           suggest(name, handlers) or _known("handlers", handlers)))
-        out.extend(_static_task_params(doc, path, task, registry, templating))
     return out
 
 
@@ -169,28 +176,6 @@ def _threshold_directions(doc: SourceDocument, path: Path_, warning: Threshold |
         out.append(doc.diagnostic((*path, "clear"), f"'clear' ({clear.op}) must compare the other way than the "
                                   f"threshold ({bad.op})", f"e.g. clear: '{bad.negated().op} ...'"))
     return out
-
-
-def _static_task_params(doc: SourceDocument, path: Path_, task: Task, registry: Registry,
-                        templating: Templating) -> list[Diagnostic]:
-    """Validate a task's params now when they hold no template (templates wait for run time)."""
-    module = registry.actions.get(task.module or "")
-    if module is None or _contains_template(task.params):
-        return []
-    try:
-        module.Params.model_validate(task.params)
-    except ValidationError as exc:
-        return diagnostics_from_validation(exc, doc, task.params, model=module.Params,
-                                           prefix=(*path, task.module), redact=templating.redact)
-    return []
-
-
-def _contains_template(value: Any) -> bool:
-    if isinstance(value, dict):
-        return any(_contains_template(v) for v in value.values())
-    if isinstance(value, list):
-        return any(_contains_template(v) for v in value)
-    return has_template(value)
 
 
 def _known(kind: str, names: Any) -> str:

@@ -14,13 +14,14 @@ before the template sees it, whatever the variable is called: everything the age
 """
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from jinja2 import FileSystemLoader, StrictUndefined, TemplateSyntaxError, nodes
+from jinja2 import FileSystemLoader, StrictUndefined, TemplateAssertionError, TemplateSyntaxError, nodes
 from jinja2 import TemplateError as JinjaTemplateError
 from jinja2.parser import Parser
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
@@ -79,6 +80,27 @@ class _Sandbox(ImmutableSandboxedEnvironment):
         return super().call_binop(context, operator, left, right)
 
 
+_ANSIBLE_ONLY = frozenset({
+    "to_json", "to_nice_json", "from_json", "to_yaml", "to_nice_yaml", "from_yaml", "regex_replace",
+    "regex_search", "regex_findall", "bool", "ternary", "combine", "dict2items", "items2dict", "b64encode",
+    "b64decode", "quote", "basename", "dirname", "password_hash", "hash", "json_query", "to_datetime",
+    "strftime", "mandatory", "flatten", "zip", "subelements", "type_debug", "human_readable", "truthy",
+})
+
+
+def unknown_filter_hint(message: str, env: Any) -> str:
+    """`` (did you mean 'x'?)`` after Jinja2's "No filter named 'y'" (or "No test named")."""
+    match = re.search(r"No (filter|test) named '([^']+)'", message)
+    if not match:
+        return ""
+    kind, name = match.groups()
+    known = env.filters if kind == "filter" else env.tests
+    if name in _ANSIBLE_ONLY:
+        return f" (an Ansible {kind}: templates here are plain Jinja2, with Jinja2's built-in {kind}s only)"
+    close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else f" (only Jinja2's built-in {kind}s exist here)"
+
+
 def _unsafe_access(tree: nodes.Node) -> str | None:
     """Name the first literal access to a private/dunder attribute in a parsed template."""
     kinds = (nodes.Getattr, nodes.Getitem, nodes.Filter)
@@ -120,6 +142,14 @@ class Templating:
         )
         self._env.globals["env"] = _EnvView(environ, self._remember)
         self._expressions: dict[str, Any] = {}
+        self._templates: dict[str, Any] = {}
+        self._checked: dict[tuple[str, bool], str | None] = {}  # load-time checks, by source
+        self._trees: dict[tuple[str, bool], nodes.Template] = {}
+
+    @property
+    def environment(self) -> ImmutableSandboxedEnvironment:
+        """The sandboxed Jinja2 environment (for parsing; render through the methods here)."""
+        return self._env
 
     def _remember(self, value: str) -> None:
         self.redactor.add((value,))
@@ -145,21 +175,62 @@ class Templating:
             source, _, _ = self._env.loader.get_source(self._env, name)  # type: ignore[union-attr]
         except JinjaTemplateError as exc:
             return f"cannot load it: {exc.message or type(exc).__name__}"
+        except (OSError, UnicodeDecodeError) as exc:
+            return f"cannot read it: {getattr(exc, 'strerror', None) or exc}"
         problem = self.check_syntax(source)
         return problem
 
     def _check(self, src: str, *, expression: bool) -> str | None:
+        key = (src, expression)
+        if key not in self._checked:
+            self._checked[key] = self._check_uncached(src, expression=expression)
+        return self._checked[key]
+
+    def tree(self, src: str, *, expression: bool = False) -> nodes.Template:
+        """The parsed template (an expression is parsed as ``{{ (src) }}``); raises on bad syntax."""
+        key = (src, expression)
+        tree = self._trees.get(key)
+        if tree is None:
+            tree = self._env.parse("{{ (" + src + ") }}" if expression else src)
+            self._trees[key] = tree
+        return tree
+
+    def _compiled_expression(self, src: str) -> Any:
+        compiled = self._expressions.get(src)
+        if compiled is None:
+            compiled = self._env.compile_expression(src, undefined_to_none=False)
+            self._expressions[src] = compiled
+        return compiled
+
+    def _compiled_template(self, src: str) -> Any:
+        compiled = self._templates.get(src)
+        if compiled is None:
+            compiled = self._env.from_string(src)
+            self._templates[src] = compiled
+        return compiled
+
+    def _check_uncached(self, src: str, *, expression: bool) -> str | None:
         if expression and not src.strip():
             return "empty expression"
         try:
             tree = self._parse_expression(src) if expression else self._env.parse(src)
+            unsafe = _unsafe_access(tree)
+            if unsafe:
+                return f"access to {unsafe!r} is not allowed: templates run in a sandbox without Python internals"
+            # Compiling finds filters and tests that do not exist (Ansible's, a typo).
+            if expression:
+                self._compiled_expression(src)
+            else:
+                self._compiled_template(src)
+        except TemplateAssertionError as exc:
+            text = (exc.message or "").rstrip(".")
+            return f"{text}{unknown_filter_hint(text, self._env)}"
         except JinjaTemplateError as exc:
             lineno = getattr(exc, "lineno", 1)  # a TemplateSyntaxError's; other TemplateErrors have none
             line = f" (line {lineno})" if not expression and lineno > 1 else ""
             return f"Jinja2 syntax error{line}: {exc.message or exc}"
-        unsafe = _unsafe_access(tree)
-        if unsafe:
-            return f"access to {unsafe!r} is not allowed: templates run in a sandbox without Python internals"
+        except (RecursionError, MemoryError):
+            return "the template is nested too deeply to read"
         return None
 
     def env_names(self, src: str) -> set[str]:
@@ -170,6 +241,36 @@ class Templating:
         except JinjaTemplateError:
             return set()
         return env_references(tree)
+
+    def probe(self, obj: Any, vars: Mapping[str, Any], *, expression: bool = False) -> tuple[Any, Exception | None]:
+        """Render ``obj`` (or evaluate it as an expression) and return the value, or the error
+        as Jinja2 raised it (its type says whether a name is undefined, the sandbox refused, or
+        a value did not fit). For load-time checks; never raises."""
+        try:
+            if expression:
+                return self._compiled_expression(obj)(**dict(vars)), None
+            return self._render_raw(obj, vars), None
+        except (RecursionError, MemoryError) as exc:
+            return None, exc
+        except Exception as exc:  # noqa: BLE001 - the caller classifies what Jinja2 and the values raised
+            return None, exc
+
+    def _render_raw(self, obj: Any, vars: Mapping[str, Any]) -> Any:
+        if isinstance(obj, str):
+            if not has_template(obj):
+                return obj
+            match = _WHOLE_EXPR.match(obj)
+            if match and "{{" not in match["expr"] and "}}" not in match["expr"]:
+                result = self._compiled_expression(match["expr"])(**dict(vars))
+                if isinstance(result, StrictUndefined):
+                    str(result)
+                return result
+            return self._compiled_template(obj).render(dict(vars))
+        if isinstance(obj, Mapping):
+            return {key: self._render_raw(value, vars) for key, value in obj.items()}
+        if isinstance(obj, (list, tuple)):
+            return [self._render_raw(item, vars) for item in obj]
+        return obj
 
     def _parse_expression(self, src: str) -> nodes.Node:
         # The same parse compile_expression does, without compiling: we only want the tree.
@@ -186,7 +287,7 @@ class Templating:
         if not has_template(src):
             return src
         try:
-            return self._env.from_string(src).render(dict(vars))
+            return self._compiled_template(src).render(dict(vars))
         except Exception as exc:  # jinja2 raises many types from user code; all are config errors
             raise self._error("template", src, exc) from None
 

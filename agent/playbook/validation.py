@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from agent.playbook.diagnostics import Diagnostic, valid_keys_hint
+from agent.playbook.hints import value_hint
 from agent.playbook.yaml_source import Path_, SourceDocument
 
 
@@ -37,6 +38,20 @@ def data_path(data: Any, loc: Iterable[Any]) -> Path_:
         else:
             cur = None
     return tuple(out)
+
+
+def _value_at(data: Any, loc: Iterable[Any]) -> Any:
+    cur = data
+    for part in loc:
+        if isinstance(cur, dict) and part == "params" and "params" not in cur:
+            return None
+        if isinstance(cur, dict):
+            cur = cur.get(part)
+        elif isinstance(cur, list) and isinstance(part, int) and 0 <= part < len(cur):
+            cur = cur[part]
+        else:
+            return None
+    return cur
 
 
 def model_keys_at(model: type[BaseModel], loc: Iterable[Any]) -> list[str] | None:
@@ -93,28 +108,36 @@ def diagnostics_from_validation(
     model: type[BaseModel] | None = None,
     prefix: Path_ = (),
     redact: Callable[[str], str] = lambda text: text,
+    keep: Callable[[Any], bool] = lambda err: True,
+    misplaced: Callable[[str], str | None] = lambda key: None,
 ) -> list[Diagnostic]:
     """One diagnostic per pydantic error, placed at the YAML node it concerns.
 
     ``prefix`` is prepended to every path (when ``data`` sits inside the document); ``model``
-    (the model validated at ``prefix``) supplies the valid keys for "did you mean".
+    (the model validated at ``prefix``) supplies the valid keys for "did you mean". Errors for
+    which ``keep`` is false are left out. ``misplaced(key)`` may explain an unknown key that
+    belongs elsewhere (a check's ``expect:`` indented into its module's parameters).
     """
     out: list[Diagnostic] = []
     for err in error.errors(include_input=False, include_url=False):
+        if not keep(err):
+            continue
         loc = tuple(err["loc"])
         path = (*prefix, *data_path(data, loc))
         key = path[-1] if path else ""
         if err["type"] == "extra_forbidden":
             keys = (model_keys_at(model, loc[:-1]) if model else None) or []
             keys = [k for k in keys if k not in ("module", "params", "source")]
-            hint = valid_keys_hint(str(key), keys) if keys else None
+            hint = misplaced(str(key)) or (valid_keys_hint(str(key), keys) if keys else None)
             out.append(doc.diagnostic(path, f"unknown key {key!r}", hint, at_key=True))
         elif err["type"] == "missing":
             out.append(doc.diagnostic(path[:-1], f"missing required key {key!r}"))
         else:
             msg = err["msg"].removeprefix("Value error, ")
             label = _label(path)
-            out.append(doc.diagnostic(path, redact(f"{label}: {msg}" if label else msg)))
+            hint = value_hint(doc, path, msg, _value_at(data, loc))
+            out.append(doc.diagnostic(path, redact(f"{label}: {msg}" if label else msg),
+                                      redact(hint) if hint else None))
     return out
 
 

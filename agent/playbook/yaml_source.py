@@ -11,27 +11,40 @@ Refused cleanly, as diagnostics, never as exceptions:
 * duplicate keys in one mapping (the position of the second one). Keys brought in by a merge
   key (``<<: *base``) may be overridden; that is the point of merge keys;
 * documents that expand past :data:`MAX_NODES` nodes through aliases ("billion laughs"),
-  recursive aliases, and nesting too deep for the parser.
+  recursive aliases, and nesting deeper than :data:`MAX_DEPTH`;
+* what is wrong before YAML (:mod:`agent.playbook.yaml_text`): bytes that are not UTF-8,
+  control characters, look-alike spaces where YAML needs a space (each at its line and
+  column); files that are not regular files (a FIFO would block the read).
 """
 from __future__ import annotations
 
+import re
+import stat
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+from yaml.constructor import ConstructorError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from agent.playbook.diagnostics import Diagnostic
+from agent.playbook.yaml_text import control_character, lookalike_spaces, split_lines, undecodable
 
 MAX_BYTES = 1024 * 1024
 """Largest configuration file accepted (1 MiB): playbooks are a few kilobytes."""
 MAX_NODES = 50_000
 """Largest number of YAML nodes a document may expand to, aliases counted at every use."""
+MAX_DEPTH = 64
+"""Deepest nesting of mappings and lists accepted: playbooks need about ten levels, and a
+bound here keeps every recursive step after loading (validation, templates) within Python's
+recursion limit."""
 
 Path_ = tuple[Any, ...]
 Pos = tuple[int, int]
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_VALUE_TAG = "tag:yaml.org,2002:value"
 
 
 @dataclass(frozen=True)
@@ -72,35 +85,142 @@ class SourceDocument:
 
 
 class _PositionLoader(yaml.SafeLoader):
-    """SafeLoader that reports duplicate keys instead of silently keeping the last one."""
+    """SafeLoader with merge keys as the YAML spec defines them, and duplicate keys reported.
+
+    PyYAML's own ``flatten_mapping`` is never called: it rewrites nodes in place and its
+    behaviour changed between releases (6.0.4 lets a merged mapping's merged key beat its own
+    override, yaml/pyyaml#953). :meth:`effective_pairs` computes each mapping's pairs once,
+    without touching the composed nodes, by https://yaml.org/type/merge.html:
+
+    * keys written in the mapping override every merged key;
+    * with a list of sources (``<<: [*a, *b]``) the earlier source wins;
+    * a source's own merges are resolved first (nested merges keep the inner override).
+
+    Its cost is bounded by the expanded size of the document, which :func:`_expanded_size`
+    caps before anything is constructed (the merge-key bomb of yaml/pyyaml#897 included).
+    """
 
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
-        self.duplicates: list[tuple[str, yaml.Mark]] = []
-        self._dup_checked: set[int] = set()
+        self.problems: list[tuple[str, yaml.Mark, str | None]] = []
+        """Duplicate keys: reported, the document is still constructed (the last one wins)."""
+        self.merge_errors: list[tuple[str, yaml.Mark, str | None]] = []
+        """Merge values that are not mappings: reported, and the document is not used."""
+        self._effective: dict[int, list[tuple[Node, Node]]] = {}
+        self._depth = 0
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node:  # type: ignore[override]
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise _NestedTooDeepError(self.peek_event().start_mark)
+            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+        finally:
+            self._depth -= 1
 
     def flatten_mapping(self, node: MappingNode) -> None:
-        # Checked before flattening: afterwards merged keys and their overrides look alike.
-        if id(node) not in self._dup_checked:
-            self._dup_checked.add(id(node))
-            seen: set[tuple[str, str]] = set()
-            for key_node, _ in node.value:
-                if not isinstance(key_node, ScalarNode) or key_node.tag == _MERGE_TAG:
-                    continue
-                ident = (key_node.tag, key_node.value)
-                if ident in seen:
-                    self.duplicates.append((key_node.value, key_node.start_mark))
-                seen.add(ident)
-        super().flatten_mapping(node)
+        raise AssertionError("merge keys are resolved by effective_pairs")  # pragma: no cover
+
+    def construct_mapping(self, node: Node, deep: bool = False) -> dict[Any, Any]:  # type: ignore[override]
+        if not isinstance(node, MappingNode):
+            raise ConstructorError(None, None, f"expected a mapping node, but found {node.id}",
+                                   node.start_mark)
+        mapping: dict[Any, Any] = {}
+        for key_node, value_node in self.effective_pairs(node):
+            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, Hashable):
+                raise ConstructorError("while constructing a mapping", node.start_mark,
+                                       "found unhashable key", key_node.start_mark)
+            mapping[key] = self.construct_object(value_node, deep=deep)
+        return mapping
+
+    def effective_pairs(self, node: MappingNode) -> list[tuple[Node, Node]]:
+        """The (key, value) nodes of ``node`` after merging: merged pairs first, then its own."""
+        memo = self._effective.get(id(node))
+        if memo is not None:
+            return memo
+        self._effective[id(node)] = []  # a cycle is refused earlier; this only ends recursion
+        own: list[tuple[Node, Node]] = []
+        sources: list[MappingNode] = []
+        own_keys: set[Any] = set()
+        merge_key: Node | None = None
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE_TAG:
+                if merge_key is not None:
+                    self.problems.append(("duplicate merge key '<<'", key_node.start_mark,
+                                          "merge several mappings with one key: <<: [*first, *second] "
+                                          "(the earlier one wins)"))
+                merge_key = key_node
+                sources.extend(self._merge_sources(key_node, value_node))
+                continue
+            if key_node.tag == _VALUE_TAG:  # `=` as a key is a plain string here, as in PyYAML
+                key_node.tag = "tag:yaml.org,2002:str"
+            ident = self._key_identity(key_node)
+            if ident in own_keys:
+                self.problems.append((f"duplicate key {_key_text(key_node)!r}", key_node.start_mark,
+                                      "each key may appear once in a mapping; remove or rename one"))
+            own_keys.add(ident)
+            own.append((key_node, value_node))
+        merged: list[tuple[Node, Node]] = []
+        taken = set(own_keys)
+        done: set[int] = set()
+        for source in sources:
+            if id(source) in done:  # `<<: [*a, *a]` merges *a once
+                continue
+            done.add(id(source))
+            for key_node, value_node in self.effective_pairs(source):
+                ident = self._key_identity(key_node)
+                if ident not in taken:
+                    taken.add(ident)
+                    merged.append((key_node, value_node))
+        pairs = merged + own
+        self._effective[id(node)] = pairs
+        return pairs
+
+    def _merge_sources(self, key_node: Node, value_node: Node) -> list[MappingNode]:
+        """The mappings a ``<<`` value names; anything else is reported at the ``<<`` key."""
+        if isinstance(value_node, MappingNode):
+            return [value_node]
+        if isinstance(value_node, SequenceNode) and all(isinstance(n, MappingNode) for n in value_node.value):
+            return [n for n in value_node.value if isinstance(n, MappingNode)]
+        found = value_node.id if not isinstance(value_node, SequenceNode) else "a list with a " + next(
+            n.id for n in value_node.value if not isinstance(n, MappingNode))
+        self.merge_errors.append((f"the value of the merge key '<<' must be a mapping or a list of mappings, "
+                              f"not {_article(found)}", key_node.start_mark,
+                              "write <<: *anchor, where the anchor is set on a mapping "
+                              "(&anchor {key: value})"))
+        return []
+
+    def _key_identity(self, key_node: Node) -> Any:
+        if isinstance(key_node, ScalarNode):
+            key = self.construct_object(key_node)
+            if isinstance(key, Hashable):
+                return key  # the same equality the constructed dict uses
+        return ("node", id(key_node))
 
 
-class _TooBig(Exception):
+def _key_text(node: Node) -> str:
+    return str(node.value) if isinstance(node, ScalarNode) else node.id
+
+
+def _article(found: str) -> str:
+    if found.startswith("a list"):
+        return found
+    return {"scalar": "a single value", "sequence": "a list"}.get(found, found)
+
+
+class _NestedTooDeepError(Exception):
+    def __init__(self, mark: yaml.Mark) -> None:
+        self.mark = mark
+
+
+class _TooBigError(Exception):
     def __init__(self, node: Node, reason: str) -> None:
         self.node, self.reason = node, reason
 
 
 def _expanded_size(root: Node) -> None:
-    """Raise :class:`_TooBig` if ``root`` expands past MAX_NODES or contains a cycle.
+    """Raise :class:`_TooBigError` if ``root`` expands past MAX_NODES or contains a cycle.
 
     Sizes are memoised per node, so this is linear in the composed graph even for a bomb.
     """
@@ -111,7 +231,7 @@ def _expanded_size(root: Node) -> None:
         if id(node) in sizes:
             return sizes[id(node)]
         if id(node) in active:
-            raise _TooBig(node, "an alias refers to its own ancestor (recursive alias)")
+            raise _TooBigError(node, "an alias refers to its own ancestor (recursive alias)")
         active.add(id(node))
         total = 1
         if isinstance(node, SequenceNode):
@@ -121,7 +241,7 @@ def _expanded_size(root: Node) -> None:
             for key, value in node.value:
                 total += size(key) + size(value)
         if total > MAX_NODES:
-            raise _TooBig(node, f"the document expands to more than {MAX_NODES} nodes, counting "
+            raise _TooBigError(node, f"the document expands to more than {MAX_NODES} nodes, counting "
                                 "every use of an alias (a YAML bomb?)")
         active.discard(id(node))
         sizes[id(node)] = total
@@ -132,7 +252,7 @@ def _expanded_size(root: Node) -> None:
 
 def _record(loader: _PositionLoader, node: Node, path: Path_, marks: dict[Path_, Marks]) -> None:
     if isinstance(node, MappingNode):
-        for key_node, value_node in node.value:
+        for key_node, value_node in loader.effective_pairs(node):
             if not isinstance(key_node, ScalarNode):
                 continue
             key = loader.construct_object(key_node)
@@ -154,30 +274,39 @@ def load_yaml(path: Path, *, display_name: str | None = None) -> SourceDocument:
     """Load one YAML file safely. Problems land in ``.diagnostics``; ``.data`` is then None."""
     doc = SourceDocument(display_name or str(path))
     try:
-        size = path.stat().st_size
-        if size > MAX_BYTES:
-            doc.diagnostics.append(doc.at(0, 0, f"file is {size} bytes; the limit is {MAX_BYTES} "
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            doc.diagnostics.append(doc.at(0, 0, "not a regular file", "name a YAML file"))
+            return doc
+        if info.st_size > MAX_BYTES:
+            doc.diagnostics.append(doc.at(0, 0, f"file is {info.st_size} bytes; the limit is {MAX_BYTES} "
                                                 "bytes (1 MiB)", "split it, or check that this is a playbook"))
             return doc
         with path.open("rb") as fh:
             raw = fh.read(MAX_BYTES + 1)
     except OSError as exc:
-        doc.diagnostics.append(doc.at(0, 0, f"cannot read file: {exc.strerror or exc}"))
+        hint = "check the file's permissions" if isinstance(exc, PermissionError) else None
+        doc.diagnostics.append(doc.at(0, 0, f"cannot read file: {exc.strerror or exc}", hint))
         return doc
-    if len(raw) > MAX_BYTES:  # grew while we looked, or a special file
+    if len(raw) > MAX_BYTES:  # grew while we looked
         doc.diagnostics.append(doc.at(0, 0, f"file is larger than the limit of {MAX_BYTES} bytes"))
         return doc
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        doc.diagnostics.append(doc.at(0, 0, f"file is not UTF-8 text (byte {exc.start})"))
+    problem = undecodable(raw)
+    if problem is not None:
+        doc.lines = split_lines(raw.decode("utf-8", errors="replace"))
+        doc.diagnostics.append(doc.at(problem.line, problem.column, problem.message, problem.hint))
         return doc
-    return load_yaml_text(text, doc)
+    return load_yaml_text(raw.decode("utf-8"), doc)
 
 
 def load_yaml_text(text: str, doc: SourceDocument) -> SourceDocument:
     """Parse ``text`` into ``doc`` (which names the file). See :func:`load_yaml`."""
-    doc.lines = text.splitlines()
+    doc.lines = split_lines(text)
+    text_problem = control_character(text)
+    if text_problem is not None:
+        doc.diagnostics.append(doc.at(text_problem.line, text_problem.column, text_problem.message,
+                                      text_problem.hint))
+        return doc
     loader = _PositionLoader(text)
     try:
         root = loader.get_single_node()
@@ -188,27 +317,56 @@ def load_yaml_text(text: str, doc: SourceDocument) -> SourceDocument:
         data = loader.construct_document(root)
         _record(loader, root, (), doc.marks)
         doc.marks[()] = Marks(_pos(root.start_mark))
-    except _TooBig as exc:
+    except _TooBigError as exc:
         doc.diagnostics.append(doc.at(*_pos(exc.node.start_mark), exc.reason))
+        return doc
+    except _NestedTooDeepError as exc:
+        doc.diagnostics.append(doc.at(*_pos(exc.mark), f"nested more than {MAX_DEPTH} levels deep",
+                                      "a playbook needs a few levels; look for unbalanced brackets"))
         return doc
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, column = _pos(mark) if mark else (0, 0)
+        spaces = lookalike_spaces(doc.lines, up_to_line=line or None)
+        if spaces is not None:  # the real cause, usually a line or more before the parser noticed
+            doc.diagnostics.append(doc.at(spaces.line, spaces.column, spaces.message, spaces.hint))
+            return doc
         message = exc.problem or "invalid YAML"
         if exc.context:
             message = f"{message} ({exc.context})"
-        doc.diagnostics.append(doc.at(line, column, f"YAML syntax error: {message}"))
+        doc.diagnostics.append(doc.at(line, column, f"YAML syntax error: {message}",
+                                      _syntax_hint(doc, line, message)))
         return doc
-    except RecursionError:
-        doc.diagnostics.append(doc.at(0, 0, "YAML is nested too deeply"))
-        return doc
-    except yaml.YAMLError as exc:
+    except yaml.YAMLError as exc:  # a ReaderError the text check did not foresee, and the like
         doc.diagnostics.append(doc.at(0, 0, f"YAML error: {exc}"))
         return doc
     finally:
         loader.dispose()
-    for key, mark in loader.duplicates:
-        doc.diagnostics.append(doc.at(*_pos(mark), f"duplicate key {key!r}",
-                                      "each key may appear once in a mapping; remove or rename one"))
+    for message, mark, hint in [*loader.problems, *loader.merge_errors]:
+        doc.diagnostics.append(doc.at(*_pos(mark), message, hint))
+    if loader.merge_errors:
+        return doc  # what the merge should have brought is missing: other errors would mislead
+    spaces = lookalike_spaces(doc.lines, indentation_only=True)
+    if spaces is not None:
+        doc.diagnostics.append(doc.at(spaces.line, spaces.column, spaces.message, spaces.hint))
+        return doc
     doc.data = data
     return doc
+
+
+_BLOCK_INDICATOR = re.compile(r"^\s*(?:-\s+)?([\w.-]+):\s+([>|]\S*)\s*$")
+
+
+def _syntax_hint(doc: SourceDocument, line: int, problem: str) -> str | None:
+    """Say what to write for the syntax errors operators make most."""
+    text = doc.lines[line - 1] if 0 < line <= len(doc.lines) else ""
+    if "'\t'" in problem or text[: len(text) - len(text.lstrip())].count("\t"):
+        return "indent with spaces; YAML does not accept tabs for indentation"
+    for number in (line, line - 1):  # a block scalar's error may land on the line after it
+        written = doc.lines[number - 1] if 0 < number <= len(doc.lines) else ""
+        match = _BLOCK_INDICATOR.match(written)
+        if match:
+            value = re.sub(r"^([<>]=?)\s*", r"\1 ", match[2])
+            return (f"quote it: {match[1]}: \"{value}\" (unquoted, YAML reads a leading {match[2][0]} as the "
+                    "start of a block of text)")
+    return None

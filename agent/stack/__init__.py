@@ -234,22 +234,23 @@ def up(stack: Stack, *, wait: float = 30.0, environ: Mapping[str, str] | None = 
 def approve_api_wallets(stack: Stack, environ: Mapping[str, str], wait: float) -> None:
     """On paper, approve the bot's and the agent's API wallets with the account's key (what an
     operator does once in Hyperliquid's app), retrying while the exchange starts. The bot waits
-    for its approval before trading."""
-    from bot.api_wallets import ApiWalletError, approve_stack_wallets
-
+    for its approval before trading. Done by the bot's own command (``bot approve-wallets``):
+    the agent never imports the bot."""
+    cmd = [str(bin_dir() / "bot"), "approve-wallets"]
+    if stack.settings_path is not None:
+        cmd += ["--settings", str(stack.settings_path)]
     deadline = time.monotonic() + wait
     while True:
-        try:
-            approve_stack_wallets(stack.settings, environ)
+        res = subprocess.run(cmd, env=dict(environ), cwd=stack.root, capture_output=True, text=True,
+                             timeout=max(5.0, wait), check=False)
+        if res.returncode == 0:
             return
-        except ApiWalletError as exc:
-            if time.monotonic() > deadline:
-                raise OperationalError(
-                    f"API wallets not approved: {exc}",
-                    hint="check the exchange program, then `bot drill approve bot` and "
-                         "`bot drill approve agent`",
-                ) from exc
-            time.sleep(0.3)
+        if time.monotonic() > deadline:
+            why = (res.stderr.strip().splitlines() or [f"exit code {res.returncode}"])[-1]
+            raise OperationalError(
+                f"API wallets not approved: {why}",
+                hint="check the exchange program, then `bot drill approve bot` and `bot drill approve agent`")
+        time.sleep(0.3)
 
 
 def wait_running(stack: Stack, wait: float) -> list[dict[str, Any]]:

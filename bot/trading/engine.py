@@ -130,12 +130,17 @@ class TradingEngine:
         return ended
 
     def entries_allowed(self) -> bool:
-        """From the last reading of the halts (cheap); :meth:`_entry_allowed_now` decides."""
-        return self.status.halted_reason is None and not self.status.stopping
+        """From the last reading of the halts (cheap); :meth:`_entry_allowed_now` decides.
+
+        An *interim* bot (the warm spare that took over after a crash, :mod:`bot.trading.standby`)
+        reconciles, keeps the stops and closes on signal, but opens nothing: it is nobody's
+        supervised process, so an operator's ``supervisorctl stop bot`` cannot reach it, and a
+        position it opened could outlive everyone's intent for its whole tenure."""
+        return self.status.halted_reason is None and not self.status.stopping and self.status.role != "interim"
 
     def _entry_allowed_now(self) -> bool:
         """Read the halt file again (the agent may have written it since): call under the gate."""
-        return not self._refresh_halt() and not self.status.stopping
+        return not self._refresh_halt() and not self.status.stopping and self.status.role != "interim"
 
     # --- orders -------------------------------------------------------------------------
     def _next_cloid(self, coin: str, key: int, intent: str) -> tuple[str, int] | None:

@@ -1,19 +1,20 @@
 """Action: send a message through the notification system (routes, outbox, apprise)."""
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from agent.modules.base import ActionModule, ActionResult, Params, RunContext
+from agent.modules.base import ActionModule, ActionResult, Params, Refers, RunContext
 from agent.rendering import SandboxedTemplates, TemplateRenderer, render_or_fallback
 
 
 class NotifyActionParams(Params):
-    route: str | None = Field(None, description="named route from the inventory; default: routed by severity")
+    route: Annotated[str | None, Refers("route")] = Field(
+        None, description="named route from the inventory; default: routed by severity")
     title: str = Field(description="message title")
     body: str | None = Field(None, description="message text (give body or template)")
-    template: str | None = Field(
+    template: Annotated[str | None, Refers("template")] = Field(
         None, description="template file name in templates/, rendered with the play's vars, e.g. emergency.md.j2"
     )
     severity: Literal["info", "warning", "critical"] = Field("warning", description="info, warning or critical")

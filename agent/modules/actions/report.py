@@ -24,13 +24,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator, model_validator
 
 from agent.core.values import Duration, Timezone, parse_duration
-from agent.modules.base import ActionModule, ActionResult, Params, RunContext
+from agent.modules.base import ActionModule, ActionResult, Params, Refers, RunContext
 from agent.rendering import SandboxedTemplates, TemplateRenderer, render_or_fallback
 from agent.reports import (
     DEFAULT_UPTIME_GRACE_S,
@@ -63,9 +63,10 @@ class ReportActionParams(Params):
     )
     until: Instant | None = Field(None, description="end of the window: 'now' (default) or an ISO date/time")
     timezone: Timezone = Field("UTC", description="IANA timezone of calendar periods and of times in the message")
-    route: str | None = Field(None, description="named route from the inventory; default: routed by severity")
+    route: Annotated[str | None, Refers("route")] = Field(
+        None, description="named route from the inventory; default: routed by severity")
     title: str | None = Field(None, description="message title; default 'Trading report <period> on <host>'")
-    template: str = Field("daily-report.md.j2", description="template file name in templates/ for the body")
+    template: Annotated[str, Refers("template")] = Field("daily-report.md.j2", description="template file name in templates/ for the body")
     severity: Literal["info", "warning", "critical"] = Field("info", description="info, warning or critical")
     tags: list[str] = Field(default_factory=lambda: ["report"], description="tags routes can match on")
     bot_db: str | None = Field(None, description="the bot's SQLite file; default: host var bot.db_path")

@@ -1,12 +1,20 @@
 """Small check and action modules for the playbook tests (not the shipped ones)."""
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
 from agent.core.values import Duration
-from agent.modules.base import ActionModule, ActionResult, CheckModule, CheckResult, Params, RunContext
+from agent.modules.base import (
+    ActionModule,
+    ActionResult,
+    CheckModule,
+    CheckResult,
+    Params,
+    Refers,
+    RunContext,
+)
 from agent.modules.registry import Registry
 
 
@@ -76,8 +84,21 @@ class NotifyAction(ActionModule):
     description = "send a message through a route"
 
     class Params(Params):
-        route: str | None = Field(None, description="route name")
+        route: Annotated[str | None, Refers("route")] = Field(None, description="route name")
         message: str = Field("", description="body")
+        template: Annotated[str | None, Refers("template")] = Field(None, description="template file")
+
+    async def run(self, params: Any, ctx: RunContext) -> ActionResult:
+        return ActionResult()
+
+
+class CloseAction(ActionModule):
+    name = "close"
+    description = "close positions (a number parameter, for rendered types)"
+
+    class Params(Params):
+        slippage_pct: float = Field(1.0, description="limit price distance, percent")
+        coin: str | None = Field(None, description="one coin, default all")
 
     async def run(self, params: Any, ctx: RunContext) -> ActionResult:
         return ActionResult()
@@ -87,6 +108,6 @@ def make_registry() -> Registry:
     reg = Registry()
     for check in (HttpCheck, ProcessCheck, EventCheck):
         reg.add_check(check)
-    for action in (SupervisorAction, CommandAction, NotifyAction):
+    for action in (SupervisorAction, CommandAction, NotifyAction, CloseAction):
         reg.add_action(action)
     return reg

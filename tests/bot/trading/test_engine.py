@@ -40,6 +40,22 @@ def test_enters_with_a_resting_reduce_only_stop_and_never_repeats(make_engine: C
     assert len(exchange_orders(engine)) == 2
 
 
+def test_an_interim_bot_keeps_positions_and_stops_but_opens_nothing(make_engine: Callable[..., Any]) -> None:
+    """The warm spare that took over after a crash is nobody's supervised process: it manages
+    what is open but takes no new entry (the same start as the test above enters BTC and ETH)."""
+    engine = make_engine()
+    engine.status.role = "interim"
+    engine.reconcile()
+    for _ in range(2):
+        engine.iterate()
+    assert engine.gw.account().positions == {}
+    assert engine.store.all_orders() == []
+    assert not engine.entries_allowed()
+    engine.status.role = "active"  # relieved: the supervised bot trades as always
+    engine.iterate()
+    assert set(engine.gw.account().positions) == {"BTC", "ETH"}
+
+
 def test_daily_loss_limit_halts_new_entries(make_engine: Callable[..., Any]) -> None:
     engine = make_engine()
     equity = engine.gw.account().equity

@@ -1,0 +1,88 @@
+"""Hints for the mistakes operators make most: each says what to write instead.
+
+The rules look at what was written (the raw YAML text at the error's position, the value YAML
+made of it, the expression) rather than at one message, so they apply wherever the mistake
+shows up: any threshold, any time of day, any mapping written as a string.
+"""
+from __future__ import annotations
+
+import difflib
+import re
+from functools import cache
+from typing import Any
+from zoneinfo import available_timezones
+
+from agent.playbook.yaml_source import Path_, SourceDocument
+
+_CRON = re.compile(r"^\s*\S+(\s+\S+){4}\s*$")
+_DURATION = re.compile(r"^\s*\d+(\.\d+)?\s*(ms|s|m|h|d|w)\s*$")
+_SEXAGESIMAL = re.compile(r"^(\d{1,2}:[0-5]\d(:[0-5]\d)?)\b")
+_SINGLE_EQUALS = re.compile(r"(?<![=!<>])=(?![=])")
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+
+
+def expression_hint(src: str) -> str | None:
+    """What to write instead of an expression that does not parse."""
+    text = src.strip()
+    if text.startswith("{{") and text.endswith("}}"):
+        return f"an expression is written without {{{{ }}}}: {text[2:-2].strip()!r}"
+    bare = _QUOTED.sub("''", text)
+    if _SINGLE_EQUALS.search(bare):
+        return "compare with == (a single = is not a comparison)"
+    if re.search(r"\d\s*%", bare):
+        return "write the number without %: the value is already a percentage (e.g. '> 80')"
+    return None
+
+
+def bare_word_hint(name: str) -> str:
+    return f"to compare with the text {name}, quote it: '{name}'"
+
+
+def source_text(doc: SourceDocument, path: Path_) -> str:
+    """The raw YAML text where the value at ``path`` starts, to the end of its line."""
+    line, column = doc.position(path)
+    if 0 < line <= len(doc.lines):
+        return doc.lines[line - 1][max(column - 1, 0):].split(" #", 1)[0].rstrip()
+    return ""
+
+
+def value_hint(doc: SourceDocument, path: Path_, message: str, value: Any) -> str | None:
+    """A hint for a value pydantic refused, from what was written there."""
+    written = source_text(doc, path)
+    key = path[-1] if path else ""
+    if isinstance(value, int) and not isinstance(value, bool) and (match := _SEXAGESIMAL.match(written)):
+        return (f"quote it: {key}: \"{match[1]}\" (unquoted, YAML reads {match[1]} as the number {value}, "
+                "minutes in base 60)")
+    if written[:1] in (">", "|") and isinstance(value, str):
+        return (f"quote it: {key}: \"{_spaced(written)}\" (unquoted, YAML reads a leading {written[0]} "
+                "as the start of a block of text)")
+    if "unknown timezone" in message and isinstance(value, str):
+        near = nearest_timezone(value)
+        return f"did you mean {near!r}?" if near else None
+    if isinstance(value, str) and ("valid dictionary" in message or "instance of" in message):
+        if _CRON.match(value):
+            return f"write {key}: {{cron: \"{value.strip()}\"}}"
+        if _DURATION.match(value):
+            return f"write {key}: {{every: {value.strip()}}}"
+        return f"{key} is a mapping (key: value), not a single value"
+    return None
+
+
+def nearest_timezone(name: str) -> str | None:
+    zones = _zones()
+    lowered = {zone.lower(): zone for zone in zones}
+    if name.lower() in lowered:
+        return lowered[name.lower()]
+    close = difflib.get_close_matches(name, sorted(zones), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+@cache
+def _zones() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+def _spaced(written: str) -> str:
+    # ">1" -> "> 1": an operator and its value, as a threshold reads best
+    match = re.match(r"^([<>]=?|[=!]=)\s*(.*)$", written)
+    return f"{match[1]} {match[2]}" if match and match[2] else written

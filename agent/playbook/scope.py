@@ -1,0 +1,283 @@
+"""The variables a template or expression will see when it runs, for checking it at load.
+
+A value known at load (host vars, the stack settings, play vars, ``env``) is the real value,
+so a misspelt attribute (``bot.helth_url``) fails here exactly as it would at run time. A value
+that exists only when the task or check runs (a registered result, ``result``, ``check``, a
+check's facts) is a :class:`RunTime` placeholder: every attribute, item, call and operation on
+it succeeds, so only what is certainly wrong is reported. Where each name comes from:
+
+=====================  =====================================================================
+checks' expressions    vars + the module's facts (by name and under ``facts``) + ``value``
+tasks, handlers        vars + ``host`` + ``check_mode`` + names registered by earlier tasks
+remediation steps      the same + ``check`` (the check that fired: name, state, value, facts)
+``until``/``*_when``   the same + ``result`` (the task's own result)
+=====================  =====================================================================
+"""
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from jinja2 import TemplateAssertionError, TemplateSyntaxError, Undefined, UndefinedError, meta, nodes
+from jinja2.sandbox import SecurityError
+
+from agent.playbook.diagnostics import suggest
+from agent.playbook.templating import Templating, has_template
+
+RUNTIME_TEXT = "\ue000run-time\ue000"
+"""What a placeholder renders to inside a string: private-use characters no value contains."""
+
+
+class RunTime:
+    """Stands for a value known only when the template runs. Never an error by itself."""
+
+    unsafe_callable = False  # read by Jinja2's sandbox before a call
+    alters_data = False
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return self
+
+    def __getitem__(self, key: Any) -> RunTime:
+        return self
+
+    def __call__(self, *args: Any, **kwargs: Any) -> RunTime:
+        return self
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+    def __bool__(self) -> bool:
+        return True
+
+    def __int__(self) -> int:
+        return 0
+
+    def __float__(self) -> float:
+        return 0.0
+
+    def __round__(self, ndigits: int | None = None) -> float:
+        return 0.0
+
+    def __str__(self) -> str:
+        return RUNTIME_TEXT
+
+    def __repr__(self) -> str:
+        return "<known at run time>"
+
+    def __hash__(self) -> int:
+        return 0
+
+    def __contains__(self, item: Any) -> bool:
+        return False
+
+    def _same(self, other: Any = None) -> RunTime:
+        _touch(other)
+        return self
+
+    def _false(self, other: Any = None) -> bool:
+        _touch(other)
+        return False
+
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _same
+    __truediv__ = __rtruediv__ = __floordiv__ = __rfloordiv__ = __mod__ = __rmod__ = _same
+    __pow__ = __rpow__ = __neg__ = __pos__ = __abs__ = _same
+    __lt__ = __le__ = __gt__ = __ge__ = _false
+
+    def __eq__(self, other: object) -> bool:
+        _touch(other)
+        return other is self
+
+    def __ne__(self, other: object) -> bool:
+        _touch(other)
+        return other is not self
+
+
+def _touch(other: Any) -> None:
+    """Use the other operand, so an undefined one raises as it would with a real value."""
+    if isinstance(other, Undefined):
+        str(other)
+
+
+RUNTIME = RunTime()
+
+
+def is_runtime(value: Any) -> bool:
+    """True when ``value`` is or contains a placeholder (its real value is unknown at load)."""
+    if isinstance(value, RunTime):
+        return True
+    if isinstance(value, str):
+        return RUNTIME_TEXT in value
+    if isinstance(value, Mapping):
+        return any(is_runtime(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(is_runtime(v) for v in value)
+    return False
+
+
+def check_scope(vars: Mapping[str, Any], facts: Iterable[str]) -> dict[str, Any]:
+    """What a check's ``expect``/``value``/thresholds see, facts as placeholders."""
+    names = list(facts)
+    return {**vars, **dict.fromkeys(names, RUNTIME), "facts": RUNTIME, "value": RUNTIME}
+
+
+def task_scope(vars: Mapping[str, Any], host: str, registered: Iterable[str], *,
+               remediation: bool) -> dict[str, Any]:
+    """What a task's parameters and ``when`` see (add ``result`` for ``until``/``*_when``)."""
+    scope = {**vars, "host": host, "check_mode": False}
+    scope.update(dict.fromkeys(registered, RUNTIME))
+    if remediation:
+        scope["check"] = RUNTIME
+    return scope
+
+
+def template_problem(templating: Templating, value: Any, scope: Mapping[str, Any], *,
+                     expression: bool = False) -> tuple[Any, str | None, str | None]:
+    """Render (or evaluate) ``value`` in ``scope``: ``(rendered, problem, hint)``.
+
+    ``problem`` is set for what will certainly fail at run time: an undefined name or
+    attribute, an unknown filter or test, a sandbox refusal, a syntax error; or any other error
+    when the template uses no run-time value (then it is not a guess). Rendered values are
+    never put in messages (they may hold secrets from ``env``).
+    """
+    rendered, exc = templating.probe(value, scope, expression=expression)
+    if exc is None or isinstance(exc, UndefinedError):
+        missing = _unknown_names(templating, value, scope, expression=expression)
+        if missing:
+            return None, f"{missing!r} is undefined", _undefined_hint(f"'{missing}' is undefined", scope)
+    if exc is None:
+        return rendered, None, None
+    if isinstance(exc, UndefinedError):
+        message = exc.message or "undefined"
+        hint = _attribute_hint(templating, value, message, scope, expression=expression) \
+            or _undefined_hint(message, scope)
+        return None, templating.redact(message), hint
+    if isinstance(exc, SecurityError):
+        return None, f"refused by the sandbox: {templating.redact(str(exc))}", None
+    if isinstance(exc, (TemplateSyntaxError, TemplateAssertionError)):
+        problem = (templating.check_expression(value) if expression else templating.check_syntax(value)) \
+            if isinstance(value, str) else None
+        return None, problem or f"Jinja2: {exc.message}", None
+    if isinstance(exc, (RecursionError, MemoryError)):
+        return None, "the template is too deeply nested or too large to evaluate", None
+    if _uses_runtime(templating, value, scope, expression=expression):
+        return RUNTIME, None, None  # e.g. a filter applied to a placeholder: cannot know
+    return None, templating.redact(f"{type(exc).__name__}: {exc}"), None
+
+
+def _unknown_names(templating: Templating, value: Any, scope: Mapping[str, Any], *,
+                   expression: bool) -> str | None:
+    """The first name a template reads that nothing defines, even on a branch not taken now.
+
+    A name only tested (``x is defined``) or given a default (``x | default(1)``) anywhere in
+    the template counts as guarded.
+    """
+    env = templating.environment
+    for src in _sources(value, expression=expression):
+        try:
+            tree = templating.tree(src, expression=expression)
+        except Exception:  # noqa: BLE001 - syntax is reported by the template pass
+            continue
+        guarded = {node.node.name for node in tree.find_all((nodes.Test, nodes.Filter))
+                   if isinstance(node.node, nodes.Name)
+                   and node.name in ("defined", "undefined", "default", "d", "none")}
+        for name in sorted(meta.find_undeclared_variables(tree) - guarded):
+            if name not in scope and name not in env.globals:
+                return name
+    return None
+
+
+def _sources(value: Any, *, expression: bool) -> list[str]:
+    out: list[str] = []
+
+    def collect(obj: Any) -> None:
+        if isinstance(obj, str) and (expression or has_template(obj)):
+            out.append(obj)
+        elif isinstance(obj, Mapping):
+            for item in obj.values():
+                collect(item)
+        elif isinstance(obj, (list, tuple)):
+            for item in obj:
+                collect(item)
+
+    collect(value)
+    return out
+
+
+def _attribute_hint(templating: Templating, value: Any, message: str, scope: Mapping[str, Any], *,
+                    expression: bool) -> str | None:
+    """For "has no attribute 'helth_url'": the nearest key of the very mapping read (bot.health_url)."""
+    match = re.search(r"has no attribute '([^']+)'$", message)
+    if not match:
+        return None
+    for src in _sources(value, expression=expression):
+        try:
+            tree = templating.tree(src, expression=expression)
+        except Exception:  # noqa: BLE001 - syntax is reported elsewhere
+            continue
+        for node in tree.find_all(nodes.Getattr):
+            chain = _name_chain(node.node)
+            if node.attr != match[1] or chain is None:
+                continue
+            obj: Any = scope
+            for part in chain:
+                obj = obj.get(part) if isinstance(obj, Mapping) else None
+            if isinstance(obj, Mapping):
+                keys = sorted(k for k in obj if isinstance(k, str))
+                close = difflib.get_close_matches(match[1], keys, n=1, cutoff=0.6)
+                if close:
+                    return f"did you mean {'.'.join([*chain, close[0]])!r}?"
+                return f"{'.'.join(chain)} has: {', '.join(keys[:15])}{', ...' if len(keys) > 15 else ''}"
+    return None
+
+
+def _name_chain(node: nodes.Node) -> list[str] | None:
+    if isinstance(node, nodes.Name):
+        return [node.name]
+    if isinstance(node, nodes.Getattr):
+        inner = _name_chain(node.node)
+        return None if inner is None else [*inner, node.attr]
+    return None
+
+
+def _undefined_hint(message: str, scope: Mapping[str, Any]) -> str | None:
+    """The nearest name: for "'nme' is undefined" among the top-level names, for "'dict object'
+    has no attribute 'helth_url'" among the keys of the mappings in scope (as a dotted path)."""
+    if message.endswith(" is undefined") and message.startswith("'"):
+        name = message[1:].split("'", 1)[0]
+        return suggest(name, [k for k in scope if isinstance(k, str)])
+    match = re.search(r"has no attribute '([^']+)'$", message)
+    if match:
+        paths = dict(_nested_keys(scope, "", 0))
+        close = difflib.get_close_matches(match[1], sorted(set(paths)), n=1, cutoff=0.6)
+        if close:
+            return f"did you mean {paths[close[0]]!r}?"
+    return None
+
+
+def _nested_keys(value: Mapping[str, Any], prefix: str, depth: int) -> Iterator[tuple[str, str]]:
+    for key, item in value.items():
+        if not isinstance(key, str) or isinstance(item, RunTime):
+            continue
+        path = f"{prefix}.{key}" if prefix else key
+        if depth:
+            yield key, path
+        if isinstance(item, Mapping) and depth < 3:
+            yield from _nested_keys(item, path, depth + 1)
+
+
+def _uses_runtime(templating: Templating, value: Any, scope: Mapping[str, Any], *, expression: bool) -> bool:
+    for src in _sources(value, expression=expression):
+        try:
+            names = meta.find_undeclared_variables(templating.tree(src, expression=expression))
+        except Exception:  # noqa: BLE001 - unparsable: reported elsewhere; count it as run-time
+            return True
+        if any(isinstance(scope.get(name), RunTime) for name in names):
+            return True
+    return False

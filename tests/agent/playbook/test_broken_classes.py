@@ -1,0 +1,125 @@
+"""Mistakes by class (issue 15): each file gives exactly one diagnostic, at the line and column
+to change, with a hint where one is obvious. The files were written for these classes, not
+taken from the first corpus: templated parameters (tpl_), accepted but wrong (wrong_), inputs
+that used to end in an internal error (bug_), positions (place_) and hints (hint_)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import NamedTuple
+
+import pytest
+
+from agent.modules.registry import Registry
+from agent.playbook import LoadResult, load_config
+from agent.playbook.diagnostics import printable
+
+from .conftest import GOOD, HERE
+
+CLASSES = HERE / "broken_classes"
+
+
+class Case(NamedTuple):
+    file: str
+    line: int
+    column: int
+    message: str
+    hint: str | None = None
+    reported_in: str | None = None  # another file the problem lives in (the settings file)
+
+
+CASES = [
+    # 1. templated parameters are validated like plain ones
+    Case("tpl_key_misspelt_beside_template.yaml", 6, 30, "unknown key 'mesage'", "did you mean 'message'?"),
+    Case("tpl_route_unknown.yaml", 7, 14, "route: no route named 'critcal' in the inventory",
+         "did you mean 'critical'?"),
+    Case("tpl_template_file_missing.yaml", 6, 24, "template: template 'reprot.md.j2': not found in"),
+    Case("tpl_template_file_escapes_sandbox.yaml", 6, 24, "access to '__mro__' is not allowed"),
+    Case("tpl_attribute_misspelt_in_remediation.yaml", 13, 48, "program: 'dict object' has no attribute 'progam'",
+         "did you mean 'bot.program'?"),
+    Case("tpl_variable_misspelt_in_remediation.yaml", 14, 27, "message: 'chekc' is undefined",
+         "did you mean 'check'?"),
+    Case("tpl_ansible_filter.yaml", 7, 20, "argv: No filter named 'to_nice_json' (an Ansible filter"),
+    Case("tpl_test_misspelt.yaml", 8, 11, "when: No test named 'defind' (did you mean 'defined'?)"),
+    Case("tpl_register_used_before.yaml", 6, 23, "message: 'closed' is undefined", "registered by a task that runs later"),
+    Case("tpl_when_undefined.yaml", 8, 11, "when: 'dry_run' is undefined", "define it in the play's vars"),
+    Case("tpl_rendered_type.yaml", 6, 27, "tasks[0].close.slippage_pct: Input should be a valid number"),
+    Case("tpl_text_around_number.yaml", 7, 27, "text around a template renders to a string, and 'slippage_pct' "
+         "needs a number", "write the whole value as one expression"),
+    # 2. accepted but wrong
+    Case("wrong_tags_one_string.yaml", 8, 11, "'p0, bot' is one tag with a comma or space in it; a list is "
+         "written [p0, bot]"),
+    Case("wrong_value_not_a_fact.yaml", 8, 12, "value: 'latency' is neither a fact of the 'http' module nor a "
+         "variable", "did you mean 'latency_ms'?"),
+    Case("wrong_depends_on_circle.yaml", 8, 18, "depends_on makes a circle: mutual/bot process -> mutual/bot "
+         "health -> mutual/bot process"),
+    Case("wrong_budget_window_too_long.yaml", 8, 30, "budget window 7d is longer than the 2d of runs the agent "
+         "reads back at start-up", "within: 2d or less"),
+    Case("wrong_duration_overflows.yaml", 4, 19, "is longer than the longest duration accepted (3650d)"),
+    Case("inventory_wrong_catch_all_first.yaml", 12, 7, "route 'critical' is never reached: route 'default' "
+         "before it matches every alert", "move the catch-all route last"),
+    Case("inventory_wrong_literal_secret.yaml", 9, 18, "target 'slack': the URL holds what looks like a token "
+         "written literally", "{{ env.NAME }}"),
+    Case("inventory_wrong_default_template_broken.yaml", 7, 3, "template 'grouped.md.j2' (the default grouped "
+         "template): No filter named 'capitalise' (did you mean 'capitalize'?)"),
+    Case("inventory_wrong_heartbeat_template.yaml", 12, 18, "heartbeat: No filter named 'defualt'"),
+    # 3. used to end in an internal error (exit 250)
+    Case("bug_escape_character.yaml", 4, 38, "control character U+001B (ESC) is not allowed in YAML", "delete it"),
+    Case("bug_form_feed.yaml", 4, 1, "control character U+000C (form feed) is not allowed in YAML"),
+    Case("bug_deep_nesting.yaml", 6, 73, "nested more than 64 levels deep"),
+    # 4. reported where the mistake is
+    Case("inventory_place_settings_file.yaml", 4, 9, "bot.port: Input should be a valid integer",
+         reported_in="bad-settings.yml"),
+    Case("place_merge_not_a_mapping.yaml", 8, 5, "the value of the merge key '<<' must be a mapping or a list of "
+         "mappings, not a single value"),
+    Case("place_nbsp_indentation.yaml", 7, 1, "U+00A0 (no-break space) where YAML needs an ordinary space",
+         "retype the spaces"),
+    Case("place_not_utf8.yaml", 4, 18, "byte 0xe9 is not UTF-8 text", "save the file as UTF-8"),
+    # 6. hints where one is obvious
+    Case("hint_threshold_folded.yaml", 8, 16, "YAML syntax error", 'quote it: warning: "> 80"'),
+    Case("hint_threshold_percent.yaml", 8, 15, "critical: Jinja2 syntax error", "write the number without %"),
+    Case("hint_single_equals.yaml", 7, 13, "expect: Jinja2 syntax error", "compare with =="),
+    Case("hint_braces_around_expression.yaml", 7, 18, "failed_when: Jinja2 syntax error",
+         "an expression is written without {{ }}: 'st.rc != 0'"),
+    Case("hint_bare_word.yaml", 7, 13, "expect: 'healthy' is neither a fact", "quote it: 'healthy'"),
+    Case("hint_timezone_typo.yaml", 4, 43, "unknown timezone 'Europe/Londn'", "did you mean 'Europe/London'?"),
+    Case("inventory_hint_unquoted_time.yaml", 14, 12, "maintenance[0].start: Input should be a valid string",
+         'quote it: start: "22:00"'),
+    Case("hint_params_not_indented.yaml", 8, 5, "unknown key 'pattern'", "indent it under 'events:'"),
+    Case("hint_expect_in_module.yaml", 9, 7, "unknown key 'expect'",
+         "'expect' belongs to the check, not to the parameters of 'http'"),
+    Case("hint_cron_string.yaml", 4, 11, "schedule: Input should be a valid dictionary",
+         'write schedule: {cron: "30 7 * * *"}'),
+]
+
+
+def load_case(name: str, registry: Registry) -> LoadResult:
+    path = CLASSES / name
+    templates = CLASSES / ("templates_broken" if "default_template" in name else "templates")
+    if name.startswith("inventory"):
+        return load_config(path, [GOOD / "playbooks"], registry, env={}, templates_dir=templates)
+    return load_config(GOOD / "inventory.yaml", [GOOD / "playbooks" / "emergency.yaml", path], registry, env={},
+                       templates_dir=templates)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.file for c in CASES])
+def test_each_mistake_gives_one_diagnostic_where_it_is(case: Case, registry: Registry) -> None:
+    result = load_case(case.file, registry)
+
+    assert result.config is None
+    assert len(result.diagnostics) == 1, "\n".join(map(str, result.diagnostics))
+    diag = result.diagnostics[0]
+    assert (Path(diag.file).name, diag.line, diag.column) == (case.reported_in or case.file, case.line,
+                                                              case.column), str(diag)
+    assert case.message in diag.message, str(diag)
+    if case.hint is not None:
+        assert diag.hint is not None and case.hint in diag.hint, str(diag)
+    lines = str(diag).split("\n")
+    assert lines[0].startswith(f"{diag.file}:{case.line}:{case.column}: error: ")
+    assert lines[1] == "  " + printable(diag.source_line or "").rstrip()
+    assert "\x1b" not in str(diag) and "\x0c" not in str(diag)  # nothing reaches the terminal raw
+    assert lines[2] == "  " + " " * (case.column - 1) + "^"
+
+
+def test_the_class_corpus_covers_every_file() -> None:
+    on_disk = {p.name for p in CLASSES.iterdir() if p.suffix == ".yaml"}
+    assert on_disk == {c.file for c in CASES}

@@ -1,0 +1,163 @@
+"""``agent validate`` as the operator runs it (in-process, through the CLI entry point): exit
+codes, what is reported when files cannot be used, and one file validated with its directory."""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agent.cli.main import main
+from agent.playbook import load_config
+from agent.playbook.diagnostics import Diagnostic
+from botwarden.errors import ExitCode
+from tests.agent.playbook.modules_for_tests import make_registry
+
+from .conftest import GOOD
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+@pytest.mark.parametrize("args", [
+    ["validate", "--nope"], ["validat"], ["validate", "--inventory"], ["run-playbook"], ["--verbose=x"],
+])
+def test_command_line_mistakes_exit_2_with_usage(capsys: pytest.CaptureFixture[str], args: list[str]) -> None:
+    code, out = run(capsys, *args)
+    assert code == ExitCode.USAGE, out
+    assert "internal error" not in out and "Error:" in out
+
+
+def test_a_named_inventory_that_does_not_exist_is_an_error(capsys: pytest.CaptureFixture[str],
+                                                           tmp_path: Path) -> None:
+    code, out = run(capsys, "validate", "--inventory", str(tmp_path / "inventroy.yaml"), str(REPO / "playbooks"))
+    assert code == ExitCode.FAILED
+    assert f"{tmp_path / 'inventroy.yaml'}: error: inventory file not found" in out
+
+
+def test_one_file_is_validated_with_the_rest_of_its_directory(capsys: pytest.CaptureFixture[str]) -> None:
+    """trading-risk depends_on a check of bot-health, another file of playbooks/."""
+    code, out = run(capsys, "validate", "--inventory", str(REPO / "inventory.yaml"),
+                    str(REPO / "playbooks" / "trading-risk.yaml"))
+    assert code == ExitCode.OK, out
+    assert out.startswith("ok: 1 playbook(s)")
+
+
+def test_a_file_outside_the_playbooks_resolves_against_the_configured_set(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    edited = tmp_path / "trading-risk.yaml"
+    shutil.copy(REPO / "playbooks" / "trading-risk.yaml", edited)
+    code, out = run(capsys, "validate", "--inventory", str(REPO / "inventory.yaml"), str(edited))
+    assert code == ExitCode.OK, out
+
+
+def test_a_reference_that_exists_nowhere_is_still_reported(capsys: pytest.CaptureFixture[str],
+                                                           tmp_path: Path) -> None:
+    edited = tmp_path / "trading-risk.yaml"
+    edited.write_text((REPO / "playbooks" / "trading-risk.yaml").read_text().replace("bot-health/", "bot-helth/"))
+    code, out = run(capsys, "validate", "--inventory", str(REPO / "inventory.yaml"), str(edited))
+    assert code == ExitCode.FAILED
+    assert "depends_on: no check named 'bot-helth/" in out
+
+
+def test_nothing_is_skipped_silently(tmp_path: Path) -> None:
+    (tmp_path / "emergency.yaml").write_text((GOOD / "playbooks" / "emergency.yaml").read_text())
+    (tmp_path / "Shouting.YAML").write_text("version: 1\nname: shouting\n")
+    (tmp_path / "gone.yaml").symlink_to(tmp_path / "moved-away.yaml")
+    (tmp_path / "README.md").write_text("not a playbook")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = load_config(GOOD / "inventory.yaml", [tmp_path, empty], make_registry(), env={})
+    found = {(Path(d.file).name, d.message.split(";")[0].split(",")[0]) for d in result.diagnostics}
+    assert found == {
+        ("Shouting.YAML", "playbook files end in .yaml or .yml (lower case)"),
+        ("gone.yaml", f"a symbolic link to {tmp_path / 'moved-away.yaml'}"),
+        ("empty", "no playbook files (*.yaml"),
+    }, result.diagnostics
+
+
+@pytest.fixture
+def shared_dir() -> Iterator[Path]:
+    """A directory another user can enter (pytest's tmp_path is private to root)."""
+    path = Path(tempfile.mkdtemp(prefix="botwarden-unreadable-"))
+    path.chmod(0o755)
+    yield path
+    for child in path.rglob("*"):
+        child.chmod(0o755)
+    shutil.rmtree(path)
+
+
+def _as_another_user(call: object) -> list[Diagnostic]:
+    """Run ``call`` where permissions apply: in a child that drops root, else here."""
+    assert callable(call)
+    if os.geteuid() != 0:
+        return call()  # type: ignore[no-any-return]
+    import pickle
+
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            data = pickle.dumps(call())
+        except BaseException as exc:  # noqa: BLE001 - handed to the parent, which fails the test
+            data = pickle.dumps(repr(exc))
+        with os.fdopen(write, "wb") as fh:
+            fh.write(data)
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as fh:
+        out = pickle.loads(fh.read())
+    os.waitpid(pid, 0)
+    assert isinstance(out, list), out
+    return out
+
+
+def test_unreadable_files_and_directories_are_reported_not_crashed_on(shared_dir: Path) -> None:
+    plays = shared_dir / "plays"
+    plays.mkdir()
+    secret = plays / "secret.yaml"
+    secret.write_text("version: 1\nname: secret\n")
+    secret.chmod(0o000)
+    locked = shared_dir / "locked"
+    locked.mkdir()
+    locked.chmod(0o000)
+    inventory = shared_dir / "inventory.yaml"
+    shutil.copy(GOOD / "inventory.yaml", inventory)
+    inventory.chmod(0o644)
+    registry = make_registry()
+
+    diagnostics = _as_another_user(lambda: load_config(inventory, [plays, locked], registry, env={}).diagnostics)
+    found = {(Path(d.file).name, d.message) for d in diagnostics}
+    assert ("secret.yaml", "cannot read file: Permission denied") in found, diagnostics
+    assert ("locked", "cannot list the directory: Permission denied") in found, diagnostics
+
+
+def test_a_template_file_that_is_not_text_is_reported_at_the_step(tmp_path: Path) -> None:
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "latin1.md.j2").write_bytes(b"caf\xe9 {{ host }}\n")
+    play = tmp_path / "tell.yaml"
+    play.write_text("version: 1\nname: tell\nhosts: bots\ntasks:\n  - notify: {template: latin1.md.j2}\n")
+    result = load_config(GOOD / "inventory.yaml", [play], make_registry(), env={}, templates_dir=templates)
+    [diag] = result.diagnostics
+    assert (diag.line, diag.column) == (5, 24)
+    assert diag.message.startswith("template: template 'latin1.md.j2': cannot read it: 'utf-8' codec")
+
+
+def test_a_problem_found_on_every_host_is_reported_once(tmp_path: Path) -> None:
+    play = tmp_path / "p.yaml"
+    play.write_text("version: 1\nname: p\nhosts: all\nschedule: {every: 1m}\nchecks:\n"
+                    "  - http: {url: '{{ bot.helth_url }}'}\n")
+    result = load_config(GOOD / "inventory.yaml", [play], make_registry(), env={})  # two hosts
+    [diag] = result.diagnostics
+    assert (diag.line, diag.column, diag.hint) == (6, 17, "did you mean 'bot.health_url'?")
