@@ -20,6 +20,14 @@ with :func:`close_shared_clients`.
 the bot's own endpoints directly and must never be routed elsewhere. Redirects are never
 followed unless asked (a 3xx is the answer), and every timeout bounds the whole request: one
 ``asyncio.timeout`` around it, aiohttp's own timers off (:data:`_NO_AIOHTTP_TIMEOUT`).
+
+Nothing a server sends can make the agent hold more than a cap: every body is read by one
+capped reader (:func:`_read_capped`) that counts the bytes as they arrive on the wire *and* as
+they come out of decompression (gzip and deflate, decoded here with ``zlib``'s ``max_length``
+so a gzip bomb inflates at most one cap's worth), and stops reading at ``max_body_bytes``
+(default :data:`DEFAULT_MAX_BODY_BYTES`); the rest is never read and the connection is
+dropped. Other content codings (br, zstd) are not asked for and refused if sent. Parsing a
+body that may be large (:func:`parse_json`, the Prometheus text) is the caller's, off the loop.
 """
 from __future__ import annotations
 
@@ -28,6 +36,7 @@ import json
 import os
 import ssl
 import weakref
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -35,11 +44,19 @@ from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 
+DEFAULT_MAX_BODY_BYTES = 1_048_576
+"""The cap of a body nobody sized: 1 MiB, far above any answer of the bot or its /health."""
+_READ_CHUNK = 65_536
+_WIRE_SLACK = 1024
+"""Wire bytes allowed beyond the cap: gzip headers and trailers of a body that decodes within it."""
+ACCEPTED_ENCODINGS = "gzip, deflate"
+"""What the agent asks for (aiohttp would add br and zstd when their libraries are present)."""
+
 _NO_AIOHTTP_TIMEOUT = aiohttp.ClientTimeout(total=None)
 """No aiohttp timer at all (no total, connect or read limit; a session's default would be
 ``total=300``): :func:`request` bounds the whole request with ``asyncio.timeout`` alone."""
 
-_sessions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[bool, aiohttp.ClientSession]] = (
+_sessions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[bool | str, aiohttp.ClientSession]] = (
     weakref.WeakKeyDictionary()
 )
 
@@ -48,15 +65,23 @@ def new_session(verify_tls: bool = True, *, trust_env: bool = False) -> aiohttp.
     """A pooled session (keep-alive connections); the caller closes it. Call inside the loop."""
     tls: ssl.SSLContext | bool = ssl.create_default_context() if verify_tls else False
     connector = aiohttp.TCPConnector(limit=512, limit_per_host=0, keepalive_timeout=30.0, ssl=tls)
-    return aiohttp.ClientSession(connector=connector, trust_env=trust_env, auto_decompress=True)
+    # auto_decompress=False: _read_capped decodes, counting compressed and decoded bytes alike.
+    return aiohttp.ClientSession(connector=connector, trust_env=trust_env, auto_decompress=False)
 
 
-def shared_session(verify_tls: bool = True) -> aiohttp.ClientSession:
-    """The running loop's session for this TLS-verification setting (created on first use)."""
+def shared_session(verify_tls: bool = True, *, unix_socket: str | None = None) -> aiohttp.ClientSession:
+    """The running loop's session for this TLS-verification setting, or for the unix socket
+    ``unix_socket`` (every request of that session goes to it, whatever the URL's host)."""
     per_loop = _sessions.setdefault(asyncio.get_running_loop(), {})
-    session = per_loop.get(verify_tls)
+    key: bool | str = f"unix:{unix_socket}" if unix_socket else verify_tls
+    session = per_loop.get(key)
     if session is None or session.closed:
-        session = per_loop[verify_tls] = new_session(verify_tls)
+        if unix_socket:
+            session = aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=unix_socket), trust_env=False,
+                                            auto_decompress=False)
+        else:
+            session = new_session(verify_tls)
+        per_loop[key] = session
     return session
 
 
@@ -83,8 +108,18 @@ class Response:
         return self.body.decode(self.charset or "utf-8", errors="replace")
 
     def json(self) -> Any:
-        """The body parsed as JSON; ``ValueError`` when it is not JSON."""
-        return json.loads(self.body)
+        """The body parsed as JSON; ``ValueError`` when it is not JSON (or nested too deeply).
+        Parses on the calling thread: for a large body use :func:`parse_json` in a worker."""
+        return parse_json(self.body)
+
+
+def parse_json(body: bytes | str) -> Any:
+    """JSON, or ``ValueError``: also for nesting deeper than the interpreter's recursion limit,
+    which ``json.loads`` reports as ``RecursionError`` (``[[[[...`` from a hostile server)."""
+    try:
+        return json.loads(body)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
 
 
 class RequestFailed(Exception):
@@ -115,16 +150,21 @@ async def request(
     json_body: Any = None,
     data: str | bytes | None = None,
     follow_redirects: bool = False,
-    max_body_bytes: int | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     session: aiohttp.ClientSession | None = None,
+    unix_socket: str | None = None,
 ) -> Response:
     """One request through the shared session (or ``session``), ``timeout`` bounding all of it.
 
-    Reads at most ``max_body_bytes`` of the body (``None``: all of it). Raises
-    :class:`RequestFailed` when no response arrives; any HTTP status is a :class:`Response`.
+    Reads at most ``max_body_bytes`` of the body, compressed and decoded alike (more: the
+    response is ``truncated`` and the rest is not read). Raises :class:`RequestFailed` when no
+    response arrives or its content coding cannot be decoded; any HTTP status is a :class:`Response`.
+    ``unix_socket``: send it to that socket (``url`` names the path and Host header only).
     """
     if session is None:
-        session = shared_session(verify_tls)
+        session = shared_session(verify_tls, unix_socket=unix_socket)
+    if not any(k.lower() == "accept-encoding" for k in (headers or {})):
+        headers = {**(headers or {}), "Accept-Encoding": ACCEPTED_ENCODINGS}
     try:
         async with asyncio.timeout(timeout):  # the one timer: aiohttp's are off
             async with session.request(
@@ -145,29 +185,76 @@ async def request(
                     url=str(response.url), charset=response.charset)
 
 
-async def get_ok(url: str, *, timeout: float, verify_tls: bool = True) -> Response:
-    """GET ``url`` through the shared session: the response when it is HTTP 200.
+async def get_ok(url: str, *, timeout: float, verify_tls: bool = True,
+                 max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> Response:
+    """GET ``url`` through the shared session: the response when it is HTTP 200 with a whole body.
 
-    Raises :class:`RequestFailed` when no response arrives, as :func:`request` does, and when
-    the status is not 200 (``GET http://host/path failed: HTTP 503``, ``status`` set).
+    Raises :class:`RequestFailed` when no response arrives, as :func:`request` does, when the
+    status is not 200 (``GET http://host/path failed: HTTP 503``, ``status`` set), and when the
+    body is larger than ``max_body_bytes`` (``... failed: body larger than 1048576 bytes``).
     """
-    response = await request("GET", url, timeout=timeout, verify_tls=verify_tls)
+    response = await request("GET", url, timeout=timeout, verify_tls=verify_tls, max_body_bytes=max_body_bytes)
     if response.status != 200:
         raise RequestFailed("GET", url, f"HTTP {response.status}", status=response.status)
+    if response.truncated:
+        raise RequestFailed("GET", url, f"body larger than {max_body_bytes} bytes", status=response.status)
     return response
 
 
-async def _read_capped(response: aiohttp.ClientResponse, limit: int | None) -> tuple[bytes, bool]:
-    """At most ``limit`` body bytes, and whether there was more (the rest is not read)."""
-    if limit is None:
-        return await response.read(), False
+class _Decoder:
+    """Decodes one body's content coding with a hard output cap per call (gzip bomb safe)."""
+
+    def __init__(self, coding: str) -> None:
+        self.coding = coding
+        self._zlib: Any = None  # created on the first byte (deflate: zlib-wrapped or raw)
+
+    def decode(self, chunk: bytes, max_out: int) -> tuple[bytes, bool]:
+        """Up to ``max_out`` decoded bytes of ``chunk``, and whether input was left over (more
+        output than ``max_out`` was waiting)."""
+        if self.coding == "identity":
+            return chunk[:max_out], len(chunk) > max_out
+        out = bytearray()
+        data = chunk
+        try:
+            while data and len(out) < max_out:
+                if self._zlib is None or (self._zlib.eof and self.coding == "gzip"):  # (next) gzip member
+                    wbits = 31 if self.coding == "gzip" else (15 if data[0] & 0x0F == 8 else -15)
+                    self._zlib = zlib.decompressobj(wbits)
+                elif self._zlib.eof:
+                    return bytes(out), False  # bytes after the end of a deflate stream: ignored
+                out += self._zlib.decompress(data, max_out - len(out))
+                data = self._zlib.unconsumed_tail or (self._zlib.unused_data if self._zlib.eof else b"")
+        except zlib.error as exc:
+            raise ValueError(f"the body is not valid {self.coding}: {exc}") from None
+        return bytes(out), bool(data)
+
+
+def _decoder(response: aiohttp.ClientResponse) -> _Decoder:
+    coding = response.headers.get("Content-Encoding", "identity").strip().lower() or "identity"
+    coding = {"x-gzip": "gzip"}.get(coding, coding)
+    if coding not in ("identity", "gzip", "deflate"):
+        raise ValueError(f"unsupported Content-Encoding {coding[:40]!r} (the agent accepts {ACCEPTED_ENCODINGS})")
+    return _Decoder(coding)
+
+
+async def _read_capped(response: aiohttp.ClientResponse, limit: int) -> tuple[bytes, bool]:
+    """At most ``limit`` decoded body bytes, and whether there was more (the rest is not read).
+
+    The bytes on the wire are capped at ``limit`` too (a compressed body is never longer than
+    what it decodes to, except by a few header bytes): a stream that decodes to nothing cannot
+    be read for ever either.
+    """
+    decoder = _decoder(response)
     body = bytearray()
+    wire, wire_cap = 0, limit + _WIRE_SLACK
     while True:
-        chunk = await response.content.read(limit + 1 - len(body))
+        chunk = await response.content.read(min(_READ_CHUNK, wire_cap + 1 - wire))
         if not chunk:
             return bytes(body), False
-        body += chunk
-        if len(body) > limit:
+        wire += len(chunk)
+        decoded, more = decoder.decode(chunk, limit + 1 - len(body))
+        body += decoded
+        if more or len(body) > limit or wire > wire_cap:
             return bytes(body[:limit]), True
 
 

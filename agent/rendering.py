@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-from jinja2 import FileSystemLoader, StrictUndefined
+from jinja2 import FileSystemLoader, StrictUndefined, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 log = logging.getLogger(__name__)
@@ -46,3 +46,24 @@ def render_or_fallback(renderer: TemplateRenderer, name: str, vars: Mapping[str,
                     type(exc).__name__, exc)
     lines = [f"{k}: {v}" for k, v in vars.items() if v not in (None, "", (), []) and not isinstance(v, Mapping)]
     return "\n".join(lines)
+
+
+def env_references(tree: nodes.Node) -> set[str]:
+    """Names of the ``env`` variables a parsed template reads literally (``env.X``, ``env['X']``,
+    ``env.get('X')``): what a configuration needs from the environment (the playbook sandbox
+    reports them, ``agent stack`` passes them to the agent). A name computed at run time is not seen."""
+    names: set[str] = set()
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        target = getattr(node, "node", None)
+        if not (isinstance(target, nodes.Name) and target.name == "env"):
+            continue
+        if isinstance(node, nodes.Getattr) and node.attr not in ("get", "items", "keys", "values"):
+            names.add(node.attr)
+        elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+            names.add(node.arg.value)
+    for call in tree.find_all(nodes.Call):
+        fn = call.node
+        if (isinstance(fn, nodes.Getattr) and fn.attr == "get" and isinstance(fn.node, nodes.Name)
+                and fn.node.name == "env" and call.args and isinstance(call.args[0], nodes.Const)):
+            names.add(str(call.args[0].value))
+    return names

@@ -134,7 +134,8 @@ def run(reps: int) -> dict[str, Any]:
     settings = d / "settings.yaml"
     settings.write_text(yaml.safe_dump({"var_dir": str(d / "var"), "exchange": {
         "port": port, "state": str(d / "exchange.db"), "coins": COINS}}))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BOTWARDEN_")}  # default admin token
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BOTWARDEN_")}
+    env["BOTWARDEN_EXCHANGE_ADMIN_TOKEN"] = DEFAULT_ADMIN_TOKEN  # the exchange has no token of its own
     proc = subprocess.Popen([str(BIN / "bot"), "paper-exchange", "--settings", str(settings)], cwd=d, env=env,
                             stdout=subprocess.DEVNULL, stderr=open(d / "exchange.log", "wb"))
     url = f"http://127.0.0.1:{port}"

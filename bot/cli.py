@@ -1,6 +1,7 @@
 """The ``bot`` command: ``bot run`` (the trading bot) and ``bot paper-exchange``."""
 from __future__ import annotations
 
+import os
 from typing import Annotated
 
 import typer
@@ -149,4 +150,5 @@ def drill_state(settings: SettingsOpt = None) -> None:
 
 
 def main() -> None:
+    os.umask(0o077)  # what the bot and the exchange create (databases, logs, sockets) is private
     app()

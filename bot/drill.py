@@ -1,7 +1,8 @@
 """``bot drill``: drive the paper exchange's fault injection from the command line.
 
 The admin token comes from the environment (``$BOTWARDEN_EXCHANGE_ADMIN_TOKEN`` or the name
-in settings) or, for the local stack, from ``var/secrets.env`` that ``make run`` wrote. The
+in settings) or, for the local stack, from ``var/secrets.env`` that ``make run`` wrote; there is
+no default token (the exchange has none either). The
 admin API only exists on the paper exchange: a drill against testnet or mainnet is refused.
 
 ``revoke bot|agent`` revokes that program's API wallet the way Hyperliquid allows (the account's
@@ -35,9 +36,8 @@ def admin_token(settings: StackSettings) -> str:
     token = secret(settings, settings.exchange.admin_token_env)
     if token:
         return token
-    from bot.exchange import DEFAULT_ADMIN_TOKEN
-
-    return DEFAULT_ADMIN_TOKEN
+    raise DrillError(f"no admin token: ${settings.exchange.admin_token_env} is not set and "
+                     f"{settings.secrets_path} has none (`make run` writes it)")
 
 
 def _paper_only(settings: StackSettings) -> None:

@@ -137,6 +137,9 @@ class BotSettings(_Model):
     candle_interval: str = Field("1m", description="candle interval the strategy reads")
     loop_seconds: float = Field(5.0, description="seconds between strategy iterations")
     control_token_env: str = Field("BOTWARDEN_BOT_TOKEN", description="env var of the control bearer token")
+    control_socket: str = Field(
+        "var/bot-control.sock",
+        description="unix socket (mode 0600) serving /control, which TCP then refuses; empty: /control over TCP")
     private_key_env: str = Field("BOTWARDEN_PRIVATE_KEY",
                                  description="env var of the account's own key (the API wallets' master)")
     api_wallet_key_env: str = Field(
@@ -354,6 +357,7 @@ class StackSettings(_Model):
         return {
             "bot": {**self.bot.model_dump(), "url": self.bot.url, "health_url": self.bot.health_url,
                     "metrics_url": self.bot.metrics_url, "db_path": str(self.path(self.bot.db)),
+                    "control_socket_path": str(self.path(self.bot.control_socket)) if self.bot.control_socket else "",
                     "heartbeat_path": str(self.path(self.bot.heartbeat_file)),
                     "halt_path": str(self.path(self.bot.halt_file))},
             "exchange": {**self.exchange.model_dump(), "url": self.exchange_url,

@@ -23,6 +23,7 @@ LAYERS: Mapping[str, int] = {
     "agent.core": 1,
     # persistence and the clients of libraries (HTTP, apprise, Jinja2 messages, supervisord stack)
     "agent.store": 2, "agent.http": 2, "agent.apprise_plugins": 2, "agent.rendering": 2, "agent.stack": 2,
+    "agent.exposition": 2,  # Prometheus text: only the wanted lines, parsed off the event loop
     # report computation, then the check and action modules
     "agent.reports": 3,
     "agent.modules": 4,

@@ -29,7 +29,7 @@ def ack(
     from agent.store import Store
 
     config = load(inventory, None)
-    st = Store(store_url(config, store), create=False)
+    st = Store(store_url(config, store), create=False, redact=config.templating.redact)
     try:
         st.migrate()
         inc = acknowledge(st, incident, by=getpass.getuser(), comment=comment, now=datetime.now(UTC))

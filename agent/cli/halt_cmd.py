@@ -143,7 +143,7 @@ async def _locked_run(config: Any, action: str, host: HostContext, params: Mappi
     async with target_locks(config.settings.path(config.settings.var_dir) / "locks",
                             [f"{host.name}/program:{program}"], owner=actor, timeout=LOCK_WAIT_S):
         result = await _run(action, host, params, reason=actor)
-    st = Store(store_url(config, store))
+    st = Store(store_url(config, store), redact=config.templating.redact)  # the audited row is redacted
     try:
         st.migrate()
         st.record_action_run(play=f"agent {action}", host=host.name, task=f"{action} the bot", module="bot",

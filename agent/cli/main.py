@@ -9,13 +9,14 @@ Expected errors never print a traceback; ``-v`` shows one for unexpected errors.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import Annotated
 
 import typer
 
 from agent.cli import events_cmd, inbox_cmd, modules_cmd, stack_cmd, validate
-from agent.cli.common import Verbosity, err_console
+from agent.cli.common import Redaction, Verbosity, err_console, print_traceback
 from botwarden.errors import BotwardenError, ExitCode
 
 app = typer.Typer(
@@ -69,6 +70,7 @@ def _register_optional() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    os.umask(0o077)  # what the agent creates (database, backups, locks, logs) is private from the start
     _register_optional()
     try:
         rc = app(args=argv, standalone_mode=False)
@@ -76,9 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # typer.Exit inside standalone_mode=False arrives as its code
         return int(exc.code or 0)
     except BotwardenError as exc:
-        err_console.print(f"error: {exc}", markup=False)
+        err_console.print(Redaction.redact(f"error: {exc}"), markup=False)
         if Verbosity.level:
-            err_console.print_exception()
+            print_traceback()
         return exc.exit_code
     except KeyboardInterrupt:
         err_console.print("interrupted")
@@ -87,9 +89,10 @@ def main(argv: list[str] | None = None) -> int:
         usage = _command_line_error(exc)
         if usage is not None:
             return usage
-        err_console.print(f"internal error (a bug, please report it): {type(exc).__name__}: {exc}", markup=False)
+        err_console.print(Redaction.redact(f"internal error (a bug, please report it): {type(exc).__name__}: {exc}"),
+                          markup=False)
         if Verbosity.level:
-            err_console.print_exception()
+            print_traceback()
         else:
             err_console.print("run again with -v to see the traceback")
         return ExitCode.BUG

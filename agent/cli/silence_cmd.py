@@ -42,7 +42,7 @@ def silence(
     from agent.store import Store
 
     config = load(inventory, None)
-    st = Store(store_url(config, store), create=False)
+    st = Store(store_url(config, store), create=False, redact=config.templating.redact)
     now = datetime.now(UTC)
     try:
         st.migrate()

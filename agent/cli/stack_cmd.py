@@ -55,7 +55,13 @@ def status(inventory: options.Inventory = options.DEFAULT_INVENTORY) -> None:
 
 @app.command("render")
 def render(inventory: options.Inventory = options.DEFAULT_INVENTORY) -> None:
-    """Print the supervisord.conf that `up` would write."""
-    from agent import stack
+    """Print the supervisord.conf that `up` would write (every environment value shown as ***)."""
+    import os
 
-    console.print(stack.render_conf(stack.locate(inventory=inventory.resolve())), markup=False)
+    from agent import stack
+    from agent.stack.environment import program_environments
+
+    st = stack.locate(inventory=inventory.resolve())
+    tokens = dict.fromkeys(stack.token_names(st), "***")
+    console.print(stack.render_conf(st, environments=program_environments(st, os.environ, tokens), mask=True),
+                  markup=False)

@@ -12,13 +12,6 @@ from agent.cli import options
 from agent.cli.common import console, load, store_url
 from agent.core.values import format_duration
 
-
-def _targets(config: object) -> list:
-    from agent.notify.notifications import _router_from_config
-
-    return list(_router_from_config(config)[0].targets.values())
-
-
 _STYLE = {"OK": "green", "WARNING": "yellow", "CRITICAL": "red", "UNKNOWN": "magenta"}
 
 
@@ -31,7 +24,6 @@ def status(
     """Show the current state of every check, as the resident agent last recorded it."""
     from pathlib import Path
 
-    from agent.notify.redact import Redactor
     from agent.store import Store
 
     config = load(inventory, [Path(p) for p in paths] if paths else None)
@@ -39,9 +31,10 @@ def status(
     try:
         st.migrate()
         records = st.load_check_states()
+        started = st.recent_events(kind="start", limit=1)
     finally:
         st.close()
-    redact = Redactor.for_targets([t.url for t in _targets(config)])
+    redact = config.templating.redact
     now = datetime.now(UTC)
     table = Table(show_lines=False)
     table.add_column("check (play / name)", no_wrap=True)
@@ -70,3 +63,8 @@ def status(
         console.print(table)
     else:
         console.print("no checks" + (" with problems" if problems else ""))
+    from agent.playbook.loader import skipped_target_message
+
+    skipped = (started[0].data.get("skipped_targets") or {}) if started else {}
+    for name, variables in sorted(skipped.items()):  # as the running agent saw its environment
+        console.print(escape(skipped_target_message(name, variables)), style="yellow")

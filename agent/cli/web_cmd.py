@@ -23,8 +23,8 @@ def web(
     store: options.Store = None,
 ) -> None:
     """Serve the status page and the operator's controls."""
+    from agent.core.redaction import Redactor
     from agent.notify import install as install_redaction
-    from agent.notify.redact import Redactor
     from agent.web import make_context, serve
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

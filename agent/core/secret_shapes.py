@@ -2,7 +2,7 @@
 
 Shapes, not known values: a PEM private key, a bearer token, 64 hex digits (an Ethereum private
 key, with or without 0x) and the credentials part of a URL. The redactor of known secrets
-(:mod:`agent.notify.redact`) complements this for values the agent knows.
+(:mod:`agent.core.redaction`) complements this for values the agent knows.
 """
 from __future__ import annotations
 

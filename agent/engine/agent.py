@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agent.core.redaction import RedactingFilter
 from agent.engine.alert_loop import AlertLoop
 from agent.engine.clock import ClockWatch
 from agent.engine.config_source import ConfigSource
@@ -47,9 +48,9 @@ from agent.engine.store_writer import ResultBatcher
 from agent.engine.task_runner import TaskRunner
 from agent.engine.watchers import Detection
 from agent.notify import Notifications, Outbox
-from agent.notify.redact import RedactingFilter
 from agent.notify.routing import RoutedMessage
-from agent.playbook.loader import Config
+from agent.playbook.loader import Config, skipped_target_message
+from agent.stack.files import secure_state
 from agent.store import Store
 from botwarden.errors import ConfigError
 
@@ -125,8 +126,8 @@ class Agent:
         settings = live.current.settings
         db_path = Path(settings.path(settings.agent.db))
         url = self.store_url or f"sqlite:///{db_path}"
-        await asyncio.to_thread(live.var_dir.mkdir, parents=True, exist_ok=True)
-        store = Store(url)
+        await asyncio.to_thread(secure_state, settings)  # var/ 0700, agent.db & co 0600, or a clear error
+        store = Store(url, redact=live.current.templating.redactor.redact)  # every row redacted on the way in
         thread = StoreThread()
         # A due migration runs in a child interpreter: the resident process never holds Alembic.
         await thread.call(store.migrate, in_child_process=True)
@@ -175,8 +176,13 @@ class Agent:
             await store_file.start()
         scheduler.start(live.current.bound_checks)
         scheduled_plays.install(live.current.playbooks)
+        skipped = live.current.skipped_targets()  # optional targets rendered empty: said once, and stored
+        for name, variables in skipped.items():
+            log.warning("%s", skipped_target_message(name, variables))
         await thread.call(store.add_event, "start", None, None,
-                          f"agent started with {len(live.current.bound_checks)} checks", {})
+                          f"agent started with {len(live.current.bound_checks)} checks"
+                          + "".join(f"; {skipped_target_message(n, v)}" for n, v in skipped.items()),
+                          {"skipped_targets": skipped})
         settle_heap()
         log.info("agent started: %d playbooks, %d checks", len(live.current.playbooks), len(live.current.bound_checks))
 

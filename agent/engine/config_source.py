@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from agent.core.redaction import Redactor
 from agent.modules.registry import Registry, default_registry
 
 if TYPE_CHECKING:
@@ -22,12 +23,14 @@ class ConfigSource:
         self.env = dict(env if env is not None else os.environ)
         self.registry = registry or default_registry()
         self.templates_dir = templates_dir or inventory.resolve().parent / "templates"
+        self.redactor = Redactor.for_environment(self.env)
+        """Every configuration loaded from here shares it: a secret learnt stays redacted after a reload."""
 
     def load(self) -> LoadResult:
         from agent.playbook import load_config
 
         return load_config(self.inventory, self.playbook_paths, self.registry, env=self.env,
-                           templates_dir=self.templates_dir)
+                           templates_dir=self.templates_dir, redactor=self.redactor)
 
     def fingerprint(self) -> tuple[tuple[str, float, int], ...]:
         files: list[Path] = [self.inventory]

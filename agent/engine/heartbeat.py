@@ -20,9 +20,9 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from agent.core.redaction import url_secrets
 from agent.engine.store_thread import StoreThread
 from agent.http import RequestFailed, new_session, request
-from agent.notify.redact import url_secrets
 
 if TYPE_CHECKING:
     from agent.engine.live_config import LiveConfig

@@ -160,7 +160,8 @@ def confirmation_text(play: Any, config: Any, hosts: list[str]) -> str:
     naming the play and the hosts."""
     if play.confirm:
         try:
-            return str(config.templating.render_str(play.confirm, {"host": ", ".join(hosts), **play.vars}))
+            return str(config.templating.redact(config.templating.render_str(
+                play.confirm, {"host": ", ".join(hosts), **play.vars})))
         except Exception:  # noqa: BLE001 - the raw text is still a fine question
             return str(play.confirm)
     return f"Run destructive playbook {play.name!r} on {', '.join(hosts)}?"
@@ -169,11 +170,9 @@ def confirmation_text(play: Any, config: Any, hosts: list[str]) -> str:
 # -- explanations ----------------------------------------------------------------------------
 
 def redactor(config: Any) -> Any:
-    """The redactor of everything shown to an operator: target URLs and secret-looking env values."""
-    from agent.notify.notifications import _router_from_config
-    from agent.notify.redact import Redactor
-
-    return Redactor.for_targets([t.url for t in _router_from_config(config)[0].targets.values()])
+    """The redactor of everything shown to an operator: the configuration's (target URLs, every
+    environment value a template read, parameters marked secret, secret-named variables)."""
+    return config.templating.redactor
 
 
 def timeline(st: Any, incident_id: int, redact: Any) -> list[tuple[datetime, str, str]]:

@@ -40,14 +40,16 @@ async def run_play_once(
     from agent.store import Store
 
     url = store_url or f"sqlite:///{config.settings.path(config.settings.agent.db)}"
-    config.settings.path(config.settings.var_dir).mkdir(parents=True, exist_ok=True)
+    from agent.stack.files import secure_state
+
+    secure_state(config.settings)  # var/ 0700, agent.db & co 0600, or a clear error
     writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
     loop = asyncio.get_running_loop()
 
     async def db(fn: Any, *args: Any) -> Any:
         return await loop.run_in_executor(writer, fn, *args)
 
-    store = Store(url)
+    store = Store(url, redact=config.templating.redactor.redact)  # every row redacted
     await db(store.migrate)
     notifications = Notifications.from_config(config, store)
     outbox = Outbox(store, notifications.targets)

@@ -6,7 +6,8 @@ rendered now, so registered results are visible) -> run with a timeout, ``retrie
 ``block``/``rescue``/``always`` behave as in Ansible: a failure in ``block`` runs ``rescue``
 (success there recovers the host), ``always`` runs regardless. An unrescued failure stops that
 host's remaining tasks (handlers do not run for it). Check mode is passed to every module, which
-computes what would change and guards only the side effect.
+computes what would change and guards only the side effect. Every outcome and its parameters are
+redacted (secret fields masked, known secrets replaced) before they are printed or audited.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from agent.modules.base import ActionResult, HostContext, Notifier, RunContext
+from agent.modules.base import ActionResult, HostContext, Notifier, RunContext, audit_view
 from agent.modules.registry import Registry
 from botwarden.errors import BotwardenError
 
@@ -184,7 +185,7 @@ class PlayRunner:
         if self.check_mode and not module_cls.supports_check_mode:
             outcome = TaskOutcome(host.name, name, task.module, "skipped",
                                   f"{task.module} does not support check mode", check_mode=True)
-            await self._finish(task, outcome, host, vars_, hr, recap, started, params.model_dump())
+            await self._finish(task, outcome, host, vars_, hr, recap, started, audit_view(params))
             return
 
         retries = task.effective_retries
@@ -233,7 +234,7 @@ class PlayRunner:
             notified.extend(n for n in task.notify if n not in notified)
         outcome = TaskOutcome(host.name, name, task.module, status, rdict.get("msg", ""), attempts,
                               rdict, self.check_mode)
-        await self._finish(task, outcome, host, vars_, hr, recap, started, params.model_dump())
+        await self._finish(task, outcome, host, vars_, hr, recap, started, audit_view(params))
 
     async def _call(self, module: Any, params: Any, host: HostContext, vars_: Mapping[str, Any],
                     timeout: float) -> ActionResult:
@@ -256,6 +257,9 @@ class PlayRunner:
         if outcome.status == "failed" and task.ignore_errors:
             outcome = TaskOutcome(outcome.host, outcome.task, outcome.module, "ignored", outcome.msg,
                                   outcome.attempts, outcome.data, outcome.check_mode)
+        # What leaves the runner (console, recap, audit trail) is redacted; registered results
+        # (vars_) keep the real values for the tasks that follow.
+        outcome, params = self._redacted(outcome), self._redact_data(params)
         self._emit(outcome, hr, recap)
         if self.audit is not None:
             maybe = self.audit(outcome, started, datetime.now(UTC), params)
@@ -263,6 +267,14 @@ class PlayRunner:
                 await maybe
         if outcome.status == "failed":
             raise _HostFailed(outcome.msg)
+
+    def _redact_data(self, value: Any) -> Any:
+        redactor = getattr(self.templating, "redactor", None)
+        return value if redactor is None else redactor.redact_data(value)
+
+    def _redacted(self, o: TaskOutcome) -> TaskOutcome:
+        return TaskOutcome(o.host, o.task, o.module, o.status, self._redact_data(o.msg), o.attempts,
+                           self._redact_data(o.data), o.check_mode)
 
     def _emit(self, outcome: TaskOutcome, hr: HostRecap, recap: PlayRecap) -> None:
         hr.count(outcome.status)

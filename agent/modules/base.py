@@ -19,12 +19,16 @@ Contract for ``run``:
 from __future__ import annotations
 
 import asyncio
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict
+from pydantic.fields import FieldInfo
+
+from agent.core.redaction import MASK, string_leaves, url_credentials
 
 
 @dataclass(frozen=True)
@@ -40,9 +44,78 @@ class Refers:
 
 
 class Params(BaseModel):
-    """Base for module parameter models: unknown keys are errors, values are immutable."""
+    """Base for module parameter models: unknown keys are errors, values are immutable.
+
+    A field that holds a secret carries :class:`Secret` in its ``Annotated`` metadata; see
+    :func:`secret_values` and :func:`audit_view` for what the engine does with it.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+SecretKind = Literal["value", "url", "env_name"]
+
+
+@dataclass(frozen=True)
+class Secret:
+    """Marks a ``Params`` field as secret: ``headers: Annotated[dict[str, str], Secret()]``.
+
+    ``kind``: ``value`` (every string in the field is a secret: shown as ``***`` in the audit
+    trail and redacted wherever it appears), ``url`` (the URL's password and secret query
+    values are), ``env_name`` (the field names an environment variable whose value is one).
+    The engine registers them with the configuration's redactor when the parameters are bound,
+    before the module runs, so a module's own message that quotes one is redacted too.
+    """
+
+    kind: SecretKind = "value"
+
+
+def secret_kind(info: FieldInfo) -> SecretKind | None:
+    """The :class:`Secret` kind of a field, or ``None`` when it is not secret."""
+    return next((m.kind for m in info.metadata if isinstance(m, Secret)), None)
+
+
+def secret_values(params: BaseModel, environ: Mapping[str, str] | None = None) -> set[str]:
+    """The secret strings of bound ``params`` (nested models included), to register for redaction."""
+    env = os.environ if environ is None else environ
+    found: set[str] = set()
+    for name, info in type(params).model_fields.items():
+        value = getattr(params, name)
+        kind = secret_kind(info)
+        if kind == "value":
+            for leaf in string_leaves(value):  # "Bearer <token>": the token alone is secret too
+                found.add(leaf)
+                found.update(word for word in leaf.split() if len(word) >= 8)
+        elif kind == "url" and isinstance(value, str):
+            found |= url_credentials(value)
+        elif kind == "env_name" and isinstance(value, str) and env.get(value):
+            found.add(env[value])
+        for nested in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(nested, BaseModel):
+                found |= secret_values(nested, env)
+    return found
+
+
+def audit_view(params: BaseModel) -> dict[str, Any]:
+    """``params`` as JSON-ready data for the audit trail, every ``value`` secret masked as ``***``
+    (a mapping keeps its keys: ``{"Authorization": "***"}``)."""
+    out = params.model_dump(mode="json", by_alias=True)
+    for name, info in type(params).model_fields.items():
+        key = info.alias or name
+        value = getattr(params, name)
+        if secret_kind(info) == "value" and out.get(key) is not None:
+            out[key] = _masked(out[key])
+        elif isinstance(value, BaseModel):
+            out[key] = audit_view(value)
+    return out
+
+
+def _masked(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _masked(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_masked(v) for v in value]
+    return MASK
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,10 @@ retries until each message is delivered.
 """
 from __future__ import annotations
 
+from agent.core.redaction import Redactor, install, uninstall
 from agent.notify.delivery import AppriseDelivery, DeliveryResult
 from agent.notify.notifications import AlertInfo, Notifications
 from agent.notify.outbox import Outbox
-from agent.notify.redact import Redactor, install, uninstall
 from agent.notify.routing import MatchSpec, RoutedMessage, Router, RouteSpec, TargetSpec, specs_from_inventory
 from agent.rendering import SandboxedTemplates, TemplateRenderer
 

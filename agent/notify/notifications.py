@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from agent.core.redaction import Redactor, url_secrets
 from agent.core.states import State
 from agent.core.values import format_duration
-from agent.notify.redact import Redactor, url_secrets
 from agent.notify.routing import RoutedMessage, Router, RouteSpec, TargetSpec, specs_from_inventory
 from agent.rendering import SandboxedTemplates, TemplateRenderer, render_or_fallback
 from agent.store import IncidentRecord, Store, StoreTransaction
@@ -68,9 +68,11 @@ class Notifications:
 
     @classmethod
     def from_config(cls, config: Any, store: Store, **kwargs: Any) -> Notifications:
-        """From a loaded configuration (``config.inventory.notify`` with rendered target URLs)."""
+        """From a loaded configuration (``config.inventory.notify`` with rendered target URLs);
+        redacts with the configuration's redactor (``config.templating.redactor``)."""
         router, templates = _router_from_config(config)
         templating = getattr(config, "templating", None)
+        kwargs.setdefault("redactor", getattr(templating, "redactor", None))
         return cls(store, router, templating=templating if hasattr(templating, "render_template") else None,
                    templates=templates, **kwargs)
 

@@ -43,9 +43,10 @@ class Outbox:
         self, store: Store, targets: Mapping[str, TargetSpec] | AppriseDelivery, *,
         poll_interval: float = 30.0, backoff_base: float = 2.0, backoff_cap: float = 300.0,
         batch: int = 50, shutdown_grace: float = 5.0, clock: Callable[[], datetime] = utc_now,
-        redact: Callable[[str], str] = lambda s: s,
+        redact: Callable[[str], str] | None = None,
     ) -> None:
         self.store = store
+        redact = redact or getattr(store, "redact", None) or (lambda s: s)  # default: the store's redaction
         self.delivery = targets if isinstance(targets, AppriseDelivery) else AppriseDelivery(targets, redact=redact)
         self.poll_interval = poll_interval
         self.backoff_base = backoff_base

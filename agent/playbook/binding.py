@@ -1,7 +1,8 @@
 """Binding: a check of a play on one host, with its module and rendered, validated params.
 
 Checks are bound at load, so a template or parameter that does not fit a host is reported
-before anything runs. Tasks may use run-time vars (registered results), so they are bound
+before anything runs. Binding registers every parameter marked :class:`~agent.modules.base.Secret`
+with the configuration's redactor. Tasks may use run-time vars (registered results), so they are bound
 when run, by :func:`bind_task_params`.
 """
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from agent.modules.base import CheckModule, HostContext, Params
+from agent.modules.base import CheckModule, HostContext, Params, secret_values
 from agent.modules.registry import Registry
 from agent.playbook.diagnostics import Diagnostic, suggest
 from agent.playbook.hints import bare_word_hint
@@ -87,6 +88,7 @@ def bind_checks(doc: SourceDocument, play: Playbook, hosts: list[HostContext], r
                                                        redact=templating.redact,
                                                        misplaced=misplaced_in_params("check", check.module)))
                 continue
+            templating.redactor.add(secret_values(params))
             out.extend(threshold_order(doc, ("checks", i), check, vars, templating))
             out.extend(expression_names(doc, ("checks", i), check, module, vars, templating))
             every = check.every or (play.schedule.every if play.schedule else None)
@@ -195,7 +197,8 @@ def threshold_order(doc: SourceDocument, path: Path_, check: Check, vars: Mappin
 
 
 def bind_task_params(task: Task, registry: Registry, templating: Templating, vars: Mapping[str, Any]) -> Params:
-    """Render ``task.params`` with ``vars`` and validate them with the action's ``Params``.
+    """Render ``task.params`` with ``vars``, validate them with the action's ``Params`` and register
+    their secret fields with the configuration's redactor.
 
     Raises :class:`ConfigError` whose message starts with the task's ``file:line``; the
     message never carries a rendered value (those may come from ``env``).
@@ -209,7 +212,7 @@ def bind_task_params(task: Task, registry: Registry, templating: Templating, var
     except TemplateError as exc:
         raise ConfigError(f"{where}task {task.name!r}: {exc.message}") from None
     try:
-        return module.Params.model_validate(rendered)
+        params = module.Params.model_validate(rendered)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc']) or task.module}: {err['msg'].removeprefix('Value error, ')}"
@@ -217,3 +220,5 @@ def bind_task_params(task: Task, registry: Registry, templating: Templating, var
         )
         raise ConfigError(templating.redact(f"{where}task {task.name!r}: invalid {task.module!r} "
                                             f"parameters: {problems}")) from None
+    templating.redactor.add(secret_values(params))  # before the module runs: its messages are redacted
+    return params

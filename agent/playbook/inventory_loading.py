@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from agent.apprise_plugins import is_known_scheme, parse_urls, url_scheme
+from agent.core.redaction import url_secrets
 from agent.playbook.diagnostics import Diagnostic, suggest
 from agent.playbook.files import is_file
 from agent.playbook.inventory import AlertTemplates, Inventory, default_inventory_data
@@ -140,7 +141,8 @@ def _default_settings() -> StackSettings:
 
 def render_targets(doc: SourceDocument, inv: Inventory, settings_vars: dict[str, Any],
                    templating: Templating) -> list[Diagnostic]:
-    """Render every target URL into ``Target.rendered_url``. Messages never show the URL."""
+    """Render every target URL into ``Target.rendered_url`` and register its secrets with the
+    configuration's redactor (:func:`~agent.core.redaction.url_secrets`). Messages never show the URL."""
     out: list[Diagnostic] = []
     for name, target in inv.notify.targets.items():
         path = ("notify", "targets", name, "url")
@@ -168,6 +170,8 @@ def render_targets(doc: SourceDocument, inv: Inventory, settings_vars: dict[str,
                                       f"{problem}",
                                       "see https://github.com/caronc/apprise/wiki for supported services"))
         target._rendered_url = url or None
+        if url:  # redacted everywhere from now on: a webhook URL is a credential
+            templating.redactor.add(url_secrets(url))
     return out
 
 

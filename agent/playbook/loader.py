@@ -22,6 +22,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from agent.core.redaction import Redactor
 from agent.modules.base import HostContext
 from agent.modules.registry import Registry
 from agent.playbook.binding import BoundCheck, bind_checks
@@ -61,6 +62,22 @@ class Config:
         """The hosts ``play`` runs on, in inventory order."""
         return [self.hosts[name] for name in resolve_hosts(self.inventory, play.hosts)]
 
+    def skipped_targets(self) -> dict[str, list[str]]:
+        """Optional notification targets whose URL rendered empty (nothing is sent to them):
+        name -> the environment variables their URL reads (the ones to set)."""
+        return {name: sorted(self.templating.env_names(target.url))
+                for name, target in self.inventory.notify.targets.items()
+                if target.optional and not target.rendered_url}
+
+
+def skipped_target_message(name: str, variables: Sequence[str]) -> str:
+    """Why optional target ``name`` sends nothing and what to do, for logs and ``agent status``."""
+    if not variables:
+        return f"notification target {name!r} is skipped: its URL renders empty"
+    names = ", ".join(f"${v}" for v in variables)
+    return (f"notification target {name!r} is skipped: its URL renders empty ({names} not set in the agent's "
+            "environment; export it and run `make run` again)")
+
 
 @dataclass
 class LoadResult:
@@ -88,6 +105,7 @@ def load_config(
     registry: Registry,
     env: Mapping[str, str] | None = None,
     templates_dir: Path | None = None,
+    redactor: Redactor | None = None,
     *,
     context_paths: Sequence[Path] = (),
     inventory_required: bool = False,
@@ -100,18 +118,23 @@ def load_config(
     [other-play/check]``, ``budget.then``) when one file is validated on its own: their own
     problems are not reported, and a given playbook replaces a context one of the same name.
     With ``inventory_required`` a missing inventory file is an error; otherwise the built-in
-    default inventory is used.
+    default inventory is used. ``redactor``
+    (default: a new one) learns the configuration's secrets: target URLs, environment values
+    read by templates, parameters marked secret; it is ``config.templating.redactor``.
     """
     inventory_path = Path(inventory_path)
     if templates_dir is None and is_dir(inventory_path.parent / "templates"):
         templates_dir = inventory_path.parent / "templates"
-    templating = Templating(templates_dir, env=os.environ if env is None else env)
+    templating = Templating(templates_dir, env=os.environ if env is None else env, redactor=redactor)
     diagnostics: list[Diagnostic] = []
 
     inv_doc, inventory, problems = read_inventory(inventory_path, required=inventory_required)
     diagnostics += problems
     settings, problems = read_settings(inv_doc, inventory, inventory_path)
     diagnostics += problems
+    environ = os.environ if env is None else env
+    templating.redactor.add(environ.get(name, "") for name in (
+        settings.bot.control_token_env, settings.bot.private_key_env, settings.exchange.admin_token_env))
     settings_vars = settings.template_vars()
     hosts: dict[str, HostContext] = {}
     if inventory is not None:

@@ -7,8 +7,10 @@ and reaching Python internals (``''.__class__``, ``cycler.__init__.__globals__``
 Unsafe attribute access written literally is also refused at load time by
 :meth:`Templating.check_syntax`, so such a playbook never starts.
 
-``env`` is the process environment as a read-only mapping. Values read from it are
-remembered so :meth:`Templating.redact` can scrub them from any message shown to a person.
+``env`` is the process environment as a read-only mapping. Every value it hands out is
+registered with the configuration's :class:`~agent.core.redaction.Redactor` (``templating.redactor``)
+before the template sees it, whatever the variable is called: everything the agent writes
+(logs, stored rows, console, alerts) is redacted through that redactor.
 """
 from __future__ import annotations
 
@@ -24,6 +26,8 @@ from jinja2 import TemplateError as JinjaTemplateError
 from jinja2.parser import Parser
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
+from agent.core.redaction import Redactor
+from agent.rendering import env_references
 from botwarden.errors import ConfigError
 
 _WHOLE_EXPR = re.compile(r"^\s*\{\{(?P<expr>.*?)\}\}\s*$", re.DOTALL)
@@ -41,7 +45,7 @@ def has_template(text: Any) -> bool:
 
 
 class _EnvView(Mapping[str, str]):
-    """Read-only view of the environment that remembers which values were read."""
+    """Read-only view of the environment that registers every value it hands out as a secret."""
 
     def __init__(self, values: Mapping[str, str], on_read: Callable[[str], None]) -> None:
         self._values = dict(values)
@@ -119,20 +123,24 @@ class Templating:
     """The one sandboxed Jinja2 environment of a configuration.
 
     ``templates_dir`` holds named templates (alert messages); ``env`` defaults to a snapshot of
-    ``os.environ``. All failures raise :class:`TemplateError` with a message that quotes the
+    ``os.environ``. ``redactor`` learns every value read from ``env`` (default: a new one that
+    starts with the secret-named variables of ``env``; the resident agent passes one that lives
+    across reloads). All failures raise :class:`TemplateError` with a message that quotes the
     template source (as written by the operator) but never a rendered value.
     """
 
-    def __init__(self, templates_dir: Path | None = None, *, env: Mapping[str, str] | None = None) -> None:
+    def __init__(self, templates_dir: Path | None = None, *, env: Mapping[str, str] | None = None,
+                 redactor: Redactor | None = None) -> None:
         self.templates_dir = templates_dir
-        self._secrets: set[str] = set()
+        environ = os.environ if env is None else env
+        self.redactor = redactor if redactor is not None else Redactor.for_environment(environ)
         self._env = _Sandbox(
             undefined=StrictUndefined,
             loader=FileSystemLoader(str(templates_dir)) if templates_dir else None,
             autoescape=False,
             keep_trailing_newline=True,
         )
-        self._env.globals["env"] = _EnvView(os.environ if env is None else env, self._remember)
+        self._env.globals["env"] = _EnvView(environ, self._remember)
         self._expressions: dict[str, Any] = {}
         self._templates: dict[str, Any] = {}
         self._checked: dict[tuple[str, bool], str | None] = {}  # load-time checks, by source
@@ -144,14 +152,11 @@ class Templating:
         return self._env
 
     def _remember(self, value: str) -> None:
-        if len(value) >= 4:  # redacting "1" or "" would mangle every message
-            self._secrets.add(value)
+        self.redactor.add((value,))
 
     def redact(self, text: str) -> str:
-        """Replace every environment value a template has read with ``***``."""
-        for secret in sorted(self._secrets, key=len, reverse=True):
-            text = text.replace(secret, "***")
-        return text
+        """Replace every secret the configuration knows (environment values read included) with ``***``."""
+        return self.redactor.redact(text)
 
     # -- load-time checks -------------------------------------------------------------------
     def check_syntax(self, src: str) -> str | None:
@@ -227,6 +232,15 @@ class Templating:
         except (RecursionError, MemoryError):
             return "the template is nested too deeply to read"
         return None
+
+    def env_names(self, src: str) -> set[str]:
+        """The environment variables template ``src`` reads by name (``env.X``, ``env['X']``,
+        ``env.get('X')``); a name computed at run time cannot be known and is not listed."""
+        try:
+            tree = self._env.parse(src)
+        except JinjaTemplateError:
+            return set()
+        return env_references(tree)
 
     def probe(self, obj: Any, vars: Mapping[str, Any], *, expression: bool = False) -> tuple[Any, Exception | None]:
         """Render ``obj`` (or evaluate it as an expression) and return the value, or the error

@@ -8,15 +8,17 @@ calls of the report's window (a restart inside the window resets them). The repo
 and shows the volume only for windows that end now (a report of a past day gets none).
 
 :func:`parse_api_calls` is pure; :func:`fetch_api_calls` reads the endpoint (a coroutine: it goes
-through the agent's shared HTTP session, :mod:`agent.http`).
+through the agent's shared HTTP session, :mod:`agent.http`, capped) and parses it in a worker thread.
 """
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from agent.exposition import relevant_text
 from agent.http import RequestFailed, get_ok
 
 REQUESTS_SAMPLE = "api_requests_total"
@@ -54,7 +56,7 @@ def parse_api_calls(metrics_text: str, as_of: datetime) -> ApiCallVolume:
     per_method: dict[str, list[int]] = {}
     started: datetime | None = None
     seen_family = False
-    for family in text_string_to_metric_families(metrics_text):
+    for family in text_string_to_metric_families(relevant_text(metrics_text, (REQUESTS_SAMPLE, START_SAMPLE))):
         if family.name == "api_requests":
             seen_family = True
         for sample in family.samples:
@@ -79,4 +81,7 @@ async def fetch_api_calls(metrics_url: str, *, timeout: float = 5.0) -> ApiCallV
         response = await get_ok(metrics_url, timeout=timeout)
     except RequestFailed as exc:
         raise ValueError(str(exc)) from None
-    return parse_api_calls(response.text, datetime.now(UTC))
+    try:
+        return await asyncio.to_thread(parse_api_calls, response.text, datetime.now(UTC))
+    except (IndexError, KeyError) as exc:  # what the exposition parser raises on malformed lines
+        raise ValueError(f"not Prometheus exposition text: {exc!r}") from None

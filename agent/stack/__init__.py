@@ -1,7 +1,9 @@
 """Bring the supervised stack up and down: render supervisord.conf, start supervisord.
 
 ``make run`` calls :func:`up`. The programs are the paper exchange, the bot, the agent and the
-local alert inbox; their commands, ports and paths all come from the stack settings.
+local alert inbox; their commands, ports and paths all come from the stack settings. Each gets
+only the environment variables it needs (:mod:`agent.stack.environment`), and the state files
+are private, set and checked on every ``up`` (:mod:`agent.stack.files`).
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import subprocess
 import sys
 import time
 import xmlrpc.client
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,8 @@ from typing import Any
 import jinja2
 import yaml
 
+from agent.stack.environment import base_environment, conf_environment, program_environments
+from agent.stack.files import secure_state, write_private
 from botwarden.errors import ConfigError, OperationalError
 from botwarden.settings import StackSettings, load_settings, read_secrets_file
 
@@ -74,33 +78,38 @@ def bin_dir() -> Path:
     return Path(sys.executable).parent
 
 
-def programs(stack: Stack) -> list[dict[str, Any]]:
-    """The supervised programs, in start order. Each API wallet key reaches only its program:
-    supervisord hands every program the same environment, so the others start under
-    ``env -u`` without it."""
+def programs(stack: Stack, environments: Mapping[str, Mapping[str, str]] | None = None, *,
+             mask: bool = False) -> list[dict[str, Any]]:
+    """The supervised programs, in start order, each with its ``environment=`` line (from
+    ``environments``: program -> variables; ``mask`` shows every value as ``***``)."""
+    made = _programs(stack)
+    for p in made:
+        p["environment"] = conf_environment((environments or {}).get(p["name"], {}), mask=mask)
+    return made
+
+
+def _programs(stack: Stack) -> list[dict[str, Any]]:
+    # Which secrets each program gets (each API wallet key only its own program's) is decided by
+    # agent.stack.environment: supervisord itself starts with none of them.
     b = bin_dir()
     s = stack.settings
     settings_arg = f" --settings {stack.settings_path}" if stack.settings_path else ""
-    bot_key, agent_key = s.bot.api_wallet_key_env, s.agent.api_wallet_key_env
-    without = lambda *names: "env " + " ".join(f"-u {n}" for n in names) + " "  # noqa: E731
     return [
-        {"name": s.inbox.program, "priority": 10,
-         "command": f"{without(bot_key, agent_key)}{b}/agent inbox --inventory {stack.inventory}"},
-        {"name": s.exchange.program, "priority": 20,
-         "command": f"{without(bot_key, agent_key)}{b}/bot paper-exchange{settings_arg}"},
+        {"name": s.inbox.program, "priority": 10, "command": f"{b}/agent inbox --inventory {stack.inventory}"},
+        {"name": s.exchange.program, "priority": 20, "command": f"{b}/bot paper-exchange{settings_arg}"},
         # No autorestart for the bot: the agent restarts it under a budget (a crash loop must end
         # in a hand-over, not in supervisord restarting it forever).
-        {"name": s.bot.program, "command": f"{without(agent_key)}{b}/bot run{settings_arg}", "priority": 30,
+        {"name": s.bot.program, "command": f"{b}/bot run{settings_arg}", "priority": 30,
          "stopwaitsecs": 10, "autorestart": "false"},
         {
             "name": s.agent.program,
-            "command": f"{without(bot_key)}{b}/agent run --inventory {stack.inventory} {stack.playbooks}",
+            "command": f"{b}/agent run --inventory {stack.inventory} {stack.playbooks}",
             "priority": 40,
             "stopwaitsecs": 15,
         },
         # The operator's web page (agent/web): read-only on the store; the agent never needs it. It
         # runs plays in-process, so it signs exchange actions with the agent's wallet, never the bot's.
-        {"name": s.web.program, "command": f"{without(bot_key)}{b}/agent web --inventory {stack.inventory}",
+        {"name": s.web.program, "command": f"{b}/agent web --inventory {stack.inventory}",
          "priority": 50, "stopwaitsecs": 40},
     ]
 
@@ -112,7 +121,9 @@ def eventlisteners(stack: Stack) -> list[dict[str, Any]]:
              "events": "PROCESS_STATE", "priority": 5}]
 
 
-def render_conf(stack: Stack, *, nodaemon: bool = False) -> str:
+def render_conf(stack: Stack, *, nodaemon: bool = False, environments: Mapping[str, Mapping[str, str]] | None = None,
+                mask: bool = False) -> str:
+    """The supervisord.conf of ``stack``; ``environments`` as :func:`programs` takes them."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(stack.templates)),
         undefined=jinja2.StrictUndefined,
@@ -124,9 +135,26 @@ def render_conf(stack: Stack, *, nodaemon: bool = False) -> str:
         root=str(stack.root),
         logdir=str(stack.settings.path(stack.settings.supervisor.logdir)),
         nodaemon=nodaemon,
-        programs=programs(stack),
+        programs=programs(stack, environments, mask=mask),
         eventlisteners=eventlisteners(stack),
     )
+
+
+def secret_generators(stack: Stack) -> dict[str, Callable[[], str]]:
+    """The secrets the stack generates when they are not exported: name -> how."""
+    s = stack.settings
+    token = lambda: secrets.token_urlsafe(24)  # noqa: E731
+    key = lambda: "0x" + secrets.token_hex(32)  # noqa: E731
+    generators = dict.fromkeys((s.bot.control_token_env, s.exchange.admin_token_env, s.web.operator_password_env,
+                                s.web.viewer_password_env), token)
+    if s.bot.network == "paper":
+        generators.update({s.bot.api_wallet_key_env: key, s.agent.api_wallet_key_env: key})
+    return generators
+
+
+def token_names(stack: Stack) -> list[str]:
+    """The secrets the stack generates when they are not exported."""
+    return list(secret_generators(stack))
 
 
 def ensure_secrets(stack: Stack) -> dict[str, str]:
@@ -136,12 +164,7 @@ def ensure_secrets(stack: Stack) -> dict[str, str]:
     them in the environment (they then win over the file). On paper the bot's and the agent's API
     wallet keys are generated the same way (off paper the operator approves and sets them).
     """
-    s = stack.settings
-    token = lambda: secrets.token_urlsafe(24)  # noqa: E731
-    key = lambda: "0x" + secrets.token_hex(32)  # noqa: E731
-    generators = dict.fromkeys((s.bot.control_token_env, s.exchange.admin_token_env, s.web.operator_password_env, s.web.viewer_password_env), token)
-    if s.bot.network == "paper":
-        generators.update({s.bot.api_wallet_key_env: key, s.agent.api_wallet_key_env: key})
+    generators = secret_generators(stack)
     stored = read_secrets_file(stack.secrets_file)
     changed = False
     for name, generate in generators.items():
@@ -149,12 +172,8 @@ def ensure_secrets(stack: Stack) -> dict[str, str]:
             stored[name] = generate()
             changed = True
     if changed:
-        stack.secrets_file.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(stack.secrets_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write("# generated by `agent stack up`; environment variables of the same name win\n")
-            for k, v in stored.items():
-                fh.write(f"{k}={v}\n")
+        text = "# generated by `agent stack up`; environment variables of the same name win\n"
+        write_private(stack.secrets_file, text + "".join(f"{k}={v}\n" for k, v in stored.items()))
     return {k: os.environ.get(k, v) for k, v in stored.items()}
 
 
@@ -175,21 +194,26 @@ def is_up(stack: Stack) -> bool:
         return False
 
 
-def up(stack: Stack, *, wait: float = 30.0) -> list[dict[str, Any]]:
-    """Render the config and start supervisord, or apply the new config if it already runs."""
-    var = stack.settings.path(stack.settings.var_dir)
-    for d in (var, stack.settings.path(stack.settings.supervisor.logdir)):
-        d.mkdir(parents=True, exist_ok=True)
-    os.chmod(var, 0o700)
+def up(stack: Stack, *, wait: float = 30.0, environ: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+    """Render the config and start supervisord, or apply the new config if it already runs.
+
+    ``environ`` (default ``os.environ``) is where the programs' variables come from; a program
+    whose variables changed is restarted by ``supervisorctl update``. Raises
+    :class:`OperationalError` when a state file cannot be made private.
+    """
+    environ = dict(os.environ if environ is None else environ)
+    secure_state(stack.settings)
+    stack.settings.path(stack.settings.supervisor.logdir).mkdir(mode=0o700, parents=True, exist_ok=True)
     tokens = ensure_secrets(stack)
-    conf = render_conf(stack)
-    stack.conf_path.write_text(conf, encoding="utf-8")
+    conf = render_conf(stack, environments=program_environments(stack, environ, tokens))
+    write_private(stack.conf_path, conf)
+    secure_state(stack.settings)  # and checked: secrets.env and the config just written included
     link = stack.root / "supervisord.conf"  # so a plain `supervisorctl status` finds it from the root
     if link.is_symlink() or not link.exists():
         if link.is_symlink():
             link.unlink()
         link.symlink_to(stack.conf_path)
-    env = {**os.environ, **tokens, "BOTWARDEN_ROOT": str(stack.root)}
+    env = base_environment(environ, stack.root)  # supervisord and supervisorctl: nothing secret
     ctl = [str(bin_dir() / "supervisorctl"), "-c", str(stack.conf_path)]
     if is_up(stack):
         subprocess.run([*ctl, "update"], check=False, env=env, capture_output=True, timeout=30)
@@ -203,7 +227,7 @@ def up(stack: Stack, *, wait: float = 30.0) -> list[dict[str, Any]]:
             raise OperationalError(f"supervisord did not start: {res.stderr.strip() or res.stdout.strip()}",
                                    hint=f"see {stack.settings.path(stack.settings.supervisor.logdir)}/supervisord.log")
     infos = wait_running(stack, wait)
-    approve_api_wallets(stack, env, wait)
+    approve_api_wallets(stack, {**environ, **tokens}, wait)  # this process signs with the account's key
     return infos
 
 

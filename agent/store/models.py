@@ -1,12 +1,16 @@
 """SQLAlchemy 2.0 typed models of the agent's database.
 
-Private to ``agent.store``: callers get :mod:`agent.store.records` value objects. The
+Private to ``agent.store``: callers get :mod:`agent.store.records` value objects. Every
+free-text and JSON column a secret could reach is :class:`RedactedText` / :class:`RedactedJSON`:
+what a store with a redactor writes never holds a secret (nor does a backup of its file). The
 schema is owned by the Alembic migrations in ``migrations/versions``; a test asserts that
 these models and the migrations agree (``compare_metadata`` finds no difference), so a
 change here needs a new migration.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -59,6 +63,44 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+WRITE_REDACTION: ContextVar[Callable[[str], str] | None] = ContextVar("botwarden_store_redaction", default=None)
+"""The redaction of the store whose transaction is open on this thread (set by ``Store``)."""
+
+
+class RedactedText(TypeDecorator[str]):
+    """Free text that may quote a secret (an error, a message, an alert body): redacted by the
+    store's redactor on the way in, whatever statement writes it (ORM or Core)."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        redact = WRITE_REDACTION.get()
+        return redact(value) if redact is not None and isinstance(value, str) else value
+
+
+class RedactedJSON(TypeDecorator[Any]):
+    """JSON whose strings (keys and values, nested) are redacted on the way in (task parameters,
+    event data)."""
+
+    impl = JSON
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        redact = WRITE_REDACTION.get()
+        return _redact_json(value, redact) if redact is not None else value
+
+
+def _redact_json(value: Any, redact: Callable[[str], str]) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {redact(k) if isinstance(k, str) else k: _redact_json(v, redact) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_redact_json(v, redact) for v in value]
+    return value
+
+
 class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UtcDateTime(), dict[str, Any]: JSON()}
 
@@ -80,8 +122,8 @@ class CheckResultRow(Base):
     host: Mapped[str] = mapped_column(String(200))
     check: Mapped[str] = mapped_column(String(200))
     state: Mapped[str] = mapped_column(String(16))
-    value: Mapped[str | None] = mapped_column(Text)
-    error: Mapped[str | None] = mapped_column(Text)
+    value: Mapped[str | None] = mapped_column(RedactedText)
+    error: Mapped[str | None] = mapped_column(RedactedText)
     duration_ms: Mapped[float | None] = mapped_column(Float)
     observed_at: Mapped[datetime] = mapped_column(index=True)
 
@@ -103,8 +145,8 @@ class CheckStateRow(Base):
     since: Mapped[datetime]
     soft_since: Mapped[datetime | None]
     consecutive: Mapped[int] = mapped_column(Integer, default=0)
-    last_value: Mapped[str | None] = mapped_column(Text)
-    last_error: Mapped[str | None] = mapped_column(Text)
+    last_value: Mapped[str | None] = mapped_column(RedactedText)
+    last_error: Mapped[str | None] = mapped_column(RedactedText)
     last_observed_at: Mapped[datetime | None]
     incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"))
     extras: Mapped[dict[str, Any]] = mapped_column(default=dict)
@@ -128,17 +170,17 @@ class IncidentRow(Base):
     severity: Mapped[str] = mapped_column(String(16))
     opened_at: Mapped[datetime]
     resolved_at: Mapped[datetime | None] = mapped_column(index=True)
-    summary: Mapped[str] = mapped_column(Text, default="")
+    summary: Mapped[str] = mapped_column(RedactedText, default="")
     acknowledged_at: Mapped[datetime | None]
     acknowledged_by: Mapped[str | None] = mapped_column(String(200))
-    ack_comment: Mapped[str | None] = mapped_column(Text)
+    ack_comment: Mapped[str | None] = mapped_column(RedactedText)
     last_notified_at: Mapped[datetime | None]
     notify_count: Mapped[int] = mapped_column(Integer, default=0)
     # Alert lifecycle (migration 0002): what the operator was last told, and why not if not.
     announced_state: Mapped[str | None] = mapped_column(String(16))
     announced_at: Mapped[datetime | None]
     eligible_since: Mapped[datetime | None]
-    suppressed: Mapped[str | None] = mapped_column(Text)
+    suppressed: Mapped[str | None] = mapped_column(RedactedText)
     escalation_level: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
@@ -156,14 +198,14 @@ class NotificationRow(Base):
     kind: Mapped[str] = mapped_column(String(16))
     route: Mapped[str | None] = mapped_column(String(200))
     target: Mapped[str] = mapped_column(String(200))
-    title: Mapped[str] = mapped_column(Text)
-    body: Mapped[str] = mapped_column(Text)
+    title: Mapped[str] = mapped_column(RedactedText)
+    body: Mapped[str] = mapped_column(RedactedText)
     severity: Mapped[str] = mapped_column(String(16), default="info")
     dedup_key: Mapped[str] = mapped_column(String(800), unique=True)
     status: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime]
-    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error: Mapped[str | None] = mapped_column(RedactedText)
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
     # Migration 0003: files attached where the target can carry them (email), e.g. a report chart.
@@ -179,13 +221,13 @@ class ActionRunRow(Base):
     host: Mapped[str] = mapped_column(String(200))
     task: Mapped[str] = mapped_column(String(400))
     module: Mapped[str] = mapped_column(String(100))
-    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    reason: Mapped[str] = mapped_column(Text, default="")
+    params: Mapped[dict[str, Any]] = mapped_column(RedactedJSON, default=dict)
+    reason: Mapped[str] = mapped_column(RedactedText, default="")
     actor: Mapped[str] = mapped_column(String(200))
     check_mode: Mapped[bool] = mapped_column(Boolean, default=False)
     changed: Mapped[bool] = mapped_column(Boolean, default=False)
     failed: Mapped[bool] = mapped_column(Boolean, default=False)
-    msg: Mapped[str] = mapped_column(Text, default="")
+    msg: Mapped[str] = mapped_column(RedactedText, default="")
     started_at: Mapped[datetime] = mapped_column(index=True)
     finished_at: Mapped[datetime | None]
 
@@ -198,8 +240,8 @@ class EventRow(Base):
     kind: Mapped[str] = mapped_column(String(32), index=True)
     key: Mapped[str | None] = mapped_column(String(620), index=True)
     incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"), index=True)
-    message: Mapped[str] = mapped_column(Text)
-    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    message: Mapped[str] = mapped_column(RedactedText)
+    data: Mapped[dict[str, Any]] = mapped_column(RedactedJSON, default=dict)
 
 
 class NotificationIncidentRow(Base):
@@ -218,7 +260,7 @@ class SilenceRow(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     matchers: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    reason: Mapped[str] = mapped_column(Text, default="")
+    reason: Mapped[str] = mapped_column(RedactedText, default="")
     created_by: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime]
     starts_at: Mapped[datetime]

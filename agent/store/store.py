@@ -9,7 +9,10 @@ Contract:
   store.transaction() as tx:`` exposes the same methods on one transaction, so a state
   transition, its incident and its outbox rows commit together or not at all;
 * callers get frozen value objects (:mod:`agent.store.records`), never ORM objects;
-* every datetime in and out is timezone-aware UTC (naive datetimes are refused).
+* every datetime in and out is timezone-aware UTC (naive datetimes are refused);
+* ``Store(url, redact=...)``: every free-text and JSON column (messages, errors, alert bodies,
+  task parameters, event data) is redacted on the way in, so neither the file nor a backup
+  of it ever holds a secret the redactor knows.
 """
 from __future__ import annotations
 
@@ -24,8 +27,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from agent.store._database import create_store_engine, upgrade_to_head
 from agent.store._operations import Operations
+from agent.store.models import WRITE_REDACTION
 
 log = logging.getLogger(__name__)
+
+
+def _unchanged(text: str) -> str:
+    return text
 
 
 class StoreTransaction(Operations):
@@ -54,9 +62,11 @@ class StoreTransaction(Operations):
 class Store(Operations):
     """The agent's database. ``Store("sqlite:////abs/var/agent.db")``, then :meth:`migrate`."""
 
-    def __init__(self, url: str, *, create: bool = True) -> None:
-        """``create=False``: refuse a database file that does not exist (the CLI's commands)."""
+    def __init__(self, url: str, *, create: bool = True, redact: Callable[[str], str] | None = None) -> None:
+        """``create=False``: refuse a database file that does not exist (the CLI's commands).
+        ``redact`` is applied to every free-text and JSON column on the way in (:mod:`agent.core.redaction`)."""
         self.url = url
+        self.redact: Callable[[str], str] = redact or _unchanged
         self._engine: Engine = create_store_engine(url, create=create)
         self._sessions = sessionmaker(self._engine, expire_on_commit=False)
         self._lock = threading.RLock()
@@ -90,11 +100,13 @@ class Store(Operations):
                 # A second transaction on this thread would wait forever on our own write lock.
                 raise RuntimeError("a store transaction is already open on this thread; use its tx")
             self._local.active = True
+            redaction = WRITE_REDACTION.set(self.redact)
             try:
                 with self._sessions() as session, session.begin():
                     tx = StoreTransaction(session)
                     yield tx
             finally:
+                WRITE_REDACTION.reset(redaction)
                 self._local.active = False
         for callback in tx._after_commit:
             try:

@@ -39,10 +39,11 @@ def _back(request: web.Request, default: str = "/") -> str:
 async def _with_store(request: web.Request, fn: Callable[[Any], T]) -> T:
     from agent.store import Store
 
-    url = ctx_of(request).store_url
+    ctx = ctx_of(request)
+    url, redact = ctx.store_url, ctx.config.templating.redact
 
     def run() -> T:
-        st = Store(url, create=False)  # the page never makes a database the agent does not read
+        st = Store(url, create=False, redact=redact)  # never a database the agent does not read; rows redacted
         try:
             st.migrate()
             return fn(st)

@@ -1,8 +1,8 @@
 """The paper exchange's admin API: fault injection and state for drills and tests.
 
-Bearer token from ``$<settings.exchange.admin_token_env>``; when that variable is unset the token
-is ``DEFAULT_ADMIN_TOKEN`` - acceptable only because the server binds loopback and trades paper
-money. A bad body is a 400 naming the problem; ``/admin`` ignores every fault.
+Bearer token from ``$<settings.exchange.admin_token_env>``; when that variable is unset the admin
+API is disabled (every call answered 503): there is no public fallback token
+(``DEFAULT_ADMIN_TOKEN`` is only what tests pass explicitly). A bad body is a 400 naming the problem; ``/admin`` ignores every fault.
 
 ``GET /admin/state``          faults, config, marks, IP weight used, websocket connections and
                               channels, every account's summary and API wallets
@@ -56,6 +56,9 @@ class AdminApi:
     def _guard(self, handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def guarded(request: web.Request) -> web.StreamResponse:
             given = request.headers.get("Authorization", "")
+            if not self.ex.admin_token:
+                return _json({"error": "the admin API is disabled: no admin token was set when the exchange "
+                                       "started"}, 503)
             if not hmac.compare_digest(given.encode(), f"Bearer {self.ex.admin_token}".encode()):
                 return _json({"error": "unauthorized"}, 401)
             body: Any = {}

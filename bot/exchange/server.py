@@ -52,7 +52,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 class PaperExchange:
     """One exchange: ledger + market + faults, and the aiohttp application serving them."""
 
-    def __init__(self, *, state: str | Path, seed: int, coins: list[str], admin_token: str,
+    def __init__(self, *, state: str | Path, seed: int, coins: list[str], admin_token: str | None,
                  tick_seconds: float = 1.0, fund_dev_account: bool = True,
                  ws_interval_s: float = 0.5) -> None:
         self.seed = seed
@@ -267,8 +267,9 @@ def _loopback_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def admin_token_from_env(settings: StackSettings) -> str:
-    return os.environ.get(settings.exchange.admin_token_env) or DEFAULT_ADMIN_TOKEN
+def admin_token_from_env(settings: StackSettings) -> str | None:
+    """The admin token, or None (the admin API is then disabled)."""
+    return os.environ.get(settings.exchange.admin_token_env) or None
 
 
 async def _serve(exchange: PaperExchange, sock: socket.socket, ready: Callable[[], None],
@@ -291,9 +292,11 @@ def main(settings: StackSettings, *, host: str, port: int, seed: int, state: str
     except (ValueError, OSError) as exc:
         log.error("cannot listen on %s:%s: %s", host, port, exc)
         return 2
+    admin_token = admin_token_from_env(settings)
+    if admin_token is None:
+        log.warning("the admin API (fault injection) is disabled: $%s is not set", settings.exchange.admin_token_env)
     try:
-        exchange = PaperExchange(state=state, seed=seed, coins=settings.exchange.coins,
-                                 admin_token=admin_token_from_env(settings))
+        exchange = PaperExchange(state=state, seed=seed, coins=settings.exchange.coins, admin_token=admin_token)
     except Exception as exc:  # noqa: BLE001 - unusable state file: say so, no traceback
         log.error("cannot open exchange state %s: %s", state, exc)
         sock.close()

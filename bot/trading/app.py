@@ -156,9 +156,17 @@ def _serve(settings: StackSettings, signer: SigningKey, token: str | None, role:
     heartbeat.parent.mkdir(parents=True, exist_ok=True)
 
     engine_box: list[TradingEngine] = []
-    http = BotHttpServer(bot.host, bot.port, status=status, metrics=metrics, token=token,
-                         token_env=bot.control_token_env, controls=lambda: engine_box[0] if engine_box else None,
-                         halts=HaltFile(settings.path(bot.halt_file)))
+    control_socket = settings.path(bot.control_socket) if bot.control_socket else None
+    try:
+        if control_socket is not None:
+            control_socket.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        http = BotHttpServer(bot.host, bot.port, status=status, metrics=metrics, token=token,
+                             token_env=bot.control_token_env, controls=lambda: engine_box[0] if engine_box else None,
+                             halts=HaltFile(settings.path(bot.halt_file)), control_socket=control_socket)
+    except (ValueError, OSError) as err:  # not loopback, port taken, socket path too long
+        log.error("cannot start", extra={"event": "config_error", "error": f"HTTP surface: {err}"})
+        store.close()
+        return ExitCode.CONFIG
     http.start()
     stop = threading.Event()
     forced = threading.Event()

@@ -69,6 +69,49 @@ def test_refused_off_paper(monkeypatch, tmp_path):
     assert r.exit_code == 4 and "only run against the paper exchange" in r.output
 
 
+def test_no_token_anywhere_is_a_clear_error_not_a_public_default(monkeypatch, settings_file, exchange):
+    monkeypatch.delenv("BOTWARDEN_EXCHANGE_ADMIN_TOKEN", raising=False)
+    r = CliRunner().invoke(app, ["drill", "state", "--settings", str(settings_file)])
+    assert r.exit_code != 0 and "no admin token" in r.output, r.output
+
+
+def test_an_exchange_started_without_a_token_has_no_admin_api(tmp_path):
+    """The real `bot paper-exchange` with no token in its environment: no public fallback."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import httpx
+
+    from bot.exchange.server import DEFAULT_ADMIN_TOKEN
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if k != "BOTWARDEN_EXCHANGE_ADMIN_TOKEN"}
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "bot"), "paper-exchange", "--port", str(port),
+                             "--state", str(tmp_path / "tokenless.db")], cwd=tmp_path, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(200):
+            try:
+                if httpx.post(f"{url}/info", json={"type": "meta"}, timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        for auth in (f"Bearer {DEFAULT_ADMIN_TOKEN}", "Bearer", "Bearer anything"):
+            r = httpx.get(f"{url}/admin/state", headers={"Authorization": auth})
+            assert r.status_code == 503 and "disabled" in r.json()["error"]
+    finally:
+        proc.terminate()
+        proc.wait(15)
+    assert b"admin API (fault injection) is disabled" in (proc.stderr.read() if proc.stderr else b"")
+
+
 def test_ws_drop_and_ws_faults(monkeypatch, settings_file, exchange):
     import websocket
 

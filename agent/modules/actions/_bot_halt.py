@@ -39,7 +39,8 @@ def describe_halts(halts: list[dict[str, Any]]) -> str:
 
 
 async def halt(*, base: str, token_env: str, timeout: float, path: str | None, reason: str, by: str,
-               health: dict[str, Any] | None, health_error: str | None, ctx: RunContext) -> ActionResult:
+               health: dict[str, Any] | None, health_error: str | None, ctx: RunContext,
+               unix_socket: str | None = None) -> ActionResult:
     data: dict[str, Any] = _before(health, health_error)
     halts_file = HaltFile(path) if path else None
     in_force = await _active(halts_file) if halts_file else list(health.get("halts") or []) if health else []
@@ -62,7 +63,7 @@ async def halt(*, base: str, token_env: str, timeout: float, path: str | None, r
                 asyncio.to_thread(halts_file.add, "control", reason, by=by), FILE_TIMEOUT_S)
         except (HaltFileError, TimeoutError) as exc:
             file_error = str(exc) or f"timed out after {FILE_TIMEOUT_S:g}s"
-    answer, bot_error = await _post(base, "halt", {"reason": reason, "by": by}, token_env, timeout)
+    answer, bot_error = await _post(base, "halt", {"reason": reason, "by": by}, token_env, timeout, unix_socket)
     bot_error = _why(health, health_error, answer, bot_error)
     confirmed = answer is not None and answer.get("halted") is True  # no entry in flight, none can start
     bot_durable = answer is not None and answer.get("durable") is True
@@ -97,7 +98,8 @@ async def halt(*, base: str, token_env: str, timeout: float, path: str | None, r
 
 
 async def resume(*, base: str, token_env: str, timeout: float, path: str | None, ids: list[str] | None,
-                 health: dict[str, Any] | None, health_error: str | None, ctx: RunContext) -> ActionResult:
+                 health: dict[str, Any] | None, health_error: str | None, ctx: RunContext,
+                 unix_socket: str | None = None) -> ActionResult:
     data: dict[str, Any] = _before(health, health_error)
     halts_file = HaltFile(path) if path else None
     in_force = await _active(halts_file) if halts_file else list(health.get("halts") or []) if health else []
@@ -121,7 +123,7 @@ async def resume(*, base: str, token_env: str, timeout: float, path: str | None,
             return ActionResult(failed=True, data=data,
                                 msg=f"NOT resumed: {exc or 'the halt file is busy'}; the halts stay in force")
     query = {"by": "agent"} | ({"id": ids} if ids else {})
-    answer, bot_error = await _post(base, "resume", query, token_env, timeout)
+    answer, bot_error = await _post(base, "resume", query, token_env, timeout, unix_socket)
     bot_error = _why(health, health_error, answer, bot_error)
     if answer is not None:
         ended += [h for h in answer.get("ended") or [] if h.get("id") not in {e.get("id") for e in ended}]
@@ -171,8 +173,9 @@ async def _active(halts_file: HaltFile) -> list[dict[str, Any]]:
 
 
 async def _post(base: str, verb: str, query: dict[str, Any], token_env: str,
-                timeout: float) -> tuple[dict[str, Any] | None, str]:
-    """The bot's JSON answer to ``POST /control/<verb>`` (None and why when there is none)."""
+                timeout: float, unix_socket: str | None = None) -> tuple[dict[str, Any] | None, str]:
+    """The bot's JSON answer to ``POST /control/<verb>`` (None and why when there is none); over
+    ``unix_socket`` (the bot's 0600 control socket) when given, so the token never goes over TCP."""
     token = os.environ.get(token_env)
     if not base:
         return None, "no bot URL (bot.url)"
@@ -181,7 +184,7 @@ async def _post(base: str, verb: str, query: dict[str, Any], token_env: str,
     url = f"{base}/control/{verb}?{urlencode(query, doseq=True)}"
     try:
         response = await request("POST", url, headers={"Authorization": f"Bearer {token}"}, timeout=timeout,
-                                 max_body_bytes=MAX_BODY_BYTES)
+                                 max_body_bytes=MAX_BODY_BYTES, unix_socket=unix_socket)
     except RequestFailed as exc:
         return None, f"{NO_ANSWER}: {exc.reason}"
     body = _json(response)

@@ -1,7 +1,9 @@
 """Action: drive the bot's control endpoints (halt, resume, cancel-all, close-all).
 
 ``POST {bot.url}/control/<action>`` with the bearer token read from the environment variable
-named by ``bot.control_token_env`` (the token is never logged, never in a message or result).
+named by ``bot.control_token_env`` (the token is never logged, never in a message or result),
+sent over the bot's unix socket ``bot.control_socket_path`` when the host has one (the stack's
+default) rather than over TCP, unless ``url`` names another bot.
 Check mode (and every run, first) reads ``GET /health`` to say what would change, e.g.
 ``would halt (currently healthy, 2 positions, 3 orders)``. A bot that does not answer is a
 failed task with a clear message; the emergency playbook marks the step ``ignore_errors``
@@ -17,14 +19,14 @@ import dataclasses
 import os
 import time
 from datetime import datetime
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field
 
 from agent.core.values import Duration
 from agent.http import RequestFailed, Response, get_ok, request, safe_url
 from agent.modules.actions import _bot_halt
-from agent.modules.base import ActionModule, ActionResult, Params, RunContext
+from agent.modules.base import ActionModule, ActionResult, Params, RunContext, Secret
 from botwarden.errors import ModuleError
 
 BotVerb = Literal["halt", "resume", "cancel-all", "close-all", "status"]
@@ -44,9 +46,9 @@ class BotActionParams(Params):
     halt_file: str | None = Field(None, description="halt/resume: the bot's halt file; default: the host's "
                                                     "bot.halt_path")
     url: str | None = Field(None, description="the bot's base URL; default: the host's bot.url")
-    token_env: str | None = Field(
-        None, description="environment variable holding the control bearer token; default: the host's "
-                          "bot.control_token_env")
+    token_env: Annotated[str | None, Secret("env_name")] = Field(
+        None, description="environment variable holding the control bearer token (its value is secret); "
+                          "default: the host's bot.control_token_env")
     timeout: Duration | None = Field(
         None, description="timeout of each request (the whole request); default and upper bound: the task's")
 
@@ -67,6 +69,8 @@ class BotAction(ActionModule):
         base = (params.url or bot_vars.get("url") or "").rstrip("/")
         halt_path = params.halt_file or bot_vars.get("halt_path")
         token_env = params.token_env or bot_vars.get("control_token_env") or "BOTWARDEN_BOT_TOKEN"
+        # The token goes to the bot's 0600 unix socket when it has one, never to whoever holds its TCP port.
+        sock = str(bot_vars.get("control_socket_path") or "") if not params.url else ""
         if not base and not (params.action in ("halt", "resume") and halt_path):
             return ActionResult(failed=True, msg="no bot URL: give url or define bot.url for the host")
         timeout = min(params.timeout or ctx.timeout, ctx.timeout)
@@ -79,7 +83,7 @@ class BotAction(ActionModule):
         if params.action in ("halt", "resume"):
             return await self._halt_or_resume(params, ctx, base=base, token_env=str(token_env), timeout=timeout,
                                               path=str(halt_path) if halt_path else None, health=before,
-                                              health_error=health_error)
+                                              health_error=health_error, unix_socket=sock or None)
         if before is None:
             return ActionResult(failed=True, msg=f"the bot does not answer: {health_error}", data=data)
         halted_before = before.get("status") == "halted"
@@ -104,7 +108,8 @@ class BotAction(ActionModule):
                                     "to the bot's control endpoint")
         url = f"{base}/control/{params.action}"
         try:
-            response = await request("POST", url, headers={"Authorization": f"Bearer {token}"}, timeout=timeout)
+            response = await request("POST", url, headers={"Authorization": f"Bearer {token}"}, timeout=timeout,
+                                     unix_socket=sock or None)
         except RequestFailed as exc:
             return ActionResult(failed=True, data=data, msg=f"the bot does not answer: {exc}")
         body = _json(response)
@@ -130,15 +135,17 @@ class BotAction(ActionModule):
     @staticmethod
     async def _halt_or_resume(params: BotActionParams, ctx: RunContext, *, base: str, token_env: str,
                               timeout: float, path: str | None, health: dict[str, Any] | None,
-                              health_error: str | None) -> ActionResult:
+                              health_error: str | None, unix_socket: str | None = None) -> ActionResult:
         by = f"agent ({ctx.reason})"[:120] if ctx.reason else "agent"
         if params.action == "halt":
             result = await _bot_halt.halt(base=base, token_env=token_env, timeout=timeout, path=path,
                                           reason=params.reason or ctx.reason or "halted by the agent", by=by,
-                                          health=health, health_error=health_error, ctx=ctx)
+                                          health=health, health_error=health_error, ctx=ctx,
+                                          unix_socket=unix_socket)
         else:
             result = await _bot_halt.resume(base=base, token_env=token_env, timeout=timeout, path=path,
-                                            ids=params.halt_ids, health=health, health_error=health_error, ctx=ctx)
+                                            ids=params.halt_ids, health=health, health_error=health_error, ctx=ctx,
+                                            unix_socket=unix_socket)
         return dataclasses.replace(result, data={**result.data, "action": params.action, "at_epoch": time.time(),
                                                  "last_loop_epoch": _epoch((health or {}).get("last_loop_at"))})
 

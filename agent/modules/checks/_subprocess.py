@@ -13,12 +13,12 @@ import shlex
 import signal
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field, model_validator
 
 from agent.core.values import Duration
-from agent.modules.base import Params
+from agent.modules.base import Params, Secret
 from botwarden.errors import ModuleError
 
 _CHUNK = 65536
@@ -35,8 +35,9 @@ class CommandParams(Params):
     )
     shell: bool = Field(False, description="run cmd through /bin/sh (pipes, globs, $VARS); needs cmd")
     cwd: str | None = Field(None, description="working directory (default: the agent's)")
-    env: dict[str, str] = Field(
-        default_factory=dict, repr=False, description="variables added to the agent's environment (never logged)"
+    env: Annotated[dict[str, str], Secret()] = Field(
+        default_factory=dict, repr=False,
+        description="variables added to the agent's environment (secret: never stored, shown or logged)"
     )
     timeout: Duration | None = Field(
         None, description="kill the process group after this long; default and upper bound: the task timeout"

@@ -6,17 +6,16 @@ bot's own /metrics say what the bot *believes*; this says what the exchange *hol
 """
 from __future__ import annotations
 
-import json
 import time
 from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 
-from prometheus_client.parser import text_string_to_metric_families
 from pydantic import Field
 
 from agent.core.values import Duration
-from agent.http import RequestFailed, get_ok, safe_url
+from agent.exposition import read_samples
+from agent.http import RequestFailed, get_ok, parse_json, safe_url
 from agent.modules import _hyperliquid as hl
 from agent.modules.base import CheckModule, CheckResult, Params, RunContext
 from botwarden.errors import ModuleError
@@ -242,14 +241,14 @@ async def _equity_drift(client: hl.ExchangeClient, target: hl.Target, params: Ex
     acct = await hl.call(lambda: hl.read_account(client, target.address), what="equity_drift", url=target.url,
                          timeout=timeout)
     url = f"{_bot_url(params, ctx)}/metrics"
-    text = await _bot_get(url, timeout)
-    bot_equity = None
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == "trading_equity_usd":
-                bot_equity = float(sample.value)
-    if bot_equity is None:
+    text = await _bot_get(url, timeout)  # capped by the transport
+    try:
+        samples = await read_samples(text, ("trading_equity_usd",))  # parsed off the event loop
+    except (ValueError, IndexError, KeyError) as exc:
+        raise ModuleError(f"{safe_url(url)} is not Prometheus exposition text: {exc}") from None
+    if not samples:
         raise ModuleError(f"trading_equity_usd not found at {safe_url(url)}")
+    bot_equity = samples[-1].value
     drift = abs(acct.account_value - bot_equity)
     pct = drift / acct.account_value * 100.0 if acct.account_value > 0 else 0.0
     return {"account_value": acct.account_value, "exchange_equity": acct.account_value, "bot_equity": bot_equity,
@@ -264,7 +263,7 @@ async def _last_fill_age(client: hl.ExchangeClient, target: hl.Target, params: E
     age = None if last is None else round(max(0.0, time.time() - last / 1000.0), 3)
     bot_status = "unreachable"
     try:
-        bot_status = str(json.loads(await _bot_get(f"{_bot_url(params, ctx)}/health", timeout)).get("status"))
+        bot_status = str(parse_json(await _bot_get(f"{_bot_url(params, ctx)}/health", timeout)).get("status"))
     except (ModuleError, ValueError, AttributeError):
         pass  # "unreachable": the bot-health play alerts on that; here it only qualifies the age
     return {"last_fill_age_s": age, "has_fills": last is not None, "bot_status": bot_status}

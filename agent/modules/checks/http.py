@@ -4,15 +4,15 @@ Transport: the agent's shared, pooled session (:mod:`agent.http`, which explains
 """
 from __future__ import annotations
 
-import json
+import asyncio
 import time
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from agent.core.values import Duration
-from agent.http import RequestFailed, request, safe_url
-from agent.modules.base import CheckModule, CheckResult, Params, RunContext
+from agent.http import RequestFailed, parse_json, request, safe_url
+from agent.modules.base import CheckModule, CheckResult, Params, RunContext, Secret
 
 HttpMethod = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
@@ -22,12 +22,15 @@ class HttpCheckParams(Params):
 
     url: str = Field(description="http:// or https:// URL to request, e.g. {{ bot.health_url }}")
     method: HttpMethod = Field("GET", description="HTTP method")
-    # repr=False: headers carry bearer tokens; a logged params object must not show them.
-    headers: dict[str, str] = Field(
-        default_factory=dict, repr=False, description="request headers (values may be secrets; never logged)"
+    # Secret: headers and bodies carry bearer tokens and passwords.
+    headers: Annotated[dict[str, str], Secret()] = Field(
+        default_factory=dict, repr=False,
+        description="request headers (secret: values never stored, shown or logged)"
     )
-    json_body: Any = Field(None, alias="json", repr=False, description="JSON request body (sets Content-Type)")
-    body: str | None = Field(None, repr=False, description="raw request body text (exclusive with json)")
+    json_body: Annotated[Any, Secret()] = Field(
+        None, alias="json", repr=False, description="JSON request body, sets Content-Type (secret)")
+    body: Annotated[str | None, Secret()] = Field(
+        None, repr=False, description="raw request body text, exclusive with json (secret)")
     timeout: Duration | None = Field(
         None, description="whole-request timeout; default and upper bound: the check's timeout"
     )
@@ -87,10 +90,11 @@ class HttpCheck(CheckModule):
             return CheckResult.failed(str(exc))
         latency_ms = (time.perf_counter() - started) * 1000.0
         content_type = response.headers.get("content-type", "")
+        parsed = None if response.truncated else await _json_or_none(response.body, content_type)
         facts: dict[str, Any] = {
             "status_code": response.status,
             "latency_ms": round(latency_ms, 3),
-            "json": None if response.truncated else _json_or_none(response.body, content_type),
+            "json": parsed,
             "text": response.text,
             "truncated": response.truncated,
             "headers": {name.lower(): value for name, value in response.headers.items()},
@@ -103,11 +107,18 @@ class HttpCheck(CheckModule):
         )
 
 
-def _json_or_none(body: bytes, content_type: str) -> Any:
+INLINE_JSON_BYTES = 65_536
+"""Bodies up to this size are parsed on the event loop (well under a millisecond); larger ones
+(up to ``max_body_bytes``) in a worker thread, so no body delays the other checks."""
+
+
+async def _json_or_none(body: bytes, content_type: str) -> Any:
     # Only bodies that claim or look like JSON: a plain-text "200" must stay text.
     if "json" not in content_type and body.lstrip()[:1] not in (b"{", b"["):
         return None
     try:
-        return json.loads(body)
-    except ValueError:
+        if len(body) <= INLINE_JSON_BYTES:
+            return parse_json(body)
+        return await asyncio.to_thread(parse_json, body)
+    except ValueError:  # not JSON, or nested too deeply (parse_json turns RecursionError into this)
         return None

@@ -1,4 +1,10 @@
-"""Check: one metric from a Prometheus exposition endpoint, selected by name and labels."""
+"""Check: one metric from a Prometheus exposition endpoint, selected by name and labels.
+
+The scrape is capped (``max_body_bytes``, compressed and decoded alike: a longer body is an
+UNKNOWN, never read further) and parsed off the event loop (:mod:`agent.exposition`), so a
+huge or hostile ``/metrics`` costs the agent at most one cap of memory and never delays the
+other checks.
+"""
 from __future__ import annotations
 
 import math
@@ -7,10 +13,10 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Literal
 
-from prometheus_client.parser import text_string_to_metric_families
 from pydantic import Field
 
 from agent.core.values import Duration
+from agent.exposition import read_samples
 from agent.http import RequestFailed, get_ok, safe_url
 from agent.modules.base import CheckModule, CheckResult, Params, RunContext
 
@@ -38,6 +44,9 @@ class PrometheusCheckParams(Params):
     )
     timeout: Duration | None = Field(None, description="scrape timeout; default and upper bound: the check's timeout")
     verify_tls: bool = Field(True, description="verify the server's TLS certificate")
+    max_body_bytes: int = Field(
+        1_048_576, gt=0, le=64 * 1_048_576,
+        description="largest scrape read (compressed and decoded); a longer body is an error, not read further")
 
 
 class PrometheusCheck(CheckModule):
@@ -58,14 +67,15 @@ class PrometheusCheck(CheckModule):
         where = safe_url(params.url)
         started = time.perf_counter()
         try:
-            response = await get_ok(params.url, timeout=timeout, verify_tls=params.verify_tls)
+            response = await get_ok(params.url, timeout=timeout, verify_tls=params.verify_tls,
+                                    max_body_bytes=params.max_body_bytes)
         except RequestFailed as exc:
             if exc.status is None:  # no response, no latency
                 return CheckResult.failed(str(exc))
             return CheckResult.failed(str(exc), latency_ms=_ms_since(started))
         latency_ms = _ms_since(started)
         try:
-            series, seen_metric = _select(response.text, params.metric, params.labels)
+            series, seen_metric = await _select(response.text, params.metric, params.labels)
         except (ValueError, IndexError, KeyError) as exc:  # what the parser raises on malformed text
             return CheckResult.failed(f"{where} is not Prometheus exposition text: {exc}", latency_ms=latency_ms)
 
@@ -91,15 +101,9 @@ def _ms_since(started: float) -> float:
     return round((time.perf_counter() - started) * 1000.0, 3)
 
 
-def _select(text: str, metric: str, labels: dict[str, str]) -> tuple[list[dict[str, Any]], bool]:
+async def _select(text: str, metric: str, labels: dict[str, str]) -> tuple[list[dict[str, Any]], bool]:
     """Series of ``metric`` whose labels include ``labels``, and whether the metric exists."""
-    series: list[dict[str, Any]] = []
-    seen = False
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name != metric:
-                continue
-            seen = True
-            if all(sample.labels.get(k) == v for k, v in labels.items()):
-                series.append({"labels": dict(sample.labels), "value": float(sample.value)})
-    return series, seen
+    samples = await read_samples(text, (metric,))
+    series = [{"labels": s.labels, "value": s.value} for s in samples
+              if all(s.labels.get(k) == v for k, v in labels.items())]
+    return series, bool(samples)

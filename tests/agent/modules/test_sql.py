@@ -86,3 +86,37 @@ def test_params_reject_a_non_url_and_hide_the_url():
         SqlCheckParams(url="not a url", query="SELECT 1")
     params = SqlCheckParams(url="postgresql://u:s3cret@db/x", query="SELECT 1")
     assert "s3cret" not in repr(params)
+
+
+@pytest.mark.parametrize(("query", "refused"), [
+    ("VACUUM INTO '{dir}/copy.db'", "ATTACH"),
+    ("ATTACH 'file:{dir}/created.db?mode=rwc' AS x", "ATTACH"),
+    ("ATTACH '{dir}/created.db' AS x", "ATTACH"),
+    ("PRAGMA user_version = 7", "PRAGMA user_version"),
+    ("PRAGMA journal_mode = DELETE", "PRAGMA journal_mode"),
+    ("PRAGMA writable_schema = 1", "PRAGMA writable_schema"),
+    ("DELETE FROM trades", "DELETE trades"),
+    ("CREATE TEMP TABLE t AS SELECT * FROM trades", "INSERT sqlite_temp_master"),
+    ("BEGIN IMMEDIATE", "TRANSACTION BEGIN"),
+    ("SELECT load_extension('{dir}/evil.so')", "FUNCTION load_extension"),
+])
+async def test_everything_but_reading_is_refused_before_it_runs(trades_db, tmp_path, make_ctx, query, refused):
+    await run(make_ctx, url=f"sqlite:///{trades_db}", query="SELECT count(*) FROM trades")  # WAL: adds -shm
+    before = sorted(p.name for p in tmp_path.iterdir())
+    snapshot = trades_db.read_bytes()
+    result = await run(make_ctx, url=f"sqlite:///{trades_db}", query=query.format(dir=tmp_path))
+    assert result.error is not None and f"refused ({refused}" in result.error, result.error
+    assert "the sql check only reads" in result.error
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no file created, not even a copy
+    assert trades_db.read_bytes() == snapshot
+
+
+@pytest.mark.parametrize("query", [
+    "PRAGMA table_info(trades)",
+    "PRAGMA integrity_check",
+    "PRAGMA user_version",
+    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 3) SELECT count(*) FROM c",
+])
+async def test_reading_pragmas_and_recursive_queries_still_work(trades_db, make_ctx, query):
+    result = await run(make_ctx, url=f"sqlite:///{trades_db}", query=query)
+    assert result.error is None, result.error

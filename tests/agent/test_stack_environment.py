@@ -1,0 +1,124 @@
+"""Issue 14 item 5 and issue 13 item 11: each supervised program gets only the variables it
+needs, read back by supervisord's own configuration parser; the state files are private."""
+from __future__ import annotations
+
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from supervisor.options import ServerOptions
+
+from agent import stack as stack_mod
+from agent.stack.environment import conf_environment, program_environments
+from agent.stack.files import secure_state
+from botwarden.errors import ConfigError, OperationalError
+
+TOKENS = {"BOTWARDEN_BOT_TOKEN": "bot-token-1", "BOTWARDEN_EXCHANGE_ADMIN_TOKEN": "admin-token-2",
+          "BOTWARDEN_WEB_OPERATOR_PASSWORD": "operator-pw", "BOTWARDEN_BOT_API_WALLET_KEY": "0xbot-wallet",
+          "BOTWARDEN_AGENT_API_WALLET_KEY": "0xagent-wallet"}
+ENVIRON = {
+    "PATH": "/usr/bin:/bin", "HOME": "/home/ops", "LC_ALL": "C.UTF-8",
+    "SLACK_WEBHOOK_URL": 'slack://T0/B0/x%40y,z "quoted" end',  # %, a comma and a double quote
+    "RELAY_PASSWORD": "it's 100% = ünïcode",  # a single quote
+    "BOTWARDEN_PRIVATE_KEY": "0xsigning-key",
+    "UNRELATED_SECRET": "nobody-needs-this",
+    "HTTPS_PROXY": "http://proxy.example:3128",
+    "BOTWARDEN_WEB_VIEWER_PASSWORD_ANA": "ana-pw",
+}
+
+
+def _world(root: Path) -> stack_mod.Stack:
+    (root / "var" / "log").mkdir(parents=True)
+    (root / "playbooks").mkdir()
+    (root / "templates").mkdir()
+    (root / "templates" / "supervisord.conf.j2").write_text(
+        (Path(__file__).resolve().parents[2] / "templates" / "supervisord.conf.j2").read_text())
+    (root / "templates" / "alert.md.j2").write_text("{{ env.get('TEMPLATE_VAR') }}")
+    (root / "settings.yaml").write_text(yaml.safe_dump({"supervisor": {"socket": "var/s.sock"}}))
+    (root / "inventory.yaml").write_text(yaml.safe_dump({
+        "version": 1, "settings": "settings.yaml", "hosts": {"local": {}},
+        "notify": {"targets": {"slack": {"url": "{{ env.SLACK_WEBHOOK_URL | default('') }}", "optional": True},
+                               "mail": {"url": "mailtos://ops:{{ env['RELAY_PASSWORD'] }}@relay.example"}},
+                   "routes": [{"name": "all", "targets": ["slack", "mail"]}]}}))
+    (root / "playbooks" / "p.yaml").write_text(
+        "version: 1\nname: p\nhosts: local\ntasks:\n  - command: {cmd: \"echo {{ env.PLAYBOOK_VAR }}\"}\n")
+    return stack_mod.locate(root=root, inventory=root / "inventory.yaml")
+
+
+def _environments_as_supervisord_reads_them(st: stack_mod.Stack, conf: str) -> dict[str, dict[str, str]]:
+    st.conf_path.write_text(conf)
+    options = ServerOptions()
+    options.realize(args=["-c", str(st.conf_path)])
+    return {pc.name: dict(pc.environment or {}) for group in options.process_group_configs
+            for pc in group.process_configs}
+
+
+def test_each_program_gets_only_what_it_needs_read_back_exactly(tmp_path: Path) -> None:
+    st = _world(tmp_path)
+    conf = stack_mod.render_conf(st, environments=program_environments(st, ENVIRON, TOKENS))
+    envs = _environments_as_supervisord_reads_them(st, conf)
+    assert envs["inbox"] == {}
+    assert envs["exchange"] == {"BOTWARDEN_EXCHANGE_ADMIN_TOKEN": "admin-token-2"}
+    assert envs["bot"] == {"BOTWARDEN_BOT_TOKEN": "bot-token-1", "BOTWARDEN_PRIVATE_KEY": "0xsigning-key",
+                           "BOTWARDEN_BOT_API_WALLET_KEY": "0xbot-wallet", "HTTPS_PROXY": "http://proxy.example:3128"}
+    assert envs["agent"] == {"BOTWARDEN_BOT_TOKEN": "bot-token-1", "BOTWARDEN_PRIVATE_KEY": "0xsigning-key",
+                             "BOTWARDEN_AGENT_API_WALLET_KEY": "0xagent-wallet",
+                             "HTTPS_PROXY": "http://proxy.example:3128",
+                             "SLACK_WEBHOOK_URL": ENVIRON["SLACK_WEBHOOK_URL"],
+                             "RELAY_PASSWORD": ENVIRON["RELAY_PASSWORD"]}
+    # The web page loads the same configuration and runs plays: the agent's, and its sign-in passwords.
+    assert envs["web"] == {**envs["agent"], "BOTWARDEN_WEB_OPERATOR_PASSWORD": "operator-pw",
+                           "BOTWARDEN_WEB_VIEWER_PASSWORD_ANA": "ana-pw"}
+    # Read by a task and by a template, but unset: nothing to pass; set, they are passed.
+    more = program_environments(st, {**ENVIRON, "PLAYBOOK_VAR": "pv", "TEMPLATE_VAR": "tv"}, TOKENS)
+    assert {"PLAYBOOK_VAR": "pv", "TEMPLATE_VAR": "tv"}.items() <= more["agent"].items()
+    assert "nobody-needs-this" not in conf and "admin-token-2" not in conf.split("[program:bot]")[1]
+
+
+def test_supervisord_itself_starts_without_any_secret(tmp_path: Path) -> None:
+    base = stack_mod.base_environment({**ENVIRON, **TOKENS}, tmp_path)
+    assert base == {"PATH": "/usr/bin:/bin", "HOME": "/home/ops", "LC_ALL": "C.UTF-8", "BOTWARDEN_ROOT": str(tmp_path)}
+
+
+@pytest.mark.parametrize("value", ["line\nbreak", "both \" and '", '"starts with a quote', "ends with a quote'"])
+def test_values_supervisord_cannot_carry_are_refused_by_name(value: str) -> None:
+    with pytest.raises(ConfigError, match=r"\$SLACK_WEBHOOK_URL holds a character"):
+        conf_environment({"SLACK_WEBHOOK_URL": value})
+    assert conf_environment({"X": value}, mask=True) == 'X="***"'
+
+
+def test_state_files_are_made_private_on_every_start(tmp_path: Path) -> None:
+    st = _world(tmp_path)
+    var = tmp_path / "var"
+    var.chmod(0o755)
+    files = [var / "agent.db", var / "agent.db-wal", var / "secrets.env", var / "bot.db"]
+    for f in files:
+        f.write_text("x")
+        f.chmod(0o644)
+    secure_state(st.settings)
+    assert stat.S_IMODE(var.stat().st_mode) == 0o700
+    assert {f.name: stat.S_IMODE(f.stat().st_mode) for f in files} == dict.fromkeys((f.name for f in files), 0o600)
+
+
+def _immutable(path: Path, on: bool) -> bool:
+    res = subprocess.run(["chattr", "+i" if on else "-i", str(path)], capture_output=True, check=False)
+    return res.returncode == 0
+
+
+def test_a_state_file_that_cannot_be_made_private_is_a_clear_error(tmp_path: Path) -> None:
+    st = _world(tmp_path)
+    db = tmp_path / "var" / "agent.db"
+    db.write_text("x")
+    db.chmod(0o644)
+    if not _immutable(db, True):  # even root cannot chmod an immutable file: another owner's, in effect
+        pytest.skip("chattr +i is not available here")
+    try:
+        with pytest.raises(OperationalError) as caught:
+            secure_state(st.settings)
+    finally:
+        _immutable(db, False)
+    message = str(caught.value)
+    assert "could not be made private" in message and f"{db} is mode 0644, owned by uid" in message
+    assert "chown them to this user" in message
