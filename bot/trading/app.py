@@ -17,6 +17,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -205,9 +206,13 @@ def _serve(settings: StackSettings, signer: SigningKey, token: str | None, role:
                                     "api_wallet": signer.name if signer.api_wallet else None,
                                     "account": signer.account, "role": role, "spare_pid": spare})
     feed = _start_feed(settings, signer, metrics, status)
+    # A bot that is starting (connecting, waiting for its API wallet, retrying an exchange that is
+    # down) is alive: it beats too, so a fresh start is not reported as a hang; one that stops
+    # beating in start-up is hung there. The exchange checks say when the exchange is the cause.
+    _beat(heartbeat)
     try:
         engine = _connect(settings, signer, store, metrics, status, stop, feed, ready.gateway,
-                          set_leverage=role != "interim")
+                          set_leverage=role != "interim", beat=lambda: _beat(heartbeat))
         if engine is not None:
             engine_box.append(engine)
             _run_loop(engine, status, metrics, heartbeat, stop, bot.loop_seconds)
@@ -253,9 +258,17 @@ def _address(key: str) -> str:
     return str(eth_account.Account.from_key(key).address).lower()
 
 
+def _beat(heartbeat: Path) -> None:
+    try:
+        write_heartbeat(heartbeat, time.time())
+    except OSError as err:
+        log.error("heartbeat not written", extra={"event": "heartbeat_error", "error": str(err)})
+
+
 def _connect(settings: StackSettings, signer: SigningKey, store: Store, metrics: BotMetrics,
              status: RuntimeStatus, stop: threading.Event, feed: MarketFeed | None,
-             gateway: Gateway | None = None, *, set_leverage: bool = True) -> TradingEngine | None:
+             gateway: Gateway | None = None, *, set_leverage: bool = True,
+             beat: Callable[[], None] = lambda: None) -> TradingEngine | None:
     """Connect, check that the API wallet is approved, reconcile; retry with backoff while
     /health says degraded (an unapproved or revoked API wallet is retried too: the operator
     approves it and the bot carries on). An interim skips the leverage settings: the bot it
@@ -285,6 +298,7 @@ def _connect(settings: StackSettings, signer: SigningKey, store: Store, metrics:
             status.last_error = f"start-up: {getattr(err, 'message', err)}"
             log.error("exchange not reachable at start-up; retrying",
                       extra={"event": "connect_failed", "error": str(err), "retry_in_s": backoff})
+            beat()
             stop.wait(backoff)
             backoff = min(backoff * 2, 30.0)
     return None

@@ -32,6 +32,9 @@ def test_heartbeat_pings_and_its_secret_stays_out_of_logs(tmp_path, supervisor, 
         monkeypatch.setenv("HB_TOKEN", "hb-secret-4f9a7c21e0")
         world = AgentWorld(tmp_path / "w", supervisor.url, receiver.url, extra_inventory={
             "heartbeat": {"url": f"http://127.0.0.1:{pings.port}/ping/{{{{ env.HB_TOKEN }}}}", "every": "1s"}})
+        # A directory without any playbook is refused at load; the heartbeat needs no check.
+        world.write_playbook("idle", "version: 1\nname: idle\nhosts: local\ntasks:\n  - name: nothing\n"
+                                     "    command: {argv: [\"true\"]}\n")
         try:
             world.start()
             got = pings.wait_for(2, 20)

@@ -134,7 +134,7 @@ def test_a_halt_taken_while_the_bot_is_dead_holds_when_it_starts_again(
     stack.wait_running()
     info, _ = sdk(stack)
     holding(stack, info, {"BTC"})
-    os.kill(stack.info("bot")["pid"], signal.SIGKILL)
+    os.killpg(stack.info("bot")["pid"], signal.SIGKILL)  # the bot's group: the bot and its warm spare
     stack.wait_state("bot", "EXITED", "BACKOFF", "FATAL")
 
     run = agent(stack, "run-playbook", "emergency", "--yes")

@@ -10,7 +10,7 @@ ports, so tests never touch a developer's running stack. Usage::
         stack = running_stack(playbooks={"mine": "version: 1 ..."}, shipped_playbooks=False)
         stack.wait_running()
         stack.ctl("stop", "bot")
-        stack.inbox(), stack.health(), stack.info(), stack.exchange(), stack.store()
+        stack.inbox(), stack.health(), stack.info("bot"), stack.check_states(), stack.log("bot")
 
 ``playbooks``: extra playbooks written as YAML text; ``shipped_playbooks=True`` also copies
 every file of the repository's ``playbooks/`` (so ``emergency`` etc. are there).
@@ -199,6 +199,19 @@ class StackUnderTest:
 
     def store_url(self) -> str:
         return f"sqlite:///{self.settings.path(self.settings.agent.db)}"
+
+    def check_states(self) -> dict[str, Any]:
+        """The agent's stored check states by key (empty until the agent made its database)."""
+        from agent.store import Store
+
+        try:
+            store = Store(self.store_url(), create=False)
+        except Exception:  # noqa: BLE001 - not there yet
+            return {}
+        try:
+            return dict(store.load_check_states())
+        finally:
+            store.close()
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.2, what: str = "") -> Any:

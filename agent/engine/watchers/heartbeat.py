@@ -41,9 +41,15 @@ class HeartbeatWatcher:
 
     async def run(self) -> None:
         fired_for: float | None = -1.0  # the beat whose deadline was reported missed (-1: none)
+        watching_since = time.time()
         while True:
             beat = read_beat(self.path)
             now = time.time()
+            if beat is None and fired_for == -1.0 and now < watching_since + self.deadline:
+                # No file yet: a program still starting is not hung before the deadline has
+                # passed since we started watching (the check applies the same rule).
+                await asyncio.sleep(min(self._overdue_poll, watching_since + self.deadline - now + DEADLINE_SLACK_S))
+                continue
             if beat is not None and now < beat + self.deadline:
                 if fired_for != -1.0:  # a beat after a missed deadline: recovered
                     fired_for = -1.0

@@ -8,6 +8,10 @@ Polling alone would see a missed deadline up to one interval late. The resident 
 therefore also schedules this check at the deadline of the last beat it saw
 (agent/engine/watchers/heartbeat.py), so a hang is reported within milliseconds of the
 deadline, whatever the check's ``every``.
+
+No heartbeat file yet (a program that has not finished starting, a fresh install) is not a hang
+until ``deadline`` has passed since the agent first found it missing: otherwise every fresh start
+of the stack would page.
 """
 from __future__ import annotations
 
@@ -51,19 +55,27 @@ class HeartbeatCheck(CheckModule):
     default_value: ClassVar[str | None] = "age_s"
     facts: ClassVar[dict[str, str]] = {
         "alive": "true when the last beat is younger than the deadline",
-        "overdue": "true when the deadline passed without a beat (or there is no heartbeat file)",
+        "overdue": "true when the deadline passed without a beat (or the file has been missing that long)",
         "age_s": "seconds since the last beat, or None when there is no heartbeat file",
         "last_beat": "Unix time of the last beat, or None",
         "deadline_s": "the deadline in seconds",
     }
 
+    def __init__(self) -> None:
+        self._missing_since: dict[str, float] = {}  # file -> when this agent first found it missing
+
     async def run(self, params: HeartbeatCheckParams, ctx: RunContext) -> CheckResult:
         # A small local file: reading it inline costs microseconds, less than a thread hop.
         beat = read_beat(params.file)
         if beat is None:
-            facts: dict[str, Any] = {"alive": False, "overdue": True, "age_s": None, "last_beat": None,
+            waited = time.monotonic() - self._missing_since.setdefault(params.file, time.monotonic())
+            overdue = waited > params.deadline
+            facts: dict[str, Any] = {"alive": not overdue, "overdue": overdue, "age_s": None, "last_beat": None,
                                      "deadline_s": params.deadline}
-            return CheckResult(facts=facts, value=None, summary=f"no heartbeat file {params.file}")
+            summary = (f"no heartbeat for {waited:.0f}s: no heartbeat file {params.file}" if overdue else
+                       f"no heartbeat file {params.file} yet (missing for {waited:.1f}s, deadline {params.deadline:g}s)")
+            return CheckResult(facts=facts, value=None, summary=summary)
+        self._missing_since.pop(params.file, None)
         age = max(0.0, time.time() - beat)
         overdue = age > params.deadline
         facts = {"alive": not overdue, "overdue": overdue, "age_s": round(age, 3), "last_beat": beat,

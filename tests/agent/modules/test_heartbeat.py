@@ -53,9 +53,16 @@ async def test_facts(tmp_path: Path, make_ctx, content: str, age: float | None, 
     assert set(result.facts) == set(HeartbeatCheck.facts)
 
 
-async def test_missing_file_is_overdue(tmp_path: Path, make_ctx) -> None:
-    result = await HeartbeatCheck().run(params(file=str(tmp_path / "nope"), deadline="1s"), make_ctx())
-    assert result.facts["overdue"] is True and result.facts["age_s"] is None
+async def test_a_missing_file_is_overdue_once_it_has_been_missing_for_the_deadline(tmp_path: Path, make_ctx) -> None:
+    """A program still starting has no heartbeat file yet: not a hang (a fresh `make run` must
+    not page) until the file has been missing for the whole deadline; then it is overdue."""
+    check = HeartbeatCheck()
+    first = await check.run(params(file=str(tmp_path / "nope"), deadline="1s"), make_ctx())
+    assert first.facts["overdue"] is False and first.facts["age_s"] is None
+    await asyncio.sleep(1.1)
+    later = await check.run(params(file=str(tmp_path / "nope"), deadline="1s"), make_ctx())
+    assert later.facts["overdue"] is True and later.facts["alive"] is False
+    assert "no heartbeat for" in later.summary
     assert read_beat(tmp_path / "nope") is None
 
 
@@ -103,3 +110,24 @@ async def test_watchdog_fires_on_a_missed_deadline_and_not_before(tmp_path: Path
         os.kill(proc.pid, signal.SIGCONT)
         proc.kill()
         proc.wait()
+
+
+async def test_the_watcher_gives_a_program_that_has_not_beaten_yet_the_whole_deadline(tmp_path: Path) -> None:
+    """Started before the program's first beat (a fresh stack): nothing is reported while the
+    file is missing for less than the deadline, and the first beat starts the usual watch."""
+    from agent.engine.watchers.heartbeat import HeartbeatWatcher
+
+    beat = tmp_path / "bot.heartbeat"
+    bc = SimpleNamespace(key="p/h/bot heartbeat", params=params(file=str(beat), deadline="1s"))
+    fired: list[str] = []
+    watcher = HeartbeatWatcher(bc, lambda _bc, why: fired.append(why), overdue_poll=0.05)
+    task = asyncio.create_task(watcher.run())
+    try:
+        await asyncio.sleep(0.5)
+        beat.write_text(str(time.time()))  # the first beat, half a deadline after watching began
+        await asyncio.sleep(0.4)
+        assert fired == []
+        await asyncio.sleep(1.2)  # no second beat: now it is a hang
+        assert fired == ["heartbeat deadline missed"]
+    finally:
+        task.cancel()
