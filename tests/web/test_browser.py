@@ -82,6 +82,11 @@ def test_operator_on_a_phone(running_stack: Callable[..., StackUnderTest], brows
     def live_text() -> str:
         return str(browser.execute_script("var e = document.getElementById('live'); return e ? e.innerText : '';"))
 
+    def main_text() -> str:
+        # Read in one script: the live updates replace nodes, and a node found in one call may be
+        # gone by the next ("Node with given id does not belong to the document").
+        return str(browser.execute_script("var e = document.querySelector('main'); return e ? e.innerText : '';"))
+
     # 1. sign in
     def healthz() -> bool:
         try:
@@ -115,7 +120,7 @@ def test_operator_on_a_phone(running_stack: Callable[..., StackUnderTest], brows
                     if "bot process" in e.text)
     incident_id = incident.get_attribute("id").removeprefix("incident-")
     browser.find_element(By.ID, f"ack-{incident_id}").click()
-    wait.until(lambda d: "acknowledged" in d.find_element(By.TAG_NAME, "main").text)
+    wait.until(lambda d: "acknowledged" in main_text())
     wait.until(lambda d: "acknowledged by web:operator" in live_text())
     shot("04-acknowledged")
     from agent.store import Store
@@ -133,7 +138,7 @@ def test_operator_on_a_phone(running_stack: Callable[..., StackUnderTest], brows
     wait.until(lambda d: "/runs/" in d.current_url)
     wait.until(lambda d: "PLAY RECAP" in d.find_element(By.ID, "lines").text)
     lines = browser.find_element(By.ID, "lines").text
-    assert "check mode" in browser.find_element(By.TAG_NAME, "main").text
+    assert "check mode" in main_text()
     assert "flatten (close first" in lines and "every position still open has a reduce-only stop" in lines
     assert "would" in lines
     shot("05-emergency-check-mode")
