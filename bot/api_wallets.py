@@ -33,9 +33,9 @@ class Approval:
 
 
 def _address(key: str) -> str:
-    from eth_account import Account
+    from botwarden.keys import address_of
 
-    return str(Account.from_key(key).address).lower()
+    return address_of(key)
 
 
 def _post(url: str, body: dict[str, Any], timeout: float) -> Any:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -324,7 +324,8 @@ class StackSettings(_Model):
             "export the key in the environment (never in a file under git)"
         )
 
-    def account_address(self, environ: Mapping[str, str] | None = None) -> str:
+    def account_address(self, environ: Mapping[str, str] | None = None, *,
+                        derive: Callable[[str], str] | None = None) -> str:
         """The account traded: ``bot.account_address``, else the address of the account's own key
         (raises RuntimeError naming the setting when neither is available)."""
         if self.bot.account_address:
@@ -335,18 +336,22 @@ class StackSettings(_Model):
             raise RuntimeError(
                 f"network is {self.bot.network}: set bot.account_address (the account the API wallets "
                 f"trade for) or ${self.bot.private_key_env}") from None
-        from eth_account import Account  # heavy: only when a key must be turned into an address
+        if derive is not None:
+            return derive(key)
+        from botwarden.keys import address_of
 
-        return str(Account.from_key(key).address).lower()
+        return address_of(key)
 
-    def signing_key(self, who: Signer, environ: Mapping[str, str] | None = None) -> SigningKey:
+    def signing_key(self, who: Signer, environ: Mapping[str, str] | None = None, *,
+                    derive: Callable[[str], str] | None = None) -> SigningKey:
         """The key ``who`` signs with: its API wallet when ``<who>.api_wallet_key_env`` is set (for
-        :meth:`account_address`), else the account's own key (:meth:`private_key`)."""
+        :meth:`account_address`), else the account's own key (:meth:`private_key`). ``derive``
+        turns a key into its address (default :func:`botwarden.keys.address_of`, in process)."""
         env = os.environ if environ is None else environ
         section = self.bot if who == "bot" else self.agent
         api_key = env.get(section.api_wallet_key_env)
         if api_key:
-            return SigningKey(key=api_key, account=self.account_address(env), api_wallet=True,
+            return SigningKey(key=api_key, account=self.account_address(env, derive=derive), api_wallet=True,
                               name=section.api_wallet_name, env=section.api_wallet_key_env)
         return SigningKey(key=self.private_key(env), account=None, api_wallet=False, name="",
                           env=self.bot.private_key_env)

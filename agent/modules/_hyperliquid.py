@@ -1,7 +1,10 @@
 """Plumbing shared by the ``exchange`` check and action: the exchange reached *directly*.
 
-The agent talks to the exchange through the unmodified ``hyperliquid-python-sdk`` so that the
-emergency steps work when the bot is dead or hung. This module owns:
+The agent signs through the unmodified ``hyperliquid-python-sdk`` so that the emergency steps
+work when the bot is dead or hung, and *reads* the account without it (:class:`InfoReader`:
+Hyperliquid's ``/info`` over the agent's own HTTP transport, capped and bounded like every other
+read): the SDK and eth_account cost the resident agent about 12 MB for as long as it lives once
+imported, and the checks that run every few seconds only read. This module owns:
 
 * which account and which key: the host's ``exchange.url``; the agent's own API wallet when
   ``$<agent.api_wallet_key_env>`` is set (``make run`` generates and approves one on paper), so
@@ -15,11 +18,15 @@ emergency steps work when the bot is dead or hung. This module owns:
   traffic of every check; the cache is refreshed after :data:`META_TTL_SECONDS`;
 * :func:`call`: every blocking SDK call runs in a worker thread under a timeout, and its
   failures become :class:`ModuleError` messages an operator can act on;
-* parsed views of the account (:class:`AccountSnapshot`, :class:`OpenOrder`).
+* :class:`InfoReader`: the reads of the checks, without the SDK;
+* parsed views of the account (:class:`AccountSnapshot`, :class:`OpenOrder`), the same whether
+  the answer came through the SDK (actions) or the reader (checks).
 """
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -75,18 +82,42 @@ def resolve_target(ctx: RunContext, url: str | None, account_address: str | None
 
     try:
         settings = StackSettings.model_validate({"bot": bot_section, "agent": agent_section})
-        signing = settings.signing_key("agent")
+        signing = settings.signing_key("agent", derive=lambda key: address_in_child(key).lower())
     except (RuntimeError, ValueError) as exc:
         raise ModuleError(f"no signing key: {exc}") from None
-    from eth_account import Account as EthAccount  # heavy: see the imports at the top
-
     try:
-        signer = EthAccount.from_key(signing.key).address
-    except Exception:  # noqa: BLE001 - the library's message may quote the key; say only where it came from
+        signer = address_in_child(signing.key)
+    except ValueError:
         raise ModuleError(f"the signing key in ${signing.env} is not a valid private key") from None
     account = account_address or signing.account
     return Target(url=str(base_url).rstrip("/"), address=account or signer, signer=signer, key=signing.key,
                   account_address=account)
+
+
+_addresses: dict[str, str] = {}
+
+
+def address_in_child(key: str) -> str:
+    """The EIP-55 address of ``key``, derived once per key in a child interpreter
+    (``python -m botwarden.keys``): the secp256k1 and Keccak libraries cost the resident agent
+    about 8 MB for good once imported (measured: coincurve 4.8, pycryptodome's Keccak 3.5), for
+    an address that never changes. ``ValueError`` when the key is not a key. Blocking (~100 ms,
+    once): the checks call it from a probe thread."""
+    import hashlib
+
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    with _lock:
+        known = _addresses.get(digest)
+    if known is not None:
+        return known
+    proc = subprocess.run([sys.executable, "-m", "botwarden.keys"], input=key, capture_output=True, text=True,
+                          timeout=30, check=False)
+    if proc.returncode != 0:
+        raise ValueError("not a private key")
+    address = proc.stdout.strip()
+    with _lock:
+        _addresses[digest] = address
+    return address
 
 
 # --- cached SDK clients ------------------------------------------------------------------------
@@ -252,7 +283,11 @@ class AccountSnapshot:
 
 def read_account(client: ExchangeClient, address: str) -> AccountSnapshot:
     """``clearinghouseState`` of ``address`` (blocking)."""
-    raw = client.info.user_state(address)
+    return parse_account(client.info.user_state(address))
+
+
+def parse_account(raw: Mapping[str, Any]) -> AccountSnapshot:
+    """An account from a ``clearinghouseState`` answer."""
     summary = raw.get("marginSummary") or {}
     positions = []
     for entry in raw.get("assetPositions") or []:
@@ -293,8 +328,13 @@ class OpenOrder:
 
 def read_orders(client: ExchangeClient, address: str) -> list[OpenOrder]:
     """Every resting order of ``address``, triggers included (``frontendOpenOrders``; blocking)."""
+    return parse_orders(client.info.frontend_open_orders(address))
+
+
+def parse_orders(rows: Any) -> list[OpenOrder]:
+    """Resting orders from a ``frontendOpenOrders`` answer."""
     out = []
-    for row in client.info.frontend_open_orders(address):
+    for row in rows:
         is_trigger = bool(row.get("isTrigger", False))
         out.append(OpenOrder(coin=str(row["coin"]), side="buy" if row.get("side") == "B" else "sell",
                              size=_f(row.get("sz")), price=_f(row.get("limitPx")), oid=int(row["oid"]),
@@ -302,3 +342,61 @@ def read_orders(client: ExchangeClient, address: str) -> list[OpenOrder]:
                              trigger_px=_f(row.get("triggerPx")) if is_trigger else None,
                              order_type=str(row.get("orderType") or ("Trigger" if is_trigger else "Limit"))))
     return sorted(out, key=lambda o: (o.coin, o.oid))
+
+
+# --- reads without the SDK -----------------------------------------------------------------------
+class InfoReader:
+    """Hyperliquid's ``/info`` for the checks, through :mod:`agent.http` (one shared session,
+    the body capped, the timeout bounding the whole request, large answers parsed off the event
+    loop). Failures are :class:`ModuleError` in the words :func:`call` uses for the SDK's."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url.rstrip("/")
+
+    async def post(self, body: Mapping[str, Any], *, what: str, timeout: float) -> Any:
+        from agent.http import RequestFailed, parse_json, request
+
+        try:
+            resp = await request("POST", f"{self.url}/info", json_body=dict(body), timeout=timeout,
+                                 max_body_bytes=INFO_MAX_BODY_BYTES)
+        except RequestFailed as exc:
+            if "timed out" in exc.reason:
+                raise ModuleError(f"{what}: exchange {self.url} timed out after {timeout:g}s") from None
+            raise ModuleError(f"{what}: exchange {self.url} is unreachable ({exc.reason})") from None
+        if resp.status == 429:
+            raise ModuleError(f"{what}: exchange {self.url} rate limited the request (HTTP 429)")
+        if resp.status >= 500:
+            raise ModuleError(f"{what}: exchange {self.url} answered HTTP {resp.status}")
+        if resp.status != 200:
+            detail = resp.text[:200].strip()
+            raise ModuleError(f"{what}: exchange {self.url} refused with HTTP {resp.status}"
+                              + (f": {detail}" if detail else ""))
+        if resp.truncated:
+            raise ModuleError(f"{what}: the answer of exchange {self.url} is larger than "
+                              f"{INFO_MAX_BODY_BYTES // 1_048_576} MiB")
+        try:
+            if len(resp.body) > 65_536:
+                return await asyncio.to_thread(parse_json, resp.body)
+            return parse_json(resp.body)
+        except ValueError as exc:
+            raise ModuleError(f"{what}: unexpected answer from exchange {self.url}: {exc}"[:300]) from None
+
+    async def user_state(self, address: str, *, what: str, timeout: float) -> AccountSnapshot:
+        raw = await self.post({"type": "clearinghouseState", "user": address}, what=what, timeout=timeout)
+        if not isinstance(raw, Mapping):
+            raise ModuleError(f"{what}: unexpected answer from exchange {self.url}: not an account")
+        return parse_account(raw)
+
+    async def open_orders(self, address: str, *, what: str, timeout: float) -> list[OpenOrder]:
+        rows = await self.post({"type": "frontendOpenOrders", "user": address}, what=what, timeout=timeout)
+        return parse_orders(rows if isinstance(rows, list) else [])
+
+    async def fills(self, address: str, *, what: str, timeout: float, since_ms: int | None = None) -> list[Any]:
+        body: dict[str, Any] = ({"type": "userFills", "user": address} if since_ms is None else
+                                {"type": "userFillsByTime", "user": address, "startTime": since_ms})
+        rows = await self.post(body, what=what, timeout=timeout)
+        return rows if isinstance(rows, list) else []
+
+
+INFO_MAX_BODY_BYTES = 8 * 1_048_576
+"""An account's fills can be large (thousands of rows); past this an answer is refused."""

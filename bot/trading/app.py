@@ -22,8 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-import eth_account
-
 from bot import __version__
 from bot.trading.engine import INTERVAL_SECONDS, TradingEngine
 from bot.trading.gateway import Gateway, GatewayError
@@ -43,6 +41,7 @@ from bot.trading.status import RuntimeStatus
 from bot.trading.store import Store
 from botwarden.errors import BotwardenError, ConfigError, ExitCode, TransientError
 from botwarden.halts import HaltFile
+from botwarden.keys import address_of
 from botwarden.settings import SigningKey, StackSettings
 
 log = logging.getLogger("bot.trading.app")
@@ -255,7 +254,7 @@ def _start_feed(settings: StackSettings, signer: SigningKey, metrics: BotMetrics
 
 
 def _address(key: str) -> str:
-    return str(eth_account.Account.from_key(key).address).lower()
+    return address_of(key)
 
 
 def _beat(heartbeat: Path) -> None:

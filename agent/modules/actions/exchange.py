@@ -81,7 +81,7 @@ class ExchangeAction(ActionModule):
     destructive: ClassVar[bool] = True
 
     async def run(self, params: ExchangeActionParams, ctx: RunContext) -> ActionResult:
-        target = hl.resolve_target(ctx, params.url, params.account_address)
+        target = await ctx.run_blocking(hl.resolve_target, ctx, params.url, params.account_address)
         if params.action in ("flatten", "protect") and not ctx.check_mode:
             return await _flatten(target, params, ctx)
         timeout = ctx.timeout

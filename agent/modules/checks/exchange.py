@@ -1,11 +1,17 @@
-"""Check: the trading account, read directly from the exchange through the SDK.
+"""Check: the trading account, read directly from the exchange.
 
 Independent of the bot: it works when the bot is dead, hung or wrong, which is the point (the
 bot's own /metrics say what the bot *believes*; this says what the exchange *holds*). One
-``metric`` per check; every metric's facts are listed in :attr:`ExchangeCheck.facts`.
+``metric`` per check; every metric's facts are listed in :attr:`ExchangeCheck.facts`. Reads go
+through Hyperliquid's ``/info`` without the SDK (:class:`agent.modules._hyperliquid.InfoReader`);
+the ``auth`` metric signs, so its probe runs in a child process that loads the SDK.
 """
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
+import sys
 import time
 from collections import defaultdict
 from datetime import UTC, datetime
@@ -49,7 +55,7 @@ class ExchangeCheck(CheckModule):
 
     name: ClassVar[str] = "exchange"
     Params: ClassVar[type[ExchangeCheckParams]] = ExchangeCheckParams
-    description: ClassVar[str] = ("The trading account read directly from the exchange (SDK): equity, P&L, "
+    description: ClassVar[str] = ("The trading account read directly from the exchange: equity, P&L, "
                                   "positions, orders, margin, latency, credentials, rate limit, drift, fills")
     default_value: ClassVar[str | None] = "value"
     facts: ClassVar[dict[str, str]] = {
@@ -94,59 +100,51 @@ class ExchangeCheck(CheckModule):
     }
 
     async def run(self, params: ExchangeCheckParams, ctx: RunContext) -> CheckResult:
-        target = hl.resolve_target(ctx, params.url, params.account_address)
+        target = await ctx.run_blocking(hl.resolve_target, ctx, params.url, params.account_address)
         timeout = ctx.timeout
         facts: dict[str, Any] = {"address": target.address}
-        if params.metric == "api_latency":
-            facts.update(await _api_latency(target, timeout))
+        if params.metric == "auth":
+            facts.update(await _auth(target, timeout))
         else:
-            client = await hl.call(lambda: hl.client_for(target, timeout), what="connect", url=target.url,
-                                   timeout=timeout)
             reader = _READERS[params.metric]
-            facts.update(await reader(client, target, params, ctx, timeout))
+            facts.update(await reader(hl.InfoReader(target.url), target, params, ctx, timeout))
         value = facts.get(DEFAULT_VALUE[params.metric])
         facts["value"] = value
         return CheckResult(facts=facts, value=value, summary=_summary(params.metric, facts))
 
 
 # --- one reader per metric ---------------------------------------------------------------------
-async def _api_latency(target: hl.Target, timeout: float) -> dict[str, Any]:
-    api = hl.plain_api(target.url, timeout)
+async def _api_latency(info: hl.InfoReader, target: hl.Target, params: ExchangeCheckParams, ctx: RunContext,
+                       timeout: float) -> dict[str, Any]:
     started = time.perf_counter()
     # exchangeStatus: one of the cheapest /info requests (weight 2), no account data.
-    await hl.call(lambda: api.post("/info", {"type": "exchangeStatus"}), what="api_latency", url=target.url,
-                  timeout=timeout)
+    await info.post({"type": "exchangeStatus"}, what="api_latency", timeout=timeout)
     return {"latency_ms": round((time.perf_counter() - started) * 1000.0, 3)}
 
 
-async def _equity(client: hl.ExchangeClient, target: hl.Target, params: ExchangeCheckParams, ctx: RunContext,
+async def _equity(info: hl.InfoReader, target: hl.Target, params: ExchangeCheckParams, ctx: RunContext,
                   timeout: float) -> dict[str, Any]:
-    acct = await hl.call(lambda: hl.read_account(client, target.address), what="equity", url=target.url,
-                         timeout=timeout)
+    acct = await info.user_state(target.address, what="equity", timeout=timeout)
     return {"account_value": acct.account_value, "withdrawable": acct.withdrawable,
             "margin_used": acct.margin_used, "total_notional": acct.total_notional}
 
 
-async def _margin(client: hl.ExchangeClient, target: hl.Target, params: ExchangeCheckParams, ctx: RunContext,
+async def _margin(info: hl.InfoReader, target: hl.Target, params: ExchangeCheckParams, ctx: RunContext,
                   timeout: float) -> dict[str, Any]:
-    acct = await hl.call(lambda: hl.read_account(client, target.address), what="margin_usage", url=target.url,
-                         timeout=timeout)
+    acct = await info.user_state(target.address, what="margin_usage", timeout=timeout)
     pct = acct.margin_used / acct.account_value * 100.0 if acct.account_value > 0 else 0.0
     return {"account_value": acct.account_value, "margin_used": acct.margin_used,
             "maintenance_margin": acct.maintenance_margin, "margin_usage_percent": round(pct, 4)}
 
 
-async def _pnl(client: hl.ExchangeClient, target: hl.Target, params: ExchangeCheckParams, ctx: RunContext,
+async def _pnl(info: hl.InfoReader, target: hl.Target, params: ExchangeCheckParams, ctx: RunContext,
                timeout: float) -> dict[str, Any]:
     now_ms = int(time.time() * 1000)
     day_start = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     since_ms = min(int(day_start.timestamp() * 1000), now_ms - int(params.window * 1000))
 
-    def read() -> tuple[hl.AccountSnapshot, list[dict[str, Any]]]:
-        return (hl.read_account(client, target.address),
-                client.info.user_fills_by_time(target.address, since_ms))
-
-    acct, fills = await hl.call(read, what="pnl", url=target.url, timeout=timeout)
+    acct, fills = await asyncio.gather(info.user_state(target.address, what="pnl", timeout=timeout),
+                                       info.fills(target.address, what="pnl", timeout=timeout, since_ms=since_ms))
     day_ms = int(day_start.timestamp() * 1000)
     window_ms = now_ms - int(params.window * 1000)
     realized_today = sum(_f(f.get("closedPnl")) - _f(f.get("fee")) for f in fills if int(f["time"]) >= day_ms)
@@ -168,13 +166,10 @@ async def _pnl(client: hl.ExchangeClient, target: hl.Target, params: ExchangeChe
     }
 
 
-async def _positions(client: hl.ExchangeClient, target: hl.Target, params: ExchangeCheckParams, ctx: RunContext,
+async def _positions(info: hl.InfoReader, target: hl.Target, params: ExchangeCheckParams, ctx: RunContext,
                      timeout: float) -> dict[str, Any]:
-    def read() -> tuple[hl.AccountSnapshot, list[dict[str, Any]]]:
-        acct = hl.read_account(client, target.address)
-        return acct, (client.info.user_fills(target.address) if acct.positions else [])
-
-    acct, fills = await hl.call(read, what="positions", url=target.url, timeout=timeout)
+    acct = await info.user_state(target.address, what="positions", timeout=timeout)
+    fills = await info.fills(target.address, what="positions", timeout=timeout) if acct.positions else []
     now_ms = int(time.time() * 1000)
     rows = []
     for p in acct.positions:
@@ -199,36 +194,44 @@ def position_opened_ms(position: hl.Position, fills: list[dict[str, Any]]) -> in
     return int(own[-1]["time"]) if own else None
 
 
-async def _orders(client: hl.ExchangeClient, target: hl.Target, params: ExchangeCheckParams, ctx: RunContext,
+async def _orders(info: hl.InfoReader, target: hl.Target, params: ExchangeCheckParams, ctx: RunContext,
                   timeout: float) -> dict[str, Any]:
-    orders = await hl.call(lambda: hl.read_orders(client, target.address), what="orders", url=target.url,
-                           timeout=timeout)
+    orders = await info.open_orders(target.address, what="orders", timeout=timeout)
     return {"count": len(orders), "orders": [o.as_fact() for o in orders]}
 
 
-async def _auth(client: hl.ExchangeClient, target: hl.Target, params: ExchangeCheckParams, ctx: RunContext,
-                timeout: float) -> dict[str, Any]:
-    # Any listed perp: the cancel names no real order.
-    coin = min(((a, c) for c, a in client.info.coin_to_asset.items() if a < 10_000), default=(0, "BTC"))[1]
-    started = time.perf_counter()
-    # A signed request that cannot change anything: cancelling order id 0, which no exchange
-    # ever assigns. Accepted signer -> "ok" with a per-order "never placed" error; refused
-    # signer -> a whole-request error. It costs one address-based request.
-    resp = await hl.call(lambda: client.exchange.bulk_cancel([{"coin": coin, "oid": 0}]), what="auth",
-                         url=target.url, timeout=timeout)
-    latency = round((time.perf_counter() - started) * 1000.0, 3)
-    error = hl.response_error(resp)
-    if error is not None and not hl.looks_like_auth_error(error):
-        # Refused for another reason (nonce, request cap): not a verdict on the credentials.
-        raise ModuleError(f"auth probe refused by exchange {target.url} for a reason other than the "
-                          f"credentials: {error}")
-    return {"auth_ok": error is None, "auth_error": error, "latency_ms": latency}
+async def _auth(target: hl.Target, timeout: float) -> dict[str, Any]:
+    """The signed probe, in a child interpreter (:mod:`agent.modules.checks.exchange_auth_probe`):
+    the resident agent keeps neither the SDK nor eth_account in memory for it."""
+    request = json.dumps({"url": target.url, "key": target.key, "account_address": target.account_address,
+                          "timeout": timeout})
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "agent.modules.checks.exchange_auth_probe", stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+    try:
+        out, _ = await proc.communicate(request.encode())
+    except asyncio.CancelledError:  # the check timed out: the child must not outlive it
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
+        raise
+    try:
+        answer = json.loads(out.decode() or "{}")
+    except ValueError:
+        answer = {}
+    if not isinstance(answer, dict) or ("error" not in answer and "auth_ok" not in answer):
+        raise ModuleError(f"auth: the probe process ended without an answer (exit code {proc.returncode})")
+    if "error" in answer:
+        raise ModuleError(str(answer["error"])[:300])
+    return {"auth_ok": bool(answer["auth_ok"]), "auth_error": answer.get("auth_error"),
+            "latency_ms": answer.get("latency_ms")}
 
 
-async def _rate_limit(client: hl.ExchangeClient, target: hl.Target, params: ExchangeCheckParams, ctx: RunContext,
+async def _rate_limit(info: hl.InfoReader, target: hl.Target, params: ExchangeCheckParams, ctx: RunContext,
                       timeout: float) -> dict[str, Any]:
-    raw = await hl.call(lambda: client.info.user_rate_limit(target.address), what="rate_limit", url=target.url,
-                        timeout=timeout)
+    raw = await info.post({"type": "userRateLimit", "user": target.address}, what="rate_limit", timeout=timeout)
+    if not isinstance(raw, dict):
+        raise ModuleError(f"rate_limit: unexpected answer from exchange {target.url}")
     used, cap = int(raw.get("nRequestsUsed", 0)), int(raw.get("nRequestsCap", 0))
     headroom = cap - used
     return {"requests_used": used, "requests_cap": cap, "headroom": headroom,
@@ -236,10 +239,9 @@ async def _rate_limit(client: hl.ExchangeClient, target: hl.Target, params: Exch
             "cum_volume": _f(raw.get("cumVlm"))}
 
 
-async def _equity_drift(client: hl.ExchangeClient, target: hl.Target, params: ExchangeCheckParams, ctx: RunContext,
+async def _equity_drift(info: hl.InfoReader, target: hl.Target, params: ExchangeCheckParams, ctx: RunContext,
                         timeout: float) -> dict[str, Any]:
-    acct = await hl.call(lambda: hl.read_account(client, target.address), what="equity_drift", url=target.url,
-                         timeout=timeout)
+    acct = await info.user_state(target.address, what="equity_drift", timeout=timeout)
     url = f"{_bot_url(params, ctx)}/metrics"
     text = await _bot_get(url, timeout)  # capped by the transport
     try:
@@ -255,10 +257,9 @@ async def _equity_drift(client: hl.ExchangeClient, target: hl.Target, params: Ex
             "drift_usd": round(drift, 6), "drift_percent": round(pct, 4)}
 
 
-async def _last_fill_age(client: hl.ExchangeClient, target: hl.Target, params: ExchangeCheckParams,
+async def _last_fill_age(info: hl.InfoReader, target: hl.Target, params: ExchangeCheckParams,
                          ctx: RunContext, timeout: float) -> dict[str, Any]:
-    fills = await hl.call(lambda: client.info.user_fills(target.address), what="last_fill_age", url=target.url,
-                          timeout=timeout)
+    fills = await info.fills(target.address, what="last_fill_age", timeout=timeout)
     last = max((int(f["time"]) for f in fills), default=None)
     age = None if last is None else round(max(0.0, time.time() - last / 1000.0), 3)
     bot_status = "unreachable"
@@ -284,8 +285,8 @@ async def _bot_get(url: str, timeout: float) -> str:
         raise ModuleError(str(exc)) from None
 
 
-_READERS = {"equity": _equity, "pnl": _pnl, "positions": _positions, "orders": _orders, "margin_usage": _margin,
-            "auth": _auth, "rate_limit": _rate_limit, "equity_drift": _equity_drift,
+_READERS = {"api_latency": _api_latency, "equity": _equity, "pnl": _pnl, "positions": _positions, "orders": _orders,
+            "margin_usage": _margin, "rate_limit": _rate_limit, "equity_drift": _equity_drift,
             "last_fill_age": _last_fill_age}
 
 

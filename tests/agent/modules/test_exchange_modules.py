@@ -251,3 +251,38 @@ def test_after_is_validated() -> None:
         ExchangeActionParams(action="schedule_cancel", after=1)
     with pytest.raises(ValueError, match="only for action schedule_cancel"):
         ExchangeActionParams(action="cancel_all", after=60)
+
+
+READS_WITHOUT_THE_SDK = """
+import asyncio, json, sys
+from agent.modules.base import HostContext, RunContext
+from agent.modules.checks.exchange import ExchangeCheck, ExchangeCheckParams
+
+async def main():
+    ctx = RunContext(host=HostContext("paper", {"exchange": {"url": sys.argv[1]},
+                                                "bot": {"network": "paper", "private_key_env": "UNSET_X"}}),
+                     timeout=10.0)
+    out = {}
+    for metric in ("equity", "positions", "orders", "pnl", "margin_usage", "rate_limit", "api_latency", "auth"):
+        result = await ExchangeCheck().run(ExchangeCheckParams(metric=metric), ctx)
+        out[metric] = result.error
+    heavy = [m for m in ("hyperliquid", "eth_account", "coincurve", "Crypto", "requests") if m in sys.modules]
+    print(json.dumps({"errors": out, "heavy": heavy}))
+
+asyncio.run(main())
+"""
+
+
+def test_the_checks_read_and_probe_the_account_without_loading_the_sdk_into_the_agent(paper: RunningExchange) -> None:
+    """Every metric works while the checking process never imports the SDK, eth_account or the
+    secp256k1/Keccak libraries (about 20 MB for the resident agent): reads go through /info, the
+    key's address and the signed auth probe are computed in short-lived children."""
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", READS_WITHOUT_THE_SDK, paper.url], capture_output=True, text=True,
+                         timeout=120, check=True)
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert seen["errors"] == dict.fromkeys(seen["errors"]), seen
+    assert seen["heavy"] == [], seen
