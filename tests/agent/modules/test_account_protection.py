@@ -7,12 +7,10 @@ its reduce-only stop-loss resting, a short without one, an entry bid that could 
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from eth_account import Account
 from hyperliquid.exchange import Exchange
 from hyperliquid.info import Info
 from hypothesis import given
@@ -22,28 +20,8 @@ from agent.modules import _hyperliquid as hl
 from agent.modules.actions import _account_protection as guard
 from agent.modules.actions.exchange import ExchangeAction, ExchangeActionParams
 from agent.modules.base import HostContext, RunContext
-from bot.exchange import RunningExchange, serve_in_thread
-from botwarden.settings import PAPER_DEV_PRIVATE_KEY
-
-DEV = Account.from_key(PAPER_DEV_PRIVATE_KEY).address
-UNSET_KEY_ENV = "BOTWARDEN_TEST_KEY_THAT_IS_NOT_SET"
-
-
-@pytest.fixture
-def paper(tmp_path: Path) -> Iterator[RunningExchange]:
-    hl.forget_clients()
-    ex = serve_in_thread(state=tmp_path / "exchange.db", seed=7, tick_seconds=0.2)
-    try:
-        yield ex
-    finally:
-        ex.stop()
-        hl.forget_clients()
-
-
-@pytest.fixture
-def sdk(paper: RunningExchange) -> tuple[Info, Exchange]:
-    return Info(paper.url, skip_ws=True, timeout=10), Exchange(Account.from_key(PAPER_DEV_PRIVATE_KEY), paper.url,
-                                                              timeout=10)
+from bot.exchange import RunningExchange
+from tests.agent.modules.paper import DEV, UNSET_KEY_ENV, paper, sdk  # noqa: F401 (fixtures)
 
 
 @pytest.fixture

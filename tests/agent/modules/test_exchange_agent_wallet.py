@@ -4,8 +4,6 @@ exchange through the unmodified SDK."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,23 +15,13 @@ from agent.modules import _hyperliquid as hl
 from agent.modules.actions.exchange import ExchangeAction, ExchangeActionParams
 from agent.modules.base import HostContext, RunContext
 from bot import api_wallets
-from bot.exchange import RunningExchange, serve_in_thread
+from bot.exchange import RunningExchange
 from botwarden.errors import ModuleError
 from botwarden.settings import PAPER_DEV_PRIVATE_KEY
+from tests.agent.modules.paper import paper  # noqa: F401 (fixture)
 
 DEV = Account.from_key(PAPER_DEV_PRIVATE_KEY)
 BOT_ENV, AGENT_ENV = "BOTWARDEN_TEST_BOT_WALLET", "BOTWARDEN_TEST_AGENT_WALLET"
-
-
-@pytest.fixture
-def paper(tmp_path: Path) -> Iterator[RunningExchange]:
-    hl.forget_clients()
-    ex = serve_in_thread(state=tmp_path / "exchange.db", seed=7, tick_seconds=0.2)
-    try:
-        yield ex
-    finally:
-        ex.stop()
-        hl.forget_clients()
 
 
 @pytest.fixture

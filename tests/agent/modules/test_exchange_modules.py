@@ -6,12 +6,10 @@ The account is the paper development account (the key the modules pick on ``pape
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from eth_account import Account
 from hyperliquid.exchange import Exchange
 from hyperliquid.info import Info
 
@@ -19,29 +17,10 @@ from agent.modules import _hyperliquid as hl
 from agent.modules.actions.exchange import ExchangeAction, ExchangeActionParams
 from agent.modules.base import HostContext, RunContext
 from agent.modules.checks.exchange import ExchangeCheck, ExchangeCheckParams, position_opened_ms
-from bot.exchange import RunningExchange, serve_in_thread
+from bot.exchange import RunningExchange
 from botwarden.errors import ModuleError
 from botwarden.settings import PAPER_DEV_PRIVATE_KEY
-
-DEV = Account.from_key(PAPER_DEV_PRIVATE_KEY).address
-UNSET_KEY_ENV = "BOTWARDEN_TEST_KEY_THAT_IS_NOT_SET"
-
-
-@pytest.fixture
-def paper(tmp_path: Path) -> Iterator[RunningExchange]:
-    hl.forget_clients()
-    ex = serve_in_thread(state=tmp_path / "exchange.db", seed=7, tick_seconds=0.2)
-    try:
-        yield ex
-    finally:
-        ex.stop()
-        hl.forget_clients()
-
-
-@pytest.fixture
-def sdk(paper: RunningExchange) -> tuple[Info, Exchange]:
-    return Info(paper.url, skip_ws=True, timeout=10), Exchange(Account.from_key(PAPER_DEV_PRIVATE_KEY), paper.url,
-                                                              timeout=10)
+from tests.agent.modules.paper import DEV, UNSET_KEY_ENV, paper, sdk  # noqa: F401 (fixtures)
 
 
 @pytest.fixture
