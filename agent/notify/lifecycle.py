@@ -127,7 +127,7 @@ class AlertLifecycle:
                 fresh.append(inc)
             queued += self._send_groups(tx, fresh, now)
             queued += self._send_resolves(tx, now)
-            queued += self._escalate(tx, [i for i in fresh], now)
+            queued += self._escalate(tx, list(fresh), now)
         self.next_due = min(self._deadlines, default=None)
         return queued
 
@@ -215,7 +215,7 @@ class AlertLifecycle:
                 per_pair.setdefault((route.name, target), (route, []))[1].append(inc)
         ids_by_incident: dict[int, list[int]] = defaultdict(list)
         queued = 0
-        for (route_name, target), (route, incs) in per_pair.items():
+        for (_route_name, target), (route, incs) in per_pair.items():
             title, body = self._group_text(host, incs, still, all_open, now)
             signature = "+".join(f"{i.id}{i.state.name[0]}" for i in incs)
             if len(signature) > 120:

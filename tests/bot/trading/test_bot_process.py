@@ -114,12 +114,15 @@ class Stack:
             return c.execute(sql).fetchall()
 
     def close(self) -> None:
+        # Every process is ended whatever happens to another (a process left behind here would
+        # outlive the test run: seen as paper exchanges still running an hour later).
         for p in reversed(self.procs):
             if p.args[1] == "run":  # a bot: its own process group holds its spare (or an interim)
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(p.pid, signal.SIGKILL)
-            if p.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
                 p.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 p.wait(timeout=10)
         self.http.close()
 
