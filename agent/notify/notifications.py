@@ -8,6 +8,7 @@ idempotent: replaying a transition never queues a second alert.
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -62,7 +63,8 @@ class Notifications:
     def __init__(
         self, store: Store, router: Router, *, templating: TemplateRenderer | None = None,
         redactor: Redactor | None = None, templates: Mapping[str, str] | None = None,
-        clock: Callable[[], datetime] = utc_now, on_enqueued: Callable[[], None] | None = None,
+        clock: Callable[[], datetime] = utc_now,
+        on_enqueued: Callable[[Sequence[int]], None] | None = None,
     ) -> None:
         self.store = store
         self.router = router
@@ -71,7 +73,7 @@ class Notifications:
         self.templates = {**DEFAULT_TEMPLATES, **(templates or {})}
         self.clock = clock
         self.on_enqueued = on_enqueued
-        """Called after every commit that queued messages (the resident agent: ``outbox.wake``)."""
+        """Called with the new row ids after every commit that queued messages (``Outbox.queued``)."""
 
     @classmethod
     def from_config(cls, config: Any, store: Store, **kwargs: Any) -> Notifications:
@@ -275,10 +277,11 @@ class Notifications:
             if nid is not None:
                 ids.append(nid)
         if ids and self.on_enqueued:  # the one place messages are queued: the outbox is told here
+            told = functools.partial(self.on_enqueued, tuple(ids))
             if isinstance(tx, StoreTransaction):
-                tx.after_commit(self.on_enqueued)
+                tx.after_commit(told)
             else:
-                self.on_enqueued()  # a Store call commits by itself
+                told()  # a Store call commits by itself
         return ids
 
     def alerted(self, tx: Operations, incident_id: int) -> list[tuple[RouteSpec | None, str]]:

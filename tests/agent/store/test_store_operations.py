@@ -103,7 +103,7 @@ def test_expedite_and_dead_and_requeue(store: Store) -> None:
     store.mark_failed(n1, "refused", T0 + timedelta(minutes=5))  # type: ignore[arg-type]
     assert store.expedite_target("ops", T0) == 1
     assert store.next_notification_due_at() == T0  # n1 expedited; n2 ("mail") is still sending
-    assert store.requeue_interrupted(T0) == 1  # n2 was left in sending, e.g. by a crash
+    assert store.release_claims(T0) == 1  # n2 was left in sending, e.g. by a crash
     assert store.next_notification_due_at() == T0
     claimed = store.claim_due_notifications(T0)
     assert [n.id for n in claimed] == [n1, n2]
