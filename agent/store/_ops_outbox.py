@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select, update
 
 from agent.store._ops_common import OperationsBase, aware
-from agent.store.models import IncidentRow, NotificationIncidentRow, NotificationRow
-from agent.store.records import NOTIFICATION_KINDS, NotificationRecord
+from agent.store.models import EventRow, IncidentRow, NotificationIncidentRow, NotificationRow
+from agent.store.records import NOTIFICATION_KINDS, NotificationRecord, check_key
 
 _RETRYABLE = ("pending", "failed")
 DEFAULT_LEASE_SECONDS = 60.0
@@ -189,11 +189,24 @@ class OutboxOperations(OperationsBase):
         return min(due) if due else None
 
     def mark_sent(self, notification_id: int, at: datetime) -> None:
+        """Record a delivery apprise reported, and a ``delivered`` audit event for every
+        incident the message tells (``agent explain`` shows when it really went out)."""
         with self._session() as s:
             s.execute(
                 update(NotificationRow).where(NotificationRow.id == notification_id)
                 .values(status="sent", sent_at=aware(at), attempts=NotificationRow.attempts + 1, **_UNCLAIMED)
             )
+            row = s.get(NotificationRow, notification_id)
+            if row is None:
+                return
+            linked = select(NotificationIncidentRow.incident_id).where(
+                NotificationIncidentRow.notification_id == notification_id)
+            incidents = s.scalars(select(IncidentRow).where(
+                (IncidentRow.id == row.incident_id) | IncidentRow.id.in_(linked)).order_by(IncidentRow.id))
+            for inc in incidents:
+                s.add(EventRow(at=aware(at), kind="delivered", key=check_key(inc.play, inc.host, inc.check),
+                               incident_id=inc.id, message=f"{row.kind} #{row.id} delivered to {row.target}",
+                               data={"notification": row.id, "target": row.target, "kind": row.kind}))
 
     def mark_failed(
         self, notification_id: int, error: str, next_attempt_at: datetime, dead: bool = False,

@@ -52,8 +52,11 @@ class AlertLifecycle:
             incidents = tx.open_incidents()
             parents = self.inhibition.parents(tx, incidents, cfg.inhibit_grace, deadlines)
             fresh = [self.suppression.decide(tx, inc, silences, parents, now) for inc in incidents]
-            queued += self.alerts.send(tx, fresh, cfg, deadlines)
-            queued += self.resolves.send(tx, cfg, deadlines)
+            due = self.alerts.due(fresh, cfg, deadlines)
+            # Resolves first, the held ones of a host about to be alerted included: per target,
+            # messages go out in the order of the events they tell.
+            queued += self.resolves.send(tx, cfg, deadlines, flush=due.keys())
+            queued += self.alerts.send(tx, due, fresh, now)
             queued += self.escalation.send(tx, fresh, deadlines)
         self.next_due = deadlines.earliest
         return queued

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -42,14 +42,15 @@ class GroupedAlerts:
                  for r, _ in self._notes.router.route(self._catalog.routed(inc))]
         return min(waits, default=cfg.group_wait)
 
-    def send(self, tx: StoreTransaction, incidents: Sequence[IncidentRecord], cfg: LifecycleSettings,
-             deadlines: Deadlines) -> int:
-        """Queue the host messages that are due; returns how many rows were queued."""
+    def due(self, incidents: Sequence[IncidentRecord], cfg: LifecycleSettings,
+            deadlines: Deadlines) -> dict[str, tuple[list[IncidentRecord], list[IncidentRecord]]]:
+        """The hosts whose message is due now: ``host -> (new or changed incidents, those still
+        open that were told before)``; the others add their deadline."""
         now = deadlines.now
         by_host: dict[str, list[IncidentRecord]] = defaultdict(list)
         for inc in incidents:
             by_host[inc.host].append(inc)
-        queued = 0
+        out: dict[str, tuple[list[IncidentRecord], list[IncidentRecord]]] = {}
         for host, incs in by_host.items():
             unsent = [i for i in incs if i.suppressed is None and i.eligible_since is not None
                       and i.announced_state != i.state.name]
@@ -67,8 +68,13 @@ class GroupedAlerts:
                 continue
             still = [i for i in incs if i.announced_state not in (None, "OK") and i not in unsent
                      and i.suppressed is None]
-            queued += self._send_group(tx, host, unsent, still, incidents, now)
-        return queued
+            out[host] = (unsent, still)
+        return out
+
+    def send(self, tx: StoreTransaction, due: Mapping[str, tuple[list[IncidentRecord], list[IncidentRecord]]],
+             incidents: Sequence[IncidentRecord], now: datetime) -> int:
+        """Queue the messages of the hosts in ``due`` (from :meth:`due`); returns how many rows."""
+        return sum(self._send_group(tx, host, unsent, still, incidents, now) for host, (unsent, still) in due.items())
 
     def _send_group(self, tx: StoreTransaction, host: str, new: Sequence[IncidentRecord],
                     still: Sequence[IncidentRecord], all_open: Sequence[IncidentRecord], now: datetime) -> int:
@@ -94,7 +100,7 @@ class GroupedAlerts:
             tx.set_incident_lifecycle(inc.id, announced_state=inc.state.name, announced_at=now)
             targets = [t for (r, t), (_, incs) in per_pair.items() if inc in incs]
             tx.add_event("notified", inc.key, inc.id,
-                         f"{inc.state.name} sent to {', '.join(targets) or 'nobody (no route)'}"
+                         f"{inc.state.name} queued for {', '.join(targets) or 'nobody (no route)'}"
                          + (f" in a message about {len(new)} problems on {host}" if len(new) > 1 else ""),
                          {"notifications": ids_by_incident.get(inc.id, []), "targets": targets,
                           "group": [i.id for i in new]}, at=now)

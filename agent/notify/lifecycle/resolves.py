@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 
 from agent.core.values import format_duration
@@ -22,17 +22,28 @@ class GroupedResolves:
     def __init__(self, notifications: Notifications) -> None:
         self._notes = notifications
 
-    def send(self, tx: StoreTransaction, cfg: LifecycleSettings, deadlines: Deadlines) -> int:
-        """Queue the resolves that are due; returns how many rows were queued."""
+    def wait(self, tx: StoreTransaction, inc: IncidentRecord, cfg: LifecycleSettings) -> float:
+        """The shortest ``group_wait`` of the routes the incident's alerts took (the inventory's
+        when a route sets none): a resolve waits no longer than its alert did."""
+        waits = [cfg.group_wait if r is None or r.group_wait is None else float(r.group_wait)
+                 for r, _ in self._notes.alerted(tx, inc.id)]
+        return min(waits, default=cfg.group_wait)
+
+    def send(self, tx: StoreTransaction, cfg: LifecycleSettings, deadlines: Deadlines,
+             flush: Collection[str] = ()) -> int:
+        """Queue the resolves that are due, and every held resolve of the hosts in ``flush`` (an
+        alert for that host is about to be queued: the resolve of the previous problem goes
+        first, so the last message never reads RESOLVED while a new problem is open); returns
+        how many rows were queued."""
         now = deadlines.now
         by_host: dict[str, list[IncidentRecord]] = defaultdict(list)
         for inc in tx.incidents_to_close():
             by_host[inc.host].append(inc)
         queued = 0
         for host, incs in by_host.items():
-            oldest = min(i.resolved_at for i in incs if i.resolved_at is not None)
-            if (now - oldest).total_seconds() < cfg.group_wait:
-                deadlines.add(oldest + timedelta(seconds=cfg.group_wait))
+            due = min((i.resolved_at or now) + timedelta(seconds=self.wait(tx, i, cfg)) for i in incs)
+            if due > now and host not in flush:
+                deadlines.add(due)
                 continue
             if len(incs) == 1:
                 inc = incs[0]
@@ -42,7 +53,7 @@ class GroupedResolves:
             queued += len(ids)
             for inc in incs:
                 tx.set_incident_lifecycle(inc.id, announced_state="OK", announced_at=now)
-                tx.add_event("notified", inc.key, inc.id, f"RESOLVED sent ({len(ids)} message(s))",
+                tx.add_event("notified", inc.key, inc.id, f"RESOLVED queued ({len(ids)} message(s))",
                              {"notifications": ids, "group": [i.id for i in incs]}, at=now)
         return queued
 
