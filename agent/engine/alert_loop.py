@@ -19,6 +19,7 @@ from agent.engine.store_thread import StoreThread
 from agent.notify.lifecycle import DIGEST_EVENT, AlertLifecycle, LifecycleSettings
 
 if TYPE_CHECKING:
+    from agent.engine.dependencies import Evidence
     from agent.engine.live_config import LiveConfig
     from agent.engine.pipeline import Decision
     from agent.notify import Notifications
@@ -34,7 +35,8 @@ class AlertLoop:
     """Drives :class:`AlertLifecycle` (see the module docstring). Event loop only."""
 
     def __init__(self, *, config: LiveConfig, notifications: Notifications, store: Store,
-                 store_thread: StoreThread, is_flapping: Callable[[str], bool]) -> None:
+                 store_thread: StoreThread, is_flapping: Callable[[str], bool],
+                 evidence: Callable[[str], Evidence | None] = lambda key: None) -> None:
         self._config = config
         self._store = store
         self._thread = store_thread

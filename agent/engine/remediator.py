@@ -25,8 +25,10 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from agent.core.values import format_duration
 from agent.engine import flapping
 from agent.engine.evaluator import CheckStatus, Observation
+from agent.engine.play_runner import TaskOutcome
 from agent.engine.remediation import Decision as Admission
 from agent.engine.remediation import RemediationGuard
 from agent.engine.store_thread import StoreThread, describe_store_error
@@ -45,6 +47,10 @@ log = logging.getLogger("agent")
 
 DEFER_SLACK_S = 0.05
 """A deferred decision runs this long after the cooldown ends, so the guard sees it ended."""
+STARTED_EVENT = "remediation-started"
+OUTCOME_EVENT = "remediation-outcome"
+"""What the agent did about an incident, one line the operator's messages quote (``data``:
+``outcome`` = done | failed | nothing | refused | handed-over | not-needed, ``remediation``)."""
 
 
 def check_vars(bc: BoundCheck, state: str, previous: str, obs: Observation | None) -> dict[str, Any]:
@@ -126,28 +132,45 @@ class Remediator:
                                                               owner=f"agent: {name} for {bc.key}"):
                 status = self._status(bc.key)
                 if status is None or not status.hard.is_problem:  # fixed while we waited for the target
-                    await self._event("remediation-not-needed", bc, incident_id,
-                                      f"{name}: not run, {bc.check.name} is {status.hard.name if status else 'gone'} "
-                                      "again")
+                    line = f"{name}: not run, {bc.check.name} is {status.hard.name if status else 'gone'} again"
+                    await self._event("remediation-not-needed", bc, incident_id, line)
+                    await self._event(OUTCOME_EVENT, bc, incident_id, line,
+                                      {"outcome": "not-needed", "remediation": name})
                     continue
                 started_mono, started_at = time.monotonic(), datetime.now(UTC)
                 self.runs_started += 1
+                await self._event(STARTED_EVENT, bc, incident_id, f"{name}: running since "
+                                  f"{started_at.strftime('%H:%M:%S UTC')}", {"remediation": name})
                 recap = await self._tasks.run(bc.play, [bc.host], remediation.steps, why, label=f"{name}: ",
                                               incident_id=incident_id, extra_vars=vars_)
+                runs = None
                 if any(o.status != "skipped" for o in recap.outcomes):
-                    await self._guard.record(bc, name, started_mono, started_at)
+                    runs = await self._guard.record(bc, name, started_mono, started_at)
+                outcome, line = run_outcome(name, recap.outcomes, time.monotonic() - started_mono)
+                seen = (vars_.get("check") or {}).get("facts", {}).get("state")
+                if outcome == "nothing" and seen:
+                    line += f"; {bc.check.name} saw {seen}"
+                if runs is not None and remediation.budget is not None:
+                    line += f" (run {runs} of {remediation.budget.max} within {format_duration(remediation.budget.within)})"
+                await self._event(OUTCOME_EVENT, bc, incident_id, line, {"outcome": outcome, "remediation": name})
 
     async def _refused(self, bc: BoundCheck, name: str, admission: Admission, incident_id: int | None) -> None:
         log.warning("remediation %s for %s not run: %s", name, bc.key, admission.reason)
         detail = admission.reason
+        outcome = "refused"
         if admission.retry_in is not None:
-            detail += f"; decided again at {_clock_in(admission.retry_in)} if the problem lasts"
+            detail = (f"cooling down until {_clock_in(admission.retry_in)}"
+                      + (f" ({admission.runs} of {admission.budget_max} runs used)" if admission.budget_max else "")
+                      + "; decided again then if the problem lasts")
             self._defer(bc.key, name, admission.retry_in)
         elif admission.handover:
-            detail += f"; handing over to playbook {admission.handover}"
+            detail += f"; handed over to playbook {admission.handover} and a human paged"
+            outcome = "handed-over"
         await self._event("remediation-skipped", bc, incident_id, f"{name}: {detail}")
         if admission.handover:
             await self._handover(bc, name, admission)
+        await self._event(OUTCOME_EVENT, bc, incident_id, f"{name} not run: {detail}",
+                          {"outcome": outcome, "remediation": name})
 
     def _defer(self, key: str, name: str, delay: float) -> None:
         """Decide ``name`` for ``key`` again when its cooldown ends (once per pair)."""
@@ -193,9 +216,10 @@ class Remediator:
                     f"({describe_store_error(exc)}).", "critical",
                     RoutedMessage("critical", bc.host.name, bc.play.name, tags=("p0",)))
 
-    async def _event(self, kind: str, bc: BoundCheck, incident_id: int | None, text: str) -> None:
+    async def _event(self, kind: str, bc: BoundCheck, incident_id: int | None, text: str,
+                     data: Mapping[str, Any] | None = None) -> None:
         try:
-            await self._thread.call(self._store.add_event, kind, bc.key, incident_id, text, {})
+            await self._thread.call(self._store.add_event, kind, bc.key, incident_id, text, dict(data or {}))
         except Exception as exc:  # noqa: BLE001 - audit is best effort while the store is in trouble
             log.error("%s event for %s not stored: %s", kind, bc.key, describe_store_error(exc))
 
@@ -215,6 +239,18 @@ class Remediator:
             for t in pending:
                 t.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+
+
+def run_outcome(name: str, outcomes: Sequence[TaskOutcome], seconds: float) -> tuple[str, str]:
+    """What a finished run of remediation ``name`` did, as (outcome, the operator's line)."""
+    failed = [o for o in outcomes if o.status == "failed"]
+    acted = [o for o in outcomes if o.status in ("changed", "ok", "ignored")]
+    if failed:
+        return "failed", f"{name} failed after {seconds:.1f}s: " + "; ".join(f"{o.task}: {o.msg}" for o in failed)
+    if not acted:
+        skipped = "; ".join(f"{o.task}: {o.msg}" for o in outcomes) or "no steps"
+        return "nothing", f"{name}: nothing done, its steps do not apply ({skipped})"
+    return "done", f"{name}: " + "; ".join(o.msg or o.task for o in acted) + f" in {seconds:.1f}s"
 
 
 def _clock_in(seconds: float) -> str:

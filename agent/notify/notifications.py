@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from agent.core.causes import failure_cause
 from agent.core.redaction import Redactor, url_secrets
 from agent.core.states import State
 from agent.core.values import format_duration
@@ -205,11 +206,11 @@ class Notifications:
             return []
         if status.incident_id is None:
             status.incident_id = tx.open_incident(play=play, host=host, check=check, state=tr.new,
-                                                  severity=severity, opened_at=tr.at, summary=obs.summary)
+                                                  severity=severity, opened_at=tr.at, summary=incident_summary(obs))
             tx.add_event("incident-opened", tr.key, status.incident_id, f"incident #{status.incident_id} opened: "
                          f"{tr.new.name} ({severity})", {"error": obs.error}, at=tr.at)
         else:
-            tx.update_incident(status.incident_id, state=tr.new, severity=severity, summary=obs.summary)
+            tx.update_incident(status.incident_id, state=tr.new, severity=severity, summary=incident_summary(obs))
             incident = tx.get_incident(status.incident_id)
             if incident is not None and incident.acknowledged_at is not None:
                 tx.set_incident_lifecycle(status.incident_id, acknowledged_at=None, acknowledged_by=None,
@@ -293,6 +294,15 @@ class Notifications:
             "value": alert.value, "error": alert.error, "summary": alert.summary,
             "incident_id": alert.incident_id, "repeat": repeat, "count": count, "tags": list(alert.tags),
         }
+
+
+def incident_summary(obs: Any) -> str:
+    """What an incident says it is: the observation's summary, or for a check that could not
+    tell (UNKNOWN) the class of its failure first, then the probe's own message
+    (``HTTP 429 rate limited: positions: exchange ... rate limited the request (HTTP 429)``)."""
+    if obs.error:
+        return f"{failure_cause(obs.error)}: {obs.error}"
+    return str(obs.summary or "")
 
 
 def _severity(state: State, check_severity: Any) -> str:
