@@ -21,6 +21,11 @@ RATE_LIMITED = "HTTP 429 rate limited"
 CONNECTION_REFUSED = "connection refused"
 CONNECTION_FAILED = "connection failed"
 CHECK_ERROR = "check error"
+HUNG = "hung"
+"""The verdict of a liveness deadline that passed (a heartbeat): the program is alive but stuck."""
+VERDICTS = (HUNG,)
+"""Verdicts a module may open its summary with (``hung: no heartbeat for 61s``): what the problem
+*is*, said in the alert's title (:func:`headline`)."""
 
 _RULES: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\b429\b|rate.?limit", re.I), RATE_LIMITED),
@@ -54,3 +59,16 @@ def failure_cause(error: str | None) -> str | None:
         if code >= 400:
             return f"HTTP {code} refused"
     return CHECK_ERROR
+
+
+def headline(state: str, summary: str) -> str | None:
+    """The few words an alert's title adds after ``CHECK on HOST``: for an UNKNOWN the class of
+    the failure (an UNKNOWN incident's summary opens with it), for a problem whose summary opens
+    with one of :data:`VERDICTS` that verdict (a hang is titled as a hang); else ``None``."""
+    head, sep, _ = summary.partition(": ")
+    if not sep:
+        return None
+    if state == "UNKNOWN" and (head in (TIMEOUT, RATE_LIMITED, CONNECTION_REFUSED, CONNECTION_FAILED, CHECK_ERROR)
+                               or re.fullmatch(r"HTTP \d{3} (server error|refused)", head)):
+        return head
+    return head if head in VERDICTS else None

@@ -45,11 +45,12 @@ class AlertLoop:
         def settings() -> LifecycleSettings:
             n = config.current.inventory.notify
             return LifecycleSettings(group_wait=float(n.group_wait), group_interval=float(n.group_interval),
-                                     inhibit_grace=float(n.inhibit_grace))
+                                     inhibit_grace=float(n.inhibit_grace),
+                                     dependency_hold=float(n.dependency_hold))
 
         self.lifecycle = AlertLifecycle(notifications, checks=config.checks,
                                         maintenance=lambda: config.current.inventory.maintenance,
-                                        is_flapping=is_flapping, settings=settings)
+                                        is_flapping=is_flapping, settings=settings, evidence=evidence)
 
     def wake(self) -> None:
         """Run a pass now (something was stored that may be told)."""

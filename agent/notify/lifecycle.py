@@ -11,7 +11,8 @@ periodically as a safety net:
   ``flapping`` (the check is FLAPPING: its notices stand for it), ``maintenance NAME`` (a
   window of the inventory is open), ``silence #ID`` (``agent silence``), ``inhibited by
   PARENT`` (a check it ``depends_on`` has an open incident on the same host; the parent's
-  alert lists it), ``digest`` (info severity: the scheduled digest reports it). When the
+  alert lists it), ``waiting for PARENT`` (the parent has not been seen healthy since this
+  problem began, or recovered after this check's last reading: :mod:`agent.notify.dependency_hold`), ``digest`` (info severity: the scheduled digest reports it). When the
   suppression ends and the problem is still there, it is sent like a new one;
 * **grouping** (Alertmanager's ``group_wait``/``group_interval``, per host): an incident that
   may be sent waits until the oldest unsent one of its host is ``group_wait`` old; then all
@@ -19,8 +20,9 @@ periodically as a safety net:
   ``group_wait`` (e.g. 0 for pages): an incident waits the shortest ``group_wait`` of the routes
   it takes, and the host's message is due as soon as one of its unsent incidents is due. While the host has
   announced, unresolved incidents, the next message for it waits ``group_interval`` after the
-  last one. A state change of an announced incident (WARNING -> CRITICAL) is sent the same
-  way. Resolves of announced incidents are grouped per host too (after ``group_wait``);
+  last one, except when a new problem takes a route with ``group_wait: 0`` (a page: a crash,
+  a hang): it goes at once, with the host's other unsent problems. A state change of an
+  announced incident (WARNING -> CRITICAL) is sent the same way. Resolves of announced incidents are grouped per host too (after ``group_wait``);
   an incident resolved before it was ever sent is never mentioned (no alert, no resolve);
 * **escalation**: an announced incident, unresolved, unacknowledged and not suppressed, whose
   routes declare ``escalate: [{after, to}]``, is sent to route ``to`` once it has been open
@@ -45,11 +47,15 @@ from typing import Any
 
 from agent.core.states import State
 from agent.core.values import format_duration
+from agent.notify.dependency_hold import dependency_hold
+from agent.notify.notifications import alert_title
 from agent.notify.routing import RoutedMessage, RouteSpec
 from agent.rendering import render_or_fallback
 from agent.store import IncidentRecord, SilenceRecord, StoreTransaction
 
 log = logging.getLogger(__name__)
+EVIDENCE_RECHECK_S = 0.5
+"""While an incident waits for its parents' evidence, the pass runs again this often."""
 DIGEST_EVENT = "digest"
 SILENCE_FIELDS = ("host", "play", "check", "severity", "tag")
 
@@ -63,6 +69,9 @@ class LifecycleSettings:
     inhibit_grace: float = 30.0
     """After a parent recovers, its dependents stay held back this long (a restarted bot needs a
     few seconds before its endpoints answer: that warm-up must not page)."""
+    dependency_hold: float = 90.0
+    """At most this long after it opened, a dependent waits for its parents to be seen healthy
+    (:mod:`agent.notify.dependency_hold`)."""
 
 
 def silence_matches(matchers: Mapping[str, str], *, host: str, play: str, check: str, severity: str,
@@ -87,8 +96,11 @@ class AlertLifecycle:
 
     def __init__(self, notifications: Any, *, checks: Callable[[], Mapping[str, Any]],
                  maintenance: Callable[[], Sequence[Any]], is_flapping: Callable[[str], bool],
-                 settings: Callable[[], LifecycleSettings]) -> None:
+                 settings: Callable[[], LifecycleSettings],
+                 evidence: Callable[[str], Any] = lambda key: None) -> None:
         self.notifications = notifications
+        self.evidence = evidence
+        """What each check last saw, by key (:class:`agent.engine.dependencies.Evidence`)."""
         self.checks = checks
         self.maintenance = maintenance
         self.is_flapping = is_flapping
@@ -148,11 +160,17 @@ class AlertLifecycle:
             if silence_matches(s.matchers, host=inc.host, play=inc.play, check=inc.check, severity=inc.severity,
                                tags=tags):
                 return f"silence #{s.id}" + (f": {s.reason}" if s.reason else "")
-        for parent in (getattr(bc.check, "depends_on", ()) or ()) if bc is not None else ():
-            pinc = open_by_key.get(parent_key(bc, parent, inc.host))
-            if pinc is not None:
-                recovering = " (recovering)" if pinc.resolved_at is not None else ""
-                return f"inhibited by {parent} (#{pinc.id}){recovering}"
+        parents = {p: parent_key(bc, p, inc.host) for p in (getattr(bc.check, "depends_on", ()) or ())} \
+            if bc is not None else {}
+        if parents:
+            window = getattr(bc.params, "window", None) if bc is not None else None
+            held = dependency_hold(inc, parents, open_by_key=open_by_key, evidence=self.evidence,
+                                   hold=self.settings().dependency_hold, now=now,
+                                   window=float(window) if isinstance(window, (int, float)) else 0.0)
+            if held is not None:
+                if held.until is not None:  # evidence may come any moment: look again soon
+                    self._due_at(min(held.until, now + timedelta(seconds=EVIDENCE_RECHECK_S)), now)
+                return held.reason
         if inc.severity == "info":
             return "digest"
         return None
@@ -191,7 +209,10 @@ class AlertLifecycle:
                 continue
             announced = [i.announced_at for i in incs
                          if i.announced_state not in (None, "OK") and i.announced_at is not None]
-            if announced and (now - max(announced)).total_seconds() < cfg.group_interval:
+            # A page (a route with group_wait 0: a crash, a hang) is not batched behind an update
+            # window either: Alertmanager's group_interval paces updates, it must not delay a page.
+            urgent = any(self._group_wait(i, cfg) == 0 for i in unsent)
+            if announced and not urgent and (now - max(announced)).total_seconds() < cfg.group_interval:
                 self._due_at(max(announced) + timedelta(seconds=cfg.group_interval), now)
                 continue
             still = [i for i in incs if i.announced_state not in (None, "OK") and i not in unsent
@@ -244,7 +265,7 @@ class AlertLifecycle:
         items = [self._item(i, all_open, now) for i in incs]
         if len(incs) == 1:
             inc, item = incs[0], items[0]
-            title = f"[{inc.state.name}] {inc.check} on {host}"
+            title = alert_title(inc.state.name, inc.check, host, inc.summary)
             vars = {**notes._alert_vars(_alert_info(inc), now, repeat=False, count=0),
                     "dependents": item["dependents"]}
             return title, render_or_fallback(notes.templating, notes.templates["alert"], vars)
@@ -260,18 +281,23 @@ class AlertLifecycle:
     def _item(self, inc: IncidentRecord, all_open: Sequence[IncidentRecord], now: datetime) -> dict[str, Any]:
         dependents = []
         bc = self.checks().get(inc.key)
-        if bc is not None:
+        if bc is not None:  # dependents in this play and in others, and theirs (a chain folds whole)
             open_keys = {i.key: i for i in all_open}
-            for key, child_bc in self.checks().items():  # dependents in this play and in others
-                if key == inc.key or not key.startswith(f"{child_bc.play.name}/{inc.host}/"):
-                    continue
-                if any(parent_key(child_bc, p, inc.host) == inc.key
-                       for p in (getattr(child_bc.check, "depends_on", ()) or ())):
-                    child = open_keys.get(key)
-                    name = child_bc.check.name if child_bc.play.name == inc.play else \
-                        f"{child_bc.play.name}/{child_bc.check.name}"
-                    dependents.append({"check": name, "failing": child is not None,
-                                       "state": child.state.name if child else "OK"})
+            seen, frontier = {inc.key}, [inc.key]
+            while frontier:
+                parent = frontier.pop(0)
+                for key, child_bc in self.checks().items():
+                    if key in seen or not key.startswith(f"{child_bc.play.name}/{inc.host}/"):
+                        continue
+                    if any(parent_key(child_bc, p, inc.host) == parent
+                           for p in (getattr(child_bc.check, "depends_on", ()) or ())):
+                        seen.add(key)
+                        frontier.append(key)
+                        child = open_keys.get(key)
+                        name = child_bc.check.name if child_bc.play.name == inc.play else \
+                            f"{child_bc.play.name}/{child_bc.check.name}"
+                        dependents.append({"check": name, "failing": child is not None,
+                                           "state": child.state.name if child else "OK"})
         return {"check": inc.check, "play": inc.play, "state": inc.state.name, "severity": inc.severity,
                 "since": inc.opened_at.strftime("%Y-%m-%d %H:%M:%S UTC"),
                 "for": format_duration(max(0.0, (now - inc.opened_at).total_seconds())),
@@ -352,8 +378,8 @@ class AlertLifecycle:
                     pairs = notes.router.named(to)
                 except KeyError:
                     pairs = []
-                title = f"[ESCALATED] [{inc.state.name}] {inc.check} on {inc.host}: open {format_duration(age)}, " \
-                        "not acknowledged"
+                title = f"[ESCALATED] {alert_title(inc.state.name, inc.check, inc.host, inc.summary)}: open " \
+                        f"{format_duration(age)}, not acknowledged"
                 vars = {**notes._alert_vars(_alert_info(inc), now, repeat=False, count=0), "dependents": []}
                 body = render_or_fallback(notes.templating, notes.templates["alert"], vars)
                 ids = notes._enqueue(tx, "alert", pairs, title, body, inc.severity,

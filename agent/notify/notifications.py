@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from agent.core.causes import failure_cause
+from agent.core.causes import failure_cause, headline
 from agent.core.redaction import Redactor, url_secrets
 from agent.core.states import State
 from agent.core.values import format_duration
@@ -145,7 +145,7 @@ class Notifications:
                           incident_id=incident.id)
         body = render_or_fallback(self.templating, self.templates["repeat"],
                                   self._alert_vars(alert, now, repeat=True, count=count))
-        title = f"[STILL {incident.state.name}] {incident.check} on {incident.host}"
+        title = alert_title(incident.state.name, incident.check, incident.host, incident.summary, "STILL ")
         return self._enqueue(tx, "repeat", [(route, target)], title, body, incident.severity,
                              f"repeat:{incident.id}:{count}", incident.id, now)
 
@@ -294,6 +294,13 @@ class Notifications:
             "value": alert.value, "error": alert.error, "summary": alert.summary,
             "incident_id": alert.incident_id, "repeat": repeat, "count": count, "tags": list(alert.tags),
         }
+
+
+def alert_title(state: str, check: str, host: str, summary: str, prefix: str = "") -> str:
+    """``[STATE] CHECK on HOST``, and what the problem is when known (:func:`headline`: the
+    failure class of an UNKNOWN, a module's verdict such as ``hung``)."""
+    head = headline(state, summary or "")
+    return f"[{prefix}{state}] {check} on {host}" + (f": {head}" if head else "")
 
 
 def incident_summary(obs: Any) -> str:

@@ -151,6 +151,10 @@ class NotifySettings(_Model):
     inhibit_grace: Duration = Field(30.0, ge=0, description="after a check recovers, the checks that depend_on it "
                                     "stay held back this long (a restarted bot's warm-up must not page); "
                                     "a dependent still failing after that is sent")
+    dependency_hold: PositiveDuration = Field(
+        90.0, description="a check that depends_on others waits at most this long after it turned hard for "
+                          "them to be seen healthy since its problem began (until then the parent may be the "
+                          "cause: one fault, one message); keep it above the longest heartbeat deadline")
     digest: Schedule = Field(default_factory=lambda: Schedule(every=86400.0),
                              description="when the digest of info-severity findings is sent (default every 1d)")
 
