@@ -46,7 +46,8 @@ class AlertLoop:
             n = config.current.inventory.notify
             return LifecycleSettings(group_wait=float(n.group_wait), group_interval=float(n.group_interval),
                                      inhibit_grace=float(n.inhibit_grace),
-                                     dependency_hold=float(n.dependency_hold))
+                                     dependency_hold=float(n.dependency_hold),
+                                     remediation_wait=float(n.remediation_wait))
 
         self.lifecycle = AlertLifecycle(notifications, checks=config.checks,
                                         maintenance=lambda: config.current.inventory.maintenance,

@@ -49,6 +49,7 @@ from agent.core.states import State
 from agent.core.values import format_duration
 from agent.notify.dependency_hold import dependency_hold
 from agent.notify.notifications import alert_title
+from agent.notify.remediation_notes import WAITING, remediation_events, remediation_line, waits_for_outcome
 from agent.notify.routing import RoutedMessage, RouteSpec
 from agent.rendering import render_or_fallback
 from agent.store import IncidentRecord, SilenceRecord, StoreTransaction
@@ -70,6 +71,9 @@ class LifecycleSettings:
     """After a parent recovers, its dependents stay held back this long (a restarted bot needs a
     few seconds before its endpoints answer: that warm-up must not page)."""
     dependency_hold: float = 90.0
+    remediation_wait: float = 5.0
+    """The first alert of a problem that names ``remediate:`` waits at most this long for the
+    remediation's outcome (:mod:`agent.notify.remediation_notes`)."""
     """At most this long after it opened, a dependent waits for its parents to be seen healthy
     (:mod:`agent.notify.dependency_hold`)."""
 
@@ -139,6 +143,7 @@ class AlertLifecycle:
                 fresh.append(inc)
             queued += self._send_groups(tx, fresh, now)
             queued += self._send_resolves(tx, now)
+            queued += self._send_fixed(tx, now)
             queued += self._escalate(tx, list(fresh), now)
         self.next_due = min(self._deadlines, default=None)
         return queued
@@ -163,7 +168,7 @@ class AlertLifecycle:
         parents = {p: parent_key(bc, p, inc.host) for p in (getattr(bc.check, "depends_on", ()) or ())} \
             if bc is not None else {}
         if parents:
-            window = getattr(bc.params, "window", None) if bc is not None else None
+            window = getattr(getattr(bc, "params", None), "window", None)
             held = dependency_hold(inc, parents, open_by_key=open_by_key, evidence=self.evidence,
                                    hold=self.settings().dependency_hold, now=now,
                                    window=float(window) if isinstance(window, (int, float)) else 0.0)
@@ -178,6 +183,15 @@ class AlertLifecycle:
     def _decide_suppression(self, tx: StoreTransaction, inc: IncidentRecord, silences: Sequence[SilenceRecord],
                             open_by_key: Mapping[str, IncidentRecord], now: datetime) -> IncidentRecord:
         reason = self.suppression(inc, silences, open_by_key, now)
+        if reason is None:
+            bc = self.checks().get(inc.key)
+            remediations = list(getattr(bc.check, "remediate", ()) or ()) if bc is not None else []
+            if remediations and inc.announced_state is None:
+                waiting = waits_for_outcome(inc, remediations, remediation_events(tx, inc.id),
+                                            self.settings().remediation_wait, now)
+                if waiting is not None:
+                    reason = waiting[0]
+                    self._due_at(min(waiting[1], now + timedelta(seconds=EVIDENCE_RECHECK_S)), now)
         if reason == inc.suppressed and (reason is not None or inc.eligible_since is not None):
             return inc
         eligible = None if reason else now
@@ -237,7 +251,7 @@ class AlertLifecycle:
         ids_by_incident: dict[int, list[int]] = defaultdict(list)
         queued = 0
         for (_route_name, target), (route, incs) in per_pair.items():
-            title, body = self._group_text(host, incs, still, all_open, now)
+            title, body = self._group_text(host, incs, still, all_open, now, tx)
             signature = "+".join(f"{i.id}{i.state.name[0]}" for i in incs)
             if len(signature) > 120:
                 signature = hashlib.sha256(signature.encode()).hexdigest()[:24]
@@ -260,14 +274,15 @@ class AlertLifecycle:
         return queued
 
     def _group_text(self, host: str, incs: Sequence[IncidentRecord], still: Sequence[IncidentRecord],
-                    all_open: Sequence[IncidentRecord], now: datetime) -> tuple[str, str]:
+                    all_open: Sequence[IncidentRecord], now: datetime, tx: StoreTransaction) -> tuple[str, str]:
         notes = self.notifications
-        items = [self._item(i, all_open, now) for i in incs]
+        items = [{**self._item(i, all_open, now), "remediation": remediation_line(remediation_events(tx, i.id))}
+                 for i in incs]
         if len(incs) == 1:
             inc, item = incs[0], items[0]
             title = alert_title(inc.state.name, inc.check, host, inc.summary)
             vars = {**notes._alert_vars(_alert_info(inc), now, repeat=False, count=0),
-                    "dependents": item["dependents"]}
+                    "dependents": item["dependents"], "remediation": item["remediation"]}
             return title, render_or_fallback(notes.templating, notes.templates["alert"], vars)
         worst = max(incs, key=lambda i: (i.state is not State.UNKNOWN, i.state))
         names = ", ".join(i.check for i in incs)
@@ -301,7 +316,7 @@ class AlertLifecycle:
         return {"check": inc.check, "play": inc.play, "state": inc.state.name, "severity": inc.severity,
                 "since": inc.opened_at.strftime("%Y-%m-%d %H:%M:%S UTC"),
                 "for": format_duration(max(0.0, (now - inc.opened_at).total_seconds())),
-                "summary": inc.summary, "incident_id": inc.id, "dependents": dependents}
+                "summary": inc.summary, "incident_id": inc.id, "dependents": dependents, "remediation": None}
 
     # -- grouped resolves ----------------------------------------------------------------------
     def _send_resolves(self, tx: StoreTransaction, now: datetime) -> int:
@@ -317,7 +332,8 @@ class AlertLifecycle:
                 continue
             if len(incs) == 1:
                 inc = incs[0]
-                ids = notes.resolve(tx, inc, inc.resolved_at or now)
+                ids = notes.resolve(tx, inc, inc.resolved_at or now,
+                                    remediation=remediation_line(remediation_events(tx, inc.id)))
             else:
                 ids = self._grouped_resolve(tx, host, incs, now)
             queued += len(ids)
@@ -337,10 +353,11 @@ class AlertLifecycle:
                     per_pair.setdefault((route.name if route else None, target), (route, []))[1].append(inc)
         out: list[int] = []
         for (_, target), (route, group) in per_pair.items():
-            items = [{"check": i.check, "play": i.play, "state": i.state.name, "incident_id": i.id,
+            items: list[dict[str, Any]] = [{"check": i.check, "play": i.play, "state": i.state.name, "incident_id": i.id,
                       "for": format_duration(((i.resolved_at or now) - i.opened_at).total_seconds()),
                       "since": i.opened_at.strftime("%Y-%m-%d %H:%M:%S UTC"), "summary": i.summary,
-                      "severity": i.severity, "dependents": []} for i in group]
+                      "severity": i.severity, "dependents": [],
+                      "remediation": remediation_line(remediation_events(tx, i.id))} for i in group]
             if len(group) == 1:
                 i = group[0]
                 title = f"[RESOLVED] {i.check} on {host} after {items[0]['for']}"
@@ -356,6 +373,30 @@ class AlertLifecycle:
                 tx.link_notifications(ids, [i.id for i in group])
             out += ids
         return out
+
+    def _send_fixed(self, tx: StoreTransaction, now: datetime) -> int:
+        """Problems the agent fixed while their first alert waited for the outcome: told once."""
+        notes = self.notifications
+        queued = 0
+        for inc in tx.find_incidents(since=now - timedelta(hours=1), limit=200):
+            if inc.resolved_at is None or inc.announced_state is not None or not (inc.suppressed or "").startswith(
+                    WAITING):
+                continue
+            line = remediation_line(remediation_events(tx, inc.id))
+            if line is None:
+                continue  # it went away by itself before the agent did anything: never mentioned
+            duration = format_duration((inc.resolved_at - inc.opened_at).total_seconds())
+            title = f"[{inc.state.name}, now OK] {inc.check} on {inc.host}"
+            vars = {**notes._alert_vars(_alert_info(inc), now, repeat=False, count=0), "dependents": [],
+                    "remediation": line, "resolved_after": duration}
+            body = render_or_fallback(notes.templating, notes.templates["alert"], vars)
+            ids = notes._enqueue(tx, "alert", notes.router.route(self._routed(inc)), title, body, inc.severity,
+                                 f"fixed:{inc.id}", inc.id, now)
+            tx.set_incident_lifecycle(inc.id, announced_state="OK", announced_at=now)
+            tx.add_event("notified", inc.key, inc.id, f"{inc.state.name}, fixed by the agent, sent once "
+                         f"({len(ids)} message(s)): {line}", {"notifications": ids}, at=now)
+            queued += len(ids)
+        return queued
 
     # -- escalation ----------------------------------------------------------------------------
     def _escalate(self, tx: StoreTransaction, incidents: Sequence[IncidentRecord], now: datetime) -> int:

@@ -102,13 +102,13 @@ class Notifications:
                              alert.incident_id, now)
 
     def resolve(self, tx: Operations, incident: IncidentRecord, resolved_at: datetime,
-                value: str | None = None) -> list[int]:
+                value: str | None = None, remediation: str | None = None) -> list[int]:
         """Queue the resolve to every (route, target) the incident's alerts went to."""
         now = self.clock()
         duration = format_duration((resolved_at - incident.opened_at).total_seconds())
         vars = dict(play=incident.play, check=incident.check, host=incident.host, was=incident.state.name,
                     since=_when(incident.opened_at), resolved_at=_when(resolved_at), duration=duration,
-                    value=value, summary=incident.summary, incident_id=incident.id)
+                    value=value, summary=incident.summary, incident_id=incident.id, remediation=remediation)
         title = f"[RESOLVED] {incident.check} on {incident.host} after {duration}"
         body = render_or_fallback(self.templating, self.templates["resolve"], vars)
         pairs = [(r, t) for r, t in self._alerted(tx, incident.id) if r is None or r.send_resolved]

@@ -155,6 +155,11 @@ class NotifySettings(_Model):
         90.0, description="a check that depends_on others waits at most this long after it turned hard for "
                           "them to be seen healthy since its problem began (until then the parent may be the "
                           "cause: one fault, one message); keep it above the longest heartbeat deadline")
+    remediation_wait: Duration = Field(
+        5.0, ge=0, description="the first alert of a problem whose check names remediate: waits at most this "
+                               "long for the remediation's outcome, so it says what the agent did (restarted, "
+                               "refused, nothing); past it, it says the remediation is running and the resolve "
+                               "says how it ended (0 = never wait)")
     digest: Schedule = Field(default_factory=lambda: Schedule(every=86400.0),
                              description="when the digest of info-severity findings is sent (default every 1d)")
 

@@ -61,10 +61,20 @@ def stack() -> Iterator[StackUnderTest]:
 
 
 def _hard_states(stack: StackUnderTest) -> dict[str, str]:
+    """Stored hard states; a problem the agent holds back on purpose (its window still counts a
+    fault that is over: ``agent.notify.dependency_hold``) counts as settled."""
+    from agent.store import Store
+
     try:
-        return {k: s.hard_state.name for k, s in stack.check_states().items()}
+        states = {k: s.hard_state.name for k, s in stack.check_states().items()}
+        store = Store(stack.store_url(), create=False)
+        try:
+            held = {i.key for i in store.open_incidents() if (i.suppressed or "").startswith("its window")}
+        finally:
+            store.close()
     except Exception:  # noqa: BLE001 - the agent has not made its tables yet
         return {}
+    return {k: "OK" if k in held else s for k, s in states.items()}
 
 
 def _settled(stack: StackUnderTest, quiet: float = 8.0, timeout: float = 120.0) -> int:
@@ -150,3 +160,47 @@ def test_an_exchange_fault_is_one_message_naming_its_cause(stack: StackUnderTest
     body = _body(problem)
     assert cause in body, body
     assert "margin usage" in body, body  # a dependent, folded under it and listed
+
+
+# --- say what was done ---------------------------------------------------------------------------
+def _about(msgs: list[dict[str, Any]], check: str) -> list[dict[str, Any]]:
+    return [m for m in msgs if f"{check} on" in m["title"] or f"**{check}" in _body(m) or f" {check} (" in _body(m)]
+
+
+def test_a_crash_message_says_the_agent_restarted_the_bot_with_its_new_pid(stack: StackUnderTest) -> None:
+    start = _settled(stack)
+    pid = stack.info("bot")["pid"]
+    os.killpg(pid, signal.SIGKILL)  # the bot and its warm spare
+    new = wait_until(lambda: (i := stack.info("bot"))["statename"] == "RUNNING" and i["pid"] != pid and i["pid"],
+                     60, what="the agent restarting the bot")
+    _settled(stack)
+    msgs = _about(_messages(stack, start), "bot process")
+    assert msgs, _titles(_messages(stack, start))
+    first = _body(msgs[0])
+    # The first message already says what was done, exactly: restarted, the new pid, how long.
+    assert "done by the agent: restart-bot: started bot (RUNNING, pid" in first, first
+    assert f"pid {new})" in first and " in " in first, first
+    assert "running since" not in first or "outcome follows" in first
+
+
+def test_a_deliberate_stop_says_nothing_was_done_and_a_refused_restart_says_until_when(
+        stack: StackUnderTest) -> None:
+    start = _settled(stack)
+    stack.ctl("stop", "bot")
+    try:
+        wait_until(lambda: _about(_messages(stack, start), "bot process"), 60, what="the stop alert")
+        body = _body(_about(_messages(stack, start), "bot process")[0])
+        assert "done by the agent: restart-bot: nothing done" in body and "saw STOPPED" in body, body
+        assert stack.info("bot")["statename"] == "STOPPED"  # a deliberate stop is not undone
+    finally:
+        stack.ctl("start", "bot")
+    start = _settled(stack)
+    pid = stack.info("bot")["pid"]
+    os.killpg(pid, signal.SIGKILL)
+    again = wait_until(lambda: (i := stack.info("bot"))["statename"] == "RUNNING" and i["pid"] != pid and i["pid"],
+                       60, what="the agent restarting the bot")
+    os.killpg(again, signal.SIGKILL)  # inside restart-bot's 10 s cooldown
+    wait_until(lambda: any("cooling down until" in _body(m) for m in _about(_messages(stack, start), "bot process")),
+               60, what="a message saying the restart waits for its cooldown")
+    wait_until(lambda: stack.info("bot")["statename"] == "RUNNING" and stack.info("bot")["pid"] != again, 60,
+               what="the deferred restart")

@@ -164,7 +164,7 @@ def test_engine_transition_adapter_opens_escalates_and_resolves(store: Store) ->
     assert status.incident_id is None
     rows = store.list_notifications(incident_id=iid)
     assert [(n.kind, n.title) for n in rows] == [
-        ("alert", "[UNKNOWN] alive on bot1"), ("alert", "[CRITICAL] alive on bot1"),
+        ("alert", "[UNKNOWN] alive on bot1: connection refused"), ("alert", "[CRITICAL] alive on bot1"),
         ("resolve", "[RESOLVED] alive on bot1 after 2m")]
     assert [e.message for e in store.recent_events(kind="transition")] == [
         "CRITICAL -> OK", "UNKNOWN -> CRITICAL", "OK -> UNKNOWN"]
