@@ -19,7 +19,7 @@ CHILD, PARENT = "p/h/child", "p/h/parent"
 def _inc(key: str, state: State, *, opened: datetime = T0, resolved: datetime | None = None, iid: int = 1
          ) -> IncidentRecord:
     fields = IncidentRecord.__dataclass_fields__
-    base = {name: None for name in fields}
+    base = dict.fromkeys(fields)
     base.update(id=iid, key=key, play="p", host="h", check=key.rsplit("/", 1)[1], state=state, severity="warning",
                 opened_at=opened, resolved_at=resolved, summary="", escalation_level=0)
     return IncidentRecord(**{k: v for k, v in base.items() if k in fields})
