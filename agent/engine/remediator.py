@@ -33,6 +33,7 @@ from agent.engine.remediation import Decision as Admission
 from agent.engine.remediation import RemediationGuard
 from agent.engine.store_thread import StoreThread, describe_store_error
 from agent.engine.task_runner import TaskRunner
+from agent.notify.lifecycle.remediation_notes import OUTCOME_EVENT, STARTED_EVENT
 from agent.notify.routing import RoutedMessage
 
 if TYPE_CHECKING:
@@ -47,10 +48,6 @@ log = logging.getLogger("agent")
 
 DEFER_SLACK_S = 0.05
 """A deferred decision runs this long after the cooldown ends, so the guard sees it ended."""
-STARTED_EVENT = "remediation-started"
-OUTCOME_EVENT = "remediation-outcome"
-"""What the agent did about an incident, one line the operator's messages quote (``data``:
-``outcome`` = done | failed | nothing | refused | handed-over | not-needed, ``remediation``)."""
 
 
 def check_vars(bc: BoundCheck, state: str, previous: str, obs: Observation | None) -> dict[str, Any]:

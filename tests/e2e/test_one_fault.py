@@ -62,7 +62,7 @@ def stack() -> Iterator[StackUnderTest]:
 
 def _hard_states(stack: StackUnderTest) -> dict[str, str]:
     """Stored hard states; a problem the agent holds back on purpose (its window still counts a
-    fault that is over: ``agent.notify.dependency_hold``) counts as settled."""
+    fault that is over: ``agent.notify.lifecycle.dependency_hold``) counts as settled."""
     from agent.store import Store
 
     try:

@@ -71,15 +71,18 @@ def _account(info: Info) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
 
 
 def _alerts(stack: StackUnderTest, check: str, *states: str) -> list[dict[str, Any]]:
-    """Alert messages about ``check`` in one of ``states``: alone (``[CRITICAL] check on host``)
-    or within a message grouping several problems of the host (``- **CRITICAL** check``)."""
+    """Alert messages about ``check`` in one of ``states``: alone (``[CRITICAL] check on host``,
+    or ``[CRITICAL, now OK] check on host`` when the agent fixed it before the alert went out) or
+    within a message grouping several problems of the host (``- **CRITICAL** check``)."""
     found = []
     for m in stack.inbox():
         title, body = m.get("title", ""), m.get("message") or m.get("body") or ""
         if "RESOLVED" in title:
             continue
         for state in states or ("CRITICAL", "WARNING", "UNKNOWN"):
-            if f"[{state}] {check} on" in title or f"**{state}** {check} (" in body:
+            # a problem the agent fixed before its alert went out is told once as [STATE, now OK]
+            if any(f"[{state}{fixed}] {check} on" in title for fixed in ("", ", now OK")) \
+                    or f"**{state}** {check} (" in body:
                 found.append(m)
                 break
     return found
@@ -224,9 +227,12 @@ def test_crash_alerts_and_the_agent_restarts_the_bot(alert_stack: StackUnderTest
     stack = alert_stack
     pid = stack.info("bot")["pid"]
     os.kill(pid, signal.SIGKILL)
-    wait_until(lambda: _alerts(stack, "bot process", "CRITICAL"), 30, what="the crash alert")
+    alerts = wait_until(lambda: _alerts(stack, "bot process", "CRITICAL"), 30,
+                        what=lambda: f"the crash alert; inbox: {[m.get('title') for m in stack.inbox()]}")
     wait_until(lambda: (i := stack.info("bot"))["statename"] == "RUNNING" and i["pid"] != pid, 40,
                what="the agent restarting the bot")
+    body = alerts[0].get("message") or alerts[0].get("body") or ""
+    assert "done by the agent: restart-bot" in body, body  # the crash's message says what the agent did
 
 
 def test_hang_alerts(alert_stack: StackUnderTest) -> None:

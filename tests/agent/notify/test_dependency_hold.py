@@ -1,4 +1,4 @@
-"""depends_on when told: the hold rules as a table (agent.notify.dependency_hold), and the failure
+"""depends_on when told: the hold rules as a table (agent.notify.lifecycle.dependency_hold), and the failure
 classes an UNKNOWN is told with (agent.core.causes)."""
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def s(n: float) -> datetime:
 
 def _hold(child: IncidentRecord, evidence: dict[str, Evidence], *, open_parent: IncidentRecord | None = None,
           now: float = 5, window: float = 0.0) -> str | None:
-    from agent.notify.dependency_hold import dependency_hold
+    from agent.notify.lifecycle.dependency_hold import dependency_hold
 
     held = dependency_hold(child, {"parent": PARENT}, open_by_key={PARENT: open_parent} if open_parent else {},
                            evidence=evidence.get, hold=90, now=s(now), window=window)

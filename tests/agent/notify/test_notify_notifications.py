@@ -109,7 +109,7 @@ async def test_notify_action_queues_or_previews(store: Store, inbox: JsonReceive
                                  host="bot1", check_mode=True)
     assert preview["would_send"] == ["slack"] and store.list_notifications() == []
     async with running_outbox(store, notes.targets) as outbox:
-        notes.on_enqueued = outbox.wake
+        notes.on_enqueued = outbox.queued
         result = await notes.notify(route=None, title="halting", body="emergency: trading halted",
                                     severity="critical", host="bot1")
         assert result["targets"] == ["slack"] and len(result["queued"]) == 1
@@ -143,7 +143,7 @@ def test_engine_transition_adapter_opens_escalates_and_resolves(store: Store) ->
     now = [T0]
     notes = make(store, "json://127.0.0.1:1/", now)
     bc = NS(play=NS(name="bot-health", checks=[]), host=NS(name="bot1"),
-            check=NS(name="alive", severity="critical", tags=(), depends_on=()))
+            check=NS(name="alive", severity="critical", tags=(), depends_on=(), remediate=()), params=NS())
     lifecycle = AlertLifecycle(notes, checks=lambda: {"bot-health/bot1/alive": bc}, maintenance=list,
                                is_flapping=lambda key: False,
                                settings=lambda: LifecycleSettings(group_wait=0, group_interval=0.001))

@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
 from agent.core.states import State
 from agent.store import IncidentRecord
@@ -67,7 +67,7 @@ def folds(parent: IncidentRecord, child: IncidentRecord) -> bool:
 
 
 def dependency_hold(inc: IncidentRecord, parents: Mapping[str, str], *,
-                    open_by_key: Mapping[str, IncidentRecord], evidence: Callable[[str], Any],
+                    open_by_key: Mapping[str, IncidentRecord], evidence: Callable[[str], Evidence | None],
                     hold: float, now: datetime, window: float = 0.0) -> Held | None:
     """Why ``inc`` must wait for its ``parents`` (name -> check key), or ``None``. ``window``:
     how far back the dependent's readings look (0: only the moment of the probe)."""
@@ -76,13 +76,13 @@ def dependency_hold(inc: IncidentRecord, parents: Mapping[str, str], *,
         if pinc is not None and folds(pinc, inc):
             recovering = " (recovering)" if pinc.resolved_at is not None else ""
             return Held(f"inhibited by {name} (#{pinc.id}){recovering}")
-    mine: Evidence | None = evidence(inc.key)
+    mine = evidence(inc.key)
     if mine is None or mine.problem_since is None:
         return None  # no reading this run of the agent (or it is healthy again): nothing to wait for
     until = inc.opened_at + timedelta(seconds=hold)
     looks_back = timedelta(seconds=window if inc.state in (State.WARNING, State.UNKNOWN) else 0.0)
     for name, key in parents.items():
-        theirs: Evidence | None = evidence(key)
+        theirs = evidence(key)
         if theirs is None or theirs.healthy_at is None or theirs.healthy_at < mine.problem_since:
             if now < until:
                 return Held(f"waiting for {name}: not seen healthy since this began", until)
