@@ -9,7 +9,11 @@ It listens to the result pipeline's stored decisions and remediates a check that
 * a standing problem must be looked at again: after an agent restart, or when the check settled
   from flapping into it.
 
-Each remediation is admitted by the guard (:mod:`agent.engine.remediation`): the budget (past
+First the steps' ``when`` decide whether the remediation applies to this problem at all: when
+every step would be skipped (restart-bot's step reads a deliberate ``supervisorctl stop`` as not
+a crash), nothing runs and nothing is counted, and the guard is not asked, so a spent budget
+never hands a deliberate stop over to the emergency playbook. Then each remediation is admitted
+by the guard (:mod:`agent.engine.remediation`): the budget (past
 it: the ``then`` playbook runs once and a human is paged), the cooldown (refused now: decided
 again when it ends, if the problem is still there: nothing is dropped), single flight per
 target. A run waits for the target's lock and then looks again: a problem fixed meanwhile (by
@@ -120,6 +124,13 @@ class Remediator:
     async def _remediate(self, bc: BoundCheck, why: str, vars_: Mapping[str, Any], names: Sequence[str]) -> None:
         for name in names:
             remediation = bc.play.remediations[name]
+            # The steps' `when` decides first: a problem they do not apply to (a deliberate
+            # `supervisorctl stop`) is not the remediation's business, so neither its budget (past
+            # which it would hand over to the emergency and flatten) nor its cooldown may speak.
+            skipped = self._tasks.skipped_before_running(bc.play, bc.host, remediation.steps, vars_)
+            if skipped is not None:
+                await self._nothing_to_do(bc, name, skipped, vars_)
+                continue
             admission = await self._guard.admit(bc, name, remediation)
             incident_id = self._incident(bc.key)
             if not admission.allowed:
@@ -144,12 +155,19 @@ class Remediator:
                 if any(o.status != "skipped" for o in recap.outcomes):
                     runs = await self._guard.record(bc, name, started_mono, started_at)
                 outcome, line = run_outcome(name, recap.outcomes, time.monotonic() - started_mono)
-                seen = (vars_.get("check") or {}).get("facts", {}).get("state")
-                if outcome == "nothing" and seen:
-                    line += f"; {bc.check.name} saw {seen}"
+                if outcome == "nothing":
+                    line += _what_it_saw(bc, vars_)
                 if runs is not None and remediation.budget is not None:
                     line += f" (run {runs} of {remediation.budget.max} within {format_duration(remediation.budget.within)})"
                 await self._event(OUTCOME_EVENT, bc, incident_id, line, {"outcome": outcome, "remediation": name})
+
+    async def _nothing_to_do(self, bc: BoundCheck, name: str, skipped: Sequence[TaskOutcome],
+                             vars_: Mapping[str, Any]) -> None:
+        """No step of ``name`` applies to this problem: nothing runs, nothing is counted."""
+        _outcome, line = run_outcome(name, skipped, 0.0)
+        line += _what_it_saw(bc, vars_)
+        log.info("remediation %s for %s not run: %s", name, bc.key, line)
+        await self._event(OUTCOME_EVENT, bc, self._incident(bc.key), line, {"outcome": "nothing", "remediation": name})
 
     async def _refused(self, bc: BoundCheck, name: str, admission: Admission, incident_id: int | None) -> None:
         log.warning("remediation %s for %s not run: %s", name, bc.key, admission.reason)
@@ -248,6 +266,12 @@ def run_outcome(name: str, outcomes: Sequence[TaskOutcome], seconds: float) -> t
         skipped = "; ".join(f"{o.task}: {o.msg}" for o in outcomes) or "no steps"
         return "nothing", f"{name}: nothing done, its steps do not apply ({skipped})"
     return "done", f"{name}: " + "; ".join(o.msg or o.task for o in acted) + f" in {seconds:.1f}s"
+
+
+def _what_it_saw(bc: BoundCheck, vars_: Mapping[str, Any]) -> str:
+    """``; CHECK saw STATE`` when the check's facts name a state (a supervisor check: STOPPED)."""
+    seen = (vars_.get("check") or {}).get("facts", {}).get("state")
+    return f"; {bc.check.name} saw {seen}" if seen else ""
 
 
 def _clock_in(seconds: float) -> str:
