@@ -101,7 +101,7 @@ class Notifications:
     def alert(self, tx: Operations, alert: AlertInfo) -> list[int]:
         """Queue the alert of ``alert.incident_id`` for every routed target."""
         now = self.clock()
-        vars = self.alert_vars(alert, now, repeat=False, count=0)
+        vars = self.alert_vars(alert, repeat=False, count=0)
         title = f"[{alert.state.name}] {alert.check} on {alert.host}"
         body = self.render("alert", vars)
         msg = RoutedMessage(alert.severity, alert.host, alert.play, alert.check, alert.tags)
@@ -150,7 +150,7 @@ class Notifications:
     def _repeat(self, tx: StoreTransaction, incident: IncidentRecord, route: RouteSpec, target: str,
                 count: int, now: datetime) -> list[int]:
         alert = AlertInfo.from_incident(incident)
-        body = self.render("repeat", self.alert_vars(alert, now, repeat=True, count=count))
+        body = self.render("repeat", self.alert_vars(alert, repeat=True, count=count))
         title = alert_title(incident.state.name, incident.check, incident.host, incident.summary, "STILL ")
         return self.enqueue(tx, "repeat", [(route, target)], title, body, incident.severity,
                              f"repeat:{incident.id}:{count}", incident.id, now)
@@ -292,12 +292,12 @@ class Notifications:
             seen.setdefault((n.route, n.target), (route, n.target))
         return list(seen.values())
 
-    def alert_vars(self, alert: AlertInfo, now: datetime, *, repeat: bool, count: int) -> dict[str, Any]:
-        """The variables of the alert and repeat templates."""
+    def alert_vars(self, alert: AlertInfo, *, repeat: bool, count: int) -> dict[str, Any]:
+        """The variables of the alert and repeat templates: absolute times only (a message is
+        read when it is delivered, not when it is queued: nothing relative to the present)."""
         return {
             "state": alert.state.name, "severity": alert.severity, "play": alert.play, "check": alert.check,
             "host": alert.host, "since": _when(alert.since),
-            "for": format_duration(max(0.0, (now - alert.since).total_seconds())),
             "value": alert.value, "error": alert.error, "summary": alert.summary,
             "incident_id": alert.incident_id, "repeat": repeat, "count": count, "tags": list(alert.tags),
         }

@@ -43,9 +43,9 @@ class Escalation:
                     pairs: list[tuple[RouteSpec, str]] = notes.router.named(to)
                 except KeyError:
                     pairs = []
-                title = f"[ESCALATED] {alert_title(inc.state.name, inc.check, inc.host, inc.summary)}: open " \
-                        f"{format_duration(age)}, not acknowledged"
-                vars = {**notes.alert_vars(AlertInfo.from_incident(inc), now, repeat=False, count=0),
+                title = f"[ESCALATED] {alert_title(inc.state.name, inc.check, inc.host, inc.summary)}: not " \
+                        f"acknowledged within {format_duration(after)}"
+                vars = {**notes.alert_vars(AlertInfo.from_incident(inc), repeat=False, count=0),
                         "dependents": []}
                 body = notes.render("alert", vars)
                 ids = notes.enqueue(tx, "alert", pairs, title, body, inc.severity,

@@ -20,7 +20,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from agent.core.states import State
-from agent.core.values import format_duration
 from agent.notify.lifecycle.checks import CheckCatalog
 from agent.notify.lifecycle.remediation_notes import RemediationNotes
 from agent.notify.lifecycle.settings import Deadlines, LifecycleSettings
@@ -114,11 +113,11 @@ class GroupedAlerts:
 
     def _text(self, tx: StoreTransaction, host: str, incs: Sequence[IncidentRecord],
               still: Sequence[IncidentRecord], all_open: Sequence[IncidentRecord], now: datetime) -> tuple[str, str]:
-        items = [{**self._item(i, all_open, now), "remediation": self._remediation.line(tx, i.id)} for i in incs]
+        items = [{**self._item(i, all_open), "remediation": self._remediation.line(tx, i.id)} for i in incs]
         if len(incs) == 1:
             inc, item = incs[0], items[0]
             title = alert_title(inc.state.name, inc.check, host, inc.summary)
-            vars = {**self._notes.alert_vars(AlertInfo.from_incident(inc), now, repeat=False, count=0),
+            vars = {**self._notes.alert_vars(AlertInfo.from_incident(inc), repeat=False, count=0),
                     "dependents": item["dependents"], "remediation": item["remediation"]}
             return title, self._notes.render("alert", vars)
         worst = worst_of(incs)
@@ -127,12 +126,11 @@ class GroupedAlerts:
         if len(title) > 200:
             title = title[:199] + "…"
         vars = {"host": host, "resolved": False, "items": items, "count": len(incs),
-                "still": [self._item(i, all_open, now) for i in still]}
+                "still": [self._item(i, all_open) for i in still]}
         return title, self._notes.render("grouped", vars)
 
-    def _item(self, inc: IncidentRecord, all_open: Sequence[IncidentRecord], now: datetime) -> dict[str, Any]:
+    def _item(self, inc: IncidentRecord, all_open: Sequence[IncidentRecord]) -> dict[str, Any]:
         return {"check": inc.check, "play": inc.play, "state": inc.state.name, "severity": inc.severity,
                 "since": inc.opened_at.strftime("%Y-%m-%d %H:%M:%S UTC"),
-                "for": format_duration(max(0.0, (now - inc.opened_at).total_seconds())),
                 "summary": inc.summary, "incident_id": inc.id,
                 "dependents": self._catalog.dependents(inc, all_open), "remediation": None}

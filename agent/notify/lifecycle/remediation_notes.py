@@ -114,7 +114,7 @@ class RemediationNotes:
                 continue  # it went away by itself before the agent did anything: never mentioned
             duration = format_duration((inc.resolved_at - inc.opened_at).total_seconds())
             title = f"[{inc.state.name}, now OK] {inc.check} on {inc.host}"
-            vars = {**notes.alert_vars(AlertInfo.from_incident(inc), now, repeat=False, count=0), "dependents": [],
+            vars = {**notes.alert_vars(AlertInfo.from_incident(inc), repeat=False, count=0), "dependents": [],
                     "remediation": line, "resolved_after": duration}
             ids = notes.enqueue(tx, "alert", notes.router.route(self._catalog.routed(inc)), title,
                                 notes.render("alert", vars), inc.severity, f"fixed:{inc.id}", inc.id, now)
