@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -147,8 +148,9 @@ class Remediator:
                     continue
                 started_mono, started_at = time.monotonic(), datetime.now(UTC)
                 self.runs_started += 1
+                run = uuid.uuid4().hex[:12]  # pairs this run's outcome with its start (runs may overlap)
                 await self._event(STARTED_EVENT, bc, incident_id, f"{name}: running since "
-                                  f"{started_at.strftime('%H:%M:%S UTC')}", {"remediation": name})
+                                  f"{started_at.strftime('%H:%M:%S UTC')}", {"remediation": name, "run": run})
                 recap = await self._tasks.run(bc.play, [bc.host], remediation.steps, why, label=f"{name}: ",
                                               incident_id=incident_id, extra_vars=vars_)
                 runs = None
@@ -159,7 +161,8 @@ class Remediator:
                     line += _what_it_saw(bc, vars_)
                 if runs is not None and remediation.budget is not None:
                     line += f" (run {runs} of {remediation.budget.max} within {format_duration(remediation.budget.within)})"
-                await self._event(OUTCOME_EVENT, bc, incident_id, line, {"outcome": outcome, "remediation": name})
+                await self._event(OUTCOME_EVENT, bc, incident_id, line,
+                                  {"outcome": outcome, "remediation": name, "run": run})
 
     async def _nothing_to_do(self, bc: BoundCheck, name: str, skipped: Sequence[TaskOutcome],
                              vars_: Mapping[str, Any]) -> None:

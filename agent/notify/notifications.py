@@ -26,7 +26,7 @@ from agent.store._operations import Operations
 
 DEFAULT_TEMPLATES = {"alert": "alert.md.j2", "resolve": "resolve.md.j2", "repeat": "alert.md.j2",
                      "notice": "notify.md.j2", "grouped": "grouped.md.j2", "flapping": "flapping.md.j2",
-                     "digest": "digest.md.j2"}
+                     "digest": "digest.md.j2", "update": "update.md.j2"}
 
 
 def utc_now() -> datetime:
@@ -362,6 +362,6 @@ def _router_from_config(config: Any) -> tuple[Router, dict[str, str]]:
     urls = {name: getattr(t, "rendered_url", "") or "" for name, t in (getattr(notify, "targets", None) or {}).items()}
     targets, routes = specs_from_inventory(notify, urls)
     tmpl = getattr(notify, "templates", None)
-    templates = {k: getattr(tmpl, k) for k in ("alert", "resolve", "repeat", "grouped", "flapping", "digest")
+    templates = {k: getattr(tmpl, k) for k in ("alert", "resolve", "repeat", "grouped", "flapping", "digest", "update")
                  if getattr(tmpl, k, None)}
     return Router(routes, targets), templates

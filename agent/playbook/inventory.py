@@ -136,6 +136,8 @@ class AlertTemplates(_Model):
     grouped: str = Field("grouped.md.j2", description="several problems (or resolves) of one host in one message")
     flapping: str = Field("flapping.md.j2", description="a check started or stopped flapping")
     digest: str = Field("digest.md.j2", description="the scheduled digest of info-severity findings")
+    update: str = Field("update.md.j2", description="what the agent did about a problem after its alert went "
+                        "out (a restart refused by its cooldown, a hand-over)")
 
 
 class NotifySettings(_Model):

@@ -198,10 +198,15 @@ def test_a_deliberate_stop_says_nothing_was_done(
         stack.ctl("start", "bot")
 
 
-@pytest.mark.xfail(strict=True, reason="NOT DONE: an outcome recorded after the alert went out (a crash again "
-                   "before any check saw the restarted bot RUNNING is a recurrence of the announced incident, "
-                   "refused by the cooldown) gets no follow-up line; only the resolve says it")
+@pytest.mark.xfail(strict=True, reason="needs branch faults' 5985338 (not in main yet): here the agent's own restart "
+                   "seen STARTING takes the new process's occurrence, so that process's exit inside the cooldown is "
+                   "not seen as a new crash and nothing decides about it (bot left EXITED, no message). With that "
+                   "fix applied this test passed (the refusal told as an [UPDATE] of the incident); remove this "
+                   "mark when main has it")
 def test_a_refused_restart_says_until_when(stack: StackUnderTest) -> None:
+    """A crash again inside restart-bot's cooldown: whether it is a recurrence of the told
+    incident (an update on it) or a new incident (its first alert waits for the outcome), a
+    message about the bot process says the restart is refused until when."""
     start = _settled(stack)
     pid = stack.info("bot")["pid"]
     os.killpg(pid, signal.SIGKILL)
@@ -209,6 +214,7 @@ def test_a_refused_restart_says_until_when(stack: StackUnderTest) -> None:
                        60, what="the agent restarting the bot")
     os.killpg(again, signal.SIGKILL)  # inside restart-bot's 10 s cooldown
     wait_until(lambda: any("cooling down until" in _body(m) for m in _about(_messages(stack, start), "bot process")),
-               60, what="a message saying the restart waits for its cooldown")
+               60, what=lambda: "a message saying the restart waits for its cooldown; got: "
+               + repr([(m["title"], _body(m)) for m in _about(_messages(stack, start), "bot process")]))
     wait_until(lambda: stack.info("bot")["statename"] == "RUNNING" and stack.info("bot")["pid"] != again, 60,
                what="the deferred restart")

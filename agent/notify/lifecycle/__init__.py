@@ -15,7 +15,8 @@ dispatcher, silences and inhibition, each over the public API of
   that applies is recorded and nothing is sent while it holds;
 * :mod:`.grouping`: ``group_wait``/``group_interval`` per host, one message per target;
 * :mod:`.resolves`: resolves of announced incidents, grouped per host;
-* :mod:`.remediation_notes`: what the agent did, quoted in alerts and resolves; a problem it
+* :mod:`.remediation_notes`: what the agent did, quoted in alerts and resolves, told as an
+  update when it was recorded after the alert went out; a problem it
   fixed before its alert went out is told once;
 * :mod:`.escalation`: ``escalate: [{after, to}]`` steps of unacknowledged incidents;
 * :mod:`.digest`: the scheduled list of info findings;

@@ -1,5 +1,6 @@
 """One pass of the alert lifecycle over the store: suppression, grouped resolves, problems
-fixed before they were told, grouped alerts, escalation, in that order, in one transaction."""
+fixed before they were told, grouped alerts, updates on what the agent did since, escalation,
+in that order, in one transaction."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
@@ -64,6 +65,7 @@ class AlertLifecycle:
             queued += self.resolves.send(tx, cfg, deadlines, flush=due.keys())
             queued += self.remediation.send_fixed(tx, deadlines)
             queued += self.alerts.send(tx, due, fresh, now)
+            queued += self.remediation.send_updates(tx, fresh, cfg, deadlines)
             queued += self.escalation.send(tx, fresh, deadlines)
         self.next_due = deadlines.earliest
         return queued

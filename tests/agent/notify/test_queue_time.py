@@ -101,6 +101,16 @@ def fixed(w: World, late: float) -> None:
     w.lifecycle.tick(T0 + timedelta(seconds=2 + late))
 
 
+def update(w: World, late: float) -> None:
+    iid = w.fail("a", T0)
+    w.checks["p/h/a"].check.remediate = ("restart",)
+    w.lifecycle.tick(T0)
+    w.lifecycle.tick(T0 + timedelta(seconds=5))
+    w.store.add_event(OUTCOME_EVENT, "p/h/a", iid, "restart not run: cooling down until 12:00:30 UTC",
+                      {"outcome": "refused"}, at=T0 + timedelta(seconds=20))
+    w.lifecycle.tick(T0 + timedelta(seconds=25 + late))
+
+
 def resolve(w: World, late: float) -> None:
     iid = w.fail("a", T0)
     w.lifecycle.tick(T0)
@@ -115,16 +125,18 @@ ESCALATES = [RouteSpec("all", ("ops",), escalate=((300.0, "pager"),))]
 
 
 @pytest.mark.parametrize("late", [0.009, 61.0, 1800.0])
-@pytest.mark.parametrize(("scenario", "routes"), [
-    (alert, PLAIN), (grouped, PLAIN), (grouped_with_still_open, PLAIN), (repeat, REPEATS), (escalation, ESCALATES),
-    (fixed, PLAIN), (resolve, PLAIN)], ids=lambda v: getattr(v, "__name__", "routes"))
+@pytest.mark.parametrize(("scenario", "routes", "kind"), [
+    (alert, PLAIN, "alert"), (grouped, PLAIN, "alert"), (grouped_with_still_open, PLAIN, "alert"),
+    (repeat, REPEATS, "repeat"), (escalation, ESCALATES, "alert"), (fixed, PLAIN, "alert"), (update, PLAIN, "notice"),
+    (resolve, PLAIN, "resolve")], ids=lambda v: getattr(v, "__name__", "_") if callable(v) else "_")
 def test_the_same_facts_queued_later_say_exactly_the_same(tmp_path: Path, scenario: Callable[[World, float], None],
-                                                           routes: list[RouteSpec], late: float) -> None:
+                                                           routes: list[RouteSpec], kind: str, late: float) -> None:
     on_time, later = World(tmp_path / "on-time", routes), World(tmp_path / "later", routes)
     try:
         scenario(on_time, 0.0)
         scenario(later, late)
         assert later.last() == on_time.last()
+        assert later.last()[0] == kind and on_time.last()[1] != "", later.last()
         assert " ago" not in later.last()[2]
     finally:
         on_time.store.close()
