@@ -32,7 +32,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
 
+from agent.core.states import State
 from agent.engine import flapping
+from agent.engine.dependencies import EvidenceLog
 from agent.engine.evaluator import CheckStatus, Observation, Transition, classify
 from agent.engine.status_records import record_from_status, result_row, status_from_record
 from agent.engine.store_thread import StoreThread, describe_store_error
@@ -105,6 +107,8 @@ class ResultPipeline:
         self.grace = grace
         self._statuses: dict[str, CheckStatus] = {}
         self._last_obs: dict[str, Observation] = {}
+        self.evidence = EvidenceLog()
+        """When each check was last seen healthy and when its problem began (for ``depends_on``)."""
         self._resumed: set[str] = set()
         self._waiting: deque[_Waiting] = deque()
         self._waiting_keys: dict[str, int] = {}
@@ -138,10 +142,12 @@ class ResultPipeline:
 
     def forget(self, keys: Iterable[str]) -> None:
         """Checks that left the configuration (a reload)."""
+        keys = list(keys)
         for key in keys:
             self._statuses.pop(key, None)
             self._last_obs.pop(key, None)
             self._batcher.forget(key)
+        self.evidence.forget(keys)
 
     @property
     def waiting(self) -> int:
@@ -152,6 +158,9 @@ class ResultPipeline:
     async def handle(self, bc: BoundCheck, result: CheckResult, started: datetime, duration_ms: float) -> None:
         """The scheduler's result handler."""
         decision = self.classify(bc, result, duration_ms)
+        tr = decision.transition
+        self.evidence.record(bc.key, decision.obs.state, started, seen_at=result.seen_at,
+                             recovered=tr is not None and tr.new is State.OK)
         if not decision.decides and bc.key not in self._waiting_keys:
             self._batcher.add(bc, decision.status, result_row(bc, decision.obs))
             if decision.again:

@@ -137,6 +137,10 @@ class CheckResult:
     its last process). When it changes while the check stays in a problem state, the problem
     happened again although no state changed (a restarted program that died before any check
     saw it running): the engine treats that as a new failure of the open incident."""
+    seen_at: float | None = None
+    """Unix time of the sign of life a good result rests on, when it is older than the probe (a
+    heartbeat: its last beat). ``None``: the moment the probe ran. Checks that ``depends_on`` this
+    one are told on their own only when this one was seen healthy after their problem began."""
 
     @classmethod
     def failed(cls, error: str, **facts: Any) -> CheckResult:

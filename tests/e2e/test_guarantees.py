@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sqlite3
 import threading
@@ -142,7 +143,9 @@ def test_a_remediation_refused_by_its_cooldown_runs_when_the_cooldown_ends(crash
         wait_until(lambda: sup.info("worker")["statename"] == "RUNNING", 15, what="the deferred restart")
         assert len(world.events("remediation-run")) == 2
         skipped = [e.message for e in world.events("remediation-skipped")]
-        assert any("decided again at" in t for t in skipped), skipped
+        # The refusal says until when it cools down and that it is decided again then.
+        assert any(re.search(r"cooling down until \d\d:\d\d:\d\d UTC .*; decided again then", t) for t in skipped), \
+            skipped
     finally:
         world.stop()
 
