@@ -15,7 +15,7 @@ UV_VERSION = $(shell sed -n 's/^uv==\([^ ]*\).*/\1/p' $(LOCK))
 # Never let uv fetch a Python of its own: the venv's interpreter is the machine's.
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: run test lint stop status bench docs venv lock system-test-deps browser clean
+.PHONY: run test lint stop status bench reliability docs venv lock system-test-deps browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -79,6 +79,11 @@ bench: $(STAMP)
 	command -v monit >/dev/null || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q monit)
 	$(BIN)/pip install --quiet superlance
 	$(BIN)/python -m benchmarks
+
+# Every fault scenario of tests/faults, 20 runs each with random timings (RELIABILITY_RUNS): writes
+# docs/reliability.md. Runs as root to give the agent database a size-limited tmpfs (full disk).
+reliability: $(STAMP)
+	$(BIN)/python -m benchmarks.reliability
 
 docs: $(STAMP)
 	$(BIN)/python -m agent.modules > docs/modules.md

@@ -46,6 +46,9 @@ class JsonReceiver:
         """While True, every POST is answered 500 (and not recorded as delivered)."""
         self.rejected = 0
         """How many POSTs were answered 500."""
+        self.delay = 0.0
+        """Seconds each answer is held after the message was recorded (a slow receiver: a sender
+        killed meanwhile cannot know that its message arrived)."""
         self.port = 0
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -81,6 +84,8 @@ class JsonReceiver:
                 with receiver._cond:
                     receiver._messages.append(payload)
                     receiver._cond.notify_all()
+                if receiver.delay > 0:
+                    time.sleep(receiver.delay)
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.end_headers()
