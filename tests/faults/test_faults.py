@@ -23,7 +23,20 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 RUNS = int(os.environ.get("FAULT_RUNS", "1"))
 
 # Targets not met on main (issue 13): the figure seen, and what fixes it.
-KNOWN: dict[str, str] = {}
+KNOWN: dict[str, str] = {
+    "bot-hung": "issue 13 item 6 (one fault, one message): a 6 s SIGSTOP gave 5 messages (heartbeat CRITICAL, "
+                "2 grouped UNKNOWN, bot not halted UNKNOWN, 2 resolves)",
+    "exchange-429": "issue 13 item 6: 3 messages per fault (UNKNOWN latency, UNKNOWN credentials, which is "
+                    "never resolved within the run, one resolve)",
+    "exchange-5xx": "issue 13 item 6: 3 messages per fault (UNKNOWN latency, UNKNOWN credentials never resolved, "
+                    "one resolve)",
+    "exchange-outage": "issue 13 item 6: 5 messages per fault (UNKNOWN latency, credentials and rate-limit "
+                       "headroom, 2 resolves; credentials never resolved)",
+    "emergency-close-refused": "issue 13 items 6/7: 3 messages for one emergency (WARNING bot not halted, "
+                               "CRITICAL bot process for the emergency's own stop, the page); stops all in place",
+    "agent-killed-mid-delivery": "issue 13 items 4/5 (outbox): the alert the receiver got before the agent was "
+                                 "killed is sent again (1 duplicate, 3 messages per fault)",
+}
 
 
 def _cases() -> list[object]:
