@@ -632,7 +632,7 @@ def full_disk(fs: FaultStack, rng: random.Random, params: dict[str, Any]) -> Exp
     at = params["crash_after_s"] = round(rng.uniform(0.0, 2.0), 2)
     full_for = params["full_for_s"] = round(rng.uniform(3.0, 8.0), 2)
     filler = fs.store_mount / "filler"
-    with filler.open("wb") as f, contextlib.suppress(OSError):
+    with contextlib.suppress(OSError), filler.open("wb") as f:  # the close flushes too
         while True:
             f.write(b"\0" * 65536)
             f.flush()
