@@ -64,7 +64,7 @@ TEST_WORKERS ?= 4
 
 test: $(STAMP) system-test-deps browser lint
 	$(BIN)/agent validate playbooks
-	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS)
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --durations=20
 
 # Debian's headless browser and its driver, for the web page's browser test (tests/web).
 browser:

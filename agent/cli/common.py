@@ -27,6 +27,23 @@ class Redaction:
     """The log filter :func:`load` installed on the root logger (its handlers redact as they format)."""
 
 
+def confirm_or_exit(question: str) -> None:
+    """Ask ``question`` at the terminal; without a terminal, or when the answer is no, exit
+    :attr:`ExitCode.DECLINED` having done nothing."""
+    import sys
+
+    import typer
+
+    from botwarden.errors import ExitCode
+
+    if not sys.stdin.isatty():
+        err_console.print(f"{question}\nrefusing without a terminal: pass --yes to confirm", markup=False)
+        raise typer.Exit(ExitCode.DECLINED)
+    if not typer.confirm(question, default=False):
+        err_console.print("not confirmed; nothing was done")
+        raise typer.Exit(ExitCode.DECLINED)
+
+
 def print_traceback() -> None:
     """The current exception's traceback on stderr, redacted (``-v``)."""
     import traceback

@@ -26,7 +26,7 @@ import typer
 from rich.markup import escape
 
 from agent.cli import options
-from agent.cli.common import console, err_console, load, store_url
+from agent.cli.common import confirm_or_exit, console, load, store_url
 from agent.modules.base import ActionResult, HostContext, RunContext
 from botwarden.errors import BotwardenError, ConfigError, ExitCode
 
@@ -89,14 +89,7 @@ def resume(
         console.print(f"{escape(f'[{host.name}]')} {escape(previews[host.name].msg)}")
     question = f"Resume trading on {', '.join(h.name for h in todo)}? The bot may open positions at once."
     if not yes:
-        import sys
-
-        if not sys.stdin.isatty():
-            err_console.print(f"{question}\nrefusing without a terminal: pass --yes to confirm", markup=False)
-            raise typer.Exit(ExitCode.DECLINED)
-        if not typer.confirm(question, default=False):
-            err_console.print("not confirmed; nothing was done")
-            raise typer.Exit(ExitCode.DECLINED)
+        confirm_or_exit(question)
     who = getpass.getuser()
     failed = False
     for host in todo:

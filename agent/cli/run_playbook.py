@@ -6,7 +6,6 @@ Destructive plays (a ``confirm:`` text, or a destructive module) ask first unles
 from __future__ import annotations
 
 import asyncio
-import sys
 from typing import Annotated, Any
 
 import typer
@@ -14,7 +13,7 @@ import yaml
 from rich.markup import escape
 
 from agent.cli import options
-from agent.cli.common import console, err_console, load
+from agent.cli.common import confirm_or_exit, console, load
 from agent.engine.operator_actions import (
     confirmation_text,
     find_play,
@@ -73,13 +72,7 @@ def run_playbook(
     extra_vars = _parse_extra(extra)
 
     if not check and not yes and needs_confirmation(play, config):
-        question = confirmation_text(play, config, host_names)
-        if not sys.stdin.isatty():
-            err_console.print(f"{question}\nrefusing without a terminal: pass --yes to confirm", markup=False)
-            raise typer.Exit(ExitCode.DECLINED)
-        if not typer.confirm(question, default=False):
-            err_console.print("not confirmed; nothing was done")
-            raise typer.Exit(ExitCode.DECLINED)
+        confirm_or_exit(confirmation_text(play, config, host_names))
 
     mode = " (check mode: nothing will be changed)" if check else ""
     console.print(escape(f"PLAY [{play.name}] on {', '.join(host_names)}{mode} ") + "*" * 30)

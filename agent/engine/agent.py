@@ -134,7 +134,7 @@ class Agent:
         notifications = Notifications.from_config(live.current, store)
         self._redaction = install_redaction(logging.getLogger(), notifications.redactor)  # before a URL is logged
         outbox = Outbox(store, notifications.targets)
-        notifications.on_enqueued = outbox.wake  # every queued message wakes the outbox
+        notifications.on_enqueued = outbox.queued  # every queued message wakes the outbox
         direct = DirectAlerts(notifications, outbox)
         batcher = ResultBatcher(store, thread.call, record_from_status)
         pipeline = ResultPipeline(config=live, store=store, store_thread=thread, notifications=notifications,

@@ -16,6 +16,8 @@ import logging
 import time
 from collections.abc import Callable
 
+from agent.engine.waits import stopped_within
+
 log = logging.getLogger("agent")
 
 POLL_SECONDS = 1.0
@@ -51,10 +53,5 @@ class ClockWatch:
 
     async def run(self, stop: asyncio.Event) -> None:
         wall, mono = self._wall(), self._mono()
-        while not stop.is_set():
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=self._poll)
-                return
-            except TimeoutError:
-                pass
+        while not await stopped_within(stop, self._poll):
             wall, mono = self.check(wall, mono)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent.core.redaction import url_secrets
 from agent.engine.store_thread import StoreThread
+from agent.engine.waits import stopped_within
 from agent.http import RequestFailed, new_session, request
 
 if TYPE_CHECKING:
@@ -76,10 +77,8 @@ async def run_heartbeat(config: Callable[[], Any], stop: asyncio.Event, *, redac
                 if ok != last_ok and on_result is not None:
                     await on_result(ok, detail)
                 last_ok = ok
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=every)
-            except TimeoutError:
-                pass
+            if await stopped_within(stop, every):
+                return
 
 
 class DeadMansSwitch:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from agent.engine.store_thread import StoreThread
+from agent.engine.waits import stopped_within
 
 if TYPE_CHECKING:
     from agent.notify import Notifications
@@ -40,7 +41,5 @@ class Housekeeping:
                     last_prune = now
             except Exception:  # housekeeping must never take the agent down
                 log.exception("housekeeping failed")
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=REPEAT_SCAN_SECONDS)
-            except TimeoutError:
-                pass
+            if await stopped_within(stop, REPEAT_SCAN_SECONDS):
+                return

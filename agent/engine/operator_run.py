@@ -2,8 +2,8 @@
 
 Every task lands in the audit trail with the operator as actor. Notifications the play queues
 (``notify`` tasks) go through the same outbox as the resident agent's; this process delivers
-them before it exits (bounded), and anything it could not deliver is left for the resident
-agent to retry: nothing is lost.
+those (and only those) before it exits (bounded), lets a delivery under way finish, and gives
+the rest back to the resident agent to retry: nothing is lost, nothing is held.
 """
 from __future__ import annotations
 
@@ -52,7 +52,9 @@ async def run_play_once(
     store = Store(url, redact=config.templating.redactor.redact)  # every row redacted
     await db(store.migrate)
     notifications = Notifications.from_config(config, store)
-    outbox = Outbox(store, notifications.targets)
+    # Claims only what this run queues: the resident agent's messages are not this process's to hold.
+    outbox = Outbox(store, notifications.targets, role="run-playbook", scope=())
+    notifications.on_enqueued = outbox.queued
     actor = actor or f"{getpass.getuser()} via run-playbook"
     reason = f"operator ran playbook {play.name}" + (" in check mode" if check_mode else "")
 

@@ -16,6 +16,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from agent.engine.waits import stopped_within
 from botwarden.errors import ExitCode
 
 log = logging.getLogger("agent")
@@ -60,12 +61,7 @@ class StoreFileWatch:
     async def run(self, stop: asyncio.Event) -> None:
         if self._identity is None:
             await self.start()
-        while not stop.is_set():
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=self._poll)
-                return
-            except TimeoutError:
-                pass
+        while not await stopped_within(stop, self._poll):
             try:
                 now = await asyncio.to_thread(file_identity, self.path)
             except OSError as exc:  # unreadable directory: say it, keep watching

@@ -8,6 +8,7 @@ idempotent: replaying a transition never queues a second alert.
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -48,6 +49,13 @@ class AlertInfo:
     tags: tuple[str, ...] = ()
     incident_id: int | None = None
 
+    @classmethod
+    def from_incident(cls, incident: IncidentRecord) -> AlertInfo:
+        """What an open incident says (its current state, opened at, summary)."""
+        return cls(play=incident.play, host=incident.host, check=incident.check, state=incident.state,
+                   severity=incident.severity, since=incident.opened_at, summary=incident.summary,
+                   incident_id=incident.id)
+
 
 class Notifications:
     """Renders and enqueues alerts, resolves, repeats and notices; the ``Notifier`` of actions."""
@@ -55,7 +63,8 @@ class Notifications:
     def __init__(
         self, store: Store, router: Router, *, templating: TemplateRenderer | None = None,
         redactor: Redactor | None = None, templates: Mapping[str, str] | None = None,
-        clock: Callable[[], datetime] = utc_now, on_enqueued: Callable[[], None] | None = None,
+        clock: Callable[[], datetime] = utc_now,
+        on_enqueued: Callable[[Sequence[int]], None] | None = None,
     ) -> None:
         self.store = store
         self.router = router
@@ -64,7 +73,7 @@ class Notifications:
         self.templates = {**DEFAULT_TEMPLATES, **(templates or {})}
         self.clock = clock
         self.on_enqueued = on_enqueued
-        """Called after every commit that queued messages (the resident agent: ``outbox.wake``)."""
+        """Called with the new row ids after every commit that queued messages (``Outbox.queued``)."""
 
     @classmethod
     def from_config(cls, config: Any, store: Store, **kwargs: Any) -> Notifications:
@@ -91,13 +100,13 @@ class Notifications:
     def alert(self, tx: Operations, alert: AlertInfo) -> list[int]:
         """Queue the alert of ``alert.incident_id`` for every routed target."""
         now = self.clock()
-        vars = self._alert_vars(alert, now, repeat=False, count=0)
+        vars = self.alert_vars(alert, now, repeat=False, count=0)
         title = f"[{alert.state.name}] {alert.check} on {alert.host}"
-        body = render_or_fallback(self.templating, self.templates["alert"], vars)
+        body = self.render("alert", vars)
         msg = RoutedMessage(alert.severity, alert.host, alert.play, alert.check, alert.tags)
         # A WARNING that escalates to CRITICAL is a new alert of the same incident.
         prefix = f"alert:{alert.incident_id}:{alert.state.name}" if alert.incident_id else f"alert:{uuid.uuid4()}"
-        return self._enqueue(tx, "alert", self.router.route(msg), title, body, alert.severity, prefix,
+        return self.enqueue(tx, "alert", self.router.route(msg), title, body, alert.severity, prefix,
                              alert.incident_id, now)
 
     def resolve(self, tx: Operations, incident: IncidentRecord, resolved_at: datetime,
@@ -109,10 +118,10 @@ class Notifications:
                     since=_when(incident.opened_at), resolved_at=_when(resolved_at), duration=duration,
                     value=value, summary=incident.summary, incident_id=incident.id)
         title = f"[RESOLVED] {incident.check} on {incident.host} after {duration}"
-        body = render_or_fallback(self.templating, self.templates["resolve"], vars)
-        pairs = [(r, t) for r, t in self._alerted(tx, incident.id) if r is None or r.send_resolved]
-        return self._enqueue(tx, "resolve", pairs, title, body, "resolved", f"resolve:{incident.id}",
-                             incident.id, now, route_names=True)
+        body = self.render("resolve", vars)
+        pairs = [(r, t) for r, t in self.alerted(tx, incident.id) if r is None or r.send_resolved]
+        return self.enqueue(tx, "resolve", pairs, title, body, "resolved", f"resolve:{incident.id}",
+                             incident.id, now)
 
     def enqueue_due_repeats(self, now: datetime) -> int:
         """Re-send open, unacknowledged incidents whose route ``repeat`` interval has passed.
@@ -139,13 +148,11 @@ class Notifications:
 
     def _repeat(self, tx: StoreTransaction, incident: IncidentRecord, route: RouteSpec, target: str,
                 count: int, now: datetime) -> list[int]:
-        alert = AlertInfo(play=incident.play, host=incident.host, check=incident.check, state=incident.state,
-                          severity=incident.severity, since=incident.opened_at, summary=incident.summary,
-                          incident_id=incident.id)
-        body = render_or_fallback(self.templating, self.templates["repeat"],
-                                  self._alert_vars(alert, now, repeat=True, count=count))
+        alert = AlertInfo.from_incident(incident)
+        body = self.render("repeat",
+                                  self.alert_vars(alert, now, repeat=True, count=count))
         title = f"[STILL {incident.state.name}] {incident.check} on {incident.host}"
-        return self._enqueue(tx, "repeat", [(route, target)], title, body, incident.severity,
+        return self.enqueue(tx, "repeat", [(route, target)], title, body, incident.severity,
                              f"repeat:{incident.id}:{count}", incident.id, now)
 
     # -- notices (the notify action, the agent's own messages) -----------------------------
@@ -156,14 +163,14 @@ class Notifications:
         """Queue a free-form message to a named route, or wherever its severity routes it;
         ``attachments`` (file paths) go to the targets that can carry files (email)."""
         pairs = self._notice_routes(route, severity, host, play, tags)
-        rendered = render_or_fallback(self.templating, self.templates["notice"],
+        rendered = self.render("notice",
                                       dict(title=title, body=body, severity=severity, host=host, tags=list(tags)))
         prefix = f"{kind}:{dedup or uuid.uuid4()}"
         if tx is None:
             with self.store.transaction() as own:
-                return self._enqueue(own, kind, pairs, title, rendered, severity, prefix, None, self.clock(),
+                return self.enqueue(own, kind, pairs, title, rendered, severity, prefix, None, self.clock(),
                                      attachments=attachments)
-        return self._enqueue(tx, kind, pairs, title, rendered, severity, prefix, None, self.clock(),
+        return self.enqueue(tx, kind, pairs, title, rendered, severity, prefix, None, self.clock(),
                              attachments=attachments)
 
     async def notify(
@@ -230,11 +237,11 @@ class Notifications:
                  else f"[SETTLED] {check} on {host} stopped flapping, now {state}")
         vars = dict(started=started, check=check, host=host, play=play, percent=round(percent, 1), state=state,
                     incident_id=incident_id, at=_when(at))
-        body = render_or_fallback(self.templating, self.templates["flapping"], vars)
+        body = self.render("flapping", vars)
         pairs = self.router.route(RoutedMessage(severity, host, play, check, tags))
         tx.add_event("flapping-start" if started else "flapping-stop", f"{play}/{host}/{check}", incident_id,
                      f"{kind.lower()}: {percent:.0f}% weighted state changes", {"percent": round(percent, 1)}, at=at)
-        return self._enqueue(tx, "notice", pairs, title, body, severity,
+        return self.enqueue(tx, "notice", pairs, title, body, severity,
                              f"flap:{play}/{host}/{check}:{kind}:{at.isoformat()}", incident_id, self.clock())
 
     def page(self, bc: Any, reason: str) -> list[int]:
@@ -248,17 +255,16 @@ class Notifications:
         return self.notice(None, title="[CONFIG] reload rejected: the last good configuration keeps running",
                            body=text, severity="warning", dedup=f"config-rejected:{digest}")
 
-    # -- internals -----------------------------------------------------------------------------
+    # -- the public API of the alert lifecycle (agent.notify.lifecycle) -----------------------
 
-    def _notice_routes(self, route: str | None, severity: str, host: str, play: str,
-                       tags: Sequence[str]) -> list[tuple[RouteSpec, str]]:
-        if route:
-            return self.router.named(route)
-        return self.router.route(RoutedMessage(severity, host, play, "", tuple(tags)))
+    def enqueue(self, tx: Operations, kind: str, pairs: Sequence[tuple[RouteSpec | None, str]], title: str,
+                body: str, severity: str, dedup_prefix: str, incident_id: int | None, now: datetime,
+                attachments: Sequence[str] = ()) -> list[int]:
+        """Queue one message per (route, target) in ``tx``, redacted; returns the new row ids.
 
-    def _enqueue(self, tx: Operations, kind: str, pairs: Sequence[tuple[RouteSpec | None, str]], title: str,
-                 body: str, severity: str, dedup_prefix: str, incident_id: int | None, now: datetime,
-                 route_names: bool = False, attachments: Sequence[str] = ()) -> list[int]:
+        The one place messages are queued: dedup keys are ``DEDUP_PREFIX:ROUTE:TARGET`` (a key
+        already queued is skipped), and the outbox is woken after ``tx`` commits.
+        """
         title, body = self.redactor.redact(title), self.redactor.redact(body)
         ids: list[int] = []
         for route, target in pairs:
@@ -271,13 +277,14 @@ class Notifications:
             if nid is not None:
                 ids.append(nid)
         if ids and self.on_enqueued:  # the one place messages are queued: the outbox is told here
+            told = functools.partial(self.on_enqueued, tuple(ids))
             if isinstance(tx, StoreTransaction):
-                tx.after_commit(self.on_enqueued)
+                tx.after_commit(told)
             else:
-                self.on_enqueued()  # a Store call commits by itself
+                told()  # a Store call commits by itself
         return ids
 
-    def _alerted(self, tx: Operations, incident_id: int) -> list[tuple[RouteSpec | None, str]]:
+    def alerted(self, tx: Operations, incident_id: int) -> list[tuple[RouteSpec | None, str]]:
         """The (route, target) pairs the incident's alerts were queued for, in order."""
         seen: dict[tuple[str | None, str], tuple[RouteSpec | None, str]] = {}
         for n in tx.list_notifications(incident_id=incident_id, kind="alert"):
@@ -285,7 +292,8 @@ class Notifications:
             seen.setdefault((n.route, n.target), (route, n.target))
         return list(seen.values())
 
-    def _alert_vars(self, alert: AlertInfo, now: datetime, *, repeat: bool, count: int) -> dict[str, Any]:
+    def alert_vars(self, alert: AlertInfo, now: datetime, *, repeat: bool, count: int) -> dict[str, Any]:
+        """The variables of the alert and repeat templates."""
         return {
             "state": alert.state.name, "severity": alert.severity, "play": alert.play, "check": alert.check,
             "host": alert.host, "since": _when(alert.since),
@@ -293,6 +301,18 @@ class Notifications:
             "value": alert.value, "error": alert.error, "summary": alert.summary,
             "incident_id": alert.incident_id, "repeat": repeat, "count": count, "tags": list(alert.tags),
         }
+
+    def render(self, template: str, vars: Mapping[str, Any]) -> str:
+        """Render the configured template of kind ``template`` (alert, grouped, digest, ...)."""
+        return render_or_fallback(self.templating, self.templates[template], vars)
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _notice_routes(self, route: str | None, severity: str, host: str, play: str,
+                       tags: Sequence[str]) -> list[tuple[RouteSpec, str]]:
+        if route:
+            return self.router.named(route)
+        return self.router.route(RoutedMessage(severity, host, play, "", tuple(tags)))
 
 
 def _severity(state: State, check_severity: Any) -> str:

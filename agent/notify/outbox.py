@@ -7,10 +7,21 @@ Guarantees:
   long as it takes: an unreachable Slack delays an alert, it never drops it. Only a message
   that cannot ever be delivered (its target was removed, apprise rejects the URL) is marked
   ``dead``, with an error in the log;
+* a claimed row (``sending``) has an owner and a lease (:mod:`agent.notify.claims`). The owner
+  renews the lease of a row right before it sends it and of the rows waiting behind it, and a
+  lease is longer than a delivery can take (the delivery timeout is bounded), so no row is
+  taken from a live owner while it sends: nothing is sent twice because of a lease. A lease
+  that expired (the owner stopped or hangs) makes the row claimable by anyone; a row of an
+  owner on this host that is gone is released at once (an agent restarted after a crash sends
+  it at start-up);
 * nothing is sent twice, except in one window: a message delivered but not yet marked sent
-  when the agent dies (or when its delivery is cut off by shutdown) stays ``sending`` and is
-  sent again at the next start-up (:meth:`Store.requeue_interrupted`): at-least-once there.
-  A delivery that timed out may also have arrived; it is retried, so that is at-least-once too;
+  when its owner dies stays ``sending`` and is sent again by the next outbox that finds it:
+  at-least-once there. A delivery that timed out may also have arrived; it is retried, so
+  that is at-least-once too;
+* a one-shot run (``agent run-playbook``, the web page's plays) claims only the rows it queued
+  itself (:meth:`queued` with a ``scope``), never the resident agent's; it delivers them within
+  its grace, lets a delivery under way finish, and gives every other claim back on its way out
+  (:meth:`drain`);
 * messages to one target go out in order, one at a time; targets are served concurrently,
   so a slow or dead target never holds up another one;
 * :meth:`wake` (thread-safe) makes a new message go out now instead of at the next poll.
@@ -18,18 +29,23 @@ Guarantees:
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+from agent.notify.claims import ClaimOwner
 from agent.notify.delivery import AppriseDelivery, DeliveryResult
 from agent.notify.routing import TargetSpec
 from agent.store import NotificationRecord, Store
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+FOREIGN_CLAIM_RECHECK_SECONDS = 1.0
+"""While another process holds a claim on a target, look this often whether it let go (its
+delivery ended) instead of waiting for the next poll."""
 
 
 def utc_now() -> datetime:
@@ -43,8 +59,12 @@ class Outbox:
         self, store: Store, targets: Mapping[str, TargetSpec] | AppriseDelivery, *,
         poll_interval: float = 30.0, backoff_base: float = 2.0, backoff_cap: float = 300.0,
         batch: int = 50, shutdown_grace: float = 5.0, clock: Callable[[], datetime] = utc_now,
-        redact: Callable[[str], str] | None = None,
+        redact: Callable[[str], str] | None = None, role: str = "agent", lease: float | None = None,
+        scope: Collection[int] | None = None,
     ) -> None:
+        """``role`` names the owner of this outbox's claims; ``lease`` (seconds) defaults to three
+        delivery timeouts, at least 60 s; ``scope``: claim only these rows and those announced
+        through :meth:`queued` (a one-shot run), ``None``: every due row (the resident agent)."""
         self.store = store
         redact = redact or getattr(store, "redact", None) or (lambda s: s)  # default: the store's redaction
         self.delivery = targets if isinstance(targets, AppriseDelivery) else AppriseDelivery(targets, redact=redact)
@@ -58,6 +78,12 @@ class Outbox:
         self._wake: asyncio.Event | None = None
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._preparing: set[asyncio.Task[None]] = set()
+        self.owner = str(ClaimOwner.current(role))
+        self.lease = lease if lease is not None else max(60.0, 3 * self.delivery.timeout)
+        self.scope: set[int] | None = None if scope is None else set(scope)
+        self._delivering: set[int] = set()
+        self._closing = False
+        self._foreign_claims = False
 
     def update_targets(self, targets: Mapping[str, TargetSpec]) -> None:
         """After a reload: new URLs take effect for the next delivery.
@@ -85,6 +111,13 @@ class Outbox:
         if self._wake is not None:
             self._on_loop(self._wake.set)  # before run() there is nothing to do: it starts with a pass
 
+    def queued(self, ids: Sequence[int]) -> None:
+        """Rows ``ids`` were just queued by this process (``Notifications.on_enqueued``): they
+        join the scope of a one-shot outbox; look for due messages now."""
+        if self.scope is not None:
+            self.scope.update(ids)
+        self.wake()
+
     def _on_loop(self, fn: Callable[[], None]) -> None:
         """Call ``fn`` on the outbox's loop, now if this is that loop; nothing before run()."""
         loop = self._loop
@@ -102,10 +135,7 @@ class Outbox:
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until ``stop`` is set (or the task is cancelled)."""
         self._loop, self._wake = asyncio.get_running_loop(), asyncio.Event()
-        requeued = await self._db(self.store.requeue_interrupted, self.clock())
-        if requeued:
-            log.warning("outbox: %d message(s) were being sent when the agent stopped; sending them "
-                        "again (at-least-once for those)", requeued)
+        await self._release_dead_owners()
         await self.delivery.prepare()
         try:
             while not stop.is_set():
@@ -114,20 +144,71 @@ class Outbox:
                 await self._sleep(stop, await self._next_delay())
         finally:
             await self._cancel_preparing()
+            self._closing = True
             await self._finish_inflight()
+            # Rows claimed but not started go back now; one cut off mid-delivery stays claimed
+            # and is sent again once this process is gone (at-least-once in that window).
+            await self._db(self.store.release_claims, self.clock(), [self.owner], set(self._delivering))
 
     async def drain(self, timeout: float) -> None:
-        """Deliver what is due now and wait for it (for ``agent run-playbook`` and tests)."""
-        self._loop = self._loop or asyncio.get_running_loop()
+        """Deliver what is due (with a scope: what this process queued) for up to ``timeout``
+        seconds, let a delivery under way finish (each is bounded by the delivery timeout),
+        then give back every claim of this outbox (for ``agent run-playbook`` and tests)."""
+        loop = asyncio.get_running_loop()
+        self._loop = self._loop or loop
         self._wake = self._wake or asyncio.Event()
-        await self._dispatch()
-        if self._inflight:
-            await asyncio.wait(list(self._inflight.values()), timeout=timeout)
+        deadline = loop.time() + timeout
+        try:
+            while True:
+                self._wake.clear()
+                await self._dispatch()
+                if not self._inflight and not await self._scope_waiting():
+                    break
+                left = deadline - loop.time()
+                if left <= 0:
+                    break
+                await self._sleep(asyncio.Event(), min(left, FOREIGN_CLAIM_RECHECK_SECONDS / 5))
+            self._closing = True  # past the grace no new delivery starts
+            if self._inflight:
+                await asyncio.wait(list(self._inflight.values()))
+        finally:
+            self._closing = True
+            released = await self._db(self.store.release_claims, self.clock(), [self.owner], set(self._delivering))
+            if released:
+                log.info("outbox: %d message(s) not delivered in time are left to the resident agent", released)
 
     # -- internals --------------------------------------------------------------------------
 
+    async def _scope_waiting(self) -> bool:
+        """Whether a row of the scope may still go out within this drain."""
+        if self.scope is None or not self.scope:
+            return False
+        rows = await self._db(self.store.unfinished_notifications, set(self.scope))
+        return bool(rows)
+
+    async def _release_dead_owners(self) -> None:
+        """Give back the claims of owners on this host whose process is gone."""
+        owners = await self._db(self.store.claim_owners) or set()
+        dead = [o for o in owners if o != self.owner and (p := ClaimOwner.parse(o)) is not None
+                and p.alive() is False]
+        if dead:
+            released = await self._db(self.store.release_claims, self.clock(), dead)
+            if released:
+                log.warning("outbox: %d message(s) were being sent by a process that is gone (%s); "
+                            "sending them again (at-least-once for those)", released, ", ".join(sorted(dead)))
+
     async def _dispatch(self) -> None:
-        rows = await self._db(self.store.claim_due_notifications, self.clock(), self.batch)
+        if self._closing:
+            return
+        owners = await self._db(self.store.claim_owners) or set()
+        self._foreign_claims = bool(owners - {self.owner})
+        if self._foreign_claims:
+            await self._release_dead_owners()
+        if self.scope is not None and not self.scope:
+            return
+        claim = functools.partial(self.store.claim_due_notifications, owner=self.owner, lease=self.lease,
+                                  only=None if self.scope is None else set(self.scope))
+        rows = await self._db(claim, self.clock(), self.batch)
         groups: dict[str, list[NotificationRecord]] = {}
         for row in rows or []:
             groups.setdefault(row.target, []).append(row)
@@ -148,17 +229,32 @@ class Outbox:
 
     async def _deliver_group(self, target: str, rows: list[NotificationRecord]) -> None:
         for i, row in enumerate(rows):
-            result = await self.delivery.deliver(target, title=row.title, body=row.body, severity=row.severity,
-                                                 attachments=row.attachments)
-            now = self.clock()
-            if result.ok:
-                await self._db(self.store.mark_sent, row.id, now)
-                log.info("notification %d (%s) delivered to %s", row.id, row.kind, target)
-                if row.attempts:  # the target is back: its other waiting messages go now
-                    await self._db(self.store.expedite_target, target, now)
-                continue
-            retry_at = now + timedelta(seconds=self.backoff(row.attempts + 1))
-            await self._failed(row, result, retry_at)
+            if self._closing:
+                return  # shutting down: the rest is given back
+            # Renew before sending: the lease outlasts this delivery, so nobody takes the row
+            # while it is being sent; a row whose claim was lost (this process hung past its
+            # lease) is left to whoever holds it now.
+            until = self.clock() + timedelta(seconds=self.lease)
+            held = await self._db(self.store.renew_claims, [r.id for r in rows[i:]], self.owner, until)
+            if not held or row.id not in held:
+                log.warning("outbox: lost the claim on notification %d to %s; leaving it to its new owner",
+                            row.id, target)
+                return
+            self._delivering.add(row.id)
+            try:
+                result = await self.delivery.deliver(target, title=row.title, body=row.body, severity=row.severity,
+                                                     attachments=row.attachments)
+                now = self.clock()
+                if result.ok:
+                    await self._db(self.store.mark_sent, row.id, now)
+                    log.info("notification %d (%s) delivered to %s", row.id, row.kind, target)
+                    if row.attempts:  # the target is back: its other waiting messages go now
+                        await self._db(self.store.expedite_target, target, now)
+                    continue
+                retry_at = now + timedelta(seconds=self.backoff(row.attempts + 1))
+                await self._failed(row, result, retry_at)
+            finally:
+                self._delivering.discard(row.id)
             if not result.permanent:
                 # The target is failing: keep the rest in order for the next try instead of
                 # making each of them wait out a timeout now.
@@ -178,9 +274,10 @@ class Outbox:
 
     async def _next_delay(self) -> float:
         due = await self._db(self.store.next_notification_due_at)
+        ceiling = FOREIGN_CLAIM_RECHECK_SECONDS if self._foreign_claims else self.poll_interval
         if due is None:
-            return self.poll_interval
-        return max(0.0, min(self.poll_interval, (due - self.clock()).total_seconds()))
+            return ceiling
+        return max(0.0, min(ceiling, (due - self.clock()).total_seconds()))
 
     async def _sleep(self, stop: asyncio.Event, delay: float) -> None:
         assert self._wake is not None

@@ -1,16 +1,19 @@
 """Store operations: the notification outbox."""
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import UTC, datetime
+from collections.abc import Collection, Sequence
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select, update
 
 from agent.store._ops_common import OperationsBase, aware
-from agent.store.models import IncidentRow, NotificationIncidentRow, NotificationRow
-from agent.store.records import NOTIFICATION_KINDS, NotificationRecord
+from agent.store.models import EventRow, IncidentRow, NotificationIncidentRow, NotificationRow
+from agent.store.records import NOTIFICATION_KINDS, NotificationRecord, check_key
 
 _RETRYABLE = ("pending", "failed")
+DEFAULT_LEASE_SECONDS = 60.0
+"""How long a claim holds unless renewed (the outbox sets its own, above its delivery timeout)."""
+_UNCLAIMED = {"claimed_by": None, "claim_expires_at": None}
 
 
 def as_utc(value: datetime) -> datetime:
@@ -26,7 +29,8 @@ def _notification(row: NotificationRow) -> NotificationRecord:
         title=row.title, body=row.body, severity=row.severity, dedup_key=row.dedup_key,
         status=row.status, attempts=row.attempts, next_attempt_at=row.next_attempt_at,
         last_error=row.last_error, created_at=row.created_at, sent_at=row.sent_at,
-        attachments=tuple(row.attachments or ()),
+        attachments=tuple(row.attachments or ()), claimed_by=row.claimed_by,
+        claim_expires_at=row.claim_expires_at,
     )
 
 
@@ -66,63 +70,143 @@ class OutboxOperations(OperationsBase):
             s.flush()
             return row.id
 
-    def claim_due_notifications(self, now: datetime, limit: int = 50) -> list[NotificationRecord]:
-        """Move due messages to ``sending`` and return them, oldest first.
+    def claim_due_notifications(self, now: datetime, limit: int = 50, *, owner: str = "",
+                                lease: float = DEFAULT_LEASE_SECONDS,
+                                only: Collection[int] | None = None) -> list[NotificationRecord]:
+        """Move due messages to ``sending``, held by ``owner`` for ``lease`` seconds; oldest first.
 
-        A target is skipped while one of its messages is ``sending`` or waits out a retry
-        backoff: messages to one target go out in order, and a target that is down is not
-        hammered by each of its messages on its own schedule.
+        Due: ``pending`` or ``failed`` whose time has come, or ``sending`` under a claim that
+        expired (its owner died or stopped renewing: anyone may take it). A target is skipped
+        while one of its messages is under a live claim or waits out a retry backoff: messages
+        to one target go out in order, and a target that is down is not hammered by each of its
+        messages on its own schedule. ``only``: claim nothing but these rows (a one-shot run
+        delivers what it queued itself, never the resident agent's messages).
         """
         now = aware(now)
+        live_claim = (NotificationRow.status == "sending") & (NotificationRow.claim_expires_at > now)
         held = select(NotificationRow.target).where(
-            (NotificationRow.status == "sending")
-            | ((NotificationRow.status == "failed") & (NotificationRow.next_attempt_at > now))
+            live_claim | ((NotificationRow.status == "failed") & (NotificationRow.next_attempt_at > now))
         )
+        expired_claim = (NotificationRow.status == "sending") & (
+            NotificationRow.claim_expires_at.is_(None) | (NotificationRow.claim_expires_at <= now))
         q = (
             select(NotificationRow)
-            .where(NotificationRow.status.in_(_RETRYABLE), NotificationRow.next_attempt_at <= now,
+            .where((NotificationRow.status.in_(_RETRYABLE) & (NotificationRow.next_attempt_at <= now))
+                   | expired_claim,
                    NotificationRow.target.not_in(held))
             .order_by(NotificationRow.id)
             .limit(limit)
         )
+        if only is not None:
+            q = q.where(NotificationRow.id.in_(list(only)))
         with self._session() as s:
             rows = list(s.scalars(q))
             for row in rows:
                 row.status = "sending"
+                row.claimed_by = owner
+                row.claim_expires_at = now + timedelta(seconds=lease)
             return [_notification(r) for r in rows]
+
+    def renew_claims(self, ids: Collection[int], owner: str, until: datetime) -> set[int]:
+        """Extend ``owner``'s claims on ``ids`` to ``until``; returns the ids it still holds
+        (a claim that expired and was taken by another process is not renewed)."""
+        if not ids:
+            return set()
+        with self._session() as s:
+            rows = list(s.scalars(select(NotificationRow).where(
+                NotificationRow.id.in_(list(ids)), NotificationRow.status == "sending",
+                NotificationRow.claimed_by == owner)))
+            for row in rows:
+                row.claim_expires_at = aware(until)
+            return {r.id for r in rows}
+
+    def release_claims(self, now: datetime, owners: Collection[str] | None = None,
+                       keep: Collection[int] = ()) -> int:
+        """Give ``sending`` rows of ``owners`` (``None``: of anyone) back to the queue, due
+        ``now``, except ``keep``; returns how many. For an owner that is gone (a crash) this is
+        at-least-once: a message delivered but not yet marked sent is sent again."""
+        q = select(NotificationRow).where(NotificationRow.status == "sending")
+        if owners is not None:
+            q = q.where(NotificationRow.claimed_by.in_(list(owners)))
+        if keep:
+            q = q.where(NotificationRow.id.not_in(list(keep)))
+        with self._session() as s:
+            rows = list(s.scalars(q))
+            for row in rows:
+                row.status = "failed" if row.attempts else "pending"
+                row.next_attempt_at = aware(now)
+                row.claimed_by = row.claim_expires_at = None
+            return len(rows)
+
+    def claim_owners(self) -> set[str]:
+        """The owners of the claims on ``sending`` rows (live or expired)."""
+        with self._session() as s:
+            found = s.scalars(select(NotificationRow.claimed_by).distinct()
+                              .where(NotificationRow.status == "sending", NotificationRow.claimed_by.is_not(None)))
+            return {o for o in found if o}
+
+    def unfinished_notifications(self, ids: Collection[int]) -> list[NotificationRecord]:
+        """Those of ``ids`` not yet sent nor given up (pending, sending or failed)."""
+        if not ids:
+            return []
+        with self._session() as s:
+            q = select(NotificationRow).where(NotificationRow.id.in_(list(ids)),
+                                              NotificationRow.status.in_(("pending", "sending", "failed")))
+            return [_notification(r) for r in s.scalars(q.order_by(NotificationRow.id))]
 
     def next_notification_due_at(self) -> datetime | None:
         """When :meth:`claim_due_notifications` will next return something (None: nothing queued).
 
-        Targets with a message in ``sending`` are left out: their delivery finishing is
-        what makes them claimable again.
+        A target with a message in ``sending`` is due when its claims expire (the owner's
+        delivery finishing is what normally makes it claimable again, sooner).
         """
         q = (
             select(NotificationRow.target, NotificationRow.status,
                    func.min(NotificationRow.next_attempt_at), func.max(NotificationRow.next_attempt_at))
-            .where(NotificationRow.status.in_(("pending", "failed", "sending")))
+            .where(NotificationRow.status.in_(("pending", "failed")))
             .group_by(NotificationRow.target, NotificationRow.status)
+        )
+        sending = (
+            select(NotificationRow.target, func.max(func.coalesce(NotificationRow.claim_expires_at,
+                                                                  NotificationRow.next_attempt_at)))
+            .where(NotificationRow.status == "sending")
+            .group_by(NotificationRow.target)
         )
         per_target: dict[str, dict[str, tuple[datetime, datetime]]] = {}
         with self._session() as s:
             for target, status, earliest, latest in s.execute(q):
                 per_target.setdefault(target, {})[status] = (as_utc(earliest), as_utc(latest))
+            for target, expires in s.execute(sending):
+                per_target.setdefault(target, {})["sending"] = (as_utc(expires), as_utc(expires))
         due: list[datetime] = []
         for groups in per_target.values():
-            if "sending" in groups:
-                continue
-            if "failed" in groups:  # held until its last backoff ends (see claim)
+            if "sending" in groups:  # held until its claims expire
+                due.append(groups["sending"][1])
+            elif "failed" in groups:  # held until its last backoff ends (see claim)
                 due.append(groups["failed"][1])
             else:
                 due.append(groups["pending"][0])
         return min(due) if due else None
 
     def mark_sent(self, notification_id: int, at: datetime) -> None:
+        """Record a delivery apprise reported, and a ``delivered`` audit event for every
+        incident the message tells (``agent explain`` shows when it really went out)."""
         with self._session() as s:
             s.execute(
                 update(NotificationRow).where(NotificationRow.id == notification_id)
-                .values(status="sent", sent_at=aware(at), attempts=NotificationRow.attempts + 1)
+                .values(status="sent", sent_at=aware(at), attempts=NotificationRow.attempts + 1, **_UNCLAIMED)
             )
+            row = s.get(NotificationRow, notification_id)
+            if row is None:
+                return
+            linked = select(NotificationIncidentRow.incident_id).where(
+                NotificationIncidentRow.notification_id == notification_id)
+            incidents = s.scalars(select(IncidentRow).where(
+                (IncidentRow.id == row.incident_id) | IncidentRow.id.in_(linked)).order_by(IncidentRow.id))
+            for inc in incidents:
+                s.add(EventRow(at=aware(at), kind="delivered", key=check_key(inc.play, inc.host, inc.check),
+                               incident_id=inc.id, message=f"{row.kind} #{row.id} delivered to {row.target}",
+                               data={"notification": row.id, "target": row.target, "kind": row.kind}))
 
     def mark_failed(
         self, notification_id: int, error: str, next_attempt_at: datetime, dead: bool = False,
@@ -132,7 +216,8 @@ class OutboxOperations(OperationsBase):
             s.execute(
                 update(NotificationRow).where(NotificationRow.id == notification_id)
                 .values(status="dead" if dead else "failed", last_error=error,
-                        next_attempt_at=aware(next_attempt_at), attempts=NotificationRow.attempts + 1)
+                        next_attempt_at=aware(next_attempt_at), attempts=NotificationRow.attempts + 1,
+                        **_UNCLAIMED)
             )
 
     def defer_notifications(self, ids: list[int], until: datetime) -> None:
@@ -143,6 +228,7 @@ class OutboxOperations(OperationsBase):
             for row in s.scalars(select(NotificationRow).where(NotificationRow.id.in_(ids))):
                 row.status = "failed" if row.attempts else "pending"
                 row.next_attempt_at = aware(until)
+                row.claimed_by = row.claim_expires_at = None
 
     def expedite_target(self, target: str, now: datetime) -> int:
         """Make every waiting message of ``target`` due now (it just accepted a message)."""
@@ -152,19 +238,6 @@ class OutboxOperations(OperationsBase):
                 .where(NotificationRow.target == target, NotificationRow.status == "failed",
                        NotificationRow.next_attempt_at > aware(now))
                 .values(next_attempt_at=aware(now))
-            )
-            return int(res.rowcount or 0)  # type: ignore[attr-defined]
-
-    def requeue_interrupted(self, now: datetime) -> int:
-        """Put rows left in ``sending`` by a crash back in the queue; returns how many.
-
-        At-least-once in exactly this window: a message that was delivered but not yet
-        marked sent when the agent died is sent again.
-        """
-        with self._session() as s:
-            res = s.execute(
-                update(NotificationRow).where(NotificationRow.status == "sending")
-                .values(status="pending", next_attempt_at=aware(now))
             )
             return int(res.rowcount or 0)  # type: ignore[attr-defined]
 

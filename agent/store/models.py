@@ -210,6 +210,9 @@ class NotificationRow(Base):
     sent_at: Mapped[datetime | None]
     # Migration 0003: files attached where the target can carry them (email), e.g. a report chart.
     attachments: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    # Migration 0004: who holds a ``sending`` row and until when (an expired claim is free).
+    claimed_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    claim_expires_at: Mapped[datetime | None]
 
 
 class ActionRunRow(Base):

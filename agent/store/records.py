@@ -155,6 +155,9 @@ class NotificationRecord:
     created_at: datetime
     sent_at: datetime | None
     attachments: tuple[str, ...] = ()
+    claimed_by: str | None = None
+    """The outbox that holds this row while it is ``sending`` (see :mod:`agent.notify.outbox`)."""
+    claim_expires_at: datetime | None = None
     """Paths of files to attach where the target can carry them (email targets)."""
 
 

@@ -38,8 +38,12 @@ def test_walkthrough_stop_alert_start_resolve_and_crash_restart(running_stack):
     wait_until(lambda: stack.agent("status").stdout.count("OK") >= 5, 60, what="checks reporting OK")
 
     stack.ctl("stop", "bot")  # deliberate: alerted, never undone by the agent
-    alert = wait_until(lambda: [m for m in stack.inbox() if "bot process" in m["title"]], 30,
-                       what="the bot-process alert")[0]
+    try:
+        alert = wait_until(lambda: [m for m in stack.inbox() if "bot process" in m["title"]], 30,
+                           what="the bot-process alert")[0]
+    except TimeoutError as exc:  # say what did arrive, and what the agent saw
+        raise AssertionError(f"{exc}; inbox: {[(m['title'], m.get('message')) for m in stack.inbox()]}; "
+                             f"status: {stack.agent('status').stdout}") from exc
     assert "CRITICAL" in alert["title"]
     time.sleep(5)
     assert stack.info("bot")["statename"] == "STOPPED"

@@ -47,8 +47,9 @@ class JsonReceiver:
         self.rejected = 0
         """How many POSTs were answered 500."""
         self.delay = 0.0
-        """Seconds each answer is held after the message was recorded (a slow receiver: a sender
-        killed meanwhile cannot know that its message arrived)."""
+        """Seconds a POST is held after it was recorded, before it is answered (a slow target:
+        the message arrived, its sender does not know yet; a sender killed meanwhile never
+        learns that it did)."""
         self.port = 0
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None

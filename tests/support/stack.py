@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -212,6 +213,19 @@ class StackUnderTest:
             return dict(store.load_check_states())
         finally:
             store.close()
+
+
+    def outbox_idle(self) -> bool:
+        """Nothing in the agent's outbox waits to go out (pending, failed or being sent)."""
+        import sqlite3
+
+        db = self.settings.path(self.settings.agent.db)
+        if not db.exists():
+            return True
+        with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)) as con:
+            (n,) = con.execute("SELECT count(*) FROM notifications"
+                               " WHERE status IN ('pending', 'failed', 'sending')").fetchone()
+        return n == 0
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.2, what: str = "") -> Any:

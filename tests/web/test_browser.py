@@ -76,6 +76,10 @@ def test_operator_on_a_phone(running_stack: Callable[..., StackUnderTest], brows
 
     wait = WebDriverWait(browser, WAIT_S, ignored_exceptions=(StaleElementReferenceException,))
 
+    def click(element_id: str) -> None:
+        # found and clicked in one attempt, retried while the live updates replace the node
+        wait.until(lambda d: d.find_element(By.ID, element_id).click() or True)
+
     def shot(name: str) -> None:
         browser.save_screenshot(str(artifacts / f"{name}.png"))
 
@@ -116,10 +120,9 @@ def test_operator_on_a_phone(running_stack: Callable[..., StackUnderTest], brows
     shot("03-incident-appears")
 
     # 3. acknowledge it
-    incident = next(e for e in browser.find_elements(By.CSS_SELECTOR, "li.incident")
-                    if "bot process" in e.text)
-    incident_id = incident.get_attribute("id").removeprefix("incident-")
-    browser.find_element(By.ID, f"ack-{incident_id}").click()
+    incident_id = wait.until(lambda d: next((e.get_attribute("id") for e in d.find_elements(By.CSS_SELECTOR, "li.incident")
+                                             if "bot process" in e.text), None)).removeprefix("incident-")
+    click(f"ack-{incident_id}")
     wait.until(lambda d: "acknowledged" in main_text())
     wait.until(lambda d: "acknowledged by web:operator" in live_text())
     shot("04-acknowledged")
@@ -133,8 +136,7 @@ def test_operator_on_a_phone(running_stack: Callable[..., StackUnderTest], brows
 
     # 4. the emergency in check mode: its lines, nothing changed
     browser.get(f"{url}/")
-    wait.until(lambda d: d.find_elements(By.ID, "check-emergency"))
-    browser.find_element(By.ID, "check-emergency").click()
+    click("check-emergency")
     wait.until(lambda d: "/runs/" in d.current_url)
     wait.until(lambda d: "PLAY RECAP" in d.find_element(By.ID, "lines").text)
     lines = browser.find_element(By.ID, "lines").text
@@ -150,7 +152,7 @@ def test_operator_on_a_phone(running_stack: Callable[..., StackUnderTest], brows
     assert runs and all(r.actor == "web:operator" and r.check_mode for r in runs)
 
     # 5. sign out
-    browser.find_element(By.ID, "sign-out").click()
+    click("sign-out")
     wait.until(lambda d: "/login" in d.current_url)
     browser.get(f"{url}/")
     assert "/login" in browser.current_url

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent.engine.metrics import AgentMetrics
+from agent.engine.waits import stopped_within
 from agent.engine.watchers.heartbeat import HeartbeatWatcher
 from agent.engine.watchers.process_exit import ProgramWatcher
 from agent.engine.watchers.supervisor_events import (
@@ -80,10 +81,8 @@ class Detection:
                 if loop.time() - refreshed > NOTIFICATION_REFRESH_S:
                     refreshed = loop.time()
                     await self._refresh_notification_counts()
-                try:
-                    await asyncio.wait_for(stop.wait(), CONFIG_POLL_S)
-                except TimeoutError:
-                    pass
+                if await stopped_within(stop, CONFIG_POLL_S):
+                    break
         finally:
             for task in self._tasks.values():
                 task.cancel()

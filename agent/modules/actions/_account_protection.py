@@ -108,6 +108,18 @@ class Flattening:
     async def client(self) -> hl.ExchangeClient:
         return await self.connect(self.timeout())
 
+    async def client_and_mids(self, what: str) -> tuple[hl.ExchangeClient, dict[str, str]] | None:
+        """The signing client and the mids for ``what`` (close, protect); ``None`` with the error
+        recorded when either cannot be had."""
+        try:
+            client = await self.client()
+            mids = await hl.call(lambda: client.info.all_mids(), what=f"{what} (mids)", url=self.target.url,
+                                 timeout=self.timeout())
+        except ModuleError as exc:
+            self.errors.append(exc.message)
+            return None
+        return client, mids
+
     async def read(self, what: str) -> Account | None:
         try:
             client = await self.client()
@@ -143,13 +155,10 @@ async def close_positions(run: Flattening, positions: list[hl.Position], slippag
     """One bulk request of reduce-only IOC closes, ``slippage_pct`` through the mid."""
     if not positions:
         return
-    try:
-        client = await run.client()
-        mids = await hl.call(lambda: client.info.all_mids(), what="close (mids)", url=run.target.url,
-                             timeout=run.timeout())
-    except ModuleError as exc:
-        run.errors.append(exc.message)
+    got = await run.client_and_mids("close")
+    if got is None:
         return
+    client, mids = got
     closes = close_orders(client, positions, mids, slippage_pct)
     resp = await run.send("close", lambda c: c.exchange.bulk_orders(closes))
     for p, status in zip(positions, hl.statuses(resp) if resp is not None else [], strict=False):
@@ -222,13 +231,10 @@ async def ensure_stops(run: Flattening, stop_pct: float, slippage_pct: float, wa
 
 
 async def _place_stops(run: Flattening, bare: list[hl.Position], stop_pct: float, slippage_pct: float) -> None:
-    try:
-        client = await run.client()
-        mids = await hl.call(lambda: client.info.all_mids(), what="protect (mids)", url=run.target.url,
-                             timeout=run.timeout())
-    except ModuleError as exc:
-        run.errors.append(exc.message)
+    got = await run.client_and_mids("protect")
+    if got is None:
         return
+    client, mids = got
     stops = stop_requests(client, bare, mids, stop_pct, slippage_pct)
     resp = await run.send("protect", lambda c: c.exchange.bulk_orders(stops))
     for stop, status in zip(stops, hl.statuses(resp) if resp is not None else [], strict=False):

@@ -38,13 +38,21 @@ def describe_halts(halts: list[dict[str, Any]]) -> str:
         or "none"
 
 
-async def halt(*, base: str, token_env: str, timeout: float, path: str | None, reason: str, by: str,
-               health: dict[str, Any] | None, health_error: str | None, ctx: RunContext,
-               unix_socket: str | None = None) -> ActionResult:
+async def _starting_point(path: str | None, health: dict[str, Any] | None, health_error: str | None,
+                          ) -> tuple[dict[str, Any], HaltFile | None, list[dict[str, Any]]]:
+    """What a halt or a resume starts from: the data so far, the halt file and the halts in force
+    (read from the file when there is one, else from the bot's health)."""
     data: dict[str, Any] = _before(health, health_error)
     halts_file = HaltFile(path) if path else None
     in_force = await _active(halts_file) if halts_file else list(health.get("halts") or []) if health else []
     data["halts_before"] = in_force
+    return data, halts_file, in_force
+
+
+async def halt(*, base: str, token_env: str, timeout: float, path: str | None, reason: str, by: str,
+               health: dict[str, Any] | None, health_error: str | None, ctx: RunContext,
+               unix_socket: str | None = None) -> ActionResult:
+    data, halts_file, in_force = await _starting_point(path, health, health_error)
     already = [h for h in in_force if h.get("kind") == "control"]
     if ctx.check_mode:
         where = f"record a halt in {path}" if path else "ask the bot to halt"
@@ -100,10 +108,7 @@ async def halt(*, base: str, token_env: str, timeout: float, path: str | None, r
 async def resume(*, base: str, token_env: str, timeout: float, path: str | None, ids: list[str] | None,
                  health: dict[str, Any] | None, health_error: str | None, ctx: RunContext,
                  unix_socket: str | None = None) -> ActionResult:
-    data: dict[str, Any] = _before(health, health_error)
-    halts_file = HaltFile(path) if path else None
-    in_force = await _active(halts_file) if halts_file else list(health.get("halts") or []) if health else []
-    data["halts_before"] = in_force
+    data, halts_file, in_force = await _starting_point(path, health, health_error)
     to_end = [h for h in in_force if ids is None or h.get("id") in ids]
     if not to_end and not (health or {}).get("halted_reason"):
         data.update(halted=bool(in_force), halts=in_force, ended=[])

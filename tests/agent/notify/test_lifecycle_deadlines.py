@@ -105,3 +105,41 @@ def test_a_dependent_stays_held_during_its_parents_warm_up_then_is_sent_if_still
     assert alerts(store) == ["[CRITICAL] bot process on h"]
     assert lifecycle.tick(T0 + timedelta(seconds=65)) == 1  # still failing after the grace: sent
     assert alerts(store)[-1] == "[CRITICAL] health endpoint on h"
+
+
+def kinds(store: Store) -> list[str]:
+    return [n.kind for n in sorted(store.list_notifications(), key=lambda n: n.id)]
+
+
+def test_a_resolve_waits_no_longer_than_the_group_wait_of_its_route(store: Store) -> None:
+    lifecycle, checks = world(store, [RouteSpec("pages", ("ops",), group_wait=0)], group_wait=10)
+    iid = fail(store, checks, "bot process", "critical", T0)
+    assert lifecycle.tick(T0) == 1
+    store.resolve_incident(iid, T0 + timedelta(seconds=5))
+    assert lifecycle.tick(T0 + timedelta(seconds=5)) == 1  # at once, as the alert went
+    assert kinds(store) == ["alert", "resolve"]
+
+
+def test_a_held_resolve_goes_out_before_the_next_alert_of_its_host(store: Store) -> None:
+    lifecycle, checks = world(store, [RouteSpec("all", ("ops",))], group_wait=10, group_interval=1)
+    first = fail(store, checks, "bot process", "critical", T0)
+    lifecycle.tick(T0)
+    assert lifecycle.tick(T0 + timedelta(seconds=10)) == 1
+    store.resolve_incident(first, T0 + timedelta(seconds=20))
+    fail(store, checks, "bot process", "critical", T0 + timedelta(seconds=20.5))  # dead again at once
+    lifecycle.tick(T0 + timedelta(seconds=20.5))
+    lifecycle.tick(T0 + timedelta(seconds=40))  # both due in one pass
+    assert kinds(store) == ["alert", "resolve", "alert"]  # the last message says what is true now
+
+
+def test_notified_says_queued_and_delivered_is_recorded_only_when_apprise_said_so(store: Store) -> None:
+    lifecycle, checks = world(store, [RouteSpec("pages", ("ops",), group_wait=0)])
+    iid = fail(store, checks, "bot process", "critical", T0)
+    lifecycle.tick(T0)
+    [notified] = [e for e in store.recent_events(kind="notified") if e.incident_id == iid]
+    assert "queued for ops" in notified.message and "sent" not in notified.message
+    assert store.recent_events(kind="delivered") == []
+    [row] = store.list_notifications()
+    store.mark_sent(row.id, T0 + timedelta(seconds=32))
+    [delivered] = store.recent_events(kind="delivered")
+    assert delivered.incident_id == iid and delivered.at == T0 + timedelta(seconds=32)

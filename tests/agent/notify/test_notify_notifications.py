@@ -109,7 +109,7 @@ async def test_notify_action_queues_or_previews(store: Store, inbox: JsonReceive
                                  host="bot1", check_mode=True)
     assert preview["would_send"] == ["slack"] and store.list_notifications() == []
     async with running_outbox(store, notes.targets) as outbox:
-        notes.on_enqueued = outbox.wake
+        notes.on_enqueued = outbox.queued
         result = await notes.notify(route=None, title="halting", body="emergency: trading halted",
                                     severity="critical", host="bot1")
         assert result["targets"] == ["slack"] and len(result["queued"]) == 1

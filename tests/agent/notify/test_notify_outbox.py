@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import asyncio
+import socket
+import subprocess
 from datetime import UTC, datetime
 
 import pytest
 
 from agent.notify import Outbox, TargetSpec
+from agent.notify.claims import ClaimOwner
 from agent.store import Store
 from tests.agent.notify.conftest import running_outbox, wait_until
 from tests.support.receivers import JsonReceiver, SmtpReceiver
@@ -79,7 +82,10 @@ async def test_restart_delivers_pending_and_interrupted_rows_exactly_once(db_url
     first.migrate()
     enqueue(first, "pending-1")
     enqueue(first, "interrupted-1", target="ops2")
-    first.claim_due_notifications(datetime.now(UTC))  # both "sending": then the agent died
+    gone = subprocess.Popen(["true"])  # an agent that claimed both rows, then died
+    gone.wait()
+    owner = ClaimOwner("agent", socket.gethostname(), gone.pid, "1", "x")
+    first.claim_due_notifications(datetime.now(UTC), owner=str(owner), lease=3600)  # both "sending"
     first.close()
 
     second = Store(db_url)  # a new process: new Store and Outbox on the same file

@@ -102,6 +102,8 @@ def _as_another_user(call: object) -> list[Diagnostic]:
         return call()  # type: ignore[no-any-return]
     import pickle
 
+    call()  # once as root first: every module it needs is imported before the child drops root
+    # (the interpreter's own files may be unreadable to that user, e.g. a pyenv under /root)
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child
@@ -125,6 +127,7 @@ def _as_another_user(call: object) -> list[Diagnostic]:
 def test_unreadable_files_and_directories_are_reported_not_crashed_on(shared_dir: Path) -> None:
     plays = shared_dir / "plays"
     plays.mkdir()
+    plays.chmod(0o755)  # explicit: an earlier in-process `agent` command leaves the worker's umask at 077
     secret = plays / "secret.yaml"
     secret.write_text("version: 1\nname: secret\n")
     secret.chmod(0o000)

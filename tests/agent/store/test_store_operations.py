@@ -103,7 +103,7 @@ def test_expedite_and_dead_and_requeue(store: Store) -> None:
     store.mark_failed(n1, "refused", T0 + timedelta(minutes=5))  # type: ignore[arg-type]
     assert store.expedite_target("ops", T0) == 1
     assert store.next_notification_due_at() == T0  # n1 expedited; n2 ("mail") is still sending
-    assert store.requeue_interrupted(T0) == 1  # n2 was left in sending, e.g. by a crash
+    assert store.release_claims(T0) == 1  # n2 was left in sending, e.g. by a crash
     assert store.next_notification_due_at() == T0
     claimed = store.claim_due_notifications(T0)
     assert [n.id for n in claimed] == [n1, n2]
@@ -211,3 +211,26 @@ def test_a_store_opened_without_create_refuses_a_missing_file_and_never_makes_on
         assert not missing.exists()
     finally:
         existing.close()
+
+
+def test_a_claim_holds_until_its_lease_expires_and_a_scope_claims_only_its_rows(store: Store) -> None:
+    mine, theirs = enqueue(store, "mine", "a"), enqueue(store, "theirs", "b")
+    # A one-shot run claims only what it queued, even when more is due.
+    [claimed] = store.claim_due_notifications(T0, owner="oneshot", lease=60, only={mine})  # type: ignore[arg-type]
+    assert claimed.id == mine and claimed.claimed_by == "oneshot"
+    assert [n.id for n in store.claim_due_notifications(T0, owner="agent", lease=60)] == [theirs]
+    # A live claim is nobody else's; renewing it moves its expiry; a lost claim is not renewed.
+    assert store.claim_due_notifications(T0 + timedelta(seconds=59), owner="agent") == []
+    assert store.next_notification_due_at() == T0 + timedelta(seconds=60)  # when a claim expires
+    assert store.renew_claims([mine], "oneshot", T0 + timedelta(seconds=120)) == {mine}
+    assert store.renew_claims([theirs], "agent", T0 + timedelta(seconds=150)) == {theirs}
+    assert store.claim_due_notifications(T0 + timedelta(seconds=61), owner="agent") == []
+    # Expired (the owner hangs or is gone): anyone takes it; the old owner cannot renew it any more.
+    [taken] = store.claim_due_notifications(T0 + timedelta(seconds=121), owner="agent", lease=60)
+    assert taken.id == mine and taken.claimed_by == "agent"
+    assert store.renew_claims([mine], "oneshot", T0 + timedelta(seconds=200)) == set()  # type: ignore[list-item]
+    # Giving back: only the owner's rows, due now; the rest keeps its claim.
+    assert store.release_claims(T0, ["nobody"]) == 0
+    assert store.claim_owners() == {"agent"}
+    assert store.release_claims(T0, ["agent"], keep={theirs}) == 1  # type: ignore[arg-type]
+    assert {n.id: n.status for n in store.list_notifications()} == {mine: "pending", theirs: "sending"}

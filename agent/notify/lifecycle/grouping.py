@@ -1,0 +1,132 @@
+"""Grouped alerts (Alertmanager's ``group_wait``/``group_interval``, per host).
+
+An incident that may be sent waits until the oldest unsent one of its host is ``group_wait``
+old; then all unsent incidents of that host go out as one message per target. A route may set
+its own ``group_wait`` (e.g. 0 for pages): an incident waits the shortest ``group_wait`` of the
+routes it takes, and the host's message is due as soon as one of its unsent incidents is due.
+While the host has announced, unresolved incidents, the next message for it waits
+``group_interval`` after the last one. A state change of an announced incident (WARNING ->
+CRITICAL) is sent the same way.
+"""
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from agent.core.states import State
+from agent.core.values import format_duration
+from agent.notify.lifecycle.checks import CheckCatalog
+from agent.notify.lifecycle.settings import Deadlines, LifecycleSettings
+from agent.notify.notifications import AlertInfo, Notifications
+from agent.notify.routing import RouteSpec
+from agent.store import IncidentRecord, StoreTransaction
+
+
+def worst_of(incidents: Sequence[IncidentRecord]) -> IncidentRecord:
+    """The incident whose state tells most (UNKNOWN ranks below every known bad state)."""
+    return max(incidents, key=lambda i: (i.state is not State.UNKNOWN, i.state))
+
+
+class GroupedAlerts:
+    def __init__(self, notifications: Notifications, catalog: CheckCatalog) -> None:
+        self._notes = notifications
+        self._catalog = catalog
+
+    def group_wait(self, inc: IncidentRecord, cfg: LifecycleSettings) -> float:
+        """The shortest ``group_wait`` of the routes ``inc`` takes (the inventory's when a route
+        sets none)."""
+        waits = [cfg.group_wait if r.group_wait is None else float(r.group_wait)
+                 for r, _ in self._notes.router.route(self._catalog.routed(inc))]
+        return min(waits, default=cfg.group_wait)
+
+    def due(self, incidents: Sequence[IncidentRecord], cfg: LifecycleSettings,
+            deadlines: Deadlines) -> dict[str, tuple[list[IncidentRecord], list[IncidentRecord]]]:
+        """The hosts whose message is due now: ``host -> (new or changed incidents, those still
+        open that were told before)``; the others add their deadline."""
+        now = deadlines.now
+        by_host: dict[str, list[IncidentRecord]] = defaultdict(list)
+        for inc in incidents:
+            by_host[inc.host].append(inc)
+        out: dict[str, tuple[list[IncidentRecord], list[IncidentRecord]]] = {}
+        for host, incs in by_host.items():
+            unsent = [i for i in incs if i.suppressed is None and i.eligible_since is not None
+                      and i.announced_state != i.state.name]
+            if not unsent:
+                continue
+            due = min(i.eligible_since + timedelta(seconds=self.group_wait(i, cfg)) for i in unsent
+                      if i.eligible_since is not None)
+            if due > now:
+                deadlines.add(due)
+                continue
+            announced = [i.announced_at for i in incs
+                         if i.announced_state not in (None, "OK") and i.announced_at is not None]
+            if announced and (now - max(announced)).total_seconds() < cfg.group_interval:
+                deadlines.add(max(announced) + timedelta(seconds=cfg.group_interval))
+                continue
+            still = [i for i in incs if i.announced_state not in (None, "OK") and i not in unsent
+                     and i.suppressed is None]
+            out[host] = (unsent, still)
+        return out
+
+    def send(self, tx: StoreTransaction, due: Mapping[str, tuple[list[IncidentRecord], list[IncidentRecord]]],
+             incidents: Sequence[IncidentRecord], now: datetime) -> int:
+        """Queue the messages of the hosts in ``due`` (from :meth:`due`); returns how many rows."""
+        return sum(self._send_group(tx, host, unsent, still, incidents, now) for host, (unsent, still) in due.items())
+
+    def _send_group(self, tx: StoreTransaction, host: str, new: Sequence[IncidentRecord],
+                    still: Sequence[IncidentRecord], all_open: Sequence[IncidentRecord], now: datetime) -> int:
+        per_pair: dict[tuple[str, str], tuple[RouteSpec, list[IncidentRecord]]] = {}
+        for inc in new:
+            for route, target in self._notes.router.route(self._catalog.routed(inc)):
+                per_pair.setdefault((route.name, target), (route, []))[1].append(inc)
+        ids_by_incident: dict[int, list[int]] = defaultdict(list)
+        queued = 0
+        for (_route_name, target), (route, incs) in per_pair.items():
+            title, body = self._text(host, incs, still, all_open, now)
+            signature = "+".join(f"{i.id}{i.state.name[0]}" for i in incs)
+            if len(signature) > 120:
+                signature = hashlib.sha256(signature.encode()).hexdigest()[:24]
+            ids = self._notes.enqueue(tx, "alert", [(route, target)], title, body, worst_of(incs).severity,
+                                      f"alert:{host}:{signature}", incs[0].id, now)
+            if ids:
+                tx.link_notifications(ids, [i.id for i in incs])
+                queued += len(ids)
+                for i in incs:
+                    ids_by_incident[i.id] += ids
+        for inc in new:
+            tx.set_incident_lifecycle(inc.id, announced_state=inc.state.name, announced_at=now)
+            targets = [t for (r, t), (_, incs) in per_pair.items() if inc in incs]
+            tx.add_event("notified", inc.key, inc.id,
+                         f"{inc.state.name} queued for {', '.join(targets) or 'nobody (no route)'}"
+                         + (f" in a message about {len(new)} problems on {host}" if len(new) > 1 else ""),
+                         {"notifications": ids_by_incident.get(inc.id, []), "targets": targets,
+                          "group": [i.id for i in new]}, at=now)
+        return queued
+
+    def _text(self, host: str, incs: Sequence[IncidentRecord], still: Sequence[IncidentRecord],
+              all_open: Sequence[IncidentRecord], now: datetime) -> tuple[str, str]:
+        items = [self._item(i, all_open, now) for i in incs]
+        if len(incs) == 1:
+            inc, item = incs[0], items[0]
+            title = f"[{inc.state.name}] {inc.check} on {host}"
+            vars = {**self._notes.alert_vars(AlertInfo.from_incident(inc), now, repeat=False, count=0),
+                    "dependents": item["dependents"]}
+            return title, self._notes.render("alert", vars)
+        worst = worst_of(incs)
+        names = ", ".join(i.check for i in incs)
+        title = f"[{worst.state.name}] {len(incs)} problems on {host}: {names}"
+        if len(title) > 200:
+            title = title[:199] + "…"
+        vars = {"host": host, "resolved": False, "items": items, "count": len(incs),
+                "still": [self._item(i, all_open, now) for i in still]}
+        return title, self._notes.render("grouped", vars)
+
+    def _item(self, inc: IncidentRecord, all_open: Sequence[IncidentRecord], now: datetime) -> dict[str, Any]:
+        return {"check": inc.check, "play": inc.play, "state": inc.state.name, "severity": inc.severity,
+                "since": inc.opened_at.strftime("%Y-%m-%d %H:%M:%S UTC"),
+                "for": format_duration(max(0.0, (now - inc.opened_at).total_seconds())),
+                "summary": inc.summary, "incident_id": inc.id,
+                "dependents": self._catalog.dependents(inc, all_open)}
