@@ -177,20 +177,25 @@ def _hold_write_lock(db: Path, seconds: float, holding: threading.Event) -> None
         conn.close()
 
 
-def test_a_transition_that_cannot_be_stored_is_acted_on_told_directly_and_stored_later(crashy, tmp_path, receiver):
+@pytest.mark.parametrize(("grace", "lock_s"), [
+    (3, 20.0),  # every write attempt gives up (busy timeout 5 s) and is retried until the lock is gone
+    (1, 3.5),   # the first attempt waits for the lock past the grace, and gets it: told meanwhile
+], ids=["writes-refused", "write-waits-through-the-grace"])
+def test_a_transition_that_cannot_be_stored_is_acted_on_told_directly_and_stored_later(
+        crashy, tmp_path, receiver, grace, lock_s):
     sup, _flag = crashy
-    world = _world(tmp_path, sup, receiver, settings={"agent": {"store_grace": 3}})
+    world = _world(tmp_path, sup, receiver, settings={"agent": {"store_grace": grace}})
     try:
         world.start()
         wait_until(lambda: (s := world.state("watch/local/worker running")) and s.hard_state.name == "OK", 20,
                    what="the first OK")
         holding = threading.Event()
-        holder = threading.Thread(target=_hold_write_lock, args=(world.db_path, 20.0, holding))
+        holder = threading.Thread(target=_hold_write_lock, args=(world.db_path, lock_s, holding))
         holder.start()
         try:
             assert holding.wait(10)
             os.kill(sup.info("worker")["pid"], signal.SIGKILL)
-            # The store refuses writes for 20 s; past the 3 s grace the agent acts without it.
+            # The store refuses writes for lock_s; past the grace the agent acts without it.
             msgs = receiver.wait_for(1, 15)
             assert msgs[0]["title"] == "[CRITICAL] worker running on local", msgs[0]
             assert "Sent directly" in msgs[0]["message"], msgs[0]["message"]
