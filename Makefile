@@ -60,11 +60,12 @@ lint: $(STAMP)
 
 # The end-to-end suites mostly wait on real processes (supervisord, the bot, the agent), so four
 # pytest-xdist workers keep two cores busy; every test owns its ports and directories.
+# loadgroup: tests of one xdist_group share a worker (the fault scenarios share one stack).
 TEST_WORKERS ?= 4
 
 test: $(STAMP) system-test-deps browser lint
 	$(BIN)/agent validate playbooks
-	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --durations=20
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadgroup --durations=20
 
 # Debian's headless browser and its driver, for the web page's browser test (tests/web).
 browser:
@@ -80,8 +81,10 @@ bench: $(STAMP)
 	$(BIN)/pip install --quiet superlance
 	$(BIN)/python -m benchmarks
 
-# Every fault scenario of tests/faults, 20 runs each with random timings (RELIABILITY_RUNS): writes
-# docs/reliability.md. Runs as root to give the agent database a size-limited tmpfs (full disk).
+# Every fault scenario of tests/faults, 20 runs each with random timings (RELIABILITY_RUNS), or the
+# names in RELIABILITY_SCENARIOS: writes docs/reliability.md. As root the agent database gets a
+# size-limited tmpfs (the full-disk scenario; skipped otherwise). make test runs only a few
+# scenarios once (tests/faults/test_faults.py DEFAULT).
 reliability: $(STAMP)
 	$(BIN)/python -m benchmarks.reliability
 
