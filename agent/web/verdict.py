@@ -5,7 +5,8 @@ Worst first:
 
 * **UNPROTECTED**: nothing would act if things went wrong, or money is at risk without a stop:
   the agent is not running, its checks have stopped coming in (``agent_fresh`` false), or an
-  open position has no resting reduce-only stop on the exchange;
+  open position is not covered by resting reduce-only stop-losses for its whole size (a
+  take-profit or a stop-loss for part of the size does not count);
 * **HALTED**: the bot's circuit breaker is tripped (it takes no new entries until resumed);
 * **DEGRADED**: something is wrong but guarded: an open incident, the bot not running or not
   healthy, the exchange not answering, or the store unreadable;
@@ -47,7 +48,7 @@ def decide(f: Facts) -> Verdict:
     elif not f.agent_fresh:
         unprotected.append("the agent's checks have stopped coming in")
     for coin in f.positions_without_stop:
-        unprotected.append(f"{coin} position has no resting stop")
+        unprotected.append(f"{coin} position has no resting stop-loss covering its whole size")
     degraded: list[str] = []
     if not f.store_readable:
         degraded.append("the agent's store cannot be read")
