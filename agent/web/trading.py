@@ -122,7 +122,7 @@ def stop_for(size: float, entry_px: float, mark: float | None, orders: list[Orde
 async def read_account(http: aiohttp.ClientSession, url: str, address: str | None) -> tuple[Account | None, str]:
     """The account at ``url`` for ``address`` and "" , or None and why."""
     if not address:
-        return None, "no account address (the signing key is not available to the page)"
+        return None, "no account address: set bot.account_address (or the account's key in the environment)"
     base = url.rstrip("/") + "/info"
 
     async def info(body: dict[str, Any]) -> Any:

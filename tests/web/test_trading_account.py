@@ -88,3 +88,37 @@ async def test_a_stop_that_is_not_reduce_only_is_not_protection(exchange: Any, g
     rest_trigger(gateway, pos, tpsl="sl", size=pos.size, trigger_factor=0.95, reduce_only=False)
     account = await page_account(exchange, gateway)
     assert account.positions_without_stop() == ("ETH",)
+
+
+async def test_the_page_reads_the_configured_account_not_the_signing_keys(exchange: Any, web_world: Any) -> None:
+    """Off paper the bot trades through an API wallet for ``bot.account_address``; the account's
+    own key is not on the box. The page must read that account, as the agent's checks do."""
+    import yaml
+    from aiohttp.test_utils import TestClient, TestServer
+    from eth_account import Account as EthAccount
+
+    from agent.web import build_app, make_context
+    from bot.trading.gateway import Gateway
+    from bot.trading.metrics import BotMetrics
+    from tests.web.conftest import ENV, VIEWER_PW, load_config, sign_in
+
+    owner = EthAccount.create()  # the traded account: its key never reaches the page
+    import requests
+
+    funded = requests.post(f"http://127.0.0.1:{exchange.port}/admin/accounts", timeout=5,
+                           json={"address": owner.address, "usdc": 100_000},
+                           headers={"Authorization": f"Bearer {exchange.admin_token}"})
+    assert funded.status_code == 200, funded.text
+    gw = Gateway(f"http://127.0.0.1:{exchange.port}", owner.key.hex(), timeout_s=5, metrics=BotMetrics())
+    open_long(gw, "ETH", 1.0)
+    settings_file = web_world.root / "settings.yaml"
+    settings = yaml.safe_load(settings_file.read_text())
+    settings["exchange"]["port"] = exchange.port
+    settings["bot"]["account_address"] = owner.address
+    settings_file.write_text(yaml.safe_dump(settings))
+    ctx = make_context(load_config(web_world), store_url=web_world.store_url, env=ENV,
+                       templates_dir=web_world.root / "templates", charts=False)
+    async with TestClient(TestServer(build_app(ctx), host="127.0.0.1")) as client:
+        await sign_in(client, "viewer", VIEWER_PW)
+        page = await (await client.get("/trading")).text()
+    assert "ETH long" in page, page
