@@ -103,12 +103,10 @@ async def test_the_page_reads_the_configured_account_not_the_signing_keys(exchan
     from tests.web.conftest import ENV, VIEWER_PW, load_config, sign_in
 
     owner = EthAccount.create()  # the traded account: its key never reaches the page
-    import requests
-
-    funded = requests.post(f"http://127.0.0.1:{exchange.port}/admin/accounts", timeout=5,
-                           json={"address": owner.address, "usdc": 100_000},
-                           headers={"Authorization": f"Bearer {exchange.admin_token}"})
-    assert funded.status_code == 200, funded.text
+    async with aiohttp.ClientSession() as http, http.post(
+            f"http://127.0.0.1:{exchange.port}/admin/accounts", json={"address": owner.address, "usdc": 100_000},
+            headers={"Authorization": f"Bearer {exchange.admin_token}"}) as funded:
+        assert funded.status == 200, await funded.text()
     gw = Gateway(f"http://127.0.0.1:{exchange.port}", owner.key.hex(), timeout_s=5, metrics=BotMetrics())
     open_long(gw, "ETH", 1.0)
     settings_file = web_world.root / "settings.yaml"
