@@ -4,6 +4,8 @@ not let one address lock out an operator, a halt shows while the bot is down, an
 tells nothing but liveness to a visitor."""
 from __future__ import annotations
 
+import asyncio
+import re
 from urllib.parse import urljoin, urlsplit
 
 import pytest
@@ -12,7 +14,8 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from agent.web.signin import local_path
-from tests.web.conftest import VIEWER_PW, csrf_of
+from tests.web.conftest import OPERATOR_PW, VIEWER_PW, WebWorld, csrf_of, sign_in
+from tests.web.test_handlers import _run_lines
 
 PAGE = "https://ops.example/login"
 
@@ -58,3 +61,48 @@ def test_any_next_value_becomes_a_local_path(value: str) -> None:
     assert all(0x20 < ord(c) < 0x7F for c in path)
     assert as_a_browser_follows(path) == ("https", "ops.example")
     assert path in (value, "/")  # kept as given, or the overview
+
+
+def form_fields(html: str) -> dict[str, str]:
+    """The hidden fields of the page's form, as a browser would send them."""
+    return dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', html))
+
+
+async def confirmation_form(client: TestClient, csrf: str) -> dict[str, str]:
+    ask = await client.post("/act/play/touch", data={"csrf": csrf, "mode": "apply"}, allow_redirects=False)
+    assert ask.status == 200
+    return {**form_fields(await ask.text()), "confirm_hosts": "local"}
+
+
+async def test_a_confirmation_runs_the_play_once_however_often_it_is_sent(client: TestClient,
+                                                                          web_world: WebWorld) -> None:
+    """Three concurrent POSTs of one confirmation (a double tap, a replay): one run."""
+    csrf = await sign_in(client, "operator", OPERATOR_PW)
+    form = await confirmation_form(client, csrf)
+    answers = await asyncio.gather(*(client.post("/act/play/touch", data=form, allow_redirects=False)
+                                     for _ in range(3)))
+    started = [r for r in answers if r.status == 303 and r.headers["Location"].startswith("/runs/")]
+    assert len(started) == 1, [r.status for r in answers]
+    refused = [r for r in answers if r not in started]
+    for r in refused:
+        assert r.status == 409 and "already used" in await r.text()
+    await _run_lines(client, started[0].headers["Location"])
+    again = await client.post("/act/play/touch", data=form, allow_redirects=False)  # a replay later
+    assert again.status == 409
+    st = web_world.store()
+    try:
+        assert len(st.action_runs()) == 1
+    finally:
+        st.close()
+    fresh = await confirmation_form(client, csrf)  # a new confirmation runs it again
+    r = await client.post("/act/play/touch", data=fresh, allow_redirects=False)
+    assert r.status == 303
+
+
+async def test_a_confirmation_is_for_one_play_and_one_session(client: TestClient, web_world: WebWorld) -> None:
+    csrf = await sign_in(client, "operator", OPERATOR_PW)
+    form = await confirmation_form(client, csrf)
+    other = await sign_in(client, "alice", "alice-" + "z" * 26)  # the same browser signs in again: a new session
+    r = await client.post("/act/play/touch", data={**form, "csrf": other}, allow_redirects=False)
+    assert r.status == 409
+    assert not web_world.marker.exists()
