@@ -15,9 +15,12 @@
   play carries a random token bound to that session, play and hosts; running the play consumes
   it (one ``dict.pop``, no ``await`` in between, so of concurrent submissions exactly one gets
   it). A double tap, a replayed form or a second tab runs the play once.
-* **Sign-in throttling** (:class:`SignInThrottle`): failures are counted per user name and per
-  client address in a sliding window; past the limit, sign-in is refused (429) until the oldest
-  failure leaves the window, for the right password too.
+* **Sign-in throttling** (:class:`SignInThrottle`): failures are counted per (user name, client
+  address) pair in a sliding window (the keys are the caller's: :mod:`agent.web.signin`); past
+  the limit, sign-in for that pair is refused (429) until the oldest failure leaves the window,
+  for the right password too. Other names from that address, and that name from elsewhere, are
+  not held back: a stranger behind the operator's proxy cannot lock the operator out by
+  guessing, and a name that does not exist is counted exactly like one that does.
 """
 from __future__ import annotations
 

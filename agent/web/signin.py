@@ -56,7 +56,11 @@ async def login(request: web.Request) -> web.StreamResponse:
         raise web.HTTPForbidden(text="the sign-in form expired or came from elsewhere: reload it and retry\n")
     name = str(form.get("username") or "").strip()
     password = str(form.get("password") or "")
-    keys = (f"user:{name.lower()}", f"addr:{_client(request)}")
+    # Per (name, address), as django-axes' ["username", "ip_address"] lockout: behind one proxy
+    # every client has one address, so counting per address would let anyone lock the operator
+    # out by guessing other names; counting per name alone, from anywhere. Any name is counted
+    # alike, so the answers say nothing about which names exist.
+    keys = (f"user:{name.lower()}\naddr:{_client(request)}",)
     wait = ctx.throttle.retry_after(*keys)
     if wait > 0:
         log.warning("sign-in refused (too many failures) for %r from %s", name, _client(request))

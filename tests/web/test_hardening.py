@@ -106,3 +106,29 @@ async def test_a_confirmation_is_for_one_play_and_one_session(client: TestClient
     r = await client.post("/act/play/touch", data={**form, "csrf": other}, allow_redirects=False)
     assert r.status == 409
     assert not web_world.marker.exists()
+
+
+async def failed_sign_ins(client: TestClient, name: str, times: int) -> list[tuple[int, str]]:
+    page = await client.get("/login")
+    token = csrf_of(await page.text())
+    out = []
+    for _ in range(times):
+        r = await client.post("/login", data={"csrf": token, "username": name, "password": "guess"})
+        text = re.sub(r'value="[^"]{20,}"', "", await r.text()).replace(name, "NAME")
+        out.append((r.status, re.sub(r"\d+ s\b", "N s", text)))
+    return out
+
+
+async def test_failures_on_other_names_from_one_address_do_not_lock_the_operator_out(client: TestClient) -> None:
+    """Behind one proxy or NAT everyone has one address: a stranger guessing there must not lock
+    the operator out; only the (name, address) pair that failed is held back."""
+    assert [s for s, _ in await failed_sign_ins(client, "mallory", 6)] == [401] * 5 + [429]
+    assert [s for s, _ in await failed_sign_ins(client, "viewer", 5)] == [401] * 5
+    await sign_in(client, "operator", OPERATOR_PW)
+    r = await client.post("/login", data={"csrf": csrf_of(await (await client.get("/login")).text()),
+                                          "username": "viewer", "password": VIEWER_PW}, allow_redirects=False)
+    assert r.status == 429  # the pair that failed five times waits out its window
+
+
+async def test_throttling_says_nothing_about_which_names_exist(client: TestClient) -> None:
+    assert await failed_sign_ins(client, "operator", 7) == await failed_sign_ins(client, "nobody", 7)
