@@ -132,3 +132,30 @@ async def test_failures_on_other_names_from_one_address_do_not_lock_the_operator
 
 async def test_throttling_says_nothing_about_which_names_exist(client: TestClient) -> None:
     assert await failed_sign_ins(client, "operator", 7) == await failed_sign_ins(client, "nobody", 7)
+
+
+async def test_a_halt_shows_while_the_bot_is_down(client: TestClient, web_world: WebWorld) -> None:
+    """The halt file holds the halts whatever happens to the bot: the page reads it, so a halt
+    taken while the bot is dead (or before it restarts) shows as one."""
+    from botwarden.halts import HaltFile
+    from tests.web.conftest import load_config
+
+    settings = load_config(web_world).settings
+    HaltFile(settings.path(settings.bot.halt_file)).add("control", "operator stopped trading", by="agent (test)")
+    await sign_in(client, "viewer", VIEWER_PW)
+    html = await (await client.get("/")).text()
+    banner = html[html.index('id="banner"'):html.index("</section>", html.index('id="banner"'))]
+    assert "new entries: no: halted (control: operator stopped trading)" in banner, banner
+    assert "new entries halted: control: operator stopped trading" in banner, banner
+
+
+async def test_an_unreadable_halt_file_shows_as_a_halt(client: TestClient, web_world: WebWorld) -> None:
+    from tests.web.conftest import load_config
+
+    settings = load_config(web_world).settings
+    path = settings.path(settings.bot.halt_file)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("{ torn")
+    await sign_in(client, "viewer", VIEWER_PW)
+    html = await (await client.get("/")).text()
+    assert "new entries: no: halted (unreadable: the halt file" in html

@@ -22,6 +22,7 @@ facts = st.builds(
     halted_reason=st.sampled_from([None, "control", "daily loss"]), exchange_ok=st.booleans(),
     open_incidents=st.integers(0, 5), positions_without_stop=st.lists(st.sampled_from(["BTC", "ETH"]),
                                                                       max_size=2).map(tuple),
+    halts=st.lists(st.sampled_from(["control: operator", "daily_loss: -5 %"]), max_size=2).map(tuple),
 )
 
 
@@ -29,16 +30,18 @@ facts = st.builds(
 def test_verdict_is_the_worst_that_holds(f: Facts) -> None:
     v = decide(f)
     unprotected = not f.agent_running or not f.agent_fresh or bool(f.positions_without_stop)
-    halted = f.bot_status == "halted"
+    halted = f.bot_status == "halted" or bool(f.halts)  # the halt file holds while the bot is down
     degraded = (not f.store_readable or f.open_incidents > 0 or not f.bot_running or f.bot_status != "healthy"
                 or not f.exchange_ok)
     expected = "UNPROTECTED" if unprotected else "HALTED" if halted else "DEGRADED" if degraded else "SAFE"
     assert v.level == expected
     assert (v.level == "SAFE") == (v.reasons == ())
     # New entries only from a running bot that answers and is not halted.
-    assert v.entries_allowed == (f.bot_running and f.bot_status in ("healthy", "degraded"))
+    assert v.entries_allowed == (f.bot_running and f.bot_status in ("healthy", "degraded") and not f.halts)
     for coin in f.positions_without_stop:
         assert any(coin in r for r in v.reasons)
+    for halt in f.halts:  # named whatever else is wrong
+        assert any(halt in r for r in v.reasons) and halt in v.entries_reason
 
 
 def test_users_from_env_roles_and_named_users() -> None:
