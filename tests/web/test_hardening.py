@@ -159,3 +159,13 @@ async def test_an_unreadable_halt_file_shows_as_a_halt(client: TestClient, web_w
     await sign_in(client, "viewer", VIEWER_PW)
     html = await (await client.get("/")).text()
     assert "new entries: no: halted (unreadable: the halt file" in html
+
+
+async def test_healthz_tells_a_visitor_only_that_the_page_is_alive(client: TestClient) -> None:
+    await sign_in(client, "viewer", VIEWER_PW)
+    await client.get("/")  # a snapshot exists: the verdict is known to the page
+    await client.post("/logout", data={"csrf": csrf_of(await (await client.get("/")).text())})
+    assert (await client.get("/", allow_redirects=False)).status == 302  # signed out
+    r = await client.get("/healthz")
+    assert r.status == 200
+    assert await r.json() == {"status": "ok"}
