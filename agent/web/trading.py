@@ -149,9 +149,10 @@ async def read_account(http: aiohttp.ClientSession, url: str, address: str | Non
             continue
         coin = str(p["coin"])
         mark = as_float(mids.get(coin)) if isinstance(mids, Mapping) else None
-        entry_px = as_float(p.get("entryPx")) or 0.0
-        stop = stop_for(size, entry_px, mark, [o for o in orders if o.coin == coin])
-        positions.append(Position(coin=coin, size=size, entry_px=entry_px, mark=mark,
+        entry_px = as_float(p.get("entryPx"))
+        # No entry price, no side of it to be on: no order counts as its stop-loss (fail closed).
+        stop = stop_for(size, math.nan if entry_px is None else entry_px, mark, [o for o in orders if o.coin == coin])
+        positions.append(Position(coin=coin, size=size, entry_px=entry_px or 0.0, mark=mark,
                                   unrealized_pnl=as_float(p.get("unrealizedPnl")) or 0.0,
                                   liquidation_px=as_float(p.get("liquidationPx")), stop_px=stop.px,
                                   stop_distance_pct=stop.distance_pct, protected=stop.protected))

@@ -120,6 +120,9 @@ def test_stop_needs_a_reduce_only_stop_loss_on_the_closing_side() -> None:
     assert (shown.px, shown.distance_pct, shown.protected) == (95, pytest.approx(5.0), True)
     shown = stop_for(1.0, 100.0, 100.0, [near, take_profit])  # half the size: shown, not protected
     assert (shown.px, shown.protected) == (95, False)
+    short_stop = Order("BTC", "B", 1.0, 105, 105, True, "Stop Market", 7)
+    assert stop_for(-1.0, 100.0, 100.0, [short_stop]).protected
+    assert not stop_for(-1.0, math.nan, 100.0, [short_stop]).protected  # no entry price known: fail closed
 
 
 def test_day_loss_and_drawdown_follow_the_bots_definition() -> None:
