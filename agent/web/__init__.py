@@ -33,15 +33,15 @@ log = logging.getLogger("agent.web")
 STATE_ORDER = {"CRITICAL": 0, "UNKNOWN": 1, "WARNING": 2, "OK": 3, "PENDING": 4}
 
 
-def account_address(settings: Any) -> str | None:
-    """The bot's account address, derived from the signing key the bot uses (None without one).
+def account_address(settings: Any, env: Mapping[str, str]) -> str | None:
+    """The account the bot trades and the agent's exchange checks read
+    (:meth:`botwarden.settings.StackSettings.account_address`): ``bot.account_address`` when set
+    (off paper the bot signs with an API wallet for it, and the account's own key is not here),
+    else the address of the account's own key. None when neither is available (the page says so).
     Only the address is kept."""
     try:
-        key = settings.private_key()
-        from eth_account import Account
-
-        return str(Account.from_key(key).address)
-    except Exception:  # noqa: BLE001 - no key here: the page shows the account as unknown
+        return str(settings.account_address(env))
+    except (RuntimeError, ValueError):
         return None
 
 
@@ -76,7 +76,7 @@ def make_context(config: Any, *, store_url: str, env: Mapping[str, str], templat
     if not len(users):
         log.warning("no web users: set $%s (and $%s) or run `make run` to generate them",
                     web.operator_password_env, web.viewer_password_env)
-    gatherer = Gatherer(config, store_url, account_address=account_address(config.settings))
+    gatherer = Gatherer(config, store_url, account_address=account_address(config.settings, env))
     live = Live(gatherer, web.refresh_seconds)
     redact = _redactor(config)
     first_host = next(iter(config.hosts), "local")
