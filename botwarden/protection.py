@@ -1,14 +1,18 @@
 """When an open position is protected by a stop-loss: the one rule the bot and the agent share.
 
-A position of signed size ``szi`` (long > 0, short < 0) entered at ``entry_px`` is *protected*
-when the resting orders on its coin hold stop-losses that together cover its whole size. An
-order is one of its stop-losses (:func:`is_stop_loss`) when it is
+A position of signed size ``szi`` (long > 0, short < 0) is *protected* when the resting orders on
+its coin hold stop-losses that together cover its whole size. An order is one of its stop-losses
+(:func:`is_stop_loss`) when it is
 
 * a trigger order whose kind is stop-loss (``tpsl == "sl"``; a take-profit closes at a gain and
   protects nothing against a loss),
 * reduce-only (it can only shrink the position, never open the other way),
-* on the closing side (a sell for a long, a buy for a short), and
-* triggered on the losing side of the entry (below it for a long, above it for a short).
+* on the closing side (a sell for a long, a buy for a short).
+
+Where its trigger sits against the entry does not matter: a stop-loss fires when the price moves
+against the position (a long's sell stop when the price falls to it), so one above a long's entry
+locks in a gain and still closes the position on a fall; the emergency places its stops from the
+current price, and a position in profit gets one there.
 
 Sizes are summed as the decimals the exchange sent (``Decimal(repr(size))``), so three 0.1
 stops cover a 0.3 position exactly and 0.7 + 0.1 covers 0.8 (binary floats would miss both).
@@ -23,7 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from decimal import Decimal
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 
 class TriggerOrder(Protocol):
@@ -39,6 +43,9 @@ class TriggerOrder(Protocol):
     def reduce_only(self) -> bool: ...
     @property
     def tpsl(self) -> str | None: ...
+
+
+Order = TypeVar("Order", bound=TriggerOrder)
 
 
 def tpsl_of(order_type: str | None, *, is_trigger: bool = True) -> str | None:
@@ -58,29 +65,27 @@ def _decimal(value: float) -> Decimal:
     return Decimal(repr(float(value)))
 
 
-def is_stop_loss(order: TriggerOrder, szi: float, entry_px: float) -> bool:
-    """``order`` is a stop-loss of the position ``szi`` entered at ``entry_px`` (module docstring)."""
+def is_stop_loss(order: TriggerOrder, szi: float) -> bool:
+    """``order`` is a stop-loss of the position ``szi`` (module docstring)."""
     if szi == 0 or not math.isfinite(szi):
         return False
     trigger = order.trigger_px
-    if trigger is None or not math.isfinite(trigger) or not math.isfinite(entry_px):
+    if trigger is None or not math.isfinite(trigger):
         return False
-    is_long = szi > 0
-    losing_side = trigger < entry_px if is_long else trigger > entry_px
-    return (order.tpsl == "sl" and bool(order.reduce_only) and order.is_buy != is_long and losing_side
+    return (order.tpsl == "sl" and bool(order.reduce_only) and order.is_buy != (szi > 0)
             and math.isfinite(order.size) and order.size > 0)
 
 
-def stop_losses(szi: float, entry_px: float, orders: Iterable[TriggerOrder]) -> list[TriggerOrder]:
+def stop_losses(szi: float, orders: Iterable[Order]) -> list[Order]:
     """The orders among ``orders`` (one coin's) that are stop-losses of the position."""
-    return [o for o in orders if is_stop_loss(o, szi, entry_px)]
+    return [o for o in orders if is_stop_loss(o, szi)]
 
 
-def is_protected(szi: float, entry_px: float, orders: Iterable[TriggerOrder]) -> bool:
+def is_protected(szi: float, orders: Iterable[TriggerOrder]) -> bool:
     """The position's stop-losses together cover its whole size (a flat position needs none)."""
     if szi == 0:
         return True
     if not math.isfinite(szi):
         return False
-    covered = sum((_decimal(o.size) for o in stop_losses(szi, entry_px, orders)), Decimal(0))
+    covered = sum((_decimal(o.size) for o in stop_losses(szi, orders)), Decimal(0))
     return covered >= _decimal(abs(szi))

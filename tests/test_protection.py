@@ -43,9 +43,9 @@ class Raw:
 
 def stop_loss_of(raw: Raw, long: bool) -> bool:
     """The rule, written out once more from its statement: a reduce-only stop-loss trigger on the
-    closing side whose trigger is on the losing side of the entry."""
+    closing side (wherever its trigger sits against the entry)."""
     return (raw.trigger_offset is not None and raw.kind.startswith("Stop") and raw.reduce_only
-            and raw.side == ("A" if long else "B") and (raw.trigger_offset < 0 if long else raw.trigger_offset > 0))
+            and raw.side == ("A" if long else "B"))
 
 
 raws = st.builds(Raw, side=st.sampled_from("AB"), units=st.integers(1, 300_000),
@@ -58,8 +58,8 @@ def verdicts(units: int, long: bool, entry_px: int, orders: list[Raw]) -> tuple[
     """(the bot's verdict, the page's verdict) on the position and the orders."""
     entry = Decimal(entry_px)
     szi = float(units * UNIT) * (1 if long else -1)
-    bot = is_protected(szi, float(entry), [parse_open_order(o.row(entry, i)) for i, o in enumerate(orders)])
-    page = stop_for(szi, float(entry), float(entry), [o.page_order(entry, i) for i, o in enumerate(orders)])
+    bot = is_protected(szi, [parse_open_order(o.row(entry, i)) for i, o in enumerate(orders)])
+    page = stop_for(szi, float(entry), [o.page_order(entry, i) for i, o in enumerate(orders)])
     return bot, page.protected
 
 
@@ -74,8 +74,8 @@ def test_protected_exactly_when_stop_losses_cover_the_whole_size(position: tuple
 @given(positions, st.lists(raws, max_size=6), st.lists(raws, min_size=1, max_size=6))
 def test_orders_that_are_not_stop_losses_change_nothing(position: tuple[int, bool, int], orders: list[Raw],
                                                         extra: list[Raw]) -> None:
-    """Take-profits, plain limits, orders that are not reduce-only, on the opening side or
-    triggered on the winning side never make a position protected, whatever their size."""
+    """Take-profits, plain limits, orders that are not reduce-only or on the opening side never
+    make a position protected, whatever their size."""
     units, long, entry = position
     others = [o for o in extra if not stop_loss_of(o, long)]
     assert verdicts(units, long, entry, orders + others) == verdicts(units, long, entry, orders)

@@ -105,11 +105,11 @@ class Stop:
     """Stop-losses cover the whole size: a take-profit or a partial stop-loss leaves this False."""
 
 
-def stop_for(size: float, entry_px: float, mark: float | None, orders: list[Order]) -> Stop:
-    """The stop of a position of signed ``size`` entered at ``entry_px`` among one coin's
-    ``orders``: only stop-losses (:func:`botwarden.protection.stop_losses`) count."""
-    stops = [o.trigger_px for o in stop_losses(size, entry_px, orders) if o.trigger_px is not None]
-    protected = is_protected(size, entry_px, orders)
+def stop_for(size: float, mark: float | None, orders: list[Order]) -> Stop:
+    """The stop of a position of signed ``size`` among one coin's ``orders``: only stop-losses
+    (:func:`botwarden.protection.stop_losses`) count."""
+    stops = [o.trigger_px for o in stop_losses(size, orders) if o.trigger_px is not None]
+    protected = is_protected(size, orders)
     if not stops:
         return Stop(None, None, protected)
     if mark is None:
@@ -151,7 +151,7 @@ async def read_account(http: aiohttp.ClientSession, url: str, address: str | Non
         mark = as_float(mids.get(coin)) if isinstance(mids, Mapping) else None
         entry_px = as_float(p.get("entryPx"))
         # No entry price, no side of it to be on: no order counts as its stop-loss (fail closed).
-        stop = stop_for(size, math.nan if entry_px is None else entry_px, mark, [o for o in orders if o.coin == coin])
+        stop = stop_for(size, mark, [o for o in orders if o.coin == coin])
         positions.append(Position(coin=coin, size=size, entry_px=entry_px or 0.0, mark=mark,
                                   unrealized_pnl=as_float(p.get("unrealizedPnl")) or 0.0,
                                   liquidation_px=as_float(p.get("liquidationPx")), stop_px=stop.px,

@@ -332,7 +332,7 @@ class TradingEngine:
         of the size is not a stop). When they do not, a stop-loss for the whole size is placed
         beside what rests (reduce-only: together they never close more than the position)."""
         is_long = pos.size > 0
-        if is_protected(pos.size, pos.entry_px, orders):
+        if is_protected(pos.size, orders):
             return False
         trade = self.store.open_trade(pos.coin)
         key = trade.entry_key if trade is not None else 0

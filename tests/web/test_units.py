@@ -99,10 +99,9 @@ def test_sign_in_throttle_window_slides() -> None:
 @given(st.floats(1, 1e6), st.floats(-0.5, 0.5), st.booleans())
 def test_stop_distance_is_positive_until_triggered(mark: float, offset: float, long: bool) -> None:
     stop = mark * (1 - offset) if long else mark * (1 + offset)
-    entry = stop * 2 if long else stop / 2  # the stop on the losing side of the entry
     side = "A" if long else "B"
     order = Order("BTC", side, 1.0, stop, stop, True, "Stop Market", 1)
-    shown = stop_for(1.0 if long else -1.0, entry, mark, [order])
+    shown = stop_for(1.0 if long else -1.0, mark, [order])
     assert shown.px == stop and shown.protected
     assert shown.distance_pct == pytest.approx(offset * 100, abs=1e-6)
 
@@ -112,17 +111,20 @@ def test_stop_needs_a_reduce_only_stop_loss_on_the_closing_side() -> None:
     not_reduce = Order("BTC", "A", 1.0, 90, 90, False, "Stop Market", 2)
     plain_limit = Order("BTC", "A", 1.0, 110, None, True, "Limit", 3)
     take_profit = Order("BTC", "A", 1.0, 110, 110, True, "Take Profit Market", 6)
-    shown = stop_for(1.0, 100.0, 100.0, [same_side, not_reduce, plain_limit, take_profit])
+    shown = stop_for(1.0, 100.0, [same_side, not_reduce, plain_limit, take_profit])
     assert (shown.px, shown.distance_pct, shown.protected) == (None, None, False)
     near = Order("BTC", "A", 0.5, 95, 95, True, "Stop Market", 4)
     far = Order("BTC", "A", 0.5, 80, 80, True, "Stop Limit", 5)
-    shown = stop_for(1.0, 100.0, 100.0, [far, near])
+    shown = stop_for(1.0, 100.0, [far, near])
     assert (shown.px, shown.distance_pct, shown.protected) == (95, pytest.approx(5.0), True)
-    shown = stop_for(1.0, 100.0, 100.0, [near, take_profit])  # half the size: shown, not protected
+    shown = stop_for(1.0, 100.0, [near, take_profit])  # half the size: shown, not protected
     assert (shown.px, shown.protected) == (95, False)
     short_stop = Order("BTC", "B", 1.0, 105, 105, True, "Stop Market", 7)
-    assert stop_for(-1.0, 100.0, 100.0, [short_stop]).protected
-    assert not stop_for(-1.0, math.nan, 100.0, [short_stop]).protected  # no entry price known: fail closed
+    assert stop_for(-1.0, 100.0, [short_stop]).protected
+    # A stop-loss past the entry (a gain locked in; the emergency places its stops from the
+    # current price) still closes the position on an adverse move: it protects.
+    locked_gain = Order("BTC", "A", 1.0, 104, 104, True, "Stop Market", 8)
+    assert stop_for(1.0, 110.0, [locked_gain]).protected
 
 
 def test_day_loss_and_drawdown_follow_the_bots_definition() -> None:

@@ -19,15 +19,13 @@ def raw_orders(engine: Any, coin: str) -> list[dict[str, Any]]:
 
 
 def stop_loss_cover(engine: Any, coin: str) -> tuple[Decimal, Decimal]:
-    """(size covered by reduce-only stop-losses on the closing side and the losing side of the
-    entry, the position's size), from the exchange's own order kinds."""
+    """(size covered by reduce-only stop-losses on the closing side, the position's size), from the
+    exchange's own order kinds."""
     pos = engine.gw.account().positions[coin]
     closing = "A" if pos.size > 0 else "B"
     covered = Decimal(0)
     for o in raw_orders(engine, coin):
-        trigger = float(o["triggerPx"])
-        losing = trigger < pos.entry_px if pos.size > 0 else trigger > pos.entry_px
-        if o["isTrigger"] and o["orderType"].startswith("Stop") and o["reduceOnly"] and o["side"] == closing and losing:
+        if o["isTrigger"] and o["orderType"].startswith("Stop") and o["reduceOnly"] and o["side"] == closing:
             covered += Decimal(o["sz"])
     return covered, Decimal(repr(abs(pos.size)))
 
