@@ -8,6 +8,7 @@ import typer
 
 from agent.cli import options
 from agent.cli.common import console
+from agent.playbook.files import real_path
 
 
 def inbox(
@@ -19,7 +20,7 @@ def inbox(
     from agent import stack
     from agent.stack import inbox as inbox_mod
 
-    st = stack.locate(inventory=inventory.resolve())
+    st = stack.locate(inventory=real_path(inventory))
     path = st.settings.path(st.settings.inbox.file)
     if show:
         for rec in inbox_mod.read(path, last):

@@ -26,7 +26,6 @@ from agent.modules.base import HostContext, Refers
 from agent.modules.registry import Registry
 from agent.playbook.binding import misplaced_in_params, play_vars
 from agent.playbook.diagnostics import Diagnostic, suggest, valid_keys_hint
-from agent.playbook.files import is_file
 from agent.playbook.models import Playbook, Task
 from agent.playbook.rules import all_tasks
 from agent.playbook.scope import RUNTIME, is_runtime, task_scope, template_problem
@@ -176,7 +175,7 @@ class TaskChecker:
 
     def _template_file_problem(self, name: str) -> str | None:
         directory = self.templating.templates_dir
-        if directory is None or not is_file(directory / name):
+        if directory is None or not self.templating.reader.exists(directory / name):
             return f"not found in {directory or '(no templates directory)'}"
         return self.templating.check_template_file(name)
 
