@@ -384,8 +384,9 @@ class Agent:
         return hashlib.sha256(f"{self._good_version}\n{text}".encode()).hexdigest()[:16]
 
     async def _saved_last_good(self, config: Config) -> None:
-        self._good_version = datetime.now(UTC).isoformat()
-        problem = await asyncio.to_thread(self.source.save_last_good, config)
+        now = datetime.now(UTC)
+        self._good_version = now.isoformat()  # the snapshot's saved_at: the same after a restart on it
+        problem = await asyncio.to_thread(self.source.save_last_good, config, now=now)
         if problem is not None:
             log.warning("%s; after a restart with broken files the agent would have no last good one to run", problem)
 

@@ -23,6 +23,7 @@ import os
 import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -122,13 +123,13 @@ class ConfigSource:
                 self.var_dir = result.settings.path(result.settings.var_dir)
         return result
 
-    def save_last_good(self, config: Config) -> str | None:
-        """Keep ``config`` (loaded from disk) as the last good configuration; the reason when it
-        could not be written (the caller logs it: the agent runs on regardless)."""
+    def save_last_good(self, config: Config, *, now: datetime | None = None) -> str | None:
+        """Keep ``config`` (loaded from disk) as the last good configuration, saved at ``now``;
+        the reason when it could not be written (the caller logs it: the agent runs on regardless)."""
         var_dir = config.settings.path(config.settings.var_dir)
         try:
             save_snapshot(var_dir, files=config.files, inventory=self.inventory, playbook_paths=self.playbook_paths,
-                          playbook_files=config.playbook_files, templates_dir=self.templates_dir)
+                          playbook_files=config.playbook_files, templates_dir=self.templates_dir, now=now)
         except (OSError, ValueError) as exc:
             return f"the last good configuration could not be saved under {var_dir}: {exc}"
         return None

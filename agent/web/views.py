@@ -27,8 +27,11 @@ async def healthz(request: web.Request) -> web.Response:
     """Liveness of the page itself (no sign-in): 200 while it serves."""
     live = ctx_of(request).live
     snap = live.snapshot
+    state = ctx_of(request).config_state
     return web.json_response({"status": "ok", "snapshot_at": snap.at.isoformat() if snap else None,
-                              "verdict": snap.verdict.level if snap else None})
+                              "verdict": snap.verdict.level if snap else None,
+                              "config": state.origin if state is not None else "disk",
+                              "config_note": state.note if state is not None else None})
 
 
 async def favicon(request: web.Request) -> web.Response:

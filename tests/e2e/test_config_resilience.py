@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 
+import httpx
 import pytest
 
 from tests.e2e.harness import wait_until
@@ -124,3 +125,75 @@ def test_without_any_last_good_configuration_the_agent_still_comes_up_and_pages(
     _started(world, 2)
     world.assert_alive()
     assert "the agent cannot guard" in world.log()
+
+
+@pytest.mark.timeout(600)
+def test_on_the_live_stack_a_typo_in_an_unrelated_playbook_blocks_nothing(running_stack):
+    """The operator's story: a typo in weekly.yaml, then `supervisorctl restart agent` (or a
+    reboot), then a crisis: the agent guards on the last good configuration, is paged once,
+    `agent run-playbook emergency` runs with a warning, the web page serves and says why."""
+    stack = running_stack(shipped_playbooks=True)
+    stack.wait_running()
+    snapshot = stack.var / "last-good-config.json"
+    wait_until(snapshot.exists, 60, what="the last good configuration saved")
+    weekly = stack.root / "playbooks" / "weekly.yaml"
+    weekly.write_text(weekly.read_text().replace("hosts:", "hostz:", 1))
+
+    def config_pages():
+        return [m for m in stack.inbox() if m["title"].startswith("[CONFIG]")]
+
+    [rejected] = wait_until(config_pages, 60, what="the rejected reload told")
+    assert "weekly.yaml:" in rejected["message"] and "hostz" in rejected["message"]
+
+    stack.ctl("restart", "agent")
+    _stack_started(stack, 2)
+    stack.wait_state("agent", "RUNNING", timeout=30)
+    assert "running on last good configuration from" in stack.log("agent")
+    stack.ctl("stop", "bot")  # the last good configuration guards
+    wait_until(lambda: [m for m in stack.inbox() if "CRITICAL" in m["title"] and "bot" in m["title"]], 90,
+               what="the stopped bot alerted")
+    assert len(config_pages()) == 1, [m["title"] for m in config_pages()]  # told once, across the restart
+    stack.ctl("start", "bot")
+
+    preview = stack.agent("run-playbook", "emergency", "--check")
+    assert preview.returncode == 0, preview.stdout + preview.stderr
+    assert "weekly.yaml:" in preview.stderr
+    assert "warning: the configuration on disk has 1 error(s)" in " ".join(preview.stderr.split())
+    assert "PLAY [emergency]" in preview.stdout
+
+    stack.ctl("restart", "web")
+    stack.wait_state("web", "RUNNING", timeout=30)
+    url = f"http://127.0.0.1:{stack.settings.web.port}/healthz"
+
+    def health():
+        try:
+            return httpx.get(url, timeout=5).json()
+        except (httpx.HTTPError, ValueError):
+            return None
+
+    page = wait_until(health, 60, what="the web page serving")
+    assert page["config"] == "last-good" and "weekly.yaml:" in page["config_note"]
+
+    inventory = stack.root / "inventory.yaml"
+    kept = inventory.read_text()
+    inventory.unlink()
+    inventory.symlink_to("inventory.yaml")
+    checked = stack.agent("validate")
+    assert checked.returncode == 1, checked.stdout + checked.stderr
+    assert "inventory.yaml: error: a symbolic link that loops" in checked.stderr
+    stack.ctl("restart", "agent")
+    _stack_started(stack, 3)
+    stack.wait_state("agent", "RUNNING", timeout=30)
+
+    inventory.unlink()
+    inventory.write_text(kept)
+    weekly.write_text(weekly.read_text().replace("hostz:", "hosts:", 1))
+    wait_until(lambda: (health() or {}).get("config") == "disk", 60, what="the web page on the fixed files")
+
+
+def _stack_started(stack, n):
+    try:
+        wait_until(lambda: stack.log("agent", tail=10**7).count("agent started:") >= n, 90,
+                   what=f"agent start number {n}")
+    except TimeoutError:
+        raise AssertionError(f"agent start number {n} not seen:\n{stack.log('agent', tail=6000)}") from None
