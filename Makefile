@@ -59,12 +59,14 @@ lint: $(STAMP)
 	$(BIN)/mypy agent bot botwarden
 
 # The end-to-end suites mostly wait on real processes (supervisord, the bot, the agent), so four
-# pytest-xdist workers keep two cores busy; every test owns its ports and directories.
+# pytest-xdist workers keep two cores busy; every test owns its ports and directories. Work
+# stealing: a worker that runs out takes queued tests from the others, so the long end-to-end
+# tests do not leave one worker finishing alone.
 TEST_WORKERS ?= 4
 
 test: $(STAMP) system-test-deps browser lint
 	$(BIN)/agent validate playbooks
-	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --durations=20
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist worksteal --durations=20
 
 # Debian's headless browser and its driver, for the web page's browser test (tests/web).
 browser:
