@@ -129,7 +129,8 @@ class ConfigSource:
         var_dir = config.settings.path(config.settings.var_dir)
         try:
             save_snapshot(var_dir, files=config.files, inventory=self.inventory, playbook_paths=self.playbook_paths,
-                          playbook_files=config.playbook_files, templates_dir=self.templates_dir, now=now)
+                          playbook_files=config.playbook_files, templates_dir=self.templates_dir, now=now,
+                          redact=config.templating.redactor.redact)
         except (OSError, ValueError) as exc:
             return f"the last good configuration could not be saved under {var_dir}: {exc}"
         return None

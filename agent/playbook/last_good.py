@@ -10,19 +10,25 @@ configuration renders the snapshot's templates.
 
 A snapshot belongs to one inventory and set of playbook paths (a checkout); one written for
 another is never used.
+
+``var/`` never holds a secret (backups copy it, docs/security.md): a file that holds a value
+the configuration's redactor knows (a literal parameter marked secret, such as a ``command``
+``env`` value or an ``http`` header) is kept as its SHA-256 only, and the snapshot restores it
+only while the file on disk still has that checksum.
 """
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from agent.playbook.files import MAX_BYTES, FileProblem, FrozenReader, key, read_file
+from agent.playbook.files import MAX_BYTES, ConfigReader, FileProblem, FrozenReader, key, read_file
 
 SNAPSHOT_NAME = "last-good-config.json"
 FORMAT_VERSION = 1
@@ -40,6 +46,8 @@ class Snapshot:
     playbook_files: tuple[str, ...]
     templates_dir: str | None
     files: Mapping[str, bytes]
+    checksums: Mapping[str, str]
+    """Files kept as their SHA-256 only (they hold a secret): read from disk while unchanged."""
 
     def matches(self, inventory: Path, playbook_paths: Sequence[Path]) -> bool:
         """Whether this snapshot was written for ``inventory`` and ``playbook_paths``."""
@@ -51,8 +59,9 @@ class Snapshot:
         return self.saved_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
     def reader(self) -> FrozenReader:
-        """Serves the snapshot's files at their original paths (nothing from the disk)."""
-        return FrozenReader(self.files)
+        """Serves the snapshot's files at their original paths (from the disk only the files
+        kept as a checksum, while they are unchanged)."""
+        return FrozenReader(self.files, fallback=_Unchanged(self.checksums))
 
 
 def snapshot_path(var_dir: Path) -> Path:
@@ -60,8 +69,10 @@ def snapshot_path(var_dir: Path) -> Path:
 
 
 def save_snapshot(var_dir: Path, *, files: Mapping[str, bytes], inventory: Path, playbook_paths: Sequence[Path],
-                  playbook_files: Sequence[str], templates_dir: Path | None, now: datetime | None = None) -> Path:
-    """Write the snapshot of a configuration that loaded; raises ``OSError`` when it cannot."""
+                  playbook_files: Sequence[str], templates_dir: Path | None, now: datetime | None = None,
+                  redact: Callable[[str], str] | None = None) -> Path:
+    """Write the snapshot of a configuration that loaded; raises ``OSError`` when it cannot.
+    A file in which ``redact`` changes anything is kept as its checksum only."""
     var_dir = Path(var_dir)
     var_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     record: dict[str, Any] = {
@@ -71,7 +82,7 @@ def save_snapshot(var_dir: Path, *, files: Mapping[str, bytes], inventory: Path,
         "playbook_paths": [key(p) for p in playbook_paths],
         "playbook_files": list(playbook_files),
         "templates_dir": key(templates_dir) if templates_dir is not None else None,
-        "files": {name: _encode(data) for name, data in sorted(files.items())},
+        "files": {name: _encode(data, redact) for name, data in sorted(files.items())},
     }
     target = snapshot_path(var_dir)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
@@ -111,11 +122,14 @@ def read_snapshot(path: Path) -> Snapshot | None:
         if not isinstance(record, dict) or record.get("version") != FORMAT_VERSION:
             raise FileProblem(f"not a last good configuration of format {FORMAT_VERSION}")
         saved_at = datetime.fromisoformat(record["saved_at"])
-        files = {str(name): _decode(value) for name, value in dict(record["files"]).items()}
+        entries = dict(record["files"])
+        checksums = {str(name): str(value["sha256"]) for name, value in entries.items()
+                     if isinstance(value, dict) and "sha256" in value}
+        files = {str(name): _decode(value) for name, value in entries.items() if name not in checksums}
         return Snapshot(path=Path(path), saved_at=saved_at, inventory=str(record["inventory"]),
                         playbook_paths=tuple(str(p) for p in record["playbook_paths"]),
                         playbook_files=tuple(str(p) for p in record["playbook_files"]),
-                        templates_dir=record.get("templates_dir"), files=files)
+                        templates_dir=record.get("templates_dir"), files=files, checksums=checksums)
     except FileProblem:
         raise
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -147,7 +161,46 @@ def find_snapshot(var_dirs: Sequence[Path], inventory: Path, playbook_paths: Seq
     return None, problems
 
 
-def _encode(data: bytes) -> dict[str, str]:
+class _Unchanged(ConfigReader):
+    """The files of a snapshot kept as a checksum: read from disk while they still match it."""
+
+    def __init__(self, checksums: Mapping[str, str]) -> None:
+        self.checksums = dict(checksums)
+
+    def exists(self, path: Path) -> bool:
+        return key(path) in self.checksums
+
+    def problem(self, path: Path) -> FileProblem | None:
+        try:
+            self.read(path)
+        except FileProblem as exc:
+            return exc
+        return None
+
+    def read(self, path: Path, limit: int = MAX_BYTES) -> bytes:
+        wanted = self.checksums.get(key(path))
+        if wanted is None:
+            raise FileProblem("not part of the last good configuration")
+        data = read_file(path, limit)
+        if hashlib.sha256(data).hexdigest() != wanted:
+            raise FileProblem("changed since the last good configuration, which keeps only its checksum (the "
+                              "file holds a secret, and var/ never does)", "fix the file: `agent validate`")
+        return data
+
+    def is_dir(self, path: Path) -> bool:
+        return False
+
+    def list_dir(self, path: Path) -> list[Path]:
+        return []
+
+    def version(self, path: Path) -> object:
+        return "frozen"
+
+
+def _encode(data: bytes, redact: Callable[[str], str] | None) -> dict[str, str]:
+    text = data.decode("utf-8", errors="replace")
+    if redact is not None and redact(text) != text:  # holds a secret: var/ never does
+        return {"sha256": hashlib.sha256(data).hexdigest()}
     try:
         return {"text": data.decode("utf-8")}
     except UnicodeDecodeError:

@@ -173,3 +173,34 @@ def _alert_vars() -> dict[str, object]:
     return {"state": "CRITICAL", "severity": "critical", "play": "p", "check": "c", "host": "h", "since": "now",
             "for": "1s", "value": 1, "summary": "", "error": "", "repeat": False, "count": 1, "incident_id": 1,
             "url": "", "runbook": "", "observed": "", "expect": "", "facts": {}}
+
+
+SECRET_PLAY = """\
+version: 1
+name: secretive
+hosts: local
+tasks:
+  - name: use a credential
+    command: {argv: ["true"], env: {API_CRED: "lit3ral-s3cret-value-0042"}}
+"""
+
+
+def test_var_never_holds_a_secret_a_file_with_one_is_kept_as_its_checksum(tmp_path: Path) -> None:
+    source = _world(tmp_path)
+    secretive = tmp_path / "playbooks" / "secretive.yaml"
+    secretive.write_text(SECRET_PLAY)
+    chosen, _ = source.choose(("disk",))
+    assert chosen is not None and source.save_last_good(chosen.config) is None
+    stored = (tmp_path / "var" / SNAPSHOT_NAME).read_text()
+    assert "lit3ral-s3cret-value-0042" not in stored
+    assert str(tmp_path / "playbooks" / "beta.yaml") in stored and "beta check" in stored
+
+    (tmp_path / "playbooks" / "beta.yaml").write_text("version: 1\nname: beta\nhostz: local\n")
+    chosen, _ = source.choose(START_ORDER)  # the secretive file is unchanged: restored from disk
+    assert chosen is not None and chosen.origin == "last-good"
+    assert sorted(chosen.config.playbooks) == ["alpha", "beta", "needs", "secretive"]
+
+    secretive.write_text(SECRET_PLAY.replace("argv:", "argvv:"))  # changed: the snapshot cannot restore it
+    chosen, _ = source.choose(START_ORDER)
+    assert chosen is not None and chosen.origin == "valid-part"
+    assert sorted(chosen.config.playbooks) == ["alpha", "needs"]
