@@ -181,9 +181,19 @@ def test_on_the_live_stack_a_typo_in_an_unrelated_playbook_blocks_nothing(runnin
     checked = stack.agent("validate")
     assert checked.returncode == 1, checked.stdout + checked.stderr
     assert "inventory.yaml: error: a symbolic link that loops" in checked.stderr
+    stack.ctl("restart", "inbox")  # the local receiver reads the inventory too: it keeps listening
     stack.ctl("restart", "agent")
     _stack_started(stack, 3)
     stack.wait_state("agent", "RUNNING", timeout=30)
+    seen = len(stack.inbox())
+    stack.ctl("stop", "bot")  # still guarded, and the alert reaches the restarted receiver
+    try:
+        wait_until(lambda: [m for m in stack.inbox()[seen:] if "CRITICAL" in m["title"] and "bot" in m["title"]],
+                   90, what="the stopped bot alerted through the restarted receiver")
+    except TimeoutError:
+        raise AssertionError(f"inbox {stack.info('inbox')['statename']}:\n{stack.log('inbox')}") from None
+    assert stack.info("inbox")["statename"] == "RUNNING"
+    stack.ctl("start", "bot")
 
     inventory.unlink()
     inventory.write_text(kept)
