@@ -50,6 +50,7 @@ from agent.engine.store_writer import ResultBatcher
 from agent.engine.task_runner import TaskRunner
 from agent.engine.watchers import Detection
 from agent.notify import Notifications, Outbox
+from agent.notify.notifications import CONFIG_REJECTED
 from agent.notify.routing import RoutedMessage
 from agent.playbook.loader import Config, skipped_target_message
 from agent.stack.files import secure_state
@@ -213,7 +214,7 @@ class Agent:
                           + "".join(f"; {skipped_target_message(n, v)}" for n, v in skipped.items()),
                           {"skipped_targets": skipped, "config": chosen.origin})
         if chosen.origin == "disk":
-            await self._saved_last_good(live.current)
+            await self._loaded_from_disk(live.current)
         else:
             await self._tell_not_on_disk(chosen)
         settle_heap()
@@ -370,7 +371,7 @@ class Agent:
         await parts.store_thread.call(parts.store.add_event, "reload", None, None,
                                       f"configuration reloaded: {len(keys)} checks", {})
         log.info("configuration reloaded: %d checks", len(keys))
-        await self._saved_last_good(config)
+        await self._loaded_from_disk(config)
         settle_heap()
         return True
 
@@ -390,6 +391,17 @@ class Agent:
         """Dedup key of a broken version: told once while the same good configuration runs
         (across restarts of the agent on it too), again when it stands against a newer one."""
         return hashlib.sha256(f"{self._good_version}\n{text}".encode()).hexdigest()[:16]
+
+    async def _loaded_from_disk(self, config: Config) -> None:
+        """The files on disk loaded (at start or by a reload): kept as the last good configuration,
+        and the breakage told before is over: the same break again is paged again (a new
+        episode), even when no last good configuration could be kept (``_good_version`` then
+        says nothing after a restart)."""
+        await self._saved_last_good(config)
+        parts = self.running
+        ended = await parts.store_thread.call(parts.notifications.config_loaded)
+        if ended:
+            log.info("the configuration loads: a new breakage will be told again")
 
     async def _saved_last_good(self, config: Config) -> None:
         now = datetime.now(UTC)
@@ -420,7 +432,7 @@ class Agent:
                    + " Fix the files (`agent validate`); the agent loads them as soon as they are valid.")
         await parts.store_thread.call(lambda: parts.notifications.notice(
             None, title=title[:300], body=f"{why}\n\n{text}", severity=severity, tags=tags,
-            dedup=f"config-rejected:{digest}"))
+            dedup=f"{CONFIG_REJECTED}:{digest}"))
 
     # -- shutdown ------------------------------------------------------------------------------
     async def shutdown(self) -> None:

@@ -108,6 +108,63 @@ def test_a_restart_with_a_broken_playbook_runs_on_the_last_good_configuration_an
     wait_until(lambda: world.events("reload"), 30, what="the reload of the fixed files")
 
 
+def test_one_page_per_breakage_episode_the_same_break_after_a_good_reload_pages_again(world, supervisor, receiver):
+    """Broken, fixed (a good reload), broken the exact same way again: a new episode, a new page;
+    within an episode (the same version read again, a restart on the last good one) none."""
+    world.write_playbook("watch", WATCH)
+    path = world.write_playbook("other", OTHER)
+    world.start()
+    _wait_ok(world)
+    starts = 1
+
+    def stored():
+        return [n.title for n in world.notifications() if n.title.startswith("[CONFIG]")]
+
+    for episode in (1, 2, 3):
+        path.write_text(OTHER.replace("expect:", "expectt:"))
+        wait_until(lambda: len(stored()) >= episode, 30, what=f"the page of breakage {episode}")  # noqa: B023
+        assert world.stop() == 0
+        world.start()  # the same episode: runs on the last good configuration, told already
+        starts += 1
+        _started(world, starts)
+        world.assert_alive()
+        assert len(stored()) == episode, stored()
+        path.write_text(OTHER)  # fixed: a good reload ends the episode
+        wait_until(lambda: len(world.events("reload")) >= episode, 30,  # noqa: B023
+                   what=f"the good reload after breakage {episode}")
+    sent = wait_until(lambda: (c := [m for m in receiver.messages if m["title"].startswith("[CONFIG]")])
+                      and len(c) >= 3 and c, 30, what="the three pages received")
+    assert all("unknown key 'expectt'" in m["message"] for m in sent), [m["title"] for m in sent]
+    assert len(stored()) == 3, stored()
+
+
+def test_without_a_last_good_configuration_a_breakage_after_a_good_load_pages_again(world, supervisor, receiver):
+    """No snapshot can be kept (var/last-good-config.json is a directory): restarts with broken
+    files run the valid part; each breakage after the files loaded is paged again (P0)."""
+    (world.var / "last-good-config.json").mkdir()
+    world.write_playbook("watch", WATCH)
+    path = world.write_playbook("other", OTHER)
+    world.start()
+    _wait_ok(world)
+    starts = 1
+
+    def stored():
+        return [n.title for n in world.notifications() if n.title.startswith("[CONFIG]")]
+
+    for episode in (1, 2):
+        assert world.stop() == 0
+        path.write_text(OTHER.replace("hosts: local", "hosts: nowhere"))
+        world.start()
+        starts += 1
+        _started(world, starts)
+        world.assert_alive()
+        assert len(stored()) == episode, stored()
+        assert "no last good configuration: running only the valid part" in stored()[-1]
+        path.write_text(OTHER)  # fixed: loaded, the episode is over
+        wait_until(lambda: len(world.events("reload")) >= episode, 30,  # noqa: B023
+                   what=f"the good reload after breakage {episode}")
+
+
 def test_without_any_last_good_configuration_the_agent_still_comes_up_and_pages(world, supervisor, receiver):
     world.write_playbook("watch", WATCH)
     broken = world.write_playbook("other", OTHER.replace("hosts: local", "hosts: nowhere"))
