@@ -74,3 +74,31 @@ def test_a_broken_playbook_runs_as_it_was_in_the_last_good_configuration(
     assert code == ExitCode.CONFIG
     assert "neither a valid part nor a last good configuration" in err
     assert "PLAY [hello]" not in out
+
+
+def test_the_local_inbox_reads_its_settings_from_the_last_good_configuration_when_the_inventory_breaks(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """supervisord runs `agent inbox`: an exit on a broken inventory was a crash loop, and the
+    page that says the inventory is broken had no receiver."""
+    import json
+
+    from agent import stack
+
+    world = _world(tmp_path)
+    source = ConfigSource(world.inventory, [world.playbooks], env={})
+    chosen, _ = source.choose(("disk",))
+    assert chosen is not None and source.save_last_good(chosen.config) is None
+    settings = stack.locate(inventory=world.inventory).settings
+    received = settings.path(settings.inbox.file)
+    received.parent.mkdir(parents=True, exist_ok=True)
+    received.write_text(json.dumps({"received_at": "then", "type": "warning", "title": "[CONFIG] seen"}) + "\n")
+    world.inventory.unlink()
+    world.inventory.symlink_to(world.inventory.name)
+
+    code = main(["inbox", "--show", "--inventory", str(world.inventory)])
+    out = capsys.readouterr()
+    assert code == ExitCode.OK, out.out + out.err
+    assert "[CONFIG] seen" in out.out
+    err = " ".join(out.err.split())
+    assert "inventory.yaml: a symbolic link that loops" in err
+    assert "using the settings of what the agent runs on" in err
