@@ -389,7 +389,9 @@ class Agent:
     # -- the last good configuration -----------------------------------------------------------
     def _digest(self, text: str) -> str:
         """Dedup key of a broken version: told once while the same good configuration runs
-        (across restarts of the agent on it too), again when it stands against a newer one."""
+        (across restarts of the agent on it too), again when it stands against a newer one. The
+        files loading again ends every such key (:meth:`_loaded_from_disk`): that holds without a
+        last good configuration too, where the version is ``"none"`` after a restart."""
         return hashlib.sha256(f"{self._good_version}\n{text}".encode()).hexdigest()[:16]
 
     async def _loaded_from_disk(self, config: Config) -> None:
