@@ -66,7 +66,7 @@ def run_playbook(
 
     from agent.engine.operator_run import run_play_once
 
-    config = load(inventory, [Path(p) for p in paths] if paths else None)
+    config = load(inventory, [Path(p) for p in paths] if paths else None, need_play=name)
     play, hosts = find_play(config, name, limit)
     host_names = [h.name for h in hosts]
     extra_vars = _parse_extra(extra)

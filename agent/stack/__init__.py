@@ -56,16 +56,21 @@ class Stack:
 
 def locate(root: Path | None = None, inventory: Path | None = None) -> Stack:
     """Find the stack of the checkout at ``root`` (default: the current directory)."""
-    root = (root or Path.cwd()).resolve()
+    from agent.core.safe_files import FileProblem, read_file, real_path
+
+    root = real_path(root or Path.cwd())
     inventory = inventory or root / "inventory.yaml"
     settings_path: str | None = None
-    if inventory.exists():
+    if os.path.lexists(inventory):
         try:
-            data = yaml.safe_load(inventory.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
+            data = yaml.safe_load(read_file(inventory).decode("utf-8")) or {}
+        except FileProblem as exc:
+            raise ConfigError(f"{inventory}: {exc.message}", hint=exc.hint or "run `agent validate` for details") \
+                from None
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{inventory}: not valid YAML", hint="run `agent validate` for details") from exc
         if isinstance(data, Mapping) and data.get("settings"):
-            settings_path = str(inventory.resolve().parent / str(data["settings"]))
+            settings_path = str(real_path(inventory).parent / str(data["settings"]))
     if settings_path is None and os.environ.get("BOTWARDEN_SETTINGS"):
         settings_path = os.environ["BOTWARDEN_SETTINGS"]
     settings = load_settings(settings_path, root=str(root))

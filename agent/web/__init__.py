@@ -66,8 +66,13 @@ def template_env(templates_dir: Path, config: Any, redact: Any) -> jinja2.Enviro
 
 
 def make_context(config: Any, *, store_url: str, env: Mapping[str, str], templates_dir: Path,
-                 charts: bool = True) -> WebContext:
-    """Everything the application needs, from the loaded configuration and the environment."""
+                 charts: bool = True, source: Any = None, chosen: Any = None) -> WebContext:
+    """Everything the application needs, from the loaded configuration and the environment.
+
+    With ``source`` (:class:`agent.engine.config_source.ConfigSource`) and ``chosen`` (what
+    ``config`` is: :meth:`~agent.engine.config_source.ConfigSource.choose`), the page shows what
+    is wrong with the files and loads them again when they change
+    (:mod:`agent.web.config_watch`)."""
     from agent.engine.operator_actions import redactor as _redactor
     from agent.web.day_chart import DayChart
 
@@ -87,6 +92,10 @@ def make_context(config: Any, *, store_url: str, env: Mapping[str, str], templat
         secure_cookie=web.secure_cookie, static_dir=templates_dir / "web" / "static",
         charts=DayChart(first_host, on_ready=live.bump) if charts else None,
     )
+    if source is not None and chosen is not None:
+        from agent.web.config_watch import ConfigWatch, state_of
+
+        ctx.config_watch = ConfigWatch(source, state_of(chosen), lambda new, _state: ctx.use_config(new))
     return ctx
 
 

@@ -123,6 +123,11 @@ class Gatherer:
         self._account_cache: tuple[float, trading.Account | None, str] | None = None
         self._prev_buckets: dict[float, float] | None = None
 
+    def use_config(self, config: Any) -> None:
+        """Read with ``config`` from now on (the page loaded the files again)."""
+        self.config = config
+        self.settings = config.settings
+
     def close(self) -> None:
         if self._store is not None:
             self._store.close()
