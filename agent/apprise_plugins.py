@@ -170,24 +170,34 @@ def plugin_class(scheme: str) -> type[NotifyBase] | None:
     return NotificationManager()[scheme]  # type: ignore[no-any-return]
 
 
-def instantiate(url: str, asset: AppriseAsset) -> NotifyBase | None:
+def instantiate(url: str, asset: AppriseAsset, defaults: Mapping[str, Any] | None = None) -> NotifyBase | None:
     """The plugin object of one apprise URL, or None when apprise would refuse it.
 
     The steps of ``Apprise.instantiate`` for a URL string (``url_to_dict``, the enabled checks,
     construction with exceptions suppressed), with the plugin looked up by :func:`plugin_class`.
     A URL whose scheme is no plugin's (apprise's "native" service URLs such as
-    ``https://hooks.slack.com/...``, which the inventory check refuses anyway) is left to
-    ``Apprise.instantiate`` itself.
+    ``https://hooks.slack.com/...``, which the inventory check refuses anyway) is parsed by
+    apprise's ``url_to_dict`` and built by ``Apprise.instantiate`` from that dictionary.
+
+    ``defaults`` are constructor arguments for what the URL does not say itself: apprise's URL
+    parameters (``cto``, ``rto``...) as the keys its ``parse_url`` gives them. They are added to
+    the parsed URL, never written into the URL text: text surgery misreads apprise's URL shapes
+    (a Slack ``#channel`` is part of the path, not a fragment) and lost the channel once.
     """
     scheme = url_scheme(url)
     cls = plugin_class(scheme) if scheme else None
     if cls is None:
         from apprise import Apprise
+        from apprise.plugins import url_to_dict
 
-        return Apprise.instantiate(url, asset=asset)  # type: ignore[no-any-return]
+        parsed = url_to_dict(url, secure_logging=asset.secure_logging)
+        if not parsed:
+            return None
+        return Apprise.instantiate(_with_defaults(parsed, defaults), asset=asset)  # type: ignore[no-any-return]
     results = cls.parse_url(url.replace("/#", "/%23"))  # url_to_dict: a '#' starts a channel, not a fragment
     if not results or not cls.enabled:
         return None
+    results = _with_defaults(results, defaults)
     results["tag"] = set()
     results["asset"] = asset
     try:
@@ -196,3 +206,8 @@ def instantiate(url: str, asset: AppriseAsset) -> NotifyBase | None:
         log.debug("apprise could not build a %s plugin from the URL", cls.__name__, exc_info=True)
         return None
     return plugin if plugin.enabled else None
+
+
+def _with_defaults(parsed: dict[str, Any], defaults: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``parsed`` (apprise's dictionary of one URL) with ``defaults`` for the keys it lacks."""
+    return {**(defaults or {}), **parsed}
