@@ -81,9 +81,14 @@ def use_stack_secrets(inventory: Path) -> None:
             os.environ[name] = value
 
 
-def load(inventory: Path, paths: Sequence[Path] | None) -> Any:
+def load(inventory: Path, paths: Sequence[Path] | None, *, for_reading: bool = False) -> Any:
     """Load and validate everything, or raise ConfigError after printing every diagnostic.
-    The stack's ``var/secrets.env`` fills what the environment lacks (:func:`use_stack_secrets`)."""
+    The stack's ``var/secrets.env`` fills what the environment lacks (:func:`use_stack_secrets`).
+
+    ``for_reading``: the command reads the store and changes nothing the resident agent sends
+    (``status``, ``explain``, ``history``, ``ack``, ``silence``): it needs the checks, not the
+    notification secrets, so an environment variable a template reads without a default may be
+    unset here; the command works and says which ones it went without."""
     from agent.modules.registry import default_registry
     from agent.playbook import load_config
 
@@ -91,7 +96,8 @@ def load(inventory: Path, paths: Sequence[Path] | None) -> Any:
 
     paths = list(paths) if paths else [inventory.resolve().parent / "playbooks"]
     result = load_config(inventory, paths, default_registry(), env=dict(os.environ),
-                         templates_dir=templates_dir(inventory))
+                         templates_dir=templates_dir(inventory),
+                         unset_env="placeholder" if for_reading else "error")
     if result.diagnostics:
         for d in result.diagnostics:
             err_console.print(str(d), markup=False)
@@ -99,6 +105,11 @@ def load(inventory: Path, paths: Sequence[Path] | None) -> Any:
                           hint="fix the lines above and run `agent validate`")
     assert result.config is not None
     _redact_output(result.config.templating.redactor)
+    unset = sorted(result.config.templating.unset_env_used)
+    if unset:
+        err_console.print(f"warning: {', '.join('$' + n for n in unset)} not set in this shell: not needed to read "
+                          "the agent's state (the resident agent has its own environment; `agent validate` run "
+                          "with that environment checks what uses them)", markup=False)
     return result.config
 
 

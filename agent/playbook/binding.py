@@ -19,6 +19,7 @@ from agent.modules.registry import Registry
 from agent.playbook.diagnostics import Diagnostic, suggest
 from agent.playbook.hints import bare_word_hint
 from agent.playbook.models import Check, Playbook, Task
+from agent.playbook.placeholders import is_runtime
 from agent.playbook.preprocess import CHECK_KEYS, TASK_KEYS
 from agent.playbook.scope import check_scope, template_problem
 from agent.playbook.templating import TemplateError, Templating, has_template
@@ -84,6 +85,11 @@ def bind_checks(doc: SourceDocument, play: Playbook, hosts: list[HostContext], r
             try:
                 params = module.Params.model_validate(rendered)
             except ValidationError as exc:
+                if _only_placeholders_refused(exc, rendered):
+                    # Loaded for reading only, a parameter reads an unset variable: nothing runs
+                    # this check here, so it is listed with its parameters as written.
+                    bound.append(_bound(play, check, host, module, module.Params.model_construct(**rendered), vars))
+                    continue
                 out.extend(diagnostics_from_validation(exc, doc, rendered, model=module.Params, prefix=path,
                                                        redact=templating.redact,
                                                        misplaced=misplaced_in_params("check", check.module)))
@@ -91,11 +97,23 @@ def bind_checks(doc: SourceDocument, play: Playbook, hosts: list[HostContext], r
             templating.redactor.add(secret_values(params))
             out.extend(threshold_order(doc, ("checks", i), check, vars, templating))
             out.extend(expression_names(doc, ("checks", i), check, module, vars, templating))
-            every = check.every or (play.schedule.every if play.schedule else None)
-            bound.append(BoundCheck(play=play, check=check, host=host, module=module, params=params,
-                                    key=f"{play.name}/{host.name}/{check.name}", interval=every,
-                                    timeout=check.timeout, vars=vars))
+            bound.append(_bound(play, check, host, module, params, vars))
     return bound, out
+
+
+def _bound(play: Playbook, check: Check, host: HostContext, module: type[CheckModule], params: Params,
+           vars: Mapping[str, Any]) -> BoundCheck:
+    every = check.every or (play.schedule.every if play.schedule else None)
+    return BoundCheck(play=play, check=check, host=host, module=module, params=params,
+                      key=f"{play.name}/{host.name}/{check.name}", interval=every, timeout=check.timeout, vars=vars)
+
+
+def _only_placeholders_refused(exc: ValidationError, rendered: Mapping[str, Any]) -> bool:
+    """Every error is about a parameter whose value holds a placeholder: in a check's parameters
+    only an unset variable's (:class:`~agent.playbook.placeholders.UnsetEnv`), which exist only
+    in a configuration loaded for reading only."""
+    errors = exc.errors(include_input=False, include_url=False)
+    return bool(errors) and all(err["loc"] and is_runtime(rendered.get(str(err["loc"][0]))) for err in errors)
 
 
 def _render_params(doc: SourceDocument, path: Path_, check: Check, host: HostContext, vars: Mapping[str, Any],

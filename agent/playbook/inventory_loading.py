@@ -22,6 +22,7 @@ from agent.core.redaction import url_secrets
 from agent.playbook.diagnostics import Diagnostic, suggest
 from agent.playbook.files import is_file
 from agent.playbook.inventory import AlertTemplates, Inventory, default_inventory_data
+from agent.playbook.placeholders import is_runtime
 from agent.playbook.templating import TemplateError, Templating
 from agent.playbook.validation import diagnostics_from_validation
 from agent.playbook.yaml_source import Marks, SourceDocument, load_yaml
@@ -158,6 +159,8 @@ def render_targets(doc: SourceDocument, inv: Inventory, settings_vars: dict[str,
         except TemplateError as exc:
             out.append(doc.diagnostic(path, f"target {name!r}: {exc.message}"))
             continue
+        if is_runtime(url):  # reads a variable not set here, loaded for reading only: not known
+            continue
         if not url:
             if not target.optional:
                 out.append(doc.diagnostic(path, f"target {name!r}: the URL renders empty",
@@ -215,6 +218,8 @@ def heartbeat_problems(doc: SourceDocument, inv: Inventory, settings_vars: dict[
         url = templating.render_str(inv.heartbeat.url, settings_vars).strip()
     except TemplateError as exc:
         return [doc.diagnostic(path, f"heartbeat: {exc.message}")]
+    if is_runtime(url):  # reads a variable not set here, loaded for reading only: not known
+        url = ""
     if url and not url.startswith(("http://", "https://")):
         return [doc.diagnostic(path, "heartbeat: the rendered URL is not an http:// or https:// URL")]
     out = [doc.diagnostic(path, f"heartbeat: {secret}", _SECRET_HINT) for secret in literal_secrets(inv.heartbeat.url)]

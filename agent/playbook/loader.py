@@ -18,7 +18,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ValidationError
 
@@ -109,6 +109,7 @@ def load_config(
     *,
     context_paths: Sequence[Path] = (),
     inventory_required: bool = False,
+    unset_env: Literal["error", "placeholder"] = "error",
 ) -> LoadResult:
     """Load and validate everything; never raises for bad input (see the module docstring).
 
@@ -118,14 +119,18 @@ def load_config(
     [other-play/check]``, ``budget.then``) when one file is validated on its own: their own
     problems are not reported, and a given playbook replaces a context one of the same name.
     With ``inventory_required`` a missing inventory file is an error; otherwise the built-in
-    default inventory is used. ``redactor``
+    default inventory is used. ``unset_env="placeholder"`` loads for reading only (``agent
+    status``, ``explain``...): an environment variable a template reads that is not set is a
+    placeholder instead of an error (target URLs, heartbeat and parameters that read one are not
+    checked) and ``config.templating.unset_env_used`` names those used. ``redactor``
     (default: a new one) learns the configuration's secrets: target URLs, environment values
     read by templates, parameters marked secret; it is ``config.templating.redactor``.
     """
     inventory_path = Path(inventory_path)
     if templates_dir is None and is_dir(inventory_path.parent / "templates"):
         templates_dir = inventory_path.parent / "templates"
-    templating = Templating(templates_dir, env=os.environ if env is None else env, redactor=redactor)
+    templating = Templating(templates_dir, env=os.environ if env is None else env, redactor=redactor,
+                            unset_env=unset_env)
     diagnostics: list[Diagnostic] = []
 
     inv_doc, inventory, problems = read_inventory(inventory_path, required=inventory_required)

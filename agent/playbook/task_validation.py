@@ -28,8 +28,9 @@ from agent.playbook.binding import misplaced_in_params, play_vars
 from agent.playbook.diagnostics import Diagnostic, suggest, valid_keys_hint
 from agent.playbook.files import is_file
 from agent.playbook.models import Playbook, Task
+from agent.playbook.placeholders import RUNTIME, is_runtime
 from agent.playbook.rules import all_tasks
-from agent.playbook.scope import RUNTIME, is_runtime, task_scope, template_problem
+from agent.playbook.scope import task_scope, template_problem
 from agent.playbook.templating import TemplateError, Templating, has_template
 from agent.playbook.validation import diagnostics_from_validation, model_keys_at
 from agent.playbook.yaml_source import Path_, SourceDocument
