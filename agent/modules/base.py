@@ -50,7 +50,7 @@ class Params(BaseModel):
     :func:`secret_values` and :func:`audit_view` for what the engine does with it.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 SecretKind = Literal["value", "url", "env_name"]

@@ -112,7 +112,7 @@ def is_runtime(value: Any) -> bool:
     return False
 
 
-class UnsetEnv(RunTime, Undefined):
+class UnsetEnv(RunTime, Undefined):  # type: ignore[misc]  # RunTime wins every operator, on purpose
     """``env.NAME`` for a variable that is not set, where the configuration is loaded for
     reading only (see the module docstring). Using its value (rendering it, reading from it,
     comparing it) calls ``used(NAME)``, so the command can say which variables it went without."""
@@ -132,7 +132,7 @@ class UnsetEnv(RunTime, Undefined):
         self._used(self._env_name)
         return RUNTIME
 
-    def __getitem__(self, key: Any) -> RunTime:
+    def __getitem__(self, key: Any) -> RunTime:  # type: ignore[override]
         self._used(self._env_name)
         return RUNTIME
 

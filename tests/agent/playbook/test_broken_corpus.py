@@ -43,7 +43,7 @@ CASES = [
     Case("sandbox_escape_globals.yaml", 7, 11, "when: access to '__globals__' is not allowed"),
     Case("duplicate_key.yaml", 8, 5, "duplicate key 'expect'"),
     Case("bad_duration.yaml", 8, 14, "checks[0].timeout: '5 minutes' is not a duration"),
-    Case("zero_interval.yaml", 4, 19, "schedule.every: Input should be greater than 0"),
+    Case("zero_interval.yaml", 4, 19, "schedule.every: 0ms is too short: it must be at least 100ms"),
     Case("bad_cron.yaml", 4, 18, "invalid cron expression '0 25 * * *'"),
     Case("bad_timezone.yaml", 4, 43, "unknown timezone 'Mars/Olympus'"),
     Case("yaml_bomb.yaml", 9, 7, "more than 50000 nodes"),
