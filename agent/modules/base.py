@@ -245,6 +245,9 @@ class ActionModule(_Module):
     supports_check_mode: ClassVar[bool] = True
     destructive: ClassVar[bool] = False
     """Destructive actions make a play ask for confirmation unless ``--yes``."""
+    template_vars: ClassVar[frozenset[str]] = frozenset()
+    """Names the module adds to the step's variables when it renders a template file it names
+    (a ``Refers("template")`` parameter); ``agent validate`` checks the file reads no other."""
 
     @abstractmethod
     async def run(self, params: Any, ctx: RunContext) -> ActionResult: ...

@@ -22,7 +22,11 @@ from agent.core.redaction import url_secrets
 from agent.playbook.diagnostics import Diagnostic, suggest
 from agent.playbook.files import is_file
 from agent.playbook.inventory import AlertTemplates, Inventory, default_inventory_data
+from agent.playbook.literal_secrets import SECRET_HINT as _SECRET_HINT
+from agent.playbook.literal_secrets import literal_secrets
+from agent.playbook.message_vars import MESSAGE_VARS
 from agent.playbook.placeholders import is_runtime
+from agent.playbook.scope import unknown_in_template_file
 from agent.playbook.templating import TemplateError, Templating
 from agent.playbook.validation import diagnostics_from_validation
 from agent.playbook.yaml_source import Marks, SourceDocument, load_yaml
@@ -189,6 +193,7 @@ def template_files(doc: SourceDocument, inv: Inventory, templating: Templating) 
     raw = doc.data.get("notify", {}).get("templates", {}) if isinstance(doc.data, dict) else {}
     explicit = set(raw) if isinstance(raw, dict) else set()
     directory = templating.templates_dir
+    names_checked: set[str] = set()
     for kind in AlertTemplates.model_fields:
         name = getattr(inv.notify.templates, kind)
         path = ("notify", "templates", kind) if kind in explicit else ("notify",)
@@ -198,11 +203,32 @@ def template_files(doc: SourceDocument, inv: Inventory, templating: Templating) 
                 out.append(doc.diagnostic(path, f"template {name!r} not found in "
                                           f"{directory or '(no templates directory)'}"))
             continue
+        where = "" if kind in explicit else f" (the default {kind} template)"
         problem = templating.check_template_file(name)
         if problem:
-            where = "" if kind in explicit else f" (the default {kind} template)"
             out.append(doc.diagnostic(path, f"template {name!r}{where}: {problem}"))
+            continue
+        if name in names_checked:
+            continue  # one file for several kinds (alert and repeat): checked against what both give
+        names_checked.add(name)
+        kinds = [k for k in AlertTemplates.model_fields if getattr(inv.notify.templates, k) == name]
+        required = frozenset.intersection(*(MESSAGE_VARS[k].required for k in kinds))
+        optional = frozenset.union(*(MESSAGE_VARS[k].optional | MESSAGE_VARS[k].required for k in kinds)) - required
+        for message, hint, line in unknown_in_template_file(templating, name, required, optional):
+            if directory is not None:
+                out.append(_in_template_file(directory / name, line, message.split("'")[1],
+                                             f"{message} (as the {' and '.join(kinds)} template)", hint))
     return out
+
+
+def _in_template_file(path: Path, line: int, name: str, message: str, hint: str | None) -> Diagnostic:
+    """A diagnostic at the first use of ``name`` on ``line`` of a template file."""
+    try:
+        text = path.read_text(encoding="utf-8").splitlines()[line - 1]
+    except (OSError, UnicodeDecodeError, IndexError):
+        return Diagnostic(str(path), line, 1, message, hint)
+    match = re.search(rf"\b{re.escape(name)}\b", text)
+    return Diagnostic(str(path), line, match.start() + 1 if match else 1, message, hint, source_line=text)
 
 
 def heartbeat_problems(doc: SourceDocument, inv: Inventory, settings_vars: dict[str, Any],
@@ -224,34 +250,6 @@ def heartbeat_problems(doc: SourceDocument, inv: Inventory, settings_vars: dict[
         return [doc.diagnostic(path, "heartbeat: the rendered URL is not an http:// or https:// URL")]
     out = [doc.diagnostic(path, f"heartbeat: {secret}", _SECRET_HINT) for secret in literal_secrets(inv.heartbeat.url)]
     return out[:1]
-
-
-_SECRET_HINT = "keep secrets out of files under git: write {{ env.NAME }} and set NAME in the agent's environment"
-_TEMPLATE_PART = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.DOTALL)
-_TOKENISH = re.compile(r"[A-Za-z0-9_\-]{20,}")
-_SECRET_QUERY = re.compile(r"[?&](token|key|apikey|api_key|secret|password|pass|auth)=([^&{]+)", re.IGNORECASE)
-
-
-def literal_secrets(url: str) -> list[str]:
-    """What looks like a secret written literally in a URL template (not through ``env``)."""
-    text = _TEMPLATE_PART.sub("", url)
-    found: list[str] = []
-    for one in parse_urls(text) if "://" in text else []:
-        _, _, rest = one.partition("://")
-        authority = re.split(r"[/?#]", rest, maxsplit=1)[0]  # before the path, query or fragment
-        userinfo = authority.rpartition("@")[0]
-        if ":" in userinfo and userinfo.split(":", 1)[1]:
-            found.append("the URL holds a password written literally")
-        if _SECRET_QUERY.search(rest):
-            found.append("the URL holds a token or key written literally in its query")
-        if any(_looks_random(word) for word in _TOKENISH.findall(rest.split("?", 1)[0])):
-            found.append("the URL holds what looks like a token written literally")
-    return found
-
-
-def _looks_random(word: str) -> bool:
-    # a webhook token mixes letters and digits; a long plain word or host name does not
-    return any(c.isdigit() for c in word) and any(c.isalpha() for c in word) and len(set(word)) >= 10
 
 
 def _known(names: Any) -> str:

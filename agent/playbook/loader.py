@@ -37,6 +37,7 @@ from agent.playbook.inventory_loading import (
     render_targets,
     template_files,
 )
+from agent.playbook.literal_secrets import literal_secret_problems
 from agent.playbook.models import Playbook
 from agent.playbook.preprocess import Preprocessor
 from agent.playbook.rules import playbook_rules, template_problems
@@ -144,6 +145,7 @@ def load_config(
     hosts: dict[str, HostContext] = {}
     if inventory is not None:
         diagnostics += inventory_rules(inv_doc, inventory)
+        diagnostics += literal_secret_problems(inv_doc, skip=(("notify", "targets"), ("heartbeat", "url")))
         diagnostics += render_targets(inv_doc, inventory, settings_vars, templating)
         diagnostics += template_files(inv_doc, inventory, templating)
         diagnostics += heartbeat_problems(inv_doc, inventory, settings_vars, templating)
@@ -196,6 +198,7 @@ def _load_playbook(path: Path, registry: Registry, templating: Templating,
     raw = pre.playbook(doc.data)
     diagnostics += pre.diagnostics
     diagnostics += template_problems(doc, raw, templating)
+    diagnostics += literal_secret_problems(doc)
     try:
         play = Playbook.model_validate({**raw, "source": path} if isinstance(raw, dict) else raw)
     except ValidationError as exc:

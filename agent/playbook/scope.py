@@ -188,3 +188,36 @@ def _uses_runtime(templating: Templating, value: Any, scope: Mapping[str, Any], 
         if any(isinstance(scope.get(name), RunTime) for name in names):
             return True
     return False
+
+
+def unknown_in_template_file(templating: Templating, name: str, given: Iterable[str],
+                             optional: Iterable[str] = ()) -> list[tuple[str, str | None, int]]:
+    """Each name template file ``name`` reads that it is not given: ``(problem, hint, line)``.
+
+    A name read unguarded must be in ``given``; one only tested (``is defined``) or defaulted
+    (``| default(...)``) may be anything, and the ``optional`` ones (given only sometimes) must be
+    guarded. Names the template sets itself (``set``, ``for``, macros) and globals are fine.
+    The line is where the file first reads the name. Empty when the file reads only what it is
+    given (or cannot be read: reported elsewhere).
+    """
+    env = templating.environment
+    try:
+        source, _, _ = env.loader.get_source(env, name)  # type: ignore[union-attr]
+        tree = templating.tree(source)
+    except Exception:  # noqa: BLE001 - missing, unreadable or unparsable: reported by the syntax check
+        return []
+    out: list[tuple[str, str | None, int]] = []
+    guarded = {node.node.name for node in tree.find_all((nodes.Test, nodes.Filter))
+               if isinstance(node.node, nodes.Name) and node.name in ("defined", "undefined", "default", "d", "none")}
+    known, maybe = set(given), set(optional)
+    for read in sorted(meta.find_undeclared_variables(tree) - guarded - set(env.globals)):
+        if read in known:
+            continue
+        line = min((n.lineno for n in tree.find_all(nodes.Name) if n.name == read and n.ctx == "load"), default=1)
+        if read in maybe:
+            out.append((f"{read!r} is not always given to this template", f"guard it: {{% if {read} is defined %}} "
+                        f"or {{{{ {read} | default(...) }}}}", line))
+        else:
+            out.append((f"{read!r} is undefined: the template is not given it",
+                        suggest(read, known) or f"it is given: {', '.join(sorted(known | maybe))}", line))
+    return out

@@ -152,6 +152,7 @@ class ReportAction(ActionModule):
         "agent's stores, sent through a route"
     )
     supports_check_mode: ClassVar[bool] = True
+    template_vars: ClassVar[frozenset[str]] = frozenset({"title", "host", "report", "trades_listed", "local", "note"})
 
     async def run(self, params: ReportActionParams, ctx: RunContext) -> ActionResult:
         if ctx.notifier is None:
