@@ -208,6 +208,31 @@ def instantiate(url: str, asset: AppriseAsset, defaults: Mapping[str, Any] | Non
     return plugin if plugin.enabled else None
 
 
+def why_refused(url: str) -> str | None:
+    """None when apprise builds a plugin from ``url`` (one URL, as :func:`instantiate` builds it
+    for the delivery), else why not, in apprise's words (the warnings it logs while refusing;
+    they may quote parts of the URL: redact before showing them)."""
+    from apprise import AppriseAsset
+
+    reasons: list[str] = []
+
+    def collect(record: logging.LogRecord) -> bool:
+        """Keeps apprise's warnings as the reason, instead of logging them (a check, not a send)."""
+        if record.levelno >= logging.WARNING:
+            reasons.append(record.getMessage().strip().rstrip(":").strip())
+        return False
+
+    apprise_log = logging.getLogger("apprise")  # the one logger every apprise plugin logs to
+    apprise_log.addFilter(collect)
+    try:
+        plugin = instantiate(url, AppriseAsset())
+    finally:
+        apprise_log.removeFilter(collect)
+    if plugin is not None:
+        return None
+    return "; ".join(dict.fromkeys(r for r in reasons if r)) or "apprise refuses it"
+
+
 def _with_defaults(parsed: dict[str, Any], defaults: Mapping[str, Any] | None) -> dict[str, Any]:
     """``parsed`` (apprise's dictionary of one URL) with ``defaults`` for the keys it lacks."""
     return {**(defaults or {}), **parsed}

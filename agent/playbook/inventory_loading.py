@@ -3,8 +3,9 @@
 Rules: at least one host; ``all`` is reserved; a name is a host or a group, not both; group
 members exist; there is a catch-all route (an alert is never lost); route names are unique
 and their targets exist; target URLs render (with the
-settings' vars and ``env``) to apprise URLs whose schemes apprise knows (every URL of a target
-that holds several), or to nothing for an ``optional`` target; named
+settings' vars and ``env``) to apprise URLs whose schemes apprise knows and that apprise builds
+a plugin from, as the delivery does (every URL of a target that holds several), or to nothing
+for an ``optional`` target; named
 alert templates that are set explicitly exist and parse.
 """
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from agent.apprise_plugins import is_known_scheme, parse_urls, url_scheme
+from agent.apprise_plugins import is_known_scheme, parse_urls, url_scheme, why_refused
 from agent.core.redaction import url_secrets
 from agent.playbook.diagnostics import Diagnostic, suggest
 from agent.playbook.files import is_file
@@ -176,6 +177,12 @@ def render_targets(doc: SourceDocument, inv: Inventory, settings_vars: dict[str,
             out.append(doc.diagnostic(path, f"target {name!r}: apprise does not know the URL's scheme"
                                       f"{problem}",
                                       "see https://github.com/caronc/apprise/wiki for supported services"))
+        elif (problem := _refused(url)) is not None:
+            templating.redactor.add(url_secrets(url))  # apprise's reason may quote a part of the URL
+            out.append(doc.diagnostic(path, f"target {name!r}: apprise refuses the URL"
+                                      f"{templating.redactor.redact(problem)}",
+                                      "the delivery would refuse it too (apprise's own parser, at load as at "
+                                      "send): see the service's page at https://github.com/caronc/apprise/wiki"))
         target._rendered_url = url or None
         if url:  # redacted everywhere from now on: a webhook URL is a credential
             templating.redactor.add(url_secrets(url))
@@ -254,6 +261,17 @@ def heartbeat_problems(doc: SourceDocument, inv: Inventory, settings_vars: dict[
 
 def _known(names: Any) -> str:
     return f"known: {', '.join(sorted(names))}" if names else "none defined"
+
+
+def _refused(url: str) -> str | None:
+    """None when apprise builds a plugin from every URL of the target, as the delivery builds
+    them (:func:`~agent.apprise_plugins.instantiate`), else which URL and apprise's reason."""
+    urls = parse_urls(url)
+    for i, one in enumerate(urls, 1):
+        reason = why_refused(one)
+        if reason is not None:
+            return (f" (URL {i} of {len(urls)})" if len(urls) > 1 else "") + f": {reason}"
+    return None
 
 
 def _unknown_scheme(url: str) -> str | None:

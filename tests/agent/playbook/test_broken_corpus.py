@@ -68,6 +68,9 @@ CASES = [
     # a target may hold several URLs; delivery refuses the whole target when any one is refused
     Case("inventory_second_url_unknown_scheme.yaml", 9, 17,
          "target 'both': apprise does not know the URL's scheme (URL 2 of 2)", "supported services"),
+    # a known scheme apprise still refuses to build (mailto without a sender): refused at send too
+    Case("inventory_refused_url.yaml", 9, 17, "target 'mail': apprise refuses the URL: Invalid ~From~ email "
+         "specified", "apprise's own parser"),
 ]
 
 
