@@ -15,7 +15,7 @@ UV_VERSION = $(shell sed -n 's/^uv==\([^ ]*\).*/\1/p' $(LOCK))
 # Never let uv fetch a Python of its own: the venv's interpreter is the machine's.
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: run test lint stop status bench docs venv lock system-test-deps browser clean
+.PHONY: run test lint stop status bench reliability docs venv lock system-test-deps browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -60,11 +60,12 @@ lint: $(STAMP)
 
 # The end-to-end suites mostly wait on real processes (supervisord, the bot, the agent), so four
 # pytest-xdist workers keep two cores busy; every test owns its ports and directories.
+# loadgroup: tests of one xdist_group share a worker (the fault scenarios share one stack).
 TEST_WORKERS ?= 4
 
 test: $(STAMP) system-test-deps browser lint
 	$(BIN)/agent validate playbooks
-	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --durations=20
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadgroup --durations=20
 
 # Debian's headless browser and its driver, for the web page's browser test (tests/web).
 browser:
@@ -79,6 +80,13 @@ bench: $(STAMP)
 	command -v monit >/dev/null || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q monit)
 	$(BIN)/pip install --quiet superlance
 	$(BIN)/python -m benchmarks
+
+# Every fault scenario of tests/faults, 20 runs each with random timings (RELIABILITY_RUNS), or the
+# names in RELIABILITY_SCENARIOS: writes docs/reliability.md. As root the agent database gets a
+# size-limited tmpfs (the full-disk scenario; skipped otherwise). make test runs only a few
+# scenarios once (tests/faults/test_faults.py DEFAULT).
+reliability: $(STAMP)
+	$(BIN)/python -m benchmarks.reliability
 
 docs: $(STAMP)
 	$(BIN)/python -m agent.modules > docs/modules.md

@@ -32,6 +32,7 @@ from agent.core.redaction import RedactingFilter
 from agent.engine.alert_loop import AlertLoop
 from agent.engine.clock import ClockWatch
 from agent.engine.config_source import ConfigSource
+from agent.engine.dependencies import DependencyProbes
 from agent.engine.direct_alerts import DirectAlerts
 from agent.engine.heartbeat import DeadMansSwitch
 from agent.engine.housekeeping import Housekeeping
@@ -149,9 +150,16 @@ class Agent:
                                 notifications=notifications, status=pipeline.status,
                                 last_observation=pipeline.last_observation, direct=direct)
         alerts = AlertLoop(config=live, notifications=notifications, store=store, store_thread=thread,
-                           is_flapping=pipeline.is_flapping)
-        pipeline.listeners += [alerts, remediator]
+                           is_flapping=pipeline.is_flapping, evidence=pipeline.evidence.get)
         scheduler = CheckScheduler(pipeline.handle, notifier=notifications)
+
+        def soft_problem(key: str) -> bool:
+            status = pipeline.status(key)
+            return status is not None and status.soft.is_problem
+
+        probes = DependencyProbes(checks=live.checks, run_now=lambda bc: scheduler.run_now(bc, rerun_if_busy=True),
+                                  is_problem=soft_problem)
+        pipeline.listeners += [alerts, remediator, probes]
         scheduled_plays = ScheduledPlays(scheduler.apscheduler, ScheduledPlayRunner(
             config=live, tasks=tasks, notifications=notifications, store=store, store_thread=thread))
 

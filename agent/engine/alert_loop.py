@@ -19,6 +19,7 @@ from agent.engine.store_thread import StoreThread
 from agent.notify.lifecycle import DIGEST_EVENT, AlertLifecycle, LifecycleSettings
 
 if TYPE_CHECKING:
+    from agent.engine.dependencies import Evidence
     from agent.engine.live_config import LiveConfig
     from agent.engine.pipeline import Decision
     from agent.notify import Notifications
@@ -34,7 +35,8 @@ class AlertLoop:
     """Drives :class:`AlertLifecycle` (see the module docstring). Event loop only."""
 
     def __init__(self, *, config: LiveConfig, notifications: Notifications, store: Store,
-                 store_thread: StoreThread, is_flapping: Callable[[str], bool]) -> None:
+                 store_thread: StoreThread, is_flapping: Callable[[str], bool],
+                 evidence: Callable[[str], Evidence | None] = lambda key: None) -> None:
         self._config = config
         self._store = store
         self._thread = store_thread
@@ -43,11 +45,13 @@ class AlertLoop:
         def settings() -> LifecycleSettings:
             n = config.current.inventory.notify
             return LifecycleSettings(group_wait=float(n.group_wait), group_interval=float(n.group_interval),
-                                     inhibit_grace=float(n.inhibit_grace))
+                                     inhibit_grace=float(n.inhibit_grace),
+                                     dependency_hold=float(n.dependency_hold),
+                                     remediation_wait=float(n.remediation_wait))
 
         self.lifecycle = AlertLifecycle(notifications, checks=config.checks,
                                         maintenance=lambda: config.current.inventory.maintenance,
-                                        is_flapping=is_flapping, settings=settings)
+                                        is_flapping=is_flapping, settings=settings, evidence=evidence)
 
     def wake(self) -> None:
         """Run a pass now (something was stored that may be told)."""

@@ -176,20 +176,33 @@ def redactor(config: Any) -> Any:
 
 
 def timeline(st: Any, incident_id: int, redact: Any) -> list[tuple[datetime, str, str]]:
-    """(when, what kind, text) of everything about one incident, oldest first."""
+    """(when, what kind, text) of everything about one incident, oldest first.
+
+    What is not linked to the incident by id (the check's observations, the key's events without
+    an incident) is taken from a window around it: from 5 minutes before it opened to a minute
+    after it was resolved, but never past the end of the same check's previous incident nor into
+    its next one (a check that fails again soon after a resolve has two incidents, each its own).
+    """
     inc = st.get_incident(incident_id)
     if inc is None:
         return []
+    start = inc.opened_at - timedelta(minutes=5)
+    end = inc.resolved_at + timedelta(minutes=1) if inc.resolved_at else datetime.max.replace(tzinfo=UTC)
+    for other in st.find_incidents(since=start, host=inc.host, check=inc.check, play=inc.play):
+        if other.id < inc.id and other.resolved_at is not None:  # its resolve is its own
+            start = max(start, other.resolved_at + timedelta(microseconds=1))
+        elif other.id > inc.id:
+            end = min(end, other.opened_at)
     out: list[tuple[datetime, str, str]] = []
-    for r in reversed(st.recent_results(play=inc.play, host=inc.host, check=inc.check, limit=20,
-                                        since=inc.opened_at - timedelta(minutes=5))):
-        if r.observed_at <= (inc.resolved_at or datetime.max.replace(tzinfo=UTC)):
+    for r in reversed(st.recent_results(play=inc.play, host=inc.host, check=inc.check, limit=20, since=start,
+                                        until=min(end, inc.resolved_at or end))):
+        if r.observed_at < end:
             text = f"{r.state.name}" + (f" value={r.value}" if r.value else "") + (f" error={r.error}" if r.error else "")
             out.append((r.observed_at, "observed", text))
     for e in st.recent_events(incident_id=incident_id, limit=500):
         out.append((e.at, "decided", f"{e.kind}: {e.message}"))
-    for e in st.recent_events(key=inc.key, limit=500, since=inc.opened_at - timedelta(seconds=1)):
-        if e.incident_id is None and (inc.resolved_at is None or e.at <= inc.resolved_at + timedelta(minutes=1)):
+    for e in st.recent_events(key=inc.key, limit=500, since=max(start, inc.opened_at - timedelta(seconds=1))):
+        if e.incident_id is None and e.at < end:
             out.append((e.at, "decided", f"{e.kind}: {e.message}"))
     for a in st.action_runs(incident_id=incident_id, limit=500):
         flag = "failed" if a.failed else "changed" if a.changed else "ok"

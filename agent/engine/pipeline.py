@@ -19,20 +19,29 @@ behind it, so its stored history stays in the order it was observed. Nothing is 
 decision that has waited longer than the grace (settings ``agent.store_grace``) is handed on
 anyway, the remediator acts on it, and a transition to a problem is sent straight through
 apprise with the reason in the message (:class:`DirectAlerts`); it is still written when the
-store comes back, marked as already told, so it is not sent twice.
+store comes back, marked as already told, so it is not sent twice. A write may be waiting for
+SQLite's lock (``busy_timeout``) when the grace ends and get it just after: the write and the
+direct alert therefore claim the decision under one lock (:meth:`_Waiting.claim_for_store`,
+:meth:`_Waiting.tell_unless_stored`), taken by the write once it holds the write lock, just
+before it commits: either the write sees the alert already told and stores it as sent, or the
+alert is not sent directly because the decision is committing now and the outbox tells it.
 """
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
 
+from agent.core.states import State
 from agent.engine import flapping
+from agent.engine.dependencies import EvidenceLog
 from agent.engine.evaluator import CheckStatus, Observation, Transition, classify
 from agent.engine.status_records import record_from_status, result_row, status_from_record
 from agent.engine.store_thread import StoreThread, describe_store_error
@@ -87,6 +96,30 @@ class _Waiting:
     queued_mono: float = field(default_factory=time.monotonic)
     handed_on: bool = False
     told: DirectMessage | None = None
+    storing: bool = False
+    """A write of this decision holds the store's write lock and is about to commit."""
+    _claim: threading.Lock = field(default_factory=threading.Lock)
+
+    def claim_for_store(self) -> DirectMessage | None:
+        """Store thread, inside the write's transaction: from now on no direct alert is sent for
+        this decision; returns the one already sent (the write records it as sent), if any."""
+        with self._claim:
+            self.storing = True
+            return self.told
+
+    def release(self) -> None:
+        """The write failed: the decision waits again, a direct alert may be sent for it."""
+        with self._claim:
+            self.storing = False
+
+    def tell_unless_stored(self, tell: Callable[[], DirectMessage]) -> bool:
+        """Event loop, past the grace: send the direct alert unless a write is committing the
+        decision right now (the outbox tells it then). False when it was not sent for that reason."""
+        with self._claim:
+            if self.storing:
+                return False
+            self.told = tell()
+            return True
 
 
 class ResultPipeline:
@@ -105,6 +138,8 @@ class ResultPipeline:
         self.grace = grace
         self._statuses: dict[str, CheckStatus] = {}
         self._last_obs: dict[str, Observation] = {}
+        self.evidence = EvidenceLog()
+        """When each check was last seen healthy and when its problem began (for ``depends_on``)."""
         self._resumed: set[str] = set()
         self._waiting: deque[_Waiting] = deque()
         self._waiting_keys: dict[str, int] = {}
@@ -138,10 +173,12 @@ class ResultPipeline:
 
     def forget(self, keys: Iterable[str]) -> None:
         """Checks that left the configuration (a reload)."""
+        keys = list(keys)
         for key in keys:
             self._statuses.pop(key, None)
             self._last_obs.pop(key, None)
             self._batcher.forget(key)
+        self.evidence.forget(keys)
 
     @property
     def waiting(self) -> int:
@@ -152,6 +189,9 @@ class ResultPipeline:
     async def handle(self, bc: BoundCheck, result: CheckResult, started: datetime, duration_ms: float) -> None:
         """The scheduler's result handler."""
         decision = self.classify(bc, result, duration_ms)
+        tr = decision.transition
+        self.evidence.record(bc.key, decision.obs.state, started, seen_at=result.seen_at,
+                             recovered=tr is not None and tr.new is State.OK)
         if not decision.decides and bc.key not in self._waiting_keys:
             self._batcher.add(bc, decision.status, result_row(bc, decision.obs))
             if decision.again:
@@ -221,11 +261,12 @@ class ResultPipeline:
                 key = item.decision.bc.key
                 batch = self._batcher.take()
                 try:
-                    stored = await self._thread.call(self._persist, item.decision, self._stored_incident.get(key),
-                                                     batch, item.told)
+                    stored = await self._thread.call(self._persist, item, self._stored_incident.get(key), batch)
                 except Exception as exc:  # noqa: BLE001 - locked, full, gone: the decision waits, nothing is dropped
+                    item.release()
                     self._batcher.put_back(batch)
                     self._store_failed(exc)
+                    self._act_without_store()  # its grace may have ended while this write held it
                     return
                 self._waiting.popleft()
                 self._stored_incident[key] = stored
@@ -245,10 +286,11 @@ class ResultPipeline:
                     item.handed_on = True
                     self._hand_on(item.decision)
 
-    def _persist(self, d: Decision, incident_id: int | None, batch: Batch, told: DirectMessage | None) -> int | None:
+    def _persist(self, item: _Waiting, incident_id: int | None, batch: Batch) -> int | None:
         """Store thread: one transaction for the decision (see :class:`ResultPipeline`); returns
         the check's incident afterwards. ``incident_id`` is the check's incident as stored before
         it (a decision that waited in line was classified before the earlier ones were stored)."""
+        d = item.decision
         status = d.status.snapshot()
         status.incident_id = incident_id
         with self._store.transaction() as tx:
@@ -257,8 +299,6 @@ class ResultPipeline:
             tx.record_result(**result_row(d.bc, d.obs))
             if d.transition is not None:
                 self._notifications.on_transition(tx, d.bc, status, d.transition)
-                if told is not None and status.incident_id is not None and d.transition.new.is_problem:
-                    self._mark_told(tx, status, d, told)
             if d.flap is not None:
                 self._notifications.flapping(tx, d.bc, status.incident_id, started=d.flap.started,
                                              percent=d.flap.percent, state=status.hard.name, at=d.obs.at)
@@ -266,6 +306,14 @@ class ResultPipeline:
                 tx.add_event(RECURRENCE_EVENT, d.bc.key, status.incident_id, d.recurrence,
                              {"value": str(d.obs.value), "error": d.obs.error}, at=d.obs.at)
             tx.save_check_state(record_from_status(d.bc, status))
+            # Written: the transaction holds the write lock (SQLite takes it at the first statement,
+            # BEGIN IMMEDIATE), so it commits now. Only now does it claim the decision from the
+            # direct path (a write still waiting for the lock must not hold the alert back), and
+            # learn what that path sent already.
+            told = item.claim_for_store()
+            if (told is not None and d.transition is not None and d.transition.new.is_problem
+                    and status.incident_id is not None):
+                self._mark_told(tx, status, d, told)
         return status.incident_id
 
     def _mark_told(self, tx: StoreTransaction, status: CheckStatus, d: Decision, told: DirectMessage) -> None:
@@ -304,14 +352,18 @@ class ResultPipeline:
     def _act_without_store(self) -> None:
         """Past the grace: hand on what still waits (in order), telling transitions directly."""
         now = time.monotonic()
-        for item in self._waiting:
+        for item in list(self._waiting):
             if item.handed_on or now - item.queued_mono < self.grace:
                 continue
-            item.handed_on = True
             tr = item.decision.transition
-            if tr is not None and tr.new.is_problem and self._direct is not None:
-                item.told = self._direct.send(item.decision, self.store_error or "a write is still waiting: busy or locked "
-                                  "by another process", now - item.queued_mono)
+            direct = self._direct
+            if tr is not None and tr.new.is_problem and direct is not None:
+                reason = self.store_error or "a write is still waiting: busy or locked by another process"
+                waited = now - item.queued_mono
+                if not item.tell_unless_stored(functools.partial(direct.send, item.decision, reason, waited)):
+                    break  # committing right now: the store path tells it and hands it on; the
+                    # ones behind it are looked at again if that write fails (in order)
+            item.handed_on = True
             self._hand_on(item.decision)
 
     def _hand_on(self, decision: Decision) -> None:

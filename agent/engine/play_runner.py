@@ -106,8 +106,7 @@ class PlayRunner:
         task_list = list(play.tasks if tasks is None else tasks)
 
         async def one(host: HostContext) -> None:
-            vars_ = {**host.vars, **(play.vars or {}), **(extra_vars or {}), "host": host.name,
-                     "check_mode": self.check_mode}
+            vars_ = self._host_vars(play, host, extra_vars)
             hr = recap.hosts.setdefault(host.name, HostRecap())
             notified: list[str] = []
             try:
@@ -123,6 +122,30 @@ class PlayRunner:
 
         await asyncio.gather(*(one(h) for h in hosts))
         return recap
+
+    def skipped_before_running(self, play: Any, host: HostContext, tasks: Sequence[Any],
+                               extra_vars: Mapping[str, Any] | None = None) -> list[TaskOutcome] | None:
+        """The outcomes of ``tasks`` on ``host`` if their ``when`` skips every one of them before
+        anything ran (each ``skipped``, ``when was false``), else ``None``: some task may act. A
+        task without ``when``, or whose ``when`` cannot be decided yet (it reads a result an
+        earlier task registers, or fails), may act. Runs nothing."""
+        vars_ = self._host_vars(play, host, extra_vars)
+        out = []
+        for task in tasks:
+            try:
+                skipped = bool(task.when) and not self._truthy(task.when, vars_)
+            except Exception:  # noqa: BLE001 - undecidable before the run: the run decides
+                skipped = False
+            if not skipped:
+                return None
+            name = task.name or task.module or ("block" if getattr(task, "block", None) else "task")
+            out.append(TaskOutcome(host.name, name, task.module, "skipped", "when was false",
+                                   check_mode=self.check_mode))
+        return out
+
+    def _host_vars(self, play: Any, host: HostContext, extra_vars: Mapping[str, Any] | None) -> dict[str, Any]:
+        return {**host.vars, **(play.vars or {}), **(extra_vars or {}), "host": host.name,
+                "check_mode": self.check_mode}
 
     async def _run_list(self, tasks: Sequence[Any], host: HostContext, vars_: dict[str, Any],
                         hr: HostRecap, recap: PlayRecap, notified: list[str]) -> None:

@@ -9,7 +9,11 @@ It listens to the result pipeline's stored decisions and remediates a check that
 * a standing problem must be looked at again: after an agent restart, or when the check settled
   from flapping into it.
 
-Each remediation is admitted by the guard (:mod:`agent.engine.remediation`): the budget (past
+First the steps' ``when`` decide whether the remediation applies to this problem at all: when
+every step would be skipped (restart-bot's step reads a deliberate ``supervisorctl stop`` as not
+a crash), nothing runs and nothing is counted, and the guard is not asked, so a spent budget
+never hands a deliberate stop over to the emergency playbook. Then each remediation is admitted
+by the guard (:mod:`agent.engine.remediation`): the budget (past
 it: the ``then`` playbook runs once and a human is paged), the cooldown (refused now: decided
 again when it ends, if the problem is still there: nothing is dropped), single flight per
 target. A run waits for the target's lock and then looks again: a problem fixed meanwhile (by
@@ -21,16 +25,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from agent.core.values import format_duration
 from agent.engine import flapping
 from agent.engine.evaluator import CheckStatus, Observation
+from agent.engine.play_runner import TaskOutcome
 from agent.engine.remediation import Decision as Admission
 from agent.engine.remediation import RemediationGuard
 from agent.engine.store_thread import StoreThread, describe_store_error
 from agent.engine.task_runner import TaskRunner
+from agent.notify.lifecycle.remediation_notes import OUTCOME_EVENT, STARTED_EVENT
 from agent.notify.routing import RoutedMessage
 
 if TYPE_CHECKING:
@@ -117,6 +125,13 @@ class Remediator:
     async def _remediate(self, bc: BoundCheck, why: str, vars_: Mapping[str, Any], names: Sequence[str]) -> None:
         for name in names:
             remediation = bc.play.remediations[name]
+            # The steps' `when` decides first: a problem they do not apply to (a deliberate
+            # `supervisorctl stop`) is not the remediation's business, so neither its budget (past
+            # which it would hand over to the emergency and flatten) nor its cooldown may speak.
+            skipped = self._tasks.skipped_before_running(bc.play, bc.host, remediation.steps, vars_)
+            if skipped is not None:
+                await self._nothing_to_do(bc, name, skipped, vars_)
+                continue
             admission = await self._guard.admit(bc, name, remediation)
             incident_id = self._incident(bc.key)
             if not admission.allowed:
@@ -126,28 +141,54 @@ class Remediator:
                                                               owner=f"agent: {name} for {bc.key}"):
                 status = self._status(bc.key)
                 if status is None or not status.hard.is_problem:  # fixed while we waited for the target
-                    await self._event("remediation-not-needed", bc, incident_id,
-                                      f"{name}: not run, {bc.check.name} is {status.hard.name if status else 'gone'} "
-                                      "again")
+                    line = f"{name}: not run, {bc.check.name} is {status.hard.name if status else 'gone'} again"
+                    await self._event("remediation-not-needed", bc, incident_id, line)
+                    await self._event(OUTCOME_EVENT, bc, incident_id, line,
+                                      {"outcome": "not-needed", "remediation": name})
                     continue
                 started_mono, started_at = time.monotonic(), datetime.now(UTC)
                 self.runs_started += 1
+                run = uuid.uuid4().hex[:12]  # pairs this run's outcome with its start (runs may overlap)
+                await self._event(STARTED_EVENT, bc, incident_id, f"{name}: running since "
+                                  f"{started_at.strftime('%H:%M:%S UTC')}", {"remediation": name, "run": run})
                 recap = await self._tasks.run(bc.play, [bc.host], remediation.steps, why, label=f"{name}: ",
                                               incident_id=incident_id, extra_vars=vars_)
+                runs = None
                 if any(o.status != "skipped" for o in recap.outcomes):
-                    await self._guard.record(bc, name, started_mono, started_at)
+                    runs = await self._guard.record(bc, name, started_mono, started_at)
+                outcome, line = run_outcome(name, recap.outcomes, time.monotonic() - started_mono)
+                if outcome == "nothing":
+                    line += _what_it_saw(bc, vars_)
+                if runs is not None and remediation.budget is not None:
+                    line += f" (run {runs} of {remediation.budget.max} within {format_duration(remediation.budget.within)})"
+                await self._event(OUTCOME_EVENT, bc, incident_id, line,
+                                  {"outcome": outcome, "remediation": name, "run": run})
+
+    async def _nothing_to_do(self, bc: BoundCheck, name: str, skipped: Sequence[TaskOutcome],
+                             vars_: Mapping[str, Any]) -> None:
+        """No step of ``name`` applies to this problem: nothing runs, nothing is counted."""
+        _outcome, line = run_outcome(name, skipped, 0.0)
+        line += _what_it_saw(bc, vars_)
+        log.info("remediation %s for %s not run: %s", name, bc.key, line)
+        await self._event(OUTCOME_EVENT, bc, self._incident(bc.key), line, {"outcome": "nothing", "remediation": name})
 
     async def _refused(self, bc: BoundCheck, name: str, admission: Admission, incident_id: int | None) -> None:
         log.warning("remediation %s for %s not run: %s", name, bc.key, admission.reason)
         detail = admission.reason
+        outcome = "refused"
         if admission.retry_in is not None:
-            detail += f"; decided again at {_clock_in(admission.retry_in)} if the problem lasts"
+            detail = (f"cooling down until {_clock_in(admission.retry_in)}"
+                      + (f" ({admission.runs} of {admission.budget_max} runs used)" if admission.budget_max else "")
+                      + "; decided again then if the problem lasts")
             self._defer(bc.key, name, admission.retry_in)
         elif admission.handover:
-            detail += f"; handing over to playbook {admission.handover}"
+            detail += f"; handed over to playbook {admission.handover} and a human paged"
+            outcome = "handed-over"
         await self._event("remediation-skipped", bc, incident_id, f"{name}: {detail}")
         if admission.handover:
             await self._handover(bc, name, admission)
+        await self._event(OUTCOME_EVENT, bc, incident_id, f"{name} not run: {detail}",
+                          {"outcome": outcome, "remediation": name})
 
     def _defer(self, key: str, name: str, delay: float) -> None:
         """Decide ``name`` for ``key`` again when its cooldown ends (once per pair)."""
@@ -193,9 +234,10 @@ class Remediator:
                     f"({describe_store_error(exc)}).", "critical",
                     RoutedMessage("critical", bc.host.name, bc.play.name, tags=("p0",)))
 
-    async def _event(self, kind: str, bc: BoundCheck, incident_id: int | None, text: str) -> None:
+    async def _event(self, kind: str, bc: BoundCheck, incident_id: int | None, text: str,
+                     data: Mapping[str, Any] | None = None) -> None:
         try:
-            await self._thread.call(self._store.add_event, kind, bc.key, incident_id, text, {})
+            await self._thread.call(self._store.add_event, kind, bc.key, incident_id, text, dict(data or {}))
         except Exception as exc:  # noqa: BLE001 - audit is best effort while the store is in trouble
             log.error("%s event for %s not stored: %s", kind, bc.key, describe_store_error(exc))
 
@@ -215,6 +257,24 @@ class Remediator:
             for t in pending:
                 t.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+
+
+def run_outcome(name: str, outcomes: Sequence[TaskOutcome], seconds: float) -> tuple[str, str]:
+    """What a finished run of remediation ``name`` did, as (outcome, the operator's line)."""
+    failed = [o for o in outcomes if o.status == "failed"]
+    acted = [o for o in outcomes if o.status in ("changed", "ok", "ignored")]
+    if failed:
+        return "failed", f"{name} failed after {seconds:.1f}s: " + "; ".join(f"{o.task}: {o.msg}" for o in failed)
+    if not acted:
+        skipped = "; ".join(f"{o.task}: {o.msg}" for o in outcomes) or "no steps"
+        return "nothing", f"{name}: nothing done, its steps do not apply ({skipped})"
+    return "done", f"{name}: " + "; ".join(o.msg or o.task for o in acted) + f" in {seconds:.1f}s"
+
+
+def _what_it_saw(bc: BoundCheck, vars_: Mapping[str, Any]) -> str:
+    """``; CHECK saw STATE`` when the check's facts name a state (a supervisor check: STOPPED)."""
+    seen = (vars_.get("check") or {}).get("facts", {}).get("state")
+    return f"; {bc.check.name} saw {seen}" if seen else ""
 
 
 def _clock_in(seconds: float) -> str:

@@ -55,3 +55,9 @@ class TaskRunner:
         runner = PlayRunner(self._registry, self._config.current.templating, check_mode=self.check_mode,
                             notifier=self._notifier, audit=audit, reason=reason)
         return await runner.run(play, hosts, extra_vars=extra_vars, tasks=tasks)
+
+    def skipped_before_running(self, play: Playbook, host: HostContext, tasks: Sequence[Any],
+                               extra_vars: Mapping[str, Any] | None = None) -> list[TaskOutcome] | None:
+        """See :meth:`PlayRunner.skipped_before_running` (nothing runs, nothing is audited)."""
+        runner = PlayRunner(self._registry, self._config.current.templating, check_mode=self.check_mode)
+        return runner.skipped_before_running(play, host, tasks, extra_vars)

@@ -133,10 +133,17 @@ class CheckResult:
     error: str | None = None
     summary: str = ""
     occurrence: str | None = None
-    """Which occurrence of the observed thing this is (a supervisord program: the start time of
-    its last process). When it changes while the check stays in a problem state, the problem
-    happened again although no state changed (a restarted program that died before any check
-    saw it running): the engine treats that as a new failure of the open incident."""
+    """Which occurrence of the failure observed this is (a supervisord program: the start time of
+    its last process, given only once that process has ended; None while it starts or runs).
+    When it changes while the check stays in a problem state, the problem happened again
+    although no state changed (a restarted program that died before any check saw it running):
+    the engine treats that as a new failure of the open incident. A module gives it only for a
+    failure that has happened, never for a recovery under way (a restart seen STARTING is not a
+    new crash, and its later exit must still be one)."""
+    seen_at: float | None = None
+    """Unix time of the sign of life a good result rests on, when it is older than the probe (a
+    heartbeat: its last beat). ``None``: the moment the probe ran. Checks that ``depends_on`` this
+    one are told on their own only when this one was seen healthy after their problem began."""
 
     @classmethod
     def failed(cls, error: str, **facts: Any) -> CheckResult:

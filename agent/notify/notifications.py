@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from agent.core.causes import failure_cause, headline
 from agent.core.redaction import Redactor, url_secrets
 from agent.core.states import State
 from agent.core.values import format_duration
@@ -25,7 +26,7 @@ from agent.store._operations import Operations
 
 DEFAULT_TEMPLATES = {"alert": "alert.md.j2", "resolve": "resolve.md.j2", "repeat": "alert.md.j2",
                      "notice": "notify.md.j2", "grouped": "grouped.md.j2", "flapping": "flapping.md.j2",
-                     "digest": "digest.md.j2"}
+                     "digest": "digest.md.j2", "update": "update.md.j2"}
 
 
 def utc_now() -> datetime:
@@ -100,7 +101,7 @@ class Notifications:
     def alert(self, tx: Operations, alert: AlertInfo) -> list[int]:
         """Queue the alert of ``alert.incident_id`` for every routed target."""
         now = self.clock()
-        vars = self.alert_vars(alert, now, repeat=False, count=0)
+        vars = self.alert_vars(alert, repeat=False, count=0)
         title = f"[{alert.state.name}] {alert.check} on {alert.host}"
         body = self.render("alert", vars)
         msg = RoutedMessage(alert.severity, alert.host, alert.play, alert.check, alert.tags)
@@ -110,13 +111,13 @@ class Notifications:
                              alert.incident_id, now)
 
     def resolve(self, tx: Operations, incident: IncidentRecord, resolved_at: datetime,
-                value: str | None = None) -> list[int]:
+                value: str | None = None, remediation: str | None = None) -> list[int]:
         """Queue the resolve to every (route, target) the incident's alerts went to."""
         now = self.clock()
         duration = format_duration((resolved_at - incident.opened_at).total_seconds())
         vars = dict(play=incident.play, check=incident.check, host=incident.host, was=incident.state.name,
                     since=_when(incident.opened_at), resolved_at=_when(resolved_at), duration=duration,
-                    value=value, summary=incident.summary, incident_id=incident.id)
+                    value=value, summary=incident.summary, incident_id=incident.id, remediation=remediation)
         title = f"[RESOLVED] {incident.check} on {incident.host} after {duration}"
         body = self.render("resolve", vars)
         pairs = [(r, t) for r, t in self.alerted(tx, incident.id) if r is None or r.send_resolved]
@@ -149,9 +150,8 @@ class Notifications:
     def _repeat(self, tx: StoreTransaction, incident: IncidentRecord, route: RouteSpec, target: str,
                 count: int, now: datetime) -> list[int]:
         alert = AlertInfo.from_incident(incident)
-        body = self.render("repeat",
-                                  self.alert_vars(alert, now, repeat=True, count=count))
-        title = f"[STILL {incident.state.name}] {incident.check} on {incident.host}"
+        body = self.render("repeat", self.alert_vars(alert, repeat=True, count=count))
+        title = alert_title(incident.state.name, incident.check, incident.host, incident.summary, "STILL ")
         return self.enqueue(tx, "repeat", [(route, target)], title, body, incident.severity,
                              f"repeat:{incident.id}:{count}", incident.id, now)
 
@@ -212,11 +212,11 @@ class Notifications:
             return []
         if status.incident_id is None:
             status.incident_id = tx.open_incident(play=play, host=host, check=check, state=tr.new,
-                                                  severity=severity, opened_at=tr.at, summary=obs.summary)
+                                                  severity=severity, opened_at=tr.at, summary=incident_summary(obs))
             tx.add_event("incident-opened", tr.key, status.incident_id, f"incident #{status.incident_id} opened: "
                          f"{tr.new.name} ({severity})", {"error": obs.error}, at=tr.at)
         else:
-            tx.update_incident(status.incident_id, state=tr.new, severity=severity, summary=obs.summary)
+            tx.update_incident(status.incident_id, state=tr.new, severity=severity, summary=incident_summary(obs))
             incident = tx.get_incident(status.incident_id)
             if incident is not None and incident.acknowledged_at is not None:
                 tx.set_incident_lifecycle(status.incident_id, acknowledged_at=None, acknowledged_by=None,
@@ -292,12 +292,12 @@ class Notifications:
             seen.setdefault((n.route, n.target), (route, n.target))
         return list(seen.values())
 
-    def alert_vars(self, alert: AlertInfo, now: datetime, *, repeat: bool, count: int) -> dict[str, Any]:
-        """The variables of the alert and repeat templates."""
+    def alert_vars(self, alert: AlertInfo, *, repeat: bool, count: int) -> dict[str, Any]:
+        """The variables of the alert and repeat templates: absolute times only (a message is
+        read when it is delivered, not when it is queued: nothing relative to the present)."""
         return {
             "state": alert.state.name, "severity": alert.severity, "play": alert.play, "check": alert.check,
             "host": alert.host, "since": _when(alert.since),
-            "for": format_duration(max(0.0, (now - alert.since).total_seconds())),
             "value": alert.value, "error": alert.error, "summary": alert.summary,
             "incident_id": alert.incident_id, "repeat": repeat, "count": count, "tags": list(alert.tags),
         }
@@ -313,6 +313,22 @@ class Notifications:
         if route:
             return self.router.named(route)
         return self.router.route(RoutedMessage(severity, host, play, "", tuple(tags)))
+
+
+def alert_title(state: str, check: str, host: str, summary: str, prefix: str = "") -> str:
+    """``[STATE] CHECK on HOST``, and what the problem is when known (:func:`headline`: the
+    failure class of an UNKNOWN, a module's verdict such as ``hung``)."""
+    head = headline(state, summary or "")
+    return f"[{prefix}{state}] {check} on {host}" + (f": {head}" if head else "")
+
+
+def incident_summary(obs: Any) -> str:
+    """What an incident says it is: the observation's summary, or for a check that could not
+    tell (UNKNOWN) the class of its failure first, then the probe's own message
+    (``HTTP 429 rate limited: positions: exchange ... rate limited the request (HTTP 429)``)."""
+    if obs.error:
+        return f"{failure_cause(obs.error)}: {obs.error}"
+    return str(obs.summary or "")
 
 
 def _severity(state: State, check_severity: Any) -> str:
@@ -346,6 +362,6 @@ def _router_from_config(config: Any) -> tuple[Router, dict[str, str]]:
     urls = {name: getattr(t, "rendered_url", "") or "" for name, t in (getattr(notify, "targets", None) or {}).items()}
     targets, routes = specs_from_inventory(notify, urls)
     tmpl = getattr(notify, "templates", None)
-    templates = {k: getattr(tmpl, k) for k in ("alert", "resolve", "repeat", "grouped", "flapping", "digest")
+    templates = {k: getattr(tmpl, k) for k in ("alert", "resolve", "repeat", "grouped", "flapping", "digest", "update")
                  if getattr(tmpl, k, None)}
     return Router(routes, targets), templates

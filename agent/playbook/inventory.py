@@ -41,6 +41,10 @@ RepeatInterval = Annotated[float, Between(MINUTE, 7 * DAY, why="reminders more o
 GroupWait = Annotated[float, Between(0.0, HOUR)]
 GroupInterval = Annotated[float, Between(1.0, DAY)]
 WindowLength = Annotated[float, Between(MINUTE, 7 * DAY)]
+DependencyHold = Annotated[float, Between(1.0, DAY, why="above the longest heartbeat deadline, and a problem "
+                                          "must be told within a day")]
+RemediationWait = Annotated[float, Between(0.0, 10 * MINUTE, why="a first alert may not wait longer for the "
+                                           "remediation's outcome")]
 
 
 class _Model(BaseModel):
@@ -145,6 +149,8 @@ class AlertTemplates(_Model):
     grouped: str = Field("grouped.md.j2", description="several problems (or resolves) of one host in one message")
     flapping: str = Field("flapping.md.j2", description="a check started or stopped flapping")
     digest: str = Field("digest.md.j2", description="the scheduled digest of info-severity findings")
+    update: str = Field("update.md.j2", description="what the agent did about a problem after its alert went "
+                        "out (a restart refused by its cooldown, a hand-over)")
 
 
 class NotifySettings(_Model):
@@ -160,6 +166,15 @@ class NotifySettings(_Model):
     inhibit_grace: GroupWait = Field(30.0, description="after a check recovers, the checks that depend_on it "
                                     "stay held back this long (a restarted bot's warm-up must not page); "
                                     "a dependent still failing after that is sent")
+    dependency_hold: DependencyHold = Field(
+        90.0, description="a check that depends_on others waits at most this long after it turned hard for "
+                          "them to be seen healthy since its problem began (until then the parent may be the "
+                          "cause: one fault, one message); keep it above the longest heartbeat deadline")
+    remediation_wait: RemediationWait = Field(
+        5.0, description="the first alert of a problem whose check names remediate: waits at most this "
+                               "long for the remediation's outcome, so it says what the agent did (restarted, "
+                               "refused, nothing); past it, it says the remediation is running and the resolve "
+                               "says how it ended (0 = never wait)")
     digest: Schedule = Field(default_factory=lambda: Schedule(every=86400.0),
                              description="when the digest of info-severity findings is sent (default every 1d)")
 

@@ -16,18 +16,19 @@ class MessageVars:
     optional: frozenset[str] = frozenset()
 
 
-_ALERT = MessageVars(frozenset({"state", "severity", "play", "check", "host", "since", "for", "value", "error",
+_ALERT = MessageVars(frozenset({"state", "severity", "play", "check", "host", "since", "value", "error",
                                 "summary", "incident_id", "repeat", "count", "tags"}),
-                     frozenset({"dependents"}))
+                     frozenset({"dependents", "remediation", "resolved_after"}))
 MESSAGE_VARS: dict[str, MessageVars] = {
     "alert": _ALERT,
     "repeat": _ALERT,
     "resolve": MessageVars(frozenset({"play", "check", "host", "was", "since", "resolved_at", "duration", "value",
-                                      "summary", "incident_id"})),
+                                      "summary", "incident_id", "remediation"})),
     "grouped": MessageVars(frozenset({"host", "resolved", "items", "count", "still"})),
     "flapping": MessageVars(frozenset({"started", "check", "host", "play", "percent", "state", "incident_id",
                                        "at"})),
     "digest": MessageVars(frozenset({"items", "since"})),
+    "update": MessageVars(_ALERT.required | {"outcomes"}),
     "notice": MessageVars(frozenset({"title", "body", "severity", "host", "tags"})),
 }
 """Template kind (``notify.templates`` of the inventory, and ``notice``) -> its variables."""

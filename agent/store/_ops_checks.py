@@ -90,9 +90,10 @@ class CheckOperations(OperationsBase):
 
     def recent_results(
         self, *, play: str | None = None, host: str | None = None, check: str | None = None,
-        since: datetime | None = None, limit: int = 100,
+        since: datetime | None = None, until: datetime | None = None, limit: int = 100,
     ) -> list[CheckResultRecord]:
-        """Newest first, optionally narrowed to a play, host and/or check."""
+        """Newest first, optionally narrowed to a play, host and/or check and a time window
+        (``since`` and ``until`` inclusive)."""
         q = select(CheckResultRow)
         for column, wanted in ((CheckResultRow.play, play), (CheckResultRow.host, host),
                                (CheckResultRow.check, check)):
@@ -100,6 +101,8 @@ class CheckOperations(OperationsBase):
                 q = q.where(column == wanted)
         if since is not None:
             q = q.where(CheckResultRow.observed_at >= aware(since))
+        if until is not None:
+            q = q.where(CheckResultRow.observed_at <= aware(until))
         q = q.order_by(CheckResultRow.observed_at.desc(), CheckResultRow.id.desc()).limit(limit)
         with self._session() as s:
             return [_result(r) for r in s.scalars(q)]

@@ -2,6 +2,7 @@
 
 * a program restarted by the agent that dies again before any check saw it running is a new
   crash (not "still CRITICAL"): remediated again under the budget, then handed over and paged;
+  the agent's own restart (the program STARTING again) is not a crash;
 * a remediation refused by its cooldown runs when the cooldown ends;
 * a transition that cannot be stored (another process holds the database's write lock) is not
   lost: past the store grace the agent remediates and alerts directly through apprise, and once
@@ -10,6 +11,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sqlite3
 import threading
@@ -24,12 +26,13 @@ from tests.support.supervisord import python_command
 
 pytestmark = pytest.mark.slow
 
-# A worker that runs until killed, unless the flag file exists: then it dies 50 ms after it started.
+# A worker that runs until killed, unless the flag file exists: then it dies argv[2] seconds after
+# it started.
 CRASHY = """
 import os, sys, time
 flag = sys.argv[1]
 if os.path.exists(flag):
-    time.sleep(0.05)
+    time.sleep(float(sys.argv[2]))
     os._exit(3)
 while True:
     time.sleep(0.2)
@@ -73,13 +76,26 @@ tasks:
 """
 
 
-@pytest.fixture
-def crashy(supervisord_factory, tmp_path: Path):
+def _crashy(supervisord_factory: Any, tmp_path: Path, *, startsecs: float, lifetime: float) -> tuple[Any, Path]:
     flag = tmp_path / "crash-at-start"
-    sup = supervisord_factory({"worker": {"command": python_command(CRASHY, str(flag)), "startsecs": 0,
-                                          "autorestart": False}})
+    sup = supervisord_factory({"worker": {"command": python_command(CRASHY, str(flag), str(lifetime)),
+                                          "startsecs": startsecs, "autorestart": False}})
     sup.wait_for_state("worker", "RUNNING")
     return sup, flag
+
+
+@pytest.fixture
+def crashy(supervisord_factory, tmp_path: Path):
+    """A worker RUNNING at once (startsecs 0) that, once flagged, dies 50 ms after each start."""
+    return _crashy(supervisord_factory, tmp_path, startsecs=0, lifetime=0.05)
+
+
+@pytest.fixture
+def crashy_after_starting(supervisord_factory, tmp_path: Path):
+    """A worker STARTING for 1 s (startsecs 1) that, once flagged, dies 50 ms after supervisord said
+    RUNNING: every restart is seen STARTING by the checks the restart triggers, and is dead again
+    before the next one sees it running."""
+    return _crashy(supervisord_factory, tmp_path, startsecs=1, lifetime=1.05)
 
 
 def _world(tmp_path: Path, sup: Any, receiver: Any, *, cooldown: str = "0s", settings: dict | None = None) -> AgentWorld:
@@ -98,8 +114,9 @@ def _world(tmp_path: Path, sup: Any, receiver: Any, *, cooldown: str = "0s", set
     return world
 
 
-def test_a_program_that_dies_before_any_check_saw_it_running_is_a_new_crash(crashy, tmp_path, receiver):
-    sup, flag = crashy
+@pytest.mark.parametrize("worker", ["crashy", "crashy_after_starting"])
+def test_a_program_that_dies_before_any_check_saw_it_running_is_a_new_crash(worker, tmp_path, receiver, request):
+    sup, flag = request.getfixturevalue(worker)
     world = _world(tmp_path, sup, receiver)
     try:
         world.start()
@@ -112,7 +129,10 @@ def test_a_program_that_dies_before_any_check_saw_it_running_is_a_new_crash(cras
         wait_until(lambda: (world.root / "handover-ran").exists(), 60, what="the hand-over")
         runs = world.events("remediation-run")
         assert len(runs) == 3, [e.message for e in runs]
-        assert len(world.events("recurred")) >= 2
+        recurred = [e.message for e in world.events("recurred")]
+        assert len(recurred) >= 2, recurred
+        # A new occurrence is a process that ended, never the agent's own restart under way.
+        assert not any("STARTING" in m for m in recurred), recurred
         wait_until(lambda: any(m["title"].startswith("[PAGE]") for m in receiver.messages), 20, what="the page")
         time.sleep(2)
         titles = [m["title"] for m in receiver.messages]
@@ -142,7 +162,9 @@ def test_a_remediation_refused_by_its_cooldown_runs_when_the_cooldown_ends(crash
         wait_until(lambda: sup.info("worker")["statename"] == "RUNNING", 15, what="the deferred restart")
         assert len(world.events("remediation-run")) == 2
         skipped = [e.message for e in world.events("remediation-skipped")]
-        assert any("decided again at" in t for t in skipped), skipped
+        # The refusal says until when it cools down and that it is decided again then.
+        assert any(re.search(r"cooling down until \d\d:\d\d:\d\d UTC .*; decided again then", t) for t in skipped), \
+            skipped
     finally:
         world.stop()
 
@@ -158,20 +180,25 @@ def _hold_write_lock(db: Path, seconds: float, holding: threading.Event) -> None
         conn.close()
 
 
-def test_a_transition_that_cannot_be_stored_is_acted_on_told_directly_and_stored_later(crashy, tmp_path, receiver):
+@pytest.mark.parametrize(("grace", "lock_s"), [
+    (3, 20.0),  # every write attempt gives up (busy timeout 5 s) and is retried until the lock is gone
+    (1, 3.5),   # the first attempt waits for the lock past the grace, and gets it: told meanwhile
+], ids=["writes-refused", "write-waits-through-the-grace"])
+def test_a_transition_that_cannot_be_stored_is_acted_on_told_directly_and_stored_later(
+        crashy, tmp_path, receiver, grace, lock_s):
     sup, _flag = crashy
-    world = _world(tmp_path, sup, receiver, settings={"agent": {"store_grace": 3}})
+    world = _world(tmp_path, sup, receiver, settings={"agent": {"store_grace": grace}})
     try:
         world.start()
         wait_until(lambda: (s := world.state("watch/local/worker running")) and s.hard_state.name == "OK", 20,
                    what="the first OK")
         holding = threading.Event()
-        holder = threading.Thread(target=_hold_write_lock, args=(world.db_path, 20.0, holding))
+        holder = threading.Thread(target=_hold_write_lock, args=(world.db_path, lock_s, holding))
         holder.start()
         try:
             assert holding.wait(10)
             os.kill(sup.info("worker")["pid"], signal.SIGKILL)
-            # The store refuses writes for 20 s; past the 3 s grace the agent acts without it.
+            # The store refuses writes for lock_s; past the grace the agent acts without it.
             msgs = receiver.wait_for(1, 15)
             assert msgs[0]["title"] == "[CRITICAL] worker running on local", msgs[0]
             assert "Sent directly" in msgs[0]["message"], msgs[0]["message"]

@@ -24,43 +24,17 @@ from typing import Any
 
 import pytest
 import yaml
-from eth_account import Account
-from hyperliquid.exchange import Exchange
 from hyperliquid.info import Info
 
-from botwarden.settings import PAPER_DEV_PRIVATE_KEY
+from tests.support.account import account, sdk, stop_cover
 from tests.support.stack import BIN, REPO, StackUnderTest, wait_until
 
 pytestmark = pytest.mark.slow
-DEV = Account.from_key(PAPER_DEV_PRIVATE_KEY).address
 HOURLY = {"bot": {"candle_interval": "1h"}}
 
 
 def shipped(*names: str) -> dict[str, str]:
     return {n: (REPO / "playbooks" / f"{n}.yaml").read_text() for n in names}
-
-
-def sdk(stack: StackUnderTest) -> tuple[Info, Exchange]:
-    return (Info(stack.exchange_url, skip_ws=True, timeout=10),
-            Exchange(Account.from_key(PAPER_DEV_PRIVATE_KEY), stack.exchange_url, timeout=10))
-
-
-def account(info: Info) -> tuple[dict[str, float], list[dict[str, Any]]]:
-    """({coin: signed size}, open orders) of the dev account, as the exchange holds them."""
-    pos = {p["position"]["coin"]: float(p["position"]["szi"]) for p in info.user_state(DEV)["assetPositions"]}
-    return pos, list(info.frontend_open_orders(DEV))
-
-
-def stop_cover(info: Info) -> dict[str, float]:
-    """coin -> size of the reduce-only stop triggers resting on the closing side of its position."""
-    pos, orders = account(info)
-    cover: dict[str, float] = {}
-    for o in orders:
-        size = pos.get(o["coin"])
-        if size and o["reduceOnly"] and o["isTrigger"] and o["orderType"].startswith("Stop") \
-                and o["side"] == ("B" if size < 0 else "A"):
-            cover[o["coin"]] = cover.get(o["coin"], 0.0) + float(o["sz"])
-    return cover
 
 
 def pages(stack: StackUnderTest) -> list[dict[str, Any]]:

@@ -48,7 +48,8 @@ class JsonReceiver:
         """How many POSTs were answered 500."""
         self.delay = 0.0
         """Seconds a POST is held after it was recorded, before it is answered (a slow target:
-        the message arrived, its sender does not know yet)."""
+        the message arrived, its sender does not know yet; a sender killed meanwhile never
+        learns that it did)."""
         self.port = 0
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -84,12 +85,15 @@ class JsonReceiver:
                 with receiver._cond:
                     receiver._messages.append(payload)
                     receiver._cond.notify_all()
-                if receiver.delay:
+                if receiver.delay > 0:
                     time.sleep(receiver.delay)
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.end_headers()
-                self.wfile.write(b"{}")
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.end_headers()
+                    self.wfile.write(b"{}")
+                except OSError:  # the sender is gone (killed while we held the answer)
+                    pass
 
             def log_message(self, *args: Any) -> None:  # quiet test output
                 pass

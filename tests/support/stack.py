@@ -211,6 +211,8 @@ class StackUnderTest:
             return {}
         try:
             return dict(store.load_check_states())
+        except Exception:  # noqa: BLE001 - the file is there, its tables not yet (the agent migrates)
+            return {}
         finally:
             store.close()
 
@@ -228,14 +230,17 @@ class StackUnderTest:
         return n == 0
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.2, what: str = "") -> Any:
+def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.2,
+               what: str | Callable[[], str] = "") -> Any:
+    """``predicate()``'s first truthy value; a timeout names ``what`` (a callable: what it says
+    then, e.g. what did arrive)."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout}s waiting for {what or predicate}")
+            raise TimeoutError(f"timed out after {timeout}s waiting for {(what() if callable(what) else what) or predicate}")
         time.sleep(interval)
 
 

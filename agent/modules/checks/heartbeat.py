@@ -22,6 +22,7 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import Field
 
+from agent.core.causes import HUNG
 from agent.core.values import DAY, Between
 from agent.modules.base import CheckModule, CheckResult, Params, RunContext
 
@@ -72,7 +73,7 @@ class HeartbeatCheck(CheckModule):
             overdue = waited > params.deadline
             facts: dict[str, Any] = {"alive": not overdue, "overdue": overdue, "age_s": None, "last_beat": None,
                                      "deadline_s": params.deadline}
-            summary = (f"no heartbeat for {waited:.0f}s: no heartbeat file {params.file}" if overdue else
+            summary = (f"{HUNG}: no heartbeat for {waited:.0f}s (no heartbeat file {params.file})" if overdue else
                        f"no heartbeat file {params.file} yet (missing for {waited:.1f}s, deadline {params.deadline:g}s)")
             return CheckResult(facts=facts, value=None, summary=summary)
         self._missing_since.pop(params.file, None)
@@ -80,6 +81,6 @@ class HeartbeatCheck(CheckModule):
         overdue = age > params.deadline
         facts = {"alive": not overdue, "overdue": overdue, "age_s": round(age, 3), "last_beat": beat,
                  "deadline_s": params.deadline}
-        verdict = "overdue" if overdue else "alive"
-        return CheckResult(facts=facts, value=round(age, 3),
-                           summary=f"last beat {age:.1f}s ago ({verdict}, deadline {params.deadline:g}s)")
+        summary = (f"{HUNG}: no heartbeat for {age:.0f}s (deadline {params.deadline:g}s)" if overdue else
+                   f"last beat {age:.1f}s ago (alive, deadline {params.deadline:g}s)")
+        return CheckResult(facts=facts, value=round(age, 3), summary=summary, seen_at=beat)

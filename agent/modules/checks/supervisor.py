@@ -15,6 +15,10 @@ from agent.modules.checks._supervisor_rpc import (
 )
 from botwarden.errors import ModuleError
 
+ENDED_STATES = frozenset({"EXITED", "FATAL", "BACKOFF"})
+"""States in which the program's last process has ended on its own (BACKOFF: it died while
+starting and supervisord will try again). A stop (STOPPED) is deliberate, not a failure."""
+
 
 class SupervisorCheckParams(Params):
     program: str = Field(description="supervisord program name (or group:name), e.g. bot")
@@ -44,7 +48,7 @@ class SupervisorCheck(CheckModule):
         "spawnerr": "supervisord's spawn error text ('' if none)",
         "description": "supervisorctl's status description, e.g. 'pid 123, uptime 0:01:02'",
         "started_at": "Unix time the program's last process was started (0 if never); a new value while "
-        "the program is down again means it was restarted and died again",
+        "the program has exited again means it was restarted and died again",
     }
 
     async def run(self, params: SupervisorCheckParams, ctx: RunContext) -> CheckResult:
@@ -66,8 +70,11 @@ class SupervisorCheck(CheckModule):
             "description": info["description"],
             "started_at": info.get("start") or 0,
         }
-        # The occurrence is the process: a program restarted and dead again before any check
-        # saw it running looks like the same EXITED, but its start time is new.
-        occurrence = str(info["start"]) if info.get("start") else None
+        # The occurrence is a process that ended: a program restarted and dead again before any
+        # check saw it running looks like the same EXITED, but its start time is new. A process
+        # still starting (or running) is no occurrence: the restart under way (the agent's own)
+        # is not a failure, and its exit, whenever it comes, must be a new one.
+        ended = state in ENDED_STATES and info.get("start")
+        occurrence = str(info["start"]) if ended else None
         return CheckResult(facts=facts, value=state, summary=f"{params.program} {state}: {info['description']}",
                            occurrence=occurrence)

@@ -9,10 +9,15 @@ dispatcher, silences and inhibition, each over the public API of
 :class:`~agent.notify.notifications.Notifications`:
 
 * :mod:`.suppression`: flapping, maintenance windows, silences, then :mod:`.inhibition`
-  (a check it ``depends_on`` is failing), then ``digest`` (info severity); the first that
-  applies is recorded and nothing is sent while it holds;
+  (a check it ``depends_on`` is failing, or has not been seen healthy since this problem began:
+  :mod:`.dependency_hold`), then ``digest`` (info severity), then for the first alert of a check
+  that names ``remediate:`` the wait for the outcome (:mod:`.remediation_notes`); the first
+  that applies is recorded and nothing is sent while it holds;
 * :mod:`.grouping`: ``group_wait``/``group_interval`` per host, one message per target;
 * :mod:`.resolves`: resolves of announced incidents, grouped per host;
+* :mod:`.remediation_notes`: what the agent did, quoted in alerts and resolves, told as an
+  update when it was recorded after the alert went out; a problem it
+  fixed before its alert went out is told once;
 * :mod:`.escalation`: ``escalate: [{after, to}]`` steps of unacknowledged incidents;
 * :mod:`.digest`: the scheduled list of info findings;
 * :mod:`.checks`: the part of the configured checks these read (tags, ``depends_on``).

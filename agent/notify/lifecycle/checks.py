@@ -2,7 +2,9 @@
 
 The engine hands in a callable returning the current bound checks by key (it changes on a
 reload); these Protocols are the part of a bound check the lifecycle reads: its tags (routing,
-silences, maintenance), its ``depends_on`` (inhibition) and the names of its play's checks.
+silences, maintenance), its ``depends_on`` (inhibition, the dependency hold), its
+``remediate`` (the wait for a remediation's outcome), the ``window`` its module looks back over
+when it has one, and the names of its play's checks.
 """
 from __future__ import annotations
 
@@ -20,6 +22,8 @@ class CheckSpec(Protocol):
     def tags(self) -> Sequence[str]: ...
     @property
     def depends_on(self) -> Sequence[str]: ...
+    @property
+    def remediate(self) -> Sequence[str]: ...
 
 
 class PlaySpec(Protocol):
@@ -36,6 +40,9 @@ class WatchedCheck(Protocol):
     def play(self) -> PlaySpec: ...
     @property
     def check(self) -> CheckSpec: ...
+    @property
+    def params(self) -> object:
+        """The module's parameters; a ``window`` among them (seconds) is how far back it reads."""
 
 
 def parent_key(bc: WatchedCheck, parent: str, host: str) -> str:
@@ -72,21 +79,39 @@ class CheckCatalog:
             return []
         return [(parent, parent_key(bc, parent, host)) for parent in bc.check.depends_on or ()]
 
+    def remediations(self, key: str) -> list[str]:
+        """The ``remediate:`` entries of the check behind ``key`` (none when it is gone)."""
+        bc = self.get(key)
+        return list(bc.check.remediate or ()) if bc is not None else []
+
+    def window(self, key: str) -> float:
+        """How far back (seconds) the check behind ``key`` reads: its module's ``window``
+        parameter, 0 when it has none (it reads the moment of its probe)."""
+        bc = self.get(key)
+        window = getattr(bc.params, "window", None) if bc is not None else None
+        return float(window) if isinstance(window, (int, float)) and not isinstance(window, bool) else 0.0
+
     def dependents(self, inc: IncidentRecord, open_incidents: Sequence[IncidentRecord]) -> list[dict[str, object]]:
-        """The checks (this play and others, same host) that depend on ``inc``'s check, and
-        whether each is failing now; listed in the parent's alert."""
+        """The checks (this play and others, same host) that depend on ``inc``'s check, through
+        the whole chain (a dependent's dependents too: a chain folds whole), and whether each is
+        failing now; listed in the parent's alert."""
         out: list[dict[str, object]] = []
         checks = self._checks()
         if inc.key not in checks:
             return out
         open_keys = {i.key: i for i in open_incidents}
-        for key, child_bc in checks.items():
-            if key == inc.key or not key.startswith(f"{child_bc.play.name}/{inc.host}/"):
-                continue
-            if any(parent_key(child_bc, p, inc.host) == inc.key for p in child_bc.check.depends_on or ()):
-                child = open_keys.get(key)
-                name = child_bc.check.name if child_bc.play.name == inc.play else \
-                    f"{child_bc.play.name}/{child_bc.check.name}"
-                out.append({"check": name, "failing": child is not None,
-                            "state": child.state.name if child else "OK"})
+        seen, frontier = {inc.key}, [inc.key]
+        while frontier:
+            parent = frontier.pop(0)
+            for key, child_bc in checks.items():
+                if key in seen or not key.startswith(f"{child_bc.play.name}/{inc.host}/"):
+                    continue
+                if any(parent_key(child_bc, p, inc.host) == parent for p in child_bc.check.depends_on or ()):
+                    seen.add(key)
+                    frontier.append(key)
+                    child = open_keys.get(key)
+                    name = child_bc.check.name if child_bc.play.name == inc.play else \
+                        f"{child_bc.play.name}/{child_bc.check.name}"
+                    out.append({"check": name, "failing": child is not None,
+                                "state": child.state.name if child else "OK"})
         return out

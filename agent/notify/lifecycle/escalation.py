@@ -11,7 +11,7 @@ from datetime import timedelta
 from agent.core.values import format_duration
 from agent.notify.lifecycle.checks import CheckCatalog
 from agent.notify.lifecycle.settings import Deadlines
-from agent.notify.notifications import AlertInfo, Notifications
+from agent.notify.notifications import AlertInfo, Notifications, alert_title
 from agent.notify.routing import RouteSpec
 from agent.store import IncidentRecord, StoreTransaction
 
@@ -43,9 +43,9 @@ class Escalation:
                     pairs: list[tuple[RouteSpec, str]] = notes.router.named(to)
                 except KeyError:
                     pairs = []
-                title = f"[ESCALATED] [{inc.state.name}] {inc.check} on {inc.host}: open {format_duration(age)}, " \
-                        "not acknowledged"
-                vars = {**notes.alert_vars(AlertInfo.from_incident(inc), now, repeat=False, count=0),
+                title = f"[ESCALATED] {alert_title(inc.state.name, inc.check, inc.host, inc.summary)}: not " \
+                        f"acknowledged within {format_duration(after)}"
+                vars = {**notes.alert_vars(AlertInfo.from_incident(inc), repeat=False, count=0),
                         "dependents": []}
                 body = notes.render("alert", vars)
                 ids = notes.enqueue(tx, "alert", pairs, title, body, inc.severity,

@@ -5,8 +5,11 @@ old; then all unsent incidents of that host go out as one message per target. A 
 its own ``group_wait`` (e.g. 0 for pages): an incident waits the shortest ``group_wait`` of the
 routes it takes, and the host's message is due as soon as one of its unsent incidents is due.
 While the host has announced, unresolved incidents, the next message for it waits
-``group_interval`` after the last one. A state change of an announced incident (WARNING ->
-CRITICAL) is sent the same way.
+``group_interval`` after the last one, except when a new problem takes a route with
+``group_wait: 0`` (a page: a crash, a hang): it goes at once, with the host's other unsent
+problems (``group_interval`` paces updates; it must not delay a page). A state change of an announced incident (WARNING ->
+CRITICAL) is sent the same way. A message says what the agent did about each problem when a
+remediation outcome is recorded (:mod:`.remediation_notes`).
 """
 from __future__ import annotations
 
@@ -17,10 +20,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from agent.core.states import State
-from agent.core.values import format_duration
 from agent.notify.lifecycle.checks import CheckCatalog
+from agent.notify.lifecycle.remediation_notes import RemediationNotes
 from agent.notify.lifecycle.settings import Deadlines, LifecycleSettings
-from agent.notify.notifications import AlertInfo, Notifications
+from agent.notify.notifications import AlertInfo, Notifications, alert_title
 from agent.notify.routing import RouteSpec
 from agent.store import IncidentRecord, StoreTransaction
 
@@ -31,9 +34,10 @@ def worst_of(incidents: Sequence[IncidentRecord]) -> IncidentRecord:
 
 
 class GroupedAlerts:
-    def __init__(self, notifications: Notifications, catalog: CheckCatalog) -> None:
+    def __init__(self, notifications: Notifications, catalog: CheckCatalog, remediation: RemediationNotes) -> None:
         self._notes = notifications
         self._catalog = catalog
+        self._remediation = remediation
 
     def group_wait(self, inc: IncidentRecord, cfg: LifecycleSettings) -> float:
         """The shortest ``group_wait`` of the routes ``inc`` takes (the inventory's when a route
@@ -63,7 +67,8 @@ class GroupedAlerts:
                 continue
             announced = [i.announced_at for i in incs
                          if i.announced_state not in (None, "OK") and i.announced_at is not None]
-            if announced and (now - max(announced)).total_seconds() < cfg.group_interval:
+            urgent = any(self.group_wait(i, cfg) == 0 for i in unsent)
+            if announced and not urgent and (now - max(announced)).total_seconds() < cfg.group_interval:
                 deadlines.add(max(announced) + timedelta(seconds=cfg.group_interval))
                 continue
             still = [i for i in incs if i.announced_state not in (None, "OK") and i not in unsent
@@ -85,7 +90,7 @@ class GroupedAlerts:
         ids_by_incident: dict[int, list[int]] = defaultdict(list)
         queued = 0
         for (_route_name, target), (route, incs) in per_pair.items():
-            title, body = self._text(host, incs, still, all_open, now)
+            title, body = self._text(tx, host, incs, still, all_open, now)
             signature = "+".join(f"{i.id}{i.state.name[0]}" for i in incs)
             if len(signature) > 120:
                 signature = hashlib.sha256(signature.encode()).hexdigest()[:24]
@@ -106,14 +111,14 @@ class GroupedAlerts:
                           "group": [i.id for i in new]}, at=now)
         return queued
 
-    def _text(self, host: str, incs: Sequence[IncidentRecord], still: Sequence[IncidentRecord],
-              all_open: Sequence[IncidentRecord], now: datetime) -> tuple[str, str]:
-        items = [self._item(i, all_open, now) for i in incs]
+    def _text(self, tx: StoreTransaction, host: str, incs: Sequence[IncidentRecord],
+              still: Sequence[IncidentRecord], all_open: Sequence[IncidentRecord], now: datetime) -> tuple[str, str]:
+        items = [{**self._item(i, all_open), "remediation": self._remediation.line(tx, i.id)} for i in incs]
         if len(incs) == 1:
             inc, item = incs[0], items[0]
-            title = f"[{inc.state.name}] {inc.check} on {host}"
-            vars = {**self._notes.alert_vars(AlertInfo.from_incident(inc), now, repeat=False, count=0),
-                    "dependents": item["dependents"]}
+            title = alert_title(inc.state.name, inc.check, host, inc.summary)
+            vars = {**self._notes.alert_vars(AlertInfo.from_incident(inc), repeat=False, count=0),
+                    "dependents": item["dependents"], "remediation": item["remediation"]}
             return title, self._notes.render("alert", vars)
         worst = worst_of(incs)
         names = ", ".join(i.check for i in incs)
@@ -121,12 +126,11 @@ class GroupedAlerts:
         if len(title) > 200:
             title = title[:199] + "…"
         vars = {"host": host, "resolved": False, "items": items, "count": len(incs),
-                "still": [self._item(i, all_open, now) for i in still]}
+                "still": [self._item(i, all_open) for i in still]}
         return title, self._notes.render("grouped", vars)
 
-    def _item(self, inc: IncidentRecord, all_open: Sequence[IncidentRecord], now: datetime) -> dict[str, Any]:
+    def _item(self, inc: IncidentRecord, all_open: Sequence[IncidentRecord]) -> dict[str, Any]:
         return {"check": inc.check, "play": inc.play, "state": inc.state.name, "severity": inc.severity,
                 "since": inc.opened_at.strftime("%Y-%m-%d %H:%M:%S UTC"),
-                "for": format_duration(max(0.0, (now - inc.opened_at).total_seconds())),
                 "summary": inc.summary, "incident_id": inc.id,
-                "dependents": self._catalog.dependents(inc, all_open)}
+                "dependents": self._catalog.dependents(inc, all_open), "remediation": None}

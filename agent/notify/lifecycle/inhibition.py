@@ -1,22 +1,38 @@
-"""Inhibition: a check's incident is held back while a check it ``depends_on`` is failing.
+"""Inhibition: a check's incident is held back while a check it ``depends_on`` explains it.
 
 A parent inhibits while its incident is open and for ``inhibit_grace`` after it resolved (a
-restarted bot needs a few seconds before its endpoints answer). The parent's alert lists its
-dependents (:meth:`CheckCatalog.dependents`).
+restarted bot needs a few seconds before its endpoints answer). A dependent is also held while
+its parent has not been seen healthy since its problem began, or its latest reading predates the
+parent's recovery (:mod:`.dependency_hold`: one fault, one message, whichever check turned hard
+first). The parent's alert lists its dependents (:meth:`CheckCatalog.dependents`).
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 
 from agent.notify.lifecycle.checks import CheckCatalog
+from agent.notify.lifecycle.dependency_hold import Evidence, dependency_hold
 from agent.notify.lifecycle.settings import Deadlines
 from agent.store import IncidentRecord, StoreTransaction
 
+EVIDENCE_RECHECK_S = 0.5
+"""While an incident waits for its parents' evidence, the pass runs again this often (the
+evidence is not in the store: no commit wakes the pass when it arrives)."""
+
+
+def no_evidence(key: str) -> Evidence | None:
+    """The evidence of a lifecycle that has no engine behind it (tests, one-shot commands)."""
+    return None
+
 
 class Inhibition:
-    def __init__(self, catalog: CheckCatalog) -> None:
+    """``evidence(key)`` is what check ``key`` last saw in this run of the agent
+    (:class:`agent.engine.dependencies.EvidenceLog`)."""
+
+    def __init__(self, catalog: CheckCatalog, evidence: Callable[[str], Evidence | None] = no_evidence) -> None:
         self._catalog = catalog
+        self._evidence = evidence
 
     def parents(self, tx: StoreTransaction, open_incidents: Sequence[IncidentRecord], grace_seconds: float,
                 deadlines: Deadlines) -> dict[str, IncidentRecord]:
@@ -33,11 +49,18 @@ class Inhibition:
         parents.update({i.key: i for i in open_incidents})
         return parents
 
-    def inhibited_by(self, inc: IncidentRecord, parents: Mapping[str, IncidentRecord]) -> str | None:
-        """``inhibited by PARENT (#ID)`` when a parent of ``inc``'s check inhibits it."""
-        for parent, key in self._catalog.parents(inc.key, inc.host):
-            pinc = parents.get(key)
-            if pinc is not None:
-                recovering = " (recovering)" if pinc.resolved_at is not None else ""
-                return f"inhibited by {parent} (#{pinc.id}){recovering}"
-        return None
+    def inhibited_by(self, inc: IncidentRecord, parents: Mapping[str, IncidentRecord], hold: float,
+                     deadlines: Deadlines) -> str | None:
+        """Why a parent of ``inc``'s check holds it back (``inhibited by PARENT (#ID)``, ``waiting
+        for PARENT: ...``), or ``None``; ``hold`` is ``notify.dependency_hold``."""
+        by_name = dict(self._catalog.parents(inc.key, inc.host))
+        if not by_name:
+            return None
+        now = deadlines.now
+        held = dependency_hold(inc, by_name, open_by_key=parents, evidence=self._evidence, hold=hold, now=now,
+                               window=self._catalog.window(inc.key))
+        if held is None:
+            return None
+        if held.until is not None:  # evidence may come any moment: look again soon
+            deadlines.add(min(held.until, now + timedelta(seconds=EVIDENCE_RECHECK_S)))
+        return held.reason

@@ -2,7 +2,8 @@
 
 An incident resolved before it was ever sent is never mentioned (no alert, no resolve): the
 store only lists announced ones (``incidents_to_close``). A resolve goes to every (route,
-target) the incident's alerts went to whose route sends resolves.
+target) the incident's alerts went to whose route sends resolves, and says what the agent did
+while it lasted (:mod:`.remediation_notes`).
 """
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ import hashlib
 from collections import defaultdict
 from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from agent.core.values import format_duration
+from agent.notify.lifecycle.remediation_notes import RemediationNotes
 from agent.notify.lifecycle.settings import Deadlines, LifecycleSettings
 from agent.notify.notifications import Notifications
 from agent.notify.routing import RouteSpec
@@ -19,8 +22,9 @@ from agent.store import IncidentRecord, StoreTransaction
 
 
 class GroupedResolves:
-    def __init__(self, notifications: Notifications) -> None:
+    def __init__(self, notifications: Notifications, remediation: RemediationNotes) -> None:
         self._notes = notifications
+        self._remediation = remediation
 
     def wait(self, tx: StoreTransaction, inc: IncidentRecord, cfg: LifecycleSettings) -> float:
         """The shortest ``group_wait`` of the routes the incident's alerts took (the inventory's
@@ -47,7 +51,8 @@ class GroupedResolves:
                 continue
             if len(incs) == 1:
                 inc = incs[0]
-                ids = self._notes.resolve(tx, inc, inc.resolved_at or now)
+                ids = self._notes.resolve(tx, inc, inc.resolved_at or now,
+                                          remediation=self._remediation.line(tx, inc.id))
             else:
                 ids = self._grouped(tx, host, incs, now)
             queued += len(ids)
@@ -65,10 +70,7 @@ class GroupedResolves:
                     per_pair.setdefault((route.name if route else None, target), (route, []))[1].append(inc)
         out: list[int] = []
         for (_, target), (route, group) in per_pair.items():
-            items = [{"check": i.check, "play": i.play, "state": i.state.name, "incident_id": i.id,
-                      "for": format_duration(((i.resolved_at or now) - i.opened_at).total_seconds()),
-                      "since": i.opened_at.strftime("%Y-%m-%d %H:%M:%S UTC"), "summary": i.summary,
-                      "severity": i.severity, "dependents": []} for i in group]
+            items = [self._item(tx, i, now) for i in group]
             if len(group) == 1:
                 i = group[0]
                 title = f"[RESOLVED] {i.check} on {host} after {items[0]['for']}"
@@ -83,3 +85,9 @@ class GroupedResolves:
                 tx.link_notifications(ids, [i.id for i in group])
             out += ids
         return out
+
+    def _item(self, tx: StoreTransaction, inc: IncidentRecord, now: datetime) -> dict[str, Any]:
+        return {"check": inc.check, "play": inc.play, "state": inc.state.name, "incident_id": inc.id,
+                "for": format_duration(((inc.resolved_at or now) - inc.opened_at).total_seconds()),
+                "since": inc.opened_at.strftime("%Y-%m-%d %H:%M:%S UTC"), "summary": inc.summary,
+                "severity": inc.severity, "dependents": [], "remediation": self._remediation.line(tx, inc.id)}

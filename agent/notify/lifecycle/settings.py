@@ -7,13 +7,19 @@ from datetime import datetime
 
 @dataclass(frozen=True)
 class LifecycleSettings:
-    """The inventory's ``notify.group_wait`` and ``notify.group_interval``, in seconds."""
+    """The inventory's ``notify`` settings the lifecycle reads, in seconds."""
 
     group_wait: float = 5.0
     group_interval: float = 60.0
     inhibit_grace: float = 30.0
     """After a parent recovers, its dependents stay held back this long (a restarted bot needs a
     few seconds before its endpoints answer: that warm-up must not page)."""
+    dependency_hold: float = 90.0
+    """At most this long after it opened, a dependent waits for its parents to be seen healthy
+    (:mod:`agent.notify.lifecycle.dependency_hold`)."""
+    remediation_wait: float = 5.0
+    """The first alert of a problem that names ``remediate:`` waits at most this long for the
+    remediation's outcome (:mod:`agent.notify.lifecycle.remediation_notes`)."""
 
 
 @dataclass

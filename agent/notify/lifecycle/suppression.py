@@ -1,4 +1,6 @@
-"""Why an incident must not be sent now: flapping, maintenance, silence, inhibition, digest.
+"""Why an incident must not be sent now: flapping, maintenance, silence, inhibition (and the
+dependency hold), digest, and for the first alert of a check that names ``remediate:`` the wait
+for the remediation's outcome (:mod:`.remediation_notes`).
 
 The first reason that applies is recorded in ``incidents.suppressed`` and as an audit event;
 nothing is sent while it holds. When it ends and the problem is still there, the incident
@@ -14,6 +16,8 @@ from typing import Protocol
 
 from agent.notify.lifecycle.checks import CheckCatalog
 from agent.notify.lifecycle.inhibition import Inhibition
+from agent.notify.lifecycle.remediation_notes import RemediationNotes
+from agent.notify.lifecycle.settings import Deadlines, LifecycleSettings
 from agent.store import IncidentRecord, SilenceRecord, StoreTransaction
 
 SILENCE_FIELDS = ("host", "play", "check", "severity", "tag")
@@ -50,17 +54,19 @@ class Suppression:
     """``maintenance()`` returns the inventory's windows, ``is_flapping(key)`` whether a check
     is FLAPPING (its notices stand for it)."""
 
-    def __init__(self, catalog: CheckCatalog, inhibition: Inhibition, *,
+    def __init__(self, catalog: CheckCatalog, inhibition: Inhibition, remediation: RemediationNotes, *,
                  maintenance: Callable[[], Sequence[MaintenanceWindow]],
                  is_flapping: Callable[[str], bool]) -> None:
         self._catalog = catalog
         self._inhibition = inhibition
+        self._remediation = remediation
         self._maintenance = maintenance
         self._is_flapping = is_flapping
 
     def reason(self, inc: IncidentRecord, silences: Sequence[SilenceRecord],
-               parents: Mapping[str, IncidentRecord], now: datetime) -> str | None:
-        """Why ``inc`` must not be sent now, or ``None``."""
+               parents: Mapping[str, IncidentRecord], cfg: LifecycleSettings, deadlines: Deadlines) -> str | None:
+        """Why ``inc`` must not be sent now, or ``None`` (the remediation wait aside: :meth:`decide`)."""
+        now = deadlines.now
         tags = self._catalog.tags(inc.key)
         if self._is_flapping(inc.key):
             return "flapping"
@@ -72,7 +78,7 @@ class Suppression:
             if silence_matches(s.matchers, host=inc.host, play=inc.play, check=inc.check, severity=inc.severity,
                                tags=tags):
                 return f"silence #{s.id}" + (f": {s.reason}" if s.reason else "")
-        inhibited = self._inhibition.inhibited_by(inc, parents)
+        inhibited = self._inhibition.inhibited_by(inc, parents, cfg.dependency_hold, deadlines)
         if inhibited is not None:
             return inhibited
         if inc.severity == "info":
@@ -80,10 +86,13 @@ class Suppression:
         return None
 
     def decide(self, tx: StoreTransaction, inc: IncidentRecord, silences: Sequence[SilenceRecord],
-               parents: Mapping[str, IncidentRecord], now: datetime) -> IncidentRecord:
+               parents: Mapping[str, IncidentRecord], cfg: LifecycleSettings, deadlines: Deadlines) -> IncidentRecord:
         """Record whether ``inc`` is suppressed now (and since when it is eligible); returns it
         as stored."""
-        reason = self.reason(inc, silences, parents, now)
+        now = deadlines.now
+        reason = self.reason(inc, silences, parents, cfg, deadlines)
+        if reason is None:
+            reason = self._remediation.waiting(tx, inc, cfg, deadlines)
         if reason == inc.suppressed and (reason is not None or inc.eligible_since is not None):
             return inc
         eligible = None if reason else now

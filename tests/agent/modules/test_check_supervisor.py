@@ -4,20 +4,21 @@ from __future__ import annotations
 import pytest
 
 from agent.modules.checks.supervisor import SupervisorCheck
+from tests.support.supervisord import python_command
 
 params = SupervisorCheck.Params.model_validate
 
 
 @pytest.mark.parametrize(
-    ("program", "state", "running", "has_pid"),
+    ("program", "state", "running", "has_pid", "ended"),
     [
-        ("bot", "RUNNING", True, True),
-        ("idle", "STOPPED", False, False),
-        ("crash", "EXITED", False, False),
-        ("broken", "FATAL", False, False),
+        ("bot", "RUNNING", True, True, False),
+        ("idle", "STOPPED", False, False, False),  # a stop is deliberate, not a failure that happened
+        ("crash", "EXITED", False, False, True),
+        ("broken", "FATAL", False, False, True),
     ],
 )
-async def test_reports_state(stack, make_ctx, program, state, running, has_pid) -> None:
+async def test_reports_state(stack, make_ctx, program, state, running, has_pid, ended) -> None:
     result = await SupervisorCheck().run(params({"program": program}), make_ctx(stack.url))
     assert result.error is None
     assert result.value == state == result.facts["state"]
@@ -25,6 +26,18 @@ async def test_reports_state(stack, make_ctx, program, state, running, has_pid) 
     assert (result.facts["pid"] is not None) is has_pid
     assert (result.facts["uptime_s"] is not None) is has_pid
     assert set(result.facts) == set(SupervisorCheck.facts)
+    # The occurrence names a process that ended (its start time), so a new one is a new crash.
+    assert result.occurrence == (str(stack.info(program)["start"]) if ended else None)
+
+
+async def test_a_process_still_starting_is_no_occurrence(supervisord_factory, make_ctx) -> None:
+    """A restart under way (the agent's own) is not a new failure; its exit later must be one."""
+    sup = supervisord_factory({"starting": {"command": python_command(), "startsecs": 60}})
+    sup.wait_for_state("starting", "STARTING")
+    result = await SupervisorCheck().run(params({"program": "starting"}), make_ctx(sup.url))
+    assert result.value == "STARTING"
+    assert result.facts["started_at"]
+    assert result.occurrence is None
 
 
 async def test_exit_status_and_spawn_error(stack, make_ctx) -> None:

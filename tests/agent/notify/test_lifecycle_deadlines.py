@@ -27,7 +27,8 @@ def world(store: Store, routes: list[RouteSpec], *, group_wait: float = 10.0,
 
 def fail(store: Store, checks: dict[str, Any], name: str, severity: str, at: datetime) -> int:
     checks[f"p/h/{name}"] = NS(play=NS(name="p", checks=[]), host=NS(name="h"),
-                               check=NS(name=name, severity=severity, tags=(), depends_on=()))
+                               check=NS(name=name, severity=severity, tags=(), depends_on=(), remediate=()),
+                               params=NS())
     return store.open_incident(play="p", host="h", check=name, state=State.CRITICAL, severity=severity,
                                opened_at=at, summary="down")
 

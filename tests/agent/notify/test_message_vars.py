@@ -13,6 +13,7 @@ from typing import Any
 from agent.core.states import State
 from agent.notify import Notifications, Router, RouteSpec, TargetSpec
 from agent.notify.lifecycle import AlertLifecycle, LifecycleSettings
+from agent.notify.lifecycle.remediation_notes import OUTCOME_EVENT
 from agent.notify.routing import MatchSpec
 from agent.playbook.message_vars import MESSAGE_VARS
 from agent.store import Store
@@ -43,18 +44,21 @@ def test_each_template_kind_gets_exactly_its_declared_variables(store: Store) ->
     lifecycle = AlertLifecycle(notes, checks=lambda: checks, maintenance=list, is_flapping=lambda key: False,
                                settings=lambda: LifecycleSettings(group_wait=10.0, group_interval=60.0))
 
-    def fail(name: str, severity: str) -> int:
-        checks[f"p/h/{name}"] = NS(play=NS(name="p", checks=[]), host=NS(name="h"),
-                                   check=NS(name=name, severity=severity, tags=(), depends_on=()))
+    def fail(name: str, severity: str, remediate: tuple[str, ...] = ()) -> int:
+        checks[f"p/h/{name}"] = NS(play=NS(name="p", checks=[]), host=NS(name="h"), params=NS(),
+                                   check=NS(name=name, severity=severity, tags=(), depends_on=(),
+                                            remediate=remediate))
         return store.open_incident(play="p", host="h", check=name, state=State.CRITICAL, severity=severity,
                                    opened_at=now[0], summary="down")
 
-    single = fail("a", "critical")
+    single = fail("a", "critical", remediate=("fix",))
     lifecycle.tick(now[0])  # critical: sent at once? group_wait 10 s: held
     lifecycle.tick(now[0] + timedelta(seconds=10))  # alert (one problem)
     now[0] += timedelta(seconds=20)
     two = [fail("b", "warning"), fail("c", "warning")]
-    lifecycle.tick(now[0])
+    lifecycle.tick(now[0])  # the alert of "a" goes out (it waited for its remediation's outcome)
+    store.add_event(OUTCOME_EVENT, "p/h/a", single, "fix not run: cooling down", {"outcome": "refused"},
+                    at=now[0] + timedelta(seconds=5))  # recorded after it: an update, told by the next tick
     lifecycle.tick(now[0] + timedelta(seconds=70))  # grouped (two problems)
     now[0] += timedelta(seconds=90)
     lifecycle.tick(now[0])  # escalation of "a" (open > 60 s, not acknowledged)

@@ -143,7 +143,7 @@ def test_engine_transition_adapter_opens_escalates_and_resolves(store: Store) ->
     now = [T0]
     notes = make(store, "json://127.0.0.1:1/", now)
     bc = NS(play=NS(name="bot-health", checks=[]), host=NS(name="bot1"),
-            check=NS(name="alive", severity="critical", tags=(), depends_on=()))
+            check=NS(name="alive", severity="critical", tags=(), depends_on=(), remediate=()), params=NS())
     lifecycle = AlertLifecycle(notes, checks=lambda: {"bot-health/bot1/alive": bc}, maintenance=list,
                                is_flapping=lambda key: False,
                                settings=lambda: LifecycleSettings(group_wait=0, group_interval=0.001))
@@ -164,7 +164,7 @@ def test_engine_transition_adapter_opens_escalates_and_resolves(store: Store) ->
     assert status.incident_id is None
     rows = store.list_notifications(incident_id=iid)
     assert [(n.kind, n.title) for n in rows] == [
-        ("alert", "[UNKNOWN] alive on bot1"), ("alert", "[CRITICAL] alive on bot1"),
+        ("alert", "[UNKNOWN] alive on bot1: connection refused"), ("alert", "[CRITICAL] alive on bot1"),
         ("resolve", "[RESOLVED] alive on bot1 after 2m")]
     assert [e.message for e in store.recent_events(kind="transition")] == [
         "CRITICAL -> OK", "UNKNOWN -> CRITICAL", "OK -> UNKNOWN"]

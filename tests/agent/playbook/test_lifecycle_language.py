@@ -85,5 +85,9 @@ def test_the_repository_inventory_and_playbooks_declare_lifecycle_settings(regis
     config = result.config
     assert config.inventory.maintenance and any(r.escalate for r in config.inventory.notify.routes)
     health = config.playbooks["bot-health"]
-    dependents = {c.name for c in health.checks if "bot process" in c.depends_on}
-    assert {"bot health endpoint", "bot loop age", "market data age"} <= dependents
+    dependents, grew = {"bot process"}, True
+    while grew:  # everything that depends on the process, directly or through another check
+        more = {c.name for c in health.checks if set(c.depends_on) & dependents}
+        grew = not more <= dependents
+        dependents |= more
+    assert {"bot health endpoint", "bot loop age", "market data age", "bot heartbeat"} <= dependents

@@ -1,0 +1,121 @@
+"""Dependencies between checks at run time: what each check last saw, and when to look again.
+
+A check that ``depends_on`` another (the exchange's positions on the exchange API answering,
+the bot's loop age on the bot answering /health at all) fails whenever its parent fails. One
+fault must give one message: the parent's, listing its dependents. The alert lifecycle folds a
+dependent under its parent (``agent.notify`` inhibition); for that it needs to know, per check,
+*when* it was last seen healthy and *when* its problem began, which this module records from the
+result pipeline:
+
+* ``healthy_at``: the moment the check's latest good result speaks for. For most checks that is
+  when the probe started; a heartbeat speaks for its last beat (``CheckResult.seen_at``), so a
+  hung bot whose last beat predates a dependent's timeout has not been seen healthy since;
+* ``problem_since``/``problem_at``: when the first and the latest run of the current problem
+  streak started (an in-flight probe that started during a fault and ends after it is dated by
+  its start, so it never looks newer than the recovery);
+* ``recovered_at``: when the hard state last returned to OK.
+
+:class:`DependencyProbes` listens to stored decisions and runs checks at once when a dependency
+question is open, instead of waiting for their schedule (Nagios' on-demand host checks):
+
+* a dependent turned into a problem: its parents run now, so the lifecycle learns whether the
+  parent is the cause (then the dependent is folded) or healthy (then the dependent is told);
+* a parent recovered: its failing dependents run now, so a dependent whose only cause was the
+  parent resolves without ever being told, and one still failing is told with a fresh reason
+  (not a stale UNKNOWN read while the parent was down).
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from agent.core.states import State
+
+if TYPE_CHECKING:
+    from agent.engine.pipeline import Decision
+    from agent.playbook.binding import BoundCheck
+
+log = logging.getLogger("agent")
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What one check last saw, on the wall clock (see the module docstring)."""
+
+    healthy_at: datetime | None = None
+    problem_since: datetime | None = None
+    problem_at: datetime | None = None
+    recovered_at: datetime | None = None
+    state: State = State.OK
+    """The latest raw (soft) state."""
+
+
+class EvidenceLog:
+    """Per check key: its :class:`Evidence`. Written on the event loop, read from the store
+    thread (each entry is replaced whole, never mutated)."""
+
+    def __init__(self) -> None:
+        self._by_key: dict[str, Evidence] = {}
+
+    def record(self, key: str, state: State, started: datetime, *, seen_at: float | None = None,
+               recovered: bool = False) -> Evidence:
+        """A result of ``key`` whose probe started at ``started``; ``recovered``: its hard state
+        returned to OK with it (dated like its health, by ``seen_at`` if given)."""
+        old = self._by_key.get(key, Evidence())
+        if state is State.OK:
+            healthy = datetime.fromtimestamp(seen_at, UTC) if seen_at is not None else started
+            healthy = max(healthy, old.healthy_at) if old.healthy_at else healthy
+            new = replace(old, healthy_at=healthy, problem_since=None, state=state,
+                          recovered_at=healthy if recovered else old.recovered_at)
+        else:
+            new = replace(old, problem_since=old.problem_since or started, problem_at=started, state=state)
+        self._by_key[key] = new
+        return new
+
+    def get(self, key: str) -> Evidence | None:
+        return self._by_key.get(key)
+
+    def forget(self, keys: Iterable[str]) -> None:
+        for key in keys:
+            self._by_key.pop(key, None)
+
+
+def parent_key(bc: BoundCheck, parent: str) -> str:
+    """The check key of a ``depends_on`` entry of ``bc``: a check of its play, or PLAYBOOK/CHECK."""
+    local = {c.name for c in bc.play.checks}
+    if parent in local or "/" not in parent:
+        return f"{bc.play.name}/{bc.host.name}/{parent}"
+    play, _, check = parent.partition("/")
+    return f"{play}/{bc.host.name}/{check}"
+
+
+class DependencyProbes:
+    """A :class:`~agent.engine.pipeline.DecisionListener`: runs parents when a dependent fails and
+    dependents when a parent recovers (see the module docstring). Event loop only."""
+
+    def __init__(self, *, checks: Callable[[], dict[str, BoundCheck]],
+                 run_now: Callable[[BoundCheck], object], is_problem: Callable[[str], bool]) -> None:
+        self._checks = checks
+        self._run_now = run_now
+        self._is_problem = is_problem
+
+    def on_decision(self, decision: Decision) -> None:
+        tr = decision.transition
+        if tr is None:
+            return
+        bc = decision.bc
+        checks = self._checks()
+        if tr.new.is_problem and tr.old is State.OK:
+            for parent in bc.check.depends_on:
+                pbc = checks.get(parent_key(bc, parent))
+                if pbc is not None:
+                    self._run_now(pbc)
+        elif tr.new is State.OK:
+            for key, child in checks.items():
+                if key == bc.key or child.host.name != bc.host.name or not self._is_problem(key):
+                    continue
+                if any(parent_key(child, p) == bc.key for p in child.check.depends_on):
+                    self._run_now(child)

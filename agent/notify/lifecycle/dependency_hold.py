@@ -1,0 +1,98 @@
+"""``depends_on`` when told: one fault, one message (the root cause's), whatever the timing.
+
+A check that depends on another (a *parent*) is not told on its own while the parent explains
+it. Inhibition alone (the parent has an open incident) is not enough, because the dependent is
+often hard first: the exchange's margin check runs once and is UNKNOWN at once, while the
+exchange API check needs two failures; a hung bot's /health times out 10 s into the hang, its
+heartbeat is overdue only at its 60 s deadline. So a dependent's incident is also *held*:
+
+* **not seen healthy since**: while a parent has not been seen healthy after the dependent's
+  problem began (its probe started after it, or a heartbeat beat after it), the parent may be
+  the cause: wait for it. The engine runs the parent at once when a dependent fails
+  (:class:`agent.engine.dependencies.DependencyProbes`), so this costs one probe of the parent;
+  a heartbeat answers at its deadline (that is the hang's message);
+* **not read since the parent recovered**: a dependent whose latest failing reading started
+  before its parent recovered is stale (an UNKNOWN read while the exchange was down): the
+  engine runs it again at once; it is told only if it still fails then. A check that looks
+  back over a ``window`` (errors in the bot's log over the last hour) still counts what the
+  parent's fault caused until that window has passed since the recovery: a WARNING or UNKNOWN
+  of it waits that long (a CRITICAL it reads is told at once: real trouble is never held back).
+
+The first hold, and a recovery hold without a window, end at the latest ``dependency_hold``
+after the dependent's incident opened: a parent that never answers must not keep a problem from
+the operator for ever.
+
+Which parent state folds which dependent: a parent that cannot work (CRITICAL or UNKNOWN: down,
+refused, timing out) folds every state of its dependents; a parent that still works but is
+degraded (WARNING: a slow exchange) folds only dependents that are UNKNOWN or WARNING, never a
+CRITICAL its dependent actually read (margin usage at 85 % is not explained by a slow API).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from agent.core.states import State
+from agent.store import IncidentRecord
+
+
+class Evidence(Protocol):
+    """What one check last saw (:class:`agent.engine.dependencies.Evidence`)."""
+
+    @property
+    def healthy_at(self) -> datetime | None: ...
+    @property
+    def problem_since(self) -> datetime | None: ...
+    @property
+    def problem_at(self) -> datetime | None: ...
+    @property
+    def recovered_at(self) -> datetime | None: ...
+
+
+@dataclass(frozen=True)
+class Held:
+    """Why an incident is not told now, and until when at the latest (``None``: while it lasts)."""
+
+    reason: str
+    until: datetime | None = None
+
+
+def folds(parent: IncidentRecord, child: IncidentRecord) -> bool:
+    """Whether ``parent``'s open problem explains ``child``'s (see the module docstring)."""
+    if parent.state is State.WARNING:
+        return child.state in (State.UNKNOWN, State.WARNING)
+    return True
+
+
+def dependency_hold(inc: IncidentRecord, parents: Mapping[str, str], *,
+                    open_by_key: Mapping[str, IncidentRecord], evidence: Callable[[str], Evidence | None],
+                    hold: float, now: datetime, window: float = 0.0) -> Held | None:
+    """Why ``inc`` must wait for its ``parents`` (name -> check key), or ``None``. ``window``:
+    how far back the dependent's readings look (0: only the moment of the probe)."""
+    for name, key in parents.items():
+        pinc = open_by_key.get(key)
+        if pinc is not None and folds(pinc, inc):
+            recovering = " (recovering)" if pinc.resolved_at is not None else ""
+            return Held(f"inhibited by {name} (#{pinc.id}){recovering}")
+    mine = evidence(inc.key)
+    if mine is None or mine.problem_since is None:
+        return None  # no reading this run of the agent (or it is healthy again): nothing to wait for
+    until = inc.opened_at + timedelta(seconds=hold)
+    looks_back = timedelta(seconds=window if inc.state in (State.WARNING, State.UNKNOWN) else 0.0)
+    for name, key in parents.items():
+        theirs = evidence(key)
+        if theirs is None or theirs.healthy_at is None or theirs.healthy_at < mine.problem_since:
+            if now < until:
+                return Held(f"waiting for {name}: not seen healthy since this began", until)
+            continue
+        recovered = theirs.recovered_at
+        if recovered is None or mine.problem_at is None:
+            continue
+        if looks_back and now < recovered + looks_back:
+            return Held(f"its window still covers {name}'s fault (recovered {recovered:%H:%M:%S} UTC)",
+                        recovered + looks_back)
+        if mine.problem_at < recovered and now < until:
+            return Held(f"waiting for a reading taken after {name} recovered", until)
+    return None

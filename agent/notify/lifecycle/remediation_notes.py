@@ -1,0 +1,214 @@
+"""What the agent did about an incident, as its messages say it.
+
+The remediator records, on the incident, when a remediation started
+(``remediation-started``) and how it ended (``remediation-outcome``: restarted with the new pid
+and how long it took, refused with the cooldown's end or the budget used and the playbook it
+handed over to, nothing done and why, failed and why). The messages quote the latest of them,
+and never claim more than is recorded:
+
+* the **first alert** of a problem whose check names ``remediate:`` waits for the outcome, at
+  most ``notify.remediation_wait`` after the incident could be sent (the page says "bot crashed,
+  restarted: pid 4242, running after 1.3s" instead of a bare "crashed" followed a second later
+  by a resolve). Past that bound it goes out saying the remediation is *running* and that its
+  outcome follows: the resolve states it;
+* a problem fixed by the agent before its alert went out (while it waited for the outcome, or
+  for its ``group_wait`` after it) is still told, once, as **fixed** (a crash the agent repaired
+  is a crash the operator must hear about), and gets no resolve;
+* an outcome recorded **after the alert went out** (the bot crashed again before any check saw
+  it running: a recurrence of the told incident, refused by the cooldown until 14:02:11 UTC, or
+  handed over; a run that outlasted ``remediation_wait``) is told as one **update** on the same
+  incident, to the targets its alert went to (Alertmanager's update of a group, not a new
+  problem; a ``notice`` row linked to the incident, like a flapping notice): at once (after the route's ``group_wait``) when it says the problem is not being
+  fixed (refused, handed over, failed), else no sooner than ``group_interval`` after the
+  incident's last message; outcomes that come together are told together. An incident that
+  resolves first gets no update: its resolve says what was done;
+* the **resolve** says what the agent did while it lasted.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from agent.core.values import format_duration
+from agent.notify.lifecycle.checks import CheckCatalog
+from agent.notify.lifecycle.inhibition import EVIDENCE_RECHECK_S
+from agent.notify.lifecycle.settings import Deadlines, LifecycleSettings
+from agent.notify.notifications import AlertInfo, Notifications
+from agent.store import EventRecord, IncidentRecord, StoreTransaction
+
+STARTED_EVENT = "remediation-started"
+OUTCOME_EVENT = "remediation-outcome"
+"""What the agent did about an incident, one line the operator's messages quote (the
+remediator records it; ``data``: ``outcome`` = done | failed | nothing | refused | handed-over |
+not-needed, ``remediation``)."""
+UPDATE_OUTCOMES = ("done", "failed", "refused", "handed-over")
+"""Outcomes an update tells (``nothing``/``not-needed`` after an alert change nothing for the operator)."""
+URGENT_OUTCOMES = ("failed", "refused", "handed-over")
+"""Outcomes saying the problem is not being fixed: their update is not paced by ``group_interval``."""
+QUIET_OUTCOMES = ("nothing", "not-needed")
+"""Outcomes that say nothing was to be done."""
+NOTIFIED_EVENT = "notified"
+"""The audit event of every message queued about an incident (the lifecycle's modules record it)."""
+WAITING = "waiting for the outcome of "
+"""How an incident held for its remediation's outcome is marked (``incidents.suppressed``)."""
+
+
+def remediation_events(tx: StoreTransaction, incident_id: int) -> list[EventRecord]:
+    """The incident's remediation events, oldest first."""
+    rows = tx.recent_events(incident_id=incident_id, limit=200)
+    return [e for e in reversed(rows) if e.kind in (STARTED_EVENT, OUTCOME_EVENT)]
+
+
+def under_way(events: Sequence[EventRecord]) -> list[EventRecord]:
+    """The runs started and not finished: ``remediation-started`` events whose ``run`` no
+    outcome names (runs of one incident may overlap: a decision that nothing applies is
+    recorded while an earlier run still works; a started event without a run id, from an older
+    agent, is under way only while it is the latest event)."""
+    finished = {(e.data or {}).get("run") for e in events if e.kind == OUTCOME_EVENT} - {None}
+    return [e for e in events if e.kind == STARTED_EVENT
+            and ((e.data or {}).get("run") not in finished if (e.data or {}).get("run") else e is events[-1])]
+
+
+def remediation_line(events: Sequence[EventRecord]) -> str | None:
+    """What the agent did (the latest outcomes, several joined), and any run still under way,
+    or ``None`` when it did nothing yet. Decisions that nothing was to be done (its steps do
+    not apply, the problem was gone) are said only when they are all there is to say: beside a
+    run that acted or was refused they are no news (``agent explain`` lists them)."""
+    if not events:
+        return None
+    outcomes = [e for e in events if e.kind == OUTCOME_EVENT]
+    acted = [e for e in outcomes if (e.data or {}).get("outcome") not in QUIET_OUTCOMES]
+    done = [e.message for e in (acted if acted or under_way(events) else outcomes)]
+    running = under_way(events)
+    if running:
+        return "; ".join([*done[-2:], f"{running[-1].message}, its outcome follows"])
+    return "; ".join(done[-3:])
+
+
+def waits_for_outcome(inc: IncidentRecord, remediations: Sequence[str], events: Sequence[EventRecord],
+                      wait: float, now: datetime) -> tuple[str, datetime] | None:
+    """``(reason, until)`` while the first alert of ``inc`` waits for the outcome of its check's
+    remediations (none recorded yet, or a run is under way), else ``None``. Only a
+    never-announced incident waits, and only ``wait`` seconds from when it opened."""
+    if not remediations or wait <= 0 or inc.announced_state is not None:
+        return None
+    until = inc.opened_at + timedelta(seconds=wait)
+    if now >= until:
+        return None
+    if any(e.kind == OUTCOME_EVENT for e in events) and not under_way(events):
+        return None
+    return f"{WAITING}{', '.join(remediations)} (at most {wait:g}s)", until
+
+
+class RemediationNotes:
+    """Reads the remediation events of incidents for the lifecycle's messages, holds a first
+    alert for its outcome, and tells the problems fixed before they were told."""
+
+    def __init__(self, notifications: Notifications, catalog: CheckCatalog) -> None:
+        self._notes = notifications
+        self._catalog = catalog
+
+    def line(self, tx: StoreTransaction, incident_id: int) -> str | None:
+        """What the agent did about the incident (:func:`remediation_line`)."""
+        return remediation_line(remediation_events(tx, incident_id))
+
+    def waiting(self, tx: StoreTransaction, inc: IncidentRecord, cfg: LifecycleSettings,
+                deadlines: Deadlines) -> str | None:
+        """Why the first alert of ``inc`` waits for its remediation's outcome, or ``None``
+        (the pass looks again soon: the outcome is stored without waking it)."""
+        remediations = self._catalog.remediations(inc.key)
+        if not remediations or inc.announced_state is not None:
+            return None
+        waiting = waits_for_outcome(inc, remediations, remediation_events(tx, inc.id), cfg.remediation_wait,
+                                    deadlines.now)
+        if waiting is None:
+            return None
+        reason, until = waiting
+        deadlines.add(min(until, deadlines.now + timedelta(seconds=EVIDENCE_RECHECK_S)))
+        return reason
+
+    def send_fixed(self, tx: StoreTransaction, deadlines: Deadlines) -> int:
+        """Problems that ended before their first alert went out although the agent acted on
+        them (the alert waited for the outcome, or for its ``group_wait`` after it): told once
+        (and never resolved: that message says it is OK again); returns how many rows. One that
+        a silence, a window, flapping or a parent held back stays untold, as it would have."""
+        now = deadlines.now
+        notes = self._notes
+        queued = 0
+        for inc in tx.find_incidents(since=now - timedelta(hours=1), limit=200):
+            if inc.resolved_at is None or inc.announced_state is not None \
+                    or not (inc.suppressed is None or inc.suppressed.startswith(WAITING)):
+                continue
+            line = self.line(tx, inc.id)
+            if line is None:
+                continue  # it went away by itself before the agent did anything: never mentioned
+            duration = format_duration((inc.resolved_at - inc.opened_at).total_seconds())
+            title = f"[{inc.state.name}, now OK] {inc.check} on {inc.host}"
+            vars = {**notes.alert_vars(AlertInfo.from_incident(inc), repeat=False, count=0), "dependents": [],
+                    "remediation": line, "resolved_after": duration}
+            ids = notes.enqueue(tx, "alert", notes.router.route(self._catalog.routed(inc)), title,
+                                notes.render("alert", vars), inc.severity, f"fixed:{inc.id}", inc.id, now)
+            if ids:
+                tx.link_notifications(ids, [inc.id])
+            tx.set_incident_lifecycle(inc.id, announced_state="OK", announced_at=now)
+            tx.add_event("notified", inc.key, inc.id, f"{inc.state.name}, fixed by the agent, queued once "
+                         f"({len(ids)} message(s)): {line}", {"notifications": ids}, at=now)
+            queued += len(ids)
+        return queued
+
+    def send_updates(self, tx: StoreTransaction, incidents: Sequence[IncidentRecord], cfg: LifecycleSettings,
+                     deadlines: Deadlines) -> int:
+        """One update per open, told incident whose remediation outcomes were recorded after its
+        last message (see the module docstring); returns how many rows were queued."""
+        now = deadlines.now
+        queued = 0
+        for inc in incidents:
+            if inc.resolved_at is not None or inc.suppressed or inc.announced_state in (None, "OK") \
+                    or not self._catalog.remediations(inc.key):
+                continue
+            events = list(reversed(tx.recent_events(incident_id=inc.id, limit=200)))
+            told = [e for e in events if e.kind == NOTIFIED_EVENT]
+            if not told:
+                continue
+            # Event ids are in commit order (one writer at a time): an outcome with a higher id
+            # than the last message's event was not visible when that message was written.
+            last = max(told, key=lambda e: e.id)
+            new = [e for e in events if e.kind == OUTCOME_EVENT and e.id > last.id
+                   and (e.data or {}).get("outcome") in UPDATE_OUTCOMES]
+            if not new:
+                continue
+            due = new[0].at + timedelta(seconds=self._group_wait(tx, inc, cfg))
+            if not any((e.data or {}).get("outcome") in URGENT_OUTCOMES for e in new):
+                due = max(due, last.at + timedelta(seconds=cfg.group_interval))
+            if due > now:
+                deadlines.add(due)
+                continue
+            queued += self._update(tx, inc, new, now)
+        return queued
+
+    def _update(self, tx: StoreTransaction, inc: IncidentRecord, new: Sequence[EventRecord], now: datetime) -> int:
+        notes = self._notes
+        title = f"[UPDATE] {inc.check} on {inc.host}: {new[-1].message}"
+        if len(title) > 200:
+            title = title[:199] + "…"
+        outcomes: list[dict[str, Any]] = [{"at": e.at.strftime("%Y-%m-%d %H:%M:%S UTC"), "message": e.message}
+                                          for e in new]
+        vars = {**notes.alert_vars(AlertInfo.from_incident(inc), repeat=False, count=0), "outcomes": outcomes}
+        pairs = notes.alerted(tx, inc.id)
+        ids = notes.enqueue(tx, "notice", pairs, title, notes.render("update", vars), inc.severity,
+                            f"update:{inc.id}:{new[-1].id}", inc.id, now)
+        if ids:
+            tx.link_notifications(ids, [inc.id])
+        targets = [t for _, t in pairs]
+        tx.add_event(NOTIFIED_EVENT, inc.key, inc.id, f"update queued for {', '.join(targets) or 'nobody'}: "
+                     + "; ".join(e.message for e in new), {"notifications": ids, "outcomes": [e.id for e in new]},
+                     at=now)
+        return len(ids)
+
+    def _group_wait(self, tx: StoreTransaction, inc: IncidentRecord, cfg: LifecycleSettings) -> float:
+        """The shortest ``group_wait`` of the routes the incident's alerts took (the inventory's
+        when a route sets none)."""
+        waits = [cfg.group_wait if r is None or r.group_wait is None else float(r.group_wait)
+                 for r, _ in self._notes.alerted(tx, inc.id)]
+        return min(waits, default=cfg.group_wait)

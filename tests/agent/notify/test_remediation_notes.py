@@ -1,0 +1,180 @@
+"""What the agent did, as the lifecycle tells it: a problem the agent fixed before its first
+alert went out is told once, whatever held that alert (the wait for the outcome, or the
+group_wait after it); one a silence held back, or that went away with nothing done, is not."""
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace as NS
+from typing import Any
+
+import pytest
+
+from agent.core.states import State
+from agent.notify import Notifications, Router, RouteSpec, TargetSpec
+from agent.notify.lifecycle import AlertLifecycle, LifecycleSettings
+from agent.notify.lifecycle.remediation_notes import OUTCOME_EVENT, STARTED_EVENT
+from agent.store import Store
+
+T0 = datetime(2025, 1, 6, 12, 0, tzinfo=UTC)
+KEY = "p/h/bot process"
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def world(store: Store) -> AlertLifecycle:
+    notes = Notifications(store, Router([RouteSpec("all", ("ops",))], {"ops": TargetSpec("ops", "json://127.0.0.1:1/")}),
+                          clock=lambda: T0)
+    checks: dict[str, Any] = {KEY: NS(play=NS(name="p", checks=[]), host=NS(name="h"), params=NS(),
+                                      check=NS(name="bot process", severity="critical", tags=(), depends_on=(),
+                                               remediate=("restart-bot",)))}
+    return AlertLifecycle(notes, checks=lambda: checks, maintenance=list, is_flapping=lambda key: False,
+                          settings=lambda: LifecycleSettings(group_wait=10, group_interval=60, remediation_wait=5))
+
+
+@pytest.mark.parametrize(("events", "pass_after_outcome", "silenced", "told"), [
+    pytest.param(False, True, False, False, id="gone by itself, nothing done: never mentioned"),
+    pytest.param(True, False, False, True, id="fixed while its alert waited for the outcome"),
+    pytest.param(True, True, False, True, id="fixed while its alert waited for group_wait after the outcome"),
+    pytest.param(True, True, True, False, id="fixed while a silence held it: not told"),
+])
+def test_a_problem_the_agent_fixed_before_its_alert_is_told_once(store: Store, events: bool,
+                                                                 pass_after_outcome: bool, silenced: bool,
+                                                                 told: bool) -> None:
+    lifecycle = world(store)
+    iid = store.open_incident(play="p", host="h", check="bot process", state=State.CRITICAL, severity="critical",
+                              opened_at=T0, summary="bot EXITED")
+    assert lifecycle.tick(T0) == 0  # waits for the outcome
+    if events:
+        store.add_event(STARTED_EVENT, KEY, iid, "restart-bot: running since 12:00:00 UTC", {}, at=at(0.1))
+        store.add_event(OUTCOME_EVENT, KEY, iid, "restart-bot: started bot (RUNNING, pid 42) in 0.9s",
+                        {"outcome": "done"}, at=at(1))
+    if pass_after_outcome:
+        assert lifecycle.tick(at(1)) == 0  # eligible now, due at the end of group_wait
+    if silenced:
+        store.add_silence(matchers={"check": "bot process"}, starts_at=at(1.5), ends_at=at(3600), reason="work",
+                          created_by="t")
+        lifecycle.tick(at(1.5))
+    store.resolve_incident(iid, at(3))
+    lifecycle.tick(at(3))
+    lifecycle.tick(at(30))
+    lifecycle.tick(at(90))
+    rows = sorted(store.list_notifications(), key=lambda n: n.id)
+    if not told:
+        assert rows == []
+        return
+    assert [(n.kind, n.title) for n in rows] == [("alert", "[CRITICAL, now OK] bot process on h")]
+    assert "done by the agent: restart-bot: started bot (RUNNING, pid 42)" in rows[0].body, rows[0].body
+    assert "no resolve follows" in rows[0].body
+
+
+def told(store: Store) -> list[tuple[str, str]]:
+    return [(n.kind, n.title) for n in sorted(store.list_notifications(), key=lambda n: n.id)]
+
+
+def crash_told_with(store: Store, lifecycle: AlertLifecycle, first: tuple[str, str]) -> int:
+    """A crash whose alert went out at 1 s saying the outcome ``first`` (message, outcome)."""
+    iid = store.open_incident(play="p", host="h", check="bot process", state=State.CRITICAL, severity="critical",
+                              opened_at=T0, summary="bot EXITED")
+    store.add_event(OUTCOME_EVENT, KEY, iid, first[0], {"outcome": first[1]}, at=at(0.5))
+    lifecycle.tick(at(0.5))
+    assert lifecycle.tick(at(10.5)) == 1  # group_wait 10 s
+    assert told(store) == [("alert", "[CRITICAL] bot process on h")]
+    return iid
+
+
+REFUSED = "restart-bot not run: cooling down until 12:00:30 UTC (1 of 3 runs used); decided again then"
+
+
+@pytest.mark.parametrize(("outcome", "kind", "due_after_alert"), [
+    pytest.param(REFUSED, "refused", 10.0, id="refused: told after group_wait, not held by group_interval"),
+    pytest.param("restart-bot not run: budget spent; handed over to playbook emergency", "handed-over", 10.0,
+                 id="handed over: the same"),
+    pytest.param("restart-bot: started bot (RUNNING, pid 43) in 0.9s", "done", 60.0,
+                 id="done: paced by group_interval after the alert"),
+])
+def test_an_outcome_recorded_after_the_alert_is_told_once_as_an_update(store: Store, outcome: str, kind: str,
+                                                                        due_after_alert: float) -> None:
+    lifecycle = world(store)
+    iid = crash_told_with(store, lifecycle, ("restart-bot: started bot (RUNNING, pid 42) in 0.8s", "done"))
+    store.add_event(OUTCOME_EVENT, KEY, iid, outcome, {"outcome": kind}, at=at(12))
+    assert lifecycle.tick(at(12)) == 0
+    assert lifecycle.next_due == (at(10.5 + due_after_alert) if kind == "done" else at(12 + due_after_alert))
+    assert lifecycle.tick(lifecycle.next_due) == 1
+    lifecycle.tick(at(200))
+    rows = sorted(store.list_notifications(), key=lambda n: n.id)
+    assert [(n.kind, n.target) for n in rows] == [("alert", "ops"), ("notice", "ops")]
+    assert rows[1].title == f"[UPDATE] bot process on h: {outcome}"[:200]
+    assert outcome in rows[1].body and "Not a new problem" in rows[1].body, rows[1].body
+    assert rows[1].incident_id == iid
+
+
+def test_outcomes_recorded_together_make_one_update(store: Store) -> None:
+    lifecycle = world(store)
+    iid = crash_told_with(store, lifecycle, ("restart-bot: started bot (RUNNING, pid 42) in 0.8s", "done"))
+    store.add_event(OUTCOME_EVENT, KEY, iid, REFUSED, {"outcome": "refused"}, at=at(12))
+    store.add_event(OUTCOME_EVENT, KEY, iid, "restart-bot: started bot (RUNNING, pid 44) in 0.7s", {"outcome": "done"},
+                    at=at(13))
+    lifecycle.tick(at(13))
+    lifecycle.tick(at(22))
+    lifecycle.tick(at(300))
+    assert [k for k, _ in told(store)] == ["alert", "notice"]
+    body = sorted(store.list_notifications(), key=lambda n: n.id)[1].body
+    assert "cooling down until 12:00:30 UTC" in body and "pid 44" in body
+
+
+@pytest.mark.parametrize(("late", "resolved", "silenced"), [
+    pytest.param(("restart-bot: nothing done, its steps do not apply", "nothing"), False, False,
+                 id="nothing done after the alert is no news"),
+    pytest.param(("restart-bot: started bot (RUNNING, pid 43) in 0.9s", "done"), True, False,
+                 id="resolved before the update: its resolve says it"),
+    pytest.param((REFUSED, "refused"), False, True, id="silenced after the alert: no update"),
+])
+def test_no_update(store: Store, late: tuple[str, str], resolved: bool, silenced: bool) -> None:
+    lifecycle = world(store)
+    iid = crash_told_with(store, lifecycle, ("restart-bot: started bot (RUNNING, pid 42) in 0.8s", "done"))
+    store.add_event(OUTCOME_EVENT, KEY, iid, late[0], {"outcome": late[1]}, at=at(12))
+    if silenced:
+        store.add_silence(matchers={"check": "bot process"}, starts_at=at(12), ends_at=at(3600), reason="work",
+                          created_by="t")
+    if resolved:
+        store.resolve_incident(iid, at(13))
+    for s in (13, 30, 80, 200):
+        lifecycle.tick(at(s))
+    assert [k for k, _ in told(store)] == (["alert", "resolve"] if resolved else ["alert"])
+    if resolved:
+        body = sorted(store.list_notifications(), key=lambda n: n.id)[1].body
+        assert "pid 43" in body, body
+
+
+def _ev(id_: int, kind: str, message: str, **data: Any) -> Any:
+    from agent.store import EventRecord
+
+    return EventRecord(id=id_, at=at(id_), kind=kind, key=KEY, incident_id=1, message=message, data=data)
+
+
+@pytest.mark.parametrize(("events", "line", "waits"), [
+    pytest.param([], None, True, id="nothing recorded yet: wait"),
+    pytest.param([_ev(1, STARTED_EVENT, "restart-bot: running since 12:00:01 UTC", run="a")],
+                 "restart-bot: running since 12:00:01 UTC, its outcome follows", True, id="a run under way: wait"),
+    pytest.param([_ev(1, STARTED_EVENT, "restart-bot: running since 12:00:01 UTC", run="a"),
+                  _ev(2, OUTCOME_EVENT, "restart-bot: nothing done, its steps do not apply", outcome="nothing")],
+                 "restart-bot: running since 12:00:01 UTC, its outcome follows", True,
+                 id="a decision recorded while an earlier run works: still under way"),
+    pytest.param([_ev(1, STARTED_EVENT, "restart-bot: running since 12:00:01 UTC", run="a"),
+                  _ev(2, OUTCOME_EVENT, "restart-bot: nothing done, its steps do not apply", outcome="nothing"),
+                  _ev(3, OUTCOME_EVENT, "restart-bot: started bot (RUNNING, pid 42) in 0.8s", outcome="done", run="a")],
+                 "restart-bot: started bot (RUNNING, pid 42) in 0.8s", False, id="every run finished: told"),
+    pytest.param([_ev(1, OUTCOME_EVENT, "restart-bot: nothing done, its steps do not apply; bot process saw STOPPED",
+                      outcome="nothing")],
+                 "restart-bot: nothing done, its steps do not apply; bot process saw STOPPED", False,
+                 id="nothing done is said when it is all there is (a deliberate stop)"),
+])
+def test_what_the_line_says_and_whether_the_first_alert_waits(events: list[Any], line: str | None,
+                                                               waits: bool) -> None:
+    from agent.notify.lifecycle.remediation_notes import remediation_line, waits_for_outcome
+
+    inc = NS(announced_state=None, opened_at=T0)
+    assert remediation_line(events) == line
+    assert (waits_for_outcome(inc, ["restart-bot"], events, 5.0, at(4)) is not None) is waits  # type: ignore[arg-type]

@@ -1,0 +1,94 @@
+"""Guarantees that hold under faults nobody scripted (issue 13), on the whole stack.
+
+Every scenario of :mod:`tests.faults.scenarios` runs ``FAULT_RUNS`` times (default 1) with fresh
+random timings; the seed of each run is printed when it fails, and ``FAULT_SEED=N`` replays it.
+Targets: 0 lost, 0 duplicated, 0 positions without a stop, at most one message per fault plus its
+resolve, no bot left dead without a page (and a resolve never arrives after a newer alert of the
+same check).
+
+Which scenarios run (``FAULT_SCENARIOS``): by default (``make test``) the :data:`DEFAULT` ones, about
+a minute and a half on one stack on a loaded 2-core machine; the others are marked ``slow_faults``
+and skipped, saying how to run them: ``FAULT_SCENARIOS=all`` (every scenario, about 8 minutes at
+one run each), a comma-separated list of names, or ``make reliability`` (every scenario, many
+runs, docs/reliability.md). Every fault test is in one ``xdist_group`` (``make test`` runs with
+``--dist loadgroup``): one pytest-xdist worker runs them one after another on one stack, instead
+of every worker starting a stack of its own.
+
+Scenarios whose target is not met are ``xfail(strict=True)`` with the figures seen and the issue
+item whose fix they wait for: remove the mark when the fix lands.
+"""
+from __future__ import annotations
+
+import os
+import random
+
+import pytest
+
+from tests.faults.scenarios import SCENARIOS, StackPool
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900), pytest.mark.xdist_group("faults")]
+
+RUNS = int(os.environ.get("FAULT_RUNS", "1"))
+
+DEFAULT = ("crash-after-running", "store-locked", "agent-killed-mid-remediation")
+"""What ``make test`` runs (about 90 s on one stack, measured on this project's loaded 2-core
+machine; docs/reliability.md): a crash of the restarted bot before any check saw it running, the
+store's write lock held across a crash (direct alert, stored later, told once), the agent killed
+while it remediates. The first two were seen failing on main; a receiver down across a crash is
+left to ``make reliability`` (tests/e2e/test_agent_core.py has a receiver down while an alert
+fires, with a fixed timing)."""
+
+_selected = os.environ.get("FAULT_SCENARIOS", "default")
+SELECTED = (set(SCENARIOS) if _selected == "all" else set(DEFAULT) if _selected == "default"
+            else {n.strip() for n in _selected.split(",") if n.strip()})
+
+# Targets not met (issue 13): the figures seen, and what fixes it.
+KNOWN: dict[str, str] = {
+    "crash-past-budget": "issue 13 item 6 (one root cause, one message): 7 messages for one crash loop (seeds 1, 7: "
+                         "3 CRITICAL, 2 RESOLVED between crashes a check saw recover, the emergency's message, the "
+                         "page); the 3 restarts and the page are as required",
+    "bot-hung": "issue 13 item 6 (one fault, one message): a 6 s SIGSTOP gave 5 messages (heartbeat CRITICAL, "
+                "2 grouped UNKNOWN, bot not halted UNKNOWN, 2 resolves)",
+    "exchange-429": "issue 13 item 6: 3 messages per fault (UNKNOWN latency, UNKNOWN credentials, which is "
+                    "never resolved within the run, one resolve)",
+    "exchange-5xx": "issue 13 item 6: 3 messages per fault (UNKNOWN latency, UNKNOWN credentials never resolved, "
+                    "one resolve)",
+    "exchange-outage": "issue 13 item 6: 5 messages per fault (UNKNOWN latency, credentials and rate-limit "
+                       "headroom, 2 resolves; credentials never resolved)",
+    "emergency-close-refused": "issue 13 items 6/7: 3 messages for one emergency (WARNING bot not halted, "
+                               "CRITICAL bot process for the emergency's own stop, the page); stops all in place",
+    "agent-killed-mid-delivery": "issue 13 items 4/5 (outbox): the alert the receiver got before the agent was "
+                                 "killed is sent again (1 duplicate, 3 messages per fault)",
+}
+
+
+def _cases() -> list[object]:
+    out: list[object] = []
+    for name in SCENARIOS:
+        marks: list[pytest.MarkDecorator] = []
+        if name not in DEFAULT:
+            marks.append(pytest.mark.slow_faults)
+        if name not in SELECTED:
+            marks.append(pytest.mark.skip(reason=f"not in FAULT_SCENARIOS={_selected}: run it with "
+                                                 f"FAULT_SCENARIOS={name} (or all), or make reliability"))
+        if name in KNOWN:
+            marks.append(pytest.mark.xfail(strict=True, reason=KNOWN[name]))
+        out.append(pytest.param(name, id=name, marks=marks))
+    return out
+
+
+@pytest.mark.parametrize("name", _cases())
+def test_fault_scenario_meets_the_targets(name: str, fault_stacks: StackPool) -> None:
+    spec = SCENARIOS[name]
+    if spec.needs_full_disk and fault_stacks.full_disk_skip:
+        pytest.skip(fault_stacks.full_disk_skip)
+    fixed = os.environ.get("FAULT_SEED")
+    seeds = [int(fixed)] if fixed else [random.SystemRandom().randrange(2**32) for _ in range(RUNS)]
+    failed = []
+    for seed in seeds:
+        outcome = fault_stacks.run(spec, seed)
+        print(outcome.summary())
+        if not outcome.ok:
+            failed.append(f"seed {seed} (replay: FAULT_SEED={seed} pytest tests/faults -k {name}): "
+                          f"{'; '.join(outcome.failures())}\n  {outcome.summary()}")
+    assert not failed, "\n".join(failed)
