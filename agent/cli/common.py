@@ -8,6 +8,7 @@ from typing import Any
 
 from rich.console import Console
 
+from agent.playbook.files import real_path
 from botwarden.errors import ConfigError
 
 console = Console(highlight=False)
@@ -52,7 +53,7 @@ def print_traceback() -> None:
 
 
 def templates_dir(inventory: Path) -> Path:
-    return inventory.resolve().parent / "templates"
+    return real_path(inventory).parent / "templates"
 
 
 def use_stack_secrets(inventory: Path) -> None:
@@ -67,7 +68,7 @@ def use_stack_secrets(inventory: Path) -> None:
     from botwarden.settings import read_secrets_file
 
     try:
-        path = locate(root=inventory.resolve().parent, inventory=inventory).settings.secrets_path
+        path = locate(root=real_path(inventory).parent, inventory=inventory).settings.secrets_path
     except (ConfigError, ValueError, OSError):
         return  # load_config reports a broken inventory or settings file with file:line
     try:
@@ -81,36 +82,67 @@ def use_stack_secrets(inventory: Path) -> None:
             os.environ[name] = value
 
 
-def load(inventory: Path, paths: Sequence[Path] | None, *, for_reading: bool = False) -> Any:
-    """Load and validate everything, or raise ConfigError after printing every diagnostic.
-    The stack's ``var/secrets.env`` fills what the environment lacks (:func:`use_stack_secrets`).
+def load(inventory: Path, paths: Sequence[Path] | None, *, need_play: str | None = None,
+         for_reading: bool = False) -> Any:
+    """The configuration to act on, or raise ConfigError after printing every diagnostic.
+
+    When the files on disk do not load, an operator's command still runs, saying so: on the
+    valid part of the files (the inventory and settings, and the playbooks that are valid
+    with what they refer to) or else on the last good configuration the agent saved; with
+    ``need_play``, only on one that holds that playbook (``agent run-playbook emergency`` is
+    not blocked by a typo in another playbook). The stack's ``var/secrets.env`` fills what the
+    environment lacks (:func:`use_stack_secrets`).
 
     ``for_reading``: the command reads the store and changes nothing the resident agent sends
     (``status``, ``explain``, ``history``, ``ack``, ``silence``): it needs the checks, not the
     notification secrets, so an environment variable a template reads without a default may be
     unset here; the command works and says which ones it went without."""
-    from agent.modules.registry import default_registry
-    from agent.playbook import load_config
+    chosen, _ = load_chosen(inventory, paths, ("disk", "valid-part", "last-good"), need_play=need_play,
+                            for_reading=for_reading)
+    return chosen.config
+
+
+def load_chosen(inventory: Path, paths: Sequence[Path] | None, order: Sequence[Any], *,
+                need_play: str | None = None, for_reading: bool = False) -> tuple[Any, Any]:
+    """:func:`load` with the order of what to fall back on
+    (:meth:`agent.engine.config_source.ConfigSource.choose`); returns the ``Chosen`` and the
+    ``ConfigSource`` (to load again)."""
+    from agent.engine.config_source import ConfigSource
 
     use_stack_secrets(inventory)
-
-    paths = list(paths) if paths else [inventory.resolve().parent / "playbooks"]
-    result = load_config(inventory, paths, default_registry(), env=dict(os.environ),
-                         templates_dir=templates_dir(inventory),
-                         unset_env="placeholder" if for_reading else "error")
-    if result.diagnostics:
-        for d in result.diagnostics:
-            err_console.print(str(d), markup=False)
-        raise ConfigError(f"{len(result.diagnostics)} error(s) in the configuration; nothing was changed",
+    paths = list(paths) if paths else [real_path(inventory).parent / "playbooks"]
+    source = ConfigSource(inventory, paths, env=dict(os.environ), templates_dir=templates_dir(inventory),
+                          unset_env="placeholder" if for_reading else "error")
+    chosen, disk = source.choose(order, need_play=need_play)
+    if chosen is None and need_play is not None and not disk.diagnostics:
+        chosen, _ = source.choose(order, first=disk)  # no such playbook: said by the caller, with a hint
+    for d in disk.diagnostics:
+        err_console.print(str(d), markup=False)
+    if chosen is None:
+        holding = f" that holds playbook {need_play!r}" if need_play else ""
+        raise ConfigError(f"{len(disk.diagnostics)} error(s) in the configuration, and neither a valid part "
+                          f"nor a last good configuration{holding} to fall back on; nothing was changed",
                           hint="fix the lines above and run `agent validate`")
-    assert result.config is not None
-    _redact_output(result.config.templating.redactor)
-    unset = sorted(result.config.templating.unset_env_used)
+    if chosen.origin != "disk":
+        err_console.print(f"warning: the configuration on disk has {len(disk.diagnostics)} error(s) (above); "
+                          f"{_fallback_text(chosen, need_play)}", markup=False, style="bold yellow")
+    _redact_output(chosen.config.templating.redactor)
+    unset = sorted(chosen.config.templating.unset_env_used)
     if unset:
         err_console.print(f"warning: {', '.join('$' + n for n in unset)} not set in this shell: not needed to read "
                           "the agent's state (the resident agent has its own environment; `agent validate` run "
                           "with that environment checks what uses them)", markup=False)
-    return result.config
+    return chosen, source
+
+
+def _fallback_text(chosen: Any, need_play: str | None) -> str:
+    what = f"playbook {need_play!r}" if need_play else "this command"
+    if chosen.origin == "valid-part":
+        left = ", ".join(chosen.left_out) or "none"
+        return f"{what} runs from the files that are valid (left out: {left})"
+    if chosen.origin == "last-good":
+        return f"{what} runs from the last good configuration, saved {chosen.snapshot.when}"
+    return f"{what} runs on the built-in configuration"
 
 
 def _redact_output(redactor: Any) -> None:

@@ -19,6 +19,7 @@ from typing import Annotated
 import typer
 
 from agent.cli import options
+from agent.playbook.files import real_path
 
 log = logging.getLogger("agent.events")
 
@@ -37,7 +38,7 @@ def events_listener(
     if socket_path is None:
         from agent import stack
 
-        st = stack.locate(inventory=inventory.resolve())
+        st = stack.locate(inventory=real_path(inventory))
         socket_path = st.settings.path(st.settings.agent.events_socket)
     logging.basicConfig(stream=sys.stderr, level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

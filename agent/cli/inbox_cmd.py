@@ -2,12 +2,17 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from agent.cli import options
-from agent.cli.common import console
+from agent.cli.common import console, err_console
+from agent.playbook.files import real_path
+
+if TYPE_CHECKING:
+    from botwarden.settings import StackSettings
 
 
 def inbox(
@@ -16,11 +21,10 @@ def inbox(
     inventory: options.Inventory = options.DEFAULT_INVENTORY,
 ) -> None:
     """Receive alerts posted by apprise's json:// target into var/inbox.jsonl (or show them)."""
-    from agent import stack
     from agent.stack import inbox as inbox_mod
 
-    st = stack.locate(inventory=inventory.resolve())
-    path = st.settings.path(st.settings.inbox.file)
+    settings = _settings(inventory)
+    path = settings.path(settings.inbox.file)
     if show:
         for rec in inbox_mod.read(path, last):
             console.print(f"[bold]{rec.get('received_at', '')}[/] {rec.get('type', '')}: {rec.get('title', '')}")
@@ -28,11 +32,30 @@ def inbox(
             console.print()
         return
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    server = inbox_mod.make_server(st.settings.inbox.host, st.settings.inbox.port, path)
-    logging.getLogger("agent.inbox").info("listening on %s, writing %s", st.settings.inbox.url, path)
+    server = inbox_mod.make_server(settings.inbox.host, settings.inbox.port, path)
+    logging.getLogger("agent.inbox").info("listening on %s, writing %s", settings.inbox.url, path)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
         server.server_close()
+
+
+def _settings(inventory: Path) -> StackSettings:
+    """The stack settings; when the inventory or the settings file cannot be read, those of what
+    the agent runs on (the last good configuration...), so the local receiver the agent pages
+    through keeps listening (supervisord runs this: an exit would be a crash loop)."""
+    from agent import stack
+    from botwarden.errors import ConfigError
+
+    try:
+        return stack.locate(inventory=real_path(inventory)).settings
+    except (ConfigError, ValueError, OSError) as exc:
+        from agent.cli.common import load_chosen
+        from agent.engine.config_source import START_ORDER
+
+        err_console.print(f"warning: {exc}; using the settings of what the agent runs on", markup=False)
+        chosen, _ = load_chosen(inventory, None, START_ORDER)
+        settings: StackSettings = chosen.config.settings
+        return settings

@@ -1,6 +1,7 @@
 """Command-line options shared by several commands, defined once."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -9,10 +10,13 @@ import typer
 
 def _named_inventory_exists(ctx: typer.Context, param: typer.CallbackParam, value: Path | None) -> Path | None:
     """An inventory named on the command line must exist (only the default may be absent: the
-    built-in inventory stands in for it); a usage error (exit 2) otherwise."""
+    built-in inventory stands in for it); a usage error (exit 2) otherwise. Something that is
+    there but cannot be used (a symbolic link that loops, a FIFO) is loaded and reported with
+    what it is, like any other broken file (the resident agent then falls back on the last good
+    configuration instead of exiting)."""
     source = ctx.get_parameter_source(param.name or "inventory")
-    if value is not None and source is not None and source.name != "DEFAULT" and not value.is_file():
-        raise typer.BadParameter(f"{value} does not exist or is not a file")
+    if value is not None and source is not None and source.name != "DEFAULT" and not os.path.lexists(value):
+        raise typer.BadParameter(f"{value} does not exist")
     return value
 
 

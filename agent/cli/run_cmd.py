@@ -6,6 +6,7 @@ import logging
 import signal
 
 from agent.cli import options
+from agent.playbook.files import real_path
 
 
 def run(
@@ -19,7 +20,7 @@ def run(
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)  # one line per job run drowns the log
-    targets = list(paths) if paths else [inventory.resolve().parent / "playbooks"]
+    targets = list(paths) if paths else [real_path(inventory).parent / "playbooks"]
     agent = Agent(ConfigSource(inventory, targets), store_url=store, check_mode=check)
 
     async def main() -> int:

@@ -66,7 +66,7 @@ def run_playbook(
 
     from agent.engine.operator_run import run_play_once
 
-    config = load(inventory, [Path(p) for p in paths] if paths else None)
+    config = load(inventory, [Path(p) for p in paths] if paths else None, need_play=name)
     play, hosts = find_play(config, name, limit)
     host_names = [h.name for h in hosts]
     extra_vars = _parse_extra(extra)
@@ -76,8 +76,17 @@ def run_playbook(
 
     mode = " (check mode: nothing will be changed)" if check else ""
     console.print(escape(f"PLAY [{play.name}] on {', '.join(host_names)}{mode} ") + "*" * 30)
-    recap = asyncio.run(run_play_once(config, play, hosts, check_mode=check, extra_vars=extra_vars,
-                                      on_outcome=_print_outcome, store_url=store))
+
+    async def once() -> Any:
+        from agent.http import close_shared_clients
+
+        try:
+            return await run_play_once(config, play, hosts, check_mode=check, extra_vars=extra_vars,
+                                       on_outcome=_print_outcome, store_url=store)
+        finally:  # the modules' HTTP sessions, closed in their loop (else 'Unclosed client session' at exit)
+            await close_shared_clients()
+
+    recap = asyncio.run(once())
     print_recap(recap)
     if recap.failed:
         raise typer.Exit(ExitCode.FAILED)

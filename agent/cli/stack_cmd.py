@@ -6,6 +6,7 @@ from rich.table import Table
 
 from agent.cli import options
 from agent.cli.common import console
+from agent.playbook.files import real_path
 from botwarden.errors import ExitCode
 
 app = typer.Typer(no_args_is_help=True, help="Bring the supervised stack up or down.")
@@ -24,7 +25,7 @@ def up(inventory: options.Inventory = options.DEFAULT_INVENTORY) -> None:
     """Render supervisord.conf from the settings and start (or update) supervisord."""
     from agent import stack
 
-    st = stack.locate(inventory=inventory.resolve())
+    st = stack.locate(inventory=real_path(inventory))
     infos = stack.up(st)
     console.print(_table(infos))
     console.print(f"supervisord config: {st.conf_path}  (control: supervisorctl -c {st.conf_path} status)")
@@ -37,7 +38,7 @@ def down(inventory: options.Inventory = options.DEFAULT_INVENTORY) -> None:
     """Stop every program and supervisord."""
     from agent import stack
 
-    st = stack.locate(inventory=inventory.resolve())
+    st = stack.locate(inventory=real_path(inventory))
     console.print("stopped" if stack.down(st) else "not running")
 
 
@@ -46,7 +47,7 @@ def status(inventory: options.Inventory = options.DEFAULT_INVENTORY) -> None:
     """Show the supervised programs."""
     from agent import stack
 
-    st = stack.locate(inventory=inventory.resolve())
+    st = stack.locate(inventory=real_path(inventory))
     if not stack.is_up(st):
         console.print("supervisord is not running (start it with `make run`)")
         raise typer.Exit(ExitCode.OPERATIONAL)
@@ -61,7 +62,7 @@ def render(inventory: options.Inventory = options.DEFAULT_INVENTORY) -> None:
     from agent import stack
     from agent.stack.environment import program_environments
 
-    st = stack.locate(inventory=inventory.resolve())
+    st = stack.locate(inventory=real_path(inventory))
     tokens = dict.fromkeys(stack.token_names(st), "***")
     console.print(stack.render_conf(st, environments=program_environments(st, os.environ, tokens), mask=True),
                   markup=False)

@@ -14,6 +14,7 @@ import typer
 
 from agent.cli import options
 from agent.cli.common import console, err_console, templates_dir
+from agent.playbook.files import real_path
 from botwarden.errors import ExitCode
 
 
@@ -27,7 +28,7 @@ def validate(
     from agent.playbook.files import is_dir, is_file, playbook_files, sibling_playbooks
 
     inventory_path = inventory if inventory is not None else options.DEFAULT_INVENTORY
-    default_dir = inventory_path.resolve().parent / "playbooks"
+    default_dir = real_path(inventory_path).parent / "playbooks"
     targets = list(paths) if paths else [default_dir]
     context: list[Path] = []
     for path in targets:

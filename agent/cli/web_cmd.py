@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from agent.cli import options
-from agent.cli.common import load, store_url, templates_dir
+from agent.cli.common import load_chosen, store_url, templates_dir
 from botwarden.settings import loopback_host
 
 
@@ -25,6 +25,7 @@ def web(
 ) -> None:
     """Serve the status page and the operator's controls."""
     from agent.core.redaction import Redactor
+    from agent.engine.config_source import START_ORDER
     from agent.notify import install as install_redaction
     from agent.web import make_context, serve
 
@@ -34,9 +35,11 @@ def web(
         except ValueError as exc:
             raise typer.BadParameter(str(exc), param_hint="--host") from None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config = load(inventory, None)
+    # What the agent would run on, never an exit for a broken file (the page shows it).
+    chosen, source = load_chosen(inventory, None, START_ORDER)
+    config = chosen.config
     ctx = make_context(config, store_url=store_url(config, store), env=os.environ,
-                       templates_dir=templates_dir(inventory))
+                       templates_dir=templates_dir(inventory), source=source, chosen=chosen)
     from agent.engine.operator_actions import redactor as _redactor
 
     redactor: Redactor = _redactor(config)

@@ -23,15 +23,16 @@ import gc
 import hashlib
 import logging
 import signal
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from agent.core.redaction import RedactingFilter
 from agent.engine.alert_loop import AlertLoop
 from agent.engine.clock import ClockWatch
-from agent.engine.config_source import ConfigSource
+from agent.engine.config_source import START_ORDER, Chosen, ConfigSource, Fingerprint
 from agent.engine.dependencies import DependencyProbes
 from agent.engine.direct_alerts import DirectAlerts
 from agent.engine.heartbeat import DeadMansSwitch
@@ -49,6 +50,7 @@ from agent.engine.store_writer import ResultBatcher
 from agent.engine.task_runner import TaskRunner
 from agent.engine.watchers import Detection
 from agent.notify import Notifications, Outbox
+from agent.notify.notifications import CONFIG_REJECTED
 from agent.notify.routing import RoutedMessage
 from agent.playbook.loader import Config, skipped_target_message
 from agent.stack.files import secure_state
@@ -59,6 +61,7 @@ __all__ = ["Agent", "Collaborators", "ConfigSource", "settle_heap"]
 
 log = logging.getLogger("agent")
 RELOAD_POLL_SECONDS = 1.0
+TASK_RESTART_MAX_S = 60.0
 
 
 @dataclass
@@ -98,9 +101,17 @@ class Agent:
         self._stop = asyncio.Event()
         self._reload_requested = asyncio.Event()
         self._background: set[asyncio.Task[None]] = set()
-        self._fingerprint: tuple[tuple[str, float, int], ...] = ()
+        self._fingerprint: Fingerprint = ()
         self._last_reload_error: str | None = None
         self._redaction: RedactingFilter | None = None
+        self.origin = "disk"
+        """What the agent runs (:class:`~agent.engine.config_source.Chosen`): ``disk`` unless the
+        files on disk did not load at start-up and none has loaded since."""
+        self._good_version = "none"
+        """Which good configuration runs (when it was loaded from disk): a broken version is
+        told once per good one it stands against."""
+        self._supervised: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {}
+        self._task_failures: dict[str, int] = {}
 
     @property
     def running(self) -> Collaborators:
@@ -110,20 +121,30 @@ class Agent:
         return self.parts
 
     # -- start-up ------------------------------------------------------------------------------
-    def _load_or_raise(self) -> Config:
-        result = self.source.load()
-        if result.diagnostics or result.config is None:
-            for d in result.diagnostics:
-                log.error("%s", d)
-            raise ConfigError(f"{len(result.diagnostics)} error(s) in the configuration; the agent did not start",
+    def _choose_or_raise(self) -> Chosen:
+        chosen, disk = self.source.choose(START_ORDER)
+        for d in disk.diagnostics:
+            log.error("%s", d)
+        if chosen is None:
+            raise ConfigError(f"{len(disk.diagnostics)} error(s) in the configuration, no last good configuration "
+                              "and not even the built-in one loads; the agent did not start",
                               hint="run `agent validate` and fix the lines it names")
-        return result.config
+        if chosen.origin != "disk":
+            log.error("the configuration on disk does not load: %s", chosen.summary())
+        return chosen
 
     async def start(self) -> None:
         from agent.notify import install as install_redaction
 
-        self._fingerprint = self.source.fingerprint()
-        live = LiveConfig(self._load_or_raise())
+        before = await asyncio.to_thread(self.source.fingerprint)
+        chosen = await asyncio.to_thread(self._choose_or_raise)
+        after = await asyncio.to_thread(self.source.fingerprint)
+        # Taken before loading, so an edit made while it loads is noticed; unless loading named
+        # another file to watch (the settings file the inventory names), which only this one has.
+        same_files = [name for name, _ in before] == [name for name, _ in after]
+        self._fingerprint = before if same_files else after
+        self.origin = chosen.origin
+        live = LiveConfig(chosen.config)
         settings = live.current.settings
         db_path = Path(settings.path(settings.agent.db))
         url = self.store_url or f"sqlite:///{db_path}"
@@ -187,10 +208,15 @@ class Agent:
         skipped = live.current.skipped_targets()  # optional targets rendered empty: said once, and stored
         for name, variables in skipped.items():
             log.warning("%s", skipped_target_message(name, variables))
+        on = "" if chosen.origin == "disk" else f" ({chosen.summary()})"
         await thread.call(store.add_event, "start", None, None,
-                          f"agent started with {len(live.current.bound_checks)} checks"
+                          f"agent started with {len(live.current.bound_checks)} checks{on}"
                           + "".join(f"; {skipped_target_message(n, v)}" for n, v in skipped.items()),
-                          {"skipped_targets": skipped})
+                          {"skipped_targets": skipped, "config": chosen.origin})
+        if chosen.origin == "disk":
+            await self._loaded_from_disk(live.current)
+        else:
+            await self._tell_not_on_disk(chosen)
         settle_heap()
         log.info("agent started: %d playbooks, %d checks", len(live.current.playbooks), len(live.current.bound_checks))
 
@@ -203,15 +229,16 @@ class Agent:
             loop.add_signal_handler(signal.SIGHUP, self._reload_requested.set)
         except (NotImplementedError, RuntimeError):  # not the main thread (tests): reload by file change
             pass
-        self._spawn(parts.outbox.run(self._stop), "outbox")
-        self._spawn(self._watch_config(self._stop), "reload")
-        self._spawn(parts.housekeeping.run(self._stop), "housekeeping")
-        self._spawn(parts.alerts.run(self._stop), "alerts")
-        self._spawn(parts.heartbeat.run(self._stop), "heartbeat")
-        self._spawn(parts.detection.run(self._stop), "detection")
-        self._spawn(parts.clock.run(self._stop), "clock")
-        if parts.store_file is not None:
-            self._spawn(parts.store_file.run(self._stop), "store-file")
+        self._supervise("outbox", lambda: parts.outbox.run(self._stop))
+        self._supervise("reload", lambda: self._watch_config(self._stop))
+        self._supervise("housekeeping", lambda: parts.housekeeping.run(self._stop))
+        self._supervise("alerts", lambda: parts.alerts.run(self._stop))
+        self._supervise("heartbeat", lambda: parts.heartbeat.run(self._stop))
+        self._supervise("detection", lambda: parts.detection.run(self._stop))
+        self._supervise("clock", lambda: parts.clock.run(self._stop))
+        store_file = parts.store_file
+        if store_file is not None:
+            self._supervise("store-file", lambda: store_file.run(self._stop))
         waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._stop.wait())]
         try:
             await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
@@ -227,10 +254,37 @@ class Agent:
         self._background.add(task)
         task.add_done_callback(self._task_done)
 
+    def _supervise(self, name: str, factory: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Run ``factory()`` as background task ``name`` for as long as the agent runs: if it
+        ever ends before the agent stops, that is logged, the operator is told once, and it is
+        started again (after 1 s, doubling up to a minute while it keeps failing)."""
+        self._supervised[name] = factory
+        self._spawn(factory(), name)
+
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._background.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("background task %s failed", task.get_name(), exc_info=task.exception())
+        name = task.get_name()
+        error = task.exception() if not task.cancelled() else None
+        if error is not None:
+            log.error("background task %s failed", name, exc_info=error)
+        if name not in self._supervised or self._stop.is_set() or task.cancelled():
+            return
+        failures = self._task_failures[name] = self._task_failures.get(name, 0) + 1
+        why = f"{type(error).__name__}: {error}" if error is not None else "it ended"
+        delay = min(TASK_RESTART_MAX_S, 2.0 ** (failures - 1))
+        log.error("background task %s stopped (%s); starting it again in %.0fs (failure %d)", name, why, delay,
+                  failures)
+        if failures == 1 and self.parts is not None:
+            self.parts.direct.deliver(
+                f"[AGENT] the agent's {name} task failed and was restarted",
+                f"The resident agent's background task {name!r} stopped unexpectedly ({why}). It is started "
+                "again (backing off while it keeps failing); the agent's log has the traceback. This is a bug: "
+                "please report it.", "critical", RoutedMessage("critical", tags=("p0",)))
+        asyncio.get_running_loop().call_later(delay, self._restart, name)
+
+    def _restart(self, name: str) -> None:
+        if not self._stop.is_set():
+            self._spawn(self._supervised[name](), name)
 
     # -- the agent's own guards ----------------------------------------------------------------
     def _store_lost(self, reason: str) -> None:
@@ -261,6 +315,9 @@ class Agent:
 
     # -- reload --------------------------------------------------------------------------------
     async def _watch_config(self, stop: asyncio.Event) -> None:
+        """Reload on SIGHUP and when :meth:`ConfigSource.fingerprint` changes. One failed round
+        (whatever fails) is logged and the next one runs: the watcher never ends before the agent."""
+        told = False
         while not stop.is_set():
             try:
                 await asyncio.wait_for(self._reload_requested.wait(), timeout=RELOAD_POLL_SECONDS)
@@ -268,13 +325,28 @@ class Agent:
             except TimeoutError:
                 forced = False
             self._reload_requested.clear()
-            fp = await asyncio.to_thread(self.source.fingerprint)
-            if forced or fp != self._fingerprint:
-                self._fingerprint = fp
-                await self.reload()
+            try:
+                fp = await asyncio.to_thread(self.source.fingerprint)
+                if forced or fp != self._fingerprint:
+                    self._fingerprint = fp
+                    await self.reload()
+            except Exception as exc:
+                log.exception("configuration reload failed")
+                self._fingerprint = ()  # try again at the next round
+                if not told and self.parts is not None:
+                    told = True
+                    self.parts.direct.deliver(
+                        "[CONFIG] a configuration reload failed: the last good configuration keeps running",
+                        f"Reloading the configuration failed unexpectedly ({type(exc).__name__}: {exc}). The "
+                        "agent keeps running the configuration it has and tries again; the agent's log has the "
+                        "traceback. This is a bug: please report it.", "warning", RoutedMessage("warning"))
+                await asyncio.sleep(RELOAD_POLL_SECONDS)
 
     async def reload(self) -> bool:
-        """Load the configuration again. An invalid version is rejected; the last good one runs on."""
+        """Load the configuration again. An invalid version is rejected; the last good one runs on.
+
+        Running on the valid part of the files (no last good configuration at start-up), a
+        rejected version still brings in the playbooks that became valid."""
         parts = self.running
         result = await asyncio.to_thread(self.source.load)
         if result.diagnostics or result.config is None:
@@ -283,11 +355,28 @@ class Agent:
                 log.error("reload rejected: %s", d)
             if text != self._last_reload_error:  # alert once per distinct broken version
                 self._last_reload_error = text
-                digest = hashlib.sha256(text.encode()).hexdigest()[:16]
-                await parts.store_thread.call(parts.notifications.config_rejected, text, digest)
+                await parts.store_thread.call(parts.notifications.config_rejected, text, self._digest(text))
+            if self.origin in ("valid-part", "built-in"):
+                chosen, _ = await asyncio.to_thread(self.source.choose, ("valid-part",), first=result)
+                if chosen is not None:
+                    self._apply(chosen.config)
+                    self.origin = chosen.origin
+                    log.info("running the valid part of the configuration: %s", chosen.summary())
             return False
         self._last_reload_error = None
+        self.origin = "disk"
         config = result.config
+        self._apply(config)
+        keys = {bc.key for bc in config.bound_checks}
+        await parts.store_thread.call(parts.store.add_event, "reload", None, None,
+                                      f"configuration reloaded: {len(keys)} checks", {})
+        log.info("configuration reloaded: %d checks", len(keys))
+        await self._loaded_from_disk(config)
+        settle_heap()
+        return True
+
+    def _apply(self, config: Config) -> None:
+        parts = self.running
         parts.config.replace(config)
         parts.notifications.update_config(config)
         parts.outbox.update_targets(parts.notifications.targets)
@@ -296,11 +385,56 @@ class Agent:
         keys = {bc.key for bc in config.bound_checks}
         parts.pipeline.forget([k for k in parts.pipeline.statuses if k not in keys])
         parts.alerts.wake()  # routes, group waits or depends_on may have changed
-        await parts.store_thread.call(parts.store.add_event, "reload", None, None,
-                                      f"configuration reloaded: {len(keys)} checks", {})
-        log.info("configuration reloaded: %d checks", len(keys))
-        settle_heap()
-        return True
+
+    # -- the last good configuration -----------------------------------------------------------
+    def _digest(self, text: str) -> str:
+        """Dedup key of a broken version: told once while the same good configuration runs
+        (across restarts of the agent on it too), again when it stands against a newer one. The
+        files loading again ends every such key (:meth:`_loaded_from_disk`): that holds without a
+        last good configuration too, where the version is ``"none"`` after a restart."""
+        return hashlib.sha256(f"{self._good_version}\n{text}".encode()).hexdigest()[:16]
+
+    async def _loaded_from_disk(self, config: Config) -> None:
+        """The files on disk loaded (at start or by a reload): kept as the last good configuration,
+        and the breakage told before is over: the same break again is paged again (a new
+        episode), even when no last good configuration could be kept (``_good_version`` then
+        says nothing after a restart)."""
+        await self._saved_last_good(config)
+        parts = self.running
+        ended = await parts.store_thread.call(parts.notifications.config_loaded)
+        if ended:
+            log.info("the configuration loads: a new breakage will be told again")
+
+    async def _saved_last_good(self, config: Config) -> None:
+        now = datetime.now(UTC)
+        self._good_version = now.isoformat()  # the snapshot's saved_at: the same after a restart on it
+        problem = await asyncio.to_thread(self.source.save_last_good, config, now=now)
+        if problem is not None:
+            log.warning("%s; after a restart with broken files the agent would have no last good one to run", problem)
+
+    async def _tell_not_on_disk(self, chosen: Chosen) -> None:
+        """Started on something else than the files on disk: say so once (see :func:`_digest`)."""
+        parts = self.running
+        text = chosen.details()
+        self._last_reload_error = text
+        if chosen.snapshot is not None:
+            self._good_version = chosen.snapshot.saved_at.isoformat()
+        digest = self._digest(text)
+        tags: tuple[str, ...] = ()
+        if chosen.origin == "last-good":
+            title, severity = f"[CONFIG] {chosen.summary()}", "warning"
+            why = ("The configuration files on disk do not load, so the agent started on the last configuration "
+                   "that loaded (kept under var/). Fix the files (`agent validate`); the agent loads them as soon "
+                   "as they are valid.")
+        else:
+            title, severity, tags = f"[CONFIG] {chosen.summary()}", "critical", ("p0",)
+            why = ("The configuration files on disk do not load and there is no last good configuration to run "
+                   "instead: " + ("only the playbooks that are valid run." if chosen.origin == "valid-part" else
+                                  "NOTHING IS GUARDED (no check runs); only this message could be sent.")
+                   + " Fix the files (`agent validate`); the agent loads them as soon as they are valid.")
+        await parts.store_thread.call(lambda: parts.notifications.notice(
+            None, title=title[:300], body=f"{why}\n\n{text}", severity=severity, tags=tags,
+            dedup=f"{CONFIG_REJECTED}:{digest}"))
 
     # -- shutdown ------------------------------------------------------------------------------
     async def shutdown(self) -> None:

@@ -1,51 +1,270 @@
-"""Where the resident agent's configuration comes from, and a cheap fingerprint to notice edits."""
+"""Where the configuration comes from, what to run when the files on disk are broken, and a
+cheap fingerprint to notice edits.
+
+Nothing here raises for what is on disk: a file that cannot be read, listed or even stat'ed
+(a symbolic link that loops, a FIFO, no permission) is a diagnostic of :meth:`ConfigSource.load`
+and a distinct value of :meth:`ConfigSource.fingerprint`; an unexpected exception while loading
+becomes a diagnostic too (a rejection, with a request to report it), never the end of the caller.
+
+:meth:`ConfigSource.choose` picks what to run, in the caller's order of preference, among
+
+* ``disk``: the files as they are, when everything is valid;
+* ``last-good``: the last configuration that loaded (:mod:`agent.playbook.last_good`), saved
+  after every good load by :meth:`ConfigSource.save_last_good`;
+* ``valid-part``: the inventory and settings on disk with only the playbooks that are valid
+  themselves and whose references resolve (a playbook is left out with what it needs);
+* ``built-in``: the built-in inventory and settings, no playbook: enough to tell the local
+  inbox that the agent cannot guard.
+"""
 from __future__ import annotations
 
+import logging
 import os
+import stat
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from agent.core.redaction import Redactor
 from agent.modules.registry import Registry, default_registry
+from agent.playbook.diagnostics import Diagnostic
+from agent.playbook.files import PLAYBOOK_SUFFIXES, ConfigReader, FrozenReader, real_path
+from agent.playbook.last_good import Snapshot, find_snapshot, save_snapshot
 
 if TYPE_CHECKING:
-    from agent.playbook.loader import LoadResult
+    from agent.playbook.loader import Config, LoadResult
+
+log = logging.getLogger("agent")
+Origin = Literal["disk", "last-good", "valid-part", "built-in"]
+Fingerprint = tuple[tuple[str, object], ...]
+START_ORDER: tuple[Origin, ...] = ("disk", "last-good", "valid-part", "built-in")
+"""What the resident agent (and the web page) start on: the files on disk; when they do not
+load, the last good configuration; without one, the valid part of the files on disk; else the
+built-in inventory, only to say that it cannot guard (never a silent crash loop)."""
+
+
+@dataclass(frozen=True)
+class Chosen:
+    """The configuration to run and why it is that one."""
+
+    config: Config
+    origin: Origin
+    problems: list[Diagnostic] = field(default_factory=list)
+    """What is wrong on disk (empty when ``origin`` is ``disk``)."""
+    snapshot: Snapshot | None = None
+    """The last good configuration run (``origin`` ``last-good``)."""
+    left_out: list[str] = field(default_factory=list)
+    """Playbook files left out (``origin`` ``valid-part``)."""
+
+    @property
+    def guards_fully(self) -> bool:
+        return self.origin in ("disk", "last-good")
+
+    def summary(self) -> str:
+        """One line for operators: what runs and the first problem (``file:line:col: message``)."""
+        first = _one_line(self.problems[0]) if self.problems else ""
+        more = f" (and {len(self.problems) - 1} more)" if len(self.problems) > 1 else ""
+        if self.origin == "disk":
+            return "the configuration on disk"
+        if self.origin == "last-good":
+            assert self.snapshot is not None
+            return f"running on last good configuration from {self.snapshot.when}: {first}{more}"
+        if self.origin == "valid-part":
+            return (f"no last good configuration: running only the valid part ({len(self.config.playbooks)} "
+                    f"playbook(s); left out {', '.join(Path(f).name for f in self.left_out) or 'none'}): "
+                    f"{first}{more}")
+        return f"no valid configuration and no last good one: the agent cannot guard: {first}{more}"
+
+    def details(self) -> str:
+        """Every problem, as ``agent validate`` prints them."""
+        return "\n".join(str(d) for d in self.problems)
 
 
 class ConfigSource:
-    """Where the configuration comes from, and a cheap fingerprint to notice changes."""
+    """Where the configuration comes from (see the module docstring)."""
 
     def __init__(self, inventory: Path, playbook_paths: Sequence[Path], *, env: Mapping[str, str] | None = None,
-                 registry: Registry | None = None, templates_dir: Path | None = None) -> None:
-        self.inventory = inventory
+                 registry: Registry | None = None, templates_dir: Path | None = None,
+                 unset_env: Literal["error", "placeholder"] = "error") -> None:
+        self.inventory = Path(inventory)
+        self.unset_env: Literal["error", "placeholder"] = unset_env
+        """``placeholder``: loaded for reading only (:func:`agent.playbook.load_config`)."""
         self.playbook_paths = list(playbook_paths)
         self.env = dict(env if env is not None else os.environ)
         self.registry = registry or default_registry()
-        self.templates_dir = templates_dir or inventory.resolve().parent / "templates"
+        self.templates_dir = templates_dir or real_path(self.inventory).parent / "templates"
         self.redactor = Redactor.for_environment(self.env)
         """Every configuration loaded from here shares it: a secret learnt stays redacted after a reload."""
+        self.settings_path: Path | None = None
+        """The settings file the last load looked at (watched by :meth:`fingerprint`)."""
+        self.var_dir: Path | None = None
+        """``var/`` of the last settings that loaded (where the last good configuration is kept)."""
 
-    def load(self) -> LoadResult:
+    # -- loading -------------------------------------------------------------------------------
+    def load(self, paths: Sequence[Path] | None = None, *, reader: ConfigReader | None = None,
+             inventory: Path | None = None, templates_dir: Path | None = None) -> LoadResult:
+        """Load and validate; never raises (an unexpected exception is a diagnostic)."""
         from agent.playbook import load_config
+        from agent.playbook.loader import LoadResult
 
-        return load_config(self.inventory, self.playbook_paths, self.registry, env=self.env,
-                           templates_dir=self.templates_dir, redactor=self.redactor)
+        inventory = inventory or self.inventory
+        try:
+            result = load_config(inventory, list(paths) if paths is not None else self.playbook_paths,
+                                 self.registry, env=self.env, templates_dir=templates_dir or self.templates_dir,
+                                 redactor=self.redactor, reader=reader, unset_env=self.unset_env)
+        except Exception as exc:
+            log.exception("loading the configuration failed unexpectedly")
+            return LoadResult(None, [Diagnostic(str(inventory), 0, 0, "the configuration could not be loaded: "
+                                                f"internal error {type(exc).__name__}: {exc}",
+                                                "this is a bug: please report it with the agent's log; the "
+                                                "last good configuration keeps running")])
+        if reader is None:
+            self.settings_path = result.settings_path
+            if result.settings is not None:
+                self.var_dir = result.settings.path(result.settings.var_dir)
+        return result
 
-    def fingerprint(self) -> tuple[tuple[str, float, int], ...]:
-        files: list[Path] = [self.inventory]
-        for p in self.playbook_paths:
-            if p.is_dir():
-                files.extend(sorted(q for q in p.iterdir() if q.suffix in (".yaml", ".yml")))
-            else:
-                files.append(p)
-        if self.templates_dir.is_dir():
-            files.extend(sorted(self.templates_dir.iterdir()))
-        out = []
-        for f in files:
-            try:
-                st = f.stat()
-                out.append((str(f), st.st_mtime, st.st_size))
-            except FileNotFoundError:
-                out.append((str(f), 0.0, -1))
-        return tuple(out)
+    def save_last_good(self, config: Config, *, now: datetime | None = None) -> str | None:
+        """Keep ``config`` (loaded from disk) as the last good configuration, saved at ``now``;
+        the reason when it could not be written (the caller logs it: the agent runs on regardless)."""
+        var_dir = config.settings.path(config.settings.var_dir)
+        try:
+            save_snapshot(var_dir, files=config.files, inventory=self.inventory, playbook_paths=self.playbook_paths,
+                          playbook_files=config.playbook_files, templates_dir=self.templates_dir, now=now,
+                          redact=config.templating.redactor.redact)
+        except (OSError, ValueError) as exc:
+            return f"the last good configuration could not be saved under {var_dir}: {exc}"
+        return None
+
+    def last_good(self) -> tuple[Snapshot | None, list[str]]:
+        """The last good configuration saved for this source (and why others were not used).
+
+        Looked for in ``var/`` of the settings on disk when they load, else of the settings
+        last loaded, else ``var/`` beside the inventory and under ``$BOTWARDEN_ROOT``.
+        """
+        candidates = [d for d in (self.var_dir,) if d is not None]
+        candidates.append(real_path(self.inventory).parent / "var")
+        root = os.environ.get("BOTWARDEN_ROOT")
+        if root:
+            candidates.append(Path(root) / "var")
+        return find_snapshot(candidates, self.inventory, self.playbook_paths)
+
+    def load_snapshot(self, snap: Snapshot) -> LoadResult:
+        """Load a last good configuration (validated again: the environment may have changed)."""
+        return self.load([Path(p) for p in snap.playbook_files], reader=snap.reader(), inventory=Path(snap.inventory),
+                         templates_dir=Path(snap.templates_dir) if snap.templates_dir else self.templates_dir)
+
+    def load_valid_part(self, result: LoadResult) -> tuple[LoadResult, list[str]] | None:
+        """The inventory and settings on disk with only the playbooks that load, each with what it
+        refers to; None when a problem is outside the playbooks (inventory, settings, templates
+        named by the inventory)."""
+        current = list(result.playbook_files)
+        left_out: list[str] = []
+        last = result
+        for _ in range(len(current) + 1):
+            by_name = {str(f): f for f in current}
+            bad = {d.file for d in last.diagnostics}
+            if bad - by_name.keys() - set(result.unusable):
+                return None
+            left_out += [name for name in by_name if name in bad]
+            current = [f for f in current if str(f) not in bad]
+            last = self.load(current)
+            if last.config is not None:
+                return last, left_out
+        return None
+
+    def load_built_in(self) -> LoadResult:
+        """The built-in inventory and settings with no playbook (nothing read from disk)."""
+        return self.load([], reader=FrozenReader({}), inventory=self.inventory.parent / "inventory (built-in)")
+
+    def choose(self, order: Sequence[Origin], *, first: LoadResult | None = None,
+               need_play: str | None = None) -> tuple[Chosen | None, LoadResult]:
+        """The first of ``order`` that loads (and holds playbook ``need_play`` when given).
+
+        Returns it (None when none does) and the result of loading the disk (``first`` when
+        given: the caller loaded it already)."""
+        disk = first if first is not None else self.load()
+        problems = list(disk.diagnostics)
+        for origin in order:
+            chosen = self._try(origin, disk, problems)
+            if chosen is not None and (need_play is None or need_play in chosen.config.playbooks):
+                return chosen, disk
+        return None, disk
+
+    def _try(self, origin: Origin, disk: LoadResult, problems: list[Diagnostic]) -> Chosen | None:
+        if origin == "disk":
+            return Chosen(disk.config, "disk") if disk.config is not None and not disk.diagnostics else None
+        if origin == "last-good":
+            snap, why = self.last_good()
+            for line in why:
+                log.warning("last good configuration not used: %s", line)
+            if snap is None:
+                return None
+            result = self.load_snapshot(snap)
+            if result.config is None:
+                for d in result.diagnostics:
+                    log.error("the last good configuration does not load now: %s", _one_line(d))
+                return None
+            return Chosen(result.config, "last-good", problems, snapshot=snap)
+        if origin == "valid-part":
+            if disk.config is not None and not disk.diagnostics:
+                return None
+            part = self.load_valid_part(disk)
+            if part is None:
+                return None
+            return Chosen(part[0].config, "valid-part", problems, left_out=part[1]) if part[0].config else None
+        result = self.load_built_in()
+        if result.config is None:
+            for d in result.diagnostics:
+                log.error("the built-in configuration does not load: %s", _one_line(d))
+            return None
+        return Chosen(result.config, "built-in", problems)
+
+    # -- noticing edits -----------------------------------------------------------------------
+    def fingerprint(self) -> Fingerprint:
+        """Changes when a file of the configuration changes (content, type, target, permission,
+        appearance); never raises: what cannot be looked at is part of the value."""
+        try:
+            out: list[tuple[str, object]] = [_stamp(self.inventory)]
+            if self.settings_path is not None:
+                out.append(_stamp(self.settings_path))
+            for path in self.playbook_paths:
+                out.append(_stamp(path))
+                out += [_stamp(entry) for entry in _entries(path, PLAYBOOK_SUFFIXES)]
+            out += [_stamp(entry) for entry in _entries(self.templates_dir, None)]
+            return tuple(out)
+        except Exception as exc:  # noqa: BLE001 - a value that differs from any good one: a reload reports it
+            return (("fingerprint failed", f"{type(exc).__name__}: {exc}"),)
+
+
+def _stamp(path: Path) -> tuple[str, object]:
+    try:
+        info = os.stat(path)
+        return (str(path), (stat.S_IFMT(info.st_mode), info.st_mtime_ns, info.st_size, info.st_ino, info.st_dev,
+                            stat.S_IMODE(info.st_mode)))
+    except OSError as exc:
+        try:
+            link: object = os.readlink(path)
+        except OSError:
+            link = None
+        return (str(path), ("error", exc.errno, link))
+    except ValueError as exc:
+        return (str(path), ("error", str(exc)))
+
+
+def _entries(path: Path, suffixes: tuple[str, ...] | None) -> list[Path]:
+    try:
+        if not stat.S_ISDIR(os.stat(path).st_mode):
+            return []
+        names = sorted(os.listdir(path))
+    except (OSError, ValueError):
+        return []  # _stamp(path) carries the error
+    return [Path(path) / n for n in names if suffixes is None or Path(n).suffix.lower() in suffixes]
+
+
+def _one_line(d: Diagnostic) -> str:
+    where = f"{d.file}:{d.line}:{d.column}" if d.line else d.file
+    return f"{where}: {d.message}"
+

@@ -316,6 +316,17 @@ class OpenOrder:
     trigger_px: float | None
     order_type: str
 
+    @property
+    def is_buy(self) -> bool:
+        return self.side == "buy"
+
+    @property
+    def tpsl(self) -> str | None:
+        """``"sl"``, ``"tp"`` or None, read from the order type (:func:`botwarden.protection.tpsl_of`)."""
+        from botwarden.protection import tpsl_of
+
+        return tpsl_of(self.order_type, is_trigger=self.trigger_px is not None)
+
     def as_fact(self) -> dict[str, Any]:
         return {"coin": self.coin, "side": self.side, "size": self.size, "price": self.price, "oid": self.oid,
                 "reduce_only": self.reduce_only, "trigger_px": self.trigger_px, "order_type": self.order_type}

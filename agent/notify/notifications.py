@@ -33,6 +33,10 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+CONFIG_REJECTED = "config-rejected"
+"""Dedup of the messages that say the configuration on disk does not load (see
+:meth:`Notifications.config_loaded`)."""
+
 @dataclass(frozen=True)
 class AlertInfo:
     """What the engine knows when a check turns hard-bad."""
@@ -251,9 +255,16 @@ class Notifications:
                            tags=("p0",))  # a remediation budget exhausted is P0 (docs/runbooks.md)
 
     def config_rejected(self, text: str, digest: str) -> list[int]:
-        """A reload was rejected; sent once per distinct broken version (``digest``)."""
+        """A reload was rejected; sent once per distinct broken version (``digest``) in a
+        breakage episode (until :meth:`config_loaded`)."""
         return self.notice(None, title="[CONFIG] reload rejected: the last good configuration keeps running",
-                           body=text, severity="warning", dedup=f"config-rejected:{digest}")
+                           body=text, severity="warning", dedup=f"{CONFIG_REJECTED}:{digest}")
+
+    def config_loaded(self) -> int:
+        """The files on disk loaded (a start or a reload): the breakage told with the dedup
+        ``CONFIG_REJECTED:...`` is over, and the same break again is a new one, told again
+        (one page per episode, not per reload attempt). Returns how many keys were ended."""
+        return self.store.end_dedup(f"notice:{CONFIG_REJECTED}:")
 
     # -- the public API of the alert lifecycle (agent.notify.lifecycle) -----------------------
 

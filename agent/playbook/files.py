@@ -1,98 +1,236 @@
-"""Which files are playbooks: the paths given, directories expanded, nothing skipped silently.
+"""How configuration files are found and read: nothing skipped silently, nothing that can hang.
 
-A directory contributes its ``*.yaml`` and ``*.yml`` files, sorted. Whatever would otherwise be
-skipped without a word is reported: a file whose suffix is ``.yaml`` in another case (``.YAML``:
-rename it), a dangling symbolic link, an entry that cannot be read, a directory holding no
-playbook at all, a path that does not exist.
+Every file of the configuration (inventory, stack settings, playbooks, named templates) is read
+through a :class:`ConfigReader`, and whatever makes a path unusable is a :class:`FileProblem`
+(:mod:`agent.core.safe_files`) that names it and says what is wrong: no such file, a symbolic
+link to nothing or one that loops, a directory, a named pipe (FIFO), a socket or a device where
+a file belongs, no permission, too large. A FIFO is never opened for reading, so it never
+blocks a load.
+
+A directory of playbooks contributes its ``*.yaml`` and ``*.yml`` entries, sorted; each entry
+that is not a readable file is reported, as is a file whose suffix is ``.yaml`` in another
+case (``.YAML``: rename it), a directory holding no playbook at all, a path that does not exist.
+
+:class:`DiskReader` reads the disk and keeps the bytes of everything it read: a configuration
+that loaded runs on exactly those bytes (its templates render from them) and they are what the
+last good configuration snapshot stores (:mod:`agent.playbook.last_good`). :class:`FrozenReader`
+serves such bytes back.
 """
 from __future__ import annotations
 
+import errno
 import os
-from collections.abc import Sequence
+import stat
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from agent.core.safe_files import (
+    MAX_BYTES,
+    NOT_A_FILE_HINT,
+    FileProblem,
+    file_problem,
+    key,
+    kind_of,
+    os_problem,
+    read_file,
+    real_path,
+)
 from agent.playbook.diagnostics import Diagnostic
 
+__all__ = ["DISK", "MAX_BYTES", "PLAYBOOK_SUFFIXES", "ConfigReader", "DiskReader", "FileProblem", "FrozenReader",
+           "file_problem", "is_dir", "is_file", "key", "kind_of", "os_problem", "playbook_files", "read_file",
+           "real_path", "sibling_playbooks"]
 PLAYBOOK_SUFFIXES = (".yaml", ".yml")
 
 
-def playbook_files(paths: Sequence[Path]) -> tuple[list[Path], list[Diagnostic]]:
+class ConfigReader:
+    """Where the loader reads configuration files from. Every method answers for a path; none
+    raises but :meth:`read` (a :class:`FileProblem`) and :meth:`list_dir` (the same)."""
+
+    def exists(self, path: Path) -> bool:
+        """Whether there is anything at ``path`` (a dangling symbolic link counts: reading it says why)."""
+        raise NotImplementedError
+
+    def problem(self, path: Path) -> FileProblem | None:
+        """Why ``path`` cannot be read as a configuration file, or None."""
+        raise NotImplementedError
+
+    def read(self, path: Path, limit: int = MAX_BYTES) -> bytes:
+        raise NotImplementedError
+
+    def is_dir(self, path: Path) -> bool:
+        raise NotImplementedError
+
+    def list_dir(self, path: Path) -> list[Path]:
+        """The entries of directory ``path``, sorted."""
+        raise NotImplementedError
+
+    def version(self, path: Path) -> object:
+        """Changes when the file at ``path`` changes (templates are reloaded on a change)."""
+        raise NotImplementedError
+
+
+class DiskReader(ConfigReader):
+    """Reads the disk (:func:`read_file`) and keeps what it read, by :func:`key`."""
+
+    def __init__(self) -> None:
+        self.read_files: dict[str, bytes] = {}
+
+    def exists(self, path: Path) -> bool:
+        try:
+            return os.path.lexists(path)
+        except (OSError, ValueError):
+            return False
+
+    def problem(self, path: Path) -> FileProblem | None:
+        return file_problem(path)
+
+    def read(self, path: Path, limit: int = MAX_BYTES) -> bytes:
+        data = read_file(path, limit)
+        self.read_files[key(path)] = data
+        return data
+
+    def is_dir(self, path: Path) -> bool:
+        try:
+            return stat.S_ISDIR(os.stat(path).st_mode)
+        except (OSError, ValueError):
+            return False
+
+    def list_dir(self, path: Path) -> list[Path]:
+        try:
+            return sorted(Path(path) / name for name in os.listdir(path))
+        except OSError as exc:
+            problem = os_problem(path, exc)
+            raise FileProblem(f"cannot list the directory: {exc.strerror or exc}"
+                              if exc.errno in (errno.EACCES, errno.EPERM) else problem.message,
+                              "check its permissions" if exc.errno in (errno.EACCES, errno.EPERM)
+                              else problem.hint) from None
+
+    def version(self, path: Path) -> object:
+        try:
+            info = os.stat(path)
+            return (info.st_mtime_ns, info.st_size, info.st_ino)
+        except (OSError, ValueError):
+            return None
+
+
+class FrozenReader(ConfigReader):
+    """Serves fixed file contents by :func:`key`: what a load read, or a last good snapshot.
+    Paths it does not hold go to ``fallback`` (the disk), or do not exist without one."""
+
+    def __init__(self, files: Mapping[str, bytes], *, fallback: ConfigReader | None = None) -> None:
+        self.files = dict(files)
+        self.fallback = fallback
+
+    def exists(self, path: Path) -> bool:
+        if key(path) in self.files:
+            return True
+        return self.fallback.exists(path) if self.fallback is not None else False
+
+    def problem(self, path: Path) -> FileProblem | None:
+        if key(path) in self.files:
+            return None
+        if self.fallback is not None:
+            return self.fallback.problem(path)
+        return FileProblem("not part of the last good configuration")
+
+    def read(self, path: Path, limit: int = MAX_BYTES) -> bytes:
+        data = self.files.get(key(path))
+        if data is not None:
+            return data
+        if self.fallback is not None:
+            return self.fallback.read(path, limit)
+        raise FileProblem("not part of the last good configuration")
+
+    def is_dir(self, path: Path) -> bool:
+        prefix = key(path).rstrip(os.sep) + os.sep
+        if any(name.startswith(prefix) for name in self.files):
+            return True
+        return self.fallback.is_dir(path) if self.fallback is not None else False
+
+    def list_dir(self, path: Path) -> list[Path]:
+        prefix = key(path).rstrip(os.sep) + os.sep
+        names = {name[len(prefix):].split(os.sep, 1)[0] for name in self.files if name.startswith(prefix)}
+        if not names and self.fallback is not None:
+            return self.fallback.list_dir(path)
+        return sorted(Path(path) / name for name in names)
+
+    def version(self, path: Path) -> object:
+        if key(path) in self.files:
+            return "frozen"
+        return self.fallback.version(path) if self.fallback is not None else None
+
+
+DISK: ConfigReader = DiskReader()
+"""A reader of the disk for callers that keep nothing (what it read is not looked at)."""
+
+
+def playbook_files(paths: Sequence[Path], reader: ConfigReader | None = None) -> tuple[list[Path], list[Diagnostic]]:
     """Expand directories to their playbook files (sorted); report what cannot be used."""
+    reader = reader or DiskReader()
     files: list[Path] = []
     problems: list[Diagnostic] = []
     for path in paths:
-        try:
-            if path.is_dir():
-                found, found_problems = _directory(path)
-                files += found
-                problems += found_problems
-            elif path.is_file():
-                files.append(path)
-            elif path.is_symlink():
-                problems.append(_dangling(path))
-            else:
-                problems.append(Diagnostic(str(path), 0, 0, "no such file or directory"))
-        except OSError as exc:
-            problems.append(Diagnostic(str(path), 0, 0, f"cannot read it: {exc.strerror or exc}"))
+        if reader.is_dir(path):
+            found, found_problems = _directory(path, reader)
+            files += found
+            problems += found_problems
+            continue
+        problem = reader.problem(path)
+        if problem is None:
+            files.append(path)
+        else:
+            problems.append(Diagnostic(str(path), 0, 0, problem.message, problem.hint))
     return files, problems
 
 
 def is_file(path: Path) -> bool:
-    """``path.is_file()``, False when the answer cannot be had (a directory that may not be
-    searched raises PermissionError there)."""
-    try:
-        return path.is_file()
-    except OSError:
-        return False
+    """Whether ``path`` is a regular file (following symbolic links); False when the answer
+    cannot be had (a loop, a directory that may not be searched)."""
+    return file_problem(path) is None
 
 
 def is_dir(path: Path) -> bool:
     """``path.is_dir()``, False when the answer cannot be had."""
-    try:
-        return path.is_dir()
-    except OSError:
-        return False
+    return DISK.is_dir(path)
 
 
 def sibling_playbooks(path: Path) -> list[Path]:
     """The other playbook files in the directory of ``path`` (for cross-references)."""
-    found, _ = _directory(path.parent)
-    return [p for p in found if p.resolve() != path.resolve()]
+    found, _ = _directory(path.parent, DISK)
+    me = real_path(path)
+    return [p for p in found if real_path(p) != me]
 
 
-def _directory(path: Path) -> tuple[list[Path], list[Diagnostic]]:
+def _directory(path: Path, reader: ConfigReader) -> tuple[list[Path], list[Diagnostic]]:
     problems: list[Diagnostic] = []
     try:
-        entries = sorted(path.iterdir())
-    except OSError as exc:
-        return [], [Diagnostic(str(path), 0, 0, f"cannot list the directory: {exc.strerror or exc}",
-                               "check its permissions")]
+        entries = reader.list_dir(path)
+    except FileProblem as exc:
+        return [], [Diagnostic(str(path), 0, 0, exc.message, exc.hint)]
     found: list[Path] = []
     for entry in entries:
         suffix = entry.suffix
         if suffix.lower() not in PLAYBOOK_SUFFIXES:
             continue
-        try:
-            if suffix not in PLAYBOOK_SUFFIXES:
-                problems.append(Diagnostic(str(entry), 0, 0, f"playbook files end in .yaml or .yml (lower "
-                                           f"case); this one ends in {suffix!r} and would be skipped",
-                                           f"rename it to {entry.with_suffix(suffix.lower()).name}"))
-            elif entry.is_symlink() and not entry.exists():
-                problems.append(_dangling(entry))
-            elif entry.is_file():
-                found.append(entry)
-        except OSError as exc:
-            problems.append(Diagnostic(str(entry), 0, 0, f"cannot read it: {exc.strerror or exc}"))
+        if suffix not in PLAYBOOK_SUFFIXES:
+            problems.append(Diagnostic(str(entry), 0, 0, f"playbook files end in .yaml or .yml (lower "
+                                       f"case); this one ends in {suffix!r} and would be skipped",
+                                       f"rename it to {entry.with_suffix(suffix.lower()).name}"))
+            continue
+        problem = reader.problem(entry)
+        if problem is None:
+            found.append(entry)
+        elif reader.is_dir(entry):
+            problems.append(Diagnostic(str(entry), 0, 0, "a directory named like a playbook; playbooks are "
+                                       "files and this one would be skipped",
+                                       "rename it so that it does not end in .yaml or .yml, or move it out"))
+        else:
+            problems.append(Diagnostic(str(entry), 0, 0, problem.message,
+                                       problem.hint if problem.hint != NOT_A_FILE_HINT else
+                                       "a playbook must be a file: replace it with one, or remove it"))
     if not found and not problems:
         problems.append(Diagnostic(str(path), 0, 0, "no playbook files (*.yaml, *.yml) in this directory",
                                    "name the directory that holds the playbooks, or a playbook file"))
     return found, problems
 
-
-def _dangling(path: Path) -> Diagnostic:
-    try:
-        target = os.readlink(path)
-    except OSError:
-        target = "?"
-    return Diagnostic(str(path), 0, 0, f"a symbolic link to {target}, which does not exist",
-                      "point the link at the playbook, or remove it")

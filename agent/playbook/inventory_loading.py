@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from agent.apprise_plugins import is_known_scheme, parse_urls, url_scheme, why_refused
 from agent.core.redaction import url_secrets
 from agent.playbook.diagnostics import Diagnostic, suggest
-from agent.playbook.files import is_file
+from agent.playbook.files import DISK, ConfigReader, real_path
 from agent.playbook.inventory import AlertTemplates, Inventory, default_inventory_data
 from agent.playbook.literal_secrets import SECRET_HINT as _SECRET_HINT
 from agent.playbook.literal_secrets import literal_secrets
@@ -31,15 +31,18 @@ from agent.playbook.scope import unknown_in_template_file
 from agent.playbook.templating import TemplateError, Templating
 from agent.playbook.validation import diagnostics_from_validation
 from agent.playbook.yaml_source import Marks, SourceDocument, load_yaml
-from botwarden.settings import StackSettings, load_settings
+from botwarden.settings import StackSettings
 
 
-def read_inventory(path: Path, *, required: bool = False) -> tuple[SourceDocument, Inventory | None,
-                                                                   list[Diagnostic]]:
+def read_inventory(path: Path, *, required: bool = False, reader: ConfigReader | None = None
+                   ) -> tuple[SourceDocument, Inventory | None, list[Diagnostic]]:
     """Parse and validate the inventory file, or use the default one when it does not exist
-    and is not ``required`` (it was not named by the operator)."""
-    if os.path.lexists(path):
-        doc = load_yaml(path)
+    and is not ``required`` (it was not named by the operator). Anything at the path that is
+    not a readable file (a dangling or looping symbolic link, a FIFO) is reported, never
+    replaced by the default."""
+    reader = reader or DISK
+    if reader.exists(path):
+        doc = load_yaml(path, reader=reader)
     elif required:
         doc = SourceDocument(str(path))
         return doc, None, [doc.at(0, 0, "inventory file not found",
@@ -111,38 +114,58 @@ def inventory_rules(doc: SourceDocument, inv: Inventory) -> list[Diagnostic]:
     return out
 
 
-def read_settings(doc: SourceDocument, inv: Inventory | None, inventory_path: Path
-                  ) -> tuple[StackSettings, list[Diagnostic]]:
-    """The stack settings the inventory names (defaults when it names none).
+def settings_path(inv: Inventory | None, inventory_path: Path) -> Path | None:
+    """The stack settings file the configuration reads: the one the inventory names, else
+    ``$BOTWARDEN_SETTINGS`` (None: the built-in defaults)."""
+    if inv is not None and inv.settings is not None:
+        path = Path(inv.settings)
+        return path if path.is_absolute() else inventory_path.parent / path
+    named = os.environ.get("BOTWARDEN_SETTINGS")
+    return Path(named) if named else None
+
+
+def read_settings(doc: SourceDocument, inv: Inventory | None, inventory_path: Path,
+                  reader: ConfigReader | None = None) -> tuple[StackSettings, list[Diagnostic]]:
+    """The stack settings the inventory names (defaults when it names none, or the file
+    ``$BOTWARDEN_SETTINGS`` names when the inventory names none).
 
     The file is read with the positioned loader, so a problem in it is reported at its line in
-    the settings file; the inventory's ``settings:`` line only when the file cannot be found.
+    the settings file; the inventory's ``settings:`` line when the file cannot be used (not
+    found, not a file, a symbolic link that loops), with what is wrong with it.
     """
-    if inv is None or inv.settings is None:
+    reader = reader or DISK
+    if inv is None:
         return _default_settings(), []
-    path = Path(inv.settings)
-    if not path.is_absolute():
-        path = inventory_path.parent / path
-    if not is_file(path):
-        return _default_settings(), [doc.diagnostic(("settings",), f"settings file {inv.settings!r} not found "
-                                                    f"(looked at {path})")]
-    settings_doc = load_yaml(path)
+    path = settings_path(inv, inventory_path)
+    if path is None:
+        return _default_settings(), []
+    problem = reader.problem(path)
+    if problem is not None:
+        what = "not found" if problem.message == "no such file or directory" else problem.message
+        if inv.settings is None:
+            return _default_settings(), [Diagnostic(str(path), 0, 0, f"settings file named by $BOTWARDEN_SETTINGS: "
+                                                    f"{what}", problem.hint or "set $BOTWARDEN_SETTINGS to the "
+                                                    "stack settings file, or unset it")]
+        said = (f"settings file {inv.settings!r} not found (looked at {path})" if what == "not found"
+                else f"settings file {inv.settings!r} ({path}): {what}")
+        return _default_settings(), [doc.diagnostic(("settings",), said,
+                                                    problem.hint or "name the stack settings file, relative to "
+                                                    "the inventory, or null for the defaults")]
+    settings_doc = load_yaml(path, reader=reader)
     if settings_doc.diagnostics:
         return _default_settings(), settings_doc.diagnostics
     data = settings_doc.data if settings_doc.data is not None else {}
     if not isinstance(data, dict):
         return _default_settings(), [settings_doc.at(1, 1, "the settings file must be a mapping (key: value)")]
     try:
-        return StackSettings.model_validate({"root": str(path.resolve().parent), **data}), []
+        return StackSettings.model_validate({"root": str(real_path(path).parent), **data}), []
     except ValidationError as exc:
         return _default_settings(), diagnostics_from_validation(exc, settings_doc, data, model=StackSettings)
 
 
 def _default_settings() -> StackSettings:
-    try:
-        return load_settings(None)
-    except (ValidationError, OSError, ValueError):  # $BOTWARDEN_SETTINGS names a broken file
-        return StackSettings.model_validate({"root": str(Path.cwd())})
+    """The built-in settings (rooted at ``$BOTWARDEN_ROOT`` or the current directory)."""
+    return StackSettings.model_validate({"root": os.environ.get("BOTWARDEN_ROOT", os.getcwd())})
 
 
 def render_targets(doc: SourceDocument, inv: Inventory, settings_vars: dict[str, Any],
@@ -204,7 +227,7 @@ def template_files(doc: SourceDocument, inv: Inventory, templating: Templating) 
     for kind in AlertTemplates.model_fields:
         name = getattr(inv.notify.templates, kind)
         path = ("notify", "templates", kind) if kind in explicit else ("notify",)
-        exists = directory is not None and is_file(directory / name)
+        exists = directory is not None and templating.reader.exists(directory / name)
         if not exists:
             if kind in explicit:
                 out.append(doc.diagnostic(path, f"template {name!r} not found in "

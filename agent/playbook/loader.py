@@ -27,7 +27,7 @@ from agent.modules.base import HostContext
 from agent.modules.registry import Registry
 from agent.playbook.binding import BoundCheck, bind_checks
 from agent.playbook.diagnostics import Diagnostic, suggest
-from agent.playbook.files import is_dir, playbook_files
+from agent.playbook.files import ConfigReader, DiskReader, FrozenReader, playbook_files, real_path
 from agent.playbook.inventory import Inventory, host_vars, resolve_hosts
 from agent.playbook.inventory_loading import (
     heartbeat_problems,
@@ -35,6 +35,7 @@ from agent.playbook.inventory_loading import (
     read_inventory,
     read_settings,
     render_targets,
+    settings_path,
     template_files,
 )
 from agent.playbook.literal_secrets import literal_secret_problems
@@ -58,6 +59,12 @@ class Config:
     hosts: dict[str, HostContext]
     bound_checks: list[BoundCheck]
     templating: Templating
+    files: Mapping[str, bytes] = field(default_factory=dict)
+    """Every file this configuration was loaded from, as read (by absolute path): inventory,
+    settings, playbooks and the templates validated. It runs on these bytes
+    (``templating.reader``) and they are what :mod:`agent.playbook.last_good` keeps."""
+    playbook_files: tuple[str, ...] = ()
+    """The playbook files loaded, in order (absolute paths)."""
 
     def hosts_of(self, play: Playbook) -> list[HostContext]:
         """The hosts ``play`` runs on, in inventory order."""
@@ -86,6 +93,16 @@ class LoadResult:
 
     config: Config | None
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    settings: StackSettings | None = None
+    """The stack settings as loaded when their file had no problem (also when other files
+    have some: where ``var/`` is, to find the last good configuration)."""
+    settings_path: Path | None = None
+    """The settings file the inventory (or ``$BOTWARDEN_SETTINGS``) names, if any: watched for edits."""
+    playbook_files: list[Path] = field(default_factory=list)
+    """The playbook files found (directories expanded), loaded or not."""
+    unusable: list[str] = field(default_factory=list)
+    """Playbook paths and directory entries reported as unusable (a FIFO named ``x.yaml``, a
+    symbolic link that loops): never loaded, so they are not part of any configuration."""
 
     @property
     def ok(self) -> bool:
@@ -111,6 +128,7 @@ def load_config(
     context_paths: Sequence[Path] = (),
     inventory_required: bool = False,
     unset_env: Literal["error", "placeholder"] = "error",
+    reader: ConfigReader | None = None,
 ) -> LoadResult:
     """Load and validate everything; never raises for bad input (see the module docstring).
 
@@ -126,17 +144,21 @@ def load_config(
     checked) and ``config.templating.unset_env_used`` names those used. ``redactor``
     (default: a new one) learns the configuration's secrets: target URLs, environment values
     read by templates, parameters marked secret; it is ``config.templating.redactor``.
+    Files are read through ``reader`` (default: the disk, :class:`~agent.playbook.files.DiskReader`);
+    ``config.files`` holds what was read and the configuration renders its templates from it.
     """
     inventory_path = Path(inventory_path)
-    if templates_dir is None and is_dir(inventory_path.parent / "templates"):
+    disk = reader if reader is not None else DiskReader()
+    if templates_dir is None and disk.is_dir(inventory_path.parent / "templates"):
         templates_dir = inventory_path.parent / "templates"
     templating = Templating(templates_dir, env=os.environ if env is None else env, redactor=redactor,
-                            unset_env=unset_env)
+                            unset_env=unset_env, reader=disk)
     diagnostics: list[Diagnostic] = []
 
-    inv_doc, inventory, problems = read_inventory(inventory_path, required=inventory_required)
+    inv_doc, inventory, problems = read_inventory(inventory_path, required=inventory_required, reader=disk)
     diagnostics += problems
-    settings, problems = read_settings(inv_doc, inventory, inventory_path)
+    settings, problems = read_settings(inv_doc, inventory, inventory_path, reader=disk)
+    settings_ok = inventory is not None and not problems
     diagnostics += problems
     environ = os.environ if env is None else env
     templating.redactor.add(environ.get(name, "") for name in (
@@ -151,13 +173,15 @@ def load_config(
         diagnostics += heartbeat_problems(inv_doc, inventory, settings_vars, templating)
         hosts = {name: HostContext(name, host_vars(inventory, name, settings_vars)) for name in inventory.hosts}
 
-    files, problems = playbook_files(playbook_paths)
+    files, problems = playbook_files(playbook_paths, disk)
     diagnostics += problems
-    loaded = [_load_playbook(path, registry, templating, diagnostics) for path in files]
+    unusable = [d.file for d in problems]
+    loaded = [_load_playbook(path, registry, templating, diagnostics, disk) for path in files]
     given = {item.play.name for item in loaded if item.play is not None}
     ignored: list[Diagnostic] = []
-    context_files, _ = playbook_files([p for p in context_paths if p.resolve() not in {f.resolve() for f in files}])
-    context = [item for item in (_load_playbook(path, registry, templating, ignored) for path in context_files)
+    mine = {real_path(f) for f in files}
+    context_files, _ = playbook_files([p for p in context_paths if real_path(p) not in mine], disk)
+    context = [item for item in (_load_playbook(path, registry, templating, ignored, disk) for path in context_files)
                if item.play is not None and item.play.name not in given]
     playbooks = _cross_file_rules(loaded, context, inventory, diagnostics)
 
@@ -178,16 +202,24 @@ def load_config(
                                        registers_uncertain=item.registers_uncertain).run(targets)
 
     diagnostics = _unique(diagnostics)
+    where = settings_path(inventory, inventory_path)
+    good_settings = settings if settings_ok else None
     if diagnostics or inventory is None:
-        return LoadResult(None, diagnostics)
+        return LoadResult(None, diagnostics, settings=good_settings, settings_path=where, playbook_files=files,
+                          unusable=unusable)
+    read = dict(disk.files) if isinstance(disk, FrozenReader) else dict(getattr(disk, "read_files", {}))
+    # From now on templates render from what was validated; a later edit needs a reload.
+    templating.reader = FrozenReader(read, fallback=DiskReader())
     config = Config(inventory=inventory, playbooks=playbooks, settings=settings, hosts=hosts,
-                    bound_checks=bound, templating=templating)
-    return LoadResult(config, [])
+                    bound_checks=bound, templating=templating, files=read,
+                    playbook_files=tuple(os.path.abspath(f) for f in files))
+    return LoadResult(config, [], settings=good_settings, settings_path=where, playbook_files=files,
+                          unusable=unusable)
 
 
 def _load_playbook(path: Path, registry: Registry, templating: Templating,
-                   diagnostics: list[Diagnostic]) -> _LoadedPlay:
-    doc = load_yaml(path)
+                   diagnostics: list[Diagnostic], reader: ConfigReader) -> _LoadedPlay:
+    doc = load_yaml(path, reader=reader)
     diagnostics += doc.diagnostics
     if doc.data is None:
         if not doc.diagnostics:

@@ -22,11 +22,10 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from agent.modules.base import HostContext, Refers
+from agent.modules.base import HostContext, Refers, secret_values
 from agent.modules.registry import Registry
 from agent.playbook.binding import misplaced_in_params, play_vars
 from agent.playbook.diagnostics import Diagnostic, suggest, valid_keys_hint
-from agent.playbook.files import is_file
 from agent.playbook.models import Playbook, Task
 from agent.playbook.placeholders import RUNTIME, is_runtime
 from agent.playbook.rules import all_tasks
@@ -124,6 +123,13 @@ class TaskChecker:
         self._references(base, model, known, {*scope, *template_vars})
 
     def _validate(self, base: Path_, model: type[BaseModel], known: dict[str, Any], unsure: set[str]) -> None:
+        # The secrets written literally are known from load on (not only once the task runs): the
+        # configuration's redactor covers everything kept of it, the last good snapshot included.
+        try:
+            unset = dict.fromkeys(model.model_fields)
+            self.templating.redactor.add(secret_values(model.model_construct(**{**unset, **known})))
+        except Exception:  # noqa: BLE001 - values the model refuses are reported below; they run nowhere
+            pass
         try:
             model.model_validate(known)
         except ValidationError as exc:
@@ -183,7 +189,7 @@ class TaskChecker:
 
     def _template_file_problem(self, name: str) -> str | None:
         directory = self.templating.templates_dir
-        if directory is None or not is_file(directory / name):
+        if directory is None or not self.templating.reader.exists(directory / name):
             return f"not found in {directory or '(no templates directory)'}"
         return self.templating.check_template_file(name)
 

@@ -25,12 +25,21 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from jinja2 import FileSystemLoader, StrictUndefined, TemplateAssertionError, TemplateSyntaxError, nodes
+from jinja2 import (
+    BaseLoader,
+    Environment,
+    StrictUndefined,
+    TemplateAssertionError,
+    TemplateNotFound,
+    TemplateSyntaxError,
+    nodes,
+)
 from jinja2 import TemplateError as JinjaTemplateError
 from jinja2.parser import Parser
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 from agent.core.redaction import Redactor
+from agent.playbook.files import DISK, ConfigReader, FileProblem
 from agent.playbook.placeholders import UnsetEnv
 from agent.rendering import env_references
 from botwarden.errors import ConfigError
@@ -47,6 +56,31 @@ class TemplateError(ConfigError):
 def has_template(text: Any) -> bool:
     """True when ``text`` is a string containing Jinja2 markup."""
     return isinstance(text, str) and ("{{" in text or "{%" in text or "{#" in text)
+
+
+class _ReaderLoader(BaseLoader):
+    """Named templates of ``directory``, read through the configuration's reader (never blocks
+    on a FIFO; a configuration that loaded renders the bytes that were validated)."""
+
+    def __init__(self, directory: Path, templating: Templating) -> None:
+        self.directory = directory
+        self.templating = templating
+
+    def get_source(self, environment: Environment, template: str) -> tuple[str, str, Callable[[], bool]]:
+        parts = [p for p in template.replace("\\", "/").split("/") if p not in ("", ".")]
+        if not parts or ".." in parts:
+            raise TemplateNotFound(template)
+        path = self.directory.joinpath(*parts)
+        reader = self.templating.reader
+        if not reader.exists(path):
+            raise TemplateNotFound(template)
+        try:
+            data = reader.read(path)
+        except FileProblem as exc:
+            raise JinjaTemplateError(f"{path}: {exc.message}") from None
+        version = reader.version(path)
+        return (data.decode("utf-8"), str(path),
+                lambda: self.templating.reader is reader and reader.version(path) == version)
 
 
 class _EnvView(Mapping[str, str]):
@@ -150,15 +184,19 @@ class Templating:
     """
 
     def __init__(self, templates_dir: Path | None = None, *, env: Mapping[str, str] | None = None,
-                 redactor: Redactor | None = None, unset_env: Literal["error", "placeholder"] = "error") -> None:
+                 redactor: Redactor | None = None, reader: ConfigReader | None = None,
+                 unset_env: Literal["error", "placeholder"] = "error") -> None:
         self.templates_dir = templates_dir
+        self.reader: ConfigReader = reader or DISK
+        """Where named templates are read from (:mod:`agent.playbook.files`); a loaded
+        configuration's serves the bytes its load validated."""
         self.unset_env_used: set[str] = set()
         """With ``unset_env="placeholder"``: the unset variables whose value a template used."""
         environ = os.environ if env is None else env
         self.redactor = redactor if redactor is not None else Redactor.for_environment(environ)
         self._env = _Sandbox(
             undefined=StrictUndefined,
-            loader=FileSystemLoader(str(templates_dir)) if templates_dir else None,
+            loader=_ReaderLoader(templates_dir, self) if templates_dir else None,
             autoescape=False,
             keep_trailing_newline=True,
         )

@@ -14,12 +14,12 @@ Refused cleanly, as diagnostics, never as exceptions:
   recursive aliases, and nesting deeper than :data:`MAX_DEPTH`;
 * what is wrong before YAML (:mod:`agent.playbook.yaml_text`): bytes that are not UTF-8,
   control characters, look-alike spaces where YAML needs a space (each at its line and
-  column); files that are not regular files (a FIFO would block the read).
+  column); paths that are not readable regular files (:mod:`agent.playbook.files`: a FIFO is
+  never waited on, a symbolic link that loops is named as one).
 """
 from __future__ import annotations
 
 import re
-import stat
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,10 +30,9 @@ from yaml.constructor import ConstructorError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from agent.playbook.diagnostics import Diagnostic
+from agent.playbook.files import DISK, MAX_BYTES, ConfigReader, FileProblem
 from agent.playbook.yaml_text import control_character, lookalike_spaces, split_lines, undecodable
 
-MAX_BYTES = 1024 * 1024
-"""Largest configuration file accepted (1 MiB): playbooks are a few kilobytes."""
 MAX_NODES = 50_000
 """Largest number of YAML nodes a document may expand to, aliases counted at every use."""
 MAX_DEPTH = 64
@@ -270,26 +269,18 @@ def _pos(mark: yaml.Mark) -> Pos:
     return (mark.line + 1, mark.column + 1)
 
 
-def load_yaml(path: Path, *, display_name: str | None = None) -> SourceDocument:
-    """Load one YAML file safely. Problems land in ``.diagnostics``; ``.data`` is then None."""
+def load_yaml(path: Path, *, display_name: str | None = None, reader: ConfigReader | None = None) -> SourceDocument:
+    """Load one YAML file safely. Problems land in ``.diagnostics``; ``.data`` is then None.
+
+    The file is read through ``reader`` (default: the disk, :mod:`agent.playbook.files`): a
+    path that is not a readable regular file of at most :data:`MAX_BYTES` is reported, never
+    waited on.
+    """
     doc = SourceDocument(display_name or str(path))
     try:
-        info = path.stat()
-        if not stat.S_ISREG(info.st_mode):
-            doc.diagnostics.append(doc.at(0, 0, "not a regular file", "name a YAML file"))
-            return doc
-        if info.st_size > MAX_BYTES:
-            doc.diagnostics.append(doc.at(0, 0, f"file is {info.st_size} bytes; the limit is {MAX_BYTES} "
-                                                "bytes (1 MiB)", "split it, or check that this is a playbook"))
-            return doc
-        with path.open("rb") as fh:
-            raw = fh.read(MAX_BYTES + 1)
-    except OSError as exc:
-        hint = "check the file's permissions" if isinstance(exc, PermissionError) else None
-        doc.diagnostics.append(doc.at(0, 0, f"cannot read file: {exc.strerror or exc}", hint))
-        return doc
-    if len(raw) > MAX_BYTES:  # grew while we looked
-        doc.diagnostics.append(doc.at(0, 0, f"file is larger than the limit of {MAX_BYTES} bytes"))
+        raw = (reader or DISK).read(path, MAX_BYTES)
+    except FileProblem as exc:
+        doc.diagnostics.append(doc.at(0, 0, exc.message, exc.hint))
         return doc
     problem = undecodable(raw)
     if problem is not None:

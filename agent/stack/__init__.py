@@ -56,16 +56,21 @@ class Stack:
 
 def locate(root: Path | None = None, inventory: Path | None = None) -> Stack:
     """Find the stack of the checkout at ``root`` (default: the current directory)."""
-    root = (root or Path.cwd()).resolve()
+    from agent.core.safe_files import FileProblem, read_file, real_path
+
+    root = real_path(root or Path.cwd())
     inventory = inventory or root / "inventory.yaml"
     settings_path: str | None = None
-    if inventory.exists():
+    if os.path.lexists(inventory):
         try:
-            data = yaml.safe_load(inventory.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
+            data = yaml.safe_load(read_file(inventory).decode("utf-8")) or {}
+        except FileProblem as exc:
+            raise ConfigError(f"{inventory}: {exc.message}", hint=exc.hint or "run `agent validate` for details") \
+                from None
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{inventory}: not valid YAML", hint="run `agent validate` for details") from exc
         if isinstance(data, Mapping) and data.get("settings"):
-            settings_path = str(inventory.resolve().parent / str(data["settings"]))
+            settings_path = str(real_path(inventory).parent / str(data["settings"]))
     if settings_path is None and os.environ.get("BOTWARDEN_SETTINGS"):
         settings_path = os.environ["BOTWARDEN_SETTINGS"]
     settings = load_settings(settings_path, root=str(root))
@@ -231,26 +236,58 @@ def up(stack: Stack, *, wait: float = 30.0, environ: Mapping[str, str] | None = 
     return infos
 
 
+EXCHANGE_START_BOUND_S = 180.0
+"""How long ``stack up`` waits for a paper exchange that runs but does not answer yet (a cold
+first start on a loaded two-core machine was seen taking 34-43 s: past the 30 s ``wait``, the
+approval gave up, the bot never traded and the credentials check paged on a fresh install)."""
+
+
 def approve_api_wallets(stack: Stack, environ: Mapping[str, str], wait: float) -> None:
     """On paper, approve the bot's and the agent's API wallets with the account's key (what an
     operator does once in Hyperliquid's app), retrying while the exchange starts. The bot waits
     for its approval before trading. Done by the bot's own command (``bot approve-wallets``):
-    the agent never imports the bot."""
+    the agent never imports the bot.
+
+    Any failure is retried for ``wait`` seconds; past that, only an exchange that cannot be
+    reached yet while its program is alive (STARTING or RUNNING) is waited for, up to
+    :data:`EXCHANGE_START_BOUND_S`, saying so once."""
     cmd = [str(bin_dir() / "bot"), "approve-wallets"]
     if stack.settings_path is not None:
         cmd += ["--settings", str(stack.settings_path)]
-    deadline = time.monotonic() + wait
+    started = time.monotonic()
+    told = False
     while True:
-        res = subprocess.run(cmd, env=dict(environ), cwd=stack.root, capture_output=True, text=True,
-                             timeout=max(5.0, wait), check=False)
-        if res.returncode == 0:
-            return
-        if time.monotonic() > deadline:
+        limit = max(5.0, wait)
+        try:
+            res = subprocess.run(cmd, env=dict(environ), cwd=stack.root, capture_output=True, text=True,
+                                 timeout=limit, check=False)
+        except subprocess.TimeoutExpired:  # connected, no answer: an exchange still loading (or hung)
+            why = f"cannot reach the exchange: no answer in {limit:.0f}s"
+        else:
+            if res.returncode == 0:
+                return
             why = (res.stderr.strip().splitlines() or [f"exit code {res.returncode}"])[-1]
-            raise OperationalError(
-                f"API wallets not approved: {why}",
-                hint="check the exchange program, then `bot drill approve bot` and `bot drill approve agent`")
+        waited = time.monotonic() - started
+        if waited > wait:
+            starting = "cannot reach the exchange" in why and _exchange_alive(stack)
+            if not starting or waited > max(wait, EXCHANGE_START_BOUND_S):
+                raise OperationalError(
+                    f"API wallets not approved: {why}",
+                    hint="check the exchange program, then `bot drill approve bot` and `bot drill approve agent`")
+            if not told:
+                told = True
+                print(f"the paper exchange runs but does not answer yet after {waited:.0f}s (a first start "
+                      f"compiles and loads its libraries): waiting up to {EXCHANGE_START_BOUND_S:.0f}s",
+                      file=sys.stderr, flush=True)
         time.sleep(0.3)
+
+
+def _exchange_alive(stack: Stack) -> bool:
+    try:
+        info = proxy(stack).supervisor.getProcessInfo(stack.settings.exchange.program)
+    except Exception:  # noqa: BLE001 - supervisord gone or no such program: not starting
+        return False
+    return info.get("statename") in ("STARTING", "RUNNING")
 
 
 def wait_running(stack: Stack, wait: float) -> list[dict[str, Any]]:

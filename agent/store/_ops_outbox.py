@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import String, cast, func, select, update
 
 from agent.store._ops_common import OperationsBase, aware
 from agent.store.models import EventRow, IncidentRow, NotificationIncidentRow, NotificationRow
@@ -69,6 +69,20 @@ class OutboxOperations(OperationsBase):
                 )
             s.flush()
             return row.id
+
+    def end_dedup(self, prefix: str) -> int:
+        """Let the messages whose dedup key starts with ``prefix`` be queued again (a new episode
+        of what they told: the same key is told once more); returns how many keys were ended.
+
+        The rows stay, for the record: their keys get ``:ended:<id>`` appended (still unique)."""
+        key = NotificationRow.dedup_key
+        with self._session() as s:
+            done = s.execute(
+                update(NotificationRow)
+                .where(key.startswith(prefix, autoescape=True), ~key.contains(":ended:", autoescape=True))
+                .values(dedup_key=key + ":ended:" + cast(NotificationRow.id, String))
+                .execution_options(synchronize_session=False))
+            return int(getattr(done, "rowcount", 0) or 0)
 
     def claim_due_notifications(self, now: datetime, limit: int = 50, *, owner: str = "",
                                 lease: float = DEFAULT_LEASE_SECONDS,

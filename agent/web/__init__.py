@@ -33,15 +33,15 @@ log = logging.getLogger("agent.web")
 STATE_ORDER = {"CRITICAL": 0, "UNKNOWN": 1, "WARNING": 2, "OK": 3, "PENDING": 4}
 
 
-def account_address(settings: Any) -> str | None:
-    """The bot's account address, derived from the signing key the bot uses (None without one).
+def account_address(settings: Any, env: Mapping[str, str]) -> str | None:
+    """The account the bot trades and the agent's exchange checks read
+    (:meth:`botwarden.settings.StackSettings.account_address`): ``bot.account_address`` when set
+    (off paper the bot signs with an API wallet for it, and the account's own key is not here),
+    else the address of the account's own key. None when neither is available (the page says so).
     Only the address is kept."""
     try:
-        key = settings.private_key()
-        from eth_account import Account
-
-        return str(Account.from_key(key).address)
-    except Exception:  # noqa: BLE001 - no key here: the page shows the account as unknown
+        return str(settings.account_address(env))
+    except (RuntimeError, ValueError):
         return None
 
 
@@ -66,8 +66,13 @@ def template_env(templates_dir: Path, config: Any, redact: Any) -> jinja2.Enviro
 
 
 def make_context(config: Any, *, store_url: str, env: Mapping[str, str], templates_dir: Path,
-                 charts: bool = True) -> WebContext:
-    """Everything the application needs, from the loaded configuration and the environment."""
+                 charts: bool = True, source: Any = None, chosen: Any = None) -> WebContext:
+    """Everything the application needs, from the loaded configuration and the environment.
+
+    With ``source`` (:class:`agent.engine.config_source.ConfigSource`) and ``chosen`` (what
+    ``config`` is: :meth:`~agent.engine.config_source.ConfigSource.choose`), the page shows what
+    is wrong with the files and loads them again when they change
+    (:mod:`agent.web.config_watch`)."""
     from agent.engine.operator_actions import redactor as _redactor
     from agent.web.day_chart import DayChart
 
@@ -76,7 +81,7 @@ def make_context(config: Any, *, store_url: str, env: Mapping[str, str], templat
     if not len(users):
         log.warning("no web users: set $%s (and $%s) or run `make run` to generate them",
                     web.operator_password_env, web.viewer_password_env)
-    gatherer = Gatherer(config, store_url, account_address=account_address(config.settings))
+    gatherer = Gatherer(config, store_url, account_address=account_address(config.settings, env))
     live = Live(gatherer, web.refresh_seconds)
     redact = _redactor(config)
     first_host = next(iter(config.hosts), "local")
@@ -87,6 +92,10 @@ def make_context(config: Any, *, store_url: str, env: Mapping[str, str], templat
         secure_cookie=web.secure_cookie, static_dir=templates_dir / "web" / "static",
         charts=DayChart(first_host, on_ready=live.bump) if charts else None,
     )
+    if source is not None and chosen is not None:
+        from agent.web.config_watch import ConfigWatch, state_of
+
+        ctx.config_watch = ConfigWatch(source, state_of(chosen), lambda new, _state: ctx.use_config(new))
     return ctx
 
 

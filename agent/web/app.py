@@ -20,6 +20,7 @@ from agent.web.context import COOKIE, CTX, SESSION, WebContext, ctx_of
 
 log = logging.getLogger("agent.web")
 POLLER = web.AppKey("poller", asyncio.Task)
+CONFIG_WATCH = web.AppKey("config_watch", asyncio.Task)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 @web.middleware
@@ -88,10 +89,16 @@ def build_app(ctx: WebContext) -> web.Application:
     async def on_startup(app: web.Application) -> None:
         await ctx.live.start()
         app[POLLER] = asyncio.get_running_loop().create_task(ctx.live.run(stop), name="web-live")
+        if ctx.config_watch is not None:
+            await ctx.config_watch.prime()
+            app[CONFIG_WATCH] = asyncio.get_running_loop().create_task(
+                ctx.config_watch.run(stop, ctx.live.bump), name="web-config-watch")
 
     async def on_cleanup(app: web.Application) -> None:
         stop.set()
         await app[POLLER]
+        if CONFIG_WATCH in app:
+            await app[CONFIG_WATCH]
         await ctx.runs.close()
         if ctx.charts is not None:
             await ctx.charts.close()

@@ -11,9 +11,16 @@
 * **Sessions** live in this process only (:class:`Sessions`): a random 256-bit id in an
   HttpOnly, SameSite=Strict cookie; restarting the page signs everyone out. Each session has
   its own CSRF token, required on every form (compared in constant time).
-* **Sign-in throttling** (:class:`SignInThrottle`): failures are counted per user name and per
-  client address in a sliding window; past the limit, sign-in is refused (429) until the oldest
-  failure leaves the window, for the right password too.
+* **Confirmations** (:meth:`Session.confirmation`): the page that asks to confirm a destructive
+  play carries a random token bound to that session, play and hosts; running the play consumes
+  it (one ``dict.pop``, no ``await`` in between, so of concurrent submissions exactly one gets
+  it). A double tap, a replayed form or a second tab runs the play once.
+* **Sign-in throttling** (:class:`SignInThrottle`): failures are counted per (user name, client
+  address) pair in a sliding window (the keys are the caller's: :mod:`agent.web.signin`); past
+  the limit, sign-in for that pair is refused (429) until the oldest failure leaves the window,
+  for the right password too. Other names from that address, and that name from elsewhere, are
+  not held back: a stranger behind the operator's proxy cannot lock the operator out by
+  guessing, and a name that does not exist is counted exactly like one that does.
 """
 from __future__ import annotations
 
@@ -94,6 +101,12 @@ def users_from_env(env: Mapping[str, str], *, operator_env: str, viewer_env: str
     return Users(entries)
 
 
+CONFIRMATION_SECONDS = 600.0
+"""How long a confirmation page may wait for its answer."""
+CONFIRMATIONS_KEPT = 20
+"""Confirmations a session may hold at once (the oldest is dropped past that)."""
+
+
 @dataclass
 class Session:
     id: str
@@ -102,9 +115,30 @@ class Session:
     expires_at: float
     flash: list[tuple[str, str]] = field(default_factory=list)
     """(kind, text) messages shown once on the next page: what an action did or why it did not."""
+    _confirmations: dict[str, tuple[str, tuple[str, ...], float]] = field(default_factory=dict, repr=False)
 
     def say(self, kind: str, text: str) -> None:
         self.flash.append((kind, text))
+
+    def confirmation(self, play: str, hosts: list[str], *, now: float | None = None) -> str:
+        """A new single-use token confirming ``play`` on ``hosts`` (see :meth:`consume`)."""
+        now = time.monotonic() if now is None else now
+        for token in [t for t, (_, _, until) in self._confirmations.items() if until <= now]:
+            del self._confirmations[token]
+        while len(self._confirmations) >= CONFIRMATIONS_KEPT:
+            del self._confirmations[next(iter(self._confirmations))]
+        token = secrets.token_urlsafe(24)
+        self._confirmations[token] = (play, tuple(hosts), now + CONFIRMATION_SECONDS)
+        return token
+
+    def consume(self, token: str | None, play: str, hosts: list[str], *, now: float | None = None) -> bool:
+        """True once for a token :meth:`confirmation` gave for this ``play`` and ``hosts`` and
+        not expired; the token is used up whatever the answer (a replay is always refused)."""
+        found = self._confirmations.pop(token, None) if token else None
+        if found is None:
+            return False
+        now = time.monotonic() if now is None else now
+        return found[0] == play and found[1] == tuple(hosts) and now < found[2]
 
     def take_flash(self) -> list[tuple[str, str]]:
         out, self.flash = self.flash, []

@@ -31,8 +31,21 @@ class WebContext:
     secure_cookie: bool = False
     static_dir: Path | None = None
     charts: Any = None
+    config_watch: Any = None
+    """:class:`agent.web.config_watch.ConfigWatch` (None: the configuration is fixed, in tests)."""
+
+    @property
+    def config_state(self) -> Any:
+        """What the page runs on and what is wrong with the files (None without a watch)."""
+        return self.config_watch.state if self.config_watch is not None else None
+
+    def use_config(self, config: Any) -> None:
+        """Run on ``config`` from now on (the files were loaded again)."""
+        self.config = config
+        self.live.gatherer.use_config(config)
 
     def render(self, name: str, **values: Any) -> str:
+        values.setdefault("config_state", self.config_state)
         return self.templates.get_template(name).render(**values)
 
 

@@ -7,8 +7,10 @@ with the actor ``web:<user>``, so it lands in the audit trail and in ``agent his
 CLI's. The store is opened for the action and closed after it (one short write transaction).
 
 A play that would change something and needs confirmation (a ``confirm:`` text or a destructive
-module) runs only when the form repeats the host names the confirmation page showed; check mode
-runs at once.
+module) runs only when the form repeats the host names the confirmation page showed and carries
+that page's confirmation token, which the run uses up (:meth:`agent.web.auth.Session.consume`):
+concurrent or replayed submissions of one confirmation run the play once, the others are
+answered 409 with a fresh confirmation page. Check mode runs at once.
 """
 from __future__ import annotations
 
@@ -121,12 +123,21 @@ async def play(request: web.Request) -> web.StreamResponse:
     host_names = [h.name for h in hosts]
     if not check_mode and needs_confirmation(found, ctx.config):
         typed = [h.strip() for h in str(form.get("confirm_hosts") or "").split(",") if h.strip()]
-        if typed != host_names:
+        # Used up here, before anything else is looked at: no await lies between this and the run.
+        confirmed = session.consume(str(form.get("confirmation") or ""), found.name, host_names)
+        if typed != host_names or not confirmed:
+            used = bool(typed) and typed == host_names
             question = confirmation_text(found, ctx.config, host_names)
             html = ctx.render("confirm.html.j2", title=f"Confirm {found.name}", play=found, question=question,
                               hosts=", ".join(host_names), limit=str(form.get("limit") or ""),
-                              wrong=bool(typed), session=session, user=session.user)
-            return web.Response(text=html, content_type="text/html", status=200 if not typed else 400)
+                              wrong=bool(typed) and not used, used=used,
+                              confirmation=session.confirmation(found.name, host_names),
+                              session=session, user=session.user)
+            if used:
+                log.warning("%s: a confirmation of %s was already used or expired; nothing was run",
+                            session.user.actor, found.name)
+            return web.Response(text=html, content_type="text/html",
+                                status=409 if used else (400 if typed else 200))
     run = ctx.runs.start(ctx.config, found, hosts, check_mode=check_mode, actor=session.user.actor)
     log.warning("%s runs playbook %s on %s%s", session.user.actor, found.name, ", ".join(host_names),
                 " in check mode" if check_mode else "")

@@ -10,7 +10,9 @@ Where each fact comes from, and the bound on it:
 * the agent: its Prometheus ``/metrics`` (scheduler lateness, RSS), 2 s timeout;
 * the agent's store: :class:`agent.store.read_only.ReadOnlyStore` (``mode=ro``, no write lock,
   one short statement per read): check states, recent results, incidents, outbox, events;
-* the bot's database (``mode=ro``): equity snapshots of the UTC day, closed trades, fills.
+* the bot's database (``mode=ro``): equity snapshots of the UTC day, closed trades, fills;
+* the bot's halt file (:class:`botwarden.halts.HaltFile`, a small JSON file): the halts in
+  force, so HALTED shows while the bot is dead or restarting and /health cannot say it.
 
 Every source fails on its own: a dead bot or a missing store is a fact on the page, never an
 error page. Nothing here writes anywhere.
@@ -30,6 +32,7 @@ import aiohttp
 from agent.store.read_only import ReadOnlyStore
 from agent.web import trading
 from agent.web.verdict import Facts, Verdict, decide
+from botwarden.halts import HaltFile, utc_day
 
 log = logging.getLogger("agent.web")
 
@@ -120,6 +123,11 @@ class Gatherer:
         self._account_cache: tuple[float, trading.Account | None, str] | None = None
         self._prev_buckets: dict[float, float] | None = None
 
+    def use_config(self, config: Any) -> None:
+        """Read with ``config`` from now on (the page loaded the files again)."""
+        self.config = config
+        self.settings = config.settings
+
     def close(self) -> None:
         if self._store is not None:
             self._store.close()
@@ -163,6 +171,7 @@ class Gatherer:
             exchange_ok=exchange_ok,
             open_incidents=len(open_incidents),
             positions_without_stop=account.positions_without_stop() if account else (),
+            halts=bot_db.get("halts", ()),
         ))
         return Snapshot(
             at=now, verdict=verdict, programs=programs, bot_health=health, bot_error=bot_error,
@@ -265,9 +274,14 @@ class Gatherer:
             return None
 
     def _bot_db_reads(self, now: datetime) -> dict[str, Any]:
+        """The bot's day from its database, and ``halts``: the halts in force in its halt file,
+        read directly, so a halt shows while the bot is dead or restarting."""
         path = self.settings.path(self.settings.bot.db)
         try:
-            return trading.read_bot_db(path, now, self.settings.bot.risk.daily_loss_limit_pct)
+            out = trading.read_bot_db(path, now, self.settings.bot.risk.daily_loss_limit_pct)
         except Exception as exc:  # noqa: BLE001 - shown on the trading page
-            return {"error": f"{type(exc).__name__}: {str(exc)[:200]}"}
+            out = {"error": f"{type(exc).__name__}: {str(exc)[:200]}"}
+        halts = HaltFile(self.settings.path(self.settings.bot.halt_file)).active(utc_day(now))
+        out["halts"] = tuple(h.describe() for h in halts)
+        return out
 

@@ -18,9 +18,15 @@ from agent.web.context import COOKIE, LOGIN_COOKIE, ctx_of, session_of
 log = logging.getLogger("agent.web")
 
 
-def _next_path(value: str | None) -> str:
-    """A local path to return to; anything else (``//evil``, ``https://...``) becomes ``/``."""
-    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+def local_path(value: str | None) -> str:
+    """``value`` when it is a path on this site, else ``/``: it must start with one ``/`` (not
+    ``//`` or ``/\\``) and hold only printable ASCII without spaces or backslashes. Nothing is
+    stripped first: browsers drop tab, CR and LF from a URL, so ``/<TAB>/evil.example`` would
+    become ``//evil.example``, another site. The pages' own links are percent-encoded, so a
+    legitimate path passes as it is."""
+    if not value or not value.startswith("/") or value[1:2] in ("/", "\\"):
+        return "/"
+    if any(not 0x20 < ord(c) < 0x7F or c == "\\" for c in value):
         return "/"
     return value
 
@@ -35,7 +41,7 @@ async def login_page(request: web.Request, *, error: str | None = None, status: 
     # request) must not invalidate the form already shown.
     existing = request.cookies.get(LOGIN_COOKIE, "")
     token = existing if len(existing) >= 32 else secrets.token_urlsafe(24)
-    html = ctx.render("login.html.j2", csrf=token, error=error, next=_next_path(request.query.get("next")),
+    html = ctx.render("login.html.j2", csrf=token, error=error, next=local_path(request.query.get("next")),
                       title="Sign in")
     response = web.Response(text=html, content_type="text/html", status=status)
     response.set_cookie(LOGIN_COOKIE, token, max_age=600, httponly=True, samesite="Strict",
@@ -50,7 +56,11 @@ async def login(request: web.Request) -> web.StreamResponse:
         raise web.HTTPForbidden(text="the sign-in form expired or came from elsewhere: reload it and retry\n")
     name = str(form.get("username") or "").strip()
     password = str(form.get("password") or "")
-    keys = (f"user:{name.lower()}", f"addr:{_client(request)}")
+    # Per (name, address), as django-axes' ["username", "ip_address"] lockout: behind one proxy
+    # every client has one address, so counting per address would let anyone lock the operator
+    # out by guessing other names; counting per name alone, from anywhere. Any name is counted
+    # alike, so the answers say nothing about which names exist.
+    keys = (f"user:{name.lower()}\naddr:{_client(request)}",)
     wait = ctx.throttle.retry_after(*keys)
     if wait > 0:
         log.warning("sign-in refused (too many failures) for %r from %s", name, _client(request))
@@ -66,7 +76,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     ctx.sessions.end(request.cookies.get(COOKIE))
     session = ctx.sessions.create(user)
     log.info("%s signed in (%s) from %s", user.name, user.role, _client(request))
-    response = web.HTTPSeeOther(_next_path(str(form.get("next") or "/")))
+    response = web.HTTPSeeOther(local_path(str(form.get("next") or "/")))
     response.set_cookie(COOKIE, session.id, httponly=True, samesite="Strict", secure=ctx.secure_cookie, path="/",
                         max_age=int(ctx.sessions.lifetime))
     response.del_cookie(LOGIN_COOKIE, path="/login")

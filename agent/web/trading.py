@@ -1,8 +1,10 @@
 """The trading page's facts: the account on the exchange, the bot's day, and the agent's timing.
 
 * :func:`read_account`: the bot's account as the exchange sees it (public ``/info`` reads, no
-  signature): equity, positions with their mark, and every resting order; a position's stop is
-  its resting reduce-only trigger order on the closing side, the nearest to the mark;
+  signature): equity, positions with their mark, and every resting order; a position is
+  protected only when its stop-losses cover its whole size (:mod:`botwarden.protection`, the
+  rule the bot follows too: a take-profit or a stop-loss for part of the size is no stop), and
+  the stop shown is its stop-loss nearest to the mark;
 * :func:`read_bot_db`: from the bot's SQLite file, opened ``mode=ro`` (tables reflected, the
   bot's code is not imported): the UTC day's equity
   snapshots (the bot's own daily-loss definition: loss from the day's first snapshot), closed
@@ -22,6 +24,8 @@ from typing import Any
 
 import aiohttp
 from sqlalchemy import MetaData, create_engine, select
+
+from botwarden.protection import is_protected, stop_losses, tpsl_of
 
 EXCHANGE_TIMEOUT_S = 3.0
 TRADES_SHOWN = 50
@@ -50,6 +54,8 @@ class Position:
     stop_px: float | None
     stop_distance_pct: float | None
     """How far the mark may move against the position before the stop triggers, % of the mark."""
+    protected: bool = False
+    """Reduce-only stop-losses cover the whole size (:func:`botwarden.protection.is_protected`)."""
 
     @property
     def side(self) -> str:
@@ -67,6 +73,15 @@ class Order:
     kind: str
     oid: int
 
+    @property
+    def is_buy(self) -> bool:
+        return self.side == "B"
+
+    @property
+    def tpsl(self) -> str | None:
+        """``"sl"`` or ``"tp"`` from the exchange's ``orderType`` ("Stop Market", "Take Profit Limit")."""
+        return tpsl_of(self.kind, is_trigger=self.trigger_px is not None)
+
 
 @dataclass(frozen=True)
 class Account:
@@ -75,27 +90,39 @@ class Account:
     orders: tuple[Order, ...]
 
     def positions_without_stop(self) -> tuple[str, ...]:
-        return tuple(p.coin for p in self.positions if p.stop_px is None)
+        """Coins of the open positions whose stop-losses do not cover their whole size."""
+        return tuple(p.coin for p in self.positions if not p.protected)
 
 
-def stop_for(size: float, mark: float | None, orders: list[Order]) -> tuple[float | None, float | None]:
-    """(stop price, distance % of the mark) of a position of signed ``size``: the resting
-    reduce-only trigger order on the closing side nearest to the mark (None, None without one)."""
-    closing_side = "A" if size > 0 else "B"
-    stops = [o.trigger_px for o in orders if o.trigger_px is not None and o.reduce_only and o.side == closing_side]
+@dataclass(frozen=True)
+class Stop:
+    """A position's stop as the page shows it."""
+
+    px: float | None
+    """The stop-loss nearest to the mark (the first when the mark is unknown), None without one."""
+    distance_pct: float | None
+    protected: bool
+    """Stop-losses cover the whole size: a take-profit or a partial stop-loss leaves this False."""
+
+
+def stop_for(size: float, mark: float | None, orders: list[Order]) -> Stop:
+    """The stop of a position of signed ``size`` among one coin's ``orders``: only stop-losses
+    (:func:`botwarden.protection.stop_losses`) count."""
+    stops = [o.trigger_px for o in stop_losses(size, orders) if o.trigger_px is not None]
+    protected = is_protected(size, orders)
     if not stops:
-        return None, None
+        return Stop(None, None, protected)
     if mark is None:
-        return stops[0], None
+        return Stop(stops[0], None, protected)
     stop = min(stops, key=lambda px: abs(mark - px))
     distance = (mark - stop) / mark * 100 if size > 0 else (stop - mark) / mark * 100
-    return stop, distance
+    return Stop(stop, distance, protected)
 
 
 async def read_account(http: aiohttp.ClientSession, url: str, address: str | None) -> tuple[Account | None, str]:
     """The account at ``url`` for ``address`` and "" , or None and why."""
     if not address:
-        return None, "no account address (the signing key is not available to the page)"
+        return None, "no account address: set bot.account_address (or the account's key in the environment)"
     base = url.rstrip("/") + "/info"
 
     async def info(body: dict[str, Any]) -> Any:
@@ -122,11 +149,13 @@ async def read_account(http: aiohttp.ClientSession, url: str, address: str | Non
             continue
         coin = str(p["coin"])
         mark = as_float(mids.get(coin)) if isinstance(mids, Mapping) else None
-        stop, distance = stop_for(size, mark, [o for o in orders if o.coin == coin])
-        positions.append(Position(coin=coin, size=size, entry_px=as_float(p.get("entryPx")) or 0.0, mark=mark,
+        entry_px = as_float(p.get("entryPx"))
+        # No entry price, no side of it to be on: no order counts as its stop-loss (fail closed).
+        stop = stop_for(size, mark, [o for o in orders if o.coin == coin])
+        positions.append(Position(coin=coin, size=size, entry_px=entry_px or 0.0, mark=mark,
                                   unrealized_pnl=as_float(p.get("unrealizedPnl")) or 0.0,
-                                  liquidation_px=as_float(p.get("liquidationPx")), stop_px=stop,
-                                  stop_distance_pct=distance))
+                                  liquidation_px=as_float(p.get("liquidationPx")), stop_px=stop.px,
+                                  stop_distance_pct=stop.distance_pct, protected=stop.protected))
     equity = as_float(state.get("marginSummary", {}).get("accountValue")) or 0.0
     return Account(equity, tuple(positions), tuple(orders)), ""
 

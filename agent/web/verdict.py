@@ -5,8 +5,12 @@ Worst first:
 
 * **UNPROTECTED**: nothing would act if things went wrong, or money is at risk without a stop:
   the agent is not running, its checks have stopped coming in (``agent_fresh`` false), or an
-  open position has no resting reduce-only stop on the exchange;
-* **HALTED**: the bot's circuit breaker is tripped (it takes no new entries until resumed);
+  open position is not covered by resting reduce-only stop-losses for its whole size (a
+  take-profit or a stop-loss for part of the size does not count);
+* **HALTED**: the bot's circuit breaker is tripped (it takes no new entries until resumed): its
+  /health says so, or the halt file (``bot.halt_file``, :mod:`botwarden.halts`) holds a halt,
+  which it does while the bot is dead or restarting (an unreadable file is a halt: fail closed).
+  A halt is named among the reasons whatever the level;
 * **DEGRADED**: something is wrong but guarded: an open incident, the bot not running or not
   healthy, the exchange not answering, or the store unreadable;
 * **SAFE**: none of the above.
@@ -30,6 +34,8 @@ class Facts:
     exchange_ok: bool
     open_incidents: int
     positions_without_stop: tuple[str, ...] = ()
+    halts: tuple[str, ...] = ()
+    """The halts in force in the halt file, described (``control: reason``)."""
 
 
 @dataclass(frozen=True)
@@ -47,7 +53,7 @@ def decide(f: Facts) -> Verdict:
     elif not f.agent_fresh:
         unprotected.append("the agent's checks have stopped coming in")
     for coin in f.positions_without_stop:
-        unprotected.append(f"{coin} position has no resting stop")
+        unprotected.append(f"{coin} position has no resting stop-loss covering its whole size")
     degraded: list[str] = []
     if not f.store_readable:
         degraded.append("the agent's store cannot be read")
@@ -61,17 +67,19 @@ def decide(f: Facts) -> Verdict:
         degraded.append("the bot reports itself degraded")
     if not f.exchange_ok:
         degraded.append("the exchange does not answer")
-    halted = f.bot_status == "halted"
+    halted = f.bot_status == "halted" or bool(f.halts)
+    halt_reason = "; ".join(f.halts) or f.halted_reason or "no reason given"
     if halted:
-        entries, why = False, f"no: halted ({f.halted_reason or 'no reason given'})"
+        entries, why = False, f"no: halted ({halt_reason})"
     elif not f.bot_running or f.bot_status is None:
         entries, why = False, "no: the bot is not running"
     else:
         entries, why = True, "yes"
+    halt_note = [f"new entries halted: {halt_reason}"] if halted else []
     if unprotected:
-        level, reasons = "UNPROTECTED", unprotected + degraded
+        level, reasons = "UNPROTECTED", unprotected + halt_note + degraded
     elif halted:
-        level, reasons = "HALTED", [f"new entries halted: {f.halted_reason or 'no reason given'}", *degraded]
+        level, reasons = "HALTED", halt_note + degraded
     elif degraded:
         level, reasons = "DEGRADED", degraded
     else:

@@ -36,6 +36,7 @@ from bot.trading.store import Store, utc_day
 from bot.trading.strategy import MacdParams, Signal, candles_to_frame, closed_only, evaluate
 from botwarden.errors import TransientError
 from botwarden.halts import Halt, HaltFile, HaltFileError
+from botwarden.protection import is_protected
 from botwarden.settings import StackSettings
 
 log = logging.getLogger("bot.trading.engine")
@@ -326,9 +327,12 @@ class TradingEngine:
         return evaluate(closed_only(frame, now_ms), self.params)
 
     def _ensure_stop(self, pos: ExchangePosition, orders: list[ExchangeOrder]) -> bool:
-        """Make sure a reduce-only stop-loss trigger rests on the exchange for ``pos``."""
+        """Make sure reduce-only stop-loss triggers covering the whole of ``pos`` rest on the
+        exchange (:func:`botwarden.protection.is_protected`: a take-profit or a stop-loss for part
+        of the size is not a stop). When they do not, a stop-loss for the whole size is placed
+        beside what rests (reduce-only: together they never close more than the position)."""
         is_long = pos.size > 0
-        if any(o.is_trigger and o.reduce_only and o.is_buy != is_long for o in orders):
+        if is_protected(pos.size, orders):
             return False
         trade = self.store.open_trade(pos.coin)
         key = trade.entry_key if trade is not None else 0

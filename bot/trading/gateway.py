@@ -28,6 +28,7 @@ from hyperliquid.utils.types import Cloid
 from bot.trading.market_feed import MarketFeed
 from bot.trading.metrics import BotMetrics
 from botwarden.errors import BotwardenError, TransientError
+from botwarden.protection import tpsl_of
 
 log = logging.getLogger("bot.trading.gateway")
 T = TypeVar("T")
@@ -60,6 +61,8 @@ class ExchangeOrder:
     trigger_px: float | None
     reduce_only: bool
     is_trigger: bool
+    tpsl: str | None = None
+    """``"sl"`` (stop-loss), ``"tp"`` (take-profit) or None (not a trigger, or of unknown kind)."""
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,7 @@ def parse_open_order(row: dict[str, Any]) -> ExchangeOrder:
         trigger_px=_f(trigger) if is_trigger and trigger is not None else None,
         reduce_only=bool(row.get("reduceOnly", False)),
         is_trigger=is_trigger,
+        tpsl=tpsl_of(row.get("orderType"), is_trigger=is_trigger),
     )
 
 

@@ -198,11 +198,6 @@ def test_a_deliberate_stop_says_nothing_was_done(
         stack.ctl("start", "bot")
 
 
-@pytest.mark.xfail(strict=True, reason="needs branch faults' 5985338 (not in main yet): here the agent's own restart "
-                   "seen STARTING takes the new process's occurrence, so that process's exit inside the cooldown is "
-                   "not seen as a new crash and nothing decides about it (bot left EXITED, no message). With that "
-                   "fix applied this test passed (the refusal told as an [UPDATE] of the incident); remove this "
-                   "mark when main has it")
 def test_a_refused_restart_says_until_when(stack: StackUnderTest) -> None:
     """A crash again inside restart-bot's cooldown: whether it is a recurrence of the told
     incident (an update on it) or a new incident (its first alert waits for the outcome), a

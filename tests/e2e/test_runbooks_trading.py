@@ -171,6 +171,7 @@ def test_emergency_flattens_the_account_of_a_killed_bot(quiet_stack: StackUnderT
     done = stack.agent("run-playbook", "emergency", "--yes")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "trip the circuit breaker" in done.stdout and "failed (ignored)" in done.stdout
+    assert "Unclosed" not in done.stderr, done.stderr  # every HTTP session closed before exit
     assert _account(info) == ([], [])
 
 

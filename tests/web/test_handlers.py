@@ -8,6 +8,7 @@ as the CLI's do; no POST is accepted without the session's CSRF token.
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -235,15 +236,18 @@ async def test_destructive_play_needs_the_host_typed(client: TestClient, web_wor
     assert "Touch the marker on local?" in question and "<code>local</code>" in question
     wrong = await client.post("/act/play/touch", data={"csrf": csrf, "mode": "apply", "confirm_hosts": "prod"},
                               allow_redirects=False)
-    assert wrong.status == 400 and "did not match" in await wrong.text()
+    wrong_page = await wrong.text()
+    assert wrong.status == 400 and "did not match" in wrong_page
     assert not web_world.marker.exists()
     st = web_world.store()
     try:
         assert st.action_runs() == []
     finally:
         st.close()
-    r = await client.post("/act/play/touch", data={"csrf": csrf, "mode": "apply", "confirm_hosts": "local"},
-                          allow_redirects=False)
+    # The confirmation page's own form (its hidden fields carry the single-use confirmation).
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', wrong_page))
+    assert fields["csrf"] == csrf and fields["mode"] == "apply" and fields["confirmation"]
+    r = await client.post("/act/play/touch", data={**fields, "confirm_hosts": "local"}, allow_redirects=False)
     assert r.status == 303
     html = await _run_lines(client, r.headers["Location"])
     assert "changed: [local] touch the marker" in html

@@ -22,6 +22,7 @@ facts = st.builds(
     halted_reason=st.sampled_from([None, "control", "daily loss"]), exchange_ok=st.booleans(),
     open_incidents=st.integers(0, 5), positions_without_stop=st.lists(st.sampled_from(["BTC", "ETH"]),
                                                                       max_size=2).map(tuple),
+    halts=st.lists(st.sampled_from(["control: operator", "daily_loss: -5 %"]), max_size=2).map(tuple),
 )
 
 
@@ -29,16 +30,18 @@ facts = st.builds(
 def test_verdict_is_the_worst_that_holds(f: Facts) -> None:
     v = decide(f)
     unprotected = not f.agent_running or not f.agent_fresh or bool(f.positions_without_stop)
-    halted = f.bot_status == "halted"
+    halted = f.bot_status == "halted" or bool(f.halts)  # the halt file holds while the bot is down
     degraded = (not f.store_readable or f.open_incidents > 0 or not f.bot_running or f.bot_status != "healthy"
                 or not f.exchange_ok)
     expected = "UNPROTECTED" if unprotected else "HALTED" if halted else "DEGRADED" if degraded else "SAFE"
     assert v.level == expected
     assert (v.level == "SAFE") == (v.reasons == ())
     # New entries only from a running bot that answers and is not halted.
-    assert v.entries_allowed == (f.bot_running and f.bot_status in ("healthy", "degraded"))
+    assert v.entries_allowed == (f.bot_running and f.bot_status in ("healthy", "degraded") and not f.halts)
     for coin in f.positions_without_stop:
         assert any(coin in r for r in v.reasons)
+    for halt in f.halts:  # named whatever else is wrong
+        assert any(halt in r for r in v.reasons) and halt in v.entries_reason
 
 
 def test_users_from_env_roles_and_named_users() -> None:
@@ -98,19 +101,30 @@ def test_stop_distance_is_positive_until_triggered(mark: float, offset: float, l
     stop = mark * (1 - offset) if long else mark * (1 + offset)
     side = "A" if long else "B"
     order = Order("BTC", side, 1.0, stop, stop, True, "Stop Market", 1)
-    px, distance = stop_for(1.0 if long else -1.0, mark, [order])
-    assert px == stop
-    assert distance == pytest.approx(offset * 100, abs=1e-6)
+    shown = stop_for(1.0 if long else -1.0, mark, [order])
+    assert shown.px == stop and shown.protected
+    assert shown.distance_pct == pytest.approx(offset * 100, abs=1e-6)
 
 
-def test_stop_needs_a_reduce_only_trigger_on_the_closing_side() -> None:
+def test_stop_needs_a_reduce_only_stop_loss_on_the_closing_side() -> None:
     same_side = Order("BTC", "B", 1.0, 90, 90, True, "Stop Market", 1)
     not_reduce = Order("BTC", "A", 1.0, 90, 90, False, "Stop Market", 2)
     plain_limit = Order("BTC", "A", 1.0, 110, None, True, "Limit", 3)
-    assert stop_for(1.0, 100.0, [same_side, not_reduce, plain_limit]) == (None, None)
-    near = Order("BTC", "A", 1.0, 95, 95, True, "Stop Market", 4)
-    far = Order("BTC", "A", 1.0, 80, 80, True, "Stop Market", 5)
-    assert stop_for(1.0, 100.0, [far, near]) == (95, pytest.approx(5.0))
+    take_profit = Order("BTC", "A", 1.0, 110, 110, True, "Take Profit Market", 6)
+    shown = stop_for(1.0, 100.0, [same_side, not_reduce, plain_limit, take_profit])
+    assert (shown.px, shown.distance_pct, shown.protected) == (None, None, False)
+    near = Order("BTC", "A", 0.5, 95, 95, True, "Stop Market", 4)
+    far = Order("BTC", "A", 0.5, 80, 80, True, "Stop Limit", 5)
+    shown = stop_for(1.0, 100.0, [far, near])
+    assert (shown.px, shown.distance_pct, shown.protected) == (95, pytest.approx(5.0), True)
+    shown = stop_for(1.0, 100.0, [near, take_profit])  # half the size: shown, not protected
+    assert (shown.px, shown.protected) == (95, False)
+    short_stop = Order("BTC", "B", 1.0, 105, 105, True, "Stop Market", 7)
+    assert stop_for(-1.0, 100.0, [short_stop]).protected
+    # A stop-loss past the entry (a gain locked in; the emergency places its stops from the
+    # current price) still closes the position on an adverse move: it protects.
+    locked_gain = Order("BTC", "A", 1.0, 104, 104, True, "Stop Market", 8)
+    assert stop_for(1.0, 110.0, [locked_gain]).protected
 
 
 def test_day_loss_and_drawdown_follow_the_bots_definition() -> None:

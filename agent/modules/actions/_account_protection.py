@@ -29,6 +29,7 @@ from typing import Any
 
 from agent.modules import _hyperliquid as hl
 from botwarden.errors import ModuleError
+from botwarden.protection import is_protected, stop_losses
 
 PER_CALL_TIMEOUT_S = 10.0
 """Upper bound of one exchange request inside a flatten (the task's timeout bounds the whole)."""
@@ -49,11 +50,6 @@ def can_add_exposure(order: hl.OpenOrder) -> bool:
     return not order.reduce_only
 
 
-def is_stop(order: hl.OpenOrder) -> bool:
-    """A trigger that fires when the price moves against the position (not a take-profit)."""
-    return order.trigger_px is not None and not order.order_type.lower().startswith("take profit")
-
-
 def to_cancel(orders: list[hl.OpenOrder], positions: dict[str, hl.Position]) -> list[hl.OpenOrder]:
     """What a cancel may take: every order that can add exposure, and reduce-only orders that
     protect no open position. Never an order that :func:`protects` an open position."""
@@ -61,18 +57,19 @@ def to_cancel(orders: list[hl.OpenOrder], positions: dict[str, hl.Position]) -> 
 
 
 def stops_of(position: hl.Position, orders: list[hl.OpenOrder]) -> list[hl.OpenOrder]:
-    positions = {position.coin: position}
-    return [o for o in orders if o.coin == position.coin and protects(o, positions) and is_stop(o)]
+    """The position's stop-losses (:func:`botwarden.protection.stop_losses`: the rule the bot and
+    the web page use too)."""
+    return stop_losses(position.size, [o for o in orders if o.coin == position.coin])
 
 
 def position_facts(positions: list[hl.Position], orders: list[hl.OpenOrder]) -> list[dict[str, Any]]:
-    """Each position with ``protected`` (a reduce-only stop covers its whole size) and its stops."""
+    """Each position with ``protected`` (reduce-only stop-losses cover its whole size,
+    :func:`botwarden.protection.is_protected`) and its stops."""
     out = []
     for p in positions:
-        stops = stops_of(p, orders)
-        covered = sum(o.size for o in stops)
-        out.append({**p.as_fact(), "protected": covered + 1e-12 >= abs(p.size),
-                    "stops": [o.as_fact() for o in stops]})
+        mine = [o for o in orders if o.coin == p.coin]
+        out.append({**p.as_fact(), "protected": is_protected(p.size, mine),
+                    "stops": [o.as_fact() for o in stop_losses(p.size, mine)]})
     return out
 
 

@@ -77,6 +77,22 @@ def test_enqueue_is_deduplicated_and_counts_alerts_on_the_incident(store: Store)
     assert inc is not None and (inc.notify_count, inc.last_notified_at) == (1, T0)
 
 
+def test_ending_a_dedup_prefix_lets_those_messages_be_sent_again_and_keeps_the_rows(store: Store) -> None:
+    for key in ("notice:config-rejected:d1:-:ops", "notice:config-rejected:d1:-:mail", "notice:other:d1:-:ops",
+                "notice:config_rejected:d1:-:ops"):  # '_' is no wildcard
+        assert enqueue(store, key, kind="notice") is not None
+    assert store.end_dedup("notice:config-rejected:") == 2
+    assert store.end_dedup("notice:config-rejected:") == 0  # ended once; the rows stay, for the record
+    assert enqueue(store, "notice:config-rejected:d1:-:ops", kind="notice") is not None  # a new episode
+    assert enqueue(store, "notice:config-rejected:d1:-:ops", kind="notice") is None  # told once within it
+    assert enqueue(store, "notice:other:d1:-:ops", kind="notice") is None
+    assert enqueue(store, "notice:config_rejected:d1:-:ops", kind="notice") is None
+    assert len(store.list_notifications()) == 5
+    assert store.end_dedup("notice:config-rejected:") == 1
+    assert enqueue(store, "notice:config-rejected:d1:-:ops", kind="notice") is not None
+    assert len({n.dedup_key for n in store.list_notifications()}) == 6
+
+
 def test_claim_marks_sending_and_keeps_each_target_in_order(store: Store) -> None:
     a1, b1, a2 = enqueue(store, "a1", "a"), enqueue(store, "b1", "b"), enqueue(store, "a2", "a")
     claimed = store.claim_due_notifications(T0)

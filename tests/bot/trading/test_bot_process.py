@@ -48,6 +48,9 @@ class Stack:
         self.tmp = tmp
         self.ex_port, self.bot_port = free_port(), free_port()
         self.settings = tmp / "settings.yaml"
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.bot: subprocess.Popen[bytes] | None = None
+        self.http = httpx.Client(timeout=10)
         self.configure()
 
     def configure(self, **bot: Any) -> None:
@@ -61,9 +64,6 @@ class Stack:
         }))
         self.env = {**os.environ, "BOTWARDEN_EXCHANGE_ADMIN_TOKEN": ADMIN, "BOTWARDEN_BOT_TOKEN": CONTROL}
         self.env.pop("BOTWARDEN_PRIVATE_KEY", None)
-        self.procs: list[subprocess.Popen[bytes]] = []
-        self.bot: subprocess.Popen[bytes] | None = None
-        self.http = httpx.Client(timeout=10)
 
     @property
     def ex_url(self) -> str:

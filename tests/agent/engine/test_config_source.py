@@ -1,0 +1,206 @@
+"""ConfigSource: fingerprints that never raise, the last good configuration, what to fall back on.
+
+Real files in a temporary directory, the real registry and loader: a symbolic link that loops,
+a FIFO, a directory that may not be listed are what the operator's disk can hold at any moment.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from agent.engine.config_source import START_ORDER, ConfigSource
+from agent.playbook.last_good import SNAPSHOT_NAME, read_snapshot
+
+REPO = Path(__file__).resolve().parents[3]
+PLAY = """\
+version: 1
+name: {name}
+hosts: local
+schedule: {{every: 10s}}
+checks:
+  - name: {name} check
+    command: {{argv: ["true"]}}
+    expect: "rc == 0"
+"""
+NEEDS = """\
+version: 1
+name: needs
+hosts: local
+checks:
+  - name: needs check
+    command: {argv: ["true"]}
+    expect: "rc == 0"
+    remediate: [fix]
+remediations:
+  fix:
+    steps:
+      - command: {argv: ["true"]}
+    budget: {max: 1, within: 1h, then: alpha}
+"""
+
+
+def _world(root: Path) -> ConfigSource:
+    (root / "settings.yaml").write_text("var_dir: var\nagent: {metrics_port: 0}\n")
+    (root / "inventory.yaml").write_text(
+        "version: 1\nsettings: settings.yaml\nhosts: {local: {}}\n"
+        "notify: {targets: {inbox: {url: 'json://127.0.0.1:9/'}}, routes: [{name: default, targets: [inbox]}]}\n")
+    plays = root / "playbooks"
+    plays.mkdir()
+    for name in ("alpha", "beta"):
+        (plays / f"{name}.yaml").write_text(PLAY.format(name=name))
+    (plays / "needs.yaml").write_text(NEEDS)
+    shutil.copytree(REPO / "templates", root / "templates", ignore=shutil.ignore_patterns("web"))
+    return ConfigSource(root / "inventory.yaml", [plays], env={}, templates_dir=root / "templates")
+
+
+def test_the_fingerprint_never_raises_and_changes_with_what_is_on_disk(tmp_path: Path) -> None:
+    source = _world(tmp_path)
+    plays = tmp_path / "playbooks"
+    seen = [source.fingerprint()]
+    for change in (lambda: (plays / "loop.yaml").symlink_to("loop.yaml"),
+                   lambda: os.mkfifo(plays / "fifo.yaml"),
+                   lambda: (plays / "dir.yaml").mkdir(),
+                   lambda: (plays / "gone.yaml").symlink_to("nowhere.yaml"),
+                   lambda: (tmp_path / "inventory.yaml").unlink() or (tmp_path / "inventory.yaml").symlink_to(
+                       "inventory.yaml")):
+        change()
+        seen.append(source.fingerprint())
+    assert len(set(seen)) == len(seen), "every change is noticed"
+    (tmp_path / "templates").chmod(0)  # a directory that may not be listed (as root: still listed)
+    source.fingerprint()
+
+
+def test_a_broken_file_is_a_rejection_and_the_last_good_configuration_is_loaded_instead(tmp_path: Path) -> None:
+    source = _world(tmp_path)
+    chosen, _ = source.choose(START_ORDER)
+    assert chosen is not None and chosen.origin == "disk"
+    assert source.save_last_good(chosen.config) is None
+    snap_file = tmp_path / "var" / SNAPSHOT_NAME
+    assert snap_file.stat().st_mode & 0o777 == 0o600
+    (tmp_path / "playbooks" / "alpha.yaml").write_text(PLAY.format(name="alpha").replace("expect:", "expct:"))
+    (tmp_path / "playbooks" / "loop.yaml").symlink_to("loop.yaml")
+
+    chosen, disk = source.choose(START_ORDER)
+    assert chosen is not None and chosen.origin == "last-good"
+    assert sorted(chosen.config.playbooks) == ["alpha", "beta", "needs"]
+    files = {Path(d.file).name for d in disk.diagnostics}
+    assert files == {"alpha.yaml", "loop.yaml"}
+    summary = chosen.summary()
+    assert summary.startswith("running on last good configuration from ")
+    assert "alpha.yaml:8:5: unknown key 'expct'" in summary and "(and 1 more)" in summary
+    # its templates are the ones it was saved with, not what is on disk now
+    (tmp_path / "templates" / "alert.md.j2").write_text("{{ broken")
+    chosen, _ = source.choose(START_ORDER)
+    assert chosen is not None and chosen.origin == "last-good"
+    assert "{{ broken" not in chosen.config.templating.render_template("alert.md.j2", _alert_vars())
+
+
+def test_the_settings_file_broken_too_the_snapshot_is_found_beside_the_inventory(tmp_path: Path) -> None:
+    source = _world(tmp_path)
+    chosen, _ = source.choose(START_ORDER)
+    assert chosen is not None
+    source.save_last_good(chosen.config)
+    os.unlink(tmp_path / "settings.yaml")
+    os.mkfifo(tmp_path / "settings.yaml")
+    fresh = ConfigSource(tmp_path / "inventory.yaml", [tmp_path / "playbooks"], env={},
+                         templates_dir=tmp_path / "templates")  # a restarted agent: nothing remembered
+    chosen, disk = fresh.choose(START_ORDER)
+    assert chosen is not None and chosen.origin == "last-good"
+    assert chosen.config.settings.path(chosen.config.settings.var_dir) == tmp_path / "var"
+    assert any("FIFO" in d.message for d in disk.diagnostics)
+
+
+def test_without_a_snapshot_the_valid_part_runs_with_what_it_needs_left_out(tmp_path: Path) -> None:
+    source = _world(tmp_path)
+    (tmp_path / "playbooks" / "alpha.yaml").write_text("version: 1\nname: alpha\nhosts: nowhere\n")
+    chosen, _ = source.choose(START_ORDER)
+    assert chosen is not None and chosen.origin == "valid-part"
+    assert sorted(chosen.config.playbooks) == ["beta"]  # needs refers to alpha: left out with it
+    assert {Path(f).name for f in chosen.left_out} == {"alpha.yaml", "needs.yaml"}
+    assert not chosen.guards_fully
+
+
+def test_with_the_inventory_broken_and_no_snapshot_the_built_in_one_says_it_cannot_guard(tmp_path: Path) -> None:
+    source = _world(tmp_path)
+    inventory = tmp_path / "inventory.yaml"
+    inventory.unlink()
+    inventory.symlink_to("inventory.yaml")
+    chosen, _ = source.choose(START_ORDER)
+    assert chosen is not None and chosen.origin == "built-in"
+    assert chosen.config.playbooks == {} and chosen.config.inventory.notify.targets
+    assert "cannot guard" in chosen.summary() and "a symbolic link that loops" in chosen.summary()
+
+
+def test_a_damaged_or_foreign_snapshot_is_not_used(tmp_path: Path) -> None:
+    source = _world(tmp_path)
+    chosen, _ = source.choose(START_ORDER)
+    assert chosen is not None
+    source.save_last_good(chosen.config)
+    snap_file = tmp_path / "var" / SNAPSHOT_NAME
+    record = json.loads(snap_file.read_text())
+    (tmp_path / "playbooks" / "beta.yaml").write_text(": nope")
+    record["inventory"] = "/elsewhere/inventory.yaml"
+    snap_file.write_text(json.dumps(record))
+    chosen, _ = source.choose(("last-good",))
+    assert chosen is None
+    snap_file.write_text("{not json")
+    with pytest.raises(Exception, match="damaged"):
+        read_snapshot(snap_file)
+    chosen, _ = source.choose(("last-good", "valid-part"))
+    assert chosen is not None and chosen.origin == "valid-part"
+
+
+def test_an_unexpected_error_while_loading_is_a_rejection(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import agent.playbook
+
+    source = _world(tmp_path)
+
+    def boom(*_: object, **__: object) -> None:
+        raise RuntimeError("a bug in the loader")
+
+    monkeypatch.setattr(agent.playbook, "load_config", boom)
+    result = source.load()
+    assert result.config is None
+    [diag] = result.diagnostics
+    assert "internal error RuntimeError: a bug in the loader" in diag.message
+
+
+def _alert_vars() -> dict[str, object]:
+    return {"state": "CRITICAL", "severity": "critical", "play": "p", "check": "c", "host": "h", "since": "now",
+            "for": "1s", "value": 1, "summary": "", "error": "", "repeat": False, "count": 1, "incident_id": 1,
+            "url": "", "runbook": "", "observed": "", "expect": "", "facts": {}}
+
+
+SECRET_PLAY = """\
+version: 1
+name: secretive
+hosts: local
+tasks:
+  - name: use a credential
+    command: {argv: ["true"], env: {API_CRED: "lit3ral-s3cret-value-0042"}}
+"""
+
+
+def test_var_never_holds_a_secret_a_file_with_one_is_kept_as_its_checksum(tmp_path: Path) -> None:
+    source = _world(tmp_path)
+    secretive = tmp_path / "playbooks" / "secretive.yaml"
+    secretive.write_text(SECRET_PLAY)
+    chosen, _ = source.choose(("disk",))
+    assert chosen is not None and source.save_last_good(chosen.config) is None
+    stored = (tmp_path / "var" / SNAPSHOT_NAME).read_text()
+    assert "lit3ral-s3cret-value-0042" not in stored
+    assert str(tmp_path / "playbooks" / "beta.yaml") in stored and "beta check" in stored
+
+    (tmp_path / "playbooks" / "beta.yaml").write_text("version: 1\nname: beta\nhostz: local\n")
+    chosen, _ = source.choose(START_ORDER)  # the secretive file is unchanged: restored from disk
+    assert chosen is not None and chosen.origin == "last-good"
+    assert sorted(chosen.config.playbooks) == ["alpha", "beta", "needs", "secretive"]
+
+    secretive.write_text(SECRET_PLAY.replace("argv:", "argvv:"))  # changed: the snapshot cannot restore it
+    chosen, _ = source.choose(START_ORDER)
+    assert chosen is not None and chosen.origin == "valid-part"
+    assert sorted(chosen.config.playbooks) == ["alpha", "needs"]

@@ -1,0 +1,72 @@
+"""The bot keeps a real stop-loss under every open position: a take-profit or a stop-loss for
+part of the size does not count, and the bot places a stop-loss that covers the whole position
+(real paper exchange, real SDK, real SQLite)."""
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from bot.trading.risk import round_price
+
+
+def raw_orders(engine: Any, coin: str) -> list[dict[str, Any]]:
+    """The exchange's own view (``frontendOpenOrders``), read apart from the bot's parsing."""
+    return [o for o in engine.gw.info.frontend_open_orders(engine.gw.address) if o["coin"] == coin]
+
+
+def stop_loss_cover(engine: Any, coin: str) -> tuple[Decimal, Decimal]:
+    """(size covered by reduce-only stop-losses on the closing side, the position's size), from the
+    exchange's own order kinds."""
+    pos = engine.gw.account().positions[coin]
+    closing = "A" if pos.size > 0 else "B"
+    covered = Decimal(0)
+    for o in raw_orders(engine, coin):
+        if o["isTrigger"] and o["orderType"].startswith("Stop") and o["reduceOnly"] and o["side"] == closing:
+            covered += Decimal(o["sz"])
+    return covered, Decimal(repr(abs(pos.size)))
+
+
+def replace_stop(engine: Any, coin: str, *, tpsl: str, fraction: float) -> None:
+    """Cancel the bot's stop on ``coin`` and rest, instead, a reduce-only trigger of kind ``tpsl``
+    for ``fraction`` of the position (a take-profit on the winning side, a stop-loss on the losing)."""
+    pos = engine.gw.account().positions[coin]
+    for o in raw_orders(engine, coin):
+        assert engine.gw.cancel(coin, o["oid"])
+    is_long = pos.size > 0
+    dec = engine.gw.sz_decimals(coin)
+    size = float(Decimal(repr(abs(pos.size) * fraction)).quantize(Decimal(1).scaleb(-dec), rounding="ROUND_DOWN"))
+    assert 0 < size <= abs(pos.size)
+    away = 1.05 if (tpsl == "tp") == is_long else 0.95
+    trigger = round_price(pos.entry_px * away, dec)
+    limit = round_price(trigger * (0.9 if is_long else 1.1), dec)
+    out = engine.gw.place(coin=coin, is_buy=not is_long, size=size, limit_px=limit,
+                          order_type={"trigger": {"triggerPx": trigger, "isMarket": True, "tpsl": tpsl}},
+                          reduce_only=True, cloid="0x" + secrets.token_hex(16))
+    assert out.status in ("open", "resting"), out
+
+
+@pytest.mark.parametrize(("tpsl", "fraction"), [("tp", 1.0), ("sl", 0.5)],
+                         ids=["take-profit only", "half-size stop-loss"])
+def test_only_a_full_size_stop_loss_counts_as_the_stop(make_engine: Callable[..., Any], tpsl: str,
+                                                      fraction: float) -> None:
+    engine = make_engine()
+    engine.reconcile()
+    engine.iterate()
+    for coin in ("BTC", "ETH"):
+        covered, size = stop_loss_cover(engine, coin)
+        assert covered >= size, f"{coin}: the bot's own stop covers {covered} of {size}"
+        replace_stop(engine, coin, tpsl=tpsl, fraction=fraction)
+        covered, size = stop_loss_cover(engine, coin)
+        assert covered < size  # the set-up: now only a TP or a partial stop rests
+    engine.iterate()
+    for coin in ("BTC", "ETH"):
+        covered, size = stop_loss_cover(engine, coin)
+        assert covered >= size, f"{coin}: after an iteration stop-losses cover {covered} of {size}"
+        assert any(o["orderType"].startswith("Take Profit") for o in raw_orders(engine, coin)) == (tpsl == "tp")
+    orders = len(engine.gw.open_orders())
+    engine.iterate()  # protected now: nothing more is placed
+    assert len(engine.gw.open_orders()) == orders

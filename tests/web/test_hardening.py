@@ -1,0 +1,171 @@
+"""Issue 17 (an operator-breaker's attack on the status page), through the real application:
+the sign-in redirect stays on the site, confirmations are single-use, sign-in throttling does
+not let one address lock out an operator, a halt shows while the bot is down, and /healthz
+tells nothing but liveness to a visitor."""
+from __future__ import annotations
+
+import asyncio
+import re
+from urllib.parse import urljoin, urlsplit
+
+import pytest
+from aiohttp.test_utils import TestClient
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from agent.web.signin import local_path
+from tests.web.conftest import OPERATOR_PW, VIEWER_PW, WebWorld, csrf_of, sign_in
+from tests.web.test_handlers import _run_lines
+
+PAGE = "https://ops.example/login"
+
+
+def as_a_browser_follows(location: str) -> tuple[str, str]:
+    """(scheme, host) a browser goes to for ``Location: location`` on ``PAGE``: the WHATWG URL
+    parser drops tab, CR and LF anywhere, strips leading and trailing C0 controls and spaces, and
+    reads a backslash as a slash in http(s) URLs."""
+    cleaned = "".join(c for c in location if c not in "\t\r\n").strip("".join(map(chr, range(0x21))))
+    target = urlsplit(urljoin(PAGE, cleaned.replace("\\", "/")))
+    return target.scheme, target.netloc
+
+
+ATTACKS = ["/\t/evil.example", "/\r\n/evil.example", "/\n/evil.example", "\t//evil.example", "/\\evil.example",
+           "//evil.example/x", "https://evil.example/", " /\t/evil.example", "/\x00/evil.example",
+           "javascript:alert(1)", "/%0d%0aSet-Cookie:x=1"]
+
+
+@pytest.mark.parametrize("value", ATTACKS)
+async def test_sign_in_never_redirects_off_the_site(client: TestClient, value: str) -> None:
+    page = await client.get("/login")
+    r = await client.post("/login", data={"csrf": csrf_of(await page.text()), "username": "viewer",
+                                          "password": VIEWER_PW, "next": value}, allow_redirects=False)
+    assert r.status == 303
+    location = r.headers["Location"]
+    assert as_a_browser_follows(location) == ("https", "ops.example"), location
+    assert all(0x20 < ord(c) < 0x7F for c in location), location
+
+
+async def test_sign_in_returns_to_the_local_page_asked_for(client: TestClient) -> None:
+    page = await client.get("/login?next=/incidents/1%3Fx%3D1")
+    r = await client.post("/login", data={"csrf": csrf_of(await page.text()), "username": "viewer",
+                                          "password": VIEWER_PW, "next": "/incidents/1?x=1"}, allow_redirects=False)
+    assert r.headers["Location"] == "/incidents/1?x=1"
+
+
+@given(st.text())
+@example("/\t/evil.example")
+@example("/\u3002/x")
+def test_any_next_value_becomes_a_local_path(value: str) -> None:
+    path = local_path(value)
+    assert path.startswith("/") and not path.startswith("//")
+    assert all(0x20 < ord(c) < 0x7F for c in path)
+    assert as_a_browser_follows(path) == ("https", "ops.example")
+    assert path in (value, "/")  # kept as given, or the overview
+
+
+def form_fields(html: str) -> dict[str, str]:
+    """The hidden fields of the page's form, as a browser would send them."""
+    return dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', html))
+
+
+async def confirmation_form(client: TestClient, csrf: str) -> dict[str, str]:
+    ask = await client.post("/act/play/touch", data={"csrf": csrf, "mode": "apply"}, allow_redirects=False)
+    assert ask.status == 200
+    return {**form_fields(await ask.text()), "confirm_hosts": "local"}
+
+
+async def test_a_confirmation_runs_the_play_once_however_often_it_is_sent(client: TestClient,
+                                                                          web_world: WebWorld) -> None:
+    """Three concurrent POSTs of one confirmation (a double tap, a replay): one run."""
+    csrf = await sign_in(client, "operator", OPERATOR_PW)
+    form = await confirmation_form(client, csrf)
+    answers = await asyncio.gather(*(client.post("/act/play/touch", data=form, allow_redirects=False)
+                                     for _ in range(3)))
+    started = [r for r in answers if r.status == 303 and r.headers["Location"].startswith("/runs/")]
+    assert len(started) == 1, [r.status for r in answers]
+    refused = [r for r in answers if r not in started]
+    for r in refused:
+        assert r.status == 409 and "already used" in await r.text()
+    await _run_lines(client, started[0].headers["Location"])
+    again = await client.post("/act/play/touch", data=form, allow_redirects=False)  # a replay later
+    assert again.status == 409
+    st = web_world.store()
+    try:
+        assert len(st.action_runs()) == 1
+    finally:
+        st.close()
+    fresh = await confirmation_form(client, csrf)  # a new confirmation runs it again
+    r = await client.post("/act/play/touch", data=fresh, allow_redirects=False)
+    assert r.status == 303
+
+
+async def test_a_confirmation_is_for_one_play_and_one_session(client: TestClient, web_world: WebWorld) -> None:
+    csrf = await sign_in(client, "operator", OPERATOR_PW)
+    form = await confirmation_form(client, csrf)
+    other = await sign_in(client, "alice", "alice-" + "z" * 26)  # the same browser signs in again: a new session
+    r = await client.post("/act/play/touch", data={**form, "csrf": other}, allow_redirects=False)
+    assert r.status == 409
+    assert not web_world.marker.exists()
+
+
+async def failed_sign_ins(client: TestClient, name: str, times: int) -> list[tuple[int, str]]:
+    page = await client.get("/login")
+    token = csrf_of(await page.text())
+    out = []
+    for _ in range(times):
+        r = await client.post("/login", data={"csrf": token, "username": name, "password": "guess"})
+        text = re.sub(r'value="[^"]{20,}"', "", await r.text()).replace(name, "NAME")
+        out.append((r.status, re.sub(r"\d+ s\b", "N s", text)))
+    return out
+
+
+async def test_failures_on_other_names_from_one_address_do_not_lock_the_operator_out(client: TestClient) -> None:
+    """Behind one proxy or NAT everyone has one address: a stranger guessing there must not lock
+    the operator out; only the (name, address) pair that failed is held back."""
+    assert [s for s, _ in await failed_sign_ins(client, "mallory", 6)] == [401] * 5 + [429]
+    assert [s for s, _ in await failed_sign_ins(client, "viewer", 5)] == [401] * 5
+    await sign_in(client, "operator", OPERATOR_PW)
+    r = await client.post("/login", data={"csrf": csrf_of(await (await client.get("/login")).text()),
+                                          "username": "viewer", "password": VIEWER_PW}, allow_redirects=False)
+    assert r.status == 429  # the pair that failed five times waits out its window
+
+
+async def test_throttling_says_nothing_about_which_names_exist(client: TestClient) -> None:
+    assert await failed_sign_ins(client, "operator", 7) == await failed_sign_ins(client, "nobody", 7)
+
+
+async def test_a_halt_shows_while_the_bot_is_down(client: TestClient, web_world: WebWorld) -> None:
+    """The halt file holds the halts whatever happens to the bot: the page reads it, so a halt
+    taken while the bot is dead (or before it restarts) shows as one."""
+    from botwarden.halts import HaltFile
+    from tests.web.conftest import load_config
+
+    settings = load_config(web_world).settings
+    HaltFile(settings.path(settings.bot.halt_file)).add("control", "operator stopped trading", by="agent (test)")
+    await sign_in(client, "viewer", VIEWER_PW)
+    html = await (await client.get("/")).text()
+    banner = html[html.index('id="banner"'):html.index("</section>", html.index('id="banner"'))]
+    assert "new entries: no: halted (control: operator stopped trading)" in banner, banner
+    assert "new entries halted: control: operator stopped trading" in banner, banner
+
+
+async def test_an_unreadable_halt_file_shows_as_a_halt(client: TestClient, web_world: WebWorld) -> None:
+    from tests.web.conftest import load_config
+
+    settings = load_config(web_world).settings
+    path = settings.path(settings.bot.halt_file)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("{ torn")
+    await sign_in(client, "viewer", VIEWER_PW)
+    html = await (await client.get("/")).text()
+    assert "new entries: no: halted (unreadable: the halt file" in html
+
+
+async def test_healthz_tells_a_visitor_only_that_the_page_is_alive(client: TestClient) -> None:
+    await sign_in(client, "viewer", VIEWER_PW)
+    await client.get("/")  # a snapshot exists: the verdict is known to the page
+    await client.post("/logout", data={"csrf": csrf_of(await (await client.get("/")).text())})
+    assert (await client.get("/", allow_redirects=False)).status == 302  # signed out
+    r = await client.get("/healthz")
+    assert r.status == 200
+    assert await r.json() == {"status": "ok"}

@@ -1,0 +1,122 @@
+"""The trading page's account read against a real paper exchange (real SDK orders, real HTTP):
+a position is shown protected only by reduce-only stop-losses covering its whole size."""
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from bot.trading.risk import round_price
+from botwarden.settings import PAPER_DEV_PRIVATE_KEY
+
+
+@pytest.fixture
+def exchange(tmp_path: Path) -> Iterator[Any]:
+    from bot.exchange.server import serve_in_thread
+
+    ex = serve_in_thread(state=tmp_path / "exchange.db", seed=42, coins=["BTC", "ETH"])
+    try:
+        yield ex
+    finally:
+        ex.stop()
+
+
+@pytest.fixture
+def gateway(exchange: Any) -> Any:
+    from bot.trading.gateway import Gateway
+    from bot.trading.metrics import BotMetrics
+
+    return Gateway(f"http://127.0.0.1:{exchange.port}", PAPER_DEV_PRIVATE_KEY, timeout_s=5, metrics=BotMetrics())
+
+
+def open_long(gw: Any, coin: str, size: float) -> Any:
+    mid = gw.mids()[coin]
+    dec = gw.sz_decimals(coin)
+    out = gw.place(coin=coin, is_buy=True, size=size, limit_px=round_price(mid * 1.02, dec),
+                   order_type={"limit": {"tif": "Ioc"}}, reduce_only=False, cloid="0x" + secrets.token_hex(16))
+    assert out.filled_size > 0, out
+    return gw.account().positions[coin]
+
+
+def rest_trigger(gw: Any, pos: Any, *, tpsl: str, size: float, trigger_factor: float, reduce_only: bool = True) -> None:
+    dec = gw.sz_decimals(pos.coin)
+    trigger = round_price(pos.entry_px * trigger_factor, dec)
+    out = gw.place(coin=pos.coin, is_buy=False, size=size, limit_px=round_price(trigger * 0.9, dec),
+                   order_type={"trigger": {"triggerPx": trigger, "isMarket": True, "tpsl": tpsl}},
+                   reduce_only=reduce_only, cloid="0x" + secrets.token_hex(16))
+    assert out.status in ("open", "resting"), out
+
+
+async def page_account(exchange: Any, gw: Any) -> Any:
+    from agent.web.trading import read_account
+
+    async with aiohttp.ClientSession() as http:
+        account, why = await read_account(http, f"http://127.0.0.1:{exchange.port}", gw.address)
+    assert account is not None, why
+    return account
+
+
+async def test_a_take_profit_or_a_partial_stop_is_not_protection(exchange: Any, gateway: Any) -> None:
+    from agent.web.verdict import Facts, decide
+
+    pos = open_long(gateway, "BTC", 0.1)
+    half = float(Decimal(repr(pos.size)) / 2)
+    rest_trigger(gateway, pos, tpsl="tp", size=pos.size, trigger_factor=1.05)  # a take-profit, whole size
+    account = await page_account(exchange, gateway)
+    assert account.positions_without_stop() == ("BTC",)
+    rest_trigger(gateway, pos, tpsl="sl", size=half, trigger_factor=0.95)  # a stop-loss for half of it
+    account = await page_account(exchange, gateway)
+    assert account.positions_without_stop() == ("BTC",)
+    facts = Facts(agent_running=True, agent_fresh=True, store_readable=True, bot_running=True, bot_status="healthy",
+                  halted_reason=None, exchange_ok=True, open_incidents=0,
+                  positions_without_stop=account.positions_without_stop())
+    assert decide(facts).level == "UNPROTECTED"
+    rest_trigger(gateway, pos, tpsl="sl", size=half, trigger_factor=0.94)  # the other half: covered
+    account = await page_account(exchange, gateway)
+    assert account.positions_without_stop() == ()
+    (shown,) = account.positions
+    assert shown.stop_px == round_price(pos.entry_px * 0.95, gateway.sz_decimals("BTC"))  # the nearest stop-loss
+
+
+async def test_a_stop_that_is_not_reduce_only_is_not_protection(exchange: Any, gateway: Any) -> None:
+    pos = open_long(gateway, "ETH", 1.0)
+    rest_trigger(gateway, pos, tpsl="sl", size=pos.size, trigger_factor=0.95, reduce_only=False)
+    account = await page_account(exchange, gateway)
+    assert account.positions_without_stop() == ("ETH",)
+
+
+async def test_the_page_reads_the_configured_account_not_the_signing_keys(exchange: Any, web_world: Any) -> None:
+    """Off paper the bot trades through an API wallet for ``bot.account_address``; the account's
+    own key is not on the box. The page must read that account, as the agent's checks do."""
+    import yaml
+    from aiohttp.test_utils import TestClient, TestServer
+    from eth_account import Account as EthAccount
+
+    from agent.web import build_app, make_context
+    from bot.trading.gateway import Gateway
+    from bot.trading.metrics import BotMetrics
+    from tests.web.conftest import ENV, VIEWER_PW, load_config, sign_in
+
+    owner = EthAccount.create()  # the traded account: its key never reaches the page
+    async with aiohttp.ClientSession() as http, http.post(
+            f"http://127.0.0.1:{exchange.port}/admin/accounts", json={"address": owner.address, "usdc": 100_000},
+            headers={"Authorization": f"Bearer {exchange.admin_token}"}) as funded:
+        assert funded.status == 200, await funded.text()
+    gw = Gateway(f"http://127.0.0.1:{exchange.port}", owner.key.hex(), timeout_s=5, metrics=BotMetrics())
+    open_long(gw, "ETH", 1.0)
+    settings_file = web_world.root / "settings.yaml"
+    settings = yaml.safe_load(settings_file.read_text())
+    settings["exchange"]["port"] = exchange.port
+    settings["bot"]["account_address"] = owner.address
+    settings_file.write_text(yaml.safe_dump(settings))
+    ctx = make_context(load_config(web_world), store_url=web_world.store_url, env=ENV,
+                       templates_dir=web_world.root / "templates", charts=False)
+    async with TestClient(TestServer(build_app(ctx), host="127.0.0.1")) as client:
+        await sign_in(client, "viewer", VIEWER_PW)
+        page = await (await client.get("/trading")).text()
+    assert "ETH long" in page, page
