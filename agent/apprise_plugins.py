@@ -27,6 +27,7 @@ import importlib.util
 import logging
 import os
 import re
+import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -215,9 +216,13 @@ def why_refused(url: str) -> str | None:
     from apprise import AppriseAsset
 
     reasons: list[str] = []
+    me = threading.get_ident()
 
     def collect(record: logging.LogRecord) -> bool:
-        """Keeps apprise's warnings as the reason, instead of logging them (a check, not a send)."""
+        """Keeps apprise's warnings about this URL as the reason, instead of logging them (a check,
+        not a send); records of other threads (a delivery under way during a reload) pass."""
+        if record.thread != me:
+            return True
         if record.levelno >= logging.WARNING:
             reasons.append(record.getMessage().strip().rstrip(":").strip())
         return False
