@@ -201,7 +201,7 @@ def test_registered() -> None:
 async def test_a_template_is_given_the_step_vars_and_exactly_the_names_validate_allows(world) -> None:
     """``agent validate`` checks a report template against the step's variables plus
     ``ReportAction.template_vars``: the action must give those, and no others."""
-    store, notes, outbox, receiver, host = world
+    store, notes, _outbox, _receiver, host = world
     given: list[set[str]] = []
 
     class Recorder:
