@@ -27,6 +27,7 @@ import importlib.util
 import logging
 import os
 import re
+import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -170,24 +171,34 @@ def plugin_class(scheme: str) -> type[NotifyBase] | None:
     return NotificationManager()[scheme]  # type: ignore[no-any-return]
 
 
-def instantiate(url: str, asset: AppriseAsset) -> NotifyBase | None:
+def instantiate(url: str, asset: AppriseAsset, defaults: Mapping[str, Any] | None = None) -> NotifyBase | None:
     """The plugin object of one apprise URL, or None when apprise would refuse it.
 
     The steps of ``Apprise.instantiate`` for a URL string (``url_to_dict``, the enabled checks,
     construction with exceptions suppressed), with the plugin looked up by :func:`plugin_class`.
     A URL whose scheme is no plugin's (apprise's "native" service URLs such as
-    ``https://hooks.slack.com/...``, which the inventory check refuses anyway) is left to
-    ``Apprise.instantiate`` itself.
+    ``https://hooks.slack.com/...``, which the inventory check refuses anyway) is parsed by
+    apprise's ``url_to_dict`` and built by ``Apprise.instantiate`` from that dictionary.
+
+    ``defaults`` are constructor arguments for what the URL does not say itself: apprise's URL
+    parameters (``cto``, ``rto``...) as the keys its ``parse_url`` gives them. They are added to
+    the parsed URL, never written into the URL text: text surgery misreads apprise's URL shapes
+    (a Slack ``#channel`` is part of the path, not a fragment) and lost the channel once.
     """
     scheme = url_scheme(url)
     cls = plugin_class(scheme) if scheme else None
     if cls is None:
         from apprise import Apprise
+        from apprise.plugins import url_to_dict
 
-        return Apprise.instantiate(url, asset=asset)  # type: ignore[no-any-return]
+        parsed = url_to_dict(url, secure_logging=asset.secure_logging)
+        if not parsed:
+            return None
+        return Apprise.instantiate(_with_defaults(parsed, defaults), asset=asset)  # type: ignore[no-any-return]
     results = cls.parse_url(url.replace("/#", "/%23"))  # url_to_dict: a '#' starts a channel, not a fragment
     if not results or not cls.enabled:
         return None
+    results = _with_defaults(results, defaults)
     results["tag"] = set()
     results["asset"] = asset
     try:
@@ -196,3 +207,37 @@ def instantiate(url: str, asset: AppriseAsset) -> NotifyBase | None:
         log.debug("apprise could not build a %s plugin from the URL", cls.__name__, exc_info=True)
         return None
     return plugin if plugin.enabled else None
+
+
+def why_refused(url: str) -> str | None:
+    """None when apprise builds a plugin from ``url`` (one URL, as :func:`instantiate` builds it
+    for the delivery), else why not, in apprise's words (the warnings it logs while refusing;
+    they may quote parts of the URL: redact before showing them)."""
+    from apprise import AppriseAsset
+
+    reasons: list[str] = []
+    me = threading.get_ident()
+
+    def collect(record: logging.LogRecord) -> bool:
+        """Keeps apprise's warnings about this URL as the reason, instead of logging them (a check,
+        not a send); records of other threads (a delivery under way during a reload) pass."""
+        if record.thread != me:
+            return True
+        if record.levelno >= logging.WARNING:
+            reasons.append(record.getMessage().strip().rstrip(":").strip())
+        return False
+
+    apprise_log = logging.getLogger("apprise")  # the one logger every apprise plugin logs to
+    apprise_log.addFilter(collect)
+    try:
+        plugin = instantiate(url, AppriseAsset())
+    finally:
+        apprise_log.removeFilter(collect)
+    if plugin is not None:
+        return None
+    return "; ".join(dict.fromkeys(r for r in reasons if r)) or "apprise refuses it"
+
+
+def _with_defaults(parsed: dict[str, Any], defaults: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``parsed`` (apprise's dictionary of one URL) with ``defaults`` for the keys it lacks."""
+    return {**(defaults or {}), **parsed}

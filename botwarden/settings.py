@@ -8,15 +8,16 @@ Secrets never live here: they are read from the environment variables named belo
 """
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 # A well-known development key (Hardhat account #0). It only ever signs for the local paper
 # exchange; testnet and mainnet keys come from the environment.
@@ -27,8 +28,30 @@ Signer = Literal["bot", "agent"]
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 
 
+def loopback_host(host: str) -> str:
+    """A bind address on this machine only (``127.0.0.1``, any ``127.x``, ``::1``, ``localhost``):
+    nothing the stack serves (the bot's control API, the exchange's admin API, the inbox, the web
+    page) leaves this machine; there is no setting that opens it. Reach the web page from
+    elsewhere through a TLS reverse proxy on this machine (README, "Behind TLS")."""
+    try:
+        loopback = ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if not loopback:
+        raise ValueError(f"{host!r} is not a loopback address: everything binds 127.0.0.1 (or ::1) so that "
+                         "nothing leaves this machine; put a reverse proxy in front of the web page instead")
+    return host
+
+
+LoopbackHost = Annotated[str, AfterValidator(loopback_host)]
+"""A bind address, loopback only (see :func:`loopback_host`)."""
+Port = Annotated[int, Field(ge=0, le=65535)]
+"""A TCP port (0: any free port, which only a test that reads the bound port back can use)."""
+
+
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: a port written "8081" or a flag written "yes" is refused, not converted
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class SupervisorSettings(_Model):
@@ -39,9 +62,9 @@ class SupervisorSettings(_Model):
 
 class ExchangeSettings(_Model):
     program: str = Field("exchange", description="supervisord program name of the paper exchange")
-    host: str = Field("127.0.0.1", description="bind address (loopback only)")
-    port: int = Field(3001, description="HTTP port")
-    seed: int = Field(42, description="seed of the simulated market")
+    host: LoopbackHost = Field("127.0.0.1", description="bind address (loopback only)")
+    port: Port = Field(3001, description="HTTP port")
+    seed: int = Field(42, ge=0, le=2**32 - 1, description="seed of the simulated market")
     state: str = Field("var/exchange.db", description="SQLite file of accounts, orders, fills")
     admin_token_env: str = Field(
         "BOTWARDEN_EXCHANGE_ADMIN_TOKEN", description="env var holding the fault-injection token"
@@ -66,21 +89,17 @@ def _broken_rules(rules: list[tuple[str, bool, str]]) -> None:
 
 class RiskSettings(_Model):
     max_position_pct: float = Field(
-        8.0, description="max position notional, % of equity (below the 10 % warning of trading-risk)"
+        8.0, gt=0, le=5000, description="max position notional, % of equity (below the 10 % warning of trading-risk)"
     )
-    max_leverage: float = Field(3.0, description="max leverage")
-    daily_loss_limit_pct: float = Field(5.0, description="daily loss (% of start equity) that halts entries")
-    stop_loss_pct: float = Field(2.0, description="stop-loss distance from entry, %")
+    max_leverage: float = Field(3.0, gt=0, le=50, description="max leverage (Hyperliquid allows at most 50x)")
+    daily_loss_limit_pct: float = Field(5.0, gt=0, le=100, description="daily loss (% of start equity) that halts entries")
+    stop_loss_pct: float = Field(2.0, gt=0, le=100, description="stop-loss distance from entry, %")
 
     @model_validator(mode="after")
     def _risk_rules(self) -> RiskSettings:
-        """Named rules of one risk block (see ``BotSettings._bot_rules`` for those across coins)."""
+        """Named rules of one risk block (see ``BotSettings._bot_rules`` for those across coins); each
+        limit being above 0 is its field's range."""
         _broken_rules([
-            ("positive-limits",
-             min(self.max_position_pct, self.max_leverage, self.daily_loss_limit_pct, self.stop_loss_pct) > 0,
-             "max_position_pct, max_leverage, daily_loss_limit_pct and stop_loss_pct must all be above 0 "
-             f"(got {self.max_position_pct:g}, {self.max_leverage:g}, {self.daily_loss_limit_pct:g}, "
-             f"{self.stop_loss_pct:g})"),
             ("daily-loss-limit-below-100",
              self.daily_loss_limit_pct < 100,
              f"daily_loss_limit_pct {self.daily_loss_limit_pct:g} would never halt before the account is gone: "
@@ -103,15 +122,15 @@ class StrategySettings(_Model):
     bot trades on the paper market within a minute of starting; tune them for real money."""
 
     name: str = Field("macd", description="strategy name; part of every client order id")
-    fast: int = Field(3, ge=1, description="fast EMA period (candles)")
-    slow: int = Field(8, ge=2, description="slow EMA period (candles)")
-    signal: int = Field(3, ge=1, description="signal-line EMA period (candles)")
+    fast: int = Field(3, ge=1, le=1000, description="fast EMA period (candles)")
+    slow: int = Field(8, ge=2, le=1000, description="slow EMA period (candles)")
+    signal: int = Field(3, ge=1, le=1000, description="signal-line EMA period (candles)")
     entry: Literal["trend", "cross"] = Field(
         "trend",
         description="trend: enter the current MACD regime once (also right after start-up); "
         "cross: enter only on the candle where MACD crosses its signal line",
     )
-    lookback_candles: int = Field(200, ge=20, description="closed candles fetched per iteration")
+    lookback_candles: int = Field(200, ge=20, le=5000, description="closed candles fetched per iteration")
 
     @model_validator(mode="after")
     def _macd_rules(self) -> StrategySettings:
@@ -129,13 +148,13 @@ class StrategySettings(_Model):
 
 class BotSettings(_Model):
     program: str = Field("bot", description="supervisord program name of the bot")
-    host: str = Field("127.0.0.1", description="bind address of /health, /metrics, /control")
-    port: int = Field(8081, description="HTTP port")
+    host: LoopbackHost = Field("127.0.0.1", description="bind address of /health, /metrics, /control (loopback only)")
+    port: Port = Field(8081, description="HTTP port")
     network: Network = Field("paper", description="paper (default), testnet or mainnet")
     db: str = Field("var/bot.db", description="SQLite file of orders, fills, trades, positions")
     coins: list[str] = Field(default_factory=lambda: ["BTC", "ETH"], description="coins traded")
     candle_interval: str = Field("1m", description="candle interval the strategy reads")
-    loop_seconds: float = Field(5.0, description="seconds between strategy iterations")
+    loop_seconds: float = Field(5.0, gt=0, le=3600, description="seconds between strategy iterations")
     control_token_env: str = Field("BOTWARDEN_BOT_TOKEN", description="env var of the control bearer token")
     control_socket: str = Field(
         "var/bot-control.sock",
@@ -157,9 +176,9 @@ class BotSettings(_Model):
         True, description="keep a forked, already-imported spare that takes over within milliseconds when "
                           "the bot dies (crash, SIGKILL); the next supervised bot relieves it",
     )
-    spare_tenure_s: float = Field(30.0, gt=0, description="an interim spare nobody relieves stops after this")
+    spare_tenure_s: float = Field(30.0, gt=0, le=3600, description="an interim spare nobody relieves stops after this")
     ws_stale_s: float = Field(
-        10.0, gt=0, description="websocket silent this long (no message, pongs included) counts as down: "
+        10.0, gt=0, le=3600, description="websocket silent this long (no message, pongs included) counts as down: "
                                 "the bot reconnects and reads REST meanwhile",
     )
     reconcile_policy: Literal["adopt", "cancel", "halt"] = Field(
@@ -175,9 +194,9 @@ class BotSettings(_Model):
         description="the halts in force (outside the database: they hold while the bot is dead and across a "
                     "restore); the bot reads it before every entry, the agent writes it directly",
     )
-    api_timeout_s: float = Field(5.0, gt=0, description="timeout of each exchange API call, seconds")
-    slippage_pct: float = Field(1.0, ge=0, description="limit distance of market (IOC) orders from mid, %")
-    min_order_usd: float = Field(10.0, ge=0, description="smallest order notional the exchange accepts")
+    api_timeout_s: float = Field(5.0, gt=0, le=300, description="timeout of each exchange API call, seconds")
+    slippage_pct: float = Field(1.0, ge=0, lt=50, description="limit distance of market (IOC) orders from mid, %")
+    min_order_usd: float = Field(10.0, ge=0, le=1_000_000, description="smallest order notional the exchange accepts")
 
     @model_validator(mode="after")
     def _bot_rules(self) -> BotSettings:
@@ -193,9 +212,6 @@ class BotSettings(_Model):
                              "digits")
         worst_stop_out = len(self.coins) * risk.max_position_pct * risk.stop_loss_pct / 100
         _broken_rules([
-            ("loop-seconds-positive",
-             self.loop_seconds > 0,
-             f"loop_seconds {self.loop_seconds:g} must be above 0 (the seeds poll every 5 to 60 s)"),
             ("coins-not-empty",
              bool(self.coins),
              "coins is empty: the bot would trade nothing; list at least one market, e.g. [BTC]"),
@@ -241,7 +257,7 @@ class AgentSettings(_Model):
     api_wallet_name: str = Field("botwarden-agent",
                                  description="name the agent's API wallet is approved under")
     store_grace: float = Field(
-        10.0, ge=0,
+        10.0, ge=0, le=3600,
         description="seconds a decision waits for a store that cannot be written (locked, full) before the agent "
         "acts on it anyway and sends its alert straight through apprise, saying why",
     )
@@ -249,8 +265,8 @@ class AgentSettings(_Model):
 
 class InboxSettings(_Model):
     program: str = Field("inbox", description="local alert receiver program (json:// target)")
-    host: str = Field("127.0.0.1", description="bind address")
-    port: int = Field(8025, description="HTTP port of the json:// receiver")
+    host: LoopbackHost = Field("127.0.0.1", description="bind address (loopback only)")
+    port: Port = Field(8025, description="HTTP port of the json:// receiver")
     file: str = Field("var/inbox.jsonl", description="where received alerts are appended")
 
     @property
@@ -262,7 +278,7 @@ class WebSettings(_Model):
     """The operator's web page (``agent web``, supervisord program ``web``)."""
 
     program: str = Field("web", description="supervisord program name of the web page")
-    host: str = Field("127.0.0.1", description="bind address (loopback; put a TLS reverse proxy in front)")
+    host: LoopbackHost = Field("127.0.0.1", description="bind address (loopback only; put a TLS reverse proxy in front)")
     port: int = Field(8090, ge=0, le=65535, description="HTTP port of the web page")
     operator_password_env: str = Field(
         "BOTWARDEN_WEB_OPERATOR_PASSWORD",
@@ -272,11 +288,11 @@ class WebSettings(_Model):
         "BOTWARDEN_WEB_VIEWER_PASSWORD",
         description="env var of the password of user `viewer` (read-only); `<this>_<NAME>` adds viewer <name>",
     )
-    session_hours: float = Field(12.0, gt=0, description="a session ends this long after sign-in")
+    session_hours: float = Field(12.0, gt=0, le=720, description="a session ends this long after sign-in")
     secure_cookie: bool = Field(
         False, description="mark the session cookie Secure (set it when a TLS reverse proxy serves the page)"
     )
-    refresh_seconds: float = Field(2.0, gt=0, description="how often the live pages re-read the store")
+    refresh_seconds: float = Field(2.0, ge=0.1, le=60, description="how often the live pages re-read the store")
 
     @property
     def url(self) -> str:

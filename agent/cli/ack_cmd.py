@@ -28,7 +28,7 @@ def ack(
     """Acknowledge an open incident: no more reminders or escalation until its state changes."""
     from agent.store import Store
 
-    config = load(inventory, None)
+    config = load(inventory, None, for_reading=True)
     st = Store(store_url(config, store), create=False, redact=config.templating.redact)
     try:
         st.migrate()

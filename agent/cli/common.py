@@ -82,7 +82,8 @@ def use_stack_secrets(inventory: Path) -> None:
             os.environ[name] = value
 
 
-def load(inventory: Path, paths: Sequence[Path] | None, *, need_play: str | None = None) -> Any:
+def load(inventory: Path, paths: Sequence[Path] | None, *, need_play: str | None = None,
+         for_reading: bool = False) -> Any:
     """The configuration to act on, or raise ConfigError after printing every diagnostic.
 
     When the files on disk do not load, an operator's command still runs, saying so: on the
@@ -90,13 +91,19 @@ def load(inventory: Path, paths: Sequence[Path] | None, *, need_play: str | None
     with what they refer to) or else on the last good configuration the agent saved; with
     ``need_play``, only on one that holds that playbook (``agent run-playbook emergency`` is
     not blocked by a typo in another playbook). The stack's ``var/secrets.env`` fills what the
-    environment lacks (:func:`use_stack_secrets`)."""
-    chosen, _ = load_chosen(inventory, paths, ("disk", "valid-part", "last-good"), need_play=need_play)
+    environment lacks (:func:`use_stack_secrets`).
+
+    ``for_reading``: the command reads the store and changes nothing the resident agent sends
+    (``status``, ``explain``, ``history``, ``ack``, ``silence``): it needs the checks, not the
+    notification secrets, so an environment variable a template reads without a default may be
+    unset here; the command works and says which ones it went without."""
+    chosen, _ = load_chosen(inventory, paths, ("disk", "valid-part", "last-good"), need_play=need_play,
+                            for_reading=for_reading)
     return chosen.config
 
 
 def load_chosen(inventory: Path, paths: Sequence[Path] | None, order: Sequence[Any], *,
-                need_play: str | None = None) -> tuple[Any, Any]:
+                need_play: str | None = None, for_reading: bool = False) -> tuple[Any, Any]:
     """:func:`load` with the order of what to fall back on
     (:meth:`agent.engine.config_source.ConfigSource.choose`); returns the ``Chosen`` and the
     ``ConfigSource`` (to load again)."""
@@ -104,7 +111,8 @@ def load_chosen(inventory: Path, paths: Sequence[Path] | None, order: Sequence[A
 
     use_stack_secrets(inventory)
     paths = list(paths) if paths else [real_path(inventory).parent / "playbooks"]
-    source = ConfigSource(inventory, paths, env=dict(os.environ), templates_dir=templates_dir(inventory))
+    source = ConfigSource(inventory, paths, env=dict(os.environ), templates_dir=templates_dir(inventory),
+                          unset_env="placeholder" if for_reading else "error")
     chosen, disk = source.choose(order, need_play=need_play)
     if chosen is None and need_play is not None and not disk.diagnostics:
         chosen, _ = source.choose(order, first=disk)  # no such playbook: said by the caller, with a hint
@@ -119,6 +127,11 @@ def load_chosen(inventory: Path, paths: Sequence[Path] | None, order: Sequence[A
         err_console.print(f"warning: the configuration on disk has {len(disk.diagnostics)} error(s) (above); "
                           f"{_fallback_text(chosen, need_play)}", markup=False, style="bold yellow")
     _redact_output(chosen.config.templating.redactor)
+    unset = sorted(chosen.config.templating.unset_env_used)
+    if unset:
+        err_console.print(f"warning: {', '.join('$' + n for n in unset)} not set in this shell: not needed to read "
+                          "the agent's state (the resident agent has its own environment; `agent validate` run "
+                          "with that environment checks what uses them)", markup=False)
     return chosen, source
 
 

@@ -28,7 +28,7 @@ def explain(
     """Print what the agent observed, decided and did about one incident, and who was told when."""
     from agent.store import Store
 
-    config = load(inventory, None)
+    config = load(inventory, None, for_reading=True)
     redact = _redactor(config)
     st = Store(store_url(config, store), create=False)
     try:

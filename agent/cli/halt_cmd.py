@@ -119,7 +119,7 @@ async def _run(action: str, host: HostContext, params: Mapping[str, Any], *, che
 
     ctx = RunContext(host=host, timeout=REQUEST_TIMEOUT_S, check_mode=check_mode, reason=reason)
     try:
-        return await BotAction().run(BotActionParams(action=action, **params), ctx)
+        return await BotAction().run(BotActionParams.model_validate({"action": action, **params}), ctx)
     finally:
         await close_shared_clients()
 

@@ -30,7 +30,7 @@ def history(
     """Incidents since a time: state, how long, whether and how the operator was told."""
     from agent.store import Store
 
-    config = load(inventory, None)
+    config = load(inventory, None, for_reading=True)
     redact = _redactor(config)
     start = datetime.now(UTC) - timedelta(seconds=parse_duration(since))
     st = Store(store_url(config, store), create=False)

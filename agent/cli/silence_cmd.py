@@ -41,7 +41,7 @@ def silence(
     """Silence matching alerts for a while, list silences, or end one."""
     from agent.store import Store
 
-    config = load(inventory, None)
+    config = load(inventory, None, for_reading=True)
     st = Store(store_url(config, store), create=False, redact=config.templating.redact)
     now = datetime.now(UTC)
     try:

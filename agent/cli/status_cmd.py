@@ -26,7 +26,7 @@ def status(
 
     from agent.store import Store
 
-    config = load(inventory, [Path(p) for p in paths] if paths else None)
+    config = load(inventory, [Path(p) for p in paths] if paths else None, for_reading=True)
     st = Store(store_url(config, store), create=False)
     try:
         st.migrate()

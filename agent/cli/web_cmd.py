@@ -1,7 +1,7 @@
 """``agent web``: the operator's web page (supervisord runs it as program ``web``).
 
 Binds ``web.host:web.port`` of the stack settings (127.0.0.1:8090 by default); ``--host`` and
-``--port`` override them. Users come from the environment (see :mod:`agent.web.auth`); with
+``--port`` override them; like ``web.host``, ``--host`` must be a loopback address. Users come from the environment (see :mod:`agent.web.auth`); with
 none, the page serves ``/healthz`` and the sign-in form, and nobody can sign in.
 """
 from __future__ import annotations
@@ -14,6 +14,7 @@ import typer
 
 from agent.cli import options
 from agent.cli.common import load_chosen, store_url, templates_dir
+from botwarden.settings import loopback_host
 
 
 def web(
@@ -28,6 +29,11 @@ def web(
     from agent.notify import install as install_redaction
     from agent.web import make_context, serve
 
+    if host is not None:
+        try:
+            loopback_host(host)  # as web.host: nothing leaves this machine, whatever the flag
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--host") from None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # What the agent would run on, never an exit for a broken file (the page shows it).
     chosen, source = load_chosen(inventory, None, START_ORDER)

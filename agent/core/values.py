@@ -1,13 +1,23 @@
-"""Value types shared by the playbook language and the modules."""
+"""Value types shared by the playbook language and the modules.
+
+Scalars are taken as written (the models validate in pydantic's strict mode: ``"2"`` is not
+2, ``true`` is not 1) and every number has a range that says what makes sense: a duration field
+is one of the ranged types below (:class:`Between`), an integer or float field carries
+``ge``/``gt`` and ``le``/``lt``. ``tests/agent/playbook/test_scalar_fields.py`` walks every
+model (playbook, inventory, stack settings, every module's parameters) and fails on a numeric
+field without both bounds or a scalar that accepts a value of another type.
+"""
 from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BeforeValidator, PlainSerializer
+from pydantic import AfterValidator, BeforeValidator, GetCoreSchemaHandler, PlainSerializer
+from pydantic_core import core_schema
 
 MAX_DURATION = 3650 * 86400.0
 """Longest duration accepted (ten years): longer ones are mistakes, and past a few thousand
@@ -73,7 +83,64 @@ Duration = Annotated[
     BeforeValidator(parse_duration),
     PlainSerializer(format_duration, return_type=str),
 ]
-"""A duration in seconds, written in YAML as ``15s``, ``5m``, ``2h``."""
+"""A duration in seconds, written in YAML as ``15s``, ``5m``, ``2h``, without a range of its own
+(only the ten-year cap): fields use a ranged type (:class:`Between`)."""
+
+
+@dataclass(frozen=True)
+class Between:
+    """A duration field with a range: ``Annotated[float, Between(0.1, 3600)]`` is written like
+    ``15s``, ``5m``, ``2h`` (:func:`parse_duration`), must lie within ``lo``..``hi`` seconds
+    (``lo_open``: longer than ``lo``) and is serialized as written (:func:`format_duration`).
+    Read by the module reference and the tests of the models."""
+
+    lo: float
+    hi: float
+    lo_open: bool = False
+    why: str = ""
+    """Said when a value is refused: what the bound protects."""
+
+    def __call__(self, seconds: float) -> float:
+        reason = f" ({self.why})" if self.why else ""
+        if seconds < self.lo or (self.lo_open and seconds == self.lo):
+            shortest = f"longer than {format_duration(self.lo)}" if self.lo_open else f"at least {format_duration(self.lo)}"
+            raise ValueError(f"{format_duration(seconds)} is too short: it must be {shortest}{reason}")
+        if seconds > self.hi:
+            raise ValueError(f"{format_duration(seconds)} is too long: at most {format_duration(self.hi)} is "
+                             f"accepted here{reason}")
+        return seconds
+
+    def __str__(self) -> str:
+        lo = f"more than {format_duration(self.lo)}" if self.lo_open else format_duration(self.lo)
+        return f"{lo} to {format_duration(self.hi)}"
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        return core_schema.no_info_before_validator_function(
+            parse_duration, core_schema.no_info_after_validator_function(self, handler(source)),
+            serialization=core_schema.plain_serializer_function_ser_schema(
+                format_duration, return_schema=core_schema.str_schema()))
+
+
+MINUTE, HOUR, DAY = 60.0, 3600.0, 86400.0
+MIN_INTERVAL = 0.1
+"""The shortest interval a check, a play or a heartbeat may run at: more often measures the
+scheduler (its p99 lateness is ~25 ms), not the bot."""
+HARD_WITHIN_MAX = DAY
+"""Longest time a problem may take to become hard (``for``, or ``after`` results at the check's
+interval): an alert that cannot fire within a day is not an alert."""
+
+Interval = Annotated[float, Between(MIN_INTERVAL, 7 * DAY, why="100ms to a week; a cron schedule runs rarer")]
+"""How often something runs (``every``)."""
+Timeout = Annotated[float, Between(MIN_INTERVAL, HOUR, why="below 100ms it always fires, above an hour it hides a hang")]
+"""How long one probe, request or task may take."""
+HoldFor = Annotated[float, Between(0.0, HARD_WITHIN_MAX, lo_open=True, why="a problem must become hard within a day")]
+"""How long a problem lasts before it is hard (``for``)."""
+Pause = Annotated[float, Between(0.0, HOUR)]
+"""A pause between two attempts."""
+Grace = Annotated[float, Between(0.0, DAY, why="a wait longer than a day delays an alert or a fix by more than a day")]
+"""A wait that may be 0 (cooldowns, grace periods, group waits)."""
+Lookback = Annotated[float, Between(1.0, 31 * DAY)]
+"""A window read backwards from now (logs, fills)."""
 
 
 def check_timezone(value: str) -> str:

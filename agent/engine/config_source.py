@@ -86,8 +86,11 @@ class ConfigSource:
     """Where the configuration comes from (see the module docstring)."""
 
     def __init__(self, inventory: Path, playbook_paths: Sequence[Path], *, env: Mapping[str, str] | None = None,
-                 registry: Registry | None = None, templates_dir: Path | None = None) -> None:
+                 registry: Registry | None = None, templates_dir: Path | None = None,
+                 unset_env: Literal["error", "placeholder"] = "error") -> None:
         self.inventory = Path(inventory)
+        self.unset_env: Literal["error", "placeholder"] = unset_env
+        """``placeholder``: loaded for reading only (:func:`agent.playbook.load_config`)."""
         self.playbook_paths = list(playbook_paths)
         self.env = dict(env if env is not None else os.environ)
         self.registry = registry or default_registry()
@@ -110,7 +113,7 @@ class ConfigSource:
         try:
             result = load_config(inventory, list(paths) if paths is not None else self.playbook_paths,
                                  self.registry, env=self.env, templates_dir=templates_dir or self.templates_dir,
-                                 redactor=self.redactor, reader=reader)
+                                 redactor=self.redactor, reader=reader, unset_env=self.unset_env)
         except Exception as exc:
             log.exception("loading the configuration failed unexpectedly")
             return LoadResult(None, [Diagnostic(str(inventory), 0, 0, "the configuration could not be loaded: "

@@ -50,7 +50,7 @@ class Params(BaseModel):
     :func:`secret_values` and :func:`audit_view` for what the engine does with it.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 SecretKind = Literal["value", "url", "env_name"]
@@ -252,6 +252,9 @@ class ActionModule(_Module):
     supports_check_mode: ClassVar[bool] = True
     destructive: ClassVar[bool] = False
     """Destructive actions make a play ask for confirmation unless ``--yes``."""
+    template_vars: ClassVar[frozenset[str]] = frozenset()
+    """Names the module adds to the step's variables when it renders a template file it names
+    (a ``Refers("template")`` parameter); ``agent validate`` checks the file reads no other."""
 
     @abstractmethod
     async def run(self, params: Any, ctx: RunContext) -> ActionResult: ...

@@ -12,11 +12,12 @@ import typing
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import annotated_types
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from agent.core.values import format_duration, parse_duration
+from agent.core.values import Between, format_duration, parse_duration
 from agent.modules.base import ActionModule, CheckModule
 from agent.modules.registry import Registry
 
@@ -118,17 +119,36 @@ def _cell(text: str) -> str:
 
 
 def _is_duration(metadata: list[Any]) -> bool:
-    return any(getattr(m, "func", None) is parse_duration for m in metadata)
+    return any(getattr(m, "func", None) is parse_duration or isinstance(m, Between) for m in metadata)
+
+
+def _range(metadata: list[Any]) -> str:
+    """`` (1 to 65535)``, `` (100ms to 1h)``: the range a number's metadata declares, if any."""
+    for m in metadata:
+        if isinstance(m, Between):
+            return f" ({m})"
+    lo = next((f">= {_num(m.ge)}" if isinstance(m, annotated_types.Ge) else f"> {_num(m.gt)}" for m in metadata
+               if isinstance(m, (annotated_types.Ge, annotated_types.Gt))), None)
+    hi = next((f"<= {_num(m.le)}" if isinstance(m, annotated_types.Le) else f"< {_num(m.lt)}" for m in metadata
+               if isinstance(m, (annotated_types.Le, annotated_types.Lt))), None)
+    return f" ({', '.join(b for b in (lo, hi) if b)})" if lo or hi else ""
+
+
+def _num(value: Any) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 def _type_name(annotation: Any, metadata: list[Any] | None = None) -> str:
-    """An operator-facing type: ``duration``, ``string or none``, ``one of: a, b``."""
+    """An operator-facing type: ``duration (100ms to 1h)``, ``integer (>= 1, <= 20)``,
+    ``string or none``, ``one of: a, b``."""
     if metadata and _is_duration(metadata):
-        return "duration"
+        return "duration" + _range(metadata)
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
     if origin is typing.Annotated:
-        return _type_name(args[0], list(args[1:]))
+        return _type_name(args[0], list(args[1:]) + list(metadata or []))
+    if annotation in (int, float) and metadata:
+        return ("integer" if annotation is int else "number") + _range(metadata)
     if origin is Literal:
         return "one of: " + ", ".join(str(a) for a in args)
     if origin in (typing.Union, types.UnionType):

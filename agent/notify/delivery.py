@@ -9,8 +9,18 @@ The outbox prepares when it starts and again after a reload that adds or changes
 those are rebuilt), so no alert waits for a build; a target not prepared (an outbox that is only
 drained, a build that failed) is built at its first delivery, off the event loop too.
 Delivery uses apprise's own ``async_notify``
-(blocking plugins run in apprise's worker pool, so the event loop never blocks), with socket
-connect/read timeouts (``cto``/``rto`` URL parameters) and an overall ``asyncio.wait_for``.
+(blocking plugins run in apprise's worker pool, so the event loop never blocks), bounded in time.
+
+Timeouts, one budget: a delivery may take ``timeout`` (20 s) in all, enforced by apprise's call
+deadline and an ``asyncio.wait_for`` behind it. apprise's own socket timeouts (its ``cto`` and
+``rto`` URL parameters: connect 5 s, read 15 s) are given to each plugin as constructor
+arguments, never written into the URL, and fit that budget exactly (connect + read =
+``timeout``): a receiver that answers within the delivery timeout is never given up on
+earlier by apprise. (With a read timeout shorter than the budget, a receiver answering after
+10 s was counted failed although it had the message, and the retry sent it a second time.)
+A URL that sets ``cto``/``rto`` itself keeps its own values. A receiver slower than the whole
+budget is given up on and retried, so it may get a message twice: delivery is at-least-once
+there (see :mod:`agent.notify.outbox`).
 """
 from __future__ import annotations
 
@@ -20,7 +30,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from agent.notify.routing import TargetSpec
 
@@ -44,25 +54,26 @@ class DeliveryResult:
     """True when retrying cannot help (unknown target, URL apprise does not accept)."""
 
 
-def with_socket_timeouts(url: str, connect: float, read: float) -> str:
-    """Add apprise's ``cto``/``rto`` parameters unless the operator already set them."""
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    names = {k for k, _ in query}
-    extra = [f"{k}={v:g}" for k, v in (("cto", connect), ("rto", read)) if k not in names]
-    if not extra:
-        return url
-    joined = "&".join(([parts.query] if parts.query else []) + extra)
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, joined, parts.fragment))
+DELIVERY_TIMEOUT = 20.0
+"""Seconds one delivery may take in all (apprise's call deadline)."""
+CONNECT_TIMEOUT = 5.0
+"""apprise's socket connect timeout (``cto``); the read timeout is the rest of the budget."""
 
 
 class AppriseDelivery:
     """Holds one apprise object per target; :meth:`deliver` returns a result, never raises."""
 
     def __init__(
-        self, targets: Mapping[str, TargetSpec], *, timeout: float = 20.0, connect_timeout: float = 5.0,
-        read_timeout: float = 10.0, redact: Callable[[str], str] = lambda s: s,
+        self, targets: Mapping[str, TargetSpec], *, timeout: float = DELIVERY_TIMEOUT,
+        connect_timeout: float = CONNECT_TIMEOUT, read_timeout: float | None = None,
+        redact: Callable[[str], str] = lambda s: s,
     ) -> None:
+        """``read_timeout`` defaults to ``timeout - connect_timeout``; together they may not exceed
+        ``timeout`` (see the module docstring)."""
+        read_timeout = timeout - connect_timeout if read_timeout is None else read_timeout
+        if not (0 < connect_timeout and 0 < read_timeout and connect_timeout + read_timeout <= timeout):
+            raise ValueError(f"socket timeouts connect {connect_timeout:g}s + read {read_timeout:g}s must be "
+                             f"positive and fit the delivery timeout {timeout:g}s")
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
@@ -92,11 +103,11 @@ class AppriseDelivery:
         from agent.apprise_plugins import instantiate, parse_urls
 
         ap = apprise.Apprise()
-        # What ``ap.add(url)`` does (a string may hold several URLs), one plugin module at a time.
-        # Split first: the socket timeouts go on each URL (added to the whole string they landed
-        # in the last URL's query only, and broke a first URL that had a query of its own).
-        urls = [with_socket_timeouts(u, self.connect_timeout, self.read_timeout) for u in parse_urls(spec.url)]
-        plugins = [plugin for url in urls if (plugin := instantiate(url, ap.asset)) is not None]
+        # What ``ap.add(url)`` does (a string may hold several URLs), one plugin module at a time;
+        # each URL gets the socket timeouts it does not set itself.
+        urls = parse_urls(spec.url)
+        timeouts = {"cto": self.connect_timeout, "rto": self.read_timeout}
+        plugins = [plugin for url in urls if (plugin := instantiate(url, ap.asset, timeouts)) is not None]
         if not plugins or len(plugins) != len(urls):
             log.error("notification target %s: apprise does not accept its URL; check the inventory",
                       spec.name)

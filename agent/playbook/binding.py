@@ -14,15 +14,17 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from agent.core.values import HARD_WITHIN_MAX, format_duration
 from agent.modules.base import CheckModule, HostContext, Params, secret_values
 from agent.modules.registry import Registry
 from agent.playbook.diagnostics import Diagnostic, suggest
 from agent.playbook.hints import bare_word_hint
 from agent.playbook.models import Check, Playbook, Task
+from agent.playbook.placeholders import is_runtime
 from agent.playbook.preprocess import CHECK_KEYS, TASK_KEYS
 from agent.playbook.scope import check_scope, template_problem
 from agent.playbook.templating import TemplateError, Templating, has_template
-from agent.playbook.thresholds import Threshold, is_number
+from agent.playbook.thresholds import Threshold, as_number, is_number
 from agent.playbook.validation import diagnostics_from_validation
 from agent.playbook.yaml_source import Path_, SourceDocument
 from botwarden.errors import ConfigError
@@ -84,18 +86,36 @@ def bind_checks(doc: SourceDocument, play: Playbook, hosts: list[HostContext], r
             try:
                 params = module.Params.model_validate(rendered)
             except ValidationError as exc:
+                if _only_placeholders_refused(exc, rendered):
+                    # Loaded for reading only, a parameter reads an unset variable: nothing runs
+                    # this check here, so it is listed with its parameters as written.
+                    bound.append(_bound(play, check, host, module, module.Params.model_construct(**rendered), vars))
+                    continue
                 out.extend(diagnostics_from_validation(exc, doc, rendered, model=module.Params, prefix=path,
                                                        redact=templating.redact,
                                                        misplaced=misplaced_in_params("check", check.module)))
                 continue
             templating.redactor.add(secret_values(params))
+            out.extend(hard_within_a_day(doc, ("checks", i), check, play))
             out.extend(threshold_order(doc, ("checks", i), check, vars, templating))
             out.extend(expression_names(doc, ("checks", i), check, module, vars, templating))
-            every = check.every or (play.schedule.every if play.schedule else None)
-            bound.append(BoundCheck(play=play, check=check, host=host, module=module, params=params,
-                                    key=f"{play.name}/{host.name}/{check.name}", interval=every,
-                                    timeout=check.timeout, vars=vars))
+            bound.append(_bound(play, check, host, module, params, vars))
     return bound, out
+
+
+def _bound(play: Playbook, check: Check, host: HostContext, module: type[CheckModule], params: Params,
+           vars: Mapping[str, Any]) -> BoundCheck:
+    every = check.every or (play.schedule.every if play.schedule else None)
+    return BoundCheck(play=play, check=check, host=host, module=module, params=params,
+                      key=f"{play.name}/{host.name}/{check.name}", interval=every, timeout=check.timeout, vars=vars)
+
+
+def _only_placeholders_refused(exc: ValidationError, rendered: Mapping[str, Any]) -> bool:
+    """Every error is about a parameter whose value holds a placeholder: in a check's parameters
+    only an unset variable's (:class:`~agent.playbook.placeholders.UnsetEnv`), which exist only
+    in a configuration loaded for reading only."""
+    errors = exc.errors(include_input=False, include_url=False)
+    return bool(errors) and all(err["loc"] and is_runtime(rendered.get(str(err["loc"][0]))) for err in errors)
 
 
 def _render_params(doc: SourceDocument, path: Path_, check: Check, host: HostContext, vars: Mapping[str, Any],
@@ -160,6 +180,19 @@ def expression_names(doc: SourceDocument, path: Path_, check: Check, module: typ
     return out
 
 
+def hard_within_a_day(doc: SourceDocument, path: Path_, check: Check, play: Playbook) -> list[Diagnostic]:
+    """``after`` consecutive results at the check's interval must be possible within a day: a
+    problem that cannot become hard sooner never alerts in time (``for`` has that bound itself)."""
+    every = check.every or (play.schedule.every if play.schedule else None)
+    if every is None or (check.after - 1) * every <= HARD_WITHIN_MAX:
+        return []
+    most = int(HARD_WITHIN_MAX // every) + 1
+    return [doc.diagnostic((*path, "after"), f"after: {check.after} results every {format_duration(every)} take "
+                           f"{format_duration((check.after - 1) * every)} to make a problem hard, longer than "
+                           f"{format_duration(HARD_WITHIN_MAX)}", f"after: {most} or less at this interval, or "
+                           "use for: to wait")]
+
+
 def threshold_order(doc: SourceDocument, path: Path_, check: Check, vars: Mapping[str, Any],
                     templating: Templating) -> list[Diagnostic]:
     """Warning must trip before critical, and ``clear`` must sit on the good side."""
@@ -173,9 +206,15 @@ def threshold_order(doc: SourceDocument, path: Path_, check: Check, vars: Mappin
         if syntax(threshold.expr_src) is not None:
             continue  # reported by the template pass
         try:
-            bounds[key] = (threshold, threshold.bound(vars, templating))
+            written = threshold.written_bound(vars, templating)
         except TemplateError as exc:
             out.append(doc.diagnostic((*path, key), f"{key}: {exc.message}"))
+            continue
+        if threshold.direction and not is_number(written) and not is_runtime(written):
+            out.append(doc.diagnostic((*path, key), f"{key}: '{threshold.op}' compares numbers, and its bound "
+                                      f"{threshold.expr_src!r} is {_kind_of(written)}", _bound_hint(threshold)))
+            continue
+        bounds[key] = (threshold, as_number(written))
     warning, critical, clear = bounds.get("warning"), bounds.get("critical"), bounds.get("clear")
     if warning and critical and is_number(warning[1]) and is_number(critical[1]):
         direction = critical[0].direction
@@ -194,6 +233,20 @@ def threshold_order(doc: SourceDocument, path: Path_, check: Check, vars: Mappin
             out.append(doc.diagnostic((*path, "clear"), f"'clear' ({clear[1]:g}) is on the bad side of the "
                                       f"threshold ({first_bad[1]:g})", "hysteresis clears on the good side"))
     return out
+
+
+def _kind_of(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, str):
+        return "text" + (" (a quoted number?)" if is_number(as_number(value)) else "")
+    return f"a {type(value).__name__}"
+
+
+def _bound_hint(threshold: Threshold) -> str:
+    name = re.fullmatch(r"\s*\{\{\s*([A-Za-z_][\w.]*)\s*\}\}\s*", threshold.expr_src)
+    where = f"where {name[1]} is defined ({name[1].rsplit('.', 1)[-1]}: 80, not \"80\")" if name else "in the threshold"
+    return f"write the number without quotes {where}"
 
 
 def bind_task_params(task: Task, registry: Registry, templating: Templating, vars: Mapping[str, Any]) -> Params:

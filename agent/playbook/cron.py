@@ -50,12 +50,49 @@ def crontab_trigger(expr: str, timezone: tzinfo | str | None = None) -> CronTrig
                        day_of_week=_weekday_field(weekday), timezone=timezone)
 
 
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_MONTH_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)  # February: 29 in a leap year
+
+
+def _values(field: str, lo: int, hi: int, names: tuple[str, ...] = ()) -> set[int] | None:
+    """The numbers a crontab field lists (``*/5``, ``1-5``, ``3,7``, ``feb``); None when the field
+    has a form this does not read (APScheduler has accepted it: it is then not judged here)."""
+    out: set[int] = set()
+    for part in field.lower().split(","):
+        for i, name in enumerate(names, start=lo):
+            part = re.sub(rf"\b{name}\b", str(i), part)
+        match = _PART_RE.match(part)
+        if not match:
+            return None
+        star, first, last, step = match.groups()
+        start, end = (lo, hi) if star else (int(first), int(last) if last is not None else int(first))
+        if step and not star and last is None:
+            end = hi
+        out.update(range(start, end + 1, int(step or 1)))
+    return out
+
+
+def impossible_day(day: str, month: str) -> str | None:
+    """Why a day-of-month field never matches in the months listed (``30`` in ``2``), or None."""
+    days, months = _values(day, 1, 31), _values(month, 1, 12, _MONTHS)
+    if not days or not months:
+        return None
+    if min(days) > max(_MONTH_DAYS[m - 1] for m in months if 1 <= m <= 12):
+        listed = ", ".join(_MONTHS[m - 1].capitalize() for m in sorted(months))
+        return (f"day {min(days)} never comes in {listed}: the schedule would never run" if len(days) == 1 else
+                f"days {','.join(map(str, sorted(days)))} never come in {listed}: the schedule would never run")
+    return None
+
+
 def check_crontab(value: str) -> str:
-    """A 5-field crontab expression, or ValueError naming what is wrong."""
+    """A 5-field crontab expression that runs at some time, or ValueError naming what is wrong."""
     try:
         crontab_trigger(value)
     except ValueError as exc:
         raise ValueError(f"invalid cron expression {value!r}: {exc}") from None
+    problem = impossible_day(value.split()[2], value.split()[3])
+    if problem:
+        raise ValueError(f"cron expression {value!r}: {problem}")
     return value
 
 

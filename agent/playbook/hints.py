@@ -59,12 +59,43 @@ def value_hint(doc: SourceDocument, path: Path_, message: str, value: Any) -> st
     if "unknown timezone" in message and isinstance(value, str):
         near = nearest_timezone(value)
         return f"did you mean {near!r}?" if near else None
+    if (hint := _scalar_hint(str(key), message, value)) is not None:
+        return hint
     if isinstance(value, str) and ("valid dictionary" in message or "instance of" in message):
         if _CRON.match(value):
             return f"write {key}: {{cron: \"{value.strip()}\"}}"
         if _DURATION.match(value):
             return f"write {key}: {{every: {value.strip()}}}"
         return f"{key} is a mapping (key: value), not a single value"
+    return None
+
+
+_EXPECTED = {"valid integer": "a whole number", "valid number": "a number", "valid boolean": "true or false",
+             "valid string": "text"}
+
+
+def _scalar_hint(key: str, message: str, value: Any) -> str | None:
+    """What to write when a scalar has the wrong type (values are taken as written, never converted)."""
+    wanted = next((kind for phrase, kind in _EXPECTED.items() if phrase in message), None)
+    if wanted is None:
+        return None
+    if isinstance(value, bool):
+        if wanted == "text":
+            return f"quote it: {key}: \"{str(value).lower()}\" (unquoted, YAML reads it as the boolean {str(value).lower()})"
+        return f"{key} needs {wanted}, not a boolean (YAML reads true/false, yes/no, on/off unquoted as booleans)"
+    if isinstance(value, str):
+        text = value.strip()
+        if wanted in ("a whole number", "a number") and re.fullmatch(r"[-+]?\d+(\.\d+)?([eE][-+]?\d+)?", text):
+            return f"write the number without quotes: {key}: {text} (a quoted value is text)"
+        if wanted == "true or false" and text.lower() in ("true", "false", "yes", "no", "on", "off"):
+            return f"write {key}: {'true' if text.lower() in ('true', 'yes', 'on') else 'false'} without quotes"
+        if wanted in ("a whole number", "a number") and "{{" in text:
+            return f"{key} needs {wanted}: write the whole value as one expression, and give the variable a number"
+        return f"{key} needs {wanted}"
+    if isinstance(value, float) and wanted == "a whole number" and value.is_integer():
+        return f"write a whole number: {key}: {int(value)}"
+    if isinstance(value, (int, float)) and wanted == "text":
+        return f"quote it: {key}: \"{value}\""
     return None
 
 

@@ -25,9 +25,9 @@ from pydantic import (
     model_validator,
 )
 
-from agent.core.values import Duration, Timezone
+from agent.core.values import DAY, HOUR, MINUTE, Between, Interval, Timeout, Timezone
 from agent.playbook.cron import Crontab, crontab_trigger
-from agent.playbook.models import PositiveDuration, Schedule
+from agent.playbook.models import Schedule
 from botwarden.errors import ConfigError
 
 
@@ -36,8 +36,20 @@ def _none_to_empty(value: Any) -> Any:
     return {} if value is None else value
 
 
+EscalationAfter = Annotated[float, Between(1.0, 7 * DAY)]
+RepeatInterval = Annotated[float, Between(MINUTE, 7 * DAY, why="reminders more often than every minute are an alert storm")]
+GroupWait = Annotated[float, Between(0.0, HOUR)]
+GroupInterval = Annotated[float, Between(1.0, DAY)]
+WindowLength = Annotated[float, Between(MINUTE, 7 * DAY)]
+DependencyHold = Annotated[float, Between(1.0, DAY, why="above the longest heartbeat deadline, and a problem "
+                                          "must be told within a day")]
+RemediationWait = Annotated[float, Between(0.0, 10 * MINUTE, why="a first alert may not wait longer for the "
+                                           "remediation's outcome")]
+
+
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # strict: YAML scalars are taken as written, never converted (see the agent.core.values docstring)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, strict=True)
 
 
 class Host(_Model):
@@ -106,7 +118,7 @@ class Escalation(_Model):
     """One escalation step: if an incident is still unresolved and unacknowledged ``after``
     this long (counted from when it opened), notify the route ``to`` as well."""
 
-    after: PositiveDuration = Field(description="how long the incident is open and unacknowledged first")
+    after: EscalationAfter = Field(description="how long the incident is open and unacknowledged first")
     to: str = Field(description="the route (by name) whose targets are told next")
 
 
@@ -117,12 +129,13 @@ class Route(_Model):
     name: str = Field(description="route name (the notify action may name it)")
     match: RouteMatch = Field(default_factory=RouteMatch, description="which alerts; absent = all")
     targets: list[str] = Field(min_length=1, description="names of notify targets")
-    repeat: PositiveDuration | None = Field(None, description="re-send while unresolved; absent = never")
+    repeat: RepeatInterval | None = Field(
+        None, description="re-send while unresolved; absent = never")
     send_resolved: bool = Field(True, description="also send when the problem is resolved")
     continue_: bool = Field(False, alias="continue", description="keep matching later routes")
     escalate: list[Escalation] = Field(default_factory=list, description="further routes told when an incident "
                                        "stays unresolved and unacknowledged (`agent ack` stops it)")
-    group_wait: Duration | None = Field(None, ge=0, description="how long a new problem taking this route waits "
+    group_wait: GroupWait | None = Field(None, description="how long a new problem taking this route waits "
                                         "for others of its host before the message goes (0 = at once); absent = "
                                         "notify.group_wait")
 
@@ -146,19 +159,19 @@ class NotifySettings(_Model):
     targets: dict[str, Target] = Field(default_factory=dict, description="apprise targets by name")
     routes: list[Route] = Field(default_factory=list, description="ordered routing rules")
     templates: AlertTemplates = Field(default_factory=AlertTemplates, description="message templates")
-    group_wait: Duration = Field(5.0, ge=0, description="problems of one host that turn hard within this long "
+    group_wait: GroupWait = Field(5.0, description="problems of one host that turn hard within this long "
                                  "of the first are sent as one message (0 = at once)")
-    group_interval: PositiveDuration = Field(60.0, description="after a host's message, wait this long before "
+    group_interval: GroupInterval = Field(60.0, description="after a host's message, wait this long before "
                                              "sending an update about new problems of that host")
-    inhibit_grace: Duration = Field(30.0, ge=0, description="after a check recovers, the checks that depend_on it "
+    inhibit_grace: GroupWait = Field(30.0, description="after a check recovers, the checks that depend_on it "
                                     "stay held back this long (a restarted bot's warm-up must not page); "
                                     "a dependent still failing after that is sent")
-    dependency_hold: PositiveDuration = Field(
+    dependency_hold: DependencyHold = Field(
         90.0, description="a check that depends_on others waits at most this long after it turned hard for "
                           "them to be seen healthy since its problem began (until then the parent may be the "
                           "cause: one fault, one message); keep it above the longest heartbeat deadline")
-    remediation_wait: Duration = Field(
-        5.0, ge=0, description="the first alert of a problem whose check names remediate: waits at most this "
+    remediation_wait: RemediationWait = Field(
+        5.0, description="the first alert of a problem whose check names remediate: waits at most this "
                                "long for the remediation's outcome, so it says what the agent did (restarted, "
                                "refused, nothing); past it, it says the remediation is running and the resolve "
                                "says how it ended (0 = never wait)")
@@ -194,7 +207,8 @@ class MaintenanceWindow(_Model):
     name: str = Field(description="shown in `agent history` and in the audit trail")
     match: RouteMatch = Field(default_factory=RouteMatch, description="which alerts; absent = all")
     cron: Crontab | None = Field(None, description="5-field crontab expression of each start ('0 2 * * sun')")
-    duration: PositiveDuration | None = Field(None, description="how long each cron-started window lasts")
+    duration: WindowLength | None = Field(
+        None, description="how long each cron-started window lasts")
     weekdays: list[Weekday] = Field(
         default_factory=list, description="days the window starts on (empty with start/end = every day)")
     start: str | None = Field(None, description="local start time HH:MM (with end)")
@@ -248,8 +262,8 @@ class Heartbeat(_Model):
     (healthchecks.io, a Gatus external endpoint...). When the pings stop, that service alerts."""
 
     url: str = Field(description="URL template; write secrets as {{ env.NAME }}; empty = disabled")
-    every: PositiveDuration = Field(60.0, description="time between two pings")
-    timeout: PositiveDuration = Field(10.0, description="timeout of one ping")
+    every: Interval = Field(60.0, description="time between two pings")
+    timeout: Timeout = Field(10.0, description="timeout of one ping")
 
 
 class Inventory(_Model):

@@ -3,8 +3,9 @@
 Rules: at least one host; ``all`` is reserved; a name is a host or a group, not both; group
 members exist; there is a catch-all route (an alert is never lost); route names are unique
 and their targets exist; target URLs render (with the
-settings' vars and ``env``) to apprise URLs whose schemes apprise knows (every URL of a target
-that holds several), or to nothing for an ``optional`` target; named
+settings' vars and ``env``) to apprise URLs whose schemes apprise knows and that apprise builds
+a plugin from, as the delivery does (every URL of a target that holds several), or to nothing
+for an ``optional`` target; named
 alert templates that are set explicitly exist and parse.
 """
 from __future__ import annotations
@@ -17,11 +18,16 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from agent.apprise_plugins import is_known_scheme, parse_urls, url_scheme
+from agent.apprise_plugins import is_known_scheme, parse_urls, url_scheme, why_refused
 from agent.core.redaction import url_secrets
 from agent.playbook.diagnostics import Diagnostic, suggest
 from agent.playbook.files import DISK, ConfigReader, real_path
 from agent.playbook.inventory import AlertTemplates, Inventory, default_inventory_data
+from agent.playbook.literal_secrets import SECRET_HINT as _SECRET_HINT
+from agent.playbook.literal_secrets import literal_secrets
+from agent.playbook.message_vars import MESSAGE_VARS
+from agent.playbook.placeholders import is_runtime
+from agent.playbook.scope import unknown_in_template_file
 from agent.playbook.templating import TemplateError, Templating
 from agent.playbook.validation import diagnostics_from_validation
 from agent.playbook.yaml_source import Marks, SourceDocument, load_yaml
@@ -181,6 +187,8 @@ def render_targets(doc: SourceDocument, inv: Inventory, settings_vars: dict[str,
         except TemplateError as exc:
             out.append(doc.diagnostic(path, f"target {name!r}: {exc.message}"))
             continue
+        if is_runtime(url):  # reads a variable not set here, loaded for reading only: not known
+            continue
         if not url:
             if not target.optional:
                 out.append(doc.diagnostic(path, f"target {name!r}: the URL renders empty",
@@ -192,6 +200,12 @@ def render_targets(doc: SourceDocument, inv: Inventory, settings_vars: dict[str,
             out.append(doc.diagnostic(path, f"target {name!r}: apprise does not know the URL's scheme"
                                       f"{problem}",
                                       "see https://github.com/caronc/apprise/wiki for supported services"))
+        elif (problem := _refused(url)) is not None:
+            templating.redactor.add(url_secrets(url))  # apprise's reason may quote a part of the URL
+            out.append(doc.diagnostic(path, f"target {name!r}: apprise refuses the URL"
+                                      f"{templating.redactor.redact(problem)}",
+                                      "the delivery would refuse it too (apprise's own parser, at load as at "
+                                      "send): see the service's page at https://github.com/caronc/apprise/wiki"))
         target._rendered_url = url or None
         if url:  # redacted everywhere from now on: a webhook URL is a credential
             templating.redactor.add(url_secrets(url))
@@ -209,6 +223,7 @@ def template_files(doc: SourceDocument, inv: Inventory, templating: Templating) 
     raw = doc.data.get("notify", {}).get("templates", {}) if isinstance(doc.data, dict) else {}
     explicit = set(raw) if isinstance(raw, dict) else set()
     directory = templating.templates_dir
+    names_checked: set[str] = set()
     for kind in AlertTemplates.model_fields:
         name = getattr(inv.notify.templates, kind)
         path = ("notify", "templates", kind) if kind in explicit else ("notify",)
@@ -218,11 +233,32 @@ def template_files(doc: SourceDocument, inv: Inventory, templating: Templating) 
                 out.append(doc.diagnostic(path, f"template {name!r} not found in "
                                           f"{directory or '(no templates directory)'}"))
             continue
+        where = "" if kind in explicit else f" (the default {kind} template)"
         problem = templating.check_template_file(name)
         if problem:
-            where = "" if kind in explicit else f" (the default {kind} template)"
             out.append(doc.diagnostic(path, f"template {name!r}{where}: {problem}"))
+            continue
+        if name in names_checked:
+            continue  # one file for several kinds (alert and repeat): checked against what both give
+        names_checked.add(name)
+        kinds = [k for k in AlertTemplates.model_fields if getattr(inv.notify.templates, k) == name]
+        required = frozenset.intersection(*(MESSAGE_VARS[k].required for k in kinds))
+        optional = frozenset.union(*(MESSAGE_VARS[k].optional | MESSAGE_VARS[k].required for k in kinds)) - required
+        for message, hint, line in unknown_in_template_file(templating, name, required, optional):
+            if directory is not None:
+                out.append(_in_template_file(directory / name, line, message.split("'")[1],
+                                             f"{message} (as the {' and '.join(kinds)} template)", hint))
     return out
+
+
+def _in_template_file(path: Path, line: int, name: str, message: str, hint: str | None) -> Diagnostic:
+    """A diagnostic at the first use of ``name`` on ``line`` of a template file."""
+    try:
+        text = path.read_text(encoding="utf-8").splitlines()[line - 1]
+    except (OSError, UnicodeDecodeError, IndexError):
+        return Diagnostic(str(path), line, 1, message, hint)
+    match = re.search(rf"\b{re.escape(name)}\b", text)
+    return Diagnostic(str(path), line, match.start() + 1 if match else 1, message, hint, source_line=text)
 
 
 def heartbeat_problems(doc: SourceDocument, inv: Inventory, settings_vars: dict[str, Any],
@@ -238,42 +274,27 @@ def heartbeat_problems(doc: SourceDocument, inv: Inventory, settings_vars: dict[
         url = templating.render_str(inv.heartbeat.url, settings_vars).strip()
     except TemplateError as exc:
         return [doc.diagnostic(path, f"heartbeat: {exc.message}")]
+    if is_runtime(url):  # reads a variable not set here, loaded for reading only: not known
+        url = ""
     if url and not url.startswith(("http://", "https://")):
         return [doc.diagnostic(path, "heartbeat: the rendered URL is not an http:// or https:// URL")]
     out = [doc.diagnostic(path, f"heartbeat: {secret}", _SECRET_HINT) for secret in literal_secrets(inv.heartbeat.url)]
     return out[:1]
 
 
-_SECRET_HINT = "keep secrets out of files under git: write {{ env.NAME }} and set NAME in the agent's environment"
-_TEMPLATE_PART = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.DOTALL)
-_TOKENISH = re.compile(r"[A-Za-z0-9_\-]{20,}")
-_SECRET_QUERY = re.compile(r"[?&](token|key|apikey|api_key|secret|password|pass|auth)=([^&{]+)", re.IGNORECASE)
-
-
-def literal_secrets(url: str) -> list[str]:
-    """What looks like a secret written literally in a URL template (not through ``env``)."""
-    text = _TEMPLATE_PART.sub("", url)
-    found: list[str] = []
-    for one in parse_urls(text) if "://" in text else []:
-        _, _, rest = one.partition("://")
-        authority = re.split(r"[/?#]", rest, maxsplit=1)[0]  # before the path, query or fragment
-        userinfo = authority.rpartition("@")[0]
-        if ":" in userinfo and userinfo.split(":", 1)[1]:
-            found.append("the URL holds a password written literally")
-        if _SECRET_QUERY.search(rest):
-            found.append("the URL holds a token or key written literally in its query")
-        if any(_looks_random(word) for word in _TOKENISH.findall(rest.split("?", 1)[0])):
-            found.append("the URL holds what looks like a token written literally")
-    return found
-
-
-def _looks_random(word: str) -> bool:
-    # a webhook token mixes letters and digits; a long plain word or host name does not
-    return any(c.isdigit() for c in word) and any(c.isalpha() for c in word) and len(set(word)) >= 10
-
-
 def _known(names: Any) -> str:
     return f"known: {', '.join(sorted(names))}" if names else "none defined"
+
+
+def _refused(url: str) -> str | None:
+    """None when apprise builds a plugin from every URL of the target, as the delivery builds
+    them (:func:`~agent.apprise_plugins.instantiate`), else which URL and apprise's reason."""
+    urls = parse_urls(url)
+    for i, one in enumerate(urls, 1):
+        reason = why_refused(one)
+        if reason is not None:
+            return (f" (URL {i} of {len(urls)})" if len(urls) > 1 else "") + f": {reason}"
+    return None
 
 
 def _unknown_scheme(url: str) -> str | None:

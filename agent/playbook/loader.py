@@ -18,7 +18,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ValidationError
 
@@ -38,6 +38,7 @@ from agent.playbook.inventory_loading import (
     settings_path,
     template_files,
 )
+from agent.playbook.literal_secrets import literal_secret_problems
 from agent.playbook.models import Playbook
 from agent.playbook.preprocess import Preprocessor
 from agent.playbook.rules import playbook_rules, template_problems
@@ -126,6 +127,7 @@ def load_config(
     *,
     context_paths: Sequence[Path] = (),
     inventory_required: bool = False,
+    unset_env: Literal["error", "placeholder"] = "error",
     reader: ConfigReader | None = None,
 ) -> LoadResult:
     """Load and validate everything; never raises for bad input (see the module docstring).
@@ -136,7 +138,10 @@ def load_config(
     [other-play/check]``, ``budget.then``) when one file is validated on its own: their own
     problems are not reported, and a given playbook replaces a context one of the same name.
     With ``inventory_required`` a missing inventory file is an error; otherwise the built-in
-    default inventory is used. ``redactor``
+    default inventory is used. ``unset_env="placeholder"`` loads for reading only (``agent
+    status``, ``explain``...): an environment variable a template reads that is not set is a
+    placeholder instead of an error (target URLs, heartbeat and parameters that read one are not
+    checked) and ``config.templating.unset_env_used`` names those used. ``redactor``
     (default: a new one) learns the configuration's secrets: target URLs, environment values
     read by templates, parameters marked secret; it is ``config.templating.redactor``.
     Files are read through ``reader`` (default: the disk, :class:`~agent.playbook.files.DiskReader`);
@@ -146,7 +151,8 @@ def load_config(
     disk = reader if reader is not None else DiskReader()
     if templates_dir is None and disk.is_dir(inventory_path.parent / "templates"):
         templates_dir = inventory_path.parent / "templates"
-    templating = Templating(templates_dir, env=os.environ if env is None else env, redactor=redactor, reader=disk)
+    templating = Templating(templates_dir, env=os.environ if env is None else env, redactor=redactor,
+                            unset_env=unset_env, reader=disk)
     diagnostics: list[Diagnostic] = []
 
     inv_doc, inventory, problems = read_inventory(inventory_path, required=inventory_required, reader=disk)
@@ -161,6 +167,7 @@ def load_config(
     hosts: dict[str, HostContext] = {}
     if inventory is not None:
         diagnostics += inventory_rules(inv_doc, inventory)
+        diagnostics += literal_secret_problems(inv_doc, skip=(("notify", "targets"), ("heartbeat", "url")))
         diagnostics += render_targets(inv_doc, inventory, settings_vars, templating)
         diagnostics += template_files(inv_doc, inventory, templating)
         diagnostics += heartbeat_problems(inv_doc, inventory, settings_vars, templating)
@@ -223,6 +230,7 @@ def _load_playbook(path: Path, registry: Registry, templating: Templating,
     raw = pre.playbook(doc.data)
     diagnostics += pre.diagnostics
     diagnostics += template_problems(doc, raw, templating)
+    diagnostics += literal_secret_problems(doc)
     try:
         play = Playbook.model_validate({**raw, "source": path} if isinstance(raw, dict) else raw)
     except ValidationError as exc:

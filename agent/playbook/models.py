@@ -19,18 +19,18 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    PositiveInt,
+    Strict,
     field_validator,
     model_validator,
 )
 
 from agent.core.states import Severity
-from agent.core.values import Duration, Timezone
+from agent.core.values import DAY, Between, Grace, HoldFor, Interval, Pause, Timeout, Timezone
 from agent.playbook.cron import Crontab, crontab_trigger
 from agent.playbook.thresholds import Threshold
 
-PositiveDuration = Annotated[Duration, Field(gt=0)]
-"""A duration that must be longer than zero (``15s``, ``5m``)."""
+MAX_AFTER = 1000
+"""Most consecutive results ``after`` may ask for (with the interval, bounded by a rule too)."""
 
 
 def _bool_to_expr(value: Any) -> Any:
@@ -60,14 +60,15 @@ PLAY_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # strict: YAML scalars are taken as written, never converted (see the agent.core.values docstring)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, strict=True)
 
 
 class Source(_Model):
     """Where a check or task is written."""
 
     file: str = Field(description="the file, as given to the loader")
-    line: int = Field(description="1-based line of the item")
+    line: int = Field(ge=1, le=10_000_000, description="1-based line of the item")
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}"
@@ -76,7 +77,7 @@ class Source(_Model):
 class Schedule(_Model):
     """When a play's checks run: a fixed interval, or a cron expression in a timezone."""
 
-    every: PositiveDuration | None = Field(None, description="run every this long (15s, 5m)")
+    every: Interval | None = Field(None, description="run every this long (15s, 5m)")
     cron: Crontab | None = Field(None, description="5-field crontab expression ('0 8 * * 1-5')")
     timezone: Timezone = Field("UTC", description="IANA timezone the cron expression is read in")
 
@@ -123,14 +124,14 @@ class Check(_Model):
     critical: str | None = Field(None, description="threshold for CRITICAL, e.g. '> 90'")
     clear: str | None = Field(None, description="threshold to leave a bad state (hysteresis), e.g. '< 75'; "
                                                 "default: the negation of the breached threshold")
-    severity: Severity = Field(Severity.CRITICAL, description="state when `expect` is false")
-    after: PositiveInt = Field(1, description="consecutive bad results before the state is hard")
-    for_: PositiveDuration | None = Field(None, alias="for", description="the bad state lasted this long "
-                                                                          "before it is hard")
+    severity: Annotated[Severity, Strict(False)] = Field(Severity.CRITICAL, description="state when `expect` is false")
+    after: int = Field(1, ge=1, le=MAX_AFTER, description="consecutive bad results before the state is hard")
+    for_: HoldFor | None = Field(None, alias="for", description="the bad state lasted this long before it is hard "
+                                                               "(at most 1d)")
     remediate: NameList = Field(default_factory=list, description="remediations of this play to run "
                                                                    "when the state turns hard")
-    timeout: PositiveDuration = Field(10.0, description="per-check timeout")
-    every: PositiveDuration | None = Field(None, description="interval overriding the play's schedule")
+    timeout: Timeout = Field(10.0, description="per-check timeout")
+    every: Interval | None = Field(None, description="interval overriding the play's schedule")
     tags: TagList = Field(default_factory=list, description="labels for routing and silencing")
     depends_on: NameList = Field(default_factory=list, description="checks this one depends on (a name of this play, or "
                                  "PLAYBOOK/CHECK of another): while one of them has a problem on the host, "
@@ -192,15 +193,15 @@ with warnings.catch_warnings():
                                                                          "when the task runs")
         when: Expr | None = Field(None, description="run only when this expression is true")
         register: str | None = Field(None, description="store the result under this variable name")
-        retries: int | None = Field(None, ge=0, description="retries until `until` holds (default 3 with "
+        retries: int | None = Field(None, ge=0, le=100, description="retries until `until` holds (default 3 with "
                                                             "`until`, else 0)")
-        delay: PositiveDuration = Field(1.0, description="pause between retries")
+        delay: Pause = Field(1.0, description="pause between retries")
         until: Expr | None = Field(None, description="retry until this expression over `result` is true")
         ignore_errors: bool = Field(False, description="a failure does not stop the play")
         changed_when: Expr | None = Field(None, description="overrides the module's `changed`")
         failed_when: Expr | None = Field(None, description="overrides the module's `failed`")
         notify: NameList = Field(default_factory=list, description="handlers to run at the end if changed")
-        timeout: PositiveDuration | None = Field(None, description="per-task timeout (default: the engine's)")
+        timeout: Timeout | None = Field(None, description="per-task timeout (default: the engine's)")
         block: list[Task] | None = Field(None, description="tasks run in order")
         rescue: list[Task] | None = Field(None, description="tasks run when a task of `block` fails")
         always: list[Task] | None = Field(None, description="tasks run after `block`/`rescue` in any case")
@@ -228,8 +229,8 @@ may not be longer, or a restart would forget runs that still count."""
 class Budget(_Model):
     """How often a remediation may run before the agent escalates instead."""
 
-    max: PositiveInt = Field(description="runs allowed within the window")
-    within: PositiveDuration = Field(description="the sliding window")
+    max: int = Field(ge=1, le=100, description="runs allowed within the window")
+    within: Annotated[float, Between(1.0, 7 * DAY)] = Field(description="the sliding window (at most 2d: a rule)")
     then: str | None = Field(None, description="playbook to run (and page) once the budget is spent")
 
 
@@ -238,7 +239,7 @@ class Remediation(_Model):
 
     steps: list[Task] = Field(min_length=1, description="tasks, same syntax as `tasks`")
     budget: Budget | None = Field(None, description="limit on runs; past it, escalate")
-    cooldown: Duration | None = Field(None, ge=0, description="minimum time between two runs (0 = none)")
+    cooldown: Grace | None = Field(None, description="minimum time between two runs (0 = none)")
 
 
 class Playbook(_Model):
@@ -255,4 +256,4 @@ class Playbook(_Model):
     remediations: dict[str, Remediation] = Field(default_factory=dict, description="named fixes for checks")
     tasks: list[Task] = Field(default_factory=list, description="steps of `agent run-playbook NAME`")
     handlers: list[Task] = Field(default_factory=list, description="tasks run once at the end when notified")
-    source: Path | None = Field(None, description="the playbook file (set by the loader)")
+    source: Annotated[Path, Strict(False)] | None = Field(None, description="the playbook file (set by the loader)")

@@ -20,105 +20,12 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from jinja2 import TemplateAssertionError, TemplateSyntaxError, Undefined, UndefinedError, meta, nodes
+from jinja2 import TemplateAssertionError, TemplateSyntaxError, UndefinedError, meta, nodes
 from jinja2.sandbox import SecurityError
 
 from agent.playbook.diagnostics import suggest
+from agent.playbook.placeholders import RUNTIME, RunTime
 from agent.playbook.templating import Templating, has_template
-
-RUNTIME_TEXT = "\ue000run-time\ue000"
-"""What a placeholder renders to inside a string: private-use characters no value contains."""
-
-
-class RunTime:
-    """Stands for a value known only when the template runs. Never an error by itself."""
-
-    unsafe_callable = False  # read by Jinja2's sandbox before a call
-    alters_data = False
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        return self
-
-    def __getitem__(self, key: Any) -> RunTime:
-        return self
-
-    def __call__(self, *args: Any, **kwargs: Any) -> RunTime:
-        return self
-
-    def __iter__(self) -> Iterator[Any]:
-        return iter(())
-
-    def __len__(self) -> int:
-        return 0
-
-    def __bool__(self) -> bool:
-        return True
-
-    def __int__(self) -> int:
-        return 0
-
-    def __float__(self) -> float:
-        return 0.0
-
-    def __round__(self, ndigits: int | None = None) -> float:
-        return 0.0
-
-    def __str__(self) -> str:
-        return RUNTIME_TEXT
-
-    def __repr__(self) -> str:
-        return "<known at run time>"
-
-    def __hash__(self) -> int:
-        return 0
-
-    def __contains__(self, item: Any) -> bool:
-        return False
-
-    def _same(self, other: Any = None) -> RunTime:
-        _touch(other)
-        return self
-
-    def _false(self, other: Any = None) -> bool:
-        _touch(other)
-        return False
-
-    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _same
-    __truediv__ = __rtruediv__ = __floordiv__ = __rfloordiv__ = __mod__ = __rmod__ = _same
-    __pow__ = __rpow__ = __neg__ = __pos__ = __abs__ = _same
-    __lt__ = __le__ = __gt__ = __ge__ = _false
-
-    def __eq__(self, other: object) -> bool:
-        _touch(other)
-        return other is self
-
-    def __ne__(self, other: object) -> bool:
-        _touch(other)
-        return other is not self
-
-
-def _touch(other: Any) -> None:
-    """Use the other operand, so an undefined one raises as it would with a real value."""
-    if isinstance(other, Undefined):
-        str(other)
-
-
-RUNTIME = RunTime()
-
-
-def is_runtime(value: Any) -> bool:
-    """True when ``value`` is or contains a placeholder (its real value is unknown at load)."""
-    if isinstance(value, RunTime):
-        return True
-    if isinstance(value, str):
-        return RUNTIME_TEXT in value
-    if isinstance(value, Mapping):
-        return any(is_runtime(v) for v in value.values())
-    if isinstance(value, (list, tuple)):
-        return any(is_runtime(v) for v in value)
-    return False
 
 
 def check_scope(vars: Mapping[str, Any], facts: Iterable[str]) -> dict[str, Any]:
@@ -281,3 +188,36 @@ def _uses_runtime(templating: Templating, value: Any, scope: Mapping[str, Any], 
         if any(isinstance(scope.get(name), RunTime) for name in names):
             return True
     return False
+
+
+def unknown_in_template_file(templating: Templating, name: str, given: Iterable[str],
+                             optional: Iterable[str] = ()) -> list[tuple[str, str | None, int]]:
+    """Each name template file ``name`` reads that it is not given: ``(problem, hint, line)``.
+
+    A name read unguarded must be in ``given``; one only tested (``is defined``) or defaulted
+    (``| default(...)``) may be anything, and the ``optional`` ones (given only sometimes) must be
+    guarded. Names the template sets itself (``set``, ``for``, macros) and globals are fine.
+    The line is where the file first reads the name. Empty when the file reads only what it is
+    given (or cannot be read: reported elsewhere).
+    """
+    env = templating.environment
+    try:
+        source, _, _ = env.loader.get_source(env, name)  # type: ignore[union-attr]
+        tree = templating.tree(source)
+    except Exception:  # noqa: BLE001 - missing, unreadable or unparsable: reported by the syntax check
+        return []
+    out: list[tuple[str, str | None, int]] = []
+    guarded = {node.node.name for node in tree.find_all((nodes.Test, nodes.Filter))
+               if isinstance(node.node, nodes.Name) and node.name in ("defined", "undefined", "default", "d", "none")}
+    known, maybe = set(given), set(optional)
+    for read in sorted(meta.find_undeclared_variables(tree) - guarded - set(env.globals)):
+        if read in known:
+            continue
+        line = min((n.lineno for n in tree.find_all(nodes.Name) if n.name == read and n.ctx == "load"), default=1)
+        if read in maybe:
+            out.append((f"{read!r} is not always given to this template", f"guard it: {{% if {read} is defined %}} "
+                        f"or {{{{ {read} | default(...) }}}}", line))
+        else:
+            out.append((f"{read!r} is undefined: the template is not given it",
+                        suggest(read, known) or f"it is given: {', '.join(sorted(known | maybe))}", line))
+    return out

@@ -27,8 +27,9 @@ from agent.modules.registry import Registry
 from agent.playbook.binding import misplaced_in_params, play_vars
 from agent.playbook.diagnostics import Diagnostic, suggest, valid_keys_hint
 from agent.playbook.models import Playbook, Task
+from agent.playbook.placeholders import RUNTIME, is_runtime
 from agent.playbook.rules import all_tasks
-from agent.playbook.scope import RUNTIME, is_runtime, task_scope, template_problem
+from agent.playbook.scope import task_scope, template_problem, unknown_in_template_file
 from agent.playbook.templating import TemplateError, Templating, has_template
 from agent.playbook.validation import diagnostics_from_validation, model_keys_at
 from agent.playbook.yaml_source import Path_, SourceDocument
@@ -87,9 +88,10 @@ class TaskChecker:
                             hint or _later_register_hint(problem, self.play))
         module = self.registry.actions.get(task.module or "")
         if module is not None:
-            self._params(path, task, module.Params, scope)
+            self._params(path, task, module.Params, scope, module.template_vars)
 
-    def _params(self, path: Path_, task: Task, model: type[BaseModel], scope: dict[str, Any]) -> None:
+    def _params(self, path: Path_, task: Task, model: type[BaseModel], scope: dict[str, Any],
+                template_vars: frozenset[str] = frozenset()) -> None:
         base = (*path, task.module)
         keys = model_keys_at(model, ()) or []
         known: dict[str, Any] = {}
@@ -118,7 +120,7 @@ class TaskChecker:
             else:
                 known[key] = rendered
         self._validate(base, model, known, unsure)
-        self._references(base, model, known)
+        self._references(base, model, known, {*scope, *template_vars})
 
     def _validate(self, base: Path_, model: type[BaseModel], known: dict[str, Any], unsure: set[str]) -> None:
         # The secrets written literally are known from load on (not only once the task runs): the
@@ -163,7 +165,8 @@ class TaskChecker:
         except Exception:  # noqa: BLE001 - a type pydantic cannot build alone: nothing to learn here
             return
 
-    def _references(self, base: Path_, model: type[BaseModel], known: Mapping[str, Any]) -> None:
+    def _references(self, base: Path_, model: type[BaseModel], known: Mapping[str, Any],
+                    given: set[str]) -> None:
         for name, field in model.model_fields.items():
             key = field.alias or name
             refers = next((m for m in field.metadata if isinstance(m, Refers)), None)
@@ -179,6 +182,10 @@ class TaskChecker:
                 problem = self._template_file_problem(value)
                 if problem and (explicit or "not found" not in problem):
                     self._error((*base, key) if explicit else base, f"{key}: template {value!r}: {problem}")
+                elif not problem:  # it compiles: does it read only what this step gives it?
+                    for message, hint, line in unknown_in_template_file(self.templating, value, given):
+                        self._error((*base, key) if explicit else base,
+                                    f"{key}: template {value!r} (line {line}): {message} by this step", hint)
 
     def _template_file_problem(self, name: str) -> str | None:
         directory = self.templating.templates_dir

@@ -10,7 +10,11 @@ Unsafe attribute access written literally is also refused at load time by
 ``env`` is the process environment as a read-only mapping. Every value it hands out is
 registered with the configuration's :class:`~agent.core.redaction.Redactor` (``templating.redactor``)
 before the template sees it, whatever the variable is called: everything the agent writes
-(logs, stored rows, console, alerts) is redacted through that redactor.
+(logs, stored rows, console, alerts) is redacted through that redactor. A variable that is not
+set is undefined (an error unless the template gives a default), except in a configuration
+loaded for reading only (``unset_env="placeholder"``: ``agent status`` and the like, which
+need no notification secrets), where it is an :class:`~agent.playbook.placeholders.UnsetEnv`
+placeholder and the names used are collected in ``Templating.unset_env_used``.
 """
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ import os
 import re
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from jinja2 import (
     BaseLoader,
@@ -36,6 +40,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 from agent.core.redaction import Redactor
 from agent.playbook.files import DISK, ConfigReader, FileProblem
+from agent.playbook.placeholders import UnsetEnv
 from agent.rendering import env_references
 from botwarden.errors import ConfigError
 
@@ -81,14 +86,24 @@ class _ReaderLoader(BaseLoader):
 class _EnvView(Mapping[str, str]):
     """Read-only view of the environment that registers every value it hands out as a secret."""
 
-    def __init__(self, values: Mapping[str, str], on_read: Callable[[str], None]) -> None:
+    def __init__(self, values: Mapping[str, str], on_read: Callable[[str], None],
+                 on_missing: Callable[[str], Any] | None = None) -> None:
         self._values = dict(values)
         self._on_read = on_read
+        self._on_missing = on_missing
 
     def __getitem__(self, key: str) -> str:
+        if key not in self._values and self._on_missing is not None and isinstance(key, str):
+            return self._on_missing(key)  # type: ignore[no-any-return]
         value = self._values[key]
         self._on_read(value)
         return value
+
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        return self[key] if key in self._values else default
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._values
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._values)
@@ -98,6 +113,11 @@ class _EnvView(Mapping[str, str]):
 
     def __repr__(self) -> str:  # never print the environment
         return f"<env: {len(self._values)} variables>"
+
+
+def _not_set(name: str) -> StrictUndefined:
+    """An unset variable: undefined (``| default(...)`` applies), with a message that says so."""
+    return StrictUndefined(hint=f"environment variable {name!r} is not set (env.{name})", name=name)
 
 
 class _Sandbox(ImmutableSandboxedEnvironment):
@@ -164,11 +184,14 @@ class Templating:
     """
 
     def __init__(self, templates_dir: Path | None = None, *, env: Mapping[str, str] | None = None,
-                 redactor: Redactor | None = None, reader: ConfigReader | None = None) -> None:
+                 redactor: Redactor | None = None, reader: ConfigReader | None = None,
+                 unset_env: Literal["error", "placeholder"] = "error") -> None:
         self.templates_dir = templates_dir
         self.reader: ConfigReader = reader or DISK
         """Where named templates are read from (:mod:`agent.playbook.files`); a loaded
         configuration's serves the bytes its load validated."""
+        self.unset_env_used: set[str] = set()
+        """With ``unset_env="placeholder"``: the unset variables whose value a template used."""
         environ = os.environ if env is None else env
         self.redactor = redactor if redactor is not None else Redactor.for_environment(environ)
         self._env = _Sandbox(
@@ -177,7 +200,8 @@ class Templating:
             autoescape=False,
             keep_trailing_newline=True,
         )
-        self._env.globals["env"] = _EnvView(environ, self._remember)
+        self._env.globals["env"] = _EnvView(environ, self._remember, self._unset if unset_env == "placeholder"
+                                            else _not_set)
         self._expressions: dict[str, Any] = {}
         self._templates: dict[str, Any] = {}
         self._checked: dict[tuple[str, bool], str | None] = {}  # load-time checks, by source
@@ -187,6 +211,9 @@ class Templating:
     def environment(self) -> ImmutableSandboxedEnvironment:
         """The sandboxed Jinja2 environment (for parsing; render through the methods here)."""
         return self._env
+
+    def _unset(self, name: str) -> UnsetEnv:
+        return UnsetEnv(name, self.unset_env_used.add)
 
     def _remember(self, value: str) -> None:
         self.redactor.add((value,))
@@ -299,8 +326,8 @@ class Templating:
             match = _WHOLE_EXPR.match(obj)
             if match and "{{" not in match["expr"] and "}}" not in match["expr"]:
                 result = self._compiled_expression(match["expr"])(**dict(vars))
-                if isinstance(result, StrictUndefined):
-                    str(result)
+                if isinstance(result, (StrictUndefined, UnsetEnv)):
+                    str(result)  # raises the UndefinedError; records an unset variable as used
                 return result
             return self._compiled_template(obj).render(dict(vars))
         if isinstance(obj, Mapping):
@@ -356,8 +383,8 @@ class Templating:
                 compiled = self._env.compile_expression(expr_src, undefined_to_none=False)
                 self._expressions[expr_src] = compiled
             result = compiled(**dict(vars))
-            if isinstance(result, StrictUndefined):
-                str(result)  # raises the UndefinedError that names the missing variable
+            if isinstance(result, (StrictUndefined, UnsetEnv)):
+                str(result)  # raises the UndefinedError that names the missing variable (records an unset one)
             return result
         except TemplateError:
             raise

@@ -61,9 +61,14 @@ class Threshold:
 
     def bound(self, vars: Mapping[str, Any], templating: Templating) -> Any:
         """The bound's value for ``vars`` (numeric strings become floats)."""
+        return as_number(self.written_bound(vars, templating))
+
+    def written_bound(self, vars: Mapping[str, Any], templating: Templating) -> Any:
+        """The bound's value for ``vars`` as the template or expression gives it (load-time checks
+        refuse text where a number is compared: ``> {{ lim }}`` with ``lim: "80"``)."""
         if has_template(self.expr_src):
-            return as_number(templating.render_value(self.expr_src, vars))
-        return as_number(templating.evaluate(self.expr_src, vars))
+            return templating.render_value(self.expr_src, vars)
+        return templating.evaluate(self.expr_src, vars)
 
     def breached(self, value: Any, vars: Mapping[str, Any], templating: Templating) -> bool:
         """True when ``value <op> bound``. Raises TemplateError when they cannot be compared."""

@@ -26,8 +26,6 @@ def test_defaults_and_the_seeds_values_pass() -> None:
 
 
 @pytest.mark.parametrize(("model", "data", "rule", "advice"), [
-    (RiskSettings, {"max_leverage": 0}, "positive-limits", "must all be above 0"),
-    (RiskSettings, {"stop_loss_pct": -1}, "positive-limits", "must all be above 0"),
     (RiskSettings, {"daily_loss_limit_pct": 100}, "daily-loss-limit-below-100", "set it below 100"),
     (RiskSettings, {"stop_loss_pct": 100, "daily_loss_limit_pct": 99}, "stop-loss-below-100", "set it below 100"),
     (RiskSettings, {"max_position_pct": 400}, "position-within-leverage",
@@ -35,7 +33,6 @@ def test_defaults_and_the_seeds_values_pass() -> None:
     (StrategySettings, {"fast": 8, "slow": 8}, "macd-fast-below-slow", "must be below strategy.slow (8)"),
     (StrategySettings, {"slow": 30, "signal": 9, "lookback_candles": 30}, "lookback-covers-macd",
      "raise it to at least slow + signal = 39"),
-    (BotSettings, {"loop_seconds": 0}, "loop-seconds-positive", "must be above 0"),
     (BotSettings, {"coins": []}, "coins-not-empty", "list at least one market"),
     # 3 coins x 20 % x 10 % = 6 % of equity if every stop fires at once, above the 5 % limit
     (BotSettings, {"coins": ["BTC", "ETH", "SOL"], "risk": {"max_position_pct": 20, "stop_loss_pct": 10}},
@@ -47,6 +44,22 @@ def test_each_rule_names_itself_and_says_what_to_change(model: Any, data: dict[s
         model.model_validate(data)
     text = str(err.value)
     assert f"rule {rule}:" in text and advice in text, text
+
+
+@pytest.mark.parametrize(("model", "data", "field"), [
+    (RiskSettings, {"max_leverage": 0}, "max_leverage"),
+    (RiskSettings, {"stop_loss_pct": -1}, "stop_loss_pct"),
+    (RiskSettings, {"max_position_pct": 0}, "max_position_pct"),
+    (BotSettings, {"loop_seconds": 0}, "loop_seconds"),
+])
+def test_a_limit_at_or_below_zero_is_refused_by_its_fields_range(model: Any, data: dict[str, Any],
+                                                                   field: str) -> None:
+    """Once the named rule positive-limits (loop-seconds-positive): every number's range is
+    declared on its field (tests/agent/playbook/test_scalar_fields.py), so these are too."""
+    with pytest.raises(ValidationError) as err:
+        model.model_validate(data)
+    [error] = err.value.errors()
+    assert error["loc"] == (field,) and error["type"] == "greater_than", err.value
 
 
 def test_every_broken_rule_is_reported_at_once() -> None:

@@ -90,7 +90,7 @@ checks:
   - name: header echo
     http:
       url: "{echo_url}"
-      headers: {{Authorization: "Bearer {header}"}}
+      headers: {{Authorization: "Bearer {{{{ env.ECHO_TOKEN }}}}"}}
     value: text
     expect: "status_code == 200"
     severity: critical
@@ -138,9 +138,10 @@ def test_no_secret_reaches_store_logs_console_or_alerts(tmp_path, supervisor, ec
         world = AgentWorld(tmp_path / "world", supervisor.url, receiver.url, extra_inventory={
             "notify": {"targets": {"hook": {"url": target}}, "routes": [{"name": "default", "targets": ["hook"]}],
                        "group_wait": "1s"}})
-        world.write_playbook("leaky", LEAKY.format(cmd_env=CMD_ENV_SECRET, header=HEADER_SECRET, echo_url=echo.url))
+        world.write_playbook("leaky", LEAKY.format(cmd_env=CMD_ENV_SECRET, echo_url=echo.url))
         world.write_playbook("operator", OPERATOR_PLAY.format(cmd_env=CMD_ENV_SECRET))
         monkeypatch.setenv("SMTP_PASS", SMTP_SECRET)
+        monkeypatch.setenv("ECHO_TOKEN", HEADER_SECRET)  # a bearer token written literally is refused at load
         monkeypatch.setenv("RELAY_SETTING", NEUTRAL_SECRET)
         world.start()
         try:

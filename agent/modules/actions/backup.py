@@ -23,10 +23,10 @@ from agent.modules.base import ActionModule, ActionResult, Params, RunContext
 
 
 class Retention(Params):
-    keep_last: int = Field(3, ge=1, description="always keep this many newest archives")
-    keep_daily: int = Field(7, ge=0, description="keep the newest archive of each of the last N days that have one")
-    keep_weekly: int = Field(4, ge=0, description="keep the newest archive of each of the last N ISO weeks")
-    keep_monthly: int = Field(0, ge=0, description="keep the newest archive of each of the last N months")
+    keep_last: int = Field(3, ge=1, le=10_000, description="always keep this many newest archives")
+    keep_daily: int = Field(7, ge=0, le=10_000, description="keep the newest archive of each of the last N days that have one")
+    keep_weekly: int = Field(4, ge=0, le=10_000, description="keep the newest archive of each of the last N ISO weeks")
+    keep_monthly: int = Field(0, ge=0, le=10_000, description="keep the newest archive of each of the last N months")
 
 
 class BackupActionParams(Params):

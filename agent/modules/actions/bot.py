@@ -23,7 +23,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field
 
-from agent.core.values import Duration
+from agent.core.values import Timeout
 from agent.http import RequestFailed, Response, get_ok, request, safe_url
 from agent.modules.actions import _bot_halt
 from agent.modules.base import ActionModule, ActionResult, Params, RunContext, Secret
@@ -49,7 +49,7 @@ class BotActionParams(Params):
     token_env: Annotated[str | None, Secret("env_name")] = Field(
         None, description="environment variable holding the control bearer token (its value is secret); "
                           "default: the host's bot.control_token_env")
-    timeout: Duration | None = Field(
+    timeout: Timeout | None = Field(
         None, description="timeout of each request (the whole request); default and upper bound: the task's")
 
 

@@ -16,11 +16,11 @@ what the account would hold after the action.
 from __future__ import annotations
 
 import time
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from agent.core.values import Duration
+from agent.core.values import DAY, Between, Pause
 from agent.modules import _hyperliquid as hl
 from agent.modules.actions import _account_protection as guard
 from agent.modules.base import ActionModule, ActionResult, Params, RunContext
@@ -47,7 +47,7 @@ class ExchangeActionParams(Params):
     slippage_pct: float = Field(
         5.0, gt=0, lt=50, description="close_all, flatten, protect: limit price this far through the mid (closes) "
                                       "or the trigger (stops), %, so the order fills")
-    after: Duration | None = Field(
+    after: Annotated[float, Between(0.0, DAY)] | None = Field(
         None, description="schedule_cancel: cancel everything this long from now (>= 5s); unset clears a "
                           "scheduled cancel")
     keep_protective: bool = Field(
@@ -55,7 +55,7 @@ class ExchangeActionParams(Params):
                           "cancels them too and leaves those positions unprotected")
     attempts: int = Field(5, ge=1, le=20, description="flatten: close-and-cancel rounds before protecting what "
                                                      "is left")
-    delay: Duration = Field(2.0, description="flatten: pause between rounds")
+    delay: Pause = Field(2.0, description="flatten: pause between rounds")
     stop_loss_pct: float | None = Field(
         None, gt=0, lt=100, description="flatten, protect: distance of a protective stop from the mid, %; default: "
                                         f"the host's bot.risk.stop_loss_pct, else {DEFAULT_STOP_LOSS_PCT:g}")

@@ -41,6 +41,7 @@ class NotifyAction(ActionModule):
     Params: ClassVar[type[NotifyActionParams]] = NotifyActionParams
     description: ClassVar[str] = "Send a message to a route (queued in the outbox, delivered by apprise)"
     supports_check_mode: ClassVar[bool] = True
+    template_vars: ClassVar[frozenset[str]] = frozenset({"title", "severity", "host", "tags", "reason"})
 
     async def run(self, params: NotifyActionParams, ctx: RunContext) -> ActionResult:
         if ctx.notifier is None:

@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator, model_validator
 
-from agent.core.values import Duration, Timezone, parse_duration
+from agent.core.values import Grace, Timezone, parse_duration
 from agent.modules.base import ActionModule, ActionResult, Params, Refers, RunContext
 from agent.rendering import SandboxedTemplates, TemplateRenderer, render_or_fallback
 from agent.reports import (
@@ -71,10 +71,10 @@ class ReportActionParams(Params):
     tags: list[str] = Field(default_factory=lambda: ["report"], description="tags routes can match on")
     bot_db: str | None = Field(None, description="the bot's SQLite file; default: host var bot.db_path")
     agent_db: str | None = Field(None, description="the agent's SQLite store; default: host var agent.db_path")
-    uptime_grace: Duration = Field(
+    uptime_grace: Grace = Field(
         DEFAULT_UPTIME_GRACE_S, description="how long one equity snapshot counts the bot's loop as up"
     )
-    list_trades: int = Field(20, ge=0, description="at most this many closed trades are listed in the message")
+    list_trades: int = Field(20, ge=0, le=10_000, description="at most this many closed trades are listed in the message")
     complete: bool = Field(
         False, description="report the last whole `period` ending at or before `until` (a monthly review on the "
                            "1st covers the previous month); ignored when `since` is given"
@@ -89,7 +89,7 @@ class ReportActionParams(Params):
                           "ends now); default: host var bot.metrics_url; '' = none"
     )
     daily_loss_limit_pct: float | None = Field(
-        None, gt=0, description="the bot's daily loss limit, % (for 'daily loss used'); default: host var "
+        None, gt=0, lt=100, description="the bot's daily loss limit, % (for 'daily loss used'); default: host var "
                                 "bot.risk.daily_loss_limit_pct"
     )
     chart: bool = Field(
@@ -152,6 +152,7 @@ class ReportAction(ActionModule):
         "agent's stores, sent through a route"
     )
     supports_check_mode: ClassVar[bool] = True
+    template_vars: ClassVar[frozenset[str]] = frozenset({"title", "host", "report", "trades_listed", "local", "note"})
 
     async def run(self, params: ReportActionParams, ctx: RunContext) -> ActionResult:
         if ctx.notifier is None:

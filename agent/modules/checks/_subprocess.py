@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, model_validator
 
-from agent.core.values import Duration
+from agent.core.values import Timeout
 from agent.modules.base import Params, Secret
 from botwarden.errors import ModuleError
 
@@ -39,10 +39,10 @@ class CommandParams(Params):
         default_factory=dict, repr=False,
         description="variables added to the agent's environment (secret: never stored, shown or logged)"
     )
-    timeout: Duration | None = Field(
+    timeout: Timeout | None = Field(
         None, description="kill the process group after this long; default and upper bound: the task timeout"
     )
-    max_output_bytes: int = Field(65536, gt=0, description="keep at most this many bytes of stdout and of stderr")
+    max_output_bytes: int = Field(65536, gt=0, le=64 * 2**20, description="keep at most this many bytes of stdout and of stderr")
 
     @model_validator(mode="after")
     def _one_command(self) -> CommandParams:

@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from agent.core.values import Duration
+from agent.core.values import Lookback
 from agent.exposition import read_samples
 from agent.http import RequestFailed, get_ok, parse_json, safe_url
 from agent.modules import _hyperliquid as hl
@@ -44,7 +44,7 @@ class ExchangeCheckParams(Params):
     account_address: str | None = Field(
         None, description="account to read when the key is an API wallet acting for another address; "
                           "default: the signing key's own address")
-    window: Duration = Field(3600.0, description="pnl: how far back realized losses are looked at (1h, 24h)")
+    window: Lookback = Field(3600.0, description="pnl: how far back realized losses are looked at (1h, 24h)")
     bot_url: str | None = Field(
         None, description="the bot's base URL for equity_drift (/metrics) and last_fill_age (/health); "
                           "default: the host's bot.url")

@@ -18,19 +18,19 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 from pydantic import Field
 
 from agent.core.causes import HUNG
-from agent.core.values import Duration
+from agent.core.values import DAY, Between
 from agent.modules.base import CheckModule, CheckResult, Params, RunContext
 
 
 class HeartbeatCheckParams(Params):
     file: str = Field(description="heartbeat file the program rewrites each loop, e.g. {{ bot.heartbeat_path }}")
-    deadline: Duration = Field(
-        gt=0, description="a beat older than this is a hang; the agent runs the check the moment it passes"
+    deadline: Annotated[float, Between(1.0, DAY)] = Field(
+        description="a beat older than this is a hang; the agent runs the check the moment it passes"
     )
 
 

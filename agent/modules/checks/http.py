@@ -10,7 +10,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from agent.core.values import Duration
+from agent.core.values import Timeout
 from agent.http import RequestFailed, parse_json, request, safe_url
 from agent.modules.base import CheckModule, CheckResult, Params, RunContext, Secret
 
@@ -31,13 +31,13 @@ class HttpCheckParams(Params):
         None, alias="json", repr=False, description="JSON request body, sets Content-Type (secret)")
     body: Annotated[str | None, Secret()] = Field(
         None, repr=False, description="raw request body text, exclusive with json (secret)")
-    timeout: Duration | None = Field(
+    timeout: Timeout | None = Field(
         None, description="whole-request timeout; default and upper bound: the check's timeout"
     )
     verify_tls: bool = Field(True, description="verify the server's TLS certificate")
     follow_redirects: bool = Field(False, description="follow 3xx redirects (off: the 3xx status is the result)")
     max_body_bytes: int = Field(
-        1_048_576, gt=0, description="read at most this many body bytes; a longer body is truncated, json None"
+        1_048_576, gt=0, le=64 * 2**20, description="read at most this many body bytes; a longer body is truncated, json None"
     )
 
     @field_validator("url")

@@ -27,7 +27,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, field_validator, model_validator
 
 from agent.core.secret_shapes import redact_line
-from agent.core.values import Duration
+from agent.core.values import Lookback
 from agent.modules.base import CheckModule, CheckResult, Params, RunContext
 
 BLOCK_BYTES = 65536
@@ -40,7 +40,7 @@ class LogCheckParams(Params):
     patterns: dict[str, str] | None = Field(
         None, description="named regular expressions; a line counts once if any matches; counts per name are a fact"
     )
-    window: Duration = Field(3600.0, gt=0, description="how far back to look, e.g. 5m, 1h, 7d")
+    window: Lookback = Field(3600.0, description="how far back to look, e.g. 5m, 1h, 7d")
     levels: list[str] = Field(
         default_factory=list, description="JSON lines only: count only these levels, e.g. [error, critical]"
     )
@@ -53,7 +53,7 @@ class LogCheckParams(Params):
         None, description="text lines: strptime format of the timestamp; default ISO 8601 (naive = UTC)"
     )
     ignore_case: bool = Field(False, description="match the patterns case-insensitively")
-    max_bytes: int = Field(16 * 1024 * 1024, gt=0, description="read at most this many bytes from the end of the file")
+    max_bytes: int = Field(16 * 1024 * 1024, gt=0, le=2**30, description="read at most this many bytes from the end of the file")
     sample_size: int = Field(5, ge=0, le=50, description="keep this many of the latest matching lines (redacted)")
     missing_ok: bool = Field(True, description="a missing file counts as no matches (false: the check is UNKNOWN)")
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import psutil
 from pydantic import Field, model_validator
 
-from agent.core.values import Duration
+from agent.core.values import Between
 from agent.modules.base import CheckModule, CheckResult, Params, RunContext
 from agent.modules.checks._supervisor_rpc import SupervisorUrl, process_info, resolve_url
 from botwarden.errors import ModuleError
@@ -19,13 +19,13 @@ _MIB = 1024.0 * 1024.0
 
 class ProcessCheckParams(Params):
     program: str | None = Field(None, description="supervisord program whose pid to inspect, e.g. bot")
-    pid: int | None = Field(None, gt=0, description="a process id (instead of program)")
+    pid: int | None = Field(None, gt=0, le=4_194_304, description="a process id (instead of program)")
     pidfile: str | None = Field(None, description="a file holding the process id (instead of program)")
     url: SupervisorUrl | None = Field(
         None, description="supervisord URL for program; default: the host's supervisor.url"
     )
-    sample_interval: Duration = Field(
-        0.25, gt=0, description="CPU usage is measured over this interval (capped at half the timeout)"
+    sample_interval: Annotated[float, Between(0.01, 60.0)] = Field(
+        0.25, description="CPU usage is measured over this interval (capped at half the timeout)"
     )
 
     @model_validator(mode="after")

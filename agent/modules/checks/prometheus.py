@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from agent.core.values import Duration
+from agent.core.values import Timeout
 from agent.exposition import read_samples
 from agent.http import RequestFailed, get_ok, safe_url
 from agent.modules.base import CheckModule, CheckResult, Params, RunContext
@@ -42,7 +42,7 @@ class PrometheusCheckParams(Params):
     aggregate: Aggregate | None = Field(
         None, description="how to combine several matching series; unset: more than one match is an error"
     )
-    timeout: Duration | None = Field(None, description="scrape timeout; default and upper bound: the check's timeout")
+    timeout: Timeout | None = Field(None, description="scrape timeout; default and upper bound: the check's timeout")
     verify_tls: bool = Field(True, description="verify the server's TLS certificate")
     max_body_bytes: int = Field(
         1_048_576, gt=0, le=64 * 1_048_576,

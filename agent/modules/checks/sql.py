@@ -34,7 +34,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
-from agent.core.values import Duration
+from agent.core.values import Timeout
 from agent.modules.base import CheckModule, CheckResult, Params, RunContext, Secret
 
 
@@ -47,7 +47,7 @@ class SqlCheckParams(Params):
     query: str = Field(description="one SELECT statement; :name placeholders are bound from `params`")
     params: dict[str, Any] = Field(default_factory=dict, description="values bound to :name placeholders")
     max_rows: int = Field(100, ge=1, le=10_000, description="keep at most this many rows in the `rows` fact")
-    timeout: Duration | None = Field(None, description="query timeout; default and upper bound: the check's timeout")
+    timeout: Timeout | None = Field(None, description="query timeout; default and upper bound: the check's timeout")
 
     @field_validator("url")
     @classmethod

@@ -2,19 +2,19 @@
 from __future__ import annotations
 
 import os
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import psutil
 from pydantic import Field
 
-from agent.core.values import Duration
+from agent.core.values import Between
 from agent.modules.base import CheckModule, CheckResult, Params, RunContext
 
 
 class SystemCheckParams(Params):
     path: str = Field("/", description="filesystem whose usage disk_percent reports")
-    sample_interval: Duration = Field(
-        0.25, gt=0, description="CPU usage is measured over this interval (capped at half the timeout)"
+    sample_interval: Annotated[float, Between(0.01, 60.0)] = Field(
+        0.25, description="CPU usage is measured over this interval (capped at half the timeout)"
     )
 
 

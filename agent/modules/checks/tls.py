@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field, model_validator
 
-from agent.core.values import Duration
+from agent.core.values import Timeout
 from agent.modules.base import CheckModule, CheckResult, Params, RunContext
 
 # cryptography costs ~15 MB of RSS and the registry imports this module at every start-up: it is
@@ -31,7 +31,7 @@ class TlsCheckParams(Params):
     server_name: str | None = Field(None, description="SNI and verification name; default: host")
     pem_file: str | None = Field(None, description="read the (first) certificate from this PEM file instead")
     ca_file: str | None = Field(None, description="CA bundle used for `verified` (default: the system store)")
-    timeout: Duration | None = Field(None, description="connect and handshake timeout; default: the check's timeout")
+    timeout: Timeout | None = Field(None, description="connect and handshake timeout; default: the check's timeout")
 
     @model_validator(mode="after")
     def _one_source(self) -> TlsCheckParams:

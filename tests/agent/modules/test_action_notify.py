@@ -92,3 +92,22 @@ async def test_failures(make_ctx, notifier, msg) -> None:
 def test_bad_params(kw) -> None:
     with pytest.raises(ValueError):
         params(**kw)
+
+
+class _RecordingRenderer:
+    def __init__(self) -> None:
+        self.given: set[str] = set()
+
+    def render_template(self, name: str, vars: Mapping[str, Any]) -> str:
+        self.given = set(vars)
+        return "rendered"
+
+
+async def test_a_template_is_given_the_step_vars_and_exactly_the_names_validate_allows(make_ctx) -> None:
+    """``agent validate`` checks a notify template against the step's variables plus
+    ``NotifyAction.template_vars``: the action must give those, and no others."""
+    notifier = RecordingNotifier()
+    notifier.templating = _RecordingRenderer()  # type: ignore[attr-defined]
+    ctx = make_ctx(notifier=notifier, template_vars={"play_var": 1, "bot": {}})
+    await NotifyAction().run(params(title="t", template="emergency.md.j2"), ctx)
+    assert notifier.templating.given == {"play_var", "bot"} | NotifyAction.template_vars  # type: ignore[attr-defined]

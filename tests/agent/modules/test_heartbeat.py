@@ -66,7 +66,7 @@ async def test_a_missing_file_is_overdue_once_it_has_been_missing_for_the_deadli
     assert read_beat(tmp_path / "nope") is None
 
 
-@pytest.mark.parametrize(("kw", "message"), [({"file": "x"}, "deadline"), ({"file": "x", "deadline": "0s"}, "greater")])
+@pytest.mark.parametrize(("kw", "message"), [({"file": "x"}, "deadline"), ({"file": "x", "deadline": "0s"}, "too short: it must be at least 1s")])
 def test_bad_params(kw: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         params(**kw)

@@ -55,10 +55,11 @@ def test_reference_renders_types_and_defaults() -> None:
     http = {p.name: p for p in parameters(REGISTRY.check("http").Params)}
     assert "json" in http and "json_body" not in http  # the YAML key, not the Python name
     assert (http["url"].required, http["url"].type) == (True, "string")
-    assert (http["timeout"].type, http["timeout"].default) == ("duration or none", "none")
+    assert (http["timeout"].type, http["timeout"].default) == ("duration (100ms to 1h) or none", "none")
     assert http["method"].type.startswith("one of: GET, HEAD")
     system = {p.name: p for p in parameters(REGISTRY.check("system").Params)}
-    assert (system["sample_interval"].type, system["sample_interval"].default) == ("duration", "250ms")
+    assert (system["sample_interval"].type, system["sample_interval"].default) == ("duration (10ms to 1m)", "250ms")
+    assert http["max_body_bytes"].type == "integer (> 0, <= 67108864)"  # every number shows its range
     assert "check mode: supported" in render_reference(REGISTRY, "markdown")
 
 

@@ -196,3 +196,22 @@ def test_bad_parameters_are_refused_at_load(params, error) -> None:
 
 def test_registered() -> None:
     assert default_registry().actions["report"] is ReportAction
+
+
+async def test_a_template_is_given_the_step_vars_and_exactly_the_names_validate_allows(world) -> None:
+    """``agent validate`` checks a report template against the step's variables plus
+    ``ReportAction.template_vars``: the action must give those, and no others."""
+    store, notes, _outbox, _receiver, host = world
+    given: list[set[str]] = []
+
+    class Recorder:
+        def render_template(self, name: str, vars: dict) -> str:
+            given.append(set(vars))
+            return "rendered"
+
+    recording = Notifications(store, notes.router, templating=Recorder())
+    params = ReportAction.Params.model_validate({**WINDOW, "route": "reports"})
+    step_vars = {"play_var": 1, "bot": {}}
+    await ReportAction().run(params, RunContext(host=host, notifier=recording, check_mode=True,
+                                                template_vars=step_vars))
+    assert given == [set(step_vars) | ReportAction.template_vars]

@@ -67,15 +67,15 @@ def test_instantiate_builds_what_apprise_builds(url: str) -> None:
 
 
 @pytest.mark.parametrize(("url", "built"), [
-    ("nosuchservice://x", None),  # apprise refuses it too
+    ("nosuchservice://x", None),  # apprise refuses it too (its url_to_dict parses nothing)
     ("https://hooks.slack.com/services/T000/B000/XXXX", "NotifySlack"),  # a "native" URL: no plugin has https://
 ])
-def test_a_url_whose_scheme_is_no_plugins_falls_back_to_apprises_instantiate(
+def test_a_url_whose_scheme_is_no_plugins_falls_back_to_apprises_own_parsing(
         url: str, built: str | None, monkeypatch: pytest.MonkeyPatch) -> None:
-    fell_back: list[str] = []
+    fell_back: list[object] = []
     original = apprise.Apprise.instantiate
 
-    def instantiate(url: str, *args: object, **kwargs: object) -> object:
+    def instantiate(url: object, *args: object, **kwargs: object) -> object:
         fell_back.append(url)
         return original(url, *args, **kwargs)
 
@@ -83,8 +83,9 @@ def test_a_url_whose_scheme_is_no_plugins_falls_back_to_apprises_instantiate(
     scheme = apprise_plugins.url_scheme(url)
 
     assert scheme is not None and apprise_plugins.plugin_class(scheme) is None
-    plugin = apprise_plugins.instantiate(url, apprise.AppriseAsset())
-    assert fell_back == [url]
+    plugin = apprise_plugins.instantiate(url, apprise.AppriseAsset(), {"cto": 2.0})
+    # built by apprise from its own parse of the URL (url_to_dict), the defaults added to that
+    assert [(d["schema"], d["cto"]) for d in fell_back if isinstance(d, dict)] == ([("slack", 2.0)] if built else [])
     assert (type(plugin).__name__ if plugin is not None else None) == built
 
 

@@ -82,6 +82,7 @@ class CommandAction(ActionModule):
 class NotifyAction(ActionModule):
     name = "notify"
     description = "send a message through a route"
+    template_vars: ClassVar[frozenset[str]] = frozenset({"message"})
 
     class Params(Params):
         route: Annotated[str | None, Refers("route")] = Field(None, description="route name")

@@ -45,6 +45,8 @@ CASES = [
     Case("tpl_rendered_type.yaml", 6, 27, "tasks[0].close.slippage_pct: Input should be a valid number"),
     Case("tpl_text_around_number.yaml", 7, 27, "text around a template renders to a string, and 'slippage_pct' "
          "needs a number", "write the whole value as one expression"),
+    Case("tpl_template_file_undefined_name.yaml", 6, 24, "template: template 'unknown_var.md.j2' (line 2): "
+         "'nosuch' is undefined: the template is not given it by this step", "it is given: agent, bot, check_mode"),
     # 2. accepted but wrong
     Case("wrong_tags_one_string.yaml", 8, 11, "'p0, bot' is one tag with a comma or space in it; a list is "
          "written [p0, bot]"),
@@ -62,6 +64,27 @@ CASES = [
     Case("inventory_wrong_default_template_broken.yaml", 7, 3, "template 'grouped.md.j2' (the default grouped "
          "template): No filter named 'capitalise' (did you mean 'capitalize'?)"),
     Case("inventory_wrong_heartbeat_template.yaml", 12, 18, "heartbeat: No filter named 'defualt'"),
+    # 2b. scalars taken as written, numbers in range, schedules that run, secrets from env (issue: operator review)
+    Case("wrong_threshold_text_var.yaml", 8, 14, "warning: '>' compares numbers, and its bound '{{ mem_warning }}' is "
+         "text", "write the number without quotes where mem_warning is defined"),
+    Case("wrong_after_boolean.yaml", 8, 12, "checks[0].after: Input should be a valid integer",
+         "after needs a whole number, not a boolean"),
+    Case("wrong_after_quoted.yaml", 8, 12, "checks[0].after: Input should be a valid integer",
+         "write the number without quotes: after: 2"),
+    Case("wrong_for_too_long.yaml", 8, 10, "checks[0].for: 30d is too long: at most 1d is accepted here"),
+    Case("wrong_after_times_interval.yaml", 8, 12, "after: 500 results every 5m take 1d17h35m to make a problem hard",
+         "after: 289 or less at this interval"),
+    Case("wrong_every_too_short.yaml", 4, 19, "schedule.every: 1ms is too short: it must be at least 100ms"),
+    Case("wrong_cron_never.yaml", 4, 18, "day 30 never comes in Feb: the schedule would never run"),
+    Case("wrong_literal_token_in_vars.yaml", 5, 15, "a Slack webhook URL is written literally", "{{ env.NAME }}"),
+    Case("inventory_wrong_literal_password_in_vars.yaml", 3, 18, "'smtp_password' holds a value written literally",
+         "{{ env.NAME }}"),
+    Case("inventory_wrong_undefined_template_var.yaml", 2, 20, "'incident' is undefined: the template is not given it "
+         "(as the alert and repeat template)", "did you mean 'incident_id'?", reported_in="alert.md.j2"),
+    Case("inventory_wrong_settings_host.yaml", 3, 9, "web.host: '0.0.0.0' is not a loopback address",
+         reported_in="open-settings.yml"),
+    Case("inventory_wrong_settings_port.yaml", 3, 9, "bot.port: Input should be less than or equal to 65535",
+         reported_in="port-settings.yml"),
     # 3. used to end in an internal error (exit 250)
     Case("bug_escape_character.yaml", 4, 38, "control character U+001B (ESC) is not allowed in YAML", "delete it"),
     Case("bug_form_feed.yaml", 4, 1, "control character U+000C (form feed) is not allowed in YAML"),
@@ -94,7 +117,8 @@ CASES = [
 
 def load_case(name: str, registry: Registry) -> LoadResult:
     path = CLASSES / name
-    templates = CLASSES / ("templates_broken" if "default_template" in name else "templates")
+    templates = CLASSES / ("templates_broken" if "default_template" in name else
+                           "templates_undefined" if "undefined_template" in name else "templates")
     if name.startswith("inventory"):
         return load_config(path, [GOOD / "playbooks"], registry, env={}, templates_dir=templates)
     return load_config(GOOD / "inventory.yaml", [GOOD / "playbooks" / "emergency.yaml", path], registry, env={},

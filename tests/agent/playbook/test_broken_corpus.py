@@ -43,7 +43,7 @@ CASES = [
     Case("sandbox_escape_globals.yaml", 7, 11, "when: access to '__globals__' is not allowed"),
     Case("duplicate_key.yaml", 8, 5, "duplicate key 'expect'"),
     Case("bad_duration.yaml", 8, 14, "checks[0].timeout: '5 minutes' is not a duration"),
-    Case("zero_interval.yaml", 4, 19, "schedule.every: Input should be greater than 0"),
+    Case("zero_interval.yaml", 4, 19, "schedule.every: 0ms is too short: it must be at least 100ms"),
     Case("bad_cron.yaml", 4, 18, "invalid cron expression '0 25 * * *'"),
     Case("bad_timezone.yaml", 4, 43, "unknown timezone 'Mars/Olympus'"),
     Case("yaml_bomb.yaml", 9, 7, "more than 50000 nodes"),
@@ -68,6 +68,9 @@ CASES = [
     # a target may hold several URLs; delivery refuses the whole target when any one is refused
     Case("inventory_second_url_unknown_scheme.yaml", 9, 17,
          "target 'both': apprise does not know the URL's scheme (URL 2 of 2)", "supported services"),
+    # a known scheme apprise still refuses to build (mailto without a sender): refused at send too
+    Case("inventory_refused_url.yaml", 9, 17, "target 'mail': apprise refuses the URL: Invalid ~From~ email "
+         "specified", "apprise's own parser"),
 ]
 
 

@@ -106,3 +106,23 @@ def test_tasks_with_templates_are_validated_only_for_syntax_at_load(tmp_path: Pa
     )
     result = load_config(GOOD / "inventory.yaml", [tmp_path], registry, env={})
     assert result.diagnostics == []
+
+
+@pytest.mark.parametrize(("expr", "never"), [
+    ("0 0 30 2 *", "day 30 never comes in Feb"),
+    ("0 0 31 feb,apr *", "day 31 never comes in Feb, Apr"),
+    ("*/5 * 31 11 *", "day 31 never comes in Nov"),
+    ("0 0 30-31 2 *", "days 30,31 never come in Feb"),
+    ("0 0 29 2 *", None),  # leap years
+    ("0 0 31 4-6 *", None),  # May has a 31st
+    ("0 0 31 * *", None),
+    ("0 8 * * 1-5", None),
+])
+def test_a_cron_schedule_that_never_runs_is_refused(expr: str, never: str | None) -> None:
+    from agent.playbook.cron import check_crontab
+
+    if never is None:
+        assert check_crontab(expr) == expr
+    else:
+        with pytest.raises(ValueError, match=never):
+            check_crontab(expr)
