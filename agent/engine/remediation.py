@@ -102,10 +102,18 @@ class RemediationGuard:
             else:
                 self._ledgers[k].handed_over = True
 
+    def lock_for(self, bc: BoundCheck, name: str, remediation: Remediation) -> asyncio.Lock:
+        """The single-flight lock of the remediation's target on ``bc``'s host. Take it *before*
+        :meth:`admit`: a run counts in the budget when it ends, so a decision taken while another
+        run of the target is under way would not see it (a crash seen during run 3 of 3 was
+        admitted as a 4th run once run 3 ended)."""
+        return self._locks[(bc.host.name, _target(remediation, name))]
+
     async def admit(self, bc: BoundCheck, name: str, remediation: Remediation) -> Decision:
+        """Whether the remediation may run now; call it holding :meth:`lock_for`."""
         key = (bc.play.name, bc.host.name, name)
         ledger = self._ledgers[key]
-        lock = self._locks[(bc.host.name, _target(remediation, name))]
+        lock = self.lock_for(bc, name, remediation)
         now = self._clock()
         budget = remediation.budget
         if budget is not None:

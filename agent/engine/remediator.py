@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from agent.engine.pipeline import Decision
     from agent.notify import Notifications
     from agent.playbook.binding import BoundCheck
+    from agent.playbook.models import Remediation
     from agent.store import Store
 
 log = logging.getLogger("agent")
@@ -132,37 +133,44 @@ class Remediator:
             if skipped is not None:
                 await self._nothing_to_do(bc, name, skipped, vars_)
                 continue
-            admission = await self._guard.admit(bc, name, remediation)
-            incident_id = self._incident(bc.key)
-            if not admission.allowed:
-                await self._refused(bc, name, admission, incident_id)
-                continue
-            async with admission.lock, self._guard.tasks_lock(bc, remediation.steps,
-                                                              owner=f"agent: {name} for {bc.key}"):
-                status = self._status(bc.key)
-                if status is None or not status.hard.is_problem:  # fixed while we waited for the target
-                    line = f"{name}: not run, {bc.check.name} is {status.hard.name if status else 'gone'} again"
-                    await self._event("remediation-not-needed", bc, incident_id, line)
-                    await self._event(OUTCOME_EVENT, bc, incident_id, line,
-                                      {"outcome": "not-needed", "remediation": name})
+            # Admitted holding the target's lock, so a run under way is counted before the
+            # budget and the cooldown decide (they are recorded when a run ends).
+            async with self._guard.lock_for(bc, name, remediation):
+                admission = await self._guard.admit(bc, name, remediation)
+                incident_id = self._incident(bc.key)
+                if admission.allowed:
+                    await self._run_admitted(bc, name, remediation, why, vars_, incident_id)
                     continue
-                started_mono, started_at = time.monotonic(), datetime.now(UTC)
-                self.runs_started += 1
-                run = uuid.uuid4().hex[:12]  # pairs this run's outcome with its start (runs may overlap)
-                await self._event(STARTED_EVENT, bc, incident_id, f"{name}: running since "
-                                  f"{started_at.strftime('%H:%M:%S UTC')}", {"remediation": name, "run": run})
-                recap = await self._tasks.run(bc.play, [bc.host], remediation.steps, why, label=f"{name}: ",
-                                              incident_id=incident_id, extra_vars=vars_)
-                runs = None
-                if any(o.status != "skipped" for o in recap.outcomes):
-                    runs = await self._guard.record(bc, name, started_mono, started_at)
-                outcome, line = run_outcome(name, recap.outcomes, time.monotonic() - started_mono)
-                if outcome == "nothing":
-                    line += _what_it_saw(bc, vars_)
-                if runs is not None and remediation.budget is not None:
-                    line += f" (run {runs} of {remediation.budget.max} within {format_duration(remediation.budget.within)})"
+            await self._refused(bc, name, admission, incident_id)
+
+    async def _run_admitted(self, bc: BoundCheck, name: str, remediation: Remediation, why: str,
+                            vars_: Mapping[str, Any], incident_id: int | None) -> None:
+        """Run an admitted remediation (the caller holds the target's single-flight lock)."""
+        async with self._guard.tasks_lock(bc, remediation.steps, owner=f"agent: {name} for {bc.key}"):
+            status = self._status(bc.key)
+            if status is None or not status.hard.is_problem:  # fixed while we waited for the target
+                line = f"{name}: not run, {bc.check.name} is {status.hard.name if status else 'gone'} again"
+                await self._event("remediation-not-needed", bc, incident_id, line)
                 await self._event(OUTCOME_EVENT, bc, incident_id, line,
-                                  {"outcome": outcome, "remediation": name, "run": run})
+                                  {"outcome": "not-needed", "remediation": name})
+                return
+            started_mono, started_at = time.monotonic(), datetime.now(UTC)
+            self.runs_started += 1
+            run = uuid.uuid4().hex[:12]  # pairs this run's outcome with its start (runs may overlap)
+            await self._event(STARTED_EVENT, bc, incident_id, f"{name}: running since "
+                              f"{started_at.strftime('%H:%M:%S UTC')}", {"remediation": name, "run": run})
+            recap = await self._tasks.run(bc.play, [bc.host], remediation.steps, why, label=f"{name}: ",
+                                          incident_id=incident_id, extra_vars=vars_)
+            runs = None
+            if any(o.status != "skipped" for o in recap.outcomes):
+                runs = await self._guard.record(bc, name, started_mono, started_at)
+            outcome, line = run_outcome(name, recap.outcomes, time.monotonic() - started_mono)
+            if outcome == "nothing":
+                line += _what_it_saw(bc, vars_)
+            if runs is not None and remediation.budget is not None:
+                line += f" (run {runs} of {remediation.budget.max} within {format_duration(remediation.budget.within)})"
+            await self._event(OUTCOME_EVENT, bc, incident_id, line,
+                              {"outcome": outcome, "remediation": name, "run": run})
 
     async def _nothing_to_do(self, bc: BoundCheck, name: str, skipped: Sequence[TaskOutcome],
                              vars_: Mapping[str, Any]) -> None:

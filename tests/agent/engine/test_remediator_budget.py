@@ -1,0 +1,83 @@
+"""The restart budget under overlapping decisions: a crash seen while the budget's last run is
+still under way must not become one run more than the budget (it was admitted before that run was
+counted, and ran once it ended: "run 4 of 3"). Real store and guard; the task runner is a stand-in
+whose run the test holds open, so the overlap is exact, not a timing."""
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from agent.engine.remediation import RemediationGuard
+from agent.engine.remediator import Remediator
+from agent.engine.store_thread import StoreThread
+from agent.store import Store
+
+
+class HeldTasks:
+    """Runs that end when the test says so; counts them."""
+
+    def __init__(self) -> None:
+        self.runs = 0
+        self.release = asyncio.Event()
+        self.running = asyncio.Event()
+
+    def skipped_before_running(self, *_: Any) -> None:
+        return None
+
+    async def run(self, *_: Any, **__: Any) -> Any:
+        self.runs += 1
+        self.running.set()
+        await self.release.wait()
+        return SimpleNamespace(outcomes=[SimpleNamespace(status="changed", msg="restarted", task="restart")])
+
+
+class Pages:
+    def __init__(self) -> None:
+        self.paged: list[str] = []
+
+    def page(self, bc: Any, reason: str) -> None:
+        self.paged.append(reason)
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store(f"sqlite:///{tmp_path / 'a.db'}")
+    s.migrate()
+    yield s
+    s.close()
+
+
+@pytest.fixture
+async def thread():
+    t = StoreThread()
+    yield t
+    t.shutdown()
+
+
+async def test_a_crash_during_the_last_run_of_the_budget_hands_over_instead_of_a_run_more(store, thread) -> None:
+    remediation = SimpleNamespace(budget=SimpleNamespace(max=3, within=1800.0, then="emergency"), cooldown=None,
+                                  steps=[], target=None)
+    bc = SimpleNamespace(play=SimpleNamespace(name="p", remediations={"restart": remediation}),
+                         host=SimpleNamespace(name="h"), key="p/h/bot", check=SimpleNamespace(name="bot"))
+    problem = SimpleNamespace(hard=SimpleNamespace(is_problem=True, name="CRITICAL"), incident_id=None)
+    tasks, pages = HeldTasks(), Pages()
+    remediator = Remediator(config=SimpleNamespace(current=SimpleNamespace(playbooks={})),  # type: ignore[arg-type]
+                            guard=RemediationGuard(store, thread), tasks=tasks, store=store,  # type: ignore[arg-type]
+                            store_thread=thread, notifications=pages,  # type: ignore[arg-type]
+                            status=lambda key: problem, last_observation=lambda key: None)  # type: ignore[arg-type]
+    tasks.release.set()
+    for _ in range(2):  # runs 1 and 2 of 3, ended
+        await remediator._remediate(bc, "crash", {}, ["restart"])
+    tasks.release.clear()
+    tasks.running.clear()
+    third = asyncio.create_task(remediator._remediate(bc, "crash", {}, ["restart"]))
+    await tasks.running.wait()  # run 3 under way...
+    fourth = asyncio.create_task(remediator._remediate(bc, "crashed again", {}, ["restart"]))
+    await asyncio.sleep(0.05)  # ...when the next crash is decided on
+    tasks.release.set()
+    await asyncio.gather(third, fourth)
+    assert tasks.runs == 3, "a run past the budget"
+    assert len(pages.paged) == 1 and "budget spent: 3 of 3" in pages.paged[0]
