@@ -74,4 +74,5 @@ class StoreFileWatch:
             log.critical("%s while the agent was using it: stopping so that supervisord restarts the agent "
                          "on the database that is there now", reason)
             self._on_lost(reason)
+            await stop.wait()  # the agent stops in a moment: ending first would read as a failed task
             return

@@ -107,7 +107,9 @@ def test_a_stop_after_the_budget_is_spent_is_not_handed_over_to_the_emergency(st
     assert not _events(stack, "remediation-handover")
     assert not _emergency_runs(stack)
     assert stack.info("bot")["statename"] == "STOPPED"  # not restarted either
-    assert sorted((p["coin"], p["szi"]) for p in _account(info)[0]) == positions  # not flattened
+    # Not flattened: every position is still there (the bot, trading between its restarts, may
+    # have opened one more of its own: an emergency would have closed them all).
+    assert set(positions) <= {(p["coin"], p["szi"]) for p in _account(info)[0]}
     after = stack.inbox()[told_before:]
     assert not [m for m in after if "EMERGENCY" in m["title"] or "[PAGE]" in m["title"]], [m["title"] for m in after]
     about = [m for m in after if "bot process" in m["title"]]

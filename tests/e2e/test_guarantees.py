@@ -236,7 +236,9 @@ def test_the_agent_database_deleted_under_the_agent_is_said_and_the_agent_exits_
         assert world.proc is not None
         code = world.proc.wait(20)
         assert code == 4, world.log()[-2000:]
-        [msg] = receiver.wait_for(1, 10)
+        msgs = receiver.wait_for(1, 10)
+        assert len(msgs) == 1, [m["title"] for m in msgs]  # not also "the store-file task failed"
+        [msg] = msgs
         assert msg["title"].startswith("[AGENT] the agent database") and "deleted" in msg["title"], msg
         assert not world.db_path.exists()  # it did not recreate the file it was writing to
     finally:
