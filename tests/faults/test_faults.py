@@ -47,10 +47,9 @@ KNOWN: dict[str, str] = {
     "crash-past-budget": "issue 13 item 6 (one root cause, one message): 7 messages for one crash loop (seeds 1, 7: "
                          "3 CRITICAL, 2 RESOLVED between crashes a check saw recover, the emergency's message, the "
                          "page); the 3 restarts and the page are as required",
-    "bot-hung": "issue 13 item 6 (one fault, one message): a 6 s SIGSTOP gave 5 messages (heartbeat CRITICAL, "
-                "2 grouped UNKNOWN, bot not halted UNKNOWN, 2 resolves)",
-    # exchange-429 and exchange-outage met the targets in 2 runs each once a failed reading is read
-    # again soon and a timeout is confirmed before it is told (agent/engine/retries.py)
+    # bot-hung, exchange-429 and exchange-outage met the targets in 2 runs each once a chain folds
+    # whole and a failed reading is read again soon, a timeout confirmed before it is told
+    # (agent/notify/lifecycle/dependency_hold.py, agent/engine/retries.py)
     "exchange-5xx": "issue 13 item 6: 4 messages per fault at seed 3097992757 (error rate 0.42: UNKNOWN "
                     "credentials HTTP 500 told while the latency check read healthy between its errors, then "
                     "UNKNOWN latency; both resolved within seconds); 1 of 2 runs met the targets",
