@@ -175,6 +175,15 @@ class World:
 class Botwarden(World):
     name = "botwarden"
     ALERTS: ClassVar[dict[str, str]] = {"crash": "[CRITICAL] bot process on", "hang": "[CRITICAL] bot heartbeat on"}
+    # A problem the agent fixed before its alert went out is told once, as the alert and its
+    # resolve in one message (agent/notify/lifecycle/remediation_notes.py).
+    FIXED: ClassVar[dict[str, str]] = {"crash": "[CRITICAL, now OK] bot process on",
+                                       "hang": "[CRITICAL, now OK] bot heartbeat on"}
+
+    def alert_after(self, t0: float, kind: str) -> float | None:
+        seen = [at for at in (self.json.after(t0, self.ALERTS[kind]), self.json.after(t0, self.FIXED[kind]))
+                if at is not None]
+        return min(seen, default=None)
 
     def start(self) -> None:
         d = self.dir
@@ -232,7 +241,7 @@ class Botwarden(World):
         time.sleep(4)
 
     def settle(self, t0: float, kind: str) -> None:
-        wait_for(lambda: self.json.after(t0, "resolved") or None, 30, 0.05)
+        wait_for(lambda: self.json.after(t0, "[RESOLVED]") or self.json.after(t0, ", now OK]") or None, 30, 0.05)
         wait_for(self.supervised_active, 60, 0.05)
         time.sleep(0.5)
 

@@ -41,6 +41,7 @@ from agent.engine.live_config import LiveConfig
 from agent.engine.pipeline import ResultPipeline
 from agent.engine.remediation import RemediationGuard
 from agent.engine.remediator import Remediator
+from agent.engine.retries import Retries
 from agent.engine.scheduled_plays import ScheduledPlayRunner, ScheduledPlays
 from agent.engine.scheduler import CheckScheduler
 from agent.engine.status_records import record_from_status
@@ -181,6 +182,9 @@ class Agent:
         probes = DependencyProbes(checks=live.checks, run_now=lambda bc: scheduler.run_now(bc, rerun_if_busy=True),
                                   is_problem=soft_problem)
         pipeline.listeners += [alerts, remediator, probes]
+        retries = Retries(status=pipeline.status, check=live.check,
+                          run_now=lambda bc: scheduler.run_now(bc) if scheduler.running else None)
+        scheduler.result_listeners.append(retries.on_result)
         scheduled_plays = ScheduledPlays(scheduler.apscheduler, ScheduledPlayRunner(
             config=live, tasks=tasks, notifications=notifications, store=store, store_thread=thread))
 

@@ -157,8 +157,11 @@ class Remediator:
             started_mono, started_at = time.monotonic(), datetime.now(UTC)
             self.runs_started += 1
             run = uuid.uuid4().hex[:12]  # pairs this run's outcome with its start (runs may overlap)
-            await self._event(STARTED_EVENT, bc, incident_id, f"{name}: running since "
-                              f"{started_at.strftime('%H:%M:%S UTC')}", {"remediation": name, "run": run})
+            # Queued, not awaited: while the store is locked the restart must not wait for the
+            # audit of its start (the store thread is busy with writes that each wait out SQLite's
+            # busy timeout); the outcome, queued later, lands after it.
+            self._event_soon(STARTED_EVENT, bc, incident_id, f"{name}: running since "
+                             f"{started_at.strftime('%H:%M:%S UTC')}", {"remediation": name, "run": run})
             recap = await self._tasks.run(bc.play, [bc.host], remediation.steps, why, label=f"{name}: ",
                                           incident_id=incident_id, extra_vars=vars_)
             runs = None
@@ -248,6 +251,18 @@ class Remediator:
             await self._thread.call(self._store.add_event, kind, bc.key, incident_id, text, dict(data or {}))
         except Exception as exc:  # noqa: BLE001 - audit is best effort while the store is in trouble
             log.error("%s event for %s not stored: %s", kind, bc.key, describe_store_error(exc))
+
+    def _event_soon(self, kind: str, bc: BoundCheck, incident_id: int | None, text: str,
+                    data: Mapping[str, Any] | None = None) -> None:
+        """:meth:`_event` queued on the store thread now, without waiting for it."""
+        fut = self._thread.submit(self._store.add_event, kind, bc.key, incident_id, text, dict(data or {}))
+
+        def _stored(f: asyncio.Future[Any]) -> None:
+            exc = None if f.cancelled() else f.exception()
+            if exc is not None:
+                log.error("%s event for %s not stored: %s", kind, bc.key, describe_store_error(exc))
+
+        fut.add_done_callback(_stored)
 
     def _incident(self, key: str) -> int | None:
         status = self._status(key)

@@ -26,8 +26,14 @@ class StoreThread:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
 
     async def call(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return await self.submit(fn, *args, **kwargs)
+
+    def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> asyncio.Future[T]:
+        """Queue ``fn(*args)`` now (it runs after everything queued before it, before everything
+        queued after it) without waiting for it: for a record that must not hold up what the
+        caller does next while the store is slow or locked."""
         job: Callable[[], T] = functools.partial(fn, *args, **kwargs)
-        return await asyncio.get_running_loop().run_in_executor(self._executor, job)
+        return asyncio.get_running_loop().run_in_executor(self._executor, job)
 
     def shutdown(self) -> None:
         """Wait for the submitted work, then stop the thread."""

@@ -47,8 +47,11 @@ def messages_about(stack: Any, check: str, since: int = 0) -> tuple[list[dict[st
 
 @pytest.fixture
 def stack(running_stack: Any) -> Iterator[Any]:
-    # emergency: bot-health's restart budgets hand over to it
+    # emergency: bot-health's restart budgets hand over to it; exchange: the checks that read the
+    # exchange (the websocket among them) depend on its API latency check (without it the
+    # configuration is refused and the agent never starts)
     st = running_stack(playbooks={"bot-health": bot_health(),
+                                  "exchange": (REPO / "playbooks" / "exchange.yaml").read_text(),
                                   "emergency": (REPO / "playbooks" / "emergency.yaml").read_text()},
                        settings={"bot": {"candle_interval": "1h", "ws_stale_s": 2}},
                        inventory={"notify": {"group_wait": 0.5, "group_interval": 1}})
@@ -78,8 +81,16 @@ def test_api_wallets_by_default_and_a_dead_socket_is_one_alert_then_one_resolve(
 
     # A bot that needed longer than the threshold to connect at start (a loaded machine) was
     # alerted and resolved then: what follows counts the messages of the fault only.
+    def websocket_state() -> str:
+        return "; ".join(f"{k}: hard {s.hard_state.name}, soft {s.soft_state.name} x{s.consecutive}, value "
+                         f"{s.last_value!r}, error {s.last_error!r} at {s.last_observed_at}"
+                         for k, s in stack.check_states().items() if k.endswith("/bot websocket")) or \
+            f"not stored; the agent's log ends: {stack.log('agent', tail=1500)}"
+
     wait_until(lambda: [s for k, s in stack.check_states().items() if k.endswith("/bot websocket")
-                        and s.hard_state.name == "OK"], 60, what="the websocket check OK")
+                        and s.hard_state.name == "OK"], 60,
+               what=lambda: f"the websocket check OK (is: {websocket_state()}; /health says websocket "
+                            f"{(stack.try_health().get('websocket') or {})})")
     # ... and whatever that start-up episode queued has gone out (its resolve can still be in the
     # outbox when the check reads OK): every websocket alert so far has its resolve, nothing queued
     wait_until(lambda: stack.outbox_idle() and len(set(map(len, messages_about(stack, "bot websocket")))) == 1,

@@ -22,7 +22,10 @@ Measures, per run:
   every message the agent queued for a receiver (its outbox), whichever is more;
 * *received*: messages at the json:// receiver and at the SMTP server (counted per receiver);
 * *duplicates*: the same message (title and body) received twice by one receiver;
-* *lost*: expected messages that never arrived (after the outbox drained);
+* *lost*: expected messages that never arrived (after the outbox drained), and alerts never
+  resolved. A ``[CRITICAL, now OK] ...`` message (a problem the agent fixed before its alert went
+  out) is the alert and its resolve in one; an ``[UPDATE] ...`` follows an alert already counted
+  (:func:`kind`);
 * *per fault*: the most messages one receiver got per fault (target: at most 2: one grouped
   message, one resolve);
 * *restarts*: bot processes started during the run (the agent's restarts: nothing else starts
@@ -455,34 +458,10 @@ def measure(fs: FaultStack, outcome: Outcome, expect: Expect, started: float) ->
     expected = 0
     for receiver, target in (("json", "inbox"), ("mail", "email")):
         got = by_receiver[receiver]
+        needed, missed, notes = account(got, expect)
+        lost += missed
+        outcome.notes += [f"{receiver}: {n}" for n in notes]
         titles = [m.title for m in got]
-        needed = 0
-        if expect.alert is not None:
-            needed += 1
-            if not any(expect.alert in t and not t.startswith("[RESOLVED]") for t in titles):
-                lost += 1
-                outcome.notes.append(f"{receiver}: no alert about {expect.alert!r}")
-            if expect.resolve:
-                needed += 1
-                if not any(t.startswith("[RESOLVED]") and expect.alert in t for t in titles):
-                    lost += 1
-                    outcome.notes.append(f"{receiver}: no resolve of {expect.alert!r}")
-        if expect.page:
-            needed += 1
-            if not any(("[PAGE]" in t or "EMERGENCY" in t) for t in titles):
-                lost += 1
-                outcome.notes.append(f"{receiver}: no page")
-        if expect.resolve:  # the fault ended: every alert sent about it must have been resolved
-            resolved = {int(x) for m in got if m.title.startswith("[RESOLVED]") for x in _INCIDENT.findall(m.body)}
-            open_alerts = [m.title for m in got if not m.title.startswith(("[RESOLVED]", "[AGENT]"))
-                           and {int(x) for x in _INCIDENT.findall(m.body)} - resolved]
-            if expect.alert is not None and not any(t.startswith("[RESOLVED]") and expect.alert in t for t in titles):
-                # its missing resolve is counted above already
-                open_alerts = [t for t in open_alerts if expect.alert not in t] + [
-                    t for t in open_alerts if expect.alert in t][1:]
-            if open_alerts:
-                lost += len(open_alerts)
-                outcome.notes.append(f"{receiver}: alerted, never resolved: {open_alerts}")
         queued = [r for r in fs.outbox() if r.target == target and r.created_at.timestamp() >= started - 1]
         missing = [r for r in queued if r.title not in titles]
         if missing:
@@ -504,32 +483,98 @@ def measure(fs: FaultStack, outcome: Outcome, expect: Expect, started: float) ->
         outcome.notes.append(f"account not readable: {exc}")
     # A dead bot must be said: an alert about it that was not resolved, or a page.
     if fs.bot()["statename"] != "RUNNING":
-        json_titles = outcome.titles
-        told = any("[PAGE]" in t or "EMERGENCY" in t for t in json_titles)
-        about = [t for t in json_titles if "bot process" in t]
-        told = told or bool(about and not about[-1].startswith("[RESOLVED]"))
-        outcome.dead_without_page = 0 if told else 1
+        outcome.dead_without_page = 0 if dead_bot_told(by_receiver["json"]) else 1
         outcome.notes.append(f"bot {fs.bot()['statename']} at the end")
     return outcome
 
 
 _INCIDENT = re.compile(r"#(\d+)")
-_SUBJECT = re.compile(r"^\[[A-Z]+\]\s*(.*?)(?: after .*)?$")
+_TITLE = re.compile(r"^\[(?P<tag>[A-Z]+)(?P<fixed>, now OK)?\]\s*(?P<subject>.*?)(?: after .*|: .*)?$")
+
+ALERT, FIXED, RESOLVE, FOLLOW_UP = "alert", "fixed", "resolve", "follow-up"
+"""What a message is to the accounting (:func:`kind`)."""
+
+
+def kind(title: str) -> str:
+    """``resolve`` (``[RESOLVED] ...``); ``fixed`` (``[CRITICAL, now OK] ...``: a problem the agent
+    fixed before its alert went out, told once: the alert and its resolve in one message);
+    ``follow-up`` (``[UPDATE] ...`` of an incident already told, ``[AGENT] ...`` about the agent
+    itself: neither opens a problem); else ``alert``."""
+    match = _TITLE.match(title)
+    if match is None:
+        return ALERT
+    if match.group("fixed"):
+        return FIXED
+    tag = match.group("tag")
+    return RESOLVE if tag == "RESOLVED" else FOLLOW_UP if tag in ("UPDATE", "AGENT") else ALERT
+
+
+def subject(title: str) -> str:
+    """What a message is about (``bot process on local``), the same for an alert and its resolve."""
+    match = _TITLE.match(title)
+    return match.group("subject") if match else title
+
+
+def _incidents(m: Message) -> set[int]:
+    return {int(x) for x in _INCIDENT.findall(m.body)}
+
+
+def account(got: list[Message], expect: Expect) -> tuple[int, int, list[str]]:
+    """One receiver's messages against what the scenario must report: (messages needed, of those
+    lost, notes). A ``fixed`` message (:func:`kind`) is the alert and its resolve at once."""
+    needed = lost = 0
+    notes: list[str] = []
+    about = [(kind(m.title), m) for m in got if expect.alert is not None and expect.alert in m.title]
+    alerted = any(k in (ALERT, FIXED) for k, _ in about)
+    resolved_alert = any(k in (RESOLVE, FIXED) for k, _ in about)
+    if expect.alert is not None:
+        needed += 1
+        if not alerted:
+            lost += 1
+            notes.append(f"no alert about {expect.alert!r}")
+        if expect.resolve:
+            needed += 1
+            if not resolved_alert:
+                lost += 1
+                notes.append(f"no resolve of {expect.alert!r}")
+    if expect.page:
+        needed += 1
+        if not any(("[PAGE]" in m.title or "EMERGENCY" in m.title) for m in got):
+            lost += 1
+            notes.append("no page")
+    if expect.resolve:  # the fault ended: every alert sent about it must have been resolved
+        resolved = {i for m in got if kind(m.title) in (RESOLVE, FIXED) for i in _incidents(m)}
+        open_alerts = [m.title for m in got if kind(m.title) == ALERT and _incidents(m) - resolved]
+        if expect.alert is not None and not resolved_alert:
+            # its missing resolve is counted above already
+            open_alerts = [t for t in open_alerts if expect.alert not in t] + [
+                t for t in open_alerts if expect.alert in t][1:]
+        if open_alerts:
+            lost += len(open_alerts)
+            notes.append(f"alerted, never resolved: {open_alerts}")
+    return needed, lost, notes
+
+
+def dead_bot_told(messages: list[Message]) -> bool:
+    """Whether the operator was told the bot is down: a page, or the last alert or resolve about
+    the bot process is an alert (a ``fixed`` message says it is running again)."""
+    if any("[PAGE]" in m.title or "EMERGENCY" in m.title for m in messages):
+        return True
+    about = [kind(m.title) for m in messages if "bot process" in m.title and kind(m.title) != FOLLOW_UP]
+    return bool(about) and about[-1] == ALERT
 
 
 def out_of_order(messages: list[Message]) -> int:
     """Resolves that arrived after the alert of a later incident of the same subject (the last
-    message the operator read said RESOLVED while the newer problem was open)."""
+    message the operator read said RESOLVED, or ``now OK``, while the newer problem was open)."""
     alerts: list[tuple[int, str, int]] = []  # (position, subject, incident)
     count = 0
     for pos, m in enumerate(messages):
-        match = _SUBJECT.match(m.title)
-        subject = match.group(1) if match else m.title
-        ids = [int(x) for x in _INCIDENT.findall(m.body)]
-        if m.title.startswith("[RESOLVED]"):
-            count += sum(1 for i in ids for (_, subj, later) in alerts if subj == subject and later > i)
-        else:
-            alerts += [(pos, subject, i) for i in ids]
+        what, subj, ids = kind(m.title), subject(m.title), _incidents(m)
+        if what in (RESOLVE, FIXED):
+            count += sum(1 for i in ids for (_, s, later) in alerts if s == subj and later > i)
+        elif what == ALERT:
+            alerts += [(pos, subj, i) for i in ids]
     return count
 
 

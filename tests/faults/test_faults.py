@@ -47,14 +47,12 @@ KNOWN: dict[str, str] = {
     "crash-past-budget": "issue 13 item 6 (one root cause, one message): 7 messages for one crash loop (seeds 1, 7: "
                          "3 CRITICAL, 2 RESOLVED between crashes a check saw recover, the emergency's message, the "
                          "page); the 3 restarts and the page are as required",
-    "bot-hung": "issue 13 item 6 (one fault, one message): a 6 s SIGSTOP gave 5 messages (heartbeat CRITICAL, "
-                "2 grouped UNKNOWN, bot not halted UNKNOWN, 2 resolves)",
-    "exchange-429": "issue 13 item 6: 3 messages per fault (UNKNOWN latency, UNKNOWN credentials, which is "
-                    "never resolved within the run, one resolve)",
-    "exchange-5xx": "issue 13 item 6: 3 messages per fault (UNKNOWN latency, UNKNOWN credentials never resolved, "
-                    "one resolve)",
-    "exchange-outage": "issue 13 item 6: 5 messages per fault (UNKNOWN latency, credentials and rate-limit "
-                       "headroom, 2 resolves; credentials never resolved)",
+    # bot-hung, exchange-429 and exchange-outage met the targets in 2 runs each once a chain folds
+    # whole and a failed reading is read again soon, a timeout confirmed before it is told
+    # (agent/notify/lifecycle/dependency_hold.py, agent/engine/retries.py)
+    "exchange-5xx": "issue 13 item 6: 4 messages per fault at seed 3097992757 (error rate 0.42: UNKNOWN "
+                    "credentials HTTP 500 told while the latency check read healthy between its errors, then "
+                    "UNKNOWN latency; both resolved within seconds); 1 of 2 runs met the targets",
     "emergency-close-refused": "issue 13 items 6/7: 3 messages for one emergency (WARNING bot not halted, "
                                "CRITICAL bot process for the emergency's own stop, the page); stops all in place",
     "agent-killed-mid-delivery": "issue 13 items 4/5 (outbox): the alert the receiver got before the agent was "

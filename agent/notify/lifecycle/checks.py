@@ -79,6 +79,25 @@ class CheckCatalog:
             return []
         return [(parent, parent_key(bc, parent, host)) for parent in bc.check.depends_on or ()]
 
+    def ancestors(self, key: str, host: str) -> list[tuple[str, str]]:
+        """``(how it is reached, incident key)`` of the parents' parents of ``key``'s check, through
+        the whole chain (``bot process (through bot health endpoint)``), nearest first; the
+        direct parents are :meth:`parents`. A chain folds whole: the root's alert lists them all
+        (:meth:`dependents`)."""
+        out: list[tuple[str, str]] = []
+        seen = {key}
+        frontier = [(name, pkey) for name, pkey in self.parents(key, host)]
+        seen.update(pkey for _, pkey in frontier)
+        while frontier:
+            via, parent = frontier.pop(0)
+            for name, pkey in self.parents(parent, host):
+                if pkey in seen:
+                    continue
+                seen.add(pkey)
+                out.append((f"{name} (through {via})", pkey))
+                frontier.append((name, pkey))
+        return out
+
     def remediations(self, key: str) -> list[str]:
         """The ``remediate:`` entries of the check behind ``key`` (none when it is gone)."""
         bc = self.get(key)

@@ -18,9 +18,16 @@ heartbeat is overdue only at its 60 s deadline. So a dependent's incident is als
   parent's fault caused until that window has passed since the recovery: a WARNING or UNKNOWN
   of it waits that long (a CRITICAL it reads is told at once: real trouble is never held back).
 
+A chain folds whole: an open problem of a parent's parent (the bot process, for the websocket
+check read from the bot's /health) holds the dependent too, as the root's alert lists the whole
+chain. Incidents are stored, so this survives an agent restart (the evidence below is of this
+run of the agent only).
+
 The first hold, and a recovery hold without a window, end at the latest ``dependency_hold``
 after the dependent's incident opened: a parent that never answers must not keep a problem from
-the operator for ever.
+the operator for ever. That bound is for a parent not yet seen healthy: while the parent's own
+latest reading fails (and its state folds the dependent's) the dependent stays held, whatever
+the time: the parent is the cause, and its own alert (when it turns hard) is the message.
 
 Which parent state folds which dependent: a parent that cannot work (CRITICAL or UNKNOWN: down,
 refused, timing out) folds every state of its dependents; a parent that still works but is
@@ -49,6 +56,9 @@ class Evidence(Protocol):
     def problem_at(self) -> datetime | None: ...
     @property
     def recovered_at(self) -> datetime | None: ...
+    @property
+    def state(self) -> State:
+        """The latest reading's (soft) state."""
 
 
 @dataclass(frozen=True)
@@ -57,21 +67,32 @@ class Held:
 
     reason: str
     until: datetime | None = None
+    evidence: bool = False
+    """Held on evidence, which is not stored: nothing wakes the pass when it changes, look again soon."""
 
 
 def folds(parent: IncidentRecord, child: IncidentRecord) -> bool:
     """Whether ``parent``'s open problem explains ``child``'s (see the module docstring)."""
-    if parent.state is State.WARNING:
-        return child.state in (State.UNKNOWN, State.WARNING)
+    return state_folds(parent.state, child.state)
+
+
+def state_folds(parent: State, child: State) -> bool:
+    """Whether a parent in ``parent`` explains a dependent in ``child``."""
+    if not parent.is_problem:
+        return False
+    if parent is State.WARNING:
+        return child in (State.UNKNOWN, State.WARNING)
     return True
 
 
 def dependency_hold(inc: IncidentRecord, parents: Mapping[str, str], *,
                     open_by_key: Mapping[str, IncidentRecord], evidence: Callable[[str], Evidence | None],
-                    hold: float, now: datetime, window: float = 0.0) -> Held | None:
+                    hold: float, now: datetime, window: float = 0.0,
+                    ancestors: Mapping[str, str] | None = None) -> Held | None:
     """Why ``inc`` must wait for its ``parents`` (name -> check key), or ``None``. ``window``:
-    how far back the dependent's readings look (0: only the moment of the probe)."""
-    for name, key in parents.items():
+    how far back the dependent's readings look (0: only the moment of the probe); ``ancestors``:
+    the parents' parents through the whole chain (how reached -> check key)."""
+    for name, key in [*parents.items(), *(ancestors or {}).items()]:
         pinc = open_by_key.get(key)
         if pinc is not None and folds(pinc, inc):
             recovering = " (recovering)" if pinc.resolved_at is not None else ""
@@ -83,6 +104,8 @@ def dependency_hold(inc: IncidentRecord, parents: Mapping[str, str], *,
     looks_back = timedelta(seconds=window if inc.state in (State.WARNING, State.UNKNOWN) else 0.0)
     for name, key in parents.items():
         theirs = evidence(key)
+        if theirs is not None and state_folds(theirs.state, inc.state):
+            return Held(f"waiting for {name}: failing itself", evidence=True)  # not bounded: the cause
         if theirs is None or theirs.healthy_at is None or theirs.healthy_at < mine.problem_since:
             if now < until:
                 return Held(f"waiting for {name}: not seen healthy since this began", until)

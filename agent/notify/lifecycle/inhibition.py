@@ -1,7 +1,8 @@
 """Inhibition: a check's incident is held back while a check it ``depends_on`` explains it.
 
 A parent inhibits while its incident is open and for ``inhibit_grace`` after it resolved (a
-restarted bot needs a few seconds before its endpoints answer). A dependent is also held while
+restarted bot needs a few seconds before its endpoints answer); so does a parent's parent, through
+the whole chain. A dependent is also held while
 its parent has not been seen healthy since its problem began, or its latest reading predates the
 parent's recovery (:mod:`.dependency_hold`: one fault, one message, whichever check turned hard
 first). The parent's alert lists its dependents (:meth:`CheckCatalog.dependents`).
@@ -58,9 +59,11 @@ class Inhibition:
             return None
         now = deadlines.now
         held = dependency_hold(inc, by_name, open_by_key=parents, evidence=self._evidence, hold=hold, now=now,
-                               window=self._catalog.window(inc.key))
+                               window=self._catalog.window(inc.key),
+                               ancestors=dict(self._catalog.ancestors(inc.key, inc.host)))
         if held is None:
             return None
-        if held.until is not None:  # evidence may come any moment: look again soon
-            deadlines.add(min(held.until, now + timedelta(seconds=EVIDENCE_RECHECK_S)))
+        if held.until is not None or held.evidence:  # evidence may come any moment: look again soon
+            soon = now + timedelta(seconds=EVIDENCE_RECHECK_S)
+            deadlines.add(min(held.until, soon) if held.until is not None else soon)
         return held.reason

@@ -98,3 +98,48 @@ def test_titles_name_a_hang_and_nothing_else_a_summary_happens_to_start_with() -
     assert headline("CRITICAL", "hung: no heartbeat for 61s (deadline 60s)") == "hung"
     assert headline("CRITICAL", "bot EXITED: Dec 06 02:03 PM") is None
     assert headline("UNKNOWN", "GET http://x -> 200") is None
+
+
+def test_a_parent_failing_itself_holds_its_dependent_past_the_bound() -> None:
+    # The bound is for a parent not yet seen healthy; one whose own latest reading fails is the
+    # cause (its alert, once hard, is the message), however long that takes (a loaded machine).
+    down = Evidence(problem_since=s(-3), problem_at=s(400), state=State.UNKNOWN)
+    for child in (State.UNKNOWN, State.CRITICAL):
+        assert _hold(_inc(CHILD, child), {CHILD: FAILING, PARENT: down}, now=500) == "waiting for parent: failing itself"
+    # a degraded parent (WARNING) never explains a CRITICAL its dependent read: bounded as before
+    slow = replace(down, state=State.WARNING)
+    assert _hold(_inc(CHILD, State.UNKNOWN), {CHILD: FAILING, PARENT: slow}, now=500) == \
+        "waiting for parent: failing itself"
+    assert _hold(_inc(CHILD, State.CRITICAL), {CHILD: FAILING, PARENT: slow}, now=500) is None
+    # healthy again: the evidence rules apply (seen healthy after the child failed: told)
+    assert _hold(_inc(CHILD, State.UNKNOWN), {CHILD: FAILING, PARENT: Evidence(healthy_at=s(-2))}, now=500) is None
+
+
+def test_a_chain_folds_whole_and_survives_an_agent_restart(tmp_path) -> None:
+    """agent-killed-mid-remediation, seed 3238103997: the websocket check (depends on the bot's
+    /health, which depends on the bot process) was told on its own next to the bot process while
+    /health had no incident yet, and after an agent restart nothing of this run was known about
+    it. The bot process's open incident (stored) holds the whole chain."""
+    from agent.modules.registry import default_registry
+    from agent.notify.lifecycle.checks import CheckCatalog
+    from agent.notify.lifecycle.inhibition import Inhibition
+    from agent.notify.lifecycle.settings import Deadlines
+    from agent.playbook import load_config
+    from tests.support.stack import REPO
+
+    res = load_config(REPO / "inventory.yaml", [REPO / "playbooks"], default_registry(), env={})
+    assert not res.diagnostics, [str(d) for d in res.diagnostics]
+    by_key = {b.key: b for b in res.config.bound_checks}
+    inhibition = Inhibition(CheckCatalog(lambda: by_key))  # no evidence: the agent just restarted
+    root = _inc("bot-health/local/bot process", State.CRITICAL, iid=1)
+    for check, reason in (("bot websocket", "inhibited by bot process (through bot health endpoint) (#1)"),
+                          ("bot not halted", "inhibited by bot process (through bot health endpoint) (#1)"),
+                          ("bot loop age", "inhibited by bot process (through bot health endpoint) (#1)")):
+        child = _inc(f"bot-health/local/{check}", State.UNKNOWN, iid=2)
+        child = replace(child, host="local", play="bot-health")
+        root_local = replace(root, host="local", play="bot-health")
+        assert inhibition.inhibited_by(child, {root_local.key: root_local}, 90, Deadlines(s(5))) == reason, check
+    # a check of another chain is not held by it
+    creds = replace(_inc("exchange/local/exchange credentials valid", State.UNKNOWN, iid=3), host="local",
+                    play="exchange")
+    assert inhibition.inhibited_by(creds, {root.key: root}, 90, Deadlines(s(5))) is None
