@@ -8,7 +8,11 @@ otherwise (each fallback is counted in ``api_requests_total{method=...}`` like a
 
 Errors are shaped by what the caller must do (botwarden.errors): a timeout, a refused connection,
 a 5xx or a 429 is a :class:`TransientError` (retry later); anything else the exchange refuses
-comes back as a ``rejected`` :class:`OrderOutcome` or a :class:`GatewayError`.
+comes back as a ``rejected`` :class:`OrderOutcome` (one order refused: a bad price, margin) or
+a :class:`GatewayError`. An exchange that refuses a whole signed request (``{"status": "err"}``:
+``User or API Wallet 0x... does not exist.`` for a revoked or expired API wallet, a bad nonce...)
+is a :class:`GatewayError` and is remembered in :attr:`Gateway.refusal` until an action goes
+through again: the bot reports it on /health as a reason it is degraded.
 """
 from __future__ import annotations
 
@@ -117,6 +121,15 @@ def parse_open_order(row: dict[str, Any]) -> ExchangeOrder:
     )
 
 
+def whole_request_refusal(resp: Any) -> str | None:
+    """Why the exchange refused a whole ``/exchange`` request (``{"status": "err", "response":
+    "..."}``), or None when it took the request (each order may still carry its own error)."""
+    if isinstance(resp, dict) and resp.get("status") == "ok":
+        return None
+    msg = resp.get("response") if isinstance(resp, dict) else resp
+    return str(msg)
+
+
 def parse_order_response(resp: Any) -> OrderOutcome:
     """Map an ``/exchange`` order response to an :class:`OrderOutcome`."""
     if not isinstance(resp, dict) or resp.get("status") != "ok":
@@ -183,6 +196,9 @@ class Gateway:
         self.exchange = self._call("meta", lambda: Exchange(wallet, base_url, account_address=account_address,
                                                             timeout=timeout_s))
         self.info: Info = self.exchange.info
+        self.refusal: str | None = None
+        """The exchange's refusal of this bot's last signed request (a revoked API wallet...), or
+        None once a request has gone through (or the API wallet is approved again)."""
 
     # --- plumbing -----------------------------------------------------------------------
     def _call(self, method: str, fn: Callable[[], T]) -> T:
@@ -211,6 +227,37 @@ class Gateway:
             raise ExchangeTransientError(f"{method}: bad response", kind=kind) from e
         finally:
             self.metrics.observe_api(method, time.monotonic() - started, kind)
+
+    def _action(self, method: str, fn: Callable[[], Any]) -> Any:
+        """Send one signed action. A refusal of the whole request raises :class:`GatewayError`
+        (kind ``auth`` when the signer is unknown, revoked or expired) and is kept in
+        :attr:`refusal`; an accepted request clears it."""
+        resp = self._call(method, fn)
+        refused = whole_request_refusal(resp)
+        if refused is None:
+            self.refusal = None
+            return resp
+        kind = "auth" if "does not exist" in refused or "API Wallet" in refused else "refused"
+        self.refusal = refused
+        self.metrics.api_errors.labels(kind=kind).inc()
+        raise GatewayError(f"{method}: the exchange refused the request: {refused}", kind=kind,
+                           hint="an unknown signer is a revoked or expired API wallet: approve it again"
+                           if kind == "auth" else None)
+
+    def verify_signer(self) -> str | None:
+        """For an API wallet, ask the exchange (``userRole``) whether it is still approved for
+        :attr:`address`; a wallet that is not (revoked, expired) sets :attr:`refusal`. Returns
+        :attr:`refusal`. The account's own key is always its own user."""
+        if self.signer.lower() == self.address.lower():
+            return self.refusal
+        role = self.signer_role()
+        master = (role.get("data") or {}).get("user") if role.get("role") == "agent" else None
+        if str(master).lower() != self.address.lower():
+            self.refusal = (f"API wallet {self.signer} is not approved for account {self.address} "
+                            f"(userRole: {role.get('role', 'unknown')})")
+        elif self.refusal is not None and ("API wallet" in self.refusal or "does not exist" in self.refusal):
+            self.refusal = None  # approved again (another refusal waits for the next request)
+        return self.refusal
 
     # --- reads --------------------------------------------------------------------------
     def sz_decimals(self, coin: str) -> int:
@@ -277,10 +324,10 @@ class Gateway:
 
     # --- writes -------------------------------------------------------------------------
     def update_leverage(self, coin: str, leverage: int) -> None:
-        self._call("update_leverage", lambda: self.exchange.update_leverage(leverage, coin))
+        self._action("update_leverage", lambda: self.exchange.update_leverage(leverage, coin))
 
     def cancel(self, coin: str, oid: int) -> bool:
-        resp = self._call("cancel", lambda: self.exchange.cancel(coin, oid))
+        resp = self._action("cancel", lambda: self.exchange.cancel(coin, oid))
         ok = isinstance(resp, dict) and resp.get("status") == "ok"
         statuses = resp.get("response", {}).get("data", {}).get("statuses", []) if ok else []
         return ok and all(s == "success" for s in statuses)
@@ -316,7 +363,7 @@ class Gateway:
         )
         for attempt in range(2):
             try:
-                return parse_order_response(self._call("order", send))
+                return parse_order_response(self._action("order", send))
             except ExchangeTransientError as err:
                 log.warning(
                     "order send failed, looking it up by cloid",
