@@ -247,7 +247,8 @@ def _start_feed(settings: StackSettings, signer: SigningKey, metrics: BotMetrics
         status.market_data_wall = time.time()
 
     feed = MarketFeed(settings.exchange_url, account, settings.bot.coins, settings.bot.candle_interval,
-                      stale_s=settings.bot.ws_stale_s, on_candle=fresh)
+                      stale_s=settings.bot.ws_stale_s, on_candle=fresh,
+                      outage_file=settings.path(settings.bot.ws_outage_file))
     status.websocket = feed.status
     metrics.watch_websocket(feed.status)
     feed.start()

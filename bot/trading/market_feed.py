@@ -20,6 +20,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from bot.trading.ws_client import HyperliquidSocket, State, WsStatus
@@ -34,7 +35,7 @@ class MarketFeed:
     def __init__(self, base_url: str, account: str, coins: list[str], interval: str, *, stale_s: float,
                  clock: Callable[[], float] = time.monotonic,
                  socket_factory: Callable[..., HyperliquidSocket] = HyperliquidSocket,
-                 on_candle: Callable[[], None] | None = None) -> None:
+                 on_candle: Callable[[], None] | None = None, outage_file: Path | None = None) -> None:
         self.coins = list(coins)
         self.interval = interval
         self.step_ms = INTERVAL_MS[interval]
@@ -53,8 +54,9 @@ class MarketFeed:
         subs: list[dict[str, Any]] = [{"type": "allMids"}]
         subs += [{"type": "candle", "coin": c, "interval": interval} for c in coins]
         subs.append({"type": "userFills", "user": account})
+        extra: dict[str, Any] = {"outage_file": outage_file} if outage_file is not None else {}
         self.socket = socket_factory(base_url, subs, self._on_message, stale_s=stale_s,
-                                     on_state=self._on_state)
+                                     on_state=self._on_state, **extra)
 
     def start(self) -> None:
         self.socket.start()
