@@ -36,8 +36,8 @@ from typing import Any, Literal
 
 Outage = Literal["off", "503", "refuse"]
 WS_WIRE_CHANNELS = ("allMids", "l2Book", "trades", "candle", "bbo", "orderUpdates", "userFills", "user",
-                    "webData2", "userNonFundingLedgerUpdates", "activeAssetCtx", "post", "pong",
-                    "subscriptionResponse")
+                    "webData2", "userNonFundingLedgerUpdates", "activeAssetCtx", "clearinghouseState", "openOrders",
+                    "post", "pong", "subscriptionResponse")
 
 
 @dataclass

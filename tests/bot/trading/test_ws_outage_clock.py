@@ -13,7 +13,8 @@ import pytest
 from bot.trading.ws_client import HyperliquidSocket, WsStatus
 
 ALL_CHANNELS = ["allMids", "l2Book", "trades", "candle", "bbo", "orderUpdates", "userFills", "user", "webData2",
-                "userNonFundingLedgerUpdates", "activeAssetCtx", "post", "pong", "subscriptionResponse"]
+                "userNonFundingLedgerUpdates", "activeAssetCtx", "clearinghouseState", "openOrders", "post", "pong",
+                "subscriptionResponse"]
 
 
 def wait_for(pred: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
