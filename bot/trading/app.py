@@ -243,8 +243,8 @@ def _start_feed(settings: StackSettings, signer: SigningKey, metrics: BotMetrics
     """The websocket feed of mids, candles and the account's fills, connecting in the background
     while the bot connects over REST (it falls back to REST whenever the feed has nothing fresh)."""
     account = signer.account or _address(signer.key)
-    def fresh() -> None:
-        status.market_data_wall = time.time()
+    def fresh(at: float) -> None:
+        status.market_data_wall = at
 
     feed = MarketFeed(settings.exchange_url, account, settings.bot.coins, settings.bot.candle_interval,
                       stale_s=settings.bot.ws_stale_s, on_candle=fresh,

@@ -196,6 +196,9 @@ class Gateway:
         self.exchange = self._call("meta", lambda: Exchange(wallet, base_url, account_address=account_address,
                                                             timeout=timeout_s))
         self.info: Info = self.exchange.info
+        self.data_at: float | None = None
+        """Wall time the last candles :meth:`candles` returned are from: now for REST, the
+        socket's receipt minus its measured lag for pushed ones."""
         self.refusal: str | None = None
         """The exchange's refusal of this bot's last signed request (a revoked API wallet...), or
         None once a request has gone through (or the API wallet is approved again)."""
@@ -300,9 +303,11 @@ class Gateway:
     def candles(self, coin: str, interval: str, start_ms: int, end_ms: int) -> list[dict[str, Any]]:
         feed = self.feed if self.feed is not None and self.feed.interval == interval else None
         pushed = feed.candles(coin, start_ms, end_ms) if feed is not None else None
-        if pushed is not None:
+        if pushed is not None and feed is not None:
+            self.data_at = time.time() - feed.lag_s()
             return pushed
         rows = self._call("candles", lambda: self.info.candles_snapshot(coin, interval, start_ms, end_ms))
+        self.data_at = time.time()
         if feed is not None:
             feed.seed(coin, rows, start_ms, end_ms)
         return rows

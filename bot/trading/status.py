@@ -23,6 +23,8 @@ class SocketStatus(Protocol):
     def down_for_s(self) -> float: ...
     @property
     def reconnects(self) -> int: ...
+    @property
+    def lag_s(self) -> float: ...
 
 
 @dataclass
@@ -102,7 +104,7 @@ class RuntimeStatus:
         ws = self.websocket()
         age = ws.last_message_age_s
         return {"state": ws.state, "last_message_age_s": None if age is None else round(age, 3),
-                "down_for_s": round(ws.down_for_s, 3), "reconnects": ws.reconnects}
+                "down_for_s": round(ws.down_for_s, 3), "reconnects": ws.reconnects, "lag_s": round(ws.lag_s, 3)}
 
 
 def _iso(wall: float | None) -> str | None:

@@ -57,6 +57,8 @@ class WsStatus:
     """How long no data has arrived (0 while a connection delivers data); from the start of the
     outage, an earlier bot's included (``outage_file``), when data never came."""
     reconnects: int
+    lag_s: float = 0.0
+    """How late data arrives (receipt minus the data's own time), as the feed measures it."""
 
 
 class HyperliquidSocket:
