@@ -1,6 +1,7 @@
 """Fault injection for drills and tests (set through ``POST /admin/faults``).
 
-Faults apply to ``/info``, ``/exchange`` and ``/ws`` only; ``/admin`` always answers so a drill
+Faults apply to ``/info``, ``/exchange`` and ``/ws`` only (a websocket ``post`` meets the
+request faults as HTTP does); ``/admin`` always answers so a drill
 can be ended. They live in memory (a restart clears them). Probabilities use a generator seeded from
 the market seed, so a drill replays the same way.
 

@@ -347,3 +347,36 @@ def test_clearinghouse_state_and_open_orders_in_hyperliquids_shapes(paper_exchan
     raw.send({"method": "subscribe", "subscription": {"type": "openOrders", "user": user, "dex": "xyz"}})
     err = raw.rec.wait(lambda: raw.rec.of("error"), what="the refused dex")[0]["data"]
     assert "one perp dex only" in err
+
+
+def test_posts_meet_the_faults_http_meets(paper_exchange: RunningExchange, dev_wallet: LocalAccount,
+                                          hl_info: Info) -> None:
+    """latency_ms, error_rate, rate_limit_rate and drop_responses act on a websocket post as on HTTP."""
+    book = {"type": "info", "payload": {"type": "l2Book", "coin": "ETH"}}
+
+    def post(client: RawClient, ident: int, request: dict[str, Any]) -> dict[str, Any]:
+        client.send({"method": "post", "id": ident, "request": request})
+        return client.rec.wait(lambda: [p for p in client.rec.of("post") if p["data"]["id"] == ident],
+                               what=f"post {ident}")[0]["data"]["response"]
+
+    client = RawClient(paper_exchange)
+    try:
+        paper_exchange.admin("POST", "/admin/faults", {"error_rate": 1.0})
+        assert post(client, 1, book) == {"type": "error", "payload": "500 Internal Server Error"}
+        paper_exchange.admin("POST", "/admin/faults", {"error_rate": 0.0, "rate_limit_rate": 1.0})
+        assert post(client, 2, book) == {"type": "error", "payload": "429 Too Many Requests"}
+        paper_exchange.admin("POST", "/admin/faults", {"rate_limit_rate": 0.0, "latency_ms": 1500})
+        sent = time.monotonic()
+        assert post(client, 3, book)["type"] == "info"
+        assert time.monotonic() - sent >= 1.5  # answered no sooner than the latency
+        paper_exchange.admin("POST", "/admin/faults", {"latency_ms": 0, "drop_responses": 1})
+        px = round(float(hl_info.all_mids()["BTC"]) * 0.9)
+        client.send({"method": "post", "id": 4, "request": {"type": "action",
+                                                             "payload": _signed_order(dev_wallet, 0, px, 0.01)}})
+        assert client.closed.wait(10), "the connection was not cut"
+        assert not [p for p in client.rec.of("post") if p["data"]["id"] == 4]  # the answer is lost...
+        assert len(hl_info.open_orders(dev_wallet.address)) == 1  # ...the order was applied
+        assert paper_exchange.admin("POST", "/admin/faults", {})["faults"]["drop_responses"] == 0
+    finally:
+        client.close()
+        paper_exchange.admin("DELETE", "/admin/faults")
