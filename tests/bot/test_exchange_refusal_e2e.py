@@ -1,8 +1,8 @@
 """End to end, the stack as ``make run`` brings it up (the bot on its own API wallet): `bot drill revoke
 bot` makes the exchange refuse every signed request of the bot (``User or API Wallet 0x... does not
-exist.``). The bot goes degraded naming the refusal, logs it at ERROR, and the shipped playbooks
-send one alert that names it (the API-error and log-error checks fold into it); `bot drill approve
-bot` resolves it."""
+exist.``). The bot goes degraded naming the refusal on /health, logs it at ERROR, and the shipped
+playbooks send one critical alert, `bot exchange access` (the API-error and log-error checks fold
+into it); `bot drill approve bot` resolves it."""
 from __future__ import annotations
 
 import json
@@ -34,6 +34,7 @@ def quick(name: str, every: str = "1s") -> str:
 @pytest.fixture
 def stack(running_stack: Any) -> Iterator[Any]:
     st = running_stack(playbooks={"bot-health": quick("bot-health"), "trading-risk": quick("trading-risk"),
+                                  "exchange": quick("exchange", "2s"),
                                   "emergency": (REPO / "playbooks" / "emergency.yaml").read_text()},
                        settings={"bot": {"candle_interval": "1m"}},
                        inventory={"notify": {"group_wait": 0.5, "group_interval": 1}})
@@ -60,7 +61,7 @@ def test_a_revoked_bot_wallet_is_one_alert_naming_the_refusal(stack: Any) -> Non
     assert any("exchange refuses the bot's requests" in r for r in health["degraded_reasons"]), health
     alert = wait_until(lambda: about(stack, since), 60, what="the alert")
     text = alert[0].get("title", "") + (alert[0].get("message") or "")
-    assert "CRITICAL" in text and ("does not exist" in text or "not approved" in text), text
+    assert "CRITICAL" in text and "suppressed while this lasts" in text and "bot API error rate" in text, text
     lines = [json.loads(line) for line in stack.log("bot", tail=200_000).splitlines() if line.startswith("{")]
     assert [r for r in lines if r.get("level") == "error" and revoked["revoked"] != r.get("error")
             and ("does not exist" in str(r.get("error")) or "not approved" in str(r.get("error")))], \
