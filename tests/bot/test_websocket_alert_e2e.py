@@ -47,9 +47,10 @@ def messages_about(stack: Any, check: str, since: int = 0) -> tuple[list[dict[st
 
 @pytest.fixture
 def stack(running_stack: Any) -> Iterator[Any]:
-    # emergency: bot-health's restart budgets hand over to it
+    # emergency: bot-health's restart budgets hand over to it; exchange: its checks are depended on
     st = running_stack(playbooks={"bot-health": bot_health(),
-                                  "emergency": (REPO / "playbooks" / "emergency.yaml").read_text()},
+                                  "emergency": (REPO / "playbooks" / "emergency.yaml").read_text(),
+                                  "exchange": (REPO / "playbooks" / "exchange.yaml").read_text()},
                        settings={"bot": {"candle_interval": "1h", "ws_stale_s": 2}},
                        inventory={"notify": {"group_wait": 0.5, "group_interval": 1}})
     st.wait_running(timeout=60)
