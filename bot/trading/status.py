@@ -76,7 +76,7 @@ class RuntimeStatus:
             reasons.append("market data stale")
         if self.exchange_refusal:
             reasons.append(f"exchange refuses the bot's requests: {self.exchange_refusal}")
-        if self.last_error and self.last_error != self.exchange_refusal:
+        if self.last_error and not (self.exchange_refusal and self.exchange_refusal in self.last_error):
             reasons.append(self.last_error)
         status = "halted" if self.halted_reason else ("degraded" if reasons else "healthy")
         return {
