@@ -231,17 +231,19 @@ class Gateway:
         finally:
             self.metrics.observe_api(method, time.monotonic() - started, kind)
 
-    def _action(self, method: str, fn: Callable[[], Any]) -> Any:
+    def _action(self, method: str, fn: Callable[[], Any], *, only_auth: bool = False) -> Any:
         """Send one signed action. A refusal of the whole request raises :class:`GatewayError`
         (kind ``auth`` when the signer is unknown, revoked or expired) and is kept in
-        :attr:`refusal`; an accepted request clears it."""
+        :attr:`refusal` (with ``only_auth``, an auth refusal only: a setting the exchange refuses
+        does not stop trading); an accepted request clears it."""
         resp = self._call(method, fn)
         refused = whole_request_refusal(resp)
         if refused is None:
             self.refusal = None
             return resp
         kind = "auth" if "does not exist" in refused or "API Wallet" in refused else "refused"
-        self.refusal = refused
+        if kind == "auth" or not only_auth:
+            self.refusal = refused
         self.metrics.api_errors.labels(kind=kind).inc()
         raise GatewayError(f"{method}: the exchange refused the request: {refused}", kind=kind,
                            hint="an unknown signer is a revoked or expired API wallet: approve it again"
@@ -329,7 +331,7 @@ class Gateway:
 
     # --- writes -------------------------------------------------------------------------
     def update_leverage(self, coin: str, leverage: int) -> None:
-        self._action("update_leverage", lambda: self.exchange.update_leverage(leverage, coin))
+        self._action("update_leverage", lambda: self.exchange.update_leverage(leverage, coin), only_auth=True)
 
     def cancel(self, coin: str, oid: int) -> bool:
         resp = self._action("cancel", lambda: self.exchange.cancel(coin, oid))

@@ -97,3 +97,10 @@ def test_the_bot_degrades_and_logs_an_error_naming_the_refusal(
     assert health["status"] == "degraded"
     assert any("does not exist" in r and wallet.address.lower() in r for r in health["degraded_reasons"])
     assert "does not exist" in json.dumps(health["exchange_refusal"])
+
+
+def test_a_refused_setting_is_an_error_but_does_not_stop_trading(engine: TradingEngine) -> None:
+    with pytest.raises(GatewayError) as refused:
+        engine.gw.update_leverage("BTC", 1000)  # above the coin's maximum
+    assert "Invalid leverage value" in refused.value.message and refused.value.kind == "refused"
+    assert engine.gw.refusal is None
