@@ -334,7 +334,12 @@ class Gateway:
         self._action("update_leverage", lambda: self.exchange.update_leverage(leverage, coin), only_auth=True)
 
     def cancel(self, coin: str, oid: int) -> bool:
-        resp = self._action("cancel", lambda: self.exchange.cancel(coin, oid))
+        try:
+            resp = self._action("cancel", lambda: self.exchange.cancel(coin, oid))
+        except GatewayError as err:  # refused as a whole: not cancelled (and remembered in refusal)
+            log.error("cancel refused", extra={"event": "order_rejected", "coin": coin, "oid": oid,
+                                               "error": err.message})
+            return False
         ok = isinstance(resp, dict) and resp.get("status") == "ok"
         statuses = resp.get("response", {}).get("data", {}).get("statuses", []) if ok else []
         return ok and all(s == "success" for s in statuses)
