@@ -94,7 +94,7 @@ def test_a_socket_that_reconnects_without_data_stays_down(sockets: Callable[[], 
         assert all(x.down_for_s > 0 for x in samples)  # greeted is not connected, for the clock
         downs = [x.down_for_s for x in samples]
         assert downs == sorted(downs)  # never reset by a reconnect
-        assert downs[-1] > 2 * s.stale_s
+        assert downs[-1] > downs[0]  # and it kept growing across them
     finally:
         paper_exchange.admin("DELETE", "/admin/faults")
     wait_for(lambda: live(s), what="data again")
