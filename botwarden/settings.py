@@ -181,6 +181,11 @@ class BotSettings(_Model):
         10.0, gt=0, le=3600, description="websocket silent this long (no message, pongs included) counts as down: "
                                 "the bot reconnects and reads REST meanwhile",
     )
+    ws_outage_file: str = Field(
+        "var/bot.ws-outage.json",
+        description="when the websocket's current outage began (no data since), kept while it lasts so a "
+                    "restarted bot goes on counting `down_for_s` from there; removed once data arrives",
+    )
     reconcile_policy: Literal["adopt", "cancel", "halt"] = Field(
         "adopt", description="what to do with exchange state unknown to the database at start-up"
     )

@@ -34,11 +34,12 @@ NO_STAKING = "no staking"
 ACTIONS: dict[str, Entry] = {
     # L1 actions (signed by the account or one of its API wallets)
     "order": _yes("Gtc/Ioc/Alo limits, tp/sl triggers (market or limit), reduce-only, cloid, groupings "
-                  "na/normalTpsl/positionTpsl, builder fee once approved; priority grouping refused"),
+                  "na/normalTpsl/positionTpsl, builder fee once approved; priority grouping refused; a limit "
+                  "or trigger price more than 80% from the reference price (the mark) refused"),
     "cancel": _yes(),
     "cancelByCloid": _yes(),
-    "modify": _yes(),
-    "batchModify": _yes(),
+    "modify": _yes("the new order is checked first: refused, the original stays resting; same asset only"),
+    "batchModify": _yes("each modify as `modify`"),
     "scheduleCancel": _yes("fires at its time (not on the market tick); at least 5 s ahead; 10 triggers a "
                            "day; the $1M volume requirement is a setting (paper default 0)"),
     "updateLeverage": _yes("cross or isolated; switching the type with an open position is refused"),
@@ -142,8 +143,8 @@ WS_CHANNELS: dict[str, Entry] = {
     "userEvents": _yes("fills (channel \"user\")"),
     "webData2": _yes("clearinghouseState, openOrders, meta, assetCtxs, agent, serverTime"),
     "userNonFundingLedgerUpdates": _yes("snapshot then stream"),
-    "clearinghouseState": _yes(),
-    "openOrders": _yes(),
+    "clearinghouseState": _yes("{dex, user, clearinghouseState}: snapshot, then pushed when it changed"),
+    "openOrders": _yes("{dex, user, orders} (frontendOpenOrders rows): snapshot, then pushed when they changed"),
     "activeAssetCtx": _yes(),
     "notification": _no("no notifications are generated"),
     "webData3": _no("use webData2"),

@@ -1,6 +1,7 @@
 """Fault injection for drills and tests (set through ``POST /admin/faults``).
 
-Faults apply to ``/info``, ``/exchange`` and ``/ws`` only; ``/admin`` always answers so a drill
+Faults apply to ``/info``, ``/exchange`` and ``/ws`` only (a websocket ``post`` meets the
+request faults as HTTP does); ``/admin`` always answers so a drill
 can be ended. They live in memory (a restart clears them). Probabilities use a generator seeded from
 the market seed, so a drill replays the same way.
 
@@ -36,8 +37,8 @@ from typing import Any, Literal
 
 Outage = Literal["off", "503", "refuse"]
 WS_WIRE_CHANNELS = ("allMids", "l2Book", "trades", "candle", "bbo", "orderUpdates", "userFills", "user",
-                    "webData2", "userNonFundingLedgerUpdates", "activeAssetCtx", "post", "pong",
-                    "subscriptionResponse")
+                    "webData2", "userNonFundingLedgerUpdates", "activeAssetCtx", "clearinghouseState", "openOrders",
+                    "post", "pong", "subscriptionResponse")
 
 
 @dataclass

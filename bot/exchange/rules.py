@@ -16,6 +16,7 @@ NONCE_PAST_MS = 2 * 86_400_000  # nonce must be > now - 2 days
 NONCE_FUTURE_MS = 86_400_000  # and < now + 1 day
 SCHEDULE_CANCEL_MIN_DELAY_MS = 5_000
 MARKET_TRIGGER_SLIPPAGE = 0.10  # a triggered market order crosses up to 10% from the mark
+REFERENCE_BAND = 0.80  # an order (limit or trigger price) at most 80% away from the reference price (mark)
 
 
 def err_ioc_no_match(asset: int) -> str:
@@ -52,6 +53,14 @@ def err_post_only(bid: str, ask: str, asset: int) -> str:
 
 def err_cancel_missing(asset: int) -> str:
     return f"Order was never placed, already canceled, or filled. asset={asset}"
+
+
+def err_far_from_reference() -> str:
+    return "Order price cannot be more than 80% away from the reference price"
+
+
+def err_modify_asset(coin: str) -> str:
+    return f"Cannot modify an order of {coin} into an order of another asset."  # paper
 
 
 def err_invalid_tpsl(asset: int) -> str:

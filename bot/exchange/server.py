@@ -163,11 +163,28 @@ class PaperExchange:
             await asyncio.sleep(f.latency_ms / 1000.0)
         if f.outage == "503":
             return web.Response(status=503, text="Service Unavailable")
-        if f.error_rate > 0 and self.rng.random() < f.error_rate:
+        failed = self._chance_fault()
+        if failed == 500:
             return web.Response(status=500, text="Internal Server Error")
-        if f.rate_limit_rate > 0 and self.rng.random() < f.rate_limit_rate:
+        if failed == 429:
             return _too_many()
         return await handler(request)
+
+    def _chance_fault(self) -> int | None:
+        """500 or 429 drawn from ``error_rate`` and ``rate_limit_rate`` (HTTP and websocket posts)."""
+        f = self.faults
+        if f.error_rate > 0 and self.rng.random() < f.error_rate:
+            return 500
+        if f.rate_limit_rate > 0 and self.rng.random() < f.rate_limit_rate:
+            return 429
+        return None
+
+    def _take_dropped_response(self) -> bool:
+        """``drop_responses``: whether this action's answer is lost (counted down)."""
+        if self.faults.drop_responses > 0:
+            self.faults.drop_responses -= 1
+            return True
+        return False
 
     def _over_weight(self, weight: int) -> bool:
         used = self.weights.add(weight)
@@ -205,21 +222,31 @@ class PaperExchange:
             return _too_many()
         if status != 200:
             return web.Response(status=status, text=answer)
-        if self.faults.drop_responses > 0:
-            self.faults.drop_responses -= 1
+        if self._take_dropped_response():
             return _drop(request)
         return _json(answer)
 
-    async def _ws_post(self, request: dict[str, Any]) -> dict[str, Any]:
+    async def _ws_post(self, request: dict[str, Any]) -> dict[str, Any] | None:
         """A websocket ``post``: the same answer as over HTTP; an HTTP error becomes an
-        ``error`` response mirroring its status line and text (# paper: the exact text)."""
+        ``error`` response mirroring its status line and text (# paper: the exact text). The
+        faults act as over HTTP: ``latency_ms`` delays the answer, ``error_rate`` and
+        ``rate_limit_rate`` answer 500 and 429, ``drop_responses`` applies the action and loses
+        its answer with the connection (None: the hub cuts it)."""
         kind, payload = request.get("type"), request.get("payload")
+        if self.faults.latency_ms > 0:
+            await asyncio.sleep(self.faults.latency_ms / 1000.0)
+        failed = self._chance_fault()
+        if failed is not None:
+            reason = {500: "Internal Server Error", 429: "Too Many Requests"}[failed]
+            return {"type": "error", "payload": f"{failed} {reason}"}
         if not isinstance(payload, dict):
             status, answer = 422, BAD_REQUEST
         elif kind == "info":
             status, answer = self.answer_info(payload)
         elif kind == "action":
             status, answer = self.apply_action(payload)
+            if status == 200 and self._take_dropped_response():
+                return None
         else:
             status, answer = 422, BAD_REQUEST
         if status == 200 and isinstance(payload, dict):

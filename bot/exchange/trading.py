@@ -102,8 +102,9 @@ class Trading:
 
     def place(self, address: str, wire: Json, now: int, *, grouping: str = "na",
               parent_oid: int | None = None, oid: int | None = None, builder: str | None = None,
-              builder_fee: int = 0) -> tuple[Json, Order | None]:
-        """Validate and place one order wire; returns (status, the accepted order or None)."""
+              builder_fee: int = 0, check_only: bool = False) -> tuple[Json, Order | None]:
+        """Validate and place one order wire; returns (status, the accepted order or None). With
+        ``check_only`` nothing is placed: the status is the refusal, or ``{}`` when it would go."""
         led = self.ledger
         asset = wire.get("a")
         if not isinstance(asset, int) or not 0 <= asset < len(led.coins):
@@ -136,6 +137,9 @@ class Trading:
             szi = led.position(address, coin)
             if szi == 0 or (szi > 0) == is_buy:
                 return {"error": rules.err_reduce_only(asset)}, None
+        mark = self.market.mark(coin, now)  # the reference price
+        if any(abs(p - mark) > rules.REFERENCE_BAND * mark for p in (limit_px, trigger_px) if p):
+            return {"error": rules.err_far_from_reference()}, None
         book = self.market.book(coin, now)
         crossing = (is_buy and limit_px >= book.best_ask) or (not is_buy and limit_px <= book.best_bid)
         if not trigger:
@@ -147,6 +151,8 @@ class Trading:
                 return {"error": rules.err_ioc_no_match(asset)}, None
             if not reduce_only and not self._has_margin(address, coin, is_buy, size, limit_px, now):
                 return {"error": rules.err_insufficient_margin(asset)}, None
+        if check_only:
+            return {}, None
         cloid = wire.get("c")
         order = Order(oid=oid if oid is not None else led.next_oid(), address=address, coin=coin, is_buy=is_buy,
                       limit_px=limit_px, sz=size, orig_sz=size, tif=tif, reduce_only=reduce_only,
@@ -234,6 +240,19 @@ class Trading:
             old = led.find_order(address, ref.lower() if isinstance(ref, str) else ref)
             if old is None or old.status != "open":
                 statuses.append({"error": "Cannot modify canceled or filled order"})
+                continue
+            if wire.get("a") != led.asset_of.get(old.coin):
+                statuses.append({"error": rules.err_modify_asset(old.coin)})
+                continue
+            # The new order is checked first, with the margin of the order it replaces released:
+            # a refused modify leaves the original resting, as on Hyperliquid.
+            led.open_orders.pop(old.oid, None)
+            try:
+                refused, _ = self.place(address, wire, now, grouping=old.grouping, check_only=True)
+            finally:
+                led.open_orders[old.oid] = old
+            if refused:
+                statuses.append(refused)
                 continue
             led.set_status(old, "canceled", now)
             status, _ = self.place(address, wire, now, grouping=old.grouping, parent_oid=old.parent_oid,

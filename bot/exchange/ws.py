@@ -13,7 +13,9 @@ Protocol (Hyperliquid's websocket docs):
 * anything else -> ``{"channel": "error", "data": "..."}``;
 * a connection the server has sent nothing to for 60 s is closed (send a ping to keep it).
 
-Each connection has one sender task and an ordered queue. Faults (:mod:`bot.exchange.faults`)
+Each connection has one sender task and an ordered queue. A ``post`` meets the faults HTTP
+meets (``latency_ms``, ``error_rate``, ``rate_limit_rate``, ``drop_responses``: the action is
+applied and the connection cut before its answer). Faults (:mod:`bot.exchange.faults`) also
 act here: ``ws_stall`` drops a channel's messages at the queue, ``ws_delay_ms`` holds each
 message back, ``ws_outage`` and :meth:`WsHub.drop_all` cut connections as a network failure
 would (no close frame). A client too slow to take its messages (queue full) is disconnected.
@@ -38,7 +40,7 @@ log = logging.getLogger("bot.exchange.ws")
 GREETING = "Websocket connection established."
 IDLE_TIMEOUT_S = 60.0
 QUEUE_LIMIT = 2000
-PostHandler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+PostHandler = Callable[[dict[str, Any]], Awaitable[dict[str, Any] | None]]
 
 
 def dumps(payload: Any) -> str:
@@ -144,6 +146,9 @@ class WsHub:
         elif method == "post" and isinstance(msg, dict) and isinstance(msg.get("id"), int) \
                 and isinstance(msg.get("request"), dict):
             response = await self.post(msg["request"])
+            if response is None:  # the answer is lost with the connection (drop_responses)
+                conn.abort()
+                return
             conn.send("post", {"id": msg["id"], "response": response})
         else:
             conn.send("error", f"Error parsing JSON into valid websocket request: {text[:500]}")  # paper

@@ -26,7 +26,8 @@ from bot.exchange.rules import wire
 
 Json = Any
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"  # the synthetic book's side of a trade
-MARKET = ("allMids", "l2Book", "bbo", "candle", "activeAssetCtx", "webData2")  # pushed when changed
+# pushed when changed (also the account channels: their data changes with the mark, not only on events)
+MARKET = ("allMids", "l2Book", "bbo", "candle", "activeAssetCtx", "webData2", "clearinghouseState", "openOrders")
 NON_USER_CANCELS = ("scheduledCancel", "reduceOnlyCanceled", "marginCanceled")
 SNAPSHOT_FILLS = 2000
 
@@ -65,7 +66,7 @@ def parse_subscription(raw: Any, coins: set[str]) -> Subscription | str:
     user = _address(raw.get("user"))
     needs_coin = kind in ("l2Book", "trades", "candle", "bbo", "activeAssetCtx")
     needs_user = kind in ("orderUpdates", "userFills", "userEvents", "webData2",
-                          "userNonFundingLedgerUpdates")
+                          "userNonFundingLedgerUpdates", "clearinghouseState", "openOrders")
     if needs_coin and coin not in coins:
         return f"Invalid subscription {json.dumps(raw)}: unknown coin {coin!r}"  # paper
     if needs_user and user is None:
@@ -102,6 +103,10 @@ class ChannelFeed:
             return {"coin": sub.coin, "ctx": self.mv.asset_ctx(str(sub.coin), now)}
         if sub.type == "webData2":
             return self.web_data2(str(sub.user), now)
+        if sub.type == "clearinghouseState":  # Hyperliquid's {dex, user, clearinghouseState}
+            return {"dex": "", "user": sub.user, "clearinghouseState": self.av.clearinghouse_state(str(sub.user), now)}
+        if sub.type == "openOrders":  # Hyperliquid's {dex, user, orders}: frontendOpenOrders rows
+            return {"dex": "", "user": sub.user, "orders": self.av.open_orders(str(sub.user), frontend=True)}
         raise ValueError(sub.type)
 
     @staticmethod

@@ -48,6 +48,7 @@ log = logging.getLogger("bot.trading.app")
 
 # supervisord's stopwaitsecs is 10 s: finish (or abandon) the current iteration well before.
 STOP_GRACE_S = 8.0
+SIGNER_CHECK_S = 30.0  # how often an API wallet's approval is asked again (userRole)
 # How long a new bot waits for an interim to finish its iteration and hand over.
 HANDOVER_WAIT_S = STOP_GRACE_S + 4.0
 
@@ -242,11 +243,12 @@ def _start_feed(settings: StackSettings, signer: SigningKey, metrics: BotMetrics
     """The websocket feed of mids, candles and the account's fills, connecting in the background
     while the bot connects over REST (it falls back to REST whenever the feed has nothing fresh)."""
     account = signer.account or _address(signer.key)
-    def fresh() -> None:
-        status.market_data_wall = time.time()
+    def fresh(at: float) -> None:
+        status.market_data_wall = at
 
     feed = MarketFeed(settings.exchange_url, account, settings.bot.coins, settings.bot.candle_interval,
-                      stale_s=settings.bot.ws_stale_s, on_candle=fresh)
+                      stale_s=settings.bot.ws_stale_s, on_candle=fresh,
+                      outage_file=settings.path(settings.bot.ws_outage_file))
     status.websocket = feed.status
     metrics.watch_websocket(feed.status)
     feed.start()
@@ -290,10 +292,12 @@ def _connect(settings: StackSettings, signer: SigningKey, store: Store, metrics:
                         log.warning("leverage not set", extra={"event": "leverage", "coin": coin,
                                                                "error": err.message})
             engine.reconcile()
-            status.connected, status.last_error = True, None
+            status.connected, status.last_error, status.exchange_refusal = True, None, gw.refusal
             return engine
         except (BotwardenError, OSError) as err:
             status.connected = False
+            if isinstance(err, GatewayError) and err.kind == "auth":
+                status.exchange_refusal = err.message
             status.last_error = f"start-up: {getattr(err, 'message', err)}"
             log.error("exchange not reachable at start-up; retrying",
                       extra={"event": "connect_failed", "error": str(err), "retry_in_s": backoff})
@@ -314,9 +318,17 @@ def _check_approved(gw: Gateway, signer: SigningKey) -> None:
 
 def _run_loop(engine: TradingEngine, status: RuntimeStatus, metrics: BotMetrics, heartbeat: Path,
               stop: threading.Event, loop_seconds: float) -> None:
+    signer_checked = time.monotonic()  # _connect has just checked it
     while not stop.is_set():
         started = time.monotonic()
         try:
+            if started - signer_checked >= SIGNER_CHECK_S:
+                # A revoked or expired API wallet fails only the next signed request, which may be
+                # far away (no signal, stops resting): ask the exchange about it every half-minute.
+                signer_checked, before = started, engine.gw.refusal
+                if engine.gw.verify_signer() not in (None, before):  # said once, not every 30 s
+                    log.error("the exchange does not accept the bot's API wallet",
+                              extra={"event": "api_wallet_refused", "error": engine.gw.refusal})
             engine.iterate()
             status.connected = True
         except TransientError as err:
@@ -330,6 +342,7 @@ def _run_loop(engine: TradingEngine, status: RuntimeStatus, metrics: BotMetrics,
         except Exception:  # a bug: keep the stop-losses resting, keep serving /health, say so
             status.last_error = "internal error (see logs)"
             log.exception("bug in the trading loop", extra={"event": "loop_bug"})
+        status.exchange_refusal = engine.gw.refusal
         # A completed iteration, failed or not, proves the loop is not hung: that is what the
         # heartbeat and loop_age_s mean. Degradation is reported separately.
         wall = time.time()

@@ -323,7 +323,7 @@ class TradingEngine:
         raw = self.gw.candles(coin, self.bot.candle_interval, start, now_ms)
         frame = candles_to_frame(raw)
         if len(frame) and int(frame.index[-1]) >= now_ms - 2 * self.interval_ms:
-            self.status.market_data_wall = time.time()  # the feed is current
+            self.status.market_data_wall = self.gw.data_at or time.time()  # current; dated by the data
         return evaluate(closed_only(frame, now_ms), self.params)
 
     def _ensure_stop(self, pos: ExchangePosition, orders: list[ExchangeOrder]) -> bool:

@@ -8,7 +8,11 @@ otherwise (each fallback is counted in ``api_requests_total{method=...}`` like a
 
 Errors are shaped by what the caller must do (botwarden.errors): a timeout, a refused connection,
 a 5xx or a 429 is a :class:`TransientError` (retry later); anything else the exchange refuses
-comes back as a ``rejected`` :class:`OrderOutcome` or a :class:`GatewayError`.
+comes back as a ``rejected`` :class:`OrderOutcome` (one order refused: a bad price, margin) or
+a :class:`GatewayError`. An exchange that refuses a whole signed request (``{"status": "err"}``:
+``User or API Wallet 0x... does not exist.`` for a revoked or expired API wallet, a bad nonce...)
+is a :class:`GatewayError` and is remembered in :attr:`Gateway.refusal` until an action goes
+through again: the bot reports it on /health as a reason it is degraded.
 """
 from __future__ import annotations
 
@@ -121,6 +125,15 @@ def parse_open_order(row: dict[str, Any]) -> ExchangeOrder:
     )
 
 
+def whole_request_refusal(resp: Any) -> str | None:
+    """Why the exchange refused a whole ``/exchange`` request (``{"status": "err", "response":
+    "..."}``), or None when it took the request (each order may still carry its own error)."""
+    if isinstance(resp, dict) and resp.get("status") == "ok":
+        return None
+    msg = resp.get("response") if isinstance(resp, dict) else resp
+    return str(msg)
+
+
 def parse_order_response(resp: Any) -> OrderOutcome:
     """Map an ``/exchange`` order response to an :class:`OrderOutcome`."""
     if not isinstance(resp, dict) or resp.get("status") != "ok":
@@ -187,6 +200,12 @@ class Gateway:
         self.exchange = self._call("meta", lambda: Exchange(wallet, base_url, account_address=account_address,
                                                             timeout=timeout_s))
         self.info: Info = self.exchange.info
+        self.data_at: float | None = None
+        """Wall time the last candles :meth:`candles` returned are from: now for REST, the
+        socket's receipt minus its measured lag for pushed ones."""
+        self.refusal: str | None = None
+        """The exchange's refusal of this bot's last signed request (a revoked API wallet...), or
+        None once a request has gone through (or the API wallet is approved again)."""
 
     # --- plumbing -----------------------------------------------------------------------
     def _call(self, method: str, fn: Callable[[], T]) -> T:
@@ -215,6 +234,39 @@ class Gateway:
             raise ExchangeTransientError(f"{method}: bad response", kind=kind) from e
         finally:
             self.metrics.observe_api(method, time.monotonic() - started, kind)
+
+    def _action(self, method: str, fn: Callable[[], Any], *, only_auth: bool = False) -> Any:
+        """Send one signed action. A refusal of the whole request raises :class:`GatewayError`
+        (kind ``auth`` when the signer is unknown, revoked or expired) and is kept in
+        :attr:`refusal` (with ``only_auth``, an auth refusal only: a setting the exchange refuses
+        does not stop trading); an accepted request clears it."""
+        resp = self._call(method, fn)
+        refused = whole_request_refusal(resp)
+        if refused is None:
+            self.refusal = None
+            return resp
+        kind = "auth" if "does not exist" in refused or "API Wallet" in refused else "refused"
+        if kind == "auth" or not only_auth:
+            self.refusal = refused
+        self.metrics.api_errors.labels(kind=kind).inc()
+        raise GatewayError(f"{method}: the exchange refused the request: {refused}", kind=kind,
+                           hint="an unknown signer is a revoked or expired API wallet: approve it again"
+                           if kind == "auth" else None)
+
+    def verify_signer(self) -> str | None:
+        """For an API wallet, ask the exchange (``userRole``) whether it is still approved for
+        :attr:`address`; a wallet that is not (revoked, expired) sets :attr:`refusal`. Returns
+        :attr:`refusal`. The account's own key is always its own user."""
+        if self.signer.lower() == self.address.lower():
+            return self.refusal
+        role = self.signer_role()
+        master = (role.get("data") or {}).get("user") if role.get("role") == "agent" else None
+        if str(master).lower() != self.address.lower():
+            self.refusal = (f"API wallet {self.signer} is not approved for account {self.address} "
+                            f"(userRole: {role.get('role', 'unknown')})")
+        elif self.refusal is not None and ("API wallet" in self.refusal or "does not exist" in self.refusal):
+            self.refusal = None  # approved again (another refusal waits for the next request)
+        return self.refusal
 
     # --- reads --------------------------------------------------------------------------
     def sz_decimals(self, coin: str) -> int:
@@ -257,9 +309,11 @@ class Gateway:
     def candles(self, coin: str, interval: str, start_ms: int, end_ms: int) -> list[dict[str, Any]]:
         feed = self.feed if self.feed is not None and self.feed.interval == interval else None
         pushed = feed.candles(coin, start_ms, end_ms) if feed is not None else None
-        if pushed is not None:
+        if pushed is not None and feed is not None:
+            self.data_at = time.time() - feed.lag_s()
             return pushed
         rows = self._call("candles", lambda: self.info.candles_snapshot(coin, interval, start_ms, end_ms))
+        self.data_at = time.time()
         if feed is not None:
             feed.seed(coin, rows, start_ms, end_ms)
         return rows
@@ -281,10 +335,15 @@ class Gateway:
 
     # --- writes -------------------------------------------------------------------------
     def update_leverage(self, coin: str, leverage: int) -> None:
-        self._call("update_leverage", lambda: self.exchange.update_leverage(leverage, coin))
+        self._action("update_leverage", lambda: self.exchange.update_leverage(leverage, coin), only_auth=True)
 
     def cancel(self, coin: str, oid: int) -> bool:
-        resp = self._call("cancel", lambda: self.exchange.cancel(coin, oid))
+        try:
+            resp = self._action("cancel", lambda: self.exchange.cancel(coin, oid))
+        except GatewayError as err:  # refused as a whole: not cancelled (and remembered in refusal)
+            log.error("cancel refused", extra={"event": "order_rejected", "coin": coin, "oid": oid,
+                                               "error": err.message})
+            return False
         ok = isinstance(resp, dict) and resp.get("status") == "ok"
         statuses = resp.get("response", {}).get("data", {}).get("statuses", []) if ok else []
         return ok and all(s == "success" for s in statuses)
@@ -320,7 +379,7 @@ class Gateway:
         )
         for attempt in range(2):
             try:
-                return parse_order_response(self._call("order", send))
+                return parse_order_response(self._action("order", send))
             except ExchangeTransientError as err:
                 log.warning(
                     "order send failed, looking it up by cloid",

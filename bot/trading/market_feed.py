@@ -9,17 +9,24 @@ whenever the answer is None:
 * :meth:`MarketFeed.candles`: a window of candles built from a REST snapshot (:meth:`seed`)
   kept current by ``candle`` pushes; None when unseeded, stale, or not contiguous up to the
   current candle. Every reconnect drops the seeds: candles missed while down come from REST;
-* ``on_candle``: called for every current candle pushed (the bot counts it as fresh market
-  data on /health, as it counts a current candle it fetched);
+* ``on_candle(at)``: called for every current candle pushed, with the wall time its data is from
+  (the bot counts it as fresh market data on /health, as it counts a current candle it fetched).
+  Candles and mids carry no time of their own: the socket's lag is measured on the messages that
+  do (``bbo`` per coin, ``time``), and data is dated at its receipt minus that lag, so a socket
+  that delivers late (a lagging connection, an overloaded server) shows as old data;
+* :meth:`MarketFeed.lag_s`: that lag; mids and candles lagging more than ``stale_s`` are not
+  served (REST is asked);
 * :meth:`MarketFeed.take_fills`: fills pushed since the last call, once the connection's
   ``isSnapshot`` message arrived; None when not live, or when the periodic REST check of fills
   is due (a safety net against a stream that stalls silently; fills are deduplicated by tid).
 """
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from bot.trading.ws_client import HyperliquidSocket, State, WsStatus
@@ -34,7 +41,7 @@ class MarketFeed:
     def __init__(self, base_url: str, account: str, coins: list[str], interval: str, *, stale_s: float,
                  clock: Callable[[], float] = time.monotonic,
                  socket_factory: Callable[..., HyperliquidSocket] = HyperliquidSocket,
-                 on_candle: Callable[[], None] | None = None) -> None:
+                 on_candle: Callable[[float], None] | None = None, outage_file: Path | None = None) -> None:
         self.coins = list(coins)
         self.interval = interval
         self.step_ms = INTERVAL_MS[interval]
@@ -49,12 +56,15 @@ class MarketFeed:
         self._fills_live = False
         self._rest_fills_due = 0.0
         self._keep = 0  # candles kept per coin: the largest window asked for, plus slack
+        self._lag_s = 0.0  # receipt minus the data's own time, on the last timestamped message
         self.on_candle = on_candle
         subs: list[dict[str, Any]] = [{"type": "allMids"}]
         subs += [{"type": "candle", "coin": c, "interval": interval} for c in coins]
+        subs += [{"type": "bbo", "coin": c} for c in coins]  # timestamped: the socket's lag
         subs.append({"type": "userFills", "user": account})
+        extra: dict[str, Any] = {"outage_file": outage_file} if outage_file is not None else {}
         self.socket = socket_factory(base_url, subs, self._on_message, stale_s=stale_s,
-                                     on_state=self._on_state)
+                                     on_state=self._on_state, **extra)
 
     def start(self) -> None:
         self.socket.start()
@@ -63,12 +73,13 @@ class MarketFeed:
         self.socket.stop()
 
     def status(self) -> WsStatus:
-        return self.socket.status()
+        return dataclasses.replace(self.socket.status(), lag_s=self._lag_s)
 
     # ----- what the socket delivers (its thread) ---------------------------------------------
     def _on_state(self, state: State) -> None:
         if state != "connected":
             with self._lock:
+                self._lag_s = 0.0  # measured again on the next connection
                 self._fills_live = False
                 self._candles.clear()  # a gap may open: reseed from REST after the reconnect
                 self._candle_at.clear()
@@ -79,10 +90,12 @@ class MarketFeed:
             if channel == "allMids" and isinstance(data, dict):
                 self._mids = {k: float(v) for k, v in (data.get("mids") or {}).items()}
                 self._mids_at = now
+            elif channel == "bbo" and isinstance(data, dict) and isinstance(data.get("time"), int):
+                self._lag_s = max(0.0, time.time() - data["time"] / 1000.0)
             elif channel == "candle" and isinstance(data, dict) and data.get("i") == self.interval:
                 current = int(data.get("t", 0)) >= time.time() * 1000 - 2 * self.step_ms
                 if self.on_candle is not None and current:
-                    self.on_candle()  # the strategy's market data is arriving, current
+                    self.on_candle(time.time() - self._lag_s)  # current market data, dated
                 coin = data.get("s")
                 cache = self._candles.get(coin) if isinstance(coin, str) else None
                 if cache is not None:
@@ -103,9 +116,14 @@ class MarketFeed:
     def connected(self) -> bool:
         return self.socket.status().state == "connected"
 
+    def lag_s(self) -> float:
+        """How late the socket delivers: receipt minus the data's own time (0 when not measured)."""
+        return self._lag_s
+
     def mids(self) -> dict[str, float] | None:
         with self._lock:
-            if self._mids is None or not self.connected() or self.clock() - self._mids_at > self.stale_s:
+            if self._mids is None or not self.connected() or self.clock() - self._mids_at > self.stale_s \
+                    or self._lag_s > self.stale_s:
                 return None
             return dict(self._mids)
 
@@ -125,7 +143,7 @@ class MarketFeed:
         """Candles opening in [start_ms, end_ms] from the pushes, or None (ask REST)."""
         with self._lock:
             cache = self._candles.get(coin)
-            stale = self.clock() - self._candle_at.get(coin, 0.0) > self.stale_s
+            stale = self.clock() - self._candle_at.get(coin, 0.0) > self.stale_s or self._lag_s > self.stale_s
             if not cache or not self.connected() or stale:
                 return None
             first = -(-start_ms // self.step_ms) * self.step_ms

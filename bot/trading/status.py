@@ -23,6 +23,8 @@ class SocketStatus(Protocol):
     def down_for_s(self) -> float: ...
     @property
     def reconnects(self) -> int: ...
+    @property
+    def lag_s(self) -> float: ...
 
 
 @dataclass
@@ -40,6 +42,9 @@ class RuntimeStatus:
     halted_reason: str | None = None
     halts: list[dict[str, Any]] = field(default_factory=list)
     last_error: str | None = None
+    exchange_refusal: str | None = None
+    """The exchange refuses the bot's signed requests (a revoked or expired API wallet...): the
+    gateway's :attr:`~bot.trading.gateway.Gateway.refusal`, copied after every iteration."""
     connected: bool = False
     stopping: bool = False
     websocket: Callable[[], SocketStatus] | None = None
@@ -53,8 +58,9 @@ class RuntimeStatus:
         ``status`` is ``halted`` while entries are halted (``halts`` lists each halt in force:
         id, kind, reason, by, at), ``degraded`` when the loop has not
         completed an iteration within 3 loop periods (or 30 s), market data is older than two
-        candles, the exchange is unreachable, or the last iteration hit an error; else
-        ``healthy``. ``websocket`` reports the market feed's socket (state, age of its last
+        candles, the exchange is unreachable, the exchange refuses the bot's signed requests
+        (``exchange_refusal``: a revoked or expired API wallet...), or the last iteration hit an
+        error; else ``healthy``. ``websocket`` reports the market feed's socket (state, age of its last
         message, how long it has been down, reconnects); a socket that is down does not degrade
         the bot by itself: it reads REST meanwhile, and market-data staleness still counts.
         """
@@ -68,7 +74,9 @@ class RuntimeStatus:
             reasons.append(f"loop stalled for {loop_age:.0f}s")
         if data_age is None or data_age > 2 * self.candle_seconds + self.loop_seconds:
             reasons.append("market data stale")
-        if self.last_error:
+        if self.exchange_refusal:
+            reasons.append(f"exchange refuses the bot's requests: {self.exchange_refusal}")
+        if self.last_error and not (self.exchange_refusal and self.exchange_refusal in self.last_error):
             reasons.append(self.last_error)
         status = "halted" if self.halted_reason else ("degraded" if reasons else "healthy")
         return {
@@ -82,6 +90,7 @@ class RuntimeStatus:
             "halted_reason": self.halted_reason,
             "halts": self.halts,
             "degraded_reasons": reasons,
+            "exchange_refusal": self.exchange_refusal,
             "version": BOT_VERSION,
             "uptime_s": round(now_m - self.started_monotonic, 3),
             "websocket": self._websocket(),
@@ -95,7 +104,7 @@ class RuntimeStatus:
         ws = self.websocket()
         age = ws.last_message_age_s
         return {"state": ws.state, "last_message_age_s": None if age is None else round(age, 3),
-                "down_for_s": round(ws.down_for_s, 3), "reconnects": ws.reconnects}
+                "down_for_s": round(ws.down_for_s, 3), "reconnects": ws.reconnects, "lag_s": round(ws.lag_s, 3)}
 
 
 def _iso(wall: float | None) -> str | None:

@@ -14,18 +14,28 @@ runs the connection; a second keeps it honest:
 
 Subscriptions are re-sent on every connect. ``on_message(channel, data)`` runs on the
 connection's thread and must not block. Times are monotonic seconds.
+
+``down_for_s`` measures the outage as data sees it: it runs from the moment the last connection
+that delivered data (a message on a subscribed channel: not the greeting, a ``pong`` or a
+``subscriptionResponse``) stopped, and only data stops it. A socket that flaps (connects, is
+greeted, goes silent, reconnects) is still down. With ``outage_file`` the outage's start is kept
+on disk while it lasts (rewritten every watchdog period, removed when data arrives), so a bot
+restarted during an outage goes on counting from its start instead of from its own; a record not
+rewritten for ``INHERIT_S`` (the bot was stopped that long) is not inherited.
 """
 from __future__ import annotations
 
 import contextlib
 import json
 import logging
+import os
 import random
 import socket
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import websocket
@@ -36,6 +46,7 @@ BACKOFF_MIN_S = 0.25
 BACKOFF_MAX_S = 30.0
 STABLE_S = 60.0
 CONNECT_TIMEOUT_S = 5.0
+INHERIT_S = 60.0  # an outage record older than this was left by a bot stopped long ago
 
 
 @dataclass(frozen=True)
@@ -43,14 +54,17 @@ class WsStatus:
     state: State
     last_message_age_s: float | None
     down_for_s: float
-    """How long the socket has not been up (0 while connected); from the start when never up."""
+    """How long no data has arrived (0 while a connection delivers data); from the start of the
+    outage, an earlier bot's included (``outage_file``), when data never came."""
     reconnects: int
+    lag_s: float = 0.0
+    """How late data arrives (receipt minus the data's own time), as the feed measures it."""
 
 
 class HyperliquidSocket:
     def __init__(self, base_url: str, subscriptions: list[dict[str, Any]],
                  on_message: Callable[[str, Any], None], *, stale_s: float = 10.0,
-                 on_state: Callable[[State], None] | None = None) -> None:
+                 on_state: Callable[[State], None] | None = None, outage_file: Path | None = None) -> None:
         self.url = "ws" + base_url[len("http"):].rstrip("/") + "/ws"
         self.subscriptions = subscriptions
         self.on_message = on_message
@@ -63,7 +77,10 @@ class HyperliquidSocket:
         self._created = time.monotonic()
         self._last_message: float | None = None
         self._up_since: float | None = None
-        self._down_since = self._created
+        self._live = False  # the current connection has delivered data
+        self._file_lock = threading.Lock()  # the outage record is never written once data came
+        self.outage_file = outage_file
+        self._down_since = self._inherited_outage(self._created)
         self._reconnects = 0
         self._threads: list[threading.Thread] = []
 
@@ -72,6 +89,7 @@ class HyperliquidSocket:
         # websocket-client applies its default timeout to every socket it opens: it bounds the
         # TCP connect and the handshake (reads go through select, so quiet periods are fine).
         websocket.setdefaulttimeout(CONNECT_TIMEOUT_S)
+        self._record_outage()  # from now until data arrives (a restart right away keeps it)
         self._threads = [threading.Thread(target=self._run, name="ws-feed", daemon=True),
                          threading.Thread(target=self._watch, name="ws-watchdog", daemon=True)]
         for t in self._threads:
@@ -101,7 +119,7 @@ class HyperliquidSocket:
         now = time.monotonic()
         with self._lock:
             age = None if self._last_message is None else now - self._last_message
-            down = 0.0 if self._state == "connected" else now - self._down_since
+            down = 0.0 if self._live else now - self._down_since
             return WsStatus(self._state, age, down, self._reconnects)
 
     def last_message_at(self) -> float | None:
@@ -155,6 +173,11 @@ class HyperliquidSocket:
         channel = msg.get("channel")
         if channel in ("pong", "subscriptionResponse"):
             return
+        if not self._live and channel != "error":
+            with self._file_lock:
+                with self._lock:
+                    self._live = True
+                self._forget_outage()
         if channel == "error":
             log.warning("websocket error message",
                         extra={"event": "ws_error_message", "error": str(msg.get("data"))})
@@ -172,6 +195,8 @@ class HyperliquidSocket:
     def _watch(self) -> None:
         period = max(0.05, self.stale_s / 3)
         while not self._stop.wait(period):
+            if not self._live:
+                self._record_outage()
             app, state = self._app, self._state
             if app is None or state != "connected":
                 continue
@@ -191,8 +216,49 @@ class HyperliquidSocket:
         with self._lock:
             if state == self._state:
                 return
-            if self._state == "connected":
-                self._down_since = time.monotonic()  # down from the moment it stopped being up
+            if self._state == "connected" and self._live:
+                self._down_since = time.monotonic()  # down from the moment data stopped
+                self._live = False
             self._state = state
         if self.on_state is not None:
             self.on_state(state)
+
+    # ----- the outage record ------------------------------------------------------------------
+    def _inherited_outage(self, now: float) -> float:
+        """The monotonic start of an outage an earlier bot recorded (recently), else ``now``."""
+        if self.outage_file is None:
+            return now
+        try:
+            rec = json.loads(self.outage_file.read_text())
+            since, seen = float(rec["down_since"]), float(rec["seen_at"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return now
+        wall = time.time()
+        if wall - seen > INHERIT_S or since > wall:
+            return now
+        log.info("websocket outage goes on from before this start",
+                 extra={"event": "ws_outage_inherited", "down_for_s": round(wall - since, 3)})
+        return now - (wall - since)
+
+    def _record_outage(self) -> None:
+        if self.outage_file is None:
+            return
+        with self._file_lock:
+            if self._live:
+                return
+            wall = time.time()
+            with self._lock:
+                since = wall - (time.monotonic() - self._down_since)
+            tmp = self.outage_file.with_name(self.outage_file.name + ".tmp")
+            try:
+                self.outage_file.parent.mkdir(parents=True, exist_ok=True)
+                tmp.write_text(json.dumps({"down_since": since, "seen_at": wall}))
+                os.replace(tmp, self.outage_file)
+            except OSError as err:
+                log.warning("websocket outage not recorded",
+                            extra={"event": "ws_outage_file", "error": str(err)})
+
+    def _forget_outage(self) -> None:
+        if self.outage_file is not None:
+            with contextlib.suppress(FileNotFoundError):
+                self.outage_file.unlink()

@@ -121,3 +121,47 @@ def test_api_wallets_by_default_and_a_dead_socket_is_one_alert_then_one_resolve(
     others = [m["title"] for m in stack.inbox()[since:] if "bot websocket" not in m["title"]
               and "bot websocket" not in (m.get("message") or "")]
     assert others == []
+
+
+def websocket_titles(stack: Any, since: int) -> list[str]:
+    """Titles of the websocket check's own messages (another alert may list it as a dependent)."""
+    return [m["title"] for m in stack.inbox()[since:] if "bot websocket" in m.get("title", "")]
+
+
+def test_a_bot_restarted_during_the_outage_keeps_counting_it(stack: Any) -> None:
+    """The outage's start survives the restart (the `recycle-bot` remediation does one): no false
+    resolve when the new bot starts, no second alert; one resolve once data flows again."""
+    wait_until(lambda: (h := stack.try_health()).get("status") == "healthy"
+               and (h.get("websocket") or {}).get("state") == "connected" and h, 90,
+               what="the bot healthy on its websocket")
+    wait_until(lambda: [s for k, s in stack.check_states().items() if k.endswith("/bot websocket")
+                        and s.hard_state.name == "OK"], 60, what="the websocket check OK")
+    wait_until(lambda: stack.outbox_idle() and len(set(map(len, messages_about(stack, "bot websocket")))) == 1,
+               60, what="the start-up messages delivered")
+    since = len(stack.inbox())
+    stack.exchange_admin("POST", "/admin/faults", {"ws_outage": True})
+    try:
+        wait_until(lambda: messages_about(stack, "bot websocket", since)[0], 60, what="the websocket alert")
+        old_pid = stack.health()["pid"]
+        down_before = stack.health()["websocket"]["down_for_s"]
+        stack.ctl("restart", stack.settings.bot.program)
+        h = wait_until(lambda: (x := stack.try_health()).get("pid") not in (None, old_pid)
+                       and x.get("websocket") and x, 60, what="the restarted bot answering")
+        assert h["websocket"]["down_for_s"] >= down_before  # goes on from the outage's start
+        states = []
+        for _ in range(10):  # a few more rounds of the check: still the same outage
+            time.sleep(0.5)
+            states += [s.hard_state.name for k, s in stack.check_states().items() if k.endswith("/bot websocket")]
+        assert set(states) == {"CRITICAL"}, states
+        titles = websocket_titles(stack, since)
+        # one alert (a group message may list it beside the restarted process), never resolved
+        assert titles[0] == "[CRITICAL] bot websocket on local" and not [t for t in titles if "RESOLVED" in t], \
+            [m["title"] for m in stack.inbox()[since:]]
+        assert [t for t in titles if t.startswith("[CRITICAL] bot websocket")] == [titles[0]]
+    finally:
+        stack.exchange_admin("DELETE", "/admin/faults")
+    wait_until(lambda: any("RESOLVED" in t for t in websocket_titles(stack, since)), 60, what="the resolve")
+    time.sleep(3)
+    titles = websocket_titles(stack, since)
+    assert [t for t in titles if t.startswith("[CRITICAL] bot websocket")] == [titles[0]]
+    assert len([t for t in titles if t.startswith("[RESOLVED] bot websocket")]) == 1, titles

@@ -177,3 +177,43 @@ def test_update_leverage_and_batch_modify(hl_info: Info, hl_exchange: Exchange) 
     [open_order] = hl_info.open_orders(address)
     assert open_order["oid"] == mod["resting"]["oid"] and float(open_order["limitPx"]) == new_px
     assert float(open_order["sz"]) == 0.2
+
+
+@pytest.mark.parametrize("change", ["bad tick", "insufficient margin", "another asset", "far from reference"])
+def test_a_refused_modify_leaves_the_original_resting(hl_info: Info, hl_exchange: Exchange, change: str) -> None:
+    address = hl_exchange.wallet.address
+    px = round(mid(hl_info, "ETH") * 0.9, 1)
+    [st] = statuses(hl_exchange.order("ETH", True, 0.1, px, {"limit": {"tif": "Gtc"}}, cloid=Cloid("0x" + "ab" * 16)))
+    oid = st["resting"]["oid"]
+    coin, sz, new_px = "ETH", 0.1, px
+    if change == "bad tick":
+        new_px = px + 0.01234
+    elif change == "insufficient margin":
+        sz = 1000.0
+    elif change == "another asset":
+        coin, new_px = "BTC", float(round(mid(hl_info, "BTC") * 0.9))
+    else:
+        new_px = round(px * 0.1, 1)
+    [refused] = statuses(hl_exchange.modify_order(oid, coin, True, sz, new_px, {"limit": {"tif": "Gtc"}}))
+    assert "error" in refused, refused
+    expected = {"bad tick": "Price must be divisible by tick size.",
+                "insufficient margin": "Insufficient margin to place order.",
+                "another asset": "another asset",
+                "far from reference": "Order price cannot be more than 80% away from the reference price"}[change]
+    assert expected in refused["error"]
+    [still] = hl_info.open_orders(address)  # the original rests, unchanged
+    assert still["oid"] == oid and float(still["limitPx"]) == px and float(still["sz"]) == 0.1
+    assert hl_info.query_order_by_oid(address, oid)["order"]["status"] == "open"
+
+
+def test_orders_more_than_80_percent_from_the_reference_price_are_refused(hl_info: Info,
+                                                                          hl_exchange: Exchange) -> None:
+    ref = mid(hl_info, "BTC")
+    far = "Order price cannot be more than 80% away from the reference price"
+    [low] = statuses(hl_exchange.order("BTC", True, 0.01, float(round(ref * 0.15)), {"limit": {"tif": "Gtc"}}))
+    [high] = statuses(hl_exchange.order("BTC", False, 0.001, float(round(ref * 1.85)), {"limit": {"tif": "Gtc"}}))
+    trigger = {"trigger": {"triggerPx": float(round(ref * 0.1)), "isMarket": True, "tpsl": "sl"}}
+    [trig] = statuses(hl_exchange.order("BTC", False, 0.01, float(round(ref * 0.5)), trigger, reduce_only=True))
+    assert low == {"error": far} and high == {"error": far} and trig == {"error": far}
+    [inside] = statuses(hl_exchange.order("BTC", True, 0.01, float(round(ref * 0.25)), {"limit": {"tif": "Gtc"}}))
+    assert "resting" in inside

@@ -291,3 +291,92 @@ def test_bad_fault_values_are_refused(paper_exchange: RunningExchange) -> None:
     with pytest.raises(httpx.HTTPStatusError) as bad:
         paper_exchange.admin("POST", "/admin/faults", {"ws_stall": ["noSuchChannel"]})
     assert "ws_stall takes channel names" in bad.value.response.text
+
+
+def _subscription_of(kind: str, user: str) -> dict[str, Any]:
+    if kind in ("l2Book", "trades", "bbo", "activeAssetCtx"):
+        return {"type": kind, "coin": "BTC"}
+    if kind == "candle":
+        return {"type": kind, "coin": "BTC", "interval": "1m"}
+    if kind == "allMids":
+        return {"type": kind}
+    return {"type": kind, "user": user}
+
+
+def test_every_channel_listed_as_supported_delivers(paper_exchange: RunningExchange, raw: RawClient,
+                                                    hl_exchange: Exchange, dev_wallet: LocalAccount,
+                                                    hl_info: Info) -> None:
+    """Never accepted and ignored: each channel the catalog (and the docs table) calls supported
+    sends data once subscribed and the account trades."""
+    from bot.exchange import catalog
+
+    user = dev_wallet.address.lower()
+    supported = sorted(k for k, e in catalog.WS_CHANNELS.items() if e.supported)
+    for kind in supported:
+        raw.send({"method": "subscribe", "subscription": _subscription_of(kind, user)})
+    raw.rec.wait(lambda: len(raw.rec.of("subscriptionResponse")) == len(supported), what="acks")
+    px = round(float(hl_info.all_mids()["BTC"]) * 0.9)
+    assert hl_exchange.order("BTC", True, 0.01, px, {"limit": {"tif": "Gtc"}})["status"] == "ok"
+    assert hl_exchange.market_open("BTC", True, 0.01)["status"] == "ok"
+    wire = {k: "user" if k == "userEvents" else k for k in supported}
+    raw.rec.wait(lambda: all(raw.rec.of(wire[k]) for k in supported),
+                 what="a message on every supported channel")
+    assert raw.rec.of("error") == []
+
+
+def test_clearinghouse_state_and_open_orders_in_hyperliquids_shapes(paper_exchange: RunningExchange,
+                                                                    raw: RawClient, hl_exchange: Exchange,
+                                                                    dev_wallet: LocalAccount, hl_info: Info) -> None:
+    user = dev_wallet.address.lower()
+    raw.send({"method": "subscribe", "subscription": {"type": "clearinghouseState", "user": user}})
+    raw.send({"method": "subscribe", "subscription": {"type": "openOrders", "user": user}})
+    first = raw.rec.wait(lambda: raw.rec.of("openOrders"), what="the open orders snapshot")[0]["data"]
+    assert first == {"dex": "", "user": user, "orders": []}
+    state = raw.rec.wait(lambda: raw.rec.of("clearinghouseState"), what="the state snapshot")[0]["data"]
+    assert set(state) == {"dex", "user", "clearinghouseState"} and state["dex"] == "" and state["user"] == user
+    assert state["clearinghouseState"] == hl_info.user_state(user) | {"time": state["clearinghouseState"]["time"]}
+    px = round(float(hl_info.all_mids()["BTC"]) * 0.9)
+    oid = hl_exchange.order("BTC", True, 0.01, px, {"limit": {"tif": "Gtc"}})["response"]["data"]["statuses"][0][
+        "resting"]["oid"]
+    pushed = raw.rec.wait(lambda: [m for m in raw.rec.of("openOrders") if m["data"]["orders"]], what="the order")
+    assert [o["oid"] for o in pushed[0]["data"]["orders"]] == [oid]
+    assert pushed[0]["data"]["orders"] == hl_info.frontend_open_orders(user)
+    hl_exchange.market_open("ETH", True, 0.05)
+    raw.rec.wait(lambda: any(p["position"]["coin"] == "ETH" for m in raw.rec.of("clearinghouseState")
+                             for p in m["data"]["clearinghouseState"]["assetPositions"]), what="the position")
+    raw.send({"method": "subscribe", "subscription": {"type": "openOrders", "user": user, "dex": "xyz"}})
+    err = raw.rec.wait(lambda: raw.rec.of("error"), what="the refused dex")[0]["data"]
+    assert "one perp dex only" in err
+
+
+def test_posts_meet_the_faults_http_meets(paper_exchange: RunningExchange, dev_wallet: LocalAccount,
+                                          hl_info: Info) -> None:
+    """latency_ms, error_rate, rate_limit_rate and drop_responses act on a websocket post as on HTTP."""
+    book = {"type": "info", "payload": {"type": "l2Book", "coin": "ETH"}}
+
+    def post(client: RawClient, ident: int, request: dict[str, Any]) -> dict[str, Any]:
+        client.send({"method": "post", "id": ident, "request": request})
+        return client.rec.wait(lambda: [p for p in client.rec.of("post") if p["data"]["id"] == ident],
+                               what=f"post {ident}")[0]["data"]["response"]
+
+    client = RawClient(paper_exchange)
+    try:
+        paper_exchange.admin("POST", "/admin/faults", {"error_rate": 1.0})
+        assert post(client, 1, book) == {"type": "error", "payload": "500 Internal Server Error"}
+        paper_exchange.admin("POST", "/admin/faults", {"error_rate": 0.0, "rate_limit_rate": 1.0})
+        assert post(client, 2, book) == {"type": "error", "payload": "429 Too Many Requests"}
+        paper_exchange.admin("POST", "/admin/faults", {"rate_limit_rate": 0.0, "latency_ms": 1500})
+        sent = time.monotonic()
+        assert post(client, 3, book)["type"] == "info"
+        assert time.monotonic() - sent >= 1.5  # answered no sooner than the latency
+        paper_exchange.admin("POST", "/admin/faults", {"latency_ms": 0, "drop_responses": 1})
+        px = round(float(hl_info.all_mids()["BTC"]) * 0.9)
+        client.send({"method": "post", "id": 4, "request": {"type": "action",
+                                                             "payload": _signed_order(dev_wallet, 0, px, 0.01)}})
+        assert client.closed.wait(10), "the connection was not cut"
+        assert not [p for p in client.rec.of("post") if p["data"]["id"] == 4]  # the answer is lost...
+        assert len(hl_info.open_orders(dev_wallet.address)) == 1  # ...the order was applied
+        assert paper_exchange.admin("POST", "/admin/faults", {})["faults"]["drop_responses"] == 0
+    finally:
+        client.close()
+        paper_exchange.admin("DELETE", "/admin/faults")

@@ -117,7 +117,7 @@ def test_a_silent_connection_is_dropped_and_reopened(world: World, paper_exchang
     wait_for(world.connected, what="connected")
     reconnects = world.feed.status().reconnects
     # Nothing at all comes through, pongs included: a half-open connection looks like this.
-    paper_exchange.admin("POST", "/admin/faults", {"ws_stall": ["allMids", "candle", "userFills", "pong"]})
+    paper_exchange.admin("POST", "/admin/faults", {"ws_stall": ["allMids", "candle", "bbo", "userFills", "pong"]})
     wait_for(lambda: world.feed.status().reconnects > reconnects, what="the watchdog reconnecting")
     paper_exchange.admin("DELETE", "/admin/faults")
     wait_for(world.mids_from_socket, what="mids after the reconnect")

@@ -1,0 +1,78 @@
+"""End to end, the stack as ``make run`` brings it up (the bot on its own API wallet): `bot drill revoke
+bot` makes the exchange refuse every signed request of the bot (``User or API Wallet 0x... does not
+exist.``). The bot goes degraded naming the refusal on /health, logs it at ERROR, and the shipped
+playbooks send one critical alert, `bot exchange access` (the API-error and log-error checks fold
+into it); `bot drill approve bot` resolves it."""
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import yaml
+
+from bot import drill
+from tests.support.stack import REPO, running_stack, wait_until  # noqa: F401 - running_stack is a fixture
+
+pytestmark = pytest.mark.slow
+CHECK = "bot exchange access"
+
+
+def quick(name: str, every: str = "1s") -> str:
+    doc = yaml.safe_load((REPO / "playbooks" / f"{name}.yaml").read_text())
+    doc["schedule"] = {"every": every}
+    for check in doc["checks"]:
+        check["every"] = every
+        check.pop("for", None)
+    if name == "trading-risk":
+        doc["vars"]["api_errors_warning_per_min"] = 0  # the first refused order would be a warning
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+@pytest.fixture
+def stack(running_stack: Any) -> Iterator[Any]:
+    st = running_stack(playbooks={"bot-health": quick("bot-health"), "trading-risk": quick("trading-risk"),
+                                  "exchange": quick("exchange", "2s"),
+                                  "emergency": (REPO / "playbooks" / "emergency.yaml").read_text()},
+                       settings={"bot": {"candle_interval": "1m"}},
+                       inventory={"notify": {"group_wait": 0.5, "group_interval": 1}})
+    st.wait_running(timeout=60)
+    yield st
+
+
+def about(stack: Any, since: int) -> list[dict[str, Any]]:
+    return [m for m in stack.inbox()[since:]
+            if CHECK in m.get("title", "") + (m.get("message") or m.get("body") or "")]
+
+
+def test_a_revoked_bot_wallet_is_one_alert_naming_the_refusal(stack: Any) -> None:
+    wait_until(lambda: stack.try_health().get("status") == "healthy", 90, what="the bot healthy")
+    wait_until(lambda: [s for k, s in stack.check_states().items() if k.endswith(f"/{CHECK}")
+                        and s.hard_state.name == "OK"], 60, what="the access check OK")
+    wait_until(stack.outbox_idle, 60, what="the start-up messages delivered")
+    since = len(stack.inbox())
+
+    revoked = drill.api_wallet(stack.settings, "bot", "revoke")
+    health = wait_until(lambda: (h := stack.try_health()).get("exchange_refusal") and h, 60,
+                        what="the bot reporting the refusal")
+    assert health["status"] == "degraded"
+    assert any("exchange refuses the bot's requests" in r for r in health["degraded_reasons"]), health
+    alert = wait_until(lambda: about(stack, since), 60, what="the alert")
+    text = alert[0].get("title", "") + (alert[0].get("message") or "")
+    assert "CRITICAL" in text and "suppressed while this lasts" in text and "bot API error rate" in text, text
+    lines = [json.loads(line) for line in stack.log("bot", tail=200_000).splitlines() if line.startswith("{")]
+    assert [r for r in lines if r.get("level") == "error" and revoked["revoked"] != r.get("error")
+            and ("does not exist" in str(r.get("error")) or "not approved" in str(r.get("error")))], \
+        "no ERROR line names the refusal"
+    # the refusal keeps going: still one message, nothing else (API errors, log errors fold into it)
+    wait_until(stack.outbox_idle, 30, what="the outbox idle")
+    time.sleep(6)
+    messages = [m.get("title", "") for m in stack.inbox()[since:]]
+    assert len(about(stack, since)) == 1 and len(messages) == 1, messages
+
+    drill.api_wallet(stack.settings, "bot", "approve")
+    wait_until(lambda: any("RESOLVED" in m.get("title", "") for m in about(stack, since)), 90,
+               what="the resolve after approving the wallet again")
+    assert revoked["revoked"] == stack.settings.bot.api_wallet_name
