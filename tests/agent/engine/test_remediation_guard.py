@@ -7,8 +7,6 @@ from types import SimpleNamespace
 import pytest
 
 from agent.engine.remediation import RemediationGuard
-from agent.engine.store_thread import StoreThread
-from agent.store import Store
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -33,21 +31,6 @@ def bc():
 
 def remediation(max_=3, within=1800.0, then="emergency", cooldown=None):
     return SimpleNamespace(budget=SimpleNamespace(max=max_, within=within, then=then), cooldown=cooldown, steps=[])
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = Store(f"sqlite:///{tmp_path / 'a.db'}")
-    s.migrate()
-    yield s
-    s.close()
-
-
-@pytest.fixture
-async def thread():
-    t = StoreThread()
-    yield t
-    t.shutdown()
 
 
 def guard(store, thread, clock):

@@ -8,12 +8,8 @@ import asyncio
 from types import SimpleNamespace
 from typing import Any
 
-import pytest
-
 from agent.engine.remediation import RemediationGuard
 from agent.engine.remediator import Remediator
-from agent.engine.store_thread import StoreThread
-from agent.store import Store
 
 
 class HeldTasks:
@@ -40,21 +36,6 @@ class Pages:
 
     def page(self, bc: Any, reason: str) -> None:
         self.paged.append(reason)
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = Store(f"sqlite:///{tmp_path / 'a.db'}")
-    s.migrate()
-    yield s
-    s.close()
-
-
-@pytest.fixture
-async def thread():
-    t = StoreThread()
-    yield t
-    t.shutdown()
 
 
 async def test_a_crash_during_the_last_run_of_the_budget_hands_over_instead_of_a_run_more(store, thread) -> None:
