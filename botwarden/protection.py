@@ -7,7 +7,11 @@ its coin hold stop-losses that together cover its whole size. An order is one of
 * a trigger order whose kind is stop-loss (``tpsl == "sl"``; a take-profit closes at a gain and
   protects nothing against a loss),
 * reduce-only (it can only shrink the position, never open the other way),
-* on the closing side (a sell for a long, a buy for a short).
+* on the closing side (a sell for a long, a buy for a short), and
+* able to fill once triggered: its limit price (a stop-limit's limit, a stop-market's slippage
+  bound) at or beyond the trigger on the closing side (a sell's limit at or below its trigger, a
+  buy's at or above). A stop-limit whose limit is far on the other side turns into a resting
+  limit order when it triggers and closes nothing while the price runs away.
 
 Where its trigger sits against the entry does not matter: a stop-loss fires when the price moves
 against the position (a long's sell stop when the price falls to it), so one above a long's entry
@@ -39,6 +43,8 @@ class TriggerOrder(Protocol):
     def size(self) -> float: ...
     @property
     def trigger_px(self) -> float | None: ...
+    @property
+    def limit_px(self) -> float: ...
     @property
     def reduce_only(self) -> bool: ...
     @property
@@ -72,7 +78,11 @@ def is_stop_loss(order: TriggerOrder, szi: float) -> bool:
     trigger = order.trigger_px
     if trigger is None or not math.isfinite(trigger):
         return False
-    return (order.tpsl == "sl" and bool(order.reduce_only) and order.is_buy != (szi > 0)
+    limit = order.limit_px
+    if not math.isfinite(limit) or limit <= 0:
+        return False
+    fills = limit >= trigger if order.is_buy else limit <= trigger
+    return (order.tpsl == "sl" and bool(order.reduce_only) and order.is_buy != (szi > 0) and fills
             and math.isfinite(order.size) and order.size > 0)
 
 

@@ -27,11 +27,14 @@ class Raw:
     """Trigger price minus the entry, in ticks (None: not a trigger order)."""
     reduce_only: bool
     kind: str
+    limit_offset: int = 0
+    """A trigger order's limit price minus its trigger, in ticks."""
 
     def row(self, entry: Decimal, oid: int) -> dict[str, Any]:
         trigger = None if self.trigger_offset is None else entry + self.trigger_offset
         is_trigger = trigger is not None and self.kind != "Limit"
-        return {"coin": "BTC", "side": self.side, "sz": str(self.units * UNIT), "limitPx": str(entry), "oid": oid,
+        limit = trigger + self.limit_offset if is_trigger and trigger is not None else entry
+        return {"coin": "BTC", "side": self.side, "sz": str(self.units * UNIT), "limitPx": str(limit), "oid": oid,
                 "isTrigger": is_trigger, "triggerPx": str(trigger) if is_trigger else "0.0",
                 "reduceOnly": self.reduce_only, "orderType": self.kind if is_trigger else "Limit"}
 
@@ -43,14 +46,16 @@ class Raw:
 
 def stop_loss_of(raw: Raw, long: bool) -> bool:
     """The rule, written out once more from its statement: a reduce-only stop-loss trigger on the
-    closing side (wherever its trigger sits against the entry)."""
+    closing side (wherever its trigger sits against the entry) whose limit lets it fill once
+    triggered (a sell's at or below the trigger, a buy's at or above)."""
     return (raw.trigger_offset is not None and raw.kind.startswith("Stop") and raw.reduce_only
-            and raw.side == ("A" if long else "B"))
+            and raw.side == ("A" if long else "B")
+            and (raw.limit_offset <= 0 if raw.side == "A" else raw.limit_offset >= 0))
 
 
 raws = st.builds(Raw, side=st.sampled_from("AB"), units=st.integers(1, 300_000),
-                 trigger_offset=st.none() | st.integers(-5_000, 5_000), reduce_only=st.booleans(),
-                 kind=st.sampled_from(KINDS))
+                 trigger_offset=st.none() | st.integers(-500, 500), reduce_only=st.booleans(),
+                 kind=st.sampled_from(KINDS), limit_offset=st.integers(-400, 400))
 positions = st.tuples(st.integers(1, 300_000), st.booleans(), st.integers(1_000, 100_000))
 
 
@@ -89,9 +94,10 @@ def test_a_stop_split_in_parts_covers_only_with_every_part(position: tuple[int, 
     cuts = sorted(data.draw(st.sets(st.integers(1, units - 1), min_size=parts - 1, max_size=parts - 1))
                   if units > 1 else set())
     sizes = [b - a for a, b in zip([0, *cuts], [*cuts, units], strict=True)]
-    offset = data.draw(st.integers(1, 5_000))
+    offset = data.draw(st.integers(1, 500))
     stops = [Raw("A" if long else "B", s, -offset if long else offset, True,
-                 data.draw(st.sampled_from(KINDS[:2]))) for s in sizes]
+                 data.draw(st.sampled_from(KINDS[:2])), data.draw(st.integers(-400, 0)) * (1 if long else -1))
+             for s in sizes]
     assert verdicts(units, long, entry, stops) == (True, True)
     for i in range(len(stops)):
         assert verdicts(units, long, entry, stops[:i] + stops[i + 1:]) == (False, False)

@@ -321,6 +321,10 @@ class OpenOrder:
         return self.side == "buy"
 
     @property
+    def limit_px(self) -> float:
+        return self.price
+
+    @property
     def tpsl(self) -> str | None:
         """``"sl"``, ``"tp"`` or None, read from the order type (:func:`botwarden.protection.tpsl_of`)."""
         from botwarden.protection import tpsl_of
