@@ -136,7 +136,8 @@ def find_play(config: Any, name: str, limit: str | None = None) -> tuple[Any, li
 
 def needs_confirmation(play: Any, config: Any) -> bool:
     """Whether running ``play`` (not in check mode) must be confirmed: it has a ``confirm:`` text
-    or a task (in a block, rescue or always too) uses a destructive module."""
+    or a task (in a block, rescue or always too, or a handler a task notifies) uses a destructive
+    module."""
     if play.confirm:
         return True
     from agent.modules.registry import default_registry
@@ -152,7 +153,7 @@ def needs_confirmation(play: Any, config: Any) -> bool:
                 return True
         return False
 
-    return destructive(play.tasks)
+    return destructive(play.tasks) or destructive(getattr(play, "handlers", None) or [])
 
 
 def confirmation_text(play: Any, config: Any, hosts: list[str]) -> str:
