@@ -30,11 +30,16 @@ T = TypeVar("T")
 
 
 def _back(request: web.Request, default: str = "/") -> str:
+    """The page the form was sent from, when it is a path on this site (the same rule as sign-in's
+    ``next=``: a Referer ``http://host//evil.example/x`` gave ``Location: //evil.example/x``)."""
+    from agent.web.signin import local_path
+
     ref = request.headers.get("Referer", "")
     host = request.host
     for prefix in (f"http://{host}", f"https://{host}"):
         if ref.startswith(prefix + "/"):
-            return ref[len(prefix):]
+            path = ref[len(prefix):]
+            return path if local_path(path) == path else default
     return default
 
 

@@ -169,3 +169,17 @@ async def test_healthz_tells_a_visitor_only_that_the_page_is_alive(client: TestC
     r = await client.get("/healthz")
     assert r.status == 200
     assert await r.json() == {"status": "ok"}
+
+
+@pytest.mark.parametrize("path", ["//evil.example/incidents/1", "/\\evil.example/x", "/\t/evil.example"])
+async def test_an_action_never_goes_back_off_the_site(client: TestClient, path: str) -> None:
+    """After an action the page goes back to the page the form was on (its Referer), only when
+    that is a path on this site: aiohttp serves ``http://host//evil.example/...`` as a page of its
+    own, whose forms then sent a Referer that became ``Location: //evil.example/...``."""
+    csrf = await sign_in(client, "operator", OPERATOR_PW)
+    base = str(client.make_url("/")).rstrip("/")
+    r = await client.post("/act/ack/1", allow_redirects=False, headers={"Referer": base + path},
+                          data={"csrf": csrf, "comment": "on it"})
+    assert r.status in (302, 303), r.status
+    location = r.headers["Location"]
+    assert as_a_browser_follows(location) == ("https", "ops.example"), location
