@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 import xmlrpc.client
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -127,8 +127,9 @@ def eventlisteners(stack: Stack) -> list[dict[str, Any]]:
 
 
 def render_conf(stack: Stack, *, nodaemon: bool = False, environments: Mapping[str, Mapping[str, str]] | None = None,
-                mask: bool = False) -> str:
-    """The supervisord.conf of ``stack``; ``environments`` as :func:`programs` takes them."""
+                mask: bool = False, only: Collection[str] | None = None) -> str:
+    """The supervisord.conf of ``stack``; ``environments`` as :func:`programs` takes them;
+    ``only``: just the programs of those names."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(stack.templates)),
         undefined=jinja2.StrictUndefined,
@@ -140,7 +141,7 @@ def render_conf(stack: Stack, *, nodaemon: bool = False, environments: Mapping[s
         root=str(stack.root),
         logdir=str(stack.settings.path(stack.settings.supervisor.logdir)),
         nodaemon=nodaemon,
-        programs=programs(stack, environments, mask=mask),
+        programs=[p for p in programs(stack, environments, mask=mask) if only is None or p["name"] in only],
         eventlisteners=eventlisteners(stack),
     )
 
@@ -210,8 +211,16 @@ def up(stack: Stack, *, wait: float = 30.0, environ: Mapping[str, str] | None = 
     secure_state(stack.settings)
     stack.settings.path(stack.settings.supervisor.logdir).mkdir(mode=0o700, parents=True, exist_ok=True)
     tokens = ensure_secrets(stack)
-    conf = render_conf(stack, environments=program_environments(stack, environ, tokens))
-    write_private(stack.conf_path, conf)
+    environments = program_environments(stack, environ, tokens)
+    conf = render_conf(stack, environments=environments)
+    # A first start on paper brings up the exchange alone, approves the API wallets, then the rest:
+    # a bot and an agent started first were refused by the exchange until the approval landed, and
+    # the agent's checks read that as revoked credentials and ran the emergency on a fresh install.
+    # Approvals are kept in the exchange's state file, so later starts need no such order.
+    wallets_first = not is_up(stack) and stack.settings.bot.network == "paper"
+    first = {stack.settings.inbox.program, stack.settings.exchange.program}
+    write_private(stack.conf_path, render_conf(stack, environments=environments, only=first) if wallets_first
+                  else conf)
     secure_state(stack.settings)  # and checked: secrets.env and the config just written included
     link = stack.root / "supervisord.conf"  # so a plain `supervisorctl status` finds it from the root
     if link.is_symlink() or not link.exists():
@@ -231,8 +240,14 @@ def up(stack: Stack, *, wait: float = 30.0, environ: Mapping[str, str] | None = 
         if res.returncode != 0:
             raise OperationalError(f"supervisord did not start: {res.stderr.strip() or res.stdout.strip()}",
                                    hint=f"see {stack.settings.path(stack.settings.supervisor.logdir)}/supervisord.log")
+    if wallets_first:
+        wait_running(stack, wait)
+        approve_api_wallets(stack, {**environ, **tokens}, wait)  # this process signs with the account's key
+        write_private(stack.conf_path, conf)
+        subprocess.run([*ctl, "update"], check=False, env=env, capture_output=True, timeout=30)
     infos = wait_running(stack, wait)
-    approve_api_wallets(stack, {**environ, **tokens}, wait)  # this process signs with the account's key
+    if not wallets_first:
+        approve_api_wallets(stack, {**environ, **tokens}, wait)
     return infos
 
 

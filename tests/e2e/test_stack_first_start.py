@@ -31,6 +31,9 @@ def _approve(st) -> None:  # type: ignore[no-untyped-def]
 
 def test_an_exchange_that_runs_but_does_not_answer_yet_is_waited_for_and_a_stopped_one_is_not(running_stack) -> None:
     st = running_stack()
+    # A first start approves the API wallets before the bot and the agent start: neither is ever
+    # refused by the exchange (a refused bot read as revoked credentials ran the emergency).
+    assert "is not approved" not in st.log("bot", tail=200_000), st.log("bot")
     pid = st.info("exchange")["pid"]
     os.kill(pid, signal.SIGSTOP)
     resumed = threading.Timer(WAIT + 6.0, os.kill, (pid, signal.SIGCONT))
