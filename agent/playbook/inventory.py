@@ -171,7 +171,7 @@ class NotifySettings(_Model):
                           "them to be seen healthy since its problem began (until then the parent may be the "
                           "cause: one fault, one message); keep it above the longest heartbeat deadline")
     remediation_wait: RemediationWait = Field(
-        5.0, description="the first alert of a problem whose check names remediate: waits at most this "
+        10.0, description="the first alert of a problem whose check names remediate: waits at most this "
                                "long for the remediation's outcome, so it says what the agent did (restarted, "
                                "refused, nothing); past it, it says the remediation is running and the resolve "
                                "says how it ended (0 = never wait)")

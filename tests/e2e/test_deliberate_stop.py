@@ -92,6 +92,13 @@ def test_a_stop_after_the_budget_is_spent_is_not_handed_over_to_the_emergency(st
     for runs in (1, 2, 3):  # three crashes: the budget (3 within 30m) is spent
         _crash_and_wait_for_the_restart(stack, runs)
     assert len(_events(stack, "remediation-run")) == 3
+
+    def crashes_told() -> bool:  # each crash's alert resolved at the receiver (a resolve may trail the OK)
+        titles = [m["title"] for m in stack.inbox() if "bot process" in m["title"]]
+        opened = sum(t.startswith("[CRITICAL] ") for t in titles)
+        return opened == sum(t.startswith("[RESOLVED] ") for t in titles) and stack.outbox_idle()
+
+    wait_until(crashes_told, 30, what="every crash's alert resolved at the receiver")
     told_before = len(stack.inbox())
 
     stack.ctl("stop", "bot")  # deliberate

@@ -17,7 +17,7 @@ class LifecycleSettings:
     dependency_hold: float = 90.0
     """At most this long after it opened, a dependent waits for its parents to be seen healthy
     (:mod:`agent.notify.lifecycle.dependency_hold`)."""
-    remediation_wait: float = 5.0
+    remediation_wait: float = 10.0
     """The first alert of a problem that names ``remediate:`` waits at most this long for the
     remediation's outcome (:mod:`agent.notify.lifecycle.remediation_notes`)."""
 
