@@ -314,6 +314,25 @@ class StackSettings(_Model):
     inbox: InboxSettings = Field(default_factory=InboxSettings)
     web: WebSettings = Field(default_factory=WebSettings)
 
+    @model_validator(mode="after")
+    def _one_program_per_port_and_name(self) -> StackSettings:
+        """Two programs on one port (the bot's checks then read the inbox's answers as the bot's
+        /health and ran the emergency) or under one supervisord name (the exchange never started
+        while its process check watched the bot) are refused."""
+        ports = {"exchange.port": self.exchange.port, "bot.port": self.bot.port, "inbox.port": self.inbox.port,
+                 "web.port": self.web.port, "agent.metrics_port": self.agent.metrics_port}
+        names = {"exchange.program": self.exchange.program, "bot.program": self.bot.program,
+                 "inbox.program": self.inbox.program, "agent.program": self.agent.program,
+                 "web.program": self.web.program}
+        for what, values in (("port", ports), ("program name", names)):
+            seen: dict[object, str] = {}
+            for key, value in values.items():
+                if value in seen:
+                    raise ValueError(f"{seen[value]} and {key} are both {value!r}: each program needs a "
+                                     f"{what} of its own")
+                seen[value] = key
+        return self
+
     def path(self, relative: str) -> Path:
         """Resolve a settings path against ``root`` (absolute paths pass through)."""
         p = Path(relative)

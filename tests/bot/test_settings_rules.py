@@ -94,3 +94,15 @@ def test_agent_validate_names_the_broken_rule(tmp_path: Path) -> None:
     out = " ".join((res.stdout + res.stderr).split())
     assert res.returncode != 0, out
     assert "rule macd-fast-below-slow" in out and "swap them or lower fast" in out, out
+
+
+@pytest.mark.parametrize(("data", "said"), [
+    ({"bot": {"port": 19711}, "inbox": {"port": 19711}}, "bot.port and inbox.port are both 19711"),
+    ({"web": {"port": 19713}, "agent": {"metrics_port": 19713}}, "web.port and agent.metrics_port are both 19713"),
+    ({"exchange": {"program": "bot"}}, "exchange.program and bot.program are both 'bot'"),
+])
+def test_two_programs_on_one_port_or_name_are_refused(data: dict[str, Any], said: str) -> None:
+    """Two programs on one port validated and then ran the emergency (the agent read the inbox's
+    answers as the bot's /health); two under one name left the exchange never started."""
+    with pytest.raises(ValidationError, match=said):
+        StackSettings.model_validate(data)
