@@ -295,6 +295,8 @@ class Templating:
             return f"Jinja2 syntax error{line}: {exc.message or exc}"
         except (RecursionError, MemoryError):
             return "the template is nested too deeply to read"
+        except ValueError as exc:  # the lexer's int(): a number of more than 4300 digits
+            return f"a number too long to read ({str(exc).split(':')[0]})"
         return None
 
     def env_names(self, src: str) -> set[str]:

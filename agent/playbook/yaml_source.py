@@ -208,6 +208,19 @@ def _article(found: str) -> str:
     return {"scalar": "a single value", "sequence": "a list"}.get(found, found)
 
 
+def _construct_int(loader: _PositionLoader, node: Node) -> Any:
+    """PyYAML's integer, or a positioned error for one Python will not read (more than 4300
+    digits: ``ValueError`` from the int conversion limit, which surfaced as an internal error)."""
+    try:
+        return yaml.SafeLoader.construct_yaml_int(loader, node)
+    except ValueError:
+        raise ConstructorError(None, None, f"a number of {len(str(node.value))} digits is too long to read "
+                               "(at most 4300)", node.start_mark) from None
+
+
+_PositionLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+
+
 class _NestedTooDeepError(Exception):
     def __init__(self, mark: yaml.Mark) -> None:
         self.mark = mark
