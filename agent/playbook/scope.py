@@ -34,13 +34,19 @@ def check_scope(vars: Mapping[str, Any], facts: Iterable[str]) -> dict[str, Any]
     return {**vars, **dict.fromkeys(names, RUNTIME), "facts": RUNTIME, "value": RUNTIME}
 
 
+CHECK_KEYS = ("name", "key", "play", "state", "previous_state", "value", "error", "facts")
+"""What a remediation's steps read of the failing check, ``check.<key>`` (the engine's
+``check_vars`` gives exactly these): another attribute is certainly a mistake (``check.fact`` for
+``check.facts`` failed the crash restart at run time, every run counting against the budget)."""
+
+
 def task_scope(vars: Mapping[str, Any], host: str, registered: Iterable[str], *,
                remediation: bool) -> dict[str, Any]:
     """What a task's parameters and ``when`` see (add ``result`` for ``until``/``*_when``)."""
     scope = {**vars, "host": host, "check_mode": False}
     scope.update(dict.fromkeys(registered, RUNTIME))
     if remediation:
-        scope["check"] = RUNTIME
+        scope["check"] = dict.fromkeys(CHECK_KEYS, RUNTIME)
     return scope
 
 
