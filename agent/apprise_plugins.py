@@ -213,8 +213,15 @@ def why_refused(url: str) -> str | None:
     """None when apprise builds a plugin from ``url`` (one URL, as :func:`instantiate` builds it
     for the delivery), else why not, in apprise's words (the warnings it logs while refusing;
     they may quote parts of the URL: redact before showing them)."""
+    from urllib.parse import urlsplit
+
     from apprise import AppriseAsset
 
+    # A numeric port out of range is taken by apprise and fails only at send (json://host:99999/).
+    # Only a port that is all digits is read: a Telegram token (tgram://123:ABC/...) has a colon too.
+    port = re.fullmatch(r"(?:\[[^\]]*\]|[^:]*):(\d+)", urlsplit(url).netloc.rpartition("@")[2])
+    if port is not None and not 0 < int(port[1]) < 65536:
+        return f"port {port[1]} is out of range (1-65535)"
     reasons: list[str] = []
     me = threading.get_ident()
 

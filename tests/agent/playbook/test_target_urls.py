@@ -54,3 +54,17 @@ async def test_a_url_refused_at_load_is_the_one_the_delivery_refuses() -> None:
     delivery = AppriseDelivery({"mail": TargetSpec("mail", url)})
     result = await delivery.deliver("mail", title="t", body="b")
     assert not result.ok and "apprise rejects its URL" in (result.error or ""), result
+
+
+@pytest.mark.parametrize(("url", "refused"), [("json://127.0.0.1:99999/", True), ("json://[::1]:70000/", True),
+                                              ("json://127.0.0.1:65535/", False),
+                                              ("tgram://123456789:ABCdefGhIJKlmnOPQRstuVWxyz/12345", False)])
+def test_a_port_out_of_range_is_refused_though_apprise_takes_it(tmp_path: Path, registry: Registry, url: str,
+                                                                refused: bool) -> None:
+    """apprise builds json://host:99999/ and every delivery to it then fails: a lost alert. A
+    Telegram token's colon is not a port."""
+    result = load_config(_inventory(tmp_path, url), [GOOD / "playbooks"], registry, env={})
+    said = [d for d in result.diagnostics if "target 't'" in d.message]
+    assert bool(said) == refused, said
+    if refused:
+        assert "out of range (1-65535)" in said[0].message
