@@ -137,8 +137,10 @@ async def events(request: web.Request) -> web.StreamResponse:
     try:
         async with sse_response(request, ping_interval=STREAM_HEARTBEAT_S) as stream:
             version, last = -1, None
-            while stream.is_connected():
+            while stream.is_connected() and _still_signed_in(request):
                 version = await ctx.live.wait_newer(version, STREAM_HEARTBEAT_S)
+                if not _still_signed_in(request):  # signed out (or expired) while it waited
+                    break
                 snap = ctx.live.snapshot or await ctx.live.current()
                 html = _fragment(request, page, snap, await _live_values(request, page, snap, **extra))
                 if html != last:
@@ -151,6 +153,12 @@ async def events(request: web.Request) -> web.StreamResponse:
         ctx.live.streams -= 1
 
 
+def _still_signed_in(request: web.Request) -> bool:
+    """The stream's session has not ended (sign-out, expiry): a stream opened before sign-out
+    kept sending positions and orders to the signed-out browser."""
+    return ctx_of(request).sessions.get(session_of(request).id) is not None
+
+
 async def _run_events(request: web.Request, run_id: int) -> web.StreamResponse:
     ctx = ctx_of(request)
     run = ctx.runs.get(run_id)
@@ -159,7 +167,7 @@ async def _run_events(request: web.Request, run_id: int) -> web.StreamResponse:
     try:
         async with sse_response(request, ping_interval=STREAM_HEARTBEAT_S) as stream:
             last = None
-            while stream.is_connected():
+            while stream.is_connected() and _still_signed_in(request):
                 html = ctx.render("_run.html.j2", run=run)
                 if html != last:
                     await stream.send(html, event="update")

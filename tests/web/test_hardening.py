@@ -183,3 +183,22 @@ async def test_an_action_never_goes_back_off_the_site(client: TestClient, path: 
     assert r.status in (302, 303), r.status
     location = r.headers["Location"]
     assert as_a_browser_follows(location) == ("https", "ops.example"), location
+
+
+async def test_a_live_stream_ends_when_its_session_does(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stream opened before sign-out kept sending the positions and orders afterwards."""
+    from agent.web import views
+
+    monkeypatch.setattr(views, "STREAM_HEARTBEAT_S", 0.5)
+    csrf = await sign_in(client, "operator", OPERATOR_PW)
+    stream = await client.get("/events/overview")
+    assert stream.status == 200
+    while not (await asyncio.wait_for(stream.content.readline(), 30)).startswith(b"event: update"):
+        pass  # pings until the first update
+    await client.post("/logout", data={"csrf": csrf}, allow_redirects=False)
+
+    async def rest() -> bytes:
+        return await stream.content.read()  # to the end of the stream
+
+    await asyncio.wait_for(rest(), 30)  # was: never ends (updates kept coming after sign-out)
+    assert stream.content.at_eof()
