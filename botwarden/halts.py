@@ -99,6 +99,8 @@ class HaltFile:
             doc = json.loads(text)
             if not isinstance(doc, dict) or doc.get("version") != FORMAT_VERSION:
                 raise ValueError(f"not a version {FORMAT_VERSION} halt document")
+            if not isinstance(doc["halts"], list):  # {} read as no halt: fail closed like any other damage
+                raise TypeError("'halts' is not a list")
             return [_halt(h) for h in doc["halts"]], None
         except (ValueError, KeyError, TypeError) as exc:
             return [], f"{type(exc).__name__}: {exc}"[:200]

@@ -46,6 +46,9 @@ def test_an_unreadable_halt_file_halts(tmp_path: Path) -> None:
     assert only.kind == UNREADABLE and str(path) in only.reason and "stays halted" in only.reason
     path.write_text(json.dumps({"version": 99, "halts": []}))
     assert [h.kind for h in HaltFile(path).active()] == [UNREADABLE]
+    for damaged in ({}, "x", None):  # halts that are not a list: {} read as "no halt" before
+        path.write_text(json.dumps({"version": 1, "halts": damaged}))
+        assert [h.kind for h in HaltFile(path).active()] == [UNREADABLE], damaged
     assert [h.kind for h in HaltFile(path).clear()] == [UNREADABLE]  # an explicit resume rewrites it
     assert HaltFile(path).active() == []
 
