@@ -137,7 +137,7 @@ async def play(request: web.Request) -> web.StreamResponse:
                               hosts=", ".join(host_names), limit=str(form.get("limit") or ""),
                               wrong=bool(typed) and not used, used=used,
                               confirmation=session.confirmation(found.name, host_names),
-                              session=session, user=session.user)
+                              session=session, user=session.user, csrf=session.csrf)
             if used:
                 log.warning("%s: a confirmation of %s was already used or expired; nothing was run",
                             session.user.actor, found.name)

@@ -234,6 +234,8 @@ async def test_destructive_play_needs_the_host_typed(client: TestClient, web_wor
     assert ask.status == 200
     question = await ask.text()
     assert "Touch the marker on local?" in question and "<code>local</code>" in question
+    # Every form of the page carries the session's CSRF token (its header's sign-out too).
+    assert 'name="csrf" value=""' not in question and question.count(f'name="csrf" value="{csrf}"') >= 2
     wrong = await client.post("/act/play/touch", data={"csrf": csrf, "mode": "apply", "confirm_hosts": "prod"},
                               allow_redirects=False)
     wrong_page = await wrong.text()
