@@ -266,7 +266,7 @@ async def _preview_flatten(client: hl.ExchangeClient, target: hl.Target, params:
         return ActionResult(changed=False, data=data, msg="flat, no orders to cancel")
     plan = [f"close {len(mine)} position(s) reduce-only: {_listing(mine)}" if mine else "",
             f"cancel {len(cancel)} order(s): {_listing(cancel)}" if cancel else "",
-            f"keep {len(keep)} stop(s) until flat: {_listing(keep)}" if keep else "",
+            f"keep {len(keep)} reduce-only order(s) until flat: {_listing(keep)}" if keep else "",
             f"if a position is still open after {params.attempts} attempt(s): keep or place {stop}" if mine else ""]
     return ActionResult(changed=True, data=data, msg="would " + "; ".join(p for p in plan if p))
 

@@ -95,7 +95,7 @@ async def test_flatten_closes_then_cancels_and_leaves_nothing(ctx: Callable[...,
     info, ex = sdk
     a_bots_leftovers(info, ex)
     preview = await act("flatten", ctx(check_mode=True))
-    assert preview.changed and "close 2 position(s) reduce-only" in preview.msg and "keep 1 stop(s)" in preview.msg
+    assert preview.changed and "close 2 position(s) reduce-only" in preview.msg and "keep 1 reduce-only order(s)" in preview.msg
     assert len(orders(info)) == 3 and len(positions(info)) == 2
     done = await act("flatten", ctx())
     assert done.changed and not done.failed, done.msg
@@ -169,11 +169,12 @@ COINS = ["BTC", "ETH", "SOL"]
 a_position = st.builds(lambda coin, size: hl.Position(coin, size, 100.0, 0.0, 0.0, 0.0), st.sampled_from(COINS),
                        st.sampled_from([-2.0, -0.5, 0.5, 2.0]))
 an_order = st.builds(
-    lambda oid, coin, side, size, reduce_only, trigger, kind: hl.OpenOrder(
-        coin, side, size, 100.0, oid, reduce_only, 90.0 if trigger else None,
+    lambda oid, coin, side, size, reduce_only, trigger, kind, limit: hl.OpenOrder(
+        coin, side, size, limit, oid, reduce_only, 90.0 if trigger else None,
         (kind if trigger else "Limit")),
     st.integers(1, 10**6), st.sampled_from(COINS), st.sampled_from(["buy", "sell"]), st.sampled_from([0.5, 1.0, 2.0]),
-    st.booleans(), st.booleans(), st.sampled_from(["Stop Market", "Take Profit Market"]))
+    st.booleans(), st.booleans(), st.sampled_from(["Stop Market", "Take Profit Market"]),
+    st.sampled_from([80.0, 90.0, 100.0]))
 
 
 @given(st.lists(a_position, max_size=3, unique_by=lambda p: p.coin), st.lists(an_order, max_size=8))
@@ -190,6 +191,7 @@ def test_a_cancel_never_takes_what_protects_an_open_position(pos: list[hl.Positi
             assert o in cancel  # could add exposure, or protects nothing
     for fact, p in zip(guard.position_facts(pos, resting), pos, strict=True):
         stops = [o for o in resting if o.coin == p.coin and o.reduce_only and (o.side == "buy") == (p.size < 0)
-                 and o.trigger_px is not None and o.order_type == "Stop Market"]
+                 and o.trigger_px is not None and o.order_type == "Stop Market"
+                 and (o.price >= o.trigger_px if o.side == "buy" else o.price <= o.trigger_px)]  # it can fill
         assert fact["protected"] == (sum(o.size for o in stops) >= abs(p.size))
-        assert len(fact["stops"]) == len(stops)  # a take-profit is no stop
+        assert len(fact["stops"]) == len(stops)  # a take-profit is no stop, nor a stop that cannot fill
