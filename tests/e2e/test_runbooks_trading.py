@@ -135,7 +135,9 @@ def test_emergency_check_lists_the_exact_orders_and_positions_then_yes_flattens(
         assert f"{p['coin']} {side} {abs(float(p['szi'])):g}" in out, (p, out)
     assert stack.health()["status"] != "halted"
     assert {o["oid"] for o in orders} <= {o["oid"] for o in _account(info)[1]}
-    assert len(_account(info)[0]) == len(positions)
+    # Nothing closed (the emergency only closes and cancels; the bot may open its second start-up
+    # entry meanwhile, as a fresh-clone run saw: every earlier position must still be there).
+    assert {(p["coin"], p["szi"]) for p in positions} <= {(p["coin"], p["szi"]) for p in _account(info)[0]}
 
     done = stack.agent("run-playbook", "emergency", "--yes")
     assert done.returncode == 0, done.stdout + done.stderr
