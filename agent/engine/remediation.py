@@ -66,7 +66,6 @@ class Decision:
     runs: int = 0
     """Runs inside the budget's window when decided (for what the operator is told)."""
     budget_max: int | None = None
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 @dataclass
@@ -113,7 +112,6 @@ class RemediationGuard:
         """Whether the remediation may run now; call it holding :meth:`lock_for`."""
         key = (bc.play.name, bc.host.name, name)
         ledger = self._ledgers[key]
-        lock = self.lock_for(bc, name, remediation)
         now = self._clock()
         budget = remediation.budget
         if budget is not None:
@@ -130,13 +128,13 @@ class RemediationGuard:
                         {"play": key[0], "host": key[1], "remediation": name})
                 return Decision(False, f"budget spent: {len(ledger.runs)} of {budget.max} runs within "
                                        f"{budget.within:g}s", budget.then if first else None,
-                                runs=len(ledger.runs), budget_max=budget.max, lock=lock)
+                                runs=len(ledger.runs), budget_max=budget.max)
         cooldown = remediation.cooldown
         if cooldown and ledger.runs and now - ledger.runs[-1] < cooldown:
             left = cooldown - (now - ledger.runs[-1])
             return Decision(False, f"cooling down ({cooldown:g}s between runs, {left:.1f}s left)", retry_in=left,
-                            runs=len(ledger.runs), budget_max=budget.max if budget else None, lock=lock)
-        return Decision(True, "", runs=len(ledger.runs), budget_max=budget.max if budget else None, lock=lock)
+                            runs=len(ledger.runs), budget_max=budget.max if budget else None)
+        return Decision(True, "", runs=len(ledger.runs), budget_max=budget.max if budget else None)
 
     async def record(self, bc: BoundCheck, name: str, started_mono: float, started_at: datetime) -> int:
         """Count a run that did something (at least one step not skipped); returns the runs
