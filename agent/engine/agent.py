@@ -182,6 +182,7 @@ class Agent:
         probes = DependencyProbes(checks=live.checks, run_now=lambda bc: scheduler.run_now(bc, rerun_if_busy=True),
                                   is_problem=soft_problem)
         pipeline.listeners += [alerts, remediator, probes]
+        scheduler.result_listeners.append(probes.on_result)
         retries = Retries(status=pipeline.status, check=live.check,
                           run_now=lambda bc: scheduler.run_now(bc) if scheduler.running else None)
         scheduler.result_listeners.append(retries.on_result)

@@ -13,16 +13,19 @@ result pipeline:
 * ``problem_since``/``problem_at``: when the first and the latest run of the current problem
   streak started (an in-flight probe that started during a fault and ends after it is dated by
   its start, so it never looks newer than the recovery);
-* ``recovered_at``: when the hard state last returned to OK.
+* ``recovered_at``: when the check last read healthy after a failing reading, whether or not the
+  failure had turned hard: a parent that needs two failures (``after: 2``) and failed once, while
+  a dependent read the same outage, has recovered all the same (the dependent's reading is stale).
 
 :class:`DependencyProbes` listens to stored decisions and runs checks at once when a dependency
 question is open, instead of waiting for their schedule (Nagios' on-demand host checks):
 
 * a dependent turned into a problem: its parents run now, so the lifecycle learns whether the
   parent is the cause (then the dependent is folded) or healthy (then the dependent is told);
-* a parent recovered: its failing dependents run now, so a dependent whose only cause was the
-  parent resolves without ever being told, and one still failing is told with a fresh reason
-  (not a stale UNKNOWN read while the parent was down).
+* a parent recovered (read healthy after a failing reading, whether or not it had turned hard):
+  its failing dependents run now, so a dependent whose only cause was the parent resolves without
+  ever being told, and one still failing is told with a fresh reason (not a stale UNKNOWN read
+  while the parent was down).
 """
 from __future__ import annotations
 
@@ -63,11 +66,13 @@ class EvidenceLog:
     def record(self, key: str, state: State, started: datetime, *, seen_at: float | None = None,
                recovered: bool = False) -> Evidence:
         """A result of ``key`` whose probe started at ``started``; ``recovered``: its hard state
-        returned to OK with it (dated like its health, by ``seen_at`` if given)."""
+        returned to OK with it (dated like its health, by ``seen_at`` if given). A healthy result
+        after a failing one is a recovery too (see the module docstring)."""
         old = self._by_key.get(key, Evidence())
         if state is State.OK:
             healthy = datetime.fromtimestamp(seen_at, UTC) if seen_at is not None else started
             healthy = max(healthy, old.healthy_at) if old.healthy_at else healthy
+            recovered = recovered or old.state.is_problem
             new = replace(old, healthy_at=healthy, problem_since=None, state=state,
                           recovered_at=healthy if recovered else old.recovered_at)
         else:
@@ -93,29 +98,40 @@ def parent_key(bc: BoundCheck, parent: str) -> str:
 
 
 class DependencyProbes:
-    """A :class:`~agent.engine.pipeline.DecisionListener`: runs parents when a dependent fails and
-    dependents when a parent recovers (see the module docstring). Event loop only."""
+    """A :class:`~agent.engine.pipeline.DecisionListener` and a result listener of the scheduler:
+    runs parents when a dependent fails and dependents when a parent recovers (see the module
+    docstring). Event loop only."""
 
     def __init__(self, *, checks: Callable[[], dict[str, BoundCheck]],
                  run_now: Callable[[BoundCheck], object], is_problem: Callable[[str], bool]) -> None:
         self._checks = checks
         self._run_now = run_now
         self._is_problem = is_problem
+        self._failing: set[str] = set()
+        """Checks whose latest reading failed (soft): their next healthy one is a recovery."""
 
     def on_decision(self, decision: Decision) -> None:
         tr = decision.transition
-        if tr is None:
+        if tr is None or not (tr.new.is_problem and tr.old is State.OK):
             return
         bc = decision.bc
         checks = self._checks()
-        if tr.new.is_problem and tr.old is State.OK:
-            for parent in bc.check.depends_on:
-                pbc = checks.get(parent_key(bc, parent))
-                if pbc is not None:
-                    self._run_now(pbc)
-        elif tr.new is State.OK:
-            for key, child in checks.items():
-                if key == bc.key or child.host.name != bc.host.name or not self._is_problem(key):
-                    continue
-                if any(parent_key(child, p) == bc.key for p in child.check.depends_on):
-                    self._run_now(child)
+        for parent in bc.check.depends_on:
+            pbc = checks.get(parent_key(bc, parent))
+            if pbc is not None:
+                self._run_now(pbc)
+
+    def on_result(self, bc: BoundCheck, result: object, duration_ms: float) -> None:
+        """Every result, as soon as it is classified: a healthy reading after a failing one (the
+        hard state may never have changed) runs the failing dependents again at once."""
+        if self._is_problem(bc.key):
+            self._failing.add(bc.key)
+            return
+        if bc.key not in self._failing:
+            return
+        self._failing.discard(bc.key)
+        for key, child in self._checks().items():
+            if key == bc.key or child.host.name != bc.host.name or not self._is_problem(key):
+                continue
+            if any(parent_key(child, p) == bc.key for p in child.check.depends_on):
+                self._run_now(child)

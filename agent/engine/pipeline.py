@@ -19,7 +19,10 @@ behind it, so its stored history stays in the order it was observed. Nothing is 
 decision that has waited longer than the grace (settings ``agent.store_grace``) is handed on
 anyway, the remediator acts on it, and a transition to a problem is sent straight through
 apprise with the reason in the message (:class:`DirectAlerts`); it is still written when the
-store comes back, marked as already told, so it is not sent twice. A write may be waiting for
+store comes back, marked as already told, so it is not sent twice. A dependent whose parent
+explains it is not sent directly (one fault, one message, as through the outbox:
+:func:`~agent.notify.lifecycle.dependency_hold.folded_without_store`); the alert lifecycle
+decides it once it is stored. A write may be waiting for
 SQLite's lock (``busy_timeout``) when the grace ends and get it just after: the write and the
 direct alert therefore claim the decision under one lock (:meth:`_Waiting.claim_for_store`,
 :meth:`_Waiting.tell_unless_stored`), taken by the write once it holds the write lock, just
@@ -48,6 +51,8 @@ from agent.engine.status_records import record_from_status, result_row, status_f
 from agent.engine.store_thread import StoreThread, describe_store_error
 from agent.engine.store_writer import Batch, ResultBatcher
 from agent.modules.base import CheckResult
+from agent.notify.lifecycle.checks import CheckCatalog
+from agent.notify.lifecycle.dependency_hold import folded_without_store
 from agent.playbook.binding import BoundCheck
 
 if TYPE_CHECKING:
@@ -358,7 +363,11 @@ class ResultPipeline:
                 continue
             tr = item.decision.transition
             direct = self._direct
-            if tr is not None and tr.new.is_problem and direct is not None:
+            folded = self._folded(item.decision) if tr is not None and tr.new.is_problem else None
+            if folded is not None:
+                log.warning("%s: %s not sent directly: %s (decided when the store takes it)",
+                            item.decision.bc.key, tr.new.name if tr else "", folded)
+            elif tr is not None and tr.new.is_problem and direct is not None:
                 reason = self.store_error or "a write is still waiting: busy or locked by another process"
                 waited = now - item.queued_mono
                 if not item.tell_unless_stored(functools.partial(direct.send, item.decision, reason, waited)):
@@ -366,6 +375,22 @@ class ResultPipeline:
                     # ones behind it are looked at again if that write fails (in order)
             item.handed_on = True
             self._hand_on(item.decision)
+
+    def _folded(self, decision: Decision) -> str | None:
+        """Why a dependent's transition is not told directly: a check it ``depends_on`` (through
+        the whole chain) explains it (:func:`folded_without_store`), or ``None``."""
+        bc, tr = decision.bc, decision.transition
+        assert tr is not None
+        catalog = CheckCatalog(self._config.checks)
+        chain = [*catalog.parents(bc.key, bc.host.name), *catalog.ancestors(bc.key, bc.host.name)]
+        if not chain:
+            return None
+
+        def hard(key: str) -> State | None:
+            status = self._statuses.get(key)
+            return status.hard if status is not None else None
+
+        return folded_without_store(tr.new, self.evidence.get(bc.key), chain, hard=hard, evidence=self.evidence.get)
 
     def _hand_on(self, decision: Decision) -> None:
         for listener in self.listeners:

@@ -36,7 +36,7 @@ CRITICAL its dependent actually read (margin usage at 85 % is not explained by a
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -118,4 +118,32 @@ def dependency_hold(inc: IncidentRecord, parents: Mapping[str, str], *,
                         recovered + looks_back)
         if mine.problem_at < recovered and now < until:
             return Held(f"waiting for a reading taken after {name} recovered", until)
+    return None
+
+
+def folded_without_store(state: State, mine: Evidence | None, chain: Sequence[tuple[str, str]], *,
+                         hard: Callable[[str], State | None], evidence: Callable[[str], Evidence | None]) -> str | None:
+    """Why a dependent's problem must not be sent straight through apprise while the store cannot
+    be written (:class:`agent.engine.direct_alerts.DirectAlerts`), or ``None``: the same rule as
+    :func:`dependency_hold`, read from memory instead of the stored incidents. ``chain``: (name,
+    check key) of its parents and their parents; ``hard``/``evidence``: a check's hard state and
+    what it last saw, in this run of the agent.
+
+    Folded when a check of the chain explains it now (its hard state, or its latest reading,
+    folds this state: the parent's own alert is the one message) or recovered after this check's
+    latest failing reading began (that reading is stale). Not folded when nothing is known of the
+    chain: without evidence a problem is told. The decision is still stored when the store
+    comes back, and the alert lifecycle then decides it like any other."""
+    for name, key in chain:
+        theirs_hard = hard(key)
+        if theirs_hard is not None and state_folds(theirs_hard, state):
+            return f"{name} is {theirs_hard.name}"
+        theirs = evidence(key)
+        if theirs is None:
+            continue
+        if state_folds(theirs.state, state):
+            return f"{name} is failing itself ({theirs.state.name})"
+        if (theirs.recovered_at is not None and mine is not None and mine.problem_at is not None
+                and mine.problem_at <= theirs.recovered_at):
+            return f"{name} recovered ({theirs.recovered_at:%H:%M:%S} UTC) after this was read"
     return None

@@ -143,3 +143,46 @@ def test_a_chain_folds_whole_and_survives_an_agent_restart(tmp_path) -> None:
     creds = replace(_inc("exchange/local/exchange credentials valid", State.UNKNOWN, iid=3), host="local",
                     play="exchange")
     assert inhibition.inhibited_by(creds, {root.key: root}, 90, Deadlines(s(5))) is None
+
+
+def test_a_parent_that_failed_once_without_turning_hard_has_recovered_all_the_same() -> None:
+    """crash-in-cooldown, seed 538304375: the bot's websocket check (one failure is hard) read the
+    dead bot's /health as 'connection failed'; its parent /health (two failures to turn hard)
+    failed once, then read the restarted bot healthy. Its hard state never changed, yet the
+    websocket's reading was stale: told on its own, it was a second message for one crash."""
+    from agent.engine.dependencies import EvidenceLog
+
+    log = EvidenceLog()
+    log.record(PARENT, State.OK, s(-20))
+    child = log.record(CHILD, State.UNKNOWN, s(-1))            # read while the bot was down
+    log.record(PARENT, State.CRITICAL, s(0))                   # soft: after: 2
+    parent = log.record(PARENT, State.OK, s(2))                # the restarted bot answers
+    assert parent.recovered_at == s(2)
+    ev = {CHILD: child, PARENT: parent}
+    assert _hold(_inc(CHILD, State.UNKNOWN), ev).startswith("waiting for a reading taken after parent recovered")
+    # a reading after the recovery that still fails is the dependent's own problem: told
+    ev[CHILD] = log.record(CHILD, State.UNKNOWN, s(3))
+    assert _hold(_inc(CHILD, State.UNKNOWN), ev) is None
+    # healthy all along: no recovery to speak of
+    log.record("p/h/other", State.OK, s(0))
+    assert log.record("p/h/other", State.OK, s(1)).recovered_at is None
+
+
+@pytest.mark.parametrize("case, parent_hard, parent, expect", [
+    ("nothing known of the parent: told", None, None, None),
+    ("the parent is hard down", State.CRITICAL, Evidence(healthy_at=s(-10)), "parent is CRITICAL"),
+    ("the parent's latest reading fails (soft)", State.OK, Evidence(state=State.UNKNOWN, problem_since=s(0),
+                                                                    problem_at=s(0)),
+     "parent is failing itself (UNKNOWN)"),
+    ("the parent recovered after the child's reading", State.OK, Evidence(healthy_at=s(0), recovered_at=s(0)),
+     "parent recovered"),
+    ("the parent healthy throughout: told", State.OK, Evidence(healthy_at=s(0)), None),
+    ("a degraded parent does not explain a CRITICAL", State.WARNING, Evidence(state=State.WARNING), None),
+])
+def test_without_the_store_a_dependent_is_folded_by_the_same_rule(case, parent_hard, parent, expect) -> None:
+    from agent.notify.lifecycle.dependency_hold import folded_without_store
+
+    hard = {PARENT: parent_hard} if parent_hard else {}
+    ev = {CHILD: FAILING, **({PARENT: parent} if parent else {})}
+    reason = folded_without_store(State.CRITICAL, FAILING, [("parent", PARENT)], hard=hard.get, evidence=ev.get)
+    assert (reason is None) if expect is None else (reason or "").startswith(expect), (case, reason)
