@@ -155,6 +155,9 @@ class FaultStack:
         self.json = JsonReceiver().start()
         self.smtp = SmtpReceiver().start()
         self.store_mount: Path | None = None
+        self.killed: set[int] = set()
+        """Bot pids killed by this run: supervisord reports one RUNNING until its loop wakes
+        (up to a second later), which is not the bot back."""
         settings: dict[str, Any] = {
             "bot": {"candle_interval": "1h", "loop_seconds": 0.5},
             "agent": {"store_grace": STORE_GRACE_S},
@@ -196,6 +199,7 @@ class FaultStack:
         """A crash: SIGKILL of the supervised bot process (its warm spare takes over as interim)."""
         pid = int(self.bot()["pid"])
         os.kill(pid, signal.SIGKILL)
+        self.killed.add(pid)
         return pid
 
     def wait_bot_running(self, *, not_pid: int | None = None, timeout: float = 30.0) -> int | None:
@@ -277,6 +281,7 @@ class FaultStack:
     def reset(self) -> None:
         """A clean start for the next run: exchange faults cleared, receivers up, the bot resumed
         and running, the agent on a fresh database, every check OK and nothing in flight."""
+        self.killed.clear()
         self.json.failing, self.json.delay = False, 0.0
         if self.json._server is None:
             self.json.start()
@@ -836,7 +841,8 @@ def run_once(fs: FaultStack, spec: Spec, seed: int) -> Outcome:
         while time.monotonic() < deadline:
             if spec.name in ("crash-past-budget", "emergency-close-refused"):
                 break
-            if fs.bot()["statename"] == "RUNNING" and fs.open_incidents() == []:
+            bot = fs.bot()
+            if bot["statename"] == "RUNNING" and bot["pid"] not in fs.killed and fs.open_incidents() == []:
                 break
             time.sleep(0.25)
         measure(fs, outcome, expect, started)
