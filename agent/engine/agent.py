@@ -51,14 +51,20 @@ from agent.engine.store_writer import ResultBatcher
 from agent.engine.task_runner import TaskRunner
 from agent.engine.watchers import Detection
 from agent.notify import Notifications, Outbox
+from agent.notify.lifecycle.checks import CheckCatalog
 from agent.notify.notifications import CONFIG_REJECTED
 from agent.notify.routing import RoutedMessage
+from agent.notify.unsaid import Unsaid, problem_message, take_unsaid
 from agent.playbook.loader import Config, skipped_target_message
 from agent.stack.files import secure_state
 from agent.store import Store
 from botwarden.errors import ConfigError
 
 __all__ = ["Agent", "Collaborators", "ConfigSource", "settle_heap"]
+
+
+UNSAID_READ_S = 3.0
+"""How long the agent reads, from a database file that was deleted, what it had not said yet."""
 
 log = logging.getLogger("agent")
 RELOAD_POLL_SECONDS = 1.0
@@ -293,15 +299,43 @@ class Agent:
 
     # -- the agent's own guards ----------------------------------------------------------------
     def _store_lost(self, reason: str) -> None:
-        """The database file is gone: tell everyone directly, then stop (supervisord restarts us)."""
-        parts = self.running
-        parts.direct.deliver(f"[AGENT] {reason}: the agent restarts",
-                             f"{reason} while the agent was running. The agent stops now so that supervisord "
-                             "starts it again on the database that is there; checks that still fail are "
-                             "alerted again after the restart. Acknowledgements and silences made since the "
-                             "file disappeared are lost.", "critical", RoutedMessage("critical", tags=("p0",)))
+        """The database file is gone: tell everyone directly, with everything the old file held
+        and had not said yet (:mod:`agent.notify.unsaid`), then stop (supervisord restarts us)."""
         self.exit_code = EXIT_STORE_LOST
-        asyncio.get_running_loop().call_later(1.0, self._stop.set)  # a moment for the message to leave
+        self._spawn(self._say_all_and_stop(reason), "store-lost")
+
+    async def _say_all_and_stop(self, reason: str) -> None:
+        parts = self.running
+        unsaid: Unsaid | None = None
+        try:
+            unsaid = await asyncio.wait_for(
+                parts.store_thread.call(take_unsaid, parts.store, datetime.now(UTC), parts.outbox.owner),
+                UNSAID_READ_S)
+        except Exception:  # the notice below goes out whatever the old file says
+            log.warning("what the lost database had not said yet could not be read", exc_info=True)
+        try:
+            told = ""
+            if unsaid is not None and (unsaid.messages or unsaid.problems):
+                told = (f" Sent directly with this notice: {len(unsaid.messages)} message(s) the outbox had not "
+                        f"delivered yet and {len(unsaid.problems)} problem(s) not told yet.")
+            if unsaid is not None and unsaid.stuck:
+                told += (f" Not delivered, their targets failing: "
+                         f"{'; '.join(f'{m.title} (to {m.target})' for m in unsaid.stuck[:10])}.")
+            parts.direct.deliver(
+                f"[AGENT] {reason}: the agent restarts",
+                f"{reason} while the agent was running. The agent stops now so that supervisord starts it again "
+                "on the database that is there; checks that still fail are alerted again after the restart. "
+                f"Acknowledgements and silences made since the file disappeared are lost.{told}",
+                "critical", RoutedMessage("critical", tags=("p0",)))
+            if unsaid is not None:
+                for m in unsaid.messages:
+                    parts.direct.deliver_to(m.target, m.title, m.body, m.severity)
+                for inc in unsaid.problems:
+                    title, body = problem_message(inc, reason)
+                    parts.direct.deliver(title, body, inc.severity, RoutedMessage(
+                        inc.severity, inc.host, inc.play, inc.check, CheckCatalog(parts.config.checks).tags(inc.key)))
+        finally:
+            asyncio.get_running_loop().call_later(1.0, self._stop.set)  # a moment for the messages to leave
 
     def _clock_stepped(self, step: float) -> None:
         parts = self.running

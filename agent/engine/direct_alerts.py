@@ -72,13 +72,18 @@ class DirectAlerts:
         redact = self._notifications.redactor.redact
         title, body = redact(title), redact(body)
         for _route, target in pairs:
-            task = asyncio.get_running_loop().create_task(self._deliver(target, title, body, severity),
-                                                          name=f"direct:{target}")
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self.deliver_to(target, title, body, severity)
         if not pairs:
             log.error("direct alert %r has no route to any target", title)
         return DirectMessage(title, body, severity, tuple((r.name, t) for r, t in pairs), datetime.now(UTC))
+
+    def deliver_to(self, target: str, title: str, body: str, severity: str) -> None:
+        """Deliver an already routed (and redacted) message, an outbox row's, to its ``target``
+        now, in the background."""
+        task = asyncio.get_running_loop().create_task(self._deliver(target, title, body, severity),
+                                                      name=f"direct:{target}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _deliver(self, target: str, title: str, body: str, severity: str) -> None:
         result = await self._outbox.delivery.deliver(target, title=title, body=body, severity=severity)

@@ -39,11 +39,11 @@ while True:
 """
 
 
-def _inventory(receiver_url: str) -> dict[str, Any]:
+def _inventory(receiver_url: str, group_wait: str = "0s") -> dict[str, Any]:
     return {"notify": {
         "targets": {"hook": {"url": receiver_url}},
-        "routes": [{"name": "default", "targets": ["hook"], "group_wait": "0s"}],
-        "group_wait": "0s", "group_interval": "1s",
+        "routes": [{"name": "default", "targets": ["hook"], "group_wait": group_wait}],
+        "group_wait": group_wait, "group_interval": "1s",
     }}
 
 
@@ -107,8 +107,9 @@ DEPENDENT = """
 
 
 def _world(tmp_path: Path, sup: Any, receiver: Any, *, cooldown: str = "0s", settings: dict | None = None,
-           dependent: bool = False) -> AgentWorld:
-    world = AgentWorld(tmp_path / "world", sup.url, receiver.url, extra_inventory=_inventory(receiver.url))
+           dependent: bool = False, group_wait: str = "0s") -> AgentWorld:
+    world = AgentWorld(tmp_path / "world", sup.url, receiver.url,
+                       extra_inventory=_inventory(receiver.url, group_wait))
     if settings:
         import yaml
 
@@ -297,5 +298,38 @@ def test_the_agent_database_deleted_under_the_agent_is_said_and_the_agent_exits_
         [msg] = msgs
         assert msg["title"].startswith("[AGENT] the agent database") and "deleted" in msg["title"], msg
         assert not world.db_path.exists()  # it did not recreate the file it was writing to
+    finally:
+        world.stop()
+
+
+def test_a_crash_the_agent_saw_just_before_its_database_was_deleted_is_still_told(crashy, tmp_path, receiver):
+    """database-deleted (make reliability, seed 2164153988): the bot crashed 70 ms after the agent's
+    database was deleted; the agent restarted it, its alert waiting in the group wait, then the
+    agent noticed the deletion and stopped: the alert lived only in the deleted file and nobody
+    ever heard of the crash. Before it stops, the agent now says what the file held unsaid."""
+    sup, _flag = crashy
+    world = _world(tmp_path, sup, receiver, group_wait="8s")
+    try:
+        world.start()
+        wait_until(lambda: (s := world.state("watch/local/worker running")) and s.hard_state.name == "OK", 20,
+                   what="the first OK")
+        for path in world.db_path.parent.glob("agent.db*"):
+            path.unlink()
+        os.kill(sup.info("worker")["pid"], signal.SIGKILL)  # seen at once (pidfd), told after 8 s
+        assert world.proc is not None
+        assert world.proc.wait(20) == 4, world.log()[-2000:]
+        receiver.wait_for(2, 10)
+        time.sleep(1)
+        by_title = {m["title"]: m for m in receiver.messages}
+        titles = list(by_title)
+        assert len(titles) == len(receiver.messages), titles  # nothing twice
+        [notice] = [t for t in titles if t.startswith("[AGENT] the agent database")]
+        assert "1 problem(s) not told yet" in by_title[notice]["message"], by_title[notice]["message"]
+        # the crash, told once (by the notice's side, open or already fixed), and at most its resolve
+        about = [t for t in titles if "worker running" in t]
+        assert len([t for t in about if not t.startswith("[RESOLVED]")]) == 1, titles
+        assert re.fullmatch(r"\[CRITICAL(, now OK)?\] worker running on local", about[0]), titles
+        assert len(titles) <= 3, titles
+        assert not world.db_path.exists()  # reading the old file did not create a new one
     finally:
         world.stop()
