@@ -192,7 +192,7 @@ class Outbox:
         dead = [o for o in owners if o != self.owner and (p := ClaimOwner.parse(o)) is not None
                 and p.alive() is False]
         if dead:
-            released = await self._db(self.store.release_claims, self.clock(), dead)
+            released = await self._db(functools.partial(self.store.release_claims, interrupted=True), self.clock(), dead)
             if released:
                 log.warning("outbox: %d message(s) were being sent by a process that is gone (%s); "
                             "sending them again (at-least-once for those)", released, ", ".join(sorted(dead)))

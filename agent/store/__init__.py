@@ -9,6 +9,7 @@ Public surface::
 """
 from __future__ import annotations
 
+from agent.store._ops_outbox import REPEAT_NOTE
 from agent.store.records import (
     CHECK_STATE_VERSION,
     NOTIFICATION_KINDS,
@@ -30,6 +31,7 @@ __all__ = [
     "CHECK_STATE_VERSION",
     "NOTIFICATION_KINDS",
     "NOTIFICATION_STATUSES",
+    "REPEAT_NOTE",
     "ActionRunRecord",
     "CheckResultRecord",
     "CheckStateRecord",

@@ -14,6 +14,15 @@ _RETRYABLE = ("pending", "failed")
 DEFAULT_LEASE_SECONDS = 60.0
 """How long a claim holds unless renewed (the outbox sets its own, above its delivery timeout)."""
 _UNCLAIMED = {"claimed_by": None, "claim_expires_at": None}
+REPEAT_NOTE = ("\n\n(Sent again: the process sending this stopped before the target confirmed it; "
+               "you may have received it already.)")
+"""Appended to a message whose delivery was interrupted (its sender died holding the claim): it
+is sent again (at-least-once: a lost alert costs more than a repeated one), saying so."""
+
+
+def _sent_again(row: NotificationRow) -> None:
+    if not row.body.endswith(REPEAT_NOTE):
+        row.body = row.body + REPEAT_NOTE
 
 
 def as_utc(value: datetime) -> datetime:
@@ -116,6 +125,8 @@ class OutboxOperations(OperationsBase):
         with self._session() as s:
             rows = list(s.scalars(q))
             for row in rows:
+                if row.status == "sending":  # its claim expired: its sender may have delivered it
+                    _sent_again(row)
                 row.status = "sending"
                 row.claimed_by = owner
                 row.claim_expires_at = now + timedelta(seconds=lease)
@@ -135,10 +146,11 @@ class OutboxOperations(OperationsBase):
             return {r.id for r in rows}
 
     def release_claims(self, now: datetime, owners: Collection[str] | None = None,
-                       keep: Collection[int] = ()) -> int:
+                       keep: Collection[int] = (), *, interrupted: bool = False) -> int:
         """Give ``sending`` rows of ``owners`` (``None``: of anyone) back to the queue, due
-        ``now``, except ``keep``; returns how many. For an owner that is gone (a crash) this is
-        at-least-once: a message delivered but not yet marked sent is sent again."""
+        ``now``, except ``keep``; returns how many. For an owner that is gone (a crash,
+        ``interrupted``) this is at-least-once: a message delivered but not yet marked sent is
+        sent again, saying so (:data:`REPEAT_NOTE`)."""
         q = select(NotificationRow).where(NotificationRow.status == "sending")
         if owners is not None:
             q = q.where(NotificationRow.claimed_by.in_(list(owners)))
@@ -147,6 +159,8 @@ class OutboxOperations(OperationsBase):
         with self._session() as s:
             rows = list(s.scalars(q))
             for row in rows:
+                if interrupted:
+                    _sent_again(row)
                 row.status = "failed" if row.attempts else "pending"
                 row.next_attempt_at = aware(now)
                 row.claimed_by = row.claim_expires_at = None

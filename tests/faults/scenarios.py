@@ -21,7 +21,9 @@ Measures, per run:
   report, its resolve when the fault ended; a page when the restart budget hands over), and
   every message the agent queued for a receiver (its outbox), whichever is more;
 * *received*: messages at the json:// receiver and at the SMTP server (counted per receiver);
-* *duplicates*: the same message (title and body) received twice by one receiver;
+* *duplicates*: the same message (title and body) received twice by one receiver, also when the
+  second says it is sent again after an interrupted delivery (``REPEAT_NOTE``: counted, and
+  shown, as *said again*);
 * *lost*: expected messages that never arrived (after the outbox drained), and alerts never
   resolved. A ``[CRITICAL, now OK] ...`` message (a problem the agent fixed before its alert went
   out) is the alert and its resolve in one; an ``[UPDATE] ...`` follows an alert already counted
@@ -56,6 +58,7 @@ from typing import Any
 import psutil
 import yaml
 
+from agent.store import REPEAT_NOTE
 from tests.support import account as acct
 from tests.support.receivers import JsonReceiver, SmtpReceiver
 from tests.support.stack import BIN, REPO, StackUnderTest
@@ -144,7 +147,12 @@ class Message:
 
     @property
     def key(self) -> tuple[str, str]:
-        return self.title, self.body
+        """What makes two messages the same: a repeat that says it is one is still a duplicate."""
+        return self.title, self.body.strip().removesuffix(REPEAT_NOTE.strip()).strip()
+
+    @property
+    def said_again(self) -> bool:
+        return self.body.strip().endswith(REPEAT_NOTE.strip())
 
 
 class FaultStack:
@@ -375,6 +383,8 @@ class Outcome:
     received_json: int = 0
     received_mail: int = 0
     duplicates: int = 0
+    said_again: int = 0
+    """Of the messages received, those sent again after an interrupted delivery, saying so."""
     lost: int = 0
     per_fault: float = 0.0
     restarts: int = 0
@@ -414,7 +424,7 @@ class Outcome:
 
     def summary(self) -> str:
         return (f"{self.scenario} seed={self.seed} params={self.params} faults={self.faults} expected={self.expected} "
-                f"json={self.received_json} mail={self.received_mail} dup={self.duplicates} lost={self.lost} "
+                f"json={self.received_json} mail={self.received_mail} dup={self.duplicates} (said again: {self.said_again}) lost={self.lost} "
                 f"per_fault={self.per_fault:g} restarts={self.restarts} unprotected={self.unprotected} "
                 f"dead_without_page={self.dead_without_page} out_of_order={self.out_of_order} failures={self.failures()} titles={self.titles} "
                 f"notes={self.notes}")
@@ -458,6 +468,7 @@ def measure(fs: FaultStack, outcome: Outcome, expect: Expect, started: float) ->
     for got in by_receiver.values():
         counts = Counter(m.key for m in got)
         outcome.duplicates += sum(c - 1 for c in counts.values() if c > 1)
+        outcome.said_again += sum(m.said_again for m in got)
     # Expected: what the scenario must report, and everything the agent queued for a receiver.
     lost = 0
     expected = 0

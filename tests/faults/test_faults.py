@@ -63,7 +63,9 @@ KNOWN: dict[str, str] = {
     "emergency-close-refused": "issue 13 items 6/7: 3 messages for one emergency (WARNING bot not halted, "
                                "CRITICAL bot process for the emergency's own stop, the page); stops all in place",
     "agent-killed-mid-delivery": "issue 13 items 4/5 (outbox): the alert the receiver got before the agent was "
-                                 "killed is sent again (1 duplicate, 3 messages per fault)",
+                                 "killed (its answer not yet back) is sent again: at-least-once by choice, a lost "
+                                 "alert costs more than a repeat; the repeat says so (agent.store.REPEAT_NOTE, "
+                                 "counted as 'said again'). 0 duplicates would need a receiver that deduplicates",
 }
 
 

@@ -250,3 +250,29 @@ def test_a_claim_holds_until_its_lease_expires_and_a_scope_claims_only_its_rows(
     assert store.claim_owners() == {"agent"}
     assert store.release_claims(T0, ["agent"], keep={theirs}) == 1  # type: ignore[arg-type]
     assert {n.id: n.status for n in store.list_notifications()} == {mine: "pending", theirs: "sending"}
+
+
+def test_a_delivery_interrupted_by_its_senders_death_is_sent_again_saying_so(store: Store) -> None:
+    """At-least-once: a message whose sender died holding its claim may have reached the target;
+    sent again, it says so (once), so the operator reading it twice knows why. A claim given back
+    unattempted (a one-shot run's drain) is not marked."""
+    from agent.store import REPEAT_NOTE
+
+    ids = [store.enqueue_notification(kind="alert", target=t, title="[CRITICAL] x", body="the body",
+                                      dedup_key=f"k{t}", now=T0) for t in ("a", "b", "c")]
+    store.claim_due_notifications(T0, owner="dead", lease=60)
+    assert store.release_claims(T0, ["dead"], keep={ids[2]}, interrupted=True) == 2   # the process is gone
+    [a, b] = store.claim_due_notifications(T0, owner="next", lease=60)
+    assert a.body == b.body == "the body" + REPEAT_NOTE
+    # the third, still under the dead process's claim, is taken once its lease expired: said too
+    [c] = store.claim_due_notifications(T0 + timedelta(seconds=61), owner="next", lease=60, only={ids[2]})
+    assert c.body == "the body" + REPEAT_NOTE
+    # interrupted twice: said once; given back unattempted: not said
+    assert store.release_claims(T0, ["next"], interrupted=True) == 3
+    assert {n.body for n in store.claim_due_notifications(T0 + timedelta(seconds=200), owner="x")} == \
+        {"the body" + REPEAT_NOTE}
+    fresh = store.enqueue_notification(kind="alert", target="d", title="t", body="plain", dedup_key="kd", now=T0)
+    store.claim_due_notifications(T0, owner="oneshot", only={fresh})
+    assert store.release_claims(T0, ["oneshot"]) == 1
+    [d] = store.claim_due_notifications(T0, owner="agent", only={fresh})
+    assert d.body == "plain"
