@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from botwarden.settings import load_settings
+from botwarden.settings import StackSettings, load_settings, settings_named_by_inventory
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 
@@ -65,11 +66,18 @@ drill = typer.Typer(no_args_is_help=True, help="Fault injection on the paper exc
 app.add_typer(drill, name="drill")
 
 
+def _operator_settings(settings: str | None) -> StackSettings:
+    """An operator's command reads the stack it is typed beside, like ``agent``: ``--settings``,
+    else the file the inventory in the current directory names, else ``$BOTWARDEN_SETTINGS``,
+    else the embedded defaults."""
+    return load_settings(settings or settings_named_by_inventory(Path.cwd()))
+
+
 def _drill(method: str, path: str, body: object = None, settings: str | None = None) -> None:
     from bot.drill import DrillError, call, render
 
     try:
-        typer.echo(render(call(load_settings(settings), method, path, body)))
+        typer.echo(render(call(_operator_settings(settings), method, path, body)))
     except DrillError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(4) from exc
@@ -137,7 +145,7 @@ def _api_wallet(who: str, action: str, settings: str | None) -> None:
     from bot.drill import DrillError, api_wallet, render
 
     try:
-        typer.echo(render(api_wallet(load_settings(settings), who, action)))
+        typer.echo(render(api_wallet(_operator_settings(settings), who, action)))
     except DrillError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(4) from exc

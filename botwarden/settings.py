@@ -444,6 +444,20 @@ def read_secrets_file(path: str | os.PathLike[str]) -> dict[str, str]:
     return out
 
 
+def settings_named_by_inventory(root: str | os.PathLike[str]) -> str | None:
+    """The settings file ``root``'s ``inventory.yaml`` names (its ``settings:`` key, relative to
+    it), as the agent reads it (``agent.stack``); None when there is none or it cannot be read
+    (the agent's own commands say why)."""
+    inventory = Path(root) / "inventory.yaml"
+    try:
+        data = yaml.safe_load(inventory.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    if isinstance(data, dict) and data.get("settings"):
+        return str(inventory.resolve().parent / str(data["settings"]))
+    return None
+
+
 def load_settings(path: str | os.PathLike[str] | None = None, *, root: str | None = None) -> StackSettings:
     """Load settings from ``path`` (or ``$BOTWARDEN_SETTINGS``), falling back to defaults.
 

@@ -152,3 +152,19 @@ def test_revoke_and_approve_an_api_wallet(monkeypatch, settings_file, exchange):
     assert key[2:] not in r.output
     r = run(["drill", "revoke", "nobody", "--settings", str(settings_file)], monkeypatch)
     assert r.exit_code == 4 and "expected bot or agent" in r.output
+
+
+def test_a_drill_typed_beside_an_inventory_reads_the_settings_it_names(monkeypatch, settings_file, exchange):
+    """Like `agent`, `bot drill` in a stack's directory drives that stack's exchange: the settings
+    file its inventory names (an exchange on a non-default port here), not the defaults."""
+    (settings_file.parent / "inventory.yaml").write_text(f"settings: {settings_file.name}\nhosts: {{}}\n")
+    monkeypatch.chdir(settings_file.parent)
+    monkeypatch.delenv("BOTWARDEN_SETTINGS", raising=False)
+    r = run(["drill", "faults", "latency_ms=120"], monkeypatch)
+    assert r.exit_code == 0, r.output
+    assert exchange.admin("GET", "/admin/state")["faults"]["latency_ms"] == 120
+    # --settings still wins
+    p = settings_file.parent / "other.yaml"
+    p.write_text("bot: {network: testnet}\n")
+    r = run(["drill", "state", "--settings", str(p)], monkeypatch)
+    assert r.exit_code == 4 and "only run against the paper exchange" in r.output
