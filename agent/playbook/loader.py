@@ -38,7 +38,7 @@ from agent.playbook.inventory_loading import (
     settings_path,
     template_files,
 )
-from agent.playbook.literal_secrets import literal_secret_problems
+from agent.playbook.literal_secrets import hide_secrets, literal_secret_problems, secret_lines
 from agent.playbook.models import Playbook
 from agent.playbook.preprocess import Preprocessor
 from agent.playbook.rules import playbook_rules, template_problems
@@ -201,7 +201,8 @@ def load_config(
             diagnostics += TaskChecker(item.doc, item.play, registry, templating, routes,
                                        registers_uncertain=item.registers_uncertain).run(targets)
 
-    diagnostics = _unique(diagnostics)
+    secrets = {doc.file: secret_lines(doc) for doc in [inv_doc, *(item.doc for item in loaded)] if doc is not None}
+    diagnostics = _unique(hide_secrets(diagnostics, secrets))
     where = settings_path(inventory, inventory_path)
     good_settings = settings if settings_ok else None
     if diagnostics or inventory is None:

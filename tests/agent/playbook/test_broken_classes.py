@@ -59,7 +59,7 @@ CASES = [
     Case("wrong_duration_overflows.yaml", 4, 19, "is longer than the longest duration accepted (3650d)"),
     Case("inventory_wrong_catch_all_first.yaml", 12, 7, "route 'critical' is never reached: route 'default' "
          "before it matches every alert", "move the catch-all route last"),
-    Case("inventory_wrong_literal_secret.yaml", 9, 18, "target 'slack': the URL holds what looks like a token "
+    Case("inventory_wrong_literal_secret.yaml", 9, 18, "target 'slack': a Slack webhook token (apprise URL) is "
          "written literally", "{{ env.NAME }}"),
     Case("inventory_wrong_default_template_broken.yaml", 7, 3, "template 'grouped.md.j2' (the default grouped "
          "template): No filter named 'capitalise' (did you mean 'capitalize'?)"),
