@@ -26,7 +26,7 @@ from agent.core.redaction import Redactor
 from agent.modules.base import HostContext
 from agent.modules.registry import Registry
 from agent.playbook.binding import BoundCheck, bind_checks
-from agent.playbook.diagnostics import Diagnostic, suggest
+from agent.playbook.diagnostics import Diagnostic, suggest, warning
 from agent.playbook.files import ConfigReader, DiskReader, FrozenReader, playbook_files, real_path
 from agent.playbook.inventory import Inventory, host_vars, resolve_hosts
 from agent.playbook.inventory_loading import (
@@ -41,6 +41,7 @@ from agent.playbook.inventory_loading import (
 from agent.playbook.literal_secrets import hide_secrets, literal_secret_problems, secret_lines
 from agent.playbook.models import Playbook
 from agent.playbook.preprocess import Preprocessor
+from agent.playbook.route_reach import unreached_route_entries
 from agent.playbook.rules import playbook_rules, template_problems
 from agent.playbook.task_validation import TaskChecker
 from agent.playbook.templating import Templating
@@ -103,6 +104,9 @@ class LoadResult:
     unusable: list[str] = field(default_factory=list)
     """Playbook paths and directory entries reported as unusable (a FIFO named ``x.yaml``, a
     symbolic link that loops): never loaded, so they are not part of any configuration."""
+    warnings: list[Diagnostic] = field(default_factory=list)
+    """What loads but is ignored or cannot do what it says (``severity == "warning"``), sorted
+    like ``diagnostics``; never a reason to refuse the configuration."""
 
     @property
     def ok(self) -> bool:
@@ -175,7 +179,7 @@ def load_config(
 
     files, problems = playbook_files(playbook_paths, disk)
     diagnostics += problems
-    unusable = [d.file for d in problems]
+    unusable = [d.file for d in problems if d.severity == "error"]
     loaded = [_load_playbook(path, registry, templating, diagnostics, disk) for path in files]
     given = {item.play.name for item in loaded if item.play is not None}
     ignored: list[Diagnostic] = []
@@ -194,6 +198,12 @@ def load_config(
                 targets = [hosts[name] for name in resolve_hosts(inventory, item.play.hosts)]
             except Exception:  # noqa: BLE001 - reported by the cross-file rules
                 continue
+            if not targets:
+                diagnostics.append(warning(item.doc.diagnostic(
+                    ("hosts",), f"hosts: {item.play.hosts!r} has no hosts in the inventory: nothing of this play "
+                    "runs (no check is scheduled, run-playbook does nothing)",
+                    f"add hosts to the group {item.play.hosts!r} in the inventory, or point hosts: at a group "
+                    "that has some")))
             new, problems = bind_checks(item.doc, item.play, targets, registry, templating)
             bound += new
             diagnostics += problems
@@ -201,13 +211,19 @@ def load_config(
             diagnostics += TaskChecker(item.doc, item.play, registry, templating, routes,
                                        registers_uncertain=item.registers_uncertain).run(targets)
 
+    if inventory is not None and not any(d.severity == "error" for d in diagnostics):
+        every_play = [item for item in [*loaded, *context] if item.play is not None]
+        diagnostics += unreached_route_entries(inv_doc, inventory, [item.play for item in every_play if item.play],
+                                               [item.raw for item in every_play], registry)
     secrets = {doc.file: secret_lines(doc) for doc in [inv_doc, *(item.doc for item in loaded)] if doc is not None}
-    diagnostics = _unique(hide_secrets(diagnostics, secrets))
+    everything = _unique(hide_secrets(diagnostics, secrets))
+    diagnostics = [d for d in everything if d.severity == "error"]
+    warnings = [d for d in everything if d.severity != "error"]
     where = settings_path(inventory, inventory_path)
     good_settings = settings if settings_ok else None
     if diagnostics or inventory is None:
         return LoadResult(None, diagnostics, settings=good_settings, settings_path=where, playbook_files=files,
-                          unusable=unusable)
+                          unusable=unusable, warnings=warnings)
     read = dict(disk.files) if isinstance(disk, FrozenReader) else dict(getattr(disk, "read_files", {}))
     # From now on templates render from what was validated; a later edit needs a reload.
     templating.reader = FrozenReader(read, fallback=DiskReader())
@@ -215,7 +231,7 @@ def load_config(
                     bound_checks=bound, templating=templating, files=read,
                     playbook_files=tuple(os.path.abspath(f) for f in files))
     return LoadResult(config, [], settings=good_settings, settings_path=where, playbook_files=files,
-                          unusable=unusable)
+                      unusable=unusable, warnings=warnings)
 
 
 def _load_playbook(path: Path, registry: Registry, templating: Templating,

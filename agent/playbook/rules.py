@@ -12,7 +12,8 @@ from typing import Any
 
 from agent.core.values import format_duration
 from agent.modules.registry import Registry
-from agent.playbook.diagnostics import Diagnostic, suggest
+from agent.playbook.constant_expressions import constant_truth
+from agent.playbook.diagnostics import Diagnostic, suggest, warning
 from agent.playbook.hints import expression_hint
 from agent.playbook.models import BUDGET_HISTORY_S, Playbook, Task
 from agent.playbook.templating import Templating, has_template
@@ -127,6 +128,13 @@ def playbook_rules(doc: SourceDocument, raw: Mapping[str, Any], play: Playbook,
                                           "in this play", suggest(parent, [c.name for c in play.checks
                                                                            if c.name != check.name])))
         thresholds = [k for k in ("warning", "critical") if getattr(check, k) is not None]
+        truth = constant_truth(check.expect) if check.expect is not None else None
+        if truth is not None:
+            out.append(warning(doc.diagnostic(
+                (*path, "expect"), f"expect: {check.expect!r} is always {'true' if truth else 'false'}, whatever the "
+                f"module finds: the check can never {'fail' if truth else 'pass'}",
+                "compare a fact of the module with a value (expect: \"status_code == 200\"), or leave expect "
+                "out to pass whenever the module itself succeeds")))
         if check.expect is not None and thresholds:
             out.append(doc.diagnostic((*path, thresholds[0]), "a check has either 'expect' or thresholds "
                                       "('warning'/'critical'), not both", "keep one of them", at_key=True))
