@@ -20,7 +20,8 @@ from pydantic import ValidationError
 
 from agent.apprise_plugins import is_known_scheme, parse_urls, url_scheme, why_refused
 from agent.core.redaction import url_secrets
-from agent.playbook.diagnostics import Diagnostic, suggest
+from agent.playbook.cron import schedule_traps
+from agent.playbook.diagnostics import Diagnostic, suggest, warning
 from agent.playbook.files import DISK, ConfigReader, real_path
 from agent.playbook.inventory import AlertTemplates, Inventory, default_inventory_data
 from agent.playbook.literal_secrets import SECRET_HINT as _SECRET_HINT
@@ -96,6 +97,8 @@ def inventory_rules(doc: SourceDocument, inv: Inventory) -> list[Diagnostic]:
                 out.append(doc.diagnostic(("notify", "routes", i), f"route {routes[i].name!r} is never reached: "
                                           f"route {routes[catch_all].name!r} before it matches every alert",
                                           "move the catch-all route last, or give it continue: true"))
+    for message, hint in schedule_traps(inv.notify.digest.cron, inv.notify.digest.timezone):
+        out.append(warning(doc.diagnostic(("notify", "digest", "cron"), f"digest: {message}", hint)))
     seen: set[str] = set()
     for i, route in enumerate(routes):
         if route.name in seen:

@@ -13,6 +13,7 @@ from typing import Any
 from agent.core.values import format_duration
 from agent.modules.registry import Registry
 from agent.playbook.constant_expressions import constant_truth
+from agent.playbook.cron import schedule_traps
 from agent.playbook.diagnostics import Diagnostic, suggest, warning
 from agent.playbook.hints import expression_hint
 from agent.playbook.models import BUDGET_HISTORY_S, Playbook, Task
@@ -108,6 +109,9 @@ def playbook_rules(doc: SourceDocument, raw: Mapping[str, Any], play: Playbook,
                    registry: Registry, templating: Templating) -> list[Diagnostic]:
     """Rules inside one playbook: names, references, thresholds, registers, task params."""
     out: list[Diagnostic] = []
+    if play.schedule is not None:
+        for message, hint in schedule_traps(play.schedule.cron, play.schedule.timezone):
+            out.append(warning(doc.diagnostic(("schedule", "cron"), f"schedule: {message}", hint)))
     seen: dict[str, int] = {}
     for i, check in enumerate(play.checks):
         path = ("checks", i)
