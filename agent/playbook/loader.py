@@ -13,6 +13,7 @@ never starts.
 """
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -266,6 +267,8 @@ def _cross_file_rules(loaded: list[_LoadedPlay], context: list[_LoadedPlay], inv
     names = {item.raw["name"] for item in [*loaded, *context]
              if isinstance(item.raw, dict) and isinstance(item.raw.get("name"), str)}
     every = [*loaded, *context]
+    unbuilt = {item.raw["name"]: _raw_check_names(item.raw) for item in every
+               if item.play is None and isinstance(item.raw, dict) and isinstance(item.raw.get("name"), str)}
     for item in loaded:
         play, doc = item.play, item.doc
         if play is None:
@@ -289,13 +292,20 @@ def _cross_file_rules(loaded: list[_LoadedPlay], context: list[_LoadedPlay], inv
                 if parent in {c.name for c in play.checks} or "/" not in parent:
                     continue  # a check of this play (checked with the play)
                 other_name, _, other_check = parent.partition("/")
+                if (other_name, other_check) == (play.name, check.name):
+                    diagnostics.append(doc.diagnostic(("checks", i, "depends_on", j), f"depends_on: check "
+                                                      f"{parent!r} depends on itself", "depends_on names the check "
+                                                      "this one needs to work (the process, the host); remove "
+                                                      "this entry"))
+                    continue
                 other = next((x.play for x in every if x.play is not None and x.play.name == other_name), None)
-                if other is None or other_check not in {c.name for c in other.checks}:
-                    known_refs = [f"{x.play.name}/{c.name}"
-                                  for x in every if x.play is not None for c in x.play.checks]
+                checks_of = {c.name for c in other.checks} if other is not None else unbuilt.get(other_name)
+                if other is None and other_name in unbuilt and (checks_of is None or other_check in checks_of):
+                    continue  # its playbook does not load: its own errors say why, this link is not judged
+                if checks_of is None or other_check not in checks_of:
                     diagnostics.append(doc.diagnostic(("checks", i, "depends_on", j),
                                                       f"depends_on: no check named {parent!r}",
-                                                      suggest(parent, known_refs) or "write PLAYBOOK/CHECK"))
+                                                      _depends_on_hint(other_name, other_check, checks_of, names)))
         for rem_name, rem in play.remediations.items():
             if rem.budget and rem.budget.then and rem.budget.then not in names:
                 diagnostics.append(doc.diagnostic(("remediations", rem_name, "budget", "then"),
@@ -304,6 +314,31 @@ def _cross_file_rules(loaded: list[_LoadedPlay], context: list[_LoadedPlay], inv
                                                   or f"known playbooks: {', '.join(sorted(names))}"))
     diagnostics += _depends_on_circles(loaded, every)
     return playbooks
+
+
+def _raw_check_names(raw: dict[str, Any]) -> set[str] | None:
+    """The check names written in a playbook that did not load; None when they cannot be read."""
+    checks = raw.get("checks")
+    if not isinstance(checks, list):
+        return None
+    names = {c.get("name") for c in checks if isinstance(c, dict)}
+    return {n for n in names if isinstance(n, str)} if all(isinstance(n, str) for n in names) else None
+
+
+def _depends_on_hint(play: str, check: str, checks: set[str] | None, plays: set[str]) -> str:
+    """What to write for a ``PLAYBOOK/CHECK`` that names nothing: the nearest playbook, or the
+    nearest check of the playbook it names."""
+    if checks is None:
+        return (f"did you mean '{near}/{check}'?" if (near := _nearest(play, plays)) else
+                f"no playbook named {play!r}; known playbooks: {', '.join(sorted(plays))}")
+    near = _nearest(check, checks)
+    return (f"did you mean '{play}/{near}'?" if near else
+            f"checks of {play!r}: {', '.join(sorted(checks))}" if checks else f"playbook {play!r} has no checks")
+
+
+def _nearest(word: str, candidates: set[str]) -> str | None:
+    found = difflib.get_close_matches(word, sorted(candidates), n=1, cutoff=0.6)
+    return found[0] if found else None
 
 
 def _depends_on_circles(loaded: list[_LoadedPlay], every: list[_LoadedPlay]) -> list[Diagnostic]:
@@ -318,6 +353,8 @@ def _depends_on_circles(loaded: list[_LoadedPlay], every: list[_LoadedPlay]) -> 
             node = f"{item.play.name}/{check.name}"
             for j, parent in enumerate(check.depends_on):
                 target = f"{item.play.name}/{parent}" if parent in local else parent
+                if target == node:
+                    continue  # depending on itself: reported with the play's own rules, once
                 edges.setdefault(node, []).append((target, item, ("checks", i, "depends_on", j)))
     out: list[Diagnostic] = []
     reported: set[frozenset[str]] = set()

@@ -127,7 +127,11 @@ def playbook_rules(doc: SourceDocument, raw: Mapping[str, Any], play: Playbook,
             local = {c.name for c in play.checks}
             if parent not in local and "/" in parent:
                 continue  # PLAYBOOK/CHECK of another play: checked across files (loader)
-            if parent == check.name or parent not in local:
+            if parent == check.name:
+                out.append(doc.diagnostic((*path, "depends_on", j), f"depends_on: check {parent!r} depends on itself",
+                                          "depends_on names the check this one needs to work (the process, the "
+                                          "host); remove this entry"))
+            elif parent not in local:
                 out.append(doc.diagnostic((*path, "depends_on", j), f"depends_on: no other check named {parent!r} "
                                           "in this play", suggest(parent, [c.name for c in play.checks
                                                                            if c.name != check.name])))
