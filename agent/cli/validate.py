@@ -14,6 +14,7 @@ import typer
 
 from agent.cli import options
 from agent.cli.common import console, err_console, templates_dir
+from agent.playbook.diagnostics import order
 from agent.playbook.files import real_path
 from botwarden.errors import ExitCode
 
@@ -38,7 +39,7 @@ def validate(
     result = load_config(inventory_path, targets, default_registry(), env=dict(os.environ),
                          templates_dir=templates_dir(inventory_path), context_paths=context,
                          inventory_required=inventory is not None)
-    for d in sorted([*result.diagnostics, *result.warnings], key=lambda d: (d.file, d.line, d.column)):
+    for d in sorted([*result.diagnostics, *result.warnings], key=order):
         err_console.print(str(d), markup=False)
     warned = f", {len(result.warnings)} warning(s)" if result.warnings else ""
     if result.diagnostics:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -69,3 +70,13 @@ def valid_keys_hint(word: str, candidates: Iterable[str]) -> str:
 def warning(diagnostic: Diagnostic) -> Diagnostic:
     """``diagnostic`` as a warning."""
     return dataclasses.replace(diagnostic, severity="warning")
+
+
+def order(diagnostic: Diagnostic) -> tuple[str, int, int]:
+    """Sort key of diagnostics: by file (the same file named by a relative and an absolute path
+    sorts as one), line and column."""
+    try:
+        where = os.path.realpath(diagnostic.file) if diagnostic.file else ""
+    except (OSError, ValueError):
+        where = diagnostic.file
+    return (where, diagnostic.line, diagnostic.column)

@@ -27,7 +27,7 @@ from agent.core.redaction import Redactor
 from agent.modules.base import HostContext
 from agent.modules.registry import Registry
 from agent.playbook.binding import BoundCheck, bind_checks
-from agent.playbook.diagnostics import Diagnostic, suggest, warning
+from agent.playbook.diagnostics import Diagnostic, order, suggest, warning
 from agent.playbook.files import ConfigReader, DiskReader, FrozenReader, playbook_files, real_path
 from agent.playbook.inventory import Inventory, host_vars, resolve_hosts
 from agent.playbook.inventory_loading import (
@@ -179,6 +179,10 @@ def load_config(
         hosts = {name: HostContext(name, host_vars(inventory, name, settings_vars)) for name in inventory.hosts}
 
     files, problems = playbook_files(playbook_paths, disk)
+    once: dict[Path, Path] = {}
+    for f in files:  # a file named twice (a relative and an absolute path, a link) is loaded once
+        once.setdefault(real_path(f), f)
+    files = list(once.values())
     diagnostics += problems
     unusable = [d.file for d in problems if d.severity == "error"]
     loaded = [_load_playbook(path, registry, templating, diagnostics, disk) for path in files]
@@ -393,7 +397,7 @@ def _unique(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
         if ident not in seen:
             seen.add(ident)
             out.append(diag)
-    return sorted(out, key=lambda d: (d.file, d.line, d.column))
+    return sorted(out, key=order)
 
 
 def _without_label(message: str) -> str:
