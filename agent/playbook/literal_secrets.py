@@ -30,11 +30,14 @@ the diagnostic has the secret masked (:func:`mask_line`).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+
+import yaml
 
 from agent.apprise_plugins import parse_urls, plugin_class, url_scheme
 from agent.playbook.diagnostics import Diagnostic
@@ -83,9 +86,13 @@ class Finding:
     parts: tuple[str, ...] = ()
 
 
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+
+
+@functools.lru_cache(maxsize=1024)
 def _words(key: Any) -> str:
     """``privateKey`` -> ``private_key``: camelCase keys read like snake_case ones."""
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", key) if isinstance(key, str) else ""
+    return _CAMEL.sub("_", key) if isinstance(key, str) else ""
 
 
 def entropy(word: str) -> float:
@@ -189,9 +196,16 @@ def _hex_findings(literal: str, key: Any) -> Iterator[Finding]:
                           else "a private key (64 hex digits) is written literally", (match.group(0),))
 
 
+_CANDIDATE = re.compile(r"://|=|-----BEGIN|[A-Za-z0-9_\-+/.~]{16}")
+"""What every shape, URL, query and random word has: a string without it needs only the key rules."""
+
+
+@functools.lru_cache(maxsize=4096)
 def find_secret(text: str, key: Any = None) -> Finding | None:
     """The secret ``text`` (the value of ``key``) holds written literally, or None: the kind of
     the first one found, the parts of every one (all are masked)."""
+    if not _CANDIDATE.search(text) and not (isinstance(key, str) and _SECRET_KEY.search(_words(key))):
+        return None
     found = list(_findings(text, key))
     if not found:
         return None
@@ -293,6 +307,55 @@ def literal_secret_problems(doc: SourceDocument, *, skip: tuple[Path_, ...] = ()
     return out
 
 
+def comments(doc: SourceDocument) -> Iterator[tuple[int, int, str]]:
+    """(line, column, text) of every YAML comment of ``doc`` (1-based; the text after ``#``).
+    A comment is what PyYAML's scanner leaves between its tokens; a document it cannot scan
+    gives none (its syntax error is reported anyway)."""
+    text = "\n".join(doc.lines)
+    covered: dict[int, list[tuple[int, int]]] = {}
+    try:
+        for token in yaml.scan(text, Loader=yaml.SafeLoader):
+            start, end = token.start_mark, token.end_mark
+            for line in range(start.line, end.line + 1):
+                lo = start.column if line == start.line else 0
+                hi = end.column if line == end.line else 1 << 30
+                covered.setdefault(line, []).append((lo, hi))
+    except (yaml.YAMLError, RecursionError):
+        return
+    for index, source in enumerate(doc.lines):
+        spans = covered.get(index, [])
+        for match in re.finditer("#", source):
+            col = match.start()
+            if (col == 0 or source[col - 1] in " \t") and not any(lo <= col < hi for lo, hi in spans):
+                yield index + 1, col + 1, source[col + 1:]
+                break
+
+
+def _comment_secrets(doc: SourceDocument) -> Iterator[tuple[int, int, Finding]]:
+    """(line, column, finding) of each comment of ``doc`` holding a secret. The scanner (pure
+    Python, as slow as parsing the file again) runs only when some text after a ``#`` holds one."""
+    if not any(find_secret(source[m.start() + 1:], "comment") for source in doc.lines if "#" in source
+               for m in re.finditer(r"(?:^|(?<=[ \t]))#", source)):
+        return
+    for line, column, text in comments(doc):
+        finding = find_secret(text, "comment")
+        if finding:
+            yield line, column, finding
+
+
+def comment_secret_problems(doc: SourceDocument) -> list[Diagnostic]:
+    """A secret written in a comment is in git as surely as one in a value (read as prose: a
+    transaction hash in a comment is not a key, ``# signer key 0x...`` is)."""
+    out: list[Diagnostic] = []
+    for line, column, finding in _comment_secrets(doc):
+        if finding:
+            diagnostic = doc.at(line, column, f"in a comment: {finding.kind}", "delete it from the file (and "
+                                "from the git history: the secret is no longer one, replace it)")
+            out.append(dataclasses.replace(diagnostic, source_line=mask_line(diagnostic.source_line, finding.parts,
+                                                                             column)))
+    return out
+
+
 def secret_lines(doc: SourceDocument) -> dict[int, tuple[int, tuple[str, ...]]]:
     """Line -> (column of the value, the secret parts written in it), for every string of ``doc``:
     any diagnostic shown at one of these lines hides them (:func:`hide_secrets`)."""
@@ -301,6 +364,10 @@ def secret_lines(doc: SourceDocument) -> dict[int, tuple[int, tuple[str, ...]]]:
         finding = find_secret(text, key)
         if finding:
             line, column = doc.position(path)
+            before = out.get(line, (column, ()))
+            out[line] = (min(before[0], column), (*before[1], *finding.parts))
+    for line, column, finding in _comment_secrets(doc):
+        if finding:
             before = out.get(line, (column, ()))
             out[line] = (min(before[0], column), (*before[1], *finding.parts))
     return out

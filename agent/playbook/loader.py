@@ -39,7 +39,12 @@ from agent.playbook.inventory_loading import (
     settings_path,
     template_files,
 )
-from agent.playbook.literal_secrets import hide_secrets, literal_secret_problems, secret_lines
+from agent.playbook.literal_secrets import (
+    comment_secret_problems,
+    hide_secrets,
+    literal_secret_problems,
+    secret_lines,
+)
 from agent.playbook.models import Playbook
 from agent.playbook.preprocess import Preprocessor
 from agent.playbook.route_reach import unreached_route_entries
@@ -173,6 +178,7 @@ def load_config(
     if inventory is not None:
         diagnostics += inventory_rules(inv_doc, inventory)
         diagnostics += literal_secret_problems(inv_doc, skip=(("notify", "targets"), ("heartbeat", "url")))
+        diagnostics += comment_secret_problems(inv_doc)
         diagnostics += render_targets(inv_doc, inventory, settings_vars, templating)
         diagnostics += template_files(inv_doc, inventory, templating)
         diagnostics += heartbeat_problems(inv_doc, inventory, settings_vars, templating)
@@ -253,6 +259,7 @@ def _load_playbook(path: Path, registry: Registry, templating: Templating,
     diagnostics += pre.diagnostics
     diagnostics += template_problems(doc, raw, templating)
     diagnostics += literal_secret_problems(doc)
+    diagnostics += comment_secret_problems(doc)
     try:
         play = Playbook.model_validate({**raw, "source": path} if isinstance(raw, dict) else raw)
     except ValidationError as exc:

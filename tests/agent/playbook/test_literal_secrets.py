@@ -174,3 +174,22 @@ def test_the_secret_is_masked_in_every_diagnostic_shown_at_its_line(tmp_path: Pa
     assert [d.line for d in result.diagnostics if d.hint == SECRET_HINT] == [6, 7, 12], shown
     assert token not in shown and HEX not in shown.replace(f"0x{HEX}", ""), shown
     assert "T000" not in shown and "B000" not in shown
+
+
+def test_a_secret_in_a_comment_is_found_and_masked_and_a_hash_there_is_not(tmp_path: Path, registry: Registry) -> None:
+    """A comment is under git like a value. What PyYAML's scanner does not read is a comment: a
+    '#' inside a quoted string or a block scalar is content (checked as a value)."""
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(
+        "version: 1   # the format\n"
+        f"hosts:  # the fill was tx 0x{HEX}\n"
+        "  local: {}\n"
+        f"# signer key 0x{HEX}\n"
+        'vars:\n  page: "http://127.0.0.1/#top"   # old: slack://T000/B000/XXXX\n'
+        "  text: |\n    # a heading, not a comment\n", encoding="utf-8")
+    result = load_config(inventory, [GOOD / "playbooks"], registry, env={})
+    found = [(d.line, d.column, d.message) for d in result.diagnostics if d.message.startswith("in a comment")]
+    assert found == [(4, 1, "in a comment: a private key (0x and 64 hex digits) is written literally"),
+                     (6, 35, "in a comment: the URL holds a Slack secret (token_a) written literally")], found
+    shown = "\n".join(map(str, result.diagnostics))
+    assert f"signer key 0x{HEX}" not in shown and "T000" not in shown, shown
