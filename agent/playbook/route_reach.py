@@ -45,15 +45,30 @@ def _names(values: Iterable[Any]) -> set[str] | None:
 
 def unreached_route_entries(doc: SourceDocument, inventory: Inventory, plays: Sequence[Playbook],
                             raw_plays: Sequence[Any], registry: Registry) -> list[Diagnostic]:
-    """A warning for each route ``match`` entry that no playbook, check, host or tag has. A route
+    """A warning for each route ``match`` entry that no playbook, check, host, tag or severity has
+    (``warning``, ``critical`` and ``unknown`` always come: the agent's own notices, thresholds,
+    a check that cannot run; ``info`` only from a check or step that says so). A route
     some step or escalation names (``route: reports``, ``escalate: [{to: pager}]``) is reached by
-    its name and left alone; the default ``tags`` of every action module count as written."""
+    its name and left alone; the default ``tags`` and ``severity`` of every action module a play
+    uses count as written."""
     tags = _names(_written(list(raw_plays), "tags"))
+    used = [module for module in registry.actions.values() if next(_written(list(raw_plays), module.name), None)
+            is not None]
     if tags is not None:
-        for module in registry.actions.values():
+        for module in used:
             field = getattr(module, "Params", None) and module.Params.model_fields.get("tags")
             default = field.get_default(call_default_factory=True) if field else None
             tags.update(t for t in default or () if isinstance(t, str))
+    # warning, critical: the agent's own notices and any threshold; unknown: any check that cannot run
+    severities = _names(_written(list(raw_plays), "severity"))
+    if severities is not None:
+        severities |= {"warning", "critical", "unknown"}
+        severities |= {str(check.severity) for play in plays for check in play.checks}
+        for module in used:
+            field = getattr(module, "Params", None) and module.Params.model_fields.get("severity")
+            default = field.get_default(call_default_factory=True) if field else None
+            if isinstance(default, str):
+                severities.add(default)
     named = _names(_written(list(raw_plays), "route"))
     if named is None:
         return []  # a step names its route at run time: any route may be reached by name
@@ -63,6 +78,7 @@ def unreached_route_entries(doc: SourceDocument, inventory: Inventory, plays: Se
         "check": ("check", {check.name for play in plays for check in play.checks}),
         "host": ("host", set(inventory.hosts)),
         "tags": ("check or step with the tag", tags),
+        "severity": ("check or step with the severity", severities),
     }
     out: list[Diagnostic] = []
     for i, route in enumerate(inventory.notify.routes):
@@ -72,7 +88,8 @@ def unreached_route_entries(doc: SourceDocument, inventory: Inventory, plays: Se
             if names is None:
                 continue
             for j, pattern in enumerate(getattr(route.match, field)):
-                hit = any(fnmatchcase(name, pattern) for name in names) if field != "tags" else pattern in names
+                hit = (pattern in names if field in ("tags", "severity") else
+                       any(fnmatchcase(name, pattern) for name in names))
                 if hit:
                     continue
                 hint = suggest(pattern, names)

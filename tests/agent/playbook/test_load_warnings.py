@@ -83,6 +83,8 @@ def test_a_play_on_an_empty_group_warns_at_its_hosts(tmp_path: Path, registry: R
     ("{play: ['bot-*']}", 22, "matches play 'bot-*'", None),
     ("{check: [bot loop is alive, nothing*]}", 42, "matches check 'nothing*'", None),
     ("{host: [lcoal]}", 22, "matches host 'lcoal'", "did you mean 'local'?"),
+    ("{severity: [info]}", 26, "matches severity 'info', and no check or step with the severity has that name",
+     None),
 ])
 def test_a_route_matching_what_nothing_has_warns_at_the_entry(tmp_path: Path, registry: Registry, match: str,
                                                               column: int, message: str, hint: str | None) -> None:
@@ -97,7 +99,7 @@ def test_a_route_that_matches_something_or_is_named_does_not_warn(tmp_path: Path
     routes = ("    - name: mine\n      match: {tags: [bot], play: ['heal*'], check: [bot loop is alive], host: [local]}\n"
               "      targets: [inbox]\n"
               "    - name: pager\n      match: {tags: [escalation-only]}\n      targets: [inbox]\n"
-              "    - name: first\n      match: {severity: [critical]}\n      targets: [inbox]\n"
+              "    - name: first\n      match: {severity: [critical, unknown]}\n      targets: [inbox]\n"
               "      escalate: [{after: 5m, to: pager}]\n")
     result = _load(_setup(tmp_path, routes=routes), registry)
     assert result.config is not None and not result.warnings, "\n".join(map(str, result.warnings))
