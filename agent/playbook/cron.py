@@ -7,8 +7,9 @@ weekdays to names before building the trigger, so the schedule means what cronta
 """
 from __future__ import annotations
 
+import functools
 import re
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -193,5 +194,12 @@ def schedule_traps(cron: str | None, timezone: str) -> list[tuple[str, str]]:
         return []
     found = [day_fields_trap(cron)]
     if timezone.upper() not in ("UTC", "ETC/UTC", "GMT", "ETC/GMT", "Z"):
-        found.append(dst_trap(cron, timezone))
+        found.append(_dst_trap_on(cron, timezone, datetime.now(UTC).date()))
     return [f for f in found if f is not None]
+
+
+@functools.lru_cache(maxsize=256)
+def _dst_trap_on(cron: str, timezone: str, day: date) -> tuple[str, str] | None:
+    """:func:`dst_trap` from the start of ``day``: asked once a day per schedule (about 60 ms
+    each), not at every reload."""
+    return dst_trap(cron, timezone, around=datetime(day.year, day.month, day.day, tzinfo=UTC))
