@@ -267,7 +267,7 @@ def mask_line(line: str | None, parts: tuple[str, ...], column: int = 1) -> str 
         masked_value = word.sub(lambda m: "*" * len(m.group(0)), value)
         if masked_value == value:
             masked_value = value.replace(part, "*" * len(part))
-        if masked_value == value:
+        if masked_value == value and "*" * len(part) not in value:  # not masked already
             return head + re.sub(r"[^\s\"'{}\[\],]", "*", value)
         value = masked_value
     return head + value
@@ -334,11 +334,11 @@ def comments(doc: SourceDocument) -> Iterator[tuple[int, int, str]]:
 def _comment_secrets(doc: SourceDocument) -> Iterator[tuple[int, int, Finding]]:
     """(line, column, finding) of each comment of ``doc`` holding a secret. The scanner (pure
     Python, as slow as parsing the file again) runs only when some text after a ``#`` holds one."""
-    if not any(find_secret(source[m.start() + 1:], "comment") for source in doc.lines if "#" in source
+    if not any(find_secret(source[m.start() + 1:]) for source in doc.lines if "#" in source
                for m in re.finditer(r"(?:^|(?<=[ \t]))#", source)):
         return
     for line, column, text in comments(doc):
-        finding = find_secret(text, "comment")
+        finding = find_secret(text)  # prose, or a value standing alone on its line
         if finding:
             yield line, column, finding
 

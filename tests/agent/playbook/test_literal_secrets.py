@@ -174,6 +174,9 @@ def test_the_secret_is_masked_in_every_diagnostic_shown_at_its_line(tmp_path: Pa
     assert [d.line for d in result.diagnostics if d.hint == SECRET_HINT] == [6, 7, 12], shown
     assert token not in shown and HEX not in shown.replace(f"0x{HEX}", ""), shown
     assert "T000" not in shown and "B000" not in shown
+    # only the secret is hidden, the rest of the line stays readable (also when masked twice)
+    [query] = [d for d in result.diagnostics if d.line == 7]
+    assert query.source_line == '    u: {url: "json://127.0.0.1:8025/?token=' + "*" * len(token) + '"}', query
 
 
 def test_a_secret_in_a_comment_is_found_and_masked_and_a_hash_there_is_not(tmp_path: Path, registry: Registry) -> None:
