@@ -1,7 +1,7 @@
 """``agent validate [PATH...]``: check playbooks and the inventory; print every problem.
 
-Exit 0 when everything is valid, 1 when a problem was found (each printed once, sorted by
-file and line), 2 for a command-line mistake. A playbook file given on its own is validated
+Exit 0 when everything is valid (warnings, printed the same way, do not change that), 1 when
+a problem was found (each printed once, sorted by file and line), 2 for a command-line mistake. A playbook file given on its own is validated
 with the other playbooks of its directory (or, when it has none, the configured ``playbooks/``)
 loaded for cross-references, as ``agent run`` would see them; their own problems are not shown.
 """
@@ -14,6 +14,7 @@ import typer
 
 from agent.cli import options
 from agent.cli.common import console, err_console, templates_dir
+from agent.playbook.diagnostics import order
 from agent.playbook.files import real_path
 from botwarden.errors import ExitCode
 
@@ -38,14 +39,15 @@ def validate(
     result = load_config(inventory_path, targets, default_registry(), env=dict(os.environ),
                          templates_dir=templates_dir(inventory_path), context_paths=context,
                          inventory_required=inventory is not None)
-    for d in result.diagnostics:
+    for d in sorted([*result.diagnostics, *result.warnings], key=order):
         err_console.print(str(d), markup=False)
+    warned = f", {len(result.warnings)} warning(s)" if result.warnings else ""
     if result.diagnostics:
-        err_console.print(f"{len(result.diagnostics)} error(s)", style="bold red")
+        err_console.print(f"{len(result.diagnostics)} error(s){warned}", style="bold red")
         raise typer.Exit(ExitCode.FAILED)
     cfg = result.config
     assert cfg is not None
     console.print(
         f"ok: {len(cfg.playbooks)} playbook(s), {len(cfg.bound_checks)} check(s) on "
-        f"{len(cfg.hosts)} host(s)"
+        f"{len(cfg.hosts)} host(s){warned}"
     )

@@ -132,6 +132,8 @@ class Agent:
         chosen, disk = self.source.choose(START_ORDER)
         for d in disk.diagnostics:
             log.error("%s", d)
+        for d in disk.warnings:
+            log.warning("%s", d)
         if chosen is None:
             raise ConfigError(f"{len(disk.diagnostics)} error(s) in the configuration, no last good configuration "
                               "and not even the built-in one loads; the agent did not start",
@@ -405,6 +407,8 @@ class Agent:
         self._last_reload_error = None
         self.origin = "disk"
         config = result.config
+        for d in result.warnings:
+            log.warning("reload: %s", d)
         self._apply(config)
         keys = {bc.key for bc in config.bound_checks}
         await parts.store_thread.call(parts.store.add_event, "reload", None, None,

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from jinja2 import meta
 from pydantic import ValidationError
 
 from agent.core.values import HARD_WITHIN_MAX, format_duration
@@ -55,10 +56,57 @@ class BoundCheck:
         return self.check.value or self.module.default_value
 
 
+class VarError(TemplateError):
+    """A play var that cannot be rendered; ``name`` is the var, so the error is shown where it is
+    defined, not where it is used."""
+
+    def __init__(self, name: str, message: str, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.name = name
+
+
 def play_vars(play: Playbook, host: HostContext, templating: Templating) -> dict[str, Any]:
-    """Host vars with the play's vars rendered against them on top (play vars win)."""
-    rendered = templating.render_value(play.vars, host.vars)
-    return {**host.vars, **rendered}
+    """Host vars with the play's vars rendered on top (play vars win).
+
+    A play var may read the host's vars and the play's other vars, as in Ansible: each is
+    rendered after the vars it reads (a var that reads its own name reads the host's var of that
+    name, so ``limit: "{{ limit * 2 }}"`` overrides a host var with it). Raises :class:`VarError`
+    naming the var that does not render, or the vars that read each other in a circle."""
+    pending = {name: (value, _names_read(value, templating) & set(play.vars) - {name})
+               for name, value in play.vars.items()}
+    rendered: dict[str, Any] = {}
+    while pending:
+        ready = [name for name, (_, needs) in pending.items() if not needs - rendered.keys()]
+        if not ready:
+            circle = sorted(pending)
+            raise VarError(circle[0], f"vars {', '.join(map(repr, circle))} read each other: none can be rendered",
+                           "one of them must be a value, not a template of the others")
+        for name in ready:
+            value, _ = pending.pop(name)
+            try:
+                rendered[name] = templating.render_value(value, {**host.vars, **rendered})
+            except TemplateError as exc:
+                undefined = re.search(r"'([^']+)' is undefined", exc.message)
+                near = suggest(undefined[1], [*host.vars, *play.vars]) if undefined else None
+                raise VarError(name, f"vars.{name}: {exc.message}", exc.hint or near) from None
+    return {**host.vars, **{name: rendered[name] for name in play.vars}}
+
+
+def _names_read(value: Any, templating: Templating) -> set[str]:
+    """The names the templates in ``value`` read (any that does not parse reads none: its syntax
+    is reported elsewhere)."""
+    if isinstance(value, str):
+        if not has_template(value):
+            return set()
+        try:
+            return set(meta.find_undeclared_variables(templating.tree(value)))
+        except Exception:  # noqa: BLE001 - a syntax error is reported by the template pass
+            return set()
+    if isinstance(value, Mapping):
+        return set().union(*(_names_read(v, templating) for v in value.values()))
+    if isinstance(value, (list, tuple)):
+        return set().union(*(_names_read(v, templating) for v in value))
+    return set()
 
 
 def bind_checks(doc: SourceDocument, play: Playbook, hosts: list[HostContext], registry: Registry,
@@ -69,6 +117,9 @@ def bind_checks(doc: SourceDocument, play: Playbook, hosts: list[HostContext], r
     for host in hosts:
         try:
             vars = play_vars(play, host, templating)
+        except VarError as exc:
+            out.append(doc.diagnostic(("vars", exc.name), f"on host {host.name!r}: {exc.message}", exc.hint))
+            continue
         except TemplateError as exc:
             out.append(doc.diagnostic(("vars",), f"on host {host.name!r}: {exc.message}"))
             continue
@@ -91,9 +142,9 @@ def bind_checks(doc: SourceDocument, play: Playbook, hosts: list[HostContext], r
                     # this check here, so it is listed with its parameters as written.
                     bound.append(_bound(play, check, host, module, module.Params.model_construct(**rendered), vars))
                     continue
-                out.extend(diagnostics_from_validation(exc, doc, rendered, model=module.Params, prefix=path,
-                                                       redact=templating.redact,
-                                                       misplaced=misplaced_in_params("check", check.module)))
+                out.extend(at_definition(doc, play, path, check.params, diagnostics_from_validation(
+                    exc, doc, rendered, model=module.Params, prefix=path, redact=templating.redact,
+                    misplaced=misplaced_in_params("check", check.module))))
                 continue
             templating.redactor.add(secret_values(params))
             out.extend(hard_within_a_day(doc, ("checks", i), check, play))
@@ -101,6 +152,32 @@ def bind_checks(doc: SourceDocument, play: Playbook, hosts: list[HostContext], r
             out.extend(expression_names(doc, ("checks", i), check, module, vars, templating))
             bound.append(_bound(play, check, host, module, params, vars))
     return bound, out
+
+
+_BARE_NAME = re.compile(r"^\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}$")
+
+
+def at_definition(doc: SourceDocument, play: Playbook, path: Path_, params: Mapping[str, Any],
+                  diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+    """A parameter written as just ``{{ name }}`` of a play var whose value is written literally
+    takes the var's value as is: a value of the wrong type is wrong where the var is defined.
+    Its diagnostic moves there, and says which parameter reads it."""
+    moved: dict[tuple[int, int], tuple[str, str]] = {}
+    for key, raw in params.items():
+        bare = _BARE_NAME.match(raw) if isinstance(raw, str) else None
+        if bare and bare[1] in play.vars and not has_template(play.vars[bare[1]]):
+            use = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in (*path, key)).lstrip(".")
+            moved[doc.position((*path, key))] = (bare[1], use)
+    out: list[Diagnostic] = []
+    for d in diagnostics:
+        where = moved.get((d.line, d.column))
+        if where is None:
+            out.append(d)
+            continue
+        name, use = where
+        _, _, said = d.message.partition(": ") if d.message.startswith(("checks[", "checks.")) else ("", "", d.message)
+        out.append(doc.diagnostic(("vars", name), f"vars.{name}: {said} (the value of {use})", d.hint))
+    return out
 
 
 def _bound(play: Playbook, check: Check, host: HostContext, module: type[CheckModule], params: Params,

@@ -7,9 +7,11 @@ weekdays to names before building the trigger, so the schedule means what cronta
 """
 from __future__ import annotations
 
+import functools
 import re
-from datetime import tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.triggers.cron import CronTrigger
 from pydantic import AfterValidator
@@ -98,3 +100,106 @@ def check_crontab(value: str) -> str:
 
 Crontab = Annotated[str, AfterValidator(check_crontab)]
 """A 5-field crontab expression (``0 8 * * 1-5``, 0 = Sunday), validated."""
+
+
+def day_fields_trap(expr: str) -> tuple[str, str] | None:
+    """(message, hint) when a crontab expression restricts both the day of the month and the
+    day of the week. crontab (Vixie, cronie, POSIX) then runs on days matching *either*; the
+    agent's APScheduler ``CronTrigger`` runs only on days matching *both*: the same line means two
+    different schedules, and the operator cannot tell which was meant."""
+    fields = expr.split()
+    if len(fields) != 5:
+        return None
+    day, weekday = fields[2], fields[4]
+    if day in ("*", "?") or weekday in ("*", "?"):
+        return None
+    return (f"day of month {day!r} and day of week {weekday!r} are both set: crontab runs on days that "
+            "match either, this agent only on days that match both (with '1 * 1': only a Monday that is "
+            "the 1st, not every Monday and every 1st)",
+            "set one of the two to *; to run on either kind of day write two schedules (two plays), and "
+            "for 'the first Monday' write day 1-7 with the weekday, which is what this agent reads")
+
+
+def dst_trap(expr: str, timezone: str, *, around: datetime | None = None) -> tuple[str, str] | None:
+    """(message, hint) when, in ``timezone``, the schedule would run twice, at another time than
+    written, or not advance at a daylight-saving change of the coming year (from ``around``,
+    default now), as APScheduler's ``CronTrigger`` computes it. Found by asking the trigger itself
+    for its fire times around each change, not by a rule of thumb: APScheduler 3.11 runs a time of
+    the repeated hour twice, moves a time of the skipped hour to the hour after, and for some
+    expressions returns the same fire time again (agronholm/apscheduler#1021, open for 3.x)."""
+    try:
+        zone = ZoneInfo(timezone)
+        trigger = crontab_trigger(expr, zone)
+        wall = crontab_trigger(expr, UTC)
+    except (ValueError, KeyError, ZoneInfoNotFoundError):
+        return None
+    start = (around or datetime.now(UTC)).astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    twice: set[str] = set()
+    moved: set[str] = set()
+    stuck = False
+    for change in _offset_changes(zone, start, start + timedelta(days=366)):
+        now, previous, seen = change - timedelta(hours=4), None, set()
+        for _ in range(600):
+            fire = trigger.get_next_fire_time(previous, now)
+            if fire is None or fire > change + timedelta(hours=4):
+                break
+            if previous is not None and fire.astimezone(UTC) <= previous.astimezone(UTC):  # same tzinfo: wall times
+                stuck = True
+                break
+            local = fire.astimezone(UTC).astimezone(zone).replace(tzinfo=None)  # not the trigger's own wall time
+            if local in seen:
+                twice.add(local.strftime("%H:%M"))
+            seen.add(local)
+            as_written = local.replace(tzinfo=UTC)
+            if wall.get_next_fire_time(None, as_written) != as_written:
+                moved.add(local.strftime("%H:%M"))
+            previous, now = fire, fire + timedelta(seconds=1)
+    if not (twice or moved or stuck):
+        return None
+    said = []
+    if twice:
+        said.append(f"runs twice at {', '.join(sorted(twice))} on the night the clocks go back")
+    if moved:
+        said.append(f"runs at {', '.join(sorted(moved))} instead of the time written on the night the clocks "
+                    "go forward (that time does not exist)")
+    if stuck:
+        said.append("at a change of the clocks gets the run it just made back from APScheduler as its next "
+                    "run (agronholm/apscheduler#1021)")
+    return (f"in {timezone} this schedule " + " and ".join(said),
+            "use timezone: UTC (and write the time in UTC), or a time outside the hours the clocks change "
+            "(usually 01:00-03:00 local)")
+
+
+def _offset_changes(zone: ZoneInfo, start: datetime, end: datetime) -> list[datetime]:
+    """The instants (UTC, to the minute) at which ``zone``'s UTC offset changes in [start, end)."""
+    out: list[datetime] = []
+    t = start
+    offset = t.astimezone(zone).utcoffset()
+    while t < end:
+        after = t + timedelta(hours=1)
+        if after.astimezone(zone).utcoffset() != offset:
+            lo, hi = t, after
+            while hi - lo > timedelta(minutes=1):
+                mid = lo + (hi - lo) / 2
+                lo, hi = (mid, hi) if mid.astimezone(zone).utcoffset() == offset else (lo, mid)
+            out.append(hi.replace(second=0, microsecond=0))
+            offset = after.astimezone(zone).utcoffset()
+        t = after
+    return out
+
+
+def schedule_traps(cron: str | None, timezone: str) -> list[tuple[str, str]]:
+    """(message, hint) of each way a cron schedule reads differently from what it seems to say."""
+    if not cron:
+        return []
+    found = [day_fields_trap(cron)]
+    if timezone.upper() not in ("UTC", "ETC/UTC", "GMT", "ETC/GMT", "Z"):
+        found.append(_dst_trap_on(cron, timezone, datetime.now(UTC).date()))
+    return [f for f in found if f is not None]
+
+
+@functools.lru_cache(maxsize=256)
+def _dst_trap_on(cron: str, timezone: str, day: date) -> tuple[str, str] | None:
+    """:func:`dst_trap` from the start of ``day``: asked once a day per schedule (about 60 ms
+    each), not at every reload."""
+    return dst_trap(cron, timezone, around=datetime(day.year, day.month, day.day, tzinfo=UTC))

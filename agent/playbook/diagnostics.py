@@ -12,7 +12,9 @@ source line shown is the raw YAML line as written in the file.
 """
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -20,7 +22,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Diagnostic:
-    """A load-time error. ``line`` and ``column`` are 1-based; 0 means "the whole file"."""
+    """A load-time error or warning. ``line`` and ``column`` are 1-based; 0 means "the whole file"."""
 
     file: str
     line: int
@@ -28,10 +30,14 @@ class Diagnostic:
     message: str
     hint: str | None = None
     source_line: str | None = None
+    severity: str = "error"
+    """``error`` (the configuration is refused) or ``warning`` (it loads, but something in it is
+    ignored or cannot do what it says: a playbook in a subdirectory, a play with no hosts, a route
+    no alert can reach, an ``expect`` that never fails, a cron schedule that reads differently)."""
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}:{self.column}" if self.line else self.file
-        out = [f"{where}: error: {self.message}"]
+        out = [f"{where}: {self.severity}: {self.message}"]
         if self.source_line is not None and self.line:
             out.append(f"  {printable(self.source_line).rstrip()}")
             out.append("  " + " " * max(self.column - 1, 0) + "^")
@@ -59,3 +65,18 @@ def valid_keys_hint(word: str, candidates: Iterable[str]) -> str:
     """The nearest key if one is close, else the list of valid keys."""
     cands = sorted(set(candidates))
     return suggest(word, cands) or f"valid keys: {', '.join(cands)}"
+
+
+def warning(diagnostic: Diagnostic) -> Diagnostic:
+    """``diagnostic`` as a warning."""
+    return dataclasses.replace(diagnostic, severity="warning")
+
+
+def order(diagnostic: Diagnostic) -> tuple[str, int, int]:
+    """Sort key of diagnostics: by file (the same file named by a relative and an absolute path
+    sorts as one), line and column."""
+    try:
+        where = os.path.realpath(diagnostic.file) if diagnostic.file else ""
+    except (OSError, ValueError):
+        where = diagnostic.file
+    return (where, diagnostic.line, diagnostic.column)

@@ -35,7 +35,7 @@ from agent.core.safe_files import (
     read_file,
     real_path,
 )
-from agent.playbook.diagnostics import Diagnostic
+from agent.playbook.diagnostics import Diagnostic, warning
 
 __all__ = ["DISK", "MAX_BYTES", "PLAYBOOK_SUFFIXES", "ConfigReader", "DiskReader", "FileProblem", "FrozenReader",
            "file_problem", "is_dir", "is_file", "key", "kind_of", "os_problem", "playbook_files", "read_file",
@@ -212,6 +212,13 @@ def _directory(path: Path, reader: ConfigReader) -> tuple[list[Path], list[Diagn
     for entry in entries:
         suffix = entry.suffix
         if suffix.lower() not in PLAYBOOK_SUFFIXES:
+            nested = _nested_playbooks(entry, reader) if not entry.name.startswith(".") else 0
+            if nested:
+                problems.append(warning(Diagnostic(
+                    str(entry), 0, 0, f"this subdirectory holds {nested} playbook file(s) that are not loaded: "
+                    f"only the files directly in {path} are playbooks",
+                    f"move them up into {path} to run them, or out of it (or rename them to end in "
+                    ".disabled) to say they are kept on purpose")))
             continue
         if suffix not in PLAYBOOK_SUFFIXES:
             problems.append(Diagnostic(str(entry), 0, 0, f"playbook files end in .yaml or .yml (lower "
@@ -229,8 +236,29 @@ def _directory(path: Path, reader: ConfigReader) -> tuple[list[Path], list[Diagn
             problems.append(Diagnostic(str(entry), 0, 0, problem.message,
                                        problem.hint if problem.hint != NOT_A_FILE_HINT else
                                        "a playbook must be a file: replace it with one, or remove it"))
-    if not found and not problems:
+    if not found and all(p.severity != "error" for p in problems):
         problems.append(Diagnostic(str(path), 0, 0, "no playbook files (*.yaml, *.yml) in this directory",
                                    "name the directory that holds the playbooks, or a playbook file"))
     return found, problems
 
+
+
+def _nested_playbooks(path: Path, reader: ConfigReader, depth: int = 3) -> int:
+    """How many playbook-named files lie in the subdirectory ``path`` (and its own, ``depth``
+    levels down): files an operator may expect to run, which are not read. 0 when ``path`` is
+    not a directory or cannot be listed."""
+    if depth <= 0 or not reader.is_dir(path):
+        return 0
+    try:
+        entries = reader.list_dir(path)
+    except FileProblem:
+        return 0
+    count = 0
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        if entry.suffix.lower() in PLAYBOOK_SUFFIXES and not reader.is_dir(entry):
+            count += 1
+        else:
+            count += _nested_playbooks(entry, reader, depth - 1)
+    return count

@@ -20,9 +20,10 @@ from pydantic import ValidationError
 
 from agent.apprise_plugins import is_known_scheme, parse_urls, url_scheme, why_refused
 from agent.core.redaction import url_secrets
-from agent.playbook.diagnostics import Diagnostic, suggest
+from agent.playbook.cron import schedule_traps
+from agent.playbook.diagnostics import Diagnostic, suggest, warning
 from agent.playbook.files import DISK, ConfigReader, real_path
-from agent.playbook.inventory import AlertTemplates, Inventory, default_inventory_data
+from agent.playbook.inventory import AlertTemplates, Inventory, Target, default_inventory_data
 from agent.playbook.literal_secrets import SECRET_HINT as _SECRET_HINT
 from agent.playbook.literal_secrets import literal_secrets
 from agent.playbook.message_vars import MESSAGE_VARS
@@ -96,6 +97,8 @@ def inventory_rules(doc: SourceDocument, inv: Inventory) -> list[Diagnostic]:
                 out.append(doc.diagnostic(("notify", "routes", i), f"route {routes[i].name!r} is never reached: "
                                           f"route {routes[catch_all].name!r} before it matches every alert",
                                           "move the catch-all route last, or give it continue: true"))
+    for message, hint in schedule_traps(inv.notify.digest.cron, inv.notify.digest.timezone):
+        out.append(warning(doc.diagnostic(("notify", "digest", "cron"), f"digest: {message}", hint)))
     seen: set[str] = set()
     for i, route in enumerate(routes):
         if route.name in seen:
@@ -185,7 +188,7 @@ def render_targets(doc: SourceDocument, inv: Inventory, settings_vars: dict[str,
         try:
             url = templating.render_str(target.url, settings_vars).strip()
         except TemplateError as exc:
-            out.append(doc.diagnostic(path, f"target {name!r}: {exc.message}"))
+            out.append(doc.diagnostic(path, f"target {name!r}: {exc.message}", exc.hint or _unset_hint(exc, target)))
             continue
         if is_runtime(url):  # reads a variable not set here, loaded for reading only: not known
             continue
@@ -210,6 +213,19 @@ def render_targets(doc: SourceDocument, inv: Inventory, settings_vars: dict[str,
         if url:  # redacted everywhere from now on: a webhook URL is a credential
             templating.redactor.add(url_secrets(url))
     return out
+
+
+def _unset_hint(exc: TemplateError, target: Target) -> str | None:
+    """What to write when a target's URL reads an environment variable that is not set."""
+    unset = re.search(r"environment variable '([^']+)' is not set", exc.message)
+    if unset is None:
+        return None
+    var = unset[1]
+    if target.optional:
+        return (f"an optional target is skipped when its URL renders empty: write "
+                f"{{{{ env.{var} | default('') }}}} so that it is, or set {var} in the agent's environment")
+    return (f"set {var} in the agent's environment (run `agent validate` with the agent's environment); "
+            f"or, if the target may be absent, add optional: true and write {{{{ env.{var} | default('') }}}}")
 
 
 def template_files(doc: SourceDocument, inv: Inventory, templating: Templating) -> list[Diagnostic]:

@@ -1,34 +1,53 @@
 """Secrets written literally in a playbook or the inventory: refused at load.
 
 Secrets come from the environment (``{{ env.NAME }}``), never from YAML under git. Every string
-of every playbook and of the inventory is looked at (template parts taken out, so
-``{{ env.SLACK_TOKEN }}`` is fine) for:
+of every playbook and of the inventory goes through one classifier, :func:`find_secret`, which
+looks at the literal text (template parts never count: ``{{ env.SLACK_TOKEN }}`` is fine) and at
+its context, the key it is the value of and the words around it:
 
-* credential shapes: Slack tokens and webhook URLs, Discord and Telegram bot credentials, a PEM
-  private key, an Ethereum private key (``0x`` and 64 hex digits), a literal bearer token,
-  common API key prefixes;
-* a URL with a password, a token or key in its query, or a random-looking token in its path
-  (an apprise URL such as ``slack://T.../B.../xyz``): :func:`literal_secrets`;
-* a mapping key named like a secret (``token``, ``password``, ``api_key``, ``webhook_url``,
-  ``Authorization``...) with a literal value shaped like one: a word of 6 or more characters,
-  not a regular expression (a name ending in ``_env`` names a variable, fine).
+* credential shapes that are secrets wherever they are: Slack tokens and webhook URLs, Discord
+  and Telegram bot credentials, a PEM private key, a JSON Web Token (``eyJ...``), a literal
+  bearer token, common API key prefixes;
+* 64 hex digits, with or without ``0x``: the shape of an Ethereum private key and also of a
+  transaction hash. It is a key unless its context says hash (the key is ``tx_hash``, ``digest``...,
+  or ``tx``/``hash``/``transaction``... come just before it), or it sits in prose (a description,
+  a comment key, a sentence) with no secret word (``key``, ``private``, ``secret``...) before it;
+* in a URL: a password in the userinfo, a query parameter named like a credential (``token``,
+  ``access_token``, ``apikey``, ``sig``...) or whose value looks random, a random-looking path
+  word, and for an apprise URL every part the plugin itself declares private (apprise's
+  ``template_tokens``/``template_args`` with ``private``: the three Slack tokens in
+  ``slack://T.../B.../...`` however short, a Discord webhook token, a Telegram bot token...).
+  A query written after a template (``{{ bot.health_url }}?token=...``) is read too;
+* a mapping key named like a secret (``token``, ``password``, ``api_key``, ``Authorization``,
+  ``privateKey``...) with a literal value shaped like one (a word of 6 or more characters, not a
+  regular expression; a name ending in ``_env`` names a variable), and a key named weakly like
+  one (``key``, ``auth``, ``signature``) or no key at all with a value that looks random
+  (length, letters and digits mixed, entropy).
 
-Only the kind of secret is said, never the value.
+Only the kind of secret and where it is are said, never the value: the source line shown with
+the diagnostic has the secret masked (:func:`mask_line`).
 """
 from __future__ import annotations
 
+import dataclasses
+import functools
+import math
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
-from agent.apprise_plugins import parse_urls
+import yaml
+
+from agent.apprise_plugins import parse_urls, plugin_class, url_scheme
 from agent.playbook.diagnostics import Diagnostic
 from agent.playbook.yaml_source import Path_, SourceDocument
 
 SECRET_HINT = "keep secrets out of files under git: write {{ env.NAME }} and set NAME in the agent's environment"
 _TEMPLATE_PART = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
+_MARK = "Zq9TEMPLATEq9Z"
+"""Stands for a template part in a URL: letters and digits, so apprise's parsers keep it in place."""
 _TOKENISH = re.compile(r"[A-Za-z0-9_\-]{20,}")
-_SECRET_QUERY = re.compile(r"[?&](token|key|apikey|api_key|secret|password|pass|auth)=([^&{]+)", re.IGNORECASE)
 _SHAPES = [
     ("a Slack token", re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}")),
     ("a Slack webhook URL", re.compile(r"hooks\.slack\.com/(?:services|workflows)/[A-Za-z0-9]+/[A-Za-z0-9]+/[A-Za-z0-9]+")),
@@ -36,32 +55,63 @@ _SHAPES = [
     ("a Discord webhook URL", re.compile(r"discord(?:app)?\.com/api/webhooks/\d+/[\w-]{20,}")),
     ("a Telegram bot token", re.compile(r"\b\d{8,10}:[A-Za-z0-9_-]{35}\b")),
     ("a private key", re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")),
-    ("a private key (0x and 64 hex digits)", re.compile(r"\b0x[0-9a-fA-F]{64}\b")),
+    ("a JSON Web Token", re.compile(r"\beyJ[A-Za-z0-9_-]{6,}\.eyJ[A-Za-z0-9_-]{6,}\.[A-Za-z0-9_-]*")),
     ("a bearer token", re.compile(r"(?i:\bbearer)\s+[A-Za-z0-9._~+/=-]{16,}")),
     ("an API key", re.compile(r"\b(?:AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{36}|sk-[A-Za-z0-9_-]{20,})\b")),
 ]
-_SECRET_KEY = re.compile(r"(?:^|[_-])(?:token|secret|password|passwd|passphrase|api_?key|private_?key|webhook(?:_url)?|"
-                         r"credentials?)$|^authorization$", re.IGNORECASE)
+_HEX64 = re.compile(r"(?<![0-9A-Za-z])(?:0x)?[0-9a-fA-F]{64}(?![0-9A-Za-z])")
+_HASH_WORD = re.compile(r"(?i)\b(?:tx|txn|txid|txhash|tx_hash|transaction|hash|digest|sha-?256|sha3|keccak|checksum|"
+                        r"block|commit|order|oid|cloid|receipt)s?\b")
+_SECRET_WORD = re.compile(r"(?i)\b(?:key|private|privkey|secret|seed|mnemonic|signer|password|token)s?\b")
+_HASH_KEY = re.compile(r"(?i)(?:^|[_-])(?:tx|txn|txid|hash|tx_hash|digest|sha\d*|checksum|commit|block|receipt|"
+                       r"oid|cloid)(?:_?(?:hash|id))?$")
+_PROSE_KEY = re.compile(r"(?i)^(?:description|comment|comments|note|notes|summary|title|name|message|msg|"
+                        r"reason|doc|docs|help|text)$")
+_SECRET_KEY = re.compile(r"(?:^|[_-])(?:token|secret|password|passwd|passphrase|api_?key|private_?key|priv_?key|"
+                         r"secret_?key|access_?key|webhook(?:_url)?|credentials?|mnemonic|seed_?phrase)$|"
+                         r"^authorization$", re.IGNORECASE)
+_WEAK_SECRET_KEY = re.compile(r"(?:^|[_-])(?:key|auth|signature|sig|seed|cookie|session)$", re.IGNORECASE)
+_SECRET_PARAM = re.compile(r"(?:^|[_-])(?:token|access_?token|auth|auth_?token|apikey|api_?key|secret|password|"
+                           r"passwd|pass|pwd|sig|signature|credentials?|session_?id|private_?key)$", re.IGNORECASE)
+_QUERY_PAIR = re.compile(r"[?&]([A-Za-z0-9_.\-]+)=([^&#\s]*)")
+_URL = re.compile(r"[a-z][a-z0-9+.-]*://[^\s]+", re.IGNORECASE)
 
 
-def literal_secrets(url: str) -> list[str]:
-    """What looks like a secret written literally in a URL template (not through ``env``)."""
-    text = _TEMPLATE_PART.sub("", url)
-    found: list[str] = []
-    for one in parse_urls(text) if "://" in text else []:
-        _, _, rest = one.partition("://")
-        authority = re.split(r"[/?#]", rest, maxsplit=1)[0]  # before the path, query or fragment
-        userinfo = authority.rpartition("@")[0]
-        if ":" in userinfo and userinfo.split(":", 1)[1]:
-            found.append("the URL holds a password written literally")
-        if _SECRET_QUERY.search(rest):
-            found.append("the URL holds a token or key written literally in its query")
-        if any(_looks_random(word) for word in _TOKENISH.findall(rest.split("?", 1)[0])):
-            found.append("the URL holds what looks like a token written literally")
-    return found
+@dataclass(frozen=True)
+class Finding:
+    """A secret written literally: ``kind`` (safe to show) and the literal ``parts`` that hold
+    it (never shown: :func:`mask_line` hides them in the source line)."""
+
+    kind: str
+    parts: tuple[str, ...] = ()
 
 
-def _looks_random(word: str) -> bool:
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+
+
+@functools.lru_cache(maxsize=1024)
+def _words(key: Any) -> str:
+    """``privateKey`` -> ``private_key``: camelCase keys read like snake_case ones."""
+    return _CAMEL.sub("_", key) if isinstance(key, str) else ""
+
+
+def entropy(word: str) -> float:
+    """Shannon entropy of ``word`` in bits per character."""
+    if not word:
+        return 0.0
+    counts = [word.count(c) for c in set(word)]
+    return -sum(n / len(word) * math.log2(n / len(word)) for n in counts)
+
+
+def looks_random(word: str) -> bool:
+    """A generated token rather than a word, a name or a number: long enough, letters and digits
+    mixed, many distinct characters, high entropy (a hex digest is 4 bits a character at most)."""
+    if len(word) < 16 or not any(c.isdigit() for c in word) or not any(c.isalpha() for c in word):
+        return False
+    return len(set(word)) >= 10 and entropy(word) >= 3.3
+
+
+def _looks_random_path_word(word: str) -> bool:
     # a webhook token mixes letters and digits; a long plain word or host name does not
     return any(c.isdigit() for c in word) and any(c.isalpha() for c in word) and len(set(word)) >= 10
 
@@ -73,20 +123,160 @@ def _value_shaped(text: str) -> bool:
     return len(word) >= 6 and not re.search(r"\s", word) and not re.search(r"[\\^$*()\[\]{}|]", word)
 
 
+def _literal(value: str) -> bool:
+    return bool(value) and _MARK not in value
+
+
+def _url_findings(url: str) -> Iterator[Finding]:
+    """What is written literally in one URL (template parts stand as :data:`_MARK`)."""
+    _, _, rest = url.partition("://")
+    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]  # before the path, query or fragment
+    userinfo = authority.rpartition("@")[0]
+    if ":" in userinfo and _literal(userinfo.split(":", 1)[1]):
+        yield Finding("the URL holds a password written literally", (userinfo.split(":", 1)[1],))
+    yield from _apprise_private_parts(url)
+    path = rest.split("?", 1)[0]
+    words = [w for w in _TOKENISH.findall(path) if _literal(w) and _looks_random_path_word(w)]
+    if words:
+        yield Finding("the URL holds what looks like a token written literally", tuple(words))
+
+
+def _apprise_private_parts(url: str) -> Iterator[Finding]:
+    """The parts of an apprise URL its plugin declares private (tokens, keys, passwords), when
+    written literally: apprise's own parser splits the URL, its own declarations say which part
+    is a secret, whatever the service."""
+    scheme = url_scheme(url)
+    if scheme is None or scheme in {"http", "https"}:
+        return
+    try:
+        cls = plugin_class(scheme)
+        parsed = cls.parse_url(url.replace("/#", "/%23")) if cls is not None else None
+    except Exception:  # noqa: BLE001 - a URL apprise cannot read is reported by the target checks
+        return
+    if not parsed or cls is None:
+        return
+    declared = {**getattr(cls, "template_tokens", {}), **getattr(cls, "template_args", {})}
+    for name, spec in declared.items():
+        if not isinstance(spec, dict) or not spec.get("private") or name in {"template", "user", "password"}:
+            continue  # 'template' is a file path; the userinfo is read above
+        value = parsed.get(spec.get("map_to", name))
+        if isinstance(value, str) and _literal(value):
+            parts = tuple(p for p in re.split(r"[:/]", value) if p)
+            service = getattr(cls, "service_name", None) or scheme
+            yield Finding(f"the URL holds a {service} secret ({name}) written literally", parts)
+
+
+def _query_findings(text: str) -> Iterator[Finding]:
+    """Query parameters anywhere in ``text`` (also after a template: ``{{ url }}?token=abc``)."""
+    for name, value in _QUERY_PAIR.findall(text):
+        if not _literal(value):
+            continue
+        if _SECRET_PARAM.search(_words(name)) or looks_random(value):
+            yield Finding("the URL holds a token or key written literally in its query", (value,))
+
+
+def _hex_findings(literal: str, key: Any) -> Iterator[Finding]:
+    """64 hex digits: a private key, unless the context says it is a hash (a transaction's, a digest)."""
+    key_words = _words(key)
+    for match in _HEX64.finditer(literal):
+        if key_words and _HASH_KEY.search(key_words) and not _SECRET_KEY.search(key_words):
+            continue
+        before = literal[max(0, match.start() - 48):match.start()]
+        context = [(m.start(), "hash") for m in _HASH_WORD.finditer(before)]
+        context += [(m.start(), "secret") for m in _SECRET_WORD.finditer(before)]
+        nearest = max(context)[1] if context else None
+        if nearest == "hash":
+            continue
+        standalone = literal.strip() == match.group(0)
+        prose = bool(key_words and _PROSE_KEY.match(key_words)) or not standalone
+        secret_key = bool(key_words and (_SECRET_KEY.search(key_words) or _WEAK_SECRET_KEY.search(key_words)))
+        if nearest == "secret" or secret_key or not prose:
+            with_0x = match.group(0).startswith("0x")
+            yield Finding("a private key (0x and 64 hex digits) is written literally" if with_0x
+                          else "a private key (64 hex digits) is written literally", (match.group(0),))
+
+
+_CANDIDATE = re.compile(r"://|=|-----BEGIN|[A-Za-z0-9_\-+/.~]{16}")
+"""What every shape, URL, query and random word has: a string without it needs only the key rules."""
+
+
+@functools.lru_cache(maxsize=4096)
+def find_secret(text: str, key: Any = None) -> Finding | None:
+    """The secret ``text`` (the value of ``key``) holds written literally, or None: the kind of
+    the first one found, the parts of every one (all are masked)."""
+    if not _CANDIDATE.search(text) and not (isinstance(key, str) and _SECRET_KEY.search(_words(key))):
+        return None
+    found = list(_findings(text, key))
+    if not found:
+        return None
+    return Finding(found[0].kind, tuple(dict.fromkeys(p for f in found for p in f.parts)))
+
+
+def _findings(text: str, key: Any) -> Iterator[Finding]:
+    literal = _TEMPLATE_PART.sub(" ", text)
+    marked = _TEMPLATE_PART.sub(_MARK, text)
+    for kind, shape in _SHAPES:
+        for match in shape.finditer(literal):
+            yield Finding(f"{kind} is written literally", (match.group(0),))
+    for url in _URL.findall(marked):
+        for one in parse_urls(url):
+            yield from _url_findings(one)
+    yield from _query_findings(marked)
+    yield from _hex_findings(literal, key)
+    key_words = _words(key)
+    whole_literal = literal == text
+    if (key_words and _SECRET_KEY.search(key_words) and not key_words.lower().endswith("_env")
+            and whole_literal and _value_shaped(text)):  # the whole value literal: a template is fine
+        yield Finding(f"{key!r} holds a value written literally", (text.strip(),))
+        return
+    word = text.strip()
+    if (whole_literal and re.fullmatch(r"[A-Za-z0-9_\-+/=.~]+", word) and looks_random(word)
+            and not re.fullmatch(r"0x[0-9a-fA-F]{40}", word)  # an address is public
+            and not (key_words and (_HASH_KEY.search(key_words) or key_words.lower().endswith("_env")))):
+        if key_words and _WEAK_SECRET_KEY.search(key_words):
+            yield Finding(f"{key!r} holds a value written literally", (word,))
+        elif len(word) >= 32 and any(c.isupper() for c in word) and any(c.islower() for c in word) \
+                and re.search(r"[g-zG-Z]", word):  # not hex: a digest is not a secret
+            yield Finding("what looks like a token is written literally", (word,))
+
+
 def secret_in_text(text: str, key: Any = None) -> str | None:
     """What kind of secret ``text`` (the value of ``key``) holds written literally, or None."""
-    literal = _TEMPLATE_PART.sub("", text)
-    for kind, shape in _SHAPES:
-        if shape.search(literal):
-            return f"{kind} is written literally"
-    if re.search(r"[a-z][a-z0-9+.-]*://", literal, re.IGNORECASE):
-        found = literal_secrets(text)
-        if found:
-            return found[0]
-    if (isinstance(key, str) and _SECRET_KEY.search(key) and not key.lower().endswith("_env")
-            and literal == text and _value_shaped(text)):  # the whole value literal: a template is fine
-        return f"{key!r} holds a value written literally"
-    return None
+    found = find_secret(text, key)
+    return found.kind if found else None
+
+
+def literal_secrets(url: str) -> list[str]:
+    """What looks like a secret written literally in a URL template (not through ``env``)."""
+    found = find_secret(url)
+    return [found.kind] if found else []
+
+
+def mask_line(line: str | None, parts: tuple[str, ...], column: int = 1) -> str | None:
+    """``line`` with every secret part written from ``column`` on (the value) replaced by ``*``
+    one for one (the caret stays aligned); a part is masked where it stands as a whole word, so a
+    one-letter token does not mask that letter everywhere. A part not written as is on the line
+    (escaped, folded, on a later line) hides the whole value: it is never shown."""
+    if line is None:
+        return None
+    head, value = line[:max(column - 1, 0)], line[max(column - 1, 0):]
+    for part in sorted(parts, key=len, reverse=True):
+        if not part:
+            continue
+        word = re.compile(r"(?<![A-Za-z0-9])" + re.escape(part) + r"(?![A-Za-z0-9])")
+        masked_value = word.sub(lambda m: "*" * len(m.group(0)), value)
+        if masked_value == value:
+            masked_value = value.replace(part, "*" * len(part))
+        if masked_value == value and "*" * len(part) not in value:  # not masked already
+            return head + re.sub(r"[^\s\"'{}\[\],]", "*", value)
+        value = masked_value
+    return head + value
+
+
+def masked(diagnostic: Diagnostic, finding: Finding) -> Diagnostic:
+    """``diagnostic`` with the secret hidden in its source line."""
+    return dataclasses.replace(diagnostic, source_line=mask_line(diagnostic.source_line, finding.parts,
+                                                                 diagnostic.column))
 
 
 def _strings(data: Any, path: Path_ = ()) -> Iterator[tuple[Path_, Any, str]]:
@@ -99,7 +289,7 @@ def _strings(data: Any, path: Path_ = ()) -> Iterator[tuple[Path_, Any, str]]:
     elif isinstance(data, list):
         for i, value in enumerate(data):
             if isinstance(value, str):
-                yield (*path, i), None, value
+                yield (*path, i), (path[-1] if path else None), value
             else:
                 yield from _strings(value, (*path, i))
 
@@ -111,7 +301,84 @@ def literal_secret_problems(doc: SourceDocument, *, skip: tuple[Path_, ...] = ()
     for path, key, text in _strings(doc.data):
         if any(path[:len(s)] == s for s in skip):
             continue
-        problem = secret_in_text(text, key)
-        if problem:
-            out.append(doc.diagnostic(path, problem, SECRET_HINT))
+        finding = find_secret(text, key)
+        if finding:
+            out.append(masked(doc.diagnostic(path, finding.kind, SECRET_HINT), finding))
+    return out
+
+
+def comments(doc: SourceDocument) -> Iterator[tuple[int, int, str]]:
+    """(line, column, text) of every YAML comment of ``doc`` (1-based; the text after ``#``).
+    A comment is what PyYAML's scanner leaves between its tokens; a document it cannot scan
+    gives none (its syntax error is reported anyway)."""
+    text = "\n".join(doc.lines)
+    covered: dict[int, list[tuple[int, int]]] = {}
+    try:
+        for token in yaml.scan(text, Loader=yaml.SafeLoader):
+            start, end = token.start_mark, token.end_mark
+            for line in range(start.line, end.line + 1):
+                lo = start.column if line == start.line else 0
+                hi = end.column if line == end.line else 1 << 30
+                covered.setdefault(line, []).append((lo, hi))
+    except (yaml.YAMLError, RecursionError):
+        return
+    for index, source in enumerate(doc.lines):
+        spans = covered.get(index, [])
+        for match in re.finditer("#", source):
+            col = match.start()
+            if (col == 0 or source[col - 1] in " \t") and not any(lo <= col < hi for lo, hi in spans):
+                yield index + 1, col + 1, source[col + 1:]
+                break
+
+
+def _comment_secrets(doc: SourceDocument) -> Iterator[tuple[int, int, Finding]]:
+    """(line, column, finding) of each comment of ``doc`` holding a secret. The scanner (pure
+    Python, as slow as parsing the file again) runs only when some text after a ``#`` holds one."""
+    if not any(find_secret(source[m.start() + 1:]) for source in doc.lines if "#" in source
+               for m in re.finditer(r"(?:^|(?<=[ \t]))#", source)):
+        return
+    for line, column, text in comments(doc):
+        finding = find_secret(text)  # prose, or a value standing alone on its line
+        if finding:
+            yield line, column, finding
+
+
+def comment_secret_problems(doc: SourceDocument) -> list[Diagnostic]:
+    """A secret written in a comment is in git as surely as one in a value (read as prose: a
+    transaction hash in a comment is not a key, ``# signer key 0x...`` is)."""
+    out: list[Diagnostic] = []
+    for line, column, finding in _comment_secrets(doc):
+        if finding:
+            diagnostic = doc.at(line, column, f"in a comment: {finding.kind}", "delete it from the file (and "
+                                "from the git history: the secret is no longer one, replace it)")
+            out.append(dataclasses.replace(diagnostic, source_line=mask_line(diagnostic.source_line, finding.parts,
+                                                                             column)))
+    return out
+
+
+def secret_lines(doc: SourceDocument) -> dict[int, tuple[int, tuple[str, ...]]]:
+    """Line -> (column of the value, the secret parts written in it), for every string of ``doc``:
+    any diagnostic shown at one of these lines hides them (:func:`hide_secrets`)."""
+    out: dict[int, tuple[int, tuple[str, ...]]] = {}
+    for path, key, text in _strings(doc.data):
+        finding = find_secret(text, key)
+        if finding:
+            line, column = doc.position(path)
+            before = out.get(line, (column, ()))
+            out[line] = (min(before[0], column), (*before[1], *finding.parts))
+    for line, column, finding in _comment_secrets(doc):
+        if finding:
+            before = out.get(line, (column, ()))
+            out[line] = (min(before[0], column), (*before[1], *finding.parts))
+    return out
+
+
+def hide_secrets(diagnostics: list[Diagnostic],
+                 lines: dict[str, dict[int, tuple[int, tuple[str, ...]]]]) -> list[Diagnostic]:
+    """``diagnostics`` with the secrets of ``lines`` (file -> :func:`secret_lines`) masked in the
+    source lines they show, whatever the diagnostic is about."""
+    out = []
+    for d in diagnostics:
+        at = lines.get(d.file, {}).get(d.line)
+        out.append(dataclasses.replace(d, source_line=mask_line(d.source_line, at[1], at[0])) if at else d)
     return out

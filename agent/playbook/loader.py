@@ -13,6 +13,7 @@ never starts.
 """
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -26,7 +27,7 @@ from agent.core.redaction import Redactor
 from agent.modules.base import HostContext
 from agent.modules.registry import Registry
 from agent.playbook.binding import BoundCheck, bind_checks
-from agent.playbook.diagnostics import Diagnostic, suggest
+from agent.playbook.diagnostics import Diagnostic, order, suggest, warning
 from agent.playbook.files import ConfigReader, DiskReader, FrozenReader, playbook_files, real_path
 from agent.playbook.inventory import Inventory, host_vars, resolve_hosts
 from agent.playbook.inventory_loading import (
@@ -38,9 +39,15 @@ from agent.playbook.inventory_loading import (
     settings_path,
     template_files,
 )
-from agent.playbook.literal_secrets import literal_secret_problems
+from agent.playbook.literal_secrets import (
+    comment_secret_problems,
+    hide_secrets,
+    literal_secret_problems,
+    secret_lines,
+)
 from agent.playbook.models import Playbook
 from agent.playbook.preprocess import Preprocessor
+from agent.playbook.route_reach import unreached_route_entries
 from agent.playbook.rules import playbook_rules, template_problems
 from agent.playbook.task_validation import TaskChecker
 from agent.playbook.templating import Templating
@@ -103,6 +110,9 @@ class LoadResult:
     unusable: list[str] = field(default_factory=list)
     """Playbook paths and directory entries reported as unusable (a FIFO named ``x.yaml``, a
     symbolic link that loops): never loaded, so they are not part of any configuration."""
+    warnings: list[Diagnostic] = field(default_factory=list)
+    """What loads but is ignored or cannot do what it says (``severity == "warning"``), sorted
+    like ``diagnostics``; never a reason to refuse the configuration."""
 
     @property
     def ok(self) -> bool:
@@ -168,14 +178,19 @@ def load_config(
     if inventory is not None:
         diagnostics += inventory_rules(inv_doc, inventory)
         diagnostics += literal_secret_problems(inv_doc, skip=(("notify", "targets"), ("heartbeat", "url")))
+        diagnostics += comment_secret_problems(inv_doc)
         diagnostics += render_targets(inv_doc, inventory, settings_vars, templating)
         diagnostics += template_files(inv_doc, inventory, templating)
         diagnostics += heartbeat_problems(inv_doc, inventory, settings_vars, templating)
         hosts = {name: HostContext(name, host_vars(inventory, name, settings_vars)) for name in inventory.hosts}
 
     files, problems = playbook_files(playbook_paths, disk)
+    once: dict[Path, Path] = {}
+    for f in files:  # a file named twice (a relative and an absolute path, a link) is loaded once
+        once.setdefault(real_path(f), f)
+    files = list(once.values())
     diagnostics += problems
-    unusable = [d.file for d in problems]
+    unusable = [d.file for d in problems if d.severity == "error"]
     loaded = [_load_playbook(path, registry, templating, diagnostics, disk) for path in files]
     given = {item.play.name for item in loaded if item.play is not None}
     ignored: list[Diagnostic] = []
@@ -194,6 +209,12 @@ def load_config(
                 targets = [hosts[name] for name in resolve_hosts(inventory, item.play.hosts)]
             except Exception:  # noqa: BLE001 - reported by the cross-file rules
                 continue
+            if not targets:
+                diagnostics.append(warning(item.doc.diagnostic(
+                    ("hosts",), f"hosts: {item.play.hosts!r} has no hosts in the inventory: nothing of this play "
+                    "runs (no check is scheduled, run-playbook does nothing)",
+                    f"add hosts to the group {item.play.hosts!r} in the inventory, or point hosts: at a group "
+                    "that has some")))
             new, problems = bind_checks(item.doc, item.play, targets, registry, templating)
             bound += new
             diagnostics += problems
@@ -201,12 +222,19 @@ def load_config(
             diagnostics += TaskChecker(item.doc, item.play, registry, templating, routes,
                                        registers_uncertain=item.registers_uncertain).run(targets)
 
-    diagnostics = _unique(diagnostics)
+    if inventory is not None and not any(d.severity == "error" for d in diagnostics):
+        every_play = [item for item in [*loaded, *context] if item.play is not None]
+        diagnostics += unreached_route_entries(inv_doc, inventory, [item.play for item in every_play if item.play],
+                                               [item.raw for item in every_play], registry)
+    secrets = {doc.file: secret_lines(doc) for doc in [inv_doc, *(item.doc for item in loaded)] if doc is not None}
+    everything = _unique(hide_secrets(diagnostics, secrets))
+    diagnostics = [d for d in everything if d.severity == "error"]
+    warnings = [d for d in everything if d.severity != "error"]
     where = settings_path(inventory, inventory_path)
     good_settings = settings if settings_ok else None
     if diagnostics or inventory is None:
         return LoadResult(None, diagnostics, settings=good_settings, settings_path=where, playbook_files=files,
-                          unusable=unusable)
+                          unusable=unusable, warnings=warnings)
     read = dict(disk.files) if isinstance(disk, FrozenReader) else dict(getattr(disk, "read_files", {}))
     # From now on templates render from what was validated; a later edit needs a reload.
     templating.reader = FrozenReader(read, fallback=DiskReader())
@@ -214,7 +242,7 @@ def load_config(
                     bound_checks=bound, templating=templating, files=read,
                     playbook_files=tuple(os.path.abspath(f) for f in files))
     return LoadResult(config, [], settings=good_settings, settings_path=where, playbook_files=files,
-                          unusable=unusable)
+                      unusable=unusable, warnings=warnings)
 
 
 def _load_playbook(path: Path, registry: Registry, templating: Templating,
@@ -231,6 +259,7 @@ def _load_playbook(path: Path, registry: Registry, templating: Templating,
     diagnostics += pre.diagnostics
     diagnostics += template_problems(doc, raw, templating)
     diagnostics += literal_secret_problems(doc)
+    diagnostics += comment_secret_problems(doc)
     try:
         play = Playbook.model_validate({**raw, "source": path} if isinstance(raw, dict) else raw)
     except ValidationError as exc:
@@ -249,6 +278,8 @@ def _cross_file_rules(loaded: list[_LoadedPlay], context: list[_LoadedPlay], inv
     names = {item.raw["name"] for item in [*loaded, *context]
              if isinstance(item.raw, dict) and isinstance(item.raw.get("name"), str)}
     every = [*loaded, *context]
+    unbuilt = {item.raw["name"]: _raw_check_names(item.raw) for item in every
+               if item.play is None and isinstance(item.raw, dict) and isinstance(item.raw.get("name"), str)}
     for item in loaded:
         play, doc = item.play, item.doc
         if play is None:
@@ -272,13 +303,20 @@ def _cross_file_rules(loaded: list[_LoadedPlay], context: list[_LoadedPlay], inv
                 if parent in {c.name for c in play.checks} or "/" not in parent:
                     continue  # a check of this play (checked with the play)
                 other_name, _, other_check = parent.partition("/")
+                if (other_name, other_check) == (play.name, check.name):
+                    diagnostics.append(doc.diagnostic(("checks", i, "depends_on", j), f"depends_on: check "
+                                                      f"{parent!r} depends on itself", "depends_on names the check "
+                                                      "this one needs to work (the process, the host); remove "
+                                                      "this entry"))
+                    continue
                 other = next((x.play for x in every if x.play is not None and x.play.name == other_name), None)
-                if other is None or other_check not in {c.name for c in other.checks}:
-                    known_refs = [f"{x.play.name}/{c.name}"
-                                  for x in every if x.play is not None for c in x.play.checks]
+                checks_of = {c.name for c in other.checks} if other is not None else unbuilt.get(other_name)
+                if other is None and other_name in unbuilt and (checks_of is None or other_check in checks_of):
+                    continue  # its playbook does not load: its own errors say why, this link is not judged
+                if checks_of is None or other_check not in checks_of:
                     diagnostics.append(doc.diagnostic(("checks", i, "depends_on", j),
                                                       f"depends_on: no check named {parent!r}",
-                                                      suggest(parent, known_refs) or "write PLAYBOOK/CHECK"))
+                                                      _depends_on_hint(other_name, other_check, checks_of, names)))
         for rem_name, rem in play.remediations.items():
             if rem.budget and rem.budget.then and rem.budget.then not in names:
                 diagnostics.append(doc.diagnostic(("remediations", rem_name, "budget", "then"),
@@ -287,6 +325,31 @@ def _cross_file_rules(loaded: list[_LoadedPlay], context: list[_LoadedPlay], inv
                                                   or f"known playbooks: {', '.join(sorted(names))}"))
     diagnostics += _depends_on_circles(loaded, every)
     return playbooks
+
+
+def _raw_check_names(raw: dict[str, Any]) -> set[str] | None:
+    """The check names written in a playbook that did not load; None when they cannot be read."""
+    checks = raw.get("checks")
+    if not isinstance(checks, list):
+        return None
+    names = {c.get("name") for c in checks if isinstance(c, dict)}
+    return {n for n in names if isinstance(n, str)} if all(isinstance(n, str) for n in names) else None
+
+
+def _depends_on_hint(play: str, check: str, checks: set[str] | None, plays: set[str]) -> str:
+    """What to write for a ``PLAYBOOK/CHECK`` that names nothing: the nearest playbook, or the
+    nearest check of the playbook it names."""
+    if checks is None:
+        return (f"did you mean '{near}/{check}'?" if (near := _nearest(play, plays)) else
+                f"no playbook named {play!r}; known playbooks: {', '.join(sorted(plays))}")
+    near = _nearest(check, checks)
+    return (f"did you mean '{play}/{near}'?" if near else
+            f"checks of {play!r}: {', '.join(sorted(checks))}" if checks else f"playbook {play!r} has no checks")
+
+
+def _nearest(word: str, candidates: set[str]) -> str | None:
+    found = difflib.get_close_matches(word, sorted(candidates), n=1, cutoff=0.6)
+    return found[0] if found else None
 
 
 def _depends_on_circles(loaded: list[_LoadedPlay], every: list[_LoadedPlay]) -> list[Diagnostic]:
@@ -301,6 +364,8 @@ def _depends_on_circles(loaded: list[_LoadedPlay], every: list[_LoadedPlay]) -> 
             node = f"{item.play.name}/{check.name}"
             for j, parent in enumerate(check.depends_on):
                 target = f"{item.play.name}/{parent}" if parent in local else parent
+                if target == node:
+                    continue  # depending on itself: reported with the play's own rules, once
                 edges.setdefault(node, []).append((target, item, ("checks", i, "depends_on", j)))
     out: list[Diagnostic] = []
     reported: set[frozenset[str]] = set()
@@ -339,7 +404,7 @@ def _unique(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
         if ident not in seen:
             seen.add(ident)
             out.append(diag)
-    return sorted(out, key=lambda d: (d.file, d.line, d.column))
+    return sorted(out, key=order)
 
 
 def _without_label(message: str) -> str:

@@ -12,7 +12,9 @@ from typing import Any
 
 from agent.core.values import format_duration
 from agent.modules.registry import Registry
-from agent.playbook.diagnostics import Diagnostic, suggest
+from agent.playbook.constant_expressions import constant_truth
+from agent.playbook.cron import schedule_traps
+from agent.playbook.diagnostics import Diagnostic, suggest, warning
 from agent.playbook.hints import expression_hint
 from agent.playbook.models import BUDGET_HISTORY_S, Playbook, Task
 from agent.playbook.templating import Templating, has_template
@@ -107,6 +109,9 @@ def playbook_rules(doc: SourceDocument, raw: Mapping[str, Any], play: Playbook,
                    registry: Registry, templating: Templating) -> list[Diagnostic]:
     """Rules inside one playbook: names, references, thresholds, registers, task params."""
     out: list[Diagnostic] = []
+    if play.schedule is not None:
+        for message, hint in schedule_traps(play.schedule.cron, play.schedule.timezone):
+            out.append(warning(doc.diagnostic(("schedule", "cron"), f"schedule: {message}", hint)))
     seen: dict[str, int] = {}
     for i, check in enumerate(play.checks):
         path = ("checks", i)
@@ -122,11 +127,22 @@ def playbook_rules(doc: SourceDocument, raw: Mapping[str, Any], play: Playbook,
             local = {c.name for c in play.checks}
             if parent not in local and "/" in parent:
                 continue  # PLAYBOOK/CHECK of another play: checked across files (loader)
-            if parent == check.name or parent not in local:
+            if parent == check.name:
+                out.append(doc.diagnostic((*path, "depends_on", j), f"depends_on: check {parent!r} depends on itself",
+                                          "depends_on names the check this one needs to work (the process, the "
+                                          "host); remove this entry"))
+            elif parent not in local:
                 out.append(doc.diagnostic((*path, "depends_on", j), f"depends_on: no other check named {parent!r} "
                                           "in this play", suggest(parent, [c.name for c in play.checks
                                                                            if c.name != check.name])))
         thresholds = [k for k in ("warning", "critical") if getattr(check, k) is not None]
+        truth = constant_truth(check.expect) if check.expect is not None else None
+        if truth is not None:
+            out.append(warning(doc.diagnostic(
+                (*path, "expect"), f"expect: {check.expect!r} is always {'true' if truth else 'false'}, whatever the "
+                f"module finds: the check can never {'fail' if truth else 'pass'}",
+                "compare a fact of the module with a value (expect: \"status_code == 200\"), or leave expect "
+                "out to pass whenever the module itself succeeds")))
         if check.expect is not None and thresholds:
             out.append(doc.diagnostic((*path, thresholds[0]), "a check has either 'expect' or thresholds "
                                       "('warning'/'critical'), not both", "keep one of them", at_key=True))

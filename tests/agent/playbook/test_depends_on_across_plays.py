@@ -54,3 +54,37 @@ def test_a_local_name_wins_over_the_slash_form():
     bc = SimpleNamespace(play=play)
     assert parent_key(bc, "a/b", "h") == "p/h/a/b"
     assert parent_key(bc, "other/c", "h") == "other/h/c"
+
+
+def test_a_parent_whose_playbook_does_not_load_gives_its_own_error_only(tmp_path):
+    """One mistake, one error: the parent's playbook fails on its own line; the dependent's link
+    to a check it does write is not reported as well (with a hint to write what it wrote)."""
+    (tmp_path / "health.yaml").write_text(PARENT + '    after: "2"\n')
+    (tmp_path / "risk.yaml").write_text(CHILD.replace("{dep}", "health/bot process"))
+    res = load_config(tmp_path / "no-inventory.yaml", [tmp_path], default_registry(), env={})
+    assert [(d.file.rsplit("/", 1)[-1], d.line) for d in res.diagnostics] == [("health.yaml", 9)], \
+        [str(d) for d in res.diagnostics]
+
+
+def test_a_misspelt_check_of_a_playbook_that_does_not_load_is_still_found(tmp_path):
+    (tmp_path / "health.yaml").write_text(PARENT + '    after: "2"\n')
+    (tmp_path / "risk.yaml").write_text(CHILD.replace("{dep}", "health/bot proces"))
+    res = load_config(tmp_path / "no-inventory.yaml", [tmp_path], default_registry(), env={})
+    [_, d] = res.diagnostics
+    assert d.file.endswith("risk.yaml") and d.hint == "did you mean 'health/bot process'?", str(d)
+
+
+def test_an_unknown_playbook_is_said_with_the_playbooks_there_are(tmp_path):
+    res = load(tmp_path, "helth/bot process")
+    [d] = res.diagnostics
+    assert d.hint == "did you mean 'health/bot process'?", str(d)
+    res = load(tmp_path, "elsewhere/bot process")
+    [d] = res.diagnostics
+    assert d.hint == "no playbook named 'elsewhere'; known playbooks: health, risk", str(d)
+
+
+def test_a_check_depending_on_itself_is_one_error_in_either_form(tmp_path):
+    for dep in ("pnl", "risk/pnl"):
+        res = load(tmp_path, dep)
+        assert [d.message for d in res.diagnostics] == [f"depends_on: check {dep!r} depends on itself"], \
+            [str(d) for d in res.diagnostics]

@@ -1,9 +1,19 @@
 """Which target URLs hold a secret written literally (an error at load), and which do not."""
 from __future__ import annotations
 
-import pytest
+import string
+from pathlib import Path
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from agent.modules.registry import Registry
+from agent.playbook import load_config
 from agent.playbook.inventory_loading import literal_secrets
+from agent.playbook.literal_secrets import SECRET_HINT
+
+from .conftest import GOOD
 
 
 @pytest.mark.parametrize(("url", "secret"), [
@@ -48,3 +58,141 @@ def test_a_secret_written_anywhere_is_found_by_its_shape_or_its_name(text: str, 
     assert (problem is None) == (found is None), problem
     if found is not None:
         assert problem is not None and found in problem
+
+
+# Issue 15, second round: what a breaker found slipping through, and the false positive.
+HEX = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+JWT = ("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0"
+       ".dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U")
+
+
+@pytest.mark.parametrize(("text", "key", "found"), [
+    # apprise URLs carry their tokens in the path: apprise's own declarations say which part
+    ("slack://T000/B000/XXXX", "url", "Slack secret"),
+    ("slack://T000/B000/XXXX/#alerts", None, "Slack secret"),
+    ("discord://1234/abcdef", "url", "Discord secret"),
+    ("tgram://123456789:ABCDEF/12345", "url", "Telegram secret"),
+    # a query after a template, and credential parameter names beyond 'token'
+    ("{{ bot.health_url }}?token=" + HEX[:32], "url", "in its query"),
+    ("http://127.0.0.1:8081/health?access_token=abc123", "url", "in its query"),
+    ("http://127.0.0.1:8081/health?apiKey=abc123", "url", "in its query"),
+    ("http://127.0.0.1:8081/health?t=" + HEX[:32], "url", "in its query"),  # random-looking, whatever its name
+    # 64 hex digits standing alone, or named like a key: a private key
+    (HEX, "vault", "a private key (64 hex digits)"),
+    (HEX, "key", "a private key"),
+    ("0x" + HEX, "wallet", "a private key (0x and 64 hex digits)"),
+    ("the signer's private key is 0x" + HEX, "description", "a private key"),
+    (JWT, "headers", "a JSON Web Token"),
+    ("Bearer " + JWT, "Authorization", "a JSON Web Token"),
+    # camelCase secret names, and a weak name ('key') with a random-looking value
+    ("hunter2hunter2", "smtpPassword", "'smtpPassword' holds"),
+    ("aZ3kQ9vB2mX7pL4wR8tY", "key", "'key' holds"),
+    ("aZ3kQ9vB2mX7pL4wR8tYc5nH1jD6fG0s", "extra", "looks like a token"),
+])
+def test_what_slipped_through_is_found(text: str, key: str | None, found: str) -> None:
+    from agent.playbook.literal_secrets import secret_in_text
+
+    problem = secret_in_text(text, key)
+    assert problem is not None and found in problem, problem
+
+
+@pytest.mark.parametrize(("text", "key"), [
+    # a transaction hash is 0x and 64 hex digits too: its context says hash
+    ("filled in tx 0x" + HEX, "description"),
+    ("see transaction hash 0x" + HEX + " for the fill", "comment"),
+    ("0x" + HEX, "tx_hash"),
+    ("0x" + HEX, "description"),
+    (HEX, "sha256"),
+    ("the close landed as 0x" + HEX, "message"),
+    # an address (0x and 40 hex digits) is public
+    ("0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed", "wallet"),
+    # templates, names of variables, ordinary words
+    ("slack://{{ env.SLACK_A }}/{{ env.SLACK_B }}/{{ env.SLACK_C }}/#alerts", "url"),
+    ("{{ bot.health_url }}?token={{ env.HEALTH_TOKEN }}", "url"),
+    ("http://127.0.0.1:8081/health?verbose=1&format=json", "url"),
+    ("open_positions", "key"),
+    ("BOTWARDEN_PRIVATE_KEY", "private_key_env"),
+    ("bot-health/bot process is alive", "depends_on"),
+])
+def test_what_is_not_a_secret_is_not_refused(text: str, key: str) -> None:
+    from agent.playbook.literal_secrets import secret_in_text
+
+    assert secret_in_text(text, key) is None
+
+
+_ALNUM = st.text(alphabet=string.ascii_letters + string.digits, min_size=1, max_size=40)
+_HEXES = st.text(alphabet="0123456789abcdef", min_size=64, max_size=64)
+
+
+@settings(max_examples=60, derandomize=True, deadline=None)
+@given(a=_ALNUM, b=_ALNUM, c=_ALNUM)
+def test_any_literal_slack_token_is_found_and_never_shown(tmp_path_factory: pytest.TempPathFactory, a: str, b: str,
+                                                          c: str) -> None:
+    from agent.playbook.literal_secrets import find_secret, mask_line
+
+    url = f"slack://{a}/{b}/{c}/#alerts"
+    finding = find_secret(url, "url")
+    assert finding is not None
+    line = mask_line(f'    slack: {{url: "{url}"}}', finding.parts)
+    assert line is not None and f"/{c}/" not in line and f"//{a}/" not in line
+
+
+@settings(max_examples=60, derandomize=True, deadline=None)
+@given(key=_HEXES, with_0x=st.booleans(), name=st.sampled_from(["private_key", "key", "vault", "signer", "x"]))
+def test_a_bare_key_is_found_under_any_name_and_a_hash_in_prose_is_not(key: str, with_0x: bool, name: str) -> None:
+    from agent.playbook.literal_secrets import secret_in_text
+
+    value = ("0x" if with_0x else "") + key
+    assert secret_in_text(value, name) is not None
+    for prose in (f"order filled, tx {value}", f"transaction hash {value} confirmed", f"digest {value}"):
+        assert secret_in_text(prose, "description") is None, prose
+
+
+@settings(max_examples=40, derandomize=True, deadline=None)
+@given(name=st.sampled_from(["token", "access_token", "apikey", "api_key", "auth", "sig", "password"]),
+       value=_ALNUM, template=st.booleans())
+def test_a_credential_query_is_found_unless_it_is_a_template(name: str, value: str, template: bool) -> None:
+    from agent.playbook.literal_secrets import secret_in_text
+
+    url = "{{ bot.health_url }}?" + name + "=" + ("{{ env.T }}" if template else value)
+    assert (secret_in_text(url, "url") is None) is template
+
+
+def test_the_secret_is_masked_in_every_diagnostic_shown_at_its_line(tmp_path: Path, registry: Registry) -> None:
+    """The source line a diagnostic shows is the raw YAML: a secret on it is hidden, also in a
+    diagnostic about something else on that line (here apprise refusing the URL)."""
+    inventory = tmp_path / "inventory.yaml"
+    token = "Xq7Rk2Lm9Pz4Wn8Vb3"
+    inventory.write_text(
+        "version: 1\nhosts:\n  local: {}\nnotify:\n  targets:\n"
+        f'    t: {{url: "slack://T000/B000/{token}/#alerts?nosuchoption=1"}}\n'
+        f'    u: {{url: "json://127.0.0.1:8025/?token={token}"}}\n'
+        "  routes:\n    - name: default\n      targets: [t, u]\n"
+        f"vars:\n  signer: {HEX}\n  note: \"fill tx 0x{HEX}\"\n", encoding="utf-8")
+    result = load_config(inventory, [GOOD / "playbooks"], registry, env={})
+    shown = "\n".join(map(str, result.diagnostics))
+    assert [d.line for d in result.diagnostics if d.hint == SECRET_HINT] == [6, 7, 12], shown
+    assert token not in shown and HEX not in shown.replace(f"0x{HEX}", ""), shown
+    assert "T000" not in shown and "B000" not in shown
+    # only the secret is hidden, the rest of the line stays readable (also when masked twice)
+    [query] = [d for d in result.diagnostics if d.line == 7]
+    assert query.source_line == '    u: {url: "json://127.0.0.1:8025/?token=' + "*" * len(token) + '"}', query
+
+
+def test_a_secret_in_a_comment_is_found_and_masked_and_a_hash_there_is_not(tmp_path: Path, registry: Registry) -> None:
+    """A comment is under git like a value. What PyYAML's scanner does not read is a comment: a
+    '#' inside a quoted string or a block scalar is content (checked as a value)."""
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(
+        "version: 1   # the format\n"
+        f"hosts:  # the fill was tx 0x{HEX}\n"
+        "  local: {}\n"
+        f"# signer key 0x{HEX}\n"
+        'vars:\n  page: "http://127.0.0.1/#top"   # old: slack://T000/B000/XXXX\n'
+        "  text: |\n    # a heading, not a comment\n", encoding="utf-8")
+    result = load_config(inventory, [GOOD / "playbooks"], registry, env={})
+    found = [(d.line, d.column, d.message) for d in result.diagnostics if d.message.startswith("in a comment")]
+    assert found == [(4, 1, "in a comment: a private key (0x and 64 hex digits) is written literally"),
+                     (6, 35, "in a comment: the URL holds a Slack secret (token_a) written literally")], found
+    shown = "\n".join(map(str, result.diagnostics))
+    assert f"signer key 0x{HEX}" not in shown and "T000" not in shown, shown
