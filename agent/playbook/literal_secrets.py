@@ -39,7 +39,7 @@ from typing import Any
 
 import yaml
 
-from agent.apprise_plugins import parse_urls, plugin_class, url_scheme
+from agent.apprise_plugins import parse_urls, plugin_class, scheme_index, url_scheme
 from agent.playbook.diagnostics import Diagnostic
 from agent.playbook.yaml_source import Path_, SourceDocument
 
@@ -146,8 +146,8 @@ def _apprise_private_parts(url: str) -> Iterator[Finding]:
     written literally: apprise's own parser splits the URL, its own declarations say which part
     is a secret, whatever the service."""
     scheme = url_scheme(url)
-    if scheme is None or scheme in {"http", "https"}:
-        return
+    if scheme is None or scheme in {"http", "https"} or scheme.lower() not in scheme_index():
+        return  # not an apprise URL (unix://, sqlite://...): asking apprise would import every plugin
     try:
         cls = plugin_class(scheme)
         parsed = cls.parse_url(url.replace("/#", "/%23")) if cls is not None else None
