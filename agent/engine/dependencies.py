@@ -13,9 +13,10 @@ result pipeline:
 * ``problem_since``/``problem_at``: when the first and the latest run of the current problem
   streak started (an in-flight probe that started during a fault and ends after it is dated by
   its start, so it never looks newer than the recovery);
-* ``recovered_at``: when the check last read healthy after a failing reading, whether or not the
+* ``recovered_at``: when the hard state last returned to OK;
+* ``back_at``: when the check last read healthy after a failing reading, whether or not the
   failure had turned hard: a parent that needs two failures (``after: 2``) and failed once, while
-  a dependent read the same outage, has recovered all the same (the dependent's reading is stale).
+  a dependent read the same outage, is back all the same (the dependent's reading is stale).
 
 :class:`DependencyProbes` listens to stored decisions and runs checks at once when a dependency
 question is open, instead of waiting for their schedule (Nagios' on-demand host checks):
@@ -52,6 +53,7 @@ class Evidence:
     problem_since: datetime | None = None
     problem_at: datetime | None = None
     recovered_at: datetime | None = None
+    back_at: datetime | None = None
     state: State = State.OK
     """The latest raw (soft) state."""
 
@@ -67,14 +69,15 @@ class EvidenceLog:
                recovered: bool = False) -> Evidence:
         """A result of ``key`` whose probe started at ``started``; ``recovered``: its hard state
         returned to OK with it (dated like its health, by ``seen_at`` if given). A healthy result
-        after a failing one is a recovery too (see the module docstring)."""
+        after a failing one is ``back_at`` (see the module docstring)."""
         old = self._by_key.get(key, Evidence())
         if state is State.OK:
             healthy = datetime.fromtimestamp(seen_at, UTC) if seen_at is not None else started
             healthy = max(healthy, old.healthy_at) if old.healthy_at else healthy
-            recovered = recovered or old.state.is_problem
+            back = recovered or old.state.is_problem
             new = replace(old, healthy_at=healthy, problem_since=None, state=state,
-                          recovered_at=healthy if recovered else old.recovered_at)
+                          recovered_at=healthy if recovered else old.recovered_at,
+                          back_at=healthy if back else old.back_at)
         else:
             new = replace(old, problem_since=old.problem_since or started, problem_at=started, state=state)
         self._by_key[key] = new

@@ -55,7 +55,11 @@ class Evidence(Protocol):
     @property
     def problem_at(self) -> datetime | None: ...
     @property
-    def recovered_at(self) -> datetime | None: ...
+    def recovered_at(self) -> datetime | None:
+        """When its hard state last returned to OK."""
+    @property
+    def back_at(self) -> datetime | None:
+        """When it last read healthy after a failing reading (hard or not)."""
     @property
     def state(self) -> State:
         """The latest reading's (soft) state."""
@@ -110,13 +114,14 @@ def dependency_hold(inc: IncidentRecord, parents: Mapping[str, str], *,
             if now < until:
                 return Held(f"waiting for {name}: not seen healthy since this began", until)
             continue
-        recovered = theirs.recovered_at
-        if recovered is None or mine.problem_at is None:
+        if mine.problem_at is None:
             continue
-        if looks_back and now < recovered + looks_back:
+        recovered = theirs.recovered_at
+        if recovered is not None and looks_back and now < recovered + looks_back:
             return Held(f"its window still covers {name}'s fault (recovered {recovered:%H:%M:%S} UTC)",
                         recovered + looks_back)
-        if mine.problem_at < recovered and now < until:
+        back = max((t for t in (recovered, theirs.back_at) if t is not None), default=None)
+        if back is not None and mine.problem_at < back and now < until:
             return Held(f"waiting for a reading taken after {name} recovered", until)
     return None
 
@@ -143,7 +148,7 @@ def folded_without_store(state: State, mine: Evidence | None, chain: Sequence[tu
             continue
         if state_folds(theirs.state, state):
             return f"{name} is failing itself ({theirs.state.name})"
-        if (theirs.recovered_at is not None and mine is not None and mine.problem_at is not None
-                and mine.problem_at <= theirs.recovered_at):
-            return f"{name} recovered ({theirs.recovered_at:%H:%M:%S} UTC) after this was read"
+        back = max((t for t in (theirs.recovered_at, theirs.back_at) if t is not None), default=None)
+        if back is not None and mine is not None and mine.problem_at is not None and mine.problem_at <= back:
+            return f"{name} recovered ({back:%H:%M:%S} UTC) after this was read"
     return None

@@ -157,15 +157,19 @@ def test_a_parent_that_failed_once_without_turning_hard_has_recovered_all_the_sa
     child = log.record(CHILD, State.UNKNOWN, s(-1))            # read while the bot was down
     log.record(PARENT, State.CRITICAL, s(0))                   # soft: after: 2
     parent = log.record(PARENT, State.OK, s(2))                # the restarted bot answers
-    assert parent.recovered_at == s(2)
+    assert parent.back_at == s(2) and parent.recovered_at is None  # back, though never hard
     ev = {CHILD: child, PARENT: parent}
     assert _hold(_inc(CHILD, State.UNKNOWN), ev).startswith("waiting for a reading taken after parent recovered")
     # a reading after the recovery that still fails is the dependent's own problem: told
     ev[CHILD] = log.record(CHILD, State.UNKNOWN, s(3))
     assert _hold(_inc(CHILD, State.UNKNOWN), ev) is None
+    # a windowed WARNING (errors over the last hour) is not held for its window by a blip that
+    # never turned hard: that hold is for a parent's real (hard) fault
+    ev[CHILD] = replace(child, problem_at=s(3))
+    assert _hold(_inc(CHILD, State.WARNING), ev, now=100, window=3600) is None
     # healthy all along: no recovery to speak of
     log.record("p/h/other", State.OK, s(0))
-    assert log.record("p/h/other", State.OK, s(1)).recovered_at is None
+    assert log.record("p/h/other", State.OK, s(1)).back_at is None
 
 
 @pytest.mark.parametrize("case, parent_hard, parent, expect", [
@@ -175,6 +179,8 @@ def test_a_parent_that_failed_once_without_turning_hard_has_recovered_all_the_sa
                                                                     problem_at=s(0)),
      "parent is failing itself (UNKNOWN)"),
     ("the parent recovered after the child's reading", State.OK, Evidence(healthy_at=s(0), recovered_at=s(0)),
+     "parent recovered"),
+    ("the parent back (never hard) after the child's reading", State.OK, Evidence(healthy_at=s(0), back_at=s(0)),
      "parent recovered"),
     ("the parent healthy throughout: told", State.OK, Evidence(healthy_at=s(0)), None),
     ("a degraded parent does not explain a CRITICAL", State.WARNING, Evidence(state=State.WARNING), None),
