@@ -63,7 +63,7 @@ class AlertLifecycle:
             # Resolves first, the held ones of a host about to be alerted included: per target,
             # messages go out in the order of the events they tell.
             queued += self.resolves.send(tx, cfg, deadlines, flush=due.keys())
-            queued += self.remediation.send_fixed(tx, deadlines)
+            queued += self.remediation.send_fixed(tx, deadlines, cfg)
             queued += self.alerts.send(tx, due, fresh, now)
             queued += self.remediation.send_updates(tx, fresh, cfg, deadlines)
             queued += self.escalation.send(tx, fresh, deadlines)

@@ -70,11 +70,13 @@ def under_way(events: Sequence[EventRecord]) -> list[EventRecord]:
             and ((e.data or {}).get("run") not in finished if (e.data or {}).get("run") else e is events[-1])]
 
 
-def remediation_line(events: Sequence[EventRecord]) -> str | None:
+def remediation_line(events: Sequence[EventRecord], *, follows: bool = True) -> str | None:
     """What the agent did (the latest outcomes, several joined), and any run still under way,
     or ``None`` when it did nothing yet. Decisions that nothing was to be done (its steps do
     not apply, the problem was gone) are said only when they are all there is to say: beside a
-    run that acted or was refused they are no news (``agent explain`` lists them)."""
+    run that acted or was refused they are no news (``agent explain`` lists them). ``follows``:
+    a message that will be followed (an alert: its update or resolve) promises the outcome of a
+    run under way; one that will not (told as fixed) says where to read it."""
     if not events:
         return None
     outcomes = [e for e in events if e.kind == OUTCOME_EVENT]
@@ -82,7 +84,8 @@ def remediation_line(events: Sequence[EventRecord]) -> str | None:
     done = [e.message for e in (acted if acted or under_way(events) else outcomes)]
     running = under_way(events)
     if running:
-        return "; ".join([*done[-2:], f"{running[-1].message}, its outcome follows"])
+        then = "its outcome follows" if follows else "still under way when this was sent (`agent explain` tells how it ended)"
+        return "; ".join([*done[-2:], f"{running[-1].message}, {then}"])
     return "; ".join(done[-3:])
 
 
@@ -128,11 +131,13 @@ class RemediationNotes:
         deadlines.add(min(until, deadlines.now + timedelta(seconds=EVIDENCE_RECHECK_S)))
         return reason
 
-    def send_fixed(self, tx: StoreTransaction, deadlines: Deadlines) -> int:
+    def send_fixed(self, tx: StoreTransaction, deadlines: Deadlines, cfg: LifecycleSettings) -> int:
         """Problems that ended before their first alert went out although the agent acted on
         them (the alert waited for the outcome, or for its ``group_wait`` after it): told once
         (and never resolved: that message says it is OK again); returns how many rows. One that
-        a silence, a window, flapping or a parent held back stays untold, as it would have."""
+        a silence, a window, flapping or a parent held back stays untold, as it would have.
+        Nothing follows that message, so while a run is still under way it waits for the run's
+        outcome, up to ``remediation_wait`` after the problem ended."""
         now = deadlines.now
         notes = self._notes
         queued = 0
@@ -140,7 +145,12 @@ class RemediationNotes:
             if inc.resolved_at is None or inc.announced_state is not None \
                     or not (inc.suppressed is None or inc.suppressed.startswith(WAITING)):
                 continue
-            line = self.line(tx, inc.id)
+            events = remediation_events(tx, inc.id)
+            if under_way(events) and now < inc.resolved_at + timedelta(seconds=cfg.remediation_wait):
+                deadlines.add(min(inc.resolved_at + timedelta(seconds=cfg.remediation_wait),
+                                  now + timedelta(seconds=EVIDENCE_RECHECK_S)))
+                continue  # its outcome is recorded any moment (not in this transaction: look again soon)
+            line = remediation_line(events, follows=False)
             if line is None:
                 continue  # it went away by itself before the agent did anything: never mentioned
             duration = format_duration((inc.resolved_at - inc.opened_at).total_seconds())

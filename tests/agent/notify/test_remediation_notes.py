@@ -69,6 +69,34 @@ def test_a_problem_the_agent_fixed_before_its_alert_is_told_once(store: Store, e
     assert "no resolve follows" in rows[0].body
 
 
+def test_a_problem_fixed_while_its_run_is_under_way_waits_for_the_outcome_it_would_promise(store: Store) -> None:
+    """A [X, now OK] message gets no update and no resolve: it must not say 'its outcome follows'.
+    It waits (up to remediation_wait after the problem ended) for the run's outcome, and past that
+    says where to read it."""
+    lifecycle = world(store)
+    iid = store.open_incident(play="p", host="h", check="bot process", state=State.CRITICAL, severity="critical",
+                              opened_at=T0, summary="bot EXITED")
+    store.add_event(STARTED_EVENT, KEY, iid, "restart-bot: running since 12:00:00 UTC", {"run": "r1"}, at=at(0.1))
+    store.resolve_incident(iid, at(2))  # OK again while restart-bot still runs
+    assert lifecycle.tick(at(2)) == 0 and lifecycle.tick(at(4)) == 0  # waits for the outcome
+    store.add_event(OUTCOME_EVENT, KEY, iid, "restart-bot: started bot (RUNNING, pid 42) in 4.5s",
+                    {"outcome": "done", "run": "r1"}, at=at(4.6))
+    assert lifecycle.tick(at(4.6)) == 1
+    [row] = store.list_notifications()
+    assert row.title == "[CRITICAL, now OK] bot process on h"
+    assert "started bot (RUNNING, pid 42) in 4.5s" in row.body and "outcome follows" not in row.body, row.body
+
+    # a run that never reports: past the wait, told anyway, without a promise nobody keeps
+    other = store.open_incident(play="p", host="h", check="bot process", state=State.CRITICAL, severity="critical",
+                                opened_at=at(100), summary="bot EXITED")
+    store.add_event(STARTED_EVENT, KEY, other, "restart-bot: running since 12:01:40 UTC", {"run": "r2"}, at=at(100))
+    store.resolve_incident(other, at(101))
+    assert lifecycle.tick(at(102)) == 0
+    assert lifecycle.tick(at(106.5)) == 1
+    last = max(store.list_notifications(), key=lambda n: n.id)
+    assert "still under way when this was sent" in last.body and "outcome follows" not in last.body, last.body
+
+
 def told(store: Store) -> list[tuple[str, str]]:
     return [(n.kind, n.title) for n in sorted(store.list_notifications(), key=lambda n: n.id)]
 
