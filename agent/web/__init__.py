@@ -24,7 +24,7 @@ import jinja2
 from agent.web.app import build_app
 from agent.web.auth import Sessions, SignInThrottle, users_from_env
 from agent.web.context import WebContext
-from agent.web.gather import Gatherer
+from agent.web.gather import EXCHANGE_EVERY_S, Gatherer
 from agent.web.live import Live
 from agent.web.runs import PlayRuns
 
@@ -62,7 +62,16 @@ def template_env(templates_dir: Path, config: Any, redact: Any) -> jinja2.Enviro
     env.filters["worst_first"] = lambda rows: sorted(rows, key=lambda c: (STATE_ORDER.get(c.state, 5), c.key))
     s = config.settings
     env.globals["names"] = {"bot": s.bot.program, "agent": s.agent.program, "exchange": s.exchange.program}
+    env.globals["exchange_every_s"] = EXCHANGE_EVERY_S
     return env
+
+
+def _reread_account(live: Live, run: Any) -> None:
+    """A play run from the page changed the account (closed, cancelled, protected): the next
+    snapshot reads it again instead of showing the cached positions for up to 30 s."""
+    if not run.check_mode:
+        live.gatherer.forget_account()
+        live.demand()
 
 
 def make_context(config: Any, *, store_url: str, env: Mapping[str, str], templates_dir: Path,
@@ -86,7 +95,7 @@ def make_context(config: Any, *, store_url: str, env: Mapping[str, str], templat
     redact = _redactor(config)
     first_host = next(iter(config.hosts), "local")
     ctx = WebContext(
-        config=config, store_url=store_url, users=users, live=live, runs=PlayRuns(store_url),
+        config=config, store_url=store_url, users=users, live=live, runs=PlayRuns(store_url, on_finished=lambda run: _reread_account(live, run)),
         templates=template_env(templates_dir / "web", config, redact.redact),
         sessions=Sessions(lifetime=web.session_hours * 3600), throttle=SignInThrottle(),
         secure_cookie=web.secure_cookie, static_dir=templates_dir / "web" / "static",

@@ -96,6 +96,9 @@ class Snapshot:
     checks: tuple[CheckRow, ...]
     silences: tuple[Any, ...]
     account: trading.Account | None
+    account_at: datetime | None
+    """When ``account`` was read from the exchange (at most every ``EXCHANGE_EVERY_S``): the
+    positions and stops the verdict judges are as of then, not as of ``at``."""
     day: trading.Day | None
     trades: tuple[Any, ...]
     fills: tuple[Any, ...]
@@ -120,7 +123,7 @@ class Gatherer:
         self.store_url = store_url
         self.account_address = account_address
         self._store: ReadOnlyStore | None = None
-        self._account_cache: tuple[float, trading.Account | None, str] | None = None
+        self._account_cache: tuple[float, trading.Account | None, str, datetime] | None = None
         self._prev_buckets: dict[float, float] | None = None
 
     def use_config(self, config: Any) -> None:
@@ -146,7 +149,7 @@ class Gatherer:
         account_t = self._account(http)
         store_t = asyncio.to_thread(self._store_reads, now)
         day_t = asyncio.to_thread(self._bot_db_reads, now)
-        programs, (health, bot_error), metrics, (account, exchange_ok, exchange_detail), store, bot_db = \
+        programs, (health, bot_error), metrics, (account, exchange_ok, exchange_detail, account_at), store, bot_db = \
             await asyncio.gather(programs_t, health_t, metrics_t, account_t, store_t, day_t)
         store_error = store.get("error")
         checks: tuple[CheckRow, ...] = store.get("checks", ())
@@ -177,7 +180,8 @@ class Gatherer:
             at=now, verdict=verdict, programs=programs, bot_health=health, bot_error=bot_error,
             exchange_ok=exchange_ok, exchange_detail=exchange_detail, agent=agent, store_error=store_error,
             open_incidents=open_incidents, recent_incidents=tuple(store.get("recent", ())), checks=checks,
-            silences=tuple(store.get("silences", ())), account=account, day=bot_db.get("day"),
+            silences=tuple(store.get("silences", ())), account=account,
+            account_at=account_at if account is not None else None, day=bot_db.get("day"),
             trades=tuple(bot_db.get("trades", ())), fills=tuple(bot_db.get("fills", ())),
             trading_error=bot_db.get("error"),
         )
@@ -215,14 +219,20 @@ class Gatherer:
         parsed, self._prev_buckets = trading.parse_agent_metrics(text, self._prev_buckets)
         return parsed
 
-    async def _account(self, http: aiohttp.ClientSession) -> tuple[trading.Account | None, bool, str]:
+    async def _account(self, http: aiohttp.ClientSession
+                       ) -> tuple[trading.Account | None, bool, str, datetime]:
         now = time.monotonic()
         if self._account_cache is not None and now - self._account_cache[0] < EXCHANGE_EVERY_S:
-            _, account, detail = self._account_cache
-            return account, account is not None or detail == "", detail
+            _, account, detail, read_at = self._account_cache
+            return account, account is not None or detail == "", detail, read_at
+        read_at = datetime.now(UTC)
         account, detail = await trading.read_account(http, self.settings.exchange_url, self.account_address)
-        self._account_cache = (now, account, detail)
-        return account, account is not None, detail
+        self._account_cache = (now, account, detail, read_at)
+        return account, account is not None, detail, read_at
+
+    def forget_account(self) -> None:
+        """Read the account again at the next snapshot (an operator action just changed it)."""
+        self._account_cache = None
 
     def _store_reads(self, now: datetime) -> dict[str, Any]:
         try:

@@ -9,6 +9,7 @@ import asyncio
 import itertools
 import logging
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -37,8 +38,10 @@ class PlayRun:
 
 
 class PlayRuns:
-    def __init__(self, store_url: str) -> None:
+    def __init__(self, store_url: str, *, on_finished: Callable[[PlayRun], None] | None = None) -> None:
+        """``on_finished(run)``: called when a run ends (the page re-reads what it changed)."""
         self.store_url = store_url
+        self._on_finished = on_finished
         self._runs: OrderedDict[int, PlayRun] = OrderedDict()
         self._ids = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -83,6 +86,11 @@ class PlayRuns:
             run.error, run.failed = f"{type(exc).__name__}: {exc}", True
         finally:
             run.finished_at = datetime.now(UTC)
+            if self._on_finished is not None:
+                try:
+                    self._on_finished(run)
+                except Exception:  # the run is over whatever the page does about it
+                    log.exception("after the run of %s", play.name)
             await self._notify()
 
     async def wait_changed(self, timeout: float) -> None:

@@ -120,3 +120,42 @@ async def test_the_page_reads_the_configured_account_not_the_signing_keys(exchan
         await sign_in(client, "viewer", VIEWER_PW)
         page = await (await client.get("/trading")).text()
     assert "ETH long" in page, page
+
+
+async def test_the_account_is_read_again_after_a_play_run_from_the_page(exchange: Any, web_world: Any) -> None:
+    """The account is read from the exchange at most every 30 s (rate limit): the page says when it
+    was read, and a play run from the page (an emergency, a cancel) makes the next snapshot read it
+    again instead of showing the positions from before the run for up to 30 s."""
+    import asyncio
+    import re
+
+    import yaml
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from agent.web import build_app, make_context
+    from tests.web.conftest import ENV, OPERATOR_PW, load_config, sign_in
+    from tests.web.test_handlers import _run_lines
+
+    settings_file = web_world.root / "settings.yaml"
+    settings = yaml.safe_load(settings_file.read_text())
+    settings["exchange"]["port"] = exchange.port
+    settings_file.write_text(yaml.safe_dump(settings))
+    ctx = make_context(load_config(web_world), store_url=web_world.store_url, env=ENV,
+                       templates_dir=web_world.root / "templates", charts=False)
+    gatherer = ctx.live.gatherer
+    async with TestClient(TestServer(build_app(ctx), host="127.0.0.1")) as client, aiohttp.ClientSession() as http:
+        first = await gatherer.snapshot(http)
+        assert first.account is not None and first.account_at is not None
+        again = await gatherer.snapshot(http)
+        assert again.account_at == first.account_at and again.at > again.account_at  # cached: said as such
+        csrf = await sign_in(client, "operator", OPERATOR_PW)
+        await asyncio.sleep(1.1)  # the banner names the read time once it is a second or more behind
+        page = await (await client.get("/")).text()
+        assert re.search(r"positions and orders as read from the exchange at \d\d:\d\d:\d\d UTC", page), page
+        ask = await client.post("/act/play/touch", data={"csrf": csrf, "mode": "apply"}, allow_redirects=False)
+        fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', await ask.text()))
+        r = await client.post("/act/play/touch", data={**fields, "confirm_hosts": "local"}, allow_redirects=False)
+        assert r.status == 303
+        await _run_lines(client, r.headers["Location"])
+        after = await gatherer.snapshot(http)
+        assert after.account_at is not None and after.account_at > first.account_at  # read again
