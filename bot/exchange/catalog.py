@@ -68,7 +68,7 @@ ACTIONS: dict[str, Entry] = {
     # user-signed actions (signed by the account itself, EIP-712)
     "approveAgent": _yes("named API wallets (3) and one unnamed, valid_until, revocation by re-approval"),
     "approveBuilderFee": _yes("max fee rate up to 0.1%"),
-    "usdSend": _yes("perp USDC to another address (created if new)"),
+    "usdSend": _yes("perp USDC to another address (created if new); never to an API wallet (it holds no funds)"),
     "withdraw3": _yes("the USDC leaves the exchange; $1 fee"),
     "usdClassTransfer": _no(NO_SPOT),
     "spotSend": _no(NO_SPOT),

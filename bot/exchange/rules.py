@@ -132,6 +132,10 @@ def err_agent_valid_until(valid_until: int, now: int) -> str:
     return f"Invalid valid_until {valid_until}: must be after now {now}."  # paper
 
 
+def err_send_to_agent(address: str) -> str:
+    return f"Cannot send to {address}: it is an API wallet, which signs for its master and holds no funds."  # paper
+
+
 def err_insufficient_balance(amount: float, available: float) -> str:
     return f"Insufficient balance: {amount:.6f} requested, {available:.6f} withdrawable."  # paper
 

@@ -111,6 +111,10 @@ class UserActions:
         if usdc > available + 1e-9:
             return err(rules.err_insufficient_balance(usdc, available))
         dest = destination.lower()
+        if dest not in led.accounts and led.agent(dest, now) is not None:
+            # An API wallet only signs for its master and holds nothing; crediting it would make it
+            # a user beside being an agent (Hyperliquid keeps the two roles apart).
+            return err(rules.err_send_to_agent(dest))
         led.accounts[user].balance -= usdc
         led.fund(dest, usdc)
         delta = {"type": "internalTransfer", "usdc": rules.wire(usdc, 6), "user": user, "destination": dest,
