@@ -42,7 +42,8 @@ ACTIONS: dict[str, Entry] = {
     "batchModify": _yes("each modify as `modify`"),
     "scheduleCancel": _yes("fires at its time (not on the market tick); at least 5 s ahead; 10 triggers a "
                            "day; the $1M volume requirement is a setting (paper default 0)"),
-    "updateLeverage": _yes("cross or isolated; switching the type with an open position is refused"),
+    "updateLeverage": _yes("cross or isolated; switching the type with an open position is refused; "
+                           "lowering it below what the open position (and orders) can post is refused"),
     "updateIsolatedMargin": _yes("adds or removes margin of an isolated position"),
     "noop": _yes("marks the nonce used"),
     "topUpIsolatedOnlyMargin": _no("isolated-only markets are not simulated"),

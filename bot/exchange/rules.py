@@ -152,6 +152,11 @@ def err_leverage_type_with_position() -> str:
     return "Cannot switch leverage type with open position."  # paper
 
 
+def err_leverage_insufficient_margin(leverage: int, required: float, account_value: float) -> str:
+    return (f"Insufficient margin to set leverage {leverage}x: the open position and orders need "
+            f"{required:.2f} USDC of margin, the account is worth {account_value:.2f}.")  # paper
+
+
 def err_builder_fee_too_high(rate: str) -> str:
     return f"Builder fee rate {rate} is above the maximum of 0.1%."  # paper
 

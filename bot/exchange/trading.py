@@ -273,7 +273,18 @@ class Trading:
         is_cross = bool(action.get("isCross", True))
         if is_cross != lev.is_cross and led.position(address, coin) != 0:
             return {"status": "err", "response": rules.err_leverage_type_with_position()}
+        before = (lev.value, lev.is_cross)
         lev.value, lev.is_cross = value, is_cross
+        if value < before[0] and led.position(address, coin) != 0:
+            # Lower leverage asks more initial margin of the open position (and of resting orders):
+            # refused when the account cannot post it, as Hyperliquid refuses it; raising it is free.
+            s = led.margin_summary(address, led.marks(now))
+            free = s["account_value"] - s["margin_used"] - s["order_margin"]
+            if free < -1e-9:
+                lev.value, lev.is_cross = before
+                why = rules.err_leverage_insufficient_margin(value, s["margin_used"] + s["order_margin"],
+                                                             s["account_value"])
+                return {"status": "err", "response": why}
         return {"status": "ok", "response": {"type": "default"}}
 
     def _update_isolated_margin_action(self, address: str, action: Json, now: int) -> Json:

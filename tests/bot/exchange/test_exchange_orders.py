@@ -217,3 +217,29 @@ def test_orders_more_than_80_percent_from_the_reference_price_are_refused(hl_inf
     assert low == {"error": far} and high == {"error": far} and trig == {"error": far}
     [inside] = statuses(hl_exchange.order("BTC", True, 0.01, float(round(ref * 0.25)), {"limit": {"tif": "Gtc"}}))
     assert "resting" in inside
+
+
+@pytest.mark.parametrize("is_cross", [True, False])
+def test_lowering_leverage_below_what_the_position_can_post_is_refused(paper_exchange: RunningExchange,
+                                                                        hl_info: Info, is_cross: bool) -> None:
+    """Lower leverage asks more initial margin of an open position: refused when the account cannot
+    post it (the leverage stays), accepted when it can; raising it is always accepted."""
+    from eth_account import Account
+
+    trader = Exchange(Account.create(), paper_exchange.url, timeout=10)
+    address = trader.wallet.address
+    paper_exchange.admin("POST", "/admin/accounts", {"address": address, "usdc": 1000})
+    assert trader.update_leverage(20, "ETH", is_cross=is_cross)["status"] == "ok"
+    size = round(10_000 / mid(hl_info, "ETH"), 2)  # ~$10k notional: ~$500 of margin at 20x
+    statuses(trader.market_open("ETH", True, size))
+    for refused_at in (2, 5):  # ~$5000, ~$2000 of margin: more than the $1000 account
+        resp = trader.update_leverage(refused_at, "ETH", is_cross=is_cross)
+        assert resp["status"] == "err" and resp["response"].startswith(
+            f"Insufficient margin to set leverage {refused_at}x"), resp
+        pos = position(hl_info, address, "ETH")
+        assert pos is not None and pos["leverage"]["value"] == 20
+    assert trader.update_leverage(15, "ETH", is_cross=is_cross) == {"status": "ok", "response": {"type": "default"}}
+    assert trader.update_leverage(25, "ETH", is_cross=is_cross)["status"] == "ok"
+    pos = position(hl_info, address, "ETH")
+    assert pos is not None and pos["leverage"]["value"] == 25
+    assert pos["leverage"]["type"] == ("cross" if is_cross else "isolated")
