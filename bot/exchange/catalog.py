@@ -33,7 +33,8 @@ NO_STAKING = "no staking"
 
 ACTIONS: dict[str, Entry] = {
     # L1 actions (signed by the account or one of its API wallets)
-    "order": _yes("Gtc/Ioc/Alo limits, tp/sl triggers (market or limit), reduce-only, cloid, groupings "
+    "order": _yes("Gtc/Ioc/Alo limits, tp/sl triggers (market or limit), reduce-only, cloid (a cloid an "
+                  "earlier order of the account carries is refused), groupings "
                   "na/normalTpsl/positionTpsl, builder fee once approved; priority grouping refused; a limit "
                   "or trigger price more than 80% from the reference price (the mark) refused"),
     "cancel": _yes(),

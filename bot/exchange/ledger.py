@@ -403,6 +403,12 @@ class Ledger:
         found = self.session.get(Order, oid_or_cloid)
         return found if found is not None and found.address == address else None
 
+    def cloid_owner(self, address: str, cloid: str) -> Order | None:
+        """The order of ``address`` (any status, placed earlier in this request too) that
+        already carries ``cloid`` (lower-case), if any."""
+        self.session.flush()  # orders placed earlier in this request are not committed yet
+        return self.find_order(address, cloid)
+
     def orders_of(self, address: str, limit: int) -> list[Order]:
         """The most recent ``limit`` orders of ``address``, any status, newest first."""
         q = select(Order).where(Order.address == address).order_by(Order.status_ts.desc(), Order.oid.desc())

@@ -59,6 +59,10 @@ def err_far_from_reference() -> str:
     return "Order price cannot be more than 80% away from the reference price"
 
 
+def err_duplicate_cloid(cloid: str, asset: int) -> str:
+    return f"Duplicate cloid {cloid}: an order of this account already has it. asset={asset}"  # paper
+
+
 def err_modify_asset(coin: str) -> str:
     return f"Cannot modify an order of {coin} into an order of another asset."  # paper
 

@@ -102,15 +102,25 @@ class Trading:
 
     def place(self, address: str, wire: Json, now: int, *, grouping: str = "na",
               parent_oid: int | None = None, oid: int | None = None, builder: str | None = None,
-              builder_fee: int = 0, check_only: bool = False) -> tuple[Json, Order | None]:
+              builder_fee: int = 0, check_only: bool = False,
+              replaces: int | None = None) -> tuple[Json, Order | None]:
         """Validate and place one order wire; returns (status, the accepted order or None). With
-        ``check_only`` nothing is placed: the status is the refusal, or ``{}`` when it would go."""
+        ``check_only`` nothing is placed: the status is the refusal, or ``{}`` when it would go.
+        ``replaces``: the oid a modify replaces (its cloid may carry over to the new order)."""
         led = self.ledger
         asset = wire.get("a")
         if not isinstance(asset, int) or not 0 <= asset < len(led.coins):
             return {"error": f"Invalid asset {asset}."}, None  # paper wording
         coin = led.coins[asset]
         spec = self.market.specs[coin]
+        cloid = wire.get("c")
+        if isinstance(cloid, str):
+            # A cloid names one order of the account: an order whose cloid an earlier order of the
+            # account (open, filled or canceled) already carries is refused, so that a retry of a
+            # request whose answer was lost can never place the order twice.
+            owner = led.cloid_owner(address, cloid.lower())
+            if owner is not None and owner.oid != replaces:
+                return {"error": rules.err_duplicate_cloid(cloid.lower(), asset)}, None
         px, sz = parse_decimal(wire.get("p")), parse_decimal(wire.get("s"))
         if px is None or px <= 0:
             return {"error": rules.err_invalid_price(asset)}, None
@@ -153,7 +163,6 @@ class Trading:
                 return {"error": rules.err_insufficient_margin(asset)}, None
         if check_only:
             return {}, None
-        cloid = wire.get("c")
         order = Order(oid=oid if oid is not None else led.next_oid(), address=address, coin=coin, is_buy=is_buy,
                       limit_px=limit_px, sz=size, orig_sz=size, tif=tif, reduce_only=reduce_only,
                       cloid=cloid.lower() if isinstance(cloid, str) else None, is_trigger=bool(trigger),
@@ -248,7 +257,8 @@ class Trading:
             # a refused modify leaves the original resting, as on Hyperliquid.
             led.open_orders.pop(old.oid, None)
             try:
-                refused, _ = self.place(address, wire, now, grouping=old.grouping, check_only=True)
+                refused, _ = self.place(address, wire, now, grouping=old.grouping, check_only=True,
+                                        replaces=old.oid)
             finally:
                 led.open_orders[old.oid] = old
             if refused:
@@ -256,7 +266,7 @@ class Trading:
                 continue
             led.set_status(old, "canceled", now)
             status, _ = self.place(address, wire, now, grouping=old.grouping, parent_oid=old.parent_oid,
-                                   builder=old.builder, builder_fee=old.builder_fee)
+                                   builder=old.builder, builder_fee=old.builder_fee, replaces=old.oid)
             statuses.append(status)
         return {"status": "ok", "response": {"type": "order", "data": {"statuses": statuses}}}
 

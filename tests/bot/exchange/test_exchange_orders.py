@@ -243,3 +243,36 @@ def test_lowering_leverage_below_what_the_position_can_post_is_refused(paper_exc
     pos = position(hl_info, address, "ETH")
     assert pos is not None and pos["leverage"]["value"] == 25
     assert pos["leverage"]["type"] == ("cross" if is_cross else "isolated")
+
+
+def test_a_cloid_already_used_by_the_account_is_refused(hl_info: Info, hl_exchange: Exchange) -> None:
+    """A cloid names one order: a second order with it is refused, whether the first rests, was
+    canceled or sits earlier in the same batch; a modify keeps it; a refused order never took it."""
+    address = hl_exchange.wallet.address
+    px = round(mid(hl_info, "BTC") * 0.9)
+    cloid = Cloid("0x" + "cd" * 16)
+    dup = f"Duplicate cloid {cloid.to_raw()}: an order of this account already has it. asset=0"
+    [first] = statuses(hl_exchange.order("BTC", True, 0.01, px, {"limit": {"tif": "Gtc"}}, cloid=cloid))
+    oid = first["resting"]["oid"]
+    [again] = statuses(hl_exchange.order("BTC", True, 0.02, px - 10, {"limit": {"tif": "Gtc"}}, cloid=cloid))
+    assert again == {"error": dup}
+    assert [o["oid"] for o in hl_info.open_orders(address)] == [oid]
+    [mod] = statuses(hl_exchange.modify_order(cloid, "BTC", True, 0.01, px - 5, {"limit": {"tif": "Gtc"}},
+                                              cloid=cloid))
+    assert mod["resting"]["cloid"] == cloid.to_raw()
+    assert statuses(hl_exchange.cancel_by_cloid("BTC", cloid)) == ["success"]
+    [after_cancel] = statuses(hl_exchange.order("BTC", True, 0.01, px, {"limit": {"tif": "Gtc"}}, cloid=cloid))
+    assert after_cancel == {"error": dup}
+    assert hl_info.open_orders(address) == []
+    # one batch: the second order with a cloid is refused, the first rests
+    other = Cloid("0x" + "ef" * 16)
+    order = {"coin": "BTC", "is_buy": True, "sz": 0.01, "limit_px": px, "order_type": {"limit": {"tif": "Gtc"}},
+             "reduce_only": False, "cloid": other}
+    placed, refused = statuses(hl_exchange.bulk_orders([order, order]))
+    assert "resting" in placed and refused == {"error": dup.replace(cloid.to_raw(), other.to_raw())}
+    # an order refused for another reason never took its cloid
+    fresh = Cloid("0x" + "12" * 16)
+    [tiny] = statuses(hl_exchange.order("BTC", True, 0.0001, px, {"limit": {"tif": "Gtc"}}, cloid=fresh))
+    assert tiny["error"].startswith("Order must have minimum value of $10")
+    [ok] = statuses(hl_exchange.order("BTC", True, 0.01, px, {"limit": {"tif": "Gtc"}}, cloid=fresh))
+    assert ok["resting"]["cloid"] == fresh.to_raw()
