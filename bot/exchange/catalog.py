@@ -36,7 +36,8 @@ ACTIONS: dict[str, Entry] = {
     "order": _yes("Gtc/Ioc/Alo limits, tp/sl triggers (market or limit), reduce-only, cloid (a cloid an "
                   "earlier order of the account carries is refused), groupings "
                   "na/normalTpsl/positionTpsl, builder fee once approved; priority grouping refused; a limit "
-                  "or trigger price more than 80% from the reference price (the mark) refused"),
+                  "or trigger price more than 80% from the reference price (the mark) refused; tp/sl trigger on the "
+                  "mark"),
     "cancel": _yes(),
     "cancelByCloid": _yes(),
     "modify": _yes("the new order is checked first: refused, the original stays resting; same asset only"),

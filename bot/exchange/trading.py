@@ -147,7 +147,9 @@ class Trading:
             szi = led.position(address, coin)
             if szi == 0 or (szi > 0) == is_buy:
                 return {"error": rules.err_reduce_only(asset)}, None
-        mark = self.market.mark(coin, now)  # the reference price
+        # The reference price of the 80% band: Hyperliquid does not publish which price it is; the
+        # paper exchange takes the mark (its oracle is the same price process, see MarketViews).
+        mark = self.market.mark(coin, now)
         if any(abs(p - mark) > rules.REFERENCE_BAND * mark for p in (limit_px, trigger_px) if p):
             return {"error": rules.err_far_from_reference()}, None
         book = self.market.book(coin, now)
@@ -401,7 +403,7 @@ class Trading:
                     led.set_status(order, "canceled", now)
                     return 1
                 return 0  # waiting for its parent to fill
-        mark = book.mid
+        mark = self.market.mark(order.coin, now)  # Hyperliquid triggers TP/SL on the mark, not the mid
         fires_above = (order.tpsl == "tp") != order.is_buy
         if not (mark >= order.trigger_px if fires_above else mark <= order.trigger_px):
             return 0
