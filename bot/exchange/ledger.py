@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
@@ -362,7 +363,10 @@ class Ledger:
             pos.entry_px = 0.0
             pos.realized_pnl = 0.0
             pos.margin_extra = 0.0
-            self.session.delete(pos)
+            if sa_inspect(pos).pending:  # opened earlier in this request or tick: never written
+                self.session.expunge(pos)
+            else:
+                self.session.delete(pos)
             del self.positions[(address, coin)]
             self._on_flat(address, coin, now)
         return fill

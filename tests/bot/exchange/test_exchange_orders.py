@@ -276,3 +276,25 @@ def test_a_cloid_already_used_by_the_account_is_refused(hl_info: Info, hl_exchan
     assert tiny["error"].startswith("Order must have minimum value of $10")
     [ok] = statuses(hl_exchange.order("BTC", True, 0.01, px, {"limit": {"tif": "Gtc"}}, cloid=fresh))
     assert ok["resting"]["cloid"] == fresh.to_raw()
+
+
+def test_a_position_opened_and_closed_in_one_request_and_reopened_in_the_next(hl_info: Info,
+                                                                             hl_exchange: Exchange) -> None:
+    """One batch may open and close a position (or close one and open it again): the ledger writes
+    what happened instead of refusing the whole request with an internal error."""
+    address = hl_exchange.wallet.address
+    m = mid(hl_info, "BTC")
+
+    def ioc(is_buy: bool, reduce_only: bool) -> dict[str, Any]:
+        return {"coin": "BTC", "is_buy": is_buy, "sz": 0.01, "limit_px": round(m * (1.02 if is_buy else 0.98)),
+                "order_type": {"limit": {"tif": "Ioc"}}, "reduce_only": reduce_only}
+
+    opened, closed = statuses(hl_exchange.bulk_orders([ioc(True, False), ioc(False, True)]))
+    assert "filled" in opened and "filled" in closed, (opened, closed)
+    assert position(hl_info, address, "BTC") is None
+    statuses(hl_exchange.bulk_orders([ioc(True, False)]))
+    closed, reopened = statuses(hl_exchange.bulk_orders([ioc(False, True), ioc(True, False)]))
+    assert "filled" in closed and "filled" in reopened, (closed, reopened)
+    pos = position(hl_info, address, "BTC")
+    assert pos is not None and float(pos["szi"]) == 0.01
+    assert [f["dir"] for f in hl_info.user_fills(address)][:2] == ["Open Long", "Close Long"]
