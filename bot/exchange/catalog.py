@@ -70,7 +70,8 @@ ACTIONS: dict[str, Entry] = {
     "agentSetAbstraction": _no("one perp dex only"),
     # user-signed actions (signed by the account itself, EIP-712)
     "approveAgent": _yes("named API wallets (3) and one unnamed, valid_until, revocation by re-approval"),
-    "approveBuilderFee": _yes("max fee rate up to 0.1%"),
+    "approveBuilderFee": _yes("max fee rate up to 0.1%; the builder must hold at least 100 USDC of perps "
+                              "account value (so never an API wallet)"),
     "usdSend": _yes("perp USDC to another address (created if new); never to an API wallet (it holds no funds)"),
     "withdraw3": _yes("the USDC leaves the exchange; $1 fee"),
     "usdClassTransfer": _no(NO_SPOT),

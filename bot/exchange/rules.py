@@ -161,6 +161,11 @@ def err_leverage_insufficient_margin(leverage: int, required: float, account_val
             f"{required:.2f} USDC of margin, the account is worth {account_value:.2f}.")  # paper
 
 
+def err_builder_too_small(builder: str, least: float, value: float) -> str:
+    return (f"Builder {builder} must have at least {least:.0f} USDC in perps account value "
+            f"(has {value:.2f}).")  # paper wording of Hyperliquid's documented rule
+
+
 def err_builder_fee_too_high(rate: str) -> str:
     return f"Builder fee rate {rate} is above the maximum of 0.1%."  # paper
 

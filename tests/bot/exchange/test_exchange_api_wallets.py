@@ -129,6 +129,9 @@ def test_an_api_wallet_cannot_receive_funds(paper_exchange: RunningExchange, hl_
     placed = rest_order(as_agent, hl_info)["response"]["data"]["statuses"][0]
     assert [o["oid"] for o in hl_info.open_orders(dev_wallet.address)] == [placed["resting"]["oid"]]
     assert hl_info.user_non_funding_ledger_updates(agent.address, 0) == []
+    # nor can it be a builder that fees are credited to (a builder holds >= 100 USDC: a user)
+    as_builder = hl_exchange.approve_builder_fee(agent.address, "0.01%")
+    assert as_builder["status"] == "err" and "at least 100 USDC" in as_builder["response"], as_builder
 
 
 def _cancel_payload(wallet: LocalAccount, nonce: int) -> dict[str, Any]:
