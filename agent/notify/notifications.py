@@ -214,13 +214,14 @@ class Notifications:
                 tx.resolve_incident(status.incident_id, tr.at)
                 status.incident_id = None
             return []
+        summary = incident_summary(obs, with_value=bool(getattr(bc.check, "value", None)))
         if status.incident_id is None:
             status.incident_id = tx.open_incident(play=play, host=host, check=check, state=tr.new,
-                                                  severity=severity, opened_at=tr.at, summary=incident_summary(obs))
+                                                  severity=severity, opened_at=tr.at, summary=summary)
             tx.add_event("incident-opened", tr.key, status.incident_id, f"incident #{status.incident_id} opened: "
                          f"{tr.new.name} ({severity})", {"error": obs.error}, at=tr.at)
         else:
-            tx.update_incident(status.incident_id, state=tr.new, severity=severity, summary=incident_summary(obs))
+            tx.update_incident(status.incident_id, state=tr.new, severity=severity, summary=summary)
             incident = tx.get_incident(status.incident_id)
             if incident is not None and incident.acknowledged_at is not None:
                 tx.set_incident_lifecycle(status.incident_id, acknowledged_at=None, acknowledged_by=None,
@@ -333,13 +334,23 @@ def alert_title(state: str, check: str, host: str, summary: str, prefix: str = "
     return f"[{prefix}{state}] {check} on {host}" + (f": {head}" if head else "")
 
 
-def incident_summary(obs: Any) -> str:
+def incident_summary(obs: Any, *, with_value: bool = False) -> str:
     """What an incident says it is: the observation's summary, or for a check that could not
     tell (UNKNOWN) the class of its failure first, then the probe's own message
-    (``HTTP 429 rate limited: positions: exchange ... rate limited the request (HTTP 429)``)."""
+    (``HTTP 429 rate limited: positions: exchange ... rate limited the request (HTTP 429)``).
+
+    ``with_value`` (the check names its value with a ``value:`` expression): the value that made
+    it a problem follows the probe's summary, so the operator reads what was seen (the exchange's
+    refusal the bot reports, the seconds a socket has been down), not only that a request was
+    answered. Stored and sent redacted, as every summary."""
     if obs.error:
         return f"{failure_cause(obs.error)}: {obs.error}"
-    return str(obs.summary or "")
+    summary = str(obs.summary or "")
+    value = _text(obs.value) if with_value else None
+    if value is None or value == "":
+        return summary
+    shown = value if len(value) <= 500 else value[:500] + "..."
+    return f"{summary}; value: {shown}" if summary else f"value: {shown}"
 
 
 def _severity(state: State, check_severity: Any) -> str:

@@ -110,6 +110,9 @@ class AdminApi:
         address = str(body["address"])
         if not address.startswith("0x") or len(address) != 42:
             raise ValueError("address must be 0x followed by 40 hex digits")
+        led = self.ex.ledger
+        if address.lower() not in led.accounts and led.agent(address.lower(), led.clock()) is not None:
+            raise ValueError(f"{address} is an API wallet: it signs for its master and holds no funds")
         acct = self.ex.ledger.fund(address, float(body.get("usdc", self.ex.ledger.config.default_funding)))
         self.ex.commit()
         return {"address": acct.address, "balance": acct.balance}

@@ -33,16 +33,19 @@ NO_STAKING = "no staking"
 
 ACTIONS: dict[str, Entry] = {
     # L1 actions (signed by the account or one of its API wallets)
-    "order": _yes("Gtc/Ioc/Alo limits, tp/sl triggers (market or limit), reduce-only, cloid, groupings "
+    "order": _yes("Gtc/Ioc/Alo limits, tp/sl triggers (market or limit), reduce-only, cloid (a cloid an "
+                  "earlier order of the account carries is refused), groupings "
                   "na/normalTpsl/positionTpsl, builder fee once approved; priority grouping refused; a limit "
-                  "or trigger price more than 80% from the reference price (the mark) refused"),
+                  "or trigger price more than 80% from the reference price (the mark) refused; tp/sl trigger on the "
+                  "mark"),
     "cancel": _yes(),
     "cancelByCloid": _yes(),
     "modify": _yes("the new order is checked first: refused, the original stays resting; same asset only"),
     "batchModify": _yes("each modify as `modify`"),
     "scheduleCancel": _yes("fires at its time (not on the market tick); at least 5 s ahead; 10 triggers a "
                            "day; the $1M volume requirement is a setting (paper default 0)"),
-    "updateLeverage": _yes("cross or isolated; switching the type with an open position is refused"),
+    "updateLeverage": _yes("cross or isolated; switching the type with an open position is refused; "
+                           "lowering it below what the open position (and orders) can post is refused"),
     "updateIsolatedMargin": _yes("adds or removes margin of an isolated position"),
     "noop": _yes("marks the nonce used"),
     "topUpIsolatedOnlyMargin": _no("isolated-only markets are not simulated"),
@@ -67,8 +70,9 @@ ACTIONS: dict[str, Entry] = {
     "agentSetAbstraction": _no("one perp dex only"),
     # user-signed actions (signed by the account itself, EIP-712)
     "approveAgent": _yes("named API wallets (3) and one unnamed, valid_until, revocation by re-approval"),
-    "approveBuilderFee": _yes("max fee rate up to 0.1%"),
-    "usdSend": _yes("perp USDC to another address (created if new)"),
+    "approveBuilderFee": _yes("max fee rate up to 0.1%; the builder must hold at least 100 USDC of perps "
+                              "account value (so never an API wallet)"),
+    "usdSend": _yes("perp USDC to another address (created if new); never to an API wallet (it holds no funds)"),
     "withdraw3": _yes("the USDC leaves the exchange; $1 fee"),
     "usdClassTransfer": _no(NO_SPOT),
     "spotSend": _no(NO_SPOT),

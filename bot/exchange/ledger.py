@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
@@ -362,7 +363,10 @@ class Ledger:
             pos.entry_px = 0.0
             pos.realized_pnl = 0.0
             pos.margin_extra = 0.0
-            self.session.delete(pos)
+            if sa_inspect(pos).pending:  # opened earlier in this request or tick: never written
+                self.session.expunge(pos)
+            else:
+                self.session.delete(pos)
             del self.positions[(address, coin)]
             self._on_flat(address, coin, now)
         return fill
@@ -402,6 +406,12 @@ class Ledger:
             return order if order.address == address else None
         found = self.session.get(Order, oid_or_cloid)
         return found if found is not None and found.address == address else None
+
+    def cloid_owner(self, address: str, cloid: str) -> Order | None:
+        """The order of ``address`` (any status, placed earlier in this request too) that
+        already carries ``cloid`` (lower-case), if any."""
+        self.session.flush()  # orders placed earlier in this request are not committed yet
+        return self.find_order(address, cloid)
 
     def orders_of(self, address: str, limit: int) -> list[Order]:
         """The most recent ``limit`` orders of ``address``, any status, newest first."""

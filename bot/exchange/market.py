@@ -183,7 +183,9 @@ class Market:
         return float(prices[k] * (1 - w) + prices[k + 1] * w)
 
     def mark(self, coin: str, at_ms: int) -> float:
-        """Mark (= mid) price of ``coin`` at ``at_ms``, shocks included, rounded to a valid tick."""
+        """Mark price of ``coin`` at ``at_ms`` (the price process, shocks included, rounded down to a
+        valid tick): what margining, unrealized P&L and TP/SL triggers use. The book is built around
+        the unrounded price, so its mid generally differs from the mark by part of a tick."""
         px = self.base_price(coin, at_ms) * self._shock_multiplier(coin, at_ms)
         tick = tick_size(px, self.specs[coin].sz_decimals)
         return round_to_tick(px, tick, up=False)

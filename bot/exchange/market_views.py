@@ -36,11 +36,14 @@ class MarketViews:
         return {c: wire(self.market.book(c, now).mid, 6) for c in self.coins}
 
     def asset_ctx(self, coin: str, now: int) -> Json:
-        mid = self.market.book(coin, now).mid
+        """``markPx`` is the mark the clearinghouse margins and triggers TP/SL with; ``midPx`` the
+        book's mid. Paper: no external feeds, so the oracle is the mark's own price process."""
+        book = self.market.book(coin, now)
+        mark = self.market.mark(coin, now)
         day = self.market.candles(coin, "1d", now - 86_400_000, now, now)
-        return {"funding": "0.0000125", "openInterest": "0.0", "prevDayPx": wire(day[0].o if day else mid, 6),
-                "dayNtlVlm": "0.0", "premium": "0.0", "oraclePx": wire(mid, 6), "markPx": wire(mid, 6),
-                "midPx": wire(mid, 6), "impactPxs": [wire(mid, 6), wire(mid, 6)]}
+        return {"funding": "0.0000125", "openInterest": "0.0", "prevDayPx": wire(day[0].o if day else mark, 6),
+                "dayNtlVlm": "0.0", "premium": "0.0", "oraclePx": wire(mark, 6), "markPx": wire(mark, 6),
+                "midPx": wire(book.mid, 6), "impactPxs": [wire(book.best_bid, 6), wire(book.best_ask, 6)]}
 
     def meta_and_asset_ctxs(self, now: int) -> Json:
         return [self.meta(), [self.asset_ctx(c, now) for c in self.coins]]

@@ -59,6 +59,10 @@ def err_far_from_reference() -> str:
     return "Order price cannot be more than 80% away from the reference price"
 
 
+def err_duplicate_cloid(cloid: str, asset: int) -> str:
+    return f"Duplicate cloid {cloid}: an order of this account already has it. asset={asset}"  # paper
+
+
 def err_modify_asset(coin: str) -> str:
     return f"Cannot modify an order of {coin} into an order of another asset."  # paper
 
@@ -132,6 +136,10 @@ def err_agent_valid_until(valid_until: int, now: int) -> str:
     return f"Invalid valid_until {valid_until}: must be after now {now}."  # paper
 
 
+def err_send_to_agent(address: str) -> str:
+    return f"Cannot send to {address}: it is an API wallet, which signs for its master and holds no funds."  # paper
+
+
 def err_insufficient_balance(amount: float, available: float) -> str:
     return f"Insufficient balance: {amount:.6f} requested, {available:.6f} withdrawable."  # paper
 
@@ -146,6 +154,16 @@ def err_isolated_margin(reason: str) -> str:
 
 def err_leverage_type_with_position() -> str:
     return "Cannot switch leverage type with open position."  # paper
+
+
+def err_leverage_insufficient_margin(leverage: int, required: float, account_value: float) -> str:
+    return (f"Insufficient margin to set leverage {leverage}x: the open position and orders need "
+            f"{required:.2f} USDC of margin, the account is worth {account_value:.2f}.")  # paper
+
+
+def err_builder_too_small(builder: str, least: float, value: float) -> str:
+    return (f"Builder {builder} must have at least {least:.0f} USDC in perps account value "
+            f"(has {value:.2f}).")  # paper wording of Hyperliquid's documented rule
 
 
 def err_builder_fee_too_high(rate: str) -> str:

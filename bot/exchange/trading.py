@@ -102,15 +102,25 @@ class Trading:
 
     def place(self, address: str, wire: Json, now: int, *, grouping: str = "na",
               parent_oid: int | None = None, oid: int | None = None, builder: str | None = None,
-              builder_fee: int = 0, check_only: bool = False) -> tuple[Json, Order | None]:
+              builder_fee: int = 0, check_only: bool = False,
+              replaces: int | None = None) -> tuple[Json, Order | None]:
         """Validate and place one order wire; returns (status, the accepted order or None). With
-        ``check_only`` nothing is placed: the status is the refusal, or ``{}`` when it would go."""
+        ``check_only`` nothing is placed: the status is the refusal, or ``{}`` when it would go.
+        ``replaces``: the oid a modify replaces (its cloid may carry over to the new order)."""
         led = self.ledger
         asset = wire.get("a")
         if not isinstance(asset, int) or not 0 <= asset < len(led.coins):
             return {"error": f"Invalid asset {asset}."}, None  # paper wording
         coin = led.coins[asset]
         spec = self.market.specs[coin]
+        cloid = wire.get("c")
+        if isinstance(cloid, str):
+            # A cloid names one order of the account: an order whose cloid an earlier order of the
+            # account (open, filled or canceled) already carries is refused, so that a retry of a
+            # request whose answer was lost can never place the order twice.
+            owner = led.cloid_owner(address, cloid.lower())
+            if owner is not None and owner.oid != replaces:
+                return {"error": rules.err_duplicate_cloid(cloid.lower(), asset)}, None
         px, sz = parse_decimal(wire.get("p")), parse_decimal(wire.get("s"))
         if px is None or px <= 0:
             return {"error": rules.err_invalid_price(asset)}, None
@@ -137,7 +147,9 @@ class Trading:
             szi = led.position(address, coin)
             if szi == 0 or (szi > 0) == is_buy:
                 return {"error": rules.err_reduce_only(asset)}, None
-        mark = self.market.mark(coin, now)  # the reference price
+        # The reference price of the 80% band: Hyperliquid does not publish which price it is; the
+        # paper exchange takes the mark (its oracle is the same price process, see MarketViews).
+        mark = self.market.mark(coin, now)
         if any(abs(p - mark) > rules.REFERENCE_BAND * mark for p in (limit_px, trigger_px) if p):
             return {"error": rules.err_far_from_reference()}, None
         book = self.market.book(coin, now)
@@ -153,7 +165,6 @@ class Trading:
                 return {"error": rules.err_insufficient_margin(asset)}, None
         if check_only:
             return {}, None
-        cloid = wire.get("c")
         order = Order(oid=oid if oid is not None else led.next_oid(), address=address, coin=coin, is_buy=is_buy,
                       limit_px=limit_px, sz=size, orig_sz=size, tif=tif, reduce_only=reduce_only,
                       cloid=cloid.lower() if isinstance(cloid, str) else None, is_trigger=bool(trigger),
@@ -248,7 +259,8 @@ class Trading:
             # a refused modify leaves the original resting, as on Hyperliquid.
             led.open_orders.pop(old.oid, None)
             try:
-                refused, _ = self.place(address, wire, now, grouping=old.grouping, check_only=True)
+                refused, _ = self.place(address, wire, now, grouping=old.grouping, check_only=True,
+                                        replaces=old.oid)
             finally:
                 led.open_orders[old.oid] = old
             if refused:
@@ -256,7 +268,7 @@ class Trading:
                 continue
             led.set_status(old, "canceled", now)
             status, _ = self.place(address, wire, now, grouping=old.grouping, parent_oid=old.parent_oid,
-                                   builder=old.builder, builder_fee=old.builder_fee)
+                                   builder=old.builder, builder_fee=old.builder_fee, replaces=old.oid)
             statuses.append(status)
         return {"status": "ok", "response": {"type": "order", "data": {"statuses": statuses}}}
 
@@ -273,7 +285,18 @@ class Trading:
         is_cross = bool(action.get("isCross", True))
         if is_cross != lev.is_cross and led.position(address, coin) != 0:
             return {"status": "err", "response": rules.err_leverage_type_with_position()}
+        before = (lev.value, lev.is_cross)
         lev.value, lev.is_cross = value, is_cross
+        if value < before[0] and led.position(address, coin) != 0:
+            # Lower leverage asks more initial margin of the open position (and of resting orders):
+            # refused when the account cannot post it, as Hyperliquid refuses it; raising it is free.
+            s = led.margin_summary(address, led.marks(now))
+            free = s["account_value"] - s["margin_used"] - s["order_margin"]
+            if free < -1e-9:
+                lev.value, lev.is_cross = before
+                why = rules.err_leverage_insufficient_margin(value, s["margin_used"] + s["order_margin"],
+                                                             s["account_value"])
+                return {"status": "err", "response": why}
         return {"status": "ok", "response": {"type": "default"}}
 
     def _update_isolated_margin_action(self, address: str, action: Json, now: int) -> Json:
@@ -380,7 +403,7 @@ class Trading:
                     led.set_status(order, "canceled", now)
                     return 1
                 return 0  # waiting for its parent to fill
-        mark = book.mid
+        mark = self.market.mark(order.coin, now)  # Hyperliquid triggers TP/SL on the mark, not the mid
         fires_above = (order.tpsl == "tp") != order.is_buy
         if not (mark >= order.trigger_px if fires_above else mark <= order.trigger_px):
             return 0

@@ -22,6 +22,7 @@ Json = dict[str, Any]
 OK: Json = {"status": "ok", "response": {"type": "default"}}
 MAX_NAMED_AGENTS = 3
 MAX_BUILDER_FEE = 100  # tenths of a basis point: 0.1 %, Hyperliquid's cap for perps
+MIN_BUILDER_VALUE = 100.0  # USDC of perps account value a builder must hold (Hyperliquid's builder-codes page)
 WITHDRAW_FEE = 1.0  # USDC, as Hyperliquid's docs state at the time of writing
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 _VALID_UNTIL = re.compile(r"^(?P<name>.*?)\s*valid_until\s+(?P<ms>\d+)$")
@@ -96,7 +97,14 @@ class UserActions:
             return err("Failed to deserialize the JSON body into the target type")
         if tenths_bp > MAX_BUILDER_FEE:
             return err(rules.err_builder_fee_too_high(rate))
-        self.ledger.approve_builder(user, builder.lower(), int(tenths_bp))
+        led = self.ledger
+        b = builder.lower()
+        # Hyperliquid: the builder must have at least 100 USDC in perps account value, so a builder is
+        # a funded user, never an API wallet (which holds nothing and would be credited the fees).
+        value = led.margin_summary(b, led.marks(now))["account_value"] if b in led.accounts else 0.0
+        if value < MIN_BUILDER_VALUE:
+            return err(rules.err_builder_too_small(b, MIN_BUILDER_VALUE, value))
+        led.approve_builder(user, b, int(tenths_bp))
         return OK
 
     def _usd_send(self, user: str, action: Json, nonce: int, now: int) -> Json:
@@ -111,6 +119,10 @@ class UserActions:
         if usdc > available + 1e-9:
             return err(rules.err_insufficient_balance(usdc, available))
         dest = destination.lower()
+        if dest not in led.accounts and led.agent(dest, now) is not None:
+            # An API wallet only signs for its master and holds nothing; crediting it would make it
+            # a user beside being an agent (Hyperliquid keeps the two roles apart).
+            return err(rules.err_send_to_agent(dest))
         led.accounts[user].balance -= usdc
         led.fund(dest, usdc)
         delta = {"type": "internalTransfer", "usdc": rules.wire(usdc, 6), "user": user, "destination": dest,

@@ -70,7 +70,7 @@ def main(settings: StackSettings) -> int:
         configure_logging([token] if token else [])
         log.error("cannot start", extra={"event": "config_error", "error": str(err)})
         return ExitCode.CONFIG
-    configure_logging([s for s in (token, signer.key) if s])
+    formatter = configure_logging([s for s in (token, signer.key) if s])
     if bot.candle_interval not in INTERVAL_SECONDS:
         log.error("cannot start", extra={"event": "config_error",
                                          "error": f"unknown candle_interval {bot.candle_interval!r}"})
@@ -88,6 +88,7 @@ def main(settings: StackSettings) -> int:
     spare = fork_spare(lock) if bot.warm_spare else None
     role = "interim" if spare == 0 else "active"
     ready = _prepare(settings, signer, role)
+    ready.status.redact = formatter.redact  # /health quotes the exchange's words, never a secret
     if role == "interim":
         _rehearse(settings, ready)
         wait_for_takeover(lock, settings.path(settings.supervisor.logdir) / f"{bot.program}.log")

@@ -49,6 +49,9 @@ class RuntimeStatus:
     stopping: bool = False
     websocket: Callable[[], SocketStatus] | None = None
     """The market feed's socket status, once the feed exists (None: no websocket)."""
+    redact: Callable[[str], str] = str
+    """Masks the bot's secrets (its key, its control token) in the texts /health quotes: the
+    exchange's refusal and the last error, which the agent's alerts quote in turn."""
     role: str = "active"
     """``active``, or ``interim``: the warm spare standing in for a bot that died."""
 
@@ -74,10 +77,11 @@ class RuntimeStatus:
             reasons.append(f"loop stalled for {loop_age:.0f}s")
         if data_age is None or data_age > 2 * self.candle_seconds + self.loop_seconds:
             reasons.append("market data stale")
-        if self.exchange_refusal:
-            reasons.append(f"exchange refuses the bot's requests: {self.exchange_refusal}")
+        refusal = self.redact(self.exchange_refusal) if self.exchange_refusal else None
+        if refusal:
+            reasons.append(f"exchange refuses the bot's requests: {refusal}")
         if self.last_error and not (self.exchange_refusal and self.exchange_refusal in self.last_error):
-            reasons.append(self.last_error)
+            reasons.append(self.redact(self.last_error))
         status = "halted" if self.halted_reason else ("degraded" if reasons else "healthy")
         return {
             "status": status,
@@ -90,7 +94,7 @@ class RuntimeStatus:
             "halted_reason": self.halted_reason,
             "halts": self.halts,
             "degraded_reasons": reasons,
-            "exchange_refusal": self.exchange_refusal,
+            "exchange_refusal": refusal,
             "version": BOT_VERSION,
             "uptime_s": round(now_m - self.started_monotonic, 3),
             "websocket": self._websocket(),

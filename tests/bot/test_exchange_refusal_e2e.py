@@ -1,8 +1,8 @@
 """End to end, the stack as ``make run`` brings it up (the bot on its own API wallet): `bot drill revoke
 bot` makes the exchange refuse every signed request of the bot (``User or API Wallet 0x... does not
 exist.``). The bot goes degraded naming the refusal on /health, logs it at ERROR, and the shipped
-playbooks send one critical alert, `bot exchange access` (the API-error and log-error checks fold
-into it); `bot drill approve bot` resolves it."""
+playbooks send one critical alert, `bot exchange access`, whose body quotes the exchange's refusal (the
+API-error and log-error checks fold into it); `bot drill approve bot` resolves it."""
 from __future__ import annotations
 
 import json
@@ -62,6 +62,9 @@ def test_a_revoked_bot_wallet_is_one_alert_naming_the_refusal(stack: Any) -> Non
     alert = wait_until(lambda: about(stack, since), 60, what="the alert")
     text = alert[0].get("title", "") + (alert[0].get("message") or "")
     assert "CRITICAL" in text and "suppressed while this lasts" in text and "bot API error rate" in text, text
+    # the operator reads the exchange's own words (what /health's exchange_refusal says), not only
+    # that the health endpoint answered
+    assert "User or API Wallet 0x" in text and "does not exist." in text, text
     lines = [json.loads(line) for line in stack.log("bot", tail=200_000).splitlines() if line.startswith("{")]
     assert [r for r in lines if r.get("level") == "error" and revoked["revoked"] != r.get("error")
             and ("does not exist" in str(r.get("error")) or "not approved" in str(r.get("error")))], \

@@ -168,3 +168,42 @@ def test_engine_transition_adapter_opens_escalates_and_resolves(store: Store) ->
         ("resolve", "[RESOLVED] alive on bot1 after 2m")]
     assert [e.message for e in store.recent_events(kind="transition")] == [
         "CRITICAL -> OK", "UNKNOWN -> CRITICAL", "OK -> UNKNOWN"]
+
+
+def test_an_alert_says_the_value_its_check_names(store: Store) -> None:
+    """A check that names its value (``value: "json.exchange_refusal or ''"``) alerts with that
+    value in the body: the operator reads the exchange's own words, secrets masked; a check that
+    names none keeps the probe's summary alone."""
+    from types import SimpleNamespace as NS
+
+    from agent.notify.lifecycle import AlertLifecycle, LifecycleSettings
+
+    now = [T0]
+    notes = make(store, "json://127.0.0.1:1/", now)
+    refusal = "User or API Wallet 0x" + "ab" * 20 + " does not exist. (XyZsecretTokenValue123)"
+
+    def check(name: str, value: str | None) -> NS:
+        return NS(play=NS(name="bot-health", checks=[]), host=NS(name="bot1"),
+                  check=NS(name=name, severity="critical", tags=(), depends_on=(), remediate=(), value=value),
+                  params=NS())
+
+    named, plain = check("bot exchange access", "json.exchange_refusal or ''"), check("bot alive", None)
+    lifecycle = AlertLifecycle(notes, checks=lambda: {"bot-health/bot1/bot exchange access": named,
+                                                      "bot-health/bot1/bot alive": plain},
+                               maintenance=list, is_flapping=lambda key: False,
+                               settings=lambda: LifecycleSettings(group_wait=0, group_interval=0.001))
+    ids = {}
+    for bc in (named, plain):
+        status = NS(incident_id=None)
+        obs = NS(value=refusal, error=None, summary="GET http://127.0.0.1:8081/health -> 200 in 3ms", at=T0)
+        with store.transaction() as tx:
+            notes.on_transition(tx, bc, status, NS(key=f"bot-health/bot1/{bc.check.name}", old=State.OK,
+                                                   new=State.CRITICAL, at=T0, observation=obs))
+        ids[bc.check.name] = status.incident_id
+        lifecycle.tick(T0)
+    [alert] = store.list_notifications(incident_id=ids["bot exchange access"])
+    assert "User or API Wallet 0x" + "ab" * 20 + " does not exist." in alert.body, alert.body
+    assert "XyZsecretTokenValue123" not in alert.body and "***" in alert.body
+    assert alert.title == "[CRITICAL] bot exchange access on bot1"
+    [other] = store.list_notifications(incident_id=ids["bot alive"])
+    assert "does not exist" not in other.body and "-> 200 in 3ms" in other.body

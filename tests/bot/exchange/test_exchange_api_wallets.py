@@ -111,6 +111,29 @@ def test_an_account_cannot_be_approved_as_an_agent(paper_exchange: RunningExchan
     assert resp["status"] == "err" and "it is a user" in resp["response"]
 
 
+def test_an_api_wallet_cannot_receive_funds(paper_exchange: RunningExchange, hl_exchange: Exchange,
+                                            hl_info: Info, dev_wallet: LocalAccount) -> None:
+    """An API wallet signs for its master and holds nothing: a usdSend to it (or funding it) is
+    refused and it stays an agent, still able to trade for its master."""
+    agent, _ = approve(hl_exchange, "bot")
+    before = float(hl_info.user_state(dev_wallet.address)["withdrawable"])
+    resp = hl_exchange.usd_transfer(5.0, agent.address)
+    assert resp["status"] == "err" and agent.address.lower() in resp["response"], resp
+    assert "API wallet" in resp["response"] and "holds no funds" in resp["response"]
+    assert float(hl_info.user_state(dev_wallet.address)["withdrawable"]) == pytest.approx(before)
+    assert hl_info.user_role(agent.address) == {"role": "agent", "data": {"user": dev_wallet.address.lower()}}
+    with pytest.raises(httpx.HTTPStatusError) as refused:
+        paper_exchange.admin("POST", "/admin/accounts", {"address": agent.address, "usdc": 100})
+    assert refused.value.response.status_code == 400 and "API wallet" in refused.value.response.text
+    as_agent = Exchange(agent, paper_exchange.url, account_address=dev_wallet.address)
+    placed = rest_order(as_agent, hl_info)["response"]["data"]["statuses"][0]
+    assert [o["oid"] for o in hl_info.open_orders(dev_wallet.address)] == [placed["resting"]["oid"]]
+    assert hl_info.user_non_funding_ledger_updates(agent.address, 0) == []
+    # nor can it be a builder that fees are credited to (a builder holds >= 100 USDC: a user)
+    as_builder = hl_exchange.approve_builder_fee(agent.address, "0.01%")
+    assert as_builder["status"] == "err" and "at least 100 USDC" in as_builder["response"], as_builder
+
+
 def _cancel_payload(wallet: LocalAccount, nonce: int) -> dict[str, Any]:
     action = {"type": "cancel", "cancels": [{"a": 0, "o": 123456}]}
     return {"action": action, "nonce": nonce, "signature": sign_l1_action(wallet, action, None, nonce, None, False),

@@ -46,6 +46,9 @@ def test_builder_needs_an_approved_fee_and_is_paid(paper_exchange: RunningExchan
     refused = hl_exchange.market_open("ETH", True, 0.1, builder={"b": BUILDER, "f": 10})
     assert refused == {"status": "err", "response": "Builder fee has not been approved."}
     assert hl_info.user_fills(dev_wallet.address) == []
+    unfunded = hl_exchange.approve_builder_fee(BUILDER, "0.01%")
+    assert unfunded["status"] == "err" and "at least 100 USDC in perps account value" in unfunded["response"]
+    paper_exchange.admin("POST", "/admin/accounts", {"address": BUILDER, "usdc": 100})
     assert hl_exchange.approve_builder_fee(BUILDER, "0.01%")["status"] == "ok"
     assert hl_info.post("/info", {"type": "maxBuilderFee", "user": dev_wallet.address, "builder": BUILDER}) == 10
     too_much = hl_exchange.market_open("ETH", True, 0.1, builder={"b": BUILDER, "f": 11})
@@ -58,7 +61,7 @@ def test_builder_needs_an_approved_fee_and_is_paid(paper_exchange: RunningExchan
     assert float(fill["builderFee"]) == pytest.approx(notional * 10e-5, abs=1e-6)  # 10 tenths of a bp = 1 bp
     assert float(fill["fee"]) == pytest.approx(notional * 0.00045 + notional * 10e-5, abs=1e-6)
     builder_value = float(hl_info.user_state(BUILDER)["marginSummary"]["accountValue"])
-    assert builder_value == pytest.approx(notional * 10e-5, abs=1e-6)
+    assert builder_value == pytest.approx(100 + notional * 10e-5, abs=1e-6)
     assert hl_exchange.approve_builder_fee(BUILDER, "0.2%")["response"].startswith("Builder fee rate 0.2%")
 
 

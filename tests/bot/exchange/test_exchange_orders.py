@@ -217,3 +217,84 @@ def test_orders_more_than_80_percent_from_the_reference_price_are_refused(hl_inf
     assert low == {"error": far} and high == {"error": far} and trig == {"error": far}
     [inside] = statuses(hl_exchange.order("BTC", True, 0.01, float(round(ref * 0.25)), {"limit": {"tif": "Gtc"}}))
     assert "resting" in inside
+
+
+@pytest.mark.parametrize("is_cross", [True, False])
+def test_lowering_leverage_below_what_the_position_can_post_is_refused(paper_exchange: RunningExchange,
+                                                                        hl_info: Info, is_cross: bool) -> None:
+    """Lower leverage asks more initial margin of an open position: refused when the account cannot
+    post it (the leverage stays), accepted when it can; raising it is always accepted."""
+    from eth_account import Account
+
+    trader = Exchange(Account.create(), paper_exchange.url, timeout=10)
+    address = trader.wallet.address
+    paper_exchange.admin("POST", "/admin/accounts", {"address": address, "usdc": 1000})
+    assert trader.update_leverage(20, "ETH", is_cross=is_cross)["status"] == "ok"
+    size = round(10_000 / mid(hl_info, "ETH"), 2)  # ~$10k notional: ~$500 of margin at 20x
+    statuses(trader.market_open("ETH", True, size))
+    for refused_at in (2, 5):  # ~$5000, ~$2000 of margin: more than the $1000 account
+        resp = trader.update_leverage(refused_at, "ETH", is_cross=is_cross)
+        assert resp["status"] == "err" and resp["response"].startswith(
+            f"Insufficient margin to set leverage {refused_at}x"), resp
+        pos = position(hl_info, address, "ETH")
+        assert pos is not None and pos["leverage"]["value"] == 20
+    assert trader.update_leverage(15, "ETH", is_cross=is_cross) == {"status": "ok", "response": {"type": "default"}}
+    assert trader.update_leverage(25, "ETH", is_cross=is_cross)["status"] == "ok"
+    pos = position(hl_info, address, "ETH")
+    assert pos is not None and pos["leverage"]["value"] == 25
+    assert pos["leverage"]["type"] == ("cross" if is_cross else "isolated")
+
+
+def test_a_cloid_already_used_by_the_account_is_refused(hl_info: Info, hl_exchange: Exchange) -> None:
+    """A cloid names one order: a second order with it is refused, whether the first rests, was
+    canceled or sits earlier in the same batch; a modify keeps it; a refused order never took it."""
+    address = hl_exchange.wallet.address
+    px = round(mid(hl_info, "BTC") * 0.9)
+    cloid = Cloid("0x" + "cd" * 16)
+    dup = f"Duplicate cloid {cloid.to_raw()}: an order of this account already has it. asset=0"
+    [first] = statuses(hl_exchange.order("BTC", True, 0.01, px, {"limit": {"tif": "Gtc"}}, cloid=cloid))
+    oid = first["resting"]["oid"]
+    [again] = statuses(hl_exchange.order("BTC", True, 0.02, px - 10, {"limit": {"tif": "Gtc"}}, cloid=cloid))
+    assert again == {"error": dup}
+    assert [o["oid"] for o in hl_info.open_orders(address)] == [oid]
+    [mod] = statuses(hl_exchange.modify_order(cloid, "BTC", True, 0.01, px - 5, {"limit": {"tif": "Gtc"}},
+                                              cloid=cloid))
+    assert mod["resting"]["cloid"] == cloid.to_raw()
+    assert statuses(hl_exchange.cancel_by_cloid("BTC", cloid)) == ["success"]
+    [after_cancel] = statuses(hl_exchange.order("BTC", True, 0.01, px, {"limit": {"tif": "Gtc"}}, cloid=cloid))
+    assert after_cancel == {"error": dup}
+    assert hl_info.open_orders(address) == []
+    # one batch: the second order with a cloid is refused, the first rests
+    other = Cloid("0x" + "ef" * 16)
+    order = {"coin": "BTC", "is_buy": True, "sz": 0.01, "limit_px": px, "order_type": {"limit": {"tif": "Gtc"}},
+             "reduce_only": False, "cloid": other}
+    placed, refused = statuses(hl_exchange.bulk_orders([order, order]))
+    assert "resting" in placed and refused == {"error": dup.replace(cloid.to_raw(), other.to_raw())}
+    # an order refused for another reason never took its cloid
+    fresh = Cloid("0x" + "12" * 16)
+    [tiny] = statuses(hl_exchange.order("BTC", True, 0.0001, px, {"limit": {"tif": "Gtc"}}, cloid=fresh))
+    assert tiny["error"].startswith("Order must have minimum value of $10")
+    [ok] = statuses(hl_exchange.order("BTC", True, 0.01, px, {"limit": {"tif": "Gtc"}}, cloid=fresh))
+    assert ok["resting"]["cloid"] == fresh.to_raw()
+
+
+def test_a_position_opened_and_closed_in_one_request_and_reopened_in_the_next(hl_info: Info,
+                                                                             hl_exchange: Exchange) -> None:
+    """One batch may open and close a position (or close one and open it again): the ledger writes
+    what happened instead of refusing the whole request with an internal error."""
+    address = hl_exchange.wallet.address
+    m = mid(hl_info, "BTC")
+
+    def ioc(is_buy: bool, reduce_only: bool) -> dict[str, Any]:
+        return {"coin": "BTC", "is_buy": is_buy, "sz": 0.01, "limit_px": round(m * (1.02 if is_buy else 0.98)),
+                "order_type": {"limit": {"tif": "Ioc"}}, "reduce_only": reduce_only}
+
+    opened, closed = statuses(hl_exchange.bulk_orders([ioc(True, False), ioc(False, True)]))
+    assert "filled" in opened and "filled" in closed, (opened, closed)
+    assert position(hl_info, address, "BTC") is None
+    statuses(hl_exchange.bulk_orders([ioc(True, False)]))
+    closed, reopened = statuses(hl_exchange.bulk_orders([ioc(False, True), ioc(True, False)]))
+    assert "filled" in closed and "filled" in reopened, (closed, reopened)
+    pos = position(hl_info, address, "BTC")
+    assert pos is not None and float(pos["szi"]) == 0.01
+    assert [f["dir"] for f in hl_info.user_fills(address)][:2] == ["Open Long", "Close Long"]

@@ -104,3 +104,20 @@ def test_a_refused_setting_is_an_error_but_does_not_stop_trading(engine: Trading
         engine.gw.update_leverage("BTC", 1000)  # above the coin's maximum
     assert "Invalid leverage value" in refused.value.message and refused.value.kind == "refused"
     assert engine.gw.refusal is None
+
+
+def test_health_quotes_the_refusal_with_the_bots_secrets_masked() -> None:
+    """/health quotes the exchange's refusal and the last error (the agent's alert quotes them in
+    turn) through the same redaction as the bot's log lines: its key and token never leave it."""
+    from bot.trading.jsonlog import JsonFormatter
+    from bot.trading.status import RuntimeStatus
+
+    key, token = "0x" + "5e" * 32, "control-token-value-123"
+    status = RuntimeStatus(loop_seconds=1, candle_seconds=60)
+    status.redact = JsonFormatter([key, token]).redact
+    status.connected, status.market_data_wall = True, time.time()
+    status.exchange_refusal = f"User or API Wallet 0x{'ab' * 20} does not exist. (echo {key})"
+    status.last_error = f"iteration failed: bearer {token}"
+    health = json.dumps(status.health())
+    assert "User or API Wallet 0x" + "ab" * 20 + " does not exist." in health
+    assert key not in health and key[2:] not in health and token not in health, health
