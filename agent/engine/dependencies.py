@@ -37,6 +37,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from agent.core.states import State
+from agent.notify.lifecycle.checks import parent_key
 
 if TYPE_CHECKING:
     from agent.engine.pipeline import Decision
@@ -91,15 +92,6 @@ class EvidenceLog:
             self._by_key.pop(key, None)
 
 
-def parent_key(bc: BoundCheck, parent: str) -> str:
-    """The check key of a ``depends_on`` entry of ``bc``: a check of its play, or PLAYBOOK/CHECK."""
-    local = {c.name for c in bc.play.checks}
-    if parent in local or "/" not in parent:
-        return f"{bc.play.name}/{bc.host.name}/{parent}"
-    play, _, check = parent.partition("/")
-    return f"{play}/{bc.host.name}/{check}"
-
-
 class DependencyProbes:
     """A :class:`~agent.engine.pipeline.DecisionListener` and a result listener of the scheduler:
     runs parents when a dependent fails and dependents when a parent recovers (see the module
@@ -120,7 +112,7 @@ class DependencyProbes:
         bc = decision.bc
         checks = self._checks()
         for parent in bc.check.depends_on:
-            pbc = checks.get(parent_key(bc, parent))
+            pbc = checks.get(parent_key(bc, parent, bc.host.name))
             if pbc is not None:
                 self._run_now(pbc)
 
@@ -136,5 +128,5 @@ class DependencyProbes:
         for key, child in self._checks().items():
             if key == bc.key or child.host.name != bc.host.name or not self._is_problem(key):
                 continue
-            if any(parent_key(child, p) == bc.key for p in child.check.depends_on):
+            if any(parent_key(child, p, child.host.name) == bc.key for p in child.check.depends_on):
                 self._run_now(child)
