@@ -180,7 +180,8 @@ class Agent:
                                 notifications=notifications, status=pipeline.status,
                                 last_observation=pipeline.last_observation, direct=direct)
         alerts = AlertLoop(config=live, notifications=notifications, store=store, store_thread=thread,
-                           is_flapping=pipeline.is_flapping, evidence=pipeline.evidence.get)
+                           is_flapping=pipeline.is_flapping, evidence=pipeline.evidence.get,
+                           backlog=lambda: (pipeline.waiting, pipeline.store_error is not None, pipeline.stored))
         scheduler = CheckScheduler(pipeline.handle, notifier=notifications)
 
         def soft_problem(key: str) -> bool:

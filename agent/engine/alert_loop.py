@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -29,6 +30,11 @@ log = logging.getLogger("agent")
 
 TICK_SECONDS = 5.0
 MIN_SLEEP_SECONDS = 0.005
+BACKLOG_WAIT_S = 5.0
+"""How long a pass waits, at most, for the decisions the pipeline is storing right now."""
+REFUSED_WAIT_S = 60.0
+"""... and while the store refuses them (direct alerts tell the problems meanwhile)."""
+BACKLOG_RECHECK_S = 0.05
 
 
 class AlertLoop:
@@ -36,8 +42,14 @@ class AlertLoop:
 
     def __init__(self, *, config: LiveConfig, notifications: Notifications, store: Store,
                  store_thread: StoreThread, is_flapping: Callable[[str], bool],
-                 evidence: Callable[[str], Evidence | None] = lambda key: None) -> None:
+                 evidence: Callable[[str], Evidence | None] = lambda key: None,
+                 backlog: Callable[[], tuple[int, bool, int]] = lambda: (0, False, 0)) -> None:
+        """``backlog()``: how many decisions the pipeline has not stored yet, whether the store
+        refuses them, and how many it stored so far (read on the store thread, see :meth:`_tick`)."""
         self._config = config
+        self._backlog = backlog
+        self._backlog_since: float | None = None
+        self._stored_seen = 0
         self._store = store
         self._thread = store_thread
         self._wake = asyncio.Event()
@@ -52,6 +64,32 @@ class AlertLoop:
         self.lifecycle = AlertLifecycle(notifications, checks=config.checks,
                                         maintenance=lambda: config.current.inventory.maintenance,
                                         is_flapping=is_flapping, settings=settings, evidence=evidence)
+
+    def _tick(self, now: datetime) -> bool:
+        """Store thread: the pass, unless decisions are still being stored (then False).
+
+        After a store outage the waiting decisions are stored one transaction each, on this
+        thread: a pass between two of them would see a dependent's incident without its
+        parent's (and tell it on its own), or a recovered problem as still open. Asked here, on
+        the thread that stores them, the answer cannot change before the pass reads; each stored
+        decision wakes the loop, and the pass runs once they all are. While the store refuses
+        them the pass waits up to :data:`REFUSED_WAIT_S` (it could not write either, and one
+        blocked on the lock could take it before the backlog); while it takes them, up to
+        :data:`BACKLOG_WAIT_S` since it last took one (a decision that never stores must not
+        stop every message)."""
+        waiting, refused, stored = self._backlog()
+        if not waiting:
+            self._backlog_since = None
+        else:
+            mono = time.monotonic()
+            if self._backlog_since is None or stored != self._stored_seen:
+                self._backlog_since = mono  # it began, or the store took some: the rest follows
+            if mono - self._backlog_since < (REFUSED_WAIT_S if refused else BACKLOG_WAIT_S):
+                self._stored_seen = stored
+                return False
+        self._stored_seen = stored
+        self.lifecycle.tick(now)
+        return True
 
     def wake(self) -> None:
         """Run a pass now (something was stored that may be told)."""
@@ -68,7 +106,9 @@ class AlertLoop:
             now = datetime.now(UTC)
             timeout = TICK_SECONDS
             try:
-                await self._thread.call(self.lifecycle.tick, now)
+                if not await self._thread.call(self._tick, now):
+                    await _first_of(stop, self._wake, BACKLOG_RECHECK_S)
+                    continue
                 trigger = self._config.current.inventory.notify.digest.trigger()
                 # The previous fire time is the last digest: an IntervalTrigger asked with None
                 # answers "one interval from its creation", which never comes as it is rebuilt here.

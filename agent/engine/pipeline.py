@@ -154,6 +154,8 @@ class ResultPipeline:
         self._retry: asyncio.Task[None] | None = None
         self.store_error: str | None = None
         """Why decisions are waiting (the last store error), None while the store keeps up."""
+        self.stored = 0
+        """Decisions stored so far (counted on the store thread as each commits)."""
 
     # -- state ---------------------------------------------------------------------------------
     def load(self, records: Mapping[str, CheckStateRecord]) -> None:
@@ -320,6 +322,7 @@ class ResultPipeline:
             if (told is not None and d.transition is not None and d.transition.new.is_problem
                     and status.incident_id is not None):
                 self._mark_told(tx, status, d, told)
+        self.stored += 1  # committed; counted here, on the store thread (see AlertLoop._tick)
         return status.incident_id
 
     def _mark_told(self, tx: StoreTransaction, status: CheckStatus, d: Decision, told: DirectMessage) -> None:

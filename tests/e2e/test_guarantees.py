@@ -10,12 +10,14 @@
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -203,6 +205,28 @@ def _hold_write_lock(db: Path, seconds: float, holding: threading.Event) -> None
         conn.close()
 
 
+@contextlib.contextmanager
+def _store_locked(world: AgentWorld, seconds: float) -> Iterator[None]:
+    """Another process holds the agent store's write lock for ``seconds`` (joined on the way out)."""
+    holding = threading.Event()
+    holder = threading.Thread(target=_hold_write_lock, args=(world.db_path, seconds, holding))
+    holder.start()
+    try:
+        assert holding.wait(10)
+        yield
+    finally:
+        holder.join(30)
+
+
+def _crash_told_directly(sup: Any, receiver: Any) -> list[dict[str, Any]]:
+    """Crash the worker: its alert comes straight through apprise, saying so."""
+    os.kill(sup.info("worker")["pid"], signal.SIGKILL)
+    msgs = receiver.wait_for(1, 15)
+    assert msgs[0]["title"] == "[CRITICAL] worker running on local", msgs[0]
+    assert "Sent directly" in msgs[0]["message"], msgs[0]["message"]
+    return msgs
+
+
 @pytest.mark.parametrize(("grace", "lock_s"), [
     (3, 20.0),  # every write attempt gives up (busy timeout 5 s) and is retried until the lock is gone
     (1, 3.5),   # the first attempt waits for the lock past the grace, and gets it: told meanwhile
@@ -215,20 +239,11 @@ def test_a_transition_that_cannot_be_stored_is_acted_on_told_directly_and_stored
         world.start()
         wait_until(lambda: (s := world.state("watch/local/worker running")) and s.hard_state.name == "OK", 20,
                    what="the first OK")
-        holding = threading.Event()
-        holder = threading.Thread(target=_hold_write_lock, args=(world.db_path, lock_s, holding))
-        holder.start()
-        try:
-            assert holding.wait(10)
-            os.kill(sup.info("worker")["pid"], signal.SIGKILL)
+        with _store_locked(world, lock_s):
             # The store refuses writes for lock_s; past the grace the agent acts without it.
-            msgs = receiver.wait_for(1, 15)
-            assert msgs[0]["title"] == "[CRITICAL] worker running on local", msgs[0]
-            assert "Sent directly" in msgs[0]["message"], msgs[0]["message"]
+            msgs = _crash_told_directly(sup, receiver)
             assert "not been able to write its own database" in msgs[0]["message"], msgs[0]["message"]
             wait_until(lambda: sup.info("worker")["statename"] == "RUNNING", 15, what="the restart without the store")
-        finally:
-            holder.join(30)
         # The lock is gone: the incident is stored (told already: no second alert) and resolved once.
         wait_until(lambda: any(i.state.name == "CRITICAL" for i in world._read(lambda s: s.find_incidents(limit=10))
                                or []), 30, what="the incident stored after the lock")
@@ -253,17 +268,8 @@ def test_without_the_store_a_dependent_is_not_told_directly_beside_its_parent(cr
         world.start()
         wait_until(lambda: all((s := world.state(f"watch/local/{c}")) and s.hard_state.name == "OK"
                                for c in ("worker running", "worker answers")), 20, what="the first OKs")
-        holding = threading.Event()
-        holder = threading.Thread(target=_hold_write_lock, args=(world.db_path, 12.0, holding))
-        holder.start()
-        try:
-            assert holding.wait(10)
-            os.kill(sup.info("worker")["pid"], signal.SIGKILL)
-            msgs = receiver.wait_for(1, 15)
-            assert msgs[0]["title"] == "[CRITICAL] worker running on local", msgs[0]
-            assert "Sent directly" in msgs[0]["message"], msgs[0]["message"]
-        finally:
-            holder.join(30)
+        with _store_locked(world, 12.0):
+            _crash_told_directly(sup, receiver)
         wait_until(lambda: world.state("watch/local/worker answers").hard_state.name == "OK", 30,
                    what="both stored and recovered after the lock")
         wait_until(lambda: any(m["title"].startswith("[RESOLVED] worker running") for m in receiver.messages), 30,
