@@ -143,7 +143,8 @@ class StackUnderTest:
         pidfile = self.var / "supervisord.pid"
         try:
             supervisord = psutil.Process(int(pidfile.read_text().strip()))
-            doomed = [supervisord, *supervisord.children(recursive=True)]
+            if str(self.stack.conf_path) in supervisord.cmdline():  # not a stale pid reused since
+                doomed = [supervisord, *supervisord.children(recursive=True)]
         except (OSError, ValueError, psutil.Error):
             pass
         for proc in psutil.process_iter():
