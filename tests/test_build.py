@@ -87,3 +87,27 @@ def _marker_holds(marker: str) -> bool:
     from packaging.markers import Marker
 
     return Marker(marker).evaluate()
+
+
+def test_xdist_groups_put_their_tests_on_one_worker(tmp_path: Path) -> None:
+    """``make test`` runs ``--dist loadgroup``: the tests of one ``xdist_group`` (those sharing one
+    stack) must run on one worker. pytest 9.2 with pytest-xdist 3.8 silently ignores the mark
+    (pytest-dev/pytest-xdist#1386): each worker then starts the shared stack again."""
+    import subprocess
+    import sys
+
+    (tmp_path / "test_grouped.py").write_text(
+        "import os, pytest\n"
+        "@pytest.mark.parametrize('i', range(6))\n"
+        "@pytest.mark.xdist_group('shared')\n"
+        "def test_grouped(i):\n"
+        "    print('WORKER', os.environ['PYTEST_XDIST_WORKER'])\n"
+        "@pytest.mark.parametrize('i', range(6))\n"
+        "def test_free(i):\n"
+        "    pass\n")
+    run = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "2", "--dist",
+                          "loadgroup", "-rP", "-q", "test_grouped.py"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    workers = re.findall(r"^WORKER (gw\d+)$", run.stdout, re.MULTILINE)
+    assert len(workers) == 6 and len(set(workers)) == 1, run.stdout

@@ -51,7 +51,7 @@ def stack() -> Iterator[StackUnderTest]:
         yield st
     finally:
         try:
-            st.down()
+            st.discard()
         finally:
             shutil.rmtree(root, ignore_errors=True)
 

@@ -22,7 +22,7 @@ import yaml
 
 from tests.support.stack import REPO, StackUnderTest, wait_until
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("one-fault")]  # one worker, one stack (make test: --dist loadgroup)
 HEARTBEAT_DEADLINE_S = 12
 
 
@@ -55,7 +55,7 @@ def stack() -> Iterator[StackUnderTest]:
         yield st
     finally:
         try:
-            st.down()
+            st.discard()
         finally:
             shutil.rmtree(root, ignore_errors=True)
 

@@ -2,7 +2,8 @@
 agent), faults injected through the exchange's admin API and process control, outcomes read
 where an operator reads them (the inbox, supervisord, the exchange through the SDK).
 
-Two stacks, each shared by the tests of its part (they run in file order):
+Two stacks, each shared by the tests of its part (they run in file order, on one pytest-xdist
+worker per part):
 
 * the emergency stack runs no scheduled playbook (nothing restarts the bot behind the test's
   back); ``agent run-playbook`` is pointed at the repository's playbooks;
@@ -33,6 +34,14 @@ from tests.support.stack import REPO, StackUnderTest, wait_until
 pytestmark = pytest.mark.slow
 DEV = Account.from_key(PAPER_DEV_PRIVATE_KEY).address
 MY_PLAYBOOKS = ["emergency", "graceful-restart", "exchange", "trading-risk", "bot-health"]
+# Each part's tests on one pytest-xdist worker (make test: --dist loadgroup), so each of its two
+# stacks starts once, not once per worker that happens to run one of its tests.
+QUIET = pytest.mark.xdist_group("runbooks-trading-quiet")
+ALERTS = pytest.mark.xdist_group("runbooks-trading-alerts")
+# The alert stack's hang deadline (shipped 60 s: past the loop-age warning, so a slow exchange is
+# not a hang); the bot's loop still beats well inside it under the latency and outage faults
+# injected here (tests/e2e/test_one_fault.py runs those faults with 12 s).
+HEARTBEAT_DEADLINE_S = 20
 
 
 def _stack(**kw: Any) -> Iterator[StackUnderTest]:
@@ -46,7 +55,7 @@ def _stack(**kw: Any) -> Iterator[StackUnderTest]:
         yield stack
     finally:
         try:
-            stack.down()
+            stack.discard()
         finally:
             shutil.rmtree(root, ignore_errors=True)
 
@@ -97,6 +106,7 @@ def quiet_stack() -> Iterator[StackUnderTest]:
                       settings={"bot": {"candle_interval": "1h"}})
 
 
+@QUIET
 def test_playbooks_validate_and_run_in_check_mode_without_side_effects(quiet_stack: StackUnderTest) -> None:
     stack = quiet_stack
     info, _ = _sdk(stack)
@@ -115,6 +125,7 @@ def test_playbooks_validate_and_run_in_check_mode_without_side_effects(quiet_sta
     assert not [m for m in stack.inbox() if "EMERGENCY" in m["title"]]
 
 
+@QUIET
 def test_emergency_check_lists_the_exact_orders_and_positions_then_yes_flattens(
         quiet_stack: StackUnderTest) -> None:
     stack = quiet_stack
@@ -147,6 +158,7 @@ def test_emergency_check_lists_the_exact_orders_and_positions_then_yes_flattens(
     assert list((stack.var / "snapshots").glob("emergency-*.tar.gz"))
 
 
+@QUIET
 def test_emergency_flattens_the_account_of_a_killed_bot(quiet_stack: StackUnderTest) -> None:
     stack = quiet_stack
     info, ex = _sdk(stack)
@@ -191,24 +203,31 @@ def _patched(name: str, play_vars: dict[str, Any], every: str = "2s") -> str:
 
 @pytest.fixture(scope="module")
 def alert_stack() -> Iterator[StackUnderTest]:
+    health = yaml.safe_load(_patched("bot-health", {"market_data_warning_s": 4, "market_data_critical_s": 8}))
+    for check in health["checks"]:
+        if "heartbeat" in check:
+            check["heartbeat"]["deadline"] = f"{HEARTBEAT_DEADLINE_S}s"
     playbooks = {
-        "bot-health": _patched("bot-health", {"market_data_warning_s": 4, "market_data_critical_s": 8}),
+        "bot-health": yaml.safe_dump(health, sort_keys=False),
         "exchange": _patched("exchange", {}),
         "trading-risk": _patched("trading-risk", {"position_max_age_s": 5, "no_trade_warning_s": 8}),
         "emergency": (REPO / "playbooks" / "emergency.yaml").read_text(),
     }
     # The bot's own daily-loss halt is set out of reach, so the halt seen is the agent's.
-    # Grouping stays on, with test-sized waits, so each problem is announced within seconds.
+    # Grouping stays on, with test-sized waits, so each problem is announced within seconds; so is
+    # the hold of a restarted bot's dependents (inhibit_grace, shipped 30 s).
     yield from _stack(playbooks=playbooks, settings={"bot": {"risk": {"daily_loss_limit_pct": 90}}},
-                      inventory={"notify": {"group_wait": 0.5, "group_interval": 1}})
+                      inventory={"notify": {"group_wait": 0.5, "group_interval": 1, "inhibit_grace": "5s"}})
 
 
+@ALERTS
 def test_stuck_position_and_no_trades_alert(alert_stack: StackUnderTest) -> None:
     stack = alert_stack
     wait_until(lambda: _alerts(stack, "position open too long", "CRITICAL"), 90, what="the stuck-position alert")
     wait_until(lambda: _alerts(stack, "no trade for too long", "WARNING"), 60, what="the no-trade alert")
 
 
+@ALERTS
 def test_api_latency_alerts(alert_stack: StackUnderTest) -> None:
     stack = alert_stack
     stack.exchange_admin("POST", "/admin/faults", {"latency_ms": 1500})
@@ -218,6 +237,7 @@ def test_api_latency_alerts(alert_stack: StackUnderTest) -> None:
         stack.exchange_admin("DELETE", "/admin/faults")
 
 
+@ALERTS
 def test_stale_market_data_alerts(alert_stack: StackUnderTest) -> None:
     stack = alert_stack
     stack.exchange_admin("POST", "/admin/faults", {"outage": "503"})
@@ -232,6 +252,7 @@ def test_stale_market_data_alerts(alert_stack: StackUnderTest) -> None:
                40, what="fresh market data again")
 
 
+@ALERTS
 def test_crash_alerts_and_the_agent_restarts_the_bot(alert_stack: StackUnderTest) -> None:
     stack = alert_stack
     pid = stack.info("bot")["pid"]
@@ -244,22 +265,25 @@ def test_crash_alerts_and_the_agent_restarts_the_bot(alert_stack: StackUnderTest
     assert "done by the agent: restart-bot" in body, body  # the crash's message says what the agent did
 
 
+@ALERTS
 def test_hang_alerts(alert_stack: StackUnderTest) -> None:
     stack = alert_stack
     wait_until(lambda: stack.try_health().get("status") in ("healthy", "degraded"), 30, what="the bot answering")
     pid = stack.info("bot")["pid"]
+    told = len(_alerts(stack, "bot heartbeat"))  # only a message about this hang counts
     os.kill(pid, signal.SIGSTOP)
     try:
-        # Up to notify.inhibit_grace (30 s) more when the crash test's restart resolved the parent
-        # check just before: the dependents are held during a restarted bot's warm-up.
-        # The hang's one message is the heartbeat's (shipped deadline 60 s); the endpoint checks
-        # that time out meanwhile are folded under it (tests/e2e/test_one_fault.py).
-        wait_until(lambda: _alerts(stack, "bot heartbeat"), 120, what="the hang alert")
+        # Up to notify.inhibit_grace more when the crash test's restart resolved the parent check
+        # just before: the dependents are held during a restarted bot's warm-up.
+        # The hang's one message is the heartbeat's (at its deadline); the endpoint checks that
+        # time out meanwhile are folded under it (tests/e2e/test_one_fault.py).
+        wait_until(lambda: len(_alerts(stack, "bot heartbeat")) > told, 120, what="the hang alert")
     finally:
         os.kill(pid, signal.SIGCONT)
     wait_until(lambda: (stack.try_health().get("loop_age_s") or 99) < 10, 30, what="the bot looping again")
 
 
+@ALERTS
 def test_daily_loss_limit_alerts_critical_and_the_agent_halts_the_bot(alert_stack: StackUnderTest) -> None:
     stack = alert_stack
     info, ex = _sdk(stack)
@@ -279,6 +303,7 @@ def test_daily_loss_limit_alerts_critical_and_the_agent_halts_the_bot(alert_stac
                for h in health["halts"]), health
 
 
+@ALERTS
 def test_auth_failure_runs_the_emergency_response(alert_stack: StackUnderTest) -> None:
     stack = alert_stack
     stack.exchange_admin("POST", "/admin/faults", {"auth_failure": True})

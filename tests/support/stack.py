@@ -125,6 +125,43 @@ class StackUnderTest:
     def down(self) -> None:
         self._mod.down(self.stack)
 
+    def discard(self) -> None:
+        """Teardown of a stack about to be deleted: SIGKILL supervisord, then every process it
+        started (its programs, their process groups and children, orphans included: they carry
+        supervisord's socket in ``SUPERVISOR_SERVER_URL``), and wait until they are gone.
+
+        A graceful :meth:`down` (``agent stack down``'s code) stops the programs group by group,
+        each at supervisord's one-second tick after its own stop: 15-20 s per stack on two loaded
+        cores, spent on every test. No test reads what a teardown leaves, so it is not waited for;
+        tests of the stop itself call :meth:`down` or ``agent stack down``."""
+        import psutil
+
+        from tests.support.supervisord import _wait_dead
+
+        socket = str(self.stack.socket_path)
+        doomed: list[psutil.Process] = []
+        pidfile = self.var / "supervisord.pid"
+        try:
+            supervisord = psutil.Process(int(pidfile.read_text().strip()))
+            if str(self.stack.conf_path) in supervisord.cmdline():  # not a stale pid reused since
+                doomed = [supervisord, *supervisord.children(recursive=True)]
+        except (OSError, ValueError, psutil.Error):
+            pass
+        for proc in psutil.process_iter():
+            if proc in doomed:
+                continue
+            try:
+                if proc.environ().get("SUPERVISOR_SERVER_URL", "").endswith(socket):
+                    doomed.append(proc)
+            except psutil.Error:
+                continue  # gone, or not ours to read
+        for proc in doomed:  # supervisord first: it restarts nothing once it is gone
+            try:
+                proc.kill()
+            except psutil.Error:
+                pass
+        _wait_dead(doomed, 10)  # gone, or a zombie its reaper has not collected yet
+
     # -- control and observation ---------------------------------------------------------------
     def ctl(self, *args: str, check: bool = True) -> str:
         res = subprocess.run([str(BIN / "supervisorctl"), "-c", str(self.stack.conf_path), *args],
@@ -266,7 +303,7 @@ def running_stack() -> Iterator[Callable[..., StackUnderTest]]:
     finally:
         for st in made:
             try:
-                st.down()
+                st.discard()
             except Exception:  # noqa: BLE001 - teardown must go on
                 pass
         for d in dirs:
