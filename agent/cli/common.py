@@ -11,8 +11,8 @@ from rich.console import Console
 from agent.playbook.files import real_path
 from botwarden.errors import ConfigError
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)  # never break file:line:col
+console = Console(highlight=False, emoji=False)  # :100: in file:100:3 is a position, not an emoji
+err_console = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)  # never break file:line:col
 
 
 class Verbosity:

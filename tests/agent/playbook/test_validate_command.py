@@ -164,3 +164,16 @@ def test_a_problem_found_on_every_host_is_reported_once(tmp_path: Path) -> None:
     result = load_config(GOOD / "inventory.yaml", [play], make_registry(), env={})  # two hosts
     [diag] = result.diagnostics
     assert (diag.line, diag.column, diag.hint) == (6, 17, "did you mean 'bot.health_url'?")
+
+
+def test_a_position_at_line_100_is_printed_as_written_not_as_an_emoji(capsys: pytest.CaptureFixture[str],
+                                                                       tmp_path: Path) -> None:
+    """rich turns `:100:` into an emoji: `bot-health.yaml💯3` is no position an editor can jump to."""
+    playbooks = tmp_path / "playbooks"
+    shutil.copytree(REPO / "playbooks", playbooks)
+    lines = (playbooks / "bot-health.yaml").read_text().splitlines()
+    lines.insert(99, "    bogus_key: 1  # :smile:")  # an unknown key of the check above, at line 100
+    (playbooks / "bot-health.yaml").write_text("\n".join(lines) + "\n")
+    code, out = run(capsys, "validate", "--inventory", str(REPO / "inventory.yaml"), str(playbooks))
+    assert code == ExitCode.FAILED, out
+    assert "bot-health.yaml:100:5" in out and "💯" not in out and "😄" not in out, out
