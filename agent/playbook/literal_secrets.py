@@ -279,17 +279,29 @@ def masked(diagnostic: Diagnostic, finding: Finding) -> Diagnostic:
                                                                  diagnostic.column))
 
 
+def _as_text(value: Any) -> str | None:
+    """A string as it is; an integer too wide for any count or port (YAML reads an unquoted
+    ``0x`` + 64 hex digits as one) as the hex it was written in: a private key either way."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 128:
+        return f"0x{value:064x}"
+    return None
+
+
 def _strings(data: Any, path: Path_ = ()) -> Iterator[tuple[Path_, Any, str]]:
     if isinstance(data, dict):
         for key, value in data.items():
-            if isinstance(value, str):
-                yield (*path, key), key, value
+            text = _as_text(value)
+            if text is not None:
+                yield (*path, key), key, text
             else:
                 yield from _strings(value, (*path, key))
     elif isinstance(data, list):
         for i, value in enumerate(data):
-            if isinstance(value, str):
-                yield (*path, i), (path[-1] if path else None), value
+            text = _as_text(value)
+            if text is not None:
+                yield (*path, i), (path[-1] if path else None), text
             else:
                 yield from _strings(value, (*path, i))
 
@@ -365,7 +377,10 @@ def secret_lines(doc: SourceDocument) -> dict[int, tuple[int, tuple[str, ...]]]:
         if finding:
             line, column = doc.position(path)
             before = out.get(line, (column, ()))
-            out[line] = (min(before[0], column), (*before[1], *finding.parts))
+            parts = finding.parts
+            if text.startswith("0x") and all(p.lower().removeprefix("0x") in text for p in parts):
+                parts = (*parts, str(int(text, 16)))  # a message may quote it as the integer YAML read
+            out[line] = (min(before[0], column), (*before[1], *parts))
     for line, column, finding in _comment_secrets(doc):
         if finding:
             before = out.get(line, (column, ()))
@@ -376,9 +391,26 @@ def secret_lines(doc: SourceDocument) -> dict[int, tuple[int, tuple[str, ...]]]:
 def hide_secrets(diagnostics: list[Diagnostic],
                  lines: dict[str, dict[int, tuple[int, tuple[str, ...]]]]) -> list[Diagnostic]:
     """``diagnostics`` with the secrets of ``lines`` (file -> :func:`secret_lines`) masked in the
-    source lines they show, whatever the diagnostic is about."""
+    source lines they show, and in their messages and hints, whatever the diagnostic is about."""
     out = []
     for d in diagnostics:
         at = lines.get(d.file, {}).get(d.line)
-        out.append(dataclasses.replace(d, source_line=mask_line(d.source_line, at[1], at[0])) if at else d)
+        if at:
+            d = dataclasses.replace(d, source_line=mask_line(d.source_line, at[1], at[0]))
+        # The message and hint may quote a value of any line ("'https://hooks...' is not a
+        # duration"): every secret of the file is hidden there too.
+        parts = [p for _, found in lines.get(d.file, {}).values() for p in found]
+        if parts:
+            d = dataclasses.replace(d, message=_hide(d.message, parts) or d.message, hint=_hide(d.hint, parts))
+        out.append(d)
     return out
+
+
+def _hide(text: str | None, parts: list[str]) -> str | None:
+    """``text`` with every secret part (and what quotes it whole) replaced by ``*``."""
+    if not text:
+        return text
+    for part in sorted(set(parts), key=len, reverse=True):
+        if len(part) >= 4:
+            text = text.replace(part, "*" * min(len(part), 12))
+    return text

@@ -175,10 +175,11 @@ def load_config(
         settings.bot.control_token_env, settings.bot.private_key_env, settings.exchange.admin_token_env))
     settings_vars = settings.template_vars()
     hosts: dict[str, HostContext] = {}
-    if inventory is not None:
-        diagnostics += inventory_rules(inv_doc, inventory)
+    if inv_doc is not None:  # a secret is refused even in an inventory that is wrong otherwise
         diagnostics += literal_secret_problems(inv_doc, skip=(("notify", "targets"), ("heartbeat", "url")))
         diagnostics += comment_secret_problems(inv_doc)
+    if inventory is not None:
+        diagnostics += inventory_rules(inv_doc, inventory)
         diagnostics += render_targets(inv_doc, inventory, settings_vars, templating)
         diagnostics += template_files(inv_doc, inventory, templating)
         diagnostics += heartbeat_problems(inv_doc, inventory, settings_vars, templating)

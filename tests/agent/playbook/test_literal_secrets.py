@@ -196,3 +196,24 @@ def test_a_secret_in_a_comment_is_found_and_masked_and_a_hash_there_is_not(tmp_p
                      (6, 35, "in a comment: the URL holds a Slack secret (token_a) written literally")], found
     shown = "\n".join(map(str, result.diagnostics))
     assert f"signer key 0x{HEX}" not in shown and "T000" not in shown, shown
+
+
+def test_a_secret_is_never_quoted_by_a_message_and_an_unquoted_hex_key_is_one(tmp_path: Path,
+                                                                               registry: Registry) -> None:
+    """breakerV3: a diagnostic about something else quoted the secret in its message ("'https://
+    hooks.slack.com/...' is not a duration", sent to every route as the reload's [CONFIG] page);
+    an unquoted 0x key is an integer to YAML and passed (then stored in the last good snapshot),
+    and a hint printed it as that integer."""
+    hook = "https://hooks.slack.com/services/T0ABCDEFG/B0ABCDEFG/abcdefghijklmnopqrstuvwx"
+    key = "4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318"
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(
+        "version: 1\nhosts:\n  local: {}\nnotify:\n  targets:\n    t: {url: \"json://127.0.0.1:8025/\"}\n"
+        f"  routes:\n    - name: default\n      targets: [t]\n      repeat: \"{hook}\"\n"
+        f"vars:\n  signer: 0x{key}\n  account: {{address: 0x{key}}}\n", encoding="utf-8")
+    result = load_config(inventory, [GOOD / "playbooks"], registry, env={})
+    shown = "\n".join(map(str, result.diagnostics))
+    assert [d.line for d in result.diagnostics if d.hint == SECRET_HINT] == [10, 12, 13], shown
+    assert any(d.line == 10 for d in result.diagnostics), shown  # the duration error is still there
+    for secret in ("abcdefghijklmnopqrstuvwx", "T0ABCDEFG", key, str(int(key, 16))[:20]):
+        assert secret not in shown, (secret, shown)
