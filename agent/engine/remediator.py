@@ -50,6 +50,10 @@ if TYPE_CHECKING:
     from agent.playbook.models import Remediation
     from agent.store import Store
 
+
+START_RECORD_WAIT_S = 0.5
+"""How long a remediation waits for the record of its start before its steps act."""
+
 log = logging.getLogger("agent")
 
 DEFER_SLACK_S = 0.05
@@ -157,11 +161,14 @@ class Remediator:
             started_mono, started_at = time.monotonic(), datetime.now(UTC)
             self.runs_started += 1
             run = uuid.uuid4().hex[:12]  # pairs this run's outcome with its start (runs may overlap)
-            # Queued, not awaited: while the store is locked the restart must not wait for the
-            # audit of its start (the store thread is busy with writes that each wait out SQLite's
-            # busy timeout); the outcome, queued later, lands after it.
-            self._event_soon(STARTED_EVENT, bc, incident_id, f"{name}: running since "
-                             f"{started_at.strftime('%H:%M:%S UTC')}", {"remediation": name, "run": run})
+            # Recorded before the steps act, waiting START_RECORD_WAIT_S at most: an agent killed
+            # during the restart leaves the record its successor tells the crash by (without it
+            # the crash, fixed by the dead agent's restart, looked as if it had gone away by
+            # itself and was never told: agent-killed-mid-remediation, seed 3185427286). While
+            # the store is locked the restart does not wait longer for this audit; it lands later.
+            started = self._event_soon(STARTED_EVENT, bc, incident_id, f"{name}: running since "
+                                       f"{started_at.strftime('%H:%M:%S UTC')}", {"remediation": name, "run": run})
+            await asyncio.wait({started}, timeout=START_RECORD_WAIT_S)
             recap = await self._tasks.run(bc.play, [bc.host], remediation.steps, why, label=f"{name}: ",
                                           incident_id=incident_id, extra_vars=vars_)
             runs = None
@@ -253,8 +260,9 @@ class Remediator:
             log.error("%s event for %s not stored: %s", kind, bc.key, describe_store_error(exc))
 
     def _event_soon(self, kind: str, bc: BoundCheck, incident_id: int | None, text: str,
-                    data: Mapping[str, Any] | None = None) -> None:
-        """:meth:`_event` queued on the store thread now, without waiting for it."""
+                    data: Mapping[str, Any] | None = None) -> asyncio.Future[Any]:
+        """:meth:`_event` queued on the store thread now, without waiting for it (returned: to
+        wait for it a bounded while)."""
         fut = self._thread.submit(self._store.add_event, kind, bc.key, incident_id, text, dict(data or {}))
 
         def _stored(f: asyncio.Future[Any]) -> None:
@@ -263,6 +271,7 @@ class Remediator:
                 log.error("%s event for %s not stored: %s", kind, bc.key, describe_store_error(exc))
 
         fut.add_done_callback(_stored)
+        return fut
 
     def _incident(self, key: str) -> int | None:
         status = self._status(key)
