@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from agent.engine.store_thread import StoreThread
 from agent.notify.lifecycle import DIGEST_EVENT, AlertLifecycle, LifecycleSettings
+from agent.notify.lifecycle.remediation_notes import THIS_AGENT
 
 if TYPE_CHECKING:
     from agent.engine.dependencies import Evidence
@@ -63,7 +64,8 @@ class AlertLoop:
 
         self.lifecycle = AlertLifecycle(notifications, checks=config.checks,
                                         maintenance=lambda: config.current.inventory.maintenance,
-                                        is_flapping=is_flapping, settings=settings, evidence=evidence)
+                                        is_flapping=is_flapping, settings=settings, evidence=evidence,
+                                        here=THIS_AGENT)
 
     def _tick(self, now: datetime) -> bool:
         """Store thread: the pass, unless decisions are still being stored (then False).

@@ -38,7 +38,7 @@ from agent.engine.remediation import Decision as Admission
 from agent.engine.remediation import RemediationGuard
 from agent.engine.store_thread import StoreThread, describe_store_error
 from agent.engine.task_runner import TaskRunner
-from agent.notify.lifecycle.remediation_notes import OUTCOME_EVENT, STARTED_EVENT
+from agent.notify.lifecycle.remediation_notes import OUTCOME_EVENT, STARTED_EVENT, THIS_AGENT
 from agent.notify.routing import RoutedMessage
 
 if TYPE_CHECKING:
@@ -167,7 +167,8 @@ class Remediator:
             # itself and was never told: agent-killed-mid-remediation, seed 3185427286). While
             # the store is locked the restart does not wait longer for this audit; it lands later.
             started = self._event_soon(STARTED_EVENT, bc, incident_id, f"{name}: running since "
-                                       f"{started_at.strftime('%H:%M:%S UTC')}", {"remediation": name, "run": run})
+                                       f"{started_at.strftime('%H:%M:%S UTC')}",
+                                       {"remediation": name, "run": run, "agent": THIS_AGENT})
             await asyncio.wait({started}, timeout=START_RECORD_WAIT_S)
             recap = await self._tasks.run(bc.play, [bc.host], remediation.steps, why, label=f"{name}: ",
                                           incident_id=incident_id, extra_vars=vars_)

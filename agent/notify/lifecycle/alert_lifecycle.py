@@ -31,12 +31,12 @@ class AlertLifecycle:
     def __init__(self, notifications: Notifications, *, checks: Callable[[], Mapping[str, WatchedCheck]],
                  maintenance: Callable[[], Sequence[MaintenanceWindow]], is_flapping: Callable[[str], bool],
                  settings: Callable[[], LifecycleSettings],
-                 evidence: Callable[[str], Evidence | None] = no_evidence) -> None:
+                 evidence: Callable[[str], Evidence | None] = no_evidence, here: str | None = None) -> None:
         self.notifications = notifications
         self.settings = settings
         catalog = CheckCatalog(checks)
         self.inhibition = Inhibition(catalog, evidence)
-        self.remediation = RemediationNotes(notifications, catalog)
+        self.remediation = RemediationNotes(notifications, catalog, here=here)
         self.suppression = Suppression(catalog, self.inhibition, self.remediation, maintenance=maintenance,
                                        is_flapping=is_flapping)
         self.alerts = GroupedAlerts(notifications, catalog, self.remediation)

@@ -26,6 +26,7 @@ and never claim more than is recorded:
 """
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -60,17 +61,29 @@ def remediation_events(tx: StoreTransaction, incident_id: int) -> list[EventReco
     return [e for e in reversed(rows) if e.kind in (STARTED_EVENT, OUTCOME_EVENT)]
 
 
-def under_way(events: Sequence[EventRecord]) -> list[EventRecord]:
+THIS_AGENT = uuid.uuid4().hex[:12]
+"""This agent process: the remediator names it in each run's start (``data.agent``), so a run
+started by an agent that is gone (killed during a restart) is known not to be under way."""
+
+
+def under_way(events: Sequence[EventRecord], *, here: str | None = None) -> list[EventRecord]:
     """The runs started and not finished: ``remediation-started`` events whose ``run`` no
     outcome names (runs of one incident may overlap: a decision that nothing applies is
     recorded while an earlier run still works; a started event without a run id, from an older
     agent, is under way only while it is the latest event)."""
     finished = {(e.data or {}).get("run") for e in events if e.kind == OUTCOME_EVENT} - {None}
-    return [e for e in events if e.kind == STARTED_EVENT
+    return [e for e in events if e.kind == STARTED_EVENT and not interrupted(e, here)
             and ((e.data or {}).get("run") not in finished if (e.data or {}).get("run") else e is events[-1])]
 
 
-def remediation_line(events: Sequence[EventRecord], *, follows: bool = True) -> str | None:
+def interrupted(started: EventRecord, here: str | None) -> bool:
+    """A run started by another agent process than ``here`` (None: not known), which is gone
+    without telling its outcome: no outcome will come."""
+    agent = (started.data or {}).get("agent")
+    return here is not None and agent is not None and agent != here
+
+
+def remediation_line(events: Sequence[EventRecord], *, follows: bool = True, here: str | None = None) -> str | None:
     """What the agent did (the latest outcomes, several joined), and any run still under way,
     or ``None`` when it did nothing yet. Decisions that nothing was to be done (its steps do
     not apply, the problem was gone) are said only when they are all there is to say: beside a
@@ -81,16 +94,28 @@ def remediation_line(events: Sequence[EventRecord], *, follows: bool = True) -> 
         return None
     outcomes = [e for e in events if e.kind == OUTCOME_EVENT]
     acted = [e for e in outcomes if (e.data or {}).get("outcome") not in QUIET_OUTCOMES]
-    done = [e.message for e in (acted if acted or under_way(events) else outcomes)]
-    running = under_way(events)
+    running = under_way(events, here=here)
+    finished = {(e.data or {}).get("run") for e in outcomes} - {None}
+    cut = [e for e in events if e.kind == STARTED_EVENT and interrupted(e, here)
+           and (e.data or {}).get("run") not in finished]
+    acted += [_cut_short(e) for e in cut]
+    done = [e.message for e in (acted if acted or running else outcomes)]
     if running:
         then = "its outcome follows" if follows else "still under way when this was sent (`agent explain` tells how it ended)"
         return "; ".join([*done[-2:], f"{running[-1].message}, {then}"])
     return "; ".join(done[-3:])
 
 
+def _cut_short(started: EventRecord) -> EventRecord:
+    """The outcome a run never told: its agent was stopped during it."""
+    import dataclasses
+
+    return dataclasses.replace(started, kind=OUTCOME_EVENT,
+                               message=f"{started.message}, cut short: the agent restarted during it")
+
+
 def waits_for_outcome(inc: IncidentRecord, remediations: Sequence[str], events: Sequence[EventRecord],
-                      wait: float, now: datetime) -> tuple[str, datetime] | None:
+                      wait: float, now: datetime, *, here: str | None = None) -> tuple[str, datetime] | None:
     """``(reason, until)`` while the first alert of ``inc`` waits for the outcome of its check's
     remediations (none recorded yet, or a run is under way), else ``None``. Only a
     never-announced incident waits, and only ``wait`` seconds from when it opened."""
@@ -99,7 +124,7 @@ def waits_for_outcome(inc: IncidentRecord, remediations: Sequence[str], events: 
     until = inc.opened_at + timedelta(seconds=wait)
     if now >= until:
         return None
-    if any(e.kind == OUTCOME_EVENT for e in events) and not under_way(events):
+    if any(e.kind == OUTCOME_EVENT for e in events) and not under_way(events, here=here):
         return None
     return f"{WAITING}{', '.join(remediations)} (at most {wait:g}s)", until
 
@@ -108,13 +133,16 @@ class RemediationNotes:
     """Reads the remediation events of incidents for the lifecycle's messages, holds a first
     alert for its outcome, and tells the problems fixed before they were told."""
 
-    def __init__(self, notifications: Notifications, catalog: CheckCatalog) -> None:
+    def __init__(self, notifications: Notifications, catalog: CheckCatalog, *, here: str | None = None) -> None:
+        """``here``: this agent process (:data:`THIS_AGENT`), when the passes run in the agent
+        whose remediator records the runs; runs of another process are then known finished."""
         self._notes = notifications
         self._catalog = catalog
+        self._here = here
 
     def line(self, tx: StoreTransaction, incident_id: int) -> str | None:
         """What the agent did about the incident (:func:`remediation_line`)."""
-        return remediation_line(remediation_events(tx, incident_id))
+        return remediation_line(remediation_events(tx, incident_id), here=self._here)
 
     def waiting(self, tx: StoreTransaction, inc: IncidentRecord, cfg: LifecycleSettings,
                 deadlines: Deadlines) -> str | None:
@@ -124,7 +152,7 @@ class RemediationNotes:
         if not remediations or inc.announced_state is not None:
             return None
         waiting = waits_for_outcome(inc, remediations, remediation_events(tx, inc.id), cfg.remediation_wait,
-                                    deadlines.now)
+                                    deadlines.now, here=self._here)
         if waiting is None:
             return None
         reason, until = waiting
@@ -146,11 +174,11 @@ class RemediationNotes:
                     or not (inc.suppressed is None or inc.suppressed.startswith(WAITING)):
                 continue
             events = remediation_events(tx, inc.id)
-            if under_way(events) and now < inc.resolved_at + timedelta(seconds=cfg.remediation_wait):
+            if under_way(events, here=self._here) and now < inc.resolved_at + timedelta(seconds=cfg.remediation_wait):
                 deadlines.add(min(inc.resolved_at + timedelta(seconds=cfg.remediation_wait),
                                   now + timedelta(seconds=EVIDENCE_RECHECK_S)))
                 continue  # its outcome is recorded any moment (not in this transaction: look again soon)
-            line = remediation_line(events, follows=False)
+            line = remediation_line(events, follows=False, here=self._here)
             if line is None:
                 continue  # it went away by itself before the agent did anything: never mentioned
             duration = format_duration((inc.resolved_at - inc.opened_at).total_seconds())

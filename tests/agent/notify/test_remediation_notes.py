@@ -97,6 +97,29 @@ def test_a_problem_fixed_while_its_run_is_under_way_waits_for_the_outcome_it_wou
     assert "still under way when this was sent" in last.body and "outcome follows" not in last.body, last.body
 
 
+def test_a_run_whose_agent_is_gone_is_told_as_cut_short_at_once(store: Store) -> None:
+    """agent-killed-mid-remediation: the agent was killed during the restart; its successor finds
+    the start of a run no outcome will ever follow. Not under way (nothing to wait for): the crash
+    is told at once, saying the restart was cut short."""
+    notes = Notifications(store, Router([RouteSpec("all", ("ops",))], {"ops": TargetSpec("ops", "json://127.0.0.1:1/")}),
+                          clock=lambda: T0)
+    checks: dict[str, Any] = {KEY: NS(play=NS(name="p", checks=[]), host=NS(name="h"), params=NS(),
+                                      check=NS(name="bot process", severity="critical", tags=(), depends_on=(),
+                                               remediate=("restart-bot",)))}
+    lifecycle = AlertLifecycle(notes, checks=lambda: checks, maintenance=list, is_flapping=lambda key: False,
+                               settings=lambda: LifecycleSettings(group_wait=0, group_interval=60, remediation_wait=5),
+                               here="new-agent")
+    iid = store.open_incident(play="p", host="h", check="bot process", state=State.CRITICAL, severity="critical",
+                              opened_at=T0, summary="bot EXITED")
+    store.add_event(STARTED_EVENT, KEY, iid, "restart-bot: running since 12:00:00 UTC",
+                    {"run": "r1", "agent": "killed-agent"}, at=at(0.05))
+    store.resolve_incident(iid, at(2))  # the new agent finds the bot running again
+    assert lifecycle.tick(at(2)) == 1
+    [row] = store.list_notifications()
+    assert row.title == "[CRITICAL, now OK] bot process on h"
+    assert "cut short: the agent restarted during it" in row.body and "outcome follows" not in row.body, row.body
+
+
 def told(store: Store) -> list[tuple[str, str]]:
     return [(n.kind, n.title) for n in sorted(store.list_notifications(), key=lambda n: n.id)]
 
