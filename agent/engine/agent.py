@@ -333,10 +333,10 @@ class Agent:
             if unsaid is not None:
                 for m in unsaid.messages:
                     parts.direct.deliver_to(m.target, m.title, m.body, m.severity)
+                catalog = CheckCatalog(parts.config.checks)
                 for inc in unsaid.problems:
                     title, body = problem_message(inc, reason)
-                    parts.direct.deliver(title, body, inc.severity, RoutedMessage(
-                        inc.severity, inc.host, inc.play, inc.check, CheckCatalog(parts.config.checks).tags(inc.key)))
+                    parts.direct.deliver(title, body, inc.severity, catalog.routed(inc))
         finally:
             asyncio.get_running_loop().call_later(1.0, self._stop.set)  # a moment for the messages to leave
 

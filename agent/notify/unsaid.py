@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from agent.notify.lifecycle.remediation_notes import WAITING
+from agent.notify.lifecycle.remediation_notes import WAITING, fixed_title
 from agent.store import IncidentRecord, NotificationRecord, Store
 
 LOOK_BACK = timedelta(hours=1)
@@ -69,7 +69,7 @@ def problem_message(inc: IncidentRecord, why: str) -> tuple[str, str]:
     template's: ``[CRITICAL] check on host``, ``[CRITICAL, now OK] ...`` once it recovered)."""
     state = inc.state.name
     fixed = inc.resolved_at is not None
-    title = f"[{state}{', now OK' if fixed else ''}] {inc.check} on {inc.host}"
+    title = fixed_title(inc) if fixed else f"[{state}] {inc.check} on {inc.host}"
     body = (f"{inc.check} on {inc.host} (playbook {inc.play}) was {state} at "
             f"{inc.opened_at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC: {inc.summary or 'no detail'}")
     if fixed:

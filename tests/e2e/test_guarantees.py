@@ -108,6 +108,13 @@ DEPENDENT = """
 """
 
 
+def _start(world: AgentWorld) -> None:
+    """Start the agent and wait until it has seen the worker running."""
+    world.start()
+    wait_until(lambda: (s := world.state("watch/local/worker running")) and s.hard_state.name == "OK", 20,
+               what="the first OK")
+
+
 def _world(tmp_path: Path, sup: Any, receiver: Any, *, cooldown: str = "0s", settings: dict | None = None,
            dependent: bool = False, group_wait: str = "0s") -> AgentWorld:
     world = AgentWorld(tmp_path / "world", sup.url, receiver.url,
@@ -134,9 +141,7 @@ def test_a_program_that_dies_before_any_check_saw_it_running_is_a_new_crash(work
     sup, flag = request.getfixturevalue(worker)
     world = _world(tmp_path, sup, receiver)
     try:
-        world.start()
-        wait_until(lambda: (s := world.state("watch/local/worker running")) and s.hard_state.name == "OK", 20,
-                   what="the first OK")
+        _start(world)
         flag.touch()  # from now on every start of the worker dies 50 ms later
         os.kill(sup.info("worker")["pid"], signal.SIGKILL)
         # The first crash is a transition; every later one happens while the check is already
@@ -172,9 +177,7 @@ def test_a_remediation_refused_by_its_cooldown_runs_when_the_cooldown_ends(crash
     sup, _flag = crashy
     world = _world(tmp_path, sup, receiver, cooldown="6s")
     try:
-        world.start()
-        wait_until(lambda: (s := world.state("watch/local/worker running")) and s.hard_state.name == "OK", 20,
-                   what="the first OK")
+        _start(world)
         os.kill(sup.info("worker")["pid"], signal.SIGKILL)
         wait_until(lambda: len(world.events("remediation-run")) == 1 and sup.info("worker")["statename"] == "RUNNING",
                    20, what="the first restart")
@@ -236,9 +239,7 @@ def test_a_transition_that_cannot_be_stored_is_acted_on_told_directly_and_stored
     sup, _flag = crashy
     world = _world(tmp_path, sup, receiver, settings={"agent": {"store_grace": grace}})
     try:
-        world.start()
-        wait_until(lambda: (s := world.state("watch/local/worker running")) and s.hard_state.name == "OK", 20,
-                   what="the first OK")
+        _start(world)
         with _store_locked(world, lock_s):
             # The store refuses writes for lock_s; past the grace the agent acts without it.
             msgs = _crash_told_directly(sup, receiver)
@@ -291,9 +292,7 @@ def test_the_agent_database_deleted_under_the_agent_is_said_and_the_agent_exits_
     sup, _flag = crashy
     world = _world(tmp_path, sup, receiver)
     try:
-        world.start()
-        wait_until(lambda: (s := world.state("watch/local/worker running")) and s.hard_state.name == "OK", 20,
-                   what="the first OK")
+        _start(world)
         for path in world.db_path.parent.glob("agent.db*"):
             path.unlink()
         assert world.proc is not None
@@ -316,9 +315,7 @@ def test_a_crash_the_agent_saw_just_before_its_database_was_deleted_is_still_tol
     sup, _flag = crashy
     world = _world(tmp_path, sup, receiver, group_wait="8s")
     try:
-        world.start()
-        wait_until(lambda: (s := world.state("watch/local/worker running")) and s.hard_state.name == "OK", 20,
-                   what="the first OK")
+        _start(world)
         for path in world.db_path.parent.glob("agent.db*"):
             path.unlink()
         os.kill(sup.info("worker")["pid"], signal.SIGKILL)  # seen at once (pidfd), told after 8 s

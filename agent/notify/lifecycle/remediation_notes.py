@@ -26,6 +26,7 @@ and never claim more than is recorded:
 """
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -106,10 +107,13 @@ def remediation_line(events: Sequence[EventRecord], *, follows: bool = True, her
     return "; ".join(done[-3:])
 
 
+def fixed_title(inc: IncidentRecord) -> str:
+    """The title of a problem told once it is already OK again (``[CRITICAL, now OK] ...``)."""
+    return f"[{inc.state.name}, now OK] {inc.check} on {inc.host}"
+
+
 def _cut_short(started: EventRecord) -> EventRecord:
     """The outcome a run never told: its agent was stopped during it."""
-    import dataclasses
-
     return dataclasses.replace(started, kind=OUTCOME_EVENT,
                                message=f"{started.message}, cut short: the agent restarted during it")
 
@@ -182,7 +186,7 @@ class RemediationNotes:
             if line is None:
                 continue  # it went away by itself before the agent did anything: never mentioned
             duration = format_duration((inc.resolved_at - inc.opened_at).total_seconds())
-            title = f"[{inc.state.name}, now OK] {inc.check} on {inc.host}"
+            title = fixed_title(inc)
             vars = {**notes.alert_vars(AlertInfo.from_incident(inc), repeat=False, count=0), "dependents": [],
                     "remediation": line, "resolved_after": duration}
             ids = notes.enqueue(tx, "alert", notes.router.route(self._catalog.routed(inc)), title,

@@ -4,8 +4,9 @@ its lag on the messages that carry their own time (``bbo``) and dates pushed can
 already drops)."""
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,19 +17,13 @@ from bot.trading.market_feed import MarketFeed
 from bot.trading.metrics import BotMetrics
 from bot.trading.status import RuntimeStatus
 from botwarden.settings import PAPER_DEV_PRIVATE_KEY
+from tests.support.stack import wait_until
 
 DEV = Account.from_key(PAPER_DEV_PRIVATE_KEY)
 DELAY_S = 3.0
 
 
-def wait_for(pred: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+wait_for = functools.partial(wait_until, interval=0.05)
 
 
 class Bot:

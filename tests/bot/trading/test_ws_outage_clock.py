@@ -3,6 +3,7 @@ a real paper exchange: it survives a bot restart during the outage (kept in the 
 socket that reconnects but delivers no data (greeting only) is still down."""
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -11,20 +12,14 @@ from typing import Any
 import pytest
 
 from bot.trading.ws_client import HyperliquidSocket, WsStatus
+from tests.support.stack import wait_until
 
 ALL_CHANNELS = ["allMids", "l2Book", "trades", "candle", "bbo", "orderUpdates", "userFills", "user", "webData2",
                 "userNonFundingLedgerUpdates", "activeAssetCtx", "clearinghouseState", "openOrders", "post", "pong",
                 "subscriptionResponse"]
 
 
-def wait_for(pred: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+wait_for = functools.partial(wait_until, interval=0.05)
 
 
 @pytest.fixture
