@@ -9,13 +9,15 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import URL, Connection, make_url
 
 from botwarden.errors import OperationalError
 
@@ -38,9 +40,12 @@ def create_store_engine(url: str, *, create: bool = True) -> Engine:
     write can deadlock, and SQLite then fails one at once with "database is locked" instead
     of waiting ``busy_timeout``. Taking the write lock at BEGIN makes writers queue instead.
     With ``create`` the parent folder of a SQLite file is created (``var/`` on a fresh checkout)
-    and so is the file; without it, a missing file is refused (:class:`OperationalError`) and
-    SQLite opens the file ``mode=rw``, so no race can create it either: the CLI's commands
-    never make a database the resident agent does not read.
+    and so is the file, once, here; without it, a missing file is refused
+    (:class:`OperationalError`). Either way every connection opens the file ``mode=rw``, so no
+    later connection creates a file: the CLI's commands never make a database the resident agent
+    does not read, and a pool connection opened after the file was deleted fails instead of
+    writing into a new, empty file that :class:`agent.engine.store_file.StoreFileWatch` would
+    then report as a replacement.
     """
     parsed = make_url(url)
     if not parsed.drivername.startswith("sqlite"):
@@ -50,14 +55,17 @@ def create_store_engine(url: str, *, create: bool = True) -> Engine:
         path = Path(parsed.database)
         if create:
             path.parent.mkdir(parents=True, exist_ok=True)
-        else:
-            if not path.is_file():
-                raise OperationalError(
-                    f"the agent's database {path} does not exist",
-                    hint="is the agent running with this inventory? (`agent run` creates it; check the inventory's "
-                         "settings or --store)")
-            url = f"sqlite:///file:{path.resolve()}?mode=rw&uri=true"
-    engine = create_engine(url, connect_args=connect_args)
+            sqlite3.connect(path).close()  # creates the file now, once
+        elif not path.is_file():
+            raise OperationalError(
+                f"the agent's database {path} does not exist",
+                hint="is the agent running with this inventory? (`agent run` creates it; check the inventory's "
+                     "settings or --store)")
+        # SQLite reads the file name as a URI: quoted, a '#', '?' or '%' in a folder name stays a path.
+        uri = URL.create("sqlite", database=f"file:{quote(str(path.resolve()))}", query={"mode": "rw", "uri": "true"})
+        engine = create_engine(uri, connect_args=connect_args)
+    else:
+        engine = create_engine(url, connect_args=connect_args)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -229,6 +229,27 @@ def test_a_store_opened_without_create_refuses_a_missing_file_and_never_makes_on
         existing.close()
 
 
+def test_the_agents_own_store_never_remakes_its_deleted_file(tmp_path) -> None:
+    """The resident agent's store creates its file once, when it opens; a pool connection opened
+    after the file was deleted must fail, not make a new empty file that the store-file watch
+    would then report as "replaced by another file" (a CI run said exactly that). A folder name
+    with '#', '%' and a space is a path, not a URI's fragment or escape."""
+    db = tmp_path / "a b#c%d" / "agent.db"
+    store = Store(f"sqlite:///{db}")
+    try:
+        store.migrate()
+        assert store.open_incidents() == [] and db.is_file()
+        assert [p.name for p in tmp_path.iterdir()] == ["a b#c%d"]
+        for path in db.parent.glob("agent.db*"):
+            path.unlink()
+        store.engine.dispose()  # the next query opens a new connection
+        with pytest.raises(Exception):  # noqa: B017 - sqlite's "unable to open database file"
+            store.open_incidents()
+        assert not db.exists()
+    finally:
+        store.close()
+
+
 def test_a_claim_holds_until_its_lease_expires_and_a_scope_claims_only_its_rows(store: Store) -> None:
     mine, theirs = enqueue(store, "mine", "a"), enqueue(store, "theirs", "b")
     # A one-shot run claims only what it queued, even when more is due.
