@@ -70,6 +70,7 @@ def _print(silences: list, now: datetime) -> None:
         table.add_column(col)
     for s in silences:
         table.add_row(str(s.id), escape(" ".join(f"{k}={v}" for k, v in s.matchers.items()) or "(everything)"),
-                      format_duration(max(0.0, (s.ends_at - now).total_seconds())), escape(s.created_by),
+                      ("when OK, at most " if s.ok_after is not None else "")
+                      + format_duration(max(0.0, (s.ends_at - now).total_seconds())), escape(s.created_by),
                       escape(s.reason))
     console.print(table)

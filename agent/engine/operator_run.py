@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
-from agent.engine.play_runner import OutcomeCallback, PlayRecap, PlayRunner, TaskOutcome
+from agent.engine.play_runner import OutcomeCallback, PlayRecap, PlayRunner, StoreSilences, TaskOutcome
 from agent.modules.base import HostContext
 
 log = logging.getLogger("agent.play")
@@ -68,7 +68,8 @@ async def run_play_once(
     from agent.modules.registry import default_registry
 
     runner = PlayRunner(default_registry(), config.templating, check_mode=check_mode, notifier=notifications,
-                        on_outcome=on_outcome, audit=audit, reason=reason)
+                        on_outcome=on_outcome, audit=audit, reason=reason,
+                        silences=StoreSilences(store, db, actor=actor, play=play.name))
     try:
         # Single flight with the resident agent's remediations (issue 4): lock the targets.
         from agent.engine.locks import operator_lock_targets, target_locks

@@ -12,11 +12,12 @@ redacted (secret fields masked, known secrets replaced) before they are printed 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from agent.modules.base import ActionResult, HostContext, Notifier, RunContext, audit_view
@@ -69,6 +70,36 @@ class PlayRecap:
 
 OutcomeCallback = Callable[[TaskOutcome], None]
 AuditHook = Callable[[TaskOutcome, datetime, datetime, Mapping[str, Any]], Awaitable[None] | None]
+StoreCall = Callable[..., Awaitable[Any]]
+
+
+class StoreSilences:
+    """Writes a task's ``silence_until_ok`` into the agent's store: before the task acts, a
+    silence of each check on the host (so an alert of the state it is about to cause is never
+    sent first), in force until the check reads OK after the task finished (a reading taken
+    while it acts ends nothing). ``call(fn, *args)`` runs a store method on the caller's store
+    thread. A store that cannot be written never stops the task: its alert is then sent."""
+
+    def __init__(self, store: Any, call: StoreCall, *, actor: str, play: str) -> None:
+        self._store, self._call, self._actor, self._play = store, call, actor, play
+
+    async def begin(self, host: str, task: str, checks: Sequence[tuple[str, str]], started: datetime,
+                    longest: float) -> list[int]:
+        try:
+            return list(await self._call(functools.partial(
+                self._store.silence_until_ok, host=host, checks=checks, reason=f"{self._play}: {task}",
+                created_by=self._actor, starts_at=started, ok_after=started + timedelta(seconds=longest))))
+        except Exception as exc:  # noqa: BLE001 - the task acts anyway; its checks alert as usual
+            log.error("silence_until_ok of task %r not stored (its checks will alert): %s", task, exc)
+            return []
+
+    async def end(self, ids: Sequence[int], at: datetime) -> None:
+        if not ids:
+            return
+        try:
+            await self._call(self._store.silences_ok_after, ids, at)
+        except Exception as exc:  # noqa: BLE001 - the silences end at the bound written at begin
+            log.error("end of task for silences %s not stored: %s", list(ids), exc)
 
 
 class _HostFailed(Exception):
@@ -89,6 +120,7 @@ class PlayRunner:
         audit: AuditHook | None = None,
         reason: str = "",
         task_timeout: float = DEFAULT_TASK_TIMEOUT,
+        silences: StoreSilences | None = None,
     ) -> None:
         self.registry = registry
         self.templating = templating
@@ -98,12 +130,15 @@ class PlayRunner:
         self.audit = audit
         self.reason = reason
         self.task_timeout = task_timeout
+        self.silences = silences
+        self._play_name = ""
 
     async def run(self, play: Any, hosts: Sequence[HostContext], extra_vars: Mapping[str, Any] | None = None,
                   tasks: Sequence[Any] | None = None) -> PlayRecap:
         """Run ``tasks`` (default: the play's tasks) on every host concurrently."""
         recap = PlayRecap()
         task_list = list(play.tasks if tasks is None else tasks)
+        self._play_name = str(getattr(play, "name", "") or "")
 
         async def one(host: HostContext) -> None:
             vars_ = self._host_vars(play, host, extra_vars)
@@ -217,6 +252,7 @@ class PlayRunner:
         module = module_cls()
         result = ActionResult(failed=True, msg="not run")
         attempts = 0
+        silenced = await self._silence(task, host, name, started, (timeout + delay) * (retries + 1))
         for attempt in range(retries + 1):
             attempts = attempt + 1
             result = await self._call(module, params, host, vars_, timeout)
@@ -239,6 +275,8 @@ class PlayRunner:
                     break
             if attempt < retries:
                 await asyncio.sleep(delay)
+        if self.silences is not None:
+            await self.silences.end(silenced, datetime.now(UTC))
         rdict = result.as_dict()
         changed, failed = result.changed, result.failed
         try:
@@ -258,6 +296,18 @@ class PlayRunner:
         outcome = TaskOutcome(host.name, name, task.module, status, rdict.get("msg", ""), attempts,
                               rdict, self.check_mode)
         await self._finish(task, outcome, host, vars_, hr, recap, started, audit_view(params))
+
+    async def _silence(self, task: Any, host: HostContext, name: str, started: datetime, longest: float) -> list[int]:
+        """The silences of ``task.silence_until_ok`` (CHECK of this play, or PLAYBOOK/CHECK),
+        written before it acts; none in check mode."""
+        refs = getattr(task, "silence_until_ok", None) or ()
+        if self.silences is None or self.check_mode or not refs:
+            return []
+        checks = []
+        for ref in refs:
+            play, slash, check = ref.partition("/")
+            checks.append((play, check) if slash else (self._play_name, ref))
+        return await self.silences.begin(host.name, name, checks, started, longest)
 
     async def _call(self, module: Any, params: Any, host: HostContext, vars_: Mapping[str, Any],
                     timeout: float) -> ActionResult:

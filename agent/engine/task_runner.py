@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from agent.engine.play_runner import PlayRecap, PlayRunner, TaskOutcome
+from agent.engine.play_runner import PlayRecap, PlayRunner, StoreSilences, TaskOutcome
 from agent.engine.store_thread import StoreThread, describe_store_error
 from agent.modules.base import HostContext, Notifier
 from agent.modules.registry import Registry
@@ -52,8 +52,9 @@ class TaskRunner:
             except Exception as exc:  # noqa: BLE001 - the task ran; only its audit row is missing
                 log.error("audit of task %r (%s) not stored: %s", row["task"], o.status, describe_store_error(exc))
 
+        silences = StoreSilences(self._store, self._thread.call, actor=actor, play=play.name)
         runner = PlayRunner(self._registry, self._config.current.templating, check_mode=self.check_mode,
-                            notifier=self._notifier, audit=audit, reason=reason)
+                            notifier=self._notifier, audit=audit, reason=reason, silences=silences)
         return await runner.run(play, hosts, extra_vars=extra_vars, tasks=tasks)
 
     def skipped_before_running(self, play: Playbook, host: HostContext, tasks: Sequence[Any],

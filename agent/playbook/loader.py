@@ -325,7 +325,37 @@ def _cross_file_rules(loaded: list[_LoadedPlay], context: list[_LoadedPlay], inv
                                                   suggest(rem.budget.then, names)
                                                   or f"known playbooks: {', '.join(sorted(names))}"))
     diagnostics += _depends_on_circles(loaded, every)
+    diagnostics += _silence_until_ok_references(loaded, every, unbuilt, names)
     return playbooks
+
+
+def _silence_until_ok_references(loaded: list[_LoadedPlay], every: list[_LoadedPlay],
+                                 unbuilt: dict[str, set[str] | None], names: set[str]) -> list[Diagnostic]:
+    """Each ``silence_until_ok`` of a task names a check that exists: CHECK of the task's own
+    play, or PLAYBOOK/CHECK. A warning, not an error: a silence of nothing only lets through an
+    alert it meant to hold, and an emergency must never be refused for that."""
+    from agent.playbook.rules import all_tasks
+
+    built = {x.play.name: {c.name for c in x.play.checks} for x in every if x.play is not None}
+    out: list[Diagnostic] = []
+    for item in loaded:
+        if item.play is None:
+            continue
+        for path, task in all_tasks(item.play):
+            for j, ref in enumerate(task.silence_until_ok):
+                play_name, _, check = ref.partition("/") if "/" in ref else (item.play.name, "", ref)
+                checks = built.get(play_name, unbuilt.get(play_name))
+                if play_name not in built and play_name in unbuilt and (checks is None or check in checks):
+                    continue  # its playbook does not load: its own errors say why
+                if checks is not None and check in checks:
+                    continue
+                hint = (_depends_on_hint(play_name, check, checks, names) if "/" in ref else
+                        (f"did you mean {near!r}?" if (near := _nearest(check, checks or set())) else
+                         f"a check of another playbook is written PLAYBOOK/CHECK (e.g. 'bot-health/{check}')"))
+                out.append(warning(item.doc.diagnostic((*path, "silence_until_ok", j),
+                                                       f"silence_until_ok: no check named {ref!r}: its alerts "
+                                                       "are not silenced", hint)))
+    return out
 
 
 def _raw_check_names(raw: dict[str, Any]) -> set[str] | None:

@@ -201,6 +201,10 @@ with warnings.catch_warnings():
         changed_when: Expr | None = Field(None, description="overrides the module's `changed`")
         failed_when: Expr | None = Field(None, description="overrides the module's `failed`")
         notify: NameList = Field(default_factory=list, description="handlers to run at the end if changed")
+        silence_until_ok: NameList = Field(default_factory=list, description=(
+            "checks (CHECK of this play, or PLAYBOOK/CHECK) this task puts in a problem state on purpose "
+            "(a halt, a stop): once it ran, their alerts are silenced on this host until each is OK again "
+            "(at most 7 days); a check that never failed meanwhile ends it at its next OK reading"))
         timeout: Timeout | None = Field(None, description="per-task timeout (default: the engine's)")
         block: list[Task] | None = Field(None, description="tasks run in order")
         rescue: list[Task] | None = Field(None, description="tasks run when a task of `block` fails")

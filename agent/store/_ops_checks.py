@@ -4,13 +4,14 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from fnmatch import fnmatchcase
 from typing import Any
 
 from sqlalchemy import delete, insert, select
 
 from agent.core.states import State
 from agent.store._ops_common import OperationsBase, aware
-from agent.store.models import CheckResultRow, CheckStateRow
+from agent.store.models import CheckResultRow, CheckStateRow, EventRow, SilenceRow
 from agent.store.records import CHECK_STATE_VERSION, CheckResultRecord, CheckStateRecord
 
 
@@ -39,6 +40,29 @@ def _result(row: CheckResultRow) -> CheckResultRecord:
         id=row.id, play=row.play, host=row.host, check=row.check, state=State[row.state],
         value=row.value, error=row.error, duration_ms=row.duration_ms, observed_at=row.observed_at,
     )
+
+
+def _end_silences_now_ok(s: Any, recs: Sequence[CheckStateRecord], now: datetime) -> None:
+    """End every ``ok_after`` silence of a check read OK again after that moment: what a play
+    left on purpose (the emergency's halt, its stop) is over, so a new problem is told."""
+    ok = [(r, aware(r.last_observed_at)) for r in recs
+          if r.hard_state == State.OK and r.soft_state == State.OK and r.last_observed_at is not None]
+    if not ok:
+        return
+    rows = s.scalars(select(SilenceRow).where(SilenceRow.ok_after.is_not(None), SilenceRow.expired_at.is_(None),
+                                              SilenceRow.ends_at > now))
+    for row in rows:
+        fields = dict(row.matchers or {})
+        for rec, observed in ok:
+            if row.ok_after is None or observed <= aware(row.ok_after) or not all(
+                    fnmatchcase(value, fields.get(name, "*"))
+                    for name, value in (("host", rec.host), ("play", rec.play), ("check", rec.check))):
+                continue
+            row.expired_at = now
+            s.add(EventRow(at=now, kind="silence_ended", key=rec.key, incident_id=rec.incident_id,
+                           message=f"silence #{row.id} ended: {rec.check} is OK again",
+                           data={"silence": row.id, "reason": row.reason}))
+            break
 
 
 def _fill_check_state(row: CheckStateRow, rec: CheckStateRecord, now: datetime) -> None:
@@ -128,6 +152,7 @@ class CheckOperations(OperationsBase):
                 row = CheckStateRow(key=rec.key)
                 s.add(row)
             _fill_check_state(row, rec, datetime.now(UTC))
+            _end_silences_now_ok(s, [rec], datetime.now(UTC))
 
     def save_check_states(self, recs: Sequence[CheckStateRecord]) -> None:
         """Insert or replace several check states at once (one query for the existing rows);
@@ -144,6 +169,7 @@ class CheckOperations(OperationsBase):
                     row = CheckStateRow(key=key)
                     s.add(row)
                 _fill_check_state(row, rec, now)
+            _end_silences_now_ok(s, list(latest.values()), now)
 
     def delete_check_state(self, key: str) -> bool:
         """Forget a check (it left the playbooks); returns whether it existed."""

@@ -1,8 +1,9 @@
 """Store operations: incidents and silences."""
 from __future__ import annotations
 
+import glob
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
@@ -28,7 +29,12 @@ def _incident(row: IncidentRow) -> IncidentRecord:
 def _silence(row: SilenceRow) -> SilenceRecord:
     return SilenceRecord(id=row.id, matchers=dict(row.matchers or {}), reason=row.reason, created_by=row.created_by,
                          created_at=row.created_at, starts_at=row.starts_at, ends_at=row.ends_at,
-                         expired_at=row.expired_at)
+                         expired_at=row.expired_at, ok_after=row.ok_after)
+
+
+UNTIL_OK_BOUND = timedelta(days=7)
+"""The longest a play's ``silence_until_ok`` holds when its check never reads OK again: a bot
+left halted or stopped for a week is said again."""
 
 
 class IncidentOperations(OperationsBase):
@@ -145,11 +151,12 @@ class IncidentOperations(OperationsBase):
     # -- silences --------------------------------------------------------------------------
 
     def add_silence(self, *, matchers: Mapping[str, str], starts_at: datetime, ends_at: datetime, reason: str,
-                    created_by: str, created_at: datetime | None = None) -> int:
-        """Store a silence; returns its id."""
+                    created_by: str, created_at: datetime | None = None, ok_after: datetime | None = None) -> int:
+        """Store a silence; returns its id. With ``ok_after``, it also ends at the first reading
+        of a check it matches that is OK again, observed after ``ok_after``."""
         with self._session() as s:
             row = SilenceRow(matchers=dict(matchers), starts_at=aware(starts_at), ends_at=aware(ends_at),
-                             reason=reason, created_by=created_by,
+                             reason=reason, created_by=created_by, ok_after=aware(ok_after) if ok_after else None,
                              created_at=aware(created_at) if created_at else datetime.now(UTC))
             s.add(row)
             s.flush()
@@ -166,6 +173,25 @@ class IncidentOperations(OperationsBase):
             q = q.where(SilenceRow.expired_at.is_(None), SilenceRow.ends_at > datetime.now(UTC))
         with self._session() as s:
             return [_silence(r) for r in s.scalars(q.order_by(SilenceRow.id))]
+
+    def silence_until_ok(self, *, host: str, checks: Sequence[tuple[str, str]], reason: str, created_by: str,
+                         starts_at: datetime, ok_after: datetime) -> list[int]:
+        """Silences of each ``(play, check)`` on ``host`` (the names as written, never patterns)
+        from ``starts_at`` until the check reads OK after ``ok_after`` (at most
+        :data:`UNTIL_OK_BOUND`); returns their ids (see :meth:`silences_ok_after`)."""
+        return [self.add_silence(matchers={"host": glob.escape(host), "play": glob.escape(play),
+                                           "check": glob.escape(check)},
+                                 starts_at=starts_at, ends_at=aware(starts_at) + UNTIL_OK_BOUND,
+                                 reason=f"{reason} (until {check} is OK again)", created_by=created_by,
+                                 created_at=starts_at, ok_after=ok_after)
+                for play, check in checks]
+
+    def silences_ok_after(self, silence_ids: Sequence[int], at: datetime) -> None:
+        """Move the moment after which an OK reading ends these silences (the task that made them
+        finished at ``at``)."""
+        with self._session() as s:
+            s.execute(update(SilenceRow).where(SilenceRow.id.in_(list(silence_ids)), SilenceRow.ok_after.is_not(None))
+                      .values(ok_after=aware(at)))
 
     def expire_silence(self, silence_id: int, at: datetime) -> bool:
         """End a silence now; False if unknown or already ended."""

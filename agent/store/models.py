@@ -257,7 +257,9 @@ class NotificationIncidentRow(Base):
 
 
 class SilenceRow(Base):
-    """An operator's silence: matching alerts are recorded, not sent, until ``ends_at``."""
+    """An operator's silence: matching alerts are recorded, not sent, until ``ends_at``. One with
+    ``ok_after`` (a play's own doing, ``silence_until_ok``) also ends at the first reading of its
+    check that is OK again, observed after ``ok_after`` (when the task that made it finished)."""
 
     __tablename__ = "silences"
 
@@ -269,3 +271,4 @@ class SilenceRow(Base):
     starts_at: Mapped[datetime]
     ends_at: Mapped[datetime] = mapped_column(index=True)
     expired_at: Mapped[datetime | None]
+    ok_after: Mapped[datetime | None]

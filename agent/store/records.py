@@ -126,6 +126,9 @@ class SilenceRecord:
     starts_at: datetime
     ends_at: datetime
     expired_at: datetime | None = None
+    ok_after: datetime | None = None
+    """Set for a play's ``silence_until_ok``: it also ends at the first reading of its check that
+    is OK again, observed after this moment (the end of the task that made it)."""
 
     def active(self, at: datetime) -> bool:
         return self.expired_at is None and self.starts_at <= at < self.ends_at

@@ -19,6 +19,7 @@ import os
 import signal
 import subprocess
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +27,13 @@ import pytest
 import yaml
 from hyperliquid.info import Info
 
+from agent.store import Store as AgentStore
 from tests.support.account import account, sdk, stop_cover
 from tests.support.stack import BIN, REPO, StackUnderTest, wait_until
 
 pytestmark = pytest.mark.slow
 HOURLY = {"bot": {"candle_interval": "1h"}}
+PROCESS, NOT_HALTED = "bot-health/local/bot process", "bot-health/local/bot not halted"
 
 
 def shipped(*names: str) -> dict[str, str]:
@@ -205,3 +208,45 @@ def test_the_agent_cli_reads_var_secrets_env(running_stack: Callable[..., StackU
     wrong = agent(stack, "halt", env={**shell, "BOTWARDEN_BOT_TOKEN": "exported-by-hand"})
     assert "refused the control token (401)" in " ".join(wrong.stdout.split()), wrong.stdout
     assert "exported-by-hand" not in wrong.stdout + wrong.stderr
+
+
+def test_the_emergency_is_one_page_and_what_comes_after_the_resume_is_told_again(
+        running_stack: Callable[..., StackUnderTest]) -> None:
+    """The emergency halts and stops the bot on purpose: its page is the one message (no
+    "[WARNING] bot not halted", no "[CRITICAL] bot process" for its own stop, issue 13 item 6).
+    Those silences last only until the bot runs and is resumed: a crash afterwards is told."""
+    stack = running_stack(playbooks=shipped("bot-health", "exchange", "emergency"), settings=HOURLY,
+                          inventory={"notify": {"group_wait": "1s", "group_interval": "3s"}})
+    stack.wait_running()
+    info, _ = sdk(stack)
+    holding(stack, info, {"BTC", "ETH"})
+    wait_until(lambda: iterations_after(stack, 1)["status"] == "healthy", 60, what="a healthy bot")
+    before = len(stack.inbox())
+    emergency = agent(stack, "run-playbook", "emergency", "--yes")
+    assert emergency.returncode == 0, emergency.stdout + emergency.stderr
+    assert stack.info("bot")["statename"] == "STOPPED"
+    wait_until(lambda: pages(stack), 30, what="the emergency's page")
+    stack.ctl("start", "bot")  # the operator starts it: halted, as the page says
+    assert iterations_after(stack, 3, timeout=90)["status"] == "halted"
+
+    def halted_incident_silenced() -> bool:
+        with closing(AgentStore(stack.store_url(), create=False)) as store:
+            ended = [e for e in store.recent_events(kind="silence_ended", limit=50) if e.key == PROCESS]
+            halted = store.open_incident_for(NOT_HALTED)
+            return bool(ended) and halted is not None and (halted.suppressed or "").startswith("silence #")
+
+    # The bot ran again (its process check OK: that silence ended); the halt is still what the
+    # page said (that incident open, held by its silence): neither was told.
+    wait_until(halted_incident_silenced, 60, what="bot not halted read and held by the emergency's silence")
+    titles = [m["title"] for m in stack.inbox()[before:]]
+    assert [t for t in titles if "EMERGENCY" not in t] == [], titles
+
+    resumed = agent(stack, "resume", "--yes")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert iterations_after(stack, 2)["status"] != "halted"
+    pid = stack.info("bot")["pid"]
+    os.killpg(pid, signal.SIGKILL)  # a crash after the resume is a new problem: told
+    wait_until(lambda: [t for m in stack.inbox()[before:] if "bot process" in (t := m["title"])], 60,
+               what="the crash after the resume told")
+    with closing(AgentStore(stack.store_url(), create=False)) as store:
+        assert store.silences() == []  # both ended by their check reading OK again

@@ -60,8 +60,6 @@ KNOWN: dict[str, str] = {
     "exchange-5xx": "issue 13 item 6: 4 messages per fault at seed 3097992757 (error rate 0.42: UNKNOWN "
                     "credentials HTTP 500 told while the latency check read healthy between its errors, then "
                     "UNKNOWN latency; both resolved within seconds); 1 of 2 runs met the targets",
-    "emergency-close-refused": "issue 13 items 6/7: 3 messages for one emergency (WARNING bot not halted, "
-                               "CRITICAL bot process for the emergency's own stop, the page); stops all in place",
     "agent-killed-mid-delivery": "issue 13 items 4/5 (outbox): the alert the receiver got before the agent was "
                                  "killed (its answer not yet back) is sent again: at-least-once by choice, a lost "
                                  "alert costs more than a repeat; the repeat says so (agent.store.REPEAT_NOTE, "

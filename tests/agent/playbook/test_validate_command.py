@@ -177,3 +177,21 @@ def test_a_position_at_line_100_is_printed_as_written_not_as_an_emoji(capsys: py
     code, out = run(capsys, "validate", "--inventory", str(REPO / "inventory.yaml"), str(playbooks))
     assert code == ExitCode.FAILED, out
     assert "bot-health.yaml:100:5" in out and "💯" not in out and "😄" not in out, out
+
+
+def test_a_silence_until_ok_that_names_no_check_is_a_warning_at_its_line(capsys: pytest.CaptureFixture[str],
+                                                                          tmp_path: Path) -> None:
+    """A misspelt ``silence_until_ok`` would let through the alert it meant to hold: said, with
+    the position and the nearest name, but the emergency still loads (it must always run)."""
+    edited = tmp_path / "emergency.yaml"
+    text = (REPO / "playbooks" / "emergency.yaml").read_text()
+    assert text.count("[bot-health/bot process]") == 2
+    edited.write_text(text.replace("[bot-health/bot process]", "[bot-health/bot proces]", 1)
+                      .replace("[bot-health/bot not halted]", "[bot-helth/bot not halted]"))
+    code, out = run(capsys, "validate", "--inventory", str(REPO / "inventory.yaml"), str(edited))
+    assert code == ExitCode.OK, out
+    lines = text.splitlines()
+    row = next(i for i, line in enumerate(lines, 1) if "[bot-health/bot process]" in line)
+    assert f"{edited}:{row}:" in out and "warning: silence_until_ok: no check named 'bot-health/bot proces'" in out
+    assert "did you mean 'bot-health/bot process'?" in out
+    assert "no check named 'bot-helth/bot not halted'" in out and "did you mean 'bot-health/bot not halted'?" in out

@@ -1,0 +1,116 @@
+"""A play's own halt and stop are not alerted as new problems (issue 13, one fault one message).
+
+A task naming ``silence_until_ok`` (the emergency's halt and stops) leaves, once it ran, a silence
+of those checks on its host in the agent's store, which ends at the first reading of the check
+that is OK again after the task: the emergency's page is the one message until the bot runs and
+is resumed, and a crash or halt after that is a new problem, told.
+"""
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.core.states import State
+from agent.engine.play_runner import PlayRunner, StoreSilences
+from agent.modules.base import HostContext
+from agent.modules.registry import default_registry
+from agent.notify.lifecycle.suppression import silence_matches
+from agent.playbook import Templating
+from agent.playbook.models import Task
+from agent.store import Store
+from agent.store.records import CheckStateRecord
+
+T0 = datetime(2026, 12, 7, 3, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    s = Store(f"sqlite:///{tmp_path / 'agent.db'}")
+    s.migrate()
+    yield s
+    s.close()
+
+
+def _state(check: str, state: State, observed: datetime, *, soft: State | None = None, play: str = "bot-health",
+           host: str = "local") -> CheckStateRecord:
+    return CheckStateRecord(play=play, host=host, check=check, hard_state=state, soft_state=soft or state,
+                            since=observed, last_observed_at=observed)
+
+
+def _run(store: Store, tasks: list[dict[str, Any]], *, check_mode: bool = False) -> list[Any]:
+    """Run ``tasks`` as the play ``emergency`` on host ``local`` with the store's silences, the way
+    ``agent run-playbook`` and the resident agent run them."""
+    async def call(fn: Any, *args: Any) -> Any:
+        return fn(*args)
+
+    play = type("Play", (), {"name": "emergency", "vars": {}, "handlers": [],
+                             "tasks": [Task.model_validate(t) for t in tasks]})()
+    runner = PlayRunner(default_registry(), Templating(None), check_mode=check_mode,
+                        silences=StoreSilences(store, call, actor="ana", play="emergency"))
+    return asyncio.run(runner.run(play, [HostContext("local")])).outcomes
+
+
+def _active(store: Store, at: datetime | None = None) -> list[tuple[str, str, str, bool]]:
+    return [(s.matchers["play"], s.matchers["check"], s.matchers["host"], s.ok_after is not None)
+            for s in store.silences(active_at=at or datetime.now(UTC))]
+
+
+def test_a_task_that_runs_is_silenced_before_it_acts_until_its_check_is_ok_again(store: Store, tmp_path: Path) -> None:
+    db = tmp_path / "agent.db"
+    # The command reads the silences while it acts: they are in force before the halt or stop
+    # lands, so no alert of what it causes can go out first.
+    peek = [sys.executable, "-c", f"import sqlite3; print(sqlite3.connect({str(db)!r}).execute("
+            "'select matchers from silences').fetchall())"]
+    [ran, failed, skipped] = _run(store, [
+        {"name": "stop", "module": "command", "params": {"argv": peek},
+         "silence_until_ok": ["bot-health/bot process", "bot not halted"]},
+        {"name": "fails", "module": "command", "params": {"argv": ["false"]}, "ignore_errors": True,
+         "silence_until_ok": ["bot-health/bot [x]*"]},
+        {"name": "skipped", "module": "command", "params": {"argv": ["true"]}, "when": "false",
+         "silence_until_ok": ["bot-health/never"]},
+    ])
+    assert (ran.status, failed.status, skipped.status) == ("changed", "ignored", "skipped")
+    assert "bot process" in ran.data["stdout"]
+    # A failed task may have done part of its work (a halt recorded, not confirmed): silenced too;
+    # a skipped one did nothing. Its own play when no PLAYBOOK/ is written.
+    assert _active(store) == [("bot-health", "bot process", "local", True), ("emergency", "bot not halted", "local", True),
+                              ("bot-health", "bot [[]x][*]", "local", True)]  # a name, not a pattern:
+    [*_, odd] = store.silences()
+    assert silence_matches(odd.matchers, host="local", play="bot-health", check="bot [x]*", severity="x")
+    assert not silence_matches(odd.matchers, host="local", play="bot-health", check="bot x1", severity="x")
+    assert all(s.created_by == "ana" and s.reason.startswith("emergency: ") for s in store.silences())
+    # ok_after is when the task finished, not the bound written before it acted.
+    assert all(s.ok_after is not None and s.ok_after - s.starts_at < timedelta(seconds=30) for s in store.silences())
+    assert _run(store, [{"name": "x", "module": "command", "params": {"argv": ["true"]},
+                         "silence_until_ok": ["bot-health/bot process"]}], check_mode=True)
+    assert len(store.silences()) == 3  # check mode changes nothing
+
+
+def test_the_silence_ends_at_the_first_ok_reading_after_it_began_and_only_then(store: Store) -> None:
+    sid = store.add_silence(matchers={"host": "local", "play": "bot-health", "check": "bot process"},
+                            starts_at=T0 - timedelta(seconds=1), ends_at=T0 + timedelta(days=7), reason="emergency: stop",
+                            created_by="ana", ok_after=T0)
+    plain = store.add_silence(matchers={"check": "bot process"}, starts_at=T0, ends_at=T0 + timedelta(days=7),
+                              reason="operator", created_by="bob")
+
+    def active() -> list[int]:
+        return [s.id for s in store.silences(active_at=T0 + timedelta(hours=1))]
+
+    # An OK read before the task finished (processed late), a problem, a soft OK under a hard
+    # problem, another check's OK and another host's OK end nothing.
+    store.save_check_states([_state("bot process", State.OK, T0 - timedelta(milliseconds=5))])
+    store.save_check_state(_state("bot process", State.CRITICAL, T0 + timedelta(seconds=2)))
+    store.save_check_states([_state("bot process", State.CRITICAL, T0 + timedelta(seconds=4), soft=State.OK),
+                             _state("bot heartbeat", State.OK, T0 + timedelta(seconds=4)),
+                             _state("bot process", State.OK, T0 + timedelta(seconds=4), host="other")])
+    assert active() == [sid, plain]
+    store.save_check_states([_state("bot process", State.OK, T0 + timedelta(seconds=6))])
+    assert active() == [plain]  # the operator's own silence keeps its time
+    [ended] = [e for e in store.recent_events(limit=50) if e.kind == "silence_ended"]
+    assert ended.key == "bot-health/local/bot process" and f"silence #{sid} ended" in ended.message
