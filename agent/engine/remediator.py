@@ -199,6 +199,7 @@ class Remediator:
             detail = (f"cooling down until {_clock_in(admission.retry_in)}"
                       + (f" ({admission.runs} of {admission.budget_max} runs used)" if admission.budget_max else "")
                       + "; decided again then if the problem lasts")
+            outcome = "deferred"
             self._defer(bc.key, name, admission.retry_in)
         elif admission.handover:
             detail += f"; handed over to playbook {admission.handover} and a human paged"
@@ -238,10 +239,19 @@ class Remediator:
         assert then is not None
         play = self._config.current.playbooks.get(then)
         reason = f"{name} for {bc.key}: {admission.reason}"
+        told: set[str] = set()
         if play is not None:
             async with self._guard.tasks_lock(bc, play.tasks, owner=f"agent: handover {then} for {bc.key}"):
-                await self._tasks.run(play, [bc.host], play.tasks, reason, label=f"handover:{then}: ",
-                                      incident_id=self._incident(bc.key), extra_vars={"reason": reason})
+                recap = await self._tasks.run(play, [bc.host], play.tasks, reason, label=f"handover:{then}: ",
+                                              incident_id=self._incident(bc.key), extra_vars={"reason": reason})
+            told = paged_by(recap.outcomes)
+        page_targets = self._notifications.page_targets(bc)
+        if page_targets and page_targets <= told:
+            # The playbook's own message (the emergency's page, which quotes `reason`) reached
+            # every target the page would: one page, not two.
+            await self._event("page", bc, self._incident(bc.key),
+                              f"paged by playbook {then}'s own message (to {', '.join(sorted(page_targets))})")
+            return
         try:
             await self._thread.call(self._notifications.page, bc, reason)
         except Exception as exc:  # noqa: BLE001 - the store cannot take it: the page goes out directly
@@ -308,6 +318,15 @@ def _what_it_saw(bc: BoundCheck, vars_: Mapping[str, Any]) -> str:
     """``; CHECK saw STATE`` when the check's facts name a state (a supervisor check: STOPPED)."""
     seen = (vars_.get("check") or {}).get("facts", {}).get("state")
     return f"; {bc.check.name} saw {seen}" if seen else ""
+
+
+def paged_by(outcomes: Sequence[TaskOutcome]) -> set[str]:
+    """The targets a run's ``notify`` tasks queued a message for."""
+    out: set[str] = set()
+    for o in outcomes:
+        if o.module == "notify" and o.status in ("ok", "changed") and o.data.get("queued"):
+            out.update(str(t) for t in o.data.get("targets") or ())
+    return out
 
 
 def _clock_in(seconds: float) -> str:

@@ -215,7 +215,14 @@ class Notifications:
                 status.incident_id = None
             return []
         summary = incident_summary(obs, with_value=bool(getattr(bc.check, "value", None)))
-        if status.incident_id is None:
+        if status.incident_id is None and (was := tx.reopen_incident(play=play, host=host, check=check, state=tr.new,
+                                                                      severity=severity, summary=summary)):
+            status.incident_id = was.id
+            ok_for = (tr.at - was.resolved_at).total_seconds() if was.resolved_at else 0.0
+            tx.add_event("incident-reopened", tr.key, was.id,
+                         f"incident #{was.id} reopened: {tr.new.name} again {ok_for:.1f}s after it recovered, before "
+                         "its resolve was sent (the same problem, not a new alert)", {"error": obs.error}, at=tr.at)
+        elif status.incident_id is None:
             status.incident_id = tx.open_incident(play=play, host=host, check=check, state=tr.new,
                                                   severity=severity, opened_at=tr.at, summary=summary)
             tx.add_event("incident-opened", tr.key, status.incident_id, f"incident #{status.incident_id} opened: "
@@ -249,11 +256,18 @@ class Notifications:
         return self.enqueue(tx, "notice", pairs, title, body, severity,
                              f"flap:{play}/{host}/{check}:{kind}:{at.isoformat()}", incident_id, self.clock())
 
+    PAGE_SEVERITY, PAGE_TAGS = "critical", ("p0",)  # a remediation budget exhausted is P0 (docs/runbooks.md)
+
     def page(self, bc: Any, reason: str) -> list[int]:
         """Tell a human now (e.g. a remediation budget is exhausted)."""
         return self.notice(None, title=f"[PAGE] {bc.play.name} on {bc.host.name}: a human is needed",
-                           body=reason, severity="critical", host=bc.host.name, play=bc.play.name,
-                           tags=("p0",))  # a remediation budget exhausted is P0 (docs/runbooks.md)
+                           body=reason, severity=self.PAGE_SEVERITY, host=bc.host.name, play=bc.play.name,
+                           tags=self.PAGE_TAGS)
+
+    def page_targets(self, bc: Any) -> set[str]:
+        """The targets :meth:`page` sends to for ``bc``."""
+        return {t for _, t in self._notice_routes(None, self.PAGE_SEVERITY, bc.host.name, bc.play.name,
+                                                  self.PAGE_TAGS)}
 
     def config_rejected(self, text: str, digest: str) -> list[int]:
         """A reload was rejected; sent once per distinct broken version (``digest``) in a

@@ -158,16 +158,20 @@ def test_a_program_that_dies_before_any_check_saw_it_running_is_a_new_crash(work
         titles = [m["title"] for m in receiver.messages]
         assert sum(t.startswith("[PAGE]") for t in titles) == 1, titles
         # One fault, one alert: unless a check caught a restart in its RUNNING instant (a window
-        # of ~50 ms that a loaded machine can widen): that check truly saw the worker running, so
-        # the next death is a new fault, told once more. Each one is counted from the agent's
-        # own results, never guessed.
+        # of ~50 ms that a loaded machine can widen). Its resolve then waits for the cooldown, and
+        # a death within it reopens the incident (the same crash loop, not told again); only a
+        # recovery that outlasted it is a new fault, told once more. Each is counted from the
+        # agent's own results and events, never guessed.
         states = [r.state.name for r in reversed(world.results("worker running"))]
         recovered, failing = 0, False
         for state in states:  # oldest first: OK until the first crash
             recovered += failing and state == "OK"
             failing = state != "OK" if failing or state == "CRITICAL" else False
-        assert sum(t.startswith("[CRITICAL]") for t in titles) == 1 + recovered, (titles, states)
-        assert sum(t.startswith("[RESOLVED]") for t in titles) == recovered, (titles, states)
+        opened, reopened = (len([e for e in world.events(kind) if (e.key or "").endswith("/worker running")])
+                            for kind in ("incident-opened", "incident-reopened"))
+        assert opened + reopened == 1 + recovered, (opened, reopened, states)
+        assert sum(t.startswith("[CRITICAL]") for t in titles) == opened, (titles, states)
+        assert sum(t.startswith("[RESOLVED]") for t in titles) == opened - 1, (titles, states)
         world.assert_alive()
     finally:
         world.stop()

@@ -245,7 +245,9 @@ class FaultStack:
             st.close()
 
     def open_incidents(self) -> list[Any] | None:
-        return self.read(lambda s: s.open_incidents())
+        """Incidents still open, and those whose resolve is not sent yet (a remediated check's
+        resolve waits for its cooldown: a crash within it reopens the incident)."""
+        return self.read(lambda s: [*s.open_incidents(), *s.incidents_to_close()])
 
     def start_watching_bot(self) -> None:
         """Count the bot processes supervisord starts from now on (its children running ``bot run``,

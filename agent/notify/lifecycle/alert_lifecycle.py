@@ -40,7 +40,7 @@ class AlertLifecycle:
         self.suppression = Suppression(catalog, self.inhibition, self.remediation, maintenance=maintenance,
                                        is_flapping=is_flapping)
         self.alerts = GroupedAlerts(notifications, catalog, self.remediation)
-        self.resolves = GroupedResolves(notifications, self.remediation)
+        self.resolves = GroupedResolves(notifications, self.remediation, catalog)
         self.escalation = Escalation(notifications, catalog)
         self.digest = Digest(notifications)
         self.next_due: datetime | None = None

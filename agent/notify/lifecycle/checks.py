@@ -72,6 +72,15 @@ class CheckCatalog:
         """What the router matches an incident's messages on."""
         return RoutedMessage(inc.severity, inc.host, inc.play, inc.check, self.tags(inc.key))
 
+    def cooldown(self, key: str) -> float:
+        """The longest ``cooldown`` of the remediations the check behind ``key`` names (0: none)."""
+        bc = self.get(key)
+        if bc is None or not bc.check.remediate:
+            return 0.0
+        remediations = getattr(bc.play, "remediations", None) or {}
+        return max((float(getattr(remediations.get(n), "cooldown", None) or 0.0) for n in bc.check.remediate),
+                   default=0.0)
+
     def parents(self, key: str, host: str) -> list[tuple[str, str]]:
         """``(depends_on entry, incident key of that parent)`` for the check behind ``key``."""
         bc = self.get(key)

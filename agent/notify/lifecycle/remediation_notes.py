@@ -18,9 +18,12 @@ and never claim more than is recorded:
   it running: a recurrence of the told incident, refused by the cooldown until 14:02:11 UTC, or
   handed over; a run that outlasted ``remediation_wait``) is told as one **update** on the same
   incident, to the targets its alert went to (Alertmanager's update of a group, not a new
-  problem; a ``notice`` row linked to the incident, like a flapping notice): at once (after the route's ``group_wait``) when it says the problem is not being
-  fixed (refused, handed over, failed), else no sooner than ``group_interval`` after the
-  incident's last message; outcomes that come together are told together. An incident that
+  problem; a ``notice`` row linked to the incident, like a flapping notice): at once (after the
+  route's ``group_wait``) when it says the problem is not being fixed (refused for good, handed
+  over, failed), else no sooner than ``group_interval`` after the incident's last message (a
+  run done; a run deferred by the cooldown, whose own outcome follows when it ends: a crash loop
+  is told in updates paced by ``group_interval``, not one per crash); outcomes that come
+  together are told together. An incident that
   resolves first gets no update: its resolve says what was done;
 * the **resolve** says what the agent did while it lasted.
 """
@@ -42,9 +45,10 @@ from agent.store import EventRecord, IncidentRecord, StoreTransaction
 STARTED_EVENT = "remediation-started"
 OUTCOME_EVENT = "remediation-outcome"
 """What the agent did about an incident, one line the operator's messages quote (the
-remediator records it; ``data``: ``outcome`` = done | failed | nothing | refused | handed-over |
-not-needed, ``remediation``)."""
-UPDATE_OUTCOMES = ("done", "failed", "refused", "handed-over")
+remediator records it; ``data``: ``outcome`` = done | failed | nothing | refused | deferred |
+handed-over | not-needed, ``remediation``). ``deferred``: refused by the cooldown and decided
+again when it ends (its outcome follows); ``refused``: refused for good."""
+UPDATE_OUTCOMES = ("done", "failed", "refused", "deferred", "handed-over")
 """Outcomes an update tells (``nothing``/``not-needed`` after an alert change nothing for the operator)."""
 URGENT_OUTCOMES = ("failed", "refused", "handed-over")
 """Outcomes saying the problem is not being fixed: their update is not paced by ``group_interval``."""

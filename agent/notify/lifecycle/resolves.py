@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from agent.core.values import format_duration
+from agent.notify.lifecycle.checks import CheckCatalog
 from agent.notify.lifecycle.remediation_notes import RemediationNotes
 from agent.notify.lifecycle.settings import Deadlines, LifecycleSettings
 from agent.notify.notifications import Notifications
@@ -22,16 +23,21 @@ from agent.store import IncidentRecord, StoreTransaction
 
 
 class GroupedResolves:
-    def __init__(self, notifications: Notifications, remediation: RemediationNotes) -> None:
+    def __init__(self, notifications: Notifications, remediation: RemediationNotes, catalog: CheckCatalog) -> None:
         self._notes = notifications
         self._remediation = remediation
+        self._catalog = catalog
 
     def wait(self, tx: StoreTransaction, inc: IncidentRecord, cfg: LifecycleSettings) -> float:
         """The shortest ``group_wait`` of the routes the incident's alerts took (the inventory's
-        when a route sets none): a resolve waits no longer than its alert did."""
+        when a route sets none): a resolve waits no longer than its alert did. For a check the
+        agent remediates, at least its remediation's ``cooldown`` (at most ``group_interval``):
+        a crash within it is the same crash loop, whose restart waits for the cooldown anyway,
+        and reopens this incident (:meth:`Notifications.on_transition`) instead of a resolve
+        then a new alert per crash."""
         waits = [cfg.group_wait if r is None or r.group_wait is None else float(r.group_wait)
                  for r, _ in self._notes.alerted(tx, inc.id)]
-        return min(waits, default=cfg.group_wait)
+        return max(min(waits, default=cfg.group_wait), min(self._catalog.cooldown(inc.key), cfg.group_interval))
 
     def send(self, tx: StoreTransaction, cfg: LifecycleSettings, deadlines: Deadlines,
              flush: Collection[str] = ()) -> int:

@@ -139,11 +139,14 @@ REFUSED = "restart-bot not run: cooling down until 12:00:30 UTC (1 of 3 runs use
 
 
 @pytest.mark.parametrize(("outcome", "kind", "due_after_alert"), [
-    pytest.param(REFUSED, "refused", 10.0, id="refused: told after group_wait, not held by group_interval"),
+    pytest.param("restart-bot not run: its steps failed to bind", "refused", 10.0,
+                 id="refused for good: told after group_wait, not held by group_interval"),
     pytest.param("restart-bot not run: budget spent; handed over to playbook emergency", "handed-over", 10.0,
                  id="handed over: the same"),
     pytest.param("restart-bot: started bot (RUNNING, pid 43) in 0.9s", "done", 60.0,
                  id="done: paced by group_interval after the alert"),
+    pytest.param(REFUSED, "deferred", 60.0,
+                 id="deferred by the cooldown: its run's outcome follows; paced like done (a crash loop)"),
 ])
 def test_an_outcome_recorded_after_the_alert_is_told_once_as_an_update(store: Store, outcome: str, kind: str,
                                                                         due_after_alert: float) -> None:
@@ -151,7 +154,8 @@ def test_an_outcome_recorded_after_the_alert_is_told_once_as_an_update(store: St
     iid = crash_told_with(store, lifecycle, ("restart-bot: started bot (RUNNING, pid 42) in 0.8s", "done"))
     store.add_event(OUTCOME_EVENT, KEY, iid, outcome, {"outcome": kind}, at=at(12))
     assert lifecycle.tick(at(12)) == 0
-    assert lifecycle.next_due == (at(10.5 + due_after_alert) if kind == "done" else at(12 + due_after_alert))
+    assert lifecycle.next_due == (at(10.5 + due_after_alert) if kind in ("done", "deferred")
+                                  else at(12 + due_after_alert))
     assert lifecycle.tick(lifecycle.next_due) == 1
     lifecycle.tick(at(200))
     rows = sorted(store.list_notifications(), key=lambda n: n.id)
@@ -229,3 +233,47 @@ def test_what_the_line_says_and_whether_the_first_alert_waits(events: list[Any],
     inc = NS(announced_state=None, opened_at=T0)
     assert remediation_line(events) == line
     assert (waits_for_outcome(inc, ["restart-bot"], events, 5.0, at(4)) is not None) is waits  # type: ignore[arg-type]
+
+
+def test_a_crash_within_the_cooldown_after_the_recovery_reopens_the_told_incident(store: Store) -> None:
+    """A crash loop is one incident: the resolve of a remediated check waits for its cooldown
+    (at most group_interval); a crash within it reopens the incident its alert told (no resolve,
+    no second alert; the remediation's outcomes are its updates). Once the bot stayed up for the
+    cooldown, the resolve goes out, and a crash after that is a new incident, alerted again."""
+    notes = Notifications(store, Router([RouteSpec("all", ("ops",))], {"ops": TargetSpec("ops", "json://127.0.0.1:1/")}),
+                          clock=lambda: T0)
+    bc = NS(play=NS(name="p", checks=[], remediations={"restart-bot": NS(cooldown=10.0)}), host=NS(name="h"),
+            params=NS(), check=NS(name="bot process", severity="critical", tags=(), depends_on=(),
+                                  remediate=("restart-bot",), value=None))
+    lifecycle = AlertLifecycle(notes, checks=lambda: {KEY: bc}, maintenance=list, is_flapping=lambda key: False,
+                               settings=lambda: LifecycleSettings(group_wait=0, group_interval=60, remediation_wait=2))
+    status = NS(incident_id=None)
+
+    def transition(old: State, new: State, s: float) -> None:
+        obs = NS(value=None, error=None, summary="bot EXITED" if new.is_problem else "bot RUNNING", at=at(s))
+        with store.transaction() as tx:
+            notes.on_transition(tx, bc, status, NS(key=KEY, old=old, new=new, at=at(s), observation=obs))
+        lifecycle.tick(at(s))
+
+    transition(State.OK, State.CRITICAL, 0)
+    first = status.incident_id
+    lifecycle.tick(at(3))  # past remediation_wait: told
+    assert told(store) == [("alert", "[CRITICAL] bot process on h")]
+    transition(State.CRITICAL, State.OK, 4)
+    assert lifecycle.tick(at(4)) == 0 and lifecycle.next_due == at(14)  # held for the cooldown
+    transition(State.OK, State.CRITICAL, 9)  # crashed again 5 s after it recovered
+    assert status.incident_id == first
+    [reopened] = [e for e in store.recent_events(incident_id=first, limit=50) if e.kind == "incident-reopened"]
+    assert "CRITICAL again 5.0s after it recovered" in reopened.message
+    for s in (9.5, 14, 30):
+        lifecycle.tick(at(s))
+    assert told(store) == [("alert", "[CRITICAL] bot process on h")]  # no resolve, no second alert
+
+    transition(State.CRITICAL, State.OK, 31)
+    assert lifecycle.tick(at(40.9)) == 0
+    assert lifecycle.tick(at(41)) == 1
+    assert told(store)[-1] == ("resolve", "[RESOLVED] bot process on h after 31s")
+    transition(State.OK, State.CRITICAL, 45)  # after the resolve: a new problem
+    assert status.incident_id != first
+    lifecycle.tick(at(48))
+    assert told(store)[-1] == ("alert", "[CRITICAL] bot process on h")
