@@ -1,6 +1,7 @@
 """The ``bot`` command: ``bot run`` (the trading bot) and ``bot paper-exchange``."""
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Annotated
@@ -102,8 +103,10 @@ def drill_faults(
 
 @drill.command("clear")
 def drill_clear(settings: SettingsOpt = None) -> None:
-    """Remove every fault."""
+    """End every drill: remove every fault and undo the price shocks (marks return to the
+    unshocked price from now on; a stop the move back crosses fires)."""
     _drill("DELETE", "/admin/faults", None, settings)
+    _drill("DELETE", "/admin/shock", None, settings)
 
 
 @drill.command("shock", context_settings={"ignore_unknown_options": True})  # `BTC -10`
@@ -112,7 +115,12 @@ def drill_shock(
     pct: Annotated[float, typer.Argument(help="move of the mark in percent, e.g. -10")],
     settings: SettingsOpt = None,
 ) -> None:
-    """Move a coin's mark by PCT percent now (stops trigger at once)."""
+    """Move a coin's mark by PCT percent now (stops trigger at once). The mark stays within 0.1x
+    and 10x of its unshocked price (one shock from -90 to +900, shocks in place included);
+    `bot drill clear` undoes the shocks."""
+    if not math.isfinite(pct):
+        typer.echo(f"error: pct must be a finite number of percent, e.g. -10, not {pct}", err=True)
+        raise typer.Exit(2)
     _drill("POST", "/admin/shock", {"coin": coin, "pct": pct}, settings)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,6 +41,10 @@ from bot.exchange.models import (
 from bot.exchange.rules import MAKER_FEE, NONCE_SET_SIZE, TAKER_FEE
 
 DEFAULT_LEVERAGE = 20
+
+
+SHOCK_BOUND = 10.0
+"""Drills move a mark to between 1/SHOCK_BOUND and SHOCK_BOUND times its unshocked price."""
 
 
 def wall_clock_ms() -> int:
@@ -432,8 +437,37 @@ class Ledger:
         return list(self.session.scalars(q))
 
     def add_shock(self, coin: str, pct: float, now: int) -> None:
+        """Move ``coin``'s mark by ``pct`` percent from ``now`` on. Raises ValueError for an
+        unknown coin, a pct that is not a finite number, or a move that would take the mark past
+        :data:`SHOCK_BOUND` times (or below 1/SHOCK_BOUND of) its unshocked price, shocks
+        already in place included: a drill rehearses a crash or a spike, not a market that
+        every band and margin rule of the exchange then reads as nonsense."""
+        if coin not in self.market.specs:
+            raise ValueError(f"unknown coin {coin!r}; listed: {', '.join(self.market.specs)}")
+        if isinstance(pct, bool) or not isinstance(pct, (int, float)) or not math.isfinite(pct):
+            raise ValueError(f"pct must be a finite number of percent, e.g. -10, not {pct!r}")
+        total = self.market.shock_multiplier(coin, now) * (1.0 + pct / 100.0)
+        if not 1.0 / SHOCK_BOUND <= total <= SHOCK_BOUND:
+            raise ValueError(f"a shock of {pct:g}% would put {coin}'s mark at {total:.4g}x its unshocked price: "
+                             f"the mark may move to between {1 / SHOCK_BOUND:g}x and {SHOCK_BOUND:g}x "
+                             f"(one shock from -90% to +900%, shocks in place included); "
+                             f"`bot drill clear` undoes the shocks in place")
         self.market.add_shock(coin, pct, now)
         self.session.add(ShockRow(coin=coin, at_ms=now, pct=pct))
+
+    def undo_shocks(self, now: int) -> dict[str, float]:
+        """From ``now`` on, every coin's mark is its unshocked price again: one counter-shock per
+        shocked coin (the shocks already served stay in the history: candles do not change).
+        Returns the counter-shocks applied, coin -> pct."""
+        undone: dict[str, float] = {}
+        for coin in list(self.market.shocks):
+            mult = self.market.shock_multiplier(coin, now)
+            if abs(mult - 1.0) > 1e-12:
+                pct = (1.0 / mult - 1.0) * 100.0
+                self.market.add_shock(coin, pct, now)
+                self.session.add(ShockRow(coin=coin, at_ms=now, pct=pct))
+                undone[coin] = pct
+        return undone
 
     def wipe(self) -> None:
         """Delete every account, order, fill, nonce and shock (admin reset)."""
