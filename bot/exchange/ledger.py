@@ -229,7 +229,7 @@ class Ledger:
                 maint += abs(p.szi) * mark / (2 * self.market.specs[coin].max_leverage)
         held = 0.0
         for o in self.open_orders.values():
-            if o.address == address and not o.reduce_only and not o.is_trigger:
+            if o.address == address and not o.reduce_only and not o.waiting_trigger:
                 held += o.sz * o.limit_px / self.leverage_of(address, o.coin).value
         value = acct.balance + upnl
         raw = value - sum(p.szi * marks[c] for (a, c), p in self.positions.items() if a == address)
@@ -380,7 +380,7 @@ class Ledger:
         """A position closed: its position TP/SL and resting reduce-only orders go with it."""
         for o in list(self.open_orders.values()):
             if o.address == address and o.coin == coin and o.reduce_only and o.parent_oid is None:
-                self.set_status(o, "reduceOnlyCanceled" if not o.is_trigger else "canceled", now)
+                self.set_status(o, "reduceOnlyCanceled" if not o.waiting_trigger else "canceled", now)
 
     def set_status(self, order: Order, status: str, now: int) -> None:
         order.status = status
@@ -395,10 +395,13 @@ class Ledger:
             cloid=order.cloid, status=status, status_ts=now)))
 
     def clamp_reduce_only(self, order: Order) -> float:
-        """The size a reduce-only order may still trade (0 when it would only increase)."""
+        """The size a reduce-only order may still trade (0 when it would only increase); a
+        whole-position TP/SL that has not fired trades the whole position."""
         szi = self.position(order.address, order.coin)
         if szi == 0 or (szi > 0) == order.is_buy:
             return 0.0
+        if order.whole_position and order.waiting_trigger:
+            return abs(szi)
         return min(order.sz, abs(szi))
 
     def find_order(self, address: str, oid_or_cloid: int | str) -> Order | None:
