@@ -17,12 +17,28 @@ SettingsOpt = Annotated[
 ]
 
 
+def _settings(path: str | None) -> StackSettings:
+    """The stack settings, or exit 3 (CONFIG) with what is wrong: a named file that is missing or
+    unreadable, or a value that breaks a rule (never a traceback, never the defaults instead)."""
+    from pydantic import ValidationError
+
+    from botwarden.errors import ConfigError, ExitCode
+
+    try:
+        return load_settings(path)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+    except ValidationError as exc:
+        typer.echo(f"error: settings file {path or os.environ.get('BOTWARDEN_SETTINGS')}: {exc}", err=True)
+    raise typer.Exit(ExitCode.CONFIG)
+
+
 @app.command("run")
 def run(settings: SettingsOpt = None) -> None:
     """Run the MACD trading bot with its /health, /metrics and /control endpoints."""
     from bot.trading.app import main as run_bot
 
-    raise typer.Exit(run_bot(load_settings(settings)))
+    raise typer.Exit(run_bot(_settings(settings)))
 
 
 @app.command("paper-exchange")
@@ -36,7 +52,7 @@ def paper_exchange(
     """Serve a local exchange speaking Hyperliquid's /info and /exchange API."""
     from bot.exchange.server import main as serve
 
-    s = load_settings(settings)
+    s = _settings(settings)
     raise typer.Exit(
         serve(
             s,
@@ -56,7 +72,7 @@ def approve_wallets(settings: SettingsOpt = None) -> None:
     from bot.api_wallets import ApiWalletError, approve_stack_wallets
 
     try:
-        for a in approve_stack_wallets(load_settings(settings)):
+        for a in approve_stack_wallets(_settings(settings)):
             typer.echo(f"{a.who} API wallet {a.name!r} {a.address}: {'approved' if a.changed else 'already approved'}")
     except ApiWalletError as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -71,7 +87,7 @@ def _operator_settings(settings: str | None) -> StackSettings:
     """An operator's command reads the stack it is typed beside, like ``agent``: ``--settings``,
     else the file the inventory in the current directory names, else ``$BOTWARDEN_SETTINGS``,
     else the embedded defaults."""
-    return load_settings(settings or settings_named_by_inventory(Path.cwd()))
+    return _settings(settings or settings_named_by_inventory(Path.cwd()))
 
 
 def _drill(method: str, path: str, body: object = None, settings: str | None = None) -> None:
