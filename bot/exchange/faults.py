@@ -11,7 +11,9 @@ Fields (all optional in a POST, which merges into the current set):
 ``error_rate``           probability of a 500 ("Internal Server Error")
 ``rate_limit_rate``      probability of a 429 (body ``null``, as the SDK expects)
 ``weight_per_minute``    IP weight budget per rolling minute (a whole number >= 1, or null for no
-                         budget); past it every request gets 429
+                         budget); past it every request gets 429. Off by default: every client of
+                         every local stack shares 127.0.0.1, and test stacks run far above an idle
+                         stack's ~400-480 (docs/bot-and-exchange.md, "Rate limits")
 ``auth_failure``         every signed request is rejected as an unknown signer
 ``outage``               ``"503"``: 503 on everything; ``"refuse"``: the connection is closed at once;
                          either way every websocket connection is dropped and new ones refused
