@@ -1,6 +1,7 @@
 """The ``bot`` command: ``bot run`` (the trading bot) and ``bot paper-exchange``."""
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Annotated
@@ -16,12 +17,28 @@ SettingsOpt = Annotated[
 ]
 
 
+def _settings(path: str | None) -> StackSettings:
+    """The stack settings, or exit 3 (CONFIG) with what is wrong: a named file that is missing or
+    unreadable, or a value that breaks a rule (never a traceback, never the defaults instead)."""
+    from pydantic import ValidationError
+
+    from botwarden.errors import ConfigError, ExitCode
+
+    try:
+        return load_settings(path)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+    except ValidationError as exc:
+        typer.echo(f"error: settings file {path or os.environ.get('BOTWARDEN_SETTINGS')}: {exc}", err=True)
+    raise typer.Exit(ExitCode.CONFIG)
+
+
 @app.command("run")
 def run(settings: SettingsOpt = None) -> None:
     """Run the MACD trading bot with its /health, /metrics and /control endpoints."""
     from bot.trading.app import main as run_bot
 
-    raise typer.Exit(run_bot(load_settings(settings)))
+    raise typer.Exit(run_bot(_settings(settings)))
 
 
 @app.command("paper-exchange")
@@ -35,7 +52,7 @@ def paper_exchange(
     """Serve a local exchange speaking Hyperliquid's /info and /exchange API."""
     from bot.exchange.server import main as serve
 
-    s = load_settings(settings)
+    s = _settings(settings)
     raise typer.Exit(
         serve(
             s,
@@ -55,7 +72,7 @@ def approve_wallets(settings: SettingsOpt = None) -> None:
     from bot.api_wallets import ApiWalletError, approve_stack_wallets
 
     try:
-        for a in approve_stack_wallets(load_settings(settings)):
+        for a in approve_stack_wallets(_settings(settings)):
             typer.echo(f"{a.who} API wallet {a.name!r} {a.address}: {'approved' if a.changed else 'already approved'}")
     except ApiWalletError as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -70,7 +87,7 @@ def _operator_settings(settings: str | None) -> StackSettings:
     """An operator's command reads the stack it is typed beside, like ``agent``: ``--settings``,
     else the file the inventory in the current directory names, else ``$BOTWARDEN_SETTINGS``,
     else the embedded defaults."""
-    return load_settings(settings or settings_named_by_inventory(Path.cwd()))
+    return _settings(settings or settings_named_by_inventory(Path.cwd()))
 
 
 def _drill(method: str, path: str, body: object = None, settings: str | None = None) -> None:
@@ -102,8 +119,10 @@ def drill_faults(
 
 @drill.command("clear")
 def drill_clear(settings: SettingsOpt = None) -> None:
-    """Remove every fault."""
+    """End every drill: remove every fault and undo the price shocks (marks return to the
+    unshocked price from now on; a stop the move back crosses fires)."""
     _drill("DELETE", "/admin/faults", None, settings)
+    _drill("DELETE", "/admin/shock", None, settings)
 
 
 @drill.command("shock", context_settings={"ignore_unknown_options": True})  # `BTC -10`
@@ -112,7 +131,12 @@ def drill_shock(
     pct: Annotated[float, typer.Argument(help="move of the mark in percent, e.g. -10")],
     settings: SettingsOpt = None,
 ) -> None:
-    """Move a coin's mark by PCT percent now (stops trigger at once)."""
+    """Move a coin's mark by PCT percent now (stops trigger at once). The mark stays within 0.1x
+    and 10x of its unshocked price (one shock from -90 to +900, shocks in place included);
+    `bot drill clear` undoes the shocks."""
+    if not math.isfinite(pct):
+        typer.echo(f"error: pct must be a finite number of percent, e.g. -10, not {pct}", err=True)
+        raise typer.Exit(2)
     _drill("POST", "/admin/shock", {"coin": coin, "pct": pct}, settings)
 
 

@@ -13,6 +13,10 @@ its coin hold stop-losses that together cover its whole size. An order is one of
   buy's at or above). A stop-limit whose limit is far on the other side turns into a resting
   limit order when it triggers and closes nothing while the price runs away.
 
+A stop-loss of size 0 is Hyperliquid's position TP/SL for the whole position (``positionTpsl``
+with size 0, the only order Hyperliquid takes with size 0): it covers the position whatever its
+size.
+
 Where its trigger sits against the entry does not matter: a stop-loss fires when the price moves
 against the position (a long's sell stop when the price falls to it), so one above a long's entry
 locks in a gain and still closes the position on a fall; the emergency places its stops from the
@@ -83,7 +87,7 @@ def is_stop_loss(order: TriggerOrder, szi: float) -> bool:
         return False
     fills = limit >= trigger if order.is_buy else limit <= trigger
     return (order.tpsl == "sl" and bool(order.reduce_only) and order.is_buy != (szi > 0) and fills
-            and math.isfinite(order.size) and order.size > 0)
+            and math.isfinite(order.size) and order.size >= 0)
 
 
 def stop_losses(szi: float, orders: Iterable[Order]) -> list[Order]:
@@ -97,5 +101,8 @@ def is_protected(szi: float, orders: Iterable[TriggerOrder]) -> bool:
         return True
     if not math.isfinite(szi):
         return False
-    covered = sum((_decimal(o.size) for o in stop_losses(szi, orders)), Decimal(0))
+    stops = stop_losses(szi, orders)
+    if any(o.size == 0 for o in stops):
+        return True  # a whole-position stop (module docstring)
+    covered = sum((_decimal(o.size) for o in stops), Decimal(0))
     return covered >= _decimal(abs(szi))

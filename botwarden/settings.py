@@ -3,7 +3,12 @@
 The bot, the paper exchange, the supervisord template and the agent's inventory all read
 these (the inventory exposes them to playbooks as ``bot.*``, ``exchange.*``,
 ``supervisor.*``). Defaults are embedded so ``make run`` works with no file at all; an
-optional YAML file (``settings.yaml`` or ``$BOTWARDEN_SETTINGS``) overrides any of them.
+optional YAML file overrides any of them: the one ``inventory.yaml`` names (``settings:``,
+relative to the inventory), else the one ``$BOTWARDEN_SETTINGS`` names. No file is read
+because of its name alone: a ``settings.yaml`` the inventory does not name is not read
+(``agent validate`` warns about one beside the inventory). ``agent stack up`` passes the file to
+the programs it supervises (``bot run --settings PATH``). A file that is named but missing or
+unreadable is an error (:func:`load_settings`), never a silent fall-back to the defaults.
 Secrets never live here: they are read from the environment variables named below.
 """
 from __future__ import annotations
@@ -458,16 +463,45 @@ def settings_named_by_inventory(root: str | os.PathLike[str]) -> str | None:
     return None
 
 
-def load_settings(path: str | os.PathLike[str] | None = None, *, root: str | None = None) -> StackSettings:
-    """Load settings from ``path`` (or ``$BOTWARDEN_SETTINGS``), falling back to defaults.
+def load_settings(path: str | os.PathLike[str] | None = None, *, root: str | None = None,
+                  named_by: str | None = None) -> StackSettings:
+    """Load settings from ``path`` (or the file ``$BOTWARDEN_SETTINGS`` names); the embedded
+    defaults when neither names a file.
 
-    ``root`` defaults to the settings file's directory, else the current directory.
+    A file that is named but cannot be used (missing, not a file, unreadable, not YAML, not a
+    mapping) raises :class:`botwarden.errors.ConfigError` naming it: a typo in the path must not
+    start the bot on the defaults. A file breaking a rule raises pydantic's ``ValidationError``
+    (a ``ValueError``) naming the rule. ``root`` defaults to the settings file's directory, else
+    ``$BOTWARDEN_ROOT``, else the current directory. ``named_by`` says in a message where the
+    path came from (default ``--settings``, or ``$BOTWARDEN_SETTINGS``).
     """
-    path = path or os.environ.get("BOTWARDEN_SETTINGS")
+    from botwarden.errors import ConfigError
+
+    named_by = (named_by or "--settings") if path else "$BOTWARDEN_SETTINGS"
+    path = path or os.environ.get("BOTWARDEN_SETTINGS") or None
     data: dict[str, Any] = {}
-    if path and Path(path).exists():
-        with open(path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh) or {}
+    if path:
+        hint = ("set $BOTWARDEN_SETTINGS to the stack settings file, or unset it for the built-in defaults"
+                if named_by == "$BOTWARDEN_SETTINGS" else
+                "name the stack settings file by its path (relative to the inventory in its `settings:`), "
+                "or name none for the built-in defaults")
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ConfigError(f"settings file {str(path)!r} (named by {named_by}) not found", hint=hint) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+            raise ConfigError(f"settings file {str(path)!r} (named by {named_by}) cannot be read: {why}",
+                              hint=hint) from None
+        try:
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+            raise ConfigError(f"{path}{where}: not valid YAML", hint="`agent validate` shows the line") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: the settings file must be a mapping (key: value)")
+        data = loaded or {}
         data.setdefault("root", str(Path(path).resolve().parent))
     if root is not None:
         data["root"] = root

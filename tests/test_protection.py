@@ -106,3 +106,17 @@ def test_a_stop_split_in_parts_covers_only_with_every_part(position: tuple[int, 
 def test_order_kinds_name_stop_loss_and_take_profit() -> None:
     assert [tpsl_of(k) for k in KINDS] == ["sl", "sl", "tp", "tp", None]
     assert tpsl_of("Stop Market", is_trigger=False) is None and tpsl_of(None) is None
+
+
+@given(positions, st.sampled_from(KINDS[:2]), st.integers(1, 500), st.lists(raws, max_size=4))
+def test_a_whole_position_stop_of_size_zero_covers_any_size(position: tuple[int, bool, int], kind: str,
+                                                            offset: int, others: list[Raw]) -> None:
+    """Hyperliquid's position TP/SL sent with size 0 closes the whole position when it fires: the
+    bot and the page count it as covering the position, whatever its size and other orders."""
+    units, long, entry = position
+    whole = Raw("A" if long else "B", 0, -offset if long else offset, True, kind)
+    assert verdicts(units, long, entry, [*others, whole]) == (True, True)
+    # a take-profit of size 0, or one on the opening side, protects nothing
+    for not_a_stop in (Raw(whole.side, 0, whole.trigger_offset, True, "Take Profit Market"),
+                       Raw("B" if long else "A", 0, -whole.trigger_offset, True, kind)):  # type: ignore[operator]
+        assert verdicts(units, long, entry, [*others, not_a_stop]) == verdicts(units, long, entry, others)

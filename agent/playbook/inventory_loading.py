@@ -141,7 +141,7 @@ def read_settings(doc: SourceDocument, inv: Inventory | None, inventory_path: Pa
         return _default_settings(), []
     path = settings_path(inv, inventory_path)
     if path is None:
-        return _default_settings(), []
+        return _default_settings(), _unnamed_settings_file(doc, inventory_path, reader)
     problem = reader.problem(path)
     if problem is not None:
         what = "not found" if problem.message == "no such file or directory" else problem.message
@@ -164,6 +164,17 @@ def read_settings(doc: SourceDocument, inv: Inventory | None, inventory_path: Pa
         return StackSettings.model_validate({"root": str(real_path(path).parent), **data}), []
     except ValidationError as exc:
         return _default_settings(), diagnostics_from_validation(exc, settings_doc, data, model=StackSettings)
+
+
+def _unnamed_settings_file(doc: SourceDocument, inventory_path: Path, reader: ConfigReader) -> list[Diagnostic]:
+    """A ``settings.yaml`` beside the inventory that nothing names is not read: say so (the file
+    an operator edits expecting it to act, and that the backup playbooks archive)."""
+    beside = inventory_path.parent / "settings.yaml"
+    if reader.problem(beside) is not None:
+        return []
+    return [warning(doc.diagnostic(("settings",), f"{beside} is not read: the inventory names no settings file "
+                                   "(settings: null) and $BOTWARDEN_SETTINGS is unset, so the built-in defaults "
+                                   "apply", "name it (`settings: settings.yaml`) to use it, or remove it"))]
 
 
 def _default_settings() -> StackSettings:

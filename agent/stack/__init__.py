@@ -71,9 +71,10 @@ def locate(root: Path | None = None, inventory: Path | None = None) -> Stack:
             raise ConfigError(f"{inventory}: not valid YAML", hint="run `agent validate` for details") from exc
         if isinstance(data, Mapping) and data.get("settings"):
             settings_path = str(real_path(inventory).parent / str(data["settings"]))
+    named_by = f"the `settings:` of {inventory}"
     if settings_path is None and os.environ.get("BOTWARDEN_SETTINGS"):
-        settings_path = os.environ["BOTWARDEN_SETTINGS"]
-    settings = load_settings(settings_path, root=str(root))
+        settings_path, named_by = os.environ["BOTWARDEN_SETTINGS"], "$BOTWARDEN_SETTINGS"
+    settings = load_settings(settings_path, root=str(root), named_by=named_by)
     return Stack(root, settings, Path(settings_path) if settings_path else None, inventory, root / "playbooks",
                  root / "templates")
 

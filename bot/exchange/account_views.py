@@ -80,24 +80,35 @@ class AccountViews:
         return wire(px, 6) if px > 0 else None
 
     # ----- orders ---------------------------------------------------------------------------
-    def order_view(self, o: Order, frontend: bool) -> Json:
+    def order_view(self, o: Order, frontend: bool, children: list[Order] | None = None, *,
+                   record: bool = False) -> Json:
+        """An order as Hyperliquid lists it. ``record`` (orderStatus, historicalOrders): a trigger
+        that fired keeps what it was placed as (isTrigger, triggerPx, "Stop Limit"...). In the open
+        orders (``record`` False) a fired stop-limit still resting on the book is listed as the
+        limit order it now is (paper choice: whether Hyperliquid's frontendOpenOrders marks it is
+        not documented), so that no reader counts it as a stop still waiting to protect."""
         view: Json = {"coin": o.coin, "side": "B" if o.is_buy else "A", "limitPx": wire(o.limit_px, 6),
                       "sz": self.mv.sz(o.coin, o.sz), "oid": o.oid, "timestamp": o.timestamp,
                       "origSz": self.mv.sz(o.coin, o.orig_sz)}
         if o.cloid:
             view["cloid"] = o.cloid
         if frontend:
-            if o.is_trigger:
+            as_trigger = o.is_trigger and (record or not o.triggered)
+            if as_trigger:
                 above = (o.tpsl == "tp") != o.is_buy
                 cond = f"Price {'above' if above else 'below'} {wire(o.trigger_px, 6)}"
                 kind = ("Take Profit" if o.tpsl == "tp" else "Stop") + \
                     (" Market" if o.is_market else " Limit")
             else:
                 cond, kind = "N/A", "Limit"
-            view.update({"triggerCondition": cond, "isTrigger": o.is_trigger,
-                         "triggerPx": wire(o.trigger_px, 6),
-                         "children": [], "isPositionTpsl": o.grouping == "positionTpsl",
-                         "reduceOnly": o.reduce_only, "orderType": kind, "tif": o.tif, "cloid": o.cloid})
+            # A trigger's tif is null, fired or not (the Ioc/Gtc it executes with once fired is the
+            # exchange's, not the order's).
+            view.update({"triggerCondition": cond, "isTrigger": as_trigger,
+                         "triggerPx": wire(o.trigger_px if as_trigger else 0.0, 6),
+                         "children": [self.order_view(c, True) for c in children or ()],
+                         "isPositionTpsl": o.grouping == "positionTpsl",
+                         "reduceOnly": o.reduce_only, "orderType": kind, "tif": None if as_trigger else o.tif,
+                         "cloid": o.cloid})
         return view
 
     def ws_order(self, o: OrderSnapshot) -> Json:
@@ -110,19 +121,30 @@ class AccountViews:
         return {"order": basic, "status": o.status, "statusTimestamp": o.status_ts}
 
     def open_orders(self, user: str, frontend: bool) -> list[Json]:
-        mine = (o for o in self.ledger.open_orders.values() if o.address == user)
-        orders = sorted(mine, key=lambda o: -o.oid)
-        return [self.order_view(o, frontend) for o in orders if frontend or not o.is_trigger]
+        """``openOrders`` (what rests on the book: no trigger waiting to fire) or
+        ``frontendOpenOrders`` (every open order; the TP/SL of a ``normalTpsl`` parent that has not
+        filled are listed under its ``children``, not on their own: they wait for its fill)."""
+        mine = [o for o in self.ledger.open_orders.values() if o.address == user]
+        if not frontend:
+            return [self.order_view(o, False) for o in sorted(mine, key=lambda o: -o.oid) if not o.waiting_trigger]
+        waiting = {o.oid: o for o in mine if o.sz == o.orig_sz and o.orig_sz > 0}
+        children: dict[int, list[Order]] = {}
+        for o in mine:
+            if o.parent_oid is not None and o.parent_oid in waiting:
+                children.setdefault(o.parent_oid, []).append(o)
+        nested = {c.oid for group in children.values() for c in group}
+        return [self.order_view(o, True, sorted(children.get(o.oid, []), key=lambda c: c.oid))
+                for o in sorted(mine, key=lambda o: -o.oid) if o.oid not in nested]
 
     def order_status(self, user: str, ref: int | str) -> Json:
         order = self.ledger.find_order(user, ref)
         if order is None:
             return {"status": "unknownOid"}
-        return {"status": "order", "order": {"order": self.order_view(order, True), "status": order.status,
+        return {"status": "order", "order": {"order": self.order_view(order, True, record=True), "status": order.status,
                                              "statusTimestamp": order.status_ts}}
 
     def historical_orders(self, user: str) -> list[Json]:
-        return [{"order": self.order_view(o, True), "status": o.status, "statusTimestamp": o.status_ts}
+        return [{"order": self.order_view(o, True, record=True), "status": o.status, "statusTimestamp": o.status_ts}
                 for o in self.ledger.orders_of(user, limit=2000)]
 
     # ----- fills ----------------------------------------------------------------------------

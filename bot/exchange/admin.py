@@ -9,7 +9,9 @@ API is disabled (every call answered 503): there is no public fallback token
 ``POST /admin/faults``        merge faults (see :mod:`bot.exchange.faults`); ``DELETE`` clears
 ``POST /admin/config``        exchange rules (see :class:`bot.exchange.ledger.ExchangeConfig`)
 ``POST /admin/accounts``      ``{"address": "0x..", "usdc": 1000}`` create and/or fund
-``POST /admin/shock``         ``{"coin": "BTC", "pct": -10}`` move the mark now, then tick
+``POST /admin/shock``         ``{"coin": "BTC", "pct": -10}`` move the mark now, then tick (the
+                              mark stays within 0.1x-10x of its unshocked price); ``DELETE``
+                              undoes every shock from now on
 ``POST /admin/tick``          run the market tick now (fills, triggers, missed scheduled cancels)
 ``POST /admin/ws/drop``       cut every websocket connection once (clients may reconnect)
 ``POST /admin/reset``         clear faults and config; ``{"state": true}`` also wipes all state
@@ -49,6 +51,7 @@ class AdminApi:
         r.add_post("/admin/config", self._guard(self._config))
         r.add_post("/admin/accounts", self._guard(self._accounts))
         r.add_post("/admin/shock", self._guard(self._shock))
+        r.add_delete("/admin/shock", self._guard(self._undo_shocks))
         r.add_post("/admin/tick", self._guard(self._tick))
         r.add_post("/admin/ws/drop", self._guard(self._ws_drop))
         r.add_post("/admin/reset", self._guard(self._reset))
@@ -119,15 +122,20 @@ class AdminApi:
 
     async def _shock(self, request: web.Request, body: dict[str, Any]) -> Any:
         led = self.ex.ledger
-        coin, pct = str(body["coin"]), float(body["pct"])
-        if coin not in led.market.specs or pct <= -100:
-            raise ValueError(f"unknown coin {coin!r} or pct <= -100")
+        coin, pct = str(body["coin"]), body.get("pct")
         now = wall_clock_ms()
+        if coin not in led.market.specs:
+            raise ValueError(f"unknown coin {coin!r}; listed: {', '.join(led.market.specs)}")
         before = led.market.mark(coin, now)
-        led.add_shock(coin, pct, now)
+        led.add_shock(coin, pct, now)  # type: ignore[arg-type]  # any JSON value: checked there (ValueError -> 400)
         changed = self.ex.tick()
         return {"coin": coin, "before": before, "after": led.market.mark(coin, wall_clock_ms()),
                 "orders_changed": changed}
+
+    async def _undo_shocks(self, request: web.Request, body: dict[str, Any]) -> Any:
+        undone = self.ex.ledger.undo_shocks(wall_clock_ms())
+        changed = self.ex.tick() if undone else 0  # a mark that moves back may trigger stops too
+        return {"undone": undone, "orders_changed": changed}
 
     async def _tick(self, request: web.Request, body: dict[str, Any]) -> Any:
         return {"orders_changed": self.ex.tick()}

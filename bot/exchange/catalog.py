@@ -35,7 +35,9 @@ ACTIONS: dict[str, Entry] = {
     # L1 actions (signed by the account or one of its API wallets)
     "order": _yes("Gtc/Ioc/Alo limits, tp/sl triggers (market or limit), reduce-only, cloid (a cloid an "
                   "earlier order of the account carries is refused), groupings "
-                  "na/normalTpsl/positionTpsl, builder fee once approved; priority grouping refused; a limit "
+                  "na/normalTpsl/positionTpsl (grouped TP/SL answer `waitingForFill` while their entry rests, "
+                  "else `waitingForTrigger`; a positionTpsl of size 0 covers the whole position), builder fee "
+                  "once approved; priority grouping refused; a limit "
                   "or trigger price more than 80% from the reference price (the mark) refused; tp/sl trigger on the "
                   "mark"),
     "cancel": _yes(),

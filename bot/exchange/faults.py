@@ -10,7 +10,10 @@ Fields (all optional in a POST, which merges into the current set):
 ``latency_ms``           added delay before every answer
 ``error_rate``           probability of a 500 ("Internal Server Error")
 ``rate_limit_rate``      probability of a 429 (body ``null``, as the SDK expects)
-``weight_per_minute``    IP weight budget per rolling minute; past it every request gets 429
+``weight_per_minute``    IP weight budget per rolling minute (a whole number >= 1, or null for no
+                         budget); past it every request gets 429. Off by default: every client of
+                         every local stack shares 127.0.0.1, and test stacks run far above an idle
+                         stack's ~400-480 (docs/bot-and-exchange.md, "Rate limits")
 ``auth_failure``         every signed request is rejected as an unknown signer
 ``outage``               ``"503"``: 503 on everything; ``"refuse"``: the connection is closed at once;
                          either way every websocket connection is dropped and new ones refused
@@ -29,6 +32,7 @@ Fields (all optional in a POST, which merges into the current set):
 """
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections import deque
@@ -56,10 +60,29 @@ class Faults:
     ioc_no_fill: bool = False
 
     def update(self, values: dict[str, Any]) -> None:
-        """Merge ``values``; raises ValueError naming an unknown field or a bad value."""
+        """Merge ``values``; raises ValueError naming an unknown field or a bad value. Every value
+        is checked before any is applied: a refused update changes nothing."""
+        staged = Faults(**asdict(self))
+        staged._apply(values)
+        for key in values:
+            setattr(self, key, getattr(staged, key))
+
+    def _apply(self, values: dict[str, Any]) -> None:
         for key, value in values.items():
             if key not in self.__dataclass_fields__:
                 raise ValueError(f"unknown fault {key!r}; known: {', '.join(self.__dataclass_fields__)}")
+            if key in _FLAGS and not isinstance(value, bool):
+                raise ValueError(f"{key} must be true or false, not {value!r}")
+            if key in _NUMBERS:
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                    raise ValueError(f"{key} must be a number, not {value!r}")
+            if key == "weight_per_minute" and value is not None and (
+                    isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"weight_per_minute must be a whole number >= 1 (requests' weight allowed per "
+                                 f"rolling minute; Hyperliquid's is 1200 per IP), or null for no budget, "
+                                 f"not {value!r}")
+            if key == "drop_responses" and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                raise ValueError(f"drop_responses must be a whole number >= 0, not {value!r}")
             if key == "outage":
                 value = str(value)  # `outage=503` arrives as a number from YAML/JSON callers
             if key == "outage" and value not in ("off", "503", "refuse"):
@@ -76,6 +99,10 @@ class Faults:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+_FLAGS = ("auth_failure", "ws_outage", "ioc_no_fill")
+_NUMBERS = ("latency_ms", "error_rate", "rate_limit_rate", "ws_delay_ms")
 
 
 @dataclass

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,6 +41,10 @@ from bot.exchange.models import (
 from bot.exchange.rules import MAKER_FEE, NONCE_SET_SIZE, TAKER_FEE
 
 DEFAULT_LEVERAGE = 20
+
+
+SHOCK_BOUND = 10.0
+"""Drills move a mark to between 1/SHOCK_BOUND and SHOCK_BOUND times its unshocked price."""
 
 
 def wall_clock_ms() -> int:
@@ -224,7 +229,7 @@ class Ledger:
                 maint += abs(p.szi) * mark / (2 * self.market.specs[coin].max_leverage)
         held = 0.0
         for o in self.open_orders.values():
-            if o.address == address and not o.reduce_only and not o.is_trigger:
+            if o.address == address and not o.reduce_only and not o.waiting_trigger:
                 held += o.sz * o.limit_px / self.leverage_of(address, o.coin).value
         value = acct.balance + upnl
         raw = value - sum(p.szi * marks[c] for (a, c), p in self.positions.items() if a == address)
@@ -375,7 +380,7 @@ class Ledger:
         """A position closed: its position TP/SL and resting reduce-only orders go with it."""
         for o in list(self.open_orders.values()):
             if o.address == address and o.coin == coin and o.reduce_only and o.parent_oid is None:
-                self.set_status(o, "reduceOnlyCanceled" if not o.is_trigger else "canceled", now)
+                self.set_status(o, "reduceOnlyCanceled" if not o.waiting_trigger else "canceled", now)
 
     def set_status(self, order: Order, status: str, now: int) -> None:
         order.status = status
@@ -390,10 +395,13 @@ class Ledger:
             cloid=order.cloid, status=status, status_ts=now)))
 
     def clamp_reduce_only(self, order: Order) -> float:
-        """The size a reduce-only order may still trade (0 when it would only increase)."""
+        """The size a reduce-only order may still trade (0 when it would only increase); a
+        whole-position TP/SL that has not fired trades the whole position."""
         szi = self.position(order.address, order.coin)
         if szi == 0 or (szi > 0) == order.is_buy:
             return 0.0
+        if order.whole_position and order.waiting_trigger:
+            return abs(szi)
         return min(order.sz, abs(szi))
 
     def find_order(self, address: str, oid_or_cloid: int | str) -> Order | None:
@@ -432,8 +440,37 @@ class Ledger:
         return list(self.session.scalars(q))
 
     def add_shock(self, coin: str, pct: float, now: int) -> None:
+        """Move ``coin``'s mark by ``pct`` percent from ``now`` on. Raises ValueError for an
+        unknown coin, a pct that is not a finite number, or a move that would take the mark past
+        :data:`SHOCK_BOUND` times (or below 1/SHOCK_BOUND of) its unshocked price, shocks
+        already in place included: a drill rehearses a crash or a spike, not a market that
+        every band and margin rule of the exchange then reads as nonsense."""
+        if coin not in self.market.specs:
+            raise ValueError(f"unknown coin {coin!r}; listed: {', '.join(self.market.specs)}")
+        if isinstance(pct, bool) or not isinstance(pct, (int, float)) or not math.isfinite(pct):
+            raise ValueError(f"pct must be a finite number of percent, e.g. -10, not {pct!r}")
+        total = self.market.shock_multiplier(coin, now) * (1.0 + pct / 100.0)
+        if not 1.0 / SHOCK_BOUND <= total <= SHOCK_BOUND:
+            raise ValueError(f"a shock of {pct:g}% would put {coin}'s mark at {total:.4g}x its unshocked price: "
+                             f"the mark may move to between {1 / SHOCK_BOUND:g}x and {SHOCK_BOUND:g}x "
+                             f"(one shock from -90% to +900%, shocks in place included); "
+                             f"`bot drill clear` undoes the shocks in place")
         self.market.add_shock(coin, pct, now)
         self.session.add(ShockRow(coin=coin, at_ms=now, pct=pct))
+
+    def undo_shocks(self, now: int) -> dict[str, float]:
+        """From ``now`` on, every coin's mark is its unshocked price again: one counter-shock per
+        shocked coin (the shocks already served stay in the history: candles do not change).
+        Returns the counter-shocks applied, coin -> pct."""
+        undone: dict[str, float] = {}
+        for coin in list(self.market.shocks):
+            mult = self.market.shock_multiplier(coin, now)
+            if abs(mult - 1.0) > 1e-12:
+                pct = (1.0 / mult - 1.0) * 100.0
+                self.market.add_shock(coin, pct, now)
+                self.session.add(ShockRow(coin=coin, at_ms=now, pct=pct))
+                undone[coin] = pct
+        return undone
 
     def wipe(self) -> None:
         """Delete every account, order, fill, nonce and shock (admin reset)."""

@@ -165,6 +165,10 @@ class Market:
         self._day_cache[key] = (prices, up, down, vol)
         return self._day_cache[key]
 
+    def shock_multiplier(self, coin: str, at_ms: int) -> float:
+        """The product of every shock of ``coin`` up to ``at_ms`` (1.0: unshocked)."""
+        return self._shock_multiplier(coin, at_ms)
+
     def _shock_multiplier(self, coin: str, at_ms: int) -> float:
         mult = 1.0
         for s in self.shocks.get(coin, ()):

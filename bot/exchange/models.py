@@ -28,7 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 class Base(DeclarativeBase):
@@ -92,12 +92,23 @@ class Order(Base):
     tif: Mapped[str | None] = mapped_column(String(8), nullable=True)  # Gtc/Ioc/Alo, None for triggers
     reduce_only: Mapped[bool] = mapped_column(Boolean, default=False)
     cloid: Mapped[str | None] = mapped_column(String(34), nullable=True)
-    is_trigger: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_trigger: Mapped[bool] = mapped_column(Boolean, default=False)  # placed as a trigger (kept once fired)
+    triggered: Mapped[bool] = mapped_column(Boolean, default=False)  # a trigger that fired: now a plain order
     trigger_px: Mapped[float] = mapped_column(Float, default=0.0)
     is_market: Mapped[bool] = mapped_column(Boolean, default=False)
     tpsl: Mapped[str | None] = mapped_column(String(2), nullable=True)
     grouping: Mapped[str] = mapped_column(String(16), default="na")
     parent_oid: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # normalTpsl child
+
+    @property
+    def waiting_trigger(self) -> bool:
+        """A trigger order that has not fired yet (not on the book, its size not held)."""
+        return self.is_trigger and not self.triggered
+
+    @property
+    def whole_position(self) -> bool:
+        """A position TP/SL placed with size 0: it closes the whole position when it fires."""
+        return self.grouping == "positionTpsl" and self.orig_sz == 0
     status: Mapped[str] = mapped_column(String(32), default="open")
     timestamp: Mapped[int] = mapped_column(BigInteger)
     status_ts: Mapped[int] = mapped_column(BigInteger)
@@ -185,6 +196,7 @@ UPGRADES: dict[int, list[str]] = {
         "ALTER TABLE orders ADD COLUMN builder VARCHAR(42)",
         "ALTER TABLE orders ADD COLUMN builder_fee INTEGER NOT NULL DEFAULT 0",
         "ALTER TABLE fills ADD COLUMN builder_fee FLOAT NOT NULL DEFAULT 0"],
+    2: ["ALTER TABLE orders ADD COLUMN triggered BOOLEAN NOT NULL DEFAULT 0"],
 }
 
 

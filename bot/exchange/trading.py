@@ -87,8 +87,23 @@ class Trading:
                                        builder_fee=builder_fee)
             if grouping == "normalTpsl" and i == 0:
                 parent, parent_failed = order, order is None
+            elif order is not None and order.waiting_trigger and "resting" in status:
+                status = self._waiting(order, parent if is_child else None)
             statuses.append(status)
         return {"status": "ok", "response": {"type": "order", "data": {"statuses": statuses}}}
+
+    @staticmethod
+    def _waiting(order: Order, parent: Order | None) -> Any:
+        """What Hyperliquid answers for a grouped TP/SL (a bare string, no oid): a child of a
+        ``normalTpsl`` parent that has not filled yet is ``waitingForFill``; one whose parent
+        filled, and a ``positionTpsl`` order, is ``waitingForTrigger``. A trigger order sent
+        alone (grouping ``na``) rests and answers ``{"resting": {"oid": ...}}``."""
+        if order.grouping == "normalTpsl" and parent is not None and parent.status == "open" \
+                and parent.sz == parent.orig_sz:
+            return "waitingForFill"
+        if order.grouping in ("normalTpsl", "positionTpsl"):
+            return "waitingForTrigger"
+        return {"resting": {"oid": order.oid}}
 
     def _builder_refusal(self, address: str, builder: Any) -> str | None:
         """Why an order's ``builder`` ({"b": address, "f": tenths of a bp}) is refused, if it is."""
@@ -126,15 +141,20 @@ class Trading:
             return {"error": rules.err_invalid_price(asset)}, None
         if not rules.on_tick(px, spec.sz_decimals):
             return {"error": rules.err_tick_size(asset)}, None
-        if sz is None or not rules.valid_size(sz, spec.sz_decimals):
-            return {"error": rules.err_invalid_size(asset)}, None
         is_buy, reduce_only = bool(wire.get("b")), bool(wire.get("r"))
         order_type = wire.get("t") or {}
         trigger = order_type.get("trigger") if isinstance(order_type, dict) else None
+        # A position TP/SL may give size 0: it then covers the whole position, whatever its size
+        # when it fires (Hyperliquid's "TP/SL for the position"); it is reduce-only by nature.
+        whole_position = grouping == "positionTpsl" and bool(trigger) and sz == 0
+        if whole_position:
+            reduce_only = True
+        elif sz is None or not rules.valid_size(sz, spec.sz_decimals):
+            return {"error": rules.err_invalid_size(asset)}, None
         tif = None if trigger else (order_type.get("limit") or {}).get("tif", "Gtc")
         if tif not in (None, "Gtc", "Ioc", "Alo"):
             return {"error": f"Invalid TIF {tif}. asset={asset}"}, None  # paper wording
-        limit_px, size = float(px), float(sz)
+        limit_px, size = float(px), float(sz or 0)
         if limit_px * size < rules.MIN_NOTIONAL and not reduce_only:
             return {"error": rules.err_min_notional(asset)}, None
         trigger_px = 0.0
@@ -380,7 +400,7 @@ class Trading:
             if order.status != "open":
                 continue  # closed earlier in this tick (a position went flat)
             book = books[order.coin]
-            if order.is_trigger:
+            if order.waiting_trigger:
                 changed += self._maybe_trigger(order, book, now)
             elif (order.is_buy and book.best_ask <= order.limit_px) or (not order.is_buy and book.best_bid >= order.limit_px):
                 size = led.clamp_reduce_only(order) if order.reduce_only else order.sz
@@ -413,8 +433,10 @@ class Trading:
                 led.set_status(order, "canceled", now)
                 return 1
             order.sz = size
+        # It keeps what it was placed as (isTrigger, triggerPx, "Stop Market"...), as Hyperliquid's
+        # orderStatus and historicalOrders show a stop that fired; from now on it is a plain order.
+        order.triggered = True
         led.set_status(order, "triggered", now)
-        order.is_trigger = False
         if order.is_market:
             slip = rules.MARKET_TRIGGER_SLIPPAGE
             order.limit_px = mark * (1 + slip) if order.is_buy else mark * (1 - slip)

@@ -48,13 +48,54 @@ def test_shock_moves_the_mark(monkeypatch, settings_file, exchange):
     assert after == pytest.approx(before * 0.9, rel=0.01)
 
 
+def mark(exchange, coin="BTC"):
+    return float(exchange.admin("GET", "/admin/state")["marks"][coin])
+
+
+def test_clear_undoes_the_shocks_from_now_on(monkeypatch, settings_file, exchange):
+    """`drill clear` ends every drill, shocks included: the mark is back on the unshocked price
+    process (the history keeps the shock: candles already served do not change)."""
+    unshocked = exchange.exchange.ledger.market.base_price
+    for coin, pct in (("BTC", "-30"), ("BTC", "20"), ("ETH", "50")):
+        assert run(["drill", "shock", coin, pct, "--settings", str(settings_file)], monkeypatch).exit_code == 0
+    assert mark(exchange) == pytest.approx(unshocked("BTC", exchange.exchange.ledger.clock()) * 0.84, rel=0.01)
+    r = run(["drill", "clear", "--settings", str(settings_file)], monkeypatch)
+    assert r.exit_code == 0, r.output
+    for coin in ("BTC", "ETH"):
+        assert mark(exchange, coin) == pytest.approx(unshocked(coin, exchange.exchange.ledger.clock()), rel=0.002)
+    # and a second clear has nothing left to undo
+    assert run(["drill", "clear", "--settings", str(settings_file)], monkeypatch).exit_code == 0
+    assert mark(exchange) == pytest.approx(unshocked("BTC", exchange.exchange.ledger.clock()), rel=0.002)
+
+
 @pytest.mark.parametrize("args,code,text", [
     (["drill", "faults", "latency_ms"], 2, "expected name=value"),
     (["drill", "faults", "no_such_fault=1"], 4, "unknown fault"),
+    (["drill", "faults", "weight_per_minute=-5"], 4, "weight_per_minute must be a whole number >= 1"),
+    (["drill", "faults", "weight_per_minute=0"], 4, "weight_per_minute must be a whole number >= 1"),
+    (["drill", "faults", "weight_per_minute=1.5"], 4, "weight_per_minute must be a whole number >= 1"),
+    (["drill", "faults", "drop_responses=-1"], 4, "drop_responses must be a whole number >= 0"),
+    (["drill", "faults", "auth_failure=maybe"], 4, "auth_failure must be true or false"),
+    (["drill", "faults", "latency_ms=fast"], 4, "latency_ms must be a number"),
+    (["drill", "shock", "BTC", "1e9"], 4, "the mark may move to between 0.1x and 10x"),
+    (["drill", "shock", "BTC", "-95"], 4, "the mark may move to between 0.1x and 10x"),
+    (["drill", "shock", "BTC", "nan"], 2, "pct must be a finite number"),
+    (["drill", "shock", "DOGE", "-10"], 4, "unknown coin 'DOGE'"),
 ])
-def test_errors_are_clear(monkeypatch, settings_file, args, code, text):
+def test_errors_are_clear(monkeypatch, settings_file, exchange, args, code, text):
+    before = exchange.admin("GET", "/admin/state")
     r = run([*args, "--settings", str(settings_file)], monkeypatch)
-    assert r.exit_code == code and text in r.output
+    assert r.exit_code == code and text in r.output, r.output
+    after = exchange.admin("GET", "/admin/state")
+    assert after["faults"] == before["faults"]  # a refused drill changes nothing
+    assert not exchange.exchange.ledger.market.shocks
+
+
+def test_stacked_shocks_stay_within_the_bound(monkeypatch, settings_file, exchange):
+    """The bound is on the mark's total move, so shocks cannot be stacked past it either."""
+    assert run(["drill", "shock", "BTC", "500", "--settings", str(settings_file)], monkeypatch).exit_code == 0
+    r = run(["drill", "shock", "BTC", "100", "--settings", str(settings_file)], monkeypatch)
+    assert r.exit_code == 4 and "the mark may move to between 0.1x and 10x" in r.output, r.output
 
 
 def test_wrong_token_is_refused(monkeypatch, settings_file):

@@ -81,3 +81,34 @@ def test_a_revoked_bot_wallet_is_one_alert_naming_the_refusal(stack: Any) -> Non
     wait_until(lambda: any("RESOLVED" in m.get("title", "") for m in about(stack, since)), 90,
                what="the resolve after approving the wallet again")
     assert revoked["revoked"] == stack.settings.bot.api_wallet_name
+
+
+def test_a_revoked_guard_wallet_is_one_alert_saying_to_approve_a_new_one_and_halts_nothing(stack: Any) -> None:
+    """The agent's own API wallet revoked: the credentials check is refused in the same words as
+    a refused key, but the account and the bot are fine. One critical alert says so and what to do
+    (approve a new API wallet), no emergency halts, flattens or stops the healthy bot; approving
+    the wallet again resolves it."""
+    check = "exchange credentials valid"
+    wait_until(lambda: stack.try_health().get("status") == "healthy", 90, what="the bot healthy")
+    wait_until(lambda: [s for k, s in stack.check_states().items() if k.endswith(f"/{check}")
+                        and s.hard_state.name == "OK"], 60, what="the credentials check OK")
+    wait_until(stack.outbox_idle, 60, what="the start-up messages delivered")
+    since = len(stack.inbox())
+
+    drill.api_wallet(stack.settings, "agent", "revoke")
+    alert = wait_until(lambda: [m for m in stack.inbox()[since:] if check in m.get("title", "")], 60,
+                       what="the credentials alert")
+    text = alert[0].get("title", "") + (alert[0].get("message") or "")
+    assert "CRITICAL" in text and "no longer approved" in text and "approve a new API wallet" in text, text
+    assert "does not exist." in text, text
+    wait_until(stack.outbox_idle, 30, what="the outbox idle")
+    time.sleep(6)  # a wrong emergency would have halted and stopped the bot by now (checks every 2 s)
+    assert stack.info("bot")["statename"] == "RUNNING"
+    assert stack.try_health().get("status") == "healthy"
+    titles = [m.get("title", "") for m in stack.inbox()[since:]]
+    assert not [t for t in titles if "EMERGENCY" in t or "refused the credentials" in t], titles
+    assert len(titles) == 1, titles
+
+    drill.api_wallet(stack.settings, "agent", "approve")
+    wait_until(lambda: any("RESOLVED" in m.get("title", "") and check in m.get("title", "")
+                           for m in stack.inbox()[since:]), 90, what="the resolve after approving the wallet again")

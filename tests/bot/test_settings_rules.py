@@ -106,3 +106,45 @@ def test_two_programs_on_one_port_or_name_are_refused(data: dict[str, Any], said
     answers as the bot's /health); two under one name left the exchange never started."""
     with pytest.raises(ValidationError, match=said):
         StackSettings.model_validate(data)
+
+
+def test_a_named_settings_file_that_is_missing_is_an_error_not_the_defaults(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A typo in the path must not start the bot on the built-in defaults (another network,
+    other ports): the file named by --settings or $BOTWARDEN_SETTINGS must exist."""
+    from botwarden.errors import ConfigError
+
+    missing = tmp_path / "setings.yaml"
+    with pytest.raises(ConfigError, match=r"setings\.yaml.*\(named by --settings\) not found"):
+        load_settings(missing)
+    monkeypatch.setenv("BOTWARDEN_SETTINGS", str(missing))
+    with pytest.raises(ConfigError, match=r"named by \$BOTWARDEN_SETTINGS\) not found") as err:
+        load_settings()
+    assert "unset it" in str(err.value)
+    (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        load_settings(tmp_path / "list.yaml")
+    (tmp_path / "bad.yaml").write_text("bot: {port: [\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml:\d+:\d+: not valid YAML"):
+        load_settings(tmp_path / "bad.yaml")
+
+
+def test_bot_commands_refuse_a_missing_settings_file_with_exit_3(tmp_path: Path) -> None:
+    res = subprocess.run([str(BIN / "bot"), "paper-exchange", "--settings", str(tmp_path / "nope.yaml")],
+                         capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin"})
+    assert res.returncode == 3, res.stdout + res.stderr
+    assert "nope.yaml" in res.stderr and "not found" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_a_settings_yaml_nothing_names_is_not_read_and_validate_says_so(tmp_path: Path) -> None:
+    """What the settings module documents: only the file the inventory (or $BOTWARDEN_SETTINGS)
+    names is read; a settings.yaml beside an inventory naming none draws a warning."""
+    (tmp_path / "settings.yaml").write_text(yaml.safe_dump({"bot": {"port": 19999}}))
+    (tmp_path / "inventory.yaml").write_text(yaml.safe_dump({
+        "version": 1, "settings": None, "hosts": {"local": {"vars": {}}}}))
+    (tmp_path / "playbooks").mkdir()
+    res = subprocess.run([str(BIN / "agent"), "validate", "--inventory", "inventory.yaml", "playbooks"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin",
+                                                                                        "COLUMNS": "300"})
+    out = " ".join((res.stdout + res.stderr).split())
+    assert "warning: settings.yaml is not read" in out and "settings: settings.yaml" in out, out

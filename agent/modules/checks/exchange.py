@@ -85,6 +85,16 @@ class ExchangeCheck(CheckModule):
         "auth_ok": "auth: true when a signed no-op (cancel of order id 0) was accepted, false when the "
                    "exchange refused the signer",
         "auth_error": "auth: the exchange's refusal text, else None",
+        "refused": "auth: None when accepted; 'api_wallet' when the signer is an API wallet the exchange no longer "
+                   "lists as an agent of the account (revoked, expired, pruned) while the account is still a user: "
+                   "approve a new API wallet, the account is fine; 'account' otherwise (the account's own key "
+                   "refused, an unknown account, or an approved key refused anyway)",
+        "signer": "auth: the address that signed (the API wallet's, or the account's own; never the key)",
+        "api_wallet": "auth: whether the signer is an API wallet acting for the account",
+        "signer_role": "auth: on a refusal, what the exchange's userRole says of the signer (missing, user, "
+                       "agent of 0x...), else None",
+        "protection": "auth: on a refusal, each open position and whether a resting stop-loss covers it "
+                      "(read without signing), else None",
         "requests_used": "rate_limit: address-based requests used (userRateLimit)",
         "requests_cap": "rate_limit: address-based request cap",
         "headroom": "rate_limit: requests_cap - requests_used",
@@ -224,7 +234,9 @@ async def _auth(target: hl.Target, timeout: float) -> dict[str, Any]:
     if "error" in answer:
         raise ModuleError(str(answer["error"])[:300])
     return {"auth_ok": bool(answer["auth_ok"]), "auth_error": answer.get("auth_error"),
-            "latency_ms": answer.get("latency_ms")}
+            "refused": answer.get("refused"), "signer": answer.get("signer"),
+            "api_wallet": bool(answer.get("api_wallet")), "signer_role": answer.get("signer_role"),
+            "protection": answer.get("protection"), "latency_ms": answer.get("latency_ms")}
 
 
 async def _rate_limit(info: hl.InfoReader, target: hl.Target, params: ExchangeCheckParams, ctx: RunContext,
@@ -297,10 +309,25 @@ def _f(value: Any) -> float:
         return 0.0
 
 
+def _auth_summary(facts: dict[str, Any]) -> str:
+    """What an operator reads in the alert: a lapsed API wallet is not a compromised account."""
+    if facts["auth_ok"]:
+        return "credentials accepted"
+    positions = facts.get("protection") or "positions not read"
+    if facts.get("refused") == "api_wallet":
+        return (f"API wallet {facts.get('signer')} is no longer approved for account {facts['address']} "
+                f"(revoked, expired or pruned; userRole: {facts.get('signer_role')}); the exchange says: "
+                f"{facts['auth_error']}. The account and its key are fine and nothing was halted or closed: "
+                f"approve a new API wallet for this signer from the account (approveAgent) and give its key "
+                f"to the program that signs with it. Until then this key cannot cancel, close or place stops; "
+                f"what protects the positions meanwhile is what rests on the exchange: {positions}")
+    return f"credentials REFUSED: {facts['auth_error']} (positions: {positions})"
+
+
 def _summary(metric: str, facts: dict[str, Any]) -> str:
     v = facts.get("value")
     if metric == "auth":
-        return "credentials accepted" if facts["auth_ok"] else f"credentials REFUSED: {facts['auth_error']}"
+        return _auth_summary(facts)
     if metric == "positions":
         return f"{facts['count']} position(s), largest {facts['largest_percent']:.1f}% of balance, " \
                f"oldest {facts['oldest_age_s']:.0f}s"

@@ -7,8 +7,17 @@ probe runs in this short-lived child instead (about 1 s of CPU, measured on 2 co
 
 Protocol: one JSON object on stdin, ``{"url", "key", "account_address", "timeout"}`` (the key
 never on the command line, where any local user could read it); one JSON object on stdout,
-``{"auth_ok", "auth_error", "latency_ms"}`` or ``{"error": "..."}`` (exit code 1). Messages never
-carry the key or a signature.
+``{"auth_ok", "auth_error", "refused", "signer", "api_wallet", "signer_role", "protection",
+"latency_ms"}`` or ``{"error": "..."}`` (exit code 1). Messages never carry the key or a signature.
+
+A refusal is told apart by what the exchange says about the signer (``userRole``, an unsigned
+read): ``refused == "api_wallet"`` when the signer is an API wallet that the exchange no longer
+lists as an agent of the account (revoked by re-approval, expired, or pruned) while the account
+itself is still a user: the account and its positions are fine, only that key no longer works, and
+the remedy is to approve a new API wallet. ``refused == "account"`` otherwise (the account's own
+key refused, an account the exchange no longer knows, or a key it lists as approved and refuses
+anyway): the credentials themselves are in question. On a refusal ``protection`` says which open
+positions still have a resting stop-loss (read, not signed: the refused key cannot act).
 """
 from __future__ import annotations
 
@@ -35,7 +44,54 @@ def probe(url: str, key: str, account_address: str | None, timeout: float) -> di
     if error is not None and not hl.looks_like_auth_error(error):
         # Refused for another reason (nonce, request cap): not a verdict on the credentials.
         raise RuntimeError(f"auth probe refused by exchange {url} for a reason other than the credentials: {error}")
-    return {"auth_ok": error is None, "auth_error": error, "latency_ms": latency}
+    signer = str(exchange.wallet.address).lower()
+    account = (account_address or signer).lower()
+    out: dict[str, Any] = {"auth_ok": error is None, "auth_error": error, "refused": None, "signer": signer,
+                           "api_wallet": signer != account, "signer_role": None, "protection": None,
+                           "latency_ms": latency}
+    if error is not None:
+        out["refused"], out["signer_role"] = _who_is_refused(exchange.info, signer, account)
+        out["protection"] = _protection(exchange.info, account)
+    return out
+
+
+def _who_is_refused(info: Any, signer: str, account: str) -> tuple[str, str]:
+    """``("api_wallet" | "account", the signer's userRole)`` (module docstring)."""
+    role = info.user_role(signer)
+    role = role if isinstance(role, dict) else {}
+    kind = str(role.get("role") or "missing")
+    if signer == account:
+        return "account", kind
+    master = str((role.get("data") or {}).get("user") or "").lower() if kind == "agent" else ""
+    if master == account:
+        return "account", f"agent of {account}"  # listed as approved, refused anyway: not a lapsed approval
+    account_role = info.user_role(account)
+    if isinstance(account_role, dict) and account_role.get("role") == "user":
+        return "api_wallet", kind if kind != "agent" else f"agent of {master}"
+    return "account", kind
+
+
+def _protection(info: Any, account: str) -> str:
+    """One line per open position of ``account``: whether its resting stop-losses cover it."""
+    from agent.modules import _hyperliquid as hl
+    from botwarden.protection import is_protected, stop_losses
+
+    try:
+        positions = hl.parse_account(info.user_state(account)).positions
+        orders = hl.parse_orders(info.frontend_open_orders(account))
+    except Exception as exc:  # noqa: BLE001 - the verdict on the key stands; say what was not read
+        return f"positions not read ({type(exc).__name__})"
+    if not positions:
+        return "no open position"
+    parts = []
+    for p in positions:
+        own = [o for o in orders if o.coin == p.coin]
+        stops = stop_losses(p.size, own)
+        if is_protected(p.size, own):
+            parts.append(f"{p.describe()}: stop-loss resting at {', '.join(f'{o.trigger_px:g}' for o in stops)}")
+        else:
+            parts.append(f"{p.describe()}: NO stop-loss covering it")
+    return "; ".join(parts)
 
 
 def main() -> int:

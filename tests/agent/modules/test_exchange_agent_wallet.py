@@ -3,7 +3,9 @@ flattens the account when the bot's API wallet is revoked (issue 16), against a 
 exchange through the unmodified SDK."""
 from __future__ import annotations
 
+import asyncio
 import secrets
+import time
 from typing import Any
 
 import pytest
@@ -87,3 +89,66 @@ def test_an_api_wallet_without_an_account_off_paper_is_a_clear_error(monkeypatch
                  "agent": {"api_wallet_key_env": AGENT_ENV}}
     with pytest.raises(ModuleError, match=r"set bot\.account_address"):
         hl.resolve_target(RunContext(host=HostContext("m", host_vars), timeout=1.0, check_mode=False), None, None)
+
+
+async def auth(paper: RunningExchange) -> Any:
+    from agent.modules.checks.exchange import ExchangeCheck, ExchangeCheckParams
+
+    return await ExchangeCheck().run(ExchangeCheckParams(metric="auth"), ctx(paper))
+
+
+async def test_a_revoked_guard_wallet_is_told_apart_from_a_refused_account(
+        paper: RunningExchange, wallets: dict[str, Any]) -> None:
+    """The credentials check signs with the agent's API wallet: once that wallet is revoked the
+    exchange refuses it in the same words as an unknown key, and only its userRole tells a lapsed
+    approval (remedy: approve a new wallet; the account is fine) from refused credentials."""
+    as_bot = Exchange(wallets["bot"], paper.url, account_address=DEV.address, timeout=10)
+    assert as_bot.market_open("BTC", True, 0.01)["status"] == "ok"
+    px = round(float(Info(paper.url, skip_ws=True).all_mids()["BTC"]) * 0.9)
+    stop = {"trigger": {"triggerPx": px, "isMarket": True, "tpsl": "sl"}}
+    assert "resting" in as_bot.order("BTC", False, 0.01, px, stop, reduce_only=True)["response"]["data"]["statuses"][0]
+    assert (await auth(paper)).facts["refused"] is None
+
+    api_wallets.revoke(paper.url, PAPER_DEV_PRIVATE_KEY, "botwarden-agent")
+    lapsed = await auth(paper)
+    assert lapsed.value is False and "does not exist" in lapsed.facts["auth_error"]
+    assert lapsed.facts["refused"] == "api_wallet" and lapsed.facts["api_wallet"] is True
+    assert lapsed.facts["signer"] == wallets["agent"].address.lower()
+    assert lapsed.facts["signer_role"] == "missing"
+    assert "approve a new API wallet" in lapsed.summary and "REFUSED" not in lapsed.summary
+    assert "BTC long 0.01 @" in lapsed.facts["protection"] and "stop-loss resting at" in lapsed.facts["protection"]
+    assert PAPER_DEV_PRIVATE_KEY[2:] not in repr(lapsed)
+
+    # approved again, then the exchange refuses a key it lists as approved: credentials in question
+    api_wallets.approve(paper.url, PAPER_DEV_PRIVATE_KEY, wallets["agent"].address, "botwarden-agent")
+    paper.admin("POST", "/admin/faults", {"auth_failure": True})
+    refused = await auth(paper)
+    assert refused.value is False and refused.facts["refused"] == "account", refused.facts
+    assert "REFUSED" in refused.summary
+
+
+async def test_an_expired_guard_wallet_is_a_lapsed_approval(paper: RunningExchange, wallets: dict[str, Any]) -> None:
+    soon = int(time.time() * 1000) + 1500
+    api_wallets.approve(paper.url, PAPER_DEV_PRIVATE_KEY, wallets["agent"].address,
+                        f"botwarden-agent valid_until {soon}")
+    await asyncio.sleep(2.0)  # past its validity (a bound of the exchange's clock, not a wait for an outcome)
+    lapsed = await auth(paper)
+    assert lapsed.facts["refused"] == "api_wallet", lapsed.facts
+    assert lapsed.facts["protection"] == "no open position"
+
+
+async def test_the_shipped_playbook_runs_the_emergency_only_for_refused_credentials() -> None:
+    """The emergency response's guard, evaluated as the agent evaluates a step's `when`."""
+    import yaml
+
+    from tests.support.stack import REPO
+
+    doc = yaml.safe_load((REPO / "playbooks" / "exchange.yaml").read_text())
+    [block] = doc["remediations"]["emergency-response"]["steps"]
+    from agent.playbook.templating import Templating
+
+    def runs(facts: dict[str, Any]) -> bool:
+        return bool(Templating().evaluate(block["when"], {"check": {"state": "CRITICAL", "facts": facts}}))
+
+    assert not runs({"auth_ok": False, "refused": "api_wallet"})
+    assert runs({"auth_ok": False, "refused": "account"})

@@ -1,0 +1,131 @@
+"""TP/SL as Hyperliquid has them, driven by the unmodified SDK against a real paper exchange:
+grouped orders (``normalTpsl``: an entry with its TP/SL, ``positionTpsl``: TP/SL of the
+position), size-0 position TP/SL covering the whole position, and the record a stop keeps once
+it fired.
+
+Hyperliquid's shapes (its API docs and the SDKs that parse them): a TP/SL child of a
+``normalTpsl`` entry that has not filled answers the bare string ``"waitingForFill"``, one whose
+entry filled ``"waitingForTrigger"``; a ``positionTpsl`` order ``"waitingForTrigger"``; a trigger
+order sent alone rests (``{"resting": {"oid"}}``). A position TP/SL may be sent with size 0: it
+closes the whole position when it fires."""
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hyperliquid.exchange import Exchange
+from hyperliquid.info import Info
+
+from bot.exchange import RunningExchange
+
+
+def statuses(resp: dict[str, Any]) -> list[Any]:
+    assert resp["status"] == "ok", resp
+    return resp["response"]["data"]["statuses"]
+
+
+def mid(info: Info, coin: str) -> float:
+    return float(info.all_mids()[coin])
+
+
+def szi(info: Info, address: str, coin: str) -> float:
+    for p in info.user_state(address)["assetPositions"]:
+        if p["position"]["coin"] == coin:
+            return float(p["position"]["szi"])
+    return 0.0
+
+
+def tpsl(coin: str, is_buy: bool, sz: float, trigger: float, kind: str) -> dict[str, Any]:
+    return {"coin": coin, "is_buy": is_buy, "sz": sz, "limit_px": trigger, "reduce_only": True,
+            "order_type": {"trigger": {"triggerPx": trigger, "isMarket": True, "tpsl": kind}}}
+
+
+@pytest.mark.parametrize("entry_tif,expected", [("Gtc", "waitingForFill"), ("Ioc", "waitingForTrigger")])
+def test_normal_tpsl_children_wait_for_the_entry(hl_info: Info, hl_exchange: Exchange, entry_tif: str,
+                                                 expected: str) -> None:
+    """A resting entry's TP/SL wait for its fill; a filled entry's wait for their trigger."""
+    address = hl_exchange.wallet.address
+    m = mid(hl_info, "BTC")
+    entry_px = round(m * 0.95) if entry_tif == "Gtc" else round(m * 1.01)  # resting bid / marketable
+    entry = {"coin": "BTC", "is_buy": True, "sz": 0.01, "limit_px": entry_px, "reduce_only": False,
+             "order_type": {"limit": {"tif": entry_tif}}}
+    got = statuses(hl_exchange.bulk_orders([entry, tpsl("BTC", False, 0.01, round(m * 1.2), "tp"),
+                                            tpsl("BTC", False, 0.01, round(m * 0.8), "sl")], grouping="normalTpsl"))
+    assert ("resting" if entry_tif == "Gtc" else "filled") in got[0], got
+    assert got[1:] == [expected, expected], got
+    listed = hl_info.frontend_open_orders(address)
+    if entry_tif == "Gtc":
+        # the TP/SL are the entry's children until it fills, not orders of their own
+        [parent] = listed
+        assert parent["oid"] == got[0]["resting"]["oid"]
+        assert [c["orderType"] for c in parent["children"]] == ["Take Profit Market", "Stop Market"]
+        assert all(c["isTrigger"] and c["reduceOnly"] for c in parent["children"])
+    else:
+        assert sorted(o["orderType"] for o in listed) == ["Stop Market", "Take Profit Market"]
+        assert all(o["children"] == [] for o in listed)
+
+
+def test_a_trigger_order_alone_still_rests_with_its_oid(hl_info: Info, hl_exchange: Exchange) -> None:
+    assert statuses(hl_exchange.market_open("ETH", True, 0.1))
+    trigger = round(mid(hl_info, "ETH") * 0.9, 1)
+    [st] = statuses(hl_exchange.bulk_orders([tpsl("ETH", False, 0.1, trigger, "sl")]))
+    assert isinstance(st, dict) and isinstance(st["resting"]["oid"], int), st
+
+
+def test_position_tpsl_with_size_zero_covers_the_whole_position(hl_info: Info, hl_exchange: Exchange,
+                                                                paper_exchange: RunningExchange) -> None:
+    """Size 0 is Hyperliquid's "TP/SL for the whole position": accepted, listed with size 0 as a
+    position TP/SL, and when it fires it closes the position as it is then (here grown since)."""
+    address = hl_exchange.wallet.address
+    statuses(hl_exchange.market_open("BTC", True, 0.01))
+    trigger = round(mid(hl_info, "BTC") * 0.95)
+    got = statuses(hl_exchange.bulk_orders([tpsl("BTC", False, 0, trigger, "sl")], grouping="positionTpsl"))
+    assert got == ["waitingForTrigger"], got
+    [order] = hl_info.frontend_open_orders(address)
+    assert order["isPositionTpsl"] and order["reduceOnly"] and order["orderType"] == "Stop Market"
+    assert float(order["sz"]) == 0 and float(order["origSz"]) == 0
+    statuses(hl_exchange.market_open("BTC", True, 0.02))  # the position grows after the TP/SL was set
+    assert szi(hl_info, address, "BTC") == pytest.approx(0.03)
+    paper_exchange.admin("POST", "/admin/shock", {"coin": "BTC", "pct": -10})
+    assert szi(hl_info, address, "BTC") == 0  # the whole position closed
+    assert hl_info.frontend_open_orders(address) == []
+    # size 0 means "the whole position" only for a position TP/SL
+    [refused] = statuses(hl_exchange.bulk_orders([tpsl("BTC", False, 0, trigger, "sl")]))
+    assert "error" in refused, refused
+
+
+def test_a_stop_that_fired_keeps_its_trigger_identity(hl_info: Info, hl_exchange: Exchange,
+                                                      paper_exchange: RunningExchange) -> None:
+    """orderStatus and historicalOrders of a stop that fired still say what it was placed as."""
+    address = hl_exchange.wallet.address
+    statuses(hl_exchange.market_open("BTC", True, 0.01))
+    trigger = round(mid(hl_info, "BTC") * 0.95)
+    [st] = statuses(hl_exchange.bulk_orders([tpsl("BTC", False, 0.01, trigger, "sl")]))
+    oid = st["resting"]["oid"]
+    paper_exchange.admin("POST", "/admin/shock", {"coin": "BTC", "pct": -10})
+    status = hl_info.query_order_by_oid(address, oid)["order"]
+    assert status["status"] == "filled"
+    records = [status["order"]] + [h["order"] for h in hl_info.historical_orders(address) if h["order"]["oid"] == oid]
+    assert len(records) >= 2
+    for rec in records:
+        assert rec["isTrigger"] is True and rec["orderType"] == "Stop Market", rec
+        assert float(rec["triggerPx"]) == trigger and rec["reduceOnly"] is True and rec["tif"] is None, rec
+        assert rec["triggerCondition"].startswith("Price below"), rec
+
+
+def test_a_state_file_of_the_previous_schema_is_upgraded(tmp_path: Any) -> None:
+    """The exchange's state file of schema v2 (no ``triggered`` column) opens and gains it."""
+    import sqlite3
+
+    from bot.exchange.models import SCHEMA_VERSION, open_database
+
+    path = tmp_path / "exchange.db"
+    open_database(path).dispose()
+    with sqlite3.connect(path) as db:
+        db.execute("ALTER TABLE orders DROP COLUMN triggered")
+        db.execute("UPDATE exchange_meta SET value = '2' WHERE key = 'schema_version'")
+    open_database(path).dispose()
+    with sqlite3.connect(path) as db:
+        assert "triggered" in [row[1] for row in db.execute("PRAGMA table_info(orders)")]
+        assert db.execute("SELECT value FROM exchange_meta WHERE key = 'schema_version'").fetchone() == \
+            (str(SCHEMA_VERSION),)
