@@ -10,12 +10,23 @@ import pytest
 from agent.core.secret_shapes import redact_line
 from agent.modules.checks.log import LogCheck, LogCheckParams
 
-NOW = datetime.now(UTC)
 KEY = "0x" + "ab" * 32
+_NOW: list[datetime] = []
+
+
+@pytest.fixture(autouse=True)
+def _now_of_this_test() -> None:
+    """The lines are dated from the moment the test starts, not from the import: under xdist a
+    module is imported minutes before its last test runs, and a window would slide past them."""
+    _NOW[:] = [datetime.now(UTC)]
+
+
+def now() -> datetime:
+    return _NOW[0]
 
 
 def event(minutes_ago: float, level: str, msg: str, **fields) -> str:
-    ts = (NOW - timedelta(minutes=minutes_ago)).isoformat(timespec="milliseconds")
+    ts = (now() - timedelta(minutes=minutes_ago)).isoformat(timespec="milliseconds")
     return json.dumps({"ts": ts, "level": level, "logger": "bot", "msg": msg, **fields})
 
 
@@ -56,8 +67,8 @@ async def test_facts_rate_last_match_and_sample_newest_first(bot_log, make_ctx):
     result = await run(make_ctx, path=str(bot_log), pattern="error|rejected|timeout", window="1h", levels=["error"])
     f = result.facts
     assert f["count"] == 2 and f["rate_per_min"] == pytest.approx(2 / 60, rel=1e-3)
-    since_import = (datetime.now(UTC) - NOW).total_seconds()  # the lines are dated from NOW
-    assert 540 < f["last_match_age_s"] - since_import < 700
+    since_start = (datetime.now(UTC) - now()).total_seconds()  # the lines are dated from now()
+    assert 540 < f["last_match_age_s"] - since_start < 700
     assert "api timeout" in f["sample"][0] and "order rejected" in f["sample"][1]
     assert f["lines_scanned"] == 5 and f["truncated"] is False
 
@@ -84,8 +95,8 @@ def test_redact_line(line, hidden):
 
 
 async def test_text_lines_with_tracebacks_belong_to_their_timestamped_line(tmp_path, make_ctx):
-    old = (NOW - timedelta(hours=2)).strftime("%Y-%m-%d %H:%M:%S")
-    new = (NOW - timedelta(minutes=5)).strftime("%Y-%m-%d %H:%M:%S")
+    old = (now() - timedelta(hours=2)).strftime("%Y-%m-%d %H:%M:%S")
+    new = (now() - timedelta(minutes=5)).strftime("%Y-%m-%d %H:%M:%S")
     path = tmp_path / "app.log"
     path.write_text(f"{old} ERROR old failure\nTraceback (old)\n{new} ERROR Connection reset\n"
                     "Traceback (most recent call last):\n  ConnectionError: reset\n{new} INFO fine\n".replace("{new}", new))
@@ -96,7 +107,7 @@ async def test_text_lines_with_tracebacks_belong_to_their_timestamped_line(tmp_p
 
 
 async def test_custom_timestamp_format(tmp_path, make_ctx):
-    stamp = (NOW - timedelta(minutes=3)).strftime("%d/%m/%Y %H:%M:%S")
+    stamp = (now() - timedelta(minutes=3)).strftime("%d/%m/%Y %H:%M:%S")
     path = tmp_path / "custom.log"
     path.write_text(f"01/01/2001 00:00:00 boom\n{stamp} boom\n")
     result = await run(make_ctx, path=str(path), pattern="boom", window="10m",
