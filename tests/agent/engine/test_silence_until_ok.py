@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from agent.core.states import State
 from agent.engine.play_runner import PlayRunner, StoreSilences
@@ -27,14 +24,6 @@ from agent.store import Store
 from agent.store.records import CheckStateRecord
 
 T0 = datetime(2026, 12, 7, 3, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(f"sqlite:///{tmp_path / 'agent.db'}")
-    s.migrate()
-    yield s
-    s.close()
 
 
 def _state(check: str, state: State, observed: datetime, *, soft: State | None = None, play: str = "bot-health",
@@ -62,7 +51,7 @@ def _active(store: Store, at: datetime | None = None) -> list[tuple[str, str, st
 
 
 def test_a_task_that_runs_is_silenced_before_it_acts_until_its_check_is_ok_again(store: Store, tmp_path: Path) -> None:
-    db = tmp_path / "agent.db"
+    db = tmp_path / "a.db"  # the store fixture's file (conftest)
     # The command reads the silences while it acts: they are in force before the halt or stop
     # lands, so no alert of what it causes can go out first.
     peek = [sys.executable, "-c", f"import sqlite3; print(sqlite3.connect({str(db)!r}).execute("

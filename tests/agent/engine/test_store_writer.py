@@ -2,14 +2,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from types import SimpleNamespace as NS
 from typing import Any
-
-import pytest
 
 from agent.core.states import State
 from agent.engine.evaluator import CheckStatus
@@ -18,14 +15,6 @@ from agent.engine.store_writer import ResultBatcher
 from agent.store import Store
 
 T0 = datetime(2025, 1, 6, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(f"sqlite:///{tmp_path / 'agent.db'}")
-    s.migrate()
-    yield s
-    s.close()
 
 
 def bound(name: str) -> Any:
