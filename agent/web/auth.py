@@ -24,6 +24,7 @@
 """
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
@@ -152,6 +153,7 @@ class Sessions:
     lifetime: float
     clock: object = field(default=time.monotonic, repr=False)
     _by_id: dict[str, Session] = field(default_factory=dict)
+    _ended: dict[str, asyncio.Event] = field(default_factory=dict)
 
     def _now(self) -> float:
         return float(self.clock())  # type: ignore[operator]
@@ -169,18 +171,32 @@ class Sessions:
         if session is None:
             return None
         if session.expires_at <= self._now():
-            self._by_id.pop(session_id, None)
+            self.end(session_id)
             return None
         return session
 
     def end(self, session_id: str | None) -> None:
         if session_id:
             self._by_id.pop(session_id, None)
+            if (ended := self._ended.pop(session_id, None)) is not None:
+                ended.set()  # its streams stop now, not at their next change or heartbeat
+
+    def ended(self, session_id: str) -> asyncio.Event:
+        """Set when the session ends (sign-out; its expiry: see :meth:`left`)."""
+        event = self._ended.setdefault(session_id, asyncio.Event())
+        if session_id not in self._by_id:
+            event.set()
+        return event
+
+    def left(self, session_id: str) -> float:
+        """Seconds until the session expires (0 when it has ended)."""
+        session = self._by_id.get(session_id)
+        return max(0.0, session.expires_at - self._now()) if session is not None else 0.0
 
     def _sweep(self) -> None:
         now = self._now()
         for sid in [sid for sid, s in self._by_id.items() if s.expires_at <= now]:
-            del self._by_id[sid]
+            self.end(sid)
 
 
 def tokens_match(expected: str | None, given: str | None) -> bool:

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 from aiohttp_sse import sse_response
 
 from agent.web.context import ctx_of, session_of
 
+T = TypeVar("T")
 log = logging.getLogger("agent.web")
 PAGES = ("overview", "incidents", "checks", "trading", "agent")
 STREAM_HEARTBEAT_S = 15.0
@@ -138,9 +140,10 @@ async def events(request: web.Request) -> web.StreamResponse:
         async with sse_response(request, ping_interval=STREAM_HEARTBEAT_S) as stream:
             version, last = -1, None
             while stream.is_connected() and _still_signed_in(request):
-                version = await ctx.live.wait_newer(version, STREAM_HEARTBEAT_S)
-                if not _still_signed_in(request):  # signed out (or expired) while it waited
+                newer = await _unless_signed_out(request, ctx.live.wait_newer(version, STREAM_HEARTBEAT_S))
+                if newer is None or not _still_signed_in(request):  # signed out (or expired) while it waited
                     break
+                version = newer
                 snap = ctx.live.snapshot or await ctx.live.current()
                 html = _fragment(request, page, snap, await _live_values(request, page, snap, **extra))
                 if html != last:
@@ -151,6 +154,21 @@ async def events(request: web.Request) -> web.StreamResponse:
         return web.Response(status=204)
     finally:
         ctx.live.streams -= 1
+
+
+async def _unless_signed_out(request: web.Request, waiting: Coroutine[Any, Any, T]) -> T | None:
+    """``await waiting``, unless the session ends first (sign-out, or its expiry): then None at
+    once, so a stream stops sending to a signed-out browser then, not at its next heartbeat."""
+    sessions, sid = ctx_of(request).sessions, session_of(request).id
+    task = asyncio.ensure_future(waiting)
+    ended = asyncio.ensure_future(sessions.ended(sid).wait())
+    try:
+        await asyncio.wait({task, ended}, timeout=sessions.left(sid), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        ended.cancel()
+        if not task.done():
+            task.cancel()
+    return task.result() if task.done() and not task.cancelled() else None
 
 
 def _still_signed_in(request: web.Request) -> bool:
@@ -175,7 +193,7 @@ async def _run_events(request: web.Request, run_id: int) -> web.StreamResponse:
                 if run.done:
                     await stream.send("done", event="done")
                     break
-                await ctx.runs.wait_changed(STREAM_HEARTBEAT_S)
+                await _unless_signed_out(request, ctx.runs.wait_changed(STREAM_HEARTBEAT_S))
             return stream
     except ConnectionResetError:  # the browser went away
         return web.Response(status=204)

@@ -202,3 +202,20 @@ async def test_a_live_stream_ends_when_its_session_does(client: TestClient, monk
 
     await asyncio.wait_for(rest(), 30)  # was: never ends (updates kept coming after sign-out)
     assert stream.content.at_eof()
+
+
+async def test_a_live_stream_ends_at_sign_out_not_at_its_next_heartbeat(client: TestClient,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Between its heartbeats (15 s shipped; 300 s here) a stream of a signed-out browser stayed
+    open, and a change meanwhile would have been sent to it: it ends when the session does."""
+    from agent.web import views
+
+    monkeypatch.setattr(views, "STREAM_HEARTBEAT_S", 300.0)
+    csrf = await sign_in(client, "operator", OPERATOR_PW)
+    stream = await client.get("/events/overview")
+    assert stream.status == 200
+    while not (await asyncio.wait_for(stream.content.readline(), 30)).startswith(b"event: update"):
+        pass
+    await client.post("/logout", data={"csrf": csrf}, allow_redirects=False)
+    await asyncio.wait_for(stream.content.read(), 30)  # was: open until the heartbeat, 300 s
+    assert stream.content.at_eof()
