@@ -174,6 +174,7 @@ class Gatherer:
             exchange_ok=exchange_ok,
             open_incidents=len(open_incidents),
             positions_without_stop=account.positions_without_stop() if account else (),
+            exposure_orders=account.orders_adding_exposure() if account else (),
             halts=bot_db.get("halts", ()),
         ))
         return Snapshot(

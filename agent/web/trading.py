@@ -89,6 +89,12 @@ class Account:
     positions: tuple[Position, ...]
     orders: tuple[Order, ...]
 
+    def orders_adding_exposure(self) -> tuple[str, ...]:
+        """The resting orders that can add exposure (not reduce-only), described."""
+        return tuple(f"{o.coin} {'buy' if o.is_buy else 'sell'} {o.size:g} @ {o.trigger_px or o.limit_px:g}"
+                     + (" (trigger)" if o.trigger_px is not None else "")
+                     for o in self.orders if not o.reduce_only)
+
     def positions_without_stop(self) -> tuple[str, ...]:
         """Coins of the open positions whose stop-losses do not cover their whole size."""
         return tuple(p.coin for p in self.positions if not p.protected)

@@ -12,7 +12,10 @@ Worst first:
   which it does while the bot is dead or restarting (an unreadable file is a halt: fail closed).
   A halt is named among the reasons whatever the level;
 * **DEGRADED**: something is wrong but guarded: an open incident, the bot not running or not
-  healthy, the exchange not answering, or the store unreadable;
+  healthy, the exchange not answering, the store unreadable, or an order resting on the
+  exchange that can add exposure (not reduce-only: the bot's entries are IOC and never rest, so
+  it was placed by hand or adopted; a halt does not stop it filling, and the answer to "may it
+  open positions" says so);
 * **SAFE**: none of the above.
 """
 from __future__ import annotations
@@ -36,6 +39,8 @@ class Facts:
     positions_without_stop: tuple[str, ...] = ()
     halts: tuple[str, ...] = ()
     """The halts in force in the halt file, described (``control: reason``)."""
+    exposure_orders: tuple[str, ...] = ()
+    """Resting orders that can add exposure (not reduce-only), described (``BTC buy 0.01 @ 50000``)."""
 
 
 @dataclass(frozen=True)
@@ -67,10 +72,15 @@ def decide(f: Facts) -> Verdict:
         degraded.append("the bot reports itself degraded")
     if not f.exchange_ok:
         degraded.append("the exchange does not answer")
+    if f.exposure_orders:
+        degraded.append(f"{len(f.exposure_orders)} resting order(s) can add exposure (not reduce-only; the bot's "
+                        f"entries never rest): {', '.join(f.exposure_orders)}")
     halted = f.bot_status == "halted" or bool(f.halts)
     halt_reason = "; ".join(f.halts) or f.halted_reason or "no reason given"
     if halted:
         entries, why = False, f"no: halted ({halt_reason})"
+        if f.exposure_orders:
+            why += f"; but {len(f.exposure_orders)} resting order(s) can still fill and add exposure"
     elif not f.bot_running or f.bot_status is None:
         entries, why = False, "no: the bot is not running"
     else:

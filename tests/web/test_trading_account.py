@@ -90,6 +90,30 @@ async def test_a_stop_that_is_not_reduce_only_is_not_protection(exchange: Any, g
     assert account.positions_without_stop() == ("ETH",)
 
 
+async def test_a_resting_order_that_can_add_exposure_is_flagged_even_while_halted(exchange: Any, gateway: Any) -> None:
+    """The bot's entries are IOC and never rest: a resting order that is not reduce-only was placed
+    by hand or adopted, and can open or add to a position, halt or not. The page says so (a
+    stop-entry trigger as much as a limit order); a reduce-only stop is not such an order."""
+    from agent.web.verdict import Facts, decide
+
+    pos = open_long(gateway, "BTC", 0.1)
+    rest_trigger(gateway, pos, tpsl="sl", size=pos.size, trigger_factor=0.95)  # its stop: reduce-only
+    mid, dec = gateway.mids()["ETH"], gateway.sz_decimals("ETH")
+    out = gateway.place(coin="ETH", is_buy=True, size=0.5, limit_px=round_price(mid * 0.8, dec),
+                        order_type={"limit": {"tif": "Gtc"}}, reduce_only=False, cloid="0x" + secrets.token_hex(16))
+    assert out.status in ("open", "resting"), out
+    account = await page_account(exchange, gateway)
+    assert account.positions_without_stop() == ()
+    assert account.orders_adding_exposure() == (f"ETH buy 0.5 @ {round_price(mid * 0.8, dec):g}",)
+    base = dict(agent_running=True, agent_fresh=True, store_readable=True, bot_running=True, halted_reason=None,
+                exchange_ok=True, open_incidents=0, exposure_orders=account.orders_adding_exposure())
+    verdict = decide(Facts(bot_status="healthy", **base))  # type: ignore[arg-type]
+    assert verdict.level == "DEGRADED" and "1 resting order(s) can add exposure" in verdict.reasons[0], verdict
+    halted = decide(Facts(bot_status="halted", halts=("control: emergency",), **base))  # type: ignore[arg-type]
+    assert halted.level == "HALTED" and not halted.entries_allowed
+    assert "can still fill and add exposure" in halted.entries_reason, halted
+
+
 async def test_the_page_reads_the_configured_account_not_the_signing_keys(exchange: Any, web_world: Any) -> None:
     """Off paper the bot trades through an API wallet for ``bot.account_address``; the account's
     own key is not on the box. The page must read that account, as the agent's checks do."""
