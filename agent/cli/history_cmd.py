@@ -3,7 +3,7 @@ decided, did, and who was told when. Everything shown is redacted."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -17,6 +17,51 @@ from agent.engine.operator_actions import timeline
 
 __all__ = ["_redactor", "history", "timeline"]
 
+OPERATOR_EVENTS = ("ack", "silence", "silence-expired", "silence_ended")
+"""Events of what people did (or what ended what they did) outside a play's tasks."""
+
+
+def _people(st: Any, start: datetime, *, host: str | None, check: str | None) -> list[tuple[datetime, str, str]]:
+    """``(when, who, what)``, oldest first: the plays people ran (one line per run: the tasks of
+    one actor's play in a row, a task seen again starting the next run) and the operator events
+    since ``start``."""
+    if check is not None:
+        return []  # a check's history is its incidents
+    rows = []
+    for r in st.action_runs(limit=5000):  # newest first
+        if r.started_at < start:
+            break
+        if r.actor != "agent" and (host is None or r.host == host):
+            rows.append(r)
+    runs: list[list[Any]] = []
+    for r in reversed(rows):
+        last = runs[-1] if runs else None
+        if (last is None or (last[0].actor, last[0].play, last[0].host, last[0].check_mode)
+                != (r.actor, r.play, r.host, r.check_mode) or r.task in {t.task for t in last}):
+            runs.append([r])
+        else:
+            last.append(r)
+    out = []
+    for tasks in runs:
+        first, failed = tasks[0], sum(t.failed for t in tasks)
+        out.append((first.started_at, first.actor, f"ran {first.play}" + (" in check mode" if first.check_mode else "")
+                    + f" on {first.host}: {len(tasks)} task(s)" + (f", {failed} failed" if failed else "")))
+    for kind in OPERATOR_EVENTS:
+        out += [(e.at, "", e.message) for e in st.recent_events(kind=kind, since=start, limit=1000)]
+    return sorted(out, key=lambda x: x[0])
+
+
+def _print_people(acts: list[tuple[datetime, str, str]], start: datetime, redact: Any) -> None:
+    if not acts:
+        return
+    table = Table(title=f"what people did since {start:%Y-%m-%d %H:%M} UTC")
+    for col in ("at", "who", "what"):
+        table.add_column(col)
+    for at, who, what in acts:
+        table.add_row(f"{at:%m-%d %H:%M:%S}", escape(who), escape(redact(what)))
+    console.print(table)
+
+
 _STYLE = {"OK": "green", "WARNING": "yellow", "CRITICAL": "red", "UNKNOWN": "magenta"}
 
 
@@ -27,7 +72,9 @@ def history(
     inventory: options.Inventory = options.DEFAULT_INVENTORY,
     store: options.Store = None,
 ) -> None:
-    """Incidents since a time: state, how long, whether and how the operator was told."""
+    """Incidents since a time: state, how long, whether and how the operator was told; then what
+    people did meanwhile (plays run from the CLI or the web page, halts and resumes, acks,
+    silences), whoever did it and wherever."""
     from agent.store import Store
 
     config = load(inventory, None, for_reading=True)
@@ -38,8 +85,10 @@ def history(
         st.migrate()
         incidents = st.find_incidents(since=start, host=host, check=check)
         rows = [(i, st.list_notifications(incident_id=i.id)) for i in incidents]
+        acts = _people(st, start, host=host, check=check)
     finally:
         st.close()
+    _print_people(acts, start, redact)
     if not rows:
         console.print(f"no incidents since {start:%Y-%m-%d %H:%M} UTC")
         return

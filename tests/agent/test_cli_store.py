@@ -32,3 +32,33 @@ def test_an_inventory_named_on_the_command_line_must_exist(tmp_path: Path, args:
     code = main([*args, "--inventory", str(tmp_path / "no-such-inventory.yaml")])
     assert code == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_history_says_what_people_did(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Plays run by people (here and on the web page: the same audit), silences and acks are in
+    `agent history`, one line per run, beside the incidents; the agent's own tasks are not."""
+    from datetime import UTC, datetime
+
+    from agent.engine.operator_actions import create_silence
+    from agent.store import Store
+
+    world = AgentWorld(tmp_path / "world", "unix:///nonexistent.sock", "json://127.0.0.1:9/")
+    world.write_playbook("p", "version: 1\nname: p\nhosts: local\ntasks:\n  - name: one\n    command: {argv: [\"true\"]}\n"
+                              "  - name: two\n    command: {argv: [\"true\"]}\n")
+    args = ["--inventory", str(world.inventory), "--store", world.store_url]
+    for _ in range(2):
+        assert main(["run-playbook", "p", "--yes", *args]) == 0
+    st = Store(world.store_url)
+    try:
+        now = datetime.now(UTC)
+        create_silence(st, {"check": "bot*"}, seconds=600, reason="deploy", by="ana (web)", now=now)
+        st.record_action_run(play="bot-health", host="local", task="restart", module="supervisor", actor="agent",
+                             started_at=now)
+    finally:
+        st.close()
+    capsys.readouterr()
+    assert main(["history", *args]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert out.count("ran p on local: 2 task(s)") == 2, out
+    assert "silence #1 by ana (web) for 10m:" in out and "check=bot* (deploy)" in out, out
+    assert "bot-health" not in out and "restart" not in out, out
