@@ -38,6 +38,11 @@ log = logging.getLogger("agent.web")
 
 FRESH_RESULTS_S = 120.0
 """The agent counts as watching while some check result is at most this old."""
+SILENT_METRICS = 2
+"""Snapshots in a row whose read of the agent's ``/metrics`` failed while supervisord says it
+runs, after which the agent counts as not watching (hung: SIGSTOP, a blocked loop): found in two
+refreshes, not after :data:`FRESH_RESULTS_S` of false calm. One failed read is not enough (a
+busy moment)."""
 EXCHANGE_EVERY_S = 30.0
 """The account is read from the exchange at most this often (rate-limit weight ~24 per read)."""
 SPARK_POINTS = 60
@@ -125,6 +130,7 @@ class Gatherer:
         self._store: ReadOnlyStore | None = None
         self._account_cache: tuple[float, trading.Account | None, str, datetime] | None = None
         self._prev_buckets: dict[float, float] | None = None
+        self._silent_metrics = 0  # snapshots in a row without an answer from the running agent
 
     def use_config(self, config: Any) -> None:
         """Read with ``config`` from now on (the page loaded the files again)."""
@@ -164,9 +170,12 @@ class Gatherer:
         )
         open_incidents = tuple(store.get("open", ()))
         agent_running = agent.process == "RUNNING"
+        silent = self.settings.agent.metrics_port and agent_running and metrics is None
+        self._silent_metrics = self._silent_metrics + 1 if silent else 0
         verdict = decide(Facts(
             agent_running=agent_running,
             agent_fresh=last_result is not None and (now - last_result).total_seconds() <= FRESH_RESULTS_S,
+            agent_answers=self._silent_metrics < SILENT_METRICS,
             store_readable=store_error is None,
             bot_running=programs.get(self.settings.bot.program) == "RUNNING",
             bot_status=health.get("status") if health else None,
@@ -213,11 +222,13 @@ class Gatherer:
             return None
         try:
             async with http.get(f"http://127.0.0.1:{port}/metrics", timeout=aiohttp.ClientTimeout(total=2)) as r:
+                if r.status != 200:
+                    raise ValueError(f"HTTP {r.status}")
                 text = await r.text()
-        except (aiohttp.ClientError, TimeoutError) as exc:
+            parsed, self._prev_buckets = trading.parse_agent_metrics(text, self._prev_buckets)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:  # not the agent's metrics: no answer
             log.debug("agent metrics: %s", exc)
             return None
-        parsed, self._prev_buckets = trading.parse_agent_metrics(text, self._prev_buckets)
         return parsed
 
     async def _account(self, http: aiohttp.ClientSession

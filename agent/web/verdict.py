@@ -4,7 +4,8 @@ may open new positions, from facts the page gathered. Pure: no I/O, no clock.
 Worst first:
 
 * **UNPROTECTED**: nothing would act if things went wrong, or money is at risk without a stop:
-  the agent is not running, its checks have stopped coming in (``agent_fresh`` false), or an
+  the agent is not running, does not answer (``agent_answers`` false: hung), its checks have
+  stopped coming in (``agent_fresh`` false), or an
   open position is not covered by resting reduce-only stop-losses for its whole size (a
   take-profit or a stop-loss for part of the size does not count);
 * **HALTED**: the bot's circuit breaker is tripped (it takes no new entries until resumed): its
@@ -37,6 +38,8 @@ class Facts:
     exchange_ok: bool
     open_incidents: int
     positions_without_stop: tuple[str, ...] = ()
+    agent_answers: bool = True
+    """The agent's process answers (its ``/metrics``), read twice in a row: False when it hangs."""
     halts: tuple[str, ...] = ()
     """The halts in force in the halt file, described (``control: reason``)."""
     exposure_orders: tuple[str, ...] = ()
@@ -55,6 +58,9 @@ def decide(f: Facts) -> Verdict:
     unprotected: list[str] = []
     if not f.agent_running:
         unprotected.append("the agent is not running: nothing watches the bot")
+    elif not f.agent_answers:
+        unprotected.append("the agent does not answer (its /metrics, twice in a row): it may be hung, and then "
+                           "nothing watches the bot; `supervisorctl restart agent`")
     elif not f.agent_fresh:
         unprotected.append("the agent's checks have stopped coming in")
     for coin in f.positions_without_stop:

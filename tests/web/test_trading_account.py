@@ -183,3 +183,46 @@ async def test_the_account_is_read_again_after_a_play_run_from_the_page(exchange
         await _run_lines(client, r.headers["Location"])
         after = await gatherer.snapshot(http)
         assert after.account_at is not None and after.account_at > first.account_at  # read again
+
+
+async def test_a_hung_agent_is_unprotected_after_two_unanswered_reads(web_world: Any, monkeypatch: Any) -> None:
+    """A SIGSTOPped agent is RUNNING for supervisord and its last results stay fresh for two
+    minutes: the page said SAFE meanwhile. Its /metrics not answering two reads in a row says it.
+    A real process is stopped here (an HTTP server on the agent's metrics port); supervisord is not
+    running in this test, so its answer (the agent RUNNING) is given."""
+    import signal
+    import subprocess
+    import sys
+
+    from agent.web.gather import Gatherer
+    from tests.support.stack import free_port
+    from tests.web.conftest import load_config
+
+    config = load_config(web_world)
+    port = free_port()
+    config.settings.agent.metrics_port = port
+    (web_world.root / "metrics").write_text("botwarden_up 1\n")  # served as /metrics, a valid exposition
+    server = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+                              cwd=web_world.root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        gatherer = Gatherer(config, web_world.store_url, account_address=None)
+
+        async def running() -> dict[str, str]:
+            return {config.settings.agent.program: "RUNNING", config.settings.bot.program: "RUNNING"}
+
+        monkeypatch.setattr(gatherer, "_programs", running)
+        async with aiohttp.ClientSession() as http:
+            for _ in range(100):  # the server is up
+                if (await gatherer.snapshot(http)).agent.metrics_ok:
+                    break
+            server.send_signal(signal.SIGSTOP)
+            first = (await gatherer.snapshot(http)).verdict
+            second = (await gatherer.snapshot(http)).verdict
+            server.send_signal(signal.SIGCONT)
+            again = (await gatherer.snapshot(http)).verdict
+    finally:
+        server.kill()
+        server.wait()
+    assert not any("the agent does not answer" in r for r in first.reasons), first  # one miss: a busy moment
+    assert second.level == "UNPROTECTED" and any("the agent does not answer" in r for r in second.reasons), second
+    assert not any("the agent does not answer" in r for r in again.reasons), again

@@ -23,16 +23,19 @@ facts = st.builds(
     open_incidents=st.integers(0, 5), positions_without_stop=st.lists(st.sampled_from(["BTC", "ETH"]),
                                                                       max_size=2).map(tuple),
     halts=st.lists(st.sampled_from(["control: operator", "daily_loss: -5 %"]), max_size=2).map(tuple),
+    agent_answers=st.booleans(),
+    exposure_orders=st.lists(st.sampled_from(["ETH buy 0.5 @ 1800"]), max_size=1).map(tuple),
 )
 
 
 @given(facts)
 def test_verdict_is_the_worst_that_holds(f: Facts) -> None:
     v = decide(f)
-    unprotected = not f.agent_running or not f.agent_fresh or bool(f.positions_without_stop)
+    unprotected = (not f.agent_running or not f.agent_answers or not f.agent_fresh
+                   or bool(f.positions_without_stop))
     halted = f.bot_status == "halted" or bool(f.halts)  # the halt file holds while the bot is down
     degraded = (not f.store_readable or f.open_incidents > 0 or not f.bot_running or f.bot_status != "healthy"
-                or not f.exchange_ok)
+                or not f.exchange_ok or bool(f.exposure_orders))
     expected = "UNPROTECTED" if unprotected else "HALTED" if halted else "DEGRADED" if degraded else "SAFE"
     assert v.level == expected
     assert (v.level == "SAFE") == (v.reasons == ())
@@ -42,6 +45,10 @@ def test_verdict_is_the_worst_that_holds(f: Facts) -> None:
         assert any(coin in r for r in v.reasons)
     for halt in f.halts:  # named whatever else is wrong
         assert any(halt in r for r in v.reasons) and halt in v.entries_reason
+    if f.agent_running and not f.agent_answers:  # hung: said as such, not as a calm page
+        assert any("the agent does not answer" in r for r in v.reasons)
+    for order in f.exposure_orders:
+        assert any(order in r for r in v.reasons)
 
 
 def test_users_from_env_roles_and_named_users() -> None:
