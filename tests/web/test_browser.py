@@ -157,8 +157,21 @@ def test_operator_on_a_phone(running_stack: Callable[..., StackUnderTest], brows
     browser.get(f"{url}/")
     assert "/login" in browser.current_url
     shot("06-signed-out")
+
+    # 6. the page's server restarts under an open page: the page says its view is old and goes to
+    # sign-in (the session died with the server): it never keeps looking live.
+    browser.find_element(By.ID, "username").send_keys("operator")
+    browser.find_element(By.ID, "password").send_keys(password)
+    browser.find_element(By.ID, "sign-in").click()
+    wait.until(lambda d: "/login" not in d.current_url and d.find_elements(By.ID, "banner"))
+    wait.until(lambda d: "SAFE" in live_text() or "DEGRADED" in live_text())
+    stack.ctl("restart", "web")
+    wait.until(lambda d: "live updates STOPPED" in str(d.execute_script(
+        "var e = document.getElementById('stale'); return e && !e.hidden ? e.innerText : '';")))
+    shot("07-server-restarted")
+    wait.until(lambda d: "/login" in d.current_url)
     assert sorted(p.name for p in artifacts.glob("*.png")) == [
         "01-sign-in.png", "02-overview.png", "03-incident-appears.png", "04-acknowledged.png",
-        "05-emergency-check-mode.png", "06-signed-out.png"]
+        "05-emergency-check-mode.png", "06-signed-out.png", "07-server-restarted.png"]
     if os.environ.get("BOTWARDEN_README_SHOT"):  # how docs/img/web-overview.png is made
         shutil.copy(artifacts / "03-incident-appears.png", os.environ["BOTWARDEN_README_SHOT"])

@@ -17,6 +17,16 @@
   });
   source.addEventListener("done", function () { source.close(); });
   source.onerror = function () {
-    if (stale && source.readyState !== EventSource.CLOSED) { stale.hidden = false; }
+    if (!stale) { return; }
+    if (source.readyState === EventSource.CLOSED) {
+      // The browser gave up: the stream answered with something else than events (signed out,
+      // or the page's server restarted and forgot the session). Never leave a page that looks live.
+      stale.textContent = "live updates STOPPED (signed out, or the page's server restarted): " +
+        "what you see is old; reloading to sign in again…";
+      stale.hidden = false;
+      window.setTimeout(function () { window.location.reload(); }, 5000);
+    } else {
+      stale.hidden = false;
+    }
   };
 })();
