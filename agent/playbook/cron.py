@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from pydantic import AfterValidator
 
@@ -203,3 +204,40 @@ def _dst_trap_on(cron: str, timezone: str, day: date) -> tuple[str, str] | None:
     """:func:`dst_trap` from the start of ``day``: asked once a day per schedule (about 60 ms
     each), not at every reload."""
     return dst_trap(cron, timezone, around=datetime(day.year, day.month, day.day, tzinfo=UTC))
+
+
+class WallClockOnce(BaseTrigger):
+    """A crontab schedule that runs each wall-clock time at most once, as cron does.
+
+    APScheduler 3.11's ``CronTrigger`` runs the times of the repeated hour twice on the night the
+    clocks go back (a daily 01:30 in America/New_York runs at 01:30 EDT and again at 01:30 EST: a
+    backup, a report, a maintenance play twice), and for some expressions hands back the fire time
+    it just made (agronholm/apscheduler#1021). This wrapper asks the inner trigger again past any
+    fire whose local wall-clock time is not after the previous fire's (the repeated hour, skipped:
+    Vixie cron's rule for fixed times), and past any fire not after the previous one in absolute
+    time. ``agent validate`` also warns about such schedules (:func:`dst_trap`)."""
+
+    MAX_SKIPS = 10_000
+    """A bound on the fires looked past (the repeated hour of a schedule every minute: 60)."""
+
+    def __init__(self, inner: CronTrigger) -> None:
+        self.inner = inner
+
+    def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
+        fire = self.inner.get_next_fire_time(previous_fire_time, now)
+        if previous_fire_time is None:
+            return fire
+        # Instants compared and moved in UTC: two datetimes of one zone compare, and add, as wall
+        # times (01:00 EST sorts before 01:40 EDT; a second after 01:30 EST is 01:30:01 EDT).
+        before = previous_fire_time.astimezone(UTC)
+        for _ in range(self.MAX_SKIPS):
+            if fire is None:
+                return None
+            at = fire.astimezone(UTC)
+            if at > before and fire.replace(tzinfo=None) > previous_fire_time.astimezone(fire.tzinfo).replace(tzinfo=None):
+                return fire
+            fire = self.inner.get_next_fire_time(None, max(at, before) + timedelta(seconds=1))
+        return None
+
+    def __str__(self) -> str:
+        return f"{self.inner} (each wall-clock time once)"

@@ -26,7 +26,7 @@ from pydantic import (
 
 from agent.core.states import Severity
 from agent.core.values import DAY, Between, Grace, HoldFor, Interval, Pause, Timeout, Timezone
-from agent.playbook.cron import Crontab, crontab_trigger
+from agent.playbook.cron import Crontab, WallClockOnce, crontab_trigger
 from agent.playbook.thresholds import Threshold
 
 MAX_AFTER = 1000
@@ -91,7 +91,7 @@ class Schedule(_Model):
         """The APScheduler trigger for this schedule."""
         if self.every is not None:
             return IntervalTrigger(seconds=self.every)
-        return crontab_trigger(self.cron or "", ZoneInfo(self.timezone))
+        return WallClockOnce(crontab_trigger(self.cron or "", ZoneInfo(self.timezone)))  # a fall-back hour: once
 
 
 class Flapping(_Model):
