@@ -37,6 +37,9 @@ class Pages:
     def page(self, bc: Any, reason: str) -> None:
         self.paged.append(reason)
 
+    def page_targets(self, bc: Any) -> set[str]:
+        return {"ops"}  # the hand-over's playbook told nobody: the page goes out
+
 
 async def test_a_crash_during_the_last_run_of_the_budget_hands_over_instead_of_a_run_more(store, thread) -> None:
     remediation = SimpleNamespace(budget=SimpleNamespace(max=3, within=1800.0, then="emergency"), cooldown=None,
