@@ -12,7 +12,7 @@ import functools
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from agent.core.causes import failure_cause, headline
@@ -215,8 +215,9 @@ class Notifications:
                 status.incident_id = None
             return []
         summary = incident_summary(obs, with_value=bool(getattr(bc.check, "value", None)))
-        if status.incident_id is None and (was := tx.reopen_incident(play=play, host=host, check=check, state=tr.new,
-                                                                      severity=severity, summary=summary)):
+        if status.incident_id is None and (was := tx.reopen_incident(
+                play=play, host=host, check=check, state=tr.new, severity=severity, summary=summary,
+                resolved_since=tr.at - REOPEN_WITHIN)):
             status.incident_id = was.id
             ok_for = (tr.at - was.resolved_at).total_seconds() if was.resolved_at else 0.0
             tx.add_event("incident-reopened", tr.key, was.id,
@@ -339,6 +340,12 @@ class Notifications:
         if route:
             return self.router.named(route)
         return self.router.route(RoutedMessage(severity, host, play, "", tuple(tags)))
+
+
+REOPEN_WITHIN = timedelta(minutes=10)
+"""How recent a recovery whose resolve is still held may be for a new problem to reopen its
+incident (a resolve waits at most ``group_interval``; one held longer, by an agent that was down,
+is not the same crash loop)."""
 
 
 def alert_title(state: str, check: str, host: str, summary: str, prefix: str = "") -> str:

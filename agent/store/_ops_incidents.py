@@ -67,17 +67,19 @@ class IncidentOperations(OperationsBase):
             return row.id
 
     def reopen_incident(self, *, play: str, host: str, check: str, state: State, severity: str,
-                        summary: str = "") -> IncidentRecord | None:
-        """Reopen the check's last incident when it is resolved but its resolve was not told yet
-        (its problem was): the problem came back before the operator read it was over, so it is
-        the same incident. Returns it as it was before (its ``resolved_at``: when it recovered),
-        or None when there is nothing to reopen (a new incident is opened then)."""
+                        summary: str = "", resolved_since: datetime | None = None) -> IncidentRecord | None:
+        """Reopen the check's last incident when it is resolved (at ``resolved_since`` or later)
+        but its resolve was not told yet (its problem was): the problem came back before the
+        operator read it was over, so it is the same incident. Returns it as it was before (its
+        ``resolved_at``: when it recovered), or None when there is nothing to reopen (a new
+        incident is opened then)."""
         key = check_key(play, host, check)
         with self._session() as s:
             row = s.scalars(select(IncidentRow).where(IncidentRow.key == key).order_by(IncidentRow.id.desc())
                             .limit(1)).first()
             if (row is None or row.resolved_at is None or row.announced_state is None
-                    or row.announced_state == "OK"):
+                    or row.announced_state == "OK"
+                    or (resolved_since is not None and aware(row.resolved_at) < aware(resolved_since))):
                 return None
             before = _incident(row)
             row.resolved_at = None

@@ -277,3 +277,20 @@ def test_a_crash_within_the_cooldown_after_the_recovery_reopens_the_told_inciden
     assert status.incident_id != first
     lifecycle.tick(at(48))
     assert told(store)[-1] == ("alert", "[CRITICAL] bot process on h")
+
+
+def test_a_resolve_held_for_long_is_not_reopened_by_a_new_problem(store: Store) -> None:
+    """Only a recent recovery (REOPEN_WITHIN) whose resolve is held is the same crash loop: one
+    held for hours (the agent was down) is told, and the new problem is a new incident."""
+    from agent.notify.notifications import REOPEN_WITHIN
+
+    iid = store.open_incident(play="p", host="h", check="bot process", state=State.CRITICAL, severity="critical",
+                              opened_at=T0, summary="bot EXITED")
+    store.set_incident_lifecycle(iid, announced_state="CRITICAL", announced_at=at(1))
+    store.resolve_incident(iid, at(5))
+    late = at(5) + REOPEN_WITHIN + timedelta(seconds=1)
+    assert store.reopen_incident(play="p", host="h", check="bot process", state=State.CRITICAL,
+                                 severity="critical", resolved_since=late - REOPEN_WITHIN) is None
+    was = store.reopen_incident(play="p", host="h", check="bot process", state=State.CRITICAL,
+                                severity="critical", resolved_since=at(5) - REOPEN_WITHIN)
+    assert was is not None and was.id == iid and store.get_incident(iid).resolved_at is None  # type: ignore[union-attr]
