@@ -52,6 +52,7 @@ import traceback
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -316,21 +317,30 @@ class FaultStack:
 
         return bool(HaltFile(self.stack.settings.path(self.stack.settings.bot.halt_file)).active())
 
+    def quiet(self, seen_after: datetime | None = None) -> bool:
+        """The bot running and answering, the agent's stored states of its main checks OK, nothing
+        open or waiting to be resolved, the outbox delivered. ``seen_after``: and the agent has
+        stored a reading of the bot's process taken after that moment (what it saw while its store
+        was locked is stored by then: until it is, the stored states are older than the fault)."""
+        if self.bot()["statename"] != "RUNNING" or not self.stack.try_health():
+            return False
+        if seen_after is not None:
+            last = self.read(lambda s: s.recent_results(check="bot process", limit=1), [])
+            if not last or last[0].observed_at < seen_after:
+                return False
+        states = self.read(lambda s: s.load_check_states(), {})
+        wanted = ("bot-health/local/bot process", "bot-health/local/bot heartbeat",
+                  "exchange/local/exchange API latency", "bot-health/local/bot health endpoint")
+        if any(k not in states or states[k].hard_state.name != "OK" for k in wanted):
+            return False
+        if self.open_incidents() != []:
+            return False
+        return all(n.status == "sent" for n in self.outbox())
+
     def settle(self, timeout: float = 60.0) -> None:
         """Wait for a quiet stack: bot running with its stops, checks seen OK, nothing open."""
         deadline = time.monotonic() + timeout
-
-        def quiet() -> bool:
-            if self.bot()["statename"] != "RUNNING" or not self.stack.try_health():
-                return False
-            states = self.read(lambda s: s.load_check_states(), {})
-            wanted = ("bot-health/local/bot process", "bot-health/local/bot heartbeat",
-                      "exchange/local/exchange API latency", "bot-health/local/bot health endpoint")
-            if any(k not in states or states[k].hard_state.name != "OK" for k in wanted):
-                return False
-            if self.open_incidents() != []:
-                return False
-            return all(n.status == "sent" for n in self.outbox())
+        quiet = self.quiet
 
         while not quiet():
             if time.monotonic() > deadline:
@@ -852,12 +862,11 @@ def run_once(fs: FaultStack, spec: Spec, seed: int) -> Outcome:
         fs.start_watching_bot()
         expect = spec.run(fs, rng, outcome.params)
         # Let the incident end (the bot back, the checks OK) before counting.
-        deadline = time.monotonic() + 25
+        deadline, ended = time.monotonic() + 25, datetime.now(UTC)
         while time.monotonic() < deadline:
             if spec.name in ("crash-past-budget", "emergency-close-refused"):
                 break
-            bot = fs.bot()
-            if bot["statename"] == "RUNNING" and bot["pid"] not in fs.killed and fs.open_incidents() == []:
+            if fs.bot()["pid"] not in fs.killed and fs.quiet(seen_after=ended):
                 break
             time.sleep(0.25)
         measure(fs, outcome, expect, started)
