@@ -209,9 +209,36 @@ def render_targets(doc: SourceDocument, inv: Inventory, settings_vars: dict[str,
                                       f"{templating.redactor.redact(problem)}",
                                       "the delivery would refuse it too (apprise's own parser, at load as at "
                                       "send): see the service's page at https://github.com/caronc/apprise/wiki"))
-        target._rendered_url = url or None
+        target._rendered_url = url  # "" for an optional target that sends nothing (known empty)
         if url:  # redacted everywhere from now on: a webhook URL is a credential
             templating.redactor.add(url_secrets(url))
+    return out
+
+
+def routes_telling_nobody(doc: SourceDocument, inv: Inventory, templating: Templating) -> list[Diagnostic]:
+    """A route whose every target is optional and rendered empty tells nobody: an alert that
+    takes it is lost (first match wins), and so is an escalation to it. An error at load, in
+    the environment the agent is given (Alertmanager accepts a receiver with no integration and
+    drops silently; here a lost alert is a real loss). A route with ``continue: true`` that no
+    escalation names only passes its alerts on, so it may send to nothing while its variables
+    are unset. Run after :func:`render_targets`."""
+    out: list[Diagnostic] = []
+    escalated = {step.to for route in inv.notify.routes for step in route.escalate}
+    targets = inv.notify.targets
+    for i, route in enumerate(inv.notify.routes):
+        if route.continue_ and route.name not in escalated:
+            continue
+        if not route.targets or not all(name in targets and targets[name].renders_empty for name in route.targets):
+            continue
+        unset = sorted({var for name in route.targets for var in templating.env_names(targets[name].url)})
+        why = f" ({', '.join('$' + v for v in unset)} not set)" if unset else ""
+        told = "an escalation to it" if route.continue_ else "an alert that takes this route"
+        out.append(doc.diagnostic(
+            ("notify", "routes", i, "targets"),
+            f"route {route.name!r} tells nobody: every target it names is optional and its URL renders "
+            f"empty{why}; {told} would be lost",
+            (f"set {', '.join(unset)} in the agent's environment, or " if unset else "")
+            + "add a target that always sends (e.g. the json:// inbox or an email address) to this route"))
     return out
 
 

@@ -36,6 +36,7 @@ from agent.playbook.inventory_loading import (
     read_inventory,
     read_settings,
     render_targets,
+    routes_telling_nobody,
     settings_path,
     template_files,
 )
@@ -181,6 +182,7 @@ def load_config(
     if inventory is not None:
         diagnostics += inventory_rules(inv_doc, inventory)
         diagnostics += render_targets(inv_doc, inventory, settings_vars, templating)
+        diagnostics += routes_telling_nobody(inv_doc, inventory, templating)
         diagnostics += template_files(inv_doc, inventory, templating)
         diagnostics += heartbeat_problems(inv_doc, inventory, settings_vars, templating)
         hosts = {name: HostContext(name, host_vars(inventory, name, settings_vars)) for name in inventory.hosts}
