@@ -326,6 +326,13 @@ def _cross_file_rules(loaded: list[_LoadedPlay], context: list[_LoadedPlay], inv
                                                   f"no playbook named {rem.budget.then!r}",
                                                   suggest(rem.budget.then, names)
                                                   or f"known playbooks: {', '.join(sorted(names))}"))
+            elif rem.budget and rem.budget.then:
+                then = next((x.play for x in every if x.play is not None and x.play.name == rem.budget.then), None)
+                if then is not None and not then.tasks:
+                    diagnostics.append(doc.diagnostic(
+                        ("remediations", rem_name, "budget", "then"), f"playbook {then.name!r} has no tasks: "
+                        "once the budget is spent, running it does nothing", "name a playbook with tasks (the "
+                        "emergency), or add tasks: to it (the checks of a play are not run by budget.then)"))
     diagnostics += _depends_on_circles(loaded, every)
     return playbooks
 
