@@ -295,16 +295,21 @@ def load_yaml(path: Path, *, display_name: str | None = None, reader: ConfigRead
     except FileProblem as exc:
         doc.diagnostics.append(doc.at(0, 0, exc.message, exc.hint))
         return doc
-    problem = undecodable(raw)
+    problem = undecodable(raw.removeprefix(b"\xef\xbb\xbf"))  # columns as the text counts them (no BOM)
     if problem is not None:
-        doc.lines = split_lines(raw.decode("utf-8", errors="replace"))
+        doc.lines = split_lines(raw.decode("utf-8", errors="replace").removeprefix("\ufeff"))
         doc.diagnostics.append(doc.at(problem.line, problem.column, problem.message, problem.hint))
         return doc
     return load_yaml_text(raw.decode("utf-8"), doc)
 
 
 def load_yaml_text(text: str, doc: SourceDocument) -> SourceDocument:
-    """Parse ``text`` into ``doc`` (which names the file). See :func:`load_yaml`."""
+    """Parse ``text`` into ``doc`` (which names the file). See :func:`load_yaml`.
+
+    A byte order mark at the very start (Windows editors write one) is not part of the text:
+    dropped before anything reads it, so it is neither refused as a look-alike space nor counted
+    in the columns of line 1. One anywhere else is a character of the text, and judged as such."""
+    text = text.removeprefix("\ufeff")
     doc.lines = split_lines(text)
     text_problem = control_character(text)
     if text_problem is not None:
