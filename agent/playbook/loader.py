@@ -28,7 +28,14 @@ from agent.modules.base import HostContext
 from agent.modules.registry import Registry
 from agent.playbook.binding import BoundCheck, bind_checks
 from agent.playbook.diagnostics import Diagnostic, order, suggest, warning
-from agent.playbook.files import ConfigReader, DiskReader, FrozenReader, playbook_files, real_path
+from agent.playbook.files import (
+    PLAYBOOK_SUFFIXES,
+    ConfigReader,
+    DiskReader,
+    FrozenReader,
+    playbook_files,
+    real_path,
+)
 from agent.playbook.inventory import Inventory, host_vars, resolve_hosts
 from agent.playbook.inventory_loading import (
     heartbeat_problems,
@@ -201,7 +208,8 @@ def load_config(
     context_files, _ = playbook_files([p for p in context_paths if real_path(p) not in mine], disk)
     context = [item for item in (_load_playbook(path, registry, templating, ignored, disk) for path in context_files)
                if item.play is not None and item.play.name not in given]
-    playbooks = _cross_file_rules(loaded, context, inventory, diagnostics)
+    unreadable = [Path(f) for f in unusable if Path(f).suffix in PLAYBOOK_SUFFIXES]
+    playbooks = _cross_file_rules(loaded, context, inventory, diagnostics, unreadable)
 
     bound: list[BoundCheck] = []
     if inventory is not None:
@@ -273,16 +281,25 @@ def _load_playbook(path: Path, registry: Registry, templating: Templating,
 
 
 def _cross_file_rules(loaded: list[_LoadedPlay], context: list[_LoadedPlay], inventory: Inventory | None,
-                      diagnostics: list[Diagnostic]) -> dict[str, Playbook]:
+                      diagnostics: list[Diagnostic], unreadable: Sequence[Path] = ()) -> dict[str, Playbook]:
     """Unique names, ``hosts`` patterns and ``budget.then`` references across playbooks
-    (``context`` plays are only looked up; the returned playbooks are the ``loaded`` ones)."""
+    (``context`` plays are only looked up; the returned playbooks are the ``loaded`` ones).
+
+    A playbook file that does not parse (or cannot be read: ``unreadable``) still names its
+    play for the references into it (:func:`_written_name`): a ``depends_on`` or ``budget.then``
+    into it is not judged, so its error is reported in that file alone, not in every file that
+    names it."""
     playbooks: dict[str, Playbook] = {}
     first_file: dict[str, str] = {}
-    names = {item.raw["name"] for item in [*loaded, *context]
-             if isinstance(item.raw, dict) and isinstance(item.raw.get("name"), str)}
     every = [*loaded, *context]
-    unbuilt = {item.raw["name"]: _raw_check_names(item.raw) for item in every
-               if item.play is None and isinstance(item.raw, dict) and isinstance(item.raw.get("name"), str)}
+    unparsed = {_written_name(item.doc.lines, Path(item.doc.file)) for item in every
+                if not (isinstance(item.raw, dict) and isinstance(item.raw.get("name"), str))}
+    unparsed |= {path.stem for path in unreadable}
+    names = {item.raw["name"] for item in every
+             if isinstance(item.raw, dict) and isinstance(item.raw.get("name"), str)} | unparsed
+    unbuilt: dict[str, set[str] | None] = dict.fromkeys(unparsed)
+    unbuilt |= {item.raw["name"]: _raw_check_names(item.raw) for item in every
+                if item.play is None and isinstance(item.raw, dict) and isinstance(item.raw.get("name"), str)}
     for item in loaded:
         play, doc = item.play, item.doc
         if play is None:
@@ -335,6 +352,19 @@ def _cross_file_rules(loaded: list[_LoadedPlay], context: list[_LoadedPlay], inv
                         "emergency), or add tasks: to it (the checks of a play are not run by budget.then)"))
     diagnostics += _depends_on_circles(loaded, every)
     return playbooks
+
+
+_NAME_LINE = re.compile(r"""^name:[ \t]*(["']?)([A-Za-z0-9][A-Za-z0-9_.-]*)\1[ \t]*(?:#.*)?$""")
+
+
+def _written_name(lines: Sequence[str], path: Path) -> str:
+    """The play name a file that does not parse says it has: its top-level ``name:`` line,
+    else its file name without the suffix (how the shipped playbooks are named)."""
+    for text in lines:
+        match = _NAME_LINE.match(text.rstrip("\r"))
+        if match:
+            return match[2]
+    return path.stem
 
 
 def _raw_check_names(raw: dict[str, Any]) -> set[str] | None:
