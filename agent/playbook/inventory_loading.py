@@ -25,7 +25,13 @@ from agent.playbook.diagnostics import Diagnostic, suggest, warning
 from agent.playbook.files import DISK, ConfigReader, real_path
 from agent.playbook.inventory import AlertTemplates, Inventory, Target, default_inventory_data
 from agent.playbook.literal_secrets import SECRET_HINT as _SECRET_HINT
-from agent.playbook.literal_secrets import literal_secrets
+from agent.playbook.literal_secrets import (
+    comment_secret_problems,
+    hide_secrets,
+    literal_secret_problems,
+    literal_secrets,
+    secret_lines,
+)
 from agent.playbook.message_vars import MESSAGE_VARS
 from agent.playbook.placeholders import is_runtime
 from agent.playbook.scope import unknown_in_template_file
@@ -133,7 +139,8 @@ def read_settings(doc: SourceDocument, inv: Inventory | None, inventory_path: Pa
     ``$BOTWARDEN_SETTINGS`` names when the inventory names none).
 
     The file is read with the positioned loader, so a problem in it is reported at its line in
-    the settings file; the inventory's ``settings:`` line when the file cannot be used (not
+    the settings file, and scanned for secrets written literally as the inventory is (only a
+    variable's name belongs there: ``private_key_env: BOTWARDEN_PRIVATE_KEY``); the inventory's ``settings:`` line when the file cannot be used (not
     found, not a file, a symbolic link that loops), with what is wrong with it.
     """
     reader = reader or DISK
@@ -155,15 +162,21 @@ def read_settings(doc: SourceDocument, inv: Inventory | None, inventory_path: Pa
                                                     problem.hint or "name the stack settings file, relative to "
                                                     "the inventory, or null for the defaults")]
     settings_doc = load_yaml(path, reader=reader)
+    # secrets are refused here as in the inventory, also in a file that is wrong otherwise
+    secrets = [*literal_secret_problems(settings_doc), *comment_secret_problems(settings_doc)]
+    shown = {settings_doc.file: secret_lines(settings_doc)}
     if settings_doc.diagnostics:
-        return _default_settings(), settings_doc.diagnostics
+        return _default_settings(), hide_secrets([*settings_doc.diagnostics, *secrets], shown)
     data = settings_doc.data if settings_doc.data is not None else {}
     if not isinstance(data, dict):
-        return _default_settings(), [settings_doc.at(1, 1, "the settings file must be a mapping (key: value)")]
+        return _default_settings(), [settings_doc.at(1, 1, "the settings file must be a mapping (key: value)"),
+                                     *secrets]
     try:
-        return StackSettings.model_validate({"root": str(real_path(path).parent), **data}), []
+        settings = StackSettings.model_validate({"root": str(real_path(path).parent), **data})
     except ValidationError as exc:
-        return _default_settings(), diagnostics_from_validation(exc, settings_doc, data, model=StackSettings)
+        return _default_settings(), hide_secrets([*diagnostics_from_validation(exc, settings_doc, data,
+                                                                              model=StackSettings), *secrets], shown)
+    return (settings, []) if not secrets else (_default_settings(), hide_secrets(secrets, shown))
 
 
 def _default_settings() -> StackSettings:
