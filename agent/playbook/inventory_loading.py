@@ -34,7 +34,7 @@ from agent.playbook.literal_secrets import (
 )
 from agent.playbook.message_vars import MESSAGE_VARS
 from agent.playbook.placeholders import is_runtime
-from agent.playbook.scope import unknown_in_template_file
+from agent.playbook.scope import template_file_diagnostic, unknown_in_template_file
 from agent.playbook.templating import TemplateError, Templating
 from agent.playbook.validation import diagnostics_from_validation
 from agent.playbook.yaml_source import Marks, SourceDocument, load_yaml
@@ -292,7 +292,9 @@ def template_files(doc: SourceDocument, inv: Inventory, templating: Templating) 
         where = "" if kind in explicit else f" (the default {kind} template)"
         problem = templating.check_template_file(name)
         if problem:
-            out.append(doc.diagnostic(path, f"template {name!r}{where}: {problem}"))
+            out.append(template_file_diagnostic(templating, name, f"template {name!r}: {problem}",
+                                                doc.diagnostic(path, f"template {name!r}{where}: {problem}"),
+                                                f"the {'default ' if kind not in explicit else ''}{kind} template"))
             continue
         if name in names_checked:
             continue  # one file for several kinds (alert and repeat): checked against what both give

@@ -29,7 +29,7 @@ from agent.playbook.diagnostics import Diagnostic, suggest, valid_keys_hint
 from agent.playbook.models import Playbook, Task
 from agent.playbook.placeholders import RUNTIME, is_runtime
 from agent.playbook.rules import all_tasks
-from agent.playbook.scope import task_scope, template_problem, unknown_in_template_file
+from agent.playbook.scope import task_scope, template_file_diagnostic, template_problem, unknown_in_template_file
 from agent.playbook.templating import TemplateError, Templating, has_template
 from agent.playbook.validation import diagnostics_from_validation, model_keys_at
 from agent.playbook.yaml_source import Path_, SourceDocument
@@ -181,7 +181,10 @@ class TaskChecker:
             elif refers.kind == "template":
                 problem = self._template_file_problem(value)
                 if problem and (explicit or "not found" not in problem):
-                    self._error((*base, key) if explicit else base, f"{key}: template {value!r}: {problem}")
+                    named_at = self.doc.diagnostic((*base, key) if explicit else base,
+                                                   f"{key}: template {value!r}: {problem}")
+                    self.diagnostics.append(template_file_diagnostic(self.templating, value,
+                                                                     f"template {value!r}: {problem}", named_at))
                 elif not problem:  # it compiles: does it read only what this step gives it?
                     for message, hint, line in unknown_in_template_file(self.templating, value, given):
                         self._error((*base, key) if explicit else base,

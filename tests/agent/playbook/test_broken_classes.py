@@ -33,7 +33,9 @@ CASES = [
     Case("tpl_route_unknown.yaml", 7, 14, "route: no route named 'critcal' in the inventory",
          "did you mean 'critical'?"),
     Case("tpl_template_file_missing.yaml", 6, 24, "template: template 'reprot.md.j2': not found in"),
-    Case("tpl_template_file_escapes_sandbox.yaml", 6, 24, "access to '__mro__' is not allowed"),
+    # a problem of a template file is shown in that file (issue 15, F14), the hint says who names it
+    Case("tpl_template_file_escapes_sandbox.yaml", 1, 42, "access to '__mro__' is not allowed",
+         "tpl_template_file_escapes_sandbox.yaml:6", reported_in="escape.md.j2"),
     Case("tpl_attribute_misspelt_in_remediation.yaml", 13, 48, "program: 'dict object' has no attribute 'progam'",
          "did you mean 'bot.program'?"),
     Case("tpl_variable_misspelt_in_remediation.yaml", 14, 27, "message: 'chekc' is undefined",
@@ -61,8 +63,9 @@ CASES = [
          "before it matches every alert", "move the catch-all route last"),
     Case("inventory_wrong_literal_secret.yaml", 9, 18, "target 'slack': a Slack webhook token (apprise URL) is "
          "written literally", "{{ env.NAME }}"),
-    Case("inventory_wrong_default_template_broken.yaml", 7, 3, "template 'grouped.md.j2' (the default grouped "
-         "template): No filter named 'capitalise' (did you mean 'capitalize'?)"),
+    Case("inventory_wrong_default_template_broken.yaml", 1, 39, "template 'grouped.md.j2': No filter named "
+         "'capitalise' (did you mean 'capitalize'?)", "the default grouped template, named at "
+         f"{CLASSES / 'inventory_wrong_default_template_broken.yaml'}:7", reported_in="grouped.md.j2"),
     Case("inventory_wrong_heartbeat_template.yaml", 12, 18, "heartbeat: No filter named 'defualt'"),
     # 2b. scalars taken as written, numbers in range, schedules that run, secrets from env (issue: operator review)
     Case("wrong_threshold_text_var.yaml", 8, 14, "warning: '>' compares numbers, and its bound '{{ mem_warning }}' is "
