@@ -1,6 +1,7 @@
 """Which target URLs hold a secret written literally (an error at load), and which do not."""
 from __future__ import annotations
 
+import re
 import string
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from hypothesis import strategies as st
 from agent.modules.registry import Registry
 from agent.playbook import load_config
 from agent.playbook.inventory_loading import literal_secrets
-from agent.playbook.literal_secrets import SECRET_HINT
+from agent.playbook.literal_secrets import SECRET_HINT, find_secret
 
 from .conftest import GOOD
 
@@ -335,3 +336,34 @@ def test_the_settings_file_is_scanned_for_secrets_like_the_inventory(tmp_path: P
             if d.hint == SECRET_HINT or "in a comment" in d.message] == [("stack.yaml", line)], shown
     for part in (secret, secret.removeprefix("0x"), "correct horse"):
         assert part not in shown, shown
+
+
+REPOSITORY = Path(__file__).resolve().parents[3]
+_FENCE = re.compile(r"```(\w*)\n(.*?)```", re.DOTALL)
+
+
+def _blocks(language: str) -> list[tuple[str, str]]:
+    return [(f"{md.name} block {i}", match[2])
+            for md in [REPOSITORY / "README.md", *sorted((REPOSITORY / "docs").glob("*.md"))]
+            for i, match in enumerate(_FENCE.finditer(md.read_text(encoding="utf-8"))) if match[1] == language]
+
+
+def test_the_documentation_and_the_secret_check_agree() -> None:
+    """What the README and docs show in YAML passes the literal-secret check, and what they tell
+    to export (placeholders such as slack://TokenA/TokenB/TokenC included) is refused when written
+    into YAML instead: the check cannot tell a placeholder from a token, so the docs show the
+    environment way (issue 15, F6)."""
+    from agent.playbook.literal_secrets import comment_secret_problems, literal_secret_problems
+    from agent.playbook.yaml_source import SourceDocument, load_yaml_text
+
+    yaml_blocks = _blocks("yaml")
+    assert yaml_blocks
+    for where, text in yaml_blocks:
+        doc = load_yaml_text(text, SourceDocument(where))
+        found = [*literal_secret_problems(doc), *comment_secret_problems(doc)] if doc.data is not None else []
+        assert not found, (where, [str(d) for d in found])
+    exported = [value for _, text in _blocks("sh")
+                for value in re.findall(r"^export \w+='([^']*://[^']*)'", text, re.MULTILINE)]
+    assert exported
+    for value in exported:
+        assert find_secret(value, "url") is not None, value
