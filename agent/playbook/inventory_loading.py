@@ -20,7 +20,8 @@ from pydantic import ValidationError
 
 from agent.apprise_plugins import is_known_scheme, parse_urls, url_scheme, why_refused
 from agent.core.redaction import url_secrets
-from agent.playbook.cron import schedule_traps
+from agent.core.values import format_duration
+from agent.playbook.cron import schedule_traps, timezone_trap
 from agent.playbook.diagnostics import Diagnostic, suggest, warning
 from agent.playbook.files import DISK, ConfigReader, real_path
 from agent.playbook.inventory import AlertTemplates, Inventory, Target, default_inventory_data
@@ -37,7 +38,7 @@ from agent.playbook.placeholders import is_runtime
 from agent.playbook.scope import template_file_diagnostic, unknown_in_template_file
 from agent.playbook.templating import TemplateError, Templating
 from agent.playbook.validation import diagnostics_from_validation
-from agent.playbook.yaml_source import Marks, SourceDocument, load_yaml
+from agent.playbook.yaml_source import Marks, SourceDocument, base60_problems, load_yaml
 from botwarden.settings import StackSettings
 
 
@@ -105,6 +106,25 @@ def inventory_rules(doc: SourceDocument, inv: Inventory) -> list[Diagnostic]:
                                           "move the catch-all route last, or give it continue: true"))
     for message, hint in schedule_traps(inv.notify.digest.cron, inv.notify.digest.timezone):
         out.append(warning(doc.diagnostic(("notify", "digest", "cron"), f"digest: {message}", hint)))
+    if inv.notify.digest.cron and (trap := timezone_trap(inv.notify.digest.timezone)) is not None:
+        out.append(warning(doc.diagnostic(("notify", "digest", "timezone"), f"digest: {trap[0]}", trap[1])))
+    for i, window in enumerate(inv.maintenance):
+        if (trap := timezone_trap(window.timezone)) is not None:
+            out.append(warning(doc.diagnostic(("maintenance", i, "timezone"), f"maintenance window "
+                                              f"{window.name!r}: {trap[0]}", trap[1])))
+    if inv.notify.group_wait > inv.notify.group_interval:
+        out.append(warning(doc.diagnostic(("notify", "group_wait"), _group_wait_message(
+            "notify.group_wait", inv.notify.group_wait, inv.notify.group_interval), _GROUP_WAIT_HINT)))
+    for i, route in enumerate(routes):
+        if route.group_wait is not None and route.group_wait > inv.notify.group_interval:
+            out.append(warning(doc.diagnostic(("notify", "routes", i, "group_wait"), _group_wait_message(
+                f"route {route.name!r}: group_wait", route.group_wait, inv.notify.group_interval), _GROUP_WAIT_HINT)))
+        for j, step in enumerate(route.escalate):
+            if step.to == route.name:
+                out.append(doc.diagnostic(("notify", "routes", i, "escalate", j, "to"), f"route {route.name!r} "
+                                          "escalates to itself: its own targets are told again, nobody new",
+                                          "escalate to the route of whoever must be told next (a pager, a "
+                                          "second person); to remind the same people, use repeat:"))
     seen: set[str] = set()
     for i, route in enumerate(routes):
         if route.name in seen:
@@ -121,6 +141,17 @@ def inventory_rules(doc: SourceDocument, inv: Inventory) -> list[Diagnostic]:
                                           f"escalates to unknown route {step.to!r}",
                                           suggest(step.to, [r.name for r in routes]) or _known([r.name for r in routes])))
     return out
+
+
+_GROUP_WAIT_HINT = ("keep group_wait (how long the first message of a host waits for more problems) shorter than "
+                   "notify.group_interval (how long an update waits): seconds for the first, a minute or more for "
+                   "updates")
+
+
+def _group_wait_message(what: str, wait: float, interval: float) -> str:
+    return (f"{what} {format_duration(wait)} is longer than notify.group_interval {format_duration(interval)}: the "
+            "first message of a problem would wait longer than any update about it, so a new problem is told "
+            "last")
 
 
 def settings_path(inv: Inventory | None, inventory_path: Path) -> Path | None:
@@ -174,8 +205,9 @@ def read_settings(doc: SourceDocument, inv: Inventory | None, inventory_path: Pa
     try:
         settings = StackSettings.model_validate({"root": str(real_path(path).parent), **data})
     except ValidationError as exc:
-        return _default_settings(), hide_secrets([*diagnostics_from_validation(exc, settings_doc, data,
-                                                                              model=StackSettings), *secrets], shown)
+        refused = diagnostics_from_validation(exc, settings_doc, data, model=StackSettings)
+        return _default_settings(), hide_secrets([*refused, *base60_problems(settings_doc, refused), *secrets], shown)
+    secrets += base60_problems(settings_doc)
     return (settings, []) if not secrets else (_default_settings(), hide_secrets(secrets, shown))
 
 

@@ -60,7 +60,7 @@ from agent.playbook.rules import playbook_rules, template_problems
 from agent.playbook.task_validation import TaskChecker
 from agent.playbook.templating import Templating
 from agent.playbook.validation import diagnostics_from_validation
-from agent.playbook.yaml_source import Path_, SourceDocument, load_yaml
+from agent.playbook.yaml_source import Path_, SourceDocument, base60_problems, load_yaml
 from botwarden.settings import StackSettings
 
 
@@ -237,6 +237,8 @@ def load_config(
         every_play = [item for item in [*loaded, *context] if item.play is not None]
         diagnostics += unreached_route_entries(inv_doc, inventory, [item.play for item in every_play if item.play],
                                                [item.raw for item in every_play], registry)
+    for doc in [d for d in [inv_doc, *(item.doc for item in loaded)] if d is not None]:  # 1:30 read as 90
+        diagnostics += base60_problems(doc, diagnostics)
     secrets = {doc.file: secret_lines(doc) for doc in [inv_doc, *(item.doc for item in loaded)] if doc is not None}
     everything = _unique(hide_secrets(diagnostics, secrets))
     diagnostics = [d for d in everything if d.severity == "error"]

@@ -13,7 +13,7 @@ from typing import Any
 from agent.core.values import format_duration
 from agent.modules.registry import Registry
 from agent.playbook.constant_expressions import constant_truth
-from agent.playbook.cron import schedule_traps
+from agent.playbook.cron import schedule_traps, timezone_trap
 from agent.playbook.diagnostics import Diagnostic, suggest, warning
 from agent.playbook.hints import expression_hint
 from agent.playbook.models import BUDGET_HISTORY_S, Playbook, Task
@@ -112,6 +112,8 @@ def playbook_rules(doc: SourceDocument, raw: Mapping[str, Any], play: Playbook,
     if play.schedule is not None:
         for message, hint in schedule_traps(play.schedule.cron, play.schedule.timezone):
             out.append(warning(doc.diagnostic(("schedule", "cron"), f"schedule: {message}", hint)))
+        if play.schedule.cron and (trap := timezone_trap(play.schedule.timezone)) is not None:
+            out.append(warning(doc.diagnostic(("schedule", "timezone"), f"schedule: {trap[0]}", trap[1])))
     seen: dict[str, int] = {}
     for i, check in enumerate(play.checks):
         path = ("checks", i)
