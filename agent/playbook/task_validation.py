@@ -29,7 +29,12 @@ from agent.playbook.diagnostics import Diagnostic, suggest, valid_keys_hint
 from agent.playbook.models import Playbook, Task
 from agent.playbook.placeholders import RUNTIME, is_runtime
 from agent.playbook.rules import all_tasks
-from agent.playbook.scope import task_scope, template_file_diagnostic, template_problem, unknown_in_template_file
+from agent.playbook.scope import (
+    task_scope,
+    template_file_diagnostic,
+    template_problem,
+    unknown_in_template_file,
+)
 from agent.playbook.templating import TemplateError, Templating, has_template
 from agent.playbook.validation import diagnostics_from_validation, model_keys_at
 from agent.playbook.yaml_source import Path_, SourceDocument

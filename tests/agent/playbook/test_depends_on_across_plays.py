@@ -12,7 +12,6 @@ from types import SimpleNamespace
 import pytest
 
 from agent.cli.main import main
-
 from agent.modules.registry import default_registry
 from agent.notify.lifecycle import parent_key
 from agent.playbook import load_config

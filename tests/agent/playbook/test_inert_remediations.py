@@ -35,13 +35,13 @@ remediations:
 PANIC = "version: 1\nname: panic\nhosts: bots\n{body}"
 
 
-def _load(tmp_path: Path, registry: Registry, *, max: int = 3, within: str = "30m", cooldown: str = "1m",
+def _load(tmp_path: Path, registry: Registry, *, max_runs: int = 3, within: str = "30m", cooldown: str = "1m",
           then: str = "panic", when: str = "", panic: str = "tasks:\n  - command: {argv: [bot, halt]}\n") -> LoadResult:
     (tmp_path / "inventory.yaml").write_text((GOOD / "inventory.yaml").read_text(encoding="utf-8"), encoding="utf-8")
     books = tmp_path / "playbooks"
     books.mkdir(exist_ok=True)
     step_when = f"        when: {when}\n" if when else ""
-    (books / "health.yaml").write_text(HEALTH.format(max=max, within=within, cooldown=cooldown, then=then,
+    (books / "health.yaml").write_text(HEALTH.format(max=max_runs, within=within, cooldown=cooldown, then=then,
                                                      when=step_when), encoding="utf-8")
     (books / "panic.yaml").write_text(PANIC.format(body=panic), encoding="utf-8")
     return load_config(tmp_path / "inventory.yaml", [books], registry, env={})
@@ -66,7 +66,7 @@ def test_a_budget_the_cooldown_makes_unspendable_is_an_error_at_the_cooldown(
         tmp_path_factory: pytest.TempPathFactory, max_runs: int, within_min: int, cooldown_min: int) -> None:
     from .modules_for_tests import make_registry
     tmp = tmp_path_factory.mktemp("budget")
-    result = _load(tmp, make_registry(), max=max_runs, within=f"{within_min}m", cooldown=f"{cooldown_min}m")
+    result = _load(tmp, make_registry(), max_runs=max_runs, within=f"{within_min}m", cooldown=f"{cooldown_min}m")
     found = [d for d in result.diagnostics if "can never be spent" in d.message]
     if _spendable(max_runs, within_min * 60.0, cooldown_min * 60.0):
         assert not found and result.ok, result.diagnostics

@@ -38,7 +38,7 @@ remediations:
 
 
 def _load(root: Path, *, inventory: str = "", notify: str = "", routes: str = "", schedule: str = "{every: 15s}",
-          after: str = "2", retries: str = "1", max: str = "3", limit: str = "5", settings_text: str | None = None,
+          after: str = "2", retries: str = "1", max_runs: str = "3", limit: str = "5", settings_text: str | None = None,
           registry: Registry | None = None) -> LoadResult:
     text = (GOOD / "inventory.yaml").read_text(encoding="utf-8")
     text = text.replace("  routes:\n", "  routes:\n" + routes, 1).replace("notify:\n", "notify:\n" + notify, 1)
@@ -46,7 +46,7 @@ def _load(root: Path, *, inventory: str = "", notify: str = "", routes: str = ""
         (root / "stack.yaml").write_text(settings_text, encoding="utf-8")
         text = text.replace("settings: null", "settings: stack.yaml")
     (root / "inventory.yaml").write_text(text + inventory, encoding="utf-8")
-    (root / "health.yaml").write_text(PLAY.format(schedule=schedule, after=after, retries=retries, max=max,
+    (root / "health.yaml").write_text(PLAY.format(schedule=schedule, after=after, retries=retries, max=max_runs,
                                                   limit=limit), encoding="utf-8")
     return load_config(root / "inventory.yaml", [root / "health.yaml"], registry or make_registry(), env={})
 
@@ -94,7 +94,7 @@ def test_a_first_message_held_longer_than_its_updates_warns(tmp_path: Path, noti
         in diag.message, str(diag)
 
 
-FIELDS = ["after", "retries", "max", "limit"]
+FIELDS = ["after", "retries", "max_runs", "limit"]
 
 
 @settings(max_examples=25, derandomize=True, deadline=None, database=None)
