@@ -133,3 +133,20 @@ def test_a_fixed_offset_timezone_that_reads_as_another_warns_at_it(tmp_path: Pat
     for fine in ("UTC", "Europe/Berlin", "Etc/GMT", "Asia/Tokyo"):
         assert not [w for w in _load(tmp_path, inventory=MAINTENANCE.format(tag="exchange", timezone=fine)).warnings
                     if "timezone" in w.message], fine
+
+
+@pytest.mark.parametrize(("module_timeout", "check_timeout", "warned"), [
+    ("30s", "5s", True), ("11s", None, True), ("5s", "5s", False), ("2s", None, False)])
+def test_a_module_timeout_above_the_checks_warns_at_it(tmp_path: Path, module_timeout: str,
+                                                        check_timeout: str | None, warned: bool) -> None:
+    result = _load(tmp_path)
+    play = (tmp_path / "health.yaml").read_text(encoding="utf-8").replace(
+        '"{{ bot.health_url }}"}', f'"{{{{ bot.health_url }}}}", timeout: {module_timeout}}}').replace(
+        "    after: 2\n", "    after: 2\n" + (f"    timeout: {check_timeout}\n" if check_timeout else ""))
+    (tmp_path / "health.yaml").write_text(play, encoding="utf-8")
+    result = load_config(tmp_path / "inventory.yaml", [tmp_path / "health.yaml"], make_registry(), env={})
+    assert result.ok, result.diagnostics
+    found = [w for w in result.warnings if "longer than the check's timeout" in w.message]
+    assert len(found) == int(warned), [str(w) for w in result.warnings]
+    if warned:
+        assert found[0].line == _line(tmp_path / "health.yaml", f"timeout: {module_timeout}")
