@@ -230,8 +230,12 @@ def load_config(
             bound += new
             diagnostics += problems
             routes = [route.name for route in inventory.notify.routes]
+            silent = [route.name for route in inventory.notify.routes if route.targets and all(
+                name in inventory.notify.targets and inventory.notify.targets[name].renders_empty
+                for name in route.targets)]
             diagnostics += TaskChecker(item.doc, item.play, registry, templating, routes,
-                                       registers_uncertain=item.registers_uncertain).run(targets)
+                                       registers_uncertain=item.registers_uncertain,
+                                       silent_routes=silent).run(targets)
 
     if inventory is not None and not any(d.severity == "error" for d in diagnostics):
         every_play = [item for item in [*loaded, *context] if item.play is not None]

@@ -46,11 +46,15 @@ class TaskChecker:
     """Checks the steps of one play on its hosts; problems go to ``diagnostics``."""
 
     def __init__(self, doc: SourceDocument, play: Playbook, registry: Registry, templating: Templating,
-                 routes: Collection[str], *, registers_uncertain: bool = False) -> None:
+                 routes: Collection[str], *, registers_uncertain: bool = False,
+                 silent_routes: Collection[str] = ()) -> None:
         """``registers_uncertain``: a task of the play has an unknown key (already reported) that
-        may have been meant as ``register:``; undefined names are then not reported again."""
+        may have been meant as ``register:``; undefined names are then not reported again.
+        ``silent_routes``: routes every target of which sends nothing (optional, rendered empty):
+        a step naming one would tell nobody."""
         self.doc, self.play, self.registry, self.templating = doc, play, registry, templating
         self.routes = routes
+        self.silent_routes = silent_routes
         self.registers_uncertain = registers_uncertain
         self.diagnostics: list[Diagnostic] = []
 
@@ -183,6 +187,11 @@ class TaskChecker:
                 self._error((*base, key), f"{key}: no route named {value!r} in the inventory",
                             suggest(value, self.routes)
                             or f"routes: {', '.join(sorted(self.routes)) or 'none'}")
+            elif refers.kind == "route" and value in self.silent_routes:
+                self._error((*base, key), f"{key}: route {value!r} tells nobody: every target it names is "
+                            "optional and its URL renders empty, so this step's message would be lost",
+                            "set the environment variables its targets read, add a target that always sends "
+                            "to the route, or name another route")
             elif refers.kind == "template":
                 problem = self._template_file_problem(value)
                 if problem and (explicit or "not found" not in problem):

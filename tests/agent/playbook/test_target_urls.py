@@ -103,8 +103,8 @@ def test_a_route_whose_only_targets_are_unset_optional_ones_is_an_error_at_the_r
                                   [("r0", ["slack", "email"], False, ""), ("default", ["inbox"], False, "")])
     result = load_config(inventory, [tmp_path / "p.yaml"], registry, env={"URL_INBOX": "json://127.0.0.1:9/"})
     assert result.config is None
-    [diag] = [d for d in result.diagnostics if "tells nobody" in d.message]
-    assert (diag.file, diag.line) == (str(inventory), 10), diag
+    [diag] = [d for d in result.diagnostics if "tells nobody" in d.message and d.file == str(inventory)]
+    assert diag.line == 10, diag
     assert "$URL_EMAIL, $URL_SLACK not set" in diag.message and "would be lost" in diag.message
     assert "URL_EMAIL, URL_SLACK" in (diag.hint or "")
     # the same inventory with one of them set loads
@@ -144,3 +144,16 @@ def test_every_route_of_a_configuration_that_loads_tells_someone(
     for name, _, cont, _ in written:
         if not cont or name in escalated:
             assert router.named(name), (name, written, optional, set_)
+
+
+def test_a_step_naming_a_route_that_tells_nobody_is_an_error_at_the_step(tmp_path: Path, registry: Registry) -> None:
+    """A `continue: true` route no escalation names may send to nothing (its alerts go on); a
+    notify step naming it would still tell nobody."""
+    inventory = _routes_inventory(tmp_path, {"inbox": False, "slack": True},
+                                  [("r0", ["slack"], True, ""), ("default", ["inbox"], False, "")])
+    result = load_config(inventory, [tmp_path / "p.yaml"], registry, env={"URL_INBOX": "json://127.0.0.1:9/"})
+    [diag] = result.diagnostics
+    assert (diag.file, diag.line) == (str(tmp_path / "p.yaml"), 5) and "route 'r0' tells nobody" in diag.message
+    ok = load_config(inventory, [tmp_path / "p.yaml"], registry,
+                     env={"URL_INBOX": "json://127.0.0.1:9/", "URL_SLACK": "json://127.0.0.1:8/"})
+    assert ok.ok, ok.diagnostics
