@@ -243,10 +243,20 @@ def base60_problems(doc: SourceDocument, reported: Iterable[Diagnostic] = ()) ->
     accepted with a value nobody meant. Where another diagnostic already stands at that position
     (a text field refusing the number, with its own quote-it hint) nothing is added."""
     taken = {(d.file, d.line, d.column) for d in reported}
-    return [doc.at(line, column, f"{text} is read by YAML as the number {value:g}: unquoted, h:mm and m:ss are "
-                   "numbers in base 60 (YAML 1.1)", f"quote it (\"{text}\") for a time of day; write a duration "
-                   f"as {_as_duration(text)}, or a number as {value:g}")
+    return [doc.at(line, column, f"{_short(text)} is read by YAML as the number {_short(_number(value))}: "
+                   "unquoted, h:mm and m:ss are numbers in base 60 (YAML 1.1)",
+                   f"quote it (\"{_short(text)}\") for a time of day; write a duration as {_short(_as_duration(text))}, "
+                   f"or a number as {_short(_number(value))}")
             for line, column, text, value in doc.base60 if (doc.file, line, column) not in taken]
+
+
+def _number(value: Any) -> str:
+    """An int as its digits (it may be too large for a float), a float as Python shows it."""
+    return str(value) if isinstance(value, int) else f"{value:g}"
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 40 else f"{text[:20]}...{text[-8:]}"
 
 
 def _as_duration(text: str) -> str:

@@ -150,3 +150,15 @@ def test_a_module_timeout_above_the_checks_warns_at_it(tmp_path: Path, module_ti
     assert len(found) == int(warned), [str(w) for w in result.warnings]
     if warned:
         assert found[0].line == _line(tmp_path / "health.yaml", f"timeout: {module_timeout}")
+
+
+def test_base_60_numbers_of_any_size_and_sign_are_reported_never_an_internal_error(tmp_path: Path) -> None:
+    """Found by hand after the rule: a base-60 integer too large for a float ended in OverflowError."""
+    huge = "9" * 400 + ":00"
+    result = _load(tmp_path, limit=huge)
+    (tmp_path / "health.yaml").write_text((tmp_path / "health.yaml").read_text(encoding="utf-8").replace(
+        "vars: {limit: ", "vars: {b: 1:30.5, c: -2:00, limit: "), encoding="utf-8")
+    result = load_config(tmp_path / "inventory.yaml", [tmp_path / "health.yaml"], make_registry(), env={})
+    found = sorted((d.column, d.message.split(" is read")[0]) for d in result.diagnostics if "base 60" in d.message)
+    assert [text for _, text in found] == ["1:30.5", "-2:00", f"{'9' * 20}...{'9' * 5}:00"], found
+    assert all(len(d.message) < 200 for d in result.diagnostics)
