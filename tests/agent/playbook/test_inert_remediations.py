@@ -86,7 +86,8 @@ def test_a_then_playbook_with_no_tasks_is_an_error_at_then(tmp_path: Path, regis
 
 
 CONSTANTS = [("false", False), ("no", False), ('"1 == 2"', False), ('"not true"', False), ("\"'restart'\"", True),
-             ("true", True), ('"2 > 1 or host == \'a\'"', True), ('"\'\' or false"', False)]
+             ("true", True), ('"2 > 1 or host == \'a\'"', True), ('"\'\' or false"', False),
+             ("\"host == 'a' and host == 'b'\"", False), ("\"host == 'a' and host != 'a'\"", False)]
 
 
 @pytest.mark.parametrize(("when", "truth"), CONSTANTS)
@@ -115,3 +116,16 @@ def test_a_constant_when_on_a_task_is_a_warning_at_it(tmp_path: Path, registry: 
 def test_a_when_that_reads_a_value_is_not_reported(tmp_path: Path, registry: Registry, when: str) -> None:
     result = _load(tmp_path, registry, when=when)
     assert not [d for d in [*result.diagnostics, *result.warnings] if "always" in d.message], result.warnings
+
+
+@pytest.mark.parametrize(("expression", "truth"), [
+    ("check.facts.state == 'EXITED' and check.facts.state == 'FATAL'", False),
+    ("x > 5 and x < 3", False), ("5 < x and x < 4", False), ("x > 3 and x <= 3", False),
+    ("x == 5 and x > 7", False), ("s == 'a' and s != 'a'", False), ("a and x == 1 and b and x == 2", False),
+    ("x >= 3 and x <= 3", None), ("x == 'a' and x > 3", None), ("a == 1 and b == 2", None),
+    ("x > 1 and x > 2", None), ("x | int > 5 and x | int < 3", None),  # a filter may differ each call
+])
+def test_conditions_that_contradict_each_other_are_always_false(expression: str, truth: bool | None) -> None:
+    from agent.playbook.constant_expressions import constant_truth
+
+    assert constant_truth(expression) is truth
