@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from agent.core.values import HARD_WITHIN_MAX, format_duration
 from agent.modules.base import CheckModule, HostContext, Params, secret_values
 from agent.modules.registry import Registry
-from agent.playbook.diagnostics import Diagnostic, suggest
+from agent.playbook.diagnostics import Diagnostic, suggest, warning
 from agent.playbook.hints import bare_word_hint
 from agent.playbook.models import Check, Playbook, Task
 from agent.playbook.placeholders import is_runtime
@@ -148,10 +148,24 @@ def bind_checks(doc: SourceDocument, play: Playbook, hosts: list[HostContext], r
                 continue
             templating.redactor.add(secret_values(params))
             out.extend(hard_within_a_day(doc, ("checks", i), check, play))
+            out.extend(_timeout_above_the_checks(doc, path, check, params))
             out.extend(threshold_order(doc, ("checks", i), check, vars, templating))
             out.extend(expression_names(doc, ("checks", i), check, module, vars, templating))
             bound.append(_bound(play, check, host, module, params, vars))
     return bound, out
+
+
+def _timeout_above_the_checks(doc: SourceDocument, path: Path_, check: Any, params: Any) -> list[Diagnostic]:
+    """A module's own ``timeout`` above the check's: the check is cut at its own timeout first, so
+    the module's never applies (the http module caps it there; others are cut off unknown)."""
+    own = getattr(params, "timeout", None)
+    if not isinstance(own, (int, float)) or isinstance(own, bool) or own <= check.timeout:
+        return []
+    return [warning(doc.diagnostic((*path, "timeout"), f"{check.module}: timeout {format_duration(own)} is longer "
+                                   f"than the check's timeout {format_duration(check.timeout)}: the check is cut "
+                                   f"at {format_duration(check.timeout)} first, so this one never applies",
+                                   f"lower it below {format_duration(check.timeout)}, or raise the check's timeout: "
+                                   f"(timeout: {format_duration(own)} beside the module, not under it)"))]
 
 
 _BARE_NAME = re.compile(r"^\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}$")

@@ -189,6 +189,28 @@ def _offset_changes(zone: ZoneInfo, start: datetime, end: datetime) -> list[date
     return out
 
 
+_POSIX_OFFSET = re.compile(r"^(?:Etc/)?GMT([+-])(\d{1,2})$")
+_FIXED_LEGACY = {"EST": ("UTC-5", "America/New_York"), "MST": ("UTC-7", "America/Denver or America/Phoenix"),
+                 "HST": ("UTC-10", "Pacific/Honolulu")}
+
+
+def timezone_trap(timezone: str) -> tuple[str, str] | None:
+    """(message, hint) when ``timezone`` is a fixed offset that reads as something else: a POSIX
+    ``Etc/GMT+2`` is two hours *behind* UTC (the sign counts backwards), and the legacy ``EST``,
+    ``MST``, ``HST`` never change for summer time, unlike the places they are named after."""
+    match = _POSIX_OFFSET.match(timezone)
+    if match and int(match[2]):
+        actual = f"UTC{'-' if match[1] == '+' else '+'}{int(match[2])}"
+        return (f"timezone {timezone!r} is {actual}: POSIX zone names count the offset backwards, and it never "
+                "changes for summer time", "write UTC (and convert the times), or the place whose clock is "
+                "meant (e.g. Europe/Berlin)")
+    if timezone in _FIXED_LEGACY:
+        offset, place = _FIXED_LEGACY[timezone]
+        return (f"timezone {timezone!r} is {offset} all year: it does not follow the summer time of the place "
+                "it is named after", f"write {place} for local time there, or UTC")
+    return None
+
+
 def schedule_traps(cron: str | None, timezone: str) -> list[tuple[str, str]]:
     """(message, hint) of each way a cron schedule reads differently from what it seems to say."""
     if not cron:

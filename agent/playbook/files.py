@@ -7,7 +7,8 @@ link to nothing or one that loops, a directory, a named pipe (FIFO), a socket or
 a file belongs, no permission, too large. A FIFO is never opened for reading, so it never
 blocks a load.
 
-A directory of playbooks contributes its ``*.yaml`` and ``*.yml`` entries, sorted; each entry
+A directory of playbooks contributes its ``*.yaml`` and ``*.yml`` entries, sorted, except hidden,
+editor and backup files (:func:`editor_or_hidden`, said at debug level); each entry
 that is not a readable file is reported, as is a file whose suffix is ``.yaml`` in another
 case (``.YAML``: rename it), a directory holding no playbook at all, a path that does not exist.
 
@@ -19,6 +20,7 @@ serves such bytes back.
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import stat
 from collections.abc import Mapping, Sequence
@@ -41,6 +43,15 @@ __all__ = ["DISK", "MAX_BYTES", "PLAYBOOK_SUFFIXES", "ConfigReader", "DiskReader
            "file_problem", "is_dir", "is_file", "key", "kind_of", "os_problem", "playbook_files", "read_file",
            "real_path", "sibling_playbooks"]
 PLAYBOOK_SUFFIXES = (".yaml", ".yml")
+log = logging.getLogger(__name__)
+
+
+def editor_or_hidden(name: str) -> bool:
+    """A directory entry no one means as a playbook, skipped as Ansible skips it in a vars
+    directory: a hidden file (``.x.yaml``, an Emacs lock ``.#x.yaml``, which is a symbolic
+    link to nothing, a Vim swap ``.x.yaml.swp``), a backup (``x.yaml~``, ``x.yaml.bak``) or an
+    Emacs auto-save (``#x.yaml#``)."""
+    return name.startswith((".", "#")) or name.endswith(("~", "#", ".swp", ".swo", ".bak", ".orig", ".rej"))
 
 
 class ConfigReader:
@@ -210,9 +221,14 @@ def _directory(path: Path, reader: ConfigReader) -> tuple[list[Path], list[Diagn
         return [], [Diagnostic(str(path), 0, 0, exc.message, exc.hint)]
     found: list[Path] = []
     for entry in entries:
+        if editor_or_hidden(entry.name):
+            log.debug("skipped %s in the playbooks directory: a hidden, editor or backup file", entry)
+            continue
         suffix = entry.suffix
         if suffix.lower() not in PLAYBOOK_SUFFIXES:
-            nested = _nested_playbooks(entry, reader) if not entry.name.startswith(".") else 0
+            nested = _nested_playbooks(entry, reader)
+            if not nested:
+                log.debug("skipped %s in the playbooks directory: not a *.yaml or *.yml file", entry)
             if nested:
                 problems.append(warning(Diagnostic(
                     str(entry), 0, 0, f"this subdirectory holds {nested} playbook file(s) that are not loaded: "
@@ -255,7 +271,7 @@ def _nested_playbooks(path: Path, reader: ConfigReader, depth: int = 3) -> int:
         return 0
     count = 0
     for entry in entries:
-        if entry.name.startswith("."):
+        if editor_or_hidden(entry.name):
             continue
         if entry.suffix.lower() in PLAYBOOK_SUFFIXES and not reader.is_dir(entry):
             count += 1

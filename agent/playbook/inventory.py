@@ -82,6 +82,12 @@ class Target(_Model):
         """False for an optional target whose URL rendered empty."""
         return bool(self._rendered_url)
 
+    @property
+    def renders_empty(self) -> bool:
+        """True when the URL was rendered at load and came out empty (an optional target that
+        sends nothing); False when it has a URL or was not rendered (unknown, or an error)."""
+        return self._rendered_url == ""
+
 
 class RouteMatch(_Model):
     """Which alerts a route takes. An empty or absent list matches anything; host, play and

@@ -20,18 +20,25 @@ from pydantic import ValidationError
 
 from agent.apprise_plugins import is_known_scheme, parse_urls, url_scheme, why_refused
 from agent.core.redaction import url_secrets
-from agent.playbook.cron import schedule_traps
+from agent.core.values import format_duration
+from agent.playbook.cron import schedule_traps, timezone_trap
 from agent.playbook.diagnostics import Diagnostic, suggest, warning
 from agent.playbook.files import DISK, ConfigReader, real_path
 from agent.playbook.inventory import AlertTemplates, Inventory, Target, default_inventory_data
 from agent.playbook.literal_secrets import SECRET_HINT as _SECRET_HINT
-from agent.playbook.literal_secrets import literal_secrets
+from agent.playbook.literal_secrets import (
+    comment_secret_problems,
+    hide_secrets,
+    literal_secret_problems,
+    literal_secrets,
+    secret_lines,
+)
 from agent.playbook.message_vars import MESSAGE_VARS
 from agent.playbook.placeholders import is_runtime
-from agent.playbook.scope import unknown_in_template_file
+from agent.playbook.scope import template_file_diagnostic, unknown_in_template_file
 from agent.playbook.templating import TemplateError, Templating
 from agent.playbook.validation import diagnostics_from_validation
-from agent.playbook.yaml_source import Marks, SourceDocument, load_yaml
+from agent.playbook.yaml_source import Marks, SourceDocument, base60_problems, load_yaml
 from botwarden.settings import StackSettings
 
 
@@ -99,6 +106,25 @@ def inventory_rules(doc: SourceDocument, inv: Inventory) -> list[Diagnostic]:
                                           "move the catch-all route last, or give it continue: true"))
     for message, hint in schedule_traps(inv.notify.digest.cron, inv.notify.digest.timezone):
         out.append(warning(doc.diagnostic(("notify", "digest", "cron"), f"digest: {message}", hint)))
+    if inv.notify.digest.cron and (trap := timezone_trap(inv.notify.digest.timezone)) is not None:
+        out.append(warning(doc.diagnostic(("notify", "digest", "timezone"), f"digest: {trap[0]}", trap[1])))
+    for i, window in enumerate(inv.maintenance):
+        if (trap := timezone_trap(window.timezone)) is not None:
+            out.append(warning(doc.diagnostic(("maintenance", i, "timezone"), f"maintenance window "
+                                              f"{window.name!r}: {trap[0]}", trap[1])))
+    if inv.notify.group_wait > inv.notify.group_interval:
+        out.append(warning(doc.diagnostic(("notify", "group_wait"), _group_wait_message(
+            "notify.group_wait", inv.notify.group_wait, inv.notify.group_interval), _GROUP_WAIT_HINT)))
+    for i, route in enumerate(routes):
+        if route.group_wait is not None and route.group_wait > inv.notify.group_interval:
+            out.append(warning(doc.diagnostic(("notify", "routes", i, "group_wait"), _group_wait_message(
+                f"route {route.name!r}: group_wait", route.group_wait, inv.notify.group_interval), _GROUP_WAIT_HINT)))
+        for j, step in enumerate(route.escalate):
+            if step.to == route.name:
+                out.append(doc.diagnostic(("notify", "routes", i, "escalate", j, "to"), f"route {route.name!r} "
+                                          "escalates to itself: its own targets are told again, nobody new",
+                                          "escalate to the route of whoever must be told next (a pager, a "
+                                          "second person); to remind the same people, use repeat:"))
     seen: set[str] = set()
     for i, route in enumerate(routes):
         if route.name in seen:
@@ -117,6 +143,17 @@ def inventory_rules(doc: SourceDocument, inv: Inventory) -> list[Diagnostic]:
     return out
 
 
+_GROUP_WAIT_HINT = ("keep group_wait (how long the first message of a host waits for more problems) shorter than "
+                   "notify.group_interval (how long an update waits): seconds for the first, a minute or more for "
+                   "updates")
+
+
+def _group_wait_message(what: str, wait: float, interval: float) -> str:
+    return (f"{what} {format_duration(wait)} is longer than notify.group_interval {format_duration(interval)}: the "
+            "first message of a problem would wait longer than any update about it, so a new problem is told "
+            "last")
+
+
 def settings_path(inv: Inventory | None, inventory_path: Path) -> Path | None:
     """The stack settings file the configuration reads: the one the inventory names, else
     ``$BOTWARDEN_SETTINGS`` (None: the built-in defaults)."""
@@ -133,7 +170,8 @@ def read_settings(doc: SourceDocument, inv: Inventory | None, inventory_path: Pa
     ``$BOTWARDEN_SETTINGS`` names when the inventory names none).
 
     The file is read with the positioned loader, so a problem in it is reported at its line in
-    the settings file; the inventory's ``settings:`` line when the file cannot be used (not
+    the settings file, and scanned for secrets written literally as the inventory is (only a
+    variable's name belongs there: ``private_key_env: BOTWARDEN_PRIVATE_KEY``); the inventory's ``settings:`` line when the file cannot be used (not
     found, not a file, a symbolic link that loops), with what is wrong with it.
     """
     reader = reader or DISK
@@ -155,15 +193,22 @@ def read_settings(doc: SourceDocument, inv: Inventory | None, inventory_path: Pa
                                                     problem.hint or "name the stack settings file, relative to "
                                                     "the inventory, or null for the defaults")]
     settings_doc = load_yaml(path, reader=reader)
+    # secrets are refused here as in the inventory, also in a file that is wrong otherwise
+    secrets = [*literal_secret_problems(settings_doc), *comment_secret_problems(settings_doc)]
+    shown = {settings_doc.file: secret_lines(settings_doc)}
     if settings_doc.diagnostics:
-        return _default_settings(), settings_doc.diagnostics
+        return _default_settings(), hide_secrets([*settings_doc.diagnostics, *secrets], shown)
     data = settings_doc.data if settings_doc.data is not None else {}
     if not isinstance(data, dict):
-        return _default_settings(), [settings_doc.at(1, 1, "the settings file must be a mapping (key: value)")]
+        return _default_settings(), [settings_doc.at(1, 1, "the settings file must be a mapping (key: value)"),
+                                     *secrets]
     try:
-        return StackSettings.model_validate({"root": str(real_path(path).parent), **data}), []
+        settings = StackSettings.model_validate({"root": str(real_path(path).parent), **data})
     except ValidationError as exc:
-        return _default_settings(), diagnostics_from_validation(exc, settings_doc, data, model=StackSettings)
+        refused = diagnostics_from_validation(exc, settings_doc, data, model=StackSettings)
+        return _default_settings(), hide_secrets([*refused, *base60_problems(settings_doc, refused), *secrets], shown)
+    secrets += base60_problems(settings_doc)
+    return (settings, []) if not secrets else (_default_settings(), hide_secrets(secrets, shown))
 
 
 def _unnamed_settings_file(doc: SourceDocument, inventory_path: Path, reader: ConfigReader) -> list[Diagnostic]:
@@ -220,9 +265,36 @@ def render_targets(doc: SourceDocument, inv: Inventory, settings_vars: dict[str,
                                       f"{templating.redactor.redact(problem)}",
                                       "the delivery would refuse it too (apprise's own parser, at load as at "
                                       "send): see the service's page at https://github.com/caronc/apprise/wiki"))
-        target._rendered_url = url or None
+        target._rendered_url = url  # "" for an optional target that sends nothing (known empty)
         if url:  # redacted everywhere from now on: a webhook URL is a credential
             templating.redactor.add(url_secrets(url))
+    return out
+
+
+def routes_telling_nobody(doc: SourceDocument, inv: Inventory, templating: Templating) -> list[Diagnostic]:
+    """A route whose every target is optional and rendered empty tells nobody: an alert that
+    takes it is lost (first match wins), and so is an escalation to it. An error at load, in
+    the environment the agent is given (Alertmanager accepts a receiver with no integration and
+    drops silently; here a lost alert is a real loss). A route with ``continue: true`` that no
+    escalation names only passes its alerts on, so it may send to nothing while its variables
+    are unset. Run after :func:`render_targets`."""
+    out: list[Diagnostic] = []
+    escalated = {step.to for route in inv.notify.routes for step in route.escalate}
+    targets = inv.notify.targets
+    for i, route in enumerate(inv.notify.routes):
+        if route.continue_ and route.name not in escalated:
+            continue
+        if not route.targets or not all(name in targets and targets[name].renders_empty for name in route.targets):
+            continue
+        unset = sorted({var for name in route.targets for var in templating.env_names(targets[name].url)})
+        why = f" ({', '.join('$' + v for v in unset)} not set)" if unset else ""
+        told = "an escalation to it" if route.continue_ else "an alert that takes this route"
+        out.append(doc.diagnostic(
+            ("notify", "routes", i, "targets"),
+            f"route {route.name!r} tells nobody: every target it names is optional and its URL renders "
+            f"empty{why}; {told} would be lost",
+            (f"set {', '.join(unset)} in the agent's environment, or " if unset else "")
+            + "add a target that always sends (e.g. the json:// inbox or an email address) to this route"))
     return out
 
 
@@ -263,7 +335,9 @@ def template_files(doc: SourceDocument, inv: Inventory, templating: Templating) 
         where = "" if kind in explicit else f" (the default {kind} template)"
         problem = templating.check_template_file(name)
         if problem:
-            out.append(doc.diagnostic(path, f"template {name!r}{where}: {problem}"))
+            out.append(template_file_diagnostic(templating, name, f"template {name!r}: {problem}",
+                                                doc.diagnostic(path, f"template {name!r}{where}: {problem}"),
+                                                f"the {'default ' if kind not in explicit else ''}{kind} template"))
             continue
         if name in names_checked:
             continue  # one file for several kinds (alert and repeat): checked against what both give

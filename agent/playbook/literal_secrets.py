@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib.metadata
 import math
 import re
 from collections.abc import Iterator
@@ -117,10 +118,11 @@ def _looks_random_path_word(word: str) -> bool:
 
 
 def _value_shaped(text: str) -> bool:
-    """A password or token: one word of 6 or more characters, not a pattern (a log check's
-    ``private_key: "-----BEGIN [A-Z ]*PRIVATE KEY-----"`` is a regular expression that finds keys)."""
+    """A password, passphrase or token: 6 or more characters besides spaces (a passphrase has
+    words: ``correct horse battery staple``), not a pattern (a log check's ``private_key:
+    "-----BEGIN [A-Z ]*PRIVATE KEY-----"`` is a regular expression that finds keys)."""
     word = text.strip()
-    return len(word) >= 6 and not re.search(r"\s", word) and not re.search(r"[\\^$*()\[\]{}|]", word)
+    return len(re.sub(r"\s", "", word)) >= 6 and not re.search(r"[\\^$*()\[\]{}|]", word)
 
 
 def _literal(value: str) -> bool:
@@ -196,15 +198,79 @@ def _hex_findings(literal: str, key: Any) -> Iterator[Finding]:
                           else "a private key (64 hex digits) is written literally", (match.group(0),))
 
 
-_CANDIDATE = re.compile(r"://|=|-----BEGIN|[A-Za-z0-9_\-+/.~]{16}")
-"""What every shape, URL, query and random word has: a string without it needs only the key rules."""
+_SEED_RUN = re.compile(r"(?:\b[a-z]{3,8}\s+){11,}[a-z]{3,8}\b")
+"""Twelve or more short lowercase words in a row: the shape of a BIP-39 seed phrase."""
+_CANDIDATE = re.compile(r"://|=|-----BEGIN|[A-Za-z0-9_\-+/.~]{16}|\benv\b|\{\{|" + _SEED_RUN.pattern)
+"""What every shape, URL, query, random word, seed phrase and template literal has: a string
+without it needs only the key rules."""
+_STRING_LITERAL = re.compile(r"'((?:[^'\\]|\\.)*)'" + r'|"((?:[^"\\]|\\.)*)"')
+_ENV_DEFAULT = re.compile(
+    r"""\benv(?:\.(\w+)|\[\s*['"](\w+)['"]\s*\])\s*\|\s*(?:default|d)\s*\(\s*"""
+    r"""(?:'((?:[^'\\]|\\.)*)'|"((?:[^"\\]|\\.)*)")"""
+    r"""|\benv\.get\(\s*['"](\w+)['"]\s*,\s*(?:'((?:[^'\\]|\\.)*)'|"((?:[^"\\]|\\.)*)")""")
+"""``env.NAME | default('...')``, ``env['NAME'] | d("...")``, ``env.get('NAME', '...')``: the
+literal stands in for the variable, so it is judged as the value of a key named ``NAME``."""
+_SEED_PHRASE_WORDS = 12
+_PROSE_TOKEN = re.compile(r"(?<![A-Za-z0-9_\-+/=.~])[A-Za-z0-9_\-+/=.~]{16,}(?![A-Za-z0-9_\-+/=.~])")
+
+
+@functools.lru_cache(maxsize=1)
+def _bip39_words() -> frozenset[str] | None:
+    """The BIP-39 English word list, read from the eth_account distribution (a dependency of the
+    bot and the exchange actions) through ``importlib.metadata`` without importing eth_account
+    (tens of MB the resident agent does not need). None without it: the shape alone decides."""
+    try:
+        found = [f for f in importlib.metadata.files("eth-account") or []
+                 if f.as_posix().endswith("hdaccount/wordlist/english.txt")]
+        words = frozenset(found[0].read_text(encoding="utf-8").split()) if found else frozenset()
+    except (importlib.metadata.PackageNotFoundError, OSError):  # pragma: no cover - locked in requirements
+        return None
+    return words if len(words) == 2048 else None
+
+
+def _seed_phrases(text: str) -> Iterator[Finding]:
+    """Twelve or more BIP-39 words in a row (a wallet's seed phrase), in a value or in prose."""
+    known = _bip39_words()
+    for match in _SEED_RUN.finditer(text):
+        words = [*re.finditer(r"\S+", match.group(0)), None]
+        run: list[re.Match[str]] = []
+        for word in words:
+            if word is not None and (known is None or word.group(0) in known):
+                run.append(word)
+                continue
+            if len(run) >= _SEED_PHRASE_WORDS:  # the phrase as written (one part: its words are common words)
+                phrase = match.group(0)[run[0].start():run[-1].end()]
+                yield Finding(f"a seed phrase ({len(run)} BIP-39 words) is written literally", (phrase,))
+            run = []
+
+
+def _embedded_literals(text: str, key: Any) -> Iterator[tuple[Any, str]]:
+    """(the key it stands for, the literal) of every string literal inside a template part of
+    ``text`` (``{{ 'xoxb-...' }}``), and of every default of an environment variable, in a
+    template or an expression (``env.API_TOKEN | default('hunter22')``): the variable's name is
+    its key."""
+    parts = [m.group(0) for m in _TEMPLATE_PART.finditer(text)]
+    for part in [*parts, *([] if parts else [text])]:
+        defaults: list[tuple[int, int]] = []
+        for match in _ENV_DEFAULT.finditer(part):
+            name = match[1] or match[2] or match[5]
+            value = next((g for g in (match[3], match[4], match[6], match[7]) if g is not None), "")
+            defaults.append(match.span())
+            if value:
+                yield name, value
+        if parts:  # inside a template part every string literal is text written in the file
+            for match in _STRING_LITERAL.finditer(part):
+                if not any(lo <= match.start() < hi for lo, hi in defaults):
+                    literal = match[1] if match[1] is not None else match[2]
+                    if literal:
+                        yield key, literal
 
 
 @functools.lru_cache(maxsize=4096)
 def find_secret(text: str, key: Any = None) -> Finding | None:
     """The secret ``text`` (the value of ``key``) holds written literally, or None: the kind of
     the first one found, the parts of every one (all are masked)."""
-    if not _CANDIDATE.search(text) and not (isinstance(key, str) and _SECRET_KEY.search(_words(key))):
+    if not _CANDIDATE.search(text) and not (isinstance(key, str) and _SECRET_KEY.search(_words(key).removesuffix("_env"))):
         return None
     found = list(_findings(text, key))
     if not found:
@@ -215,6 +281,12 @@ def find_secret(text: str, key: Any = None) -> Finding | None:
 def _findings(text: str, key: Any) -> Iterator[Finding]:
     literal = _TEMPLATE_PART.sub(" ", text)
     marked = _TEMPLATE_PART.sub(_MARK, text)
+    for inner_key, inner in _embedded_literals(text, key):
+        judged_as = None if "://" in inner and inner_key != key else inner_key  # a URL default: by its parts
+        if inner != text and (found := find_secret(inner, judged_as)) is not None:
+            where = f"the default of env.{inner_key}" if inner_key != key else "a string in a template"
+            yield Finding(f"{found.kind} ({where})", found.parts)
+    yield from _seed_phrases(literal)
     for kind, shape in _SHAPES:
         for match in shape.finditer(literal):
             yield Finding(f"{kind} is written literally", (match.group(0),))
@@ -225,10 +297,23 @@ def _findings(text: str, key: Any) -> Iterator[Finding]:
     yield from _hex_findings(literal, key)
     key_words = _words(key)
     whole_literal = literal == text
+    if (key_words.lower().endswith("_env") and _SECRET_KEY.search(key_words[:-4]) and whole_literal
+            and (not re.fullmatch(r"\s*[A-Za-z_][A-Za-z0-9_]*\s*", text) or looks_random(text.strip()))
+            and _value_shaped(text)):
+        # `private_key_env: "0x..."`: the value itself where the name of its variable belongs
+        yield Finding(f"{key!r} names an environment variable, and this is not a name: it looks like the "
+                      "secret itself", (text.strip(),))
+        return
     if (key_words and _SECRET_KEY.search(key_words) and not key_words.lower().endswith("_env")
             and whole_literal and _value_shaped(text)):  # the whole value literal: a template is fine
         yield Finding(f"{key!r} holds a value written literally", (text.strip(),))
         return
+    for match in _PROSE_TOKEN.finditer(literal):  # prose: "token Xq7R...", "the password is s3cr3t-99"
+        before = literal[max(0, match.start() - 24):match.start()]
+        if match.group(0) != literal.strip() and _SECRET_WORD.search(before) and looks_random(match.group(0)) \
+                and not _HEX64.fullmatch(match.group(0)):
+            yield Finding("what looks like a token is written literally after the word "
+                          f"{_SECRET_WORD.findall(before)[-1]!r}", (match.group(0),))
     word = text.strip()
     if (whole_literal and re.fullmatch(r"[A-Za-z0-9_\-+/=.~]+", word) and looks_random(word)
             and not re.fullmatch(r"0x[0-9a-fA-F]{40}", word)  # an address is public

@@ -28,7 +28,14 @@ from agent.modules.base import HostContext
 from agent.modules.registry import Registry
 from agent.playbook.binding import BoundCheck, bind_checks
 from agent.playbook.diagnostics import Diagnostic, order, suggest, warning
-from agent.playbook.files import ConfigReader, DiskReader, FrozenReader, playbook_files, real_path
+from agent.playbook.files import (
+    PLAYBOOK_SUFFIXES,
+    ConfigReader,
+    DiskReader,
+    FrozenReader,
+    playbook_files,
+    real_path,
+)
 from agent.playbook.inventory import Inventory, host_vars, resolve_hosts
 from agent.playbook.inventory_loading import (
     heartbeat_problems,
@@ -36,6 +43,7 @@ from agent.playbook.inventory_loading import (
     read_inventory,
     read_settings,
     render_targets,
+    routes_telling_nobody,
     settings_path,
     template_files,
 )
@@ -52,7 +60,7 @@ from agent.playbook.rules import playbook_rules, template_problems
 from agent.playbook.task_validation import TaskChecker
 from agent.playbook.templating import Templating
 from agent.playbook.validation import diagnostics_from_validation
-from agent.playbook.yaml_source import Path_, SourceDocument, load_yaml
+from agent.playbook.yaml_source import Path_, SourceDocument, base60_problems, load_yaml
 from botwarden.settings import StackSettings
 
 
@@ -181,6 +189,7 @@ def load_config(
     if inventory is not None:
         diagnostics += inventory_rules(inv_doc, inventory)
         diagnostics += render_targets(inv_doc, inventory, settings_vars, templating)
+        diagnostics += routes_telling_nobody(inv_doc, inventory, templating)
         diagnostics += template_files(inv_doc, inventory, templating)
         diagnostics += heartbeat_problems(inv_doc, inventory, settings_vars, templating)
         hosts = {name: HostContext(name, host_vars(inventory, name, settings_vars)) for name in inventory.hosts}
@@ -199,7 +208,8 @@ def load_config(
     context_files, _ = playbook_files([p for p in context_paths if real_path(p) not in mine], disk)
     context = [item for item in (_load_playbook(path, registry, templating, ignored, disk) for path in context_files)
                if item.play is not None and item.play.name not in given]
-    playbooks = _cross_file_rules(loaded, context, inventory, diagnostics)
+    unreadable = [Path(f) for f in unusable if Path(f).suffix in PLAYBOOK_SUFFIXES]
+    playbooks = _cross_file_rules(loaded, context, inventory, diagnostics, unreadable)
 
     bound: list[BoundCheck] = []
     if inventory is not None:
@@ -220,13 +230,19 @@ def load_config(
             bound += new
             diagnostics += problems
             routes = [route.name for route in inventory.notify.routes]
+            silent = [route.name for route in inventory.notify.routes if route.targets and all(
+                name in inventory.notify.targets and inventory.notify.targets[name].renders_empty
+                for name in route.targets)]
             diagnostics += TaskChecker(item.doc, item.play, registry, templating, routes,
-                                       registers_uncertain=item.registers_uncertain).run(targets)
+                                       registers_uncertain=item.registers_uncertain,
+                                       silent_routes=silent).run(targets)
 
     if inventory is not None and not any(d.severity == "error" for d in diagnostics):
         every_play = [item for item in [*loaded, *context] if item.play is not None]
         diagnostics += unreached_route_entries(inv_doc, inventory, [item.play for item in every_play if item.play],
                                                [item.raw for item in every_play], registry)
+    for doc in [d for d in [inv_doc, *(item.doc for item in loaded)] if d is not None]:  # 1:30 read as 90
+        diagnostics += base60_problems(doc, diagnostics)
     secrets = {doc.file: secret_lines(doc) for doc in [inv_doc, *(item.doc for item in loaded)] if doc is not None}
     everything = _unique(hide_secrets(diagnostics, secrets))
     diagnostics = [d for d in everything if d.severity == "error"]
@@ -271,16 +287,25 @@ def _load_playbook(path: Path, registry: Registry, templating: Templating,
 
 
 def _cross_file_rules(loaded: list[_LoadedPlay], context: list[_LoadedPlay], inventory: Inventory | None,
-                      diagnostics: list[Diagnostic]) -> dict[str, Playbook]:
+                      diagnostics: list[Diagnostic], unreadable: Sequence[Path] = ()) -> dict[str, Playbook]:
     """Unique names, ``hosts`` patterns and ``budget.then`` references across playbooks
-    (``context`` plays are only looked up; the returned playbooks are the ``loaded`` ones)."""
+    (``context`` plays are only looked up; the returned playbooks are the ``loaded`` ones).
+
+    A playbook file that does not parse (or cannot be read: ``unreadable``) still names its
+    play for the references into it (:func:`_written_name`): a ``depends_on`` or ``budget.then``
+    into it is not judged, so its error is reported in that file alone, not in every file that
+    names it."""
     playbooks: dict[str, Playbook] = {}
     first_file: dict[str, str] = {}
-    names = {item.raw["name"] for item in [*loaded, *context]
-             if isinstance(item.raw, dict) and isinstance(item.raw.get("name"), str)}
     every = [*loaded, *context]
-    unbuilt = {item.raw["name"]: _raw_check_names(item.raw) for item in every
-               if item.play is None and isinstance(item.raw, dict) and isinstance(item.raw.get("name"), str)}
+    unparsed = {_written_name(item.doc.lines, Path(item.doc.file)) for item in every
+                if not (isinstance(item.raw, dict) and isinstance(item.raw.get("name"), str))}
+    unparsed |= {path.stem for path in unreadable}
+    names = {item.raw["name"] for item in every
+             if isinstance(item.raw, dict) and isinstance(item.raw.get("name"), str)} | unparsed
+    unbuilt: dict[str, set[str] | None] = dict.fromkeys(unparsed)
+    unbuilt |= {item.raw["name"]: _raw_check_names(item.raw) for item in every
+                if item.play is None and isinstance(item.raw, dict) and isinstance(item.raw.get("name"), str)}
     for item in loaded:
         play, doc = item.play, item.doc
         if play is None:
@@ -324,6 +349,13 @@ def _cross_file_rules(loaded: list[_LoadedPlay], context: list[_LoadedPlay], inv
                                                   f"no playbook named {rem.budget.then!r}",
                                                   suggest(rem.budget.then, names)
                                                   or f"known playbooks: {', '.join(sorted(names))}"))
+            elif rem.budget and rem.budget.then:
+                then = next((x.play for x in every if x.play is not None and x.play.name == rem.budget.then), None)
+                if then is not None and not then.tasks:
+                    diagnostics.append(doc.diagnostic(
+                        ("remediations", rem_name, "budget", "then"), f"playbook {then.name!r} has no tasks: "
+                        "once the budget is spent, running it does nothing", "name a playbook with tasks (the "
+                        "emergency), or add tasks: to it (the checks of a play are not run by budget.then)"))
     diagnostics += _depends_on_circles(loaded, every)
     diagnostics += _silence_until_ok_references(loaded, every, unbuilt, names)
     return playbooks
@@ -356,6 +388,19 @@ def _silence_until_ok_references(loaded: list[_LoadedPlay], every: list[_LoadedP
                                                        f"silence_until_ok: no check named {ref!r}: its alerts "
                                                        "are not silenced", hint)))
     return out
+
+
+_NAME_LINE = re.compile(r"""^name:[ \t]*(["']?)([A-Za-z0-9][A-Za-z0-9_.-]*)\1[ \t]*(?:#.*)?$""")
+
+
+def _written_name(lines: Sequence[str], path: Path) -> str:
+    """The play name a file that does not parse says it has: its top-level ``name:`` line,
+    else its file name without the suffix (how the shipped playbooks are named)."""
+    for text in lines:
+        match = _NAME_LINE.match(text.rstrip("\r"))
+        if match:
+            return match[2]
+    return path.stem
 
 
 def _raw_check_names(raw: dict[str, Any]) -> set[str] | None:

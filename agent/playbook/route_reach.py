@@ -70,9 +70,8 @@ def unreached_route_entries(doc: SourceDocument, inventory: Inventory, plays: Se
             if isinstance(default, str):
                 severities.add(default)
     named = _names(_written(list(raw_plays), "route"))
-    if named is None:
-        return []  # a step names its route at run time: any route may be reached by name
-    named |= {step.to for route in inventory.notify.routes for step in route.escalate}
+    if named is not None:  # None: a step names its route at run time, any route may be reached by name
+        named |= {step.to for route in inventory.notify.routes for step in route.escalate}
     universe: dict[str, tuple[str, set[str] | None]] = {
         "play": ("playbook", {play.name for play in plays}),
         "check": ("check", {check.name for play in plays for check in play.checks}),
@@ -81,22 +80,26 @@ def unreached_route_entries(doc: SourceDocument, inventory: Inventory, plays: Se
         "severity": ("check or step with the severity", severities),
     }
     out: list[Diagnostic] = []
-    for i, route in enumerate(inventory.notify.routes):
-        if route.name in named:
-            continue
+    matches: list[tuple[tuple[Any, ...], Any, str, str]] = [
+        (("notify", "routes", i), route.match, f"route {route.name!r}", "no alert can take this route for it")
+        for i, route in enumerate(inventory.notify.routes) if named is not None and route.name not in named]
+    # a maintenance window matches like a route: a misspelt tag silences nothing and the planned
+    # work pages as if there were no window
+    matches += [(("maintenance", i), window.match, f"maintenance window {window.name!r}",
+                 "the window holds back no alert for it") for i, window in enumerate(inventory.maintenance)]
+    for base, match, label, consequence in matches:
         for field, (what, names) in universe.items():
             if names is None:
                 continue
-            for j, pattern in enumerate(getattr(route.match, field)):
+            for j, pattern in enumerate(getattr(match, field)):
                 hit = (pattern in names if field in ("tags", "severity") else
                        any(fnmatchcase(name, pattern) for name in names))
                 if hit:
                     continue
                 hint = suggest(pattern, names)
                 out.append(warning(doc.diagnostic(
-                    ("notify", "routes", i, "match", field, j),
-                    f"route {route.name!r} matches {field} {pattern!r}, and no {what} has that name: no alert "
-                    "can take this route for it",
+                    (*base, "match", field, j),
+                    f"{label} matches {field} {pattern!r}, and no {what} has that name: {consequence}",
                     hint or (f"known: {', '.join(sorted(names))}" if names and len(names) <= 12 else
                              "fix the name, or remove the entry"))))
     return out

@@ -13,7 +13,7 @@ from typing import Any
 from agent.core.values import format_duration
 from agent.modules.registry import Registry
 from agent.playbook.constant_expressions import constant_truth
-from agent.playbook.cron import schedule_traps
+from agent.playbook.cron import schedule_traps, timezone_trap
 from agent.playbook.diagnostics import Diagnostic, suggest, warning
 from agent.playbook.hints import expression_hint
 from agent.playbook.models import BUDGET_HISTORY_S, Playbook, Task
@@ -112,6 +112,8 @@ def playbook_rules(doc: SourceDocument, raw: Mapping[str, Any], play: Playbook,
     if play.schedule is not None:
         for message, hint in schedule_traps(play.schedule.cron, play.schedule.timezone):
             out.append(warning(doc.diagnostic(("schedule", "cron"), f"schedule: {message}", hint)))
+        if play.schedule.cron and (trap := timezone_trap(play.schedule.timezone)) is not None:
+            out.append(warning(doc.diagnostic(("schedule", "timezone"), f"schedule: {trap[0]}", trap[1])))
     seen: dict[str, int] = {}
     for i, check in enumerate(play.checks):
         path = ("checks", i)
@@ -163,12 +165,24 @@ def playbook_rules(doc: SourceDocument, raw: Mapping[str, Any], play: Playbook,
                                       f"{format_duration(BUDGET_HISTORY_S)} of runs the agent reads back at "
                                       "start-up: after a restart, older runs would no longer count",
                                       f"use within: {format_duration(BUDGET_HISTORY_S)} or less"))
+        if rem.budget is not None and rem.cooldown and (rem.budget.max - 1) * rem.cooldown >= rem.budget.within:
+            # runs start at least `cooldown` apart and count while younger than `within`: the
+            # max-th run starts (max-1)*cooldown after the first, which has stopped counting by then
+            fit = int(-(-rem.budget.within // rem.cooldown))
+            out.append(doc.diagnostic(("remediations", name, "cooldown"), f"the budget can never be spent: "
+                                      f"runs {format_duration(rem.cooldown)} apart fit at most {fit} into "
+                                      f"{format_duration(rem.budget.within)}, fewer than max: {rem.budget.max}, so "
+                                      f"{'`then` never runs and ' if rem.budget.then else ''}the remediation "
+                                      "repeats forever", f"lengthen within: beyond "
+                                      f"{format_duration((rem.budget.max - 1) * rem.cooldown)}, lower max: to "
+                                      f"{max(1, fit)} or less, or shorten the cooldown"))
 
     handlers = {t.name for t in play.handlers}
     for i, raw_handler in enumerate(raw.get("handlers") or []):
         if isinstance(raw_handler, dict) and not raw_handler.get("name"):
             out.append(doc.diagnostic(("handlers", i), "a handler needs a 'name' (tasks notify it by name)"))
     for path, task in all_tasks(play):
+        out.extend(_constant_when(doc, path, task))
         if task.register is not None and (not task.register.isidentifier() or iskeyword(task.register)
                                           or task.register in _RESERVED_VARS):
             out.append(doc.diagnostic((*path, "register"), f"register name {task.register!r} is not usable as a "
@@ -179,6 +193,31 @@ def playbook_rules(doc: SourceDocument, raw: Mapping[str, Any], play: Playbook,
                 out.append(doc.diagnostic((*path, "notify", j), f"no handler named {name!r}",
                                           suggest(name, handlers) or _known("handlers", handlers)))
     return out
+
+
+def _constant_when(doc: SourceDocument, path: Path_, task: Task) -> list[Diagnostic]:
+    """A ``when:`` whose truth is constant (``false``, ``"1 == 2"``, a quoted word, which is a
+    non-empty string): the condition is not a condition. In a remediation step that never runs
+    it is an error: the remediation would not do what it says when the check fails, and a run
+    whose every step is skipped does not count, so its budget is never spent either; anywhere
+    else (a task of an on-demand play, a handler, a step that always runs) a warning."""
+    if task.when is None:
+        return []
+    truth = constant_truth(task.when)
+    if truth is None:
+        return []
+    remediation = path[0] == "remediations"
+    said = (f"when: {task.when!r} is always {'true' if truth else 'false'}, whatever the values: "
+            + ("the step never runs" if not truth else "the condition never skips it"))
+    if remediation and not truth:
+        return [doc.diagnostic((*path, "when"), f"{said}, so the remediation does not do it when the check "
+                               "fails (and a run whose every step is skipped does not count in the budget)",
+                               "remove the step, or write a condition on what the step needs (when: "
+                               "\"check.state == 'CRITICAL'\"); to switch the remediation off, remove it from "
+                               "the check's remediate:")]
+    hint = ("remove when: (the step always runs without it)" if truth else
+            "remove the step, or write a condition that reads a value (when: \"halted.changed\")")
+    return [warning(doc.diagnostic((*path, "when"), said, hint))]
 
 
 def _threshold_directions(doc: SourceDocument, path: Path_, warning: Threshold | None,

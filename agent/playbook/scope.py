@@ -23,7 +23,7 @@ from typing import Any
 from jinja2 import TemplateAssertionError, TemplateSyntaxError, UndefinedError, meta, nodes
 from jinja2.sandbox import SecurityError
 
-from agent.playbook.diagnostics import suggest
+from agent.playbook.diagnostics import Diagnostic, suggest
 from agent.playbook.placeholders import RUNTIME, RunTime
 from agent.playbook.templating import Templating, has_template
 
@@ -227,3 +227,19 @@ def unknown_in_template_file(templating: Templating, name: str, given: Iterable[
             out.append((f"{read!r} is undefined: the template is not given it",
                         suggest(read, known) or f"it is given: {', '.join(sorted(known | maybe))}", line))
     return out
+
+
+def template_file_diagnostic(templating: Templating, name: str, message: str, named_at: Diagnostic,
+                             used_as: str = "") -> Diagnostic:
+    """A problem of template file ``name`` at its line in that file (a syntax error, an unknown
+    filter, a sandbox escape), the hint saying where it is named; ``named_at`` (the place that
+    names it) when the problem has no line in the file (missing, unreadable)."""
+    where = templating.template_file_line(name)
+    if where is None or templating.templates_dir is None:
+        return named_at
+    line, text = where
+    quoted = [q for q in re.findall(r"'([^']+)'", message) if q != name and q in text]
+    column = text.index(quoted[0]) + 1 if quoted else 1
+    return Diagnostic(str(templating.templates_dir / name), line, column,
+                      re.sub(r" \(line \d+\)", "", message, count=1),
+                      f"{used_as + ', ' if used_as else ''}named at {named_at.file}:{named_at.line}", source_line=text)

@@ -29,7 +29,12 @@ from agent.playbook.diagnostics import Diagnostic, suggest, valid_keys_hint
 from agent.playbook.models import Playbook, Task
 from agent.playbook.placeholders import RUNTIME, is_runtime
 from agent.playbook.rules import all_tasks
-from agent.playbook.scope import task_scope, template_problem, unknown_in_template_file
+from agent.playbook.scope import (
+    task_scope,
+    template_file_diagnostic,
+    template_problem,
+    unknown_in_template_file,
+)
 from agent.playbook.templating import TemplateError, Templating, has_template
 from agent.playbook.validation import diagnostics_from_validation, model_keys_at
 from agent.playbook.yaml_source import Path_, SourceDocument
@@ -41,11 +46,15 @@ class TaskChecker:
     """Checks the steps of one play on its hosts; problems go to ``diagnostics``."""
 
     def __init__(self, doc: SourceDocument, play: Playbook, registry: Registry, templating: Templating,
-                 routes: Collection[str], *, registers_uncertain: bool = False) -> None:
+                 routes: Collection[str], *, registers_uncertain: bool = False,
+                 silent_routes: Collection[str] = ()) -> None:
         """``registers_uncertain``: a task of the play has an unknown key (already reported) that
-        may have been meant as ``register:``; undefined names are then not reported again."""
+        may have been meant as ``register:``; undefined names are then not reported again.
+        ``silent_routes``: routes every target of which sends nothing (optional, rendered empty):
+        a step naming one would tell nobody."""
         self.doc, self.play, self.registry, self.templating = doc, play, registry, templating
         self.routes = routes
+        self.silent_routes = silent_routes
         self.registers_uncertain = registers_uncertain
         self.diagnostics: list[Diagnostic] = []
 
@@ -178,10 +187,18 @@ class TaskChecker:
                 self._error((*base, key), f"{key}: no route named {value!r} in the inventory",
                             suggest(value, self.routes)
                             or f"routes: {', '.join(sorted(self.routes)) or 'none'}")
+            elif refers.kind == "route" and value in self.silent_routes:
+                self._error((*base, key), f"{key}: route {value!r} tells nobody: every target it names is "
+                            "optional and its URL renders empty, so this step's message would be lost",
+                            "set the environment variables its targets read, add a target that always sends "
+                            "to the route, or name another route")
             elif refers.kind == "template":
                 problem = self._template_file_problem(value)
                 if problem and (explicit or "not found" not in problem):
-                    self._error((*base, key) if explicit else base, f"{key}: template {value!r}: {problem}")
+                    named_at = self.doc.diagnostic((*base, key) if explicit else base,
+                                                   f"{key}: template {value!r}: {problem}")
+                    self.diagnostics.append(template_file_diagnostic(self.templating, value,
+                                                                     f"template {value!r}: {problem}", named_at))
                 elif not problem:  # it compiles: does it read only what this step gives it?
                     for message, hint, line in unknown_in_template_file(self.templating, value, given):
                         self._error((*base, key) if explicit else base,

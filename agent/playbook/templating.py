@@ -157,6 +157,12 @@ def unknown_filter_hint(message: str, env: Any) -> str:
 
 def _unsafe_access(tree: nodes.Node) -> str | None:
     """Name the first literal access to a private/dunder attribute in a parsed template."""
+    found = _unsafe_node(tree)
+    return found[0] if found else None
+
+
+def _unsafe_node(tree: nodes.Node) -> tuple[str, int] | None:
+    """The first literal access to a private/dunder attribute and its line, or None."""
     kinds = (nodes.Getattr, nodes.Getitem, nodes.Filter)
     found = [tree] if isinstance(tree, kinds) else []  # find_all skips the root itself
     for node in [*found, *tree.find_all(kinds)]:
@@ -169,7 +175,7 @@ def _unsafe_access(tree: nodes.Node) -> str | None:
             arg = node.args[0]
             name = arg.value if isinstance(arg, nodes.Const) else None
         if isinstance(name, str) and name.startswith("_"):
-            return name
+            return name, node.lineno
     return None
 
 
@@ -243,6 +249,30 @@ class Templating:
             return f"cannot read it: {getattr(exc, 'strerror', None) or exc}"
         problem = self.check_syntax(source)
         return problem
+
+    def template_file_line(self, name: str) -> tuple[int, str] | None:
+        """Where in template file ``name`` the problem :meth:`check_template_file` reports is:
+        its line number and text; None when the file cannot be read or the problem has no line.
+        So a syntax error of a template file is shown in that file, not where it is named."""
+        try:
+            source, _, _ = self._env.loader.get_source(self._env, name)  # type: ignore[union-attr]
+        except Exception:  # noqa: BLE001 - missing or unreadable: no line to point at
+            return None
+        line: int | None = None
+        try:
+            unsafe = _unsafe_node(self._env.parse(source))
+            if unsafe is not None:
+                line = unsafe[1]
+            else:
+                self._env.from_string(source)
+        except JinjaTemplateError as exc:
+            line = getattr(exc, "lineno", None)
+        except Exception:  # noqa: BLE001 - too deep, a number too long: the file as a whole
+            return None
+        lines = re.split(r"\r\n|\r|\n", source)  # as Jinja2's lexer counts lines
+        if not line or not 0 < line <= max(len(lines), 1):
+            return None
+        return line, lines[line - 1] if lines else ""
 
     def _check(self, src: str, *, expression: bool) -> str | None:
         key = (src, expression)

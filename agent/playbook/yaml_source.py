@@ -20,7 +20,7 @@ Refused cleanly, as diagnostics, never as exceptions:
 from __future__ import annotations
 
 import re
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,6 +63,9 @@ class SourceDocument:
     lines: list[str] = field(default_factory=list)
     marks: dict[Path_, Marks] = field(default_factory=dict)
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    base60: list[tuple[int, int, str, Any]] = field(default_factory=list)
+    """Numbers written ``h:mm`` or ``m:ss`` unquoted (line, column, text, the number YAML 1.1
+    made of it: ``1:30`` is 90): see :func:`base60_problems`."""
 
     def position(self, path: Path_, *, at_key: bool = False) -> Pos:
         """Line/column of the deepest known prefix of ``path`` (the key's when ``at_key``)."""
@@ -107,6 +110,8 @@ class _PositionLoader(yaml.SafeLoader):
         """Merge values that are not mappings: reported, and the document is not used."""
         self._effective: dict[int, list[tuple[Node, Node]]] = {}
         self._depth = 0
+        self.base60: list[tuple[yaml.Mark, str, Any]] = []
+        """Integers and floats written with ``:`` (YAML 1.1's base 60)."""
 
     def compose_node(self, parent: Node | None, index: Any) -> Node:  # type: ignore[override]
         self._depth += 1
@@ -212,13 +217,54 @@ def _construct_int(loader: _PositionLoader, node: Node) -> Any:
     """PyYAML's integer, or a positioned error for one Python will not read (more than 4300
     digits: ``ValueError`` from the int conversion limit, which surfaced as an internal error)."""
     try:
-        return yaml.SafeLoader.construct_yaml_int(loader, node)
+        value = yaml.SafeLoader.construct_yaml_int(loader, node)
     except ValueError:
         raise ConstructorError(None, None, f"a number of {len(str(node.value))} digits is too long to read "
                                "(at most 4300)", node.start_mark) from None
+    if ":" in str(node.value):
+        loader.base60.append((node.start_mark, str(node.value), value))
+    return value
+
+
+def _construct_float(loader: _PositionLoader, node: Node) -> Any:
+    value = yaml.SafeLoader.construct_yaml_float(loader, node)
+    if ":" in str(node.value):
+        loader.base60.append((node.start_mark, str(node.value), value))
+    return value
 
 
 _PositionLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+_PositionLoader.add_constructor("tag:yaml.org,2002:float", _construct_float)
+
+
+def base60_problems(doc: SourceDocument, reported: Iterable[Diagnostic] = ()) -> list[Diagnostic]:
+    """An error for each number written ``h:mm`` or ``m:ss`` unquoted: YAML 1.1 (PyYAML) reads
+    ``1:30`` as 90 and ``22:00`` as 1320, base 60, so ``after: 1:30`` or ``for: 2:00`` would be
+    accepted with a value nobody meant. Where another diagnostic already stands at that position
+    (a text field refusing the number, with its own quote-it hint) nothing is added."""
+    taken = {(d.file, d.line, d.column) for d in reported}
+    return [doc.at(line, column, f"{_short(text)} is read by YAML as the number {_short(_number(value))}: "
+                   "unquoted, h:mm and m:ss are numbers in base 60 (YAML 1.1)",
+                   f"quote it (\"{_short(text)}\") for a time of day; write a duration as {_short(_as_duration(text))}, "
+                   f"or a number as {_short(_number(value))}")
+            for line, column, text, value in doc.base60 if (doc.file, line, column) not in taken]
+
+
+def _number(value: Any) -> str:
+    """An int as its digits (it may be too large for a float), a float as Python shows it."""
+    return str(value) if isinstance(value, int) else f"{value:g}"
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 40 else f"{text[:20]}...{text[-8:]}"
+
+
+def _as_duration(text: str) -> str:
+    """``1:30`` -> ``1h30m or 1m30s``; ``1:30:00`` -> ``1h30m0s``."""
+    parts = [p.lstrip("0") or "0" for p in text.lstrip("+-").split(":")]
+    if len(parts) == 2:
+        return f"{parts[0]}h{parts[1]}m or {parts[0]}m{parts[1]}s"
+    return "".join(f"{p}{u}" for p, u in zip(parts[-3:], ("h", "m", "s"), strict=False))
 
 
 class _NestedTooDeepError(Exception):
@@ -295,16 +341,21 @@ def load_yaml(path: Path, *, display_name: str | None = None, reader: ConfigRead
     except FileProblem as exc:
         doc.diagnostics.append(doc.at(0, 0, exc.message, exc.hint))
         return doc
-    problem = undecodable(raw)
+    problem = undecodable(raw.removeprefix(b"\xef\xbb\xbf"))  # columns as the text counts them (no BOM)
     if problem is not None:
-        doc.lines = split_lines(raw.decode("utf-8", errors="replace"))
+        doc.lines = split_lines(raw.decode("utf-8", errors="replace").removeprefix("\ufeff"))
         doc.diagnostics.append(doc.at(problem.line, problem.column, problem.message, problem.hint))
         return doc
     return load_yaml_text(raw.decode("utf-8"), doc)
 
 
 def load_yaml_text(text: str, doc: SourceDocument) -> SourceDocument:
-    """Parse ``text`` into ``doc`` (which names the file). See :func:`load_yaml`."""
+    """Parse ``text`` into ``doc`` (which names the file). See :func:`load_yaml`.
+
+    A byte order mark at the very start (Windows editors write one) is not part of the text:
+    dropped before anything reads it, so it is neither refused as a look-alike space nor counted
+    in the columns of line 1. One anywhere else is a character of the text, and judged as such."""
+    text = text.removeprefix("\ufeff")
     doc.lines = split_lines(text)
     text_problem = control_character(text)
     if text_problem is not None:
@@ -321,6 +372,7 @@ def load_yaml_text(text: str, doc: SourceDocument) -> SourceDocument:
         data = loader.construct_document(root)
         _record(loader, root, (), doc.marks)
         doc.marks[()] = Marks(_pos(root.start_mark))
+        doc.base60 = [(*_pos(mark), text, value) for mark, text, value in loader.base60]
     except _TooBigError as exc:
         doc.diagnostics.append(doc.at(*_pos(exc.node.start_mark), exc.reason))
         return doc

@@ -282,3 +282,18 @@ def _stack_started(stack, n):
                    what=f"agent start number {n}")
     except TimeoutError:
         raise AssertionError(f"agent start number {n} not seen:\n{stack.log('agent', tail=6000)}") from None
+
+
+def test_agent_run_logs_the_load_warnings_at_start_and_on_every_reload(world, supervisor, receiver):
+    """`agent run` says what `agent validate` warns about: in its log at start-up, and again for
+    what a reload brings (issue 15): the resident agent is where an operator looks."""
+    path = world.write_playbook("watch", WATCH.replace('expect: "running"', 'expect: "1 == 1"'))
+    world.start()
+    _started(world, 1)
+    wait_until(lambda: f"{path}:" in world.log() and "warning: expect: '1 == 1' is always true" in world.log(), 30,
+               what="the start-up warning in the agent's log")
+    other = world.write_playbook("other", OTHER + "tasks:\n  - command: {argv: ['true']}\n    when: \"2 < 1\"\n")
+    wait_until(lambda: world.events("reload"), 30, what="the reload of the new playbook")
+    wait_until(lambda: re.search(rf"reload: {re.escape(str(other))}:\d+:\d+: warning: when: '2 < 1' is always false",
+                                 world.log()), 30, what="the reload's warning in the agent's log")
+    world.assert_alive()

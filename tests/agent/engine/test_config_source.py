@@ -25,6 +25,8 @@ checks:
   - name: {name} check
     command: {{argv: ["true"]}}
     expect: "rc == 0"
+tasks:  # budget.then of needs.yaml runs these (a play without tasks there is an error)
+  - command: {{argv: ["true"]}}
 """
 NEEDS = """\
 version: 1

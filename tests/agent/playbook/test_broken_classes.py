@@ -33,7 +33,9 @@ CASES = [
     Case("tpl_route_unknown.yaml", 7, 14, "route: no route named 'critcal' in the inventory",
          "did you mean 'critical'?"),
     Case("tpl_template_file_missing.yaml", 6, 24, "template: template 'reprot.md.j2': not found in"),
-    Case("tpl_template_file_escapes_sandbox.yaml", 6, 24, "access to '__mro__' is not allowed"),
+    # a problem of a template file is shown in that file (issue 15, F14), the hint says who names it
+    Case("tpl_template_file_escapes_sandbox.yaml", 1, 42, "access to '__mro__' is not allowed",
+         "tpl_template_file_escapes_sandbox.yaml:6", reported_in="escape.md.j2"),
     Case("tpl_attribute_misspelt_in_remediation.yaml", 13, 48, "program: 'dict object' has no attribute 'progam'",
          "did you mean 'bot.program'?"),
     Case("tpl_variable_misspelt_in_remediation.yaml", 14, 27, "message: 'chekc' is undefined",
@@ -61,8 +63,9 @@ CASES = [
          "before it matches every alert", "move the catch-all route last"),
     Case("inventory_wrong_literal_secret.yaml", 9, 18, "target 'slack': a Slack webhook token (apprise URL) is "
          "written literally", "{{ env.NAME }}"),
-    Case("inventory_wrong_default_template_broken.yaml", 7, 3, "template 'grouped.md.j2' (the default grouped "
-         "template): No filter named 'capitalise' (did you mean 'capitalize'?)"),
+    Case("inventory_wrong_default_template_broken.yaml", 1, 39, "template 'grouped.md.j2': No filter named "
+         "'capitalise' (did you mean 'capitalize'?)", "the default grouped template, named at "
+         f"{CLASSES / 'inventory_wrong_default_template_broken.yaml'}:7", reported_in="grouped.md.j2"),
     Case("inventory_wrong_heartbeat_template.yaml", 12, 18, "heartbeat: No filter named 'defualt'"),
     # 2b. scalars taken as written, numbers in range, schedules that run, secrets from env (issue: operator review)
     Case("wrong_threshold_text_var.yaml", 8, 14, "warning: '>' compares numbers, and its bound '{{ mem_warning }}' is "
@@ -90,6 +93,19 @@ CASES = [
     Case("wrong_literal_slack_placeholder_tokens.yaml", 5, 9, "the URL holds a Slack secret (token_a) written "
          "literally", "{{ env.NAME }}"),
     Case("wrong_literal_key_bare_hex.yaml", 6, 11, "a private key (64 hex digits) is written literally"),
+    # issue 15, third round: settings that can never do what they say, secrets in new places
+    Case("inventory_wrong_route_tells_nobody.yaml", 13, 16, "route 'critical' tells nobody: every target it names "
+         "is optional and its URL renders empty ($PAGER_URL not set)", "set PAGER_URL in the agent's environment"),
+    Case("inventory_wrong_escalate_to_itself.yaml", 13, 35, "route 'critical' escalates to itself"),
+    Case("wrong_cooldown_budget_never_spent.yaml", 9, 15, "the budget can never be spent: runs 5m apart fit at most "
+         "2 into 10m, fewer than max: 3", "lower max: to 2 or less"),
+    Case("wrong_then_play_without_tasks.yaml", 14, 41, "playbook 'restarter' has no tasks"),
+    Case("wrong_when_never_in_remediation.yaml", 8, 15, "is always false, whatever the values: the step never runs"),
+    Case("wrong_after_base_60.yaml", 9, 12, "1:30 is read by YAML as the number 90", 'quote it ("1:30")'),
+    Case("wrong_literal_token_as_env_default.yaml", 5, 34, "'BOT_API_TOKEN' holds a value written literally (the "
+         "default of env.BOT_API_TOKEN)", "{{ env.NAME }}"),
+    Case("wrong_literal_seed_phrase_in_description.yaml", 4, 14, "a seed phrase (12 BIP-39 words) is written "
+         "literally", "{{ env.NAME }}"),
     Case("wrong_literal_jwt_in_vars.yaml", 5, 12, "a JSON Web Token is written literally"),
     Case("wrong_literal_token_after_template.yaml", 6, 17, "the URL holds a token or key written literally in its "
          "query"),

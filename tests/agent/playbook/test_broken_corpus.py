@@ -144,3 +144,30 @@ def test_the_target_scheme_check_does_not_import_the_store() -> None:
 
     assert any("apprise does not know the URL's scheme" in m for m in seen["messages"]), seen["messages"]
     assert seen["sqlalchemy"] is False, "checking target schemes imported SQLAlchemy (the store)"
+
+
+@pytest.mark.parametrize("crlf", [False, True], ids=["lf", "crlf"])
+@pytest.mark.parametrize("case", CASES, ids=[c.file for c in CASES])
+def test_a_byte_order_mark_changes_nothing(case: Case, registry: Registry, tmp_path: Path, crlf: bool) -> None:
+    """A UTF-8 byte order mark (Windows editors write one) is not part of the text: every file of
+    the corpus gives the same diagnostic at the same line and column with one (issue 15, F11)."""
+    text = (BROKEN / case.file).read_text(encoding="utf-8")
+    copy = tmp_path / case.file
+    copy.write_bytes(b"\xef\xbb\xbf" + (text.replace("\n", "\r\n") if crlf else text).encode("utf-8"))
+    if case.file.startswith("inventory"):
+        result = load_config(copy, [GOOD / "playbooks"], registry, env={})
+    else:
+        result = load_config(GOOD / "inventory.yaml", [GOOD / "playbooks" / "emergency.yaml", copy], registry, env={})
+    assert len(result.diagnostics) == 1, "\n".join(map(str, result.diagnostics))
+    diag = result.diagnostics[0]
+    assert (Path(diag.file).name, diag.line, diag.column) == (case.file, case.line, case.column), str(diag)
+    assert case.message in diag.message and "\ufeff" not in diag.source_line
+
+
+def test_every_good_file_loads_with_a_byte_order_mark(registry: Registry, tmp_path: Path) -> None:
+    for path in [GOOD / "inventory.yaml", *sorted((GOOD / "playbooks").glob("*.yaml"))]:
+        target = tmp_path / path.relative_to(GOOD)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    result = load_config(tmp_path / "inventory.yaml", [tmp_path / "playbooks"], registry, env={})
+    assert result.ok, "\n".join(map(str, result.diagnostics))

@@ -1,11 +1,21 @@
 """depends_on may name PLAYBOOK/CHECK of another play; validation and key resolution."""
 from __future__ import annotations
 
+import contextlib
+import io
+import os
+import re
+import shutil
+from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
+
+from agent.cli.main import main
 from agent.modules.registry import default_registry
 from agent.notify.lifecycle import parent_key
 from agent.playbook import load_config
+from botwarden.errors import ExitCode
 
 PARENT = """version: 1
 name: health
@@ -88,3 +98,63 @@ def test_a_check_depending_on_itself_is_one_error_in_either_form(tmp_path):
         res = load(tmp_path, dep)
         assert [d.message for d in res.diagnostics] == [f"depends_on: check {dep!r} depends on itself"], \
             [str(d) for d in res.diagnostics]
+
+
+# A playbook that does not parse is reported in its own file alone (issue 15, F10) -----------------
+
+REPO = Path(__file__).resolve().parents[3]
+_TEXTS = {p.name: p.read_text(encoding="utf-8") for p in (REPO / "playbooks").glob("*.yaml")}
+SHIPPED_PLAYBOOKS = sorted(  # the ones another file names (depends_on: [play/check], then: play)
+    name for name in _TEXTS
+    if any(re.search(rf"(\bthen: *{re.escape(name[:-5])}\b|[\[ ,]{re.escape(name[:-5])}/)", text)
+           for other, text in _TEXTS.items() if other != name))
+
+
+def _break_tab(text: str) -> bytes:
+    lines = text.split("\n")
+    lines[2] = "\t" + lines[2]
+    return "\n".join(lines).encode()
+
+
+FILE_LEVEL = {
+    "tab": _break_tab,
+    "nul": lambda text: text.replace("\n", "\n\x00", 4).encode(),
+    "latin-1": lambda text: text.replace("\n", "\n# caf\xe9\n", 1).encode("latin-1", errors="replace"),
+    "bracket": lambda text: (text + "\nchecks: [\n").encode(),
+    "truncated": lambda text: (text[: len(text) // 2].rstrip() + "\n  - {name: [\n").encode(),
+    "dangling link": None,
+}
+
+
+@pytest.fixture(scope="module")
+def shipped(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("shipped")
+    shutil.copytree(REPO / "playbooks", root / "playbooks")
+    shutil.copytree(REPO / "templates", root / "templates")
+    shutil.copy(REPO / "inventory.yaml", root / "inventory.yaml")
+    return root
+
+
+@pytest.mark.parametrize("how", list(FILE_LEVEL))
+@pytest.mark.parametrize("name", SHIPPED_PLAYBOOKS)
+def test_a_playbook_that_does_not_parse_is_the_only_file_blamed(shipped: Path, name: str, how: str) -> None:
+    path = shipped / "playbooks" / name
+    original = path.read_bytes()
+    breaker = FILE_LEVEL[how]
+    try:
+        path.unlink()
+        if how == "dangling link":
+            os.symlink(shipped / "nowhere" / name, path)
+        elif breaker is not None:
+            path.write_bytes(breaker(original.decode("utf-8")))
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(["validate", "--inventory", str(shipped / "inventory.yaml"), str(shipped / "playbooks")])
+    finally:
+        if path.is_symlink() or path.exists():
+            path.unlink()
+        path.write_bytes(original)
+    output = out.getvalue() + err.getvalue()
+    blamed = {m["file"] for m in re.finditer(r"^(?P<file>\S.*?)(?::\d+:\d+)?: error: ", output, re.MULTILINE)}
+    assert code == ExitCode.FAILED, output
+    assert blamed == {str(path)}, output

@@ -1,6 +1,7 @@
 """Which target URLs hold a secret written literally (an error at load), and which do not."""
 from __future__ import annotations
 
+import re
 import string
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from hypothesis import strategies as st
 from agent.modules.registry import Registry
 from agent.playbook import load_config
 from agent.playbook.inventory_loading import literal_secrets
-from agent.playbook.literal_secrets import SECRET_HINT
+from agent.playbook.literal_secrets import SECRET_HINT, find_secret
 
 from .conftest import GOOD
 
@@ -217,3 +218,152 @@ def test_a_secret_is_never_quoted_by_a_message_and_an_unquoted_hex_key_is_one(tm
     assert any(d.line == 10 for d in result.diagnostics), shown  # the duration error is still there
     for secret in ("abcdefghijklmnopqrstuvwx", "T0ABCDEFG", key, str(int(key, 16))[:20]):
         assert secret not in shown, (secret, shown)
+
+
+# Issue 15, third round (F3, F5): a secret as a template's default or string, a passphrase with
+# spaces, a seed phrase. Each is found whatever it is written in and never shown.
+SHAPED = ["xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx", "sk-" + "Ab3" * 8, "0x" + HEX,
+          "ghp_" + "a1B2" * 9, "Xq7Rk2Lm9Pz4Wn8Vb3Tt6Yh1Uu0Ii5Oo"]
+IN_TEMPLATE = ["{{{{ env.{name} | default('{secret}') }}}}", '{{{{ env["{name}"] | d("{secret}") }}}}',
+               "{{{{ env.get('{name}', '{secret}') }}}}", "https://{{{{ env.{name} | default('{secret}') }}}}@x/",
+               "env.{name} | default('{secret}') != ''", "{{{{ '{secret}' }}}}", "{{{{ x ~ '{secret}' }}}}"]
+
+
+@settings(max_examples=60, derandomize=True, deadline=None, database=None)
+@given(form=st.sampled_from(IN_TEMPLATE), secret=st.sampled_from(SHAPED),
+       name=st.sampled_from(["SLACK_TOKEN", "BOT_URL", "X"]), key=st.sampled_from(["url", "when", "message", "x"]))
+def test_a_secret_inside_a_template_or_as_a_default_is_found(form: str, secret: str, name: str, key: str) -> None:
+    from agent.playbook.literal_secrets import find_secret
+
+    text = form.format(name=name, secret=secret)
+    found = find_secret(text, key)
+    assert found is not None and secret in found.parts, (text, found)
+
+
+@settings(max_examples=40, derandomize=True, deadline=None, database=None)
+@given(words=st.lists(st.text(string.ascii_letters + string.digits + "!@%", min_size=2, max_size=9),
+                      min_size=2, max_size=6).filter(lambda w: len("".join(w)) >= 6),
+       key=st.sampled_from(["password", "smtp_password", "passphrase", "api_key", "webPassword", "DB_PASSWORD"]),
+       form=st.sampled_from(["{secret}", "{{{{ env.{key} | default('{secret}') }}}}"]))
+def test_a_password_with_spaces_under_a_secret_name_is_found(words: list[str], key: str, form: str) -> None:
+    from agent.playbook.literal_secrets import find_secret
+
+    secret = " ".join(words)
+    found = find_secret(form.format(secret=secret, key=key), key)
+    assert found is not None and secret in found.parts, (secret, found)
+
+
+def _bip39() -> list[str]:
+    from eth_account.hdaccount.mnemonic import get_wordlist
+
+    return get_wordlist("english")
+
+
+@settings(max_examples=40, derandomize=True, deadline=None, database=None)
+@given(data=st.data(), count=st.sampled_from([12, 15, 18, 21, 24]),
+       form=st.sampled_from(["{phrase}", "restore wallet: {phrase}", "{phrase}\n", "  {phrase}  ",
+                             "{{{{ env.SEED | default('{phrase}') }}}}"]),
+       key=st.sampled_from(["description", "mnemonic", "x", "note", None]))
+def test_a_seed_phrase_is_found_under_any_key_and_in_prose(data: st.DataObject, count: int, form: str,
+                                                            key: str | None) -> None:
+    from agent.playbook.literal_secrets import find_secret
+
+    words = data.draw(st.lists(st.sampled_from(_bip39()), min_size=count, max_size=count))
+    phrase = " ".join(words)
+    found = find_secret(form.format(phrase=phrase), key)
+    assert found is not None and phrase in " ".join(found.parts), (phrase, found)
+
+
+@pytest.mark.parametrize(("text", "key"), [
+    ("{{ env.SLACK_WEBHOOK_URL | default('') }}", "url"),
+    ("{{ env.INBOX_URL | default('json://127.0.0.1:8025/') }}", "url"),  # a URL default: judged by its parts
+    ("{{ env.BOT_PROGRAM | default('bot') }}", "program"),
+    ("{{ host }} is {{ 'down' }} since {{ check.since | default('a while') }}", "message"),
+    ("restart the bot when the loop is stale for more than two minutes and then page the operator", "description"),
+    ("check that the account has enough margin and that every open order has a stop", "description"),
+    ("Authentication failed for .*", "password"),  # a log pattern that finds failures
+])
+def test_what_is_not_a_secret_in_a_template_or_prose_is_not_refused(text: str, key: str) -> None:
+    from agent.playbook.literal_secrets import find_secret
+
+    assert find_secret(text, key) is None
+
+
+def test_secrets_in_defaults_passphrases_and_seed_phrases_are_refused_and_never_shown(
+        tmp_path: Path, registry: Registry) -> None:
+    phrase = " ".join(_bip39()[100:112])
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(
+        "version: 1\nhosts:\n  local: {}\nnotify:\n  targets:\n"
+        "    t: {url: \"{{ env.HOOK | default('slack://T1A2B3C4D/B5E6F7G8H/abcdefghijklmnopqrstuvwx') }}\"}\n"
+        "  routes:\n    - name: default\n      targets: [t]\n"
+        "vars:\n  smtp_password: \"correct horse battery staple\"\n"
+        "  api: \"{{ env.API_TOKEN | default('hunter22hunter') }}\"\n"
+        f"  note: \"wallet {phrase}\"\n"
+        f"# {phrase}\n", encoding="utf-8")
+    result = load_config(inventory, [GOOD / "playbooks"], registry, env={})
+    shown = "\n".join(map(str, result.diagnostics))
+    assert sorted(d.line for d in result.diagnostics if d.hint == SECRET_HINT or "in a comment" in d.message) \
+        == [6, 11, 12, 13, 14], shown
+    for secret in ("abcdefghijklmnopqrstuvwx", "T1A2B3C4D", "correct horse", "hunter22hunter", phrase):
+        assert secret not in shown, (secret, shown)
+
+
+SETTINGS_SECRETS = [
+    ("bot:\n  private_key: {secret}\n", 2),  # an unknown key as well: its message must not quote it
+    ("bot:\n  private_key_env: \"{secret}\"\n", 2),  # the key where its variable's name belongs
+    ("web:\n  operator_password_env: \"correct horse battery\"\n", 2),
+    ("exchange: {{host: 127.0.0.1}}  # token {secret}\n", 1),
+    ("bot: {{program: \"{{{{ env.X | default('{secret}') }}}}\"}}\n", 1),
+]
+
+
+@pytest.mark.parametrize("secret", SHAPED)
+@pytest.mark.parametrize(("written", "line"), SETTINGS_SECRETS)
+def test_the_settings_file_is_scanned_for_secrets_like_the_inventory(tmp_path: Path, registry: Registry, written: str,
+                                                                     line: int, secret: str) -> None:
+    """The stack settings file is operator input under git too (issue 15, F4): a secret written
+    in it is refused at its line, the configuration does not load, and it is never shown."""
+    settings = tmp_path / "stack.yaml"
+    settings.write_text(written.format(secret=secret), encoding="utf-8")
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text((GOOD / "inventory.yaml").read_text(encoding="utf-8")
+                         .replace("settings: null", "settings: stack.yaml"), encoding="utf-8")
+    result = load_config(inventory, [GOOD / "playbooks"], registry, env={})
+    shown = "\n".join(map(str, result.diagnostics))
+    assert result.config is None
+    assert [(Path(d.file).name, d.line) for d in result.diagnostics
+            if d.hint == SECRET_HINT or "in a comment" in d.message] == [("stack.yaml", line)], shown
+    for part in (secret, secret.removeprefix("0x"), "correct horse"):
+        assert part not in shown, shown
+
+
+REPOSITORY = Path(__file__).resolve().parents[3]
+_FENCE = re.compile(r"```(\w*)\n(.*?)```", re.DOTALL)
+
+
+def _blocks(language: str) -> list[tuple[str, str]]:
+    return [(f"{md.name} block {i}", match[2])
+            for md in [REPOSITORY / "README.md", *sorted((REPOSITORY / "docs").glob("*.md"))]
+            for i, match in enumerate(_FENCE.finditer(md.read_text(encoding="utf-8"))) if match[1] == language]
+
+
+def test_the_documentation_and_the_secret_check_agree() -> None:
+    """What the README and docs show in YAML passes the literal-secret check, and what they tell
+    to export (placeholders such as slack://TokenA/TokenB/TokenC included) is refused when written
+    into YAML instead: the check cannot tell a placeholder from a token, so the docs show the
+    environment way (issue 15, F6)."""
+    from agent.playbook.literal_secrets import comment_secret_problems, literal_secret_problems
+    from agent.playbook.yaml_source import SourceDocument, load_yaml_text
+
+    yaml_blocks = _blocks("yaml")
+    assert yaml_blocks
+    for where, text in yaml_blocks:
+        doc = load_yaml_text(text, SourceDocument(where))
+        found = [*literal_secret_problems(doc), *comment_secret_problems(doc)] if doc.data is not None else []
+        assert not found, (where, [str(d) for d in found])
+    exported = [value for _, text in _blocks("sh")
+                for value in re.findall(r"^export \w+='([^']*://[^']*)'", text, re.MULTILINE)]
+    assert exported
+    for value in exported:
+        assert find_secret(value, "url") is not None, value

@@ -274,3 +274,34 @@ def _regular(path: Path) -> bool:
         return stat.S_ISREG(os.stat(path).st_mode)
     except OSError:
         return False
+
+
+EDITOR_LEFTOVERS = {
+    ".#bot-health.yaml": None,  # Emacs lock: a symbolic link to nothing ("user@host.pid:boot")
+    "#bot-health.yaml#": "version: 1\nname: [broken\n",  # Emacs auto-save
+    "bot-health.yaml~": "version: 1\nname: bot-health\n",  # backup: the same play name again
+    ".bot-health.yaml.swp": "b0VIM 8.2\x00\x00",  # Vim swap (binary)
+    ".bot-health.yaml": "version: 2\n",  # a hidden file
+    "emergency.yml.bak": "version: 1\nname: emergency\n",
+    ".hidden.yml": "\x1b[31m",
+}
+
+
+def test_editor_lock_backup_and_hidden_files_are_skipped_and_said_at_debug(
+        tmp_path: Path, registry: Registry, caplog: pytest.LogCaptureFixture) -> None:
+    """What an editor leaves beside the file it edits is not a playbook: skipped as Ansible skips
+    it, said in the log at debug level, never loaded or refused (issue 15, F12)."""
+    books = tmp_path / "playbooks"
+    shutil.copytree(GOOD / "playbooks", books)
+    for name, text in EDITOR_LEFTOVERS.items():
+        if text is None:
+            os.symlink("root@box.4242:1733500000", books / name)
+        else:
+            (books / name).write_text(text, encoding="utf-8")
+    with caplog.at_level("DEBUG", logger="agent.playbook.files"):
+        result = load_config(GOOD / "inventory.yaml", [books], registry, env={})
+    assert result.ok and not result.warnings, "\n".join(map(str, [*result.diagnostics, *result.warnings]))
+    assert sorted(p.name for p in result.playbook_files) == sorted(p.name for p in (GOOD / "playbooks").iterdir())
+    said = "\n".join(r.getMessage() for r in caplog.records if r.levelname == "DEBUG")
+    for name in EDITOR_LEFTOVERS:
+        assert f"skipped {books / name}" in said, said

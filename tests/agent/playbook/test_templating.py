@@ -4,9 +4,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from agent.playbook import TemplateError, Templating, Threshold
+from agent.playbook import TemplateError, Templating, Threshold, load_config
 from botwarden.errors import ConfigError
+
+from .conftest import GOOD
 
 
 @pytest.fixture
@@ -138,3 +142,46 @@ def test_threshold_breached(tpl: Templating) -> None:
         warning.breached("lots", vars, tpl)
     with pytest.raises(TemplateError, match="missing"):
         warning.breached(None, vars, tpl)
+
+
+# A template file's own problem is shown in that file, at its line (issue 15, F14) ---------------
+
+DEFECTS = [  # (text of the defective line, what the message says)
+    ("{% if x %}never closed", "Jinja2 syntax error"),
+    ("{{ host | capitalise }}", "No filter named 'capitalise'"),
+    ("{{ host is nosuchtest }}", "No test named 'nosuchtest'"),
+    ("{{ host.__class__ }}", "access to '__class__' is not allowed"),
+    ("{{ host }", "Jinja2 syntax error"),
+    ("{% endfor %}", "Jinja2 syntax error"),
+]
+
+
+@settings(max_examples=30, derandomize=True, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(defect=st.sampled_from(DEFECTS), before=st.integers(0, 6), crlf=st.booleans(),
+       user=st.sampled_from(["inventory", "inventory-default", "step"]))
+def test_a_template_file_problem_is_reported_at_its_line_in_that_file(
+        tmp_path_factory: pytest.TempPathFactory, defect: tuple[str, str], before: int, crlf: bool, user: str) -> None:
+    from tests.agent.playbook.modules_for_tests import make_registry
+
+    root = tmp_path_factory.mktemp("tpl")
+    (root / "templates").mkdir()
+    newline = "\r\n" if crlf else "\n"
+    (root / "templates" / "broken.md.j2").write_bytes(
+        newline.join([*(f"line {i} for {{{{ host }}}}" for i in range(before)), defect[0], "end", ""]).encode())
+    inventory = (GOOD / "inventory.yaml").read_text(encoding="utf-8")
+    if user == "inventory":
+        inventory = inventory.replace("notify:\n", "notify:\n  templates: {alert: broken.md.j2}\n", 1)
+    elif user == "inventory-default":  # not named: the default grouped template's file is used
+        (root / "templates" / "broken.md.j2").rename(root / "templates" / "grouped.md.j2")
+    (root / "inventory.yaml").write_text(inventory, encoding="utf-8")
+    (root / "p.yaml").write_text("version: 1\nname: p\nhosts: all\ntasks:\n"
+                                 + ("  - notify: {route: default, template: broken.md.j2}\n" if user == "step"
+                                    else "  - notify: {route: default, message: hi}\n"), encoding="utf-8")
+    result = load_config(root / "inventory.yaml", [root / "p.yaml"], make_registry(), env={})
+    name = "grouped.md.j2" if user == "inventory-default" else "broken.md.j2"
+    [diag] = result.diagnostics
+    assert (diag.file, diag.line) == (str(root / "templates" / name), before + 1), str(diag)
+    assert defect[1] in diag.message and diag.source_line == defect[0], str(diag)
+    named_at = root / ("p.yaml" if user == "step" else "inventory.yaml")
+    assert diag.hint is not None and f"named at {named_at}:" in diag.hint, str(diag)

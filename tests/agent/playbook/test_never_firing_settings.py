@@ -1,0 +1,164 @@
+"""Settings that load but never do what they say (issue 15, F15): a maintenance window matching a
+tag nothing has, an escalation to the route itself, a first message held longer than its updates,
+a number written h:mm (YAML 1.1 reads 1:30 as 90), a fixed-offset timezone that reads as another.
+Each is reported at the line to change."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from agent.modules.registry import Registry
+from agent.playbook import LoadResult, load_config
+
+from .conftest import GOOD
+from .modules_for_tests import make_registry
+
+PLAY = """version: 1
+name: health
+hosts: bots
+schedule: {schedule}
+vars: {{limit: {limit}}}
+checks:
+  - name: bot loop is alive
+    http: {{url: "{{{{ bot.health_url }}}}"}}
+    expect: "status_code == 200"
+    after: {after}
+    tags: [bot, exchange]
+    remediate: [restart]
+remediations:
+  restart:
+    steps:
+      - command: {{argv: ["true"]}}
+        retries: {retries}
+    budget: {{max: {max}, within: 30m}}
+"""
+
+
+def _load(root: Path, *, inventory: str = "", notify: str = "", routes: str = "", schedule: str = "{every: 15s}",
+          after: str = "2", retries: str = "1", max_runs: str = "3", limit: str = "5", settings_text: str | None = None,
+          registry: Registry | None = None) -> LoadResult:
+    text = (GOOD / "inventory.yaml").read_text(encoding="utf-8")
+    text = text.replace("  routes:\n", "  routes:\n" + routes, 1).replace("notify:\n", "notify:\n" + notify, 1)
+    if settings_text is not None:
+        (root / "stack.yaml").write_text(settings_text, encoding="utf-8")
+        text = text.replace("settings: null", "settings: stack.yaml")
+    (root / "inventory.yaml").write_text(text + inventory, encoding="utf-8")
+    (root / "health.yaml").write_text(PLAY.format(schedule=schedule, after=after, retries=retries, max=max_runs,
+                                                  limit=limit), encoding="utf-8")
+    return load_config(root / "inventory.yaml", [root / "health.yaml"], registry or make_registry(), env={})
+
+
+def _line(path: Path, needle: str) -> int:
+    return next(i for i, text in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if needle in text)
+
+
+MAINTENANCE = """maintenance:
+  - name: exchange upgrade
+    match: {{tags: [{tag}]}}
+    start: "02:00"
+    end: "02:30"
+    timezone: {timezone}
+"""
+
+
+def test_a_maintenance_window_on_a_tag_nothing_has_warns_at_the_tag(tmp_path: Path) -> None:
+    result = _load(tmp_path, inventory=MAINTENANCE.format(tag="exchnage", timezone="UTC"))
+    assert result.ok, result.diagnostics
+    [diag] = result.warnings
+    assert (diag.line, diag.column) == (_line(tmp_path / "inventory.yaml", "exchnage"), 20), str(diag)
+    assert "maintenance window 'exchange upgrade' matches tags 'exchnage'" in diag.message
+    assert diag.hint == "did you mean 'exchange'?"
+    assert not _load(tmp_path, inventory=MAINTENANCE.format(tag="exchange", timezone="UTC")).warnings
+
+
+def test_an_escalation_to_the_route_itself_is_an_error_at_to(tmp_path: Path) -> None:
+    result = _load(tmp_path, routes="    - {name: p0, match: {tags: [bot]}, targets: [inbox], "
+                                     "escalate: [{after: 5m, to: p0}]}\n")
+    [diag] = result.diagnostics
+    assert diag.line == _line(tmp_path / "inventory.yaml", "name: p0") and "escalates to itself" in diag.message
+
+
+@pytest.mark.parametrize(("notify", "routes", "where"), [
+    ("  group_wait: 5m\n  group_interval: 1m\n", "", "group_wait: 5m"),
+    ("", "    - {name: slow, match: {tags: [bot]}, targets: [inbox], group_wait: 2m}\n", "name: slow"),
+])
+def test_a_first_message_held_longer_than_its_updates_warns(tmp_path: Path, notify: str, routes: str,
+                                                            where: str) -> None:
+    result = _load(tmp_path, notify=notify, routes=routes)
+    assert result.ok, result.diagnostics
+    [diag] = result.warnings
+    assert diag.line == _line(tmp_path / "inventory.yaml", where) and "longer than notify.group_interval" \
+        in diag.message, str(diag)
+
+
+FIELDS = ["after", "retries", "max_runs", "limit"]
+
+
+@settings(max_examples=25, derandomize=True, deadline=None, database=None)
+@given(field=st.sampled_from(FIELDS), hours=st.integers(1, 9), minutes=st.integers(0, 59))
+def test_a_number_written_h_mm_is_an_error_at_it_wherever_it_is_accepted(
+        tmp_path_factory: pytest.TempPathFactory, field: str, hours: int, minutes: int) -> None:
+    root = tmp_path_factory.mktemp("base60")
+    written = f"{hours}:{minutes:02d}"
+    result = _load(root, **{field: written})
+    [diag] = [d for d in result.diagnostics if written in (d.source_line or "")]
+    said = f"{diag.message} {diag.hint}"  # an error of its own, or the field's refusal with the same hint
+    assert "base 60" in said and f"the number {hours * 60 + minutes}" in said, str(diag)
+    assert (Path(diag.file).name, diag.line) == ("health.yaml", _line(root / "health.yaml", written))
+    assert f'"{written}"' in (diag.hint or "")
+
+
+def test_a_number_written_h_mm_in_the_settings_file_is_an_error_there(tmp_path: Path) -> None:
+    result = _load(tmp_path, settings_text="agent: {metrics_port: 1:30}\n")
+    [diag] = result.diagnostics
+    assert (Path(diag.file).name, diag.line, diag.column) == ("stack.yaml", 1, 23), str(diag)
+    assert "the number 90" in diag.message
+
+
+@pytest.mark.parametrize(("timezone", "says"), [("Etc/GMT+2", "is UTC-2"), ("Etc/GMT-10", "is UTC+10"),
+                                                ("EST", "is UTC-5 all year"), ("HST", "is UTC-10")])
+def test_a_fixed_offset_timezone_that_reads_as_another_warns_at_it(tmp_path: Path, timezone: str, says: str) -> None:
+    for where, kwargs in (("schedule", {"schedule": f"{{cron: '0 8 * * *', timezone: {timezone}}}"}),
+                          ("maintenance", {"inventory": MAINTENANCE.format(tag="exchange", timezone=timezone)}),
+                          ("digest", {"notify": f"  digest: {{cron: '0 8 * * *', timezone: {timezone}}}\n"})):
+        result = _load(tmp_path, **kwargs)  # type: ignore[arg-type]
+        assert result.ok, result.diagnostics
+        found = [d for d in result.warnings if f"timezone {timezone!r} {says}" in d.message]
+        assert len(found) == 1, (where, [str(w) for w in result.warnings])
+        file = tmp_path / ("health.yaml" if where == "schedule" else "inventory.yaml")
+        assert found[0].file == str(file) and found[0].line == _line(file, timezone), (where, str(found[0]))
+    for fine in ("UTC", "Europe/Berlin", "Etc/GMT", "Asia/Tokyo"):
+        assert not [w for w in _load(tmp_path, inventory=MAINTENANCE.format(tag="exchange", timezone=fine)).warnings
+                    if "timezone" in w.message], fine
+
+
+@pytest.mark.parametrize(("module_timeout", "check_timeout", "warned"), [
+    ("30s", "5s", True), ("11s", None, True), ("5s", "5s", False), ("2s", None, False)])
+def test_a_module_timeout_above_the_checks_warns_at_it(tmp_path: Path, module_timeout: str,
+                                                        check_timeout: str | None, warned: bool) -> None:
+    result = _load(tmp_path)
+    play = (tmp_path / "health.yaml").read_text(encoding="utf-8").replace(
+        '"{{ bot.health_url }}"}', f'"{{{{ bot.health_url }}}}", timeout: {module_timeout}}}').replace(
+        "    after: 2\n", "    after: 2\n" + (f"    timeout: {check_timeout}\n" if check_timeout else ""))
+    (tmp_path / "health.yaml").write_text(play, encoding="utf-8")
+    result = load_config(tmp_path / "inventory.yaml", [tmp_path / "health.yaml"], make_registry(), env={})
+    assert result.ok, result.diagnostics
+    found = [w for w in result.warnings if "longer than the check's timeout" in w.message]
+    assert len(found) == int(warned), [str(w) for w in result.warnings]
+    if warned:
+        assert found[0].line == _line(tmp_path / "health.yaml", f"timeout: {module_timeout}")
+
+
+def test_base_60_numbers_of_any_size_and_sign_are_reported_never_an_internal_error(tmp_path: Path) -> None:
+    """Found by hand after the rule: a base-60 integer too large for a float ended in OverflowError."""
+    huge = "9" * 400 + ":00"
+    result = _load(tmp_path, limit=huge)
+    (tmp_path / "health.yaml").write_text((tmp_path / "health.yaml").read_text(encoding="utf-8").replace(
+        "vars: {limit: ", "vars: {b: 1:30.5, c: -2:00, limit: "), encoding="utf-8")
+    result = load_config(tmp_path / "inventory.yaml", [tmp_path / "health.yaml"], make_registry(), env={})
+    found = sorted((d.column, d.message.split(" is read")[0]) for d in result.diagnostics if "base 60" in d.message)
+    assert [text for _, text in found] == ["1:30.5", "-2:00", f"{'9' * 20}...{'9' * 5}:00"], found
+    assert all(len(d.message) < 200 for d in result.diagnostics)
