@@ -4,18 +4,34 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from fnmatch import fnmatchcase
 from typing import Any
 
 from sqlalchemy import select
 
 from agent.store._ops_common import OperationsBase, aware
-from agent.store.models import ActionRunRow, EventRow
+from agent.store.models import ActionRunRow, EventRow, SilenceRow
 from agent.store.records import ActionRunRecord, EventRecord
 
 
 def _event(row: EventRow) -> EventRecord:
     return EventRecord(id=row.id, at=row.at, kind=row.kind, key=row.key, incident_id=row.incident_id,
                        message=row.message, data=dict(row.data or {}))
+
+
+def _end_until_ok_silences(s: Any, host: str, actor: str, at: datetime) -> None:
+    """A resume is the operator saying trading may start again: the silences a play left on the
+    host's checks until they read OK (``silence_until_ok``: the emergency's halt and stop) end
+    with it, so a halt or a stop that comes before any check read OK again is told (the bot may
+    halt itself again at once; a silence waiting for an OK would swallow that)."""
+    for row in s.scalars(select(SilenceRow).where(SilenceRow.ok_after.is_not(None), SilenceRow.expired_at.is_(None),
+                                                  SilenceRow.ends_at > at)):
+        if not fnmatchcase(host, (row.matchers or {}).get("host", "*")):
+            continue
+        row.expired_at = at
+        s.add(EventRow(at=at, kind="silence_ended", key=None, incident_id=None,
+                       message=f"silence #{row.id} ended: the bot was resumed by {actor}",
+                       data={"silence": row.id, "reason": row.reason}))
 
 
 class AuditOperations(OperationsBase):
@@ -39,6 +55,8 @@ class AuditOperations(OperationsBase):
         incident_id: int | None = None,
     ) -> int:
         with self._session() as s:
+            if module == "bot" and (params or {}).get("action") == "resume" and not failed and not check_mode:
+                _end_until_ok_silences(s, host, actor, aware(finished_at or datetime.now(UTC)))
             row = ActionRunRow(
                 incident_id=incident_id, play=play, host=host, task=task, module=module,
                 params=json.loads(json.dumps(dict(params or {}), default=str)), reason=reason,

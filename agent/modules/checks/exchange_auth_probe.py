@@ -16,7 +16,8 @@ lists as an agent of the account (revoked by re-approval, expired, or pruned) wh
 itself is still a user: the account and its positions are fine, only that key no longer works, and
 the remedy is to approve a new API wallet. ``refused == "account"`` otherwise (the account's own
 key refused, an account the exchange no longer knows, or a key it lists as approved and refuses
-anyway): the credentials themselves are in question. On a refusal ``protection`` says which open
+anyway, asked twice: a wallet approved again between the refusal and the ``userRole`` read is
+accepted the second time, and is no emergency): the credentials themselves are in question. On a refusal ``protection`` says which open
 positions still have a resting stop-loss (read, not signed: the refused key cannot act).
 """
 from __future__ import annotations
@@ -51,6 +52,16 @@ def probe(url: str, key: str, account_address: str | None, timeout: float) -> di
                            "latency_ms": latency}
     if error is not None:
         out["refused"], out["signer_role"] = _who_is_refused(exchange.info, signer, account)
+        if out["refused"] == "account" and out["api_wallet"] and str(out["signer_role"]).startswith("agent of "):
+            # Listed as approved, refused a moment ago: the approval may have changed between the
+            # two reads (revoked, then approved again). Asked once more before the emergency is
+            # called for the account's key: accepted now, it was a lapse that is over.
+            again = hl.response_error(exchange.bulk_cancel([{"coin": coin, "oid": 0}]))
+            if again is None or not hl.looks_like_auth_error(again):
+                out.update(auth_ok=True, refused=None, auth_error=None,
+                           note=f"refused once ({error}), accepted when asked again: the API wallet's approval "
+                                "changed meanwhile")
+                return out
         out["protection"] = _protection(exchange.info, account)
     return out
 

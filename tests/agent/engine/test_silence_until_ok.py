@@ -13,6 +13,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from agent.core.states import State
 from agent.engine.play_runner import PlayRunner, StoreSilences
 from agent.modules.base import HostContext
@@ -103,3 +105,24 @@ def test_the_silence_ends_at_the_first_ok_reading_after_it_began_and_only_then(s
     assert active() == [plain]  # the operator's own silence keeps its time
     [ended] = [e for e in store.recent_events(limit=50) if e.kind == "silence_ended"]
     assert ended.key == "bot-health/local/bot process" and f"silence #{sid} ended" in ended.message
+
+
+@pytest.mark.parametrize(("failed", "check_mode", "ends"), [(False, False, True), (True, False, False),
+                                                           (False, True, False)])
+def test_a_resume_ends_the_silences_a_play_left_on_its_host(store: Store, failed: bool, check_mode: bool,
+                                                             ends: bool) -> None:
+    """`agent resume` (or a play's resume step) says trading may start again: a halt the bot takes
+    again at once (before any check read OK) must be told, not held by the emergency's silence
+    for a week (breaker x4, F2). The operator's own silences and other hosts' are kept."""
+    start = datetime.now(UTC) - timedelta(minutes=1)
+    mine = store.silence_until_ok(host="local", checks=[("bot-health", "bot not halted")], reason="emergency: halt",
+                                  created_by="ana", starts_at=start, ok_after=start)
+    other = store.silence_until_ok(host="other", checks=[("bot-health", "bot not halted")], reason="emergency: halt",
+                                   created_by="ana", starts_at=start, ok_after=start)
+    plain = store.add_silence(matchers={"host": "local"}, starts_at=start, ends_at=start + timedelta(hours=2),
+                              reason="deploy", created_by="bob")
+    store.record_action_run(play="agent resume", host="local", task="resume the bot", module="bot",
+                            params={"action": "resume"}, actor="ana via agent resume", started_at=datetime.now(UTC),
+                            failed=failed, check_mode=check_mode)
+    active = {s.id for s in store.silences()}
+    assert (mine[0] in active) is not ends and other[0] in active and plain in active

@@ -152,3 +152,31 @@ async def test_the_shipped_playbook_runs_the_emergency_only_for_refused_credenti
 
     assert not runs({"auth_ok": False, "refused": "api_wallet"})
     assert runs({"auth_ok": False, "refused": "account"})
+
+
+def test_a_wallet_approved_again_between_the_refusal_and_its_role_read_is_no_emergency(
+        paper: RunningExchange, wallets: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Breaker x4 F4: revoked, the probe is refused; approved again before the probe reads
+    userRole, the signer reads as an approved agent refused anyway, i.e. the account's key in
+    question: halt, flatten, stop, page "rotate the account key". Asked once more, it is accepted."""
+    from agent.modules.checks.exchange_auth_probe import probe
+
+    real = Info.user_role
+    approved: list[bool] = []
+
+    def approve_first(self: Info, address: str) -> Any:
+        if not approved:
+            api_wallets.approve(paper.url, PAPER_DEV_PRIVATE_KEY, wallets["agent"].address, "botwarden-agent")
+            approved.append(True)
+        return real(self, address)
+
+    monkeypatch.setattr(Info, "user_role", approve_first)
+    api_wallets.revoke(paper.url, PAPER_DEV_PRIVATE_KEY, "botwarden-agent")
+    out = probe(paper.url, "0x" + wallets["agent"].key.hex().removeprefix("0x"), DEV.address, 10.0)
+    assert approved and out["auth_ok"] is True and out["refused"] is None, out
+    assert "accepted when asked again" in out["note"]
+
+    # A key listed as approved and refused twice (the drill's auth_failure) is still the account's.
+    paper.admin("POST", "/admin/faults", {"auth_failure": True})
+    refused = probe(paper.url, "0x" + wallets["agent"].key.hex().removeprefix("0x"), DEV.address, 10.0)
+    assert refused["refused"] == "account" and refused["auth_ok"] is False, refused
