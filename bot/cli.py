@@ -17,7 +17,7 @@ SettingsOpt = Annotated[
 ]
 
 
-def _settings(path: str | None) -> StackSettings:
+def _settings(path: str | None, named_by: str | None = None) -> StackSettings:
     """The stack settings, or exit 3 (CONFIG) with what is wrong: a named file that is missing or
     unreadable, or a value that breaks a rule (never a traceback, never the defaults instead)."""
     from pydantic import ValidationError
@@ -25,7 +25,7 @@ def _settings(path: str | None) -> StackSettings:
     from botwarden.errors import ConfigError, ExitCode
 
     try:
-        return load_settings(path)
+        return load_settings(path, named_by=named_by)
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
     except ValidationError as exc:
@@ -85,9 +85,23 @@ app.add_typer(drill, name="drill")
 
 def _operator_settings(settings: str | None) -> StackSettings:
     """An operator's command reads the stack it is typed beside, like ``agent``: ``--settings``,
-    else the file the inventory in the current directory names, else ``$BOTWARDEN_SETTINGS``,
-    else the embedded defaults."""
-    return _settings(settings or settings_named_by_inventory(Path.cwd()))
+    else the file the ``inventory.yaml`` of the current directory or the nearest folder above it
+    names (typed in ``playbooks/`` it is still that stack's), else ``$BOTWARDEN_SETTINGS``, else
+    the embedded defaults, said on stderr with the exchange they reach (on a machine with several
+    stacks, the defaults are another stack's)."""
+    if settings:
+        return _settings(settings)
+    for folder in (Path.cwd(), *Path.cwd().parents):
+        if (folder / "inventory.yaml").is_file():
+            named = settings_named_by_inventory(folder)
+            if named:
+                return _settings(named, named_by=f"{folder / 'inventory.yaml'}'s settings:")
+            break
+    chosen = _settings(None)
+    if not os.environ.get("BOTWARDEN_SETTINGS"):
+        typer.echo(f"note: no settings named here ({Path.cwd()}: no inventory.yaml naming one, no --settings, no "
+                   f"$BOTWARDEN_SETTINGS): the built-in settings, exchange {chosen.exchange.url}", err=True)
+    return chosen
 
 
 def _drill(method: str, path: str, body: object = None, settings: str | None = None) -> None:

@@ -148,3 +148,32 @@ def test_a_settings_yaml_nothing_names_is_not_read_and_validate_says_so(tmp_path
                                                                                         "COLUMNS": "300"})
     out = " ".join((res.stdout + res.stderr).split())
     assert "warning: settings.yaml is not read" in out and "settings: settings.yaml" in out, out
+
+
+def test_bot_drill_typed_below_the_stack_reads_its_settings_and_says_when_it_falls_back(tmp_path: Path) -> None:
+    """Breaker x4 F5: typed in playbooks/ (no inventory.yaml there), `bot drill` used the built-in
+    settings, i.e. another stack's exchange on a machine with several; `revoke` signs with the
+    paper dev key and needs no token. It now reads the nearest inventory above, and says so when
+    nothing names settings."""
+    import os
+
+    from tests.support.stack import free_port
+
+    port = free_port()
+    (tmp_path / "settings.yaml").write_text(yaml.safe_dump({"exchange": {"port": port}}))
+    (tmp_path / "inventory.yaml").write_text("version: 1\nsettings: settings.yaml\nhosts: {local: {}}\n")
+    below = tmp_path / "playbooks"
+    below.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "BOTWARDEN_SETTINGS"}
+    run = subprocess.run([str(BIN / "bot"), "drill", "state"], cwd=below, capture_output=True, text=True,
+                         timeout=60, env=env)
+    # no stack runs: it stops at the admin token it looks for in that stack's var/, not the defaults'
+    assert run.returncode != 0 and f"{tmp_path / 'var' / 'secrets.env'}" in run.stderr, run.stderr
+    assert "note: no settings named here" not in run.stderr
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "inventory.yaml").write_text("version: 1\nhosts: {local: {}}\n")  # names no settings
+    fallback = subprocess.run([str(BIN / "bot"), "drill", "state"], cwd=elsewhere, capture_output=True, text=True,
+                              timeout=60, env=env)
+    assert "note: no settings named here" in fallback.stderr and "the built-in settings, exchange http://" \
+        in fallback.stderr, fallback.stderr
