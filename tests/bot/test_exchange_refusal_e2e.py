@@ -109,6 +109,13 @@ def test_a_revoked_guard_wallet_is_one_alert_saying_to_approve_a_new_one_and_hal
     assert not [t for t in titles if "EMERGENCY" in t or "refused the credentials" in t], titles
     assert len(titles) == 1, titles
 
+    # Breaker x4 F1: the bot's own wallet revoked while that alert is open is the bot's problem,
+    # told (it was held under the agent's wallet alert until that one resolved).
+    drill.api_wallet(stack.settings, "bot", "revoke")
+    wait_until(lambda: [m for m in stack.inbox()[since:] if CHECK in m.get("title", "")], 90,
+               what="the bot's access alert while the agent's wallet alert is open")
+    drill.api_wallet(stack.settings, "bot", "approve")
+
     drill.api_wallet(stack.settings, "agent", "approve")
     wait_until(lambda: any("RESOLVED" in m.get("title", "") and check in m.get("title", "")
                            for m in stack.inbox()[since:]), 90, what="the resolve after approving the wallet again")
