@@ -235,8 +235,11 @@ class ResultPipeline:
         if result.occurrence is not None:
             seen = status.extra.get("occurrence")
             status.extra["occurrence"] = result.occurrence
-            if (seen is not None and seen != result.occurrence and transition is None and was_problem
-                    and obs.state.is_problem):
+            # A process that ended, other than the last one seen ending: a new crash. Also when none
+            # was seen (the problem was a stop: the emergency's, an operator's), so a bot started
+            # again that dies before any check saw it running is told and restarted, not taken for
+            # the stop it follows.
+            if seen != result.occurrence and transition is None and was_problem and obs.state.is_problem:
                 recurrence = (f"failed again while {status.hard.name}: a new occurrence ({result.summary or obs.error})"
                               " ended before any check saw it healthy")
         again = None
@@ -313,6 +316,9 @@ class ResultPipeline:
             if d.recurrence is not None:
                 tx.add_event(RECURRENCE_EVENT, d.bc.key, status.incident_id, d.recurrence,
                              {"value": str(d.obs.value), "error": d.obs.error}, at=d.obs.at)
+                # a new crash, not the state a play left: its silence_until_ok ends (told)
+                tx.end_silences_until_ok(record_from_status(d.bc, status), d.obs.at, "a new occurrence: "
+                                         + d.recurrence)
             tx.save_check_state(record_from_status(d.bc, status))
             # Written: the transaction holds the write lock (SQLite takes it at the first statement,
             # BEGIN IMMEDIATE), so it commits now. Only now does it claim the decision from the

@@ -45,23 +45,28 @@ def _result(row: CheckResultRow) -> CheckResultRecord:
 def _end_silences_now_ok(s: Any, recs: Sequence[CheckStateRecord], now: datetime) -> None:
     """End every ``ok_after`` silence of a check read OK again after that moment: what a play
     left on purpose (the emergency's halt, its stop) is over, so a new problem is told."""
-    ok = [(r, aware(r.last_observed_at)) for r in recs
-          if r.hard_state == State.OK and r.soft_state == State.OK and r.last_observed_at is not None]
-    if not ok:
+    _end_until_ok_silences(s, [(r, aware(r.last_observed_at), f"{r.check} is OK again") for r in recs
+                               if r.hard_state == State.OK and r.soft_state == State.OK
+                               and r.last_observed_at is not None], now)
+
+
+def _end_until_ok_silences(s: Any, seen: Sequence[tuple[CheckStateRecord, datetime, str]], now: datetime) -> None:
+    """End every ``ok_after`` silence of a check of ``seen`` whose reading (observed after the
+    task that made it finished) says what it silenced is over: ``(state, observed at, why)``."""
+    if not seen:
         return
     rows = s.scalars(select(SilenceRow).where(SilenceRow.ok_after.is_not(None), SilenceRow.expired_at.is_(None),
                                               SilenceRow.ends_at > now))
     for row in rows:
         fields = dict(row.matchers or {})
-        for rec, observed in ok:
+        for rec, observed, why in seen:
             if row.ok_after is None or observed <= aware(row.ok_after) or not all(
                     fnmatchcase(value, fields.get(name, "*"))
                     for name, value in (("host", rec.host), ("play", rec.play), ("check", rec.check))):
                 continue
             row.expired_at = now
             s.add(EventRow(at=now, kind="silence_ended", key=rec.key, incident_id=rec.incident_id,
-                           message=f"silence #{row.id} ended: {rec.check} is OK again",
-                           data={"silence": row.id, "reason": row.reason}))
+                           message=f"silence #{row.id} ended: {why}", data={"silence": row.id, "reason": row.reason}))
             break
 
 
@@ -170,6 +175,13 @@ class CheckOperations(OperationsBase):
                     s.add(row)
                 _fill_check_state(row, rec, now)
             _end_silences_now_ok(s, list(latest.values()), now)
+
+    def end_silences_until_ok(self, rec: CheckStateRecord, observed: datetime, why: str) -> None:
+        """End the ``silence_until_ok`` silences of ``rec``'s check made before ``observed``: a
+        reading that is a new problem, not the state a play left (a process started after the
+        emergency's stop that ended before any check saw it running is a new crash)."""
+        with self._session() as s:
+            _end_until_ok_silences(s, [(rec, aware(observed), why)], datetime.now(UTC))
 
     def delete_check_state(self, key: str) -> bool:
         """Forget a check (it left the playbooks); returns whether it existed."""

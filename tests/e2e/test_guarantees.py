@@ -192,6 +192,8 @@ def test_a_remediation_refused_by_its_cooldown_runs_when_the_cooldown_ends(crash
         assert sup.info("worker")["statename"] == "EXITED"
         # Refused, not dropped: it runs when the cooldown ends (well within 15 s).
         wait_until(lambda: sup.info("worker")["statename"] == "RUNNING", 15, what="the deferred restart")
+        # its record follows the step that started the worker (written after it, by a moment)
+        wait_until(lambda: len(world.events("remediation-run")) >= 2, 10, what="the deferred run recorded")
         assert len(world.events("remediation-run")) == 2
         skipped = [e.message for e in world.events("remediation-skipped")]
         # The refusal says until when it cools down and that it is decided again then.
@@ -338,5 +340,49 @@ def test_a_crash_the_agent_saw_just_before_its_database_was_deleted_is_still_tol
         assert re.fullmatch(r"\[CRITICAL(, now OK)?\] worker running on local", about[0]), titles
         assert len(titles) <= 3, titles
         assert not world.db_path.exists()  # reading the old file did not create a new one
+    finally:
+        world.stop()
+
+
+STOP_PLAY = """
+version: 1
+name: stopper
+hosts: local
+tasks:
+  - name: stop the worker on purpose
+    supervisor: {action: stop, program: worker}
+    silence_until_ok: [watch/worker running]
+"""
+
+
+def test_a_program_started_after_a_plays_stop_that_dies_unseen_is_told_and_restarted(crashy, tmp_path, receiver):
+    """Breaker g1 F1: after the emergency's stop (silenced until the check reads OK), the bot
+    started again died before any check saw it running: no OK, no transition, no recurrence (the
+    stop carried no ended process): silenced for a week, never restarted. A process that ended
+    after the stop is a new crash: its silence ends, it is told and restarted."""
+    sup, flag = crashy
+    world = _world(tmp_path, sup, receiver)
+    world.write_playbook("stopper", STOP_PLAY)
+    try:
+        _start(world)
+        import subprocess
+
+        from tests.e2e.harness import BIN
+
+        ran = subprocess.run([str(BIN / "agent"), "run-playbook", "stopper", "--yes", "--inventory",
+                              str(world.inventory), "--store", world.store_url], cwd=world.root,
+                             capture_output=True, text=True, timeout=120)
+        assert ran.returncode == 0, ran.stdout + ran.stderr
+        wait_until(lambda: (s := world.state("watch/local/worker running")) and s.hard_state.name == "CRITICAL"
+                   and world.events("suppressed"), 20, what="the stop seen, held by its silence")
+        assert receiver.messages == []  # the play's own stop: not told
+        flag.touch()  # from now on every start of the worker dies 50 ms later
+        sup.proxy().supervisor.startProcess("worker", False)  # the operator starts it again
+        wait_until(lambda: [e for e in world.events("silence_ended") if "new occurrence" in e.message], 20,
+                   what="the silence ended by a process that ended")
+        wait_until(lambda: world.events("remediation-run"), 20, what="a restart of the crashed worker")
+        wait_until(lambda: [m for m in receiver.messages if "worker running" in m["title"]], 20,
+                   what="the crash told")
+        world.assert_alive()
     finally:
         world.stop()
