@@ -51,6 +51,9 @@ LEDGER_HISTORY = timedelta(seconds=BUDGET_HISTORY_S)
 
 BUDGET_EVENT = "remediation-run"
 HANDOVER_EVENT = "remediation-handover"
+REARM_EVENT = "remediation-handover-rearmed"
+"""The check was seen OK again after a hand-over (someone started the bot after the emergency):
+a crash after that, still inside the budget's window, is handed over again."""
 
 
 @dataclass(frozen=True)
@@ -92,14 +95,29 @@ class RemediationGuard:
         """Rebuild the ledgers from the audit trail so budgets survive a restart."""
         now_wall, now_mono = datetime.now(UTC), self._clock()
         events = await self._thread.call(self._store.events_since, now_wall - LEDGER_HISTORY,
-                                         [BUDGET_EVENT, HANDOVER_EVENT])
+                                         [BUDGET_EVENT, HANDOVER_EVENT, REARM_EVENT])
         for ev in events:
             data = ev.data or {}
             k = (data.get("play", ""), data.get("host", ""), data.get("remediation", ""))
             if ev.kind == BUDGET_EVENT:
                 self._ledgers[k].runs.append(now_mono - max(0.0, (now_wall - ev.at).total_seconds()))
             else:
-                self._ledgers[k].handed_over = True
+                self._ledgers[k].handed_over = ev.kind == HANDOVER_EVENT
+
+    async def recovered(self, bc: BoundCheck) -> None:
+        """``bc`` reads OK again: a hand-over of its remediations re-arms (the outage it answered
+        is over; the next one, inside the same window, is handed over and paged again instead of
+        a bare "budget spent")."""
+        for name in bc.check.remediate:
+            key = (bc.play.name, bc.host.name, name)
+            ledger = self._ledgers.get(key)
+            if ledger is None or not ledger.handed_over:
+                continue
+            ledger.handed_over = False
+            await self._thread.call(self._store.add_event, REARM_EVENT, bc.key, None,
+                                    f"{name}: {bc.check.name} is OK again after the hand-over: the next time the "
+                                    "budget is spent hands over again", {"play": key[0], "host": key[1],
+                                                                         "remediation": name})
 
     def lock_for(self, bc: BoundCheck, name: str, remediation: Remediation) -> asyncio.Lock:
         """The single-flight lock of the remediation's target on ``bc``'s host. Take it *before*

@@ -98,6 +98,7 @@ class Remediator:
         if tr is not None:
             if not tr.new.is_problem:
                 self._cancel_deferred(bc.key)
+                self._spawn(self._guard.recovered(bc), bc.key)
                 return
             why = f"{bc.key} went {tr.new.name}" + (f": {obs.error}" if obs.error else "")
             vars_ = check_vars(bc, tr.new.name, tr.old.name, obs)

@@ -110,3 +110,28 @@ async def test_a_step_of_the_wall_clock_neither_resets_a_budget_nor_lengthens_a_
     clock.set(T0 + timedelta(minutes=5))
     d = await g.admit(bc(), "restart", r)
     assert (d.allowed, d.handover) == (False, "emergency")  # still 2 of 2 within the hour
+
+
+async def test_a_check_ok_again_after_the_handover_rearms_it_across_a_restart(store, thread):
+    """Breaker g1 F6: after a hand-over the operator started the bot (the check read OK), resumed,
+    and it crashed again inside the window: "budget spent", no emergency, the bot left dead with a
+    position. Once the check is OK after a hand-over, the next spent budget hands over again (and
+    an agent restarted in between reads that from the audit trail)."""
+    import time
+
+    now, r = datetime.now(UTC), remediation()
+    checked = SimpleNamespace(play=SimpleNamespace(name="p"), host=SimpleNamespace(name="h"), key="p/h/c",
+                              check=SimpleNamespace(name="c", remediate=["restart"]))
+    g = RemediationGuard(store, thread)
+    for i in range(3):
+        await g.record(checked, "restart", time.monotonic(), now - timedelta(minutes=3 - i))
+    assert (await g.admit(checked, "restart", r)).handover == "emergency"
+    assert (await g.admit(checked, "restart", r)).handover is None  # the same outage: once
+    still = RemediationGuard(store, thread)  # an agent restarted before anyone fixed it: still once
+    await still.load()
+    assert (await still.admit(checked, "restart", r)).handover is None
+    await g.recovered(checked)  # started again by the operator: OK
+    again = RemediationGuard(store, thread)  # the agent restarted meanwhile
+    await again.load()
+    d = await again.admit(checked, "restart", r)
+    assert (d.allowed, d.handover) == (False, "emergency")  # the new outage is handed over
