@@ -5,7 +5,6 @@ import contextlib
 import io
 import os
 import re
-import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -16,6 +15,7 @@ from agent.modules.registry import default_registry
 from agent.notify.lifecycle import parent_key
 from agent.playbook import load_config
 from botwarden.errors import ExitCode
+from tests.agent.playbook.conftest import copy_of_the_shipped_configuration
 
 PARENT = """version: 1
 name: health
@@ -128,11 +128,7 @@ FILE_LEVEL = {
 
 @pytest.fixture(scope="module")
 def shipped(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("shipped")
-    shutil.copytree(REPO / "playbooks", root / "playbooks")
-    shutil.copytree(REPO / "templates", root / "templates")
-    shutil.copy(REPO / "inventory.yaml", root / "inventory.yaml")
-    return root
+    return copy_of_the_shipped_configuration(tmp_path_factory.mktemp("shipped"))
 
 
 @pytest.mark.parametrize("how", list(FILE_LEVEL))

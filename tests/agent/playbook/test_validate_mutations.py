@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import io
 import re
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from hypothesis import strategies as st
 from agent.cli.main import main
 from agent.playbook.yaml_text import split_lines
 from botwarden.errors import ExitCode
+from tests.agent.playbook.conftest import copy_of_the_shipped_configuration
 
 REPO = Path(__file__).resolve().parents[3]
 SHIPPED = ["inventory.yaml", *sorted(f"playbooks/{p.name}" for p in (REPO / "playbooks").glob("*.yaml"))]
@@ -92,11 +92,7 @@ MUTATIONS = st.one_of(
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("mutations")
-    shutil.copytree(REPO / "playbooks", root / "playbooks")
-    shutil.copytree(REPO / "templates", root / "templates")
-    shutil.copy(REPO / "inventory.yaml", root / "inventory.yaml")
-    return root
+    return copy_of_the_shipped_configuration(tmp_path_factory.mktemp("mutations"))
 
 
 def validate(world: Path) -> tuple[int, str]:
