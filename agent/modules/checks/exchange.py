@@ -315,12 +315,16 @@ def _auth_summary(facts: dict[str, Any]) -> str:
         return "credentials accepted"
     positions = facts.get("protection") or "positions not read"
     if facts.get("refused") == "api_wallet":
-        return (f"API wallet {facts.get('signer')} is no longer approved for account {facts['address']} "
-                f"(revoked, expired or pruned; userRole: {facts.get('signer_role')}); the exchange says: "
-                f"{facts['auth_error']}. The account and its key are fine and nothing was halted or closed: "
-                f"approve a new API wallet for this signer from the account (approveAgent) and give its key "
-                f"to the program that signs with it. Until then this key cannot cancel, close or place stops; "
-                f"what protects the positions meanwhile is what rests on the exchange: {positions}")
+        said = str(facts["auth_error"]).rstrip(". ")
+        return (f"API wallet {facts.get('signer')} (the key this check signs with: the agent's own, which its "
+                f"exchange actions and the emergency's close use) is no longer approved for account "
+                f"{facts['address']} (revoked, expired or pruned; userRole: {facts.get('signer_role')}); the "
+                f"exchange says: {said}. The account and its key are fine and this check halted or closed "
+                f"nothing: approve a new API wallet from the account (approveAgent; paper: `bot drill approve "
+                f"agent`) and give its key to the agent. Until then the agent cannot cancel, close or place "
+                f"stops (`agent run-playbook emergency` would halt the bot but not flatten: close from the "
+                f"exchange's app if you must); what protects the positions meanwhile is what rests on the "
+                f"exchange: {positions}")
     return f"credentials REFUSED: {facts['auth_error']} (positions: {positions})"
 
 

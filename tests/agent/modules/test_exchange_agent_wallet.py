@@ -116,6 +116,9 @@ async def test_a_revoked_guard_wallet_is_told_apart_from_a_refused_account(
     assert lapsed.facts["signer"] == wallets["agent"].address.lower()
     assert lapsed.facts["signer_role"] == "missing"
     assert "approve a new API wallet" in lapsed.summary and "REFUSED" not in lapsed.summary
+    # whose key it is, what still works, and the exchange's words once (breaker x4 F6.1)
+    assert "the agent's own" in lapsed.summary and "would halt the bot but not flatten" in lapsed.summary
+    assert "exist.." not in lapsed.summary and "does not exist. The account" in lapsed.summary
     assert "BTC long 0.01 @" in lapsed.facts["protection"] and "stop-loss resting at" in lapsed.facts["protection"]
     assert PAPER_DEV_PRIVATE_KEY[2:] not in repr(lapsed)
 
