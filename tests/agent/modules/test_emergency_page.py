@@ -38,7 +38,13 @@ CASES: list[tuple[str, dict[str, Any], list[str], list[str]]] = [
      ["**Positions: UNKNOWN.** The account could not be read: could not read the account: HTTP 429",
       "Orders resting now: unknown", "The halt is NOT recorded"],
      ["stays halted"]),
-    ("nothing ran", {}, ["**Positions: UNKNOWN.**", "- Halt: not run"], []),
+    ("nothing ran", {}, ["**Positions: UNKNOWN.**", "- Halt: not run"], ["approve the agent's API wallet"]),
+    ("the agent's own wallet not approved (breaker x4 F6.2: the refusal without a remedy)",
+     {"final": {"open_positions": 1, "open_orders": 1, "positions": [STOP]},
+      "flattened": {"closed": [], "errors": ["close BTC: User or API Wallet 0x1ba5 does not exist."]},
+      "halted": DURABLE},
+     ["refused: close BTC: User or API Wallet 0x1ba5 does not exist.",
+      "approve the agent's API wallet again", "or close from the exchange's app"], []),
 ]
 
 
