@@ -305,6 +305,10 @@ class Agent:
         """The database file is gone: tell everyone directly, with everything the old file held
         and had not said yet (:mod:`agent.notify.unsaid`), then stop (supervisord restarts us)."""
         self.exit_code = EXIT_STORE_LOST
+        # Act on nothing more: a crash from now on is left for the next agent (it starts in a
+        # moment on the file that is there) to tell and fix; acted on here it would be neither
+        # recorded nor told (a fault run lost one restarted 0.5 s after this point).
+        self.running.pipeline.freeze(reason)
         self._spawn(self._say_all_and_stop(reason), "store-lost")
 
     async def _say_all_and_stop(self, reason: str) -> None:

@@ -149,6 +149,7 @@ class ResultPipeline:
         self._resumed: set[str] = set()
         self._waiting: deque[_Waiting] = deque()
         self._waiting_keys: dict[str, int] = {}
+        self._frozen: str | None = None  # see freeze()
         self._stored_incident: dict[str, int | None] = {}
         self._storing = asyncio.Lock()
         self._retry: asyncio.Task[None] | None = None
@@ -194,8 +195,19 @@ class ResultPipeline:
         return len(self._waiting)
 
     # -- one result ----------------------------------------------------------------------------
+    def freeze(self, reason: str) -> None:
+        """Decide nothing more (the agent's database is lost and it is about to stop): a result
+        from now on is dropped, not acted on, so what happens meanwhile (a crash) is left as it is
+        for the agent that starts next, on the database that is there, to see, tell and fix; one
+        acted on now could be neither recorded nor told."""
+        if self._frozen is None:
+            log.warning("results are no longer acted on: %s", reason)
+        self._frozen = reason
+
     async def handle(self, bc: BoundCheck, result: CheckResult, started: datetime, duration_ms: float) -> None:
         """The scheduler's result handler."""
+        if self._frozen is not None:
+            return
         decision = self.classify(bc, result, duration_ms)
         tr = decision.transition
         self.evidence.record(bc.key, decision.obs.state, started, seen_at=result.seen_at,
