@@ -71,6 +71,9 @@ class PlayRecap:
 OutcomeCallback = Callable[[TaskOutcome], None]
 AuditHook = Callable[[TaskOutcome, datetime, datetime, Mapping[str, Any]], Awaitable[None] | None]
 StoreCall = Callable[..., Awaitable[Any]]
+SILENCE_WRITE_WAIT_S = 0.5
+"""How long a task waits for its ``silence_until_ok`` to be written before it acts anyway (a
+locked or full store must not hold an emergency's halt; the alert it meant to hold goes out)."""
 
 
 class StoreSilences:
@@ -86,9 +89,10 @@ class StoreSilences:
     async def begin(self, host: str, task: str, checks: Sequence[tuple[str, str]], started: datetime,
                     longest: float) -> list[int]:
         try:
-            return list(await self._call(functools.partial(
+            return list(await asyncio.wait_for(self._call(functools.partial(
                 self._store.silence_until_ok, host=host, checks=checks, reason=f"{self._play}: {task}",
-                created_by=self._actor, starts_at=started, ok_after=started + timedelta(seconds=longest))))
+                created_by=self._actor, starts_at=started, ok_after=started + timedelta(seconds=longest))),
+                SILENCE_WRITE_WAIT_S))
         except Exception as exc:  # noqa: BLE001 - the task acts anyway; its checks alert as usual
             log.error("silence_until_ok of task %r not stored (its checks will alert): %s", task, exc)
             return []

@@ -126,3 +126,21 @@ def test_a_resume_ends_the_silences_a_play_left_on_its_host(store: Store, failed
                             failed=failed, check_mode=check_mode)
     active = {s.id for s in store.silences()}
     assert (mine[0] in active) is not ends and other[0] in active and plain in active
+
+
+def test_a_silence_that_cannot_be_written_never_holds_the_task(store: Store) -> None:
+    """An emergency's halt must not wait for the agent's store (locked by `agent ack`, full): a
+    silence write that never completes is given up, the task acts, and its alert goes out."""
+    async def stuck(fn: Any, *args: Any) -> Any:
+        await asyncio.Event().wait()  # the store thread never gets to it
+
+    async def run() -> list[Any]:
+        play = type("Play", (), {"name": "emergency", "vars": {}, "handlers": [], "tasks": [Task.model_validate(
+            {"name": "halt", "module": "command", "params": {"argv": ["true"]},
+             "silence_until_ok": ["bot-health/bot not halted"]})]})()
+        runner = PlayRunner(default_registry(), Templating(None),
+                            silences=StoreSilences(store, stuck, actor="ana", play="emergency"))
+        return (await asyncio.wait_for(runner.run(play, [HostContext("local")]), 30)).outcomes
+
+    [halt] = asyncio.run(run())
+    assert halt.status == "changed" and store.silences() == []
