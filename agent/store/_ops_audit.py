@@ -9,8 +9,9 @@ from typing import Any
 
 from sqlalchemy import select
 
+from agent.store._ops_checks import end_silence, until_ok_silences
 from agent.store._ops_common import OperationsBase, aware
-from agent.store.models import ActionRunRow, EventRow, SilenceRow
+from agent.store.models import ActionRunRow, EventRow
 from agent.store.records import ActionRunRecord, EventRecord
 
 
@@ -24,14 +25,9 @@ def _end_until_ok_silences(s: Any, host: str, actor: str, at: datetime) -> None:
     host's checks until they read OK (``silence_until_ok``: the emergency's halt and stop) end
     with it, so a halt or a stop that comes before any check read OK again is told (the bot may
     halt itself again at once; a silence waiting for an OK would swallow that)."""
-    for row in s.scalars(select(SilenceRow).where(SilenceRow.ok_after.is_not(None), SilenceRow.expired_at.is_(None),
-                                                  SilenceRow.ends_at > at)):
-        if not fnmatchcase(host, (row.matchers or {}).get("host", "*")):
-            continue
-        row.expired_at = at
-        s.add(EventRow(at=at, kind="silence_ended", key=None, incident_id=None,
-                       message=f"silence #{row.id} ended: the bot was resumed by {actor}",
-                       data={"silence": row.id, "reason": row.reason}))
+    for row in until_ok_silences(s, at):
+        if fnmatchcase(host, (row.matchers or {}).get("host", "*")):
+            end_silence(s, row, at, f"the bot was resumed by {actor}")
 
 
 class AuditOperations(OperationsBase):

@@ -55,19 +55,29 @@ def _end_until_ok_silences(s: Any, seen: Sequence[tuple[CheckStateRecord, dateti
     task that made it finished) says what it silenced is over: ``(state, observed at, why)``."""
     if not seen:
         return
-    rows = s.scalars(select(SilenceRow).where(SilenceRow.ok_after.is_not(None), SilenceRow.expired_at.is_(None),
-                                              SilenceRow.ends_at > now))
-    for row in rows:
+    for row in until_ok_silences(s, now):
         fields = dict(row.matchers or {})
         for rec, observed, why in seen:
             if row.ok_after is None or observed <= aware(row.ok_after) or not all(
                     fnmatchcase(value, fields.get(name, "*"))
                     for name, value in (("host", rec.host), ("play", rec.play), ("check", rec.check))):
                 continue
-            row.expired_at = now
-            s.add(EventRow(at=now, kind="silence_ended", key=rec.key, incident_id=rec.incident_id,
-                           message=f"silence #{row.id} ended: {why}", data={"silence": row.id, "reason": row.reason}))
+            end_silence(s, row, now, why, key=rec.key, incident_id=rec.incident_id)
             break
+
+
+def until_ok_silences(s: Any, now: datetime) -> Any:
+    """The ``silence_until_ok`` silences in force at ``now`` (rows, in ``s``)."""
+    return s.scalars(select(SilenceRow).where(SilenceRow.ok_after.is_not(None), SilenceRow.expired_at.is_(None),
+                                              SilenceRow.ends_at > now))
+
+
+def end_silence(s: Any, row: SilenceRow, now: datetime, why: str, *, key: str | None = None,
+                incident_id: int | None = None) -> None:
+    """End ``row`` now, with a ``silence_ended`` event saying why."""
+    row.expired_at = now
+    s.add(EventRow(at=now, kind="silence_ended", key=key, incident_id=incident_id,
+                   message=f"silence #{row.id} ended: {why}", data={"silence": row.id, "reason": row.reason}))
 
 
 def _fill_check_state(row: CheckStateRow, rec: CheckStateRecord, now: datetime) -> None:
