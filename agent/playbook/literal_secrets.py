@@ -29,13 +29,16 @@ the diagnostic has the secret masked (:func:`mask_line`).
 """
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import functools
 import importlib.metadata
+import itertools
 import math
 import re
 import unicodedata
-from collections.abc import Iterator
+from array import array
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -204,6 +207,8 @@ _CANDIDATE = re.compile(r"://|=|-----BEGIN|[A-Za-z0-9_\-+/.~]{16}|\benv\b|\{\{")
 without twelve words, see :func:`_seed_phrases`) needs only the key rules."""
 _TOKEN = re.compile(r"\S+")
 _SEED_SHAPE = re.compile(r"[a-z]{3,8}")
+_LONGEST_WORD = 9
+"""The longest word of any BIP-39 list (Italian's); a longer token is in none."""
 """A seed phrase's word when no word list can be read: short and lowercase."""
 _STRING_LITERAL = re.compile(r"'((?:[^'\\]|\\.)*)'" + r'|"((?:[^"\\]|\\.)*)"')
 _ENV_DEFAULT = re.compile(
@@ -216,23 +221,55 @@ _SEED_PHRASE_WORDS = 12
 _PROSE_TOKEN = re.compile(r"(?<![A-Za-z0-9_\-+/=.~])[A-Za-z0-9_\-+/=.~]{16,}(?![A-Za-z0-9_\-+/=.~])")
 
 
+class _WordList:
+    """One BIP-39 word list, kept in the resident agent as one string and an array of offsets
+    (about 30 KB a language; as a set of strings the nine lists held 2.4 MB): membership by
+    binary search over the sorted words."""
+
+    def __init__(self, words: Iterable[str]) -> None:
+        ordered = sorted(set(words))
+        self._text = "".join(ordered)
+        self._starts = array("I", itertools.accumulate((len(w) for w in ordered), initial=0))
+        self.size = len(ordered)
+
+    def _word(self, i: int) -> str:
+        return self._text[self._starts[i]:self._starts[i + 1]]
+
+    def __contains__(self, word: object) -> bool:
+        if not isinstance(word, str):
+            return False
+        i = bisect.bisect_left(range(self.size), word, key=self._word)
+        return i < self.size and self._word(i) == word
+
+
 @functools.lru_cache(maxsize=1)
-def _bip39_words() -> tuple[frozenset[str], ...] | None:
+def _bip39_words() -> tuple[_WordList, ...] | None:
     """The BIP-39 word lists of every language (English, Spanish, French, Italian, Czech, Japanese,
     Korean, Chinese), read from the eth_account distribution (a dependency of the bot and the
     exchange actions) through ``importlib.metadata`` without importing eth_account (tens of MB the
     resident agent does not need), in NFC (a phrase's words are compared in NFC, however they are
-    written). None without them: the shape
-    alone decides."""
+    written). None without them: the shape alone decides."""
     try:
         found = [f for f in importlib.metadata.files("eth-account") or []
                  if "hdaccount/wordlist/" in f.as_posix() and f.name.endswith(".txt")]
-        lists = tuple(frozenset(unicodedata.normalize("NFC", w) for w in f.read_text(encoding="utf-8").split())
+        lists = tuple(_WordList(unicodedata.normalize("NFC", w) for w in f.read_text(encoding="utf-8").split())
                       for f in found)
     except (importlib.metadata.PackageNotFoundError, OSError):  # pragma: no cover - locked in requirements
         return None
-    lists = tuple(words for words in lists if len(words) == 2048)
+    lists = tuple(words for words in lists if words.size == 2048)
     return lists or None
+
+
+@functools.lru_cache(maxsize=4096)
+def _languages(word: str) -> int:
+    """The word lists ``word`` (in NFC) is in, as bits (bit i: list i); any short lowercase word
+    without the lists."""
+    lists = _bip39_words()
+    if lists is None:
+        return 1 if _SEED_SHAPE.fullmatch(word) else 0
+    if len(word) > _LONGEST_WORD:
+        return 0
+    return sum(1 << i for i, known in enumerate(lists) if word in known)
 
 
 def _seed_phrases(text: str) -> Iterator[Finding]:
@@ -242,13 +279,12 @@ def _seed_phrases(text: str) -> Iterator[Finding]:
     tokens = [*_TOKEN.finditer(text)]
     if len(tokens) < _SEED_PHRASE_WORDS:
         return
-    lists = _bip39_words()
-    normal = [unicodedata.normalize("NFC", m.group(0)) for m in tokens]
+    masks = [_languages(unicodedata.normalize("NFC", m.group(0))) for m in tokens]
     said: set[str] = set()
-    for known in lists or (None,):
+    for bit in (1 << i for i in range(len(_bip39_words() or (None,)))):
         run: list[re.Match[str]] = []
-        for token, word in [*zip(tokens, normal, strict=True), (None, "")]:
-            if token is not None and (word in known if known is not None else _SEED_SHAPE.fullmatch(word)):
+        for token, mask in [*zip(tokens, masks, strict=True), (None, 0)]:
+            if token is not None and mask & bit:
                 run.append(token)
                 continue
             if len(run) >= _SEED_PHRASE_WORDS:  # the phrase as written (one part: its words are common words)

@@ -393,3 +393,14 @@ def test_the_documentation_and_the_secret_check_agree() -> None:
     assert exported
     for value in exported:
         assert find_secret(value, "url") is not None, value
+
+
+def test_no_bip39_word_is_longer_than_the_longest_the_search_looks_at() -> None:
+    import unicodedata
+
+    from eth_account.hdaccount.mnemonic import get_wordlist
+
+    from agent.playbook.literal_secrets import _LONGEST_WORD
+
+    longest = max(len(unicodedata.normalize("NFC", w)) for language in LANGUAGES for w in get_wordlist(language))
+    assert longest == _LONGEST_WORD
