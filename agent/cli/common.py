@@ -4,15 +4,48 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
-
-from rich.console import Console
+from typing import TYPE_CHECKING, Any
 
 from agent.playbook.files import real_path
 from botwarden.errors import ConfigError
 
-console = Console(highlight=False, emoji=False)  # :100: in file:100:3 is a position, not an emoji
-err_console = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)  # never break file:line:col
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
+
+class _Console:
+    """A rich ``Console`` made at its first use: ``agent run`` prints nothing once it is up, and
+    the resident agent then never holds rich (about 3 MB of its idle RSS)."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._console: Console | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._options)
+        return getattr(self._console, name)
+
+
+console: Console = _Console(highlight=False, emoji=False)  # type: ignore[assignment]  # :100: in file:100:3 is a position, not an emoji
+err_console: Console = _Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)  # type: ignore[assignment]  # never break file:line:col
+
+
+def escape(markup: str) -> str:
+    """:func:`rich.markup.escape`, imported when a command prints (see :class:`_Console`)."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(markup)
+
+
+def new_table(*headers: str, **options: Any) -> Table:
+    """A :class:`rich.table.Table`, imported when a command prints (see :class:`_Console`)."""
+    from rich.table import Table
+
+    return Table(*headers, **options)
 
 
 class Verbosity:

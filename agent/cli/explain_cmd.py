@@ -4,11 +4,9 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
 from agent.cli import options
-from agent.cli.common import console, load, store_url
+from agent.cli.common import console, escape, load, new_table, store_url
 from agent.cli.history_cmd import _redactor, timeline
 from agent.core.values import format_duration
 from botwarden.errors import BotwardenError, ExitCode
@@ -48,7 +46,7 @@ def explain(
                       + (f": {escape(inc.ack_comment)}" if inc.ack_comment else ""))
     if inc.suppressed:
         console.print(f"held back now: {escape(redact(inc.suppressed))}")
-    table = Table()
+    table = new_table()
     for col in ("when (UTC)", "", "what"):
         table.add_column(col)
     for at, kind, text in rows:

@@ -23,10 +23,9 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 
 from agent.cli import options
-from agent.cli.common import confirm_or_exit, console, load, store_url
+from agent.cli.common import confirm_or_exit, console, escape, load, store_url
 from agent.modules.base import ActionResult, HostContext, RunContext
 from botwarden.errors import BotwardenError, ConfigError, ExitCode
 

@@ -6,11 +6,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
 from agent.cli import options
-from agent.cli.common import console, load, store_url
+from agent.cli.common import console, escape, load, new_table, store_url
 from agent.core.values import format_duration, parse_duration
 from agent.engine.operator_actions import redactor as _redactor
 from agent.engine.operator_actions import timeline
@@ -54,7 +52,7 @@ def _people(st: Any, start: datetime, *, host: str | None, check: str | None) ->
 def _print_people(acts: list[tuple[datetime, str, str]], start: datetime, redact: Any) -> None:
     if not acts:
         return
-    table = Table(title=f"what people did since {start:%Y-%m-%d %H:%M} UTC")
+    table = new_table(title=f"what people did since {start:%Y-%m-%d %H:%M} UTC")
     for col in ("at", "who", "what"):
         table.add_column(col)
     for at, who, what in acts:
@@ -93,7 +91,7 @@ def history(
         console.print(f"no incidents since {start:%Y-%m-%d %H:%M} UTC")
         return
     now = datetime.now(UTC)
-    table = Table(title=f"incidents since {start:%Y-%m-%d %H:%M} UTC")
+    table = new_table(title=f"incidents since {start:%Y-%m-%d %H:%M} UTC")
     for col in ("#", "check (play)", "host", "state", "opened", "lasted", "told", "held back", "ack"):
         table.add_column(col)
     for inc, notes in rows:

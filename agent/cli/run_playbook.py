@@ -10,10 +10,9 @@ from typing import Annotated, Any
 
 import typer
 import yaml
-from rich.markup import escape
 
 from agent.cli import options
-from agent.cli.common import confirm_or_exit, console, load
+from agent.cli.common import confirm_or_exit, console, escape, load
 from agent.engine.operator_actions import (
     confirmation_text,
     find_play,

@@ -12,11 +12,9 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
 from agent.cli import options
-from agent.cli.common import console, load, store_url
+from agent.cli.common import console, escape, load, new_table, store_url
 from agent.core.values import format_duration
 from agent.engine.operator_actions import (
     SilenceUsage,
@@ -65,7 +63,7 @@ def _print(silences: list, now: datetime) -> None:
     if not silences:
         console.print("no active silences")
         return
-    table = Table()
+    table = new_table()
     for col in ("id", "matchers", "ends in", "by", "reason"):
         table.add_column(col)
     for s in silences:

@@ -1,19 +1,23 @@
 """``agent stack up|down|status``: the supervised stack (what ``make run`` calls)."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
-from rich.table import Table
 
 from agent.cli import options
-from agent.cli.common import console
+from agent.cli.common import console, new_table
 from agent.playbook.files import real_path
 from botwarden.errors import ExitCode
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 app = typer.Typer(no_args_is_help=True, help="Bring the supervised stack up or down.")
 
 
 def _table(infos: list[dict]) -> Table:
-    t = Table("program", "state", "pid", "description")
+    t = new_table("program", "state", "pid", "description")
     for i in infos:
         style = "green" if i["statename"] == "RUNNING" else "red"
         t.add_row(i["name"], f"[{style}]{i['statename']}[/]", str(i.get("pid") or ""), i.get("description", ""))

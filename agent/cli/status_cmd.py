@@ -5,11 +5,9 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
 from agent.cli import options
-from agent.cli.common import console, load, store_url
+from agent.cli.common import console, escape, load, new_table, store_url
 from agent.core.values import format_duration
 
 _STYLE = {"OK": "green", "WARNING": "yellow", "CRITICAL": "red", "UNKNOWN": "magenta"}
@@ -36,7 +34,7 @@ def status(
         st.close()
     redact = config.templating.redact
     now = datetime.now(UTC)
-    table = Table(show_lines=False)
+    table = new_table(show_lines=False)
     table.add_column("check (play / name)", no_wrap=True)
     table.add_column("host", no_wrap=True)
     table.add_column("state", no_wrap=True)

@@ -45,6 +45,16 @@ def test_the_http_transport_imports_no_check_module() -> None:
     assert loaded == ["agent.http"], f"importing agent.http imported {loaded}"
 
 
+def test_the_command_line_imports_rich_only_when_it_prints() -> None:
+    """``agent run`` is the command line's resident process and prints nothing once it is up:
+    rich (about 2 MB of its idle RSS) is imported by the first print, not with the commands."""
+    probe = ("import json, sys\nfrom agent.cli.main import app\nbefore = 'rich' in sys.modules\n"
+             "from agent.cli.common import err_console, new_table\nerr_console.print('x')\n"
+             "print(json.dumps([before, 'rich' in sys.modules, type(new_table('a')).__name__]))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == [False, True, "Table"]
+
+
 def test_a_function_that_uses_pandas_still_imports_it() -> None:
     """The probe can fail: calling a report helper does load pandas (the lazy import works)."""
     loaded = _loaded_after("from agent.reports.trading import as_utc\nfrom datetime import datetime\n"
