@@ -219,3 +219,44 @@ async def test_a_live_stream_ends_at_sign_out_not_at_its_next_heartbeat(client: 
     await client.post("/logout", data={"csrf": csrf}, allow_redirects=False)
     await asyncio.wait_for(stream.content.read(), 30)  # was: open until the heartbeat, 300 s
     assert stream.content.at_eof()
+
+
+async def test_an_unreadable_store_shows_the_incidents_last_read_never_none(web_world: WebWorld) -> None:
+    """Issue 17 (F1's class): a fact the page shows that becomes unreadable shows its last known
+    value with its time, never an empty, healthy-looking one ("Open incidents (0)", "none"). The
+    agent's store is really moved away here, as a lost disk or a wrong path would."""
+    import aiohttp
+    from aiohttp.test_utils import TestServer
+
+    from agent.web import build_app, make_context
+    from tests.web.conftest import ENV, load_config
+
+    ctx = make_context(load_config(web_world), store_url=web_world.store_url, env=ENV,
+                       templates_dir=web_world.root / "templates", charts=False)
+    gatherer = ctx.live.gatherer
+    async with TestClient(TestServer(build_app(ctx), host="127.0.0.1")) as client, aiohttp.ClientSession() as http:
+        seen = await gatherer.snapshot(http)
+        assert len(seen.open_incidents) == 1 and seen.store_error is None
+        db = web_world.root / "var" / "agent.db"
+        db.rename(db.with_name("moved.db"))
+        gatherer.close()  # the next read opens the file again, as after any failed read
+        lost = await gatherer.snapshot(http)
+        await sign_in(client, "viewer", VIEWER_PW)
+        await ctx.live.gather()
+        html = await (await client.get("/")).text()
+        incidents = await (await client.get("/incidents")).text()
+    assert lost.store_error is not None and lost.store_at is not None
+    assert [i.id for i in lost.open_incidents] == [web_world.incident_id]  # the last read, not none
+    assert lost.verdict.level != "SAFE" and any("store cannot be read" in r for r in lost.verdict.reasons)
+    for page in (html, incidents):
+        assert 'id="store-stale"' in page and "as last read at" in page, page
+        assert f'id="incident-{web_world.incident_id}"' in page, page
+
+
+async def test_a_store_never_read_is_unknown_not_empty(client: TestClient, web_world: WebWorld) -> None:
+    db = web_world.root / "var" / "agent.db"
+    db.rename(db.with_name("moved.db"))
+    await sign_in(client, "viewer", VIEWER_PW)
+    html = await (await client.get("/incidents")).text()
+    assert "Open (?)" in html and "Active silences (?)" in html and "unknown" in html, html
+    assert ">none<" not in html, html
