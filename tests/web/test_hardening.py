@@ -260,3 +260,35 @@ async def test_a_store_never_read_is_unknown_not_empty(client: TestClient, web_w
     html = await (await client.get("/incidents")).text()
     assert "Open (?)" in html and "Active silences (?)" in html and "unknown" in html, html
     assert ">none<" not in html, html
+
+
+async def test_the_page_after_an_action_shows_what_it_did(web_world: WebWorld) -> None:
+    """Issue 17 (F4): without JavaScript, the page a silence (or its expiry, or an ack) redirects
+    to was rendered from the snapshot read before the action, and listed the silences of before.
+    The refresh is long here, so a snapshot of before is still "fresh" when the page is asked."""
+    from aiohttp.test_utils import TestServer
+
+    from agent.web import build_app, make_context
+    from tests.web.conftest import ENV, OPERATOR_PW, load_config
+
+    config = load_config(web_world)
+    config.settings.web.refresh_seconds = 60.0
+    ctx = make_context(config, store_url=web_world.store_url, env=ENV, templates_dir=web_world.root / "templates",
+                       charts=False)
+    async with TestClient(TestServer(build_app(ctx), host="127.0.0.1")) as client:
+        csrf = await sign_in(client, "operator", OPERATOR_PW)
+        before = await (await client.get("/incidents")).text()
+        assert "Active silences (0)" in before
+        r = await client.post("/act/silence", data={"csrf": csrf, "matchers": "host=local", "duration": "1h",
+                                                    "reason": "maintenance"}, allow_redirects=False)
+        after = await (await client.get(r.headers["Location"])).text()
+        assert "Active silences (1)" in after and 'id="silence-1"' in after, after
+        r = await client.post("/act/silence/1/expire", data={"csrf": csrf}, allow_redirects=False)
+        expired = await (await client.get(r.headers["Location"])).text()
+        assert "Active silences (0)" in expired, expired
+        await client.get("/")
+        r = await client.post(f"/act/ack/{web_world.incident_id}", data={"csrf": csrf}, allow_redirects=False)
+        assert r.status == 303
+        overview = await (await client.get("/")).text()
+    assert "acknowledged by web:operator" in overview, overview
+    assert f'id="ack-{web_world.incident_id}"' not in overview, overview
