@@ -13,6 +13,7 @@ from aiohttp.test_utils import TestClient
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from agent.web.context import CTX
 from agent.web.signin import local_path
 from tests.web.conftest import OPERATOR_PW, VIEWER_PW, WebWorld, csrf_of, sign_in
 from tests.web.test_handlers import _run_lines
@@ -185,11 +186,9 @@ async def test_an_action_never_goes_back_off_the_site(client: TestClient, path: 
     assert as_a_browser_follows(location) == ("https", "ops.example"), location
 
 
-async def test_a_live_stream_ends_when_its_session_does(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_live_stream_ends_when_its_session_does(client: TestClient) -> None:
     """A stream opened before sign-out kept sending the positions and orders afterwards."""
-    from agent.web import views
-
-    monkeypatch.setattr(views, "STREAM_HEARTBEAT_S", 0.5)
+    client.server.app[CTX].config.settings.web.heartbeat_seconds = 0.5
     csrf = await sign_in(client, "operator", OPERATOR_PW)
     stream = await client.get("/events/overview")
     assert stream.status == 200
@@ -204,20 +203,17 @@ async def test_a_live_stream_ends_when_its_session_does(client: TestClient, monk
     assert stream.content.at_eof()
 
 
-async def test_a_live_stream_ends_at_sign_out_not_at_its_next_heartbeat(client: TestClient,
-                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    """Between its heartbeats (15 s shipped; 300 s here) a stream of a signed-out browser stayed
+async def test_a_live_stream_ends_at_sign_out_not_at_its_next_heartbeat(client: TestClient) -> None:
+    """Between its heartbeats (15 s shipped; 60 s here) a stream of a signed-out browser stayed
     open, and a change meanwhile would have been sent to it: it ends when the session does."""
-    from agent.web import views
-
-    monkeypatch.setattr(views, "STREAM_HEARTBEAT_S", 300.0)
+    client.server.app[CTX].config.settings.web.heartbeat_seconds = 60.0  # the most it may be
     csrf = await sign_in(client, "operator", OPERATOR_PW)
     stream = await client.get("/events/overview")
     assert stream.status == 200
     while not (await asyncio.wait_for(stream.content.readline(), 30)).startswith(b"event: update"):
         pass
     await client.post("/logout", data={"csrf": csrf}, allow_redirects=False)
-    await asyncio.wait_for(stream.content.read(), 30)  # was: open until the heartbeat, 300 s
+    await asyncio.wait_for(stream.content.read(), 30)  # was: open until the heartbeat
     assert stream.content.at_eof()
 
 
@@ -292,3 +288,21 @@ async def test_the_page_after_an_action_shows_what_it_did(web_world: WebWorld) -
         overview = await (await client.get("/")).text()
     assert "acknowledged by web:operator" in overview, overview
     assert f'id="ack-{web_world.incident_id}"' not in overview, overview
+
+
+async def test_a_quiet_stream_sends_ping_events_a_script_can_hear(client: TestClient) -> None:
+    """Issue 17 (F2): the stream's heartbeats were SSE comments, which EventSource never shows to
+    the page's script: a hung server or a dead connection looked live forever. With nothing new
+    to show, the stream sends a named ``ping`` event every heartbeat."""
+    client.server.app[CTX].config.settings.web.heartbeat_seconds = 0.5
+    await sign_in(client, "viewer", VIEWER_PW)
+    stream = await client.get("/events/incidents")  # nothing on it changes in this world
+    events: list[bytes] = []
+    while events.count(b"event: ping") < 3:
+        line = (await asyncio.wait_for(stream.content.readline(), 30)).strip()
+        if line.startswith(b"event: "):
+            events.append(line)
+    stream.close()
+    assert events[0] == b"event: update" and set(events[1:]) == {b"event: ping"}, events
+    page = await (await client.get("/incidents")).text()
+    assert 'data-heartbeat="0.5"' in page  # what the page's watchdog counts on
