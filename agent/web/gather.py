@@ -230,6 +230,7 @@ class Gatherer:
             account_now=account_now,
             account_seen_at=account_at.strftime("%H:%M:%S UTC") if account is not None else None,
             agent_missed_last_read=silent,
+            programs_known=bool(programs),
             halts=bot_db.get("halts", ()),
         ))
         return Snapshot(

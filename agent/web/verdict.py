@@ -55,6 +55,9 @@ class Facts:
     """When the account shown was last read (``HH:MM:SS UTC``), None when it was never read."""
     agent_missed_last_read: bool = False
     """The agent's ``/metrics`` did not answer the last read (one miss: not yet "hung")."""
+    programs_known: bool = True
+    """supervisord answered: ``agent_running`` and ``bot_running`` are its word. When false both
+    are false and unknown: said as unknown, not as "not running"."""
 
 
 @dataclass(frozen=True)
@@ -67,7 +70,9 @@ class Verdict:
 
 def decide(f: Facts) -> Verdict:
     unprotected: list[str] = []
-    if not f.agent_running:
+    if not f.programs_known:
+        unprotected.append("supervisord does not answer: whether the agent runs (and watches the bot) is unknown")
+    elif not f.agent_running:
         unprotected.append("the agent is not running: nothing watches the bot")
     elif not f.agent_answers:
         unprotected.append("the agent does not answer (its /metrics, twice in a row): it may be hung, and then "
@@ -87,7 +92,10 @@ def decide(f: Facts) -> Verdict:
         degraded.append("the agent's store cannot be read")
     if f.open_incidents:
         degraded.append(f"{f.open_incidents} open incident(s)")
-    if not f.bot_running:
+    if not f.programs_known:
+        degraded.append("whether the bot runs is unknown (supervisord does not answer)"
+                        + ("" if f.bot_status is None else f"; its /health answers {f.bot_status}"))
+    elif not f.bot_running:
         degraded.append("the bot is not running")
     elif f.bot_status is None:
         degraded.append("the bot does not answer /health")
@@ -106,6 +114,8 @@ def decide(f: Facts) -> Verdict:
             why += "; but " + _unknown_orders(f)
         elif f.exposure_orders:
             why += f"; but {len(f.exposure_orders)} resting order(s) can still fill and add exposure"
+    elif not f.programs_known:
+        entries, why = False, "unknown: supervisord does not answer (no new entries are counted on)"
     elif not f.bot_running or f.bot_status is None:
         entries, why = False, "no: the bot is not running"
     else:

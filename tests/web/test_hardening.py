@@ -306,3 +306,13 @@ async def test_a_quiet_stream_sends_ping_events_a_script_can_hear(client: TestCl
     assert events[0] == b"event: update" and set(events[1:]) == {b"event: ping"}, events
     page = await (await client.get("/incidents")).text()
     assert 'data-heartbeat="0.5"' in page  # what the page's watchdog counts on
+
+
+async def test_supervisord_silent_is_unknown_not_stopped(client: TestClient) -> None:
+    """supervisord not answering (here: not running at all) said "the agent is not running" and
+    "the bot is not running": unknown, said as unknown (and still UNPROTECTED: nothing known watches)."""
+    await sign_in(client, "viewer", VIEWER_PW)
+    html = await (await client.get("/")).text()
+    banner = html[html.index('id="banner"'):html.index("</section>", html.index('id="banner"'))]
+    assert "UNPROTECTED" in banner and "supervisord does not answer" in banner, banner
+    assert "is not running" not in banner, banner

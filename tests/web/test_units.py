@@ -26,8 +26,9 @@ facts = st.builds(
     agent_answers=st.booleans(),
     exposure_orders=st.lists(st.sampled_from(["ETH buy 0.5 @ 1800"]), max_size=1).map(tuple),
     account_now=st.booleans(), account_seen_at=st.sampled_from([None, "12:00:00 UTC"]),
-    agent_missed_last_read=st.booleans(),
-).filter(lambda f: f.account_seen_at is not None or not (f.positions_without_stop or f.exposure_orders))
+    agent_missed_last_read=st.booleans(), programs_known=st.booleans(),
+).filter(lambda f: f.account_seen_at is not None or not (f.positions_without_stop or f.exposure_orders)).filter(
+    lambda f: f.programs_known or not (f.agent_running or f.bot_running))
 
 
 @given(facts)
@@ -60,6 +61,9 @@ def test_verdict_is_the_worst_that_holds(f: Facts) -> None:
             assert any(f.account_seen_at in r for r in v.reasons)
         if halted:
             assert "resting orders unknown" in v.entries_reason
+    if not f.programs_known:  # supervisord silent: unknown, never "not running"
+        assert not any("is not running" in r for r in v.reasons) and "not running" not in v.entries_reason
+        assert any("supervisord does not answer" in r for r in v.reasons)
     if missed:  # one unanswered read: visible, not yet "hung" (issue 17, F3)
         assert any("the agent did not answer its last read" in r for r in v.reasons)
 
