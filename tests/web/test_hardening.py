@@ -316,3 +316,33 @@ async def test_supervisord_silent_is_unknown_not_stopped(client: TestClient) -> 
     banner = html[html.index('id="banner"'):html.index("</section>", html.index('id="banner"'))]
     assert "UNPROTECTED" in banner and "supervisord does not answer" in banner, banner
     assert "is not running" not in banner, banner
+
+
+async def test_an_unreadable_bot_database_shows_the_fills_last_read(web_world: WebWorld) -> None:
+    """The bot's database (the day, trades, fills) moved away after a read: the page keeps what it
+    read, with its time, instead of "none"."""
+    import aiohttp
+    from aiohttp.test_utils import TestServer
+
+    from agent.web import build_app, make_context
+    from tests.agent.reports.history import build_bot_db
+    from tests.web.conftest import ENV, load_config
+
+    config = load_config(web_world)
+    db = config.settings.path(config.settings.bot.db)
+    build_bot_db(db)
+    ctx = make_context(config, store_url=web_world.store_url, env=ENV, templates_dir=web_world.root / "templates",
+                       charts=False)
+    gatherer = ctx.live.gatherer
+    async with TestClient(TestServer(build_app(ctx), host="127.0.0.1")) as client, aiohttp.ClientSession() as http:
+        seen = await gatherer.snapshot(http)
+        assert seen.fills and seen.trading_error is None
+        db.rename(db.with_name("moved.db"))
+        lost = await gatherer.snapshot(http)
+        await sign_in(client, "viewer", VIEWER_PW)
+        await ctx.live.gather()
+        html = await (await client.get("/trading")).text()
+    assert lost.trading_error is not None and lost.trading_at is not None
+    assert lost.fills == seen.fills and lost.trades == seen.trades  # the last read, not none
+    assert 'id="day-stale"' in html and "as last read at" in html, html
+    assert "unknown" not in html.split("Last fills", 1)[1], html

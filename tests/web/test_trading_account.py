@@ -289,6 +289,7 @@ async def test_an_unreadable_account_shows_the_orders_last_seen_never_none(excha
     assert 'id="account-stale"' in html and "UNKNOWN now" in html, html
     assert re.search(r"ETH</td><td>buy</td><td>0\.5</td>", html), html  # the order, still listed
     assert "BTC long" in html
+    assert "unknown: the bot's database cannot be read" in html.replace("&#39;", "'")  # it has none yet: not "no fills"
 
 
 def test_an_account_never_read_is_unknown_not_flat() -> None:
