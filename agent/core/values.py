@@ -133,6 +133,9 @@ Interval = Annotated[float, Between(MIN_INTERVAL, 7 * DAY, why="100ms to a week;
 """How often something runs (``every``)."""
 Timeout = Annotated[float, Between(MIN_INTERVAL, HOUR, why="below 100ms it always fires, above an hour it hides a hang")]
 """How long one probe, request or task may take."""
+DEFAULT_TASK_TIMEOUT = 60.0
+"""How long a task may take when it says nothing (``timeout:``); a module's own request timeout
+is bounded by it."""
 HoldFor = Annotated[float, Between(0.0, HARD_WITHIN_MAX, lo_open=True, why="a problem must become hard within a day")]
 """How long a problem lasts before it is hard (``for``)."""
 Pause = Annotated[float, Between(0.0, HOUR)]

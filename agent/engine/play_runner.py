@@ -20,13 +20,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from agent.core.values import DEFAULT_TASK_TIMEOUT
 from agent.modules.base import ActionResult, HostContext, Notifier, RunContext, audit_view
 from agent.modules.registry import Registry
 from botwarden.errors import BotwardenError
 
 log = logging.getLogger("agent.play")
-
-DEFAULT_TASK_TIMEOUT = 60.0
 
 
 @dataclass(frozen=True)

@@ -1,15 +1,28 @@
 """Expressions whose truth does not depend on anything they read: ``expect: "1 == 1"``,
-``expect: "status_code == 200 or true"``, ``expect: "rc == rc"``. A check with one never changes
-state whatever the module finds, which is never what was meant.
+``expect: "status_code == 200 or true"``, ``expect: "rc == rc"``, ``when: "x == 'A' and x ==
+'B'"``, ``when: "x > 5 or x <= 5"``. A check with one never changes state whatever the module
+finds, a remediation step with an always-false ``when`` never runs: never what was meant.
 
-The expression is read as Jinja2 parses it (the same parser as the evaluation) and folded by
-the rules of Python's truth: a constant is its truth, ``or``/``and``/``not`` combine what is
-known, ``x if c else y`` with a known ``c`` is that branch, a comparison of an expression with
-itself (no call or filter in it) is known from the operator, a literal list or dict is its
-length, and conditions joined by ``and`` that contradict each other (one value equal to two
-constants, a numeric range with nothing in it) are false. Anything else is unknown (``None``).
+The expression is read as Jinja2 parses it (the same parser as the evaluation) and decided by
+evaluating it in every case that can make a difference, the way a truth table does:
+
+* a comparison of a pure expression (no call, filter or test in it) with constants, ``x OP c``
+  or ``x in [c1, c2]``, depends only on where ``x`` lies among the constants it is compared
+  with: equal to one of them, between two of them, below or above all (numbers), or none of
+  them (an ``x`` only compared for equality). One value of each such place is tried;
+* a comparison of a pure expression with itself is known from its operator;
+* anything else (a test such as ``x is defined``, a bare name, a comparison of two names) is an
+  unknown truth, tried both ways; the same part written twice is one unknown (``a or not a``,
+  ``x is defined or x is not defined``) unless it holds a call or a filter (``x | random``): then
+  it is a new unknown each time it is written;
+* ``and``/``or``/``not``/``x if c else y``, constants and literal lists follow Python's truth.
+
+If every case gives the same truth, that is the answer; otherwise (or with too many cases, or a
+comparison that could raise, such as a number ordered against text) it is ``None``: unknown.
 """
 from __future__ import annotations
+
+import itertools
 
 from jinja2 import Environment, nodes
 from jinja2.exceptions import TemplateSyntaxError
@@ -31,38 +44,152 @@ def constant_truth(expression: str, env: Environment | None = None) -> bool | No
     return _truth(output.nodes[0])
 
 
-def _truth(node: nodes.Node) -> bool | None:
-    if isinstance(node, nodes.Const):
-        return bool(node.value)
-    if isinstance(node, (nodes.List, nodes.Tuple)):
-        return bool(node.items)
-    if isinstance(node, nodes.Dict):
-        return bool(node.items)
-    if isinstance(node, nodes.Not):
-        inner = _truth(node.node)
-        return None if inner is None else not inner
-    if isinstance(node, nodes.Or):
-        left, right = _truth(node.left), _truth(node.right)
-        if left is True or right is True:
-            return True
-        return False if left is False and right is False else None
-    if isinstance(node, nodes.And):
-        left, right = _truth(node.left), _truth(node.right)
-        if left is False or right is False:
-            return False
-        if left is True and right is True:
-            return True
-        return False if _contradict(_conjuncts(node)) else None
-    if isinstance(node, nodes.CondExpr):
-        test = _truth(node.test)
-        if test is None:
+_MAX_CASES = 4096
+"""More cases than this (many names, many constants): unknown rather than slow."""
+_ORDER = {"lt": lambda a, b: a < b, "gt": lambda a, b: a > b, "lteq": lambda a, b: a <= b,
+          "gteq": lambda a, b: a >= b}
+_EQUALITY = {"eq": lambda a, b: a == b, "ne": lambda a, b: a != b}
+_MEMBERSHIP = {"in": lambda a, b: a in b, "notin": lambda a, b: a not in b}
+
+
+class _Unknown(Exception):
+    """A case whose evaluation could raise: the expression is not judged."""
+
+
+class _Model:
+    """The unknowns of one expression: names compared with constants, and other truths."""
+
+    def __init__(self) -> None:
+        self.names: list[nodes.Node] = []
+        self.constants: list[list[object]] = []
+        self.ordered: list[bool] = []
+        self.truths: list[nodes.Node | None] = []  # None: an impure part, never the same twice
+        self.atoms: dict[int, tuple[str, int]] = {}  # id(node) -> ("name", i) or ("truth", i)
+
+    def _index(self, found: list[nodes.Node] | list[nodes.Node | None], node: nodes.Node) -> int | None:
+        return next((i for i, n in enumerate(found) if n is not None and n == node), None)
+
+    def collect(self, node: nodes.Node) -> None:
+        if isinstance(node, (nodes.Not,)):
+            self.collect(node.node)
+        elif isinstance(node, (nodes.And, nodes.Or)):
+            self.collect(node.left)
+            self.collect(node.right)
+        elif isinstance(node, nodes.CondExpr):
+            for part in (node.test, node.expr1, node.expr2):
+                if part is not None:
+                    self.collect(part)
+        elif isinstance(node, (nodes.Const, nodes.List, nodes.Tuple, nodes.Dict)):
+            return
+        elif _same_sides(node) is not None or _folded(node) is not None:
+            return
+        elif (bound := _comparison(node)) is not None:
+            name, op, values = bound
+            i = self._index(self.names, name)
+            if i is None:
+                self.names.append(name)
+                self.constants.append([])
+                self.ordered.append(False)
+                i = len(self.names) - 1
+            self.constants[i].extend(values)
+            self.ordered[i] = self.ordered[i] or op in _ORDER
+            self.atoms[id(node)] = ("name", i)
+        else:
+            i = self._index(self.truths, node) if _repeatable(node) else None
+            if i is None:
+                self.truths.append(node if _repeatable(node) else None)
+                i = len(self.truths) - 1
+            self.atoms[id(node)] = ("truth", i)
+
+    def cases(self) -> list[tuple[tuple[object, ...], tuple[bool, ...]]] | None:
+        values = [_places(consts, ordered) for consts, ordered in zip(self.constants, self.ordered, strict=True)]
+        count = 2 ** len(self.truths)
+        for v in values:
+            count *= len(v)
+        if count > _MAX_CASES:
             return None
-        branch = node.expr1 if test else node.expr2
-        return _truth(branch) if branch is not None else False
+        return [(named, truths) for named in itertools.product(*values)
+                for truths in itertools.product((False, True), repeat=len(self.truths))]
+
+    def value(self, node: nodes.Node, named: tuple[object, ...], truths: tuple[bool, ...]) -> object:
+        if isinstance(node, nodes.Not):
+            return not self.value(node.node, named, truths)
+        if isinstance(node, nodes.And):
+            left = self.value(node.left, named, truths)
+            return self.value(node.right, named, truths) if left else left
+        if isinstance(node, nodes.Or):
+            left = self.value(node.left, named, truths)
+            return left if left else self.value(node.right, named, truths)
+        if isinstance(node, nodes.CondExpr):
+            if self.value(node.test, named, truths):
+                return self.value(node.expr1, named, truths)
+            return self.value(node.expr2, named, truths) if node.expr2 is not None else None
+        if isinstance(node, nodes.Const):
+            return node.value
+        if isinstance(node, (nodes.List, nodes.Tuple, nodes.Dict)):
+            return bool(node.items)
+        known: object = _same_sides(node)
+        if known is None:
+            known = _folded(node)
+        if known is not None:
+            return known
+        atom = self.atoms.get(id(node))
+        if atom is None:
+            raise _Unknown  # pragma: no cover - every other part is an atom
+        kind, i = atom
+        if kind == "truth":
+            return truths[i]
+        _, op, constants = _comparison(node)  # type: ignore[misc]
+        try:
+            if op in _MEMBERSHIP:
+                return _MEMBERSHIP[op](named[i], constants)
+            return {**_ORDER, **_EQUALITY}[op](named[i], constants[0])
+        except TypeError:
+            raise _Unknown from None
+
+
+def _truth(node: nodes.Node) -> bool | None:
+    model = _Model()
+    model.collect(node)
+    cases = model.cases()
+    if cases is None:
+        return None
+    seen: set[bool] = set()
+    for named, truths in cases:
+        try:
+            seen.add(bool(model.value(node, named, truths)))
+        except _Unknown:
+            return None
+        if len(seen) > 1:
+            return None
+    return seen.pop() if seen else None
+
+
+def _places(constants: list[object], ordered: bool) -> list[object]:
+    """One value of each place among ``constants`` that a comparison with them can tell apart."""
+    out: list[object] = []
+    for c in constants:
+        if not any(type(c) is type(o) and c == o for o in out):
+            out.append(c)
+    numbers = sorted({c for c in constants if isinstance(c, (int, float)) and not isinstance(c, bool)})
+    if numbers:
+        out += [numbers[0] - 1, numbers[-1] + 1, *((a + b) / 2 for a, b in itertools.pairwise(numbers))]
+    if not ordered:  # compared for equality only: a value equal to none of them
+        out.append("\x00" + "".join(str(c) for c in constants) + "\x00")
+    return out
+
+
+def _same_sides(node: nodes.Node) -> bool | None:
+    """``x == x``, ``x < x``...: known from the operator when ``x`` is pure."""
     if isinstance(node, nodes.Compare) and len(node.ops) == 1:
         op = node.ops[0]
         if op.op in _SAME_TRUE and _pure(node.expr) and node.expr == op.expr:
             return _SAME_TRUE[op.op]
+    return None
+
+
+def _folded(node: nodes.Node) -> object | None:
+    """The value of an expression Jinja folds at parse time (``1 + 1 == 2``), as a truth."""
     if not isinstance(node, nodes.Expr):
         return None
     try:
@@ -71,74 +198,45 @@ def _truth(node: nodes.Node) -> bool | None:
         return None
 
 
-def _conjuncts(node: nodes.Node) -> list[nodes.Node]:
-    if isinstance(node, nodes.And):
-        return [*_conjuncts(node.left), *_conjuncts(node.right)]
-    return [node]
-
-
 _FLIP = {"lt": "gt", "gt": "lt", "lteq": "gteq", "gteq": "lteq", "eq": "eq", "ne": "ne"}
+_CONSTANT_TYPES = (str, int, float, bool, type(None))
 
 
-def _bound(node: nodes.Node) -> tuple[nodes.Node, str, object] | None:
-    """``x OP constant`` (or ``constant OP x``) with a pure ``x``: (x, OP, constant); else None."""
+def _comparison(node: nodes.Node) -> tuple[nodes.Node, str, list[object]] | None:
+    """``x OP constant``, ``constant OP x`` or ``x in [constants]`` with a pure, non-constant
+    ``x``: (x, OP, the constants); an ordering against anything but numbers is left unknown."""
     if not isinstance(node, nodes.Compare) or len(node.ops) != 1:
         return None
     op = node.ops[0]
-    if op.op not in _FLIP:
+    left, right, name = node.expr, op.expr, op.op
+    if name in _MEMBERSHIP:
+        if isinstance(right, (nodes.List, nodes.Tuple)) \
+                and all(isinstance(i, nodes.Const) and isinstance(i.value, _CONSTANT_TYPES) for i in right.items) \
+                and _pure(left) and not isinstance(left, nodes.Const):
+            return left, name, [i.value for i in right.items if isinstance(i, nodes.Const)]
         return None
-    if isinstance(op.expr, nodes.Const) and _pure(node.expr) and not isinstance(node.expr, nodes.Const):
-        return node.expr, op.op, op.expr.value
-    if isinstance(node.expr, nodes.Const) and _pure(op.expr) and not isinstance(op.expr, nodes.Const):
-        return op.expr, _FLIP[op.op], node.expr.value
-    return None
-
-
-def _contradict(parts: list[nodes.Node]) -> bool:
-    """Conditions joined by ``and`` that no value satisfies together: one expression equal to two
-    different constants, equal and not equal to one, or a numeric range that is empty
-    (``state == 'EXITED' and state == 'FATAL'``, ``x > 5 and x < 3``)."""
-    seen: list[tuple[nodes.Node, str, object]] = [b for b in map(_bound, parts) if b is not None]
-    for i, (expr, op, value) in enumerate(seen):
-        for other, op2, value2 in seen[i + 1:]:
-            if expr != other:
-                continue
-            try:
-                if op == "eq" and op2 == "eq" and value != value2:
-                    return True
-                if {op, op2} == {"eq", "ne"} and value == value2:
-                    return True
-                if op == "eq" and op2 not in ("eq", "ne") and not _holds(value, op2, value2):
-                    return True
-                if op2 == "eq" and op not in ("eq", "ne") and not _holds(value2, op, value):
-                    return True
-                if _empty_range(op, value, op2, value2):
-                    return True
-            except TypeError:  # a number compared with text: not judged here
-                continue
-    return False
-
-
-def _holds(value: object, op: str, bound: object) -> bool:
-    return bool({"lt": lambda a, b: a < b, "gt": lambda a, b: a > b, "lteq": lambda a, b: a <= b,
-                 "gteq": lambda a, b: a >= b}[op](value, bound))
-
-
-def _empty_range(op: str, value: object, op2: str, value2: object) -> bool:
-    """``x > a and x < b`` with nothing between (numbers only)."""
-    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (value, value2)):
-        return False
-    lower = [(value, op) for value, op in ((value, op), (value2, op2)) if op in ("gt", "gteq")]
-    upper = [(value, op) for value, op in ((value, op), (value2, op2)) if op in ("lt", "lteq")]
-    if len(lower) != 1 or len(upper) != 1:
-        return False
-    (low, low_op), (high, high_op) = lower[0], upper[0]
-    if low_op == "gteq" and high_op == "lteq":
-        return low > high  # type: ignore[operator]
-    return low >= high  # type: ignore[operator]
+    if name not in _FLIP:
+        return None
+    if isinstance(left, nodes.Const) and not isinstance(right, nodes.Const):
+        left, right, name = right, left, _FLIP[name]
+    if not isinstance(right, nodes.Const) or isinstance(left, nodes.Const) or not _pure(left):
+        return None
+    value = right.value
+    if not isinstance(value, _CONSTANT_TYPES):
+        return None
+    if name in _ORDER and (not isinstance(value, (int, float)) or isinstance(value, bool)):
+        return None
+    return left, name, [value]
 
 
 def _pure(node: nodes.Node) -> bool:
     """No call, filter or test in ``node``: reading it twice gives the same value."""
     impure = (nodes.Call, nodes.Filter, nodes.Test)
+    return not isinstance(node, impure) and not any(True for _ in node.find_all(impure))
+
+
+def _repeatable(node: nodes.Node) -> bool:
+    """No call or filter in ``node`` (tests such as ``defined`` are allowed): written twice, it is
+    the same truth both times."""
+    impure = (nodes.Call, nodes.Filter)
     return not isinstance(node, impure) and not any(True for _ in node.find_all(impure))

@@ -34,6 +34,7 @@ import functools
 import importlib.metadata
 import math
 import re
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -198,11 +199,12 @@ def _hex_findings(literal: str, key: Any) -> Iterator[Finding]:
                           else "a private key (64 hex digits) is written literally", (match.group(0),))
 
 
-_SEED_RUN = re.compile(r"(?:\b[a-z]{3,8}\s+){11,}[a-z]{3,8}\b")
-"""Twelve or more short lowercase words in a row: the shape of a BIP-39 seed phrase."""
-_CANDIDATE = re.compile(r"://|=|-----BEGIN|[A-Za-z0-9_\-+/.~]{16}|\benv\b|\{\{|" + _SEED_RUN.pattern)
-"""What every shape, URL, query, random word, seed phrase and template literal has: a string
-without it needs only the key rules."""
+_CANDIDATE = re.compile(r"://|=|-----BEGIN|[A-Za-z0-9_\-+/.~]{16}|\benv\b|\{\{")
+"""What every shape, URL, query, random word and template literal has: a string without it (and
+without twelve words, see :func:`_seed_phrases`) needs only the key rules."""
+_TOKEN = re.compile(r"\S+")
+_SEED_SHAPE = re.compile(r"[a-z]{3,8}")
+"""A seed phrase's word when no word list can be read: short and lowercase."""
 _STRING_LITERAL = re.compile(r"'((?:[^'\\]|\\.)*)'" + r'|"((?:[^"\\]|\\.)*)"')
 _ENV_DEFAULT = re.compile(
     r"""\benv(?:\.(\w+)|\[\s*['"](\w+)['"]\s*\])\s*\|\s*(?:default|d)\s*\(\s*"""
@@ -215,32 +217,45 @@ _PROSE_TOKEN = re.compile(r"(?<![A-Za-z0-9_\-+/=.~])[A-Za-z0-9_\-+/=.~]{16,}(?![
 
 
 @functools.lru_cache(maxsize=1)
-def _bip39_words() -> frozenset[str] | None:
-    """The BIP-39 English word list, read from the eth_account distribution (a dependency of the
-    bot and the exchange actions) through ``importlib.metadata`` without importing eth_account
-    (tens of MB the resident agent does not need). None without it: the shape alone decides."""
+def _bip39_words() -> tuple[frozenset[str], ...] | None:
+    """The BIP-39 word lists of every language (English, Spanish, French, Italian, Czech, Japanese,
+    Korean, Chinese), read from the eth_account distribution (a dependency of the bot and the
+    exchange actions) through ``importlib.metadata`` without importing eth_account (tens of MB the
+    resident agent does not need), in NFC (a phrase's words are compared in NFC, however they are
+    written). None without them: the shape
+    alone decides."""
     try:
         found = [f for f in importlib.metadata.files("eth-account") or []
-                 if f.as_posix().endswith("hdaccount/wordlist/english.txt")]
-        words = frozenset(found[0].read_text(encoding="utf-8").split()) if found else frozenset()
+                 if "hdaccount/wordlist/" in f.as_posix() and f.name.endswith(".txt")]
+        lists = tuple(frozenset(unicodedata.normalize("NFC", w) for w in f.read_text(encoding="utf-8").split())
+                      for f in found)
     except (importlib.metadata.PackageNotFoundError, OSError):  # pragma: no cover - locked in requirements
         return None
-    return words if len(words) == 2048 else None
+    lists = tuple(words for words in lists if len(words) == 2048)
+    return lists or None
 
 
 def _seed_phrases(text: str) -> Iterator[Finding]:
-    """Twelve or more BIP-39 words in a row (a wallet's seed phrase), in a value or in prose."""
-    known = _bip39_words()
-    for match in _SEED_RUN.finditer(text):
-        words = [*re.finditer(r"\S+", match.group(0)), None]
+    """Twelve or more words in a row of one BIP-39 word list (a wallet's seed phrase: English,
+    Japanese with ideographic spaces, Chinese a character a word...), in a value or in prose;
+    words are compared in NFC, however their accents are written."""
+    tokens = [*_TOKEN.finditer(text)]
+    if len(tokens) < _SEED_PHRASE_WORDS:
+        return
+    lists = _bip39_words()
+    normal = [unicodedata.normalize("NFC", m.group(0)) for m in tokens]
+    said: set[str] = set()
+    for known in lists or (None,):
         run: list[re.Match[str]] = []
-        for word in words:
-            if word is not None and (known is None or word.group(0) in known):
-                run.append(word)
+        for token, word in [*zip(tokens, normal, strict=True), (None, "")]:
+            if token is not None and (word in known if known is not None else _SEED_SHAPE.fullmatch(word)):
+                run.append(token)
                 continue
             if len(run) >= _SEED_PHRASE_WORDS:  # the phrase as written (one part: its words are common words)
-                phrase = match.group(0)[run[0].start():run[-1].end()]
-                yield Finding(f"a seed phrase ({len(run)} BIP-39 words) is written literally", (phrase,))
+                phrase = text[run[0].start():run[-1].end()]
+                if phrase not in said:
+                    said.add(phrase)
+                    yield Finding(f"a seed phrase ({len(run)} BIP-39 words) is written literally", (phrase,))
             run = []
 
 
@@ -270,9 +285,11 @@ def _embedded_literals(text: str, key: Any) -> Iterator[tuple[Any, str]]:
 def find_secret(text: str, key: Any = None) -> Finding | None:
     """The secret ``text`` (the value of ``key``) holds written literally, or None: the kind of
     the first one found, the parts of every one (all are masked)."""
-    if not _CANDIDATE.search(text) and not (isinstance(key, str) and _SECRET_KEY.search(_words(key).removesuffix("_env"))):
-        return None
-    found = list(_findings(text, key))
+    if not _CANDIDATE.search(text) and not (isinstance(key, str)
+                                            and _SECRET_KEY.search(_words(key).removesuffix("_env"))):
+        found = list(_seed_phrases(text))  # plain prose: only a seed phrase can hide in it
+    else:
+        found = list(_findings(text, key))
     if not found:
         return None
     return Finding(found[0].kind, tuple(dict.fromkeys(p for f in found for p in f.parts)))

@@ -22,10 +22,11 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from agent.core.values import DEFAULT_TASK_TIMEOUT, format_duration
 from agent.modules.base import HostContext, Refers, secret_values
 from agent.modules.registry import Registry
 from agent.playbook.binding import misplaced_in_params, play_vars
-from agent.playbook.diagnostics import Diagnostic, suggest, valid_keys_hint
+from agent.playbook.diagnostics import Diagnostic, suggest, valid_keys_hint, warning
 from agent.playbook.models import Playbook, Task
 from agent.playbook.placeholders import RUNTIME, is_runtime
 from agent.playbook.rules import all_tasks
@@ -129,6 +130,7 @@ class TaskChecker:
             else:
                 known[key] = rendered
         self._validate(base, model, known, unsure)
+        self._timeout_above_the_tasks(base, task, model, known)
         self._references(base, model, known, {*scope, *template_vars})
 
     def _validate(self, base: Path_, model: type[BaseModel], known: dict[str, Any], unsure: set[str]) -> None:
@@ -154,6 +156,28 @@ class TaskChecker:
         except Exception as exc:  # noqa: BLE001 - a module validator raising anything but ValueError
             self._error(base, f"the parameters cannot be checked: {type(exc).__name__}: "
                               f"{self.templating.redact(str(exc))}")
+
+    def _timeout_above_the_tasks(self, base: Path_, task: Task, model: type[BaseModel],
+                                 known: Mapping[str, Any]) -> None:
+        """A module's own ``timeout`` above the task's: the task is cut at its own timeout first (the
+        ``bot`` module caps its requests there), so the module's never applies."""
+        field = model.model_fields.get("timeout")
+        if field is None or "timeout" not in known:
+            return
+        annotation: Any = Annotated[field.annotation, *field.metadata] if field.metadata else field.annotation
+        try:
+            own: Any = TypeAdapter(annotation).validate_python(known["timeout"])
+        except ValidationError:
+            return  # reported by the validation above
+        limit = task.timeout or DEFAULT_TASK_TIMEOUT
+        if not isinstance(own, (int, float)) or isinstance(own, bool) or own <= limit:
+            return
+        whose = "the task's timeout" if task.timeout else "the default task timeout"
+        self.diagnostics.append(warning(self.doc.diagnostic(
+            (*base, "timeout"), f"{task.module}: timeout {format_duration(own)} is longer than {whose} "
+            f"{format_duration(limit)}: the task is cut at {format_duration(limit)} first, so this one never applies",
+            f"lower it below {format_duration(limit)}, or raise the task's timeout: (timeout: "
+            f"{format_duration(own)} beside the module, not under it)")))
 
     def _check_field_accepts_text(self, base: Path_, key: str, model: type[BaseModel]) -> None:
         field = next((f for n, f in model.model_fields.items() if key in (n, f.alias)), None)

@@ -8,6 +8,7 @@ from typer.testing import CliRunner
 
 from bot.cli import app
 from bot.exchange.server import serve_in_thread
+from tests.support.ports import free_port
 
 
 @pytest.fixture
@@ -119,7 +120,6 @@ def test_no_token_anywhere_is_a_clear_error_not_a_public_default(monkeypatch, se
 def test_an_exchange_started_without_a_token_has_no_admin_api(tmp_path):
     """The real `bot paper-exchange` with no token in its environment: no public fallback."""
     import os
-    import socket
     import subprocess
     import sys
     import time
@@ -129,9 +129,7 @@ def test_an_exchange_started_without_a_token_has_no_admin_api(tmp_path):
 
     from bot.exchange.server import DEFAULT_ADMIN_TOKEN
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "BOTWARDEN_EXCHANGE_ADMIN_TOKEN"}
     proc = subprocess.Popen([str(Path(sys.executable).parent / "bot"), "paper-exchange", "--port", str(port),
                              "--state", str(tmp_path / "tokenless.db")], cwd=tmp_path, env=env,

@@ -19,7 +19,6 @@ from __future__ import annotations
 import email
 import email.policy
 import json
-import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -29,6 +28,8 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from tests.support.ports import free_port
 
 
 class _Server(ThreadingHTTPServer):
@@ -163,12 +164,6 @@ class _Collector:
         return "250 Message accepted for delivery"
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class SmtpReceiver:
     """A real SMTP server on loopback (aiosmtpd); no TLS, no authentication."""
 
@@ -176,7 +171,7 @@ class SmtpReceiver:
         self.mail_from, self.rcpt_to = mail_from, rcpt_to
         self._cond = threading.Condition()
         self._mails: list[ReceivedMail] = []
-        self.port = _free_port()
+        self.port = free_port()
         self._controller = Controller(_Collector(self._cond, self._mails), hostname="127.0.0.1", port=self.port)
 
     @property

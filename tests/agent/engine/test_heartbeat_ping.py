@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 from types import SimpleNamespace
 from typing import Any
@@ -11,6 +10,7 @@ import pytest
 from aiohttp import web
 
 from agent.engine.heartbeat import run_heartbeat
+from tests.support.ports import free_port
 
 SECRET = "hb-4f9a7c21e0d3"
 
@@ -80,9 +80,7 @@ async def test_pings_then_a_failing_receiver_is_reported_with_its_status(receive
 
 
 async def test_a_refused_ping_says_so_without_the_url() -> None:
-    with socket.socket() as s:  # a port that was free a moment ago and has no listener
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # a port that was free a moment ago and has no listener
     assert await _beat(f"http://127.0.0.1:{port}/ping/{SECRET}", lambda r: r) == [(False, "Connection refused")]
 
 

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 
 import aiohttp
 import pytest
 
 from agent.modules.checks.http import HttpCheck
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.usefixtures("shared_clients")
 
@@ -87,9 +87,7 @@ async def test_timeout_is_an_error_result(http_server, make_ctx, timeout_source)
 
 
 async def test_connection_refused(make_ctx) -> None:
-    with socket.socket() as s:  # a port that was free a moment ago and has no listener
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # a port that was free a moment ago and has no listener
     result = await HttpCheck().run(params(url=f"http://user:pw@127.0.0.1:{port}/health"), make_ctx())
     assert result.error == f"GET http://127.0.0.1:{port}/health failed: Connection refused"
 

@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from agent.modules.checks.tls import TlsCheck, TlsCheckParams
+from tests.support.ports import free_port
 
 
 def make_cert(tmp: Path, days: float) -> tuple[Path, Path]:
@@ -105,9 +106,7 @@ async def test_pem_file(tmp_path, make_ctx, days, low, high):
 
 
 async def test_errors_are_unknown_with_a_reason(tmp_path, make_ctx):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     refused = await TlsCheck().run(TlsCheckParams(host="127.0.0.1", port=port, timeout="2s"), make_ctx())
     assert refused.error and f"127.0.0.1:{port}" in refused.error
     junk = tmp_path / "junk.pem"

@@ -274,6 +274,32 @@ def test_a_seed_phrase_is_found_under_any_key_and_in_prose(data: st.DataObject, 
     assert found is not None and phrase in " ".join(found.parts), (phrase, found)
 
 
+LANGUAGES = ["english", "spanish", "french", "italian", "czech", "japanese", "korean", "chinese_simplified",
+             "chinese_traditional"]
+
+
+@settings(max_examples=45, derandomize=True, deadline=None, database=None)
+@given(data=st.data(), language=st.sampled_from(LANGUAGES), count=st.sampled_from([12, 24]),
+       form=st.sampled_from(["{phrase}", "restore wallet: {phrase}", "{{{{ env.SEED | default('{phrase}') }}}}"]),
+       nfd=st.booleans())
+def test_a_seed_phrase_of_any_bip39_language_is_found(data: st.DataObject, language: str, count: int, form: str,
+                                                      nfd: bool) -> None:
+    """Wallets offer phrases in every BIP-39 language; accents may be written composed or not."""
+    import unicodedata
+
+    from eth_account.hdaccount.mnemonic import get_wordlist
+
+    from agent.playbook.literal_secrets import find_secret
+
+    words = data.draw(st.lists(st.sampled_from(get_wordlist(language)), min_size=count, max_size=count))
+    phrase = ("\u3000" if language == "japanese" else " ").join(words)
+    phrase = unicodedata.normalize("NFD" if nfd else "NFC", phrase)
+    found = find_secret(form.format(phrase=phrase), "note")
+    assert found is not None and "seed phrase" in found.kind, (language, phrase, found)
+    shown = unicodedata.normalize("NFC", " ".join(found.parts))
+    assert all(unicodedata.normalize("NFC", w) in shown for w in words), (phrase, found)
+
+
 @pytest.mark.parametrize(("text", "key"), [
     ("{{ env.SLACK_WEBHOOK_URL | default('') }}", "url"),
     ("{{ env.INBOX_URL | default('json://127.0.0.1:8025/') }}", "url"),  # a URL default: judged by its parts

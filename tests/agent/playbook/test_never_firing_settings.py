@@ -162,3 +162,29 @@ def test_base_60_numbers_of_any_size_and_sign_are_reported_never_an_internal_err
     found = sorted((d.column, d.message.split(" is read")[0]) for d in result.diagnostics if "base 60" in d.message)
     assert [text for _, text in found] == ["1:30.5", "-2:00", f"{'9' * 20}...{'9' * 5}:00"], found
     assert all(len(d.message) < 200 for d in result.diagnostics)
+
+
+@pytest.mark.parametrize(("module_timeout", "task_timeout", "warned"), [
+    ("30s", "5s", "the task's timeout 5s"), ("2m", None, "the default task timeout 1m"),
+    ("5s", "5s", None), ("30s", None, None)])
+def test_a_modules_own_timeout_above_the_tasks_warns_at_it(tmp_path: Path, module_timeout: str,
+                                                           task_timeout: str | None, warned: str | None) -> None:
+    """The task is cut at its own timeout (60 s when it names none) first: the ``bot`` module's
+    request ``timeout`` above it never applies."""
+    from agent.modules.registry import default_registry
+
+    _load(tmp_path)
+    play = (tmp_path / "health.yaml").read_text(encoding="utf-8").replace(
+        '      - command: {argv: ["true"]}\n',
+        f"      - bot: {{action: halt, timeout: {module_timeout}}}\n"
+        + (f"        timeout: {task_timeout}\n" if task_timeout else ""))
+    (tmp_path / "health.yaml").write_text(play, encoding="utf-8")
+    result = load_config(tmp_path / "inventory.yaml", [tmp_path / "health.yaml"], default_registry(), env={})
+    assert result.ok, result.diagnostics
+    found = [w for w in result.warnings if "never applies" in w.message and "task" in w.message]
+    assert len(found) == (1 if warned else 0), [str(w) for w in result.warnings]
+    if warned:
+        assert warned in found[0].message
+        line = _line(tmp_path / "health.yaml", "bot: {action")
+        text = (tmp_path / "health.yaml").read_text(encoding="utf-8").splitlines()[line - 1]
+        assert (found[0].line, found[0].column) == (line, text.index(f"timeout: {module_timeout}") + 10)

@@ -7,7 +7,8 @@ bytes including control characters, a truncated file) and runs ``agent validate`
 Accepted is fine (many mutations are harmless). Otherwise at least one problem must be
 positioned (a line of the file it names), and in the mutated file itself, unless the mutation
 removed a name that another file uses: a renamed group is rightly reported at each playbook's
-``hosts:``, a renamed check at each ``depends_on`` that names it.
+``hosts:``, a renamed check at each ``depends_on`` that names it. Such a report elsewhere must
+name something the mutated file defined before the mutation.
 
 Hangs are caught by the suite's per-test timeout; the example budget is fixed (derandomized),
 so the test runs the same examples every time. Examples that once failed are kept below as
@@ -120,8 +121,13 @@ def check_outcome(world: Path, mutated: str, content: bytes) -> None:
     assert positioned, f"no problem with a line:\n{output}"
     in_mutated = [d for d in positioned if Path(d["file"]).resolve() == path.resolve()]
     if not in_mutated:
-        assert all(CROSS_REFERENCES.search(d["message"]) for d in found), \
-            f"nothing reported in {mutated}, and not a name it defined:\n{output}"
+        defined = original.decode("utf-8", errors="replace")
+        for d in found:
+            assert CROSS_REFERENCES.search(d["message"]), f"nothing reported in {mutated}, and not a name it " \
+                                                          f"defined:\n{output}"
+            names = re.findall(r"'([^']+)'", d["message"])
+            assert any(re.search(rf"(?<![\w-]){re.escape(n)}(?![\w-])", defined) for n in names), \
+                f"nothing reported in {mutated}, and {d['message']!r} names nothing {mutated} defined:\n{output}"
     for d in in_mutated:  # lines as YAML counts them (U+2028 and U+0085 break lines too)
         assert int(d["line"]) <= len(split_lines(text)) + 1, f"line past the end of {mutated}:\n{output}"
 

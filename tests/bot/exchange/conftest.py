@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,6 +27,7 @@ from hyperliquid.info import Info
 
 from bot.exchange import DEFAULT_ADMIN_TOKEN, RunningExchange, serve_in_thread
 from botwarden.settings import PAPER_DEV_PRIVATE_KEY
+from tests.support.ports import free_port
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -54,12 +54,6 @@ def hl_info(paper_exchange: RunningExchange) -> Info:
 @pytest.fixture
 def hl_exchange(paper_exchange: RunningExchange, dev_wallet: LocalAccount) -> Exchange:
     return Exchange(dev_wallet, paper_exchange.url, timeout=10)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

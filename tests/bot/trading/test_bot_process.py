@@ -5,7 +5,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -18,16 +17,12 @@ import httpx
 import pytest
 import yaml
 
+from tests.support.ports import free_port
+
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent / "bot"
 ADMIN = "test-admin-token"
 CONTROL = "test-control-token"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_for(pred: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
