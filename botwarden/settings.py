@@ -303,6 +303,11 @@ class WebSettings(_Model):
         False, description="mark the session cookie Secure (set it when a TLS reverse proxy serves the page)"
     )
     refresh_seconds: float = Field(2.0, ge=0.1, le=60, description="how often the live pages re-read the store")
+    heartbeat_seconds: float = Field(
+        15.0, ge=0.5, le=60,
+        description="a live page's stream sends an event at least this often; a page that hears nothing for "
+                    "2.5 heartbeats says its view is old (live updates STOPPED) and reconnects",
+    )
 
     @property
     def url(self) -> str:

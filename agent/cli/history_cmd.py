@@ -2,6 +2,7 @@
 decided, did, and who was told when. Everything shown is redacted."""
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -45,8 +46,41 @@ def _people(st: Any, start: datetime, *, host: str | None, check: str | None) ->
         out.append((first.started_at, first.actor, f"ran {first.play}" + (" in check mode" if first.check_mode else "")
                     + f" on {first.host}: {len(tasks)} task(s)" + (f", {failed} failed" if failed else "")))
     for kind in OPERATOR_EVENTS:
-        out += [(e.at, "", e.message) for e in st.recent_events(kind=kind, since=start, limit=1000)]
+        out += [(e.at, _who(e), _what(e)) for e in st.recent_events(kind=kind, since=start, limit=1000)]
+    now = datetime.now(UTC)
+    for s in st.silences(include_ended=True):  # ran out by time: no event says so
+        if s.expired_at is None and start <= s.ends_at <= now:
+            out.append((s.ends_at, RAN_OUT, f"silence #{s.id} ran out (set by {s.created_by} for "
+                        f"{format_duration((s.ends_at - s.starts_at).total_seconds())}: "
+                        + " ".join(f"{k}={v}" for k, v in s.matchers.items())
+                        + (f" ({s.reason})" if s.reason else "") + ")"))
     return sorted(out, key=lambda x: x[0])
+
+
+RAN_OUT = "(its time)"
+"""The "who" of a silence that ran out by itself at its end time."""
+_BY = re.compile(r"\bby (\S+)")
+
+
+def _who(e: Any) -> str:
+    """Who did what an operator event records: its ``by`` (events since issue 17), else the
+    ``by <actor>`` of its text (older rows); a silence the agent ended (its check OK again, a
+    resume) was ended by the agent."""
+    if e.kind == "silence_ended":
+        return "agent"
+    by = (e.data or {}).get("by")
+    if by:
+        return str(by)
+    found = _BY.search(e.message)
+    return found.group(1) if found else ""
+
+
+def _what(e: Any) -> str:
+    if e.kind == "ack":
+        comment = (e.data or {}).get("comment")
+        return (f"acknowledged incident #{e.incident_id} ({e.key})" if e.incident_id is not None else e.message) + (
+            f": {comment}" if comment else "")
+    return e.message
 
 
 def _print_people(acts: list[tuple[datetime, str, str]], start: datetime, redact: Any) -> None:

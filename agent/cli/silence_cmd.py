@@ -29,7 +29,7 @@ __all__ = ["SilenceUsage", "create_silence", "end_silence", "parse_for", "parse_
 
 def silence(
     matchers: Annotated[list[str] | None, typer.Argument(help="FIELD=GLOB ... (host, play, check, severity, tag)")] = None,
-    for_: Annotated[str, typer.Option("--for", help="how long (30m, 2h, 1d)")] = "1h",
+    for_: Annotated[str, typer.Option("--for", help="how long (30m, 2h, 1d; at most 30d)")] = "1h",
     reason: Annotated[str, typer.Option("--reason", "-r", help="why (shown in history)")] = "",
     list_: Annotated[bool, typer.Option("--list", help="show active silences")] = False,
     expire: Annotated[int | None, typer.Option("--expire", help="end the silence with this id now")] = None,

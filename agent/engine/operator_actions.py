@@ -47,14 +47,23 @@ class SilenceUsage(BotwardenError):
     exit_code = ExitCode.USAGE
 
 
+MAX_SILENCE_S = 30 * 86400.0
+"""The longest silence (30 days): one longer hides a problem that comes back long after anyone
+remembers why it was silenced (``90d`` was taken as written). Renew a silence that must last."""
+
+
 def parse_for(text: str) -> float:
-    """``--for``: a duration longer than zero, in seconds; :class:`SilenceUsage` otherwise."""
+    """``--for``: a duration longer than zero and at most :data:`MAX_SILENCE_S`, in seconds;
+    :class:`SilenceUsage` otherwise."""
     try:
         seconds = parse_duration(text)
     except ValueError as exc:
         raise SilenceUsage(str(exc)) from None
     if seconds <= 0:
         raise SilenceUsage("--for must be longer than zero")
+    if seconds > MAX_SILENCE_S:
+        raise SilenceUsage(f"a silence lasts at most {format_duration(MAX_SILENCE_S)} (asked: {text.strip()}): "
+                           "a longer one hides a problem that comes back; silence for less and renew it")
     return seconds
 
 
@@ -66,7 +75,7 @@ def create_silence(st: Store, matchers: Mapping[str, str], *, seconds: float, re
                          reason=reason, created_by=by, created_at=now)
     st.add_event("silence", None, None, f"silence #{sid} by {by} for {format_duration(seconds)}: "
                  + " ".join(f"{k}={v}" for k, v in matchers.items()) + (f" ({reason})" if reason else ""),
-                 {"silence": sid, "matchers": dict(matchers), "reason": reason}, at=now)
+                 {"silence": sid, "matchers": dict(matchers), "reason": reason, "by": by}, at=now)
     return sid
 
 
@@ -76,7 +85,7 @@ def end_silence(st: Store, silence_id: int, *, by: str, now: datetime) -> None:
     if not st.expire_silence(silence_id, now):
         raise SilenceUsage(f"no active silence #{silence_id}")
     st.add_event("silence-expired", None, None, f"silence #{silence_id} expired by {by}",
-                 {"silence": silence_id}, at=now)
+                 {"silence": silence_id, "by": by}, at=now)
 
 
 def parse_matchers(items: list[str]) -> dict[str, str]:

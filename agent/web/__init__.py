@@ -71,7 +71,7 @@ def _reread_account(live: Live, run: Any) -> None:
     snapshot reads it again instead of showing the cached positions for up to 30 s."""
     if not run.check_mode:
         live.gatherer.forget_account()
-        live.demand()
+        live.changed()
 
 
 def make_context(config: Any, *, store_url: str, env: Mapping[str, str], templates_dir: Path,

@@ -46,6 +46,7 @@ class WebContext:
 
     def render(self, name: str, **values: Any) -> str:
         values.setdefault("config_state", self.config_state)
+        values.setdefault("heartbeat_s", self.config.settings.web.heartbeat_seconds)
         return self.templates.get_template(name).render(**values)
 
 

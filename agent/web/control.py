@@ -57,7 +57,10 @@ async def _with_store(request: web.Request, fn: Callable[[Any], T]) -> T:
         finally:
             st.close()
 
-    return await asyncio.to_thread(run)
+    try:
+        return await asyncio.to_thread(run)
+    finally:  # the page the action redirects to shows what it did (or did not do): read again
+        ctx.live.changed()
 
 
 async def ack(request: web.Request) -> web.StreamResponse:
@@ -75,7 +78,6 @@ async def ack(request: web.Request) -> web.StreamResponse:
     else:
         session.say("ok", f"incident #{incident} ({inc.check} on {inc.host}) acknowledged: no reminders or "
                           "escalation until its state changes")
-    ctx_of(request).live.demand()
     raise web.HTTPSeeOther(_back(request, f"/incidents/{incident}"))
 
 

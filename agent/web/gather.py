@@ -83,6 +83,11 @@ class AgentHealth:
     last_start: Any = None
     last_reload: Any = None
     config_rejected: Any = None
+    metrics_missed: bool = False
+    """The agent runs (for supervisord) and its ``/metrics`` did not answer the last read."""
+    metrics_at: datetime | None = None
+    """Set while ``metrics_ok`` is false and some earlier read answered: when the figures from
+    ``/metrics`` shown were read."""
 
 
 @dataclass(frozen=True)
@@ -101,6 +106,8 @@ class Snapshot:
     checks: tuple[CheckRow, ...]
     silences: tuple[Any, ...]
     account: trading.Account | None
+    """The account as last read from the exchange: now, or, when ``account_now`` is false, the
+    last read that answered (None when none ever did). Unknown is never shown as "none"."""
     account_at: datetime | None
     """When ``account`` was read from the exchange (at most every ``EXCHANGE_EVERY_S``): the
     positions and stops the verdict judges are as of then, not as of ``at``."""
@@ -108,6 +115,14 @@ class Snapshot:
     trades: tuple[Any, ...]
     fills: tuple[Any, ...]
     trading_error: str | None
+    account_now: bool = True
+    """The last read of the account answered: ``account`` is current (to within the cache)."""
+    trading_at: datetime | None = None
+    """Set while the bot's database cannot be read (``trading_error``): when the day, trades and
+    fills shown were read."""
+    store_at: datetime | None = None
+    """Set while ``store_error`` says the store cannot be read now and an earlier read worked:
+    when the store facts shown (checks, incidents, silences, outbox) were read."""
 
     def version_key(self) -> tuple[Any, ...]:
         """What changes when something worth re-rendering changed (the time alone does not)."""
@@ -116,7 +131,7 @@ class Snapshot:
                 self.silences, self.account, self.day, self.trades[-5:], self.fills[:5], self.agent,
                 self.bot_health and {k: v for k, v in self.bot_health.items()
                                      if k not in ("loop_age_s", "uptime_s", "market_data_age_s")},
-                self.exchange_ok, self.store_error)
+                self.exchange_ok, self.store_error, self.account_now, self.account_at, self.store_at)
 
 
 class Gatherer:
@@ -131,6 +146,12 @@ class Gatherer:
         self._account_cache: tuple[float, trading.Account | None, str, datetime] | None = None
         self._prev_buckets: dict[float, float] | None = None
         self._silent_metrics = 0  # snapshots in a row without an answer from the running agent
+        # The last reads that answered, with their time: a source that stops answering is shown
+        # as it was last seen, said as such, never as empty (no orders, no incidents: all well).
+        self._known_account: tuple[trading.Account, datetime] | None = None
+        self._known_store: tuple[dict[str, Any], datetime] | None = None
+        self._known_metrics: tuple[dict[str, Any], datetime] | None = None
+        self._known_bot_db: tuple[dict[str, Any], datetime] | None = None
 
     def use_config(self, config: Any) -> None:
         """Read with ``config`` from now on (the page loaded the files again)."""
@@ -157,20 +178,42 @@ class Gatherer:
         day_t = asyncio.to_thread(self._bot_db_reads, now)
         programs, (health, bot_error), metrics, (account, exchange_ok, exchange_detail, account_at), store, bot_db = \
             await asyncio.gather(programs_t, health_t, metrics_t, account_t, store_t, day_t)
+        account_now = account is not None
+        if account is not None:
+            self._known_account = (account, account_at)
+        elif self._known_account is not None:
+            account, account_at = self._known_account
         store_error = store.get("error")
+        store_at: datetime | None = None
+        if store_error is None:
+            self._known_store = (store, now)
+        elif self._known_store is not None:
+            store, store_at = {**self._known_store[0], "error": store_error}, self._known_store[1]
+        metrics_at: datetime | None = None
+        shown_metrics: dict[str, Any] = metrics or {}
+        if metrics is not None:
+            self._known_metrics = (metrics, now)
+        elif self._known_metrics is not None:
+            shown_metrics, metrics_at = self._known_metrics
+        if "error" not in bot_db:
+            self._known_bot_db = (bot_db, now)
+        elif self._known_bot_db is not None:
+            bot_db = {**self._known_bot_db[0], "error": bot_db["error"], "halts": bot_db["halts"],
+                      "read_at": self._known_bot_db[1]}
         checks: tuple[CheckRow, ...] = store.get("checks", ())
         last_result = max((c.values[-1][0] for c in checks if c.values), default=None)
         state_times = [s for s in store.get("observed", ()) if s is not None]
         last_result = max([*state_times, *([last_result] if last_result else [])], default=None)
+        process = programs.get(self.settings.agent.program, "UNKNOWN")
+        agent_running = process == "RUNNING"
+        silent = bool(self.settings.agent.metrics_port) and agent_running and metrics is None
         agent = AgentHealth(
-            process=programs.get(self.settings.agent.program, "UNKNOWN"), metrics_ok=metrics is not None,
-            **(metrics or {}), last_result_at=last_result, outbox=store.get("outbox", {}),
+            process=process, metrics_ok=metrics is not None, metrics_missed=silent,
+            **shown_metrics, metrics_at=metrics_at, last_result_at=last_result, outbox=store.get("outbox", {}),
             outbox_failures=store.get("failures", ()), last_start=store.get("events", {}).get("start"),
             last_reload=store.get("events", {}).get("reload"), config_rejected=store.get("config_rejected"),
         )
         open_incidents = tuple(store.get("open", ()))
-        agent_running = agent.process == "RUNNING"
-        silent = self.settings.agent.metrics_port and agent_running and metrics is None
         self._silent_metrics = self._silent_metrics + 1 if silent else 0
         verdict = decide(Facts(
             agent_running=agent_running,
@@ -184,6 +227,10 @@ class Gatherer:
             open_incidents=len(open_incidents),
             positions_without_stop=account.positions_without_stop() if account else (),
             exposure_orders=account.orders_adding_exposure() if account else (),
+            account_now=account_now,
+            account_seen_at=account_at.strftime("%H:%M:%S UTC") if account is not None else None,
+            agent_missed_last_read=silent,
+            programs_known=bool(programs),
             halts=bot_db.get("halts", ()),
         ))
         return Snapshot(
@@ -193,7 +240,8 @@ class Gatherer:
             silences=tuple(store.get("silences", ())), account=account,
             account_at=account_at if account is not None else None, day=bot_db.get("day"),
             trades=tuple(bot_db.get("trades", ())), fills=tuple(bot_db.get("fills", ())),
-            trading_error=bot_db.get("error"),
+            trading_error=bot_db.get("error"), account_now=account_now, store_at=store_at,
+            trading_at=bot_db.get("read_at"),
         )
 
     # -- sources -----------------------------------------------------------------------------

@@ -34,6 +34,8 @@ class Live:
         self._wake = asyncio.Event()
         self._http: aiohttp.ClientSession | None = None
         self._gathered_at = 0.0
+        self._read_started_at = 0.0  # when the reads of ``snapshot`` began
+        self._changed_at = -1.0  # when an operator action last changed what the sources hold
         self._pending: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
@@ -52,11 +54,23 @@ class Live:
     def watched(self) -> bool:
         return self.streams > 0 or time.monotonic() - self._demand_at < IDLE_AFTER_S
 
+    def changed(self) -> None:
+        """An operator action just changed what the sources hold (a silence, an ack, a play run):
+        the next page is rendered from reads begun after this, never from the snapshot of before
+        (the page a form redirects to must show what the form did, without JavaScript too)."""
+        self._changed_at = time.monotonic()
+        self.demand()
+
+    def _fresh(self, max_age: float) -> bool:
+        return (self.snapshot is not None and self._read_started_at > self._changed_at
+                and time.monotonic() - self._gathered_at < max_age)
+
     async def current(self) -> Snapshot:
-        """A snapshot at most ``2 * refresh`` old (gathered now if there is none that fresh)."""
+        """A snapshot at most ``2 * refresh`` old and read after the last :meth:`changed`
+        (gathered now if there is none that fresh)."""
         self.demand()
         snap = self.snapshot
-        if snap is not None and time.monotonic() - self._gathered_at < 2 * self.refresh:
+        if snap is not None and self._fresh(2 * self.refresh):
             return snap
         return await self.gather()
 
@@ -73,11 +87,12 @@ class Live:
 
     async def gather(self) -> Snapshot:
         async with self._gather_lock:
-            if self.snapshot is not None and time.monotonic() - self._gathered_at < self.refresh / 2:
+            if self.snapshot is not None and self._fresh(self.refresh / 2):
                 return self.snapshot  # another caller just gathered it
             assert self._http is not None, "Live.start() first"
+            started = time.monotonic()
             snap = await self.gatherer.snapshot(self._http)
-            self._gathered_at = time.monotonic()
+            self._gathered_at, self._read_started_at = time.monotonic(), started
             self.snapshot = snap
             key = snap.version_key()
             if key != self._key:

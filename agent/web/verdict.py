@@ -12,7 +12,9 @@ Worst first:
   /health says so, or the halt file (``bot.halt_file``, :mod:`botwarden.halts`) holds a halt,
   which it does while the bot is dead or restarting (an unreadable file is a halt: fail closed).
   A halt is named among the reasons whatever the level;
-* **DEGRADED**: something is wrong but guarded: an open incident, the bot not running or not
+* **DEGRADED**: something is wrong but guarded: an open incident, the agent missing one read of
+  its /metrics, the account unreadable now (its last known positions, stops and orders are
+  judged and named with their time: unknown is never "none"), the bot not running or not
   healthy, the exchange not answering, the store unreadable, or an order resting on the
   exchange that can add exposure (not reduce-only: the bot's entries are IOC and never rest, so
   it was placed by hand or adopted; a halt does not stop it filling, and the answer to "may it
@@ -43,7 +45,19 @@ class Facts:
     halts: tuple[str, ...] = ()
     """The halts in force in the halt file, described (``control: reason``)."""
     exposure_orders: tuple[str, ...] = ()
-    """Resting orders that can add exposure (not reduce-only), described (``BTC buy 0.01 @ 50000``)."""
+    """Resting orders that can add exposure (not reduce-only), described (``BTC buy 0.01 @ 50000``):
+    as read now, or, when ``account_now`` is false, as last seen (at ``account_seen_at``)."""
+    account_now: bool = True
+    """The account (positions, orders, stops) was read from the exchange at its last attempt. When
+    false, ``positions_without_stop`` and ``exposure_orders`` are the last known ones (empty when
+    it was never read): unknown now, never "none"."""
+    account_seen_at: str | None = None
+    """When the account shown was last read (``HH:MM:SS UTC``), None when it was never read."""
+    agent_missed_last_read: bool = False
+    """The agent's ``/metrics`` did not answer the last read (one miss: not yet "hung")."""
+    programs_known: bool = True
+    """supervisord answered: ``agent_running`` and ``bot_running`` are its word. When false both
+    are false and unknown: said as unknown, not as "not running"."""
 
 
 @dataclass(frozen=True)
@@ -56,21 +70,32 @@ class Verdict:
 
 def decide(f: Facts) -> Verdict:
     unprotected: list[str] = []
-    if not f.agent_running:
+    if not f.programs_known:
+        unprotected.append("supervisord does not answer: whether the agent runs (and watches the bot) is unknown")
+    elif not f.agent_running:
         unprotected.append("the agent is not running: nothing watches the bot")
     elif not f.agent_answers:
         unprotected.append("the agent does not answer (its /metrics, twice in a row): it may be hung, and then "
                            "nothing watches the bot; `supervisorctl restart agent`")
     elif not f.agent_fresh:
         unprotected.append("the agent's checks have stopped coming in")
+    seen = f" (as last read, at {f.account_seen_at})" if not f.account_now else ""
     for coin in f.positions_without_stop:
-        unprotected.append(f"{coin} position has no resting stop-loss covering its whole size")
+        unprotected.append(f"{coin} position has no resting stop-loss covering its whole size{seen}")
     degraded: list[str] = []
+    if f.agent_running and f.agent_answers and f.agent_missed_last_read:
+        degraded.append("the agent did not answer its last read (/metrics): busy, or hung if the next read "
+                        "misses too")
+    if not f.account_now:
+        degraded.append(_unknown_account(f))
     if not f.store_readable:
         degraded.append("the agent's store cannot be read")
     if f.open_incidents:
         degraded.append(f"{f.open_incidents} open incident(s)")
-    if not f.bot_running:
+    if not f.programs_known:
+        degraded.append("whether the bot runs is unknown (supervisord does not answer)"
+                        + ("" if f.bot_status is None else f"; its /health answers {f.bot_status}"))
+    elif not f.bot_running:
         degraded.append("the bot is not running")
     elif f.bot_status is None:
         degraded.append("the bot does not answer /health")
@@ -78,15 +103,19 @@ def decide(f: Facts) -> Verdict:
         degraded.append("the bot reports itself degraded")
     if not f.exchange_ok:
         degraded.append("the exchange does not answer")
-    if f.exposure_orders:
+    if f.exposure_orders and f.account_now:
         degraded.append(f"{len(f.exposure_orders)} resting order(s) can add exposure (not reduce-only; the bot's "
                         f"entries never rest): {', '.join(f.exposure_orders)}")
     halted = f.bot_status == "halted" or bool(f.halts)
     halt_reason = "; ".join(f.halts) or f.halted_reason or "no reason given"
     if halted:
         entries, why = False, f"no: halted ({halt_reason})"
-        if f.exposure_orders:
+        if not f.account_now:
+            why += "; but " + _unknown_orders(f)
+        elif f.exposure_orders:
             why += f"; but {len(f.exposure_orders)} resting order(s) can still fill and add exposure"
+    elif not f.programs_known:
+        entries, why = False, "unknown: supervisord does not answer (no new entries are counted on)"
     elif not f.bot_running or f.bot_status is None:
         entries, why = False, "no: the bot is not running"
     else:
@@ -101,3 +130,20 @@ def decide(f: Facts) -> Verdict:
     else:
         level, reasons = "SAFE", []
     return Verdict(level, tuple(reasons), entries, why)
+
+
+def _unknown_orders(f: Facts) -> str:
+    """What is known of the resting orders when the account cannot be read now: unknown, with the
+    last ones seen (an order that can add exposure can still fill, halt or not)."""
+    if f.account_seen_at is None:
+        return "resting orders unknown (the account has not been read): any of them could fill"
+    if f.exposure_orders:
+        return (f"resting orders unknown now; {len(f.exposure_orders)} seen at {f.account_seen_at} could still fill "
+                f"and add exposure: {', '.join(f.exposure_orders)}")
+    return f"resting orders unknown now (at {f.account_seen_at} none could add exposure)"
+
+
+def _unknown_account(f: Facts) -> str:
+    if f.account_seen_at is None:
+        return "positions, stops and resting orders unknown: the account has not been read from the exchange"
+    return f"positions and stops unknown now, shown as read at {f.account_seen_at}; " + _unknown_orders(f)

@@ -22,7 +22,34 @@ from agent.web.context import ctx_of, session_of
 T = TypeVar("T")
 log = logging.getLogger("agent.web")
 PAGES = ("overview", "incidents", "checks", "trading", "agent")
-STREAM_HEARTBEAT_S = 15.0
+
+
+def _heartbeat_s(request: web.Request) -> float:
+    """A stream sends an event (an ``update``, else a ``ping``) at least this often
+    (``web.heartbeat_seconds``): the page's script counts on it to tell a live view from a
+    dead one (a hung server, a connection that died silently on a phone's network handoff).
+    aiohttp-sse's own heartbeats are comments, which EventSource never shows to a script."""
+    return float(ctx_of(request).config.settings.web.heartbeat_seconds)
+
+
+class _Beat:
+    """When a stream last sent an event; sends a ``ping`` event when a heartbeat passed without one."""
+
+    def __init__(self, stream: Any, every: float) -> None:
+        self.stream, self.every = stream, every
+        self.loop = asyncio.get_running_loop()
+        self.sent_at = self.loop.time()
+
+    def left(self) -> float:
+        return max(0.0, self.sent_at + self.every - self.loop.time())
+
+    async def send(self, data: str, event: str) -> None:
+        await self.stream.send(data, event=event)
+        self.sent_at = self.loop.time()
+
+    async def due(self) -> None:
+        if self.left() <= 0:
+            await self.send(datetime.now(UTC).strftime("%H:%M:%S"), "ping")
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -137,18 +164,22 @@ async def events(request: web.Request) -> web.StreamResponse:
         raise web.HTTPNotFound(text=f"no live page {page!r}\n")
     ctx.live.streams += 1
     try:
-        async with sse_response(request, ping_interval=STREAM_HEARTBEAT_S) as stream:
+        heartbeat = _heartbeat_s(request)
+        async with sse_response(request, ping_interval=heartbeat) as stream:
             version, last = -1, None
+            beat = _Beat(stream, heartbeat)
             while stream.is_connected() and _still_signed_in(request):
-                newer = await _unless_signed_out(request, ctx.live.wait_newer(version, STREAM_HEARTBEAT_S))
+                newer = await _unless_signed_out(request, ctx.live.wait_newer(version, beat.left()))
                 if newer is None or not _still_signed_in(request):  # signed out (or expired) while it waited
                     break
-                version = newer
-                snap = ctx.live.snapshot or await ctx.live.current()
-                html = _fragment(request, page, snap, await _live_values(request, page, snap, **extra))
-                if html != last:
-                    await stream.send(html, event="update")
-                    last = html
+                if newer != version:
+                    version = newer
+                    snap = ctx.live.snapshot or await ctx.live.current()
+                    html = _fragment(request, page, snap, await _live_values(request, page, snap, **extra))
+                    if html != last:
+                        await beat.send(html, "update")
+                        last = html
+                await beat.due()
             return stream
     except ConnectionResetError:  # the browser went away (another page, a closed tab)
         return web.Response(status=204)
@@ -183,17 +214,20 @@ async def _run_events(request: web.Request, run_id: int) -> web.StreamResponse:
     if run is None:
         raise web.HTTPNotFound(text="no such run\n")
     try:
-        async with sse_response(request, ping_interval=STREAM_HEARTBEAT_S) as stream:
+        heartbeat = _heartbeat_s(request)
+        async with sse_response(request, ping_interval=heartbeat) as stream:
             last = None
+            beat = _Beat(stream, heartbeat)
             while stream.is_connected() and _still_signed_in(request):
                 html = ctx.render("_run.html.j2", run=run)
                 if html != last:
-                    await stream.send(html, event="update")
+                    await beat.send(html, "update")
                     last = html
                 if run.done:
                     await stream.send("done", event="done")
                     break
-                await _unless_signed_out(request, ctx.runs.wait_changed(STREAM_HEARTBEAT_S))
+                await beat.due()
+                await _unless_signed_out(request, ctx.runs.wait_changed(beat.left()))
             return stream
     except ConnectionResetError:  # the browser went away
         return web.Response(status=204)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,6 +26,8 @@ CHROMIUM, DRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run"]
 WAIT_S = 60.0
+HEARTBEAT_S = 1.0
+"""The live streams' heartbeat here (15 s shipped): a silent page is called stale after 2.5 of them."""
 
 
 @pytest.fixture
@@ -67,7 +70,7 @@ def test_operator_on_a_phone(running_stack: Callable[..., StackUnderTest], brows
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    stack = running_stack(shipped_playbooks=True)
+    stack = running_stack(shipped_playbooks=True, settings={"web": {"heartbeat_seconds": HEARTBEAT_S}})
     stack.wait_running()
     stack.wait_state("web", "RUNNING")
     url = f"http://127.0.0.1:{stack.settings.web.port}"
@@ -158,20 +161,39 @@ def test_operator_on_a_phone(running_stack: Callable[..., StackUnderTest], brows
     assert "/login" in browser.current_url
     shot("06-signed-out")
 
-    # 6. the page's server restarts under an open page: the page says its view is old and goes to
-    # sign-in (the session died with the server): it never keeps looking live.
+    # 6. the page's server hangs, then restarts, under an open page: the page says its view is old
+    # (after a restart it goes to sign-in: the session died with the server): it never keeps
+    # looking live.
     browser.find_element(By.ID, "username").send_keys("operator")
     browser.find_element(By.ID, "password").send_keys(password)
     browser.find_element(By.ID, "sign-in").click()
     wait.until(lambda d: "/login" not in d.current_url and d.find_elements(By.ID, "banner"))
     wait.until(lambda d: "SAFE" in live_text() or "DEGRADED" in live_text())
+
+    def stale_note() -> str:
+        return str(browser.execute_script(
+            "var e = document.getElementById('stale'); return e && !e.hidden ? e.innerText : '';"))
+
+    # 6a. the page's server hangs (SIGSTOP) under the open page: no error reaches the browser (the
+    # connection stays open), yet within a few heartbeats the page says its view is old; when the
+    # server answers again, the page is live again by itself.
+    web_pid = int(stack.info("web")["pid"])
+    os.kill(web_pid, signal.SIGSTOP)
+    try:
+        wait.until(lambda d: "live updates STOPPED" in stale_note() and "nothing heard" in stale_note())
+        shot("07-server-hung")
+    finally:
+        os.kill(web_pid, signal.SIGCONT)
+    wait.until(lambda d: stale_note() == "")
+    assert "/login" not in browser.current_url
+
+    # 6b. the page's server restarts
     stack.ctl("restart", "web")
-    wait.until(lambda d: "live updates STOPPED" in str(d.execute_script(
-        "var e = document.getElementById('stale'); return e && !e.hidden ? e.innerText : '';")))
-    shot("07-server-restarted")
+    wait.until(lambda d: "live updates STOPPED" in stale_note())
+    shot("08-server-restarted")
     wait.until(lambda d: "/login" in d.current_url)
     assert sorted(p.name for p in artifacts.glob("*.png")) == [
         "01-sign-in.png", "02-overview.png", "03-incident-appears.png", "04-acknowledged.png",
-        "05-emergency-check-mode.png", "06-signed-out.png", "07-server-restarted.png"]
+        "05-emergency-check-mode.png", "06-signed-out.png", "07-server-hung.png", "08-server-restarted.png"]
     if os.environ.get("BOTWARDEN_README_SHOT"):  # how docs/img/web-overview.png is made
         shutil.copy(artifacts / "03-incident-appears.png", os.environ["BOTWARDEN_README_SHOT"])

@@ -13,6 +13,7 @@ from aiohttp.test_utils import TestClient
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from agent.web.context import CTX
 from agent.web.signin import local_path
 from tests.web.conftest import OPERATOR_PW, VIEWER_PW, WebWorld, csrf_of, sign_in
 from tests.web.test_handlers import _run_lines
@@ -185,11 +186,9 @@ async def test_an_action_never_goes_back_off_the_site(client: TestClient, path: 
     assert as_a_browser_follows(location) == ("https", "ops.example"), location
 
 
-async def test_a_live_stream_ends_when_its_session_does(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_live_stream_ends_when_its_session_does(client: TestClient) -> None:
     """A stream opened before sign-out kept sending the positions and orders afterwards."""
-    from agent.web import views
-
-    monkeypatch.setattr(views, "STREAM_HEARTBEAT_S", 0.5)
+    client.server.app[CTX].config.settings.web.heartbeat_seconds = 0.5
     csrf = await sign_in(client, "operator", OPERATOR_PW)
     stream = await client.get("/events/overview")
     assert stream.status == 200
@@ -204,18 +203,146 @@ async def test_a_live_stream_ends_when_its_session_does(client: TestClient, monk
     assert stream.content.at_eof()
 
 
-async def test_a_live_stream_ends_at_sign_out_not_at_its_next_heartbeat(client: TestClient,
-                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    """Between its heartbeats (15 s shipped; 300 s here) a stream of a signed-out browser stayed
+async def test_a_live_stream_ends_at_sign_out_not_at_its_next_heartbeat(client: TestClient) -> None:
+    """Between its heartbeats (15 s shipped; 60 s here) a stream of a signed-out browser stayed
     open, and a change meanwhile would have been sent to it: it ends when the session does."""
-    from agent.web import views
-
-    monkeypatch.setattr(views, "STREAM_HEARTBEAT_S", 300.0)
+    client.server.app[CTX].config.settings.web.heartbeat_seconds = 60.0  # the most it may be
     csrf = await sign_in(client, "operator", OPERATOR_PW)
     stream = await client.get("/events/overview")
     assert stream.status == 200
     while not (await asyncio.wait_for(stream.content.readline(), 30)).startswith(b"event: update"):
         pass
     await client.post("/logout", data={"csrf": csrf}, allow_redirects=False)
-    await asyncio.wait_for(stream.content.read(), 30)  # was: open until the heartbeat, 300 s
+    await asyncio.wait_for(stream.content.read(), 30)  # was: open until the heartbeat
     assert stream.content.at_eof()
+
+
+async def test_an_unreadable_store_shows_the_incidents_last_read_never_none(web_world: WebWorld) -> None:
+    """Issue 17 (F1's class): a fact the page shows that becomes unreadable shows its last known
+    value with its time, never an empty, healthy-looking one ("Open incidents (0)", "none"). The
+    agent's store is really moved away here, as a lost disk or a wrong path would."""
+    import aiohttp
+    from aiohttp.test_utils import TestServer
+
+    from agent.web import build_app, make_context
+    from tests.web.conftest import ENV, load_config
+
+    ctx = make_context(load_config(web_world), store_url=web_world.store_url, env=ENV,
+                       templates_dir=web_world.root / "templates", charts=False)
+    gatherer = ctx.live.gatherer
+    async with TestClient(TestServer(build_app(ctx), host="127.0.0.1")) as client, aiohttp.ClientSession() as http:
+        seen = await gatherer.snapshot(http)
+        assert len(seen.open_incidents) == 1 and seen.store_error is None
+        db = web_world.root / "var" / "agent.db"
+        db.rename(db.with_name("moved.db"))
+        gatherer.close()  # the next read opens the file again, as after any failed read
+        lost = await gatherer.snapshot(http)
+        await sign_in(client, "viewer", VIEWER_PW)
+        await ctx.live.gather()
+        html = await (await client.get("/")).text()
+        incidents = await (await client.get("/incidents")).text()
+    assert lost.store_error is not None and lost.store_at is not None
+    assert [i.id for i in lost.open_incidents] == [web_world.incident_id]  # the last read, not none
+    assert lost.verdict.level != "SAFE" and any("store cannot be read" in r for r in lost.verdict.reasons)
+    for page in (html, incidents):
+        assert 'id="store-stale"' in page and "as last read at" in page, page
+        assert f'id="incident-{web_world.incident_id}"' in page, page
+
+
+async def test_a_store_never_read_is_unknown_not_empty(client: TestClient, web_world: WebWorld) -> None:
+    db = web_world.root / "var" / "agent.db"
+    db.rename(db.with_name("moved.db"))
+    await sign_in(client, "viewer", VIEWER_PW)
+    html = await (await client.get("/incidents")).text()
+    assert "Open (?)" in html and "Active silences (?)" in html and "unknown" in html, html
+    assert ">none<" not in html, html
+
+
+async def test_the_page_after_an_action_shows_what_it_did(web_world: WebWorld) -> None:
+    """Issue 17 (F4): without JavaScript, the page a silence (or its expiry, or an ack) redirects
+    to was rendered from the snapshot read before the action, and listed the silences of before.
+    The refresh is long here, so a snapshot of before is still "fresh" when the page is asked."""
+    from aiohttp.test_utils import TestServer
+
+    from agent.web import build_app, make_context
+    from tests.web.conftest import ENV, OPERATOR_PW, load_config
+
+    config = load_config(web_world)
+    config.settings.web.refresh_seconds = 60.0
+    ctx = make_context(config, store_url=web_world.store_url, env=ENV, templates_dir=web_world.root / "templates",
+                       charts=False)
+    async with TestClient(TestServer(build_app(ctx), host="127.0.0.1")) as client:
+        csrf = await sign_in(client, "operator", OPERATOR_PW)
+        before = await (await client.get("/incidents")).text()
+        assert "Active silences (0)" in before
+        r = await client.post("/act/silence", data={"csrf": csrf, "matchers": "host=local", "duration": "1h",
+                                                    "reason": "maintenance"}, allow_redirects=False)
+        after = await (await client.get(r.headers["Location"])).text()
+        assert "Active silences (1)" in after and 'id="silence-1"' in after, after
+        r = await client.post("/act/silence/1/expire", data={"csrf": csrf}, allow_redirects=False)
+        expired = await (await client.get(r.headers["Location"])).text()
+        assert "Active silences (0)" in expired, expired
+        await client.get("/")
+        r = await client.post(f"/act/ack/{web_world.incident_id}", data={"csrf": csrf}, allow_redirects=False)
+        assert r.status == 303
+        overview = await (await client.get("/")).text()
+    assert "acknowledged by web:operator" in overview, overview
+    assert f'id="ack-{web_world.incident_id}"' not in overview, overview
+
+
+async def test_a_quiet_stream_sends_ping_events_a_script_can_hear(client: TestClient) -> None:
+    """Issue 17 (F2): the stream's heartbeats were SSE comments, which EventSource never shows to
+    the page's script: a hung server or a dead connection looked live forever. With nothing new
+    to show, the stream sends a named ``ping`` event every heartbeat."""
+    client.server.app[CTX].config.settings.web.heartbeat_seconds = 0.5
+    await sign_in(client, "viewer", VIEWER_PW)
+    stream = await client.get("/events/incidents")  # nothing on it changes in this world
+    events: list[bytes] = []
+    while events.count(b"event: ping") < 3:
+        line = (await asyncio.wait_for(stream.content.readline(), 30)).strip()
+        if line.startswith(b"event: "):
+            events.append(line)
+    stream.close()
+    assert events[0] == b"event: update" and set(events[1:]) == {b"event: ping"}, events
+    page = await (await client.get("/incidents")).text()
+    assert 'data-heartbeat="0.5"' in page  # what the page's watchdog counts on
+
+
+async def test_supervisord_silent_is_unknown_not_stopped(client: TestClient) -> None:
+    """supervisord not answering (here: not running at all) said "the agent is not running" and
+    "the bot is not running": unknown, said as unknown (and still UNPROTECTED: nothing known watches)."""
+    await sign_in(client, "viewer", VIEWER_PW)
+    html = await (await client.get("/")).text()
+    banner = html[html.index('id="banner"'):html.index("</section>", html.index('id="banner"'))]
+    assert "UNPROTECTED" in banner and "supervisord does not answer" in banner, banner
+    assert "is not running" not in banner, banner
+
+
+async def test_an_unreadable_bot_database_shows_the_fills_last_read(web_world: WebWorld) -> None:
+    """The bot's database (the day, trades, fills) moved away after a read: the page keeps what it
+    read, with its time, instead of "none"."""
+    import aiohttp
+    from aiohttp.test_utils import TestServer
+
+    from agent.web import build_app, make_context
+    from tests.agent.reports.history import build_bot_db
+    from tests.web.conftest import ENV, load_config
+
+    config = load_config(web_world)
+    db = config.settings.path(config.settings.bot.db)
+    build_bot_db(db)
+    ctx = make_context(config, store_url=web_world.store_url, env=ENV, templates_dir=web_world.root / "templates",
+                       charts=False)
+    gatherer = ctx.live.gatherer
+    async with TestClient(TestServer(build_app(ctx), host="127.0.0.1")) as client, aiohttp.ClientSession() as http:
+        seen = await gatherer.snapshot(http)
+        assert seen.fills and seen.trading_error is None
+        db.rename(db.with_name("moved.db"))
+        lost = await gatherer.snapshot(http)
+        await sign_in(client, "viewer", VIEWER_PW)
+        await ctx.live.gather()
+        html = await (await client.get("/trading")).text()
+    assert lost.trading_error is not None and lost.trading_at is not None
+    assert lost.fills == seen.fills and lost.trades == seen.trades  # the last read, not none
+    assert 'id="day-stale"' in html and "as last read at" in html, html
+    assert "unknown" not in html.split("Last fills", 1)[1], html

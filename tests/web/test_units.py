@@ -25,7 +25,10 @@ facts = st.builds(
     halts=st.lists(st.sampled_from(["control: operator", "daily_loss: -5 %"]), max_size=2).map(tuple),
     agent_answers=st.booleans(),
     exposure_orders=st.lists(st.sampled_from(["ETH buy 0.5 @ 1800"]), max_size=1).map(tuple),
-)
+    account_now=st.booleans(), account_seen_at=st.sampled_from([None, "12:00:00 UTC"]),
+    agent_missed_last_read=st.booleans(), programs_known=st.booleans(),
+).filter(lambda f: f.account_seen_at is not None or not (f.positions_without_stop or f.exposure_orders)).filter(
+    lambda f: f.programs_known or not (f.agent_running or f.bot_running))
 
 
 @given(facts)
@@ -34,8 +37,9 @@ def test_verdict_is_the_worst_that_holds(f: Facts) -> None:
     unprotected = (not f.agent_running or not f.agent_answers or not f.agent_fresh
                    or bool(f.positions_without_stop))
     halted = f.bot_status == "halted" or bool(f.halts)  # the halt file holds while the bot is down
+    missed = f.agent_running and f.agent_answers and f.agent_missed_last_read
     degraded = (not f.store_readable or f.open_incidents > 0 or not f.bot_running or f.bot_status != "healthy"
-                or not f.exchange_ok or bool(f.exposure_orders))
+                or not f.exchange_ok or bool(f.exposure_orders) or not f.account_now or missed)
     expected = "UNPROTECTED" if unprotected else "HALTED" if halted else "DEGRADED" if degraded else "SAFE"
     assert v.level == expected
     assert (v.level == "SAFE") == (v.reasons == ())
@@ -49,6 +53,19 @@ def test_verdict_is_the_worst_that_holds(f: Facts) -> None:
         assert any("the agent does not answer" in r for r in v.reasons)
     for order in f.exposure_orders:
         assert any(order in r for r in v.reasons)
+        if halted:  # a halt does not stop a resting order filling: the answer to "new entries?" says so
+            assert "still fill and add exposure" in v.entries_reason
+    if not f.account_now:  # unknown now: said as such, never read as "none" (issue 17, F1)
+        assert any("unknown" in r for r in v.reasons)
+        if f.account_seen_at:
+            assert any(f.account_seen_at in r for r in v.reasons)
+        if halted:
+            assert "resting orders unknown" in v.entries_reason
+    if not f.programs_known:  # supervisord silent: unknown, never "not running"
+        assert not any("is not running" in r for r in v.reasons) and "not running" not in v.entries_reason
+        assert any("supervisord does not answer" in r for r in v.reasons)
+    if missed:  # one unanswered read: visible, not yet "hung" (issue 17, F3)
+        assert any("the agent did not answer its last read" in r for r in v.reasons)
 
 
 def test_users_from_env_roles_and_named_users() -> None:

@@ -1,32 +1,78 @@
 // botwarden's live pages: the server sends the page's changing part as an "update" event
 // (server-sent events); this puts it in place. Without JavaScript the page still works: reload it.
+//
+// The stream sends an event (an "update", else a "ping") at least every heartbeat (the stale
+// note's data-heartbeat, seconds). A page that hears nothing for MISSED heartbeats says its view
+// is old and opens the stream again: a hung page server or a connection that died silently (a
+// phone's network handoff) raises no error that EventSource would report.
 (function () {
   "use strict";
   var target = document.querySelector("[data-live]");
   if (!target || !window.EventSource) { return; }
   var stale = document.getElementById("stale");
-  var source = new EventSource(target.getAttribute("data-live"));
-  source.addEventListener("update", function (event) {
-    var focused = document.activeElement && target.contains(document.activeElement) ? document.activeElement.id : null;
-    target.innerHTML = event.data;
-    if (focused) {
-      var again = document.getElementById(focused);
-      if (again) { again.focus(); }
-    }
-    if (stale) { stale.hidden = true; }
-  });
-  source.addEventListener("done", function () { source.close(); });
-  source.onerror = function () {
+  var MISSED = 2.5;
+  var heartbeat = parseFloat(stale && stale.getAttribute("data-heartbeat")) || 15;
+  var source = null;
+  var watchdog = null;
+  var lastHeard = new Date();
+  var silentSince = null;
+
+  function say(text) {
     if (!stale) { return; }
-    if (source.readyState === EventSource.CLOSED) {
-      // The browser gave up: the stream answered with something else than events (signed out,
-      // or the page's server restarted and forgot the session). Never leave a page that looks live.
-      stale.textContent = "live updates STOPPED (signed out, or the page's server restarted): " +
-        "what you see is old; reloading to sign in again…";
-      stale.hidden = false;
-      window.setTimeout(function () { window.location.reload(); }, 5000);
-    } else {
-      stale.hidden = false;
-    }
-  };
+    stale.textContent = text;
+    stale.hidden = false;
+  }
+
+  function heard() {
+    lastHeard = new Date();
+    silentSince = null;
+    if (stale) { stale.hidden = true; }
+    window.clearTimeout(watchdog);
+    watchdog = window.setTimeout(silent, MISSED * heartbeat * 1000);
+  }
+
+  function silent() {
+    // No event for MISSED heartbeats: whatever the browser thinks of the connection, the view is old.
+    if (silentSince === null) { silentSince = new Date(); }
+    say("live updates STOPPED: nothing heard from the page's server since " +
+        lastHeard.toISOString().substring(11, 19) + " UTC (it may be hung, or the connection died): " +
+        "what you see is old; reconnecting…");
+    connect();
+    watchdog = window.setTimeout(silent, MISSED * heartbeat * 1000);
+  }
+
+  function connect() {
+    if (source) { source.close(); }
+    source = new EventSource(target.getAttribute("data-live"));
+    source.addEventListener("update", function (event) {
+      var focused = document.activeElement && target.contains(document.activeElement) ? document.activeElement.id : null;
+      target.innerHTML = event.data;
+      if (focused) {
+        var again = document.getElementById(focused);
+        if (again) { again.focus(); }
+      }
+      heard();
+    });
+    source.addEventListener("ping", heard);
+    source.addEventListener("done", function () {
+      window.clearTimeout(watchdog);
+      source.close();
+    });
+    source.onerror = function () {
+      if (!stale) { return; }
+      if (source.readyState === EventSource.CLOSED) {
+        // The browser gave up: the stream answered with something else than events (signed out,
+        // or the page's server restarted and forgot the session). Never leave a page that looks live.
+        window.clearTimeout(watchdog);
+        say("live updates STOPPED (signed out, or the page's server restarted): " +
+            "what you see is old; reloading to sign in again…");
+        window.setTimeout(function () { window.location.reload(); }, 5000);
+      } else if (silentSince === null) {
+        say("connection lost: showing the last update; retrying…");
+      }
+    };
+  }
+
+  connect();
+  watchdog = window.setTimeout(silent, MISSED * heartbeat * 1000);
 })();
