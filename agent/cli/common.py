@@ -22,12 +22,21 @@ class _Console:
         self._options = options
         self._console: Console | None = None
 
-    def __getattr__(self, name: str) -> Any:
+    def _real(self) -> Console:
         if self._console is None:
             from rich.console import Console
 
             self._console = Console(**self._options)
-        return getattr(self._console, name)
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real(), name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name.startswith("_"):
+            object.__setattr__(self, name, value)
+        else:  # console.width = 300, console.file = ...: the real console's
+            setattr(self._real(), name, value)
 
 
 console: Console = _Console(highlight=False, emoji=False)  # type: ignore[assignment]  # :100: in file:100:3 is a position, not an emoji
