@@ -176,7 +176,7 @@ def load_config(
     inv_doc, inventory, problems = read_inventory(inventory_path, required=inventory_required, reader=disk)
     diagnostics += problems
     settings, problems = read_settings(inv_doc, inventory, inventory_path, reader=disk)
-    settings_ok = inventory is not None and not problems
+    settings_ok = inventory is not None and not [p for p in problems if p.severity != "warning"]
     diagnostics += problems
     environ = os.environ if env is None else env
     templating.redactor.add(environ.get(name, "") for name in (
