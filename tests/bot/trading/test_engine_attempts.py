@@ -118,3 +118,64 @@ def test_a_resume_with_the_cause_still_there_gives_it_a_full_count_again(
     for _ in range(MAX_ATTEMPTS + 1):
         engine.iterate()
     assert len(closes(engine)) == 2 * MAX_ATTEMPTS and len(close_halts(engine)) == 1
+
+
+def test_a_restart_keeps_the_halt_and_a_resume_written_while_the_bot_was_down_tries_afresh(
+        bot_settings: StackSettings, engine: TradingEngine, wallet: Any, paper_exchange: Any) -> None:
+    """The count lives in the bot's database and the halt in the halt file: a restarted bot sends
+    nothing more while the halt stands; `agent resume` with the bot dead (the halt file cleared
+    directly) lets the next bot close afresh."""
+    from botwarden.halts import HaltFile
+
+    position_against_the_signal(engine, bot_settings)
+    paper_exchange.admin("POST", "/admin/faults", {"ioc_no_fill": True})
+    for _ in range(MAX_ATTEMPTS + 1):
+        engine.iterate()
+    assert len(closes(engine)) == MAX_ATTEMPTS and len(close_halts(engine)) == 1
+    engine.store.close()
+
+    def restarted() -> TradingEngine:
+        metrics = BotMetrics()
+        status = RuntimeStatus(loop_seconds=bot_settings.bot.loop_seconds, candle_seconds=3600)
+        gw = Gateway(bot_settings.exchange_url, wallet.key.hex(), timeout_s=5, metrics=metrics,
+                     account_address=DEV, lookup_backoff_s=0.05)
+        return TradingEngine(bot_settings, gw, Store(bot_settings.path("bot.db")), metrics, status)
+
+    paper_exchange.admin("DELETE", "/admin/faults")
+    again = restarted()
+    again.reconcile()
+    again.iterate()
+    assert len(closes(again)) == MAX_ATTEMPTS and "BTC" in again.gw.account().positions  # the halt stands
+    again.store.close()
+    HaltFile(bot_settings.path(bot_settings.bot.halt_file)).clear()  # the agent's resume, bot dead
+    third = restarted()
+    try:
+        third.reconcile()
+        third.iterate()
+        assert "BTC" not in third.gw.account().positions and third.active_halts() == []
+    finally:
+        third.store.close()
+
+
+def test_a_stop_loss_the_exchange_refuses_for_a_revoked_wallet_halts_at_once_and_a_resume_places_it(
+        bot_settings: StackSettings, engine: TradingEngine, wallet: Any) -> None:
+    """The same rule for the stop-loss the bot keeps under every position."""
+    engine.reconcile()
+    engine.iterate()
+    master = Exchange(Account.from_key(PAPER_DEV_PRIVATE_KEY), bot_settings.exchange_url)
+    api_wallets.revoke(bot_settings.exchange_url, PAPER_DEV_PRIVATE_KEY, NAME)
+    for o in engine.gw.open_orders():  # the stops vanish (cancelled by hand)
+        master.cancel(o.coin, o.oid)
+    for _ in range(3):
+        engine.iterate()
+    stops = [o for o in engine.store.all_orders() if o.intent == "stop" and o.status == "rejected"]
+    halts = [h.reason for h in engine.active_halts() if h.reason.startswith("placing the stop-loss of ")]
+    assert len(halts) == len(engine.gw.account().positions) >= 1 and len(stops) == len(halts), (halts, stops)
+    # halted at the first refusal (the count is of the sends of that stop: its first placement too)
+    assert all("refused by the exchange: \"User or API Wallet" in h and "; 2 attempts:" in h for h in halts), halts
+    api_wallets.approve(bot_settings.exchange_url, PAPER_DEV_PRIVATE_KEY, wallet.address, NAME)
+    engine.resume("operator")
+    engine.iterate()
+    assert engine.active_halts() == []
+    assert {o.coin for o in engine.gw.open_orders() if o.is_trigger and o.reduce_only} == \
+        set(engine.gw.account().positions)
