@@ -72,14 +72,28 @@ def api_wallet(settings: StackSettings, who: str, action: str) -> dict[str, Any]
 
 
 def parse_assignments(pairs: list[str]) -> dict[str, Any]:
-    """``latency_ms=1500 outage=503 auth_failure=true`` -> typed values (YAML scalars)."""
+    """``latency_ms=1500 outage=503 auth_failure=true`` -> typed values (YAML scalars).
+
+    Only ``true`` and ``false`` are booleans: YAML 1.1's other spellings (``yes``, ``no``, ``on``,
+    ``off``, ``y``...) stay the words they are, so the exchange refuses ``auth_failure=yes`` by name
+    instead of reading it as true, and ``outage=off`` means the outage mode ``off``."""
     out: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise DrillError(f"{pair!r}: expected name=value, e.g. latency_ms=1500")
-        out[key.strip()] = yaml.safe_load(value)
+        out[key.strip()] = _strict_booleans(yaml.safe_load(value), value)
     return out
+
+
+def _strict_booleans(parsed: Any, text: str) -> Any:
+    if isinstance(parsed, bool):
+        return parsed if text.strip() in ("true", "false") else text.strip()
+    if isinstance(parsed, list):  # `ws_stall=[allMids, off]`: items keep their words too
+        items = [t.strip() for t in text.strip().strip("[]").split(",")]
+        if len(items) == len(parsed):
+            return [_strict_booleans(p, t) for p, t in zip(parsed, items, strict=True)]
+    return parsed
 
 
 def call(settings: StackSettings, method: str, path: str, body: Any = None) -> Any:

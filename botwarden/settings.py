@@ -392,12 +392,46 @@ class StackSettings(_Model):
 
         return address_of(key)
 
+    def shared_key_problem(self, environ: Mapping[str, str] | None = None) -> str | None:
+        """Why the guard would sign with a key that is not its own, or None. The agent's API wallet
+        (``$<agent.api_wallet_key_env>``, when set) must be neither the bot's API wallet (when this
+        environment holds it) nor the account's own key (what the bot signs with when it has no API
+        wallet): the guard's wallet is what still cancels and flattens when the bot's key is revoked
+        or its nonces are in a bad state. The message names the settings, never the key."""
+        env = os.environ if environ is None else environ
+        agent_key = env.get(self.agent.api_wallet_key_env)
+        if not agent_key:
+            return None
+        bot_key = env.get(self.bot.api_wallet_key_env)
+        try:
+            account_key: str | None = self.private_key(env)
+        except RuntimeError:
+            account_key = None
+        same_as = None
+        if bot_key and _same_key(agent_key, bot_key):
+            same_as = f"the bot's API wallet, bot.api_wallet_key_env (${self.bot.api_wallet_key_env})"
+        elif account_key and _same_key(agent_key, account_key):
+            same_as = (f"the account's own key, bot.private_key_env (${self.bot.private_key_env}"
+                       f"{'; on paper, the development key' if not env.get(self.bot.private_key_env) else ''}), "
+                       f"which the bot signs with when it has no API wallet of its own")
+        if same_as is None:
+            return None
+        return (f"agent.api_wallet_key_env (${self.agent.api_wallet_key_env}) holds the same key as {same_as}: "
+                f"the guard must sign with an API wallet of its own, so that it can still cancel and flatten "
+                f"when the bot's key is revoked or its nonces are in a bad state; approve a second API wallet "
+                f"for the account (as {self.agent.api_wallet_name!r}) and set its key in "
+                f"${self.agent.api_wallet_key_env}")
+
     def signing_key(self, who: Signer, environ: Mapping[str, str] | None = None, *,
                     derive: Callable[[str], str] | None = None) -> SigningKey:
         """The key ``who`` signs with: its API wallet when ``<who>.api_wallet_key_env`` is set (for
         :meth:`account_address`), else the account's own key (:meth:`private_key`). ``derive``
-        turns a key into its address (default :func:`botwarden.keys.address_of`, in process)."""
+        turns a key into its address (default :func:`botwarden.keys.address_of`, in process).
+        Raises ValueError (:meth:`shared_key_problem`) when the guard's key is the bot's."""
         env = os.environ if environ is None else environ
+        problem = self.shared_key_problem(env)
+        if problem is not None:
+            raise ValueError(problem)
         section = self.bot if who == "bot" else self.agent
         api_key = env.get(section.api_wallet_key_env)
         if api_key:
@@ -424,6 +458,14 @@ class StackSettings(_Model):
             "inbox": {**self.inbox.model_dump(), "url": self.inbox.url},
             "var_dir": str(self.path(self.var_dir)),
         }
+
+
+def _same_key(a: str, b: str) -> bool:
+    """Two spellings of one private key (with or without 0x, any case, surrounding blanks)."""
+    def norm(k: str) -> str:
+        k = k.strip().lower()
+        return k[2:] if k.startswith("0x") else k
+    return norm(a) == norm(b)
 
 
 @dataclass(frozen=True)

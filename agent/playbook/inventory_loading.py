@@ -179,7 +179,7 @@ def read_settings(doc: SourceDocument, inv: Inventory | None, inventory_path: Pa
         return _default_settings(), []
     path = settings_path(inv, inventory_path)
     if path is None:
-        return _default_settings(), _unnamed_settings_file(doc, inventory_path, reader)
+        return _default_settings(), settings_lookalikes(doc, inventory_path, reader, None)
     problem = reader.problem(path)
     if problem is not None:
         what = "not found" if problem.message == "no such file or directory" else problem.message
@@ -208,18 +208,36 @@ def read_settings(doc: SourceDocument, inv: Inventory | None, inventory_path: Pa
         refused = diagnostics_from_validation(exc, settings_doc, data, model=StackSettings)
         return _default_settings(), hide_secrets([*refused, *base60_problems(settings_doc, refused), *secrets], shown)
     secrets += base60_problems(settings_doc)
-    return (settings, []) if not secrets else (_default_settings(), hide_secrets(secrets, shown))
+    if secrets:
+        return _default_settings(), hide_secrets(secrets, shown)
+    return settings, settings_lookalikes(doc, inventory_path, reader, path)
 
 
-def _unnamed_settings_file(doc: SourceDocument, inventory_path: Path, reader: ConfigReader) -> list[Diagnostic]:
-    """A ``settings.yaml`` beside the inventory that nothing names is not read: say so (the file
-    an operator edits expecting it to act, and that the backup playbooks archive)."""
-    beside = inventory_path.parent / "settings.yaml"
-    if reader.problem(beside) is not None:
-        return []
-    return [warning(doc.diagnostic(("settings",), f"{beside} is not read: the inventory names no settings file "
-                                   "(settings: null) and $BOTWARDEN_SETTINGS is unset, so the built-in defaults "
-                                   "apply", "name it (`settings: settings.yaml`) to use it, or remove it"))]
+SETTINGS_LOOKALIKES = ("settings.yaml", "settings.yml", "var/settings.yaml", "var/settings.yml")
+"""Where an operator may leave a stack settings file expecting it to act (relative to the
+inventory): only the file the inventory (or ``$BOTWARDEN_SETTINGS``) names is read."""
+
+
+def settings_lookalikes(doc: SourceDocument, inventory_path: Path, reader: ConfigReader,
+                        named: Path | None) -> list[Diagnostic]:
+    """A warning for each file of :data:`SETTINGS_LOOKALIKES` beside the inventory that is not the
+    settings file read (``named``; None: the built-in defaults): it is not read, say so (the file an
+    operator edits expecting it to act, and that the backup playbooks archive)."""
+    read = real_path(named) if named is not None else None
+    out: list[Diagnostic] = []
+    for rel in SETTINGS_LOOKALIKES:
+        beside = inventory_path.parent / rel
+        if reader.problem(beside) is not None or (read is not None and real_path(beside) == read):
+            continue
+        if named is None:
+            said = (f"{beside} is not read: the inventory names no settings file (settings: null) and "
+                    "$BOTWARDEN_SETTINGS is unset, so the built-in defaults apply")
+            hint = f"name it (`settings: {rel}`) to use it, or remove it"
+        else:
+            said = f"{beside} is not read: the stack settings come from {named} only"
+            hint = f"move what it holds into {named.name}, or remove it"
+        out.append(warning(doc.diagnostic(("settings",), said, hint)))
+    return out
 
 
 def _default_settings() -> StackSettings:

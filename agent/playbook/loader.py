@@ -176,9 +176,14 @@ def load_config(
     inv_doc, inventory, problems = read_inventory(inventory_path, required=inventory_required, reader=disk)
     diagnostics += problems
     settings, problems = read_settings(inv_doc, inventory, inventory_path, reader=disk)
-    settings_ok = inventory is not None and not problems
+    settings_ok = inventory is not None and not [p for p in problems if p.severity != "warning"]
     diagnostics += problems
     environ = os.environ if env is None else env
+    shared = settings.shared_key_problem(environ)  # the guard's own wallet, refused at load when it is the bot's
+    if shared is not None:
+        diagnostics.append(Diagnostic(str(settings_path(inventory, inventory_path) or inventory_path), 0, 0, shared,
+                                      f"or unset ${settings.agent.api_wallet_key_env}: the agent then signs with "
+                                      "the account's own key"))
     templating.redactor.add(environ.get(name, "") for name in (
         settings.bot.control_token_env, settings.bot.private_key_env, settings.exchange.admin_token_env))
     settings_vars = settings.template_vars()

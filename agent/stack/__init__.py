@@ -212,6 +212,10 @@ def up(stack: Stack, *, wait: float = 30.0, environ: Mapping[str, str] | None = 
     secure_state(stack.settings)
     stack.settings.path(stack.settings.supervisor.logdir).mkdir(mode=0o700, parents=True, exist_ok=True)
     tokens = ensure_secrets(stack)
+    shared = stack.settings.shared_key_problem({**tokens, **{k: v for k, v in environ.items() if v}})
+    if shared is not None:
+        raise ConfigError(shared, hint=f"or unset ${stack.settings.agent.api_wallet_key_env}: the agent then signs "
+                                        "with the account's own key")
     environments = program_environments(stack, environ, tokens)
     conf = render_conf(stack, environments=environments)
     # A first start on paper brings up the exchange alone, approves the API wallets, then the rest:

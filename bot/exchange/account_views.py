@@ -123,11 +123,11 @@ class AccountViews:
     def open_orders(self, user: str, frontend: bool) -> list[Json]:
         """``openOrders`` (what rests on the book: no trigger waiting to fire) or
         ``frontendOpenOrders`` (every open order; the TP/SL of a ``normalTpsl`` parent that has not
-        filled are listed under its ``children``, not on their own: they wait for its fill)."""
+        fully filled are listed under its ``children``, not on their own: they wait for its fill)."""
         mine = [o for o in self.ledger.open_orders.values() if o.address == user]
         if not frontend:
             return [self.order_view(o, False) for o in sorted(mine, key=lambda o: -o.oid) if not o.waiting_trigger]
-        waiting = {o.oid: o for o in mine if o.sz == o.orig_sz and o.orig_sz > 0}
+        waiting = {o.oid: o for o in mine if not o.is_trigger}  # an open entry: its TP/SL wait for its whole fill
         children: dict[int, list[Order]] = {}
         for o in mine:
             if o.parent_oid is not None and o.parent_oid in waiting:

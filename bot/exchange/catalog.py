@@ -36,7 +36,10 @@ ACTIONS: dict[str, Entry] = {
     "order": _yes("Gtc/Ioc/Alo limits, tp/sl triggers (market or limit), reduce-only, cloid (a cloid an "
                   "earlier order of the account carries is refused), groupings "
                   "na/normalTpsl/positionTpsl (grouped TP/SL answer `waitingForFill` while their entry rests, "
-                  "else `waitingForTrigger`; a positionTpsl of size 0 covers the whole position), builder fee "
+                  "else `waitingForTrigger`; an entry's TP/SL are placed only once it fully fills and are "
+                  "canceled with it, partly filled or not; those of an IOC entry that filled in part are "
+                  "refused; a positionTpsl must be a reduce-only tp/sl trigger on the closing side of an open "
+                  "position, else refused; of size 0 it covers the whole position), builder fee "
                   "once approved; priority grouping refused; a limit "
                   "or trigger price more than 80% from the reference price (the mark) refused; tp/sl trigger on the "
                   "mark"),

@@ -7,7 +7,7 @@ the market seed, so a drill replays the same way.
 
 Fields (all optional in a POST, which merges into the current set):
 
-``latency_ms``           added delay before every answer
+``latency_ms``           added delay before every answer (0 to 60000 ms)
 ``error_rate``           probability of a 500 ("Internal Server Error")
 ``rate_limit_rate``      probability of a 429 (body ``null``, as the SDK expects)
 ``weight_per_minute``    IP weight budget per rolling minute (a whole number >= 1, or null for no
@@ -17,8 +17,8 @@ Fields (all optional in a POST, which merges into the current set):
 ``auth_failure``         every signed request is rejected as an unknown signer
 ``outage``               ``"503"``: 503 on everything; ``"refuse"``: the connection is closed at once;
                          either way every websocket connection is dropped and new ones refused
-``drop_responses``       the next N ``/exchange`` requests are applied, then the connection is
-                         closed without an answer (the client cannot know the outcome)
+``drop_responses``       the next N (0 to 100) ``/exchange`` requests are applied, then the connection
+                         is closed without an answer (the client cannot know the outcome)
 ``ioc_no_fill``          every new IOC order finds nothing to match inside its limit (a thin or
                          gapped book) and is refused with the exchange's "could not immediately
                          match" error; resting orders and triggers behave as usual
@@ -26,7 +26,7 @@ Fields (all optional in a POST, which merges into the current set):
                          until cleared
 ``ws_stall``             websocket channels (as named on the wire: ``allMids``, ``l2Book``,
                          ``user``, ``post``...) that stop sending; connections stay up
-``ws_delay_ms``          added delay before every websocket message (order is kept)
+``ws_delay_ms``          added delay before every websocket message (order is kept; 0 to 60000 ms)
 
 ``POST /admin/ws/drop`` (``bot drill ws-drop``) drops every connection once; clients reconnect.
 """
@@ -81,8 +81,10 @@ class Faults:
                 raise ValueError(f"weight_per_minute must be a whole number >= 1 (requests' weight allowed per "
                                  f"rolling minute; Hyperliquid's is 1200 per IP), or null for no budget, "
                                  f"not {value!r}")
-            if key == "drop_responses" and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-                raise ValueError(f"drop_responses must be a whole number >= 0, not {value!r}")
+            if key == "drop_responses" and (isinstance(value, bool) or not isinstance(value, int)
+                                            or not 0 <= value <= MAX_DROP_RESPONSES):
+                raise ValueError(f"drop_responses must be a whole number from 0 to {MAX_DROP_RESPONSES} (answers "
+                                 f"lost, one per request), not {value!r}")
             if key == "outage":
                 value = str(value)  # `outage=503` arrives as a number from YAML/JSON callers
             if key == "outage" and value not in ("off", "503", "refuse"):
@@ -93,8 +95,9 @@ class Faults:
                 value = [value] if isinstance(value, str) else value
                 if not isinstance(value, list) or any(c not in WS_WIRE_CHANNELS for c in value):
                     raise ValueError(f"ws_stall takes channel names among {', '.join(WS_WIRE_CHANNELS)}")
-            if key in ("latency_ms", "ws_delay_ms") and float(value) < 0:
-                raise ValueError(f"{key} must be >= 0")
+            if key in ("latency_ms", "ws_delay_ms") and not 0 <= float(value) <= MAX_DELAY_MS:
+                raise ValueError(f"{key} must be from 0 to {MAX_DELAY_MS} (ms; every client gives up long "
+                                 f"before: a longer delay rehearses an outage, `outage=503`), not {value!r}")
             setattr(self, key, value)
 
     def as_dict(self) -> dict[str, Any]:
@@ -102,6 +105,11 @@ class Faults:
 
 
 _FLAGS = ("auth_failure", "ws_outage", "ioc_no_fill")
+MAX_DELAY_MS = 60_000
+"""Bound of ``latency_ms`` and ``ws_delay_ms``: a minute is past every client's timeout (the SDK's
+default is none, the bot's 10 s); a mistyped 1500000 would hold every answer for 25 minutes."""
+MAX_DROP_RESPONSES = 100
+"""Bound of ``drop_responses``: enough for any drill; a mistyped count would lose answers for hours."""
 _NUMBERS = ("latency_ms", "error_rate", "rate_limit_rate", "ws_delay_ms")
 
 

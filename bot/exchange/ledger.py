@@ -449,11 +449,16 @@ class Ledger:
             raise ValueError(f"unknown coin {coin!r}; listed: {', '.join(self.market.specs)}")
         if isinstance(pct, bool) or not isinstance(pct, (int, float)) or not math.isfinite(pct):
             raise ValueError(f"pct must be a finite number of percent, e.g. -10, not {pct!r}")
-        total = self.market.shock_multiplier(coin, now) * (1.0 + pct / 100.0)
-        if not 1.0 / SHOCK_BOUND <= total <= SHOCK_BOUND:
-            raise ValueError(f"a shock of {pct:g}% would put {coin}'s mark at {total:.4g}x its unshocked price: "
-                             f"the mark may move to between {1 / SHOCK_BOUND:g}x and {SHOCK_BOUND:g}x "
-                             f"(one shock from -90% to +900%, shocks in place included); "
+        now_mult = self.market.shock_multiplier(coin, now)
+        total = now_mult * (1.0 + pct / 100.0)
+        # compared with a relative tolerance: -90% is 1 + -0.9 = 0.09999999999999998 in floats
+        if not (1.0 / SHOCK_BOUND) * (1 - 1e-9) <= total <= SHOCK_BOUND * (1 + 1e-9):
+            lo, hi = (1.0 / SHOCK_BOUND / now_mult - 1.0) * 100.0, (SHOCK_BOUND / now_mult - 1.0) * 100.0
+            in_place = "no shock in place" if abs(now_mult - 1.0) < 1e-12 else \
+                f"the shocks in place at {now_mult:.4g}x"
+            raise ValueError(f"a shock of {pct:+g}% would put {coin}'s mark at {total:.4g}x its unshocked price: "
+                             f"the mark may move to between {1 / SHOCK_BOUND:g}x and {SHOCK_BOUND:g}x of it, and "
+                             f"with {in_place}, one shock from {round(lo, 2):+g}% to {round(hi, 2):+g}% is allowed now; "
                              f"`bot drill clear` undoes the shocks in place")
         self.market.add_shock(coin, pct, now)
         self.session.add(ShockRow(coin=coin, at_ms=now, pct=pct))

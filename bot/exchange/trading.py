@@ -81,6 +81,14 @@ class Trading:
             if is_child and parent_failed:
                 statuses.append({"error": rules.err_invalid_tpsl(wire.get("a", -1))})
                 continue
+            if is_child and parent is not None and parent.status not in ("open", "filled"):
+                # Hyperliquid places an entry's TP/SL if and only if the entry fully fills (or is
+                # partly filled, then canceled for insufficient margin); an IOC entry that filled in
+                # part did neither, and what Hyperliquid answers for its TP/SL is not documented.
+                statuses.append({"error": rules.err_unsupported(
+                    "TP/SL of an entry that did not fully fill",
+                    "Hyperliquid places an entry's TP/SL only once the entry fully fills")})
+                continue
             status, order = self.place(address, wire, now, grouping=grouping,
                                        parent_oid=parent.oid if is_child and parent else None,
                                        builder=builder["b"].lower() if builder else None,
@@ -98,9 +106,8 @@ class Trading:
         ``normalTpsl`` parent that has not filled yet is ``waitingForFill``; one whose parent
         filled, and a ``positionTpsl`` order, is ``waitingForTrigger``. A trigger order sent
         alone (grouping ``na``) rests and answers ``{"resting": {"oid": ...}}``."""
-        if order.grouping == "normalTpsl" and parent is not None and parent.status == "open" \
-                and parent.sz == parent.orig_sz:
-            return "waitingForFill"
+        if order.grouping == "normalTpsl" and parent is not None and parent.status == "open":
+            return "waitingForFill"  # filled in part or not at all: they wait for the whole fill
         if order.grouping in ("normalTpsl", "positionTpsl"):
             return "waitingForTrigger"
         return {"resting": {"oid": order.oid}}
@@ -144,12 +151,14 @@ class Trading:
         is_buy, reduce_only = bool(wire.get("b")), bool(wire.get("r"))
         order_type = wire.get("t") or {}
         trigger = order_type.get("trigger") if isinstance(order_type, dict) else None
+        if grouping == "positionTpsl":
+            refused = self._position_tpsl_refusal(address, coin, is_buy, reduce_only, bool(trigger))
+            if refused:
+                return {"error": refused}, None
         # A position TP/SL may give size 0: it then covers the whole position, whatever its size
-        # when it fires (Hyperliquid's "TP/SL for the position"); it is reduce-only by nature.
+        # when it fires (Hyperliquid's "TP/SL for the position").
         whole_position = grouping == "positionTpsl" and bool(trigger) and sz == 0
-        if whole_position:
-            reduce_only = True
-        elif sz is None or not rules.valid_size(sz, spec.sz_decimals):
+        if not whole_position and (sz is None or not rules.valid_size(sz, spec.sz_decimals)):
             return {"error": rules.err_invalid_size(asset)}, None
         tif = None if trigger else (order_type.get("limit") or {}).get("tif", "Gtc")
         if tif not in (None, "Gtc", "Ioc", "Alo"):
@@ -208,6 +217,25 @@ class Trading:
             return {"error": rules.err_reduce_only(asset)}, order
         return self._resting(order), order
 
+    def _position_tpsl_refusal(self, address: str, coin: str, is_buy: bool, reduce_only: bool,
+                               is_trigger: bool) -> str | None:
+        """Why an order grouped ``positionTpsl`` is refused, if it is. Hyperliquid documents a
+        position TP/SL as a TP/SL trigger that closes the open position (the whole of it at size 0);
+        what it does with one that is not reduce-only, with no position, or on the side that adds to
+        the position, it does not document: refused by name rather than accepted and then made
+        reduce-only or dropped when it fires (docs/bot-and-exchange.md)."""
+        szi = self.ledger.position(address, coin)
+        why = "a position TP/SL closes the open position; Hyperliquid does not document this case"
+        if not is_trigger:
+            return rules.err_unsupported("an order grouped positionTpsl that is not a tp/sl trigger", why)
+        if not reduce_only:
+            return rules.err_unsupported("a position TP/SL that is not reduce-only", why)
+        if szi == 0:
+            return rules.err_unsupported(f"a position TP/SL with no open {coin} position", why)
+        if (szi > 0) == is_buy:
+            return rules.err_unsupported("a position TP/SL on the side that adds to the position", why)
+        return None
+
     @staticmethod
     def _resting(order: Order) -> Json:
         out: Json = {"oid": order.oid}
@@ -255,8 +283,10 @@ class Trading:
         if order is None or order.address != address or led.asset_of.get(order.coin) != asset:
             return {"error": rules.err_cancel_missing(asset)}
         led.set_status(order, "canceled", now)
-        for child in [o for o in led.open_orders.values() if o.parent_oid == order.oid and order.sz == order.orig_sz]:
-            led.set_status(child, "canceled", now)  # an unfilled parent takes its TP/SL with it
+        for child in [o for o in led.open_orders.values() if o.parent_oid == order.oid]:
+            # a parent canceled before it fully filled takes its TP/SL with it, a partly filled one
+            # too (Hyperliquid's TP/SL page: "the child TP/SL orders are fully canceled as well")
+            led.set_status(child, "canceled", now)
         return "success"
 
     def _modify_action(self, address: str, action: Json, now: int) -> Json:
@@ -417,12 +447,16 @@ class Trading:
     def _maybe_trigger(self, order: Order, book: Any, now: int) -> int:
         led = self.ledger
         if order.parent_oid is not None:
+            # Hyperliquid places an entry's TP/SL if and only if the entry fully fills, or fills in
+            # part and is then canceled for insufficient margin (then as if fully filled)
             parent = led.find_order(order.address, order.parent_oid)
-            if parent is None or parent.sz == parent.orig_sz:
+            placed = parent is not None and (parent.status == "filled" or (
+                parent.status == "marginCanceled" and parent.sz < parent.orig_sz))
+            if not placed:
                 if parent is None or parent.status != "open":
                     led.set_status(order, "canceled", now)
                     return 1
-                return 0  # waiting for its parent to fill
+                return 0  # waiting for its parent to fill entirely
         mark = self.market.mark(order.coin, now)  # Hyperliquid triggers TP/SL on the mark, not the mid
         fires_above = (order.tpsl == "tp") != order.is_buy
         if not (mark >= order.trigger_px if fires_above else mark <= order.trigger_px):
@@ -437,16 +471,20 @@ class Trading:
         # orderStatus and historicalOrders show a stop that fired; from now on it is a plain order.
         order.triggered = True
         led.set_status(order, "triggered", now)
+        # A market TP/SL executes within 10% of the mark; its record keeps the limitPx it was placed
+        # with (as its triggerPx and orderType), the bound is the execution's (a paper choice: what
+        # Hyperliquid's record of a fired market TP/SL shows as limitPx is not documented).
+        bound = order.limit_px
         if order.is_market:
             slip = rules.MARKET_TRIGGER_SLIPPAGE
-            order.limit_px = mark * (1 + slip) if order.is_buy else mark * (1 - slip)
+            bound = mark * (1 + slip) if order.is_buy else mark * (1 - slip)
             order.tif = "Ioc"
         else:
             order.tif = "Gtc"
         led.set_status(order, "open", now)
-        crossing = (order.is_buy and order.limit_px >= book.best_ask) or (not order.is_buy and order.limit_px <= book.best_bid)
+        crossing = (order.is_buy and bound >= book.best_ask) or (not order.is_buy and bound <= book.best_bid)
         if crossing:
-            led.execute(order, led.take(book, order.is_buy, order.limit_px, order.sz), taker=True, now=now)
+            led.execute(order, led.take(book, order.is_buy, bound, order.sz), taker=True, now=now)
         if order.status == "open" and order.tif == "Ioc":
             led.set_status(order, "canceled", now)
         return 1

@@ -15,6 +15,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from bot.trading import cloid as intents
@@ -28,7 +30,7 @@ from bot.trading.gateway import (
     OrderOutcome,
 )
 from bot.trading.metrics import BotMetrics
-from bot.trading.models import utcnow
+from bot.trading.models import OrderRecord, utcnow
 from bot.trading.reconcile import KnownOrder, KnownTrade, plan
 from bot.trading.risk import RiskManager, aggressive_price
 from bot.trading.status import RuntimeStatus
@@ -44,7 +46,44 @@ log = logging.getLogger("bot.trading.engine")
 INTERVAL_SECONDS = {"1m": 60, "3m": 180, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600, "2h": 7200,
                     "4h": 14400, "8h": 28800, "12h": 43200, "1d": 86400}
 EQUITY_SNAPSHOT_EVERY_S = 60.0
-MAX_GENERATIONS = 5
+MAX_ATTEMPTS = 5
+"""Sends of one intent (closing a coin, placing its stop-loss) before the bot halts itself and
+says why. The count starts afresh after each halt it took: a resume means the cause is fixed."""
+MAX_GENERATIONS = 500
+"""Client order ids of one intent (a bound over every resume: 100 resumes of 5 attempts)."""
+CLOSING = "closing"
+PLACING_STOP = "placing the stop-loss of"
+SUCCEEDED = {CLOSING: ("filled",), PLACING_STOP: ("open", "resting", "filled", "triggered")}
+
+
+@dataclass(frozen=True)
+class _Attempts:
+    """The sends of one intent since the last halt it took (a resume ends that halt)."""
+
+    cloid: str | None  # the next unused client order id; None when all MAX_GENERATIONS are used
+    sent: int
+    last: OrderRecord | None
+
+
+def _aware(t: datetime) -> datetime:
+    return t if t.tzinfo else t.replace(tzinfo=UTC)  # SQLite drops tzinfo; every stored time is UTC
+
+
+def _answer(status: str, error: str | None) -> str:
+    """The exchange's answer to the last send, for a halt reason."""
+    if error:
+        return f'refused by the exchange: "{error}"'
+    return {"pending": "did not succeed (outcome unknown: no answer)"}.get(status, f"did not succeed (the last {status})")
+
+
+def attempts_reason(what: str, coin: str, sent: int, status: str, error: str | None, *, auth: bool) -> str:
+    """Why the bot halted itself after ``sent`` failed sends of ``what`` for ``coin``, and what to do."""
+    head = f"{what} {coin} {_answer(status, error)}; {sent} attempt{'' if sent == 1 else 's'}"
+    if auth:
+        return (head + ": the exchange does not know the bot's signer (its API wallet revoked or expired): approve "
+                "the bot's API wallet again, then resume the bot (a resume tries afresh); the agent's emergency "
+                "closes with its own wallet meanwhile")
+    return head + ": fix the cause, then resume the bot (a resume tries afresh)"
 
 
 def _status_of(outcome: OrderOutcome) -> str:
@@ -144,18 +183,50 @@ class TradingEngine:
         return not self._refresh_halt() and not self.status.stopping and self.status.role != "interim"
 
     # --- orders -------------------------------------------------------------------------
-    def _next_cloid(self, coin: str, key: int, intent: str) -> tuple[str, int] | None:
-        """First generation of (coin, key, intent) the database has not used, or None."""
+    def _attempts(self, coin: str, key: int, intent: str, what: str) -> _Attempts:
+        """The first generation of (coin, key, intent) the database has not used, and the sends
+        of it since the last halt ``what`` took for ``coin`` (those before were answered by a resume)."""
+        since = self.store.last_halt_at(f"{what} {coin} ")
+        sent, last = 0, None
         for gen in range(MAX_GENERATIONS):
             c = make_cloid(self.bot.strategy.name, coin, key, intent, gen).to_raw()
-            if self.store.order_by_cloid(c) is None:
-                return c, gen
-        return None
+            rec = self.store.order_by_cloid(c)
+            if rec is None:
+                return _Attempts(c, sent, last)
+            if since is None or _aware(rec.created_at) > since:
+                sent, last = sent + 1, rec
+        return _Attempts(None, sent, last)
+
+    def _next_attempt(self, coin: str, key: int, intent: str, what: str, *, requested: bool = False) -> str | None:
+        """The client order id for the next send of ``intent``, or None when none may go now: a
+        halt ``what`` took for ``coin`` stands (only a resume ends it; an operator's ``requested``
+        close goes anyway), or :data:`MAX_ATTEMPTS` sends failed since the last one (halts now)."""
+        prefix = f"{what} {coin} "
+        if not requested and any(h.kind == "error" and h.reason.startswith(prefix) for h in self.active_halts()):
+            return None
+        a = self._attempts(coin, key, intent, what)
+        if a.cloid is None or a.sent >= MAX_ATTEMPTS:
+            last = a.last
+            self.halt("error", attempts_reason(what, coin, a.sent, last.status if last else "pending",
+                                               last.error if last else None, auth=False))
+            return None
+        return a.cloid
+
+    def _attempt_failed(self, coin: str, key: int, intent: str, what: str, outcome: OrderOutcome | None) -> None:
+        """After a send of ``intent`` that did not succeed: an exchange that does not know the
+        bot's signer halts at once (retrying cannot help: the wallet must be approved again);
+        the :data:`MAX_ATTEMPTS`-th failure halts. Either halt names the exchange's answer."""
+        auth = outcome is not None and outcome.refused == "auth"
+        sent = self._attempts(coin, key, intent, what).sent
+        if auth or sent >= MAX_ATTEMPTS:
+            self.halt("error", attempts_reason(what, coin, sent, outcome.status if outcome else "pending",
+                                               outcome.error if outcome else None, auth=auth))
 
     def _send(self, *, intent: str, coin: str, is_buy: bool, size: float, limit_px: float,
               order_type: dict[str, Any], reduce_only: bool, cloid: str) -> OrderOutcome | None:
         """Record, send (idempotently) and record the outcome of one order. None when the
-        outcome is unknown (left pending) or the exchange refused the request."""
+        outcome is unknown (left pending); ``rejected`` with :attr:`OrderOutcome.refused` set when
+        the exchange refused the whole request (its words in ``error``)."""
         trigger = order_type.get("trigger", {}).get("triggerPx")
         rec = self.store.order_by_cloid(cloid) or self.store.add_order(
             cloid=cloid, coin=coin, is_buy=is_buy, size=size, limit_px=limit_px, trigger_px=trigger,
@@ -177,7 +248,7 @@ class TradingEngine:
             self.metrics.orders_total.labels(intent=intent, outcome="rejected").inc()
             log.error("order refused", extra={"event": "order_rejected", "cloid": cloid, "coin": coin,
                                               "error": str(err)})
-            return None
+            return OrderOutcome("rejected", error=err.refusal or err.message, refused=err.kind)
         self.store.update_order(rec.id, status=_status_of(outcome), oid=outcome.oid, filled_size=outcome.filled_size,
                                 avg_px=outcome.avg_px, error=outcome.error)
         self.metrics.orders_total.labels(intent=intent, outcome=outcome.status).inc()
@@ -277,8 +348,9 @@ class TradingEngine:
         if pos is not None:
             wants_long = signal.direction == "long"
             if signal.direction != "flat" and signal.regime_start_ms is not None and wants_long != (pos.size > 0):
-                return self._close_position(pos, key=signal.regime_start_ms, reason="signal", mid=mids.get(coin))
-            return self._ensure_stop(pos, orders)
+                if self._close_position(pos, key=signal.regime_start_ms, reason="signal", mid=mids.get(coin)):
+                    return True
+            return self._ensure_stop(pos, orders)  # (also while a close may not be sent: it keeps its stop)
         for o in orders:  # reduce-only triggers without a position protect nothing
             if o.is_trigger and o.reduce_only:
                 self.gw.cancel(coin, o.oid)
@@ -341,25 +413,29 @@ class TradingEngine:
         # The triggered order is a market order; its limit bounds the slippage at the trigger.
         limit = aggressive_price(trigger, is_buy=not is_long, slippage_pct=max(self.bot.slippage_pct, 5.0),
                                  sz_decimals=dec)
-        for _ in range(MAX_GENERATIONS):
-            nxt = self._next_cloid(pos.coin, key, intents.STOP)
-            if nxt is None:
-                self.halt("error", f"{pos.coin}: could not place a stop-loss after {MAX_GENERATIONS} attempts")
+        for _ in range(MAX_ATTEMPTS):
+            cloid = self._next_attempt(pos.coin, key, intents.STOP, PLACING_STOP)
+            if cloid is None:
                 return False
             outcome = self._send(intent=intents.STOP, coin=pos.coin, is_buy=not is_long, size=abs(pos.size),
                                  limit_px=limit, order_type={"trigger": {"triggerPx": trigger, "isMarket": True,
                                                                          "tpsl": "sl"}},
-                                 reduce_only=True, cloid=nxt[0])
+                                 reduce_only=True, cloid=cloid)
             # An id a previous life used and that is no longer resting: take the next one.
-            if outcome is None or not outcome.already_known or outcome.status in ("open", "resting"):
-                return True
+            if outcome is not None and outcome.already_known and outcome.status not in ("open", "resting"):
+                continue
+            if outcome is None or outcome.status not in SUCCEEDED[PLACING_STOP]:
+                self._attempt_failed(pos.coin, key, intents.STOP, PLACING_STOP, outcome)
+            return True
         return True
 
-    def _close_position(self, pos: ExchangePosition, *, key: int, reason: str, mid: float | None = None) -> bool:
-        """Close ``pos`` with a reduce-only IOC; its stop-loss is cancelled once it is flat."""
-        nxt = self._next_cloid(pos.coin, key, intents.CLOSE)
-        if nxt is None:
-            self.halt("error", f"{pos.coin}: position did not close after {MAX_GENERATIONS} attempts")
+    def _close_position(self, pos: ExchangePosition, *, key: int, reason: str, mid: float | None = None,
+                        requested: bool = False) -> bool:
+        """Close ``pos`` with a reduce-only IOC; its stop-loss is cancelled once it is flat.
+        Returns whether an order was sent (see :meth:`_next_attempt`: not while a halt this close
+        took stands, unless an operator ``requested`` it)."""
+        cloid = self._next_attempt(pos.coin, key, intents.CLOSE, CLOSING, requested=requested)
+        if cloid is None:
             return False
         if mid is None:
             mid = self.gw.mids().get(pos.coin, pos.entry_px)
@@ -367,8 +443,10 @@ class TradingEngine:
         px = aggressive_price(mid, is_buy=is_buy, slippage_pct=self.bot.slippage_pct,
                               sz_decimals=self.gw.sz_decimals(pos.coin))
         self._close_reasons[pos.coin] = reason
-        self._send(intent=intents.CLOSE, coin=pos.coin, is_buy=is_buy, size=abs(pos.size), limit_px=px,
-                   order_type={"limit": {"tif": "Ioc"}}, reduce_only=True, cloid=nxt[0])
+        outcome = self._send(intent=intents.CLOSE, coin=pos.coin, is_buy=is_buy, size=abs(pos.size), limit_px=px,
+                             order_type={"limit": {"tif": "Ioc"}}, reduce_only=True, cloid=cloid)
+        if outcome is None or outcome.status not in SUCCEEDED[CLOSING]:
+            self._attempt_failed(pos.coin, key, intents.CLOSE, CLOSING, outcome)
         return True
 
     # --- bookkeeping --------------------------------------------------------------------
@@ -473,7 +551,7 @@ class TradingEngine:
             key = int(time.time() * 1000)
             acct = self.gw.account()
             for pos in acct.positions.values():
-                self._close_position(pos, key=key, reason="close_all")
+                self._close_position(pos, key=key, reason="close_all", requested=True)
             after = self.gw.account()
             result = {"closed": sorted(set(acct.positions) - set(after.positions)),
                       "still_open": sorted(after.positions), **self.cancel_all()}

@@ -43,9 +43,11 @@ OutcomeStatus = Literal["filled", "resting", "open", "canceled", "triggered", "r
 class GatewayError(BotwardenError):
     """The exchange refused a request for a reason retrying will not fix (4xx, auth)."""
 
-    def __init__(self, message: str, *, kind: str, hint: str | None = None) -> None:
+    def __init__(self, message: str, *, kind: str, hint: str | None = None, refusal: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.kind = kind
+        self.refusal = refusal
+        """The exchange's own words when it refused the whole request (``{"status": "err"}``)."""
 
 
 class ExchangeTransientError(TransientError):
@@ -99,6 +101,9 @@ class OrderOutcome:
     avg_px: float | None = None
     error: str | None = None
     already_known: bool = False
+    refused: str | None = None
+    """Set when the exchange refused the whole request: the :class:`GatewayError` kind (``auth``
+    for a signer it does not know: a revoked or expired API wallet; else ``refused``)."""
 
 
 def _f(value: Any, default: float = 0.0) -> float:
@@ -249,7 +254,7 @@ class Gateway:
         if kind == "auth" or not only_auth:
             self.refusal = refused
         self.metrics.api_errors.labels(kind=kind).inc()
-        raise GatewayError(f"{method}: the exchange refused the request: {refused}", kind=kind,
+        raise GatewayError(f"{method}: the exchange refused the request: {refused}", kind=kind, refusal=refused,
                            hint="an unknown signer is a revoked or expired API wallet: approve it again"
                            if kind == "auth" else None)
 

@@ -210,6 +210,13 @@ class Store:
             s.add(row)
         return row
 
+    def last_halt_at(self, reason_prefix: str) -> datetime | None:
+        """When the latest halt whose reason starts with ``reason_prefix`` was taken (history)."""
+        with self._session() as s:
+            at = s.scalar(select(HaltRecord.created_at).where(HaltRecord.reason.startswith(reason_prefix, autoescape=True))
+                          .order_by(HaltRecord.id.desc()).limit(1))
+        return None if at is None else _aware(at)
+
     def clear_halts(self, by: str) -> int:
         """Record that every halt ended (history only); return how many rows were open."""
         with self._session.begin() as s:

@@ -122,3 +122,17 @@ def test_a_state_file_that_cannot_be_made_private_is_a_clear_error(tmp_path: Pat
     message = str(caught.value)
     assert "could not be made private" in message and f"{db} is mode 0644, owned by uid" in message
     assert "chown them to this user" in message
+
+
+def test_stack_up_refuses_a_guard_wallet_that_is_the_bots_before_starting_anything(tmp_path: Path) -> None:
+    """The guard signs with its own API wallet (breaker x4): `agent stack up` refuses to hand the
+    bot's key to both programs, naming the two settings and not the key, and starts nothing."""
+    st = _world(tmp_path)
+    shared = "0x" + "3d" * 32
+    with pytest.raises(ConfigError) as refused:
+        stack_mod.up(st, wait=1, environ={**ENVIRON, "BOTWARDEN_BOT_API_WALLET_KEY": shared,
+                                          "BOTWARDEN_AGENT_API_WALLET_KEY": shared})
+    said = f"{refused.value.message} {refused.value.hint}"
+    assert "agent.api_wallet_key_env ($BOTWARDEN_AGENT_API_WALLET_KEY)" in said
+    assert "bot.api_wallet_key_env ($BOTWARDEN_BOT_API_WALLET_KEY)" in said and "3d3d" not in said
+    assert not st.conf_path.exists() and not stack_mod.is_up(st)

@@ -75,9 +75,17 @@ def test_clear_undoes_the_shocks_from_now_on(monkeypatch, settings_file, exchang
     (["drill", "faults", "weight_per_minute=-5"], 4, "weight_per_minute must be a whole number >= 1"),
     (["drill", "faults", "weight_per_minute=0"], 4, "weight_per_minute must be a whole number >= 1"),
     (["drill", "faults", "weight_per_minute=1.5"], 4, "weight_per_minute must be a whole number >= 1"),
-    (["drill", "faults", "drop_responses=-1"], 4, "drop_responses must be a whole number >= 0"),
+    (["drill", "faults", "drop_responses=-1"], 4, "drop_responses must be a whole number from 0 to 100"),
     (["drill", "faults", "auth_failure=maybe"], 4, "auth_failure must be true or false"),
     (["drill", "faults", "latency_ms=fast"], 4, "latency_ms must be a number"),
+    # only true and false are booleans (YAML 1.1 reads yes/on/y as true): the rest is refused by name
+    (["drill", "faults", "auth_failure=yes"], 4, "auth_failure must be true or false, not 'yes'"),
+    (["drill", "faults", "ioc_no_fill=on"], 4, "ioc_no_fill must be true or false, not 'on'"),
+    (["drill", "faults", "ws_outage=True"], 4, "ws_outage must be true or false, not 'True'"),
+    (["drill", "faults", "latency_ms=1500000"], 4, "latency_ms must be from 0 to 60000"),
+    (["drill", "faults", "ws_delay_ms=60001"], 4, "ws_delay_ms must be from 0 to 60000"),
+    (["drill", "faults", "drop_responses=100000"], 4, "drop_responses must be a whole number from 0 to 100"),
+    (["drill", "shock", "BTC", "-95"], 4, "with no shock in place, one shock from -90% to +900% is allowed now"),
     (["drill", "shock", "BTC", "1e9"], 4, "the mark may move to between 0.1x and 10x"),
     (["drill", "shock", "BTC", "-95"], 4, "the mark may move to between 0.1x and 10x"),
     (["drill", "shock", "BTC", "nan"], 2, "pct must be a finite number"),
@@ -90,6 +98,24 @@ def test_errors_are_clear(monkeypatch, settings_file, exchange, args, code, text
     after = exchange.admin("GET", "/admin/state")
     assert after["faults"] == before["faults"]  # a refused drill changes nothing
     assert not exchange.exchange.ledger.market.shocks
+
+
+def test_the_bounds_themselves_are_allowed_and_words_stay_words(monkeypatch, settings_file, exchange):
+    """-90% is the documented lower bound (1 + -0.9 is 0.09999999999999998 in floats: it was refused
+    with a message saying -90 was allowed); `outage=off` is the mode `off`, not YAML's false."""
+    before = mark(exchange)
+    r = run(["drill", "shock", "BTC", "-90", "--settings", str(settings_file)], monkeypatch)
+    assert r.exit_code == 0, r.output
+    assert mark(exchange) == pytest.approx(before * 0.1, rel=0.01)
+    r = run(["drill", "shock", "BTC", "-1", "--settings", str(settings_file)], monkeypatch)
+    assert r.exit_code == 4 and "with the shocks in place at 0.1x," in r.output, r.output
+    assert "one shock from +0% to +9900% is allowed now" in r.output, r.output
+    r = run(["drill", "faults", "outage=503", "latency_ms=60000", "drop_responses=100", "--settings",
+             str(settings_file)], monkeypatch)
+    assert r.exit_code == 0, r.output
+    assert run(["drill", "faults", "outage=off", "latency_ms=0", "drop_responses=0", "--settings", str(settings_file)],
+               monkeypatch).exit_code == 0
+    assert exchange.admin("GET", "/admin/state")["faults"]["outage"] == "off"
 
 
 def test_stacked_shocks_stay_within_the_bound(monkeypatch, settings_file, exchange):

@@ -150,6 +150,30 @@ def test_a_settings_yaml_nothing_names_is_not_read_and_validate_says_so(tmp_path
     assert "warning: settings.yaml is not read" in out and "settings: settings.yaml" in out, out
 
 
+@pytest.mark.parametrize("lookalike,named", [("settings.yml", None), ("var/settings.yaml", None),
+                                              ("var/settings.yml", "settings.yaml"), ("settings.yml", "settings.yaml")])
+def test_a_file_that_looks_like_the_settings_but_is_not_the_one_read_draws_a_warning(
+        tmp_path: Path, lookalike: str, named: str | None) -> None:
+    """Breaker x4: `settings.yml` or `var/settings.yaml` beside the inventory were silently not
+    read. Each file where an operator may leave the settings, other than the one read, is named."""
+    (tmp_path / "var").mkdir()
+    (tmp_path / lookalike).write_text(yaml.safe_dump({"bot": {"port": 19999}}))
+    if named:
+        (tmp_path / named).write_text(yaml.safe_dump({"bot": {"port": 19998}}))
+    (tmp_path / "inventory.yaml").write_text(yaml.safe_dump({
+        "version": 1, "settings": named, "hosts": {"local": {"vars": {}}}}))
+    (tmp_path / "playbooks").mkdir()
+    res = subprocess.run([str(BIN / "agent"), "validate", "--inventory", "inventory.yaml", "playbooks"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin",
+                                                                                        "COLUMNS": "300"})
+    out = " ".join((res.stdout + res.stderr).split())
+    assert f"warning: {lookalike} is not read" in out and f"error: {lookalike}" not in out, out
+    if named:
+        assert f"the stack settings come from {named} only" in out and f"warning: {named} is not read" not in out, out
+    else:
+        assert f"settings: {lookalike}" in out, out
+
+
 def test_bot_drill_typed_below_the_stack_reads_its_settings_and_says_when_it_falls_back(tmp_path: Path) -> None:
     """Breaker x4 F5: typed in playbooks/ (no inventory.yaml there), `bot drill` used the built-in
     settings, i.e. another stack's exchange on a machine with several; `revoke` signs with the

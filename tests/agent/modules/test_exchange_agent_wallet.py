@@ -119,6 +119,10 @@ async def test_a_revoked_guard_wallet_is_told_apart_from_a_refused_account(
     # whose key it is, what still works, and the exchange's words once (breaker x4 F6.1)
     assert "the agent's own" in lapsed.summary and "would halt the bot but not flatten" in lapsed.summary
     assert "exist.." not in lapsed.summary and "does not exist. The account" in lapsed.summary
+    # read during an emergency run for another cause, it must not say that nothing was done
+    assert "closed nothing" not in lapsed.summary and "halted or closed" not in lapsed.summary
+    assert "starts no emergency response of its own" in lapsed.summary
+    assert "under way for another cause goes on and reports in its own messages" in lapsed.summary
     assert "BTC long 0.01 @" in lapsed.facts["protection"] and "stop-loss resting at" in lapsed.facts["protection"]
     assert PAPER_DEV_PRIVATE_KEY[2:] not in repr(lapsed)
 

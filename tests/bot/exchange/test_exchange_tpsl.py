@@ -110,6 +110,7 @@ def test_a_stop_that_fired_keeps_its_trigger_identity(hl_info: Info, hl_exchange
     for rec in records:
         assert rec["isTrigger"] is True and rec["orderType"] == "Stop Market", rec
         assert float(rec["triggerPx"]) == trigger and rec["reduceOnly"] is True and rec["tif"] is None, rec
+        assert float(rec["limitPx"]) == trigger, rec  # as placed, not the 10% bound it executed within
         assert rec["triggerCondition"].startswith("Price below"), rec
 
 
@@ -129,3 +130,101 @@ def test_a_state_file_of_the_previous_schema_is_upgraded(tmp_path: Any) -> None:
         assert "triggered" in [row[1] for row in db.execute("PRAGMA table_info(orders)")]
         assert db.execute("SELECT value FROM exchange_meta WHERE key = 'schema_version'").fetchone() == \
             (str(SCHEMA_VERSION),)
+
+
+# --- what Hyperliquid documents for a position TP/SL, and what it leaves open ------------------
+@pytest.mark.parametrize("case,said", [
+    ("not_reduce_only", "a position TP/SL that is not reduce-only"),
+    ("no_position", "a position TP/SL with no open BTC position"),
+    ("no_position_sized", "a position TP/SL with no open BTC position"),
+    ("adds_to_the_position", "a position TP/SL on the side that adds to the position"),
+    ("not_a_trigger", "an order grouped positionTpsl that is not a tp/sl trigger"),
+])
+def test_a_position_tpsl_hyperliquid_does_not_document_is_refused_by_name(
+        hl_info: Info, hl_exchange: Exchange, case: str, said: str) -> None:
+    """Breaker x4: one not reduce-only was silently made reduce-only, one on the wrong side was
+    accepted then dropped when it fired, one of size 0 was accepted with no position."""
+    address = hl_exchange.wallet.address
+    if not case.startswith("no_position"):
+        statuses(hl_exchange.market_open("BTC", True, 0.01))
+    trigger = round(mid(hl_info, "BTC") * 0.95)
+    order = tpsl("BTC", False, 0 if case != "no_position_sized" else 0.01, trigger, "sl")
+    if case == "not_reduce_only":
+        order["reduce_only"] = False
+    elif case == "adds_to_the_position":
+        order["is_buy"] = True
+    elif case == "not_a_trigger":
+        order = {**order, "sz": 0.01, "order_type": {"limit": {"tif": "Gtc"}}, "limit_px": round(trigger * 1.1)}
+    [st] = statuses(hl_exchange.bulk_orders([order], grouping="positionTpsl"))
+    assert st == {"error": f"Unsupported by the paper exchange: {said} (a position TP/SL closes the open position; "
+                           "Hyperliquid does not document this case)."}, st
+    assert hl_info.frontend_open_orders(address) == []
+
+
+# --- an entry's TP/SL: placed if and only if the entry fully fills -----------------------------
+@pytest.fixture
+def still_exchange(tmp_path: Any) -> Any:
+    """A paper exchange whose market ticks only when told (a shock ticks once)."""
+    from bot.exchange.server import serve_in_thread
+
+    ex = serve_in_thread(state=tmp_path / "still.db", seed=42, tick_seconds=3600)
+    try:
+        yield ex
+    finally:
+        ex.stop()
+
+
+def entry_bigger_than_the_book(info: Info, tif: str) -> dict[str, Any]:
+    """A BTC buy at two ticks above the best ask for three times what rests up to there: it fills in part."""
+    asks = info.l2_snapshot("BTC")["levels"][1]
+    px = float(asks[2]["px"])
+    depth = sum(float(a["sz"]) for a in asks if float(a["px"]) <= px)
+    return {"coin": "BTC", "is_buy": True, "sz": round(depth * 3, 3), "limit_px": px, "reduce_only": False,
+            "order_type": {"limit": {"tif": tif}}}
+
+
+def test_a_partly_filled_entrys_tpsl_wait_for_the_whole_fill_and_go_with_its_cancel(still_exchange: Any) -> None:
+    """Hyperliquid's TP/SL page: an entry's TP/SL are placed if and only if it fully fills; a
+    partly filled entry canceled takes them with it. They were active at the entry's full size as
+    soon as it filled in part (breaker x4)."""
+    from eth_account import Account
+
+    from botwarden.settings import PAPER_DEV_PRIVATE_KEY
+
+    info = Info(still_exchange.url, skip_ws=True, timeout=10)
+    ex = Exchange(Account.from_key(PAPER_DEV_PRIVATE_KEY), still_exchange.url, timeout=10)
+    address = ex.wallet.address
+    m = mid(info, "BTC")
+    entry = entry_bigger_than_the_book(info, "Gtc")
+    got = statuses(ex.bulk_orders([entry, tpsl("BTC", False, entry["sz"], round(m * 1.2), "tp"),
+                                   tpsl("BTC", False, entry["sz"], round(m * 0.8), "sl")], grouping="normalTpsl"))
+    assert "error" not in got[0] and got[1:] == ["waitingForFill", "waitingForFill"], got
+    part = szi(info, address, "BTC")
+    assert 0 < part < entry["sz"]
+    [parent] = info.frontend_open_orders(address)
+    assert len(parent["children"]) == 2 and float(parent["sz"]) < float(parent["origSz"])
+    # the mark passes the take-profit; the entry (now far below the ask) does not fill further
+    still_exchange.admin("POST", "/admin/shock", {"coin": "BTC", "pct": 25})
+    assert szi(info, address, "BTC") == pytest.approx(part), "the TP fired for a partly filled entry"
+    assert ex.cancel("BTC", parent["oid"])["status"] == "ok"
+    assert info.frontend_open_orders(address) == []  # the TP/SL went with the partly filled entry
+    assert szi(info, address, "BTC") == pytest.approx(part)
+
+
+def test_the_tpsl_of_an_ioc_entry_that_filled_in_part_are_refused_by_name(still_exchange: Any) -> None:
+    """An IOC entry that filled in part will never fully fill: Hyperliquid does not place its TP/SL
+    (and does not document its answer), so they are refused by name, not accepted then dropped."""
+    from eth_account import Account
+
+    from botwarden.settings import PAPER_DEV_PRIVATE_KEY
+
+    info = Info(still_exchange.url, skip_ws=True, timeout=10)
+    ex = Exchange(Account.from_key(PAPER_DEV_PRIVATE_KEY), still_exchange.url, timeout=10)
+    m = mid(info, "BTC")
+    entry = entry_bigger_than_the_book(info, "Ioc")
+    got = statuses(ex.bulk_orders([entry, tpsl("BTC", False, entry["sz"], round(m * 0.8), "sl")],
+                                  grouping="normalTpsl"))
+    assert float(got[0]["filled"]["totalSz"]) < entry["sz"], got
+    assert got[1] == {"error": "Unsupported by the paper exchange: TP/SL of an entry that did not fully fill "
+                               "(Hyperliquid places an entry's TP/SL only once the entry fully fills)."}, got
+    assert info.frontend_open_orders(ex.wallet.address) == []

@@ -1,0 +1,181 @@
+"""A close (or a stop-loss) the exchange keeps refusing: the bot halts itself naming the exchange's
+answer and what to do; an exchange that does not know the bot's signer (a revoked API wallet) halts
+it at the first refusal (retrying cannot help); and after a resume, the cause fixed, the close is
+tried afresh instead of halting again at once. A real engine with its own API wallet on a real
+paper exchange; the position is flipped by hand with the account's key so the signal closes it."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from eth_account import Account
+from hyperliquid.exchange import Exchange
+
+from bot import api_wallets
+from bot.trading.engine import MAX_ATTEMPTS, TradingEngine
+from bot.trading.gateway import Gateway
+from bot.trading.metrics import BotMetrics
+from bot.trading.status import RuntimeStatus
+from bot.trading.store import Store
+from botwarden.settings import PAPER_DEV_PRIVATE_KEY, StackSettings
+
+DEV = Account.from_key(PAPER_DEV_PRIVATE_KEY).address
+NAME = "botwarden-bot"
+
+
+@pytest.fixture
+def wallet(bot_settings: StackSettings) -> Any:
+    agent = Account.create()
+    api_wallets.approve(bot_settings.exchange_url, PAPER_DEV_PRIVATE_KEY, agent.address, NAME)
+    return agent
+
+
+@pytest.fixture
+def engine(bot_settings: StackSettings, wallet: Any) -> Iterator[TradingEngine]:
+    metrics = BotMetrics()
+    status = RuntimeStatus(loop_seconds=bot_settings.bot.loop_seconds, candle_seconds=3600)
+    gw = Gateway(bot_settings.exchange_url, wallet.key.hex(), timeout_s=5, metrics=metrics,
+                 account_address=DEV, lookup_backoff_s=0.05)
+    store = Store(bot_settings.path("bot.db"))
+    try:
+        yield TradingEngine(bot_settings, gw, store, metrics, status)
+    finally:
+        store.close()
+
+
+def position_against_the_signal(engine: TradingEngine, settings: StackSettings) -> float:
+    """Let the bot enter BTC with the signal, then flip the position by hand (the account's own
+    key): the next iteration wants to close it. Returns the flipped size."""
+    engine.reconcile()
+    engine.iterate()
+    size = engine.gw.account().positions["BTC"].size
+    master = Exchange(Account.from_key(PAPER_DEV_PRIVATE_KEY), settings.exchange_url)
+    for o in engine.gw.open_orders():  # the bot's stop would close the flipped position
+        master.cancel(o.coin, o.oid)
+    master.market_open("BTC", size < 0, abs(size) * 2)
+    flipped = engine.gw.account().positions["BTC"].size
+    assert flipped == pytest.approx(-size)
+    return flipped
+
+
+def closes(engine: TradingEngine) -> list[Any]:
+    return [o for o in engine.store.all_orders() if o.intent == "close" and o.coin == "BTC"]
+
+
+def close_halts(engine: TradingEngine) -> list[str]:
+    return [h.reason for h in engine.active_halts() if h.reason.startswith("closing BTC ")]
+
+
+def test_a_close_refused_for_a_revoked_wallet_halts_at_once_naming_it_and_a_resume_tries_afresh(
+        bot_settings: StackSettings, engine: TradingEngine, wallet: Any) -> None:
+    position_against_the_signal(engine, bot_settings)
+    api_wallets.revoke(bot_settings.exchange_url, PAPER_DEV_PRIVATE_KEY, NAME)
+    for _ in range(3):
+        engine.iterate()
+    assert len(closes(engine)) == 1, "an unknown signer is not retried: one attempt, then the halt"
+    [reason] = close_halts(engine)
+    assert reason.startswith(f'closing BTC refused by the exchange: "User or API Wallet {wallet.address.lower()} '
+                             'does not exist."; 1 attempt')
+    assert "approve the bot's API wallet again, then resume" in reason
+    assert engine.status.health()["status"] == "halted"
+    assert "BTC" in engine.gw.account().positions
+
+    api_wallets.approve(bot_settings.exchange_url, PAPER_DEV_PRIVATE_KEY, wallet.address, NAME)
+    engine.resume("operator")
+    engine.iterate()
+    assert "BTC" not in engine.gw.account().positions, "the close is tried afresh after the resume"
+    assert close_halts(engine) == [] and engine.active_halts() == []
+
+
+def test_a_close_that_keeps_failing_halts_after_its_attempts_and_a_resume_does_not_halt_again(
+        bot_settings: StackSettings, engine: TradingEngine, paper_exchange: Any) -> None:
+    position_against_the_signal(engine, bot_settings)
+    paper_exchange.admin("POST", "/admin/faults", {"ioc_no_fill": True})  # every close finds nothing
+    for _ in range(MAX_ATTEMPTS + 2):
+        engine.iterate()
+    assert len(closes(engine)) == MAX_ATTEMPTS
+    [reason] = close_halts(engine)
+    assert reason.startswith('closing BTC refused by the exchange: "') and f'"; {MAX_ATTEMPTS} attempts' in reason
+    assert "then resume the bot" in reason
+    assert any(o.is_trigger and o.reduce_only for o in engine.gw.open_orders()), "the position keeps a stop"
+
+    paper_exchange.admin("DELETE", "/admin/faults")  # the cause is fixed
+    engine.resume("operator")
+    engine.iterate()
+    assert "BTC" not in engine.gw.account().positions
+    assert close_halts(engine) == [] and engine.active_halts() == []
+    assert len(closes(engine)) == MAX_ATTEMPTS + 1
+
+
+def test_a_resume_with_the_cause_still_there_gives_it_a_full_count_again(
+        bot_settings: StackSettings, engine: TradingEngine, paper_exchange: Any) -> None:
+    position_against_the_signal(engine, bot_settings)
+    paper_exchange.admin("POST", "/admin/faults", {"ioc_no_fill": True})
+    for _ in range(MAX_ATTEMPTS + 1):
+        engine.iterate()
+    engine.resume("operator")
+    for _ in range(MAX_ATTEMPTS + 1):
+        engine.iterate()
+    assert len(closes(engine)) == 2 * MAX_ATTEMPTS and len(close_halts(engine)) == 1
+
+
+def test_a_restart_keeps_the_halt_and_a_resume_written_while_the_bot_was_down_tries_afresh(
+        bot_settings: StackSettings, engine: TradingEngine, wallet: Any, paper_exchange: Any) -> None:
+    """The count lives in the bot's database and the halt in the halt file: a restarted bot sends
+    nothing more while the halt stands; `agent resume` with the bot dead (the halt file cleared
+    directly) lets the next bot close afresh."""
+    from botwarden.halts import HaltFile
+
+    position_against_the_signal(engine, bot_settings)
+    paper_exchange.admin("POST", "/admin/faults", {"ioc_no_fill": True})
+    for _ in range(MAX_ATTEMPTS + 1):
+        engine.iterate()
+    assert len(closes(engine)) == MAX_ATTEMPTS and len(close_halts(engine)) == 1
+    engine.store.close()
+
+    def restarted() -> TradingEngine:
+        metrics = BotMetrics()
+        status = RuntimeStatus(loop_seconds=bot_settings.bot.loop_seconds, candle_seconds=3600)
+        gw = Gateway(bot_settings.exchange_url, wallet.key.hex(), timeout_s=5, metrics=metrics,
+                     account_address=DEV, lookup_backoff_s=0.05)
+        return TradingEngine(bot_settings, gw, Store(bot_settings.path("bot.db")), metrics, status)
+
+    paper_exchange.admin("DELETE", "/admin/faults")
+    again = restarted()
+    again.reconcile()
+    again.iterate()
+    assert len(closes(again)) == MAX_ATTEMPTS and "BTC" in again.gw.account().positions  # the halt stands
+    again.store.close()
+    HaltFile(bot_settings.path(bot_settings.bot.halt_file)).clear()  # the agent's resume, bot dead
+    third = restarted()
+    try:
+        third.reconcile()
+        third.iterate()
+        assert "BTC" not in third.gw.account().positions and third.active_halts() == []
+    finally:
+        third.store.close()
+
+
+def test_a_stop_loss_the_exchange_refuses_for_a_revoked_wallet_halts_at_once_and_a_resume_places_it(
+        bot_settings: StackSettings, engine: TradingEngine, wallet: Any) -> None:
+    """The same rule for the stop-loss the bot keeps under every position."""
+    engine.reconcile()
+    engine.iterate()
+    master = Exchange(Account.from_key(PAPER_DEV_PRIVATE_KEY), bot_settings.exchange_url)
+    api_wallets.revoke(bot_settings.exchange_url, PAPER_DEV_PRIVATE_KEY, NAME)
+    for o in engine.gw.open_orders():  # the stops vanish (cancelled by hand)
+        master.cancel(o.coin, o.oid)
+    for _ in range(3):
+        engine.iterate()
+    stops = [o for o in engine.store.all_orders() if o.intent == "stop" and o.status == "rejected"]
+    halts = [h.reason for h in engine.active_halts() if h.reason.startswith("placing the stop-loss of ")]
+    assert len(halts) == len(engine.gw.account().positions) >= 1 and len(stops) == len(halts), (halts, stops)
+    # halted at the first refusal (the count is of the sends of that stop: its first placement too)
+    assert all("refused by the exchange: \"User or API Wallet" in h and "; 2 attempts:" in h for h in halts), halts
+    api_wallets.approve(bot_settings.exchange_url, PAPER_DEV_PRIVATE_KEY, wallet.address, NAME)
+    engine.resume("operator")
+    engine.iterate()
+    assert engine.active_halts() == []
+    assert {o.coin for o in engine.gw.open_orders() if o.is_trigger and o.reduce_only} == \
+        set(engine.gw.account().positions)
