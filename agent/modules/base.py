@@ -243,6 +243,10 @@ class CheckModule(_Module):
     """The fact thresholds compare when a check has no ``value:``."""
     facts: ClassVar[Mapping[str, str]] = {}
     """Documented facts: name -> description (shown by ``agent modules``)."""
+    fact_values: ClassVar[Mapping[str, tuple[str, ...]]] = {}
+    """Facts that only ever hold one of a few values: name -> the values (``agent validate`` finds
+    an ``expect:`` or a remediation's ``when:`` that compares one with anything else, such as
+    ``state == 'running'``, which is never true)."""
 
     @abstractmethod
     async def run(self, params: Any, ctx: RunContext) -> CheckResult: ...

@@ -23,6 +23,7 @@ comparison that could raise, such as a number ordered against text) it is ``None
 from __future__ import annotations
 
 import itertools
+from collections.abc import Collection, Mapping, Sequence
 
 from jinja2 import Environment, nodes
 from jinja2.exceptions import TemplateSyntaxError
@@ -30,9 +31,12 @@ from jinja2.exceptions import TemplateSyntaxError
 _SAME_TRUE = {"eq": True, "gteq": True, "lteq": True, "ne": False, "lt": False, "gt": False}
 
 
-def constant_truth(expression: str, env: Environment | None = None) -> bool | None:
+def constant_truth(expression: str, env: Environment | None = None,
+                   domains: Mapping[str, Collection[object]] | None = None) -> bool | None:
     """True or False when ``expression`` is always that, whatever the values it reads; else None
-    (also when it does not parse: that is reported elsewhere)."""
+    (also when it does not parse: that is reported elsewhere). ``domains``: the only values some
+    names can have (``{"check.state": ("OK", "WARNING", "CRITICAL", "UNKNOWN")}``): compared with
+    anything else they are never equal (``check.state == 'critical'`` is always false)."""
     env = env or Environment()
     try:
         template = env.parse("{{ (" + expression + ") }}")
@@ -41,7 +45,15 @@ def constant_truth(expression: str, env: Environment | None = None) -> bool | No
     output = template.body[0] if template.body else None
     if not isinstance(output, nodes.Output) or len(output.nodes) != 1:
         return None
-    return _truth(output.nodes[0])
+    known: list[tuple[nodes.Node, tuple[object, ...]]] = []
+    for name, values in (domains or {}).items():
+        try:
+            parsed = env.parse("{{ " + name + " }}").body[0]
+        except (TemplateSyntaxError, IndexError):
+            continue
+        if isinstance(parsed, nodes.Output) and len(parsed.nodes) == 1:
+            known.append((parsed.nodes[0], tuple(values)))
+    return _truth(output.nodes[0], known)
 
 
 _MAX_CASES = 4096
@@ -59,12 +71,13 @@ class _Unknown(Exception):
 class _Model:
     """The unknowns of one expression: names compared with constants, and other truths."""
 
-    def __init__(self) -> None:
+    def __init__(self, domains: Sequence[tuple[nodes.Node, tuple[object, ...]]] = ()) -> None:
+        self.domains = domains
         self.names: list[nodes.Node] = []
         self.constants: list[list[object]] = []
         self.ordered: list[bool] = []
         self.truths: list[nodes.Node | None] = []  # None: an impure part, never the same twice
-        self.atoms: dict[int, tuple[str, int]] = {}  # id(node) -> ("name", i) or ("truth", i)
+        self.atoms: dict[int, tuple[str, int, bool]] = {}  # id(node) -> ("name"|"truth", i, negated)
 
     def _index(self, found: list[nodes.Node] | list[nodes.Node | None], node: nodes.Node) -> int | None:
         return next((i for i, n in enumerate(found) if n is not None and n == node), None)
@@ -93,16 +106,18 @@ class _Model:
                 i = len(self.names) - 1
             self.constants[i].extend(values)
             self.ordered[i] = self.ordered[i] or op in _ORDER
-            self.atoms[id(node)] = ("name", i)
+            self.atoms[id(node)] = ("name", i, False)
         else:
-            i = self._index(self.truths, node) if _repeatable(node) else None
+            key, negated = _positive(node)
+            i = self._index(self.truths, key) if _repeatable(key) else None
             if i is None:
-                self.truths.append(node if _repeatable(node) else None)
+                self.truths.append(key if _repeatable(key) else None)
                 i = len(self.truths) - 1
-            self.atoms[id(node)] = ("truth", i)
+            self.atoms[id(node)] = ("truth", i, negated)
 
     def cases(self) -> list[tuple[tuple[object, ...], tuple[bool, ...]]] | None:
-        values = [_places(consts, ordered) for consts, ordered in zip(self.constants, self.ordered, strict=True)]
+        values = [self._domain(name) or _places(consts, ordered)
+                  for name, consts, ordered in zip(self.names, self.constants, self.ordered, strict=True)]
         count = 2 ** len(self.truths)
         for v in values:
             count *= len(v)
@@ -110,6 +125,9 @@ class _Model:
             return None
         return [(named, truths) for named in itertools.product(*values)
                 for truths in itertools.product((False, True), repeat=len(self.truths))]
+
+    def _domain(self, name: nodes.Node) -> list[object] | None:
+        return next((list(values) for known, values in self.domains if known == name), None)
 
     def value(self, node: nodes.Node, named: tuple[object, ...], truths: tuple[bool, ...]) -> object:
         if isinstance(node, nodes.Not):
@@ -136,9 +154,9 @@ class _Model:
         atom = self.atoms.get(id(node))
         if atom is None:
             raise _Unknown  # pragma: no cover - every other part is an atom
-        kind, i = atom
+        kind, i, negated = atom
         if kind == "truth":
-            return truths[i]
+            return truths[i] != negated
         _, op, constants = _comparison(node)  # type: ignore[misc]
         try:
             if op in _MEMBERSHIP:
@@ -148,8 +166,8 @@ class _Model:
             raise _Unknown from None
 
 
-def _truth(node: nodes.Node) -> bool | None:
-    model = _Model()
+def _truth(node: nodes.Node, domains: Sequence[tuple[nodes.Node, tuple[object, ...]]] = ()) -> bool | None:
+    model = _Model(domains)
     model.collect(node)
     cases = model.cases()
     if cases is None:
@@ -205,6 +223,9 @@ _CONSTANT_TYPES = (str, int, float, bool, type(None))
 def _comparison(node: nodes.Node) -> tuple[nodes.Node, str, list[object]] | None:
     """``x OP constant``, ``constant OP x`` or ``x in [constants]`` with a pure, non-constant
     ``x``: (x, OP, the constants); an ordering against anything but numbers is left unknown."""
+    if isinstance(node, nodes.Test) and node.name == "none" and not node.args and not node.kwargs \
+            and _pure(node.node) and not isinstance(node.node, nodes.Const):
+        return node.node, "eq", [None]  # x is none
     if not isinstance(node, nodes.Compare) or len(node.ops) != 1:
         return None
     op = node.ops[0]
@@ -240,3 +261,15 @@ def _repeatable(node: nodes.Node) -> bool:
     the same truth both times."""
     impure = (nodes.Call, nodes.Filter)
     return not isinstance(node, impure) and not any(True for _ in node.find_all(impure))
+
+
+_NEGATION = {"ne": "eq", "notin": "in"}
+
+
+def _positive(node: nodes.Node) -> tuple[nodes.Node, bool]:
+    """``a != b`` as (``a == b``, negated), ``x not in L`` as (``x in L``, negated): one unknown
+    for both spellings (``x in L and x not in L`` is a contradiction whatever L holds)."""
+    if isinstance(node, nodes.Compare) and len(node.ops) == 1 and node.ops[0].op in _NEGATION:
+        op = node.ops[0]
+        return nodes.Compare(node.expr, [nodes.Operand(_NEGATION[op.op], op.expr)]), True
+    return node, False

@@ -6,11 +6,14 @@ reported even when other parts of the file fail validation.
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from keyword import iskeyword
 from typing import Any
 
+from agent.core.states import State
 from agent.core.values import format_duration
+from agent.modules.base import CheckModule
 from agent.modules.registry import Registry
 from agent.playbook.constant_expressions import constant_truth
 from agent.playbook.cron import schedule_traps, timezone_trap
@@ -138,12 +141,15 @@ def playbook_rules(doc: SourceDocument, raw: Mapping[str, Any], play: Playbook,
                                           "in this play", suggest(parent, [c.name for c in play.checks
                                                                            if c.name != check.name])))
         thresholds = [k for k in ("warning", "critical") if getattr(check, k) is not None]
-        truth = constant_truth(check.expect) if check.expect is not None else None
+        module = registry.checks.get(check.module)
+        known = dict(module.fact_values) if module is not None else {}
+        truth = constant_truth(check.expect, domains=known) if check.expect is not None else None
         if truth is not None:
             out.append(warning(doc.diagnostic(
                 (*path, "expect"), f"expect: {check.expect!r} is always {'true' if truth else 'false'}, whatever the "
                 f"module finds: the check can never {'fail' if truth else 'pass'}",
-                "compare a fact of the module with a value (expect: \"status_code == 200\"), or leave expect "
+                _values_hint(check.expect or "", known)
+                or "compare a fact of the module with a value (expect: \"status_code == 200\"), or leave expect "
                 "out to pass whenever the module itself succeeds")))
         if check.expect is not None and thresholds:
             out.append(doc.diagnostic((*path, thresholds[0]), "a check has either 'expect' or thresholds "
@@ -151,7 +157,6 @@ def playbook_rules(doc: SourceDocument, raw: Mapping[str, Any], play: Playbook,
         if check.clear is not None and not thresholds:
             out.append(doc.diagnostic((*path, "clear"), "'clear' needs a 'warning' or 'critical' threshold",
                                       at_key=True))
-        module = registry.checks.get(check.module)
         if thresholds and check.value is None and module is not None and module.default_value is None:
             out.append(doc.diagnostic(path, f"check {check.name!r} has thresholds but no 'value', and module "
                                       f"{check.module!r} has no default value", "add value: <fact name>"))
@@ -181,8 +186,12 @@ def playbook_rules(doc: SourceDocument, raw: Mapping[str, Any], play: Playbook,
     for i, raw_handler in enumerate(raw.get("handlers") or []):
         if isinstance(raw_handler, dict) and not raw_handler.get("name"):
             out.append(doc.diagnostic(("handlers", i), "a handler needs a 'name' (tasks notify it by name)"))
+    remediated = _remediated_modules(play, registry)
     for path, task in all_tasks(play):
-        out.extend(_constant_when(doc, path, task))
+        modules = remediated.get(str(path[1])) if path[0] == "remediations" else None
+        out.extend(_constant_when(doc, path, task, _check_domains(modules) if modules is not None else {}))
+        if modules:
+            out.extend(_unknown_facts(doc, path, task, modules))
         if task.register is not None and (not task.register.isidentifier() or iskeyword(task.register)
                                           or task.register in _RESERVED_VARS):
             out.append(doc.diagnostic((*path, "register"), f"register name {task.register!r} is not usable as a "
@@ -195,7 +204,63 @@ def playbook_rules(doc: SourceDocument, raw: Mapping[str, Any], play: Playbook,
     return out
 
 
-def _constant_when(doc: SourceDocument, path: Path_, task: Task) -> list[Diagnostic]:
+def _remediated_modules(play: Playbook, registry: Registry) -> dict[str, list[type[CheckModule]]]:
+    """The check modules of the checks that run each remediation of ``play`` (its ``check``)."""
+    out: dict[str, list[type[CheckModule]]] = {name: [] for name in play.remediations}
+    for check in play.checks:
+        module = registry.checks.get(check.module)
+        for name in check.remediate:
+            if module is not None and name in out and module not in out[name]:
+                out[name].append(module)
+    return out
+
+
+def _check_domains(modules: list[type[CheckModule]]) -> dict[str, tuple[object, ...]]:
+    """What ``check.state`` and ``check.facts.X`` can hold in a remediation run for a check of one
+    of ``modules`` (a fact's values only when every such module declares them)."""
+    out: dict[str, tuple[object, ...]] = {"check.state": tuple(s.name for s in State)}
+    facts = set.intersection(*(set(m.fact_values) for m in modules)) if modules else set()
+    for fact in facts:
+        values = tuple(dict.fromkeys(v for m in modules for v in m.fact_values[fact]))
+        out[f"check.facts.{fact}"] = values
+        out[f"check.facts['{fact}']"] = values
+        out[f'check.facts["{fact}"]'] = values
+    return out
+
+
+def _values_hint(expression: str, domains: Mapping[str, tuple[object, ...]]) -> str | None:
+    """Which values the names an expression compares can hold (when it names one that is known)."""
+    named = [(name, values) for name, values in domains.items()
+             if re.search(rf"(?<![\w.]){re.escape(name)}(?![\w])", expression)]
+    if not named:
+        return None
+    return "; ".join(f"{name} is one of {', '.join(map(str, values))} (as written: upper case)"
+                     for name, values in named[:2])
+
+
+_FACT_READ = re.compile(r"(?<![\w.])check\.facts(?:\.(\w+)|\[\s*['\"](\w+)['\"]\s*\])")
+
+
+def _unknown_facts(doc: SourceDocument, path: Path_, task: Task,
+                   modules: list[type[CheckModule]]) -> list[Diagnostic]:
+    """A remediation step's ``when:`` reading ``check.facts.X`` that none of the modules of the
+    checks it runs for produces: undefined when it runs, so the condition is never what was meant."""
+    if task.when is None or not all(m.facts for m in modules):
+        return []
+    produced = sorted({f for m in modules for f in m.facts})
+    out: list[Diagnostic] = []
+    for match in _FACT_READ.finditer(task.when):
+        fact = match[1] or match[2]
+        if fact not in produced:
+            out.append(doc.diagnostic((*path, "when"), f"when: check.facts.{fact}: the "
+                                      f"{'/'.join(m.name for m in modules)} module has no fact {fact!r} (it is "
+                                      "undefined when the step runs)",
+                                      suggest(fact, produced) or f"facts: {', '.join(produced)}"))
+    return out
+
+
+def _constant_when(doc: SourceDocument, path: Path_, task: Task,
+                   domains: Mapping[str, tuple[object, ...]]) -> list[Diagnostic]:
     """A ``when:`` whose truth is constant (``false``, ``"1 == 2"``, a quoted word, which is a
     non-empty string): the condition is not a condition. In a remediation step that never runs
     it is an error: the remediation would not do what it says when the check fails, and a run
@@ -203,7 +268,7 @@ def _constant_when(doc: SourceDocument, path: Path_, task: Task) -> list[Diagnos
     else (a task of an on-demand play, a handler, a step that always runs) a warning."""
     if task.when is None:
         return []
-    truth = constant_truth(task.when)
+    truth = constant_truth(task.when, domains=domains)
     if truth is None:
         return []
     remediation = path[0] == "remediations"
@@ -212,9 +277,9 @@ def _constant_when(doc: SourceDocument, path: Path_, task: Task) -> list[Diagnos
     if remediation and not truth:
         return [doc.diagnostic((*path, "when"), f"{said}, so the remediation does not do it when the check "
                                "fails (and a run whose every step is skipped does not count in the budget)",
-                               "remove the step, or write a condition on what the step needs (when: "
-                               "\"check.state == 'CRITICAL'\"); to switch the remediation off, remove it from "
-                               "the check's remediate:")]
+                               _values_hint(task.when, domains) or "remove the step, or write a condition on "
+                               "what the step needs (when: \"check.state == 'CRITICAL'\"); to switch the "
+                               "remediation off, remove it from the check's remediate:")]
     hint = ("remove when: (the step always runs without it)" if truth else
             "remove the step, or write a condition that reads a value (when: \"halted.changed\")")
     return [warning(doc.diagnostic((*path, "when"), said, hint))]

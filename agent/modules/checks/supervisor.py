@@ -16,6 +16,8 @@ from agent.modules.checks._supervisor_rpc import (
 from botwarden.errors import ModuleError
 
 ENDED_STATES = frozenset({"EXITED", "FATAL", "BACKOFF"})
+SUPERVISOR_STATES = ("RUNNING", "STARTING", "BACKOFF", "STOPPING", "STOPPED", "EXITED", "FATAL", "UNKNOWN")
+"""Every state name supervisord reports (its ``statename``), upper case."""
 """States in which the program's last process has ended on its own (BACKOFF: it died while
 starting and supervisord will try again). A stop (STOPPED) is deliberate, not a failure."""
 
@@ -39,8 +41,9 @@ class SupervisorCheck(CheckModule):
     Params: ClassVar[type[SupervisorCheckParams]] = SupervisorCheckParams
     description: ClassVar[str] = "State of a supervisord program (RUNNING, EXITED, FATAL...) via XML-RPC"
     default_value: ClassVar[str | None] = "state"
+    fact_values: ClassVar[dict[str, tuple[str, ...]]] = {"state": SUPERVISOR_STATES}
     facts: ClassVar[dict[str, str]] = {
-        "state": "supervisord state name: RUNNING, STARTING, BACKOFF, STOPPING, STOPPED, EXITED, FATAL, UNKNOWN",
+        "state": f"supervisord state name: {', '.join(SUPERVISOR_STATES)}",
         "running": "true when the state is RUNNING",
         "pid": "process id, or None when not running",
         "uptime_s": "seconds since the program started, or None when not running",

@@ -129,3 +129,66 @@ def test_conditions_that_contradict_each_other_are_always_false(expression: str,
     from agent.playbook.constant_expressions import constant_truth
 
     assert constant_truth(expression) is truth
+
+
+SUPERVISED = """version: 1
+name: health
+hosts: bots
+checks:
+  - name: bot process
+    supervisor: {{program: "{{{{ bot.program }}}}"}}
+    expect: {expect}
+    remediate: [restart-bot]
+remediations:
+  restart-bot:
+    steps:
+      - name: restart
+        supervisor: {{action: restart, program: "{{{{ bot.program }}}}"}}
+        when: {when}
+"""
+
+
+def _load_supervised(tmp_path: Path, *, when: str, expect: str = "\"state == 'RUNNING'\"") -> LoadResult:
+    from agent.modules.registry import default_registry
+
+    (tmp_path / "inventory.yaml").write_text((GOOD / "inventory.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    (tmp_path / "health.yaml").write_text(SUPERVISED.format(when=when, expect=expect), encoding="utf-8")
+    return load_config(tmp_path / "inventory.yaml", [tmp_path / "health.yaml"], default_registry(), env={})
+
+
+@pytest.mark.parametrize(("when", "says"), [
+    ("\"check.state == 'critical'\"", "check.state is one of OK, WARNING, CRITICAL, UNKNOWN"),
+    ("\"check.facts.state == 'exited'\"", "check.facts.state is one of RUNNING, STARTING"),
+    ("\"check.facts.state in ['exited', 'fatal', 'backoff']\"", "check.facts.state is one of"),
+    ("\"check.facts['state'] == 'Exited'\"", "check.facts['state'] is one of"),
+    ("\"check.facts.state == 'EXITED' and check.facts.state is none\"", None),
+    ("\"check.facts.state in ['EXITED'] and check.facts.state == 'FATAL'\"", None),
+])
+def test_a_remediation_when_comparing_a_known_value_with_what_it_never_holds_is_an_error(
+        tmp_path: Path, when: str, says: str | None) -> None:
+    """Breaker v4, F6: the wrong case of a state, or a contradiction through ``is none``/``in``,
+    loaded, and the automatic restart was silently dead."""
+    result = _load_supervised(tmp_path, when=when)
+    [diag] = [d for d in result.diagnostics if "is always false" in d.message]
+    assert diag.line == _line_of(diag.file, "when:") and "the step never runs" in diag.message, diag
+    if says:
+        assert says in (diag.hint or ""), diag.hint
+
+
+@pytest.mark.parametrize("when", ["\"check.state == 'CRITICAL'\"", "\"check.facts.state in ['EXITED', 'FATAL']\"",
+                                  "\"check.facts.state is defined and check.facts.state == 'BACKOFF'\""])
+def test_a_remediation_when_on_values_the_check_can_hold_is_accepted(tmp_path: Path, when: str) -> None:
+    result = _load_supervised(tmp_path, when=when)
+    assert result.ok and not result.warnings, (result.diagnostics, result.warnings)
+
+
+def test_a_remediation_when_reading_a_fact_the_module_does_not_produce_is_an_error(tmp_path: Path) -> None:
+    result = _load_supervised(tmp_path, when="\"check.facts.statee == 'EXITED'\"")
+    [diag] = [d for d in result.diagnostics if "no fact 'statee'" in d.message]
+    assert diag.line == _line_of(diag.file, "when:") and diag.hint == "did you mean 'state'?", diag
+
+
+def test_an_expect_comparing_a_fact_with_a_value_it_never_holds_warns(tmp_path: Path) -> None:
+    result = _load_supervised(tmp_path, when="\"check.state == 'CRITICAL'\"", expect="\"state == 'running'\"")
+    [diag] = [w for w in result.warnings if "expect:" in w.message and "always false" in w.message]
+    assert "state is one of RUNNING" in (diag.hint or ""), diag
