@@ -43,13 +43,15 @@ async def run_play_once(
     from agent.stack.files import secure_state
 
     secure_state(config.settings)  # var/ 0700, agent.db & co 0600, or a clear error
+    # Every row redacted. Check mode changes nothing, a database file included: a store that is
+    # not there is refused (exit 4) instead of created where the resident agent may never read.
+    store = Store(url, create=not check_mode, redact=config.templating.redactor.redact)
     writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
     loop = asyncio.get_running_loop()
 
     async def db(fn: Any, *args: Any) -> Any:
         return await loop.run_in_executor(writer, fn, *args)
 
-    store = Store(url, redact=config.templating.redactor.redact)  # every row redacted
     await db(store.migrate)
     notifications = Notifications.from_config(config, store)
     # Claims only what this run queues: the resident agent's messages are not this process's to hold.
