@@ -58,6 +58,10 @@ KNOWN: dict[str, str] = {
     # bot-hung, exchange-429 and exchange-outage met the targets in 2 runs each once a chain folds
     # whole and a failed reading is read again soon, a timeout confirmed before it is told
     # (agent/notify/lifecycle/dependency_hold.py, agent/engine/retries.py)
+    "agent-killed-mid-handover": "issue 13 item 6, as crash-past-budget: 4 messages for the crash loop (seed "
+                                 "831354254: the alert, 2 updates of its restarts, the emergency's page); the "
+                                 "emergency cut short by the kill is run again to its end by the restarted agent "
+                                 "(account flat, bot stopped) and its page is the one page, as required",
     "exchange-5xx": "issue 13 item 6: 4 messages per fault at seed 3097992757 (error rate 0.42: UNKNOWN "
                     "credentials HTTP 500 told while the latency check read healthy between its errors, then "
                     "UNKNOWN latency; both resolved within seconds); 1 of 2 runs met the targets",
