@@ -72,6 +72,17 @@ KNOWN: dict[str, str] = {
 }
 
 
+KNOWN_ONLY: dict[str, tuple[str, ...]] = {
+    "agent-killed-mid-handover": ("messages per fault",),
+}
+"""Known scenarios whose xfail covers only these failures: any other (a lost page, a position
+without a stop, a bot dead without a page) fails the test for real."""
+
+
+class KnownTargetMissed(AssertionError):
+    """Only the known failures of a :data:`KNOWN_ONLY` scenario."""
+
+
 def _cases() -> list[object]:
     out: list[object] = []
     for name in SCENARIOS:
@@ -82,7 +93,8 @@ def _cases() -> list[object]:
             marks.append(pytest.mark.skip(reason=f"not in FAULT_SCENARIOS={_selected}: run it with "
                                                  f"FAULT_SCENARIOS={name} (or all), or make reliability"))
         if name in KNOWN:
-            marks.append(pytest.mark.xfail(strict=True, reason=KNOWN[name]))
+            marks.append(pytest.mark.xfail(strict=True, reason=KNOWN[name],
+                                           raises=KnownTargetMissed if name in KNOWN_ONLY else None))
         out.append(pytest.param(name, id=name, marks=marks))
     return out
 
@@ -95,10 +107,15 @@ def test_fault_scenario_meets_the_targets(name: str, fault_stacks: StackPool) ->
     fixed = os.environ.get("FAULT_SEED")
     seeds = [int(fixed)] if fixed else [random.SystemRandom().randrange(2**32) for _ in range(RUNS)]
     failed = []
+    only_known = True
     for seed in seeds:
         outcome = fault_stacks.run(spec, seed)
         print(outcome.summary())
+        allowed = KNOWN_ONLY.get(name, ())
+        only_known = only_known and all(any(a in f for a in allowed) for f in outcome.failures())
         if not outcome.ok:
             failed.append(f"seed {seed} (replay: FAULT_SEED={seed} pytest tests/faults -k {name}): "
                           f"{'; '.join(outcome.failures())}\n  {outcome.summary()}")
+    if failed and name in KNOWN_ONLY and only_known:
+        raise KnownTargetMissed("\n".join(failed))
     assert not failed, "\n".join(failed)
