@@ -189,6 +189,13 @@ class RemediationNotes:
             line = remediation_line(events, follows=False, here=self._here)
             if line is None:
                 continue  # it went away by itself before the agent did anything: never mentioned
+            # Held like a resolve (GroupedResolves.wait): for the remediation's cooldown, at most
+            # group_interval. A crash within it is the same crash loop and reopens this incident
+            # (Notifications.on_transition): one message, not "now OK" then an alert and a resolve.
+            hold = inc.resolved_at + timedelta(seconds=min(self._catalog.cooldown(inc.key), cfg.group_interval))
+            if now < hold:
+                deadlines.add(hold)
+                continue
             duration = format_duration((inc.resolved_at - inc.opened_at).total_seconds())
             title = fixed_title(inc)
             vars = {**notes.alert_vars(AlertInfo.from_incident(inc), repeat=False, count=0), "dependents": [],
