@@ -13,7 +13,9 @@ and never claim more than is recorded:
   outcome follows: the resolve states it;
 * a problem fixed by the agent before its alert went out (while it waited for the outcome, or
   for its ``group_wait`` after it) is still told, once, as **fixed** (a crash the agent repaired
-  is a crash the operator must hear about), and gets no resolve;
+  is a crash the operator must hear about), and gets no resolve. That message is held like a
+  resolve (the remediation's cooldown, at most ``group_interval``): a crash within it reopens
+  the incident, never told yet, and its one message tells both;
 * an outcome recorded **after the alert went out** (the bot crashed again before any check saw
   it running: a recurrence of the told incident, refused by the cooldown until 14:02:11 UTC, or
   handed over; a run that outlasted ``remediation_wait``) is told as one **update** on the same
