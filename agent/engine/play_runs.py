@@ -228,7 +228,7 @@ class InterruptedRuns:
             f"was cut short: {what}.", *(f"- {line}" for line in progress_lines(run)),
             *( [extra] if extra else []),
             f"Nothing re-runs it: {why_not_resumed}.",
-            f"To finish it: `{retry_command(run)}` (see `agent history`)."])
+            f"To finish it: `{retry_command(run)}`."])
         await self._page(run, f"[PAGE] playbook {run.play} cut short on {', '.join(run.hosts) or 'no host'}: "
                               "tasks NOT done", body)
 
