@@ -843,7 +843,7 @@ def _wait_page(fs: FaultStack, params: dict[str, Any], timeout: float = 60.0) ->
                                                   for m in fs.messages()):
         time.sleep(0.2)
     runs = fs.read(lambda st: st.play_runs(limit=5), []) or []
-    params["runs"] = [f"{r.actor}: {r.outcome or 'cut short'} after {len(r.done)} task(s)"
+    params["runs"] = [f"{r.actor}: {r.outcome or 'no end recorded (yet)'} after {len(r.done)} task(s)"
                       for r in reversed(runs) if r.play == "emergency"]
 
 
