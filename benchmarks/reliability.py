@@ -108,6 +108,8 @@ def render(results: dict[str, list[sc.Outcome]], took_by: dict[str, list[float]]
         "Targets (issue 13): 0 lost, 0 duplicated, 0 unprotected positions, at most 2 messages per fault "
         "(one message, one resolve), no bot dead without a page.",
         "",
+        "A play run cut short is never left unnoticed: the emergency (or any play) whose runner is SIGKILLed after its halt, the resident agent included, is found by the agent's sweep of play runs (started, owner process gone, no end recorded; README: a play run cut short) and, as the emergency says `on_interrupt: resume`, run again to its end: its own page is the one message (emergency-run-killed, agent-killed-mid-handover).",
+        "",
         "## Scenarios",
         "",
         table(["scenario", "what is done"], [[n, sc.SCENARIOS[n].title] for n in results]),

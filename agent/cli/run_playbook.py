@@ -1,18 +1,22 @@
 """``agent run-playbook NAME``: run a play's tasks once, Ansible-style, with a recap.
 
 Destructive plays (a ``confirm:`` text, or a destructive module) ask first unless ``--yes``;
-``--check`` previews every side effect and never asks. Exit 1 when a task failed.
+``--check`` previews every side effect and never asks. Exit 1 when a task failed or the run was
+interrupted: SIGINT (Ctrl-C), SIGTERM and SIGHUP stop it between two tasks (the task under way
+finishes), and what is left is printed on stderr while the terminal still works (after SIGHUP
+nothing is written to it); the run's record tells the resident agent (:mod:`agent.engine.play_runs`).
 """
 from __future__ import annotations
 
 import asyncio
+import signal
 from typing import Annotated, Any
 
 import typer
 import yaml
 
 from agent.cli import options
-from agent.cli.common import confirm_or_exit, console, escape, load
+from agent.cli.common import confirm_or_exit, console, err_console, escape, load
 from agent.engine.operator_actions import (
     confirmation_text,
     find_play,
@@ -26,6 +30,8 @@ from botwarden.errors import ConfigError, ExitCode
 __all__ = ["confirmation_text", "find_play", "needs_confirmation", "outcome_line", "print_recap", "recap_lines",
            "run_playbook"]
 
+_INTERRUPTS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+"""Stop a run between two tasks (Ctrl-C, a kill, an SSH hang-up); its record says what is left."""
 _STYLE = {"ok": "green", "changed": "yellow", "failed": "red", "skipped": "cyan", "ignored": "magenta"}
 
 
@@ -41,13 +47,49 @@ def _parse_extra(pairs: list[str] | None) -> dict[str, Any]:
 
 def _print_outcome(o: TaskOutcome) -> None:
     status, line = outcome_line(o)
-    console.print(f"[{_STYLE.get(status, 'white')}]{escape(line)}[/]", highlight=False)
+    try:
+        console.print(f"[{_STYLE.get(status, 'white')}]{escape(line)}[/]", highlight=False)
+    except OSError:  # the terminal is gone (EIO, EPIPE): the play goes on, its record says what it did
+        _mute()
+
+
+def _mute() -> None:
+    """The terminal hung up (SIGHUP) or its writes fail: nothing more is written to it (a write
+    to a dead terminal fails or blocks, and must not stop the play)."""
+    import os
+
+    devnull = open(os.devnull, "w")  # lives as long as the process
+    console.file = devnull
+    err_console.file = devnull
+
+
+def _on_signal(name: str) -> None:
+    if name == "SIGHUP":
+        _mute()
+
+
+def print_interrupted(recap: PlayRecap, play: Any) -> None:
+    """What an interrupted run left undone, and who finishes it, on stderr (if it still works)."""
+    resumes = getattr(play, "on_interrupt", "tell") == "resume" and recap.interrupted != "SIGINT"
+    then = ("the resident agent runs it again from its first task and pages" if resumes
+            else "the resident agent pages this; nothing re-runs it")
+    lines = [f"PLAY INTERRUPTED by {recap.interrupted}: the task under way finished, no other started."]
+    lines += [f"  {host}: NOT done: {'; '.join(left)}" for host, left in recap.left.items()]
+    lines += [f"  {then}.", f"  To finish it yourself: agent run-playbook {play.name} --limit "
+                             f"{','.join(recap.left)} --yes"]
+    try:
+        err_console.print("\n".join(lines), markup=False)
+    except OSError:
+        pass
 
 
 def print_recap(recap: PlayRecap) -> None:
-    console.print("\nPLAY RECAP " + "*" * 60)
-    for worst, line in recap_lines(recap):
-        console.print(f"[{_STYLE.get(worst, 'white')}]{escape(line)}[/]", highlight=False)
+    try:
+        console.print("\nPLAY RECAP " + "*" * 60)
+        for worst, line in recap_lines(recap):
+            console.print(f"[{_STYLE.get(worst, 'white')}]{escape(line)}[/]", highlight=False)
+    except OSError:
+        _mute()
 
 
 def run_playbook(
@@ -81,11 +123,14 @@ def run_playbook(
 
         try:
             return await run_play_once(config, play, hosts, check_mode=check, extra_vars=extra_vars,
-                                       on_outcome=_print_outcome, store_url=store)
+                                       on_outcome=_print_outcome, store_url=store,
+                                       interrupt_on=() if check else _INTERRUPTS, on_signal=_on_signal)
         finally:  # the modules' HTTP sessions, closed in their loop (else 'Unclosed client session' at exit)
             await close_shared_clients()
 
     recap = asyncio.run(once())
     print_recap(recap)
-    if recap.failed:
+    if recap.interrupted:
+        print_interrupted(recap, play)
+    if recap.failed or recap.interrupted:
         raise typer.Exit(ExitCode.FAILED)

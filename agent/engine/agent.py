@@ -39,6 +39,7 @@ from agent.engine.heartbeat import DeadMansSwitch
 from agent.engine.housekeeping import Housekeeping
 from agent.engine.live_config import LiveConfig
 from agent.engine.pipeline import ResultPipeline
+from agent.engine.play_runs import InterruptedRuns
 from agent.engine.remediation import RemediationGuard
 from agent.engine.remediator import Remediator
 from agent.engine.retries import Retries
@@ -91,6 +92,7 @@ class Collaborators:
     scheduled_plays: ScheduledPlays
     detection: Detection
     housekeeping: Housekeeping
+    play_runs: InterruptedRuns
     heartbeat: DeadMansSwitch
     store_file: StoreFileWatch | None
     clock: ClockWatch
@@ -213,6 +215,8 @@ class Agent:
             batcher=batcher, pipeline=pipeline, guard=guard, tasks=tasks, remediator=remediator, alerts=alerts,
             scheduler=scheduler, scheduled_plays=scheduled_plays, detection=detection,
             housekeeping=Housekeeping(notifications=notifications, store=store, store_thread=thread),
+            play_runs=InterruptedRuns(config=live, tasks=tasks, notifications=notifications, store=store,
+                                      store_thread=thread),
             heartbeat=DeadMansSwitch(config=live, notifications=notifications, store=store, store_thread=thread),
             store_file=store_file, clock=ClockWatch(self._clock_stepped))
         if store_file is not None:
@@ -246,6 +250,7 @@ class Agent:
         self._supervise("outbox", lambda: parts.outbox.run(self._stop))
         self._supervise("reload", lambda: self._watch_config(self._stop))
         self._supervise("housekeeping", lambda: parts.housekeeping.run(self._stop))
+        self._supervise("play-runs", lambda: parts.play_runs.run(self._stop))  # runs cut short: told, finished
         self._supervise("alerts", lambda: parts.alerts.run(self._stop))
         self._supervise("heartbeat", lambda: parts.heartbeat.run(self._stop))
         self._supervise("detection", lambda: parts.detection.run(self._stop))

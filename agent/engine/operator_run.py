@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import getpass
 import logging
-from collections.abc import Mapping, Sequence
+import signal
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
@@ -32,10 +33,18 @@ async def run_play_once(
     on_outcome: OutcomeCallback | None = None,
     store_url: str | None = None,
     actor: str | None = None,
+    interrupt_on: Sequence[signal.Signals] = (),
+    on_signal: Callable[[str], None] | None = None,
 ) -> PlayRecap:
     """Run ``play`` once on ``hosts``, audit every task as ``actor`` (default: ``<os user> via
     run-playbook``) and deliver what it queued (bounded). ``agent run-playbook`` and the web
-    page's plays both run through here."""
+    page's plays both run through here.
+
+    The run is recorded (:mod:`agent.engine.play_runs`; not in check mode): killed, it is found
+    by the resident agent. ``interrupt_on``: signals that stop the run between two tasks (the
+    task under way finishes; the recap says what is left, and the record says ``interrupted``);
+    ``on_signal(name)`` is told first (the CLI mutes a terminal that hung up). A second signal
+    is no longer caught (the process ends as the signal says; the agent finds the run)."""
     from agent.notify import Notifications, Outbox
     from agent.store import Store
 
@@ -43,13 +52,15 @@ async def run_play_once(
     from agent.stack.files import secure_state
 
     secure_state(config.settings)  # var/ 0700, agent.db & co 0600, or a clear error
+    # Every row redacted. Check mode changes nothing, a database file included: a store that is
+    # not there is refused (exit 4) instead of created where the resident agent may never read.
+    store = Store(url, create=not check_mode, redact=config.templating.redactor.redact)
     writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
     loop = asyncio.get_running_loop()
 
     async def db(fn: Any, *args: Any) -> Any:
         return await loop.run_in_executor(writer, fn, *args)
 
-    store = Store(url, redact=config.templating.redactor.redact)  # every row redacted
     await db(store.migrate)
     notifications = Notifications.from_config(config, store)
     # Claims only what this run queues: the resident agent's messages are not this process's to hold.
@@ -65,11 +76,24 @@ async def run_play_once(
             changed=o.status == "changed", failed=o.status == "failed", msg=o.msg,
             started_at=started, finished_at=finished))
 
+    from agent.engine.play_runs import RunRecord
     from agent.modules.registry import default_registry
 
+    record = RunRecord(store, db, actor=actor, reason=reason, on_interrupt=play.on_interrupt)
     runner = PlayRunner(default_registry(), config.templating, check_mode=check_mode, notifier=notifications,
                         on_outcome=on_outcome, audit=audit, reason=reason,
-                        silences=StoreSilences(store, db, actor=actor, play=play.name))
+                        silences=StoreSilences(store, db, actor=actor, play=play.name), record=record)
+
+    def interrupted(sig: signal.Signals) -> None:
+        for s in interrupt_on:  # a second signal ends the process as it would have
+            loop.remove_signal_handler(s)
+        if on_signal is not None:
+            on_signal(sig.name)
+        log.warning("%s: %s received; the task under way finishes, no other starts", play.name, sig.name)
+        runner.interrupt(sig.name)
+
+    for sig in interrupt_on:
+        loop.add_signal_handler(sig, interrupted, sig)
     try:
         # Single flight with the resident agent's remediations (issue 4): lock the targets.
         from agent.engine.locks import operator_lock_targets, target_locks
@@ -82,5 +106,7 @@ async def run_play_once(
             await outbox.drain(timeout=DELIVERY_GRACE_SECONDS)
         return recap
     finally:
+        for sig in interrupt_on:
+            loop.remove_signal_handler(sig)
         await db(store.close)
         writer.shutdown(wait=True)

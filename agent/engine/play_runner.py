@@ -18,12 +18,15 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.core.values import DEFAULT_TASK_TIMEOUT
 from agent.modules.base import ActionResult, HostContext, Notifier, RunContext, audit_view
 from agent.modules.registry import Registry
 from botwarden.errors import BotwardenError
+
+if TYPE_CHECKING:
+    from agent.engine.play_runs import RunRecord
 
 log = logging.getLogger("agent.play")
 
@@ -61,6 +64,10 @@ class HostRecap:
 class PlayRecap:
     hosts: dict[str, HostRecap] = field(default_factory=dict)
     outcomes: list[TaskOutcome] = field(default_factory=list)
+    interrupted: str | None = None
+    """The signal that stopped the run between two tasks (None: it ran to its end)."""
+    left: dict[str, list[str]] = field(default_factory=dict)
+    """Per host, the play's tasks an interruption left undone."""
 
     @property
     def failed(self) -> bool:
@@ -109,6 +116,10 @@ class _HostFailed(Exception):
     """Internal: a task failed and was not ignored; unwind to the nearest rescue."""
 
 
+class _Interrupted(Exception):  # not an error: the run was asked to stop
+    """Internal: the run was asked to stop (:meth:`PlayRunner.interrupt`); no task starts."""
+
+
 class PlayRunner:
     """Runs tasks for hosts. One instance per play run."""
 
@@ -124,6 +135,7 @@ class PlayRunner:
         reason: str = "",
         task_timeout: float = DEFAULT_TASK_TIMEOUT,
         silences: StoreSilences | None = None,
+        record: RunRecord | None = None,
     ) -> None:
         self.registry = registry
         self.templating = templating
@@ -134,31 +146,50 @@ class PlayRunner:
         self.reason = reason
         self.task_timeout = task_timeout
         self.silences = silences
+        self.record = record
         self._play_name = ""
+        self._interrupted: str | None = None
+
+    def interrupt(self, signal: str) -> None:
+        """Stop the run between two tasks: the task under way finishes, no other starts (not even
+        ``always`` or handlers), and the recap says what was left (:attr:`PlayRecap.left`)."""
+        self._interrupted = self._interrupted or signal
 
     async def run(self, play: Any, hosts: Sequence[HostContext], extra_vars: Mapping[str, Any] | None = None,
                   tasks: Sequence[Any] | None = None) -> PlayRecap:
         """Run ``tasks`` (default: the play's tasks) on every host concurrently."""
+        from agent.engine.play_runs import task_names
+
         recap = PlayRecap()
         task_list = list(play.tasks if tasks is None else tasks)
+        names = task_names(task_list)
         self._play_name = str(getattr(play, "name", "") or "")
+        if self.record is not None and not self.check_mode:
+            await self.record.begin(self._play_name, [h.name for h in hosts], names)
 
         async def one(host: HostContext) -> None:
             vars_ = self._host_vars(play, host, extra_vars)
             hr = recap.hosts.setdefault(host.name, HostRecap())
             notified: list[str] = []
+            at = 0
             try:
-                await self._run_list(task_list, host, vars_, hr, recap, notified)
+                for at, task in enumerate(task_list):
+                    await self._run_list([task], host, vars_, hr, recap, notified)
+                    if getattr(task, "block", None) and self.record is not None and not self.check_mode:
+                        self.record.task_done(TaskOutcome(host.name, names[at], None, "ok", "block finished"))
+                for handler in getattr(play, "handlers", None) or []:
+                    if handler.name in notified:
+                        await self._run_list([handler], host, vars_, hr, recap, notified)
             except _HostFailed:
                 return
-            for handler in getattr(play, "handlers", None) or []:
-                if handler.name in notified:
-                    try:
-                        await self._run_task(handler, host, vars_, hr, recap, notified)
-                    except _HostFailed:
-                        return
+            except _Interrupted:
+                recap.left[host.name] = names[at:]
 
         await asyncio.gather(*(one(h) for h in hosts))
+        recap.interrupted = self._interrupted if recap.left else None
+        if self.record is not None and not self.check_mode:
+            outcome = "interrupted" if recap.interrupted else ("failed" if recap.failed else "done")
+            await self.record.end(outcome, recap.interrupted)
         return recap
 
     def skipped_before_running(self, play: Any, host: HostContext, tasks: Sequence[Any],
@@ -188,6 +219,8 @@ class PlayRunner:
     async def _run_list(self, tasks: Sequence[Any], host: HostContext, vars_: dict[str, Any],
                         hr: HostRecap, recap: PlayRecap, notified: list[str]) -> None:
         for task in tasks:
+            if self._interrupted is not None:
+                raise _Interrupted(self._interrupted)
             if getattr(task, "block", None):
                 await self._run_block(task, host, vars_, hr, recap, notified)
             else:
@@ -337,6 +370,8 @@ class PlayRunner:
         # (vars_) keep the real values for the tasks that follow.
         outcome, params = self._redacted(outcome), self._redact_data(params)
         self._emit(outcome, hr, recap)
+        if self.record is not None and not self.check_mode:
+            self.record.task_done(outcome)
         if self.audit is not None:
             maybe = self.audit(outcome, started, datetime.now(UTC), params)
             if asyncio.iscoroutine(maybe):

@@ -244,7 +244,8 @@ class Remediator:
         if play is not None:
             async with self._guard.tasks_lock(bc, play.tasks, owner=f"agent: handover {then} for {bc.key}"):
                 recap = await self._tasks.run(play, [bc.host], play.tasks, reason, label=f"handover:{then}: ",
-                                              incident_id=self._incident(bc.key), extra_vars={"reason": reason})
+                                              incident_id=self._incident(bc.key), extra_vars={"reason": reason},
+                                              record=True)
             told = paged_by(recap.outcomes)
         page_targets = self._notifications.page_targets(bc)
         if page_targets and page_targets <= told:

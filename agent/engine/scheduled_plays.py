@@ -104,7 +104,7 @@ class ScheduledPlayRunner:
         reason = f"schedule of playbook {play.name}"
         targets = [] if self._tasks.check_mode else operator_lock_targets(config, play, hosts)
         async with target_locks(self._config.lock_dir, targets, owner=f"agent: scheduled {play.name}"):
-            recap = await self._tasks.run(play, hosts, play.tasks, reason, actor="agent (schedule)")
+            recap = await self._tasks.run(play, hosts, play.tasks, reason, actor="agent (schedule)", record=True)
         failed = [o for o in recap.outcomes if o.status == "failed"]
         await self._thread.call(self._store.add_event, "scheduled-play", None, None,
                                 f"{play.name}: {'failed' if failed else 'ok'}",

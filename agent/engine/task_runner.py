@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from agent.engine.play_runner import PlayRecap, PlayRunner, StoreSilences, TaskOutcome
+from agent.engine.play_runs import RunRecord
 from agent.engine.store_thread import StoreThread, describe_store_error
 from agent.modules.base import HostContext, Notifier
 from agent.modules.registry import Registry
@@ -39,8 +40,14 @@ class TaskRunner:
 
     async def run(self, play: Playbook, hosts: Sequence[HostContext], tasks: Sequence[Any], reason: str, *,
                   label: str = "", incident_id: int | None = None, actor: str = "agent",
-                  extra_vars: Mapping[str, Any] | None = None) -> PlayRecap:
-        """Run ``tasks`` of ``play`` on ``hosts``; every task is audited under ``actor``."""
+                  extra_vars: Mapping[str, Any] | None = None, record: RunRecord | bool = False) -> PlayRecap:
+        """Run ``tasks`` of ``play`` on ``hosts``; every task is audited under ``actor``. ``record``:
+        a play run (the hand-over, a scheduled play, a resume; not a remediation's steps) is
+        recorded so that one cut short is found (:mod:`agent.engine.play_runs`); ``True`` records
+        it under ``actor`` and ``reason`` with the play's ``on_interrupt``."""
+        if record is True:
+            record = RunRecord(self._store, self._thread.call, actor=actor, reason=reason,
+                               on_interrupt=play.on_interrupt)
 
         async def audit(o: TaskOutcome, started: datetime, finished: datetime, params: Mapping[str, Any]) -> None:
             row = dict(incident_id=incident_id, play=play.name, host=o.host, task=f"{label}{o.task}",
@@ -54,7 +61,8 @@ class TaskRunner:
 
         silences = StoreSilences(self._store, self._thread.call, actor=actor, play=play.name)
         runner = PlayRunner(self._registry, self._config.current.templating, check_mode=self.check_mode,
-                            notifier=self._notifier, audit=audit, reason=reason, silences=silences)
+                            notifier=self._notifier, audit=audit, reason=reason, silences=silences,
+                            record=record or None)
         return await runner.run(play, hosts, extra_vars=extra_vars, tasks=tasks)
 
     def skipped_before_running(self, play: Playbook, host: HostContext, tasks: Sequence[Any],

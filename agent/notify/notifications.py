@@ -217,12 +217,14 @@ class Notifications:
         summary = incident_summary(obs, with_value=bool(getattr(bc.check, "value", None)))
         if status.incident_id is None and (was := tx.reopen_incident(
                 play=play, host=host, check=check, state=tr.new, severity=severity, summary=summary,
-                resolved_since=tr.at - REOPEN_WITHIN)):
+                resolved_since=tr.at - REOPEN_WITHIN, untold=bool(getattr(bc.check, "remediate", None)))):
             status.incident_id = was.id
             ok_for = (tr.at - was.resolved_at).total_seconds() if was.resolved_at else 0.0
+            held = ("its resolve was sent (the same problem, not a new alert)" if was.announced_state is not None
+                    else "its message that the agent fixed it was sent (the same problem: one message tells both)")
             tx.add_event("incident-reopened", tr.key, was.id,
                          f"incident #{was.id} reopened: {tr.new.name} again {ok_for:.1f}s after it recovered, before "
-                         "its resolve was sent (the same problem, not a new alert)", {"error": obs.error}, at=tr.at)
+                         + held, {"error": obs.error}, at=tr.at)
         elif status.incident_id is None:
             status.incident_id = tx.open_incident(play=play, host=host, check=check, state=tr.new,
                                                   severity=severity, opened_at=tr.at, summary=summary)

@@ -49,12 +49,13 @@ def source_text(doc: SourceDocument, path: Path_) -> str:
 def value_hint(doc: SourceDocument, path: Path_, message: str, value: Any) -> str | None:
     """A hint for a value pydantic refused, from what was written there."""
     written = source_text(doc, path)
-    key = path[-1] if path else ""
+    # What is written before the value: ``key: `` in a mapping, nothing for an item of a list.
+    key = path[-1] if path and isinstance(path[-1], str) else ""
     if isinstance(value, int) and not isinstance(value, bool) and (match := _SEXAGESIMAL.match(written)):
-        return (f"quote it: {key}: \"{match[1]}\" (unquoted, YAML reads {match[1]} as the number {value}, "
+        return (f"quote it: {_at(key)}\"{match[1]}\" (unquoted, YAML reads {match[1]} as the number {value}, "
                 "minutes in base 60)")
     if written[:1] in (">", "|") and isinstance(value, str):
-        return (f"quote it: {key}: \"{_spaced(written)}\" (unquoted, YAML reads a leading {written[0]} "
+        return (f"quote it: {_at(key)}\"{_spaced(written)}\" (unquoted, YAML reads a leading {written[0]} "
                 "as the start of a block of text)")
     if "unknown timezone" in message and isinstance(value, str):
         near = nearest_timezone(value)
@@ -63,11 +64,16 @@ def value_hint(doc: SourceDocument, path: Path_, message: str, value: Any) -> st
         return hint
     if isinstance(value, str) and ("valid dictionary" in message or "instance of" in message):
         if _CRON.match(value):
-            return f"write {key}: {{cron: \"{value.strip()}\"}}"
+            return f"write {_at(key)}{{cron: \"{value.strip()}\"}}"
         if _DURATION.match(value):
-            return f"write {key}: {{every: {value.strip()}}}"
-        return f"{key} is a mapping (key: value), not a single value"
+            return f"write {_at(key)}{{every: {value.strip()}}}"
+        return f"{key or 'it'} is a mapping (key: value), not a single value"
     return None
+
+
+def _at(key: str) -> str:
+    """``key: `` to write before a value, or nothing for an item of a list."""
+    return f"{key}: " if key else ""
 
 
 _EXPECTED = {"valid integer": "a whole number", "valid number": "a number", "valid boolean": "true or false",
@@ -81,21 +87,21 @@ def _scalar_hint(key: str, message: str, value: Any) -> str | None:
         return None
     if isinstance(value, bool):
         if wanted == "text":
-            return f"quote it: {key}: \"{str(value).lower()}\" (unquoted, YAML reads it as the boolean {str(value).lower()})"
-        return f"{key} needs {wanted}, not a boolean (YAML reads true/false, yes/no, on/off unquoted as booleans)"
+            return f"quote it: {_at(key)}\"{str(value).lower()}\" (unquoted, YAML reads it as the boolean {str(value).lower()})"
+        return f"{key or 'it'} needs {wanted}, not a boolean (YAML reads true/false, yes/no, on/off unquoted as booleans)"
     if isinstance(value, str):
         text = value.strip()
         if wanted in ("a whole number", "a number") and re.fullmatch(r"[-+]?\d+(\.\d+)?([eE][-+]?\d+)?", text):
-            return f"write the number without quotes: {key}: {text} (a quoted value is text)"
+            return f"write the number without quotes: {_at(key)}{text} (a quoted value is text)"
         if wanted == "true or false" and text.lower() in ("true", "false", "yes", "no", "on", "off"):
-            return f"write {key}: {'true' if text.lower() in ('true', 'yes', 'on') else 'false'} without quotes"
+            return f"write {_at(key)}{'true' if text.lower() in ('true', 'yes', 'on') else 'false'} without quotes"
         if wanted in ("a whole number", "a number") and "{{" in text:
-            return f"{key} needs {wanted}: write the whole value as one expression, and give the variable a number"
-        return f"{key} needs {wanted}"
+            return f"{key or 'it'} needs {wanted}: write the whole value as one expression, and give the variable a number"
+        return f"{key or 'it'} needs {wanted}"
     if isinstance(value, float) and wanted == "a whole number" and value.is_integer():
-        return f"write a whole number: {key}: {int(value)}"
+        return f"write a whole number: {_at(key)}{int(value)}"
     if isinstance(value, (int, float)) and wanted == "text":
-        return f"quote it: {key}: \"{value}\""
+        return f"quote it: {_at(key)}\"{value}\""
     return None
 
 

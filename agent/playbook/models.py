@@ -256,6 +256,10 @@ class Playbook(_Model):
     schedule: Schedule | None = Field(None, description="when checks run; absent = on demand only")
     vars: dict[str, Any] = Field(default_factory=dict, description="play vars; override host vars")
     confirm: str | None = Field(None, description="question asked before run-playbook (unless --yes)")
+    on_interrupt: Literal["tell", "resume"] = Field(
+        "tell", description="a run of `tasks` cut short (its process killed, or stopped by SIGHUP/SIGTERM between "
+                            "two tasks): `tell` pages what was and was not done; `resume` (idempotent tasks only) "
+                            "has the resident agent run the play again from its first task, then page")
     checks: list[Check] = Field(default_factory=list, description="probes run on the schedule")
     remediations: dict[str, Remediation] = Field(default_factory=dict, description="named fixes for checks")
     tasks: list[Task] = Field(default_factory=list, description="steps of `agent run-playbook NAME`")

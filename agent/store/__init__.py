@@ -22,6 +22,7 @@ from agent.store.records import (
     NotificationKind,
     NotificationRecord,
     NotificationStatus,
+    PlayRunRecord,
     SilenceRecord,
     check_key,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "NotificationKind",
     "NotificationRecord",
     "NotificationStatus",
+    "PlayRunRecord",
     "SilenceRecord",
     "Store",
     "StoreTransaction",

@@ -10,9 +10,10 @@ from agent.store._ops_audit import AuditOperations
 from agent.store._ops_checks import CheckOperations
 from agent.store._ops_incidents import IncidentOperations
 from agent.store._ops_outbox import OutboxOperations
+from agent.store._ops_play_runs import PlayRunOperations
 
 __all__ = ["Operations"]
 
 
-class Operations(CheckOperations, IncidentOperations, OutboxOperations, AuditOperations):
+class Operations(CheckOperations, IncidentOperations, OutboxOperations, AuditOperations, PlayRunOperations):
     """Every store operation. Subclasses provide ``_session()``."""

@@ -67,21 +67,27 @@ class IncidentOperations(OperationsBase):
             return row.id
 
     def reopen_incident(self, *, play: str, host: str, check: str, state: State, severity: str,
-                        summary: str = "", resolved_since: datetime | None = None) -> IncidentRecord | None:
+                        summary: str = "", resolved_since: datetime | None = None,
+                        untold: bool = False) -> IncidentRecord | None:
         """Reopen the check's last incident when it is resolved (at ``resolved_since`` or later)
         but its resolve was not told yet (its problem was): the problem came back before the
-        operator read it was over, so it is the same incident. Returns it as it was before (its
+        operator read it was over, so it is the same incident. With ``untold`` (a remediated
+        check, whose ``[X, now OK]`` message is held like a resolve) also one never told at all:
+        its message is then the one message of both. Returns it as it was before (its
         ``resolved_at``: when it recovered), or None when there is nothing to reopen (a new
         incident is opened then)."""
         key = check_key(play, host, check)
         with self._session() as s:
             row = s.scalars(select(IncidentRow).where(IncidentRow.key == key).order_by(IncidentRow.id.desc())
                             .limit(1)).first()
-            if (row is None or row.resolved_at is None or row.announced_state is None
+            if (row is None or row.resolved_at is None or (row.announced_state is None and not untold)
                     or row.announced_state == "OK"
                     or (resolved_since is not None and aware(row.resolved_at) < aware(resolved_since))):
                 return None
             before = _incident(row)
+            if row.announced_state is None:  # never told: its group_wait runs again from now
+                row.eligible_since = None
+                row.suppressed = None
             row.resolved_at = None
             row.state = State(state).name
             row.severity = severity

@@ -272,3 +272,40 @@ class SilenceRow(Base):
     ends_at: Mapped[datetime] = mapped_column(index=True)
     expired_at: Mapped[datetime | None]
     ok_after: Mapped[datetime | None]
+
+
+class PlayRunRow(Base):
+    """One run of a play's task list (``agent run-playbook``, a web page's play, the budget's
+    hand-over, a scheduled play), written before its first task acts and ended when it ends:
+    a run whose end is missing and whose owner process is gone was cut short (see
+    :mod:`agent.engine.play_runs`). Remediation steps are not play runs: their start and
+    outcome are the incident's ``remediation-*`` events."""
+
+    __tablename__ = "play_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run: Mapped[str] = mapped_column(String(32), unique=True)
+    play: Mapped[str] = mapped_column(String(200))
+    hosts: Mapped[list[str]] = mapped_column(JSON, default=list)
+    tasks: Mapped[list[str]] = mapped_column(JSON, default=list)
+    """The names of the play's tasks, in order (what a complete run does on each host)."""
+    done: Mapped[list[dict[str, Any]]] = mapped_column(RedactedJSON, default=list)
+    """``{host, task, status, msg}`` of each finished task, in order."""
+    actor: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(RedactedText, default="")
+    on_interrupt: Mapped[str] = mapped_column(String(16), default="tell")
+    owner_host: Mapped[str] = mapped_column(String(200))
+    owner_pid: Mapped[int] = mapped_column(Integer)
+    owner_started: Mapped[float] = mapped_column(Float)
+    """The owner process's start time (seconds since the epoch, as the OS reports it): with its
+    pid, it names the process even after the pid is reused."""
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
+    resumed_from: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    started_at: Mapped[datetime] = mapped_column(index=True)
+    ended_at: Mapped[datetime | None]
+    outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    """done | failed | interrupted (stopped between two tasks by a signal: ``signal``)."""
+    signal: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    handled_at: Mapped[datetime | None] = mapped_column(index=True)
+    handled: Mapped[str | None] = mapped_column(RedactedText, nullable=True)
+    """What the resident agent did about a run cut short (told; resumed as run X)."""

@@ -196,3 +196,34 @@ class EventRecord:
     incident_id: int | None
     message: str
     data: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class PlayRunRecord:
+    """One run of a play's task list (a row of ``play_runs``, see :class:`agent.store.models.PlayRunRow`)."""
+
+    id: int
+    run: str
+    play: str
+    hosts: tuple[str, ...]
+    tasks: tuple[str, ...]
+    done: tuple[Mapping[str, Any], ...]
+    actor: str
+    reason: str
+    on_interrupt: str
+    owner_host: str
+    owner_pid: int
+    owner_started: float
+    attempt: int
+    resumed_from: str | None
+    started_at: datetime
+    ended_at: datetime | None
+    outcome: str | None
+    signal: str | None
+    handled_at: datetime | None
+    handled: str | None
+
+    def left(self, host: str) -> list[str]:
+        """The play's tasks that did not finish on ``host`` (in order)."""
+        finished = {d.get("task") for d in self.done if d.get("host") == host}
+        return [t for t in self.tasks if t not in finished]

@@ -88,6 +88,13 @@ def test_run_playbook_lines_recap_and_delivery(world, supervisor, receiver):
 
 def test_check_mode_changes_nothing_and_sends_nothing(world, supervisor, receiver):
     world.write_playbook("ops", TASKS)
+    # Check mode creates no database (issue 13 F9: refused, exit 4, tests/agent/test_cli_store.py):
+    # the agent's store exists here, as it does once `agent run` started.
+    from agent.store import Store
+
+    st = Store(world.store_url)
+    st.migrate()
+    st.close()
     r = run_playbook(world, "ops", "--check")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "check mode" in r.stdout and "would stop worker" in r.stdout

@@ -825,6 +825,75 @@ def emergency_close_refused(fs: FaultStack, rng: random.Random, params: dict[str
     return Expect(faults=1, alert=None, page=True, restarts=(0, 0))
 
 
+def _halt_done(fs: FaultStack, actor_prefix: str) -> bool:
+    """Whether the emergency's halt by ``actor_prefix`` is in the audit trail (it ran)."""
+    rows = fs.read(lambda st: st.action_runs(limit=20), []) or []
+    return any(r.play == "emergency" and r.actor.startswith(actor_prefix) and "trip the circuit breaker" in r.task
+               for r in rows)
+
+
+def _open_position(fs: FaultStack, rng: random.Random, params: dict[str, Any]) -> None:
+    coin = params["coin"] = rng.choice(["SOL", "BTC", "ETH"])
+    fs.exchange.market_open(coin, rng.random() < 0.5, {"SOL": 2.0, "BTC": 0.01, "ETH": 0.1}[coin])
+
+
+def _wait_page(fs: FaultStack, params: dict[str, Any], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not any("EMERGENCY" in m.title or "[PAGE]" in m.title
+                                                  for m in fs.messages()):
+        time.sleep(0.2)
+    runs = fs.read(lambda st: st.play_runs(limit=5), []) or []
+    params["runs"] = [f"{r.actor}: {r.outcome or 'no end recorded (yet)'} after {len(r.done)} task(s)"
+                      for r in reversed(runs) if r.play == "emergency"]
+
+
+def emergency_run_killed(fs: FaultStack, rng: random.Random, params: dict[str, Any]) -> Expect:
+    """A position opened by hand (no stop), then `agent run-playbook emergency --yes`, SIGKILLed
+    0-0.3 s after its halt was recorded (an SSH session killed, the flatten not done): the
+    resident agent finds the run cut short and runs the emergency again to its end; its page is
+    the one message and the account is flat (or every position has a stop)."""
+    _open_position(fs, rng, params)
+    at = params["kill_after_halt_s"] = round(rng.uniform(0.0, 0.3), 3)
+    cli = subprocess.Popen([str(BIN / "agent"), "run-playbook", "emergency", "--yes"], cwd=fs.root,
+                           env={**os.environ, **fs.stack.tokens}, stdin=subprocess.DEVNULL,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not _halt_done(fs, "") and cli.poll() is None:
+            time.sleep(0.005)
+        time.sleep(at)
+    finally:
+        cli.kill()
+        cli.wait(10)
+    _wait_page(fs, params)
+    return Expect(faults=1, alert=None, page=True, restarts=(0, 0))
+
+
+def agent_killed_mid_handover(fs: FaultStack, rng: random.Random, params: dict[str, Any]) -> Expect:
+    """A position opened by hand (no stop), then four crashes: three restarts, and the agent is
+    SIGKILLed 0-0.3 s after the hand-over's emergency recorded its halt (the flatten not done).
+    supervisord restarts the agent, which runs the emergency again to its end and pages."""
+    _open_position(fs, rng, params)
+    at = params["kill_agent_after_halt_s"] = round(rng.uniform(0.0, 0.3), 3)
+    pid = fs.kill_bot()
+    for i in range(3):
+        new = fs.wait_bot_running(not_pid=pid, timeout=COOLDOWN_S + 15)
+        if new is None:
+            params["stuck"] = f"not restarted after crash {i + 1}"
+            return Expect(faults=1, resolve=False, page=True, restarts=(3, 3))
+        time.sleep(0.3)
+        os.kill(new, signal.SIGKILL)
+        pid = new
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not _halt_done(fs, "agent"):
+        time.sleep(0.005)
+    time.sleep(at)
+    params["killed_agent"] = fs.agent_pid()
+    os.kill(params["killed_agent"], signal.SIGKILL)
+    _wait_page(fs, params)
+    return Expect(faults=1, resolve=False, page=True, restarts=(3, 3))
+
+
 @dataclass(frozen=True)
 class Spec:
     name: str
@@ -849,6 +918,10 @@ SCENARIOS: dict[str, Spec] = {s.name: s for s in [
     Spec("exchange-outage", exchange_outage, "exchange refuses or answers 503 for 4-12 s"),
     Spec("exchange-latency", exchange_latency, "exchange answers 1.2-2.5x the latency warning late for 5-10 s"),
     Spec("emergency-close-refused", emergency_close_refused, "emergency while no close can fill"),
+    Spec("emergency-run-killed", emergency_run_killed,
+         "`agent run-playbook emergency` SIGKILLed 0-0.3 s after its halt, a position open"),
+    Spec("agent-killed-mid-handover", agent_killed_mid_handover,
+         "agent SIGKILLed 0-0.3 s after the hand-over's halt, a position open"),
 ]}
 
 
@@ -864,7 +937,8 @@ def run_once(fs: FaultStack, spec: Spec, seed: int) -> Outcome:
         # Let the incident end (the bot back, the checks OK) before counting.
         deadline, ended = time.monotonic() + 25, datetime.now(UTC)
         while time.monotonic() < deadline:
-            if spec.name in ("crash-past-budget", "emergency-close-refused"):
+            if spec.name in ("crash-past-budget", "emergency-close-refused", "emergency-run-killed",
+                             "agent-killed-mid-handover"):
                 break
             if fs.bot()["pid"] not in fs.killed and fs.quiet(seen_after=ended):
                 break

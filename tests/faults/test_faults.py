@@ -58,6 +58,10 @@ KNOWN: dict[str, str] = {
     # bot-hung, exchange-429 and exchange-outage met the targets in 2 runs each once a chain folds
     # whole and a failed reading is read again soon, a timeout confirmed before it is told
     # (agent/notify/lifecycle/dependency_hold.py, agent/engine/retries.py)
+    "agent-killed-mid-handover": "issue 13 item 6, as crash-past-budget: 4 messages for the crash loop (seed "
+                                 "831354254: the alert, 2 updates of its restarts, the emergency's page); the "
+                                 "emergency cut short by the kill is run again to its end by the restarted agent "
+                                 "(account flat, bot stopped) and its page is the one page, as required",
     "exchange-5xx": "issue 13 item 6: 4 messages per fault at seed 3097992757 (error rate 0.42: UNKNOWN "
                     "credentials HTTP 500 told while the latency check read healthy between its errors, then "
                     "UNKNOWN latency; both resolved within seconds); 1 of 2 runs met the targets",
@@ -66,6 +70,17 @@ KNOWN: dict[str, str] = {
                                  "alert costs more than a repeat; the repeat says so (agent.store.REPEAT_NOTE, "
                                  "counted as 'said again'). 0 duplicates would need a receiver that deduplicates",
 }
+
+
+KNOWN_ONLY: dict[str, tuple[str, ...]] = {
+    "agent-killed-mid-handover": ("messages per fault",),
+}
+"""Known scenarios whose xfail covers only these failures: any other (a lost page, a position
+without a stop, a bot dead without a page) fails the test for real."""
+
+
+class KnownTargetMissed(AssertionError):
+    """Only the known failures of a :data:`KNOWN_ONLY` scenario."""
 
 
 def _cases() -> list[object]:
@@ -78,7 +93,8 @@ def _cases() -> list[object]:
             marks.append(pytest.mark.skip(reason=f"not in FAULT_SCENARIOS={_selected}: run it with "
                                                  f"FAULT_SCENARIOS={name} (or all), or make reliability"))
         if name in KNOWN:
-            marks.append(pytest.mark.xfail(strict=True, reason=KNOWN[name]))
+            marks.append(pytest.mark.xfail(strict=True, reason=KNOWN[name],
+                                           raises=KnownTargetMissed if name in KNOWN_ONLY else None))
         out.append(pytest.param(name, id=name, marks=marks))
     return out
 
@@ -91,10 +107,15 @@ def test_fault_scenario_meets_the_targets(name: str, fault_stacks: StackPool) ->
     fixed = os.environ.get("FAULT_SEED")
     seeds = [int(fixed)] if fixed else [random.SystemRandom().randrange(2**32) for _ in range(RUNS)]
     failed = []
+    only_known = True
     for seed in seeds:
         outcome = fault_stacks.run(spec, seed)
         print(outcome.summary())
+        allowed = KNOWN_ONLY.get(name, ())
+        only_known = only_known and all(any(a in f for a in allowed) for f in outcome.failures())
         if not outcome.ok:
             failed.append(f"seed {seed} (replay: FAULT_SEED={seed} pytest tests/faults -k {name}): "
                           f"{'; '.join(outcome.failures())}\n  {outcome.summary()}")
+    if failed and name in KNOWN_ONLY and only_known:
+        raise KnownTargetMissed("\n".join(failed))
     assert not failed, "\n".join(failed)

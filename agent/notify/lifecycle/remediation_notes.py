@@ -13,7 +13,9 @@ and never claim more than is recorded:
   outcome follows: the resolve states it;
 * a problem fixed by the agent before its alert went out (while it waited for the outcome, or
   for its ``group_wait`` after it) is still told, once, as **fixed** (a crash the agent repaired
-  is a crash the operator must hear about), and gets no resolve;
+  is a crash the operator must hear about), and gets no resolve. That message is held like a
+  resolve (the remediation's cooldown, at most ``group_interval``): a crash within it reopens
+  the incident, never told yet, and its one message tells both;
 * an outcome recorded **after the alert went out** (the bot crashed again before any check saw
   it running: a recurrence of the told incident, refused by the cooldown until 14:02:11 UTC, or
   handed over; a run that outlasted ``remediation_wait``) is told as one **update** on the same
@@ -189,6 +191,13 @@ class RemediationNotes:
             line = remediation_line(events, follows=False, here=self._here)
             if line is None:
                 continue  # it went away by itself before the agent did anything: never mentioned
+            # Held like a resolve (GroupedResolves.wait): for the remediation's cooldown, at most
+            # group_interval. A crash within it is the same crash loop and reopens this incident
+            # (Notifications.on_transition): one message, not "now OK" then an alert and a resolve.
+            hold = inc.resolved_at + timedelta(seconds=min(self._catalog.cooldown(inc.key), cfg.group_interval))
+            if now < hold:
+                deadlines.add(hold)
+                continue
             duration = format_duration((inc.resolved_at - inc.opened_at).total_seconds())
             title = fixed_title(inc)
             vars = {**notes.alert_vars(AlertInfo.from_incident(inc), repeat=False, count=0), "dependents": [],

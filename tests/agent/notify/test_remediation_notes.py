@@ -294,3 +294,63 @@ def test_a_resolve_held_for_long_is_not_reopened_by_a_new_problem(store: Store) 
     was = store.reopen_incident(play="p", host="h", check="bot process", state=State.CRITICAL,
                                 severity="critical", resolved_since=at(5) - REOPEN_WITHIN)
     assert was is not None and was.id == iid and store.get_incident(iid).resolved_at is None  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("second_fixed_in_time", [True, False], ids=["crash 2 fixed in time", "crash 2 deferred"])
+def test_a_crash_loop_whose_first_crash_was_fixed_before_it_was_told_is_one_incident(
+        store: Store, second_fixed_in_time: bool) -> None:
+    """Issue 13 F5: the first crash was fixed before its alert went out; its `[CRITICAL, now
+    OK]` message is held like a resolve (the restart's cooldown, at most group_interval), and a
+    crash within it reopens that incident: one incident, and one message (both crashes fixed)
+    or an alert and its resolve (the second restart deferred by the cooldown), never the
+    `now OK` of the first, then an alert and a resolve of a second incident."""
+    notes = Notifications(store, Router([RouteSpec("all", ("ops",))], {"ops": TargetSpec("ops", "json://127.0.0.1:1/")}),
+                          clock=lambda: T0)
+    bc = NS(play=NS(name="p", checks=[], remediations={"restart-bot": NS(cooldown=10.0)}), host=NS(name="h"),
+            params=NS(), check=NS(name="bot process", severity="critical", tags=(), depends_on=(),
+                                  remediate=("restart-bot",), value=None))
+    lifecycle = AlertLifecycle(notes, checks=lambda: {KEY: bc}, maintenance=list, is_flapping=lambda key: False,
+                               settings=lambda: LifecycleSettings(group_wait=2, group_interval=60, remediation_wait=2))
+    status = NS(incident_id=None)
+
+    def transition(old: State, new: State, s: float) -> None:
+        obs = NS(value=None, error=None, summary="bot EXITED" if new.is_problem else "bot RUNNING", at=at(s))
+        with store.transaction() as tx:
+            notes.on_transition(tx, bc, status, NS(key=KEY, old=old, new=new, at=at(s), observation=obs))
+        lifecycle.tick(at(s))
+
+    def outcome(iid: int, s: float, text: str, what: str) -> None:
+        store.add_event(OUTCOME_EVENT, KEY, iid, text, {"outcome": what, "remediation": "restart-bot"}, at=at(s))
+        lifecycle.tick(at(s))
+
+    transition(State.OK, State.CRITICAL, 0)
+    first = status.incident_id
+    assert first is not None
+    outcome(first, 0.5, "restart-bot: started bot (RUNNING, pid 42) in 0.5s", "done")
+    transition(State.CRITICAL, State.OK, 1)  # fixed before its alert (group_wait 2 s after the outcome)
+    lifecycle.tick(at(3))
+    assert told(store) == []  # held for the restart's cooldown, like a resolve
+    transition(State.OK, State.CRITICAL, 5)  # crashed again within it
+    assert status.incident_id == first
+    [reopened] = [e for e in store.recent_events(incident_id=first, limit=50) if e.kind == "incident-reopened"]
+    assert "one message tells both" in reopened.message
+    if second_fixed_in_time:
+        outcome(first, 5.5, "restart-bot: started bot (RUNNING, pid 43) in 0.5s", "done")
+        transition(State.CRITICAL, State.OK, 6)
+    else:
+        outcome(first, 5.5, "restart-bot not run: cooling down until 12:00:10 UTC", "deferred")
+    for s in (7, 8, 9):
+        lifecycle.tick(at(s))
+    if not second_fixed_in_time:
+        assert told(store) == [("alert", "[CRITICAL] bot process on h")]
+        outcome(first, 10.5, "restart-bot: started bot (RUNNING, pid 44) in 0.5s", "done")
+        transition(State.CRITICAL, State.OK, 11)
+    for s in (12, 17, 30, 90):
+        lifecycle.tick(at(s))
+    if second_fixed_in_time:
+        assert told(store) == [("alert", "[CRITICAL, now OK] bot process on h")]
+        [row] = store.list_notifications()
+        assert "pid 43" in row.body, row.body  # the message says what was done about the second crash
+    else:
+        assert [k for k, _ in told(store)] == ["alert", "resolve"], told(store)
+    assert {i.id for i in store.find_incidents(since=T0 - timedelta(hours=1), limit=10)} == {first}

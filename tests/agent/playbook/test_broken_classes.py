@@ -144,6 +144,9 @@ CASES = [
     Case("hint_params_not_indented.yaml", 8, 5, "unknown key 'pattern'", "indent it under 'events:'"),
     Case("hint_expect_in_module.yaml", 9, 7, "unknown key 'expect'",
          "'expect' belongs to the check, not to the parameters of 'http'"),
+    # an item of a list has no key to write beside it (the hint said `quote it: 0: "42"`)
+    Case("hint_silence_until_ok_number.yaml", 7, 24, "tasks[0].silence_until_ok[0]: Input should be a valid string",
+         'quote it: "42"'),
     Case("hint_cron_string.yaml", 4, 11, "schedule: Input should be a valid dictionary",
          'write schedule: {cron: "30 7 * * *"}'),
 ]

@@ -1,0 +1,216 @@
+"""A play run cut short never goes unnoticed (issue 13, F3/F4), with the real `agent` processes.
+
+`agent run-playbook` is killed (SIGKILL: nothing of it runs any more) or stopped by a signal
+(SIGINT, SIGHUP with its terminal gone) in the middle of a play; the resident agent, started
+afterwards, finds the run: it pages once what was and was not done and what to type, or, for a
+play that says `on_interrupt: resume`, runs it again to its end and its own message is the one
+page. The markers the tasks write are the side effects the operator cares about."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.store import PlayRunRecord
+from tests.e2e.harness import BIN, AgentWorld, wait_until
+from tests.support.receivers import JsonReceiver
+
+pytestmark = pytest.mark.slow
+
+
+def play(name: str, marks: Path, *, resume: bool = False, second_s: float = 60) -> str:
+    """first -> second (waits `second_s` the first time only) -> third -> (resume: a message)."""
+    second = (f"test -e {marks}/second-started && exit 0; touch {marks}/second-started; "
+              f"sleep {second_s}; touch {marks}/second-done")
+    text = f"""\
+version: 1
+name: {name}
+hosts: local
+{"on_interrupt: resume" if resume else ""}
+tasks:
+  - name: first
+    command: {{argv: [touch, "{marks}/first"]}}
+  - name: second
+    command: {{argv: [sh, -c, "{second}"]}}
+    timeout: 120s
+  - name: third
+    command: {{argv: [touch, "{marks}/third"]}}
+"""
+    if resume:
+        text += """\
+  - name: tell
+    notify: {title: "{{ host }}: play done", body: "{{ reason | default('') }}", severity: critical}
+"""
+    return text
+
+
+def start_cli(world: AgentWorld, name: str, **kw: Any) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BOTWARDEN_")}
+    return subprocess.Popen(
+        [str(BIN / "agent"), "run-playbook", name, "--yes", "--inventory", str(world.inventory), "--store",
+         world.store_url, "--playbooks", str(world.playbooks)], cwd=world.root, env=env, start_new_session=True,
+        **kw)
+
+
+def runs(world: AgentWorld, name: str) -> list[PlayRunRecord]:
+    return [r for r in world._read(lambda st: st.play_runs()) if r.play == name]
+
+
+def first_done(world: AgentWorld, name: str) -> bool:
+    got = runs(world, name)
+    return bool(got) and any(d.get("task") == "first" for d in got[0].done)
+
+
+def wait_drained(world: AgentWorld, receiver: JsonReceiver) -> list[dict[str, Any]]:
+    """Every queued message delivered; returns what the receiver got."""
+    wait_until(lambda: world.notifications() and all(n.status == "sent" for n in world.notifications()), 30,
+               what="the outbox drained")
+    return receiver.wait_for(len(world.notifications()), 10)
+
+
+def test_a_play_killed_mid_run_is_paged_once_with_what_is_left(tmp_path: Path, supervisor: Any,
+                                                                receiver: JsonReceiver) -> None:
+    world = AgentWorld(tmp_path / "w", supervisor.url, receiver.url)
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    world.write_playbook("slow", play("slow", marks))
+    cli = start_cli(world, "slow", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: (marks / "second-started").exists() and first_done(world, "slow"), 30,
+                   what="the play under way in its second task")
+        cli.kill()
+        cli.wait(10)
+        world.start()
+        wait_until(lambda: runs(world, "slow")[0].handled_at is not None, 30, what="the run handled")
+        got = wait_drained(world, receiver)
+        world.stop()
+        assert len(got) == 1, got
+        text = got[0]["title"] + "\n" + got[0]["message"]
+        assert "slow cut short on local" in text, text
+        assert "done: first (changed)" in text and "NOT done: second; third" in text, text
+        assert "agent run-playbook slow --limit local --yes" in text, text
+        assert not (marks / "third").exists()  # told, not re-run: the play did not say resume
+        (run,) = runs(world, "slow")
+        assert run.ended_at is None and run.handled == "told"
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+        world.stop()
+
+
+def test_a_resumable_play_killed_mid_run_is_finished_and_its_own_message_is_the_one_page(
+        tmp_path: Path, supervisor: Any, receiver: JsonReceiver) -> None:
+    world = AgentWorld(tmp_path / "w", supervisor.url, receiver.url)
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    world.write_playbook("finisher", play("finisher", marks, resume=True))
+    cli = start_cli(world, "finisher", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: (marks / "second-started").exists() and first_done(world, "finisher"), 30,
+                   what="the play under way in its second task")
+        cli.kill()
+        cli.wait(10)
+        assert not (marks / "third").exists()
+        world.start()
+        wait_until(lambda: (marks / "third").exists(), 30, what="the agent finishing the play")
+        wait_until(lambda: all(r.ended_at is not None for r in runs(world, "finisher")[:1])
+                   and len(runs(world, "finisher")) == 2, 30, what="the run again ended")
+        got = wait_drained(world, receiver)
+        world.stop()
+        assert len(got) == 1, got  # the play's own message; no separate page
+        assert got[0]["title"] == "local: play done"
+        assert "cut short" in got[0]["message"] and "first (changed)" in got[0]["message"], got[0]
+        again, first = runs(world, "finisher")
+        assert first.handled is not None and first.handled.startswith(f"resumed as run {again.run}: done")
+        assert again.resumed_from == first.run and again.outcome == "done" and again.actor == "agent (resume)"
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+        world.stop()
+
+
+def test_sighup_with_the_terminal_gone_finishes_the_task_records_what_is_left_and_is_paged(
+        tmp_path: Path, supervisor: Any, receiver: JsonReceiver) -> None:
+    """An SSH hang-up: the terminal is gone (its pipes closed: every write fails) and SIGHUP
+    arrives. The task under way finishes, no other starts, the run's record says what is left,
+    and the resident agent pages it."""
+    world = AgentWorld(tmp_path / "w", supervisor.url, receiver.url)
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    world.write_playbook("slow", play("slow", marks, second_s=3))
+    cli = start_cli(world, "slow", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_until(lambda: (marks / "second-started").exists(), 30, what="the second task under way")
+        assert cli.stdout is not None and cli.stderr is not None
+        cli.stdout.close()
+        cli.stderr.close()
+        cli.send_signal(signal.SIGHUP)
+        assert cli.wait(60) == 1
+        assert (marks / "second-done").exists() and not (marks / "third").exists()
+        (run,) = runs(world, "slow")
+        assert (run.outcome, run.signal, run.left("local")) == ("interrupted", "SIGHUP", ["third"])
+        world.start()
+        wait_until(lambda: runs(world, "slow")[0].handled_at is not None, 30, what="the run handled")
+        got = wait_drained(world, receiver)
+        assert len(got) == 1, got
+        text = got[0]["title"] + "\n" + got[0]["message"]
+        assert "stopped by SIGHUP" in text and "NOT done: third" in text, text
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+        world.stop()
+
+
+def test_ctrl_c_says_on_stderr_what_is_left(tmp_path: Path, supervisor: Any, receiver: JsonReceiver) -> None:
+    world = AgentWorld(tmp_path / "w", supervisor.url, receiver.url)
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    world.write_playbook("finisher", play("finisher", marks, resume=True, second_s=2))
+    cli = start_cli(world, "finisher", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_until(lambda: (marks / "second-started").exists(), 30, what="the second task under way")
+        cli.send_signal(signal.SIGINT)
+        out, err = cli.communicate(timeout=60)
+        assert cli.returncode == 1
+        text = " ".join(err.decode().split())
+        assert "PLAY INTERRUPTED by SIGINT" in text, text
+        assert "local: NOT done: third; tell" in text, text
+        assert "agent run-playbook finisher --limit local --yes" in text, text
+        assert "nothing re-runs it" in text, text  # Ctrl-C is a decision: the agent tells, never re-runs
+        assert (marks / "second-done").exists() and not (marks / "third").exists()
+        assert "PLAY RECAP" in out.decode()
+        (run,) = runs(world, "finisher")
+        assert (run.outcome, run.signal) == ("interrupted", "SIGINT")
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+        world.stop()
+
+
+def test_a_run_under_way_in_a_live_process_is_left_alone(tmp_path: Path, supervisor: Any,
+                                                        receiver: JsonReceiver) -> None:
+    """The sweep judges the owner, not the age: a long run of a live `run-playbook` is not cut short."""
+    world = AgentWorld(tmp_path / "w", supervisor.url, receiver.url)
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    world.write_playbook("slow", play("slow", marks, second_s=60))
+    cli = start_cli(world, "slow", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: (marks / "second-started").exists(), 30, what="the second task under way")
+        world.start()
+        wait_until(lambda: any(e.message.startswith("agent started") for e in world.events("start")), 30,
+                   what="the agent started")
+        deadline = time.monotonic() + 7  # more than one sweep (SWEEP_SECONDS): bounded wait, behaviour asserted
+        while time.monotonic() < deadline:
+            assert runs(world, "slow")[0].handled_at is None
+            time.sleep(0.5)
+        assert not world.events("play-run-cut-short")
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+        world.stop()
