@@ -24,7 +24,7 @@ import hashlib
 import logging
 import signal
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -53,6 +53,7 @@ from agent.engine.store_handover import (
     receive_handover,
     told_directly,
     told_in_store,
+    told_with,
     write_handover,
 )
 from agent.engine.store_thread import StoreThread
@@ -129,6 +130,8 @@ class Agent:
         self._supervised: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {}
         self._lost: str | None = None
         self._told: list[Told] = []
+        self._said: list[Told] = []
+        """Problems of the lost database told directly as it was lost (in no outbox row)."""
         """What the lost database said was told and not resolved, read when it was lost (kept in
         case it can no longer be read when the agent stops: :meth:`_hand_over`)."""
         self._task_failures: dict[str, int] = {}
@@ -361,7 +364,9 @@ class Agent:
                 catalog = CheckCatalog(parts.config.checks)
                 for inc in unsaid.problems:
                     title, body = problem_message(inc, reason)
-                    parts.direct.deliver(title, body, inc.severity, catalog.routed(inc))
+                    sent = parts.direct.deliver(title, body, inc.severity, catalog.routed(inc))
+                    if (said := told_with(inc, sent)) is not None:
+                        self._said.append(said)
         finally:
             asyncio.get_running_loop().call_later(1.0, self._stop.set)  # a moment for the messages to leave
 
@@ -551,7 +556,13 @@ class Agent:
             log.warning("the lost database could not be read again; handing over what it said when it was lost",
                         exc_info=True)
             told = self._told
-        told = merge(told, told_directly(parts.pipeline.told_without_store()))
+        told = merge(told, [*self._said, *told_directly(parts.pipeline.told_without_store())])
+        catalog = CheckCatalog(parts.config.checks)
+        for i, t in enumerate(told):  # told by no outbox row we know of: where it would be routed now
+            if not t.routes:
+                pairs = parts.notifications.router.route(
+                    RoutedMessage(t.severity, t.host, t.play, t.check, catalog.tags(t.key)))
+                told[i] = replace(t, routes=tuple((r.name, target) for r, target in pairs))
         if not told:
             return
         try:

@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from agent.engine.direct_alerts import DirectMessage
     from agent.engine.pipeline import Decision
     from agent.notify import Notifications
-    from agent.store import Store, StoreTransaction
+    from agent.store import IncidentRecord, Store, StoreTransaction
 
 log = logging.getLogger("agent")
 
@@ -156,6 +156,16 @@ def told_directly(sent: Iterable[tuple[Decision, DirectMessage]]) -> list[Told]:
                         severity=msg.severity, summary=obs.error or obs.summary or "", opened_at=tr.at,
                         told_at=msg.at, resolved_at=None, routes=msg.routes))
     return out
+
+
+def told_with(inc: IncidentRecord, msg: DirectMessage) -> Told | None:
+    """A problem of the lost file told directly as the agent stops (:mod:`agent.notify.unsaid`):
+    its alert is in no outbox row, so its targets come from the message (None once it is fixed:
+    that message was its alert and its resolve in one)."""
+    if not inc.is_open:
+        return None
+    return Told(play=inc.play, host=inc.host, check=inc.check, state=inc.state.name, severity=inc.severity,
+                summary=inc.summary, opened_at=inc.opened_at, told_at=msg.at, resolved_at=None, routes=msg.routes)
 
 
 def merge(older: Sequence[Told], newer: Sequence[Told]) -> list[Told]:

@@ -52,7 +52,7 @@ def root_logger_filters() -> Iterator[None]:
         h.filters[:] = before.get(id(h), [])
 
 
-def _world(root: Path, receiver_url: str, *, checks: tuple[str, ...] = ("bot",)) -> ConfigSource:
+def _world(root: Path, receiver_url: str, *, checks: tuple[str, ...] = ("bot",), group_wait: str = "0s") -> ConfigSource:
     """A check per name in ``checks``, OK while the file ``<root>/<name>.ok`` exists, read every second."""
     (root / "playbooks").mkdir(exist_ok=True)
     (root / "settings.yaml").write_text(yaml.safe_dump({
@@ -60,8 +60,8 @@ def _world(root: Path, receiver_url: str, *, checks: tuple[str, ...] = ("bot",))
     (root / "inventory.yaml").write_text(yaml.safe_dump({
         "version": 1, "settings": "settings.yaml", "hosts": {"local": {"vars": {}}},
         "notify": {"targets": {"hook": {"url": receiver_url}},
-                   "routes": [{"name": "default", "targets": ["hook"], "group_wait": "0s"}],
-                   "group_wait": "0s", "group_interval": "1s"},
+                   "routes": [{"name": "default", "targets": ["hook"], "group_wait": group_wait}],
+                   "group_wait": group_wait, "group_interval": "1s"},
     }))
     body = "".join(f"  - name: {name}\n    command: {{argv: ['test', '-e', '{root / (name + '.ok')}']}}\n"
                    "    expect: 'rc == 0'\n    severity: critical\n" for name in checks)
@@ -81,13 +81,18 @@ def _titles(receiver: JsonReceiver) -> list[str]:
     return [m["title"] for m in receiver.messages]
 
 
-async def _lose_the_database(tmp_path: Path, receiver: JsonReceiver) -> None:
-    """Agent 1 sees ``bot`` fail and tells it; then its database is deleted under it: it says so
-    and exits to be restarted."""
-    agent = Agent(_world(tmp_path, receiver.url))
+async def _lose_the_database(tmp_path: Path, receiver: JsonReceiver, *, told: str = "outbox") -> None:
+    """Agent 1 sees ``bot`` fail and tells it (through the outbox; or ``told="stopping"``: held by a
+    long group wait, told directly as the agent stops); then its database is deleted under it: it
+    says so and exits to be restarted."""
+    agent = Agent(_world(tmp_path, receiver.url, group_wait="0s" if told == "outbox" else "10m"))
     run = asyncio.create_task(agent.run(asyncio.Event()))
     try:
-        await _eventually(lambda: "[CRITICAL] bot on local" in _titles(receiver), what="the alert")
+        if told == "outbox":
+            await _eventually(lambda: "[CRITICAL] bot on local" in _titles(receiver), what="the alert")
+        else:
+            await _eventually(lambda: agent.parts is not None and agent.parts.pipeline.stored >= 1
+                              and agent.parts.pipeline.store_error is None, what="the problem stored")
         for path in (tmp_path / "var").glob("agent.db*"):
             path.unlink()
         assert await asyncio.wait_for(run, 30) == EXIT_STORE_LOST
@@ -95,13 +100,15 @@ async def _lose_the_database(tmp_path: Path, receiver: JsonReceiver) -> None:
         if not run.done():
             run.cancel()
     assert any(t.startswith("[AGENT] the agent database") for t in _titles(receiver)), _titles(receiver)
+    assert "[CRITICAL] bot on local" in _titles(receiver)
 
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("root_logger_filters")
+@pytest.mark.parametrize("told", ["outbox", "stopping"])
 async def test_a_problem_told_before_the_database_was_lost_is_told_resolved_by_the_next_agent(
-        tmp_path: Path, receiver: JsonReceiver) -> None:
-    await _lose_the_database(tmp_path, receiver)
+        tmp_path: Path, receiver: JsonReceiver, told: str) -> None:
+    await _lose_the_database(tmp_path, receiver, told=told)
     (tmp_path / "bot.ok").touch()  # it recovers while no agent runs
     agent = Agent(_world(tmp_path, receiver.url))
     stop = asyncio.Event()
