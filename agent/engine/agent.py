@@ -64,10 +64,10 @@ from agent.notify import Notifications, Outbox
 from agent.notify.lifecycle.checks import CheckCatalog
 from agent.notify.notifications import CONFIG_REJECTED
 from agent.notify.routing import RoutedMessage
-from agent.notify.unsaid import Unsaid, problem_message, take_unsaid
+from agent.notify.unsaid import Unsaid, fold_dependents, problem_message, take_unsaid
 from agent.playbook.loader import Config, skipped_target_message
 from agent.stack.files import secure_state
-from agent.store import Store
+from agent.store import IncidentRecord, Store
 from botwarden.errors import ConfigError
 
 __all__ = ["Agent", "Collaborators", "ConfigSource", "settle_heap"]
@@ -355,15 +355,19 @@ class Agent:
             parts.direct.deliver(
                 f"[AGENT] {reason}: the agent restarts",
                 f"{reason} while the agent was running. The agent stops now so that supervisord starts it again "
-                "on the database that is there; checks that still fail are alerted again after the restart. "
+                "on the database that is there; problems told and not yet told resolved are handed over to the agent that "
+                "starts, which tells their resolve; checks that fail again are alerted again after the restart. "
                 f"Acknowledgements and silences made since the file disappeared are lost.{told}",
                 "critical", RoutedMessage("critical", tags=("p0",)))
             if unsaid is not None:
                 for m in unsaid.messages:
                     parts.direct.deliver_to(m.target, m.title, m.body, m.severity)
                 catalog = CheckCatalog(parts.config.checks)
-                for inc in unsaid.problems:
-                    title, body = problem_message(inc, reason)
+                def lineage(inc: IncidentRecord) -> list[str]:
+                    return [k for _, k in [*catalog.parents(inc.key, inc.host), *catalog.ancestors(inc.key, inc.host)]]
+
+                for inc, dependents in fold_dependents(unsaid.problems, lineage):  # one message per root cause
+                    title, body = problem_message(inc, reason, dependents)
                     sent = parts.direct.deliver(title, body, inc.severity, catalog.routed(inc))
                     if (said := told_with(inc, sent)) is not None:
                         self._said.append(said)
