@@ -337,8 +337,9 @@ def _import(tx: StoreTransaction, t: Told, now: datetime, written_at: datetime) 
                                opened_at=t.opened_at, summary=t.summary)
         if t.resolved_at is not None:
             tx.resolve_incident(iid, t.resolved_at)
-    tx.set_incident_lifecycle(iid, announced_state=t.state, announced_at=t.told_at, eligible_since=t.told_at,
-                              suppressed=None)
+    if existing is None or existing.announced_state is None:  # a told one of the new file keeps its own
+        tx.set_incident_lifecycle(iid, announced_state=t.state, announced_at=t.told_at, eligible_since=t.told_at,
+                                  suppressed=None)
     for route, target in t.routes:
         nid = tx.enqueue_notification(
             kind="alert", target=target, title=f"[{t.state}] {t.check} on {t.host}",
