@@ -21,6 +21,27 @@ COLUMNS = ["scenario", "targets met", "runs", "failed", "s per run", "faults", "
            "lost", "max per fault", "restarts", "out of order", "unprotected positions", "dead without page"]
 
 
+DATABASE_LOSS = (
+    "## When the agent's database is lost\n\n"
+    "database-deleted deletes `var/agent.db` (and its `-wal`, `-shm`) under the running agent. The agent "
+    "notices within a second (`StoreFileWatch`: the file's device and inode changed), acts on no more "
+    "results, tells directly through apprise `[AGENT] ... deleted: the agent restarts` with every outbox "
+    "message not delivered and every problem not told yet (`agent/notify/unsaid.py`), and exits 4; "
+    "supervisord starts it again on a new, empty file. Before it exits it writes a hand-over beside the "
+    "database (`var/agent.db.handover.json`: temporary file, fsync, rename; 0600; check keys, states, "
+    "severities, redacted summaries, times and the (route, target) names only): every problem told to the "
+    "operator, or sent directly without the store, whose resolve was not told yet. The new agent imports "
+    "it before it loads the check states: each problem as an incident already told, its alerts recorded as "
+    "sent to the same targets, and, still open, the check's state as that problem, so the first OK "
+    "reading tells its resolve to those targets and a check still failing continues the same incident "
+    "(no second alert); then it records a `handover` event and removes the file "
+    "(`agent/engine/store_handover.py`). Not imported but told: a hand-over older than a day, problems "
+    "of checks no longer configured (their resolve cannot be judged), a file that cannot be read (kept "
+    "as `.bad-<time>`) or one cut off by a kill mid-write. Acknowledgements and silences made since the "
+    "file disappeared are lost. The run waits up to 60 s (25 s for the others) for the stack to be quiet: "
+    "two agent start-ups take 10-15 s each on this loaded machine.\n"
+)
+
 def main() -> None:
     runs = int(os.environ.get("RELIABILITY_RUNS", "20"))
     names = [n for n in os.environ.get("RELIABILITY_SCENARIOS", "").split(",") if n] or list(sc.SCENARIOS)
@@ -114,6 +135,7 @@ def render(results: dict[str, list[sc.Outcome]], took_by: dict[str, list[float]]
         "",
         table(["scenario", "what is done"], [[n, sc.SCENARIOS[n].title] for n in results]),
         "",
+        DATABASE_LOSS,
         "## Figures",
         "",
         table(COLUMNS, [_row(n, outs, took_by.get(n, [])) for n, outs in results.items()]),

@@ -24,7 +24,7 @@ import hashlib
 import logging
 import signal
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,16 @@ from agent.engine.scheduled_plays import ScheduledPlayRunner, ScheduledPlays
 from agent.engine.scheduler import CheckScheduler
 from agent.engine.status_records import record_from_status
 from agent.engine.store_file import EXIT_STORE_LOST, StoreFileWatch, sqlite_file
+from agent.engine.store_handover import (
+    Told,
+    handover_path,
+    merge,
+    receive_handover,
+    told_directly,
+    told_in_store,
+    told_with,
+    write_handover,
+)
 from agent.engine.store_thread import StoreThread
 from agent.engine.store_writer import ResultBatcher
 from agent.engine.task_runner import TaskRunner
@@ -55,10 +65,10 @@ from agent.notify import Notifications, Outbox
 from agent.notify.lifecycle.checks import CheckCatalog
 from agent.notify.notifications import CONFIG_REJECTED
 from agent.notify.routing import RoutedMessage
-from agent.notify.unsaid import Unsaid, problem_message, take_unsaid
+from agent.notify.unsaid import Unsaid, fold_dependents, problem_message, take_unsaid
 from agent.playbook.loader import Config, skipped_target_message
 from agent.stack.files import secure_state
-from agent.store import Store
+from agent.store import IncidentRecord, Store
 from botwarden.errors import ConfigError
 
 __all__ = ["Agent", "Collaborators", "ConfigSource", "settle_heap"]
@@ -120,6 +130,12 @@ class Agent:
         """Which good configuration runs (when it was loaded from disk): a broken version is
         told once per good one it stands against."""
         self._supervised: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {}
+        self._lost: str | None = None
+        self._told: list[Told] = []
+        self._said: list[Told] = []
+        """Problems of the lost database told directly as it was lost (in no outbox row)."""
+        """What the lost database said was told and not resolved, read when it was lost (kept in
+        case it can no longer be read when the agent stops: :meth:`_hand_over`)."""
         self._task_failures: dict[str, int] = {}
 
     @property
@@ -172,6 +188,10 @@ class Agent:
         batcher = ResultBatcher(store, thread.call, record_from_status)
         pipeline = ResultPipeline(config=live, store=store, store_thread=thread, notifications=notifications,
                                   batcher=batcher, direct=direct, grace=float(settings.agent.store_grace))
+        store_path = sqlite_file(url)
+        if store_path is not None:  # what the agent before us told and had not resolved (its database lost)
+            await thread.call(receive_handover, handover_path(store_path), store, notifications,
+                              {bc.key for bc in live.current.bound_checks}, datetime.now(UTC))
         pipeline.load(await thread.call(store.load_check_states))
         guard = RemediationGuard(store, thread, lock_dir=live.lock_dir,
                                  render=lambda text, vars: live.current.templating.render_str(text, vars))
@@ -208,7 +228,6 @@ class Agent:
 
         detection = Detection(config=live, scheduler=scheduler, state_of=state_of,
                               notification_counts=lambda: thread.call(notification_counts, store))
-        store_path = sqlite_file(url)
         store_file = StoreFileWatch(store_path, self._store_lost) if store_path is not None else None
         self.parts = Collaborators(
             config=live, store=store, store_thread=thread, notifications=notifications, outbox=outbox, direct=direct,
@@ -310,6 +329,7 @@ class Agent:
         """The database file is gone: tell everyone directly, with everything the old file held
         and had not said yet (:mod:`agent.notify.unsaid`), then stop (supervisord restarts us)."""
         self.exit_code = EXIT_STORE_LOST
+        self._lost = reason
         # Act on nothing more: a crash from now on is left for the next agent (it starts in a
         # moment on the file that is there) to tell and fix; acted on here it would be neither
         # recorded nor told (a fault run lost one restarted 0.5 s after this point).
@@ -326,6 +346,10 @@ class Agent:
         except Exception:  # the notice below goes out whatever the old file says
             log.warning("what the lost database had not said yet could not be read", exc_info=True)
         try:
+            self._told = await asyncio.wait_for(parts.store_thread.call(told_in_store, parts.store), UNSAID_READ_S)
+        except Exception:  # read again as the agent stops (_hand_over)
+            log.warning("what the lost database told and had not resolved could not be read", exc_info=True)
+        try:
             told = ""
             if unsaid is not None and (unsaid.messages or unsaid.problems):
                 told = (f" Sent directly with this notice: {len(unsaid.messages)} message(s) the outbox had not "
@@ -336,16 +360,22 @@ class Agent:
             parts.direct.deliver(
                 f"[AGENT] {reason}: the agent restarts",
                 f"{reason} while the agent was running. The agent stops now so that supervisord starts it again "
-                "on the database that is there; checks that still fail are alerted again after the restart. "
+                "on the database that is there; problems told and not yet told resolved are handed over to the agent that "
+                "starts, which tells their resolve; checks that fail again are alerted again after the restart. "
                 f"Acknowledgements and silences made since the file disappeared are lost.{told}",
                 "critical", RoutedMessage("critical", tags=("p0",)))
             if unsaid is not None:
                 for m in unsaid.messages:
                     parts.direct.deliver_to(m.target, m.title, m.body, m.severity)
                 catalog = CheckCatalog(parts.config.checks)
-                for inc in unsaid.problems:
-                    title, body = problem_message(inc, reason)
-                    parts.direct.deliver(title, body, inc.severity, catalog.routed(inc))
+                def lineage(inc: IncidentRecord) -> list[str]:
+                    return [k for _, k in [*catalog.parents(inc.key, inc.host), *catalog.ancestors(inc.key, inc.host)]]
+
+                for inc, dependents in fold_dependents(unsaid.problems, lineage):  # one message per root cause
+                    title, body = problem_message(inc, reason, dependents)
+                    sent = parts.direct.deliver(title, body, inc.severity, catalog.routed(inc))
+                    if (said := told_with(inc, sent)) is not None:
+                        self._said.append(said)
         finally:
             asyncio.get_running_loop().call_later(1.0, self._stop.set)  # a moment for the messages to leave
 
@@ -507,6 +537,8 @@ class Agent:
         await close_shared_clients()
         if parts is not None:
             await parts.direct.drain(timeout=5.0)
+            if self._lost is not None:
+                await self._hand_over(parts, self._lost)
             try:
                 await parts.store_thread.call(parts.store.add_event, "stop", None, None, "agent stopped", {})
             except Exception:  # the store may be the reason we stop
@@ -518,6 +550,38 @@ class Agent:
 
             uninstall(logging.getLogger(), self._redaction)
             self._redaction = None
+
+
+    async def _hand_over(self, parts: Collaborators, reason: str) -> None:
+        """The database was lost: leave the next agent what was told and not resolved-told (the
+        old file's incidents, read once more now, and the alerts sent without the store), so it
+        tells their resolve (:mod:`agent.engine.store_handover`)."""
+        path = parts.store_file.path if parts.store_file is not None else None
+        if path is None:
+            return
+        try:
+            told = await asyncio.wait_for(parts.store_thread.call(told_in_store, parts.store), UNSAID_READ_S)
+        except Exception:  # what was read when it was lost, then
+            log.warning("the lost database could not be read again; handing over what it said when it was lost",
+                        exc_info=True)
+            told = self._told
+        told = merge(told, [*self._said, *told_directly(parts.pipeline.told_without_store())])
+        catalog = CheckCatalog(parts.config.checks)
+        for i, t in enumerate(told):  # told by no outbox row we know of: where it would be routed now
+            if not t.routes:
+                pairs = parts.notifications.router.route(
+                    RoutedMessage(t.severity, t.host, t.play, t.check, catalog.tags(t.key)))
+                told[i] = replace(t, routes=tuple((r.name, target) for r, target in pairs))
+        if not told:
+            return
+        try:
+            await asyncio.to_thread(write_handover, handover_path(path), told, reason, datetime.now(UTC),
+                                    parts.notifications.redactor.redact)
+        except Exception:  # told in the log; the next agent finds no file (or a temporary one) and says so
+            log.exception("the hand-over to the next agent could not be written: %d problem(s) told and not "
+                          "resolved will not be told resolved", len(told))
+            return
+        log.warning("handed over to the next agent: %d problem(s) told and not yet told resolved", len(told))
 
 
 def settle_heap() -> None:

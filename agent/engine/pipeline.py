@@ -189,6 +189,11 @@ class ResultPipeline:
             self._batcher.forget(key)
         self.evidence.forget(keys)
 
+    def told_without_store(self) -> list[tuple[Decision, DirectMessage]]:
+        """Decisions told straight through apprise and not stored (yet): only this process knows
+        they were told (the agent hands them over when its database is lost)."""
+        return [(w.decision, w.told) for w in self._waiting if w.told is not None]
+
     @property
     def waiting(self) -> int:
         """Decisions (and the results queued behind them) not stored yet."""

@@ -19,6 +19,7 @@ keeps an unlinked file readable) and takes what is unsaid:
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -64,9 +65,34 @@ def take_unsaid(store: Store, now: datetime, owner: str) -> Unsaid:
     return Unsaid(messages, stuck, list(reversed(problems)))
 
 
-def problem_message(inc: IncidentRecord, why: str) -> tuple[str, str]:
+def fold_dependents(problems: Sequence[IncidentRecord], lineage: Callable[[IncidentRecord], Sequence[str]]
+                    ) -> list[tuple[IncidentRecord, list[IncidentRecord]]]:
+    """One message per root cause: each problem whose ``depends_on`` chain (``lineage``: the
+    incident keys of its parents, then their parents) reaches another of ``problems`` is told in
+    that root's message, not on its own (as the alert lifecycle folds a dependent under its
+    parent). Returns ``(root, its dependents)`` in the order of ``problems``."""
+    keys = {inc.key: inc for inc in problems}
+    parent_of = {inc.key: next((k for k in lineage(inc) if k in keys and k != inc.key), None) for inc in problems}
+
+    def root(key: str) -> str:
+        seen = {key}
+        while (up := parent_of.get(key)) is not None and up not in seen:
+            seen.add(up)
+            key = up
+        return key
+
+    out: dict[str, list[IncidentRecord]] = {inc.key: [] for inc in problems if parent_of[inc.key] is None}
+    for inc in problems:
+        top = root(inc.key)
+        if top != inc.key:
+            out.setdefault(top, []).append(inc)
+    return [(keys[k], deps) for k, deps in out.items()]
+
+
+def problem_message(inc: IncidentRecord, why: str, dependents: Sequence[IncidentRecord] = ()) -> tuple[str, str]:
     """Title and body of a problem told directly because ``why`` (the title follows the alert
-    template's: ``[CRITICAL] check on host``, ``[CRITICAL, now OK] ...`` once it recovered)."""
+    template's: ``[CRITICAL] check on host``, ``[CRITICAL, now OK] ...`` once it recovered), with
+    the ``dependents`` it explains (:func:`fold_dependents`) listed in its body."""
     state = inc.state.name
     fixed = inc.resolved_at is not None
     title = fixed_title(inc) if fixed else f"[{state}] {inc.check} on {inc.host}"
@@ -75,6 +101,10 @@ def problem_message(inc: IncidentRecord, why: str) -> tuple[str, str]:
     if fixed:
         assert inc.resolved_at is not None
         body += f"; OK again since {inc.resolved_at.astimezone(UTC):%H:%M:%S} UTC"
-    body += (f".\n\nSent directly: {why} before this was told. The agent restarts on a new database and "
-             "does not remember it; see the agent's log for what it did about it.")
+    if dependents:
+        body += ".\n\nExplained by it (depends_on), not told separately: " + "; ".join(
+            f"{d.check} {d.state.name}{', now OK' if d.resolved_at is not None else ''}" for d in dependents)
+    body += (f".\n\nSent directly: {why} before this was told. The agent restarts on a new database; "
+             "a problem still open is handed over to the agent that starts next, which tells its resolve. See the "
+             "agent's log for what it did about it.")
     return title, body

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 from agent.core.states import State
 from agent.notify.lifecycle.remediation_notes import WAITING
-from agent.notify.unsaid import problem_message, take_unsaid
+from agent.notify.unsaid import fold_dependents, problem_message, take_unsaid
 from agent.store import Store
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
@@ -67,5 +67,28 @@ def test_undelivered_messages_are_claimed_once_and_failing_targets_are_listed(tm
         assert [m.id for m in unsaid.stuck] == [ids[3]]  # said in the notice, by title and target
         assert busy.id not in [m.id for m in unsaid.messages + unsaid.stuck]
         assert take_unsaid(store, NOW, "me").messages == []  # under our claim now: the outbox skips it too
+    finally:
+        store.close()
+
+
+def test_a_dependent_told_as_the_database_is_lost_is_folded_into_its_root_causes_message(tmp_path) -> None:
+    """database-deleted (seed 2164153988): the bot crashed as the database was deleted; the crash and
+    two checks that depend on it (through the health endpoint) were untold: three direct messages
+    for one fault. One root cause, one message: the dependents are listed in the root's."""
+    store = _store(tmp_path)
+    try:
+        root = _incident(store, "bot process")
+        ws = _incident(store, "bot websocket")
+        access = _incident(store, "bot exchange access")
+        store.resolve_incident(access, NOW - timedelta(seconds=1))
+        other = _incident(store, "disk space")
+        chains = {"p/h/bot websocket": ["p/h/bot health endpoint", "p/h/bot process"],
+                  "p/h/bot exchange access": ["p/h/bot websocket"], "p/h/bot process": [], "p/h/disk space": []}
+        unsaid = take_unsaid(store, NOW, "me")
+        folded = fold_dependents(unsaid.problems, lambda inc: chains[inc.key])
+        assert [(r.id, [d.id for d in deps]) for r, deps in folded] == [(root, [ws, access]), (other, [])]
+        title, body = problem_message(folded[0][0], "the database was deleted", folded[0][1])
+        assert title == "[CRITICAL] bot process on h"
+        assert "not told separately: bot websocket CRITICAL; bot exchange access CRITICAL, now OK" in body
     finally:
         store.close()
