@@ -5,7 +5,6 @@ tried afresh instead of halting again at once. A real engine with its own API wa
 paper exchange; the position is flipped by hand with the account's key so the signal closes it."""
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,29 +18,7 @@ from bot.trading.metrics import BotMetrics
 from bot.trading.status import RuntimeStatus
 from bot.trading.store import Store
 from botwarden.settings import PAPER_DEV_PRIVATE_KEY, StackSettings
-
-DEV = Account.from_key(PAPER_DEV_PRIVATE_KEY).address
-NAME = "botwarden-bot"
-
-
-@pytest.fixture
-def wallet(bot_settings: StackSettings) -> Any:
-    agent = Account.create()
-    api_wallets.approve(bot_settings.exchange_url, PAPER_DEV_PRIVATE_KEY, agent.address, NAME)
-    return agent
-
-
-@pytest.fixture
-def engine(bot_settings: StackSettings, wallet: Any) -> Iterator[TradingEngine]:
-    metrics = BotMetrics()
-    status = RuntimeStatus(loop_seconds=bot_settings.bot.loop_seconds, candle_seconds=3600)
-    gw = Gateway(bot_settings.exchange_url, wallet.key.hex(), timeout_s=5, metrics=metrics,
-                 account_address=DEV, lookup_backoff_s=0.05)
-    store = Store(bot_settings.path("bot.db"))
-    try:
-        yield TradingEngine(bot_settings, gw, store, metrics, status)
-    finally:
-        store.close()
+from tests.bot.trading.api_wallet_engine import DEV, NAME, engine, wallet  # noqa: F401 (fixtures)
 
 
 def position_against_the_signal(engine: TradingEngine, settings: StackSettings) -> float:

@@ -7,42 +7,15 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from eth_account import Account
 
 from bot import api_wallets
 from bot.trading.engine import TradingEngine
 from bot.trading.gateway import Gateway, GatewayError
-from bot.trading.metrics import BotMetrics
-from bot.trading.status import RuntimeStatus
-from bot.trading.store import Store
 from botwarden.settings import PAPER_DEV_PRIVATE_KEY, StackSettings
-
-DEV = Account.from_key(PAPER_DEV_PRIVATE_KEY).address
-NAME = "botwarden-bot"
-
-
-@pytest.fixture
-def wallet(bot_settings: StackSettings) -> Any:
-    agent = Account.create()
-    api_wallets.approve(bot_settings.exchange_url, PAPER_DEV_PRIVATE_KEY, agent.address, NAME)
-    return agent
-
-
-@pytest.fixture
-def engine(bot_settings: StackSettings, wallet: Any) -> Iterator[TradingEngine]:
-    metrics = BotMetrics()
-    status = RuntimeStatus(loop_seconds=bot_settings.bot.loop_seconds, candle_seconds=3600)
-    gw = Gateway(bot_settings.exchange_url, wallet.key.hex(), timeout_s=5, metrics=metrics,
-                 account_address=DEV, lookup_backoff_s=0.05)
-    store = Store(bot_settings.path("bot.db"))
-    try:
-        yield TradingEngine(bot_settings, gw, store, metrics, status)
-    finally:
-        store.close()
+from tests.bot.trading.api_wallet_engine import DEV, NAME, engine, wallet  # noqa: F401 (fixtures)
 
 
 def far_bid(gw: Gateway, coin: str = "BTC") -> dict[str, Any]:
