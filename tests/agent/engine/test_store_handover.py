@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,22 +33,6 @@ TEMPLATES = Path(__file__).resolve().parents[3] / "templates"
 NOW = datetime(2026, 12, 7, 6, 0, tzinfo=UTC)
 
 
-@pytest.fixture
-def receiver() -> Iterator[JsonReceiver]:
-    with JsonReceiver() as r:
-        yield r
-
-
-@pytest.fixture
-def root_logger_filters() -> Iterator[None]:
-    """The in-process agent installs its redaction filter on the root logger: take it off again."""
-    root = logging.getLogger()
-    before = {id(h): list(h.filters) for h in root.handlers}
-    root_before = list(root.filters)
-    yield
-    root.filters[:] = root_before
-    for h in root.handlers:
-        h.filters[:] = before.get(id(h), [])
 
 
 def _world(root: Path, receiver_url: str, *, checks: tuple[str, ...] = ("bot",), group_wait: str = "0s") -> ConfigSource:

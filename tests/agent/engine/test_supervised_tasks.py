@@ -3,8 +3,6 @@ told once, and it is started again (an in-process agent, a real store and a real
 from __future__ import annotations
 
 import asyncio
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,22 +16,6 @@ pytestmark = pytest.mark.slow
 TEMPLATES = Path(__file__).resolve().parents[3] / "templates"
 
 
-@pytest.fixture
-def receiver() -> Iterator[JsonReceiver]:
-    with JsonReceiver() as r:
-        yield r
-
-
-@pytest.fixture
-def root_logger_filters() -> Iterator[None]:
-    """The in-process agent installs its redaction filter on the root logger: take it off again."""
-    root = logging.getLogger()
-    before = {id(h): list(h.filters) for h in root.handlers}
-    root_before = list(root.filters)
-    yield
-    root.filters[:] = root_before
-    for h in root.handlers:
-        h.filters[:] = before.get(id(h), [])
 
 
 def _world(root: Path, receiver_url: str) -> ConfigSource:

@@ -6,7 +6,6 @@ watchers (behaviour, not speed: the waits are generous).
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import shutil
 import signal
@@ -133,20 +132,6 @@ def _write_world(root: Path, sup: Supervisord, events_socket: Path, *, watch: bo
     templates = Path(__file__).resolve().parents[3] / "templates"
     return ConfigSource(root / "inventory.yaml", [root / "playbooks"], env={}, templates_dir=templates)
 
-
-@pytest.fixture
-def root_logger_filters() -> Iterator[None]:
-    """The in-process agent installs its redaction filter on the root logger: take it off again."""
-    root = logging.getLogger()
-    before = {id(h): list(h.filters) for h in root.handlers}
-    root_before = list(root.filters)
-    yield
-    root.filters[:] = root_before
-    for h in root.handlers:
-        if id(h) in before:
-            h.filters[:] = before[id(h)]
-        else:
-            h.filters.clear()
 
 
 @pytest.mark.usefixtures("root_logger_filters")
