@@ -262,8 +262,9 @@ def bucket_quantile(buckets: Mapping[float, float], q: float) -> float | None:
 
 
 def parse_agent_metrics(text: str, previous: Mapping[float, float] | None) -> tuple[dict[str, Any], dict[float, float]]:
-    """Lateness quantiles (ms), RSS (MB) and checks in flight from the agent's /metrics text;
-    also the lateness buckets, to pass back as ``previous`` next time."""
+    """Lateness quantiles (ms), RSS (MB), checks in flight and ``loop_alive_ts`` (Unix time its
+    event loop last ran; absent from an agent that does not export it) from the agent's /metrics
+    text; also the lateness buckets, to pass back as ``previous`` next time."""
     from prometheus_client.parser import text_string_to_metric_families
 
     buckets: dict[float, float] = {}
@@ -276,6 +277,8 @@ def parse_agent_metrics(text: str, previous: Mapping[float, float] | None) -> tu
                 out["rss_mb"] = sample.value / 1e6
             elif sample.name == "botwarden_checks_in_flight":
                 out["checks_in_flight"] = int(sample.value)
+            elif sample.name == "botwarden_agent_loop_alive_timestamp_seconds":
+                out["loop_alive_ts"] = sample.value
     window = buckets
     if previous and buckets.get(math.inf, 0) > previous.get(math.inf, 0):
         window = {b: n - previous.get(b, 0.0) for b, n in buckets.items()}

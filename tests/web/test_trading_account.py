@@ -301,3 +301,72 @@ def test_an_account_never_read_is_unknown_not_flat() -> None:
                      account_now=False))
     assert any("positions, stops and resting orders unknown" in r for r in v.reasons), v
     assert "resting orders unknown" in v.entries_reason and "could fill" in v.entries_reason, v
+
+
+BLOCKABLE_AGENT = """
+import asyncio, signal, sys, time
+from agent.engine.metrics import AgentMetrics
+
+async def main() -> None:
+    metrics = AgentMetrics()
+    metrics.serve(int(sys.argv[1]))
+    loop = asyncio.get_running_loop()
+    # A sync call in the loop, as a bug would make one: the loop stops; /metrics (its own thread) answers.
+    loop.add_signal_handler(signal.SIGUSR1, lambda: time.sleep(600))
+    await metrics.beat_loop(asyncio.Event(), every=0.05)
+
+asyncio.run(main())
+"""
+
+
+async def test_a_blocked_agent_loop_is_unprotected_though_its_metrics_answer(web_world: Any,
+                                                                             monkeypatch: Any) -> None:
+    """Issue 17 (w3, 1): a blocked event loop (process alive) still answers /metrics, which
+    prometheus_client serves from its own thread: the page said SAFE for two minutes. A real
+    process runs the agent's metrics and loop beat here; a sync call is made in its loop. One read
+    finding the loop not run is DEGRADED, two (and for long enough) UNPROTECTED."""
+    import signal
+    import subprocess
+    import sys
+
+    from agent.web import gather
+    from agent.web.gather import Gatherer
+    from tests.support.stack import REPO, free_port
+    from tests.web.conftest import load_config
+
+    monkeypatch.setattr(gather, "LOOP_STALE_S", 0.5)  # the process beats every 0.05 s
+    monkeypatch.setattr(gather, "LOOP_HUNG_S", 1.0)
+    config = load_config(web_world)
+    port = free_port()
+    config.settings.agent.metrics_port = port
+    agent = subprocess.Popen([sys.executable, "-c", BLOCKABLE_AGENT, str(port)], cwd=REPO)
+    try:
+        gatherer = Gatherer(config, web_world.store_url, account_address=None)
+
+        async def running() -> dict[str, str]:
+            return {config.settings.agent.program: "RUNNING", config.settings.bot.program: "RUNNING"}
+
+        monkeypatch.setattr(gatherer, "_programs", running)
+        async with aiohttp.ClientSession() as http:
+            for _ in range(200):  # the process is up and its loop beats
+                before = await gatherer.snapshot(http)
+                if before.agent.loop_age_s is not None:
+                    break
+                await asyncio.sleep(0.05)
+            agent.send_signal(signal.SIGUSR1)
+            seen = []
+            for _ in range(400):
+                snap = await gatherer.snapshot(http)
+                seen.append(snap)
+                if snap.verdict.level == "UNPROTECTED":
+                    break
+                await asyncio.sleep(0.05)
+    finally:
+        agent.kill()
+        agent.wait()
+    assert not any("loop" in r for r in before.verdict.reasons), before.verdict
+    assert all(s.agent.metrics_ok for s in seen)  # /metrics answered all along: not the SIGSTOP case
+    stale = [s for s in seen if any("loop has not run" in r for r in s.verdict.reasons)]
+    assert stale and stale[0].verdict.level == "DEGRADED", [s.verdict for s in seen]  # one stale read: not yet
+    last = seen[-1].verdict
+    assert last.level == "UNPROTECTED" and any("event loop has not run" in r for r in last.reasons), last
