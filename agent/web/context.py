@@ -47,6 +47,7 @@ class WebContext:
     def render(self, name: str, **values: Any) -> str:
         values.setdefault("config_state", self.config_state)
         values.setdefault("heartbeat_s", self.config.settings.web.heartbeat_seconds)
+        values.setdefault("live_failing", self.live.failing)
         return self.templates.get_template(name).render(**values)
 
 

@@ -133,6 +133,9 @@ class Snapshot:
     trading_at: datetime | None = None
     """Set while the bot's database cannot be read (``trading_error``): when the day, trades and
     fills shown were read."""
+    exchange_at: datetime | None = None
+    """When the exchange was last asked (``exchange_ok`` is its answer then, not now: the account
+    is read at most every ``EXCHANGE_EVERY_S``)."""
     store_at: datetime | None = None
     """Set while ``store_error`` says the store cannot be read now and an earlier read worked:
     when the store facts shown (checks, incidents, silences, outbox) were read."""
@@ -145,6 +148,15 @@ class Snapshot:
                 self.bot_health and {k: v for k, v in self.bot_health.items()
                                      if k not in ("loop_age_s", "uptime_s", "market_data_age_s")},
                 self.exchange_ok, self.store_error, self.account_now, self.account_at, self.store_at)
+
+
+async def _alone(source: str, reading: Any, failed: Any) -> Any:
+    """``await reading``; any exception becomes ``failed(description)`` (logged with its trace)."""
+    try:
+        return await reading
+    except Exception as exc:  # one source's failure is a fact for the page, not the page's end
+        log.warning("reading %s failed", source, exc_info=True)
+        return failed(f"{type(exc).__name__}: {str(exc)[:160]}")
 
 
 class Gatherer:
@@ -184,14 +196,20 @@ class Gatherer:
 
     async def snapshot(self, http: aiohttp.ClientSession) -> Snapshot:
         now = datetime.now(UTC)
-        programs_t = self._programs()
-        health_t = self._bot_health(http)
-        metrics_t = self._agent_metrics(http)
-        account_t = self._account(http)
-        store_t = asyncio.to_thread(self._store_reads, now)
-        day_t = asyncio.to_thread(self._bot_db_reads, now)
+        # Each source fails on its own: whatever one raises (an answer of a shape never seen, a
+        # bug) becomes that source's error, shown as unknown with its last known values; it never
+        # fails the snapshot (which froze every open page and made new loads 500).
+        programs_t = _alone("supervisord", self._programs(), lambda e: {})
+        health_t = _alone("the bot's /health", self._bot_health(http), lambda e: (None, f"/health: {e}"))
+        metrics_t = _alone("the agent's /metrics", self._agent_metrics(http), lambda e: None)
+        account_t = _alone("the account", self._account(http),
+                           lambda e: (None, False, f"reading the account failed: {e}", datetime.now(UTC)))
+        store_t = _alone("the agent's store", asyncio.to_thread(self._store_reads, now), lambda e: {"error": e})
+        day_t = _alone("the bot's database", asyncio.to_thread(self._bot_db_reads, now),
+                       lambda e: {"error": e, "halts": (f"halt file: not read ({e}): counted as a halt",)})
         programs, (health, bot_error), metrics, (account, exchange_ok, exchange_detail, account_at), store, bot_db = \
             await asyncio.gather(programs_t, health_t, metrics_t, account_t, store_t, day_t)
+        exchange_at = account_at  # when the exchange was last asked (answer or not), cached up to EXCHANGE_EVERY_S
         account_now = account is not None
         if account is not None:
             self._known_account = (account, account_at)
@@ -262,7 +280,7 @@ class Gatherer:
             account_at=account_at if account is not None else None, day=bot_db.get("day"),
             trades=tuple(bot_db.get("trades", ())), fills=tuple(bot_db.get("fills", ())),
             trading_error=bot_db.get("error"), account_now=account_now, store_at=store_at,
-            trading_at=bot_db.get("read_at"),
+            trading_at=bot_db.get("read_at"), exchange_at=exchange_at,
         )
 
     # -- sources -----------------------------------------------------------------------------

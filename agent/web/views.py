@@ -9,6 +9,7 @@ page's own script put it in place. Pages are rendered from the shared snapshot
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
@@ -33,10 +34,15 @@ def _heartbeat_s(request: web.Request) -> float:
 
 
 class _Beat:
-    """When a stream last sent an event; sends a ``ping`` event when a heartbeat passed without one."""
+    """When a stream last sent an event; sends a ``ping`` event when a heartbeat passed without one.
 
-    def __init__(self, stream: Any, every: float) -> None:
+    A ping's data is JSON from ``data()``: ``at`` (now), and for the live pages ``view_at`` (when
+    the snapshot shown was read) and ``old`` (no snapshot can be made now, ``why``): a stream that
+    pings is alive, but the view it serves may be frozen, and the script must say so."""
+
+    def __init__(self, stream: Any, every: float, data: Any = None) -> None:
         self.stream, self.every = stream, every
+        self.data = data or (lambda: json.dumps({"at": datetime.now(UTC).strftime("%H:%M:%S"), "old": False}))
         self.loop = asyncio.get_running_loop()
         self.sent_at = self.loop.time()
 
@@ -49,7 +55,7 @@ class _Beat:
 
     async def due(self) -> None:
         if self.left() <= 0:
-            await self.send(datetime.now(UTC).strftime("%H:%M:%S"), "ping")
+            await self.send(self.data(), "ping")
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -167,7 +173,7 @@ async def events(request: web.Request) -> web.StreamResponse:
         heartbeat = _heartbeat_s(request)
         async with sse_response(request, ping_interval=heartbeat) as stream:
             version, last = -1, None
-            beat = _Beat(stream, heartbeat)
+            beat = _Beat(stream, heartbeat, ctx.live.ping)
             while stream.is_connected() and _still_signed_in(request):
                 newer = await _unless_signed_out(request, ctx.live.wait_newer(version, beat.left()))
                 if newer is None or not _still_signed_in(request):  # signed out (or expired) while it waited

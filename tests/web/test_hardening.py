@@ -346,3 +346,60 @@ async def test_an_unreadable_bot_database_shows_the_fills_last_read(web_world: W
     assert lost.fills == seen.fills and lost.trades == seen.trades  # the last read, not none
     assert 'id="day-stale"' in html and "as last read at" in html, html
     assert "unknown" not in html.split("Last fills", 1)[1], html
+
+
+async def test_a_source_that_raises_fails_alone(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 17 (w3, 2): one source raising (any exception: an answer never seen, a bug) escaped
+    asyncio.gather and failed the whole snapshot. Now it is that source's error: the page loads,
+    and the rest of it is read."""
+    gatherer = client.server.app[CTX].live.gatherer
+
+    def broken(now: object) -> dict[str, object]:
+        raise TypeError("'NoneType' object is not subscriptable")
+
+    monkeypatch.setattr(gatherer, "_bot_db_reads", broken)
+    await sign_in(client, "viewer", VIEWER_PW)
+    r = await client.get("/trading")
+    text = await r.text()
+    assert r.status == 200, text
+    assert "TypeError" in text and "not subscriptable" in text
+    snap = client.server.app[CTX].live.snapshot
+    assert snap is not None and snap.verdict.level in ("HALTED", "UNPROTECTED")  # the halt file unread: a halt
+    assert any("halt file: not read" in r for r in snap.verdict.reasons), snap.verdict
+
+
+async def test_pings_over_a_frozen_view_say_it_is_old(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 17 (w3, 2): when no snapshot could be made, every open page froze at its last view
+    while the stream's pings kept it looking live, and new loads gave 500. Now pings say the view
+    is old (and why, and as of when), and a page load shows the last snapshot."""
+    import json
+
+    from agent.web import gather
+
+    ctx = client.server.app[CTX]
+    ctx.config.settings.web.heartbeat_seconds = 0.3
+    await sign_in(client, "viewer", VIEWER_PW)
+    assert (await client.get("/")).status == 200
+    seen_at = ctx.live.snapshot.at.strftime("%H:%M:%S")
+
+    def broken(facts: object) -> object:
+        raise RuntimeError("no verdict")
+
+    monkeypatch.setattr(gather, "decide", broken)
+    stream = await client.get("/events/incidents")
+    pings: list[dict[str, object]] = []
+    event = ""
+    while not any(p.get("old") for p in pings) and len(pings) < 200:
+        line = (await asyncio.wait_for(stream.content.readline(), 30)).decode().strip()
+        if line.startswith("event: "):
+            event = line[len("event: "):]
+        elif line.startswith("data: ") and event == "ping":
+            pings.append(json.loads(line[len("data: "):]))
+    stream.close()
+    old = [p for p in pings if p.get("old")]
+    assert old and "RuntimeError: no verdict" in str(old[0]["why"]) and old[0]["view_at"] == seen_at, pings
+    page = await client.get("/")
+    text = await page.text()
+    assert page.status == 200 and "cannot read its sources (RuntimeError: no verdict)" in text, text
+    script = await (await client.get("/static/live.js")).text()
+    assert "ping.old" in script  # the watchdog reads it

@@ -370,3 +370,79 @@ async def test_a_blocked_agent_loop_is_unprotected_though_its_metrics_answer(web
     assert stale and stale[0].verdict.level == "DEGRADED", [s.verdict for s in seen]  # one stale read: not yet
     last = seen[-1].verdict
     assert last.level == "UNPROTECTED" and any("event loop has not run" in r for r in last.reasons), last
+
+
+class OddExchange:
+    """A real HTTP server on loopback answering ``/info`` with 200 and whatever ``answers`` holds
+    per request type (an exchange, or a proxy before it, answering something never seen)."""
+
+    def __init__(self, answers: dict[str, Any]) -> None:
+        self.answers = answers
+        self.asked: list[str] = []
+        self.runner: Any = None
+        self.url = ""
+
+    async def __aenter__(self) -> OddExchange:
+        from aiohttp import web
+
+        from tests.support.stack import free_port
+
+        async def info(request: web.Request) -> web.Response:
+            kind = (await request.json())["type"]
+            self.asked.append(kind)
+            return web.json_response(self.answers.get(kind))
+
+        app = web.Application()
+        app.router.add_post("/info", info)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        port = free_port()
+        await web.TCPSite(self.runner, "127.0.0.1", port).start()
+        self.url = f"http://127.0.0.1:{port}"
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.runner.cleanup()
+
+
+GOOD = {"allMids": {"BTC": "50000"},
+        "clearinghouseState": {"assetPositions": [], "marginSummary": {"accountValue": "1000"}},
+        "frontendOpenOrders": []}
+ODD = [("allMids", {"error": "rate limited"}), ("allMids", None), ("clearinghouseState", None),
+       ("clearinghouseState", {"error": "x"} | {"assetPositions": "none"}),
+       ("clearinghouseState", {"assetPositions": [1, 2]}), ("clearinghouseState", {"assetPositions": [{"position": {"szi": "1"}}]}),
+       ("frontendOpenOrders", {"error": "x"}), ("frontendOpenOrders", [{"coin": "BTC"}]), ("frontendOpenOrders", [None]),
+       ("clearinghouseState", {"marginSummary": []})]
+
+
+@pytest.mark.parametrize(("kind", "answer"), ODD)
+async def test_an_unexpected_answer_from_the_exchange_is_an_error_not_an_exception(kind: str, answer: Any) -> None:
+    """Issue 17 (w3, 2): ``{"error": ...}`` or ``null`` with 200 raised TypeError in read_account.
+    Any answer of another shape is the account unknown, with a short description."""
+    from agent.web.trading import read_account
+
+    async with OddExchange({**GOOD, kind: answer}) as ex, aiohttp.ClientSession() as http:
+        account, why = await read_account(http, ex.url, "0x" + "1" * 40)
+    assert account is None and "unexpected answer" in why and len(why) <= 200, why
+
+
+async def test_an_odd_exchange_answer_fails_only_the_account_and_is_read_once_per_period(web_world: Any) -> None:
+    """Issue 17 (w3, 2): the TypeError escaped asyncio.gather: every snapshot failed (pages froze,
+    new loads gave 500), and the account was read again by every attempt, eating the rate limit
+    the bot shares. Now the snapshot is made, the account is unknown with why, and the failed read
+    is kept like a good one (at most one read per EXCHANGE_EVERY_S)."""
+    from agent.web.gather import Gatherer
+    from tests.web.conftest import load_config
+
+    config = load_config(web_world)
+    async with OddExchange({**GOOD, "clearinghouseState": {"error": "User not found"}}) as ex:
+        config.settings.exchange.port = int(ex.url.rsplit(":", 1)[1])
+        gatherer = Gatherer(config, web_world.store_url, account_address="0x" + "1" * 40)
+        async with aiohttp.ClientSession() as http:
+            snaps = [await gatherer.snapshot(http) for _ in range(3)]
+    for snap in snaps:
+        assert snap.account is None and not snap.account_now and not snap.exchange_ok
+        assert "unexpected answer" in snap.exchange_detail and "User not found" in snap.exchange_detail
+        assert any("account has not been read" in r for r in snap.verdict.reasons), snap.verdict
+    assert ex.asked.count("allMids") == 1, ex.asked
+    assert snaps[0].exchange_at == snaps[2].exchange_at  # said with the time it was asked
