@@ -132,8 +132,10 @@ def decide(f: Facts) -> Verdict:
             why += f"; but {len(f.exposure_orders)} resting order(s) can still fill and add exposure"
     elif not f.programs_known:
         entries, why = False, "unknown: supervisord does not answer (no new entries are counted on)"
-    elif not f.bot_running or f.bot_status is None:
+    elif not f.bot_running:
         entries, why = False, "no: the bot is not running"
+    elif f.bot_status is None:  # running for supervisord, silent: hung (SIGSTOP), busy, or starting
+        entries, why = False, "unknown: the bot does not answer /health (it runs, for supervisord)"
     else:
         entries, why = True, "yes"
     halt_note = [f"new entries halted: {halt_reason}"] if halted else []
