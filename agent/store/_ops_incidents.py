@@ -221,6 +221,11 @@ class IncidentOperations(OperationsBase):
             s.execute(update(SilenceRow).where(SilenceRow.id.in_(list(silence_ids)), SilenceRow.ok_after.is_not(None))
                       .values(ok_after=aware(at)))
 
+    def get_silence(self, silence_id: int) -> SilenceRecord | None:
+        with self._session() as s:
+            row = s.get(SilenceRow, silence_id)
+            return _silence(row) if row else None
+
     def expire_silence(self, silence_id: int, at: datetime) -> bool:
         """End a silence now; False if unknown or already ended."""
         with self._session() as s:

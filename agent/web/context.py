@@ -51,6 +51,17 @@ class WebContext:
         return self.templates.get_template(name).render(**values)
 
 
+def row_id(request: web.Request) -> int:
+    """The ``{id}`` of the path (digits, by the route), 404 when larger than any row id SQLite can
+    hold: ``/incidents/99999999999999999999999`` is a page that does not exist, not an overflow."""
+    from agent.engine.operator_actions import MAX_ROW_ID
+
+    value = int(request.match_info["id"])
+    if value > MAX_ROW_ID:
+        raise web.HTTPNotFound(text=f"no such id {request.match_info['id'][:30]}\n")
+    return value
+
+
 CTX = web.AppKey("ctx", WebContext)
 # A typed request key where aiohttp has them (3.13+); the plain name before.
 SESSION: Any = web.RequestKey("session", Session) if hasattr(web, "RequestKey") else "session"

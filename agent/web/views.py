@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 from aiohttp_sse import sse_response
 
-from agent.web.context import ctx_of, session_of
+from agent.web.context import ctx_of, row_id, session_of
 
 T = TypeVar("T")
 log = logging.getLogger("agent.web")
@@ -113,7 +113,7 @@ async def incidents(request: web.Request) -> web.Response:
 
 
 async def incident(request: web.Request) -> web.Response:
-    incident_id = int(request.match_info["id"])
+    incident_id = row_id(request)
     return await _page(request, "incident", f"Incident #{incident_id}", incident_id=incident_id)
 
 
@@ -142,7 +142,7 @@ async def plays(request: web.Request) -> web.Response:
 
 async def run_page(request: web.Request) -> web.Response:
     ctx = ctx_of(request)
-    run = ctx.runs.get(int(request.match_info["id"]))
+    run = ctx.runs.get(row_id(request))
     if run is None:
         raise web.HTTPNotFound(text="no such run (runs are kept in memory, the last 20; see `agent history`)\n")
     snap = await ctx.live.current()

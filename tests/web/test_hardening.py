@@ -403,3 +403,40 @@ async def test_pings_over_a_frozen_view_say_it_is_old(client: TestClient, monkey
     assert page.status == 200 and "cannot read its sources (RuntimeError: no verdict)" in text, text
     script = await (await client.get("/static/live.js")).text()
     assert "ping.old" in script  # the watchdog reads it
+
+
+HUGE = "9" * 23
+
+
+async def test_ids_beyond_any_row_are_not_found(client: TestClient) -> None:
+    """Issue 17 (w3, 6): ids SQLite cannot hold gave 500 (OverflowError): no such page is 404."""
+    await sign_in(client, "viewer", VIEWER_PW)
+    assert (await client.get(f"/incidents/{HUGE}")).status == 404
+    assert (await client.get(f"/runs/{HUGE}")).status == 404
+    csrf = await sign_in(client, "operator", OPERATOR_PW)
+    for path in (f"/act/ack/{HUGE}", f"/act/silence/{HUGE}/expire"):
+        r = await client.post(path, data={"csrf": csrf}, allow_redirects=False)
+        assert r.status == 404, (path, r.status, await r.text())
+
+
+async def test_silence_form_errors_speak_the_page_s_words(client: TestClient, web_world: WebWorld) -> None:
+    """Issue 17 (w3, 6): a 0 s silence said "--for must be longer than zero" (the CLI's flag);
+    a reason had no length limit; expiring a silence that had just run out said only "no active
+    silence #N"."""
+    from datetime import UTC, datetime, timedelta
+
+    csrf = await sign_in(client, "operator", OPERATOR_PW)
+    r = await client.post("/act/silence", data={"csrf": csrf, "matchers": "host=local", "duration": "0s"})
+    text = await r.text()
+    assert "the duration must be longer than zero" in text and "--for" not in text
+    r = await client.post("/act/silence", data={"csrf": csrf, "matchers": "host=local", "duration": "1h",
+                                                 "reason": "x" * 501})
+    assert "at most 500 characters" in await r.text()
+    with web_world.store() as st:
+        assert st.silences() == []
+        past = datetime.now(UTC) - timedelta(hours=2)
+        sid = st.add_silence(matchers={"host": "local"}, starts_at=past, ends_at=past + timedelta(hours=1),
+                             reason="", created_by="cli:op", created_at=past)
+    r = await client.post(f"/act/silence/{sid}/expire", data={"csrf": csrf})
+    ran_out = (past + timedelta(hours=1)).strftime("%Y-%m-%d %H:%M:%S UTC")
+    assert f"silence #{sid} already ran out at {ran_out}" in await r.text()
