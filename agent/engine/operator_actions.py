@@ -31,10 +31,19 @@ class NotAcknowledged(BotwardenError):
 def acknowledge(st: Store, incident: int, *, by: str, comment: str | None, now: datetime) -> IncidentRecord:
     """Acknowledge open incident ``incident`` as ``by`` and audit it (one transaction); returns
     the incident. Raises :class:`NotAcknowledged` when there is no such open incident.
+    An incident already acknowledged (since its state last changed) is not acknowledged again:
+    :class:`NotAcknowledged` says by whom and when, and the first comment stands (a double submit
+    or a second operator never overwrites it).
     The one code path of ``agent ack`` and the web page's acknowledge."""
     with st.transaction() as tx:
-        inc = tx.get_incident(incident)
+        inc = tx.get_incident(incident) if incident <= MAX_ROW_ID else None
         if inc is None or not tx.acknowledge_incident(incident, by=by, at=now, comment=comment):
+            now_inc = tx.get_incident(incident) if inc is not None else None
+            if now_inc is not None and now_inc.resolved_at is None and now_inc.acknowledged_at is not None:
+                first = f" ({now_inc.ack_comment})" if now_inc.ack_comment else ""
+                raise NotAcknowledged(f"incident #{incident} is already acknowledged by {now_inc.acknowledged_by} at "
+                                      f"{_utc(now_inc.acknowledged_at)}{first}: that acknowledgement stands "
+                                      "until the incident's state changes")
             raise NotAcknowledged(f"incident #{incident} is not open" if inc else f"no incident #{incident}")
         tx.add_event("ack", inc.key, incident, f"acknowledged by {by}" + (f": {comment}" if comment else ""),
                      {"by": by, "comment": comment}, at=now)

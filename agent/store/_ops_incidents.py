@@ -121,11 +121,14 @@ class IncidentOperations(OperationsBase):
             return bool(res.rowcount)  # type: ignore[attr-defined]
 
     def acknowledge_incident(self, incident_id: int, *, by: str, at: datetime, comment: str | None = None) -> bool:
-        """Record an operator's acknowledgement (it stops repeats); False if not open."""
+        """Record an operator's acknowledgement (it stops repeats); False if not open or already
+        acknowledged (the first acknowledgement and its comment stand, in one UPDATE: of two
+        concurrent ones exactly one wins)."""
         with self._session() as s:
             res = s.execute(
                 update(IncidentRow)
-                .where(IncidentRow.id == incident_id, IncidentRow.resolved_at.is_(None))
+                .where(IncidentRow.id == incident_id, IncidentRow.resolved_at.is_(None),
+                       IncidentRow.acknowledged_at.is_(None))
                 .values(acknowledged_at=aware(at), acknowledged_by=by, ack_comment=comment)
             )
             return bool(res.rowcount)  # type: ignore[attr-defined]

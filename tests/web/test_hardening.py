@@ -440,3 +440,21 @@ async def test_silence_form_errors_speak_the_page_s_words(client: TestClient, we
     r = await client.post(f"/act/silence/{sid}/expire", data={"csrf": csrf})
     ran_out = (past + timedelta(hours=1)).strftime("%Y-%m-%d %H:%M:%S UTC")
     assert f"silence #{sid} already ran out at {ran_out}" in await r.text()
+
+
+async def test_concurrent_acks_keep_the_first_and_say_so(client: TestClient, web_world: WebWorld) -> None:
+    """Issue 17 (w3, 4): concurrent acks all "succeeded" and the last comment overwrote the first.
+    Exactly one acknowledges; the others say by whom and when, and the first comment stands."""
+    csrf = await sign_in(client, "operator", OPERATOR_PW)
+    path = f"/act/ack/{web_world.incident_id}"
+    posts = await asyncio.gather(*(client.post(path, data={"csrf": csrf, "comment": f"comment {i}"},
+                                               allow_redirects=False) for i in range(4)))
+    assert all(p.status == 303 for p in posts)
+    text = await (await client.get(path.replace("/act/ack/", "/incidents/"))).text()  # the four answers, said once
+    with web_world.store() as st:
+        inc = st.get_incident(web_world.incident_id)
+        events = st.recent_events(kind="ack")
+    assert inc is not None and inc.acknowledged_by == "web:operator" and inc.ack_comment is not None
+    assert len(events) == 1 and inc.ack_comment in events[0].message, events
+    assert text.count("acknowledged: no reminders") == 1, text
+    assert text.count("already acknowledged by web:operator") == 3 and text.count(f"({inc.ack_comment})") >= 3, text
