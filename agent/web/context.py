@@ -44,10 +44,16 @@ class WebContext:
         self.config = config
         self.live.gatherer.use_config(config)
 
+    def _once(self, csrf: str, path: str) -> str:
+        session = self.sessions.for_csrf(csrf)
+        return session.action_token(path) if session is not None else ""
+
     def render(self, name: str, **values: Any) -> str:
         values.setdefault("config_state", self.config_state)
         values.setdefault("heartbeat_s", self.config.settings.web.heartbeat_seconds)
         values.setdefault("live_failing", self.live.failing)
+        csrf = str(values.get("csrf") or getattr(values.get("session"), "csrf", "") or "")
+        values.setdefault("once", lambda path: self._once(csrf, str(path)))
         return self.templates.get_template(name).render(**values)
 
 

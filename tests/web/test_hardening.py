@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from agent.web.context import CTX
 from agent.web.signin import local_path
-from tests.web.conftest import OPERATOR_PW, VIEWER_PW, WebWorld, csrf_of, sign_in
+from tests.web.conftest import OPERATOR_PW, VIEWER_PW, WebWorld, csrf_of, once, sign_in
 from tests.web.test_handlers import _run_lines
 
 PAGE = "https://ops.example/login"
@@ -70,7 +70,7 @@ def form_fields(html: str) -> dict[str, str]:
 
 
 async def confirmation_form(client: TestClient, csrf: str) -> dict[str, str]:
-    ask = await client.post("/act/play/touch", data={"csrf": csrf, "mode": "apply"}, allow_redirects=False)
+    ask = await client.post("/act/play/touch", data={"csrf": csrf, "once": once(client, "/act/play/touch"), "mode": "apply"}, allow_redirects=False)
     assert ask.status == 200
     return {**form_fields(await ask.text()), "confirm_hosts": "local"}
 
@@ -86,7 +86,8 @@ async def test_a_confirmation_runs_the_play_once_however_often_it_is_sent(client
     assert len(started) == 1, [r.status for r in answers]
     refused = [r for r in answers if r not in started]
     for r in refused:
-        assert r.status == 409 and "already used" in await r.text()
+        text = await r.text()  # refused by the form's one-time token, or else by the confirmation's
+        assert r.status == 409 and ("already done" in text or "already used" in text), text
     await _run_lines(client, started[0].headers["Location"])
     again = await client.post("/act/play/touch", data=form, allow_redirects=False)  # a replay later
     assert again.status == 409
@@ -104,7 +105,8 @@ async def test_a_confirmation_is_for_one_play_and_one_session(client: TestClient
     csrf = await sign_in(client, "operator", OPERATOR_PW)
     form = await confirmation_form(client, csrf)
     other = await sign_in(client, "alice", "alice-" + "z" * 26)  # the same browser signs in again: a new session
-    r = await client.post("/act/play/touch", data={**form, "csrf": other}, allow_redirects=False)
+    r = await client.post("/act/play/touch", data={**form, "csrf": other, "once": once(client, "/act/play/touch")},
+                          allow_redirects=False)
     assert r.status == 409
     assert not web_world.marker.exists()
 
@@ -180,7 +182,7 @@ async def test_an_action_never_goes_back_off_the_site(client: TestClient, path: 
     csrf = await sign_in(client, "operator", OPERATOR_PW)
     base = str(client.make_url("/")).rstrip("/")
     r = await client.post("/act/ack/1", allow_redirects=False, headers={"Referer": base + path},
-                          data={"csrf": csrf, "comment": "on it"})
+                          data={"csrf": csrf, "once": once(client, "/act/ack/1"), "comment": "on it"})
     assert r.status in (302, 303), r.status
     location = r.headers["Location"]
     assert as_a_browser_follows(location) == ("https", "ops.example"), location
@@ -275,15 +277,15 @@ async def test_the_page_after_an_action_shows_what_it_did(web_world: WebWorld) -
         csrf = await sign_in(client, "operator", OPERATOR_PW)
         before = await (await client.get("/incidents")).text()
         assert "Active silences (0)" in before
-        r = await client.post("/act/silence", data={"csrf": csrf, "matchers": "host=local", "duration": "1h",
+        r = await client.post("/act/silence", data={"csrf": csrf, "once": once(client, "/act/silence"), "matchers": "host=local", "duration": "1h",
                                                     "reason": "maintenance"}, allow_redirects=False)
         after = await (await client.get(r.headers["Location"])).text()
         assert "Active silences (1)" in after and 'id="silence-1"' in after, after
-        r = await client.post("/act/silence/1/expire", data={"csrf": csrf}, allow_redirects=False)
+        r = await client.post("/act/silence/1/expire", data={"csrf": csrf, "once": once(client, "/act/silence/1/expire")}, allow_redirects=False)
         expired = await (await client.get(r.headers["Location"])).text()
         assert "Active silences (0)" in expired, expired
         await client.get("/")
-        r = await client.post(f"/act/ack/{web_world.incident_id}", data={"csrf": csrf}, allow_redirects=False)
+        r = await client.post(f"/act/ack/{web_world.incident_id}", data={"csrf": csrf, "once": once(client, f"/act/ack/{web_world.incident_id}")}, allow_redirects=False)
         assert r.status == 303
         overview = await (await client.get("/")).text()
     assert "acknowledged by web:operator" in overview, overview
@@ -415,7 +417,7 @@ async def test_ids_beyond_any_row_are_not_found(client: TestClient) -> None:
     assert (await client.get(f"/runs/{HUGE}")).status == 404
     csrf = await sign_in(client, "operator", OPERATOR_PW)
     for path in (f"/act/ack/{HUGE}", f"/act/silence/{HUGE}/expire"):
-        r = await client.post(path, data={"csrf": csrf}, allow_redirects=False)
+        r = await client.post(path, data={"csrf": csrf, "once": once(client, path)}, allow_redirects=False)
         assert r.status == 404, (path, r.status, await r.text())
 
 
@@ -426,10 +428,10 @@ async def test_silence_form_errors_speak_the_page_s_words(client: TestClient, we
     from datetime import UTC, datetime, timedelta
 
     csrf = await sign_in(client, "operator", OPERATOR_PW)
-    r = await client.post("/act/silence", data={"csrf": csrf, "matchers": "host=local", "duration": "0s"})
+    r = await client.post("/act/silence", data={"csrf": csrf, "once": once(client, "/act/silence"), "matchers": "host=local", "duration": "0s"})
     text = await r.text()
     assert "the duration must be longer than zero" in text and "--for" not in text
-    r = await client.post("/act/silence", data={"csrf": csrf, "matchers": "host=local", "duration": "1h",
+    r = await client.post("/act/silence", data={"csrf": csrf, "once": once(client, "/act/silence"), "matchers": "host=local", "duration": "1h",
                                                  "reason": "x" * 501})
     assert "at most 500 characters" in await r.text()
     with web_world.store() as st:
@@ -437,24 +439,50 @@ async def test_silence_form_errors_speak_the_page_s_words(client: TestClient, we
         past = datetime.now(UTC) - timedelta(hours=2)
         sid = st.add_silence(matchers={"host": "local"}, starts_at=past, ends_at=past + timedelta(hours=1),
                              reason="", created_by="cli:op", created_at=past)
-    r = await client.post(f"/act/silence/{sid}/expire", data={"csrf": csrf})
+    r = await client.post(f"/act/silence/{sid}/expire", data={"csrf": csrf, "once": once(client, f"/act/silence/{sid}/expire")})
     ran_out = (past + timedelta(hours=1)).strftime("%Y-%m-%d %H:%M:%S UTC")
     assert f"silence #{sid} already ran out at {ran_out}" in await r.text()
 
 
 async def test_concurrent_acks_keep_the_first_and_say_so(client: TestClient, web_world: WebWorld) -> None:
     """Issue 17 (w3, 4): concurrent acks all "succeeded" and the last comment overwrote the first.
-    Exactly one acknowledges; the others say by whom and when, and the first comment stands."""
-    csrf = await sign_in(client, "operator", OPERATOR_PW)
+    One form sent four times (a double tap) acknowledges once, the others are "already done"
+    (409); acks from two operators' own forms at once: one acknowledges, the other is told by
+    whom and when, and the first comment stands."""
     path = f"/act/ack/{web_world.incident_id}"
-    posts = await asyncio.gather(*(client.post(path, data={"csrf": csrf, "comment": f"comment {i}"},
-                                               allow_redirects=False) for i in range(4)))
-    assert all(p.status == 303 for p in posts)
-    text = await (await client.get(path.replace("/act/ack/", "/incidents/"))).text()  # the four answers, said once
+    csrf = await sign_in(client, "operator", OPERATOR_PW)
+    form = {"csrf": csrf, "once": once(client, path), "comment": "first"}
+    posts = await asyncio.gather(*(client.post(path, data=form, allow_redirects=False) for _ in range(4)))
+    assert sorted(p.status for p in posts) == [303, 409, 409, 409], [p.status for p in posts]
+    for p in posts:
+        if p.status == 409:
+            assert "already done" in await p.text()
+    other = await sign_in(client, "alice", "alice-" + "z" * 26)
+    r = await client.post(path, data={"csrf": other, "once": once(client, path), "comment": "second"})
+    assert "already acknowledged by web:operator at " in await r.text() and "(first)" in await r.text()
     with web_world.store() as st:
         inc = st.get_incident(web_world.incident_id)
         events = st.recent_events(kind="ack")
-    assert inc is not None and inc.acknowledged_by == "web:operator" and inc.ack_comment is not None
-    assert len(events) == 1 and inc.ack_comment in events[0].message, events
-    assert text.count("acknowledged: no reminders") == 1, text
-    assert text.count("already acknowledged by web:operator") == 3 and text.count(f"({inc.ack_comment})") >= 3, text
+    assert inc is not None and inc.acknowledged_by == "web:operator" and inc.ack_comment == "first"
+    assert len(events) == 1, events
+
+
+async def test_a_form_sent_twice_acts_once(client: TestClient, web_world: WebWorld) -> None:
+    """Issue 17 (w3, 4): two concurrent identical silence POSTs made two silences, and a
+    double-tapped play without a confirmation ran twice. Every action form carries a one-time
+    token: the second is 409 "already done" and nothing runs; a form without one runs nothing."""
+    csrf = await sign_in(client, "operator", OPERATOR_PW)
+    silence = {"csrf": csrf, "once": once(client, "/act/silence"), "matchers": "host=local", "duration": "1h"}
+    play = {"csrf": csrf, "once": once(client, "/act/play/touch"), "mode": "check"}
+    answers = await asyncio.gather(*(client.post("/act/silence", data=silence, allow_redirects=False)
+                                     for _ in range(2)),
+                                   *(client.post("/act/play/touch", data=play, allow_redirects=False)
+                                     for _ in range(2)))
+    assert sorted(r.status for r in answers) == [303, 303, 409, 409], [r.status for r in answers]
+    bare = await client.post("/act/silence", data={"csrf": csrf, "matchers": "host=local", "duration": "1h"},
+                             allow_redirects=False)
+    assert bare.status == 400 and "nothing was run" in await bare.text()
+    with web_world.store() as st:
+        assert len(st.silences()) == 1
+    runs = client.server.app[CTX].runs
+    assert runs.get(1) is not None and runs.get(2) is None  # one run started

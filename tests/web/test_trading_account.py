@@ -158,7 +158,7 @@ async def test_the_account_is_read_again_after_a_play_run_from_the_page(exchange
     from aiohttp.test_utils import TestClient, TestServer
 
     from agent.web import build_app, make_context
-    from tests.web.conftest import ENV, OPERATOR_PW, load_config, sign_in
+    from tests.web.conftest import ENV, OPERATOR_PW, load_config, once, sign_in
     from tests.web.test_handlers import _run_lines
 
     settings_file = web_world.root / "settings.yaml"
@@ -177,7 +177,7 @@ async def test_the_account_is_read_again_after_a_play_run_from_the_page(exchange
         await asyncio.sleep(1.1)  # the banner names the read time once it is a second or more behind
         page = await (await client.get("/")).text()
         assert re.search(r"positions and orders as read from the exchange at \d\d:\d\d:\d\d UTC", page), page
-        ask = await client.post("/act/play/touch", data={"csrf": csrf, "mode": "apply"}, allow_redirects=False)
+        ask = await client.post("/act/play/touch", data={"csrf": csrf, "once": once(client, "/act/play/touch"), "mode": "apply"}, allow_redirects=False)
         fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', await ask.text()))
         r = await client.post("/act/play/touch", data={**fields, "confirm_hosts": "local"}, allow_redirects=False)
         assert r.status == 303
