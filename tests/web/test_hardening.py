@@ -486,3 +486,14 @@ async def test_a_form_sent_twice_acts_once(client: TestClient, web_world: WebWor
         assert len(st.silences()) == 1
     runs = client.server.app[CTX].runs
     assert runs.get(1) is not None and runs.get(2) is None  # one run started
+
+
+async def test_the_exchange_state_is_said_with_the_time_it_was_asked(client: TestClient) -> None:
+    """Issue 17 (w3, 3): "Exchange answering" was shown for up to 30 s after the exchange died
+    (the account is read at most every 30 s): the answer is said with the time it was asked."""
+    await sign_in(client, "viewer", VIEWER_PW)
+    text = await (await client.get("/")).text()
+    snap = client.server.app[CTX].live.snapshot
+    assert snap is not None and snap.exchange_at is not None
+    word = "answering" if snap.exchange_ok else "not answering"
+    assert f"{word} at {snap.exchange_at.strftime('%H:%M:%S')} UTC" in text, text
