@@ -13,13 +13,19 @@ Exported (one private registry per agent, never the process-global default one):
 * ``botwarden_exit_detections_total{source}``: program exits noticed by the pidfd watcher or the
   supervisord event listener (whichever was first);
 * ``botwarden_heartbeat_deadlines_missed_total``;
+* ``botwarden_agent_loop_alive_timestamp_seconds``: Unix time at which the agent's event loop
+  last ran :meth:`AgentMetrics.beat_loop` (every ``LOOP_BEAT_S``). /metrics is served from its own
+  thread and answers while the loop is blocked (a sync call in a coroutine, a deadlock): this
+  figure is what says the loop itself still runs (the status page judges its age);
 * ``process_resident_memory_bytes``, ``process_cpu_seconds_total``...: the agent process itself.
 
 The HTTP server is prometheus_client's (a daemon thread): a scrape never waits for the event
-loop, so /metrics answers even while the loop is busy, which is when it matters.
+loop, so /metrics answers even while the loop is busy, which is when it matters (and why an
+answer alone does not say the loop runs: ``botwarden_agent_loop_alive_timestamp_seconds`` does).
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -39,6 +45,8 @@ log = logging.getLogger("agent.metrics")
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 NOTIFICATION_STATUSES = ("pending", "sending", "sent", "failed", "dead")
+LOOP_BEAT_S = 1.0
+"""How often the event loop sets ``botwarden_agent_loop_alive_timestamp_seconds``."""
 
 
 class AgentMetrics:
@@ -61,6 +69,9 @@ class AgentMetrics:
                                        ["source"], registry=r)
         self.heartbeat_missed = Counter("botwarden_heartbeat_deadlines_missed",
                                         "Heartbeat deadlines that passed without a beat", registry=r)
+        self.loop_alive = Gauge("botwarden_agent_loop_alive_timestamp_seconds",
+                                "Unix time the agent's event loop last ran (set by a task on the loop every second)",
+                                registry=r)
         ProcessCollector(registry=r)  # process_resident_memory_bytes, process_cpu_seconds_total...
         self._server: Any = None
 
@@ -78,6 +89,16 @@ class AgentMetrics:
             self.durations.observe(duration_ms / 1000.0)
 
         scheduler.result_listeners.append(on_result)
+
+    async def beat_loop(self, stop: asyncio.Event, every: float = LOOP_BEAT_S) -> None:
+        """Set ``botwarden_agent_loop_alive_timestamp_seconds`` to now every ``every`` seconds,
+        from the event loop itself, until ``stop`` is set (or the task is cancelled)."""
+        while not stop.is_set():
+            self.loop_alive.set_to_current_time()
+            try:
+                await asyncio.wait_for(stop.wait(), every)
+            except TimeoutError:
+                pass
 
     def set_notification_counts(self, counts: Mapping[str, int]) -> None:
         for status in NOTIFICATION_STATUSES:

@@ -31,10 +31,19 @@ class NotAcknowledged(BotwardenError):
 def acknowledge(st: Store, incident: int, *, by: str, comment: str | None, now: datetime) -> IncidentRecord:
     """Acknowledge open incident ``incident`` as ``by`` and audit it (one transaction); returns
     the incident. Raises :class:`NotAcknowledged` when there is no such open incident.
+    An incident already acknowledged (since its state last changed) is not acknowledged again:
+    :class:`NotAcknowledged` says by whom and when, and the first comment stands (a double submit
+    or a second operator never overwrites it).
     The one code path of ``agent ack`` and the web page's acknowledge."""
     with st.transaction() as tx:
-        inc = tx.get_incident(incident)
+        inc = tx.get_incident(incident) if incident <= MAX_ROW_ID else None
         if inc is None or not tx.acknowledge_incident(incident, by=by, at=now, comment=comment):
+            now_inc = tx.get_incident(incident) if inc is not None else None
+            if now_inc is not None and now_inc.resolved_at is None and now_inc.acknowledged_at is not None:
+                first = f" ({now_inc.ack_comment})" if now_inc.ack_comment else ""
+                raise NotAcknowledged(f"incident #{incident} is already acknowledged by {now_inc.acknowledged_by} at "
+                                      f"{_utc(now_inc.acknowledged_at)}{first}: that acknowledgement stands "
+                                      "until the incident's state changes")
             raise NotAcknowledged(f"incident #{incident} is not open" if inc else f"no incident #{incident}")
         tx.add_event("ack", inc.key, incident, f"acknowledged by {by}" + (f": {comment}" if comment else ""),
                      {"by": by, "comment": comment}, at=now)
@@ -52,25 +61,35 @@ MAX_SILENCE_S = 30 * 86400.0
 remembers why it was silenced (``90d`` was taken as written). Renew a silence that must last."""
 
 
-def parse_for(text: str) -> float:
-    """``--for``: a duration longer than zero and at most :data:`MAX_SILENCE_S`, in seconds;
-    :class:`SilenceUsage` otherwise."""
+def parse_for(text: str, name: str = "--for") -> float:
+    """``--for`` (``name``, as the asker knows it): a duration longer than zero and at most
+    :data:`MAX_SILENCE_S`, in seconds; :class:`SilenceUsage` otherwise."""
     try:
         seconds = parse_duration(text)
     except ValueError as exc:
         raise SilenceUsage(str(exc)) from None
     if seconds <= 0:
-        raise SilenceUsage("--for must be longer than zero")
+        raise SilenceUsage(f"{name} must be longer than zero")
     if seconds > MAX_SILENCE_S:
         raise SilenceUsage(f"a silence lasts at most {format_duration(MAX_SILENCE_S)} (asked: {text.strip()}): "
                            "a longer one hides a problem that comes back; silence for less and renew it")
     return seconds
 
 
+MAX_REASON_CHARS = 500
+"""A silence's reason is at most this long (it is shown on every page that lists silences)."""
+MAX_ROW_ID = 2**63 - 1
+"""The largest id SQLite stores: a larger one names no row (and would overflow its integer)."""
+
+
 def create_silence(st: Store, matchers: Mapping[str, str], *, seconds: float, reason: str, by: str,
                    now: datetime) -> int:
     """Store a silence of ``matchers`` (parsed, see :func:`parse_matchers`) for ``seconds`` and
-    audit it as ``by``; returns its id. The code path of ``agent silence`` and the web page."""
+    audit it as ``by``; returns its id. The code path of ``agent silence`` and the web page.
+    A reason longer than :data:`MAX_REASON_CHARS` is refused (:class:`SilenceUsage`)."""
+    if len(reason) > MAX_REASON_CHARS:
+        raise SilenceUsage(f"a silence's reason is at most {MAX_REASON_CHARS} characters (this one has "
+                           f"{len(reason)}): say it shortly")
     sid = st.add_silence(matchers=matchers, starts_at=now, ends_at=now + timedelta(seconds=seconds),
                          reason=reason, created_by=by, created_at=now)
     st.add_event("silence", None, None, f"silence #{sid} by {by} for {format_duration(seconds)}: "
@@ -81,11 +100,20 @@ def create_silence(st: Store, matchers: Mapping[str, str], *, seconds: float, re
 
 def end_silence(st: Store, silence_id: int, *, by: str, now: datetime) -> None:
     """End active silence ``silence_id`` now and audit it as ``by``; :class:`SilenceUsage` when
-    there is no such active silence."""
-    if not st.expire_silence(silence_id, now):
-        raise SilenceUsage(f"no active silence #{silence_id}")
+    there is no such active silence (saying when it ended, if it did)."""
+    if silence_id > MAX_ROW_ID or not st.expire_silence(silence_id, now):
+        found = st.get_silence(silence_id) if silence_id <= MAX_ROW_ID else None
+        if found is None:
+            raise SilenceUsage(f"no silence #{silence_id}")
+        if found.expired_at is not None and found.expired_at <= found.ends_at:
+            raise SilenceUsage(f"silence #{silence_id} already ended at {_utc(found.expired_at)}")
+        raise SilenceUsage(f"silence #{silence_id} already ran out at {_utc(found.ends_at)}")
     st.add_event("silence-expired", None, None, f"silence #{silence_id} expired by {by}",
                  {"silence": silence_id, "by": by}, at=now)
+
+
+def _utc(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def parse_matchers(items: list[str]) -> dict[str, str]:

@@ -121,11 +121,14 @@ class IncidentOperations(OperationsBase):
             return bool(res.rowcount)  # type: ignore[attr-defined]
 
     def acknowledge_incident(self, incident_id: int, *, by: str, at: datetime, comment: str | None = None) -> bool:
-        """Record an operator's acknowledgement (it stops repeats); False if not open."""
+        """Record an operator's acknowledgement (it stops repeats); False if not open or already
+        acknowledged (the first acknowledgement and its comment stand, in one UPDATE: of two
+        concurrent ones exactly one wins)."""
         with self._session() as s:
             res = s.execute(
                 update(IncidentRow)
-                .where(IncidentRow.id == incident_id, IncidentRow.resolved_at.is_(None))
+                .where(IncidentRow.id == incident_id, IncidentRow.resolved_at.is_(None),
+                       IncidentRow.acknowledged_at.is_(None))
                 .values(acknowledged_at=aware(at), acknowledged_by=by, ack_comment=comment)
             )
             return bool(res.rowcount)  # type: ignore[attr-defined]
@@ -220,6 +223,11 @@ class IncidentOperations(OperationsBase):
         with self._session() as s:
             s.execute(update(SilenceRow).where(SilenceRow.id.in_(list(silence_ids)), SilenceRow.ok_after.is_not(None))
                       .values(ok_after=aware(at)))
+
+    def get_silence(self, silence_id: int) -> SilenceRecord | None:
+        with self._session() as s:
+            row = s.get(SilenceRow, silence_id)
+            return _silence(row) if row else None
 
     def expire_silence(self, silence_id: int, at: datetime) -> bool:
         """End a silence now; False if unknown or already ended."""

@@ -54,6 +54,17 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
             raise web.HTTPForbidden(text="the form's CSRF token is missing or wrong: reload the page and retry\n")
     if path.startswith("/act/") and not session.user.can_act:
         raise web.HTTPForbidden(text=f"{session.user.name} may look but not act (read-only role)\n")
+    if path.startswith("/act/") and request.method == "POST":
+        # Every action form carries a one-time token, used up here before anything runs (no await
+        # lies between this and the handler's start): a double submit, a resent form or two taps
+        # run the action once; the others are told it was already done.
+        used = session.use_action_token(path, str(form.get("once") or ""))
+        if used == "used":
+            raise web.HTTPConflict(text="already done: this form was already sent (a double submit?); nothing was "
+                                        "run again. Reload the page to do it again.\n")
+        if used != "ok":
+            raise web.HTTPBadRequest(text="this form is old (its one-time token is unknown or missing): nothing was "
+                                          "run; reload the page and retry\n")
     return await handler(request)
 
 

@@ -104,8 +104,14 @@ def users_from_env(env: Mapping[str, str], *, operator_env: str, viewer_env: str
 
 CONFIRMATION_SECONDS = 600.0
 """How long a confirmation page may wait for its answer."""
+ACTION_TOKENS_KEPT = 500
+"""One-time action tokens a session keeps (one per action path; the oldest dropped past that)."""
 CONFIRMATIONS_KEPT = 20
 """Confirmations a session may hold at once (the oldest is dropped past that)."""
+
+
+def tokens_equal(a: str, b: str) -> bool:
+    return secrets.compare_digest(a.encode(), b.encode())
 
 
 @dataclass
@@ -117,6 +123,31 @@ class Session:
     flash: list[tuple[str, str]] = field(default_factory=list)
     """(kind, text) messages shown once on the next page: what an action did or why it did not."""
     _confirmations: dict[str, tuple[str, tuple[str, ...], float]] = field(default_factory=dict, repr=False)
+    _once: dict[str, str] = field(default_factory=dict, repr=False)
+    _used: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def action_token(self, path: str) -> str:
+        """The one-time token an action form for ``path`` carries (``once``): the same one
+        until it is used (a page re-rendered keeps its forms valid), then a new one."""
+        token = self._once.get(path)
+        if token is None:
+            while len(self._once) >= ACTION_TOKENS_KEPT:
+                del self._once[next(iter(self._once))]
+            token = self._once[path] = secrets.token_urlsafe(18)
+        return token
+
+    def use_action_token(self, path: str, token: str) -> str:
+        """``ok`` once for the current token of ``path`` (used up now, before anything runs);
+        ``used`` for a token already used (a double submit: nothing runs again); ``unknown``
+        otherwise (an old or forged form)."""
+        current = self._once.get(path)
+        if current is not None and token and tokens_equal(current, token):
+            del self._once[path]
+            while len(self._used) >= ACTION_TOKENS_KEPT:
+                del self._used[next(iter(self._used))]
+            self._used[token] = path
+            return "ok"
+        return "used" if token and self._used.get(token) == path else "unknown"
 
     def say(self, kind: str, text: str) -> None:
         self.flash.append((kind, text))
@@ -163,6 +194,10 @@ class Sessions:
         session = Session(secrets.token_urlsafe(32), user, secrets.token_urlsafe(32), self._now() + self.lifetime)
         self._by_id[session.id] = session
         return session
+
+    def for_csrf(self, csrf: str) -> Session | None:
+        """The session whose forms carry ``csrf`` (to render its one-time action tokens)."""
+        return next((s for s in self._by_id.values() if tokens_equal(s.csrf, csrf)), None) if csrf else None
 
     def get(self, session_id: str | None) -> Session | None:
         if not session_id:

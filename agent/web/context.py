@@ -44,10 +44,28 @@ class WebContext:
         self.config = config
         self.live.gatherer.use_config(config)
 
+    def _once(self, csrf: str, path: str) -> str:
+        session = self.sessions.for_csrf(csrf)
+        return session.action_token(path) if session is not None else ""
+
     def render(self, name: str, **values: Any) -> str:
         values.setdefault("config_state", self.config_state)
         values.setdefault("heartbeat_s", self.config.settings.web.heartbeat_seconds)
+        values.setdefault("live_failing", self.live.failing)
+        csrf = str(values.get("csrf") or getattr(values.get("session"), "csrf", "") or "")
+        values.setdefault("once", lambda path: self._once(csrf, str(path)))
         return self.templates.get_template(name).render(**values)
+
+
+def row_id(request: web.Request) -> int:
+    """The ``{id}`` of the path (digits, by the route), 404 when larger than any row id SQLite can
+    hold: ``/incidents/99999999999999999999999`` is a page that does not exist, not an overflow."""
+    from agent.engine.operator_actions import MAX_ROW_ID
+
+    value = int(request.match_info["id"])
+    if value > MAX_ROW_ID:
+        raise web.HTTPNotFound(text=f"no such id {request.match_info['id'][:30]}\n")
+    return value
 
 
 CTX = web.AppKey("ctx", WebContext)

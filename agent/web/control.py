@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from agent.web.context import ctx_of, session_of
+from agent.web.context import ctx_of, row_id, session_of
 from botwarden.errors import BotwardenError
 
 log = logging.getLogger("agent.web")
@@ -67,7 +67,7 @@ async def ack(request: web.Request) -> web.StreamResponse:
     from agent.engine.operator_actions import acknowledge
 
     session = session_of(request)
-    incident = int(request.match_info["id"])
+    incident = row_id(request)
     form = await request.post()
     comment = str(form.get("comment") or "").strip() or None
     try:
@@ -90,7 +90,7 @@ async def silence(request: web.Request) -> web.StreamResponse:
         matchers = parse_matchers(str(form.get("matchers") or "").split())
         if not matchers:
             raise web.HTTPBadRequest(text="give at least one matcher, e.g. host=local check=bot*\n")
-        seconds = parse_for(str(form.get("duration") or "1h"))
+        seconds = parse_for(str(form.get("duration") or "1h"), name="the duration")
         reason = str(form.get("reason") or "").strip()
         sid = await _with_store(request, lambda st: create_silence(st, matchers, seconds=seconds, reason=reason,
                                                                    by=session.user.actor, now=datetime.now(UTC)))
@@ -105,7 +105,7 @@ async def expire(request: web.Request) -> web.StreamResponse:
     from agent.engine.operator_actions import end_silence
 
     session = session_of(request)
-    sid = int(request.match_info["id"])
+    sid = row_id(request)
     try:
         await _with_store(request, lambda st: end_silence(st, sid, by=session.user.actor, now=datetime.now(UTC)))
     except BotwardenError as exc:

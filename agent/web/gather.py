@@ -40,9 +40,17 @@ FRESH_RESULTS_S = 120.0
 """The agent counts as watching while some check result is at most this old."""
 SILENT_METRICS = 2
 """Snapshots in a row whose read of the agent's ``/metrics`` failed while supervisord says it
-runs, after which the agent counts as not watching (hung: SIGSTOP, a blocked loop): found in two
-refreshes, not after :data:`FRESH_RESULTS_S` of false calm. One failed read is not enough (a
-busy moment)."""
+runs, after which the agent counts as not watching (hung: SIGSTOP): found in two refreshes, not
+after :data:`FRESH_RESULTS_S` of false calm. One failed read is not enough (a busy moment). A
+blocked event loop does not silence /metrics (served by its own thread): that is found by the
+age of the loop's own beat (:data:`LOOP_STALE_S`, :data:`LOOP_HUNG_S`)."""
+LOOP_STALE_S = 3.0
+"""The agent's event loop sets ``botwarden_agent_loop_alive_timestamp_seconds`` every second; a
+read that finds it older than this finds the loop not running (its /metrics is served by its own
+thread and answers while the loop is blocked: a sync call in a coroutine, a deadlock)."""
+LOOP_HUNG_S = 5.0
+"""A loop found not running on :data:`SILENT_METRICS` reads in a row, and for at least this long,
+counts as blocked: the agent is not watching (UNPROTECTED). One stale read is DEGRADED."""
 EXCHANGE_EVERY_S = 30.0
 """The account is read from the exchange at most this often (rate-limit weight ~24 per read)."""
 SPARK_POINTS = 60
@@ -85,6 +93,11 @@ class AgentHealth:
     config_rejected: Any = None
     metrics_missed: bool = False
     """The agent runs (for supervisord) and its ``/metrics`` did not answer the last read."""
+    loop_alive_ts: float | None = None
+    """Unix time the agent's event loop last ran, as its /metrics last said (None: not exported)."""
+    loop_age_s: float | None = None
+    """How long the agent's event loop had not run at this read (None: unknown: no answer, or an
+    agent that does not export it)."""
     metrics_at: datetime | None = None
     """Set while ``metrics_ok`` is false and some earlier read answered: when the figures from
     ``/metrics`` shown were read."""
@@ -120,6 +133,9 @@ class Snapshot:
     trading_at: datetime | None = None
     """Set while the bot's database cannot be read (``trading_error``): when the day, trades and
     fills shown were read."""
+    exchange_at: datetime | None = None
+    """When the exchange was last asked (``exchange_ok`` is its answer then, not now: the account
+    is read at most every ``EXCHANGE_EVERY_S``)."""
     store_at: datetime | None = None
     """Set while ``store_error`` says the store cannot be read now and an earlier read worked:
     when the store facts shown (checks, incidents, silences, outbox) were read."""
@@ -134,6 +150,15 @@ class Snapshot:
                 self.exchange_ok, self.store_error, self.account_now, self.account_at, self.store_at)
 
 
+async def _alone(source: str, reading: Any, failed: Any) -> Any:
+    """``await reading``; any exception becomes ``failed(description)`` (logged with its trace)."""
+    try:
+        return await reading
+    except Exception as exc:  # one source's failure is a fact for the page, not the page's end
+        log.warning("reading %s failed", source, exc_info=True)
+        return failed(f"{type(exc).__name__}: {str(exc)[:160]}")
+
+
 class Gatherer:
     """Reads the sources for one :class:`Snapshot`; keeps connections between reads."""
 
@@ -146,6 +171,7 @@ class Gatherer:
         self._account_cache: tuple[float, trading.Account | None, str, datetime] | None = None
         self._prev_buckets: dict[float, float] | None = None
         self._silent_metrics = 0  # snapshots in a row without an answer from the running agent
+        self._stale_loop = 0  # snapshots in a row whose answer said the agent's loop had not run
         # The last reads that answered, with their time: a source that stops answering is shown
         # as it was last seen, said as such, never as empty (no orders, no incidents: all well).
         self._known_account: tuple[trading.Account, datetime] | None = None
@@ -170,14 +196,20 @@ class Gatherer:
 
     async def snapshot(self, http: aiohttp.ClientSession) -> Snapshot:
         now = datetime.now(UTC)
-        programs_t = self._programs()
-        health_t = self._bot_health(http)
-        metrics_t = self._agent_metrics(http)
-        account_t = self._account(http)
-        store_t = asyncio.to_thread(self._store_reads, now)
-        day_t = asyncio.to_thread(self._bot_db_reads, now)
+        # Each source fails on its own: whatever one raises (an answer of a shape never seen, a
+        # bug) becomes that source's error, shown as unknown with its last known values; it never
+        # fails the snapshot (which froze every open page and made new loads 500).
+        programs_t = _alone("supervisord", self._programs(), lambda e: {})
+        health_t = _alone("the bot's /health", self._bot_health(http), lambda e: (None, f"/health: {e}"))
+        metrics_t = _alone("the agent's /metrics", self._agent_metrics(http), lambda e: None)
+        account_t = _alone("the account", self._account(http),
+                           lambda e: (None, False, f"reading the account failed: {e}", datetime.now(UTC)))
+        store_t = _alone("the agent's store", asyncio.to_thread(self._store_reads, now), lambda e: {"error": e})
+        day_t = _alone("the bot's database", asyncio.to_thread(self._bot_db_reads, now),
+                       lambda e: {"error": e, "halts": (f"halt file: not read ({e}): counted as a halt",)})
         programs, (health, bot_error), metrics, (account, exchange_ok, exchange_detail, account_at), store, bot_db = \
             await asyncio.gather(programs_t, health_t, metrics_t, account_t, store_t, day_t)
+        exchange_at = account_at  # when the exchange was last asked (answer or not), cached up to EXCHANGE_EVERY_S
         account_now = account is not None
         if account is not None:
             self._known_account = (account, account_at)
@@ -207,9 +239,13 @@ class Gatherer:
         process = programs.get(self.settings.agent.program, "UNKNOWN")
         agent_running = process == "RUNNING"
         silent = bool(self.settings.agent.metrics_port) and agent_running and metrics is None
+        beat = metrics.get("loop_alive_ts") if metrics is not None else None
+        loop_age = max(0.0, now.timestamp() - beat) if beat is not None else None
+        loop_stale = agent_running and loop_age is not None and loop_age > LOOP_STALE_S
+        self._stale_loop = self._stale_loop + 1 if loop_stale else 0
         agent = AgentHealth(
             process=process, metrics_ok=metrics is not None, metrics_missed=silent,
-            **shown_metrics, metrics_at=metrics_at, last_result_at=last_result, outbox=store.get("outbox", {}),
+            **shown_metrics, loop_age_s=loop_age, metrics_at=metrics_at, last_result_at=last_result, outbox=store.get("outbox", {}),
             outbox_failures=store.get("failures", ()), last_start=store.get("events", {}).get("start"),
             last_reload=store.get("events", {}).get("reload"), config_rejected=store.get("config_rejected"),
         )
@@ -230,6 +266,9 @@ class Gatherer:
             account_now=account_now,
             account_seen_at=account_at.strftime("%H:%M:%S UTC") if account is not None else None,
             agent_missed_last_read=silent,
+            agent_loop_stale_s=loop_age if loop_stale else None,
+            agent_loop_blocked=(self._stale_loop >= SILENT_METRICS and loop_age is not None
+                                and loop_age >= LOOP_HUNG_S),
             programs_known=bool(programs),
             halts=bot_db.get("halts", ()),
         ))
@@ -241,7 +280,7 @@ class Gatherer:
             account_at=account_at if account is not None else None, day=bot_db.get("day"),
             trades=tuple(bot_db.get("trades", ())), fills=tuple(bot_db.get("fills", ())),
             trading_error=bot_db.get("error"), account_now=account_now, store_at=store_at,
-            trading_at=bot_db.get("read_at"),
+            trading_at=bot_db.get("read_at"), exchange_at=exchange_at,
         )
 
     # -- sources -----------------------------------------------------------------------------

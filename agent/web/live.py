@@ -8,8 +8,10 @@ reads as one; with nobody looking it reads nothing.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -37,6 +39,9 @@ class Live:
         self._read_started_at = 0.0  # when the reads of ``snapshot`` began
         self._changed_at = -1.0  # when an operator action last changed what the sources hold
         self._pending: set[asyncio.Task[None]] = set()
+        self.failing: str | None = None
+        """Set while no snapshot can be made (the last attempt raised): what went wrong. The
+        page's pings then say the view is old (:meth:`ping`), never live."""
 
     async def start(self) -> None:
         self._http = aiohttp.ClientSession()
@@ -72,7 +77,25 @@ class Live:
         snap = self.snapshot
         if snap is not None and self._fresh(2 * self.refresh):
             return snap
-        return await self.gather()
+        try:
+            return await self.gather()
+        except Exception:
+            if self.snapshot is None:
+                raise
+            log.exception("reading the page's sources failed; showing the last snapshot")
+            return self.snapshot  # as of its time (said on the page by the pings), not an error page
+
+    def ping(self) -> str:
+        """A stream's ``ping`` data (JSON): the time, when the snapshot shown was read, and
+        ``old`` (with ``why``) when no snapshot could be made since: the page's script then says
+        its view is old, however alive the stream is."""
+        snap = self.snapshot
+        data: dict[str, Any] = {"at": datetime.now(UTC).strftime("%H:%M:%S"),
+                                "view_at": snap.at.strftime("%H:%M:%S") if snap is not None else None,
+                                "old": self.failing is not None}
+        if self.failing is not None:
+            data["why"] = self.failing
+        return json.dumps(data)
 
     def bump(self) -> None:
         """Something shown changed outside the snapshot (a new chart): streams re-render."""
@@ -91,7 +114,12 @@ class Live:
                 return self.snapshot  # another caller just gathered it
             assert self._http is not None, "Live.start() first"
             started = time.monotonic()
-            snap = await self.gatherer.snapshot(self._http)
+            try:
+                snap = await self.gatherer.snapshot(self._http)
+            except Exception as exc:
+                self.failing = f"{type(exc).__name__}: {str(exc)[:160]}"
+                raise
+            self.failing = None
             self._gathered_at, self._read_started_at = time.monotonic(), started
             self.snapshot = snap
             key = snap.version_key()

@@ -15,6 +15,7 @@
 """
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -143,6 +144,27 @@ async def read_account(http: aiohttp.ClientSession, url: str, address: str | Non
         raw_orders = await info({"type": "frontendOpenOrders", "user": address})
     except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
         return None, f"{type(exc).__name__}: {exc}"[:200]
+    for kind, answer, shape in (("allMids", mids, Mapping), ("clearinghouseState", state, Mapping),
+                                ("frontendOpenOrders", raw_orders, list)):
+        if not isinstance(answer, shape) or (isinstance(answer, Mapping) and "error" in answer):
+            return None, f"/info {kind}: unexpected answer: {_brief(answer)}"
+    # No list of positions is not "no positions" (fail closed: unknown, never none).
+    if not isinstance(state.get("assetPositions"), list) or not isinstance(state.get("marginSummary"), Mapping):
+        return None, f"/info clearinghouseState: unexpected answer: {_brief(state)}"
+    try:
+        return _account(mids, state, raw_orders), ""
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # any other shape: an error, said briefly
+        return None, f"/info: unexpected answer ({type(exc).__name__}: {str(exc)[:80]})"
+
+
+def _brief(answer: Any) -> str:
+    """An unexpected JSON answer, short (``{"error": "..."}``, ``null``): it may come from a proxy,
+    never echo much of it."""
+    return json.dumps(answer)[:120] if answer is None or isinstance(answer, (Mapping, list, str, int, float)) \
+        else type(answer).__name__
+
+
+def _account(mids: Mapping[str, Any], state: Mapping[str, Any], raw_orders: list[Any]) -> Account:
     orders = [Order(coin=str(o["coin"]), side=str(o["side"]), size=float(o["sz"]), limit_px=float(o["limitPx"]),
                     trigger_px=as_float(o.get("triggerPx")) if o.get("isTrigger") else None,
                     reduce_only=bool(o.get("reduceOnly")), kind=str(o.get("orderType", "Limit")), oid=int(o["oid"]))
@@ -154,7 +176,7 @@ async def read_account(http: aiohttp.ClientSession, url: str, address: str | Non
         if size == 0:
             continue
         coin = str(p["coin"])
-        mark = as_float(mids.get(coin)) if isinstance(mids, Mapping) else None
+        mark = as_float(mids.get(coin))
         entry_px = as_float(p.get("entryPx"))
         # No entry price, no side of it to be on: no order counts as its stop-loss (fail closed).
         stop = stop_for(size, mark, [o for o in orders if o.coin == coin])
@@ -163,7 +185,7 @@ async def read_account(http: aiohttp.ClientSession, url: str, address: str | Non
                                   liquidation_px=as_float(p.get("liquidationPx")), stop_px=stop.px,
                                   stop_distance_pct=stop.distance_pct, protected=stop.protected))
     equity = as_float(state.get("marginSummary", {}).get("accountValue")) or 0.0
-    return Account(equity, tuple(positions), tuple(orders)), ""
+    return Account(equity, tuple(positions), tuple(orders))
 
 
 @dataclass(frozen=True)
@@ -262,8 +284,9 @@ def bucket_quantile(buckets: Mapping[float, float], q: float) -> float | None:
 
 
 def parse_agent_metrics(text: str, previous: Mapping[float, float] | None) -> tuple[dict[str, Any], dict[float, float]]:
-    """Lateness quantiles (ms), RSS (MB) and checks in flight from the agent's /metrics text;
-    also the lateness buckets, to pass back as ``previous`` next time."""
+    """Lateness quantiles (ms), RSS (MB), checks in flight and ``loop_alive_ts`` (Unix time its
+    event loop last ran; absent from an agent that does not export it) from the agent's /metrics
+    text; also the lateness buckets, to pass back as ``previous`` next time."""
     from prometheus_client.parser import text_string_to_metric_families
 
     buckets: dict[float, float] = {}
@@ -276,6 +299,8 @@ def parse_agent_metrics(text: str, previous: Mapping[float, float] | None) -> tu
                 out["rss_mb"] = sample.value / 1e6
             elif sample.name == "botwarden_checks_in_flight":
                 out["checks_in_flight"] = int(sample.value)
+            elif sample.name == "botwarden_agent_loop_alive_timestamp_seconds":
+                out["loop_alive_ts"] = sample.value
     window = buckets
     if previous and buckets.get(math.inf, 0) > previous.get(math.inf, 0):
         window = {b: n - previous.get(b, 0.0) for b, n in buckets.items()}

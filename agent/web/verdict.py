@@ -4,7 +4,9 @@ may open new positions, from facts the page gathered. Pure: no I/O, no clock.
 Worst first:
 
 * **UNPROTECTED**: nothing would act if things went wrong, or money is at risk without a stop:
-  the agent is not running, does not answer (``agent_answers`` false: hung), its checks have
+  the agent is not running, does not answer (``agent_answers`` false: hung), its event loop
+  has not run on two reads in a row (``agent_loop_blocked``: /metrics answers from its own
+  thread while the loop is blocked), its checks have
   stopped coming in (``agent_fresh`` false), or an
   open position is not covered by resting reduce-only stop-losses for its whole size (a
   take-profit or a stop-loss for part of the size does not count);
@@ -13,7 +15,7 @@ Worst first:
   which it does while the bot is dead or restarting (an unreadable file is a halt: fail closed).
   A halt is named among the reasons whatever the level;
 * **DEGRADED**: something is wrong but guarded: an open incident, the agent missing one read of
-  its /metrics, the account unreadable now (its last known positions, stops and orders are
+  its /metrics or one read finding its event loop not run for seconds, the account unreadable now (its last known positions, stops and orders are
   judged and named with their time: unknown is never "none"), the bot not running or not
   healthy, the exchange not answering, the store unreadable, or an order resting on the
   exchange that can add exposure (not reduce-only: the bot's entries are IOC and never rest, so
@@ -55,6 +57,12 @@ class Facts:
     """When the account shown was last read (``HH:MM:SS UTC``), None when it was never read."""
     agent_missed_last_read: bool = False
     """The agent's ``/metrics`` did not answer the last read (one miss: not yet "hung")."""
+    agent_loop_stale_s: float | None = None
+    """The agent answers but its event loop had not run for this many seconds at the last read
+    (its /metrics is served by its own thread): one such read is DEGRADED (a busy moment)."""
+    agent_loop_blocked: bool = False
+    """The agent's event loop was found not running on two reads in a row, for seconds: it is
+    blocked (a sync call, a deadlock), nothing it schedules runs: UNPROTECTED."""
     programs_known: bool = True
     """supervisord answered: ``agent_running`` and ``bot_running`` are its word. When false both
     are false and unknown: said as unknown, not as "not running"."""
@@ -77,6 +85,10 @@ def decide(f: Facts) -> Verdict:
     elif not f.agent_answers:
         unprotected.append("the agent does not answer (its /metrics, twice in a row): it may be hung, and then "
                            "nothing watches the bot; `supervisorctl restart agent`")
+    elif f.agent_loop_blocked:
+        unprotected.append(f"the agent's event loop has not run for {f.agent_loop_stale_s or 0:.0f} s (its /metrics "
+                           "answers from its own thread): it is blocked, and then nothing watches the bot; "
+                           "`supervisorctl restart agent`")
     elif not f.agent_fresh:
         unprotected.append("the agent's checks have stopped coming in")
     seen = f" (as last read, at {f.account_seen_at})" if not f.account_now else ""
@@ -86,6 +98,10 @@ def decide(f: Facts) -> Verdict:
     if f.agent_running and f.agent_answers and f.agent_missed_last_read:
         degraded.append("the agent did not answer its last read (/metrics): busy, or hung if the next read "
                         "misses too")
+    if (f.agent_running and f.agent_answers and not f.agent_loop_blocked
+            and f.agent_loop_stale_s is not None):
+        degraded.append(f"the agent's loop has not run for {f.agent_loop_stale_s:.0f} s: busy, or blocked if the "
+                        "next read finds it so too")
     if not f.account_now:
         degraded.append(_unknown_account(f))
     if not f.store_readable:
@@ -116,8 +132,10 @@ def decide(f: Facts) -> Verdict:
             why += f"; but {len(f.exposure_orders)} resting order(s) can still fill and add exposure"
     elif not f.programs_known:
         entries, why = False, "unknown: supervisord does not answer (no new entries are counted on)"
-    elif not f.bot_running or f.bot_status is None:
+    elif not f.bot_running:
         entries, why = False, "no: the bot is not running"
+    elif f.bot_status is None:  # running for supervisord, silent: hung (SIGSTOP), busy, or starting
+        entries, why = False, "unknown: the bot does not answer /health (it runs, for supervisord)"
     else:
         entries, why = True, "yes"
     halt_note = [f"new entries halted: {halt_reason}"] if halted else []

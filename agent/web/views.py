@@ -9,6 +9,7 @@ page's own script put it in place. Pages are rendered from the shared snapshot
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
@@ -17,7 +18,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 from aiohttp_sse import sse_response
 
-from agent.web.context import ctx_of, session_of
+from agent.web.context import ctx_of, row_id, session_of
 
 T = TypeVar("T")
 log = logging.getLogger("agent.web")
@@ -33,10 +34,15 @@ def _heartbeat_s(request: web.Request) -> float:
 
 
 class _Beat:
-    """When a stream last sent an event; sends a ``ping`` event when a heartbeat passed without one."""
+    """When a stream last sent an event; sends a ``ping`` event when a heartbeat passed without one.
 
-    def __init__(self, stream: Any, every: float) -> None:
+    A ping's data is JSON from ``data()``: ``at`` (now), and for the live pages ``view_at`` (when
+    the snapshot shown was read) and ``old`` (no snapshot can be made now, ``why``): a stream that
+    pings is alive, but the view it serves may be frozen, and the script must say so."""
+
+    def __init__(self, stream: Any, every: float, data: Any = None) -> None:
         self.stream, self.every = stream, every
+        self.data = data or (lambda: json.dumps({"at": datetime.now(UTC).strftime("%H:%M:%S"), "old": False}))
         self.loop = asyncio.get_running_loop()
         self.sent_at = self.loop.time()
 
@@ -49,7 +55,7 @@ class _Beat:
 
     async def due(self) -> None:
         if self.left() <= 0:
-            await self.send(datetime.now(UTC).strftime("%H:%M:%S"), "ping")
+            await self.send(self.data(), "ping")
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -107,7 +113,7 @@ async def incidents(request: web.Request) -> web.Response:
 
 
 async def incident(request: web.Request) -> web.Response:
-    incident_id = int(request.match_info["id"])
+    incident_id = row_id(request)
     return await _page(request, "incident", f"Incident #{incident_id}", incident_id=incident_id)
 
 
@@ -136,7 +142,7 @@ async def plays(request: web.Request) -> web.Response:
 
 async def run_page(request: web.Request) -> web.Response:
     ctx = ctx_of(request)
-    run = ctx.runs.get(int(request.match_info["id"]))
+    run = ctx.runs.get(row_id(request))
     if run is None:
         raise web.HTTPNotFound(text="no such run (runs are kept in memory, the last 20; see `agent history`)\n")
     snap = await ctx.live.current()
@@ -167,7 +173,7 @@ async def events(request: web.Request) -> web.StreamResponse:
         heartbeat = _heartbeat_s(request)
         async with sse_response(request, ping_interval=heartbeat) as stream:
             version, last = -1, None
-            beat = _Beat(stream, heartbeat)
+            beat = _Beat(stream, heartbeat, ctx.live.ping)
             while stream.is_connected() and _still_signed_in(request):
                 newer = await _unless_signed_out(request, ctx.live.wait_newer(version, beat.left()))
                 if newer is None or not _still_signed_in(request):  # signed out (or expired) while it waited

@@ -138,3 +138,14 @@ async def sign_in(client: TestClient, user: str, password: str) -> str:
 
 def dedent(text: str) -> str:
     return textwrap.dedent(text)
+
+
+def once(client: TestClient, path: str) -> str:
+    """The one-time token an action form for ``path`` carries in the signed-in session of
+    ``client`` (what the page puts in the form's ``once`` field)."""
+    from agent.web.context import COOKIE, CTX
+
+    cookie = client.session.cookie_jar.filter_cookies(client.make_url("/")).get(COOKIE)
+    session = client.server.app[CTX].sessions.get(cookie.value if cookie else None)
+    assert session is not None, "sign in first"
+    return session.action_token(path)

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import pytest
 from aiohttp.test_utils import TestClient
 
-from tests.web.conftest import OPERATOR_PW, VIEWER_PW, WebWorld, csrf_of, sign_in
+from tests.web.conftest import OPERATOR_PW, VIEWER_PW, WebWorld, csrf_of, once, sign_in
 
 PAGES = ["/", "/incidents", "/incidents/1", "/checks", "/trading", "/agent", "/plays"]
 ACTIONS = ["/act/ack/1", "/act/silence", "/act/silence/1/expire", "/act/play/touch"]
@@ -140,7 +140,7 @@ async def test_operator_acknowledges_like_the_cli(client: TestClient, web_world:
                                                   capsys: pytest.CaptureFixture[str],
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     csrf = await sign_in(client, "operator", OPERATOR_PW)
-    r = await client.post("/act/ack/1", data={"csrf": csrf, "comment": "on it"}, allow_redirects=False)
+    r = await client.post("/act/ack/1", data={"csrf": csrf, "once": once(client, "/act/ack/1"), "comment": "on it"}, allow_redirects=False)
     assert r.status == 303
     st = web_world.store()
     try:
@@ -162,14 +162,14 @@ async def test_operator_acknowledges_like_the_cli(client: TestClient, web_world:
     assert main(["explain", "1", "--inventory", str(web_world.inventory), "--store", web_world.store_url]) == 0
     assert "acknowledged by web:operator" in capsys.readouterr().out
     # A second acknowledgement is refused with the CLI's message, shown once on the next page.
-    await client.post("/act/ack/1", data={"csrf": csrf})
-    r = await client.post("/act/ack/99", data={"csrf": csrf})
+    await client.post("/act/ack/1", data={"csrf": csrf, "once": once(client, "/act/ack/1")})
+    r = await client.post("/act/ack/99", data={"csrf": csrf, "once": once(client, "/act/ack/99")})
     assert "no incident #99" in await r.text()
 
 
 async def test_named_operator_is_audited_under_its_name(client: TestClient, web_world: WebWorld) -> None:
     csrf = await sign_in(client, "alice", "alice-" + "z" * 26)
-    await client.post("/act/ack/1", data={"csrf": csrf})
+    await client.post("/act/ack/1", data={"csrf": csrf, "once": once(client, "/act/ack/1")})
     st = web_world.store()
     try:
         assert st.get_incident(web_world.incident_id).acknowledged_by == "web:alice"
@@ -179,7 +179,7 @@ async def test_named_operator_is_audited_under_its_name(client: TestClient, web_
 
 async def test_operator_silences_and_expires(client: TestClient, web_world: WebWorld) -> None:
     csrf = await sign_in(client, "operator", OPERATOR_PW)
-    r = await client.post("/act/silence", data={"csrf": csrf, "matchers": "host=local check=disk*",
+    r = await client.post("/act/silence", data={"csrf": csrf, "once": once(client, "/act/silence"), "matchers": "host=local check=disk*",
                                                 "duration": "2h", "reason": "disk swap"})
     assert "silence #1 active" in await r.text()
     st = web_world.store()
@@ -190,9 +190,9 @@ async def test_operator_silences_and_expires(client: TestClient, web_world: WebW
         assert (silence.ends_at - silence.starts_at).total_seconds() == 7200
     finally:
         st.close()
-    bad = await client.post("/act/silence", data={"csrf": csrf, "matchers": "colour=red", "duration": "1h"})
+    bad = await client.post("/act/silence", data={"csrf": csrf, "once": once(client, "/act/silence"), "matchers": "colour=red", "duration": "1h"})
     assert "bad matcher" in await bad.text()
-    r = await client.post("/act/silence/1/expire", data={"csrf": csrf})
+    r = await client.post("/act/silence/1/expire", data={"csrf": csrf, "once": once(client, "/act/silence/1/expire")})
     assert "silence #1 expired" in await r.text()
     st = web_world.store()
     try:
@@ -200,8 +200,8 @@ async def test_operator_silences_and_expires(client: TestClient, web_world: WebW
         assert [e.message for e in st.recent_events(kind="silence-expired")] == ["silence #1 expired by web:operator"]
     finally:
         st.close()
-    again = await client.post("/act/silence/1/expire", data={"csrf": csrf})
-    assert "no active silence #1" in await again.text()
+    again = await client.post("/act/silence/1/expire", data={"csrf": csrf, "once": once(client, "/act/silence/1/expire")})
+    assert "silence #1 already ended at " in await again.text()  # said with its time (issue 17, w3 6)
 
 
 async def _run_lines(client: TestClient, location: str) -> str:
@@ -215,7 +215,7 @@ async def _run_lines(client: TestClient, location: str) -> str:
 
 async def test_operator_runs_a_play_in_check_mode_at_once(client: TestClient, web_world: WebWorld) -> None:
     csrf = await sign_in(client, "operator", OPERATOR_PW)
-    r = await client.post("/act/play/touch", data={"csrf": csrf, "mode": "check"}, allow_redirects=False)
+    r = await client.post("/act/play/touch", data={"csrf": csrf, "once": once(client, "/act/play/touch"), "mode": "check"}, allow_redirects=False)
     assert r.status == 303 and r.headers["Location"].startswith("/runs/")
     html = await _run_lines(client, r.headers["Location"])
     assert "check mode" in html and "touch the marker" in html
@@ -230,13 +230,13 @@ async def test_operator_runs_a_play_in_check_mode_at_once(client: TestClient, we
 
 async def test_destructive_play_needs_the_host_typed(client: TestClient, web_world: WebWorld) -> None:
     csrf = await sign_in(client, "operator", OPERATOR_PW)
-    ask = await client.post("/act/play/touch", data={"csrf": csrf, "mode": "apply"}, allow_redirects=False)
+    ask = await client.post("/act/play/touch", data={"csrf": csrf, "once": once(client, "/act/play/touch"), "mode": "apply"}, allow_redirects=False)
     assert ask.status == 200
     question = await ask.text()
     assert "Touch the marker on local?" in question and "<code>local</code>" in question
     # Every form of the page carries the session's CSRF token (its header's sign-out too).
     assert 'name="csrf" value=""' not in question and question.count(f'name="csrf" value="{csrf}"') >= 2
-    wrong = await client.post("/act/play/touch", data={"csrf": csrf, "mode": "apply", "confirm_hosts": "prod"},
+    wrong = await client.post("/act/play/touch", data={"csrf": csrf, "once": once(client, "/act/play/touch"), "mode": "apply", "confirm_hosts": "prod"},
                               allow_redirects=False)
     wrong_page = await wrong.text()
     assert wrong.status == 400 and "did not match" in wrong_page
@@ -264,7 +264,7 @@ async def test_destructive_play_needs_the_host_typed(client: TestClient, web_wor
 
 async def test_unknown_play_is_said_not_run(client: TestClient) -> None:
     csrf = await sign_in(client, "operator", OPERATOR_PW)
-    r = await client.post("/act/play/tuoch", data={"csrf": csrf, "mode": "check"})
+    r = await client.post("/act/play/tuoch", data={"csrf": csrf, "once": once(client, "/act/play/tuoch"), "mode": "check"})
     assert "no playbook named &#39;tuoch&#39;" in await r.text()
 
 

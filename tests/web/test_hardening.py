@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from agent.web.context import CTX
 from agent.web.signin import local_path
-from tests.web.conftest import OPERATOR_PW, VIEWER_PW, WebWorld, csrf_of, sign_in
+from tests.web.conftest import OPERATOR_PW, VIEWER_PW, WebWorld, csrf_of, once, sign_in
 from tests.web.test_handlers import _run_lines
 
 PAGE = "https://ops.example/login"
@@ -70,7 +70,7 @@ def form_fields(html: str) -> dict[str, str]:
 
 
 async def confirmation_form(client: TestClient, csrf: str) -> dict[str, str]:
-    ask = await client.post("/act/play/touch", data={"csrf": csrf, "mode": "apply"}, allow_redirects=False)
+    ask = await client.post("/act/play/touch", data={"csrf": csrf, "once": once(client, "/act/play/touch"), "mode": "apply"}, allow_redirects=False)
     assert ask.status == 200
     return {**form_fields(await ask.text()), "confirm_hosts": "local"}
 
@@ -86,7 +86,8 @@ async def test_a_confirmation_runs_the_play_once_however_often_it_is_sent(client
     assert len(started) == 1, [r.status for r in answers]
     refused = [r for r in answers if r not in started]
     for r in refused:
-        assert r.status == 409 and "already used" in await r.text()
+        text = await r.text()  # refused by the form's one-time token, or else by the confirmation's
+        assert r.status == 409 and ("already done" in text or "already used" in text), text
     await _run_lines(client, started[0].headers["Location"])
     again = await client.post("/act/play/touch", data=form, allow_redirects=False)  # a replay later
     assert again.status == 409
@@ -104,7 +105,8 @@ async def test_a_confirmation_is_for_one_play_and_one_session(client: TestClient
     csrf = await sign_in(client, "operator", OPERATOR_PW)
     form = await confirmation_form(client, csrf)
     other = await sign_in(client, "alice", "alice-" + "z" * 26)  # the same browser signs in again: a new session
-    r = await client.post("/act/play/touch", data={**form, "csrf": other}, allow_redirects=False)
+    r = await client.post("/act/play/touch", data={**form, "csrf": other, "once": once(client, "/act/play/touch")},
+                          allow_redirects=False)
     assert r.status == 409
     assert not web_world.marker.exists()
 
@@ -180,7 +182,7 @@ async def test_an_action_never_goes_back_off_the_site(client: TestClient, path: 
     csrf = await sign_in(client, "operator", OPERATOR_PW)
     base = str(client.make_url("/")).rstrip("/")
     r = await client.post("/act/ack/1", allow_redirects=False, headers={"Referer": base + path},
-                          data={"csrf": csrf, "comment": "on it"})
+                          data={"csrf": csrf, "once": once(client, "/act/ack/1"), "comment": "on it"})
     assert r.status in (302, 303), r.status
     location = r.headers["Location"]
     assert as_a_browser_follows(location) == ("https", "ops.example"), location
@@ -275,15 +277,15 @@ async def test_the_page_after_an_action_shows_what_it_did(web_world: WebWorld) -
         csrf = await sign_in(client, "operator", OPERATOR_PW)
         before = await (await client.get("/incidents")).text()
         assert "Active silences (0)" in before
-        r = await client.post("/act/silence", data={"csrf": csrf, "matchers": "host=local", "duration": "1h",
+        r = await client.post("/act/silence", data={"csrf": csrf, "once": once(client, "/act/silence"), "matchers": "host=local", "duration": "1h",
                                                     "reason": "maintenance"}, allow_redirects=False)
         after = await (await client.get(r.headers["Location"])).text()
         assert "Active silences (1)" in after and 'id="silence-1"' in after, after
-        r = await client.post("/act/silence/1/expire", data={"csrf": csrf}, allow_redirects=False)
+        r = await client.post("/act/silence/1/expire", data={"csrf": csrf, "once": once(client, "/act/silence/1/expire")}, allow_redirects=False)
         expired = await (await client.get(r.headers["Location"])).text()
         assert "Active silences (0)" in expired, expired
         await client.get("/")
-        r = await client.post(f"/act/ack/{web_world.incident_id}", data={"csrf": csrf}, allow_redirects=False)
+        r = await client.post(f"/act/ack/{web_world.incident_id}", data={"csrf": csrf, "once": once(client, f"/act/ack/{web_world.incident_id}")}, allow_redirects=False)
         assert r.status == 303
         overview = await (await client.get("/")).text()
     assert "acknowledged by web:operator" in overview, overview
@@ -346,3 +348,152 @@ async def test_an_unreadable_bot_database_shows_the_fills_last_read(web_world: W
     assert lost.fills == seen.fills and lost.trades == seen.trades  # the last read, not none
     assert 'id="day-stale"' in html and "as last read at" in html, html
     assert "unknown" not in html.split("Last fills", 1)[1], html
+
+
+async def test_a_source_that_raises_fails_alone(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 17 (w3, 2): one source raising (any exception: an answer never seen, a bug) escaped
+    asyncio.gather and failed the whole snapshot. Now it is that source's error: the page loads,
+    and the rest of it is read."""
+    gatherer = client.server.app[CTX].live.gatherer
+
+    def broken(now: object) -> dict[str, object]:
+        raise TypeError("'NoneType' object is not subscriptable")
+
+    monkeypatch.setattr(gatherer, "_bot_db_reads", broken)
+    await sign_in(client, "viewer", VIEWER_PW)
+    r = await client.get("/trading")
+    text = await r.text()
+    assert r.status == 200, text
+    assert "TypeError" in text and "not subscriptable" in text
+    snap = client.server.app[CTX].live.snapshot
+    assert snap is not None and snap.verdict.level in ("HALTED", "UNPROTECTED")  # the halt file unread: a halt
+    assert any("halt file: not read" in r for r in snap.verdict.reasons), snap.verdict
+
+
+async def test_pings_over_a_frozen_view_say_it_is_old(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 17 (w3, 2): when no snapshot could be made, every open page froze at its last view
+    while the stream's pings kept it looking live, and new loads gave 500. Now pings say the view
+    is old (and why, and as of when), and a page load shows the last snapshot."""
+    import json
+
+    from agent.web import gather
+
+    ctx = client.server.app[CTX]
+    ctx.config.settings.web.heartbeat_seconds = 0.3
+    await sign_in(client, "viewer", VIEWER_PW)
+    assert (await client.get("/")).status == 200
+    seen_at = ctx.live.snapshot.at.strftime("%H:%M:%S")
+
+    def broken(facts: object) -> object:
+        raise RuntimeError("no verdict")
+
+    monkeypatch.setattr(gather, "decide", broken)
+    stream = await client.get("/events/incidents")
+    pings: list[dict[str, object]] = []
+    event = ""
+    while not any(p.get("old") for p in pings) and len(pings) < 200:
+        line = (await asyncio.wait_for(stream.content.readline(), 30)).decode().strip()
+        if line.startswith("event: "):
+            event = line[len("event: "):]
+        elif line.startswith("data: ") and event == "ping":
+            pings.append(json.loads(line[len("data: "):]))
+    stream.close()
+    old = [p for p in pings if p.get("old")]
+    assert old and "RuntimeError: no verdict" in str(old[0]["why"]) and old[0]["view_at"] == seen_at, pings
+    page = await client.get("/")
+    text = await page.text()
+    assert page.status == 200 and "cannot read its sources (RuntimeError: no verdict)" in text, text
+    script = await (await client.get("/static/live.js")).text()
+    assert "ping.old" in script  # the watchdog reads it
+
+
+HUGE = "9" * 23
+
+
+async def test_ids_beyond_any_row_are_not_found(client: TestClient) -> None:
+    """Issue 17 (w3, 6): ids SQLite cannot hold gave 500 (OverflowError): no such page is 404."""
+    await sign_in(client, "viewer", VIEWER_PW)
+    assert (await client.get(f"/incidents/{HUGE}")).status == 404
+    assert (await client.get(f"/runs/{HUGE}")).status == 404
+    csrf = await sign_in(client, "operator", OPERATOR_PW)
+    for path in (f"/act/ack/{HUGE}", f"/act/silence/{HUGE}/expire"):
+        r = await client.post(path, data={"csrf": csrf, "once": once(client, path)}, allow_redirects=False)
+        assert r.status == 404, (path, r.status, await r.text())
+
+
+async def test_silence_form_errors_speak_the_page_s_words(client: TestClient, web_world: WebWorld) -> None:
+    """Issue 17 (w3, 6): a 0 s silence said "--for must be longer than zero" (the CLI's flag);
+    a reason had no length limit; expiring a silence that had just run out said only "no active
+    silence #N"."""
+    from datetime import UTC, datetime, timedelta
+
+    csrf = await sign_in(client, "operator", OPERATOR_PW)
+    r = await client.post("/act/silence", data={"csrf": csrf, "once": once(client, "/act/silence"), "matchers": "host=local", "duration": "0s"})
+    text = await r.text()
+    assert "the duration must be longer than zero" in text and "--for" not in text
+    r = await client.post("/act/silence", data={"csrf": csrf, "once": once(client, "/act/silence"), "matchers": "host=local", "duration": "1h",
+                                                 "reason": "x" * 501})
+    assert "at most 500 characters" in await r.text()
+    with web_world.store() as st:
+        assert st.silences() == []
+        past = datetime.now(UTC) - timedelta(hours=2)
+        sid = st.add_silence(matchers={"host": "local"}, starts_at=past, ends_at=past + timedelta(hours=1),
+                             reason="", created_by="cli:op", created_at=past)
+    r = await client.post(f"/act/silence/{sid}/expire", data={"csrf": csrf, "once": once(client, f"/act/silence/{sid}/expire")})
+    ran_out = (past + timedelta(hours=1)).strftime("%Y-%m-%d %H:%M:%S UTC")
+    assert f"silence #{sid} already ran out at {ran_out}" in await r.text()
+
+
+async def test_concurrent_acks_keep_the_first_and_say_so(client: TestClient, web_world: WebWorld) -> None:
+    """Issue 17 (w3, 4): concurrent acks all "succeeded" and the last comment overwrote the first.
+    One form sent four times (a double tap) acknowledges once, the others are "already done"
+    (409); acks from two operators' own forms at once: one acknowledges, the other is told by
+    whom and when, and the first comment stands."""
+    path = f"/act/ack/{web_world.incident_id}"
+    csrf = await sign_in(client, "operator", OPERATOR_PW)
+    form = {"csrf": csrf, "once": once(client, path), "comment": "first"}
+    posts = await asyncio.gather(*(client.post(path, data=form, allow_redirects=False) for _ in range(4)))
+    assert sorted(p.status for p in posts) == [303, 409, 409, 409], [p.status for p in posts]
+    for p in posts:
+        if p.status == 409:
+            assert "already done" in await p.text()
+    other = await sign_in(client, "alice", "alice-" + "z" * 26)
+    r = await client.post(path, data={"csrf": other, "once": once(client, path), "comment": "second"})
+    assert "already acknowledged by web:operator at " in await r.text() and "(first)" in await r.text()
+    with web_world.store() as st:
+        inc = st.get_incident(web_world.incident_id)
+        events = st.recent_events(kind="ack")
+    assert inc is not None and inc.acknowledged_by == "web:operator" and inc.ack_comment == "first"
+    assert len(events) == 1, events
+
+
+async def test_a_form_sent_twice_acts_once(client: TestClient, web_world: WebWorld) -> None:
+    """Issue 17 (w3, 4): two concurrent identical silence POSTs made two silences, and a
+    double-tapped play without a confirmation ran twice. Every action form carries a one-time
+    token: the second is 409 "already done" and nothing runs; a form without one runs nothing."""
+    csrf = await sign_in(client, "operator", OPERATOR_PW)
+    silence = {"csrf": csrf, "once": once(client, "/act/silence"), "matchers": "host=local", "duration": "1h"}
+    play = {"csrf": csrf, "once": once(client, "/act/play/touch"), "mode": "check"}
+    answers = await asyncio.gather(*(client.post("/act/silence", data=silence, allow_redirects=False)
+                                     for _ in range(2)),
+                                   *(client.post("/act/play/touch", data=play, allow_redirects=False)
+                                     for _ in range(2)))
+    assert sorted(r.status for r in answers) == [303, 303, 409, 409], [r.status for r in answers]
+    bare = await client.post("/act/silence", data={"csrf": csrf, "matchers": "host=local", "duration": "1h"},
+                             allow_redirects=False)
+    assert bare.status == 400 and "nothing was run" in await bare.text()
+    with web_world.store() as st:
+        assert len(st.silences()) == 1
+    runs = client.server.app[CTX].runs
+    assert runs.get(1) is not None and runs.get(2) is None  # one run started
+
+
+async def test_the_exchange_state_is_said_with_the_time_it_was_asked(client: TestClient) -> None:
+    """Issue 17 (w3, 3): "Exchange answering" was shown for up to 30 s after the exchange died
+    (the account is read at most every 30 s): the answer is said with the time it was asked."""
+    await sign_in(client, "viewer", VIEWER_PW)
+    text = await (await client.get("/")).text()
+    snap = client.server.app[CTX].live.snapshot
+    assert snap is not None and snap.exchange_at is not None
+    word = "answering" if snap.exchange_ok else "not answering"
+    assert f"{word} at {snap.exchange_at.strftime('%H:%M:%S')} UTC" in text, text

@@ -158,7 +158,7 @@ async def test_the_account_is_read_again_after_a_play_run_from_the_page(exchange
     from aiohttp.test_utils import TestClient, TestServer
 
     from agent.web import build_app, make_context
-    from tests.web.conftest import ENV, OPERATOR_PW, load_config, sign_in
+    from tests.web.conftest import ENV, OPERATOR_PW, load_config, once, sign_in
     from tests.web.test_handlers import _run_lines
 
     settings_file = web_world.root / "settings.yaml"
@@ -177,7 +177,7 @@ async def test_the_account_is_read_again_after_a_play_run_from_the_page(exchange
         await asyncio.sleep(1.1)  # the banner names the read time once it is a second or more behind
         page = await (await client.get("/")).text()
         assert re.search(r"positions and orders as read from the exchange at \d\d:\d\d:\d\d UTC", page), page
-        ask = await client.post("/act/play/touch", data={"csrf": csrf, "mode": "apply"}, allow_redirects=False)
+        ask = await client.post("/act/play/touch", data={"csrf": csrf, "once": once(client, "/act/play/touch"), "mode": "apply"}, allow_redirects=False)
         fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', await ask.text()))
         r = await client.post("/act/play/touch", data={**fields, "confirm_hosts": "local"}, allow_redirects=False)
         assert r.status == 303
@@ -301,3 +301,148 @@ def test_an_account_never_read_is_unknown_not_flat() -> None:
                      account_now=False))
     assert any("positions, stops and resting orders unknown" in r for r in v.reasons), v
     assert "resting orders unknown" in v.entries_reason and "could fill" in v.entries_reason, v
+
+
+BLOCKABLE_AGENT = """
+import asyncio, signal, sys, time
+from agent.engine.metrics import AgentMetrics
+
+async def main() -> None:
+    metrics = AgentMetrics()
+    metrics.serve(int(sys.argv[1]))
+    loop = asyncio.get_running_loop()
+    # A sync call in the loop, as a bug would make one: the loop stops; /metrics (its own thread) answers.
+    loop.add_signal_handler(signal.SIGUSR1, lambda: time.sleep(600))
+    await metrics.beat_loop(asyncio.Event(), every=0.05)
+
+asyncio.run(main())
+"""
+
+
+async def test_a_blocked_agent_loop_is_unprotected_though_its_metrics_answer(web_world: Any,
+                                                                             monkeypatch: Any) -> None:
+    """Issue 17 (w3, 1): a blocked event loop (process alive) still answers /metrics, which
+    prometheus_client serves from its own thread: the page said SAFE for two minutes. A real
+    process runs the agent's metrics and loop beat here; a sync call is made in its loop. One read
+    finding the loop not run is DEGRADED, two (and for long enough) UNPROTECTED."""
+    import signal
+    import subprocess
+    import sys
+
+    from agent.web import gather
+    from agent.web.gather import Gatherer
+    from tests.support.stack import REPO, free_port
+    from tests.web.conftest import load_config
+
+    monkeypatch.setattr(gather, "LOOP_STALE_S", 1.5)  # the process beats every 0.05 s (slack for a loaded machine)
+    monkeypatch.setattr(gather, "LOOP_HUNG_S", 2.5)
+    config = load_config(web_world)
+    port = free_port()
+    config.settings.agent.metrics_port = port
+    agent = subprocess.Popen([sys.executable, "-c", BLOCKABLE_AGENT, str(port)], cwd=REPO)
+    try:
+        gatherer = Gatherer(config, web_world.store_url, account_address=None)
+
+        async def running() -> dict[str, str]:
+            return {config.settings.agent.program: "RUNNING", config.settings.bot.program: "RUNNING"}
+
+        monkeypatch.setattr(gatherer, "_programs", running)
+        async with aiohttp.ClientSession() as http:
+            for _ in range(200):  # the process is up and its loop beats
+                before = await gatherer.snapshot(http)
+                if before.agent.loop_age_s is not None and before.agent.loop_age_s < 1.0:
+                    break
+                await asyncio.sleep(0.05)
+            agent.send_signal(signal.SIGUSR1)
+            seen = []
+            for _ in range(400):
+                snap = await gatherer.snapshot(http)
+                seen.append(snap)
+                if snap.verdict.level == "UNPROTECTED":
+                    break
+                await asyncio.sleep(0.05)
+    finally:
+        agent.kill()
+        agent.wait()
+    assert not any("loop" in r for r in before.verdict.reasons), before.verdict
+    assert all(s.agent.metrics_ok for s in seen)  # /metrics answered all along: not the SIGSTOP case
+    stale = [s for s in seen if any("loop has not run" in r for r in s.verdict.reasons)]
+    assert stale and stale[0].verdict.level == "DEGRADED", [s.verdict for s in seen]  # one stale read: not yet
+    last = seen[-1].verdict
+    assert last.level == "UNPROTECTED" and any("event loop has not run" in r for r in last.reasons), last
+
+
+class OddExchange:
+    """A real HTTP server on loopback answering ``/info`` with 200 and whatever ``answers`` holds
+    per request type (an exchange, or a proxy before it, answering something never seen)."""
+
+    def __init__(self, answers: dict[str, Any]) -> None:
+        self.answers = answers
+        self.asked: list[str] = []
+        self.runner: Any = None
+        self.url = ""
+
+    async def __aenter__(self) -> OddExchange:
+        from aiohttp import web
+
+        from tests.support.stack import free_port
+
+        async def info(request: web.Request) -> web.Response:
+            kind = (await request.json())["type"]
+            self.asked.append(kind)
+            return web.json_response(self.answers.get(kind))
+
+        app = web.Application()
+        app.router.add_post("/info", info)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        port = free_port()
+        await web.TCPSite(self.runner, "127.0.0.1", port).start()
+        self.url = f"http://127.0.0.1:{port}"
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.runner.cleanup()
+
+
+GOOD = {"allMids": {"BTC": "50000"},
+        "clearinghouseState": {"assetPositions": [], "marginSummary": {"accountValue": "1000"}},
+        "frontendOpenOrders": []}
+ODD = [("allMids", {"error": "rate limited"}), ("allMids", None), ("clearinghouseState", None),
+       ("clearinghouseState", {"error": "x"} | {"assetPositions": "none"}),
+       ("clearinghouseState", {"assetPositions": [1, 2]}), ("clearinghouseState", {"assetPositions": [{"position": {"szi": "1"}}]}),
+       ("frontendOpenOrders", {"error": "x"}), ("frontendOpenOrders", [{"coin": "BTC"}]), ("frontendOpenOrders", [None]),
+       ("clearinghouseState", {"marginSummary": []})]
+
+
+@pytest.mark.parametrize(("kind", "answer"), ODD)
+async def test_an_unexpected_answer_from_the_exchange_is_an_error_not_an_exception(kind: str, answer: Any) -> None:
+    """Issue 17 (w3, 2): ``{"error": ...}`` or ``null`` with 200 raised TypeError in read_account.
+    Any answer of another shape is the account unknown, with a short description."""
+    from agent.web.trading import read_account
+
+    async with OddExchange({**GOOD, kind: answer}) as ex, aiohttp.ClientSession() as http:
+        account, why = await read_account(http, ex.url, "0x" + "1" * 40)
+    assert account is None and "unexpected answer" in why and len(why) <= 200, why
+
+
+async def test_an_odd_exchange_answer_fails_only_the_account_and_is_read_once_per_period(web_world: Any) -> None:
+    """Issue 17 (w3, 2): the TypeError escaped asyncio.gather: every snapshot failed (pages froze,
+    new loads gave 500), and the account was read again by every attempt, eating the rate limit
+    the bot shares. Now the snapshot is made, the account is unknown with why, and the failed read
+    is kept like a good one (at most one read per EXCHANGE_EVERY_S)."""
+    from agent.web.gather import Gatherer
+    from tests.web.conftest import load_config
+
+    config = load_config(web_world)
+    async with OddExchange({**GOOD, "clearinghouseState": {"error": "User not found"}}) as ex:
+        config.settings.exchange.port = int(ex.url.rsplit(":", 1)[1])
+        gatherer = Gatherer(config, web_world.store_url, account_address="0x" + "1" * 40)
+        async with aiohttp.ClientSession() as http:
+            snaps = [await gatherer.snapshot(http) for _ in range(3)]
+    for snap in snaps:
+        assert snap.account is None and not snap.account_now and not snap.exchange_ok
+        assert "unexpected answer" in snap.exchange_detail and "User not found" in snap.exchange_detail
+        assert any("account has not been read" in r for r in snap.verdict.reasons), snap.verdict
+    assert ex.asked.count("allMids") == 1, ex.asked
+    assert snaps[0].exchange_at == snaps[2].exchange_at  # said with the time it was asked

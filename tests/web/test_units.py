@@ -27,7 +27,8 @@ facts = st.builds(
     exposure_orders=st.lists(st.sampled_from(["ETH buy 0.5 @ 1800"]), max_size=1).map(tuple),
     account_now=st.booleans(), account_seen_at=st.sampled_from([None, "12:00:00 UTC"]),
     agent_missed_last_read=st.booleans(), programs_known=st.booleans(),
-).filter(lambda f: f.account_seen_at is not None or not (f.positions_without_stop or f.exposure_orders)).filter(
+    agent_loop_stale_s=st.sampled_from([None, 4.0, 12.0]), agent_loop_blocked=st.booleans(),
+).filter(lambda f: f.agent_loop_stale_s is not None or not f.agent_loop_blocked).filter(lambda f: f.account_seen_at is not None or not (f.positions_without_stop or f.exposure_orders)).filter(
     lambda f: f.programs_known or not (f.agent_running or f.bot_running))
 
 
@@ -35,11 +36,13 @@ facts = st.builds(
 def test_verdict_is_the_worst_that_holds(f: Facts) -> None:
     v = decide(f)
     unprotected = (not f.agent_running or not f.agent_answers or not f.agent_fresh
-                   or bool(f.positions_without_stop))
+                   or bool(f.positions_without_stop) or f.agent_loop_blocked)
     halted = f.bot_status == "halted" or bool(f.halts)  # the halt file holds while the bot is down
     missed = f.agent_running and f.agent_answers and f.agent_missed_last_read
+    loop_stale = (f.agent_running and f.agent_answers and not f.agent_loop_blocked
+                  and f.agent_loop_stale_s is not None)
     degraded = (not f.store_readable or f.open_incidents > 0 or not f.bot_running or f.bot_status != "healthy"
-                or not f.exchange_ok or bool(f.exposure_orders) or not f.account_now or missed)
+                or not f.exchange_ok or bool(f.exposure_orders) or not f.account_now or missed or loop_stale)
     expected = "UNPROTECTED" if unprotected else "HALTED" if halted else "DEGRADED" if degraded else "SAFE"
     assert v.level == expected
     assert (v.level == "SAFE") == (v.reasons == ())
@@ -66,6 +69,13 @@ def test_verdict_is_the_worst_that_holds(f: Facts) -> None:
         assert any("supervisord does not answer" in r for r in v.reasons)
     if missed:  # one unanswered read: visible, not yet "hung" (issue 17, F3)
         assert any("the agent did not answer its last read" in r for r in v.reasons)
+    if loop_stale:  # its loop found not run once: visible, not yet "blocked" (issue 17, w3 1)
+        assert any("the agent's loop has not run for" in r for r in v.reasons)
+    if f.agent_running and f.agent_answers and f.agent_loop_blocked:
+        assert any("event loop has not run" in r for r in v.reasons)
+    if f.programs_known and f.bot_running and f.bot_status is None and not halted:
+        # running for supervisord but silent (SIGSTOP): unknown, not "not running" (issue 17, w3 5)
+        assert v.entries_reason.startswith("unknown: the bot does not answer /health"), v.entries_reason
 
 
 def test_users_from_env_roles_and_named_users() -> None:

@@ -71,6 +71,7 @@ class Detection:
         if settings.agent.metrics_port:
             self.metrics_port = self.metrics.serve(settings.agent.metrics_port)
         transport = await open_event_socket(settings.path(settings.agent.events_socket), self.on_event)
+        self._start(("loop", "alive"), self.metrics.beat_loop(stop))
         try:
             refreshed = 0.0
             loop = asyncio.get_running_loop()

@@ -4,7 +4,9 @@
 // The stream sends an event (an "update", else a "ping") at least every heartbeat (the stale
 // note's data-heartbeat, seconds). A page that hears nothing for MISSED heartbeats says its view
 // is old and opens the stream again: a hung page server or a connection that died silently (a
-// phone's network handoff) raises no error that EventSource would report.
+// phone's network handoff) raises no error that EventSource would report. A ping says whether
+// the server can still read what the page shows ("old": true when it cannot): a stream that pings
+// over a frozen view must not look live.
 (function () {
   "use strict";
   var target = document.querySelector("[data-live]");
@@ -53,7 +55,16 @@
       }
       heard();
     });
-    source.addEventListener("ping", heard);
+    source.addEventListener("ping", function (event) {
+      heard();
+      // The stream is alive, but the view may be frozen: no snapshot can be made now.
+      var ping = null;
+      try { ping = JSON.parse(event.data); } catch (e) { ping = null; }
+      if (ping && ping.old) {
+        say("live updates STOPPED: the page's server cannot read its sources (" + (ping.why || "unknown") +
+            "): what you see is old, as read at " + (ping.view_at || "?") + " UTC");
+      }
+    });
     source.addEventListener("done", function () {
       window.clearTimeout(watchdog);
       source.close();

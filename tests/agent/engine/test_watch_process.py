@@ -167,6 +167,12 @@ async def test_agent_runs_the_program_checks_on_exit_only_when_watched(
             sources = {s.labels["source"] for m in agent.running.detection.metrics.registry.collect()
                        if m.name == "botwarden_exit_detections" for s in m.samples}
             assert "pidfd" in sources
+            # The running agent's event loop beats (issue 17, w3 1): the status page judges its age.
+            registry = agent.running.detection.metrics.registry
+            beat = lambda: registry.get_sample_value("botwarden_agent_loop_alive_timestamp_seconds") or 0.0  # noqa: E731
+            first = beat()
+            assert first > 0
+            await _eventually(lambda: beat() > first)
         else:
             await asyncio.sleep(3.0)  # longer than supervisord's own tick: still no new result
             assert states() == ["OK"]
