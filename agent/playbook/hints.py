@@ -66,7 +66,9 @@ def value_hint(doc: SourceDocument, path: Path_, message: str, value: Any) -> st
             return f"write {key}: {{cron: \"{value.strip()}\"}}"
         if _DURATION.match(value):
             return f"write {key}: {{every: {value.strip()}}}"
-        return f"{key} is a mapping (key: value), not a single value"
+        return (f"{key} is a mapping (key: value), not a single value" if key != "" else
+                "the file is a mapping (key: value), not a single value: an env-file line NAME=value "
+                "belongs in the agent's environment, not here")
     return None
 
 
