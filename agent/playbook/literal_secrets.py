@@ -464,6 +464,8 @@ def _line_candidates(line: str) -> Iterator[tuple[Any, str]]:
         quoted = _QUOTED_VALUE.match(value)
         yield key, quoted[2] if quoted else value
         yield None, key
+    for quoted in _STRING_LITERAL.finditer(line):  # a quoted value, whatever follows it on the line
+        yield (entry[2].strip() if entry else None), quoted[1] if quoted[1] is not None else quoted[2]
     for flow in _FLOW_ENTRY.finditer(line):
         yield flow[2], flow[3].strip().strip("\"'")
         yield None, flow[2]
@@ -587,6 +589,26 @@ def _as_text(value: Any) -> str | None:
     return None
 
 
+def _as_written(doc: SourceDocument, path: Path_, finding: Finding) -> Finding:
+    """``finding`` told as the value was written: an integer written in decimal is not "0x and
+    64 hex digits" (:func:`_as_text` read it as hex)."""
+    value: Any = doc.data
+    for step in path:
+        try:
+            value = value[step]
+        except (KeyError, IndexError, TypeError):
+            return finding
+    if not isinstance(value, int) or isinstance(value, bool):
+        return finding
+    line, column = doc.position(path)
+    written = doc.lines[line - 1][column - 1:] if 0 < line <= len(doc.lines) else ""
+    if re.match(r"[-+]?0[xX]", written):
+        return finding
+    digits = str(abs(value))
+    return Finding(f"a number of {len(digits)} digits is written literally: as large as a secret key "
+                   "(a key written in decimal?)", (digits,))
+
+
 def _strings(data: Any, path: Path_ = ()) -> Iterator[tuple[Path_, Any, str]]:
     """(path, key, text) of every string of ``data``, the document itself when it is one (a file
     holding an env-file line ``NAME=value`` is one string), and of every list of single words read
@@ -632,11 +654,18 @@ def literal_secret_problems(doc: SourceDocument, *, skip: tuple[Path_, ...] = ()
     itself when it is one string and every mapping key included; paths in ``skip`` (and below)
     are checked elsewhere (target URLs, with their own message)."""
     out: list[Diagnostic] = []
+    if doc.data is None:  # not read as YAML (a syntax error): its lines are read one by one
+        for number, source in enumerate(doc.lines, 1):
+            finding = line_finding(source)
+            if finding is not None:
+                column = min((source.find(p) for p in finding.parts if p in source), default=0) + 1
+                out.append(doc.at(number, column, finding.kind, SECRET_HINT))
     for path, key, text in _strings(doc.data):
         if any(path[:len(s)] == s for s in skip):
             continue
         finding = find_secret(text, key)
         if finding:
+            finding = _as_written(doc, path, finding)
             out.append(masked(doc.diagnostic(path, finding.kind, SECRET_HINT), finding))
     for path, key in _keys(doc.data):
         finding = find_secret(key)

@@ -274,6 +274,7 @@ def _load_playbook(path: Path, registry: Registry, templating: Templating,
     doc = load_yaml(path, reader=reader)
     diagnostics += doc.diagnostics
     if doc.data is None:
+        diagnostics += literal_secret_problems(doc)  # a file YAML cannot read: line by line
         if not doc.diagnostics:
             diagnostics.append(doc.at(1, 1, "the playbook is empty", "a playbook starts with version: 1 and "
                                       "name: ...; delete the file if it is not needed"))
