@@ -44,7 +44,11 @@ class Diagnostic:
         # Everything a diagnostic holds may be shown (stderr, the agent's log, the [CONFIG] page)
         # and may quote the file: whoever made it, it holds no secret the finder sees in its
         # source line, its message or its hint, and no line or message of unbounded length.
-        from agent.playbook.literal_secrets import MAX_SCANNED_LINE, line_secrets, mask_shown  # reads this module
+        from agent.playbook.literal_secrets import (  # reads this module
+            MAX_SCANNED_LINE,
+            line_secrets,
+            mask_shown,
+        )
 
         source, shown_from = self.source_line, self.shown_from
         if source is not None and len(source) > MAX_SHOWN_LINE:

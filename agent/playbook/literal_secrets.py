@@ -296,7 +296,14 @@ def _seed_runs(text: str) -> Iterator[tuple[int, list[re.Match[str]]]]:
     tokens = [*_SEED_WORD.finditer(text)]
     if len(tokens) < _SEED_PHRASE_WORDS:
         return
-    masks = [_languages(unicodedata.normalize("NFC", m.group(0).lower())) for m in tokens]
+    masks: list[int] = []
+    longest = streak = 0
+    for m in tokens:  # a word in no list ends every run: most texts stop at their first words
+        masks.append(_languages(unicodedata.normalize("NFC", m.group(0).lower())))
+        streak = streak + 1 if masks[-1] else 0
+        longest = max(longest, streak)
+    if longest < _SEED_PHRASE_WORDS:
+        return
     said: set[tuple[int, int]] = set()
     for bit in (1 << i for i in range(len(_bip39_words() or (None,)))):
         run: list[re.Match[str]] = []
@@ -713,7 +720,9 @@ def _comment_secrets(doc: SourceDocument) -> Iterator[tuple[int, int, Finding]]:
 def _comment_rows(doc: SourceDocument) -> tuple[str, list[int]]:
     """The text of ``doc`` with only its comments kept (each at its column), and their lines."""
     rows = [""] * len(doc.lines)
-    if sum("#" in line for line in doc.lines) < 2:
+    after_hash = "\n".join(line[m.end():] for line in doc.lines if "#" in line
+                           for m in [re.search(r"(?:^|(?<=[ \t]))#", line)] if m)
+    if not any(True for _ in _seed_runs(after_hash)):  # PyYAML's scanner only when a phrase may be there
         return "", []
     numbers = []
     for line, column, text in comments(doc):
