@@ -190,3 +190,47 @@ def test_a_big_decimal_number_is_not_called_a_hex_private_key(base: Path, tmp_pa
     _, out = _validate(tmp_path, capsys)
     assert "0x and 64 hex digits" not in out, out
     assert digits not in out, out
+
+
+KEY = "0x4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318"
+PASSWORD = "Xk29vLq8RtQ3"
+
+
+@pytest.mark.parametrize(("name", "text"), [
+    ("settings.yaml", f"BOTWARDEN_PRIVATE_KEY={KEY}\n"),
+    ("inventory.yaml", f"ALERT_EMAIL_URL=mailtos://ops:{PASSWORD}@smtp.example.com\n"),
+    ("playbooks/alpha.yaml", f"ALERT_EMAIL_URL=mailtos://ops:{PASSWORD}@smtp.example.com\n"),
+    ("templates/resolve.md.j2", f"{{% if x %}}\nmailtos://ops:{PASSWORD}@smtp.example.com\n{{{{ oops( }}}}\n"),
+    ("templates/resolve.md.j2", f"{{# mailtos://ops:{PASSWORD}@smtp.example.com #}}\nresolved\n"),
+])
+def test_the_running_agent_logs_and_pages_a_refused_reload_without_the_secret_and_never_keeps_it(
+        name: str, text: str, tmp_path: Path) -> None:
+    """What the agent logs and pages ([CONFIG] reload refused) is ``summary()``/``details()`` of
+    the configuration it chose; the last good snapshot in var/ is written only from an accepted one."""
+    from agent.engine.config_source import START_ORDER, ConfigSource
+    from agent.playbook.last_good import SNAPSHOT_NAME
+
+    repo = Path(__file__).resolve().parents[3]
+    (tmp_path / "settings.yaml").write_text("var_dir: var\nagent: {metrics_port: 0}\n")
+    (tmp_path / "inventory.yaml").write_text(
+        "version: 1\nsettings: settings.yaml\nhosts: {local: {}}\n"
+        "notify: {targets: {inbox: {url: 'json://127.0.0.1:9/'}}, routes: [{name: default, targets: [inbox]}]}\n")
+    (tmp_path / "playbooks").mkdir()
+    (tmp_path / "playbooks" / "alpha.yaml").write_text(
+        'version: 1\nname: alpha\nhosts: local\nchecks:\n  - name: a\n    command: {argv: ["true"]}\n'
+        '    expect: "rc == 0"\n')
+    shutil.copytree(repo / "templates", tmp_path / "templates", ignore=shutil.ignore_patterns("web"))
+    source = ConfigSource(tmp_path / "inventory.yaml", [tmp_path / "playbooks"], env={},
+                          templates_dir=tmp_path / "templates")
+    chosen, _ = source.choose(START_ORDER)
+    assert chosen is not None and chosen.origin == "disk"
+    assert source.save_last_good(chosen.config) is None
+
+    (tmp_path / name).write_text(text)
+    chosen, disk = source.choose(START_ORDER)
+    assert chosen is not None and chosen.origin != "disk", chosen.origin  # refused
+    shown = chosen.summary() + "\n" + chosen.details()
+    assert disk.diagnostics and any("literally" in d.message for d in disk.diagnostics), shown
+    assert PASSWORD not in shown and KEY[2:] not in shown, shown
+    snapshot = (tmp_path / "var" / SNAPSHOT_NAME).read_text()
+    assert PASSWORD not in snapshot and KEY[2:] not in snapshot
