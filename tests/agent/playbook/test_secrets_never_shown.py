@@ -74,7 +74,7 @@ PLACES: dict[str, tuple[Writer, str]] = {
                                              "version: 1\nname: k\nhosts: bots\nvars:\n"
                                              "  url: \"{{{{ '{s}' }}}}\"\n"),
     "a huge line": (lambda r, t: (r / "playbooks" / "k.yaml").write_text(t),
-                    "version: 1\nname: k\nhosts: bots\ndescription: \"" + "x" * 3000 + " {s} " + "y" * 3000 + "\"\n"
+                    "version: 1\nname: k\nhosts: bots\ndescription: \"" + "x" * 3000 + " private key {s} " + "y" * 3000 + "\"\n"
                     "nope: 1\n"),
 }
 
