@@ -34,16 +34,60 @@ class Diagnostic:
     """``error`` (the configuration is refused) or ``warning`` (it loads, but something in it is
     ignored or cannot do what it says: a playbook in a subdirectory, a play with no hosts, a route
     no alert can reach, an ``expect`` that never fails, a cron schedule that reads differently)."""
+    shown_from: int = 0
+    """Where in the file's line ``source_line`` starts (0-based): a line longer than
+    :data:`MAX_SHOWN_LINE` is kept only around the column."""
+    cut_short: bool = False
+    """``source_line`` stops before the end of the file's line."""
+
+    def __post_init__(self) -> None:
+        # Everything a diagnostic holds may be shown (stderr, the agent's log, the [CONFIG] page)
+        # and may quote the file: whoever made it, it holds no secret the finder sees in its
+        # source line, its message or its hint, and no line or message of unbounded length.
+        from agent.playbook.literal_secrets import (  # reads this module
+            MAX_SCANNED_LINE,
+            line_secrets,
+            mask_shown,
+        )
+
+        source, shown_from = self.source_line, self.shown_from
+        if source is not None and len(source) > MAX_SHOWN_LINE:
+            at = max(self.column - 1 - shown_from, 0)
+            lo = max(at - MAX_SCANNED_LINE, 0)
+            window = mask_shown(source[lo:at + MAX_SCANNED_LINE]) or ""
+            start = max(at - lo - MAX_SHOWN_LINE // 2, 0)
+            source, shown_from = window[start:start + MAX_SHOWN_LINE], shown_from + lo + start
+            object.__setattr__(self, "cut_short", lo + start + MAX_SHOWN_LINE < len(self.source_line or ""))
+        else:
+            source = mask_shown(source)
+        parts = line_secrets(self.source_line) if self.source_line and len(self.source_line) <= MAX_SCANNED_LINE else ()
+        object.__setattr__(self, "source_line", source)
+        object.__setattr__(self, "shown_from", shown_from)
+        object.__setattr__(self, "message", _bounded(mask_shown(self.message[:2 * MAX_SCANNED_LINE], parts) or ""))
+        if self.hint:
+            object.__setattr__(self, "hint", _bounded(mask_shown(self.hint[:2 * MAX_SCANNED_LINE], parts) or ""))
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}:{self.column}" if self.line else self.file
         out = [f"{where}: {self.severity}: {self.message}"]
         if self.source_line is not None and self.line:
-            out.append(f"  {printable(self.source_line).rstrip()}")
-            out.append("  " + " " * max(self.column - 1, 0) + "^")
+            cut_before = "\u2026" if self.shown_from else ""
+            cut_after = "\u2026" if self.cut_short else ""
+            out.append(f"  {cut_before}{printable(self.source_line).rstrip()}{cut_after}")
+            out.append("  " + " " * max(self.column - 1 - self.shown_from + len(cut_before), 0) + "^")
         if self.hint:
             out.append(f"  hint: {self.hint}")
         return "\n".join(out)
+
+
+MAX_SHOWN_LINE = 200
+"""The most of a source line a diagnostic shows (around its column)."""
+MAX_MESSAGE = 600
+"""The longest message or hint a diagnostic shows (one may quote a value of the file)."""
+
+
+def _bounded(text: str) -> str:
+    return text if len(text) <= MAX_MESSAGE else text[:MAX_MESSAGE] + "\u2026 (cut)"
 
 
 _UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")

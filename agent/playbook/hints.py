@@ -67,6 +67,9 @@ def value_hint(doc: SourceDocument, path: Path_, message: str, value: Any) -> st
             return f"write {_at(key)}{{cron: \"{value.strip()}\"}}"
         if _DURATION.match(value):
             return f"write {_at(key)}{{every: {value.strip()}}}"
+        if not path:
+            return ("the file is a mapping (key: value), not a single value: an env-file line NAME=value "
+                    "belongs in the agent's environment, not here")
         return f"{key or 'it'} is a mapping (key: value), not a single value"
     return None
 

@@ -200,7 +200,9 @@ def read_settings(doc: SourceDocument, inv: Inventory | None, inventory_path: Pa
         return _default_settings(), hide_secrets([*settings_doc.diagnostics, *secrets], shown)
     data = settings_doc.data if settings_doc.data is not None else {}
     if not isinstance(data, dict):
-        return _default_settings(), [settings_doc.at(1, 1, "the settings file must be a mapping (key: value)"),
+        return _default_settings(), [settings_doc.at(1, 1, "the settings file must be a mapping (key: value)",
+                                                     "an env-file line NAME=value belongs in the agent's "
+                                                     "environment, not here"),
                                      *secrets]
     try:
         settings = StackSettings.model_validate({"root": str(real_path(path).parent), **data})

@@ -35,11 +35,13 @@ import functools
 import importlib.metadata
 import itertools
 import math
+import os
 import re
 import unicodedata
 from array import array
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -50,6 +52,7 @@ from agent.playbook.yaml_source import Path_, SourceDocument
 
 SECRET_HINT = "keep secrets out of files under git: write {{ env.NAME }} and set NAME in the agent's environment"
 _TEMPLATE_PART = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
+_TEMPLATE_COMMENT_MARKS = re.compile(r"\{#-?|-?#\}")
 _MARK = "Zq9TEMPLATEq9Z"
 """Stands for a template part in a URL: letters and digits, so apprise's parsers keep it in place."""
 _TOKENISH = re.compile(r"[A-Za-z0-9_\-]{20,}")
@@ -72,13 +75,23 @@ _HASH_KEY = re.compile(r"(?i)(?:^|[_-])(?:tx|txn|txid|hash|tx_hash|digest|sha\d*
                        r"oid|cloid)(?:_?(?:hash|id))?$")
 _PROSE_KEY = re.compile(r"(?i)^(?:description|comment|comments|note|notes|summary|title|name|message|msg|"
                         r"reason|doc|docs|help|text)$")
-_SECRET_KEY = re.compile(r"(?:^|[_-])(?:token|secret|password|passwd|passphrase|api_?key|private_?key|priv_?key|"
-                         r"secret_?key|access_?key|webhook(?:_url)?|credentials?|mnemonic|seed_?phrase)$|"
-                         r"^authorization$", re.IGNORECASE)
-_WEAK_SECRET_KEY = re.compile(r"(?:^|[_-])(?:key|auth|signature|sig|seed|cookie|session)$", re.IGNORECASE)
-_SECRET_PARAM = re.compile(r"(?:^|[_-])(?:token|access_?token|auth|auth_?token|apikey|api_?key|secret|password|"
-                           r"passwd|pass|pwd|sig|signature|credentials?|session_?id|private_?key)$", re.IGNORECASE)
-_QUERY_PAIR = re.compile(r"[?&]([A-Za-z0-9_.\-]+)=([^&#\s]*)")
+_SECRET_KEY = re.compile(r"(?:^|[_-])(?:token|secret|password|passwd|passphrase|api[_-]?key|private[_-]?key|"
+                         r"priv[_-]?key|secret[_-]?key|access[_-]?key|webhook(?:[_-]url)?|credentials?|mnemonic|"
+                         r"seed[_-]?phrase|cookie|set[_-]cookie|authorization|proxy[_-]authorization)$",
+                         re.IGNORECASE)
+"""Keys (and HTTP header names: ``X-Api-Key``, ``Cookie``, ``X-Auth-Token``) whose value is a secret."""
+_WEAK_SECRET_KEY = re.compile(r"(?:^|[_-])(?:key|auth|signature|sig|seed|session)$", re.IGNORECASE)
+_SECRET_PARAM = re.compile(r"(?:^|[_-])(?:token|access[_-]?token|auth|auth[_-]?token|apikey|api[_-]?key|secret|"
+                           r"password|passwd|pass|pwd|sig|signature|credentials?|session[_-]?id|private[_-]?key|"
+                           r"authorization|cookie)$", re.IGNORECASE)
+"""Query parameters whose value is a secret; apprise's ``?+Name=`` (an HTTP header) and
+``?-Name=`` / ``?:Name=`` (payload fields) are read by their name."""
+_QUERY_PAIR = re.compile(r"[?&][+\-:]?([A-Za-z0-9_.\-]+)=([^&#\s]*)")
+_LITERAL_ONLY_PART = re.compile(
+    r"""\{\{-?\s*((?:'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")(?:\s*[~+]\s*(?:'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"))*)"""
+    r"""\s*-?\}\}""")
+"""A template part that is only string literals (``{{ 'Xk29' }}``, ``{{ 'slack://T.../' ~ '...' }}``):
+it renders to text written in the file, read in place (:func:`_folded`)."""
 _URL = re.compile(r"[a-z][a-z0-9+.-]*://[^\s]+", re.IGNORECASE)
 
 
@@ -272,27 +285,76 @@ def _languages(word: str) -> int:
     return sum(1 << i for i, known in enumerate(lists) if word in known)
 
 
-def _seed_phrases(text: str) -> Iterator[Finding]:
-    """Twelve or more words in a row of one BIP-39 word list (a wallet's seed phrase: English,
-    Japanese with ideographic spaces, Chinese a character a word...), in a value or in prose;
-    words are compared in NFC, however their accents are written."""
-    tokens = [*_TOKEN.finditer(text)]
+_SEED_WORD = re.compile(r"(?:[^\W\d_]|[\u0300-\u036f\u3099\u309a])+")
+"""A word of a seed phrase as written: letters only, so words joined by commas, hyphens or
+underscores, numbered (``1. legal 2. winner``) or one a line are read one by one."""
+
+
+def _seed_runs(text: str) -> Iterator[tuple[int, list[re.Match[str]]]]:
+    """(number of words, the words) of every run of twelve or more words of one BIP-39 word list
+    in ``text``, in any case (``LEGAL Winner``), whatever stands between them."""
+    tokens = [*_SEED_WORD.finditer(text)]
     if len(tokens) < _SEED_PHRASE_WORDS:
         return
-    masks = [_languages(unicodedata.normalize("NFC", m.group(0))) for m in tokens]
-    said: set[str] = set()
+    masks: list[int] = []
+    longest = streak = 0
+    for m in tokens:  # a word in no list ends every run: most texts stop at their first words
+        masks.append(_languages(unicodedata.normalize("NFC", m.group(0).lower())))
+        streak = streak + 1 if masks[-1] else 0
+        longest = max(longest, streak)
+    if longest < _SEED_PHRASE_WORDS:
+        return
+    said: set[tuple[int, int]] = set()
     for bit in (1 << i for i in range(len(_bip39_words() or (None,)))):
         run: list[re.Match[str]] = []
         for token, mask in [*zip(tokens, masks, strict=True), (None, 0)]:
             if token is not None and mask & bit:
                 run.append(token)
                 continue
-            if len(run) >= _SEED_PHRASE_WORDS:  # the phrase as written (one part: its words are common words)
-                phrase = text[run[0].start():run[-1].end()]
-                if phrase not in said:
-                    said.add(phrase)
-                    yield Finding(f"a seed phrase ({len(run)} BIP-39 words) is written literally", (phrase,))
+            span = (run[0].start(), run[-1].end()) if run else (0, 0)
+            if len(run) >= _SEED_PHRASE_WORDS and span not in said:
+                said.add(span)
+                yield len(run), run
             run = []
+
+
+def _seed_phrases(text: str) -> Iterator[Finding]:
+    """Twelve or more words in a row of one BIP-39 word list (a wallet's seed phrase: English,
+    Japanese with ideographic spaces, Chinese a character a word...), in a value or in prose;
+    words are compared in NFC and lower case, however their accents and case are written."""
+    for count, run in _seed_runs(text):
+        # the phrase as written (one part: its words are common words), line by line
+        lines: dict[int, list[re.Match[str]]] = {}
+        for word in run:
+            lines.setdefault(text.count("\n", 0, word.start()), []).append(word)
+        parts = tuple(text[words[0].start():words[-1].end()] for words in lines.values())
+        yield Finding(f"a seed phrase ({count} BIP-39 words) is written literally", parts)
+
+
+def _seed_phrase_over_lines(file: str, text: str, lines: Iterable[int] | None = None,
+                            shown: list[str] | None = None) -> list[Diagnostic]:
+    """A seed phrase spread over several lines of ``text`` (only ``lines``, 1-based, when given:
+    the comment lines of a YAML file), one diagnostic at its first line (``shown``: the file's
+    lines, when ``text`` holds only a part of each)."""
+    rows = text.split("\n")
+    shown = shown if shown is not None else rows
+    chosen = sorted(set(lines)) if lines is not None else range(1, len(rows) + 1)
+    out: list[Diagnostic] = []
+    block: list[int] = []
+    for number in [*chosen, -1]:
+        if block and number == block[-1] + 1:
+            block.append(number)
+            continue
+        if len(block) > 1:
+            joined = "\n".join(rows[n - 1] for n in block)
+            for finding in _seed_phrases(joined):
+                if len(finding.parts) > 1:  # on one line it is found with its line
+                    first = next(n for n in block if finding.parts[0] in rows[n - 1])
+                    column = rows[first - 1].find(finding.parts[0]) + 1
+                    out.append(Diagnostic(file, first, column, finding.kind + " (over several lines)", SECRET_HINT,
+                                          source_line=mask_shown(shown[first - 1], finding.parts)))
+        block = [number]
+    return out
 
 
 def _embedded_literals(text: str, key: Any) -> Iterator[tuple[Any, str]]:
@@ -321,6 +383,8 @@ def _embedded_literals(text: str, key: Any) -> Iterator[tuple[Any, str]]:
 def find_secret(text: str, key: Any = None) -> Finding | None:
     """The secret ``text`` (the value of ``key``) holds written literally, or None: the kind of
     the first one found, the parts of every one (all are masked)."""
+    if "{#" in text:  # a Jinja comment is text written in the file, read as it is
+        text = _TEMPLATE_COMMENT_MARKS.sub(lambda m: " " * len(m.group(0)), text)
     if not _CANDIDATE.search(text) and not (isinstance(key, str)
                                             and _SECRET_KEY.search(_words(key).removesuffix("_env"))):
         found = list(_seed_phrases(text))  # plain prose: only a seed phrase can hide in it
@@ -331,7 +395,16 @@ def find_secret(text: str, key: Any = None) -> Finding | None:
     return Finding(found[0].kind, tuple(dict.fromkeys(p for f in found for p in f.parts)))
 
 
+def _folded(text: str) -> str:
+    """``text`` with every template part that is only string literals replaced by what it renders:
+    ``mailtos://ops:{{ 'pw' }}@host`` is ``mailtos://ops:pw@host``."""
+    return _LITERAL_ONLY_PART.sub(lambda m: "".join(a or b for a, b in _STRING_LITERAL.findall(m[1])), text)
+
+
 def _findings(text: str, key: Any) -> Iterator[Finding]:
+    folded = _folded(text) if "{{" in text else text
+    if folded != text and (found := find_secret(folded, key)) is not None:
+        yield Finding(f"{found.kind} (written in a template)", found.parts)
     literal = _TEMPLATE_PART.sub(" ", text)
     marked = _TEMPLATE_PART.sub(_MARK, text)
     for inner_key, inner in _embedded_literals(text, key):
@@ -376,6 +449,102 @@ def _findings(text: str, key: Any) -> Iterator[Finding]:
         elif len(word) >= 32 and any(c.isupper() for c in word) and any(c.islower() for c in word) \
                 and re.search(r"[g-zG-Z]", word):  # not hex: a digest is not a secret
             yield Finding("what looks like a token is written literally", (word,))
+
+
+_LINE_ENTRY = re.compile(r"""^\s*(?:-\s+)*(["']?)([^\s:=#"'{}\[\],][^:=#]*?)\1\s*(?::(?=\s|$)|=)\s*(.*?)\s*$""")
+_QUOTED_VALUE = re.compile(r"""^(["'])(.*)\1$""")
+_FLOW_ENTRY = re.compile(r"""[{,]\s*(["']?)([^\s:,{}"'\[\]]+)\1\s*:\s+([^,{}]*)""")
+MAX_SCANNED_LINE = 4096
+"""The longest raw line :func:`line_secrets` reads whole; a longer one is shown only cut short
+(:data:`~agent.playbook.diagnostics.MAX_SHOWN_LINE`), and read in pieces of this size."""
+
+
+def _line_candidates(line: str) -> Iterator[tuple[Any, str]]:
+    """(key, text) of what one raw line of a configuration file may hold: the whole line, an
+    entry ``key: value`` / ``NAME=value`` (an env-file line), the key alone, flow mapping
+    entries, the text after ``#``."""
+    yield None, line
+    entry = _LINE_ENTRY.match(line)
+    if entry:
+        key, value = entry[2].strip(), entry[3]
+        value = value.split(" #", 1)[0].strip()
+        quoted = _QUOTED_VALUE.match(value)
+        yield key, quoted[2] if quoted else value
+        yield None, key
+    for quoted in _STRING_LITERAL.finditer(line):  # a quoted value, whatever follows it on the line
+        yield (entry[2].strip() if entry else None), quoted[1] if quoted[1] is not None else quoted[2]
+    for flow in _FLOW_ENTRY.finditer(line):
+        yield flow[2], flow[3].strip().strip("\"'")
+        yield None, flow[2]
+    for hash_ in re.finditer(r"(?:^|(?<=[ \t]))#", line):
+        yield None, line[hash_.end():]
+        break
+
+
+def line_finding(line: str) -> Finding | None:
+    """The secret one raw line holds (the kind of the first found, the parts of all), read
+    without the document around it (:func:`line_secrets`)."""
+    parts = line_secrets(line)
+    if not parts:
+        return None
+    kinds = (found.kind for key, text in reversed([*_line_candidates(line[:MAX_SCANNED_LINE])])
+             if text and (found := find_secret(text, key)) is not None)
+    return Finding(next(kinds, "a secret is written literally"), parts)
+
+
+def template_file_secret_problems(files: Mapping[str, bytes], directory: Path | None) -> list[Diagnostic]:
+    """A secret written in a template file (in its text, in a string of an expression, in a
+    ``{# comment #}``): refused as in a playbook; the files are those a load read (``files``,
+    by absolute path) in the templates ``directory``, every one of them, named or included."""
+    if directory is None:
+        return []
+    root = os.path.abspath(directory)
+    out: list[Diagnostic] = []
+    for name, data in sorted(files.items()):
+        if not name.startswith(root + os.sep):
+            continue
+        text = data.decode("utf-8", errors="replace")
+        for number, source in enumerate(re.split(r"\r\n|\r|\n", text), 1):
+            # a comment is text written in the file: read it as text
+            finding = line_finding(_TEMPLATE_COMMENT_MARKS.sub(lambda m: " " * len(m.group(0)), source))
+            if finding is not None:
+                column = min((source.find(p) for p in finding.parts if p in source), default=0) + 1
+                out.append(Diagnostic(name, number, column, f"in a template file: {finding.kind}", SECRET_HINT,
+                                      source_line=source))
+        out += _seed_phrase_over_lines(name, text)
+    return out
+
+
+@functools.lru_cache(maxsize=4096)
+def line_secrets(line: str) -> tuple[str, ...]:
+    """The secret parts one raw line of a configuration file (YAML, an env-file line pasted in
+    one, a template) holds, read without the document around it: whatever else is known of the
+    file, a line shown to anyone is masked by these (:func:`mask_shown`)."""
+    if len(line) > MAX_SCANNED_LINE:
+        pieces = [line[i:i + MAX_SCANNED_LINE] for i in range(0, len(line), MAX_SCANNED_LINE // 2)]
+        return tuple(dict.fromkeys(p for piece in pieces for p in line_secrets(piece)))
+    parts: list[str] = []
+    for key, text in reversed([*_line_candidates(line)]):  # the entry's own parts first
+        if text and (found := find_secret(text, key)) is not None:
+            # the whole line read as one token (``NAME=0x...``) when its value is known: the value
+            parts += [p for p in found.parts if not any(q in p for q in parts)]
+    return tuple(dict.fromkeys(parts))
+
+
+def mask_shown(text: str | None, parts: Iterable[str] = ()) -> str | None:
+    """``text`` (a source line, a message, a hint) as it may be shown: every secret part it holds
+    by itself (:func:`line_secrets`) and every one of ``parts`` replaced by ``*`` one for one."""
+    if not text:
+        return text
+    own = line_secrets(text)
+    if any(part not in text for part in own):  # found decoded (a URL's %20...): hide the whole value
+        entry = _LINE_ENTRY.match(text)
+        start = entry.start(3) if entry else 0
+        return text[:start] + re.sub(r"[^\s\"'{}\[\],]", "*", text[start:])
+    for part in sorted({*own, *parts}, key=len, reverse=True):
+        if len(part) >= 4 or part in own:
+            text = text.replace(part, "*" * len(part))
+    return text
 
 
 def secret_in_text(text: str, key: Any = None) -> str | None:
@@ -427,7 +596,38 @@ def _as_text(value: Any) -> str | None:
     return None
 
 
+def _as_written(doc: SourceDocument, path: Path_, finding: Finding) -> Finding:
+    """``finding`` told as the value was written: an integer written in decimal is not "0x and
+    64 hex digits" (:func:`_as_text` read it as hex)."""
+    value: Any = doc.data
+    for step in path:
+        try:
+            value = value[step]
+        except (KeyError, IndexError, TypeError):
+            return finding
+    if not isinstance(value, int) or isinstance(value, bool):
+        return finding
+    line, column = doc.position(path)
+    written = doc.lines[line - 1][column - 1:] if 0 < line <= len(doc.lines) else ""
+    if re.match(r"[-+]?0[xX]", written):
+        return finding
+    digits = str(abs(value))
+    return Finding(f"a number of {len(digits)} digits is written literally: as large as a secret key "
+                   "(a key written in decimal?)", (digits,))
+
+
 def _strings(data: Any, path: Path_ = ()) -> Iterator[tuple[Path_, Any, str]]:
+    """(path, key, text) of every string of ``data``, the document itself when it is one (a file
+    holding an env-file line ``NAME=value`` is one string), and of every list of single words read
+    as one text (a seed phrase written as a YAML list)."""
+    if not path and (text := _as_text(data)) is not None:
+        entry = _LINE_ENTRY.match(text) if "\n" not in text.strip() else None
+        quoted = _QUOTED_VALUE.match(entry[3]) if entry else None
+        yield ((), entry[2].strip(), quoted[2] if quoted else entry[3]) if entry else ((), None, text)
+        return
+    if isinstance(data, list) and len(data) >= _SEED_PHRASE_WORDS and all(
+            isinstance(v, str) and re.fullmatch(r"\s*[^\W\d_]+\s*", v) for v in data):
+        yield path, (path[-1] if path else None), " ".join(data)
     if isinstance(data, dict):
         for key, value in data.items():
             text = _as_text(value)
@@ -444,16 +644,40 @@ def _strings(data: Any, path: Path_ = ()) -> Iterator[tuple[Path_, Any, str]]:
                 yield from _strings(value, (*path, i))
 
 
+def _keys(data: Any, path: Path_ = ()) -> Iterator[tuple[Path_, str]]:
+    """(path, key) of every mapping key of ``data`` written as text."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if isinstance(key, str):
+                yield (*path, key), key
+            yield from _keys(value, (*path, key))
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            yield from _keys(value, (*path, i))
+
+
 def literal_secret_problems(doc: SourceDocument, *, skip: tuple[Path_, ...] = ()) -> list[Diagnostic]:
-    """One diagnostic per string of ``doc`` that holds a secret written literally; paths in
-    ``skip`` (and below) are checked elsewhere (target URLs, with their own message)."""
+    """One diagnostic per string of ``doc`` that holds a secret written literally, the document
+    itself when it is one string and every mapping key included; paths in ``skip`` (and below)
+    are checked elsewhere (target URLs, with their own message)."""
     out: list[Diagnostic] = []
+    if doc.data is None:  # not read as YAML (a syntax error): its lines are read one by one
+        for number, source in enumerate(doc.lines, 1):
+            finding = line_finding(source)
+            if finding is not None:
+                column = min((source.find(p) for p in finding.parts if p in source), default=0) + 1
+                out.append(doc.at(number, column, finding.kind, SECRET_HINT))
     for path, key, text in _strings(doc.data):
         if any(path[:len(s)] == s for s in skip):
             continue
         finding = find_secret(text, key)
         if finding:
+            finding = _as_written(doc, path, finding)
             out.append(masked(doc.diagnostic(path, finding.kind, SECRET_HINT), finding))
+    for path, key in _keys(doc.data):
+        finding = find_secret(key)
+        if finding:
+            out.append(doc.diagnostic(path, f"a mapping key: {finding.kind}", SECRET_HINT, at_key=True))
     return out
 
 
@@ -493,10 +717,26 @@ def _comment_secrets(doc: SourceDocument) -> Iterator[tuple[int, int, Finding]]:
             yield line, column, finding
 
 
+def _comment_rows(doc: SourceDocument) -> tuple[str, list[int]]:
+    """The text of ``doc`` with only its comments kept (each at its column), and their lines."""
+    rows = [""] * len(doc.lines)
+    after_hash = "\n".join(line[m.end():] for line in doc.lines if "#" in line
+                           for m in [re.search(r"(?:^|(?<=[ \t]))#", line)] if m)
+    if not any(True for _ in _seed_runs(after_hash)):  # PyYAML's scanner only when a phrase may be there
+        return "", []
+    numbers = []
+    for line, column, text in comments(doc):
+        rows[line - 1] = " " * column + text
+        numbers.append(line)
+    return "\n".join(rows), numbers
+
+
 def comment_secret_problems(doc: SourceDocument) -> list[Diagnostic]:
     """A secret written in a comment is in git as surely as one in a value (read as prose: a
-    transaction hash in a comment is not a key, ``# signer key 0x...`` is)."""
-    out: list[Diagnostic] = []
+    transaction hash in a comment is not a key, ``# signer key 0x...`` is); a seed phrase may
+    run over several comment lines."""
+    text, numbers = _comment_rows(doc)
+    out: list[Diagnostic] = _seed_phrase_over_lines(doc.file, text, numbers, doc.lines) if numbers else []
     for line, column, finding in _comment_secrets(doc):
         if finding:
             diagnostic = doc.at(line, column, f"in a comment: {finding.kind}", "delete it from the file (and "
@@ -519,10 +759,28 @@ def secret_lines(doc: SourceDocument) -> dict[int, tuple[int, tuple[str, ...]]]:
             if text.startswith("0x") and all(p.lower().removeprefix("0x") in text for p in parts):
                 parts = (*parts, str(int(text, 16)))  # a message may quote it as the integer YAML read
             out[line] = (min(before[0], column), (*before[1], *parts))
+    for path, key in _keys(doc.data):
+        finding = find_secret(key)
+        if finding:
+            line, column = doc.position(path, at_key=True)
+            before = out.get(line, (column, ()))
+            out[line] = (min(before[0], column), (*before[1], *finding.parts))
     for line, column, finding in _comment_secrets(doc):
         if finding:
             before = out.get(line, (column, ()))
             out[line] = (min(before[0], column), (*before[1], *finding.parts))
+    text, numbers = _comment_rows(doc)
+    for finding in (f for f in _seed_phrases(text) if len(f.parts) > 1) if numbers else ():
+        for number, row in enumerate(text.split("\n"), 1):
+            here = tuple(p for p in finding.parts if p in row)
+            if here:
+                before = out.get(number, (1, ()))
+                out[number] = (1, (*before[1], *here))
+    for number, source in enumerate(doc.lines, 1):  # read as raw lines too: what the data misses
+        parts = line_secrets(source)
+        if parts:
+            before = out.get(number, (1, ()))
+            out[number] = (1, (*before[1], *parts))
     return out
 
 

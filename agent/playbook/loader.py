@@ -52,6 +52,7 @@ from agent.playbook.literal_secrets import (
     hide_secrets,
     literal_secret_problems,
     secret_lines,
+    template_file_secret_problems,
 )
 from agent.playbook.models import Playbook
 from agent.playbook.preprocess import Preprocessor
@@ -248,6 +249,8 @@ def load_config(
                                                [item.raw for item in every_play], registry)
     for doc in [d for d in [inv_doc, *(item.doc for item in loaded)] if d is not None]:  # 1:30 read as 90
         diagnostics += base60_problems(doc, diagnostics)
+    read = dict(disk.files) if isinstance(disk, FrozenReader) else dict(getattr(disk, "read_files", {}))
+    diagnostics += template_file_secret_problems(read, templating.templates_dir)
     secrets = {doc.file: secret_lines(doc) for doc in [inv_doc, *(item.doc for item in loaded)] if doc is not None}
     everything = _unique(hide_secrets(diagnostics, secrets))
     diagnostics = [d for d in everything if d.severity == "error"]
@@ -257,7 +260,6 @@ def load_config(
     if diagnostics or inventory is None:
         return LoadResult(None, diagnostics, settings=good_settings, settings_path=where, playbook_files=files,
                           unusable=unusable, warnings=warnings)
-    read = dict(disk.files) if isinstance(disk, FrozenReader) else dict(getattr(disk, "read_files", {}))
     # From now on templates render from what was validated; a later edit needs a reload.
     templating.reader = FrozenReader(read, fallback=DiskReader())
     config = Config(inventory=inventory, playbooks=playbooks, settings=settings, hosts=hosts,
@@ -272,6 +274,7 @@ def _load_playbook(path: Path, registry: Registry, templating: Templating,
     doc = load_yaml(path, reader=reader)
     diagnostics += doc.diagnostics
     if doc.data is None:
+        diagnostics += literal_secret_problems(doc)  # a file YAML cannot read: line by line
         if not doc.diagnostics:
             diagnostics.append(doc.at(1, 1, "the playbook is empty", "a playbook starts with version: 1 and "
                                       "name: ...; delete the file if it is not needed"))

@@ -176,7 +176,9 @@ def test_each_mistake_gives_one_diagnostic_where_it_is(case: Case, registry: Reg
         assert diag.hint is not None and case.hint in diag.hint, str(diag)
     lines = str(diag).split("\n")
     assert lines[0].startswith(f"{diag.file}:{case.line}:{case.column}: error: ")
-    assert lines[1] == "  " + printable(diag.source_line or "").rstrip()
+    # a long line is shown around the column, its cut ends marked
+    shown = printable(diag.source_line or "").rstrip()
+    assert lines[1] == "  " + ("\u2026" if diag.shown_from else "") + shown + ("\u2026" if diag.cut_short else "")
     assert "\x1b" not in str(diag) and "\x0c" not in str(diag)  # nothing reaches the terminal raw
     assert lines[2] == "  " + " " * (case.column - 1) + "^"
     if (diag.hint and "env.NAME" in diag.hint) or "in a comment" in diag.message:  # a literal secret: masked
