@@ -116,3 +116,14 @@ def test_agent_run_limits_glibcs_malloc_arenas_unless_the_environment_chose() ->
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True,
                          env={**env, "MALLOC_ARENA_MAX": "4"})
     assert json.loads(out.stdout) is False
+
+
+def test_agent_run_holds_only_its_own_command() -> None:
+    """The resident agent lives for weeks: the other commands' modules would stay in its memory."""
+    probe = ("import contextlib, io, json, sys\nfrom agent.cli.main import main\n"
+             "with contextlib.redirect_stdout(io.StringIO()):\n    main(['run', '--help'])\n"
+             "print(json.dumps(sorted(m for m in sys.modules if m.startswith('agent.cli.') and m.endswith('_cmd'))))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    loaded = json.loads(out.stdout.strip().splitlines()[-1])
+    assert loaded == ["agent.cli.events_cmd", "agent.cli.inbox_cmd", "agent.cli.modules_cmd", "agent.cli.run_cmd",
+                      "agent.cli.stack_cmd"], loaded
