@@ -12,7 +12,7 @@ from functools import cache
 from typing import Any
 from zoneinfo import available_timezones
 
-from agent.playbook.yaml_source import Path_, SourceDocument
+from agent.playbook.yaml_source import Path_, SourceDocument, radix_hint
 
 _CRON = re.compile(r"^\s*\S+(\s+\S+){4}\s*$")
 _DURATION = re.compile(r"^\s*\d+(\.\d+)?\s*(ms|s|m|h|d|w)\s*$")
@@ -53,6 +53,8 @@ def value_hint(doc: SourceDocument, path: Path_, message: str, value: Any) -> st
     if isinstance(value, int) and not isinstance(value, bool) and (match := _SEXAGESIMAL.match(written)):
         return (f"quote it: {key}: \"{match[1]}\" (unquoted, YAML reads {match[1]} as the number {value}, "
                 "minutes in base 60)")
+    if isinstance(value, int) and (hint := radix_hint(written.split(",")[0].split("}")[0].split("]")[0], value)):
+        return hint  # 010 read as octal 8 and then refused (too small, too large): say how it was read
     if written[:1] in (">", "|") and isinstance(value, str):
         return (f"quote it: {key}: \"{_spaced(written)}\" (unquoted, YAML reads a leading {written[0]} "
                 "as the start of a block of text)")

@@ -118,6 +118,38 @@ def test_a_number_written_h_mm_in_the_settings_file_is_an_error_there(tmp_path: 
     assert "the number 90" in diag.message
 
 
+@settings(max_examples=30, derandomize=True, deadline=None, database=None)
+@given(field=st.sampled_from(FIELDS), number=st.integers(8, 4095),
+       form=st.sampled_from(["octal", "hexadecimal", "binary"]))
+def test_a_number_yaml_reads_in_another_base_is_an_error_at_it(
+        tmp_path_factory: pytest.TempPathFactory, field: str, number: int, form: str) -> None:
+    """YAML 1.1 reads ``010`` as octal 8, ``0x10`` as 16 and ``0b10`` as 2 (issue 15, F7):
+    ``after: 010`` would count 8 failures, ``cooldown: 060`` wait 48 s, accepted silently."""
+    root = tmp_path_factory.mktemp("radix")
+    written = {"octal": f"0{number:o}", "hexadecimal": f"0x{number:x}", "binary": f"0b{number:b}"}[form]
+    result = _load(root, **{field: written})
+    [diag] = [d for d in result.diagnostics if written in (d.source_line or "")]
+    assert (Path(diag.file).name, diag.line) == ("health.yaml", _line(root / "health.yaml", written)), str(diag)
+    said = f"{diag.message} {diag.hint}"
+    assert f"reads {written} as {form} {number}" in said and f'"{written}"' in said, str(diag)
+    if form == "octal":
+        assert f"write {number:o} (YAML 1.1 reads {written} as octal {number})" in (diag.hint or ""), str(diag)
+
+
+@pytest.mark.parametrize("written", ["010", "0x10", "-010"])
+def test_a_number_in_another_base_in_the_settings_file_is_an_error_there(tmp_path: Path, written: str) -> None:
+    result = _load(tmp_path, settings_text=f"bot: {{risk: {{max_leverage: {written}}}}}\n")
+    [diag] = result.diagnostics
+    assert (Path(diag.file).name, diag.line, diag.column) == ("stack.yaml", 1, 28), str(diag)
+    assert f"YAML 1.1 reads {written} as" in f"{diag.message} {diag.hint}", str(diag)
+
+
+def test_plain_numbers_and_quoted_leading_zeros_are_not_reported(tmp_path: Path) -> None:
+    assert _load(tmp_path, after="1").ok and _load(tmp_path, after="10").ok
+    result = _load(tmp_path, limit='"010"')
+    assert not [d for d in [*result.diagnostics, *result.warnings] if "YAML 1.1" in d.message], result.diagnostics
+
+
 @pytest.mark.parametrize(("timezone", "says"), [("Etc/GMT+2", "is UTC-2"), ("Etc/GMT-10", "is UTC+10"),
                                                 ("EST", "is UTC-5 all year"), ("HST", "is UTC-10")])
 def test_a_fixed_offset_timezone_that_reads_as_another_warns_at_it(tmp_path: Path, timezone: str, says: str) -> None:
