@@ -413,7 +413,7 @@ def _raw_check_names(raw: dict[str, Any]) -> set[str] | None:
     checks = raw.get("checks")
     if not isinstance(checks, list):
         return None
-    names = {c.get("name") for c in checks if isinstance(c, dict)}
+    names = [c.get("name") for c in checks if isinstance(c, dict)]  # a list, not a set: a name may be a list
     return {n for n in names if isinstance(n, str)} if all(isinstance(n, str) for n in names) else None
 
 
