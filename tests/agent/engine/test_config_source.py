@@ -206,3 +206,52 @@ def test_var_never_holds_a_secret_a_file_with_one_is_kept_as_its_checksum(tmp_pa
     chosen, _ = source.choose(START_ORDER)
     assert chosen is not None and chosen.origin == "valid-part"
     assert sorted(chosen.config.playbooks) == ["alpha", "needs"]
+
+
+def test_an_inventory_moved_away_under_a_running_source_is_a_rejection_not_the_built_in_one(tmp_path: Path) -> None:
+    """Issue 15, F2: ``mv inventory.yaml /tmp/x`` under the agent loaded the built-in inventory
+    and default settings (default ports, maybe another stack's; the default inbox)."""
+    source = _world(tmp_path)
+    assert source.load().ok
+    inventory = tmp_path / "inventory.yaml"
+    inventory.rename(tmp_path / "moved.yaml")
+    result = source.load()  # the agent's reload: rejected, the configuration it runs keeps running
+    assert result.config is None
+    [diag] = result.diagnostics
+    assert diag.file == str(inventory) and "inventory file not found" in diag.message
+    (tmp_path / "moved.yaml").rename(inventory)
+    again = source.load()
+    assert again.ok and again.config is not None and again.config.settings.agent.metrics_port == 0
+
+
+def test_an_unexpected_error_in_the_playbooks_still_pages_through_the_inventory_and_settings_on_disk(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 15, F3: with no last good configuration, an internal error in one playbook made the
+    agent run on the built-in inventory and settings: metrics on the default port, its [CONFIG]
+    page to the default inbox. What it can read (routes, targets, ports) is what it uses."""
+    import agent.playbook
+
+    source = _world(tmp_path)
+    real = agent.playbook.load_config
+
+    def bug_in_playbooks(inventory: Path, paths: list[Path], *args: object, **kwargs: object) -> object:
+        if paths:
+            raise RuntimeError("a bug in the playbook loader")
+        return real(inventory, paths, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(agent.playbook, "load_config", bug_in_playbooks)
+    chosen, disk = source.choose(START_ORDER)
+    assert disk.config is None and chosen is not None and chosen.origin == "built-in"
+    assert chosen.config.playbooks == {} and "cannot guard" in chosen.summary()
+    assert chosen.config.inventory.notify.targets["inbox"].url == "json://127.0.0.1:9/"  # the configured route
+    assert chosen.config.settings.agent.metrics_port == 0  # settings.yaml, not the default
+
+
+def test_with_the_inventory_broken_the_settings_file_it_names_is_still_used(tmp_path: Path) -> None:
+    source = _world(tmp_path)
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(inventory.read_text() + "not_a_key: 1\n")
+    chosen, disk = source.choose(START_ORDER)
+    assert disk.config is None and chosen is not None and chosen.origin == "built-in"
+    assert chosen.config.settings.agent.metrics_port == 0, "the ports of settings.yaml, not the defaults"
+    assert Path(chosen.config.settings.path(chosen.config.settings.var_dir)) == tmp_path / "var"
