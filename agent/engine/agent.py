@@ -32,7 +32,7 @@ from typing import Any
 from agent.core.redaction import RedactingFilter
 from agent.engine.alert_loop import AlertLoop
 from agent.engine.clock import ClockWatch
-from agent.engine.config_source import START_ORDER, Chosen, ConfigSource, Fingerprint
+from agent.engine.config_source import START_ORDER, Chosen, ConfigSource, Fingerprint, settled
 from agent.engine.dependencies import DependencyProbes
 from agent.engine.direct_alerts import DirectAlerts
 from agent.engine.heartbeat import DeadMansSwitch
@@ -373,6 +373,8 @@ class Agent:
             self._reload_requested.clear()
             try:
                 fp = await asyncio.to_thread(self.source.fingerprint)
+                if not forced and fp != self._fingerprint:  # an edit: load it once it is written
+                    fp = await settled(lambda: asyncio.to_thread(self.source.fingerprint), fp, self._settle_sleep)
                 if forced or fp != self._fingerprint:
                     self._fingerprint = fp
                     await self.reload()
@@ -387,6 +389,12 @@ class Agent:
                         "agent keeps running the configuration it has and tries again; the agent's log has the "
                         "traceback. This is a bug: please report it.", "warning", RoutedMessage("warning"))
                 await asyncio.sleep(RELOAD_POLL_SECONDS)
+
+    async def _settle_sleep(self, seconds: float) -> None:
+        try:  # a stop or a SIGHUP ends the wait: SIGHUP means "load it now"
+            await asyncio.wait_for(self._reload_requested.wait(), timeout=seconds)
+        except TimeoutError:
+            pass
 
     async def reload(self) -> bool:
         """Load the configuration again. An invalid version is rejected; the last good one runs on.

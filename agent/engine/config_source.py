@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import os
 import stat
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -273,6 +273,29 @@ class ConfigSource:
             return tuple(out)
         except Exception as exc:  # noqa: BLE001 - a value that differs from any good one: a reload reports it
             return (("fingerprint failed", f"{type(exc).__name__}: {exc}"),)
+
+
+SETTLE_SECONDS = 1.0
+"""A changed configuration is loaded once its files have stayed the same (content stamps: size,
+mtime, inode) for this long: an editor or ``scp`` writing a playbook in pieces is not loaded
+half-written (any cut at a task boundary is valid YAML: an emergency without its last steps)."""
+SETTLE_MAX_ROUNDS = 30
+"""Files that never stop changing are loaded after this many rounds anyway (a log written into
+``playbooks/`` must not stop reloads for ever)."""
+
+
+async def settled(fingerprint: Callable[[], Awaitable[Fingerprint]], seen: Fingerprint,
+                  sleep: Callable[[float], Awaitable[object]], *, settle: float = SETTLE_SECONDS,
+                  max_rounds: int = SETTLE_MAX_ROUNDS) -> Fingerprint:
+    """Wait until ``fingerprint()`` returns the same value twice ``settle`` seconds apart,
+    starting from ``seen`` (a value just taken); return that value."""
+    for _ in range(max_rounds):
+        await sleep(settle)
+        now = await fingerprint()
+        if now == seen:
+            return now
+        seen = now
+    return seen
 
 
 def _stamp(path: Path) -> tuple[str, object]:

@@ -242,6 +242,8 @@ def load_config(
                                        registers_uncertain=item.registers_uncertain,
                                        silent_routes=silent).run(targets)
 
+    if inventory is not None and not bound and not any(d.severity == "error" for d in diagnostics):
+        diagnostics += _guard_off(loaded, inventory, inv_doc)
     if inventory is not None and not any(d.severity == "error" for d in diagnostics):
         every_play = [item for item in [*loaded, *context] if item.play is not None]
         diagnostics += unreached_route_entries(inv_doc, inventory, [item.play for item in every_play if item.play],
@@ -289,6 +291,26 @@ def _load_playbook(path: Path, registry: Registry, templating: Templating,
         return _LoadedPlay(doc, raw, None)
     diagnostics += playbook_rules(doc, raw, play, registry, templating)
     return _LoadedPlay(doc, raw, play, registers_uncertain=pre.task_with_unknown_key)
+
+
+def _guard_off(loaded: list[_LoadedPlay], inventory: Inventory, inv_doc: SourceDocument | None) -> list[Diagnostic]:
+    """Plays with checks and not one check on any host: the guard would be off, silently (issue 15,
+    F5: ``bots: {hosts: []}`` loaded as 0 checks with a warning per play and no page). An error at
+    the hosts of the group the first such play names (or at its ``hosts:``); one play on an empty
+    group beside others that run stays a warning."""
+    with_checks = [item for item in loaded if item.play is not None and item.play.checks]
+    if not with_checks:
+        return []
+    first = with_checks[0]
+    assert first.play is not None
+    names = sorted({item.play.hosts for item in with_checks if item.play is not None})
+    message = (f"no check runs on any host: every play with checks names hosts with no host in the inventory "
+               f"({', '.join(repr(n) for n in names)}): the agent would guard nothing")
+    hint = "add the bot's host to the group (e.g. hosts: [local]), or point hosts: at a group that has some"
+    if inv_doc is not None and first.play.hosts in inventory.groups and inv_doc.marks.get(
+            ("groups", first.play.hosts, "hosts")) is not None:
+        return [inv_doc.diagnostic(("groups", first.play.hosts, "hosts"), message, hint)]
+    return [first.doc.diagnostic(("hosts",), message, hint)]
 
 
 def _cross_file_rules(loaded: list[_LoadedPlay], context: list[_LoadedPlay], inventory: Inventory | None,

@@ -255,3 +255,44 @@ def test_with_the_inventory_broken_the_settings_file_it_names_is_still_used(tmp_
     assert disk.config is None and chosen is not None and chosen.origin == "built-in"
     assert chosen.config.settings.agent.metrics_port == 0, "the ports of settings.yaml, not the defaults"
     assert Path(chosen.config.settings.path(chosen.config.settings.var_dir)) == tmp_path / "var"
+
+
+def test_an_edit_is_loaded_once_the_files_stop_changing(tmp_path: Path) -> None:
+    """Issue 15, F5: a playbook written in pieces was loaded half-written (valid YAML at a task
+    boundary: an emergency without its last steps). The reload waits for two equal fingerprints
+    one settle interval apart; each sleep here is a moment in which the writer goes on."""
+    import asyncio
+
+    from agent.engine.config_source import settled
+
+    source = _world(tmp_path)
+    play = tmp_path / "playbooks" / "alpha.yaml"
+    full = PLAY.format(name="alpha")
+    pieces = [full[: len(full) // 3], full[: 2 * len(full) // 3], full]
+    play.write_text(pieces[0])
+    slept: list[float] = []
+
+    async def writer_goes_on(seconds: float) -> None:
+        slept.append(seconds)
+        if len(slept) < len(pieces):
+            with play.open("a") as f:  # appended in place (same inode), as an editor or scp writes
+                f.write(pieces[len(slept)][len(pieces[len(slept) - 1]):])
+
+    async def fingerprint() -> object:
+        return source.fingerprint()
+
+    first = source.fingerprint()
+    result = asyncio.run(settled(fingerprint, first, writer_goes_on, settle=1.0))  # type: ignore[arg-type]
+    assert play.read_text() == full and result == source.fingerprint()
+    assert slept == [1.0, 1.0, 1.0], "it waited for the writer, then for one quiet interval"
+    assert source.load().ok
+
+    calls: list[float] = []
+
+    async def always_changing(seconds: float) -> None:
+        calls.append(seconds)
+        with play.open("a") as f:
+            f.write("# more\n")
+
+    asyncio.run(settled(fingerprint, source.fingerprint(), always_changing, max_rounds=5))  # type: ignore[arg-type]
+    assert len(calls) == 5, "files that never settle are loaded after a bound"
