@@ -19,6 +19,7 @@ one what it uses, explicitly (no back-references to the agent):
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import hashlib
 import logging
@@ -35,6 +36,8 @@ from agent.engine.clock import ClockWatch
 from agent.engine.config_source import START_ORDER, Chosen, ConfigSource, Fingerprint, settled
 from agent.engine.dependencies import DependencyProbes
 from agent.engine.direct_alerts import DirectAlerts
+from agent.engine.handover_changes import message as handover_message
+from agent.engine.handover_changes import removed_handover_tasks
 from agent.engine.heartbeat import DeadMansSwitch
 from agent.engine.housekeeping import Housekeeping
 from agent.engine.live_config import LiveConfig
@@ -420,6 +423,12 @@ class Agent:
         self._last_reload_error = None
         self.origin = "disk"
         config = result.config
+        removed = removed_handover_tasks(parts.config.current.playbooks, config.playbooks)
+        if removed:  # a truncated emergency loads: it is told (issue 15, F5)
+            title, body = handover_message(removed)
+            log.warning("%s: %s", title, body)
+            await parts.store_thread.call(functools.partial(parts.notifications.notice, None, title=title, body=body,
+                                                            severity="warning"))
         for d in result.warnings:
             log.warning("reload: %s", d)
         self._apply(config)
