@@ -74,6 +74,42 @@ def test_a_maintenance_window_on_a_tag_nothing_has_warns_at_the_tag(tmp_path: Pa
     assert not _load(tmp_path, inventory=MAINTENANCE.format(tag="exchange", timezone="UTC")).warnings
 
 
+@pytest.mark.parametrize("match", ["{tags: []}", "{check: ['*']}", "{host: ['*'], play: []}", "{}"])
+def test_a_maintenance_window_written_to_match_everything_warns_at_match(tmp_path: Path, match: str) -> None:
+    """Issue 15, F8: an empty list (or '*') matches anything, so the window held back every
+    alert, bot-crash pages included, with no word."""
+    window = MAINTENANCE.format(tag="exchange", timezone="UTC").replace("{tags: [exchange]}", match)
+    result = _load(tmp_path, inventory=window)
+    assert result.ok, result.diagnostics
+    [diag] = [w for w in result.warnings if "matches every alert" in w.message]
+    assert diag.line == _line(tmp_path / "inventory.yaml", f"    match: {match}"), str(diag)
+    narrow = _load(tmp_path, inventory=MAINTENANCE.format(tag="exchange", timezone="UTC").replace(
+        "{tags: [exchange]}", "{check: ['bot*']}"))
+    assert not [w for w in narrow.warnings if "matches every alert" in w.message]
+
+
+def test_a_maintenance_window_that_starts_when_it_ends_is_an_error(tmp_path: Path) -> None:
+    result = _load(tmp_path, inventory=MAINTENANCE.format(tag="exchange", timezone="UTC").replace(
+        'end: "02:30"', 'end: "02:00"'))
+    [diag] = result.diagnostics
+    assert diag.line == _line(tmp_path / "inventory.yaml", 'end: "02:00"') and "never active" in diag.message
+
+
+@pytest.mark.parametrize(("timezone", "start"), [("Europe/Berlin", "02:30"), ("America/New_York", "01:30")])
+def test_a_maintenance_window_in_a_daylight_saving_hour_warns_like_the_digest(tmp_path: Path, timezone: str,
+                                                                              start: str) -> None:
+    window = MAINTENANCE.format(tag="exchange", timezone=timezone).replace('start: "02:00"', f'start: "{start}"')
+    window = window.replace('end: "02:30"', 'end: "04:00"')
+    result = _load(tmp_path, inventory=window)
+    assert result.ok, result.diagnostics
+    found = [w for w in result.warnings if w.message.startswith("maintenance window 'exchange upgrade': ")]
+    assert len(found) == 1 and found[0].line == _line(tmp_path / "inventory.yaml", f'start: "{start}"'), \
+        [str(w) for w in result.warnings]
+    assert not [w for w in _load(tmp_path, inventory=MAINTENANCE.format(tag="exchange", timezone=timezone)
+                                 .replace('start: "02:00"', 'start: "04:00"').replace('end: "02:30"', 'end: "05:00"'))
+                .warnings if "maintenance window" in w.message]
+
+
 def test_an_escalation_to_the_route_itself_is_an_error_at_to(tmp_path: Path) -> None:
     result = _load(tmp_path, routes="    - {name: p0, match: {tags: [bot]}, targets: [inbox], "
                                      "escalate: [{after: 5m, to: p0}]}\n")
