@@ -256,3 +256,23 @@ def test_a_modules_own_timeout_above_the_tasks_warns_at_it(tmp_path: Path, modul
         line = _line(tmp_path / "health.yaml", "bot: {action")
         text = (tmp_path / "health.yaml").read_text(encoding="utf-8").splitlines()[line - 1]
         assert (found[0].line, found[0].column) == (line, text.index(f"timeout: {module_timeout}") + 10)
+
+
+@pytest.mark.parametrize(("written", "says"), [
+    ('""', "an empty name"),
+    ('"BOTWARDEN_BOT_TOKEN "', "a space at character 20"),
+    ('"BOTWARDEN_BOT_T\u041eKEN"', "the character '\u041e' (U+041E) at character 16"),
+    ("botwarden_bot_token", "the character 'b' (U+0062) at character 1"),
+])
+def test_a_setting_that_names_an_environment_variable_must_be_a_variable_name(tmp_path: Path, written: str,
+                                                                            says: str) -> None:
+    """Issue 15, F10: ``control_token_env: "BOTWARDEN_BOT_TOKEN "`` (a trailing space) or an
+    empty name passed: the agent then reads a variable nobody sets. The value is never echoed
+    (a secret may be pasted where its variable's name belongs)."""
+    result = _load(tmp_path, settings_text=f"bot: {{control_token_env: {written}}}\n")
+    found = [d for d in result.diagnostics if "bot.control_token_env" in d.message]
+    assert len(found) == 1 and says in found[0].message, [str(d) for d in result.diagnostics]
+    assert (Path(found[0].file).name, found[0].line) == ("stack.yaml", 1)
+    pasted = _load(tmp_path, settings_text="bot: {control_token_env: Zq8rT3kLmX9vPw2YbN7cHd4F}\n")
+    assert pasted.diagnostics and not [d for d in pasted.diagnostics if "Zq8rT3kLmX9vPw2YbN7cHd4F" in d.message]
+    assert _load(tmp_path, settings_text="bot: {control_token_env: MY_BOT_TOKEN_2}\n").ok
