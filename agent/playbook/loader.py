@@ -47,6 +47,7 @@ from agent.playbook.inventory_loading import (
     settings_path,
     template_files,
 )
+from agent.playbook.invisible_names import invisible_name_problems
 from agent.playbook.literal_secrets import (
     comment_secret_problems,
     hide_secrets,
@@ -250,6 +251,7 @@ def load_config(
                                                [item.raw for item in every_play], registry)
     for doc in [d for d in [inv_doc, *(item.doc for item in loaded)] if d is not None]:  # 1:30 read as 90
         diagnostics += base60_problems(doc, diagnostics)
+        diagnostics += invisible_name_problems(doc)
     secrets = {doc.file: secret_lines(doc) for doc in [inv_doc, *(item.doc for item in loaded)] if doc is not None}
     everything = _unique(hide_secrets(diagnostics, secrets))
     diagnostics = [d for d in everything if d.severity == "error"]
