@@ -385,9 +385,28 @@ def _cross_file_rules(loaded: list[_LoadedPlay], context: list[_LoadedPlay], inv
                         ("remediations", rem_name, "budget", "then"), f"playbook {then.name!r} has no tasks: "
                         "once the budget is spent, running it does nothing", "name a playbook with tasks (the "
                         "emergency), or add tasks: to it (the checks of a play are not run by budget.then)"))
+                elif then is not None and not _runs_something(then.tasks):
+                    diagnostics.append(doc.diagnostic(
+                        ("remediations", rem_name, "budget", "then"), f"playbook {then.name!r} does nothing: "
+                        "every task of it is skipped (when: always false) or an empty block, so once the budget "
+                        "is spent the hand-over does nothing", "name a playbook whose tasks run (the emergency), "
+                        "or fix the when: of its tasks"))
     diagnostics += _depends_on_circles(loaded, every)
     diagnostics += _silence_until_ok_references(loaded, every, unbuilt, names)
     return playbooks
+
+
+def _runs_something(tasks: Sequence[Any] | None) -> bool:
+    """Whether any task of ``tasks`` can run: a module task whose ``when:`` is not always false,
+    or a block (with its rescue and always) holding one."""
+    from agent.playbook.constant_expressions import constant_truth
+
+    for task in tasks or []:
+        if task.when is not None and constant_truth(task.when) is False:
+            continue
+        if task.module is not None or any(_runs_something(getattr(task, part)) for part in ("block", "rescue", "always")):
+            return True
+    return False
 
 
 def _silence_until_ok_references(loaded: list[_LoadedPlay], every: list[_LoadedPlay],

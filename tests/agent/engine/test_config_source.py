@@ -296,3 +296,24 @@ def test_an_edit_is_loaded_once_the_files_stop_changing(tmp_path: Path) -> None:
 
     asyncio.run(settled(fingerprint, source.fingerprint(), always_changing, max_rounds=5))  # type: ignore[arg-type]
     assert len(calls) == 5, "files that never settle are loaded after a bound"
+
+
+@pytest.mark.parametrize("tasks", [
+    '  - command: {argv: ["true"]}\n    when: false\n',
+    '  - command: {argv: ["true"]}\n    when: "1 == 2"\n',
+    "  - block: []\n",
+    '  - block:\n      - command: {argv: ["true"]}\n        when: false\n',
+])
+def test_a_budget_then_to_a_play_that_does_nothing_is_an_error(tmp_path: Path, tasks: str) -> None:
+    """Issue 15, F10: a hand-over to a play whose tasks are all skipped or empty blocks was
+    accepted (a warning at most): once the budget is spent nothing happens."""
+    source = _world(tmp_path)
+    alpha = tmp_path / "playbooks" / "alpha.yaml"
+    alpha.write_text(PLAY.format(name="alpha").split("tasks:")[0] + "tasks:\n" + tasks)
+    result = source.load()
+    found = [d for d in result.diagnostics if "does nothing" in d.message]
+    assert len(found) == 1 and Path(found[0].file).name == "needs.yaml", [str(d) for d in result.diagnostics]
+    assert found[0].line == 13 and "'alpha'" in found[0].message
+    alpha.write_text(PLAY.format(name="alpha").split("tasks:")[0] + "tasks:\n" + tasks.replace("false", "true")
+                     .replace('"1 == 2"', '"1 == 1"').replace("block: []", 'command: {argv: ["true"]}'))
+    assert not [d for d in source.load().diagnostics if "does nothing" in d.message]
