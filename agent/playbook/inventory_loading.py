@@ -133,6 +133,12 @@ def inventory_rules(doc: SourceDocument, inv: Inventory) -> list[Diagnostic]:
                                           "escalates to itself: its own targets are told again, nobody new",
                                           "escalate to the route of whoever must be told next (a pager, a "
                                           "second person); to remind the same people, use repeat:"))
+            elif step.to in [earlier.to for earlier in route.escalate[:j]]:
+                first = next(k for k, earlier in enumerate(route.escalate) if earlier.to == step.to)
+                out.append(warning(doc.diagnostic(
+                    ("notify", "routes", i, "escalate", j, "to"), f"route {route.name!r}: escalation step {j + 1} "
+                    f"goes to {step.to!r} again (step {first + 1} does): it tells nobody new",
+                    "escalate each step to whoever must be told next; to remind the same people, use repeat:")))
     seen: set[str] = set()
     for i, route in enumerate(routes):
         if route.name in seen:

@@ -117,6 +117,16 @@ def test_an_escalation_to_the_route_itself_is_an_error_at_to(tmp_path: Path) -> 
     assert diag.line == _line(tmp_path / "inventory.yaml", "name: p0") and "escalates to itself" in diag.message
 
 
+def test_two_escalation_steps_to_the_same_route_warn_at_the_second(tmp_path: Path) -> None:
+    """Issue 15, F10: the second step tells the people the first one told, nobody new."""
+    result = _load(tmp_path, routes="    - {name: p0, match: {tags: [bot]}, targets: [inbox], escalate: "
+                                     "[{after: 5m, to: critical}, {after: 15m, to: critical}]}\n")
+    assert result.ok, [str(d) for d in result.diagnostics]
+    [diag] = [w for w in result.warnings if "again" in w.message]
+    assert diag.line == _line(tmp_path / "inventory.yaml", "name: p0") and "step 2 goes to 'critical' again" \
+        in diag.message, str(diag)
+
+
 @pytest.mark.parametrize(("notify", "routes", "where"), [
     ("  group_wait: 5m\n  group_interval: 1m\n", "", "group_wait: 5m"),
     ("", "    - {name: slow, match: {tags: [bot]}, targets: [inbox], group_wait: 2m}\n", "name: slow"),
