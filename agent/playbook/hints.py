@@ -61,6 +61,11 @@ def value_hint(doc: SourceDocument, path: Path_, message: str, value: Any) -> st
     if "unknown timezone" in message and isinstance(value, str):
         near = nearest_timezone(value)
         return f"did you mean {near!r}?" if near else None
+    if (isinstance(value, str) and written and written[0] not in "\"'" and re.fullmatch(r"[-+]?\d+[eE][-+]?\d+", value)
+            and any(phrase in message for phrase in ("valid integer", "valid number"))):
+        # unquoted 1e3 is text in YAML 1.1 (a float needs a dot), so "without quotes" would not help
+        return (f"YAML 1.1 reads {value} unquoted as text (an exponent needs a dot: 1.0e3); write the number "
+                f"in full: {key}: {_expanded(value)}")
     if (hint := _scalar_hint(str(key), message, value)) is not None:
         return hint
     if isinstance(value, str) and ("valid dictionary" in message or "instance of" in message):
@@ -70,6 +75,15 @@ def value_hint(doc: SourceDocument, path: Path_, message: str, value: Any) -> st
             return f"write {key}: {{every: {value.strip()}}}"
         return f"{key} is a mapping (key: value), not a single value"
     return None
+
+
+def _expanded(text: str) -> str:
+    """``1e3`` -> ``1000`` (digits, no float rounding); the text itself when too large to write out."""
+    mantissa, _, exponent = text.lower().partition("e")
+    power = int(exponent)
+    if 0 <= power <= 30:
+        return str(int(mantissa) * 10**power)
+    return text
 
 
 _EXPECTED = {"valid integer": "a whole number", "valid number": "a number", "valid boolean": "true or false",

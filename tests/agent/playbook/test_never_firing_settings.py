@@ -286,3 +286,12 @@ def test_a_setting_that_names_an_environment_variable_must_be_a_variable_name(tm
     pasted = _load(tmp_path, settings_text="bot: {control_token_env: Zq8rT3kLmX9vPw2YbN7cHd4F}\n")
     assert pasted.diagnostics and not [d for d in pasted.diagnostics if "Zq8rT3kLmX9vPw2YbN7cHd4F" in d.message]
     assert _load(tmp_path, settings_text="bot: {control_token_env: MY_BOT_TOKEN_2}\n").ok
+
+
+@pytest.mark.parametrize(("written", "says"), [("1e3", "after: 1000"), ('"1e3"', "without quotes")])
+def test_an_unquoted_exponent_is_text_in_yaml_and_the_hint_says_so(tmp_path: Path, written: str, says: str) -> None:
+    """Issue 15, F11: ``after: 1e3`` unquoted got "write the number without quotes" (it has none:
+    YAML 1.1 reads an exponent without a dot as text)."""
+    result = _load(tmp_path, after=written)
+    [diag] = [d for d in result.diagnostics if written in (d.source_line or "")]
+    assert says in (diag.hint or ""), str(diag)
