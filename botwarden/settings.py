@@ -54,6 +54,30 @@ Port = Annotated[int, Field(ge=0, le=65535)]
 """A TCP port (0: any free port, which only a test that reads the bound port back can use)."""
 
 
+
+_ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
+
+
+def _env_name(value: str) -> str:
+    """The name of an environment variable, as shells and supervisord write them: ``BOTWARDEN_BOT_TOKEN``.
+    A trailing space, an empty name, a lower-case or look-alike letter (a Cyrillic O) names a
+    variable nobody sets: the secret would silently be missing (issue 15, F10)."""
+    if _ENV_NAME.fullmatch(value):
+        return value
+    if not value.strip():
+        raise ValueError("an empty name: give the name of the environment variable (e.g. BOTWARDEN_BOT_TOKEN)")
+    # the value itself is never echoed: a secret pasted where its variable's name belongs
+    at, odd = next(((i, c) for i, c in enumerate(value)
+                    if not (c.isascii() and (c.isupper() or c.isdigit() or c == "_"))), (0, ""))
+    what = (f"a space at character {at + 1}" if odd.isspace() else
+            f"the character {odd!r} (U+{ord(odd):04X}) at character {at + 1}" if odd else "a leading digit")
+    raise ValueError(f"not an environment variable name: it has {what}; write capital letters A-Z, digits and "
+                     "_ only (e.g. BOTWARDEN_BOT_TOKEN)")
+
+
+EnvName = Annotated[str, AfterValidator(_env_name)]
+"""A setting that names an environment variable (``*_env``)."""
+
 class _Model(BaseModel):
     # strict: a port written "8081" or a flag written "yes" is refused, not converted
     model_config = ConfigDict(extra="forbid", strict=True)
@@ -71,7 +95,7 @@ class ExchangeSettings(_Model):
     port: Port = Field(3001, description="HTTP port")
     seed: int = Field(42, ge=0, le=2**32 - 1, description="seed of the simulated market")
     state: str = Field("var/exchange.db", description="SQLite file of accounts, orders, fills")
-    admin_token_env: str = Field(
+    admin_token_env: EnvName = Field(
         "BOTWARDEN_EXCHANGE_ADMIN_TOKEN", description="env var holding the fault-injection token"
     )
     coins: list[str] = Field(default_factory=lambda: ["BTC", "ETH", "SOL"], description="perp markets")
@@ -160,13 +184,13 @@ class BotSettings(_Model):
     coins: list[str] = Field(default_factory=lambda: ["BTC", "ETH"], description="coins traded")
     candle_interval: str = Field("1m", description="candle interval the strategy reads")
     loop_seconds: float = Field(5.0, gt=0, le=3600, description="seconds between strategy iterations")
-    control_token_env: str = Field("BOTWARDEN_BOT_TOKEN", description="env var of the control bearer token")
+    control_token_env: EnvName = Field("BOTWARDEN_BOT_TOKEN", description="env var of the control bearer token")
     control_socket: str = Field(
         "var/bot-control.sock",
         description="unix socket (mode 0600) serving /control, which TCP then refuses; empty: /control over TCP")
-    private_key_env: str = Field("BOTWARDEN_PRIVATE_KEY",
+    private_key_env: EnvName = Field("BOTWARDEN_PRIVATE_KEY",
                                  description="env var of the account's own key (the API wallets' master)")
-    api_wallet_key_env: str = Field(
+    api_wallet_key_env: EnvName = Field(
         "BOTWARDEN_BOT_API_WALLET_KEY",
         description="env var of the bot's API (agent) wallet key; when set, the bot signs with it for "
                     "account_address instead of with the account's own key (make run generates one on paper)",
@@ -258,7 +282,7 @@ class AgentSettings(_Model):
         "var/agent-events.sock",
         description="unix datagram socket where `agent events-listener` forwards supervisord PROCESS_STATE events",
     )
-    api_wallet_key_env: str = Field(
+    api_wallet_key_env: EnvName = Field(
         "BOTWARDEN_AGENT_API_WALLET_KEY",
         description="env var of the agent's own API wallet key (its exchange actions: emergency, "
                     "cancel-all, close-all); when set it signs with it, so the guard acts even if the bot's "
@@ -290,11 +314,11 @@ class WebSettings(_Model):
     program: str = Field("web", description="supervisord program name of the web page")
     host: LoopbackHost = Field("127.0.0.1", description="bind address (loopback only; put a TLS reverse proxy in front)")
     port: int = Field(8090, ge=0, le=65535, description="HTTP port of the web page")
-    operator_password_env: str = Field(
+    operator_password_env: EnvName = Field(
         "BOTWARDEN_WEB_OPERATOR_PASSWORD",
         description="env var of the password of user `operator` (may act); `<this>_<NAME>` adds operator <name>",
     )
-    viewer_password_env: str = Field(
+    viewer_password_env: EnvName = Field(
         "BOTWARDEN_WEB_VIEWER_PASSWORD",
         description="env var of the password of user `viewer` (read-only); `<this>_<NAME>` adds viewer <name>",
     )

@@ -136,11 +136,14 @@ def load(inventory: Path, paths: Sequence[Path] | None, *, need_play: str | None
     environment lacks (:func:`use_stack_secrets`).
 
     ``for_reading``: the command reads the store and changes nothing the resident agent sends
-    (``status``, ``explain``, ``history``, ``ack``, ``silence``): it needs the checks, not the
+    (``status``, ``explain``, ``history``, ``ack``, ``silence``): it shows what the agent runs,
+    the last good configuration before the valid part; it needs the checks, not the
     notification secrets, so an environment variable a template reads without a default may be
     unset here; the command works and says which ones it went without."""
-    chosen, _ = load_chosen(inventory, paths, ("disk", "valid-part", "last-good"), need_play=need_play,
-                            for_reading=for_reading)
+    # Reading the agent's state shows what the agent runs: the last good configuration before the
+    # valid part (a broken playbook is not "no checks with problems" while the agent pages on it).
+    order = ("disk", "last-good", "valid-part") if for_reading else ("disk", "valid-part", "last-good")
+    chosen, _ = load_chosen(inventory, paths, order, need_play=need_play, for_reading=for_reading)
     return chosen.config
 
 
@@ -183,7 +186,8 @@ def _fallback_text(chosen: Any, need_play: str | None) -> str:
         left = ", ".join(chosen.left_out) or "none"
         return f"{what} runs from the files that are valid (left out: {left})"
     if chosen.origin == "last-good":
-        return f"{what} runs from the last good configuration, saved {chosen.snapshot.when}"
+        return (f"{what} runs from the last good configuration, saved {chosen.snapshot.when} (what the "
+                "resident agent runs while the files do not load)")
     return f"{what} runs on the built-in configuration"
 
 

@@ -19,6 +19,7 @@ one what it uses, explicitly (no back-references to the agent):
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import hashlib
 import logging
@@ -32,9 +33,11 @@ from typing import Any
 from agent.core.redaction import RedactingFilter
 from agent.engine.alert_loop import AlertLoop
 from agent.engine.clock import ClockWatch
-from agent.engine.config_source import START_ORDER, Chosen, ConfigSource, Fingerprint
+from agent.engine.config_source import START_ORDER, Chosen, ConfigSource, Fingerprint, settled
 from agent.engine.dependencies import DependencyProbes
 from agent.engine.direct_alerts import DirectAlerts
+from agent.engine.handover_changes import message as handover_message
+from agent.engine.handover_changes import removed_handover_tasks
 from agent.engine.heartbeat import DeadMansSwitch
 from agent.engine.housekeeping import Housekeeping
 from agent.engine.live_config import LiveConfig
@@ -408,6 +411,8 @@ class Agent:
             self._reload_requested.clear()
             try:
                 fp = await asyncio.to_thread(self.source.fingerprint)
+                if not forced and fp != self._fingerprint:  # an edit: load it once it is written
+                    fp = await settled(lambda: asyncio.to_thread(self.source.fingerprint), fp, self._settle_sleep)
                 if forced or fp != self._fingerprint:
                     self._fingerprint = fp
                     await self.reload()
@@ -422,6 +427,12 @@ class Agent:
                         "agent keeps running the configuration it has and tries again; the agent's log has the "
                         "traceback. This is a bug: please report it.", "warning", RoutedMessage("warning"))
                 await asyncio.sleep(RELOAD_POLL_SECONDS)
+
+    async def _settle_sleep(self, seconds: float) -> None:
+        try:  # a stop or a SIGHUP ends the wait: SIGHUP means "load it now"
+            await asyncio.wait_for(self._reload_requested.wait(), timeout=seconds)
+        except TimeoutError:
+            pass
 
     async def reload(self) -> bool:
         """Load the configuration again. An invalid version is rejected; the last good one runs on.
@@ -447,6 +458,12 @@ class Agent:
         self._last_reload_error = None
         self.origin = "disk"
         config = result.config
+        removed = removed_handover_tasks(parts.config.current.playbooks, config.playbooks)
+        if removed:  # a truncated emergency loads: it is told (issue 15, F5)
+            title, body = handover_message(removed)
+            log.warning("%s: %s", title, body)
+            await parts.store_thread.call(functools.partial(parts.notifications.notice, None, title=title, body=body,
+                                                            severity="warning"))
         for d in result.warnings:
             log.warning("reload: %s", d)
         self._apply(config)

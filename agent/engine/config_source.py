@@ -13,24 +13,28 @@ becomes a diagnostic too (a rejection, with a request to report it), never the e
   after every good load by :meth:`ConfigSource.save_last_good`;
 * ``valid-part``: the inventory and settings on disk with only the playbooks that are valid
   themselves and whose references resolve (a playbook is left out with what it needs);
-* ``built-in``: the built-in inventory and settings, no playbook: enough to tell the local
-  inbox that the agent cannot guard.
+* ``built-in``: no playbook, only enough to tell operators that the agent cannot guard: the
+  inventory and settings on disk when they load, else the built-in inventory with the settings
+  file the inventory names when that one loads, else the built-in inventory and settings.
 """
 from __future__ import annotations
 
 import logging
 import os
 import stat
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+import yaml
+
 from agent.core.redaction import Redactor
 from agent.modules.registry import Registry, default_registry
 from agent.playbook.diagnostics import Diagnostic
-from agent.playbook.files import PLAYBOOK_SUFFIXES, ConfigReader, FrozenReader, real_path
+from agent.playbook.files import PLAYBOOK_SUFFIXES, ConfigReader, DiskReader, FrozenReader, key, real_path
+from agent.playbook.inventory import default_inventory_data
 from agent.playbook.last_good import Snapshot, find_snapshot, save_snapshot
 
 if TYPE_CHECKING:
@@ -87,7 +91,7 @@ class ConfigSource:
 
     def __init__(self, inventory: Path, playbook_paths: Sequence[Path], *, env: Mapping[str, str] | None = None,
                  registry: Registry | None = None, templates_dir: Path | None = None,
-                 unset_env: Literal["error", "placeholder"] = "error") -> None:
+                 unset_env: Literal["error", "placeholder"] = "error", inventory_required: bool = False) -> None:
         self.inventory = Path(inventory)
         self.unset_env: Literal["error", "placeholder"] = unset_env
         """``placeholder``: loaded for reading only (:func:`agent.playbook.load_config`)."""
@@ -101,6 +105,11 @@ class ConfigSource:
         """The settings file the last load looked at (watched by :meth:`fingerprint`)."""
         self.var_dir: Path | None = None
         """``var/`` of the last settings that loaded (where the last good configuration is kept)."""
+        self.inventory_required = inventory_required
+        """A missing inventory file is an error (it was named by ``--inventory``), not the built-in
+        default. Set too once the file has been read: an inventory moved away or deleted under a
+        running agent is a rejected reload, never a switch to the built-in inventory and settings
+        (default ports: another stack's; the default inbox)."""
 
     # -- loading -------------------------------------------------------------------------------
     def load(self, paths: Sequence[Path] | None = None, *, reader: ConfigReader | None = None,
@@ -109,11 +118,15 @@ class ConfigSource:
         from agent.playbook import load_config
         from agent.playbook.loader import LoadResult
 
+        from_disk = reader is None and inventory is None
         inventory = inventory or self.inventory
+        if from_disk and not self.inventory_required and os.path.lexists(inventory):
+            self.inventory_required = True  # read once: from now on it must stay
         try:
             result = load_config(inventory, list(paths) if paths is not None else self.playbook_paths,
                                  self.registry, env=self.env, templates_dir=templates_dir or self.templates_dir,
-                                 redactor=self.redactor, reader=reader, unset_env=self.unset_env)
+                                 redactor=self.redactor, reader=reader, unset_env=self.unset_env,
+                                 inventory_required=from_disk and self.inventory_required)
         except Exception as exc:
             log.exception("loading the configuration failed unexpectedly")
             return LoadResult(None, [Diagnostic(str(inventory), 0, 0, "the configuration could not be loaded: "
@@ -175,9 +188,32 @@ class ConfigSource:
                 return last, left_out
         return None
 
-    def load_built_in(self) -> LoadResult:
-        """The built-in inventory and settings with no playbook (nothing read from disk)."""
-        return self.load([], reader=FrozenReader({}), inventory=self.inventory.parent / "inventory (built-in)")
+    def load_built_in(self, disk: LoadResult | None = None) -> LoadResult:
+        """What can tell operators that the agent cannot guard, with no playbook: the inventory
+        and settings on disk when they load (its routes and ports: the [CONFIG] page reaches the
+        configured targets); else the built-in inventory with the settings file the inventory on
+        disk names (or ``disk.settings_path``) when that file is readable (the configured inbox
+        port, metrics port, ``var/``); else the built-in inventory and settings."""
+        own = self.load([], reader=DiskReader(), inventory=self.inventory) if self.inventory_exists() else None
+        if own is not None and own.config is not None and not own.diagnostics:
+            return own
+        built_in = self.inventory.parent / "inventory (built-in)"
+        settings = _named_settings(self.inventory) or (disk.settings_path if disk is not None else None)
+        if settings is not None:
+            try:
+                data = settings.read_bytes()
+            except OSError:
+                data = None
+            if data is not None:
+                inventory = {**default_inventory_data(), "settings": str(settings.absolute())}
+                reader = FrozenReader({key(built_in): yaml.safe_dump(inventory).encode(), key(settings): data})
+                result = self.load([], reader=reader, inventory=built_in)
+                if result.config is not None and not result.diagnostics:
+                    return result
+        return self.load([], reader=FrozenReader({}), inventory=built_in)
+
+    def inventory_exists(self) -> bool:
+        return os.path.isfile(self.inventory)
 
     def choose(self, order: Sequence[Origin], *, first: LoadResult | None = None,
                need_play: str | None = None) -> tuple[Chosen | None, LoadResult]:
@@ -215,7 +251,7 @@ class ConfigSource:
             if part is None:
                 return None
             return Chosen(part[0].config, "valid-part", problems, left_out=part[1]) if part[0].config else None
-        result = self.load_built_in()
+        result = self.load_built_in(disk)
         if result.config is None:
             for d in result.diagnostics:
                 log.error("the built-in configuration does not load: %s", _one_line(d))
@@ -237,6 +273,29 @@ class ConfigSource:
             return tuple(out)
         except Exception as exc:  # noqa: BLE001 - a value that differs from any good one: a reload reports it
             return (("fingerprint failed", f"{type(exc).__name__}: {exc}"),)
+
+
+SETTLE_SECONDS = 1.0
+"""A changed configuration is loaded once its files have stayed the same (content stamps: size,
+mtime, inode) for this long: an editor or ``scp`` writing a playbook in pieces is not loaded
+half-written (any cut at a task boundary is valid YAML: an emergency without its last steps)."""
+SETTLE_MAX_ROUNDS = 30
+"""Files that never stop changing are loaded after this many rounds anyway (a log written into
+``playbooks/`` must not stop reloads for ever)."""
+
+
+async def settled(fingerprint: Callable[[], Awaitable[Fingerprint]], seen: Fingerprint,
+                  sleep: Callable[[float], Awaitable[object]], *, settle: float = SETTLE_SECONDS,
+                  max_rounds: int = SETTLE_MAX_ROUNDS) -> Fingerprint:
+    """Wait until ``fingerprint()`` returns the same value twice ``settle`` seconds apart,
+    starting from ``seen`` (a value just taken); return that value."""
+    for _ in range(max_rounds):
+        await sleep(settle)
+        now = await fingerprint()
+        if now == seen:
+            return now
+        seen = now
+    return seen
 
 
 def _stamp(path: Path) -> tuple[str, object]:
@@ -262,6 +321,20 @@ def _entries(path: Path, suffixes: tuple[str, ...] | None) -> list[Path]:
     except (OSError, ValueError):
         return []  # _stamp(path) carries the error
     return [Path(path) / n for n in names if suffixes is None or Path(n).suffix.lower() in suffixes]
+
+
+def _named_settings(inventory: Path) -> Path | None:
+    """The settings file an inventory names (``settings: stack.yaml``), read from its raw YAML:
+    also when the inventory does not validate otherwise. None when it names none or cannot be read."""
+    try:
+        data = yaml.safe_load(inventory.read_text(encoding="utf-8"))
+    except (OSError, ValueError, yaml.YAMLError):
+        return None
+    named = data.get("settings") if isinstance(data, dict) else None
+    if not isinstance(named, str) or not named.strip():
+        return None
+    path = Path(named)
+    return path if path.is_absolute() else real_path(inventory).parent / path
 
 
 def _one_line(d: Diagnostic) -> str:

@@ -12,7 +12,7 @@ from functools import cache
 from typing import Any
 from zoneinfo import available_timezones
 
-from agent.playbook.yaml_source import Path_, SourceDocument
+from agent.playbook.yaml_source import Path_, SourceDocument, radix_hint
 
 _CRON = re.compile(r"^\s*\S+(\s+\S+){4}\s*$")
 _DURATION = re.compile(r"^\s*\d+(\.\d+)?\s*(ms|s|m|h|d|w)\s*$")
@@ -54,12 +54,19 @@ def value_hint(doc: SourceDocument, path: Path_, message: str, value: Any) -> st
     if isinstance(value, int) and not isinstance(value, bool) and (match := _SEXAGESIMAL.match(written)):
         return (f"quote it: {_at(key)}\"{match[1]}\" (unquoted, YAML reads {match[1]} as the number {value}, "
                 "minutes in base 60)")
+    if isinstance(value, int) and (hint := radix_hint(written.split(",")[0].split("}")[0].split("]")[0], value)):
+        return hint  # 010 read as octal 8 and then refused (too small, too large): say how it was read
     if written[:1] in (">", "|") and isinstance(value, str):
         return (f"quote it: {_at(key)}\"{_spaced(written)}\" (unquoted, YAML reads a leading {written[0]} "
                 "as the start of a block of text)")
     if "unknown timezone" in message and isinstance(value, str):
         near = nearest_timezone(value)
         return f"did you mean {near!r}?" if near else None
+    if (isinstance(value, str) and written and written[0] not in "\"'" and re.fullmatch(r"[-+]?\d+[eE][-+]?\d+", value)
+            and any(phrase in message for phrase in ("valid integer", "valid number"))):
+        # unquoted 1e3 is text in YAML 1.1 (a float needs a dot), so "without quotes" would not help
+        return (f"YAML 1.1 reads {value} unquoted as text (an exponent needs a dot: 1.0e3); write the number "
+                f"in full: {key}: {_expanded(value)}")
     if (hint := _scalar_hint(str(key), message, value)) is not None:
         return hint
     if isinstance(value, str) and ("valid dictionary" in message or "instance of" in message):
@@ -77,6 +84,15 @@ def value_hint(doc: SourceDocument, path: Path_, message: str, value: Any) -> st
 def _at(key: str) -> str:
     """``key: `` to write before a value, or nothing for an item of a list."""
     return f"{key}: " if key else ""
+
+
+def _expanded(text: str) -> str:
+    """``1e3`` -> ``1000`` (digits, no float rounding); the text itself when too large to write out."""
+    mantissa, _, exponent = text.lower().partition("e")
+    power = int(exponent)
+    if 0 <= power <= 30:
+        return str(int(mantissa) * 10**power)
+    return text
 
 
 _EXPECTED = {"valid integer": "a whole number", "valid number": "a number", "valid boolean": "true or false",

@@ -24,7 +24,14 @@ from agent.core.values import format_duration
 from agent.playbook.cron import schedule_traps, timezone_trap
 from agent.playbook.diagnostics import Diagnostic, suggest, warning
 from agent.playbook.files import DISK, ConfigReader, real_path
-from agent.playbook.inventory import AlertTemplates, Inventory, Target, default_inventory_data
+from agent.playbook.inventory import (
+    AlertTemplates,
+    Inventory,
+    MaintenanceWindow,
+    RouteMatch,
+    Target,
+    default_inventory_data,
+)
 from agent.playbook.literal_secrets import SECRET_HINT as _SECRET_HINT
 from agent.playbook.literal_secrets import (
     comment_secret_problems,
@@ -112,6 +119,7 @@ def inventory_rules(doc: SourceDocument, inv: Inventory) -> list[Diagnostic]:
         if (trap := timezone_trap(window.timezone)) is not None:
             out.append(warning(doc.diagnostic(("maintenance", i, "timezone"), f"maintenance window "
                                               f"{window.name!r}: {trap[0]}", trap[1])))
+        out += _maintenance_problems(doc, i, window)
     if inv.notify.group_wait > inv.notify.group_interval:
         out.append(warning(doc.diagnostic(("notify", "group_wait"), _group_wait_message(
             "notify.group_wait", inv.notify.group_wait, inv.notify.group_interval), _GROUP_WAIT_HINT)))
@@ -125,6 +133,12 @@ def inventory_rules(doc: SourceDocument, inv: Inventory) -> list[Diagnostic]:
                                           "escalates to itself: its own targets are told again, nobody new",
                                           "escalate to the route of whoever must be told next (a pager, a "
                                           "second person); to remind the same people, use repeat:"))
+            elif step.to in [earlier.to for earlier in route.escalate[:j]]:
+                first = next(k for k, earlier in enumerate(route.escalate) if earlier.to == step.to)
+                out.append(warning(doc.diagnostic(
+                    ("notify", "routes", i, "escalate", j, "to"), f"route {route.name!r}: escalation step {j + 1} "
+                    f"goes to {step.to!r} again (step {first + 1} does): it tells nobody new",
+                    "escalate each step to whoever must be told next; to remind the same people, use repeat:")))
     seen: set[str] = set()
     for i, route in enumerate(routes):
         if route.name in seen:
@@ -152,6 +166,43 @@ def _group_wait_message(what: str, wait: float, interval: float) -> str:
     return (f"{what} {format_duration(wait)} is longer than notify.group_interval {format_duration(interval)}: the "
             "first message of a problem would wait longer than any update about it, so a new problem is told "
             "last")
+
+
+def _matches_everything(match: RouteMatch) -> bool:
+    """Every alert: nothing narrows it (empty lists), or only globs that match any name (``*``)."""
+    if match.severity or match.tags:
+        return False
+    return all(not patterns or any(set(p) <= {"*"} for p in patterns)
+               for patterns in (match.host, match.play, match.check))
+
+
+def _maintenance_problems(doc: SourceDocument, i: int, window: MaintenanceWindow) -> list[Diagnostic]:
+    """A window whose ``match:`` is written and matches every alert (``tags: []``, ``check: ["*"]``:
+    bot-crash pages held back too), one that is never active (``start`` == ``end``), and the
+    daylight-saving traps of its start in its timezone, as for the digest and play schedules."""
+    out: list[Diagnostic] = []
+    written = doc.marks.get(("maintenance", i, "match")) is not None
+    if written and _matches_everything(window.match):
+        out.append(warning(doc.diagnostic(("maintenance", i, "match"), f"maintenance window {window.name!r} "
+                                          "matches every alert (an empty list or '*' matches anything): while it is "
+                                          "active every page is held back, a crash of the bot included",
+                                          "name what the planned work touches (e.g. match: {tags: [exchange]}); "
+                                          "leave match: out only when every alert is meant")))
+    if window.start is not None and window.start == window.end:
+        out.append(doc.diagnostic(("maintenance", i, "end"), f"maintenance window {window.name!r}: start and end "
+                                  f"are both {window.start}: the window is never active",
+                                  "give the time it ends (an end before start runs past midnight)"))
+    if window.cron is not None:
+        cron, where = window.cron, ("maintenance", i, "cron")
+    elif window.start is not None:
+        hours, minutes = window.start.split(":")
+        days = ",".join(window.weekdays) if window.weekdays else "*"
+        cron, where = f"{int(minutes)} {int(hours)} * * {days}", ("maintenance", i, "start")
+    else:
+        return out
+    for message, hint in schedule_traps(cron, window.timezone):
+        out.append(warning(doc.diagnostic(where, f"maintenance window {window.name!r}: {message}", hint)))
+    return out
 
 
 def settings_path(inv: Inventory | None, inventory_path: Path) -> Path | None:

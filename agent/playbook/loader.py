@@ -47,6 +47,7 @@ from agent.playbook.inventory_loading import (
     settings_path,
     template_files,
 )
+from agent.playbook.invisible_names import invisible_name_problems
 from agent.playbook.literal_secrets import (
     comment_secret_problems,
     hide_secrets,
@@ -243,12 +244,15 @@ def load_config(
                                        registers_uncertain=item.registers_uncertain,
                                        silent_routes=silent).run(targets)
 
+    if inventory is not None and not bound and not any(d.severity == "error" for d in diagnostics):
+        diagnostics += _guard_off(loaded, inventory, inv_doc)
     if inventory is not None and not any(d.severity == "error" for d in diagnostics):
         every_play = [item for item in [*loaded, *context] if item.play is not None]
         diagnostics += unreached_route_entries(inv_doc, inventory, [item.play for item in every_play if item.play],
                                                [item.raw for item in every_play], registry)
     for doc in [d for d in [inv_doc, *(item.doc for item in loaded)] if d is not None]:  # 1:30 read as 90
         diagnostics += base60_problems(doc, diagnostics)
+        diagnostics += invisible_name_problems(doc)
     read = dict(disk.files) if isinstance(disk, FrozenReader) else dict(getattr(disk, "read_files", {}))
     diagnostics += template_file_secret_problems(read, templating.templates_dir)
     secrets = {doc.file: secret_lines(doc) for doc in [inv_doc, *(item.doc for item in loaded)] if doc is not None}
@@ -292,6 +296,26 @@ def _load_playbook(path: Path, registry: Registry, templating: Templating,
         return _LoadedPlay(doc, raw, None)
     diagnostics += playbook_rules(doc, raw, play, registry, templating)
     return _LoadedPlay(doc, raw, play, registers_uncertain=pre.task_with_unknown_key)
+
+
+def _guard_off(loaded: list[_LoadedPlay], inventory: Inventory, inv_doc: SourceDocument | None) -> list[Diagnostic]:
+    """Plays with checks and not one check on any host: the guard would be off, silently (issue 15,
+    F5: ``bots: {hosts: []}`` loaded as 0 checks with a warning per play and no page). An error at
+    the hosts of the group the first such play names (or at its ``hosts:``); one play on an empty
+    group beside others that run stays a warning."""
+    with_checks = [item for item in loaded if item.play is not None and item.play.checks]
+    if not with_checks:
+        return []
+    first = with_checks[0]
+    assert first.play is not None
+    names = sorted({item.play.hosts for item in with_checks if item.play is not None})
+    message = (f"no check runs on any host: every play with checks names hosts with no host in the inventory "
+               f"({', '.join(repr(n) for n in names)}): the agent would guard nothing")
+    hint = "add the bot's host to the group (e.g. hosts: [local]), or point hosts: at a group that has some"
+    if inv_doc is not None and first.play.hosts in inventory.groups and inv_doc.marks.get(
+            ("groups", first.play.hosts, "hosts")) is not None:
+        return [inv_doc.diagnostic(("groups", first.play.hosts, "hosts"), message, hint)]
+    return [first.doc.diagnostic(("hosts",), message, hint)]
 
 
 def _cross_file_rules(loaded: list[_LoadedPlay], context: list[_LoadedPlay], inventory: Inventory | None,
@@ -364,9 +388,28 @@ def _cross_file_rules(loaded: list[_LoadedPlay], context: list[_LoadedPlay], inv
                         ("remediations", rem_name, "budget", "then"), f"playbook {then.name!r} has no tasks: "
                         "once the budget is spent, running it does nothing", "name a playbook with tasks (the "
                         "emergency), or add tasks: to it (the checks of a play are not run by budget.then)"))
+                elif then is not None and not _runs_something(then.tasks):
+                    diagnostics.append(doc.diagnostic(
+                        ("remediations", rem_name, "budget", "then"), f"playbook {then.name!r} does nothing: "
+                        "every task of it is skipped (when: always false) or an empty block, so once the budget "
+                        "is spent the hand-over does nothing", "name a playbook whose tasks run (the emergency), "
+                        "or fix the when: of its tasks"))
     diagnostics += _depends_on_circles(loaded, every)
     diagnostics += _silence_until_ok_references(loaded, every, unbuilt, names)
     return playbooks
+
+
+def _runs_something(tasks: Sequence[Any] | None) -> bool:
+    """Whether any task of ``tasks`` can run: a module task whose ``when:`` is not always false,
+    or a block (with its rescue and always) holding one."""
+    from agent.playbook.constant_expressions import constant_truth
+
+    for task in tasks or []:
+        if task.when is not None and constant_truth(task.when) is False:
+            continue
+        if task.module is not None or any(_runs_something(getattr(task, part)) for part in ("block", "rescue", "always")):
+            return True
+    return False
 
 
 def _silence_until_ok_references(loaded: list[_LoadedPlay], every: list[_LoadedPlay],
@@ -416,7 +459,7 @@ def _raw_check_names(raw: dict[str, Any]) -> set[str] | None:
     checks = raw.get("checks")
     if not isinstance(checks, list):
         return None
-    names = {c.get("name") for c in checks if isinstance(c, dict)}
+    names = [c.get("name") for c in checks if isinstance(c, dict)]  # a list, not a set: a name may be a list
     return {n for n in names if isinstance(n, str)} if all(isinstance(n, str) for n in names) else None
 
 

@@ -248,7 +248,38 @@ class Templating:
         except (OSError, UnicodeDecodeError) as exc:
             return f"cannot read it: {getattr(exc, 'strerror', None) or exc}"
         problem = self.check_syntax(source)
+        if problem is None and (missing := self._missing_include(source)) is not None:
+            return (f"it includes {missing[0]!r} (line {missing[1]}), which is not in the templates directory: "
+                    "that part would render nothing or fail when the message is sent")
         return problem
+
+    def _missing_include(self, source: str) -> tuple[str, int] | None:
+        """The first ``{% include/import/from "x" %}`` of a literal name that the templates
+        directory does not hold (``ignore missing`` aside), with its line; None otherwise."""
+        try:
+            tree = self._env.parse(source)
+        except Exception:  # noqa: BLE001 - the syntax is judged by check_syntax
+            return None
+        for node in tree.find_all((nodes.Include, nodes.Import, nodes.FromImport)):
+            if isinstance(node, nodes.Include) and node.ignore_missing:
+                continue
+            named: Any = getattr(node, "template", None)
+            names = ([c.value for c in named.items if isinstance(c, nodes.Const)]
+                     if isinstance(named, (nodes.List, nodes.Tuple)) else
+                     [named.value] if isinstance(named, nodes.Const) else [])
+            if not names or not all(isinstance(n, str) for n in names):
+                continue  # a computed name: known only when it renders
+            found = False
+            for name in names:
+                try:
+                    self._env.loader.get_source(self._env, name)  # type: ignore[union-attr]
+                    found = True
+                    break
+                except Exception:  # noqa: BLE001 - not there (or unreadable): try the next name
+                    continue
+            if not found:
+                return names[0], node.lineno
+        return None
 
     def template_file_line(self, name: str) -> tuple[int, str] | None:
         """Where in template file ``name`` the problem :meth:`check_template_file` reports is:
@@ -265,6 +296,8 @@ class Templating:
                 line = unsafe[1]
             else:
                 self._env.from_string(source)
+                missing = self._missing_include(source)
+                line = missing[1] if missing is not None else None
         except JinjaTemplateError as exc:
             line = getattr(exc, "lineno", None)
         except Exception:  # noqa: BLE001 - too deep, a number too long: the file as a whole

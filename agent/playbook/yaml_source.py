@@ -221,9 +221,13 @@ def _construct_int(loader: _PositionLoader, node: Node) -> Any:
     except ValueError:
         raise ConstructorError(None, None, f"a number of {len(str(node.value))} digits is too long to read "
                                "(at most 4300)", node.start_mark) from None
-    if ":" in str(node.value):
+    if ":" in str(node.value) or _RADIX.fullmatch(str(node.value)):
         loader.base60.append((node.start_mark, str(node.value), value))
     return value
+
+
+_RADIX = re.compile(r"[-+]?0(?:[0-7_]+|[xX][0-9a-fA-F_]+|[bB][01_]+)")
+"""Integers YAML 1.1 (PyYAML) reads in another base: ``010`` is octal 8, ``0x10`` is 16, ``0b10`` is 2."""
 
 
 def _construct_float(loader: _PositionLoader, node: Node) -> Any:
@@ -238,16 +242,46 @@ _PositionLoader.add_constructor("tag:yaml.org,2002:float", _construct_float)
 
 
 def base60_problems(doc: SourceDocument, reported: Iterable[Diagnostic] = ()) -> list[Diagnostic]:
-    """An error for each number written ``h:mm`` or ``m:ss`` unquoted: YAML 1.1 (PyYAML) reads
-    ``1:30`` as 90 and ``22:00`` as 1320, base 60, so ``after: 1:30`` or ``for: 2:00`` would be
-    accepted with a value nobody meant. Where another diagnostic already stands at that position
-    (a text field refusing the number, with its own quote-it hint) nothing is added."""
+    """An error for each number YAML 1.1 (PyYAML) reads in another base than the one written.
+
+    * ``h:mm`` or ``m:ss`` unquoted is base 60: ``1:30`` is 90 and ``22:00`` is 1320, so
+      ``after: 1:30`` or ``for: 2:00`` would be accepted with a value nobody meant;
+    * a leading ``0`` is octal (``after: 010`` is 8, ``cooldown: 060`` is 48), ``0x`` hexadecimal
+      and ``0b`` binary (``0x10`` is 16).
+
+    Where another diagnostic already stands at that position (a text field refusing the number,
+    with its own quote-it hint) nothing is added."""
     taken = {(d.file, d.line, d.column) for d in reported}
-    return [doc.at(line, column, f"{_short(text)} is read by YAML as the number {_short(_number(value))}: "
+    return [_radix_problem(doc, line, column, text, value) if ":" not in text else
+            doc.at(line, column, f"{_short(text)} is read by YAML as the number {_short(_number(value))}: "
                    "unquoted, h:mm and m:ss are numbers in base 60 (YAML 1.1)",
                    f"quote it (\"{_short(text)}\") for a time of day; write a duration as {_short(_as_duration(text))}, "
                    f"or a number as {_short(_number(value))}")
             for line, column, text, value in doc.base60 if (doc.file, line, column) not in taken]
+
+
+def _radix_problem(doc: SourceDocument, line: int, column: int, text: str, value: Any) -> Diagnostic:
+    digits = text.lstrip("+-").lower()
+    base = _base_of(digits)
+    return doc.at(line, column, f"{_short(text)} is read by YAML as the number {_short(_number(value))}: unquoted, "
+                  f"a number written with a leading {'0' if base == 'octal' else digits[:2]} is {base} (YAML 1.1)",
+                  radix_hint(text, value))
+
+
+def _base_of(digits: str) -> str:
+    return "hexadecimal" if digits.startswith("0x") else "binary" if digits.startswith("0b") else "octal"
+
+
+def radix_hint(text: str, value: Any) -> str | None:
+    """What to write for an integer YAML 1.1 read in another base (``010`` is octal 8), else None."""
+    text = text.strip()
+    if not _RADIX.fullmatch(text) or isinstance(value, bool) or not isinstance(value, int):
+        return None
+    sign, digits = text[: len(text) - len(text.lstrip("+-"))], text.lstrip("+-")
+    base = _base_of(digits.lower())
+    shown, number = _short(text), _short(_number(value))
+    meant = sign + (digits.lstrip("0_") or "0") if base == "octal" else number
+    return f"write {_short(meant)} (YAML 1.1 reads {shown} as {base} {number}), or quote it (\"{shown}\") for text"
 
 
 def _number(value: Any) -> str:

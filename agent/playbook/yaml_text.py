@@ -54,7 +54,13 @@ def _line_and_column(text: str, index: int) -> tuple[int, int]:
 
 
 def undecodable(raw: bytes) -> TextProblem | None:
-    """The first byte that is not UTF-8, with its line and column (in characters)."""
+    """The first byte that is not UTF-8, with its line and column (in characters); a UTF-16 file
+    (a byte order mark, or NUL bytes in every other place) as a whole."""
+    head = raw[:200]  # UTF-16 first: ASCII text in UTF-16 without a BOM is valid UTF-8 with NULs
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or (len(head) >= 4 and head.count(b"\x00") * 3 >= len(head)):
+        return TextProblem(1, 1, "the file is UTF-16 text, not UTF-8",
+                           "save it as UTF-8 (PowerShell's > and Notepad's \"Unicode\" write UTF-16; "
+                           "e.g. iconv -f UTF-16 -t UTF-8)")
     try:
         raw.decode("utf-8")
         return None

@@ -10,6 +10,7 @@ import pytest
 
 from agent.cli.main import main
 from agent.engine.config_source import ConfigSource
+from agent.store import Store
 from botwarden.errors import ExitCode
 from tests.e2e.harness import AgentWorld
 
@@ -102,3 +103,35 @@ def test_the_local_inbox_reads_its_settings_from_the_last_good_configuration_whe
     err = " ".join(out.err.split())
     assert "inventory.yaml: a symbolic link that loops" in err
     assert "using the settings of what the agent runs on" in err
+
+
+WATCHED = """\
+version: 1
+name: watched
+hosts: local
+schedule: {every: 1h}
+checks:
+  - name: the watched thing
+    command: {argv: ["true"]}
+    expect: "rc == 0"
+"""
+
+
+def test_status_shows_the_last_good_configuration_the_agent_runs_not_the_valid_part(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 15, F4: with a playbook broken on disk the agent runs (and alerts on) its checks
+    from the last good configuration; `agent status` read only the valid files and said there
+    were no such checks."""
+    world = _world(tmp_path)
+    world.write_playbook("watched", WATCHED)
+    source = ConfigSource(world.inventory, [world.playbooks], env={})
+    chosen, _ = source.choose(("disk",))
+    assert chosen is not None and source.save_last_good(chosen.config) is None
+    world.write_playbook("watched", WATCHED + "  - bad: [\n")
+    Store(world.store_url).migrate()
+    code = main(["status", "--inventory", str(world.inventory), "--store", world.store_url])
+    out = capsys.readouterr()
+    err = " ".join(out.err.split())
+    assert code == ExitCode.OK, out.out + err
+    assert "the watched thing" in out.out, out.out
+    assert "this command runs from the last good configuration, saved " in err, err

@@ -206,3 +206,114 @@ def test_var_never_holds_a_secret_a_file_with_one_is_kept_as_its_checksum(tmp_pa
     chosen, _ = source.choose(START_ORDER)
     assert chosen is not None and chosen.origin == "valid-part"
     assert sorted(chosen.config.playbooks) == ["alpha", "needs"]
+
+
+def test_an_inventory_moved_away_under_a_running_source_is_a_rejection_not_the_built_in_one(tmp_path: Path) -> None:
+    """Issue 15, F2: ``mv inventory.yaml /tmp/x`` under the agent loaded the built-in inventory
+    and default settings (default ports, maybe another stack's; the default inbox)."""
+    source = _world(tmp_path)
+    assert source.load().ok
+    inventory = tmp_path / "inventory.yaml"
+    inventory.rename(tmp_path / "moved.yaml")
+    result = source.load()  # the agent's reload: rejected, the configuration it runs keeps running
+    assert result.config is None
+    [diag] = result.diagnostics
+    assert diag.file == str(inventory) and "inventory file not found" in diag.message
+    (tmp_path / "moved.yaml").rename(inventory)
+    again = source.load()
+    assert again.ok and again.config is not None and again.config.settings.agent.metrics_port == 0
+
+
+def test_an_unexpected_error_in_the_playbooks_still_pages_through_the_inventory_and_settings_on_disk(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 15, F3: with no last good configuration, an internal error in one playbook made the
+    agent run on the built-in inventory and settings: metrics on the default port, its [CONFIG]
+    page to the default inbox. What it can read (routes, targets, ports) is what it uses."""
+    import agent.playbook
+
+    source = _world(tmp_path)
+    real = agent.playbook.load_config
+
+    def bug_in_playbooks(inventory: Path, paths: list[Path], *args: object, **kwargs: object) -> object:
+        if paths:
+            raise RuntimeError("a bug in the playbook loader")
+        return real(inventory, paths, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(agent.playbook, "load_config", bug_in_playbooks)
+    chosen, disk = source.choose(START_ORDER)
+    assert disk.config is None and chosen is not None and chosen.origin == "built-in"
+    assert chosen.config.playbooks == {} and "cannot guard" in chosen.summary()
+    assert chosen.config.inventory.notify.targets["inbox"].url == "json://127.0.0.1:9/"  # the configured route
+    assert chosen.config.settings.agent.metrics_port == 0  # settings.yaml, not the default
+
+
+def test_with_the_inventory_broken_the_settings_file_it_names_is_still_used(tmp_path: Path) -> None:
+    source = _world(tmp_path)
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(inventory.read_text() + "not_a_key: 1\n")
+    chosen, disk = source.choose(START_ORDER)
+    assert disk.config is None and chosen is not None and chosen.origin == "built-in"
+    assert chosen.config.settings.agent.metrics_port == 0, "the ports of settings.yaml, not the defaults"
+    assert Path(chosen.config.settings.path(chosen.config.settings.var_dir)) == tmp_path / "var"
+
+
+def test_an_edit_is_loaded_once_the_files_stop_changing(tmp_path: Path) -> None:
+    """Issue 15, F5: a playbook written in pieces was loaded half-written (valid YAML at a task
+    boundary: an emergency without its last steps). The reload waits for two equal fingerprints
+    one settle interval apart; each sleep here is a moment in which the writer goes on."""
+    import asyncio
+
+    from agent.engine.config_source import settled
+
+    source = _world(tmp_path)
+    play = tmp_path / "playbooks" / "alpha.yaml"
+    full = PLAY.format(name="alpha")
+    pieces = [full[: len(full) // 3], full[: 2 * len(full) // 3], full]
+    play.write_text(pieces[0])
+    slept: list[float] = []
+
+    async def writer_goes_on(seconds: float) -> None:
+        slept.append(seconds)
+        if len(slept) < len(pieces):
+            with play.open("a") as f:  # appended in place (same inode), as an editor or scp writes
+                f.write(pieces[len(slept)][len(pieces[len(slept) - 1]):])
+
+    async def fingerprint() -> object:
+        return source.fingerprint()
+
+    first = source.fingerprint()
+    result = asyncio.run(settled(fingerprint, first, writer_goes_on, settle=1.0))  # type: ignore[arg-type]
+    assert play.read_text() == full and result == source.fingerprint()
+    assert slept == [1.0, 1.0, 1.0], "it waited for the writer, then for one quiet interval"
+    assert source.load().ok
+
+    calls: list[float] = []
+
+    async def always_changing(seconds: float) -> None:
+        calls.append(seconds)
+        with play.open("a") as f:
+            f.write("# more\n")
+
+    asyncio.run(settled(fingerprint, source.fingerprint(), always_changing, max_rounds=5))  # type: ignore[arg-type]
+    assert len(calls) == 5, "files that never settle are loaded after a bound"
+
+
+@pytest.mark.parametrize("tasks", [
+    '  - command: {argv: ["true"]}\n    when: false\n',
+    '  - command: {argv: ["true"]}\n    when: "1 == 2"\n',
+    "  - block: []\n",
+    '  - block:\n      - command: {argv: ["true"]}\n        when: false\n',
+])
+def test_a_budget_then_to_a_play_that_does_nothing_is_an_error(tmp_path: Path, tasks: str) -> None:
+    """Issue 15, F10: a hand-over to a play whose tasks are all skipped or empty blocks was
+    accepted (a warning at most): once the budget is spent nothing happens."""
+    source = _world(tmp_path)
+    alpha = tmp_path / "playbooks" / "alpha.yaml"
+    alpha.write_text(PLAY.format(name="alpha").split("tasks:")[0] + "tasks:\n" + tasks)
+    result = source.load()
+    found = [d for d in result.diagnostics if "does nothing" in d.message]
+    assert len(found) == 1 and Path(found[0].file).name == "needs.yaml", [str(d) for d in result.diagnostics]
+    assert found[0].line == 13 and "'alpha'" in found[0].message
+    alpha.write_text(PLAY.format(name="alpha").split("tasks:")[0] + "tasks:\n" + tasks.replace("false", "true")
+                     .replace('"1 == 2"', '"1 == 1"').replace("block: []", 'command: {argv: ["true"]}'))
+    assert not [d for d in source.load().diagnostics if "does nothing" in d.message]

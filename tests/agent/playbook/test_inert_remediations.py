@@ -105,7 +105,10 @@ def test_a_constant_when_on_a_remediation_step_is_reported_at_it(tmp_path: Path,
 @pytest.mark.parametrize(("when", "truth"), CONSTANTS)
 def test_a_constant_when_on_a_task_is_a_warning_at_it(tmp_path: Path, registry: Registry,
                                                       when: str, truth: bool) -> None:
-    result = _load(tmp_path, registry, panic=f"tasks:\n  - command: {{argv: [bot, halt]}}\n    when: {when}\n")
+    # a second task runs: a budget.then play whose every task is skipped is an error (issue 15, F10,
+    # test_a_budget_then_to_a_play_that_does_nothing_is_an_error)
+    result = _load(tmp_path, registry, panic=f"tasks:\n  - command: {{argv: [bot, halt]}}\n    when: {when}\n"
+                                              "  - command: {argv: [bot, stop]}\n")
     assert result.ok, result.diagnostics
     [diag] = result.warnings
     assert Path(diag.file).name == "panic.yaml" and diag.line == _line_of(diag.file, "when:"), diag

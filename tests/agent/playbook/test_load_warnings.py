@@ -72,9 +72,30 @@ def test_a_play_on_an_empty_group_warns_at_its_hosts(tmp_path: Path, registry: R
     inventory = root / "inventory.yaml"
     inventory.write_text(inventory.read_text(encoding="utf-8").replace("groups:\n", "groups:\n  spare: {hosts: []}\n"),
                          encoding="utf-8")
-    shown = _only_warning(_load(root, registry))
+    (root / "playbooks" / "other.yaml").write_text(PLAY.format(name="other", hosts="bots", expect='"status_code == 200"',
+                                                               schedule="{every: 15s}"), encoding="utf-8")
+    shown = _only_warning(_load(root, registry))  # another play runs: a spare group is not the guard off
     assert shown.startswith(f"{root / 'playbooks' / 'health.yaml'}:3:8: warning: hosts: 'spare' has no hosts"), shown
     assert "no check is scheduled" in shown and "hint: add hosts to the group 'spare'" in shown
+
+
+def test_no_check_on_any_host_is_an_error_at_the_emptied_group(tmp_path: Path, registry: Registry) -> None:
+    """Issue 15, F5: ``bots: {hosts: []}`` loaded as 0 checks, warnings only, no page: the guard
+    silently off. Now a rejected configuration (a reload keeps the last good one and pages)."""
+    root = _setup(tmp_path)
+    inventory = root / "inventory.yaml"
+    text = inventory.read_text(encoding="utf-8")
+    before = _load(root, registry)
+    assert before.ok and before.config is not None and before.config.bound_checks
+    emptied = text.replace("    hosts: [local]\n", "    hosts: []\n", 1)
+    assert emptied != text
+    inventory.write_text(emptied, encoding="utf-8")
+    result = _load(root, registry)
+    assert result.config is None
+    [diag] = result.diagnostics
+    line = next(i for i, t in enumerate(emptied.splitlines(), 1) if t == "    hosts: []")
+    assert (diag.file, diag.line) == (str(inventory), line), str(diag)
+    assert "no check runs on any host" in diag.message and "'bots'" in diag.message
 
 
 @pytest.mark.parametrize(("match", "column", "message", "hint"), [

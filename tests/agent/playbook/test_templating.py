@@ -153,6 +153,9 @@ DEFECTS = [  # (text of the defective line, what the message says)
     ("{{ host.__class__ }}", "access to '__class__' is not allowed"),
     ("{{ host }", "Jinja2 syntax error"),
     ("{% endfor %}", "Jinja2 syntax error"),
+    ('{% include "nope.j2" %}', "it includes 'nope.j2'"),  # F10: rendered nothing, accepted
+    ("{% from 'macros.j2' import shout %}", "it includes 'macros.j2'"),
+    ("{% include ['gone.j2', 'also-gone.j2'] %}", "it includes 'gone.j2'"),
 ]
 
 

@@ -60,6 +60,15 @@ def test_non_utf8_and_deep_nesting_are_refused(tmp_path: Path) -> None:
     assert deep.data is None and deep.diagnostics
 
 
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be"])
+def test_a_utf16_file_is_said_to_be_utf16(tmp_path: Path, encoding: str) -> None:
+    """Issue 15, F11: a UTF-16 file (PowerShell's >) was "byte 0xff is not UTF-8 text" with a line
+    of NULs shown; the hint now says what it is and how to convert it."""
+    [diag] = _load(tmp_path, "version: 1\nname: x\n".encode(encoding)).diagnostics
+    assert (diag.line, diag.column) == (1, 1) and diag.message == "the file is UTF-16 text, not UTF-8", str(diag)
+    assert "iconv -f UTF-16 -t UTF-8" in (diag.hint or "")
+
+
 def _models() -> list[type[BaseModel]]:
     found = []
     for module in (models, inventory):
