@@ -125,6 +125,7 @@ class TradingEngine:
         self._volatile_halts: list[Halt] = []
         self._last_equity_snapshot = 0.0
         self._close_reasons: dict[str, str] = {}
+        self._close_answers: dict[str, str] = {}  # coin -> the exchange's answer to its last close (close-all)
         self._refresh_halt()
 
     # --- halts --------------------------------------------------------------------------
@@ -497,6 +498,8 @@ class TradingEngine:
         self._close_reasons[pos.coin] = reason
         outcome = self._send(intent=intents.CLOSE, coin=pos.coin, is_buy=is_buy, size=abs(pos.size), limit_px=px,
                              order_type={"limit": {"tif": "Ioc"}}, reduce_only=True, cloid=cloid)
+        self._close_answers[pos.coin] = _answer(outcome.status if outcome else "pending",
+                                                outcome.error if outcome else None)
         if outcome is None or outcome.status not in SUCCEEDED[CLOSING]:
             self._attempt_failed(pos.coin, key, intents.CLOSE, CLOSING, outcome)
         return True
@@ -602,11 +605,14 @@ class TradingEngine:
         with self.lock:
             key = int(time.time() * 1000)
             acct = self.gw.account()
+            self._close_answers.clear()
             for pos in acct.positions.values():
                 self._close_position(pos, key=key, reason="close_all", requested=True)
             after = self.gw.account()
+            # why each coin still open is: the exchange's answer to its close (or that none was sent)
+            refusals = {c: self._close_answers.get(c, "no close sent") for c in sorted(after.positions)}
             result = {"closed": sorted(set(acct.positions) - set(after.positions)),
-                      "still_open": sorted(after.positions), **self.cancel_all()}
+                      "still_open": sorted(after.positions), "refusals": refusals, **self.cancel_all()}
             self._sync_fills()
             self._sync_positions(after, self.gw.open_orders())
             return result
