@@ -550,8 +550,11 @@ class TradingEngine:
         trades = {t.coin: t.id for t in self.store.open_trades()}
         self.store.set_positions({c: {"size": p.size, "entry_px": p.entry_px, "unrealized_pnl": p.unrealized_pnl,
                                       "trade_id": trades.get(c)} for c, p in acct.positions.items()})
+        # protected: reduce-only stop-losses covering the whole position rest (False: NO STOP-LOSS)
         self.status.positions = [{"coin": p.coin, "size": p.size, "entry_px": p.entry_px,
-                                  "unrealized_pnl": p.unrealized_pnl} for p in acct.positions.values()]
+                                  "unrealized_pnl": p.unrealized_pnl,
+                                  "protected": is_protected(p.size, [o for o in orders if o.coin == p.coin])}
+                                 for p in acct.positions.values()]
         self.status.open_orders = len(orders)
         self.status.last_trade_at = self.store.last_trade_at()
         self.metrics.positions_active.set(len(acct.positions))

@@ -163,10 +163,12 @@ def test_a_stop_loss_the_exchange_refuses_for_a_revoked_wallet_halts_at_once_and
     assert all(f"the {c} position has NO STOP-LOSS" in " ".join(halts) for c in coins), halts
     refused = [o for o in engine.store.all_orders() if o.intent == "stop" and o.status == "rejected"]
     assert len(refused) == 3 * len(coins), "tried once per iteration while halted"
+    assert sorted(engine.status.health()["unprotected"]) == sorted(coins)  # what the access alert names
     api_wallets.approve(bot_settings.exchange_url, PAPER_DEV_PRIVATE_KEY, wallet.address, NAME)
     engine.iterate()  # no resume
     assert bots_stops(engine) == coins
     assert engine.active_halts() == []
+    assert engine.status.health()["unprotected"] == []
 
 
 def test_a_stop_loss_cancelled_by_hand_again_and_again_is_placed_again_without_a_halt(
