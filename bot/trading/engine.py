@@ -50,6 +50,9 @@ MAX_ATTEMPTS = 5
 """Failed sends of one intent (closing a coin, placing its stop-loss) before the bot halts itself
 and says why. The count starts afresh after each halt it took (a resume means the cause is fixed)
 and after each send the exchange accepted."""
+STANDING_RETRY_EVERY = 6
+"""While a stop-loss's halt stands and the exchange refuses the bot's requests as a whole, the stop
+is sent at every 6th iteration (30 s at the default 5-s loop), else at every iteration."""
 MAX_GENERATIONS = 500
 """Client order ids of one intent (a bound over every resume: 100 resumes of 5 attempts)."""
 CLOSING = "closing"
@@ -81,7 +84,7 @@ def attempts_reason(what: str, coin: str, sent: int, status: str, error: str | N
     """Why the bot halted itself after ``sent`` failed sends of ``what`` for ``coin``, and what to do."""
     head = f"{what} {coin} {_answer(status, error)}; {sent} attempt{'' if sent == 1 else 's'}"
     if what == PLACING_STOP:
-        head += (f": the {coin} position has NO STOP-LOSS; the bot tries again every iteration and this halt "
+        head += (f": the {coin} position has NO STOP-LOSS; the bot keeps trying and this halt "
                  "clears itself once the exchange accepts the stop")
     if auth and what == PLACING_STOP:
         return (head + "; the exchange does not know the bot's signer (its API wallet revoked or expired): approve "
@@ -125,6 +128,7 @@ class TradingEngine:
         self._volatile_halts: list[Halt] = []
         self._last_equity_snapshot = 0.0
         self._close_reasons: dict[str, str] = {}
+        self._standing_skips: dict[str, int] = {}  # coin -> iterations its stop-loss's halt has stood
         self._close_answers: dict[str, str] = {}  # coin -> the exchange's answer to its last close (close-all)
         self._refresh_halt()
 
@@ -237,6 +241,13 @@ class TradingEngine:
                                                    last.error if last else None, auth=False))
             return None
         if standing:
+            # Each send takes a client order id of the MAX_GENERATIONS: while the exchange refuses
+            # the bot's signed requests as a whole (gw.refusal: a revoked wallet) the stop is tried
+            # every STANDING_RETRY_EVERY-th iteration only (the 30-s signer check clears the refusal
+            # the moment a signed request goes through again, and the next iteration sends it).
+            self._standing_skips[coin] = skips = self._standing_skips.get(coin, 0) + 1
+            if self.gw.refusal is not None and skips % STANDING_RETRY_EVERY:
+                return None
             return a.cloid
         if a.sent >= MAX_ATTEMPTS:
             last = a.last
@@ -261,6 +272,7 @@ class TradingEngine:
     def _stop_placed(self, coin: str) -> None:
         """The exchange took a stop-loss for ``coin``: end the halts its refusals took (their
         cause is gone: e.g. the bot's API wallet approved again)."""
+        self._standing_skips.pop(coin, None)
         standing = self._own_halts(coin, PLACING_STOP)
         if not standing:
             return

@@ -12,7 +12,7 @@ from eth_account import Account
 from hyperliquid.exchange import Exchange
 
 from bot import api_wallets
-from bot.trading.engine import MAX_ATTEMPTS, TradingEngine
+from bot.trading.engine import MAX_ATTEMPTS, STANDING_RETRY_EVERY, TradingEngine
 from bot.trading.gateway import Gateway
 from bot.trading.metrics import BotMetrics
 from bot.trading.status import RuntimeStatus
@@ -161,10 +161,16 @@ def test_a_stop_loss_the_exchange_refuses_for_a_revoked_wallet_halts_at_once_and
     # halted at the first refusal; the accepted first placement is no failed attempt
     assert all("refused by the exchange: \"User or API Wallet" in h and "; 1 attempt:" in h for h in halts), halts
     assert all(f"the {c} position has NO STOP-LOSS" in " ".join(halts) for c in coins), halts
-    refused = [o for o in engine.store.all_orders() if o.intent == "stop" and o.status == "rejected"]
-    assert len(refused) == 3 * len(coins), "tried once per iteration while halted"
+    def refused() -> int:
+        return len([o for o in engine.store.all_orders() if o.intent == "stop" and o.status == "rejected"])
+
+    assert refused() == len(coins), "while refused as a whole, not at every iteration"
+    for _ in range(STANDING_RETRY_EVERY):
+        engine.iterate()
+    assert refused() == 2 * len(coins), "tried again at every STANDING_RETRY_EVERY-th iteration while halted"
     assert sorted(engine.status.health()["unprotected"]) == sorted(coins)  # what the access alert names
     api_wallets.approve(bot_settings.exchange_url, PAPER_DEV_PRIVATE_KEY, wallet.address, NAME)
+    assert engine.gw.verify_signer() is None  # the bot's 30-s signer check: its signed probe goes through
     engine.iterate()  # no resume
     assert bots_stops(engine) == coins
     assert engine.active_halts() == []
