@@ -70,6 +70,26 @@ def test_agent_validate_refuses_a_shared_key_without_printing_it(tmp_path: Path)
     assert BOT_KEY[2:] not in out
 
 
+def test_agent_validate_reads_var_secrets_env_for_the_shared_key_rule_as_stack_up_does(tmp_path: Path) -> None:
+    """`agent stack up` refuses an agent wallet equal to the bot's when the key is in var/secrets.env;
+    `agent validate` must see the same (the environment, then var/secrets.env for what it lacks)."""
+    _world(tmp_path)
+    (tmp_path / "var").mkdir(mode=0o700)
+    secrets = tmp_path / "var" / "secrets.env"
+    secrets.write_text(f"BOTWARDEN_AGENT_API_WALLET_KEY={BOT_KEY}\n")
+    secrets.chmod(0o600)
+    env = {"PATH": "/usr/bin:/bin", "COLUMNS": "300", "BOTWARDEN_BOT_API_WALLET_KEY": BOT_KEY}
+    res = subprocess.run([str(BIN / "agent"), "validate", "--inventory", "inventory.yaml", "playbooks"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=60, env=env)
+    out = " ".join((res.stdout + res.stderr).split())
+    assert res.returncode != 0 and "holds the same key as the bot's API wallet" in out, out
+    assert BOT_KEY[2:] not in out
+    other = {**env, "BOTWARDEN_AGENT_API_WALLET_KEY": "0x" + "ab" * 32}  # the environment wins over the file
+    res = subprocess.run([str(BIN / "agent"), "validate", "--inventory", "inventory.yaml", "playbooks"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=60, env=other)
+    assert "holds the same key" not in res.stdout + res.stderr
+
+
 def test_bot_run_refuses_a_shared_key_without_printing_it(tmp_path: Path) -> None:
     _world(tmp_path)
     env = {"PATH": "/usr/bin:/bin", "BOTWARDEN_BOT_API_WALLET_KEY": BOT_KEY, "BOTWARDEN_AGENT_API_WALLET_KEY": BOT_KEY}

@@ -13,7 +13,7 @@ from pathlib import Path
 import typer
 
 from agent.cli import options
-from agent.cli.common import console, err_console, templates_dir
+from agent.cli.common import console, err_console, templates_dir, use_stack_secrets
 from agent.playbook.diagnostics import order
 from agent.playbook.files import real_path
 from botwarden.errors import ExitCode
@@ -36,6 +36,7 @@ def validate(
         if is_file(path):
             siblings = sibling_playbooks(path)
             context += siblings or (playbook_files([default_dir])[0] if is_dir(default_dir) else [])
+    use_stack_secrets(inventory_path)  # the same view as `agent stack up` (the same-key rule included)
     result = load_config(inventory_path, targets, default_registry(), env=dict(os.environ),
                          templates_dir=templates_dir(inventory_path), context_paths=context,
                          inventory_required=inventory is not None)

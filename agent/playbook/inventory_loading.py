@@ -10,6 +10,7 @@ alert templates that are set explicitly exist and parse.
 """
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import os
 import re
@@ -228,6 +229,18 @@ def read_settings(doc: SourceDocument, inv: Inventory | None, inventory_path: Pa
     reader = reader or DISK
     if inv is None:
         return _default_settings(), []
+    settings, found = _read_settings(doc, inv, inventory_path, reader)
+    named = os.environ.get("BOTWARDEN_SETTINGS")
+    if inv.settings is not None and named:
+        found = [*found, dataclasses.replace(doc.diagnostic(
+            ("settings",), f"$BOTWARDEN_SETTINGS ({named}) is ignored: the inventory names its settings file "
+            f"({inv.settings!r}), which wins", "unset $BOTWARDEN_SETTINGS, or set the inventory's `settings:` to null "
+            "to use it"), severity="warning")]
+    return settings, found
+
+
+def _read_settings(doc: SourceDocument, inv: Inventory, inventory_path: Path,
+                   reader: ConfigReader) -> tuple[StackSettings, list[Diagnostic]]:
     path = settings_path(inv, inventory_path)
     if path is None:
         return _default_settings(), settings_lookalikes(doc, inventory_path, reader, None)

@@ -38,14 +38,17 @@ ACTIONS: dict[str, Entry] = {
                   "na/normalTpsl/positionTpsl (grouped TP/SL answer `waitingForFill` while their entry rests, "
                   "else `waitingForTrigger`; an entry's TP/SL are placed only once it fully fills and are "
                   "canceled with it, partly filled or not; those of an IOC entry that filled in part are "
-                  "refused; a positionTpsl must be a reduce-only tp/sl trigger on the closing side of an open "
+                  "refused; a normalTpsl whose first order is a tp/sl trigger (no entry) is refused by name, "
+                  "every order of it; a positionTpsl must be a reduce-only tp/sl trigger on the closing side of an open "
                   "position, else refused; of size 0 it covers the whole position), builder fee "
                   "once approved; priority grouping refused; a limit "
                   "or trigger price more than 80% from the reference price (the mark) refused; tp/sl trigger on the "
                   "mark"),
     "cancel": _yes(),
     "cancelByCloid": _yes(),
-    "modify": _yes("the new order is checked first: refused, the original stays resting; same asset only"),
+    "modify": _yes("the new order is checked first: refused, the original stays resting; same asset only; "
+                   "a modify of a normalTpsl entry whose TP/SL wait for its fill, or of such a waiting TP/SL, is "
+                   "refused by name (`Unsupported by the paper exchange: ...`: Hyperliquid does not document it)"),
     "batchModify": _yes("each modify as `modify`"),
     "scheduleCancel": _yes("fires at its time (not on the market tick); at least 5 s ahead; 10 triggers a "
                            "day; the $1M volume requirement is a setting (paper default 0)"),

@@ -74,6 +74,14 @@ class Trading:
                 return {"status": "err", "response": refused}
             builder_fee = int(builder["f"])
         statuses: list[Any] = []
+        first = wires[0] if wires and isinstance(wires[0], dict) else {}
+        if grouping == "normalTpsl" and isinstance(first.get("t"), dict) and "trigger" in first["t"]:
+            # [tp, sl] with no entry: Hyperliquid does not document it (the TP would be taken for
+            # the entry); refused by name, not guessed
+            why = rules.err_unsupported("normalTpsl whose first order is a TP/SL trigger (no entry)",
+                                        "send TP/SL of a position with grouping positionTpsl")
+            return {"status": "ok", "response": {"type": "order", "data": {"statuses": [
+                {"error": why} for _ in wires]}}}
         parent: Order | None = None
         parent_failed = False
         for i, wire in enumerate(wires):
@@ -305,6 +313,10 @@ class Trading:
             if wire.get("a") != led.asset_of.get(old.coin):
                 statuses.append({"error": rules.err_modify_asset(old.coin)})
                 continue
+            grouped = self._grouped_modify_refusal(old)
+            if grouped is not None:
+                statuses.append({"error": grouped})
+                continue
             # The new order is checked first, with the margin of the order it replaces released:
             # a refused modify leaves the original resting, as on Hyperliquid.
             led.open_orders.pop(old.oid, None)
@@ -321,6 +333,22 @@ class Trading:
                                    builder=old.builder, builder_fee=old.builder_fee, replaces=old.oid)
             statuses.append(status)
         return {"status": "ok", "response": {"type": "order", "data": {"statuses": statuses}}}
+
+    def _grouped_modify_refusal(self, old: Order) -> str | None:
+        """A modify Hyperliquid does not document, refused by name: of a ``normalTpsl`` entry
+        whose TP/SL wait for its fill, or of such a waiting TP/SL (either would turn the
+        children into stand-alone triggers, one not reduce-only able to open a position)."""
+        led = self.ledger
+        if old.grouping != "normalTpsl":
+            return None
+        parent = led.open_orders.get(old.parent_oid) if old.parent_oid is not None else None
+        if parent is not None and parent.status == "open":
+            return rules.err_unsupported("modify of a TP/SL waiting for its entry to fill",
+                                         "cancel the entry and send it again with its TP/SL")
+        if any(o.parent_oid == old.oid for o in led.open_orders.values()):
+            return rules.err_unsupported("modify of an entry with TP/SL waiting for its fill",
+                                         "cancel the entry and send it again with its TP/SL")
+        return None
 
     # ----- account settings -----------------------------------------------------------------
     def _update_leverage_action(self, address: str, action: Json, now: int) -> Json:

@@ -47,8 +47,12 @@ INTERVAL_SECONDS = {"1m": 60, "3m": 180, "5m": 300, "15m": 900, "30m": 1800, "1h
                     "4h": 14400, "8h": 28800, "12h": 43200, "1d": 86400}
 EQUITY_SNAPSHOT_EVERY_S = 60.0
 MAX_ATTEMPTS = 5
-"""Sends of one intent (closing a coin, placing its stop-loss) before the bot halts itself and
-says why. The count starts afresh after each halt it took: a resume means the cause is fixed."""
+"""Failed sends of one intent (closing a coin, placing its stop-loss) before the bot halts itself
+and says why. The count starts afresh after each halt it took (a resume means the cause is fixed)
+and after each send the exchange accepted."""
+STANDING_RETRY_EVERY = 6
+"""While a stop-loss's halt stands and the exchange refuses the bot's requests as a whole, the stop
+is sent at every 6th iteration (30 s at the default 5-s loop), else at every iteration."""
 MAX_GENERATIONS = 500
 """Client order ids of one intent (a bound over every resume: 100 resumes of 5 attempts)."""
 CLOSING = "closing"
@@ -79,6 +83,14 @@ def _answer(status: str, error: str | None) -> str:
 def attempts_reason(what: str, coin: str, sent: int, status: str, error: str | None, *, auth: bool) -> str:
     """Why the bot halted itself after ``sent`` failed sends of ``what`` for ``coin``, and what to do."""
     head = f"{what} {coin} {_answer(status, error)}; {sent} attempt{'' if sent == 1 else 's'}"
+    if what == PLACING_STOP:
+        head += (f": the {coin} position has NO STOP-LOSS; the bot keeps trying and this halt "
+                 "clears itself once the exchange accepts the stop")
+    if auth and what == PLACING_STOP:
+        return (head + "; the exchange does not know the bot's signer (its API wallet revoked or expired): approve "
+                "the bot's API wallet again; the agent's emergency closes with its own wallet meanwhile")
+    if what == PLACING_STOP:
+        return head + "; fix the cause (no resume needed)"
     if auth:
         return (head + ": the exchange does not know the bot's signer (its API wallet revoked or expired): approve "
                 "the bot's API wallet again, then resume the bot (a resume tries afresh); the agent's emergency "
@@ -116,6 +128,8 @@ class TradingEngine:
         self._volatile_halts: list[Halt] = []
         self._last_equity_snapshot = 0.0
         self._close_reasons: dict[str, str] = {}
+        self._standing_skips: dict[str, int] = {}  # coin -> iterations its stop-loss's halt has stood
+        self._close_answers: dict[str, str] = {}  # coin -> the exchange's answer to its last close (close-all)
         self._refresh_halt()
 
     # --- halts --------------------------------------------------------------------------
@@ -184,8 +198,11 @@ class TradingEngine:
 
     # --- orders -------------------------------------------------------------------------
     def _attempts(self, coin: str, key: int, intent: str, what: str) -> _Attempts:
-        """The first generation of (coin, key, intent) the database has not used, and the sends
-        of it since the last halt ``what`` took for ``coin`` (those before were answered by a resume)."""
+        """The first generation of (coin, key, intent) the database has not used, and the failed
+        sends of it since the last halt ``what`` took for ``coin`` (those before were answered by
+        a resume) and since its last accepted send: a send the exchange took (it gave the order an
+        id) starts the count afresh, whatever became of the order later (a stop-loss cancelled by
+        hand and placed again is no failure)."""
         since = self.store.last_halt_at(f"{what} {coin} ")
         sent, last = 0, None
         for gen in range(MAX_GENERATIONS):
@@ -193,19 +210,46 @@ class TradingEngine:
             rec = self.store.order_by_cloid(c)
             if rec is None:
                 return _Attempts(c, sent, last)
-            if since is None or _aware(rec.created_at) > since:
+            if rec.oid is not None and rec.error is None:
+                sent, last = 0, None  # accepted: only failures since count
+            elif since is None or _aware(rec.created_at) > since:
                 sent, last = sent + 1, rec
         return _Attempts(None, sent, last)
+
+    def _own_halts(self, coin: str, what: str) -> list[Halt]:
+        """The halts in force that a failed ``what`` for ``coin`` took."""
+        prefix = f"{what} {coin} "
+        return [h for h in self.active_halts() if h.kind == "error" and h.reason.startswith(prefix)]
 
     def _next_attempt(self, coin: str, key: int, intent: str, what: str, *, requested: bool = False) -> str | None:
         """The client order id for the next send of ``intent``, or None when none may go now: a
         halt ``what`` took for ``coin`` stands (only a resume ends it; an operator's ``requested``
-        close goes anyway), or :data:`MAX_ATTEMPTS` sends failed since the last one (halts now)."""
-        prefix = f"{what} {coin} "
-        if not requested and any(h.kind == "error" and h.reason.startswith(prefix) for h in self.active_halts()):
+        close goes anyway), or :data:`MAX_ATTEMPTS` sends failed since the last one (halts now).
+
+        A stop-loss is protection, never held back by a halt: while the halt its refusals took
+        stands it is tried once per iteration (one send, not counted again) and the halt clears
+        itself once the exchange accepts it (see :meth:`_stop_placed`)."""
+        protective = what == PLACING_STOP
+        standing = self._own_halts(coin, what)
+        if standing and not requested and not protective:
             return None
         a = self._attempts(coin, key, intent, what)
-        if a.cloid is None or a.sent >= MAX_ATTEMPTS:
+        if a.cloid is None:
+            if not standing:
+                last = a.last
+                self.halt("error", attempts_reason(what, coin, a.sent, last.status if last else "pending",
+                                                   last.error if last else None, auth=False))
+            return None
+        if standing:
+            # Each send takes a client order id of the MAX_GENERATIONS: while the exchange refuses
+            # the bot's signed requests as a whole (gw.refusal: a revoked wallet) the stop is tried
+            # every STANDING_RETRY_EVERY-th iteration only (the 30-s signer check clears the refusal
+            # the moment a signed request goes through again, and the next iteration sends it).
+            self._standing_skips[coin] = skips = self._standing_skips.get(coin, 0) + 1
+            if self.gw.refusal is not None and skips % STANDING_RETRY_EVERY:
+                return None
+            return a.cloid
+        if a.sent >= MAX_ATTEMPTS:
             last = a.last
             self.halt("error", attempts_reason(what, coin, a.sent, last.status if last else "pending",
                                                last.error if last else None, auth=False))
@@ -215,12 +259,31 @@ class TradingEngine:
     def _attempt_failed(self, coin: str, key: int, intent: str, what: str, outcome: OrderOutcome | None) -> None:
         """After a send of ``intent`` that did not succeed: an exchange that does not know the
         bot's signer halts at once (retrying cannot help: the wallet must be approved again);
-        the :data:`MAX_ATTEMPTS`-th failure halts. Either halt names the exchange's answer."""
+        the :data:`MAX_ATTEMPTS`-th failure halts. Either halt names the exchange's answer.
+        While a halt of the same failure stands nothing more is taken (its stop-loss is retried)."""
+        if self._own_halts(coin, what):
+            return
         auth = outcome is not None and outcome.refused == "auth"
         sent = self._attempts(coin, key, intent, what).sent
         if auth or sent >= MAX_ATTEMPTS:
             self.halt("error", attempts_reason(what, coin, sent, outcome.status if outcome else "pending",
                                                outcome.error if outcome else None, auth=auth))
+
+    def _stop_placed(self, coin: str) -> None:
+        """The exchange took a stop-loss for ``coin``: end the halts its refusals took (their
+        cause is gone: e.g. the bot's API wallet approved again)."""
+        self._standing_skips.pop(coin, None)
+        standing = self._own_halts(coin, PLACING_STOP)
+        if not standing:
+            return
+        try:
+            self.resume("bot", [h.id for h in standing])
+        except HaltFileError as err:
+            log.error("stop-loss placed; its halt could not be cleared",
+                      extra={"event": "halt_clear_failed", "coin": coin, "error": str(err)})
+            return
+        log.warning("stop-loss placed; the halt its refusals took cleared itself",
+                    extra={"event": "stop_halt_cleared", "coin": coin, "cleared": [h.id for h in standing]})
 
     def _send(self, *, intent: str, coin: str, is_buy: bool, size: float, limit_px: float,
               order_type: dict[str, Any], reduce_only: bool, cloid: str) -> OrderOutcome | None:
@@ -426,6 +489,8 @@ class TradingEngine:
                 continue
             if outcome is None or outcome.status not in SUCCEEDED[PLACING_STOP]:
                 self._attempt_failed(pos.coin, key, intents.STOP, PLACING_STOP, outcome)
+            else:
+                self._stop_placed(pos.coin)
             return True
         return True
 
@@ -445,6 +510,8 @@ class TradingEngine:
         self._close_reasons[pos.coin] = reason
         outcome = self._send(intent=intents.CLOSE, coin=pos.coin, is_buy=is_buy, size=abs(pos.size), limit_px=px,
                              order_type={"limit": {"tif": "Ioc"}}, reduce_only=True, cloid=cloid)
+        self._close_answers[pos.coin] = _answer(outcome.status if outcome else "pending",
+                                                outcome.error if outcome else None)
         if outcome is None or outcome.status not in SUCCEEDED[CLOSING]:
             self._attempt_failed(pos.coin, key, intents.CLOSE, CLOSING, outcome)
         return True
@@ -495,8 +562,11 @@ class TradingEngine:
         trades = {t.coin: t.id for t in self.store.open_trades()}
         self.store.set_positions({c: {"size": p.size, "entry_px": p.entry_px, "unrealized_pnl": p.unrealized_pnl,
                                       "trade_id": trades.get(c)} for c, p in acct.positions.items()})
+        # protected: reduce-only stop-losses covering the whole position rest (False: NO STOP-LOSS)
         self.status.positions = [{"coin": p.coin, "size": p.size, "entry_px": p.entry_px,
-                                  "unrealized_pnl": p.unrealized_pnl} for p in acct.positions.values()]
+                                  "unrealized_pnl": p.unrealized_pnl,
+                                  "protected": is_protected(p.size, [o for o in orders if o.coin == p.coin])}
+                                 for p in acct.positions.values()]
         self.status.open_orders = len(orders)
         self.status.last_trade_at = self.store.last_trade_at()
         self.metrics.positions_active.set(len(acct.positions))
@@ -550,11 +620,14 @@ class TradingEngine:
         with self.lock:
             key = int(time.time() * 1000)
             acct = self.gw.account()
+            self._close_answers.clear()
             for pos in acct.positions.values():
                 self._close_position(pos, key=key, reason="close_all", requested=True)
             after = self.gw.account()
+            # why each coin still open is: the exchange's answer to its close (or that none was sent)
+            refusals = {c: self._close_answers.get(c, "no close sent") for c in sorted(after.positions)}
             result = {"closed": sorted(set(acct.positions) - set(after.positions)),
-                      "still_open": sorted(after.positions), **self.cancel_all()}
+                      "still_open": sorted(after.positions), "refusals": refusals, **self.cancel_all()}
             self._sync_fills()
             self._sync_positions(after, self.gw.open_orders())
             return result

@@ -269,9 +269,21 @@ class Gateway:
         if str(master).lower() != self.address.lower():
             self.refusal = (f"API wallet {self.signer} is not approved for account {self.address} "
                             f"(userRole: {role.get('role', 'unknown')})")
-        elif self.refusal is not None and ("API wallet" in self.refusal or "does not exist" in self.refusal):
-            self.refusal = None  # approved again (another refusal waits for the next request)
+        elif self.refusal is not None and self.refusal.startswith(f"API wallet {self.signer} is not approved"):
+            self.refusal = None  # approved again: what this check found is gone
+        elif self.refusal is not None and "does not exist" in self.refusal:
+            # A refusal of a signed request stands until a signed request goes through: userRole
+            # saying "approved" does not prove the exchange takes the bot's signatures. Prove it
+            # with a harmless signed request (cancelling an order id that never existed: the
+            # exchange takes the request and answers that one cancel with an error).
+            try:
+                self._action("signer probe", lambda: self.exchange.cancel(self._probe_coin(), 0))
+            except (GatewayError, TransientError):
+                pass  # still refused (kept in refusal) or no answer: the next check asks again
         return self.refusal
+
+    def _probe_coin(self) -> str:
+        return next(iter(self.info.coin_to_asset))
 
     # --- reads --------------------------------------------------------------------------
     def sz_decimals(self, coin: str) -> int:

@@ -179,6 +179,16 @@ class BotHttpServer:
         self.unixd = _UnixServer(control_socket, self._handler_class(control=True)) if control_socket else None
         self._threads: list[threading.Thread] = []
 
+    def refresh_waiting_halts(self) -> None:
+        """Before the engine exists (the bot waiting for its API wallet, the exchange...), /health
+        reports the halt file's halts: a halt taken before a restart stands, and saying none
+        would read as resolved. The engine keeps them current once it runs."""
+        if self.halts is None or self.controls() is not None:
+            return
+        halts = self.halts.active()
+        self.status.halts = [h.as_dict() for h in halts]
+        self.status.halted_reason = "; ".join(h.describe() for h in halts) or None
+
     def start(self) -> None:
         for name, server in (("bot-http", self.httpd), ("bot-control", self.unixd)):
             if server is not None:
@@ -287,6 +297,7 @@ class BotHttpServer:
             def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
                 if path == "/health":
+                    server.refresh_waiting_halts()
                     self._json(200, server.status.health())
                 elif path == "/metrics":
                     self._send(200, server.metrics.render(), CONTENT_TYPE_LATEST)

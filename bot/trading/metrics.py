@@ -24,7 +24,9 @@ class BotMetrics:
         r = self.registry
         # Process memory and CPU (process_resident_memory_bytes, ...) from /proc.
         ProcessCollector(registry=r)
-        self.equity = Gauge("trading_equity_usd", "Account value on the exchange, USD", registry=r)
+        self.equity = Gauge("trading_equity_usd", "Account value on the exchange, USD (NaN: not known yet)",
+                            registry=r)
+        self.equity.set(float("nan"))  # unknown until the first reading, never a false 0
         self.pnl = Gauge("trading_pnl_usd", "Realized plus unrealized P&L, USD", registry=r)
         self.pnl_daily_percent = Gauge(
             "trading_pnl_daily_percent", "P&L since the start of the UTC day, % of that day's start equity",

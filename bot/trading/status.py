@@ -90,6 +90,7 @@ class RuntimeStatus:
             "market_data_age_s": None if data_age is None else round(data_age, 3),
             "last_trade_at": self.last_trade_at.isoformat() if self.last_trade_at else None,
             "positions": self.positions,
+            "unprotected": [p["coin"] for p in self.positions if p.get("protected") is False],
             "open_orders": self.open_orders,
             "halted_reason": self.halted_reason,
             "halts": self.halts,

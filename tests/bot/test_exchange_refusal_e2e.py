@@ -57,7 +57,7 @@ def test_a_revoked_bot_wallet_is_one_alert_naming_the_refusal(stack: Any) -> Non
     revoked = drill.api_wallet(stack.settings, "bot", "revoke")
     health = wait_until(lambda: (h := stack.try_health()).get("exchange_refusal") and h, 60,
                         what="the bot reporting the refusal")
-    assert health["status"] == "degraded"
+    assert health["status"] == "degraded", health
     assert any("exchange refuses the bot's requests" in r for r in health["degraded_reasons"]), health
     alert = wait_until(lambda: about(stack, since), 60, what="the alert")
     text = alert[0].get("title", "") + (alert[0].get("message") or "")

@@ -124,7 +124,9 @@ async def _cancel_all(client: hl.ExchangeClient, target: hl.Target, params: Exch
     kept_note = f"; kept {len(kept)} protecting open positions: {_listing(kept)}" if kept else ""
     if not todo:
         data.update(open_orders=len(orders), open_positions=len(acct.positions))
-        return ActionResult(changed=False, msg=f"no open orders to cancel{kept_note}", data=data)
+        still = (f"; {len(acct.positions)} position(s) still open: {_listing(list(acct.positions))}"
+                 if acct.positions else "")
+        return ActionResult(changed=False, msg=f"no open orders to cancel{kept_note}{still}", data=data)
     if ctx.check_mode:
         data.update(open_orders=len(orders) - len(todo), open_positions=len(acct.positions))
         return ActionResult(changed=True, msg=f"would cancel {len(todo)} order(s): {_listing(todo)}{kept_note}",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import sys
 import time
 from collections import defaultdict
@@ -263,6 +264,8 @@ async def _equity_drift(info: hl.InfoReader, target: hl.Target, params: Exchange
     if not samples:
         raise ModuleError(f"trading_equity_usd not found at {safe_url(url)}")
     bot_equity = samples[-1].value
+    if math.isnan(bot_equity):
+        raise ModuleError("the bot does not know its equity yet (trading_equity_usd is NaN: not connected)")
     drift = abs(acct.account_value - bot_equity)
     pct = drift / acct.account_value * 100.0 if acct.account_value > 0 else 0.0
     return {"account_value": acct.account_value, "exchange_equity": acct.account_value, "bot_equity": bot_equity,

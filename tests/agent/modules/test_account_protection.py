@@ -89,6 +89,11 @@ async def test_cancel_all_keeps_the_stop_of_an_open_position(ctx: Callable[..., 
     assert [o["oid"] for o in done.data["kept"]] == [oids["btc_stop"]] and "kept 1 protecting" in done.msg
     everything = await act("cancel_all", ctx(), keep_protective=False)  # said explicitly: the stop goes too
     assert everything.data["cancelled"] == [oids["btc_stop"]] and orders(info) == []
+    # the emergency's "verify the account is flat" step: nothing to cancel, but a position still
+    # open is named, not hidden behind "no open orders to cancel"
+    verify = await act("cancel_all", ctx())
+    assert verify.msg.startswith("no open orders to cancel") and "position(s) still open: " in verify.msg
+    assert "BTC" in verify.msg.split("still open: ", 1)[1], verify.msg
 
 
 async def test_flatten_closes_then_cancels_and_leaves_nothing(ctx: Callable[..., RunContext], sdk: Any) -> None:

@@ -157,6 +157,19 @@ def test_a_broken_settings_file_named_by_the_environment_is_reported_not_replace
     assert diag.file == str(settings) and "$BOTWARDEN_SETTINGS" in diag.message and "FIFO" in diag.message
 
 
+def test_botwarden_settings_shadowed_by_the_inventorys_settings_file_is_a_warning(
+        tmp_path: Path, registry: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+    inventory = _config_tree(tmp_path)
+    inventory.write_text(inventory.read_text().replace("settings: null", "settings: stack.yaml"))
+    (tmp_path / "stack.yaml").write_text("bot: {port: 21701}\n")
+    monkeypatch.setenv("BOTWARDEN_SETTINGS", str(tmp_path / "other.yaml"))
+    result = _load(inventory, registry)
+    assert result.config is not None and result.diagnostics == []
+    [diag] = result.warnings
+    assert diag.severity == "warning" and (diag.file, diag.line) == (str(inventory), 2)
+    assert "$BOTWARDEN_SETTINGS" in diag.message and "ignored" in diag.message and "'stack.yaml'" in diag.message
+
+
 def test_a_template_that_is_a_fifo_is_reported_at_the_step_never_waited_on(tmp_path: Path, registry: Registry) -> None:
     inventory = _config_tree(tmp_path)
     templates = tmp_path / "templates"

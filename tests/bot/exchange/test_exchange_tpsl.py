@@ -228,3 +228,39 @@ def test_the_tpsl_of_an_ioc_entry_that_filled_in_part_are_refused_by_name(still_
     assert got[1] == {"error": "Unsupported by the paper exchange: TP/SL of an entry that did not fully fill "
                                "(Hyperliquid places an entry's TP/SL only once the entry fully fills)."}, got
     assert info.frontend_open_orders(ex.wallet.address) == []
+
+
+def _entry_with_tpsl(hl_info: Info, hl_exchange: Exchange) -> tuple[int, list[int], float]:
+    m = mid(hl_info, "BTC")
+    entry = {"coin": "BTC", "is_buy": True, "sz": 0.01, "limit_px": round(m * 0.95), "reduce_only": False,
+             "order_type": {"limit": {"tif": "Gtc"}}}
+    got = statuses(hl_exchange.bulk_orders([entry, tpsl("BTC", False, 0.01, round(m * 1.2), "tp"),
+                                            tpsl("BTC", False, 0.01, round(m * 0.8), "sl")], grouping="normalTpsl"))
+    [parent] = hl_info.frontend_open_orders(hl_exchange.wallet.address)
+    return got[0]["resting"]["oid"], [c["oid"] for c in parent["children"]], m
+
+
+def test_a_modify_of_a_grouped_entry_or_of_its_waiting_tpsl_is_refused_by_name(
+        hl_info: Info, hl_exchange: Exchange) -> None:
+    """Hyperliquid does not document either: the paper exchange refuses them by name rather than
+    turn the children into stand-alone triggers (one not reduce-only could open a position)."""
+    address = hl_exchange.wallet.address
+    oid, children, m = _entry_with_tpsl(hl_info, hl_exchange)
+    assert len(children) == 2
+    before = hl_info.frontend_open_orders(address)
+    [st] = statuses(hl_exchange.modify_order(oid, "BTC", True, 0.01, round(m * 0.94), {"limit": {"tif": "Gtc"}}))
+    assert "Unsupported by the paper exchange: modify of an entry with TP/SL" in st["error"], st
+    [st] = statuses(hl_exchange.modify_order(children[1], "BTC", False, 0.01, round(m * 0.7),
+                                             {"trigger": {"triggerPx": round(m * 0.7), "isMarket": True,
+                                                          "tpsl": "sl"}}, reduce_only=False))
+    assert "Unsupported by the paper exchange: modify of a TP/SL waiting" in st["error"], st
+    assert hl_info.frontend_open_orders(address) == before  # nothing changed
+
+
+def test_normal_tpsl_without_an_entry_is_refused_by_name(hl_info: Info, hl_exchange: Exchange) -> None:
+    address = hl_exchange.wallet.address
+    m = mid(hl_info, "BTC")
+    got = statuses(hl_exchange.bulk_orders([tpsl("BTC", False, 0.01, round(m * 1.2), "tp"),
+                                            tpsl("BTC", False, 0.01, round(m * 0.8), "sl")], grouping="normalTpsl"))
+    assert len(got) == 2 and all("no entry" in s["error"] for s in got), got
+    assert hl_info.frontend_open_orders(address) == [] and szi(hl_info, address, "BTC") == 0.0

@@ -12,7 +12,7 @@ from eth_account import Account
 from hyperliquid.exchange import Exchange
 
 from bot import api_wallets
-from bot.trading.engine import MAX_ATTEMPTS, TradingEngine
+from bot.trading.engine import MAX_ATTEMPTS, STANDING_RETRY_EVERY, TradingEngine
 from bot.trading.gateway import Gateway
 from bot.trading.metrics import BotMetrics
 from bot.trading.status import RuntimeStatus
@@ -134,9 +134,19 @@ def test_a_restart_keeps_the_halt_and_a_resume_written_while_the_bot_was_down_tr
         third.store.close()
 
 
-def test_a_stop_loss_the_exchange_refuses_for_a_revoked_wallet_halts_at_once_and_a_resume_places_it(
+def stop_halts(engine: TradingEngine) -> list[str]:
+    return [h.reason for h in engine.active_halts() if h.reason.startswith("placing the stop-loss of ")]
+
+
+def bots_stops(engine: TradingEngine) -> set[str]:
+    return {o.coin for o in engine.gw.open_orders() if o.is_trigger and o.reduce_only}
+
+
+def test_a_stop_loss_the_exchange_refuses_for_a_revoked_wallet_halts_at_once_and_is_placed_once_approved(
         bot_settings: StackSettings, engine: TradingEngine, wallet: Any) -> None:
-    """The same rule for the stop-loss the bot keeps under every position."""
+    """The same rule for the stop-loss the bot keeps under every position, but a stop-loss is
+    protection: the halt never holds it back. It is tried every iteration; once the wallet is
+    approved again it rests and its halt clears itself, no resume needed."""
     engine.reconcile()
     engine.iterate()
     master = Exchange(Account.from_key(PAPER_DEV_PRIVATE_KEY), bot_settings.exchange_url)
@@ -145,14 +155,40 @@ def test_a_stop_loss_the_exchange_refuses_for_a_revoked_wallet_halts_at_once_and
         master.cancel(o.coin, o.oid)
     for _ in range(3):
         engine.iterate()
-    stops = [o for o in engine.store.all_orders() if o.intent == "stop" and o.status == "rejected"]
-    halts = [h.reason for h in engine.active_halts() if h.reason.startswith("placing the stop-loss of ")]
-    assert len(halts) == len(engine.gw.account().positions) >= 1 and len(stops) == len(halts), (halts, stops)
-    # halted at the first refusal (the count is of the sends of that stop: its first placement too)
-    assert all("refused by the exchange: \"User or API Wallet" in h and "; 2 attempts:" in h for h in halts), halts
+    coins = set(engine.gw.account().positions)
+    halts = stop_halts(engine)
+    assert len(halts) == len(coins) >= 1, halts
+    # halted at the first refusal; the accepted first placement is no failed attempt
+    assert all("refused by the exchange: \"User or API Wallet" in h and "; 1 attempt:" in h for h in halts), halts
+    assert all(f"the {c} position has NO STOP-LOSS" in " ".join(halts) for c in coins), halts
+    def refused() -> int:
+        return len([o for o in engine.store.all_orders() if o.intent == "stop" and o.status == "rejected"])
+
+    assert refused() == len(coins), "while refused as a whole, not at every iteration"
+    for _ in range(STANDING_RETRY_EVERY):
+        engine.iterate()
+    assert refused() == 2 * len(coins), "tried again at every STANDING_RETRY_EVERY-th iteration while halted"
+    assert sorted(engine.status.health()["unprotected"]) == sorted(coins)  # what the access alert names
     api_wallets.approve(bot_settings.exchange_url, PAPER_DEV_PRIVATE_KEY, wallet.address, NAME)
-    engine.resume("operator")
-    engine.iterate()
+    assert engine.gw.verify_signer() is None  # the bot's 30-s signer check: its signed probe goes through
+    engine.iterate()  # no resume
+    assert bots_stops(engine) == coins
     assert engine.active_halts() == []
-    assert {o.coin for o in engine.gw.open_orders() if o.is_trigger and o.reduce_only} == \
-        set(engine.gw.account().positions)
+    assert engine.status.health()["unprotected"] == []
+
+
+def test_a_stop_loss_cancelled_by_hand_again_and_again_is_placed_again_without_a_halt(
+        bot_settings: StackSettings, engine: TradingEngine) -> None:
+    """Each placement the exchange accepts is no failure: an operator (or anything) cancelling the
+    resting stop 3 * MAX_ATTEMPTS times never makes the bot give up protecting the position."""
+    engine.reconcile()
+    engine.iterate()
+    coins = set(engine.gw.account().positions)
+    assert coins and bots_stops(engine) == coins
+    master = Exchange(Account.from_key(PAPER_DEV_PRIVATE_KEY), bot_settings.exchange_url)
+    for _ in range(3 * MAX_ATTEMPTS):
+        for o in engine.gw.open_orders():
+            master.cancel(o.coin, o.oid)
+        engine.iterate()
+        assert bots_stops(engine) == coins
+    assert stop_halts(engine) == [] and engine.active_halts() == []

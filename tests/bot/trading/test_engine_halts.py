@@ -91,8 +91,10 @@ def test_close_all_keeps_the_stop_of_a_position_that_did_not_close(make_engine: 
     paper_exchange.admin("POST", "/admin/faults", {"ioc_no_fill": True})  # the close finds no fill
     result = engine.close_all()
     assert result["still_open"] == ["BTC", "ETH"] and sorted(result["kept"]) == sorted(stops)
+    assert set(result["refusals"]) == {"BTC", "ETH"}  # the exchange's refusal is told, not hidden
+    assert all("could not immediately match" in r for r in result["refusals"].values()), result["refusals"]
     assert {o.oid for o in engine.gw.open_orders()} == stops
     assert engine.cancel_all()["kept"] and {o.oid for o in engine.gw.open_orders()} == stops
     paper_exchange.admin("DELETE", "/admin/faults")
     done = engine.close_all()
-    assert done["still_open"] == [] and engine.gw.open_orders() == []  # flat: the stops protect nothing
+    assert done["still_open"] == [] and done["refusals"] == {} and engine.gw.open_orders() == []  # flat: the stops protect nothing

@@ -45,6 +45,23 @@ def test_a_revoked_api_wallet_is_a_gateway_error_remembered_until_approved_again
     assert gw.place(**far_bid(gw), cloid="0x" + "33" * 16).status == "resting"
 
 
+def test_a_refusal_of_signed_requests_stands_while_userrole_says_approved_until_a_signed_request_succeeds(
+        engine: TradingEngine, paper_exchange: Any) -> None:
+    """`bot drill faults auth_failure=true`: the wallet is still approved (userRole) but the exchange
+    refuses every signed request. The periodic check must not clear the refusal (a false "resolved")."""
+    gw = engine.gw
+    paper_exchange.admin("POST", "/admin/faults", {"auth_failure": True})
+    with pytest.raises(GatewayError):
+        gw.place(**far_bid(gw), cloid="0x" + "44" * 16)
+    refusal = gw.refusal
+    assert refusal is not None and "does not exist" in refusal
+    for _ in range(3):
+        assert gw.verify_signer() == refusal and gw.refusal == refusal
+    paper_exchange.admin("DELETE", "/admin/faults")
+    assert gw.verify_signer() is None and gw.refusal is None  # its signed probe went through
+    assert gw.open_orders() == []  # the probe placed and cancelled nothing
+
+
 def test_the_periodic_check_finds_a_revoked_wallet_without_any_order(
         bot_settings: StackSettings, engine: TradingEngine, wallet: Any) -> None:
     api_wallets.revoke(bot_settings.exchange_url, PAPER_DEV_PRIVATE_KEY, NAME)

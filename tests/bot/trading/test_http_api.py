@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import math
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -85,6 +86,33 @@ def test_halt_and_resume_work_before_the_trading_loop_exists(make_engine: Callab
         assert httpx.post(f"{url}/control/cancel-all", headers=auth).status_code == 503
         assert httpx.post(f"{url}/control/resume", headers=auth).json()["cleared"] == 1
         assert engine.halts.active() == []
+    finally:
+        srv.stop()
+
+
+def test_a_bot_waiting_for_its_wallet_reports_the_halt_files_halts_and_no_equity(
+        make_engine: Callable[..., Any]) -> None:
+    """A bot restarted while its API wallet is revoked waits before its engine exists: its /health
+    still names the halts standing in the halt file (else the agent tells a false "resolved"), and
+    its equity is unknown (NaN), never 0 (else a false equity-drift alert)."""
+    from bot.trading.metrics import BotMetrics
+    from bot.trading.status import RuntimeStatus
+
+    previous = make_engine()
+    halt, _ = previous.halt("error", "placing the stop-loss of BTC refused by the exchange: ...")
+    status, metrics = RuntimeStatus(loop_seconds=1.0, candle_seconds=60), BotMetrics()
+    srv = BotHttpServer("127.0.0.1", 0, status=status, metrics=metrics, token=TOKEN,
+                        token_env="BOTWARDEN_BOT_TOKEN", controls=lambda: None, halts=previous.halts)
+    srv.start()
+    try:
+        url = f"http://127.0.0.1:{srv.port}"
+        health = httpx.get(f"{url}/health").json()
+        assert health["status"] == "halted" and [h["id"] for h in health["halts"]] == [halt.id]
+        assert health["halted_reason"] and "placing the stop-loss of BTC" in health["halted_reason"]
+        families = {f.name: f for f in text_string_to_metric_families(httpx.get(f"{url}/metrics").text)}
+        assert math.isnan(families["trading_equity_usd"].samples[0].value)
+        previous.halts.clear()  # `agent resume` meanwhile
+        assert httpx.get(f"{url}/health").json()["halts"] == []
     finally:
         srv.stop()
 
