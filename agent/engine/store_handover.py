@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent.core.states import State
 from agent.store.records import CheckStateRecord, check_key
+from botwarden.files import write_durably
 
 if TYPE_CHECKING:
     from agent.engine.direct_alerts import DirectMessage
@@ -188,22 +189,7 @@ def write_handover(path: Path, told: Sequence[Told], reason: str, now: datetime,
     doc = {"version": VERSION, "written_at": now.isoformat(), "reason": redact(reason),
            "incidents": [replace(t, summary=redact(t.summary)).to_json() for t in told]}
     data = json.dumps(doc, indent=1, sort_keys=True).encode()
-    temp = path.with_name(f"{path.name}{TEMP_MARK}{os.getpid()}")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    write_durably(path, data, temp=path.with_name(f"{path.name}{TEMP_MARK}{os.getpid()}"))
 
 
 def read_handover(path: Path) -> Handover:

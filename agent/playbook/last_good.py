@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.playbook.files import MAX_BYTES, ConfigReader, FileProblem, FrozenReader, key, read_file
+from botwarden.files import write_durably
 
 SNAPSHOT_NAME = "last-good-config.json"
 FORMAT_VERSION = 1
@@ -85,29 +86,8 @@ def save_snapshot(var_dir: Path, *, files: Mapping[str, bytes], inventory: Path,
         "files": {name: _encode(data, redact) for name, data in sorted(files.items())},
     }
     target = snapshot_path(var_dir)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     payload = json.dumps(record, indent=1).encode("utf-8")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o600)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    try:  # the rename itself survives a power cut
-        dir_fd = os.open(var_dir, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError:
-        pass
+    write_durably(target, payload)
     return target
 
 
