@@ -52,13 +52,14 @@ import traceback
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import psutil
 import yaml
 
+from agent.notify.lifecycle.remediation_notes import OUTCOME_EVENT, STARTED_EVENT, WAITING
 from agent.store import REPEAT_NOTE
 from tests.support import account as acct
 from tests.support.receivers import JsonReceiver, SmtpReceiver
@@ -250,6 +251,18 @@ class FaultStack:
         resolve waits for its cooldown: a crash within it reopens the incident)."""
         return self.read(lambda s: [*s.open_incidents(), *s.incidents_to_close()])
 
+    def untold_fixes(self) -> list[Any] | None:
+        """Incidents the agent acted on that ended before they were told: the lifecycle tells each
+        once as ``[X, now OK]``, held like a resolve (up to ``group_interval`` after it ended),
+        unless a silence or a parent holds it (RemediationNotes.send_fixed)."""
+        def untold(s: Any) -> list[Any]:
+            return [i for i in s.find_incidents(since=datetime.now(UTC) - timedelta(minutes=10), limit=50)
+                    if i.resolved_at is not None and i.announced_state is None
+                    and (i.suppressed is None or i.suppressed.startswith(WAITING))
+                    and any(e.kind in (STARTED_EVENT, OUTCOME_EVENT)
+                            for e in s.recent_events(incident_id=i.id, limit=200))]
+        return self.read(untold)
+
     def start_watching_bot(self) -> None:
         """Count the bot processes supervisord starts from now on (its children running ``bot run``,
         read from the process table every 20 ms: no call to supervisord that would wake its loop)."""
@@ -333,7 +346,7 @@ class FaultStack:
                   "exchange/local/exchange API latency", "bot-health/local/bot health endpoint")
         if any(k not in states or states[k].hard_state.name != "OK" for k in wanted):
             return False
-        if self.open_incidents() != []:
+        if self.open_incidents() != [] or self.untold_fixes() != []:
             return False
         return all(n.status == "sent" for n in self.outbox())
 
@@ -462,7 +475,7 @@ def _drain(fs: FaultStack, timeout: float = 40.0) -> None:
         if n != last:
             last, quiet_since = n, time.monotonic()
         rows = fs.outbox()
-        busy = any(r.status in ("pending", "sending", "failed") for r in rows)
+        busy = any(r.status in ("pending", "sending", "failed") for r in rows) or bool(fs.untold_fixes())
         if not busy and time.monotonic() - quiet_since > 2.5 and fs.db_path.exists():
             return
         time.sleep(0.25)
