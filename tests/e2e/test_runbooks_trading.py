@@ -296,7 +296,10 @@ def test_daily_loss_limit_alerts_critical_and_the_agent_halts_the_bot(alert_stac
         positions = _account(info)[0]
     for p in positions:  # a 40 % move against every position: its stop-loss realizes the loss
         stack.exchange_admin("POST", "/admin/shock", {"coin": p["coin"], "pct": -40 if float(p["szi"]) > 0 else 40})
-    wait_until(lambda: _alerts(stack, "daily P&L", "CRITICAL"), 60, what="the daily-loss alert")
+    wait_until(lambda: _alerts(stack, "daily P&L", "CRITICAL"), 120,
+               what=lambda: f"the daily-loss alert; inbox: {[m.get('title') for m in stack.inbox()][-10:]}; bot: "
+                            f"{ {k: stack.try_health().get(k) for k in ('status', 'positions', 'halts')} }; agent: "
+                            f"{stack.log('agent', 3000)}")
     health = wait_until(lambda: (h := stack.try_health()).get("status") == "halted" and h, 30, what="the bot halted")
     # the agent's halt (why: the check that went CRITICAL), not the bot's own limit
     assert any(h["kind"] == "control" and h["by"].startswith("agent") and "daily P&L went CRITICAL" in h["reason"]
