@@ -3,6 +3,7 @@ alert went out is told once, whatever held that alert (the wait for the outcome,
 group_wait after it); one a silence held back, or that went away with nothing done, is not."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace as NS
 from typing import Any
@@ -240,20 +241,7 @@ def test_a_crash_within_the_cooldown_after_the_recovery_reopens_the_told_inciden
     (at most group_interval); a crash within it reopens the incident its alert told (no resolve,
     no second alert; the remediation's outcomes are its updates). Once the bot stayed up for the
     cooldown, the resolve goes out, and a crash after that is a new incident, alerted again."""
-    notes = Notifications(store, Router([RouteSpec("all", ("ops",))], {"ops": TargetSpec("ops", "json://127.0.0.1:1/")}),
-                          clock=lambda: T0)
-    bc = NS(play=NS(name="p", checks=[], remediations={"restart-bot": NS(cooldown=10.0)}), host=NS(name="h"),
-            params=NS(), check=NS(name="bot process", severity="critical", tags=(), depends_on=(),
-                                  remediate=("restart-bot",), value=None))
-    lifecycle = AlertLifecycle(notes, checks=lambda: {KEY: bc}, maintenance=list, is_flapping=lambda key: False,
-                               settings=lambda: LifecycleSettings(group_wait=0, group_interval=60, remediation_wait=2))
-    status = NS(incident_id=None)
-
-    def transition(old: State, new: State, s: float) -> None:
-        obs = NS(value=None, error=None, summary="bot EXITED" if new.is_problem else "bot RUNNING", at=at(s))
-        with store.transaction() as tx:
-            notes.on_transition(tx, bc, status, NS(key=KEY, old=old, new=new, at=at(s), observation=obs))
-        lifecycle.tick(at(s))
+    lifecycle, status, transition = _crash_loop(store, group_wait=0)
 
     transition(State.OK, State.CRITICAL, 0)
     first = status.incident_id
@@ -304,20 +292,7 @@ def test_a_crash_loop_whose_first_crash_was_fixed_before_it_was_told_is_one_inci
     crash within it reopens that incident: one incident, and one message (both crashes fixed)
     or an alert and its resolve (the second restart deferred by the cooldown), never the
     `now OK` of the first, then an alert and a resolve of a second incident."""
-    notes = Notifications(store, Router([RouteSpec("all", ("ops",))], {"ops": TargetSpec("ops", "json://127.0.0.1:1/")}),
-                          clock=lambda: T0)
-    bc = NS(play=NS(name="p", checks=[], remediations={"restart-bot": NS(cooldown=10.0)}), host=NS(name="h"),
-            params=NS(), check=NS(name="bot process", severity="critical", tags=(), depends_on=(),
-                                  remediate=("restart-bot",), value=None))
-    lifecycle = AlertLifecycle(notes, checks=lambda: {KEY: bc}, maintenance=list, is_flapping=lambda key: False,
-                               settings=lambda: LifecycleSettings(group_wait=2, group_interval=60, remediation_wait=2))
-    status = NS(incident_id=None)
-
-    def transition(old: State, new: State, s: float) -> None:
-        obs = NS(value=None, error=None, summary="bot EXITED" if new.is_problem else "bot RUNNING", at=at(s))
-        with store.transaction() as tx:
-            notes.on_transition(tx, bc, status, NS(key=KEY, old=old, new=new, at=at(s), observation=obs))
-        lifecycle.tick(at(s))
+    lifecycle, status, transition = _crash_loop(store, group_wait=2)
 
     def outcome(iid: int, s: float, text: str, what: str) -> None:
         store.add_event(OUTCOME_EVENT, KEY, iid, text, {"outcome": what, "remediation": "restart-bot"}, at=at(s))
@@ -354,3 +329,26 @@ def test_a_crash_loop_whose_first_crash_was_fixed_before_it_was_told_is_one_inci
     else:
         assert [k for k, _ in told(store)] == ["alert", "resolve"], told(store)
     assert {i.id for i in store.find_incidents(since=T0 - timedelta(hours=1), limit=10)} == {first}
+
+
+def _crash_loop(store: Store, *, group_wait: float) -> tuple[AlertLifecycle, Any, Callable[[State, State, float], None]]:
+    """A remediated ``bot process`` check (restart-bot, cooldown 10 s; group_interval 60 s,
+    remediation_wait 2 s): its lifecycle, its status and a ``transition(old, new, at_s)`` that
+    stores a transition and ticks the lifecycle."""
+    notes = Notifications(store, Router([RouteSpec("all", ("ops",))], {"ops": TargetSpec("ops", "json://127.0.0.1:1/")}),
+                          clock=lambda: T0)
+    bc = NS(play=NS(name="p", checks=[], remediations={"restart-bot": NS(cooldown=10.0)}), host=NS(name="h"),
+            params=NS(), check=NS(name="bot process", severity="critical", tags=(), depends_on=(),
+                                  remediate=("restart-bot",), value=None))
+    lifecycle = AlertLifecycle(notes, checks=lambda: {KEY: bc}, maintenance=list, is_flapping=lambda key: False,
+                               settings=lambda: LifecycleSettings(group_wait=group_wait, group_interval=60,
+                                                                  remediation_wait=2))
+    status = NS(incident_id=None)
+
+    def transition(old: State, new: State, s: float) -> None:
+        obs = NS(value=None, error=None, summary="bot EXITED" if new.is_problem else "bot RUNNING", at=at(s))
+        with store.transaction() as tx:
+            notes.on_transition(tx, bc, status, NS(key=KEY, old=old, new=new, at=at(s), observation=obs))
+        lifecycle.tick(at(s))
+
+    return lifecycle, status, transition
