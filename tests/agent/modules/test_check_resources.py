@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 
 import psutil
@@ -12,6 +13,8 @@ from agent.modules.checks.process import ProcessCheck
 from agent.modules.checks.system import SystemCheck
 
 BUSY = "while True: pass"
+TICK_S = 0.02
+"""Two of the kernel's clock ticks (CPU times are counted in 10 ms ticks)."""
 HOLD_64MB = "import time\nblob = bytearray(64 * 1024 * 1024)\nprint('ready', flush=True)\ntime.sleep(60)"
 
 
@@ -61,9 +64,17 @@ async def test_measures_memory_and_cpu_of_real_processes(spawn, make_ctx) -> Non
     assert holder.stdout.readline().strip() == "ready"
     busy = spawn(BUSY)
     held = await ProcessCheck().run(process_params(pid=holder.pid), make_ctx())
+    # What the busy loop really used around the check's 0.5 s sample, read from the kernel: the
+    # share of a core it gets depends on the machine's load, what the check reads must match it.
+    process = psutil.Process(busy.pid)
+    cpu0, wall0 = sum(process.cpu_times()[:2]), time.monotonic()
     spinning = await ProcessCheck().run(process_params(pid=busy.pid, sample_interval="500ms"), make_ctx())
+    used, wall = sum(process.cpu_times()[:2]) - cpu0, time.monotonic() - wall0
     assert held.facts["rss_mb"] >= 64
-    assert spinning.facts["cpu_percent"] > 20  # a busy loop owns most of a core
+    share = spinning.facts["cpu_percent"] / 100  # of one core, over the sample (at least 0.5 s of `wall`)
+    assert 0 < share * 0.5 <= used + TICK_S  # never more than it used in the whole window
+    # nor less: outside the sample, one thread can have used at most the wall time outside it
+    assert share * wall >= used - (wall - 0.5) - TICK_S, (share, used, wall)
     assert held.facts["cpu_percent"] < spinning.facts["cpu_percent"]
 
 
