@@ -158,6 +158,22 @@ async def test_a_halt_added_on_top_is_told_once_a_halt_ended_is_no_news_and_all_
     assert [k for k, _, _ in world.told()] == ["alert", "notice", "resolve"]
 
 
+async def test_halts_coming_and_going_within_group_interval_are_one_update_sent_once_across_a_restart(
+        world: World) -> None:
+    await world.result(health("maintenance"))
+    assert world.tick(GROUP_WAIT + 0.5) == 1
+    for reasons in (("maintenance", "stop refused"), ("maintenance",), ("maintenance", "stop refused"),
+                    ("maintenance", "stop refused", "close refused")):
+        await world.result(health(*reasons))
+    assert len(world.store.recent_events(kind=RECURRENCE_EVENT, limit=10)) == 3
+    world.restart()  # the agent restarted before the update went out: the new one sends it, once
+    assert world.tick(GROUP_INTERVAL + 5) == 1
+    assert world.told()[1][2] == "[UPDATE] bot not halted on local: a new cause while WARNING: close refused"
+    assert world.bodies()[1].count("a new cause while WARNING: stop refused") == 2, world.bodies()[1]
+    world.restart()
+    assert world.tick(3 * GROUP_INTERVAL) == 0
+
+
 async def test_causes_seen_while_the_problem_is_soft_or_new_are_a_baseline_not_news(world: World) -> None:
     # The first reading of the problem (a transition) names two halts: the alert tells them both.
     await world.result(health("maintenance", "daily loss 5.20% reached the limit of 5%"))
