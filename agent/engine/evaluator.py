@@ -23,7 +23,7 @@ clock once (:func:`agent.engine.status_records.status_from_record`).
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -49,6 +49,9 @@ class Observation:
     facts: Mapping[str, Any] = field(default_factory=dict)
     mono: float = field(default_factory=time.monotonic)
     """The monotonic clock when observed: what ``for`` durations are measured on."""
+    causes: tuple[str, ...] | None = None
+    """The causes the check's ``occurrence`` expression named (each as text), ``None`` when the
+    check has none or the result could not be read (a probe error): then nothing is compared."""
 
 
 @dataclass(frozen=True)
@@ -112,10 +115,23 @@ def classify(
             # Hysteresis: leave (or soften) a bad state only once `clear` holds.
             if not _clear_holds(check.clear, value, ns, templating):
                 state = previous
+        occurrence = getattr(check, "occurrence", None)
+        causes = cause_texts(templating.evaluate(occurrence, ns)) if occurrence else None
     except Exception as exc:  # noqa: BLE001 - a broken expression must not kill the check loop
         return Observation(State.UNKNOWN, result.value, f"evaluation failed: {exc}", result.summary, at,
                            duration_ms, result.facts)
-    return Observation(state, value, None, result.summary, at, duration_ms, result.facts)
+    return Observation(state, value, None, result.summary, at, duration_ms, result.facts, causes=causes)
+
+
+def cause_texts(named: Any) -> tuple[str, ...] | None:
+    """What an ``occurrence`` expression gave, as the texts of its causes: a list (any iterable
+    but a text or a mapping: Jinja's ``map`` gives a generator) gives its items, ``None`` nothing to
+    compare, anything else one cause. Empty items are no cause; order is kept, repeats dropped."""
+    if named is None:
+        return None
+    iterable = isinstance(named, Iterable) and not isinstance(named, (str, bytes, Mapping))
+    items = list(named) if iterable else [named]
+    return tuple(dict.fromkeys(text for item in items if item is not None and (text := str(item).strip())))
 
 
 def _threshold_state(check: Any, value: Any, ns: Mapping[str, Any], templating: Templating) -> State:

@@ -53,6 +53,7 @@ from agent.engine.store_writer import Batch, ResultBatcher
 from agent.modules.base import CheckResult
 from agent.notify.lifecycle.checks import CheckCatalog
 from agent.notify.lifecycle.dependency_hold import folded_without_store
+from agent.notify.lifecycle.remediation_notes import RECURRENCE_EVENT
 from agent.playbook.binding import BoundCheck
 
 if TYPE_CHECKING:
@@ -66,7 +67,6 @@ log = logging.getLogger("agent")
 
 RETRY_DELAYS = (0.1, 0.25, 0.5, 1.0, 2.0)
 """Seconds between attempts to store waiting decisions (the last one repeats)."""
-RECURRENCE_EVENT = "recurred"
 
 
 @dataclass(frozen=True)
@@ -88,6 +88,26 @@ class Decision:
     def decides(self) -> bool:
         """Whether it must be stored before it is acted on (else it is a plain result)."""
         return self.transition is not None or self.flap is not None or self.recurrence is not None
+
+
+CAUSES = "causes"
+"""``CheckStatus.extra`` key: the causes the check's ``occurrence`` expression named last."""
+
+
+def new_cause(status: CheckStatus, causes: Sequence[str], *, standing: bool) -> str | None:
+    """Record ``causes`` (what the check's ``occurrence`` named now) on ``status``; while the
+    problem stands (``standing``: still a problem, no transition), one it did not name last time
+    is a new occurrence: why, else ``None``. A cause gone while others stay is no news; nothing
+    recorded yet (the check just got its ``occurrence``, an agent from before it) is a baseline,
+    not news (a transition told the problem and its causes)."""
+    seen = status.extra.get(CAUSES)
+    status.extra[CAUSES] = list(causes)
+    if not standing or not isinstance(seen, list):
+        return None
+    new = [c for c in causes if c not in seen]
+    if not new:
+        return None
+    return f"a new cause while {status.hard.name}: {'; '.join(new)}"
 
 
 class DecisionListener(Protocol):
@@ -259,6 +279,9 @@ class ResultPipeline:
             if seen != result.occurrence and transition is None and was_problem and obs.state.is_problem:
                 recurrence = (f"failed again while {status.hard.name}: a new occurrence ({result.summary or obs.error})"
                               " ended before any check saw it healthy")
+        if obs.causes is not None:
+            recurrence = new_cause(status, obs.causes, standing=transition is None and was_problem
+                                   and obs.state.is_problem) or recurrence
         again = None
         if transition is None:
             if flap is not None and not flap.started and status.hard.is_problem:

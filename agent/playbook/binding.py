@@ -246,12 +246,12 @@ def misplaced_in_params(kind: str, module: str) -> Callable[[str], str | None]:
 
 def expression_names(doc: SourceDocument, path: Path_, check: Check, module: type[CheckModule],
                      vars: Mapping[str, Any], templating: Templating) -> list[Diagnostic]:
-    """``expect`` and ``value`` name only facts the module produces and vars that exist."""
+    """``expect``, ``value`` and ``occurrence`` name only facts the module produces and vars that exist."""
     out: list[Diagnostic] = []
     if not module.facts:
         return out  # a module that does not list its facts: any name may be one
     scope = check_scope(vars, module.facts)
-    for key in ("expect", "value"):
+    for key in ("expect", "value", "occurrence"):
         expr = getattr(check, key)
         if expr is None or templating.check_expression(expr) is not None:
             continue  # absent, or reported by the template pass

@@ -120,6 +120,12 @@ class Check(_Model):
     expect: Expr | None = Field(None, description="expression over the facts; false means `severity`")
     value: Expr | None = Field(None, description="expression giving the value thresholds compare; "
                                                  "default is the module's default value")
+    occurrence: Expr | None = Field(None, description="expression naming the causes of the problem (a text or "
+                                    "number, or a list of them, e.g. the reasons of the halts in force): while "
+                                    "the check stays in the same problem state, a result naming a cause the "
+                                    "previous one did not is a new occurrence, told once as an update of the "
+                                    "open incident (and remediated again); a cause that ends while others stay "
+                                    "is not news")
     warning: str | None = Field(None, description="threshold for WARNING, e.g. '> 80'")
     critical: str | None = Field(None, description="threshold for CRITICAL, e.g. '> 90'")
     clear: str | None = Field(None, description="threshold to leave a bad state (hysteresis), e.g. '< 75'; "

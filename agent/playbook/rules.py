@@ -24,7 +24,7 @@ from agent.playbook.templating import Templating, has_template
 from agent.playbook.thresholds import Threshold
 from agent.playbook.yaml_source import Path_, SourceDocument
 
-_EXPRESSION_KEYS = ("expect", "value", "when", "until", "changed_when", "failed_when")
+_EXPRESSION_KEYS = ("expect", "value", "occurrence", "when", "until", "changed_when", "failed_when")
 _THRESHOLD_KEYS = ("warning", "critical", "clear")
 _RESERVED_VARS = frozenset({"result", "host", "env", "item", "facts"})
 

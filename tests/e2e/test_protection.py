@@ -8,7 +8,9 @@ them (the exchange through the SDK, the inbox, supervisord, /health).
 * a halt taken while the bot is dead holds when the bot is started again;
 * an emergency then a restore of an older bot database: the bot does not trade until an
   explicit ``agent resume``;
-* the ``agent`` CLI reads ``var/secrets.env`` as the supervised agent does.
+* the ``agent`` CLI reads ``var/secrets.env`` as the supervised agent does;
+* a halt added on top of the one alerted (the bot's daily-loss limit on an operator's halt) is
+  told once as an update naming its reason; the resume that ends both is the one resolve.
 
 Hourly candles: the bot enters its MACD regime at start-up and then holds still, so what the
 tests see is not raced by a signal flip on the paper market's wall-clock price path.
@@ -18,6 +20,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import time
 from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
@@ -29,7 +32,7 @@ from hyperliquid.info import Info
 
 from agent.store import Store as AgentStore
 from agent.store.records import SilenceRecord
-from tests.support.account import account, sdk, stop_cover
+from tests.support.account import DEV, account, sdk, stop_cover
 from tests.support.stack import BIN, REPO, StackUnderTest, wait_until
 
 pytestmark = pytest.mark.slow
@@ -258,3 +261,50 @@ def test_the_emergency_is_one_page_and_what_comes_after_the_resume_is_told_again
             return store.silences()
 
     wait_until(lambda: not silences(), 60, what=lambda: f"the emergency's silences ended; left: {silences()}")
+
+
+def test_a_halt_added_on_top_of_the_one_alerted_is_told_once_and_the_resume_resolves(
+        running_stack: Callable[..., StackUnderTest]) -> None:
+    """Issue 16 follow-up: the operator halts the bot (one WARNING), then the bot's own daily-loss
+    limit halts it too while it stands: no state change, but a new reason to be halted (money at
+    risk) is told once as an update of the open incident, naming it, never again on later polls;
+    the resume that ends both halts is the one resolve."""
+    # The loss is a SOL position opened by hand on the bot's account (the bot trades BTC and ETH):
+    # unrealized, so undoing the price move undoes it and the resume holds.
+    stack = running_stack(playbooks=shipped("bot-health", "exchange", "emergency"),
+                          settings={"bot": {**HOURLY["bot"], "risk": {"daily_loss_limit_pct": 1}}},
+                          inventory={"notify": {"group_wait": "1s", "group_interval": "3s"}})
+    stack.wait_running()
+    info, ex = sdk(stack)
+    holding(stack, info, {"BTC", "ETH"})
+    wait_until(lambda: iterations_after(stack, 1)["status"] == "healthy", 60, what="a healthy bot")
+
+    def about_halts() -> list[tuple[str, str]]:
+        return [(m["title"], body(m)) for m in stack.inbox() if "bot not halted on local" in m.get("title", "")]
+
+    halted = agent(stack, "halt", "--reason", "maintenance")
+    assert halted.returncode == 0, halted.stdout + halted.stderr
+    wait_until(about_halts, 60, what=lambda: f"the halt's warning; inbox: {[m.get('title') for m in stack.inbox()]}")
+    assert [t for t, _ in about_halts()] == ["[WARNING] bot not halted on local"]
+
+    equity = float(info.user_state(DEV)["marginSummary"]["accountValue"])
+    size = round(0.3 * equity / float(info.all_mids()["SOL"]), 2)
+    assert ex.market_open("SOL", True, size)["status"] == "ok"
+    stack.exchange_admin("POST", "/admin/shock", {"coin": "SOL", "pct": -6})  # about 1.8 % of equity lost
+    wait_until(lambda: any(h["kind"] == "daily_loss" for h in stack.try_health().get("halts", [])), 60,
+               what="the bot's own daily-loss halt on top of the operator's")
+    wait_until(lambda: len(about_halts()) > 1, 60, what=lambda: f"the update about the new halt; {about_halts()}")
+    iterations_after(stack, 3)  # polled again (the check runs every 10 s: at least once more) ...
+    time.sleep(12)  # ... and past several group_intervals: nothing more about the same halts
+    [alert, update] = about_halts()
+    assert update[0].startswith("[UPDATE] bot not halted on local: a new cause while WARNING: daily loss "), update
+    assert "reached the limit of 1.0%" in update[1] and "maintenance" not in update[0], update
+
+    stack.exchange_admin("DELETE", "/admin/shock")  # the loss undone, so the resume holds
+    resumed = agent(stack, "resume", "--yes")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    wait_until(lambda: len(about_halts()) > 2, 60, what="the resolve")
+    time.sleep(5)  # and nothing after it
+    titles = [t for t, _ in about_halts()]
+    assert titles[:2] == [alert[0], update[0]] and len(titles) == 3, titles
+    assert titles[2].startswith("[RESOLVED] bot not halted on local after "), titles

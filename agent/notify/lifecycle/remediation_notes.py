@@ -27,6 +27,12 @@ and never claim more than is recorded:
   is told in updates paced by ``group_interval``, not one per crash); outcomes that come
   together are told together. An incident that
   resolves first gets no update: its resolve says what was done;
+* a **recurrence** (the problem happened again with no state change: a restarted program dead
+  again before any check saw it running, or a new cause named by the check's ``occurrence``, such
+  as a halt added on top of the one alerted) is told the same way, as an update paced by
+  ``group_interval``, whether or not the check has a remediation (``RECURRENCE_EVENT``); when it
+  has one, the update waits (at most ``remediation_wait``) for what the agent did about it and
+  tells both;
 * the **resolve** says what the agent did while it lasted.
 """
 from __future__ import annotations
@@ -50,6 +56,11 @@ OUTCOME_EVENT = "remediation-outcome"
 remediator records it; ``data``: ``outcome`` = done | failed | nothing | refused | deferred |
 handed-over | not-needed, ``remediation``). ``deferred``: refused by the cooldown and decided
 again when it ends (its outcome follows); ``refused``: refused for good."""
+RECURRENCE_EVENT = "recurred"
+"""The problem happened again while its incident stood, with no state change (the result pipeline
+records it): a restarted program dead again before any check saw it running, or a new cause named
+by the check's ``occurrence`` (a halt added on top of another). Told as an update of the incident,
+whether or not the check has a remediation; when it has, with the outcome of what the agent did."""
 UPDATE_OUTCOMES = ("done", "failed", "refused", "deferred", "handed-over")
 """Outcomes an update tells (``nothing``/``not-needed`` after an alert change nothing for the operator)."""
 URGENT_OUTCOMES = ("failed", "refused", "handed-over")
@@ -214,13 +225,13 @@ class RemediationNotes:
 
     def send_updates(self, tx: StoreTransaction, incidents: Sequence[IncidentRecord], cfg: LifecycleSettings,
                      deadlines: Deadlines) -> int:
-        """One update per open, told incident whose remediation outcomes were recorded after its
-        last message (see the module docstring); returns how many rows were queued."""
+        """One update per open, told incident whose remediation outcomes or recurrences were
+        recorded after its last message (see the module docstring); returns how many rows were
+        queued."""
         now = deadlines.now
         queued = 0
         for inc in incidents:
-            if inc.resolved_at is not None or inc.suppressed or inc.announced_state in (None, "OK") \
-                    or not self._catalog.remediations(inc.key):
+            if inc.resolved_at is not None or inc.suppressed or inc.announced_state in (None, "OK"):
                 continue
             events = list(reversed(tx.recent_events(incident_id=inc.id, limit=200)))
             told = [e for e in events if e.kind == NOTIFIED_EVENT]
@@ -229,9 +240,13 @@ class RemediationNotes:
             # Event ids are in commit order (one writer at a time): an outcome with a higher id
             # than the last message's event was not visible when that message was written.
             last = max(told, key=lambda e: e.id)
-            new = [e for e in events if e.kind == OUTCOME_EVENT and e.id > last.id
-                   and (e.data or {}).get("outcome") in UPDATE_OUTCOMES]
+            new = [e for e in events if e.id > last.id and (e.kind == RECURRENCE_EVENT or (
+                e.kind == OUTCOME_EVENT and (e.data or {}).get("outcome") in UPDATE_OUTCOMES))]
             if not new:
+                continue
+            awaited = self._awaits_outcome(inc, events, new, cfg, deadlines)
+            if awaited is not None:
+                deadlines.add(awaited)
                 continue
             due = new[0].at + timedelta(seconds=self._group_wait(tx, inc, cfg))
             if not any((e.data or {}).get("outcome") in URGENT_OUTCOMES for e in new):
@@ -241,6 +256,26 @@ class RemediationNotes:
                 continue
             queued += self._update(tx, inc, new, now)
         return queued
+
+    def _awaits_outcome(self, inc: IncidentRecord, events: Sequence[EventRecord], new: Sequence[EventRecord],
+                        cfg: LifecycleSettings, deadlines: Deadlines) -> datetime | None:
+        """When to look again while a recurrence of a remediated check waits for what the agent
+        did about it (no outcome recorded after it yet, or a run under way), at most
+        ``remediation_wait`` after it: one update tells both ("failed again" and "restarted"),
+        not one each. ``None``: nothing to wait for."""
+        recurrences = [e for e in new if e.kind == RECURRENCE_EVENT]
+        if not recurrences or not self._catalog.remediations(inc.key):
+            return None
+        latest = recurrences[-1]
+        until = latest.at + timedelta(seconds=cfg.remediation_wait)
+        if deadlines.now >= until:
+            return None
+        runs = [e for e in events if e.kind in (STARTED_EVENT, OUTCOME_EVENT)]
+        answered = any(e.kind == OUTCOME_EVENT and e.id > latest.id for e in runs)
+        if answered and not under_way(runs, here=self._here):
+            return None
+        # The outcome is stored without waking the pass: look again soon.
+        return min(until, deadlines.now + timedelta(seconds=EVIDENCE_RECHECK_S))
 
     def _update(self, tx: StoreTransaction, inc: IncidentRecord, new: Sequence[EventRecord], now: datetime) -> int:
         notes = self._notes

@@ -39,6 +39,8 @@ CASES = [
     Case("host_missing.yaml", 3, 8, "no host or group named 'botz'", "did you mean 'bots'?"),
     Case("bad_jinja_syntax.yaml", 6, 17, "url: Jinja2 syntax error: unexpected '}'"),
     Case("bad_expression.yaml", 7, 13, "expect: Jinja2 syntax error"),
+    Case("bad_occurrence.yaml", 8, 17, "occurrence: 'jsn' is neither a fact of the 'http' module nor a variable",
+         "did you mean 'json'?"),
     Case("sandbox_escape.yaml", 6, 17, "is not allowed: templates run in a sandbox"),
     Case("sandbox_escape_globals.yaml", 7, 11, "when: access to '__globals__' is not allowed"),
     Case("duplicate_key.yaml", 8, 5, "duplicate key 'expect'"),

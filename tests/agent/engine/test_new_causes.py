@@ -1,0 +1,237 @@
+"""A new cause of a standing problem is told once (issue 16 follow-up).
+
+A check's ``occurrence`` names the causes of its problem (the shipped ``bot not halted``: the
+reason of every halt in force). While the problem stands in the same state, a result naming a
+cause the previous one did not is a *recurrence*: stored with the incident, told as one update to
+the targets the alert went to (paced by ``group_interval``), whether or not the check has a
+remediation. A cause that ends while another stays is no news; all ended is the resolve; an
+agent restarted in between tells nothing twice. Driven through the real result pipeline, store,
+alert lifecycle and outbox rows (no delivery: the rows are what would be sent).
+"""
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.core.states import State
+from agent.engine.evaluator import cause_texts, classify
+from agent.engine.live_config import LiveConfig
+from agent.engine.pipeline import ResultPipeline
+from agent.engine.status_records import record_from_status
+from agent.engine.store_thread import StoreThread
+from agent.engine.store_writer import ResultBatcher
+from agent.modules.base import CheckResult
+from agent.modules.registry import default_registry
+from agent.notify import Notifications
+from agent.notify.lifecycle import AlertLifecycle, LifecycleSettings
+from agent.notify.lifecycle.remediation_notes import OUTCOME_EVENT, RECURRENCE_EVENT
+from agent.playbook import load_config
+from agent.store import Store
+from tests.support.stack import REPO
+
+KEY = "p/local/bot not halted"
+PLAY = """
+version: 1
+name: p
+hosts: local
+schedule: {every: 10s}
+checks:
+  - name: bot not halted
+    http: {url: "http://127.0.0.1:9/health", timeout: 2s}
+    value: "json.halted_reason or ''"
+    expect: "json.status != 'halted'"
+    severity: warning
+    occurrence: "(json.get('halts') or []) | map(attribute='reason') | list"
+  - name: bot process
+    supervisor: {program: bot}
+    expect: "running"
+    occurrence: "facts.get('exitstatus')"
+    remediate: [restart]
+remediations:
+  restart:
+    steps:
+      - command: {argv: ["true"]}
+"""
+GROUP_WAIT, GROUP_INTERVAL = 1.0, 30.0
+
+
+def health(*reasons: str) -> CheckResult:
+    halts = [{"id": f"h{i}", "kind": "control", "reason": r} for i, r in enumerate(reasons)]
+    return CheckResult(facts={"status_code": 200, "json": {
+        "status": "halted" if reasons else "healthy", "halts": halts,
+        "halted_reason": "; ".join(f"control: {r}" for r in reasons) or None}})
+
+
+class World:
+    """The agent's pipeline and alert lifecycle over one store; :meth:`restart` makes new ones
+    on the same store, as an agent started again does."""
+
+    def __init__(self, root: Path, thread: StoreThread) -> None:
+        (root / "settings.yaml").write_text("var_dir: var\nagent: {metrics_port: 0}\n")
+        (root / "inventory.yaml").write_text(
+            "version: 1\nsettings: settings.yaml\nhosts: {local: {}}\n"
+            f"notify: {{group_wait: {GROUP_WAIT}s, group_interval: {GROUP_INTERVAL:g}s, "
+            "targets: {inbox: {url: 'json://127.0.0.1:9/'}, pager: {url: 'json://127.0.0.1:9/p'}}, "
+            "routes: [{name: default, targets: [inbox]}]}\n")
+        (root / "playbooks").mkdir()
+        (root / "playbooks" / "p.yaml").write_text(PLAY)
+        shutil.copytree(REPO / "templates", root / "templates", ignore=shutil.ignore_patterns("web"))
+        res = load_config(root / "inventory.yaml", [root / "playbooks"], default_registry(), env={})
+        assert not res.diagnostics, [str(d) for d in res.diagnostics]
+        self.live = LiveConfig(res.config)
+        self.store = Store(f"sqlite:///{root / 'agent.db'}")
+        self.store.migrate()
+        self.thread = thread
+        self.remediation_wait = 5.0
+        self.restart()
+
+    def restart(self) -> None:
+        self.notifications = Notifications.from_config(self.live.current, self.store)
+        self.pipeline = ResultPipeline(config=self.live, store=self.store, store_thread=self.thread,
+                                       notifications=self.notifications,
+                                       batcher=ResultBatcher(self.store, self.thread.call, record_from_status))
+        self.pipeline.load(self.store.load_check_states())
+        n = self.live.current.inventory.notify
+        self.lifecycle = AlertLifecycle(
+            self.notifications, checks=self.live.checks, maintenance=list, is_flapping=lambda key: False,
+            settings=lambda: LifecycleSettings(group_wait=float(n.group_wait), group_interval=float(n.group_interval),
+                                               remediation_wait=self.remediation_wait))
+
+    async def result(self, result: CheckResult, name: str = "bot not halted") -> None:
+        bc = self.live.check(f"p/local/{name}")
+        assert bc is not None
+        await self.pipeline.handle(bc, result, datetime.now(UTC), 1.0)
+        await self.thread.call(self.pipeline._batcher.write, self.pipeline._batcher.take())
+
+    def tick(self, after: float) -> int:
+        """Passes of the lifecycle now and ``after`` seconds from now (what was just stored, stored
+        now); how many rows they queued."""
+        now = datetime.now(UTC)
+        return self.lifecycle.tick(now) + self.lifecycle.tick(now + timedelta(seconds=after))
+
+    def told(self) -> list[tuple[str, str, str]]:
+        return [(n.kind, n.target, n.title) for n in sorted(self.store.list_notifications(), key=lambda n: n.id)]
+
+    def bodies(self) -> list[str]:
+        return [n.body for n in sorted(self.store.list_notifications(), key=lambda n: n.id)]
+
+
+@pytest.fixture
+def world(tmp_path: Path, thread: StoreThread) -> Any:
+    w = World(tmp_path, thread)
+    yield w
+    w.store.close()
+
+
+async def test_a_halt_added_on_top_is_told_once_a_halt_ended_is_no_news_and_all_ended_resolves(world: World) -> None:
+    await world.result(health())
+    await world.result(health("maintenance"))  # the operator's halt: the alert
+    assert world.tick(GROUP_WAIT + 0.5) == 1
+    assert world.told() == [("alert", "inbox", "[WARNING] bot not halted on local")]
+
+    await world.result(health("maintenance", "daily loss 5.20% reached the limit of 5%"))  # the bot's own, on top
+    [recurred] = world.store.recent_events(kind=RECURRENCE_EVENT, limit=5)
+    assert recurred.key == KEY and "a new cause while WARNING: daily loss 5.20% reached the limit of 5%" \
+        in recurred.message, recurred.message
+    assert world.tick(GROUP_WAIT + 0.5) == 0  # paced: group_interval after the alert
+    for _ in range(3):  # polled again meanwhile, both halts still in force: nothing new
+        await world.result(health("maintenance", "daily loss 5.20% reached the limit of 5%"))
+    assert world.tick(GROUP_INTERVAL + 5) == 1
+    assert world.told()[1:] == [
+        ("notice", "inbox", "[UPDATE] bot not halted on local: a new cause while WARNING: "
+                            "daily loss 5.20% reached the limit of 5%")]
+    assert "Not a new problem" in world.bodies()[1]
+    assert world.tick(3 * GROUP_INTERVAL) == 0  # once
+
+    world.restart()  # an agent started again finds both causes recorded: nothing to tell twice
+    await world.result(health("maintenance", "daily loss 5.20% reached the limit of 5%"))
+    await world.result(health("daily loss 5.20% reached the limit of 5%"))  # the operator's ended: no news
+    assert world.tick(3 * GROUP_INTERVAL) == 0
+    assert len(world.store.recent_events(kind=RECURRENCE_EVENT, limit=5)) == 1
+
+    await world.result(health())  # every halt ended: the one resolve
+    assert world.tick(4 * GROUP_INTERVAL) == 1
+    assert [k for k, _, _ in world.told()] == ["alert", "notice", "resolve"]
+
+
+async def test_halts_coming_and_going_within_group_interval_are_one_update_sent_once_across_a_restart(
+        world: World) -> None:
+    await world.result(health("maintenance"))
+    assert world.tick(GROUP_WAIT + 0.5) == 1
+    for reasons in (("maintenance", "stop refused"), ("maintenance",), ("maintenance", "stop refused"),
+                    ("maintenance", "stop refused", "close refused")):
+        await world.result(health(*reasons))
+    assert len(world.store.recent_events(kind=RECURRENCE_EVENT, limit=10)) == 3
+    world.restart()  # the agent restarted before the update went out: the new one sends it, once
+    assert world.tick(GROUP_INTERVAL + 5) == 1
+    assert world.told()[1][2] == "[UPDATE] bot not halted on local: a new cause while WARNING: close refused"
+    assert world.bodies()[1].count("a new cause while WARNING: stop refused") == 2, world.bodies()[1]
+    world.restart()
+    assert world.tick(3 * GROUP_INTERVAL) == 0
+
+
+async def test_causes_seen_while_the_problem_is_soft_or_new_are_a_baseline_not_news(world: World) -> None:
+    # The first reading of the problem (a transition) names two halts: the alert tells them both.
+    await world.result(health("maintenance", "daily loss 5.20% reached the limit of 5%"))
+    # A check given its `occurrence` while its problem stood (nothing recorded yet): a baseline.
+    status = world.pipeline.status(KEY)
+    assert status is not None and status.hard is State.WARNING
+    status.extra.pop("causes")
+    await world.result(health("maintenance", "daily loss 5.20% reached the limit of 5%", "reconcile"))
+    assert world.store.recent_events(kind=RECURRENCE_EVENT, limit=5) == []
+    # An unreadable result names nothing: the causes stay as they were, the next one is compared.
+    await world.result(CheckResult.failed("connection refused"))
+    await world.result(health("maintenance", "daily loss 5.20% reached the limit of 5%", "reconcile"))
+    assert world.store.recent_events(kind=RECURRENCE_EVENT, limit=5) == []
+
+
+@pytest.mark.parametrize(("outcome", "title"), [
+    pytest.param(("restart: started bot (RUNNING, pid 7) in 0.5s", "done"),
+                 "restart: started bot (RUNNING, pid 7) in 0.5s", id="acted on: one update, with its outcome"),
+    pytest.param(("restart: nothing done, its steps do not apply", "nothing"),
+                 "a new cause while CRITICAL: 2", id="nothing done: the recurrence is still told"),
+])
+async def test_a_recurrence_of_a_remediated_check_waits_for_its_outcome_and_is_told_with_it(
+        world: World, outcome: tuple[str, str], title: str) -> None:
+    world.remediation_wait = 100.0  # longer than group_interval: the wait is seen apart from the pacing
+    world.restart()
+    exited = {"state": "EXITED", "running": False}
+    await world.result(CheckResult(facts={**exited, "exitstatus": 1}, value="EXITED"), "bot process")
+    inc = world.store.open_incident_for("p/local/bot process")
+    assert inc is not None
+    world.store.add_event(OUTCOME_EVENT, inc.key, inc.id, "restart: done", {"outcome": "done"}, at=datetime.now(UTC))
+    assert world.tick(GROUP_WAIT + 0.5) == 1
+    await world.result(CheckResult(facts={**exited, "exitstatus": 2}, value="EXITED"), "bot process")
+    assert world.tick(GROUP_INTERVAL + 5) == 0  # waits for what the agent did about it
+    world.store.add_event(OUTCOME_EVENT, inc.key, inc.id, outcome[0], {"outcome": outcome[1]}, at=datetime.now(UTC))
+    assert world.tick(GROUP_INTERVAL + 5) == 1
+    assert world.told()[1] == ("notice", "inbox", f"[UPDATE] bot process on local: {title}")
+    assert "a new cause while CRITICAL: 2" in world.bodies()[1]
+    assert world.tick(3 * GROUP_INTERVAL) == 0
+
+
+@pytest.mark.parametrize(("named", "causes"), [
+    (None, None),
+    ([], ()),
+    ("halted", ("halted",)),
+    (3, ("3",)),
+    (["a", "b", "a", None, " "], ("a", "b")),
+    ((x for x in ("a", "b")), ("a", "b")),  # Jinja's map without `| list`
+    ({"a": 1}, ("{'a': 1}",)),
+])
+def test_what_an_occurrence_expression_names(named: Any, causes: tuple[str, ...] | None) -> None:
+    assert cause_texts(named) == causes
+
+
+def test_a_broken_occurrence_is_an_unknown_with_the_reason(world: World) -> None:
+    bc = world.live.check(KEY)
+    assert bc is not None
+    obs = classify(bc, CheckResult(facts={"status_code": 200, "json": {"status": "halted", "halts": 3}}),
+                   world.live.current.templating, State.OK, datetime.now(UTC))
+    assert obs.state is State.UNKNOWN and obs.error and obs.error.startswith("evaluation failed"), obs
+    ok = classify(bc, health("maintenance"), world.live.current.templating, State.OK, datetime.now(UTC))
+    assert ok.state is State.WARNING and ok.causes == ("maintenance",)
