@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -97,11 +98,16 @@ def _incident_view(ctx: Any, incident_id: int) -> dict[str, Any]:
     from agent.engine.operator_actions import redactor as _redactor
     from agent.engine.operator_actions import timeline
 
-    st = ctx.live.gatherer.store()
-    inc = st.get_incident(incident_id)
-    if inc is None:
-        return {"incident": None, "timeline": []}
-    return {"incident": inc, "timeline": timeline(st, incident_id, _redactor(ctx.config))}
+    try:
+        st = ctx.live.gatherer.store()
+        inc = st.get_incident(incident_id)
+        if inc is None:
+            return {"incident": None, "timeline": []}
+        return {"incident": inc, "timeline": timeline(st, incident_id, _redactor(ctx.config))}
+    except Exception as exc:  # an unreadable store is said on the page, never a 500
+        log.warning("reading incident #%d from the agent's store failed", incident_id, exc_info=True)
+        first = str(exc).splitlines()[0][:200] if str(exc) else ""
+        return {"incident": None, "timeline": [], "incident_error": f"{type(exc).__name__}: {first}"}
 
 
 async def overview(request: web.Request) -> web.Response:
@@ -162,10 +168,11 @@ async def events(request: web.Request) -> web.StreamResponse:
     ctx = ctx_of(request)
     page = request.match_info["page"]
     extra: dict[str, Any] = {}
-    if page.startswith("incident-") and page[len("incident-"):].isdigit():
-        page, extra = "incident", {"incident_id": int(page[len("incident-"):])}
-    elif page.startswith("run-") and page[len("run-"):].isdigit():
-        return await _run_events(request, int(page[len("run-"):]))
+    numbered = re.fullmatch(r"(incident|run)-([0-9]+)", page)  # ASCII digits: "²".isdigit() is true too
+    if numbered and numbered[1] == "incident":
+        page, extra = "incident", {"incident_id": _stream_id(numbered[2])}
+    elif numbered:
+        return await _run_events(request, _stream_id(numbered[2]))
     elif page not in PAGES:
         raise web.HTTPNotFound(text=f"no live page {page!r}\n")
     ctx.live.streams += 1
@@ -173,7 +180,7 @@ async def events(request: web.Request) -> web.StreamResponse:
         heartbeat = _heartbeat_s(request)
         async with sse_response(request, ping_interval=heartbeat) as stream:
             version, last = -1, None
-            beat = _Beat(stream, heartbeat, ctx.live.ping)
+            beat = _Beat(stream, heartbeat, lambda: ctx.config.templating.redact(ctx.live.ping()))
             while stream.is_connected() and _still_signed_in(request):
                 newer = await _unless_signed_out(request, ctx.live.wait_newer(version, beat.left()))
                 if newer is None or not _still_signed_in(request):  # signed out (or expired) while it waited
@@ -191,6 +198,17 @@ async def events(request: web.Request) -> web.StreamResponse:
         return web.Response(status=204)
     finally:
         ctx.live.streams -= 1
+
+
+def _stream_id(digits: str) -> int:
+    """The id of ``/events/incident-<id>`` (or ``run-<id>``): 404 past any row id, as the page's own
+    route (:func:`agent.web.context.row_id`), not an overflow in the store's thread."""
+    from agent.engine.operator_actions import MAX_ROW_ID
+
+    value = int(digits)
+    if value > MAX_ROW_ID:
+        raise web.HTTPNotFound(text=f"no such id {digits[:30]}\n")
+    return value
 
 
 async def _unless_signed_out(request: web.Request, waiting: Coroutine[Any, Any, T]) -> T | None:
