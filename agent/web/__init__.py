@@ -64,8 +64,8 @@ def template_env(templates_dir: Path, config: Any, redact: Any) -> jinja2.Enviro
                              autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
                              undefined=jinja2.StrictUndefined if os.environ.get("BOTWARDEN_WEB_STRICT") else
                              jinja2.Undefined, trim_blocks=False, finalize=finalize)
-    env.filters["ago"] = views.ago
-    env.filters["lasted"] = views.lasted
+    env.filters["ago"] = views.ago_markup
+    env.filters["lasted"] = views.lasted_markup
     env.filters["ms"] = lambda v: "?" if v is None else ("∞" if v == float("inf") else f"{v:g} ms")
     env.filters["redact"] = lambda text: redact(str(text)) if text is not None else ""
     env.filters["sparkline"] = lambda c: sparkline(c.values, c.warning, c.critical,

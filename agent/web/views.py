@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 from aiohttp_sse import sse_response
+from markupsafe import Markup
 
 from agent.web.context import ctx_of, row_id, session_of
 
@@ -283,4 +284,27 @@ def lasted(start: datetime, end: datetime | None) -> str:
     return format_duration(max(((end or datetime.now(UTC)) - start).total_seconds(), 0.0))
 
 
-__all__ = ["ago", "lasted", "timedelta"]
+def ago_markup(at: datetime | None) -> Markup | str:
+    """The ``ago`` template filter: ``<time data-ago="200.0">3m20s ago</time>``, the age at render
+    time in ``data-ago``; the page's script counts it on (``live.js``). A live page is re-rendered
+    only when something shown changes, so a plain "3m20s ago" stayed on screen for as long as
+    nothing changed (an agent dead for ten minutes: "last result 7s ago"). Without JavaScript the
+    text is right as loaded."""
+    if at is None:
+        return ""
+    seconds = max((datetime.now(UTC) - at).total_seconds(), 0.0)
+    return Markup('<time datetime="{}" data-ago="{:.1f}">{}</time>').format(
+        at.astimezone(UTC).isoformat(), seconds, ago(at))
+
+
+def lasted_markup(start: datetime, end: datetime | None) -> Markup | str:
+    """The ``lasted`` template filter: a duration still running (``end`` None, "open for 5m") is
+    counted on by the page's script like :func:`ago_markup`; a finished one is plain text."""
+    if end is not None:
+        return lasted(start, end)
+    seconds = max((datetime.now(UTC) - start).total_seconds(), 0.0)
+    return Markup('<time datetime="{}" data-for="{:.1f}">{}</time>').format(
+        start.astimezone(UTC).isoformat(), seconds, lasted(start, None))
+
+
+__all__ = ["ago", "ago_markup", "lasted", "lasted_markup", "timedelta"]

@@ -285,3 +285,51 @@ async def test_a_long_unbroken_reason_does_not_widen_the_page_past_a_phone(web_w
         widths = await asyncio.to_thread(drive)
     for path, scroll, client_width in widths:
         assert client_width <= 375 and scroll <= client_width, (path, scroll, client_width)
+
+
+def _seconds(text: str) -> float:
+    """``1m2s ago`` -> 62 (``just now`` -> 0)."""
+    import re
+
+    if text.strip() == "just now":
+        return 0.0
+    units = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+    parts = re.findall(r"(\d+)(ms|d|h|m|s)", text)
+    assert parts, text
+    return sum(int(n) / 1000 if u == "ms" else int(n) * units[u] for n, u in parts)
+
+
+@pytest.mark.slow
+async def test_ages_on_an_open_page_go_on_while_nothing_changes(web_world: WebWorld, phone: Any) -> None:
+    """A live page is re-rendered only when something in it changes: "opened 40s ago" and "last
+    result 10s ago" stood still on the open page for as long as nothing changed (a dead agent
+    changes nothing: "last result 7s ago" ten minutes later). The ages now go on counting."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from agent.web import build_app
+
+    ctx = _app(web_world)
+    async with TestClient(TestServer(build_app(ctx), host="127.0.0.1")) as client:
+        base = str(client.make_url("/")).rstrip("/")
+        selector = f"#incident-{web_world.incident_id} time"
+
+        def drive() -> tuple[float, float]:
+            phone.get(f"{base}/login")
+            phone.find_element(By.ID, "username").send_keys("viewer")
+            phone.find_element(By.ID, "password").send_keys(VIEWER_PW)
+            phone.find_element(By.ID, "sign-in").click()
+            WebDriverWait(phone, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, selector))
+            phone.execute_script("window.__sameDocument = 'yes';")
+
+            def age() -> float:
+                return _seconds(str(phone.execute_script(f"return document.querySelector('{selector}').textContent")))
+
+            first = age()
+            later = WebDriverWait(phone, 60).until(lambda d: (a := age()) >= first + 2 and a)
+            assert phone.execute_script("return window.__sameDocument") == "yes"  # not by a reload
+            phone.get("about:blank")  # closes the page's live stream before the server stops
+            return first, later
+
+        first, later = await asyncio.to_thread(drive)
+    assert later >= first + 2, (first, later)
