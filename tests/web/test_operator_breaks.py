@@ -333,3 +333,59 @@ async def test_ages_on_an_open_page_go_on_while_nothing_changes(web_world: WebWo
 
         first, later = await asyncio.to_thread(drive)
     assert later >= first + 2, (first, later)
+
+
+@pytest.mark.slow
+async def test_without_javascript_a_page_says_when_it_was_read(web_world: WebWorld, phone_without_js: Any) -> None:
+    """Without JavaScript nothing updates a page, and only the overview's banner said when it was
+    read: a checks page left open in a tab showed "since 40s ago" and "CRITICAL" an hour later
+    with nothing to say it was old. Every page now says when it was read."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from agent.web import build_app
+
+    ctx = _app(web_world)
+    async with TestClient(TestServer(build_app(ctx), host="127.0.0.1")) as client:
+        base = str(client.make_url("/")).rstrip("/")
+
+        def drive() -> dict[str, str]:
+            d = phone_without_js
+            d.get(f"{base}/login")
+            d.find_element(By.ID, "username").send_keys("viewer")
+            d.find_element(By.ID, "password").send_keys(VIEWER_PW)
+            d.find_element(By.ID, "sign-in").click()
+            WebDriverWait(d, 60).until(lambda d: "/login" not in d.current_url)
+            seen = {}
+            for path in ("/", "/checks", "/incidents", "/trading", "/agent", f"/incidents/{web_world.incident_id}"):
+                d.get(f"{base}{path}")
+                notes = d.find_elements(By.ID, "no-script")
+                seen[path] = notes[0].text if notes and notes[0].is_displayed() else ""
+            return seen
+
+        seen = await asyncio.to_thread(drive)
+    for path, text in seen.items():
+        assert text.startswith("read at ") and "does not update itself" in text, (path, text)
+
+
+@pytest.fixture
+def phone_without_js() -> Iterator[Any]:
+    if not (CHROMIUM.exists() and DRIVER.exists()):
+        pytest.skip("Debian's chromium and chromium-driver are not installed: `make browser` installs them")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    from tests.web.test_browser import FLAGS
+
+    options = Options()
+    options.binary_location = str(CHROMIUM)
+    for flag in FLAGS:
+        options.add_argument(flag)
+    options.add_experimental_option("prefs", {"profile.managed_default_content_settings.javascript": 2})
+    driver = webdriver.Chrome(service=Service(str(DRIVER)), options=options)
+    driver.set_page_load_timeout(60)
+    try:
+        yield driver
+    finally:
+        driver.quit()
