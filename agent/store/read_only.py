@@ -9,7 +9,10 @@ pages) over its own engine:
   Each read is one statement in SQLite's autocommit mode: WAL gives it a consistent snapshot
   and the agent's writer never waits for it;
 * the file is never created: a store that does not exist yet raises :class:`StoreMissingError`
-  (the page says so) instead of leaving an empty database where the agent will look.
+  (the page says so) instead of leaving an empty database where the agent will look;
+* :meth:`ReadOnlyStore.replaced` tells when the path no longer names the file that was opened
+  (deleted, or replaced: a restore, a new store made by a restarted agent): an open connection
+  keeps reading the old file for ever, so a long-lived reader checks it and opens the path anew.
 
 Calling a write method raises (SQLite refuses it); do writes through :class:`Store`.
 """
@@ -40,6 +43,25 @@ READ_BUSY_TIMEOUT_MS = 1000
 
 class StoreMissingError(OperationalError):
     """The store's file does not exist (the agent has not run here yet)."""
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a SQLite URL (resolved), None for other databases."""
+    parsed = make_url(url)
+    if not parsed.drivername.startswith("sqlite") or not parsed.database or parsed.database == ":memory:":
+        return None
+    return Path(parsed.database).resolve()
+
+
+def _identity(path: Path | None) -> tuple[int, int] | None:
+    """(device, inode) of the file at ``path``; None when there is none (or no path)."""
+    if path is None:
+        return None
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def read_only_engine(url: str) -> Engine:
@@ -77,6 +99,8 @@ class ReadOnlyStore(Operations):
 
     def __init__(self, url: str) -> None:
         self.url = url
+        self._path = sqlite_file(url)
+        self._identity = _identity(self._path)  # taken before the engine opens it: a swap after is seen
         self._engine = read_only_engine(url)
         self._sessions = sessionmaker(self._engine, expire_on_commit=False)
 
@@ -90,6 +114,13 @@ class ReadOnlyStore(Operations):
 
     def close(self) -> None:
         self._engine.dispose()
+
+    def replaced(self) -> bool:
+        """The path no longer names the file this store opened: it was deleted, or another file
+        took its place (a restore, a new store of a restarted agent). The open connections still
+        read the old one, which nothing writes any more: its incidents and check states are
+        frozen, and would be shown as current. Always False for a database that is not a file."""
+        return self._path is not None and _identity(self._path) != self._identity
 
     def __enter__(self) -> ReadOnlyStore:
         return self

@@ -46,15 +46,26 @@ def account_address(settings: Any, env: Mapping[str, str]) -> str | None:
 
 
 def template_env(templates_dir: Path, config: Any, redact: Any) -> jinja2.Environment:
+    """The pages' Jinja2 environment. Every ``{{ expression }}`` of every page and live update
+    goes through ``redact`` before it is escaped (``finalize``): a secret that reaches any text
+    shown (a halt reason, an exchange's or a store's error, a check's value, a comment) is
+    masked wherever it is printed, not only where a template remembered the ``redact`` filter."""
+    from markupsafe import Markup
+
     from agent.web import views
     from agent.web.sparkline import sparkline
+
+    def finalize(value: Any) -> Any:
+        if isinstance(value, Markup):  # markup built here (a sparkline): its text is masked, its tags kept
+            return Markup(redact(str(value)))
+        return redact(value) if isinstance(value, str) else value
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates_dir)),
                              autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
                              undefined=jinja2.StrictUndefined if os.environ.get("BOTWARDEN_WEB_STRICT") else
-                             jinja2.Undefined, trim_blocks=False)
-    env.filters["ago"] = views.ago
-    env.filters["lasted"] = views.lasted
+                             jinja2.Undefined, trim_blocks=False, finalize=finalize)
+    env.filters["ago"] = views.ago_markup
+    env.filters["lasted"] = views.lasted_markup
     env.filters["ms"] = lambda v: "?" if v is None else ("∞" if v == float("inf") else f"{v:g} ms")
     env.filters["redact"] = lambda text: redact(str(text)) if text is not None else ""
     env.filters["sparkline"] = lambda c: sparkline(c.values, c.warning, c.critical,
@@ -92,15 +103,21 @@ def make_context(config: Any, *, store_url: str, env: Mapping[str, str], templat
                     web.operator_password_env, web.viewer_password_env)
     gatherer = Gatherer(config, store_url, account_address=account_address(config.settings, env))
     live = Live(gatherer, web.refresh_seconds)
-    redact = _redactor(config)
+    current: list[WebContext] = []
+
+    def redact(text: str) -> str:
+        """With the redactor of the configuration the page runs on now (it loads the files again)."""
+        return str(_redactor(current[0].config if current else config).redact(text))
+
     first_host = next(iter(config.hosts), "local")
     ctx = WebContext(
         config=config, store_url=store_url, users=users, live=live, runs=PlayRuns(store_url, on_finished=lambda run: _reread_account(live, run)),
-        templates=template_env(templates_dir / "web", config, redact.redact),
+        templates=template_env(templates_dir / "web", config, redact),
         sessions=Sessions(lifetime=web.session_hours * 3600), throttle=SignInThrottle(),
         secure_cookie=web.secure_cookie, static_dir=templates_dir / "web" / "static",
         charts=DayChart(first_host, on_ready=live.bump) if charts else None,
     )
+    current.append(ctx)
     if source is not None and chosen is not None:
         from agent.web.config_watch import ConfigWatch, state_of
 

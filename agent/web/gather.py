@@ -190,6 +190,14 @@ class Gatherer:
             self._store = None
 
     def store(self) -> ReadOnlyStore:
+        """The agent's store, opened anew when its file was deleted or replaced since it was opened
+        (:meth:`~agent.store.read_only.ReadOnlyStore.replaced`): an open connection would keep
+        reading the old file, whose incidents nothing resolves any more, as if current. A file
+        that is gone raises :class:`~agent.store.read_only.StoreMissingError` (the page says so)."""
+        if self._store is not None and self._store.replaced():
+            log.warning("the agent's store %s was deleted or replaced since it was opened: opening it anew",
+                        self.store_url)
+            self.close()
         if self._store is None:
             self._store = ReadOnlyStore(self.store_url)
         return self._store

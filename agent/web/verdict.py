@@ -74,23 +74,30 @@ class Verdict:
     reasons: tuple[str, ...] = field(default_factory=tuple)
     entries_allowed: bool = False
     entries_reason: str = ""
+    unwatched: str | None = None
+    """Why the agent is not watching now (not running, hung, its loop blocked, its checks stopped
+    coming in, or unknown), None while it watches: the check states and incidents in its store
+    are then what it last recorded, frozen, and every page that shows them says so."""
 
 
 def decide(f: Facts) -> Verdict:
     unprotected: list[str] = []
+    unwatched: str | None = None
     if not f.programs_known:
-        unprotected.append("supervisord does not answer: whether the agent runs (and watches the bot) is unknown")
+        unwatched = "supervisord does not answer: whether the agent runs (and watches the bot) is unknown"
     elif not f.agent_running:
-        unprotected.append("the agent is not running: nothing watches the bot")
+        unwatched = "the agent is not running: nothing watches the bot"
     elif not f.agent_answers:
-        unprotected.append("the agent does not answer (its /metrics, twice in a row): it may be hung, and then "
-                           "nothing watches the bot; `supervisorctl restart agent`")
+        unwatched = ("the agent does not answer (its /metrics, twice in a row): it may be hung, and then "
+                     "nothing watches the bot; `supervisorctl restart agent`")
     elif f.agent_loop_blocked:
-        unprotected.append(f"the agent's event loop has not run for {f.agent_loop_stale_s or 0:.0f} s (its /metrics "
-                           "answers from its own thread): it is blocked, and then nothing watches the bot; "
-                           "`supervisorctl restart agent`")
+        unwatched = (f"the agent's event loop has not run for {f.agent_loop_stale_s or 0:.0f} s (its /metrics "
+                     "answers from its own thread): it is blocked, and then nothing watches the bot; "
+                     "`supervisorctl restart agent`")
     elif not f.agent_fresh:
-        unprotected.append("the agent's checks have stopped coming in")
+        unwatched = "the agent's checks have stopped coming in"
+    if unwatched is not None:
+        unprotected.append(unwatched)
     seen = f" (as last read, at {f.account_seen_at})" if not f.account_now else ""
     for coin in f.positions_without_stop:
         unprotected.append(f"{coin} position has no resting stop-loss covering its whole size{seen}")
@@ -147,7 +154,7 @@ def decide(f: Facts) -> Verdict:
         level, reasons = "DEGRADED", degraded
     else:
         level, reasons = "SAFE", []
-    return Verdict(level, tuple(reasons), entries, why)
+    return Verdict(level, tuple(reasons), entries, why, unwatched)
 
 
 def _unknown_orders(f: Facts) -> str:

@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from aiohttp import web
 from aiohttp_sse import sse_response
+from markupsafe import Markup
 
 from agent.web.context import ctx_of, row_id, session_of
 
@@ -97,11 +99,16 @@ def _incident_view(ctx: Any, incident_id: int) -> dict[str, Any]:
     from agent.engine.operator_actions import redactor as _redactor
     from agent.engine.operator_actions import timeline
 
-    st = ctx.live.gatherer.store()
-    inc = st.get_incident(incident_id)
-    if inc is None:
-        return {"incident": None, "timeline": []}
-    return {"incident": inc, "timeline": timeline(st, incident_id, _redactor(ctx.config))}
+    try:
+        st = ctx.live.gatherer.store()
+        inc = st.get_incident(incident_id)
+        if inc is None:
+            return {"incident": None, "timeline": []}
+        return {"incident": inc, "timeline": timeline(st, incident_id, _redactor(ctx.config))}
+    except Exception as exc:  # an unreadable store is said on the page, never a 500
+        log.warning("reading incident #%d from the agent's store failed", incident_id, exc_info=True)
+        first = str(exc).splitlines()[0][:200] if str(exc) else ""
+        return {"incident": None, "timeline": [], "incident_error": f"{type(exc).__name__}: {first}"}
 
 
 async def overview(request: web.Request) -> web.Response:
@@ -162,10 +169,11 @@ async def events(request: web.Request) -> web.StreamResponse:
     ctx = ctx_of(request)
     page = request.match_info["page"]
     extra: dict[str, Any] = {}
-    if page.startswith("incident-") and page[len("incident-"):].isdigit():
-        page, extra = "incident", {"incident_id": int(page[len("incident-"):])}
-    elif page.startswith("run-") and page[len("run-"):].isdigit():
-        return await _run_events(request, int(page[len("run-"):]))
+    numbered = re.fullmatch(r"(incident|run)-([0-9]+)", page)  # ASCII digits: "²".isdigit() is true too
+    if numbered and numbered[1] == "incident":
+        page, extra = "incident", {"incident_id": _stream_id(numbered[2])}
+    elif numbered:
+        return await _run_events(request, _stream_id(numbered[2]))
     elif page not in PAGES:
         raise web.HTTPNotFound(text=f"no live page {page!r}\n")
     ctx.live.streams += 1
@@ -173,7 +181,7 @@ async def events(request: web.Request) -> web.StreamResponse:
         heartbeat = _heartbeat_s(request)
         async with sse_response(request, ping_interval=heartbeat) as stream:
             version, last = -1, None
-            beat = _Beat(stream, heartbeat, ctx.live.ping)
+            beat = _Beat(stream, heartbeat, lambda: ctx.config.templating.redact(ctx.live.ping()))
             while stream.is_connected() and _still_signed_in(request):
                 newer = await _unless_signed_out(request, ctx.live.wait_newer(version, beat.left()))
                 if newer is None or not _still_signed_in(request):  # signed out (or expired) while it waited
@@ -191,6 +199,17 @@ async def events(request: web.Request) -> web.StreamResponse:
         return web.Response(status=204)
     finally:
         ctx.live.streams -= 1
+
+
+def _stream_id(digits: str) -> int:
+    """The id of ``/events/incident-<id>`` (or ``run-<id>``): 404 past any row id, as the page's own
+    route (:func:`agent.web.context.row_id`), not an overflow in the store's thread."""
+    from agent.engine.operator_actions import MAX_ROW_ID
+
+    value = int(digits)
+    if value > MAX_ROW_ID:
+        raise web.HTTPNotFound(text=f"no such id {digits[:30]}\n")
+    return value
 
 
 async def _unless_signed_out(request: web.Request, waiting: Coroutine[Any, Any, T]) -> T | None:
@@ -265,4 +284,27 @@ def lasted(start: datetime, end: datetime | None) -> str:
     return format_duration(max(((end or datetime.now(UTC)) - start).total_seconds(), 0.0))
 
 
-__all__ = ["ago", "lasted", "timedelta"]
+def ago_markup(at: datetime | None) -> Markup | str:
+    """The ``ago`` template filter: ``<time data-ago="200.0">3m20s ago</time>``, the age at render
+    time in ``data-ago``; the page's script counts it on (``live.js``). A live page is re-rendered
+    only when something shown changes, so a plain "3m20s ago" stayed on screen for as long as
+    nothing changed (an agent dead for ten minutes: "last result 7s ago"). Without JavaScript the
+    text is right as loaded."""
+    if at is None:
+        return ""
+    seconds = max((datetime.now(UTC) - at).total_seconds(), 0.0)
+    return Markup('<time datetime="{}" data-ago="{:.1f}">{}</time>').format(
+        at.astimezone(UTC).isoformat(), seconds, ago(at))
+
+
+def lasted_markup(start: datetime, end: datetime | None) -> Markup | str:
+    """The ``lasted`` template filter: a duration still running (``end`` None, "open for 5m") is
+    counted on by the page's script like :func:`ago_markup`; a finished one is plain text."""
+    if end is not None:
+        return lasted(start, end)
+    seconds = max((datetime.now(UTC) - start).total_seconds(), 0.0)
+    return Markup('<time datetime="{}" data-for="{:.1f}">{}</time>').format(
+        start.astimezone(UTC).isoformat(), seconds, lasted(start, None))
+
+
+__all__ = ["ago", "ago_markup", "lasted", "lasted_markup", "timedelta"]

@@ -7,6 +7,39 @@
 // phone's network handoff) raises no error that EventSource would report. A ping says whether
 // the server can still read what the page shows ("old": true when it cannot): a stream that pings
 // over a frozen view must not look live.
+//
+// Ages ("3m20s ago", "open for 5m") are <time data-ago="SECONDS"> (or data-for) with the age when
+// the server rendered them: they are counted on here every second from when that HTML arrived
+// (the browser's clock is never compared with the server's). The live part is sent again only
+// when something in it changes, so without this an age stood still: "last result 7s ago" on a
+// page whose agent had been dead for ten minutes.
+(function () {
+  "use strict";
+  var renderedAt = Date.now();
+
+  function duration(seconds) {  // agent.core.values.format_duration, for seconds >= 1
+    var total = Math.round(seconds), out = "";
+    [["d", 86400], ["h", 3600], ["m", 60], ["s", 1]].forEach(function (unit) {
+      if (total >= unit[1]) { out += Math.floor(total / unit[1]) + unit[0]; total = total % unit[1]; }
+    });
+    return out || "0s";
+  }
+
+  function tick() {
+    var elapsed = (Date.now() - renderedAt) / 1000;
+    Array.prototype.forEach.call(document.querySelectorAll("time[data-ago], time[data-for]"), function (el) {
+      var ago = el.hasAttribute("data-ago");
+      var seconds = parseFloat(el.getAttribute(ago ? "data-ago" : "data-for")) + elapsed;
+      if (isNaN(seconds)) { return; }
+      var text = ago ? (seconds < 1 ? "just now" : duration(seconds) + " ago") : duration(Math.max(seconds, 1));
+      if (el.textContent !== text) { el.textContent = text; }
+    });
+  }
+
+  window.botwardenAges = { rendered: function () { renderedAt = Date.now(); } };
+  window.setInterval(tick, 1000);
+})();
+
 (function () {
   "use strict";
   var target = document.querySelector("[data-live]");
@@ -49,6 +82,7 @@
     source.addEventListener("update", function (event) {
       var focused = document.activeElement && target.contains(document.activeElement) ? document.activeElement.id : null;
       target.innerHTML = event.data;
+      window.botwardenAges.rendered();  // the ages in it are as of now
       if (focused) {
         var again = document.getElementById(focused);
         if (again) { again.focus(); }
