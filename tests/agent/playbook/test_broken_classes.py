@@ -49,6 +49,12 @@ CASES = [
          "needs a number", "write the whole value as one expression"),
     Case("tpl_template_file_undefined_name.yaml", 6, 24, "template: template 'unknown_var.md.j2' (line 2): "
          "'nosuch' is undefined: the template is not given it by this step", "it is given: agent, bot, check_mode"),
+    # Jinja2 reports an unknown filter or test inside a conditional only when that branch renders
+    # (val5): looked up in the whole tree, in a step's value and in a template file
+    Case("tpl_filter_in_conditional_branch.yaml", 10, 16, "message: No filter named 'defualt'",
+         None),
+    Case("tpl_test_in_template_file_branch.yaml", 4, 16, "No test named 'mappng' (did you mean 'mapping'?)",
+         "tpl_test_in_template_file_branch.yaml:6", reported_in="branch_test.md.j2"),
     # 2. accepted but wrong
     Case("wrong_tags_one_string.yaml", 8, 11, "'p0, bot' is one tag with a comma or space in it; a list is "
          "written [p0, bot]"),
