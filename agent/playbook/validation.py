@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from agent.core.values import ParamProblem
 from agent.playbook.diagnostics import Diagnostic, valid_keys_hint
 from agent.playbook.hints import value_hint
 from agent.playbook.yaml_source import Path_, SourceDocument
@@ -123,6 +124,9 @@ def diagnostics_from_validation(
         if not keep(err):
             continue
         loc = tuple(err["loc"])
+        cause = (err.get("ctx") or {}).get("error")
+        if isinstance(cause, ParamProblem) and _value_at(data, (*loc, *cause.at)) is not None:
+            loc = (*loc, *cause.at)  # the value the model validator refused, not its mapping
         path = (*prefix, *data_path(data, loc))
         key = path[-1] if path else ""
         if err["type"] == "extra_forbidden":

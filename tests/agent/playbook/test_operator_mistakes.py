@@ -1,0 +1,57 @@
+"""Operator mistakes written fresh against the real modules (val5): each file gives exactly one
+diagnostic, at the line and column to change, with a hint where one is obvious. A file is
+validated the way ``agent validate FILE`` does it: with the shipped inventory, templates and the
+other shipped playbooks for cross-references."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import NamedTuple
+
+import pytest
+
+from agent.modules.registry import default_registry
+from agent.playbook import LoadResult, load_config
+
+from .conftest import HERE, REPO
+
+CORPUS = HERE / "broken_operator"
+
+
+class Case(NamedTuple):
+    file: str
+    line: int
+    column: int
+    message: str
+    hint: str | None = None
+
+
+CASES = [
+    # a module's own rule over several values points at the value it refuses, not at the mapping
+    Case("module_bad_regex_in_named_patterns.yaml", 12, 14, "checks[0].log.patterns.pem: bad regular expression"),
+    Case("module_bad_report_until.yaml", 10, 14, "tasks[0].report.until: 'last friday' is neither a duration"),
+]
+
+
+def load_case(name: str) -> LoadResult:
+    return load_config(REPO / "inventory.yaml", [CORPUS / name], default_registry(), env={},
+                       templates_dir=REPO / "templates", context_paths=sorted((REPO / "playbooks").glob("*.yaml")))
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.file for c in CASES])
+def test_each_operator_mistake_gives_one_diagnostic_where_it_is(case: Case) -> None:
+    result = load_case(case.file)
+
+    assert result.config is None
+    assert len(result.diagnostics) == 1, "\n".join(map(str, result.diagnostics))
+    diag = result.diagnostics[0]
+    assert (Path(diag.file).name, diag.line, diag.column) == (case.file, case.line, case.column), str(diag)
+    assert case.message in diag.message, str(diag)
+    if case.hint is not None:
+        assert diag.hint is not None and case.hint in diag.hint, str(diag)
+    lines = str(diag).split("\n")
+    assert lines[0].startswith(f"{diag.file}:{case.line}:{case.column}: error: ")
+    assert lines[2] == "  " + " " * (case.column - 1) + "^"
+
+
+def test_the_operator_corpus_covers_every_file() -> None:
+    assert {p.name for p in CORPUS.iterdir() if p.suffix == ".yaml"} == {c.file for c in CASES}
