@@ -19,6 +19,16 @@ _DURATION = re.compile(r"^\s*\d+(\.\d+)?\s*(ms|s|m|h|d|w)\s*$")
 _SEXAGESIMAL = re.compile(r"^(\d{1,2}:[0-5]\d(:[0-5]\d)?)\b")
 _SINGLE_EQUALS = re.compile(r"(?<![=!<>])=(?![=])")
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+_TYPOGRAPHIC_QUOTE = re.compile("[\u2018\u2019\u201a\u201b\u201c\u201d\u201e\u201f\u2032\u2033\u00ab\u00bb]")
+_FOREIGN_OPERATORS = [  # other languages' spellings of Jinja2's operators
+    (re.compile(r"===|!=="), "compare with == or != (Jinja2 has no === or !==)"),
+    (re.compile(r"&&"), "write and instead of &&"),
+    (re.compile(r"\|\|"), "write or instead of ||"),
+    (re.compile(r"!(?!=)"), "write not instead of ! (not x, x != y)"),
+    (re.compile(r"\b(AND|OR|NOT|And|Or|Not)\b"), "Jinja2's operators are written in lower case: and, or, not"),
+]
+_NUMBER_WITH_UNIT = re.compile(r"\b(\d+(?:\.\d+)?)\s*(?:[kKMGT]i?B|bytes?|ms|sec|secs|seconds?|mins?|minutes?|hours?|"
+                               r"days?|[smhd])\b")
 
 
 def expression_hint(src: str) -> str | None:
@@ -26,11 +36,22 @@ def expression_hint(src: str) -> str | None:
     text = src.strip()
     if text.startswith("{{") and text.endswith("}}"):
         return f"an expression is written without {{{{ }}}}: {text[2:-2].strip()!r}"
+    curly = _TYPOGRAPHIC_QUOTE.search(text)
+    if curly:
+        return (f"{curly.group()} is a typographic quote (a word processor, a chat or a web page writes them): "
+                "quote text with ' or \"")
     bare = _QUOTED.sub("''", text)
+    for pattern, hint in _FOREIGN_OPERATORS:
+        if pattern.search(bare):
+            return hint
     if _SINGLE_EQUALS.search(bare):
         return "compare with == (a single = is not a comparison)"
     if re.search(r"\d\s*%", bare):
         return "write the number without %: the value is already a percentage (e.g. '> 80')"
+    unit = _NUMBER_WITH_UNIT.search(bare)
+    if unit:
+        return (f"write the number alone ({unit.group(1)}, not {unit.group()}): the value is compared as the "
+                "number the module reports, in the unit its reference gives")
     return None
 
 

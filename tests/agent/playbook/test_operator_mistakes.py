@@ -29,6 +29,11 @@ CASES = [
     # a module's own rule over several values points at the value it refuses, not at the mapping
     Case("module_bad_regex_in_named_patterns.yaml", 12, 14, "checks[0].log.patterns.pem: bad regular expression"),
     Case("module_bad_report_until.yaml", 10, 14, "tasks[0].report.until: 'last friday' is neither a duration"),
+    # an expression written in another language's syntax: the hint says what Jinja2 spells it
+    Case("hint_and_from_another_language.yaml", 8, 13, "expect: Jinja2 syntax error", "write and instead of &&"),
+    Case("hint_typographic_quotes.yaml", 9, 13, "expect: Jinja2 syntax error", "\u2018 is a typographic quote"),
+    Case("hint_threshold_with_unit.yaml", 9, 14, "warning: Jinja2 syntax error", "write the number alone (500, "
+         "not 500ms)"),
 ]
 
 
