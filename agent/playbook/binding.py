@@ -7,6 +7,7 @@ when run, by :func:`bind_task_params`.
 """
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -301,6 +302,8 @@ def threshold_order(doc: SourceDocument, path: Path_, check: Check, vars: Mappin
         except TemplateError as exc:
             out.append(doc.diagnostic((*path, key), f"{key}: {exc.message}"))
             continue
+        if isinstance(written, float) and not math.isfinite(written):
+            continue  # .nan or .inf: reported where YAML read it
         if threshold.direction and not is_number(written) and not is_runtime(written):
             out.append(doc.diagnostic((*path, key), f"{key}: '{threshold.op}' compares numbers, and its bound "
                                       f"{threshold.expr_src!r} is {_kind_of(written)}", _bound_hint(threshold)))

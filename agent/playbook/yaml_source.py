@@ -19,6 +19,7 @@ Refused cleanly, as diagnostics, never as exceptions:
 """
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
@@ -232,7 +233,7 @@ _RADIX = re.compile(r"[-+]?0(?:[0-7_]+|[xX][0-9a-fA-F_]+|[bB][01_]+)")
 
 def _construct_float(loader: _PositionLoader, node: Node) -> Any:
     value = yaml.SafeLoader.construct_yaml_float(loader, node)
-    if ":" in str(node.value):
+    if ":" in str(node.value) or not math.isfinite(value):
         loader.base60.append((node.start_mark, str(node.value), value))
     return value
 
@@ -252,12 +253,21 @@ def base60_problems(doc: SourceDocument, reported: Iterable[Diagnostic] = ()) ->
     Where another diagnostic already stands at that position (a text field refusing the number,
     with its own quote-it hint) nothing is added."""
     taken = {(d.file, d.line, d.column) for d in reported}
-    return [_radix_problem(doc, line, column, text, value) if ":" not in text else
+    return [_not_finite_problem(doc, line, column, text, value) if isinstance(value, float)
+            and not math.isfinite(value) else
+            _radix_problem(doc, line, column, text, value) if ":" not in text else
             doc.at(line, column, f"{_short(text)} is read by YAML as the number {_short(_number(value))}: "
                    "unquoted, h:mm and m:ss are numbers in base 60 (YAML 1.1)",
                    f"quote it (\"{_short(text)}\") for a time of day; write a duration as {_short(_as_duration(text))}, "
                    f"or a number as {_short(_number(value))}")
             for line, column, text, value in doc.base60 if (doc.file, line, column) not in taken]
+
+
+def _not_finite_problem(doc: SourceDocument, line: int, column: int, text: str, value: float) -> Diagnostic:
+    what = "not a number (NaN)" if math.isnan(value) else "infinity"
+    return doc.at(line, column, f"{_short(text)} is read by YAML as {what}: every comparison with it is false "
+                  "and no range holds it, so a threshold or a limit made of it never does what it says",
+                  "write a number; leave a threshold or a limit out to have none (quote it for the text)")
 
 
 def _radix_problem(doc: SourceDocument, line: int, column: int, text: str, value: Any) -> Diagnostic:

@@ -29,6 +29,9 @@ CASES = [
     # a module's own rule over several values points at the value it refuses, not at the mapping
     Case("module_bad_regex_in_named_patterns.yaml", 12, 14, "checks[0].log.patterns.pem: bad regular expression"),
     Case("module_bad_report_until.yaml", 10, 14, "tasks[0].report.until: 'last friday' is neither a duration"),
+    # YAML's .nan and .inf are floats no comparison or range holds: refused where they are written
+    Case("wrong_threshold_var_not_a_number.yaml", 7, 17, ".nan is read by YAML as not a number (NaN)",
+         "leave a threshold or a limit out to have none"),
     # an expression written in another language's syntax: the hint says what Jinja2 spells it
     Case("hint_and_from_another_language.yaml", 8, 13, "expect: Jinja2 syntax error", "write and instead of &&"),
     Case("hint_typographic_quotes.yaml", 9, 13, "expect: Jinja2 syntax error", "\u2018 is a typographic quote"),
