@@ -32,6 +32,9 @@ CASES = [
     # YAML's .nan and .inf are floats no comparison or range holds: refused where they are written
     Case("wrong_threshold_var_not_a_number.yaml", 7, 17, ".nan is read by YAML as not a number (NaN)",
          "leave a threshold or a limit out to have none"),
+    # a name quoted with a space at its end is another name than the one every reference writes
+    Case("wrong_name_with_trailing_space.yaml", 7, 11, "name 'bot memory: rss ' ends with a space",
+         "write 'bot memory: rss' without the space"),
     # an expression written in another language's syntax: the hint says what Jinja2 spells it
     Case("hint_and_from_another_language.yaml", 8, 13, "expect: Jinja2 syntax error", "write and instead of &&"),
     Case("hint_typographic_quotes.yaml", 9, 13, "expect: Jinja2 syntax error", "\u2018 is a typographic quote"),
