@@ -24,6 +24,7 @@ from agent.core.redaction import url_secrets
 from agent.core.values import format_duration
 from agent.playbook.cron import schedule_traps, timezone_trap
 from agent.playbook.diagnostics import Diagnostic, suggest, warning
+from agent.playbook.file_kinds import wrong_kind
 from agent.playbook.files import DISK, ConfigReader, real_path
 from agent.playbook.inventory import (
     AlertTemplates,
@@ -70,6 +71,8 @@ def read_inventory(path: Path, *, required: bool = False, reader: ConfigReader |
     diagnostics = list(doc.diagnostics)
     if doc.diagnostics and doc.data is None:
         return doc, None, diagnostics
+    if (kind := wrong_kind(doc, doc.data, "inventory")) is not None:
+        return doc, None, [*diagnostics, kind]
     try:
         return doc, Inventory.model_validate(doc.data if doc.data is not None else {}), diagnostics
     except ValidationError as exc:
