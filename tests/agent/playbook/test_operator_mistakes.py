@@ -32,6 +32,9 @@ CASES = [
     # YAML's .nan and .inf are floats no comparison or range holds: refused where they are written
     Case("wrong_threshold_var_not_a_number.yaml", 7, 17, ".nan is read by YAML as not a number (NaN)",
          "leave a threshold or a limit out to have none"),
+    # a var left empty is null, not "no threshold": said as such, not as "a NoneType" to unquote
+    Case("hint_threshold_var_left_empty.yaml", 12, 14, "its bound '{{ loop_age_warning_s }}' is empty (null",
+         "write one number where loop_age_warning_s is defined (loop_age_warning_s: 80)"),
     # a name quoted with a space at its end is another name than the one every reference writes
     Case("wrong_name_with_trailing_space.yaml", 7, 11, "name 'bot memory: rss ' ends with a space",
          "write 'bot memory: rss' without the space"),
