@@ -27,8 +27,9 @@ def wrong_kind(doc: SourceDocument, data: Any, expected: Literal["playbook", "in
     written = ", ".join(f"{k}:" for k in found)
     if expected == "playbook":
         return doc.diagnostic((found[0],), f"this is an inventory file ({written}), not a playbook",
-                              f"name the inventory with --inventory (-i {doc.file}); the arguments are playbook "
-                              "files or the playbooks/ directory", at_key=True)
+                              "the inventory is ./inventory.yaml or the file --inventory (-i) names; playbooks "
+                              "are the files of playbooks/ or those given as arguments: move it out of them, or "
+                              f"name it with -i {doc.file}", at_key=True)
     return doc.diagnostic((found[0],), f"this is a playbook ({written}), not an inventory file",
                           "give the playbook as an argument (agent validate FILE) and the inventory, if not "
                           "./inventory.yaml, with -i", at_key=True)
