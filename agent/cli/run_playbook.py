@@ -25,7 +25,7 @@ from agent.engine.operator_actions import (
     recap_lines,
 )
 from agent.engine.play_runner import PlayRecap, TaskOutcome
-from botwarden.errors import ConfigError, ExitCode
+from botwarden.errors import ExitCode
 
 __all__ = ["confirmation_text", "find_play", "needs_confirmation", "outcome_line", "print_recap", "recap_lines",
            "run_playbook"]
@@ -36,12 +36,22 @@ _STYLE = {"ok": "green", "changed": "yellow", "failed": "red", "skipped": "cyan"
 
 
 def _parse_extra(pairs: list[str] | None) -> dict[str, Any]:
+    """``-e key=value`` pairs, each value read as YAML (``-e n=3`` is a number); a pair that is not
+    one, or a value YAML cannot read (``[unclosed``, ``*alias``, ``a: b: c``), is a command-line
+    mistake (exit 2), never an internal error."""
     out: dict[str, Any] = {}
     for pair in pairs or []:
-        if "=" not in pair:
-            raise ConfigError(f"-e {pair!r}: expected key=value")
-        k, v = pair.split("=", 1)
-        out[k.strip()] = yaml.safe_load(v) if v else ""
+        k, sep, v = pair.partition("=")
+        if not sep or not k.strip():
+            raise typer.BadParameter(f"{pair!r}: expected key=value (e.g. -e report_until=2024-03-17)",
+                                     param_hint="-e")
+        try:
+            out[k.strip()] = yaml.safe_load(v) if v else ""
+        except yaml.YAMLError as exc:
+            problem = getattr(exc, "problem", None) or type(exc).__name__
+            raise typer.BadParameter(f"{pair!r}: the value is read as YAML and YAML cannot read it ({problem}); "
+                                     f"quote it to pass it as text: -e '{k.strip()}=\"{v}\"'",
+                                     param_hint="-e") from None
     return out
 
 
@@ -107,10 +117,10 @@ def run_playbook(
 
     from agent.engine.operator_run import run_play_once
 
+    extra_vars = _parse_extra(extra)  # a command-line mistake is said before anything is loaded
     config = load(inventory, [Path(p) for p in paths] if paths else None, need_play=name)
     play, hosts = find_play(config, name, limit)
     host_names = [h.name for h in hosts]
-    extra_vars = _parse_extra(extra)
 
     if not check and not yes and needs_confirmation(play, config):
         confirm_or_exit(confirmation_text(play, config, host_names))

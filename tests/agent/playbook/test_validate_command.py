@@ -29,6 +29,10 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
 
 @pytest.mark.parametrize("args", [
     ["validate", "--nope"], ["validat"], ["validate", "--inventory"], ["run-playbook"], ["--verbose=x"],
+    # -e values are read as YAML: one YAML cannot read is a command-line mistake, not exit 250 (val5)
+    ["run-playbook", "weekly", "--check", "-e", "until=[2024-03-17"], ["run-playbook", "weekly", "-e", "x=*a"],
+    ["run-playbook", "weekly", "-e", "x=a: b: c"], ["run-playbook", "weekly", "-e", "=5"],
+    ["run-playbook", "weekly", "-e", "report_until"],
 ])
 def test_command_line_mistakes_exit_2_with_usage(capsys: pytest.CaptureFixture[str], args: list[str]) -> None:
     code, out = run(capsys, *args)
