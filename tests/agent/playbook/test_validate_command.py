@@ -33,6 +33,10 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
     ["run-playbook", "weekly", "--check", "-e", "until=[2024-03-17"], ["run-playbook", "weekly", "-e", "x=*a"],
     ["run-playbook", "weekly", "-e", "x=a: b: c"], ["run-playbook", "weekly", "-e", "=5"],
     ["run-playbook", "weekly", "-e", "report_until"],
+    # a duration or an id out of what the store holds: exit 2 too, not 250 (val5)
+    ["history", "--since", "yesterday"], ["history", "--since", "99999999d"],
+    ["explain", "99999999999999999999999"], ["ack", "99999999999999999999999"],
+    ["silence", "--expire", "99999999999999999999999"],
 ])
 def test_command_line_mistakes_exit_2_with_usage(capsys: pytest.CaptureFixture[str], args: list[str]) -> None:
     code, out = run(capsys, *args)
