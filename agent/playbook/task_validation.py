@@ -17,6 +17,7 @@ in the scope the step will have (:mod:`agent.playbook.scope`):
 """
 from __future__ import annotations
 
+import difflib
 from collections.abc import Collection, Mapping
 from typing import Annotated, Any
 
@@ -111,6 +112,9 @@ class TaskChecker:
                 hint = misplaced_in_params("task", str(task.module))(str(key))
                 self._error((*base, key), f"unknown key {key!r}", hint or valid_keys_hint(str(key), keys),
                             at_key=True)
+                nearest = difflib.get_close_matches(str(key), sorted(keys), n=1, cutoff=0.6)
+                if nearest and nearest[0] not in task.params:
+                    unsure.add(nearest[0])  # 'acton' for 'action': not also "missing required key 'action'"
                 continue
             if not _contains_template(value):
                 known[key] = value

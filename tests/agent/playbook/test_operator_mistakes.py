@@ -38,6 +38,9 @@ CASES = [
     # a name quoted with a space at its end is another name than the one every reference writes
     Case("wrong_name_with_trailing_space.yaml", 7, 11, "name 'bot memory: rss ' ends with a space",
          "write 'bot memory: rss' without the space"),
+    # a required key misspelt is one mistake: the unknown key with its fix, not also "missing required key"
+    Case("once_required_key_misspelt_in_budget.yaml", 14, 22, "unknown key 'whitin'", "did you mean 'within'?"),
+    Case("once_required_param_misspelt_in_task.yaml", 6, 18, "unknown key 'acton'", "did you mean 'action'?"),
     # an expression written in another language's syntax: the hint says what Jinja2 spells it
     Case("hint_and_from_another_language.yaml", 8, 13, "expect: Jinja2 syntax error", "write and instead of &&"),
     Case("hint_typographic_quotes.yaml", 9, 13, "expect: Jinja2 syntax error", "\u2018 is a typographic quote"),
