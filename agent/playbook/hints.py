@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from datetime import date, datetime
 from functools import cache
 from typing import Any
 from zoneinfo import available_timezones
@@ -142,6 +143,8 @@ def _scalar_hint(key: str, message: str, value: Any) -> str | None:
         return f"write a whole number: {_at(key)}{int(value)}"
     if isinstance(value, (int, float)) and wanted == "text":
         return f"quote it: {_at(key)}\"{value}\""
+    if isinstance(value, (date, datetime)) and wanted == "text":
+        return f"quote it: {_at(key)}\"{value}\" (unquoted, YAML reads it as a date)"
     return None
 
 

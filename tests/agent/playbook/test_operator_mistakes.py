@@ -41,6 +41,9 @@ CASES = [
     # a required key misspelt is one mistake: the unknown key with its fix, not also "missing required key"
     Case("once_required_key_misspelt_in_budget.yaml", 14, 22, "unknown key 'whitin'", "did you mean 'within'?"),
     Case("once_required_param_misspelt_in_task.yaml", 6, 18, "unknown key 'acton'", "did you mean 'action'?"),
+    # YAML reads an unquoted date as a date: where text is wanted, the hint quotes it
+    Case("hint_date_where_text_is_wanted.yaml", 3, 14, "description: Input should be a valid string",
+         'quote it: description: "2024-03-31" (unquoted, YAML reads it as a date)'),
     # an expression written in another language's syntax: the hint says what Jinja2 spells it
     Case("hint_and_from_another_language.yaml", 8, 13, "expect: Jinja2 syntax error", "write and instead of &&"),
     Case("hint_typographic_quotes.yaml", 9, 13, "expect: Jinja2 syntax error", "\u2018 is a typographic quote"),
