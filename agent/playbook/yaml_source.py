@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +33,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from agent.playbook.diagnostics import Diagnostic
 from agent.playbook.files import DISK, MAX_BYTES, ConfigReader, FileProblem
-from agent.playbook.yaml_text import control_character, lookalike_spaces, split_lines, undecodable
+from agent.playbook.yaml_text import LOOKALIKE, control_character, lookalike_spaces, split_lines, undecodable
 
 MAX_NODES = 50_000
 """Largest number of YAML nodes a document may expand to, aliases counted at every use."""
@@ -450,10 +451,48 @@ def load_yaml_text(text: str, doc: SourceDocument) -> SourceDocument:
     if spaces is not None:
         doc.diagnostics.append(doc.at(spaces.line, spaces.column, spaces.message, spaces.hint))
         return doc
+    colon = _lookalike_after_a_colon(doc, data, ())
+    if colon is not None:
+        doc.diagnostics.append(colon)
+        return doc
     doc.data = data
     return doc
 
 
+def _lookalike_after_a_colon(doc: SourceDocument, node: Any, path: Path_) -> Diagnostic | None:
+    """A mapping key that holds ``:`` and a look-alike space: ``{every:<U+00A0>10s}`` parses (a
+    no-break space is not a space to YAML) as the one key ``every:\xa010s`` with no value, so the
+    operator would read "unknown key" about a key they did write. Said as what it is, where it is."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            here = (*path, key)
+            if isinstance(key, str) and (match := _COLON_LOOKALIKE.search(key)):
+                return _lookalike_at(doc, here, key[:match.start()], match.group()[1], at_key=True)
+            if isinstance(value, str) and (match := _KEY_COLON_LOOKALIKE.match(value)):
+                return _lookalike_at(doc, here, match.group(1), value[match.end() - 1])
+            if (found_below := _lookalike_after_a_colon(doc, value, here)) is not None:
+                return found_below
+    elif isinstance(node, list):
+        for i, item in enumerate(node):
+            if (found_below := _lookalike_after_a_colon(doc, item, (*path, i))) is not None:
+                return found_below
+    return None
+
+
+_COLON_LOOKALIKE = re.compile(f":[{LOOKALIKE}]")
+_KEY_COLON_LOOKALIKE = re.compile(f"^([A-Za-z_][\\w.-]*):[{LOOKALIKE}]")
+"""A value that reads ``key:<U+00A0>value``: a mapping's line YAML took for one text (``x:`` then
+a no-break space is no key)."""
+
+
+def _lookalike_at(doc: SourceDocument, path: Path_, key: str, char: str, *, at_key: bool = False) -> Diagnostic:
+    line, column = doc.position(path, at_key=at_key)
+    text = doc.lines[line - 1] if 0 < line <= len(doc.lines) else ""
+    found = text.find(f"{key}:{char}", max(column - 1, 0))
+    column = found + len(key) + 2 if found >= 0 else column
+    name = f"U+{ord(char):04X} ({unicodedata.name(char, '').lower()})"
+    return doc.at(line, column, f"{name} where YAML needs an ordinary space (after the colon of {key!r})",
+                  "retype the spaces of this line (pasting from a chat or a web page brings these in)")
 _BLOCK_INDICATOR = re.compile(r"^\s*(?:-\s+)?([\w.-]+):\s+([>|]\S*)\s*$")
 
 

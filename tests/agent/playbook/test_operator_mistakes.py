@@ -44,6 +44,12 @@ CASES = [
     # YAML reads an unquoted date as a date: where text is wanted, the hint quotes it
     Case("hint_date_where_text_is_wanted.yaml", 3, 14, "description: Input should be a valid string",
          'quote it: description: "2024-03-31" (unquoted, YAML reads it as a date)'),
+    # a no-break space after a colon where YAML still parses (a flow mapping, a mapping of one key):
+    # said as the look-alike space at its column, not as "unknown key 'every:\xa015s'" or "vars: a string"
+    Case("place_nbsp_after_colon_in_flow_mapping.yaml", 5, 18, "U+00A0 (no-break space) where YAML needs an "
+         "ordinary space (after the colon of 'every')", "retype the spaces"),
+    Case("place_nbsp_after_colon_of_only_var.yaml", 5, 12, "U+00A0 (no-break space) where YAML needs an "
+         "ordinary space (after the colon of 'slippage')", "retype the spaces"),
     # an expression written in another language's syntax: the hint says what Jinja2 spells it
     Case("hint_and_from_another_language.yaml", 8, 13, "expect: Jinja2 syntax error", "write and instead of &&"),
     Case("hint_typographic_quotes.yaml", 9, 13, "expect: Jinja2 syntax error", "\u2018 is a typographic quote"),
