@@ -343,9 +343,16 @@ def render_targets(doc: SourceDocument, inv: Inventory, settings_vars: dict[str,
             out.append(doc.diagnostic(path, f"target {name!r}: the rendered URL is not an apprise URL "
                                       "(scheme://...)"))
         elif (problem := _unknown_scheme(url)) is not None:
-            out.append(doc.diagnostic(path, f"target {name!r}: apprise does not know the URL's scheme"
-                                      f"{problem}",
-                                      "see https://github.com/caronc/apprise/wiki for supported services"))
+            native = _native_service(url)
+            if native is not None:  # Slack's own https://hooks.slack.com/... address, and the like
+                out.append(doc.diagnostic(path, f"target {name!r}: the URL is {native}'s own web address, not an "
+                                          f"apprise URL{problem}", f"write it as apprise's {native}:// URL (the "
+                                          f"parts of the address in the order the {native} page of "
+                                          "https://github.com/caronc/apprise/wiki gives)"))
+            else:
+                out.append(doc.diagnostic(path, f"target {name!r}: apprise does not know the URL's scheme"
+                                          f"{problem}",
+                                          "see https://github.com/caronc/apprise/wiki for supported services"))
         elif (problem := _refused(url)) is not None:
             templating.redactor.add(url_secrets(url))  # apprise's reason may quote a part of the URL
             out.append(doc.diagnostic(path, f"target {name!r}: apprise refuses the URL"
@@ -482,6 +489,24 @@ def _refused(url: str) -> str | None:
         reason = why_refused(one)
         if reason is not None:
             return (f" (URL {i} of {len(urls)})" if len(urls) > 1 else "") + f": {reason}"
+    return None
+
+
+def _native_service(url: str) -> str | None:
+    """The apprise service a web address of a target is the service's own form of (Slack's
+    ``https://hooks.slack.com/services/...`` is ``slack``), for the first URL of the target whose
+    scheme apprise has no plugin for; None when it is no service's address."""
+    from apprise.plugins import url_to_dict
+
+    for one in parse_urls(url):
+        scheme = url_scheme(one)
+        if scheme is None or not is_known_scheme(scheme):
+            try:
+                parsed = url_to_dict(one)
+            except Exception:  # noqa: BLE001 - apprise's parsers: any failure means "not known"
+                return None
+            schema = parsed.get("schema") if isinstance(parsed, dict) else None
+            return str(schema) if schema else None
     return None
 
 
