@@ -13,10 +13,10 @@ import signal
 from typing import Annotated, Any
 
 import typer
-import yaml
 
 from agent.cli import options
 from agent.cli.common import confirm_or_exit, console, err_console, escape, load
+from agent.cli.extra_vars import parse_extra_vars, unread_extra_vars
 from agent.engine.operator_actions import (
     confirmation_text,
     find_play,
@@ -33,26 +33,6 @@ __all__ = ["confirmation_text", "find_play", "needs_confirmation", "outcome_line
 _INTERRUPTS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 """Stop a run between two tasks (Ctrl-C, a kill, an SSH hang-up); its record says what is left."""
 _STYLE = {"ok": "green", "changed": "yellow", "failed": "red", "skipped": "cyan", "ignored": "magenta"}
-
-
-def _parse_extra(pairs: list[str] | None) -> dict[str, Any]:
-    """``-e key=value`` pairs, each value read as YAML (``-e n=3`` is a number); a pair that is not
-    one, or a value YAML cannot read (``[unclosed``, ``*alias``, ``a: b: c``), is a command-line
-    mistake (exit 2), never an internal error."""
-    out: dict[str, Any] = {}
-    for pair in pairs or []:
-        k, sep, v = pair.partition("=")
-        if not sep or not k.strip():
-            raise typer.BadParameter(f"{pair!r}: expected key=value (e.g. -e report_until=2024-03-17)",
-                                     param_hint="-e")
-        try:
-            out[k.strip()] = yaml.safe_load(v) if v else ""
-        except yaml.YAMLError as exc:
-            problem = getattr(exc, "problem", None) or type(exc).__name__
-            raise typer.BadParameter(f"{pair!r}: the value is read as YAML and YAML cannot read it ({problem}); "
-                                     f"quote it to pass it as text: -e '{k.strip()}=\"{v}\"'",
-                                     param_hint="-e") from None
-    return out
 
 
 def _print_outcome(o: TaskOutcome) -> None:
@@ -117,10 +97,12 @@ def run_playbook(
 
     from agent.engine.operator_run import run_play_once
 
-    extra_vars = _parse_extra(extra)  # a command-line mistake is said before anything is loaded
+    extra_vars = parse_extra_vars(extra)  # a command-line mistake is said before anything is loaded
     config = load(inventory, [Path(p) for p in paths] if paths else None, need_play=name)
     play, hosts = find_play(config, name, limit)
     host_names = [h.name for h in hosts]
+    for said in unread_extra_vars(play, config.templating, extra_vars, [h.vars for h in hosts]):
+        err_console.print(said, markup=False)
 
     if not check and not yes and needs_confirmation(play, config):
         confirm_or_exit(confirmation_text(play, config, host_names))
