@@ -50,6 +50,9 @@ CASES = [
          "ordinary space (after the colon of 'every')", "retype the spaces"),
     Case("place_nbsp_after_colon_of_only_var.yaml", 5, 12, "U+00A0 (no-break space) where YAML needs an "
          "ordinary space (after the colon of 'slippage')", "retype the spaces"),
+    # a value the module refuses is not also looked up (the template named by a path: not "cannot load it" too)
+    Case("once_template_named_by_a_path.yaml", 8, 17, "template '../templates/emergency.md.j2' must be a file name "
+         "in templates/, not a path"),
     # an expression written in another language's syntax: the hint says what Jinja2 spells it
     Case("hint_and_from_another_language.yaml", 8, 13, "expect: Jinja2 syntax error", "write and instead of &&"),
     Case("hint_typographic_quotes.yaml", 9, 13, "expect: Jinja2 syntax error", "\u2018 is a typographic quote"),
