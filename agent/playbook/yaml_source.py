@@ -499,8 +499,11 @@ _BLOCK_INDICATOR = re.compile(r"^\s*(?:-\s+)?([\w.-]+):\s+([>|]\S*)\s*$")
 def _syntax_hint(doc: SourceDocument, line: int, problem: str) -> str | None:
     """Say what to write for the syntax errors operators make most."""
     text = doc.lines[line - 1] if 0 < line <= len(doc.lines) else ""
-    if "'\t'" in problem or text[: len(text) - len(text.lstrip())].count("\t"):
+    if text[: len(text) - len(text.lstrip())].count("\t"):
         return "indent with spaces; YAML does not accept tabs for indentation"
+    if "'\t'" in problem or "'\\t'" in problem:  # PyYAML says '\t' (escaped): a tab after the indentation
+        return ("a tab outside quotes (after a value, before a comment): replace it with spaces; YAML as read "
+                "here takes tabs only inside quotes")
     for number in (line, line - 1):  # a block scalar's error may land on the line after it
         written = doc.lines[number - 1] if 0 < number <= len(doc.lines) else ""
         match = _BLOCK_INDICATOR.match(written)

@@ -53,6 +53,9 @@ CASES = [
     # a value the module refuses is not also looked up (the template named by a path: not "cannot load it" too)
     Case("once_template_named_by_a_path.yaml", 8, 17, "template '../templates/emergency.md.j2' must be a file name "
          "in templates/, not a path"),
+    # a tab after a value (an editor aligning a comment): PyYAML's message quotes it escaped
+    Case("hint_tab_after_a_value.yaml", 3, 12, "found character '\\t' that cannot start any token",
+         "a tab outside quotes (after a value, before a comment): replace it with spaces"),
     # an expression written in another language's syntax: the hint says what Jinja2 spells it
     Case("hint_and_from_another_language.yaml", 8, 13, "expect: Jinja2 syntax error", "write and instead of &&"),
     Case("hint_typographic_quotes.yaml", 9, 13, "expect: Jinja2 syntax error", "\u2018 is a typographic quote"),
