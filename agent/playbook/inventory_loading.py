@@ -14,6 +14,7 @@ import dataclasses
 import difflib
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -312,6 +313,39 @@ def settings_lookalikes(doc: SourceDocument, inventory_path: Path, reader: Confi
 def _default_settings() -> StackSettings:
     """The built-in settings (rooted at ``$BOTWARDEN_ROOT`` or the current directory)."""
     return StackSettings.model_validate({"root": os.environ.get("BOTWARDEN_ROOT", os.getcwd())})
+
+
+def settings_overrides(doc: SourceDocument, inv: Inventory, settings_vars: Mapping[str, Any]) -> list[Diagnostic]:
+    """Vars of the inventory, a group or a host that override the stack settings' ``bot.*``,
+    ``exchange.*``... (merged over them, key by key): one that replaces such a mapping with a single
+    value breaks every ``{{ bot.X }}`` (said here once, not at each use), and a key that is the
+    misspelling of one of the settings' (``bot: {programm: mybot}``) adds a key nobody reads while
+    ``bot.program`` keeps its value, silently."""
+    out: list[Diagnostic] = []
+    places: list[tuple[tuple[Any, ...], Mapping[str, Any]]] = [(("vars",), inv.vars)]
+    places += [(("groups", name, "vars"), group.vars) for name, group in inv.groups.items()]
+    places += [(("hosts", name, "vars"), host.vars) for name, host in inv.hosts.items()]
+    for path, given in places:
+        for key, value in given.items():
+            setting = settings_vars.get(key)
+            if not isinstance(setting, Mapping):
+                continue
+            if not isinstance(value, Mapping):
+                out.append(doc.diagnostic((*path, key), f"{key!r} replaces the stack settings' {key}.* (a mapping: "
+                                          f"{', '.join(f'{key}.{k}' for k in list(setting)[:3])}...) with a single "
+                                          f"value: every {{{{ {key}.X }}}} of the playbooks would fail",
+                                          f"override one key of it ({key}: {{{next(iter(setting), 'x')}: ...}}), or "
+                                          f"give this var another name"))
+                continue
+            for sub in value:
+                if sub in setting or not isinstance(sub, str):
+                    continue
+                near = suggest(sub, [k for k in setting if isinstance(k, str)])
+                if near is not None:
+                    out.append(doc.diagnostic((*path, key, sub), f"{key}.{sub} is no key of the stack settings' "
+                                              f"{key}.*: it adds a var nobody reads, and the setting meant keeps "
+                                              "its value", near, at_key=True))
+    return out
 
 
 def render_targets(doc: SourceDocument, inv: Inventory, settings_vars: dict[str, Any],

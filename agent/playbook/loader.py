@@ -45,6 +45,7 @@ from agent.playbook.inventory_loading import (
     read_settings,
     render_targets,
     routes_telling_nobody,
+    settings_overrides,
     settings_path,
     template_files,
 )
@@ -196,6 +197,7 @@ def load_config(
         diagnostics += comment_secret_problems(inv_doc)
     if inventory is not None:
         diagnostics += inventory_rules(inv_doc, inventory)
+        diagnostics += settings_overrides(inv_doc, inventory, settings_vars)
         diagnostics += render_targets(inv_doc, inventory, settings_vars, templating)
         diagnostics += routes_telling_nobody(inv_doc, inventory, templating)
         diagnostics += template_files(inv_doc, inventory, templating)

@@ -125,6 +125,10 @@ CASES = [
          "one of them must be a value"),
     Case("inventory_hint_optional_target_unset.yaml", 9, 18, "environment variable 'PAGER_URL' is not set",
          "write {{ env.PAGER_URL | default('') }}"),
+    # an inventory var overriding the stack settings (val5): a misspelt key of bot.* adds a var nobody
+    # reads while bot.program keeps its value
+    Case("inventory_wrong_settings_key_misspelt_in_vars.yaml", 9, 13, "bot.programm is no key of the stack "
+         "settings' bot.*", "did you mean 'program'?"),
     # 3. used to end in an internal error (exit 250)
     Case("bug_escape_character.yaml", 4, 38, "control character U+001B (ESC) is not allowed in YAML", "delete it"),
     Case("bug_form_feed.yaml", 4, 1, "control character U+000C (form feed) is not allowed in YAML"),

@@ -87,3 +87,16 @@ def test_each_operator_mistake_gives_one_diagnostic_where_it_is(case: Case) -> N
 
 def test_the_operator_corpus_covers_every_file() -> None:
     assert {p.name for p in CORPUS.iterdir() if p.suffix == ".yaml"} == {c.file for c in CASES}
+
+
+def test_a_var_replacing_a_settings_mapping_is_said_where_it_is_defined(tmp_path: Path) -> None:
+    """`vars: {bot: 5}` in a group broke every {{ bot.X }}: said at each use only, never where it was written."""
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text((REPO / "inventory.yaml").read_text(encoding="utf-8").replace(
+        "bots: {hosts: [local], vars: {}}", "bots: {hosts: [local], vars: {bot: 5}}"), encoding="utf-8")
+    result = load_config(inventory, [REPO / "playbooks" / "restart-bot.yaml"], default_registry(), env={},
+                         templates_dir=REPO / "templates")
+    at_definition = [d for d in result.diagnostics if Path(d.file).name == "inventory.yaml"]
+    assert [(d.line, d.column) for d in at_definition] == [(18, 38)], "\n".join(map(str, result.diagnostics))
+    assert at_definition[0].message.startswith("'bot' replaces the stack settings' bot.* (a mapping: bot.program")
+    assert at_definition[0].hint == "override one key of it (bot: {program: ...}), or give this var another name"
