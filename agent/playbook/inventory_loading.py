@@ -257,9 +257,11 @@ def _read_settings(doc: SourceDocument, inv: Inventory, inventory_path: Path,
                                                     "stack settings file, or unset it")]
         said = (f"settings file {inv.settings!r} not found (looked at {path})" if what == "not found"
                 else f"settings file {inv.settings!r} ({path}): {what}")
-        return _default_settings(), [doc.diagnostic(("settings",), said,
-                                                    problem.hint or "name the stack settings file, relative to "
-                                                    "the inventory, or null for the defaults")]
+        hint = problem.hint or "name the stack settings file, relative to the inventory, or null for the defaults"
+        if inv.settings.startswith("~") and what == "not found":  # no shell here to expand it
+            hint = (f"~ is not expanded (no shell reads this file): write the path in full "
+                    f"({os.path.expanduser(inv.settings)}) or relative to the inventory")
+        return _default_settings(), [doc.diagnostic(("settings",), said, hint)]
     settings_doc = load_yaml(path, reader=reader)
     # secrets are refused here as in the inventory, also in a file that is wrong otherwise
     secrets = [*literal_secret_problems(settings_doc), *comment_secret_problems(settings_doc)]

@@ -129,6 +129,8 @@ CASES = [
     # reads while bot.program keeps its value
     Case("inventory_wrong_settings_key_misspelt_in_vars.yaml", 9, 13, "bot.programm is no key of the stack "
          "settings' bot.*", "did you mean 'program'?"),
+    Case("inventory_hint_settings_in_home.yaml", 2, 11, "settings file '~/botwarden/settings.yaml' not found",
+         "~ is not expanded (no shell reads this file)"),
     # 3. used to end in an internal error (exit 250)
     Case("bug_escape_character.yaml", 4, 38, "control character U+001B (ESC) is not allowed in YAML", "delete it"),
     Case("bug_form_feed.yaml", 4, 1, "control character U+000C (form feed) is not allowed in YAML"),
