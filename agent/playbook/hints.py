@@ -91,6 +91,9 @@ def value_hint(doc: SourceDocument, path: Path_, message: str, value: Any) -> st
                 f"in full: {key}: {_expanded(value)}")
     if (hint := _scalar_hint(str(key), message, value)) is not None:
         return hint
+    if not path and isinstance(value, list) and ("valid dictionary" in message or "instance of" in message):
+        return ("the file is one mapping (version: 1, name: ..., hosts: ...), not a list: write its keys without "
+                "the leading '- ' (one play per playbook file, unlike Ansible's list of plays)")
     if isinstance(value, str) and ("valid dictionary" in message or "instance of" in message):
         if _CRON.match(value):
             return f"write {_at(key)}{{cron: \"{value.strip()}\"}}"

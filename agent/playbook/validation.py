@@ -8,6 +8,7 @@ to the module key so the position is the one the operator wrote. Only pydantic's
 from __future__ import annotations
 
 import difflib
+import re
 import types
 import typing
 from collections.abc import Callable, Iterable
@@ -141,7 +142,7 @@ def diagnostics_from_validation(
         elif err["type"] == "missing":
             out.append(doc.diagnostic(path[:-1], f"missing required key {key!r}"))
         else:
-            msg = err["msg"].removeprefix("Value error, ")
+            msg = re.sub(r" or instance of \w+$", "", err["msg"].removeprefix("Value error, "))  # pydantic's class name
             label = _label(path)
             hint = value_hint(doc, path, msg, _value_at(data, loc))
             out.append(doc.diagnostic(path, redact(f"{label}: {msg}" if label else msg),
