@@ -20,7 +20,7 @@ __all__ = ["NotAcknowledged", "ack", "acknowledge"]
 
 
 def ack(
-    incident: Annotated[int, typer.Argument(help="incident number (agent status --problems shows it)")],
+    incident: options.IncidentId,
     comment: Annotated[str | None, typer.Option("--comment", "-m", help="why; shown in agent explain")] = None,
     inventory: options.Inventory = options.DEFAULT_INVENTORY,
     store: options.Store = None,

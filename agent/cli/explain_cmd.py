@@ -1,10 +1,6 @@
 """``agent explain INCIDENT``: the timeline of one incident (observed, decided, done, told)."""
 from __future__ import annotations
 
-from typing import Annotated
-
-import typer
-
 from agent.cli import options
 from agent.cli.common import console, escape, load, new_table, store_url
 from agent.cli.history_cmd import _redactor, timeline
@@ -19,7 +15,7 @@ class UnknownIncident(BotwardenError):
 
 
 def explain(
-    incident: Annotated[int, typer.Argument(help="incident number")],
+    incident: options.IncidentId,
     inventory: options.Inventory = options.DEFAULT_INVENTORY,
     store: options.Store = None,
 ) -> None:

@@ -111,7 +111,10 @@ def history(
 
     config = load(inventory, None, for_reading=True)
     redact = _redactor(config)
-    start = datetime.now(UTC) - timedelta(seconds=parse_duration(since))
+    try:
+        start = datetime.now(UTC) - timedelta(seconds=parse_duration(since))
+    except ValueError as exc:  # a typo of the operator's: a usage error (exit 2), not an internal one
+        raise typer.BadParameter(str(exc), param_hint="--since") from None
     st = Store(store_url(config, store), create=False)
     try:
         st.migrate()

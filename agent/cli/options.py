@@ -36,5 +36,11 @@ CheckMode = Annotated[bool, typer.Option("--check", "-C", help="preview every si
 Limit = Annotated[str | None, typer.Option("--limit", "-l", help="only these hosts (comma-separated)")]
 Store = Annotated[str | None, typer.Option("--store", help="SQLAlchemy URL of the agent store")]
 
+MAX_ID = 2**63 - 1
+"""The largest row id SQLite stores: a larger incident or silence number is a usage error (exit 2),
+not an integer the store cannot bind (an internal error)."""
+IncidentId = Annotated[int, typer.Argument(help="incident number (agent status --problems shows it)", min=1,
+                                           max=MAX_ID)]
+
 DEFAULT_INVENTORY = Path("inventory.yaml")
 DEFAULT_PLAYBOOKS = [Path("playbooks")]

@@ -13,10 +13,10 @@ import signal
 from typing import Annotated, Any
 
 import typer
-import yaml
 
 from agent.cli import options
 from agent.cli.common import confirm_or_exit, console, err_console, escape, load
+from agent.cli.extra_vars import parse_extra_vars, unread_extra_vars
 from agent.engine.operator_actions import (
     confirmation_text,
     find_play,
@@ -25,7 +25,7 @@ from agent.engine.operator_actions import (
     recap_lines,
 )
 from agent.engine.play_runner import PlayRecap, TaskOutcome
-from botwarden.errors import ConfigError, ExitCode
+from botwarden.errors import ExitCode
 
 __all__ = ["confirmation_text", "find_play", "needs_confirmation", "outcome_line", "print_recap", "recap_lines",
            "run_playbook"]
@@ -33,16 +33,6 @@ __all__ = ["confirmation_text", "find_play", "needs_confirmation", "outcome_line
 _INTERRUPTS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 """Stop a run between two tasks (Ctrl-C, a kill, an SSH hang-up); its record says what is left."""
 _STYLE = {"ok": "green", "changed": "yellow", "failed": "red", "skipped": "cyan", "ignored": "magenta"}
-
-
-def _parse_extra(pairs: list[str] | None) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for pair in pairs or []:
-        if "=" not in pair:
-            raise ConfigError(f"-e {pair!r}: expected key=value")
-        k, v = pair.split("=", 1)
-        out[k.strip()] = yaml.safe_load(v) if v else ""
-    return out
 
 
 def _print_outcome(o: TaskOutcome) -> None:
@@ -107,10 +97,12 @@ def run_playbook(
 
     from agent.engine.operator_run import run_play_once
 
+    extra_vars = parse_extra_vars(extra)  # a command-line mistake is said before anything is loaded
     config = load(inventory, [Path(p) for p in paths] if paths else None, need_play=name)
     play, hosts = find_play(config, name, limit)
     host_names = [h.name for h in hosts]
-    extra_vars = _parse_extra(extra)
+    for said in unread_extra_vars(play, config.templating, extra_vars, [h.vars for h in hosts]):
+        err_console.print(said, markup=False)
 
     if not check and not yes and needs_confirmation(play, config):
         confirm_or_exit(confirmation_text(play, config, host_names))

@@ -32,7 +32,8 @@ def silence(
     for_: Annotated[str, typer.Option("--for", help="how long (30m, 2h, 1d; at most 30d)")] = "1h",
     reason: Annotated[str, typer.Option("--reason", "-r", help="why (shown in history)")] = "",
     list_: Annotated[bool, typer.Option("--list", help="show active silences")] = False,
-    expire: Annotated[int | None, typer.Option("--expire", help="end the silence with this id now")] = None,
+    expire: Annotated[int | None, typer.Option("--expire", help="end the silence with this id now", min=1,
+                                               max=options.MAX_ID)] = None,
     inventory: options.Inventory = options.DEFAULT_INVENTORY,
     store: options.Store = None,
 ) -> None:

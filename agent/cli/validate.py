@@ -8,6 +8,7 @@ loaded for cross-references, as ``agent run`` would see them; their own problems
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import typer
@@ -40,6 +41,12 @@ def validate(
     result = load_config(inventory_path, targets, default_registry(), env=dict(os.environ),
                          templates_dir=templates_dir(inventory_path), context_paths=context,
                          inventory_required=inventory is not None)
+    if not paths:  # the playbooks were looked for beside the inventory: say so where there are none
+        implied = str(default_dir)
+        result.diagnostics[:] = [
+            replace(d, hint=f"without arguments the playbooks are read from playbooks/ beside the inventory "
+                            f"({inventory_path}); name the playbook files or their directory as arguments")
+            if d.file == implied and d.line == 0 and d.hint is None else d for d in result.diagnostics]
     for d in sorted([*result.diagnostics, *result.warnings], key=order):
         err_console.print(str(d), markup=False)
     warned = f", {len(result.warnings)} warning(s)" if result.warnings else ""

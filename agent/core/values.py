@@ -27,6 +27,17 @@ _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
 _COMPOUND_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 
 
+class ParamProblem(ValueError):
+    """A model validator's refusal about one of the model's values, ``at`` the keys below the
+    model (``"patterns", "secret"``): load-time validation points at that value, not at the
+    mapping (a validator that reads several fields at once would otherwise be reported at the
+    first key of the module's parameters, lines away from the mistake)."""
+
+    def __init__(self, message: str, *at: str | int) -> None:
+        super().__init__(message)
+        self.at = at
+
+
 def parse_duration(value: Any) -> float:
     """Parse ``15s``, ``5m``, ``2h``, ``1d``, ``1h30m``, ``250ms`` or a number of seconds.
 

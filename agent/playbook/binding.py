@@ -7,6 +7,7 @@ when run, by :func:`bind_task_params`.
 """
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -301,9 +302,11 @@ def threshold_order(doc: SourceDocument, path: Path_, check: Check, vars: Mappin
         except TemplateError as exc:
             out.append(doc.diagnostic((*path, key), f"{key}: {exc.message}"))
             continue
+        if isinstance(written, float) and not math.isfinite(written):
+            continue  # .nan or .inf: reported where YAML read it
         if threshold.direction and not is_number(written) and not is_runtime(written):
             out.append(doc.diagnostic((*path, key), f"{key}: '{threshold.op}' compares numbers, and its bound "
-                                      f"{threshold.expr_src!r} is {_kind_of(written)}", _bound_hint(threshold)))
+                                      f"{threshold.expr_src!r} is {_kind_of(written)}", _bound_hint(threshold, written)))
             continue
         bounds[key] = (threshold, as_number(written))
     warning, critical, clear = bounds.get("warning"), bounds.get("critical"), bounds.get("clear")
@@ -331,12 +334,17 @@ def _kind_of(value: Any) -> str:
         return "a boolean"
     if isinstance(value, str):
         return "text" + (" (a quoted number?)" if is_number(as_number(value)) else "")
-    return f"a {type(value).__name__}"
+    if value is None:
+        return "empty (null: YAML reads a key with nothing after its colon as null)"
+    return {"list": "a list", "dict": "a mapping"}.get(type(value).__name__, f"a {type(value).__name__}")
 
 
-def _bound_hint(threshold: Threshold) -> str:
+def _bound_hint(threshold: Threshold, written: Any = "") -> str:
     name = re.fullmatch(r"\s*\{\{\s*([A-Za-z_][\w.]*)\s*\}\}\s*", threshold.expr_src)
-    where = f"where {name[1]} is defined ({name[1].rsplit('.', 1)[-1]}: 80, not \"80\")" if name else "in the threshold"
+    key = name[1].rsplit('.', 1)[-1] if name else ""
+    if not isinstance(written, str):  # not a quoted number: there is no number to unquote
+        return f"write one number {f'where {name[1]} is defined ({key}: 80)' if name else 'in the threshold'}"
+    where = f"where {name[1]} is defined ({key}: 80, not \"80\")" if name else "in the threshold"
     return f"write the number without quotes {where}"
 
 

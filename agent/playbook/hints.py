@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from datetime import date, datetime
 from functools import cache
 from typing import Any
 from zoneinfo import available_timezones
@@ -19,6 +20,16 @@ _DURATION = re.compile(r"^\s*\d+(\.\d+)?\s*(ms|s|m|h|d|w)\s*$")
 _SEXAGESIMAL = re.compile(r"^(\d{1,2}:[0-5]\d(:[0-5]\d)?)\b")
 _SINGLE_EQUALS = re.compile(r"(?<![=!<>])=(?![=])")
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+_TYPOGRAPHIC_QUOTE = re.compile("[\u2018\u2019\u201a\u201b\u201c\u201d\u201e\u201f\u2032\u2033\u00ab\u00bb]")
+_FOREIGN_OPERATORS = [  # other languages' spellings of Jinja2's operators
+    (re.compile(r"===|!=="), "compare with == or != (Jinja2 has no === or !==)"),
+    (re.compile(r"&&"), "write and instead of &&"),
+    (re.compile(r"\|\|"), "write or instead of ||"),
+    (re.compile(r"!(?!=)"), "write not instead of ! (not x, x != y)"),
+    (re.compile(r"\b(AND|OR|NOT|And|Or|Not)\b"), "Jinja2's operators are written in lower case: and, or, not"),
+]
+_NUMBER_WITH_UNIT = re.compile(r"\b(\d+(?:\.\d+)?)\s*(?:[kKMGT]i?B|bytes?|ms|sec|secs|seconds?|mins?|minutes?|hours?|"
+                               r"days?|[smhd])\b")
 
 
 def expression_hint(src: str) -> str | None:
@@ -26,11 +37,22 @@ def expression_hint(src: str) -> str | None:
     text = src.strip()
     if text.startswith("{{") and text.endswith("}}"):
         return f"an expression is written without {{{{ }}}}: {text[2:-2].strip()!r}"
+    curly = _TYPOGRAPHIC_QUOTE.search(text)
+    if curly:
+        return (f"{curly.group()} is a typographic quote (a word processor, a chat or a web page writes them): "
+                "quote text with ' or \"")
     bare = _QUOTED.sub("''", text)
+    for pattern, hint in _FOREIGN_OPERATORS:
+        if pattern.search(bare):
+            return hint
     if _SINGLE_EQUALS.search(bare):
         return "compare with == (a single = is not a comparison)"
     if re.search(r"\d\s*%", bare):
         return "write the number without %: the value is already a percentage (e.g. '> 80')"
+    unit = _NUMBER_WITH_UNIT.search(bare)
+    if unit:
+        return (f"write the number alone ({unit.group(1)}, not {unit.group()}): the value is compared as the "
+                "number the module reports, in the unit its reference gives")
     return None
 
 
@@ -69,6 +91,9 @@ def value_hint(doc: SourceDocument, path: Path_, message: str, value: Any) -> st
                 f"in full: {key}: {_expanded(value)}")
     if (hint := _scalar_hint(str(key), message, value)) is not None:
         return hint
+    if not path and isinstance(value, list) and ("valid dictionary" in message or "instance of" in message):
+        return ("the file is one mapping (version: 1, name: ..., hosts: ...), not a list: write its keys without "
+                "the leading '- ' (one play per playbook file, unlike Ansible's list of plays)")
     if isinstance(value, str) and ("valid dictionary" in message or "instance of" in message):
         if _CRON.match(value):
             return f"write {_at(key)}{{cron: \"{value.strip()}\"}}"
@@ -121,6 +146,8 @@ def _scalar_hint(key: str, message: str, value: Any) -> str | None:
         return f"write a whole number: {_at(key)}{int(value)}"
     if isinstance(value, (int, float)) and wanted == "text":
         return f"quote it: {_at(key)}\"{value}\""
+    if isinstance(value, (date, datetime)) and wanted == "text":
+        return f"quote it: {_at(key)}\"{value}\" (unquoted, YAML reads it as a date)"
     return None
 
 

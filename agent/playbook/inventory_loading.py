@@ -14,6 +14,7 @@ import dataclasses
 import difflib
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from agent.core.redaction import url_secrets
 from agent.core.values import format_duration
 from agent.playbook.cron import schedule_traps, timezone_trap
 from agent.playbook.diagnostics import Diagnostic, suggest, warning
+from agent.playbook.file_kinds import wrong_kind
 from agent.playbook.files import DISK, ConfigReader, real_path
 from agent.playbook.inventory import (
     AlertTemplates,
@@ -70,6 +72,8 @@ def read_inventory(path: Path, *, required: bool = False, reader: ConfigReader |
     diagnostics = list(doc.diagnostics)
     if doc.diagnostics and doc.data is None:
         return doc, None, diagnostics
+    if (kind := wrong_kind(doc, doc.data, "inventory")) is not None:
+        return doc, None, [*diagnostics, kind]
     try:
         return doc, Inventory.model_validate(doc.data if doc.data is not None else {}), diagnostics
     except ValidationError as exc:
@@ -253,9 +257,11 @@ def _read_settings(doc: SourceDocument, inv: Inventory, inventory_path: Path,
                                                     "stack settings file, or unset it")]
         said = (f"settings file {inv.settings!r} not found (looked at {path})" if what == "not found"
                 else f"settings file {inv.settings!r} ({path}): {what}")
-        return _default_settings(), [doc.diagnostic(("settings",), said,
-                                                    problem.hint or "name the stack settings file, relative to "
-                                                    "the inventory, or null for the defaults")]
+        hint = problem.hint or "name the stack settings file, relative to the inventory, or null for the defaults"
+        if inv.settings.startswith("~") and what == "not found":  # no shell here to expand it
+            hint = (f"~ is not expanded (no shell reads this file): write the path in full "
+                    f"({os.path.expanduser(inv.settings)}) or relative to the inventory")
+        return _default_settings(), [doc.diagnostic(("settings",), said, hint)]
     settings_doc = load_yaml(path, reader=reader)
     # secrets are refused here as in the inventory, also in a file that is wrong otherwise
     secrets = [*literal_secret_problems(settings_doc), *comment_secret_problems(settings_doc)]
@@ -311,6 +317,39 @@ def _default_settings() -> StackSettings:
     return StackSettings.model_validate({"root": os.environ.get("BOTWARDEN_ROOT", os.getcwd())})
 
 
+def settings_overrides(doc: SourceDocument, inv: Inventory, settings_vars: Mapping[str, Any]) -> list[Diagnostic]:
+    """Vars of the inventory, a group or a host that override the stack settings' ``bot.*``,
+    ``exchange.*``... (merged over them, key by key): one that replaces such a mapping with a single
+    value breaks every ``{{ bot.X }}`` (said here once, not at each use), and a key that is the
+    misspelling of one of the settings' (``bot: {programm: mybot}``) adds a key nobody reads while
+    ``bot.program`` keeps its value, silently."""
+    out: list[Diagnostic] = []
+    places: list[tuple[tuple[Any, ...], Mapping[str, Any]]] = [(("vars",), inv.vars)]
+    places += [(("groups", name, "vars"), group.vars) for name, group in inv.groups.items()]
+    places += [(("hosts", name, "vars"), host.vars) for name, host in inv.hosts.items()]
+    for path, given in places:
+        for key, value in given.items():
+            setting = settings_vars.get(key)
+            if not isinstance(setting, Mapping):
+                continue
+            if not isinstance(value, Mapping):
+                out.append(doc.diagnostic((*path, key), f"{key!r} replaces the stack settings' {key}.* (a mapping: "
+                                          f"{', '.join(f'{key}.{k}' for k in list(setting)[:3])}...) with a single "
+                                          f"value: every {{{{ {key}.X }}}} of the playbooks would fail",
+                                          f"override one key of it ({key}: {{{next(iter(setting), 'x')}: ...}}), or "
+                                          f"give this var another name"))
+                continue
+            for sub in value:
+                if sub in setting or not isinstance(sub, str):
+                    continue
+                near = suggest(sub, [k for k in setting if isinstance(k, str)])
+                if near is not None:
+                    out.append(doc.diagnostic((*path, key, sub), f"{key}.{sub} is no key of the stack settings' "
+                                              f"{key}.*: it adds a var nobody reads, and the setting meant keeps "
+                                              "its value", near, at_key=True))
+    return out
+
+
 def render_targets(doc: SourceDocument, inv: Inventory, settings_vars: dict[str, Any],
                    templating: Templating) -> list[Diagnostic]:
     """Render every target URL into ``Target.rendered_url`` and register its secrets with the
@@ -340,9 +379,16 @@ def render_targets(doc: SourceDocument, inv: Inventory, settings_vars: dict[str,
             out.append(doc.diagnostic(path, f"target {name!r}: the rendered URL is not an apprise URL "
                                       "(scheme://...)"))
         elif (problem := _unknown_scheme(url)) is not None:
-            out.append(doc.diagnostic(path, f"target {name!r}: apprise does not know the URL's scheme"
-                                      f"{problem}",
-                                      "see https://github.com/caronc/apprise/wiki for supported services"))
+            native = _native_service(url)
+            if native is not None:  # Slack's own https://hooks.slack.com/... address, and the like
+                out.append(doc.diagnostic(path, f"target {name!r}: the URL is {native}'s own web address, not an "
+                                          f"apprise URL{problem}", f"write it as apprise's {native}:// URL (the "
+                                          f"parts of the address in the order the {native} page of "
+                                          "https://github.com/caronc/apprise/wiki gives)"))
+            else:
+                out.append(doc.diagnostic(path, f"target {name!r}: apprise does not know the URL's scheme"
+                                          f"{problem}",
+                                          "see https://github.com/caronc/apprise/wiki for supported services"))
         elif (problem := _refused(url)) is not None:
             templating.redactor.add(url_secrets(url))  # apprise's reason may quote a part of the URL
             out.append(doc.diagnostic(path, f"target {name!r}: apprise refuses the URL"
@@ -479,6 +525,24 @@ def _refused(url: str) -> str | None:
         reason = why_refused(one)
         if reason is not None:
             return (f" (URL {i} of {len(urls)})" if len(urls) > 1 else "") + f": {reason}"
+    return None
+
+
+def _native_service(url: str) -> str | None:
+    """The apprise service a web address of a target is the service's own form of (Slack's
+    ``https://hooks.slack.com/services/...`` is ``slack``), for the first URL of the target whose
+    scheme apprise has no plugin for; None when it is no service's address."""
+    from apprise.plugins import url_to_dict
+
+    for one in parse_urls(url):
+        scheme = url_scheme(one)
+        if scheme is None or not is_known_scheme(scheme):
+            try:
+                parsed = url_to_dict(one)
+            except Exception:  # noqa: BLE001 - apprise's parsers: any failure means "not known"
+                return None
+            schema = parsed.get("schema") if isinstance(parsed, dict) else None
+            return str(schema) if schema else None
     return None
 
 

@@ -32,6 +32,8 @@ def invisible_name_problems(doc: SourceDocument) -> list[Diagnostic]:
     for path, text, at_key in _names(doc.data, ()):
         char = invisible(text)
         if char is None:
+            if text and text != text.strip():
+                out.append(_spaced_name(doc, path, text, at_key))
             continue
         shown = text.encode("unicode_escape").decode("ascii")
         what = unicodedata.name(char, f"U+{ord(char):04X}")
@@ -40,6 +42,16 @@ def invisible_name_problems(doc: SourceDocument) -> list[Diagnostic]:
                                   "retype the name (an editor or a copy from a web page or chat inserts such "
                                   "characters)", at_key=at_key))
     return out
+
+
+def _spaced_name(doc: SourceDocument, path: Path_, text: str, at_key: bool) -> Diagnostic:
+    """``'bot process '`` (quoted, so YAML kept the space) is not ``bot process``: every reference
+    written without the space names nothing, and the alert names a check that looks the same."""
+    where = "begins" if text[0].isspace() else "ends"
+    shown = text.encode("unicode_escape").decode("ascii")
+    return doc.diagnostic(path, f"{'key' if at_key else 'name'} '{shown}' {where} with a space or a line break: "
+                          f"it is not the same name as {text.strip()!r}", f"write {text.strip()!r} without the "
+                          "space (in quotes YAML keeps it)", at_key=at_key)
 
 
 def _names(node: Any, path: Path_) -> Iterator[tuple[Path_, str, bool]]:

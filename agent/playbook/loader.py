@@ -28,6 +28,7 @@ from agent.modules.base import HostContext
 from agent.modules.registry import Registry
 from agent.playbook.binding import BoundCheck, bind_checks
 from agent.playbook.diagnostics import Diagnostic, order, suggest, warning
+from agent.playbook.file_kinds import wrong_kind
 from agent.playbook.files import (
     PLAYBOOK_SUFFIXES,
     ConfigReader,
@@ -44,6 +45,7 @@ from agent.playbook.inventory_loading import (
     read_settings,
     render_targets,
     routes_telling_nobody,
+    settings_overrides,
     settings_path,
     template_files,
 )
@@ -195,6 +197,7 @@ def load_config(
         diagnostics += comment_secret_problems(inv_doc)
     if inventory is not None:
         diagnostics += inventory_rules(inv_doc, inventory)
+        diagnostics += settings_overrides(inv_doc, inventory, settings_vars)
         diagnostics += render_targets(inv_doc, inventory, settings_vars, templating)
         diagnostics += routes_telling_nobody(inv_doc, inventory, templating)
         diagnostics += template_files(inv_doc, inventory, templating)
@@ -282,6 +285,10 @@ def _load_playbook(path: Path, registry: Registry, templating: Templating,
         if not doc.diagnostics:
             diagnostics.append(doc.at(1, 1, "the playbook is empty", "a playbook starts with version: 1 and "
                                       "name: ...; delete the file if it is not needed"))
+        return _LoadedPlay(doc, None, None)
+    if (kind := wrong_kind(doc, doc.data, "playbook")) is not None:
+        diagnostics.append(kind)
+        diagnostics += literal_secret_problems(doc)
         return _LoadedPlay(doc, None, None)
     pre = Preprocessor(doc, registry)
     raw = pre.playbook(doc.data)

@@ -17,6 +17,7 @@ in the scope the step will have (:mod:`agent.playbook.scope`):
 """
 from __future__ import annotations
 
+import difflib
 from collections.abc import Collection, Mapping
 from typing import Annotated, Any
 
@@ -96,6 +97,11 @@ class TaskChecker:
             if problem:
                 self._error((*path, key), f"{key}: {problem}",
                             hint or _later_register_hint(problem, self.play))
+        if "delay" in task.model_fields_set and task.effective_retries == 0:
+            self.diagnostics.append(warning(self.doc.diagnostic(
+                (*path, "delay"), f"delay: {format_duration(task.delay)} is the pause between retries, and this task "
+                "has none (no retries: or until:): it never waits", "add retries: N (and until: for a condition "
+                "to wait for), or remove delay:")))
         module = self.registry.actions.get(task.module or "")
         if module is not None:
             self._params(path, task, module.Params, scope, module.template_vars)
@@ -111,6 +117,9 @@ class TaskChecker:
                 hint = misplaced_in_params("task", str(task.module))(str(key))
                 self._error((*base, key), f"unknown key {key!r}", hint or valid_keys_hint(str(key), keys),
                             at_key=True)
+                nearest = difflib.get_close_matches(str(key), sorted(keys), n=1, cutoff=0.6)
+                if nearest and nearest[0] not in task.params:
+                    unsure.add(nearest[0])  # 'acton' for 'action': not also "missing required key 'action'"
                 continue
             if not _contains_template(value):
                 known[key] = value
@@ -129,11 +138,13 @@ class TaskChecker:
                     self._check_field_accepts_text(base, key, model)
             else:
                 known[key] = rendered
-        self._validate(base, model, known, unsure)
+        refused = self._validate(base, model, known, unsure)
         self._timeout_above_the_tasks(base, task, model, known)
-        self._references(base, model, known, {*scope, *template_vars})
+        # a value the model refused (a template named by a path) is not looked up as well
+        self._references(base, model, {k: v for k, v in known.items() if k not in refused}, {*scope, *template_vars})
 
-    def _validate(self, base: Path_, model: type[BaseModel], known: dict[str, Any], unsure: set[str]) -> None:
+    def _validate(self, base: Path_, model: type[BaseModel], known: dict[str, Any], unsure: set[str]) -> set[str]:
+        """Report what the model refuses of ``known``; return the keys it refused."""
         # The secrets written literally are known from load on (not only once the task runs): the
         # configuration's redactor covers everything kept of it, the last good snapshot included.
         try:
@@ -153,9 +164,11 @@ class TaskChecker:
                 return loc[0] not in unsure
             self.diagnostics += diagnostics_from_validation(exc, self.doc, known, model=model, prefix=base,
                                                             redact=self.templating.redact, keep=certain)
+            return {str(err["loc"][0]) for err in exc.errors(include_input=False, include_url=False) if err["loc"]}
         except Exception as exc:  # noqa: BLE001 - a module validator raising anything but ValueError
             self._error(base, f"the parameters cannot be checked: {type(exc).__name__}: "
                               f"{self.templating.redact(str(exc))}")
+        return set()
 
     def _timeout_above_the_tasks(self, base: Path_, task: Task, model: type[BaseModel],
                                  known: Mapping[str, Any]) -> None:

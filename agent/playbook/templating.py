@@ -179,6 +179,29 @@ def _unsafe_node(tree: nodes.Node) -> tuple[str, int] | None:
     return None
 
 
+def _unknown_filter_or_test(tree: nodes.Node, env: Any) -> tuple[str, int] | None:
+    """The first filter or test ``tree`` names that ``env`` does not have (message and line).
+
+    Jinja2 (3.x) reports an unknown filter or test at compile time only outside a conditional:
+    in ``{% if %}`` or ``a if c else b`` it fails only when that branch renders, so a typo in
+    the branch of an alert template that runs when it matters would pass a load that only
+    compiles. Every filter and test of the tree is looked up here instead."""
+    kinds = (nodes.Filter, nodes.Test)
+    found = [tree] if isinstance(tree, kinds) else []  # find_all skips the root itself
+    for node in [*found, *tree.find_all(kinds)]:
+        name = getattr(node, "name", None)
+        if not isinstance(name, str):
+            continue
+        if isinstance(node, nodes.Filter) and name not in env.filters:
+            text = f"No filter named {name!r}"
+        elif isinstance(node, nodes.Test) and name not in env.tests:
+            text = f"No test named {name!r}"
+        else:
+            continue
+        return f"{text}{unknown_filter_hint(text, env)}", node.lineno
+    return None
+
+
 class Templating:
     """The one sandboxed Jinja2 environment of a configuration.
 
@@ -291,7 +314,8 @@ class Templating:
             return None
         line: int | None = None
         try:
-            unsafe = _unsafe_node(self._env.parse(source))
+            tree = self._env.parse(source)
+            unsafe = _unsafe_node(tree) or _unknown_filter_or_test(tree, self._env)
             if unsafe is not None:
                 line = unsafe[1]
             else:
@@ -349,6 +373,9 @@ class Templating:
                 self._compiled_expression(src)
             else:
                 self._compiled_template(src)
+            unknown = _unknown_filter_or_test(tree, self._env)
+            if unknown is not None:
+                return unknown[0]
         except TemplateAssertionError as exc:
             text = (exc.message or "").rstrip(".")
             return f"{text}{unknown_filter_hint(text, self._env)}"

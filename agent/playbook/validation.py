@@ -7,6 +7,8 @@ to the module key so the position is the one the operator wrote. Only pydantic's
 """
 from __future__ import annotations
 
+import difflib
+import re
 import types
 import typing
 from collections.abc import Callable, Iterable
@@ -14,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from agent.core.values import ParamProblem
 from agent.playbook.diagnostics import Diagnostic, valid_keys_hint
 from agent.playbook.hints import value_hint
 from agent.playbook.yaml_source import Path_, SourceDocument
@@ -119,10 +122,16 @@ def diagnostics_from_validation(
     belongs elsewhere (a check's ``expect:`` indented into its module's parameters).
     """
     out: list[Diagnostic] = []
-    for err in error.errors(include_input=False, include_url=False):
-        if not keep(err):
-            continue
+    every = error.errors(include_input=False, include_url=False)
+    misspelt = _misspelt_required(every, model)  # unknown keys reported elsewhere (``keep``) count too
+    errors = [err for err in every if keep(err)]
+    for err in errors:
+        if err["type"] == "missing" and tuple(err["loc"]) in misspelt:
+            continue  # 'whitin: 30m' for 'within': one mistake, said once at the unknown key with its fix
         loc = tuple(err["loc"])
+        cause = (err.get("ctx") or {}).get("error")
+        if isinstance(cause, ParamProblem) and _value_at(data, (*loc, *cause.at)) is not None:
+            loc = (*loc, *cause.at)  # the value the model validator refused, not its mapping
         path = (*prefix, *data_path(data, loc))
         key = path[-1] if path else ""
         if err["type"] == "extra_forbidden":
@@ -133,11 +142,29 @@ def diagnostics_from_validation(
         elif err["type"] == "missing":
             out.append(doc.diagnostic(path[:-1], f"missing required key {key!r}"))
         else:
-            msg = err["msg"].removeprefix("Value error, ")
+            msg = re.sub(r" or instance of \w+$", "", err["msg"].removeprefix("Value error, "))  # pydantic's class name
             label = _label(path)
             hint = value_hint(doc, path, msg, _value_at(data, loc))
             out.append(doc.diagnostic(path, redact(f"{label}: {msg}" if label else msg),
                                       redact(hint) if hint else None))
+    return out
+
+
+def _misspelt_required(errors: list[Any], model: type[BaseModel] | None) -> set[tuple[Any, ...]]:
+    """Locations of missing required keys that an unknown key beside them is the nearest spelling
+    of: the missing key is not reported on top of the misspelling."""
+    if model is None:
+        return set()
+    missing = {tuple(err["loc"]) for err in errors if err["type"] == "missing"}
+    out: set[tuple[Any, ...]] = set()
+    for err in errors:
+        loc = tuple(err["loc"])
+        if err["type"] != "extra_forbidden" or not loc:
+            continue
+        nearest = difflib.get_close_matches(str(loc[-1]), sorted(model_keys_at(model, loc[:-1]) or []), n=1,
+                                            cutoff=0.6)
+        if nearest and (*loc[:-1], nearest[0]) in missing:
+            out.add((*loc[:-1], nearest[0]))
     return out
 
 

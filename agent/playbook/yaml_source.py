@@ -19,7 +19,9 @@ Refused cleanly, as diagnostics, never as exceptions:
 """
 from __future__ import annotations
 
+import math
 import re
+import unicodedata
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +33,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from agent.playbook.diagnostics import Diagnostic
 from agent.playbook.files import DISK, MAX_BYTES, ConfigReader, FileProblem
-from agent.playbook.yaml_text import control_character, lookalike_spaces, split_lines, undecodable
+from agent.playbook.yaml_text import LOOKALIKE, control_character, lookalike_spaces, split_lines, undecodable
 
 MAX_NODES = 50_000
 """Largest number of YAML nodes a document may expand to, aliases counted at every use."""
@@ -232,7 +234,7 @@ _RADIX = re.compile(r"[-+]?0(?:[0-7_]+|[xX][0-9a-fA-F_]+|[bB][01_]+)")
 
 def _construct_float(loader: _PositionLoader, node: Node) -> Any:
     value = yaml.SafeLoader.construct_yaml_float(loader, node)
-    if ":" in str(node.value):
+    if ":" in str(node.value) or not math.isfinite(value):
         loader.base60.append((node.start_mark, str(node.value), value))
     return value
 
@@ -252,12 +254,21 @@ def base60_problems(doc: SourceDocument, reported: Iterable[Diagnostic] = ()) ->
     Where another diagnostic already stands at that position (a text field refusing the number,
     with its own quote-it hint) nothing is added."""
     taken = {(d.file, d.line, d.column) for d in reported}
-    return [_radix_problem(doc, line, column, text, value) if ":" not in text else
+    return [_not_finite_problem(doc, line, column, text, value) if isinstance(value, float)
+            and not math.isfinite(value) else
+            _radix_problem(doc, line, column, text, value) if ":" not in text else
             doc.at(line, column, f"{_short(text)} is read by YAML as the number {_short(_number(value))}: "
                    "unquoted, h:mm and m:ss are numbers in base 60 (YAML 1.1)",
                    f"quote it (\"{_short(text)}\") for a time of day; write a duration as {_short(_as_duration(text))}, "
                    f"or a number as {_short(_number(value))}")
             for line, column, text, value in doc.base60 if (doc.file, line, column) not in taken]
+
+
+def _not_finite_problem(doc: SourceDocument, line: int, column: int, text: str, value: float) -> Diagnostic:
+    what = "not a number (NaN)" if math.isnan(value) else "infinity"
+    return doc.at(line, column, f"{_short(text)} is read by YAML as {what}: every comparison with it is false "
+                  "and no range holds it, so a threshold or a limit made of it never does what it says",
+                  "write a number; leave a threshold or a limit out to have none (quote it for the text)")
 
 
 def _radix_problem(doc: SourceDocument, line: int, column: int, text: str, value: Any) -> Diagnostic:
@@ -440,18 +451,59 @@ def load_yaml_text(text: str, doc: SourceDocument) -> SourceDocument:
     if spaces is not None:
         doc.diagnostics.append(doc.at(spaces.line, spaces.column, spaces.message, spaces.hint))
         return doc
+    colon = _lookalike_after_a_colon(doc, data, ())
+    if colon is not None:
+        doc.diagnostics.append(colon)
+        return doc
     doc.data = data
     return doc
 
 
+def _lookalike_after_a_colon(doc: SourceDocument, node: Any, path: Path_) -> Diagnostic | None:
+    """A mapping key that holds ``:`` and a look-alike space: ``{every:<U+00A0>10s}`` parses (a
+    no-break space is not a space to YAML) as the one key ``every:\xa010s`` with no value, so the
+    operator would read "unknown key" about a key they did write. Said as what it is, where it is."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            here = (*path, key)
+            if isinstance(key, str) and (match := _COLON_LOOKALIKE.search(key)):
+                return _lookalike_at(doc, here, key[:match.start()], match.group()[1], at_key=True)
+            if isinstance(value, str) and (match := _KEY_COLON_LOOKALIKE.match(value)):
+                return _lookalike_at(doc, here, match.group(1), value[match.end() - 1])
+            if (found_below := _lookalike_after_a_colon(doc, value, here)) is not None:
+                return found_below
+    elif isinstance(node, list):
+        for i, item in enumerate(node):
+            if (found_below := _lookalike_after_a_colon(doc, item, (*path, i))) is not None:
+                return found_below
+    return None
+
+
+_COLON_LOOKALIKE = re.compile(f":[{LOOKALIKE}]")
+_KEY_COLON_LOOKALIKE = re.compile(f"^([A-Za-z_][\\w.-]*):[{LOOKALIKE}]")
+"""A value that reads ``key:<U+00A0>value``: a mapping's line YAML took for one text (``x:`` then
+a no-break space is no key)."""
+
+
+def _lookalike_at(doc: SourceDocument, path: Path_, key: str, char: str, *, at_key: bool = False) -> Diagnostic:
+    line, column = doc.position(path, at_key=at_key)
+    text = doc.lines[line - 1] if 0 < line <= len(doc.lines) else ""
+    found = text.find(f"{key}:{char}", max(column - 1, 0))
+    column = found + len(key) + 2 if found >= 0 else column
+    name = f"U+{ord(char):04X} ({unicodedata.name(char, '').lower()})"
+    return doc.at(line, column, f"{name} where YAML needs an ordinary space (after the colon of {key!r})",
+                  "retype the spaces of this line (pasting from a chat or a web page brings these in)")
 _BLOCK_INDICATOR = re.compile(r"^\s*(?:-\s+)?([\w.-]+):\s+([>|]\S*)\s*$")
 
 
 def _syntax_hint(doc: SourceDocument, line: int, problem: str) -> str | None:
     """Say what to write for the syntax errors operators make most."""
     text = doc.lines[line - 1] if 0 < line <= len(doc.lines) else ""
-    if "'\t'" in problem or text[: len(text) - len(text.lstrip())].count("\t"):
+    if text[: len(text) - len(text.lstrip())].count("\t"):
         return "indent with spaces; YAML does not accept tabs for indentation"
+    if "'\t'" in problem or "'\\t'" in problem:  # PyYAML says '\t' (escaped): a tab after the indentation
+        return ("a tab outside quotes (after a value, before a comment): replace it with spaces; YAML as read "
+                "here takes tabs only inside quotes")
     for number in (line, line - 1):  # a block scalar's error may land on the line after it
         written = doc.lines[number - 1] if 0 < number <= len(doc.lines) else ""
         match = _BLOCK_INDICATOR.match(written)

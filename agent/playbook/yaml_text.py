@@ -31,6 +31,8 @@ _LOOKALIKE = "\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008
              "\u202f\u205f\u3000\ufeff"
 # Structural places: the indentation of a line (with any "- " item markers), or right after a
 # key's colon or an item's dash.
+LOOKALIKE = _LOOKALIKE
+"""Spaces that look like a space and are not one to YAML (a key holding one is reported too)."""
 _INDENTATION = f"^[ \\t-]*[{_LOOKALIKE}]"
 _STRUCTURAL = re.compile(f"{_INDENTATION}|(?<=:)[{_LOOKALIKE}]")
 

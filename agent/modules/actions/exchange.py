@@ -20,7 +20,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from agent.core.values import DAY, Between, Pause
+from agent.core.values import DAY, Between, ParamProblem, Pause
 from agent.modules import _hyperliquid as hl
 from agent.modules.actions import _account_protection as guard
 from agent.modules.base import ActionModule, ActionResult, Params, RunContext
@@ -63,9 +63,9 @@ class ExchangeActionParams(Params):
     @model_validator(mode="after")
     def _after_only_for_schedule(self) -> ExchangeActionParams:
         if self.after is not None and self.action != "schedule_cancel":
-            raise ValueError("after is only for action schedule_cancel")
+            raise ParamProblem("after is only for action schedule_cancel", "after")
         if self.after is not None and self.after < MIN_SCHEDULE_CANCEL_S:
-            raise ValueError(f"after must be at least {MIN_SCHEDULE_CANCEL_S:g}s (the exchange's minimum)")
+            raise ParamProblem(f"after must be at least {MIN_SCHEDULE_CANCEL_S:g}s (the exchange's minimum)", "after")
         return self
 
 

@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator, model_validator
 
-from agent.core.values import Grace, Timezone, parse_duration
+from agent.core.values import Grace, ParamProblem, Timezone, parse_duration
 from agent.modules.base import ActionModule, ActionResult, Params, Refers, RunContext
 from agent.rendering import SandboxedTemplates, TemplateRenderer, render_or_fallback
 from agent.reports import (
@@ -107,9 +107,12 @@ class ReportActionParams(Params):
     @model_validator(mode="after")
     def _window_parses(self) -> ReportActionParams:
         # A bad date or duration, or an absolute window that is empty, fails at load time.
-        for value in (self.since, self.until):
+        for key, value in (("since", self.since), ("until", self.until)):
             if isinstance(value, str) and value != "now":
-                _check_instant_or_duration(value)
+                try:
+                    _check_instant_or_duration(value)
+                except ValueError as exc:
+                    raise ParamProblem(str(exc), key) from None
         if _is_absolute(self.since) and _is_absolute(self.until):
             resolve_period(period=self.period, since=self.since, until=self.until, tz_name=self.timezone,
                            now=datetime.now(UTC), complete=self.complete)

@@ -38,6 +38,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field, model_validator
 
+from agent.core.values import ParamProblem
 from agent.modules import _sqlite_backup as bk
 from agent.modules.base import ActionModule, ActionResult, Params, RunContext
 from botwarden.halts import HaltFile
@@ -70,10 +71,10 @@ class RestoreActionParams(Params):
     def _something_to_restore(self) -> RestoreActionParams:
         if not self.databases and not self.files:
             raise ValueError("give databases or files (or both) to restore")
-        for name in self.files:
+        for i, name in enumerate(self.files):
             parts = PurePosixPath(name).parts
             if not name.strip() or ".." in parts or name.startswith("/"):
-                raise ValueError(f"file {name!r}: give a path relative to the backup's root, without '..'")
+                raise ParamProblem(f"file {name!r}: give a path relative to the backup's root, without '..'", "files", i)
         return self
 
 

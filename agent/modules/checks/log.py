@@ -21,13 +21,14 @@ import json
 import os
 import re
 import time
+import warnings
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from agent.core.secret_shapes import redact_line
-from agent.core.values import Lookback
+from agent.core.values import Lookback, ParamProblem
 from agent.modules.base import CheckModule, CheckResult, Params, RunContext
 
 BLOCK_BYTES = 65536
@@ -61,12 +62,17 @@ class LogCheckParams(Params):
     def _one_pattern(self) -> LogCheckParams:
         if (self.pattern is None) == (self.patterns is None):
             raise ValueError("give exactly one of pattern or patterns")
-        for expr in [self.pattern, self.timestamp_regex, *(self.patterns or {}).values()]:
+        exprs: list[tuple[str | None, tuple[str, ...]]] = [(self.pattern, ("pattern",)),
+                                                           (self.timestamp_regex, ("timestamp_regex",))]
+        exprs += [(expr, ("patterns", name)) for name, expr in (self.patterns or {}).items()]
+        for expr, at in exprs:
             if expr is not None:
                 try:
-                    re.compile(expr)
+                    with warnings.catch_warnings():  # "possible set difference": Python's, not the operator's
+                        warnings.simplefilter("ignore", FutureWarning)
+                        re.compile(expr)
                 except re.error as exc:
-                    raise ValueError(f"bad regular expression {expr!r}: {exc}") from None
+                    raise ParamProblem(f"bad regular expression {expr!r}: {exc}", *at) from None
         return self
 
     @field_validator("levels")

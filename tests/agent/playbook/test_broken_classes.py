@@ -49,6 +49,12 @@ CASES = [
          "needs a number", "write the whole value as one expression"),
     Case("tpl_template_file_undefined_name.yaml", 6, 24, "template: template 'unknown_var.md.j2' (line 2): "
          "'nosuch' is undefined: the template is not given it by this step", "it is given: agent, bot, check_mode"),
+    # Jinja2 reports an unknown filter or test inside a conditional only when that branch renders
+    # (val5): looked up in the whole tree, in a step's value and in a template file
+    Case("tpl_filter_in_conditional_branch.yaml", 10, 16, "message: No filter named 'defualt'",
+         None),
+    Case("tpl_test_in_template_file_branch.yaml", 4, 16, "No test named 'mappng' (did you mean 'mapping'?)",
+         "tpl_test_in_template_file_branch.yaml:6", reported_in="branch_test.md.j2"),
     # 2. accepted but wrong
     Case("wrong_tags_one_string.yaml", 8, 11, "'p0, bot' is one tag with a comma or space in it; a list is "
          "written [p0, bot]"),
@@ -119,6 +125,12 @@ CASES = [
          "one of them must be a value"),
     Case("inventory_hint_optional_target_unset.yaml", 9, 18, "environment variable 'PAGER_URL' is not set",
          "write {{ env.PAGER_URL | default('') }}"),
+    # an inventory var overriding the stack settings (val5): a misspelt key of bot.* adds a var nobody
+    # reads while bot.program keeps its value
+    Case("inventory_wrong_settings_key_misspelt_in_vars.yaml", 9, 13, "bot.programm is no key of the stack "
+         "settings' bot.*", "did you mean 'program'?"),
+    Case("inventory_hint_settings_in_home.yaml", 2, 11, "settings file '~/botwarden/settings.yaml' not found",
+         "~ is not expanded (no shell reads this file)"),
     # 3. used to end in an internal error (exit 250)
     Case("bug_escape_character.yaml", 4, 38, "control character U+001B (ESC) is not allowed in YAML", "delete it"),
     Case("bug_form_feed.yaml", 4, 1, "control character U+000C (form feed) is not allowed in YAML"),

@@ -194,3 +194,19 @@ def test_a_schedule_in_the_hours_the_clocks_change_warns_at_load(tmp_path: Path,
         (tmp_path / str(i)).mkdir()
         result = _load(_setup(tmp_path / str(i), schedule=quiet), registry)
         assert result.config is not None and not result.warnings, "\n".join(map(str, result.warnings))
+
+
+def test_a_delay_on_a_task_that_never_retries_warns_at_the_delay(tmp_path: Path, registry: Registry) -> None:
+    """`delay: 5s` without retries or until never waits (val5): the operator meant a pause."""
+    root = _setup(tmp_path)
+    (root / "playbooks" / "settle.yaml").write_text(
+        "version: 1\nname: settle\nhosts: bots\ntasks:\n"
+        "  - name: restart\n    supervisor: {action: restart, program: bot}\n    delay: 5s\n"
+        "  - name: restart and wait\n    supervisor: {action: restart, program: bot}\n    retries: 2\n    delay: 5s\n",
+        encoding="utf-8")
+    result = load_config(root / "inventory.yaml", [root / "playbooks"], registry, env={})
+    assert result.config is not None, result.diagnostics
+    [said] = [w for w in result.warnings if "delay" in w.message]
+    assert (Path(said.file).name, said.line, said.column) == ("settle.yaml", 7, 12), str(said)
+    assert said.message == "delay: 5s is the pause between retries, and this task has none (no retries: or " \
+                           "until:): it never waits"

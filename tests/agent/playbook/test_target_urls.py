@@ -157,3 +157,19 @@ def test_a_step_naming_a_route_that_tells_nobody_is_an_error_at_the_step(tmp_pat
     ok = load_config(inventory, [tmp_path / "p.yaml"], registry,
                      env={"URL_INBOX": "json://127.0.0.1:9/", "URL_SLACK": "json://127.0.0.1:8/"})
     assert ok.ok, ok.diagnostics
+
+
+@pytest.mark.parametrize(("address", "service"), [
+    ("https://hooks.slack.com/services/T0123ABCD/B0456EFGH/abcdefghijklmnopqrstuvwx", "slack"),
+    ("https://discord.com/api/webhooks/123456789/abcdefghijklmnop", "discord"),
+])
+def test_a_services_own_web_address_in_the_environment_says_to_write_the_apprise_url(
+        tmp_path: Path, registry: Registry, address: str, service: str) -> None:
+    """Slack hands out https://hooks.slack.com/...: set as the target's environment variable it was
+    refused as "apprise does not know the URL's scheme", which apprise does (val5)."""
+    result = load_config(_inventory(tmp_path, "{{ env.HOOK_URL }}"), [GOOD / "playbooks"], registry,
+                         env={"HOOK_URL": address})
+    [refused] = [d for d in result.diagnostics if "target 't'" in d.message]
+    assert refused.message == f"target 't': the URL is {service}'s own web address, not an apprise URL"
+    assert refused.hint is not None and f"apprise's {service}:// URL" in refused.hint
+    assert address not in str(refused)

@@ -29,6 +29,14 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
 
 @pytest.mark.parametrize("args", [
     ["validate", "--nope"], ["validat"], ["validate", "--inventory"], ["run-playbook"], ["--verbose=x"],
+    # -e values are read as YAML: one YAML cannot read is a command-line mistake, not exit 250 (val5)
+    ["run-playbook", "weekly", "--check", "-e", "until=[2024-03-17"], ["run-playbook", "weekly", "-e", "x=*a"],
+    ["run-playbook", "weekly", "-e", "x=a: b: c"], ["run-playbook", "weekly", "-e", "=5"],
+    ["run-playbook", "weekly", "-e", "report_until"],
+    # a duration or an id out of what the store holds: exit 2 too, not 250 (val5)
+    ["history", "--since", "yesterday"], ["history", "--since", "99999999d"],
+    ["explain", "99999999999999999999999"], ["ack", "99999999999999999999999"],
+    ["silence", "--expire", "99999999999999999999999"],
 ])
 def test_command_line_mistakes_exit_2_with_usage(capsys: pytest.CaptureFixture[str], args: list[str]) -> None:
     code, out = run(capsys, *args)
@@ -195,3 +203,25 @@ def test_a_silence_until_ok_that_names_no_check_is_a_warning_at_its_line(capsys:
     assert f"{edited}:{row}:" in out and "warning: silence_until_ok: no check named 'bot-health/bot proces'" in out
     assert "did you mean 'bot-health/bot process'?" in out
     assert "no check named 'bot-helth/bot not halted'" in out and "did you mean 'bot-health/bot not halted'?" in out
+
+
+def test_the_inventory_given_as_a_playbook_is_one_error_that_says_so(capsys: pytest.CaptureFixture[str],
+                                                                     tmp_path: Path) -> None:
+    """`agent validate inventory.yaml` (val5): not one "unknown key" per top-level key."""
+    code, out = run(capsys, "validate", "--inventory", str(REPO / "inventory.yaml"), str(REPO / "inventory.yaml"))
+    assert code == ExitCode.FAILED
+    assert out.count("error:") == 1, out
+    assert f"{REPO / 'inventory.yaml'}:9:1: error: this is an inventory file (settings:, groups:" in out
+    assert f"-i {REPO / 'inventory.yaml'}" in out
+
+
+def test_a_playbook_given_as_the_inventory_says_so_and_where_playbooks_were_looked_for(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    shutil.copy(REPO / "playbooks" / "weekly.yaml", tmp_path / "weekly.yaml")
+    code, out = run(capsys, "validate", "-i", str(tmp_path / "weekly.yaml"))
+    assert code == ExitCode.FAILED
+    assert out.count("error:") == 2, out
+    assert f"{tmp_path / 'weekly.yaml'}:16:1: error: this is a playbook (name:, schedule:, checks:, tasks:), " \
+           "not an inventory file" in out
+    assert f"{tmp_path / 'playbooks'}: error: no such file or directory\n  hint: without arguments the playbooks " \
+           "are read from playbooks/ beside the inventory" in out

@@ -1,0 +1,86 @@
+"""``-e key=value`` of ``agent run-playbook``: parsed as YAML, and a name no part of the play reads
+said as a warning (``-e report_untl=...`` for ``report_until`` ran the weekly report over the default
+window without a word: Ansible ignores an unused extra var too, silently)."""
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import typer
+import yaml
+from jinja2 import meta
+
+from agent.playbook.models import Playbook
+from agent.playbook.templating import Templating, has_template
+
+EXPRESSION_KEYS = frozenset({"when", "until", "changed_when", "failed_when", "expect", "value"})
+"""Keys whose string value is an expression written without ``{{ }}``."""
+
+
+def parse_extra_vars(pairs: list[str] | None) -> dict[str, Any]:
+    """``-e key=value`` pairs, each value read as YAML (``-e n=3`` is a number); a pair that is not
+    one, or a value YAML cannot read (``[unclosed``, ``*alias``, ``a: b: c``), is a command-line
+    mistake (exit 2), never an internal error."""
+    out: dict[str, Any] = {}
+    for pair in pairs or []:
+        k, sep, v = pair.partition("=")
+        if not sep or not k.strip():
+            raise typer.BadParameter(f"{pair!r}: expected key=value (e.g. -e report_until=2024-03-17)",
+                                     param_hint="-e")
+        try:
+            out[k.strip()] = yaml.safe_load(v) if v else ""
+        except yaml.YAMLError as exc:
+            problem = getattr(exc, "problem", None) or type(exc).__name__
+            raise typer.BadParameter(f"{pair!r}: the value is read as YAML and YAML cannot read it ({problem}); "
+                                     f"quote it to pass it as text: -e '{k.strip()}=\"{v}\"'",
+                                     param_hint="-e") from None
+    return out
+
+
+def unread_extra_vars(play: Playbook, templating: Templating, extra: Iterable[str],
+                      host_vars: Iterable[Mapping[str, Any]] = ()) -> list[str]:
+    """A warning for each ``-e`` name that nothing of ``play`` reads (its tasks, handlers, checks,
+    remediations, vars, confirmation and the template files they name) and that overrides no var
+    of the play or its hosts."""
+    read = _names_read(play, templating)
+    defined = set(play.vars).union(*(set(v) for v in host_vars))
+    out = []
+    for name in extra:
+        if name in read or name in defined:
+            continue
+        near = difflib.get_close_matches(name, sorted(read | defined), n=1, cutoff=0.6)
+        out.append(f"warning: -e {name}: playbook {play.name!r} reads no variable of that name, so it changes "
+                   "nothing" + (f" (did you mean {near[0]!r}?)" if near else ""))
+    return out
+
+
+def _names_read(play: Playbook, templating: Templating) -> set[str]:
+    names: set[str] = set()
+    data = play.model_dump(mode="python", exclude={"source"})
+    for key, text in _strings(data, ""):
+        sources = [(text, has_template(text) or key not in EXPRESSION_KEYS)]
+        if text.endswith(".j2") and templating.templates_dir is not None:
+            try:
+                sources.append(((Path(templating.templates_dir) / text).read_text(encoding="utf-8"), True))
+            except (OSError, UnicodeDecodeError, ValueError):
+                pass
+        for src, is_template in sources:
+            try:
+                tree = templating.tree(src, expression=not is_template)
+            except Exception:  # noqa: BLE001 - not an expression after all (a plain word): it reads nothing
+                continue
+            names |= meta.find_undeclared_variables(tree)
+    return names
+
+
+def _strings(node: Any, key: str) -> Iterator[tuple[str, str]]:
+    if isinstance(node, str):
+        yield key, node
+    elif isinstance(node, Mapping):
+        for k, v in node.items():
+            yield from _strings(v, str(k))
+    elif isinstance(node, (list, tuple)):
+        for item in node:
+            yield from _strings(item, key)

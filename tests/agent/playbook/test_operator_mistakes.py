@@ -1,0 +1,105 @@
+"""Operator mistakes written fresh against the real modules (val5): each file gives exactly one
+diagnostic, at the line and column to change, with a hint where one is obvious. A file is
+validated the way ``agent validate FILE`` does it: with the shipped inventory, templates and the
+other shipped playbooks for cross-references."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import NamedTuple
+
+import pytest
+
+from agent.modules.registry import default_registry
+from agent.playbook import LoadResult, load_config
+
+from .conftest import HERE, REPO
+
+CORPUS = HERE / "broken_operator"
+
+
+class Case(NamedTuple):
+    file: str
+    line: int
+    column: int
+    message: str
+    hint: str | None = None
+
+
+CASES = [
+    # a module's own rule over several values points at the value it refuses, not at the mapping
+    Case("module_bad_regex_in_named_patterns.yaml", 12, 14, "checks[0].log.patterns.pem: bad regular expression"),
+    Case("module_bad_report_until.yaml", 10, 14, "tasks[0].report.until: 'last friday' is neither a duration"),
+    # YAML's .nan and .inf are floats no comparison or range holds: refused where they are written
+    Case("wrong_threshold_var_not_a_number.yaml", 7, 17, ".nan is read by YAML as not a number (NaN)",
+         "leave a threshold or a limit out to have none"),
+    # a var left empty is null, not "no threshold": said as such, not as "a NoneType" to unquote
+    Case("hint_threshold_var_left_empty.yaml", 12, 14, "its bound '{{ loop_age_warning_s }}' is empty (null",
+         "write one number where loop_age_warning_s is defined (loop_age_warning_s: 80)"),
+    # a name quoted with a space at its end is another name than the one every reference writes
+    Case("wrong_name_with_trailing_space.yaml", 7, 11, "name 'bot memory: rss ' ends with a space",
+         "write 'bot memory: rss' without the space"),
+    # a required key misspelt is one mistake: the unknown key with its fix, not also "missing required key"
+    Case("once_required_key_misspelt_in_budget.yaml", 14, 22, "unknown key 'whitin'", "did you mean 'within'?"),
+    Case("once_required_param_misspelt_in_task.yaml", 6, 18, "unknown key 'acton'", "did you mean 'action'?"),
+    # YAML reads an unquoted date as a date: where text is wanted, the hint quotes it
+    Case("hint_date_where_text_is_wanted.yaml", 3, 14, "description: Input should be a valid string",
+         'quote it: description: "2024-03-31" (unquoted, YAML reads it as a date)'),
+    # a no-break space after a colon where YAML still parses (a flow mapping, a mapping of one key):
+    # said as the look-alike space at its column, not as "unknown key 'every:\xa015s'" or "vars: a string"
+    Case("place_nbsp_after_colon_in_flow_mapping.yaml", 5, 18, "U+00A0 (no-break space) where YAML needs an "
+         "ordinary space (after the colon of 'every')", "retype the spaces"),
+    Case("place_nbsp_after_colon_of_only_var.yaml", 5, 12, "U+00A0 (no-break space) where YAML needs an "
+         "ordinary space (after the colon of 'slippage')", "retype the spaces"),
+    # a value the module refuses is not also looked up (the template named by a path: not "cannot load it" too)
+    Case("once_template_named_by_a_path.yaml", 8, 17, "template '../templates/emergency.md.j2' must be a file name "
+         "in templates/, not a path"),
+    # a tab after a value (an editor aligning a comment): PyYAML's message quotes it escaped
+    Case("hint_tab_after_a_value.yaml", 3, 12, "found character '\\t' that cannot start any token",
+         "a tab outside quotes (after a value, before a comment): replace it with spaces"),
+    # a playbook written as Ansible's list of plays: said without pydantic's "or instance of Playbook"
+    Case("hint_ansible_list_of_plays.yaml", 1, 1, "Input should be a valid dictionary", "unlike Ansible's list of plays"),
+    # an expression written in another language's syntax: the hint says what Jinja2 spells it
+    Case("hint_and_from_another_language.yaml", 8, 13, "expect: Jinja2 syntax error", "write and instead of &&"),
+    Case("hint_typographic_quotes.yaml", 9, 13, "expect: Jinja2 syntax error", "\u2018 is a typographic quote"),
+    Case("hint_threshold_with_unit.yaml", 9, 14, "warning: Jinja2 syntax error", "write the number alone (500, "
+         "not 500ms)"),
+]
+
+
+def load_case(name: str) -> LoadResult:
+    return load_config(REPO / "inventory.yaml", [CORPUS / name], default_registry(), env={},
+                       templates_dir=REPO / "templates", context_paths=sorted((REPO / "playbooks").glob("*.yaml")))
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.file for c in CASES])
+def test_each_operator_mistake_gives_one_diagnostic_where_it_is(case: Case) -> None:
+    result = load_case(case.file)
+
+    assert result.config is None
+    assert len(result.diagnostics) == 1, "\n".join(map(str, result.diagnostics))
+    diag = result.diagnostics[0]
+    assert (Path(diag.file).name, diag.line, diag.column) == (case.file, case.line, case.column), str(diag)
+    assert case.message in diag.message, str(diag)
+    assert "instance of" not in diag.message, str(diag)  # pydantic's class names are not the operator's words
+    if case.hint is not None:
+        assert diag.hint is not None and case.hint in diag.hint, str(diag)
+    lines = str(diag).split("\n")
+    assert lines[0].startswith(f"{diag.file}:{case.line}:{case.column}: error: ")
+    assert lines[2] == "  " + " " * (case.column - 1) + "^"
+
+
+def test_the_operator_corpus_covers_every_file() -> None:
+    assert {p.name for p in CORPUS.iterdir() if p.suffix == ".yaml"} == {c.file for c in CASES}
+
+
+def test_a_var_replacing_a_settings_mapping_is_said_where_it_is_defined(tmp_path: Path) -> None:
+    """`vars: {bot: 5}` in a group broke every {{ bot.X }}: said at each use only, never where it was written."""
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text((REPO / "inventory.yaml").read_text(encoding="utf-8").replace(
+        "bots: {hosts: [local], vars: {}}", "bots: {hosts: [local], vars: {bot: 5}}"), encoding="utf-8")
+    result = load_config(inventory, [REPO / "playbooks" / "restart-bot.yaml"], default_registry(), env={},
+                         templates_dir=REPO / "templates")
+    at_definition = [d for d in result.diagnostics if Path(d.file).name == "inventory.yaml"]
+    assert [(d.line, d.column) for d in at_definition] == [(18, 38)], "\n".join(map(str, result.diagnostics))
+    assert at_definition[0].message.startswith("'bot' replaces the stack settings' bot.* (a mapping: bot.program")
+    assert at_definition[0].hint == "override one key of it (bot: {program: ...}), or give this var another name"
