@@ -78,7 +78,7 @@ def test_a_revoked_bot_wallet_is_one_alert_naming_the_refusal(stack: Any) -> Non
     wait_until(stack.outbox_idle, 30, what="the outbox idle")
     time.sleep(6)
     messages = [m.get("title", "") for m in stack.inbox()[since:]]
-    assert len(about(stack, since)) == 1 and len(messages) == 1, messages
+    assert len(about(stack, since)) == 1 and len(messages) == 1, (messages, stack.log("supervisord", 3000))
 
     drill.api_wallet(stack.settings, "bot", "approve")
     wait_until(lambda: any("RESOLVED" in m.get("title", "") for m in about(stack, since)), 90,
@@ -110,7 +110,7 @@ def test_a_revoked_guard_wallet_is_one_alert_saying_to_approve_a_new_one_and_hal
     assert stack.try_health().get("status") == "healthy"
     titles = [m.get("title", "") for m in stack.inbox()[since:]]
     assert not [t for t in titles if "EMERGENCY" in t or "refused the credentials" in t], titles
-    assert len(titles) == 1, titles
+    assert len(titles) == 1, (titles, stack.log("supervisord", 3000))
 
     # Breaker x4 F1: the bot's own wallet revoked while that alert is open is the bot's problem,
     # told (it was held under the agent's wallet alert until that one resolved).

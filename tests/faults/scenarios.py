@@ -52,18 +52,17 @@ import traceback
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import psutil
 import yaml
 
-from agent.notify.lifecycle.remediation_notes import OUTCOME_EVENT, STARTED_EVENT, WAITING
 from agent.store import REPEAT_NOTE
 from tests.support import account as acct
 from tests.support.receivers import JsonReceiver, SmtpReceiver
-from tests.support.stack import BIN, REPO, StackUnderTest
+from tests.support.stack import BIN, REPO, StackUnderTest, untold_fixes
 
 # Targets of issue 13: none lost, none duplicated, no position without a stop, no dead bot
 # without a page, at most one message per fault plus its resolve.
@@ -252,16 +251,9 @@ class FaultStack:
         return self.read(lambda s: [*s.open_incidents(), *s.incidents_to_close()])
 
     def untold_fixes(self) -> list[Any] | None:
-        """Incidents the agent acted on that ended before they were told: the lifecycle tells each
-        once as ``[X, now OK]``, held like a resolve (up to ``group_interval`` after it ended),
-        unless a silence or a parent holds it (RemediationNotes.send_fixed)."""
-        def untold(s: Any) -> list[Any]:
-            return [i for i in s.find_incidents(since=datetime.now(UTC) - timedelta(minutes=10), limit=50)
-                    if i.resolved_at is not None and i.announced_state is None
-                    and (i.suppressed is None or i.suppressed.startswith(WAITING))
-                    and any(e.kind in (STARTED_EVENT, OUTCOME_EVENT)
-                            for e in s.recent_events(incident_id=i.id, limit=200))]
-        return self.read(untold)
+        """Problems fixed before they were told, whose ``[X, now OK]`` is still to come
+        (:func:`tests.support.stack.untold_fixes`)."""
+        return self.read(untold_fixes)
 
     def start_watching_bot(self) -> None:
         """Count the bot processes supervisord starts from now on (its children running ``bot run``,

@@ -29,6 +29,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import closing
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -250,8 +251,12 @@ class StackUnderTest:
 
 
     def outbox_idle(self) -> bool:
-        """Nothing in the agent's outbox waits to go out (pending, failed or being sent)."""
+        """Nothing in the agent's outbox waits to go out (pending, failed or being sent), and no
+        problem the agent fixed before it was told waits for its ``[X, now OK]`` message (held
+        like a resolve: a crash at start-up, restarted by the agent, is told after its hold)."""
         import sqlite3
+
+        from agent.store import Store as AgentStore
 
         db = self.settings.path(self.settings.agent.db)
         if not db.exists():
@@ -259,7 +264,23 @@ class StackUnderTest:
         with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)) as con:
             (n,) = con.execute("SELECT count(*) FROM notifications"
                                " WHERE status IN ('pending', 'failed', 'sending')").fetchone()
-        return n == 0
+        if n:
+            return False
+        with closing(AgentStore(self.store_url(), create=False)) as store:
+            return not untold_fixes(store)
+
+
+def untold_fixes(store: Any, within: timedelta = timedelta(minutes=10)) -> list[Any]:
+    """Incidents of the agent's ``store`` that the agent acted on and that ended before they were
+    told: the alert lifecycle tells each once as ``[X, now OK]``, held like a resolve (up to
+    ``group_interval`` after it ended), unless a silence or a parent holds it (see
+    ``RemediationNotes.send_fixed``). A test that counts messages waits for these too."""
+    from agent.notify.lifecycle.remediation_notes import OUTCOME_EVENT, STARTED_EVENT, WAITING
+
+    return [i for i in store.find_incidents(since=datetime.now(UTC) - within, limit=50)
+            if i.resolved_at is not None and i.announced_state is None
+            and (i.suppressed is None or i.suppressed.startswith(WAITING))
+            and any(e.kind in (STARTED_EVENT, OUTCOME_EVENT) for e in store.recent_events(incident_id=i.id, limit=200))]
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.2,
