@@ -19,12 +19,10 @@ from typing import Any
 import pytest
 
 from tests.support.stack import StackUnderTest, wait_until
+from tests.web.chromium import chromium
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM, DRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run"]
 WAIT_S = 60.0
 HEARTBEAT_S = 1.0
 """The live streams' heartbeat here (15 s shipped): a silent page is called stale after 2.5 of them."""
@@ -32,24 +30,8 @@ HEARTBEAT_S = 1.0
 
 @pytest.fixture
 def browser() -> Iterator[Any]:
-    if not (CHROMIUM.exists() and DRIVER.exists()):
-        pytest.skip("Debian's chromium and chromium-driver are not installed: `make browser` installs them")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    options = Options()
-    options.binary_location = str(CHROMIUM)
-    for flag in FLAGS:
-        options.add_argument(flag)
-    options.add_experimental_option("mobileEmulation",
-                                    {"deviceMetrics": {"width": 375, "height": 812, "pixelRatio": 2}})
-    driver = webdriver.Chrome(service=Service(str(DRIVER)), options=options)
-    driver.set_page_load_timeout(WAIT_S)
-    try:
+    with chromium(phone_pixel_ratio=2, page_load_timeout=WAIT_S) as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import asyncio
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -18,9 +17,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from agent.core.states import State
 from agent.store import Store
 from agent.web.verdict import Facts, decide
+from tests.web.chromium import chromium
 from tests.web.conftest import ENV, VIEWER_PW, WebWorld, load_config, sign_in
-
-CHROMIUM, DRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 
 
 def _app(world: WebWorld, env: dict[str, str] | None = None) -> Any:
@@ -223,25 +221,8 @@ async def test_a_ping_s_reason_is_masked(web_world: WebWorld, secret_env: dict[s
 
 @pytest.fixture
 def phone() -> Iterator[Any]:
-    if not (CHROMIUM.exists() and DRIVER.exists()):
-        pytest.skip("Debian's chromium and chromium-driver are not installed: `make browser` installs them")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    from tests.web.test_browser import FLAGS
-
-    options = Options()
-    options.binary_location = str(CHROMIUM)
-    for flag in FLAGS:
-        options.add_argument(flag)
-    options.add_experimental_option("mobileEmulation", {"deviceMetrics": {"width": 375, "height": 812, "pixelRatio": 1}})
-    driver = webdriver.Chrome(service=Service(str(DRIVER)), options=options)
-    driver.set_page_load_timeout(60)
-    try:
+    with chromium(phone_pixel_ratio=1) as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 @pytest.mark.slow
@@ -370,22 +351,5 @@ async def test_without_javascript_a_page_says_when_it_was_read(web_world: WebWor
 
 @pytest.fixture
 def phone_without_js() -> Iterator[Any]:
-    if not (CHROMIUM.exists() and DRIVER.exists()):
-        pytest.skip("Debian's chromium and chromium-driver are not installed: `make browser` installs them")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    from tests.web.test_browser import FLAGS
-
-    options = Options()
-    options.binary_location = str(CHROMIUM)
-    for flag in FLAGS:
-        options.add_argument(flag)
-    options.add_experimental_option("prefs", {"profile.managed_default_content_settings.javascript": 2})
-    driver = webdriver.Chrome(service=Service(str(DRIVER)), options=options)
-    driver.set_page_load_timeout(60)
-    try:
+    with chromium(phone_pixel_ratio=None, javascript=False) as driver:
         yield driver
-    finally:
-        driver.quit()

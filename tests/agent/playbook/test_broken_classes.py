@@ -4,9 +4,6 @@ taken from the first corpus: templated parameters (tpl_), accepted but wrong (wr
 that used to end in an internal error (bug_), positions (place_) and hints (hint_)."""
 from __future__ import annotations
 
-from pathlib import Path
-from typing import NamedTuple
-
 import pytest
 
 from agent.modules.registry import Registry
@@ -14,17 +11,9 @@ from agent.playbook import LoadResult, load_config
 from agent.playbook.diagnostics import printable
 
 from .conftest import GOOD, HERE
+from .corpus import Case, the_one_diagnostic
 
 CLASSES = HERE / "broken_classes"
-
-
-class Case(NamedTuple):
-    file: str
-    line: int
-    column: int
-    message: str
-    hint: str | None = None
-    reported_in: str | None = None  # another file the problem lives in (the settings file)
 
 
 CASES = [
@@ -176,23 +165,12 @@ def load_case(name: str, registry: Registry) -> LoadResult:
 
 @pytest.mark.parametrize("case", CASES, ids=[c.file for c in CASES])
 def test_each_mistake_gives_one_diagnostic_where_it_is(case: Case, registry: Registry) -> None:
-    result = load_case(case.file, registry)
-
-    assert result.config is None
-    assert len(result.diagnostics) == 1, "\n".join(map(str, result.diagnostics))
-    diag = result.diagnostics[0]
-    assert (Path(diag.file).name, diag.line, diag.column) == (case.reported_in or case.file, case.line,
-                                                              case.column), str(diag)
-    assert case.message in diag.message, str(diag)
-    if case.hint is not None:
-        assert diag.hint is not None and case.hint in diag.hint, str(diag)
-    lines = str(diag).split("\n")
-    assert lines[0].startswith(f"{diag.file}:{case.line}:{case.column}: error: ")
+    diag = the_one_diagnostic(load_case(case.file, registry), case)
     # a long line is shown around the column, its cut ends marked
     shown = printable(diag.source_line or "").rstrip()
-    assert lines[1] == "  " + ("\u2026" if diag.shown_from else "") + shown + ("\u2026" if diag.cut_short else "")
+    assert str(diag).split("\n")[1] == ("  " + ("\u2026" if diag.shown_from else "") + shown
+                                        + ("\u2026" if diag.cut_short else ""))
     assert "\x1b" not in str(diag) and "\x0c" not in str(diag)  # nothing reaches the terminal raw
-    assert lines[2] == "  " + " " * (case.column - 1) + "^"
     if (diag.hint and "env.NAME" in diag.hint) or "in a comment" in diag.message:  # a literal secret: masked
         written = (CLASSES / case.file).read_text(encoding="utf-8").splitlines()[case.line - 1]
         assert diag.source_line != written and "****" in (diag.source_line or ""), diag.source_line

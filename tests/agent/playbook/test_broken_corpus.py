@@ -5,7 +5,6 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import NamedTuple
 
 import pytest
 
@@ -13,16 +12,9 @@ from agent.modules.registry import Registry
 from agent.playbook import load_config
 
 from .conftest import BROKEN, GOOD
+from .corpus import Case
 
 REPOSITORY = Path(__file__).resolve().parents[3]
-
-
-class Case(NamedTuple):
-    file: str
-    line: int
-    column: int
-    message: str
-    hint: str | None = None
 
 
 CASES = [

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import NamedTuple
 
 import pytest
 
@@ -15,16 +14,9 @@ from agent.playbook import load_config
 from agent.playbook.inventory import MaintenanceWindow
 
 from .conftest import GOOD
+from .corpus import Case, the_one_diagnostic
 
 BROKEN = Path(__file__).parent / "broken_lifecycle"
-
-
-class Case(NamedTuple):
-    file: str
-    line: int
-    column: int
-    message: str
-    hint: str | None = None
 
 
 CASES = [
@@ -45,13 +37,7 @@ def test_broken_lifecycle_file_gives_one_positioned_diagnostic(case: Case, regis
         result = load_config(path, [GOOD / "playbooks"], registry, env={})
     else:
         result = load_config(GOOD / "inventory.yaml", [GOOD / "playbooks" / "emergency.yaml", path], registry, env={})
-    assert result.config is None
-    assert len(result.diagnostics) == 1, "\n".join(map(str, result.diagnostics))
-    diag = result.diagnostics[0]
-    assert (Path(diag.file).name, diag.line, diag.column) == (case.file, case.line, case.column), str(diag)
-    assert case.message in diag.message
-    if case.hint is not None:
-        assert diag.hint is not None and case.hint in diag.hint
+    the_one_diagnostic(result, case)
 
 
 def test_every_lifecycle_broken_file_is_covered() -> None:

@@ -5,7 +5,6 @@ other shipped playbooks for cross-references."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import NamedTuple
 
 import pytest
 
@@ -13,16 +12,9 @@ from agent.modules.registry import default_registry
 from agent.playbook import LoadResult, load_config
 
 from .conftest import HERE, REPO
+from .corpus import Case, the_one_diagnostic
 
 CORPUS = HERE / "broken_operator"
-
-
-class Case(NamedTuple):
-    file: str
-    line: int
-    column: int
-    message: str
-    hint: str | None = None
 
 
 CASES = [
@@ -73,19 +65,8 @@ def load_case(name: str) -> LoadResult:
 
 @pytest.mark.parametrize("case", CASES, ids=[c.file for c in CASES])
 def test_each_operator_mistake_gives_one_diagnostic_where_it_is(case: Case) -> None:
-    result = load_case(case.file)
-
-    assert result.config is None
-    assert len(result.diagnostics) == 1, "\n".join(map(str, result.diagnostics))
-    diag = result.diagnostics[0]
-    assert (Path(diag.file).name, diag.line, diag.column) == (case.file, case.line, case.column), str(diag)
-    assert case.message in diag.message, str(diag)
+    diag = the_one_diagnostic(load_case(case.file), case)
     assert "instance of" not in diag.message, str(diag)  # pydantic's class names are not the operator's words
-    if case.hint is not None:
-        assert diag.hint is not None and case.hint in diag.hint, str(diag)
-    lines = str(diag).split("\n")
-    assert lines[0].startswith(f"{diag.file}:{case.line}:{case.column}: error: ")
-    assert lines[2] == "  " + " " * (case.column - 1) + "^"
 
 
 def test_the_operator_corpus_covers_every_file() -> None:
