@@ -54,7 +54,13 @@ STANDING_RETRY_EVERY = 6
 """While a stop-loss's halt stands and the exchange refuses the bot's requests as a whole, the stop
 is sent at every 6th iteration (30 s at the default 5-s loop), else at every iteration."""
 MAX_GENERATIONS = 500
-"""Client order ids of one intent (a bound over every resume: 100 resumes of 5 attempts)."""
+"""Client order ids of one intent (a bound over every resume: 100 resumes of 5 attempts). A send
+the exchange refused as a whole because it does not know the signer (a revoked API wallet) never
+reached the order book: its id is used again by the next send, so a stop-loss retried for hours
+while the wallet is revoked takes one id, not one per retry."""
+REFUSED = "refused"
+"""Status of an order whose request the exchange refused as a whole for its signer (``auth``): it
+never reached the order book, and its client order id is free for the next send of its intent."""
 CLOSING = "closing"
 PLACING_STOP = "placing the stop-loss of"
 SUCCEEDED = {CLOSING: ("filled",), PLACING_STOP: ("open", "resting", "filled", "triggered")}
@@ -198,23 +204,27 @@ class TradingEngine:
 
     # --- orders -------------------------------------------------------------------------
     def _attempts(self, coin: str, key: int, intent: str, what: str) -> _Attempts:
-        """The first generation of (coin, key, intent) the database has not used, and the failed
+        """The first generation of (coin, key, intent) the database has not used (or the newest
+        one, when the exchange refused its send as a whole: :data:`REFUSED`), and the failed
         sends of it since the last halt ``what`` took for ``coin`` (those before were answered by
         a resume) and since its last accepted send: a send the exchange took (it gave the order an
         id) starts the count afresh, whatever became of the order later (a stop-loss cancelled by
         hand and placed again is no failure)."""
         since = self.store.last_halt_at(f"{what} {coin} ")
-        sent, last = 0, None
+        sent, last, free = 0, None, None
         for gen in range(MAX_GENERATIONS):
             c = make_cloid(self.bot.strategy.name, coin, key, intent, gen).to_raw()
             rec = self.store.order_by_cloid(c)
             if rec is None:
-                return _Attempts(c, sent, last)
+                return _Attempts(free or c, sent, last)
+            # the newest send refused as a whole never reached the book: its id is sent again
+            free = c if rec.status == REFUSED else None
             if rec.oid is not None and rec.error is None:
                 sent, last = 0, None  # accepted: only failures since count
-            elif since is None or _aware(rec.created_at) > since:
+            elif since is None or _aware(rec.updated_at if rec.status == REFUSED else rec.created_at) > since:
+                # (a refused id is sent again: its last send is when it was last updated)
                 sent, last = sent + 1, rec
-        return _Attempts(None, sent, last)
+        return _Attempts(free, sent, last)
 
     def _own_halts(self, coin: str, what: str) -> list[Halt]:
         """The halts in force that a failed ``what`` for ``coin`` took."""
@@ -295,6 +305,9 @@ class TradingEngine:
             cloid=cloid, coin=coin, is_buy=is_buy, size=size, limit_px=limit_px, trigger_px=trigger,
             reduce_only=reduce_only, intent=intent, status="pending",
         )
+        if rec.status == REFUSED:  # its id sent again: pending, as any order before it is sent
+            self.store.update_order(rec.id, status="pending", error=None, size=size, limit_px=limit_px,
+                                    trigger_px=trigger)
         fields = {"event": "order_submit", "cloid": cloid, "coin": coin, "intent": intent, "is_buy": is_buy,
                   "size": size, "limit_px": limit_px, "trigger_px": trigger, "reduce_only": reduce_only}
         log.info("order submitted", extra=fields)
@@ -307,7 +320,8 @@ class TradingEngine:
                       extra={"event": "order_in_doubt", "cloid": cloid, "coin": coin, "error": str(err)})
             return None
         except GatewayError as err:
-            self.store.update_order(rec.id, status="rejected", error=str(err))
+            # refused for its signer: the order never reached the book (its id is free again)
+            self.store.update_order(rec.id, status=REFUSED if err.kind == "auth" else "rejected", error=str(err))
             self.metrics.orders_total.labels(intent=intent, outcome="rejected").inc()
             log.error("order refused", extra={"event": "order_rejected", "cloid": cloid, "coin": coin,
                                               "error": str(err)})

@@ -161,18 +161,30 @@ def test_a_stop_loss_the_exchange_refuses_for_a_revoked_wallet_halts_at_once_and
     # halted at the first refusal; the accepted first placement is no failed attempt
     assert all("refused by the exchange: \"User or API Wallet" in h and "; 1 attempt:" in h for h in halts), halts
     assert all(f"the {c} position has NO STOP-LOSS" in " ".join(halts) for c in coins), halts
-    def refused() -> int:
-        return len([o for o in engine.store.all_orders() if o.intent == "stop" and o.status == "rejected"])
+    def refused() -> int:  # stop-loss sends the exchange refused
+        value = engine.metrics.registry.get_sample_value("trading_orders_total",
+                                                         {"intent": "stop", "outcome": "rejected"})
+        return int(value or 0)
+
+    def ids() -> dict[str, set[str | None]]:  # the client order ids the stop-loss sends took, by coin
+        stops = [o for o in engine.store.all_orders() if o.intent == "stop" and o.oid is None]
+        return {c: {o.cloid for o in stops if o.coin == c} for c in coins}
 
     assert refused() == len(coins), "while refused as a whole, not at every iteration"
     for _ in range(STANDING_RETRY_EVERY):
         engine.iterate()
     assert refused() == 2 * len(coins), "tried again at every STANDING_RETRY_EVERY-th iteration while halted"
+    # a send refused for its signer never reached the book: the retry sends the same id again, so
+    # a stop refused for hours does not use up its intent's MAX_GENERATIONS ids and stop trying
+    assert all(len(taken) == 1 for taken in ids().values()), ids()
+    refused_ids = ids()
     assert sorted(engine.status.health()["unprotected"]) == sorted(coins)  # what the access alert names
     api_wallets.approve(bot_settings.exchange_url, PAPER_DEV_PRIVATE_KEY, wallet.address, NAME)
     assert engine.gw.verify_signer() is None  # the bot's 30-s signer check: its signed probe goes through
     engine.iterate()  # no resume
     assert bots_stops(engine) == coins
+    resting = {o.coin: o.cloid for o in engine.gw.open_orders() if o.is_trigger and o.reduce_only}
+    assert all(resting[c] in refused_ids[c] for c in coins), (resting, refused_ids)  # the same id, placed
     assert engine.active_halts() == []
     assert engine.status.health()["unprotected"] == []
 
