@@ -467,11 +467,14 @@ class Agent:
         for d in result.warnings:
             log.warning("reload: %s", d)
         self._apply(config)
+        # The breakage told before is over (and the files kept as the last good configuration)
+        # before the reload is recorded: an agent stopped right after the record would otherwise
+        # start again with that episode still open, and the same breakage would not be paged again.
+        await self._loaded_from_disk(config)
         keys = {bc.key for bc in config.bound_checks}
         await parts.store_thread.call(parts.store.add_event, "reload", None, None,
                                       f"configuration reloaded: {len(keys)} checks", {})
         log.info("configuration reloaded: %d checks", len(keys))
-        await self._loaded_from_disk(config)
         settle_heap()
         return True
 
