@@ -221,8 +221,7 @@ class TradingEngine:
             free = c if rec.status == REFUSED else None
             if rec.oid is not None and rec.error is None:
                 sent, last = 0, None  # accepted: only failures since count
-            elif since is None or _aware(rec.updated_at if rec.status == REFUSED else rec.created_at) > since:
-                # (a refused id is sent again: its last send is when it was last updated)
+            elif since is None or _aware(rec.created_at) > since:  # (a re-sent id: its last send)
                 sent, last = sent + 1, rec
         return _Attempts(free, sent, last)
 
@@ -305,9 +304,11 @@ class TradingEngine:
             cloid=cloid, coin=coin, is_buy=is_buy, size=size, limit_px=limit_px, trigger_px=trigger,
             reduce_only=reduce_only, intent=intent, status="pending",
         )
-        if rec.status == REFUSED:  # its id sent again: pending, as any order before it is sent
+        if rec.status == REFUSED:
+            # its id sent again: pending, as any order before it is sent, and a new send: its
+            # created_at is this send's, so that a halt's count (sends since the halt) counts it
             self.store.update_order(rec.id, status="pending", error=None, size=size, limit_px=limit_px,
-                                    trigger_px=trigger)
+                                    trigger_px=trigger, created_at=utcnow())
         fields = {"event": "order_submit", "cloid": cloid, "coin": coin, "intent": intent, "is_buy": is_buy,
                   "size": size, "limit_px": limit_px, "trigger_px": trigger, "reduce_only": reduce_only}
         log.info("order submitted", extra=fields)
