@@ -483,6 +483,14 @@ class TradingEngine:
         beside what rests (reduce-only: together they never close more than the position)."""
         is_long = pos.size > 0
         if is_protected(pos.size, orders):
+            # a stop of the bot's that the exchange took while its answer was never read (a send in
+            # doubt, a bot killed before the answer) ends the halts its refusals took, as the
+            # answer would have; a stop the agent or an operator placed does not (it proves
+            # nothing about the bot's signer)
+            if self._own_halts(pos.coin, PLACING_STOP) and any(
+                    (rec := self.store.order_by_cloid(o.cloid)) is not None and rec.intent == intents.STOP
+                    and rec.origin == "bot" for o in orders if o.cloid and o.is_trigger and o.reduce_only):
+                self._stop_placed(pos.coin)
             return False
         trade = self.store.open_trade(pos.coin)
         key = trade.entry_key if trade is not None else 0

@@ -106,6 +106,9 @@ def test_a_bot_killed_after_re_sending_a_refused_stop_keeps_it_once_after_a_rest
         again.iterate()
         assert [o.cloid for o in _stops(again, coin)] == [rec.cloid]
         assert again.store.order_by_cloid(rec.cloid).status == "open"
+        # the exchange took the bot's stop: the halt its refusal took (NO STOP-LOSS) ends, as it
+        # would have had the answer been read
+        assert again.active_halts() == [] and again.status.health()["unprotected"] == []
     finally:
         again.store.close()
 
@@ -147,3 +150,25 @@ def test_a_refused_stop_re_sent_for_a_grown_position_records_what_rests(
     now = engine.store.order_by_cloid(rec.cloid)
     assert now.status == "open" and now.size == abs(grown.size) and now.oid == stop.oid and now.error is None
     assert engine.active_halts() == [] and engine.status.health()["unprotected"] == []
+
+
+def test_a_stop_placed_by_hand_while_the_wallet_is_revoked_leaves_the_halt_naming_it(
+        bot_settings: StackSettings, engine: TradingEngine) -> None:
+    """Only the bot's own stop, taken by the exchange, ends the halt its refusals took: one the
+    operator placed with the account's key proves nothing about the bot's signer."""
+    engine.reconcile()
+    engine.iterate()
+    master = Exchange(Account.from_key(PAPER_DEV_PRIVATE_KEY), bot_settings.exchange_url)
+    api_wallets.revoke(bot_settings.exchange_url, PAPER_DEV_PRIVATE_KEY, NAME)
+    stops = {o.coin: o for o in engine.gw.open_orders() if o.is_trigger and o.reduce_only}
+    for o in stops.values():
+        master.cancel(o.coin, o.oid)
+    engine.iterate()
+    assert {h.reason.split(" ")[4] for h in engine.active_halts()} == set(stops)
+    for o in stops.values():  # placed again by hand
+        master.order(o.coin, o.is_buy, o.size, o.limit_px,
+                     {"trigger": {"triggerPx": o.trigger_px, "isMarket": True, "tpsl": "sl"}}, reduce_only=True)
+    for _ in range(3):
+        engine.iterate()
+    assert engine.status.health()["unprotected"] == []
+    assert {h.reason.split(" ")[4] for h in engine.active_halts()} == set(stops)
