@@ -306,9 +306,11 @@ class TradingEngine:
         )
         if rec.status == REFUSED:
             # its id sent again: pending, as any order before it is sent, and a new send: its
-            # created_at is this send's, so that a halt's count (sends since the halt) counts it
-            self.store.update_order(rec.id, status="pending", error=None, size=size, limit_px=limit_px,
-                                    trigger_px=trigger, created_at=utcnow())
+            # created_at is this send's, so that a halt's count (sends since the halt) counts it;
+            # the record is the order now sent (its side too: a position flipped in one trade)
+            self.store.update_order(rec.id, status="pending", error=None, is_buy=is_buy, size=size,
+                                    limit_px=limit_px, trigger_px=trigger, reduce_only=reduce_only,
+                                    created_at=utcnow())
         fields = {"event": "order_submit", "cloid": cloid, "coin": coin, "intent": intent, "is_buy": is_buy,
                   "size": size, "limit_px": limit_px, "trigger_px": trigger, "reduce_only": reduce_only}
         log.info("order submitted", extra=fields)

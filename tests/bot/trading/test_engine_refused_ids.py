@@ -172,3 +172,24 @@ def test_a_stop_placed_by_hand_while_the_wallet_is_revoked_leaves_the_halt_namin
         engine.iterate()
     assert engine.status.health()["unprotected"] == []
     assert {h.reason.split(" ")[4] for h in engine.active_halts()} == set(stops)
+
+
+def test_a_refused_stop_re_sent_for_a_position_flipped_by_hand_records_its_new_side(
+        bot_settings: StackSettings, engine: TradingEngine, wallet: Any, paper_exchange: Any) -> None:
+    """The position flipped by hand (never flat: the same trade, so the same id) between the
+    refusal and the re-send, and the signal's close of it finds nothing to match: the stop of the
+    flipped position re-sends the refused id, and the record says the side of the stop that rests."""
+    coin, rec = _refused_stop(bot_settings, engine, wallet)
+    master = Exchange(Account.from_key(PAPER_DEV_PRIVATE_KEY), bot_settings.exchange_url)
+    pos = engine.gw.account().positions[coin]
+    master.market_open(coin, pos.size < 0, abs(pos.size) * 2)
+    flipped = engine.gw.account().positions[coin]
+    assert (flipped.size > 0) != (pos.size > 0)
+    paper_exchange.admin("POST", "/admin/faults", {"ioc_no_fill": True})  # the signal's close finds nothing
+    for _ in range(MAX_ATTEMPTS + 1):  # (an iteration that sent a close places no stop)
+        engine.iterate()
+    [stop] = _stops(engine, coin)
+    assert stop.cloid == rec.cloid  # the refused id, re-sent (the same trade)
+    now = engine.store.order_by_cloid(stop.cloid)
+    assert now is not None and now.status == "open"
+    assert now.is_buy == stop.is_buy == (flipped.size < 0) and now.size == stop.size
