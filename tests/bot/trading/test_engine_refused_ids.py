@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from eth_account import Account
 from hyperliquid.exchange import Exchange
 
@@ -193,3 +194,26 @@ def test_a_refused_stop_re_sent_for_a_position_flipped_by_hand_records_its_new_s
     now = engine.store.order_by_cloid(stop.cloid)
     assert now is not None and now.status == "open"
     assert now.is_buy == stop.is_buy == (flipped.size < 0) and now.size == stop.size
+
+
+def test_a_close_refused_for_its_signer_then_resumed_closes_once_on_the_refused_id(
+        bot_settings: StackSettings, engine: TradingEngine, wallet: Any, paper_exchange: Any) -> None:
+    """Refused for the revoked wallet (the paper exchange's auth_failure too), halted; approved
+    again and resumed: one close goes out, on the refused id, its fills matched to it by id, and
+    the next iterations send none."""
+    flipped = position_against_the_signal(engine, bot_settings)
+    paper_exchange.admin("POST", "/admin/faults", {"auth_failure": True})
+    engine.iterate()
+    [refused] = closes(engine)
+    assert refused.status == REFUSED and engine.gw.order_status(refused.cloid) is None
+    paper_exchange.admin("DELETE", "/admin/faults")
+    engine.resume("operator")
+    for _ in range(3):
+        engine.iterate()
+    assert "BTC" not in engine.gw.account().positions
+    [closed] = closes(engine)
+    assert closed.cloid == refused.cloid and closed.status == "filled" and closed.error is None
+    assert closed.filled_size == pytest.approx(abs(flipped)) and closed.oid is not None
+    fills = [f for f in engine.store.fills_since("BTC", 0) if f.cloid == closed.cloid]
+    assert sum(f.size for f in fills) == pytest.approx(abs(flipped)) and {f.oid for f in fills} == {closed.oid}
+    assert sends(engine, intents.CLOSE) == 2 and engine.active_halts() == []
