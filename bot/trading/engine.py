@@ -221,8 +221,7 @@ class TradingEngine:
             free = c if rec.status == REFUSED else None
             if rec.oid is not None and rec.error is None:
                 sent, last = 0, None  # accepted: only failures since count
-            elif since is None or _aware(rec.updated_at if rec.status == REFUSED else rec.created_at) > since:
-                # (a refused id is sent again: its last send is when it was last updated)
+            elif since is None or _aware(rec.created_at) > since:  # (a re-sent id: its last send)
                 sent, last = sent + 1, rec
         return _Attempts(free, sent, last)
 
@@ -305,9 +304,13 @@ class TradingEngine:
             cloid=cloid, coin=coin, is_buy=is_buy, size=size, limit_px=limit_px, trigger_px=trigger,
             reduce_only=reduce_only, intent=intent, status="pending",
         )
-        if rec.status == REFUSED:  # its id sent again: pending, as any order before it is sent
-            self.store.update_order(rec.id, status="pending", error=None, size=size, limit_px=limit_px,
-                                    trigger_px=trigger)
+        if rec.status == REFUSED:
+            # its id sent again: pending, as any order before it is sent, and a new send: its
+            # created_at is this send's, so that a halt's count (sends since the halt) counts it;
+            # the record is the order now sent (its side too: a position flipped in one trade)
+            self.store.update_order(rec.id, status="pending", error=None, is_buy=is_buy, size=size,
+                                    limit_px=limit_px, trigger_px=trigger, reduce_only=reduce_only,
+                                    created_at=utcnow())
         fields = {"event": "order_submit", "cloid": cloid, "coin": coin, "intent": intent, "is_buy": is_buy,
                   "size": size, "limit_px": limit_px, "trigger_px": trigger, "reduce_only": reduce_only}
         log.info("order submitted", extra=fields)
@@ -482,6 +485,14 @@ class TradingEngine:
         beside what rests (reduce-only: together they never close more than the position)."""
         is_long = pos.size > 0
         if is_protected(pos.size, orders):
+            # a stop of the bot's that the exchange took while its answer was never read (a send in
+            # doubt, a bot killed before the answer) ends the halts its refusals took, as the
+            # answer would have; a stop the agent or an operator placed does not (it proves
+            # nothing about the bot's signer)
+            if self._own_halts(pos.coin, PLACING_STOP) and any(
+                    (rec := self.store.order_by_cloid(o.cloid)) is not None and rec.intent == intents.STOP
+                    and rec.origin == "bot" for o in orders if o.cloid and o.is_trigger and o.reduce_only):
+                self._stop_placed(pos.coin)
             return False
         trade = self.store.open_trade(pos.coin)
         key = trade.entry_key if trade is not None else 0

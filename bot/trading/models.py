@@ -35,7 +35,7 @@ class OrderRecord(Base):
     """An order the bot sent (or adopted). ``status``: pending (sent, outcome unknown), open,
     filled, canceled, rejected, triggered, unknown (never reached the exchange), refused (the
     exchange refused the request as a whole for its signer: never on the book, its client order
-    id is sent again by the next send of its intent)."""
+    id is sent again by the next send of its intent: ``created_at`` is then that send's)."""
 
     __tablename__ = "orders"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
