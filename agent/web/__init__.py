@@ -93,7 +93,6 @@ def make_context(config: Any, *, store_url: str, env: Mapping[str, str], templat
     ``config`` is: :meth:`~agent.engine.config_source.ConfigSource.choose`), the page shows what
     is wrong with the files and loads them again when they change
     (:mod:`agent.web.config_watch`)."""
-    from agent.engine.operator_actions import redactor as _redactor
     from agent.web.day_chart import DayChart
 
     web = config.settings.web
@@ -103,11 +102,11 @@ def make_context(config: Any, *, store_url: str, env: Mapping[str, str], templat
                     web.operator_password_env, web.viewer_password_env)
     gatherer = Gatherer(config, store_url, account_address=account_address(config.settings, env))
     live = Live(gatherer, web.refresh_seconds)
-    current: list[WebContext] = []
 
     def redact(text: str) -> str:
-        """With the redactor of the configuration the page runs on now (it loads the files again)."""
-        return str(_redactor(current[0].config if current else config).redact(text))
+        """With the redactor of the configuration the page runs on now (it loads the files again):
+        ``ctx`` is read when a page renders, after it is made below."""
+        return ctx.config.templating.redact(text)
 
     first_host = next(iter(config.hosts), "local")
     ctx = WebContext(
@@ -117,7 +116,6 @@ def make_context(config: Any, *, store_url: str, env: Mapping[str, str], templat
         secure_cookie=web.secure_cookie, static_dir=templates_dir / "web" / "static",
         charts=DayChart(first_host, on_ready=live.bump) if charts else None,
     )
-    current.append(ctx)
     if source is not None and chosen is not None:
         from agent.web.config_watch import ConfigWatch, state_of
 

@@ -5,6 +5,8 @@ remember the id of a request it refused. A real engine with its own API wallet o
 exchange."""
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -33,12 +35,21 @@ def sends(engine: TradingEngine, intent: str) -> int:
     return int(total)
 
 
-def restarted(settings: StackSettings, wallet: Any) -> TradingEngine:
+@contextmanager
+def next_life(settings: StackSettings, wallet: Any) -> Iterator[TradingEngine]:
+    """The bot started again on the same database: reconciled, then two iterations."""
     metrics = BotMetrics()
     status = RuntimeStatus(loop_seconds=settings.bot.loop_seconds, candle_seconds=3600)
     gw = Gateway(settings.exchange_url, wallet.key.hex(), timeout_s=5, metrics=metrics, account_address=DEV,
                  lookup_backoff_s=0.05)
-    return TradingEngine(settings, gw, Store(settings.path("bot.db")), metrics, status)
+    again = TradingEngine(settings, gw, Store(settings.path("bot.db")), metrics, status)
+    try:
+        again.reconcile()
+        again.iterate()
+        again.iterate()
+        yield again
+    finally:
+        again.store.close()
 
 
 def test_a_refused_close_sent_again_after_the_resume_counts_as_one_of_its_attempts(
@@ -100,18 +111,12 @@ def test_a_bot_killed_after_re_sending_a_refused_stop_keeps_it_once_after_a_rest
                     order_type={"trigger": {"triggerPx": rec.trigger_px, "isMarket": True, "tpsl": "sl"}},
                     reduce_only=True, cloid=rec.cloid)  # reached the book; then the bot died
     engine.store.close()
-    again = restarted(bot_settings, wallet)
-    try:
-        again.reconcile()
-        again.iterate()
-        again.iterate()
+    with next_life(bot_settings, wallet) as again:
         assert [o.cloid for o in _stops(again, coin)] == [rec.cloid]
         assert again.store.order_by_cloid(rec.cloid).status == "open"
         # the exchange took the bot's stop: the halt its refusal took (NO STOP-LOSS) ends, as it
         # would have had the answer been read
         assert again.active_halts() == [] and again.status.health()["unprotected"] == []
-    finally:
-        again.store.close()
 
 
 def test_a_bot_killed_before_the_refused_stop_was_sent_again_places_it_once_after_a_restart(
@@ -121,17 +126,11 @@ def test_a_bot_killed_before_the_refused_stop_was_sent_again_places_it_once_afte
     coin, rec = _refused_stop(bot_settings, engine, wallet)
     engine.store.update_order(rec.id, status="pending", error=None)
     engine.store.close()
-    again = restarted(bot_settings, wallet)
-    try:
-        again.reconcile()
-        again.iterate()
-        again.iterate()
+    with next_life(bot_settings, wallet) as again:
         assert len(_stops(again, coin)) == 1
         assert again.store.order_by_cloid(rec.cloid).status == "unknown"
         assert again.active_halts() == []
         assert again.status.health()["unprotected"] == []
-    finally:
-        again.store.close()
 
 
 def test_a_refused_stop_re_sent_for_a_grown_position_records_what_rests(
