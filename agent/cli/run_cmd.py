@@ -36,11 +36,14 @@ def run(
         raise SystemExit(code)
 
 
-MALLOC_ARENAS = 2
+MALLOC_ARENAS = 1
 """glibc's malloc arenas for the resident agent (its default is 8 per core): each thread that
 allocates gets an arena of its own, and the agent's few threads (the store's, apprise's
-deliveries, the metrics server) each kept a partly used one. Two: measured 2 MB less idle RSS
-(99 MB against 101 MB, docs/performance.md's scenario), and no thread of the agent allocates hot."""
+deliveries, the metrics server) each kept a partly used one. One: every thread allocates from the
+main heap. Idle RSS with docs/performance.md's scenario, 30 s after the start, median of 8 samples:
+99.1-99.3 MB with one arena (4 runs), 99.4-100.5 MB with two (5 runs), 101.3-101.5 MB with
+glibc's default (2 runs); ``malloc_trim`` after the load gave nothing more. No thread of the agent
+allocates hot, and Python's own allocations are serialized by the interpreter lock anyway."""
 
 
 def limit_malloc_arenas() -> bool:
