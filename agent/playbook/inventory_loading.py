@@ -48,6 +48,7 @@ from agent.playbook.placeholders import is_runtime
 from agent.playbook.scope import template_file_diagnostic, unknown_in_template_file
 from agent.playbook.templating import TemplateError, Templating
 from agent.playbook.validation import diagnostics_from_validation
+from agent.playbook.written_values import written_value_problems
 from agent.playbook.yaml_source import Marks, SourceDocument, base60_problems, load_yaml
 from botwarden.settings import StackSettings
 
@@ -82,7 +83,7 @@ def read_inventory(path: Path, *, required: bool = False, reader: ConfigReader |
 
 
 def inventory_rules(doc: SourceDocument, inv: Inventory) -> list[Diagnostic]:
-    out: list[Diagnostic] = []
+    out: list[Diagnostic] = written_value_problems(doc, doc.data, Inventory, empty_is_absent=False)
     if not inv.hosts:
         out.append(doc.diagnostic(("hosts",), "the inventory has no hosts", "add e.g. hosts: {local: {}}"))
     for kind, names in (("host", inv.hosts), ("group", inv.groups)):

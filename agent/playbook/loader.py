@@ -64,6 +64,7 @@ from agent.playbook.rules import playbook_rules, template_problems
 from agent.playbook.task_validation import TaskChecker
 from agent.playbook.templating import Templating
 from agent.playbook.validation import diagnostics_from_validation
+from agent.playbook.written_values import written_value_problems
 from agent.playbook.yaml_source import Path_, SourceDocument, base60_problems, load_yaml
 from botwarden.settings import StackSettings
 
@@ -293,6 +294,7 @@ def _load_playbook(path: Path, registry: Registry, templating: Templating,
     pre = Preprocessor(doc, registry)
     raw = pre.playbook(doc.data)
     diagnostics += pre.diagnostics
+    diagnostics += written_value_problems(doc, raw, Playbook, empty_is_absent=True, registry=registry)
     diagnostics += template_problems(doc, raw, templating)
     diagnostics += literal_secret_problems(doc)
     diagnostics += comment_secret_problems(doc)

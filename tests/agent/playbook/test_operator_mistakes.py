@@ -55,6 +55,13 @@ CASES = [
     Case("hint_typographic_quotes.yaml", 9, 13, "expect: Jinja2 syntax error", "\u2018 is a typographic quote"),
     Case("hint_threshold_with_unit.yaml", 9, 14, "warning: Jinja2 syntax error", "write the number alone (500, "
          "not 500ms)"),
+    # a key left empty is null, which an optional field took as "not written": `when:` ran the step always
+    Case("wrong_when_left_empty.yaml", 15, 14, "when: is empty", "write the condition"),
+    # a duration without its unit was read as seconds, whatever was meant
+    Case("wrong_duration_without_unit.yaml", 15, 15, "cooldown: 5 is a duration without its unit",
+         "cooldown: 5s for seconds, cooldown: 5m for minutes"),
+    # a block with no tasks did nothing, silently
+    Case("wrong_block_left_empty.yaml", 6, 12, "an empty block: this task does nothing"),
 ]
 
 
