@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from agent.apprise_plugins import is_known_scheme, parse_urls, url_scheme, why_refused
 from agent.core.redaction import url_secrets
 from agent.core.values import format_duration
-from agent.playbook.cron import schedule_traps, timezone_trap
+from agent.playbook.cron import schedule_traps, timezone_trap, timezone_unused
 from agent.playbook.diagnostics import Diagnostic, suggest, warning
 from agent.playbook.file_kinds import wrong_kind
 from agent.playbook.files import DISK, ConfigReader, real_path
@@ -45,7 +45,7 @@ from agent.playbook.literal_secrets import (
 )
 from agent.playbook.message_vars import MESSAGE_VARS
 from agent.playbook.placeholders import is_runtime
-from agent.playbook.scope import template_file_diagnostic, unknown_in_template_file
+from agent.playbook.scope import reserved_var_problems, template_file_diagnostic, unknown_in_template_file
 from agent.playbook.templating import TemplateError, Templating
 from agent.playbook.validation import diagnostics_from_validation
 from agent.playbook.written_values import written_value_problems
@@ -117,6 +117,8 @@ def inventory_rules(doc: SourceDocument, inv: Inventory) -> list[Diagnostic]:
                 out.append(doc.diagnostic(("notify", "routes", i), f"route {routes[i].name!r} is never reached: "
                                           f"route {routes[catch_all].name!r} before it matches every alert",
                                           "move the catch-all route last, or give it continue: true"))
+    if (unused := timezone_unused(inv.notify.digest)) is not None:
+        out.append(warning(doc.diagnostic(("notify", "digest", "timezone"), f"digest: {unused[0]}", unused[1])))
     for message, hint in schedule_traps(inv.notify.digest.cron, inv.notify.digest.timezone):
         out.append(warning(doc.diagnostic(("notify", "digest", "cron"), f"digest: {message}", hint)))
     if inv.notify.digest.cron and (trap := timezone_trap(inv.notify.digest.timezone)) is not None:
@@ -324,10 +326,10 @@ def settings_overrides(doc: SourceDocument, inv: Inventory, settings_vars: Mappi
     value breaks every ``{{ bot.X }}`` (said here once, not at each use), and a key that is the
     misspelling of one of the settings' (``bot: {programm: mybot}``) adds a key nobody reads while
     ``bot.program`` keeps its value, silently."""
-    out: list[Diagnostic] = []
     places: list[tuple[tuple[Any, ...], Mapping[str, Any]]] = [(("vars",), inv.vars)]
     places += [(("groups", name, "vars"), group.vars) for name, group in inv.groups.items()]
     places += [(("hosts", name, "vars"), host.vars) for name, host in inv.hosts.items()]
+    out: list[Diagnostic] = reserved_var_problems(doc, places)
     for path, given in places:
         for key, value in given.items():
             setting = settings_vars.get(key)

@@ -16,10 +16,11 @@ from agent.core.values import format_duration
 from agent.modules.base import CheckModule
 from agent.modules.registry import Registry
 from agent.playbook.constant_expressions import constant_truth
-from agent.playbook.cron import schedule_traps, timezone_trap
+from agent.playbook.cron import schedule_traps, timezone_trap, timezone_unused
 from agent.playbook.diagnostics import Diagnostic, suggest, warning
 from agent.playbook.hints import expression_hint
 from agent.playbook.models import BUDGET_HISTORY_S, Playbook, Task
+from agent.playbook.scope import reserved_var_problems
 from agent.playbook.templating import Templating, has_template
 from agent.playbook.thresholds import Threshold
 from agent.playbook.yaml_source import Path_, SourceDocument
@@ -112,11 +113,14 @@ def playbook_rules(doc: SourceDocument, raw: Mapping[str, Any], play: Playbook,
                    registry: Registry, templating: Templating) -> list[Diagnostic]:
     """Rules inside one playbook: names, references, thresholds, registers, task params."""
     out: list[Diagnostic] = []
+    if play.schedule is not None and (unused := timezone_unused(play.schedule)) is not None:
+        out.append(warning(doc.diagnostic(("schedule", "timezone"), f"schedule: {unused[0]}", unused[1])))
     if play.schedule is not None:
         for message, hint in schedule_traps(play.schedule.cron, play.schedule.timezone):
             out.append(warning(doc.diagnostic(("schedule", "cron"), f"schedule: {message}", hint)))
         if play.schedule.cron and (trap := timezone_trap(play.schedule.timezone)) is not None:
             out.append(warning(doc.diagnostic(("schedule", "timezone"), f"schedule: {trap[0]}", trap[1])))
+    out += reserved_var_problems(doc, [(("vars",), play.vars)])
     if not play.checks and not play.tasks:
         what = "handlers and remediations" if play.handlers and play.remediations else \
             "handlers" if play.handlers else "remediations" if play.remediations else ""

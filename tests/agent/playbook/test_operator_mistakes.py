@@ -62,6 +62,11 @@ CASES = [
          "cooldown: 5s for seconds, cooldown: 5m for minutes"),
     # a block with no tasks did nothing, silently
     Case("wrong_block_left_empty.yaml", 6, 12, "an empty block: this task does nothing"),
+    # a var named like what the agent sets itself is never read there (`host` is the host's name)
+    Case("wrong_var_named_host.yaml", 5, 3, "a var named 'host' is not read where the agent sets host itself",
+         "give it another name"),
+    # a var named env hides the environment from every template of the play
+    Case("wrong_var_named_env.yaml", 4, 8, "a var named 'env' hides the environment"),
 ]
 
 

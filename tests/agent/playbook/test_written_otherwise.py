@@ -22,6 +22,8 @@ WARNINGS = [
          "remove the critical: threshold to keep this check at WARNING"),
     Case("play_does_nothing.yaml", 2, 7, "playbook 'half-written' has no checks and no tasks: it does nothing"),
     Case("rescue_left_empty.yaml", 8, 13, "an empty 'rescue': nothing runs there"),
+    # an interval runs at an interval: a timezone beside it is for a time of day it does not have
+    Case("timezone_beside_every.yaml", 4, 33, "schedule: timezone is ignored", "write a cron schedule"),
 ]
 
 
@@ -114,3 +116,25 @@ def test_every_optional_key_left_empty_is_an_error_at_it(tmp_path: Path, key: st
     result = _load(tmp_path / "t.yaml")
     assert sorted((d.line, d.message.split(":")[0]) for d in result.diagnostics) == [(6, "timeout"), (7, name)], \
         "\n".join(map(str, result.diagnostics))
+
+
+def test_a_var_of_the_inventory_named_like_what_the_agent_sets_is_an_error_at_it(tmp_path: Path) -> None:
+    text = (REPO / "inventory.yaml").read_text(encoding="utf-8")
+    (tmp_path / "inventory.yaml").write_text(text.replace("local: {vars: {}}", "local: {vars: {value: 3}}"),
+                                             encoding="utf-8")
+    result = _load(REPO / "playbooks" / "bot-health.yaml", tmp_path / "inventory.yaml")
+    assert [(Path(d.file).name, d.message.split(":")[0]) for d in result.diagnostics] == [
+        ("inventory.yaml", "a var named 'value' is not read where the agent sets value itself (the check's value, "
+                           "in its expressions)")], "\n".join(map(str, result.diagnostics))
+
+
+def test_a_timezone_beside_every_in_the_digest_is_a_warning(tmp_path: Path) -> None:
+    text = (REPO / "inventory.yaml").read_text(encoding="utf-8")
+    old = 'digest: {cron: "0 8 * * *", timezone: UTC}'
+    assert old in text
+    (tmp_path / "inventory.yaml").write_text(text.replace(old, "digest: {every: 1d, timezone: Asia/Tokyo}"),
+                                             encoding="utf-8")
+    result = _load(REPO / "playbooks" / "bot-health.yaml", tmp_path / "inventory.yaml")
+    assert result.config is not None and not result.diagnostics
+    assert [w.message for w in result.warnings] == [
+        "digest: timezone is ignored: an 'every' schedule runs at an interval, not at a time of day"]
