@@ -196,6 +196,13 @@ def playbook_rules(doc: SourceDocument, raw: Mapping[str, Any], play: Playbook,
                                       f"{max(1, fit)} or less, or shorten the cooldown"))
 
     handlers = {t.name for t in play.handlers}
+    first_handler: dict[str, int] = {}
+    for i, handler in enumerate(play.handlers):
+        if handler.name in first_handler:  # both ran on a notify (Ansible runs one): said, not guessed
+            out.append(doc.diagnostic(("handlers", i, "name"), f"duplicate handler name {handler.name!r} (also "
+                                      f"handler #{first_handler[handler.name] + 1}): a notify of it runs both",
+                                      "handler names are unique: rename one, and notify each by its name"))
+        first_handler.setdefault(handler.name, i)
     for i, raw_handler in enumerate(raw.get("handlers") or []):
         if isinstance(raw_handler, dict) and not raw_handler.get("name"):
             out.append(doc.diagnostic(("handlers", i), "a handler needs a 'name' (tasks notify it by name)"))

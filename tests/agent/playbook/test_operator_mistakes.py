@@ -67,6 +67,8 @@ CASES = [
          "give it another name"),
     # a var named env hides the environment from every template of the play
     Case("wrong_var_named_env.yaml", 4, 8, "a var named 'env' hides the environment"),
+    # two handlers of one name both ran on a notify (Ansible runs one)
+    Case("wrong_handler_name_twice.yaml", 12, 11, "duplicate handler name 'restart the bot' (also handler #1)"),
 ]
 
 
