@@ -50,7 +50,14 @@ from agent.playbook.templating import TemplateError, Templating
 from agent.playbook.validation import diagnostics_from_validation
 from agent.playbook.written_values import written_value_problems
 from agent.playbook.yaml_source import Marks, SourceDocument, base60_problems, load_yaml
-from botwarden.settings import StackSettings
+from botwarden.settings import (
+    AgentSettings,
+    BotSettings,
+    ExchangeSettings,
+    InboxSettings,
+    StackSettings,
+    SupervisorSettings,
+)
 
 
 def read_inventory(path: Path, *, required: bool = False, reader: ConfigReader | None = None
@@ -285,7 +292,33 @@ def _read_settings(doc: SourceDocument, inv: Inventory, inventory_path: Path,
     secrets += base60_problems(settings_doc)
     if secrets:
         return _default_settings(), hide_secrets(secrets, shown)
-    return settings, settings_lookalikes(doc, inventory_path, reader, path)
+    return settings, [*settings_lookalikes(doc, inventory_path, reader, path), *state_left_behind(settings_doc, data)]
+
+
+def state_left_behind(doc: SourceDocument, data: Mapping[str, Any]) -> list[Diagnostic]:
+    """A warning at ``var_dir`` when it is moved (``var_dir: /var/lib/botwarden``) and paths of the
+    runtime state are not: their defaults are under ``var/`` of the root, not under ``var_dir``
+    (the databases, sockets, logs, the bot's halt file), so the state would be split between two
+    places while only the secrets, the snapshot and the backups follow ``var_dir``. Moving them
+    silently could lose a halt in force, so the file says where each one goes."""
+    var_dir = data.get("var_dir")
+    if not isinstance(var_dir, str) or var_dir.rstrip("/") in ("var", ""):
+        return []
+    left: list[str] = []
+    for section, model in (("supervisor", SupervisorSettings), ("exchange", ExchangeSettings), ("bot", BotSettings),
+                           ("agent", AgentSettings), ("inbox", InboxSettings)):
+        given = data.get(section)
+        written = given if isinstance(given, Mapping) else {}
+        left += [f"{section}.{name}" for name, f in model.model_fields.items()
+                 if name not in written and isinstance(f.default, str) and f.default.startswith("var/")]
+    if not left:
+        return []
+    example = left[0].split(".")
+    return [warning(doc.diagnostic(("var_dir",), f"var_dir is {var_dir!r}, but {len(left)} path(s) of the runtime "
+                                   f"state stay under var/ of the root, where their defaults are: {', '.join(left)}",
+                                   f"write each under var_dir too ({example[0]}: {{{example[1]}: "
+                                   f"{var_dir.rstrip('/')}/...}}), moving the file it names there while the stack is "
+                                   "down (the halt file holds a halt in force), or leave var_dir at var"))]
 
 
 SETTINGS_LOOKALIKES = ("settings.yaml", "settings.yml", "var/settings.yaml", "var/settings.yml")

@@ -23,6 +23,8 @@ SETTINGS = {"var_dir": "state", "supervisor": {"socket": "state/s.sock", "config
 def _checkout(root: Path, settings: str | None) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     (root / "playbooks").mkdir()
+    (root / "playbooks" / "p.yaml").write_text("version: 1\nname: p\nhosts: local\ntasks:\n"
+                                               "  - command: {argv: ['true']}\n")
     (root / "inventory.yaml").write_text(yaml.safe_dump({
         "version": 1, "settings": settings, "hosts": {"local": {}},
         "notify": {"targets": {"inbox": {"url": "json://{{ inbox.host }}:{{ inbox.port }}/"}},
@@ -54,3 +56,28 @@ def test_the_stack_and_the_agent_agree_on_every_settings_path(tmp_path: Path, wh
         assert s.path(s.supervisor.logdir) == stack.settings.path(stack.settings.supervisor.logdir)
         assert s.secrets_path == stack.settings.secrets_path
     assert stack.socket_path == settings.parent / "state" / "s.sock"  # the documented root: the file's directory
+
+
+def test_a_var_dir_moved_without_the_state_paths_is_a_warning_naming_each(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`var_dir: /var/lib/botwarden` moved the secrets, the snapshot and the backups, while the
+    databases, sockets, logs and the halt file stayed under `<root>/var`: the state split in two,
+    silently (brk15). Moving them for the operator could lose a halt in force: it is said instead."""
+    monkeypatch.delenv("BOTWARDEN_SETTINGS", raising=False)
+    inventory = _checkout(tmp_path / "checkout", "settings.yaml")
+    written = {"var_dir": str(tmp_path / "state"), "bot": {"db": str(tmp_path / "state" / "bot.db")}}
+    (tmp_path / "checkout" / "settings.yaml").write_text(yaml.safe_dump(written))
+    result = load_config(inventory, [tmp_path / "checkout" / "playbooks"], default_registry(), env={})
+    assert not result.diagnostics, "\n".join(map(str, result.diagnostics))
+    [said] = [w for w in result.warnings if "var_dir" in w.message]
+    assert (Path(said.file).name, said.line) == ("settings.yaml", 3)  # yaml.safe_dump sorts: bot (2 lines) first
+    assert "12 path(s) of the runtime state stay under var/ of the root" in said.message
+    assert "bot.halt_file" in said.message and "bot.db" not in said.message.split(": ", 1)[1]
+
+    every = {section: {name: f"{tmp_path}/state/{name}" for name in names} for section, names in {
+        "supervisor": ["socket", "config", "logdir"], "exchange": ["state"],
+        "bot": ["db", "control_socket", "lock_file", "ws_outage_file", "heartbeat_file", "halt_file"],
+        "agent": ["db", "events_socket"], "inbox": ["file"]}.items()}
+    (tmp_path / "checkout" / "settings.yaml").write_text(yaml.safe_dump({"var_dir": str(tmp_path / "state"), **every}))
+    result = load_config(inventory, [tmp_path / "checkout" / "playbooks"], default_registry(), env={})
+    assert not result.diagnostics and not [w for w in result.warnings if "var_dir" in w.message]
