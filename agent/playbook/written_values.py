@@ -42,7 +42,13 @@ def written_value_problems(doc: SourceDocument, data: Any, model: type[BaseModel
     ``Params``, found in ``registry``)."""
     out: list[Diagnostic] = []
     for path, key, value, info, annotation in _fields(data, model, (), registry, section=""):
-        if value is None and empty_is_absent and _default_is_none(info) and _optional(annotation):
+        if key == "name" and empty_is_absent and path[-2:-1] != () and isinstance(path[-2], int) and (
+                value is None or value == ""):
+            # a check's or task's name left empty took its default, '<module> <params>', silently
+            out.append(doc.diagnostic(path, "name: is empty: it would be named after its module and parameters "
+                                      "(such as 'supervisor action=restart program=bot'), in every alert and reference",
+                                      "write the name, or remove 'name:' to take that one on purpose"))
+        elif value is None and empty_is_absent and _default_is_none(info) and _optional(annotation):
             out.append(doc.diagnostic(path, f"{key}: is empty (YAML reads '{key}:' with no value, or null, as "
                                       "no value): it is taken as not written", _empty_hint(key)))
         elif (isinstance(value, (int, float)) and not isinstance(value, bool) and value != 0

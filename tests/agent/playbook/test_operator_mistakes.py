@@ -69,6 +69,8 @@ CASES = [
     Case("wrong_var_named_env.yaml", 4, 8, "a var named 'env' hides the environment"),
     # two handlers of one name both ran on a notify (Ansible runs one)
     Case("wrong_handler_name_twice.yaml", 12, 11, "duplicate handler name 'restart the bot' (also handler #1)"),
+    # a check's name left empty took '<module> <params>' as its name, in every alert
+    Case("wrong_check_name_left_empty.yaml", 6, 10, "name: is empty: it would be named after its module"),
 ]
 
 
