@@ -24,6 +24,9 @@ WARNINGS = [
     Case("rescue_left_empty.yaml", 8, 13, "an empty 'rescue': nothing runs there"),
     # an interval runs at an interval: a timezone beside it is for a time of day it does not have
     Case("timezone_beside_every.yaml", 4, 33, "schedule: timezone is ignored", "write a cron schedule"),
+    # the same probe and condition twice on a host: every problem alerted twice
+    Case("same_probe_twice.yaml", 9, 11, "check 'bot runs' probes what bot-alive/bot process probes on host "
+         "'local', with the same condition: each problem would be alerted twice"),
 ]
 
 
@@ -138,3 +141,20 @@ def test_a_timezone_beside_every_in_the_digest_is_a_warning(tmp_path: Path) -> N
     assert result.config is not None and not result.diagnostics
     assert [w.message for w in result.warnings] == [
         "digest: timezone is ignored: an 'every' schedule runs at an interval, not at a time of day"]
+
+
+def test_a_copied_playbook_beside_its_original_is_one_warning(tmp_path: Path) -> None:
+    """`cp bot-health.yaml bot-health-v2.yaml` (its name changed) loaded: every crash of the bot was
+    two alerts and two restarts, each under its own budget (brk15)."""
+    text = (REPO / "playbooks" / "bot-health.yaml").read_text(encoding="utf-8")
+    (tmp_path / "bot-health.yaml").write_text(text, encoding="utf-8")
+    (tmp_path / "bot-health-v2.yaml").write_text(text.replace("name: bot-health\n", "name: bot-health-v2\n", 1),
+                                                 encoding="utf-8")
+    result = load_config(REPO / "inventory.yaml", [tmp_path], default_registry(), env={},
+                         templates_dir=REPO / "templates",
+                         context_paths=sorted((REPO / "playbooks").glob("*.yaml")))
+    assert result.config is not None and not result.diagnostics, "\n".join(map(str, result.diagnostics))
+    # said once, at the name of the play loaded second (files load in name order: the copy first here)
+    assert [(Path(w.file).name, w.line) for w in result.warnings] == [("bot-health.yaml", 5)]
+    assert "playbook 'bot-health' repeats 13 checks of 'bot-health-v2'" in result.warnings[0].message
+    assert "remediated twice, each under its own budget" in result.warnings[0].message
