@@ -23,6 +23,7 @@ from agent.playbook.models import BUDGET_HISTORY_S, Playbook, Task
 from agent.playbook.scope import reserved_var_problems
 from agent.playbook.templating import Templating, has_template
 from agent.playbook.thresholds import Threshold
+from agent.playbook.written_values import bare_duration_vars
 from agent.playbook.yaml_source import Path_, SourceDocument
 
 _EXPRESSION_KEYS = ("expect", "value", "occurrence", "when", "until", "changed_when", "failed_when")
@@ -121,6 +122,7 @@ def playbook_rules(doc: SourceDocument, raw: Mapping[str, Any], play: Playbook,
         if play.schedule.cron and (trap := timezone_trap(play.schedule.timezone)) is not None:
             out.append(warning(doc.diagnostic(("schedule", "timezone"), f"schedule: {trap[0]}", trap[1])))
     out += reserved_var_problems(doc, [(("vars",), play.vars)])
+    out += bare_duration_vars(doc, play, registry)
     if not play.checks and not play.tasks:
         what = "handlers and remediations" if play.handlers and play.remediations else \
             "handlers" if play.handlers else "remediations" if play.remediations else ""

@@ -18,9 +18,10 @@ later too. It works on what was written, never on models built in code (which pa
 """
 from __future__ import annotations
 
+import re
 import types
 import typing
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from pydantic import BaseModel, BeforeValidator
@@ -55,6 +56,39 @@ def written_value_problems(doc: SourceDocument, data: Any, model: type[BaseModel
               and _is_duration(info, annotation, value)):
             out.append(doc.diagnostic(path, f"{key}: {value!r} is a duration without its unit: it would be read "
                                       f"as {value!r} seconds", _duration_hint(key, value)))
+    return out
+
+
+_BARE_NAME = re.compile(r"^\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}$")
+
+
+def bare_duration_vars(doc: SourceDocument, play: Any, registry: Registry) -> list[Diagnostic]:
+    """A module's duration parameter written as just ``{{ name }}`` of a play var holding a bare
+    number (``vars: {wait: 5}``, ``timeout: "{{ wait }}"``): the number is read as seconds, as if
+    written in place. Said where the var is defined, naming the parameter that reads it."""
+    out: list[Diagnostic] = []
+    said: set[str] = set()
+    items: list[tuple[str, int, Any, Mapping[str, Any]]] = [
+        ("checks", i, c, registry.checks) for i, c in enumerate(play.checks)]
+    items += [(section, i, t, registry.actions) for section in ("tasks", "handlers")
+              for i, t in enumerate(getattr(play, section))]
+    items += [(f"remediations.{name}.steps", i, t, registry.actions)
+              for name, rem in play.remediations.items() for i, t in enumerate(rem.steps)]
+    for section, index, item, modules in items:
+        params_model = getattr(modules.get(item.module or ""), "Params", None)
+        if params_model is None:
+            continue
+        for key, raw in item.params.items():
+            bare = _BARE_NAME.match(raw) if isinstance(raw, str) else None
+            value = play.vars.get(bare[1]) if bare else None
+            info = params_model.model_fields.get(key)
+            if (bare is None or bare[1] in said or info is None or not isinstance(value, (int, float))
+                    or isinstance(value, bool) or value == 0 or not _is_duration(info, info.annotation, value)):
+                continue
+            said.add(bare[1])
+            out.append(doc.diagnostic(("vars", bare[1]), f"vars.{bare[1]}: {value!r} is a duration without its "
+                                      f"unit (the value of {section}[{index}].{item.module}.{key}): it would be "
+                                      f"read as {value!r} seconds", _duration_hint(bare[1], value)))
     return out
 
 

@@ -71,6 +71,9 @@ CASES = [
     Case("wrong_handler_name_twice.yaml", 12, 11, "duplicate handler name 'restart the bot' (also handler #1)"),
     # a check's name left empty took '<module> <params>' as its name, in every alert
     Case("wrong_check_name_left_empty.yaml", 6, 10, "name: is empty: it would be named after its module"),
+    # a bare number reaching a duration through a var: said where the var is defined
+    Case("wrong_duration_var_without_unit.yaml", 5, 13, "vars.patience: 3 is a duration without its unit (the "
+         "value of tasks[0].bot.timeout)", "patience: 3s for seconds, patience: 3m for minutes"),
 ]
 
 
