@@ -48,6 +48,7 @@ from agent.engine.remediator import Remediator
 from agent.engine.retries import Retries
 from agent.engine.scheduled_plays import ScheduledPlayRunner, ScheduledPlays
 from agent.engine.scheduler import CheckScheduler
+from agent.engine.settings_changes import settings_changed, settings_changes
 from agent.engine.status_records import record_from_status
 from agent.engine.store_file import EXIT_STORE_LOST, StoreFileWatch, sqlite_file
 from agent.engine.store_handover import (
@@ -441,6 +442,11 @@ class Agent:
         rejected version still brings in the playbooks that became valid."""
         parts = self.running
         result = await asyncio.to_thread(self.source.load)
+        if result.config is not None and not result.diagnostics and self.origin in ("disk", "valid-part"):
+            changes = settings_changes(parts.config.current.settings, result.config.settings)
+            if changes:  # the supervised programs run on the settings they started with
+                result = replace(result, config=None,
+                                             diagnostics=[settings_changed(result.settings_path, changes)])
         if result.diagnostics or result.config is None:
             text = "\n".join(str(d) for d in result.diagnostics)
             for d in result.diagnostics:

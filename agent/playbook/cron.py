@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import re
 from datetime import UTC, date, datetime, timedelta, tzinfo
-from typing import Annotated
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.triggers.base import BaseTrigger
@@ -263,3 +263,13 @@ class WallClockOnce(BaseTrigger):
 
     def __str__(self) -> str:
         return f"{self.inner} (each wall-clock time once)"
+
+
+def timezone_unused(schedule: Any) -> tuple[str, str] | None:
+    """``(message, hint)`` when a schedule writes a ``timezone`` beside ``every``: an interval runs
+    every so long from the start whatever the clock says, so the timezone is ignored (it was meant
+    for a time of day: a cron schedule)."""
+    if getattr(schedule, "every", None) is None or "timezone" not in schedule.model_fields_set:
+        return None
+    return ("timezone is ignored: an 'every' schedule runs at an interval, not at a time of day",
+            "remove timezone:, or write a cron schedule for a time of day (cron: \"0 8 * * *\", timezone: ...)")

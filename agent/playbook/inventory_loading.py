@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from agent.apprise_plugins import is_known_scheme, parse_urls, url_scheme, why_refused
 from agent.core.redaction import url_secrets
 from agent.core.values import format_duration
-from agent.playbook.cron import schedule_traps, timezone_trap
+from agent.playbook.cron import schedule_traps, timezone_trap, timezone_unused
 from agent.playbook.diagnostics import Diagnostic, suggest, warning
 from agent.playbook.file_kinds import wrong_kind
 from agent.playbook.files import DISK, ConfigReader, real_path
@@ -45,11 +45,19 @@ from agent.playbook.literal_secrets import (
 )
 from agent.playbook.message_vars import MESSAGE_VARS
 from agent.playbook.placeholders import is_runtime
-from agent.playbook.scope import template_file_diagnostic, unknown_in_template_file
+from agent.playbook.scope import reserved_var_problems, template_file_diagnostic, unknown_in_template_file
 from agent.playbook.templating import TemplateError, Templating
 from agent.playbook.validation import diagnostics_from_validation
+from agent.playbook.written_values import written_value_problems
 from agent.playbook.yaml_source import Marks, SourceDocument, base60_problems, load_yaml
-from botwarden.settings import StackSettings
+from botwarden.settings import (
+    AgentSettings,
+    BotSettings,
+    ExchangeSettings,
+    InboxSettings,
+    StackSettings,
+    SupervisorSettings,
+)
 
 
 def read_inventory(path: Path, *, required: bool = False, reader: ConfigReader | None = None
@@ -82,7 +90,7 @@ def read_inventory(path: Path, *, required: bool = False, reader: ConfigReader |
 
 
 def inventory_rules(doc: SourceDocument, inv: Inventory) -> list[Diagnostic]:
-    out: list[Diagnostic] = []
+    out: list[Diagnostic] = written_value_problems(doc, doc.data, Inventory, empty_is_absent=False)
     if not inv.hosts:
         out.append(doc.diagnostic(("hosts",), "the inventory has no hosts", "add e.g. hosts: {local: {}}"))
     for kind, names in (("host", inv.hosts), ("group", inv.groups)):
@@ -116,6 +124,8 @@ def inventory_rules(doc: SourceDocument, inv: Inventory) -> list[Diagnostic]:
                 out.append(doc.diagnostic(("notify", "routes", i), f"route {routes[i].name!r} is never reached: "
                                           f"route {routes[catch_all].name!r} before it matches every alert",
                                           "move the catch-all route last, or give it continue: true"))
+    if (unused := timezone_unused(inv.notify.digest)) is not None:
+        out.append(warning(doc.diagnostic(("notify", "digest", "timezone"), f"digest: {unused[0]}", unused[1])))
     for message, hint in schedule_traps(inv.notify.digest.cron, inv.notify.digest.timezone):
         out.append(warning(doc.diagnostic(("notify", "digest", "cron"), f"digest: {message}", hint)))
     if inv.notify.digest.cron and (trap := timezone_trap(inv.notify.digest.timezone)) is not None:
@@ -282,7 +292,33 @@ def _read_settings(doc: SourceDocument, inv: Inventory, inventory_path: Path,
     secrets += base60_problems(settings_doc)
     if secrets:
         return _default_settings(), hide_secrets(secrets, shown)
-    return settings, settings_lookalikes(doc, inventory_path, reader, path)
+    return settings, [*settings_lookalikes(doc, inventory_path, reader, path), *state_left_behind(settings_doc, data)]
+
+
+def state_left_behind(doc: SourceDocument, data: Mapping[str, Any]) -> list[Diagnostic]:
+    """A warning at ``var_dir`` when it is moved (``var_dir: /var/lib/botwarden``) and paths of the
+    runtime state are not: their defaults are under ``var/`` of the root, not under ``var_dir``
+    (the databases, sockets, logs, the bot's halt file), so the state would be split between two
+    places while only the secrets, the snapshot and the backups follow ``var_dir``. Moving them
+    silently could lose a halt in force, so the file says where each one goes."""
+    var_dir = data.get("var_dir")
+    if not isinstance(var_dir, str) or var_dir.rstrip("/") in ("var", ""):
+        return []
+    left: list[str] = []
+    for section, model in (("supervisor", SupervisorSettings), ("exchange", ExchangeSettings), ("bot", BotSettings),
+                           ("agent", AgentSettings), ("inbox", InboxSettings)):
+        given = data.get(section)
+        written = given if isinstance(given, Mapping) else {}
+        left += [f"{section}.{name}" for name, f in model.model_fields.items()
+                 if name not in written and isinstance(f.default, str) and f.default.startswith("var/")]
+    if not left:
+        return []
+    example = left[0].split(".")
+    return [warning(doc.diagnostic(("var_dir",), f"var_dir is {var_dir!r}, but {len(left)} path(s) of the runtime "
+                                   f"state stay under var/ of the root, where their defaults are: {', '.join(left)}",
+                                   f"write each under var_dir too ({example[0]}: {{{example[1]}: "
+                                   f"{var_dir.rstrip('/')}/...}}), moving the file it names there while the stack is "
+                                   "down (the halt file holds a halt in force), or leave var_dir at var"))]
 
 
 SETTINGS_LOOKALIKES = ("settings.yaml", "settings.yml", "var/settings.yaml", "var/settings.yml")
@@ -323,10 +359,10 @@ def settings_overrides(doc: SourceDocument, inv: Inventory, settings_vars: Mappi
     value breaks every ``{{ bot.X }}`` (said here once, not at each use), and a key that is the
     misspelling of one of the settings' (``bot: {programm: mybot}``) adds a key nobody reads while
     ``bot.program`` keeps its value, silently."""
-    out: list[Diagnostic] = []
     places: list[tuple[tuple[Any, ...], Mapping[str, Any]]] = [(("vars",), inv.vars)]
     places += [(("groups", name, "vars"), group.vars) for name, group in inv.groups.items()]
     places += [(("hosts", name, "vars"), host.vars) for name, host in inv.hosts.items()]
+    out: list[Diagnostic] = reserved_var_problems(doc, places)
     for path, given in places:
         for key, value in given.items():
             setting = settings_vars.get(key)

@@ -63,7 +63,9 @@ from agent.playbook.route_reach import unreached_route_entries
 from agent.playbook.rules import playbook_rules, template_problems
 from agent.playbook.task_validation import TaskChecker
 from agent.playbook.templating import Templating
+from agent.playbook.twice_probed import twice_probed
 from agent.playbook.validation import diagnostics_from_validation
+from agent.playbook.written_values import written_value_problems
 from agent.playbook.yaml_source import Path_, SourceDocument, base60_problems, load_yaml
 from botwarden.settings import StackSettings
 
@@ -249,6 +251,7 @@ def load_config(
 
     if inventory is not None and not bound and not any(d.severity == "error" for d in diagnostics):
         diagnostics += _guard_off(loaded, inventory, inv_doc)
+    diagnostics += twice_probed(bound, {item.play.name: item.doc for item in loaded if item.play is not None})
     if inventory is not None and not any(d.severity == "error" for d in diagnostics):
         every_play = [item for item in [*loaded, *context] if item.play is not None]
         diagnostics += unreached_route_entries(inv_doc, inventory, [item.play for item in every_play if item.play],
@@ -293,6 +296,7 @@ def _load_playbook(path: Path, registry: Registry, templating: Templating,
     pre = Preprocessor(doc, registry)
     raw = pre.playbook(doc.data)
     diagnostics += pre.diagnostics
+    diagnostics += written_value_problems(doc, raw, Playbook, empty_is_absent=True, registry=registry)
     diagnostics += template_problems(doc, raw, templating)
     diagnostics += literal_secret_problems(doc)
     diagnostics += comment_secret_problems(doc)

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from agent.modules.registry import Registry
-from agent.playbook.diagnostics import Diagnostic, suggest, valid_keys_hint
+from agent.playbook.diagnostics import Diagnostic, suggest, valid_keys_hint, warning
 from agent.playbook.models import Check, Task
 from agent.playbook.yaml_source import Path_, SourceDocument
 
@@ -98,7 +98,14 @@ class Preprocessor:
         if modules and "block" in own:
             self._error((*path, "block"), f"a task has either a module key or a block, not both "
                         f"(found {modules[0]!r} and 'block')", at_key=True)
+        if own.get("block") == []:
+            self._error((*path, "block"), "an empty block: this task does nothing",
+                        "indent the block's tasks under 'block:' (a '- name: ...' list), or remove the task")
         for key in ("rescue", "always"):
+            if own.get(key) == [] and "block" in own:
+                self.diagnostics.append(warning(self.doc.diagnostic(
+                    (*path, key), f"an empty {key!r}: nothing runs there",
+                    f"indent its tasks under '{key}:', or remove '{key}:'")))
             if key in own and "block" not in own:
                 self._error((*path, key), f"{key!r} belongs to a block", "add 'block:' with the tasks "
                             f"that {key!r} follows", at_key=True)

@@ -16,12 +16,14 @@ from agent.core.values import format_duration
 from agent.modules.base import CheckModule
 from agent.modules.registry import Registry
 from agent.playbook.constant_expressions import constant_truth
-from agent.playbook.cron import schedule_traps, timezone_trap
+from agent.playbook.cron import schedule_traps, timezone_trap, timezone_unused
 from agent.playbook.diagnostics import Diagnostic, suggest, warning
 from agent.playbook.hints import expression_hint
 from agent.playbook.models import BUDGET_HISTORY_S, Playbook, Task
+from agent.playbook.scope import reserved_var_problems
 from agent.playbook.templating import Templating, has_template
 from agent.playbook.thresholds import Threshold
+from agent.playbook.written_values import bare_duration_vars
 from agent.playbook.yaml_source import Path_, SourceDocument
 
 _EXPRESSION_KEYS = ("expect", "value", "occurrence", "when", "until", "changed_when", "failed_when")
@@ -112,11 +114,22 @@ def playbook_rules(doc: SourceDocument, raw: Mapping[str, Any], play: Playbook,
                    registry: Registry, templating: Templating) -> list[Diagnostic]:
     """Rules inside one playbook: names, references, thresholds, registers, task params."""
     out: list[Diagnostic] = []
+    if play.schedule is not None and (unused := timezone_unused(play.schedule)) is not None:
+        out.append(warning(doc.diagnostic(("schedule", "timezone"), f"schedule: {unused[0]}", unused[1])))
     if play.schedule is not None:
         for message, hint in schedule_traps(play.schedule.cron, play.schedule.timezone):
             out.append(warning(doc.diagnostic(("schedule", "cron"), f"schedule: {message}", hint)))
         if play.schedule.cron and (trap := timezone_trap(play.schedule.timezone)) is not None:
             out.append(warning(doc.diagnostic(("schedule", "timezone"), f"schedule: {trap[0]}", trap[1])))
+    out += reserved_var_problems(doc, [(("vars",), play.vars)])
+    out += bare_duration_vars(doc, play, registry)
+    if not play.checks and not play.tasks:
+        what = "handlers and remediations" if play.handlers and play.remediations else \
+            "handlers" if play.handlers else "remediations" if play.remediations else ""
+        out.append(warning(doc.diagnostic(
+            ("name",), f"playbook {play.name!r} has no checks and no tasks: it does nothing"
+            + (f" (its {what} run only for a task or a check of the play)" if what else ""),
+            "add checks: (run on the schedule) or tasks: (run by agent run-playbook), or delete the file")))
     seen: dict[str, int] = {}
     for i, check in enumerate(play.checks):
         path = ("checks", i)
@@ -154,6 +167,8 @@ def playbook_rules(doc: SourceDocument, raw: Mapping[str, Any], play: Playbook,
         if check.expect is not None and thresholds:
             out.append(doc.diagnostic((*path, thresholds[0]), "a check has either 'expect' or thresholds "
                                       "('warning'/'critical'), not both", "keep one of them", at_key=True))
+        if thresholds and "severity" in check.model_fields_set:
+            out.extend(_severity_beside_thresholds(doc, path, check.severity, thresholds))
         if check.clear is not None and not thresholds:
             out.append(doc.diagnostic((*path, "clear"), "'clear' needs a 'warning' or 'critical' threshold",
                                       at_key=True))
@@ -183,6 +198,13 @@ def playbook_rules(doc: SourceDocument, raw: Mapping[str, Any], play: Playbook,
                                       f"{max(1, fit)} or less, or shorten the cooldown"))
 
     handlers = {t.name for t in play.handlers}
+    first_handler: dict[str, int] = {}
+    for i, handler in enumerate(play.handlers):
+        if handler.name in first_handler:  # both ran on a notify (Ansible runs one): said, not guessed
+            out.append(doc.diagnostic(("handlers", i, "name"), f"duplicate handler name {handler.name!r} (also "
+                                      f"handler #{first_handler[handler.name] + 1}): a notify of it runs both",
+                                      "handler names are unique: rename one, and notify each by its name"))
+        first_handler.setdefault(handler.name, i)
     for i, raw_handler in enumerate(raw.get("handlers") or []):
         if isinstance(raw_handler, dict) and not raw_handler.get("name"):
             out.append(doc.diagnostic(("handlers", i), "a handler needs a 'name' (tasks notify it by name)"))
@@ -283,6 +305,28 @@ def _constant_when(doc: SourceDocument, path: Path_, task: Task,
     hint = ("remove when: (the step always runs without it)" if truth else
             "remove the step, or write a condition that reads a value (when: \"halted.changed\")")
     return [warning(doc.diagnostic((*path, "when"), said, hint))]
+
+
+def _severity_beside_thresholds(doc: SourceDocument, path: Path_, severity: str,
+                                thresholds: list[str]) -> list[Diagnostic]:
+    """``severity:`` on a check with thresholds: it is the state of a failed ``expect``, and here the
+    threshold breached decides the state (``critical: "> 90"`` is CRITICAL and pages whatever
+    ``severity`` says; ``severity: critical`` changes nothing). Only ``info`` or ``warning``
+    without a ``critical:`` threshold does something an operator can mean: WARNING results go to
+    the digest (info), an UNKNOWN is told as a warning."""
+    if severity != "critical" and "critical" not in thresholds:
+        return []
+    if severity == "critical":
+        said = ("severity: critical changes nothing on a check with thresholds: the threshold breached decides "
+                "the state (warning: is WARNING, critical: is CRITICAL), and an UNKNOWN already pages as critical")
+        hint = "remove severity: (it is the state of a failed expect:)"
+    else:
+        said = (f"severity: {severity} does not lower this check: its critical: threshold is CRITICAL and pages "
+                f"as critical whatever severity says (severity is the state of a failed expect:)")
+        hint = ("remove the critical: threshold to keep this check at WARNING" +
+                (" (severity: info then sends its warnings to the digest)" if severity == "info" else "")
+                + ", or remove severity:")
+    return [warning(doc.diagnostic((*path, "severity"), said, hint))]
 
 
 def _threshold_directions(doc: SourceDocument, path: Path_, warning: Threshold | None,

@@ -40,6 +40,37 @@ CHECK_KEYS = ("name", "key", "play", "state", "previous_state", "value", "error"
 ``check.facts`` failed the crash restart at run time, every run counting against the budget)."""
 
 
+SET_BY_THE_AGENT = {
+    "host": "the host's name, in tasks and steps",
+    "check_mode": "whether the play runs with --check",
+    "check": "the check that fired, in remediation steps",
+    "result": "a task's own result, in until, changed_when and failed_when",
+    "facts": "the check's facts, in its expressions",
+    "value": "the check's value, in its expressions",
+}
+"""Names the scopes above set over the vars: a var of that name is never read where they are set."""
+
+
+def reserved_var_problems(doc: Any, places: Iterable[tuple[tuple[Any, ...], Mapping[str, Any]]]) -> list[Diagnostic]:
+    """An error at each var (``places``: YAML path of a ``vars`` mapping, and the mapping) named
+    like what the agent sets itself (:data:`SET_BY_THE_AGENT`: silently never read there), or
+    ``env``, which hides the environment from every template it reaches (``{{ env.X }}`` then
+    fails, or reads the var)."""
+    out: list[Diagnostic] = []
+    for path, given in places:
+        for key in given:
+            if key == "env":
+                out.append(doc.diagnostic((*path, key), "a var named 'env' hides the environment: every "
+                                          "{{ env.NAME }} it reaches would read this var instead",
+                                          "give it another name (environment: ..., stage: ...)", at_key=True))
+            elif key in SET_BY_THE_AGENT:
+                out.append(doc.diagnostic((*path, key), f"a var named {key!r} is not read where the agent sets "
+                                          f"{key} itself ({SET_BY_THE_AGENT[key]}): the two would be taken for "
+                                          "each other", f"give it another name ({key}_label, my_{key}...)",
+                                          at_key=True))
+    return out
+
+
 def task_scope(vars: Mapping[str, Any], host: str, registered: Iterable[str], *,
                remediation: bool) -> dict[str, Any]:
     """What a task's parameters and ``when`` see (add ``result`` for ``until``/``*_when``)."""

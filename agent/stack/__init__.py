@@ -74,7 +74,11 @@ def locate(root: Path | None = None, inventory: Path | None = None) -> Stack:
     named_by = f"the `settings:` of {inventory}"
     if settings_path is None and os.environ.get("BOTWARDEN_SETTINGS"):
         settings_path, named_by = os.environ["BOTWARDEN_SETTINGS"], "$BOTWARDEN_SETTINGS"
-    settings = load_settings(settings_path, root=str(root), named_by=named_by)
+    # A settings file's relative paths are relative to its own directory (its `root:` when it
+    # writes one), as the agent, the bot and the web page read it; only the built-in settings
+    # are rooted at the checkout. Rooting a file elsewhere at the checkout put supervisord's
+    # socket where the agent did not look for it.
+    settings = load_settings(settings_path, root=None if settings_path else str(root), named_by=named_by)
     return Stack(root, settings, Path(settings_path) if settings_path else None, inventory, root / "playbooks",
                  root / "templates")
 

@@ -13,7 +13,9 @@ its own ``environment=`` line in ``supervisord.conf`` (mode 0600, in the 0700 ``
   inventory, the playbooks and the templates: :func:`referenced_variables`). A name computed at
   run time cannot be known; export such a variable under a name written literally;
 * the web page: what the agent gets (it loads the same configuration and runs plays as the
-  operator) and the ``web.*_env`` settings (the sign-in passwords).
+  operator) and the ``web.*_env`` settings (the sign-in passwords);
+* every program that reads the stack settings file: its digest (:func:`settings_digest`), so
+  ``supervisorctl update`` restarts them when the file changed.
 
 Values come from the environment of ``agent stack up`` (``make run``), the stack's tokens from
 ``var/secrets.env`` unless exported. Because they are in the rendered file, ``supervisorctl
@@ -23,6 +25,7 @@ already up (supervisord's own environment never changes after it started).
 """
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -119,13 +122,35 @@ def program_environments(stack: Any, environ: Mapping[str, str], tokens: Mapping
     web_prefixes = tuple(f"{n}_" for n in web_vars)  # `<password_env>_<NAME>` adds a user
     agent_vars = {*guard_vars, *settings_variables(s, "agent"), *NETWORK_VARIABLES,
                   *referenced_variables(stack.inventory, stack.playbooks, stack.templates)}
+    read = settings_digest(stack.settings_path)
     return {
-        s.inbox.program: {},
-        s.exchange.program: pick(settings_variables(s, "exchange")),
-        s.bot.program: pick([*bot_vars, *NETWORK_VARIABLES]),
-        s.agent.program: pick(agent_vars),
-        s.web.program: pick([*agent_vars, *web_vars, *(n for n in values if n.startswith(web_prefixes))]),
+        s.inbox.program: {**read},
+        s.exchange.program: {**pick(settings_variables(s, "exchange")), **read},
+        s.bot.program: {**pick([*bot_vars, *NETWORK_VARIABLES]), **read},
+        s.agent.program: {**pick(agent_vars), **read},
+        s.web.program: {**pick([*agent_vars, *web_vars, *(n for n in values if n.startswith(web_prefixes))]), **read},
     }
+
+
+SETTINGS_DIGEST = "BOTWARDEN_SETTINGS_DIGEST"
+"""The SHA-256 of the stack settings file each program was started with (brk15)."""
+
+
+def settings_digest(settings_path: Path | None) -> dict[str, str]:
+    """``{SETTINGS_DIGEST: sha256}`` of the settings file (nothing for the built-in settings).
+
+    Every program reads the settings file once, when it starts, and ``supervisorctl update``
+    restarts only a program whose section of ``supervisord.conf`` changed: the file's digest in
+    each program's environment makes an edited settings file (``bot.port``) a changed program,
+    so ``agent stack up`` (``make run``) applies it to every program that reads it. Without it the
+    bot went on serving the old port while the agent checked the new one."""
+    if settings_path is None:
+        return {}
+    try:
+        data = Path(settings_path).read_bytes()
+    except OSError:
+        return {}  # locate() read it a moment ago; a file gone since is its next start's error
+    return {SETTINGS_DIGEST: hashlib.sha256(data).hexdigest()}
 
 
 def conf_environment(variables: Mapping[str, str], *, mask: bool = False) -> str:

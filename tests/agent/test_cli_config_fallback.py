@@ -85,11 +85,15 @@ def test_the_local_inbox_reads_its_settings_from_the_last_good_configuration_whe
 
     from agent import stack
 
-    world = _world(tmp_path)
+    # the receiver's URL templated: a URL written literally is a secret, and an inventory holding
+    # one is kept in the last good configuration as its checksum only (nothing to fall back on)
+    world = AgentWorld(tmp_path / "world", "unix:///nonexistent.sock", "json://{{ inbox.host }}:9/")
+    world.write_playbook("hello", HELLO)
     source = ConfigSource(world.inventory, [world.playbooks], env={})
     chosen, _ = source.choose(("disk",))
     assert chosen is not None and source.save_last_good(chosen.config) is None
     settings = stack.locate(inventory=world.inventory).settings
+    assert settings.path(settings.inbox.file).is_relative_to(world.root)  # the settings file's, not the cwd's
     received = settings.path(settings.inbox.file)
     received.parent.mkdir(parents=True, exist_ok=True)
     received.write_text(json.dumps({"received_at": "then", "type": "warning", "title": "[CONFIG] seen"}) + "\n")

@@ -2,6 +2,7 @@
 needs, read back by supervisord's own configuration parser; the state files are private."""
 from __future__ import annotations
 
+import hashlib
 import stat
 import subprocess
 from pathlib import Path
@@ -59,15 +60,18 @@ def test_each_program_gets_only_what_it_needs_read_back_exactly(tmp_path: Path) 
     st = _world(tmp_path)
     conf = stack_mod.render_conf(st, environments=program_environments(st, ENVIRON, TOKENS))
     envs = _environments_as_supervisord_reads_them(st, conf)
-    assert envs["inbox"] == {}
-    assert envs["exchange"] == {"BOTWARDEN_EXCHANGE_ADMIN_TOKEN": "admin-token-2"}
+    # the settings file's digest (not a secret): an edit to it restarts each program that reads it
+    read = {"BOTWARDEN_SETTINGS_DIGEST": hashlib.sha256((tmp_path / "settings.yaml").read_bytes()).hexdigest()}
+    assert envs["inbox"] == read
+    assert envs["exchange"] == {"BOTWARDEN_EXCHANGE_ADMIN_TOKEN": "admin-token-2", **read}
     assert envs["bot"] == {"BOTWARDEN_BOT_TOKEN": "bot-token-1", "BOTWARDEN_PRIVATE_KEY": "0xsigning-key",
-                           "BOTWARDEN_BOT_API_WALLET_KEY": "0xbot-wallet", "HTTPS_PROXY": "http://proxy.example:3128"}
+                           "BOTWARDEN_BOT_API_WALLET_KEY": "0xbot-wallet", "HTTPS_PROXY": "http://proxy.example:3128",
+                           **read}
     assert envs["agent"] == {"BOTWARDEN_BOT_TOKEN": "bot-token-1", "BOTWARDEN_PRIVATE_KEY": "0xsigning-key",
                              "BOTWARDEN_AGENT_API_WALLET_KEY": "0xagent-wallet",
                              "HTTPS_PROXY": "http://proxy.example:3128",
                              "SLACK_WEBHOOK_URL": ENVIRON["SLACK_WEBHOOK_URL"],
-                             "RELAY_PASSWORD": ENVIRON["RELAY_PASSWORD"]}
+                             "RELAY_PASSWORD": ENVIRON["RELAY_PASSWORD"], **read}
     # The web page loads the same configuration and runs plays: the agent's, and its sign-in passwords.
     assert envs["web"] == {**envs["agent"], "BOTWARDEN_WEB_OPERATOR_PASSWORD": "operator-pw",
                            "BOTWARDEN_WEB_VIEWER_PASSWORD_ANA": "ana-pw"}
@@ -136,3 +140,25 @@ def test_stack_up_refuses_a_guard_wallet_that_is_the_bots_before_starting_anythi
     assert "agent.api_wallet_key_env ($BOTWARDEN_AGENT_API_WALLET_KEY)" in said
     assert "bot.api_wallet_key_env ($BOTWARDEN_BOT_API_WALLET_KEY)" in said and "3d3d" not in said
     assert not st.conf_path.exists() and not stack_mod.is_up(st)
+
+
+def test_an_edited_settings_file_changes_every_program_that_reads_it(tmp_path: Path) -> None:
+    """`supervisorctl update` (what `agent stack up` runs on a stack that is up) restarts only the
+    programs whose section changed: an edited `bot.port` left the bot on the old port while the
+    agent checked the new one (brk15). The events listener does not read the settings."""
+    st = _world(tmp_path)
+    before = _sections(stack_mod.render_conf(st, environments=program_environments(st, ENVIRON, TOKENS)))
+    (tmp_path / "settings.yaml").write_text(yaml.safe_dump({"supervisor": {"socket": "var/s.sock"},
+                                                            "bot": {"port": 18082}}))
+    st = stack_mod.locate(root=tmp_path, inventory=tmp_path / "inventory.yaml")
+    after = _sections(stack_mod.render_conf(st, environments=program_environments(st, ENVIRON, TOKENS)))
+    assert {name for name in before if before[name] != after.get(name)} == {
+        "program:inbox", "program:exchange", "program:bot", "program:agent", "program:web"}
+
+
+def _sections(conf: str) -> dict[str, str]:
+    import configparser
+
+    parser = configparser.RawConfigParser()
+    parser.read_string(conf)
+    return {name: repr(sorted(parser.items(name))) for name in parser.sections()}

@@ -40,7 +40,7 @@ class AgentWorld:
         self.proc: subprocess.Popen[bytes] | None = None
         socket_path = supervisor_url.removeprefix("unix://")
         (root / "settings.yaml").write_text(yaml.safe_dump({
-            "var_dir": str(self.var),
+            "var_dir": "var",  # relative to this file's directory: self.var (an absolute one is warned about)
             "supervisor": {"socket": socket_path, "config": str(root / "unused.conf"), "logdir": str(self.var)},
             "agent": {"db": str(self.db_path), "metrics_port": 0},  # off: worlds run in parallel
         }))

@@ -297,3 +297,28 @@ def test_agent_run_logs_the_load_warnings_at_start_and_on_every_reload(world, su
     wait_until(lambda: re.search(rf"reload: {re.escape(str(other))}:\d+:\d+: warning: when: '2 < 1' is always false",
                                  world.log()), 30, what="the reload's warning in the agent's log")
     world.assert_alive()
+
+
+def test_a_reload_that_changes_the_stack_settings_is_refused_and_says_to_restart_the_stack(
+        world, supervisor, receiver):
+    """The bot, the exchange and the inbox read the settings when they start: applying an edited
+    `bot.port` on a reload pointed every check of the bot at a port nothing served (brk15)."""
+    import yaml
+
+    world.write_playbook("watch", WATCH)
+    world.start()
+    _wait_ok(world)
+    settings_file = world.root / "settings.yaml"
+    before = settings_file.read_text()
+    edited = yaml.safe_load(before)
+    edited["bot"] = {"port": 18082}
+    settings_file.write_text(yaml.safe_dump(edited))
+    [notice] = receiver.wait_for(1, 30)
+    assert notice["title"].startswith("[CONFIG] reload rejected")
+    assert "the stack settings changed (bot.port: 8081 -> 18082)" in notice["message"]
+    assert "run `agent stack up` (make run)" in notice["message"]
+    world.assert_alive()
+
+    settings_file.write_text(before)  # undone, and a new playbook: it loads
+    world.write_playbook("other", OTHER)
+    _wait_ok(world, "other/local/always fine")

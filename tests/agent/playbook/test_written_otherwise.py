@@ -1,0 +1,160 @@
+"""Configuration read otherwise than it is written (issue 15, "accepted but wrong"), found by
+breaking it as an operator would (brk15): an empty key, a duration without its unit, an empty
+block, ``severity:`` beside thresholds, a play that does nothing. Errors are in
+``broken_operator/`` (test_operator_mistakes.py); what still loads is a warning, here."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agent.modules.registry import default_registry
+from agent.playbook import LoadResult, load_config
+
+from .conftest import HERE, REPO
+from .corpus import Case
+
+WARNED = HERE / "warned_operator"
+
+WARNINGS = [
+    # severity is the state of a failed expect: a critical: threshold still pages as critical
+    Case("severity_beside_critical_threshold.yaml", 10, 15, "severity: warning does not lower this check",
+         "remove the critical: threshold to keep this check at WARNING"),
+    Case("play_does_nothing.yaml", 2, 7, "playbook 'half-written' has no checks and no tasks: it does nothing"),
+    Case("rescue_left_empty.yaml", 8, 13, "an empty 'rescue': nothing runs there"),
+    # an interval runs at an interval: a timezone beside it is for a time of day it does not have
+    Case("timezone_beside_every.yaml", 4, 33, "schedule: timezone is ignored", "write a cron schedule"),
+    # the same probe and condition twice on a host: every problem alerted twice
+    Case("same_probe_twice.yaml", 9, 11, "check 'bot runs' probes what bot-alive/bot process probes on host "
+         "'local', with the same condition: each problem would be alerted twice"),
+]
+
+
+def _load(playbook: Path, inventory: Path = REPO / "inventory.yaml") -> LoadResult:
+    return load_config(inventory, [playbook], default_registry(), env={}, templates_dir=REPO / "templates",
+                       context_paths=sorted((REPO / "playbooks").glob("*.yaml")))
+
+
+@pytest.mark.parametrize("case", WARNINGS, ids=[c.file for c in WARNINGS])
+def test_what_loads_but_runs_otherwise_is_one_positioned_warning(case: Case) -> None:
+    result = _load(WARNED / case.file)
+    assert result.config is not None and not result.diagnostics, "\n".join(map(str, result.diagnostics))
+    assert len(result.warnings) == 1, "\n".join(map(str, result.warnings))
+    found = result.warnings[0]
+    assert (Path(found.file).name, found.line, found.column) == (case.file, case.line, case.column), str(found)
+    assert case.message in found.message, str(found)
+    assert case.hint is None or (found.hint is not None and case.hint in found.hint), str(found)
+
+
+def test_the_warned_corpus_covers_every_file() -> None:
+    assert {p.name for p in WARNED.iterdir() if p.suffix == ".yaml"} == {c.file for c in WARNINGS}
+
+
+@pytest.mark.parametrize("severity", ["critical", "warning", "info"])
+def test_severity_is_judged_only_where_a_threshold_overrides_it(tmp_path: Path, severity: str) -> None:
+    """`severity: info` (or warning) on a check with only a warning: threshold does what it says (its
+    warnings go to the digest; an UNKNOWN is told as a warning): no warning then; critical is the default."""
+    play = (WARNED / "severity_beside_critical_threshold.yaml").read_text(encoding="utf-8")
+    only_warning = play.replace('    critical: "> 90"\n', "").replace("severity: warning", f"severity: {severity}")
+    (tmp_path / "memory.yaml").write_text(only_warning, encoding="utf-8")
+    result = _load(tmp_path / "memory.yaml")
+    assert result.config is not None and not result.diagnostics
+    assert len(result.warnings) == (1 if severity == "critical" else 0), "\n".join(map(str, result.warnings))
+
+
+@pytest.mark.parametrize(("old", "new", "message"), [
+    ("repeat: 15m", "repeat: 900", "repeat: 900 is a duration without its unit"),
+    ("group_wait: 10s", "group_wait: 10", "group_wait: 10 is a duration without its unit"),
+    ("every: 1m}", "every: 60}", "every: 60 is a duration without its unit"),
+])
+def test_a_duration_without_its_unit_in_the_inventory_is_an_error_at_it(tmp_path: Path, old: str, new: str,
+                                                                        message: str) -> None:
+    text = (REPO / "inventory.yaml").read_text(encoding="utf-8")
+    assert old in text
+    (tmp_path / "inventory.yaml").write_text(text.replace(old, new, 1), encoding="utf-8")
+    result = _load(REPO / "playbooks" / "bot-health.yaml", tmp_path / "inventory.yaml")
+    assert result.config is None
+    assert [d.message for d in result.diagnostics if message in d.message], "\n".join(map(str, result.diagnostics))
+    line = next(i for i, text in enumerate(text.replace(old, new, 1).splitlines(), 1) if new in text)
+    assert [d.line for d in result.diagnostics] == [line]
+
+
+def test_an_empty_key_in_the_inventory_keeps_its_meaning(tmp_path: Path) -> None:
+    """`settings: null` is the documented way to say "the built-in defaults": the inventory's nulls are not judged."""
+    assert "settings: null" in (REPO / "inventory.yaml").read_text(encoding="utf-8")
+    result = _load(REPO / "playbooks" / "bot-health.yaml")
+    assert result.config is not None and not result.diagnostics and not result.warnings
+
+
+def test_a_module_parameter_without_its_unit_is_an_error_at_it(tmp_path: Path) -> None:
+    (tmp_path / "t.yaml").write_text("version: 1\nname: t\nhosts: bots\ntasks:\n  - name: halt\n"
+                                     "    bot: {action: halt, timeout: 3}\n", encoding="utf-8")
+    result = _load(tmp_path / "t.yaml")
+    assert [(d.line, d.column, d.hint) for d in result.diagnostics] == [
+        (6, 34, "write the unit: timeout: 3s for seconds, timeout: 3m for minutes")], \
+        "\n".join(map(str, result.diagnostics))
+
+
+@pytest.mark.parametrize(("old", "new"), [
+    ("every: 30s", "every: 0"),                                   # 0 needs no unit (and is its range's error)
+    ("cooldown: 10s", "cooldown: 0"),
+])
+def test_zero_needs_no_unit(tmp_path: Path, old: str, new: str) -> None:
+    text = (REPO / "playbooks" / "bot-health.yaml").read_text(encoding="utf-8")
+    (tmp_path / "bot-health.yaml").write_text(text.replace(old, new, 1), encoding="utf-8")
+    result = _load(tmp_path / "bot-health.yaml")
+    assert not [d for d in result.diagnostics if "without its unit" in d.message], "\n".join(map(str, result.diagnostics))
+
+
+@pytest.mark.parametrize("key", ["timeout: 2s", "register: x", "changed_when: \"false\"", "until: \"true\"",
+                                 "retries: 2"])
+def test_every_optional_key_left_empty_is_an_error_at_it(tmp_path: Path, key: str) -> None:
+    """Not only `when:`: the walk follows the models, so every optional field (and a module's
+    parameters: `timeout:` of the bot action) is judged."""
+    name = key.split(":")[0]
+    play = ("version: 1\nname: t\nhosts: bots\ntasks:\n  - name: restart\n"
+            "    bot: {action: halt, timeout: }\n"
+            f"    {name}:\n")
+    (tmp_path / "t.yaml").write_text(play, encoding="utf-8")
+    result = _load(tmp_path / "t.yaml")
+    assert sorted((d.line, d.message.split(":")[0]) for d in result.diagnostics) == [(6, "timeout"), (7, name)], \
+        "\n".join(map(str, result.diagnostics))
+
+
+def test_a_var_of_the_inventory_named_like_what_the_agent_sets_is_an_error_at_it(tmp_path: Path) -> None:
+    text = (REPO / "inventory.yaml").read_text(encoding="utf-8")
+    (tmp_path / "inventory.yaml").write_text(text.replace("local: {vars: {}}", "local: {vars: {value: 3}}"),
+                                             encoding="utf-8")
+    result = _load(REPO / "playbooks" / "bot-health.yaml", tmp_path / "inventory.yaml")
+    assert [(Path(d.file).name, d.message.split(":")[0]) for d in result.diagnostics] == [
+        ("inventory.yaml", "a var named 'value' is not read where the agent sets value itself (the check's value, "
+                           "in its expressions)")], "\n".join(map(str, result.diagnostics))
+
+
+def test_a_timezone_beside_every_in_the_digest_is_a_warning(tmp_path: Path) -> None:
+    text = (REPO / "inventory.yaml").read_text(encoding="utf-8")
+    old = 'digest: {cron: "0 8 * * *", timezone: UTC}'
+    assert old in text
+    (tmp_path / "inventory.yaml").write_text(text.replace(old, "digest: {every: 1d, timezone: Asia/Tokyo}"),
+                                             encoding="utf-8")
+    result = _load(REPO / "playbooks" / "bot-health.yaml", tmp_path / "inventory.yaml")
+    assert result.config is not None and not result.diagnostics
+    assert [w.message for w in result.warnings] == [
+        "digest: timezone is ignored: an 'every' schedule runs at an interval, not at a time of day"]
+
+
+def test_a_copied_playbook_beside_its_original_is_one_warning(tmp_path: Path) -> None:
+    """`cp bot-health.yaml bot-health-v2.yaml` (its name changed) loaded: every crash of the bot was
+    two alerts and two restarts, each under its own budget (brk15)."""
+    text = (REPO / "playbooks" / "bot-health.yaml").read_text(encoding="utf-8")
+    (tmp_path / "bot-health.yaml").write_text(text, encoding="utf-8")
+    (tmp_path / "bot-health-v2.yaml").write_text(text.replace("name: bot-health\n", "name: bot-health-v2\n", 1),
+                                                 encoding="utf-8")
+    result = load_config(REPO / "inventory.yaml", [tmp_path], default_registry(), env={},
+                         templates_dir=REPO / "templates",
+                         context_paths=sorted((REPO / "playbooks").glob("*.yaml")))
+    assert result.config is not None and not result.diagnostics, "\n".join(map(str, result.diagnostics))
+    # said once, at the name of the play loaded second (files load in name order: the copy first here)
+    assert [(Path(w.file).name, w.line) for w in result.warnings] == [("bot-health.yaml", 5)]
+    assert "playbook 'bot-health' repeats 13 checks of 'bot-health-v2'" in result.warnings[0].message
+    assert "remediated twice, each under its own budget" in result.warnings[0].message

@@ -1,0 +1,83 @@
+"""`agent stack up` and the programs it starts read one stack settings file the same way (brk15):
+a settings file outside the checkout (named by `$BOTWARDEN_SETTINGS`, or by the inventory in a
+subdirectory) resolved its relative paths against the checkout for supervisord's configuration
+and socket, and against the file's own directory in the agent, the bot and the web page, so the
+agent looked for supervisord's socket where there was none (every supervisor check UNKNOWN, no
+restart of a crashed bot possible) and nothing said why."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from agent import stack as stack_mod
+from agent.modules.registry import default_registry
+from agent.playbook import load_config
+from botwarden.settings import load_settings
+
+SETTINGS = {"var_dir": "state", "supervisor": {"socket": "state/s.sock", "config": "state/supervisord.conf",
+                                               "logdir": "state/log"}}
+
+
+def _checkout(root: Path, settings: str | None) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "playbooks").mkdir()
+    (root / "playbooks" / "p.yaml").write_text("version: 1\nname: p\nhosts: local\ntasks:\n"
+                                               "  - command: {argv: ['true']}\n")
+    (root / "inventory.yaml").write_text(yaml.safe_dump({
+        "version": 1, "settings": settings, "hosts": {"local": {}},
+        "notify": {"targets": {"inbox": {"url": "json://{{ inbox.host }}:{{ inbox.port }}/"}},
+                   "routes": [{"name": "all", "targets": ["inbox"]}]}}))
+    return root / "inventory.yaml"
+
+
+@pytest.mark.parametrize("where", ["env", "inventory-subdirectory"])
+def test_the_stack_and_the_agent_agree_on_every_settings_path(tmp_path: Path, where: str,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    if where == "env":
+        settings = tmp_path / "etc" / "botwarden" / "settings.yaml"
+        inventory = _checkout(tmp_path / "checkout", None)
+        monkeypatch.setenv("BOTWARDEN_SETTINGS", str(settings))
+    else:
+        settings = tmp_path / "checkout" / "conf" / "stack.yaml"
+        inventory = _checkout(tmp_path / "checkout", "conf/stack.yaml")
+        monkeypatch.delenv("BOTWARDEN_SETTINGS", raising=False)
+    settings.parent.mkdir(parents=True, exist_ok=True)
+    settings.write_text(yaml.safe_dump(SETTINGS))
+    monkeypatch.chdir(tmp_path / "checkout")
+
+    stack = stack_mod.locate(inventory=inventory)
+    agent = load_config(inventory, [tmp_path / "checkout" / "playbooks"], default_registry(), env={}).settings
+    bot = load_settings(str(stack.settings_path))  # `bot run --settings PATH`, as the stack starts it
+    assert agent is not None
+    for s in (agent, bot):
+        assert s.path(s.supervisor.socket) == stack.socket_path
+        assert s.path(s.supervisor.logdir) == stack.settings.path(stack.settings.supervisor.logdir)
+        assert s.secrets_path == stack.settings.secrets_path
+    assert stack.socket_path == settings.parent / "state" / "s.sock"  # the documented root: the file's directory
+
+
+def test_a_var_dir_moved_without_the_state_paths_is_a_warning_naming_each(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`var_dir: /var/lib/botwarden` moved the secrets, the snapshot and the backups, while the
+    databases, sockets, logs and the halt file stayed under `<root>/var`: the state split in two,
+    silently (brk15). Moving them for the operator could lose a halt in force: it is said instead."""
+    monkeypatch.delenv("BOTWARDEN_SETTINGS", raising=False)
+    inventory = _checkout(tmp_path / "checkout", "settings.yaml")
+    written = {"var_dir": str(tmp_path / "state"), "bot": {"db": str(tmp_path / "state" / "bot.db")}}
+    (tmp_path / "checkout" / "settings.yaml").write_text(yaml.safe_dump(written))
+    result = load_config(inventory, [tmp_path / "checkout" / "playbooks"], default_registry(), env={})
+    assert not result.diagnostics, "\n".join(map(str, result.diagnostics))
+    [said] = [w for w in result.warnings if "var_dir" in w.message]
+    assert (Path(said.file).name, said.line) == ("settings.yaml", 3)  # yaml.safe_dump sorts: bot (2 lines) first
+    assert "12 path(s) of the runtime state stay under var/ of the root" in said.message
+    assert "bot.halt_file" in said.message and "bot.db" not in said.message.split(": ", 1)[1]
+
+    every = {section: {name: f"{tmp_path}/state/{name}" for name in names} for section, names in {
+        "supervisor": ["socket", "config", "logdir"], "exchange": ["state"],
+        "bot": ["db", "control_socket", "lock_file", "ws_outage_file", "heartbeat_file", "halt_file"],
+        "agent": ["db", "events_socket"], "inbox": ["file"]}.items()}
+    (tmp_path / "checkout" / "settings.yaml").write_text(yaml.safe_dump({"var_dir": str(tmp_path / "state"), **every}))
+    result = load_config(inventory, [tmp_path / "checkout" / "playbooks"], default_registry(), env={})
+    assert not result.diagnostics and not [w for w in result.warnings if "var_dir" in w.message]
