@@ -99,7 +99,7 @@ class Preprocessor:
             self._error((*path, "block"), f"a task has either a module key or a block, not both "
                         f"(found {modules[0]!r} and 'block')", at_key=True)
         if own.get("block") == []:
-            self._error((*path, "block"), "an empty block: this task does nothing",
+            self._error((*path, "block"), "an empty block: it holds no task to run",
                         "indent the block's tasks under 'block:' (a '- name: ...' list), or remove the task")
         for key in ("rescue", "always"):
             if own.get(key) == [] and "block" in own:

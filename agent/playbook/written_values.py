@@ -11,6 +11,8 @@ Two shapes pass the models and do not do what the operator wrote:
 * **a bare number where a duration is wanted** (``every: 30``, ``cooldown: 600``,
   ``timeout: 2``): read as seconds, while an operator who writes ``within: 30`` for a budget may
   mean minutes. Durations are written with their unit (``30s``, ``10m``); only ``0`` needs none.
+  A warning, not an error: seconds is what such a file always meant, and a configuration that
+  ran before must not stop the agent (with no last good one it could not guard at all).
 
 The walk follows the model's annotations over the raw (pre-processed) data, so every field of
 every model is covered, a module's parameters included (by its ``Params``), and a field added
@@ -29,7 +31,7 @@ from pydantic.fields import FieldInfo
 
 from agent.core.values import Between, format_duration, parse_duration
 from agent.modules.registry import Registry
-from agent.playbook.diagnostics import Diagnostic
+from agent.playbook.diagnostics import Diagnostic, warning
 from agent.playbook.yaml_source import Path_, SourceDocument
 
 ParamsOf = Callable[[str, str], type[BaseModel] | None]
@@ -38,8 +40,8 @@ ParamsOf = Callable[[str, str], type[BaseModel] | None]
 
 def written_value_problems(doc: SourceDocument, data: Any, model: type[BaseModel], *,
                            empty_is_absent: bool, registry: Registry | None = None) -> list[Diagnostic]:
-    """An error at every empty key (when ``empty_is_absent``) and every duration written as a bare
-    number in ``data``, read as ``model`` (a check's or task's module parameters as its module's
+    """An error at every empty key (when ``empty_is_absent``) and a warning at every duration written
+    as a bare number in ``data``, read as ``model`` (a check's or task's module parameters as its module's
     ``Params``, found in ``registry``)."""
     out: list[Diagnostic] = []
     for path, key, value, info, annotation in _fields(data, model, (), registry, section=""):
@@ -54,8 +56,8 @@ def written_value_problems(doc: SourceDocument, data: Any, model: type[BaseModel
                                       "no value): it is taken as not written", _empty_hint(key)))
         elif (isinstance(value, (int, float)) and not isinstance(value, bool) and value != 0
               and _is_duration(info, annotation, value)):
-            out.append(doc.diagnostic(path, f"{key}: {value!r} is a duration without its unit: it would be read "
-                                      f"as {value!r} seconds", _duration_hint(key, value)))
+            out.append(warning(doc.diagnostic(path, f"{key}: {value!r} is a duration without its unit: it is read "
+                                              f"as {value!r} seconds", _duration_hint(key, value))))
     return out
 
 
@@ -86,9 +88,10 @@ def bare_duration_vars(doc: SourceDocument, play: Any, registry: Registry) -> li
                     or isinstance(value, bool) or value == 0 or not _is_duration(info, info.annotation, value)):
                 continue
             said.add(bare[1])
-            out.append(doc.diagnostic(("vars", bare[1]), f"vars.{bare[1]}: {value!r} is a duration without its "
-                                      f"unit (the value of {section}[{index}].{item.module}.{key}): it would be "
-                                      f"read as {value!r} seconds", _duration_hint(bare[1], value)))
+            out.append(warning(doc.diagnostic(
+                ("vars", bare[1]), f"vars.{bare[1]}: {value!r} is a duration without its unit (the value of "
+                f"{section}[{index}].{item.module}.{key}): it is read as {value!r} seconds",
+                _duration_hint(bare[1], value))))
     return out
 
 

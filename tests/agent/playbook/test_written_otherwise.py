@@ -27,6 +27,12 @@ WARNINGS = [
     # the same probe and condition twice on a host: every problem alerted twice
     Case("same_probe_twice.yaml", 9, 11, "check 'bot runs' probes what bot-alive/bot process probes on host "
          "'local', with the same condition: each problem would be alerted twice"),
+    # a duration without its unit is read as seconds, whatever was meant (a warning: it always was)
+    Case("duration_without_unit.yaml", 15, 15, "cooldown: 5 is a duration without its unit: it is read as 5 "
+         "seconds", "cooldown: 5s for seconds, cooldown: 5m for minutes"),
+    # a bare number reaching a duration through a var: said where the var is defined
+    Case("duration_var_without_unit.yaml", 5, 13, "vars.patience: 3 is a duration without its unit (the "
+         "value of tasks[0].bot.timeout)", "patience: 3s for seconds, patience: 3m for minutes"),
 ]
 
 
@@ -67,16 +73,18 @@ def test_severity_is_judged_only_where_a_threshold_overrides_it(tmp_path: Path, 
     ("group_wait: 10s", "group_wait: 10", "group_wait: 10 is a duration without its unit"),
     ("every: 1m}", "every: 60}", "every: 60 is a duration without its unit"),
 ])
-def test_a_duration_without_its_unit_in_the_inventory_is_an_error_at_it(tmp_path: Path, old: str, new: str,
-                                                                        message: str) -> None:
+def test_a_duration_without_its_unit_in_the_inventory_is_a_warning_at_it(tmp_path: Path, old: str, new: str,
+                                                                         message: str) -> None:
+    """Read as seconds, as it always was: said, and the configuration still loads (one that ran
+    before must not leave the agent unable to guard)."""
     text = (REPO / "inventory.yaml").read_text(encoding="utf-8")
     assert old in text
     (tmp_path / "inventory.yaml").write_text(text.replace(old, new, 1), encoding="utf-8")
     result = _load(REPO / "playbooks" / "bot-health.yaml", tmp_path / "inventory.yaml")
-    assert result.config is None
-    assert [d.message for d in result.diagnostics if message in d.message], "\n".join(map(str, result.diagnostics))
+    assert result.config is not None and not result.diagnostics, "\n".join(map(str, result.diagnostics))
+    assert [d.message for d in result.warnings if message in d.message], "\n".join(map(str, result.warnings))
     line = next(i for i, text in enumerate(text.replace(old, new, 1).splitlines(), 1) if new in text)
-    assert [d.line for d in result.diagnostics] == [line]
+    assert [d.line for d in result.warnings] == [line]
 
 
 def test_an_empty_key_in_the_inventory_keeps_its_meaning(tmp_path: Path) -> None:
@@ -86,11 +94,12 @@ def test_an_empty_key_in_the_inventory_keeps_its_meaning(tmp_path: Path) -> None
     assert result.config is not None and not result.diagnostics and not result.warnings
 
 
-def test_a_module_parameter_without_its_unit_is_an_error_at_it(tmp_path: Path) -> None:
+def test_a_module_parameter_without_its_unit_is_a_warning_at_it(tmp_path: Path) -> None:
     (tmp_path / "t.yaml").write_text("version: 1\nname: t\nhosts: bots\ntasks:\n  - name: halt\n"
                                      "    bot: {action: halt, timeout: 3}\n", encoding="utf-8")
     result = _load(tmp_path / "t.yaml")
-    assert [(d.line, d.column, d.hint) for d in result.diagnostics] == [
+    assert result.config is not None and not result.diagnostics, "\n".join(map(str, result.diagnostics))
+    assert [(d.line, d.column, d.hint) for d in result.warnings] == [
         (6, 34, "write the unit: timeout: 3s for seconds, timeout: 3m for minutes")], \
         "\n".join(map(str, result.diagnostics))
 
@@ -103,7 +112,8 @@ def test_zero_needs_no_unit(tmp_path: Path, old: str, new: str) -> None:
     text = (REPO / "playbooks" / "bot-health.yaml").read_text(encoding="utf-8")
     (tmp_path / "bot-health.yaml").write_text(text.replace(old, new, 1), encoding="utf-8")
     result = _load(tmp_path / "bot-health.yaml")
-    assert not [d for d in result.diagnostics if "without its unit" in d.message], "\n".join(map(str, result.diagnostics))
+    assert not [d for d in [*result.diagnostics, *result.warnings] if "without its unit" in d.message], \
+        "\n".join(map(str, [*result.diagnostics, *result.warnings]))
 
 
 @pytest.mark.parametrize("key", ["timeout: 2s", "register: x", "changed_when: \"false\"", "until: \"true\"",
