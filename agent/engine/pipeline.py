@@ -96,10 +96,11 @@ CAUSES = "causes"
 
 def new_cause(status: CheckStatus, causes: Sequence[str], *, standing: bool) -> str | None:
     """Record ``causes`` (what the check's ``occurrence`` named now) on ``status``; while the
-    problem stands (``standing``: still a problem, no transition), one it did not name last time
-    is a new occurrence: why, else ``None``. A cause gone while others stay is no news; nothing
-    recorded yet (the check just got its ``occurrence``, an agent from before it) is a baseline,
-    not news (a transition told the problem and its causes)."""
+    problem stands (``standing``: a problem before and still one, in the same state or another),
+    one it did not name last time is a new occurrence: why, else ``None``. A cause gone while
+    others stay is no news; nothing recorded yet (the check just got its ``occurrence``, an agent
+    from before it) is a baseline, not news (the problem's alert named its causes). Results that
+    name nothing (a probe error: the bot dead) leave the causes as they were."""
     seen = status.extra.get(CAUSES)
     status.extra[CAUSES] = list(causes)
     if not standing or not isinstance(seen, list):
@@ -280,8 +281,11 @@ class ResultPipeline:
                 recurrence = (f"failed again while {status.hard.name}: a new occurrence ({result.summary or obs.error})"
                               " ended before any check saw it healthy")
         if obs.causes is not None:
-            recurrence = new_cause(status, obs.causes, standing=transition is None and was_problem
-                                   and obs.state.is_problem) or recurrence
+            # standing across a change between problem states too: the causes are compared with those
+            # named before it (WARNING -> UNKNOWN -> WARNING, the bot dead meanwhile: that state was
+            # told already, so no alert names a halt it took while dead). A change that is told names
+            # every cause in its message, queued after this update's event: the update is not sent.
+            recurrence = new_cause(status, obs.causes, standing=was_problem and obs.state.is_problem) or recurrence
         again = None
         if transition is None:
             if flap is not None and not flap.started and status.hard.is_problem:
