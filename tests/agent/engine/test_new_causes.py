@@ -205,6 +205,38 @@ async def test_a_halt_taken_while_the_bot_was_dead_is_told_once_when_it_answers_
                      "daily loss 7.94% reached the limit of 5%"], world.told()
 
 
+async def test_a_cause_that_ended_while_its_incident_was_held_back_is_not_told_afterwards(world: World) -> None:
+    """A halt that came and went while this check's incident was held under another alert (the bot's
+    stop-loss refused for a revoked wallet: the access alert tells it; the wallet approved, the stop
+    placed, that halt ended) is not told as a new cause once the other alert resolves: by then it
+    no longer stands (its update would say NO STOP-LOSS of a position that has its stop). A cause
+    that still stands then is told (the update names only it)."""
+    endpoint = "bot health endpoint"
+    refused = "placing the stop-loss of BTC refused: the BTC position has NO STOP-LOSS"
+    await world.result(health(), endpoint)
+    await world.result(health("maintenance"))
+    assert world.tick(GROUP_WAIT + 0.5) == 1
+    await world.result(CheckResult.failed("refused"), endpoint)  # the alert this one is held under
+    await world.result(health("maintenance", refused))
+    world.tick(GROUP_WAIT + 0.5)
+    assert world.store.open_incident_for(KEY).suppressed  # held back
+    await world.result(health("maintenance"))  # the stop placed: its halt ended
+    await world.result(health(), endpoint)
+    world.tick(GROUP_INTERVAL + 5)
+    world.tick(3 * GROUP_INTERVAL)
+    about = [title for _, _, title in world.told() if "bot not halted" in title]
+    assert about == ["[WARNING] bot not halted on local"], world.told()
+    assert len(world.store.recent_events(kind=RECURRENCE_EVENT, limit=5)) == 1  # in the timeline still
+
+    await world.result(health("maintenance", "closing BTC refused"))  # a new one, standing when told
+    world.tick(GROUP_INTERVAL + 5)
+    world.tick(3 * GROUP_INTERVAL)
+    about = [title for _, _, title in world.told() if "bot not halted" in title]
+    assert about == ["[WARNING] bot not halted on local",
+                     "[UPDATE] bot not halted on local: a new cause while WARNING: closing BTC refused"], about
+    assert "NO STOP-LOSS" not in world.bodies()[-1], world.bodies()[-1]
+
+
 async def test_a_new_cause_with_a_change_of_state_that_is_told_is_not_told_again_as_an_update(
         world: World) -> None:
     """Nothing inhibits this check's UNKNOWN (its endpoint answers): WARNING -> UNKNOWN is told and
