@@ -53,7 +53,7 @@ from agent.engine.store_writer import Batch, ResultBatcher
 from agent.modules.base import CheckResult
 from agent.notify.lifecycle.checks import CheckCatalog
 from agent.notify.lifecycle.dependency_hold import folded_without_store
-from agent.notify.lifecycle.remediation_notes import RECURRENCE_EVENT
+from agent.notify.lifecycle.remediation_notes import CAUSES, RECURRENCE_EVENT
 from agent.playbook.binding import BoundCheck
 
 if TYPE_CHECKING:
@@ -83,6 +83,9 @@ class Decision:
     again: str | None = None
     """A standing hard problem that no transition announces must be remediated again: after an
     agent restart, or when the check settled from flapping into it."""
+    new_causes: tuple[str, ...] = ()
+    """The causes the check's ``occurrence`` named for the first time (the recurrence's): kept with
+    its event, so an update does not tell a cause that ended before it went out."""
 
     @property
     def decides(self) -> bool:
@@ -90,24 +93,18 @@ class Decision:
         return self.transition is not None or self.flap is not None or self.recurrence is not None
 
 
-CAUSES = "causes"
-"""``CheckStatus.extra`` key: the causes the check's ``occurrence`` expression named last."""
-
-
-def new_cause(status: CheckStatus, causes: Sequence[str], *, standing: bool) -> str | None:
+def new_causes(status: CheckStatus, causes: Sequence[str], *, standing: bool) -> tuple[str, ...]:
     """Record ``causes`` (what the check's ``occurrence`` named now) on ``status``; while the
-    problem stands (``standing``: still a problem, no transition), one it did not name last time
-    is a new occurrence: why, else ``None``. A cause gone while others stay is no news; nothing
-    recorded yet (the check just got its ``occurrence``, an agent from before it) is a baseline,
-    not news (a transition told the problem and its causes)."""
+    problem stands (``standing``: a problem before and still one, in the same state or another),
+    one it did not name last time is a new occurrence: those (none: nothing new). A cause gone while
+    others stay is no news; nothing recorded yet (the check just got its ``occurrence``, an agent
+    from before it) is a baseline, not news (the problem's alert named its causes). Results that
+    name nothing (a probe error: the bot dead) leave the causes as they were."""
     seen = status.extra.get(CAUSES)
     status.extra[CAUSES] = list(causes)
     if not standing or not isinstance(seen, list):
-        return None
-    new = [c for c in causes if c not in seen]
-    if not new:
-        return None
-    return f"a new cause while {status.hard.name}: {'; '.join(new)}"
+        return ()
+    return tuple(c for c in causes if c not in seen)
 
 
 class DecisionListener(Protocol):
@@ -279,9 +276,15 @@ class ResultPipeline:
             if seen != result.occurrence and transition is None and was_problem and obs.state.is_problem:
                 recurrence = (f"failed again while {status.hard.name}: a new occurrence ({result.summary or obs.error})"
                               " ended before any check saw it healthy")
+        fresh: tuple[str, ...] = ()
         if obs.causes is not None:
-            recurrence = new_cause(status, obs.causes, standing=transition is None and was_problem
-                                   and obs.state.is_problem) or recurrence
+            # standing across a change between problem states too: the causes are compared with those
+            # named before it (WARNING -> UNKNOWN -> WARNING, the bot dead meanwhile: that state was
+            # told already, so no alert names a halt it took while dead). A change that is told names
+            # every cause in its message, queued after this update's event: the update is not sent.
+            fresh = new_causes(status, obs.causes, standing=was_problem and obs.state.is_problem)
+            if fresh:
+                recurrence = f"a new cause while {status.hard.name}: {'; '.join(fresh)}"
         again = None
         if transition is None:
             if flap is not None and not flap.started and status.hard.is_problem:
@@ -292,7 +295,7 @@ class ResultPipeline:
                     again = again or "after an agent restart"
         else:
             self._resumed.discard(bc.key)
-        return Decision(bc, obs, status.snapshot(), transition, flap, recurrence, again)
+        return Decision(bc, obs, status.snapshot(), transition, flap, recurrence, again, fresh)
 
     # -- persist ---------------------------------------------------------------------------------
     def _enqueue(self, decision: Decision) -> None:
@@ -355,7 +358,8 @@ class ResultPipeline:
                                              percent=d.flap.percent, state=status.hard.name, at=d.obs.at)
             if d.recurrence is not None:
                 tx.add_event(RECURRENCE_EVENT, d.bc.key, status.incident_id, d.recurrence,
-                             {"value": str(d.obs.value), "error": d.obs.error}, at=d.obs.at)
+                             {"value": str(d.obs.value), "error": d.obs.error,
+                              **({CAUSES: list(d.new_causes)} if d.new_causes else {})}, at=d.obs.at)
                 # a new crash, not the state a play left: its silence_until_ok ends (told)
                 tx.end_silences_until_ok(record_from_status(d.bc, status), d.obs.at, "a new occurrence: "
                                          + d.recurrence)

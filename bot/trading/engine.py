@@ -423,14 +423,18 @@ class TradingEngine:
         self.metrics.loop_duration.observe(time.monotonic() - started)
 
     def _trade_coin(self, coin: str, acct: AccountState, orders: list[ExchangeOrder], mids: dict[str, float]) -> bool:
-        signal = self._signal(coin)
         pos = acct.positions.get(coin)
+        # Protection first, before anything else of the coin may fail or return: a position has its
+        # stop-loss whatever the market data (a candle request refused) or a close (one that keeps
+        # failing is sent at every iteration, up to MAX_ATTEMPTS) do next. A close that then fills
+        # leaves the stop stray, cancelled at the next iteration (reduce-only: it can open nothing).
+        sent = self._ensure_stop(pos, orders) if pos is not None else False
+        signal = self._signal(coin)
         if pos is not None:
             wants_long = signal.direction == "long"
             if signal.direction != "flat" and signal.regime_start_ms is not None and wants_long != (pos.size > 0):
-                if self._close_position(pos, key=signal.regime_start_ms, reason="signal", mid=mids.get(coin)):
-                    return True
-            return self._ensure_stop(pos, orders)  # (also while a close may not be sent: it keeps its stop)
+                sent |= self._close_position(pos, key=signal.regime_start_ms, reason="signal", mid=mids.get(coin))
+            return sent
         for o in orders:  # reduce-only triggers without a position protect nothing
             if o.is_trigger and o.reduce_only:
                 self.gw.cancel(coin, o.oid)

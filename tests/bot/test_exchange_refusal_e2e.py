@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from bot import drill
+from tests.support.account import account, sdk, stop_cover
 from tests.support.stack import REPO, running_stack, wait_until  # noqa: F401 - running_stack is a fixture
 
 pytestmark = pytest.mark.slow
@@ -122,3 +123,56 @@ def test_a_revoked_guard_wallet_is_one_alert_saying_to_approve_a_new_one_and_hal
     drill.api_wallet(stack.settings, "agent", "approve")
     wait_until(lambda: any("RESOLVED" in m.get("title", "") and check in m.get("title", "")
                            for m in stack.inbox()[since:]), 90, what="the resolve after approving the wallet again")
+
+
+def test_a_position_losing_its_stop_while_the_access_alert_stands_is_told_once_and_not_after_it_has_one(
+        stack: Any) -> None:
+    """Issue 16 breaker: the bot's wallet revoked (one access alert, every position protected), then
+    a stop-loss cancelled by hand: the bot cannot place it again, its halt (NO STOP-LOSS) is held
+    under the access alert, and the access alert's value grows "NO STOP-LOSS on: BTC" with no change
+    of state: told once as an update of the access alert. The wallet approved again, the stop
+    placed and its halt ended: the operator's halt (the warning told before) gets no update about
+    that ended halt afterwards."""
+    from tests.e2e.test_protection import agent
+
+    info, ex = sdk(stack)
+    wait_until(lambda: stack.try_health().get("status") == "healthy", 90, what="the bot healthy")
+    wait_until(lambda: "BTC" in stop_cover(info), 90, what="the bot holding BTC with its stop")
+    halted = agent(stack, "halt", "--reason", "maintenance")
+    assert halted.returncode == 0, halted.stdout + halted.stderr
+    wait_until(lambda: [m for m in stack.inbox() if "[WARNING] bot not halted" in m.get("title", "")], 60,
+               what="the operator's halt told")
+    wait_until(stack.outbox_idle, 60, what="the start-up messages delivered")
+    since = len(stack.inbox())
+
+    drill.api_wallet(stack.settings, "bot", "revoke")
+    wait_until(lambda: about(stack, since), 60, what="the access alert")
+    wait_until(stack.outbox_idle, 30, what="the outbox idle")
+    for o in account(info)[1]:
+        if o["coin"] == "BTC" and o["isTrigger"]:
+            ex.cancel("BTC", o["oid"])  # by hand: the bot cannot place it again (its wallet revoked)
+    wait_until(lambda: "BTC" in stack.try_health().get("unprotected", []), 60, what="BTC without a stop")
+
+    def updates() -> list[str]:
+        return [m.get("title", "") for m in about(stack, since) if m.get("title", "").startswith("[UPDATE]")]
+
+    wait_until(updates, 60, what=lambda: f"the update; inbox: {[m.get('title') for m in stack.inbox()[since:]]}")
+    time.sleep(5)  # checks every second, group_interval 1 s: nothing more about the same position
+    assert updates() == [f"[UPDATE] {CHECK} on local: a new cause while CRITICAL: NO STOP-LOSS on BTC"], \
+        [m.get("title") for m in stack.inbox()[since:]]
+
+    drill.api_wallet(stack.settings, "bot", "approve")
+    wait_until(lambda: any("RESOLVED" in m.get("title", "") for m in about(stack, since)), 90,
+               what="the access alert's resolve")
+    wait_until(lambda: "BTC" in stop_cover(info) and not any(
+        h["reason"].startswith("placing the stop-loss of ") for h in stack.try_health().get("halts", [])), 90,
+        what="the stop placed again and its halt ended")
+    wait_until(stack.outbox_idle, 30, what="the outbox idle")
+    time.sleep(5)
+    stale = [m.get("title", "") for m in stack.inbox()[since:]
+             if "bot not halted" in m.get("title", "") and "NO STOP-LOSS" in m.get("title", "") + body(m)]
+    assert stale == [], stale
+
+
+def body(message: dict[str, Any]) -> str:
+    return str(message.get("message") or message.get("body") or "")

@@ -8,7 +8,8 @@ While the host has announced, unresolved incidents, the next message for it wait
 ``group_interval`` after the last one, except when a new problem takes a route with
 ``group_wait: 0`` (a page: a crash, a hang): it goes at once, with the host's other unsent
 problems (``group_interval`` paces updates; it must not delay a page). A state change of an announced incident (WARNING ->
-CRITICAL) is sent the same way. A message says what the agent did about each problem when a
+CRITICAL) is sent the same way, and so is a return to a state told before (WARNING -> UNKNOWN ->
+WARNING: its own message, not taken for the first one). A message says what the agent did about each problem when a
 remediation outcome is recorded (:mod:`.remediation_notes`).
 """
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from agent.core.states import State
@@ -31,6 +32,14 @@ from agent.store import IncidentRecord, StoreTransaction
 def worst_of(incidents: Sequence[IncidentRecord]) -> IncidentRecord:
     """The incident whose state tells most (UNKNOWN ranks below every known bad state)."""
     return max(incidents, key=lambda i: (i.state is not State.UNKNOWN, i.state))
+
+
+def _after(inc: IncidentRecord) -> str:
+    """Which announcement of ``inc`` a message of its state follows (none: its first)."""
+    if inc.announced_state is None or inc.announced_at is None:
+        return ""
+    at = inc.announced_at if inc.announced_at.tzinfo else inc.announced_at.replace(tzinfo=UTC)
+    return f"@{int(at.timestamp() * 1000)}"
 
 
 class GroupedAlerts:
@@ -91,7 +100,11 @@ class GroupedAlerts:
         queued = 0
         for (_route_name, target), (route, incs) in per_pair.items():
             title, body = self._text(tx, host, incs, still, all_open, now)
-            signature = "+".join(f"{i.id}{i.state.name[0]}" for i in incs)
+            # one message per announcement of a state: a state told before in the same incident
+            # (WARNING -> UNKNOWN -> WARNING, the bot dead meanwhile) is told again, after the
+            # announcement it follows (each marks announced_at); the same announcement queued
+            # twice keeps one key
+            signature = "+".join(f"{i.id}{i.state.name[0]}{_after(i)}" for i in incs)
             if len(signature) > 120:
                 signature = hashlib.sha256(signature.encode()).hexdigest()[:24]
             ids = self._notes.enqueue(tx, "alert", [(route, target)], title, body, worst_of(incs).severity,

@@ -61,6 +61,12 @@ RECURRENCE_EVENT = "recurred"
 records it): a restarted program dead again before any check saw it running, or a new cause named
 by the check's ``occurrence`` (a halt added on top of another). Told as an update of the incident,
 whether or not the check has a remediation; when it has, with the outcome of what the agent did."""
+CAUSES = "causes"
+"""The causes a check's ``occurrence`` expression named: its last ones (``CheckStatus.extra`` key,
+stored with the check's state) and, in a recurrence event's data, those named for the first time.
+An update tells a recurrence of causes only while one of them still stands: a halt that ended
+before the update went out (its incident held back meanwhile under another alert) is not told as
+news."""
 UPDATE_OUTCOMES = ("done", "failed", "refused", "deferred", "handed-over")
 """Outcomes an update tells (``nothing``/``not-needed`` after an alert change nothing for the operator)."""
 URGENT_OUTCOMES = ("failed", "refused", "handed-over")
@@ -230,6 +236,7 @@ class RemediationNotes:
         queued."""
         now = deadlines.now
         queued = 0
+        standing: dict[str, Any] | None = None  # the causes each check names now (read when needed)
         for inc in incidents:
             if inc.resolved_at is not None or inc.suppressed or inc.announced_state in (None, "OK"):
                 continue
@@ -242,6 +249,13 @@ class RemediationNotes:
             last = max(told, key=lambda e: e.id)
             new = [e for e in events if e.id > last.id and (e.kind == RECURRENCE_EVENT or (
                 e.kind == OUTCOME_EVENT and (e.data or {}).get("outcome") in UPDATE_OUTCOMES))]
+            if any(CAUSES in (e.data or {}) for e in new):
+                if standing is None:
+                    standing = {k: st.extras.get(CAUSES) for k, st in tx.load_check_states().items()}
+                now_named = standing.get(inc.key)
+                if isinstance(now_named, list):
+                    new = [e for e in new if e.kind != RECURRENCE_EVENT or not isinstance(
+                        causes := (e.data or {}).get(CAUSES), list) or any(c in now_named for c in causes)]
             if not new:
                 continue
             awaited = self._awaits_outcome(inc, events, new, cfg, deadlines)

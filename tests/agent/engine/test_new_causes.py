@@ -46,6 +46,10 @@ checks:
     expect: "json.status != 'halted'"
     severity: warning
     occurrence: "(json.get('halts') or []) | map(attribute='reason') | list"
+    depends_on: [bot health endpoint]
+  - name: bot health endpoint
+    http: {url: "http://127.0.0.1:9/health", timeout: 2s}
+    expect: "status_code == 200"
   - name: bot process
     supervisor: {program: bot}
     expect: "running"
@@ -172,6 +176,84 @@ async def test_halts_coming_and_going_within_group_interval_are_one_update_sent_
     assert world.bodies()[1].count("a new cause while WARNING: stop refused") == 2, world.bodies()[1]
     world.restart()
     assert world.tick(3 * GROUP_INTERVAL) == 0
+
+
+async def test_a_halt_taken_while_the_bot_was_dead_is_told_once_when_it_answers_again(world: World) -> None:
+    """The bot dies while halted (its endpoint's alert holds this check's UNKNOWN back) and comes
+    back with a halt it took meanwhile (a daily loss its start found): the problem went WARNING ->
+    UNKNOWN -> WARNING, a state already told, so no alert says it; the new cause is told once as
+    an update, against the causes recorded before the bot died."""
+    endpoint = "bot health endpoint"
+    await world.result(health(), endpoint)
+    await world.result(health("maintenance"))
+    assert world.tick(GROUP_WAIT + 0.5) == 1
+    await world.result(CheckResult.failed("connection refused"), endpoint)  # the bot is dead
+    await world.result(CheckResult.failed("connection refused"))
+    assert world.pipeline.status(KEY).hard is State.UNKNOWN
+    world.tick(GROUP_WAIT + 0.5)
+    await world.result(health("maintenance", "daily loss 7.94% reached the limit of 5%"), endpoint)
+    await world.result(health("maintenance", "daily loss 7.94% reached the limit of 5%"))
+    assert world.pipeline.status(KEY).hard is State.WARNING
+    for _ in range(3):
+        await world.result(health("maintenance", "daily loss 7.94% reached the limit of 5%"))
+    world.tick(GROUP_INTERVAL + 5)
+    world.restart()
+    world.tick(3 * GROUP_INTERVAL)
+    about = [title for _, _, title in world.told() if "bot not halted" in title]
+    assert about == ["[WARNING] bot not halted on local",
+                     "[UPDATE] bot not halted on local: a new cause while WARNING: "
+                     "daily loss 7.94% reached the limit of 5%"], world.told()
+
+
+async def test_a_cause_that_ended_while_its_incident_was_held_back_is_not_told_afterwards(world: World) -> None:
+    """A halt that came and went while this check's incident was held under another alert (the bot's
+    stop-loss refused for a revoked wallet: the access alert tells it; the wallet approved, the stop
+    placed, that halt ended) is not told as a new cause once the other alert resolves: by then it
+    no longer stands (its update would say NO STOP-LOSS of a position that has its stop). A cause
+    that still stands then is told (the update names only it)."""
+    endpoint = "bot health endpoint"
+    refused = "placing the stop-loss of BTC refused: the BTC position has NO STOP-LOSS"
+    await world.result(health(), endpoint)
+    await world.result(health("maintenance"))
+    assert world.tick(GROUP_WAIT + 0.5) == 1
+    await world.result(CheckResult.failed("refused"), endpoint)  # the alert this one is held under
+    await world.result(health("maintenance", refused))
+    world.tick(GROUP_WAIT + 0.5)
+    assert world.store.open_incident_for(KEY).suppressed  # held back
+    await world.result(health("maintenance"))  # the stop placed: its halt ended
+    await world.result(health(), endpoint)
+    world.tick(GROUP_INTERVAL + 5)
+    world.tick(3 * GROUP_INTERVAL)
+    about = [title for _, _, title in world.told() if "bot not halted" in title]
+    assert about == ["[WARNING] bot not halted on local"], world.told()
+    assert len(world.store.recent_events(kind=RECURRENCE_EVENT, limit=5)) == 1  # in the timeline still
+
+    await world.result(health("maintenance", "closing BTC refused"))  # a new one, standing when told
+    world.tick(GROUP_INTERVAL + 5)
+    world.tick(3 * GROUP_INTERVAL)
+    about = [title for _, _, title in world.told() if "bot not halted" in title]
+    assert about == ["[WARNING] bot not halted on local",
+                     "[UPDATE] bot not halted on local: a new cause while WARNING: closing BTC refused"], about
+    assert "NO STOP-LOSS" not in world.bodies()[-1], world.bodies()[-1]
+
+
+async def test_a_new_cause_with_a_change_of_state_that_is_told_is_not_told_again_as_an_update(
+        world: World) -> None:
+    """Nothing inhibits this check's UNKNOWN (its endpoint answers): WARNING -> UNKNOWN is told and
+    so is UNKNOWN -> WARNING, a state told before (its message is not taken for the first one's),
+    and it names every halt: the new cause is no update besides."""
+    await world.result(health("maintenance"))
+    assert world.tick(GROUP_WAIT + 0.5) == 1
+    await world.result(CheckResult.failed("connection refused"))
+    world.tick(GROUP_INTERVAL + 5)
+    await world.result(health("maintenance", "daily loss 7.94% reached the limit of 5%"))
+    world.tick(GROUP_INTERVAL + 5)
+    world.tick(3 * GROUP_INTERVAL)
+    titles = [title for _, _, title in world.told()]
+    # the return to a state told before is a message of its own (not taken for the first one)
+    assert titles == ["[WARNING] bot not halted on local", "[UNKNOWN] bot not halted on local: connection refused",
+                      "[WARNING] bot not halted on local"], titles
+    assert "daily loss 7.94% reached the limit of 5%" in world.bodies()[-1], world.told()
 
 
 async def test_causes_seen_while_the_problem_is_soft_or_new_are_a_baseline_not_news(world: World) -> None:

@@ -85,6 +85,37 @@ def test_a_close_that_keeps_failing_halts_after_its_attempts_and_a_resume_does_n
     assert len(closes(engine)) == MAX_ATTEMPTS + 1
 
 
+def unprotected(engine: TradingEngine) -> list[str]:
+    """The coins whose position the exchange shows without stop-losses covering its whole size."""
+    from botwarden.protection import is_protected
+
+    orders = engine.gw.open_orders()
+    return sorted(c for c, p in engine.gw.account().positions.items()
+                  if not is_protected(p.size, [o for o in orders if o.coin == c]))
+
+
+def test_a_close_that_keeps_failing_leaves_the_position_with_its_stop_from_the_first_iteration(
+        bot_settings: StackSettings, engine: TradingEngine, paper_exchange: Any) -> None:
+    """A position without a stop-loss (flipped by hand, its stop cancelled) that the signal closes
+    while every close finds nothing to match: the stop is placed at the first iteration, not only
+    once the close's MAX_ATTEMPTS are spent and it halts; one stop, not one per iteration."""
+    position_against_the_signal(engine, bot_settings)
+    assert "BTC" in unprotected(engine)
+    paper_exchange.admin("POST", "/admin/faults", {"ioc_no_fill": True})
+    for i in range(MAX_ATTEMPTS + 1):
+        engine.iterate()
+        assert unprotected(engine) == [], f"no stop-loss after iteration {i + 1} while its close keeps failing"
+    assert len(closes(engine)) == MAX_ATTEMPTS and len(close_halts(engine)) == 1
+    assert len([o for o in engine.gw.open_orders() if o.coin == "BTC" and o.is_trigger]) == 1
+    assert engine.status.health()["unprotected"] == []
+    paper_exchange.admin("DELETE", "/admin/faults")
+    engine.resume("operator")
+    engine.iterate()  # the close fills; its stop is left stray for one iteration
+    assert "BTC" not in engine.gw.account().positions
+    engine.iterate()
+    assert [o for o in engine.gw.open_orders() if o.coin == "BTC"] == [], "the stray stop is cancelled"
+
+
 def test_a_resume_with_the_cause_still_there_gives_it_a_full_count_again(
         bot_settings: StackSettings, engine: TradingEngine, paper_exchange: Any) -> None:
     position_against_the_signal(engine, bot_settings)
