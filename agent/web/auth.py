@@ -106,6 +106,8 @@ CONFIRMATION_SECONDS = 600.0
 """How long a confirmation page may wait for its answer."""
 ACTION_TOKENS_KEPT = 500
 """One-time action tokens a session keeps (one per action path; the oldest dropped past that)."""
+SENDS_PER_TOKEN_KEPT = 50
+"""Different forms remembered per used action token (the oldest forgotten past that)."""
 CONFIRMATIONS_KEPT = 20
 """Confirmations a session may hold at once (the oldest is dropped past that)."""
 
@@ -124,7 +126,8 @@ class Session:
     """(kind, text) messages shown once on the next page: what an action did or why it did not."""
     _confirmations: dict[str, tuple[str, tuple[str, ...], float]] = field(default_factory=dict, repr=False)
     _once: dict[str, str] = field(default_factory=dict, repr=False)
-    _used: dict[str, str] = field(default_factory=dict, repr=False)
+    _used: dict[str, tuple[str, dict[str, float]]] = field(default_factory=dict, repr=False)
+    """A used one-time token -> (its path, digest of each different form sent with it -> when)."""
 
     def action_token(self, path: str) -> str:
         """The one-time token an action form for ``path`` carries (``once``): the same one
@@ -136,18 +139,34 @@ class Session:
             token = self._once[path] = secrets.token_urlsafe(18)
         return token
 
-    def use_action_token(self, path: str, token: str) -> str:
-        """``ok`` once for the current token of ``path`` (used up now, before anything runs);
-        ``used`` for a token already used (a double submit: nothing runs again); ``unknown``
-        otherwise (an old or forged form)."""
+    def use_action_token(self, path: str, token: str, sent: str = "", *,
+                         now: float | None = None) -> tuple[str, float | None]:
+        """``("ok", None)`` for the current token of ``path`` (used up now, before anything
+        runs), and for a token already used by this session's forms for ``path`` when what is
+        sent now (``sent``: the form's fields) differs from everything sent with it: another
+        tab or an older page of this session carries the same token (one per path), and a
+        different action (another silence, the emergency after another play's check) is no
+        double submit. ``("used", when)`` for a token already sent with the same fields (a
+        double submit, a resent form, the same form in a second tab: nothing runs again);
+        ``("unknown", None)`` otherwise (an old or forged form)."""
+        now = time.time() if now is None else now
+        digest = hashlib.sha256(sent.encode("utf-8", "surrogatepass")).hexdigest()
         current = self._once.get(path)
         if current is not None and token and tokens_equal(current, token):
             del self._once[path]
             while len(self._used) >= ACTION_TOKENS_KEPT:
                 del self._used[next(iter(self._used))]
-            self._used[token] = path
-            return "ok"
-        return "used" if token and self._used.get(token) == path else "unknown"
+            self._used[token] = (path, {digest: now})
+            return "ok", None
+        used = self._used.get(token) if token else None
+        if used is None or used[0] != path:
+            return "unknown", None
+        if digest in used[1]:
+            return "used", used[1][digest]
+        if len(used[1]) >= SENDS_PER_TOKEN_KEPT:
+            del used[1][next(iter(used[1]))]
+        used[1][digest] = now
+        return "ok", None
 
     def say(self, kind: str, text: str) -> None:
         self.flash.append((kind, text))
