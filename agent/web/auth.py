@@ -260,23 +260,42 @@ def tokens_match(expected: str | None, given: str | None) -> bool:
     return hmac.compare_digest(expected.encode(), given.encode())
 
 
+THROTTLE_KEYS_KEPT = 10_000
+"""(name, address) pairs the sign-in throttle remembers at most: a spray of random names from
+one address within the window would otherwise keep one entry per name for the whole window."""
+
+
 @dataclass
 class SignInThrottle:
-    """At most ``limit`` failed sign-ins per key (user name, client address) within ``window`` s."""
+    """At most ``limit`` failed sign-ins per key (user name, client address) within ``window`` s.
+
+    Memory is bounded whatever is sent: a key is kept as its SHA-256 digest (a user name may be
+    as long as a form allows, 64 KiB), and at most ``max_keys`` are kept. Past that, keys whose
+    failures all left the window go first, then the oldest key that is not locked out, so a
+    spray of names cannot clear a lock-out (it would take ``limit`` failures for every key kept,
+    ``limit * max_keys`` inside one window, to push out a locked one)."""
 
     limit: int = 5
     window: float = 300.0
     clock: object = field(default=time.monotonic, repr=False)
-    _failures: dict[str, deque[float]] = field(default_factory=dict)
+    max_keys: int = THROTTLE_KEYS_KEPT
+    _failures: dict[bytes, deque[float]] = field(default_factory=dict)
 
     def _now(self) -> float:
         return float(self.clock())  # type: ignore[operator]
+
+    @staticmethod
+    def _key(key: str) -> bytes:
+        return hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
+
+    def __len__(self) -> int:
+        return len(self._failures)
 
     def retry_after(self, *keys: str) -> float:
         """Seconds until a sign-in is allowed again for all ``keys`` (0: allowed now)."""
         now, wait = self._now(), 0.0
         for key in keys:
-            q = self._failures.get(key)
+            q = self._failures.get(self._key(key))
             if not q:
                 continue
             while q and q[0] <= now - self.window:
@@ -287,8 +306,23 @@ class SignInThrottle:
 
     def failed(self, *keys: str) -> None:
         now = self._now()
-        for key in keys:
-            self._failures.setdefault(key, deque()).append(now)
-        if len(self._failures) > 10_000:  # bounded memory under a spray of names
-            for key in [k for k, q in self._failures.items() if not q or q[-1] <= now - self.window]:
-                del self._failures[key]
+        for key in map(self._key, keys):
+            q = self._failures.pop(key, None)  # kept in the order of the last failure: stale ones first
+            if q is None:
+                self._make_room(now)
+                q = deque(maxlen=self.limit)
+            q.append(now)
+            self._failures[key] = q
+
+    def _make_room(self, now: float) -> None:
+        if len(self._failures) < self.max_keys:
+            return
+        while self._failures:
+            oldest = next(iter(self._failures))
+            if self._failures[oldest][-1] > now - self.window:
+                break
+            del self._failures[oldest]
+        if len(self._failures) < self.max_keys:
+            return
+        victim = next((k for k, q in self._failures.items() if len(q) < self.limit), None)
+        del self._failures[victim if victim is not None else next(iter(self._failures))]

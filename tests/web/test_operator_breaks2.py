@@ -36,3 +36,27 @@ async def test_a_second_tab_s_different_action_is_not_refused_as_already_done(
     with web_world.store() as st:
         assert sorted(s.reason for s in st.silences()) == ["tab A", "tab B"]
     assert not web_world.marker.exists()
+
+
+def test_a_spray_of_sign_in_names_keeps_the_throttle_bounded_and_the_lock_out() -> None:
+    """Failed sign-ins were kept per (name, address) for the whole 5 minutes, the name itself as
+    the key (a form allows 64 KiB), and swept only of entries already out of the window: a spray
+    of random names inside the window grew without bound. Now at most ``max_keys`` digests are
+    kept, and the spray does not push out a name that is locked out."""
+    import secrets
+
+    from agent.web.auth import SignInThrottle
+
+    kept = 10_000  # the bound the README states
+    now = [0.0]
+    t = SignInThrottle(clock=lambda: now[0])
+    operator = "user:operator\naddr:10.0.0.9"
+    for _ in range(t.limit):
+        t.failed(operator)
+    assert t.retry_after(operator) > 0
+    for i in range(3 * kept):
+        now[0] = i * 0.001  # all inside the window
+        t.failed(f"user:{secrets.token_hex(8)}{'x' * 2000}\naddr:10.0.0.9")
+    assert len(t._failures) <= kept
+    assert all(len(k) == 32 for k in t._failures)  # digests, not 2 KiB names
+    assert t.retry_after(operator) > 0  # still locked out
