@@ -4,9 +4,26 @@ time says), a page loaded while a source hangs. Through the real application and
 store; what happens in the browser in Debian's chromium."""
 from __future__ import annotations
 
-from aiohttp.test_utils import TestClient
+import asyncio
+import json
+import re
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from tests.web.conftest import OPERATOR_PW, WebWorld, once, sign_in
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from agent.core.states import State
+from tests.web.chromium import chromium
+from tests.web.conftest import ENV, OPERATOR_PW, VIEWER_PW, WebWorld, load_config, once, sign_in
+
+
+def _app(world: WebWorld) -> Any:
+    from agent.web import make_context
+
+    return make_context(load_config(world), store_url=world.store_url, env=ENV,
+                        templates_dir=world.root / "templates", charts=False)
 
 
 async def test_a_second_tab_s_different_action_is_not_refused_as_already_done(
@@ -60,3 +77,197 @@ def test_a_spray_of_sign_in_names_keeps_the_throttle_bounded_and_the_lock_out() 
     assert len(t._failures) <= kept
     assert all(len(k) == 32 for k in t._failures)  # digests, not 2 KiB names
     assert t.retry_after(operator) > 0  # still locked out
+
+
+MORE_CHECKS = """
+version: 1
+name: more
+hosts: bots
+schedule: {every: 10s}
+checks:
+  - name: memory used
+    command: {argv: ["echo", "40"]}
+    value: "stdout | float"
+    warning: "> 80"
+  - name: load
+    command: {argv: ["echo", "1"]}
+    value: "stdout | float"
+    warning: "> 8"
+"""
+
+
+def _more_checks(world: WebWorld) -> None:
+    """Two more checks, each with a result: three lines on the checks page."""
+    (world.root / "playbooks" / "more.yaml").write_text(MORE_CHECKS)
+    with world.store() as st:
+        for check, value in (("memory used", 40), ("load", 1)):
+            st.record_result(play="more", host="local", check=check, state=State.OK,
+                             observed_at=datetime.now(UTC) - timedelta(seconds=5), value=value)
+
+
+def _result(world: WebWorld, check: str, value: float) -> None:
+    with world.store() as st:
+        st.record_result(play="more", host="local", check=check, state=State.OK, observed_at=datetime.now(UTC),
+                         value=value)
+
+
+async def _stream(client: TestClient, path: str) -> AsyncIterator[tuple[str, str]]:
+    """The events of the stream at ``path``, as (kind, data)."""
+    stream = await client.get(path)
+    event, data = "", []
+    try:
+        while True:
+            line = (await asyncio.wait_for(stream.content.readline(), 30)).decode().rstrip("\r\n")
+            if line.startswith("event: "):
+                event, data = line[len("event: "):], []
+            elif line.startswith("data: "):
+                data.append(line[len("data: "):])
+            elif not line and event:
+                yield event, "\n".join(data)
+                event, data = "", []
+    finally:
+        stream.close()
+
+
+async def _watching(ctx: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """supervisord says the agent and the bot run (no supervisord runs here): the agent watches."""
+    async def programs() -> dict[str, str]:
+        return {"agent": "RUNNING", "bot": "RUNNING"}
+
+    monkeypatch.setattr(ctx.live.gatherer, "_programs", programs)
+
+
+async def test_a_live_page_is_sent_only_what_changed_and_learns_each_read(web_world: WebWorld,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every read of the sources (every ``refresh_seconds``) re-sent every open page whole to every
+    browser: the ages in it (``data-ago``, the age at render) changed at every render, so a checks
+    page of 30 checks cost a phone 15 KB/s; and when nothing changed at all nothing was sent, so
+    the banner's "as of" stood at the last change. Now a read that changes nothing shown sends a
+    ``ping`` with the time of the read (``view_at``), and a new result of one check sends that
+    check's line alone (``rows``)."""
+    from agent.web import build_app
+
+    _more_checks(web_world)
+    ctx = _app(web_world)
+    await _watching(ctx, monkeypatch)
+    ctx.config.settings.web.heartbeat_seconds = 60.0  # pings here come from reads, not heartbeats
+    async with TestClient(TestServer(build_app(ctx), host="127.0.0.1")) as client:
+        await sign_in(client, "viewer", VIEWER_PW)
+        events = _stream(client, "/events/checks")
+        kind, first = await anext(events)
+        assert kind == "update" and first.count('<li class="check ') == 3, first
+        reads = []
+        async for kind, data in events:
+            assert kind == "ping", (kind, data[:300])  # nothing shown changed
+            reads.append(json.loads(data)["view_at"])
+            if len(reads) == 3:
+                break
+        assert all(at is not None for at in reads)
+        _result(web_world, "load", 7.5)
+        async for kind, data in events:
+            if kind == "ping":
+                continue
+            assert kind == "rows", (kind, data[:300])
+            rows = json.loads(data)
+            assert len(rows) == 1 and "<strong>load</strong>" in rows[0][1], rows  # its sparkline grew
+            break
+        await events.aclose()
+
+
+@pytest.fixture
+def phone() -> Iterator[Any]:
+    with chromium(phone_pixel_ratio=1) as driver:
+        yield driver
+
+
+@pytest.mark.slow
+async def test_an_open_page_says_its_last_read_and_replaces_only_the_line_that_changed(
+        web_world: WebWorld, monkeypatch: pytest.MonkeyPatch, phone: Any) -> None:
+    """In the browser: the overview's banner said "as of" the time of the last change (an open
+    page whose sources were read every 2 s and found unchanged kept "as of" minutes old), and a
+    new result of one check replaced the whole checks list. Now "as of" follows each read on
+    the same document, and the other checks' lines are the same elements after the update."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from agent.web import build_app
+
+    _more_checks(web_world)
+    ctx = _app(web_world)
+    await _watching(ctx, monkeypatch)
+    async with TestClient(TestServer(build_app(ctx), host="127.0.0.1")) as client:
+        base = str(client.make_url("/")).rstrip("/")
+        loop = asyncio.get_running_loop()
+
+        def drive() -> dict[str, Any]:
+            phone.get(f"{base}/login")
+            phone.find_element(By.ID, "username").send_keys("viewer")
+            phone.find_element(By.ID, "password").send_keys(VIEWER_PW)
+            phone.find_element(By.ID, "sign-in").click()
+            WebDriverWait(phone, 60).until(lambda d: d.find_elements(By.ID, "banner"))
+            phone.execute_script("window.__sameDocument = 'yes';")
+
+            def as_of_now(d: Any) -> str:
+                text = str(d.execute_script("return document.getElementById('banner').textContent"))
+                found = re.search(r"as of (\d\d:\d\d:\d\d) UTC", text)
+                return found[1] if found else ""
+
+            as_of = as_of_now(phone)
+            later = WebDriverWait(phone, 30).until(lambda d: (t := as_of_now(d)) != as_of and t)
+            same = phone.execute_script("return window.__sameDocument")
+            phone.get(f"{base}/checks")
+            WebDriverWait(phone, 60).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "li.check")) == 3)
+            load = phone.execute_script(
+                "var lines = document.querySelectorAll('li.check'); lines.forEach(function (li) { li.__mark = 1; });"
+                "return Array.prototype.findIndex.call(lines, function (li) { return li.textContent.indexOf('load') >= 0; });")
+            def line(d: Any) -> str:  # read in one script: the element may be replaced at any moment
+                return str(d.execute_script(f"return document.querySelectorAll('li.check')[{load}].innerHTML"))
+
+            spark = line(phone)
+            asyncio.run_coroutine_threadsafe(asyncio.to_thread(_result, web_world, "load", 7.5), loop).result(30)
+            WebDriverWait(phone, 30).until(lambda d: line(d) != spark)
+            marks = phone.execute_script(
+                "return Array.prototype.map.call(document.querySelectorAll('li.check'), function (li) { return !!li.__mark; });")
+            phone.get("about:blank")  # closes the page's live stream before the server stops
+            return {"as_of": as_of, "later": later, "same": same, "load": load, "marks": marks}
+
+        seen = await asyncio.to_thread(drive)
+    assert seen["later"] > seen["as_of"] and seen["same"] == "yes", seen
+    assert [m for i, m in enumerate(seen["marks"]) if i != seen["load"]] == [True, True], seen
+    assert seen["marks"][seen["load"]] is False, seen  # the changed line was replaced
+
+
+async def test_a_page_load_does_not_wait_for_a_read_stuck_on_a_hung_source(web_world: WebWorld,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """supervisord SIGSTOPped (its socket accepts, never answers): every read of the sources takes
+    its 2 s timeout, and every page load waited for the read in flight, though the pages already
+    open showed the view of the read before. A load now gets that view (it is at most a refresh
+    and a source's timeout old); the read goes on."""
+    from agent.web import build_app
+    from agent.web.context import CTX
+
+    ctx = _app(web_world)
+    release = asyncio.Event()
+
+    async def hung() -> dict[str, str]:
+        await release.wait()
+        return {}
+
+    async with TestClient(TestServer(build_app(ctx), host="127.0.0.1")) as client:
+        await sign_in(client, "viewer", VIEWER_PW)
+        live = client.server.app[CTX].live
+        before = live.snapshot
+        assert before is not None
+        monkeypatch.setattr(ctx.live.gatherer, "_programs", hung)
+        try:
+            for _ in range(600):  # the poller's next read starts and hangs on supervisord
+                if live._gather_lock.locked():
+                    break
+                await asyncio.sleep(0.05)
+            assert live._gather_lock.locked()
+            await asyncio.sleep(2 * live.refresh + 0.2)  # the view before is no longer fresh
+            page = await asyncio.wait_for(client.get("/"), 10)
+            assert page.status == 200 and 'id="banner"' in await page.text()
+            assert not release.is_set() and live._gather_lock.locked()  # served while the read hangs
+        finally:
+            release.set()
