@@ -271,3 +271,18 @@ async def test_a_page_load_does_not_wait_for_a_read_stuck_on_a_hung_source(web_w
             assert not release.is_set() and live._gather_lock.locked()  # served while the read hangs
         finally:
             release.set()
+
+
+async def test_an_acknowledgement_s_comment_is_as_short_as_a_silence_s_reason(client: TestClient,
+                                                                            web_world: WebWorld) -> None:
+    """A silence's reason is at most 500 characters; an ack's comment had no bound: 60,000
+    characters were stored, printed twice on the incident's page (124 KB) and again in every
+    "already acknowledged" answer. Now refused alike, nothing acknowledged."""
+    path = f"/act/ack/{web_world.incident_id}"
+    csrf = await sign_in(client, "operator", OPERATOR_PW)
+    r = await client.post(path, data={"csrf": csrf, "once": once(client, path), "comment": "C" * 60_000})
+    text = await r.text()
+    assert "at most 500 characters" in text and "C" * 600 not in text, text[:2000]
+    with web_world.store() as st:
+        inc = st.get_incident(web_world.incident_id)
+    assert inc is not None and inc.acknowledged_at is None and inc.ack_comment is None
