@@ -129,7 +129,9 @@ def _utc(at: datetime) -> str:
 
 
 def parse_matchers(items: list[str]) -> dict[str, str]:
-    """``["host=local", "check=bot*"]`` -> ``{"host": "local", "check": "bot*"}``."""
+    """``["host=local", "check=bot*"]`` -> ``{"host": "local", "check": "bot*"}``. A field given
+    twice with two globs is refused: the last one was kept silently, so ``check=bot* check=disk*``
+    silenced the disk checks only, while the operator meant both."""
     out: dict[str, str] = {}
     for item in items:
         name, sep, value = item.partition("=")
@@ -138,7 +140,12 @@ def parse_matchers(items: list[str]) -> dict[str, str]:
             name = "tag"
         if not sep or not value or name not in SILENCE_FIELDS:
             raise SilenceUsage(f"bad matcher {item!r}: write FIELD=GLOB with FIELD one of {', '.join(SILENCE_FIELDS)}")
-        out[name] = value.strip().strip('"').strip("'")
+        glob = value.strip().strip('"').strip("'")
+        if out.get(name, glob) != glob:
+            raise SilenceUsage(f"{name} is given twice ({name}={out[name]} and {name}={glob}): a silence holds an "
+                               f"alert when all its matchers match, one glob per field; add one silence per {name}, "
+                               f"or one glob that matches both")
+        out[name] = glob
     return out
 
 

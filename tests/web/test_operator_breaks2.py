@@ -286,3 +286,15 @@ async def test_an_acknowledgement_s_comment_is_as_short_as_a_silence_s_reason(cl
     with web_world.store() as st:
         inc = st.get_incident(web_world.incident_id)
     assert inc is not None and inc.acknowledged_at is None and inc.ack_comment is None
+
+
+async def test_a_silence_naming_one_field_twice_is_refused_not_cut_to_the_last(client: TestClient,
+                                                                               web_world: WebWorld) -> None:
+    """"check=disk* check=mem*" made a silence of check=mem* alone (the last glob won, silently):
+    the operator believed both silenced. Refused now, with why; no silence made."""
+    csrf = await sign_in(client, "operator", OPERATOR_PW)
+    r = await client.post("/act/silence", data={"csrf": csrf, "once": once(client, "/act/silence"),
+                                                "matchers": "check=disk* check=mem*", "duration": "1h"})
+    assert "check is given twice" in await r.text()
+    with web_world.store() as st:
+        assert st.silences() == []
