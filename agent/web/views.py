@@ -9,6 +9,7 @@ page's own script put it in place. Pages are rendered from the shared snapshot
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import re
@@ -22,6 +23,7 @@ from aiohttp import web
 from aiohttp_sse import sse_response
 from markupsafe import Markup
 
+from agent.web.auth import tokens_equal
 from agent.web.context import ctx_of, row_id, session_of
 
 T = TypeVar("T")
@@ -84,7 +86,12 @@ async def _page(request: web.Request, page: str, title: str, **extra: Any) -> we
     ctx = ctx_of(request)
     snap = await ctx.live.current()
     values = await _live_values(request, page, snap, **extra)
-    html = ctx.render(f"{page}.html.j2", title=title, **_common(request, page, snap=snap, **values))
+    # The live part's digest goes in the stream's address: a stream whose first view is the one
+    # the page was rendered with sends nothing then (it replaced the part just loaded, and what
+    # the operator had begun typing in it: an ack's comment).
+    shown = _shown(_fragment(request, page, snap, values)).digest()
+    html = ctx.render(f"{page}.html.j2", title=title, shown_q=f"?shown={shown}",
+                      **_common(request, page, snap=snap, **values))
     return web.Response(text=html, content_type="text/html")
 
 
@@ -186,6 +193,7 @@ async def events(request: web.Request) -> web.StreamResponse:
         async with sse_response(request, ping_interval=heartbeat) as stream:
             seen: tuple[int, int] = (-1, -1)
             last: _Shown | None = None
+            loaded = request.query.get("shown", "")  # the digest of the part the page was loaded with
             beat = _Beat(stream, heartbeat, lambda: ctx.config.templating.redact(ctx.live.ping()))
             while stream.is_connected() and _still_signed_in(request):
                 newer = await _unless_signed_out(request, ctx.live.wait_newer(seen, beat.left()))
@@ -195,9 +203,11 @@ async def events(request: web.Request) -> web.StreamResponse:
                     seen = newer
                     snap = ctx.live.snapshot or await ctx.live.current()
                     html = _fragment(request, page, snap, await _live_values(request, page, snap, **extra))
-                    last, sent = await _send_changes(beat, html, last)
-                    if not sent:  # nothing shown changed: the page learns it is as of this read
-                        await beat.send(beat.data(), "ping")
+                    if last is None and loaded and tokens_equal(_shown(html).digest(), loaded):
+                        last = _shown(html)  # the page shows this already
+                    else:
+                        last, _ = await _send_changes(beat, html, last)
+                    await beat.send(beat.data(), "ping")  # the page learns it is as of this read
                 await beat.due()
             return stream
     except ConnectionResetError:  # the browser went away (another page, a closed tab)
@@ -220,6 +230,10 @@ class _Shown:
 
     skeleton: str
     rows: tuple[tuple[str, str], ...]
+
+    def digest(self) -> str:
+        text = "\x00".join([self.skeleton, *(f"{i}\x01{h}" for i, h in self.rows)])
+        return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 def _shown(html: str) -> _Shown:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -173,6 +174,23 @@ async def test_a_live_page_is_sent_only_what_changed_and_learns_each_read(web_wo
             break
         await events.aclose()
 
+        states = iter(["STARTING", "RUNNING"] * 1000)
+
+        async def flapping() -> dict[str, str]:  # the bot's card changes at every read
+            return {"agent": "RUNNING", "bot": next(states)}
+
+        monkeypatch.setattr(ctx.live.gatherer, "_programs", flapping)
+        events = _stream(client, "/events/overview")
+        kinds, reads = [], set()
+        async for kind, data in events:
+            kinds.append(kind)
+            if kind == "ping":
+                reads.add(json.loads(data)["view_at"])
+            if len(reads) >= 2 and "rows" in kinds:
+                break
+        await events.aclose()
+        assert "rows" in kinds and len(reads) >= 2, kinds  # a read that sent rows says its time too
+
 
 @pytest.fixture
 def phone() -> Iterator[Any]:
@@ -212,8 +230,13 @@ async def test_an_open_page_says_its_last_read_and_replaces_only_the_line_that_c
                 found = re.search(r"as of (\d\d:\d\d:\d\d) UTC", text)
                 return found[1] if found else ""
 
-            as_of = as_of_now(phone)
-            later = WebDriverWait(phone, 30).until(lambda d: (t := as_of_now(d)) != as_of and t)
+            as_of, later = as_of_now(phone), ""
+            for value in range(100):  # results keep coming in: the agent's card changes at each read
+                asyncio.run_coroutine_threadsafe(asyncio.to_thread(_result, web_world, "memory used", value),
+                                                 loop).result(30)
+                time.sleep(0.3)
+                if (later := as_of_now(phone)) != as_of:
+                    break
             same = phone.execute_script("return window.__sameDocument")
             phone.get(f"{base}/checks")
             WebDriverWait(phone, 60).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "li.check")) == 3)
@@ -298,3 +321,48 @@ async def test_a_silence_naming_one_field_twice_is_refused_not_cut_to_the_last(c
     assert "check is given twice" in await r.text()
     with web_world.store() as st:
         assert st.silences() == []
+
+
+@pytest.mark.slow
+async def test_a_comment_being_typed_on_an_incident_s_page_is_not_wiped_by_the_next_read(
+        web_world: WebWorld, monkeypatch: pytest.MonkeyPatch, phone: Any) -> None:
+    """The incident's page is live, its acknowledge form inside the live part: every read that
+    bumped the view (any check's new result) re-sent the part, its "open for 5m" being new at each
+    render, and put it in place: the comment an operator was typing vanished every 2 s. Now the
+    part is sent only when something in it changed."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from agent.web import build_app
+    from agent.web.context import CTX
+
+    _more_checks(web_world)
+    ctx = _app(web_world)
+    await _watching(ctx, monkeypatch)
+    async with TestClient(TestServer(build_app(ctx), host="127.0.0.1")) as client:
+        base = str(client.make_url("/")).rstrip("/")
+        loop = asyncio.get_running_loop()
+        live = client.server.app[CTX].live
+
+        def drive() -> tuple[str, int]:
+            phone.get(f"{base}/login")
+            phone.find_element(By.ID, "username").send_keys("operator")
+            phone.find_element(By.ID, "password").send_keys(OPERATOR_PW)
+            phone.find_element(By.ID, "sign-in").click()
+            WebDriverWait(phone, 60).until(lambda d: "/login" not in d.current_url)
+            phone.get(f"{base}/incidents/{web_world.incident_id}")
+            box = WebDriverWait(phone, 60).until(lambda d: d.find_element(By.NAME, "comment"))
+            box.send_keys("looking at it, disk")
+            version = live.version
+            for value in (2.0, 3.0, 4.0):  # new results: each read after one is a new view
+                asyncio.run_coroutine_threadsafe(asyncio.to_thread(_result, web_world, "load", value), loop).result(30)
+                WebDriverWait(phone, 30).until(lambda d, v=version: live.version > v)
+                version = live.version
+            time.sleep(10 * live.refresh)  # the streams render the last view (and send it, if they would)
+            typed = str(phone.execute_script("var c = document.querySelector('input[name=comment]'); "
+                                             "return c ? c.value : 'no box';"))
+            phone.get("about:blank")
+            return typed, version
+
+        typed, version = await asyncio.to_thread(drive)
+    assert typed == "looking at it, disk", (typed, version)

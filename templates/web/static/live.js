@@ -93,9 +93,14 @@
     watchdog = window.setTimeout(silent, MISSED * heartbeat * 1000);
   }
 
+  var reconnecting = false;
   function connect() {
     if (source) { source.close(); }
-    source = new EventSource(target.getAttribute("data-live"));
+    // The first stream is told which view the page was loaded with (?shown=), and sends nothing
+    // while that is still the view; a later one has no such view to rely on and sends it all.
+    var url = target.getAttribute("data-live");
+    source = new EventSource(reconnecting ? url.split("?")[0] : url);
+    reconnecting = true;
     function put(change) {
       var focused = document.activeElement && target.contains(document.activeElement) ? document.activeElement.id : null;
       change();
