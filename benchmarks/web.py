@@ -74,7 +74,7 @@ def _ttfb(port: int, cookie: str) -> float:
 
 
 class _Stream(threading.Thread):
-    """One browser's event stream on the live overview; counts the updates it reads."""
+    """One browser's event stream on the live overview; counts the updates it reads (whole or rows)."""
 
     def __init__(self, client: httpx.Client, stop: threading.Event) -> None:
         super().__init__(daemon=True)
@@ -83,7 +83,7 @@ class _Stream(threading.Thread):
     def run(self) -> None:
         with self.client.stream("GET", "/events/overview", timeout=httpx.Timeout(10, read=60)) as r:
             for line in r.iter_lines():
-                if line.startswith("event: update"):
+                if line.startswith(("event: update", "event: rows")):
                     self.updates += 1
                 if self.stop.is_set():
                     return

@@ -28,13 +28,27 @@ class NotAcknowledged(BotwardenError):
     exit_code = ExitCode.FAILED
 
 
+class AckUsage(BotwardenError):
+    exit_code = ExitCode.USAGE
+
+
+MAX_REASON_CHARS = 500
+"""A silence's reason and an acknowledgement's comment are at most this long (shown on the pages
+that list them, and an ack's comment in every "already acknowledged" answer)."""
+
+
 def acknowledge(st: Store, incident: int, *, by: str, comment: str | None, now: datetime) -> IncidentRecord:
     """Acknowledge open incident ``incident`` as ``by`` and audit it (one transaction); returns
     the incident. Raises :class:`NotAcknowledged` when there is no such open incident.
     An incident already acknowledged (since its state last changed) is not acknowledged again:
     :class:`NotAcknowledged` says by whom and when, and the first comment stands (a double submit
     or a second operator never overwrites it).
-    The one code path of ``agent ack`` and the web page's acknowledge."""
+    The one code path of ``agent ack`` and the web page's acknowledge. A comment longer than
+    :data:`MAX_REASON_CHARS` is refused (:class:`AckUsage`), as a silence's reason: a 60,000
+    character comment was stored and printed twice on the incident's page."""
+    if comment is not None and len(comment) > MAX_REASON_CHARS:
+        raise AckUsage(f"an acknowledgement's comment is at most {MAX_REASON_CHARS} characters (this one has "
+                       f"{len(comment)}): say it shortly; nothing was acknowledged")
     with st.transaction() as tx:
         inc = tx.get_incident(incident) if incident <= MAX_ROW_ID else None
         if inc is None or not tx.acknowledge_incident(incident, by=by, at=now, comment=comment):
@@ -76,8 +90,6 @@ def parse_for(text: str, name: str = "--for") -> float:
     return seconds
 
 
-MAX_REASON_CHARS = 500
-"""A silence's reason is at most this long (it is shown on every page that lists silences)."""
 MAX_ROW_ID = 2**63 - 1
 """The largest id SQLite stores: a larger one names no row (and would overflow its integer)."""
 
@@ -117,7 +129,9 @@ def _utc(at: datetime) -> str:
 
 
 def parse_matchers(items: list[str]) -> dict[str, str]:
-    """``["host=local", "check=bot*"]`` -> ``{"host": "local", "check": "bot*"}``."""
+    """``["host=local", "check=bot*"]`` -> ``{"host": "local", "check": "bot*"}``. A field given
+    twice with two globs is refused: the last one was kept silently, so ``check=bot* check=disk*``
+    silenced the disk checks only, while the operator meant both."""
     out: dict[str, str] = {}
     for item in items:
         name, sep, value = item.partition("=")
@@ -126,7 +140,12 @@ def parse_matchers(items: list[str]) -> dict[str, str]:
             name = "tag"
         if not sep or not value or name not in SILENCE_FIELDS:
             raise SilenceUsage(f"bad matcher {item!r}: write FIELD=GLOB with FIELD one of {', '.join(SILENCE_FIELDS)}")
-        out[name] = value.strip().strip('"').strip("'")
+        glob = value.strip().strip('"').strip("'")
+        if out.get(name, glob) != glob:
+            raise SilenceUsage(f"{name} is given twice ({name}={out[name]} and {name}={glob}): a silence holds an "
+                               f"alert when all its matchers match, one glob per field; add one silence per {name}, "
+                               f"or one glob that matches both")
+        out[name] = glob
     return out
 
 

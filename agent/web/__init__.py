@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,8 @@ def template_env(templates_dir: Path, config: Any, redact: Any) -> jinja2.Enviro
                              jinja2.Undefined, trim_blocks=False, finalize=finalize)
     env.filters["ago"] = views.ago_markup
     env.filters["lasted"] = views.lasted_markup
+    env.filters["read_at"] = views.read_at_markup
+    env.filters["iso"] = _iso
     env.filters["ms"] = lambda v: "?" if v is None else ("∞" if v == float("inf") else f"{v:g} ms")
     env.filters["redact"] = lambda text: redact(str(text)) if text is not None else ""
     env.filters["sparkline"] = lambda c: sparkline(c.values, c.warning, c.critical,
@@ -75,6 +78,16 @@ def template_env(templates_dir: Path, config: Any, redact: Any) -> jinja2.Enviro
     env.globals["names"] = {"bot": s.bot.program, "agent": s.agent.program, "exchange": s.exchange.program}
     env.globals["exchange_every_s"] = EXCHANGE_EVERY_S
     return env
+
+
+def _iso(text: Any) -> datetime | None:
+    """The ``iso`` template filter: an ISO 8601 time with its zone (the bot's ``last_loop_at``)
+    as a datetime; None for anything else."""
+    try:
+        at = datetime.fromisoformat(str(text)) if text else None
+    except ValueError:
+        return None
+    return at if at is not None and at.tzinfo is not None else None
 
 
 def _reread_account(live: Live, run: Any) -> None:

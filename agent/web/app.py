@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from urllib.parse import quote
 
@@ -57,11 +58,17 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     if path.startswith("/act/") and request.method == "POST":
         # Every action form carries a one-time token, used up here before anything runs (no await
         # lies between this and the handler's start): a double submit, a resent form or two taps
-        # run the action once; the others are told it was already done.
-        used = session.use_action_token(path, str(form.get("once") or ""))
+        # run the action once; the others are told it was already done. The token is one per path
+        # and session, so another tab's or an older page's form may carry a used one: what it sends
+        # decides (the same fields: a repeat, refused; others: a different action, run).
+        sent = "\n".join(f"{k}={v}" for k, v in sorted((k, str(v)) for k, v in form.items()
+                                                      if k not in ("csrf", "once")))
+        used, when = session.use_action_token(path, str(form.get("once") or ""), sent)
         if used == "used":
-            raise web.HTTPConflict(text="already done: this form was already sent (a double submit?); nothing was "
-                                        "run again. Reload the page to do it again.\n")
+            at = time.strftime("%H:%M:%S UTC", time.gmtime(when)) if when is not None else "?"
+            raise web.HTTPConflict(text=f"already done: this same form was already sent at {at} (a double submit, "
+                                        "a resent form, or the same form in another tab); nothing was run again. "
+                                        "Reload the page to do it again.\n")
         if used != "ok":
             raise web.HTTPBadRequest(text="this form is old (its one-time token is unknown or missing): nothing was "
                                           "run; reload the page and retry\n")

@@ -106,6 +106,8 @@ CONFIRMATION_SECONDS = 600.0
 """How long a confirmation page may wait for its answer."""
 ACTION_TOKENS_KEPT = 500
 """One-time action tokens a session keeps (one per action path; the oldest dropped past that)."""
+SENDS_PER_TOKEN_KEPT = 50
+"""Different forms remembered per used action token (the oldest forgotten past that)."""
 CONFIRMATIONS_KEPT = 20
 """Confirmations a session may hold at once (the oldest is dropped past that)."""
 
@@ -124,7 +126,8 @@ class Session:
     """(kind, text) messages shown once on the next page: what an action did or why it did not."""
     _confirmations: dict[str, tuple[str, tuple[str, ...], float]] = field(default_factory=dict, repr=False)
     _once: dict[str, str] = field(default_factory=dict, repr=False)
-    _used: dict[str, str] = field(default_factory=dict, repr=False)
+    _used: dict[str, tuple[str, dict[str, float]]] = field(default_factory=dict, repr=False)
+    """A used one-time token -> (its path, digest of each different form sent with it -> when)."""
 
     def action_token(self, path: str) -> str:
         """The one-time token an action form for ``path`` carries (``once``): the same one
@@ -136,18 +139,34 @@ class Session:
             token = self._once[path] = secrets.token_urlsafe(18)
         return token
 
-    def use_action_token(self, path: str, token: str) -> str:
-        """``ok`` once for the current token of ``path`` (used up now, before anything runs);
-        ``used`` for a token already used (a double submit: nothing runs again); ``unknown``
-        otherwise (an old or forged form)."""
+    def use_action_token(self, path: str, token: str, sent: str = "", *,
+                         now: float | None = None) -> tuple[str, float | None]:
+        """``("ok", None)`` for the current token of ``path`` (used up now, before anything
+        runs), and for a token already used by this session's forms for ``path`` when what is
+        sent now (``sent``: the form's fields) differs from everything sent with it: another
+        tab or an older page of this session carries the same token (one per path), and a
+        different action (another silence, the emergency after another play's check) is no
+        double submit. ``("used", when)`` for a token already sent with the same fields (a
+        double submit, a resent form, the same form in a second tab: nothing runs again);
+        ``("unknown", None)`` otherwise (an old or forged form)."""
+        now = time.time() if now is None else now
+        digest = hashlib.sha256(sent.encode("utf-8", "surrogatepass")).hexdigest()
         current = self._once.get(path)
         if current is not None and token and tokens_equal(current, token):
             del self._once[path]
             while len(self._used) >= ACTION_TOKENS_KEPT:
                 del self._used[next(iter(self._used))]
-            self._used[token] = path
-            return "ok"
-        return "used" if token and self._used.get(token) == path else "unknown"
+            self._used[token] = (path, {digest: now})
+            return "ok", None
+        used = self._used.get(token) if token else None
+        if used is None or used[0] != path:
+            return "unknown", None
+        if digest in used[1]:
+            return "used", used[1][digest]
+        if len(used[1]) >= SENDS_PER_TOKEN_KEPT:
+            del used[1][next(iter(used[1]))]
+        used[1][digest] = now
+        return "ok", None
 
     def say(self, kind: str, text: str) -> None:
         self.flash.append((kind, text))
@@ -241,23 +260,42 @@ def tokens_match(expected: str | None, given: str | None) -> bool:
     return hmac.compare_digest(expected.encode(), given.encode())
 
 
+THROTTLE_KEYS_KEPT = 10_000
+"""(name, address) pairs the sign-in throttle remembers at most: a spray of random names from
+one address within the window would otherwise keep one entry per name for the whole window."""
+
+
 @dataclass
 class SignInThrottle:
-    """At most ``limit`` failed sign-ins per key (user name, client address) within ``window`` s."""
+    """At most ``limit`` failed sign-ins per key (user name, client address) within ``window`` s.
+
+    Memory is bounded whatever is sent: a key is kept as its SHA-256 digest (a user name may be
+    as long as a form allows, 64 KiB), and at most ``max_keys`` are kept. Past that, keys whose
+    failures all left the window go first, then the oldest key that is not locked out, so a
+    spray of names cannot clear a lock-out (it would take ``limit`` failures for every key kept,
+    ``limit * max_keys`` inside one window, to push out a locked one)."""
 
     limit: int = 5
     window: float = 300.0
     clock: object = field(default=time.monotonic, repr=False)
-    _failures: dict[str, deque[float]] = field(default_factory=dict)
+    max_keys: int = THROTTLE_KEYS_KEPT
+    _failures: dict[bytes, deque[float]] = field(default_factory=dict)
 
     def _now(self) -> float:
         return float(self.clock())  # type: ignore[operator]
+
+    @staticmethod
+    def _key(key: str) -> bytes:
+        return hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
+
+    def __len__(self) -> int:
+        return len(self._failures)
 
     def retry_after(self, *keys: str) -> float:
         """Seconds until a sign-in is allowed again for all ``keys`` (0: allowed now)."""
         now, wait = self._now(), 0.0
         for key in keys:
-            q = self._failures.get(key)
+            q = self._failures.get(self._key(key))
             if not q:
                 continue
             while q and q[0] <= now - self.window:
@@ -268,8 +306,23 @@ class SignInThrottle:
 
     def failed(self, *keys: str) -> None:
         now = self._now()
-        for key in keys:
-            self._failures.setdefault(key, deque()).append(now)
-        if len(self._failures) > 10_000:  # bounded memory under a spray of names
-            for key in [k for k, q in self._failures.items() if not q or q[-1] <= now - self.window]:
-                del self._failures[key]
+        for key in map(self._key, keys):
+            q = self._failures.pop(key, None)  # kept in the order of the last failure: stale ones first
+            if q is None:
+                self._make_room(now)
+                q = deque(maxlen=self.limit)
+            q.append(now)
+            self._failures[key] = q
+
+    def _make_room(self, now: float) -> None:
+        if len(self._failures) < self.max_keys:
+            return
+        while self._failures:
+            oldest = next(iter(self._failures))
+            if self._failures[oldest][-1] > now - self.window:
+                break
+            del self._failures[oldest]
+        if len(self._failures) < self.max_keys:
+            return
+        victim = next((k for k, q in self._failures.items() if len(q) < self.limit), None)
+        del self._failures[victim if victim is not None else next(iter(self._failures))]

@@ -1,6 +1,7 @@
 """What the web handlers share: the application's context, and the cookie names."""
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,7 @@ class WebContext:
         values.setdefault("config_state", self.config_state)
         values.setdefault("heartbeat_s", self.config.settings.web.heartbeat_seconds)
         values.setdefault("live_failing", self.live.failing)
+        values.setdefault("server_now", time.time())  # the script counts ages on the server's clock
         csrf = str(values.get("csrf") or getattr(values.get("session"), "csrf", "") or "")
         values.setdefault("once", lambda path: self._once(csrf, str(path)))
         return self.templates.get_template(name).render(**values)

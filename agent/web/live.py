@@ -17,9 +17,12 @@ from typing import Any
 import aiohttp
 
 from agent.web.gather import Gatherer, Snapshot
+from agent.web.trading import EXCHANGE_TIMEOUT_S
 
 log = logging.getLogger("agent.web")
 IDLE_AFTER_S = 60.0
+SLOWEST_SOURCE_S = EXCHANGE_TIMEOUT_S
+"""The longest a read of one source may take (the exchange's timeout; the others' are 2 s)."""
 
 
 class Live:
@@ -28,6 +31,9 @@ class Live:
         self.refresh = refresh
         self.snapshot: Snapshot | None = None
         self.version = 0
+        self.reads = 0
+        """Reads attempted so far (made or failed): each wakes the streams, which send what changed,
+        else a ``ping`` saying when the view was read."""
         self.streams = 0
         self._key: Any = None
         self._changed = asyncio.Condition()
@@ -72,10 +78,16 @@ class Live:
 
     async def current(self) -> Snapshot:
         """A snapshot at most ``2 * refresh`` old and read after the last :meth:`changed`
-        (gathered now if there is none that fresh)."""
+        (gathered now if there is none that fresh). While a read is under way and the last one
+        is at most ``2 * refresh`` plus the slowest source's timeout old (a source hangs: its
+        timeout makes every read that slow), that last one: every page load waited up to the
+        hung source's timeout (2-3 s) for the read in flight, while the pages open showed the
+        same view. After an operator action, or with no such recent read, it waits."""
         self.demand()
         snap = self.snapshot
         if snap is not None and self._fresh(2 * self.refresh):
+            return snap
+        if snap is not None and self._gather_lock.locked() and self._fresh(2 * self.refresh + SLOWEST_SOURCE_S):
             return snap
         try:
             return await self.gather()
@@ -90,7 +102,7 @@ class Live:
         ``old`` (with ``why``) when no snapshot could be made since: the page's script then says
         its view is old, however alive the stream is."""
         snap = self.snapshot
-        data: dict[str, Any] = {"at": datetime.now(UTC).strftime("%H:%M:%S"),
+        data: dict[str, Any] = {"at": datetime.now(UTC).strftime("%H:%M:%S"), "now": round(time.time(), 3),
                                 "view_at": snap.at.strftime("%H:%M:%S") if snap is not None else None,
                                 "old": self.failing is not None}
         if self.failing is not None:
@@ -118,26 +130,30 @@ class Live:
                 snap = await self.gatherer.snapshot(self._http)
             except Exception as exc:
                 self.failing = f"{type(exc).__name__}: {str(exc)[:160]}"
+                async with self._changed:
+                    self.reads += 1
+                    self._changed.notify_all()
                 raise
             self.failing = None
             self._gathered_at, self._read_started_at = time.monotonic(), started
             self.snapshot = snap
             key = snap.version_key()
-            if key != self._key:
-                self._key = key
-                async with self._changed:
+            async with self._changed:
+                if key != self._key:
+                    self._key = key
                     self.version += 1
-                    self._changed.notify_all()
+                self.reads += 1
+                self._changed.notify_all()
             return snap
 
-    async def wait_newer(self, version: int, timeout: float) -> int:
-        """The version once it is above ``version``, or the current one after ``timeout``."""
+    async def wait_newer(self, seen: tuple[int, int], timeout: float) -> tuple[int, int]:
+        """``(version, reads)`` once either is past ``seen``, or as they are after ``timeout``."""
         async with self._changed:
             try:
-                await asyncio.wait_for(self._changed.wait_for(lambda: self.version > version), timeout)
+                await asyncio.wait_for(self._changed.wait_for(lambda: (self.version, self.reads) != seen), timeout)
             except TimeoutError:
                 pass
-            return self.version
+            return self.version, self.reads
 
     async def run(self, stop: asyncio.Event) -> None:
         """Re-gather every ``refresh`` seconds while watched; idle otherwise."""

@@ -63,7 +63,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     keys = (f"user:{name.lower()}\naddr:{_client(request)}",)
     wait = ctx.throttle.retry_after(*keys)
     if wait > 0:
-        log.warning("sign-in refused (too many failures) for %r from %s", name, _client(request))
+        log.warning("sign-in refused (too many failures) for %r from %s", name[:64], _client(request))
         response = await login_page(request, error=f"Too many failed sign-ins: try again in {int(wait) + 1} s.",
                                     status=429)
         response.headers["Retry-After"] = str(int(wait) + 1)
@@ -71,7 +71,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     user = ctx.users.authenticate(name, password)
     if user is None:
         ctx.throttle.failed(*keys)
-        log.warning("failed sign-in for %r from %s", name, _client(request))
+        log.warning("failed sign-in for %r from %s", name[:64], _client(request))  # a name may be 64 KiB
         return await login_page(request, error="Wrong user name or password.", status=401)
     ctx.sessions.end(request.cookies.get(COOKIE))
     session = ctx.sessions.create(user)

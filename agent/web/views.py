@@ -9,10 +9,13 @@ page's own script put it in place. Pages are rendered from the shared snapshot
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import re
+import time
 from collections.abc import Coroutine
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -20,6 +23,7 @@ from aiohttp import web
 from aiohttp_sse import sse_response
 from markupsafe import Markup
 
+from agent.web.auth import tokens_equal
 from agent.web.context import ctx_of, row_id, session_of
 
 T = TypeVar("T")
@@ -52,7 +56,9 @@ class _Beat:
         return max(0.0, self.sent_at + self.every - self.loop.time())
 
     async def send(self, data: str, event: str) -> None:
-        await self.stream.send(data, event=event)
+        # The event's id is the server's clock (ms): the script measures its offset from the
+        # browser's clock with it, and counts ages (<time data-at>) on the server's time.
+        await self.stream.send(data, event=event, id=f"{time.time() * 1000:.0f}")
         self.sent_at = self.loop.time()
 
     async def due(self) -> None:
@@ -80,7 +86,12 @@ async def _page(request: web.Request, page: str, title: str, **extra: Any) -> we
     ctx = ctx_of(request)
     snap = await ctx.live.current()
     values = await _live_values(request, page, snap, **extra)
-    html = ctx.render(f"{page}.html.j2", title=title, **_common(request, page, snap=snap, **values))
+    # The live part's digest goes in the stream's address: a stream whose first view is the one
+    # the page was rendered with sends nothing then (it replaced the part just loaded, and what
+    # the operator had begun typing in it: an ack's comment).
+    shown = _shown(_fragment(request, page, snap, values)).digest()
+    html = ctx.render(f"{page}.html.j2", title=title, shown_q=f"?shown={shown}",
+                      **_common(request, page, snap=snap, **values))
     return web.Response(text=html, content_type="text/html")
 
 
@@ -180,25 +191,74 @@ async def events(request: web.Request) -> web.StreamResponse:
     try:
         heartbeat = _heartbeat_s(request)
         async with sse_response(request, ping_interval=heartbeat) as stream:
-            version, last = -1, None
+            seen: tuple[int, int] = (-1, -1)
+            last: _Shown | None = None
+            loaded = request.query.get("shown", "")  # the digest of the part the page was loaded with
             beat = _Beat(stream, heartbeat, lambda: ctx.config.templating.redact(ctx.live.ping()))
             while stream.is_connected() and _still_signed_in(request):
-                newer = await _unless_signed_out(request, ctx.live.wait_newer(version, beat.left()))
+                newer = await _unless_signed_out(request, ctx.live.wait_newer(seen, beat.left()))
                 if newer is None or not _still_signed_in(request):  # signed out (or expired) while it waited
                     break
-                if newer != version:
-                    version = newer
+                if newer != seen:  # a new read (or a new chart): render it; send only what changed
+                    seen = newer
                     snap = ctx.live.snapshot or await ctx.live.current()
                     html = _fragment(request, page, snap, await _live_values(request, page, snap, **extra))
-                    if html != last:
-                        await beat.send(html, "update")
-                        last = html
+                    if last is None and loaded and tokens_equal(_shown(html).digest(), loaded):
+                        last = _shown(html)  # the page shows this already
+                    else:
+                        last, _ = await _send_changes(beat, html, last)
+                    await beat.send(beat.data(), "ping")  # the page learns it is as of this read
                 await beat.due()
             return stream
     except ConnectionResetError:  # the browser went away (another page, a closed tab)
         return web.Response(status=204)
     finally:
         ctx.live.streams -= 1
+
+
+ROW = re.compile(r"<!--row ([A-Za-z0-9_-]+)-->(.*?)<!--/row-->", re.S)
+"""A part of a live fragment that is sent alone when only it changed (``<!--row ID-->`` before an
+element with ``id="ID"``, ``<!--/row-->`` after it): a check's line, a card of the overview."""
+_TICKING = re.compile(r"(<time\b[^>]*\bdata-(?:at|since|read)=[^>]*>)[^<]*(</time>)")
+"""Times the page's script writes itself (ages counted on, the banner's time of the last read):
+their text differs at every render and is never a reason to send anything."""
+
+
+@dataclass(frozen=True)
+class _Shown:
+    """What a stream last sent, as compared: its skeleton (rows left out) and each row."""
+
+    skeleton: str
+    rows: tuple[tuple[str, str], ...]
+
+    def digest(self) -> str:
+        text = "\x00".join([self.skeleton, *(f"{i}\x01{h}" for i, h in self.rows)])
+        return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def _shown(html: str) -> _Shown:
+    rows = tuple((m[1], _TICKING.sub(r"\1\2", m[2])) for m in ROW.finditer(html))
+    return _Shown(_TICKING.sub(r"\1\2", ROW.sub(lambda m: f"<!--row {m[1]}-->", html)), rows)
+
+
+async def _send_changes(beat: _Beat, html: str, last: _Shown | None) -> tuple[_Shown, bool]:
+    """Send ``html`` as an ``update`` (the whole fragment) when its skeleton changed, else the rows
+    that changed as one ``rows`` event (JSON ``[[id, html], ...]``), else nothing: a check whose
+    value changed re-sent the whole checks list, and every read re-sent every page (the ages in
+    it changed at every render), to every open browser. Returns what is shown now, and whether
+    anything was sent."""
+    shown = _shown(html)
+    ids = [i for i, _ in shown.rows]
+    if last is None or shown.skeleton != last.skeleton or ids != [i for i, _ in last.rows] \
+            or len(set(ids)) != len(ids):
+        await beat.send(html, "update")
+        return shown, True
+    changed = [i for (i, now), (_, before) in zip(shown.rows, last.rows, strict=True) if now != before]
+    if not changed:
+        return last, False
+    whole = {m[1]: m[2] for m in ROW.finditer(html)}
+    await beat.send(json.dumps([[i, whole[i]] for i in changed]), "rows")
+    return shown, True
 
 
 def _stream_id(digits: str) -> int:
@@ -285,26 +345,35 @@ def lasted(start: datetime, end: datetime | None) -> str:
 
 
 def ago_markup(at: datetime | None) -> Markup | str:
-    """The ``ago`` template filter: ``<time data-ago="200.0">3m20s ago</time>``, the age at render
-    time in ``data-ago``; the page's script counts it on (``live.js``). A live page is re-rendered
-    only when something shown changes, so a plain "3m20s ago" stayed on screen for as long as
-    nothing changed (an agent dead for ten minutes: "last result 7s ago"). Without JavaScript the
-    text is right as loaded."""
+    """The ``ago`` template filter: ``<time data-at="1765000000.000">3m20s ago</time>``, the
+    time as Unix seconds in ``data-at``; the page's script counts the age on (``live.js``), on the
+    server's clock (each event carries it). A live page is sent again only when something shown
+    changes, so a plain "3m20s ago" stayed on screen for as long as nothing changed (an agent dead
+    for ten minutes: "last result 7s ago"); and an age in the markup (the age at render) changed
+    at every render, so every read re-sent every page. Without JavaScript the text is right as
+    loaded."""
     if at is None:
         return ""
-    seconds = max((datetime.now(UTC) - at).total_seconds(), 0.0)
-    return Markup('<time datetime="{}" data-ago="{:.1f}">{}</time>').format(
-        at.astimezone(UTC).isoformat(), seconds, ago(at))
+    return Markup('<time datetime="{}" data-at="{:.3f}">{}</time>').format(
+        at.astimezone(UTC).isoformat(), at.timestamp(), ago(at))
 
 
 def lasted_markup(start: datetime, end: datetime | None) -> Markup | str:
     """The ``lasted`` template filter: a duration still running (``end`` None, "open for 5m") is
-    counted on by the page's script like :func:`ago_markup`; a finished one is plain text."""
+    counted on by the page's script (``data-since``) like :func:`ago_markup`; a finished one is
+    plain text."""
     if end is not None:
         return lasted(start, end)
-    seconds = max((datetime.now(UTC) - start).total_seconds(), 0.0)
-    return Markup('<time datetime="{}" data-for="{:.1f}">{}</time>').format(
-        start.astimezone(UTC).isoformat(), seconds, lasted(start, None))
+    return Markup('<time datetime="{}" data-since="{:.3f}">{}</time>').format(
+        start.astimezone(UTC).isoformat(), start.timestamp(), lasted(start, None))
 
 
-__all__ = ["ago", "ago_markup", "lasted", "lasted_markup", "timedelta"]
+def read_at_markup(at: datetime) -> Markup:
+    """The ``read_at`` template filter: ``<time data-read>05:13:12</time>``, when the view shown was
+    read. A live page is sent again only when something shown changes, so this is set by the
+    script from each read's ``ping`` (``view_at``): the banner said "as of" the last change, not
+    the last read."""
+    return Markup('<time data-read="">{}</time>').format(at.strftime("%H:%M:%S"))
+
+
+__all__ = ["ago", "ago_markup", "lasted", "lasted_markup", "read_at_markup", "timedelta"]

@@ -8,14 +8,23 @@
 // the server can still read what the page shows ("old": true when it cannot): a stream that pings
 // over a frozen view must not look live.
 //
-// Ages ("3m20s ago", "open for 5m") are <time data-ago="SECONDS"> (or data-for) with the age when
-// the server rendered them: they are counted on here every second from when that HTML arrived
-// (the browser's clock is never compared with the server's). The live part is sent again only
-// when something in it changes, so without this an age stood still: "last result 7s ago" on a
-// page whose agent had been dead for ten minutes.
+// Ages ("3m20s ago", "open for 5m") are <time data-at="UNIX SECONDS"> (or data-since): they are
+// counted here every second on the server's clock, whose offset from the browser's is measured
+// from the page (<html data-now>), each event's id and each ping's "now" (the browser's clock is
+// never taken for the server's). The live part is sent again only when something in it changes,
+// and then only the rows that changed ("rows": [[id, html], ...]); an age in the markup itself
+// changed at every render and re-sent every page at every read. Without this an age stood still:
+// "last result 7s ago" on a page whose agent had been dead for ten minutes. The banner's time
+// (<time data-read>) is set from each read's ping ("view_at"): "as of" the last read, not the
+// last change.
 (function () {
   "use strict";
-  var renderedAt = Date.now();
+  var offset = 0;  // server clock - browser clock, ms
+
+  function learn(serverMs) {
+    if (!isNaN(serverMs) && serverMs > 0) { offset = serverMs - Date.now(); }
+  }
+  learn(parseFloat(document.documentElement.getAttribute("data-now")) * 1000);
 
   function duration(seconds) {  // agent.core.values.format_duration, for seconds >= 1
     var total = Math.round(seconds), out = "";
@@ -26,17 +35,25 @@
   }
 
   function tick() {
-    var elapsed = (Date.now() - renderedAt) / 1000;
-    Array.prototype.forEach.call(document.querySelectorAll("time[data-ago], time[data-for]"), function (el) {
-      var ago = el.hasAttribute("data-ago");
-      var seconds = parseFloat(el.getAttribute(ago ? "data-ago" : "data-for")) + elapsed;
+    var now = (Date.now() + offset) / 1000;
+    Array.prototype.forEach.call(document.querySelectorAll("time[data-at], time[data-since]"), function (el) {
+      var ago = el.hasAttribute("data-at");
+      var seconds = Math.max(now - parseFloat(el.getAttribute(ago ? "data-at" : "data-since")), 0);
       if (isNaN(seconds)) { return; }
       var text = ago ? (seconds < 1 ? "just now" : duration(seconds) + " ago") : duration(Math.max(seconds, 1));
       if (el.textContent !== text) { el.textContent = text; }
     });
   }
 
-  window.botwardenAges = { rendered: function () { renderedAt = Date.now(); } };
+  function read(viewAt) {
+    if (!viewAt) { return; }
+    Array.prototype.forEach.call(document.querySelectorAll("time[data-read]"), function (el) {
+      if (el.textContent !== viewAt) { el.textContent = viewAt; }
+    });
+  }
+
+  window.botwardenAges = { learn: learn, tick: tick, read: read };
+  tick();
   window.setInterval(tick, 1000);
 })();
 
@@ -76,17 +93,40 @@
     watchdog = window.setTimeout(silent, MISSED * heartbeat * 1000);
   }
 
+  var reconnecting = false;
   function connect() {
     if (source) { source.close(); }
-    source = new EventSource(target.getAttribute("data-live"));
-    source.addEventListener("update", function (event) {
+    // The first stream is told which view the page was loaded with (?shown=), and sends nothing
+    // while that is still the view; a later one has no such view to rely on and sends it all.
+    var url = target.getAttribute("data-live");
+    source = new EventSource(reconnecting ? url.split("?")[0] : url);
+    reconnecting = true;
+    function put(change) {
       var focused = document.activeElement && target.contains(document.activeElement) ? document.activeElement.id : null;
-      target.innerHTML = event.data;
-      window.botwardenAges.rendered();  // the ages in it are as of now
+      change();
+      window.botwardenAges.tick();  // the ages in it are counted from now on, at once
       if (focused) {
         var again = document.getElementById(focused);
-        if (again) { again.focus(); }
+        if (again && again !== document.activeElement) { again.focus(); }
       }
+    }
+    source.addEventListener("update", function (event) {
+      window.botwardenAges.learn(parseFloat(event.lastEventId));
+      put(function () { target.innerHTML = event.data; });
+      heard();
+    });
+    source.addEventListener("rows", function (event) {
+      // Only these rows changed: each replaces the element with its id. One missing (the page
+      // changed under it) means the view is not what the server thinks: start the stream again,
+      // which sends the whole part first.
+      window.botwardenAges.learn(parseFloat(event.lastEventId));
+      var rows = null;
+      try { rows = JSON.parse(event.data); } catch (e) { rows = null; }
+      var missing = !rows || rows.some(function (row) { return !document.getElementById(row[0]); });
+      if (missing) { connect(); return; }
+      put(function () {
+        rows.forEach(function (row) { document.getElementById(row[0]).outerHTML = row[1]; });
+      });
       heard();
     });
     source.addEventListener("ping", function (event) {
@@ -94,6 +134,8 @@
       // The stream is alive, but the view may be frozen: no snapshot can be made now.
       var ping = null;
       try { ping = JSON.parse(event.data); } catch (e) { ping = null; }
+      if (ping && ping.now) { window.botwardenAges.learn(ping.now * 1000); }
+      if (ping && !ping.old) { window.botwardenAges.read(ping.view_at); }
       if (ping && ping.old) {
         say("live updates STOPPED: the page's server cannot read its sources (" + (ping.why || "unknown") +
             "): what you see is old, as read at " + (ping.view_at || "?") + " UTC");
