@@ -24,6 +24,7 @@ import os
 from typing import Any
 from urllib.parse import urlencode
 
+from agent.core.redaction import Redactor
 from agent.http import RequestFailed, Response, request
 from agent.modules.base import ActionResult, RunContext
 from botwarden.halts import Halt, HaltFile, HaltFileError
@@ -52,6 +53,11 @@ async def _starting_point(path: str | None, health: dict[str, Any] | None, healt
 async def halt(*, base: str, token_env: str, timeout: float, path: str | None, reason: str, by: str,
                health: dict[str, Any] | None, health_error: str | None, ctx: RunContext,
                unix_socket: str | None = None) -> ActionResult:
+    # The bot keeps the reason (its halt file, its database) and serves it on its unauthenticated
+    # loopback /health: a secret pasted into it (or rendered by a playbook) is masked here, the one
+    # place the agent writes a halt, with every secret the agent's environment holds.
+    masked = Redactor.for_environment()
+    reason, by = masked.redact(reason), masked.redact(by)
     data, halts_file, in_force = await _starting_point(path, health, health_error)
     already = [h for h in in_force if h.get("kind") == "control"]
     if ctx.check_mode:

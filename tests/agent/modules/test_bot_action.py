@@ -181,3 +181,20 @@ async def test_no_halt_file_and_no_bot_is_not_halted(monkeypatch: pytest.MonkeyP
     ctx = RunContext(host=HostContext("box", {"bot": {"url": "http://127.0.0.1:9", "control_token_env": TOKEN_ENV}}))
     result = await run("halt", ctx)
     assert result.failed and not result.data["halted"] and result.msg.startswith("NOT halted: ")
+
+
+async def test_a_secret_written_into_a_halt_reason_is_masked_before_the_bot_and_its_file_keep_it(
+        bot: tuple[Any, str], ctx: Callable[..., RunContext], monkeypatch: pytest.MonkeyPatch,
+        halt_path: Path) -> None:
+    """An operator pastes a token into `agent halt --reason` (or a playbook's reason renders one):
+    the bot keeps the reason in its halt file and database and serves it on its unauthenticated
+    loopback /health, so the agent masks every secret it knows before sending it anywhere."""
+    engine, url = bot
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)
+    monkeypatch.setenv("SLACK_WEBHOOK_TOKEN", "xoxb-pasted-into-a-reason-1234")
+    halted = await run("halt", ctx(url), reason=f"token {TOKEN} leaked, and xoxb-pasted-into-a-reason-1234 too")
+    assert halted.changed and not halted.failed, halted.msg
+    (halt,) = [h for h in engine.halts.active() if h.kind == "control"]
+    stored = [halt.reason, halt_path.read_text(), str(engine.status.halted_reason), repr(halted)]
+    assert halt.reason == "token *** leaked, and *** too", halt.reason
+    assert not [s for s in stored if TOKEN in s or "xoxb-pasted" in s], stored
