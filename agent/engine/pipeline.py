@@ -93,14 +93,21 @@ class Decision:
         return self.transition is not None or self.flap is not None or self.recurrence is not None
 
 
-def new_causes(status: CheckStatus, causes: Sequence[str], *, standing: bool) -> tuple[str, ...]:
+def new_causes(status: CheckStatus, causes: Sequence[str], *, standing: bool, problem: bool = True) -> tuple[str, ...]:
     """Record ``causes`` (what the check's ``occurrence`` named now) on ``status``; while the
     problem stands (``standing``: a problem before and still one, in the same state or another),
     one it did not name last time is a new occurrence: those (none: nothing new). A cause gone while
     others stay is no news; nothing recorded yet (the check just got its ``occurrence``, an agent
     from before it) is a baseline, not news (the problem's alert named its causes). Results that
-    name nothing (a probe error: the bot dead) leave the causes as they were."""
+    name nothing (a probe error: the bot dead) leave the causes as they were. A reading that is no
+    problem (``problem`` False: OK) ends them: the next problem's first causes are its baseline,
+    told by its own alert (OK -> UNKNOWN, the bot stopped by the emergency -> WARNING naming the
+    emergency's halt is that halt's alert, held by the emergency's silence: not a new cause that
+    ends the silence)."""
     seen = status.extra.get(CAUSES)
+    if not problem:
+        status.extra.pop(CAUSES, None)
+        return ()
     status.extra[CAUSES] = list(causes)
     if not standing or not isinstance(seen, list):
         return ()
@@ -282,7 +289,8 @@ class ResultPipeline:
             # named before it (WARNING -> UNKNOWN -> WARNING, the bot dead meanwhile: that state was
             # told already, so no alert names a halt it took while dead). A change that is told names
             # every cause in its message, queued after this update's event: the update is not sent.
-            fresh = new_causes(status, obs.causes, standing=was_problem and obs.state.is_problem)
+            fresh = new_causes(status, obs.causes, standing=was_problem and obs.state.is_problem,
+                               problem=obs.state.is_problem)
             if fresh:
                 recurrence = f"a new cause while {status.hard.name}: {'; '.join(fresh)}"
         again = None

@@ -241,7 +241,15 @@ def test_the_emergency_is_one_page_and_what_comes_after_the_resume_is_told_again
 
     # The bot ran again (its process check OK: that silence ended); the halt is still what the
     # page said (that incident open, held by its silence): neither was told.
-    wait_until(halted_incident_silenced, 60, what="bot not halted read and held by the emergency's silence")
+    def what_is_stored() -> str:
+        with closing(AgentStore(stack.store_url(), create=False)) as store:
+            incident = store.open_incident_for(NOT_HALTED)
+            events = [(e.kind, e.key, e.message) for e in store.recent_events(limit=40)]
+            return (f"bot not halted read and held by the emergency's silence; its incident: {incident}; "
+                    f"states: {stack.check_states().get(NOT_HALTED)}; silences: {store.silences()}; "
+                    f"last events: {events}; inbox: {[m['title'] for m in stack.inbox()]}")
+
+    wait_until(halted_incident_silenced, 60, what=what_is_stored)
     titles = [m["title"] for m in stack.inbox()[before:]]
     assert [t for t in titles if "EMERGENCY" not in t] == [], titles
 

@@ -205,6 +205,29 @@ async def test_a_halt_taken_while_the_bot_was_dead_is_told_once_when_it_answers_
                      "daily loss 7.94% reached the limit of 5%"], world.told()
 
 
+async def test_a_problem_that_starts_while_the_bot_is_dead_names_its_causes_as_its_baseline(world: World) -> None:
+    """OK, then the bot stopped (the emergency halts it, then stops it, before this check read the
+    halt: UNKNOWN), then started again halted (WARNING, naming the emergency's halt): the causes of
+    the OK reading are no baseline for a problem that began after it. The emergency's halt is this
+    problem's first cause, told by its alert (or held by the emergency's silence), not a new cause
+    of a problem that stood (whose recurrence ended that silence and told the halt the page told;
+    seen under load in tests/e2e/test_protection.py)."""
+    endpoint = "bot health endpoint"
+    await world.result(health(), endpoint)
+    await world.result(health())
+    assert world.pipeline.status(KEY).hard is State.OK
+    await world.result(CheckResult.failed("connection refused"), endpoint)  # stopped by the emergency
+    await world.result(CheckResult.failed("connection refused"))
+    assert world.pipeline.status(KEY).hard is State.UNKNOWN
+    await world.result(health("emergency playbook"), endpoint)
+    await world.result(health("emergency playbook"))
+    assert world.pipeline.status(KEY).hard is State.WARNING
+    assert world.store.recent_events(kind=RECURRENCE_EVENT, limit=5) == []
+    await world.result(health("emergency playbook", "daily loss 7.94% reached the limit of 5%"))
+    [recurred] = world.store.recent_events(kind=RECURRENCE_EVENT, limit=5)  # what comes on top is news
+    assert recurred.message.endswith("daily loss 7.94% reached the limit of 5%"), recurred.message
+
+
 async def test_a_cause_that_ended_while_its_incident_was_held_back_is_not_told_afterwards(world: World) -> None:
     """A halt that came and went while this check's incident was held under another alert (the bot's
     stop-loss refused for a revoked wallet: the access alert tells it; the wallet approved, the stop
