@@ -20,6 +20,7 @@ later too. It works on what was written, never on models built in code (which pa
 """
 from __future__ import annotations
 
+import math
 import re
 import types
 import typing
@@ -187,12 +188,20 @@ def _metadata(info: FieldInfo, annotation: Any) -> Iterator[Any]:
 
 
 def _is_duration(info: FieldInfo, annotation: Any, value: float) -> bool:
-    """A duration field that takes ``value`` seconds (one out of its range is its own error)."""
+    """A duration field that takes ``value`` seconds (one out of its range is its own error, and so
+    is a number that is no duration at all: ``.nan``, ``.inf``, an integer too large for a float,
+    which the range lets through or cannot compare)."""
+    try:
+        seconds = float(value)
+    except OverflowError:
+        return False
+    if not math.isfinite(seconds):
+        return False
     found = False
     for m in _metadata(info, annotation):
         if isinstance(m, Between):
             try:
-                m(float(value))
+                m(seconds)
             except ValueError:
                 return False
             found = True

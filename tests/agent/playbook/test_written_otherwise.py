@@ -116,6 +116,33 @@ def test_zero_needs_no_unit(tmp_path: Path, old: str, new: str) -> None:
         "\n".join(map(str, [*result.diagnostics, *result.warnings]))
 
 
+NO_DURATION = "1" + "0" * 330  # an integer too large for a float
+
+
+@pytest.mark.parametrize("where", ["check", "param", "var"])
+@pytest.mark.parametrize(("value", "said"), [
+    (".nan", "a duration must be a number of seconds"),
+    (".inf", "is longer than the longest duration accepted"),
+    (NO_DURATION, "is longer than the longest duration accepted"),
+])
+def test_a_number_that_is_no_duration_is_its_error_never_an_internal_one(tmp_path: Path, value: str, said: str,
+                                                                           where: str) -> None:
+    """The walk for bare numbers met .nan, .inf and a 330-digit integer (int(nan), float(10**330)):
+    exit 250. Written as a check's field, a module's parameter or a var, each is an error at it."""
+    timeout = {"check": "2s", "param": value, "var": '"{{ w }}"'}[where]
+    var = value if where == "var" else "5s"
+    play = (f"version: 1\nname: t\nhosts: bots\nschedule: {{every: 10s}}\nvars: {{w: {var}}}\nchecks:\n"
+            f"  - name: a\n    http: {{url: \"http://127.0.0.1:1/\", timeout: {timeout}}}\n"
+            "    expect: status_code == 200\n" + (f"    every: {value}\n" if where == "check" else ""))
+    (tmp_path / "t.yaml").write_text(play, encoding="utf-8")
+    result = _load(tmp_path / "t.yaml")
+    line = {"check": 10, "param": 8, "var": 5}[where]
+    assert [d.line for d in result.diagnostics] == [line], \
+        "\n".join(map(str, result.diagnostics))
+    assert said in result.diagnostics[0].message
+    assert not [d for d in result.warnings if "without its unit" in d.message]
+
+
 @pytest.mark.parametrize("key", ["timeout: 2s", "register: x", "changed_when: \"false\"", "until: \"true\"",
                                  "retries: 2"])
 def test_every_optional_key_left_empty_is_an_error_at_it(tmp_path: Path, key: str) -> None:
