@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -99,6 +100,45 @@ def test_a_broken_file_is_a_rejection_and_the_last_good_configuration_is_loaded_
     chosen, _ = source.choose(START_ORDER)
     assert chosen is not None and chosen.origin == "last-good"
     assert "{{ broken" not in chosen.config.templating.render_template("alert.md.j2", _alert_vars())
+
+
+RAN_BEFORE = [  # what an older agent loaded and ran, and a newer rule refuses (it runs otherwise than meant)
+    ("  - command: {argv: [\"true\"]}\n", "  - command: {argv: [\"true\"]}\n    when:\n"),     # an empty when:
+    ("hosts: local\n", "hosts: local\nvars: {check: 3}\n"),                        # a var named like the agent's
+    ("tasks:", "handlers:\n  - {name: h, command: {argv: [\"true\"]}}\n"
+               "  - {name: h, command: {argv: [\"true\"]}}\ntasks:"),              # a handler name twice
+]
+
+
+@pytest.mark.parametrize(("old", "new"), RAN_BEFORE, ids=["empty-when", "var-check", "handler-twice"])
+def test_a_last_good_configuration_that_a_newer_rule_refuses_still_runs_as_it_ran(tmp_path: Path, old: str,
+                                                                                  new: str) -> None:
+    """An agent upgraded with a configuration that ran: the files on disk are refused by a rule it did
+    not have, and the last good configuration, judged again at the start, was refused too. An empty
+    when: in the emergency playbook then dropped it and every play whose budget hands over to it
+    (the shipped files: 16 checks of 41 left, none of the bot's). Such a rule refuses an edit; the
+    last good configuration holding it runs as it ran, said as a warning."""
+    source = _world(tmp_path)
+    chosen, _ = source.choose(START_ORDER)
+    assert chosen is not None and chosen.origin == "disk"
+    alpha = tmp_path / "playbooks" / "alpha.yaml"
+    edited = PLAY.format(name="alpha").replace(old, new, 1)
+    assert edited != PLAY.format(name="alpha")
+    alpha.write_text(edited)
+    files = {**chosen.config.files, str(alpha): edited.encode()}  # as the older agent saved it
+    assert source.save_last_good(replace(chosen.config, files=files)) is None
+
+    chosen, disk = source.choose(START_ORDER)
+    assert [Path(d.file).name for d in disk.diagnostics] == ["alpha.yaml"], "\n".join(map(str, disk.diagnostics))
+    assert chosen is not None and chosen.origin == "last-good", chosen and chosen.origin
+    assert sorted(chosen.config.playbooks) == ["alpha", "beta", "needs"]
+    assert disk.diagnostics[0].message in chosen.summary()
+    # an error of any other kind in the snapshot is still one: it does not load
+    alpha.write_text(edited.replace("expect:", "expct:"))
+    files[str(alpha)] = alpha.read_bytes()
+    assert source.save_last_good(replace(chosen.config, files=files)) is None
+    chosen, _ = source.choose(START_ORDER)
+    assert chosen is not None and chosen.origin == "valid-part"
 
 
 def test_the_settings_file_broken_too_the_snapshot_is_found_beside_the_inventory(tmp_path: Path) -> None:

@@ -195,3 +195,16 @@ def test_a_copied_playbook_beside_its_original_is_one_warning(tmp_path: Path) ->
     assert [(Path(w.file).name, w.line) for w in result.warnings] == [("bot-health.yaml", 5)]
     assert "playbook 'bot-health' repeats 13 checks of 'bot-health-v2'" in result.warnings[0].message
     assert "remediated twice, each under its own budget" in result.warnings[0].message
+
+
+def test_a_null_written_on_purpose_is_none_and_only_a_key_left_empty_is_judged(tmp_path: Path) -> None:
+    """`schedule: ~` is the documented "none: on demand"; `when: null`, `timeout: ~` say "none" as
+    plainly. A key with nothing after it (the condition forgotten) stays an error (brk15)."""
+    (tmp_path / "t.yaml").write_text(
+        "version: 1\nname: t\nhosts: bots\nschedule: ~\ntasks:\n  - name: halt\n"
+        "    bot: {action: halt, timeout: ~}\n    when: null\n    register: Null\n"
+        "  - name: resume\n    bot: {action: resume}\n    when:    # later\n", encoding="utf-8")
+    result = _load(tmp_path / "t.yaml")
+    assert [(d.line, d.message.split(":")[0]) for d in result.diagnostics] == [(12, "when")], \
+        "\n".join(map(str, result.diagnostics))
+
