@@ -197,6 +197,18 @@ def test_a_copied_playbook_beside_its_original_is_one_warning(tmp_path: Path) ->
     assert "remediated twice, each under its own budget" in result.warnings[0].message
 
 
+def test_the_same_probe_told_otherwise_is_an_escalation_ladder_not_a_copy(tmp_path: Path) -> None:
+    """A WARNING at the first failure and a page after 30: the same probe and expect on purpose (brk15)."""
+    (tmp_path / "t.yaml").write_text(
+        "version: 1\nname: t\nhosts: bots\nschedule: {every: 10s}\nchecks:\n"
+        "  - name: worker down\n    supervisor: {program: worker}\n    expect: running\n    severity: warning\n"
+        "  - name: worker down long\n    supervisor: {program: worker}\n    expect: running\n    after: 30\n",
+        encoding="utf-8")
+    result = _load(tmp_path / "t.yaml")
+    assert result.config is not None and not result.diagnostics, "\n".join(map(str, result.diagnostics))
+    assert not result.warnings, "\n".join(map(str, result.warnings))
+
+
 def test_a_null_written_on_purpose_is_none_and_only_a_key_left_empty_is_judged(tmp_path: Path) -> None:
     """`schedule: ~` is the documented "none: on demand"; `when: null`, `timeout: ~` say "none" as
     plainly. A key with nothing after it (the condition forgotten) stays an error (brk15)."""
