@@ -5,6 +5,7 @@ a FIFO, a directory that may not be listed are what the operator's disk can hold
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -13,8 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from agent.engine.config_source import START_ORDER, ConfigSource
+from agent.engine.config_source import START_ORDER, Chosen, ConfigSource
+from agent.engine.settings_changes import started_on_other_settings
 from agent.playbook.last_good import SNAPSHOT_NAME, read_snapshot
+from agent.stack.environment import SETTINGS_DIGEST
 
 REPO = Path(__file__).resolve().parents[3]
 PLAY = """\
@@ -357,3 +360,45 @@ def test_a_budget_then_to_a_play_that_does_nothing_is_an_error(tmp_path: Path, t
     alpha.write_text(PLAY.format(name="alpha").split("tasks:")[0] + "tasks:\n" + tasks.replace("false", "true")
                      .replace('"1 == 2"', '"1 == 1"').replace("block: []", 'command: {argv: ["true"]}'))
     assert not [d for d in source.load().diagnostics if "does nothing" in d.message]
+
+
+# -- an agent restarted by itself after the stack settings were edited (brk15) ----------------------
+# It starts on the settings the programs run: the last good configuration whose settings file has the
+# digest `agent stack up` gave every program, not the edited file, unless the edit changes no setting.
+
+
+def _restarted(root: Path, env: dict[str, str]) -> ConfigSource:
+    return ConfigSource(root / "inventory.yaml", [root / "playbooks"], env=env, templates_dir=root / "templates")
+
+
+def _start(source: ConfigSource) -> Chosen | None:  # what Agent._choose_or_raise runs on
+    chosen, _ = source.choose(START_ORDER)
+    assert chosen is not None
+    return started_on_other_settings(source, chosen.config) if chosen.origin == "disk" else chosen
+
+
+def test_a_restart_after_a_settings_edit_runs_on_the_settings_the_programs_started_with(tmp_path: Path) -> None:
+    source = _world(tmp_path)
+    settings = tmp_path / "settings.yaml"
+    started = {SETTINGS_DIGEST: hashlib.sha256(settings.read_bytes()).hexdigest()}  # as agent stack up sets it
+    chosen, _ = source.choose(START_ORDER)
+    assert chosen is not None and chosen.origin == "disk"
+    assert source.save_last_good(chosen.config) is None
+
+    # what changes no setting (a comment, the order, whitespace) starts on the disk
+    settings.write_text("# the agent's metrics off\nagent:   {metrics_port: 0}\nvar_dir: var\n")
+    assert _start(_restarted(tmp_path, started)) is None
+
+    # a setting changed, the agent restarted by itself (crash): the settings the programs run
+    settings.write_text("var_dir: var\nagent: {metrics_port: 0}\nbot: {port: 18082}\n")
+    held = _start(_restarted(tmp_path, started))
+    assert held is not None and held.origin == "last-good"
+    assert held.config.settings.bot.port != 18082
+    assert "the stack settings changed (bot.port: 8081 -> 18082)" in held.summary()
+    assert "agent stack up" in (held.problems[0].hint or "")
+
+    # started by agent stack up with the edited file (its digest): the disk
+    edited = {SETTINGS_DIGEST: hashlib.sha256(settings.read_bytes()).hexdigest()}
+    assert _start(_restarted(tmp_path, edited)) is None
+    # not started by the stack (agent run by hand): nothing tells what the programs run
+    assert _start(_restarted(tmp_path, {})) is None
