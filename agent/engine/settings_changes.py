@@ -10,7 +10,6 @@ applies it: it restarts the programs the settings file concerns, this agent incl
 """
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,23 +31,22 @@ def started_digest(source: ConfigSource) -> str | None:
 
 
 def as_started(source: ConfigSource, config: Config) -> bool:
-    """``config``'s settings file is the one the programs were started with (its digest)."""
-    started, path = started_digest(source), source.settings_path
-    data = config.files.get(file_key(path)) if path is not None else None
-    return started is not None and data is not None and hashlib.sha256(data).hexdigest() == started
+    """``config``'s settings are the ones the programs were started with (their digest)."""
+    started = started_digest(source)
+    return started is not None and config.settings.digest() == started
 
 
 def started_on_other_settings(source: ConfigSource, disk: Config) -> Chosen | None:
     """At a start, the last good configuration when the settings on disk are not those the
     supervised programs were started with (else None: start on ``disk``).
 
-    ``agent stack up`` puts the digest of the settings file in every program's environment
-    (:data:`~agent.stack.environment.SETTINGS_DIGEST`). An agent that restarts by itself (a crash,
+    ``agent stack up`` puts the digest of the settings it read in every program's environment
+    (:data:`~agent.stack.environment.SETTINGS_DIGEST`, :meth:`StackSettings.digest`). An agent that restarts by itself (a crash,
     supervisord's autorestart) after ``bot.port`` was edited read the new file and watched a port
     nothing served, the bot still on the old one: every check of the bot UNKNOWN, no restart that
-    helps, what a reload refuses. When the last good configuration holds the settings file the
-    programs were started with (its digest) and the file on disk differs from it in a setting (a
-    comment, whitespace or order is no change), the agent starts on the last good configuration and
+    helps, what a reload refuses. When the settings on disk are not those of the digest (a comment,
+    whitespace or order is no change) and the last good configuration holds those, the agent
+    starts on the last good configuration and
     pages, as for a reload; ``agent stack up`` applies the edit. Without that snapshot nothing tells
     what the programs run, and the agent starts on the disk."""
     path = source.settings_path

@@ -329,15 +329,14 @@ def test_an_agent_restarted_after_a_settings_edit_keeps_the_settings_the_program
     supervisord's autorestart) and read the edited file: every check of the bot pointed at a port
     nothing served. Started by the stack (the settings' digest in its environment), it starts on the
     last good configuration, whose settings the programs run, and says why (brk15)."""
-    import hashlib
-
     import yaml
 
     from agent.stack.environment import SETTINGS_DIGEST
+    from botwarden.settings import load_settings
 
     world.write_playbook("watch", WATCH)
     settings_file = world.root / "settings.yaml"
-    started = {SETTINGS_DIGEST: hashlib.sha256(settings_file.read_bytes()).hexdigest()}
+    started = {SETTINGS_DIGEST: load_settings(settings_file).digest()}  # as agent stack up gives it
     world.start(env_add=started)
     _wait_ok(world)
     edited = yaml.safe_load(settings_file.read_text())

@@ -5,7 +5,6 @@ a FIFO, a directory that may not be listed are what the operator's disk can hold
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -18,6 +17,7 @@ from agent.engine.config_source import START_ORDER, Chosen, ConfigSource
 from agent.engine.settings_changes import started_on_other_settings
 from agent.playbook.last_good import SNAPSHOT_NAME, read_snapshot
 from agent.stack.environment import SETTINGS_DIGEST
+from botwarden.settings import load_settings
 
 REPO = Path(__file__).resolve().parents[3]
 PLAY = """\
@@ -380,9 +380,10 @@ def _start(source: ConfigSource) -> Chosen | None:  # what Agent._choose_or_rais
 def test_a_restart_after_a_settings_edit_runs_on_the_settings_the_programs_started_with(tmp_path: Path) -> None:
     source = _world(tmp_path)
     settings = tmp_path / "settings.yaml"
-    started = {SETTINGS_DIGEST: hashlib.sha256(settings.read_bytes()).hexdigest()}  # as agent stack up sets it
     chosen, _ = source.choose(START_ORDER)
     assert chosen is not None and chosen.origin == "disk"
+    started = {SETTINGS_DIGEST: load_settings(settings).digest()}  # as agent stack up sets it
+    assert started[SETTINGS_DIGEST] == chosen.config.settings.digest()
     assert source.save_last_good(chosen.config) is None
 
     # what changes no setting (a comment, the order, whitespace) starts on the disk
@@ -398,7 +399,7 @@ def test_a_restart_after_a_settings_edit_runs_on_the_settings_the_programs_start
     assert "agent stack up" in (held.problems[0].hint or "")
 
     # started by agent stack up with the edited file (its digest): the disk
-    edited = {SETTINGS_DIGEST: hashlib.sha256(settings.read_bytes()).hexdigest()}
+    edited = {SETTINGS_DIGEST: load_settings(settings).digest()}
     assert _start(_restarted(tmp_path, edited)) is None
     # not started by the stack (agent run by hand): nothing tells what the programs run
     assert _start(_restarted(tmp_path, {})) is None
