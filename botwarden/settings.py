@@ -13,6 +13,7 @@ Secrets never live here: they are read from the environment variables named belo
 """
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import os
 import re
@@ -366,6 +367,12 @@ class StackSettings(_Model):
                                      f"{what} of its own")
                 seen[value] = key
         return self
+
+    def digest(self) -> str:
+        """The SHA-256 of these settings as read (every value, paths resolved as loaded): the same
+        for a file that differs only in comments, whitespace or the order of its keys. ``agent stack
+        up`` gives it to every program (``BOTWARDEN_SETTINGS_DIGEST``): the settings they run."""
+        return hashlib.sha256(self.model_dump_json().encode("utf-8")).hexdigest()
 
     def path(self, relative: str) -> Path:
         """Resolve a settings path against ``root`` (absolute paths pass through)."""

@@ -51,7 +51,10 @@ def _seconds(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError("expected a duration such as 15s, 5m, 2h or 1d, not a boolean")
     if isinstance(value, (int, float)):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # an integer of hundreds of digits: too long, said as such by _bounded
+            return math.inf
     if isinstance(value, timedelta):
         return value.total_seconds()
     if isinstance(value, str):

@@ -48,7 +48,12 @@ from agent.engine.remediator import Remediator
 from agent.engine.retries import Retries
 from agent.engine.scheduled_plays import ScheduledPlayRunner, ScheduledPlays
 from agent.engine.scheduler import CheckScheduler
-from agent.engine.settings_changes import settings_changed, settings_changes
+from agent.engine.settings_changes import (
+    as_started,
+    settings_changed,
+    settings_changes,
+    started_on_other_settings,
+)
 from agent.engine.status_records import record_from_status
 from agent.engine.store_file import EXIT_STORE_LOST, StoreFileWatch, sqlite_file
 from agent.engine.store_handover import (
@@ -160,6 +165,9 @@ class Agent:
             raise ConfigError(f"{len(disk.diagnostics)} error(s) in the configuration, no last good configuration "
                               "and not even the built-in one loads; the agent did not start",
                               hint="run `agent validate` and fix the lines it names")
+        if chosen.origin == "disk" and (held := started_on_other_settings(self.source, chosen.config)) is not None:
+            log.error("the stack settings on disk are not those the programs were started with: %s", held.summary())
+            return held
         if chosen.origin != "disk":
             log.error("the configuration on disk does not load: %s", chosen.summary())
         return chosen
@@ -442,7 +450,10 @@ class Agent:
         rejected version still brings in the playbooks that became valid."""
         parts = self.running
         result = await asyncio.to_thread(self.source.load)
-        if result.config is not None and not result.diagnostics and self.origin in ("disk", "valid-part"):
+        # on the last good configuration too when it holds the settings the programs were started with
+        # (a restart after an edit of them): one settings edit after another is no way around
+        if (result.config is not None and not result.diagnostics and not as_started(self.source, result.config)
+                and (self.origin in ("disk", "valid-part") or as_started(self.source, parts.config.current))):
             changes = settings_changes(parts.config.current.settings, result.config.settings)
             if changes:  # the supervised programs run on the settings they started with
                 result = replace(result, config=None,

@@ -113,8 +113,9 @@ class ConfigSource:
 
     # -- loading -------------------------------------------------------------------------------
     def load(self, paths: Sequence[Path] | None = None, *, reader: ConfigReader | None = None,
-             inventory: Path | None = None, templates_dir: Path | None = None) -> LoadResult:
-        """Load and validate; never raises (an unexpected exception is a diagnostic)."""
+             inventory: Path | None = None, templates_dir: Path | None = None, last_good: bool = False) -> LoadResult:
+        """Load and validate; never raises (an unexpected exception is a diagnostic). ``last_good``:
+        the files are a last good configuration (``load_config``'s)."""
         from agent.playbook import load_config
         from agent.playbook.loader import LoadResult
 
@@ -126,7 +127,7 @@ class ConfigSource:
             result = load_config(inventory, list(paths) if paths is not None else self.playbook_paths,
                                  self.registry, env=self.env, templates_dir=templates_dir or self.templates_dir,
                                  redactor=self.redactor, reader=reader, unset_env=self.unset_env,
-                                 inventory_required=from_disk and self.inventory_required)
+                                 inventory_required=from_disk and self.inventory_required, last_good=last_good)
         except Exception as exc:
             log.exception("loading the configuration failed unexpectedly")
             return LoadResult(None, [Diagnostic(str(inventory), 0, 0, "the configuration could not be loaded: "
@@ -165,9 +166,11 @@ class ConfigSource:
         return find_snapshot(candidates, self.inventory, self.playbook_paths)
 
     def load_snapshot(self, snap: Snapshot) -> LoadResult:
-        """Load a last good configuration (validated again: the environment may have changed)."""
+        """Load a last good configuration (validated again: the environment may have changed; a rule
+        newer than the snapshot that refuses only what runs otherwise than meant warns: it ran so)."""
         return self.load([Path(p) for p in snap.playbook_files], reader=snap.reader(), inventory=Path(snap.inventory),
-                         templates_dir=Path(snap.templates_dir) if snap.templates_dir else self.templates_dir)
+                         templates_dir=Path(snap.templates_dir) if snap.templates_dir else self.templates_dir,
+                         last_good=True)
 
     def load_valid_part(self, result: LoadResult) -> tuple[LoadResult, list[str]] | None:
         """The inventory and settings on disk with only the playbooks that load, each with what it

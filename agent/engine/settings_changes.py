@@ -12,10 +12,56 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from agent.engine.config_source import Chosen, ConfigSource
 from agent.playbook.diagnostics import Diagnostic
+from agent.playbook.files import key as file_key
+from agent.stack.environment import SETTINGS_DIGEST
 from botwarden.settings import StackSettings
+
+if TYPE_CHECKING:
+    from agent.playbook.loader import Config
+
+
+def started_digest(source: ConfigSource) -> str | None:
+    """The digest of the settings file the supervised programs were started with (``agent stack up``
+    put it in this agent's environment), None when not started by the stack."""
+    return source.env.get(SETTINGS_DIGEST) or None
+
+
+def as_started(source: ConfigSource, config: Config) -> bool:
+    """``config``'s settings are the ones the programs were started with (their digest)."""
+    started = started_digest(source)
+    return started is not None and config.settings.digest() == started
+
+
+def started_on_other_settings(source: ConfigSource, disk: Config) -> Chosen | None:
+    """At a start, the last good configuration when the settings on disk are not those the
+    supervised programs were started with (else None: start on ``disk``).
+
+    ``agent stack up`` puts the digest of the settings it read in every program's environment
+    (:data:`~agent.stack.environment.SETTINGS_DIGEST`, :meth:`StackSettings.digest`). An agent that restarts by itself (a crash,
+    supervisord's autorestart) after ``bot.port`` was edited read the new file and watched a port
+    nothing served, the bot still on the old one: every check of the bot UNKNOWN, no restart that
+    helps, what a reload refuses. When the settings on disk are not those of the digest (a comment,
+    whitespace or order is no change) and the last good configuration holds those, the agent
+    starts on the last good configuration and
+    pages, as for a reload; ``agent stack up`` applies the edit. Without that snapshot nothing tells
+    what the programs run, and the agent starts on the disk."""
+    path = source.settings_path
+    if started_digest(source) is None or path is None or file_key(path) not in disk.files or as_started(source, disk):
+        return None
+    snap, _ = source.last_good()
+    if snap is None:
+        return None
+    result = source.load_snapshot(snap)
+    if result.config is None or not as_started(source, result.config):
+        return None
+    changes = settings_changes(result.config.settings, disk.settings)
+    if not changes:
+        return None
+    return Chosen(result.config, "last-good", [settings_changed(path, changes)], snapshot=snap)
 
 
 def settings_changes(running: StackSettings, loaded: StackSettings) -> list[str]:

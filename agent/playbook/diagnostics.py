@@ -39,6 +39,10 @@ class Diagnostic:
     :data:`MAX_SHOWN_LINE` is kept only around the column."""
     cut_short: bool = False
     """``source_line`` stops before the end of the file's line."""
+    ran_as_read: bool = False
+    """An error of a rule judging what runs, but not as the operator plainly meant (:func:`ran_as_read`):
+    it refuses the files on disk; a last good configuration (which loaded before the rule) loads with
+    it as a warning."""
 
     def __post_init__(self) -> None:
         # Everything a diagnostic holds may be shown (stderr, the agent's log, the [CONFIG] page)
@@ -114,6 +118,17 @@ def valid_keys_hint(word: str, candidates: Iterable[str]) -> str:
 def warning(diagnostic: Diagnostic) -> Diagnostic:
     """``diagnostic`` as a warning."""
     return dataclasses.replace(diagnostic, severity="warning")
+
+
+def ran_as_read(diagnostic: Diagnostic) -> Diagnostic:
+    """``diagnostic`` (an error) from a rule that refuses what has one reading the agent runs, just not
+    the one the operator plainly meant (an empty ``when:`` runs the step always, a var named ``host``
+    is never read): the files on disk are refused, but a last good configuration holding it loads
+    (``load_config(..., last_good=True)``) with it as a warning. Such a rule is new for a
+    configuration that ran before it: the last good one, judged again at a start, must not leave an
+    upgraded agent without the plays it guarded with (an empty ``when:`` in the emergency playbook
+    dropped it and every play whose budget hands over to it: the bot unguarded)."""
+    return dataclasses.replace(diagnostic, ran_as_read=True)
 
 
 def order(diagnostic: Diagnostic) -> tuple[str, int, int]:

@@ -153,6 +153,7 @@ def load_config(
     inventory_required: bool = False,
     unset_env: Literal["error", "placeholder"] = "error",
     reader: ConfigReader | None = None,
+    last_good: bool = False,
 ) -> LoadResult:
     """Load and validate everything; never raises for bad input (see the module docstring).
 
@@ -170,6 +171,9 @@ def load_config(
     read by templates, parameters marked secret; it is ``config.templating.redactor``.
     Files are read through ``reader`` (default: the disk, :class:`~agent.playbook.files.DiskReader`);
     ``config.files`` holds what was read and the configuration renders its templates from it.
+    ``last_good``: the files are a last good configuration (they loaded before): an error of a rule
+    that refuses what runs, only otherwise than plainly meant (:func:`~agent.playbook.diagnostics.ran_as_read`:
+    an empty ``when:``) is a warning, so a configuration that ran keeps running after an upgrade.
     """
     inventory_path = Path(inventory_path)
     disk = reader if reader is not None else DiskReader()
@@ -249,6 +253,8 @@ def load_config(
                                        registers_uncertain=item.registers_uncertain,
                                        silent_routes=silent).run(targets)
 
+    if last_good:  # it loaded before the rules that refuse what runs otherwise than meant: it runs as it ran
+        diagnostics[:] = [warning(d) if d.ran_as_read else d for d in diagnostics]
     if inventory is not None and not bound and not any(d.severity == "error" for d in diagnostics):
         diagnostics += _guard_off(loaded, inventory, inv_doc)
     diagnostics += twice_probed(bound, {item.play.name: item.doc for item in loaded if item.play is not None})

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from agent.modules.registry import Registry
-from agent.playbook.diagnostics import Diagnostic, suggest, valid_keys_hint, warning
+from agent.playbook.diagnostics import Diagnostic, ran_as_read, suggest, valid_keys_hint, warning
 from agent.playbook.models import Check, Task
 from agent.playbook.yaml_source import Path_, SourceDocument
 
@@ -99,8 +99,9 @@ class Preprocessor:
             self._error((*path, "block"), f"a task has either a module key or a block, not both "
                         f"(found {modules[0]!r} and 'block')", at_key=True)
         if own.get("block") == []:
-            self._error((*path, "block"), "an empty block: it holds no task to run",
-                        "indent the block's tasks under 'block:' (a '- name: ...' list), or remove the task")
+            self.diagnostics.append(ran_as_read(self.doc.diagnostic(
+                (*path, "block"), "an empty block: it holds no task to run",
+                "indent the block's tasks under 'block:' (a '- name: ...' list), or remove the task")))
         for key in ("rescue", "always"):
             if own.get(key) == [] and "block" in own:
                 self.diagnostics.append(warning(self.doc.diagnostic(

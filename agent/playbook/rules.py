@@ -17,7 +17,7 @@ from agent.modules.base import CheckModule
 from agent.modules.registry import Registry
 from agent.playbook.constant_expressions import constant_truth
 from agent.playbook.cron import schedule_traps, timezone_trap, timezone_unused
-from agent.playbook.diagnostics import Diagnostic, suggest, warning
+from agent.playbook.diagnostics import Diagnostic, ran_as_read, suggest, warning
 from agent.playbook.hints import expression_hint
 from agent.playbook.models import BUDGET_HISTORY_S, Playbook, Task
 from agent.playbook.scope import reserved_var_problems
@@ -201,9 +201,10 @@ def playbook_rules(doc: SourceDocument, raw: Mapping[str, Any], play: Playbook,
     first_handler: dict[str, int] = {}
     for i, handler in enumerate(play.handlers):
         if handler.name in first_handler:  # both ran on a notify (Ansible runs one): said, not guessed
-            out.append(doc.diagnostic(("handlers", i, "name"), f"duplicate handler name {handler.name!r} (also "
-                                      f"handler #{first_handler[handler.name] + 1}): a notify of it runs both",
-                                      "handler names are unique: rename one, and notify each by its name"))
+            out.append(ran_as_read(doc.diagnostic(
+                ("handlers", i, "name"), f"duplicate handler name {handler.name!r} (also handler "
+                f"#{first_handler[handler.name] + 1}): a notify of it runs both",
+                "handler names are unique: rename one, and notify each by its name")))
         first_handler.setdefault(handler.name, i)
     for i, raw_handler in enumerate(raw.get("handlers") or []):
         if isinstance(raw_handler, dict) and not raw_handler.get("name"):

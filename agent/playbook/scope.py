@@ -23,7 +23,7 @@ from typing import Any
 from jinja2 import TemplateAssertionError, TemplateSyntaxError, UndefinedError, meta, nodes
 from jinja2.sandbox import SecurityError
 
-from agent.playbook.diagnostics import Diagnostic, suggest
+from agent.playbook.diagnostics import Diagnostic, ran_as_read, suggest
 from agent.playbook.placeholders import RUNTIME, RunTime
 from agent.playbook.templating import Templating, has_template
 
@@ -60,14 +60,14 @@ def reserved_var_problems(doc: Any, places: Iterable[tuple[tuple[Any, ...], Mapp
     for path, given in places:
         for key in given:
             if key == "env":
-                out.append(doc.diagnostic((*path, key), "a var named 'env' hides the environment: every "
-                                          "{{ env.NAME }} it reaches would read this var instead",
-                                          "give it another name (environment: ..., stage: ...)", at_key=True))
+                out.append(ran_as_read(doc.diagnostic(
+                    (*path, key), "a var named 'env' hides the environment: every {{ env.NAME }} it reaches would "
+                    "read this var instead", "give it another name (environment: ..., stage: ...)", at_key=True)))
             elif key in SET_BY_THE_AGENT:
-                out.append(doc.diagnostic((*path, key), f"a var named {key!r} is not read where the agent sets "
-                                          f"{key} itself ({SET_BY_THE_AGENT[key]}): the two would be taken for "
-                                          "each other", f"give it another name ({key}_label, my_{key}...)",
-                                          at_key=True))
+                out.append(ran_as_read(doc.diagnostic(
+                    (*path, key), f"a var named {key!r} is not read where the agent sets {key} itself "
+                    f"({SET_BY_THE_AGENT[key]}): the two would be taken for each other",
+                    f"give it another name ({key}_label, my_{key}...)", at_key=True)))
     return out
 
 

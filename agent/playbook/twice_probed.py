@@ -4,7 +4,8 @@ A playbook copied to try a variant (``cp bot-health.yaml bot-health-v2.yaml``, t
 loads: every check of it is a check of another play. Each crash of the bot was then two alerts,
 and two remediations each under its own budget (six restarts in 30 minutes where the operator
 wrote three). A check whose module, rendered parameters and condition (``expect``, ``value``,
-thresholds) are those of another check on the same host is a warning at the later one.
+thresholds, and what makes the problem hard and how it is told: ``severity``, ``after``, ``for``,
+``clear``) are those of another check on the same host is a warning at the later one.
 """
 from __future__ import annotations
 
@@ -22,8 +23,10 @@ def twice_probed(bound: Sequence[BoundCheck], docs: Mapping[str, SourceDocument]
     pairs: dict[tuple[str, str], list[tuple[BoundCheck, BoundCheck]]] = {}
     for bc in bound:
         c = bc.check
+        # what makes a problem hard, and how it is told, is part of the condition: the same probe warned at
+        # once and paged after 30 failures is an escalation ladder written on purpose, not a copy
         probe = (bc.host.name, c.module, bc.params.model_dump_json(), c.expect, c.value, c.warning, c.critical,
-                 c.occurrence)
+                 c.occurrence, c.severity, c.after, c.for_, c.clear)
         earlier = first.setdefault(probe, bc)
         if earlier is bc or (bc.play.name, c.name) in said or bc.play.name not in docs:
             continue

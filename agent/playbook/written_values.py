@@ -2,12 +2,13 @@
 
 Two shapes pass the models and do not do what the operator wrote:
 
-* **an empty key** (``when:`` with nothing after it, ``when: null``, ``when: ~``): YAML reads it
-  as null, and a field whose default is null takes it as "not written". ``when:`` left empty ran
-  the step unconditionally, ``timeout:`` left empty took the default, ``register:`` registered
-  nothing. In the playbook language null never means anything but "absent", so an empty key is
-  an error at it: write the value, or remove the key. (The inventory is not judged: its
-  ``settings: null`` is the documented way to say "the built-in defaults".)
+* **an empty key** (``when:`` with nothing after it): YAML reads it as null, and a field whose
+  default is null takes it as "not written". ``when:`` left empty ran the step unconditionally,
+  ``timeout:`` left empty took the default, ``register:`` registered nothing. A key with nothing
+  after it is a value forgotten (or indented away), so it is an error at it: write the value, or
+  remove the key. A null written as such (``~``, ``null``) says "none" on purpose, what the
+  default means: ``schedule: ~`` is the documented "on demand", and is not judged. (Nor is the
+  inventory: its ``settings: null`` is the documented way to say "the built-in defaults".)
 * **a bare number where a duration is wanted** (``every: 30``, ``cooldown: 600``,
   ``timeout: 2``): read as seconds, while an operator who writes ``within: 30`` for a budget may
   mean minutes. Durations are written with their unit (``30s``, ``10m``); only ``0`` needs none.
@@ -20,6 +21,7 @@ later too. It works on what was written, never on models built in code (which pa
 """
 from __future__ import annotations
 
+import math
 import re
 import types
 import typing
@@ -31,7 +33,7 @@ from pydantic.fields import FieldInfo
 
 from agent.core.values import Between, format_duration, parse_duration
 from agent.modules.registry import Registry
-from agent.playbook.diagnostics import Diagnostic, warning
+from agent.playbook.diagnostics import Diagnostic, ran_as_read, warning
 from agent.playbook.yaml_source import Path_, SourceDocument
 
 ParamsOf = Callable[[str, str], type[BaseModel] | None]
@@ -48,17 +50,30 @@ def written_value_problems(doc: SourceDocument, data: Any, model: type[BaseModel
         if key == "name" and empty_is_absent and path[-2:-1] != () and isinstance(path[-2], int) and (
                 value is None or value == ""):
             # a check's or task's name left empty took its default, '<module> <params>', silently
-            out.append(doc.diagnostic(path, "name: is empty: it would be named after its module and parameters "
-                                      "(such as 'supervisor action=restart program=bot'), in every alert and reference",
-                                      "write the name, or remove 'name:' to take that one on purpose"))
-        elif value is None and empty_is_absent and _default_is_none(info) and _optional(annotation):
-            out.append(doc.diagnostic(path, f"{key}: is empty (YAML reads '{key}:' with no value, or null, as "
-                                      "no value): it is taken as not written", _empty_hint(key)))
+            out.append(ran_as_read(doc.diagnostic(
+                path, "name: is empty: it would be named after its module and parameters (such as 'supervisor "
+                "action=restart program=bot'), in every alert and reference",
+                "write the name, or remove 'name:' to take that one on purpose")))
+        elif (value is None and empty_is_absent and _default_is_none(info) and _optional(annotation)
+              and not _written_null(doc, path)):
+            out.append(ran_as_read(doc.diagnostic(path, f"{key}: is empty (YAML reads '{key}:' with nothing after "
+                                                  "it as no value): it is taken as not written", _empty_hint(key))))
         elif (isinstance(value, (int, float)) and not isinstance(value, bool) and value != 0
               and _is_duration(info, annotation, value)):
             out.append(warning(doc.diagnostic(path, f"{key}: {value!r} is a duration without its unit: it is read "
                                               f"as {value!r} seconds", _duration_hint(key, value))))
     return out
+
+
+_NULL_WORD = re.compile(r"(?:~|null|Null|NULL)(?=$|[\s,\]}#])")
+
+
+def _written_null(doc: SourceDocument, path: Path_) -> bool:
+    """The value is written ``~`` or ``null``: "none" on purpose (``schedule: ~``, on demand), which is
+    what the field's default means; only a key left with nothing after it (``when:``, the condition
+    forgotten, or its value indented away) is judged."""
+    line, column = doc.position(path)
+    return 0 < line <= len(doc.lines) and _NULL_WORD.match(doc.lines[line - 1], max(column - 1, 0)) is not None
 
 
 _BARE_NAME = re.compile(r"^\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}$")
@@ -187,12 +202,20 @@ def _metadata(info: FieldInfo, annotation: Any) -> Iterator[Any]:
 
 
 def _is_duration(info: FieldInfo, annotation: Any, value: float) -> bool:
-    """A duration field that takes ``value`` seconds (one out of its range is its own error)."""
+    """A duration field that takes ``value`` seconds (one out of its range is its own error, and so
+    is a number that is no duration at all: ``.nan``, ``.inf``, an integer too large for a float,
+    which the range lets through or cannot compare)."""
+    try:
+        seconds = float(value)
+    except OverflowError:
+        return False
+    if not math.isfinite(seconds):
+        return False
     found = False
     for m in _metadata(info, annotation):
         if isinstance(m, Between):
             try:
-                m(float(value))
+                m(seconds)
             except ValueError:
                 return False
             found = True

@@ -25,7 +25,6 @@ already up (supervisord's own environment never changes after it started).
 """
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -122,7 +121,7 @@ def program_environments(stack: Any, environ: Mapping[str, str], tokens: Mapping
     web_prefixes = tuple(f"{n}_" for n in web_vars)  # `<password_env>_<NAME>` adds a user
     agent_vars = {*guard_vars, *settings_variables(s, "agent"), *NETWORK_VARIABLES,
                   *referenced_variables(stack.inventory, stack.playbooks, stack.templates)}
-    read = settings_digest(stack.settings_path)
+    read = settings_digest(stack.settings_path, s)
     return {
         s.inbox.program: {**read},
         s.exchange.program: {**pick(settings_variables(s, "exchange")), **read},
@@ -136,21 +135,20 @@ SETTINGS_DIGEST = "BOTWARDEN_SETTINGS_DIGEST"
 """The SHA-256 of the stack settings file each program was started with (brk15)."""
 
 
-def settings_digest(settings_path: Path | None) -> dict[str, str]:
-    """``{SETTINGS_DIGEST: sha256}`` of the settings file (nothing for the built-in settings).
+def settings_digest(settings_path: Path | None, settings: Any) -> dict[str, str]:
+    """``{SETTINGS_DIGEST: digest}`` of the settings read from the settings file (nothing for the
+    built-in settings): :meth:`~botwarden.settings.StackSettings.digest`.
 
     Every program reads the settings file once, when it starts, and ``supervisorctl update``
-    restarts only a program whose section of ``supervisord.conf`` changed: the file's digest in
-    each program's environment makes an edited settings file (``bot.port``) a changed program,
-    so ``agent stack up`` (``make run``) applies it to every program that reads it. Without it the
-    bot went on serving the old port while the agent checked the new one."""
+    restarts only a program whose section of ``supervisord.conf`` changed: the digest in each
+    program's environment makes an edited setting (``bot.port``) a changed program, so ``agent
+    stack up`` (``make run``) applies it to every program that reads it. Without it the bot went on
+    serving the old port while the agent checked the new one. The digest is of the settings as
+    read, not of the file's bytes: a comment added to the file restarted every program, the
+    trading bot and the exchange included."""
     if settings_path is None:
         return {}
-    try:
-        data = Path(settings_path).read_bytes()
-    except OSError:
-        return {}  # locate() read it a moment ago; a file gone since is its next start's error
-    return {SETTINGS_DIGEST: hashlib.sha256(data).hexdigest()}
+    return {SETTINGS_DIGEST: settings.digest()}
 
 
 def conf_environment(variables: Mapping[str, str], *, mask: bool = False) -> str:

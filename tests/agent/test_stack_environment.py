@@ -2,7 +2,6 @@
 needs, read back by supervisord's own configuration parser; the state files are private."""
 from __future__ import annotations
 
-import hashlib
 import stat
 import subprocess
 from pathlib import Path
@@ -56,12 +55,28 @@ def _environments_as_supervisord_reads_them(st: stack_mod.Stack, conf: str) -> d
             for pc in group.process_configs}
 
 
+def test_an_edit_that_changes_no_setting_restarts_no_program(tmp_path: Path) -> None:
+    """The digest is of the settings as read: a comment added to the file (or its keys reordered)
+    restarted every program on `agent stack up`, the trading bot and the exchange included (brk15,
+    seen live); a changed setting still changes it."""
+    st = _world(tmp_path)
+    before = program_environments(st, ENVIRON, TOKENS)
+    settings = tmp_path / "settings.yaml"
+    settings.write_text("# the supervisor's socket, under var/\nsupervisor:   {socket: var/s.sock}\n")
+    assert program_environments(stack_mod.locate(root=tmp_path, inventory=tmp_path / "inventory.yaml"), ENVIRON,
+                                TOKENS) == before
+    settings.write_text("supervisor: {socket: var/s.sock}\nbot: {port: 18082}\n")
+    after = program_environments(stack_mod.locate(root=tmp_path, inventory=tmp_path / "inventory.yaml"), ENVIRON,
+                                 TOKENS)
+    assert after["bot"]["BOTWARDEN_SETTINGS_DIGEST"] != before["bot"]["BOTWARDEN_SETTINGS_DIGEST"]
+
+
 def test_each_program_gets_only_what_it_needs_read_back_exactly(tmp_path: Path) -> None:
     st = _world(tmp_path)
     conf = stack_mod.render_conf(st, environments=program_environments(st, ENVIRON, TOKENS))
     envs = _environments_as_supervisord_reads_them(st, conf)
     # the settings file's digest (not a secret): an edit to it restarts each program that reads it
-    read = {"BOTWARDEN_SETTINGS_DIGEST": hashlib.sha256((tmp_path / "settings.yaml").read_bytes()).hexdigest()}
+    read = {"BOTWARDEN_SETTINGS_DIGEST": st.settings.digest()}
     assert envs["inbox"] == read
     assert envs["exchange"] == {"BOTWARDEN_EXCHANGE_ADMIN_TOKEN": "admin-token-2", **read}
     assert envs["bot"] == {"BOTWARDEN_BOT_TOKEN": "bot-token-1", "BOTWARDEN_PRIVATE_KEY": "0xsigning-key",

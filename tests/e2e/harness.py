@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -66,10 +66,11 @@ class AgentWorld:
         return path
 
     # -- the agent process ---------------------------------------------------------------------
-    def start(self, *args: str) -> None:
+    def start(self, *args: str, env_add: Mapping[str, str] | None = None) -> None:
+        """``agent run``; ``env_add``: what its environment holds beside ours (no ``BOTWARDEN_*`` of ours)."""
         assert self.proc is None or self.proc.poll() is not None, "agent already running"
         log = self.log_path.open("ab")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("BOTWARDEN_")}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BOTWARDEN_")} | dict(env_add or {})
         self.proc = subprocess.Popen(
             [str(BIN / "agent"), "run", "--inventory", str(self.inventory), "--store", self.store_url,
              *args, str(self.playbooks)],

@@ -322,3 +322,40 @@ def test_a_reload_that_changes_the_stack_settings_is_refused_and_says_to_restart
     settings_file.write_text(before)  # undone, and a new playbook: it loads
     world.write_playbook("other", OTHER)
     _wait_ok(world, "other/local/always fine")
+
+
+def test_an_agent_restarted_after_a_settings_edit_keeps_the_settings_the_programs_run(world, supervisor, receiver):
+    """The reload refused the edited bot.port; then the agent restarted by itself (a crash,
+    supervisord's autorestart) and read the edited file: every check of the bot pointed at a port
+    nothing served. Started by the stack (the settings' digest in its environment), it starts on the
+    last good configuration, whose settings the programs run, and says why (brk15)."""
+    import yaml
+
+    from agent.stack.environment import SETTINGS_DIGEST
+    from botwarden.settings import load_settings
+
+    world.write_playbook("watch", WATCH)
+    settings_file = world.root / "settings.yaml"
+    started = {SETTINGS_DIGEST: load_settings(settings_file).digest()}  # as agent stack up gives it
+    world.start(env_add=started)
+    _wait_ok(world)
+    edited = yaml.safe_load(settings_file.read_text())
+    edited["bot"] = {"port": 18082}
+    settings_file.write_text(yaml.safe_dump(edited))
+    wait_until(lambda: _config_titles(receiver), 30, what="the refused reload")
+    world.kill()  # a crash: supervisord starts it again with the environment stack up gave it
+
+    world.start(env_add=started)
+    _started(world, 2)
+    said = world.log().split("agent started:")[1]
+    assert "the stack settings on disk are not those the programs were started with: running on last good " \
+           "configuration from " in said and "the stack settings changed (bot.port: 8081 -> 18082)" in said, said
+    world.assert_alive()
+    # the reload's page told it (sent again if the kill cut its delivery): a start on the last good says nothing new
+    assert set(_config_titles(receiver)) == {"[CONFIG] reload rejected: the last good configuration keeps running"}
+    world.write_playbook("other", OTHER)  # another edit: the settings are still refused with it
+    wait_until(lambda: "reload rejected" in world.log().split("agent started:")[2], 30, what="the refused reload")
+    assert "the stack settings changed (bot.port: 8081 -> 18082)" in world.log().split("agent started:")[2]
+    _stop(supervisor)  # it still guards on what it ran
+    wait_until(lambda: any("worker running" in m["title"] and "CRITICAL" in m["title"]
+                           for m in receiver.messages), 30, what="the alert of the stopped worker")

@@ -8,12 +8,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from agent.engine.config_source import START_ORDER, ConfigSource
+from agent.engine.config_source import START_ORDER, Chosen, ConfigSource
+from agent.engine.settings_changes import started_on_other_settings
 from agent.playbook.last_good import SNAPSHOT_NAME, read_snapshot
+from agent.stack.environment import SETTINGS_DIGEST
+from botwarden.settings import load_settings
 
 REPO = Path(__file__).resolve().parents[3]
 PLAY = """\
@@ -99,6 +103,45 @@ def test_a_broken_file_is_a_rejection_and_the_last_good_configuration_is_loaded_
     chosen, _ = source.choose(START_ORDER)
     assert chosen is not None and chosen.origin == "last-good"
     assert "{{ broken" not in chosen.config.templating.render_template("alert.md.j2", _alert_vars())
+
+
+RAN_BEFORE = [  # what an older agent loaded and ran, and a newer rule refuses (it runs otherwise than meant)
+    ("  - command: {argv: [\"true\"]}\n", "  - command: {argv: [\"true\"]}\n    when:\n"),     # an empty when:
+    ("hosts: local\n", "hosts: local\nvars: {check: 3}\n"),                        # a var named like the agent's
+    ("tasks:", "handlers:\n  - {name: h, command: {argv: [\"true\"]}}\n"
+               "  - {name: h, command: {argv: [\"true\"]}}\ntasks:"),              # a handler name twice
+]
+
+
+@pytest.mark.parametrize(("old", "new"), RAN_BEFORE, ids=["empty-when", "var-check", "handler-twice"])
+def test_a_last_good_configuration_that_a_newer_rule_refuses_still_runs_as_it_ran(tmp_path: Path, old: str,
+                                                                                  new: str) -> None:
+    """An agent upgraded with a configuration that ran: the files on disk are refused by a rule it did
+    not have, and the last good configuration, judged again at the start, was refused too. An empty
+    when: in the emergency playbook then dropped it and every play whose budget hands over to it
+    (the shipped files: 16 checks of 41 left, none of the bot's). Such a rule refuses an edit; the
+    last good configuration holding it runs as it ran, said as a warning."""
+    source = _world(tmp_path)
+    chosen, _ = source.choose(START_ORDER)
+    assert chosen is not None and chosen.origin == "disk"
+    alpha = tmp_path / "playbooks" / "alpha.yaml"
+    edited = PLAY.format(name="alpha").replace(old, new, 1)
+    assert edited != PLAY.format(name="alpha")
+    alpha.write_text(edited)
+    files = {**chosen.config.files, str(alpha): edited.encode()}  # as the older agent saved it
+    assert source.save_last_good(replace(chosen.config, files=files)) is None
+
+    chosen, disk = source.choose(START_ORDER)
+    assert [Path(d.file).name for d in disk.diagnostics] == ["alpha.yaml"], "\n".join(map(str, disk.diagnostics))
+    assert chosen is not None and chosen.origin == "last-good", chosen and chosen.origin
+    assert sorted(chosen.config.playbooks) == ["alpha", "beta", "needs"]
+    assert disk.diagnostics[0].message in chosen.summary()
+    # an error of any other kind in the snapshot is still one: it does not load
+    alpha.write_text(edited.replace("expect:", "expct:"))
+    files[str(alpha)] = alpha.read_bytes()
+    assert source.save_last_good(replace(chosen.config, files=files)) is None
+    chosen, _ = source.choose(START_ORDER)
+    assert chosen is not None and chosen.origin == "valid-part"
 
 
 def test_the_settings_file_broken_too_the_snapshot_is_found_beside_the_inventory(tmp_path: Path) -> None:
@@ -317,3 +360,46 @@ def test_a_budget_then_to_a_play_that_does_nothing_is_an_error(tmp_path: Path, t
     alpha.write_text(PLAY.format(name="alpha").split("tasks:")[0] + "tasks:\n" + tasks.replace("false", "true")
                      .replace('"1 == 2"', '"1 == 1"').replace("block: []", 'command: {argv: ["true"]}'))
     assert not [d for d in source.load().diagnostics if "does nothing" in d.message]
+
+
+# -- an agent restarted by itself after the stack settings were edited (brk15) ----------------------
+# It starts on the settings the programs run: the last good configuration whose settings file has the
+# digest `agent stack up` gave every program, not the edited file, unless the edit changes no setting.
+
+
+def _restarted(root: Path, env: dict[str, str]) -> ConfigSource:
+    return ConfigSource(root / "inventory.yaml", [root / "playbooks"], env=env, templates_dir=root / "templates")
+
+
+def _start(source: ConfigSource) -> Chosen | None:  # what Agent._choose_or_raise runs on
+    chosen, _ = source.choose(START_ORDER)
+    assert chosen is not None
+    return started_on_other_settings(source, chosen.config) if chosen.origin == "disk" else chosen
+
+
+def test_a_restart_after_a_settings_edit_runs_on_the_settings_the_programs_started_with(tmp_path: Path) -> None:
+    source = _world(tmp_path)
+    settings = tmp_path / "settings.yaml"
+    chosen, _ = source.choose(START_ORDER)
+    assert chosen is not None and chosen.origin == "disk"
+    started = {SETTINGS_DIGEST: load_settings(settings).digest()}  # as agent stack up sets it
+    assert started[SETTINGS_DIGEST] == chosen.config.settings.digest()
+    assert source.save_last_good(chosen.config) is None
+
+    # what changes no setting (a comment, the order, whitespace) starts on the disk
+    settings.write_text("# the agent's metrics off\nagent:   {metrics_port: 0}\nvar_dir: var\n")
+    assert _start(_restarted(tmp_path, started)) is None
+
+    # a setting changed, the agent restarted by itself (crash): the settings the programs run
+    settings.write_text("var_dir: var\nagent: {metrics_port: 0}\nbot: {port: 18082}\n")
+    held = _start(_restarted(tmp_path, started))
+    assert held is not None and held.origin == "last-good"
+    assert held.config.settings.bot.port != 18082
+    assert "the stack settings changed (bot.port: 8081 -> 18082)" in held.summary()
+    assert "agent stack up" in (held.problems[0].hint or "")
+
+    # started by agent stack up with the edited file (its digest): the disk
+    edited = {SETTINGS_DIGEST: load_settings(settings).digest()}
+    assert _start(_restarted(tmp_path, edited)) is None
+    # not started by the stack (agent run by hand): nothing tells what the programs run
+    assert _start(_restarted(tmp_path, {})) is None

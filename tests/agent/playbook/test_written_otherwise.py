@@ -116,6 +116,33 @@ def test_zero_needs_no_unit(tmp_path: Path, old: str, new: str) -> None:
         "\n".join(map(str, [*result.diagnostics, *result.warnings]))
 
 
+NO_DURATION = "1" + "0" * 330  # an integer too large for a float
+
+
+@pytest.mark.parametrize("where", ["check", "param", "var"])
+@pytest.mark.parametrize(("value", "said"), [
+    (".nan", "a duration must be a number of seconds"),
+    (".inf", "is longer than the longest duration accepted"),
+    (NO_DURATION, "is longer than the longest duration accepted"),
+])
+def test_a_number_that_is_no_duration_is_its_error_never_an_internal_one(tmp_path: Path, value: str, said: str,
+                                                                           where: str) -> None:
+    """The walk for bare numbers met .nan, .inf and a 330-digit integer (int(nan), float(10**330)):
+    exit 250. Written as a check's field, a module's parameter or a var, each is an error at it."""
+    timeout = {"check": "2s", "param": value, "var": '"{{ w }}"'}[where]
+    var = value if where == "var" else "5s"
+    play = (f"version: 1\nname: t\nhosts: bots\nschedule: {{every: 10s}}\nvars: {{w: {var}}}\nchecks:\n"
+            f"  - name: a\n    http: {{url: \"http://127.0.0.1:1/\", timeout: {timeout}}}\n"
+            "    expect: status_code == 200\n" + (f"    every: {value}\n" if where == "check" else ""))
+    (tmp_path / "t.yaml").write_text(play, encoding="utf-8")
+    result = _load(tmp_path / "t.yaml")
+    line = {"check": 10, "param": 8, "var": 5}[where]
+    assert [d.line for d in result.diagnostics] == [line], \
+        "\n".join(map(str, result.diagnostics))
+    assert said in result.diagnostics[0].message
+    assert not [d for d in result.warnings if "without its unit" in d.message]
+
+
 @pytest.mark.parametrize("key", ["timeout: 2s", "register: x", "changed_when: \"false\"", "until: \"true\"",
                                  "retries: 2"])
 def test_every_optional_key_left_empty_is_an_error_at_it(tmp_path: Path, key: str) -> None:
@@ -168,3 +195,28 @@ def test_a_copied_playbook_beside_its_original_is_one_warning(tmp_path: Path) ->
     assert [(Path(w.file).name, w.line) for w in result.warnings] == [("bot-health.yaml", 5)]
     assert "playbook 'bot-health' repeats 13 checks of 'bot-health-v2'" in result.warnings[0].message
     assert "remediated twice, each under its own budget" in result.warnings[0].message
+
+
+def test_the_same_probe_told_otherwise_is_an_escalation_ladder_not_a_copy(tmp_path: Path) -> None:
+    """A WARNING at the first failure and a page after 30: the same probe and expect on purpose (brk15)."""
+    (tmp_path / "t.yaml").write_text(
+        "version: 1\nname: t\nhosts: bots\nschedule: {every: 10s}\nchecks:\n"
+        "  - name: worker down\n    supervisor: {program: worker}\n    expect: running\n    severity: warning\n"
+        "  - name: worker down long\n    supervisor: {program: worker}\n    expect: running\n    after: 30\n",
+        encoding="utf-8")
+    result = _load(tmp_path / "t.yaml")
+    assert result.config is not None and not result.diagnostics, "\n".join(map(str, result.diagnostics))
+    assert not result.warnings, "\n".join(map(str, result.warnings))
+
+
+def test_a_null_written_on_purpose_is_none_and_only_a_key_left_empty_is_judged(tmp_path: Path) -> None:
+    """`schedule: ~` is the documented "none: on demand"; `when: null`, `timeout: ~` say "none" as
+    plainly. A key with nothing after it (the condition forgotten) stays an error (brk15)."""
+    (tmp_path / "t.yaml").write_text(
+        "version: 1\nname: t\nhosts: bots\nschedule: ~\ntasks:\n  - name: halt\n"
+        "    bot: {action: halt, timeout: ~}\n    when: null\n    register: Null\n"
+        "  - name: resume\n    bot: {action: resume}\n    when:    # later\n", encoding="utf-8")
+    result = _load(tmp_path / "t.yaml")
+    assert [(d.line, d.message.split(":")[0]) for d in result.diagnostics] == [(12, "when")], \
+        "\n".join(map(str, result.diagnostics))
+
