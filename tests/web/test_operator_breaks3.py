@@ -1,0 +1,152 @@
+"""Issue 17, broken again as an operator would (r17): the live pages' "send only what changed"
+after a connection dropped and the browser's own reconnection, and secrets in what the stream
+says about a failed read. Through the real application and a real SQLite store; the browser is
+Debian's chromium."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from agent.core.states import State
+from tests.support.stack import free_port
+from tests.web.chromium import chromium
+from tests.web.conftest import ENV, VIEWER_PW, WebWorld, load_config
+
+
+def _app(world: WebWorld) -> Any:
+    from agent.web import make_context
+
+    return make_context(load_config(world), store_url=world.store_url, env=ENV,
+                        templates_dir=world.root / "templates", charts=False)
+
+
+class _Cuttable:
+    """A TCP relay in front of the page (a reverse proxy, a phone's network): ``cut()`` drops
+    every connection through it and refuses new ones until ``resume()``."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port, self.port = target_port, free_port()
+        self.server: asyncio.Server | None = None
+        self.writers: set[asyncio.StreamWriter] = set()
+        self.accepted = 0
+        """Connections accepted since the last ``resume()``."""
+
+    async def resume(self) -> None:
+        self.accepted = 0
+        self.server = await asyncio.start_server(self._relay, "127.0.0.1", self.port)
+
+    async def cut(self) -> None:
+        assert self.server is not None
+        self.server.close()
+        for w in list(self.writers):
+            w.transport.abort()
+        await self.server.wait_closed()
+        self.server = None
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.accepted += 1
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        self.writers |= {writer, up_writer}
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(Exception):
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            dst.transport.abort()
+
+        try:
+            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        finally:
+            self.writers -= {writer, up_writer}
+
+
+@pytest.fixture
+def phone() -> Iterator[Any]:
+    with chromium(phone_pixel_ratio=1) as driver:
+        yield driver
+
+
+@pytest.mark.slow
+async def test_a_page_reconnected_by_the_browser_is_sent_the_view_it_missed(
+        web_world: WebWorld, monkeypatch: pytest.MonkeyPatch, phone: Any) -> None:
+    """A page passes its stream the digest of the part it was loaded with (``?shown=``), and the
+    stream sends nothing while that is still the view. When the connection dropped (a phone's
+    network, a reverse proxy restarted), the BROWSER reconnected by itself, to the same address:
+    the new stream took that digest for what the page showed, while the page showed what it was
+    sent since. A silence was added (the open page showed it), the connection dropped, the
+    silence was expired: the view was again the one loaded, so nothing was sent, and the page
+    showed the expired silence as active for as long as nothing else changed."""
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from agent.engine.operator_actions import create_silence, end_silence
+    from agent.web import build_app
+
+    ctx = _app(web_world)
+
+    async def programs() -> dict[str, str]:
+        return {"agent": "RUNNING", "bot": "RUNNING"}
+
+    monkeypatch.setattr(ctx.live.gatherer, "_programs", programs)
+    ctx.config.settings.web.heartbeat_seconds = 60.0  # the page's own watchdog (150 s) stays out of it
+    async with TestClient(TestServer(build_app(ctx), host="127.0.0.1")) as client:
+        relay = _Cuttable(client.server.port or 0)
+        await relay.resume()
+        base = f"http://127.0.0.1:{relay.port}"
+        loop = asyncio.get_running_loop()
+
+        def on_loop(coro: Any) -> Any:
+            return asyncio.run_coroutine_threadsafe(coro, loop).result(60)
+
+        def store(fn: Any) -> Any:
+            def run() -> Any:
+                with web_world.store() as st:
+                    return fn(st)
+            return on_loop(asyncio.to_thread(run))
+
+        def silences(d: Any) -> str:
+            return str(d.execute_script("var s = document.getElementById('silences'); return s ? s.textContent : ''"))
+
+        def drive() -> dict[str, Any]:
+            phone.get(f"{base}/login?next=/incidents")
+            phone.find_element(By.ID, "username").send_keys("viewer")
+            phone.find_element(By.ID, "password").send_keys(VIEWER_PW)
+            phone.find_element(By.ID, "sign-in").click()
+            WebDriverWait(phone, 60).until(lambda d: "Active silences (0)" in silences(d))
+            time.sleep(1)  # its stream is open
+            now = datetime.now(UTC)
+            sid = store(lambda st: create_silence(st, {"check": "disk*"}, seconds=3600, reason="deploy",
+                                                  by="cli:test", now=now))
+            WebDriverWait(phone, 30).until(lambda d: "Active silences (1)" in silences(d))
+            on_loop(relay.cut())
+            store(lambda st: end_silence(st, sid, by="cli:test", now=datetime.now(UTC)))
+            deadline = time.monotonic() + 30
+            while ctx.live.snapshot is None or ctx.live.snapshot.silences:  # the server has read it
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+            on_loop(relay.resume())
+            # The browser reconnects by itself (after about 3 s), to the address it was given.
+            WebDriverWait(phone, 60).until(lambda d: relay.accepted)
+            try:
+                WebDriverWait(phone, 15).until(lambda d: "Active silences (0)" in silences(d))
+            except TimeoutException:
+                pass
+            shown = silences(phone)
+            phone.get("about:blank")
+            return {"shown": shown}
+
+        try:
+            seen = await asyncio.to_thread(drive)
+        finally:
+            if relay.server is not None:
+                await relay.cut()
+    assert "Active silences (0)" in seen["shown"], seen
