@@ -68,6 +68,34 @@ class _Cuttable:
             self.writers -= {writer, up_writer}
 
 
+def test_a_spray_of_names_does_not_give_a_key_one_failure_short_of_its_lock_out_a_new_count() -> None:
+    """The sign-in throttle keeps at most ``max_keys`` (name, address) pairs and forgot the oldest
+    one not locked out to make room: four wrong passwords for ``operator``, then 10 000 other
+    names (3.8 s from one client on a live stack), and ``operator`` was counted from zero again:
+    five more guesses, and again, about 60 a minute instead of 5 in 5 minutes."""
+    import secrets
+
+    from agent.web.auth import SignInThrottle
+
+    now = [0.0]
+    t = SignInThrottle(clock=lambda: now[0])
+    operator = "user:operator\naddr:10.0.0.9"
+    for round_ in range(3):
+        for _ in range(t.limit - 1):
+            now[0] += 0.001
+            t.failed(operator)
+        assert t.retry_after(operator) == 0 or round_ > 0
+        for _ in range(t.max_keys + 1):
+            now[0] += 0.001  # all inside the window
+            t.failed(f"user:{secrets.token_hex(8)}\naddr:10.0.0.9")
+        assert len(t) <= t.max_keys
+        now[0] += 0.001
+        t.failed(operator)
+        assert t.retry_after(operator) > 0, round_  # its fifth failure inside the window locks it out
+    now[0] += t.window + 1  # the window passed: counted from zero again
+    assert t.retry_after(operator) == 0
+
+
 @pytest.fixture
 def phone() -> Iterator[Any]:
     with chromium(phone_pixel_ratio=1) as driver:
