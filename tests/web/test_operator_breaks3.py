@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from agent.core.states import State
 from tests.support.stack import free_port
 from tests.web.chromium import chromium
-from tests.web.conftest import ENV, VIEWER_PW, WebWorld, load_config
+from tests.web.conftest import ENV, VIEWER_PW, WebWorld, load_config, sign_in
 
 
 def _app(world: WebWorld) -> Any:
@@ -66,6 +66,39 @@ class _Cuttable:
             await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
         finally:
             self.writers -= {writer, up_writer}
+
+
+@pytest.mark.parametrize("loop_at", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"])
+async def test_a_bot_s_loop_time_out_of_range_is_shown_as_its_age_not_a_500(
+        web_world: WebWorld, monkeypatch: pytest.MonkeyPatch, loop_at: str) -> None:
+    """The overview's bot card shows the bot's last loop as a counted age (``last_loop_at`` of its
+    ``/health``, read with ``datetime.fromisoformat``): a time that parses but lies at the edge of
+    the calendar (year 1 at +14:00, a broken clock, something else on the bot's port) raised
+    OverflowError while rendering, and the overview, the page an operator opens first, was a 500
+    (its live stream died at every read). It now says the bot's own ``loop_age_s``."""
+    from aiohttp import web as aioweb
+
+    from agent.web import build_app
+
+    async def health(request: aioweb.Request) -> aioweb.Response:
+        return aioweb.json_response({"status": "running", "last_loop_at": loop_at, "loop_age_s": 4.2,
+                                     "open_orders": 0})
+
+    bot = aioweb.Application()
+    bot.router.add_get("/health", health)
+    ctx = _app(web_world)
+    runner = aioweb.AppRunner(bot)
+    await runner.setup()
+    await aioweb.TCPSite(runner, "127.0.0.1", ctx.config.settings.bot.port).start()
+    try:
+        async with TestClient(TestServer(build_app(ctx), host="127.0.0.1")) as client:
+            await sign_in(client, "viewer", VIEWER_PW)
+            page = await client.get("/")
+            text = await page.text()
+            assert page.status == 200, text[:500]
+            assert "loop 4.2 s ago" in text, text
+    finally:
+        await runner.cleanup()
 
 
 def test_a_spray_of_names_does_not_give_a_key_one_failure_short_of_its_lock_out_a_new_count() -> None:
