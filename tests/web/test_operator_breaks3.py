@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from agent.core.states import State
 from tests.support.stack import free_port
 from tests.web.chromium import chromium
-from tests.web.conftest import ENV, VIEWER_PW, WebWorld, load_config, sign_in
+from tests.web.conftest import ENV, OPERATOR_PW, VIEWER_PW, WebWorld, load_config, once, sign_in
 
 
 def _app(world: WebWorld) -> Any:
@@ -99,6 +99,26 @@ async def test_a_bot_s_loop_time_out_of_range_is_shown_as_its_age_not_a_500(
             assert "loop 4.2 s ago" in text, text
     finally:
         await runner.cleanup()
+
+
+async def test_two_tabs_silencing_the_same_alerts_make_one_silence(client: TestClient, web_world: WebWorld) -> None:
+    """An action form's one-time token is one per path and session, so two tabs carry the same
+    one, and a second send with other fields runs (another silence). But a silence is its
+    matchers: tab A silenced ``check=disk* host=local`` (reason "deploy", 1h), tab B the same
+    alerts (``host=local check=disk*``, no reason, 2h), and two silences held them; expiring
+    "the" silence from the incidents page left the other holding the alerts. Tab B is now told
+    the same was already sent; a silence of other alerts still runs."""
+    csrf = await sign_in(client, "operator", OPERATOR_PW)
+    token = once(client, "/act/silence")
+    sends = [({"matchers": "check=disk* host=local", "duration": "1h", "reason": "deploy"}, 303),
+             ({"matchers": "host=local  check=disk*", "duration": "2h", "reason": ""}, 409),
+             ({"matchers": "check=bot*", "duration": "1h", "reason": ""}, 303)]
+    for fields, status in sends:
+        r = await client.post("/act/silence", data={"csrf": csrf, "once": token, **fields}, allow_redirects=False)
+        assert r.status == status, (fields, r.status, await r.text())
+    with web_world.store() as st:
+        assert sorted(tuple(sorted(s.matchers.items())) for s in st.silences()) == [
+            (("check", "bot*"),), (("check", "disk*"), ("host", "local"))]
 
 
 def test_a_spray_of_names_does_not_give_a_key_one_failure_short_of_its_lock_out_a_new_count() -> None:
