@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from agent.core.states import State
 from tests.support.stack import free_port
 from tests.web.chromium import chromium
 from tests.web.conftest import ENV, OPERATOR_PW, VIEWER_PW, WebWorld, load_config, once, sign_in
