@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -82,12 +82,16 @@ def template_env(templates_dir: Path, config: Any, redact: Any) -> jinja2.Enviro
 
 def _iso(text: Any) -> datetime | None:
     """The ``iso`` template filter: an ISO 8601 time with its zone (the bot's ``last_loop_at``)
-    as a datetime; None for anything else."""
+    as a datetime; None for anything else, a time at the calendar's edges included (year 1 at
+    +14:00 parses, but has no UTC time nor Unix time: the overview was a 500)."""
     try:
         at = datetime.fromisoformat(str(text)) if text else None
-    except ValueError:
+        if at is None or at.tzinfo is None:
+            return None
+        at.astimezone(UTC).timestamp()
+    except (ValueError, OverflowError, OSError):
         return None
-    return at if at is not None and at.tzinfo is not None else None
+    return at
 
 
 def _reread_account(live: Live, run: Any) -> None:

@@ -12,12 +12,14 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
 
 from agent.web.auth import tokens_match
 from agent.web.context import COOKIE, CTX, SESSION, WebContext, ctx_of
+from botwarden.errors import BotwardenError
 
 log = logging.getLogger("agent.web")
 POLLER = web.AppKey("poller", asyncio.Task)
@@ -61,9 +63,7 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         # run the action once; the others are told it was already done. The token is one per path
         # and session, so another tab's or an older page's form may carry a used one: what it sends
         # decides (the same fields: a repeat, refused; others: a different action, run).
-        sent = "\n".join(f"{k}={v}" for k, v in sorted((k, str(v)) for k, v in form.items()
-                                                      if k not in ("csrf", "once")))
-        used, when = session.use_action_token(path, str(form.get("once") or ""), sent)
+        used, when = session.use_action_token(path, str(form.get("once") or ""), _asked(path, form))
         if used == "used":
             at = time.strftime("%H:%M:%S UTC", time.gmtime(when)) if when is not None else "?"
             raise web.HTTPConflict(text=f"already done: this same form was already sent at {at} (a double submit, "
@@ -73,6 +73,24 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
             raise web.HTTPBadRequest(text="this form is old (its one-time token is unknown or missing): nothing was "
                                           "run; reload the page and retry\n")
     return await handler(request)
+
+
+def _asked(path: str, form: Any) -> str:
+    """What an action form asks for, as its one-time token compares two sends: its fields (not the
+    tokens), and for a silence its matchers alone, parsed (``check=disk* host=local`` is
+    ``host=local check=disk*``): a reason or a duration does not make another silence. Two tabs
+    silencing ``check=disk*`` with two reasons made two silences of the same alerts, and the
+    operator who expired "the" silence left the other holding them."""
+    if path == "/act/silence":
+        from agent.engine.operator_actions import parse_matchers
+
+        try:
+            matchers = parse_matchers(str(form.get("matchers") or "").split())
+        except BotwardenError:
+            matchers = {}
+        if matchers:
+            return "matchers=" + " ".join(f"{k}={v}" for k, v in sorted(matchers.items()))
+    return "\n".join(f"{k}={v}" for k, v in sorted((k, str(v)) for k, v in form.items() if k not in ("csrf", "once")))
 
 
 def build_app(ctx: WebContext) -> web.Application:

@@ -271,15 +271,25 @@ class SignInThrottle:
 
     Memory is bounded whatever is sent: a key is kept as its SHA-256 digest (a user name may be
     as long as a form allows, 64 KiB), and at most ``max_keys`` are kept. Past that, keys whose
-    failures all left the window go first, then the oldest key that is not locked out, so a
-    spray of names cannot clear a lock-out (it would take ``limit`` failures for every key kept,
-    ``limit * max_keys`` inside one window, to push out a locked one)."""
+    failures all left the window go first; then the key with the fewest failures kept, the one
+    counted last among those, makes room, and the new key is counted from its failures (so a
+    key is only ever forgotten for one counted at least as high). Forgetting the oldest key not
+    locked out let a spray of names reset a key one failure short of its lock-out: four guesses
+    of the operator's password, 10 000 other names (4 s from one client), four more, and so on,
+    60 guesses a minute instead of 5 in 5 minutes. Now the spray's own names make room for each
+    other, and a key under attack keeps its count however many names are sent."""
 
     limit: int = 5
     window: float = 300.0
     clock: object = field(default=time.monotonic, repr=False)
     max_keys: int = THROTTLE_KEYS_KEPT
     _failures: dict[bytes, deque[float]] = field(default_factory=dict)
+    """Each key's failures (times), the keys in the order of their last failure."""
+    _counted: list[dict[bytes, None]] = field(default_factory=list, repr=False)
+    """The keys with ``n + 1`` failures kept at index ``n``, in the order they came to that count."""
+
+    def __post_init__(self) -> None:
+        self._counted = [{} for _ in range(self.limit)]
 
     def _now(self) -> float:
         return float(self.clock())  # type: ignore[operator]
@@ -295,34 +305,40 @@ class SignInThrottle:
         """Seconds until a sign-in is allowed again for all ``keys`` (0: allowed now)."""
         now, wait = self._now(), 0.0
         for key in keys:
-            q = self._failures.get(self._key(key))
-            if not q:
-                continue
-            while q and q[0] <= now - self.window:
-                q.popleft()
-            if len(q) >= self.limit:
-                wait = max(wait, q[0] + self.window - now)
+            recent = [t for t in self._failures.get(self._key(key), ()) if t > now - self.window]
+            if len(recent) >= self.limit:
+                wait = max(wait, recent[0] + self.window - now)
         return wait
 
     def failed(self, *keys: str) -> None:
         now = self._now()
         for key in map(self._key, keys):
-            q = self._failures.pop(key, None)  # kept in the order of the last failure: stale ones first
+            q = self._forget(key)  # kept in the order of the last failure: stale ones first
             if q is None:
-                self._make_room(now)
-                q = deque(maxlen=self.limit)
+                q = self._make_room(now)
+            while q and q[0] <= now - self.window:
+                q.popleft()
             q.append(now)
             self._failures[key] = q
+            self._counted[len(q) - 1][key] = None
 
-    def _make_room(self, now: float) -> None:
+    def _forget(self, key: bytes) -> deque[float] | None:
+        q = self._failures.pop(key, None)
+        if q is not None:
+            del self._counted[len(q) - 1][key]
+        return q
+
+    def _make_room(self, now: float) -> deque[float]:
+        """A new key's failures: none, or those of the key it replaces when ``max_keys`` are kept."""
         if len(self._failures) < self.max_keys:
-            return
+            return deque(maxlen=self.limit)
         while self._failures:
             oldest = next(iter(self._failures))
             if self._failures[oldest][-1] > now - self.window:
                 break
-            del self._failures[oldest]
+            self._forget(oldest)
         if len(self._failures) < self.max_keys:
-            return
-        victim = next((k for k, q in self._failures.items() if len(q) < self.limit), None)
-        del self._failures[victim if victim is not None else next(iter(self._failures))]
+            return deque(maxlen=self.limit)
+        fewest = next(c for c in self._counted if c)
+        victim = next(reversed(fewest))
+        return self._forget(victim) or deque(maxlen=self.limit)

@@ -193,7 +193,12 @@ async def events(request: web.Request) -> web.StreamResponse:
         async with sse_response(request, ping_interval=heartbeat) as stream:
             seen: tuple[int, int] = (-1, -1)
             last: _Shown | None = None
-            loaded = request.query.get("shown", "")  # the digest of the part the page was loaded with
+            # The digest of the part the page was loaded with: what the page shows only as long as
+            # it was sent nothing. The browser reconnects a dropped stream by itself, to the same
+            # address, saying the last event it had (Last-Event-ID): that page shows what it was
+            # sent since, not what it was loaded with (a silence it was sent, since expired, and the
+            # view back to the loaded one: nothing was sent, the expired silence stayed "active").
+            loaded = "" if "Last-Event-ID" in request.headers else request.query.get("shown", "")
             beat = _Beat(stream, heartbeat, lambda: ctx.config.templating.redact(ctx.live.ping()))
             while stream.is_connected() and _still_signed_in(request):
                 newer = await _unless_signed_out(request, ctx.live.wait_newer(seen, beat.left()))
