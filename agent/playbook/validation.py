@@ -61,7 +61,7 @@ def model_keys_at(model: type[BaseModel], loc: Iterable[Any]) -> list[str] | Non
     """Valid YAML keys of the model found at ``loc`` below ``model`` (None if not a model)."""
     annotation: Any = model
     for part in loc:
-        annotation = _unwrap(annotation)
+        annotation = unwrap(annotation)
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             field = _field_by_key(annotation, part)
             if field is None:
@@ -75,7 +75,7 @@ def model_keys_at(model: type[BaseModel], loc: Iterable[Any]) -> list[str] | Non
             annotation = args[1]
         else:
             return None
-    annotation = _unwrap(annotation)
+    annotation = unwrap(annotation)
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return [f.alias or name for name, f in annotation.model_fields.items()]
     return None
@@ -88,7 +88,7 @@ def _field_by_key(model: type[BaseModel], key: Any) -> Any:
     return None
 
 
-def _unwrap(annotation: Any) -> Any:
+def unwrap(annotation: Any) -> Any:
     """Strip Annotated[...] and Optional[...] down to the interesting type."""
     while True:
         origin = typing.get_origin(annotation)

@@ -34,6 +34,7 @@ from pydantic.fields import FieldInfo
 from agent.core.values import Between, format_duration, parse_duration
 from agent.modules.registry import Registry
 from agent.playbook.diagnostics import Diagnostic, ran_as_read, warning
+from agent.playbook.validation import unwrap
 from agent.playbook.yaml_source import Path_, SourceDocument
 
 ParamsOf = Callable[[str, str], type[BaseModel] | None]
@@ -148,7 +149,7 @@ def _fields(data: Any, model: type[BaseModel], path: Path_, registry: Registry |
 
 def _below(value: Any, annotation: Any, path: Path_, registry: Registry | None,
            section: str) -> Iterator[tuple[Path_, str, Any, FieldInfo, Any]]:
-    inner = _strip(annotation)
+    inner = unwrap(annotation)
     if isinstance(inner, type) and issubclass(inner, BaseModel):
         yield from _fields(value, inner, path, registry, section)
         return
@@ -159,21 +160,6 @@ def _below(value: Any, annotation: Any, path: Path_, registry: Registry | None,
     elif origin is dict and len(args) == 2 and isinstance(value, dict):
         for name, item in value.items():
             yield from _below(item, args[1], (*path, name), registry, section)
-
-
-def _strip(annotation: Any) -> Any:
-    """``Annotated`` and ``Optional`` removed (a union of several types is left as it is)."""
-    while True:
-        origin = typing.get_origin(annotation)
-        if origin is typing.Annotated:
-            annotation = typing.get_args(annotation)[0]
-        elif origin in (typing.Union, types.UnionType):
-            args = [a for a in typing.get_args(annotation) if a is not type(None)]
-            if len(args) != 1:
-                return annotation
-            annotation = args[0]
-        else:
-            return annotation
 
 
 def _optional(annotation: Any) -> bool:
