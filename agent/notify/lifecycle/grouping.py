@@ -68,9 +68,10 @@ class GroupedAlerts:
         told = {State[inc.announced_state]} if inc.announced_state in State.__members__ else set()
         for e in tx.recent_events(kind="notified", incident_id=inc.id, limit=200):  # newest first
             word = e.message.split(" ", 1)[0].rstrip(",")
-            if word not in State.__members__ or "fixed by the agent" in e.message:
-                break  # RESOLVED, or fixed before told: what came before was another episode
-            told.add(State[word])
+            if word == "RESOLVED" or "fixed by the agent" in e.message:
+                break  # what came before was another episode (the incident reopened since)
+            if word in State.__members__:  # (an update of the incident tells no state)
+                told.add(State[word])
         return inc.state not in told
 
     def due(self, tx: StoreTransaction, incidents: Sequence[IncidentRecord], cfg: LifecycleSettings,

@@ -128,3 +128,23 @@ async def test_a_change_to_a_worse_state_than_any_told_still_pages_at_once(world
     assert world.told() == [(10, "[WARNING] exchange API latency on local"),
                             (15, "[UNKNOWN] exchange API latency on local: HTTP 429 rate limited"),
                             (25, "[CRITICAL] exchange API latency on local")], world.told()
+
+
+async def test_a_return_after_an_update_of_the_incident_is_still_paced(world: World) -> None:
+    """An update told in between (a new cause, a remediation's outcome) tells no state: the states
+    told before it still count."""
+    await world.result(VERY_SLOW)
+    world.run(5)
+    await world.result(LIMITED)
+    world.run(5)
+    inc = world.store.open_incident_for("exchange/local/exchange API latency")
+    assert inc is not None
+    world.store.add_event("notified", inc.key, inc.id, "update queued for inbox: restart: done", {},
+                          at=world.start + timedelta(seconds=world.t))
+    await world.result(VERY_SLOW)  # back to the CRITICAL told: paced
+    world.run(GROUP_INTERVAL - 10)
+    assert [title for _, title in world.told()] == [
+        "[CRITICAL] exchange API latency on local",
+        "[UNKNOWN] exchange API latency on local: HTTP 429 rate limited"], world.told()
+    world.run(20)
+    assert [title for _, title in world.told()][2:] == ["[CRITICAL] exchange API latency on local"], world.told()
