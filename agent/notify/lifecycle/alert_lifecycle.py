@@ -59,7 +59,7 @@ class AlertLifecycle:
             incidents = tx.open_incidents()
             parents = self.inhibition.parents(tx, incidents, cfg.inhibit_grace, deadlines)
             fresh = [self.suppression.decide(tx, inc, silences, parents, cfg, deadlines) for inc in incidents]
-            due = self.alerts.due(fresh, cfg, deadlines)
+            due = self.alerts.due(tx, fresh, cfg, deadlines)
             # Resolves first, the held ones of a host about to be alerted included: per target,
             # messages go out in the order of the events they tell.
             queued += self.resolves.send(tx, cfg, deadlines, flush=due.keys())

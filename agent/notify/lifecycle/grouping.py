@@ -8,8 +8,9 @@ While the host has announced, unresolved incidents, the next message for it wait
 ``group_interval`` after the last one, except when a new problem takes a route with
 ``group_wait: 0`` (a page: a crash, a hang): it goes at once, with the host's other unsent
 problems (``group_interval`` paces updates; it must not delay a page). A state change of an announced incident (WARNING ->
-CRITICAL) is sent the same way, and so is a return to a state told before (WARNING -> UNKNOWN ->
-WARNING: its own message, not taken for the first one). A message says what the agent did about each problem when a
+CRITICAL) is sent the same way; a return to a state told before (WARNING -> UNKNOWN ->
+WARNING) is its own message, not taken for the first one, and always paced by ``group_interval``
+(a check changing between two bad states would page at every change). A message says what the agent did about each problem when a
 remediation outcome is recorded (:mod:`.remediation_notes`).
 """
 from __future__ import annotations
@@ -55,7 +56,25 @@ class GroupedAlerts:
                  for r, _ in self._notes.router.route(self._catalog.routed(inc))]
         return min(waits, default=cfg.group_wait)
 
-    def due(self, incidents: Sequence[IncidentRecord], cfg: LifecycleSettings,
+    @staticmethod
+    def _pages(tx: StoreTransaction, inc: IncidentRecord) -> bool:
+        """Whether ``inc``'s unsent state may page (not held by ``group_interval``): its problem
+        was not told yet (new, or reopened after its resolve), or its state was not told in this
+        incident (WARNING -> CRITICAL). A return to a state told before (CRITICAL -> UNKNOWN ->
+        CRITICAL: an exchange answering slowly and with 429s by turns) is an update, paced: each
+        change of such a check paged at once, one message per change."""
+        if inc.announced_state in (None, "OK"):
+            return True
+        told = {State[inc.announced_state]} if inc.announced_state in State.__members__ else set()
+        for e in tx.recent_events(kind="notified", incident_id=inc.id, limit=200):  # newest first
+            word = e.message.split(" ", 1)[0].rstrip(",")
+            if word == "RESOLVED" or "fixed by the agent" in e.message:
+                break  # what came before was another episode (the incident reopened since)
+            if word in State.__members__:  # (an update of the incident tells no state)
+                told.add(State[word])
+        return inc.state not in told
+
+    def due(self, tx: StoreTransaction, incidents: Sequence[IncidentRecord], cfg: LifecycleSettings,
             deadlines: Deadlines) -> dict[str, tuple[list[IncidentRecord], list[IncidentRecord]]]:
         """The hosts whose message is due now: ``host -> (new or changed incidents, those still
         open that were told before)``; the others add their deadline."""
@@ -76,7 +95,7 @@ class GroupedAlerts:
                 continue
             announced = [i.announced_at for i in incs
                          if i.announced_state not in (None, "OK") and i.announced_at is not None]
-            urgent = any(self.group_wait(i, cfg) == 0 for i in unsent)
+            urgent = any(self.group_wait(i, cfg) == 0 and self._pages(tx, i) for i in unsent)
             if announced and not urgent and (now - max(announced)).total_seconds() < cfg.group_interval:
                 deadlines.add(max(announced) + timedelta(seconds=cfg.group_interval))
                 continue
