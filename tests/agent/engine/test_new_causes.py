@@ -10,7 +10,6 @@ alert lifecycle and outbox rows (no delivery: the rows are what would be sent).
 """
 from __future__ import annotations
 
-import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,19 +18,10 @@ import pytest
 
 from agent.core.states import State
 from agent.engine.evaluator import cause_texts, classify
-from agent.engine.live_config import LiveConfig
-from agent.engine.pipeline import ResultPipeline
-from agent.engine.status_records import record_from_status
 from agent.engine.store_thread import StoreThread
-from agent.engine.store_writer import ResultBatcher
 from agent.modules.base import CheckResult
-from agent.modules.registry import default_registry
-from agent.notify import Notifications
-from agent.notify.lifecycle import AlertLifecycle, LifecycleSettings
 from agent.notify.lifecycle.remediation_notes import OUTCOME_EVENT, RECURRENCE_EVENT
-from agent.playbook import load_config
-from agent.store import Store
-from tests.support.stack import REPO
+from tests.agent.engine.pipeline_world import PipelineWorld
 
 KEY = "p/local/bot not halted"
 PLAY = """
@@ -70,46 +60,15 @@ def health(*reasons: str) -> CheckResult:
         "halted_reason": "; ".join(f"control: {r}" for r in reasons) or None}})
 
 
-class World:
-    """The agent's pipeline and alert lifecycle over one store; :meth:`restart` makes new ones
-    on the same store, as an agent started again does."""
-
+class World(PipelineWorld):
     def __init__(self, root: Path, thread: StoreThread) -> None:
-        (root / "settings.yaml").write_text("var_dir: var\nagent: {metrics_port: 0}\n")
-        (root / "inventory.yaml").write_text(
-            "version: 1\nsettings: settings.yaml\nhosts: {local: {}}\n"
-            f"notify: {{group_wait: {GROUP_WAIT}s, group_interval: {GROUP_INTERVAL:g}s, "
-            "targets: {inbox: {url: 'json://127.0.0.1:9/'}, pager: {url: 'json://127.0.0.1:9/p'}}, "
-            "routes: [{name: default, targets: [inbox]}]}\n")
-        (root / "playbooks").mkdir()
-        (root / "playbooks" / "p.yaml").write_text(PLAY)
-        shutil.copytree(REPO / "templates", root / "templates", ignore=shutil.ignore_patterns("web"))
-        res = load_config(root / "inventory.yaml", [root / "playbooks"], default_registry(), env={})
-        assert not res.diagnostics, [str(d) for d in res.diagnostics]
-        self.live = LiveConfig(res.config)
-        self.store = Store(f"sqlite:///{root / 'agent.db'}")
-        self.store.migrate()
-        self.thread = thread
-        self.remediation_wait = 5.0
-        self.restart()
-
-    def restart(self) -> None:
-        self.notifications = Notifications.from_config(self.live.current, self.store)
-        self.pipeline = ResultPipeline(config=self.live, store=self.store, store_thread=self.thread,
-                                       notifications=self.notifications,
-                                       batcher=ResultBatcher(self.store, self.thread.call, record_from_status))
-        self.pipeline.load(self.store.load_check_states())
-        n = self.live.current.inventory.notify
-        self.lifecycle = AlertLifecycle(
-            self.notifications, checks=self.live.checks, maintenance=list, is_flapping=lambda key: False,
-            settings=lambda: LifecycleSettings(group_wait=float(n.group_wait), group_interval=float(n.group_interval),
-                                               remediation_wait=self.remediation_wait))
+        super().__init__(root, thread, PLAY, f"{{group_wait: {GROUP_WAIT}s, group_interval: {GROUP_INTERVAL:g}s, "
+                         "targets: {inbox: {url: 'json://127.0.0.1:9/'}, pager: {url: 'json://127.0.0.1:9/p'}}, "
+                         "routes: [{name: default, targets: [inbox]}]}", group_wait=GROUP_WAIT,
+                         group_interval=GROUP_INTERVAL)
 
     async def result(self, result: CheckResult, name: str = "bot not halted") -> None:
-        bc = self.live.check(f"p/local/{name}")
-        assert bc is not None
-        await self.pipeline.handle(bc, result, datetime.now(UTC), 1.0)
-        await self.thread.call(self.pipeline._batcher.write, self.pipeline._batcher.take())
+        await self.handle(result, f"p/local/{name}")
 
     def tick(self, after: float) -> int:
         """Passes of the lifecycle now and ``after`` seconds from now (what was just stored, stored
@@ -128,7 +87,7 @@ class World:
 def world(tmp_path: Path, thread: StoreThread) -> Any:
     w = World(tmp_path, thread)
     yield w
-    w.store.close()
+    w.close()
 
 
 async def test_a_halt_added_on_top_is_told_once_a_halt_ended_is_no_news_and_all_ended_resolves(world: World) -> None:

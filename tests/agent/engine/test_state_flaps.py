@@ -12,24 +12,14 @@ would be sent).
 from __future__ import annotations
 
 import itertools
-import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from agent.engine.live_config import LiveConfig
-from agent.engine.pipeline import ResultPipeline
-from agent.engine.status_records import record_from_status
 from agent.engine.store_thread import StoreThread
-from agent.engine.store_writer import ResultBatcher
 from agent.modules.base import CheckResult
-from agent.modules.registry import default_registry
-from agent.notify import Notifications
-from agent.notify.lifecycle import AlertLifecycle, LifecycleSettings
-from agent.playbook import load_config
-from agent.store import Store
-from tests.support.stack import REPO
+from tests.agent.engine.pipeline_world import PipelineWorld
 
 PLAY = """
 version: 1
@@ -49,40 +39,17 @@ SLOW, VERY_SLOW = CheckResult(facts={"status_code": 200, "json": {"ms": 2000}}),
 LIMITED = CheckResult.failed("HTTP 429 Too Many Requests")
 
 
-class World:
+class World(PipelineWorld):
     def __init__(self, root: Path, thread: StoreThread) -> None:
-        (root / "settings.yaml").write_text("var_dir: var\nagent: {metrics_port: 0}\n")
-        (root / "inventory.yaml").write_text(
-            "version: 1\nsettings: settings.yaml\nhosts: {local: {}}\n"
-            f"notify: {{group_wait: {GROUP_WAIT:g}s, group_interval: {GROUP_INTERVAL:g}s, "
-            "targets: {inbox: {url: 'json://127.0.0.1:9/'}}, "
-            "routes: [{name: critical, match: {severity: [critical]}, targets: [inbox], group_wait: 0s},"
-            " {name: default, targets: [inbox]}]}\n")
-        (root / "playbooks").mkdir()
-        (root / "playbooks" / "p.yaml").write_text(PLAY)
-        shutil.copytree(REPO / "templates", root / "templates", ignore=shutil.ignore_patterns("web"))
-        res = load_config(root / "inventory.yaml", [root / "playbooks"], default_registry(), env={})
-        assert not res.diagnostics, [str(d) for d in res.diagnostics]
-        self.live = LiveConfig(res.config)
-        self.store = Store(f"sqlite:///{root / 'agent.db'}")
-        self.store.migrate()
-        self.thread = thread
-        notifications = Notifications.from_config(self.live.current, self.store)
-        self.pipeline = ResultPipeline(config=self.live, store=self.store, store_thread=thread,
-                                       notifications=notifications,
-                                       batcher=ResultBatcher(self.store, thread.call, record_from_status))
-        self.lifecycle = AlertLifecycle(
-            notifications, checks=self.live.checks, maintenance=list, is_flapping=lambda key: False,
-            settings=lambda: LifecycleSettings(group_wait=GROUP_WAIT, group_interval=GROUP_INTERVAL,
-                                               remediation_wait=5.0))
+        super().__init__(root, thread, PLAY, f"{{group_wait: {GROUP_WAIT:g}s, group_interval: {GROUP_INTERVAL:g}s, "
+                         "targets: {inbox: {url: 'json://127.0.0.1:9/'}}, "
+                         "routes: [{name: critical, match: {severity: [critical]}, targets: [inbox], group_wait: 0s},"
+                         " {name: default, targets: [inbox]}]}", group_wait=GROUP_WAIT, group_interval=GROUP_INTERVAL)
         self.start = datetime.now(UTC)
         self.t = 0.0  # seconds of the lifecycle's clock
 
     async def result(self, result: CheckResult) -> None:
-        bc = self.live.check("exchange/local/exchange API latency")
-        assert bc is not None
-        await self.pipeline.handle(bc, result, datetime.now(UTC), 1.0)
-        await self.thread.call(self.pipeline._batcher.write, self.pipeline._batcher.take())
+        await self.handle(result, "exchange/local/exchange API latency")
 
     def run(self, seconds: float) -> None:
         """The lifecycle's passes every 5 s for ``seconds``."""
@@ -100,7 +67,7 @@ class World:
 def world(tmp_path: Path, thread: StoreThread):  # type: ignore[no-untyped-def]
     w = World(tmp_path, thread)
     yield w
-    w.store.close()
+    w.close()
 
 
 async def test_a_check_changing_between_bad_states_every_20s_is_told_at_most_once_per_group_interval(
