@@ -277,7 +277,12 @@ class SignInThrottle:
     locked out let a spray of names reset a key one failure short of its lock-out: four guesses
     of the operator's password, 10 000 other names (4 s from one client), four more, and so on,
     60 guesses a minute instead of 5 in 5 minutes. Now the spray's own names make room for each
-    other, and a key under attack keeps its count however many names are sent."""
+    other, and a key under attack keeps its count however many names are sent.
+
+    A lock-out is never forgotten to make room: when the key that would make room is locked out
+    (every key kept has ``limit`` failures, ``limit * max_keys`` inside one window), a key not
+    kept is refused until that lock-out ends. Forgetting it let the spray's guess at ``operator``,
+    counted last, be forgotten for the next made-up name: one more guess for every two requests."""
 
     limit: int = 5
     window: float = 300.0
@@ -305,7 +310,11 @@ class SignInThrottle:
         """Seconds until a sign-in is allowed again for all ``keys`` (0: allowed now)."""
         now, wait = self._now(), 0.0
         for key in keys:
-            recent = [t for t in self._failures.get(self._key(key), ()) if t > now - self.window]
+            q = self._failures.get(self._key(key))
+            if q is None:  # counted only if room is made for it: never by forgetting a lock-out
+                wait = max(wait, self._full_for(now))
+                continue
+            recent = [t for t in q if t > now - self.window]
             if len(recent) >= self.limit:
                 wait = max(wait, recent[0] + self.window - now)
         return wait
@@ -315,7 +324,10 @@ class SignInThrottle:
         for key in map(self._key, keys):
             q = self._forget(key)  # kept in the order of the last failure: stale ones first
             if q is None:
-                q = self._make_room(now)
+                victim = self._victim(now)
+                if victim is not None and self._locked(self._failures[victim], now):
+                    continue  # no room but a lock-out's: retry_after refuses this key meanwhile
+                q = (self._forget(victim) if victim is not None else None) or deque(maxlen=self.limit)
             while q and q[0] <= now - self.window:
                 q.popleft()
             q.append(now)
@@ -328,17 +340,28 @@ class SignInThrottle:
             del self._counted[len(q) - 1][key]
         return q
 
-    def _make_room(self, now: float) -> deque[float]:
-        """A new key's failures: none, or those of the key it replaces when ``max_keys`` are kept."""
+    def _victim(self, now: float) -> bytes | None:
+        """The key a new one would replace, its failures inherited (None: there is room). Keys
+        whose failures all left the window are forgotten first."""
         if len(self._failures) < self.max_keys:
-            return deque(maxlen=self.limit)
+            return None
         while self._failures:
             oldest = next(iter(self._failures))
             if self._failures[oldest][-1] > now - self.window:
                 break
             self._forget(oldest)
         if len(self._failures) < self.max_keys:
-            return deque(maxlen=self.limit)
+            return None
         fewest = next(c for c in self._counted if c)
-        victim = next(reversed(fewest))
-        return self._forget(victim) or deque(maxlen=self.limit)
+        return next(reversed(fewest))
+
+    def _locked(self, q: deque[float], now: float) -> bool:
+        return len(q) >= self.limit and q[0] > now - self.window
+
+    def _full_for(self, now: float) -> float:
+        """Seconds until a key not kept can be counted without forgetting a lock-out (0: now)."""
+        victim = self._victim(now)
+        if victim is None:
+            return 0.0
+        q = self._failures[victim]
+        return q[0] + self.window - now if self._locked(q, now) else 0.0

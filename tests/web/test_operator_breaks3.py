@@ -230,3 +230,44 @@ async def test_a_page_reconnected_by_the_browser_is_sent_the_view_it_missed(
             if relay.server is not None:
                 await relay.cut()
     assert "Active silences (0)" in seen["shown"], seen
+
+
+def test_a_spray_that_locks_out_every_kept_pair_does_not_free_the_operators_lock_out() -> None:
+    """With every kept (name, address) pair locked out, the pair counted last made room: the
+    attacker's own guess at ``operator`` (its lock-out refreshed last) was forgotten for the next
+    made-up name, and ``operator`` could be guessed again, one guess for every two requests once
+    ``limit * max_keys`` failures (50 000, about 20 s) filled the table. A lock-out is never
+    forgotten: a pair not kept is refused until one ends."""
+    from agent.web.auth import SignInThrottle
+
+    now = [0.0]
+    t = SignInThrottle(clock=lambda: now[0])
+    operator = "user:operator\naddr:127.0.0.1"
+    n = 0
+
+    def spray() -> None:
+        nonlocal n
+        n += 1
+        now[0] += 0.0001  # all inside one window
+        key = f"user:x{n}\naddr:127.0.0.1"
+        if t.retry_after(key) == 0:  # as the sign-in handler: a refused pair is not tried
+            t.failed(key)
+
+    guesses = 0
+    for _ in range(t.limit - 1):
+        guesses += 1
+        t.failed(operator)
+    for _ in range(t.max_keys * t.limit + 100):  # every kept pair locked out
+        spray()
+    for _ in range(20):
+        now[0] += 0.0001
+        if t.retry_after(operator) == 0:
+            guesses += 1
+            t.failed(operator)
+        spray()
+    assert len(t) <= t.max_keys
+    assert guesses <= t.limit  # five in the window at most, however the names were sent
+    assert t.retry_after(operator) > 0
+    assert t.retry_after("user:someone-new\naddr:127.0.0.1") > 0  # no room without forgetting a lock-out
+    now[0] += t.window + 1  # the window passed: nobody is refused
+    assert t.retry_after(operator) == 0 and t.retry_after("user:someone-new\naddr:127.0.0.1") == 0
