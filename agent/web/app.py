@@ -23,6 +23,9 @@ from botwarden.errors import BotwardenError
 
 log = logging.getLogger("agent.web")
 POLLER = web.AppKey("poller", asyncio.Task)
+REPEAT_OF: Any = web.RequestKey("repeat_of", float) if hasattr(web, "RequestKey") else "repeat_of"
+"""On a request: when the same action form was first sent with its one-time token (a silence
+repeated: the handler runs it only if what the first asked no longer holds)."""
 CONFIG_WATCH = web.AppKey("config_watch", asyncio.Task)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -64,15 +67,26 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         # and session, so another tab's or an older page's form may carry a used one: what it sends
         # decides (the same fields: a repeat, refused; others: a different action, run).
         used, when = session.use_action_token(path, str(form.get("once") or ""), _asked(path, form))
-        if used == "used":
-            at = time.strftime("%H:%M:%S UTC", time.gmtime(when)) if when is not None else "?"
-            raise web.HTTPConflict(text=f"already done: this same form was already sent at {at} (a double submit, "
-                                        "a resent form, or the same form in another tab); nothing was run again. "
-                                        "Reload the page to do it again.\n")
+        if used == "used" and path == "/act/silence":
+            # A silence repeats the first send only while a silence of its matchers holds: the
+            # handler decides, with the store (the first may have silenced nothing, a duration
+            # mistyped, or have ended since: silencing those alerts again is then no repeat).
+            request[REPEAT_OF] = when if when is not None else 0.0
+            used = "ok"
+        elif used == "used":
+            raise already_done(when)
         if used != "ok":
             raise web.HTTPBadRequest(text="this form is old (its one-time token is unknown or missing): nothing was "
                                           "run; reload the page and retry\n")
     return await handler(request)
+
+
+def already_done(when: float | None) -> web.HTTPConflict:
+    """The answer to a form sent again with a used one-time token (nothing is run again)."""
+    at = time.strftime("%H:%M:%S UTC", time.gmtime(when)) if when is not None else "?"
+    return web.HTTPConflict(text=f"already done: this same form was already sent at {at} (a double submit, "
+                                 "a resent form, or the same form in another tab); nothing was run again. "
+                                 "Reload the page to do it again.\n")
 
 
 def _asked(path: str, form: Any) -> str:

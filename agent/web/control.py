@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -27,6 +28,8 @@ from botwarden.errors import BotwardenError
 
 log = logging.getLogger("agent.web")
 T = TypeVar("T")
+_SILENCING = threading.Lock()
+"""Held while a repeated silence is checked against the active ones and made (one web process)."""
 
 
 def _back(request: web.Request, default: str = "/") -> str:
@@ -83,6 +86,7 @@ async def ack(request: web.Request) -> web.StreamResponse:
 
 async def silence(request: web.Request) -> web.StreamResponse:
     from agent.engine.operator_actions import create_silence, parse_for, parse_matchers
+    from agent.web.app import REPEAT_OF, already_done
 
     session = session_of(request)
     form = await request.post()
@@ -92,8 +96,18 @@ async def silence(request: web.Request) -> web.StreamResponse:
             raise web.HTTPBadRequest(text="give at least one matcher, e.g. host=local check=bot*\n")
         seconds = parse_for(str(form.get("duration") or "1h"), name="the duration")
         reason = str(form.get("reason") or "").strip()
-        sid = await _with_store(request, lambda st: create_silence(st, matchers, seconds=seconds, reason=reason,
-                                                                   by=session.user.actor, now=datetime.now(UTC)))
+        repeat_of = request.get(REPEAT_OF)
+
+        def make(st: Any) -> int | None:
+            with _SILENCING:  # two taps of a repeat: one checks and silences, then the other checks
+                if repeat_of is not None and any(s.matchers == matchers for s in st.silences()):
+                    return None  # a repeat of a silence that still holds these alerts
+                return create_silence(st, matchers, seconds=seconds, reason=reason, by=session.user.actor,
+                                      now=datetime.now(UTC))
+
+        sid = await _with_store(request, make)
+        if sid is None:
+            raise already_done(repeat_of)
     except BotwardenError as exc:
         session.say("error", str(exc))
     else:

@@ -271,3 +271,37 @@ def test_a_spray_that_locks_out_every_kept_pair_does_not_free_the_operators_lock
     assert t.retry_after("user:someone-new\naddr:127.0.0.1") > 0  # no room without forgetting a lock-out
     now[0] += t.window + 1  # the window passed: nobody is refused
     assert t.retry_after(operator) == 0 and t.retry_after("user:someone-new\naddr:127.0.0.1") == 0
+
+
+async def test_a_tab_silences_again_what_another_tab_silenced_once_that_silence_did_nothing_or_ended(
+        client: TestClient, web_world: WebWorld) -> None:
+    """Tab B carries the silence form's token tab A used (one per path and session). A silence was
+    refused as a repeat by its matchers alone, whatever became of the first: its duration mistyped
+    (nothing silenced), or the silence since expired, and tab B's silence of those alerts (the
+    operator fixing the duration, going Back) answered "already done" while nothing held them.
+    A send is a repeat only while a silence of the same matchers is active."""
+    csrf = await sign_in(client, "operator", OPERATOR_PW)
+    token = once(client, "/act/silence")
+
+    async def send(fields: dict[str, str], status: int) -> None:
+        r = await client.post("/act/silence", data={"csrf": csrf, "once": token, **fields}, allow_redirects=False)
+        assert r.status == status, (fields, r.status, await r.text())
+
+    def held() -> list[int]:
+        with web_world.store() as st:
+            return [s.id for s in st.silences() if s.matchers == {"check": "disk*", "host": "local"}]
+
+    await send({"matchers": "check=disk* host=local", "duration": "1 hour", "reason": "deploy"}, 303)
+    assert held() == []  # the duration was refused: nothing silenced
+    await send({"matchers": "host=local check=disk*", "duration": "1h", "reason": "deploy"}, 303)
+    first = held()
+    assert len(first) == 1
+    await send({"matchers": "check=disk* host=local", "duration": "2h", "reason": ""}, 409)  # still held: a repeat
+    r = await client.post(f"/act/silence/{first[0]}/expire",
+                          data={"csrf": csrf, "once": once(client, f"/act/silence/{first[0]}/expire")},
+                          allow_redirects=False)
+    assert r.status == 303 and held() == []
+    await send({"matchers": "check=disk* host=local", "duration": "1h", "reason": "again"}, 303)
+    assert len(held()) == 1
+    await send({"matchers": "check=disk* host=local", "duration": "1h", "reason": "again"}, 409)  # a double tap
+    assert len(held()) == 1
