@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -83,15 +84,23 @@ def template_env(templates_dir: Path, config: Any, redact: Any) -> jinja2.Enviro
 def _iso(text: Any) -> datetime | None:
     """The ``iso`` template filter: an ISO 8601 time with its zone (the bot's ``last_loop_at``)
     as a datetime; None for anything else, a time at the calendar's edges included (year 1 at
-    +14:00 parses, but has no UTC time nor Unix time: the overview was a 500)."""
+    +14:00 parses, but has no UTC time nor Unix time: the overview was a 500), and a time ahead of
+    the page's clock by more than :data:`AHEAD_S` (another clock, a broken one): its age is
+    counted from 0, "just now" for ever, and a bot whose loop stood still looked alive (the card
+    then says the bot's own ``loop_age_s``)."""
     try:
         at = datetime.fromisoformat(str(text)) if text else None
         if at is None or at.tzinfo is None:
             return None
-        at.astimezone(UTC).timestamp()
+        if at.astimezone(UTC).timestamp() > time.time() + AHEAD_S:
+            return None
     except (ValueError, OverflowError, OSError):
         return None
     return at
+
+
+AHEAD_S = 5.0
+"""How far ahead of the page's clock a shown time may be (clocks of one box, rounding)."""
 
 
 def _reread_account(live: Live, run: Any) -> None:
