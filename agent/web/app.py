@@ -23,6 +23,8 @@ from botwarden.errors import BotwardenError
 
 log = logging.getLogger("agent.web")
 POLLER = web.AppKey("poller", asyncio.Task)
+SILENCING = web.AppKey("silencing", asyncio.Lock)
+"""Held while a silence is sent: a repeat (two taps) checks the active silences after the first made its."""
 REPEAT_OF: Any = web.RequestKey("repeat_of", float) if hasattr(web, "RequestKey") else "repeat_of"
 """On a request: when the same action form was first sent with its one-time token (a silence
 repeated: the handler runs it only if what the first asked no longer holds)."""
@@ -78,6 +80,9 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         if used != "ok":
             raise web.HTTPBadRequest(text="this form is old (its one-time token is unknown or missing): nothing was "
                                           "run; reload the page and retry\n")
+        if path == "/act/silence":  # a repeat checks the store once the send before it is done
+            async with request.app[SILENCING]:
+                return await handler(request)
     return await handler(request)
 
 
@@ -110,6 +115,7 @@ def _asked(path: str, form: Any) -> str:
 def build_app(ctx: WebContext) -> web.Application:
     app = web.Application(middlewares=[_headers, _guard], client_max_size=64 * 1024)
     app[CTX] = ctx
+    app[SILENCING] = asyncio.Lock()
     from agent.web import control, signin, views
 
     app.router.add_get("/healthz", views.healthz)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -28,8 +27,6 @@ from botwarden.errors import BotwardenError
 
 log = logging.getLogger("agent.web")
 T = TypeVar("T")
-_SILENCING = threading.Lock()
-"""Held while a repeated silence is checked against the active ones and made (one web process)."""
 
 
 def _back(request: web.Request, default: str = "/") -> str:
@@ -99,11 +96,11 @@ async def silence(request: web.Request) -> web.StreamResponse:
         repeat_of = request.get(REPEAT_OF)
 
         def make(st: Any) -> int | None:
-            with _SILENCING:  # two taps of a repeat: one checks and silences, then the other checks
-                if repeat_of is not None and any(s.matchers == matchers for s in st.silences()):
-                    return None  # a repeat of a silence that still holds these alerts
-                return create_silence(st, matchers, seconds=seconds, reason=reason, by=session.user.actor,
-                                      now=datetime.now(UTC))
+            # (the guard runs one silence at a time: a repeat is checked once the send before it is done)
+            if repeat_of is not None and any(s.matchers == matchers for s in st.silences()):
+                return None  # a repeat of a silence that still holds these alerts
+            return create_silence(st, matchers, seconds=seconds, reason=reason, by=session.user.actor,
+                                  now=datetime.now(UTC))
 
         sid = await _with_store(request, make)
         if sid is None:
