@@ -51,14 +51,18 @@ class _Beat:
         self.data = data or (lambda: json.dumps({"at": datetime.now(UTC).strftime("%H:%M:%S"), "old": False}))
         self.loop = asyncio.get_running_loop()
         self.sent_at = self.loop.time()
+        self.shown = ""
+        """The digest of the live part the page shows once it has this stream's events ("": not told)."""
 
     def left(self) -> float:
         return max(0.0, self.sent_at + self.every - self.loop.time())
 
     async def send(self, data: str, event: str) -> None:
         # The event's id is the server's clock (ms): the script measures its offset from the
-        # browser's clock with it, and counts ages (<time data-at>) on the server's time.
-        await self.stream.send(data, event=event, id=f"{time.time() * 1000:.0f}")
+        # browser's clock with it, and counts ages (<time data-at>) on the server's time. After a
+        # "-", the digest of what the page shows then: the browser says it back when it reconnects.
+        ms = f"{time.time() * 1000:.0f}"
+        await self.stream.send(data, event=event, id=f"{ms}-{self.shown}" if self.shown else ms)
         self.sent_at = self.loop.time()
 
     async def due(self) -> None:
@@ -198,7 +202,11 @@ async def events(request: web.Request) -> web.StreamResponse:
             # address, saying the last event it had (Last-Event-ID): that page shows what it was
             # sent since, not what it was loaded with (a silence it was sent, since expired, and the
             # view back to the loaded one: nothing was sent, the expired silence stayed "active").
-            loaded = "" if "Last-Event-ID" in request.headers else request.query.get("shown", "")
+            # Each event's id says what the page shows after it (``<ms>-<digest>``): that is the
+            # view the page has (none said: it is sent whole). Sending it whole at every reconnect
+            # wiped an ack's comment being typed at every drop of a phone's connection.
+            resumed = request.headers.get("Last-Event-ID")
+            loaded = request.query.get("shown", "") if resumed is None else resumed.partition("-")[2]
             beat = _Beat(stream, heartbeat, lambda: ctx.config.templating.redact(ctx.live.ping()))
             while stream.is_connected() and _still_signed_in(request):
                 newer = await _unless_signed_out(request, ctx.live.wait_newer(seen, beat.left()))
@@ -210,6 +218,7 @@ async def events(request: web.Request) -> web.StreamResponse:
                     html = _fragment(request, page, snap, await _live_values(request, page, snap, **extra))
                     if last is None and loaded and tokens_equal(_shown(html).digest(), loaded):
                         last = _shown(html)  # the page shows this already
+                        beat.shown = loaded
                     else:
                         last, _ = await _send_changes(beat, html, last)
                     await beat.send(beat.data(), "ping")  # the page learns it is as of this read
@@ -256,12 +265,14 @@ async def _send_changes(beat: _Beat, html: str, last: _Shown | None) -> tuple[_S
     ids = [i for i, _ in shown.rows]
     if last is None or shown.skeleton != last.skeleton or ids != [i for i, _ in last.rows] \
             or len(set(ids)) != len(ids):
+        beat.shown = shown.digest()
         await beat.send(html, "update")
         return shown, True
     changed = [i for (i, now), (_, before) in zip(shown.rows, last.rows, strict=True) if now != before]
     if not changed:
         return last, False
     whole = {m[1]: m[2] for m in ROW.finditer(html)}
+    beat.shown = shown.digest()
     await beat.send(json.dumps([[i, whole[i]] for i in changed]), "rows")
     return shown, True
 

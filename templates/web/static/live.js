@@ -98,7 +98,8 @@
     if (source) { source.close(); }
     // The first stream is told which view the page was loaded with (?shown=), and sends nothing
     // while that is still the view; a later one has no such view to rely on and sends it all.
-    // (The browser's own reconnection keeps the address: the server tells it by its Last-Event-ID.)
+    // (The browser's own reconnection keeps the address: the server tells it by its Last-Event-ID,
+    // "<server ms>-<digest of the view shown after that event>", and sends the view if it differs.)
     var url = target.getAttribute("data-live");
     source = new EventSource(reconnecting ? url.split("?")[0] : url);
     reconnecting = true;
