@@ -41,7 +41,7 @@ MALLOC_ARENAS = 1
 allocates gets an arena of its own, and the agent's few threads (the store's, apprise's
 deliveries, the metrics server) each kept a partly used one. One: every thread allocates from the
 main heap. Idle RSS with docs/performance.md's scenario, 30 s after the start, median of 8 samples:
-99.1-99.3 MB with one arena (4 runs), 99.4-100.5 MB with two (5 runs), 101.3-101.5 MB with
+99.1-99.3 MB with one arena (3 runs), 99.4-100.5 MB with two (5 runs), 101.3-101.5 MB with
 glibc's default (2 runs); ``malloc_trim`` after the load gave nothing more. No thread of the agent
 allocates hot, and Python's own allocations are serialized by the interpreter lock anyway."""
 

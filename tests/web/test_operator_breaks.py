@@ -19,6 +19,7 @@ from agent.store import Store
 from agent.web.verdict import Facts, decide
 from tests.web.chromium import chromium
 from tests.web.conftest import ENV, VIEWER_PW, WebWorld, load_config, sign_in
+from tests.web.sse import server_events
 
 
 def _app(world: WebWorld, env: dict[str, str] | None = None) -> Any:
@@ -181,22 +182,16 @@ async def test_a_secret_in_any_text_shown_is_masked(web_world: WebWorld, secret_
 async def _events(client: TestClient, path: str, kind: str, count: int, until: Any = None) -> list[str]:
     """The data of the first ``count`` events of ``kind`` on the stream at ``path`` (or of them
     until one satisfies ``until``)."""
-    stream = await client.get(path)
     found: list[str] = []
-    event, data = "", []
+    events = server_events(client, path)
     try:
-        while len(found) < count:
-            line = (await asyncio.wait_for(stream.content.readline(), 30)).decode().rstrip("\r\n")
-            if line.startswith("event: "):
-                event, data = line[len("event: "):], []
-            elif line.startswith("data: "):
-                data.append(line[len("data: "):])
-            elif not line and event:
-                if event == kind and (until is None or until("\n".join(data))):
-                    found.append("\n".join(data))
-                event, data = "", []
+        async for event, data in events:
+            if event == kind and (until is None or until(data)):
+                found.append(data)
+                if len(found) >= count:
+                    break
     finally:
-        stream.close()
+        await events.aclose()
     return found
 
 

@@ -8,7 +8,7 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,6 +18,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from agent.core.states import State
 from tests.web.chromium import chromium
 from tests.web.conftest import ENV, OPERATOR_PW, VIEWER_PW, WebWorld, load_config, once, sign_in
+from tests.web.sse import server_events
 
 
 def _app(world: WebWorld) -> Any:
@@ -112,24 +113,6 @@ def _result(world: WebWorld, check: str, value: float) -> None:
                          value=value)
 
 
-async def _stream(client: TestClient, path: str) -> AsyncIterator[tuple[str, str]]:
-    """The events of the stream at ``path``, as (kind, data)."""
-    stream = await client.get(path)
-    event, data = "", []
-    try:
-        while True:
-            line = (await asyncio.wait_for(stream.content.readline(), 30)).decode().rstrip("\r\n")
-            if line.startswith("event: "):
-                event, data = line[len("event: "):], []
-            elif line.startswith("data: "):
-                data.append(line[len("data: "):])
-            elif not line and event:
-                yield event, "\n".join(data)
-                event, data = "", []
-    finally:
-        stream.close()
-
-
 async def _watching(ctx: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """supervisord says the agent and the bot run (no supervisord runs here): the agent watches."""
     async def programs() -> dict[str, str]:
@@ -154,7 +137,7 @@ async def test_a_live_page_is_sent_only_what_changed_and_learns_each_read(web_wo
     ctx.config.settings.web.heartbeat_seconds = 60.0  # pings here come from reads, not heartbeats
     async with TestClient(TestServer(build_app(ctx), host="127.0.0.1")) as client:
         await sign_in(client, "viewer", VIEWER_PW)
-        events = _stream(client, "/events/checks")
+        events = server_events(client, "/events/checks")
         kind, first = await anext(events)
         assert kind == "update" and first.count('<li class="check ') == 3, first
         reads = []
@@ -180,7 +163,7 @@ async def test_a_live_page_is_sent_only_what_changed_and_learns_each_read(web_wo
             return {"agent": "RUNNING", "bot": next(states)}
 
         monkeypatch.setattr(ctx.live.gatherer, "_programs", flapping)
-        events = _stream(client, "/events/overview")
+        events = server_events(client, "/events/overview")
         kinds, reads = [], set()
         async for kind, data in events:
             kinds.append(kind)
