@@ -91,7 +91,7 @@ def attempts_reason(what: str, coin: str, sent: int, status: str, error: str | N
     head = f"{what} {coin} {_answer(status, error)}; {sent} attempt{'' if sent == 1 else 's'}"
     if what == PLACING_STOP:
         head += (f": the {coin} position has NO STOP-LOSS; the bot keeps trying and this halt "
-                 "clears itself once the exchange accepts the stop")
+                 "clears itself once the exchange accepts the stop or the position is closed")
     if auth and what == PLACING_STOP:
         return (head + "; the exchange does not know the bot's signer (its API wallet revoked or expired): approve "
                 "the bot's API wallet again; the agent's emergency closes with its own wallet meanwhile")
@@ -600,6 +600,28 @@ class TradingEngine:
         self.status.last_trade_at = self.store.last_trade_at()
         self.metrics.positions_active.set(len(acct.positions))
         self.metrics.open_orders.set(len(orders))
+        self._clear_stop_halts_without_position(acct)
+
+    def _clear_stop_halts_without_position(self, acct: AccountState) -> None:
+        """End the halts that refusals of a stop-loss took for a coin that holds no position now
+        (closed by a signal, by its stop, by the agent or by hand): what they guarded is gone, and
+        one left standing kept the bot from trading until an operator resumed it, while its reason
+        said it clears itself once the stop is placed (a stop no longer needed is never placed)."""
+        prefix = f"{PLACING_STOP} "
+        gone = [h for h in self.active_halts() if h.kind == "error" and h.reason.startswith(prefix)
+                and h.reason[len(prefix):].split(" ", 1)[0] not in acct.positions]
+        if not gone:
+            return
+        try:
+            self.resume("bot", [h.id for h in gone])
+        except HaltFileError as err:
+            log.error("position closed; the halt its stop-loss refusals took could not be cleared",
+                      extra={"event": "halt_clear_failed", "error": str(err)})
+            return
+        for h in gone:
+            self._standing_skips.pop(h.reason[len(prefix):].split(" ", 1)[0], None)
+        log.warning("position closed; the halt its stop-loss refusals took cleared itself",
+                    extra={"event": "stop_halt_cleared", "cleared": [h.id for h in gone]})
 
     def _check_equity(self, acct: AccountState) -> None:
         """Snapshot equity, update P&L metrics, enforce the daily loss limit."""
