@@ -23,6 +23,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from contextlib import closing
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +37,23 @@ from tests.support.account import DEV, account, sdk, stop_cover
 from tests.support.stack import BIN, REPO, StackUnderTest, wait_until
 
 pytestmark = pytest.mark.slow
-HOURLY = {"bot": {"candle_interval": "1h"}}
+# A loop every second (the shipped 5 s is not what these tests measure: they count iterations,
+# iterations_after): the bot enters at its first iteration either way.
+HOURLY = {"bot": {"candle_interval": "1h", "loop_seconds": 1}}
 PROCESS, NOT_HALTED = "bot-health/local/bot process", "bot-health/local/bot not halted"
 
 
 def shipped(*names: str) -> dict[str, str]:
     return {n: (REPO / "playbooks" / f"{n}.yaml").read_text() for n in names}
+
+
+def quick_bot_health() -> str:
+    """The shipped bot-health with its playbook schedule at 2 s (shipped: 10 s; the checks with an
+    ``every`` of their own keep it): ``bot not halted`` reads a halt or a resume within 2 s. What
+    the tests count is messages, not when the check runs."""
+    doc = yaml.safe_load((REPO / "playbooks" / "bot-health.yaml").read_text())
+    doc["schedule"] = {"every": "2s"}
+    return yaml.safe_dump(doc, sort_keys=False)
 
 
 def pages(stack: StackUnderTest) -> list[dict[str, Any]]:
@@ -111,7 +123,7 @@ def test_an_emergency_whose_close_is_refused_leaves_every_position_with_a_stop_a
 
 def test_a_halt_taken_while_the_bot_is_dead_holds_when_it_starts_again(
         running_stack: Callable[..., StackUnderTest]) -> None:
-    stack = running_stack(playbooks=shipped("emergency"), settings={"bot": {"candle_interval": "1h", "coins": ["BTC"]}})
+    stack = running_stack(playbooks=shipped("emergency"), settings={"bot": {**HOURLY["bot"], "coins": ["BTC"]}})
     stack.wait_running()
     info, _ = sdk(stack)
     holding(stack, info, {"BTC"})
@@ -219,8 +231,8 @@ def test_the_emergency_is_one_page_and_what_comes_after_the_resume_is_told_again
     """The emergency halts and stops the bot on purpose: its page is the one message (no
     "[WARNING] bot not halted", no "[CRITICAL] bot process" for its own stop, issue 13 item 6).
     Those silences last only until the bot runs and is resumed: a crash afterwards is told."""
-    stack = running_stack(playbooks=shipped("bot-health", "exchange", "emergency"), settings=HOURLY,
-                          inventory={"notify": {"group_wait": "1s", "group_interval": "3s"}})
+    stack = running_stack(playbooks={**shipped("exchange", "emergency"), "bot-health": quick_bot_health()},
+                          settings=HOURLY, inventory={"notify": {"group_wait": "1s", "group_interval": "3s"}})
     stack.wait_running()
     info, _ = sdk(stack)
     holding(stack, info, {"BTC", "ETH"})
@@ -279,7 +291,7 @@ def test_a_halt_added_on_top_of_the_one_alerted_is_told_once_and_the_resume_reso
     the resume that ends both halts is the one resolve."""
     # The loss is a SOL position opened by hand on the bot's account (the bot trades BTC and ETH):
     # unrealized, so undoing the price move undoes it and the resume holds.
-    stack = running_stack(playbooks=shipped("bot-health", "exchange", "emergency"),
+    stack = running_stack(playbooks={**shipped("exchange", "emergency"), "bot-health": quick_bot_health()},
                           settings={"bot": {**HOURLY["bot"], "risk": {"daily_loss_limit_pct": 1}}},
                           inventory={"notify": {"group_wait": "1s", "group_interval": "3s"}})
     stack.wait_running()
@@ -302,8 +314,14 @@ def test_a_halt_added_on_top_of_the_one_alerted_is_told_once_and_the_resume_reso
     wait_until(lambda: any(h["kind"] == "daily_loss" for h in stack.try_health().get("halts", [])), 60,
                what="the bot's own daily-loss halt on top of the operator's")
     wait_until(lambda: len(about_halts()) > 1, 60, what=lambda: f"the update about the new halt; {about_halts()}")
-    iterations_after(stack, 3)  # polled again (the check runs every 10 s: at least once more) ...
-    time.sleep(12)  # ... and past several group_intervals: nothing more about the same halts
+    told = datetime.now(UTC)
+
+    def polled_again() -> bool:
+        with closing(AgentStore(stack.store_url(), create=False)) as store:
+            return bool(store.recent_results(play="bot-health", check="bot not halted", since=told, limit=1))
+
+    wait_until(polled_again, 60, what="the halt check polled again after the update")  # at least once more ...
+    time.sleep(12)  # ... and past several group_intervals (3 s) and checks (2 s): nothing more about the same halts
     [alert, update] = about_halts()
     assert update[0].startswith("[UPDATE] bot not halted on local: a new cause while WARNING: daily loss "), update
     assert "reached the limit of 1.0%" in update[1] and "maintenance" not in update[0], update

@@ -35,6 +35,10 @@ def test_stack_trades_and_restart_reconciles(running_stack):
 def test_walkthrough_stop_alert_start_resolve_and_crash_restart(running_stack):
     stack = running_stack(shipped_playbooks=True)
     stack.wait_running()
+    # The stored states first (read in milliseconds), then what `agent status` shows: polled alone,
+    # it started an `agent` process (about 1.5 CPU-s) every 0.2 s until the checks had run.
+    wait_until(lambda: sum(s.hard_state.name == "OK" for s in stack.check_states().values()) >= 5, 60,
+               what="five checks OK in the agent's store")
     wait_until(lambda: stack.agent("status").stdout.count("OK") >= 5, 60, what="checks reporting OK")
 
     stack.ctl("stop", "bot")  # deliberate: alerted, never undone by the agent
