@@ -185,6 +185,10 @@ class BotSettings(_Model):
     coins: list[str] = Field(default_factory=lambda: ["BTC", "ETH"], description="coins traded")
     candle_interval: str = Field("1m", description="candle interval the strategy reads")
     loop_seconds: float = Field(5.0, gt=0, le=3600, description="seconds between strategy iterations")
+    signer_check_s: float = Field(
+        30.0, ge=1, le=3600,
+        description="how often the bot asks the exchange (userRole) whether its API wallet is still approved: a "
+                    "revoked or expired wallet otherwise shows only at the next signed request")
     control_token_env: EnvName = Field("BOTWARDEN_BOT_TOKEN", description="env var of the control bearer token")
     control_socket: str = Field(
         "var/bot-control.sock",

@@ -48,7 +48,6 @@ log = logging.getLogger("bot.trading.app")
 
 # supervisord's stopwaitsecs is 10 s: finish (or abandon) the current iteration well before.
 STOP_GRACE_S = 8.0
-SIGNER_CHECK_S = 30.0  # how often an API wallet's approval is asked again (userRole)
 # How long a new bot waits for an interim to finish its iteration and hand over.
 HANDOVER_WAIT_S = STOP_GRACE_S + 4.0
 
@@ -216,7 +215,7 @@ def _serve(settings: StackSettings, signer: SigningKey, token: str | None, role:
                           set_leverage=role != "interim", beat=lambda: _beat(heartbeat))
         if engine is not None:
             engine_box.append(engine)
-            _run_loop(engine, status, metrics, heartbeat, stop, bot.loop_seconds)
+            _run_loop(engine, status, metrics, heartbeat, stop, bot.loop_seconds, bot.signer_check_s)
     finally:
         forced.set()
         # The port and the lock first: a bot waiting to take over needs exactly these two.
@@ -318,14 +317,14 @@ def _check_approved(gw: Gateway, signer: SigningKey) -> None:
 
 
 def _run_loop(engine: TradingEngine, status: RuntimeStatus, metrics: BotMetrics, heartbeat: Path,
-              stop: threading.Event, loop_seconds: float) -> None:
+              stop: threading.Event, loop_seconds: float, signer_check_s: float) -> None:
     signer_checked = time.monotonic()  # _connect has just checked it
     while not stop.is_set():
         started = time.monotonic()
         try:
-            if started - signer_checked >= SIGNER_CHECK_S:
+            if started - signer_checked >= signer_check_s:
                 # A revoked or expired API wallet fails only the next signed request, which may be
-                # far away (no signal, stops resting): ask the exchange about it every half-minute.
+                # far away (no signal, stops resting): ask the exchange about it every signer_check_s.
                 signer_checked, before = started, engine.gw.refusal
                 if engine.gw.verify_signer() not in (None, before):  # said once, not every 30 s
                     log.error("the exchange does not accept the bot's API wallet",

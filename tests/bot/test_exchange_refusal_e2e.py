@@ -36,7 +36,7 @@ def quick_stack(running_stack: Any, candle_interval: str) -> Any:
     st = running_stack(playbooks={"bot-health": quick("bot-health"), "trading-risk": quick("trading-risk"),
                                   "exchange": quick("exchange", "2s"),
                                   "emergency": (REPO / "playbooks" / "emergency.yaml").read_text()},
-                       settings={"bot": {"candle_interval": candle_interval}},
+                       settings={"bot": {"candle_interval": candle_interval, "signer_check_s": 2}},
                        inventory={"notify": {"group_wait": 0.5, "group_interval": 1}})
     st.wait_running(timeout=60)
     return st
@@ -79,7 +79,7 @@ def test_a_revoked_bot_wallet_is_one_alert_naming_the_refusal(stack: Any) -> Non
     assert "CRITICAL" in text and "suppressed while this lasts" in text and "bot API error rate" in text, text
     # the operator reads the refusal (what /health's exchange_refusal says), not only that the
     # health endpoint answered: the exchange's words on a signed request, or its answer to the
-    # bot's own look at its wallet (every 30 s), whichever the bot met first
+    # bot's own look at its wallet (every bot.signer_check_s: 2 s here), whichever the bot met first
     assert ("User or API Wallet 0x" in text and "does not exist." in text) or \
         ("is not approved for account" in text and "userRole: missing" in text), text
     lines = [json.loads(line) for line in stack.log("bot", tail=200_000).splitlines() if line.startswith("{")]
