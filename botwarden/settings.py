@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import json
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -368,11 +369,26 @@ class StackSettings(_Model):
                 seen[value] = key
         return self
 
-    def digest(self) -> str:
+    def digest(self, reads: Collection[str] | None = None) -> str:
         """The SHA-256 of these settings as read (every value, paths resolved as loaded): the same
         for a file that differs only in comments, whitespace or the order of its keys. ``agent stack
-        up`` gives it to every program (``BOTWARDEN_SETTINGS_DIGEST``): the settings they run."""
-        return hashlib.sha256(self.model_dump_json().encode("utf-8")).hexdigest()
+        up`` gives it to every program (``BOTWARDEN_SETTINGS_DIGEST``): the settings they run.
+
+        ``reads``: only the settings a program reads, as sections or dotted names (``"bot"``,
+        ``"agent.api_wallet_key_env"``), with ``root`` and ``var_dir`` always (every path hangs from
+        them); None: every setting."""
+        if reads is None:
+            return hashlib.sha256(self.model_dump_json().encode("utf-8")).hexdigest()
+        data = self.model_dump(mode="json")
+        picked: dict[str, Any] = {k: v for k, v in data.items() if not isinstance(v, dict)}
+        for name in sorted(set(reads)):
+            value: Any = data
+            for part in name.split("."):
+                if not isinstance(value, dict) or part not in value:
+                    raise KeyError(f"{name!r} is no setting")
+                value = value[part]
+            picked[name] = value
+        return hashlib.sha256(json.dumps(picked, sort_keys=True).encode("utf-8")).hexdigest()
 
     def path(self, relative: str) -> Path:
         """Resolve a settings path against ``root`` (absolute paths pass through)."""
