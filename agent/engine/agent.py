@@ -453,7 +453,7 @@ class Agent:
         # on the last good configuration too when it holds the settings the programs were started with
         # (a restart after an edit of them): one settings edit after another is no way around
         if (result.config is not None and not result.diagnostics and not as_started(self.source, result.config)
-                and (self.origin in ("disk", "valid-part") or as_started(self.source, parts.config.current))):
+                and (self.origin in ("disk", "as-read", "valid-part") or as_started(self.source, parts.config.current))):
             changes = settings_changes(parts.config.current.settings, result.config.settings)
             if changes:  # the supervised programs run on the settings they started with
                 result = replace(result, config=None,
@@ -465,8 +465,8 @@ class Agent:
             if text != self._last_reload_error:  # alert once per distinct broken version
                 self._last_reload_error = text
                 await parts.store_thread.call(parts.notifications.config_rejected, text, self._digest(text))
-            if self.origin in ("valid-part", "built-in"):
-                chosen, _ = await asyncio.to_thread(self.source.choose, ("valid-part",), first=result)
+            if self.origin in ("as-read", "valid-part", "built-in"):
+                chosen, _ = await asyncio.to_thread(self.source.choose, ("as-read", "valid-part"), first=result)
                 if chosen is not None:
                     self._apply(chosen.config)
                     self.origin = chosen.origin
@@ -549,7 +549,11 @@ class Agent:
         else:
             title, severity, tags = f"[CONFIG] {chosen.summary()}", "critical", ("p0",)
             why = ("The configuration files on disk do not load and there is no last good configuration to run "
-                   "instead: " + ("only the playbooks that are valid run." if chosen.origin == "valid-part" else
+                   "instead: " + ("they run as they read: what the errors below say is not done as written "
+                                  "(an empty when: runs its step unconditionally)"
+                                  + (", and the playbooks that still do not load are left out." if chosen.left_out
+                                     else ".") if chosen.origin == "as-read" else
+                                  "only the playbooks that are valid run." if chosen.origin == "valid-part" else
                                   "NOTHING IS GUARDED (no check runs); only this message could be sent.")
                    + " Fix the files (`agent validate`); the agent loads them as soon as they are valid.")
         await parts.store_thread.call(lambda: parts.notifications.notice(

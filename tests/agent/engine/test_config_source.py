@@ -144,6 +144,34 @@ def test_a_last_good_configuration_that_a_newer_rule_refuses_still_runs_as_it_ra
     assert chosen is not None and chosen.origin == "valid-part"
 
 
+@pytest.mark.parametrize(("old", "new"), RAN_BEFORE, ids=["empty-when", "var-check", "handler-twice"])
+def test_without_a_last_good_configuration_a_newer_rule_drops_no_play(tmp_path: Path, old: str, new: str) -> None:
+    """An agent upgraded on a fresh var/ (no last good configuration: a new box, var/ wiped) with
+    files an older agent ran: the valid part left out the play a newer rule refuses and every play
+    that needs it (seen live with an empty when: in the shipped emergency: 10 playbooks and 16
+    checks of 41, none of the bot's). The files run as they read (the rule's errors told, as for a
+    last good configuration); a play with an error of any other kind is still left out."""
+    source = _world(tmp_path)
+    alpha = tmp_path / "playbooks" / "alpha.yaml"
+    alpha.write_text(PLAY.format(name="alpha").replace(old, new, 1))
+    chosen, disk = source.choose(START_ORDER)
+    assert [Path(d.file).name for d in disk.diagnostics] == ["alpha.yaml"], "\n".join(map(str, disk.diagnostics))
+    assert disk.config is None and disk.diagnostics[0].ran_as_read
+    assert chosen is not None and chosen.origin == "as-read", chosen and chosen.summary()
+    assert sorted(chosen.config.playbooks) == ["alpha", "beta", "needs"] and chosen.left_out == []
+    assert disk.diagnostics[0].message in chosen.summary() and not chosen.guards_fully
+    # another playbook broken otherwise: it alone is left out, with what needs it
+    (tmp_path / "playbooks" / "beta.yaml").write_text(PLAY.format(name="beta").replace("expect:", "expct:"))
+    chosen, _ = source.choose(START_ORDER)
+    assert chosen is not None and chosen.origin == "as-read"
+    assert sorted(chosen.config.playbooks) == ["alpha", "needs"]
+    assert [Path(f).name for f in chosen.left_out] == ["beta.yaml"]
+    # nothing of that kind: the valid part as before
+    alpha.write_text(PLAY.format(name="alpha"))
+    chosen, _ = source.choose(START_ORDER)
+    assert chosen is not None and chosen.origin == "valid-part"
+
+
 def test_the_settings_file_broken_too_the_snapshot_is_found_beside_the_inventory(tmp_path: Path) -> None:
     source = _world(tmp_path)
     chosen, _ = source.choose(START_ORDER)
