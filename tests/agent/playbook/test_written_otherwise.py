@@ -220,3 +220,68 @@ def test_a_null_written_on_purpose_is_none_and_only_a_key_left_empty_is_judged(t
     assert [(d.line, d.message.split(":")[0]) for d in result.diagnostics] == [(12, "when")], \
         "\n".join(map(str, result.diagnostics))
 
+
+
+PLAY_WITH = """\
+version: 1
+name: p
+hosts: local
+schedule: {{every: 30s}}
+{play}checks:
+  - name: c
+    command: {{argv: ["true"]}}
+    expect: "rc == 0"
+{check}remediations:
+  fix:
+    steps:
+      - command: {{argv: ["true"]}}
+{step}"""
+INVENTORY = ("version: 1\nhosts: {local: {}}\nnotify: {targets: {inbox: {url: 'json://127.0.0.1:9/'}}, "
+             "routes: [{name: default, targets: [inbox]}]}\n")
+LEFT_EMPTY = [  # where a mapping or a list is wanted, and nothing (or null) is written
+    ("play", "vars:\n", "vars", "a mapping"),
+    ("play", "handlers:\n", "handlers", "a list"),
+    ("play", "tasks: ~\n", "tasks", "a list"),
+    ("check", "    tags:\n", "checks[0].tags", "a list"),
+    ("check", "    depends_on:\n", "checks[0].depends_on", "a list"),
+    ("check", "    remediate: null\n", "checks[0].remediate", "a list"),
+    ("step", "        notify:\n", "remediations.fix.steps[0].notify", "a list"),
+]
+
+
+@pytest.mark.parametrize(("where", "text", "label", "wanted"), LEFT_EMPTY, ids=[t[1].strip() for t in LEFT_EMPTY])
+def test_a_mapping_or_list_left_empty_is_said_so_with_what_to_write(tmp_path: Path, where: str, text: str,
+                                                                    label: str, wanted: str) -> None:
+    """pydantic says 'Input should be a valid list' at an empty tags: (its items forgotten, or
+    indented away): no hint and nothing about the value being none (brk15)."""
+    (tmp_path / "inventory.yaml").write_text(INVENTORY)
+    play = tmp_path / "p.yaml"
+    play.write_text(PLAY_WITH.format(**{"play": "", "check": "", "step": "", where: text}))
+    result = load_config(tmp_path / "inventory.yaml", [play], default_registry(), env={},
+                         templates_dir=REPO / "templates")
+    [found] = result.diagnostics
+    key = label.rsplit(".", 1)[-1].split("[")[0]
+    written = text.split(":", 1)[1].strip()
+    said = (f"is {written}, no value" if written else f"is empty (YAML reads '{key}:' with nothing after it as no "
+            "value)")
+    assert found.message == f"{label}: {said}, and {wanted} is needed here", str(found)
+    assert found.hint is not None and f"remove '{key}:'" in found.hint, str(found)
+    assert ("{}" if wanted == "a mapping" else "[]") in found.hint, str(found)
+
+
+@pytest.mark.parametrize(("file", "text", "label"), [
+    ("inventory.yaml", "version: 1\nvars:\nhosts: {local: {}}\n", "vars"),
+    ("inventory.yaml", "version: 1\nhosts: {local: {vars: }}\n", "hosts.local.vars"),
+    ("settings.yaml", "bot:\nexchange: {port: 3001}\n", "bot"),
+])
+def test_the_inventory_and_settings_say_a_mapping_left_empty_too(tmp_path: Path, file: str, text: str,
+                                                                 label: str) -> None:
+    (tmp_path / "inventory.yaml").write_text("settings: settings.yaml\n" + INVENTORY)
+    (tmp_path / "settings.yaml").write_text("var_dir: var\n")
+    if file == "inventory.yaml":
+        text = "settings: settings.yaml\n" + text + INVENTORY.split("\n", 2)[2]
+    (tmp_path / file).write_text(text)
+    result = load_config(tmp_path / "inventory.yaml", [], default_registry(), env={}, templates_dir=REPO / "templates")
+    [found] = result.diagnostics
+    assert Path(found.file).name == file and found.message.startswith(f"{label}: is empty"), str(found)
+    assert "a mapping is needed here" in found.message and found.hint and "{} for none" in found.hint, str(found)
