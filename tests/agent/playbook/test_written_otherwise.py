@@ -285,3 +285,45 @@ def test_the_inventory_and_settings_say_a_mapping_left_empty_too(tmp_path: Path,
     [found] = result.diagnostics
     assert Path(found.file).name == file and found.message.startswith(f"{label}: is empty"), str(found)
     assert "a mapping is needed here" in found.message and found.hint and "{} for none" in found.hint, str(found)
+
+
+QUOTED_NUMBER = [  # (where, the text written there): an ordering against a quoted number, in every expression
+    ("check", "    expect: \"rc < '1'\"\n"),
+    ("check", "    expect: \"'0.5' >= rc\"\n"),
+    ("check", "    expect: \"rc == 0 and (stdout | length) <= ' 10 '\"\n"),
+    ("step", "        when: \"check.value > '80'\"\n"),
+    ("step", "        until: \"result.rc < '1'\"\n"),
+    ("step", "        changed_when: \"result.rc >= '1'\"\n"),
+    ("step", "        failed_when: \"1 < result.rc < '3'\"\n"),
+]
+
+
+@pytest.mark.parametrize(("where", "text"), QUOTED_NUMBER, ids=[t[1].strip() for t in QUOTED_NUMBER])
+def test_a_number_ordered_against_a_quoted_number_is_refused_in_every_expression(tmp_path: Path, where: str,
+                                                                                 text: str) -> None:
+    """rc < '1' raised TypeError when it ran (an UNKNOWN at every run, a failed step), and two texts
+    are ordered letter by letter ('100' < '90'): found only at run time before (brk15)."""
+    (tmp_path / "inventory.yaml").write_text(INVENTORY)
+    play = tmp_path / "p.yaml"
+    written = PLAY_WITH.format(**{"play": "", "check": "", "step": "", where: text})
+    if where == "check":
+        written = written.replace('    expect: "rc == 0"\n', "", 1)
+    elif "until" in text:
+        written = written.replace(text, text + "        retries: 2\n")
+    play.write_text(written)
+    result = load_config(tmp_path / "inventory.yaml", [play], default_registry(), env={},
+                         templates_dir=REPO / "templates")
+    [found] = result.diagnostics
+    assert "compares with the text" in found.message and "a number in quotes" in found.message, str(found)
+    key = text.split(":", 1)[0].strip()
+    assert found.line == written.splitlines().index(text.rstrip("\n")) + 1 and key in found.message, str(found)
+
+
+@pytest.mark.parametrize("expect", ["stdout == '200'", "stdout >= 'b'", "stdout in ['1', '2']", "rc < 1"])
+def test_text_compared_as_text_is_not_refused(tmp_path: Path, expect: str) -> None:
+    (tmp_path / "inventory.yaml").write_text(INVENTORY)
+    play = tmp_path / "p.yaml"
+    play.write_text(PLAY_WITH.format(play="", check="", step="").replace('"rc == 0"', f'"{expect}"', 1))
+    result = load_config(tmp_path / "inventory.yaml", [play], default_registry(), env={},
+                         templates_dir=REPO / "templates")
+    assert result.config is not None, "\n".join(map(str, result.diagnostics))
