@@ -21,6 +21,7 @@ from typing import Any
 
 import jinja2
 import yaml
+from pydantic import ValidationError
 
 from agent.stack.environment import base_environment, conf_environment, program_environments
 from agent.stack.files import secure_state, write_private
@@ -78,9 +79,24 @@ def locate(root: Path | None = None, inventory: Path | None = None) -> Stack:
     # writes one), as the agent, the bot and the web page read it; only the built-in settings
     # are rooted at the checkout. Rooting a file elsewhere at the checkout put supervisord's
     # socket where the agent did not look for it.
-    settings = load_settings(settings_path, root=None if settings_path else str(root), named_by=named_by)
+    try:
+        settings = load_settings(settings_path, root=None if settings_path else str(root), named_by=named_by)
+    except ValidationError as exc:  # a value of the wrong type, a broken rule: exit 3 naming each, never a bug
+        raise ConfigError(f"{settings_path or 'the built-in settings'}: {settings_problems(exc)}",
+                          hint="`agent validate` shows each at its line; fix them, then run this again") from None
     return Stack(root, settings, Path(settings_path) if settings_path else None, inventory, root / "playbooks",
                  root / "templates")
+
+
+def settings_problems(error: ValidationError) -> str:
+    """``bot.port: Input should be a valid integer; ...`` for every error of a settings file (what
+    pydantic printed, with a URL per line and the values, is not for an operator)."""
+    said = []
+    for err in error.errors(include_url=False, include_input=False):
+        where = ".".join(str(part) for part in err["loc"])
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        said.append(f"{where}: {msg}" if where else msg)
+    return "; ".join(said[:8]) + (f"; and {len(said) - 8} more" if len(said) > 8 else "")
 
 
 def bin_dir() -> Path:

@@ -81,3 +81,29 @@ def test_a_var_dir_moved_without_the_state_paths_is_a_warning_naming_each(tmp_pa
     (tmp_path / "checkout" / "settings.yaml").write_text(yaml.safe_dump({"var_dir": str(tmp_path / "state"), **every}))
     result = load_config(inventory, [tmp_path / "checkout" / "playbooks"], default_registry(), env={})
     assert not result.diagnostics and not [w for w in result.warnings if "var_dir" in w.message]
+
+
+@pytest.mark.parametrize("command", ["up", "down", "status", "render"])
+@pytest.mark.parametrize(("written", "said"), [
+    ("bot: {port: \"8081\"}\n", "bot.port: Input should be a valid integer"),  # quoted: text, not a number
+    ("bot: {risk: {stop_loss_pct: 100}}\n", "bot.risk: rule stop-loss-below-100"),
+    ("bot: {prot: 8081}\n", "bot.prot: Extra inputs are not permitted"),
+    ("exchange: {port: 8081}\nbot: {port: 8081}\n", "exchange.port and bot.port are both 8081"),
+])
+def test_a_settings_file_with_a_wrong_value_stops_agent_stack_with_its_fields_not_a_bug(
+        tmp_path: Path, command: str, written: str, said: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """A settings file that YAML reads but that breaks a type or a rule made every `agent stack`
+    command an internal error (exit 250, pydantic's text with a URL per line, brk15): no way to
+    bring the stack up or down, and nothing said where to look."""
+    from agent.cli.main import main
+    from botwarden.errors import ExitCode
+
+    root = tmp_path / "checkout"
+    inventory = _checkout(root, "settings.yaml")
+    (root / "settings.yaml").write_text(written)
+    code = main(["stack", command, "--inventory", str(inventory)])
+    out = capsys.readouterr()
+    text = out.out + out.err
+    assert code == ExitCode.CONFIG, text
+    assert said in text and "internal error" not in text and "errors.pydantic.dev" not in text, text
+    assert "`agent validate` shows each at its line" in text, text
