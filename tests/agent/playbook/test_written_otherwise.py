@@ -327,3 +327,32 @@ def test_text_compared_as_text_is_not_refused(tmp_path: Path, expect: str) -> No
     result = load_config(tmp_path / "inventory.yaml", [play], default_registry(), env={},
                          templates_dir=REPO / "templates")
     assert result.config is not None, "\n".join(map(str, result.diagnostics))
+
+
+@pytest.mark.parametrize(("where", "text"), [
+    ("check", "    expect: \"rc < most\"\n"),
+    ("check", "    expect: \"most >= rc\"\n"),
+    ("step", "        when: \"check.value > most\"\n"),
+    ("step", "        changed_when: \"result.rc >= most\"\n"),
+    ("step", "        failed_when: \"result.rc > most\"\n"),
+])
+def test_a_run_time_value_ordered_against_a_var_holding_a_quoted_number_is_refused(tmp_path: Path, where: str,
+                                                                                    text: str) -> None:
+    """The same through a var: vars: {most: "3"} and expect: "rc < most" passed agent validate and
+    raised at every run (brk15)."""
+    (tmp_path / "inventory.yaml").write_text(INVENTORY)
+    play = tmp_path / "p.yaml"
+    written = PLAY_WITH.format(**{"play": "vars: {most: \"3\"}\n", "check": "", "step": "", where: text})
+    if where == "check":
+        written = written.replace('    expect: "rc == 0"\n', "", 1)
+    play.write_text(written)
+    result = load_config(tmp_path / "inventory.yaml", [play], default_registry(), env={},
+                         templates_dir=REPO / "templates")
+    [found] = result.diagnostics
+    assert "is ordered against the text '3', a number in quotes" in found.message, str(found)
+    assert found.line == written.splitlines().index(text.rstrip("\n")) + 1, str(found)
+    assert found.hint is not None and '(3, not "3")' in found.hint, str(found)
+    # the var written as a number: accepted
+    play.write_text(written.replace('most: "3"', "most: 3"))
+    assert load_config(tmp_path / "inventory.yaml", [play], default_registry(), env={},
+                       templates_dir=REPO / "templates").config is not None
