@@ -42,6 +42,7 @@ from agent.playbook.diagnostics import Diagnostic
 from agent.playbook.files import PLAYBOOK_SUFFIXES, ConfigReader, DiskReader, FrozenReader, key, real_path
 from agent.playbook.inventory import default_inventory_data
 from agent.playbook.last_good import Snapshot, find_snapshot, save_snapshot
+from botwarden.safe_files import FileProblem, read_file
 
 if TYPE_CHECKING:
     from agent.playbook.loader import Config, LoadResult
@@ -215,9 +216,9 @@ class ConfigSource:
         built_in = self.inventory.parent / "inventory (built-in)"
         settings = _named_settings(self.inventory) or (disk.settings_path if disk is not None else None)
         if settings is not None:
-            try:
-                data = settings.read_bytes()
-            except OSError:
+            try:  # never blocks: a FIFO or a device named as the settings hung the start (no page at all)
+                data = read_file(settings)
+            except FileProblem:
                 data = None
             if data is not None:
                 inventory = {**default_inventory_data(), "settings": str(settings.absolute())}
@@ -351,8 +352,8 @@ def _named_settings(inventory: Path) -> Path | None:
     """The settings file an inventory names (``settings: stack.yaml``), read from its raw YAML:
     also when the inventory does not validate otherwise. None when it names none or cannot be read."""
     try:
-        data = yaml.safe_load(inventory.read_text(encoding="utf-8"))
-    except (OSError, ValueError, yaml.YAMLError):
+        data = yaml.safe_load(read_file(inventory).decode("utf-8"))
+    except (FileProblem, ValueError, yaml.YAMLError):
         return None
     named = data.get("settings") if isinstance(data, dict) else None
     if not isinstance(named, str) or not named.strip():

@@ -57,7 +57,7 @@ class Stack:
 
 def locate(root: Path | None = None, inventory: Path | None = None) -> Stack:
     """Find the stack of the checkout at ``root`` (default: the current directory)."""
-    from agent.core.safe_files import FileProblem, read_file, real_path
+    from botwarden.safe_files import FileProblem, read_file, real_path
 
     root = real_path(root or Path.cwd())
     inventory = inventory or root / "inventory.yaml"

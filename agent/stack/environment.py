@@ -36,6 +36,7 @@ import yaml
 
 from agent.rendering import env_references
 from botwarden.errors import ConfigError
+from botwarden.safe_files import FileProblem, read_file
 from botwarden.settings import StackSettings
 
 BASE_VARIABLES = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR")
@@ -79,9 +80,9 @@ def referenced_variables(inventory: Path, playbooks: Path, templates: Path) -> s
 
     files = [inventory, *sorted(playbooks.glob("*.y*ml"))] if playbooks.is_dir() else [inventory]
     for path in files:
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError):
+        try:  # never blocks: a FIFO in playbooks/ hung agent stack up (agent validate names it)
+            data = yaml.safe_load(read_file(path).decode("utf-8"))
+        except (FileProblem, UnicodeDecodeError, yaml.YAMLError):
             continue
         for text in _strings(data):
             if "{{" in text or "{%" in text:
@@ -90,8 +91,8 @@ def referenced_variables(inventory: Path, playbooks: Path, templates: Path) -> s
         for path in sorted(templates.iterdir()):
             if path.is_file() and path.name != "supervisord.conf.j2":
                 try:
-                    scan(path.read_text(encoding="utf-8"))
-                except (OSError, UnicodeDecodeError):
+                    scan(read_file(path).decode("utf-8"))
+                except (FileProblem, UnicodeDecodeError):
                     continue
     return names
 

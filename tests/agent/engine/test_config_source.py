@@ -187,6 +187,25 @@ def test_the_settings_file_broken_too_the_snapshot_is_found_beside_the_inventory
     assert any("FIFO" in d.message for d in disk.diagnostics)
 
 
+def test_a_settings_file_that_is_a_fifo_and_no_snapshot_still_starts_to_say_it_cannot_guard(tmp_path: Path) -> None:
+    """The built-in configuration reads the settings file the inventory names, to page through its
+    inbox: with a plain read, a FIFO there hung the start (no page at all, brk15)."""
+    import concurrent.futures
+
+    source = _world(tmp_path)
+    os.unlink(tmp_path / "settings.yaml")
+    os.mkfifo(tmp_path / "settings.yaml")
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        future = pool.submit(source.choose, START_ORDER)
+        try:
+            chosen, disk = future.result(timeout=30)
+        except concurrent.futures.TimeoutError:
+            os.close(os.open(tmp_path / "settings.yaml", os.O_WRONLY | os.O_NONBLOCK))  # ends the blocked read
+            pytest.fail("the start blocked on the FIFO")
+    assert chosen is not None and chosen.origin == "built-in", chosen and chosen.summary()
+    assert any("FIFO" in d.message for d in disk.diagnostics)
+
+
 def test_without_a_snapshot_the_valid_part_runs_with_what_it_needs_left_out(tmp_path: Path) -> None:
     source = _world(tmp_path)
     (tmp_path / "playbooks" / "alpha.yaml").write_text("version: 1\nname: alpha\nhosts: nowhere\n")
