@@ -70,8 +70,14 @@ def locate(root: Path | None = None, inventory: Path | None = None) -> Stack:
                 from None
         except (yaml.YAMLError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{inventory}: not valid YAML", hint="run `agent validate` for details") from exc
-        if isinstance(data, Mapping) and data.get("settings"):
-            settings_path = str(real_path(inventory).parent / str(data["settings"]))
+        named = data.get("settings") if isinstance(data, Mapping) else None
+        if named is not None and (not isinstance(named, str) or not named.strip()):
+            # as the agent reads it (an error there): not the built-in settings, whose ports may be another stack's
+            raise ConfigError(f"{inventory}: settings: {named!r} names no settings file",
+                              hint="write the path of the stack settings file (settings: settings.yaml), or "
+                                   "settings: null for the built-in settings; `agent validate` shows the line")
+        if named:
+            settings_path = str(real_path(inventory).parent / named)
     named_by = f"the `settings:` of {inventory}"
     if settings_path is None and os.environ.get("BOTWARDEN_SETTINGS"):
         settings_path, named_by = os.environ["BOTWARDEN_SETTINGS"], "$BOTWARDEN_SETTINGS"

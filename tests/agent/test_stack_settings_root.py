@@ -157,3 +157,22 @@ def test_agent_stack_up_reads_no_playbook_that_is_a_fifo(tmp_path: Path) -> None
     os.mkfifo(fifo)
     names = _never_blocks(lambda: referenced_variables(inventory, root / "playbooks", root / "templates"), fifo)
     assert isinstance(names, set), names
+
+
+@pytest.mark.parametrize("named", ["''", "' '", "3", "[settings.yaml]", "{file: settings.yaml}"])
+def test_an_inventory_whose_settings_names_no_file_stops_agent_stack(tmp_path: Path, named: str,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """settings: '' (a path deleted, not the key) is an error for the agent (agent validate), while
+    agent stack up took it as no settings file and brought the programs up on the built-in ones,
+    default ports included: another stack's, or not those the agent checks (brk15)."""
+    from agent.cli.main import main
+    from botwarden.errors import ExitCode
+
+    root = tmp_path / "checkout"
+    inventory = _checkout(root, "settings.yaml")
+    inventory.write_text(inventory.read_text().replace("settings: settings.yaml", f"settings: {named}"))
+    assert f"settings: {named}" in inventory.read_text()
+    code = main(["stack", "render", "--inventory", str(inventory)])
+    out = capsys.readouterr()
+    assert code == ExitCode.CONFIG, out.out + out.err
+    assert "names no settings file" in out.err and "settings: null for the built-in settings" in out.err, out.err
