@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import json
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -372,11 +373,26 @@ class StackSettings(_Model):
                 seen[value] = key
         return self
 
-    def digest(self) -> str:
+    def digest(self, reads: Collection[str] | None = None) -> str:
         """The SHA-256 of these settings as read (every value, paths resolved as loaded): the same
         for a file that differs only in comments, whitespace or the order of its keys. ``agent stack
-        up`` gives it to every program (``BOTWARDEN_SETTINGS_DIGEST``): the settings they run."""
-        return hashlib.sha256(self.model_dump_json().encode("utf-8")).hexdigest()
+        up`` gives it to every program (``BOTWARDEN_SETTINGS_DIGEST``): the settings they run.
+
+        ``reads``: only the settings a program reads, as sections or dotted names (``"bot"``,
+        ``"agent.api_wallet_key_env"``), with ``root`` and ``var_dir`` always (every path hangs from
+        them); None: every setting."""
+        if reads is None:
+            return hashlib.sha256(self.model_dump_json().encode("utf-8")).hexdigest()
+        data = self.model_dump(mode="json")
+        picked: dict[str, Any] = {k: v for k, v in data.items() if not isinstance(v, dict)}
+        for name in sorted(set(reads)):
+            value: Any = data
+            for part in name.split("."):
+                if not isinstance(value, dict) or part not in value:
+                    raise KeyError(f"{name!r} is no setting")
+                value = value[part]
+            picked[name] = value
+        return hashlib.sha256(json.dumps(picked, sort_keys=True).encode("utf-8")).hexdigest()
 
     def path(self, relative: str) -> Path:
         """Resolve a settings path against ``root`` (absolute paths pass through)."""
@@ -535,10 +551,12 @@ def settings_named_by_inventory(root: str | os.PathLike[str]) -> str | None:
     """The settings file ``root``'s ``inventory.yaml`` names (its ``settings:`` key, relative to
     it), as the agent reads it (``agent.stack``); None when there is none or it cannot be read
     (the agent's own commands say why)."""
+    from botwarden.safe_files import FileProblem, read_file
+
     inventory = Path(root) / "inventory.yaml"
-    try:
-        data = yaml.safe_load(inventory.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+    try:  # never blocks on a FIFO or a device
+        data = yaml.safe_load(read_file(inventory).decode("utf-8"))
+    except (FileProblem, UnicodeDecodeError, yaml.YAMLError):
         return None
     if isinstance(data, dict) and data.get("settings"):
         return str(inventory.resolve().parent / str(data["settings"]))
@@ -558,6 +576,7 @@ def load_settings(path: str | os.PathLike[str] | None = None, *, root: str | Non
     path came from (default ``--settings``, or ``$BOTWARDEN_SETTINGS``).
     """
     from botwarden.errors import ConfigError
+    from botwarden.safe_files import FileProblem, read_file
 
     named_by = (named_by or "--settings") if path else "$BOTWARDEN_SETTINGS"
     path = path or os.environ.get("BOTWARDEN_SETTINGS") or None
@@ -567,14 +586,16 @@ def load_settings(path: str | os.PathLike[str] | None = None, *, root: str | Non
                 if named_by == "$BOTWARDEN_SETTINGS" else
                 "name the stack settings file by its path (relative to the inventory in its `settings:`), "
                 "or name none for the built-in defaults")
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise ConfigError(f"settings file {str(path)!r} (named by {named_by}) not found", hint=hint) from None
-        except (OSError, UnicodeDecodeError) as exc:
-            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
-            raise ConfigError(f"settings file {str(path)!r} (named by {named_by}) cannot be read: {why}",
-                              hint=hint) from None
+        try:  # never blocks: a FIFO or a device (/dev/zero: read for ever, the memory with it) is refused
+            text = read_file(Path(path)).decode("utf-8")
+        except FileProblem as exc:
+            if exc.message == "no such file or directory":
+                raise ConfigError(f"settings file {str(path)!r} (named by {named_by}) not found", hint=hint) from None
+            raise ConfigError(f"settings file {str(path)!r} (named by {named_by}): {exc.message}",
+                              hint=exc.hint or hint) from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"settings file {str(path)!r} (named by {named_by}) cannot be read: not UTF-8 text",
+                              hint="`agent validate` shows the line") from None
         try:
             loaded = yaml.safe_load(text)
         except yaml.YAMLError as exc:

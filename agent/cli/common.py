@@ -142,7 +142,7 @@ def load(inventory: Path, paths: Sequence[Path] | None, *, need_play: str | None
     unset here; the command works and says which ones it went without."""
     # Reading the agent's state shows what the agent runs: the last good configuration before the
     # valid part (a broken playbook is not "no checks with problems" while the agent pages on it).
-    order = ("disk", "last-good", "valid-part") if for_reading else ("disk", "valid-part", "last-good")
+    order = ("disk", "last-good", "as-read", "valid-part") if for_reading else ("disk", "valid-part", "last-good")
     chosen, _ = load_chosen(inventory, paths, order, need_play=need_play, for_reading=for_reading)
     return chosen.config
 
@@ -182,6 +182,10 @@ def load_chosen(inventory: Path, paths: Sequence[Path] | None, order: Sequence[A
 
 def _fallback_text(chosen: Any, need_play: str | None) -> str:
     what = f"playbook {need_play!r}" if need_play else "this command"
+    if chosen.origin == "as-read":
+        left = f" (left out: {', '.join(chosen.left_out)})" if chosen.left_out else ""
+        return (f"{what} runs from the files as they read, as the resident agent does without a last good "
+                f"configuration{left}")
     if chosen.origin == "valid-part":
         left = ", ".join(chosen.left_out) or "none"
         return f"{what} runs from the files that are valid (left out: {left})"

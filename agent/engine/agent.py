@@ -165,7 +165,8 @@ class Agent:
             raise ConfigError(f"{len(disk.diagnostics)} error(s) in the configuration, no last good configuration "
                               "and not even the built-in one loads; the agent did not start",
                               hint="run `agent validate` and fix the lines it names")
-        if chosen.origin == "disk" and (held := started_on_other_settings(self.source, chosen.config)) is not None:
+        if (chosen.origin in ("disk", "as-read", "valid-part")
+                and (held := started_on_other_settings(self.source, chosen.config)) is not None):
             log.error("the stack settings on disk are not those the programs were started with: %s", held.summary())
             return held
         if chosen.origin != "disk":
@@ -450,27 +451,29 @@ class Agent:
         rejected version still brings in the playbooks that became valid."""
         parts = self.running
         result = await asyncio.to_thread(self.source.load)
-        # on the last good configuration too when it holds the settings the programs were started with
-        # (a restart after an edit of them): one settings edit after another is no way around
-        if (result.config is not None and not result.diagnostics and not as_started(self.source, result.config)
-                and (self.origin in ("disk", "valid-part") or as_started(self.source, parts.config.current))):
-            changes = settings_changes(parts.config.current.settings, result.config.settings)
-            if changes:  # the supervised programs run on the settings they started with
-                result = replace(result, config=None,
-                                             diagnostics=[settings_changed(result.settings_path, changes)])
+        if result.config is not None and not result.diagnostics and (changes := self._settings_edited(result.config)):
+            # the supervised programs run on the settings they started with
+            result = replace(result, config=None, diagnostics=[settings_changed(result.settings_path, changes)])
         if result.diagnostics or result.config is None:
+            fallback: Chosen | None = None
+            if self.origin in ("as-read", "valid-part", "built-in"):
+                fallback, _ = await asyncio.to_thread(self.source.choose, ("as-read", "valid-part"), first=result)
+                if fallback is not None and (changes := self._settings_edited(fallback.config)):
+                    # the part of the files that loads carries the edited settings too: not taken
+                    # either (its checks pointed at the edited bot.port, nothing serving it)
+                    result = replace(result, diagnostics=[*result.diagnostics,
+                                                          settings_changed(result.settings_path, changes)])
+                    fallback = None
             text = "\n".join(str(d) for d in result.diagnostics)
             for d in result.diagnostics:
                 log.error("reload rejected: %s", d)
             if text != self._last_reload_error:  # alert once per distinct broken version
                 self._last_reload_error = text
                 await parts.store_thread.call(parts.notifications.config_rejected, text, self._digest(text))
-            if self.origin in ("valid-part", "built-in"):
-                chosen, _ = await asyncio.to_thread(self.source.choose, ("valid-part",), first=result)
-                if chosen is not None:
-                    self._apply(chosen.config)
-                    self.origin = chosen.origin
-                    log.info("running the valid part of the configuration: %s", chosen.summary())
+            if fallback is not None:
+                self._apply(fallback.config)
+                self.origin = fallback.origin
+                log.info("running the valid part of the configuration: %s", fallback.summary())
             return False
         self._last_reload_error = None
         self.origin = "disk"
@@ -494,6 +497,19 @@ class Agent:
         log.info("configuration reloaded: %d checks", len(keys))
         settle_heap()
         return True
+
+    def _settings_edited(self, config: Config) -> list[str]:
+        """What of ``config``'s stack settings differs from those the supervised programs run
+        (empty: it may be applied; :mod:`agent.engine.settings_changes`). Compared with what runs
+        when that came from the disk, or holds the settings the programs were started with (on the
+        last good configuration after a restart past an edit: one edit after another is no way
+        around); every configuration a reload applies (the files, their part as read or valid)."""
+        current = self.running.config.current
+        if as_started(self.source, config):
+            return []
+        if self.origin in ("disk", "as-read", "valid-part") or as_started(self.source, current):
+            return settings_changes(current.settings, config.settings)
+        return []
 
     def _apply(self, config: Config) -> None:
         parts = self.running
@@ -549,7 +565,11 @@ class Agent:
         else:
             title, severity, tags = f"[CONFIG] {chosen.summary()}", "critical", ("p0",)
             why = ("The configuration files on disk do not load and there is no last good configuration to run "
-                   "instead: " + ("only the playbooks that are valid run." if chosen.origin == "valid-part" else
+                   "instead: " + ("they run as they read: what the errors below say is not done as written "
+                                  "(an empty when: runs its step unconditionally)"
+                                  + (", and the playbooks that still do not load are left out." if chosen.left_out
+                                     else ".") if chosen.origin == "as-read" else
+                                  "only the playbooks that are valid run." if chosen.origin == "valid-part" else
                                   "NOTHING IS GUARDED (no check runs); only this message could be sent.")
                    + " Fix the files (`agent validate`); the agent loads them as soon as they are valid.")
         await parts.store_thread.call(lambda: parts.notifications.notice(

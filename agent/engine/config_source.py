@@ -11,6 +11,12 @@ becomes a diagnostic too (a rejection, with a request to report it), never the e
 * ``disk``: the files as they are, when everything is valid;
 * ``last-good``: the last configuration that loaded (:mod:`agent.playbook.last_good`), saved
   after every good load by :meth:`ConfigSource.save_last_good`;
+* ``as-read``: when an error on disk is only of a rule that refuses what runs otherwise than
+  plainly meant (:func:`~agent.playbook.diagnostics.ran_as_read`: an empty ``when:``), the files
+  as they read, those errors taken as warnings (as for the last good configuration), with only
+  the playbooks that still do not load left out: an agent upgraded on a fresh ``var/`` (no last
+  good configuration) with an empty ``when:`` in the emergency dropped the emergency and every
+  play whose budget hands over to it (the shipped files: 16 checks of 41, none of the bot's);
 * ``valid-part``: the inventory and settings on disk with only the playbooks that are valid
   themselves and whose references resolve (a playbook is left out with what it needs);
 * ``built-in``: no playbook, only enough to tell operators that the agent cannot guard: the
@@ -36,17 +42,19 @@ from agent.playbook.diagnostics import Diagnostic
 from agent.playbook.files import PLAYBOOK_SUFFIXES, ConfigReader, DiskReader, FrozenReader, key, real_path
 from agent.playbook.inventory import default_inventory_data
 from agent.playbook.last_good import Snapshot, find_snapshot, save_snapshot
+from botwarden.safe_files import FileProblem, read_file
 
 if TYPE_CHECKING:
     from agent.playbook.loader import Config, LoadResult
 
 log = logging.getLogger("agent")
-Origin = Literal["disk", "last-good", "valid-part", "built-in"]
+Origin = Literal["disk", "last-good", "as-read", "valid-part", "built-in"]
 Fingerprint = tuple[tuple[str, object], ...]
-START_ORDER: tuple[Origin, ...] = ("disk", "last-good", "valid-part", "built-in")
+START_ORDER: tuple[Origin, ...] = ("disk", "last-good", "as-read", "valid-part", "built-in")
 """What the resident agent (and the web page) start on: the files on disk; when they do not
-load, the last good configuration; without one, the valid part of the files on disk; else the
-built-in inventory, only to say that it cannot guard (never a silent crash loop)."""
+load, the last good configuration; without one, the files as they read (when a rule that refuses
+only what runs otherwise than meant refuses them), or the valid part of the files on disk; else
+the built-in inventory, only to say that it cannot guard (never a silent crash loop)."""
 
 
 @dataclass(frozen=True)
@@ -60,7 +68,7 @@ class Chosen:
     snapshot: Snapshot | None = None
     """The last good configuration run (``origin`` ``last-good``)."""
     left_out: list[str] = field(default_factory=list)
-    """Playbook files left out (``origin`` ``valid-part``)."""
+    """Playbook files left out (``origin`` ``valid-part`` or ``as-read``)."""
 
     @property
     def guards_fully(self) -> bool:
@@ -75,6 +83,10 @@ class Chosen:
         if self.origin == "last-good":
             assert self.snapshot is not None
             return f"running on last good configuration from {self.snapshot.when}: {first}{more}"
+        if self.origin == "as-read":
+            left = (f"; left out {', '.join(Path(f).name for f in self.left_out)}" if self.left_out else "")
+            return (f"no last good configuration: running the files as written ({len(self.config.playbooks)} "
+                    f"playbook(s){left}), though they do not say what they plainly mean: {first}{more}")
         if self.origin == "valid-part":
             return (f"no last good configuration: running only the valid part ({len(self.config.playbooks)} "
                     f"playbook(s); left out {', '.join(Path(f).name for f in self.left_out) or 'none'}): "
@@ -172,10 +184,11 @@ class ConfigSource:
                          templates_dir=Path(snap.templates_dir) if snap.templates_dir else self.templates_dir,
                          last_good=True)
 
-    def load_valid_part(self, result: LoadResult) -> tuple[LoadResult, list[str]] | None:
+    def load_valid_part(self, result: LoadResult, *, as_read: bool = False) -> tuple[LoadResult, list[str]] | None:
         """The inventory and settings on disk with only the playbooks that load, each with what it
         refers to; None when a problem is outside the playbooks (inventory, settings, templates
-        named by the inventory)."""
+        named by the inventory). ``as_read``: loaded as ``load(last_good=True)`` loads (an error of a
+        rule refusing only what runs otherwise than meant is a warning), ``result`` too."""
         current = list(result.playbook_files)
         left_out: list[str] = []
         last = result
@@ -186,7 +199,7 @@ class ConfigSource:
                 return None
             left_out += [name for name in by_name if name in bad]
             current = [f for f in current if str(f) not in bad]
-            last = self.load(current)
+            last = self.load(current, last_good=as_read)
             if last.config is not None:
                 return last, left_out
         return None
@@ -203,9 +216,9 @@ class ConfigSource:
         built_in = self.inventory.parent / "inventory (built-in)"
         settings = _named_settings(self.inventory) or (disk.settings_path if disk is not None else None)
         if settings is not None:
-            try:
-                data = settings.read_bytes()
-            except OSError:
+            try:  # never blocks: a FIFO or a device named as the settings hung the start (no page at all)
+                data = read_file(settings)
+            except FileProblem:
                 data = None
             if data is not None:
                 inventory = {**default_inventory_data(), "settings": str(settings.absolute())}
@@ -247,6 +260,15 @@ class ConfigSource:
                     log.error("the last good configuration does not load now: %s", _one_line(d))
                 return None
             return Chosen(result.config, "last-good", problems, snapshot=snap)
+        if origin == "as-read":
+            if not any(d.ran_as_read for d in disk.diagnostics):
+                return None
+            part = self.load_valid_part(self.load(last_good=True), as_read=True)
+            if part is None or part[0].config is None:
+                return None
+            if not {d.file for d in disk.diagnostics if d.ran_as_read} - set(part[1]):
+                return None  # every file it concerns is left out anyway: that is the valid part
+            return Chosen(part[0].config, "as-read", problems, left_out=part[1])
         if origin == "valid-part":
             if disk.config is not None and not disk.diagnostics:
                 return None
@@ -330,8 +352,8 @@ def _named_settings(inventory: Path) -> Path | None:
     """The settings file an inventory names (``settings: stack.yaml``), read from its raw YAML:
     also when the inventory does not validate otherwise. None when it names none or cannot be read."""
     try:
-        data = yaml.safe_load(inventory.read_text(encoding="utf-8"))
-    except (OSError, ValueError, yaml.YAMLError):
+        data = yaml.safe_load(read_file(inventory).decode("utf-8"))
+    except (FileProblem, ValueError, yaml.YAMLError):
         return None
     named = data.get("settings") if isinstance(data, dict) else None
     if not isinstance(named, str) or not named.strip():

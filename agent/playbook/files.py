@@ -2,7 +2,7 @@
 
 Every file of the configuration (inventory, stack settings, playbooks, named templates) is read
 through a :class:`ConfigReader`, and whatever makes a path unusable is a :class:`FileProblem`
-(:mod:`agent.core.safe_files`) that names it and says what is wrong: no such file, a symbolic
+(:mod:`botwarden.safe_files`) that names it and says what is wrong: no such file, a symbolic
 link to nothing or one that loops, a directory, a named pipe (FIFO), a socket or a device where
 a file belongs, no permission, too large. A FIFO is never opened for reading, so it never
 blocks a load.
@@ -26,7 +26,8 @@ import stat
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from agent.core.safe_files import (
+from agent.playbook.diagnostics import Diagnostic, warning
+from botwarden.safe_files import (
     MAX_BYTES,
     NOT_A_FILE_HINT,
     FileProblem,
@@ -37,7 +38,6 @@ from agent.core.safe_files import (
     read_file,
     real_path,
 )
-from agent.playbook.diagnostics import Diagnostic, warning
 
 __all__ = ["DISK", "MAX_BYTES", "PLAYBOOK_SUFFIXES", "ConfigReader", "DiskReader", "FileProblem", "FrozenReader",
            "file_problem", "is_dir", "is_file", "key", "kind_of", "os_problem", "playbook_files", "read_file",

@@ -13,6 +13,7 @@ from functools import cache
 from typing import Any
 from zoneinfo import available_timezones
 
+from agent.playbook.diagnostics import Diagnostic
 from agent.playbook.yaml_source import Path_, SourceDocument, radix_hint
 
 _CRON = re.compile(r"^\s*\S+(\s+\S+){4}\s*$")
@@ -66,6 +67,31 @@ def source_text(doc: SourceDocument, path: Path_) -> str:
     if 0 < line <= len(doc.lines):
         return doc.lines[line - 1][max(column - 1, 0):].split(" #", 1)[0].rstrip()
     return ""
+
+
+_NULL_WORD = re.compile(r"(?:~|null|Null|NULL)(?=$|[\s,\]}#])")
+
+
+def empty_value(doc: SourceDocument, path: Path_, label: str, wanted: str) -> Diagnostic:
+    """A key that wants ``wanted`` (a mapping, a list, text...) and has no value: ``vars:`` with
+    nothing after it (its entries forgotten, or written at its own indentation instead of under
+    it), or ``~``/``null`` written. pydantic says only "Input should be a valid dictionary"."""
+    key = str(path[-1])
+    written = source_text(doc, path)
+    if _NULL_WORD.match(written):
+        said = f"{label}: is {written.split()[0]}, no value, and {wanted} is needed here"
+    else:
+        said = (f"{label}: is empty (YAML reads '{key}:' with nothing after it as no value), and {wanted} is "
+                "needed here")
+    if wanted == "a mapping":
+        hint = (f"write its entries indented under '{key}:' (name: value; entries written at the level of "
+                f"'{key}:' are not in it), {key}: {{}} for none, or remove '{key}:'")
+    elif wanted == "a list":
+        hint = (f"write its items indented under '{key}:' (one '- ...' per line) or as {key}: [a, b]; {key}: [] "
+                f"for none, or remove '{key}:'")
+    else:
+        hint = f"write its value after '{key}:', or remove '{key}:'"
+    return doc.diagnostic(path, said, hint)
 
 
 def value_hint(doc: SourceDocument, path: Path_, message: str, value: Any) -> str | None:

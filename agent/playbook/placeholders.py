@@ -12,6 +12,7 @@ behave as with the variable unset) and a :class:`RunTime` placeholder for everyt
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -72,14 +73,16 @@ class RunTime:
         _touch(other)
         return self
 
-    def _false(self, other: Any = None) -> bool:
+    def _ordered(self, other: Any = None) -> bool:
         _touch(other)
+        if isinstance(other, str) and _NUMBER_TEXT.fullmatch(other):
+            raise OrderedAgainstText(other)
         return False
 
     __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _same
     __truediv__ = __rtruediv__ = __floordiv__ = __rfloordiv__ = __mod__ = __rmod__ = _same
     __pow__ = __rpow__ = __neg__ = __pos__ = __abs__ = _same
-    __lt__ = __le__ = __gt__ = __ge__ = _false
+    __lt__ = __le__ = __gt__ = __ge__ = _ordered
 
     def __eq__(self, other: object) -> bool:
         _touch(other)
@@ -88,6 +91,22 @@ class RunTime:
     def __ne__(self, other: object) -> bool:
         _touch(other)
         return other is not self
+
+
+_NUMBER_TEXT = re.compile(r"\s*[-+]?(\d+(\.\d*)?|\.\d+)\s*")
+
+
+class OrderedAgainstText(TypeError):
+    """A value known at run time ordered (``<``, ``>``, ``<=``, ``>=``) against a number in quotes,
+    through a var (``vars: {limit: "80"}``, ``expect: "memory_percent < limit"``): a number
+    ordered against text raises when it runs, two texts are ordered letter by letter. Certain
+    whatever the value turns out to be, so reported at load (:func:`agent.playbook.scope.template_problem`)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(f"a value known at run time is ordered against the text {text!r}, a number in quotes: "
+                         "against a number it fails when it runs, and texts are ordered letter by letter "
+                         "('100' < '90')")
+        self.text = text
 
 
 def _touch(other: Any) -> None:

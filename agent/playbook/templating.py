@@ -202,6 +202,28 @@ def _unknown_filter_or_test(tree: nodes.Node, env: Any) -> tuple[str, int] | Non
     return None
 
 
+_NUMBER_TEXT = re.compile(r"\s*[-+]?(\d+(\.\d*)?|\.\d+)\s*")
+_ORDERING = {"lt": "<", "gt": ">", "lteq": "<=", "gteq": ">="}
+
+
+def _ordered_against_quoted_number(tree: nodes.Node) -> str | None:
+    """An ordering comparison (``<``, ``>``, ``<=``, ``>=``) with a quoted number,
+    ``memory_percent < '90'``: a number ordered against text raises (the check is UNKNOWN at
+    every run, the step fails), and two texts are ordered letter by letter (``'100' < '90'``).
+    Never what was meant; found only when it ran."""
+    for node in [*([tree] if isinstance(tree, nodes.Compare) else []), *tree.find_all(nodes.Compare)]:
+        operands = [node.expr, *(op.expr for op in node.ops)]
+        for index, op in enumerate(node.ops):
+            if op.op not in _ORDERING:
+                continue
+            for side in (operands[index], operands[index + 1]):
+                if isinstance(side, nodes.Const) and isinstance(side.value, str) and _NUMBER_TEXT.fullmatch(side.value):
+                    return (f"'{_ORDERING[op.op]}' compares with the text {side.value!r}, a number in quotes: against "
+                            "a number it fails when it runs, and texts are ordered letter by letter ('100' < '90'); "
+                            f"write the number without quotes: {side.value.strip()}")
+    return None
+
+
 class Templating:
     """The one sandboxed Jinja2 environment of a configuration.
 
@@ -376,6 +398,9 @@ class Templating:
             unknown = _unknown_filter_or_test(tree, self._env)
             if unknown is not None:
                 return unknown[0]
+            quoted = _ordered_against_quoted_number(tree)
+            if quoted is not None:
+                return quoted
         except TemplateAssertionError as exc:
             text = (exc.message or "").rstrip(".")
             return f"{text}{unknown_filter_hint(text, self._env)}"

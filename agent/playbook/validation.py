@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from agent.core.values import ParamProblem
 from agent.playbook.diagnostics import Diagnostic, valid_keys_hint
-from agent.playbook.hints import value_hint
+from agent.playbook.hints import empty_value, value_hint
 from agent.playbook.yaml_source import Path_, SourceDocument
 
 
@@ -141,6 +141,9 @@ def diagnostics_from_validation(
             out.append(doc.diagnostic(path, f"unknown key {key!r}", hint, at_key=True))
         elif err["type"] == "missing":
             out.append(doc.diagnostic(path[:-1], f"missing required key {key!r}"))
+        elif (_value_at(data, loc) is None and isinstance(key, str) and key
+              and (wanted := _WANTED.get(str(err["type"]))) is not None):
+            out.append(empty_value(doc, path, _label(path), wanted))
         else:
             msg = re.sub(r" or instance of \w+$", "", err["msg"].removeprefix("Value error, "))  # pydantic's class name
             label = _label(path)
@@ -148,6 +151,13 @@ def diagnostics_from_validation(
             out.append(doc.diagnostic(path, redact(f"{label}: {msg}" if label else msg),
                                       redact(hint) if hint else None))
     return out
+
+
+_WANTED = {"dict_type": "a mapping", "model_type": "a mapping", "model_attributes_type": "a mapping",
+           "list_type": "a list", "tuple_type": "a list", "set_type": "a list", "string_type": "text",
+           "int_type": "a whole number", "float_type": "a number", "bool_type": "true or false",
+           "datetime_type": "a date and time", "date_type": "a date", "is_instance_of": "a value"}
+"""pydantic's type errors, by what the field wants (said when the value is none at all)."""
 
 
 def _misspelt_required(errors: list[Any], model: type[BaseModel] | None) -> set[tuple[Any, ...]]:

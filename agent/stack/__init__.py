@@ -21,6 +21,7 @@ from typing import Any
 
 import jinja2
 import yaml
+from pydantic import ValidationError
 
 from agent.stack.environment import base_environment, conf_environment, program_environments
 from agent.stack.files import secure_state, write_private
@@ -56,7 +57,7 @@ class Stack:
 
 def locate(root: Path | None = None, inventory: Path | None = None) -> Stack:
     """Find the stack of the checkout at ``root`` (default: the current directory)."""
-    from agent.core.safe_files import FileProblem, read_file, real_path
+    from botwarden.safe_files import FileProblem, read_file, real_path
 
     root = real_path(root or Path.cwd())
     inventory = inventory or root / "inventory.yaml"
@@ -69,8 +70,14 @@ def locate(root: Path | None = None, inventory: Path | None = None) -> Stack:
                 from None
         except (yaml.YAMLError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{inventory}: not valid YAML", hint="run `agent validate` for details") from exc
-        if isinstance(data, Mapping) and data.get("settings"):
-            settings_path = str(real_path(inventory).parent / str(data["settings"]))
+        named = data.get("settings") if isinstance(data, Mapping) else None
+        if named is not None and (not isinstance(named, str) or not named.strip()):
+            # as the agent reads it (an error there): not the built-in settings, whose ports may be another stack's
+            raise ConfigError(f"{inventory}: settings: {named!r} names no settings file",
+                              hint="write the path of the stack settings file (settings: settings.yaml), or "
+                                   "settings: null for the built-in settings; `agent validate` shows the line")
+        if named:
+            settings_path = str(real_path(inventory).parent / named)
     named_by = f"the `settings:` of {inventory}"
     if settings_path is None and os.environ.get("BOTWARDEN_SETTINGS"):
         settings_path, named_by = os.environ["BOTWARDEN_SETTINGS"], "$BOTWARDEN_SETTINGS"
@@ -78,9 +85,24 @@ def locate(root: Path | None = None, inventory: Path | None = None) -> Stack:
     # writes one), as the agent, the bot and the web page read it; only the built-in settings
     # are rooted at the checkout. Rooting a file elsewhere at the checkout put supervisord's
     # socket where the agent did not look for it.
-    settings = load_settings(settings_path, root=None if settings_path else str(root), named_by=named_by)
+    try:
+        settings = load_settings(settings_path, root=None if settings_path else str(root), named_by=named_by)
+    except ValidationError as exc:  # a value of the wrong type, a broken rule: exit 3 naming each, never a bug
+        raise ConfigError(f"{settings_path or 'the built-in settings'}: {settings_problems(exc)}",
+                          hint="`agent validate` shows each at its line; fix them, then run this again") from None
     return Stack(root, settings, Path(settings_path) if settings_path else None, inventory, root / "playbooks",
                  root / "templates")
+
+
+def settings_problems(error: ValidationError) -> str:
+    """``bot.port: Input should be a valid integer; ...`` for every error of a settings file (what
+    pydantic printed, with a URL per line and the values, is not for an operator)."""
+    said = []
+    for err in error.errors(include_url=False, include_input=False):
+        where = ".".join(str(part) for part in err["loc"])
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        said.append(f"{where}: {msg}" if where else msg)
+    return "; ".join(said[:8]) + (f"; and {len(said) - 8} more" if len(said) > 8 else "")
 
 
 def bin_dir() -> Path:

@@ -14,8 +14,9 @@ its own ``environment=`` line in ``supervisord.conf`` (mode 0600, in the 0700 ``
   run time cannot be known; export such a variable under a name written literally;
 * the web page: what the agent gets (it loads the same configuration and runs plays as the
   operator) and the ``web.*_env`` settings (the sign-in passwords);
-* every program that reads the stack settings file: its digest (:func:`settings_digest`), so
-  ``supervisorctl update`` restarts them when the file changed.
+* every program that reads the stack settings file: the digest of the settings it reads
+  (:func:`settings_digest`, :data:`SETTINGS_READ`), so ``supervisorctl update`` restarts it when
+  one of them changed, and only then.
 
 Values come from the environment of ``agent stack up`` (``make run``), the stack's tokens from
 ``var/secrets.env`` unless exported. Because they are in the rendered file, ``supervisorctl
@@ -35,6 +36,7 @@ import yaml
 
 from agent.rendering import env_references
 from botwarden.errors import ConfigError
+from botwarden.safe_files import FileProblem, read_file
 from botwarden.settings import StackSettings
 
 BASE_VARIABLES = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR")
@@ -78,9 +80,9 @@ def referenced_variables(inventory: Path, playbooks: Path, templates: Path) -> s
 
     files = [inventory, *sorted(playbooks.glob("*.y*ml"))] if playbooks.is_dir() else [inventory]
     for path in files:
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError):
+        try:  # never blocks: a FIFO in playbooks/ hung agent stack up (agent validate names it)
+            data = yaml.safe_load(read_file(path).decode("utf-8"))
+        except (FileProblem, UnicodeDecodeError, yaml.YAMLError):
             continue
         for text in _strings(data):
             if "{{" in text or "{%" in text:
@@ -89,8 +91,8 @@ def referenced_variables(inventory: Path, playbooks: Path, templates: Path) -> s
         for path in sorted(templates.iterdir()):
             if path.is_file() and path.name != "supervisord.conf.j2":
                 try:
-                    scan(path.read_text(encoding="utf-8"))
-                except (OSError, UnicodeDecodeError):
+                    scan(read_file(path).decode("utf-8"))
+                except (FileProblem, UnicodeDecodeError):
                     continue
     return names
 
@@ -121,23 +123,41 @@ def program_environments(stack: Any, environ: Mapping[str, str], tokens: Mapping
     web_prefixes = tuple(f"{n}_" for n in web_vars)  # `<password_env>_<NAME>` adds a user
     agent_vars = {*guard_vars, *settings_variables(s, "agent"), *NETWORK_VARIABLES,
                   *referenced_variables(stack.inventory, stack.playbooks, stack.templates)}
-    read = settings_digest(stack.settings_path, s)
+    def read(role: str) -> dict[str, str]:
+        return settings_digest(stack.settings_path, s, SETTINGS_READ[role])
+
     return {
-        s.inbox.program: {**read},
-        s.exchange.program: {**pick(settings_variables(s, "exchange")), **read},
-        s.bot.program: {**pick([*bot_vars, *NETWORK_VARIABLES]), **read},
-        s.agent.program: {**pick(agent_vars), **read},
-        s.web.program: {**pick([*agent_vars, *web_vars, *(n for n in values if n.startswith(web_prefixes))]), **read},
+        s.inbox.program: read("inbox"),
+        s.exchange.program: {**pick(settings_variables(s, "exchange")), **read("exchange")},
+        s.bot.program: {**pick([*bot_vars, *NETWORK_VARIABLES]), **read("bot")},
+        s.agent.program: {**pick(agent_vars), **read("agent")},
+        s.web.program: {**pick([*agent_vars, *web_vars, *(n for n in values if n.startswith(web_prefixes))]),
+                        **read("web")},
     }
 
 
 SETTINGS_DIGEST = "BOTWARDEN_SETTINGS_DIGEST"
-"""The SHA-256 of the stack settings file each program was started with (brk15)."""
+"""The SHA-256 of the stack settings each program was started with, of those it reads (brk15)."""
+
+SETTINGS_READ: dict[str, tuple[str, ...] | None] = {
+    "inbox": ("supervisor", "inbox"),
+    "exchange": ("supervisor", "exchange"),
+    # the exchange's URL; the agent's wallet variable: signing_key's shared_key_problem reads it
+    "bot": ("supervisor", "bot", "exchange", "agent.api_wallet_key_env"),
+    "agent": None,  # every setting: the inventory shows them all to the playbooks
+    "web": None,  # the agent's configuration, loaded the same way
+}
+"""The settings each supervised program reads (sections or dotted names; ``root`` and ``var_dir``
+always; None: all of them), by its section in the settings. An edit of a setting restarts, on
+``agent stack up``, only the programs that read it: an agent-only setting (``agent.store_grace``)
+restarted the trading bot and the exchange. ``tests/agent/test_stack_environment.py`` reads the
+code of the bot, the exchange and the inbox for any other section they touch."""
 
 
-def settings_digest(settings_path: Path | None, settings: Any) -> dict[str, str]:
+def settings_digest(settings_path: Path | None, settings: Any, reads: tuple[str, ...] | None = None) -> dict[str, str]:
     """``{SETTINGS_DIGEST: digest}`` of the settings read from the settings file (nothing for the
-    built-in settings): :meth:`~botwarden.settings.StackSettings.digest`.
+    built-in settings): :meth:`~botwarden.settings.StackSettings.digest` of ``reads``
+    (:data:`SETTINGS_READ`; None: every setting, what the agent compares at a start).
 
     Every program reads the settings file once, when it starts, and ``supervisorctl update``
     restarts only a program whose section of ``supervisord.conf`` changed: the digest in each
@@ -145,10 +165,11 @@ def settings_digest(settings_path: Path | None, settings: Any) -> dict[str, str]
     stack up`` (``make run``) applies it to every program that reads it. Without it the bot went on
     serving the old port while the agent checked the new one. The digest is of the settings as
     read, not of the file's bytes: a comment added to the file restarted every program, the
-    trading bot and the exchange included."""
+    trading bot and the exchange included; and of the settings the program reads: an edit of the
+    agent's restarted the bot."""
     if settings_path is None:
         return {}
-    return {SETTINGS_DIGEST: settings.digest()}
+    return {SETTINGS_DIGEST: settings.digest(reads)}
 
 
 def conf_environment(variables: Mapping[str, str], *, mask: bool = False) -> str:

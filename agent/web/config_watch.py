@@ -1,7 +1,7 @@
 """The page's configuration: what it runs on, what is wrong with the files, and edits noticed.
 
 The page starts on what the resident agent would start on (:data:`agent.engine.agent.START_ORDER`:
-the files on disk, else the last good configuration, else their valid part, else the built-in
+the files on disk, else the last good configuration, else the files as read or their valid part, else the built-in
 one) and never exits for a broken file: it shows what is wrong on every page and in
 ``/healthz``, and loads the files again when they change (checked every few seconds, a cheap
 ``stat`` of each file), exactly as the agent does.

@@ -2,6 +2,7 @@
 needs, read back by supervisord's own configuration parser; the state files are private."""
 from __future__ import annotations
 
+import ast
 import stat
 import subprocess
 from pathlib import Path
@@ -11,9 +12,12 @@ import yaml
 from supervisor.options import ServerOptions
 
 from agent import stack as stack_mod
-from agent.stack.environment import conf_environment, program_environments
+from agent.stack.environment import SETTINGS_DIGEST, SETTINGS_READ, conf_environment, program_environments
 from agent.stack.files import secure_state
 from botwarden.errors import ConfigError, OperationalError
+from botwarden.settings import StackSettings
+
+REPO = Path(__file__).resolve().parents[2]
 
 TOKENS = {"BOTWARDEN_BOT_TOKEN": "bot-token-1", "BOTWARDEN_EXCHANGE_ADMIN_TOKEN": "admin-token-2",
           "BOTWARDEN_WEB_OPERATOR_PASSWORD": "operator-pw", "BOTWARDEN_BOT_API_WALLET_KEY": "0xbot-wallet",
@@ -71,17 +75,79 @@ def test_an_edit_that_changes_no_setting_restarts_no_program(tmp_path: Path) -> 
     assert after["bot"]["BOTWARDEN_SETTINGS_DIGEST"] != before["bot"]["BOTWARDEN_SETTINGS_DIGEST"]
 
 
+@pytest.mark.parametrize(("setting", "value", "restarted"), [
+    ("agent.store_grace", 12.0, {"agent", "web"}),
+    ("web.session_hours", 8.0, {"agent", "web"}),
+    ("inbox.port", 18026, {"inbox", "agent", "web"}),
+    ("exchange.port", 13002, {"exchange", "bot", "agent", "web"}),
+    ("bot.port", 18082, {"bot", "agent", "web"}),
+    ("bot.risk.stop_loss_pct", 1.5, {"bot", "agent", "web"}),
+    ("agent.api_wallet_key_env", "OTHER_AGENT_KEY", {"bot", "agent", "web"}),
+    ("supervisor.logdir", "var/logs", {"inbox", "exchange", "bot", "agent", "web"}),
+    ("var_dir", "state", {"inbox", "exchange", "bot", "agent", "web"}),
+])
+def test_an_edited_setting_restarts_only_the_programs_that_read_it(tmp_path: Path, setting: str, value: object,
+                                                                    restarted: set[str]) -> None:
+    """`agent stack up` restarts a program when the digest in its environment changed: of every
+    setting, an agent-only one (agent.store_grace) restarted the trading bot and the exchange (seen
+    live, brk15); each program's digest is of the settings it reads (SETTINGS_READ)."""
+    st = _world(tmp_path)
+    before = program_environments(st, ENVIRON, TOKENS)
+    data = yaml.safe_load((tmp_path / "settings.yaml").read_text())
+    *sections, leaf = setting.split(".")
+    where = data
+    for name in sections:
+        where = where.setdefault(name, {})
+    where[leaf] = value
+    (tmp_path / "settings.yaml").write_text(yaml.safe_dump(data))
+    after = program_environments(stack_mod.locate(root=tmp_path, inventory=tmp_path / "inventory.yaml"), ENVIRON,
+                                 TOKENS)
+    changed = {name for name in before if before[name].get(SETTINGS_DIGEST) != after[name].get(SETTINGS_DIGEST)}
+    assert changed == restarted
+    # the agent compares the digest of every setting at a start (agent.engine.settings_changes)
+    assert after["agent"][SETTINGS_DIGEST] == stack_mod.locate(root=tmp_path, inventory=tmp_path / "inventory.yaml"
+                                                               ).settings.digest()
+
+
+PROGRAM_CODE = {
+    # the bot's package without the exchange (its own program) and the drills (operator commands)
+    "bot": [f for f in (REPO / "bot").rglob("*.py") if "exchange" not in f.parts and f.name != "drill.py"],
+    "exchange": [*(REPO / "bot" / "exchange").rglob("*.py")],
+    "inbox": [REPO / "agent" / "stack" / "inbox.py", REPO / "agent" / "cli" / "inbox_cmd.py"],
+}
+
+
+@pytest.mark.parametrize("role", sorted(PROGRAM_CODE))
+def test_a_program_reads_no_section_of_the_settings_its_digest_leaves_out(role: str) -> None:
+    """SETTINGS_READ is what each program reads: a section of the settings its code touches and
+    its digest leaves out would be an edit `agent stack up` does not restart it for (the bot on its
+    old port while the agent checks the new one)."""
+    reads = SETTINGS_READ[role]
+    assert reads is not None
+    sections = set(StackSettings.model_fields) - {"root", "var_dir"}
+    allowed = {name.split(".")[0] for name in reads}
+    touched = []
+    for path in PROGRAM_CODE[role]:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        called = {id(node.func) for node in ast.walk(tree) if isinstance(node, ast.Call)}  # ledger.agent(...)
+        touched += [f"{path.relative_to(REPO)}:{node.lineno}: {ast.unparse(node)}" for node in ast.walk(tree)
+                    if isinstance(node, ast.Attribute) and node.attr in sections - allowed and id(node) not in called]
+    assert touched == []
+
+
 def test_each_program_gets_only_what_it_needs_read_back_exactly(tmp_path: Path) -> None:
     st = _world(tmp_path)
     conf = stack_mod.render_conf(st, environments=program_environments(st, ENVIRON, TOKENS))
     envs = _environments_as_supervisord_reads_them(st, conf)
     # the settings file's digest (not a secret): an edit to it restarts each program that reads it
+    # (of the settings it reads: an edit of a setting it does not read restarts it not)
     read = {"BOTWARDEN_SETTINGS_DIGEST": st.settings.digest()}
-    assert envs["inbox"] == read
-    assert envs["exchange"] == {"BOTWARDEN_EXCHANGE_ADMIN_TOKEN": "admin-token-2", **read}
+    assert envs["inbox"] == {"BOTWARDEN_SETTINGS_DIGEST": st.settings.digest(SETTINGS_READ["inbox"])}
+    assert envs["exchange"] == {"BOTWARDEN_EXCHANGE_ADMIN_TOKEN": "admin-token-2",
+                                "BOTWARDEN_SETTINGS_DIGEST": st.settings.digest(SETTINGS_READ["exchange"])}
     assert envs["bot"] == {"BOTWARDEN_BOT_TOKEN": "bot-token-1", "BOTWARDEN_PRIVATE_KEY": "0xsigning-key",
                            "BOTWARDEN_BOT_API_WALLET_KEY": "0xbot-wallet", "HTTPS_PROXY": "http://proxy.example:3128",
-                           **read}
+                           "BOTWARDEN_SETTINGS_DIGEST": st.settings.digest(SETTINGS_READ["bot"])}
     assert envs["agent"] == {"BOTWARDEN_BOT_TOKEN": "bot-token-1", "BOTWARDEN_PRIVATE_KEY": "0xsigning-key",
                              "BOTWARDEN_AGENT_API_WALLET_KEY": "0xagent-wallet",
                              "HTTPS_PROXY": "http://proxy.example:3128",
@@ -160,15 +226,16 @@ def test_stack_up_refuses_a_guard_wallet_that_is_the_bots_before_starting_anythi
 def test_an_edited_settings_file_changes_every_program_that_reads_it(tmp_path: Path) -> None:
     """`supervisorctl update` (what `agent stack up` runs on a stack that is up) restarts only the
     programs whose section changed: an edited `bot.port` left the bot on the old port while the
-    agent checked the new one (brk15). The events listener does not read the settings."""
+    agent checked the new one (brk15). The events listener does not read the settings; nor do the
+    inbox and the exchange read `bot.port` (restarted for it, the exchange dropped the bot's
+    websocket for nothing)."""
     st = _world(tmp_path)
     before = _sections(stack_mod.render_conf(st, environments=program_environments(st, ENVIRON, TOKENS)))
     (tmp_path / "settings.yaml").write_text(yaml.safe_dump({"supervisor": {"socket": "var/s.sock"},
                                                             "bot": {"port": 18082}}))
     st = stack_mod.locate(root=tmp_path, inventory=tmp_path / "inventory.yaml")
     after = _sections(stack_mod.render_conf(st, environments=program_environments(st, ENVIRON, TOKENS)))
-    assert {name for name in before if before[name] != after.get(name)} == {
-        "program:inbox", "program:exchange", "program:bot", "program:agent", "program:web"}
+    assert {name for name in before if before[name] != after.get(name)} == {"program:bot", "program:agent", "program:web"}
 
 
 def _sections(conf: str) -> dict[str, str]:

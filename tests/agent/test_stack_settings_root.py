@@ -81,3 +81,98 @@ def test_a_var_dir_moved_without_the_state_paths_is_a_warning_naming_each(tmp_pa
     (tmp_path / "checkout" / "settings.yaml").write_text(yaml.safe_dump({"var_dir": str(tmp_path / "state"), **every}))
     result = load_config(inventory, [tmp_path / "checkout" / "playbooks"], default_registry(), env={})
     assert not result.diagnostics and not [w for w in result.warnings if "var_dir" in w.message]
+
+
+@pytest.mark.parametrize("command", ["up", "down", "status", "render"])
+@pytest.mark.parametrize(("written", "said"), [
+    ("bot: {port: \"8081\"}\n", "bot.port: Input should be a valid integer"),  # quoted: text, not a number
+    ("bot: {risk: {stop_loss_pct: 100}}\n", "bot.risk: rule stop-loss-below-100"),
+    ("bot: {prot: 8081}\n", "bot.prot: Extra inputs are not permitted"),
+    ("exchange: {port: 8081}\nbot: {port: 8081}\n", "exchange.port and bot.port are both 8081"),
+])
+def test_a_settings_file_with_a_wrong_value_stops_agent_stack_with_its_fields_not_a_bug(
+        tmp_path: Path, command: str, written: str, said: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """A settings file that YAML reads but that breaks a type or a rule made every `agent stack`
+    command an internal error (exit 250, pydantic's text with a URL per line, brk15): no way to
+    bring the stack up or down, and nothing said where to look."""
+    from agent.cli.main import main
+    from botwarden.errors import ExitCode
+
+    root = tmp_path / "checkout"
+    inventory = _checkout(root, "settings.yaml")
+    (root / "settings.yaml").write_text(written)
+    code = main(["stack", command, "--inventory", str(inventory)])
+    out = capsys.readouterr()
+    text = out.out + out.err
+    assert code == ExitCode.CONFIG, text
+    assert said in text and "internal error" not in text and "errors.pydantic.dev" not in text, text
+    assert "`agent validate` shows each at its line" in text, text
+
+
+def _never_blocks(fn, fifo: Path):  # type: ignore[no-untyped-def]
+    """``fn()``'s outcome (its value, or the exception it raised), or a failure when it blocks: a FIFO
+    opened for reading waits for a writer for ever (the writer opened here ends the wait)."""
+    import concurrent.futures
+    import os
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        future = pool.submit(fn)
+        try:
+            return future.result(timeout=20) if future.exception(timeout=20) is None else future.exception()
+        except concurrent.futures.TimeoutError:
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))  # the reader's open returns; it reads EOF
+            pytest.fail(f"blocked on {fifo}")
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "directory"])
+def test_a_settings_file_that_is_no_file_is_refused_without_blocking(tmp_path: Path, kind: str) -> None:
+    """A settings path naming a FIFO, a device or a directory: `agent validate` (which reads the
+    stack's secrets through agent stack's locate), every `agent stack` command and the bot read it
+    with a plain read: a FIFO hung them, /dev/zero read for ever, the machine's memory with it
+    (brk15). Refused by what it is, as the agent's loader refuses it."""
+    import os
+
+    from botwarden.errors import ConfigError
+
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)
+    # /dev/null: read plainly, the defaults ran silently (/dev/zero, read for ever, is not tried here)
+    path = {"fifo": fifo, "device": Path("/dev/null"), "directory": tmp_path}[kind]
+    said = {"fifo": "a named pipe (FIFO), not a file", "device": "a character device, not a file",
+            "directory": "a directory, not a file"}[kind]
+    outcome = _never_blocks(lambda: load_settings(str(path)), fifo)
+    assert isinstance(outcome, ConfigError) and said in outcome.message, outcome
+
+
+def test_agent_stack_up_reads_no_playbook_that_is_a_fifo(tmp_path: Path) -> None:
+    """agent stack up reads the playbooks for the environment variables they name: a FIFO among them
+    hung it (agent validate names the FIFO; stack up passes over it)."""
+    import os
+
+    from agent.stack.environment import referenced_variables
+
+    root = tmp_path / "checkout"
+    inventory = _checkout(root, None)
+    fifo = root / "playbooks" / "half-copied.yaml"
+    os.mkfifo(fifo)
+    names = _never_blocks(lambda: referenced_variables(inventory, root / "playbooks", root / "templates"), fifo)
+    assert isinstance(names, set), names
+
+
+@pytest.mark.parametrize("named", ["''", "' '", "3", "[settings.yaml]", "{file: settings.yaml}"])
+def test_an_inventory_whose_settings_names_no_file_stops_agent_stack(tmp_path: Path, named: str,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """settings: '' (a path deleted, not the key) is an error for the agent (agent validate), while
+    agent stack up took it as no settings file and brought the programs up on the built-in ones,
+    default ports included: another stack's, or not those the agent checks (brk15)."""
+    from agent.cli.main import main
+    from botwarden.errors import ExitCode
+
+    root = tmp_path / "checkout"
+    inventory = _checkout(root, "settings.yaml")
+    inventory.write_text(inventory.read_text().replace("settings: settings.yaml", f"settings: {named}"))
+    assert f"settings: {named}" in inventory.read_text()
+    code = main(["stack", "render", "--inventory", str(inventory)])
+    out = capsys.readouterr()
+    assert code == ExitCode.CONFIG, out.out + out.err
+    assert "names no settings file" in out.err and "settings: null for the built-in settings" in out.err, out.err

@@ -144,6 +144,34 @@ def test_a_last_good_configuration_that_a_newer_rule_refuses_still_runs_as_it_ra
     assert chosen is not None and chosen.origin == "valid-part"
 
 
+@pytest.mark.parametrize(("old", "new"), RAN_BEFORE, ids=["empty-when", "var-check", "handler-twice"])
+def test_without_a_last_good_configuration_a_newer_rule_drops_no_play(tmp_path: Path, old: str, new: str) -> None:
+    """An agent upgraded on a fresh var/ (no last good configuration: a new box, var/ wiped) with
+    files an older agent ran: the valid part left out the play a newer rule refuses and every play
+    that needs it (seen live with an empty when: in the shipped emergency: 10 playbooks and 16
+    checks of 41, none of the bot's). The files run as they read (the rule's errors told, as for a
+    last good configuration); a play with an error of any other kind is still left out."""
+    source = _world(tmp_path)
+    alpha = tmp_path / "playbooks" / "alpha.yaml"
+    alpha.write_text(PLAY.format(name="alpha").replace(old, new, 1))
+    chosen, disk = source.choose(START_ORDER)
+    assert [Path(d.file).name for d in disk.diagnostics] == ["alpha.yaml"], "\n".join(map(str, disk.diagnostics))
+    assert disk.config is None and disk.diagnostics[0].ran_as_read
+    assert chosen is not None and chosen.origin == "as-read", chosen and chosen.summary()
+    assert sorted(chosen.config.playbooks) == ["alpha", "beta", "needs"] and chosen.left_out == []
+    assert disk.diagnostics[0].message in chosen.summary() and not chosen.guards_fully
+    # another playbook broken otherwise: it alone is left out, with what needs it
+    (tmp_path / "playbooks" / "beta.yaml").write_text(PLAY.format(name="beta").replace("expect:", "expct:"))
+    chosen, _ = source.choose(START_ORDER)
+    assert chosen is not None and chosen.origin == "as-read"
+    assert sorted(chosen.config.playbooks) == ["alpha", "needs"]
+    assert [Path(f).name for f in chosen.left_out] == ["beta.yaml"]
+    # nothing of that kind: the valid part as before
+    alpha.write_text(PLAY.format(name="alpha"))
+    chosen, _ = source.choose(START_ORDER)
+    assert chosen is not None and chosen.origin == "valid-part"
+
+
 def test_the_settings_file_broken_too_the_snapshot_is_found_beside_the_inventory(tmp_path: Path) -> None:
     source = _world(tmp_path)
     chosen, _ = source.choose(START_ORDER)
@@ -156,6 +184,25 @@ def test_the_settings_file_broken_too_the_snapshot_is_found_beside_the_inventory
     chosen, disk = fresh.choose(START_ORDER)
     assert chosen is not None and chosen.origin == "last-good"
     assert chosen.config.settings.path(chosen.config.settings.var_dir) == tmp_path / "var"
+    assert any("FIFO" in d.message for d in disk.diagnostics)
+
+
+def test_a_settings_file_that_is_a_fifo_and_no_snapshot_still_starts_to_say_it_cannot_guard(tmp_path: Path) -> None:
+    """The built-in configuration reads the settings file the inventory names, to page through its
+    inbox: with a plain read, a FIFO there hung the start (no page at all, brk15)."""
+    import concurrent.futures
+
+    source = _world(tmp_path)
+    os.unlink(tmp_path / "settings.yaml")
+    os.mkfifo(tmp_path / "settings.yaml")
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        future = pool.submit(source.choose, START_ORDER)
+        try:
+            chosen, disk = future.result(timeout=30)
+        except concurrent.futures.TimeoutError:
+            os.close(os.open(tmp_path / "settings.yaml", os.O_WRONLY | os.O_NONBLOCK))  # ends the blocked read
+            pytest.fail("the start blocked on the FIFO")
+    assert chosen is not None and chosen.origin == "built-in", chosen and chosen.summary()
     assert any("FIFO" in d.message for d in disk.diagnostics)
 
 

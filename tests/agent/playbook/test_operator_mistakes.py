@@ -68,6 +68,13 @@ CASES = [
     Case("wrong_handler_name_twice.yaml", 12, 11, "duplicate handler name 'restart the bot' (also handler #1)"),
     # a check's name left empty took '<module> <params>' as its name, in every alert
     Case("wrong_check_name_left_empty.yaml", 6, 10, "name: is empty: it would be named after its module"),
+    # a mapping or a list left empty: said as empty, with what to write, not "Input should be a valid list"
+    Case("hint_vars_left_empty.yaml", 5, 6, "vars: is empty (YAML reads 'vars:' with nothing after it as no "
+         "value), and a mapping is needed here", "write its entries indented under 'vars:'"),
+    Case("hint_tags_left_empty.yaml", 9, 10, "checks[0].tags: is empty", "tags: [] for none, or remove 'tags:'"),
+    # a number ordered against a quoted one raised at every run (UNKNOWN for ever), found only then
+    Case("wrong_ordered_against_quoted_number.yaml", 8, 13, "expect: '<' compares with the text '90', a number in "
+         "quotes"),
 ]
 
 

@@ -23,12 +23,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from agent.cli.main import main
 from agent.playbook.yaml_text import split_lines
 from botwarden.errors import ExitCode
+from botwarden.settings import StackSettings
 from tests.agent.playbook.conftest import copy_of_the_shipped_configuration
 
 REPO = Path(__file__).resolve().parents[3]
@@ -149,6 +151,36 @@ def test_a_mutated_configuration_is_accepted_or_reported_at_a_line(
         at = raw[0] % (len(content) + 1)
         content = content[:at] + raw[1] + content[at:]
     check_outcome(world, target, content)
+
+
+SETTINGS_TEXT = yaml.safe_dump(StackSettings().model_dump(mode="json"), sort_keys=False)
+"""A stack settings file an operator writes out in full (every setting at its default)."""
+
+
+@pytest.fixture(scope="module")
+def world_with_settings(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = copy_of_the_shipped_configuration(tmp_path_factory.mktemp("settings-mutations"))
+    inventory = root / "inventory.yaml"
+    inventory.write_text(inventory.read_text().replace("settings: null", "settings: settings.yaml", 1))
+    (root / "settings.yaml").write_text(SETTINGS_TEXT)
+    return root
+
+
+@settings(max_examples=10, derandomize=True, deadline=None, database=None,
+          phases=[Phase.explicit, Phase.generate], suppress_health_check=[HealthCheck.too_slow])
+@given(mutations=st.lists(MUTATIONS, min_size=1, max_size=3), raw=RAW_BYTES)
+def test_a_mutated_settings_file_is_accepted_or_reported_at_a_line(
+        world_with_settings: Path, mutations: list[Mutation], raw: tuple[int, bytes] | None) -> None:
+    """The same property for the stack settings file the inventory names (read by the agent's
+    loader, and by agent validate's stack view: brk15)."""
+    text = SETTINGS_TEXT
+    for mutation in mutations:
+        text = mutation.apply(text)
+    content = text.encode("utf-8")
+    if raw is not None:
+        at = raw[0] % (len(content) + 1)
+        content = content[:at] + raw[1] + content[at:]
+    check_outcome(world_with_settings, "settings.yaml", content)
 
 
 def test_the_shipped_configuration_is_accepted(world: Path) -> None:

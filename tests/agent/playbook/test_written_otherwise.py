@@ -220,3 +220,139 @@ def test_a_null_written_on_purpose_is_none_and_only_a_key_left_empty_is_judged(t
     assert [(d.line, d.message.split(":")[0]) for d in result.diagnostics] == [(12, "when")], \
         "\n".join(map(str, result.diagnostics))
 
+
+
+PLAY_WITH = """\
+version: 1
+name: p
+hosts: local
+schedule: {{every: 30s}}
+{play}checks:
+  - name: c
+    command: {{argv: ["true"]}}
+    expect: "rc == 0"
+{check}remediations:
+  fix:
+    steps:
+      - command: {{argv: ["true"]}}
+{step}"""
+INVENTORY = ("version: 1\nhosts: {local: {}}\nnotify: {targets: {inbox: {url: 'json://127.0.0.1:9/'}}, "
+             "routes: [{name: default, targets: [inbox]}]}\n")
+LEFT_EMPTY = [  # where a mapping or a list is wanted, and nothing (or null) is written
+    ("play", "vars:\n", "vars", "a mapping"),
+    ("play", "handlers:\n", "handlers", "a list"),
+    ("play", "tasks: ~\n", "tasks", "a list"),
+    ("check", "    tags:\n", "checks[0].tags", "a list"),
+    ("check", "    depends_on:\n", "checks[0].depends_on", "a list"),
+    ("check", "    remediate: null\n", "checks[0].remediate", "a list"),
+    ("step", "        notify:\n", "remediations.fix.steps[0].notify", "a list"),
+]
+
+
+@pytest.mark.parametrize(("where", "text", "label", "wanted"), LEFT_EMPTY, ids=[t[1].strip() for t in LEFT_EMPTY])
+def test_a_mapping_or_list_left_empty_is_said_so_with_what_to_write(tmp_path: Path, where: str, text: str,
+                                                                    label: str, wanted: str) -> None:
+    """pydantic says 'Input should be a valid list' at an empty tags: (its items forgotten, or
+    indented away): no hint and nothing about the value being none (brk15)."""
+    (tmp_path / "inventory.yaml").write_text(INVENTORY)
+    play = tmp_path / "p.yaml"
+    play.write_text(PLAY_WITH.format(**{"play": "", "check": "", "step": "", where: text}))
+    result = load_config(tmp_path / "inventory.yaml", [play], default_registry(), env={},
+                         templates_dir=REPO / "templates")
+    [found] = result.diagnostics
+    key = label.rsplit(".", 1)[-1].split("[")[0]
+    written = text.split(":", 1)[1].strip()
+    said = (f"is {written}, no value" if written else f"is empty (YAML reads '{key}:' with nothing after it as no "
+            "value)")
+    assert found.message == f"{label}: {said}, and {wanted} is needed here", str(found)
+    assert found.hint is not None and f"remove '{key}:'" in found.hint, str(found)
+    assert ("{}" if wanted == "a mapping" else "[]") in found.hint, str(found)
+
+
+@pytest.mark.parametrize(("file", "text", "label"), [
+    ("inventory.yaml", "version: 1\nvars:\nhosts: {local: {}}\n", "vars"),
+    ("inventory.yaml", "version: 1\nhosts: {local: {vars: }}\n", "hosts.local.vars"),
+    ("settings.yaml", "bot:\nexchange: {port: 3001}\n", "bot"),
+])
+def test_the_inventory_and_settings_say_a_mapping_left_empty_too(tmp_path: Path, file: str, text: str,
+                                                                 label: str) -> None:
+    (tmp_path / "inventory.yaml").write_text("settings: settings.yaml\n" + INVENTORY)
+    (tmp_path / "settings.yaml").write_text("var_dir: var\n")
+    if file == "inventory.yaml":
+        text = "settings: settings.yaml\n" + text + INVENTORY.split("\n", 2)[2]
+    (tmp_path / file).write_text(text)
+    result = load_config(tmp_path / "inventory.yaml", [], default_registry(), env={}, templates_dir=REPO / "templates")
+    [found] = result.diagnostics
+    assert Path(found.file).name == file and found.message.startswith(f"{label}: is empty"), str(found)
+    assert "a mapping is needed here" in found.message and found.hint and "{} for none" in found.hint, str(found)
+
+
+QUOTED_NUMBER = [  # (where, the text written there): an ordering against a quoted number, in every expression
+    ("check", "    expect: \"rc < '1'\"\n"),
+    ("check", "    expect: \"'0.5' >= rc\"\n"),
+    ("check", "    expect: \"rc == 0 and (stdout | length) <= ' 10 '\"\n"),
+    ("step", "        when: \"check.value > '80'\"\n"),
+    ("step", "        until: \"result.rc < '1'\"\n"),
+    ("step", "        changed_when: \"result.rc >= '1'\"\n"),
+    ("step", "        failed_when: \"1 < result.rc < '3'\"\n"),
+]
+
+
+@pytest.mark.parametrize(("where", "text"), QUOTED_NUMBER, ids=[t[1].strip() for t in QUOTED_NUMBER])
+def test_a_number_ordered_against_a_quoted_number_is_refused_in_every_expression(tmp_path: Path, where: str,
+                                                                                 text: str) -> None:
+    """rc < '1' raised TypeError when it ran (an UNKNOWN at every run, a failed step), and two texts
+    are ordered letter by letter ('100' < '90'): found only at run time before (brk15)."""
+    (tmp_path / "inventory.yaml").write_text(INVENTORY)
+    play = tmp_path / "p.yaml"
+    written = PLAY_WITH.format(**{"play": "", "check": "", "step": "", where: text})
+    if where == "check":
+        written = written.replace('    expect: "rc == 0"\n', "", 1)
+    elif "until" in text:
+        written = written.replace(text, text + "        retries: 2\n")
+    play.write_text(written)
+    result = load_config(tmp_path / "inventory.yaml", [play], default_registry(), env={},
+                         templates_dir=REPO / "templates")
+    [found] = result.diagnostics
+    assert "compares with the text" in found.message and "a number in quotes" in found.message, str(found)
+    key = text.split(":", 1)[0].strip()
+    assert found.line == written.splitlines().index(text.rstrip("\n")) + 1 and key in found.message, str(found)
+
+
+@pytest.mark.parametrize("expect", ["stdout == '200'", "stdout >= 'b'", "stdout in ['1', '2']", "rc < 1"])
+def test_text_compared_as_text_is_not_refused(tmp_path: Path, expect: str) -> None:
+    (tmp_path / "inventory.yaml").write_text(INVENTORY)
+    play = tmp_path / "p.yaml"
+    play.write_text(PLAY_WITH.format(play="", check="", step="").replace('"rc == 0"', f'"{expect}"', 1))
+    result = load_config(tmp_path / "inventory.yaml", [play], default_registry(), env={},
+                         templates_dir=REPO / "templates")
+    assert result.config is not None, "\n".join(map(str, result.diagnostics))
+
+
+@pytest.mark.parametrize(("where", "text"), [
+    ("check", "    expect: \"rc < most\"\n"),
+    ("check", "    expect: \"most >= rc\"\n"),
+    ("step", "        when: \"check.value > most\"\n"),
+    ("step", "        changed_when: \"result.rc >= most\"\n"),
+    ("step", "        failed_when: \"result.rc > most\"\n"),
+])
+def test_a_run_time_value_ordered_against_a_var_holding_a_quoted_number_is_refused(tmp_path: Path, where: str,
+                                                                                    text: str) -> None:
+    """The same through a var: vars: {most: "3"} and expect: "rc < most" passed agent validate and
+    raised at every run (brk15)."""
+    (tmp_path / "inventory.yaml").write_text(INVENTORY)
+    play = tmp_path / "p.yaml"
+    written = PLAY_WITH.format(**{"play": "vars: {most: \"3\"}\n", "check": "", "step": "", where: text})
+    if where == "check":
+        written = written.replace('    expect: "rc == 0"\n', "", 1)
+    play.write_text(written)
+    result = load_config(tmp_path / "inventory.yaml", [play], default_registry(), env={},
+                         templates_dir=REPO / "templates")
+    [found] = result.diagnostics
+    assert "is ordered against the text '3', a number in quotes" in found.message, str(found)
+    assert found.line == written.splitlines().index(text.rstrip("\n")) + 1, str(found)
+    assert found.hint is not None and '(3, not "3")' in found.hint, str(found)
+    # the var written as a number: accepted
+    play.write_text(written.replace('most: "3"', "most: 3"))
+    assert load_config(tmp_path / "inventory.yaml", [play], default_registry(), env={},
+                       templates_dir=REPO / "templates").config is not None
