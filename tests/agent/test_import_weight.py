@@ -127,3 +127,43 @@ def test_agent_run_holds_only_its_own_command() -> None:
     loaded = json.loads(out.stdout.strip().splitlines()[-1])
     assert loaded == ["agent.cli.events_cmd", "agent.cli.inbox_cmd", "agent.cli.modules_cmd", "agent.cli.run_cmd",
                       "agent.cli.stack_cmd"], loaded
+
+
+IDLE_IMPORTS = """
+import json, sys
+from pathlib import Path
+import agent.cli.main, agent.cli.run_cmd, agent.engine.agent  # what ``agent run`` imports to start
+from agent.engine.config_source import ConfigSource
+from agent.modules import _sqlite_backup as bk
+
+world = Path(sys.argv[1])
+result = ConfigSource(world / "inventory.yaml", [world / "playbooks"]).load()
+assert not result.diagnostics, [str(d) for d in result.diagnostics]
+bk.sha256_file(world / "inventory.yaml")  # what the drift check runs of the backup helpers
+print(json.dumps(sorted(m for m in sys.argv[2:] if m in sys.modules)))
+"""
+
+NOT_AT_IDLE = ("tarfile",)
+"""Imported by the functions that use them, never while the agent only watches: tarfile reads and
+writes backup archives (a backup, verify or restore; about 0.3 MB of the idle agent's RSS)."""
+
+
+def test_agent_run_imports_what_only_a_play_uses_when_the_play_runs(tmp_path: Path) -> None:
+    """``agent run``'s imports and the load of every shipped playbook (the backup and restore
+    actions validated, the drift check's helpers used) leave out what only a play uses."""
+    repository_world(tmp_path, {"var_dir": str(tmp_path / "var"), "supervisor": {"socket": str(tmp_path / "none.sock")}})
+    out = subprocess.run([sys.executable, "-c", IDLE_IMPORTS, str(tmp_path), *NOT_AT_IDLE], capture_output=True,
+                         text=True, timeout=120, check=True, cwd=tmp_path)
+    loaded = json.loads(out.stdout.strip().splitlines()[-1])
+    assert loaded == [], f"the idle agent imported {loaded}; import them in the functions that use them"
+
+
+def test_the_idle_probe_sees_a_module_a_backup_imports(tmp_path: Path) -> None:
+    """The probe can fail: writing an archive imports tarfile (the lazy import works)."""
+    probe = ("import json, sys\nfrom datetime import UTC, datetime\nfrom pathlib import Path\n"
+             "from agent.modules import _sqlite_backup as bk\nd = Path(sys.argv[1])\n"
+             "bk.create_archive(d / 'b', 'x', {}, [], now=datetime.now(UTC), timeout=5)\n"
+             "print(json.dumps('tarfile' in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe, str(tmp_path)], capture_output=True, text=True, timeout=60,
+                         check=True)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) is True

@@ -30,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import tarfile
 import zlib
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
@@ -218,6 +217,8 @@ def _target_of(rel: str, root: Path, backup: str) -> Path:
 
 def _extract_file(archive: Path, entry: dict[str, Any], dest: Path) -> int:
     """Write the member of ``entry`` to ``dest``, check its sha256; return its archived mode."""
+    import tarfile  # here, not at the top: see agent.modules._sqlite_backup
+
     try:
         with tarfile.open(archive, "r:gz") as tar:
             member = tar.getmember(entry["arcname"])

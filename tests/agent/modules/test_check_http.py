@@ -2,11 +2,16 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
+from pathlib import Path
 
 import aiohttp
 import pytest
+from aiohttp import web
 
+from agent.http import new_session
 from agent.modules.checks.http import HttpCheck
+from tests.agent.modules.test_tls import make_cert
 from tests.support.ports import free_port
 
 pytestmark = pytest.mark.usefixtures("shared_clients")
@@ -112,6 +117,50 @@ async def test_one_session_per_loop_and_tls_setting_serves_every_check(
         )
         assert {r.value for r in results} == {200}
     assert len(opened) == 2
+
+
+async def test_tls_is_verified_unless_the_check_turns_it_off(tmp_path: Path, make_ctx) -> None:
+    """An https server on 127.0.0.1 with a self-signed certificate: the check refuses it by
+    default (the certificate is verified against the system's CA store) and reads it with
+    ``verify_tls: false``."""
+    cert, key = make_cert(tmp_path, 20)
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(cert, key)
+
+    async def health(_request: web.Request) -> web.Response:
+        return web.json_response({"status": "healthy"})
+
+    app = web.Application()
+    app.router.add_get("/health", health)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port, ssl_context=tls).start()
+    try:
+        url = f"https://127.0.0.1:{port}/health"
+        refused = await HttpCheck().run(params(url=url), make_ctx())
+        read = await HttpCheck().run(params(url=url, verify_tls=False), make_ctx())
+    finally:
+        await runner.cleanup()
+    assert refused.value is None and "certificate" in (refused.error or "").lower(), refused.error
+    assert read.error is None and read.value == 200 and read.facts["json"] == {"status": "healthy"}
+
+
+async def test_a_session_loads_no_ca_store_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A session verifies TLS with aiohttp's verifying context (made once, when aiohttp is
+    imported): one SSL context per session loaded the system's CA certificates again, about
+    0.8 MB of the resident agent's idle RSS each (docs/performance.md)."""
+    made: list[object] = []
+    create = ssl.create_default_context
+
+    def counting(*args: object, **kwargs: object) -> ssl.SSLContext:
+        made.append(args)
+        return create(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ssl, "create_default_context", counting)
+    async with new_session() as verifying, new_session(verify_tls=False) as trusting, new_session(trust_env=True):
+        assert not verifying.closed and not trusting.closed
+    assert made == []
 
 
 @pytest.mark.parametrize(
