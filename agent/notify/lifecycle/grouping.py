@@ -68,7 +68,8 @@ class GroupedAlerts:
     def _told(tx: StoreTransaction, inc: IncidentRecord) -> tuple[set[State], int]:
         """The states told in ``inc``'s current episode (since its last resolve), and how many
         messages told a state."""
-        told = {State[inc.announced_state]} if inc.announced_state in State.__members__ else set()
+        announced = inc.announced_state or ""
+        told = {State[announced]} if announced in State.__members__ else set()
         count = 0
         for e in tx.recent_events(kind="notified", incident_id=inc.id, limit=200):  # newest first
             word = e.message.split(" ", 1)[0].rstrip(",")
@@ -101,7 +102,7 @@ class GroupedAlerts:
         if inc.state not in told:
             return cfg.group_interval
         returns = max(0, count - len(told))
-        return cfg.group_interval * min(2 ** min(returns, 16), RETURN_PACING_MAX)
+        return float(cfg.group_interval * min(2 ** min(returns, 16), RETURN_PACING_MAX))
 
     def due(self, tx: StoreTransaction, incidents: Sequence[IncidentRecord], cfg: LifecycleSettings,
             deadlines: Deadlines) -> dict[str, tuple[list[IncidentRecord], list[IncidentRecord]]]:
