@@ -142,3 +142,21 @@ def test_the_ok_time_of_a_parent_adds_up_across_its_recoveries() -> None:
     # more changes than read since the dependent opened: back often enough, the grace is spent
     many = [tr(29 - i * 0.01, "UNKNOWN", "OK") for i in range(TRANSITIONS_READ)]
     assert ok_spans(parent, many, now=at(30), since=at(0)).ok_for(since=at(0), now=at(30)) == timedelta.max
+
+
+async def test_a_told_dependent_that_cannot_read_while_its_parent_stutters_is_not_told_again(world: World) -> None:
+    """Seen live (SIGSTOP of the bot for 4-4.6 s, SIGCONT for 1-3 s, its key refused): the access
+    alert told CRITICAL, then its reading timed out while /health's own probe was still under
+    way (the parent's latest reading: healthy), and '[UNKNOWN] bot exchange access: timed out'
+    went out, then the CRITICAL again. The UNKNOWN is a new problem its parent may explain: it
+    waits for the parent's next reading like any new problem."""
+    for _ in range(2):  # the parent read healthy after the dependent's problem began: told
+        await world.health(True)
+    assert world.told() == ["[CRITICAL] bot exchange access on local"]
+    await world.handle(FAILS, CHILD)  # the dependent's probe timed out; the parent's is under way
+    await world.thread.call(world.lifecycle.tick, datetime.now(UTC))
+    await world.health(False)  # the parent's reading times out too: the stutter
+    await world.health(True)  # both answer again
+    await world.thread.call(world.lifecycle.tick, datetime.now(UTC))
+    about = [t for t in world.told() if "bot exchange access" in t]
+    assert about == ["[CRITICAL] bot exchange access on local"], world.told()
