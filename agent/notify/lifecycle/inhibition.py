@@ -2,9 +2,10 @@
 
 A parent inhibits while its incident is open and for ``inhibit_grace`` after it resolved (a
 restarted bot needs a few seconds before its endpoints answer); so does a parent's parent, through
-the whole chain. The grace is the parent's time back to health, counted once per dependent's
-problem: it ends when the parent has been OK for ``inhibit_grace`` in all since the dependent's
-incident opened, however many times it failed in between. A parent that stutters (a bot whose
+the whole chain. The grace is the parent's time back to health, counted once per trouble of the
+parent: it ends when the parent has been OK for ``inhibit_grace`` in all since the dependent's
+incident opened and since the parent was last healthy for a whole grace, however many times it
+failed in between. A parent that stutters (a bot whose
 /health answers and fails by turns) recovers at every answer: a grace counted from its latest
 recovery started again each time and held the dependent (the bot's key refused) for as long as
 the stutter lasted. A dependent is also held while
@@ -104,7 +105,7 @@ class Parents:
         for key, pinc in self.by_key.items():
             spans = self.ok_spans.get(key)
             if pinc.resolved_at is not None and spans is not None:
-                ok = spans.ok_for(since=inc.opened_at, now=deadlines.now)
+                ok = spans.ok_for(since=inc.opened_at, now=deadlines.now, grace=self.grace)
                 if ok >= self.grace:
                     continue
                 deadlines.add(deadlines.now + (self.grace - ok))
@@ -120,16 +121,20 @@ class OkSpans:
     spans: tuple[tuple[datetime, datetime], ...]
     known_from: datetime | None
 
-    def ok_for(self, *, since: datetime, now: datetime) -> timedelta:
-        """How long the check was OK between ``since`` and ``now``; a check whose transitions
-        were not all read back to ``since`` changed state that often: its grace is spent."""
-        if self.known_from is not None and self.known_from > since:
-            return timedelta.max
+    def ok_for(self, *, since: datetime, now: datetime, grace: timedelta) -> timedelta:
+        """How long the check was OK in its current trouble, between ``since`` and ``now``: its
+        OK spans back to one that lasted the whole ``grace`` (healthy that long before, it had
+        no trouble then: that time is not this trouble's grace). A check whose transitions were
+        not all read back that far changed state that often: its grace is spent."""
         total = timedelta(0)
-        for start, end in self.spans:
+        for i, (start, end) in enumerate(self.spans):  # newest first
+            if i and end - start >= grace:
+                return total
             start, end = max(start, since), min(end, now)
             if end > start:
                 total += end - start
+        if self.known_from is not None and self.known_from > since:
+            return timedelta.max
         return total
 
 

@@ -133,15 +133,18 @@ def test_the_ok_time_of_a_parent_adds_up_across_its_recoveries() -> None:
                             state=State.UNKNOWN, severity="critical", opened_at=at(20), resolved_at=at(21), summary="",
                             acknowledged_at=None, acknowledged_by=None, ack_comment=None, last_notified_at=None,
                             notify_count=0)
+    grace = timedelta(seconds=30)
     stutter = [tr(21, "UNKNOWN", "OK"), tr(20, "OK", "UNKNOWN"), tr(12, "UNKNOWN", "OK"), tr(10, "OK", "UNKNOWN")]
     spans = ok_spans(parent, stutter, now=at(30), since=at(0))
-    assert spans.ok_for(since=at(0), now=at(30)) == timedelta(seconds=10 + 8 + 9)
-    assert spans.ok_for(since=at(15), now=at(30)) == timedelta(seconds=5 + 9)
+    assert spans.ok_for(since=at(0), now=at(30), grace=grace) == timedelta(seconds=10 + 8 + 9)
+    assert spans.ok_for(since=at(15), now=at(30), grace=grace) == timedelta(seconds=5 + 9)
+    # healthy for a whole grace before its trouble (0-10 s, a grace of 9 s): not this trouble's grace
+    assert spans.ok_for(since=at(0), now=at(30), grace=timedelta(seconds=9)) == timedelta(seconds=8 + 9)
     # an incident without transitions (handed over from a lost store): OK since its resolve
-    assert ok_spans(parent, [], now=at(30), since=at(0)).ok_for(since=at(0), now=at(30)) == timedelta(seconds=9)
+    assert ok_spans(parent, [], now=at(30), since=at(0)).ok_for(since=at(0), now=at(30), grace=grace) == timedelta(seconds=9)
     # more changes than read since the dependent opened: back often enough, the grace is spent
     many = [tr(29 - i * 0.01, "UNKNOWN", "OK") for i in range(TRANSITIONS_READ)]
-    assert ok_spans(parent, many, now=at(30), since=at(0)).ok_for(since=at(0), now=at(30)) == timedelta.max
+    assert ok_spans(parent, many, now=at(30), since=at(0)).ok_for(since=at(0), now=at(30), grace=grace) == timedelta.max
 
 
 async def test_a_told_dependent_that_cannot_read_while_its_parent_stutters_is_not_told_again(world: World) -> None:
@@ -158,5 +161,27 @@ async def test_a_told_dependent_that_cannot_read_while_its_parent_stutters_is_no
     await world.health(False)  # the parent's reading times out too: the stutter
     await world.health(True)  # both answer again
     await world.thread.call(world.lifecycle.tick, datetime.now(UTC))
+    about = [t for t in world.told() if "bot exchange access" in t]
+    assert about == ["[CRITICAL] bot exchange access on local"], world.told()
+
+
+async def test_a_dependent_told_long_before_its_parent_failed_is_held_through_the_parents_warm_up(
+        world: World) -> None:
+    """The grace counts the parent's OK time of its current trouble only: a dependent told long
+    before (the bot's key refused for a while, /health fine) whose reading fails while the bot is
+    down and warming up again is not told UNKNOWN before the parent has been back for the grace
+    (the parent's healthy time before its fault is not that grace)."""
+    for _ in range(2):
+        await world.health(True)
+    assert world.told() == ["[CRITICAL] bot exchange access on local"]
+    await asyncio.sleep(1.5 * GRACE)  # the parent healthy for longer than the grace
+    await world.health(True)
+    for _ in range(3):
+        await world.health(False)  # the bot down: both cannot read
+    await world.handle(ANSWERS, PARENT)  # /health answers again...
+    await world.handle(FAILS, CHILD)  # ...the dependent's reading, taken during the warm-up, fails
+    back = world.store.find_incidents(check="bot health endpoint")[0].resolved_at
+    assert back is not None
+    await world.thread.call(world.lifecycle.tick, back + timedelta(seconds=0.9 * GRACE))
     about = [t for t in world.told() if "bot exchange access" in t]
     assert about == ["[CRITICAL] bot exchange access on local"], world.told()
