@@ -11,7 +11,7 @@ result pipeline:
   when the probe started; a heartbeat speaks for its last beat (``CheckResult.seen_at``), so a
   hung bot whose last beat predates a dependent's timeout has not been seen healthy since;
 * ``problem_since``/``problem_at``: when the first and the latest run of the current problem
-  streak started (an in-flight probe that started during a fault and ends after it is dated by
+  streak started (a streak of one state: a change to another problem state starts a new one) (an in-flight probe that started during a fault and ends after it is dated by
   its start, so it never looks newer than the recovery);
 * ``recovered_at``: when the hard state last returned to OK;
 * ``back_at``: when the check last read healthy after a failing reading, whether or not the
@@ -21,7 +21,7 @@ result pipeline:
 :class:`DependencyProbes` listens to stored decisions and runs checks at once when a dependency
 question is open, instead of waiting for their schedule (Nagios' on-demand host checks):
 
-* a dependent turned into a problem: its parents run now, so the lifecycle learns whether the
+* a dependent turned into a problem (or into another problem state): its parents run now, so the lifecycle learns whether the
   parent is the cause (then the dependent is folded) or healthy (then the dependent is told);
 * a parent recovered (read healthy after a failing reading, whether or not it had turned hard):
   its failing dependents run now, so a dependent whose only cause was the parent resolves without
@@ -80,7 +80,11 @@ class EvidenceLog:
                           recovered_at=healthy if recovered else old.recovered_at,
                           back_at=healthy if back else old.back_at)
         else:
-            new = replace(old, problem_since=old.problem_since or started, problem_at=started, state=state)
+            # A change to another problem state starts a streak of its own: a dependent told
+            # CRITICAL (the bot's key refused) that reads UNKNOWN (its /health timed out) has a
+            # new problem, which its parent may explain (see dependency_hold).
+            same = old.problem_since is not None and old.state is state
+            new = replace(old, problem_since=old.problem_since if same else started, problem_at=started, state=state)
         self._by_key[key] = new
         return new
 
@@ -107,8 +111,8 @@ class DependencyProbes:
 
     def on_decision(self, decision: Decision) -> None:
         tr = decision.transition
-        if tr is None or not (tr.new.is_problem and tr.old is State.OK):
-            return
+        if tr is None or not tr.new.is_problem or tr.new is tr.old:
+            return  # a new problem, or a change to another problem state: is a parent the cause?
         bc = decision.bc
         checks = self._checks()
         for parent in bc.check.depends_on:

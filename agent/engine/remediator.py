@@ -305,7 +305,10 @@ class Remediator:
 
 
 def run_outcome(name: str, outcomes: Sequence[TaskOutcome], seconds: float) -> tuple[str, str]:
-    """What a finished run of remediation ``name`` did, as (outcome, the operator's line)."""
+    """What a finished run of remediation ``name`` did, as (outcome, the operator's line). A run
+    whose steps all ran and changed nothing (``ok``: the halt already recorded, the bot already
+    running) did ``nothing``: it is no news for an update (a run again after an agent restart,
+    the problem still standing, told "already recorded" as if it were an action)."""
     failed = [o for o in outcomes if o.status == "failed"]
     acted = [o for o in outcomes if o.status in ("changed", "ok", "ignored")]
     if failed:
@@ -313,7 +316,10 @@ def run_outcome(name: str, outcomes: Sequence[TaskOutcome], seconds: float) -> t
     if not acted:
         skipped = "; ".join(f"{o.task}: {o.msg}" for o in outcomes) or "no steps"
         return "nothing", f"{name}: nothing done, its steps do not apply ({skipped})"
-    return "done", f"{name}: " + "; ".join(o.msg or o.task for o in acted) + f" in {seconds:.1f}s"
+    said = "; ".join(o.msg or o.task for o in acted)
+    if all(o.status == "ok" for o in acted):
+        return "nothing", f"{name}: nothing to change ({said})"
+    return "done", f"{name}: {said} in {seconds:.1f}s"
 
 
 def _what_it_saw(bc: BoundCheck, vars_: Mapping[str, Any]) -> str:

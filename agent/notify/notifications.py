@@ -289,14 +289,17 @@ class Notifications:
     def enqueue(self, tx: Operations, kind: str, pairs: Sequence[tuple[RouteSpec | None, str]], title: str,
                 body: str, severity: str, dedup_prefix: str, incident_id: int | None, now: datetime,
                 attachments: Sequence[str] = ()) -> list[int]:
-        """Queue one message per (route, target) in ``tx``, redacted; returns the new row ids.
+        """Queue one message per target of ``pairs`` in ``tx`` (the first route that reaches
+        it), redacted; returns the new row ids.
 
         The one place messages are queued: dedup keys are ``DEDUP_PREFIX:ROUTE:TARGET`` (a key
-        already queued is skipped), and the outbox is woken after ``tx`` commits.
+        already queued is skipped), and the outbox is woken after ``tx`` commits. Two routes to
+        one target are one message there (an incident told WARNING on one route and UNKNOWN on
+        another, both to the inbox: its resolve went to the inbox twice).
         """
         title, body = self.redactor.redact(title), self.redactor.redact(body)
         ids: list[int] = []
-        for route, target in pairs:
+        for route, target in one_per_target(pairs):
             route_name = route.name if route is not None else None
             nid = tx.enqueue_notification(
                 kind=kind, target=target, title=title, body=body, severity=severity, now=now,
@@ -342,6 +345,14 @@ class Notifications:
         if route:
             return self.router.named(route)
         return self.router.route(RoutedMessage(severity, host, play, "", tuple(tags)))
+
+
+def one_per_target(pairs: Sequence[tuple[RouteSpec | None, str]]) -> list[tuple[RouteSpec | None, str]]:
+    """``pairs`` without a target named twice (the first route to each, in order)."""
+    seen: dict[str, RouteSpec | None] = {}
+    for route, target in pairs:
+        seen.setdefault(target, route)
+    return [(route, target) for target, route in seen.items()]
 
 
 REOPEN_WITHIN = timedelta(minutes=10)

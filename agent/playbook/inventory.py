@@ -171,7 +171,10 @@ class NotifySettings(_Model):
                                              "sending an update about new problems of that host")
     inhibit_grace: GroupWait = Field(30.0, description="after a check recovers, the checks that depend_on it "
                                     "stay held back this long (a restarted bot's warm-up must not page); "
-                                    "a dependent still failing after that is sent")
+                                    "a dependent still failing after that is sent. Counted once per "
+                                    "trouble of the parent: its OK time adds up across its recoveries, so "
+                                    "a parent failing again and again does not hold it for as long as it "
+                                    "stutters")
     dependency_hold: DependencyHold = Field(
         90.0, description="a check that depends_on others waits at most this long after it turned hard for "
                           "them to be seen healthy since its problem began (until then the parent may be the "

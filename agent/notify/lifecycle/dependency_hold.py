@@ -24,7 +24,8 @@ chain. Incidents are stored, so this survives an agent restart (the evidence bel
 run of the agent only).
 
 The first hold, and a recovery hold without a window, end at the latest ``dependency_hold``
-after the dependent's incident opened: a parent that never answers must not keep a problem from
+after the dependent's incident opened, or after its current state began (a told CRITICAL that
+reads UNKNOWN while its parent stutters is a new problem the parent may explain): a parent that never answers must not keep a problem from
 the operator for ever. That bound is for a parent not yet seen healthy: while the parent's own
 latest reading fails (and its state folds the dependent's) the dependent stays held, whatever
 the time: the parent is the cause, and its own alert (when it turns hard) is the message.
@@ -104,7 +105,9 @@ def dependency_hold(inc: IncidentRecord, parents: Mapping[str, str], *,
     mine = evidence(inc.key)
     if mine is None or mine.problem_since is None:
         return None  # no reading this run of the agent (or it is healthy again): nothing to wait for
-    until = inc.opened_at + timedelta(seconds=hold)
+    # from when this state's streak began: a told problem that changes state (CRITICAL -> UNKNOWN)
+    # waits for its parents as a new one does
+    until = max(inc.opened_at, mine.problem_since) + timedelta(seconds=hold)
     looks_back = timedelta(seconds=window if inc.state in (State.WARNING, State.UNKNOWN) else 0.0)
     for name, key in parents.items():
         theirs = evidence(key)

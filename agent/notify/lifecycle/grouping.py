@@ -10,7 +10,9 @@ While the host has announced, unresolved incidents, the next message for it wait
 problems (``group_interval`` paces updates; it must not delay a page). A state change of an announced incident (WARNING ->
 CRITICAL) is sent the same way; a return to a state told before (WARNING -> UNKNOWN ->
 WARNING) is its own message, not taken for the first one, and always paced by ``group_interval``
-(a check changing between two bad states would page at every change). A message says what the agent did about each problem when a
+(a check changing between two bad states would page at every change), twice as long after each
+such return told in the incident, up to :data:`RETURN_PACING_MAX` times (an exchange slow and
+answering 429 by turns for an hour was one message a minute). A message says what the agent did about each problem when a
 remediation outcome is recorded (:mod:`.remediation_notes`).
 """
 from __future__ import annotations
@@ -28,6 +30,12 @@ from agent.notify.lifecycle.settings import Deadlines, LifecycleSettings
 from agent.notify.notifications import AlertInfo, Notifications, alert_title
 from agent.notify.routing import RouteSpec
 from agent.store import IncidentRecord, StoreTransaction
+
+RETURN_PACING_MAX = 16
+"""A return to a state told before waits ``group_interval`` after the host's last message, twice
+that after the next return told in the same incident, and so on up to this many
+``group_interval`` (16 minutes with the shipped 1m): the operator's last message still catches up
+with the state, without a message per change."""
 
 
 def worst_of(incidents: Sequence[IncidentRecord]) -> IncidentRecord:
@@ -57,7 +65,23 @@ class GroupedAlerts:
         return min(waits, default=cfg.group_wait)
 
     @staticmethod
-    def _pages(tx: StoreTransaction, inc: IncidentRecord) -> bool:
+    def _told(tx: StoreTransaction, inc: IncidentRecord) -> tuple[set[State], int]:
+        """The states told in ``inc``'s current episode (since its last resolve), and how many
+        messages told a state."""
+        announced = inc.announced_state or ""
+        told = {State[announced]} if announced in State.__members__ else set()
+        count = 0
+        for e in tx.recent_events(kind="notified", incident_id=inc.id, limit=200):  # newest first
+            word = e.message.split(" ", 1)[0].rstrip(",")
+            if word == "RESOLVED" or "fixed by the agent" in e.message:
+                break  # what came before was another episode (the incident reopened since)
+            if word in State.__members__:  # (an update of the incident tells no state)
+                told.add(State[word])
+                count += 1
+        return told, count
+
+    @classmethod
+    def _pages(cls, tx: StoreTransaction, inc: IncidentRecord) -> bool:
         """Whether ``inc``'s unsent state may page (not held by ``group_interval``): its problem
         was not told yet (new, or reopened after its resolve), or its state was not told in this
         incident (WARNING -> CRITICAL). A return to a state told before (CRITICAL -> UNKNOWN ->
@@ -65,14 +89,20 @@ class GroupedAlerts:
         change of such a check paged at once, one message per change."""
         if inc.announced_state in (None, "OK"):
             return True
-        told = {State[inc.announced_state]} if inc.announced_state in State.__members__ else set()
-        for e in tx.recent_events(kind="notified", incident_id=inc.id, limit=200):  # newest first
-            word = e.message.split(" ", 1)[0].rstrip(",")
-            if word == "RESOLVED" or "fixed by the agent" in e.message:
-                break  # what came before was another episode (the incident reopened since)
-            if word in State.__members__:  # (an update of the incident tells no state)
-                told.add(State[word])
-        return inc.state not in told
+        return inc.state not in cls._told(tx, inc)[0]
+
+    @classmethod
+    def _interval(cls, tx: StoreTransaction, inc: IncidentRecord, cfg: LifecycleSettings) -> float:
+        """How long after the host's last message ``inc``'s unsent state may go: ``group_interval``,
+        doubled for each return to a state told before already told in this incident (at most
+        :data:`RETURN_PACING_MAX` times)."""
+        if inc.announced_state in (None, "OK"):
+            return cfg.group_interval
+        told, count = cls._told(tx, inc)
+        if inc.state not in told:
+            return cfg.group_interval
+        returns = max(0, count - len(told))
+        return float(cfg.group_interval * min(2 ** min(returns, 16), RETURN_PACING_MAX))
 
     def due(self, tx: StoreTransaction, incidents: Sequence[IncidentRecord], cfg: LifecycleSettings,
             deadlines: Deadlines) -> dict[str, tuple[list[IncidentRecord], list[IncidentRecord]]]:
@@ -96,8 +126,9 @@ class GroupedAlerts:
             announced = [i.announced_at for i in incs
                          if i.announced_state not in (None, "OK") and i.announced_at is not None]
             urgent = any(self.group_wait(i, cfg) == 0 and self._pages(tx, i) for i in unsent)
-            if announced and not urgent and (now - max(announced)).total_seconds() < cfg.group_interval:
-                deadlines.add(max(announced) + timedelta(seconds=cfg.group_interval))
+            interval = min(self._interval(tx, i, cfg) for i in unsent)
+            if announced and not urgent and (now - max(announced)).total_seconds() < interval:
+                deadlines.add(max(announced) + timedelta(seconds=interval))
                 continue
             still = [i for i in incs if i.announced_state not in (None, "OK") and i not in unsent
                      and i.suppressed is None]

@@ -15,7 +15,7 @@ from fnmatch import fnmatchcase
 from typing import Protocol
 
 from agent.notify.lifecycle.checks import CheckCatalog
-from agent.notify.lifecycle.inhibition import Inhibition
+from agent.notify.lifecycle.inhibition import Inhibition, Parents
 from agent.notify.lifecycle.remediation_notes import RemediationNotes
 from agent.notify.lifecycle.settings import Deadlines, LifecycleSettings
 from agent.store import IncidentRecord, SilenceRecord, StoreTransaction
@@ -64,7 +64,7 @@ class Suppression:
         self._is_flapping = is_flapping
 
     def reason(self, inc: IncidentRecord, silences: Sequence[SilenceRecord],
-               parents: Mapping[str, IncidentRecord], cfg: LifecycleSettings, deadlines: Deadlines) -> str | None:
+               parents: Parents, cfg: LifecycleSettings, deadlines: Deadlines) -> str | None:
         """Why ``inc`` must not be sent now, or ``None`` (the remediation wait aside: :meth:`decide`)."""
         now = deadlines.now
         tags = self._catalog.tags(inc.key)
@@ -86,7 +86,7 @@ class Suppression:
         return None
 
     def decide(self, tx: StoreTransaction, inc: IncidentRecord, silences: Sequence[SilenceRecord],
-               parents: Mapping[str, IncidentRecord], cfg: LifecycleSettings, deadlines: Deadlines) -> IncidentRecord:
+               parents: Parents, cfg: LifecycleSettings, deadlines: Deadlines) -> IncidentRecord:
         """Record whether ``inc`` is suppressed now (and since when it is eligible); returns it
         as stored."""
         now = deadlines.now

@@ -122,7 +122,7 @@ def test_a_chain_folds_whole_and_survives_an_agent_restart(tmp_path) -> None:
     it. The bot process's open incident (stored) holds the whole chain."""
     from agent.modules.registry import default_registry
     from agent.notify.lifecycle.checks import CheckCatalog
-    from agent.notify.lifecycle.inhibition import Inhibition
+    from agent.notify.lifecycle.inhibition import Inhibition, Parents
     from agent.notify.lifecycle.settings import Deadlines
     from agent.playbook import load_config
     from tests.support.stack import REPO
@@ -138,11 +138,11 @@ def test_a_chain_folds_whole_and_survives_an_agent_restart(tmp_path) -> None:
         child = _inc(f"bot-health/local/{check}", State.UNKNOWN, iid=2)
         child = replace(child, host="local", play="bot-health")
         root_local = replace(root, host="local", play="bot-health")
-        assert inhibition.inhibited_by(child, {root_local.key: root_local}, 90, Deadlines(s(5))) == reason, check
+        assert inhibition.inhibited_by(child, Parents(timedelta(0), {root_local.key: root_local}), 90, Deadlines(s(5))) == reason, check
     # a check of another chain is not held by it
     creds = replace(_inc("exchange/local/exchange credentials valid", State.UNKNOWN, iid=3), host="local",
                     play="exchange")
-    assert inhibition.inhibited_by(creds, {root.key: root}, 90, Deadlines(s(5))) is None
+    assert inhibition.inhibited_by(creds, Parents(timedelta(0), {root.key: root}), 90, Deadlines(s(5))) is None
 
 
 def test_a_parent_that_failed_once_without_turning_hard_has_recovered_all_the_same() -> None:

@@ -1,0 +1,34 @@
+"""What a finished remediation run did, as its outcome and the operator's line
+(agent.engine.remediator.run_outcome): a run whose steps all ran and changed nothing is no news.
+
+Seen live: after an agent restart, the daily P&L still CRITICAL was decided again and its
+halt-entries ran again; the halt step answered ``ok`` ("already recorded in ...": nothing
+changed) and the run counted as ``done``, told as an update of an incident the operator had read
+("halt-entries: halted new entries: already recorded ...")."""
+from __future__ import annotations
+
+import pytest
+
+from agent.engine.play_runner import TaskOutcome
+from agent.engine.remediator import run_outcome
+from agent.notify.lifecycle.remediation_notes import QUIET_OUTCOMES, UPDATE_OUTCOMES
+
+
+def step(status: str, msg: str = "") -> TaskOutcome:
+    return TaskOutcome(host="local", task="halt new entries", module="bot", status=status, msg=msg)
+
+
+@pytest.mark.parametrize("statuses, outcome, told", [
+    (["ok"], "nothing", False),  # the halt already recorded: nothing changed
+    (["ok", "skipped"], "nothing", False),
+    (["changed"], "done", True),
+    (["ok", "changed"], "done", True),
+    (["ignored"], "done", True),  # failed with ignore_errors: it acted (Ansible's 'ignored')
+    (["ok", "failed"], "failed", True),
+    (["skipped"], "nothing", False),
+])
+def test_a_run_that_changed_nothing_is_no_news(statuses: list[str], outcome: str, told: bool) -> None:
+    got, line = run_outcome("halt-entries", [step(s, f"step {i}: {s}") for i, s in enumerate(statuses)], 0.2)
+    assert got == outcome, line
+    assert (got in UPDATE_OUTCOMES) is told and (got in QUIET_OUTCOMES) is not told, line
+    assert line.startswith("halt-entries")
