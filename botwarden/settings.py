@@ -551,11 +551,12 @@ def settings_named_by_inventory(root: str | os.PathLike[str]) -> str | None:
     """The settings file ``root``'s ``inventory.yaml`` names (its ``settings:`` key, relative to
     it), as the agent reads it (``agent.stack``); None when there is none or it cannot be read
     (the agent's own commands say why)."""
+    from botwarden import safe_yaml
     from botwarden.safe_files import FileProblem, read_file
 
     inventory = Path(root) / "inventory.yaml"
     try:  # never blocks on a FIFO or a device
-        data = yaml.safe_load(read_file(inventory).decode("utf-8"))
+        data = safe_yaml.load(read_file(inventory).decode("utf-8"))
     except (FileProblem, UnicodeDecodeError, yaml.YAMLError):
         return None
     if isinstance(data, dict) and data.get("settings"):
@@ -575,6 +576,7 @@ def load_settings(path: str | os.PathLike[str] | None = None, *, root: str | Non
     ``$BOTWARDEN_ROOT``, else the current directory. ``named_by`` says in a message where the
     path came from (default ``--settings``, or ``$BOTWARDEN_SETTINGS``).
     """
+    from botwarden import safe_yaml
     from botwarden.errors import ConfigError
     from botwarden.safe_files import FileProblem, read_file
 
@@ -597,7 +599,9 @@ def load_settings(path: str | os.PathLike[str] | None = None, *, root: str | Non
             raise ConfigError(f"settings file {str(path)!r} (named by {named_by}) cannot be read: not UTF-8 text",
                               hint="`agent validate` shows the line") from None
         try:
-            loaded = yaml.safe_load(text)
+            loaded = safe_yaml.load(text)  # a YAML bomb or a deep nesting: refused, never walked
+        except safe_yaml.TooLargeError as exc:
+            raise ConfigError(f"{path}: {exc}", hint="`agent validate` shows the line") from None
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
