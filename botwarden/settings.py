@@ -107,6 +107,25 @@ class ExchangeSettings(_Model):
         return f"http://{self.host}:{self.port}"
 
 
+def _each_once(coins: list[str]) -> list[str]:
+    """Rule coins-each-once (said at ``coins:``): no coin written twice (in any case: ``BTC`` and
+    ``btc``). The bot trades such a coin once (the second entry finds the first's order), the
+    rule stop-outs-within-daily-limit counted it twice, and the second was likely meant as
+    another market (``[BTC, ETH, BTC]`` for SOL), which then is not traded."""
+    seen: dict[str, str] = {}
+    twice: list[str] = []
+    for coin in coins:
+        folded = coin.strip().casefold()
+        if folded in seen and seen[folded] not in twice:
+            twice.append(seen[folded])
+        seen.setdefault(folded, coin)
+    if twice:
+        raise ValueError(f"rule coins-each-once: coins lists {', '.join(twice)} more than once: it is traded "
+                         "once, counted twice by the daily loss rule, and a market meant in its place is not "
+                         "traded; list each coin once")
+    return coins
+
+
 def _broken_rules(rules: list[tuple[str, bool, str]]) -> None:
     """Raise one ``ValueError`` naming every broken rule: ``(name, holds, what to change)``.
 
@@ -183,7 +202,8 @@ class BotSettings(_Model):
     port: Port = Field(8081, description="HTTP port")
     network: Network = Field("paper", description="paper (default), testnet or mainnet")
     db: str = Field("var/bot.db", description="SQLite file of orders, fills, trades, positions")
-    coins: list[str] = Field(default_factory=lambda: ["BTC", "ETH"], description="coins traded")
+    coins: Annotated[list[str], AfterValidator(_each_once)] = Field(default_factory=lambda: ["BTC", "ETH"],
+                                                                     description="coins traded")
     candle_interval: str = Field("1m", description="candle interval the strategy reads")
     loop_seconds: float = Field(5.0, gt=0, le=3600, description="seconds between strategy iterations")
     signer_check_s: float = Field(
@@ -371,6 +391,24 @@ class StackSettings(_Model):
                     raise ValueError(f"{seen[value]} and {key} are both {value!r}: each program needs a "
                                      f"{what} of its own")
                 seen[value] = key
+        return self
+
+    @model_validator(mode="after")
+    def _paper_markets(self) -> StackSettings:
+        """On paper, every coin the bot trades is a market of the paper exchange: one it does not
+        list (a typo, ``btc`` for ``BTC``) failed at every iteration of the bot, accepted by
+        ``agent validate``. Testnet and mainnet list their own markets (not known here)."""
+        if self.bot.network != "paper":
+            return self
+        markets = {c.casefold(): c for c in self.exchange.coins}
+        missing = [c for c in self.bot.coins if c not in self.exchange.coins]
+        if missing:
+            nearest = [f"{c!r} (did you mean {markets[c.casefold()]!r}?)" if c.casefold() in markets else repr(c)
+                       for c in missing]
+            _broken_rules([("paper-exchange-lists-the-coins", False,
+                            f"bot.coins {', '.join(nearest)}: not a market of the paper exchange (exchange.coins: "
+                            f"{', '.join(self.exchange.coins) or 'none'}); the bot would fail on it at every "
+                            "iteration; correct it or add it to exchange.coins")])
         return self
 
     def digest(self, reads: Collection[str] | None = None) -> str:
