@@ -588,8 +588,11 @@ def read_secrets_file(path: str | os.PathLike[str]) -> dict[str, str]:
 def settings_named_by_inventory(root: str | os.PathLike[str]) -> str | None:
     """The settings file ``root``'s ``inventory.yaml`` names (its ``settings:`` key, relative to
     it), as the agent reads it (``agent.stack``); None when there is none or it cannot be read
-    (the agent's own commands say why)."""
+    (the agent's own commands say why). Raises :class:`botwarden.errors.ConfigError` when
+    ``settings:`` names no file (``''``, a number, a list), as ``agent stack`` does: not the
+    built-in settings, whose exchange may be another stack's."""
     from botwarden import safe_yaml
+    from botwarden.errors import ConfigError
     from botwarden.safe_files import FileProblem, read_file
 
     inventory = Path(root) / "inventory.yaml"
@@ -597,9 +600,14 @@ def settings_named_by_inventory(root: str | os.PathLike[str]) -> str | None:
         data = safe_yaml.load(read_file(inventory).decode("utf-8"))
     except (FileProblem, UnicodeDecodeError, yaml.YAMLError):
         return None
-    if isinstance(data, dict) and data.get("settings"):
-        return str(inventory.resolve().parent / str(data["settings"]))
-    return None
+    named = data.get("settings") if isinstance(data, dict) else None
+    if named is None:
+        return None
+    if not isinstance(named, str) or not named.strip():
+        raise ConfigError(f"{inventory}: settings: {named!r} names no settings file",
+                          hint="write the path of the stack settings file (settings: settings.yaml), or "
+                               "settings: null for the built-in settings; `agent validate` shows the line")
+    return str(inventory.resolve().parent / named)
 
 
 def load_settings(path: str | os.PathLike[str] | None = None, *, root: str | None = None,

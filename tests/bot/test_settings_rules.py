@@ -216,3 +216,18 @@ def test_the_paper_markets_rule_is_only_for_paper() -> None:
     exchange's (r15b)."""
     StackSettings.model_validate({"bot": {"network": "testnet", "coins": ["DOGE"]}})
     StackSettings.model_validate({"exchange": {"coins": ["BTC", "kPEPE"]}, "bot": {"coins": ["kPEPE"]}})
+
+
+@pytest.mark.parametrize("named", ["''", "5", "[a, b]"])
+def test_bot_drill_beside_an_inventory_naming_no_settings_file_exits_3(tmp_path: Path, named: str) -> None:
+    """settings: '' (the path deleted, not the key) in the inventory: `bot drill` and `bot api-wallet`
+    typed beside it went to the built-in settings' exchange (another stack's, on a machine with
+    several), saying that nothing named settings; agent stack exits 3 on it (r15b)."""
+    import os
+
+    (tmp_path / "inventory.yaml").write_text(f"version: 1\nsettings: {named}\nhosts: {{local: {{}}}}\n")
+    env = {k: v for k, v in os.environ.items() if k != "BOTWARDEN_SETTINGS"}
+    run = subprocess.run([str(BIN / "bot"), "drill", "state"], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=60, env=env)
+    assert run.returncode == 3, run.stderr
+    assert "names no settings file" in run.stderr and "note: no settings named here" not in run.stderr, run.stderr
