@@ -89,11 +89,17 @@ def _operator_settings(settings: str | None) -> StackSettings:
     names (typed in ``playbooks/`` it is still that stack's), else ``$BOTWARDEN_SETTINGS``, else
     the embedded defaults, said on stderr with the exchange they reach (on a machine with several
     stacks, the defaults are another stack's)."""
+    from botwarden.errors import ConfigError, ExitCode
+
     if settings:
         return _settings(settings)
     for folder in (Path.cwd(), *Path.cwd().parents):
         if (folder / "inventory.yaml").is_file():
-            named = settings_named_by_inventory(folder)
+            try:
+                named = settings_named_by_inventory(folder)
+            except ConfigError as exc:  # settings: '' is no file: not the built-in settings either
+                typer.echo(f"error: {exc}", err=True)
+                raise typer.Exit(ExitCode.CONFIG) from None
             if named:
                 return _settings(named, named_by=f"{folder / 'inventory.yaml'}'s settings:")
             break

@@ -107,6 +107,25 @@ class ExchangeSettings(_Model):
         return f"http://{self.host}:{self.port}"
 
 
+def _each_once(coins: list[str]) -> list[str]:
+    """Rule coins-each-once (said at ``coins:``): no coin written twice (in any case: ``BTC`` and
+    ``btc``). The bot trades such a coin once (the second entry finds the first's order), the
+    rule stop-outs-within-daily-limit counted it twice, and the second was likely meant as
+    another market (``[BTC, ETH, BTC]`` for SOL), which then is not traded."""
+    seen: dict[str, str] = {}
+    twice: list[str] = []
+    for coin in coins:
+        folded = coin.strip().casefold()
+        if folded in seen and seen[folded] not in twice:
+            twice.append(seen[folded])
+        seen.setdefault(folded, coin)
+    if twice:
+        raise ValueError(f"rule coins-each-once: coins lists {', '.join(twice)} more than once: it is traded "
+                         "once, counted twice by the daily loss rule, and a market meant in its place is not "
+                         "traded; list each coin once")
+    return coins
+
+
 def _broken_rules(rules: list[tuple[str, bool, str]]) -> None:
     """Raise one ``ValueError`` naming every broken rule: ``(name, holds, what to change)``.
 
@@ -183,7 +202,8 @@ class BotSettings(_Model):
     port: Port = Field(8081, description="HTTP port")
     network: Network = Field("paper", description="paper (default), testnet or mainnet")
     db: str = Field("var/bot.db", description="SQLite file of orders, fills, trades, positions")
-    coins: list[str] = Field(default_factory=lambda: ["BTC", "ETH"], description="coins traded")
+    coins: Annotated[list[str], AfterValidator(_each_once)] = Field(default_factory=lambda: ["BTC", "ETH"],
+                                                                     description="coins traded")
     candle_interval: str = Field("1m", description="candle interval the strategy reads")
     loop_seconds: float = Field(5.0, gt=0, le=3600, description="seconds between strategy iterations")
     signer_check_s: float = Field(
@@ -373,6 +393,24 @@ class StackSettings(_Model):
                 seen[value] = key
         return self
 
+    @model_validator(mode="after")
+    def _paper_markets(self) -> StackSettings:
+        """On paper, every coin the bot trades is a market of the paper exchange: one it does not
+        list (a typo, ``btc`` for ``BTC``) failed at every iteration of the bot, accepted by
+        ``agent validate``. Testnet and mainnet list their own markets (not known here)."""
+        if self.bot.network != "paper":
+            return self
+        markets = {c.casefold(): c for c in self.exchange.coins}
+        missing = [c for c in self.bot.coins if c not in self.exchange.coins]
+        if missing:
+            nearest = [f"{c!r} (did you mean {markets[c.casefold()]!r}?)" if c.casefold() in markets else repr(c)
+                       for c in missing]
+            _broken_rules([("paper-exchange-lists-the-coins", False,
+                            f"bot.coins {', '.join(nearest)}: not a market of the paper exchange (exchange.coins: "
+                            f"{', '.join(self.exchange.coins) or 'none'}); the bot would fail on it at every "
+                            "iteration; correct it or add it to exchange.coins")])
+        return self
+
     def digest(self, reads: Collection[str] | None = None) -> str:
         """The SHA-256 of these settings as read (every value, paths resolved as loaded): the same
         for a file that differs only in comments, whitespace or the order of its keys. ``agent stack
@@ -550,17 +588,26 @@ def read_secrets_file(path: str | os.PathLike[str]) -> dict[str, str]:
 def settings_named_by_inventory(root: str | os.PathLike[str]) -> str | None:
     """The settings file ``root``'s ``inventory.yaml`` names (its ``settings:`` key, relative to
     it), as the agent reads it (``agent.stack``); None when there is none or it cannot be read
-    (the agent's own commands say why)."""
+    (the agent's own commands say why). Raises :class:`botwarden.errors.ConfigError` when
+    ``settings:`` names no file (``''``, a number, a list), as ``agent stack`` does: not the
+    built-in settings, whose exchange may be another stack's."""
+    from botwarden import safe_yaml
+    from botwarden.errors import ConfigError
     from botwarden.safe_files import FileProblem, read_file
 
     inventory = Path(root) / "inventory.yaml"
     try:  # never blocks on a FIFO or a device
-        data = yaml.safe_load(read_file(inventory).decode("utf-8"))
+        data = safe_yaml.load(read_file(inventory).decode("utf-8"))
     except (FileProblem, UnicodeDecodeError, yaml.YAMLError):
         return None
-    if isinstance(data, dict) and data.get("settings"):
-        return str(inventory.resolve().parent / str(data["settings"]))
-    return None
+    named = data.get("settings") if isinstance(data, dict) else None
+    if named is None:
+        return None
+    if not isinstance(named, str) or not named.strip():
+        raise ConfigError(f"{inventory}: settings: {named!r} names no settings file",
+                          hint="write the path of the stack settings file (settings: settings.yaml), or "
+                               "settings: null for the built-in settings; `agent validate` shows the line")
+    return str(inventory.resolve().parent / named)
 
 
 def load_settings(path: str | os.PathLike[str] | None = None, *, root: str | None = None,
@@ -575,6 +622,7 @@ def load_settings(path: str | os.PathLike[str] | None = None, *, root: str | Non
     ``$BOTWARDEN_ROOT``, else the current directory. ``named_by`` says in a message where the
     path came from (default ``--settings``, or ``$BOTWARDEN_SETTINGS``).
     """
+    from botwarden import safe_yaml
     from botwarden.errors import ConfigError
     from botwarden.safe_files import FileProblem, read_file
 
@@ -597,7 +645,9 @@ def load_settings(path: str | os.PathLike[str] | None = None, *, root: str | Non
             raise ConfigError(f"settings file {str(path)!r} (named by {named_by}) cannot be read: not UTF-8 text",
                               hint="`agent validate` shows the line") from None
         try:
-            loaded = yaml.safe_load(text)
+            loaded = safe_yaml.load(text)  # a YAML bomb or a deep nesting: refused, never walked
+        except safe_yaml.TooLargeError as exc:
+            raise ConfigError(f"{path}: {exc}", hint="`agent validate` shows the line") from None
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""

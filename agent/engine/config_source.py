@@ -42,6 +42,7 @@ from agent.playbook.diagnostics import Diagnostic
 from agent.playbook.files import PLAYBOOK_SUFFIXES, ConfigReader, DiskReader, FrozenReader, key, real_path
 from agent.playbook.inventory import default_inventory_data
 from agent.playbook.last_good import Snapshot, find_snapshot, save_snapshot
+from botwarden import safe_yaml
 from botwarden.safe_files import FileProblem, read_file
 
 if TYPE_CHECKING:
@@ -352,7 +353,7 @@ def _named_settings(inventory: Path) -> Path | None:
     """The settings file an inventory names (``settings: stack.yaml``), read from its raw YAML:
     also when the inventory does not validate otherwise. None when it names none or cannot be read."""
     try:
-        data = yaml.safe_load(read_file(inventory).decode("utf-8"))
+        data = safe_yaml.load(read_file(inventory).decode("utf-8"))
     except (FileProblem, ValueError, yaml.YAMLError):
         return None
     named = data.get("settings") if isinstance(data, dict) else None

@@ -204,6 +204,18 @@ def _unknown_filter_or_test(tree: nodes.Node, env: Any) -> tuple[str, int] | Non
 
 _NUMBER_TEXT = re.compile(r"\s*[-+]?(\d+(\.\d*)?|\.\d+)\s*")
 _ORDERING = {"lt": "<", "gt": ">", "lteq": "<=", "gteq": ">="}
+_TEXT_FILTERS = frozenset({
+    "string", "trim", "lower", "upper", "title", "capitalize", "replace", "format", "join", "center", "truncate",
+    "striptags", "urlencode", "indent", "wordwrap", "escape", "e", "forceescape", "filesizeformat", "tojson",
+})
+"""Jinja2's filters whose result is always text."""
+
+
+def _made_text(node: nodes.Node) -> bool:
+    """``node`` certainly gives text it was turned into (``x | string``, ``x | trim``, ``x ~ ''``): ordered
+    against number-like text on purpose (a fixed-width ``'0930'``, a date ``'20261201'``), and the
+    number without quotes would fail when it runs. A literal text is not (``'100' < '90'``)."""
+    return isinstance(node, nodes.Concat) or (isinstance(node, nodes.Filter) and node.name in _TEXT_FILTERS)
 
 
 def _ordered_against_quoted_number(tree: nodes.Node) -> str | None:
@@ -216,7 +228,10 @@ def _ordered_against_quoted_number(tree: nodes.Node) -> str | None:
         for index, op in enumerate(node.ops):
             if op.op not in _ORDERING:
                 continue
-            for side in (operands[index], operands[index + 1]):
+            pair = (operands[index], operands[index + 1])
+            for side, other in (pair, pair[::-1]):
+                if _made_text(other):
+                    continue  # text against text, written so on purpose
                 if isinstance(side, nodes.Const) and isinstance(side.value, str) and _NUMBER_TEXT.fullmatch(side.value):
                     return (f"'{_ORDERING[op.op]}' compares with the text {side.value!r}, a number in quotes: against "
                             "a number it fails when it runs, and texts are ordered letter by letter ('100' < '90'); "

@@ -57,6 +57,7 @@ class Stack:
 
 def locate(root: Path | None = None, inventory: Path | None = None) -> Stack:
     """Find the stack of the checkout at ``root`` (default: the current directory)."""
+    from botwarden import safe_yaml
     from botwarden.safe_files import FileProblem, read_file, real_path
 
     root = real_path(root or Path.cwd())
@@ -64,10 +65,12 @@ def locate(root: Path | None = None, inventory: Path | None = None) -> Stack:
     settings_path: str | None = None
     if os.path.lexists(inventory):
         try:
-            data = yaml.safe_load(read_file(inventory).decode("utf-8")) or {}
+            data = safe_yaml.load(read_file(inventory).decode("utf-8")) or {}
         except FileProblem as exc:
             raise ConfigError(f"{inventory}: {exc.message}", hint=exc.hint or "run `agent validate` for details") \
                 from None
+        except safe_yaml.TooLargeError as exc:
+            raise ConfigError(f"{inventory}: {exc}", hint="run `agent validate` for details") from None
         except (yaml.YAMLError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{inventory}: not valid YAML", hint="run `agent validate` for details") from exc
         named = data.get("settings") if isinstance(data, Mapping) else None

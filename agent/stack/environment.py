@@ -35,6 +35,7 @@ import jinja2
 import yaml
 
 from agent.rendering import env_references
+from botwarden import safe_yaml
 from botwarden.errors import ConfigError
 from botwarden.safe_files import FileProblem, read_file
 from botwarden.settings import StackSettings
@@ -81,7 +82,7 @@ def referenced_variables(inventory: Path, playbooks: Path, templates: Path) -> s
     files = [inventory, *sorted(playbooks.glob("*.y*ml"))] if playbooks.is_dir() else [inventory]
     for path in files:
         try:  # never blocks: a FIFO in playbooks/ hung agent stack up (agent validate names it)
-            data = yaml.safe_load(read_file(path).decode("utf-8"))
+            data = safe_yaml.load(read_file(path).decode("utf-8"))  # a YAML bomb: skipped, never walked
         except (FileProblem, UnicodeDecodeError, yaml.YAMLError):
             continue
         for text in _strings(data):

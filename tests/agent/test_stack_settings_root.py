@@ -176,3 +176,55 @@ def test_an_inventory_whose_settings_names_no_file_stops_agent_stack(tmp_path: P
     out = capsys.readouterr()
     assert code == ExitCode.CONFIG, out.out + out.err
     assert "names no settings file" in out.err and "settings: null for the built-in settings" in out.err, out.err
+
+
+def _bomb() -> str:
+    """A kilobyte of YAML that is ten billion strings to whatever reads every value."""
+    lines = ['a0: &a0 ["x", "x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 10)]
+    return "\n".join(lines) + "\n"
+
+
+DEEP = "x: " + "[" * 5000 + "]" * 5000 + "\n"
+
+
+@pytest.mark.parametrize("what", ["bomb", "deep"])
+def test_a_yaml_bomb_or_a_deep_nesting_never_hangs_nor_crashes_the_plain_readers(tmp_path: Path, what: str) -> None:
+    """The settings file and the playbooks are read plainly (yaml.safe_load) by the bot, the
+    exchange, `agent stack` (the settings; every playbook for the variables it names) and the
+    inbox: a YAML bomb in the settings file made `bot run` spin for ever (pydantic's message
+    on its unknown keys walks every value), one in playbooks/ made `agent stack up` spin for ever,
+    a deep nesting ended `agent stack up` with an internal error (RecursionError). Held to the
+    bounds agent validate holds them to (r15b). Run in a child: a hang cannot be stopped in a thread."""
+    import subprocess
+    import sys
+
+    root = tmp_path / "checkout"
+    inventory = _checkout(root, "settings.yaml")
+    text = _bomb() if what == "bomb" else DEEP
+    (root / "settings.yaml").write_text(text)
+    (root / "playbooks" / "pasted.yaml").write_text(text)
+    code = f"""
+import sys
+from pathlib import Path
+from botwarden.errors import ConfigError
+from botwarden.settings import load_settings
+from agent.stack.environment import referenced_variables
+root = Path({str(root)!r})
+try:
+    load_settings(str(root / "settings.yaml"))
+except ConfigError as exc:
+    print("settings:", exc.message)
+except Exception as exc:  # its text is not printed: pydantic's walks every value of a bomb
+    print("settings: not refused:", type(exc).__name__)
+(root / "settings.yaml").write_text("bot: {{port: 25555}}\\n")
+print("names:", sorted(referenced_variables(Path({str(inventory)!r}), root / "playbooks", root / "templates")))
+"""
+    try:
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"a {what} in the settings file or a playbook hung its plain reader")
+    assert done.returncode == 0, done.stderr[-2000:]
+    said = "a YAML bomb?" if what == "bomb" else "nested more than 64 levels deep"
+    assert f"settings: {root / 'settings.yaml'}: " in done.stdout and said in done.stdout, done.stdout
+    assert "names: [" in done.stdout, done.stdout

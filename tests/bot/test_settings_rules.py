@@ -34,6 +34,14 @@ def test_defaults_and_the_seeds_values_pass() -> None:
     (StrategySettings, {"slow": 30, "signal": 9, "lookback_candles": 30}, "lookback-covers-macd",
      "raise it to at least slow + signal = 39"),
     (BotSettings, {"coins": []}, "coins-not-empty", "list at least one market"),
+    # traded twice from one reading of the account: the same market entered twice (r15b)
+    (BotSettings, {"coins": ["BTC", "ETH", "BTC"]}, "coins-each-once", "coins lists BTC more than once"),
+    (BotSettings, {"coins": ["BTC", "btc"]}, "coins-each-once", "coins lists BTC more than once"),
+    # on paper a coin the exchange does not list failed at every iteration (r15b)
+    (StackSettings, {"bot": {"coins": ["BTC", "DOGE"]}}, "paper-exchange-lists-the-coins",
+     "bot.coins 'DOGE': not a market of the paper exchange (exchange.coins: BTC, ETH, SOL)"),
+    (StackSettings, {"bot": {"coins": ["eth"]}}, "paper-exchange-lists-the-coins", "'eth' (did you mean 'ETH'?)"),
+    (StackSettings, {"exchange": {"coins": []}}, "paper-exchange-lists-the-coins", "exchange.coins: none"),
     # 3 coins x 20 % x 10 % = 6 % of equity if every stop fires at once, above the 5 % limit
     (BotSettings, {"coins": ["BTC", "ETH", "SOL"], "risk": {"max_position_pct": 20, "stop_loss_pct": 10}},
      "stop-outs-within-daily-limit", "loses 6 % of equity"),
@@ -201,3 +209,25 @@ def test_bot_drill_typed_below_the_stack_reads_its_settings_and_says_when_it_fal
                               timeout=60, env=env)
     assert "note: no settings named here" in fallback.stderr and "the built-in settings, exchange http://" \
         in fallback.stderr, fallback.stderr
+
+
+def test_the_paper_markets_rule_is_only_for_paper() -> None:
+    """Testnet and mainnet list their own markets: a coin of theirs is not judged against the paper
+    exchange's (r15b)."""
+    StackSettings.model_validate({"bot": {"network": "testnet", "coins": ["DOGE"]}})
+    StackSettings.model_validate({"exchange": {"coins": ["BTC", "kPEPE"]}, "bot": {"coins": ["kPEPE"]}})
+
+
+@pytest.mark.parametrize("named", ["''", "5", "[a, b]"])
+def test_bot_drill_beside_an_inventory_naming_no_settings_file_exits_3(tmp_path: Path, named: str) -> None:
+    """settings: '' (the path deleted, not the key) in the inventory: `bot drill` and `bot api-wallet`
+    typed beside it went to the built-in settings' exchange (another stack's, on a machine with
+    several), saying that nothing named settings; agent stack exits 3 on it (r15b)."""
+    import os
+
+    (tmp_path / "inventory.yaml").write_text(f"version: 1\nsettings: {named}\nhosts: {{local: {{}}}}\n")
+    env = {k: v for k, v in os.environ.items() if k != "BOTWARDEN_SETTINGS"}
+    run = subprocess.run([str(BIN / "bot"), "drill", "state"], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=60, env=env)
+    assert run.returncode == 3, run.stderr
+    assert "names no settings file" in run.stderr and "note: no settings named here" not in run.stderr, run.stderr

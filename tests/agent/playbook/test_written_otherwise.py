@@ -356,3 +356,24 @@ def test_a_run_time_value_ordered_against_a_var_holding_a_quoted_number_is_refus
     play.write_text(written.replace('most: "3"', "most: 3"))
     assert load_config(tmp_path / "inventory.yaml", [play], default_registry(), env={},
                        templates_dir=REPO / "templates").config is not None
+
+
+@pytest.mark.parametrize("expect", [
+    "stdout | trim < '0930'",  # a fixed-width time of day (`date +%H%M`), ordered as text on purpose
+    "(stdout | string) >= '10'",
+    "'0930' > stdout | trim",
+    "(stdout ~ '') <= '2026'",
+    "(stdout | lower | replace('-', '')) >= '20261201'",
+    "stdout | trim < opening",  # through a var: {opening: "0930"}
+])
+def test_text_made_text_and_ordered_against_number_like_text_is_not_refused(tmp_path: Path, expect: str) -> None:
+    """A value turned into text (| string, | trim, ~) ordered against a quoted number is text against
+    text, written so on purpose (a fixed-width time of day or date); the hint 'write the number
+    without quotes' would make it raise when it runs (text against a number) (r15b)."""
+    (tmp_path / "inventory.yaml").write_text(INVENTORY)
+    play = tmp_path / "p.yaml"
+    play.write_text(PLAY_WITH.format(play="vars: {opening: \"0930\"}\n", check="", step="")
+                    .replace('"rc == 0"', f'"{expect}"', 1))
+    result = load_config(tmp_path / "inventory.yaml", [play], default_registry(), env={},
+                         templates_dir=REPO / "templates")
+    assert result.config is not None, "\n".join(map(str, result.diagnostics))
