@@ -19,7 +19,9 @@ from yaml.nodes import MappingNode, Node, SequenceNode
 MAX_NODES = 50_000
 """Largest number of YAML nodes a document may expand to, aliases counted at every use."""
 MAX_DEPTH = 64
-"""Deepest nesting of mappings and lists accepted: playbooks need about ten levels."""
+"""Deepest nesting of mappings and lists accepted: playbooks need about ten levels, and a
+bound here keeps every recursive step after loading (validation, templates) within Python's
+recursion limit."""
 
 
 class TooLargeError(yaml.YAMLError):  # type: ignore[misc]  # yaml is untyped here

@@ -34,13 +34,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from agent.playbook.diagnostics import Diagnostic
 from agent.playbook.files import DISK, MAX_BYTES, ConfigReader, FileProblem
 from agent.playbook.yaml_text import LOOKALIKE, control_character, lookalike_spaces, split_lines, undecodable
-
-MAX_NODES = 50_000
-"""Largest number of YAML nodes a document may expand to, aliases counted at every use."""
-MAX_DEPTH = 64
-"""Deepest nesting of mappings and lists accepted: playbooks need about ten levels, and a
-bound here keeps every recursive step after loading (validation, templates) within Python's
-recursion limit."""
+from botwarden.safe_yaml import MAX_DEPTH, MAX_NODES  # one pair of bounds for every reader of YAML
 
 Path_ = tuple[Any, ...]
 Pos = tuple[int, int]
