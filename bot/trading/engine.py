@@ -415,6 +415,13 @@ class TradingEngine:
                     errors.append(f"{coin}: {err.message}")
                     log.warning("coin skipped this iteration", extra={"event": "coin_error", "coin": coin,
                                                                       "error": err.message})
+                except Exception as exc:  # one coin's failure never leaves the next unprotected
+                    # a coin the exchange does not list (a typo on mainnet, a delisting: the SDK's
+                    # KeyError) or a bug in one coin's pass: the coins after it still get their
+                    # stop-loss this iteration (it ended the whole iteration: none of them did)
+                    errors.append(f"{coin}: internal error ({type(exc).__name__}, see logs)")
+                    log.exception("coin skipped this iteration: internal error",
+                                  extra={"event": "coin_error", "coin": coin, "error": type(exc).__name__})
             if traded:
                 acct, orders = self.gw.account(), self.gw.open_orders()
                 self._sync_fills()

@@ -260,3 +260,22 @@ def test_a_stop_loss_halt_ends_with_the_position_it_was_about(
     engine.iterate()
     assert {h.split(" ")[4] for h in stop_halts(engine)} == coins - {closed}
     assert [h for h in engine.active_halts() if closed in h.reason] == []
+
+
+def test_a_coin_the_exchange_does_not_list_leaves_the_coins_after_it_protected(
+        bot_settings: StackSettings, engine: TradingEngine) -> None:
+    """A coin the exchange does not know (a typo on mainnet, a delisted market: the SDK raises
+    KeyError for its name) listed first in bot.coins: its pass fails every iteration, and the
+    coins after it still get their stop-loss (the error ended the whole iteration: a position in
+    BTC, its stop cancelled, never got one back). The failure is said on /health."""
+    engine.reconcile()
+    engine.iterate()
+    coins = set(engine.gw.account().positions)
+    assert coins and bots_stops(engine) == coins
+    engine.bot = engine.bot.model_copy(update={"coins": ["NOSUCHCOIN", *engine.bot.coins]})
+    master = Exchange(Account.from_key(PAPER_DEV_PRIVATE_KEY), bot_settings.exchange_url)
+    for o in engine.gw.open_orders():
+        master.cancel(o.coin, o.oid)
+    engine.iterate()
+    assert bots_stops(engine) == coins
+    assert "NOSUCHCOIN: internal error (KeyError" in (engine.status.last_error or "")
