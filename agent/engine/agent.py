@@ -447,8 +447,8 @@ class Agent:
     async def reload(self) -> bool:
         """Load the configuration again. An invalid version is rejected; the last good one runs on.
 
-        Running on the valid part of the files (no last good configuration at start-up), a
-        rejected version still brings in the playbooks that became valid."""
+        Running on a part of the files (``as-read`` or ``valid-part``: no last good configuration
+        at start-up), a rejected version still brings in the playbooks that became valid."""
         parts = self.running
         result = await asyncio.to_thread(self.source.load)
         if result.config is not None and not result.diagnostics and (changes := self._settings_edited(result.config)):
@@ -473,7 +473,8 @@ class Agent:
             if fallback is not None:
                 self._apply(fallback.config)
                 self.origin = fallback.origin
-                log.info("running the valid part of the configuration: %s", fallback.summary())
+                log.info("running %s: %s", "the files as written" if fallback.origin == "as-read"
+                         else "the valid part of the configuration", fallback.summary())
             return False
         self._last_reload_error = None
         self.origin = "disk"
