@@ -130,7 +130,8 @@ def load(inventory: Path, paths: Sequence[Path] | None, *, need_play: str | None
 
     When the files on disk do not load, an operator's command still runs, saying so: on the
     valid part of the files (the inventory and settings, and the playbooks that are valid
-    with what they refer to) or else on the last good configuration the agent saved; with
+    with what they refer to), on the files as they read (when only a rule refusing what runs
+    otherwise than meant refuses them) or else on the last good configuration the agent saved; with
     ``need_play``, only on one that holds that playbook (``agent run-playbook emergency`` is
     not blocked by a typo in another playbook). The stack's ``var/secrets.env`` fills what the
     environment lacks (:func:`use_stack_secrets`).
@@ -142,7 +143,9 @@ def load(inventory: Path, paths: Sequence[Path] | None, *, need_play: str | None
     unset here; the command works and says which ones it went without."""
     # Reading the agent's state shows what the agent runs: the last good configuration before the
     # valid part (a broken playbook is not "no checks with problems" while the agent pages on it).
-    order = ("disk", "last-good", "as-read", "valid-part") if for_reading else ("disk", "valid-part", "last-good")
+    from agent.engine.config_source import ACT_ORDER
+
+    order = ("disk", "last-good", "as-read", "valid-part") if for_reading else ACT_ORDER
     chosen, _ = load_chosen(inventory, paths, order, need_play=need_play, for_reading=for_reading)
     return chosen.config
 

@@ -57,6 +57,13 @@ load, the last good configuration; without one, the files as they read (when a r
 only what runs otherwise than meant refuses them), or the valid part of the files on disk; else
 the built-in inventory, only to say that it cannot guard (never a silent crash loop)."""
 
+ACT_ORDER: tuple[Origin, ...] = ("disk", "valid-part", "as-read", "last-good")
+"""What an operator's acting command (``agent run-playbook``, ``halt``, ...) runs on: the files on
+disk before the last good configuration (the operator's latest edit); of the files, the valid
+part, else the files as they read (a play a newer rule refuses, the emergency with an empty
+``when:``, runs as written, as the resident agent runs it: ``agent run-playbook emergency`` on a
+fresh ``var/`` refused while the agent ran that very playbook)."""
+
 
 @dataclass(frozen=True)
 class Chosen:

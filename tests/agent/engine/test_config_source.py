@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.engine.config_source import START_ORDER, Chosen, ConfigSource
+from agent.engine.config_source import ACT_ORDER, START_ORDER, Chosen, ConfigSource
 from agent.engine.settings_changes import started_on_other_settings
 from agent.playbook.last_good import SNAPSHOT_NAME, read_snapshot
 from agent.stack.environment import SETTINGS_DIGEST
@@ -450,3 +450,21 @@ def test_a_restart_after_a_settings_edit_runs_on_the_settings_the_programs_start
     assert _start(_restarted(tmp_path, edited)) is None
     # not started by the stack (agent run by hand): nothing tells what the programs run
     assert _start(_restarted(tmp_path, {})) is None
+
+
+@pytest.mark.parametrize(("old", "new"), RAN_BEFORE, ids=["empty-when", "var-check", "handler-twice"])
+def test_an_acting_command_runs_the_play_a_newer_rule_refuses_as_the_agent_does(
+        tmp_path: Path, old: str, new: str) -> None:
+    """`agent run-playbook` with no last good configuration: the play a newer rule refuses (the
+    emergency with an empty when:) runs as written, as the resident agent runs it on the same
+    files (its order went from the valid part, which leaves the play out, to the last good
+    configuration, which a fresh var/ has not: the operator's emergency was refused)."""
+    source = _world(tmp_path)
+    alpha = tmp_path / "playbooks" / "alpha.yaml"
+    alpha.write_text(PLAY.format(name="alpha").replace(old, new, 1))
+    chosen, _ = source.choose(ACT_ORDER, need_play="alpha")
+    assert chosen is not None and chosen.origin == "as-read", chosen and chosen.summary()
+    assert "alpha" in chosen.config.playbooks
+    # a play the rule does not concern still runs from the valid part first
+    chosen, _ = source.choose(ACT_ORDER, need_play="beta")
+    assert chosen is not None and chosen.origin == "valid-part"
