@@ -38,9 +38,14 @@ that after the next return told in the same incident, and so on up to this many
 with the state, without a message per change."""
 
 
+def _rank(state: State) -> tuple[bool, State]:
+    """How much ``state`` tells (UNKNOWN ranks below every known bad state)."""
+    return state is not State.UNKNOWN, state
+
+
 def worst_of(incidents: Sequence[IncidentRecord]) -> IncidentRecord:
     """The incident whose state tells most (UNKNOWN ranks below every known bad state)."""
-    return max(incidents, key=lambda i: (i.state is not State.UNKNOWN, i.state))
+    return max(incidents, key=lambda i: _rank(i.state))
 
 
 def _after(inc: IncidentRecord) -> str:
@@ -95,12 +100,14 @@ class GroupedAlerts:
     def _interval(cls, tx: StoreTransaction, inc: IncidentRecord, cfg: LifecycleSettings) -> float:
         """How long after the host's last message ``inc``'s unsent state may go: ``group_interval``,
         doubled for each return to a state told before already told in this incident (at most
-        :data:`RETURN_PACING_MAX` times)."""
+        :data:`RETURN_PACING_MAX` times). A return to a state worse than the last one told is not
+        doubled: a check changing between WARNING and CRITICAL whose last message read WARNING
+        held its CRITICAL for up to 16 group_intervals, the operator reading WARNING meanwhile."""
         if inc.announced_state in (None, "OK"):
             return cfg.group_interval
         told, count = cls._told(tx, inc)
-        if inc.state not in told:
-            return cfg.group_interval
+        if inc.state not in told or _rank(inc.state) > _rank(State[inc.announced_state]):
+            return cfg.group_interval  # a new state, or worse than the operator's last message
         returns = max(0, count - len(told))
         return float(cfg.group_interval * min(2 ** min(returns, 16), RETURN_PACING_MAX))
 
