@@ -149,10 +149,17 @@ class GroupedAlerts:
 
     def _send_group(self, tx: StoreTransaction, host: str, new: Sequence[IncidentRecord],
                     still: Sequence[IncidentRecord], all_open: Sequence[IncidentRecord], now: datetime) -> int:
-        per_pair: dict[tuple[str, str], tuple[RouteSpec, list[IncidentRecord]]] = {}
-        for inc in new:
+        # One message per target, whichever routes take the host's problems there (a WARNING on
+        # the default route and a CRITICAL on the critical route, both to the inbox, were two
+        # messages there in the same second); the message takes the route of the worst problem
+        # it tells (its reminders and escalations).
+        per_target: dict[str, tuple[RouteSpec, list[IncidentRecord]]] = {}
+        for inc in sorted(new, key=lambda i: _rank(i.state), reverse=True):
             for route, target in self._notes.router.route(self._catalog.routed(inc)):
-                per_pair.setdefault((route.name, target), (route, []))[1].append(inc)
+                per_target.setdefault(target, (route, []))[1].append(inc)
+        order = {inc.id: n for n, inc in enumerate(new)}
+        per_pair = {(route.name, target): (route, sorted(incs, key=lambda i: order[i.id]))
+                    for target, (route, incs) in per_target.items()}
         ids_by_incident: dict[int, list[int]] = defaultdict(list)
         queued = 0
         for (_route_name, target), (route, incs) in per_pair.items():
