@@ -43,6 +43,16 @@ def _rank(state: State) -> tuple[bool, State]:
     return state is not State.UNKNOWN, state
 
 
+def _worse_than_told(inc: IncidentRecord) -> bool:
+    """Whether ``inc``'s state is worse than the one its last message told: it ranks higher
+    (WARNING -> CRITICAL, UNKNOWN -> CRITICAL), or it pages where the told one did not (WARNING
+    -> the UNKNOWN of a critical check: the exchange no longer answers at all)."""
+    told = State.__members__.get(inc.announced_state or "")
+    if told is None or told is State.OK:
+        return False
+    return _rank(inc.state) > _rank(told) or (told is State.WARNING and inc.severity == "critical")
+
+
 def worst_of(incidents: Sequence[IncidentRecord]) -> IncidentRecord:
     """The incident whose state tells most (UNKNOWN ranks below every known bad state)."""
     return max(incidents, key=lambda i: _rank(i.state))
@@ -106,7 +116,7 @@ class GroupedAlerts:
         if inc.announced_state in (None, "OK"):
             return cfg.group_interval
         told, count = cls._told(tx, inc)
-        if inc.state not in told or _rank(inc.state) > _rank(State[inc.announced_state]):
+        if inc.state not in told or _worse_than_told(inc):
             return cfg.group_interval  # a new state, or worse than the operator's last message
         returns = max(0, count - len(told))
         return float(cfg.group_interval * min(2 ** min(returns, 16), RETURN_PACING_MAX))

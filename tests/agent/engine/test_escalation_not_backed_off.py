@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from agent.engine.store_thread import StoreThread
-from tests.agent.engine.test_state_flaps import GROUP_INTERVAL, SLOW, VERY_SLOW, World
+from agent.modules.base import CheckResult
+from tests.agent.engine.test_state_flaps import GROUP_INTERVAL, LIMITED, SLOW, VERY_SLOW, World
 
 
 @pytest.fixture
@@ -27,13 +28,13 @@ def world(tmp_path: Path, thread: StoreThread):  # type: ignore[no-untyped-def]
     w.close()
 
 
-async def flap_until_told_warning(world: World, every: int, after: float) -> float:
+async def flap_until_told_warning(world: World, every: int, after: float, bad: CheckResult = VERY_SLOW) -> float:
     """WARNING and CRITICAL by turns every ``every`` s, past ``after`` s and until a message told
     WARNING; returns when it was told (the state is WARNING then)."""
     i = 0
     while True:
         warning = i % 2 == 0
-        await world.result(SLOW if warning else VERY_SLOW)
+        await world.result(SLOW if warning else bad)
         before = len(world.told())
         world.run(every)
         told = world.told()
@@ -74,3 +75,14 @@ async def test_randomized_flaps_never_hold_a_critical_past_one_group_interval(wo
     world.run(GROUP_INTERVAL + 10)
     last_at, last = world.told()[-1]
     assert last.startswith("[CRITICAL]") and last_at - told_at <= GROUP_INTERVAL + 5, (every, after, world.told()[-6:])
+
+
+async def test_the_unknown_of_a_critical_check_after_a_warning_told_is_not_backed_off(world: World) -> None:
+    """The exchange slow and answering 429 by turns: the UNKNOWN pages (the critical route) where
+    the WARNING did not; the last message read WARNING, the exchange no longer answers at all."""
+    told_at = await flap_until_told_warning(world, every=20, after=40 * 60, bad=LIMITED)
+    await world.result(LIMITED)
+    world.run(GROUP_INTERVAL + 10)
+    last_at, last = world.told()[-1]
+    assert last.startswith("[UNKNOWN] exchange API latency on local"), world.told()[-6:]
+    assert last_at - told_at <= GROUP_INTERVAL + 5, world.told()[-6:]
