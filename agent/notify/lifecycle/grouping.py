@@ -38,9 +38,24 @@ that after the next return told in the same incident, and so on up to this many
 with the state, without a message per change."""
 
 
+def _rank(state: State) -> tuple[bool, State]:
+    """How much ``state`` tells (UNKNOWN ranks below every known bad state)."""
+    return state is not State.UNKNOWN, state
+
+
+def _worse_than_told(inc: IncidentRecord) -> bool:
+    """Whether ``inc``'s state is worse than the one its last message told: it ranks higher
+    (WARNING -> CRITICAL, UNKNOWN -> CRITICAL), or it pages where the told one did not (WARNING
+    -> the UNKNOWN of a critical check: the exchange no longer answers at all)."""
+    told = State.__members__.get(inc.announced_state or "")
+    if told is None or told is State.OK:
+        return False
+    return _rank(inc.state) > _rank(told) or (told is State.WARNING and inc.severity == "critical")
+
+
 def worst_of(incidents: Sequence[IncidentRecord]) -> IncidentRecord:
     """The incident whose state tells most (UNKNOWN ranks below every known bad state)."""
-    return max(incidents, key=lambda i: (i.state is not State.UNKNOWN, i.state))
+    return max(incidents, key=lambda i: _rank(i.state))
 
 
 def _after(inc: IncidentRecord) -> str:
@@ -95,12 +110,14 @@ class GroupedAlerts:
     def _interval(cls, tx: StoreTransaction, inc: IncidentRecord, cfg: LifecycleSettings) -> float:
         """How long after the host's last message ``inc``'s unsent state may go: ``group_interval``,
         doubled for each return to a state told before already told in this incident (at most
-        :data:`RETURN_PACING_MAX` times)."""
+        :data:`RETURN_PACING_MAX` times). A return to a state worse than the last one told is not
+        doubled: a check changing between WARNING and CRITICAL whose last message read WARNING
+        held its CRITICAL for up to 16 group_intervals, the operator reading WARNING meanwhile."""
         if inc.announced_state in (None, "OK"):
             return cfg.group_interval
         told, count = cls._told(tx, inc)
-        if inc.state not in told:
-            return cfg.group_interval
+        if inc.state not in told or _worse_than_told(inc):
+            return cfg.group_interval  # a new state, or worse than the operator's last message
         returns = max(0, count - len(told))
         return float(cfg.group_interval * min(2 ** min(returns, 16), RETURN_PACING_MAX))
 
@@ -142,10 +159,17 @@ class GroupedAlerts:
 
     def _send_group(self, tx: StoreTransaction, host: str, new: Sequence[IncidentRecord],
                     still: Sequence[IncidentRecord], all_open: Sequence[IncidentRecord], now: datetime) -> int:
-        per_pair: dict[tuple[str, str], tuple[RouteSpec, list[IncidentRecord]]] = {}
-        for inc in new:
+        # One message per target, whichever routes take the host's problems there (a WARNING on
+        # the default route and a CRITICAL on the critical route, both to the inbox, were two
+        # messages there in the same second); the message takes the route of the worst problem
+        # it tells (its reminders and escalations).
+        per_target: dict[str, tuple[RouteSpec, list[IncidentRecord]]] = {}
+        for inc in sorted(new, key=lambda i: _rank(i.state), reverse=True):
             for route, target in self._notes.router.route(self._catalog.routed(inc)):
-                per_pair.setdefault((route.name, target), (route, []))[1].append(inc)
+                per_target.setdefault(target, (route, []))[1].append(inc)
+        order = {inc.id: n for n, inc in enumerate(new)}
+        per_pair = {(route.name, target): (route, sorted(incs, key=lambda i: order[i.id]))
+                    for target, (route, incs) in per_target.items()}
         ids_by_incident: dict[int, list[int]] = defaultdict(list)
         queued = 0
         for (_route_name, target), (route, incs) in per_pair.items():

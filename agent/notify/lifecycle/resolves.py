@@ -69,13 +69,18 @@ class GroupedResolves:
         return queued
 
     def _grouped(self, tx: StoreTransaction, host: str, incs: Sequence[IncidentRecord], now: datetime) -> list[int]:
-        per_pair: dict[tuple[str | None, str], tuple[RouteSpec | None, list[IncidentRecord]]] = {}
+        # one message per target, whichever routes took the alerts there (a WARNING on the
+        # default route and a CRITICAL on the critical route, both to the inbox, resolving
+        # together: one resolve listing both, not one per route)
+        per_target: dict[str, tuple[RouteSpec | None, list[IncidentRecord]]] = {}
         for inc in incs:
             for route, target in self._notes.alerted(tx, inc.id):
                 if route is None or route.send_resolved:
-                    per_pair.setdefault((route.name if route else None, target), (route, []))[1].append(inc)
+                    group = per_target.setdefault(target, (route, []))[1]
+                    if inc not in group:
+                        group.append(inc)
         out: list[int] = []
-        for (_, target), (route, group) in per_pair.items():
+        for target, (route, group) in per_target.items():
             items = [self._item(tx, i, now) for i in group]
             if len(group) == 1:
                 i = group[0]
