@@ -135,6 +135,7 @@ class TradingEngine:
         self._last_equity_snapshot = 0.0
         self._close_reasons: dict[str, str] = {}
         self._standing_skips: dict[str, int] = {}  # coin -> iterations its stop-loss's halt has stood
+        self._coin_bugs: dict[str, str] = {}  # coin -> the internal error its last pass ended with
         self._close_answers: dict[str, str] = {}  # coin -> the exchange's answer to its last close (close-all)
         self._refresh_halt()
 
@@ -419,9 +420,16 @@ class TradingEngine:
                     # a coin the exchange does not list (a typo on mainnet, a delisting: the SDK's
                     # KeyError) or a bug in one coin's pass: the coins after it still get their
                     # stop-loss this iteration (it ended the whole iteration: none of them did)
+                    what = f"{type(exc).__name__}: {exc}"
                     errors.append(f"{coin}: internal error ({type(exc).__name__}, see logs)")
-                    log.exception("coin skipped this iteration: internal error",
-                                  extra={"event": "coin_error", "coin": coin, "error": type(exc).__name__})
+                    fields = {"event": "coin_error", "coin": coin, "error": type(exc).__name__}
+                    if self._coin_bugs.get(coin) != what:  # its traceback once, not at every iteration
+                        log.exception("coin skipped this iteration: internal error", extra=fields)
+                    else:
+                        log.error("coin skipped this iteration: internal error (as before)", extra=fields)
+                    self._coin_bugs[coin] = what
+                else:
+                    self._coin_bugs.pop(coin, None)
             if traded:
                 acct, orders = self.gw.account(), self.gw.open_orders()
                 self._sync_fills()

@@ -263,7 +263,7 @@ def test_a_stop_loss_halt_ends_with_the_position_it_was_about(
 
 
 def test_a_coin_the_exchange_does_not_list_leaves_the_coins_after_it_protected(
-        bot_settings: StackSettings, engine: TradingEngine) -> None:
+        bot_settings: StackSettings, engine: TradingEngine, caplog: pytest.LogCaptureFixture) -> None:
     """A coin the exchange does not know (a typo on mainnet, a delisted market: the SDK raises
     KeyError for its name) listed first in bot.coins: its pass fails every iteration, and the
     coins after it still get their stop-loss (the error ended the whole iteration: a position in
@@ -279,3 +279,8 @@ def test_a_coin_the_exchange_does_not_list_leaves_the_coins_after_it_protected(
     engine.iterate()
     assert bots_stops(engine) == coins
     assert "NOSUCHCOIN: internal error (KeyError" in (engine.status.last_error or "")
+    engine.iterate()
+    engine.iterate()
+    said = [r for r in caplog.records if getattr(r, "event", None) == "coin_error"]
+    assert len(said) == 3 and [r.exc_info is not None for r in said] == [True, False, False], \
+        "its traceback once, then a line per iteration (a traceback every 5 s filled the log)"
