@@ -162,7 +162,8 @@ class GroupedAlerts:
         # One message per target, whichever routes take the host's problems there (a WARNING on
         # the default route and a CRITICAL on the critical route, both to the inbox, were two
         # messages there in the same second); the message takes the route of the worst problem
-        # it tells (its reminders and escalations).
+        # it tells (its reminders and send_resolved at that target; escalation still follows each
+        # incident's own routes, Escalation.send).
         per_target: dict[str, tuple[RouteSpec, list[IncidentRecord]]] = {}
         for inc in sorted(new, key=lambda i: _rank(i.state), reverse=True):
             for route, target in self._notes.router.route(self._catalog.routed(inc)):
