@@ -172,6 +172,48 @@ class World:
         return None
 
 
+def botwarden_files(d: Path, json_url: str) -> None:
+    """The inventory and the playbook of the botwarden world in ``d`` (its settings.yaml is written
+    at start). Held to ``agent validate`` by tests/test_benchmark_configs.py: refused, the agent
+    ran with no check, and the crash rounds saw no alert and no restart."""
+    inv = {"version": 1, "settings": "settings.yaml", "hosts": {"local": {"vars": {}}},
+           "groups": {"bots": {"hosts": ["local"]}},
+           "notify": {"targets": {"hook": {"url": json_url}}, "routes": [{"name": "default", "targets": ["hook"]}],
+                      # Send each alert at once: the shipped grouping default (group_wait 5 s) would
+                      # add 5 s to every first alert. group_interval (the least allowed, 1 s) paces
+                      # updates only while the host has an announced, unresolved incident: each
+                      # round waits for the resolve before the next crash.
+                      "group_wait": 0, "group_interval": 1}}
+    (d / "inventory.yaml").write_text(yaml.safe_dump(inv))
+    (d / "templates").symlink_to(REPO / "templates")
+    (d / "playbooks").mkdir()
+    (d / "playbooks" / "bench.yaml").write_text(textwrap.dedent(f"""\
+        version: 1
+        name: bench
+        hosts: bots
+        schedule: {{every: 10s}}
+        checks:
+          - name: bot process
+            supervisor: {{program: bot}}
+            expect: "running"
+            severity: critical
+            every: 2s
+            remediate: [restart-bot]
+          - name: bot heartbeat
+            heartbeat: {{file: "{{{{ bot.heartbeat_path }}}}", deadline: {HEARTBEAT_DEADLINE_S}s}}
+            expect: "alive"
+            severity: critical
+            every: 30s
+        remediations:
+          restart-bot:
+            steps:
+              - supervisor: {{action: start, program: bot}}
+                when: "check.facts.state is defined and check.facts.state != 'STOPPED'"
+            budget: {{max: 100, within: 1h}}
+            cooldown: 100ms
+        """))
+
+
 class Botwarden(World):
     name = "botwarden"
     ALERTS: ClassVar[dict[str, str]] = {"crash": "[CRITICAL] bot process on", "hang": "[CRITICAL] bot heartbeat on"}
@@ -187,40 +229,7 @@ class Botwarden(World):
 
     def start(self) -> None:
         d = self.dir
-        inv = {"version": 1, "settings": "settings.yaml", "hosts": {"local": {"vars": {}}},
-               "groups": {"bots": {"hosts": ["local"]}},
-               "notify": {"targets": {"hook": {"url": self.json.url}}, "routes": [{"name": "default", "targets": ["hook"]}],
-                          # Send each alert at once: the shipped grouping default (group_wait 5 s) would
-                          # add 5 s to every first alert, group_interval would hold repeated crashes.
-                          "group_wait": 0, "group_interval": 0.01}}
-        (d / "inventory.yaml").write_text(yaml.safe_dump(inv))
-        (d / "templates").symlink_to(REPO / "templates")
-        (d / "playbooks").mkdir()
-        (d / "playbooks" / "bench.yaml").write_text(textwrap.dedent(f"""\
-            version: 1
-            name: bench
-            hosts: bots
-            schedule: {{every: 10s}}
-            checks:
-              - name: bot process
-                supervisor: {{program: bot}}
-                expect: "running"
-                severity: critical
-                every: 2s
-                remediate: [restart-bot]
-              - name: bot heartbeat
-                heartbeat: {{file: "{{{{ bot.heartbeat_path }}}}", deadline: {HEARTBEAT_DEADLINE_S}s}}
-                expect: "alive"
-                severity: critical
-                every: 30s
-            remediations:
-              restart-bot:
-                steps:
-                  - supervisor: {{action: start, program: bot}}
-                    when: "check.facts.state is defined and check.facts.state != 'STOPPED'"
-                budget: {{max: 100000, within: 1h}}
-                cooldown: 100ms
-            """))
+        botwarden_files(d, self.json.url)
         sock = self.dir / "ev.sock"
         self._supervisord({
             "exchange": {"command": self.exchange_cmd, "priority": 10},
