@@ -14,7 +14,6 @@ import signal
 import tempfile
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -78,37 +77,11 @@ def _hard_states(stack: StackUnderTest) -> dict[str, str]:
     return {k: "OK" if k in held else s for k, s in states.items()}
 
 
-def _ok_for(stack: StackUnderTest) -> float:
-    """Seconds since the last stored check turned hard OK; 0 while one is not OK or an incident
-    is open (or the store cannot be read yet)."""
-    from agent.store import Store
-
-    try:
-        store = Store(stack.store_url(), create=False)
-        try:
-            states, open_incidents = list(store.load_check_states().values()), store.open_incidents()
-        finally:
-            store.close()
-    except Exception:  # noqa: BLE001 - the agent has not made its tables yet
-        return 0.0
-    if not states or open_incidents or any(s.hard_state.name != "OK" for s in states):
-        return 0.0
-    latest = max(s.since if s.since.tzinfo else s.since.replace(tzinfo=UTC) for s in states)
-    return (datetime.now(UTC) - latest).total_seconds()
-
-
 def _settled(stack: StackUnderTest, quiet: float = 8.0, timeout: float = 120.0) -> int:
     """Wait until every stored check is OK and the inbox has been quiet ``quiet`` seconds;
     returns the inbox's length then (messages after it belong to the next fault)."""
     deadline = time.monotonic() + timeout
     seen, since = -1, time.monotonic()
-    inbox = stack.settings.path(stack.settings.inbox.file)
-    if inbox.exists() and stack.outbox_idle():
-        # Quiet already (right after the previous test settled, its quiet still counts): the time
-        # since the inbox was last written and since the last check turned OK counts towards
-        # ``quiet``, when nothing waits in the outbox and no incident is open (nothing held).
-        seen = len(stack.inbox())
-        since -= max(0.0, min(time.time() - inbox.stat().st_mtime, _ok_for(stack)))
     while time.monotonic() < deadline:
         n = len(stack.inbox())
         states = _hard_states(stack)
