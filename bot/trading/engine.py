@@ -279,9 +279,9 @@ class TradingEngine:
             self.halt("error", attempts_reason(what, coin, sent, outcome.status if outcome else "pending",
                                                outcome.error if outcome else None, auth=auth))
 
-    def _stop_placed(self, coin: str) -> None:
-        """The exchange took a stop-loss for ``coin``: end the halts its refusals took (their
-        cause is gone: e.g. the bot's API wallet approved again)."""
+    def _stop_placed(self, coin: str, why: str = "stop-loss placed") -> None:
+        """The halts the refusals of ``coin``'s stop-loss took end: the exchange took the stop (the
+        bot's API wallet approved again), or ``why`` (the position it was for is closed)."""
         self._standing_skips.pop(coin, None)
         standing = self._own_halts(coin, PLACING_STOP)
         if not standing:
@@ -289,10 +289,10 @@ class TradingEngine:
         try:
             self.resume("bot", [h.id for h in standing])
         except HaltFileError as err:
-            log.error("stop-loss placed; its halt could not be cleared",
+            log.error(f"{why}; the halt its stop-loss refusals took could not be cleared",
                       extra={"event": "halt_clear_failed", "coin": coin, "error": str(err)})
             return
-        log.warning("stop-loss placed; the halt its refusals took cleared itself",
+        log.warning(f"{why}; the halt its stop-loss refusals took cleared itself",
                     extra={"event": "stop_halt_cleared", "coin": coin, "cleared": [h.id for h in standing]})
 
     def _send(self, *, intent: str, coin: str, is_buy: bool, size: float, limit_px: float,
@@ -623,20 +623,10 @@ class TradingEngine:
         one left standing kept the bot from trading until an operator resumed it, while its reason
         said it clears itself once the stop is placed (a stop no longer needed is never placed)."""
         prefix = f"{PLACING_STOP} "
-        gone = [h for h in self.active_halts() if h.kind == "error" and h.reason.startswith(prefix)
-                and h.reason[len(prefix):].split(" ", 1)[0] not in acct.positions]
-        if not gone:
-            return
-        try:
-            self.resume("bot", [h.id for h in gone])
-        except HaltFileError as err:
-            log.error("position closed; the halt its stop-loss refusals took could not be cleared",
-                      extra={"event": "halt_clear_failed", "error": str(err)})
-            return
-        for h in gone:
-            self._standing_skips.pop(h.reason[len(prefix):].split(" ", 1)[0], None)
-        log.warning("position closed; the halt its stop-loss refusals took cleared itself",
-                    extra={"event": "stop_halt_cleared", "cleared": [h.id for h in gone]})
+        coins = {h.reason[len(prefix):].split(" ", 1)[0] for h in self.active_halts()
+                 if h.kind == "error" and h.reason.startswith(prefix)}
+        for coin in sorted(coins - set(acct.positions)):
+            self._stop_placed(coin, why="position closed")
 
     def _check_equity(self, acct: AccountState) -> None:
         """Snapshot equity, update P&L metrics, enforce the daily loss limit."""
