@@ -211,12 +211,12 @@ class Agent:
         await guard.load()
         tasks = TaskRunner(config=live, registry=self.source.registry, store=store, store_thread=thread,
                            notifier=notifications, check_mode=self.check_mode)
-        remediator = Remediator(config=live, guard=guard, tasks=tasks, store=store, store_thread=thread,
-                                notifications=notifications, status=pipeline.status,
-                                last_observation=pipeline.last_observation, direct=direct)
         alerts = AlertLoop(config=live, notifications=notifications, store=store, store_thread=thread,
                            is_flapping=pipeline.is_flapping, evidence=pipeline.evidence.get,
                            backlog=lambda: (pipeline.waiting, pipeline.store_error is not None, pipeline.stored))
+        remediator = Remediator(config=live, guard=guard, tasks=tasks, store=store, store_thread=thread,
+                                notifications=notifications, status=pipeline.status,
+                                last_observation=pipeline.last_observation, direct=direct, recorded=alerts.wake)
         scheduler = CheckScheduler(pipeline.handle, notifier=notifications)
 
         def soft_problem(key: str) -> bool:

@@ -73,8 +73,13 @@ class Remediator:
     def __init__(self, *, config: LiveConfig, guard: RemediationGuard, tasks: TaskRunner, store: Store,
                  store_thread: StoreThread, notifications: Notifications,
                  status: Callable[[str], CheckStatus | None],
-                 last_observation: Callable[[str], Observation | None], direct: DirectAlerts | None = None) -> None:
+                 last_observation: Callable[[str], Observation | None], direct: DirectAlerts | None = None,
+                 recorded: Callable[[], None] = lambda: None) -> None:
+        """``recorded()`` is called on the event loop after each event is stored (the alert loop's
+        wake: a first alert waiting for this remediation's outcome goes out as soon as it is in,
+        not at the lifecycle's next look)."""
         self._config = config
+        self._recorded = recorded
         self._guard = guard
         self._tasks = tasks
         self._store = store
@@ -271,6 +276,8 @@ class Remediator:
             await self._thread.call(self._store.add_event, kind, bc.key, incident_id, text, dict(data or {}))
         except Exception as exc:  # noqa: BLE001 - audit is best effort while the store is in trouble
             log.error("%s event for %s not stored: %s", kind, bc.key, describe_store_error(exc))
+            return
+        self._recorded()
 
     def _event_soon(self, kind: str, bc: BoundCheck, incident_id: int | None, text: str,
                     data: Mapping[str, Any] | None = None) -> asyncio.Future[Any]:

@@ -65,3 +65,29 @@ async def test_a_crash_during_the_last_run_of_the_budget_hands_over_instead_of_a
     await asyncio.gather(third, fourth)
     assert tasks.runs == 3, "a run past the budget"
     assert len(pages.paged) == 1 and "budget spent: 3 of 3" in pages.paged[0]
+
+
+async def test_the_alert_loop_is_woken_once_the_outcome_is_stored(store, thread) -> None:
+    """A first alert waits for its remediation's outcome (notify.remediation_wait); the outcome
+    wakes the alert loop once it is stored, so the alert goes out then, not at the lifecycle's next
+    look (half a second later: crash -> alert was ~560 ms with the restart done in 10 ms)."""
+    from agent.notify.lifecycle.remediation_notes import OUTCOME_EVENT
+
+    remediation = SimpleNamespace(budget=None, cooldown=None, steps=[], target=None)
+    bc = SimpleNamespace(play=SimpleNamespace(name="p", remediations={"restart": remediation}),
+                         host=SimpleNamespace(name="h"), key="p/h/bot", check=SimpleNamespace(name="bot"))
+    problem = SimpleNamespace(hard=SimpleNamespace(is_problem=True, name="CRITICAL"), incident_id=None)
+    tasks = HeldTasks()
+    tasks.release.set()
+    stored_at_wake: list[list[str]] = []
+
+    def recorded() -> None:
+        stored_at_wake.append([e.kind for e in store.recent_events(limit=20)])
+
+    remediator = Remediator(config=SimpleNamespace(current=SimpleNamespace(playbooks={})),  # type: ignore[arg-type]
+                            guard=RemediationGuard(store, thread), tasks=tasks, store=store,  # type: ignore[arg-type]
+                            store_thread=thread, notifications=Pages(),  # type: ignore[arg-type]
+                            status=lambda key: problem, last_observation=lambda key: None,  # type: ignore[arg-type]
+                            recorded=recorded)
+    await remediator._remediate(bc, "crash", {}, ["restart"])
+    assert any(OUTCOME_EVENT in kinds for kinds in stored_at_wake), stored_at_wake
