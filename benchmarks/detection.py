@@ -207,7 +207,7 @@ def botwarden_files(d: Path, json_url: str) -> None:
         remediations:
           restart-bot:
             steps:
-              - supervisor: {{action: start, program: bot}}
+              - supervisor: {{action: start, program: bot, wait: false}}
                 when: "check.facts.state is defined and check.facts.state != 'STOPPED'"
             budget: {{max: 100, within: 1h}}
             cooldown: 100ms

@@ -319,14 +319,20 @@ def run_outcome(name: str, outcomes: Sequence[TaskOutcome], seconds: float) -> t
     failed = [o for o in outcomes if o.status == "failed"]
     acted = [o for o in outcomes if o.status in ("changed", "ok", "ignored")]
     if failed:
-        return "failed", f"{name} failed after {seconds:.1f}s: " + "; ".join(f"{o.task}: {o.msg}" for o in failed)
+        return "failed", f"{name} failed after {_took(seconds)}: " + "; ".join(f"{o.task}: {o.msg}" for o in failed)
     if not acted:
         skipped = "; ".join(f"{o.task}: {o.msg}" for o in outcomes) or "no steps"
         return "nothing", f"{name}: nothing done, its steps do not apply ({skipped})"
     said = "; ".join(o.msg or o.task for o in acted)
     if all(o.status == "ok" for o in acted):
         return "nothing", f"{name}: nothing to change ({said})"
-    return "done", f"{name}: {said} in {seconds:.1f}s"
+    return "done", f"{name}: {said} in {_took(seconds)}"
+
+
+def _took(seconds: float) -> str:
+    """How long a run took, as the operator reads it: ``12ms`` (a restart that does not wait for
+    supervisord's ``startsecs``: "0.0s" said nothing), ``2.4s``."""
+    return f"{round(seconds * 1000)}ms" if seconds < 1 else f"{seconds:.1f}s"
 
 
 def _what_it_saw(bc: BoundCheck, vars_: Mapping[str, Any]) -> str:
