@@ -178,10 +178,13 @@ class Remediator:
             await asyncio.wait({started}, timeout=START_RECORD_WAIT_S)
             recap = await self._tasks.run(bc.play, [bc.host], remediation.steps, why, label=f"{name}: ",
                                           incident_id=incident_id, extra_vars=vars_)
-            runs = None
-            if any(o.status != "skipped" for o in recap.outcomes):
-                runs = await self._guard.record(bc, name, started_mono, started_at)
             outcome, line = run_outcome(name, recap.outcomes, time.monotonic() - started_mono)
+            runs = None
+            # A run that changed nothing (its steps skipped, or every one ``ok``: the bot already
+            # starting, supervisord's own retry under way) restarted nothing: it is not one of the
+            # budget's runs, which hand over to the emergency (flatten) when spent.
+            if outcome != "nothing":
+                runs = await self._guard.record(bc, name, started_mono, started_at)
             if outcome == "nothing":
                 line += _what_it_saw(bc, vars_)
             if runs is not None and remediation.budget is not None:

@@ -91,3 +91,30 @@ async def test_the_alert_loop_is_woken_once_the_outcome_is_stored(store, thread)
                             recorded=recorded)
     await remediator._remediate(bc, "crash", {}, ["restart"])
     assert any(OUTCOME_EVENT in kinds for kinds in stored_at_wake), stored_at_wake
+
+
+class NoChangeTasks(HeldTasks):
+    """Runs whose one step changed nothing (supervisord's start of a bot already STARTING)."""
+
+    async def run(self, *_: Any, **__: Any) -> Any:
+        self.runs += 1
+        return SimpleNamespace(outcomes=[SimpleNamespace(status="ok", msg="bot (BACKOFF) is already started",
+                                                         task="restart")])
+
+
+async def test_runs_that_changed_nothing_do_not_spend_the_budget(store, thread) -> None:
+    """The budget counts restarts: a run whose steps all answered 'already started' restarted
+    nothing, and five of them must not hand over to the emergency (which flattens the account)."""
+    remediation = SimpleNamespace(budget=SimpleNamespace(max=3, within=1800.0, then="emergency"), cooldown=None,
+                                  steps=[], target=None)
+    bc = SimpleNamespace(play=SimpleNamespace(name="p", remediations={"restart": remediation}),
+                         host=SimpleNamespace(name="h"), key="p/h/bot", check=SimpleNamespace(name="bot"))
+    problem = SimpleNamespace(hard=SimpleNamespace(is_problem=True, name="CRITICAL"), incident_id=None)
+    tasks, pages = NoChangeTasks(), Pages()
+    remediator = Remediator(config=SimpleNamespace(current=SimpleNamespace(playbooks={})),  # type: ignore[arg-type]
+                            guard=RemediationGuard(store, thread), tasks=tasks, store=store,  # type: ignore[arg-type]
+                            store_thread=thread, notifications=pages,  # type: ignore[arg-type]
+                            status=lambda key: problem, last_observation=lambda key: None)  # type: ignore[arg-type]
+    for _ in range(5):
+        await remediator._remediate(bc, "crash", {}, ["restart"])
+    assert tasks.runs == 5 and pages.paged == [], pages.paged
