@@ -222,7 +222,7 @@ class Notifications:
             ok_for = (tr.at - was.resolved_at).total_seconds() if was.resolved_at else 0.0
             held = ("its resolve was sent (the same problem, not a new alert)" if was.announced_state is not None
                     else "its message that the agent fixed it was sent (the same problem: one message tells both)")
-            tx.add_event("incident-reopened", tr.key, was.id,
+            tx.add_event(REOPENED_EVENT, tr.key, was.id,
                          f"incident #{was.id} reopened: {tr.new.name} again {ok_for:.1f}s after it recovered, before "
                          + held, {"error": obs.error}, at=tr.at)
         elif status.incident_id is None:
@@ -355,6 +355,9 @@ def one_per_target(pairs: Sequence[tuple[RouteSpec | None, str]]) -> list[tuple[
     return [(route, target) for target, route in seen.items()]
 
 
+REOPENED_EVENT = "incident-reopened"
+"""An incident whose held resolve was not sent yet, reopened by its problem coming back (a crash
+loop the check saw running between two crashes): the same incident, the same story."""
 REOPEN_WITHIN = timedelta(minutes=10)
 """How recent a recovery whose resolve is still held may be for a new problem to reopen its
 incident (a resolve waits at most ``group_interval``; one held longer, by an agent that was down,

@@ -32,7 +32,9 @@ and never claim more than is recorded:
   as a halt added on top of the one alerted) is told the same way, as an update paced by
   ``group_interval``, whether or not the check has a remediation (``RECURRENCE_EVENT``); when it
   has one, the update waits (at most ``remediation_wait``) for what the agent did about it and
-  tells both;
+  tells both. A crash loop being handled is **folded** (:data:`FOLDED_OUTCOMES`): a recurrence
+  or a reopening of a remediated check answered by a restart done or deferred makes no update;
+  the incident's next message counts it;
 * the **resolve** says what the agent did while it lasted.
 """
 from __future__ import annotations
@@ -47,7 +49,7 @@ from agent.core.values import format_duration
 from agent.notify.lifecycle.checks import CheckCatalog
 from agent.notify.lifecycle.inhibition import EVIDENCE_RECHECK_S
 from agent.notify.lifecycle.settings import Deadlines, LifecycleSettings
-from agent.notify.notifications import AlertInfo, Notifications
+from agent.notify.notifications import REOPENED_EVENT, AlertInfo, Notifications
 from agent.store import EventRecord, IncidentRecord, StoreTransaction
 
 STARTED_EVENT = "remediation-started"
@@ -71,12 +73,33 @@ UPDATE_OUTCOMES = ("done", "failed", "refused", "deferred", "handed-over")
 """Outcomes an update tells (``nothing``/``not-needed`` after an alert change nothing for the operator)."""
 URGENT_OUTCOMES = ("failed", "refused", "handed-over")
 """Outcomes saying the problem is not being fixed: their update is not paced by ``group_interval``."""
+FOLDED_OUTCOMES = ("done", "deferred")
+"""Outcomes of a recurrence that make no update of their own: a restarted program dead again and
+restarted again (or its restart waiting for the cooldown) is the crash loop the alert told, being
+handled (Alertmanager sends nothing for a firing group whose alerts did not change). They are told
+in the incident's next message: its resolve, an urgent update (the budget spent, a failure) or the
+hand-over's page, which count them."""
+CAME_BACK = (RECURRENCE_EVENT, REOPENED_EVENT)
+"""The problem came back while its incident stood: again with no state change, or after its check
+read healthy, before its held resolve went out."""
 QUIET_OUTCOMES = ("nothing", "not-needed")
 """Outcomes that say nothing was to be done."""
 NOTIFIED_EVENT = "notified"
 """The audit event of every message queued about an incident (the lifecycle's modules record it)."""
 WAITING = "waiting for the outcome of "
 """How an incident held for its remediation's outcome is marked (``incidents.suppressed``)."""
+
+
+def untold_recurrences(tx: StoreTransaction, incident_id: int) -> int:
+    """How many recurrences of the incident came after its last message (folded: see
+    :data:`FOLDED_OUTCOMES`)."""
+    rows = tx.recent_events(incident_id=incident_id, limit=200)  # newest first
+    count = 0
+    for e in rows:
+        if e.kind == NOTIFIED_EVENT:
+            break
+        count += e.kind in CAME_BACK
+    return count
 
 
 def remediation_events(tx: StoreTransaction, incident_id: int) -> list[EventRecord]:
@@ -168,8 +191,13 @@ class RemediationNotes:
         self._here = here
 
     def line(self, tx: StoreTransaction, incident_id: int) -> str | None:
-        """What the agent did about the incident (:func:`remediation_line`)."""
-        return remediation_line(remediation_events(tx, incident_id), here=self._here)
+        """What the agent did about the incident (:func:`remediation_line`), and how often the
+        problem came back meanwhile without an update of its own (:data:`FOLDED_OUTCOMES`)."""
+        line = remediation_line(remediation_events(tx, incident_id), here=self._here)
+        folded = untold_recurrences(tx, incident_id)
+        if line is not None and folded:
+            line += f"; it happened again {folded} time{'s' if folded > 1 else ''} while it lasted, each handled so"
+        return line
 
     def waiting(self, tx: StoreTransaction, inc: IncidentRecord, cfg: LifecycleSettings,
                 deadlines: Deadlines) -> str | None:
@@ -258,10 +286,15 @@ class RemediationNotes:
                         causes := (e.data or {}).get(CAUSES), list) or any(c in now_named for c in causes)]
             if not new:
                 continue
-            awaited = self._awaits_outcome(inc, events, new, cfg, deadlines)
+            # a reopening (the check read healthy between two crashes) is the problem back too
+            came_back = sorted([*new, *(e for e in events if e.id > last.id and e.kind == REOPENED_EVENT)],
+                               key=lambda e: e.id)
+            awaited = self._awaits_outcome(inc, events, came_back, cfg, deadlines)
             if awaited is not None:
                 deadlines.add(awaited)
                 continue
+            if self._folded(inc, came_back):
+                continue  # the crash loop the alert told, handled: its next message counts it
             due = new[0].at + timedelta(seconds=self._group_wait(tx, inc, cfg))
             if not any((e.data or {}).get("outcome") in URGENT_OUTCOMES for e in new):
                 due = max(due, last.at + timedelta(seconds=cfg.group_interval))
@@ -271,13 +304,32 @@ class RemediationNotes:
             queued += self._update(tx, inc, new, now)
         return queued
 
+    def _folded(self, inc: IncidentRecord, new: Sequence[EventRecord]) -> bool:
+        """Whether ``new`` (what happened since the incident's last message) is only recurrences of
+        a remediated check (:data:`CAME_BACK`), each followed by an outcome of
+        :data:`FOLDED_OUTCOMES` (a recurrence the agent did nothing about, as its steps do not
+        apply, is told)."""
+        if not any(e.kind in CAME_BACK for e in new) or not self._catalog.remediations(inc.key):
+            return False
+        answered = False  # every recurrence followed by a run that handles it
+        for e in new:
+            if e.kind in CAME_BACK:
+                if CAUSES in (e.data or {}):
+                    return False  # a new cause (a halt on top of the one told) is news, not a loop
+                answered = False
+            elif (e.data or {}).get("outcome") in FOLDED_OUTCOMES:
+                answered = True
+            else:
+                return False
+        return answered
+
     def _awaits_outcome(self, inc: IncidentRecord, events: Sequence[EventRecord], new: Sequence[EventRecord],
                         cfg: LifecycleSettings, deadlines: Deadlines) -> datetime | None:
         """When to look again while a recurrence of a remediated check waits for what the agent
         did about it (no outcome recorded after it yet, or a run under way), at most
         ``remediation_wait`` after it: one update tells both ("failed again" and "restarted"),
         not one each. ``None``: nothing to wait for."""
-        recurrences = [e for e in new if e.kind == RECURRENCE_EVENT]
+        recurrences = [e for e in new if e.kind in CAME_BACK]
         if not recurrences or not self._catalog.remediations(inc.key):
             return None
         latest = recurrences[-1]

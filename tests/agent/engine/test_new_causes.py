@@ -45,6 +45,10 @@ checks:
     expect: "running"
     occurrence: "facts.get('exitstatus')"
     remediate: [restart]
+  - name: worker process           # as shipped: the module's occurrence (a new process), no causes
+    supervisor: {program: worker}
+    expect: "running"
+    remediate: [restart]
 remediations:
   restart:
     steps:
@@ -254,10 +258,10 @@ async def test_causes_seen_while_the_problem_is_soft_or_new_are_a_baseline_not_n
 
 
 @pytest.mark.parametrize(("outcome", "title"), [
-    pytest.param(("restart: started bot (RUNNING, pid 7) in 0.5s", "done"),
-                 "restart: started bot (RUNNING, pid 7) in 0.5s", id="acted on: one update, with its outcome"),
     pytest.param(("restart: nothing done, its steps do not apply", "nothing"),
                  "a new cause while CRITICAL: 2", id="nothing done: the recurrence is still told"),
+    pytest.param(("restart: failed after 12ms: bot could not be spawned", "failed"),
+                 "restart: failed after 12ms: bot could not be spawned", id="failed: told with its outcome"),
 ])
 async def test_a_recurrence_of_a_remediated_check_waits_for_its_outcome_and_is_told_with_it(
         world: World, outcome: tuple[str, str], title: str) -> None:
@@ -276,6 +280,34 @@ async def test_a_recurrence_of_a_remediated_check_waits_for_its_outcome_and_is_t
     assert world.told()[1] == ("notice", "inbox", f"[UPDATE] bot process on local: {title}")
     assert "a new cause while CRITICAL: 2" in world.bodies()[1]
     assert world.tick(3 * GROUP_INTERVAL) == 0
+
+
+@pytest.mark.parametrize("outcome", [("restart: started bot (STARTING, pid 7) in 12ms", "done"),
+                                     ("restart not run: cooling down until 12:00:30 UTC", "deferred")],
+                         ids=["restarted again", "restart deferred by the cooldown"])
+async def test_a_crash_loop_being_handled_is_folded_into_the_incidents_next_message(
+        world: World, outcome: tuple[str, str]) -> None:
+    """Issue 13 item 6 (crash-past-budget: 4-5 messages for one crash loop, an update per
+    restart): a remediated check's recurrence whose restart was done again (or waits for the
+    cooldown) is the crash loop the alert told, being handled: no update of its own (as
+    Alertmanager sends nothing for a firing group that did not change). The resolve counts it."""
+    world.restart()
+    exited = {"state": "EXITED", "running": False}
+    await world.result(CheckResult(facts=exited, value="EXITED", occurrence="1796678501"), "worker process")
+    inc = world.store.open_incident_for("p/local/worker process")
+    assert inc is not None
+    world.store.add_event(OUTCOME_EVENT, inc.key, inc.id, "restart: done", {"outcome": "done"}, at=datetime.now(UTC))
+    assert world.tick(GROUP_WAIT + 0.5) == 1
+    await world.result(CheckResult(facts=exited, value="EXITED", occurrence="1796678504"), "worker process")
+    assert world.store.recent_events(kind=RECURRENCE_EVENT, limit=5), "no recurrence recorded"
+    world.store.add_event(OUTCOME_EVENT, inc.key, inc.id, outcome[0], {"outcome": outcome[1]}, at=datetime.now(UTC))
+    assert world.tick(GROUP_INTERVAL + 5) == 0
+    assert world.tick(5 * GROUP_INTERVAL) == 0
+    await world.result(CheckResult(facts={"state": "RUNNING", "running": True}, value="RUNNING"), "worker process")
+    world.tick(6 * GROUP_INTERVAL)
+    assert [kind for kind, _, _ in world.told()] == ["alert", "resolve"], world.told()
+    assert "happened again 1 time while it lasted" in world.bodies()[1], world.bodies()[1]
+    assert outcome[0] in world.bodies()[1], world.bodies()[1]
 
 
 @pytest.mark.parametrize(("named", "causes"), [
@@ -299,3 +331,22 @@ def test_a_broken_occurrence_is_an_unknown_with_the_reason(world: World) -> None
     assert obs.state is State.UNKNOWN and obs.error and obs.error.startswith("evaluation failed"), obs
     ok = classify(bc, health("maintenance"), world.live.current.templating, State.OK, datetime.now(UTC))
     assert ok.state is State.WARNING and ok.causes == ("maintenance",)
+
+
+async def test_a_new_cause_of_a_remediated_check_is_told_though_its_remediation_ran(world: World) -> None:
+    """The fold of a crash loop being handled is for the problem again, not for news: a cause the
+    check's `occurrence` names for the first time (here another exit status) is an update even when
+    the check's remediation ran for it."""
+    world.restart()
+    exited = {"state": "EXITED", "running": False}
+    await world.result(CheckResult(facts={**exited, "exitstatus": 1}, value="EXITED"), "bot process")
+    inc = world.store.open_incident_for("p/local/bot process")
+    assert inc is not None
+    world.store.add_event(OUTCOME_EVENT, inc.key, inc.id, "restart: done", {"outcome": "done"}, at=datetime.now(UTC))
+    assert world.tick(GROUP_WAIT + 0.5) == 1
+    await world.result(CheckResult(facts={**exited, "exitstatus": 2}, value="EXITED"), "bot process")
+    world.store.add_event(OUTCOME_EVENT, inc.key, inc.id, "restart: started bot again", {"outcome": "done"},
+                          at=datetime.now(UTC))
+    world.tick(GROUP_INTERVAL + 5)
+    assert [kind for kind, _, _ in world.told()] == ["alert", "notice"], world.told()
+    assert "a new cause while CRITICAL: 2" in world.bodies()[1], world.bodies()[1]
