@@ -373,12 +373,16 @@ class Ledger:
             else:
                 self.session.delete(pos)
             del self.positions[(address, coin)]
-            self._on_flat(address, coin, now)
+            self._on_flat(address, coin, now, filling=order)
         return fill
 
-    def _on_flat(self, address: str, coin: str, now: int) -> None:
-        """A position closed: its position TP/SL and resting reduce-only orders go with it."""
+    def _on_flat(self, address: str, coin: str, now: int, *, filling: Order) -> None:
+        """A position closed: its position TP/SL and resting reduce-only orders go with it, but
+        not ``filling``, the order whose fill closed it: that one is filled (the exchange never
+        cancelled it; it was streamed ``reduceOnlyCanceled``, a nonUserCancel, then ``filled``)."""
         for o in list(self.open_orders.values()):
+            if o is filling:
+                continue
             if o.address == address and o.coin == coin and o.reduce_only and o.parent_oid is None:
                 self.set_status(o, "reduceOnlyCanceled" if not o.waiting_trigger else "canceled", now)
 

@@ -198,8 +198,7 @@ class WsHub:
         messages = self.feed.event_messages(events)
         for conn in list(self.connections):
             for sub in conn.subs:
-                data = messages.get(sub)
-                if data is not None:
+                for data in messages.get(sub, ()):
                     conn.send(sub.channel, data)
 
     def push_market(self) -> None:

@@ -380,3 +380,46 @@ def test_posts_meet_the_faults_http_meets(paper_exchange: RunningExchange, dev_w
     finally:
         client.close()
         paper_exchange.admin("DELETE", "/admin/faults")
+
+
+def test_user_events_says_both_fills_and_non_user_cancels_of_one_commit(
+        raw: RawClient, hl_exchange: Exchange, hl_info: Info, dev_wallet: LocalAccount) -> None:
+    """A close that fills and takes the position's resting reduce-only order with it (the
+    exchange cancels it: ``reduceOnlyCanceled``) commits both at once; ``userEvents`` says both,
+    one message each (Hyperliquid's WsUserEvent is one of fills | funding | liquidation |
+    nonUserCancel), never the fills alone: a bot listening there was never told its order went."""
+    assert hl_exchange.market_open("ETH", True, 0.5)["status"] == "ok"
+    px = round(float(hl_info.all_mids()["ETH"]) * 1.5, 1)
+    placed = hl_exchange.order("ETH", False, 0.5, px, {"limit": {"tif": "Gtc"}}, reduce_only=True)
+    oid = placed["response"]["data"]["statuses"][0]["resting"]["oid"]
+    raw.send({"method": "subscribe", "subscription": {"type": "userEvents", "user": dev_wallet.address}})
+    raw.rec.wait(lambda: raw.rec.of("subscriptionResponse"), what="ack")
+    closed = hl_exchange.market_close("ETH")
+    assert "filled" in closed["response"]["data"]["statuses"][0]
+    raw.rec.wait(lambda: any("nonUserCancel" in m["data"] for m in raw.rec.of("user")), timeout=10,
+                 what="the nonUserCancel of the reduce-only order")
+    events = [m["data"] for m in raw.rec.of("user")]
+    assert any("fills" in e for e in events)
+    cancels = [c for e in events for c in e.get("nonUserCancel", [])]
+    assert cancels == [{"coin": "ETH", "oid": oid}]
+    assert all(len(e) == 1 for e in events)  # one kind of event per message
+
+
+def test_a_reduce_only_close_that_flattens_is_filled_never_canceled_on_the_way(
+        raw: RawClient, hl_exchange: Exchange, dev_wallet: LocalAccount) -> None:
+    """The order whose fill closes the position is the one that filled: the exchange's clean-up of
+    the position's reduce-only orders (``reduceOnlyCanceled``) is for the others. It streamed the
+    close itself as ``reduceOnlyCanceled`` and only then ``filled``, and userEvents told the
+    account the exchange had cancelled its own close."""
+    assert hl_exchange.market_open("ETH", True, 0.5)["status"] == "ok"
+    raw.send({"method": "subscribe", "subscription": {"type": "orderUpdates", "user": dev_wallet.address}})
+    raw.send({"method": "subscribe", "subscription": {"type": "userEvents", "user": dev_wallet.address}})
+    raw.rec.wait(lambda: len(raw.rec.of("subscriptionResponse")) >= 2, what="acks")
+    closed = hl_exchange.market_close("ETH")
+    oid = closed["response"]["data"]["statuses"][0]["filled"]["oid"]
+    raw.rec.wait(lambda: any(u["status"] == "filled" for m in raw.rec.of("orderUpdates") for u in m["data"]),
+                 timeout=10, what="the close's orderUpdates")
+    raw.rec.wait(lambda: raw.rec.of("user"), timeout=10, what="the close's userEvents")
+    statuses = [u["status"] for m in raw.rec.of("orderUpdates") for u in m["data"] if u["order"]["oid"] == oid]
+    assert "reduceOnlyCanceled" not in statuses and statuses[-1] == "filled"
+    assert [list(m["data"]) for m in raw.rec.of("user")] == [["fills"]]
