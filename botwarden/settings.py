@@ -233,8 +233,8 @@ class BotSettings(_Model):
     )
     spare_tenure_s: float = Field(30.0, gt=0, le=3600, description="an interim spare nobody relieves stops after this")
     ws_stale_s: float = Field(
-        10.0, gt=0, le=3600, description="websocket silent this long (no message, pongs included) counts as down: "
-                                "the bot reconnects and reads REST meanwhile",
+        10.0, gt=0, le=3600, description="websocket silent this long (no message at all, or pongs but no data) counts "
+                                "as down: the bot reconnects and reads REST meanwhile",
     )
     ws_outage_file: str = Field(
         "var/bot.ws-outage.json",
