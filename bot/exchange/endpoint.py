@@ -12,8 +12,10 @@ else 200 with ``{"status": "ok" | "err", "response": ...}``. In order:
 4. ``vaultAddress``: refused by name (no vaults or subaccounts here), never ignored;
 5. the signer's nonce rules; a user-signed action's own nonce/time must equal the nonce;
 6. an action Hyperliquid has but this exchange does not: refused by name (:mod:`catalog`);
-7. the account's address-based request cap; then the action runs and the ledger commits once
-   (any exception rolls the whole request back).
+7. the account's address-based request cap (cancels: ``min(cap + 100000, cap * 2)``, so a capped
+   account can still cancel; the one request every 10 s Hyperliquid still allows a capped address
+   is not simulated: past the cap every other action is refused); then the action runs and the
+   ledger commits once (any exception rolls the whole request back).
 """
 from __future__ import annotations
 
@@ -32,6 +34,8 @@ EXPIRED_WEIGHT_FACTOR = 5
 # User-signed actions of Hyperliquid whose EIP-712 types the SDK does not carry: they cannot be
 # verified here, and none is supported, so they are refused by name before any signature check.
 UNVERIFIABLE = {"sendToEvmWithData", "cDeposit", "cWithdraw"}
+CANCELS = {"cancel", "cancelByCloid"}  # their address-based cap is higher (Hyperliquid's rate-limit docs)
+CANCEL_CAP_EXTRA = 100_000
 
 
 def _int(value: Any) -> bool:
@@ -81,6 +85,11 @@ class ExchangeEndpoint:
             return 200, _err(refused)
         acct = self.ledger.accounts[who.user]
         cap = self.cap(acct.cum_volume)
+        if kind in CANCELS:
+            # Hyperliquid's rate-limit docs: "Cancels have cumulative limit min(limit + 100000,
+            # limit * 2) ... hitting the address-based rate limit will still allow open orders to be
+            # canceled" (the guard's cancel of what can add exposure goes through a capped account)
+            cap = min(cap + CANCEL_CAP_EXTRA, cap * 2)
         if acct.n_requests + weight > cap:
             return 200, _err(rules.err_too_many_requests(acct.n_requests + weight, cap, acct.cum_volume))
         led = self.ledger
