@@ -423,3 +423,24 @@ def test_a_reduce_only_close_that_flattens_is_filled_never_canceled_on_the_way(
     statuses = [u["status"] for m in raw.rec.of("orderUpdates") for u in m["data"] if u["order"]["oid"] == oid]
     assert "reduceOnlyCanceled" not in statuses and statuses[-1] == "filled"
     assert [list(m["data"]) for m in raw.rec.of("user")] == [["fills"]]
+
+
+def test_a_slow_post_holds_up_neither_the_pings_nor_the_other_posts(
+        paper_exchange: RunningExchange, raw: RawClient) -> None:
+    """Posts are in flight side by side, as over HTTP (Hyperliquid allows 100 in flight per IP): with
+    every answer 1.5 s late (latency_ms) the connection went on reading only once the post before
+    had been answered, so three posts took three latencies and a ping sent after them got its pong
+    after all three: a client whose keep-alive waits less than that dropped a healthy connection."""
+    raw.rec.wait(lambda: raw.rec.of("greeting"), what="greeting")
+    paper_exchange.admin("POST", "/admin/faults", {"latency_ms": 1500})
+    try:
+        for ident in (1, 2, 3):
+            raw.send({"method": "post", "id": ident, "request": {"type": "info", "payload": {"type": "allMids"}}})
+        raw.send({"method": "ping"})
+        posts = raw.rec.wait(lambda: len(raw.rec.of("post")) >= 3 and raw.rec.of("post"), what="3 answers")
+        pong = raw.rec.wait(lambda: raw.rec.of("pong"), what="pong")[0]
+    finally:
+        paper_exchange.admin("DELETE", "/admin/faults")
+    assert sorted(p["data"]["id"] for p in posts) == [1, 2, 3]
+    assert all(p["data"]["response"]["type"] == "info" for p in posts)
+    assert pong["_at"] < min(p["_at"] for p in posts), "the pong waited behind the slow posts"
