@@ -123,7 +123,11 @@ class WsHub:
         try:
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT:
-                    await self._on_message(conn, msg.data)
+                    try:
+                        await self._on_message(conn, msg.data)
+                    except Exception:  # one message's failure is its own: said to the client, never the connection's end
+                        log.exception("websocket message failed: %.200s", msg.data)
+                        conn.send("error", f"Error handling websocket request: {msg.data[:500]}")  # paper
                 elif msg.type == WSMsgType.ERROR:
                     break
         finally:

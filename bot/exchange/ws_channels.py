@@ -62,19 +62,19 @@ def parse_subscription(raw: Any, coins: set[str]) -> Subscription | str:
     if raw.get("dex") not in (None, ""):
         return (f"Unsupported by the paper exchange: subscription {kind} on perp dex {raw['dex']!r} "
                 "(one perp dex only).")
-    coin = raw.get("coin")
+    coin = raw.get("coin") if isinstance(raw.get("coin"), str) else None  # a list or object names no coin
     user = _address(raw.get("user"))
     needs_coin = kind in ("l2Book", "trades", "candle", "bbo", "activeAssetCtx")
     needs_user = kind in ("orderUpdates", "userFills", "userEvents", "webData2",
                           "userNonFundingLedgerUpdates", "clearinghouseState", "openOrders")
     if needs_coin and coin not in coins:
-        return f"Invalid subscription {json.dumps(raw)}: unknown coin {coin!r}"  # paper
+        return f"Invalid subscription {json.dumps(raw)}: unknown coin {raw.get('coin')!r}"  # paper
     if needs_user and user is None:
         return f"Invalid subscription {json.dumps(raw)}: user must be a 42-character address"  # paper
     if kind == "l2Book" and (raw.get("nSigFigs") is not None or raw.get("mantissa") is not None):
         return ("Unsupported by the paper exchange: l2Book nSigFigs/mantissa (books are served at full "
                 "precision).")
-    interval = raw.get("interval")
+    interval = raw.get("interval") if isinstance(raw.get("interval"), str) else None
     if kind == "candle" and interval not in INTERVAL_SECONDS:
         return f"Invalid subscription {json.dumps(raw)}: interval {interval!r} is not served"  # paper
     return Subscription(kind, coin if needs_coin else None, user if needs_user else None,

@@ -226,3 +226,13 @@ def test_every_sdk_exchange_action_is_in_the_catalogue() -> None:
     source = inspect.getsource(sdk)
     kinds = {json.loads(f'"{m}"') for m in __import__("re").findall(r'"type": "([A-Za-z0-9]+)"', source)}
     assert kinds - set(catalog.ACTIONS) == set()
+
+
+@pytest.mark.parametrize("body", [{"type": ["allMids"]}, {"type": {"allMids": 1}}, {"type": 7}, ["allMids"]])
+def test_an_info_request_of_the_wrong_shape_fails_to_deserialize(paper_exchange: RunningExchange,
+                                                                 body: Any) -> None:
+    """A ``type`` that is a list or an object (not hashable) answered 500 "Internal Server Error"
+    from the request weight's lookup, before the view could refuse it; Hyperliquid answers such a
+    body 422 in its deserialization words, as the paper exchange does for every other bad shape."""
+    r = httpx.post(paper_exchange.url + "/info", json=body)
+    assert (r.status_code, r.text) == (422, "Failed to deserialize the JSON body into the target type")

@@ -444,3 +444,25 @@ def test_a_slow_post_holds_up_neither_the_pings_nor_the_other_posts(
     assert sorted(p["data"]["id"] for p in posts) == [1, 2, 3]
     assert all(p["data"]["response"]["type"] == "info" for p in posts)
     assert pong["_at"] < min(p["_at"] for p in posts), "the pong waited behind the slow posts"
+
+
+@pytest.mark.parametrize("bad", [{"type": "l2Book", "coin": ["BTC"]},
+                                 {"type": "candle", "coin": "BTC", "interval": ["1m"]},
+                                 {"type": "trades", "coin": {"BTC": 1}},
+                                 {"type": "userFills", "user": ["0x" + "1" * 40]}])
+def test_a_malformed_subscription_is_an_error_message_and_the_connection_lives_on(
+        raw: RawClient, bad: dict[str, Any]) -> None:
+    """A subscription whose coin or interval is a list or an object (JSON the server cannot look up)
+    raised out of the connection's handler: the connection was cut with no word, its other
+    subscriptions gone with it, and the exchange logged a traceback. One message's failure is now
+    that message's error (channel ``error``), as Hyperliquid answers a bad request; the
+    connection goes on serving."""
+    raw.rec.wait(lambda: raw.rec.of("greeting"), what="greeting")
+    raw.send({"method": "subscribe", "subscription": {"type": "bbo", "coin": "ETH"}})
+    raw.rec.wait(lambda: raw.rec.of("bbo"), what="bbo")
+    raw.send({"method": "subscribe", "subscription": bad})
+    [error] = raw.rec.wait(lambda: raw.rec.of("error"), timeout=10, what="the error message")
+    assert error["data"].startswith("Invalid subscription"), error
+    raw.send({"method": "ping"})
+    raw.rec.wait(lambda: raw.rec.of("pong"), timeout=10, what="pong after the bad subscription")
+    assert not raw.closed.is_set()
