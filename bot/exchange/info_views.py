@@ -101,7 +101,9 @@ class InfoViews:
             return 200, handler(body, now)
         except UnsupportedError as exc:
             return 422, str(exc)
-        except (KeyError, TypeError, ValueError, AttributeError):
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
+            # a body of the wrong shape, or a number beyond 64 bits (SQLite's OverflowError): as
+            # Hyperliquid answers a body it cannot deserialize
             return 422, BAD_REQUEST
 
     # ----- the handlers that need more than one line ----------------------------------------

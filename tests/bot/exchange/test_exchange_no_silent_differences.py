@@ -236,3 +236,15 @@ def test_an_info_request_of_the_wrong_shape_fails_to_deserialize(paper_exchange:
     body 422 in its deserialization words, as the paper exchange does for every other bad shape."""
     r = httpx.post(paper_exchange.url + "/info", json=body)
     assert (r.status_code, r.text) == (422, "Failed to deserialize the JSON body into the target type")
+
+
+@pytest.mark.parametrize("body", [
+    {"type": "orderStatus", "user": "0x" + "1" * 40, "oid": 10**30},
+    {"type": "userFillsByTime", "user": "0x" + "1" * 40, "startTime": 10**30},
+    {"type": "userNonFundingLedgerUpdates", "user": "0x" + "1" * 40, "startTime": 10**30},
+])
+def test_a_number_beyond_64_bits_fails_to_deserialize(paper_exchange: RunningExchange, body: Any) -> None:
+    """Hyperliquid's oids and times are 64-bit; a larger number answered 500 (SQLite's OverflowError
+    escaped the view) where Hyperliquid cannot deserialize the body (422)."""
+    r = httpx.post(paper_exchange.url + "/info", json=body)
+    assert (r.status_code, r.text) == (422, "Failed to deserialize the JSON body into the target type")
