@@ -4,8 +4,9 @@
 422 with Hyperliquid's deserialization text for a body that is not an action Hyperliquid knows,
 else 200 with ``{"status": "ok" | "err", "response": ...}``. In order:
 
-1. shape: ``action`` an object whose ``type`` is a Hyperliquid action, ``nonce`` an integer,
-   ``expiresAfter`` an integer or absent;
+1. shape: ``action`` an object whose ``type`` is a Hyperliquid action (a trading action with the
+   structure Hyperliquid deserializes: :func:`well_formed`), ``nonce`` an integer, ``expiresAfter``
+   an integer or absent;
 2. who signed it and for which account (:func:`bot.exchange.auth.authenticate`);
 3. ``expiresAfter``: refused on user-signed actions (Hyperliquid does not support it there);
    in the past, refused and charged 5x the address-based weight, as Hyperliquid documents;
@@ -56,7 +57,8 @@ class ExchangeEndpoint:
         kind = action.get("type")
         nonce, expires = payload.get("nonce"), payload.get("expiresAfter")
         if not isinstance(kind, str) or kind not in catalog.ACTIONS or not _int(nonce) or \
-                not (expires is None or _int(expires)) or not isinstance(payload.get("signature"), dict):
+                not (expires is None or _int(expires)) or not isinstance(payload.get("signature"), dict) or \
+                not well_formed(action):
             return 422, BAD_REQUEST
         assert isinstance(nonce, int)
         if kind in UNVERIFIABLE:
@@ -111,6 +113,40 @@ class ExchangeEndpoint:
         self.ledger.accounts[who.user].n_requests += weight
         self.ledger.commit()
         return answer
+
+
+def _wire_ok(wire: Any) -> bool:
+    """An order wire's structure: an object whose ``t`` is an object holding a ``limit`` or a
+    ``trigger`` object (the values inside are checked where they are used, with Hyperliquid's words)."""
+    if not isinstance(wire, dict) or not isinstance(wire.get("t"), dict):
+        return False
+    kinds = [wire["t"].get(k) for k in ("limit", "trigger") if k in wire["t"]]
+    return bool(kinds) and all(isinstance(k, dict) for k in kinds)
+
+
+def _objects(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, dict) for v in value)
+
+
+def _ref_ok(ref: Any) -> bool:
+    return _int(ref) or isinstance(ref, str)
+
+
+def well_formed(action: dict[str, Any]) -> bool:
+    """Whether an L1 trading action has the structure Hyperliquid deserializes (lists of objects,
+    an oid that is a number or a cloid, order wires with their order type): one that has not is a
+    body Hyperliquid cannot deserialize (422), not an internal error of the exchange."""
+    kind = action.get("type")
+    if kind == "order":
+        return isinstance(action.get("orders"), list) and all(_wire_ok(w) for w in action["orders"])
+    if kind in ("cancel", "cancelByCloid"):
+        return _objects(action.get("cancels"))
+    if kind == "modify":
+        return _ref_ok(action.get("oid")) and _wire_ok(action.get("order"))
+    if kind == "batchModify":
+        return _objects(action.get("modifies")) and all(
+            _ref_ok(m.get("oid")) and _wire_ok(m.get("order")) for m in action["modifies"])
+    return True
 
 
 def _err(message: str) -> dict[str, Any]:

@@ -248,3 +248,31 @@ def test_a_number_beyond_64_bits_fails_to_deserialize(paper_exchange: RunningExc
     escaped the view) where Hyperliquid cannot deserialize the body (422)."""
     r = httpx.post(paper_exchange.url + "/info", json=body)
     assert (r.status_code, r.text) == (422, "Failed to deserialize the JSON body into the target type")
+
+
+WIRE = {"a": 1, "b": True, "p": "2000", "s": "0.01", "r": False, "t": {"limit": {"tif": "Gtc"}}}
+
+
+@pytest.mark.parametrize("action", [
+    {"type": "order", "orders": ["x"], "grouping": "na"},
+    {"type": "order", "orders": [None], "grouping": "na"},
+    {"type": "order", "orders": [{**WIRE, "t": ["x"]}], "grouping": "na"},
+    {"type": "order", "orders": [{**WIRE, "t": {"limit": ["x"]}}], "grouping": "na"},
+    {"type": "order", "orders": [{**WIRE, "t": {"trigger": ["x"]}}], "grouping": "na"},
+    {"type": "cancel", "cancels": ["x"]},
+    {"type": "cancelByCloid", "cancels": [None]},
+    {"type": "modify", "oid": [], "order": WIRE},
+    {"type": "batchModify", "modifies": ["x"]},
+    {"type": "batchModify", "modifies": [{"oid": [], "order": WIRE}]},
+])
+def test_a_trading_action_of_the_wrong_structure_fails_to_deserialize(
+        paper_exchange: RunningExchange, dev_wallet: LocalAccount, action: dict[str, Any]) -> None:
+    """Found by fuzzing signed actions: each of these answered {"status": "err", "response":
+    "Internal error while applying the action"} (the paper exchange's words for its own bug) and
+    logged a traceback; Hyperliquid cannot deserialize such a body and answers 422 in its words."""
+    from hyperliquid.utils.signing import sign_l1_action
+
+    nonce = get_timestamp_ms()
+    body = {"action": action, "nonce": nonce, "signature": sign_l1_action(dev_wallet, action, None, nonce, None, False)}
+    r = httpx.post(paper_exchange.url + "/exchange", json=body)
+    assert (r.status_code, r.text) == (422, "Failed to deserialize the JSON body into the target type")
