@@ -31,6 +31,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 PAPER_DEV_PRIVATE_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 
 Network = Literal["paper", "testnet", "mainnet"]
+IP_WEIGHT_PER_MINUTE = 1200  # Hyperliquid's REST budget per IP (its rate-limit docs)
+USER_ROLE_WEIGHT = 60  # what one userRole read weighs against it
 Signer = Literal["bot", "agent"]
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 
@@ -209,7 +211,8 @@ class BotSettings(_Model):
     signer_check_s: float = Field(
         30.0, ge=1, le=3600,
         description="how often the bot asks the exchange (userRole) whether its API wallet is still approved: a "
-                    "revoked or expired wallet otherwise shows only at the next signed request")
+                    "revoked or expired wallet otherwise shows only at the next signed request; off paper at least "
+                    "12 (userRole weighs 60 of Hyperliquid's 1200 per minute per IP: a quarter at most)")
     control_token_env: EnvName = Field("BOTWARDEN_BOT_TOKEN", description="env var of the control bearer token")
     control_socket: str = Field(
         "var/bot-control.sock",
@@ -233,8 +236,8 @@ class BotSettings(_Model):
     )
     spare_tenure_s: float = Field(30.0, gt=0, le=3600, description="an interim spare nobody relieves stops after this")
     ws_stale_s: float = Field(
-        10.0, gt=0, le=3600, description="websocket silent this long (no message, pongs included) counts as down: "
-                                "the bot reconnects and reads REST meanwhile",
+        10.0, gt=0, le=3600, description="websocket silent this long (no message at all, or pongs but no data) counts "
+                                "as down: the bot reconnects and reads REST meanwhile",
     )
     ws_outage_file: str = Field(
         "var/bot.ws-outage.json",
@@ -271,7 +274,17 @@ class BotSettings(_Model):
             raise ValueError(f"rule account-address: {self.account_address!r} is not 0x followed by 40 hex "
                              "digits")
         worst_stop_out = len(self.coins) * risk.max_position_pct * risk.stop_loss_pct / 100
+        # the signer check asks userRole, which weighs 60 of Hyperliquid's 1200 per minute per IP
+        # (its rate-limit docs; the paper exchange enforces no budget unless a drill sets one)
+        signer_weight = USER_ROLE_WEIGHT * 60 / self.signer_check_s
         _broken_rules([
+            ("signer-check-within-weight-budget",
+             self.network == "paper" or signer_weight <= IP_WEIGHT_PER_MINUTE / 4,
+             f"signer_check_s {self.signer_check_s:g} asks userRole (weight {USER_ROLE_WEIGHT}) "
+             f"{60 / self.signer_check_s:g} times a minute: {signer_weight:g} of Hyperliquid's "
+             f"{IP_WEIGHT_PER_MINUTE} per minute per IP, which the bot's reads and the agent's checks share "
+             "(past it every request, stop-losses included, is answered 429); keep it to a quarter: raise it "
+             f"to at least {USER_ROLE_WEIGHT * 60 * 4 / IP_WEIGHT_PER_MINUTE:g}"),
             ("coins-not-empty",
              bool(self.coins),
              "coins is empty: the bot would trade nothing; list at least one market, e.g. [BTC]"),

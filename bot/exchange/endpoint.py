@@ -4,16 +4,19 @@
 422 with Hyperliquid's deserialization text for a body that is not an action Hyperliquid knows,
 else 200 with ``{"status": "ok" | "err", "response": ...}``. In order:
 
-1. shape: ``action`` an object whose ``type`` is a Hyperliquid action, ``nonce`` an integer,
-   ``expiresAfter`` an integer or absent;
+1. shape: ``action`` an object whose ``type`` is a Hyperliquid action (a trading action with the
+   structure Hyperliquid deserializes: :func:`well_formed`), ``nonce`` an integer, ``expiresAfter``
+   an integer or absent;
 2. who signed it and for which account (:func:`bot.exchange.auth.authenticate`);
 3. ``expiresAfter``: refused on user-signed actions (Hyperliquid does not support it there);
    in the past, refused and charged 5x the address-based weight, as Hyperliquid documents;
 4. ``vaultAddress``: refused by name (no vaults or subaccounts here), never ignored;
 5. the signer's nonce rules; a user-signed action's own nonce/time must equal the nonce;
 6. an action Hyperliquid has but this exchange does not: refused by name (:mod:`catalog`);
-7. the account's address-based request cap; then the action runs and the ledger commits once
-   (any exception rolls the whole request back).
+7. the account's address-based request cap (cancels: ``min(cap + 100000, cap * 2)``, so a capped
+   account can still cancel; the one request every 10 s Hyperliquid still allows a capped address
+   is not simulated: past the cap every other action is refused); then the action runs and the
+   ledger commits once (any exception rolls the whole request back).
 """
 from __future__ import annotations
 
@@ -32,6 +35,8 @@ EXPIRED_WEIGHT_FACTOR = 5
 # User-signed actions of Hyperliquid whose EIP-712 types the SDK does not carry: they cannot be
 # verified here, and none is supported, so they are refused by name before any signature check.
 UNVERIFIABLE = {"sendToEvmWithData", "cDeposit", "cWithdraw"}
+CANCELS = {"cancel", "cancelByCloid"}  # their address-based cap is higher (Hyperliquid's rate-limit docs)
+CANCEL_CAP_EXTRA = 100_000
 
 
 def _int(value: Any) -> bool:
@@ -52,7 +57,8 @@ class ExchangeEndpoint:
         kind = action.get("type")
         nonce, expires = payload.get("nonce"), payload.get("expiresAfter")
         if not isinstance(kind, str) or kind not in catalog.ACTIONS or not _int(nonce) or \
-                not (expires is None or _int(expires)) or not isinstance(payload.get("signature"), dict):
+                not (expires is None or _int(expires)) or not isinstance(payload.get("signature"), dict) or \
+                not well_formed(action):
             return 422, BAD_REQUEST
         assert isinstance(nonce, int)
         if kind in UNVERIFIABLE:
@@ -81,6 +87,11 @@ class ExchangeEndpoint:
             return 200, _err(refused)
         acct = self.ledger.accounts[who.user]
         cap = self.cap(acct.cum_volume)
+        if kind in CANCELS:
+            # Hyperliquid's rate-limit docs: "Cancels have cumulative limit min(limit + 100000,
+            # limit * 2) ... hitting the address-based rate limit will still allow open orders to be
+            # canceled" (the guard's cancel of what can add exposure goes through a capped account)
+            cap = min(cap + CANCEL_CAP_EXTRA, cap * 2)
         if acct.n_requests + weight > cap:
             return 200, _err(rules.err_too_many_requests(acct.n_requests + weight, cap, acct.cum_volume))
         led = self.ledger
@@ -102,6 +113,40 @@ class ExchangeEndpoint:
         self.ledger.accounts[who.user].n_requests += weight
         self.ledger.commit()
         return answer
+
+
+def _wire_ok(wire: Any) -> bool:
+    """An order wire's structure: an object whose ``t`` is an object holding a ``limit`` or a
+    ``trigger`` object (the values inside are checked where they are used, with Hyperliquid's words)."""
+    if not isinstance(wire, dict) or not isinstance(wire.get("t"), dict):
+        return False
+    kinds = [wire["t"].get(k) for k in ("limit", "trigger") if k in wire["t"]]
+    return bool(kinds) and all(isinstance(k, dict) for k in kinds)
+
+
+def _objects(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, dict) for v in value)
+
+
+def _ref_ok(ref: Any) -> bool:
+    return _int(ref) or isinstance(ref, str)
+
+
+def well_formed(action: dict[str, Any]) -> bool:
+    """Whether an L1 trading action has the structure Hyperliquid deserializes (lists of objects,
+    an oid that is a number or a cloid, order wires with their order type): one that has not is a
+    body Hyperliquid cannot deserialize (422), not an internal error of the exchange."""
+    kind = action.get("type")
+    if kind == "order":
+        return isinstance(action.get("orders"), list) and all(_wire_ok(w) for w in action["orders"])
+    if kind in ("cancel", "cancelByCloid"):
+        return _objects(action.get("cancels"))
+    if kind == "modify":
+        return _ref_ok(action.get("oid")) and _wire_ok(action.get("order"))
+    if kind == "batchModify":
+        return _objects(action.get("modifies")) and all(
+            _ref_ok(m.get("oid")) and _wire_ok(m.get("order")) for m in action["modifies"])
+    return True
 
 
 def _err(message: str) -> dict[str, Any]:

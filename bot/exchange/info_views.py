@@ -29,7 +29,11 @@ class UnsupportedError(Exception):
     """A request for something Hyperliquid serves and this exchange refuses by name."""
 
 
-def info_weight(kind: str | None) -> int:
+def info_weight(kind: object) -> int:
+    """The IP weight of an ``/info`` request of ``type`` ``kind`` (any JSON value: a list or an object
+    is a bad request, weighed as the default 20 and then refused 422 by :meth:`InfoViews.answer`)."""
+    if not isinstance(kind, str):
+        return 20
     return 2 if kind in LIGHT_INFO else 60 if kind == "userRole" else 20
 
 
@@ -97,7 +101,9 @@ class InfoViews:
             return 200, handler(body, now)
         except UnsupportedError as exc:
             return 422, str(exc)
-        except (KeyError, TypeError, ValueError, AttributeError):
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
+            # a body of the wrong shape, or a number beyond 64 bits (SQLite's OverflowError): as
+            # Hyperliquid answers a body it cannot deserialize
             return 422, BAD_REQUEST
 
     # ----- the handlers that need more than one line ----------------------------------------

@@ -373,13 +373,19 @@ class Ledger:
             else:
                 self.session.delete(pos)
             del self.positions[(address, coin)]
-            self._on_flat(address, coin, now)
+            self._on_flat(address, coin, now, filling=order)
         return fill
 
-    def _on_flat(self, address: str, coin: str, now: int) -> None:
-        """A position closed: its position TP/SL and resting reduce-only orders go with it."""
+    def _on_flat(self, address: str, coin: str, now: int, *, filling: Order) -> None:
+        """A position closed: its resting reduce-only orders go with it: position TP/SL, the TP/SL
+        of an entry that filled (they are the position's now, and stayed resting for a later
+        position to meet), stand-alone ones. Not the TP/SL of an entry still resting (they wait
+        for its fill, position or not), and not ``filling``, the order whose fill closed it: that
+        one is filled (it was streamed ``reduceOnlyCanceled``, a nonUserCancel, then ``filled``)."""
         for o in list(self.open_orders.values()):
-            if o.address == address and o.coin == coin and o.reduce_only and o.parent_oid is None:
+            if o is filling or (o.parent_oid is not None and o.parent_oid in self.open_orders):
+                continue
+            if o.address == address and o.coin == coin and o.reduce_only:
                 self.set_status(o, "reduceOnlyCanceled" if not o.waiting_trigger else "canceled", now)
 
     def set_status(self, order: Order, status: str, now: int) -> None:

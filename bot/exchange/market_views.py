@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.exchange.market import Candle, Market
+from bot.exchange.market import Candle, Market, tick_size
 from bot.exchange.rules import wire
 
 Json = Any
@@ -19,7 +19,12 @@ class MarketViews:
         return wire(x, self.market.specs[coin].sz_decimals)
 
     def px(self, coin: str, x: float) -> str:
-        return wire(x, 6 - self.market.specs[coin].sz_decimals)
+        """A price as Hyperliquid shows a traded or resting one: on the tick grid (the nearest tick:
+        5 significant figures, 6 - szDecimals decimals), so a client may send it back in an order.
+        Candles and the day's open come from the unrounded price process; book levels already are."""
+        dec = self.market.specs[coin].sz_decimals
+        tick = tick_size(x, dec)
+        return wire(round(x / tick) * tick, 6 - dec)
 
     def meta(self) -> Json:
         return {"universe": [{"name": c, "szDecimals": s.sz_decimals, "maxLeverage": s.max_leverage,
@@ -41,7 +46,7 @@ class MarketViews:
         book = self.market.book(coin, now)
         mark = self.market.mark(coin, now)
         day = self.market.candles(coin, "1d", now - 86_400_000, now, now)
-        return {"funding": "0.0000125", "openInterest": "0.0", "prevDayPx": wire(day[0].o if day else mark, 6),
+        return {"funding": "0.0000125", "openInterest": "0.0", "prevDayPx": self.px(coin, day[0].o if day else mark),
                 "dayNtlVlm": "0.0", "premium": "0.0", "oraclePx": wire(mark, 6), "markPx": wire(mark, 6),
                 "midPx": wire(book.mid, 6), "impactPxs": [wire(book.best_bid, 6), wire(book.best_ask, 6)]}
 

@@ -89,6 +89,10 @@ class Trading:
             if is_child and parent_failed:
                 statuses.append({"error": rules.err_invalid_tpsl(wire.get("a", -1))})
                 continue
+            undocumented = self._child_refusal(first, wire) if is_child else None
+            if undocumented is not None:
+                statuses.append({"error": undocumented})
+                continue
             if is_child and parent is not None and parent.status not in ("open", "filled"):
                 # Hyperliquid places an entry's TP/SL if and only if the entry fully fills (or is
                 # partly filled, then canceled for insufficient margin); an IOC entry that filled in
@@ -107,6 +111,24 @@ class Trading:
                 status = self._waiting(order, parent if is_child else None)
             statuses.append(status)
         return {"status": "ok", "response": {"type": "order", "data": {"statuses": statuses}}}
+
+    @staticmethod
+    def _child_refusal(entry: Json, wire: Any) -> str | None:
+        """Why an order after the entry of a ``normalTpsl`` group is refused, if it is. Hyperliquid
+        documents an entry's TP/SL as the tp/sl triggers that close the position the entry opens;
+        one that is not reduce-only (it could flip the position when it fires), one on the entry's
+        own side, and a plain order in the group it does not document: refused by name, not guessed
+        (as the position TP/SL it does not document are)."""
+        why = "an entry's TP/SL close the position it opens; Hyperliquid does not document this case"
+        order_type = wire.get("t") if isinstance(wire, dict) else None
+        if not isinstance(order_type, dict) or not isinstance(order_type.get("trigger"), dict):
+            return rules.err_unsupported("an order after the entry of a normalTpsl group that is not a tp/sl "
+                                         "trigger", why)
+        if not wire.get("r"):
+            return rules.err_unsupported("a TP/SL of an entry (grouping normalTpsl) that is not reduce-only", why)
+        if bool(wire.get("b")) == bool(entry.get("b")):
+            return rules.err_unsupported("a TP/SL of an entry (grouping normalTpsl) on the entry's own side", why)
+        return None
 
     @staticmethod
     def _waiting(order: Order, parent: Order | None) -> Any:

@@ -9,7 +9,8 @@ Protocol (Hyperliquid's websocket docs):
 * ``{"method": "ping"}`` -> ``{"channel": "pong"}``;
 * ``{"method": "post", "id": n, "request": {"type": "info" | "action", "payload": {...}}}`` ->
   ``{"channel": "post", "data": {"id": n, "response": {"type": "info" | "action" | "error",
-  "payload": ...}}}``, answered exactly as ``/info`` and ``/exchange`` answer;
+  "payload": ...}}}``, answered exactly as ``/info`` and ``/exchange`` answer; posts are in flight
+  side by side (answered as each completes, matched by id), never holding up pings or each other;
 * anything else -> ``{"channel": "error", "data": "..."}``;
 * a connection the server has sent nothing to for 60 s is closed (send a ping to keep it).
 
@@ -59,6 +60,7 @@ class Connection:
         self.queue: asyncio.Queue[tuple[float, str]] = asyncio.Queue(maxsize=QUEUE_LIMIT)
         self.last_sent = time.monotonic()
         self.sender: asyncio.Task[None] | None = None
+        self.posts: set[asyncio.Task[None]] = set()  # posts in flight (answered in any order, by id)
 
     def send(self, channel: str, data: Any = None, *, text: str | None = None) -> None:
         """Queue one message unless its channel is stalled; a full queue drops the client."""
@@ -121,14 +123,20 @@ class WsHub:
         try:
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT:
-                    await self._on_message(conn, msg.data)
+                    try:
+                        await self._on_message(conn, msg.data)
+                    except Exception:  # one message's failure is its own: said to the client, never the connection's end
+                        log.exception("websocket message failed: %.200s", msg.data)
+                        conn.send("error", f"Error handling websocket request: {msg.data[:500]}")  # paper
                 elif msg.type == WSMsgType.ERROR:
                     break
         finally:
             self.connections.discard(conn)
-            conn.sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await conn.sender
+            for task in [conn.sender, *conn.posts]:
+                task.cancel()
+            for task in [conn.sender, *conn.posts]:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         return ws
 
     async def _on_message(self, conn: Connection, text: str) -> None:
@@ -145,13 +153,24 @@ class WsHub:
             self._unsubscribe(conn, msg.get("subscription"))  # type: ignore[union-attr]
         elif method == "post" and isinstance(msg, dict) and isinstance(msg.get("id"), int) \
                 and isinstance(msg.get("request"), dict):
-            response = await self.post(msg["request"])
-            if response is None:  # the answer is lost with the connection (drop_responses)
-                conn.abort()
-                return
-            conn.send("post", {"id": msg["id"], "response": response})
+            # in flight beside the connection's other posts and its pings, as over HTTP: a slow
+            # answer (latency_ms) holds up nothing else read from this connection
+            task = asyncio.create_task(self._answer_post(conn, msg["id"], msg["request"]))
+            conn.posts.add(task)
+            task.add_done_callback(conn.posts.discard)
         else:
             conn.send("error", f"Error parsing JSON into valid websocket request: {text[:500]}")  # paper
+
+    async def _answer_post(self, conn: Connection, ident: int, request: dict[str, Any]) -> None:
+        try:
+            response = await self.post(request)
+        except Exception:  # one post's failure is its own, never the connection's
+            log.exception("websocket post failed")
+            response = {"type": "error", "payload": "500 Internal Server Error"}
+        if response is None:  # the answer is lost with the connection (drop_responses)
+            conn.abort()
+            return
+        conn.send("post", {"id": ident, "response": response})
 
     def _subscribe(self, conn: Connection, raw: Any) -> None:
         sub = parse_subscription(raw, self.coins)
@@ -198,8 +217,7 @@ class WsHub:
         messages = self.feed.event_messages(events)
         for conn in list(self.connections):
             for sub in conn.subs:
-                data = messages.get(sub)
-                if data is not None:
+                for data in messages.get(sub, ()):
                     conn.send(sub.channel, data)
 
     def push_market(self) -> None:

@@ -62,19 +62,19 @@ def parse_subscription(raw: Any, coins: set[str]) -> Subscription | str:
     if raw.get("dex") not in (None, ""):
         return (f"Unsupported by the paper exchange: subscription {kind} on perp dex {raw['dex']!r} "
                 "(one perp dex only).")
-    coin = raw.get("coin")
+    coin = raw.get("coin") if isinstance(raw.get("coin"), str) else None  # a list or object names no coin
     user = _address(raw.get("user"))
     needs_coin = kind in ("l2Book", "trades", "candle", "bbo", "activeAssetCtx")
     needs_user = kind in ("orderUpdates", "userFills", "userEvents", "webData2",
                           "userNonFundingLedgerUpdates", "clearinghouseState", "openOrders")
     if needs_coin and coin not in coins:
-        return f"Invalid subscription {json.dumps(raw)}: unknown coin {coin!r}"  # paper
+        return f"Invalid subscription {json.dumps(raw)}: unknown coin {raw.get('coin')!r}"  # paper
     if needs_user and user is None:
         return f"Invalid subscription {json.dumps(raw)}: user must be a 42-character address"  # paper
     if kind == "l2Book" and (raw.get("nSigFigs") is not None or raw.get("mantissa") is not None):
         return ("Unsupported by the paper exchange: l2Book nSigFigs/mantissa (books are served at full "
                 "precision).")
-    interval = raw.get("interval")
+    interval = raw.get("interval") if isinstance(raw.get("interval"), str) else None
     if kind == "candle" and interval not in INTERVAL_SECONDS:
         return f"Invalid subscription {json.dumps(raw)}: interval {interval!r} is not served"  # paper
     return Subscription(kind, coin if needs_coin else None, user if needs_user else None,
@@ -150,8 +150,13 @@ class ChannelFeed:
         return None  # orderUpdates, userEvents: streams of what happens from now on
 
     # ----- what committed events produce ----------------------------------------------------
-    def event_messages(self, events: Sequence[LedgerEvent]) -> dict[Subscription, Json]:
-        """Per subscription key, the message a batch of committed events produces."""
+    def event_messages(self, events: Sequence[LedgerEvent]) -> dict[Subscription, list[Json]]:
+        """Per subscription key, the messages (in order) a batch of committed events produces.
+
+        A subscription may get more than one: ``userEvents`` carries one kind of event per message
+        (Hyperliquid's ``WsUserEvent`` is fills | funding | liquidation | nonUserCancel), so a commit
+        that both fills and cancels for the exchange's own reasons (a close that fills and takes the
+        position's resting reduce-only orders with it) sends its fills, then its nonUserCancel."""
         orders: dict[str, list[Json]] = defaultdict(list)
         fills: dict[str, list[Json]] = defaultdict(list)
         cancels: dict[str, list[Json]] = defaultdict(list)
@@ -167,24 +172,22 @@ class ChannelFeed:
                 trades[e.fill.coin].append(self._trade(e.fill))
             elif e.kind == "ledger" and e.update is not None:
                 updates[e.address].append(self.av.ledger_update(e.update))
-        out: dict[Subscription, Json] = {}
+        out: dict[Subscription, list[Json]] = defaultdict(list)
         for user, items in orders.items():
-            out[Subscription("orderUpdates", user=user)] = items
+            out[Subscription("orderUpdates", user=user)].append(items)
         for user, items in fills.items():
-            out[Subscription("userFills", user=user)] = {"isSnapshot": False, "user": user, "fills": items}
-            out[Subscription("userFills", user=user, aggregate=True)] = {
-                "isSnapshot": False, "user": user, "fills": self._aggregate(items)}
-            out[Subscription("userEvents", user=user)] = {"fills": items}
+            out[Subscription("userFills", user=user)].append({"isSnapshot": False, "user": user, "fills": items})
+            out[Subscription("userFills", user=user, aggregate=True)].append({
+                "isSnapshot": False, "user": user, "fills": self._aggregate(items)})
+            out[Subscription("userEvents", user=user)].append({"fills": items})
         for user, items in cancels.items():
-            key = Subscription("userEvents", user=user)
-            if key not in out:
-                out[key] = {"nonUserCancel": items}
+            out[Subscription("userEvents", user=user)].append({"nonUserCancel": items})
         for coin, items in trades.items():
-            out[Subscription("trades", coin=coin)] = items
+            out[Subscription("trades", coin=coin)].append(items)
         for user, items in updates.items():
-            out[Subscription("userNonFundingLedgerUpdates", user=user)] = {
-                "isSnapshot": False, "user": user, "nonFundingLedgerUpdates": items}
-        return out
+            out[Subscription("userNonFundingLedgerUpdates", user=user)].append({
+                "isSnapshot": False, "user": user, "nonFundingLedgerUpdates": items})
+        return dict(out)
 
     def _aggregate(self, fills: list[Json]) -> list[Json]:
         merged: dict[tuple[int, int], Json] = {}

@@ -9,6 +9,9 @@ runs the connection; a second keeps it honest:
   ``pong``; it also closes a connection it has sent nothing to for 60 s);
 * a connection that has received nothing at all for ``stale_s`` (no data, no pong) is closed
   and counts as down: a half-open TCP connection or a stalled server looks exactly like that;
+* so is one that answers pings but has delivered no data for ``stale_s`` (since it opened or
+  since its last data): a server that stopped feeding a live connection. The subscriptions must
+  include a channel that always speaks (the bot's ``allMids`` and ``bbo``);
 * after a failure it waits ``backoff`` (0.25 s, doubling to 30 s, with jitter) before trying
   again; a connection that stayed up for a minute resets the backoff.
 
@@ -78,6 +81,7 @@ class HyperliquidSocket:
         self._last_message: float | None = None
         self._up_since: float | None = None
         self._live = False  # the current connection has delivered data
+        self._last_data: float | None = None  # when it last did (or when it opened, before its first)
         self._file_lock = threading.Lock()  # the outage record is never written once data came
         self.outage_file = outage_file
         self._down_since = self._inherited_outage(self._created)
@@ -154,7 +158,7 @@ class HyperliquidSocket:
 
     def _on_open(self, app: websocket.WebSocketApp) -> None:
         with self._lock:
-            self._last_message = time.monotonic()
+            self._last_message = self._last_data = time.monotonic()
         for sub in self.subscriptions:
             app.send(json.dumps({"method": "subscribe", "subscription": sub}))
         self._up_since = time.monotonic()
@@ -173,6 +177,9 @@ class HyperliquidSocket:
         channel = msg.get("channel")
         if channel in ("pong", "subscriptionResponse"):
             return
+        if channel != "error":
+            with self._lock:
+                self._last_data = self._last_message
         if not self._live and channel != "error":
             with self._file_lock:
                 with self._lock:
@@ -200,10 +207,17 @@ class HyperliquidSocket:
             app, state = self._app, self._state
             if app is None or state != "connected":
                 continue
-            silent = time.monotonic() - (self._last_message or 0.0)
-            if silent > self.stale_s:
-                log.warning("websocket silent; dropping it",
-                            extra={"event": "ws_stale", "silent_s": round(silent, 3)})
+            now = time.monotonic()
+            silent = now - (self._last_message or 0.0)
+            no_data = now - (self._last_data or 0.0)
+            if silent > self.stale_s or no_data > self.stale_s:
+                # nothing at all (a half-open connection), or pongs but no data: a server that
+                # stopped feeding this connection; either way the feed is down, and reopening it
+                # is how it comes back
+                log.warning("websocket silent; dropping it" if silent > self.stale_s else
+                            "websocket delivers no data (pongs only); dropping it",
+                            extra={"event": "ws_stale",
+                                   "silent_s": round(silent if silent > self.stale_s else no_data, 3)})
                 self._set_state("down")
                 self._hang_up(app)
                 continue
@@ -217,7 +231,9 @@ class HyperliquidSocket:
             if state == self._state:
                 return
             if self._state == "connected" and self._live:
-                self._down_since = time.monotonic()  # down from the moment data stopped
+                # down from the moment data stopped: the drop itself, or the last data of a
+                # connection that went on answering pings without it
+                self._down_since = self._last_data if self._last_data is not None else time.monotonic()
                 self._live = False
             self._state = state
         if self.on_state is not None:

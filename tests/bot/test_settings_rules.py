@@ -21,6 +21,8 @@ BIN = Path(sys.executable).parent
 
 def test_defaults_and_the_seeds_values_pass() -> None:
     StackSettings()
+    BotSettings(network="mainnet", signer_check_s=12)  # a quarter of the weight budget: allowed
+    BotSettings(network="paper", signer_check_s=1)  # the paper exchange enforces no weight budget
     RiskSettings(max_position_pct=10, max_leverage=3, daily_loss_limit_pct=5, stop_loss_pct=2)
     BotSettings(coins=["BTC", "ETH", "SOL"], risk={"max_position_pct": 10, "stop_loss_pct": 2})
 
@@ -45,6 +47,12 @@ def test_defaults_and_the_seeds_values_pass() -> None:
     # 3 coins x 20 % x 10 % = 6 % of equity if every stop fires at once, above the 5 % limit
     (BotSettings, {"coins": ["BTC", "ETH", "SOL"], "risk": {"max_position_pct": 20, "stop_loss_pct": 10}},
      "stop-outs-within-daily-limit", "loses 6 % of equity"),
+    # userRole weighs 60: asked every second it is 3600 a minute, three times Hyperliquid's whole
+    # budget of 1200 per IP, so the bot's own reads and stops would meet 429s (br16)
+    (BotSettings, {"network": "mainnet", "signer_check_s": 1}, "signer-check-within-weight-budget",
+     "3600 of Hyperliquid's 1200 per minute per IP"),
+    (BotSettings, {"network": "testnet", "signer_check_s": 6}, "signer-check-within-weight-budget",
+     "raise it to at least 12"),
 ])
 def test_each_rule_names_itself_and_says_what_to_change(model: Any, data: dict[str, Any], rule: str,
                                                         advice: str) -> None:

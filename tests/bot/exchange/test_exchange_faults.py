@@ -48,8 +48,32 @@ def test_address_request_cap_is_reported_and_enforced(paper_exchange: RunningExc
     limits = hl_info.user_rate_limit(address)
     assert limits["nRequestsUsed"] == 1 and limits["nRequestsCap"] == 2
     assert hl_exchange.cancel("BTC", 1)["status"] == "ok"
-    refused = hl_exchange.cancel("BTC", 1)
+    px = round(float(hl_info.all_mids()["BTC"]) * 0.9)
+    refused = hl_exchange.order("BTC", True, 0.001, px, {"limit": {"tif": "Gtc"}})
     assert refused["status"] == "err" and refused["response"].startswith("Too many cumulative requests sent (3 > 2)")
+
+
+def test_cancels_have_their_higher_cap_so_a_capped_account_can_still_cancel(
+        paper_exchange: RunningExchange, hl_info: Info, hl_exchange: Exchange) -> None:
+    """Hyperliquid's rate-limit docs: "Cancels have cumulative limit min(limit + 100000, limit * 2)
+    where limit is the default limit for other actions. This way, hitting the address-based rate
+    limit will still allow open orders to be canceled." Every action was refused past the cap,
+    cancels included: a capped account could not take its resting orders off the book (the agent's
+    emergency cancels what can add exposure), where Hyperliquid lets it."""
+    px = round(float(hl_info.all_mids()["BTC"]) * 0.9)
+    resting = [hl_exchange.order("BTC", True, 0.001, px - i, {"limit": {"tif": "Gtc"}}, cloid=Cloid.from_int(i + 1))
+               for i in range(3)]
+    oids = [r["response"]["data"]["statuses"][0]["resting"]["oid"] for r in resting]
+    paper_exchange.admin("POST", "/admin/config", {"address_request_cap": 3})  # used: 3, the cap reached
+    refused = hl_exchange.order("BTC", True, 0.001, px, {"limit": {"tif": "Gtc"}})
+    assert refused["status"] == "err" and refused["response"].startswith("Too many cumulative requests sent (4 > 3)")
+    cancels = [hl_exchange.cancel("BTC", oids[0]), hl_exchange.cancel_by_cloid("BTC", Cloid.from_int(2)),
+               hl_exchange.cancel("BTC", oids[2])]  # the 6th request: min(3 + 100000, 3 * 2)
+    assert [c["status"] for c in cancels] == ["ok"] * 3, cancels
+    assert [c["response"]["data"]["statuses"] for c in cancels] == [["success"]] * 3
+    assert hl_info.open_orders(hl_exchange.wallet.address) == []
+    again = hl_exchange.cancel("BTC", oids[2])
+    assert again["status"] == "err" and again["response"].startswith("Too many cumulative requests sent (7 > 6)")
 
 
 def test_latency_fault_delays_answers(paper_exchange: RunningExchange) -> None:

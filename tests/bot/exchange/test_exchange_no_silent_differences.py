@@ -226,3 +226,53 @@ def test_every_sdk_exchange_action_is_in_the_catalogue() -> None:
     source = inspect.getsource(sdk)
     kinds = {json.loads(f'"{m}"') for m in __import__("re").findall(r'"type": "([A-Za-z0-9]+)"', source)}
     assert kinds - set(catalog.ACTIONS) == set()
+
+
+@pytest.mark.parametrize("body", [{"type": ["allMids"]}, {"type": {"allMids": 1}}, {"type": 7}, ["allMids"]])
+def test_an_info_request_of_the_wrong_shape_fails_to_deserialize(paper_exchange: RunningExchange,
+                                                                 body: Any) -> None:
+    """A ``type`` that is a list or an object (not hashable) answered 500 "Internal Server Error"
+    from the request weight's lookup, before the view could refuse it; Hyperliquid answers such a
+    body 422 in its deserialization words, as the paper exchange does for every other bad shape."""
+    r = httpx.post(paper_exchange.url + "/info", json=body)
+    assert (r.status_code, r.text) == (422, "Failed to deserialize the JSON body into the target type")
+
+
+@pytest.mark.parametrize("body", [
+    {"type": "orderStatus", "user": "0x" + "1" * 40, "oid": 10**30},
+    {"type": "userFillsByTime", "user": "0x" + "1" * 40, "startTime": 10**30},
+    {"type": "userNonFundingLedgerUpdates", "user": "0x" + "1" * 40, "startTime": 10**30},
+])
+def test_a_number_beyond_64_bits_fails_to_deserialize(paper_exchange: RunningExchange, body: Any) -> None:
+    """Hyperliquid's oids and times are 64-bit; a larger number answered 500 (SQLite's OverflowError
+    escaped the view) where Hyperliquid cannot deserialize the body (422)."""
+    r = httpx.post(paper_exchange.url + "/info", json=body)
+    assert (r.status_code, r.text) == (422, "Failed to deserialize the JSON body into the target type")
+
+
+WIRE = {"a": 1, "b": True, "p": "2000", "s": "0.01", "r": False, "t": {"limit": {"tif": "Gtc"}}}
+
+
+@pytest.mark.parametrize("action", [
+    {"type": "order", "orders": ["x"], "grouping": "na"},
+    {"type": "order", "orders": [None], "grouping": "na"},
+    {"type": "order", "orders": [{**WIRE, "t": ["x"]}], "grouping": "na"},
+    {"type": "order", "orders": [{**WIRE, "t": {"limit": ["x"]}}], "grouping": "na"},
+    {"type": "order", "orders": [{**WIRE, "t": {"trigger": ["x"]}}], "grouping": "na"},
+    {"type": "cancel", "cancels": ["x"]},
+    {"type": "cancelByCloid", "cancels": [None]},
+    {"type": "modify", "oid": [], "order": WIRE},
+    {"type": "batchModify", "modifies": ["x"]},
+    {"type": "batchModify", "modifies": [{"oid": [], "order": WIRE}]},
+])
+def test_a_trading_action_of_the_wrong_structure_fails_to_deserialize(
+        paper_exchange: RunningExchange, dev_wallet: LocalAccount, action: dict[str, Any]) -> None:
+    """Found by fuzzing signed actions: each of these answered {"status": "err", "response":
+    "Internal error while applying the action"} (the paper exchange's words for its own bug) and
+    logged a traceback; Hyperliquid cannot deserialize such a body and answers 422 in its words."""
+    from hyperliquid.utils.signing import sign_l1_action
+
+    nonce = get_timestamp_ms()
+    body = {"action": action, "nonce": nonce, "signature": sign_l1_action(dev_wallet, action, None, nonce, None, False)}
+    r = httpx.post(paper_exchange.url + "/exchange", json=body)
+    assert (r.status_code, r.text) == (422, "Failed to deserialize the JSON body into the target type")

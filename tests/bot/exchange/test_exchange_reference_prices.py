@@ -4,6 +4,7 @@ book's ``midPx``. The trigger is decided at one fixed instant on the real ledger
 real price process) so the mark and the mid are known exactly; the SDK sees the same prices."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -74,3 +75,23 @@ def test_the_sdk_sees_the_mark_the_clearinghouse_uses(hl_info: Info) -> None:
         assert ctx["markPx"] == ctx["oraclePx"], asset
         bid, ask = (float(p) for p in ctx["impactPxs"])
         assert bid < float(ctx["midPx"]) < ask and bid <= float(ctx["markPx"]) <= ask, (asset, ctx)
+
+
+def test_candles_and_the_days_open_are_prices_an_order_could_carry(hl_info: Info) -> None:
+    """Hyperliquid's candles and prevDayPx are trade prices, on the tick grid (5 significant figures,
+    6 - szDecimals decimals). The paper exchange wrote its unrounded price process: ETH closes such
+    as "3004.45" and a prevDayPx of "3120.280291", so a bot that places a limit at the last close
+    (or the day's open) was refused "Price must be divisible by tick size." on paper only."""
+    from decimal import Decimal
+
+    from bot.exchange.rules import on_tick
+
+    now = int(time.time() * 1000)
+    meta, ctxs = hl_info.meta_and_asset_ctxs()
+    for asset, (spec, ctx) in enumerate(zip(meta["universe"], ctxs, strict=True)):
+        coin, dec = spec["name"], spec["szDecimals"]
+        rows = hl_info.candles_snapshot(coin, "1m", now - 3 * 3_600_000, now)
+        assert rows, coin
+        off = [(k, r[k]) for r in rows for k in "ochl" if not on_tick(Decimal(r[k]), dec)]
+        assert off == [], f"{coin} (asset {asset}): candle prices off the tick grid: {off[:5]}"
+        assert on_tick(Decimal(ctx["prevDayPx"]), dec), f"{coin}: prevDayPx {ctx['prevDayPx']}"

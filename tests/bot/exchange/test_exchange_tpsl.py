@@ -264,3 +264,62 @@ def test_normal_tpsl_without_an_entry_is_refused_by_name(hl_info: Info, hl_excha
                                             tpsl("BTC", False, 0.01, round(m * 0.8), "sl")], grouping="normalTpsl"))
     assert len(got) == 2 and all("no entry" in s["error"] for s in got), got
     assert hl_info.frontend_open_orders(address) == [] and szi(hl_info, address, "BTC") == 0.0
+
+
+def test_an_entrys_tpsl_go_with_the_position_once_it_is_closed(hl_info: Info, hl_exchange: Exchange) -> None:
+    """A filled entry's TP/SL are the position's reduce-only triggers: a position closed (by hand
+    here; as well by another stop) takes them with it, as it takes every other reduce-only order
+    of the position. They stayed resting with no position, so a later position on the same side
+    met an old trade's take-profit (it would close part of it at the old price) and an old
+    stop-loss of the wrong size, which counts as protection it is not."""
+    address = hl_exchange.wallet.address
+    m = mid(hl_info, "ETH")
+    entry = {"coin": "ETH", "is_buy": True, "sz": 0.1, "limit_px": round(m * 1.01, 1), "reduce_only": False,
+             "order_type": {"limit": {"tif": "Ioc"}}}
+    got = statuses(hl_exchange.bulk_orders([entry, tpsl("ETH", False, 0.1, round(m * 1.2, 1), "tp"),
+                                            tpsl("ETH", False, 0.1, round(m * 0.8, 1), "sl")], grouping="normalTpsl"))
+    assert got[1:] == ["waitingForTrigger", "waitingForTrigger"], got
+    assert len(hl_info.frontend_open_orders(address)) == 2
+    assert "filled" in statuses(hl_exchange.market_close("ETH"))[0]
+    assert szi(hl_info, address, "ETH") == 0
+    assert hl_info.frontend_open_orders(address) == []
+    # an entry still resting keeps its TP/SL waiting for its fill, position or not
+    got = statuses(hl_exchange.bulk_orders([dict(entry, limit_px=round(m * 0.9, 1), order_type={"limit": {"tif": "Gtc"}}),
+                                            tpsl("ETH", False, 0.1, round(m * 1.2, 1), "tp")], grouping="normalTpsl"))
+    assert got[1:] == ["waitingForFill"], got
+    statuses(hl_exchange.market_open("ETH", True, 0.1))
+    statuses(hl_exchange.market_close("ETH"))
+    [parent] = hl_info.frontend_open_orders(address)
+    assert len(parent["children"]) == 1
+
+
+@pytest.mark.parametrize(("case", "said"), [
+    ("not_reduce_only", "a TP/SL of an entry (grouping normalTpsl) that is not reduce-only"),
+    ("same_side_as_the_entry", "a TP/SL of an entry (grouping normalTpsl) on the entry's own side"),
+    ("not_a_trigger", "an order after the entry of a normalTpsl group that is not a tp/sl trigger"),
+])
+def test_an_entrys_tpsl_hyperliquid_does_not_document_is_refused_by_name(
+        hl_info: Info, hl_exchange: Exchange, paper_exchange: RunningExchange, case: str, said: str) -> None:
+    """An entry's TP/SL close the position the entry opens (Hyperliquid's TP/SL page); one that is not
+    reduce-only, one on the entry's own side, and a plain order in the group are cases it does not
+    document. They were accepted: a take-profit sent without reduce-only for three times the entry
+    flipped the position to a short of twice the entry when it fired. Refused by name now, as the
+    position TP/SL Hyperliquid does not document are; the entry itself is placed."""
+    address = hl_exchange.wallet.address
+    m = mid(hl_info, "ETH")
+    entry = {"coin": "ETH", "is_buy": True, "sz": 0.1, "limit_px": round(m * 1.01, 1), "reduce_only": False,
+             "order_type": {"limit": {"tif": "Ioc"}}}
+    child = tpsl("ETH", False, 0.3, round(m * 1.05, 1), "tp")
+    if case == "not_reduce_only":
+        child["reduce_only"] = False
+    elif case == "same_side_as_the_entry":
+        child["is_buy"] = True
+    else:
+        child = {**child, "order_type": {"limit": {"tif": "Gtc"}}, "limit_px": round(m * 1.05, 1)}
+    got = statuses(hl_exchange.bulk_orders([entry, child], grouping="normalTpsl"))
+    assert "filled" in got[0], got
+    assert got[1] == {"error": f"Unsupported by the paper exchange: {said} (an entry's TP/SL close the position "
+                               "it opens; Hyperliquid does not document this case)."}, got
+    assert hl_info.frontend_open_orders(address) == []
+    paper_exchange.admin("POST", "/admin/shock", {"coin": "ETH", "pct": 6})
+    assert szi(hl_info, address, "ETH") == pytest.approx(0.1)  # nothing fired: the entry's position only

@@ -380,3 +380,89 @@ def test_posts_meet_the_faults_http_meets(paper_exchange: RunningExchange, dev_w
     finally:
         client.close()
         paper_exchange.admin("DELETE", "/admin/faults")
+
+
+def test_user_events_says_both_fills_and_non_user_cancels_of_one_commit(
+        raw: RawClient, hl_exchange: Exchange, hl_info: Info, dev_wallet: LocalAccount) -> None:
+    """A close that fills and takes the position's resting reduce-only order with it (the
+    exchange cancels it: ``reduceOnlyCanceled``) commits both at once; ``userEvents`` says both,
+    one message each (Hyperliquid's WsUserEvent is one of fills | funding | liquidation |
+    nonUserCancel), never the fills alone: a bot listening there was never told its order went."""
+    assert hl_exchange.market_open("ETH", True, 0.5)["status"] == "ok"
+    px = round(float(hl_info.all_mids()["ETH"]) * 1.5, 1)
+    placed = hl_exchange.order("ETH", False, 0.5, px, {"limit": {"tif": "Gtc"}}, reduce_only=True)
+    oid = placed["response"]["data"]["statuses"][0]["resting"]["oid"]
+    raw.send({"method": "subscribe", "subscription": {"type": "userEvents", "user": dev_wallet.address}})
+    raw.rec.wait(lambda: raw.rec.of("subscriptionResponse"), what="ack")
+    closed = hl_exchange.market_close("ETH")
+    assert "filled" in closed["response"]["data"]["statuses"][0]
+    raw.rec.wait(lambda: any("nonUserCancel" in m["data"] for m in raw.rec.of("user")), timeout=10,
+                 what="the nonUserCancel of the reduce-only order")
+    events = [m["data"] for m in raw.rec.of("user")]
+    assert any("fills" in e for e in events)
+    cancels = [c for e in events for c in e.get("nonUserCancel", [])]
+    assert cancels == [{"coin": "ETH", "oid": oid}]
+    assert all(len(e) == 1 for e in events)  # one kind of event per message
+
+
+def test_a_reduce_only_close_that_flattens_is_filled_never_canceled_on_the_way(
+        raw: RawClient, hl_exchange: Exchange, dev_wallet: LocalAccount) -> None:
+    """The order whose fill closes the position is the one that filled: the exchange's clean-up of
+    the position's reduce-only orders (``reduceOnlyCanceled``) is for the others. It streamed the
+    close itself as ``reduceOnlyCanceled`` and only then ``filled``, and userEvents told the
+    account the exchange had cancelled its own close."""
+    assert hl_exchange.market_open("ETH", True, 0.5)["status"] == "ok"
+    raw.send({"method": "subscribe", "subscription": {"type": "orderUpdates", "user": dev_wallet.address}})
+    raw.send({"method": "subscribe", "subscription": {"type": "userEvents", "user": dev_wallet.address}})
+    raw.rec.wait(lambda: len(raw.rec.of("subscriptionResponse")) >= 2, what="acks")
+    closed = hl_exchange.market_close("ETH")
+    oid = closed["response"]["data"]["statuses"][0]["filled"]["oid"]
+    raw.rec.wait(lambda: any(u["status"] == "filled" for m in raw.rec.of("orderUpdates") for u in m["data"]),
+                 timeout=10, what="the close's orderUpdates")
+    raw.rec.wait(lambda: raw.rec.of("user"), timeout=10, what="the close's userEvents")
+    statuses = [u["status"] for m in raw.rec.of("orderUpdates") for u in m["data"] if u["order"]["oid"] == oid]
+    assert "reduceOnlyCanceled" not in statuses and statuses[-1] == "filled"
+    assert [list(m["data"]) for m in raw.rec.of("user")] == [["fills"]]
+
+
+def test_a_slow_post_holds_up_neither_the_pings_nor_the_other_posts(
+        paper_exchange: RunningExchange, raw: RawClient) -> None:
+    """Posts are in flight side by side, as over HTTP (Hyperliquid allows 100 in flight per IP): with
+    every answer 1.5 s late (latency_ms) the connection went on reading only once the post before
+    had been answered, so three posts took three latencies and a ping sent after them got its pong
+    after all three: a client whose keep-alive waits less than that dropped a healthy connection."""
+    raw.rec.wait(lambda: raw.rec.of("greeting"), what="greeting")
+    paper_exchange.admin("POST", "/admin/faults", {"latency_ms": 1500})
+    try:
+        for ident in (1, 2, 3):
+            raw.send({"method": "post", "id": ident, "request": {"type": "info", "payload": {"type": "allMids"}}})
+        raw.send({"method": "ping"})
+        posts = raw.rec.wait(lambda: len(raw.rec.of("post")) >= 3 and raw.rec.of("post"), what="3 answers")
+        pong = raw.rec.wait(lambda: raw.rec.of("pong"), what="pong")[0]
+    finally:
+        paper_exchange.admin("DELETE", "/admin/faults")
+    assert sorted(p["data"]["id"] for p in posts) == [1, 2, 3]
+    assert all(p["data"]["response"]["type"] == "info" for p in posts)
+    assert pong["_at"] < min(p["_at"] for p in posts), "the pong waited behind the slow posts"
+
+
+@pytest.mark.parametrize("bad", [{"type": "l2Book", "coin": ["BTC"]},
+                                 {"type": "candle", "coin": "BTC", "interval": ["1m"]},
+                                 {"type": "trades", "coin": {"BTC": 1}},
+                                 {"type": "userFills", "user": ["0x" + "1" * 40]}])
+def test_a_malformed_subscription_is_an_error_message_and_the_connection_lives_on(
+        raw: RawClient, bad: dict[str, Any]) -> None:
+    """A subscription whose coin or interval is a list or an object (JSON the server cannot look up)
+    raised out of the connection's handler: the connection was cut with no word, its other
+    subscriptions gone with it, and the exchange logged a traceback. One message's failure is now
+    that message's error (channel ``error``), as Hyperliquid answers a bad request; the
+    connection goes on serving."""
+    raw.rec.wait(lambda: raw.rec.of("greeting"), what="greeting")
+    raw.send({"method": "subscribe", "subscription": {"type": "bbo", "coin": "ETH"}})
+    raw.rec.wait(lambda: raw.rec.of("bbo"), what="bbo")
+    raw.send({"method": "subscribe", "subscription": bad})
+    [error] = raw.rec.wait(lambda: raw.rec.of("error"), timeout=10, what="the error message")
+    assert error["data"].startswith("Invalid subscription"), error
+    raw.send({"method": "ping"})
+    raw.rec.wait(lambda: raw.rec.of("pong"), timeout=10, what="pong after the bad subscription")
+    assert not raw.closed.is_set()

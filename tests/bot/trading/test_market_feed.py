@@ -118,6 +118,28 @@ def test_a_silent_connection_is_dropped_and_reopened(world: World, paper_exchang
     wait_for(world.mids_from_socket, what="mids after the reconnect")
 
 
+def test_a_connection_that_answers_pings_but_delivers_no_data_is_down_and_reopened(world: World,
+                                                                                    paper_exchange: Any) -> None:
+    """Every data channel silent while pongs still come (a server that stopped feeding a live
+    connection): data-wise the socket is down. It said connected with down_for_s 0 for as long as it
+    lasted, so bot-health's websocket alert never fired and the bot never reconnected to get its
+    feed back; a drop followed by the same silence was counted down. The same silence is now down
+    either way, counted from the last data, and the connection is reopened."""
+    wait_for(world.connected, what="connected")
+    wait_for(world.mids_from_socket, what="mids from the socket")
+    reconnects = world.feed.status().reconnects
+    paper_exchange.admin("POST", "/admin/faults", {"ws_stall": ["allMids", "candle", "bbo", "userFills"]})
+    try:
+        wait_for(lambda: world.feed.status().down_for_s > world.feed.stale_s, timeout=20,
+                 what="the data outage counted")
+        wait_for(lambda: world.feed.status().reconnects > reconnects, timeout=20, what="the socket reopened")
+        assert world.status.health()["websocket"]["down_for_s"] > world.feed.stale_s
+    finally:
+        paper_exchange.admin("DELETE", "/admin/faults")
+    wait_for(world.mids_from_socket, timeout=20, what="mids from the socket again")
+    assert world.feed.status().down_for_s == 0.0
+
+
 def test_a_reconnect_reseeds_candles_from_rest(world: World, paper_exchange: Any) -> None:
     wait_for(world.connected, what="connected")
     now = int(time.time() * 1000)
