@@ -14,6 +14,7 @@ from jinja2 import meta
 
 from agent.playbook.models import Playbook
 from agent.playbook.templating import Templating, has_template
+from botwarden import safe_yaml
 
 EXPRESSION_KEYS = frozenset({"when", "until", "changed_when", "failed_when", "expect", "value"})
 """Keys whose string value is an expression written without ``{{ }}``."""
@@ -21,7 +22,8 @@ EXPRESSION_KEYS = frozenset({"when", "until", "changed_when", "failed_when", "ex
 
 def parse_extra_vars(pairs: list[str] | None) -> dict[str, Any]:
     """``-e key=value`` pairs, each value read as YAML (``-e n=3`` is a number); a pair that is not
-    one, or a value YAML cannot read (``[unclosed``, ``*alias``, ``a: b: c``), is a command-line
+    one, or a value YAML cannot read (``[unclosed``, ``*alias``, ``a: b: c``, ``2026-02-30``, nested
+    past :data:`botwarden.safe_yaml.MAX_DEPTH`), is a command-line
     mistake (exit 2), never an internal error."""
     out: dict[str, Any] = {}
     for pair in pairs or []:
@@ -30,9 +32,9 @@ def parse_extra_vars(pairs: list[str] | None) -> dict[str, Any]:
             raise typer.BadParameter(f"{pair!r}: expected key=value (e.g. -e report_until=2024-03-17)",
                                      param_hint="-e")
         try:
-            out[k.strip()] = yaml.safe_load(v) if v else ""
+            out[k.strip()] = safe_yaml.load(v) if v else ""  # bounded; 2026-02-30 is a YAMLError too
         except yaml.YAMLError as exc:
-            problem = getattr(exc, "problem", None) or type(exc).__name__
+            problem = getattr(exc, "problem", None) or str(exc) or type(exc).__name__
             raise typer.BadParameter(f"{pair!r}: the value is read as YAML and YAML cannot read it ({problem}); "
                                      f"quote it to pass it as text: -e '{k.strip()}=\"{v}\"'",
                                      param_hint="-e") from None

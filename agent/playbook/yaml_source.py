@@ -34,7 +34,9 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from agent.playbook.diagnostics import Diagnostic
 from agent.playbook.files import DISK, MAX_BYTES, ConfigReader, FileProblem
 from agent.playbook.yaml_text import LOOKALIKE, control_character, lookalike_spaces, split_lines, undecodable
-from botwarden.safe_yaml import MAX_DEPTH, MAX_NODES  # one pair of bounds for every reader of YAML
+
+# one pair of bounds (and one guard of the constructors) for every reader of YAML
+from botwarden.safe_yaml import MAX_DEPTH, MAX_NODES, ScalarGuard
 
 Path_ = tuple[Any, ...]
 Pos = tuple[int, int]
@@ -82,7 +84,7 @@ class SourceDocument:
         return Diagnostic(self.file, line, column, message, hint, source)
 
 
-class _PositionLoader(yaml.SafeLoader):
+class _PositionLoader(ScalarGuard, yaml.SafeLoader):  # type: ignore[misc]
     """SafeLoader with merge keys as the YAML spec defines them, and duplicate keys reported.
 
     PyYAML's own ``flatten_mapping`` is never called: it rewrites nodes in place and its
@@ -214,9 +216,11 @@ def _construct_int(loader: _PositionLoader, node: Node) -> Any:
     digits: ``ValueError`` from the int conversion limit, which surfaced as an internal error)."""
     try:
         value = yaml.SafeLoader.construct_yaml_int(loader, node)
-    except ValueError:
+    except ValueError as exc:
+        if len(str(node.value)) <= 4300:  # not a number at all (``!!int x``): said by ScalarGuard
+            raise
         raise ConstructorError(None, None, f"a number of {len(str(node.value))} digits is too long to read "
-                               "(at most 4300)", node.start_mark) from None
+                               "(at most 4300)", node.start_mark) from exc
     if ":" in str(node.value) or _RADIX.fullmatch(str(node.value)):
         loader.base60.append((node.start_mark, str(node.value), value))
     return value
