@@ -4,17 +4,23 @@ window without a word: Ansible ignores an unused extra var too, silently)."""
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 import yaml
 from jinja2 import meta
 
+from agent.modules.base import HostContext
+from agent.modules.registry import Registry
+from agent.playbook.diagnostics import Diagnostic
 from agent.playbook.models import Playbook
 from agent.playbook.templating import Templating, has_template
 from botwarden import safe_yaml
+
+if TYPE_CHECKING:
+    from agent.playbook.loader import Config
 
 EXPRESSION_KEYS = frozenset({"when", "until", "changed_when", "failed_when", "expect", "value"})
 """Keys whose string value is an expression written without ``{{ }}``."""
@@ -86,3 +92,38 @@ def _strings(node: Any, key: str) -> Iterator[tuple[str, str]]:
     elif isinstance(node, (list, tuple)):
         for item in node:
             yield from _strings(item, key)
+
+
+def extra_var_problems(play: Playbook, config: Config, hosts: Sequence[HostContext], extra: Mapping[str, Any],
+                       registry: Registry) -> list[str]:
+    """What ``-e`` breaks in ``play``'s steps, each said before anything runs: a value a module
+    refuses through a parameter that reads it (``-e close_attempts=abc`` for ``attempts: "{{
+    close_attempts }}"``), as load-time validation says it of the play's own vars. Only what the
+    values change is said (the steps are checked without them too): ``agent run-playbook
+    emergency -e close_slippage_pct=5%`` failed its flatten step when it ran, ignored, and the
+    emergency went on with the positions open (brk15)."""
+    from agent.playbook.task_validation import TaskChecker
+    from agent.playbook.yaml_source import load_yaml
+
+    if not extra or play.source is None:
+        return []
+    doc = load_yaml(Path(play.source), reader=config.templating.reader)
+    if doc.data is None:
+        return []
+    routes = [route.name for route in config.inventory.notify.routes]
+
+    def errors(of: Playbook) -> list[Diagnostic]:
+        found = TaskChecker(doc, of, registry, config.templating, routes).run(list(hosts))
+        return [d for d in found if d.severity == "error"]
+
+    before = {(d.line, d.column, d.message) for d in errors(play)}
+    with_extra = play.model_copy(update={"vars": {**play.vars, **extra}})
+    out: list[str] = []
+    for d in errors(with_extra):
+        if (d.line, d.column, d.message) in before:
+            continue
+        where = f"{Path(d.file).name}:{d.line}: " if d.line else ""
+        said = f"with -e {', '.join(sorted(extra))}: {where}{d.message}" + (f" ({d.hint})" if d.hint else "")
+        if said not in out:
+            out.append(said)
+    return out
