@@ -4,6 +4,10 @@ Exit 0 when everything is valid (warnings, printed the same way, do not change t
 a problem was found (each printed once, sorted by file and line), 2 for a command-line mistake. A playbook file given on its own is validated
 with the other playbooks of its directory (or, when it has none, the configured ``playbooks/``)
 loaded for cross-references, as ``agent run`` would see them; their own problems are not shown.
+A file of that directory that is certainly no playbook (the inventory, the stack settings, any
+YAML mapping with neither ``checks:`` nor ``tasks:``...) is not one of them: a new playbook
+written beside ``inventory.yaml`` and validated there was checked against the inventory read as
+a playbook, and every ``depends_on`` and ``budget.then`` it wrote was "no check named" (brk15).
 """
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import typer
+import yaml
 
 from agent.cli import options
 from agent.cli.common import console, err_console, templates_dir, use_stack_secrets
@@ -35,7 +40,7 @@ def validate(
     context: list[Path] = []
     for path in targets:
         if is_file(path):
-            siblings = sibling_playbooks(path)
+            siblings = [p for p in sibling_playbooks(path) if _may_be_a_playbook(p, inventory_path)]
             context += siblings or (playbook_files([default_dir])[0] if is_dir(default_dir) else [])
     use_stack_secrets(inventory_path)  # the same view as `agent stack up` (the same-key rule included)
     result = load_config(inventory_path, targets, default_registry(), env=dict(os.environ),
@@ -59,3 +64,22 @@ def validate(
         f"ok: {len(cfg.playbooks)} playbook(s), {len(cfg.bound_checks)} check(s) on "
         f"{len(cfg.hosts)} host(s){warned}"
     )
+
+
+_PLAYBOOK_KEYS = frozenset({"checks", "tasks", "remediations", "handlers"})
+
+
+def _may_be_a_playbook(path: Path, inventory: Path) -> bool:
+    """False for a file certainly not a playbook: the inventory, or YAML that reads as a mapping
+    with none of a playbook's sections (the stack settings, a compose file). A file that cannot
+    be read or parsed may be a broken playbook: kept (its problems are not shown as context)."""
+    from botwarden import safe_yaml
+    from botwarden.safe_files import FileProblem, read_file
+
+    if real_path(path) == real_path(inventory):
+        return False
+    try:
+        data = safe_yaml.load(read_file(path).decode("utf-8"))
+    except (FileProblem, UnicodeDecodeError, yaml.YAMLError):
+        return True
+    return not isinstance(data, dict) or bool(_PLAYBOOK_KEYS & set(data))

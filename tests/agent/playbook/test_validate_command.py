@@ -225,3 +225,37 @@ def test_a_playbook_given_as_the_inventory_says_so_and_where_playbooks_were_look
            "not an inventory file" in out
     assert f"{tmp_path / 'playbooks'}: error: no such file or directory\n  hint: without arguments the playbooks " \
            "are read from playbooks/ beside the inventory" in out
+
+
+NEW_PLAY = """version: 1
+name: my-check
+hosts: bots
+schedule: {every: 30s}
+checks:
+  - name: bot answers
+    http: {url: "{{ bot.health_url }}", timeout: 2s}
+    expect: "status_code == 200"
+    depends_on: [bot-health/bot process]
+remediations: {}
+"""
+
+
+@pytest.mark.parametrize("beside", [["inventory.yaml"], ["inventory.yaml", "settings.yaml"]])
+def test_a_new_playbook_beside_the_inventory_is_validated_against_the_playbooks(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        beside: list[str]) -> None:
+    """``agent validate my-check.yaml``, written beside inventory.yaml before moving it into
+    playbooks/: the inventory (and the settings file) were taken for its sibling playbooks, so
+    playbooks/ was not read and its depends_on was 'no check named' (brk15)."""
+    from tests.agent.playbook.conftest import copy_of_the_shipped_configuration
+
+    root = copy_of_the_shipped_configuration(tmp_path)
+    if "settings.yaml" in beside:
+        inventory = root / "inventory.yaml"
+        inventory.write_text(inventory.read_text().replace("settings: null", "settings: settings.yaml", 1))
+        (root / "settings.yaml").write_text("bot: {port: 8082}\n")
+    (root / "my-check.yaml").write_text(NEW_PLAY)
+    monkeypatch.chdir(root)
+    code, out = run(capsys, "validate", "my-check.yaml")
+    assert code == ExitCode.OK, out
+    assert out.startswith("ok: 1 playbook(s)"), out
