@@ -24,7 +24,7 @@ from jinja2 import TemplateAssertionError, TemplateSyntaxError, UndefinedError, 
 from jinja2.sandbox import SecurityError
 
 from agent.playbook.diagnostics import Diagnostic, ran_as_read, suggest
-from agent.playbook.placeholders import RUNTIME, OrderedAgainstText, RunTime
+from agent.playbook.placeholders import RUNTIME, OrderedAgainstText, RunTime, number_written
 from agent.playbook.templating import Templating, has_template
 
 
@@ -111,8 +111,8 @@ def template_problem(templating: Templating, value: Any, scope: Mapping[str, Any
     if isinstance(exc, (RecursionError, MemoryError)):
         return None, "the template is too deeply nested or too large to evaluate", None
     if isinstance(exc, OrderedAgainstText):  # whatever the run-time value: never what was meant
-        return None, str(exc), (f"write the number without quotes where it is defined ({exc.text.strip()}, not "
-                                f"\"{exc.text}\")")
+        return None, str(exc), (f"write the number without quotes where it is defined ({number_written(exc.text)}, "
+                                f"not \"{exc.text}\")")
     if _uses_runtime(templating, value, scope, expression=expression):
         return RUNTIME, None, None  # e.g. a filter applied to a placeholder: cannot know
     return None, templating.redact(f"{type(exc).__name__}: {exc}"), None

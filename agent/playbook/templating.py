@@ -40,7 +40,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 from agent.core.redaction import Redactor
 from agent.playbook.files import DISK, ConfigReader, FileProblem
-from agent.playbook.placeholders import UnsetEnv
+from agent.playbook.placeholders import NUMBER_TEXT, UnsetEnv, number_written
 from agent.rendering import env_references
 from botwarden.errors import ConfigError
 
@@ -202,7 +202,6 @@ def _unknown_filter_or_test(tree: nodes.Node, env: Any) -> tuple[str, int] | Non
     return None
 
 
-_NUMBER_TEXT = re.compile(r"\s*[-+]?(\d+(\.\d*)?|\.\d+)\s*")
 _ORDERING = {"lt": "<", "gt": ">", "lteq": "<=", "gteq": ">="}
 _TEXT_FILTERS = frozenset({
     "string", "trim", "lower", "upper", "title", "capitalize", "replace", "format", "join", "center", "truncate",
@@ -232,10 +231,12 @@ def _ordered_against_quoted_number(tree: nodes.Node) -> str | None:
             for side, other in (pair, pair[::-1]):
                 if _made_text(other):
                     continue  # text against text, written so on purpose
-                if isinstance(side, nodes.Const) and isinstance(side.value, str) and _NUMBER_TEXT.fullmatch(side.value):
+                if isinstance(side, nodes.Const) and isinstance(side.value, str) and NUMBER_TEXT.fullmatch(side.value):
                     return (f"'{_ORDERING[op.op]}' compares with the text {side.value!r}, a number in quotes: against "
                             "a number it fails when it runs, and texts are ordered letter by letter ('100' < '90'); "
-                            f"write the number without quotes: {side.value.strip()}")
+                            f"write the number without quotes: {number_written(side.value)}"
+                            + (" (in the value's own unit)" if number_written(side.value) != side.value.strip()
+                               else ""))
     return None
 
 
