@@ -287,12 +287,37 @@ def _read_settings(doc: SourceDocument, inv: Inventory, inventory_path: Path,
     try:
         settings = StackSettings.model_validate({"root": str(real_path(path).parent), **data})
     except ValidationError as exc:
-        refused = diagnostics_from_validation(exc, settings_doc, data, model=StackSettings)
+        refused = [_at_the_setting_named(d, settings_doc, data)
+                   for d in diagnostics_from_validation(exc, settings_doc, data, model=StackSettings)]
         return _default_settings(), hide_secrets([*refused, *base60_problems(settings_doc, refused), *secrets], shown)
     secrets += base60_problems(settings_doc)
     if secrets:
         return _default_settings(), hide_secrets(secrets, shown)
     return settings, [*settings_lookalikes(doc, inventory_path, reader, path), *state_left_behind(settings_doc, data)]
+
+
+_NAMED_SETTING = re.compile(r"\b(bot|exchange|inbox|web|agent|supervisor)\.([a-z_]+)\b(?: '([^']*)')?")
+
+
+def _at_the_setting_named(d: Diagnostic, doc: SourceDocument, data: Mapping[str, Any]) -> Diagnostic:
+    """A rule of the whole file (``StackSettings``' own validators: a coin the paper exchange does
+    not list, two programs on one port) has no place of its own: pydantic puts it at the top of
+    the file. It is said at the first setting it names that is written in the file (the coin
+    itself in ``bot.coins``), else where it was."""
+    top = doc.position(())
+    if (d.line, d.column) != top:
+        return d
+    for section, name, quoted in _NAMED_SETTING.findall(d.message):
+        path: tuple[Any, ...] = (section, name)
+        given = data.get(section)
+        value = given.get(name) if isinstance(given, Mapping) else None
+        if value is None:
+            continue
+        if quoted and isinstance(value, list) and quoted in value:
+            path = (*path, value.index(quoted))
+        return dataclasses.replace(doc.diagnostic(path, d.message, d.hint), severity=d.severity,
+                                   ran_as_read=d.ran_as_read)
+    return d
 
 
 def state_left_behind(doc: SourceDocument, data: Mapping[str, Any]) -> list[Diagnostic]:
