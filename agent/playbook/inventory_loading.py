@@ -24,7 +24,7 @@ from agent.apprise_plugins import is_known_scheme, parse_urls, url_scheme, why_r
 from agent.core.redaction import url_secrets
 from agent.core.values import format_duration
 from agent.playbook.cron import schedule_traps, timezone_trap, timezone_unused
-from agent.playbook.diagnostics import Diagnostic, suggest, warning
+from agent.playbook.diagnostics import Diagnostic, ran_as_read, suggest, warning
 from agent.playbook.file_kinds import wrong_kind
 from agent.playbook.files import DISK, ConfigReader, real_path
 from agent.playbook.inventory import (
@@ -51,12 +51,15 @@ from agent.playbook.validation import diagnostics_from_validation
 from agent.playbook.written_values import written_value_problems
 from agent.playbook.yaml_source import Marks, SourceDocument, base60_problems, load_yaml
 from botwarden.settings import (
+    EMPTY_SETTINGS,
+    EMPTY_SETTINGS_HINT,
     AgentSettings,
     BotSettings,
     ExchangeSettings,
     InboxSettings,
     StackSettings,
     SupervisorSettings,
+    has_no_content,
 )
 
 
@@ -279,6 +282,9 @@ def _read_settings(doc: SourceDocument, inv: Inventory, inventory_path: Path,
     if settings_doc.diagnostics:
         return _default_settings(), hide_secrets([*settings_doc.diagnostics, *secrets], shown)
     data = settings_doc.data if settings_doc.data is not None else {}
+    # emptied: the built-in settings, ports another stack may use (taken so in a last good configuration)
+    emptied = [ran_as_read(settings_doc.at(1, 1, EMPTY_SETTINGS, EMPTY_SETTINGS_HINT))] \
+        if settings_doc.data is None and has_no_content("\n".join(settings_doc.lines)) else []
     if not isinstance(data, dict):
         return _default_settings(), [settings_doc.at(1, 1, "the settings file must be a mapping (key: value)",
                                                      "an env-file line NAME=value belongs in the agent's "
@@ -293,7 +299,8 @@ def _read_settings(doc: SourceDocument, inv: Inventory, inventory_path: Path,
     secrets += base60_problems(settings_doc)
     if secrets:
         return _default_settings(), hide_secrets(secrets, shown)
-    return settings, [*settings_lookalikes(doc, inventory_path, reader, path), *state_left_behind(settings_doc, data)]
+    return settings, [*emptied, *settings_lookalikes(doc, inventory_path, reader, path),
+                      *state_left_behind(settings_doc, data)]
 
 
 _NAMED_SETTING = re.compile(r"\b(bot|exchange|inbox|web|agent|supervisor)\.([a-z_]+)\b(?: '([^']*)')?")

@@ -89,7 +89,8 @@ def locate(root: Path | None = None, inventory: Path | None = None) -> Stack:
     # are rooted at the checkout. Rooting a file elsewhere at the checkout put supervisord's
     # socket where the agent did not look for it.
     try:
-        settings = load_settings(settings_path, root=None if settings_path else str(root), named_by=named_by)
+        settings = load_settings(settings_path, root=None if settings_path else str(root), named_by=named_by,
+                                 empty_ok=False)
     except ValidationError as exc:  # a value of the wrong type, a broken rule: exit 3 naming each, never a bug
         raise ConfigError(f"{settings_path or 'the built-in settings'}: {settings_problems(exc)}",
                           hint="`agent validate` shows each at its line; fix them, then run this again") from None

@@ -44,3 +44,40 @@ def test_a_rule_across_sections_is_said_at_the_setting_it_names(tmp_path: Path, 
     assert Path(found.file).name == "settings.yaml", str(found)
     assert found.line == line, str(found)
     assert found.source_line is not None and found.source_line.strip() in (f"- {coin}", "port: 8082"), str(found)
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", "# ports: to do\n# bot: {port: 8082}\n", "\ufeff\r\n"])
+def test_a_named_settings_file_with_nothing_in_it_is_refused(tmp_path: Path, text: str) -> None:
+    """A settings file emptied (an editor's crash, ``> settings.yaml``) ran every program on the
+    built-in settings: the default ports, another stack's on a shared box (``settings: ''`` in
+    the inventory is refused for that reason). Said at the file, with ``{}`` for the defaults on
+    purpose; a configuration that ran with it keeps running (a warning in the last good one)."""
+    (tmp_path / "inventory.yaml").write_text((REPO / "inventory.yaml").read_text()
+                                             .replace("settings: null", "settings: settings.yaml", 1))
+    settings = tmp_path / "settings.yaml"
+    settings.write_bytes(text.encode())
+    result = load_config(tmp_path / "inventory.yaml", [], default_registry(), env={},
+                         templates_dir=REPO / "templates")
+    [found] = result.diagnostics
+    assert Path(found.file).name == "settings.yaml" and found.line == 1, str(found)
+    assert "the settings file is empty" in found.message and found.hint and "{}" in found.hint, str(found)
+    assert found.ran_as_read
+    ran = load_config(tmp_path / "inventory.yaml", [], default_registry(), env={},
+                      templates_dir=REPO / "templates", last_good=True)
+    assert ran.config is not None and [w.message for w in ran.warnings if "is empty" in w.message], ran.diagnostics
+    settings.write_text("{}\n")  # the built-in settings, on purpose
+    assert load_config(tmp_path / "inventory.yaml", [], default_registry(), env={},
+                       templates_dir=REPO / "templates").diagnostics == []
+
+
+def test_agent_stack_refuses_an_empty_settings_file(tmp_path: Path) -> None:
+    from agent.stack import locate
+    from botwarden.errors import ConfigError
+
+    (tmp_path / "inventory.yaml").write_text((REPO / "inventory.yaml").read_text()
+                                             .replace("settings: null", "settings: settings.yaml", 1))
+    (tmp_path / "settings.yaml").write_text("# nothing yet\n")
+    with pytest.raises(ConfigError, match="the settings file is empty"):
+        locate(tmp_path)
+    (tmp_path / "settings.yaml").write_text("{}\n")
+    assert locate(tmp_path).settings.bot.port == 8081
