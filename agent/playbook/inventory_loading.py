@@ -43,7 +43,7 @@ from agent.playbook.literal_secrets import (
     literal_secrets,
     secret_lines,
 )
-from agent.playbook.message_vars import MESSAGE_VARS
+from agent.playbook.message_vars import MESSAGE_VARS, TEXT_VARS
 from agent.playbook.placeholders import is_runtime
 from agent.playbook.scope import reserved_var_problems, template_file_diagnostic, unknown_in_template_file
 from agent.playbook.templating import TemplateError, Templating
@@ -543,7 +543,7 @@ def template_files(doc: SourceDocument, inv: Inventory, templating: Templating) 
         kinds = [k for k in AlertTemplates.model_fields if getattr(inv.notify.templates, k) == name]
         required = frozenset.intersection(*(MESSAGE_VARS[k].required for k in kinds))
         optional = frozenset.union(*(MESSAGE_VARS[k].optional | MESSAGE_VARS[k].required for k in kinds)) - required
-        for message, hint, line in unknown_in_template_file(templating, name, required, optional):
+        for message, hint, line in unknown_in_template_file(templating, name, required, optional, TEXT_VARS):
             if directory is not None:
                 out.append(_in_template_file(directory / name, line, message.split("'")[1],
                                              f"{message} (as the {' and '.join(kinds)} template)", hint))
@@ -556,7 +556,9 @@ def _in_template_file(path: Path, line: int, name: str, message: str, hint: str 
         text = path.read_text(encoding="utf-8").splitlines()[line - 1]
     except (OSError, UnicodeDecodeError, IndexError):
         return Diagnostic(str(path), line, 1, message, hint)
-    match = re.search(rf"\b{re.escape(name)}\b", text)
+    # the name as the template reads it (``was.name``, ``{{ was }}``) before the same word in prose
+    match = re.search(rf"\b{re.escape(name)}\b(?=\s*[.\[|}})~+*/-])", text) or \
+        re.search(rf"\b{re.escape(name)}\b", text)
     return Diagnostic(str(path), line, match.start() + 1 if match else 1, message, hint, source_line=text)
 
 
