@@ -407,6 +407,7 @@ def settings_overrides(doc: SourceDocument, inv: Inventory, settings_vars: Mappi
                                           f"override one key of it ({key}: {{{next(iter(setting), 'x')}: ...}}), or "
                                           f"give this var another name"))
                 continue
+            out += _derived_left_behind(doc, (*path, key), key, value, setting)
             for sub in value:
                 if sub in setting or not isinstance(sub, str):
                     continue
@@ -415,6 +416,39 @@ def settings_overrides(doc: SourceDocument, inv: Inventory, settings_vars: Mappi
                     out.append(doc.diagnostic((*path, key, sub), f"{key}.{sub} is no key of the stack settings' "
                                               f"{key}.*: it adds a var nobody reads, and the setting meant keeps "
                                               "its value", near, at_key=True))
+    return out
+
+
+DERIVED_SETTINGS: dict[str, dict[str, tuple[str, ...]]] = {
+    "bot": {"host": ("url", "health_url", "metrics_url"), "port": ("url", "health_url", "metrics_url"),
+            "db": ("db_path",), "control_socket": ("control_socket_path",), "heartbeat_file": ("heartbeat_path",),
+            "halt_file": ("halt_path",)},
+    "exchange": {"host": ("url",), "port": ("url",), "state": ("state_path",)},
+    "supervisor": {"socket": ("url", "socket_path")},
+    "agent": {"db": ("db_path",), "events_socket": ("events_socket_path",)},
+    "inbox": {"host": ("url",), "port": ("url",)},
+}
+"""What :meth:`botwarden.settings.StackSettings.template_vars` makes from a setting: ``bot.health_url``
+from ``bot.host`` and ``bot.port``..."""
+
+
+def _derived_left_behind(doc: SourceDocument, path: tuple[Any, ...], key: str, value: Mapping[str, Any],
+                         setting: Mapping[str, Any]) -> list[Diagnostic]:
+    """A warning at a var that overrides a setting others are made from (``bot: {port: 8089}``),
+    when those are not overridden with it: ``bot.health_url``, what the checks read, stays on the
+    settings' port, and the bot this stack starts listens there. Meant to move the bot, it moved
+    nothing (the settings file does, applied by ``agent stack up``)."""
+    out: list[Diagnostic] = []
+    for sub, derived in DERIVED_SETTINGS.get(key, {}).items():
+        if sub not in value or value[sub] == setting.get(sub) or any(d in value for d in derived):
+            continue
+        made = ", ".join(f"{key}.{d}" for d in derived)
+        out.append(warning(doc.diagnostic(
+            (*path, sub), f"{key}.{sub}: {value[sub]!r} here, but {made} (what playbooks read, such as "
+            f"{{{{ {key}.{derived[0]} }}}}) are made from the stack settings' {key}.{sub} ({setting.get(sub)!r}) and "
+            f"do not follow; the programs this stack starts use the settings too",
+            f"to move it, set {key}.{sub} in the stack settings file (agent stack up applies it); for another "
+            f"host's, override {made} here as well", at_key=True)))
     return out
 
 

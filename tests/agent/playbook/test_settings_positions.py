@@ -81,3 +81,36 @@ def test_agent_stack_refuses_an_empty_settings_file(tmp_path: Path) -> None:
         locate(tmp_path)
     (tmp_path / "settings.yaml").write_text("{}\n")
     assert locate(tmp_path).settings.bot.port == 8081
+
+
+@pytest.mark.parametrize(("where", "written", "said"), [
+    ("vars: {}", "vars: {bot: {port: 8089}}", "bot.port"),
+    ("local: {vars: {}}", "local: {vars: {inbox: {port: 8026}}}", "inbox.port"),
+    ("bots: {hosts: [local], vars: {}}", "bots: {hosts: [local], vars: {supervisor: {socket: /tmp/x.sock}}}",
+     "supervisor.socket"),
+])
+def test_a_var_overriding_a_setting_others_are_made_from_is_a_warning(tmp_path: Path, where: str, written: str,
+                                                                      said: str) -> None:
+    """``vars: {bot: {port: 8089}}`` in the inventory, meant to move the bot: accepted, and it moved
+    nothing: ``bot.health_url`` (what the checks read) is made from the settings' port, and the bot
+    listens there (brk15). A warning at the var, naming the values that do not follow."""
+    (tmp_path / "inventory.yaml").write_text((REPO / "inventory.yaml").read_text().replace(where, written, 1))
+    result = load_config(tmp_path / "inventory.yaml", [], default_registry(), env={},
+                         templates_dir=REPO / "templates")
+    assert result.diagnostics == [], "\n".join(map(str, result.diagnostics))
+    [found] = [w for w in result.warnings if said in w.message]
+    assert "do not follow" in found.message and found.hint and "settings file" in found.hint, str(found)
+    assert found.line == written_line(tmp_path / "inventory.yaml", written), str(found)
+
+
+def test_a_var_overriding_a_setting_with_what_is_made_from_it_is_fine(tmp_path: Path) -> None:
+    written = "vars: {bot: {port: 8089, url: 'http://127.0.0.1:8089', health_url: 'http://127.0.0.1:8089/health', " \
+              "metrics_url: 'http://127.0.0.1:8089/metrics'}}"
+    (tmp_path / "inventory.yaml").write_text((REPO / "inventory.yaml").read_text().replace("vars: {}", written, 1))
+    result = load_config(tmp_path / "inventory.yaml", [], default_registry(), env={},
+                         templates_dir=REPO / "templates")
+    assert result.diagnostics == [] and not [w for w in result.warnings if "do not follow" in w.message]
+
+
+def written_line(path: Path, text: str) -> int:
+    return next(i for i, line in enumerate(path.read_text().splitlines(), 1) if text in line)
