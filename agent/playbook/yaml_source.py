@@ -33,7 +33,14 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from agent.playbook.diagnostics import Diagnostic
 from agent.playbook.files import DISK, MAX_BYTES, ConfigReader, FileProblem
-from agent.playbook.yaml_text import LOOKALIKE, control_character, lookalike_spaces, split_lines, undecodable
+from agent.playbook.yaml_text import (
+    LOOKALIKE,
+    control_character,
+    lookalike_punctuation,
+    lookalike_spaces,
+    split_lines,
+    undecodable,
+)
 
 # one pair of bounds (and one guard of the constructors) for every reader of YAML
 from botwarden.safe_yaml import MAX_DEPTH, MAX_NODES, ScalarGuard
@@ -426,7 +433,8 @@ def load_yaml_text(text: str, doc: SourceDocument) -> SourceDocument:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, column = _pos(mark) if mark else (0, 0)
-        spaces = lookalike_spaces(doc.lines, up_to_line=line or None)
+        spaces = lookalike_spaces(doc.lines, up_to_line=line or None) or \
+            lookalike_punctuation(doc.lines, up_to_line=line or None, from_line=max(1, line - 2))  # the lines it stumbled on
         if spaces is not None:  # the real cause, usually a line or more before the parser noticed
             doc.diagnostics.append(doc.at(spaces.line, spaces.column, spaces.message, spaces.hint))
             return doc
@@ -453,6 +461,10 @@ def load_yaml_text(text: str, doc: SourceDocument) -> SourceDocument:
     if colon is not None:
         doc.diagnostics.append(colon)
         return doc
+    marker = _typographic_punctuation(doc, root)
+    if marker is not None:  # '<U+2013> bot' loaded as the text of one tag, with a misleading hint
+        doc.diagnostics.append(marker)
+        return doc
     doc.data = data
     return doc
 
@@ -474,6 +486,34 @@ def _lookalike_after_a_colon(doc: SourceDocument, node: Any, path: Path_) -> Dia
         for i, item in enumerate(node):
             if (found_below := _lookalike_after_a_colon(doc, item, (*path, i))) is not None:
                 return found_below
+    return None
+
+
+def _typographic_punctuation(doc: SourceDocument, root: Node) -> Diagnostic | None:
+    """A plain scalar that begins its line with a typographic dash and a space (``<U+2013> bot``: a list
+    item as a word processor writes it) or a key and a typographic colon (``- every<U+FF1A> 10s``): the
+    file parsed, with text where a list or a mapping was meant. Quoted and block scalars are text
+    on purpose and are not looked at."""
+    seen: set[int] = set()
+    stack: list[Node] = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, ScalarNode):
+            if node.style is None and isinstance(node.value, str):
+                line = node.start_mark.line
+                text = doc.lines[line] if line < len(doc.lines) else ""
+                indent = len(text) - len(text.lstrip(" -"))
+                if node.start_mark.column == indent:
+                    found = lookalike_punctuation([text])
+                    if found is not None:
+                        return doc.at(line + 1, found.column, found.message, found.hint)
+        elif isinstance(node, SequenceNode):
+            stack.extend(reversed(node.value))
+        elif isinstance(node, MappingNode):
+            stack.extend(n for pair in reversed(node.value) for n in reversed(pair))
     return None
 
 
