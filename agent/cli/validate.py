@@ -37,6 +37,12 @@ def validate(
     inventory_path = inventory if inventory is not None else options.DEFAULT_INVENTORY
     default_dir = real_path(inventory_path).parent / "playbooks"
     targets = list(paths) if paths else [default_dir]
+    given_templates = [p for p in targets if Path(p).suffix.lower() in TEMPLATE_SUFFIXES]
+    if given_templates:  # read as a playbook, a template was 'YAML syntax error' whatever it held
+        targets = [p for p in targets if p not in given_templates] or [default_dir]
+        for path in given_templates:
+            err_console.print(f"{path}: a template: checked with the configuration that uses it (the inventory "
+                              f"and {', '.join(map(str, targets))})", markup=False)
     context: list[Path] = []
     for path in targets:
         if is_file(path):
@@ -66,6 +72,8 @@ def validate(
     )
 
 
+TEMPLATE_SUFFIXES = (".j2", ".jinja", ".jinja2")
+"""A path given with one of these is a template: validated with the configuration, not as a playbook."""
 _PLAYBOOK_KEYS = frozenset({"checks", "tasks", "remediations", "handlers"})
 
 

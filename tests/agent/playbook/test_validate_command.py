@@ -259,3 +259,23 @@ def test_a_new_playbook_beside_the_inventory_is_validated_against_the_playbooks(
     code, out = run(capsys, "validate", "my-check.yaml")
     assert code == ExitCode.OK, out
     assert out.startswith("ok: 1 playbook(s)"), out
+
+
+@pytest.mark.parametrize("broken", [False, True])
+def test_a_template_file_given_is_checked_with_the_configuration_that_uses_it(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, broken: bool) -> None:
+    """``agent validate templates/alert.md.j2`` after editing the alert template read the template
+    as a playbook: 'YAML syntax error' in its comment, whatever the template held (brk15)."""
+    from tests.agent.playbook.conftest import copy_of_the_shipped_configuration
+
+    root = copy_of_the_shipped_configuration(tmp_path)
+    template = root / "templates" / "alert.md.j2"
+    if broken:
+        template.write_text(template.read_text() + "{{ check | capitalise }}\n")
+    monkeypatch.chdir(root)
+    code, out = run(capsys, "validate", "templates/alert.md.j2")
+    assert "YAML" not in out and "templates/alert.md.j2: a template" in out, out
+    if broken:
+        assert code == ExitCode.FAILED and "No filter named 'capitalise'" in out, out
+    else:
+        assert code == ExitCode.OK and "ok: 14 playbook(s)" in out, out
