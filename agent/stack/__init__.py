@@ -24,7 +24,7 @@ import yaml
 from pydantic import ValidationError
 
 from agent.stack.environment import base_environment, conf_environment, program_environments
-from agent.stack.files import secure_state, write_private
+from agent.stack.files import secure_state, write_applied_settings, write_private
 from botwarden.errors import ConfigError, OperationalError
 from botwarden.settings import StackSettings, load_settings, read_secrets_file
 
@@ -255,6 +255,8 @@ def up(stack: Stack, *, wait: float = 30.0, environ: Mapping[str, str] | None = 
                                         "with the account's own key")
     environments = program_environments(stack, environ, tokens)
     conf = render_conf(stack, environments=environments)
+    if stack.settings_path is not None:  # what the programs will run (their digest): an agent without a
+        write_applied_settings(stack.settings)  # last good configuration restarting past an edit runs these
     # A first start on paper brings up the exchange alone, approves the API wallets, then the rest:
     # a bot and an agent started first were refused by the exchange until the approval landed, and
     # the agent's checks read that as revoked credentials and ran the emergency on a fresh install.
