@@ -344,7 +344,8 @@ def _bound_hint(threshold: Threshold, written: Any = "") -> str:
     key = name[1].rsplit('.', 1)[-1] if name else ""
     if not isinstance(written, str):  # not a quoted number: there is no number to unquote
         return f"write one number {f'where {name[1]} is defined ({key}: 80)' if name else 'in the threshold'}"
-    where = f"where {name[1]} is defined ({key}: 80, not \"80\")" if name else "in the threshold"
+    number = written.strip() if is_number(as_number(written)) else "80"  # the value written, unquoted
+    where = f"where {name[1]} is defined ({key}: {number}, not \"{number}\")" if name else "in the threshold"
     return f"write the number without quotes {where}"
 
 

@@ -27,6 +27,9 @@ CASES = [
     # a var left empty is null, not "no threshold": said as such, not as "a NoneType" to unquote
     Case("hint_threshold_var_left_empty.yaml", 12, 14, "its bound '{{ loop_age_warning_s }}' is empty (null",
          "write one number where loop_age_warning_s is defined (loop_age_warning_s: 80)"),
+    # a var quoted: the hint unquotes the number written, not an example (it said 80 for "45": brk15)
+    Case("hint_threshold_var_quoted_own_number.yaml", 11, 14, "its bound '{{ loop_age_warning_s }}' is text",
+         'where loop_age_warning_s is defined (loop_age_warning_s: 45, not "45")'),
     # a name quoted with a space at its end is another name than the one every reference writes
     Case("wrong_name_with_trailing_space.yaml", 7, 11, "name 'bot memory: rss ' ends with a space",
          "write 'bot memory: rss' without the space"),
