@@ -438,6 +438,10 @@ def load_yaml_text(text: str, doc: SourceDocument) -> SourceDocument:
         if spaces is not None:  # the real cause, usually a line or more before the parser noticed
             doc.diagnostics.append(doc.at(spaces.line, spaces.column, spaces.message, spaces.hint))
             return doc
+        swallowed = _comment_in_flow(doc, exc)
+        if swallowed is not None:  # the parser noticed on a later line, at whatever came next
+            doc.diagnostics.append(swallowed)
+            return doc
         message = exc.problem or "invalid YAML"
         if exc.context:
             message = f"{message} ({exc.context})"
@@ -532,6 +536,39 @@ def _lookalike_at(doc: SourceDocument, path: Path_, key: str, char: str, *, at_k
     return doc.at(line, column, f"{name} where YAML needs an ordinary space (after the colon of {key!r})",
                   "retype the spaces of this line (pasting from a chat or a web page brings these in)")
 _BLOCK_INDICATOR = re.compile(r"^\s*(?:-\s+)?([\w.-]+):\s+([>|]\S*)\s*$")
+
+
+def _comment_in_flow(doc: SourceDocument, exc: yaml.MarkedYAMLError) -> Diagnostic | None:
+    """A ``#`` comment inside ``{ }`` or ``[ ]`` with the closing bracket after it on its line
+    (``http: {url: x, timeout: 2s  # generous}``): YAML reads the comment to the end of the line,
+    the bracket included, and reports the flow mapping unclosed at whatever comes next, a line or
+    more later. Said at the ``#``."""
+    start, end = exc.context_mark, exc.problem_mark
+    if start is None or end is None or "flow" not in (exc.context or ""):
+        return None
+    for number in range(start.line, min(end.line, len(doc.lines) - 1) + 1):
+        text = doc.lines[number]
+        at = _comment_at(text, start.column if number == start.line else 0)
+        if at is not None and ("}" in text[at:] or "]" in text[at:]):
+            return doc.at(number + 1, at + 1, "a comment inside { } or [ ]: YAML reads '#' to the end of the line, "
+                          "the closing bracket after it included, so the mapping or list is not closed",
+                          "move the comment after the closing bracket, or write the mapping as indented lines")
+    return None
+
+
+def _comment_at(text: str, column: int) -> int | None:
+    """Where a ``#`` comment starts in ``text`` from ``column`` (after a space, outside quotes)."""
+    quote = ""
+    for i in range(column, len(text)):
+        char = text[i]
+        if quote:
+            if char == quote:
+                quote = ""
+        elif char in "'\"":
+            quote = char
+        elif char == "#" and i > 0 and text[i - 1] in " \t":
+            return i
+    return None
 
 
 def _syntax_hint(doc: SourceDocument, line: int, problem: str) -> str | None:

@@ -30,6 +30,11 @@ CASES = [
     # a var quoted: the hint unquotes the number written, not an example (it said 80 for "45": brk15)
     Case("hint_threshold_var_quoted_own_number.yaml", 11, 14, "its bound '{{ loop_age_warning_s }}' is text",
          'where loop_age_warning_s is defined (loop_age_warning_s: 45, not "45")'),
+    # a comment inside { } or [ ] takes the closing bracket: said at the '#', not at the next line (brk15)
+    Case("place_comment_inside_flow_mapping.yaml", 7, 54, "a comment inside { } or [ ]",
+         "move the comment after the closing bracket"),
+    Case("place_comment_inside_flow_list.yaml", 14, 23, "a comment inside { } or [ ]",
+         "move the comment after the closing bracket"),
     # a name quoted with a space at its end is another name than the one every reference writes
     Case("wrong_name_with_trailing_space.yaml", 7, 11, "name 'bot memory: rss ' ends with a space",
          "write 'bot memory: rss' without the space"),
