@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 # A well-known development key (Hardhat account #0). It only ever signs for the local paper
 # exchange; testnet and mainnet keys come from the environment.
@@ -619,6 +619,17 @@ EMPTY_SETTINGS_HINT = "write {} in it for the built-in settings on purpose, or s
 def has_no_content(text: str) -> bool:
     """``text`` holds nothing YAML reads: blank lines and comments only (an emptied file)."""
     return all(not line.strip() or line.lstrip().startswith("#") for line in text.removeprefix("\ufeff").splitlines())
+
+
+def settings_problems(error: ValidationError) -> str:
+    """``bot.port: Input should be a valid integer; ...`` for every error of a settings file (what
+    pydantic printed, with a URL per line and the values, is not for an operator)."""
+    said = []
+    for err in error.errors(include_url=False, include_input=False):
+        where = ".".join(str(part) for part in err["loc"])
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        said.append(f"{where}: {msg}" if where else msg)
+    return "; ".join(said[:8]) + (f"; and {len(said) - 8} more" if len(said) > 8 else "")
 
 
 def load_settings(path: str | os.PathLike[str] | None = None, *, root: str | None = None,

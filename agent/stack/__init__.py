@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from agent.stack.environment import base_environment, conf_environment, program_environments
 from agent.stack.files import secure_state, write_applied_settings, write_private
 from botwarden.errors import ConfigError, OperationalError
-from botwarden.settings import StackSettings, load_settings, read_secrets_file
+from botwarden.settings import StackSettings, load_settings, read_secrets_file, settings_problems
 
 TEMPLATE = "supervisord.conf.j2"
 
@@ -96,17 +96,6 @@ def locate(root: Path | None = None, inventory: Path | None = None) -> Stack:
                           hint="`agent validate` shows each at its line; fix them, then run this again") from None
     return Stack(root, settings, Path(settings_path) if settings_path else None, inventory, root / "playbooks",
                  root / "templates")
-
-
-def settings_problems(error: ValidationError) -> str:
-    """``bot.port: Input should be a valid integer; ...`` for every error of a settings file (what
-    pydantic printed, with a URL per line and the values, is not for an operator)."""
-    said = []
-    for err in error.errors(include_url=False, include_input=False):
-        where = ".".join(str(part) for part in err["loc"])
-        msg = str(err["msg"]).removeprefix("Value error, ")
-        said.append(f"{where}: {msg}" if where else msg)
-    return "; ".join(said[:8]) + (f"; and {len(said) - 8} more" if len(said) > 8 else "")
 
 
 def bin_dir() -> Path:
