@@ -279,3 +279,22 @@ def test_a_template_file_given_is_checked_with_the_configuration_that_uses_it(
         assert code == ExitCode.FAILED and "No filter named 'capitalise'" in out, out
     else:
         assert code == ExitCode.OK and "ok: 14 playbook(s)" in out, out
+
+
+@pytest.mark.parametrize(("old", "new"), [("hosts: bots", "hots: bots"), ("hosts: bots", "hosts: [bots")])
+def test_one_file_validated_beside_a_broken_playbook_it_refers_to_is_not_blamed_for_it(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, old: str, new: str) -> None:
+    """``agent validate playbooks/trading-risk.yaml`` while bot-health.yaml (which it depends_on) has
+    a typo: 'depends_on: no check named bot-health/...' with the hint 'no playbook named
+    bot-health', in the file that was right (brk15). The broken file is looked up as the run of
+    every file looks it up: a reference into it is not judged; its own errors are its own."""
+    from tests.agent.playbook.conftest import copy_of_the_shipped_configuration
+
+    root = copy_of_the_shipped_configuration(tmp_path)
+    health = root / "playbooks" / "bot-health.yaml"
+    health.write_text(health.read_text().replace(old, new, 1))
+    monkeypatch.chdir(root)
+    code, out = run(capsys, "validate", "playbooks/trading-risk.yaml")
+    assert code == ExitCode.OK and "no playbook named" not in out, out
+    code, out = run(capsys, "validate")
+    assert code == ExitCode.FAILED and "bot-health.yaml:" in out and "trading-risk.yaml" not in out, out
