@@ -218,6 +218,12 @@ def _made_text(node: nodes.Node) -> bool:
 
 
 def _ordered_against_quoted_number(tree: nodes.Node) -> str | None:
+    """The message of :func:`_quoted_number_ordered` (without its line)."""
+    found = _quoted_number_ordered(tree)
+    return found[0] if found is not None else None
+
+
+def _quoted_number_ordered(tree: nodes.Node) -> tuple[str, int] | None:
     """An ordering comparison (``<``, ``>``, ``<=``, ``>=``) with a quoted number,
     ``memory_percent < '90'``: a number ordered against text raises (the check is UNKNOWN at
     every run, the step fails), and two texts are ordered letter by letter (``'100' < '90'``).
@@ -236,7 +242,7 @@ def _ordered_against_quoted_number(tree: nodes.Node) -> str | None:
                             "a number it fails when it runs, and texts are ordered letter by letter ('100' < '90'); "
                             f"write the number without quotes: {number_written(side.value)}"
                             + (" (in the value's own unit)" if number_written(side.value) != side.value.strip()
-                               else ""))
+                               else ""), node.lineno)
     return None
 
 
@@ -353,7 +359,7 @@ class Templating:
         line: int | None = None
         try:
             tree = self._env.parse(source)
-            unsafe = _unsafe_node(tree) or _unknown_filter_or_test(tree, self._env)
+            unsafe = _unsafe_node(tree) or _unknown_filter_or_test(tree, self._env) or _quoted_number_ordered(tree)
             if unsafe is not None:
                 line = unsafe[1]
             else:

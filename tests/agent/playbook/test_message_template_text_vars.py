@@ -42,3 +42,16 @@ def test_text_methods_and_plain_names_are_fine(tmp_path: Path, written: str) -> 
     result = load_config(tmp_path / "inventory.yaml", [], default_registry(), env={},
                          templates_dir=tmp_path / "templates")
     assert result.diagnostics == [], "\n".join(map(str, result.diagnostics))
+
+
+def test_a_template_file_ordering_against_a_quoted_number_is_said_in_that_file_once(tmp_path: Path) -> None:
+    """``{% if value > '90' %}`` in alert.md.j2 was said at the inventory line naming the template,
+    twice (as the alert and as the repeat template), not at its line in the file (brk15)."""
+    shutil.copytree(REPO / "templates", tmp_path / "templates")
+    shutil.copy(REPO / "inventory.yaml", tmp_path / "inventory.yaml")
+    (tmp_path / "templates" / "alert.md.j2").write_text("{# mine #}\n{% if value > '90' %}high{% endif %} {{ check }}\n")
+    result = load_config(tmp_path / "inventory.yaml", [], default_registry(), env={},
+                         templates_dir=tmp_path / "templates")
+    [found] = result.diagnostics
+    assert Path(found.file).name == "alert.md.j2" and found.line == 2, str(found)
+    assert "compares with the text '90', a number in quotes" in found.message, str(found)
