@@ -35,6 +35,10 @@ CASES = [
          "move the comment after the closing bracket"),
     Case("place_comment_inside_flow_list.yaml", 14, 23, "a comment inside { } or [ ]",
          "move the comment after the closing bracket"),
+    # runs otherwise than meant, and acts on the bot each time: errors (warnings in a last good configuration)
+    Case("wrong_remediate_listed_twice.yaml", 11, 9, "remediate: 'restart' is listed twice", "list 'restart' once"),
+    Case("wrong_expect_never_passes_with_remediation.yaml", 8, 13, "the check can never pass, and it remediates "
+         "(restart)", "upper case"),
     # a name quoted with a space at its end is another name than the one every reference writes
     Case("wrong_name_with_trailing_space.yaml", 7, 11, "name 'bot memory: rss ' ends with a space",
          "write 'bot memory: rss' without the space"),
@@ -112,3 +116,13 @@ def test_a_var_replacing_a_settings_mapping_is_said_where_it_is_defined(tmp_path
     assert [(d.line, d.column) for d in at_definition] == [(18, 38)], "\n".join(map(str, result.diagnostics))
     assert at_definition[0].message.startswith("'bot' replaces the stack settings' bot.* (a mapping: bot.program")
     assert at_definition[0].hint == "override one key of it (bot: {program: ...}), or give this var another name"
+
+
+@pytest.mark.parametrize("name", ["wrong_remediate_listed_twice.yaml", "wrong_expect_never_passes_with_remediation.yaml"])
+def test_what_a_configuration_ran_with_is_a_warning_in_the_last_good_one(name: str) -> None:
+    """Refused on disk, these ran before the rule: in a last good configuration they are warnings
+    (an agent upgraded with them keeps guarding as it did)."""
+    result = load_config(REPO / "inventory.yaml", [CORPUS / name], default_registry(), env={},
+                         templates_dir=REPO / "templates", last_good=True)
+    assert result.config is not None, "\n".join(map(str, result.diagnostics))
+    assert [w for w in result.warnings if "remediate" in w.message], result.warnings
