@@ -246,6 +246,30 @@ def test_a_damaged_or_foreign_snapshot_is_not_used(tmp_path: Path) -> None:
     assert chosen is not None and chosen.origin == "valid-part"
 
 
+def test_a_snapshot_nested_past_what_json_reads_is_damaged_not_a_crash_loop(tmp_path: Path) -> None:
+    """var/last-good-config.json holding [[[[... (100 000 deep: a damaged or tampered file) raised
+    RecursionError: the resident agent crash-looped at every start and `agent status` exited 250
+    (brk15, seen on a live stack)."""
+    source = _world(tmp_path)
+    (tmp_path / "playbooks" / "beta.yaml").write_text(": nope")
+    snap_file = tmp_path / "var" / SNAPSHOT_NAME
+    snap_file.parent.mkdir(exist_ok=True)
+    snap_file.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(Exception, match="damaged"):
+        read_snapshot(snap_file)
+    chosen, _ = source.choose(START_ORDER)
+    assert chosen is not None and chosen.origin == "valid-part"
+
+
+def test_a_hand_over_nested_past_what_json_reads_is_refused_with_a_message(tmp_path: Path) -> None:
+    from agent.engine.store_handover import read_handover
+
+    path = tmp_path / "handover.json"
+    path.write_text("{\"a\": " * 50_000 + "1" + "}" * 50_000)
+    with pytest.raises(ValueError, match="not JSON"):
+        read_handover(path)
+
+
 def test_an_unexpected_error_while_loading_is_a_rejection(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import agent.playbook
 
