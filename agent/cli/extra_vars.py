@@ -4,6 +4,7 @@ window without a word: Ansible ignores an unused extra var too, silently)."""
 from __future__ import annotations
 
 import difflib
+import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,8 @@ from botwarden import safe_yaml
 
 if TYPE_CHECKING:
     from agent.playbook.loader import Config
+
+log = logging.getLogger("agent")
 
 EXPRESSION_KEYS = frozenset({"when", "until", "changed_when", "failed_when", "expect", "value"})
 """Keys whose string value is an expression written without ``{{ }}``."""
@@ -116,10 +119,14 @@ def extra_var_problems(play: Playbook, config: Config, hosts: Sequence[HostConte
         found = TaskChecker(doc, of, registry, config.templating, routes).run(list(hosts))
         return [d for d in found if d.severity == "error"]
 
-    before = {(d.line, d.column, d.message) for d in errors(play)}
-    with_extra = play.model_copy(update={"vars": {**play.vars, **extra}})
+    try:
+        before = {(d.line, d.column, d.message) for d in errors(play)}
+        after = errors(play.model_copy(update={"vars": {**play.vars, **extra}}))
+    except Exception:  # a fault of this check never stops the play (the emergency) from running
+        log.exception("the -e values could not be checked against playbook %r; running it unchecked", play.name)
+        return []
     out: list[str] = []
-    for d in errors(with_extra):
+    for d in after:
         if (d.line, d.column, d.message) in before:
             continue
         where = f"{Path(d.file).name}:{d.line}: " if d.line else ""
