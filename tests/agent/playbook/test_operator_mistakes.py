@@ -39,6 +39,13 @@ CASES = [
     Case("wrong_remediate_listed_twice.yaml", 11, 9, "remediate: 'restart' is listed twice", "list 'restart' once"),
     Case("wrong_expect_never_passes_with_remediation.yaml", 8, 13, "the check can never pass, and it remediates "
          "(restart)", "upper case"),
+    # YAML 1.1 reads 1.2e2 or 3.0e0 (no sign on the exponent) as text: said so, not "write it without quotes"
+    # (the value had none) nor "an exponent needs a dot" (3.0e0 has one) (brk15)
+    Case("hint_threshold_var_exponent_text.yaml", 11, 14, "its bound '{{ loop_age_warning_s }}' is text",
+         "YAML 1.1 reads 1.2e2 unquoted as text (a float needs a dot and a signed exponent"),
+    Case("hint_after_exponent_with_dot.yaml", 9, 12, "checks[0].after: Input should be a valid integer",
+         "YAML 1.1 reads 3.0e0 unquoted as text (a float needs a dot and a signed exponent, 1.0e+3); write the "
+         "number in full: after: 3"),
     # a name quoted with a space at its end is another name than the one every reference writes
     Case("wrong_name_with_trailing_space.yaml", 7, 11, "name 'bot memory: rss ' ends with a space",
          "write 'bot memory: rss' without the space"),
