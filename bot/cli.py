@@ -23,13 +23,16 @@ def _settings(path: str | None, named_by: str | None = None) -> StackSettings:
     from pydantic import ValidationError
 
     from botwarden.errors import ConfigError, ExitCode
+    from botwarden.settings import settings_problems
 
     try:
         return load_settings(path, named_by=named_by)
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
     except ValidationError as exc:
-        typer.echo(f"error: settings file {path or os.environ.get('BOTWARDEN_SETTINGS')}: {exc}", err=True)
+        # each field and what it needs, as `agent stack` says it (not pydantic's text with a URL per line)
+        typer.echo(f"error: settings file {path or os.environ.get('BOTWARDEN_SETTINGS')}: {settings_problems(exc)}",
+                   err=True)
     raise typer.Exit(ExitCode.CONFIG)
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import yaml
 
+from botwarden import safe_yaml
 from botwarden.settings import StackSettings, read_secrets_file
 
 
@@ -82,7 +83,13 @@ def parse_assignments(pairs: list[str]) -> dict[str, Any]:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise DrillError(f"{pair!r}: expected name=value, e.g. latency_ms=1500")
-        out[key.strip()] = _strict_booleans(yaml.safe_load(value), value)
+        try:  # bounded, and a value YAML cannot read (``[1``, ``2026-02-30``) is the operator's mistake
+            parsed = safe_yaml.load(value)
+        except yaml.YAMLError as exc:
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise DrillError(f"{pair[:200]!r}: the value is read as YAML and YAML cannot read it ({problem}); "
+                             "quote it to pass it as text") from None
+        out[key.strip()] = _strict_booleans(parsed, value)
     return out
 
 

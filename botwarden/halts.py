@@ -102,7 +102,7 @@ class HaltFile:
             if not isinstance(doc["halts"], list):  # {} read as no halt: fail closed like any other damage
                 raise TypeError("'halts' is not a list")
             return [_halt(h) for h in doc["halts"]], None
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:  # nested past what JSON reads: damage too
             return [], f"{type(exc).__name__}: {exc}"[:200]
 
     # --- writing ------------------------------------------------------------------------

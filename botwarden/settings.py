@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 # A well-known development key (Hardhat account #0). It only ever signs for the local paper
 # exchange; testnet and mainnet keys come from the environment.
@@ -623,8 +623,30 @@ def settings_named_by_inventory(root: str | os.PathLike[str]) -> str | None:
     return str(inventory.resolve().parent / named)
 
 
+EMPTY_SETTINGS = "the settings file is empty: every program would run on the built-in settings (their ports, " \
+    "which may be another stack's)"
+EMPTY_SETTINGS_HINT = "write {} in it for the built-in settings on purpose, or settings: null in the inventory (or " \
+    "the settings you meant)"
+
+
+def has_no_content(text: str) -> bool:
+    """``text`` holds nothing YAML reads: blank lines and comments only (an emptied file)."""
+    return all(not line.strip() or line.lstrip().startswith("#") for line in text.removeprefix("\ufeff").splitlines())
+
+
+def settings_problems(error: ValidationError) -> str:
+    """``bot.port: Input should be a valid integer; ...`` for every error of a settings file (what
+    pydantic printed, with a URL per line and the values, is not for an operator)."""
+    said = []
+    for err in error.errors(include_url=False, include_input=False):
+        where = ".".join(str(part) for part in err["loc"])
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        said.append(f"{where}: {msg}" if where else msg)
+    return "; ".join(said[:8]) + (f"; and {len(said) - 8} more" if len(said) > 8 else "")
+
+
 def load_settings(path: str | os.PathLike[str] | None = None, *, root: str | None = None,
-                  named_by: str | None = None) -> StackSettings:
+                  named_by: str | None = None, empty_ok: bool = True) -> StackSettings:
     """Load settings from ``path`` (or the file ``$BOTWARDEN_SETTINGS`` names); the embedded
     defaults when neither names a file.
 
@@ -633,7 +655,9 @@ def load_settings(path: str | os.PathLike[str] | None = None, *, root: str | Non
     start the bot on the defaults. A file breaking a rule raises pydantic's ``ValidationError``
     (a ``ValueError``) naming the rule. ``root`` defaults to the settings file's directory, else
     ``$BOTWARDEN_ROOT``, else the current directory. ``named_by`` says in a message where the
-    path came from (default ``--settings``, or ``$BOTWARDEN_SETTINGS``).
+    path came from (default ``--settings``, or ``$BOTWARDEN_SETTINGS``). ``empty_ok=False``: a file
+    with nothing in it (:func:`has_no_content`) is a ``ConfigError`` (``agent stack up``); the
+    programs it starts take it as the built-in settings, as they ran.
     """
     from botwarden import safe_yaml
     from botwarden.errors import ConfigError
@@ -657,6 +681,8 @@ def load_settings(path: str | os.PathLike[str] | None = None, *, root: str | Non
         except UnicodeDecodeError:
             raise ConfigError(f"settings file {str(path)!r} (named by {named_by}) cannot be read: not UTF-8 text",
                               hint="`agent validate` shows the line") from None
+        if not empty_ok and has_no_content(text):
+            raise ConfigError(f"{path}: {EMPTY_SETTINGS}", hint=EMPTY_SETTINGS_HINT)
         try:
             loaded = safe_yaml.load(text)  # a YAML bomb or a deep nesting: refused, never walked
         except safe_yaml.TooLargeError as exc:

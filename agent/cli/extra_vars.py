@@ -4,16 +4,26 @@ window without a word: Ansible ignores an unused extra var too, silently)."""
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Iterator, Mapping
+import logging
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 import yaml
 from jinja2 import meta
 
+from agent.modules.base import HostContext
+from agent.modules.registry import Registry
+from agent.playbook.diagnostics import Diagnostic
 from agent.playbook.models import Playbook
 from agent.playbook.templating import Templating, has_template
+from botwarden import safe_yaml
+
+if TYPE_CHECKING:
+    from agent.playbook.loader import Config
+
+log = logging.getLogger("agent")
 
 EXPRESSION_KEYS = frozenset({"when", "until", "changed_when", "failed_when", "expect", "value"})
 """Keys whose string value is an expression written without ``{{ }}``."""
@@ -21,7 +31,8 @@ EXPRESSION_KEYS = frozenset({"when", "until", "changed_when", "failed_when", "ex
 
 def parse_extra_vars(pairs: list[str] | None) -> dict[str, Any]:
     """``-e key=value`` pairs, each value read as YAML (``-e n=3`` is a number); a pair that is not
-    one, or a value YAML cannot read (``[unclosed``, ``*alias``, ``a: b: c``), is a command-line
+    one, or a value YAML cannot read (``[unclosed``, ``*alias``, ``a: b: c``, ``2026-02-30``, nested
+    past :data:`botwarden.safe_yaml.MAX_DEPTH`), is a command-line
     mistake (exit 2), never an internal error."""
     out: dict[str, Any] = {}
     for pair in pairs or []:
@@ -30,9 +41,9 @@ def parse_extra_vars(pairs: list[str] | None) -> dict[str, Any]:
             raise typer.BadParameter(f"{pair!r}: expected key=value (e.g. -e report_until=2024-03-17)",
                                      param_hint="-e")
         try:
-            out[k.strip()] = yaml.safe_load(v) if v else ""
+            out[k.strip()] = safe_yaml.load(v) if v else ""  # bounded; 2026-02-30 is a YAMLError too
         except yaml.YAMLError as exc:
-            problem = getattr(exc, "problem", None) or type(exc).__name__
+            problem = getattr(exc, "problem", None) or str(exc) or type(exc).__name__
             raise typer.BadParameter(f"{pair!r}: the value is read as YAML and YAML cannot read it ({problem}); "
                                      f"quote it to pass it as text: -e '{k.strip()}=\"{v}\"'",
                                      param_hint="-e") from None
@@ -84,3 +95,42 @@ def _strings(node: Any, key: str) -> Iterator[tuple[str, str]]:
     elif isinstance(node, (list, tuple)):
         for item in node:
             yield from _strings(item, key)
+
+
+def extra_var_problems(play: Playbook, config: Config, hosts: Sequence[HostContext], extra: Mapping[str, Any],
+                       registry: Registry) -> list[str]:
+    """What ``-e`` breaks in ``play``'s steps, each said before anything runs: a value a module
+    refuses through a parameter that reads it (``-e close_attempts=abc`` for ``attempts: "{{
+    close_attempts }}"``), as load-time validation says it of the play's own vars. Only what the
+    values change is said (the steps are checked without them too): ``agent run-playbook
+    emergency -e close_slippage_pct=5%`` failed its flatten step when it ran, ignored, and the
+    emergency went on with the positions open (brk15)."""
+    from agent.playbook.task_validation import TaskChecker
+    from agent.playbook.yaml_source import load_yaml
+
+    if not extra or play.source is None:
+        return []
+    doc = load_yaml(Path(play.source), reader=config.templating.reader)
+    if doc.data is None:
+        return []
+    routes = [route.name for route in config.inventory.notify.routes]
+
+    def errors(of: Playbook) -> list[Diagnostic]:
+        found = TaskChecker(doc, of, registry, config.templating, routes).run(list(hosts))
+        return [d for d in found if d.severity == "error"]
+
+    try:
+        before = {(d.line, d.column, d.message) for d in errors(play)}
+        after = errors(play.model_copy(update={"vars": {**play.vars, **extra}}))
+    except Exception:  # a fault of this check never stops the play (the emergency) from running
+        log.exception("the -e values could not be checked against playbook %r; running it unchecked", play.name)
+        return []
+    out: list[str] = []
+    for d in after:
+        if (d.line, d.column, d.message) in before:
+            continue
+        where = f"{Path(d.file).name}:{d.line}: " if d.line else ""
+        said = f"with -e {', '.join(sorted(extra))}: {where}{d.message}" + (f" ({d.hint})" if d.hint else "")
+        if said not in out:
+            out.append(said)
+    return out

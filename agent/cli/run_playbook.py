@@ -16,7 +16,7 @@ import typer
 
 from agent.cli import options
 from agent.cli.common import confirm_or_exit, console, err_console, escape, load
-from agent.cli.extra_vars import parse_extra_vars, unread_extra_vars
+from agent.cli.extra_vars import extra_var_problems, parse_extra_vars, unread_extra_vars
 from agent.engine.operator_actions import (
     confirmation_text,
     find_play,
@@ -96,6 +96,7 @@ def run_playbook(
     from pathlib import Path
 
     from agent.engine.operator_run import run_play_once
+    from agent.modules.registry import default_registry
 
     extra_vars = parse_extra_vars(extra)  # a command-line mistake is said before anything is loaded
     config = load(inventory, [Path(p) for p in paths] if paths else None, need_play=name)
@@ -103,6 +104,12 @@ def run_playbook(
     host_names = [h.name for h in hosts]
     for said in unread_extra_vars(play, config.templating, extra_vars, [h.vars for h in hosts]):
         err_console.print(said, markup=False)
+    broken = extra_var_problems(play, config, hosts, extra_vars, default_registry())
+    if broken:  # said before anything runs: a step would fail on it (the emergency's flatten, ignored)
+        for said in broken:
+            err_console.print(f"error: {said}", markup=False)
+        err_console.print(f"error: -e: {len(broken)} problem(s) above; nothing was run", markup=False)
+        raise typer.Exit(ExitCode.USAGE)
 
     if not check and not yes and needs_confirmation(play, config):
         confirm_or_exit(confirmation_text(play, config, host_names))

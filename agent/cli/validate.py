@@ -4,6 +4,10 @@ Exit 0 when everything is valid (warnings, printed the same way, do not change t
 a problem was found (each printed once, sorted by file and line), 2 for a command-line mistake. A playbook file given on its own is validated
 with the other playbooks of its directory (or, when it has none, the configured ``playbooks/``)
 loaded for cross-references, as ``agent run`` would see them; their own problems are not shown.
+A file of that directory that is certainly no playbook (the inventory, the stack settings, any
+YAML mapping with neither ``checks:`` nor ``tasks:``...) is not one of them: a new playbook
+written beside ``inventory.yaml`` and validated there was checked against the inventory read as
+a playbook, and every ``depends_on`` and ``budget.then`` it wrote was "no check named" (brk15).
 """
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import typer
+import yaml
 
 from agent.cli import options
 from agent.cli.common import console, err_console, templates_dir, use_stack_secrets
@@ -32,10 +37,16 @@ def validate(
     inventory_path = inventory if inventory is not None else options.DEFAULT_INVENTORY
     default_dir = real_path(inventory_path).parent / "playbooks"
     targets = list(paths) if paths else [default_dir]
+    given_templates = [p for p in targets if Path(p).suffix.lower() in TEMPLATE_SUFFIXES]
+    if given_templates:  # read as a playbook, a template was 'YAML syntax error' whatever it held
+        targets = [p for p in targets if p not in given_templates] or [default_dir]
+        for path in given_templates:
+            err_console.print(f"{path}: a template: checked with the configuration that uses it (the inventory "
+                              f"and {', '.join(map(str, targets))})", markup=False)
     context: list[Path] = []
     for path in targets:
         if is_file(path):
-            siblings = sibling_playbooks(path)
+            siblings = [p for p in sibling_playbooks(path) if _may_be_a_playbook(p, inventory_path)]
             context += siblings or (playbook_files([default_dir])[0] if is_dir(default_dir) else [])
     use_stack_secrets(inventory_path)  # the same view as `agent stack up` (the same-key rule included)
     result = load_config(inventory_path, targets, default_registry(), env=dict(os.environ),
@@ -59,3 +70,24 @@ def validate(
         f"ok: {len(cfg.playbooks)} playbook(s), {len(cfg.bound_checks)} check(s) on "
         f"{len(cfg.hosts)} host(s){warned}"
     )
+
+
+TEMPLATE_SUFFIXES = (".j2", ".jinja", ".jinja2")
+"""A path given with one of these is a template: validated with the configuration, not as a playbook."""
+_PLAYBOOK_KEYS = frozenset({"checks", "tasks", "remediations", "handlers"})
+
+
+def _may_be_a_playbook(path: Path, inventory: Path) -> bool:
+    """False for a file certainly not a playbook: the inventory, or YAML that reads as a mapping
+    with none of a playbook's sections (the stack settings, a compose file). A file that cannot
+    be read or parsed may be a broken playbook: kept (its problems are not shown as context)."""
+    from botwarden import safe_yaml
+    from botwarden.safe_files import FileProblem, read_file
+
+    if real_path(path) == real_path(inventory):
+        return False
+    try:
+        data = safe_yaml.load(read_file(path).decode("utf-8"))
+    except (FileProblem, UnicodeDecodeError, yaml.YAMLError):
+        return True
+    return not isinstance(data, dict) or bool(_PLAYBOOK_KEYS & set(data))

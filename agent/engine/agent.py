@@ -558,7 +558,12 @@ class Agent:
             self._good_version = chosen.snapshot.saved_at.isoformat()
         digest = self._digest(text)
         tags: tuple[str, ...] = ()
-        if chosen.origin == "last-good":
+        if chosen.origin == "as-started":
+            title, severity = f"[CONFIG] {chosen.summary()}", "warning"
+            why = ("The stack settings file was edited after `agent stack up` started the programs; the agent "
+                   "restarted since and runs the files on disk with the settings the programs run (kept by "
+                   "`agent stack up`), not the edit. Run `agent stack up` to apply it (or undo the edit).")
+        elif chosen.origin == "last-good":
             title, severity = f"[CONFIG] {chosen.summary()}", "warning"
             why = ("The configuration files on disk do not load, so the agent started on the last configuration "
                    "that loaded (kept under var/). Fix the files (`agent validate`); the agent loads them as soon "

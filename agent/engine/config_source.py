@@ -49,7 +49,9 @@ if TYPE_CHECKING:
     from agent.playbook.loader import Config, LoadResult
 
 log = logging.getLogger("agent")
-Origin = Literal["disk", "last-good", "as-read", "valid-part", "built-in"]
+Origin = Literal["disk", "last-good", "as-read", "valid-part", "built-in", "as-started"]
+"""``as-started``: the files on disk with the stack settings the supervised programs were started
+with, not the edited ones on disk (:func:`agent.engine.settings_changes.started_on_other_settings`)."""
 Fingerprint = tuple[tuple[str, object], ...]
 START_ORDER: tuple[Origin, ...] = ("disk", "last-good", "as-read", "valid-part", "built-in")
 """What the resident agent (and the web page) start on: the files on disk; when they do not
@@ -80,7 +82,7 @@ class Chosen:
 
     @property
     def guards_fully(self) -> bool:
-        return self.origin in ("disk", "last-good")
+        return self.origin in ("disk", "last-good", "as-started")
 
     def summary(self) -> str:
         """One line for operators: what runs and the first problem (``file:line:col: message``)."""
@@ -91,6 +93,8 @@ class Chosen:
         if self.origin == "last-good":
             assert self.snapshot is not None
             return f"running on last good configuration from {self.snapshot.when}: {first}{more}"
+        if self.origin == "as-started":
+            return f"running the files on disk with the stack settings the programs were started with: {first}{more}"
         if self.origin == "as-read":
             left = (f"; left out {', '.join(Path(f).name for f in self.left_out)}" if self.left_out else "")
             return (f"no last good configuration: running the files as written ({len(self.config.playbooks)} "
@@ -126,6 +130,8 @@ class ConfigSource:
         self.var_dir: Path | None = None
         """``var/`` of the last settings that loaded (where the last good configuration is kept)."""
         self.inventory_required = inventory_required
+        self._settings_overlay: bytes | None = None
+        """Served for the settings file by a load from disk (:meth:`choose_with_settings`)."""
         """A missing inventory file is an error (it was named by ``--inventory``), not the built-in
         default. Set too once the file has been read: an inventory moved away or deleted under a
         running agent is a rejected reload, never a switch to the built-in inventory and settings
@@ -143,10 +149,13 @@ class ConfigSource:
         inventory = inventory or self.inventory
         if from_disk and not self.inventory_required and os.path.lexists(inventory):
             self.inventory_required = True  # read once: from now on it must stay
+        read_with = reader
+        if from_disk and self._settings_overlay is not None and self.settings_path is not None:
+            read_with = FrozenReader({key(self.settings_path): self._settings_overlay}, fallback=DiskReader())
         try:
             result = load_config(inventory, list(paths) if paths is not None else self.playbook_paths,
                                  self.registry, env=self.env, templates_dir=templates_dir or self.templates_dir,
-                                 redactor=self.redactor, reader=reader, unset_env=self.unset_env,
+                                 redactor=self.redactor, reader=read_with, unset_env=self.unset_env,
                                  inventory_required=from_disk and self.inventory_required, last_good=last_good)
         except Exception as exc:
             log.exception("loading the configuration failed unexpectedly")
@@ -235,6 +244,16 @@ class ConfigSource:
                 if result.config is not None and not result.diagnostics:
                     return result
         return self.load([], reader=FrozenReader({}), inventory=built_in)
+
+    def choose_with_settings(self, settings: bytes, order: Sequence[Origin]) -> Chosen | None:
+        """:meth:`choose` among ``order``, the settings file read as ``settings`` (the ones applied
+        by ``agent stack up``) and every other file from the disk."""
+        saved, self._settings_overlay = self._settings_overlay, settings
+        try:
+            chosen, _ = self.choose(order)
+        finally:
+            self._settings_overlay = saved
+        return chosen
 
     def inventory_exists(self) -> bool:
         return os.path.isfile(self.inventory)

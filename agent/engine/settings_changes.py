@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from agent.engine.config_source import Chosen, ConfigSource
 from agent.playbook.diagnostics import Diagnostic
 from agent.playbook.files import key as file_key
+from agent.playbook.files import real_path
 from agent.stack.environment import SETTINGS_DIGEST
 from botwarden.settings import StackSettings
 
@@ -47,21 +48,62 @@ def started_on_other_settings(source: ConfigSource, disk: Config) -> Chosen | No
     helps, what a reload refuses. When the settings on disk are not those of the digest (a comment,
     whitespace or order is no change) and the last good configuration holds those, the agent
     starts on the last good configuration and
-    pages, as for a reload; ``agent stack up`` applies the edit. Without that snapshot nothing tells
-    what the programs run, and the agent starts on the disk."""
+    pages, as for a reload; ``agent stack up`` applies the edit. Without that snapshot, on the files
+    with the settings ``agent stack up`` applied (:func:`_on_applied_settings`); without those
+    either, nothing tells what the programs run, and the agent starts on the disk."""
     path = source.settings_path
     if started_digest(source) is None or path is None or file_key(path) not in disk.files or as_started(source, disk):
         return None
     snap, _ = source.last_good()
-    if snap is None:
-        return None
-    result = source.load_snapshot(snap)
-    if result.config is None or not as_started(source, result.config):
-        return None
+    result = source.load_snapshot(snap) if snap is not None else None
+    if result is None or result.config is None or not as_started(source, result.config):
+        return _on_applied_settings(source, disk, path)
     changes = settings_changes(result.config.settings, disk.settings)
     if not changes:
         return None
     return Chosen(result.config, "last-good", [settings_changed(path, changes)], snapshot=snap)
+
+
+def _on_applied_settings(source: ConfigSource, disk: Config, path: Path) -> Chosen | None:
+    """Without a last good configuration holding the settings the programs run (a fresh ``var/``,
+    files that never all loaded): the files on disk with the settings ``agent stack up`` applied
+    (kept under ``var/``, :func:`agent.stack.files.write_applied_settings`), when they are those
+    of the programs' digest. It took the edited file: bot.port edited, the agent restarted by
+    itself and watched a port nothing served, every check of the bot UNKNOWN (brk15)."""
+    applied = _applied_settings(source)
+    if applied is None:
+        return None
+    chosen = source.choose_with_settings(applied, ("disk", "as-read", "valid-part"))
+    if chosen is None or not as_started(source, chosen.config):
+        return None
+    changes = settings_changes(chosen.config.settings, disk.settings)
+    if not changes:
+        return None
+    return Chosen(chosen.config, "as-started" if chosen.origin == "disk" else chosen.origin,
+                  [settings_changed(path, changes), *chosen.problems], left_out=chosen.left_out)
+
+
+def _applied_settings(source: ConfigSource) -> bytes | None:
+    """The settings ``agent stack up`` applied, as YAML, when they are those of the digest the
+    programs run (a file of an earlier ``stack up`` is not); looked for where the last good
+    configuration is."""
+    import yaml
+
+    from agent.stack.files import APPLIED_SETTINGS
+    from botwarden import safe_yaml
+    from botwarden.safe_files import FileProblem, read_file
+
+    candidates = [d for d in (source.var_dir,) if d is not None]
+    candidates.append(real_path(source.inventory).parent / "var")
+    for var_dir in candidates:
+        try:
+            data = read_file(var_dir / APPLIED_SETTINGS)
+            settings = StackSettings.model_validate(safe_yaml.load(data.decode("utf-8")))
+        except (FileProblem, UnicodeDecodeError, yaml.YAMLError, ValueError, TypeError):
+            continue
+        if settings.digest() == started_digest(source):
+            return data
+    return None
 
 
 def settings_changes(running: StackSettings, loaded: StackSettings) -> list[str]:

@@ -196,8 +196,8 @@ def read_handover(path: Path) -> Handover:
     """Raises ``OSError`` or ``ValueError`` (a message fit for the operator) on a bad file."""
     try:
         doc = json.loads(path.read_bytes())
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"not JSON ({exc})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:  # nested past what JSON reads too
+        raise ValueError(f"not JSON ({str(exc)[:200]})") from None
     if not isinstance(doc, dict) or doc.get("version") != VERSION:
         raise ValueError(f"not a version {VERSION} hand-over")
     try:

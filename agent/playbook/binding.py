@@ -20,7 +20,7 @@ from agent.core.values import HARD_WITHIN_MAX, format_duration
 from agent.modules.base import CheckModule, HostContext, Params, secret_values
 from agent.modules.registry import Registry
 from agent.playbook.diagnostics import Diagnostic, suggest, warning
-from agent.playbook.hints import bare_word_hint
+from agent.playbook.hints import bare_word_hint, exponent_read_as_text
 from agent.playbook.models import Check, Playbook, Task
 from agent.playbook.placeholders import is_runtime
 from agent.playbook.preprocess import CHECK_KEYS, TASK_KEYS
@@ -344,7 +344,10 @@ def _bound_hint(threshold: Threshold, written: Any = "") -> str:
     key = name[1].rsplit('.', 1)[-1] if name else ""
     if not isinstance(written, str):  # not a quoted number: there is no number to unquote
         return f"write one number {f'where {name[1]} is defined ({key}: 80)' if name else 'in the threshold'}"
-    where = f"where {name[1]} is defined ({key}: 80, not \"80\")" if name else "in the threshold"
+    if (text := exponent_read_as_text(written)) is not None:  # 1.0e400 unquoted: text to YAML 1.1, not quoted
+        return f"{text}{f' where {name[1]} is defined' if name else ''}"
+    number = written.strip() if is_number(as_number(written)) else "80"  # the value written, unquoted
+    where = f"where {name[1]} is defined ({key}: {number}, not \"{number}\")" if name else "in the threshold"
     return f"write the number without quotes {where}"
 
 

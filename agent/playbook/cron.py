@@ -40,12 +40,19 @@ def _weekday_field(field: str) -> str:
     return ",".join(out)
 
 
+_NICKNAMES = {"@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *", "@weekly": "0 0 * * 0",
+              "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@hourly": "0 * * * *"}
+
+
 def crontab_trigger(expr: str, timezone: tzinfo | str | None = None) -> CronTrigger:
     """A trigger for a 5-field crontab expression, read with crontab semantics.
 
     Raises ``ValueError`` with APScheduler's explanation when the expression is invalid.
     """
     fields = expr.split()
+    if len(fields) == 1 and fields[0].lower() in _NICKNAMES:  # crontab's @daily & co: said with the fields
+        raise ValueError(f"{fields[0]!r} is a crontab nickname, not read here: write its 5 fields, "
+                         f"\"{_NICKNAMES[fields[0].lower()]}\"")
     if len(fields) != 5:
         raise ValueError(f"a cron expression has 5 fields (minute hour day month weekday), got {len(fields)}")
     minute, hour, day, month, weekday = fields

@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import re
 from datetime import date, datetime
+from decimal import Decimal
 from functools import cache
 from typing import Any
 from zoneinfo import available_timezones
@@ -110,11 +111,10 @@ def value_hint(doc: SourceDocument, path: Path_, message: str, value: Any) -> st
     if "unknown timezone" in message and isinstance(value, str):
         near = nearest_timezone(value)
         return f"did you mean {near!r}?" if near else None
-    if (isinstance(value, str) and written and written[0] not in "\"'" and re.fullmatch(r"[-+]?\d+[eE][-+]?\d+", value)
+    if (isinstance(value, str) and written and written[0] not in "\"'" and exponent_read_as_text(value)
             and any(phrase in message for phrase in ("valid integer", "valid number"))):
-        # unquoted 1e3 is text in YAML 1.1 (a float needs a dot), so "without quotes" would not help
-        return (f"YAML 1.1 reads {value} unquoted as text (an exponent needs a dot: 1.0e3); write the number "
-                f"in full: {key}: {_expanded(value)}")
+        # unquoted 1e3 or 1.0e3 is text in YAML 1.1, so "without quotes" would not help
+        return f"{exponent_read_as_text(value)}: {key}: {_expanded(value)}"
     if (hint := _scalar_hint(str(key), message, value)) is not None:
         return hint
     if not path and isinstance(value, list) and ("valid dictionary" in message or "instance of" in message):
@@ -137,13 +137,35 @@ def _at(key: str) -> str:
     return f"{key}: " if key else ""
 
 
+_EXPONENT = re.compile(r"[-+]?(\d+(\.\d*)?|\.\d+)[eE][-+]?\d+")
+
+
+def exponent_read_as_text(value: str) -> str | None:
+    """Why a number written with an exponent is text (``1e3``, ``1.0e3``, ``1e+3``: YAML 1.1 reads a
+    float only with a dot and a signed exponent, ``1.0e+3``), or None when it is not such a text."""
+    import yaml
+
+    if not _EXPONENT.fullmatch(value.strip()):
+        return None
+    try:
+        if not isinstance(yaml.safe_load(value), str):
+            return None
+    except yaml.YAMLError:
+        return None
+    return (f"YAML 1.1 reads {value} unquoted as text (a float needs a dot and a signed exponent, 1.0e+3); write "
+            "the number in full")
+
+
 def _expanded(text: str) -> str:
-    """``1e3`` -> ``1000`` (digits, no float rounding); the text itself when too large to write out."""
-    mantissa, _, exponent = text.lower().partition("e")
+    """``1e3`` -> ``1000``, ``2.5e3`` -> ``2500`` (digits, no float rounding); the exponent written as
+    YAML 1.1 reads it (``1.0e+400``) when too large to write out."""
+    mantissa, _, exponent = text.strip().lower().partition("e")
     power = int(exponent)
     if 0 <= power <= 30:
-        return str(int(mantissa) * 10**power)
-    return text
+        digits = format(Decimal(mantissa).scaleb(power).normalize(), "f")
+        return digits
+    sign = "" if exponent.startswith(("-", "+")) else "+"
+    return f"{mantissa if '.' in mantissa else mantissa + '.0'}e{sign}{exponent}"
 
 
 _EXPECTED = {"valid integer": "a whole number", "valid number": "a number", "valid boolean": "true or false",

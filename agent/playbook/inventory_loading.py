@@ -24,7 +24,7 @@ from agent.apprise_plugins import is_known_scheme, parse_urls, url_scheme, why_r
 from agent.core.redaction import url_secrets
 from agent.core.values import format_duration
 from agent.playbook.cron import schedule_traps, timezone_trap, timezone_unused
-from agent.playbook.diagnostics import Diagnostic, suggest, warning
+from agent.playbook.diagnostics import Diagnostic, ran_as_read, suggest, warning
 from agent.playbook.file_kinds import wrong_kind
 from agent.playbook.files import DISK, ConfigReader, real_path
 from agent.playbook.inventory import (
@@ -43,7 +43,7 @@ from agent.playbook.literal_secrets import (
     literal_secrets,
     secret_lines,
 )
-from agent.playbook.message_vars import MESSAGE_VARS
+from agent.playbook.message_vars import MESSAGE_VARS, TEXT_VARS
 from agent.playbook.placeholders import is_runtime
 from agent.playbook.scope import reserved_var_problems, template_file_diagnostic, unknown_in_template_file
 from agent.playbook.templating import TemplateError, Templating
@@ -51,12 +51,15 @@ from agent.playbook.validation import diagnostics_from_validation
 from agent.playbook.written_values import written_value_problems
 from agent.playbook.yaml_source import Marks, SourceDocument, base60_problems, load_yaml
 from botwarden.settings import (
+    EMPTY_SETTINGS,
+    EMPTY_SETTINGS_HINT,
     AgentSettings,
     BotSettings,
     ExchangeSettings,
     InboxSettings,
     StackSettings,
     SupervisorSettings,
+    has_no_content,
 )
 
 
@@ -279,6 +282,9 @@ def _read_settings(doc: SourceDocument, inv: Inventory, inventory_path: Path,
     if settings_doc.diagnostics:
         return _default_settings(), hide_secrets([*settings_doc.diagnostics, *secrets], shown)
     data = settings_doc.data if settings_doc.data is not None else {}
+    # emptied: the built-in settings, ports another stack may use (taken so in a last good configuration)
+    emptied = [ran_as_read(settings_doc.at(1, 1, EMPTY_SETTINGS, EMPTY_SETTINGS_HINT))] \
+        if settings_doc.data is None and has_no_content("\n".join(settings_doc.lines)) else []
     if not isinstance(data, dict):
         return _default_settings(), [settings_doc.at(1, 1, "the settings file must be a mapping (key: value)",
                                                      "an env-file line NAME=value belongs in the agent's "
@@ -287,12 +293,38 @@ def _read_settings(doc: SourceDocument, inv: Inventory, inventory_path: Path,
     try:
         settings = StackSettings.model_validate({"root": str(real_path(path).parent), **data})
     except ValidationError as exc:
-        refused = diagnostics_from_validation(exc, settings_doc, data, model=StackSettings)
+        refused = [_at_the_setting_named(d, settings_doc, data)
+                   for d in diagnostics_from_validation(exc, settings_doc, data, model=StackSettings)]
         return _default_settings(), hide_secrets([*refused, *base60_problems(settings_doc, refused), *secrets], shown)
     secrets += base60_problems(settings_doc)
     if secrets:
         return _default_settings(), hide_secrets(secrets, shown)
-    return settings, [*settings_lookalikes(doc, inventory_path, reader, path), *state_left_behind(settings_doc, data)]
+    return settings, [*emptied, *settings_lookalikes(doc, inventory_path, reader, path),
+                      *state_left_behind(settings_doc, data)]
+
+
+_NAMED_SETTING = re.compile(r"\b(bot|exchange|inbox|web|agent|supervisor)\.([a-z_]+)\b(?: '([^']*)')?")
+
+
+def _at_the_setting_named(d: Diagnostic, doc: SourceDocument, data: Mapping[str, Any]) -> Diagnostic:
+    """A rule of the whole file (``StackSettings``' own validators: a coin the paper exchange does
+    not list, two programs on one port) has no place of its own: pydantic puts it at the top of
+    the file. It is said at the first setting it names that is written in the file (the coin
+    itself in ``bot.coins``), else where it was."""
+    top = doc.position(())
+    if (d.line, d.column) != top:
+        return d
+    for section, name, quoted in _NAMED_SETTING.findall(d.message):
+        path: tuple[Any, ...] = (section, name)
+        given = data.get(section)
+        value = given.get(name) if isinstance(given, Mapping) else None
+        if value is None:
+            continue
+        if quoted and isinstance(value, list) and quoted in value:
+            path = (*path, value.index(quoted))
+        return dataclasses.replace(doc.diagnostic(path, d.message, d.hint), severity=d.severity,
+                                   ran_as_read=d.ran_as_read)
+    return d
 
 
 def state_left_behind(doc: SourceDocument, data: Mapping[str, Any]) -> list[Diagnostic]:
@@ -375,6 +407,7 @@ def settings_overrides(doc: SourceDocument, inv: Inventory, settings_vars: Mappi
                                           f"override one key of it ({key}: {{{next(iter(setting), 'x')}: ...}}), or "
                                           f"give this var another name"))
                 continue
+            out += _derived_left_behind(doc, (*path, key), key, value, setting)
             for sub in value:
                 if sub in setting or not isinstance(sub, str):
                     continue
@@ -383,6 +416,39 @@ def settings_overrides(doc: SourceDocument, inv: Inventory, settings_vars: Mappi
                     out.append(doc.diagnostic((*path, key, sub), f"{key}.{sub} is no key of the stack settings' "
                                               f"{key}.*: it adds a var nobody reads, and the setting meant keeps "
                                               "its value", near, at_key=True))
+    return out
+
+
+DERIVED_SETTINGS: dict[str, dict[str, tuple[str, ...]]] = {
+    "bot": {"host": ("url", "health_url", "metrics_url"), "port": ("url", "health_url", "metrics_url"),
+            "db": ("db_path",), "control_socket": ("control_socket_path",), "heartbeat_file": ("heartbeat_path",),
+            "halt_file": ("halt_path",)},
+    "exchange": {"host": ("url",), "port": ("url",), "state": ("state_path",)},
+    "supervisor": {"socket": ("url", "socket_path")},
+    "agent": {"db": ("db_path",), "events_socket": ("events_socket_path",)},
+    "inbox": {"host": ("url",), "port": ("url",)},
+}
+"""What :meth:`botwarden.settings.StackSettings.template_vars` makes from a setting: ``bot.health_url``
+from ``bot.host`` and ``bot.port``..."""
+
+
+def _derived_left_behind(doc: SourceDocument, path: tuple[Any, ...], key: str, value: Mapping[str, Any],
+                         setting: Mapping[str, Any]) -> list[Diagnostic]:
+    """A warning at a var that overrides a setting others are made from (``bot: {port: 8089}``),
+    when those are not overridden with it: ``bot.health_url``, what the checks read, stays on the
+    settings' port, and the bot this stack starts listens there. Meant to move the bot, it moved
+    nothing (the settings file does, applied by ``agent stack up``)."""
+    out: list[Diagnostic] = []
+    for sub, derived in DERIVED_SETTINGS.get(key, {}).items():
+        if sub not in value or value[sub] == setting.get(sub) or any(d in value for d in derived):
+            continue
+        made = ", ".join(f"{key}.{d}" for d in derived)
+        out.append(warning(doc.diagnostic(
+            (*path, sub), f"{key}.{sub}: {value[sub]!r} here, but {made} (what playbooks read, such as "
+            f"{{{{ {key}.{derived[0]} }}}}) are made from the stack settings' {key}.{sub} ({setting.get(sub)!r}) and "
+            f"do not follow; the programs this stack starts use the settings too",
+            f"to move it, set {key}.{sub} in the stack settings file (agent stack up applies it); for another "
+            f"host's, override {made} here as well", at_key=True)))
     return out
 
 
@@ -511,7 +577,7 @@ def template_files(doc: SourceDocument, inv: Inventory, templating: Templating) 
         kinds = [k for k in AlertTemplates.model_fields if getattr(inv.notify.templates, k) == name]
         required = frozenset.intersection(*(MESSAGE_VARS[k].required for k in kinds))
         optional = frozenset.union(*(MESSAGE_VARS[k].optional | MESSAGE_VARS[k].required for k in kinds)) - required
-        for message, hint, line in unknown_in_template_file(templating, name, required, optional):
+        for message, hint, line in unknown_in_template_file(templating, name, required, optional, TEXT_VARS):
             if directory is not None:
                 out.append(_in_template_file(directory / name, line, message.split("'")[1],
                                              f"{message} (as the {' and '.join(kinds)} template)", hint))
@@ -524,7 +590,9 @@ def _in_template_file(path: Path, line: int, name: str, message: str, hint: str 
         text = path.read_text(encoding="utf-8").splitlines()[line - 1]
     except (OSError, UnicodeDecodeError, IndexError):
         return Diagnostic(str(path), line, 1, message, hint)
-    match = re.search(rf"\b{re.escape(name)}\b", text)
+    # the name as the template reads it (``was.name``, ``{{ was }}``) before the same word in prose
+    match = re.search(rf"\b{re.escape(name)}\b(?=\s*[.\[|}})~+*/-])", text) or \
+        re.search(rf"\b{re.escape(name)}\b", text)
     return Diagnostic(str(path), line, match.start() + 1 if match else 1, message, hint, source_line=text)
 
 

@@ -112,8 +112,8 @@ def read_snapshot(path: Path) -> Snapshot | None:
                         templates_dir=record.get("templates_dir"), files=files, checksums=checksums)
     except FileProblem:
         raise
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise FileProblem(f"damaged ({type(exc).__name__}: {exc})",
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:  # [[[[... too: a crash loop
+        raise FileProblem(f"damaged ({type(exc).__name__}: {str(exc)[:200]})",
                           "it is rewritten after the next configuration that loads; delete it to get rid of it") \
             from None
 

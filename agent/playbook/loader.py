@@ -222,8 +222,10 @@ def load_config(
     ignored: list[Diagnostic] = []
     mine = {real_path(f) for f in files}
     context_files, _ = playbook_files([p for p in context_paths if real_path(p) not in mine], disk)
+    # a context play that does not load is kept (unbuilt): a reference into it is not judged, as in a
+    # run of every file; left out, it was "no playbook named 'bot-health'" in the one file validated
     context = [item for item in (_load_playbook(path, registry, templating, ignored, disk) for path in context_files)
-               if item.play is not None and item.play.name not in given]
+               if _play_name(item) not in given]
     unreadable = [Path(f) for f in unusable if Path(f).suffix in PLAYBOOK_SUFFIXES]
     playbooks = _cross_file_rules(loaded, context, inventory, diagnostics, unreadable)
 
@@ -459,6 +461,15 @@ def _silence_until_ok_references(loaded: list[_LoadedPlay], every: list[_LoadedP
 
 
 _NAME_LINE = re.compile(r"""^name:[ \t]*(["']?)([A-Za-z0-9][A-Za-z0-9_.-]*)\1[ \t]*(?:#.*)?$""")
+
+
+def _play_name(item: _LoadedPlay) -> str:
+    """The name of the play ``item`` holds, or says it has when it does not load."""
+    if item.play is not None:
+        return item.play.name
+    if isinstance(item.raw, dict) and isinstance(item.raw.get("name"), str):
+        return str(item.raw["name"])
+    return _written_name(item.doc.lines, Path(item.doc.file))
 
 
 def _written_name(lines: Sequence[str], path: Path) -> str:

@@ -16,6 +16,12 @@ class MessageVars:
     optional: frozenset[str] = frozenset()
 
 
+TEXT_VARS = frozenset({"check", "host", "play", "state", "severity", "was"})
+"""Variables that are text in every kind that gives them: ``check`` is the check's *name* here
+(``{{ check.name }}``, right in a remediation step where ``check`` is a mapping, fails at every
+message, which then goes out as a plain list of facts). Held by ``tests/agent/notify/test_message_vars.py``."""
+
+
 _ALERT = MessageVars(frozenset({"state", "severity", "play", "check", "host", "since", "value", "error",
                                 "summary", "incident_id", "repeat", "count", "tags"}),
                      frozenset({"dependents", "remediation", "resolved_after"}))

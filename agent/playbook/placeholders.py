@@ -75,7 +75,7 @@ class RunTime:
 
     def _ordered(self, other: Any = None) -> bool:
         _touch(other)
-        if isinstance(other, str) and _NUMBER_TEXT.fullmatch(other):
+        if isinstance(other, str) and NUMBER_TEXT.fullmatch(other):
             raise OrderedAgainstText(other)
         return False
 
@@ -93,7 +93,18 @@ class RunTime:
         return other is not self
 
 
-_NUMBER_TEXT = re.compile(r"\s*[-+]?(\d+(\.\d*)?|\.\d+)\s*")
+NUMBER_TEXT = re.compile(
+    r"\s*(?P<number>[-+]?(\d[\d_]*(\.\d*)?|\.\d+)([eE][-+]?\d+)?)\s*"
+    r"(?P<unit>%|ms|s|m|h|d|[kKMGT]i?[bB]?|[kKMGT]i?B)?\s*")
+"""A number in quotes, as an ordering against it is never meant: ``'90'``, ``' 10 '``, ``'1e3'``,
+``'1_000'``, and with a unit (``'90%'``, ``'500 ms'``, ``'2GB'``: a number ordered against it
+raises at every run too, and two texts are ordered letter by letter)."""
+
+
+def number_written(text: str) -> str:
+    """The number to write for the quoted ``text`` (:data:`NUMBER_TEXT`): ``'90%'`` -> ``90``."""
+    found = NUMBER_TEXT.fullmatch(text)
+    return found["number"] if found else text.strip()
 
 
 class OrderedAgainstText(TypeError):

@@ -141,6 +141,12 @@ def playbook_rules(doc: SourceDocument, raw: Mapping[str, Any], play: Playbook,
             if name not in play.remediations:
                 out.append(doc.diagnostic((*path, "remediate", j), f"no remediation named {name!r} in this play",
                                           suggest(name, play.remediations) or _known("remediations", play.remediations)))
+            elif name in check.remediate[:j]:  # run once per name in order: the second ran again after the cooldown
+                out.append(ran_as_read(doc.diagnostic(
+                    (*path, "remediate", j), f"remediate: {name!r} is listed twice: it is decided twice for each "
+                    "problem, the second deferred by its cooldown and run again while the problem lasts (its budget "
+                    "spent twice as fast), each refusal told as 'not run: cooling down'",
+                    f"list {name!r} once")))
         for j, parent in enumerate(check.depends_on):  # lifecycle: inhibition (issue 4)
             local = {c.name for c in play.checks}
             if parent not in local and "/" in parent:
@@ -158,12 +164,16 @@ def playbook_rules(doc: SourceDocument, raw: Mapping[str, Any], play: Playbook,
         known = dict(module.fact_values) if module is not None else {}
         truth = constant_truth(check.expect, domains=known) if check.expect is not None else None
         if truth is not None:
-            out.append(warning(doc.diagnostic(
+            acts = not truth and bool(check.remediate)  # never passes, and acts each time: an error, not a note
+            said = doc.diagnostic(
                 (*path, "expect"), f"expect: {check.expect!r} is always {'true' if truth else 'false'}, whatever the "
-                f"module finds: the check can never {'fail' if truth else 'pass'}",
+                f"module finds: the check can never {'fail' if truth else 'pass'}"
+                + (f", and it remediates ({', '.join(check.remediate)}): that would run at every failure, until "
+                   "its budget hands over (the emergency)" if acts else ""),
                 _values_hint(check.expect or "", known)
                 or "compare a fact of the module with a value (expect: \"status_code == 200\"), or leave expect "
-                "out to pass whenever the module itself succeeds")))
+                "out to pass whenever the module itself succeeds")
+            out.append(ran_as_read(said) if acts else warning(said))
         if check.expect is not None and thresholds:
             out.append(doc.diagnostic((*path, thresholds[0]), "a check has either 'expect' or thresholds "
                                       "('warning'/'critical'), not both", "keep one of them", at_key=True))

@@ -24,7 +24,7 @@ from jinja2 import TemplateAssertionError, TemplateSyntaxError, UndefinedError, 
 from jinja2.sandbox import SecurityError
 
 from agent.playbook.diagnostics import Diagnostic, ran_as_read, suggest
-from agent.playbook.placeholders import RUNTIME, OrderedAgainstText, RunTime
+from agent.playbook.placeholders import RUNTIME, OrderedAgainstText, RunTime, number_written
 from agent.playbook.templating import Templating, has_template
 
 
@@ -111,8 +111,8 @@ def template_problem(templating: Templating, value: Any, scope: Mapping[str, Any
     if isinstance(exc, (RecursionError, MemoryError)):
         return None, "the template is too deeply nested or too large to evaluate", None
     if isinstance(exc, OrderedAgainstText):  # whatever the run-time value: never what was meant
-        return None, str(exc), (f"write the number without quotes where it is defined ({exc.text.strip()}, not "
-                                f"\"{exc.text}\")")
+        return None, str(exc), (f"write the number without quotes where it is defined ({number_written(exc.text)}, "
+                                f"not \"{exc.text}\")")
     if _uses_runtime(templating, value, scope, expression=expression):
         return RUNTIME, None, None  # e.g. a filter applied to a placeholder: cannot know
     return None, templating.redact(f"{type(exc).__name__}: {exc}"), None
@@ -231,14 +231,16 @@ def _uses_runtime(templating: Templating, value: Any, scope: Mapping[str, Any], 
 
 
 def unknown_in_template_file(templating: Templating, name: str, given: Iterable[str],
-                             optional: Iterable[str] = ()) -> list[tuple[str, str | None, int]]:
+                             optional: Iterable[str] = (), text: Iterable[str] = ()) -> list[tuple[str, str | None, int]]:
     """Each name template file ``name`` reads that it is not given: ``(problem, hint, line)``.
 
     A name read unguarded must be in ``given``; one only tested (``is defined``) or defaulted
     (``| default(...)``) may be anything, and the ``optional`` ones (given only sometimes) must be
     guarded. Names the template sets itself (``set``, ``for``, macros) and globals are fine.
     The line is where the file first reads the name. Empty when the file reads only what it is
-    given (or cannot be read: reported elsewhere).
+    given (or cannot be read: reported elsewhere). An attribute of one of the ``text`` names that
+    text has not (``check.name`` where ``check`` is the check's name) is a problem too: it fails
+    whenever the template renders.
     """
     env = templating.environment
     try:
@@ -260,6 +262,14 @@ def unknown_in_template_file(templating: Templating, name: str, given: Iterable[
         else:
             out.append((f"{read!r} is undefined: the template is not given it",
                         suggest(read, known) or f"it is given: {', '.join(sorted(known | maybe))}", line))
+    texts = set(text) & (known | maybe)
+    for node in tree.find_all(nodes.Getattr):
+        target = node.node
+        if isinstance(target, nodes.Name) and target.name in texts and not hasattr(str, node.attr):
+            out.append((f"{target.name!r} is text here (a name, not a mapping): "
+                        f"{target.name}.{node.attr} fails whenever the template renders",
+                        f"write {{{{ {target.name} }}}}", node.lineno))
+            texts.discard(target.name)  # once per name
     return out
 
 

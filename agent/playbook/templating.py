@@ -40,7 +40,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 from agent.core.redaction import Redactor
 from agent.playbook.files import DISK, ConfigReader, FileProblem
-from agent.playbook.placeholders import UnsetEnv
+from agent.playbook.placeholders import NUMBER_TEXT, UnsetEnv, number_written
 from agent.rendering import env_references
 from botwarden.errors import ConfigError
 
@@ -202,7 +202,6 @@ def _unknown_filter_or_test(tree: nodes.Node, env: Any) -> tuple[str, int] | Non
     return None
 
 
-_NUMBER_TEXT = re.compile(r"\s*[-+]?(\d+(\.\d*)?|\.\d+)\s*")
 _ORDERING = {"lt": "<", "gt": ">", "lteq": "<=", "gteq": ">="}
 _TEXT_FILTERS = frozenset({
     "string", "trim", "lower", "upper", "title", "capitalize", "replace", "format", "join", "center", "truncate",
@@ -219,6 +218,12 @@ def _made_text(node: nodes.Node) -> bool:
 
 
 def _ordered_against_quoted_number(tree: nodes.Node) -> str | None:
+    """The message of :func:`_quoted_number_ordered` (without its line)."""
+    found = _quoted_number_ordered(tree)
+    return found[0] if found is not None else None
+
+
+def _quoted_number_ordered(tree: nodes.Node) -> tuple[str, int] | None:
     """An ordering comparison (``<``, ``>``, ``<=``, ``>=``) with a quoted number,
     ``memory_percent < '90'``: a number ordered against text raises (the check is UNKNOWN at
     every run, the step fails), and two texts are ordered letter by letter (``'100' < '90'``).
@@ -232,10 +237,12 @@ def _ordered_against_quoted_number(tree: nodes.Node) -> str | None:
             for side, other in (pair, pair[::-1]):
                 if _made_text(other):
                     continue  # text against text, written so on purpose
-                if isinstance(side, nodes.Const) and isinstance(side.value, str) and _NUMBER_TEXT.fullmatch(side.value):
+                if isinstance(side, nodes.Const) and isinstance(side.value, str) and NUMBER_TEXT.fullmatch(side.value):
                     return (f"'{_ORDERING[op.op]}' compares with the text {side.value!r}, a number in quotes: against "
                             "a number it fails when it runs, and texts are ordered letter by letter ('100' < '90'); "
-                            f"write the number without quotes: {side.value.strip()}")
+                            f"write the number without quotes: {number_written(side.value)}"
+                            + (" (in the value's own unit)" if number_written(side.value) != side.value.strip()
+                               else ""), node.lineno)
     return None
 
 
@@ -352,7 +359,7 @@ class Templating:
         line: int | None = None
         try:
             tree = self._env.parse(source)
-            unsafe = _unsafe_node(tree) or _unknown_filter_or_test(tree, self._env)
+            unsafe = _unsafe_node(tree) or _unknown_filter_or_test(tree, self._env) or _quoted_number_ordered(tree)
             if unsafe is not None:
                 line = unsafe[1]
             else:

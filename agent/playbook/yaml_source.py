@@ -33,8 +33,17 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from agent.playbook.diagnostics import Diagnostic
 from agent.playbook.files import DISK, MAX_BYTES, ConfigReader, FileProblem
-from agent.playbook.yaml_text import LOOKALIKE, control_character, lookalike_spaces, split_lines, undecodable
-from botwarden.safe_yaml import MAX_DEPTH, MAX_NODES  # one pair of bounds for every reader of YAML
+from agent.playbook.yaml_text import (
+    LOOKALIKE,
+    control_character,
+    lookalike_punctuation,
+    lookalike_spaces,
+    split_lines,
+    undecodable,
+)
+
+# one pair of bounds (and one guard of the constructors) for every reader of YAML
+from botwarden.safe_yaml import MAX_DEPTH, MAX_NODES, ScalarGuard
 
 Path_ = tuple[Any, ...]
 Pos = tuple[int, int]
@@ -82,7 +91,7 @@ class SourceDocument:
         return Diagnostic(self.file, line, column, message, hint, source)
 
 
-class _PositionLoader(yaml.SafeLoader):
+class _PositionLoader(ScalarGuard, yaml.SafeLoader):  # type: ignore[misc]
     """SafeLoader with merge keys as the YAML spec defines them, and duplicate keys reported.
 
     PyYAML's own ``flatten_mapping`` is never called: it rewrites nodes in place and its
@@ -214,9 +223,11 @@ def _construct_int(loader: _PositionLoader, node: Node) -> Any:
     digits: ``ValueError`` from the int conversion limit, which surfaced as an internal error)."""
     try:
         value = yaml.SafeLoader.construct_yaml_int(loader, node)
-    except ValueError:
+    except ValueError as exc:
+        if len(str(node.value)) <= 4300:  # not a number at all (``!!int x``): said by ScalarGuard
+            raise
         raise ConstructorError(None, None, f"a number of {len(str(node.value))} digits is too long to read "
-                               "(at most 4300)", node.start_mark) from None
+                               "(at most 4300)", node.start_mark) from exc
     if ":" in str(node.value) or _RADIX.fullmatch(str(node.value)):
         loader.base60.append((node.start_mark, str(node.value), value))
     return value
@@ -422,9 +433,14 @@ def load_yaml_text(text: str, doc: SourceDocument) -> SourceDocument:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, column = _pos(mark) if mark else (0, 0)
-        spaces = lookalike_spaces(doc.lines, up_to_line=line or None)
+        spaces = lookalike_spaces(doc.lines, up_to_line=line or None) or \
+            lookalike_punctuation(doc.lines, up_to_line=line or None, from_line=max(1, line - 2))  # the lines it stumbled on
         if spaces is not None:  # the real cause, usually a line or more before the parser noticed
             doc.diagnostics.append(doc.at(spaces.line, spaces.column, spaces.message, spaces.hint))
+            return doc
+        swallowed = _comment_in_flow(doc, exc)
+        if swallowed is not None:  # the parser noticed on a later line, at whatever came next
+            doc.diagnostics.append(swallowed)
             return doc
         message = exc.problem or "invalid YAML"
         if exc.context:
@@ -448,6 +464,10 @@ def load_yaml_text(text: str, doc: SourceDocument) -> SourceDocument:
     colon = _lookalike_after_a_colon(doc, data, ())
     if colon is not None:
         doc.diagnostics.append(colon)
+        return doc
+    marker = _typographic_punctuation(doc, root)
+    if marker is not None:  # '<U+2013> bot' loaded as the text of one tag, with a misleading hint
+        doc.diagnostics.append(marker)
         return doc
     doc.data = data
     return doc
@@ -473,6 +493,34 @@ def _lookalike_after_a_colon(doc: SourceDocument, node: Any, path: Path_) -> Dia
     return None
 
 
+def _typographic_punctuation(doc: SourceDocument, root: Node) -> Diagnostic | None:
+    """A plain scalar that begins its line with a typographic dash and a space (``<U+2013> bot``: a list
+    item as a word processor writes it) or a key and a typographic colon (``- every<U+FF1A> 10s``): the
+    file parsed, with text where a list or a mapping was meant. Quoted and block scalars are text
+    on purpose and are not looked at."""
+    seen: set[int] = set()
+    stack: list[Node] = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, ScalarNode):
+            if node.style is None and isinstance(node.value, str):
+                line = node.start_mark.line
+                text = doc.lines[line] if line < len(doc.lines) else ""
+                indent = len(text) - len(text.lstrip(" -"))
+                if node.start_mark.column == indent:
+                    found = lookalike_punctuation([text])
+                    if found is not None:
+                        return doc.at(line + 1, found.column, found.message, found.hint)
+        elif isinstance(node, SequenceNode):
+            stack.extend(reversed(node.value))
+        elif isinstance(node, MappingNode):
+            stack.extend(n for pair in reversed(node.value) for n in reversed(pair))
+    return None
+
+
 _COLON_LOOKALIKE = re.compile(f":[{LOOKALIKE}]")
 _KEY_COLON_LOOKALIKE = re.compile(f"^([A-Za-z_][\\w.-]*):[{LOOKALIKE}]")
 """A value that reads ``key:<U+00A0>value``: a mapping's line YAML took for one text (``x:`` then
@@ -488,6 +536,39 @@ def _lookalike_at(doc: SourceDocument, path: Path_, key: str, char: str, *, at_k
     return doc.at(line, column, f"{name} where YAML needs an ordinary space (after the colon of {key!r})",
                   "retype the spaces of this line (pasting from a chat or a web page brings these in)")
 _BLOCK_INDICATOR = re.compile(r"^\s*(?:-\s+)?([\w.-]+):\s+([>|]\S*)\s*$")
+
+
+def _comment_in_flow(doc: SourceDocument, exc: yaml.MarkedYAMLError) -> Diagnostic | None:
+    """A ``#`` comment inside ``{ }`` or ``[ ]`` with the closing bracket after it on its line
+    (``http: {url: x, timeout: 2s  # generous}``): YAML reads the comment to the end of the line,
+    the bracket included, and reports the flow mapping unclosed at whatever comes next, a line or
+    more later. Said at the ``#``."""
+    start, end = exc.context_mark, exc.problem_mark
+    if start is None or end is None or "flow" not in (exc.context or ""):
+        return None
+    for number in range(start.line, min(end.line, len(doc.lines) - 1) + 1):
+        text = doc.lines[number]
+        at = _comment_at(text, start.column if number == start.line else 0)
+        if at is not None and ("}" in text[at:] or "]" in text[at:]):
+            return doc.at(number + 1, at + 1, "a comment inside { } or [ ]: YAML reads '#' to the end of the line, "
+                          "the closing bracket after it included, so the mapping or list is not closed",
+                          "move the comment after the closing bracket, or write the mapping as indented lines")
+    return None
+
+
+def _comment_at(text: str, column: int) -> int | None:
+    """Where a ``#`` comment starts in ``text`` from ``column`` (after a space, outside quotes)."""
+    quote = ""
+    for i in range(column, len(text)):
+        char = text[i]
+        if quote:
+            if char == quote:
+                quote = ""
+        elif char in "'\"":
+            quote = char
+        elif char == "#" and i > 0 and text[i - 1] in " \t":
+            return i
+    return None
 
 
 def _syntax_hint(doc: SourceDocument, line: int, problem: str) -> str | None:

@@ -112,6 +112,40 @@ def lookalike_spaces(lines: list[str], *, up_to_line: int | None = None,
     return None
 
 
+TYPOGRAPHIC_DASHES = "\u2013\u2014\u2212\u2010\u2011\u2022"
+"""En dash, em dash, minus sign, hyphen, non-breaking hyphen, bullet: what a word processor or a
+chat makes of the ``- `` of a list item."""
+TYPOGRAPHIC_COLONS = "\uff1a\ufe55\ua789\u2236"
+"""Fullwidth colon, small colon, modifier-letter colon, ratio: what an input method or a chat
+makes of the ``:`` after a key."""
+_DASH_MARKER = re.compile(f"^[ ]*(?:- +)*([{TYPOGRAPHIC_DASHES}]) ")
+_COLON_AFTER_KEY = re.compile(f"^[ ]*(?:- +)*[^ #'\"{TYPOGRAPHIC_COLONS}][^#'\"{TYPOGRAPHIC_COLONS}]*?"
+                              f"([{TYPOGRAPHIC_COLONS}])(?: |$)")
+
+
+def lookalike_punctuation(lines: list[str], *, up_to_line: int | None = None,
+                          from_line: int = 1) -> TextProblem | None:
+    """The first typographic look-alike of YAML's punctuation where YAML needs it (up to
+    ``up_to_line``): a list item marked with a dash that is not ``-`` (``<U+2013> bot``), a key followed by a
+    colon that is not ``:`` (``severity<U+FF1A> critical``). YAML reads either as text, so the parser
+    stumbles a line later, or the file loads with one odd string where a list or a key was meant.
+    Lines before ``from_line`` are not looked at (they may be a block scalar's text)."""
+    for number, text in enumerate(lines, 1):
+        if up_to_line is not None and number > up_to_line:
+            return None
+        if number < from_line or text.lstrip().startswith("#"):
+            continue
+        for pattern, wanted, what in ((_DASH_MARKER, "-", "a list item"), (_COLON_AFTER_KEY, ":", "a key")):
+            match = pattern.match(text)
+            if match is not None:
+                char = match.group(1)
+                return TextProblem(number, match.start(1) + 1,
+                                   f"{_char_name(char)} where YAML needs {wanted!r} ({what}): YAML reads this "
+                                   "line as text", f"retype it as {wanted!r} (a word processor, an input method "
+                                   "or a chat writes the look-alike)")
+    return None
+
+
 def _char_name(char: str) -> str:
     code = f"U+{ord(char):04X}"
     name = unicodedata.name(char, "").lower() or _CONTROL_NAMES.get(ord(char), "")

@@ -24,9 +24,9 @@ import yaml
 from pydantic import ValidationError
 
 from agent.stack.environment import base_environment, conf_environment, program_environments
-from agent.stack.files import secure_state, write_private
+from agent.stack.files import secure_state, write_applied_settings, write_private
 from botwarden.errors import ConfigError, OperationalError
-from botwarden.settings import StackSettings, load_settings, read_secrets_file
+from botwarden.settings import StackSettings, load_settings, read_secrets_file, settings_problems
 
 TEMPLATE = "supervisord.conf.j2"
 
@@ -89,23 +89,13 @@ def locate(root: Path | None = None, inventory: Path | None = None) -> Stack:
     # are rooted at the checkout. Rooting a file elsewhere at the checkout put supervisord's
     # socket where the agent did not look for it.
     try:
-        settings = load_settings(settings_path, root=None if settings_path else str(root), named_by=named_by)
+        settings = load_settings(settings_path, root=None if settings_path else str(root), named_by=named_by,
+                                 empty_ok=False)
     except ValidationError as exc:  # a value of the wrong type, a broken rule: exit 3 naming each, never a bug
         raise ConfigError(f"{settings_path or 'the built-in settings'}: {settings_problems(exc)}",
                           hint="`agent validate` shows each at its line; fix them, then run this again") from None
     return Stack(root, settings, Path(settings_path) if settings_path else None, inventory, root / "playbooks",
                  root / "templates")
-
-
-def settings_problems(error: ValidationError) -> str:
-    """``bot.port: Input should be a valid integer; ...`` for every error of a settings file (what
-    pydantic printed, with a URL per line and the values, is not for an operator)."""
-    said = []
-    for err in error.errors(include_url=False, include_input=False):
-        where = ".".join(str(part) for part in err["loc"])
-        msg = str(err["msg"]).removeprefix("Value error, ")
-        said.append(f"{where}: {msg}" if where else msg)
-    return "; ".join(said[:8]) + (f"; and {len(said) - 8} more" if len(said) > 8 else "")
 
 
 def bin_dir() -> Path:
@@ -254,6 +244,8 @@ def up(stack: Stack, *, wait: float = 30.0, environ: Mapping[str, str] | None = 
                                         "with the account's own key")
     environments = program_environments(stack, environ, tokens)
     conf = render_conf(stack, environments=environments)
+    if stack.settings_path is not None:  # what the programs will run (their digest): an agent without a
+        write_applied_settings(stack.settings)  # last good configuration restarting past an edit runs these
     # A first start on paper brings up the exchange alone, approves the API wallets, then the rest:
     # a bot and an agent started first were refused by the exchange until the approval landed, and
     # the agent's checks read that as revoked credentials and ran the emergency on a fresh install.

@@ -78,3 +78,20 @@ def write_private(path: Path, text: str) -> None:
 def private_umask() -> None:
     """Files this process creates from now on are private (the ``agent`` and ``bot`` commands)."""
     os.umask(0o077)
+
+
+APPLIED_SETTINGS = "settings-applied.yaml"
+"""Under ``var_dir``: the stack settings ``agent stack up`` last applied (what the programs it
+started run: their digest is in each one's environment)."""
+
+
+def write_applied_settings(settings: StackSettings) -> None:
+    """Keep ``settings`` as the ones applied (``agent stack up``): an agent that restarts by itself
+    after the settings file was edited, with no last good configuration, runs the files with these
+    (:func:`agent.engine.settings_changes.started_on_other_settings`), not with the edit the
+    programs do not run. Settings hold no secret (names of variables only)."""
+    import yaml
+
+    write_private(settings.path(settings.var_dir) / APPLIED_SETTINGS,
+                  "# the stack settings `agent stack up` applied last (written by it; not read as settings)\n"
+                  + yaml.safe_dump(settings.model_dump(mode="json"), sort_keys=True))

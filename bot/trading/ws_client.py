@@ -247,7 +247,7 @@ class HyperliquidSocket:
         try:
             rec = json.loads(self.outage_file.read_text())
             since, seen = float(rec["down_since"]), float(rec["seen_at"])
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, RecursionError):  # a damaged record: no outage inherited
             return now
         wall = time.time()
         if wall - seen > INHERIT_S or since > wall:

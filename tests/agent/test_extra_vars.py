@@ -42,3 +42,39 @@ def test_a_misspelt_extra_var_is_said_with_the_name_the_play_reads(shipped: Conf
 ])
 def test_a_name_the_play_reads_or_overrides_is_not_said(shipped: Config, play: str, name: str) -> None:
     assert _unread(shipped, play, name) == []
+
+
+@pytest.mark.parametrize(("name", "value", "said"), [
+    ("close_attempts", "abc", "attempts: Input should be a valid integer"),
+    ("close_attempts", -5, "attempts: Input should be greater than or equal to 1"),
+    ("close_slippage_pct", "5%", "slippage_pct: Input should be a valid number"),
+])
+def test_an_extra_var_a_step_would_refuse_is_said_before_anything_runs(
+        shipped: Config, name: str, value: object, said: str) -> None:
+    """``agent run-playbook emergency -e close_attempts=abc`` ran the emergency: its flatten step
+    failed when it ran (ignored) and the play went on with the positions open (brk15)."""
+    from agent.cli.extra_vars import extra_var_problems
+
+    play = shipped.playbooks["emergency"]
+    problems = extra_var_problems(play, shipped, list(shipped.hosts.values()), {name: value}, default_registry())
+    assert len(problems) == 1 and said in problems[0] and f"-e {name}" in problems[0], problems
+    assert "emergency.yaml:" in problems[0]
+
+
+@pytest.mark.parametrize("extra", [{"close_attempts": 3}, {"close_slippage_pct": 0.5}, {"reason": "drill"}, {}])
+def test_extra_vars_a_step_takes_are_not_problems(shipped: Config, extra: dict[str, object]) -> None:
+    from agent.cli.extra_vars import extra_var_problems
+
+    play = shipped.playbooks["emergency"]
+    assert extra_var_problems(play, shipped, list(shipped.hosts.values()), extra, default_registry()) == []
+
+
+def test_run_playbook_refuses_such_an_extra_var_with_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    from agent.cli.main import main
+    from botwarden.errors import ExitCode
+
+    code = main(["run-playbook", "emergency", "--check", "--inventory", str(REPO / "inventory.yaml"),
+                 "-e", "close_attempts=abc"])
+    out = "".join(capsys.readouterr())
+    assert code == ExitCode.USAGE, out
+    assert "nothing was run" in out and "PLAY [emergency]" not in out

@@ -233,3 +233,13 @@ def test_a_drill_typed_beside_an_inventory_reads_the_settings_it_names(monkeypat
     p.write_text("bot: {network: testnet}\n")
     r = run(["drill", "state", "--settings", str(p)], monkeypatch)
     assert r.exit_code == 4 and "only run against the paper exchange" in r.output
+
+
+@pytest.mark.parametrize("value", ["[1", "2026-02-30", "!!float x", pytest.param("[" * 3000, id="deep")])
+def test_a_value_yaml_cannot_read_is_the_operators_mistake(value: str) -> None:
+    """``bot drill faults latency_ms=2026-02-30`` (or nested past the bound) ended in a traceback
+    (ValueError, RecursionError) instead of the usage error a typo is (brk15)."""
+    from bot.drill import DrillError, parse_assignments
+
+    with pytest.raises(DrillError, match="quote it"):
+        parse_assignments([f"latency_ms={value}"])

@@ -152,6 +152,21 @@ def test_bot_commands_refuse_a_missing_settings_file_with_exit_3(tmp_path: Path)
     assert "nope.yaml" in res.stderr and "not found" in res.stderr and "Traceback" not in res.stderr
 
 
+@pytest.mark.parametrize("command", ["paper-exchange", "run"])
+def test_bot_commands_say_each_wrong_value_as_agent_stack_does(tmp_path: Path, command: str) -> None:
+    """``bot paper-exchange --settings`` with ``exchange: {seed: -1}`` printed pydantic's text (a URL
+    per line, 'input_value=-1, input_type=int'); it says the field and what it needs (brk15)."""
+    settings = tmp_path / "settings.yaml"
+    settings.write_text("exchange: {seed: -1}\nbot: {port: '8081'}\n")
+    res = subprocess.run([str(BIN / "bot"), command, "--settings", str(settings)],
+                         capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin", "COLUMNS": "300"})
+    assert res.returncode == 3, res.stdout + res.stderr
+    err = " ".join(res.stderr.split())
+    assert "exchange.seed: Input should be greater than or equal to 0" in err, err
+    assert "bot.port: Input should be a valid integer" in err, err
+    assert "errors.pydantic.dev" not in err and "input_type" not in err, err
+
+
 def test_a_settings_yaml_nothing_names_is_not_read_and_validate_says_so(tmp_path: Path) -> None:
     """What the settings module documents: only the file the inventory (or $BOTWARDEN_SETTINGS)
     names is read; a settings.yaml beside an inventory naming none draws a warning."""

@@ -246,6 +246,30 @@ def test_a_damaged_or_foreign_snapshot_is_not_used(tmp_path: Path) -> None:
     assert chosen is not None and chosen.origin == "valid-part"
 
 
+def test_a_snapshot_nested_past_what_json_reads_is_damaged_not_a_crash_loop(tmp_path: Path) -> None:
+    """var/last-good-config.json holding [[[[... (100 000 deep: a damaged or tampered file) raised
+    RecursionError: the resident agent crash-looped at every start and `agent status` exited 250
+    (brk15, seen on a live stack)."""
+    source = _world(tmp_path)
+    (tmp_path / "playbooks" / "beta.yaml").write_text(": nope")
+    snap_file = tmp_path / "var" / SNAPSHOT_NAME
+    snap_file.parent.mkdir(exist_ok=True)
+    snap_file.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(Exception, match="damaged"):
+        read_snapshot(snap_file)
+    chosen, _ = source.choose(START_ORDER)
+    assert chosen is not None and chosen.origin == "valid-part"
+
+
+def test_a_hand_over_nested_past_what_json_reads_is_refused_with_a_message(tmp_path: Path) -> None:
+    from agent.engine.store_handover import read_handover
+
+    path = tmp_path / "handover.json"
+    path.write_text("{\"a\": " * 50_000 + "1" + "}" * 50_000)
+    with pytest.raises(ValueError, match="not JSON"):
+        read_handover(path)
+
+
 def test_an_unexpected_error_while_loading_is_a_rejection(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import agent.playbook
 
@@ -468,3 +492,52 @@ def test_an_acting_command_runs_the_play_a_newer_rule_refuses_as_the_agent_does(
     # a play the rule does not concern still runs from the valid part first
     chosen, _ = source.choose(ACT_ORDER, need_play="beta")
     assert chosen is not None and chosen.origin == "valid-part"
+
+
+def _agent_start(source: ConfigSource) -> Chosen:  # as Agent._choose_or_raise
+    chosen, _ = source.choose(START_ORDER)
+    assert chosen is not None
+    if chosen.origin in ("disk", "as-read", "valid-part"):
+        held = started_on_other_settings(source, chosen.config)
+        if held is not None:
+            return held
+    return chosen
+
+
+@pytest.mark.parametrize("broken", [False, True])
+def test_a_restart_after_a_settings_edit_without_a_last_good_one_runs_on_the_settings_applied(
+        tmp_path: Path, broken: bool) -> None:
+    """A fresh var/ (no last good configuration: the files never all loaded, or var/ was wiped),
+    bot.port edited, the agent restarted by itself (a crash): it read the edited file and watched
+    a port nothing served, every check of the bot UNKNOWN, and nothing said why (brk15, seen on a
+    live stack). ``agent stack up`` keeps the settings it applied under var/ (they hold no secret:
+    names of variables only); the agent starts on the files with those, and says what changed."""
+    from agent.stack.files import write_applied_settings
+
+    _world(tmp_path)
+    settings = tmp_path / "settings.yaml"
+    if broken:  # only a rule refusing what runs otherwise than meant: the files run as they read
+        (tmp_path / "playbooks" / "alpha.yaml").write_text(PLAY.format(name="alpha").replace(*RAN_BEFORE[0], 1))
+    applied = load_settings(settings)
+    write_applied_settings(applied)  # as agent stack up does, beside the digest it gives every program
+    started = {SETTINGS_DIGEST: applied.digest()}
+    assert _agent_start(_restarted(tmp_path, started)).origin == ("as-read" if broken else "disk")
+    assert not (tmp_path / "var" / SNAPSHOT_NAME).exists()  # no last good configuration
+
+    settings.write_text("var_dir: var\nagent: {metrics_port: 0}\nbot: {port: 18082}\n")
+    held = _agent_start(_restarted(tmp_path, started))
+    assert held.config.settings.bot.port == applied.bot.port, held.summary()
+    assert held.origin == ("as-read" if broken else "as-started"), held.summary()
+    assert "the stack settings changed (bot.port: 8081 -> 18082)" in held.details(), held.details()
+    assert "agent stack up" in (held.problems[0].hint or "")
+    assert set(held.config.playbooks) >= {"alpha", "beta"}
+
+    # applied by agent stack up: its digest, the edited file: the disk
+    write_applied_settings(load_settings(settings))
+    assert _agent_start(_restarted(tmp_path, {SETTINGS_DIGEST: load_settings(settings).digest()})).origin == \
+        ("as-read" if broken else "disk")
+    # a kept file that is not of the digest the programs run (stack up failed half-way): not used
+    write_applied_settings(applied)
+    edited = {SETTINGS_DIGEST: load_settings(settings).digest()}
+    settings.write_text("var_dir: var\nagent: {metrics_port: 0}\nbot: {port: 18083}\n")
+    assert _agent_start(_restarted(tmp_path, edited)).config.settings.bot.port == 18083

@@ -15,7 +15,7 @@ from agent.notify import Notifications, Router, RouteSpec, TargetSpec
 from agent.notify.lifecycle import AlertLifecycle, LifecycleSettings
 from agent.notify.lifecycle.remediation_notes import OUTCOME_EVENT
 from agent.notify.routing import MatchSpec
-from agent.playbook.message_vars import MESSAGE_VARS
+from agent.playbook.message_vars import MESSAGE_VARS, TEXT_VARS
 from agent.store import Store
 
 T0 = datetime(2025, 1, 6, 12, 0, tzinfo=UTC)
@@ -26,9 +26,13 @@ class Recorder:
 
     def __init__(self) -> None:
         self.seen: dict[str, list[set[str]]] = defaultdict(list)
+        self.not_text: list[tuple[str, str, type]] = []
+        """Variables of TEXT_VARS given as something else than text (``agent validate`` refuses
+        ``{{ check.name }}`` in a message template because ``check`` is text there)."""
 
     def render_template(self, name: str, vars: Mapping[str, Any]) -> str:
         self.seen[name].append(set(vars))
+        self.not_text += [(name, k, type(v)) for k, v in vars.items() if k in TEXT_VARS and not isinstance(v, str)]
         return name
 
 
@@ -83,3 +87,4 @@ def test_each_template_kind_gets_exactly_its_declared_variables(store: Store) ->
             assert declared.required <= given, f"{kind}: not given {declared.required - given}"
             assert given <= declared.required | declared.optional, \
                 f"{kind}: given {given - declared.required - declared.optional} undeclared"
+    assert recorder.not_text == [], recorder.not_text

@@ -77,7 +77,7 @@ CASES = [
     Case("wrong_literal_token_in_vars.yaml", 5, 15, "a Slack webhook URL is written literally", "{{ env.NAME }}"),
     Case("inventory_wrong_literal_password_in_vars.yaml", 3, 18, "'smtp_password' holds a value written literally",
          "{{ env.NAME }}"),
-    Case("inventory_wrong_undefined_template_var.yaml", 2, 20, "'incident' is undefined: the template is not given it "
+    Case("inventory_wrong_undefined_template_var.yaml", 2, 32, "'incident' is undefined: the template is not given it "
          "(as the alert and repeat template)", "did you mean 'incident_id'?", reported_in="alert.md.j2"),
     Case("inventory_wrong_settings_host.yaml", 3, 9, "web.host: '0.0.0.0' is not a loopback address",
          reported_in="open-settings.yml"),

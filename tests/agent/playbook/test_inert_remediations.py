@@ -192,6 +192,21 @@ def test_a_remediation_when_reading_a_fact_the_module_does_not_produce_is_an_err
 
 
 def test_an_expect_comparing_a_fact_with_a_value_it_never_holds_warns(tmp_path: Path) -> None:
+    """On a check that remediates it is an error on disk (brk15: it restarted the bot at every
+    failure until the budget handed over to the emergency), still a warning in a last good
+    configuration that ran with it; on a check that does not remediate, a warning."""
+    from agent.modules.registry import default_registry
+
     result = _load_supervised(tmp_path, when="\"check.state == 'CRITICAL'\"", expect="\"state == 'running'\"")
-    [diag] = [w for w in result.warnings if "expect:" in w.message and "always false" in w.message]
+    [diag] = [d for d in result.diagnostics if "expect:" in d.message and "always false" in d.message]
+    assert "state is one of RUNNING" in (diag.hint or "") and diag.ran_as_read, diag
+    ran = load_config(tmp_path / "inventory.yaml", [tmp_path / "health.yaml"], default_registry(), env={},
+                      last_good=True)
+    [diag] = [w for w in ran.warnings if "expect:" in w.message and "always false" in w.message]
+    assert "state is one of RUNNING" in (diag.hint or ""), diag
+    play = tmp_path / "health.yaml"
+    play.write_text(play.read_text().replace("    remediate: [restart-bot]\n", "", 1))
+    alone = load_config(tmp_path / "inventory.yaml", [play], default_registry(), env={})
+    assert not [d for d in alone.diagnostics if "expect:" in d.message], alone.diagnostics
+    [diag] = [w for w in alone.warnings if "expect:" in w.message and "always false" in w.message]
     assert "state is one of RUNNING" in (diag.hint or ""), diag

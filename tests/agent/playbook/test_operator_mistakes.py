@@ -27,6 +27,25 @@ CASES = [
     # a var left empty is null, not "no threshold": said as such, not as "a NoneType" to unquote
     Case("hint_threshold_var_left_empty.yaml", 12, 14, "its bound '{{ loop_age_warning_s }}' is empty (null",
          "write one number where loop_age_warning_s is defined (loop_age_warning_s: 80)"),
+    # a var quoted: the hint unquotes the number written, not an example (it said 80 for "45": brk15)
+    Case("hint_threshold_var_quoted_own_number.yaml", 11, 14, "its bound '{{ loop_age_warning_s }}' is text",
+         'where loop_age_warning_s is defined (loop_age_warning_s: 45, not "45")'),
+    # a comment inside { } or [ ] takes the closing bracket: said at the '#', not at the next line (brk15)
+    Case("place_comment_inside_flow_mapping.yaml", 7, 54, "a comment inside { } or [ ]",
+         "move the comment after the closing bracket"),
+    Case("place_comment_inside_flow_list.yaml", 14, 23, "a comment inside { } or [ ]",
+         "move the comment after the closing bracket"),
+    # runs otherwise than meant, and acts on the bot each time: errors (warnings in a last good configuration)
+    Case("wrong_remediate_listed_twice.yaml", 11, 9, "remediate: 'restart' is listed twice", "list 'restart' once"),
+    Case("wrong_expect_never_passes_with_remediation.yaml", 8, 13, "the check can never pass, and it remediates "
+         "(restart)", "upper case"),
+    # YAML 1.1 reads 1.2e2 or 3.0e0 (no sign on the exponent) as text: said so, not "write it without quotes"
+    # (the value had none) nor "an exponent needs a dot" (3.0e0 has one) (brk15)
+    Case("hint_threshold_var_exponent_text.yaml", 11, 14, "its bound '{{ loop_age_warning_s }}' is text",
+         "YAML 1.1 reads 1.2e2 unquoted as text (a float needs a dot and a signed exponent"),
+    Case("hint_after_exponent_with_dot.yaml", 9, 12, "checks[0].after: Input should be a valid integer",
+         "YAML 1.1 reads 3.0e0 unquoted as text (a float needs a dot and a signed exponent, 1.0e+3); write the "
+         "number in full: after: 3"),
     # a name quoted with a space at its end is another name than the one every reference writes
     Case("wrong_name_with_trailing_space.yaml", 7, 11, "name 'bot memory: rss ' ends with a space",
          "write 'bot memory: rss' without the space"),
@@ -104,3 +123,13 @@ def test_a_var_replacing_a_settings_mapping_is_said_where_it_is_defined(tmp_path
     assert [(d.line, d.column) for d in at_definition] == [(18, 38)], "\n".join(map(str, result.diagnostics))
     assert at_definition[0].message.startswith("'bot' replaces the stack settings' bot.* (a mapping: bot.program")
     assert at_definition[0].hint == "override one key of it (bot: {program: ...}), or give this var another name"
+
+
+@pytest.mark.parametrize("name", ["wrong_remediate_listed_twice.yaml", "wrong_expect_never_passes_with_remediation.yaml"])
+def test_what_a_configuration_ran_with_is_a_warning_in_the_last_good_one(name: str) -> None:
+    """Refused on disk, these ran before the rule: in a last good configuration they are warnings
+    (an agent upgraded with them keeps guarding as it did)."""
+    result = load_config(REPO / "inventory.yaml", [CORPUS / name], default_registry(), env={},
+                         templates_dir=REPO / "templates", last_good=True)
+    assert result.config is not None, "\n".join(map(str, result.diagnostics))
+    assert [w for w in result.warnings if "remediate" in w.message], result.warnings

@@ -1,6 +1,7 @@
 """Schedules (crontab weekday semantics) and run-time task binding."""
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -126,3 +127,12 @@ def test_a_cron_schedule_that_never_runs_is_refused(expr: str, never: str | None
     else:
         with pytest.raises(ValueError, match=never):
             check_crontab(expr)
+
+
+@pytest.mark.parametrize(("nickname", "fields"), [("@daily", "0 0 * * *"), ("@hourly", "0 * * * *"),
+                                                  ("@Weekly", "0 0 * * 0"), ("@midnight", "0 0 * * *")])
+def test_a_crontab_nickname_is_said_with_its_five_fields(nickname: str, fields: str) -> None:
+    """schedule: {cron: "@daily"} was 'a cron expression has 5 fields ..., got 1' (brk15)."""
+    with pytest.raises(ValueError, match="crontab nickname.*" + re.escape(f'"{fields}"')):
+        crontab_trigger(nickname)
+    assert crontab_trigger(fields) is not None

@@ -225,3 +225,76 @@ def test_a_playbook_given_as_the_inventory_says_so_and_where_playbooks_were_look
            "not an inventory file" in out
     assert f"{tmp_path / 'playbooks'}: error: no such file or directory\n  hint: without arguments the playbooks " \
            "are read from playbooks/ beside the inventory" in out
+
+
+NEW_PLAY = """version: 1
+name: my-check
+hosts: bots
+schedule: {every: 30s}
+checks:
+  - name: bot answers
+    http: {url: "{{ bot.health_url }}", timeout: 2s}
+    expect: "status_code == 200"
+    depends_on: [bot-health/bot process]
+remediations: {}
+"""
+
+
+@pytest.mark.parametrize("beside", [["inventory.yaml"], ["inventory.yaml", "settings.yaml"]])
+def test_a_new_playbook_beside_the_inventory_is_validated_against_the_playbooks(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        beside: list[str]) -> None:
+    """``agent validate my-check.yaml``, written beside inventory.yaml before moving it into
+    playbooks/: the inventory (and the settings file) were taken for its sibling playbooks, so
+    playbooks/ was not read and its depends_on was 'no check named' (brk15)."""
+    from tests.agent.playbook.conftest import copy_of_the_shipped_configuration
+
+    root = copy_of_the_shipped_configuration(tmp_path)
+    if "settings.yaml" in beside:
+        inventory = root / "inventory.yaml"
+        inventory.write_text(inventory.read_text().replace("settings: null", "settings: settings.yaml", 1))
+        (root / "settings.yaml").write_text("bot: {port: 8082}\n")
+    (root / "my-check.yaml").write_text(NEW_PLAY)
+    monkeypatch.chdir(root)
+    code, out = run(capsys, "validate", "my-check.yaml")
+    assert code == ExitCode.OK, out
+    assert out.startswith("ok: 1 playbook(s)"), out
+
+
+@pytest.mark.parametrize("broken", [False, True])
+def test_a_template_file_given_is_checked_with_the_configuration_that_uses_it(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, broken: bool) -> None:
+    """``agent validate templates/alert.md.j2`` after editing the alert template read the template
+    as a playbook: 'YAML syntax error' in its comment, whatever the template held (brk15)."""
+    from tests.agent.playbook.conftest import copy_of_the_shipped_configuration
+
+    root = copy_of_the_shipped_configuration(tmp_path)
+    template = root / "templates" / "alert.md.j2"
+    if broken:
+        template.write_text(template.read_text() + "{{ check | capitalise }}\n")
+    monkeypatch.chdir(root)
+    code, out = run(capsys, "validate", "templates/alert.md.j2")
+    assert "YAML" not in out and "templates/alert.md.j2: a template" in out, out
+    if broken:
+        assert code == ExitCode.FAILED and "No filter named 'capitalise'" in out, out
+    else:
+        assert code == ExitCode.OK and "ok: 14 playbook(s)" in out, out
+
+
+@pytest.mark.parametrize(("old", "new"), [("hosts: bots", "hots: bots"), ("hosts: bots", "hosts: [bots")])
+def test_one_file_validated_beside_a_broken_playbook_it_refers_to_is_not_blamed_for_it(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, old: str, new: str) -> None:
+    """``agent validate playbooks/trading-risk.yaml`` while bot-health.yaml (which it depends_on) has
+    a typo: 'depends_on: no check named bot-health/...' with the hint 'no playbook named
+    bot-health', in the file that was right (brk15). The broken file is looked up as the run of
+    every file looks it up: a reference into it is not judged; its own errors are its own."""
+    from tests.agent.playbook.conftest import copy_of_the_shipped_configuration
+
+    root = copy_of_the_shipped_configuration(tmp_path)
+    health = root / "playbooks" / "bot-health.yaml"
+    health.write_text(health.read_text().replace(old, new, 1))
+    monkeypatch.chdir(root)
+    code, out = run(capsys, "validate", "playbooks/trading-risk.yaml")
+    assert code == ExitCode.OK and "no playbook named" not in out, out
+    code, out = run(capsys, "validate")
+    assert code == ExitCode.FAILED and "bot-health.yaml:" in out and "trading-risk.yaml" not in out, out

@@ -81,7 +81,8 @@ def _renamed(key: str, seed: str) -> str:
 
 VALUES = st.sampled_from(["[a, b]", "{x: 1}", "42", "-1", "true", "null", '"text"', "0s", "'> 90'", "1e400",
                           "99999999999d", "*nope", "&a", "!!python/object:os.system", "{{ nope }}", '"{{ x | to_json }}"',
-                          "22:00", ">1", "|", "a, b", '"0 8 * * *"', "[[[[[[[[]]]]]]]]", "~", "{<<: 3}"])
+                          "22:00", ">1", "|", "a, b", '"0 8 * * *"', "[[[[[[[[]]]]]]]]", "~", "{<<: 3}",
+                          "2026-02-30", "!!float x", "\u2013 x"])
 MUTATIONS = st.one_of(
     st.builds(Mutation, st.sampled_from(["delete", "duplicate", "truncate"]), st.integers(0, 10_000)),
     st.builds(Mutation, st.sampled_from(["indent", "dedent"]), st.integers(0, 10_000), st.text("x", max_size=6)),
@@ -195,6 +196,9 @@ FOUND = [
     # a BEL after a U+2028 line separator: YAML counts U+2028 as a line break (the property had not)
     ("playbooks/emergency.yaml", [Mutation("truncate", 423), Mutation("insert", 4150, "\u2028''&"),
                                   Mutation("insert", 3429, "\u2028\x07")], None),
+    # a date that is none: PyYAML's ValueError ended agent validate in exit 250 (brk15)
+    ("playbooks/bot-health.yaml", [Mutation("retype", 9, "2026-02-30")], None),
+    ("inventory.yaml", [Mutation("retype", 11, "!!float x")], None),
 ]
 
 

@@ -295,6 +295,12 @@ QUOTED_NUMBER = [  # (where, the text written there): an ordering against a quot
     ("step", "        until: \"result.rc < '1'\"\n"),
     ("step", "        changed_when: \"result.rc >= '1'\"\n"),
     ("step", "        failed_when: \"1 < result.rc < '3'\"\n"),
+    # a number YAML or Python writes otherwise, or with its unit (brk15: each passed, and raised at every run)
+    ("check", "    expect: \"rc < '1e3'\"\n"),
+    ("check", "    expect: \"rc < '1_000'\"\n"),
+    ("check", "    expect: \"rc < '90%'\"\n"),
+    ("check", "    expect: \"rc <= '500 ms'\"\n"),
+    ("step", "        when: \"check.value > '2.5E-3'\"\n"),
 ]
 
 
@@ -315,6 +321,7 @@ def test_a_number_ordered_against_a_quoted_number_is_refused_in_every_expression
                          templates_dir=REPO / "templates")
     [found] = result.diagnostics
     assert "compares with the text" in found.message and "a number in quotes" in found.message, str(found)
+    assert "write the number without quotes" in found.message, str(found)
     key = text.split(":", 1)[0].strip()
     assert found.line == written.splitlines().index(text.rstrip("\n")) + 1 and key in found.message, str(found)
 

@@ -62,6 +62,14 @@ for i in range(5):
 """
 
 
+def test_a_halt_file_nested_past_what_json_reads_halts(tmp_path: Path) -> None:
+    """[[[[... 100 000 deep (a damaged file) raised RecursionError: the bot crashed at every start
+    instead of failing closed (brk15)."""
+    path = tmp_path / "halt.json"
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    assert [h.kind for h in HaltFile(path).active()] == [UNREADABLE]
+
+
 def test_writers_in_several_processes_lose_no_halt(tmp_path: Path) -> None:
     path = tmp_path / "h.json"
     procs = [subprocess.Popen([sys.executable, "-c", _WRITER, str(path), f"w{n}"]) for n in range(6)]
