@@ -80,6 +80,11 @@ restarted again (or its restart waiting for the cooldown) is the crash loop the 
 handled (Alertmanager sends nothing for a firing group whose alerts did not change). They are told
 in the incident's next message: its resolve, an urgent update (the budget spent, a failure) or the
 hand-over's page, which count them."""
+SPENT_BEFORE = "spent_before"
+"""Data of a refusal by a budget spent before it (its first refusal in the window handed over or was
+told): a crash after the hand-over's page is the loop the page told, no update of its own (each
+one was an urgent update: a bot that cannot start, or the restarted agent's refusal after a
+hand-over it resumed, made a message more after the page)."""
 FOLD_AT_MOST = 10
 """How many ``group_interval``s after the incident's last message a crash loop stays folded: one
 that neither resolves nor spends a budget (no budget, a long one, a restart that never holds) is
@@ -291,6 +296,8 @@ class RemediationNotes:
                         causes := (e.data or {}).get(CAUSES), list) or any(c in now_named for c in causes)]
             if not new:
                 continue
+            if all(e.kind == OUTCOME_EVENT and (e.data or {}).get(SPENT_BEFORE) for e in new):
+                continue  # the budget spent again: told already (the page, or its first refusal)
             # a reopening (the check read healthy between two crashes) is the problem back too
             came_back = sorted([*new, *(e for e in events if e.id > last.id and e.kind == REOPENED_EVENT)],
                                key=lambda e: e.id)
@@ -329,7 +336,7 @@ class RemediationNotes:
                 if CAUSES in (e.data or {}):
                     return False  # a new cause (a halt on top of the one told) is news, not a loop
                 answered = False
-            elif (e.data or {}).get("outcome") in FOLDED_OUTCOMES:
+            elif (e.data or {}).get("outcome") in FOLDED_OUTCOMES or (e.data or {}).get(SPENT_BEFORE):
                 answered = True
             else:
                 return False
