@@ -69,6 +69,9 @@ class Decision:
     runs: int = 0
     """Runs inside the budget's window when decided (for what the operator is told)."""
     budget_max: int | None = None
+    spent_before: bool = False
+    """The budget was spent already when this refusal was decided (its first refusal in the window
+    handed over, or was told): no news for the operator."""
 
 
 @dataclass
@@ -146,7 +149,7 @@ class RemediationGuard:
                         {"play": key[0], "host": key[1], "remediation": name})
                 return Decision(False, f"budget spent: {len(ledger.runs)} of {budget.max} runs within "
                                        f"{budget.within:g}s", budget.then if first else None,
-                                runs=len(ledger.runs), budget_max=budget.max)
+                                runs=len(ledger.runs), budget_max=budget.max, spent_before=not first)
         cooldown = remediation.cooldown
         if cooldown and ledger.runs and now - ledger.runs[-1] < cooldown:
             left = cooldown - (now - ledger.runs[-1])

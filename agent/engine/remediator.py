@@ -38,7 +38,7 @@ from agent.engine.remediation import Decision as Admission
 from agent.engine.remediation import RemediationGuard
 from agent.engine.store_thread import StoreThread, describe_store_error
 from agent.engine.task_runner import TaskRunner
-from agent.notify.lifecycle.remediation_notes import OUTCOME_EVENT, STARTED_EVENT, THIS_AGENT
+from agent.notify.lifecycle.remediation_notes import OUTCOME_EVENT, SPENT_BEFORE, STARTED_EVENT, THIS_AGENT
 from agent.notify.routing import RoutedMessage
 
 if TYPE_CHECKING:
@@ -216,8 +216,10 @@ class Remediator:
         await self._event("remediation-skipped", bc, incident_id, f"{name}: {detail}")
         if admission.handover:
             await self._handover(bc, name, admission)
-        await self._event(OUTCOME_EVENT, bc, incident_id, f"{name} not run: {detail}",
-                          {"outcome": outcome, "remediation": name})
+        data: dict[str, Any] = {"outcome": outcome, "remediation": name}
+        if admission.spent_before:
+            data[SPENT_BEFORE] = True  # told once already (the hand-over's page, or its first refusal)
+        await self._event(OUTCOME_EVENT, bc, incident_id, f"{name} not run: {detail}", data)
 
     def _defer(self, key: str, name: str, delay: float) -> None:
         """Decide ``name`` for ``key`` again when its cooldown ends (once per pair)."""

@@ -206,6 +206,7 @@ def playbook_rules(doc: SourceDocument, raw: Mapping[str, Any], play: Playbook,
                                       "repeats forever", f"lengthen within: beyond "
                                       f"{format_duration((rem.budget.max - 1) * rem.cooldown)}, lower max: to "
                                       f"{max(1, fit)} or less, or shorten the cooldown"))
+        out.extend(_budget_never_counted(doc, name, rem))
 
     handlers = {t.name for t in play.handlers}
     first_handler: dict[str, int] = {}
@@ -290,6 +291,24 @@ def _unknown_facts(doc: SourceDocument, path: Path_, task: Task,
                                       "undefined when the step runs)",
                                       suggest(fact, produced) or f"facts: {', '.join(produced)}"))
     return out
+
+
+def _budget_never_counted(doc: SourceDocument, name: str, rem: Any) -> list[Diagnostic]:
+    """A budget whose runs can never count: a run counts only if it changed something or failed (a
+    run that changed nothing, such as a start of a bot supervisord is already starting, restarted
+    nothing), and every step says ``changed_when: false``. A crash loop its steps answer (a
+    ``command:`` that restarts the program, declared unchanged) never spends the budget: `then`
+    never runs and the remediation repeats forever."""
+    if rem.budget is None or not rem.steps:
+        return []
+    if not all(t.changed_when is not None and constant_truth(t.changed_when) is False for t in rem.steps):
+        return []
+    return [doc.diagnostic(("remediations", name, "steps", 0, "changed_when"),
+                           f"every step of remediation {name!r} says changed_when: false, so no run that "
+                           "succeeds counts in its budget (a run that changed nothing does not count): the budget "
+                           f"is never spent, {'`then` never runs and ' if rem.budget.then else ''}the remediation "
+                           "repeats forever", "remove changed_when: false from the step that acts (or write a "
+                           "condition that is true when it acted)")]
 
 
 def _constant_when(doc: SourceDocument, path: Path_, task: Task,

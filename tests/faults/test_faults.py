@@ -54,13 +54,6 @@ KNOWN: dict[str, str] = {
     # bot-hung, exchange-429 and exchange-outage met the targets in 2 runs each once a chain folds
     # whole and a failed reading is read again soon, a timeout confirmed before it is told
     # (agent/notify/lifecycle/dependency_hold.py, agent/engine/retries.py)
-    "agent-killed-mid-handover": "issue 13 item 6: 3 messages in 1 of 2 runs (seed 3225371049: the alert, "
-                                 "'[UPDATE] restart-bot not run: budget spent: 3 of 3 runs', the emergency's page): "
-                                 "the restarted agent decides the still-dead bot again and its refusal for good is "
-                                 "an update, though the hand-over it refers to paged already; the crash loop itself "
-                                 "is folded (was 4 messages with an update per restart); the emergency cut short "
-                                 "by the kill is run again to its end by the restarted agent (account flat, bot "
-                                 "stopped) and its page is the one page, as required",
     "exchange-5xx": "issue 13 item 6: 4 messages per fault at seed 3097992757 (error rate 0.42: UNKNOWN "
                     "credentials HTTP 500 told while the latency check read healthy between its errors, then "
                     "UNKNOWN latency; both resolved within seconds); 1 of 2 runs met the targets",
@@ -72,7 +65,6 @@ KNOWN: dict[str, str] = {
 
 
 KNOWN_ONLY: dict[str, tuple[str, ...]] = {
-    "agent-killed-mid-handover": ("messages per fault",),
 }
 """Known scenarios whose xfail covers only these failures: any other (a lost page, a position
 without a stop, a bot dead without a page) fails the test for real."""

@@ -34,7 +34,8 @@ and never claim more than is recorded:
   has one, the update waits (at most ``remediation_wait``) for what the agent did about it and
   tells both. A crash loop being handled is **folded** (:data:`FOLDED_OUTCOMES`): a recurrence
   or a reopening of a remediated check answered by a restart done or deferred makes no update;
-  the incident's next message counts it;
+  the incident's next message counts it, or, when that message is long in coming (a loop that
+  neither resolves nor spends a budget), an update past :data:`FOLD_AT_MOST` group_intervals;
 * the **resolve** says what the agent did while it lasted.
 """
 from __future__ import annotations
@@ -79,6 +80,15 @@ restarted again (or its restart waiting for the cooldown) is the crash loop the 
 handled (Alertmanager sends nothing for a firing group whose alerts did not change). They are told
 in the incident's next message: its resolve, an urgent update (the budget spent, a failure) or the
 hand-over's page, which count them."""
+SPENT_BEFORE = "spent_before"
+"""Data of a refusal by a budget spent before it (its first refusal in the window handed over or was
+told): a crash after the hand-over's page is the loop the page told, no update of its own (each
+one was an urgent update: a bot that cannot start, or the restarted agent's refusal after a
+hand-over it resumed, made a message more after the page)."""
+FOLD_AT_MOST = 10
+"""How many ``group_interval``s after the incident's last message a crash loop stays folded: one
+that neither resolves nor spends a budget (no budget, a long one, a restart that never holds) is
+then told as an update counting the crashes, and again each ``FOLD_AT_MOST`` while it lasts."""
 CAME_BACK = (RECURRENCE_EVENT, REOPENED_EVENT)
 """The problem came back while its incident stood: again with no state change, or after its check
 read healthy, before its held resolve went out."""
@@ -286,6 +296,8 @@ class RemediationNotes:
                         causes := (e.data or {}).get(CAUSES), list) or any(c in now_named for c in causes)]
             if not new:
                 continue
+            if all(e.kind == OUTCOME_EVENT and (e.data or {}).get(SPENT_BEFORE) for e in new):
+                continue  # the budget spent again: told already (the page, or its first refusal)
             # a reopening (the check read healthy between two crashes) is the problem back too
             came_back = sorted([*new, *(e for e in events if e.id > last.id and e.kind == REOPENED_EVENT)],
                                key=lambda e: e.id)
@@ -293,15 +305,22 @@ class RemediationNotes:
             if awaited is not None:
                 deadlines.add(awaited)
                 continue
+            loop = 0
             if self._folded(inc, came_back):
-                continue  # the crash loop the alert told, handled: its next message counts it
+                # the crash loop the alert told, handled: its next message counts it, unless that
+                # message is long in coming (the loop neither resolves nor spends a budget)
+                told_by = last.at + timedelta(seconds=FOLD_AT_MOST * cfg.group_interval)
+                if told_by > now:
+                    deadlines.add(told_by)
+                    continue
+                loop = sum(e.kind in CAME_BACK for e in came_back)
             due = new[0].at + timedelta(seconds=self._group_wait(tx, inc, cfg))
             if not any((e.data or {}).get("outcome") in URGENT_OUTCOMES for e in new):
                 due = max(due, last.at + timedelta(seconds=cfg.group_interval))
             if due > now:
                 deadlines.add(due)
                 continue
-            queued += self._update(tx, inc, new, now)
+            queued += self._update(tx, inc, new, now, loop=loop)
         return queued
 
     def _folded(self, inc: IncidentRecord, new: Sequence[EventRecord]) -> bool:
@@ -317,7 +336,7 @@ class RemediationNotes:
                 if CAUSES in (e.data or {}):
                     return False  # a new cause (a halt on top of the one told) is news, not a loop
                 answered = False
-            elif (e.data or {}).get("outcome") in FOLDED_OUTCOMES:
+            elif (e.data or {}).get("outcome") in FOLDED_OUTCOMES or (e.data or {}).get(SPENT_BEFORE):
                 answered = True
             else:
                 return False
@@ -343,9 +362,16 @@ class RemediationNotes:
         # The outcome is stored without waking the pass: look again soon.
         return min(until, deadlines.now + timedelta(seconds=EVIDENCE_RECHECK_S))
 
-    def _update(self, tx: StoreTransaction, inc: IncidentRecord, new: Sequence[EventRecord], now: datetime) -> int:
+    def _update(self, tx: StoreTransaction, inc: IncidentRecord, new: Sequence[EventRecord], now: datetime,
+                *, loop: int = 0) -> int:
+        """One update telling ``new``; ``loop``: how many times a crash loop folded past
+        :data:`FOLD_AT_MOST` came back since the last message (said first)."""
         notes = self._notes
-        title = f"[UPDATE] {inc.check} on {inc.host}: {new[-1].message}"
+        said = new[-1].message
+        if loop:
+            said = f"still failing: it happened again {loop} time{'s' if loop > 1 else ''} since the last message, " \
+                   f"each handled so; last: {said}"
+        title = f"[UPDATE] {inc.check} on {inc.host}: {said}"
         if len(title) > 200:
             title = title[:199] + "…"
         outcomes: list[dict[str, Any]] = [{"at": e.at.strftime("%Y-%m-%d %H:%M:%S UTC"), "message": e.message}

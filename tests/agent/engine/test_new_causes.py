@@ -20,7 +20,12 @@ from agent.core.states import State
 from agent.engine.evaluator import cause_texts, classify
 from agent.engine.store_thread import StoreThread
 from agent.modules.base import CheckResult
-from agent.notify.lifecycle.remediation_notes import OUTCOME_EVENT, RECURRENCE_EVENT
+from agent.notify.lifecycle.remediation_notes import (
+    FOLD_AT_MOST,
+    OUTCOME_EVENT,
+    RECURRENCE_EVENT,
+    SPENT_BEFORE,
+)
 from tests.agent.engine.pipeline_world import PipelineWorld
 
 KEY = "p/local/bot not halted"
@@ -350,3 +355,57 @@ async def test_a_new_cause_of_a_remediated_check_is_told_though_its_remediation_
     world.tick(GROUP_INTERVAL + 5)
     assert [kind for kind, _, _ in world.told()] == ["alert", "notice"], world.told()
     assert "a new cause while CRITICAL: 2" in world.bodies()[1], world.bodies()[1]
+
+
+async def test_a_crash_loop_that_does_not_end_is_not_folded_for_ever(world: World) -> None:
+    """The fold of a crash loop being handled relies on the incident's next message to tell it (the
+    resolve, an urgent update, the hand-over's page). A loop that neither resolves nor spends a
+    budget (here the remediation has none: every restart is done, for ever) would leave the
+    operator with the first alert's "restarted" while the program dies again and again: past
+    FOLD_AT_MOST group_intervals after the incident's last message the loop is told as an update
+    counting the crashes, then again each FOLD_AT_MOST group_intervals while it lasts."""
+    world.restart()
+    exited = {"state": "EXITED", "running": False}
+    await world.result(CheckResult(facts=exited, value="EXITED", occurrence="1796678501"), "worker process")
+    inc = world.store.open_incident_for("p/local/worker process")
+    assert inc is not None
+    world.store.add_event(OUTCOME_EVENT, inc.key, inc.id, "restart: done", {"outcome": "done"}, at=datetime.now(UTC))
+    assert world.tick(GROUP_WAIT + 0.5) == 1
+    for n in range(3):
+        await world.result(CheckResult(facts=exited, value="EXITED", occurrence=f"17966785{10 + n}"), "worker process")
+        world.store.add_event(OUTCOME_EVENT, inc.key, inc.id, f"restart: started worker (STARTING, pid {n}) in 12ms",
+                              {"outcome": "done"}, at=datetime.now(UTC))
+    assert world.tick(GROUP_INTERVAL + 5) == 0  # folded: the crash loop the alert told, being handled
+    assert world.tick((FOLD_AT_MOST + 1) * GROUP_INTERVAL) == 1, world.told()
+    assert [kind for kind, _, _ in world.told()] == ["alert", "notice"], world.told()
+    title, body = world.told()[1][2], world.bodies()[1]
+    assert "happened again 3 times" in title, title
+    assert "restart: started worker (STARTING, pid 2) in 12ms" in body, body
+    assert world.tick((FOLD_AT_MOST + 1) * GROUP_INTERVAL) == 0  # nothing new since: nothing to tell
+
+
+async def test_a_crash_after_the_budget_was_spent_and_told_is_no_update_of_its_own(world: World) -> None:
+    """A program that cannot start keeps dying after the hand-over (supervisord's own retries of the
+    last restart): each crash was refused 'budget spent' and each refusal was an urgent update, after
+    the page that already said a human is needed (a program that cannot start: alert, updates, page,
+    then an update per crash). A refusal by a budget spent before it is folded like a restart."""
+    world.restart()
+    exited = {"state": "EXITED", "running": False}
+    await world.result(CheckResult(facts=exited, value="EXITED", occurrence="1796678501"), "worker process")
+    inc = world.store.open_incident_for("p/local/worker process")
+    assert inc is not None
+    world.store.add_event(OUTCOME_EVENT, inc.key, inc.id, "restart: done", {"outcome": "done"}, at=datetime.now(UTC))
+    assert world.tick(GROUP_WAIT + 0.5) == 1
+    await world.result(CheckResult(facts=exited, value="EXITED", occurrence="1796678502"), "worker process")
+    world.store.add_event(OUTCOME_EVENT, inc.key, inc.id, "restart not run: budget spent: 3 of 3 runs within 1800s; "
+                          "handed over to playbook emergency and a human paged", {"outcome": "handed-over"},
+                          at=datetime.now(UTC))
+    assert world.tick(GROUP_WAIT + 0.5) == 1  # urgent: told at once
+    for n in range(3):
+        await world.result(CheckResult(facts=exited, value="EXITED", occurrence=f"17966785{10 + n}"), "worker process")
+        world.store.add_event(OUTCOME_EVENT, inc.key, inc.id, "restart not run: budget spent: 3 of 3 runs within "
+                              "1800s", {"outcome": "refused", SPENT_BEFORE: True}, at=datetime.now(UTC))
+    world.store.add_event(OUTCOME_EVENT, inc.key, inc.id, "restart not run: budget spent: 3 of 3 runs within 1800s",
+                          {"outcome": "refused", SPENT_BEFORE: True}, at=datetime.now(UTC))  # an agent restarted
+    assert world.tick(GROUP_INTERVAL + 5) == 0, world.told()
+    assert [kind for kind, _, _ in world.told()] == ["alert", "notice"], world.told()

@@ -118,3 +118,27 @@ async def test_runs_that_changed_nothing_do_not_spend_the_budget(store, thread) 
     for _ in range(5):
         await remediator._remediate(bc, "crash", {}, ["restart"])
     assert tasks.runs == 5 and pages.paged == [], pages.paged
+
+
+async def test_a_refusal_by_a_budget_spent_before_it_says_so(store, thread) -> None:
+    """The first refusal past the budget hands over (and is told); the ones after it, in the same
+    window, are marked spent_before: the operator was told (the page), they are no news."""
+    from agent.notify.lifecycle.remediation_notes import OUTCOME_EVENT, SPENT_BEFORE
+
+    remediation = SimpleNamespace(budget=SimpleNamespace(max=1, within=1800.0, then="emergency"), cooldown=None,
+                                  steps=[], target=None)
+    bc = SimpleNamespace(play=SimpleNamespace(name="p", remediations={"restart": remediation}),
+                         host=SimpleNamespace(name="h"), key="p/h/bot", check=SimpleNamespace(name="bot"))
+    problem = SimpleNamespace(hard=SimpleNamespace(is_problem=True, name="CRITICAL"), incident_id=None)
+    tasks, pages = HeldTasks(), Pages()
+    tasks.release.set()
+    remediator = Remediator(config=SimpleNamespace(current=SimpleNamespace(playbooks={})),  # type: ignore[arg-type]
+                            guard=RemediationGuard(store, thread), tasks=tasks, store=store,  # type: ignore[arg-type]
+                            store_thread=thread, notifications=pages,  # type: ignore[arg-type]
+                            status=lambda key: problem, last_observation=lambda key: None)  # type: ignore[arg-type]
+    for _ in range(3):  # run 1 of 1, the hand-over, a crash after it
+        await remediator._remediate(bc, "crash", {}, ["restart"])
+    outcomes = [e.data or {} for e in reversed(store.recent_events(kind=OUTCOME_EVENT, limit=10))]
+    assert [o.get("outcome") for o in outcomes] == ["done", "handed-over", "refused"], outcomes
+    assert [bool(o.get(SPENT_BEFORE)) for o in outcomes] == [False, False, True], outcomes
+    assert len(pages.paged) == 1

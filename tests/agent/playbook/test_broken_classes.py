@@ -94,6 +94,8 @@ CASES = [
     Case("inventory_wrong_escalate_to_itself.yaml", 13, 35, "route 'critical' escalates to itself"),
     Case("wrong_cooldown_budget_never_spent.yaml", 9, 15, "the budget can never be spent: runs 5m apart fit at most "
          "2 into 10m, fewer than max: 3", "lower max: to 2 or less"),
+    Case("wrong_changed_when_false_budget_never_spent.yaml", 8, 23, "every step of remediation 'restart' says "
+         "changed_when: false, so no run that succeeds counts in its budget", "remove changed_when: false"),
     Case("wrong_then_play_without_tasks.yaml", 14, 41, "playbook 'restarter' has no tasks"),
     Case("wrong_when_never_in_remediation.yaml", 8, 15, "is always false, whatever the values: the step never runs"),
     Case("wrong_after_base_60.yaml", 9, 12, "1:30 is read by YAML as the number 90", 'quote it ("1:30")'),
