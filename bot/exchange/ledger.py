@@ -374,16 +374,24 @@ class Ledger:
                 self.session.delete(pos)
             del self.positions[(address, coin)]
             self._on_flat(address, coin, now, filling=order)
+        elif start != 0 and (start > 0) != (pos.szi > 0):
+            # flipped by one order: the old position closed on its way through zero, and its
+            # reduce-only orders (on the new position's own side, where they can only add) go too
+            self._on_flat(address, coin, now, filling=order, side_of=pos.szi)
         return fill
 
-    def _on_flat(self, address: str, coin: str, now: int, *, filling: Order) -> None:
+    def _on_flat(self, address: str, coin: str, now: int, *, filling: Order, side_of: float = 0.0) -> None:
         """A position closed: its resting reduce-only orders go with it: position TP/SL, the TP/SL
         of an entry that filled (they are the position's now, and stayed resting for a later
         position to meet), stand-alone ones. Not the TP/SL of an entry still resting (they wait
         for its fill, position or not), and not ``filling``, the order whose fill closed it: that
-        one is filled (it was streamed ``reduceOnlyCanceled``, a nonUserCancel, then ``filled``)."""
+        one is filled (it was streamed ``reduceOnlyCanceled``, a nonUserCancel, then ``filled``).
+        ``side_of``: the new position when one order flipped it: the old position's orders are
+        those on its side (they would add to it); the new one's own reduce-only orders stay."""
         for o in list(self.open_orders.values()):
             if o is filling or (o.parent_oid is not None and o.parent_oid in self.open_orders):
+                continue
+            if side_of != 0 and o.is_buy != (side_of > 0):
                 continue
             if o.address == address and o.coin == coin and o.reduce_only:
                 self.set_status(o, "reduceOnlyCanceled" if not o.waiting_trigger else "canceled", now)

@@ -323,3 +323,31 @@ def test_an_entrys_tpsl_hyperliquid_does_not_document_is_refused_by_name(
     assert hl_info.frontend_open_orders(address) == []
     paper_exchange.admin("POST", "/admin/shock", {"coin": "ETH", "pct": 6})
     assert szi(hl_info, address, "ETH") == pytest.approx(0.1)  # nothing fired: the entry's position only
+
+
+def test_a_position_flipped_by_one_order_takes_the_old_sides_reduce_only_orders(
+        hl_info: Info, hl_exchange: Exchange) -> None:
+    """A single order that flips a position closes the old one on its way through zero: the old
+    position's TP/SL and resting reduce-only orders go with it, as they go when it is closed
+    flat. They stayed open on the new position's own side, where a reduce-only order can only add
+    to it: the old long's stop-loss (a sell) listed as protection of a short it would grow."""
+    address = hl_exchange.wallet.address
+    m = mid(hl_info, "ETH")
+    entry = {"coin": "ETH", "is_buy": True, "sz": 0.1, "limit_px": round(m * 1.01, 1), "reduce_only": False,
+             "order_type": {"limit": {"tif": "Ioc"}}}
+    got = statuses(hl_exchange.bulk_orders([entry, tpsl("ETH", False, 0.1, round(m * 1.2, 1), "tp"),
+                                            tpsl("ETH", False, 0.1, round(m * 0.8, 1), "sl")], grouping="normalTpsl"))
+    assert got[1:] == ["waitingForTrigger", "waitingForTrigger"], got
+    got = statuses(hl_exchange.order("ETH", False, 0.1, round(m * 1.1, 1), {"limit": {"tif": "Gtc"}}, reduce_only=True))
+    assert "resting" in got[0], got
+    assert len(hl_info.frontend_open_orders(address)) == 3
+    assert "filled" in statuses(hl_exchange.market_open("ETH", False, 0.2))[0]
+    assert szi(hl_info, address, "ETH") == -0.1
+    assert hl_info.frontend_open_orders(address) == []
+    gone = {h["order"]["oid"]: h["status"] for h in hl_info.historical_orders(address)}
+    assert sorted(gone.values()).count("canceled") >= 2 and "reduceOnlyCanceled" in gone.values(), gone
+    # the new short's own TP/SL (buys) are placed and kept: the flip took the old side's only
+    m = mid(hl_info, "ETH")
+    got = statuses(hl_exchange.bulk_orders([tpsl("ETH", True, 0.0, round(m * 0.8, 1), "tp"),
+                                            tpsl("ETH", True, 0.0, round(m * 1.2, 1), "sl")], grouping="positionTpsl"))
+    assert len(hl_info.frontend_open_orders(address)) == 2, got
