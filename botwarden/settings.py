@@ -33,6 +33,7 @@ PAPER_DEV_PRIVATE_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784
 Network = Literal["paper", "testnet", "mainnet"]
 IP_WEIGHT_PER_MINUTE = 1200  # Hyperliquid's REST budget per IP (its rate-limit docs)
 USER_ROLE_WEIGHT = 60  # what one userRole read weighs against it
+WS_STALE_MAX_S = 60.0  # bot.ws_stale_s at most (the rule ws-stale-within-a-minute)
 Signer = Literal["bot", "agent"]
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 
@@ -237,7 +238,8 @@ class BotSettings(_Model):
     spare_tenure_s: float = Field(30.0, gt=0, le=3600, description="an interim spare nobody relieves stops after this")
     ws_stale_s: float = Field(
         10.0, gt=0, le=3600, description="websocket silent this long (no message at all, or pongs but no data) counts "
-                                "as down: the bot reconnects and reads REST meanwhile",
+                                "as down: the bot reconnects and reads REST meanwhile; "
+                                "at most 60 (older market data is not traded on; pings every third of it)",
     )
     ws_outage_file: str = Field(
         "var/bot.ws-outage.json",
@@ -285,6 +287,18 @@ class BotSettings(_Model):
              f"{IP_WEIGHT_PER_MINUTE} per minute per IP, which the bot's reads and the agent's checks share "
              "(past it every request, stop-losses included, is answered 429); keep it to a quarter: raise it "
              f"to at least {USER_ROLE_WEIGHT * 60 * 4 / IP_WEIGHT_PER_MINUTE:g}"),
+            # the socket's staleness bounds four things: market data lagging less than it is still
+            # traded on; a socket answering pings with no data counts as up that long (bot-health's
+            # critical is the seed's 2 minutes); pings go out every third of it (Hyperliquid's idle
+            # timeout is 60 s); the outage record is rewritten as often (a restarted bot inherits a
+            # record of the last minute only, ws_client.INHERIT_S)
+            ("ws-stale-within-a-minute",
+             self.ws_stale_s <= WS_STALE_MAX_S,
+             f"ws_stale_s {self.ws_stale_s:g}: market data lagging that long would still be traded on, a socket "
+             "that answers pings but delivers no data would count as up that long (bot-health's critical is "
+             f"2 minutes), its pings would go out every {self.ws_stale_s / 3:g} s (Hyperliquid's idle timeout is "
+             "60 s) and its outage record be rewritten as rarely (a restarted bot inherits one of the last "
+             f"minute only); set it to at most {WS_STALE_MAX_S:g}"),
             ("coins-not-empty",
              bool(self.coins),
              "coins is empty: the bot would trade nothing; list at least one market, e.g. [BTC]"),

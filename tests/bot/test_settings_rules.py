@@ -23,6 +23,7 @@ def test_defaults_and_the_seeds_values_pass() -> None:
     StackSettings()
     BotSettings(network="mainnet", signer_check_s=12)  # a quarter of the weight budget: allowed
     BotSettings(network="paper", signer_check_s=1)  # the paper exchange enforces no weight budget
+    BotSettings(ws_stale_s=60)
     RiskSettings(max_position_pct=10, max_leverage=3, daily_loss_limit_pct=5, stop_loss_pct=2)
     BotSettings(coins=["BTC", "ETH", "SOL"], risk={"max_position_pct": 10, "stop_loss_pct": 2})
 
@@ -53,6 +54,12 @@ def test_defaults_and_the_seeds_values_pass() -> None:
      "3600 of Hyperliquid's 1200 per minute per IP"),
     (BotSettings, {"network": "testnet", "signer_check_s": 6}, "signer-check-within-weight-budget",
      "raise it to at least 12"),
+    # ws_stale_s 3600 was accepted: market data an hour old still traded on, a socket answering
+    # pings with no data counted as up for an hour (bot-health's critical is 2 minutes), pings and
+    # the outage record's rewrite every 20 minutes (a restarted bot inherits a record of the last
+    # minute only) (r16c)
+    (BotSettings, {"ws_stale_s": 3600}, "ws-stale-within-a-minute", "set it to at most 60"),
+    (BotSettings, {"ws_stale_s": 61}, "ws-stale-within-a-minute", "set it to at most 60"),
 ])
 def test_each_rule_names_itself_and_says_what_to_change(model: Any, data: dict[str, Any], rule: str,
                                                         advice: str) -> None:
