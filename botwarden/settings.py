@@ -34,6 +34,7 @@ Network = Literal["paper", "testnet", "mainnet"]
 IP_WEIGHT_PER_MINUTE = 1200  # Hyperliquid's REST budget per IP (its rate-limit docs)
 USER_ROLE_WEIGHT = 60  # what one userRole read weighs against it
 WS_STALE_MAX_S = 60.0  # bot.ws_stale_s at most (the rule ws-stale-within-a-minute)
+WS_STALE_MIN_S = 2.0  # and at least (ws-stale-above-the-feeds-pace)
 Signer = Literal["bot", "agent"]
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 
@@ -239,7 +240,7 @@ class BotSettings(_Model):
     ws_stale_s: float = Field(
         10.0, gt=0, le=3600, description="websocket silent this long (no message at all, or pongs but no data) counts "
                                 "as down: the bot reconnects and reads REST meanwhile; "
-                                "at most 60 (older market data is not traded on; pings every third of it)",
+                                "from 2 (the feed pushes about once a second) to 60 (older market data is not traded on)",
     )
     ws_outage_file: str = Field(
         "var/bot.ws-outage.json",
@@ -299,6 +300,14 @@ class BotSettings(_Model):
              f"2 minutes), its pings would go out every {self.ws_stale_s / 3:g} s (Hyperliquid's idle timeout is "
              "60 s) and its outage record be rewritten as rarely (a restarted bot inherits one of the last "
              f"minute only); set it to at most {WS_STALE_MAX_S:g}"),
+            # data comes at the feed's pace (the paper exchange pushes once a 1-s tick; bbo only on a
+            # change): staleness below two of its ticks drops every connection before its first push
+            ("ws-stale-above-the-feeds-pace",
+             self.ws_stale_s >= WS_STALE_MIN_S,
+             f"ws_stale_s {self.ws_stale_s:g}: the feed pushes market data about once a second (the paper "
+             "exchange once a 1-s tick), so a connection would count as silent between two pushes: dropped "
+             "before its first, reopened and dropped again, the socket down for good and the bot on REST; "
+             f"set it to at least {WS_STALE_MIN_S:g}"),
             ("coins-not-empty",
              bool(self.coins),
              "coins is empty: the bot would trade nothing; list at least one market, e.g. [BTC]"),

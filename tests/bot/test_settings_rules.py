@@ -24,6 +24,7 @@ def test_defaults_and_the_seeds_values_pass() -> None:
     BotSettings(network="mainnet", signer_check_s=12)  # a quarter of the weight budget: allowed
     BotSettings(network="paper", signer_check_s=1)  # the paper exchange enforces no weight budget
     BotSettings(ws_stale_s=60)
+    BotSettings(ws_stale_s=2)
     RiskSettings(max_position_pct=10, max_leverage=3, daily_loss_limit_pct=5, stop_loss_pct=2)
     BotSettings(coins=["BTC", "ETH", "SOL"], risk={"max_position_pct": 10, "stop_loss_pct": 2})
 
@@ -60,6 +61,10 @@ def test_defaults_and_the_seeds_values_pass() -> None:
     # minute only) (r16c)
     (BotSettings, {"ws_stale_s": 3600}, "ws-stale-within-a-minute", "set it to at most 60"),
     (BotSettings, {"ws_stale_s": 61}, "ws-stale-within-a-minute", "set it to at most 60"),
+    # ws_stale_s 0.3 was accepted: the paper exchange pushes once a 1-s tick, so every connection
+    # was dropped before its first push (pongs only), reopened and dropped again: the socket
+    # flapped and stayed down, the bot on REST for good (r16c)
+    (BotSettings, {"ws_stale_s": 0.3}, "ws-stale-above-the-feeds-pace", "set it to at least 2"),
 ])
 def test_each_rule_names_itself_and_says_what_to_change(model: Any, data: dict[str, Any], rule: str,
                                                         advice: str) -> None:
