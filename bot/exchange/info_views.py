@@ -54,6 +54,17 @@ def check_dex(body: Json) -> None:
         raise unsupported_option(f"perp dex {dex!r}", "one perp dex only")
 
 
+def _u64(value: Any) -> int:
+    """A time or an oid as Hyperliquid reads it: an unsigned 64-bit integer, or the body cannot be
+    deserialized (ValueError: 422). ``null`` reads as 0 (callers treat it as absent); a negative,
+    fractional, string or boolean one was coerced by ``int()``: -5 and 1.5 read as 0, ``true`` as 1."""
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**64:
+        raise ValueError(value)
+    return value
+
+
 class InfoViews:
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
@@ -124,22 +135,22 @@ class InfoViews:
             raise unsupported_option(f"candle interval {interval}", "calendar months are not simulated")
         if coin not in self.ledger.market.specs:
             return []
-        return self.market.candles(coin, interval, int(req["startTime"]), int(req.get("endTime") or now), now)
+        return self.market.candles(coin, interval, _u64(req["startTime"]), _u64(req.get("endTime")) or now, now)
 
     def _order_status(self, body: Json, now: int) -> Json:
         ref = body["oid"]
-        return self.account.order_status(user_of(body), ref.lower() if isinstance(ref, str) else int(ref))
+        return self.account.order_status(user_of(body), ref.lower() if isinstance(ref, str) else _u64(ref))
 
     def _user_fills_by_time(self, body: Json, now: int) -> Json:
         end = body.get("endTime")
-        end_ms = int(end) if end is not None else None
-        fills = self.ledger.fills(user_of(body), int(body["startTime"]), end_ms)
+        end_ms = _u64(end) if end is not None else None
+        fills = self.ledger.fills(user_of(body), _u64(body["startTime"]), end_ms)
         return self.account.fills(fills, bool(body.get("aggregateByTime")))
 
     def _ledger_updates(self, body: Json, now: int) -> Json:
         end = body.get("endTime")
-        end_ms = int(end) if end is not None else None
-        rows = self.ledger.ledger_updates(user_of(body), int(body["startTime"]), end_ms)
+        end_ms = _u64(end) if end is not None else None
+        rows = self.ledger.ledger_updates(user_of(body), _u64(body["startTime"]), end_ms)
         return [self.account.ledger_update(u) for u in rows]
 
     def _user_rate_limit(self, body: Json, now: int) -> Json:

@@ -250,6 +250,31 @@ def test_a_number_beyond_64_bits_fails_to_deserialize(paper_exchange: RunningExc
     assert (r.status_code, r.text) == (422, "Failed to deserialize the JSON body into the target type")
 
 
+U = "0x" + "1" * 40
+NOW = 1_800_000_000_000
+
+
+@pytest.mark.parametrize("body", [
+    {"type": "candleSnapshot", "req": {"coin": "BTC", "interval": "1m", "startTime": -5, "endTime": NOW}},
+    {"type": "candleSnapshot", "req": {"coin": "BTC", "interval": "1m", "startTime": 1.5, "endTime": NOW}},
+    {"type": "candleSnapshot", "req": {"coin": "BTC", "interval": "1m", "startTime": "0", "endTime": NOW}},
+    {"type": "candleSnapshot", "req": {"coin": "BTC", "interval": "1m", "startTime": 0, "endTime": True}},
+    {"type": "userFillsByTime", "user": U, "startTime": -1},
+    {"type": "userFillsByTime", "user": U, "startTime": 0, "endTime": 2.5},
+    {"type": "userNonFundingLedgerUpdates", "user": U, "startTime": True},
+    {"type": "orderStatus", "user": U, "oid": -1},
+    {"type": "orderStatus", "user": U, "oid": 1000.5},
+])
+def test_a_time_or_oid_that_is_not_an_unsigned_integer_fails_to_deserialize(
+        paper_exchange: RunningExchange, body: Any) -> None:
+    """Hyperliquid's times and oids are unsigned 64-bit integers: a negative, fractional, string or
+    boolean one cannot be deserialized (422). They were coerced (``int(...)``) and answered: a
+    startTime -5 or 1.5 read as 0, "0" as 0, true as 1, an oid 1000.5 as order 1000: accepted and
+    quietly changed."""
+    r = httpx.post(paper_exchange.url + "/info", json=body)
+    assert (r.status_code, r.text) == (422, "Failed to deserialize the JSON body into the target type")
+
+
 WIRE = {"a": 1, "b": True, "p": "2000", "s": "0.01", "r": False, "t": {"limit": {"tif": "Gtc"}}}
 
 
