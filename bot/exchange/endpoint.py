@@ -21,6 +21,7 @@ else 200 with ``{"status": "ok" | "err", "response": ...}``. In order:
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from bot.exchange import catalog, rules
@@ -115,10 +116,30 @@ class ExchangeEndpoint:
         return answer
 
 
+def _uint(value: Any) -> bool:
+    """An unsigned 64-bit integer, as Hyperliquid deserializes assets, oids, times and leverage."""
+    return _int(value) and 0 <= value < 2**64
+
+
+def _typed(obj: dict[str, Any], fields: dict[str, Callable[[Any], bool]]) -> bool:
+    """Each of ``fields`` that ``obj`` holds has its type: Hyperliquid cannot deserialize a boolean
+    where it reads a number, a number where it reads a boolean, a negative or fractional integer
+    (they were coerced here, ``bool()`` / ``int()``, and applied: leverage ``true`` set 1, a wire's
+    ``"b": "false"`` bought). A field left out is answered where it is used."""
+    return all(check(obj[k]) for k, check in fields.items() if k in obj)
+
+
+def _bool(value: Any) -> bool:
+    return isinstance(value, bool)
+
+
 def _wire_ok(wire: Any) -> bool:
     """An order wire's structure: an object whose ``t`` is an object holding a ``limit`` or a
-    ``trigger`` object (the values inside are checked where they are used, with Hyperliquid's words)."""
+    ``trigger`` object, its asset an unsigned integer and its side and reduce-only booleans (the
+    other values inside are checked where they are used, with Hyperliquid's words)."""
     if not isinstance(wire, dict) or not isinstance(wire.get("t"), dict):
+        return False
+    if not _typed(wire, {"a": _uint, "b": _bool, "r": _bool}):
         return False
     kinds = [wire["t"].get(k) for k in ("limit", "trigger") if k in wire["t"]]
     return bool(kinds) and all(isinstance(k, dict) for k in kinds)
@@ -129,7 +150,7 @@ def _objects(value: Any) -> bool:
 
 
 def _ref_ok(ref: Any) -> bool:
-    return _int(ref) or isinstance(ref, str)
+    return _uint(ref) or isinstance(ref, str)
 
 
 def well_formed(action: dict[str, Any]) -> bool:
@@ -139,8 +160,15 @@ def well_formed(action: dict[str, Any]) -> bool:
     kind = action.get("type")
     if kind == "order":
         return isinstance(action.get("orders"), list) and all(_wire_ok(w) for w in action["orders"])
-    if kind in ("cancel", "cancelByCloid"):
-        return _objects(action.get("cancels"))
+    if kind == "cancel":
+        return _objects(action.get("cancels")) and all(_typed(c, {"a": _uint, "o": _uint}) for c in action["cancels"])
+    if kind == "cancelByCloid":
+        return _objects(action.get("cancels")) and all(
+            _typed(c, {"asset": _uint, "cloid": lambda v: isinstance(v, str)}) for c in action["cancels"])
+    if kind == "updateLeverage":
+        return _typed(action, {"asset": _uint, "isCross": _bool, "leverage": _uint})
+    if kind == "scheduleCancel":
+        return _typed(action, {"time": lambda v: v is None or _uint(v)})
     if kind == "modify":
         return _ref_ok(action.get("oid")) and _wire_ok(action.get("order"))
     if kind == "batchModify":

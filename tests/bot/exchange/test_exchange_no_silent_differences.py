@@ -289,6 +289,22 @@ WIRE = {"a": 1, "b": True, "p": "2000", "s": "0.01", "r": False, "t": {"limit": 
     {"type": "modify", "oid": [], "order": WIRE},
     {"type": "batchModify", "modifies": ["x"]},
     {"type": "batchModify", "modifies": [{"oid": [], "order": WIRE}]},
+    # scalars of the wrong type were coerced (bool(), int()) and applied (r16c): leverage true set
+    # leverage 1, isCross 1 cross margin, a wire's "b": "false" a buy; an oid -1 or 1.5 and an asset
+    # true were looked up ("asset=True" in the answer)
+    {"type": "updateLeverage", "asset": 0, "isCross": True, "leverage": True},
+    {"type": "updateLeverage", "asset": 0, "isCross": 1, "leverage": 3},
+    {"type": "updateLeverage", "asset": 0, "isCross": True, "leverage": 2.5},
+    {"type": "order", "orders": [{**WIRE, "b": "false"}], "grouping": "na"},
+    {"type": "order", "orders": [{**WIRE, "r": 0}], "grouping": "na"},
+    {"type": "order", "orders": [{**WIRE, "a": True}], "grouping": "na"},
+    {"type": "cancel", "cancels": [{"a": 0, "o": -1}]},
+    {"type": "cancel", "cancels": [{"a": True, "o": 5}]},
+    {"type": "cancel", "cancels": [{"a": 0, "o": 1.5}]},
+    {"type": "cancelByCloid", "cancels": [{"asset": -1, "cloid": "0x" + "0" * 32}]},
+    {"type": "modify", "oid": -1, "order": WIRE},
+    {"type": "scheduleCancel", "time": True},
+    {"type": "scheduleCancel", "time": 1.5},
 ])
 def test_a_trading_action_of_the_wrong_structure_fails_to_deserialize(
         paper_exchange: RunningExchange, dev_wallet: LocalAccount, action: dict[str, Any]) -> None:
