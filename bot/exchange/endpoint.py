@@ -167,6 +167,8 @@ def well_formed(action: dict[str, Any]) -> bool:
             _typed(c, {"asset": _uint, "cloid": lambda v: isinstance(v, str)}) for c in action["cancels"])
     if kind == "updateLeverage":
         return _typed(action, {"asset": _uint, "isCross": _bool, "leverage": _uint})
+    if kind == "updateIsolatedMargin":
+        return _typed(action, {"asset": _uint, "isBuy": _bool, "ntli": _int})
     if kind == "scheduleCancel":
         return _typed(action, {"time": lambda v: v is None or _uint(v)})
     if kind == "modify":

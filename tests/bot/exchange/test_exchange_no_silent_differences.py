@@ -305,6 +305,8 @@ WIRE = {"a": 1, "b": True, "p": "2000", "s": "0.01", "r": False, "t": {"limit": 
     {"type": "modify", "oid": -1, "order": WIRE},
     {"type": "scheduleCancel", "time": True},
     {"type": "scheduleCancel", "time": 1.5},
+    {"type": "updateIsolatedMargin", "asset": True, "isBuy": True, "ntli": 1_000_000},
+    {"type": "updateIsolatedMargin", "asset": 0, "isBuy": 1, "ntli": 1_000_000},
 ])
 def test_a_trading_action_of_the_wrong_structure_fails_to_deserialize(
         paper_exchange: RunningExchange, dev_wallet: LocalAccount, action: dict[str, Any]) -> None:
