@@ -151,7 +151,7 @@ class WsHub:
             self._subscribe(conn, msg.get("subscription"))  # type: ignore[union-attr]
         elif method == "unsubscribe":
             self._unsubscribe(conn, msg.get("subscription"))  # type: ignore[union-attr]
-        elif method == "post" and isinstance(msg, dict) and isinstance(msg.get("id"), int) \
+        elif method == "post" and isinstance(msg, dict) and _request_id(msg.get("id")) \
                 and isinstance(msg.get("request"), dict):
             # in flight beside the connection's other posts and its pings, as over HTTP: a slow
             # answer (latency_ms) holds up nothing else read from this connection
@@ -249,3 +249,8 @@ class WsHub:
     def stats(self) -> dict[str, Any]:
         return {"connections": len(self.connections),
                 "subscriptions": sorted({s.channel for c in self.connections for s in c.subs})}
+
+
+def _request_id(value: object) -> bool:
+    """A post's ``id``: an unsigned 64-bit integer (a boolean is not one, though Python says so)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**64

@@ -466,3 +466,15 @@ def test_a_malformed_subscription_is_an_error_message_and_the_connection_lives_o
     raw.send({"method": "ping"})
     raw.rec.wait(lambda: raw.rec.of("pong"), timeout=10, what="pong after the bad subscription")
     assert not raw.closed.is_set()
+
+
+@pytest.mark.parametrize("ident", [True, -1, 2**64])
+def test_a_post_whose_id_is_not_an_unsigned_integer_is_an_error_message(raw: RawClient, ident: Any) -> None:
+    """A post's ``id`` is an unsigned 64-bit request id: ``true`` (answered ``{"id": true}``), -1
+    and 2**64 were answered as posts; such a request cannot be parsed, as a string id already was
+    not."""
+    raw.rec.wait(lambda: raw.rec.of("greeting"), what="greeting")
+    raw.send({"method": "post", "id": ident, "request": {"type": "info", "payload": {"type": "allMids"}}})
+    [error] = raw.rec.wait(lambda: raw.rec.of("error"), timeout=10, what="the error message")
+    assert error["data"].startswith("Error parsing JSON into valid websocket request"), error
+    assert raw.rec.of("post") == []
