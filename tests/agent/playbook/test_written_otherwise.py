@@ -426,3 +426,21 @@ def test_a_threshold_var_in_lookalike_digits_is_said_with_the_ascii_number(tmp_p
     [found] = result.diagnostics
     assert "limit: 60" in str(found) and "digit" in str(found), str(found)
     assert "not \"\uff16\uff10\"" not in str(found), str(found)
+
+
+@pytest.mark.parametrize(("text", "wanted"), [("        retries: 1e1\n", "retries: 10"),
+                                             ("        retries: \"1e1\"\n", "retries: 10"),
+                                             ("        retries: 2.0e1\n", "retries: 20")])
+def test_a_number_yaml_reads_as_text_unquoted_is_not_hinted_to_be_unquoted(tmp_path: Path, text: str,
+                                                                           wanted: str) -> None:
+    """retries: 1e1 (and agent run-playbook -e close_attempts=1e1) was hinted 'write the number
+    without quotes: retries: 1e1 (a quoted value is text)': unquoted, YAML 1.1 still reads it as
+    text, so following the hint changed nothing (r15c)."""
+    (tmp_path / "inventory.yaml").write_text(INVENTORY)
+    play = tmp_path / "p.yaml"
+    play.write_text(PLAY_WITH.format(play="", check="", step=text))
+    result = load_config(tmp_path / "inventory.yaml", [play], default_registry(), env={},
+                         templates_dir=REPO / "templates")
+    [found] = result.diagnostics
+    assert "retries: 1e1 (" not in str(found) and "retries: 2.0e1 (" not in str(found), str(found)
+    assert "YAML 1.1 reads" in str(found) and wanted in str(found), str(found)
