@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+import unicodedata
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -62,8 +63,10 @@ def unread_extra_vars(play: Playbook, templating: Templating, extra: Iterable[st
         if name in read or name in defined:
             continue
         near = difflib.get_close_matches(name, sorted(read | defined), n=1, cutoff=0.6)
+        odd = next((c for c in name if not c.isascii()), None)  # a look-alike letter prints like the name meant
+        named = f"; {name!r} has U+{ord(odd):04X} {unicodedata.name(odd, '?')}, not an ASCII letter" if odd else ""
         out.append(f"warning: -e {name}: playbook {play.name!r} reads no variable of that name, so it changes "
-                   "nothing" + (f" (did you mean {near[0]!r}?)" if near else ""))
+                   "nothing" + (f" (did you mean {near[0]!r}?{named})" if near else f" ({named[2:]})" if odd else ""))
     return out
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 
 from agent.cli import options
 from agent.cli.common import console, err_console
@@ -26,10 +27,16 @@ def inbox(
     settings = _settings(inventory)
     path = settings.path(settings.inbox.file)
     if show:
-        for rec in inbox_mod.read(path, last):
-            console.print(f"[bold]{rec.get('received_at', '')}[/] {rec.get('type', '')}: {rec.get('title', '')}")
-            console.print(rec.get("message", ""), markup=False)
+        damaged: list[int] = []
+        for rec in inbox_mod.read(path, last, damaged):
+            console.print(f"[bold]{escape(str(rec.get('received_at', '')))}[/] "
+                          f"{escape(str(rec.get('type', '')))}: {escape(str(rec.get('title', '')))}")
+            console.print(str(rec.get("message", "")), markup=False)
             console.print()
+        if damaged:
+            shown = ", ".join(map(str, damaged[:10])) + (" ..." if len(damaged) > 10 else "")
+            typer.echo(f"warning: {path}: {len(damaged)} line(s) not an alert (damaged: no JSON object), left "
+                       f"out: line {shown}", err=True)
         return
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     server = inbox_mod.make_server(settings.inbox.host, settings.inbox.port, path)

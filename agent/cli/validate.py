@@ -20,7 +20,7 @@ import yaml
 
 from agent.cli import options
 from agent.cli.common import console, err_console, templates_dir, use_stack_secrets
-from agent.playbook.diagnostics import order
+from agent.playbook.diagnostics import Diagnostic, order
 from agent.playbook.files import real_path
 from botwarden.errors import ExitCode
 
@@ -52,6 +52,11 @@ def validate(
     result = load_config(inventory_path, targets, default_registry(), env=dict(os.environ),
                          templates_dir=templates_dir(inventory_path), context_paths=context,
                          inventory_required=inventory is not None)
+    for path in given_templates:  # not there, or named by nothing loaded: it was never read
+        if not is_file(path):
+            result.diagnostics.append(Diagnostic(str(path), 0, 0, "no such file (a template given to check)"))
+        elif not any(real_path(Path(d.file)) == real_path(path) for d in result.diagnostics):
+            result.diagnostics.extend(_template_syntax(path))
     if not paths:  # the playbooks were looked for beside the inventory: say so where there are none
         implied = str(default_dir)
         result.diagnostics[:] = [
@@ -70,6 +75,28 @@ def validate(
         f"ok: {len(cfg.playbooks)} playbook(s), {len(cfg.bound_checks)} check(s) on "
         f"{len(cfg.hosts)} host(s){warned}"
     )
+
+
+def _template_syntax(path: Path) -> list[Diagnostic]:
+    """The Jinja2 syntax error of the template file ``path``, at its line (none when it compiles):
+    a template no part of the configuration names is read by nothing else."""
+    from jinja2 import TemplateSyntaxError
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    from botwarden.safe_files import FileProblem, read_file
+
+    try:
+        text = read_file(path).decode("utf-8")
+        ImmutableSandboxedEnvironment().parse(text)
+    except (FileProblem, UnicodeDecodeError) as exc:
+        return [Diagnostic(str(path), 0, 0, f"cannot read it: {exc}")]
+    except TemplateSyntaxError as exc:
+        lines = text.splitlines()
+        shown = lines[exc.lineno - 1] if 0 < exc.lineno <= len(lines) else None
+        return [Diagnostic(str(path), exc.lineno, 1, f"Jinja2 syntax error: {exc.message}", source_line=shown)]
+    except RecursionError:
+        return [Diagnostic(str(path), 0, 0, "the template is too deeply nested to read")]
+    return []
 
 
 TEMPLATE_SUFFIXES = (".j2", ".jinja", ".jinja2")

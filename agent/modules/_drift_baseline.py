@@ -59,9 +59,17 @@ def _digest(value: Any) -> str:
 def load(path: Path) -> dict[str, Any] | None:
     if not path.exists():
         return None
-    doc = json.loads(path.read_text())
+    try:
+        doc = json.loads(path.read_bytes())
+    except RecursionError:
+        raise ValueError(f"{path}: damaged: nested past what JSON reads") from None
+    if not isinstance(doc, dict):  # JSON, but no baseline: damaged (a torn write, a hand edit)
+        raise ValueError(f"{path}: damaged: a baseline is a JSON object, this holds {type(doc).__name__}")
     if doc.get("format") != FORMAT:
         raise ValueError(f"{path}: unknown baseline format {doc.get('format')!r}")
+    for part in ("files", "settings"):
+        if not isinstance(doc.get(part, {}), dict):
+            raise ValueError(f"{path}: damaged: {part} is a {type(doc[part]).__name__}, not a mapping")
     return doc
 
 

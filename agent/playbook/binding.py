@@ -22,7 +22,7 @@ from agent.modules.registry import Registry
 from agent.playbook.diagnostics import Diagnostic, suggest, warning
 from agent.playbook.hints import bare_word_hint, exponent_read_as_text
 from agent.playbook.models import Check, Playbook, Task
-from agent.playbook.placeholders import is_runtime
+from agent.playbook.placeholders import ascii_digits, is_runtime, lookalike_digits
 from agent.playbook.preprocess import CHECK_KEYS, TASK_KEYS
 from agent.playbook.scope import check_scope, template_problem
 from agent.playbook.templating import TemplateError, Templating, has_template
@@ -347,6 +347,9 @@ def _bound_hint(threshold: Threshold, written: Any = "") -> str:
     if (text := exponent_read_as_text(written)) is not None:  # 1.0e400 unquoted: text to YAML 1.1, not quoted
         return f"{text}{f' where {name[1]} is defined' if name else ''}"
     number = written.strip() if is_number(as_number(written)) else "80"  # the value written, unquoted
+    if lookalike_digits(number):  # fullwidth 60 unquoted is text too: no quotes to take away
+        where = f"where {name[1]} is defined ({key}: {ascii_digits(number)})" if name else "in the threshold"
+        return f"write the number in ASCII digits {where}: {number!r} has look-alike digits, which YAML reads as text"
     where = f"where {name[1]} is defined ({key}: {number}, not \"{number}\")" if name else "in the threshold"
     return f"write the number without quotes {where}"
 

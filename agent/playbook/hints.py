@@ -15,6 +15,7 @@ from typing import Any
 from zoneinfo import available_timezones
 
 from agent.playbook.diagnostics import Diagnostic
+from agent.playbook.placeholders import ascii_digits, lookalike_digits
 from agent.playbook.yaml_source import Path_, SourceDocument, radix_hint
 
 _CRON = re.compile(r"^\s*\S+(\s+\S+){4}\s*$")
@@ -183,6 +184,14 @@ def _scalar_hint(key: str, message: str, value: Any) -> str | None:
         return f"{key or 'it'} needs {wanted}, not a boolean (YAML reads true/false, yes/no, on/off unquoted as booleans)"
     if isinstance(value, str):
         text = value.strip()
+        if wanted in ("a whole number", "a number") and re.fullmatch(r"[-+]?\d+(\.\d+)?([eE][-+]?\d+)?", text) \
+                and lookalike_digits(text):  # U+FF15 unquoted is text too: no quotes to take away
+            return (f"write it in ASCII digits: {_at(key)}{ascii_digits(text)} ({text!r} has look-alike digits of "
+                    "another script, which YAML reads as text)")
+        if wanted in ("a whole number", "a number") and exponent_read_as_text(text) is not None:
+            # "1e1" unquoted is text too: taking the quotes away is not enough
+            return (f"write the number without quotes and in full: {_at(key)}{_expanded(text)} (YAML 1.1 reads "
+                    f"{text} as text, quoted or not: a float needs a dot and a signed exponent, 1.0e+3)")
         if wanted in ("a whole number", "a number") and re.fullmatch(r"[-+]?\d+(\.\d+)?([eE][-+]?\d+)?", text):
             return f"write the number without quotes: {_at(key)}{text} (a quoted value is text)"
         if wanted == "true or false" and text.lower() in ("true", "false", "yes", "no", "on", "off"):

@@ -13,6 +13,7 @@ behave as with the variable unset) and a :class:`RunTime` placeholder for everyt
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -101,10 +102,24 @@ NUMBER_TEXT = re.compile(
 raises at every run too, and two texts are ordered letter by letter)."""
 
 
+def ascii_digits(text: str) -> str:
+    """``text`` with every decimal digit of another script (fullwidth U+FF15, Arabic-Indic U+0663, as an
+    input method or a chat writes them) as its ASCII digit: Python's ``int()`` and the regex ``\\d``
+    take them as numbers, YAML reads them as text, so the number to write is the ASCII one."""
+    return "".join(str(unicodedata.decimal(c)) if not c.isascii() and unicodedata.decimal(c, None) is not None
+                   else c for c in text)
+
+
+def lookalike_digits(text: str) -> bool:
+    """Whether ``text`` has a decimal digit that is not ASCII (:func:`ascii_digits`)."""
+    return ascii_digits(text) != text
+
+
 def number_written(text: str) -> str:
-    """The number to write for the quoted ``text`` (:data:`NUMBER_TEXT`): ``'90%'`` -> ``90``."""
+    """The number to write for the quoted ``text`` (:data:`NUMBER_TEXT`): ``'90%'`` -> ``90``, in ASCII
+    digits (fullwidth ``'90'`` -> ``90``)."""
     found = NUMBER_TEXT.fullmatch(text)
-    return found["number"] if found else text.strip()
+    return ascii_digits(found["number"] if found else text.strip())
 
 
 class OrderedAgainstText(TypeError):

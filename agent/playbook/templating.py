@@ -40,7 +40,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 from agent.core.redaction import Redactor
 from agent.playbook.files import DISK, ConfigReader, FileProblem
-from agent.playbook.placeholders import NUMBER_TEXT, UnsetEnv, number_written
+from agent.playbook.placeholders import NUMBER_TEXT, UnsetEnv, ascii_digits, lookalike_digits, number_written
 from agent.rendering import env_references
 from botwarden.errors import ConfigError
 
@@ -240,8 +240,11 @@ def _quoted_number_ordered(tree: nodes.Node) -> tuple[str, int] | None:
                 if isinstance(side, nodes.Const) and isinstance(side.value, str) and NUMBER_TEXT.fullmatch(side.value):
                     return (f"'{_ORDERING[op.op]}' compares with the text {side.value!r}, a number in quotes: against "
                             "a number it fails when it runs, and texts are ordered letter by letter ('100' < '90'); "
-                            f"write the number without quotes: {number_written(side.value)}"
-                            + (" (in the value's own unit)" if number_written(side.value) != side.value.strip()
+                            + (f"write the number without quotes: {number_written(side.value)}"
+                               if not lookalike_digits(side.value) else
+                               f"write the number without quotes, in ASCII digits: {number_written(side.value)} "
+                               f"({side.value.strip()!r} has look-alike digits of another script)")
+                            + (" (in the value's own unit)" if number_written(side.value) != ascii_digits(side.value.strip())
                                else ""), node.lineno)
     return None
 

@@ -149,7 +149,7 @@ def _json_object(line: str) -> dict[str, object] | None:
         return None
     try:
         doc = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested past what JSON reads
         return None
     return doc if isinstance(doc, dict) else None
 

@@ -34,9 +34,8 @@ def make_server(host: str, port: int, path: Path) -> ThreadingHTTPServer:
                 self.send_error(413)
                 return
             raw = self.rfile.read(length)
-            try:
-                payload = json.loads(raw or b"{}")
-            except ValueError:
+            payload = _alert_of(raw or b"{}")
+            if payload is None:  # no JSON object (a list, text, nested past what JSON reads): kept as sent
                 payload = {"raw": raw.decode("utf-8", "replace")}
             record = {"received_at": datetime.now(UTC).isoformat(), "path": self.path, **payload}
             with lock, path.open("a", encoding="utf-8") as fh:
@@ -60,14 +59,27 @@ def make_server(host: str, port: int, path: Path) -> ThreadingHTTPServer:
     return ThreadingHTTPServer((host, port), Handler)
 
 
-def read(path: Path, last: int = 20) -> list[dict]:
+def _alert_of(text: bytes | str) -> dict | None:
+    """The JSON object ``text`` holds, None when it holds none: not JSON, not UTF-8, JSON that is no
+    object (``[1, 2]``, ``5``) or nested past what JSON reads (RecursionError)."""
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def read(path: Path, last: int = 20, damaged: list[int] | None = None) -> list[dict]:
+    """The last ``last`` alerts of ``path``; a damaged line (a torn write, a hand edit: no JSON object,
+    bytes that are not UTF-8) is left out, its number appended to ``damaged``."""
     if not path.exists():
         return []
-    lines = path.read_text(encoding="utf-8").splitlines()[-last:]
+    lines = path.read_bytes().splitlines()
     out = []
-    for line in lines:
-        try:
-            out.append(json.loads(line))
-        except ValueError:
-            continue
+    for number, line in enumerate(lines[-last:], start=max(len(lines) - last, 0) + 1):
+        alert = _alert_of(line) if line.strip() else None
+        if alert is not None:
+            out.append(alert)
+        elif line.strip() and damaged is not None:
+            damaged.append(number)
     return out

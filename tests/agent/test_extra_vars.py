@@ -78,3 +78,11 @@ def test_run_playbook_refuses_such_an_extra_var_with_a_usage_error(capsys: pytes
     out = "".join(capsys.readouterr())
     assert code == ExitCode.USAGE, out
     assert "nothing was run" in out and "PLAY [emergency]" not in out
+
+
+def test_an_extra_var_name_with_a_lookalike_letter_says_which(shipped: Config) -> None:
+    """-e close_att\\u0435mpts=3 (a Cyrillic e, as a chat or a keyboard layout writes it) was said
+    'did you mean close_attempts?', the two names printed alike: the letter is named (r15c)."""
+    [said] = _unread(shipped, "emergency", "close_att\u0435mpts")
+    assert "did you mean 'close_attempts'?" in said, said
+    assert "U+0435" in said and "CYRILLIC SMALL LETTER IE" in said, said

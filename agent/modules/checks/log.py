@@ -220,7 +220,7 @@ def _parse(line: str, params: LogCheckParams, ts_regex: re.Pattern[str]) -> tupl
     if params.format == "json" or (params.format == "auto" and line.lstrip().startswith("{")):
         try:
             doc = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested past what JSON reads
             doc = None
         if isinstance(doc, dict):
             level = doc.get("level")

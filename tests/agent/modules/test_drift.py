@@ -75,3 +75,18 @@ async def test_report_mode_and_gates(root, make_ctx):
     assert kept.changed is False
     replaced = await record(root, make_ctx)
     assert replaced.changed and "1 difference" in replaced.msg
+
+
+@pytest.mark.parametrize("damage", [b"[1, 2]", b"5", b"[" * 100_000, b"\xff\xfe", b'{"format": 1, "files": [1]}',
+                                    b'{"format": 1, "settings": "x"}'],
+                         ids=["list", "number", "nested", "not-utf8", "files-list", "settings-text"])
+async def test_a_damaged_baseline_is_said_damaged_by_check_and_action(root, make_ctx, damage: bytes):
+    """A baseline holding JSON that is no baseline (a list, nested past what JSON reads, files: a
+    list) raised AttributeError/RecursionError in the check and the action, not 'cannot compare
+    with baseline' (r15c)."""
+    await record(root, make_ctx)
+    (root / "var" / "baselines" / "config.json").write_bytes(damage)
+    result = await check(root, make_ctx)
+    assert result.error and "cannot compare with baseline" in result.error, result
+    acted = await DriftAction().run(DriftActionParams(**common(root)), make_ctx())
+    assert acted.failed and "cannot snapshot or read" in acted.msg, acted

@@ -140,3 +140,17 @@ def test_params_need_exactly_one_pattern_and_valid_regexes():
         LogCheckParams(path="x")
     with pytest.raises(ValueError, match="bad regular expression"):
         LogCheckParams(path="x", pattern="(")
+
+
+async def test_a_line_nested_past_what_json_reads_is_a_text_line(bot_log, make_ctx):
+    """A log line '{"a": [[[[...' 100 000 deep (a payload logged as received, a torn line) raised
+    RecursionError out of the log check (an internal error at every run) and out of the logs
+    report; it is read as a line of text, the lines around it counted (r15c)."""
+    from agent.reports.logs import _json_object
+
+    nested = '{"a": ' + "[" * 100_000
+    bot_log.write_text(bot_log.read_text() + nested + "\n" + event(1, "error", "order rejected") + "\n")
+    result = await run(make_ctx, path=str(bot_log), pattern="order rejected", window="1h")
+    assert result.error is None, result
+    assert result.value == 2
+    assert _json_object(nested) is None

@@ -298,3 +298,23 @@ def test_one_file_validated_beside_a_broken_playbook_it_refers_to_is_not_blamed_
     assert code == ExitCode.OK and "no playbook named" not in out, out
     code, out = run(capsys, "validate")
     assert code == ExitCode.FAILED and "bot-health.yaml:" in out and "trading-risk.yaml" not in out, out
+
+
+def test_a_template_given_that_does_not_exist_or_does_not_compile_is_an_error(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``agent validate templates/alert.md.J2`` (no such file) and a template no part of the
+    configuration names (notify.md.j2 left with '{% if %}') said 'ok': a file that is not there,
+    or that was never read, passed as checked (r15c)."""
+    from tests.agent.playbook.conftest import copy_of_the_shipped_configuration
+
+    root = copy_of_the_shipped_configuration(tmp_path)
+    monkeypatch.chdir(root)
+    code, out = run(capsys, "validate", "templates/alert.md.J2")
+    assert code == ExitCode.FAILED and "templates/alert.md.J2: error: no such file" in out, out
+    unused = root / "templates" / "unused.md.j2"
+    unused.write_text("line one\n{% if %}\n")
+    code, out = run(capsys, "validate", "templates/unused.md.j2")
+    assert code == ExitCode.FAILED and "templates/unused.md.j2:2:" in out and "Jinja2" in out, out
+    unused.write_text("fine {{ host }}\n")
+    code, out = run(capsys, "validate", "templates/unused.md.j2")
+    assert code == ExitCode.OK, out

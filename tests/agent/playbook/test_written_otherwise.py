@@ -384,3 +384,63 @@ def test_text_made_text_and_ordered_against_number_like_text_is_not_refused(tmp_
     result = load_config(tmp_path / "inventory.yaml", [play], default_registry(), env={},
                          templates_dir=REPO / "templates")
     assert result.config is not None, "\n".join(map(str, result.diagnostics))
+
+
+LOOKALIKE_DIGITS = [  # digits of another script: Python's int() and regex \d take them, YAML reads them as text
+    ("step", "        retries: \uff15\n", "retries: 5"),  # fullwidth, as an IME writes it
+    ("step", "        retries: \u0663\n", "retries: 3"),  # Arabic-Indic
+    ("check", "    expect: \"rc < '\uff19\uff10'\"\n", "90"),
+]
+
+
+@pytest.mark.parametrize(("where", "text", "wanted"), LOOKALIKE_DIGITS, ids=[t[1].strip() for t in LOOKALIKE_DIGITS])
+def test_a_number_written_in_lookalike_digits_is_said_with_the_ascii_number(tmp_path: Path, where: str, text: str,
+                                                                           wanted: str) -> None:
+    """retries: U+FF15 (a fullwidth digit) was hinted 'write the number without quotes: retries: U+FF15 (a
+    quoted value is text)': it is not quoted, and writing what the hint says changes nothing (r15c)."""
+    (tmp_path / "inventory.yaml").write_text(INVENTORY)
+    play = tmp_path / "p.yaml"
+    written = PLAY_WITH.format(**{"play": "", "check": "", "step": "", where: text})
+    if where == "check":
+        written = written.replace('    expect: "rc == 0"\n', "", 1)
+    play.write_text(written)
+    result = load_config(tmp_path / "inventory.yaml", [play], default_registry(), env={},
+                         templates_dir=REPO / "templates")
+    [found] = result.diagnostics
+    assert wanted in str(found), str(found)
+    assert "digit" in str(found), str(found)
+    assert all(ord(c) < 128 for c in wanted)
+    hint_tail = str(found).split("hint:", 1)[-1]
+    assert "\uff15" not in hint_tail.split("(")[0] and "\u0663" not in hint_tail.split("(")[0], str(found)
+
+
+def test_a_threshold_var_in_lookalike_digits_is_said_with_the_ascii_number(tmp_path: Path) -> None:
+    """vars: {limit: 60 in fullwidth digits} under warning: "> {{ limit }}" was hinted 'limit: (the same), not "(the same)"': the
+    same text again, unquoted as it already was (r15c)."""
+    (tmp_path / "inventory.yaml").write_text(INVENTORY)
+    play = tmp_path / "p.yaml"
+    play.write_text(PLAY_WITH.format(play="vars: {limit: \uff16\uff10}\n", check='    warning: "> {{ limit }}"\n', step="")
+                    .replace('    expect: "rc == 0"\n', "    value: rc\n", 1))
+    result = load_config(tmp_path / "inventory.yaml", [play], default_registry(), env={},
+                         templates_dir=REPO / "templates")
+    [found] = result.diagnostics
+    assert "limit: 60" in str(found) and "digit" in str(found), str(found)
+    assert "not \"\uff16\uff10\"" not in str(found), str(found)
+
+
+@pytest.mark.parametrize(("text", "wanted"), [("        retries: 1e1\n", "retries: 10"),
+                                             ("        retries: \"1e1\"\n", "retries: 10"),
+                                             ("        retries: 2.0e1\n", "retries: 20")])
+def test_a_number_yaml_reads_as_text_unquoted_is_not_hinted_to_be_unquoted(tmp_path: Path, text: str,
+                                                                           wanted: str) -> None:
+    """retries: 1e1 (and agent run-playbook -e close_attempts=1e1) was hinted 'write the number
+    without quotes: retries: 1e1 (a quoted value is text)': unquoted, YAML 1.1 still reads it as
+    text, so following the hint changed nothing (r15c)."""
+    (tmp_path / "inventory.yaml").write_text(INVENTORY)
+    play = tmp_path / "p.yaml"
+    play.write_text(PLAY_WITH.format(play="", check="", step=text))
+    result = load_config(tmp_path / "inventory.yaml", [play], default_registry(), env={},
+                         templates_dir=REPO / "templates")
+    [found] = result.diagnostics
+    assert "retries: 1e1 (" not in str(found) and "retries: 2.0e1 (" not in str(found), str(found)
+    assert "YAML 1.1 reads" in str(found) and wanted in str(found), str(found)
