@@ -40,9 +40,13 @@ LOAD_CHECKS = 50
 
 
 def _load_playbook(url: str) -> str:
+    """LOAD_CHECKS HTTP checks a second against the paper exchange's /info (``url``). Not the bot's
+    /health: the bot serves at most 32 connections at once (bot.trading.http_api.MAX_CONNECTIONS)
+    and the agent keeps its checks' connections alive, so 50 checks a second of /health left
+    every other client "too many clients" (503), the stack's own readiness probe included."""
     checks = "\n".join(textwrap.dedent(f"""\
           - name: load {i}
-            http: {{url: "{url}", timeout: 2s}}
+            http: {{url: "{url}", method: POST, json: {{type: meta}}, timeout: 2s}}
             expect: "status_code == 200"
             every: 1s""") for i in range(LOAD_CHECKS))
     return f"version: 1\nname: load\nhosts: bots\nchecks:\n{textwrap.indent(checks, '  ')}\n"
@@ -126,7 +130,7 @@ def run() -> dict[str, Any]:
     stack = StackUnderTest(Path(root), shipped_playbooks=True,
                            settings={"agent": {"metrics_port": metrics_port}})
     stack_load = stack.root / "playbooks" / "load.yaml"
-    stack_load.write_text(_load_playbook(stack.settings.bot.health_url))
+    stack_load.write_text(_load_playbook(f"{stack.exchange_url}/info"))
     try:
         stack.up()
         stack.wait_running()
