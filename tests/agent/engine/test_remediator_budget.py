@@ -41,17 +41,29 @@ class Pages:
         return {"ops"}  # the hand-over's playbook told nobody: the page goes out
 
 
-async def test_a_crash_during_the_last_run_of_the_budget_hands_over_instead_of_a_run_more(store, thread) -> None:
-    remediation = SimpleNamespace(budget=SimpleNamespace(max=3, within=1800.0, then="emergency"), cooldown=None,
-                                  steps=[], target=None)
+def world(store: Any, thread: Any, tasks: Any, pages: Any, budget: Any = None,
+          recorded: Any = None) -> tuple[Remediator, Any]:
+    """A remediator with the real store and guard over one check's ``restart`` remediation, the
+    check CRITICAL; returns it and the bound check."""
+    remediation = SimpleNamespace(budget=budget, cooldown=None, steps=[], target=None)
     bc = SimpleNamespace(play=SimpleNamespace(name="p", remediations={"restart": remediation}),
                          host=SimpleNamespace(name="h"), key="p/h/bot", check=SimpleNamespace(name="bot"))
     problem = SimpleNamespace(hard=SimpleNamespace(is_problem=True, name="CRITICAL"), incident_id=None)
-    tasks, pages = HeldTasks(), Pages()
+    extra = {} if recorded is None else {"recorded": recorded}
     remediator = Remediator(config=SimpleNamespace(current=SimpleNamespace(playbooks={})),  # type: ignore[arg-type]
-                            guard=RemediationGuard(store, thread), tasks=tasks, store=store,  # type: ignore[arg-type]
-                            store_thread=thread, notifications=pages,  # type: ignore[arg-type]
-                            status=lambda key: problem, last_observation=lambda key: None)  # type: ignore[arg-type]
+                            guard=RemediationGuard(store, thread), tasks=tasks, store=store,
+                            store_thread=thread, notifications=pages,
+                            status=lambda key: problem, last_observation=lambda key: None, **extra)
+    return remediator, bc
+
+
+def budget(most: int) -> Any:
+    return SimpleNamespace(max=most, within=1800.0, then="emergency")
+
+
+async def test_a_crash_during_the_last_run_of_the_budget_hands_over_instead_of_a_run_more(store, thread) -> None:
+    tasks, pages = HeldTasks(), Pages()
+    remediator, bc = world(store, thread, tasks, pages, budget(3))
     tasks.release.set()
     for _ in range(2):  # runs 1 and 2 of 3, ended
         await remediator._remediate(bc, "crash", {}, ["restart"])
@@ -73,10 +85,6 @@ async def test_the_alert_loop_is_woken_once_the_outcome_is_stored(store, thread)
     look (half a second later: crash -> alert was ~560 ms with the restart done in 10 ms)."""
     from agent.notify.lifecycle.remediation_notes import OUTCOME_EVENT
 
-    remediation = SimpleNamespace(budget=None, cooldown=None, steps=[], target=None)
-    bc = SimpleNamespace(play=SimpleNamespace(name="p", remediations={"restart": remediation}),
-                         host=SimpleNamespace(name="h"), key="p/h/bot", check=SimpleNamespace(name="bot"))
-    problem = SimpleNamespace(hard=SimpleNamespace(is_problem=True, name="CRITICAL"), incident_id=None)
     tasks = HeldTasks()
     tasks.release.set()
     stored_at_wake: list[list[str]] = []
@@ -84,11 +92,7 @@ async def test_the_alert_loop_is_woken_once_the_outcome_is_stored(store, thread)
     def recorded() -> None:
         stored_at_wake.append([e.kind for e in store.recent_events(limit=20)])
 
-    remediator = Remediator(config=SimpleNamespace(current=SimpleNamespace(playbooks={})),  # type: ignore[arg-type]
-                            guard=RemediationGuard(store, thread), tasks=tasks, store=store,  # type: ignore[arg-type]
-                            store_thread=thread, notifications=Pages(),  # type: ignore[arg-type]
-                            status=lambda key: problem, last_observation=lambda key: None,  # type: ignore[arg-type]
-                            recorded=recorded)
+    remediator, bc = world(store, thread, tasks, Pages(), recorded=recorded)
     await remediator._remediate(bc, "crash", {}, ["restart"])
     assert any(OUTCOME_EVENT in kinds for kinds in stored_at_wake), stored_at_wake
 
@@ -105,16 +109,8 @@ class NoChangeTasks(HeldTasks):
 async def test_runs_that_changed_nothing_do_not_spend_the_budget(store, thread) -> None:
     """The budget counts restarts: a run whose steps all answered 'already started' restarted
     nothing, and five of them must not hand over to the emergency (which flattens the account)."""
-    remediation = SimpleNamespace(budget=SimpleNamespace(max=3, within=1800.0, then="emergency"), cooldown=None,
-                                  steps=[], target=None)
-    bc = SimpleNamespace(play=SimpleNamespace(name="p", remediations={"restart": remediation}),
-                         host=SimpleNamespace(name="h"), key="p/h/bot", check=SimpleNamespace(name="bot"))
-    problem = SimpleNamespace(hard=SimpleNamespace(is_problem=True, name="CRITICAL"), incident_id=None)
     tasks, pages = NoChangeTasks(), Pages()
-    remediator = Remediator(config=SimpleNamespace(current=SimpleNamespace(playbooks={})),  # type: ignore[arg-type]
-                            guard=RemediationGuard(store, thread), tasks=tasks, store=store,  # type: ignore[arg-type]
-                            store_thread=thread, notifications=pages,  # type: ignore[arg-type]
-                            status=lambda key: problem, last_observation=lambda key: None)  # type: ignore[arg-type]
+    remediator, bc = world(store, thread, tasks, pages, budget(3))
     for _ in range(5):
         await remediator._remediate(bc, "crash", {}, ["restart"])
     assert tasks.runs == 5 and pages.paged == [], pages.paged
@@ -125,17 +121,9 @@ async def test_a_refusal_by_a_budget_spent_before_it_says_so(store, thread) -> N
     window, are marked spent_before: the operator was told (the page), they are no news."""
     from agent.notify.lifecycle.remediation_notes import OUTCOME_EVENT, SPENT_BEFORE
 
-    remediation = SimpleNamespace(budget=SimpleNamespace(max=1, within=1800.0, then="emergency"), cooldown=None,
-                                  steps=[], target=None)
-    bc = SimpleNamespace(play=SimpleNamespace(name="p", remediations={"restart": remediation}),
-                         host=SimpleNamespace(name="h"), key="p/h/bot", check=SimpleNamespace(name="bot"))
-    problem = SimpleNamespace(hard=SimpleNamespace(is_problem=True, name="CRITICAL"), incident_id=None)
     tasks, pages = HeldTasks(), Pages()
     tasks.release.set()
-    remediator = Remediator(config=SimpleNamespace(current=SimpleNamespace(playbooks={})),  # type: ignore[arg-type]
-                            guard=RemediationGuard(store, thread), tasks=tasks, store=store,  # type: ignore[arg-type]
-                            store_thread=thread, notifications=pages,  # type: ignore[arg-type]
-                            status=lambda key: problem, last_observation=lambda key: None)  # type: ignore[arg-type]
+    remediator, bc = world(store, thread, tasks, pages, budget(1))
     for _ in range(3):  # run 1 of 1, the hand-over, a crash after it
         await remediator._remediate(bc, "crash", {}, ["restart"])
     outcomes = [e.data or {} for e in reversed(store.recent_events(kind=OUTCOME_EVENT, limit=10))]
