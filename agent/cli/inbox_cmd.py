@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.markup import escape
 
 from agent.cli import options
 from agent.cli.common import console, err_console
@@ -27,6 +26,8 @@ def inbox(
     settings = _settings(inventory)
     path = settings.path(settings.inbox.file)
     if show:
+        from rich.markup import escape  # rich with the first print, not at the command line's import
+
         damaged: list[int] = []
         for rec in inbox_mod.read(path, last, damaged):
             console.print(f"[bold]{escape(str(rec.get('received_at', '')))}[/] "
