@@ -337,7 +337,7 @@ def run_outcome(name: str, outcomes: Sequence[TaskOutcome], seconds: float) -> t
 def _took(seconds: float) -> str:
     """How long a run took, as the operator reads it: ``12ms`` (a restart that does not wait for
     supervisord's ``startsecs``: "0.0s" said nothing), ``2.4s``."""
-    return f"{round(seconds * 1000)}ms" if seconds < 1 else f"{seconds:.1f}s"
+    return format_duration(seconds) if seconds < 1 else f"{seconds:.1f}s"
 
 
 def _what_it_saw(bc: BoundCheck, vars_: Mapping[str, Any]) -> str:

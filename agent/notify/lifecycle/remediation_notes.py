@@ -100,10 +100,9 @@ WAITING = "waiting for the outcome of "
 """How an incident held for its remediation's outcome is marked (``incidents.suppressed``)."""
 
 
-def untold_recurrences(tx: StoreTransaction, incident_id: int) -> int:
-    """How many recurrences of the incident came after its last message (folded: see
-    :data:`FOLDED_OUTCOMES`)."""
-    rows = tx.recent_events(incident_id=incident_id, limit=200)  # newest first
+def untold_recurrences(rows: Sequence[EventRecord]) -> int:
+    """How many recurrences among an incident's events ``rows`` (newest first) came after its last
+    message (folded: see :data:`FOLDED_OUTCOMES`)."""
     count = 0
     for e in rows:
         if e.kind == NOTIFIED_EVENT:
@@ -114,7 +113,11 @@ def untold_recurrences(tx: StoreTransaction, incident_id: int) -> int:
 
 def remediation_events(tx: StoreTransaction, incident_id: int) -> list[EventRecord]:
     """The incident's remediation events, oldest first."""
-    rows = tx.recent_events(incident_id=incident_id, limit=200)
+    return _remediation_only(tx.recent_events(incident_id=incident_id, limit=200))
+
+
+def _remediation_only(rows: Sequence[EventRecord]) -> list[EventRecord]:
+    """The remediation events among ``rows`` (newest first), oldest first."""
     return [e for e in reversed(rows) if e.kind in (STARTED_EVENT, OUTCOME_EVENT)]
 
 
@@ -203,8 +206,9 @@ class RemediationNotes:
     def line(self, tx: StoreTransaction, incident_id: int) -> str | None:
         """What the agent did about the incident (:func:`remediation_line`), and how often the
         problem came back meanwhile without an update of its own (:data:`FOLDED_OUTCOMES`)."""
-        line = remediation_line(remediation_events(tx, incident_id), here=self._here)
-        folded = untold_recurrences(tx, incident_id)
+        rows = tx.recent_events(incident_id=incident_id, limit=200)  # read once for both
+        line = remediation_line(_remediation_only(rows), here=self._here)
+        folded = untold_recurrences(rows)
         if line is not None and folded:
             line += f"; it happened again {folded} time{'s' if folded > 1 else ''} while it lasted, each handled so"
         return line
