@@ -22,6 +22,9 @@ Fields (all optional in a POST, which merges into the current set):
 ``ioc_no_fill``          every new IOC order finds nothing to match inside its limit (a thin or
                          gapped book) and is refused with the exchange's "could not immediately
                          match" error; resting orders and triggers behave as usual
+``info_errors``          ``/info`` request types (``userFills``, ``allMids``, ``orderStatus``...) answered
+                         500 every time, over HTTP and websocket posts: one read failing while the
+                         others answer
 ``ws_outage``            every websocket connection is dropped and new ones are refused (503)
                          until cleared
 ``ws_stall``             websocket channels (as named on the wire: ``allMids``, ``l2Book``,
@@ -56,6 +59,7 @@ class Faults:
     drop_responses: int = 0
     ws_outage: bool = False
     ws_stall: list[str] = field(default_factory=list)
+    info_errors: list[str] = field(default_factory=list)
     ws_delay_ms: float = 0.0
     ioc_no_fill: bool = False
 
@@ -95,6 +99,11 @@ class Faults:
                 value = [value] if isinstance(value, str) else value
                 if not isinstance(value, list) or any(c not in WS_WIRE_CHANNELS for c in value):
                     raise ValueError(f"ws_stall takes channel names among {', '.join(WS_WIRE_CHANNELS)}")
+            if key == "info_errors":
+                value = [value] if isinstance(value, str) else value
+                if not isinstance(value, list) or not all(isinstance(t, str) and t for t in value):
+                    raise ValueError(f"info_errors takes /info request types (userFills, allMids, orderStatus...), "
+                                     f"not {value!r}")
             if key in ("latency_ms", "ws_delay_ms") and not 0 <= float(value) <= MAX_DELAY_MS:
                 raise ValueError(f"{key} must be from 0 to {MAX_DELAY_MS} (ms; every client gives up long "
                                  f"before: a longer delay rehearses an outage, `outage=503`), not {value!r}")

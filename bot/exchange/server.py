@@ -197,6 +197,8 @@ class PaperExchange:
             return 429, None
         if body is None:
             return 422, BAD_REQUEST
+        if kind in self.faults.info_errors:
+            return 500, "Internal Server Error"
         return self.views.answer(body, wall_clock_ms())
 
     def apply_action(self, payload: Any) -> tuple[int, Any]:
@@ -253,8 +255,8 @@ class PaperExchange:
             if kind == "info":
                 return {"type": "info", "payload": {"type": payload.get("type"), "data": answer}}
             return {"type": "action", "payload": answer}
-        reason = {422: "Unprocessable Entity", 429: "Too Many Requests"}.get(status, "Error")
-        text = f"{status} {reason}: {answer}" if answer else f"{status} {reason}"
+        reason = {422: "Unprocessable Entity", 429: "Too Many Requests", 500: "Internal Server Error"}.get(status, "Error")
+        text = f"{status} {reason}: {answer}" if answer and answer != reason else f"{status} {reason}"
         return {"type": "error", "payload": text}
 
 

@@ -326,7 +326,12 @@ def _run_loop(engine: TradingEngine, status: RuntimeStatus, metrics: BotMetrics,
                 # A revoked or expired API wallet fails only the next signed request, which may be
                 # far away (no signal, stops resting): ask the exchange about it every signer_check_s.
                 signer_checked, before = started, engine.gw.refusal
-                if engine.gw.verify_signer() not in (None, before):  # said once, not every 30 s
+                try:
+                    refused = engine.gw.verify_signer()
+                except (TransientError, GatewayError) as err:  # asked again at the next check; stops all the same
+                    refused = engine.gw.refusal
+                    log.warning("API wallet not checked", extra={"event": "loop_error", "error": err.message})
+                if refused not in (None, before):  # said once, not every 30 s
                     log.error("the exchange does not accept the bot's API wallet",
                               extra={"event": "api_wallet_refused", "error": engine.gw.refusal})
             engine.iterate()

@@ -402,10 +402,18 @@ class TradingEngine:
         with self.lock:
             self._refresh_halt()
             acct, orders = self.gw.account(), self.gw.open_orders()
-            self._sync_fills()
-            self._sync_positions(acct, orders)
-            self._check_equity(acct)
-            mids = self.gw.mids()
+            try:
+                self._sync_fills()
+                self._sync_positions(acct, orders)
+                self._check_equity(acct)
+                mids = self.gw.mids()
+            except Exception:
+                # The positions and orders are known: whatever read or record failed after them (the
+                # fills, an order's status, the mids, the store), every position gets its stop-loss
+                # before the iteration ends as failed (it ended with none checked: an entry whose stop
+                # was refused stayed bare for as long as that read kept failing).
+                self._protect_only(acct, orders)
+                raise
             traded = False
             for coin in self.bot.coins:
                 if self.status.stopping:
@@ -436,6 +444,21 @@ class TradingEngine:
                 self._sync_positions(acct, orders)
         self.status.last_error = "; ".join(errors) or None
         self.metrics.loop_duration.observe(time.monotonic() - started)
+
+    def _protect_only(self, acct: AccountState, orders: list[ExchangeOrder]) -> None:
+        """The stop-loss of every traded coin's position, nothing else (an iteration cut short)."""
+        for coin in self.bot.coins:
+            pos = acct.positions.get(coin)
+            if pos is None:
+                continue
+            try:
+                self._ensure_stop(pos, [o for o in orders if o.coin == coin])
+            except (TransientError, GatewayError) as err:  # the next coin still gets its stop
+                log.warning("stop-loss not checked this iteration",
+                            extra={"event": "coin_error", "coin": coin, "error": err.message})
+            except Exception:
+                log.exception("stop-loss not checked this iteration: internal error",
+                              extra={"event": "coin_error", "coin": coin})
 
     def _trade_coin(self, coin: str, acct: AccountState, orders: list[ExchangeOrder], mids: dict[str, float]) -> bool:
         pos = acct.positions.get(coin)

@@ -291,6 +291,9 @@ def test_bad_fault_values_are_refused(paper_exchange: RunningExchange) -> None:
     with pytest.raises(httpx.HTTPStatusError) as bad:
         paper_exchange.admin("POST", "/admin/faults", {"ws_stall": ["noSuchChannel"]})
     assert "ws_stall takes channel names" in bad.value.response.text
+    with pytest.raises(httpx.HTTPStatusError) as bad:
+        paper_exchange.admin("POST", "/admin/faults", {"info_errors": [""]})
+    assert "info_errors takes /info request types" in bad.value.response.text
 
 
 def _subscription_of(kind: str, user: str) -> dict[str, Any]:

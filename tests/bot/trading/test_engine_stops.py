@@ -4,13 +4,20 @@ part of the size does not count, and the bot places a stop-loss that covers the 
 from __future__ import annotations
 
 import secrets
+import threading
+import time
 from collections.abc import Callable
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bot.trading.app import _run_loop
 from bot.trading.risk import round_price
+from botwarden.errors import TransientError
+from botwarden.settings import StackSettings
+from tests.bot.trading.api_wallet_engine import engine, wallet  # noqa: F401 (fixtures)
 
 
 def raw_orders(engine: Any, coin: str) -> list[dict[str, Any]]:
@@ -70,3 +77,60 @@ def test_only_a_full_size_stop_loss_counts_as_the_stop(make_engine: Callable[...
     orders = len(engine.gw.open_orders())
     engine.iterate()  # protected now: nothing more is placed
     assert len(engine.gw.open_orders()) == orders
+
+
+@pytest.mark.parametrize("failing", ["userFills", "allMids"])
+def test_a_read_failing_after_the_positions_leaves_no_position_without_its_stop(
+        make_engine: Callable[..., Any], paper_exchange: Any, failing: str) -> None:
+    """The positions and orders are read, then another read of the iteration fails (the fills, the
+    mids): the iteration fails as before, but only after every position has its stop-loss (it ended
+    with none checked, for as long as that read kept failing)."""
+    engine = make_engine()
+    engine.reconcile()
+    engine.iterate()
+    coins = sorted(engine.gw.account().positions)
+    assert coins, "the set-up: the bot entered with the signal"
+    for coin in coins:
+        for o in raw_orders(engine, coin):
+            assert engine.gw.cancel(coin, o["oid"])
+        assert stop_loss_cover(engine, coin)[0] == 0  # the set-up: bare positions
+    paper_exchange.admin("POST", "/admin/faults", {"info_errors": [failing]})
+    try:
+        with pytest.raises(TransientError):
+            engine.iterate()
+    finally:
+        paper_exchange.admin("DELETE", "/admin/faults")
+    for coin in coins:
+        covered, size = stop_loss_cover(engine, coin)
+        assert covered >= size, f"{coin}: with {failing} failing, stop-losses cover {covered} of {size}"
+
+
+def test_a_signer_check_left_unanswered_does_not_keep_the_iteration_from_placing_the_stops(
+        bot_settings: StackSettings, engine: Any, paper_exchange: Any, tmp_path: Path) -> None:
+    """The bot's loop asks the exchange whether its API wallet is still approved (``userRole``)
+    before an iteration: that read failing skipped the iteration, stops included, for as long as it
+    failed. The real loop, with the check due at every iteration and every ``userRole`` answered 500."""
+    engine.reconcile()
+    engine.iterate()
+    coins = sorted(engine.gw.account().positions)
+    assert coins, "the set-up: the bot entered with the signal"
+    for coin in coins:
+        for o in raw_orders(engine, coin):
+            assert engine.gw.cancel(coin, o["oid"])
+    paper_exchange.admin("POST", "/admin/faults", {"info_errors": ["userRole"]})
+    stop = threading.Event()
+    loop = threading.Thread(target=_run_loop, args=(engine, engine.status, engine.metrics, tmp_path / "heartbeat",
+                                                    stop, 0.1, 0.0), daemon=True)
+    loop.start()
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not all(
+                stop_loss_cover(engine, c)[0] >= stop_loss_cover(engine, c)[1] for c in coins):
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        loop.join(10)
+        paper_exchange.admin("DELETE", "/admin/faults")
+    for coin in coins:
+        covered, size = stop_loss_cover(engine, coin)
+        assert covered >= size, f"{coin}: with userRole failing, stop-losses cover {covered} of {size}"
