@@ -225,7 +225,9 @@ class Agent:
 
         probes = DependencyProbes(checks=live.checks, run_now=lambda bc: scheduler.run_now(bc, rerun_if_busy=True),
                                   is_problem=soft_problem)
-        pipeline.listeners += [alerts, remediator, probes]
+        # The remediator first: its run (and the record of its start) is queued on the store thread
+        # before the alert loop's pass, which for a check with `remediate:` only waits for its outcome.
+        pipeline.listeners += [remediator, alerts, probes]
         scheduler.result_listeners.append(probes.on_result)
         retries = Retries(status=pipeline.status, check=live.check,
                           run_now=lambda bc: scheduler.run_now(bc) if scheduler.running else None)

@@ -10,8 +10,8 @@ For every result the scheduler hands over, in this order:
 2. **persist**: a result that decides nothing is buffered and group-committed
    (:class:`ResultBatcher`). A *decision* (transition, flapping, recurrence) is written in one
    transaction with the incident and audit it implies, before anyone acts on it;
-3. **apply and hand on**: once stored, the decision goes to the listeners: the alert loop (which
-   decides when the operator is told) and the remediator (which decides what to do).
+3. **apply and hand on**: once stored, the decision goes to the listeners: the remediator (which
+   decides what to do) and the alert loop (which decides when the operator is told).
 
 While the store cannot be written (locked by another process, full, gone), decisions wait in
 order and are retried with backoff; the results of a check that has a decision waiting queue

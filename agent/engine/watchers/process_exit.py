@@ -130,7 +130,9 @@ class ProgramWatcher:
                 return
             if info.get("pid") != pid or info.get("statename") not in RUNNING_STATES:
                 return
-            await asyncio.sleep(0.002)
+            # supervisord reaps at the end of the loop pass that read this request, before it
+            # writes the answer: the next request, sent at once, finds the child reaped
+            await asyncio.sleep(0)
 
     async def _running_pid(self) -> int | None:
         try:
