@@ -328,7 +328,12 @@ def run_outcome(name: str, outcomes: Sequence[TaskOutcome], seconds: float) -> t
     if not acted:
         skipped = "; ".join(f"{o.task}: {o.msg}" for o in outcomes) or "no steps"
         return "nothing", f"{name}: nothing done, its steps do not apply ({skipped})"
-    said = "; ".join(o.msg or o.task for o in acted)
+    if all(o.status == "ignored" for o in acted):
+        # every step that ran failed (``ignore_errors`` let the run go on): nothing was done
+        return "failed", (f"{name} failed after {_took(seconds)} (errors ignored): "
+                          + "; ".join(f"{o.task}: {o.msg}" for o in acted))
+    said = "; ".join(f"{o.task} failed (ignored): {o.msg}" if o.status == "ignored" else o.msg or o.task
+                     for o in acted)
     if all(o.status == "ok" for o in acted):
         return "nothing", f"{name}: nothing to change ({said})"
     return "done", f"{name}: {said} in {_took(seconds)}"

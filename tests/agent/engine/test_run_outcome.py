@@ -23,7 +23,8 @@ def step(status: str, msg: str = "") -> TaskOutcome:
     (["ok", "skipped"], "nothing", False),
     (["changed"], "done", True),
     (["ok", "changed"], "done", True),
-    (["ignored"], "done", True),  # failed with ignore_errors: it acted (Ansible's 'ignored')
+    (["ignored"], "failed", True),  # every step failed, ignore_errors or not: nothing was done
+    (["ignored", "changed"], "done", True),  # the next step acted: done, the failed one said as such
     (["ok", "failed"], "failed", True),
     (["skipped"], "nothing", False),
 ])
@@ -32,3 +33,13 @@ def test_a_run_that_changed_nothing_is_no_news(statuses: list[str], outcome: str
     assert got == outcome, line
     assert (got in UPDATE_OUTCOMES) is told and (got in QUIET_OUTCOMES) is not told, line
     assert line.startswith("halt-entries")
+
+
+def test_a_step_that_failed_with_ignore_errors_is_said_as_failed() -> None:
+    """The line the operator reads after "done by the agent" or "failed" names an ignored step's
+    failure as a failure: it read as if the error text were what the agent did."""
+    got, line = run_outcome("restart", [step("ignored", "connection refused"), step("changed", "started bot")], 0.2)
+    assert got == "done"
+    assert "halt new entries failed (ignored): connection refused" in line and "started bot" in line, line
+    got, line = run_outcome("restart", [step("ignored", "connection refused")], 0.2)
+    assert got == "failed" and line.startswith("restart failed after") and "errors ignored" in line, line
