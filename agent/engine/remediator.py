@@ -38,7 +38,13 @@ from agent.engine.remediation import Decision as Admission
 from agent.engine.remediation import RemediationGuard
 from agent.engine.store_thread import StoreThread, describe_store_error
 from agent.engine.task_runner import TaskRunner
-from agent.notify.lifecycle.remediation_notes import OUTCOME_EVENT, SPENT_BEFORE, STARTED_EVENT, THIS_AGENT
+from agent.notify.lifecycle.remediation_notes import (
+    OUTCOME_EVENT,
+    SPENT_BEFORE,
+    STARTED_EVENT,
+    THIS_AGENT,
+    UNCHANGED,
+)
 from agent.notify.routing import RoutedMessage
 
 if TYPE_CHECKING:
@@ -189,8 +195,10 @@ class Remediator:
                 line += _what_it_saw(bc, vars_)
             if runs is not None and remediation.budget is not None:
                 line += f" (run {runs} of {remediation.budget.max} within {format_duration(remediation.budget.within)})"
+            unchanged = outcome == "nothing" and any(o.status == "ok" for o in recap.outcomes)
             await self._event(OUTCOME_EVENT, bc, incident_id, line,
-                              {"outcome": outcome, "remediation": name, "run": run})
+                              {"outcome": outcome, "remediation": name, "run": run, **({UNCHANGED: True} if unchanged
+                                                                                       else {})})
 
     async def _nothing_to_do(self, bc: BoundCheck, name: str, skipped: Sequence[TaskOutcome],
                              vars_: Mapping[str, Any]) -> None:

@@ -80,6 +80,10 @@ restarted again (or its restart waiting for the cooldown) is the crash loop the 
 handled (Alertmanager sends nothing for a firing group whose alerts did not change). They are told
 in the incident's next message: its resolve, an urgent update (the budget spent, a failure) or the
 hand-over's page, which count them."""
+UNCHANGED = "unchanged"
+"""Data of a ``nothing`` outcome whose steps ran and found what they would do already done (the
+program already STARTING: supervisord's own retry of a bot dead before RUNNING): the crash loop
+being handled, folded like a restart (each one was an update "nothing to change")."""
 SPENT_BEFORE = "spent_before"
 """Data of a refusal by a budget spent before it (its first refusal in the window handed over or was
 told): a crash after the hand-over's page is the loop the page told, no update of its own (each
@@ -290,7 +294,8 @@ class RemediationNotes:
             # than the last message's event was not visible when that message was written.
             last = max(told, key=lambda e: e.id)
             new = [e for e in events if e.id > last.id and (e.kind == RECURRENCE_EVENT or (
-                e.kind == OUTCOME_EVENT and (e.data or {}).get("outcome") in UPDATE_OUTCOMES))]
+                e.kind == OUTCOME_EVENT and ((e.data or {}).get("outcome") in UPDATE_OUTCOMES
+                                             or (e.data or {}).get(UNCHANGED))))]
             if any(CAUSES in (e.data or {}) for e in new):
                 if standing is None:
                     standing = {k: st.extras.get(CAUSES) for k, st in tx.load_check_states().items()}
@@ -330,7 +335,8 @@ class RemediationNotes:
     def _folded(self, inc: IncidentRecord, new: Sequence[EventRecord]) -> bool:
         """Whether ``new`` (what happened since the incident's last message) is only recurrences of
         a remediated check (:data:`CAME_BACK`), each followed by an outcome of
-        :data:`FOLDED_OUTCOMES` (a recurrence the agent did nothing about, as its steps do not
+        :data:`FOLDED_OUTCOMES`, a refusal by a budget spent before or a run that found nothing to
+        change (:data:`UNCHANGED`); a recurrence the agent did nothing about, as its steps do not
         apply, is told)."""
         if not any(e.kind in CAME_BACK for e in new) or not self._catalog.remediations(inc.key):
             return False
@@ -340,7 +346,8 @@ class RemediationNotes:
                 if CAUSES in (e.data or {}):
                     return False  # a new cause (a halt on top of the one told) is news, not a loop
                 answered = False
-            elif (e.data or {}).get("outcome") in FOLDED_OUTCOMES or (e.data or {}).get(SPENT_BEFORE):
+            elif (e.data or {}).get("outcome") in FOLDED_OUTCOMES or (e.data or {}).get(SPENT_BEFORE) \
+                    or (e.data or {}).get(UNCHANGED):
                 answered = True
             else:
                 return False

@@ -25,6 +25,7 @@ from agent.notify.lifecycle.remediation_notes import (
     OUTCOME_EVENT,
     RECURRENCE_EVENT,
     SPENT_BEFORE,
+    UNCHANGED,
 )
 from tests.agent.engine.pipeline_world import PipelineWorld
 
@@ -313,6 +314,31 @@ async def test_a_crash_loop_being_handled_is_folded_into_the_incidents_next_mess
     assert [kind for kind, _, _ in world.told()] == ["alert", "resolve"], world.told()
     assert "happened again 1 time while it lasted" in world.bodies()[1], world.bodies()[1]
     assert outcome[0] in world.bodies()[1], world.bodies()[1]
+
+
+async def test_a_crash_loop_supervisord_retries_itself_is_folded_too(world: World) -> None:
+    """A bot dead before RUNNING is started again by supervisord itself (``startretries``): the
+    agent's restart of each such crash finds it already STARTING, "nothing to change". Each of those
+    was an update of its own ("it happened again; nothing to change"), one per ``group_interval``
+    for as long as supervisord retried. It is the crash loop the alert told, being handled: folded
+    like a restart, and counted by the resolve."""
+    world.restart()
+    exited = {"state": "EXITED", "running": False}
+    await world.result(CheckResult(facts=exited, value="EXITED", occurrence="1796678501"), "worker process")
+    inc = world.store.open_incident_for("p/local/worker process")
+    assert inc is not None
+    world.store.add_event(OUTCOME_EVENT, inc.key, inc.id, "restart: done", {"outcome": "done"}, at=datetime.now(UTC))
+    assert world.tick(GROUP_WAIT + 0.5) == 1
+    for n in range(3):
+        await world.result(CheckResult(facts=exited, value="EXITED", occurrence=f"17966785{10 + n}"), "worker process")
+        world.store.add_event(OUTCOME_EVENT, inc.key, inc.id, "restart: nothing to change (bot already STARTING)",
+                              {"outcome": "nothing", UNCHANGED: True}, at=datetime.now(UTC))
+    assert world.tick(GROUP_INTERVAL + 5) == 0, world.told()
+    assert world.tick(5 * GROUP_INTERVAL) == 0, world.told()
+    await world.result(CheckResult(facts={"state": "RUNNING", "running": True}, value="RUNNING"), "worker process")
+    world.tick(6 * GROUP_INTERVAL)
+    assert [kind for kind, _, _ in world.told()] == ["alert", "resolve"], world.told()
+    assert "happened again 3 times while it lasted" in world.bodies()[1], world.bodies()[1]
 
 
 @pytest.mark.parametrize(("named", "causes"), [

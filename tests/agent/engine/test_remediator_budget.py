@@ -109,11 +109,16 @@ class NoChangeTasks(HeldTasks):
 async def test_runs_that_changed_nothing_do_not_spend_the_budget(store, thread) -> None:
     """The budget counts restarts: a run whose steps all answered 'already started' restarted
     nothing, and five of them must not hand over to the emergency (which flattens the account)."""
+    from agent.notify.lifecycle.remediation_notes import OUTCOME_EVENT, UNCHANGED
+
     tasks, pages = NoChangeTasks(), Pages()
     remediator, bc = world(store, thread, tasks, pages, budget(3))
     for _ in range(5):
         await remediator._remediate(bc, "crash", {}, ["restart"])
     assert tasks.runs == 5 and pages.paged == [], pages.paged
+    outcomes = [e.data or {} for e in store.recent_events(kind=OUTCOME_EVENT, limit=10)]
+    # the crash loop being handled (supervisord's own retry): folded by the alert lifecycle
+    assert [(o.get("outcome"), o.get(UNCHANGED)) for o in outcomes] == [("nothing", True)] * 5, outcomes
 
 
 async def test_a_refusal_by_a_budget_spent_before_it_says_so(store, thread) -> None:
