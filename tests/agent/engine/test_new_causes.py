@@ -61,6 +61,7 @@ remediations:
       - command: {argv: ["true"]}
 """
 GROUP_WAIT, GROUP_INTERVAL = 1.0, 30.0
+EXITED = {"state": "EXITED", "running": False}
 
 
 def health(*reasons: str) -> CheckResult:
@@ -85,6 +86,16 @@ class World(PipelineWorld):
         now); how many rows they queued."""
         now = datetime.now(UTC)
         return self.lifecycle.tick(now) + self.lifecycle.tick(now + timedelta(seconds=after))
+
+    async def crash_told(self) -> Any:
+        """An agent started afresh; the worker crashed, its restart done, its alert told: the incident."""
+        self.restart()
+        await self.result(CheckResult(facts=EXITED, value="EXITED", occurrence="1796678501"), "worker process")
+        inc = self.store.open_incident_for("p/local/worker process")
+        assert inc is not None
+        self.store.add_event(OUTCOME_EVENT, inc.key, inc.id, "restart: done", {"outcome": "done"}, at=datetime.now(UTC))
+        assert self.tick(GROUP_WAIT + 0.5) == 1
+        return inc
 
     def told(self) -> list[tuple[str, str, str]]:
         return [(n.kind, n.target, n.title) for n in sorted(self.store.list_notifications(), key=lambda n: n.id)]
@@ -297,14 +308,8 @@ async def test_a_crash_loop_being_handled_is_folded_into_the_incidents_next_mess
     restart): a remediated check's recurrence whose restart was done again (or waits for the
     cooldown) is the crash loop the alert told, being handled: no update of its own (as
     Alertmanager sends nothing for a firing group that did not change). The resolve counts it."""
-    world.restart()
-    exited = {"state": "EXITED", "running": False}
-    await world.result(CheckResult(facts=exited, value="EXITED", occurrence="1796678501"), "worker process")
-    inc = world.store.open_incident_for("p/local/worker process")
-    assert inc is not None
-    world.store.add_event(OUTCOME_EVENT, inc.key, inc.id, "restart: done", {"outcome": "done"}, at=datetime.now(UTC))
-    assert world.tick(GROUP_WAIT + 0.5) == 1
-    await world.result(CheckResult(facts=exited, value="EXITED", occurrence="1796678504"), "worker process")
+    inc = await world.crash_told()
+    await world.result(CheckResult(facts=EXITED, value="EXITED", occurrence="1796678504"), "worker process")
     assert world.store.recent_events(kind=RECURRENCE_EVENT, limit=5), "no recurrence recorded"
     world.store.add_event(OUTCOME_EVENT, inc.key, inc.id, outcome[0], {"outcome": outcome[1]}, at=datetime.now(UTC))
     assert world.tick(GROUP_INTERVAL + 5) == 0
@@ -322,15 +327,9 @@ async def test_a_crash_loop_supervisord_retries_itself_is_folded_too(world: Worl
     was an update of its own ("it happened again; nothing to change"), one per ``group_interval``
     for as long as supervisord retried. It is the crash loop the alert told, being handled: folded
     like a restart, and counted by the resolve."""
-    world.restart()
-    exited = {"state": "EXITED", "running": False}
-    await world.result(CheckResult(facts=exited, value="EXITED", occurrence="1796678501"), "worker process")
-    inc = world.store.open_incident_for("p/local/worker process")
-    assert inc is not None
-    world.store.add_event(OUTCOME_EVENT, inc.key, inc.id, "restart: done", {"outcome": "done"}, at=datetime.now(UTC))
-    assert world.tick(GROUP_WAIT + 0.5) == 1
+    inc = await world.crash_told()
     for n in range(3):
-        await world.result(CheckResult(facts=exited, value="EXITED", occurrence=f"17966785{10 + n}"), "worker process")
+        await world.result(CheckResult(facts=EXITED, value="EXITED", occurrence=f"17966785{10 + n}"), "worker process")
         world.store.add_event(OUTCOME_EVENT, inc.key, inc.id, "restart: nothing to change (bot already STARTING)",
                               {"outcome": "nothing", UNCHANGED: True}, at=datetime.now(UTC))
     assert world.tick(GROUP_INTERVAL + 5) == 0, world.told()
@@ -390,15 +389,9 @@ async def test_a_crash_loop_that_does_not_end_is_not_folded_for_ever(world: Worl
     operator with the first alert's "restarted" while the program dies again and again: past
     FOLD_AT_MOST group_intervals after the incident's last message the loop is told as an update
     counting the crashes, then again each FOLD_AT_MOST group_intervals while it lasts."""
-    world.restart()
-    exited = {"state": "EXITED", "running": False}
-    await world.result(CheckResult(facts=exited, value="EXITED", occurrence="1796678501"), "worker process")
-    inc = world.store.open_incident_for("p/local/worker process")
-    assert inc is not None
-    world.store.add_event(OUTCOME_EVENT, inc.key, inc.id, "restart: done", {"outcome": "done"}, at=datetime.now(UTC))
-    assert world.tick(GROUP_WAIT + 0.5) == 1
+    inc = await world.crash_told()
     for n in range(3):
-        await world.result(CheckResult(facts=exited, value="EXITED", occurrence=f"17966785{10 + n}"), "worker process")
+        await world.result(CheckResult(facts=EXITED, value="EXITED", occurrence=f"17966785{10 + n}"), "worker process")
         world.store.add_event(OUTCOME_EVENT, inc.key, inc.id, f"restart: started worker (STARTING, pid {n}) in 12ms",
                               {"outcome": "done"}, at=datetime.now(UTC))
     assert world.tick(GROUP_INTERVAL + 5) == 0  # folded: the crash loop the alert told, being handled
@@ -415,20 +408,14 @@ async def test_a_crash_after_the_budget_was_spent_and_told_is_no_update_of_its_o
     last restart): each crash was refused 'budget spent' and each refusal was an urgent update, after
     the page that already said a human is needed (a program that cannot start: alert, updates, page,
     then an update per crash). A refusal by a budget spent before it is folded like a restart."""
-    world.restart()
-    exited = {"state": "EXITED", "running": False}
-    await world.result(CheckResult(facts=exited, value="EXITED", occurrence="1796678501"), "worker process")
-    inc = world.store.open_incident_for("p/local/worker process")
-    assert inc is not None
-    world.store.add_event(OUTCOME_EVENT, inc.key, inc.id, "restart: done", {"outcome": "done"}, at=datetime.now(UTC))
-    assert world.tick(GROUP_WAIT + 0.5) == 1
-    await world.result(CheckResult(facts=exited, value="EXITED", occurrence="1796678502"), "worker process")
+    inc = await world.crash_told()
+    await world.result(CheckResult(facts=EXITED, value="EXITED", occurrence="1796678502"), "worker process")
     world.store.add_event(OUTCOME_EVENT, inc.key, inc.id, "restart not run: budget spent: 3 of 3 runs within 1800s; "
                           "handed over to playbook emergency and a human paged", {"outcome": "handed-over"},
                           at=datetime.now(UTC))
     assert world.tick(GROUP_WAIT + 0.5) == 1  # urgent: told at once
     for n in range(3):
-        await world.result(CheckResult(facts=exited, value="EXITED", occurrence=f"17966785{10 + n}"), "worker process")
+        await world.result(CheckResult(facts=EXITED, value="EXITED", occurrence=f"17966785{10 + n}"), "worker process")
         world.store.add_event(OUTCOME_EVENT, inc.key, inc.id, "restart not run: budget spent: 3 of 3 runs within "
                               "1800s", {"outcome": "refused", SPENT_BEFORE: True}, at=datetime.now(UTC))
     world.store.add_event(OUTCOME_EVENT, inc.key, inc.id, "restart not run: budget spent: 3 of 3 runs within 1800s",

@@ -79,13 +79,9 @@ def test_only_a_full_size_stop_loss_counts_as_the_stop(make_engine: Callable[...
     assert len(engine.gw.open_orders()) == orders
 
 
-@pytest.mark.parametrize("failing", ["userFills", "allMids"])
-def test_a_read_failing_after_the_positions_leaves_no_position_without_its_stop(
-        make_engine: Callable[..., Any], paper_exchange: Any, failing: str) -> None:
-    """The positions and orders are read, then another read of the iteration fails (the fills, the
-    mids): the iteration fails as before, but only after every position has its stop-loss (it ended
-    with none checked, for as long as that read kept failing)."""
-    engine = make_engine()
+def bare_positions(engine: Any) -> list[str]:
+    """Let the bot enter with the signal, then cancel every order it rests: positions without a
+    stop. Returns their coins."""
     engine.reconcile()
     engine.iterate()
     coins = sorted(engine.gw.account().positions)
@@ -93,7 +89,18 @@ def test_a_read_failing_after_the_positions_leaves_no_position_without_its_stop(
     for coin in coins:
         for o in raw_orders(engine, coin):
             assert engine.gw.cancel(coin, o["oid"])
-        assert stop_loss_cover(engine, coin)[0] == 0  # the set-up: bare positions
+        assert stop_loss_cover(engine, coin)[0] == 0
+    return coins
+
+
+@pytest.mark.parametrize("failing", ["userFills", "allMids"])
+def test_a_read_failing_after_the_positions_leaves_no_position_without_its_stop(
+        make_engine: Callable[..., Any], paper_exchange: Any, failing: str) -> None:
+    """The positions and orders are read, then another read of the iteration fails (the fills, the
+    mids): the iteration fails as before, but only after every position has its stop-loss (it ended
+    with none checked, for as long as that read kept failing)."""
+    engine = make_engine()
+    coins = bare_positions(engine)
     paper_exchange.admin("POST", "/admin/faults", {"info_errors": [failing]})
     try:
         with pytest.raises(TransientError):
@@ -110,13 +117,7 @@ def test_a_signer_check_left_unanswered_does_not_keep_the_iteration_from_placing
     """The bot's loop asks the exchange whether its API wallet is still approved (``userRole``)
     before an iteration: that read failing skipped the iteration, stops included, for as long as it
     failed. The real loop, with the check due at every iteration and every ``userRole`` answered 500."""
-    engine.reconcile()
-    engine.iterate()
-    coins = sorted(engine.gw.account().positions)
-    assert coins, "the set-up: the bot entered with the signal"
-    for coin in coins:
-        for o in raw_orders(engine, coin):
-            assert engine.gw.cancel(coin, o["oid"])
+    coins = bare_positions(engine)
     paper_exchange.admin("POST", "/admin/faults", {"info_errors": ["userRole"]})
     stop = threading.Event()
     loop = threading.Thread(target=_run_loop, args=(engine, engine.status, engine.metrics, tmp_path / "heartbeat",
