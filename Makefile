@@ -65,9 +65,13 @@ lint: $(STAMP)
 # loadgroup: tests of one xdist_group share a worker (the fault scenarios share one stack).
 TEST_WORKERS ?= 4
 
+# Bytecode may be written (into the ignored __pycache__/ directories): with PYTHONDONTWRITEBYTECODE
+# set, as container images often set it, every worker rewrote and compiled every test module on
+# every run (pytest's assertion rewriting: ~9 CPU-s a worker; ~4 once cached).
 test: $(STAMP) system-test-deps browser lint
 	$(BIN)/agent validate playbooks
-	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadgroup --durations=20
+	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadgroup \
+		--durations=20
 
 # Debian's headless browser and its driver, for the web page's browser test (tests/web).
 browser:

@@ -77,11 +77,20 @@ def _hard_states(stack: StackUnderTest) -> dict[str, str]:
     return {k: "OK" if k in held else s for k, s in states.items()}
 
 
+_QUIET_SINCE: dict[Path, tuple[int, float]] = {}
+"""Per stack: the inbox's length when the last :func:`_settled` returned, and since when it had
+been that long with every check OK."""
+
+
 def _settled(stack: StackUnderTest, quiet: float = 8.0, timeout: float = 120.0) -> int:
     """Wait until every stored check is OK and the inbox has been quiet ``quiet`` seconds;
-    returns the inbox's length then (messages after it belong to the next fault)."""
+    returns the inbox's length then (messages after it belong to the next fault).
+
+    The quiet is counted from when the inbox last changed, as the previous call saw it: a test
+    that starts right after one that ended settled, with nothing since, does not wait another
+    ``quiet`` seconds for a quiet already seen (a message or a check not OK meanwhile restarts it)."""
     deadline = time.monotonic() + timeout
-    seen, since = -1, time.monotonic()
+    seen, since = _QUIET_SINCE.get(stack.root, (-1, time.monotonic()))
     while time.monotonic() < deadline:
         n = len(stack.inbox())
         states = _hard_states(stack)
@@ -89,6 +98,7 @@ def _settled(stack: StackUnderTest, quiet: float = 8.0, timeout: float = 120.0) 
         if n != seen or not ok:
             seen, since = n, time.monotonic()
         elif time.monotonic() - since >= quiet:
+            _QUIET_SINCE[stack.root] = (n, since)
             return n
         time.sleep(0.5)
     bad = {k: s for k, s in _hard_states(stack).items() if s != "OK"}
