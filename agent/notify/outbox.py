@@ -38,6 +38,7 @@ from typing import Any, TypeVar
 
 from agent.notify.claims import ClaimOwner
 from agent.notify.delivery import AppriseDelivery, DeliveryResult
+from agent.notify.receipts import DeliveryReceipts, receipts_dir
 from agent.notify.routing import TargetSpec
 from agent.store import NotificationRecord, Store
 
@@ -79,6 +80,7 @@ class Outbox:
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._preparing: set[asyncio.Task[None]] = set()
         self.owner = str(ClaimOwner.current(role))
+        self.receipts = DeliveryReceipts(receipts_dir(str(getattr(store, "url", ""))), self.owner)
         self.lease = lease if lease is not None else max(60.0, 3 * self.delivery.timeout)
         self.scope: set[int] | None = None if scope is None else set(scope)
         self._delivering: set[int] = set()
@@ -149,6 +151,7 @@ class Outbox:
             # Rows claimed but not started go back now; one cut off mid-delivery stays claimed
             # and is sent again once this process is gone (at-least-once in that window).
             await self._db(self.store.release_claims, self.clock(), [self.owner], set(self._delivering))
+            self.receipts.close()
 
     async def drain(self, timeout: float) -> None:
         """Deliver what is due (with a scope: what this process queued) for up to ``timeout``
@@ -174,6 +177,7 @@ class Outbox:
         finally:
             self._closing = True
             released = await self._db(self.store.release_claims, self.clock(), [self.owner], set(self._delivering))
+            self.receipts.close()
             if released:
                 log.info("outbox: %d message(s) not delivered in time are left to the resident agent", released)
 
@@ -187,10 +191,20 @@ class Outbox:
         return bool(rows)
 
     async def _release_dead_owners(self) -> None:
-        """Give back the claims of owners on this host whose process is gone."""
+        """Give back the claims of owners on this host whose process is gone; the rows their
+        targets had accepted (their receipts) are marked sent instead (:mod:`agent.notify.receipts`)."""
         owners = await self._db(self.store.claim_owners) or set()
         dead = [o for o in owners if o != self.owner and (p := ClaimOwner.parse(o)) is not None
                 and p.alive() is False]
+        for owner in dead:
+            done = [(i, await self._db(functools.partial(self.store.mark_sent, owner=owner), i, at))
+                    for i, at in sorted(self.receipts.of(owner).items())]
+            if any(marked for _, marked in done):
+                log.warning("outbox: %d message(s) of a process that is gone (%s) had been accepted by their "
+                            "target before it died: recorded as sent, not sent again",
+                            sum(1 for _, marked in done if marked), owner)
+            if all(marked is not None for _, marked in done):  # else read again at the next start
+                self.receipts.forget(owner)
         if dead:
             released = await self._db(functools.partial(self.store.release_claims, interrupted=True), self.clock(), dead)
             if released:
@@ -246,7 +260,9 @@ class Outbox:
                                                      attachments=row.attachments)
                 now = self.clock()
                 if result.ok:
-                    await self._db(self.store.mark_sent, row.id, now)
+                    self.receipts.accepted(row.id, now)  # before the store: see agent.notify.receipts
+                    if await self._db(self.store.mark_sent, row.id, now) is not None:
+                        self.receipts.recorded(row.id)
                     log.info("notification %d (%s) delivered to %s", row.id, row.kind, target)
                     if row.attempts:  # the target is back: its other waiting messages go now
                         await self._db(self.store.expedite_target, target, now)

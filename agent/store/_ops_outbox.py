@@ -216,17 +216,23 @@ class OutboxOperations(OperationsBase):
                 due.append(groups["pending"][0])
         return min(due) if due else None
 
-    def mark_sent(self, notification_id: int, at: datetime) -> None:
+    def mark_sent(self, notification_id: int, at: datetime, *, owner: str | None = None) -> bool:
         """Record a delivery apprise reported, and a ``delivered`` audit event for every
-        incident the message tells (``agent explain`` shows when it really went out)."""
+        incident the message tells (``agent explain`` shows when it really went out). With
+        ``owner`` (a dead outbox's receipt): only while the row is still ``sending`` under that
+        owner's claim. Returns whether the row was marked."""
         with self._session() as s:
-            s.execute(
-                update(NotificationRow).where(NotificationRow.id == notification_id)
-                .values(status="sent", sent_at=aware(at), attempts=NotificationRow.attempts + 1, **_UNCLAIMED)
+            q = update(NotificationRow).where(NotificationRow.id == notification_id)
+            if owner is not None:
+                q = q.where(NotificationRow.status == "sending", NotificationRow.claimed_by == owner)
+            done = s.execute(
+                q.values(status="sent", sent_at=aware(at), attempts=NotificationRow.attempts + 1, **_UNCLAIMED)
             )
+            if not getattr(done, "rowcount", 1):
+                return False
             row = s.get(NotificationRow, notification_id)
             if row is None:
-                return
+                return False
             linked = select(NotificationIncidentRow.incident_id).where(
                 NotificationIncidentRow.notification_id == notification_id)
             incidents = s.scalars(select(IncidentRow).where(
@@ -235,6 +241,7 @@ class OutboxOperations(OperationsBase):
                 s.add(EventRow(at=aware(at), kind="delivered", key=check_key(inc.play, inc.host, inc.check),
                                incident_id=inc.id, message=f"{row.kind} #{row.id} delivered to {row.target}",
                                data={"notification": row.id, "target": row.target, "kind": row.kind}))
+            return True
 
     def mark_failed(
         self, notification_id: int, error: str, next_attempt_at: datetime, dead: bool = False,

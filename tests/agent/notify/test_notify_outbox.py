@@ -10,6 +10,7 @@ import pytest
 
 from agent.notify import Outbox, TargetSpec
 from agent.notify.claims import ClaimOwner
+from agent.notify.receipts import DeliveryReceipts, receipts_dir
 from agent.store import Store
 from tests.agent.notify.conftest import running_outbox, wait_until
 from tests.support.receivers import JsonReceiver, SmtpReceiver
@@ -100,6 +101,47 @@ async def test_restart_delivers_pending_and_interrupted_rows_exactly_once(db_url
 
     assert sorted(m["message"] for m in inbox.messages) == ["body of interrupted-1" + REPEAT_NOTE,
                                                             "body of pending-1" + REPEAT_NOTE]
+
+
+async def test_a_message_its_target_accepted_before_the_agent_died_is_not_sent_again(
+        db_url: str, inbox: JsonReceiver) -> None:
+    """agent-killed-mid-remediation (3 of 20 runs on a loaded machine): the crash alert was
+    accepted by the receiver, the agent was killed before the store recorded it, and the next agent
+    sent it again. A target's answer is written down at once (agent.notify.receipts); the next
+    outbox marks what the dead one's receipts list as sent, and sends again only the rest. A
+    receipt line cut off by the kill is not read."""
+    first = Store(db_url)
+    first.migrate()
+    accepted = enqueue(first, "accepted-1")
+    enqueue(first, "unanswered-1", target="ops2")
+    cut = enqueue(first, "cut-1", target="ops3")
+    gone = subprocess.Popen(["true"])  # an agent that claimed the rows, then died
+    gone.wait()
+    owner = str(ClaimOwner("agent", socket.gethostname(), gone.pid, "1", "x"))
+    first.claim_due_notifications(datetime.now(UTC), owner=owner, lease=3600)
+    dead = DeliveryReceipts(receipts_dir(db_url), owner)  # what the dead agent wrote before it died
+    dead.accepted(accepted, datetime.now(UTC))
+    path = dead.path(owner)
+    assert path is not None
+    with path.open("a") as f:
+        f.write(f"{cut}")  # killed in the middle of the next receipt: no newline
+    first.close()
+
+    second = Store(db_url)
+    targets = {name: TargetSpec(name, inbox.url) for name in ("ops", "ops2", "ops3")}
+    async with running_outbox(second, targets) as outbox:
+        await wait_until(lambda: statuses(second) == ["sent", "sent", "sent"])
+        await asyncio.sleep(0.3)
+        live = DeliveryReceipts(receipts_dir(db_url), outbox.owner).path(outbox.owner)
+        emptied = live is not None and live.exists() and live.read_text() == ""
+    second.close()
+    from agent.store import REPEAT_NOTE
+
+    assert sorted(m["message"] for m in inbox.messages) == ["body of cut-1" + REPEAT_NOTE,
+                                                            "body of unanswered-1" + REPEAT_NOTE]
+    assert emptied, "every answer recorded: the receipts emptied"
+    assert not path.exists(), "the dead agent's receipts are read once"
+    assert live is not None and not live.exists(), "an outbox that stopped leaves no receipts"
 
 
 async def test_unknown_target_is_given_up_loudly(store: Store, caplog: object) -> None:
