@@ -205,6 +205,7 @@ class Outbox:
                             sum(1 for _, marked in done if marked), owner)
             if all(marked is not None for _, marked in done):  # else read again at the next start
                 self.receipts.forget(owner)
+        self.receipts.sweep()
         if dead:
             released = await self._db(functools.partial(self.store.release_claims, interrupted=True), self.clock(), dead)
             if released:

@@ -26,10 +26,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 log = logging.getLogger(__name__)
+
+STALE_AFTER_S = 86400.0
+"""A receipts file not written for a day belongs to no claim any more (claims expire long before)."""
 
 
 def receipts_dir(store_url: str) -> Path | None:
@@ -107,6 +111,24 @@ class DeliveryReceipts:
             except (ValueError, OverflowError, OSError):
                 continue
         return found
+
+    def sweep(self, older_than: float = STALE_AFTER_S) -> None:
+        """Remove the files of outboxes that died with nothing left to claim (their rows were all
+        recorded, or their database was replaced): not written for ``older_than`` seconds."""
+        if self.directory is None:
+            return
+        mine = self.path(self.owner)
+        try:
+            files = list(self.directory.iterdir())
+        except OSError:
+            return
+        now = time.time()
+        for path in files:
+            try:
+                if path != mine and now - path.stat().st_mtime > older_than:
+                    path.unlink()
+            except OSError:
+                continue
 
     def forget(self, owner: str) -> None:
         path = self.path(owner)

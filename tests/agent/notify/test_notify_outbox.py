@@ -5,6 +5,7 @@ import asyncio
 import socket
 import subprocess
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -214,3 +215,23 @@ async def test_a_reload_from_another_thread_builds_in_the_outboxs_loop(store: St
         await asyncio.to_thread(outbox.update_targets, {"ops": TargetSpec("ops", inbox.url)})
         await wait_until(lambda: outbox.delivery.unbuilt == [])
     assert outbox.delivery._apprise["ops"] is not None
+
+
+def test_receipts_of_outboxes_long_gone_are_swept(tmp_path: Path) -> None:
+    """Files of outboxes that died with every answer recorded (or whose database was replaced)
+    belong to no claim: swept once a day old, never the outbox's own."""
+    import os
+    import time
+
+    mine = DeliveryReceipts(tmp_path, "agent@h:1:1:mine")
+    old = DeliveryReceipts(tmp_path, "agent@h:2:1:old")
+    recent = DeliveryReceipts(tmp_path, "agent@h:3:1:recent")
+    for r in (mine, old, recent):
+        r.accepted(1, datetime.now(UTC))
+    day_ago = time.time() - 2 * 86400
+    for r in (mine, old):
+        path = r.path(r.owner)
+        assert path is not None
+        os.utime(path, (day_ago, day_ago))
+    mine.sweep()
+    assert [r.path(r.owner).exists() for r in (mine, old, recent)] == [True, False, True]  # type: ignore[union-attr]
