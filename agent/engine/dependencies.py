@@ -17,6 +17,11 @@ result pipeline:
 * ``back_at``: when the check last read healthy after a failing reading, whether or not the
   failure had turned hard: a parent that needs two failures (``after: 2``) and failed once, while
   a dependent read the same outage, is back all the same (the dependent's reading is stale).
+* ``failed_at``/``cause``: when the latest failing reading started and the class of its failure
+  (:func:`agent.core.causes.failure_cause`: ``HTTP 500 server error``, ``timed out``, ...; ``None``
+  for a problem read from a value): a dependent that cannot read for the reason its parent just
+  failed with is most likely the same fault (an exchange answering 500 to some requests: each
+  check gets its share of them), whatever the parent read in between.
 
 :class:`DependencyProbes` listens to stored decisions and runs checks at once when a dependency
 question is open, instead of waiting for their schedule (Nagios' on-demand host checks):
@@ -36,6 +41,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from agent.core.causes import failure_cause
 from agent.core.states import State
 from agent.notify.lifecycle.checks import parent_key
 
@@ -57,6 +63,9 @@ class Evidence:
     back_at: datetime | None = None
     state: State = State.OK
     """The latest raw (soft) state."""
+    failed_at: datetime | None = None
+    cause: str | None = None
+    """The failure class of the latest failing reading (started at ``failed_at``), kept after it."""
 
 
 class EvidenceLog:
@@ -67,10 +76,11 @@ class EvidenceLog:
         self._by_key: dict[str, Evidence] = {}
 
     def record(self, key: str, state: State, started: datetime, *, seen_at: float | None = None,
-               recovered: bool = False) -> Evidence:
+               recovered: bool = False, error: str | None = None) -> Evidence:
         """A result of ``key`` whose probe started at ``started``; ``recovered``: its hard state
-        returned to OK with it (dated like its health, by ``seen_at`` if given). A healthy result
-        after a failing one is ``back_at`` (see the module docstring)."""
+        returned to OK with it (dated like its health, by ``seen_at`` if given); ``error``: why a
+        failing probe could not read (its class is ``cause``). A healthy result after a failing
+        one is ``back_at`` (see the module docstring)."""
         old = self._by_key.get(key, Evidence())
         if state is State.OK:
             healthy = datetime.fromtimestamp(seen_at, UTC) if seen_at is not None else started
@@ -84,7 +94,8 @@ class EvidenceLog:
             # CRITICAL (the bot's key refused) that reads UNKNOWN (its /health timed out) has a
             # new problem, which its parent may explain (see dependency_hold).
             same = old.problem_since is not None and old.state is state
-            new = replace(old, problem_since=old.problem_since if same else started, problem_at=started, state=state)
+            new = replace(old, problem_since=old.problem_since if same else started, problem_at=started, state=state,
+                          failed_at=started, cause=failure_cause(error))
         self._by_key[key] = new
         return new
 

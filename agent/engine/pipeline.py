@@ -240,7 +240,7 @@ class ResultPipeline:
         decision = self.classify(bc, result, duration_ms)
         tr = decision.transition
         self.evidence.record(bc.key, decision.obs.state, started, seen_at=result.seen_at,
-                             recovered=tr is not None and tr.new is State.OK)
+                             recovered=tr is not None and tr.new is State.OK, error=decision.obs.error)
         if not decision.decides and bc.key not in self._waiting_keys:
             self._batcher.add(bc, decision.status, result_row(bc, decision.obs))
             if decision.again:
@@ -267,7 +267,8 @@ class ResultPipeline:
         was_problem = status.hard.is_problem
         obs = classify(bc, result, self._config.current.templating, status.soft, datetime.now(UTC), duration_ms)
         self._last_obs[bc.key] = obs
-        transition = status.advance(obs, after=confirmations(bc.check.after, obs.error), for_seconds=bc.check.for_)
+        transition = status.advance(obs, after=confirmations(bc.check.after, obs.error), for_seconds=bc.check.for_,
+                                    recover_after=bc.check.recover_after)
         flap = None
         if bc.check.flapping is not None:
             f = bc.check.flapping
