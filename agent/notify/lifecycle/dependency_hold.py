@@ -37,7 +37,12 @@ same bound, even while the parent reads healthy between its own errors: an upstr
 intermittently gives every check reading it its share of the errors, and the parent's alert (once
 its failures turn hard) is the one message; when the upstream recovers, the dependent's next
 reading (its retry) resolves it untold. Only a failure that outlasts the bound is told as the
-dependent's own (Alertmanager's inhibition, with the failure's cause as the equal label).
+dependent's own (Alertmanager's inhibition, with the failure's cause as the equal label). And
+one reading of each is not enough to tell them apart: a dependent that cannot read (any class
+but ``check error``) whose parent read healthy is told as its own problem only once it failed
+again (its retry) and its parent, run at once for that reading
+(:class:`agent.engine.dependencies.DependencyProbes`), was read healthy after it, and has not
+failed the same way meanwhile; up to the same bound.
 
 Which parent state folds which dependent: a parent that cannot work (CRITICAL or UNKNOWN: down,
 refused, timing out) folds every state of its dependents; a parent that still works but is
@@ -80,6 +85,9 @@ class Evidence(Protocol):
     @property
     def cause(self) -> str | None:
         """The failure class of that reading (:func:`agent.core.causes.failure_cause`)."""
+    @property
+    def failures(self) -> int:
+        """Failing readings in a row."""
 
 
 @dataclass(frozen=True)
@@ -136,6 +144,11 @@ def dependency_hold(inc: IncidentRecord, parents: Mapping[str, str], *,
         if same_fault(inc.state, mine, theirs, since=mine.problem_since - timedelta(seconds=hold)) and now < until:
             return Held(f"waiting for {name}: it failed the same way ({mine.cause}) at "
                         f"{theirs.failed_at:%H:%M:%S} UTC", until)
+        if cannot_read(inc.state, mine) and now < until:
+            if mine.failures < 2:
+                return Held(f"waiting for a second reading: {name} read healthy once", until, evidence=True)
+            if mine.problem_at is not None and theirs.healthy_at < mine.problem_at:
+                return Held(f"waiting for {name}: not read since this read {mine.cause} again", until, evidence=True)
         if mine.problem_at is None:
             continue
         recovered = theirs.recovered_at
@@ -148,6 +161,13 @@ def dependency_hold(inc: IncidentRecord, parents: Mapping[str, str], *,
     return None
 
 
+def cannot_read(state: State, mine: Evidence) -> bool:
+    """Whether a dependent in ``state`` could not read for a reason its parent may share (an
+    upstream error: HTTP 5xx or 429, a timeout, a refused or failed connection; not a ``check
+    error``)."""
+    return state is State.UNKNOWN and mine.state is State.UNKNOWN and mine.cause not in (None, CHECK_ERROR)
+
+
 def same_fault(state: State, mine: Evidence, theirs: Evidence, *, since: datetime) -> bool:
     """Whether a dependent in ``state`` that cannot read (``mine``) fails for the reason its parent
     (``theirs``) failed with at ``since`` or later: an upstream that fails intermittently (an
@@ -155,9 +175,8 @@ def same_fault(state: State, mine: Evidence, theirs: Evidence, *, since: datetim
     errors, so a parent's healthy reading between two of its own errors does not make the
     dependent's error a fault of its own. A ``check error`` (an expression, a missing metric) is
     each check's own: never the same fault."""
-    cause = mine.cause
-    return (state is State.UNKNOWN and mine.state is State.UNKNOWN and cause is not None and cause != CHECK_ERROR
-            and theirs.cause == cause and theirs.failed_at is not None and theirs.failed_at >= since)
+    return (cannot_read(state, mine) and theirs.cause == mine.cause and theirs.failed_at is not None
+            and theirs.failed_at >= since)
 
 
 def folded_without_store(state: State, mine: Evidence | None, chain: Sequence[tuple[str, str]], *,

@@ -153,3 +153,34 @@ async def test_a_recovering_check_is_read_again_soon(world: World) -> None:
     finally:
         retries.close()
     await asyncio.sleep(0)
+
+
+async def test_a_dependent_failing_before_its_parent_ever_did_waits_for_a_second_reading(world: World) -> None:
+    """exchange-5xx, seed 4200015721 (59 % errors): the credentials check's first error came
+    before the latency check had met any, and the latency check, run at once, was answered: the
+    credentials UNKNOWN was told on its own, the latency check's own alert followed. One reading
+    of each does not tell a shared fault from the dependent's own: the dependent's retry fails
+    too, its parent runs again (DependencyProbes) and now meets an error: the same fault."""
+    await world.read(PARENT, True)
+    await world.read(CHILD, True)
+    await world.read(CHILD, False)  # hard at once (after: 1); its parent runs now...
+    await world.read(PARENT, True)  # ...and is answered
+    assert world.told() == [], "one reading of each: not told yet"
+    await world.read(CHILD, False)  # its retry; its parent runs again...
+    await world.read(PARENT, False, False)  # ...and fails, and fails again: hard, the one message
+    await world.read(CHILD, False)
+    assert world.told() == ["[UNKNOWN] exchange API latency on local: HTTP 500 server error"]
+
+
+async def test_a_dependent_that_cannot_read_while_its_parent_reads_fine_is_told_once_confirmed(
+        world: World) -> None:
+    """The dependent's own problem (the exchange's signing endpoint failing, its info endpoint
+    fine): told once its retry fails too and its parent, read after it, is still healthy."""
+    await world.read(PARENT, True)
+    await world.read(CHILD, True)
+    await world.read(CHILD, False)
+    await world.read(PARENT, True)
+    await world.read(CHILD, False)
+    assert world.told() == [], "its parent not read since this reading"
+    await world.read(PARENT, True)
+    assert world.told() == ["[UNKNOWN] exchange credentials valid on local: HTTP 500 server error"]
