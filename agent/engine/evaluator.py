@@ -14,7 +14,8 @@ Rules (Nagios/Icinga semantics, stated so an operator can predict them):
 * once hard, a change between problem states (WARNING -> CRITICAL) is hard at once;
 * one OK result recovers at once (use ``clear`` for hysteresis on a value), unless the check sets
   ``recover_after`` (Gatus' success threshold): then a hard problem recovers only after that many
-  consecutive OK results, so one lucky reading of an upstream that fails intermittently (an
+  consecutive OK results spanning ``recover_span`` (the pipeline: one retry interval per result
+  after the first), so one lucky reading of an upstream that fails intermittently (an
   exchange answering HTTP 500 to most requests) neither resolves the incident nor, at the next
   failure, opens a second one; the readings in between are soft OK (``healthy`` counts them);
 * a check that errors or times out is UNKNOWN with the reason; UNKNOWN counts as a problem.
@@ -179,14 +180,18 @@ class CheckStatus:
     """``bad_since`` on the monotonic clock (what ``for`` is measured with)."""
     healthy: int = 0
     """Consecutive OK results while the hard state is a problem (``recover_after`` counts them)."""
+    healthy_since_mono: float | None = None
+    """The monotonic clock of the first of them."""
 
     def snapshot(self) -> CheckStatus:
         """A copy that later results do not change (what a decision persists)."""
         return replace(self, extra={k: (dict(v) if isinstance(v, dict) else v) for k, v in self.extra.items()})
 
     def advance(self, obs: Observation, *, after: int = 1, for_seconds: float | None = None,
-                recover_after: int = 1) -> Transition | None:
-        """Fold one observation in; return the hard transition it causes, if any."""
+                recover_after: int = 1, recover_span: float = 0.0) -> Transition | None:
+        """Fold one observation in; return the hard transition it causes, if any. ``recover_span``:
+        how old the first of ``recover_after`` OK results must be too (readings run sooner than
+        the retries, a dependent asking, confirm nothing by their number alone)."""
         self.last_value, self.last_error, self.last_summary, self.last_at = (
             obs.value, obs.error, obs.summary, obs.at)
         if self.hard_since is None:
@@ -197,10 +202,13 @@ class CheckStatus:
             if old_hard is State.OK:
                 return None
             self.healthy += 1
-            if self.healthy < max(1, recover_after):
+            if self.healthy == 1:
+                self.healthy_since_mono = obs.mono
+            if recover_after > 1 and (self.healthy < recover_after or self.healthy_since_mono is None
+                                      or obs.mono - self.healthy_since_mono < recover_span):
                 return None  # recovering: soft OK, hard still the problem until confirmed
             return self._become(State.OK, obs)
-        self.healthy = 0
+        self.healthy, self.healthy_since_mono = 0, None
         if self.soft is State.OK:
             self.bad_since, self.bad_since_mono, self.consecutive = obs.at, obs.mono, 1
         else:
@@ -223,5 +231,5 @@ class CheckStatus:
 
     def _become(self, new: State, obs: Observation) -> Transition:
         t = Transition(self.key, self.hard, new, obs.at, obs)
-        self.hard, self.hard_since, self.healthy = new, obs.at, 0
+        self.hard, self.hard_since, self.healthy, self.healthy_since_mono = new, obs.at, 0, None
         return t

@@ -46,7 +46,7 @@ from agent.core.states import State
 from agent.engine import flapping
 from agent.engine.dependencies import EvidenceLog
 from agent.engine.evaluator import CheckStatus, Observation, Transition, classify
-from agent.engine.retries import confirmations
+from agent.engine.retries import FIRST_RETRY_S, confirmations
 from agent.engine.status_records import record_from_status, result_row, status_from_record
 from agent.engine.store_thread import StoreThread, describe_store_error
 from agent.engine.store_writer import Batch, ResultBatcher
@@ -268,7 +268,8 @@ class ResultPipeline:
         obs = classify(bc, result, self._config.current.templating, status.soft, datetime.now(UTC), duration_ms)
         self._last_obs[bc.key] = obs
         transition = status.advance(obs, after=confirmations(bc.check.after, obs.error), for_seconds=bc.check.for_,
-                                    recover_after=bc.check.recover_after)
+                                    recover_after=bc.check.recover_after,
+                                    recover_span=(bc.check.recover_after - 1) * FIRST_RETRY_S)
         flap = None
         if bc.check.flapping is not None:
             f = bc.check.flapping

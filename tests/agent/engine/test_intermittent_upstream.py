@@ -26,7 +26,7 @@ import pytest
 
 from agent.core.states import State
 from agent.engine.evaluator import CheckStatus, Observation
-from agent.engine.retries import Retries
+from agent.engine.retries import FIRST_RETRY_S, Retries
 from agent.engine.store_thread import StoreThread
 from agent.modules.base import CheckResult
 from agent.notify.lifecycle import AlertLifecycle, LifecycleSettings
@@ -109,8 +109,9 @@ async def test_an_exchange_failing_part_of_its_requests_gives_one_message_and_on
     # the exchange answers again: the dependent's retry reads it (resolved, never told), the
     # latency check's second answer in a row is its recovery: the one resolve
     await world.read(CHILD, True)
-    await world.read(PARENT, True)
-    assert world.hard(PARENT) is State.UNKNOWN  # recovering: one answer so far
+    await world.read(PARENT, True, True)
+    assert world.hard(PARENT) is State.UNKNOWN  # recovering: two answers, but no retry apart
+    await asyncio.sleep(FIRST_RETRY_S)  # the retry's reading
     await world.read(PARENT, True)
     told = world.told()
     assert len(told) == 2 and told[1].startswith("[RESOLVED] exchange API latency on local"), told
@@ -133,6 +134,16 @@ def test_a_success_threshold_counts_consecutive_ok_readings_of_a_hard_problem() 
     assert [(t.old, t.new) if t else None for t in seen] == [
         (State.OK, State.WARNING), None, (State.WARNING, State.CRITICAL), None]
     assert st.recovering and st.hard is State.CRITICAL
+    # OK readings taken sooner than the span (a dependent asking) confirm nothing by their number alone
+    def at_mono(state: State, mono: float) -> Observation:
+        return Observation(state, None, None if state is State.OK else "HTTP 500", "", at, mono=mono)
+
+    st = CheckStatus("k")
+    readings = [(State.UNKNOWN, 0.0), (State.OK, 1.0), (State.OK, 1.2), (State.OK, 1.5), (State.UNKNOWN, 2.0),
+                (State.OK, 3.0), (State.OK, 5.0), (State.OK, 7.0)]
+    seen = [st.advance(at_mono(s_, m), recover_after=3, recover_span=4.0) for s_, m in readings]
+    assert [(t.old, t.new) if t else None for t in seen] == [
+        (State.OK, State.UNKNOWN), None, None, None, None, None, None, (State.UNKNOWN, State.OK)]
     # the default (1): one OK recovers, as before
     st = CheckStatus("k")
     assert st.advance(obs(State.UNKNOWN)) is not None and st.advance(obs(State.OK)) is not None
