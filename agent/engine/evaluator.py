@@ -17,7 +17,8 @@ Rules (Nagios/Icinga semantics, stated so an operator can predict them):
   consecutive OK results spanning ``recover_span`` (the pipeline: one retry interval per result
   after the first), so one lucky reading of an upstream that fails intermittently (an
   exchange answering HTTP 500 to most requests) neither resolves the incident nor, at the next
-  failure, opens a second one; the readings in between are soft OK (``healthy`` counts them);
+  failure, opens a second one; the readings in between are soft OK (``healthy`` counts them), and
+  another problem state read meanwhile turns hard by ``after``/``for`` like a new problem;
 * a check that errors or times out is UNKNOWN with the reason; UNKNOWN counts as a problem.
 
 Clocks: ``for`` is measured on the monotonic clock (``Observation.mono``), so a step of the
@@ -197,6 +198,7 @@ class CheckStatus:
         if self.hard_since is None:
             self.hard_since = obs.at  # the hard state (OK to begin with) holds since the first result
         old_hard = self.hard
+        was_recovering = self.recovering
         if obs.state is State.OK:
             self.soft, self.consecutive, self.bad_since, self.bad_since_mono = State.OK, 0, None, None
             if old_hard is State.OK:
@@ -216,8 +218,10 @@ class CheckStatus:
             if self.bad_since_mono is None:
                 self.bad_since_mono = obs.mono
         self.soft = obs.state
-        if old_hard.is_problem:
+        if old_hard.is_problem and (obs.state is old_hard or not was_recovering):
             return self._become(obs.state, obs) if obs.state is not old_hard else None
+        # (recovering, another problem: judged like a new one, by ``after`` and ``for``: a slow
+        # first answer of an exchange back from an outage is not a second alert)
         old_enough = for_seconds is None or (
             self.bad_since_mono is not None and obs.mono - self.bad_since_mono >= for_seconds)
         if self.consecutive >= max(1, after) and old_enough:

@@ -134,6 +134,17 @@ def test_a_success_threshold_counts_consecutive_ok_readings_of_a_hard_problem() 
     assert [(t.old, t.new) if t else None for t in seen] == [
         (State.OK, State.WARNING), None, (State.WARNING, State.CRITICAL), None]
     assert st.recovering and st.hard is State.CRITICAL
+    # recovering, another problem is judged like a new one (after: 2): exchange-outage, seed 2989002227,
+    # the first answer after the outage was slow (WARNING) and was told at once as a change
+    st = CheckStatus("k")
+    seen = [st.advance(obs(s_), after=2, recover_after=2) for s_ in
+            (State.UNKNOWN, State.UNKNOWN, State.OK, State.WARNING, State.OK, State.OK)]
+    assert [(t.old, t.new) if t else None for t in seen] == [
+        None, (State.OK, State.UNKNOWN), None, None, None, (State.UNKNOWN, State.OK)]
+    st = CheckStatus("k")
+    seen = [st.advance(obs(s_), after=2, recover_after=2) for s_ in
+            (State.UNKNOWN, State.UNKNOWN, State.OK, State.WARNING, State.WARNING)]
+    assert [(t.old, t.new) if t else None for t in seen][-1] == (State.UNKNOWN, State.WARNING)
     # OK readings taken sooner than the span (a dependent asking) confirm nothing by their number alone
     def at_mono(state: State, mono: float) -> Observation:
         return Observation(state, None, None if state is State.OK else "HTTP 500", "", at, mono=mono)
