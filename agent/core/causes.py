@@ -28,7 +28,8 @@ VERDICTS = (HUNG,)
 *is*, said in the alert's title (:func:`headline`)."""
 
 _RULES: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"\b429\b|rate.?limit", re.I), RATE_LIMITED),
+    # not "rate_limit": the exchange rate-limit check's own errors open with its metric's name
+    (re.compile(r"\b429\b|rate[ -]?limit", re.I), RATE_LIMITED),
     (re.compile(r"timed out|timeout", re.I), TIMEOUT),
     (re.compile(r"connection refused|connect call failed|errno 111", re.I), CONNECTION_REFUSED),
     (re.compile(r"unreachable|server disconnected|connection (reset|closed|aborted|failed)|"

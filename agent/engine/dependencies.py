@@ -17,12 +17,20 @@ result pipeline:
 * ``back_at``: when the check last read healthy after a failing reading, whether or not the
   failure had turned hard: a parent that needs two failures (``after: 2``) and failed once, while
   a dependent read the same outage, is back all the same (the dependent's reading is stale).
+* ``failed_at``/``cause``: when the latest failing reading started and the class of its failure
+  (:func:`agent.core.causes.failure_cause`: ``HTTP 500 server error``, ``timed out``, ...; ``None``
+  for a problem read from a value): a dependent that cannot read for the reason its parent just
+  failed with is most likely the same fault (an exchange answering 500 to some requests: each
+  check gets its share of them), whatever the parent read in between.
 
 :class:`DependencyProbes` listens to stored decisions and runs checks at once when a dependency
 question is open, instead of waiting for their schedule (Nagios' on-demand host checks):
 
 * a dependent turned into a problem (or into another problem state): its parents run now, so the lifecycle learns whether the
   parent is the cause (then the dependent is folded) or healthy (then the dependent is told);
+* a dependent that cannot read again (a failing retry with an error: HTTP 500, timed out): its
+  parents run now, so each of its readings meets a fresh one of its parent's
+  (:func:`agent.notify.lifecycle.dependency_hold.same_fault`);
 * a parent recovered (read healthy after a failing reading, whether or not it had turned hard):
   its failing dependents run now, so a dependent whose only cause was the parent resolves without
   ever being told, and one still failing is told with a fresh reason (not a stale UNKNOWN read
@@ -36,6 +44,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from agent.core.causes import failure_cause
 from agent.core.states import State
 from agent.notify.lifecycle.checks import parent_key
 
@@ -57,6 +66,11 @@ class Evidence:
     back_at: datetime | None = None
     state: State = State.OK
     """The latest raw (soft) state."""
+    failed_at: datetime | None = None
+    cause: str | None = None
+    """The failure class of the latest failing reading (started at ``failed_at``), kept after it."""
+    failures: int = 0
+    """Failing readings in a row (0 once healthy): a dependent's second one confirms its failure."""
 
 
 class EvidenceLog:
@@ -67,16 +81,17 @@ class EvidenceLog:
         self._by_key: dict[str, Evidence] = {}
 
     def record(self, key: str, state: State, started: datetime, *, seen_at: float | None = None,
-               recovered: bool = False) -> Evidence:
+               recovered: bool = False, error: str | None = None) -> Evidence:
         """A result of ``key`` whose probe started at ``started``; ``recovered``: its hard state
-        returned to OK with it (dated like its health, by ``seen_at`` if given). A healthy result
-        after a failing one is ``back_at`` (see the module docstring)."""
+        returned to OK with it (dated like its health, by ``seen_at`` if given); ``error``: why a
+        failing probe could not read (its class is ``cause``). A healthy result after a failing
+        one is ``back_at`` (see the module docstring)."""
         old = self._by_key.get(key, Evidence())
         if state is State.OK:
             healthy = datetime.fromtimestamp(seen_at, UTC) if seen_at is not None else started
             healthy = max(healthy, old.healthy_at) if old.healthy_at else healthy
             back = recovered or old.state.is_problem
-            new = replace(old, healthy_at=healthy, problem_since=None, state=state,
+            new = replace(old, healthy_at=healthy, problem_since=None, state=state, failures=0,
                           recovered_at=healthy if recovered else old.recovered_at,
                           back_at=healthy if back else old.back_at)
         else:
@@ -84,7 +99,9 @@ class EvidenceLog:
             # CRITICAL (the bot's key refused) that reads UNKNOWN (its /health timed out) has a
             # new problem, which its parent may explain (see dependency_hold).
             same = old.problem_since is not None and old.state is state
-            new = replace(old, problem_since=old.problem_since if same else started, problem_at=started, state=state)
+            new = replace(old, problem_since=old.problem_since if same else started, problem_at=started, state=state,
+                          failed_at=started, cause=failure_cause(error),
+                          failures=old.failures + 1 if old.state.is_problem else 1)
         self._by_key[key] = new
         return new
 
@@ -113,7 +130,9 @@ class DependencyProbes:
         tr = decision.transition
         if tr is None or not tr.new.is_problem or tr.new is tr.old:
             return  # a new problem, or a change to another problem state: is a parent the cause?
-        bc = decision.bc
+        self._run_parents(decision.bc)
+
+    def _run_parents(self, bc: BoundCheck) -> None:
         checks = self._checks()
         for parent in bc.check.depends_on:
             pbc = checks.get(parent_key(bc, parent, bc.host.name))
@@ -124,6 +143,10 @@ class DependencyProbes:
         """Every result, as soon as it is classified: a healthy reading after a failing one (the
         hard state may never have changed) runs the failing dependents again at once."""
         if self._is_problem(bc.key):
+            if bc.key in self._failing and bc.check.depends_on and getattr(result, "error", None):
+                # failing again, unable to read (its retry): is a parent failing the same way? (the
+                # first failing reading asks when it turns hard, see on_decision)
+                self._run_parents(bc)
             self._failing.add(bc.key)
             return
         if bc.key not in self._failing:

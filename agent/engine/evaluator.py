@@ -12,7 +12,13 @@ Rules (Nagios/Icinga semantics, stated so an operator can predict them):
 * a problem becomes hard after ``after`` consecutive problem results AND once the first of
   them is at least ``for`` old (each condition only if given);
 * once hard, a change between problem states (WARNING -> CRITICAL) is hard at once;
-* one OK result recovers at once (use ``clear`` for hysteresis instead of delaying recovery);
+* one OK result recovers at once (use ``clear`` for hysteresis on a value), unless the check sets
+  ``recover_after`` (Gatus' success threshold): then a hard problem recovers only after that many
+  consecutive OK results spanning ``recover_span`` (the pipeline: one retry interval per result
+  after the first), so one lucky reading of an upstream that fails intermittently (an
+  exchange answering HTTP 500 to most requests) neither resolves the incident nor, at the next
+  failure, opens a second one; the readings in between are soft OK (``healthy`` counts them), and
+  another problem state read meanwhile turns hard by ``after``/``for`` like a new problem;
 * a check that errors or times out is UNKNOWN with the reason; UNKNOWN counts as a problem.
 
 Clocks: ``for`` is measured on the monotonic clock (``Observation.mono``), so a step of the
@@ -173,23 +179,38 @@ class CheckStatus:
     extra: dict[str, Any] = field(default_factory=dict)
     bad_since_mono: float | None = None
     """``bad_since`` on the monotonic clock (what ``for`` is measured with)."""
+    healthy: int = 0
+    """Consecutive OK results while the hard state is a problem (``recover_after`` counts them)."""
+    healthy_since_mono: float | None = None
+    """The monotonic clock of the first of them."""
 
     def snapshot(self) -> CheckStatus:
         """A copy that later results do not change (what a decision persists)."""
         return replace(self, extra={k: (dict(v) if isinstance(v, dict) else v) for k, v in self.extra.items()})
 
-    def advance(self, obs: Observation, *, after: int = 1, for_seconds: float | None = None) -> Transition | None:
-        """Fold one observation in; return the hard transition it causes, if any."""
+    def advance(self, obs: Observation, *, after: int = 1, for_seconds: float | None = None,
+                recover_after: int = 1, recover_span: float = 0.0) -> Transition | None:
+        """Fold one observation in; return the hard transition it causes, if any. ``recover_span``:
+        how old the first of ``recover_after`` OK results must be too (readings run sooner than
+        the retries, a dependent asking, confirm nothing by their number alone)."""
         self.last_value, self.last_error, self.last_summary, self.last_at = (
             obs.value, obs.error, obs.summary, obs.at)
         if self.hard_since is None:
             self.hard_since = obs.at  # the hard state (OK to begin with) holds since the first result
         old_hard = self.hard
+        was_recovering = self.recovering
         if obs.state is State.OK:
             self.soft, self.consecutive, self.bad_since, self.bad_since_mono = State.OK, 0, None, None
-            if old_hard is not State.OK:
-                return self._become(State.OK, obs)
-            return None
+            if old_hard is State.OK:
+                return None
+            self.healthy += 1
+            if self.healthy == 1:
+                self.healthy_since_mono = obs.mono
+            if recover_after > 1 and (self.healthy < recover_after or self.healthy_since_mono is None
+                                      or obs.mono - self.healthy_since_mono < recover_span):
+                return None  # recovering: soft OK, hard still the problem until confirmed
+            return self._become(State.OK, obs)
+        self.healthy, self.healthy_since_mono = 0, None
         if self.soft is State.OK:
             self.bad_since, self.bad_since_mono, self.consecutive = obs.at, obs.mono, 1
         else:
@@ -197,15 +218,22 @@ class CheckStatus:
             if self.bad_since_mono is None:
                 self.bad_since_mono = obs.mono
         self.soft = obs.state
-        if old_hard.is_problem:
+        if old_hard.is_problem and (obs.state is old_hard or not was_recovering):
             return self._become(obs.state, obs) if obs.state is not old_hard else None
+        # (recovering, another problem: judged like a new one, by ``after`` and ``for``: a slow
+        # first answer of an exchange back from an outage is not a second alert)
         old_enough = for_seconds is None or (
             self.bad_since_mono is not None and obs.mono - self.bad_since_mono >= for_seconds)
         if self.consecutive >= max(1, after) and old_enough:
             return self._become(obs.state, obs)
         return None
 
+    @property
+    def recovering(self) -> bool:
+        """The latest result is OK but the hard problem awaits ``recover_after`` OK results."""
+        return self.hard.is_problem and self.soft is State.OK
+
     def _become(self, new: State, obs: Observation) -> Transition:
         t = Transition(self.key, self.hard, new, obs.at, obs)
-        self.hard, self.hard_since = new, obs.at
+        self.hard, self.hard_since, self.healthy, self.healthy_since_mono = new, obs.at, 0, None
         return t

@@ -46,7 +46,7 @@ from agent.core.states import State
 from agent.engine import flapping
 from agent.engine.dependencies import EvidenceLog
 from agent.engine.evaluator import CheckStatus, Observation, Transition, classify
-from agent.engine.retries import confirmations
+from agent.engine.retries import FIRST_RETRY_S, confirmations
 from agent.engine.status_records import record_from_status, result_row, status_from_record
 from agent.engine.store_thread import StoreThread, describe_store_error
 from agent.engine.store_writer import Batch, ResultBatcher
@@ -240,7 +240,7 @@ class ResultPipeline:
         decision = self.classify(bc, result, duration_ms)
         tr = decision.transition
         self.evidence.record(bc.key, decision.obs.state, started, seen_at=result.seen_at,
-                             recovered=tr is not None and tr.new is State.OK)
+                             recovered=tr is not None and tr.new is State.OK, error=decision.obs.error)
         if not decision.decides and bc.key not in self._waiting_keys:
             self._batcher.add(bc, decision.status, result_row(bc, decision.obs))
             if decision.again:
@@ -267,7 +267,9 @@ class ResultPipeline:
         was_problem = status.hard.is_problem
         obs = classify(bc, result, self._config.current.templating, status.soft, datetime.now(UTC), duration_ms)
         self._last_obs[bc.key] = obs
-        transition = status.advance(obs, after=confirmations(bc.check.after, obs.error), for_seconds=bc.check.for_)
+        transition = status.advance(obs, after=confirmations(bc.check.after, obs.error), for_seconds=bc.check.for_,
+                                    recover_after=bc.check.recover_after,
+                                    recover_span=(bc.check.recover_after - 1) * FIRST_RETRY_S)
         flap = None
         if bc.check.flapping is not None:
             f = bc.check.flapping

@@ -6,7 +6,9 @@ request) and read UNKNOWN once (a probe that timed out on a loaded machine) woul
 UNKNOWN, told and unresolved, for 5 minutes. While its latest reading is not OK it runs again
 :data:`FIRST_RETRY_S` after that reading, then after twice as long each time, never less often
 than its own interval: a transient failure resolves within seconds, a lasting one costs a handful
-of extra probes over the first interval.
+of extra probes over the first interval. A hard problem read OK whose check has ``recover_after``
+above 1 (it is *recovering*) runs again :data:`FIRST_RETRY_S` after each OK reading until the
+recovery is confirmed.
 
 And a probe that *timed out* is not told on its own (:data:`TIMEOUT_CONFIRMATIONS`): under load a
 probe can time out while what it probes is fine. Its state turns hard only when the retry times
@@ -54,8 +56,9 @@ class Retries:
         old = self._pending.pop(bc.key, None)
         if old is not None:
             old.cancel()
-        if status is None or not status.soft.is_problem or not bc.interval:
+        if status is None or not (status.soft.is_problem or status.recovering) or not bc.interval:
             return
+        # a recovery to confirm (``recover_after``): its next reading soon, like a first retry
         delay = min(float(bc.interval), FIRST_RETRY_S * 2 ** max(0, status.consecutive - 1))
         if delay >= bc.interval:
             return  # its schedule runs it as soon

@@ -132,6 +132,10 @@ class Check(_Model):
                                                 "default: the negation of the breached threshold")
     severity: Annotated[Severity, Strict(False)] = Field(Severity.CRITICAL, description="state when `expect` is false")
     after: int = Field(1, ge=1, le=MAX_AFTER, description="consecutive bad results before the state is hard")
+    recover_after: int = Field(1, ge=1, le=MAX_AFTER, description="consecutive OK results before a hard problem "
+                               "recovers (a success threshold: one lucky reading of an upstream that fails "
+                               "intermittently does not resolve, then alert again); the confirming readings "
+                               "run 2 s apart, and the first must be 2 s old per reading after it")
     for_: HoldFor | None = Field(None, alias="for", description="the bad state lasted this long before it is hard "
                                                                "(at most 1d)")
     remediate: NameList = Field(default_factory=list, description="remediations of this play to run "

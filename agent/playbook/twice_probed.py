@@ -26,7 +26,7 @@ def twice_probed(bound: Sequence[BoundCheck], docs: Mapping[str, SourceDocument]
         # what makes a problem hard, and how it is told, is part of the condition: the same probe warned at
         # once and paged after 30 failures is an escalation ladder written on purpose, not a copy
         probe = (bc.host.name, c.module, bc.params.model_dump_json(), c.expect, c.value, c.warning, c.critical,
-                 c.occurrence, c.severity, c.after, c.for_, c.clear)
+                 c.occurrence, c.severity, c.after, c.for_, c.clear, c.recover_after)
         earlier = first.setdefault(probe, bc)
         if earlier is bc or (bc.play.name, c.name) in said or bc.play.name not in docs:
             continue

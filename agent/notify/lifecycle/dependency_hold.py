@@ -30,6 +30,20 @@ the operator for ever. That bound is for a parent not yet seen healthy: while th
 latest reading fails (and its state folds the dependent's) the dependent stays held, whatever
 the time: the parent is the cause, and its own alert (when it turns hard) is the message.
 
+**The same fault, read by both.** A dependent UNKNOWN for the reason its parent failed with during
+its hold (the parent's latest failure started at most ``dependency_hold`` before the dependent's
+problem began, or after it: both read ``HTTP 500 server error`` from the exchange) waits, up to the
+same bound, even while the parent reads healthy between its own errors: an upstream that fails
+intermittently gives every check reading it its share of the errors, and the parent's alert (once
+its failures turn hard) is the one message; when the upstream recovers, the dependent's next
+reading (its retry) resolves it untold. Only a failure that outlasts the bound is told as the
+dependent's own (Alertmanager's inhibition, with the failure's cause as the equal label). And
+one reading of each is not enough to tell them apart: a dependent that cannot read (any class
+but ``check error``) whose parent read healthy is told as its own problem only once it failed
+again (its retry) and its parent, run at once for that reading
+(:class:`agent.engine.dependencies.DependencyProbes`), was read healthy after it, and has not
+failed the same way meanwhile; up to the same bound.
+
 Which parent state folds which dependent: a parent that cannot work (CRITICAL or UNKNOWN: down,
 refused, timing out) folds every state of its dependents; a parent that still works but is
 degraded (WARNING: a slow exchange) folds only dependents that are UNKNOWN or WARNING, never a
@@ -42,6 +56,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from agent.core.causes import CHECK_ERROR
 from agent.core.states import State
 from agent.store import IncidentRecord
 
@@ -64,6 +79,15 @@ class Evidence(Protocol):
     @property
     def state(self) -> State:
         """The latest reading's (soft) state."""
+    @property
+    def failed_at(self) -> datetime | None:
+        """When its latest failing reading started."""
+    @property
+    def cause(self) -> str | None:
+        """The failure class of that reading (:func:`agent.core.causes.failure_cause`)."""
+    @property
+    def failures(self) -> int:
+        """Failing readings in a row."""
 
 
 @dataclass(frozen=True)
@@ -117,6 +141,14 @@ def dependency_hold(inc: IncidentRecord, parents: Mapping[str, str], *,
             if now < until:
                 return Held(f"waiting for {name}: not seen healthy since this began", until)
             continue
+        if same_fault(inc.state, mine, theirs, since=mine.problem_since - timedelta(seconds=hold)) and now < until:
+            return Held(f"waiting for {name}: it failed the same way ({mine.cause}) at "
+                        f"{theirs.failed_at:%H:%M:%S} UTC", until)
+        if cannot_read(inc.state, mine) and now < until:
+            if mine.failures < 2:
+                return Held(f"waiting for a second reading: {name} read healthy once", until, evidence=True)
+            if mine.problem_at is not None and theirs.healthy_at < mine.problem_at:
+                return Held(f"waiting for {name}: not read since this read {mine.cause} again", until, evidence=True)
         if mine.problem_at is None:
             continue
         recovered = theirs.recovered_at
@@ -127,6 +159,24 @@ def dependency_hold(inc: IncidentRecord, parents: Mapping[str, str], *,
         if back is not None and mine.problem_at < back and now < until:
             return Held(f"waiting for a reading taken after {name} recovered", until)
     return None
+
+
+def cannot_read(state: State, mine: Evidence) -> bool:
+    """Whether a dependent in ``state`` could not read for a reason its parent may share (an
+    upstream error: HTTP 5xx or 429, a timeout, a refused or failed connection; not a ``check
+    error``)."""
+    return state is State.UNKNOWN and mine.state is State.UNKNOWN and mine.cause not in (None, CHECK_ERROR)
+
+
+def same_fault(state: State, mine: Evidence, theirs: Evidence, *, since: datetime) -> bool:
+    """Whether a dependent in ``state`` that cannot read (``mine``) fails for the reason its parent
+    (``theirs``) failed with at ``since`` or later: an upstream that fails intermittently (an
+    exchange answering HTTP 500 to some requests) gives each check reading it its share of the
+    errors, so a parent's healthy reading between two of its own errors does not make the
+    dependent's error a fault of its own. A ``check error`` (an expression, a missing metric) is
+    each check's own: never the same fault."""
+    return (cannot_read(state, mine) and theirs.cause == mine.cause and theirs.failed_at is not None
+            and theirs.failed_at >= since)
 
 
 def folded_without_store(state: State, mine: Evidence | None, chain: Sequence[tuple[str, str]], *,

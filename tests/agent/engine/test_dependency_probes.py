@@ -38,3 +38,20 @@ def test_a_parent_healthy_throughout_re_reads_nothing() -> None:
         probes.on_result(checks[HEALTH], None, 1.0)
     assert ran == []
     assert LOOP_AGE in checks
+
+
+def test_a_dependent_that_cannot_read_again_runs_its_parents_again() -> None:
+    """exchange-5xx: the credentials check's retry fails too; its parent runs at once, so each of
+    the dependent's readings meets a fresh one of its parent's (the same fault, or its own)."""
+    from agent.modules.base import CheckResult
+
+    creds, latency = "exchange/local/exchange credentials valid", "exchange/local/exchange API latency"
+    probes, ran, checks = _probes({creds})
+    fails = CheckResult.failed("auth: exchange http://127.0.0.1:1 answered HTTP 500")
+    probes.on_result(checks[creds], fails, 1.0)  # the first: its transition runs the parents (on_decision)
+    assert ran == []
+    probes.on_result(checks[creds], fails, 1.0)  # its retry fails too
+    assert ran == [latency]
+    # a reading that fails on a value (no error) is the check's own: nothing to ask its parents
+    probes.on_result(checks[creds], CheckResult(facts={"auth_ok": False}), 1.0)
+    assert ran == [latency]

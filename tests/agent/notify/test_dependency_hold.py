@@ -83,6 +83,10 @@ def test_no_reading_this_run_means_nothing_to_wait_for() -> None:
     ("timed out after 8s", "timed out"),
     ("positions: exchange http://127.0.0.1:1 rate limited the request (HTTP 429)", "HTTP 429 rate limited"),
     ("equity: exchange http://127.0.0.1:1 answered HTTP 503", "HTTP 503 server error"),
+    # the rate-limit check's metric names its errors: a 500 it reads is a 500 (exchange-5xx, seed 1307769790)
+    ("rate_limit: exchange http://127.0.0.1:1 answered HTTP 500", "HTTP 500 server error"),
+    ("rate_limit: exchange http://127.0.0.1:1 timed out after 8s", "timed out"),
+    ("GET http://x failed: rate-limited", "HTTP 429 rate limited"),
     ("GET http://127.0.0.1:9/metrics failed: HTTP 500", "HTTP 500 server error"),
     ("GET http://127.0.0.1:9/health failed: Connection refused", "connection refused"),
     ("api_latency: exchange http://127.0.0.1:1 is unreachable (Server disconnected)", "connection failed"),
@@ -192,3 +196,55 @@ def test_without_the_store_a_dependent_is_folded_by_the_same_rule(case, parent_h
     ev = {CHILD: FAILING, **({PARENT: parent} if parent else {})}
     reason = folded_without_store(State.CRITICAL, FAILING, [("parent", PARENT)], hard=hard.get, evidence=ev.get)
     assert (reason is None) if expect is None else (reason or "").startswith(expect), (case, reason)
+
+
+@pytest.mark.parametrize("case, child_cause, parent, now, expect", [
+    ("the parent failed the same way before, and reads healthy now: the same fault", "HTTP 500 server error",
+     Evidence(healthy_at=s(-2), failed_at=s(-3), cause="HTTP 500 server error"), 5,
+     "waiting for parent: it failed the same way (HTTP 500 server error)"),
+    ("the parent failed the same way after the child's problem began", "HTTP 429 rate limited",
+     Evidence(healthy_at=s(2), failed_at=s(0), cause="HTTP 429 rate limited", back_at=s(2)), 5,
+     "waiting for parent: it failed the same way (HTTP 429 rate limited)"),
+    ("the same fault is held no longer than dependency_hold", "HTTP 500 server error",
+     Evidence(healthy_at=s(-2), failed_at=s(-3), cause="HTTP 500 server error"), 91, None),
+    ("the parent failed otherwise: the child's own problem", "HTTP 500 server error",
+     Evidence(healthy_at=s(0), failed_at=s(-3), cause="timed out"), 5, None),
+    ("the parent's failure long before the child's problem (past the hold): told", "HTTP 500 server error",
+     Evidence(healthy_at=s(0), failed_at=s(-200), cause="HTTP 500 server error"), 5, None),
+    ("a check error is each check's own", "check error",
+     Evidence(healthy_at=s(-2), failed_at=s(-3), cause="check error"), 5, None),
+    ("the parent healthy, not read since the child's latest failure", "HTTP 500 server error",
+     Evidence(healthy_at=s(-2)), 5, "waiting for parent: not read since this read HTTP 500 server error again"),
+    ("... nor past the bound", "HTTP 500 server error", Evidence(healthy_at=s(-2)), 91, None),
+    ("the parent healthy, read after the child's latest failure: the child's own", "HTTP 500 server error",
+     Evidence(healthy_at=s(0)), 5, None),
+])
+def test_a_dependent_that_cannot_read_for_its_parents_reason_waits_for_it(case: str, child_cause: str,
+                                                                         parent: Evidence, now: float,
+                                                                         expect: str | None) -> None:
+    """exchange-5xx, seed 3097992757: the credentials check read 'HTTP 500' and was told on its own
+    while its parent, the latency check, read healthy between its own HTTP 500s; the parent's
+    alert followed: two messages for one fault. The failure's cause is the equal label."""
+    child = replace(FAILING, cause=child_cause, failed_at=s(-1), failures=2)
+    reason = _hold(_inc(CHILD, State.UNKNOWN), {CHILD: child, PARENT: parent}, now=now)
+    assert (reason is None) if expect is None else (reason or "").startswith(expect), (case, reason)
+    if reason is None and child_cause != "check error":
+        # one failing reading of the child, its parent read healthy once: not yet told (its retry decides)
+        once = _hold(_inc(CHILD, State.UNKNOWN), {CHILD: replace(child, failures=1), PARENT: parent}, now=now)
+        assert (once or "").startswith("waiting for a second reading") if now < 90 else once is None, (case, once)
+    # a CRITICAL the dependent read is its own (a refused key), whatever the parent's errors
+    critical = _hold(_inc(CHILD, State.CRITICAL), {CHILD: replace(child, state=State.CRITICAL), PARENT: parent},
+                     now=now)
+    assert "failed the same way" not in (critical or ""), (case, critical)
+
+
+def test_the_evidence_keeps_the_cause_of_the_latest_failure() -> None:
+    from agent.engine.dependencies import EvidenceLog
+
+    log = EvidenceLog()
+    log.record(PARENT, State.UNKNOWN, s(0), error="api_latency: exchange http://x answered HTTP 500")
+    ev = log.record(PARENT, State.OK, s(1))
+    assert (ev.failed_at, ev.cause, ev.back_at, ev.failures) == (s(0), "HTTP 500 server error", s(1), 0)
+    log.record(PARENT, State.UNKNOWN, s(1.5), error="HTTP 500")
+    assert log.record(PARENT, State.UNKNOWN, s(1.8), error="HTTP 500").failures == 2
+    assert log.record(PARENT, State.CRITICAL, s(2)).cause is None  # a value read: no failure class
