@@ -71,6 +71,8 @@ class Evidence:
     """The failure class of the latest failing reading (started at ``failed_at``), kept after it."""
     failures: int = 0
     """Failing readings in a row (0 once healthy): a dependent's second one confirms its failure."""
+    newest_event: datetime | None = None
+    """Of the latest failing reading of a count over a window: its newest event (``evidence_at``)."""
 
 
 class EvidenceLog:
@@ -81,17 +83,18 @@ class EvidenceLog:
         self._by_key: dict[str, Evidence] = {}
 
     def record(self, key: str, state: State, started: datetime, *, seen_at: float | None = None,
-               recovered: bool = False, error: str | None = None) -> Evidence:
+               recovered: bool = False, error: str | None = None, evidence_at: float | None = None) -> Evidence:
         """A result of ``key`` whose probe started at ``started``; ``recovered``: its hard state
         returned to OK with it (dated like its health, by ``seen_at`` if given); ``error``: why a
-        failing probe could not read (its class is ``cause``). A healthy result after a failing
-        one is ``back_at`` (see the module docstring)."""
+        failing probe could not read (its class is ``cause``); ``evidence_at``: the newest event a
+        failing count over a window rests on. A healthy result after a failing one is ``back_at``
+        (see the module docstring)."""
         old = self._by_key.get(key, Evidence())
         if state is State.OK:
             healthy = datetime.fromtimestamp(seen_at, UTC) if seen_at is not None else started
             healthy = max(healthy, old.healthy_at) if old.healthy_at else healthy
             back = recovered or old.state.is_problem
-            new = replace(old, healthy_at=healthy, problem_since=None, state=state, failures=0,
+            new = replace(old, healthy_at=healthy, problem_since=None, state=state, failures=0, newest_event=None,
                           recovered_at=healthy if recovered else old.recovered_at,
                           back_at=healthy if back else old.back_at)
         else:
@@ -101,7 +104,8 @@ class EvidenceLog:
             same = old.problem_since is not None and old.state is state
             new = replace(old, problem_since=old.problem_since if same else started, problem_at=started, state=state,
                           failed_at=started, cause=failure_cause(error),
-                          failures=old.failures + 1 if old.state.is_problem else 1)
+                          failures=old.failures + 1 if old.state.is_problem else 1,
+                          newest_event=datetime.fromtimestamp(evidence_at, UTC) if evidence_at is not None else None)
         self._by_key[key] = new
         return new
 

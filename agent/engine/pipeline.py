@@ -240,7 +240,8 @@ class ResultPipeline:
         decision = self.classify(bc, result, duration_ms)
         tr = decision.transition
         self.evidence.record(bc.key, decision.obs.state, started, seen_at=result.seen_at,
-                             recovered=tr is not None and tr.new is State.OK, error=decision.obs.error)
+                             recovered=tr is not None and tr.new is State.OK, error=decision.obs.error,
+                             evidence_at=result.evidence_at)
         if not decision.decides and bc.key not in self._waiting_keys:
             self._batcher.add(bc, decision.status, result_row(bc, decision.obs))
             if decision.again:

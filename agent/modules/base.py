@@ -144,6 +144,11 @@ class CheckResult:
     """Unix time of the sign of life a good result rests on, when it is older than the probe (a
     heartbeat: its last beat). ``None``: the moment the probe ran. Checks that ``depends_on`` this
     one are told on their own only when this one was seen healthy after their problem began."""
+    evidence_at: float | None = None
+    """Unix time of the newest event a count over a window rests on (a log check: its newest
+    matching line). A dependent failing on events that all happened before its parent recovered is
+    still the parent's fault, whatever its state, until a newer one comes (see
+    :mod:`agent.notify.lifecycle.dependency_hold`)."""
 
     @classmethod
     def failed(cls, error: str, **facts: Any) -> CheckResult:

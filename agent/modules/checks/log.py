@@ -102,15 +102,18 @@ class LogCheck(CheckModule):
 
     async def run(self, params: LogCheckParams, ctx: RunContext) -> CheckResult:
         try:
-            facts = await asyncio.wait_for(ctx.run_blocking(scan_log, params, time.time()), timeout=ctx.timeout)
+            now = time.time()
+            facts = await asyncio.wait_for(ctx.run_blocking(scan_log, params, now), timeout=ctx.timeout)
         except TimeoutError:
             return CheckResult.failed(f"scanning {params.path} timed out after {ctx.timeout:g}s")
         except FileNotFoundError:
             return CheckResult.failed(f"{params.path} does not exist")
         except OSError as exc:
             return CheckResult.failed(f"cannot read {params.path}: {exc.strerror or exc}")
+        newest = facts.get("last_match_age_s")
         return CheckResult(facts=facts, value=facts["count"],
-                           summary=f"{facts['count']} match(es) in the last {params.window:g}s of {params.path}")
+                           summary=f"{facts['count']} match(es) in the last {params.window:g}s of {params.path}",
+                           evidence_at=now - newest if newest is not None else None)
 
 
 def scan_log(params: LogCheckParams, now: float) -> dict[str, Any]:

@@ -88,6 +88,15 @@ class Evidence(Protocol):
     @property
     def failures(self) -> int:
         """Failing readings in a row."""
+    @property
+    def newest_event(self) -> datetime | None:
+        """Of a failing count over a window: when its newest counted event happened."""
+
+
+EVENTS_AFTER_RECOVERY_S = 10.0
+"""Events a dependent counts up to this long after its parent's recovery are still the parent's
+fault: its last failing requests end as the parent's recovery is read (a check that confirms its
+recovery over several readings records it seconds after the upstream came back)."""
 
 
 @dataclass(frozen=True)
@@ -152,6 +161,12 @@ def dependency_hold(inc: IncidentRecord, parents: Mapping[str, str], *,
         if mine.problem_at is None:
             continue
         recovered = theirs.recovered_at
+        if recovered is not None and mine.newest_event is not None and \
+                mine.newest_event <= recovered + timedelta(seconds=EVENTS_AFTER_RECOVERY_S):
+            # every event it counts happened during the parent's fault (or as it ended): still the
+            # parent's fault, whatever its state, until a newer one comes or the window forgets them
+            return Held(f"what it counts happened before {name} recovered ({recovered:%H:%M:%S} UTC)",
+                        evidence=True)
         if recovered is not None and looks_back and now < recovered + looks_back:
             return Held(f"its window still covers {name}'s fault (recovered {recovered:%H:%M:%S} UTC)",
                         recovered + looks_back)

@@ -73,6 +73,16 @@ async def test_facts_rate_last_match_and_sample_newest_first(bot_log, make_ctx):
     assert f["lines_scanned"] == 5 and f["truncated"] is False
 
 
+async def test_the_result_is_dated_by_its_newest_counted_line(bot_log, make_ctx):
+    """``evidence_at``: when the newest line the count rests on was written (the dependency hold
+    tells apart errors of a parent's past fault from new ones by it); none without a match."""
+    result = await run(make_ctx, path=str(bot_log), pattern=".", window="1h", levels=["error"])
+    newest = (now() - timedelta(minutes=10)).timestamp()  # "api timeout", 10 minutes before now()
+    assert result.evidence_at is not None and abs(result.evidence_at - newest) < 1.0
+    quiet = await run(make_ctx, path=str(bot_log), pattern="nothing like this", window="1h")
+    assert quiet.evidence_at is None
+
+
 async def test_security_scan_counts_key_material_without_repeating_it(bot_log, tmp_path, make_ctx):
     with bot_log.open("a") as fh:
         fh.write(event(1, "info", "auth", header="Authorization: Bearer abcdefghijklmnop123") + "\n")

@@ -74,6 +74,29 @@ def test_a_windowed_warning_waits_until_its_window_no_longer_covers_the_parents_
     assert _hold(_inc(CHILD, State.CRITICAL), ev, now=100, window=300) is None  # a real CRITICAL: told
 
 
+def test_a_count_whose_every_event_came_during_the_parents_fault_is_the_parents_whatever_its_state() -> None:
+    """"bot errors in its log" counts ERROR lines over the last hour; an exchange outage makes the
+    bot log one per failed request, so once the exchange recovered the count stayed past its
+    CRITICAL threshold for the hour, and a CRITICAL is not held by the window rule (a real
+    CRITICAL is told): one fault, two messages. Dated by its newest counted event
+    (``evidence_at``): all before the parent recovered (or within seconds of it) is the parent's
+    fault, in any state and for as long as it lasts; a newer event is its own problem."""
+    from agent.engine.dependencies import EvidenceLog
+
+    log = EvidenceLog()
+    recovered = Evidence(healthy_at=s(95), recovered_at=s(2))  # recovered at 2 s, healthy since
+    during = log.record(CHILD, State.CRITICAL, s(30), evidence_at=s(-5).timestamp())  # counted in the outage
+    for state in (State.CRITICAL, State.WARNING):
+        ev = {CHILD: during, PARENT: recovered}
+        reason = _hold(_inc(CHILD, state), ev, now=100, window=3600)
+        assert reason is not None and reason.startswith("what it counts happened before parent recovered"), reason
+    ending = log.record(CHILD, State.CRITICAL, s(60), evidence_at=s(9).timestamp())  # the last, as it came back
+    assert _hold(_inc(CHILD, State.CRITICAL), {CHILD: ending, PARENT: recovered}, now=100, window=3600) is not None
+    after = log.record(CHILD, State.CRITICAL, s(90), evidence_at=s(80).timestamp())  # a new error: its own
+    assert _hold(_inc(CHILD, State.CRITICAL), {CHILD: after, PARENT: recovered}, now=100, window=3600) is None
+    assert log.record(CHILD, State.OK, s(120)).newest_event is None
+
+
 def test_no_reading_this_run_means_nothing_to_wait_for() -> None:
     assert _hold(_inc(CHILD, State.UNKNOWN), {}) is None
 
