@@ -73,6 +73,10 @@ class Evidence:
     """Failing readings in a row (0 once healthy): a dependent's second one confirms its failure."""
     newest_event: datetime | None = None
     """Of the latest failing reading of a count over a window: its newest event (``evidence_at``)."""
+    oldest_event: datetime | None = None
+    """And its oldest (``evidence_since``)."""
+    fault_after: datetime | None = None
+    """Its last healthy reading before its latest fault began (``None``: not seen healthy before it)."""
 
 
 class EvidenceLog:
@@ -83,7 +87,8 @@ class EvidenceLog:
         self._by_key: dict[str, Evidence] = {}
 
     def record(self, key: str, state: State, started: datetime, *, seen_at: float | None = None,
-               recovered: bool = False, error: str | None = None, evidence_at: float | None = None) -> Evidence:
+               recovered: bool = False, error: str | None = None, evidence_at: float | None = None,
+               evidence_since: float | None = None) -> Evidence:
         """A result of ``key`` whose probe started at ``started``; ``recovered``: its hard state
         returned to OK with it (dated like its health, by ``seen_at`` if given); ``error``: why a
         failing probe could not read (its class is ``cause``); ``evidence_at``: the newest event a
@@ -95,6 +100,7 @@ class EvidenceLog:
             healthy = max(healthy, old.healthy_at) if old.healthy_at else healthy
             back = recovered or old.state.is_problem
             new = replace(old, healthy_at=healthy, problem_since=None, state=state, failures=0, newest_event=None,
+                          oldest_event=None,
                           recovered_at=healthy if recovered else old.recovered_at,
                           back_at=healthy if back else old.back_at)
         else:
@@ -105,7 +111,10 @@ class EvidenceLog:
             new = replace(old, problem_since=old.problem_since if same else started, problem_at=started, state=state,
                           failed_at=started, cause=failure_cause(error),
                           failures=old.failures + 1 if old.state.is_problem else 1,
-                          newest_event=datetime.fromtimestamp(evidence_at, UTC) if evidence_at is not None else None)
+                          newest_event=datetime.fromtimestamp(evidence_at, UTC) if evidence_at is not None else None,
+                          oldest_event=datetime.fromtimestamp(evidence_since, UTC) if evidence_since is not None
+                          else None,
+                          fault_after=old.fault_after if old.state.is_problem else old.healthy_at)
         self._by_key[key] = new
         return new
 

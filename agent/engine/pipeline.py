@@ -241,7 +241,7 @@ class ResultPipeline:
         tr = decision.transition
         self.evidence.record(bc.key, decision.obs.state, started, seen_at=result.seen_at,
                              recovered=tr is not None and tr.new is State.OK, error=decision.obs.error,
-                             evidence_at=result.evidence_at)
+                             evidence_at=result.evidence_at, evidence_since=result.evidence_since)
         if not decision.decides and bc.key not in self._waiting_keys:
             self._batcher.add(bc, decision.status, result_row(bc, decision.obs))
             if decision.again:

@@ -149,6 +149,9 @@ class CheckResult:
     matching line). A dependent failing on events that all happened before its parent recovered is
     still the parent's fault, whatever its state, until a newer one comes (see
     :mod:`agent.notify.lifecycle.dependency_hold`)."""
+    evidence_since: float | None = None
+    """Unix time of the oldest event such a count rests on (a log check: its oldest matching line in
+    the window): events older than the parent's fault (before its last healthy reading) are not its."""
 
     @classmethod
     def failed(cls, error: str, **facts: Any) -> CheckResult:

@@ -110,10 +110,11 @@ class LogCheck(CheckModule):
             return CheckResult.failed(f"{params.path} does not exist")
         except OSError as exc:
             return CheckResult.failed(f"cannot read {params.path}: {exc.strerror or exc}")
-        newest = facts.get("last_match_age_s")
+        newest, oldest = facts.get("last_match_age_s"), facts.pop("first_match_age_s", None)
         return CheckResult(facts=facts, value=facts["count"],
                            summary=f"{facts['count']} match(es) in the last {params.window:g}s of {params.path}",
-                           evidence_at=now - newest if newest is not None else None)
+                           evidence_at=now - newest if newest is not None else None,
+                           evidence_since=now - oldest if oldest is not None else None)
 
 
 def scan_log(params: LogCheckParams, now: float) -> dict[str, Any]:
@@ -130,11 +131,12 @@ def scan_log(params: LogCheckParams, now: float) -> dict[str, Any]:
     total, scanned = 0, 0
     samples: list[str] = []
     last_match: float | None = None
+    first_match: float | None = None
     pending: list[str] = []  # untimestamped lines seen (newest first) since the last timestamped one
     truncated = False
 
     def count(line: str, ts: float | None, level: str | None) -> None:
-        nonlocal total, last_match
+        nonlocal total, last_match, first_match
         if params.levels and (level or "") not in params.levels:
             return
         hits = [k for k, rx in named.items() if rx.search(line)]
@@ -145,6 +147,8 @@ def scan_log(params: LogCheckParams, now: float) -> dict[str, Any]:
             counts[k] += 1
         if ts is not None and (last_match is None or ts > last_match):
             last_match = ts
+        if ts is not None and (first_match is None or ts < first_match):
+            first_match = ts
         if len(samples) < params.sample_size:
             samples.append(redact_line(line)[:SAMPLE_CHARS])
 
@@ -171,7 +175,10 @@ def scan_log(params: LogCheckParams, now: float) -> dict[str, Any]:
         scanned += len(pending)
         for cont in pending:
             count(cont, None, None)
-    return _facts(params, counts, total, samples, last_match, scanned, truncated, now, exists=True)
+    facts = _facts(params, counts, total, samples, last_match, scanned, truncated, now, exists=True)
+    if first_match is not None:
+        facts["first_match_age_s"] = round(now - first_match, 3)
+    return facts
 
 
 def _facts(params: LogCheckParams, counts: dict[str, int], total: int, samples: list[str],

@@ -91,6 +91,12 @@ class Evidence(Protocol):
     @property
     def newest_event(self) -> datetime | None:
         """Of a failing count over a window: when its newest counted event happened."""
+    @property
+    def oldest_event(self) -> datetime | None:
+        """And when its oldest did (``None``: not known)."""
+    @property
+    def fault_after(self) -> datetime | None:
+        """Its last healthy reading before its latest fault began (``None``: none seen)."""
 
 
 EVENTS_AFTER_RECOVERY_S = 10.0
@@ -162,9 +168,12 @@ def dependency_hold(inc: IncidentRecord, parents: Mapping[str, str], *,
             continue
         recovered = theirs.recovered_at
         if recovered is not None and mine.newest_event is not None and \
-                mine.newest_event <= recovered + timedelta(seconds=EVENTS_AFTER_RECOVERY_S):
+                mine.newest_event <= recovered + timedelta(seconds=EVENTS_AFTER_RECOVERY_S) and \
+                (theirs.fault_after is None or mine.oldest_event is None or mine.oldest_event > theirs.fault_after):
             # every event it counts happened during the parent's fault (or as it ended): still the
-            # parent's fault, whatever its state, until a newer one comes or the window forgets them
+            # parent's fault, whatever its state, until a newer one comes or the window forgets them.
+            # Not events older than the parent's last healthy reading before that fault (a burst of
+            # the bot's own errors, then a blip of the exchange: held for the window, never told)
             return Held(f"what it counts happened before {name} recovered ({recovered:%H:%M:%S} UTC)",
                         evidence=True)
         if recovered is not None and looks_back and now < recovered + looks_back:

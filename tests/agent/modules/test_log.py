@@ -83,6 +83,17 @@ async def test_the_result_is_dated_by_its_newest_counted_line(bot_log, make_ctx)
     assert quiet.evidence_at is None
 
 
+async def test_the_result_names_its_oldest_counted_line_too(bot_log, make_ctx):
+    """``evidence_since``: the oldest line in the window the count rests on (errors logged before a
+    parent's fault began are not that fault's); none without a match, and not among the facts."""
+    result = await run(make_ctx, path=str(bot_log), pattern=".", window="1h", levels=["error"])
+    oldest = (now() - timedelta(minutes=40)).timestamp()  # "order rejected" 40 minutes before (not the 180)
+    assert result.evidence_since is not None and abs(result.evidence_since - oldest) < 1.0
+    assert "first_match_age_s" not in result.facts
+    quiet = await run(make_ctx, path=str(bot_log), pattern="nothing like this", window="1h")
+    assert quiet.evidence_since is None
+
+
 async def test_security_scan_counts_key_material_without_repeating_it(bot_log, tmp_path, make_ctx):
     with bot_log.open("a") as fh:
         fh.write(event(1, "info", "auth", header="Authorization: Bearer abcdefghijklmnop123") + "\n")

@@ -271,3 +271,26 @@ def test_the_evidence_keeps_the_cause_of_the_latest_failure() -> None:
     log.record(PARENT, State.UNKNOWN, s(1.5), error="HTTP 500")
     assert log.record(PARENT, State.UNKNOWN, s(1.8), error="HTTP 500").failures == 2
     assert log.record(PARENT, State.CRITICAL, s(2)).cause is None  # a value read: no failure class
+
+
+def test_a_count_whose_events_came_before_the_parents_fault_began_is_its_own() -> None:
+    """The rule above holds a count whose events all came before its parent *recovered*; events
+    that came before the parent's fault even *began* are not the parent's. The bot logged a burst
+    of errors of its own (its store failing, orders refused) and went quiet; a minute later the
+    exchange latency check had a blip of ten seconds; the log check, read after that blip, counted
+    the burst CRITICAL: held for the whole window, never told (the count then fell back to OK)."""
+    from agent.engine.dependencies import EvidenceLog
+
+    log = EvidenceLog()
+    log.record(PARENT, State.OK, s(-100))
+    log.record(PARENT, State.OK, s(30))  # healthy while the bot logged its burst
+    log.record(PARENT, State.WARNING, s(40))  # the blip
+    log.record(PARENT, State.OK, s(50), recovered=True)
+    parent = log.record(PARENT, State.OK, s(65))  # and healthy since
+    burst = log.record(CHILD, State.CRITICAL, s(60), evidence_at=s(20).timestamp(), evidence_since=s(0).timestamp())
+    for now in (70, 3000):  # it was held for the whole window (3000: the hold's bound long past)
+        assert _hold(_inc(CHILD, State.CRITICAL), {CHILD: burst, PARENT: parent}, now=now, window=3600) is None
+    # a burst that began once the parent last read healthy before its fault is still the parent's
+    during = log.record(CHILD, State.CRITICAL, s(70), evidence_at=s(45).timestamp(), evidence_since=s(35).timestamp())
+    reason = _hold(_inc(CHILD, State.CRITICAL), {CHILD: during, PARENT: parent}, now=3000, window=3600)
+    assert reason is not None and reason.startswith("what it counts happened before parent recovered"), reason
