@@ -195,7 +195,10 @@ class Remediator:
                 line += _what_it_saw(bc, vars_)
             if runs is not None and remediation.budget is not None:
                 line += f" (run {runs} of {remediation.budget.max} within {format_duration(remediation.budget.within)})"
-            unchanged = outcome == "nothing" and any(o.status == "ok" for o in recap.outcomes)
+            # the crash loop being handled (folded): every step ran and found its work done; a step
+            # skipped (its `when` false: the restart did not apply) beside a read-only one that
+            # answered is a recurrence the agent did nothing about, told
+            unchanged = outcome == "nothing" and bool(recap.outcomes) and all(o.status == "ok" for o in recap.outcomes)
             await self._event(OUTCOME_EVENT, bc, incident_id, line,
                               {"outcome": outcome, "remediation": name, "run": run, **({UNCHANGED: True} if unchanged
                                                                                        else {})})

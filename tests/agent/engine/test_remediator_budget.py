@@ -135,3 +135,29 @@ async def test_a_refusal_by_a_budget_spent_before_it_says_so(store, thread) -> N
     assert [o.get("outcome") for o in outcomes] == ["done", "handed-over", "refused"], outcomes
     assert [bool(o.get(SPENT_BEFORE)) for o in outcomes] == [False, False, True], outcomes
     assert len(pages.paged) == 1
+
+
+class SkippedRestartTasks(HeldTasks):
+    """Runs whose read-only step answered and whose restart did not apply (its ``when`` false)."""
+
+    async def run(self, *_: Any, **__: Any) -> Any:
+        self.runs += 1
+        return SimpleNamespace(outcomes=[
+            SimpleNamespace(status="ok", msg="bot health read", task="read the bot's health"),
+            SimpleNamespace(status="skipped", msg="condition false", task="restart the crashed bot")])
+
+
+async def test_a_run_whose_restart_did_not_apply_is_not_the_crash_loop_being_handled(store, thread) -> None:
+    """Only a run whose every step ran and found its work done (the bot already STARTING) is the
+    crash loop being handled (folded: no update). A run whose read-only step answered but whose
+    restart was skipped (its ``when`` did not apply: the bot STOPPED by hand, a state the
+    playbook does not restart) did nothing about the recurrence: it is told, as a run whose steps
+    all did not apply is (it was folded silently, the read-only step's ``ok`` counted as the
+    restart's)."""
+    from agent.notify.lifecycle.remediation_notes import OUTCOME_EVENT, UNCHANGED
+
+    tasks, pages = SkippedRestartTasks(), Pages()
+    remediator, bc = world(store, thread, tasks, pages, budget(3))
+    await remediator._remediate(bc, "crash", {}, ["restart"])
+    outcomes = [e.data or {} for e in store.recent_events(kind=OUTCOME_EVENT, limit=10)]
+    assert [(o.get("outcome"), o.get(UNCHANGED)) for o in outcomes] == [("nothing", None)], outcomes
