@@ -339,10 +339,12 @@ def run_outcome(name: str, outcomes: Sequence[TaskOutcome], seconds: float) -> t
     if not acted:
         skipped = "; ".join(f"{o.task}: {o.msg}" for o in outcomes) or "no steps"
         return "nothing", f"{name}: nothing done, its steps do not apply ({skipped})"
-    if all(o.status == "ignored" for o in acted):
-        # every step that ran failed (``ignore_errors`` let the run go on): nothing was done
+    ignored = [o for o in acted if o.status == "ignored"]
+    if ignored and not any(o.status == "changed" for o in acted):
+        # every step that acted failed (``ignore_errors`` let the run go on), the others only found
+        # their work done (a read, a halt already recorded): nothing was done
         return "failed", (f"{name} failed after {_took(seconds)} (errors ignored): "
-                          + "; ".join(f"{o.task}: {o.msg}" for o in acted))
+                          + "; ".join(f"{o.task}: {o.msg}" for o in ignored))
     said = "; ".join(f"{o.task} failed (ignored): {o.msg}" if o.status == "ignored" else o.msg or o.task
                      for o in acted)
     if all(o.status == "ok" for o in acted):

@@ -43,3 +43,14 @@ def test_a_step_that_failed_with_ignore_errors_is_said_as_failed() -> None:
     assert "halt new entries failed (ignored): connection refused" in line and "started bot" in line, line
     got, line = run_outcome("restart", [step("ignored", "connection refused")], 0.2)
     assert got == "failed" and line.startswith("restart failed after") and "errors ignored" in line, line
+
+
+@pytest.mark.parametrize("statuses", [["ok", "ignored"], ["ignored", "ok"], ["ok", "ignored", "skipped"]])
+def test_a_run_whose_only_acting_step_failed_under_ignore_errors_is_failed(statuses: list[str]) -> None:
+    """A read-only step that answered (``ok``: the bot's state read, a halt already recorded) beside
+    the restart that failed under ``ignore_errors``: nothing was done, as with the ignored step
+    alone. It was "done", an update paced like a restart, and a recurrence answered by it folded
+    into the crash loop "being handled" (told by nobody, the restart having failed)."""
+    got, line = run_outcome("restart", [step(s, f"step {i}: {s}") for i, s in enumerate(statuses)], 0.2)
+    assert got == "failed" and "errors ignored" in line, line
+    assert got in UPDATE_OUTCOMES
