@@ -380,7 +380,8 @@ class Gateway:
         """Place one order, never twice.
 
         With ``check_first`` the exchange is asked about ``cloid`` before anything is sent (a
-        previous life of the bot may have sent it). After a timeout, a refused connection, a
+        previous life of the bot may have sent it); a reduce-only order is sent even when that
+        question fails (it can only reduce; the exchange refuses a cloid it knows). After a timeout, a refused connection, a
         5xx or a 429 the order may or may not have landed: the exchange is asked about the
         cloid (``lookup_attempts`` times, backing off) and the order is re-sent only when the
         exchange positively does not know it. If the lookups fail too, the
@@ -388,7 +389,17 @@ class Gateway:
         iteration (or start-up reconciliation) to resolve by cloid.
         """
         if check_first:
-            known = self.order_status(cloid)
+            try:
+                known = self.order_status(cloid)
+            except ExchangeTransientError:
+                if not reduce_only:
+                    raise
+                # A reduce-only order (a stop-loss, a close) can only reduce, and the exchange refuses
+                # a cloid it knows: sent unchecked (with the lookup failing no stop could be placed,
+                # the position bare for as long as orderStatus failed)
+                known = None
+                log.warning("order not looked up before its send (reduce-only: sent unchecked)",
+                            extra={"event": "order_unchecked", "cloid": cloid, "coin": coin})
             if known is not None:
                 return replace(known, already_known=True)
         send = lambda: self.exchange.order(  # noqa: E731

@@ -135,3 +135,31 @@ def test_a_signer_check_left_unanswered_does_not_keep_the_iteration_from_placing
     for coin in coins:
         covered, size = stop_loss_cover(engine, coin)
         assert covered >= size, f"{coin}: with userRole failing, stop-losses cover {covered} of {size}"
+
+
+@pytest.mark.parametrize("failing", [["orderStatus"], ["orderStatus", "userFills", "allMids"]])
+def test_an_order_status_read_failing_does_not_keep_a_position_bare(
+        make_engine: Callable[..., Any], paper_exchange: Any, failing: list[str]) -> None:
+    """The stop-loss is placed after asking the exchange whether its client order id is known
+    (a previous life may have sent it): with ``orderStatus`` answered 500, no stop could be placed
+    at all, iteration after iteration, for as long as that read failed (the position bare). A
+    reduce-only order can only reduce, and the exchange refuses a client order id it knows: it is
+    sent unchecked when the check cannot be made."""
+    engine = make_engine()
+    engine.reconcile()
+    engine.iterate()
+    coins = sorted(engine.gw.account().positions)
+    assert coins, "the set-up: the bot entered with the signal"
+    for coin in coins:
+        for o in raw_orders(engine, coin):
+            assert engine.gw.cancel(coin, o["oid"])
+    paper_exchange.admin("POST", "/admin/faults", {"info_errors": failing})
+    try:
+        for _ in range(2):
+            with pytest.raises(TransientError):
+                engine.iterate()
+    finally:
+        paper_exchange.admin("DELETE", "/admin/faults")
+    for coin in coins:
+        covered, size = stop_loss_cover(engine, coin)
+        assert size <= covered <= size, f"{coin}: with {failing} failing, stop-losses cover {covered} of {size}"
