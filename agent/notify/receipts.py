@@ -89,7 +89,7 @@ class DeliveryReceipts:
         self._fd = None
         path = self.path(self.owner)
         if path is not None and not self._unrecorded:
-            path.unlink(missing_ok=True)
+            _remove(path)
 
     def of(self, owner: str) -> dict[int, datetime]:
         """The receipts a (dead) ``owner`` left: row id -> when its target accepted it. A line
@@ -133,4 +133,13 @@ class DeliveryReceipts:
     def forget(self, owner: str) -> None:
         path = self.path(owner)
         if path is not None:
-            path.unlink(missing_ok=True)
+            _remove(path)
+
+
+def _remove(path: Path) -> None:
+    """Remove a receipts file, best effort like every write here: a directory that is a file, or
+    one this user may not write, never stops the outbox (it died at start, delivering nothing)."""
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as exc:
+        log.debug("delivery receipts %s not removed: %s", path.name, exc)

@@ -235,3 +235,30 @@ def test_receipts_of_outboxes_long_gone_are_swept(tmp_path: Path) -> None:
         os.utime(path, (day_ago, day_ago))
     mine.sweep()
     assert [r.path(r.owner).exists() for r in (mine, old, recent)] == [True, False, True]  # type: ignore[union-attr]
+
+
+async def test_a_receipts_directory_that_is_a_file_does_not_stop_the_crash_alerts(
+        db_url: str, inbox: JsonReceiver) -> None:
+    """Receipts are best effort: a receipt that cannot be written costs what it did before (a
+    repeat). ``var/outbox-receipts`` a file (a mistake, a restore of a wrong archive) made the
+    outbox of an agent restarted after a crash die at start: the dead agent's receipts "forgotten"
+    with ``unlink`` under a file raised, and nothing was delivered at all, the crash's alert
+    included."""
+    first = Store(db_url)
+    first.migrate()
+    enqueue(first, "interrupted-1")
+    gone = subprocess.Popen(["true"])  # an agent that claimed the row, then died
+    gone.wait()
+    owner = str(ClaimOwner("agent", socket.gethostname(), gone.pid, "1", "x"))
+    first.claim_due_notifications(datetime.now(UTC), owner=owner, lease=3600)
+    first.close()
+    where = receipts_dir(db_url)
+    assert where is not None
+    where.write_text("not a directory\n")
+
+    second = Store(db_url)
+    async with running_outbox(second, {"ops": TargetSpec("ops", inbox.url)}):
+        enqueue(second, "new-1")
+        await wait_until(lambda: statuses(second) == ["sent", "sent"])
+    second.close()
+    assert len(inbox.messages) == 2
