@@ -262,8 +262,15 @@ class Outbox:
                 now = self.clock()
                 if result.ok:
                     self.receipts.accepted(row.id, now)  # before the store: see agent.notify.receipts
-                    if await self._db(self.store.mark_sent, row.id, now) is not None:
+                    # only a row still ours: not one another outbox took (a lease past), nor another
+                    # row of the same id in a database replaced under this one (a lost alert)
+                    marked = await self._db(functools.partial(self.store.mark_sent, owner=self.owner), row.id, now)
+                    if marked is not None:
                         self.receipts.recorded(row.id)
+                    if marked is False:
+                        log.warning("outbox: notification %d was delivered to %s but is no longer claimed by this "
+                                    "outbox; left to its new owner", row.id, target)
+                        continue
                     log.info("notification %d (%s) delivered to %s", row.id, row.kind, target)
                     if row.attempts:  # the target is back: its other waiting messages go now
                         await self._db(self.store.expedite_target, target, now)

@@ -67,7 +67,9 @@ class DeliveryReceipts:
             if self._fd is None:
                 path.parent.mkdir(mode=0o700, exist_ok=True)
                 self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-            os.write(self._fd, f"{row_id} {at.timestamp():.6f}\n".encode())
+            # each receipt opens with a newline too: one cut short by a full disk ("12") is ended by
+            # the next one instead of running into it ("12" + "7 T" read as row 127)
+            os.write(self._fd, f"\n{row_id} {at.timestamp():.6f}\n".encode())
             self._unrecorded.add(row_id)
         except OSError as exc:
             log.debug("delivery receipt of notification %d not written: %s", row_id, exc)

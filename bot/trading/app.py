@@ -330,7 +330,9 @@ def _run_loop(engine: TradingEngine, status: RuntimeStatus, metrics: BotMetrics,
                     refused = engine.gw.verify_signer()
                 except (TransientError, GatewayError) as err:  # asked again at the next check; stops all the same
                     refused = engine.gw.refusal
-                    log.warning("API wallet not checked", extra={"event": "loop_error", "error": err.message})
+                    # its own event: the iteration's failure, if the exchange is down, is the loop_error
+                    # (one per failed iteration, as the bot's API error rate counts them)
+                    log.warning("API wallet not checked", extra={"event": "signer_check_error", "error": err.message})
                 if refused not in (None, before):  # said once, not every 30 s
                     log.error("the exchange does not accept the bot's API wallet",
                               extra={"event": "api_wallet_refused", "error": engine.gw.refusal})
