@@ -112,7 +112,8 @@ def merge(stored: dict[str, Any], results: dict[str, list[sc.Outcome]], took: di
     run_id = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
     runs = dict(stored.get("runs", {}))
     scenarios = dict(stored.get("scenarios", {}))
-    runs[run_id] = {"commit": _commit(), "master": master, "minutes": round(seconds / 60)}
+    runs[run_id] = {"commit": _commit(), "master": master, "minutes": round(seconds / 60),
+                    "load": f"{os.getloadavg()[2]:.1f}"}
     for name, outs in results.items():
         scenarios[name] = {"run": run_id, "took": [round(t, 1) for t in took.get(name, [])],
                            "outcomes": [dataclasses.asdict(o) for o in outs]}
@@ -154,7 +155,7 @@ def render(stored: dict[str, Any], full_disk_skip: str | None, host: dict[str, s
     results = {n: _outcomes(e) for n, e in stored["scenarios"].items()}
     took_by = {n: e["took"] for n, e in stored["scenarios"].items()}
     runs = stored["runs"]
-    run_rows = [[r, v["commit"], str(v["master"]), str(v["minutes"]),
+    run_rows = [[r, v["commit"], str(v["master"]), str(v["minutes"]), str(v.get("load", "not recorded")),
                  ", ".join(n for n, e in stored["scenarios"].items() if e["run"] == r)] for r, v in runs.items()]
     out = [
         "# Reliability under faults",
@@ -205,7 +206,8 @@ def render(stored: dict[str, Any], full_disk_skip: str | None, host: dict[str, s
         "",
         "Runs the rows come from (a run of some scenarios replaces their rows only):",
         "",
-        table(["run", "commit", "master seed", "minutes", "scenarios"], run_rows),
+        table(["run", "commit", "master seed", "minutes", "load (15-min average at its end; 2 cores)", "scenarios"],
+              run_rows),
         "",
     ]
     if full_disk_skip:
