@@ -146,13 +146,7 @@ def test_an_order_status_read_failing_does_not_keep_a_position_bare(
     reduce-only order can only reduce, and the exchange refuses a client order id it knows: it is
     sent unchecked when the check cannot be made."""
     engine = make_engine()
-    engine.reconcile()
-    engine.iterate()
-    coins = sorted(engine.gw.account().positions)
-    assert coins, "the set-up: the bot entered with the signal"
-    for coin in coins:
-        for o in raw_orders(engine, coin):
-            assert engine.gw.cancel(coin, o["oid"])
+    coins = bare_positions(engine)
     paper_exchange.admin("POST", "/admin/faults", {"info_errors": failing})
     try:
         for _ in range(2):
