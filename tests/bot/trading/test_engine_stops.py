@@ -93,6 +93,18 @@ def bare_positions(engine: Any) -> list[str]:
     return coins
 
 
+def iterations_failing(engine: Any, paper_exchange: Any, failing: list[str], times: int) -> None:
+    """``times`` iterations while the ``/info`` request types ``failing`` answer 500: each ends
+    failing (TransientError, as before the stop fixes), the fault cleared after."""
+    paper_exchange.admin("POST", "/admin/faults", {"info_errors": failing})
+    try:
+        for _ in range(times):
+            with pytest.raises(TransientError):
+                engine.iterate()
+    finally:
+        paper_exchange.admin("DELETE", "/admin/faults")
+
+
 @pytest.mark.parametrize("failing", ["userFills", "allMids"])
 def test_a_read_failing_after_the_positions_leaves_no_position_without_its_stop(
         make_engine: Callable[..., Any], paper_exchange: Any, failing: str) -> None:
@@ -101,12 +113,7 @@ def test_a_read_failing_after_the_positions_leaves_no_position_without_its_stop(
     with none checked, for as long as that read kept failing)."""
     engine = make_engine()
     coins = bare_positions(engine)
-    paper_exchange.admin("POST", "/admin/faults", {"info_errors": [failing]})
-    try:
-        with pytest.raises(TransientError):
-            engine.iterate()
-    finally:
-        paper_exchange.admin("DELETE", "/admin/faults")
+    iterations_failing(engine, paper_exchange, [failing], 1)
     for coin in coins:
         covered, size = stop_loss_cover(engine, coin)
         assert covered >= size, f"{coin}: with {failing} failing, stop-losses cover {covered} of {size}"
@@ -147,13 +154,7 @@ def test_an_order_status_read_failing_does_not_keep_a_position_bare(
     sent unchecked when the check cannot be made."""
     engine = make_engine()
     coins = bare_positions(engine)
-    paper_exchange.admin("POST", "/admin/faults", {"info_errors": failing})
-    try:
-        for _ in range(2):
-            with pytest.raises(TransientError):
-                engine.iterate()
-    finally:
-        paper_exchange.admin("DELETE", "/admin/faults")
+    iterations_failing(engine, paper_exchange, failing, 2)
     for coin in coins:
         covered, size = stop_loss_cover(engine, coin)
         assert size <= covered <= size, f"{coin}: with {failing} failing, stop-losses cover {covered} of {size}"
