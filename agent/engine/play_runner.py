@@ -291,7 +291,7 @@ class PlayRunner:
         silenced = await self._silence(task, host, name, started, (timeout + delay) * (retries + 1))
         for attempt in range(retries + 1):
             attempts = attempt + 1
-            result = await self._call(module, params, host, vars_, timeout)
+            result = await self._call(module, params, host, vars_, timeout, self._message_key(task, name, host))
             if not task.until:
                 if not result.failed:
                     break
@@ -345,10 +345,16 @@ class PlayRunner:
             checks.append((play, check) if slash else (self._play_name, ref))
         return await self.silences.begin(host.name, name, checks, started, longest)
 
+    def _message_key(self, task: Any, name: str, host: HostContext) -> str | None:
+        if self.record is None:
+            return None
+        source = getattr(task, "source", None)
+        return self.record.message_key(host.name, name, getattr(source, "line", None))
+
     async def _call(self, module: Any, params: Any, host: HostContext, vars_: Mapping[str, Any],
-                    timeout: float) -> ActionResult:
+                    timeout: float, key: str | None = None) -> ActionResult:
         ctx = RunContext(host=host, timeout=timeout, check_mode=self.check_mode,
-                         notifier=self.notifier, template_vars=vars_, reason=self.reason)
+                         notifier=self.notifier, template_vars=vars_, reason=self.reason, message_key=key)
         t0 = time.monotonic()
         try:
             return await asyncio.wait_for(module.run(params, ctx), timeout=timeout)

@@ -16,9 +16,11 @@ cut short: no end recorded and an owner that is gone (killed, SIGKILL included),
   before) is run again from its first task on the hosts it had, by the agent, unless an
   operator stopped it with Ctrl-C (SIGINT: a decision, not an accident; told only). The run
   again says in its ``reason`` that it finishes a run cut short, and what that run had done:
-  the emergency's own page quotes it, and is the one message. Only when the run again queued
-  no message of its own is the operator paged separately. A run again that is cut short too is
-  resumed again, at most :data:`MAX_ATTEMPTS` runs in all; past that it is told only;
+  the emergency's own page quotes it, and is the one message. A message the run cut short had
+  already queued is not queued again by the run again (its key is the first run's, the host, the
+  task and the title: :meth:`RunRecord.message_key`), unless its title now says something else;
+  only when no message was queued by either is the operator paged separately. A run again
+  that is cut short too is resumed again, at most :data:`MAX_ATTEMPTS` runs in all; past that it is told only;
 * any other play is told at once through the page route: which tasks finished on which host,
   which did not, and what to type to finish it.
 """
@@ -94,7 +96,10 @@ class RunRecord:
         self._store, self._call = store, call
         self.actor, self.reason, self.on_interrupt = actor, reason, on_interrupt
         self.attempt, self.resumed_from = attempt, resumed_from
-        self.run = uuid.uuid4().hex[:16]
+        self.root = (resumed_from or "").partition(".")[0] or uuid.uuid4().hex[:16]
+        """The first run of a chain of runs again (this run when it is not one): a run again is
+        ``ROOT.ATTEMPT``, so a message one run of the chain sent is not sent again by the next."""
+        self.run = f"{self.root}.{attempt}" if resumed_from else self.root
         self._pending: list[asyncio.Future[Any]] = []
 
     async def begin(self, play: str, hosts: Sequence[str], tasks: Sequence[str]) -> None:
@@ -108,6 +113,11 @@ class RunRecord:
         self._pending.append(job)
         job.add_done_callback(self._logged("start"))
         await asyncio.wait({job}, timeout=RECORD_WAIT_S)
+
+    def message_key(self, host: str, task: str, line: int | None) -> str:
+        """The key under which a message of ``task`` (written at ``line`` of its file: two tasks
+        of one name are two tasks) on ``host`` is queued once for the whole chain (:attr:`root`)."""
+        return f"play-run:{self.root}:{host}:{task}:{line or ''}"
 
     def task_done(self, outcome: TaskOutcome) -> None:
         """Queue one finished task (in order after the start; not waited for)."""

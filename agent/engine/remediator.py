@@ -365,10 +365,11 @@ def _what_it_saw(bc: BoundCheck, vars_: Mapping[str, Any]) -> str:
 
 
 def paged_by(outcomes: Sequence[TaskOutcome]) -> set[str]:
-    """The targets a run's ``notify`` tasks queued a message for."""
+    """The targets a run's ``notify`` tasks queued a message for (or found already sent by the
+    run cut short this run finishes)."""
     out: set[str] = set()
     for o in outcomes:
-        if o.module == "notify" and o.status in ("ok", "changed") and o.data.get("queued"):
+        if o.module == "notify" and o.status in ("ok", "changed") and (o.data.get("queued") or o.data.get("already_sent")):
             out.update(str(t) for t in o.data.get("targets") or ())
     return out
 

@@ -198,7 +198,12 @@ class Notifier(Protocol):
         tags: tuple[str, ...] = (),
         check_mode: bool = False,
         attachments: Sequence[str] = (),
-    ) -> Mapping[str, Any]: ...
+        once: str | None = None,
+    ) -> Mapping[str, Any]:
+        """Queue (or, in check mode, preview) a message. ``once``: a key under which it is queued
+        at most once (a run again of a play run cut short does not send its messages again); the
+        answer then says ``already_sent`` instead of ``queued``."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -230,6 +235,9 @@ class RunContext:
     reason: str = ""  # why this runs (the check and transition, or the person and command)
     blocking: BlockingRunner | None = None
     """Where blocking calls run; None: asyncio's default executor (one-shot runs, tests)."""
+    message_key: str | None = None
+    """The task's key in a recorded play run (the same in the runs again of one cut short): a
+    message it sends under this key is sent once (:class:`Notifier` ``once``)."""
 
     async def run_blocking(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` on a worker thread of this run's pool (see ``blocking``)."""

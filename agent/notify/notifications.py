@@ -180,6 +180,7 @@ class Notifications:
     async def notify(
         self, *, route: str | None, title: str, body: str, severity: str, host: str,
         tags: tuple[str, ...] = (), check_mode: bool = False, attachments: Sequence[str] = (),
+        once: str | None = None,
     ) -> Mapping[str, Any]:
         """The ``Notifier`` protocol: queue (or, in check mode, preview) a message."""
         try:
@@ -191,7 +192,10 @@ class Notifications:
             return {"queued": [], "targets": targets, "would_send": targets,
                     "title": self.redactor.redact(title), "body": self.redactor.redact(body)}
         ids = await asyncio.to_thread(self.notice, None, title=title, body=body, severity=severity,
-                                      route=route, host=host, tags=tags, kind="task", attachments=attachments)
+                                      route=route, host=host, tags=tags, kind="task", attachments=attachments,
+                                      dedup=once)
+        if once is not None and targets and not ids:
+            return {"queued": [], "targets": targets, "already_sent": True}
         return {"queued": ids, "targets": targets}
 
     # -- adapters for the resident engine (duck-typed on its bound check and transition) ---

@@ -134,6 +134,49 @@ def test_a_resumable_play_killed_mid_run_is_finished_and_its_own_message_is_the_
         world.stop()
 
 
+@pytest.mark.parametrize("title, messages", [
+    ("{{ host }}: halted", 1),
+    ("{{ host }}: halted{{ ' (finishing a run cut short)' if 'cut short' in (reason | default('')) else '' }}", 2),
+])
+def test_a_message_the_run_cut_short_sent_is_not_sent_again_by_its_run_again_unless_it_changed(
+        tmp_path: Path, supervisor: Any, receiver: JsonReceiver, title: str, messages: int) -> None:
+    """The emergency's shape: its page is sent before its last task; killed after the page, the
+    run again (from the first task) must not page the same thing twice (agent-killed-mid-handover,
+    seeds 2737802058, 624417678). A message that says something new is sent."""
+    world = AgentWorld(tmp_path / "w", supervisor.url, receiver.url)
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    text = play("paged", marks, resume=True).replace("  - name: second", f"""\
+  - name: tell first
+    notify: {{title: "{title}", body: "{{{{ reason | default('') }}}}", severity: critical}}
+  - name: second""")
+    world.write_playbook("paged", text)
+    cli = start_cli(world, "paged", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: (marks / "second-started").exists() and first_done(world, "paged")
+                   and any(d.get("task") == "tell first" for d in runs(world, "paged")[0].done), 30,
+                   what="the play under way in its second task, its first message queued")
+        cli.kill()
+        cli.wait(10)
+        world.start()
+        wait_until(lambda: (marks / "third").exists(), 30, what="the agent finishing the play")
+        wait_until(lambda: len(runs(world, "paged")) == 2 and runs(world, "paged")[0].ended_at is not None
+                   and runs(world, "paged")[1].handled is not None, 30, what="the run again ended")
+        got = wait_drained(world, receiver)
+        world.stop()
+        titles = sorted(m["title"] for m in got)
+        assert len(got) == messages + 1, titles  # + the play's last message ("local: play done")
+        assert "local: play done" in titles and "local: halted" in titles, titles
+        again, first = runs(world, "paged")
+        assert again.run == f"{first.run}.2" and again.outcome == "done"
+        told = next(d for d in again.done if d.get("task") == "tell first")
+        assert told["status"] == ("ok" if messages == 1 else "changed"), told
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+        world.stop()
+
+
 def test_sighup_with_the_terminal_gone_finishes_the_task_records_what_is_left_and_is_paged(
         tmp_path: Path, supervisor: Any, receiver: JsonReceiver) -> None:
     """An SSH hang-up: the terminal is gone (its pipes closed: every write fails) and SIGHUP

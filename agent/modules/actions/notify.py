@@ -1,6 +1,7 @@
 """Action: send a message through the notification system (routes, outbox, apprise)."""
 from __future__ import annotations
 
+import hashlib
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -57,6 +58,8 @@ class NotifyAction(ActionModule):
                 host=ctx.host.name,
                 tags=tuple(params.tags),
                 check_mode=ctx.check_mode,
+                # Sent once per run and its runs again, unless what it says changed.
+                once=f"{ctx.message_key}:{_digest(params.title)}" if ctx.message_key else None,
             )
         )
         if outcome.get("error"):
@@ -64,6 +67,9 @@ class NotifyAction(ActionModule):
         targets = outcome.get("targets") or []
         where = f"route {params.route}" if params.route else f"{params.severity} routes"
         verb = "would notify" if ctx.check_mode else "notified"
+        if outcome.get("already_sent"):
+            return ActionResult(msg=f"already sent by the run cut short this run finishes ({where}): {params.title}",
+                                data=outcome)
         return ActionResult(
             changed=True, msg=f"{verb} {where} ({len(targets)} target(s)): {params.title}", data=outcome
         )
@@ -84,3 +90,7 @@ class NotifyAction(ActionModule):
         }
         assert params.template is not None  # the validator guarantees body or template
         return render_or_fallback(renderer, params.template, template_vars)
+
+
+def _digest(title: str) -> str:
+    return hashlib.sha256(title.encode()).hexdigest()[:16]

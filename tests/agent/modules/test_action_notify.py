@@ -20,7 +20,8 @@ class RecordingNotifier:
         if templates_dir is not None:
             self.templating = SandboxedTemplates(templates_dir)
 
-    async def notify(self, *, route, title, body, severity, host, tags=(), check_mode=False) -> Mapping[str, Any]:
+    async def notify(self, *, route, title, body, severity, host, tags=(), check_mode=False,
+                     once=None) -> Mapping[str, Any]:
         call = dict(route=route, title=title, body=body, severity=severity, host=host, tags=tags,
                     check_mode=check_mode)
         self.calls.append(call)
