@@ -12,6 +12,8 @@ from agent.modules.checks._supervisor_rpc import (
     RUNNING_STATES,
     SupervisorUrl,
     call,
+    info_error,
+    multicall,
     process_info,
     resolve_url,
 )
@@ -55,18 +57,16 @@ class SupervisorAction(ActionModule):
         program = params.program
         try:
             url = resolve_url(params.url, ctx)
+            if params.action != "signal" and not ctx.check_mode:
+                return await self._in_one_request(params, url, ctx.timeout)
             before = await process_info(url, program, timeout=ctx.timeout)
         except ModuleError as exc:
             return ActionResult(failed=True, msg=exc.message, data={"program": program})
-        state_before = before["statename"]
-        running = state_before in RUNNING_STATES
-        data: dict[str, Any] = {"program": program, "state_before": state_before}
-
+        data: dict[str, Any] = {"program": program, "state_before": before["statename"]}
+        running = before["statename"] in RUNNING_STATES
         # Decide first (what would change), then guard only the side effect.
-        if params.action == "start" and running:
-            return _result(False, f"{_describe(program, before)} is already started", data, before)
-        if params.action == "stop" and not running:
-            return _result(False, f"{_describe(program, before)} is already stopped", data, before)
+        if (nothing := _nothing_to_do(params, before, data)) is not None:
+            return nothing
         if params.action == "signal" and not running:
             return _result(False, f"cannot signal {_describe(program, before)}: not running", data, before,
                            failed=True)
@@ -74,8 +74,8 @@ class SupervisorAction(ActionModule):
         if ctx.check_mode:
             return _result(True, f"would {verb} {_describe(program, before)}", data, before)
 
-        try:
-            await self._act(params, url, running, ctx.timeout)
+        try:  # a signal (start, stop and restart went by _in_one_request)
+            await call(url, "signalProcess", program, params.signal, timeout=ctx.timeout)
         except xmlrpc.client.Fault as fault:
             return await self._fault_result(fault, params, url, data, ctx.timeout)
         except ModuleError as exc:
@@ -88,15 +88,37 @@ class SupervisorAction(ActionModule):
         done = {"start": "started", "stop": "stopped", "restart": "restarted"}.get(params.action, f"signalled {params.signal}")
         return _result(True, f"{done} {_describe(program, after)}", data, after)
 
-    async def _act(self, params: SupervisorActionParams, url: str, running: bool, timeout: float) -> None:
-        name, wait = params.program, params.wait
-        if params.action == "signal":
-            await call(url, "signalProcess", name, params.signal, timeout=timeout)
-            return
-        if params.action in ("stop", "restart") and running:
-            await call(url, "stopProcess", name, wait if params.action == "stop" else True, timeout=timeout)
-        if params.action in ("start", "restart"):
-            await call(url, "startProcess", name, wait, timeout=timeout)
+    async def _in_one_request(self, params: SupervisorActionParams, url: str, timeout: float) -> ActionResult:
+        """start, stop or restart as one ``system.multicall``: the state before, the calls, the
+        state after, in one turn of supervisord's loop, so nothing can come between the state
+        read and the act (a restart on the crash -> alert path made three round trips). The act
+        is sent whatever the state: supervisord refuses one with nothing to do
+        (``ALREADY_STARTED``, ``NOT_RUNNING``), and the state before says what it meant."""
+        program, action = params.program, params.action
+        acts: list[tuple[str, list[Any]]] = []
+        if action in ("stop", "restart"):
+            acts.append(("stopProcess", [program, params.wait if action == "stop" else True]))
+        if action in ("start", "restart"):
+            acts.append(("startProcess", [program, params.wait]))
+        info = ("getProcessInfo", [program])
+        before, *answers, after = await multicall(url, [info, *acts, info], timeout=timeout)
+        if isinstance(before, xmlrpc.client.Fault):
+            return ActionResult(failed=True, msg=info_error(program, before).message, data={"program": program})
+        running = before["statename"] in RUNNING_STATES
+        data: dict[str, Any] = {"program": program, "state_before": before["statename"]}
+        if (nothing := _nothing_to_do(params, before, data)) is not None:
+            return nothing
+        for (method, _args), answer in zip(acts, answers, strict=True):
+            if not isinstance(answer, xmlrpc.client.Fault):
+                continue
+            if method == "stopProcess" and action == "restart" and not running and answer.faultCode == Faults.NOT_RUNNING:
+                continue  # a restart of a stopped program is its start
+            return await self._fault_result(answer, params, url, data, timeout)
+        if isinstance(after, xmlrpc.client.Fault):
+            return ActionResult(changed=True, failed=True,
+                                msg=f"{action} {program} sent, then {info_error(program, after).message}", data=data)
+        done = {"start": "started", "stop": "stopped"}.get(action, "restarted")
+        return _result(True, f"{done} {_describe(program, after)}", data, after)
 
     async def _fault_result(
         self, fault: xmlrpc.client.Fault, params: SupervisorActionParams, url: str, data: dict[str, Any],
@@ -127,6 +149,16 @@ class SupervisorAction(ActionModule):
         }
         msg = messages.get(code, f"supervisord refused: {fault.faultString}")
         return _result(code not in (Faults.BAD_NAME, Faults.BAD_SIGNAL), msg, data, info, failed=True)
+
+
+def _nothing_to_do(params: SupervisorActionParams, before: dict[str, Any], data: dict[str, Any]) -> ActionResult | None:
+    """The answer when the state before leaves a start or a stop nothing to do."""
+    running = before["statename"] in RUNNING_STATES
+    if params.action == "start" and running:
+        return _result(False, f"{_describe(params.program, before)} is already started", data, before)
+    if params.action == "stop" and not running:
+        return _result(False, f"{_describe(params.program, before)} is already stopped", data, before)
+    return None
 
 
 def _result(

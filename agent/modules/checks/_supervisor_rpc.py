@@ -14,9 +14,11 @@ in :func:`process_info`, which turns ``BAD_NAME`` into "no such program 'x'".
 from __future__ import annotations
 
 import asyncio
+import functools
 import http.client
 import socket
 import xmlrpc.client
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any
 from urllib.parse import urlparse
 
@@ -84,21 +86,25 @@ class _Transport(xmlrpc.client.Transport):
                                           timeout=self._call_timeout)
 
 
-def _call_blocking(url: str, timeout: float, method: str, args: tuple[Any, ...]) -> Any:
+def _request(url: str, timeout: float, method: str, args: Sequence[Any]) -> Any:
+    """``method`` (``supervisor.startProcess``, ``system.multicall``) called with ``args``."""
     transport = _Transport(url, timeout)
     proxy = xmlrpc.client.ServerProxy("http://127.0.0.1/RPC2", transport=transport)
     try:
-        return getattr(proxy.supervisor, method)(*args)
+        return getattr(proxy, method)(*args)
     finally:
         transport.close()
 
 
 async def call(url: str, method: str, *args: Any, timeout: float) -> Any:
     """``supervisor.<method>(*args)`` on the server at ``url``, off the event loop."""
+    return await _off_loop(url, timeout, functools.partial(_request, url, timeout, f"supervisor.{method}", args))
+
+
+async def _off_loop(url: str, timeout: float, job: Callable[[], Any]) -> Any:
+    """``job`` (one blocking request) in a worker thread; transport failures as ModuleError."""
     try:
-        return await asyncio.wait_for(
-            asyncio.to_thread(_call_blocking, url, timeout, method, args), timeout + 1.0
-        )
+        return await asyncio.wait_for(asyncio.to_thread(job), timeout + 1.0)
     except xmlrpc.client.Fault:
         raise
     except TimeoutError:
@@ -111,14 +117,31 @@ async def call(url: str, method: str, *args: Any, timeout: float) -> Any:
         ) from None
 
 
+async def multicall(url: str, calls: Sequence[tuple[str, Sequence[Any]]], *, timeout: float) -> list[Any]:
+    """``supervisor.<method>(*args)`` for each of ``calls`` in order, in one request and one turn
+    of supervisord's loop (its documented ``system.multicall``: a call that waits, such as
+    ``stopProcess(name, True)``, holds the ones after it until it is done). Each result is the
+    call's value or its :class:`xmlrpc.client.Fault` (not raised); transport failures raise as
+    :func:`call`'s do."""
+    body = [{"methodName": f"supervisor.{method}", "params": list(args)} for method, args in calls]
+    results = await _off_loop(url, timeout, functools.partial(_request, url, timeout, "system.multicall", [body]))
+    return [xmlrpc.client.Fault(r["faultCode"], r["faultString"]) if isinstance(r, dict) and "faultCode" in r
+            else r for r in results]
+
+
+def info_error(program: str, fault: xmlrpc.client.Fault) -> ModuleError:
+    """What a refused ``getProcessInfo(program)`` means (:func:`process_info`)."""
+    if fault.faultCode == Faults.BAD_NAME:
+        return ModuleError(f"no such program {program!r}", hint="see `supervisorctl status`")
+    return ModuleError(f"supervisord refused getProcessInfo({program!r}): {fault.faultString}")
+
+
 async def process_info(url: str, program: str, *, timeout: float) -> dict[str, Any]:
     """``getProcessInfo(program)``; an unknown program raises ModuleError "no such program"."""
     try:
         info: dict[str, Any] = await call(url, "getProcessInfo", program, timeout=timeout)
     except xmlrpc.client.Fault as fault:
-        if fault.faultCode == Faults.BAD_NAME:
-            raise ModuleError(f"no such program {program!r}", hint="see `supervisorctl status`") from None
-        raise ModuleError(f"supervisord refused getProcessInfo({program!r}): {fault.faultString}") from None
+        raise info_error(program, fault) from None
     return info
 
 

@@ -103,3 +103,64 @@ async def test_unreachable_supervisord(make_ctx) -> None:
 def test_bad_params(kw) -> None:
     with pytest.raises(ValueError):
         params(**kw)
+
+
+class CountingRelay:
+    """A unix socket in front of supervisord's that counts the connections made to it (the
+    action's transport opens one per request)."""
+
+    def __init__(self, target: str, path: str) -> None:
+        import socket
+        import threading
+
+        self.target, self.path, self.connections = target, path, 0
+        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.server.bind(path)
+        self.server.listen(8)
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        import socket
+        import threading
+
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            self.connections += 1
+            upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            upstream.connect(self.target)
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(a, b) -> None:
+        try:
+            while data := a.recv(65536):
+                b.sendall(data)
+            b.shutdown(1)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        self.server.close()
+
+
+@pytest.mark.parametrize(("action", "program"), [("start", "idle"), ("stop", "bot"), ("restart", "bot"),
+                                                 ("restart", "idle"), ("start", "bot")])
+async def test_a_start_stop_or_restart_is_one_request_to_supervisord(stack, make_ctx, tmp_path, action,
+                                                                      program) -> None:
+    """The state before, the act and the state after in one request (one turn of supervisord's
+    loop): nothing comes between the read and the act, and a restart on the crash -> alert path
+    does not wait for three round trips."""
+    relay = CountingRelay(stack.url.removeprefix("unix://"), str(tmp_path / "relay.sock"))
+    try:
+        before = stack.info(program)
+        result = await SupervisorAction().run(params(action=action, program=program),
+                                              make_ctx(f"unix://{relay.path}"))
+        assert result.failed is False, result.msg
+        assert result.data["state_before"] == before["statename"]
+        assert relay.connections == 1
+    finally:
+        relay.close()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.modules.checks._supervisor_rpc import _call_blocking, process_info
+from agent.modules.checks._supervisor_rpc import _request, process_info
 from botwarden.errors import ModuleError
 
 
@@ -52,7 +52,7 @@ def short_tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_the_blocking_call_itself_ends_at_its_timeout(wedged: str) -> None:
     started = time.monotonic()
     with pytest.raises(OSError):  # socket.timeout is an OSError (TimeoutError)
-        _call_blocking(wedged, 0.3, "getProcessInfo", ("bot",))
+        _request(wedged, 0.3, "supervisor.getProcessInfo", ("bot",))
     assert time.monotonic() - started < 5  # not forever (the thread is given back)
 
 
