@@ -40,6 +40,7 @@ from agent.engine.handover_changes import message as handover_message
 from agent.engine.handover_changes import removed_handover_tasks
 from agent.engine.heartbeat import DeadMansSwitch
 from agent.engine.housekeeping import Housekeeping
+from agent.engine.internal_errors import InternalErrors
 from agent.engine.live_config import LiveConfig
 from agent.engine.pipeline import ResultPipeline
 from agent.engine.play_runs import InterruptedRuns
@@ -132,6 +133,7 @@ class Agent:
         self._fingerprint: Fingerprint = ()
         self._last_reload_error: str | None = None
         self._redaction: RedactingFilter | None = None
+        self._internal: InternalErrors | None = None
         self.origin = "disk"
         """What the agent runs (:class:`~agent.engine.config_source.Chosen`): ``disk`` unless the
         files on disk did not load at start-up and none has loaded since."""
@@ -244,6 +246,8 @@ class Agent:
         detection = Detection(config=live, scheduler=scheduler, state_of=state_of,
                               notification_counts=lambda: thread.call(notification_counts, store))
         store_file = StoreFileWatch(store_path, self._store_lost) if store_path is not None else None
+        self._internal = InternalErrors(direct, asyncio.get_running_loop())
+        logging.getLogger("agent").addHandler(self._internal)  # the failures it survives are told
         self.parts = Collaborators(
             config=live, store=store, store_thread=thread, notifications=notifications, outbox=outbox, direct=direct,
             batcher=batcher, pipeline=pipeline, guard=guard, tasks=tasks, remediator=remediator, alerts=alerts,
@@ -610,6 +614,9 @@ class Agent:
                 log.warning("agent stop not recorded", exc_info=True)
             await parts.store_thread.call(parts.store.close)
             parts.store_thread.shutdown()
+        if self._internal is not None:
+            logging.getLogger("agent").removeHandler(self._internal)
+            self._internal = None
         if self._redaction is not None:  # several agents in one process (tests)
             from agent.notify import uninstall
 

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from agent.engine.internal_errors import costs
 from agent.engine.store_thread import StoreThread
 from agent.notify.lifecycle import DIGEST_EVENT, AlertLifecycle, LifecycleSettings
 from agent.notify.lifecycle.remediation_notes import THIS_AGENT
@@ -123,7 +124,8 @@ class AlertLoop:
                     if deadline is not None:
                         timeout = min(timeout, (deadline - datetime.now(UTC)).total_seconds())
             except Exception:  # one bad pass (a locked store) must not silence every later alert
-                log.exception("alert lifecycle pass failed")
+                log.exception("alert lifecycle pass failed", extra=costs(
+                    "alerts, repeats and resolves due now wait for a pass that does not fail"))
             await _first_of(stop, self._wake, max(MIN_SLEEP_SECONDS, timeout))
 
 

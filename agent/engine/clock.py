@@ -16,6 +16,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from agent.engine.internal_errors import costs
 from agent.engine.waits import stopped_within
 
 log = logging.getLogger("agent")
@@ -48,7 +49,8 @@ class ClockWatch:
             try:
                 self._on_step(step)
             except Exception:  # the watch must keep watching
-                log.exception("handling a clock step failed")
+                log.exception("handling a clock step failed", extra=costs(
+                    "the checks were not scheduled again after the wall clock stepped"))
         return wall, mono
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -46,6 +46,7 @@ from agent.core.states import State
 from agent.engine import flapping
 from agent.engine.dependencies import EvidenceLog
 from agent.engine.evaluator import CheckStatus, Observation, Transition, classify
+from agent.engine.internal_errors import costs
 from agent.engine.retries import FIRST_RETRY_S, confirmations
 from agent.engine.status_records import record_from_status, result_row, status_from_record
 from agent.engine.store_thread import StoreThread, describe_store_error
@@ -461,7 +462,8 @@ class ResultPipeline:
             try:
                 listener.on_decision(decision)
             except Exception:  # one listener's bug must not keep the decision from the others
-                log.exception("decision listener %r failed", listener)
+                log.exception("decision listener %r failed", listener, extra=costs(
+                    "a check's decision did not reach one of the agent's parts (remediation, alerts or probes)"))
 
     async def close(self) -> None:
         """Store what still waits (one last attempt) and stop retrying."""

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import psutil
 
+from agent.engine.internal_errors import costs
 from agent.engine.locks import operator_lock_targets, target_locks
 from agent.engine.store_thread import StoreThread, describe_store_error
 from agent.engine.waits import stopped_within
@@ -185,7 +186,9 @@ class InterruptedRuns:
             try:
                 await self.sweep()
             except Exception:  # a failed sweep is retried at the next one
-                log.exception("sweep of play runs cut short failed")
+                log.exception("sweep of play runs cut short failed", extra=costs(
+                    "play runs cut short (an emergency killed half-way) are not finished or told until a sweep "
+                    "works"))
             if await stopped_within(stop, SWEEP_SECONDS):
                 return
 

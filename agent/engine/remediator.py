@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from agent.core.values import format_duration
 from agent.engine import flapping
 from agent.engine.evaluator import CheckStatus, Observation
+from agent.engine.internal_errors import costs
 from agent.engine.play_runner import TaskOutcome
 from agent.engine.remediation import Decision as Admission
 from agent.engine.remediation import RemediationGuard
@@ -137,7 +138,8 @@ class Remediator:
     def _done(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            log.error("remediation task %s failed", task.get_name(), exc_info=task.exception())
+            log.error("remediation task %s failed", task.get_name(), exc_info=task.exception(), extra=costs(
+                "a remediation ended in an error: what it did may be neither recorded nor told"))
 
     async def _remediate(self, bc: BoundCheck, why: str, vars_: Mapping[str, Any], names: Sequence[str]) -> None:
         for name in names:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from apscheduler.triggers.interval import IntervalTrigger
 
+from agent.engine.internal_errors import costs
 from agent.engine.locks import operator_lock_targets, target_locks
 from agent.engine.store_thread import StoreThread
 from agent.engine.task_runner import TaskRunner
@@ -83,7 +84,7 @@ class ScheduledPlays:
         try:
             await self._run_play(play)
         except Exception:  # a broken run must not unschedule the playbook
-            log.exception("scheduled run of %s failed", name)
+            log.exception("scheduled run of %s failed", name, extra=costs("a scheduled playbook run did not run"))
 
 
 class ScheduledPlayRunner:

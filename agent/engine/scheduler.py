@@ -34,6 +34,7 @@ from apscheduler.events import EVENT_JOB_SUBMITTED, JobSubmissionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from agent.engine.internal_errors import costs
 from agent.modules.base import BlockingRunner, CheckModule, CheckResult, Notifier, RunContext
 from agent.modules.probe_pools import ProbePools
 from agent.playbook.binding import BoundCheck
@@ -257,7 +258,9 @@ class CheckScheduler:
         try:
             await self._on_result(bc, result, started, duration_ms)
         except Exception:  # recording must never kill the scheduler
-            log.exception("handling the result of %s failed", bc.key)
+            log.exception("handling the result of %s failed", bc.key, extra=costs(
+                "that result was not acted on (no state change, alert or remediation from it), nor will the "
+                "next ones be while this lasts"))
         for listener in self.result_listeners:
             try:
                 listener(bc, result, duration_ms)

@@ -37,6 +37,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from agent.engine.internal_errors import costs
 from agent.modules.checks._supervisor_rpc import RUNNING_STATES, process_info
 from botwarden.errors import ModuleError
 
@@ -118,7 +119,8 @@ class ProgramWatcher:
         try:
             await self._on_exit(self, pid, source)
         except Exception:  # a handler bug must not end the watch
-            log.exception("exit handler for %s failed", self.program)
+            log.exception("exit handler for %s failed", self.program, extra=costs(
+                f"this exit of {self.program} is acted on only when its check runs next"))
 
     async def _settle(self, pid: int) -> None:
         """Ask supervisord until it has reaped ``pid`` (each request wakes its loop)."""
@@ -150,7 +152,8 @@ class ProgramWatcher:
             try:
                 await self._on_exit(self, 0, "poll")
             except Exception:  # a handler bug must not end the watch
-                log.exception("exit handler for %s failed", self.program)
+                log.exception("exit handler for %s failed", self.program, extra=costs(
+                    f"this exit of {self.program} is acted on only when its check runs next"))
         return pid if running else None
 
     async def _wait_nudge(self, timeout: float) -> None:

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agent.engine.internal_errors import costs
+
 log = logging.getLogger("agent.watch")
 
 MAX_SOCKET_PATH = 107
@@ -103,7 +105,8 @@ class _EventProtocol(asyncio.DatagramProtocol):
         try:
             self._callback(event)
         except Exception:  # a handler bug must not close the socket
-            log.exception("supervisor event handler failed")
+            log.exception("supervisor event handler failed", extra=costs(
+                "supervisord's event is not acted on; the checks still run at their intervals"))
 
 
 def _bind_datagram_socket(path: Path) -> socket.socket:
