@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import logging
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
@@ -45,12 +47,16 @@ if TYPE_CHECKING:
     from agent.playbook.models import Remediation
     from agent.store import Store
 
+log = logging.getLogger("agent")
+
 LOCK_TIMEOUT_SECONDS = 300.0
 LEDGER_HISTORY = timedelta(seconds=BUDGET_HISTORY_S)
 """How far back runs are read at start-up; validation refuses a longer ``within``."""
 
 BUDGET_EVENT = "remediation-run"
 HANDOVER_EVENT = "remediation-handover"
+HANDOVER_RUN_SLACK = timedelta(seconds=1)
+"""How much earlier than its hand-over's record a run of the playbook may read and still be it."""
 REARM_EVENT = "remediation-handover-rearmed"
 """The check was seen OK again after a hand-over (someone started the bot after the emergency):
 a crash after that, still inside the budget's window, is handed over again."""
@@ -99,6 +105,7 @@ class RemediationGuard:
         now_wall, now_mono = datetime.now(UTC), self._clock()
         events = await self._thread.call(self._store.events_since, now_wall - LEDGER_HISTORY,
                                          [BUDGET_EVENT, HANDOVER_EVENT, REARM_EVENT])
+        handovers: dict[tuple[str, str, str], Any] = {}
         for ev in events:
             data = ev.data or {}
             k = (data.get("play", ""), data.get("host", ""), data.get("remediation", ""))
@@ -106,6 +113,26 @@ class RemediationGuard:
                 self._ledgers[k].runs.append(now_mono - max(0.0, (now_wall - ev.at).total_seconds()))
             else:
                 self._ledgers[k].handed_over = ev.kind == HANDOVER_EVENT
+                handovers[k] = ev
+        await self._rearm_handovers_never_begun(handovers)
+
+    async def _rearm_handovers_never_begun(self, handovers: Mapping[tuple[str, str, str], Any]) -> None:
+        """A hand-over is recorded when it is decided, before its playbook's run begins: an agent
+        killed in between left it recorded and never run, and the next agent, reading "handed
+        over", would never hand over again (the bot left dead, its positions as they were, no
+        page). A hand-over with no run of its playbook begun since is armed again: the next
+        refusal hands over."""
+        pending = {k: ev for k, ev in handovers.items()
+                   if ev.kind == HANDOVER_EVENT and (ev.data or {}).get("then") and self._ledgers[k].handed_over}
+        if not pending:
+            return
+        runs = await self._thread.call(functools.partial(self._store.play_runs, limit=500))
+        for k, ev in pending.items():
+            then = ev.data["then"]
+            if not any(r.play == then and r.started_at >= ev.at - HANDOVER_RUN_SLACK for r in runs):
+                self._ledgers[k].handed_over = False
+                log.warning("the hand-over of %s to %s recorded at %s never began (the agent stopped first): "
+                            "it is handed over again", k[2], then, ev.at.isoformat())
 
     async def recovered(self, bc: BoundCheck) -> None:
         """``bc`` reads OK again: a hand-over of its remediations re-arms (the outage it answered
@@ -146,7 +173,7 @@ class RemediationGuard:
                     await self._thread.call(
                         self._store.add_event, HANDOVER_EVENT, bc.key, None,
                         f"budget of {name} exhausted ({budget.max} runs within {budget.within:g}s)",
-                        {"play": key[0], "host": key[1], "remediation": name})
+                        {"play": key[0], "host": key[1], "remediation": name, "then": budget.then})
                 return Decision(False, f"budget spent: {len(ledger.runs)} of {budget.max} runs within "
                                        f"{budget.within:g}s", budget.then if first else None,
                                 runs=len(ledger.runs), budget_max=budget.max, spent_before=not first)
@@ -168,9 +195,7 @@ class RemediationGuard:
             await self._thread.call(self._store.add_event, BUDGET_EVENT, bc.key, None, f"{name} ran", data,
                                     at=started_at)
         except Exception as exc:  # noqa: BLE001 - the audit waits for the store; the budget does not
-            import logging
-
-            logging.getLogger("agent").error("remediation run of %s not recorded in the store: %s", name, exc)
+            log.error("remediation run of %s not recorded in the store: %s", name, exc)
         return len(self._ledgers[key].runs)
 
     def targets(self, bc: BoundCheck, tasks: Iterable[Any]) -> list[str]:

@@ -126,6 +126,7 @@ async def test_a_check_ok_again_after_the_handover_rearms_it_across_a_restart(st
     for i in range(3):
         await g.record(checked, "restart", time.monotonic(), now - timedelta(minutes=3 - i))
     assert (await g.admit(checked, "restart", r)).handover == "emergency"
+    emergency_began(store)
     assert (await g.admit(checked, "restart", r)).handover is None  # the same outage: once
     still = RemediationGuard(store, thread)  # an agent restarted before anyone fixed it: still once
     await still.load()
@@ -135,3 +136,33 @@ async def test_a_check_ok_again_after_the_handover_rearms_it_across_a_restart(st
     await again.load()
     d = await again.admit(checked, "restart", r)
     assert (d.allowed, d.handover) == (False, "emergency")  # the new outage is handed over
+
+
+def emergency_began(store) -> None:
+    """The hand-over's playbook run begins (as the remediator's hand-over records it)."""
+    import uuid
+
+    store.start_play_run(run=uuid.uuid4().hex[:16], play="emergency", hosts=["h"], tasks=["halt"], actor="agent",
+                         reason="budget spent", on_interrupt="resume", owner_host="x", owner_pid=1,
+                         owner_started=0.0, started_at=datetime.now(UTC), attempt=1, resumed_from=None)
+
+
+@pytest.mark.parametrize("began", [True, False])
+async def test_a_handover_the_agent_died_before_beginning_is_handed_over_by_the_next_agent(store, thread, began):
+    """The hand-over is recorded when decided, before its playbook's run begins: an agent killed
+    in between left "handed over" and no emergency; the next agent must hand over again (or the
+    bot stays dead with its positions and nobody is paged), and only then."""
+    import time
+
+    now, r = datetime.now(UTC), remediation()
+    g = RemediationGuard(store, thread)
+    for i in range(3):
+        await g.record(bc(), "restart", time.monotonic(), now - timedelta(minutes=3 - i))
+    assert (await g.admit(bc(), "restart", r)).handover == "emergency"
+    if began:
+        emergency_began(store)
+    after = RemediationGuard(store, thread)  # the agent killed, started again by supervisord
+    await after.load()
+    d = await after.admit(bc(), "restart", r)
+    assert (d.allowed, d.handover) == (False, None if began else "emergency")
+    assert (await after.admit(bc(), "restart", r)).handover is None  # and once
