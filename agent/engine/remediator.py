@@ -41,6 +41,7 @@ from agent.engine.store_thread import StoreThread, describe_store_error
 from agent.engine.task_runner import TaskRunner
 from agent.notify.lifecycle.remediation_notes import (
     OUTCOME_EVENT,
+    PAGED,
     SPENT_BEFORE,
     STARTED_EVENT,
     THIS_AGENT,
@@ -227,12 +228,18 @@ class Remediator:
             detail += f"; handed over to playbook {admission.handover} and a human paged"
             outcome = "handed-over"
         await self._event("remediation-skipped", bc, incident_id, f"{name}: {detail}")
-        if admission.handover:
-            await self._handover(bc, name, admission)
         data: dict[str, Any] = {"outcome": outcome, "remediation": name}
         if admission.spent_before:
             data[SPENT_BEFORE] = True  # told once already (the hand-over's page, or its first refusal)
+        if admission.handover:
+            data[PAGED] = True  # told by the hand-over's page (the playbook's own, or the agent's)
+        # Recorded before the hand-over runs: an agent killed during the emergency (seconds of
+        # flatten) left the crash that spent the budget without an answer, and the next agent
+        # told it as an update before the resumed emergency had silenced the check
+        # (agent-killed-mid-handover, seed 2010257165).
         await self._event(OUTCOME_EVENT, bc, incident_id, f"{name} not run: {detail}", data)
+        if admission.handover:
+            await self._handover(bc, name, admission)
 
     def _defer(self, key: str, name: str, delay: float) -> None:
         """Decide ``name`` for ``key`` again when its cooldown ends (once per pair)."""

@@ -17,12 +17,12 @@ and never claim more than is recorded:
   resolve (the remediation's cooldown, at most ``group_interval``): a crash within it reopens
   the incident, never told yet, and its one message tells both;
 * an outcome recorded **after the alert went out** (the bot crashed again before any check saw
-  it running: a recurrence of the told incident, refused by the cooldown until 14:02:11 UTC, or
-  handed over; a run that outlasted ``remediation_wait``) is told as one **update** on the same
+  it running: a recurrence of the told incident, refused by the cooldown until 14:02:11 UTC; a
+  run that outlasted ``remediation_wait``) is told as one **update** on the same
   incident, to the targets its alert went to (Alertmanager's update of a group, not a new
   problem; a ``notice`` row linked to the incident, like a flapping notice): at once (after the
-  route's ``group_wait``) when it says the problem is not being fixed (refused for good, handed
-  over, failed), else no sooner than ``group_interval`` after the incident's last message (a
+  route's ``group_wait``) when it says the problem is not being fixed (refused for good,
+  failed; a hand-over is told by its page, :data:`PAGED`), else no sooner than ``group_interval`` after the incident's last message (a
   run done; a run deferred by the cooldown, whose own outcome follows when it ends: a crash loop
   is told in updates paced by ``group_interval``, not one per crash); outcomes that come
   together are told together. An incident that
@@ -84,6 +84,9 @@ UNCHANGED = "unchanged"
 """Data of a ``nothing`` outcome whose steps ran and found what they would do already done (the
 program already STARTING: supervisord's own retry of a bot dead before RUNNING): the crash loop
 being handled, folded like a restart (each one was an update "nothing to change")."""
+PAGED = "paged"
+"""An outcome that the hand-over's page tells (the budget spent: the ``then`` playbook's own
+message, or the agent's page): no update repeats it, like :data:`SPENT_BEFORE`."""
 SPENT_BEFORE = "spent_before"
 """Data of a refusal by a budget spent before it (its first refusal in the window handed over or was
 told): a crash after the hand-over's page is the loop the page told, no update of its own (each
@@ -305,7 +308,7 @@ class RemediationNotes:
                         causes := (e.data or {}).get(CAUSES), list) or any(c in now_named for c in causes)]
             if not new:
                 continue
-            if all(e.kind == OUTCOME_EVENT and (e.data or {}).get(SPENT_BEFORE) for e in new):
+            if all(e.kind == OUTCOME_EVENT and _told_elsewhere(e) for e in new):
                 continue  # the budget spent again: told already (the page, or its first refusal)
             # a reopening (the check read healthy between two crashes) is the problem back too
             came_back = sorted([*new, *(e for e in events if e.id > last.id and e.kind == REOPENED_EVENT)],
@@ -346,7 +349,7 @@ class RemediationNotes:
                 if CAUSES in (e.data or {}):
                     return False  # a new cause (a halt on top of the one told) is news, not a loop
                 answered = False
-            elif (e.data or {}).get("outcome") in FOLDED_OUTCOMES or (e.data or {}).get(SPENT_BEFORE) \
+            elif (e.data or {}).get("outcome") in FOLDED_OUTCOMES or _told_elsewhere(e) \
                     or (e.data or {}).get(UNCHANGED):
                 answered = True
             else:
@@ -405,3 +408,9 @@ class RemediationNotes:
         waits = [cfg.group_wait if r is None or r.group_wait is None else float(r.group_wait)
                  for r, _ in self._notes.alerted(tx, inc.id)]
         return min(waits, default=cfg.group_wait)
+
+
+def _told_elsewhere(e: EventRecord) -> bool:
+    """An outcome an update would repeat: the budget spent before, or a hand-over (its page)."""
+    data = e.data or {}
+    return bool(data.get(SPENT_BEFORE) or data.get(PAGED))

@@ -27,7 +27,8 @@ class HeldTasks:
         self.runs += 1
         self.running.set()
         await self.release.wait()
-        return SimpleNamespace(outcomes=[SimpleNamespace(status="changed", msg="restarted", task="restart")])
+        return SimpleNamespace(outcomes=[SimpleNamespace(status="changed", msg="restarted", task="restart",
+                                                         module=None, data={})])
 
 
 class Pages:
@@ -42,7 +43,7 @@ class Pages:
 
 
 def world(store: Any, thread: Any, tasks: Any, pages: Any, budget: Any = None,
-          recorded: Any = None) -> tuple[Remediator, Any]:
+          recorded: Any = None, playbooks: Any = None) -> tuple[Remediator, Any]:
     """A remediator with the real store and guard over one check's ``restart`` remediation, the
     check CRITICAL; returns it and the bound check."""
     remediation = SimpleNamespace(budget=budget, cooldown=None, steps=[], target=None)
@@ -50,7 +51,7 @@ def world(store: Any, thread: Any, tasks: Any, pages: Any, budget: Any = None,
                          host=SimpleNamespace(name="h"), key="p/h/bot", check=SimpleNamespace(name="bot"))
     problem = SimpleNamespace(hard=SimpleNamespace(is_problem=True, name="CRITICAL"), incident_id=None)
     extra = {} if recorded is None else {"recorded": recorded}
-    remediator = Remediator(config=SimpleNamespace(current=SimpleNamespace(playbooks={})),  # type: ignore[arg-type]
+    remediator = Remediator(config=SimpleNamespace(current=SimpleNamespace(playbooks=playbooks or {})),  # type: ignore[arg-type]
                             guard=RemediationGuard(store, thread), tasks=tasks, store=store,
                             store_thread=thread, notifications=pages,
                             status=lambda key: problem, last_observation=lambda key: None, **extra)
@@ -161,3 +162,25 @@ async def test_a_run_whose_restart_did_not_apply_is_not_the_crash_loop_being_han
     await remediator._remediate(bc, "crash", {}, ["restart"])
     outcomes = [e.data or {} for e in store.recent_events(kind=OUTCOME_EVENT, limit=10)]
     assert [(o.get("outcome"), o.get(UNCHANGED)) for o in outcomes] == [("nothing", None)], outcomes
+
+
+async def test_the_hand_over_is_recorded_as_told_by_its_page_before_its_playbook_runs(store, thread) -> None:
+    """An agent killed during the emergency (seconds of flatten) must leave the crash that spent
+    the budget answered: before, its outcome was written after the playbook ended, and the next
+    agent told that crash as an update before the resumed emergency silenced the check (a third
+    message: agent-killed-mid-handover, seed 2010257165)."""
+    from agent.notify.lifecycle.remediation_notes import OUTCOME_EVENT, PAGED
+
+    tasks, pages = HeldTasks(), Pages()
+    tasks.release.set()
+    remediator, bc = world(store, thread, tasks, pages, budget(1),
+                           playbooks={"emergency": SimpleNamespace(name="emergency", tasks=[])})
+    await remediator._remediate(bc, "crash", {}, ["restart"])  # run 1 of 1
+    tasks.release.clear()
+    tasks.running.clear()
+    handover = asyncio.create_task(remediator._remediate(bc, "crashed again", {}, ["restart"]))
+    await tasks.running.wait()  # the emergency under way: an agent killed now leaves what is stored
+    outcomes = [e.data or {} for e in reversed(store.recent_events(kind=OUTCOME_EVENT, limit=10))]
+    tasks.release.set()
+    await handover
+    assert [(o.get("outcome"), bool(o.get(PAGED))) for o in outcomes] == [("done", False), ("handed-over", True)]

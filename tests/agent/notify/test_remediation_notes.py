@@ -352,3 +352,17 @@ def _crash_loop(store: Store, *, group_wait: float) -> tuple[AlertLifecycle, Any
         lifecycle.tick(at(s))
 
     return lifecycle, status, transition
+
+
+def test_a_hand_over_is_told_by_its_page_not_by_an_update(store: Store) -> None:
+    """The budget spent: the hand-over's page (the emergency's own, or the agent's) tells it; an
+    update to the alert's targets would say it a second time."""
+    from agent.notify.lifecycle.remediation_notes import PAGED
+
+    lifecycle = world(store)
+    iid = crash_told_with(store, lifecycle, ("restart-bot: started bot (RUNNING, pid 42) in 0.8s", "done"))
+    store.add_event(OUTCOME_EVENT, KEY, iid, "restart-bot not run: budget spent; handed over to playbook emergency",
+                    {"outcome": "handed-over", PAGED: True}, at=at(12))
+    for s in (12, 30, 80, 200, 2000):
+        lifecycle.tick(at(s))
+    assert told(store) == [("alert", "[CRITICAL] bot process on h")]
