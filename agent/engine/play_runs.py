@@ -101,6 +101,7 @@ class RunRecord:
         ``ROOT.ATTEMPT``, so a message one run of the chain sent is not sent again by the next."""
         self.run = f"{self.root}.{attempt}" if resumed_from else self.root
         self._pending: list[asyncio.Future[Any]] = []
+        self._uses: dict[tuple[str, str, int | None], int] = {}
 
     async def begin(self, play: str, hosts: Sequence[str], tasks: Sequence[str]) -> None:
         """Written before the first task acts (waiting :data:`RECORD_WAIT_S` at most)."""
@@ -116,8 +117,15 @@ class RunRecord:
 
     def message_key(self, host: str, task: str, line: int | None) -> str:
         """The key under which a message of ``task`` (written at ``line`` of its file: two tasks
-        of one name are two tasks) on ``host`` is queued once for the whole chain (:attr:`root`)."""
-        return f"play-run:{self.root}:{host}:{task}:{line or ''}"
+        of one name are two tasks) on ``host`` is queued once for the whole chain (:attr:`root`).
+
+        Each call is the task's next run on the host in this run (a YAML anchor used again, a
+        retry of ``until``): the N-th is its own message (``#N``), as the N-th of the run again
+        is the same one, so a run sends as many messages as it runs such tasks, and the run
+        again only those the run cut short had not sent."""
+        where = (host, task, line)
+        self._uses[where] = n = self._uses.get(where, 0) + 1
+        return f"play-run:{self.root}:{host}:{task}:{line or ''}" + (f"#{n}" if n > 1 else "")
 
     def task_done(self, outcome: TaskOutcome) -> None:
         """Queue one finished task (in order after the start; not waited for)."""

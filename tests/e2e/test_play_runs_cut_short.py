@@ -257,3 +257,41 @@ def test_a_run_under_way_in_a_live_process_is_left_alone(tmp_path: Path, supervi
         if cli.poll() is None:
             cli.kill()
         world.stop()
+
+
+@pytest.mark.parametrize("shape", ["anchor", "until"])
+def test_a_message_a_run_sends_twice_on_purpose_is_sent_twice(tmp_path: Path, supervisor: Any,
+                                                              receiver: JsonReceiver, shape: str) -> None:
+    """One run, never cut short: a notify task written once and run twice (a YAML anchor used
+    again later in the play; `retries` with an `until` not met) sends its message each time, as
+    it did before messages had a key per play run. The key (task name and line, title) is the
+    same both times: the second message was taken for the run cut short's and dropped."""
+    world = AgentWorld(tmp_path / "w", supervisor.url, receiver.url)
+    if shape == "anchor":
+        tasks = """\
+  - &progress
+    name: progress
+    notify: {title: "{{ host }}: maintenance under way", body: "a step", severity: critical}
+  - name: step
+    command: {argv: ["true"]}
+  - *progress
+"""
+    else:
+        tasks = """\
+  - name: progress
+    notify: {title: "{{ host }}: maintenance under way", body: "a step", severity: critical}
+    retries: 1
+    delay: 0s
+    until: "false"
+    ignore_errors: true
+"""
+    world.write_playbook("twice", f"version: 1\nname: twice\nhosts: local\ntasks:\n{tasks}")
+    cli = start_cli(world, "twice", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert cli.wait(60) == 0
+        got = wait_drained(world, receiver)
+        assert [m["title"] for m in got] == ["local: maintenance under way"] * 2, got
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+        world.stop()
