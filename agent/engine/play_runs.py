@@ -33,6 +33,7 @@ import os
 import socket
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -102,15 +103,29 @@ class RunRecord:
         self.run = f"{self.root}.{attempt}" if resumed_from else self.root
         self._pending: list[asyncio.Future[Any]] = []
         self._uses: dict[tuple[str, str, int | None], int] = {}
+        self._begun = False
+        self.ended = False
+
+    def start_fields(self, play: str, hosts: Sequence[str], tasks: Sequence[str]) -> dict[str, Any]:
+        """The arguments of the store's ``start_play_run`` for this run, owned by this process."""
+        owner_host, pid, started = this_process()
+        return dict(run=self.run, play=play, hosts=list(hosts), tasks=list(tasks), actor=self.actor,
+                    reason=self.reason, on_interrupt=self.on_interrupt, owner_host=owner_host, owner_pid=pid,
+                    owner_started=started, started_at=datetime.now(UTC), attempt=self.attempt,
+                    resumed_from=self.resumed_from)
+
+    def started_elsewhere(self) -> None:
+        """Its start is recorded already (with the claim of the run it finishes): :meth:`begin`
+        writes nothing."""
+        self._begun = True
 
     async def begin(self, play: str, hosts: Sequence[str], tasks: Sequence[str]) -> None:
         """Written before the first task acts (waiting :data:`RECORD_WAIT_S` at most)."""
-        owner_host, pid, started = this_process()
+        if self._begun:
+            return
+        self._begun = True
         job = asyncio.ensure_future(self._call(functools.partial(
-            self._store.start_play_run, run=self.run, play=play, hosts=list(hosts), tasks=list(tasks),
-            actor=self.actor, reason=self.reason, on_interrupt=self.on_interrupt, owner_host=owner_host,
-            owner_pid=pid, owner_started=started, started_at=datetime.now(UTC), attempt=self.attempt,
-            resumed_from=self.resumed_from)))
+            self._store.start_play_run, **self.start_fields(play, hosts, tasks))))
         self._pending.append(job)
         job.add_done_callback(self._logged("start"))
         await asyncio.wait({job}, timeout=RECORD_WAIT_S)
@@ -136,6 +151,7 @@ class RunRecord:
 
     async def end(self, outcome: str, signal: str | None = None, *, wait: float = 5.0) -> None:
         """Record the end (after everything queued before it)."""
+        self.ended = True
         job = asyncio.ensure_future(self._call(functools.partial(
             self._store.end_play_run, self.run, outcome=outcome, at=datetime.now(UTC), signal=signal)))
         job.add_done_callback(self._logged("end"))
@@ -206,18 +222,30 @@ class InterruptedRuns:
                 continue  # under way (here, in another process, or on another host)
             resume = self._resumable(run)
             how = "resuming it" if resume else "told"
+            what = describe(run, alive=alive)
+            again = self._run_again(run, what) if resume else None
+            # The run again's start is written with the claim: killed before it began (waiting for
+            # a lock), the agent started again finds the run again cut short and runs it.
+            then_start = again.record.start_fields(again.play.name, [h.name for h in again.hosts],
+                                                   task_names(again.play.tasks)) if again else None
             if not await self._thread.call(functools.partial(self._store.claim_play_run, run.run,
-                                                             at=datetime.now(UTC), handled=how)):
+                                                             at=datetime.now(UTC), handled=how,
+                                                             then_start=then_start)):
                 continue  # another agent took it
+            if again is not None:
+                again.record.started_elsewhere()
             count += 1
             self.handled += 1
-            what = describe(run, alive=alive)
             log.warning("play run %s of %s by %s cut short (%s); %s", run.run, run.play, run.actor, what, how)
-            await self._thread.call(self._store.add_event, "play-run-cut-short", None, None,
-                                    f"{run.play} run by {run.actor} cut short: {what}; {how}",
-                                    {"run": run.run, "play": run.play, "left": {h: run.left(h) for h in run.hosts}})
-            if resume:
-                await self._resume(run, what)
+            try:
+                await self._thread.call(self._store.add_event, "play-run-cut-short", None, None,
+                                        f"{run.play} run by {run.actor} cut short: {what}; {how}",
+                                        {"run": run.run, "play": run.play,
+                                         "left": {h: run.left(h) for h in run.hosts}})
+            except Exception as exc:  # noqa: BLE001 - the run claimed is handled all the same
+                log.error("event of play run %s cut short not stored: %s", run.run, describe_store_error(exc))
+            if again is not None:
+                await self._resume(run, what, again)
             else:
                 await self._tell(run, what, why_not_resumed=self._why_not(run))
         return count
@@ -256,10 +284,7 @@ class InterruptedRuns:
                                                  host=", ".join(run.hosts), play=run.play, tags=n.PAGE_TAGS,
                                                  dedup=f"play-run-cut-short:{run.run}"))
 
-    async def _resume(self, run: PlayRunRecord, what: str) -> None:
-        from agent.engine.play_runner import PlayRecap
-        from agent.engine.remediator import paged_by
-
+    def _run_again(self, run: PlayRunRecord, what: str) -> _RunAgain:
         config = self._config.current
         play = config.playbooks[run.play]
         hosts = [h for h in config.hosts_of(play) if h.name in run.hosts]
@@ -268,10 +293,17 @@ class InterruptedRuns:
                 if run.done else f"finishing run {run.run} of {run.play} by {run.actor}, cut short ({what}) "
                                  "before any task finished")
         reason = f"{run.reason}; {note}" if run.reason else note
+        record = RunRecord(self._store, self._thread.call, actor="agent (resume)", reason=reason,
+                           on_interrupt="resume", attempt=run.attempt + 1, resumed_from=run.run)
+        return _RunAgain(config, play, hosts, reason, record)
+
+    async def _resume(self, run: PlayRunRecord, what: str, again: _RunAgain) -> None:
+        from agent.engine.play_runner import PlayRecap
+        from agent.engine.remediator import paged_by
+
+        config, play, hosts, reason, record = again.config, again.play, again.hosts, again.reason, again.record
         recap = PlayRecap()
         try:
-            record = RunRecord(self._store, self._thread.call, actor="agent (resume)", reason=reason,
-                               on_interrupt="resume", attempt=run.attempt + 1, resumed_from=run.run)
             targets = operator_lock_targets(config, play, hosts)
             async with target_locks(self._config.lock_dir, targets, owner=f"agent: resume {run.play}"):
                 recap = await self._tasks.run(play, hosts, play.tasks, reason, actor="agent (resume)",
@@ -281,11 +313,24 @@ class InterruptedRuns:
         except Exception as exc:  # it is told below whatever happened
             log.exception("resuming play run %s failed", run.run)
             outcome = f"resuming failed: {type(exc).__name__}: {exc}"
+            if not record.ended:  # told below: not to be found cut short and run again later
+                await record.end("failed")
         await self._thread.call(self._store.note_play_run_handled, run.run, outcome)
         if hosts and paged_by(recap.outcomes):
             return  # the play's own message (which quotes `reason`) is the one page
         await self._tell(run, what, why_not_resumed=f"the agent ran it again ({outcome}) but that run "
                          "sent no message of its own", extra=_recap_line(recap.outcomes))
+
+
+@dataclass(frozen=True)
+class _RunAgain:
+    """What a run again of a run cut short runs, prepared before the claim."""
+
+    config: Any
+    play: Any
+    hosts: list[Any]
+    reason: str
+    record: RunRecord
 
 
 def _recap_line(outcomes: Sequence[TaskOutcome]) -> str:

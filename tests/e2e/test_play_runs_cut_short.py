@@ -295,3 +295,62 @@ def test_a_message_a_run_sends_twice_on_purpose_is_sent_twice(tmp_path: Path, su
         if cli.poll() is None:
             cli.kill()
         world.stop()
+
+
+def test_the_agent_restarted_while_its_run_again_waits_for_a_lock_still_finishes_the_play(
+        tmp_path: Path, supervisor: Any, receiver: JsonReceiver) -> None:
+    """A run cut short is claimed (handled once), then its run again waits for the host's lock,
+    held by an operator's `agent run-playbook` of another play. The agent is restarted meanwhile
+    (`supervisorctl restart agent`, a kill): the run cut short was claimed but its run again
+    never started. The agent started again must still finish it (it was never run again, nor
+    told: lost, with its page)."""
+    world = AgentWorld(tmp_path / "w", supervisor.url, receiver.url)
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    lock = """\
+  - name: the shared lock (never acts)
+    supervisor: {action: stop, program: shared}
+    when: "false"
+"""
+    world.write_playbook("finisher", play("finisher", marks, resume=True).replace("  - name: tell", lock + "  - name: tell"))
+    world.write_playbook("holder", f"""\
+version: 1
+name: holder
+hosts: local
+tasks:
+  - name: hold
+    command: {{argv: [sh, -c, "touch {marks}/holding; sleep 120"]}}
+    timeout: 150s
+{lock}""")
+    cli = start_cli(world, "finisher", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    holder: subprocess.Popen[bytes] | None = None
+    try:
+        wait_until(lambda: (marks / "second-started").exists() and first_done(world, "finisher"), 30,
+                   what="the play under way in its second task")
+        cli.kill()
+        cli.wait(10)
+        holder = start_cli(world, "holder", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until(lambda: (marks / "holding").exists(), 30, what="the operator's play holding the lock")
+        world.start()
+        wait_until(lambda: runs(world, "finisher")[-1].handled_at is not None, 30, what="the run claimed")
+        time.sleep(1)  # waiting for the lock (bounded; nothing asserted on time)
+        world.stop(signal.SIGKILL)
+        holder.kill()
+        holder.wait(10)
+        assert not (marks / "third").exists()
+        world.start()
+        wait_until(lambda: (marks / "third").exists(), 30, what="the agent started again finishing the play")
+        wait_until(lambda: runs(world, "finisher")[0].ended_at is not None
+                   and (runs(world, "finisher")[1].handled or "").startswith("resumed as"), 30,
+                   what="the run again ended")
+        got = wait_drained(world, receiver)
+        titles = sorted(m["title"] for m in got)
+        assert titles.count("local: play done") == 1, titles
+        last, waited, first = runs(world, "finisher")
+        assert (waited.run, last.run) == (f"{first.run}.2", f"{first.run}.3"), (waited, last)
+        assert waited.done == () and last.outcome == "done", (waited, last)
+    finally:
+        for p in (cli, holder):
+            if p is not None and p.poll() is None:
+                p.kill()
+        world.stop()
