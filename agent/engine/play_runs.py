@@ -16,7 +16,9 @@ cut short: no end recorded and an owner that is gone (killed, SIGKILL included),
   before) is run again from its first task on the hosts it had, by the agent, unless an
   operator stopped it with Ctrl-C (SIGINT: a decision, not an accident; told only). The run
   again says in its ``reason`` that it finishes a run cut short, and what that run had done:
-  the emergency's own page quotes it, and is the one message. A message the run cut short had
+  the emergency's own page quotes it, and is the one message. The run again's start is recorded
+  with the claim (before it waits for its targets' locks): an agent killed before the run again
+  began leaves a run again cut short, found by the next sweep. A message the run cut short had
   already queued is not queued again by the run again (its key is the first run's, the host, the
   task and the title: :meth:`RunRecord.message_key`), unless its title now says something else;
   only when no message was queued by either is the operator paged separately. A run again
