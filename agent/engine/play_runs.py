@@ -16,7 +16,9 @@ cut short: no end recorded and an owner that is gone (killed, SIGKILL included),
   before) is run again from its first task on the hosts it had, by the agent, unless an
   operator stopped it with Ctrl-C (SIGINT: a decision, not an accident; told only). The run
   again says in its ``reason`` that it finishes a run cut short, and what that run had done:
-  the emergency's own page quotes it, and is the one message. A message the run cut short had
+  the emergency's own page quotes it, and is the one message. The run again's start is recorded
+  with the claim (before it waits for its targets' locks): an agent killed before the run again
+  began leaves a run again cut short, found by the next sweep. A message the run cut short had
   already queued is not queued again by the run again (its key is the first run's, the host, the
   task and the title: :meth:`RunRecord.message_key`), unless its title now says something else;
   only when no message was queued by either is the operator paged separately. A run again
@@ -33,6 +35,7 @@ import os
 import socket
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -102,23 +105,45 @@ class RunRecord:
         ``ROOT.ATTEMPT``, so a message one run of the chain sent is not sent again by the next."""
         self.run = f"{self.root}.{attempt}" if resumed_from else self.root
         self._pending: list[asyncio.Future[Any]] = []
+        self._uses: dict[tuple[str, str, int | None], int] = {}
+        self._begun = False
+        self.ended = False
+
+    def start_fields(self, play: str, hosts: Sequence[str], tasks: Sequence[str]) -> dict[str, Any]:
+        """The arguments of the store's ``start_play_run`` for this run, owned by this process."""
+        owner_host, pid, started = this_process()
+        return dict(run=self.run, play=play, hosts=list(hosts), tasks=list(tasks), actor=self.actor,
+                    reason=self.reason, on_interrupt=self.on_interrupt, owner_host=owner_host, owner_pid=pid,
+                    owner_started=started, started_at=datetime.now(UTC), attempt=self.attempt,
+                    resumed_from=self.resumed_from)
+
+    def started_elsewhere(self) -> None:
+        """Its start is recorded already (with the claim of the run it finishes): :meth:`begin`
+        writes nothing."""
+        self._begun = True
 
     async def begin(self, play: str, hosts: Sequence[str], tasks: Sequence[str]) -> None:
         """Written before the first task acts (waiting :data:`RECORD_WAIT_S` at most)."""
-        owner_host, pid, started = this_process()
+        if self._begun:
+            return
+        self._begun = True
         job = asyncio.ensure_future(self._call(functools.partial(
-            self._store.start_play_run, run=self.run, play=play, hosts=list(hosts), tasks=list(tasks),
-            actor=self.actor, reason=self.reason, on_interrupt=self.on_interrupt, owner_host=owner_host,
-            owner_pid=pid, owner_started=started, started_at=datetime.now(UTC), attempt=self.attempt,
-            resumed_from=self.resumed_from)))
+            self._store.start_play_run, **self.start_fields(play, hosts, tasks))))
         self._pending.append(job)
         job.add_done_callback(self._logged("start"))
         await asyncio.wait({job}, timeout=RECORD_WAIT_S)
 
     def message_key(self, host: str, task: str, line: int | None) -> str:
         """The key under which a message of ``task`` (written at ``line`` of its file: two tasks
-        of one name are two tasks) on ``host`` is queued once for the whole chain (:attr:`root`)."""
-        return f"play-run:{self.root}:{host}:{task}:{line or ''}"
+        of one name are two tasks) on ``host`` is queued once for the whole chain (:attr:`root`).
+
+        Each call is the task's next run on the host in this run (a YAML anchor used again, a
+        retry of ``until``): the N-th is its own message (``#N``), as the N-th of the run again
+        is the same one, so a run sends as many messages as it runs such tasks, and the run
+        again only those the run cut short had not sent."""
+        where = (host, task, line)
+        self._uses[where] = n = self._uses.get(where, 0) + 1
+        return f"play-run:{self.root}:{host}:{task}:{line or ''}" + (f"#{n}" if n > 1 else "")
 
     def task_done(self, outcome: TaskOutcome) -> None:
         """Queue one finished task (in order after the start; not waited for)."""
@@ -129,6 +154,7 @@ class RunRecord:
 
     async def end(self, outcome: str, signal: str | None = None, *, wait: float = 5.0) -> None:
         """Record the end (after everything queued before it)."""
+        self.ended = True
         job = asyncio.ensure_future(self._call(functools.partial(
             self._store.end_play_run, self.run, outcome=outcome, at=datetime.now(UTC), signal=signal)))
         job.add_done_callback(self._logged("end"))
@@ -201,18 +227,30 @@ class InterruptedRuns:
                 continue  # under way (here, in another process, or on another host)
             resume = self._resumable(run)
             how = "resuming it" if resume else "told"
+            what = describe(run, alive=alive)
+            again = self._run_again(run, what) if resume else None
+            # The run again's start is written with the claim: killed before it began (waiting for
+            # a lock), the agent started again finds the run again cut short and runs it.
+            then_start = again.record.start_fields(again.play.name, [h.name for h in again.hosts],
+                                                   task_names(again.play.tasks)) if again else None
             if not await self._thread.call(functools.partial(self._store.claim_play_run, run.run,
-                                                             at=datetime.now(UTC), handled=how)):
+                                                             at=datetime.now(UTC), handled=how,
+                                                             then_start=then_start)):
                 continue  # another agent took it
+            if again is not None:
+                again.record.started_elsewhere()
             count += 1
             self.handled += 1
-            what = describe(run, alive=alive)
             log.warning("play run %s of %s by %s cut short (%s); %s", run.run, run.play, run.actor, what, how)
-            await self._thread.call(self._store.add_event, "play-run-cut-short", None, None,
-                                    f"{run.play} run by {run.actor} cut short: {what}; {how}",
-                                    {"run": run.run, "play": run.play, "left": {h: run.left(h) for h in run.hosts}})
-            if resume:
-                await self._resume(run, what)
+            try:
+                await self._thread.call(self._store.add_event, "play-run-cut-short", None, None,
+                                        f"{run.play} run by {run.actor} cut short: {what}; {how}",
+                                        {"run": run.run, "play": run.play,
+                                         "left": {h: run.left(h) for h in run.hosts}})
+            except Exception as exc:  # noqa: BLE001 - the run claimed is handled all the same
+                log.error("event of play run %s cut short not stored: %s", run.run, describe_store_error(exc))
+            if again is not None:
+                await self._resume(run, what, again)
             else:
                 await self._tell(run, what, why_not_resumed=self._why_not(run))
         return count
@@ -251,10 +289,7 @@ class InterruptedRuns:
                                                  host=", ".join(run.hosts), play=run.play, tags=n.PAGE_TAGS,
                                                  dedup=f"play-run-cut-short:{run.run}"))
 
-    async def _resume(self, run: PlayRunRecord, what: str) -> None:
-        from agent.engine.play_runner import PlayRecap
-        from agent.engine.remediator import paged_by
-
+    def _run_again(self, run: PlayRunRecord, what: str) -> _RunAgain:
         config = self._config.current
         play = config.playbooks[run.play]
         hosts = [h for h in config.hosts_of(play) if h.name in run.hosts]
@@ -263,10 +298,17 @@ class InterruptedRuns:
                 if run.done else f"finishing run {run.run} of {run.play} by {run.actor}, cut short ({what}) "
                                  "before any task finished")
         reason = f"{run.reason}; {note}" if run.reason else note
+        record = RunRecord(self._store, self._thread.call, actor="agent (resume)", reason=reason,
+                           on_interrupt="resume", attempt=run.attempt + 1, resumed_from=run.run)
+        return _RunAgain(config, play, hosts, reason, record)
+
+    async def _resume(self, run: PlayRunRecord, what: str, again: _RunAgain) -> None:
+        from agent.engine.play_runner import PlayRecap
+        from agent.engine.remediator import paged_by
+
+        config, play, hosts, reason, record = again.config, again.play, again.hosts, again.reason, again.record
         recap = PlayRecap()
         try:
-            record = RunRecord(self._store, self._thread.call, actor="agent (resume)", reason=reason,
-                               on_interrupt="resume", attempt=run.attempt + 1, resumed_from=run.run)
             targets = operator_lock_targets(config, play, hosts)
             async with target_locks(self._config.lock_dir, targets, owner=f"agent: resume {run.play}"):
                 recap = await self._tasks.run(play, hosts, play.tasks, reason, actor="agent (resume)",
@@ -276,11 +318,24 @@ class InterruptedRuns:
         except Exception as exc:  # it is told below whatever happened
             log.exception("resuming play run %s failed", run.run)
             outcome = f"resuming failed: {type(exc).__name__}: {exc}"
+            if not record.ended:  # told below: not to be found cut short and run again later
+                await record.end("failed")
         await self._thread.call(self._store.note_play_run_handled, run.run, outcome)
         if hosts and paged_by(recap.outcomes):
             return  # the play's own message (which quotes `reason`) is the one page
         await self._tell(run, what, why_not_resumed=f"the agent ran it again ({outcome}) but that run "
                          "sent no message of its own", extra=_recap_line(recap.outcomes))
+
+
+@dataclass(frozen=True)
+class _RunAgain:
+    """What a run again of a run cut short runs, prepared before the claim."""
+
+    config: Any
+    play: Any
+    hosts: list[Any]
+    reason: str
+    record: RunRecord
 
 
 def _recap_line(outcomes: Sequence[TaskOutcome]) -> str:

@@ -24,6 +24,15 @@ def _record(row: PlayRunRow) -> PlayRunRecord:
         handled_at=row.handled_at, handled=row.handled)
 
 
+def _start_row(*, run: str, play: str, hosts: Sequence[str], tasks: Sequence[str], actor: str, reason: str,
+               on_interrupt: str, owner_host: str, owner_pid: int, owner_started: float, started_at: datetime,
+               attempt: int = 1, resumed_from: str | None = None) -> PlayRunRow:
+    return PlayRunRow(run=run, play=play, hosts=list(hosts), tasks=list(tasks), done=[], actor=actor, reason=reason,
+                      on_interrupt=on_interrupt, owner_host=owner_host, owner_pid=owner_pid,
+                      owner_started=owner_started, attempt=attempt, resumed_from=resumed_from,
+                      started_at=aware(started_at))
+
+
 class PlayRunOperations(OperationsBase):
     """Play runs, written by whoever runs a play and read by the resident agent's sweep."""
 
@@ -32,10 +41,10 @@ class PlayRunOperations(OperationsBase):
                        started_at: datetime, attempt: int = 1, resumed_from: str | None = None) -> None:
         """Record that a run starts (before its first task acts)."""
         with self._session() as s:
-            s.add(PlayRunRow(run=run, play=play, hosts=list(hosts), tasks=list(tasks), done=[], actor=actor,
-                             reason=reason, on_interrupt=on_interrupt, owner_host=owner_host, owner_pid=owner_pid,
-                             owner_started=owner_started, attempt=attempt, resumed_from=resumed_from,
-                             started_at=aware(started_at)))
+            s.add(_start_row(run=run, play=play, hosts=hosts, tasks=tasks, actor=actor, reason=reason,
+                             on_interrupt=on_interrupt, owner_host=owner_host, owner_pid=owner_pid,
+                             owner_started=owner_started, started_at=started_at, attempt=attempt,
+                             resumed_from=resumed_from))
 
     def play_run_task_done(self, run: str, entry: Mapping[str, Any]) -> None:
         """Append one finished task (``{host, task, status, msg}``) to the run's record."""
@@ -59,12 +68,20 @@ class PlayRunOperations(OperationsBase):
                 .order_by(PlayRunRow.id).limit(limit)).all()
             return [_record(r) for r in rows]
 
-    def claim_play_run(self, run: str, *, at: datetime, handled: str) -> bool:
-        """Take a run cut short to handle it; False when someone else did already."""
+    def claim_play_run(self, run: str, *, at: datetime, handled: str,
+                       then_start: Mapping[str, Any] | None = None) -> bool:
+        """Take a run cut short to handle it; False when someone else did already.
+
+        ``then_start`` (the :meth:`start_play_run` arguments of its run again) records the run
+        again's start in the same transaction: a run claimed is never left without one (the
+        agent killed before its run again began, waiting for a lock: nobody finished or told it)."""
         with self._session() as s:
             result = s.execute(update(PlayRunRow).where(PlayRunRow.run == run, PlayRunRow.handled_at.is_(None))
                                .values(handled_at=aware(at), handled=handled))
-            return bool(getattr(result, "rowcount", 0))
+            claimed = bool(getattr(result, "rowcount", 0))
+            if claimed and then_start is not None:
+                s.add(_start_row(**then_start))
+            return claimed
 
     def note_play_run_handled(self, run: str, handled: str) -> None:
         """Say what became of a claimed run (told; resumed as run X and how that ended)."""

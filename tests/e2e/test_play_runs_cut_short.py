@@ -257,3 +257,100 @@ def test_a_run_under_way_in_a_live_process_is_left_alone(tmp_path: Path, supervi
         if cli.poll() is None:
             cli.kill()
         world.stop()
+
+
+@pytest.mark.parametrize("shape", ["anchor", "until"])
+def test_a_message_a_run_sends_twice_on_purpose_is_sent_twice(tmp_path: Path, supervisor: Any,
+                                                              receiver: JsonReceiver, shape: str) -> None:
+    """One run, never cut short: a notify task written once and run twice (a YAML anchor used
+    again later in the play; `retries` with an `until` not met) sends its message each time, as
+    it did before messages had a key per play run. The key (task name and line, title) is the
+    same both times: the second message was taken for the run cut short's and dropped."""
+    world = AgentWorld(tmp_path / "w", supervisor.url, receiver.url)
+    if shape == "anchor":
+        tasks = """\
+  - &progress
+    name: progress
+    notify: {title: "{{ host }}: maintenance under way", body: "a step", severity: critical}
+  - name: step
+    command: {argv: ["true"]}
+  - *progress
+"""
+    else:
+        tasks = """\
+  - name: progress
+    notify: {title: "{{ host }}: maintenance under way", body: "a step", severity: critical}
+    retries: 1
+    delay: 0s
+    until: "false"
+    ignore_errors: true
+"""
+    world.write_playbook("twice", f"version: 1\nname: twice\nhosts: local\ntasks:\n{tasks}")
+    cli = start_cli(world, "twice", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert cli.wait(60) == 0
+        got = wait_drained(world, receiver)
+        assert [m["title"] for m in got] == ["local: maintenance under way"] * 2, got
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+        world.stop()
+
+
+def test_the_agent_restarted_while_its_run_again_waits_for_a_lock_still_finishes_the_play(
+        tmp_path: Path, supervisor: Any, receiver: JsonReceiver) -> None:
+    """A run cut short is claimed (handled once), then its run again waits for the host's lock,
+    held by an operator's `agent run-playbook` of another play. The agent is restarted meanwhile
+    (`supervisorctl restart agent`, a kill): the run cut short was claimed but its run again
+    never started. The agent started again must still finish it (it was never run again, nor
+    told: lost, with its page)."""
+    world = AgentWorld(tmp_path / "w", supervisor.url, receiver.url)
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    lock = """\
+  - name: the shared lock (never acts)
+    supervisor: {action: stop, program: shared}
+    when: "false"
+"""
+    world.write_playbook("finisher", play("finisher", marks, resume=True).replace("  - name: tell", lock + "  - name: tell"))
+    world.write_playbook("holder", f"""\
+version: 1
+name: holder
+hosts: local
+tasks:
+  - name: hold
+    command: {{argv: [sh, -c, "touch {marks}/holding; sleep 120"]}}
+    timeout: 150s
+{lock}""")
+    cli = start_cli(world, "finisher", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    holder: subprocess.Popen[bytes] | None = None
+    try:
+        wait_until(lambda: (marks / "second-started").exists() and first_done(world, "finisher"), 30,
+                   what="the play under way in its second task")
+        cli.kill()
+        cli.wait(10)
+        holder = start_cli(world, "holder", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until(lambda: (marks / "holding").exists(), 30, what="the operator's play holding the lock")
+        world.start()
+        wait_until(lambda: runs(world, "finisher")[-1].handled_at is not None, 30, what="the run claimed")
+        time.sleep(1)  # waiting for the lock (bounded; nothing asserted on time)
+        world.stop(signal.SIGKILL)
+        holder.kill()
+        holder.wait(10)
+        assert not (marks / "third").exists()
+        world.start()
+        wait_until(lambda: (marks / "third").exists(), 30, what="the agent started again finishing the play")
+        wait_until(lambda: runs(world, "finisher")[0].ended_at is not None
+                   and (runs(world, "finisher")[1].handled or "").startswith("resumed as"), 30,
+                   what="the run again ended")
+        got = wait_drained(world, receiver)
+        titles = sorted(m["title"] for m in got)
+        assert titles.count("local: play done") == 1, titles
+        last, waited, first = runs(world, "finisher")
+        assert (waited.run, last.run) == (f"{first.run}.2", f"{first.run}.3"), (waited, last)
+        assert waited.done == () and last.outcome == "done", (waited, last)
+    finally:
+        for p in (cli, holder):
+            if p is not None and p.poll() is None:
+                p.kill()
+        world.stop()
