@@ -8,8 +8,9 @@ Guarantees:
   that cannot ever be delivered (its target was removed, apprise rejects the URL) is marked
   ``dead``, with an error in the log;
 * a claimed row (``sending``) has an owner and a lease (:mod:`agent.notify.claims`). The owner
-  renews the lease of a row right before it sends it and of the rows waiting behind it, and a
-  lease is longer than a delivery can take (the delivery timeout is bounded), so no row is
+  renews the lease of a row right before it sends it and of the rows waiting behind it (unless
+  the lease taken or renewed last still outlasts two deliveries: the first message of a claim
+  goes without another write), and a lease is longer than a delivery can take (the delivery timeout is bounded), so no row is
   taken from a live owner while it sends: nothing is sent twice because of a lease. A lease
   that expired (the owner stopped or hangs) makes the row claimable by anyone; a row of an
   owner on this host that is gone is released at once (an agent restarted after a crash sends
@@ -32,6 +33,7 @@ import asyncio
 import functools
 import logging
 import random
+import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -223,12 +225,13 @@ class Outbox:
             return
         claim = functools.partial(self.store.claim_due_notifications, owner=self.owner, lease=self.lease,
                                   only=None if self.scope is None else set(self.scope))
+        claimed = time.monotonic()
         rows = await self._db(claim, self.clock(), self.batch)
         groups: dict[str, list[NotificationRecord]] = {}
         for row in rows or []:
             groups.setdefault(row.target, []).append(row)
         for target, group in groups.items():
-            task = asyncio.get_running_loop().create_task(self._deliver_group(target, group),
+            task = asyncio.get_running_loop().create_task(self._deliver_group(target, group, claimed),
                                                           name=f"outbox:{target}")
             self._inflight[target] = task
 
@@ -242,19 +245,25 @@ class Outbox:
         if self._wake is not None:
             self._wake.set()  # the target is free again: its next message may be due
 
-    async def _deliver_group(self, target: str, rows: list[NotificationRecord]) -> None:
+    async def _deliver_group(self, target: str, rows: list[NotificationRecord], claimed: float) -> None:
+        """Send ``rows`` (claimed at monotonic time ``claimed``) to ``target`` in order."""
+        renewed = claimed
         for i, row in enumerate(rows):
             if self._closing:
                 return  # shutting down: the rest is given back
-            # Renew before sending: the lease outlasts this delivery, so nobody takes the row
-            # while it is being sent; a row whose claim was lost (this process hung past its
-            # lease) is left to whoever holds it now.
-            until = self.clock() + timedelta(seconds=self.lease)
-            held = await self._db(self.store.renew_claims, [r.id for r in rows[i:]], self.owner, until)
-            if not held or row.id not in held:
-                log.warning("outbox: lost the claim on notification %d to %s; leaving it to its new owner",
-                            row.id, target)
-                return
+            # Renew before sending unless the lease taken or renewed last still outlasts two
+            # deliveries (the first message of a claim, the one an alert waits for, goes at once:
+            # no write of the store between the claim and the send): the lease outlasts this
+            # delivery, so nobody takes the row while it is being sent; a row whose claim was
+            # lost (this process hung past its lease) is left to whoever holds it now.
+            if time.monotonic() - renewed > self.lease - 2 * self.delivery.timeout:
+                until = self.clock() + timedelta(seconds=self.lease)
+                renewed = time.monotonic()
+                held = await self._db(self.store.renew_claims, [r.id for r in rows[i:]], self.owner, until)
+                if not held or row.id not in held:
+                    log.warning("outbox: lost the claim on notification %d to %s; leaving it to its new owner",
+                                row.id, target)
+                    return
             self._delivering.add(row.id)
             try:
                 result = await self.delivery.deliver(target, title=row.title, body=row.body, severity=row.severity,
