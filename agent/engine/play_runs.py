@@ -25,6 +25,11 @@ cut short: no end recorded and an owner that is gone (killed, SIGKILL included),
   that is cut short too is resumed again, at most :data:`MAX_ATTEMPTS` runs in all; past that it is told only;
 * any other play is told at once through the page route: which tasks finished on which host,
   which did not, and what to type to finish it.
+
+A run superseded by a later run of its play on its hosts (:func:`superseded_by`: an operator's
+run by hand after the cut, ended done or under way) is only recorded: running it again would
+undo what was done since. A resumable run begun more than :data:`RESUME_WITHIN` ago is told,
+not run again.
 """
 from __future__ import annotations
 
@@ -36,7 +41,7 @@ import socket
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import psutil
@@ -59,6 +64,11 @@ SWEEP_SECONDS = 5.0
 MAX_ATTEMPTS = 3
 """Runs of one resumable play run in all (the first and the runs again) before it is told only:
 a play that kills its own runner must not be run forever."""
+RESUME_WITHIN = timedelta(minutes=15)
+"""A resumable run that began longer ago than this is told, not run again: an agent that was
+down for an hour must not flatten positions the operator opened since."""
+RECENT_RUNS = 200
+"""Runs read to find one that supersedes a run cut short."""
 RECORD_WAIT_S = 0.5
 """How long a run waits for its start record before its first task acts anyway (a locked store
 must not hold an emergency's halt)."""
@@ -170,6 +180,20 @@ class RunRecord:
         return done
 
 
+def superseded_by(run: PlayRunRecord, recent: Sequence[PlayRunRecord]) -> PlayRunRecord | None:
+    """A run of the same play on (at least) the same hosts begun after ``run`` that ended done or
+    is under way (an operator's `agent run-playbook` after the cut, a run again): ``run`` needs
+    nothing more, and running it again would undo what was done since (a bot started again)."""
+    for later in recent:
+        if later.run == run.run or later.play != run.play or later.started_at <= run.started_at:
+            continue
+        if not set(run.hosts) <= set(later.hosts):
+            continue
+        if later.outcome == "done" or (later.ended_at is None and owner_alive(later)):
+            return later
+    return None
+
+
 def describe(run: PlayRunRecord, *, alive: bool) -> str:
     """How ``run`` ended, in the operator's words."""
     if run.outcome == "interrupted":
@@ -221,12 +245,18 @@ class InterruptedRuns:
     async def sweep(self) -> int:
         """Handle every run cut short now; returns how many."""
         count = 0
+        recent: list[PlayRunRecord] | None = None
         for run in await self._thread.call(self._store.play_runs_to_look_at):
             alive = owner_alive(run)
             if run.ended_at is None and alive:
                 continue  # under way (here, in another process, or on another host)
-            resume = self._resumable(run)
-            how = "resuming it" if resume else "told"
+            if recent is None:
+                recent = await self._thread.call(functools.partial(self._store.play_runs, limit=RECENT_RUNS))
+            later = superseded_by(run, recent)
+            stale = datetime.now(UTC) - run.started_at > RESUME_WITHIN
+            resume = later is None and not stale and self._resumable(run)
+            how = (f"superseded by run {later.run}" if later is not None
+                   else "resuming it" if resume else "told")
             what = describe(run, alive=alive)
             again = self._run_again(run, what) if resume else None
             # The run again's start is written with the claim: killed before it began (waiting for
@@ -251,6 +281,15 @@ class InterruptedRuns:
                 log.error("event of play run %s cut short not stored: %s", run.run, describe_store_error(exc))
             if again is not None:
                 await self._resume(run, what, again)
+            elif later is not None:
+                log.info("play run %s of %s needs nothing more: run %s of it, begun later on its hosts, %s",
+                         run.run, run.play, later.run, "ended done" if later.outcome == "done" else "is under way")
+            elif stale and self._resumable(run):
+                await self._tell(run, what, why_not_resumed=(
+                    f"it began at {run.started_at.strftime('%H:%M UTC')}, more than "
+                    f"{RESUME_WITHIN.total_seconds() / 60:.0f} minutes ago (the agent was not running since): the "
+                    "agent does not act on an old run by itself, as positions and orders may have been changed "
+                    "on purpose since"))
             else:
                 await self._tell(run, what, why_not_resumed=self._why_not(run))
         return count

@@ -354,3 +354,76 @@ tasks:
             if p is not None and p.poll() is None:
                 p.kill()
         world.stop()
+
+
+def killed_in_its_second_task(world: AgentWorld, name: str, marks: Path) -> PlayRunRecord:
+    """A resumable run of ``name`` SIGKILLed while its second task runs (its first done)."""
+    cli = start_cli(world, name, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: (marks / "second-started").exists() and first_done(world, name), 30,
+                   what="the play under way in its second task")
+    finally:
+        cli.kill()
+        cli.wait(10)
+    (run,) = runs(world, name)
+    return run
+
+
+def test_a_run_cut_short_that_the_operator_finished_by_hand_is_not_run_again(
+        tmp_path: Path, supervisor: Any, receiver: JsonReceiver) -> None:
+    """The emergency cut short, the operator ran it again by hand (to its end) before the agent
+    started: the agent must not run the old one again (it would halt and flatten what the
+    operator may have started since) nor page it; the operator's run said what it did."""
+    world = AgentWorld(tmp_path / "w", supervisor.url, receiver.url)
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    world.write_playbook("finisher", play("finisher", marks, resume=True))
+    cut = killed_in_its_second_task(world, "finisher", marks)
+    by_hand = start_cli(world, "finisher", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert by_hand.wait(60) == 0
+        (marks / "third").unlink()
+        world.start()
+        wait_until(lambda: next(r for r in runs(world, "finisher") if r.run == cut.run).handled_at is not None, 30,
+                   what="the run cut short handled")
+        later = next(r for r in runs(world, "finisher") if r.run != cut.run)
+        got = wait_drained(world, receiver)
+        world.stop()
+        assert [m["title"] for m in got] == ["local: play done"]  # the operator's run's own message
+        assert not (marks / "third").exists()
+        assert next(r for r in runs(world, "finisher") if r.run == cut.run).handled == f"superseded by run {later.run}"
+        assert len(runs(world, "finisher")) == 2  # no run again
+    finally:
+        if by_hand.poll() is None:
+            by_hand.kill()
+        world.stop()
+
+
+def test_a_run_cut_short_long_ago_is_told_not_run_again(tmp_path: Path, supervisor: Any,
+                                                        receiver: JsonReceiver) -> None:
+    """The agent was down for an hour after the emergency was cut short: running it again now
+    could flatten positions opened on purpose since; it is paged, with what to type."""
+    import sqlite3
+    from datetime import UTC, datetime, timedelta
+
+    world = AgentWorld(tmp_path / "w", supervisor.url, receiver.url)
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    world.write_playbook("finisher", play("finisher", marks, resume=True))
+    cut = killed_in_its_second_task(world, "finisher", marks)
+    with sqlite3.connect(world.db_path) as db:  # an hour passes
+        db.execute("UPDATE play_runs SET started_at = ? WHERE run = ?",
+                   ((datetime.now(UTC) - timedelta(hours=1)).replace(tzinfo=None).isoformat(sep=" "), cut.run))
+    try:
+        world.start()
+        wait_until(lambda: next(r for r in runs(world, "finisher") if r.run == cut.run).handled_at is not None, 30,
+                   what="the run cut short handled")
+        got = wait_drained(world, receiver)
+        world.stop()
+        assert len(got) == 1, got
+        text = got[0]["title"] + "\n" + got[0]["message"]
+        assert "finisher cut short on local" in text and "more than 15 minutes ago" in text, text
+        assert "agent run-playbook finisher --limit local --yes" in text, text
+        assert not (marks / "third").exists() and len(runs(world, "finisher")) == 1
+    finally:
+        world.stop()
