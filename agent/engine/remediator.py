@@ -34,6 +34,7 @@ from agent.core.values import format_duration
 from agent.engine import flapping
 from agent.engine.evaluator import CheckStatus, Observation
 from agent.engine.internal_errors import costs
+from agent.engine.locks import LockTimeout
 from agent.engine.play_runner import TaskOutcome
 from agent.engine.remediation import Decision as Admission
 from agent.engine.remediation import RemediationGuard
@@ -272,11 +273,21 @@ class Remediator:
         reason = f"{name} for {bc.key}: {admission.reason}"
         told: set[str] = set()
         if play is not None:
-            async with self._guard.tasks_lock(bc, play.tasks, owner=f"agent: handover {then} for {bc.key}"):
-                recap = await self._tasks.run(play, [bc.host], play.tasks, reason, label=f"handover:{then}: ",
-                                              incident_id=self._incident(bc.key), extra_vars={"reason": reason},
-                                              record=True)
-            told = paged_by(recap.outcomes)
+            # The hand-over is recorded as told by its page (PAGED) before this runs: whatever
+            # stops the playbook (its target's lock held past the wait, a bug), the page goes out.
+            try:
+                async with self._guard.tasks_lock(bc, play.tasks, owner=f"agent: handover {then} for {bc.key}"):
+                    recap = await self._tasks.run(play, [bc.host], play.tasks, reason, label=f"handover:{then}: ",
+                                                  incident_id=self._incident(bc.key), extra_vars={"reason": reason},
+                                                  record=True)
+                told = paged_by(recap.outcomes)
+            except LockTimeout as exc:
+                log.error("hand-over playbook %s for %s did not run: %s", then, bc.key, exc)
+                reason += f"; playbook {then} did not run: {exc}"
+            except Exception as exc:
+                log.exception("hand-over playbook %s for %s failed", then, bc.key, extra=costs(
+                    f"the hand-over playbook {then} did not run to its end (the page says so)"))
+                reason += f"; playbook {then} did not run to its end: {type(exc).__name__}: {exc}"
         page_targets = self._notifications.page_targets(bc)
         if page_targets and page_targets <= told:
             # The playbook's own message (the emergency's page, which quotes `reason`) reached

@@ -184,3 +184,26 @@ async def test_the_hand_over_is_recorded_as_told_by_its_page_before_its_playbook
     tasks.release.set()
     await handover
     assert [(o.get("outcome"), bool(o.get(PAGED))) for o in outcomes] == [("done", False), ("handed-over", True)]
+
+
+async def test_a_hand_over_whose_playbook_cannot_run_still_pages(store, thread, tmp_path, monkeypatch) -> None:
+    """The hand-over is recorded as told by its page before its playbook runs: a playbook that
+    cannot run (its target's lock held by an operator's run past the wait) must still give the
+    page. Before, the LockTimeout left the hand-over recorded as paged and nobody paged (only an
+    "[AGENT] internal error"); the bot dead past its budget, the emergency not run, untold."""
+    import agent.engine.remediation as remediation_mod
+    from agent.engine.locks import target_locks
+
+    monkeypatch.setattr(remediation_mod, "LOCK_TIMEOUT_SECONDS", 0.3)
+    tasks, pages = HeldTasks(), Pages()
+    tasks.release.set()
+    halt = SimpleNamespace(module="supervisor", params={"action": "stop", "program": "bot"}, name="halt")
+    remediator, bc = world(store, thread, tasks, pages, budget(1),
+                           playbooks={"emergency": SimpleNamespace(name="emergency", tasks=[halt])})
+    remediator._guard = RemediationGuard(store, thread, lock_dir=tmp_path)
+    await remediator._remediate(bc, "crash", {}, ["restart"])  # run 1 of 1
+    async with target_locks(tmp_path, ["h/program:bot"], owner="operator: agent run-playbook maintenance"):
+        await remediator._remediate(bc, "crashed again", {}, ["restart"])  # the budget spent: hand over
+    assert tasks.runs == 1  # the emergency never ran
+    assert len(pages.paged) == 1
+    assert "emergency" in pages.paged[0] and "did not run" in pages.paged[0]
