@@ -166,6 +166,17 @@ class Remediator:
     async def _run_admitted(self, bc: BoundCheck, name: str, remediation: Remediation, why: str,
                             vars_: Mapping[str, Any], incident_id: int | None) -> None:
         """Run an admitted remediation (the caller holds the target's single-flight lock)."""
+        try:
+            await self._run_locked(bc, name, remediation, why, vars_, incident_id)
+        except LockTimeout as exc:
+            # An operator's run holds the program past the wait: not a bug (no "[AGENT] internal
+            # error"), a remediation not run, told as its outcome (urgent: the problem is not fixed).
+            line = f"{name}: not run: {exc}"
+            log.warning("remediation %s for %s not run: %s", name, bc.key, exc)
+            await self._event(OUTCOME_EVENT, bc, incident_id, line, {"outcome": "refused", "remediation": name})
+
+    async def _run_locked(self, bc: BoundCheck, name: str, remediation: Remediation, why: str,
+                          vars_: Mapping[str, Any], incident_id: int | None) -> None:
         async with self._guard.tasks_lock(bc, remediation.steps, owner=f"agent: {name} for {bc.key}"):
             status = self._status(bc.key)
             if status is None or not status.hard.is_problem:  # fixed while we waited for the target

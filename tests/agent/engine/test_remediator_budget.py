@@ -207,3 +207,27 @@ async def test_a_hand_over_whose_playbook_cannot_run_still_pages(store, thread, 
     assert tasks.runs == 1  # the emergency never ran
     assert len(pages.paged) == 1
     assert "emergency" in pages.paged[0] and "did not run" in pages.paged[0]
+
+
+async def test_a_remediation_whose_program_an_operator_holds_is_told_not_taken_for_a_bug(
+        store, thread, tmp_path, monkeypatch) -> None:
+    """The restart waits for the program's lock, held by an operator's run: past the wait it is
+    not run, and that is its outcome (told), not an exception out of the remediation (before: an
+    "[AGENT] internal error ... This is a bug" page, and no outcome recorded)."""
+    import agent.engine.remediation as remediation_mod
+    from agent.engine.locks import target_locks
+    from agent.notify.lifecycle.remediation_notes import OUTCOME_EVENT
+
+    monkeypatch.setattr(remediation_mod, "LOCK_TIMEOUT_SECONDS", 0.3)
+    tasks, pages = HeldTasks(), Pages()
+    tasks.release.set()
+    remediator, bc = world(store, thread, tasks, pages, budget(3))
+    restart = SimpleNamespace(module="supervisor", params={"action": "restart", "program": "bot"}, name="restart")
+    bc.play.remediations["restart"].steps = [restart]
+    remediator._guard = RemediationGuard(store, thread, lock_dir=tmp_path)
+    async with target_locks(tmp_path, ["h/program:bot"], owner="operator: agent run-playbook maintenance"):
+        await remediator._remediate(bc, "crash", {}, ["restart"])
+    assert tasks.runs == 0
+    (outcome,) = store.recent_events(kind=OUTCOME_EVENT, limit=10)
+    assert (outcome.data or {}).get("outcome") == "refused"
+    assert "busy" in outcome.message and "operator: agent run-playbook maintenance" in outcome.message
