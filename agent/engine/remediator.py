@@ -243,8 +243,10 @@ class Remediator:
         data: dict[str, Any] = {"outcome": outcome, "remediation": name}
         if admission.spent_before:
             data[SPENT_BEFORE] = True  # told once already (the hand-over's page, or its first refusal)
-        if admission.handover:
-            data[PAGED] = True  # told by the hand-over's page (the playbook's own, or the agent's)
+        if admission.handover and self._notifications.page_targets(bc):
+            # told by the hand-over's page (the playbook's own, or the agent's); a page route that
+            # reaches nobody (its targets optional and unset) tells nothing: the update does
+            data[PAGED] = True
         # Recorded before the hand-over runs: an agent killed during the emergency (seconds of
         # flatten) left the crash that spent the budget without an answer, and the next agent
         # told it as an update before the resumed emergency had silenced the check

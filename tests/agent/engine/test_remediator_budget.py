@@ -231,3 +231,24 @@ async def test_a_remediation_whose_program_an_operator_holds_is_told_not_taken_f
     (outcome,) = store.recent_events(kind=OUTCOME_EVENT, limit=10)
     assert (outcome.data or {}).get("outcome") == "refused"
     assert "busy" in outcome.message and "operator: agent run-playbook maintenance" in outcome.message
+
+
+async def test_a_hand_over_whose_page_reaches_nobody_is_not_recorded_as_told_by_it(store, thread) -> None:
+    """The hand-over's outcome is marked told by its page (no update repeats it): a page route
+    that reaches no target (its only target optional and unset: no pager on this host) tells
+    nobody, so the outcome must stay for the update to the alert's targets. Before, it was
+    marked paged all the same: the emergency ran (flatten) and nobody was told."""
+    from agent.notify.lifecycle.remediation_notes import OUTCOME_EVENT, PAGED
+
+    class NoPager(Pages):
+        def page_targets(self, bc: Any) -> set[str]:
+            return set()
+
+    tasks, pages = HeldTasks(), NoPager()
+    tasks.release.set()
+    remediator, bc = world(store, thread, tasks, pages, budget(1),
+                           playbooks={"emergency": SimpleNamespace(name="emergency", tasks=[])})
+    await remediator._remediate(bc, "crash", {}, ["restart"])  # run 1 of 1
+    await remediator._remediate(bc, "crashed again", {}, ["restart"])  # hand over
+    outcomes = [e.data or {} for e in reversed(store.recent_events(kind=OUTCOME_EVENT, limit=10))]
+    assert [(o.get("outcome"), bool(o.get(PAGED))) for o in outcomes] == [("done", False), ("handed-over", False)]
