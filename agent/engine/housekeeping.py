@@ -6,6 +6,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+from agent.engine.internal_errors import costs
 from agent.engine.store_thread import StoreThread
 from agent.engine.waits import stopped_within
 
@@ -40,6 +41,8 @@ class Housekeeping:
                     await self._thread.call(self._store.prune_results, now - RESULT_RETENTION)
                     last_prune = now
             except Exception:  # housekeeping must never take the agent down
-                log.exception("housekeeping failed")
+                log.exception("housekeeping failed", extra=costs(
+                    "the reminders of problems still open (repeat_interval) were not queued, nor old check "
+                    "results pruned; tried again in 15 s"))
             if await stopped_within(stop, REPEAT_SCAN_SECONDS):
                 return

@@ -281,6 +281,9 @@ class InterruptedRuns:
                 log.error("event of play run %s cut short not stored: %s", run.run, describe_store_error(exc))
             if again is not None:
                 await self._resume(run, what, again)
+                # The run again may supersede a run cut short still to look at in this sweep (the
+                # same play on the same hosts cut short twice): read the runs again.
+                recent = None
             elif later is not None:
                 log.info("play run %s of %s needs nothing more: run %s of it, begun later on its hosts, %s",
                          run.run, run.play, later.run, "ended done" if later.outcome == "done" else "is under way")

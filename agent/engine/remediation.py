@@ -120,8 +120,8 @@ class RemediationGuard:
         """A hand-over is recorded when it is decided, before its playbook's run begins: an agent
         killed in between left it recorded and never run, and the next agent, reading "handed
         over", would never hand over again (the bot left dead, its positions as they were, no
-        page). A hand-over with no run of its playbook begun since is armed again: the next
-        refusal hands over."""
+        page). A hand-over with no run of its playbook on its host begun since is armed again:
+        the next refusal hands over."""
         pending = {k: ev for k, ev in handovers.items()
                    if ev.kind == HANDOVER_EVENT and (ev.data or {}).get("then") and self._ledgers[k].handed_over}
         if not pending:
@@ -129,7 +129,9 @@ class RemediationGuard:
         runs = await self._thread.call(functools.partial(self._store.play_runs, limit=500))
         for k, ev in pending.items():
             then = ev.data["then"]
-            if not any(r.play == then and r.started_at >= ev.at - HANDOVER_RUN_SLACK for r in runs):
+            # A run on this host: the playbook run for another host's hand-over is not this one's.
+            if not any(r.play == then and k[1] in r.hosts and r.started_at >= ev.at - HANDOVER_RUN_SLACK
+                       for r in runs):
                 self._ledgers[k].handed_over = False
                 log.warning("the hand-over of %s to %s recorded at %s never began (the agent stopped first): "
                             "it is handed over again", k[2], then, ev.at.isoformat())

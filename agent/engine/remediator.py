@@ -34,6 +34,7 @@ from agent.core.values import format_duration
 from agent.engine import flapping
 from agent.engine.evaluator import CheckStatus, Observation
 from agent.engine.internal_errors import costs
+from agent.engine.locks import LockTimeout
 from agent.engine.play_runner import TaskOutcome
 from agent.engine.remediation import Decision as Admission
 from agent.engine.remediation import RemediationGuard
@@ -165,6 +166,17 @@ class Remediator:
     async def _run_admitted(self, bc: BoundCheck, name: str, remediation: Remediation, why: str,
                             vars_: Mapping[str, Any], incident_id: int | None) -> None:
         """Run an admitted remediation (the caller holds the target's single-flight lock)."""
+        try:
+            await self._run_locked(bc, name, remediation, why, vars_, incident_id)
+        except LockTimeout as exc:
+            # An operator's run holds the program past the wait: not a bug (no "[AGENT] internal
+            # error"), a remediation not run, told as its outcome (urgent: the problem is not fixed).
+            line = f"{name}: not run: {exc}"
+            log.warning("remediation %s for %s not run: %s", name, bc.key, exc)
+            await self._event(OUTCOME_EVENT, bc, incident_id, line, {"outcome": "refused", "remediation": name})
+
+    async def _run_locked(self, bc: BoundCheck, name: str, remediation: Remediation, why: str,
+                          vars_: Mapping[str, Any], incident_id: int | None) -> None:
         async with self._guard.tasks_lock(bc, remediation.steps, owner=f"agent: {name} for {bc.key}"):
             status = self._status(bc.key)
             if status is None or not status.hard.is_problem:  # fixed while we waited for the target
@@ -231,8 +243,10 @@ class Remediator:
         data: dict[str, Any] = {"outcome": outcome, "remediation": name}
         if admission.spent_before:
             data[SPENT_BEFORE] = True  # told once already (the hand-over's page, or its first refusal)
-        if admission.handover:
-            data[PAGED] = True  # told by the hand-over's page (the playbook's own, or the agent's)
+        if admission.handover and self._notifications.page_targets(bc):
+            # told by the hand-over's page (the playbook's own, or the agent's); a page route that
+            # reaches nobody (its targets optional and unset) tells nothing: the update does
+            data[PAGED] = True
         # Recorded before the hand-over runs: an agent killed during the emergency (seconds of
         # flatten) left the crash that spent the budget without an answer, and the next agent
         # told it as an update before the resumed emergency had silenced the check
@@ -272,11 +286,21 @@ class Remediator:
         reason = f"{name} for {bc.key}: {admission.reason}"
         told: set[str] = set()
         if play is not None:
-            async with self._guard.tasks_lock(bc, play.tasks, owner=f"agent: handover {then} for {bc.key}"):
-                recap = await self._tasks.run(play, [bc.host], play.tasks, reason, label=f"handover:{then}: ",
-                                              incident_id=self._incident(bc.key), extra_vars={"reason": reason},
-                                              record=True)
-            told = paged_by(recap.outcomes)
+            # The hand-over is recorded as told by its page (PAGED) before this runs: whatever
+            # stops the playbook (its target's lock held past the wait, a bug), the page goes out.
+            try:
+                async with self._guard.tasks_lock(bc, play.tasks, owner=f"agent: handover {then} for {bc.key}"):
+                    recap = await self._tasks.run(play, [bc.host], play.tasks, reason, label=f"handover:{then}: ",
+                                                  incident_id=self._incident(bc.key), extra_vars={"reason": reason},
+                                                  record=True)
+                told = paged_by(recap.outcomes)
+            except LockTimeout as exc:
+                log.error("hand-over playbook %s for %s did not run: %s", then, bc.key, exc)
+                reason += f"; playbook {then} did not run: {exc}"
+            except Exception as exc:
+                log.exception("hand-over playbook %s for %s failed", then, bc.key, extra=costs(
+                    f"the hand-over playbook {then} did not run to its end (the page says so)"))
+                reason += f"; playbook {then} did not run to its end: {type(exc).__name__}: {exc}"
         page_targets = self._notifications.page_targets(bc)
         if page_targets and page_targets <= told:
             # The playbook's own message (the emergency's page, which quotes `reason`) reached

@@ -264,8 +264,10 @@ class CheckScheduler:
         for listener in self.result_listeners:
             try:
                 listener(bc, result, duration_ms)
-            except Exception:  # a metrics bug must not stop checks
-                log.exception("result listener failed for %s", bc.key)
+            except Exception:  # a listener's bug must not stop checks
+                log.exception("result listener failed for %s", bc.key, extra=costs(
+                    "that result was not passed on to its listeners: the retries that confirm a failing check "
+                    "and the probes of what it depends on may not run, and its metrics are not counted"))
 
 
 def spread_phases(job_id: str, n: int, interval: float) -> list[float]:

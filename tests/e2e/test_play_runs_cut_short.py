@@ -427,3 +427,40 @@ def test_a_run_cut_short_long_ago_is_told_not_run_again(tmp_path: Path, supervis
         assert not (marks / "third").exists() and len(runs(world, "finisher")) == 1
     finally:
         world.stop()
+
+
+def test_two_runs_of_a_play_cut_short_on_one_host_are_finished_by_one_run_again(
+        tmp_path: Path, supervisor: Any, receiver: JsonReceiver) -> None:
+    """The emergency cut short twice on one host (the agent's hand-over, then the operator's run
+    by hand, each killed in its second task): the agent that comes back finishes it once. Before,
+    the sweep read the runs that supersede once, before the first run again: the second run cut
+    short was run again too (a second emergency on the host, a second 'play done' page)."""
+    world = AgentWorld(tmp_path / "w", supervisor.url, receiver.url)
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    world.write_playbook("finisher", play("finisher", marks, resume=True))
+    cut = []
+    for _ in range(2):
+        (marks / "second-started").unlink(missing_ok=True)
+        known = {r.run for r in runs(world, "finisher")} if cut else set()  # no store before the first run
+        cli = start_cli(world, "finisher", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_until(lambda known=known: (marks / "second-started").exists() and any(
+                r.run not in known and any(d.get("task") == "first" for d in r.done) for r in runs(world, "finisher")),
+                30, what="the play under way in its second task")
+        finally:
+            cli.kill()
+            cli.wait(10)
+        cut.append(next(r.run for r in runs(world, "finisher") if r.run not in known))
+    try:
+        world.start()
+        wait_until(lambda: all(r.handled_at is not None for r in runs(world, "finisher") if r.run in cut), 60,
+                   what="both runs cut short handled")
+        got = wait_drained(world, receiver)
+        world.stop()
+        again = [r for r in runs(world, "finisher") if r.resumed_from is not None]
+        assert len(again) == 1, [(r.run, r.resumed_from, r.handled) for r in runs(world, "finisher")]
+        assert [m["title"] for m in got] == ["local: play done"]
+        assert (marks / "third").exists()
+    finally:
+        world.stop()

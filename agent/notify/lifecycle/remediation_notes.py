@@ -86,7 +86,8 @@ program already STARTING: supervisord's own retry of a bot dead before RUNNING):
 being handled, folded like a restart (each one was an update "nothing to change")."""
 PAGED = "paged"
 """An outcome that the hand-over's page tells (the budget spent: the ``then`` playbook's own
-message, or the agent's page): no update repeats it, like :data:`SPENT_BEFORE`."""
+message, or the agent's page): no update repeats it, like :data:`SPENT_BEFORE`. Not set when the
+page route reaches no target (its targets optional and unset): the update tells the hand-over."""
 SPENT_BEFORE = "spent_before"
 """Data of a refusal by a budget spent before it (its first refusal in the window handed over or was
 told): a crash after the hand-over's page is the loop the page told, no update of its own (each

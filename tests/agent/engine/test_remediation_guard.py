@@ -138,11 +138,11 @@ async def test_a_check_ok_again_after_the_handover_rearms_it_across_a_restart(st
     assert (d.allowed, d.handover) == (False, "emergency")  # the new outage is handed over
 
 
-def emergency_began(store) -> None:
-    """The hand-over's playbook run begins (as the remediator's hand-over records it)."""
+def emergency_began(store, host: str = "h") -> None:
+    """The hand-over's playbook run begins on ``host`` (as the remediator's hand-over records it)."""
     import uuid
 
-    store.start_play_run(run=uuid.uuid4().hex[:16], play="emergency", hosts=["h"], tasks=["halt"], actor="agent",
+    store.start_play_run(run=uuid.uuid4().hex[:16], play="emergency", hosts=[host], tasks=["halt"], actor="agent",
                          reason="budget spent", on_interrupt="resume", owner_host="x", owner_pid=1,
                          owner_started=0.0, started_at=datetime.now(UTC), attempt=1, resumed_from=None)
 
@@ -166,3 +166,21 @@ async def test_a_handover_the_agent_died_before_beginning_is_handed_over_by_the_
     d = await after.admit(bc(), "restart", r)
     assert (d.allowed, d.handover) == (False, None if began else "emergency")
     assert (await after.admit(bc(), "restart", r)).handover is None  # and once
+
+
+async def test_a_handover_never_begun_is_handed_over_again_though_its_playbook_ran_on_another_host(store, thread):
+    """The emergency run on another host since (its own hand-over, an operator's run there) is
+    not this host's: the hand-over recorded for host h and never begun must be handed over again
+    (before, any run of the playbook anywhere counted: h's bot left dead, nobody paged)."""
+    import time
+
+    now, r = datetime.now(UTC), remediation()
+    g = RemediationGuard(store, thread)
+    for i in range(3):
+        await g.record(bc(), "restart", time.monotonic(), now - timedelta(minutes=3 - i))
+    assert (await g.admit(bc(), "restart", r)).handover == "emergency"
+    emergency_began(store, host="other")  # another host's hand-over ran; h's agent was killed first
+    after = RemediationGuard(store, thread)
+    await after.load()
+    d = await after.admit(bc(), "restart", r)
+    assert (d.allowed, d.handover) == (False, "emergency")

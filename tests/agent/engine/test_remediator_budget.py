@@ -184,3 +184,71 @@ async def test_the_hand_over_is_recorded_as_told_by_its_page_before_its_playbook
     tasks.release.set()
     await handover
     assert [(o.get("outcome"), bool(o.get(PAGED))) for o in outcomes] == [("done", False), ("handed-over", True)]
+
+
+async def test_a_hand_over_whose_playbook_cannot_run_still_pages(store, thread, tmp_path, monkeypatch) -> None:
+    """The hand-over is recorded as told by its page before its playbook runs: a playbook that
+    cannot run (its target's lock held by an operator's run past the wait) must still give the
+    page. Before, the LockTimeout left the hand-over recorded as paged and nobody paged (only an
+    "[AGENT] internal error"); the bot dead past its budget, the emergency not run, untold."""
+    import agent.engine.remediation as remediation_mod
+    from agent.engine.locks import target_locks
+
+    monkeypatch.setattr(remediation_mod, "LOCK_TIMEOUT_SECONDS", 0.3)
+    tasks, pages = HeldTasks(), Pages()
+    tasks.release.set()
+    halt = SimpleNamespace(module="supervisor", params={"action": "stop", "program": "bot"}, name="halt")
+    remediator, bc = world(store, thread, tasks, pages, budget(1),
+                           playbooks={"emergency": SimpleNamespace(name="emergency", tasks=[halt])})
+    remediator._guard = RemediationGuard(store, thread, lock_dir=tmp_path)
+    await remediator._remediate(bc, "crash", {}, ["restart"])  # run 1 of 1
+    async with target_locks(tmp_path, ["h/program:bot"], owner="operator: agent run-playbook maintenance"):
+        await remediator._remediate(bc, "crashed again", {}, ["restart"])  # the budget spent: hand over
+    assert tasks.runs == 1  # the emergency never ran
+    assert len(pages.paged) == 1
+    assert "emergency" in pages.paged[0] and "did not run" in pages.paged[0]
+
+
+async def test_a_remediation_whose_program_an_operator_holds_is_told_not_taken_for_a_bug(
+        store, thread, tmp_path, monkeypatch) -> None:
+    """The restart waits for the program's lock, held by an operator's run: past the wait it is
+    not run, and that is its outcome (told), not an exception out of the remediation (before: an
+    "[AGENT] internal error ... This is a bug" page, and no outcome recorded)."""
+    import agent.engine.remediation as remediation_mod
+    from agent.engine.locks import target_locks
+    from agent.notify.lifecycle.remediation_notes import OUTCOME_EVENT
+
+    monkeypatch.setattr(remediation_mod, "LOCK_TIMEOUT_SECONDS", 0.3)
+    tasks, pages = HeldTasks(), Pages()
+    tasks.release.set()
+    remediator, bc = world(store, thread, tasks, pages, budget(3))
+    restart = SimpleNamespace(module="supervisor", params={"action": "restart", "program": "bot"}, name="restart")
+    bc.play.remediations["restart"].steps = [restart]
+    remediator._guard = RemediationGuard(store, thread, lock_dir=tmp_path)
+    async with target_locks(tmp_path, ["h/program:bot"], owner="operator: agent run-playbook maintenance"):
+        await remediator._remediate(bc, "crash", {}, ["restart"])
+    assert tasks.runs == 0
+    (outcome,) = store.recent_events(kind=OUTCOME_EVENT, limit=10)
+    assert (outcome.data or {}).get("outcome") == "refused"
+    assert "busy" in outcome.message and "operator: agent run-playbook maintenance" in outcome.message
+
+
+async def test_a_hand_over_whose_page_reaches_nobody_is_not_recorded_as_told_by_it(store, thread) -> None:
+    """The hand-over's outcome is marked told by its page (no update repeats it): a page route
+    that reaches no target (its only target optional and unset: no pager on this host) tells
+    nobody, so the outcome must stay for the update to the alert's targets. Before, it was
+    marked paged all the same: the emergency ran (flatten) and nobody was told."""
+    from agent.notify.lifecycle.remediation_notes import OUTCOME_EVENT, PAGED
+
+    class NoPager(Pages):
+        def page_targets(self, bc: Any) -> set[str]:
+            return set()
+
+    tasks, pages = HeldTasks(), NoPager()
+    tasks.release.set()
+    remediator, bc = world(store, thread, tasks, pages, budget(1),
+                           playbooks={"emergency": SimpleNamespace(name="emergency", tasks=[])})
+    await remediator._remediate(bc, "crash", {}, ["restart"])  # run 1 of 1
+    await remediator._remediate(bc, "crashed again", {}, ["restart"])  # hand over
+    outcomes = [e.data or {} for e in reversed(store.recent_events(kind=OUTCOME_EVENT, limit=10))]
+    assert [(o.get("outcome"), bool(o.get(PAGED))) for o in outcomes] == [("done", False), ("handed-over", False)]
