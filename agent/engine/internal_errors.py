@@ -89,8 +89,14 @@ class InternalErrors(logging.Handler):
 def _store_trouble(record: logging.LogRecord) -> bool:
     """The database refused (locked, full, gone): not a bug, and told by the store's own path
     (decisions kept and sent directly past the grace, the lost database told as it goes)."""
-    exc = record.exc_info[1] if record.exc_info else None
-    return isinstance(exc, (sqlite3.OperationalError, sqlalchemy.exc.OperationalError))
+    exc: BaseException | None = record.exc_info[1] if record.exc_info else None
+    seen = 0
+    while exc is not None and seen < 10:  # wrapped too (raise ... from, or during the handling of)
+        if isinstance(exc, (sqlite3.OperationalError, sqlalchemy.exc.OperationalError)) \
+                or type(exc) in (sqlite3.DatabaseError, sqlalchemy.exc.DatabaseError):  # "malformed"
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
 
 
 def _message(record: logging.LogRecord, what: str, more: int) -> tuple[str, str]:

@@ -18,8 +18,16 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.mark.usefixtures("root_logger_filters")
+def _wrapped(cause: BaseException) -> RuntimeError:
+    error = RuntimeError("the store call failed")
+    error.__cause__ = cause  # as `raise ... from cause` leaves it
+    return error
+
+
 @pytest.mark.parametrize(("error", "told"), [(TypeError("unhashable type: 'dict'"), 1),
-                                              (sqlite3.OperationalError("database is locked"), 0)])
+                                              (sqlite3.OperationalError("database is locked"), 0),
+                                              (_wrapped(sqlite3.OperationalError("database is locked")), 0),
+                                              (sqlite3.DatabaseError("database disk image is malformed"), 0)])
 async def test_a_result_the_agent_cannot_handle_is_told_once_not_only_logged(
         tmp_path: Path, receiver: JsonReceiver, monkeypatch: pytest.MonkeyPatch, error: Exception,
         told: int) -> None:
