@@ -1,16 +1,28 @@
-"""Suite-wide collection order: the end-to-end tests (marked ``slow``) first.
-
-``make test`` runs ``-n 4 --dist loadgroup``: pytest-xdist hands out the ``xdist_group`` groups
-first (largest first), then every other test one at a time in collection order. In path order the
-end-to-end suites (tests/e2e, 20-45 s a test) came after 2,600 unit tests of well under a second,
-so the run ended on a few long tests with the other workers idle. Longest first is the classic
-remedy: the short tests fill the end instead. Only the order changes; the order within each part
-is the collection's own (a stable sort), and every test still owns its ports and directories.
-"""
+"""Suite-wide fixtures."""
 from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterator
 
 import pytest
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+@pytest.fixture(autouse=True)
+def _cli_redaction_ends_with_its_test() -> Iterator[None]:
+    """A command (``agent.cli.common.load_chosen``, also run by the web app when it reads the files
+    again) installs its configuration's redaction filter on the root logger and on the root
+    logger's handlers, for the rest of the process: right for a command, which is one process. In
+    a test process those handlers include pytest's session-wide ones, which see every later
+    test's records first: a web test left a filter that knew ``json://127.0.0.1:9/``, and
+    tests/agent/notify/test_notify_notifications.py's redaction test, run after it on the same
+    worker, read ``cannot reach ***services/***/***/***`` instead of ``cannot reach ***``."""
+    yield
+    common = sys.modules.get("agent.cli.common")
+    if common is None or common.Redaction.installed is None:
+        return
+    from agent.core.redaction import uninstall
+
+    uninstall(logging.getLogger(), common.Redaction.installed)
+    common.Redaction.installed = None
+    common.Redaction.redact = staticmethod(lambda text: text)
