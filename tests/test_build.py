@@ -112,22 +112,3 @@ def test_xdist_groups_put_their_tests_on_one_worker(tmp_path: Path) -> None:
     workers = re.findall(r"^WORKER (gw\d+)$", run.stdout, re.MULTILINE)
     assert len(workers) == 6 and len(set(workers)) == 1, run.stdout
 
-
-def test_the_end_to_end_tests_are_handed_out_first(tmp_path: Path) -> None:
-    """tests/conftest.py puts the ``slow`` tests (the end-to-end suites, 20-45 s each) before the
-    unit tests, keeping each part's own order: a run does not end on one long test with the other
-    workers idle."""
-    import shutil
-    import subprocess
-    import sys
-
-    shutil.copy(Path(__file__).parent / "conftest.py", tmp_path / "conftest.py")
-    (tmp_path / "pytest.ini").write_text("[pytest]\nmarkers =\n    slow: end-to-end\n")
-    (tmp_path / "test_a_unit.py").write_text("def test_one():\n    pass\ndef test_two():\n    pass\n")
-    (tmp_path / "test_b_e2e.py").write_text(
-        "import pytest\npytestmark = pytest.mark.slow\ndef test_long():\n    pass\ndef test_longer():\n    pass\n")
-    run = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--collect-only", "-q"],
-                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    assert run.returncode == 0, run.stdout + run.stderr
-    assert [line for line in run.stdout.splitlines() if "::" in line] == [
-        "test_b_e2e.py::test_long", "test_b_e2e.py::test_longer", "test_a_unit.py::test_one", "test_a_unit.py::test_two"]
