@@ -111,3 +111,4 @@ def test_xdist_groups_put_their_tests_on_one_worker(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stdout + run.stderr
     workers = re.findall(r"^WORKER (gw\d+)$", run.stdout, re.MULTILINE)
     assert len(workers) == 6 and len(set(workers)) == 1, run.stdout
+

@@ -49,39 +49,40 @@ LIGHT_COMMANDS = frozenset({"validate", "modules", "inbox", "events-listener", "
 """Commands registered above, whose modules do not import the engine."""
 
 
+# Commands whose modules import the engine: (module in agent.cli, function) by command name.
+OPTIONAL_COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("run_cmd", "run"),
+    "run-playbook": ("run_playbook", "run_playbook"),
+    "status": ("status_cmd", "status"),
+    # alert lifecycle (issue 4): acknowledgements, silences, history and explanations
+    "ack": ("ack_cmd", "ack"),
+    "silence": ("silence_cmd", "silence"),
+    "history": ("history_cmd", "history"),
+    "explain": ("explain_cmd", "explain"),
+    "web": ("web_cmd", "web"),
+    # the bot's circuit breaker (issue 13): why it is halted, halt, resume with confirmation
+    "halt": ("halt_cmd", "halt"),
+    "resume": ("halt_cmd", "resume"),
+}
+
+
 def _register_optional(command: str | None = None) -> None:
     """Commands whose modules import the engine; registered here so `validate` stays light.
-    ``agent run`` (the resident agent, which lives for weeks) registers only itself: the other
-    commands' modules would stay in its memory for nothing (about 1 MB of its idle RSS). A light
+    A command registers only itself: ``agent run`` (the resident agent, which lives for weeks)
+    would keep the other commands' modules in its memory for nothing (about 1 MB of its idle RSS),
+    and ``agent web`` (started with every stack) imported all of them at 0.3 s of CPU. A light
     command registers none of them: ``agent inbox`` and ``agent events-listener`` start with every
     stack, and importing the engine (the store, SQLAlchemy, the notifiers) took them ~0.3 s of CPU
-    each for nothing."""
+    each for nothing. No command, or one not known (a typo): all of them, for the help and the
+    "No such command" message."""
+    import importlib
+
     if command in LIGHT_COMMANDS:
         return
-    from agent.cli import run_cmd
-
-    app.command("run")(run_cmd.run)
-    if command == "run":
-        return
-    from agent.cli import run_playbook, status_cmd
-
-    app.command("run-playbook")(run_playbook.run_playbook)
-    app.command("status")(status_cmd.status)
-    # alert lifecycle (issue 4): acknowledgements, silences, history and explanations
-    from agent.cli import ack_cmd, explain_cmd, history_cmd, silence_cmd
-
-    app.command("ack")(ack_cmd.ack)
-    app.command("silence")(silence_cmd.silence)
-    app.command("history")(history_cmd.history)
-    app.command("explain")(explain_cmd.explain)
-    from agent.cli import web_cmd
-
-    app.command("web")(web_cmd.web)
-    # the bot's circuit breaker (issue 13): why it is halted, halt, resume with confirmation
-    from agent.cli import halt_cmd
-
-    app.command("halt")(halt_cmd.halt)
-    app.command("resume")(halt_cmd.resume)
+    wanted = [command] if command in OPTIONAL_COMMANDS else list(OPTIONAL_COMMANDS)
+    for name in wanted:
+        module, function = OPTIONAL_COMMANDS[name]
+        app.command(name)(getattr(importlib.import_module(f"agent.cli.{module}"), function))
 
 
 def main(argv: list[str] | None = None) -> int:

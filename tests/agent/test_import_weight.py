@@ -129,6 +129,53 @@ def test_agent_run_holds_only_its_own_command() -> None:
                       "agent.cli.stack_cmd"], loaded
 
 
+def test_each_engine_command_holds_only_its_own_module() -> None:
+    """``agent web`` starts with every stack: registering every other command imported the CLI's
+    engine modules (status, run-playbook, the alert lifecycle, halt) at about 0.3 s of CPU."""
+    probe = ("import contextlib, io, json, sys\nfrom agent.cli.main import main\n"
+             "with contextlib.redirect_stdout(io.StringIO()):\n    main(['web', '--help'])\n"
+             "print(json.dumps(sorted(m for m in sys.modules if m.startswith('agent.cli.') and m.endswith('_cmd'))))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    loaded = json.loads(out.stdout.strip().splitlines()[-1])
+    assert loaded == ["agent.cli.events_cmd", "agent.cli.inbox_cmd", "agent.cli.modules_cmd", "agent.cli.stack_cmd",
+                      "agent.cli.web_cmd"], loaded
+
+
+def test_an_unknown_command_still_lists_every_command() -> None:
+    """No command (the help) or a typo: every command is registered, so the help lists them all and
+    a typo gets click's "No such command" (exit 2), not a list with the engine's commands missing."""
+    out = subprocess.run([sys.executable, "-m", "agent.cli.main", "--help"], capture_output=True, text=True,
+                         timeout=60, check=True)
+    for command in ("run", "run-playbook", "status", "ack", "silence", "history", "explain", "web", "halt", "resume"):
+        assert command in out.stdout, command
+    typo = subprocess.run([sys.executable, "-m", "agent.cli.main", "statsu"], capture_output=True, text=True,
+                          timeout=60)
+    assert typo.returncode == 2 and "No such command" in typo.stdout + typo.stderr, typo
+
+
+STACK_PROCESS_IMPORTS = ("sqlalchemy", "pydantic", "jinja2", "agent.playbook.loader", "agent.playbook.binding",
+                         "agent.modules.base", "agent.engine.watchers.detection")
+
+
+def test_the_light_commands_import_no_playbook_model_nor_the_store() -> None:
+    """``agent events-listener`` and ``agent inbox`` start with every stack (and every ``agent``
+    command imports the command line): importing ``agent.playbook.files`` for ``real_path`` ran the
+    package's ``__init__`` (every model, the check registry, Jinja), and the events listener's
+    encoder came with ``agent.engine.watchers``' ``Detection`` (every check module, SQLAlchemy):
+    ~0.3 s of CPU each at every start. The package names stay importable, on first use."""
+    probe = ("import json, sys\nimport agent.cli.main, agent.engine.watchers.supervisor_events\n"
+             f"print(json.dumps([m for m in {STACK_PROCESS_IMPORTS!r} if m in sys.modules]))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+    probe = ("import json\nimport agent.playbook, agent.engine.watchers\n"
+             "from agent.playbook import Diagnostic, load_config, templating\n"
+             "print(json.dumps([agent.playbook.Playbook.__name__, agent.engine.watchers.Detection.__name__,"
+             " load_config.__name__, templating.__name__, Diagnostic.__name__]))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == [
+        "Playbook", "Detection", "load_config", "agent.playbook.templating", "Diagnostic"]
+
+
 IDLE_IMPORTS = """
 import json, sys
 from pathlib import Path

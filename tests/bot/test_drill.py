@@ -8,6 +8,7 @@ from typer.testing import CliRunner
 
 from bot.cli import app
 from bot.exchange.server import serve_in_thread
+from tests.support import loopback
 from tests.support.ports import free_port
 
 
@@ -164,12 +165,12 @@ def test_an_exchange_started_without_a_token_has_no_admin_api(tmp_path):
         url = f"http://127.0.0.1:{port}"
         for _ in range(200):
             try:
-                if httpx.post(f"{url}/info", json={"type": "meta"}, timeout=1).status_code == 200:
+                if loopback.post(f"{url}/info", json={"type": "meta"}, timeout=1).status_code == 200:
                     break
             except httpx.TransportError:
                 time.sleep(0.05)
         for auth in (f"Bearer {DEFAULT_ADMIN_TOKEN}", "Bearer", "Bearer anything"):
-            r = httpx.get(f"{url}/admin/state", headers={"Authorization": auth})
+            r = loopback.get(f"{url}/admin/state", headers={"Authorization": auth})
             assert r.status_code == 503 and "disabled" in r.json()["error"]
     finally:
         proc.terminate()

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from tests.e2e.harness import wait_until
+from tests.support import loopback
 
 pytestmark = pytest.mark.slow
 
@@ -225,7 +226,7 @@ def test_on_the_live_stack_a_typo_in_an_unrelated_playbook_blocks_nothing(runnin
 
     def health():
         try:
-            return httpx.get(url, timeout=5).json()
+            return loopback.get(url, timeout=5).json()
         except (httpx.HTTPError, ValueError):
             return None
 

@@ -29,6 +29,7 @@ from hyperliquid.exchange import Exchange
 from hyperliquid.info import Info
 
 from botwarden.settings import PAPER_DEV_PRIVATE_KEY
+from tests.support import loopback
 from tests.support.stack import REPO, StackUnderTest, wait_until
 
 pytestmark = pytest.mark.slow
@@ -63,7 +64,7 @@ def _stack(**kw: Any) -> Iterator[StackUnderTest]:
 def _answers(url: str, json: Any = None) -> bool:
     """True once ``url`` answers 200 (RUNNING in supervisord is not yet listening)."""
     try:
-        r = httpx.post(url, json=json, timeout=2) if json is not None else httpx.get(url, timeout=2)
+        r = loopback.post(url, json=json, timeout=2) if json is not None else loopback.get(url, timeout=2)
     except httpx.HTTPError:
         return False
     return r.status_code == 200

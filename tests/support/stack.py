@@ -37,6 +37,7 @@ import httpx
 import pytest
 import yaml
 
+from tests.support import loopback
 from tests.support.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -193,7 +194,7 @@ class StackUnderTest:
 
         def answering() -> bool:
             try:
-                httpx.post(f"{self.exchange_url}/info", json={"type": "meta"}, timeout=2).raise_for_status()
+                loopback.post(f"{self.exchange_url}/info", json={"type": "meta"}, timeout=2).raise_for_status()
                 return bool(self.health().get("status"))
             except (httpx.HTTPError, ValueError):
                 return False
@@ -211,7 +212,7 @@ class StackUnderTest:
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
     def health(self) -> dict[str, Any]:
-        return httpx.get(self.settings.bot.health_url, timeout=5).json()
+        return loopback.get(self.settings.bot.health_url, timeout=5).json()
 
     def try_health(self) -> dict[str, Any]:
         """/health, or {} while the bot does not answer (e.g. the agent is restarting it):
@@ -226,7 +227,7 @@ class StackUnderTest:
         return self.settings.exchange.url
 
     def exchange_admin(self, method: str, path: str, body: Any = None) -> Any:
-        r = httpx.request(method, f"{self.exchange_url}{path}", json=body, timeout=10,
+        r = loopback.request(method, f"{self.exchange_url}{path}", json=body, timeout=10,
                           headers={"Authorization": f"Bearer {self.tokens['BOTWARDEN_EXCHANGE_ADMIN_TOKEN']}"})
         r.raise_for_status()
         return r.json() if r.content else None

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from tests.support import loopback
 from tests.support.stack import StackUnderTest, wait_until
 from tests.web.chromium import chromium
 
@@ -81,7 +82,7 @@ def test_operator_on_a_phone(running_stack: Callable[..., StackUnderTest], brows
         try:
             import httpx
 
-            return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
+            return loopback.get(f"{url}/healthz", timeout=2).status_code == 200
         except httpx.HTTPError:
             return False
 

@@ -27,6 +27,7 @@ from hyperliquid.info import Info
 
 from bot.exchange import DEFAULT_ADMIN_TOKEN, RunningExchange, serve_in_thread
 from botwarden.settings import PAPER_DEV_PRIVATE_KEY
+from tests.support import loopback
 from tests.support.ports import free_port
 
 REPO = Path(__file__).resolve().parents[3]
@@ -92,7 +93,7 @@ def spawn_paper_exchange(tmp_path: Path) -> Iterator[Callable[..., SpawnedExchan
             if proc.poll() is not None:
                 raise RuntimeError(f"paper exchange exited: {proc.stderr.read().decode() if proc.stderr else ''}")
             try:
-                if httpx.post(spawned.url + "/info", json={"type": "meta"}, timeout=1).status_code == 200:
+                if loopback.post(spawned.url + "/info", json={"type": "meta"}, timeout=1).status_code == 200:
                     return spawned
             except httpx.TransportError:
                 time.sleep(0.05)

@@ -15,6 +15,7 @@ from hyperliquid.info import Info
 from hyperliquid.utils.signing import get_timestamp_ms, sign_l1_action
 
 from bot.exchange import RunningExchange
+from tests.support import loopback
 
 
 def approve(master: Exchange, name: str | None) -> tuple[LocalAccount, dict[str, Any]]:
@@ -106,7 +107,7 @@ def test_an_account_cannot_be_approved_as_an_agent(paper_exchange: RunningExchan
     from hyperliquid.utils.signing import sign_agent
 
     signature = sign_agent(hl_exchange.wallet, action, False)
-    resp = httpx.post(paper_exchange.url + "/exchange", json={"action": action, "nonce": action["nonce"],
+    resp = loopback.post(paper_exchange.url + "/exchange", json={"action": action, "nonce": action["nonce"],
                                                                 "signature": signature}).json()
     assert resp["status"] == "err" and "it is a user" in resp["response"]
 

@@ -9,6 +9,7 @@ from hyperliquid.utils.signing import get_timestamp_ms, sign_l1_action
 
 from bot.exchange import RunningExchange
 from botwarden.settings import PAPER_DEV_PRIVATE_KEY
+from tests.support import loopback
 
 DEV = Account.from_key(PAPER_DEV_PRIVATE_KEY)
 
@@ -37,17 +38,17 @@ def test_admin_created_account_can_trade(paper_exchange: RunningExchange) -> Non
 
 def test_replayed_nonce_is_rejected(paper_exchange: RunningExchange) -> None:
     payload = signed_cancel(get_timestamp_ms())
-    first = httpx.post(paper_exchange.url + "/exchange", json=payload).json()
+    first = loopback.post(paper_exchange.url + "/exchange", json=payload).json()
     assert first["status"] == "ok"
-    replay = httpx.post(paper_exchange.url + "/exchange", json=payload).json()
+    replay = loopback.post(paper_exchange.url + "/exchange", json=payload).json()
     assert replay == {"status": "err", "response": f"Invalid nonce: duplicate nonce {payload['nonce']}"}
 
 
 def test_nonce_outside_the_window_is_rejected(paper_exchange: RunningExchange) -> None:
     now = get_timestamp_ms()
-    too_old = httpx.post(paper_exchange.url + "/exchange", json=signed_cancel(now - 3 * 86_400_000)).json()
+    too_old = loopback.post(paper_exchange.url + "/exchange", json=signed_cancel(now - 3 * 86_400_000)).json()
     assert too_old["status"] == "err" and too_old["response"].startswith("Invalid nonce: nonce too low")
-    too_new = httpx.post(paper_exchange.url + "/exchange", json=signed_cancel(now + 2 * 86_400_000)).json()
+    too_new = loopback.post(paper_exchange.url + "/exchange", json=signed_cancel(now + 2 * 86_400_000)).json()
     assert too_new["status"] == "err" and too_new["response"].startswith("Invalid nonce: nonce too high")
 
 
@@ -65,7 +66,7 @@ def test_nonce_must_exceed_the_smallest_of_the_last_100(paper_exchange: RunningE
 def test_tampered_action_recovers_a_different_signer(paper_exchange: RunningExchange) -> None:
     payload = signed_cancel(get_timestamp_ms())
     payload["action"]["cancels"][0]["o"] = 654321  # signature no longer matches: another address recovers
-    resp = httpx.post(paper_exchange.url + "/exchange", json=payload).json()
+    resp = loopback.post(paper_exchange.url + "/exchange", json=payload).json()
     assert resp["status"] == "err" and resp["response"].startswith("User or API Wallet 0x")
     assert DEV.address.lower() not in resp["response"]
 
@@ -80,8 +81,8 @@ def test_auth_failure_fault_rejects_every_signed_request(paper_exchange: Running
 
 
 def test_admin_requires_the_bearer_token(paper_exchange: RunningExchange) -> None:
-    assert httpx.get(paper_exchange.url + "/admin/state").status_code == 401
-    wrong = httpx.post(paper_exchange.url + "/admin/faults", json={"outage": "503"},
+    assert loopback.get(paper_exchange.url + "/admin/state").status_code == 401
+    wrong = loopback.post(paper_exchange.url + "/admin/faults", json={"outage": "503"},
                        headers={"Authorization": "Bearer nope"})
     assert wrong.status_code == 401
     assert paper_exchange.admin("GET", "/admin/state")["faults"]["outage"] == "off"

@@ -1,7 +1,6 @@
 """Fault injection: what a client of the paper exchange sees during a drill."""
 from __future__ import annotations
 
-import httpx
 import pytest
 import requests
 from hyperliquid.exchange import Exchange
@@ -10,6 +9,7 @@ from hyperliquid.utils.error import ClientError, ServerError
 from hyperliquid.utils.types import Cloid
 
 from bot.exchange import RunningExchange
+from tests.support import loopback
 
 
 def test_5xx_fault(paper_exchange: RunningExchange, hl_info: Info) -> None:
@@ -112,7 +112,7 @@ def test_dropped_response_still_applies_the_action(paper_exchange: RunningExchan
 
 
 def test_unknown_fault_is_a_400(paper_exchange: RunningExchange) -> None:
-    r = httpx.post(paper_exchange.url + "/admin/faults", json={"latncy_ms": 5},
+    r = loopback.post(paper_exchange.url + "/admin/faults", json={"latncy_ms": 5},
                    headers={"Authorization": f"Bearer {paper_exchange.admin_token}"})
     assert r.status_code == 400 and "latncy_ms" in r.json()["error"]
 

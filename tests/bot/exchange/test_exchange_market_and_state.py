@@ -5,7 +5,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx
 import pytest
 from eth_account import Account
 from hyperliquid.exchange import Exchange
@@ -16,6 +15,7 @@ from bot.exchange import RunningExchange, serve_in_thread
 from bot.exchange.market import Market
 from bot.exchange.server import main
 from botwarden.settings import PAPER_DEV_PRIVATE_KEY, load_settings
+from tests.support import loopback
 
 DEV = Account.from_key(PAPER_DEV_PRIVATE_KEY)
 
@@ -79,7 +79,7 @@ def test_state_survives_a_restart(tmp_path: Path) -> None:
     action = {"type": "cancel", "cancels": [{"a": 0, "o": 1}]}
     payload = {"action": action, "nonce": nonce, "signature": sign_l1_action(DEV, action, None, nonce, None, False),
                "vaultAddress": None, "expiresAfter": None}
-    assert httpx.post(ex.url + "/exchange", json=payload).json()["status"] == "ok"
+    assert loopback.post(ex.url + "/exchange", json=payload).json()["status"] == "ok"
     before_state = info.user_state(DEV.address)
     fills_before = info.user_fills(DEV.address)
     ex.stop()
@@ -92,7 +92,7 @@ def test_state_survives_a_restart(tmp_path: Path) -> None:
         assert pos["position"]["entryPx"] == before_state["assetPositions"][0]["position"]["entryPx"]
         assert [o["oid"] for o in info2.open_orders(DEV.address)] == [oid]
         assert info2.user_fills(DEV.address) == fills_before
-        replay = httpx.post(again.url + "/exchange", json=payload).json()
+        replay = loopback.post(again.url + "/exchange", json=payload).json()
         assert replay == {"status": "err", "response": f"Invalid nonce: duplicate nonce {nonce}"}
         # new order ids continue after the old ones
         new = Exchange(DEV, again.url).order("BTC", True, 0.01, px, {"limit": {"tif": "Gtc"}})

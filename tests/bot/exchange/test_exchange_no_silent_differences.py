@@ -8,7 +8,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
@@ -22,6 +21,7 @@ from hypothesis import strategies as st
 from bot.exchange import RunningExchange, catalog, serve_in_thread
 from bot.exchange.market import coin_spec, round_to_tick, tick_size
 from bot.exchange.rules import on_tick
+from tests.support import loopback
 
 REPO = Path(__file__).resolve().parents[3]
 BUILDER = "0x" + "b" * 40
@@ -106,7 +106,7 @@ def test_an_action_hyperliquid_does_not_know_fails_to_deserialize(paper_exchange
 
     action, nonce = {"type": "teleport"}, get_timestamp_ms()
     body = {"action": action, "nonce": nonce, "signature": sign_l1_action(dev_wallet, action, None, nonce, None, False)}
-    r = httpx.post(paper_exchange.url + "/exchange", json=body)
+    r = loopback.post(paper_exchange.url + "/exchange", json=body)
     assert (r.status_code, r.text) == (422, "Failed to deserialize the JSON body into the target type")
 
 
@@ -194,7 +194,7 @@ def test_every_price_the_market_rounds_to_is_on_the_tick_grid(coin: str, px: flo
 ])
 def test_unsupported_info_requests_are_refused_by_name(paper_exchange: RunningExchange, body: dict[str, Any],
                                                        text: str) -> None:
-    r = httpx.post(paper_exchange.url + "/info", json=body)
+    r = loopback.post(paper_exchange.url + "/info", json=body)
     assert r.status_code == 422 and r.text.startswith("Unsupported by the paper exchange: ") and text in r.text
 
 
@@ -234,7 +234,7 @@ def test_an_info_request_of_the_wrong_shape_fails_to_deserialize(paper_exchange:
     """A ``type`` that is a list or an object (not hashable) answered 500 "Internal Server Error"
     from the request weight's lookup, before the view could refuse it; Hyperliquid answers such a
     body 422 in its deserialization words, as the paper exchange does for every other bad shape."""
-    r = httpx.post(paper_exchange.url + "/info", json=body)
+    r = loopback.post(paper_exchange.url + "/info", json=body)
     assert (r.status_code, r.text) == (422, "Failed to deserialize the JSON body into the target type")
 
 
@@ -246,7 +246,7 @@ def test_an_info_request_of_the_wrong_shape_fails_to_deserialize(paper_exchange:
 def test_a_number_beyond_64_bits_fails_to_deserialize(paper_exchange: RunningExchange, body: Any) -> None:
     """Hyperliquid's oids and times are 64-bit; a larger number answered 500 (SQLite's OverflowError
     escaped the view) where Hyperliquid cannot deserialize the body (422)."""
-    r = httpx.post(paper_exchange.url + "/info", json=body)
+    r = loopback.post(paper_exchange.url + "/info", json=body)
     assert (r.status_code, r.text) == (422, "Failed to deserialize the JSON body into the target type")
 
 
@@ -271,7 +271,7 @@ def test_a_time_or_oid_that_is_not_an_unsigned_integer_fails_to_deserialize(
     boolean one cannot be deserialized (422). They were coerced (``int(...)``) and answered: a
     startTime -5 or 1.5 read as 0, "0" as 0, true as 1, an oid 1000.5 as order 1000: accepted and
     quietly changed."""
-    r = httpx.post(paper_exchange.url + "/info", json=body)
+    r = loopback.post(paper_exchange.url + "/info", json=body)
     assert (r.status_code, r.text) == (422, "Failed to deserialize the JSON body into the target type")
 
 
@@ -317,5 +317,5 @@ def test_a_trading_action_of_the_wrong_structure_fails_to_deserialize(
 
     nonce = get_timestamp_ms()
     body = {"action": action, "nonce": nonce, "signature": sign_l1_action(dev_wallet, action, None, nonce, None, False)}
-    r = httpx.post(paper_exchange.url + "/exchange", json=body)
+    r = loopback.post(paper_exchange.url + "/exchange", json=body)
     assert (r.status_code, r.text) == (422, "Failed to deserialize the JSON body into the target type")

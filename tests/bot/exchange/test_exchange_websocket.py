@@ -22,6 +22,7 @@ from hyperliquid.utils.signing import (
 )
 
 from bot.exchange import RunningExchange
+from tests.support import loopback
 
 
 class Recorder:
@@ -250,7 +251,7 @@ def test_outage_drops_connections_and_refuses_new_ones_until_cleared(paper_excha
     with pytest.raises(websocket.WebSocketBadStatusException) as refused:
         websocket.create_connection(ws_url(paper_exchange), timeout=10)
     assert refused.value.status_code == 503
-    assert httpx.post(paper_exchange.url + "/info", json={"type": "meta"}).status_code == 200  # HTTP unaffected
+    assert loopback.post(paper_exchange.url + "/info", json={"type": "meta"}).status_code == 200  # HTTP unaffected
     paper_exchange.admin("DELETE", "/admin/faults")
     back = RawClient(paper_exchange)
     back.send({"method": "ping"})

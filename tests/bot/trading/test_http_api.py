@@ -8,12 +8,12 @@ import math
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot.trading.http_api import BotHttpServer
 from bot.trading.jsonlog import configure_logging
+from tests.support import loopback
 from tests.support.promtool import promtool_problems
 
 TOKEN = "s3cret-control-token-value"
@@ -40,7 +40,7 @@ def test_metrics_parse_and_carry_the_operator_names(served: Callable[..., tuple[
     engine, url = served()
     engine.reconcile()
     engine.iterate()
-    text = httpx.get(f"{url}/metrics").text
+    text = loopback.get(f"{url}/metrics").text
     families = {f.name: f for f in text_string_to_metric_families(text)}
     for name in ["trading_equity_usd", "trading_pnl_usd", "trading_pnl_daily_percent", "trading_win_rate",
                  "trading_exposure_percent", "trading_positions_active", "trading_open_orders",
@@ -58,18 +58,18 @@ def test_health_reflects_a_halt_and_a_resume(served: Callable[..., tuple[Any, st
     engine.reconcile()
     engine.iterate()
     auth = {"Authorization": f"Bearer {TOKEN}"}
-    answer = httpx.post(f"{url}/control/halt?reason=maintenance&by=alice", headers=auth).json()
+    answer = loopback.post(f"{url}/control/halt?reason=maintenance&by=alice", headers=auth).json()
     assert answer["ok"] is True and answer["halted"] is True and answer["durable"] is True
     assert answer["halt"]["reason"] == "maintenance" and answer["halt"]["by"] == "alice"
     assert answer["halts"] == [answer["halt"]]
-    health = httpx.get(f"{url}/health").json()
+    health = loopback.get(f"{url}/health").json()
     assert health["status"] == "halted" and health["halts"] == [answer["halt"]]
     assert health["halted_reason"] == "control: maintenance"
     assert {"loop_age_s", "market_data_age_s", "last_trade_at", "positions", "open_orders", "version",
             "uptime_s"} <= set(health)
-    resumed = httpx.post(f"{url}/control/resume", headers=auth).json()
+    resumed = loopback.post(f"{url}/control/resume", headers=auth).json()
     assert resumed["cleared"] == 1 and resumed["ended"] == [answer["halt"]] and resumed["halts"] == []
-    assert httpx.get(f"{url}/health").json()["halted_reason"] is None
+    assert loopback.get(f"{url}/health").json()["halted_reason"] is None
 
 
 def test_halt_and_resume_work_before_the_trading_loop_exists(make_engine: Callable[..., Any]) -> None:
@@ -81,10 +81,10 @@ def test_halt_and_resume_work_before_the_trading_loop_exists(make_engine: Callab
     try:
         auth = {"Authorization": f"Bearer {TOKEN}"}
         url = f"http://127.0.0.1:{srv.port}"
-        answer = httpx.post(f"{url}/control/halt", headers=auth).json()
+        answer = loopback.post(f"{url}/control/halt", headers=auth).json()
         assert answer["halted"] and answer["durable"] and [h.id for h in engine.halts.active()] == [answer["halt"]["id"]]
-        assert httpx.post(f"{url}/control/cancel-all", headers=auth).status_code == 503
-        assert httpx.post(f"{url}/control/resume", headers=auth).json()["cleared"] == 1
+        assert loopback.post(f"{url}/control/cancel-all", headers=auth).status_code == 503
+        assert loopback.post(f"{url}/control/resume", headers=auth).json()["cleared"] == 1
         assert engine.halts.active() == []
     finally:
         srv.stop()
@@ -106,13 +106,13 @@ def test_a_bot_waiting_for_its_wallet_reports_the_halt_files_halts_and_no_equity
     srv.start()
     try:
         url = f"http://127.0.0.1:{srv.port}"
-        health = httpx.get(f"{url}/health").json()
+        health = loopback.get(f"{url}/health").json()
         assert health["status"] == "halted" and [h["id"] for h in health["halts"]] == [halt.id]
         assert health["halted_reason"] and "placing the stop-loss of BTC" in health["halted_reason"]
-        families = {f.name: f for f in text_string_to_metric_families(httpx.get(f"{url}/metrics").text)}
+        families = {f.name: f for f in text_string_to_metric_families(loopback.get(f"{url}/metrics").text)}
         assert math.isnan(families["trading_equity_usd"].samples[0].value)
         previous.halts.clear()  # `agent resume` meanwhile
-        assert httpx.get(f"{url}/health").json()["halts"] == []
+        assert loopback.get(f"{url}/health").json()["halts"] == []
     finally:
         srv.stop()
 
@@ -120,7 +120,7 @@ def test_a_bot_waiting_for_its_wallet_reports_the_halt_files_halts_and_no_equity
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}])
 def test_control_without_the_token_is_401(served: Callable[..., tuple[Any, str]], headers: dict[str, str]) -> None:
     engine, url = served()
-    r = httpx.post(f"{url}/control/halt", headers=headers)
+    r = loopback.post(f"{url}/control/halt", headers=headers)
     assert r.status_code == 401 and r.headers["WWW-Authenticate"] == "Bearer"
     assert engine.status.halted_reason is None
 
@@ -128,7 +128,7 @@ def test_control_without_the_token_is_401(served: Callable[..., tuple[Any, str]]
 def test_control_is_refused_with_503_when_no_token_is_configured(
         served: Callable[..., tuple[Any, str]]) -> None:
     engine, url = served(token=None)
-    r = httpx.post(f"{url}/control/halt", headers={"Authorization": "Bearer anything"})
+    r = loopback.post(f"{url}/control/halt", headers={"Authorization": "Bearer anything"})
     assert r.status_code == 503 and "BOTWARDEN_BOT_TOKEN" in r.json()["error"]
     assert engine.status.halted_reason is None
 
@@ -139,10 +139,10 @@ def test_cancel_all_and_close_all_flatten_the_account(served: Callable[..., tupl
     engine.iterate()
     assert engine.gw.open_orders()  # stop-losses rest
     auth = {"Authorization": f"Bearer {TOKEN}"}
-    result = httpx.post(f"{url}/control/close-all", headers=auth, timeout=30).json()
+    result = loopback.post(f"{url}/control/close-all", headers=auth, timeout=30).json()
     assert result["ok"] and sorted(result["closed"]) == ["BTC", "ETH"] and result["still_open"] == []
     assert engine.gw.account().positions == {} and engine.gw.open_orders() == []
-    assert httpx.get(f"{url}/health").json()["status"] == "halted"
+    assert loopback.get(f"{url}/health").json()["status"] == "halted"
 
 
 def test_token_and_key_never_reach_the_logs(served: Callable[..., tuple[Any, str]]) -> None:
@@ -152,8 +152,8 @@ def test_token_and_key_never_reach_the_logs(served: Callable[..., tuple[Any, str
     configure_logging([TOKEN, PAPER_DEV_PRIVATE_KEY], stream=buf)
     try:
         _, url = served()
-        httpx.post(f"{url}/control/halt", headers={"Authorization": f"Bearer {TOKEN}x"})
-        httpx.post(f"{url}/control/halt", headers={"Authorization": f"Bearer {TOKEN}"})
+        loopback.post(f"{url}/control/halt", headers={"Authorization": f"Bearer {TOKEN}x"})
+        loopback.post(f"{url}/control/halt", headers={"Authorization": f"Bearer {TOKEN}"})
         log = logging.getLogger("bot.test")
         try:
             raise RuntimeError(f"boom with {TOKEN} and {PAPER_DEV_PRIVATE_KEY[2:]}")

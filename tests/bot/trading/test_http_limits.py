@@ -21,6 +21,7 @@ from bot.trading import http_api
 from bot.trading.http_api import MAX_CONNECTIONS, BotHttpServer
 from bot.trading.metrics import BotMetrics
 from bot.trading.status import RuntimeStatus
+from tests.support import loopback
 
 TOKEN = "unix-socket-control-token"
 
@@ -93,12 +94,12 @@ def test_idle_connections_cannot_make_threads_without_bound(served: Callable[...
     # Freed as the idle clients leave: the agent's next health check is served.
     for _ in range(50):
         try:
-            if httpx.get(f"http://127.0.0.1:{srv.port}/health", timeout=5).status_code == 200:
+            if loopback.get(f"http://127.0.0.1:{srv.port}/health", timeout=5).status_code == 200:
                 break
         except httpx.HTTPError:
             pass
         threading.Event().wait(0.1)
-    assert httpx.get(f"http://127.0.0.1:{srv.port}/health", timeout=5).status_code == 200
+    assert loopback.get(f"http://127.0.0.1:{srv.port}/health", timeout=5).status_code == 200
 
 
 def test_control_is_served_on_a_0600_unix_socket_and_refused_over_tcp(
@@ -108,13 +109,13 @@ def test_control_is_served_on_a_0600_unix_socket_and_refused_over_tcp(
     srv = served(controls=lambda: engine, control_socket=path)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     auth = {"Authorization": f"Bearer {TOKEN}"}
-    tcp = httpx.post(f"http://127.0.0.1:{srv.port}/control/halt", headers=auth)
+    tcp = loopback.post(f"http://127.0.0.1:{srv.port}/control/halt", headers=auth)
     assert tcp.status_code == 404 and str(path) in tcp.json()["error"]
     assert engine.status.halted_reason is None
     with httpx.Client(transport=httpx.HTTPTransport(uds=str(path))) as unix:
         answer = unix.post("http://bot/control/halt", headers=auth).json()
         assert answer["ok"] is True and answer["halted"] is True
         assert unix.post("http://bot/control/halt", headers={"Authorization": "Bearer wrong"}).status_code == 401
-    assert httpx.get(f"http://127.0.0.1:{srv.port}/health").status_code == 200
+    assert loopback.get(f"http://127.0.0.1:{srv.port}/health").status_code == 200
     srv.stop()
     assert not path.exists()
