@@ -26,10 +26,6 @@ import traceback
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import sqlalchemy.exc
-
-from agent.notify.routing import RoutedMessage
-
 if TYPE_CHECKING:
     from agent.engine.direct_alerts import DirectAlerts
 
@@ -82,6 +78,8 @@ class InternalErrors(logging.Handler):
             self.handleError(record)
 
     def _deliver(self, title: str, body: str) -> None:
+        from agent.notify.routing import RoutedMessage
+
         self.told += 1
         self._direct.deliver(title, body, "critical", RoutedMessage("critical", tags=("p0",)))
 
@@ -89,6 +87,8 @@ class InternalErrors(logging.Handler):
 def _store_trouble(record: logging.LogRecord) -> bool:
     """The database refused (locked, full, gone): not a bug, and told by the store's own path
     (decisions kept and sent directly past the grace, the lost database told as it goes)."""
+    import sqlalchemy.exc  # here: `costs` is imported by the light commands (events-listener)
+
     exc: BaseException | None = record.exc_info[1] if record.exc_info else None
     seen = 0
     while exc is not None and seen < 10:  # wrapped too (raise ... from, or during the handling of)
