@@ -129,7 +129,7 @@ class Remediator:
             self._spawn(self._event("remediation-paused", bc, status.incident_id,
                                     "remediation paused: the check is flapping"), bc.key)
             return
-        self._spawn(self._remediate(bc, why, vars_, list(bc.check.remediate)), bc.key)
+        self._spawn(self._remediate(bc, why, vars_, list(bc.check.remediate), status.incident_id), bc.key)
 
     # -- running -------------------------------------------------------------------------------
     def _spawn(self, coro: Any, key: str) -> None:
@@ -143,7 +143,12 @@ class Remediator:
             log.error("remediation task %s failed", task.get_name(), exc_info=task.exception(), extra=costs(
                 "a remediation ended in an error: what it did may be neither recorded nor told"))
 
-    async def _remediate(self, bc: BoundCheck, why: str, vars_: Mapping[str, Any], names: Sequence[str]) -> None:
+    async def _remediate(self, bc: BoundCheck, why: str, vars_: Mapping[str, Any], names: Sequence[str],
+                         decided_for: int | None = None) -> None:
+        """``decided_for``: the incident of the decision (its status when it was stored). What is
+        recorded belongs to it even when the problem ended meanwhile: a bot that supervisord's own
+        autorestart had running again before the agent's start decided found the incident already
+        resolved, its outcome was recorded on no incident, and the crash was never told."""
         for name in names:
             remediation = bc.play.remediations[name]
             # The steps' `when` decides first: a problem they do not apply to (a deliberate
@@ -151,13 +156,13 @@ class Remediator:
             # which it would hand over to the emergency and flatten) nor its cooldown may speak.
             skipped = self._tasks.skipped_before_running(bc.play, bc.host, remediation.steps, vars_)
             if skipped is not None:
-                await self._nothing_to_do(bc, name, skipped, vars_)
+                await self._nothing_to_do(bc, name, skipped, vars_, decided_for or self._incident(bc.key))
                 continue
             # Admitted holding the target's lock, so a run under way is counted before the
             # budget and the cooldown decide (they are recorded when a run ends).
             async with self._guard.lock_for(bc, name, remediation):
                 admission = await self._guard.admit(bc, name, remediation)
-                incident_id = self._incident(bc.key)
+                incident_id = decided_for or self._incident(bc.key)
                 if admission.allowed:
                     await self._run_admitted(bc, name, remediation, why, vars_, incident_id)
                     continue
@@ -219,12 +224,12 @@ class Remediator:
                                                                                        else {})})
 
     async def _nothing_to_do(self, bc: BoundCheck, name: str, skipped: Sequence[TaskOutcome],
-                             vars_: Mapping[str, Any]) -> None:
+                             vars_: Mapping[str, Any], incident_id: int | None) -> None:
         """No step of ``name`` applies to this problem: nothing runs, nothing is counted."""
         _outcome, line = run_outcome(name, skipped, 0.0)
         line += _what_it_saw(bc, vars_)
         log.info("remediation %s for %s not run: %s", name, bc.key, line)
-        await self._event(OUTCOME_EVENT, bc, self._incident(bc.key), line, {"outcome": "nothing", "remediation": name})
+        await self._event(OUTCOME_EVENT, bc, incident_id, line, {"outcome": "nothing", "remediation": name})
 
     async def _refused(self, bc: BoundCheck, name: str, admission: Admission, incident_id: int | None) -> None:
         log.warning("remediation %s for %s not run: %s", name, bc.key, admission.reason)

@@ -5,6 +5,7 @@ whose run the test holds open, so the overlap is exact, not a timing."""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
@@ -252,3 +253,22 @@ async def test_a_hand_over_whose_page_reaches_nobody_is_not_recorded_as_told_by_
     await remediator._remediate(bc, "crashed again", {}, ["restart"])  # hand over
     outcomes = [e.data or {} for e in reversed(store.recent_events(kind=OUTCOME_EVENT, limit=10))]
     assert [(o.get("outcome"), bool(o.get(PAGED))) for o in outcomes] == [("done", False), ("handed-over", False)]
+
+
+async def test_what_is_done_about_a_problem_is_recorded_on_its_incident_though_it_ended_meanwhile(
+        store, thread) -> None:
+    """supervisord's own autorestart had the crashed bot running again before the agent's start
+    was decided: the check read RUNNING, the incident was resolved and the live status named no
+    incident any more. The outcome was then recorded on no incident, the lifecycle found nothing
+    done about it ("went away by itself") and the crash was never told (make bench, crash 1 of
+    20, bot with supervisord's default autorestart)."""
+    from agent.engine.evaluator import State
+    from agent.notify.lifecycle.remediation_notes import OUTCOME_EVENT
+
+    tasks = HeldTasks()
+    tasks.release.set()
+    remediator, bc = world(store, thread, tasks, Pages())  # its live status names no incident
+    iid = store.open_incident(play="p", host="h", check="bot", state=State.CRITICAL, severity="critical",
+                              opened_at=datetime.now(UTC), summary="bot EXITED")
+    await remediator._remediate(bc, "crash", {}, ["restart"], decided_for=iid)
+    assert [e.incident_id for e in store.recent_events(kind=OUTCOME_EVENT, limit=10)] == [iid]
