@@ -118,13 +118,18 @@ def test_agent_run_limits_glibcs_malloc_arenas_unless_the_environment_chose() ->
     assert json.loads(out.stdout) is False
 
 
-def test_agent_run_holds_only_its_own_command() -> None:
-    """The resident agent lives for weeks: the other commands' modules would stay in its memory."""
+def _command_modules_after(command: str) -> list[str]:
+    """The CLI's command modules loaded by ``agent COMMAND --help`` in a fresh interpreter."""
     probe = ("import contextlib, io, json, sys\nfrom agent.cli.main import main\n"
-             "with contextlib.redirect_stdout(io.StringIO()):\n    main(['run', '--help'])\n"
+             f"with contextlib.redirect_stdout(io.StringIO()):\n    main([{command!r}, '--help'])\n"
              "print(json.dumps(sorted(m for m in sys.modules if m.startswith('agent.cli.') and m.endswith('_cmd'))))")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
-    loaded = json.loads(out.stdout.strip().splitlines()[-1])
+    return list(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def test_agent_run_holds_only_its_own_command() -> None:
+    """The resident agent lives for weeks: the other commands' modules would stay in its memory."""
+    loaded = _command_modules_after("run")
     assert loaded == ["agent.cli.events_cmd", "agent.cli.inbox_cmd", "agent.cli.modules_cmd", "agent.cli.run_cmd",
                       "agent.cli.stack_cmd"], loaded
 
@@ -132,11 +137,7 @@ def test_agent_run_holds_only_its_own_command() -> None:
 def test_each_engine_command_holds_only_its_own_module() -> None:
     """``agent web`` starts with every stack: registering every other command imported the CLI's
     engine modules (status, run-playbook, the alert lifecycle, halt) at about 0.3 s of CPU."""
-    probe = ("import contextlib, io, json, sys\nfrom agent.cli.main import main\n"
-             "with contextlib.redirect_stdout(io.StringIO()):\n    main(['web', '--help'])\n"
-             "print(json.dumps(sorted(m for m in sys.modules if m.startswith('agent.cli.') and m.endswith('_cmd'))))")
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
-    loaded = json.loads(out.stdout.strip().splitlines()[-1])
+    loaded = _command_modules_after("web")
     assert loaded == ["agent.cli.events_cmd", "agent.cli.inbox_cmd", "agent.cli.modules_cmd", "agent.cli.stack_cmd",
                       "agent.cli.web_cmd"], loaded
 
