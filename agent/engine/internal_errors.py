@@ -61,9 +61,11 @@ class InternalErrors(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         what = getattr(record, COSTS, None)
-        if not what or _store_trouble(record):
+        if not what:
             return
         try:
+            if _store_trouble(record):
+                return
             now = time.monotonic()
             key = (record.name, str(record.msg))
             kind = self._kinds.get(key)
