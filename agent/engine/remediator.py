@@ -149,6 +149,7 @@ class Remediator:
         recorded belongs to it even when the problem ended meanwhile: a bot that supervisord's own
         autorestart had running again before the agent's start decided found the incident already
         resolved, its outcome was recorded on no incident, and the crash was never told."""
+        incident_id = decided_for or self._incident(bc.key)
         for name in names:
             remediation = bc.play.remediations[name]
             # The steps' `when` decides first: a problem they do not apply to (a deliberate
@@ -156,13 +157,12 @@ class Remediator:
             # which it would hand over to the emergency and flatten) nor its cooldown may speak.
             skipped = self._tasks.skipped_before_running(bc.play, bc.host, remediation.steps, vars_)
             if skipped is not None:
-                await self._nothing_to_do(bc, name, skipped, vars_, decided_for or self._incident(bc.key))
+                await self._nothing_to_do(bc, name, skipped, vars_, incident_id)
                 continue
             # Admitted holding the target's lock, so a run under way is counted before the
             # budget and the cooldown decide (they are recorded when a run ends).
             async with self._guard.lock_for(bc, name, remediation):
                 admission = await self._guard.admit(bc, name, remediation)
-                incident_id = decided_for or self._incident(bc.key)
                 if admission.allowed:
                     await self._run_admitted(bc, name, remediation, why, vars_, incident_id)
                     continue
@@ -258,7 +258,7 @@ class Remediator:
         # (agent-killed-mid-handover, seed 2010257165).
         await self._event(OUTCOME_EVENT, bc, incident_id, f"{name} not run: {detail}", data)
         if admission.handover:
-            await self._handover(bc, name, admission)
+            await self._handover(bc, name, admission, incident_id)
 
     def _defer(self, key: str, name: str, delay: float) -> None:
         """Decide ``name`` for ``key`` again when its cooldown ends (once per pair)."""
@@ -283,7 +283,7 @@ class Remediator:
         for pair in [p for p in self._deferred if p[0] == key]:
             self._deferred.pop(pair).cancel()
 
-    async def _handover(self, bc: BoundCheck, name: str, admission: Admission) -> None:
+    async def _handover(self, bc: BoundCheck, name: str, admission: Admission, incident_id: int | None) -> None:
         """Past the budget: run the named playbook (e.g. emergency) once and page a human."""
         then = admission.handover
         assert then is not None
@@ -296,7 +296,7 @@ class Remediator:
             try:
                 async with self._guard.tasks_lock(bc, play.tasks, owner=f"agent: handover {then} for {bc.key}"):
                     recap = await self._tasks.run(play, [bc.host], play.tasks, reason, label=f"handover:{then}: ",
-                                                  incident_id=self._incident(bc.key), extra_vars={"reason": reason},
+                                                  incident_id=incident_id, extra_vars={"reason": reason},
                                                   record=True)
                 told = paged_by(recap.outcomes)
             except LockTimeout as exc:
@@ -310,7 +310,7 @@ class Remediator:
         if page_targets and page_targets <= told:
             # The playbook's own message (the emergency's page, which quotes `reason`) reached
             # every target the page would: one page, not two.
-            await self._event("page", bc, self._incident(bc.key),
+            await self._event("page", bc, incident_id,
                               f"paged by playbook {then}'s own message (to {', '.join(sorted(page_targets))})")
             return
         try:
